@@ -1,0 +1,41 @@
+# The two commands: `make run` (demo in sandbox mode) and `make test` (the whole suite).
+VENV := .venv
+PY := $(VENV)/bin/python
+HOST ?= 127.0.0.1
+PORT ?= 8000
+
+.PHONY: run test lint check serve-sim clean
+
+$(PY):
+	"$$(sh bin/find-python)" -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+
+$(VENV)/.installed: requirements.txt requirements-dev.txt | $(PY)
+	$(PY) -m pip install --quiet -r requirements-dev.txt
+	touch $@
+
+run: $(VENV)/.installed
+	DEBUG=$${DEBUG:-true} $(PY) manage.py migrate --noinput
+	DEBUG=$${DEBUG:-true} $(PY) manage.py seed_demo
+	@echo ""
+	@echo "  vccweb (sandbox mode) on http://$(HOST):$(PORT)/"
+	@echo "  Log in as agent, supervisor or admin; password: $${DEMO_PASSWORD:-demo}"
+	@echo ""
+	DEBUG=$${DEBUG:-true} $(PY) manage.py runserver $(HOST):$(PORT)
+
+test: $(VENV)/.installed
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+lint: $(VENV)/.installed
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+check: $(VENV)/.installed
+	$(PY) manage.py check
+	$(PY) manage.py makemigrations --check --dry-run
+
+serve-sim: $(VENV)/.installed
+	$(PY) -m vccsim --port 8025
+
+clean:
+	rm -rf $(VENV) .pytest_cache

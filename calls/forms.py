@@ -1,0 +1,51 @@
+from __future__ import annotations
+
+from django import forms
+from django.core.exceptions import ValidationError
+from django.forms import BaseInlineFormSet, inlineformset_factory
+
+from calls import phones
+from calls.models import Contact, ContactPhone
+
+
+class ContactForm(forms.ModelForm):
+    class Meta:
+        model = Contact
+        fields = ["name", "company", "email", "owner", "do_not_call", "consent_override", "notes"]
+        widgets = {"notes": forms.Textarea(attrs={"rows": 4})}
+
+
+class ContactPhoneForm(forms.ModelForm):
+    number = forms.CharField(
+        max_length=phones.MAX_INPUT,
+        help_text="Any format: +44 20 7946 0100, 020 7946 0100, (312) 555-0100 with +1…",
+    )
+
+    class Meta:
+        model = ContactPhone
+        fields = ["label", "number", "is_primary", "do_not_call"]
+
+    def clean_number(self) -> str:
+        return phones.to_e164(self.cleaned_data["number"])
+
+
+class BaseContactPhoneFormSet(BaseInlineFormSet):
+    def clean(self) -> None:
+        super().clean()
+        if any(self.errors):
+            return
+        kept = [f for f in self.forms if f.cleaned_data and not f.cleaned_data.get("DELETE")]
+        numbers = [f.cleaned_data["number"] for f in kept]
+        duplicates = {n for n in numbers if numbers.count(n) > 1}
+        if duplicates:
+            raise ValidationError(f"{', '.join(phones.display(n) for n in sorted(duplicates))} is listed twice.")
+        primaries = [f for f in kept if f.cleaned_data.get("is_primary")]
+        if len(primaries) > 1:
+            raise ValidationError("Only one number can be primary: untick all but one.")
+        if kept and not primaries:
+            kept[0].instance.is_primary = True
+
+
+ContactPhoneFormSet = inlineformset_factory(
+    Contact, ContactPhone, form=ContactPhoneForm, formset=BaseContactPhoneFormSet, extra=1, can_delete=True
+)

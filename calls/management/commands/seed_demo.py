@@ -1,0 +1,157 @@
+"""Create (or bring back) the demo workspace: contacts, agents, groups, callback numbers and three users.
+
+It matches vccsim's sample account, so that sandbox calls find the same agents, groups and CLIDs.
+"""
+
+from __future__ import annotations
+
+import random
+
+import phonenumbers
+from django.conf import settings
+from django.contrib.auth import get_user_model
+from django.core.management.base import BaseCommand, CommandError
+from django.db import transaction
+
+from calls.models import Agent, AgentGroup, CallbackNumber, Contact, ContactPhone
+from calls.roles import ADMIN, AGENT, SUPERVISOR, assign_role
+
+AGENTS = [
+    ("1001", "Alex Morgan"),
+    ("1002", "Priya Shah"),
+    ("1003", "Tom Okafor"),
+    ("1004", "Mia Jensen"),
+    ("1005", "Sam Rivera"),
+    ("1006", "Jordan Lee"),
+]
+GROUPS = [
+    ("030", "Sales UK", ["1001", "1003", "1004"]),
+    ("200", "Support", ["1002", "1005", "1006"]),
+    ("400", "Out of hours", ["1005", "1006"]),
+]
+# (number, label, account default, restricted to these groups)
+CALLBACK_NUMBERS = [
+    ("+442079460100", "London main", True, []),
+    ("+441614960200", "Manchester support", False, ["200"]),
+    ("+13125550100", "Chicago", False, []),
+]
+USERS = [
+    # username, first, last, role, agent display ID
+    ("admin", "Ada", "Admin", ADMIN, None),
+    ("supervisor", "Priya", "Shah", SUPERVISOR, "1002"),
+    ("agent", "Alex", "Morgan", AGENT, "1001"),
+]
+
+FIRST = [
+    "Olivia", "Noah", "Amelia", "Jack", "Isla", "Oliver", "Ava", "Harry", "Grace", "George", "Sophia", "Leo",
+    "Freya", "Arthur", "Lily", "Muhammad", "Emily", "Oscar", "Chloe", "Jacob", "Ella", "Ethan", "Maya", "Liam",
+    "Zara", "Lucas", "Nia", "Mateo", "Hannah", "Kenji",
+]
+LAST = [
+    "Smith", "Jones", "Williams", "Brown", "Taylor", "Davies", "Evans", "Wilson", "Thomas", "Patel", "Khan",
+    "Robinson", "Wright", "Walker", "Hughes", "Green", "Lewis", "Clarke", "Nguyen", "Garcia", "Murphy", "O'Brien",
+    "Kowalski", "Rossi", "Schmidt", "Tanaka", "Okafor", "Fischer",
+]
+COMPANIES = [
+    "Acme Logistics", "Brightwater Energy", "Cobalt Dental", "Driftwood Studios", "Evergreen Insurance",
+    "Foxglove Bakery", "Granite Legal", "Harbour Freight", "Ironbridge Builders", "Juniper Health",
+    "Kestrel Aviation", "Lighthouse Media", "Maple & Co", "Northwind Traders", "Orchard Schools", "",
+]
+# Prefixes that give valid numbers: UK mobiles, UK landlines (Ofcom drama ranges) and US 555-01xx.
+UK_MOBILE = ["+44740", "+44745", "+44752", "+44771", "+44780", "+44791"]
+UK_LANDLINE = ["+4420794600", "+4416149600", "+4411349600", "+4411749600"]
+US = ["+131255501", "+121255501", "+141555501", "+161755501"]
+
+CONTACT_COUNT = 60
+
+
+def _number(rng: random.Random, prefixes: list[str], length: int) -> str:
+    """A valid E.164 number of length characters that starts with one of prefixes."""
+    while True:
+        prefix = rng.choice(prefixes)
+        candidate = prefix + "".join(str(rng.randrange(10)) for _ in range(length - len(prefix)))
+        if phonenumbers.is_valid_number(phonenumbers.parse(candidate)):
+            return candidate
+
+
+class Command(BaseCommand):
+    help = "Create the demo workspace (idempotent). Runs only with DEBUG on or in sandbox mode."
+
+    def handle(self, *args: object, **options: object) -> None:
+        if not (settings.DEBUG or settings.VCC_SANDBOX):
+            raise CommandError("seed_demo only runs with DEBUG=true or in sandbox mode (no VCC_ACCOUNT_KEY).")
+        with transaction.atomic():
+            self._seed()
+        self.stdout.write(
+            self.style.SUCCESS(
+                f"Demo workspace ready: {Contact.objects.count()} contacts, {Agent.objects.count()} agents, "
+                f"{AgentGroup.objects.count()} groups, {CallbackNumber.objects.count()} callback numbers."
+            )
+        )
+
+    def _seed(self) -> None:
+        clids = {}
+        for number, label, default, _groups in CALLBACK_NUMBERS:
+            clids[number], _ = CallbackNumber.objects.update_or_create(
+                number=number, defaults={"label": label, "is_default": default, "is_active": True}
+            )
+        agents = {}
+        for display_id, name in AGENTS:
+            agents[display_id], _ = Agent.objects.update_or_create(
+                display_id=display_id, defaults={"name": name, "is_active": True}
+            )
+        groups = {}
+        for display_id, name, members in GROUPS:
+            groups[display_id], _ = AgentGroup.objects.update_or_create(display_id=display_id, defaults={"name": name})
+            groups[display_id].members.set([agents[m] for m in members])
+        groups["200"].default_callback_number = clids["+441614960200"]
+        groups["200"].save(update_fields=["default_callback_number"])
+        for number, _label, _default, restricted in CALLBACK_NUMBERS:
+            clids[number].allowed_groups.set([groups[g] for g in restricted])
+
+        User = get_user_model()
+        users = {}
+        for username, first, last, role, agent_id in USERS:
+            user, _ = User.objects.update_or_create(
+                username=username,
+                defaults={"first_name": first, "last_name": last, "email": f"{username}@example.com", "is_active": True},
+            )
+            user.set_password(settings.DEMO_PASSWORD)
+            user.save()
+            assign_role(user, role)
+            users[username] = user
+            if agent_id:
+                Agent.objects.filter(user=user).exclude(display_id=agent_id).update(user=None)
+                agents[agent_id].user = user
+                agents[agent_id].save(update_fields=["user"])
+
+        rng = random.Random(20261126)
+        owners = [users["agent"], users["supervisor"], None]
+        for i in range(CONTACT_COUNT):
+            first, last = rng.choice(FIRST), rng.choice(LAST)
+            name = f"{first} {last}"
+            company = rng.choice(COMPANIES)
+            email = f"{first}.{last}.{i}@example.com".lower().replace("'", "")
+            contact, created = Contact.objects.get_or_create(
+                email=email,
+                defaults={
+                    "name": name,
+                    "company": company,
+                    "owner": rng.choice(owners),
+                    "do_not_call": i % 17 == 5,
+                    "notes": rng.choice(["", "", "Prefers mornings.", "Renewal due next quarter.", "Ask for accounts."]),
+                },
+            )
+            us = i % 5 == 4
+            length = 12 if us else 13
+            plan = [("mobile", US if us else UK_MOBILE, length)]
+            if i % 3 == 0:
+                plan.append(("work", US if us else UK_LANDLINE, length))
+            for position, (label, prefixes, digits) in enumerate(plan):
+                number = _number(rng, prefixes, digits)
+                if created:
+                    ContactPhone.objects.get_or_create(
+                        contact=contact,
+                        number=number,
+                        defaults={"label": label, "is_primary": position == 0, "do_not_call": i % 13 == 7 and position == 1},
+                    )

@@ -1,0 +1,352 @@
+from __future__ import annotations
+
+import uuid
+from typing import TYPE_CHECKING
+
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.core.validators import RegexValidator
+from django.db import models
+from django.db.models import Q
+from django.urls import reverse
+
+from calls import phones
+
+if TYPE_CHECKING:
+    from collections.abc import Iterable
+
+AGENT_ID_PATTERN = r"^[0-9]{1,11}$"
+GROUP_ID_PATTERN = r"^[A-Za-z0-9]{1,32}$"
+E164_PATTERN = r"^\+[1-9][0-9]{6,14}$"
+
+agent_id_validator = RegexValidator(
+    AGENT_ID_PATTERN, "A VCC agent display ID is 1 to 11 digits, nothing else (for example 1234).", code="agent_id"
+)
+group_id_validator = RegexValidator(
+    GROUP_ID_PATTERN, "A VCC group display ID is 1 to 32 letters or digits (for example 030).", code="group_id"
+)
+
+
+def validate_phone(value: str) -> None:
+    phones.to_e164(value)
+
+
+class Consent(models.TextChoices):
+    UNKNOWN = "Unknown", "Unknown"
+    ONE_PARTY = "OneParty", "One party"
+    TWO_PARTY = "TwoParty", "Two party"
+
+
+# --- Contacts --------------------------------------------------------------------------------------
+
+
+class ContactQuerySet(models.QuerySet["Contact"]):
+    def search(self, query: str) -> ContactQuerySet:
+        """Contacts whose name, company or email contains query, or who have a number matching it in any format."""
+        query = query.strip()
+        if not query:
+            return self
+        match = Q(name__icontains=query) | Q(company__icontains=query) | Q(email__icontains=query)
+        for fragment in phones.search_fragments(query):
+            match |= Q(phones__number__contains=fragment)
+        # Filter through a subquery so that a contact with two matching numbers is listed once.
+        return self.filter(pk__in=Contact.objects.filter(match).values("pk"))
+
+
+class Contact(models.Model):
+    name = models.CharField(max_length=200)
+    company = models.CharField(max_length=200, blank=True)
+    email = models.EmailField(blank=True)
+    owner = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="contacts"
+    )
+    notes = models.TextField(blank=True)
+    do_not_call = models.BooleanField("do not call", default=False, help_text="No number of this contact may be called.")
+    consent_override = models.CharField(
+        "recording consent",
+        max_length=10,
+        choices=Consent.choices,
+        blank=True,
+        help_text="Overrides the country default for recording consent. Blank: use the default.",
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    objects = ContactQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["name", "pk"]
+        indexes = [models.Index(fields=["name"], name="contact_name_idx")]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.company})" if self.company else self.name
+
+    def get_absolute_url(self) -> str:
+        return reverse("contact_detail", args=[self.pk])
+
+    @property
+    def primary_phone(self) -> ContactPhone | None:
+        numbers = list(self.phones.all())
+        return next((p for p in numbers if p.is_primary), numbers[0] if numbers else None)
+
+
+class ContactPhone(models.Model):
+    class Label(models.TextChoices):
+        MOBILE = "mobile", "Mobile"
+        WORK = "work", "Work"
+        HOME = "home", "Home"
+        OTHER = "other", "Other"
+
+    contact = models.ForeignKey(Contact, on_delete=models.CASCADE, related_name="phones")
+    label = models.CharField(max_length=10, choices=Label.choices, default=Label.MOBILE)
+    number = models.CharField(max_length=16, help_text="Stored in E.164, for example +442079460100.")
+    is_primary = models.BooleanField("primary", default=False)
+    do_not_call = models.BooleanField("do not call", default=False)
+
+    class Meta:
+        ordering = ["-is_primary", "pk"]
+        constraints = [
+            models.UniqueConstraint(fields=["contact", "number"], name="contactphone_unique_number_per_contact"),
+            models.UniqueConstraint(
+                fields=["contact"], condition=Q(is_primary=True), name="contactphone_one_primary_per_contact"
+            ),
+            models.CheckConstraint(condition=Q(number__regex=E164_PATTERN), name="contactphone_number_e164"),
+        ]
+        indexes = [models.Index(fields=["number"], name="contactphone_number_idx")]
+
+    def __str__(self) -> str:
+        return f"{self.get_label_display()}: {self.display}"
+
+    @property
+    def display(self) -> str:
+        return phones.display(self.number)
+
+    @property
+    def kind(self) -> str:
+        return phones.number_type(self.number)
+
+    @property
+    def blocked(self) -> bool:
+        return self.do_not_call or self.contact.do_not_call
+
+
+# --- VCC's side: agents, groups, presented CLIDs ---------------------------------------------------
+
+
+class Agent(models.Model):
+    display_id = models.CharField(
+        "agent display ID",
+        max_length=11,
+        unique=True,
+        validators=[agent_id_validator],
+        help_text="VCC's agent display ID: digits only, 1 to 11.",
+    )
+    name = models.CharField(max_length=200)
+    user = models.OneToOneField(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="agent"
+    )
+    is_active = models.BooleanField("active", default=True)
+    default_callback_number = models.ForeignKey(
+        "CallbackNumber", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    vcc_user_id = models.CharField("VCC user ID", max_length=64, blank=True, help_text="Set by the sync from VCC.")
+
+    class Meta:
+        ordering = ["name", "display_id"]
+        constraints = [models.CheckConstraint(condition=Q(display_id__regex=AGENT_ID_PATTERN), name="agent_display_id_digits")]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.display_id})"
+
+
+class AgentGroup(models.Model):
+    display_id = models.CharField(
+        "group display ID",
+        max_length=32,
+        unique=True,
+        validators=[group_id_validator],
+        help_text="VCC's group display ID, kept as written: leading zeros matter (030).",
+    )
+    name = models.CharField(max_length=200)
+    members = models.ManyToManyField(Agent, blank=True, related_name="groups")
+    default_callback_number = models.ForeignKey(
+        "CallbackNumber", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    vcc_group_id = models.CharField("VCC group ID", max_length=64, blank=True, help_text="Set by the sync from VCC.")
+
+    class Meta:
+        ordering = ["name", "display_id"]
+        verbose_name = "agent group"
+        constraints = [
+            models.CheckConstraint(condition=Q(display_id__regex=GROUP_ID_PATTERN), name="agentgroup_display_id_format")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.display_id})"
+
+
+class CallbackNumberQuerySet(models.QuerySet["CallbackNumber"]):
+    def usable_by(self, *, agent: Agent | None = None, groups: Iterable[AgentGroup] = ()) -> CallbackNumberQuerySet:
+        """Active numbers that agent (or a call via groups) may present: unrestricted ones, or ones allowed to them."""
+        allowed = Q(allowed_agents__isnull=True, allowed_groups__isnull=True)
+        group_ids = [g.pk for g in groups]
+        if agent is not None:
+            allowed |= Q(allowed_agents=agent) | Q(allowed_groups__members=agent)
+        if group_ids:
+            allowed |= Q(allowed_groups__in=group_ids)
+        return self.filter(is_active=True).filter(pk__in=CallbackNumber.objects.filter(allowed).values("pk"))
+
+
+class CallbackNumber(models.Model):
+    """A presented CLID: a number VCC has configured as a callback number for the account."""
+
+    number = models.CharField(max_length=16, unique=True, help_text="E.164, for example +442079460100.")
+    label = models.CharField(max_length=100)
+    is_active = models.BooleanField("active", default=True)
+    is_default = models.BooleanField("account default", default=False)
+    allowed_agents = models.ManyToManyField(
+        Agent, blank=True, related_name="restricted_callback_numbers", help_text="None and no groups: everyone."
+    )
+    allowed_groups = models.ManyToManyField(
+        AgentGroup, blank=True, related_name="restricted_callback_numbers", help_text="Members of these groups."
+    )
+    vcc_callback_number_id = models.CharField("VCC callback number ID", max_length=64, blank=True)
+
+    objects = CallbackNumberQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["label"]
+        verbose_name = "callback number (presented CLID)"
+        verbose_name_plural = "callback numbers (presented CLIDs)"
+        constraints = [
+            models.UniqueConstraint(
+                fields=["is_default"], condition=Q(is_default=True), name="callbacknumber_one_account_default"
+            ),
+            models.CheckConstraint(condition=Q(number__regex=E164_PATTERN), name="callbacknumber_number_e164"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.label} ({phones.display(self.number)})"
+
+    def clean(self) -> None:
+        if self.is_default and not self.is_active:
+            raise ValidationError({"is_default": "The account default must be active."})
+        if self.is_default:
+            other = CallbackNumber.objects.filter(is_default=True).exclude(pk=self.pk).first()
+            if other:
+                raise ValidationError(
+                    {"is_default": f"{other} is already the account default: untick it there first."}
+                )
+
+    @property
+    def display(self) -> str:
+        return phones.display(self.number)
+
+    @property
+    def is_restricted(self) -> bool:
+        return self.pk is not None and (self.allowed_agents.exists() or self.allowed_groups.exists())
+
+
+# --- The call log ----------------------------------------------------------------------------------
+
+
+class CallQuerySet(models.QuerySet["Call"]):
+    def visible_to(self, user) -> CallQuerySet:
+        """Everyone's calls for supervisors and admins; an agent's own calls (clicked by them or from them)."""
+        if user.has_perm("calls.view_all_calls"):
+            return self
+        return self.filter(Q(created_by=user) | Q(from_agent__user=user))
+
+    def live(self) -> CallQuerySet:
+        return self.filter(state=Call.State.PLACED)
+
+
+class Call(models.Model):
+    """One click: written before VCC is asked, then updated with the outcome and followed until the call ends."""
+
+    class State(models.TextChoices):
+        REQUESTED = "requested", "Requested"
+        PLACED = "placed", "Placed"
+        FAILED = "failed", "Failed"
+        ENDED = "ended", "Ended"
+
+    request_id = models.UUIDField(default=uuid.uuid4, unique=True, editable=False, help_text="Our idempotency key.")
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="calls_made"
+    )
+    # From: one agent, or any available agent of some groups.
+    from_agent = models.ForeignKey(Agent, null=True, blank=True, on_delete=models.PROTECT, related_name="calls_from")
+    from_groups = models.ManyToManyField(AgentGroup, blank=True, related_name="calls")
+    # To: a telephone number, or another agent.
+    to_number = models.CharField(max_length=32, blank=True)
+    to_agent = models.ForeignKey(Agent, null=True, blank=True, on_delete=models.PROTECT, related_name="calls_to")
+    contact = models.ForeignKey(Contact, null=True, blank=True, on_delete=models.SET_NULL, related_name="calls")
+    phone = models.ForeignKey(ContactPhone, null=True, blank=True, on_delete=models.SET_NULL, related_name="calls")
+    # What was sent, and why.
+    presented_clid = models.CharField("presented CLID", max_length=32, blank=True)
+    callback_number = models.ForeignKey(
+        CallbackNumber, null=True, blank=True, on_delete=models.SET_NULL, related_name="calls"
+    )
+    clid_reason = models.CharField("why this CLID", max_length=200, blank=True)
+    consent = models.CharField(max_length=10, choices=Consent.choices, blank=True)
+    consent_reason = models.CharField("why this consent", max_length=200, blank=True)
+    dnc_override_reason = models.TextField("do-not-call override reason", blank=True)
+    regarding = models.CharField("regarding reference", max_length=2000, blank=True)
+    application = models.CharField(max_length=32, blank=True)
+    request_body = models.JSONField("request sent", null=True, blank=True)
+    # What VCC said.
+    vcc_call_id = models.CharField("VCC call ID", max_length=64, blank=True)
+    vcc_status = models.CharField("VCC status", max_length=32, blank=True)
+    recording_status = models.CharField(max_length=32, blank=True)
+    result_code = models.CharField(max_length=32, blank=True)
+    result_party = models.CharField(max_length=32, blank=True)
+    result_reason = models.CharField(max_length=64, blank=True)
+    disposition_code = models.CharField(max_length=255, blank=True)
+    notes = models.TextField(blank=True)
+    # Ours.
+    state = models.CharField(max_length=10, choices=State.choices, default=State.REQUESTED)
+    error_message = models.TextField("VCC's message", blank=True, help_text="Verbatim, for the log.")
+    error_status = models.PositiveSmallIntegerField("HTTP status", null=True, blank=True)
+    error_display = models.TextField("message shown", blank=True)
+    requested_at = models.DateTimeField(auto_now_add=True)
+    responded_at = models.DateTimeField(null=True, blank=True)
+    connected_at = models.DateTimeField(null=True, blank=True)
+    ended_at = models.DateTimeField(null=True, blank=True)
+    latency_ms = models.PositiveIntegerField("VCC latency (ms)", null=True, blank=True)
+    duration_seconds = models.PositiveIntegerField(null=True, blank=True)
+
+    objects = CallQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-requested_at", "-pk"]
+        permissions = [
+            ("place_call", "Can place calls as their own agent"),
+            ("place_group_call", "Can place calls via agent groups"),
+            ("override_do_not_call", "Can call a do-not-call number, giving a reason"),
+            ("view_all_calls", "Can see everyone's calls"),
+            ("view_reports", "Can see call reports"),
+        ]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["vcc_call_id"], condition=~Q(vcc_call_id=""), name="call_unique_vcc_call_id"
+            ),
+            models.CheckConstraint(
+                condition=~(Q(to_number="") & Q(to_agent__isnull=True)), name="call_has_destination"
+            ),
+        ]
+        indexes = [
+            models.Index(fields=["-requested_at"], name="call_requested_idx"),
+            models.Index(fields=["state", "-requested_at"], name="call_state_idx"),
+            models.Index(fields=["from_agent", "-requested_at"], name="call_agent_idx"),
+            models.Index(fields=["created_by", "-requested_at"], name="call_user_idx"),
+            models.Index(fields=["contact", "-requested_at"], name="call_contact_idx"),
+            models.Index(fields=["disposition_code"], name="call_disposition_idx"),
+            models.Index(fields=["presented_clid"], name="call_clid_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return f"Call {self.pk} to {self.destination} ({self.get_state_display()})"
+
+    @property
+    def destination(self) -> str:
+        return str(self.to_agent) if self.to_agent_id else phones.display(self.to_number)

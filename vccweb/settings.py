@@ -1,0 +1,272 @@
+"""vccweb settings: everything comes from the environment (see .env.example and README)."""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+
+import dj_database_url
+from django.core.exceptions import ImproperlyConfigured
+from django.utils.csp import CSP
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+
+_TRUE = {"true", "1"}
+_FALSE = {"false", "0"}
+
+
+def env_str(name: str, default: str = "") -> str:
+    """Read a string, preferring the file named by NAME_FILE (for secrets mounted as files)."""
+    path = os.environ.get(f"{name}_FILE")
+    if path:
+        try:
+            return Path(path).read_text().strip()
+        except OSError as e:
+            raise ImproperlyConfigured(f"{name}_FILE: cannot read {path!r}: {e.strerror}") from e
+    return os.environ.get(name, default).strip()
+
+
+def env_bool(name: str, default: bool) -> bool:
+    raw = os.environ.get(name)
+    if raw is None or raw.strip() == "":
+        return default
+    value = raw.strip().lower()
+    if value in _TRUE:
+        return True
+    if value in _FALSE:
+        return False
+    raise ImproperlyConfigured(f"{name} must be true, false, 1 or 0 (any case), not {raw!r}")
+
+
+def env_int(name: str, default: int, *, minimum: int | None = None) -> int:
+    raw = os.environ.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ImproperlyConfigured(f"{name} must be a whole number, not {raw!r}") from None
+    if minimum is not None and value < minimum:
+        raise ImproperlyConfigured(f"{name} must be at least {minimum}, not {value}")
+    return value
+
+
+def env_list(name: str, default: list[str]) -> list[str]:
+    raw = os.environ.get(name)
+    if raw is None or raw.strip() == "":
+        return default
+    return [item.strip() for item in raw.split(",") if item.strip()]
+
+
+def env_choice(name: str, default: str, choices: tuple[str, ...]) -> str:
+    value = os.environ.get(name, "").strip().lower() or default
+    if value not in choices:
+        raise ImproperlyConfigured(f"{name} must be one of {', '.join(choices)}, not {value!r}")
+    return value
+
+
+def env_url(name: str, default: str) -> str:
+    value = env_str(name, default).rstrip("/")
+    if value and not re.match(r"^https?://[^/\s]+", value):
+        raise ImproperlyConfigured(f"{name} must be an http:// or https:// URL, not {value!r}")
+    return value
+
+
+# --- Django core -----------------------------------------------------------------------------------
+
+DEBUG = env_bool("DEBUG", False)
+
+SECRET_KEY = env_str("SECRET_KEY")
+if not SECRET_KEY:
+    if not DEBUG:
+        raise ImproperlyConfigured("SECRET_KEY must be set when DEBUG is off (or set DEBUG=true for development)")
+    SECRET_KEY = "django-insecure-development-only-key-never-use-in-production"
+
+ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", ["localhost", "127.0.0.1", "[::1]"] if DEBUG else [])
+if not DEBUG and not ALLOWED_HOSTS:
+    raise ImproperlyConfigured("ALLOWED_HOSTS must be set when DEBUG is off (comma-separated host names)")
+
+SITE_URL = env_url("SITE_URL", "")
+
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "django_htmx",
+    "calls",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "django.middleware.csp.ContentSecurityPolicyMiddleware",
+    "django_htmx.middleware.HtmxMiddleware",
+]
+
+ROOT_URLCONF = "vccweb.urls"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+                "django.template.context_processors.csp",
+                "calls.context_processors.vccweb",
+            ],
+        },
+    },
+]
+
+WSGI_APPLICATION = "vccweb.wsgi.application"
+ASGI_APPLICATION = "vccweb.asgi.application"
+
+# --- Data ------------------------------------------------------------------------------------------
+
+DATABASE_URL = env_str("DATABASE_URL")
+try:
+    DATABASES = {
+        "default": dj_database_url.parse(DATABASE_URL, conn_max_age=env_int("DB_CONN_MAX_AGE", 0, minimum=0))
+        if DATABASE_URL
+        else {"ENGINE": "django.db.backends.sqlite3", "NAME": BASE_DIR / "db.sqlite3"}
+    }
+except ValueError as e:
+    raise ImproperlyConfigured(f"DATABASE_URL is not a database URL Django understands: {e}") from e
+
+REDIS_URL = env_str("REDIS_URL")
+if REDIS_URL:
+    if not re.match(r"^rediss?://", REDIS_URL):
+        raise ImproperlyConfigured("REDIS_URL must start with redis:// or rediss://")
+    CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": REDIS_URL,
+            "KEY_PREFIX": "vccweb",
+        }
+    }
+else:
+    CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache", "LOCATION": "vccweb"}}
+
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+# --- Auth, i18n, static -----------------------------------------------------------------------------
+
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
+]
+LOGIN_URL = "login"
+LOGIN_REDIRECT_URL = "contact_list"
+LOGOUT_REDIRECT_URL = "login"
+
+LANGUAGE_CODE = "en-gb"
+TIME_ZONE = env_str("TIME_ZONE", "Europe/London")
+USE_I18N = True
+USE_TZ = True
+
+STATIC_URL = "static/"
+STATICFILES_DIRS = [BASE_DIR / "static"]
+STATIC_ROOT = BASE_DIR / "staticfiles"
+
+# --- Security --------------------------------------------------------------------------------------
+
+SECURE_CSP = {
+    "default-src": [CSP.SELF],
+    "script-src": [CSP.SELF, CSP.NONCE],
+    "style-src": [CSP.SELF],
+    "img-src": [CSP.SELF, "data:"],
+    "connect-src": [CSP.SELF],
+    "font-src": [CSP.SELF],
+    "object-src": [CSP.NONE],
+    "base-uri": [CSP.NONE],
+    "frame-ancestors": [CSP.NONE],
+    "form-action": [CSP.SELF],
+}
+
+SESSION_COOKIE_HTTPONLY = True
+X_FRAME_OPTIONS = "DENY"
+SECURE_CONTENT_TYPE_NOSNIFF = True
+SECURE_REFERRER_POLICY = "same-origin"
+
+# Production defaults when DEBUG is off; each can be switched off on its own (e.g. TLS ends elsewhere).
+SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", not DEBUG)
+SESSION_COOKIE_SECURE = env_bool("SESSION_COOKIE_SECURE", not DEBUG)
+CSRF_COOKIE_SECURE = env_bool("CSRF_COOKIE_SECURE", not DEBUG)
+SECURE_HSTS_SECONDS = env_int("SECURE_HSTS_SECONDS", 0 if DEBUG else 31536000, minimum=0)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", not DEBUG)
+SECURE_HSTS_PRELOAD = env_bool("SECURE_HSTS_PRELOAD", not DEBUG)
+if env_bool("SECURE_PROXY_SSL_HEADER", not DEBUG):
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS", [])
+
+# --- VCC -------------------------------------------------------------------------------------------
+
+_REGION_HOSTS = {
+    "emea": ("https://emea.cc.vonage.com", "https://emea.api.cc.vonage.com"),
+    "nam": ("https://nam.cc.vonage.com", "https://nam.api.cc.vonage.com"),
+    "apac": ("https://apac.cc.vonage.com", "https://apac.api.cc.vonage.com"),
+}
+VCC_REGION = env_choice("VCC_REGION", "emea", tuple(_REGION_HOSTS))
+VCC_ACCOUNT_KEY = env_str("VCC_ACCOUNT_KEY")
+VCC_API_TOKEN = env_str("VCC_API_TOKEN")
+
+# Sandbox mode: no account key means the app talks to the in-process simulator loaded with the demo account.
+VCC_SANDBOX = not VCC_ACCOUNT_KEY
+VCC_BASE_URL = env_url("VCC_BASE_URL", _REGION_HOSTS[VCC_REGION][0])
+VCC_AUTH_URL = env_url("VCC_AUTH_URL", _REGION_HOSTS[VCC_REGION][0])
+VCC_GATEWAY_URL = env_url("VCC_GATEWAY_URL", _REGION_HOSTS[VCC_REGION][1])
+VCC_CLIENT_ID = env_str("VCC_CLIENT_ID")
+VCC_CLIENT_SECRET = env_str("VCC_CLIENT_SECRET")
+# Dotted path to a callable returning an httpx transport, or "" for real sockets. Chosen here, in one place,
+# so that `calls` never imports `vccsim`.
+VCC_TRANSPORT = ""
+if VCC_SANDBOX:
+    VCC_BASE_URL = VCC_AUTH_URL = VCC_GATEWAY_URL = "http://vccsim.sandbox"
+    VCC_TRANSPORT = "vccsim.transport.sandbox_transport"
+    VCC_ACCOUNT_KEY = "sandbox01"
+    VCC_API_TOKEN = "sandbox-api-token"
+    VCC_CLIENT_ID = VCC_CLIENT_ID or "sandbox-client"
+    VCC_CLIENT_SECRET = VCC_CLIENT_SECRET or "sandbox-secret"
+elif not VCC_API_TOKEN:
+    raise ImproperlyConfigured("VCC_API_TOKEN must be set when VCC_ACCOUNT_KEY is set")
+VCC_SYNC_ENABLED = bool(VCC_CLIENT_ID and VCC_CLIENT_SECRET)
+
+VCC_APPLICATION = env_str("VCC_APPLICATION", "vccweb")
+if not re.fullmatch(r"[A-Za-z0-9]{1,32}", VCC_APPLICATION):
+    raise ImproperlyConfigured("VCC_APPLICATION must be 1 to 32 letters or digits (VCC refuses anything else)")
+VCC_API_VERSION = env_int("VCC_API_VERSION", 6, minimum=1)
+VCC_CONNECT_TIMEOUT = 3.0
+VCC_READ_TIMEOUT = 10.0
+
+DEFAULT_PHONE_REGION = env_str("DEFAULT_PHONE_REGION", "GB").upper()
+if not re.fullmatch(r"[A-Z]{2}", DEFAULT_PHONE_REGION):
+    raise ImproperlyConfigured(f"DEFAULT_PHONE_REGION must be a two-letter ISO country code, not {DEFAULT_PHONE_REGION!r}")
+
+DEMO_PASSWORD = env_str("DEMO_PASSWORD", "demo")
+
+# --- Logging: to stderr; never log secrets (the VCC client redacts Authorization itself) ------------
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "INFO").upper()},
+    "loggers": {"httpx": {"level": "WARNING"}, "httpcore": {"level": "WARNING"}},
+}
