@@ -1,4 +1,10 @@
 # The two commands: `make run` (demo in sandbox mode) and `make test` (the whole suite).
+# Settings come from the environment; a .env file (see .env.example) is read when present.
+ifneq (,$(wildcard .env))
+include .env
+export
+endif
+
 VENV := .venv
 PY := $(VENV)/bin/python
 HOST ?= 127.0.0.1

@@ -28,10 +28,17 @@ class ContactPhoneForm(forms.ModelForm):
     def clean_number(self) -> str:
         return phones.to_e164(self.cleaned_data["number"])
 
+    def validate_constraints(self) -> None:
+        # One row may take the primary flag from another row of the same save: the formset checks that rule
+        # across all rows, and the view saves in an order the database accepts.
+        try:
+            self.instance.validate_constraints(exclude=self._get_validation_exclusions() | {"is_primary"})
+        except ValidationError as e:
+            self._update_errors(e)
+
 
 class BaseContactPhoneFormSet(BaseInlineFormSet):
     def clean(self) -> None:
-        super().clean()
         if any(self.errors):
             return
         kept = [f for f in self.forms if f.cleaned_data and not f.cleaned_data.get("DELETE")]
@@ -44,6 +51,7 @@ class BaseContactPhoneFormSet(BaseInlineFormSet):
             raise ValidationError("Only one number can be primary: untick all but one.")
         if kept and not primaries:
             kept[0].instance.is_primary = True
+        super().clean()
 
 
 ContactPhoneFormSet = inlineformset_factory(

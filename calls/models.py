@@ -61,7 +61,9 @@ class Contact(models.Model):
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="contacts"
     )
     notes = models.TextField(blank=True)
-    do_not_call = models.BooleanField("do not call", default=False, help_text="No number of this contact may be called.")
+    do_not_call = models.BooleanField(
+        "do not call", default=False, help_text="No number of this contact may be called."
+    )
     consent_override = models.CharField(
         "recording consent",
         max_length=10,
@@ -153,7 +155,9 @@ class Agent(models.Model):
 
     class Meta:
         ordering = ["name", "display_id"]
-        constraints = [models.CheckConstraint(condition=Q(display_id__regex=AGENT_ID_PATTERN), name="agent_display_id_digits")]
+        constraints = [
+            models.CheckConstraint(condition=Q(display_id__regex=AGENT_ID_PATTERN), name="agent_display_id_digits")
+        ]
 
     def __str__(self) -> str:
         return f"{self.name} ({self.display_id})"
@@ -234,9 +238,7 @@ class CallbackNumber(models.Model):
         if self.is_default:
             other = CallbackNumber.objects.filter(is_default=True).exclude(pk=self.pk).first()
             if other:
-                raise ValidationError(
-                    {"is_default": f"{other} is already the account default: untick it there first."}
-                )
+                raise ValidationError({"is_default": f"{other} is already the account default: untick it there first."})
 
     @property
     def display(self) -> str:

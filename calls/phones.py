@@ -43,7 +43,11 @@ def display(e164: str) -> str:
     except phonenumbers.NumberParseException:
         return e164
     home = phonenumbers.country_code_for_region(settings.DEFAULT_PHONE_REGION)
-    fmt = phonenumbers.PhoneNumberFormat.NATIONAL if number.country_code == home else phonenumbers.PhoneNumberFormat.INTERNATIONAL
+    fmt = (
+        phonenumbers.PhoneNumberFormat.NATIONAL
+        if number.country_code == home
+        else phonenumbers.PhoneNumberFormat.INTERNATIONAL
+    )
     return phonenumbers.format_number(number, fmt)
 
 
@@ -77,15 +81,15 @@ def search_fragments(query: str, region: str | None = None) -> list[str]:
     if len(digits) < 3:
         return []
     fragments = {digits}
-    try:
-        number = phonenumbers.parse(query, (region or settings.DEFAULT_PHONE_REGION).upper())
-    except phonenumbers.NumberParseException:
-        number = None
-    if number is not None and phonenumbers.is_possible_number(number):
-        fragments = {phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)[1:]}
-    elif digits.startswith("00"):
+    if digits.startswith("00"):
         fragments = {digits[2:]}
     elif digits.startswith("0"):
         # A national number typed with its trunk prefix: the rest follows the country code.
         fragments = {digits[1:]}
+    try:
+        number = phonenumbers.parse(query, (region or settings.DEFAULT_PHONE_REGION).upper())
+    except phonenumbers.NumberParseException:
+        number = None
+    if number is not None and phonenumbers.is_valid_number(number):
+        fragments.add(phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)[1:])
     return sorted(fragments)

@@ -88,4 +88,6 @@ def contact_delete(request: HttpRequest, pk: int) -> HttpResponse:
         contact.delete()
         messages.success(request, f"Deleted {name}. Their call log stays, without the link to the contact.")
         return redirect("contact_list")
-    return render(request, "calls/contact_confirm_delete.html", {"contact": contact, "call_count": contact.calls.count()})
+    return render(
+        request, "calls/contact_confirm_delete.html", {"contact": contact, "call_count": contact.calls.count()}
+    )

@@ -182,7 +182,11 @@ USE_TZ = True
 
 STATIC_URL = "static/"
 STATICFILES_DIRS = [BASE_DIR / "static"]
-STATIC_ROOT = BASE_DIR / "staticfiles"
+# WhiteNoise serves static files straight from the app folders, so no collectstatic step is needed;
+# set STATIC_ROOT only to collect them for another server.
+STATIC_ROOT = env_str("STATIC_ROOT") or None
+WHITENOISE_USE_FINDERS = True
+WHITENOISE_AUTOREFRESH = DEBUG
 
 # --- Security --------------------------------------------------------------------------------------
 
@@ -256,7 +260,9 @@ VCC_READ_TIMEOUT = 10.0
 
 DEFAULT_PHONE_REGION = env_str("DEFAULT_PHONE_REGION", "GB").upper()
 if not re.fullmatch(r"[A-Z]{2}", DEFAULT_PHONE_REGION):
-    raise ImproperlyConfigured(f"DEFAULT_PHONE_REGION must be a two-letter ISO country code, not {DEFAULT_PHONE_REGION!r}")
+    raise ImproperlyConfigured(
+        f"DEFAULT_PHONE_REGION must be a two-letter ISO country code, not {DEFAULT_PHONE_REGION!r}"
+    )
 
 DEMO_PASSWORD = env_str("DEMO_PASSWORD", "demo")
 

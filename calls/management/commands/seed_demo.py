@@ -43,19 +43,84 @@ USERS = [
 ]
 
 FIRST = [
-    "Olivia", "Noah", "Amelia", "Jack", "Isla", "Oliver", "Ava", "Harry", "Grace", "George", "Sophia", "Leo",
-    "Freya", "Arthur", "Lily", "Muhammad", "Emily", "Oscar", "Chloe", "Jacob", "Ella", "Ethan", "Maya", "Liam",
-    "Zara", "Lucas", "Nia", "Mateo", "Hannah", "Kenji",
+    "Olivia",
+    "Noah",
+    "Amelia",
+    "Jack",
+    "Isla",
+    "Oliver",
+    "Ava",
+    "Harry",
+    "Grace",
+    "George",
+    "Sophia",
+    "Leo",
+    "Freya",
+    "Arthur",
+    "Lily",
+    "Muhammad",
+    "Emily",
+    "Oscar",
+    "Chloe",
+    "Jacob",
+    "Ella",
+    "Ethan",
+    "Maya",
+    "Liam",
+    "Zara",
+    "Lucas",
+    "Nia",
+    "Mateo",
+    "Hannah",
+    "Kenji",
 ]
 LAST = [
-    "Smith", "Jones", "Williams", "Brown", "Taylor", "Davies", "Evans", "Wilson", "Thomas", "Patel", "Khan",
-    "Robinson", "Wright", "Walker", "Hughes", "Green", "Lewis", "Clarke", "Nguyen", "Garcia", "Murphy", "O'Brien",
-    "Kowalski", "Rossi", "Schmidt", "Tanaka", "Okafor", "Fischer",
+    "Smith",
+    "Jones",
+    "Williams",
+    "Brown",
+    "Taylor",
+    "Davies",
+    "Evans",
+    "Wilson",
+    "Thomas",
+    "Patel",
+    "Khan",
+    "Robinson",
+    "Wright",
+    "Walker",
+    "Hughes",
+    "Green",
+    "Lewis",
+    "Clarke",
+    "Nguyen",
+    "Garcia",
+    "Murphy",
+    "O'Brien",
+    "Kowalski",
+    "Rossi",
+    "Schmidt",
+    "Tanaka",
+    "Okafor",
+    "Fischer",
 ]
 COMPANIES = [
-    "Acme Logistics", "Brightwater Energy", "Cobalt Dental", "Driftwood Studios", "Evergreen Insurance",
-    "Foxglove Bakery", "Granite Legal", "Harbour Freight", "Ironbridge Builders", "Juniper Health",
-    "Kestrel Aviation", "Lighthouse Media", "Maple & Co", "Northwind Traders", "Orchard Schools", "",
+    "Acme Logistics",
+    "Brightwater Energy",
+    "Cobalt Dental",
+    "Driftwood Studios",
+    "Evergreen Insurance",
+    "Foxglove Bakery",
+    "Granite Legal",
+    "Harbour Freight",
+    "Ironbridge Builders",
+    "Juniper Health",
+    "Kestrel Aviation",
+    "Lighthouse Media",
+    "Maple & Co",
+    "Northwind Traders",
+    "Orchard Schools",
+    "",
 ]
 # Prefixes that give valid numbers: UK mobiles, UK landlines (Ofcom drama ranges) and US 555-01xx.
 UK_MOBILE = ["+44740", "+44745", "+44752", "+44771", "+44780", "+44791"]
@@ -114,7 +179,12 @@ class Command(BaseCommand):
         for username, first, last, role, agent_id in USERS:
             user, _ = User.objects.update_or_create(
                 username=username,
-                defaults={"first_name": first, "last_name": last, "email": f"{username}@example.com", "is_active": True},
+                defaults={
+                    "first_name": first,
+                    "last_name": last,
+                    "email": f"{username}@example.com",
+                    "is_active": True,
+                },
             )
             user.set_password(settings.DEMO_PASSWORD)
             user.save()
@@ -139,7 +209,9 @@ class Command(BaseCommand):
                     "company": company,
                     "owner": rng.choice(owners),
                     "do_not_call": i % 17 == 5,
-                    "notes": rng.choice(["", "", "Prefers mornings.", "Renewal due next quarter.", "Ask for accounts."]),
+                    "notes": rng.choice(
+                        ["", "", "Prefers mornings.", "Renewal due next quarter.", "Ask for accounts."]
+                    ),
                 },
             )
             us = i % 5 == 4
@@ -153,5 +225,9 @@ class Command(BaseCommand):
                     ContactPhone.objects.get_or_create(
                         contact=contact,
                         number=number,
-                        defaults={"label": label, "is_primary": position == 0, "do_not_call": i % 13 == 7 and position == 1},
+                        defaults={
+                            "label": label,
+                            "is_primary": position == 0,
+                            "do_not_call": i % 13 == 7 and position == 1,
+                        },
                     )

@@ -1,0 +1,55 @@
+from __future__ import annotations
+
+import pytest
+from playwright.sync_api import expect
+
+from calls.models import Contact, ContactPhone
+from tests.browser.conftest import log_in
+from tests.conftest import PASSWORD
+
+pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
+
+
+@pytest.fixture
+def people(db):
+    for i, (name, number) in enumerate([("Grace Hopper", "+442079460123"), ("Alan Turing", "+447400123456")]):
+        contact = Contact.objects.create(name=name, company=f"Company {i}")
+        ContactPhone.objects.create(contact=contact, number=number, is_primary=True)
+
+
+def test_an_agent_logs_in_and_finds_a_contact_by_typing_a_number(page, live_server, agent_user, people):
+    log_in(page, live_server, "alex", PASSWORD)
+    assert page.locator("text=Sandbox").first.is_visible()
+    assert page.locator("#results tbody tr").count() == 2
+    page.fill("#q", "020 7946 0123")
+    expect(page.locator("#results tbody tr")).to_have_count(1)
+    assert "q=020" in page.url  # the search is in the address bar, so it can be shared and reloaded
+    assert page.locator("#results").inner_text().count("Grace Hopper") == 1
+    page.click("text=Grace Hopper")
+    assert page.locator("h1").inner_text().startswith("Grace Hopper")
+    assert page.console_errors == []  # includes CSP violations: htmx and app.js run under the strict policy
+
+
+def test_pages_fit_a_phone_sized_screen(browser, live_server, agent_user, people):
+    context = browser.new_context(viewport={"width": 375, "height": 740}, is_mobile=True, has_touch=True)
+    page = context.new_page()
+    log_in(page, live_server, "alex", PASSWORD)
+    for path in ["/contacts/", f"/contacts/{Contact.objects.get(name='Alan Turing').pk}/", "/contacts/new/"]:
+        page.goto(live_server.url + path)
+        overflow = page.evaluate("document.documentElement.scrollWidth - window.innerWidth")
+        assert overflow <= 0, f"{path} scrolls sideways by {overflow}px on a phone"
+    context.close()
+
+
+def test_creating_a_contact_with_a_bad_number_keeps_what_was_typed(page, live_server, agent_user):
+    log_in(page, live_server, "alex", PASSWORD)
+    page.click("text=New contact")
+    page.fill("#id_name", "Ada Lovelace")
+    page.fill("#id_phones-0-number", "020 7946")
+    page.click("button:has-text('Save')")
+    assert page.locator("text=is not a valid phone number").is_visible()
+    assert page.input_value("#id_name") == "Ada Lovelace"
+    page.fill("#id_phones-0-number", "020 7946 0999")
+    page.click("button:has-text('Save')")
+    page.wait_for_url("**/contacts/*/")
+    assert page.locator(".number").inner_text() == "020 7946 0999"

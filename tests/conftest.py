@@ -1,0 +1,112 @@
+"""The fixture world: users in each role, agents, groups, callback numbers and contacts, built with objects.create."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+from django.contrib.auth import get_user_model
+from django.core.cache import cache
+
+from calls.models import Agent, AgentGroup, CallbackNumber, Contact, ContactPhone
+from calls.roles import ADMIN, AGENT, SUPERVISOR, assign_role
+
+PASSWORD = "correct horse battery staple"
+
+
+@pytest.fixture(autouse=True)
+def _clear_cache():
+    cache.clear()
+    yield
+    cache.clear()
+
+
+@pytest.fixture
+def make_user(db):
+    def make(username: str, role: str | None = None, **extra):
+        user = get_user_model().objects.create_user(username=username, password=PASSWORD, **extra)
+        if role:
+            assign_role(user, role)
+        return user
+
+    return make
+
+
+@pytest.fixture
+def london(db) -> CallbackNumber:
+    return CallbackNumber.objects.create(number="+442079460100", label="London main", is_default=True)
+
+
+@pytest.fixture
+def manchester(db, support) -> CallbackNumber:
+    number = CallbackNumber.objects.create(number="+441614960200", label="Manchester support")
+    number.allowed_groups.add(support)
+    return number
+
+
+@pytest.fixture
+def agent_user(make_user):
+    user = make_user("alex", AGENT, first_name="Alex", last_name="Morgan")
+    Agent.objects.create(display_id="1001", name="Alex Morgan", user=user)
+    return user
+
+
+@pytest.fixture
+def other_agent_user(make_user):
+    user = make_user("tom", AGENT, first_name="Tom", last_name="Okafor")
+    Agent.objects.create(display_id="1003", name="Tom Okafor", user=user)
+    return user
+
+
+@pytest.fixture
+def supervisor_user(make_user):
+    user = make_user("priya", SUPERVISOR, first_name="Priya", last_name="Shah")
+    Agent.objects.create(display_id="1002", name="Priya Shah", user=user)
+    return user
+
+
+@pytest.fixture
+def admin_role_user(make_user):
+    return make_user("ada", ADMIN)
+
+
+@pytest.fixture
+def sales(db, agent_user, other_agent_user) -> AgentGroup:
+    group = AgentGroup.objects.create(display_id="030", name="Sales UK")
+    group.members.set(Agent.objects.filter(display_id__in=["1001", "1003"]))
+    return group
+
+
+@pytest.fixture
+def support(db) -> AgentGroup:
+    return AgentGroup.objects.create(display_id="200", name="Support")
+
+
+@pytest.fixture
+def contact(db) -> Contact:
+    contact = Contact.objects.create(name="Grace Hopper", company="Cobalt Dental", email="grace@example.com")
+    ContactPhone.objects.create(contact=contact, label="mobile", number="+447400123456", is_primary=True)
+    ContactPhone.objects.create(contact=contact, label="work", number="+442079460123")
+    return contact
+
+
+@pytest.fixture
+def agent_client(client, agent_user):
+    client.force_login(agent_user)
+    return client
+
+
+@pytest.fixture
+def supervisor_client(client, supervisor_user):
+    client.force_login(supervisor_user)
+    return client
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item, call):
+    """In CI a skipped test is a gap, not a pass: report it as a failure."""
+    report = yield
+    if os.environ.get("CI", "").lower() in {"1", "true"} and report.skipped:
+        report.outcome = "failed"
+        report.longrepr = f"Skipped in CI, which must run everything: {report.longrepr}"
+    return report

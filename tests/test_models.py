@@ -1,0 +1,118 @@
+from __future__ import annotations
+
+import pytest
+from django.core.exceptions import ValidationError
+from django.db import IntegrityError, transaction
+
+from calls.models import Agent, AgentGroup, Call, CallbackNumber, Contact, ContactPhone
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.mark.parametrize("display_id", ["", "12a4", "123456789012", " 1234", "12-34"])
+def test_it_refuses_bad_agent_display_ids_in_forms(display_id):
+    agent = Agent(display_id=display_id, name="X")
+    with pytest.raises(ValidationError) as excinfo:
+        agent.full_clean()
+    assert "display_id" in excinfo.value.message_dict
+
+
+@pytest.mark.parametrize("display_id", ["12a4", "123456789012"])
+def test_the_database_refuses_bad_agent_display_ids_too(display_id):
+    with pytest.raises(IntegrityError), transaction.atomic():
+        Agent.objects.create(display_id=display_id, name="X")
+
+
+def test_agent_display_ids_are_unique():
+    Agent.objects.create(display_id="1234", name="A")
+    with pytest.raises(IntegrityError), transaction.atomic():
+        Agent.objects.create(display_id="1234", name="B")
+
+
+def test_group_display_ids_keep_their_leading_zeros():
+    AgentGroup.objects.create(display_id="030", name="Sales")
+    assert AgentGroup.objects.get(name="Sales").display_id == "030"
+    assert not AgentGroup.objects.filter(display_id="30").exists()
+
+
+def test_there_is_one_account_default_callback_number(london):
+    second = CallbackNumber(number="+13125550100", label="Chicago", is_default=True)
+    with pytest.raises(ValidationError, match="already the account default"):
+        second.full_clean()
+    with pytest.raises(IntegrityError), transaction.atomic():
+        second.save()
+
+
+def test_the_account_default_must_be_active():
+    number = CallbackNumber(number="+13125550100", label="Chicago", is_default=True, is_active=False)
+    with pytest.raises(ValidationError, match="must be active"):
+        number.full_clean()
+
+
+def test_numbers_are_stored_in_e164_only(contact):
+    with pytest.raises(IntegrityError), transaction.atomic():
+        ContactPhone.objects.create(contact=contact, number="020 7946 0100")
+    with pytest.raises(IntegrityError), transaction.atomic():
+        CallbackNumber.objects.create(number="02079460100", label="National")
+
+
+def test_a_contact_has_one_primary_number(contact):
+    with pytest.raises(IntegrityError), transaction.atomic():
+        ContactPhone.objects.create(contact=contact, number="+13125550100", is_primary=True)
+
+
+def test_a_contact_lists_a_number_once(contact):
+    with pytest.raises(IntegrityError), transaction.atomic():
+        ContactPhone.objects.create(contact=contact, number="+447400123456")
+
+
+def test_primary_phone_prefers_the_primary_flag(contact):
+    assert contact.primary_phone.number == "+447400123456"
+    assert Contact.objects.create(name="Nobody").primary_phone is None
+
+
+def test_a_restricted_callback_number_is_usable_only_by_its_agents_and_groups(london, manchester, agent_user, support):
+    alex = agent_user.agent
+    assert set(CallbackNumber.objects.usable_by(agent=alex)) == {london}
+    support.members.add(alex)
+    assert set(CallbackNumber.objects.usable_by(agent=alex)) == {london, manchester}
+    assert set(CallbackNumber.objects.usable_by(groups=[support])) == {london, manchester}
+    manchester.is_active = False
+    manchester.save()
+    assert set(CallbackNumber.objects.usable_by(groups=[support])) == {london}
+
+
+def test_a_number_restricted_to_an_agent_is_not_offered_to_others(london, agent_user, other_agent_user):
+    private = CallbackNumber.objects.create(number="+13125550100", label="Chicago")
+    private.allowed_agents.add(agent_user.agent)
+    assert private.is_restricted
+    assert set(CallbackNumber.objects.usable_by(agent=agent_user.agent)) == {london, private}
+    assert set(CallbackNumber.objects.usable_by(agent=other_agent_user.agent)) == {london}
+
+
+def test_a_call_needs_a_destination(agent_user):
+    with pytest.raises(IntegrityError), transaction.atomic():
+        Call.objects.create(created_by=agent_user, from_agent=agent_user.agent)
+
+
+def test_vcc_call_ids_are_unique_but_many_calls_may_have_none(agent_user):
+    for _ in range(2):
+        Call.objects.create(created_by=agent_user, from_agent=agent_user.agent, to_number="+442079460100")
+    Call.objects.create(created_by=agent_user, to_number="+442079460100", vcc_call_id="017db4a2")
+    with pytest.raises(IntegrityError), transaction.atomic():
+        Call.objects.create(created_by=agent_user, to_number="+442079460100", vcc_call_id="017db4a2")
+
+
+def test_agents_see_their_own_calls_and_supervisors_see_all(agent_user, other_agent_user, supervisor_user):
+    mine = Call.objects.create(created_by=agent_user, from_agent=agent_user.agent, to_number="+442079460100")
+    theirs = Call.objects.create(
+        created_by=other_agent_user, from_agent=other_agent_user.agent, to_number="+442079460100"
+    )
+    assert list(Call.objects.visible_to(agent_user)) == [mine]
+    assert set(Call.objects.visible_to(supervisor_user)) == {mine, theirs}
+
+
+def test_each_call_gets_its_own_request_id(agent_user):
+    a = Call.objects.create(created_by=agent_user, to_number="+442079460100")
+    b = Call.objects.create(created_by=agent_user, to_number="+442079460100")
+    assert a.request_id != b.request_id

@@ -1,0 +1,84 @@
+from __future__ import annotations
+
+import pytest
+from django.contrib.auth.models import Group
+
+from calls.models import Call, Contact
+from calls.roles import ADMIN, AGENT, SUPERVISOR, assign_role
+
+pytestmark = pytest.mark.django_db
+
+
+def test_the_migration_creates_the_three_roles():
+    assert set(Group.objects.values_list("name", flat=True)) >= {AGENT, SUPERVISOR, ADMIN}
+
+
+def test_an_agent_calls_as_themselves_and_sees_their_own_calls(agent_user):
+    assert agent_user.has_perm("calls.place_call")
+    assert agent_user.has_perm("calls.view_contact")
+    assert not agent_user.has_perm("calls.place_group_call")
+    assert not agent_user.has_perm("calls.view_all_calls")
+    assert not agent_user.has_perm("calls.delete_contact")
+
+
+def test_a_supervisor_also_calls_via_groups_and_sees_everyone(supervisor_user):
+    for perm in ["place_call", "place_group_call", "view_all_calls", "view_reports", "override_do_not_call"]:
+        assert supervisor_user.has_perm(f"calls.{perm}")
+    assert not supervisor_user.is_staff
+
+
+def test_an_admin_has_everything_and_the_django_admin(admin_role_user):
+    assert admin_role_user.is_staff
+    assert admin_role_user.has_perm("calls.change_agent")
+    assert admin_role_user.has_perm("calls.change_callbacknumber")
+    assert admin_role_user.has_perm("auth.change_user")
+
+
+def test_changing_role_replaces_the_old_one(agent_user):
+    assign_role(agent_user, ADMIN)
+    assign_role(agent_user, AGENT)
+    agent_user.refresh_from_db()
+    assert list(agent_user.groups.values_list("name", flat=True)) == [AGENT]
+    assert not agent_user.is_staff
+
+
+def test_an_agent_cannot_see_the_django_admin(agent_client):
+    response = agent_client.get("/admin/")
+    assert response.status_code == 302
+    assert "/admin/login/" in response["Location"]
+
+
+def test_a_supervisor_cannot_see_the_django_admin(supervisor_client):
+    assert supervisor_client.get("/admin/").status_code == 302
+
+
+def test_an_admin_can_use_the_django_admin(client, admin_role_user, contact):
+    client.force_login(admin_role_user)
+    assert client.get("/admin/").status_code == 200
+    assert client.get("/admin/calls/contact/").status_code == 200
+
+
+def test_the_call_log_is_read_only_in_the_admin(client, admin_role_user, agent_user):
+    call = Call.objects.create(created_by=agent_user, to_number="+442079460100", error_message="Unable to place call")
+    client.force_login(admin_role_user)
+    page = client.get(f"/admin/calls/call/{call.pk}/change/")
+    assert page.status_code == 200
+    assert b'name="to_number"' not in page.content
+    assert b"Unable to place call" in page.content
+    assert client.get("/admin/calls/call/add/").status_code == 403
+    assert client.post(f"/admin/calls/call/{call.pk}/delete/", {"post": "yes"}).status_code == 403
+    assert Call.objects.filter(pk=call.pk).exists()
+
+
+@pytest.mark.parametrize("url", ["contact", "contactphone", "agent", "agentgroup", "callbacknumber", "call"])
+def test_every_model_has_a_searchable_admin_list(client, admin_role_user, contact, url):
+    client.force_login(admin_role_user)
+    response = client.get(f"/admin/calls/{url}/", {"q": "a"})
+    assert response.status_code == 200
+
+
+def test_a_contact_in_the_admin_shows_its_numbers(client, admin_role_user, contact):
+    client.force_login(admin_role_user)
+    response = client.get(f"/admin/calls/contact/{contact.pk}/change/")
+    assert b"+447400123456" in response.content
+    assert Contact.objects.count() == 1
