@@ -5,7 +5,7 @@ from django.core.exceptions import ValidationError
 from django.forms import BaseInlineFormSet, inlineformset_factory
 
 from calls import phones
-from calls.models import Contact, ContactPhone
+from calls.models import Consent, Contact, ContactPhone
 
 
 class ContactForm(forms.ModelForm):
@@ -13,6 +13,11 @@ class ContactForm(forms.ModelForm):
         model = Contact
         fields = ["name", "company", "email", "owner", "do_not_call", "consent_override", "notes"]
         widgets = {"notes": forms.Textarea(attrs={"rows": 4})}
+
+    def __init__(self, *args: object, **kwargs: object) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields["consent_override"].choices = [("", "Country default"), *Consent.choices]
+        self.fields["owner"].label_from_instance = lambda user: user.get_full_name() or user.username
 
 
 class ContactPhoneForm(forms.ModelForm):
