@@ -1,0 +1,69 @@
+from __future__ import annotations
+
+import io
+import json
+from pathlib import Path
+
+import phonenumbers
+import pytest
+from django.contrib.auth import authenticate
+from django.core.management import CommandError, call_command
+
+from calls.models import Agent, AgentGroup, CallbackNumber, Contact, ContactPhone
+
+pytestmark = pytest.mark.django_db
+
+
+def counts() -> tuple[int, ...]:
+    return tuple(m.objects.count() for m in (Contact, ContactPhone, Agent, AgentGroup, CallbackNumber))
+
+
+def test_seed_demo_builds_a_workspace_that_looks_real(settings):
+    settings.DEMO_PASSWORD = "s3cret-demo"
+    call_command("seed_demo", stdout=io.StringIO())
+    assert Contact.objects.count() >= 50
+    assert Agent.objects.count() >= 4
+    assert AgentGroup.objects.count() == 3
+    assert AgentGroup.objects.filter(display_id="030").exists()
+    assert CallbackNumber.objects.filter(is_default=True).count() == 1
+    assert any(n.is_restricted for n in CallbackNumber.objects.all())
+    assert Contact.objects.filter(do_not_call=True).exists()
+    numbers = list(ContactPhone.objects.values_list("number", flat=True))
+    kinds = {phonenumbers.number_type(phonenumbers.parse(n)) for n in numbers}
+    assert all(phonenumbers.is_valid_number(phonenumbers.parse(n)) for n in numbers)
+    assert any(n.startswith("+44") for n in numbers) and any(n.startswith("+1") for n in numbers)
+    assert phonenumbers.PhoneNumberType.MOBILE in kinds and phonenumbers.PhoneNumberType.FIXED_LINE in kinds
+    assert len({c.company for c in Contact.objects.all()}) > 5
+    for username in ["admin", "supervisor", "agent"]:
+        assert authenticate(username=username, password="s3cret-demo") is not None
+    assert Agent.objects.get(user__username="agent").display_id == "1001"
+
+
+def test_seed_demo_is_idempotent():
+    call_command("seed_demo", stdout=io.StringIO())
+    before = counts()
+    Contact.objects.filter(pk=Contact.objects.first().pk).update(name="Renamed by a user")
+    call_command("seed_demo", stdout=io.StringIO())
+    assert counts() == before
+    assert Contact.objects.filter(name="Renamed by a user").exists()
+
+
+def test_seed_demo_refuses_a_live_account_without_debug(settings):
+    settings.DEBUG = False
+    settings.VCC_SANDBOX = False
+    with pytest.raises(CommandError, match="only runs with DEBUG=true or in sandbox mode"):
+        call_command("seed_demo")
+    assert not Contact.objects.exists()
+
+
+def test_the_demo_workspace_matches_the_simulators_sample_account():
+    sample = Path(__file__).resolve().parent.parent / "vccsim" / "sample_account.json"
+    account = json.loads(sample.read_text())
+    call_command("seed_demo", stdout=io.StringIO())
+    text = json.dumps(account)
+    for agent in Agent.objects.all():
+        assert f'"{agent.display_id}"' in text
+    for group in AgentGroup.objects.all():
+        assert f'"{group.display_id}"' in text
+    for number in CallbackNumber.objects.all():
+        assert number.number in text

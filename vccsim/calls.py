@@ -1,0 +1,128 @@
+"""A placed call and its life, derived from the clock: nothing runs in the background."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+from vccsim.clock import isoformat
+
+RECORDING_DELAY = 1.0  # clock seconds before a recording change shows on GET (VCC applies it asynchronously)
+RETENTION = 24 * 3600  # clock seconds a call stays visible after it ends
+
+SUCCESS = {"code": "Success", "party": "Destination", "reason": "Answered"}
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """How a call ends and how long each phase takes, in clock seconds."""
+
+    name: str
+    ring_agent: float
+    ring_destination: float
+    talk: float
+    result: dict[str, str]
+
+
+OUTCOMES = {
+    outcome.name: outcome
+    for outcome in (
+        Outcome("answered", 3, 5, 60, SUCCESS),
+        Outcome("no_answer", 3, 30, 0, {"code": "Failure", "party": "Destination", "reason": "NoAnswer"}),
+        Outcome("busy", 3, 2, 0, {"code": "Failure", "party": "Destination", "reason": "Busy"}),
+        Outcome("failed", 3, 1, 0, {"code": "Failure", "party": "Destination", "reason": "Failed"}),
+        Outcome("agent_no_answer", 30, 0, 0, {"code": "Failure", "party": "Originator", "reason": "NoAnswer"}),
+    )
+}
+# The last two digits of the dialled number (or agent id) pick the outcome; anything else is answered.
+OUTCOME_BY_LAST_DIGITS = {"91": "agent_no_answer", "92": "no_answer", "93": "busy", "94": "failed"}
+
+
+def outcome_for(destination: str) -> Outcome:
+    digits = re.sub(r"\D", "", destination)
+    return OUTCOMES[OUTCOME_BY_LAST_DIGITS.get(digits[-2:], "answered")]
+
+
+@dataclass
+class Call:
+    id: str
+    agent_id: str  # the agent whose phone rings first
+    dialled_agent_id: str | None
+    from_party: dict[str, Any]  # as shown in responses
+    to_party: dict[str, Any]
+    regarding: dict[str, str] | None
+    application: str | None
+    placed_at: float
+    outcome: Outcome
+    recording_changes: list[tuple[float, str]] = field(default_factory=list)  # (effective at, status)
+    disposition_code: str | None = None
+
+    @property
+    def answered_at(self) -> float | None:
+        if not self.outcome.talk:
+            return None
+        return self.placed_at + self.outcome.ring_agent + self.outcome.ring_destination
+
+    @property
+    def ended_at(self) -> float:
+        outcome = self.outcome
+        return self.placed_at + outcome.ring_agent + outcome.ring_destination + outcome.talk
+
+    def phase(self, now: float) -> str:
+        if now >= self.ended_at:
+            return "ended"
+        if now < self.placed_at + self.outcome.ring_agent:
+            return "ringingAgent"
+        if self.answered_at is None or now < self.answered_at:
+            return "ringingDestination"
+        return "connected"
+
+    def is_live(self, now: float) -> bool:
+        return now < self.ended_at
+
+    def is_expired(self, now: float) -> bool:
+        return now >= self.ended_at + RETENTION
+
+    def involves(self, agent_id: str) -> bool:
+        return agent_id in (self.agent_id, self.dialled_agent_id)
+
+    def request_recording(self, status: str, now: float) -> None:
+        self.recording_changes.append((now + RECORDING_DELAY, status))
+
+    def recording_status(self, now: float) -> str | None:
+        phase = self.phase(now)
+        if phase == "ended":
+            return None
+        if phase != "connected":
+            return "Stopped"
+        applied = [status for effective_at, status in self.recording_changes if effective_at <= now]
+        return applied[-1] if applied else "Started"
+
+    def talk_seconds(self, now: float) -> float:
+        if self.answered_at is None or now < self.answered_at:
+            return 0.0
+        return min(now, self.ended_at) - self.answered_at
+
+    def to_json(self, base_url: str, account_key: str, now: float) -> dict[str, Any]:
+        live = self.is_live(now)
+        return {
+            "id": self.id,
+            "links": [{"href": f"{base_url}/V0/{account_key}/Calls/{self.id}", "rel": "_self"}],
+            "from": self.from_party,
+            "to": self.to_party,
+            "regarding": self.regarding,
+            "status": "Active" if live else None,
+            "recordingStatus": self.recording_status(now),
+            "result": None if live else self.outcome.result,
+            "application": self.application,
+            "dispositionCode": self.disposition_code,
+            "simulator": {
+                "phase": self.phase(now),
+                "outcome": self.outcome.name,
+                "placedAt": isoformat(self.placed_at),
+                "answeredAt": isoformat(self.answered_at) if self.answered_at and self.answered_at <= now else None,
+                "endedAt": None if live else isoformat(self.ended_at),
+                "durationSeconds": round(self.talk_seconds(now)),
+            },
+        }

@@ -1,0 +1,46 @@
+"""The simulator's sense of time: real time sped up, or a manual clock that moves only when told."""
+
+from __future__ import annotations
+
+import threading
+import time
+from datetime import UTC, datetime
+
+
+class Clock:
+    """Seconds since the epoch as the simulator sees them.
+
+    With ``manual=False`` the clock follows real time multiplied by ``speed`` (``speed=60`` turns a minute-long call
+    into one real second). With ``manual=True`` it stands still until ``advance()`` moves it. ``advance()`` works in
+    both modes, so a running demo can be fast-forwarded too.
+    """
+
+    def __init__(self, speed: float = 1.0, *, manual: bool = False, start: float | None = None) -> None:
+        if speed <= 0:
+            raise ValueError(f"Clock speed must be positive, not {speed!r}")
+        self.speed = speed
+        self.manual = manual
+        self._start = time.time() if start is None else start
+        self._real_start = time.monotonic()
+        self._offset = 0.0
+        self._lock = threading.Lock()
+
+    def now(self) -> float:
+        with self._lock:
+            elapsed = 0.0 if self.manual else (time.monotonic() - self._real_start) * self.speed
+            return self._start + elapsed + self._offset
+
+    def advance(self, seconds: float) -> None:
+        if seconds < 0:
+            raise ValueError("The clock only moves forward")
+        with self._lock:
+            self._offset += seconds
+
+    def __repr__(self) -> str:
+        mode = "manual" if self.manual else f"speed={self.speed}"
+        return f"<Clock {mode} at {isoformat(self.now())}>"
+
+
+def isoformat(timestamp: float) -> str:
+    """Format a clock reading as an ISO 8601 UTC timestamp, the way JSON APIs usually do."""
+    return datetime.fromtimestamp(timestamp, tz=UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
