@@ -1,0 +1,101 @@
+"""Settings for the VCC clients, and the one place that builds their httpx clients."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+from django.conf import settings
+from django.utils.module_loading import import_string
+
+from .core import TokenSource
+
+GATEWAY_SCOPE = "users:read"
+
+
+@dataclass(frozen=True)
+class VCCConfig:
+    base_url: str
+    account_key: str
+    api_token: str = field(repr=False)
+    api_version: int
+    connect_timeout: float
+    read_timeout: float
+    transport: str
+    auth_url: str
+    gateway_url: str
+    client_id: str
+    client_secret: str = field(repr=False)
+
+    @classmethod
+    def from_settings(cls, **overrides: Any) -> VCCConfig:
+        """Read the `VCC_*` settings; `overrides` use the field names (`base_url=...`), mainly for tests."""
+        names = {f.name for f in dataclasses.fields(cls)}
+        if unknown := set(overrides) - names:
+            raise TypeError(f"Unknown VCC settings: {', '.join(sorted(unknown))}")
+        values = {name: getattr(settings, f"VCC_{name.upper()}") for name in names - set(overrides)}
+        config = cls(**values, **overrides)
+        return dataclasses.replace(
+            config,
+            base_url=config.base_url.rstrip("/"),
+            auth_url=config.auth_url.rstrip("/"),
+            gateway_url=config.gateway_url.rstrip("/"),
+        )
+
+    @property
+    def lock_wait(self) -> float:
+        # Long enough for another process's token request to finish or time out.
+        return self.connect_timeout + self.read_timeout + 2
+
+    @property
+    def v0_token(self) -> TokenSource:
+        return TokenSource(
+            url=f"{self.base_url}/v0/oauth2/token",
+            form={"grant_type": "client_credentials"},
+            basic_auth=(self.account_key, self.api_token),
+            default_expires_in=3600,
+            lock_wait=self.lock_wait,
+            identity=f"v0|{self.base_url}|{self.account_key}",
+        )
+
+    @property
+    def gateway_token(self) -> TokenSource:
+        return TokenSource(
+            url=f"{self.auth_url}/Auth/connect/token",
+            form={
+                "grant_type": "client_credentials",
+                "client_id": self.client_id,
+                "client_secret": self.client_secret,
+                "scope": GATEWAY_SCOPE,
+            },
+            basic_auth=None,
+            default_expires_in=7200,
+            lock_wait=self.lock_wait,
+            identity=f"gateway|{self.auth_url}|{self.client_id}|{GATEWAY_SCOPE}",
+        )
+
+
+def _transport_from_settings(config: VCCConfig) -> Any:
+    # An in-process transport (the sandbox's simulator) is chosen by settings, so `calls` never imports it.
+    return import_string(config.transport)() if config.transport else None
+
+
+def _client_options(config: VCCConfig) -> dict[str, Any]:
+    return {
+        "timeout": httpx.Timeout(config.read_timeout, connect=config.connect_timeout),
+        "headers": {"User-Agent": "vccweb"},
+        "follow_redirects": False,
+    }
+
+
+def http_client(config: VCCConfig, transport: httpx.BaseTransport | None = None) -> httpx.Client:
+    """Build the sync httpx client. Its transport retries failed connections only, never sent requests."""
+    transport = transport or _transport_from_settings(config) or httpx.HTTPTransport(retries=2)
+    return httpx.Client(transport=transport, **_client_options(config))
+
+
+def async_http_client(config: VCCConfig, transport: httpx.AsyncBaseTransport | None = None) -> httpx.AsyncClient:
+    transport = transport or _transport_from_settings(config) or httpx.AsyncHTTPTransport(retries=2)
+    return httpx.AsyncClient(transport=transport, **_client_options(config))
