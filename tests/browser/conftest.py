@@ -10,16 +10,21 @@ import pytest
 CHROMIUM = Path(os.environ.get("CHROMIUM_PATH", "/usr/bin/chromium"))
 ARTIFACTS = Path(__file__).resolve().parent.parent.parent / "test-artifacts"
 
-# Playwright's sync API runs an event loop in this thread; Django's ORM calls from the test are still sync.
-os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
+
+
+def _is_browser_test(item) -> bool:
+    return "tests/browser/" in str(item.fspath)
 
 
 def pytest_collection_modifyitems(config, items):
+    # Playwright's sync API leaves an event loop running in this thread once it starts, which async tests
+    # cannot share: run the browser tests last.
+    items.sort(key=_is_browser_test)
     if CHROMIUM.exists():
         return
     reason = f"Chromium is not installed at {CHROMIUM} (apt-get install chromium); CI installs it."
     for item in items:
-        if "tests/browser/" in str(item.fspath):
+        if _is_browser_test(item):
             item.add_marker(pytest.mark.skip(reason=reason))
 
 
@@ -27,6 +32,8 @@ def pytest_collection_modifyitems(config, items):
 def browser():
     from playwright.sync_api import sync_playwright
 
+    # Playwright runs an event loop in this thread; the tests' own ORM calls are still plain sync code.
+    os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(
             executable_path=str(CHROMIUM),
