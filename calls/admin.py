@@ -3,7 +3,7 @@ from __future__ import annotations
 from django.contrib import admin
 from django.http import HttpRequest
 
-from calls.models import Agent, AgentGroup, Call, CallbackNumber, Contact, ContactPhone
+from calls.models import Agent, AgentGroup, Call, CallbackNumber, ConsentRule, Contact, ContactPhone, DispositionCode
 
 
 class ContactPhoneInline(admin.TabularInline):
@@ -33,7 +33,7 @@ class ContactPhoneAdmin(admin.ModelAdmin):
 
 @admin.register(Agent)
 class AgentAdmin(admin.ModelAdmin):
-    list_display = ["display_id", "name", "user", "is_active", "default_callback_number", "group_list"]
+    list_display = ["display_id", "name", "user", "is_active", "default_callback_number", "default_group", "group_list"]
     list_filter = ["is_active", "groups"]
     search_fields = ["display_id", "name", "user__username"]
     list_select_related = ["user", "default_callback_number"]
@@ -114,3 +114,18 @@ class CallAdmin(admin.ModelAdmin):
 
     def has_delete_permission(self, request: HttpRequest, obj: Call | None = None) -> bool:
         return False
+
+
+@admin.register(DispositionCode)
+class DispositionCodeAdmin(admin.ModelAdmin):
+    list_display = ["code", "description", "action", "is_active", "position"]
+    list_editable = ["is_active", "position"]
+    list_filter = ["is_active", "action"]
+    search_fields = ["code", "description"]
+
+
+@admin.register(ConsentRule)
+class ConsentRuleAdmin(admin.ModelAdmin):
+    list_display = ["country", "consent", "note"]
+    list_filter = ["consent"]
+    search_fields = ["country", "note"]

@@ -5,7 +5,7 @@ from typing import TYPE_CHECKING
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
-from django.core.validators import RegexValidator
+from django.core.validators import MinLengthValidator, RegexValidator
 from django.db import models
 from django.db.models import Q
 from django.urls import reverse
@@ -151,6 +151,14 @@ class Agent(models.Model):
     default_callback_number = models.ForeignKey(
         "CallbackNumber", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
+    default_group = models.ForeignKey(
+        "AgentGroup",
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+        help_text="Preselected when this agent calls via a group.",
+    )
     vcc_user_id = models.CharField("VCC user ID", max_length=64, blank=True, help_text="Set by the sync from VCC.")
 
     class Meta:
@@ -249,6 +257,55 @@ class CallbackNumber(models.Model):
         return self.pk is not None and (self.allowed_agents.exists() or self.allowed_groups.exists())
 
 
+# --- What admins manage for calls: dispositions and consent defaults -------------------------------
+
+
+class DispositionCode(models.Model):
+    """A wrap-up outcome agents pick after a call; the code is sent to VCC verbatim."""
+
+    class Action(models.TextChoices):
+        NONE = "", "Nothing else"
+        NUMBER_DNC = "number_dnc", "Mark the number do-not-call"
+        CONTACT_DNC = "contact_dnc", "Mark the contact do-not-call"
+
+    code = models.CharField(
+        max_length=64,
+        unique=True,
+        validators=[MinLengthValidator(3)],
+        help_text="Sent to VCC as the disposition code: 3 to 64 characters.",
+    )
+    description = models.CharField(max_length=200, blank=True)
+    action = models.CharField(max_length=12, choices=Action.choices, blank=True, help_text="Also done when chosen.")
+    is_active = models.BooleanField("active", default=True)
+    position = models.PositiveSmallIntegerField(default=100)
+
+    class Meta:
+        ordering = ["position", "code"]
+
+    def __str__(self) -> str:
+        return self.code
+
+
+class ConsentRule(models.Model):
+    """The recording consent to send for numbers of a country, unless the contact overrides it."""
+
+    country = models.CharField(
+        max_length=2,
+        unique=True,
+        validators=[RegexValidator(r"^[A-Z]{2}$", "Use the two-letter ISO country code in capitals, such as GB.")],
+        help_text="ISO 3166 code, such as GB or US.",
+    )
+    consent = models.CharField(max_length=10, choices=Consent.choices)
+    note = models.CharField(max_length=200, blank=True)
+
+    class Meta:
+        ordering = ["country"]
+        verbose_name = "recording consent default"
+
+    def __str__(self) -> str:
+        return f"{self.country}: {self.get_consent_display()}"
+
+
 # --- The call log ----------------------------------------------------------------------------------
 
 
@@ -305,6 +362,7 @@ class Call(models.Model):
     result_reason = models.CharField(max_length=64, blank=True)
     disposition_code = models.CharField(max_length=255, blank=True)
     notes = models.TextField(blank=True)
+    wrapped_up_at = models.DateTimeField(null=True, blank=True)
     # Ours.
     state = models.CharField(max_length=10, choices=State.choices, default=State.REQUESTED)
     error_message = models.TextField("VCC's message", blank=True, help_text="Verbatim, for the log.")

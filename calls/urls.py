@@ -11,4 +11,11 @@ urlpatterns = [
     path("contacts/<int:pk>/", views.contact_detail, name="contact_detail"),
     path("contacts/<int:pk>/edit/", views.contact_edit, name="contact_edit"),
     path("contacts/<int:pk>/delete/", views.contact_delete, name="contact_delete"),
+    path("contacts/<int:pk>/call/", views.call_contact, name="call_contact"),
+    path("calls/<int:pk>/panel/", views.call_panel, name="call_panel"),
+    path("calls/<int:pk>/recording/", views.call_recording, name="call_recording"),
+    path("calls/<int:pk>/wrapup/", views.call_wrapup, name="call_wrapup"),
+    path("groups/availability/", views.group_availability, name="group_availability"),
+    path("agents/", views.agent_directory, name="agent_directory"),
+    path("agents/<int:pk>/call/", views.call_agent, name="call_agent"),
 ]

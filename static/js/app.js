@@ -1,15 +1,49 @@
 // vccweb behaviour. No inline scripts (strict CSP): everything lives here.
 "use strict";
 
+function isTyping(target) {
+  return target instanceof HTMLElement && (target.isContentEditable || ["INPUT", "TEXTAREA", "SELECT"].includes(target.tagName));
+}
+
+// Keyboard shortcuts: "/" search, "c" call, "g" call via group, "w" wrap-up. Listed on the contact page.
 document.addEventListener("keydown", (event) => {
-  const target = event.target;
-  const typing = target instanceof HTMLElement && (target.isContentEditable || ["INPUT", "TEXTAREA", "SELECT"].includes(target.tagName));
-  if (typing || event.ctrlKey || event.metaKey || event.altKey) return;
+  if (isTyping(event.target) || event.ctrlKey || event.metaKey || event.altKey) return;
   if (event.key === "/") {
     const search = document.querySelector("input[type=search]");
     if (search) {
       event.preventDefault();
       search.focus();
     }
+    return;
+  }
+  if (event.key === "c" || event.key === "g") {
+    const button = document.querySelector(`button[data-shortcut="${event.key}"]:not([disabled])`);
+    if (button) {
+      event.preventDefault();
+      button.click();
+    }
+    return;
+  }
+  if (event.key === "w") {
+    const wrapup = document.querySelector(".wrapup select");
+    if (wrapup) {
+      event.preventDefault();
+      wrapup.scrollIntoView({ block: "center" });
+      wrapup.focus();
+    }
+  }
+});
+
+// Announce call progress to screen readers: the panel is swapped as a whole, so a steady live region
+// outside it carries the words, and only when they change.
+let lastAnnounced = "";
+document.addEventListener("htmx:afterSettle", () => {
+  const announcer = document.getElementById("call-announcer") || document.getElementById("list-call");
+  const panel = document.querySelector("[data-announce]");
+  if (!announcer || !panel || announcer.id === "list-call") return;
+  const words = panel.dataset.announce;
+  if (words && words !== lastAnnounced) {
+    lastAnnounced = words;
+    announcer.textContent = words;
   }
 });
