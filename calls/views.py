@@ -123,6 +123,7 @@ def contact_delete(request: HttpRequest, pk: int) -> HttpResponse:
 # Database work happens in the sync helpers of calls.dialing, run through sync_to_async.
 
 AVAILABILITY_SECONDS = 5  # how long a group's ready-agent count is reused
+RECORDING_PENDING_SECONDS = 5  # how long a requested recording change is shown before VCC confirms it
 
 
 def _base_url(request: HttpRequest) -> str:
@@ -272,6 +273,10 @@ async def call_panel(request: HttpRequest, pk: int) -> HttpResponse:
         except VCCError as exc:
             error = exc
         call, refresh_error = await sync_to_async(dialing.record_refresh)(call, detail=detail, error=error)
+    pending = await cache.aget(f"recording-pending:{call.pk}")
+    if pending and call.state == Call.State.PLACED and call.recording_status != pending:
+        # VCC applies recording changes asynchronously: show what was asked for until VCC reports it.
+        call.recording_status = pending
     context = await sync_to_async(_panel_context)(call, refresh_error=refresh_error)
     response = await sync_to_async(render)(request, "calls/contact_detail.html#call_panel", context)
     return trigger_client_event(response, "calls-changed") if call.state != was else response
@@ -295,6 +300,7 @@ async def call_recording(request: HttpRequest, pk: int) -> HttpResponse:
                 await client.set_recording(call.vcc_call_id, status)
             call.recording_status = status
             await call.asave(update_fields=["recording_status"])
+            await cache.aset(f"recording-pending:{call.pk}", status, RECORDING_PENDING_SECONDS)
             log.info("call %s: recording set to %s", call.pk, status)
         except VCCError as exc:
             log.warning("call %s: recording change failed: %s (status %s)", call.pk, exc.message, exc.status)

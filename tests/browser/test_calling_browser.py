@@ -1,0 +1,186 @@
+"""Click-to-call in a real browser: the app on a real port, vccsim as its own server, the simulator's clock
+moved through its control API so each phase of a call is seen."""
+
+from __future__ import annotations
+
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+from django.contrib.auth import get_user_model
+from django.core.management import call_command
+from playwright.sync_api import expect
+
+from calls.models import Agent, Call, Contact, ContactPhone
+from calls.roles import AGENT, assign_role
+from tests.browser.conftest import log_in
+
+pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="session")
+def vccsim_server():
+    """python -m vccsim in its own process, on its own port."""
+    port = _free_port()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "vccsim", "--port", str(port), "--quiet"],
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    base = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 20
+    while True:
+        try:
+            httpx.get(f"{base}/_sim/state", timeout=1)
+            break
+        except httpx.TransportError:
+            if process.poll() is not None or time.monotonic() > deadline:
+                process.kill()
+                raise RuntimeError(f"vccsim did not start: {process.stderr.read().decode()}") from None
+            time.sleep(0.1)
+    yield base
+    process.terminate()
+    process.wait(timeout=10)
+
+
+class Sim:
+    def __init__(self, base: str) -> None:
+        self.base = base
+
+    def post(self, path: str, body: dict | None = None) -> dict:
+        response = httpx.post(f"{self.base}/_sim/{path}", json=body or {}, timeout=5)
+        response.raise_for_status()
+        return response.json()
+
+    def state(self) -> dict:
+        return httpx.get(f"{self.base}/_sim/state", timeout=5).json()
+
+    def advance(self, seconds: float) -> None:
+        self.post("clock/advance", {"seconds": seconds})
+
+
+@pytest.fixture
+def sim(vccsim_server, settings) -> Sim:
+    """The app talks to the standalone simulator over a real socket, exactly as it would to VCC."""
+    settings.VCC_SANDBOX = False
+    settings.VCC_TRANSPORT = ""
+    settings.VCC_BASE_URL = settings.VCC_AUTH_URL = settings.VCC_GATEWAY_URL = vccsim_server
+    settings.VCC_ACCOUNT_KEY = "sandbox01"
+    settings.VCC_API_TOKEN = "sandbox-api-token"
+    simulator = Sim(vccsim_server)
+    simulator.post("reset")
+    return simulator
+
+
+@pytest.fixture
+def demo(db):
+    call_command("seed_demo", stdout=open("/dev/null", "w"))  # noqa: SIM115
+
+
+def first_contact_with(**phone_filter) -> Contact:
+    phone = ContactPhone.objects.filter(contact__do_not_call=False, do_not_call=False, **phone_filter).first()
+    return phone.contact
+
+
+def test_an_agent_calls_a_contact_and_wraps_up(demo, page, live_server, sim):
+    contact = first_contact_with(is_primary=True, number__startswith="+44")
+    sim.post("next-outcome", {"outcome": "answered", "talkSeconds": 600})
+    log_in(page, live_server, "agent", "demo")
+    page.goto(f"{live_server.url}/contacts/{contact.pk}/")
+    expect(page.locator(".dial-preview")).to_contain_text("Caller ID: London main")
+    page.keyboard.press("c")  # the shortcut for the primary number's Call button
+
+    panel = page.locator(".call-panel")
+    expect(panel).to_have_attribute("data-call-state", "placed")
+    expect(panel.locator(".phase")).to_contain_text("Ringing your phone")
+    sim.advance(9)  # the agent answers, then the contact
+    expect(panel.locator(".phase")).to_contain_text("Connected", timeout=10_000)
+    expect(page.locator("#call-announcer")).to_have_text("Connected")
+
+    panel.locator("button", has_text="Pause recording").click()
+    expect(panel).to_contain_text("Recording: paused")
+    panel.locator("button", has_text="Resume recording").click()
+    expect(panel).to_contain_text("Recording: started")
+
+    sim.advance(600)
+    expect(panel.locator(".phase")).to_have_text("Call ended", timeout=10_000)
+    page.keyboard.press("w")
+    expect(page.locator(".wrapup select")).to_be_focused()
+    page.select_option(".wrapup select", label="Interested")
+    page.fill(".wrapup textarea", "Wants a quote by Friday.")
+    page.click("button:has-text('Save wrap-up')")
+    expect(panel).to_contain_text("Wrapped up: Interested")
+    expect(page.locator("#timeline")).to_contain_text("Wants a quote by Friday.")
+
+    call = Call.objects.get()
+    assert call.state == Call.State.ENDED
+    assert call.disposition_code == "Interested"
+    assert call.duration_seconds > 0
+    sim_call = sim.state()["calls"][0]
+    assert sim_call["dispositionCode"] == "Interested"
+    assert sim_call["regarding"]["reference"].startswith(f"{live_server.url}/contacts/{contact.pk}/?call=")
+    assert page.console_errors == []
+
+
+def test_a_busy_agent_sees_vccs_reason(demo, page, live_server, sim):
+    user = get_user_model().objects.create_user("jordan", password="jordan-pass-1")
+    assign_role(user, AGENT)
+    Agent.objects.filter(display_id="1006").update(user=user)  # 1006 is on a call in the simulator
+    contact = first_contact_with(is_primary=True)
+    log_in(page, live_server, "jordan", "jordan-pass-1")
+    page.goto(f"{live_server.url}/contacts/{contact.pk}/")
+    page.click("button[data-shortcut=c]")
+    panel = page.locator(".call-panel")
+    expect(panel).to_have_attribute("data-call-state", "failed")
+    expect(panel).to_contain_text("Your phone is busy")
+    expect(panel).to_contain_text("Unable to place call - Agent number busy")
+    assert Call.objects.get().error_message == "Unable to place call - Agent number busy"
+
+
+def test_a_do_not_call_number_cannot_be_clicked(demo, page, live_server, sim):
+    contact = Contact.objects.filter(do_not_call=True).first()
+    log_in(page, live_server, "agent", "demo")
+    page.goto(f"{live_server.url}/contacts/{contact.pk}/")
+    expect(page.locator(".phone.blocked").first).to_contain_text("This contact is marked do not call.")
+    assert page.locator("button[name=call]").count() == 0
+    assert page.locator(".call-buttons button").first.is_disabled()
+    assert sim.state()["callsPlaced"] == 0
+
+
+def test_a_fast_double_click_places_one_call(demo, page, live_server, sim):
+    contact = first_contact_with(is_primary=True)
+    log_in(page, live_server, "agent", "demo")
+    page.goto(f"{live_server.url}/contacts/{contact.pk}/")
+    page.dblclick("button[data-shortcut=c]")
+    expect(page.locator(".call-panel")).to_have_attribute("data-call-state", "placed")
+    page.wait_for_timeout(500)  # let a second request, had one been sent, arrive
+    assert sim.state()["callsPlaced"] == 1
+    assert Call.objects.count() == 1
+
+
+def test_a_supervisor_calls_via_a_group(demo, page, live_server, sim):
+    contact = first_contact_with(is_primary=True)
+    log_in(page, live_server, "supervisor", "demo")
+    page.goto(f"{live_server.url}/contacts/{contact.pk}/")
+    choices = page.locator("#group-choices")
+    expect(choices).to_contain_text("3 ready")  # Sales UK, from VCC's availability query
+    expect(choices).to_contain_text("nobody ready")  # Out of hours
+    page.locator("label.group-choice", has_text="Support").locator("input").uncheck()
+    page.locator("label.group-choice", has_text="Sales UK").locator("input").check()
+    page.click("button[data-shortcut=g]")
+    expect(page.locator(".call-panel")).to_have_attribute("data-call-state", "placed")
+    sent = Call.objects.get().request_body
+    assert sent["from"]["groups"] == ["030"]
+    assert "agentId" not in sent["from"]
