@@ -119,6 +119,7 @@ def test_vcc_base_url_overrides_the_region(monkeypatch):
         ({"VCC_API_VERSION": "six"}, "VCC_API_VERSION must be a whole number"),
         ({"VCC_BASE_URL": "emea.cc.vonage.com"}, "VCC_BASE_URL must be an http"),
         ({"DEFAULT_PHONE_REGION": "Britain"}, "DEFAULT_PHONE_REGION must be a two-letter"),
+        ({"DEFAULT_PHONE_REGION": "XX"}, "DEFAULT_PHONE_REGION must be a two-letter"),
         ({"SECURE_HSTS_SECONDS": "-5"}, "SECURE_HSTS_SECONDS must be at least 0"),
     ],
 )

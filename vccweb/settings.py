@@ -7,6 +7,7 @@ import re
 from pathlib import Path
 
 import dj_database_url
+import phonenumbers
 from django.core.exceptions import ImproperlyConfigured
 from django.utils.csp import CSP
 
@@ -259,9 +260,10 @@ VCC_CONNECT_TIMEOUT = 3.0
 VCC_READ_TIMEOUT = 10.0
 
 DEFAULT_PHONE_REGION = env_str("DEFAULT_PHONE_REGION", "GB").upper()
-if not re.fullmatch(r"[A-Z]{2}", DEFAULT_PHONE_REGION):
+if not re.fullmatch(r"[A-Z]{2}", DEFAULT_PHONE_REGION) or not phonenumbers.country_code_for_region(DEFAULT_PHONE_REGION):
     raise ImproperlyConfigured(
-        f"DEFAULT_PHONE_REGION must be a two-letter ISO country code, not {DEFAULT_PHONE_REGION!r}"
+        f"DEFAULT_PHONE_REGION must be a two-letter ISO country code with a phone plan, such as GB or US, "
+        f"not {DEFAULT_PHONE_REGION!r}"
     )
 
 DEMO_PASSWORD = env_str("DEMO_PASSWORD", "demo")

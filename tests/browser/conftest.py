@@ -11,7 +11,6 @@ CHROMIUM = Path(os.environ.get("CHROMIUM_PATH", "/usr/bin/chromium"))
 ARTIFACTS = Path(__file__).resolve().parent.parent.parent / "test-artifacts"
 
 
-
 def _is_browser_test(item) -> bool:
     return "tests/browser/" in str(item.fspath)
 
