@@ -437,6 +437,22 @@ def mark_gone(call: Call) -> Call:
     return call
 
 
+def close_abandoned_clicks(*, older_than: timedelta) -> int:
+    """Fail clicks that never got VCC's answer recorded (their process died mid-request), saying what that means."""
+    abandoned = Call.objects.filter(state=Call.State.REQUESTED, requested_at__lt=timezone.now() - older_than)
+    count = 0
+    for call in abandoned:
+        _fail(
+            call,
+            message="",
+            status=None,
+            display="No answer from VCC was recorded for this click: the call may or may not have been placed. "
+            "Check your phone and the call log before trying again.",
+        )
+        count += 1
+    return count
+
+
 def phase(call: Call) -> str:
     """Where the call is, in words a person reads (and a screen reader announces)."""
     if call.state == Call.State.REQUESTED:

@@ -140,3 +140,21 @@ def test_default_groups_prefer_the_agents_default_group(agent_user, sales, suppo
     agent.save()
     agent_user.refresh_from_db()
     assert dialing.default_groups(agent_user) == [support]
+
+
+def test_a_click_whose_answer_was_never_recorded_is_closed_with_an_explanation(agent_user, contact):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from calls.models import Call
+
+    old = Call.objects.create(created_by=agent_user, contact=contact, to_number="+447400123456")
+    Call.objects.filter(pk=old.pk).update(requested_at=timezone.now() - timedelta(minutes=10))
+    fresh = Call.objects.create(created_by=agent_user, contact=contact, to_number="+447400123456")
+    assert dialing.close_abandoned_clicks(older_than=timedelta(minutes=5)) == 1
+    old.refresh_from_db()
+    fresh.refresh_from_db()
+    assert old.state == Call.State.FAILED
+    assert "may or may not have been placed" in old.error_display
+    assert fresh.state == Call.State.REQUESTED

@@ -47,3 +47,27 @@ document.addEventListener("htmx:afterSettle", () => {
     announcer.textContent = words;
   }
 });
+
+// An htmx request that fails must not fail silently: say what happened where the person is looking.
+function flash(message) {
+  const box = document.getElementById("flash");
+  if (!box) return;
+  box.textContent = message;
+  box.hidden = false;
+}
+document.addEventListener("htmx:responseError", (event) => {
+  const status = event.detail.xhr.status;
+  const reasons = {
+    400: "The request was refused as malformed: reload the page and try again.",
+    403: "You are not allowed to do that. If you think you should be, ask an admin.",
+    404: "That is no longer there: reload the page.",
+  };
+  flash(reasons[status] || `vccweb could not complete that (HTTP ${status}). Try again; tell an admin if it keeps happening.`);
+});
+document.addEventListener("htmx:sendError", () => {
+  flash("vccweb could not be reached: check your connection, then try again.");
+});
+document.addEventListener("htmx:beforeRequest", () => {
+  const box = document.getElementById("flash");
+  if (box) box.hidden = true;
+});

@@ -184,3 +184,13 @@ def test_a_supervisor_calls_via_a_group(demo, page, live_server, sim):
     sent = Call.objects.get().request_body
     assert sent["from"]["groups"] == ["030"]
     assert "agentId" not in sent["from"]
+
+
+def test_a_request_that_fails_says_so_instead_of_doing_nothing(demo, page, live_server, sim):
+    contact = first_contact_with(is_primary=True)
+    log_in(page, live_server, "agent", "demo")
+    page.goto(f"{live_server.url}/contacts/{contact.pk}/")
+    Contact.objects.filter(pk=contact.pk).delete()  # someone else deletes the contact meanwhile
+    page.click("button[data-shortcut=c]")
+    expect(page.locator("#flash")).to_have_text("That is no longer there: reload the page.")
+    assert sim.state()["callsPlaced"] == 0

@@ -29,4 +29,7 @@ class Command(BaseCommand):
                     ended += 1
                 else:
                     still_live += 1
-        self.stdout.write(f"Reconciled calls: {ended} ended, {still_live} still live or unreachable.")
+        lost = dialing.close_abandoned_clicks(older_than=timedelta(minutes=5))
+        self.stdout.write(
+            f"Reconciled calls: {ended} ended, {still_live} still live or unreachable, {lost} clicks never answered."
+        )
