@@ -123,7 +123,12 @@ def resolve_clid(
     return None, "none configured: VCC presents the account's own", options
 
 
-def resolve_consent(*, contact: Contact | None, number: str) -> tuple[str, str]:
+def consent_rules() -> dict[str, str]:
+    """The per-country consent defaults, read once per page (the table is small)."""
+    return dict(ConsentRule.objects.values_list("country", "consent"))
+
+
+def resolve_consent(*, contact: Contact | None, number: str, rules: dict[str, str] | None = None) -> tuple[str, str]:
     """Recording consent: the contact's override, else the default for the number's country, else Unknown."""
     if contact is not None and contact.consent_override:
         return contact.consent_override, "set on this contact"
@@ -131,12 +136,34 @@ def resolve_consent(*, contact: Contact | None, number: str) -> tuple[str, str]:
         country = phonenumbers.region_code_for_number(phonenumbers.parse(number, None)) if number else None
     except phonenumbers.NumberParseException:
         country = None
-    if country:
-        rule = ConsentRule.objects.filter(country=country).first()
-        if rule:
-            return rule.consent, f"default for {country} numbers"
-        return Consent.UNKNOWN, f"no default for {country} numbers"
-    return Consent.UNKNOWN, "no country to go by"
+    if not country:
+        return Consent.UNKNOWN, "no country to go by"
+    consent = (rules if rules is not None else consent_rules()).get(country)
+    if consent:
+        return consent, f"default for {country} numbers"
+    return Consent.UNKNOWN, f"no default for {country} numbers"
+
+
+@dataclass(frozen=True)
+class NumberFacts:
+    """What the page shows for one number: the consent that would be sent and whether it may be called."""
+
+    consent: str
+    consent_reason: str
+    blocked: str
+
+
+def number_facts(phone: ContactPhone, *, rules: dict[str, str] | None = None) -> NumberFacts:
+    consent, reason = resolve_consent(contact=phone.contact, number=phone.number, rules=rules)
+    return NumberFacts(consent=consent, consent_reason=reason, blocked=blocked_reason(phone))
+
+
+def blocked_reason(phone: ContactPhone) -> str:
+    if phone.contact.do_not_call:
+        return "This contact is marked do not call."
+    if phone.do_not_call:
+        return "This number is marked do not call."
+    return ""
 
 
 def plan_for_phone(
@@ -154,23 +181,18 @@ def plan_for_phone(
     elif agent is None:
         problems.append("You have no active VCC agent, so VCC has no phone of yours to ring. Ask an admin to link one.")
     clid, clid_reason, options = resolve_clid(agent=agent, groups=groups, chosen=chosen_clid)
-    consent, consent_reason = resolve_consent(contact=phone.contact, number=phone.number)
-    blocked = ""
-    if phone.contact.do_not_call:
-        blocked = "This contact is marked do not call."
-    elif phone.do_not_call:
-        blocked = "This number is marked do not call."
+    facts = number_facts(phone)
     return DialPlan(
         agent=agent,
         groups=groups,
         clid=clid,
         clid_reason=clid_reason,
         clid_options=options,
-        consent=consent,
-        consent_reason=consent_reason,
+        consent=facts.consent,
+        consent_reason=facts.consent_reason,
         number=phone.number,
         phone=phone,
-        blocked=blocked,
+        blocked=facts.blocked,
         problems=problems,
     )
 
@@ -235,7 +257,7 @@ def start_click(
     The same request_id twice (a double click, a retried request, a second app process) returns the first row
     and sends nothing. A refusal is recorded as a failed call with the reason, so every click leaves a row.
     """
-    existing = Call.objects.filter(request_id=request_id).first()
+    existing = _with_parties(Call.objects).filter(request_id=request_id).first()
     if existing is not None:
         if existing.created_by_id != user.pk:
             raise Refused("That click belongs to someone else. Reload the page and try again.")
@@ -263,7 +285,7 @@ def start_click(
             call.from_groups.set(plan.groups)
     except IntegrityError:
         # Another process saved this click first: that one places the call.
-        return Click(Call.objects.get(request_id=request_id), None)
+        return Click(_with_parties(Call.objects).get(request_id=request_id), None)
     if refusal:
         _fail(call, message="", status=None, display=refusal)
         return Click(call, None)
@@ -308,6 +330,10 @@ def start_click(
     call.request_body = request.to_json()
     call.save(update_fields=["regarding", "request_body"])
     return Click(call, request, lock_key)
+
+
+def _with_parties(calls):
+    return calls.select_related("contact", "phone", "from_agent", "to_agent", "created_by")
 
 
 def _refusal(*, user, plan: DialPlan, dnc_reason: str) -> str:
@@ -359,11 +385,19 @@ def finish_click(click: Click, *, placed: PlacedCall | None, error: Exception | 
             call.latency_ms = latency
             call.save()
             log.info("call %s placed: vcc_call_id=%s latency_ms=%s", call.pk, placed.call_id, latency)
+        elif isinstance(error, VCCError) and error.call_id:
+            # VCC said 201 and named the call in Location, but its body was unreadable: follow the call by its id.
+            call.state = Call.State.PLACED
+            call.vcc_call_id = error.call_id
+            call.error_message = error.message
+            call.error_status = error.status
+            call.error_display = "VCC placed the call but its reply could not be read; following it by its id."
+            call.responded_at = timezone.now()
+            call.latency_ms = latency
+            call.save()
+            log.warning("call %s placed with an unreadable reply: %s", call.pk, error.message)
         elif isinstance(error, VCCError):
-            display = error.user_message
-            if error.may_have_placed:
-                display += " Check your phone before trying again: the call may have been placed."
-            _fail(call, message=error.message, status=error.status, display=display, latency_ms=latency)
+            _fail(call, message=error.message, status=error.status, display=error.user_message, latency_ms=latency)
         else:
             log.error("call %s: unexpected error talking to VCC", call.pk, exc_info=error)
             _fail(

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import functools
 import logging
 import time
 import uuid
@@ -9,11 +10,11 @@ from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required, permission_required
 from django.core.cache import cache
-from django.core.exceptions import BadRequest, PermissionDenied
+from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
 from django.db import transaction
 from django.db.models import Prefetch
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpRequest, HttpResponse, HttpResponseBadRequest
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
@@ -149,6 +150,8 @@ def _panel_context(call: Call, **extra: object) -> dict[str, object]:
 
 def _dialer_context(request: HttpRequest, user, contact: Contact, call: Call | None = None) -> dict[str, object]:
     phones = list(contact.phones.all())
+    for phone in phones:
+        phone.contact = contact  # spare a query per number
     groups = dialing.callable_groups(user)
     preselected = {g.pk for g in dialing.default_groups(user)} & {g.pk for g in groups}
     me = dialing.plan_for_phone(user=user, phone=phones[0]) if phones else None
@@ -157,7 +160,8 @@ def _dialer_context(request: HttpRequest, user, contact: Contact, call: Call | N
         if phones and preselected
         else None
     )
-    rows = [(phone, dialing.plan_for_phone(user=user, phone=phone)) for phone in phones]
+    rules = dialing.consent_rules()
+    rows = [(phone, dialing.number_facts(phone, rules=rules)) for phone in phones]
     return {
         "contact": contact,
         "rows": rows,
@@ -179,14 +183,15 @@ def _contact_click(user, request: HttpRequest, pk: int) -> dialing.Click:
     choice = request.POST.get("call", "")
     via, _, phone_pk = choice.partition(":")
     if via not in ("me", "group") or not phone_pk.isdigit():
-        raise BadRequest("Pick a number to call.")
+        raise dialing.Refused("Pick a number to call.")
     phone = get_object_or_404(ContactPhone, pk=int(phone_pk), contact=contact)
     groups: list[AgentGroup] = []
     if via == "group":
         if not user.has_perm("calls.place_group_call"):
             raise PermissionDenied("You may not call via groups.")
-        wanted = [g for g in request.POST.getlist("groups") if g.isdigit()]
-        groups = list(AgentGroup.objects.filter(pk__in=wanted))
+        wanted = [int(g) for g in request.POST.getlist("groups") if g.isdigit()]
+        # Keep the order the person gave: VCC takes the groups in order.
+        groups = sorted(AgentGroup.objects.filter(pk__in=wanted), key=lambda g: wanted.index(g.pk))
     request_id = _request_id(request)
     try:
         plan = dialing.plan_for_phone(user=user, phone=phone, groups=groups, chosen_clid=request.POST.get("clid"))
@@ -204,11 +209,24 @@ def _contact_click(user, request: HttpRequest, pk: int) -> dialing.Click:
     )
 
 
+def _refusals_as_400(view):
+    """A click refused before anything is sent answers 400 with the reason as plain text, which the page shows."""
+
+    @functools.wraps(view)
+    async def wrapper(request: HttpRequest, *args: object, **kwargs: object) -> HttpResponse:
+        try:
+            return await view(request, *args, **kwargs)
+        except dialing.Refused as refused:
+            return HttpResponseBadRequest(str(refused), content_type="text/plain; charset=utf-8")
+
+    return wrapper
+
+
 def _request_id(request: HttpRequest) -> str:
     try:
         return str(uuid.UUID(request.POST.get("request_id", "")))
     except ValueError:
-        raise BadRequest("This page is out of date: reload it and click again.") from None
+        raise dialing.Refused("This page is out of date: reload it and click again.") from None
 
 
 async def _send(click: dialing.Click) -> Call:
@@ -227,6 +245,7 @@ async def _send(click: dialing.Click) -> Call:
 
 @require_POST
 @login_required
+@_refusals_as_400
 async def call_contact(request: HttpRequest, pk: int) -> HttpResponse:
     user = await request.auser()
     click = await sync_to_async(_contact_click)(user, request, pk)
@@ -234,7 +253,8 @@ async def call_contact(request: HttpRequest, pk: int) -> HttpResponse:
     if not request.htmx:
         return redirect(f"{reverse('contact_detail', args=[pk])}?call={dialing.regarding_token(call)}")
     if request.htmx.target == "dialer":
-        context = await sync_to_async(_dialer_context)(request, user, call.contact, call)
+        contact = await Contact.objects.aget(pk=pk)
+        context = await sync_to_async(_dialer_context)(request, user, contact, call)
         response = await sync_to_async(render)(request, "calls/contact_detail.html#dialer", context)
     else:
         context = await sync_to_async(_list_click_context)(user, call)
@@ -334,8 +354,13 @@ async def call_wrapup(request: HttpRequest, pk: int) -> HttpResponse:
                 confirmed = True
             except VCCError as exc:
                 log.warning("call %s: disposition failed: %s (status %s)", call.pk, exc.message, exc.status)
-                error = f"{exc.user_message} Your notes are saved; send the outcome again."
-        changed = await sync_to_async(dialing.wrap_up)(
+                if exc.status == 404:
+                    # VCC keeps calls for 24 hours: past that, the outcome can only be kept here.
+                    confirmed = True
+                    changed.append("VCC no longer has this call, so the outcome is kept in vccweb only.")
+                else:
+                    error = f"{exc.user_message} Your notes are saved; send the outcome again."
+        changed += await sync_to_async(dialing.wrap_up)(
             call, disposition=disposition, notes=notes, vcc_confirmed=confirmed
         )
     context = await sync_to_async(_panel_context)(
@@ -350,9 +375,9 @@ async def call_wrapup(request: HttpRequest, pk: int) -> HttpResponse:
 async def group_availability(request: HttpRequest) -> HttpResponse:
     """How many agents are ready in each group the user may call via (VCC's availability query, cached briefly)."""
     user = await request.auser()
-    groups = await sync_to_async(dialing.callable_groups)(user)
-    if not groups:
+    if not await sync_to_async(user.has_perm)("calls.place_group_call"):
         raise PermissionDenied("You may not call via groups.")
+    groups = await sync_to_async(dialing.callable_groups)(user)
     counts: dict[int, int | None] = {}
     error = ""
     async with get_async_client() as client:
@@ -401,6 +426,7 @@ def _agent_click(user, request: HttpRequest, pk: int) -> dialing.Click:
 
 @require_POST
 @login_required
+@_refusals_as_400
 async def call_agent(request: HttpRequest, pk: int) -> HttpResponse:
     user = await request.auser()
     click = await sync_to_async(_agent_click)(user, request, pk)

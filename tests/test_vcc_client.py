@@ -622,12 +622,21 @@ def test_an_unreadable_201_says_the_call_may_have_been_placed(reply):
     assert len(fake.requests) == 1
 
 
-def test_an_unreadable_201_keeps_the_location_for_the_log():
+def test_an_unreadable_201_keeps_the_location_for_the_log_and_names_the_call():
     with pytest.raises(VCCError) as caught:
         client_for(FakeVCC(httpx.Response(201, headers={"Location": LOCATION}))).place_call(
             CallRequest(from_agent_id="1234", to_number="02072068888")
         )
     assert LOCATION in caught.value.message
+    assert caught.value.call_id == LOCATION.rsplit("/", 1)[1]
+
+
+def test_an_unreadable_201_without_a_location_names_no_call():
+    with pytest.raises(VCCError) as caught:
+        client_for(FakeVCC(httpx.Response(201, text="{not json"))).place_call(
+            CallRequest(from_agent_id="1234", to_number="02072068888")
+        )
+    assert caught.value.call_id is None
 
 
 def test_malformed_json_on_a_read_is_a_retryable_error():

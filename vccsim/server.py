@@ -13,6 +13,9 @@ from vccsim.state import load_account
 
 
 class _Handler(BaseHTTPRequestHandler):
+    # Headers and body go out in separate writes: without this, each reply on a kept-alive connection
+    # waits for the client's delayed ACK (~40 ms), which would swamp every latency we measure.
+    disable_nagle_algorithm = True
     server: _SimServer
     protocol_version = "HTTP/1.1"
     timeout = 60  # seconds an idle keep-alive connection is held
@@ -42,6 +45,7 @@ class _Handler(BaseHTTPRequestHandler):
 
 
 class _SimServer(ThreadingHTTPServer):
+    request_queue_size = 128  # socketserver's default of 5 drops bursts of new connections
     daemon_threads = True
 
     def __init__(self, sim: Simulator, host: str, port: int, log: bool) -> None:

@@ -260,7 +260,9 @@ VCC_CONNECT_TIMEOUT = 3.0
 VCC_READ_TIMEOUT = 10.0
 
 DEFAULT_PHONE_REGION = env_str("DEFAULT_PHONE_REGION", "GB").upper()
-if not re.fullmatch(r"[A-Z]{2}", DEFAULT_PHONE_REGION) or not phonenumbers.country_code_for_region(DEFAULT_PHONE_REGION):
+if not re.fullmatch(r"[A-Z]{2}", DEFAULT_PHONE_REGION) or not phonenumbers.country_code_for_region(
+    DEFAULT_PHONE_REGION
+):
     raise ImproperlyConfigured(
         f"DEFAULT_PHONE_REGION must be a two-letter ISO country code with a phone plan, such as GB or US, "
         f"not {DEFAULT_PHONE_REGION!r}"

@@ -400,6 +400,7 @@ def _unreadable(response: httpx.Response, message: str, *, places_call: bool = F
             status=response.status_code,
             user_message=f"VCC accepted the call request but its reply could not be read, {MAY_HAVE_PLACED}",
             may_have_placed=True,
+            call_id=last_segment(location) if response.status_code == 201 else None,
         )
     return VCCError(
         message,

@@ -21,6 +21,7 @@ class VCCError(Exception):
         retry_after: float | None = None,
         may_have_placed: bool = False,
         local: bool = False,
+        call_id: str | None = None,
     ) -> None:
         super().__init__(message)
         self.message = message
@@ -30,6 +31,8 @@ class VCCError(Exception):
         self.retry_after = retry_after
         self.may_have_placed = may_have_placed
         self.local = local
+        # A call VCC placed even though its reply could not be read (named by the Location header).
+        self.call_id = call_id
 
     def __repr__(self) -> str:
         return f"VCCError({self.message!r}, status={self.status}, retryable={self.retryable})"

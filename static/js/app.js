@@ -56,7 +56,13 @@ function flash(message) {
   box.hidden = false;
 }
 document.addEventListener("htmx:responseError", (event) => {
-  const status = event.detail.xhr.status;
+  const xhr = event.detail.xhr;
+  const status = xhr.status;
+  // Refusals come back as a plain sentence meant for the person who clicked.
+  if ((xhr.getResponseHeader("Content-Type") || "").startsWith("text/plain") && xhr.responseText) {
+    flash(xhr.responseText.slice(0, 500));
+    return;
+  }
   const reasons = {
     400: "The request was refused as malformed: reload the page and try again.",
     403: "You are not allowed to do that. If you think you should be, ask an admin.",

@@ -1,0 +1,102 @@
+"""Helpers for the click-to-call view tests: the sandbox simulator on a manual clock, and request shortcuts."""
+
+from __future__ import annotations
+
+import re
+import uuid
+from collections.abc import Iterator
+
+from django.core.cache import cache
+from django.test import Client
+from django.utils.html import escape
+
+from calls.models import Agent, Call, Contact, ContactPhone
+from calls.roles import AGENT
+from vccsim import Clock, Simulator
+from vccsim.transport import sandbox_transport
+
+HTMX = {"HX-Request": "true"}
+
+
+def fresh_simulator() -> Iterator[Simulator]:
+    """The process-wide sandbox simulator, reset and on a clock that moves only when a test says so."""
+    sim = sandbox_transport().sim
+    real_clock = sim.clock
+    sim.clock = Clock(manual=True)
+    sim.reset()
+    yield sim
+    sim.reset()
+    sim.clock = real_clock
+
+
+def click(
+    client: Client,
+    phone: ContactPhone,
+    *,
+    via: str = "me",
+    groups: tuple[int, ...] = (),
+    clid: str | int = "",
+    request_id: str | None = None,
+    target: str | None = "dialer",
+    **extra: str,
+):
+    """POST a call button of the contact page (target "dialer"), the contact list ("list-call") or no htmx (None)."""
+    data = {
+        "call": f"{via}:{phone.pk}",
+        "groups": [str(pk) for pk in groups],
+        "clid": str(clid),
+        "request_id": request_id or str(uuid.uuid4()),
+        **extra,
+    }
+    headers = {**HTMX, "HX-Target": target} if target else {}
+    return client.post(f"/contacts/{phone.contact_id}/call/", data, headers=headers)
+
+
+def call_agent(client: Client, agent: Agent, *, request_id: str | None = None, htmx: bool = True):
+    data = {"request_id": request_id or str(uuid.uuid4())}
+    return client.post(f"/agents/{agent.pk}/call/", data, headers={**HTMX, "HX-Target": "agent-call"} if htmx else {})
+
+
+def poll(client: Client, call: Call):
+    """GET the live panel as htmx does; drop the one-second throttle so every poll asks VCC."""
+    cache.delete(f"vcc-detail:{call.pk}")
+    return client.get(f"/calls/{call.pk}/panel/", headers={**HTMX, "HX-Target": f"call-panel-{call.pk}"})
+
+
+def primary(contact: Contact) -> ContactPhone:
+    return contact.phones.get(is_primary=True)
+
+
+def only_call() -> Call:
+    """The one Call row the test made (fails loudly if there are more)."""
+    return Call.objects.get()
+
+
+def agent_user(make_user, username: str, display_id: str, name: str, role: str = AGENT):
+    """A user with their own VCC agent; display_id must be one of the simulator account's agents."""
+    first, last = name.split(" ", 1)
+    user = make_user(username, role, first_name=first, last_name=last)
+    Agent.objects.create(display_id=display_id, name=name, user=user)
+    return user
+
+
+def request_ids(html: str) -> list[str]:
+    return re.findall(r'name="request_id" value="([0-9a-f-]{36})"', html)
+
+
+def shown(response, text: str) -> bool:
+    """Whether text appears in the response as a person reads it (templates escape quotes and ampersands)."""
+    return escape(text) in response.content.decode()
+
+
+def assert_refused(response, sim: Simulator, display: str) -> Call:
+    """The click was answered with a fragment saying why, left a failed row, and VCC was never asked."""
+    assert response.status_code == 200
+    call = only_call()
+    assert call.state == Call.State.FAILED
+    assert display in call.error_display
+    assert call.vcc_call_id == ""
+    assert shown(response, call.error_display)
+    assert 'data-call-state="failed"' in response.content.decode()
+    assert sim.calls_placed == 0
+    return call

@@ -1,0 +1,394 @@
+"""The live call panel (call_panel), recording pause/resume (call_recording) and the wrap-up (call_wrapup)."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+
+from calls.models import Call, ContactPhone, DispositionCode
+from tests._sim import HTMX, click, fresh_simulator, poll, primary, shown
+
+pytestmark = pytest.mark.django_db
+
+RINGING = 4  # clock seconds after placing: the agent's phone rings for 3 s, then the number for 5 s
+CONNECTED = 9
+ENDED = 70  # the default outcome talks for 60 s
+
+
+@pytest.fixture(autouse=True)
+def sim():
+    yield from fresh_simulator()
+
+
+@pytest.fixture
+def placed(agent_client, contact, london) -> Call:
+    click(agent_client, primary(contact))
+    call = Call.objects.get()
+    assert call.state == Call.State.PLACED
+    return call
+
+
+@pytest.fixture
+def connected(agent_client, placed, sim) -> Call:
+    sim.clock.advance(CONNECTED)
+    poll(agent_client, placed)
+    placed.refresh_from_db()
+    assert placed.connected_at is not None
+    return placed
+
+
+@pytest.fixture
+def ended(agent_client, placed, sim) -> Call:
+    sim.clock.advance(ENDED)
+    poll(agent_client, placed)
+    placed.refresh_from_db()
+    assert placed.state == Call.State.ENDED
+    return placed
+
+
+def html(response) -> str:
+    assert response.status_code == 200
+    return response.content.decode()
+
+
+def polls(response) -> bool:
+    return 'hx-trigger="every' in html(response)
+
+
+def changed(response) -> bool:
+    return "calls-changed" in response.headers.get("HX-Trigger", "")
+
+
+def recording(client, call: Call, value: str):
+    return client.post(f"/calls/{call.pk}/recording/", {"recording": value}, headers=HTMX)
+
+
+def wrapup(client, call: Call, code: str | None, notes: str = ""):
+    disposition = DispositionCode.objects.get(code=code).pk if code else ""
+    return client.post(f"/calls/{call.pk}/wrapup/", {"disposition": disposition, "notes": notes}, headers=HTMX)
+
+
+# --- Following the call -------------------------------------------------------------------------------
+
+
+def test_it_shows_the_agents_phone_ringing(agent_client, placed, sim):
+    sim.clock.advance(RINGING)
+
+    response = poll(agent_client, placed)
+
+    placed.refresh_from_db()
+    assert placed.state == Call.State.PLACED
+    assert placed.vcc_status == "Active"
+    assert placed.recording_status == "Stopped"
+    assert placed.connected_at is None
+    assert 'data-call-state="placed"' in html(response)
+    assert shown(response, "Ringing your phone…")
+    assert polls(response)
+    assert not changed(response)
+
+
+def test_it_shows_the_call_connected_with_a_pause_button(agent_client, placed, sim):
+    sim.clock.advance(CONNECTED)
+
+    response = poll(agent_client, placed)
+
+    placed.refresh_from_db()
+    assert placed.recording_status == "Started"
+    assert placed.connected_at is not None
+    assert shown(response, "Connected")
+    assert 'value="Paused"' in html(response)
+    assert polls(response)
+
+
+def test_it_shows_the_result_and_the_wrapup_form_when_the_call_ends(agent_client, connected, sim):
+    # Our clock is the real one: move the connection a minute back so the duration is measurable.
+    Call.objects.filter(pk=connected.pk).update(connected_at=connected.connected_at - timedelta(seconds=60))
+    sim.clock.advance(ENDED)
+
+    response = poll(agent_client, connected)
+
+    call = Call.objects.get(pk=connected.pk)
+    assert call.state == Call.State.ENDED
+    assert (call.result_code, call.result_party, call.result_reason) == ("Success", "Destination", "Answered")
+    assert call.vcc_status == ""
+    assert call.recording_status == ""
+    assert call.ended_at is not None
+    assert 59 <= call.duration_seconds <= 61
+    assert 'data-call-state="ended"' in html(response)
+    assert 'id="wrapup"' in html(response)
+    assert "hx-trigger" not in html(response)
+    assert changed(response)
+
+
+@pytest.mark.parametrize(
+    ("outcome", "phase"),
+    [
+        ("no_answer", "Call ended: no answer"),
+        ("busy", "Call ended: line busy"),
+        ("failed", "Call ended: the call failed"),
+        ("agent_no_answer", "Call ended: the agent's phone was not answered"),
+    ],
+)
+def test_it_says_why_an_unanswered_call_ended(agent_client, contact, london, sim, outcome, phase):
+    sim.force_next_outcome(outcome)
+    click(agent_client, primary(contact))
+    call = Call.objects.get()
+    sim.clock.advance(40)
+
+    response = poll(agent_client, call)
+
+    call.refresh_from_db()
+    assert call.state == Call.State.ENDED
+    assert call.result_code == "Failure"
+    assert call.duration_seconds == 0
+    assert shown(response, phase)
+
+
+def test_an_ended_call_is_not_asked_about_again(agent_client, ended, sim):
+    sim.set_fault("get_call", status=500)
+
+    response = poll(agent_client, ended)
+
+    assert 'data-call-state="ended"' in html(response)
+    assert not changed(response)
+    assert "get_call" in sim.faults.rules  # the fault was never used up: VCC was not asked
+
+
+def test_it_keeps_the_call_live_and_says_so_when_vcc_cannot_be_asked(agent_client, placed, sim):
+    sim.set_fault("get_call", status=503)
+
+    response = poll(agent_client, placed)
+
+    placed.refresh_from_db()
+    assert placed.state == Call.State.PLACED
+    assert "get the latest status from VCC: VCC is having a problem" in html(response)
+    assert polls(response)
+
+
+def test_it_closes_a_call_vcc_no_longer_has(agent_client, placed, sim):
+    sim.clock.advance(ENDED + 24 * 3600)  # VCC keeps an ended call for 24 hours
+
+    response = poll(agent_client, placed)
+
+    placed.refresh_from_db()
+    assert placed.state == Call.State.ENDED
+    assert placed.result_reason == "Unknown: VCC no longer has this call"
+    assert changed(response)
+
+
+def test_the_panel_asks_vcc_at_most_once_a_second(agent_client, placed, sim):
+    sim.clock.advance(CONNECTED)
+    poll(agent_client, placed)
+    sim.clock.advance(ENDED)
+
+    response = agent_client.get(f"/calls/{placed.pk}/panel/", headers=HTMX)  # no throttle reset: a second poll
+
+    placed.refresh_from_db()
+    assert placed.state == Call.State.PLACED
+    assert polls(response)
+
+
+def test_another_agent_cannot_see_the_panel(client, other_agent_user, placed):
+    client.force_login(other_agent_user)
+
+    assert client.get(f"/calls/{placed.pk}/panel/", headers=HTMX).status_code == 404
+
+
+def test_a_supervisor_can_follow_an_agents_call(supervisor_client, placed, sim):
+    sim.clock.advance(CONNECTED)
+
+    response = poll(supervisor_client, placed)
+
+    assert shown(response, "Connected")
+    placed.refresh_from_db()
+    assert placed.connected_at is not None
+
+
+@pytest.mark.parametrize("action", ["panel", "recording", "wrapup"])
+def test_the_call_views_send_anonymous_users_to_login(agent_client, placed, action):
+    agent_client.logout()
+    send = agent_client.get if action == "panel" else agent_client.post
+
+    response = send(f"/calls/{placed.pk}/{action}/")
+
+    assert response.status_code == 302
+    assert response["Location"].startswith("/login/?next=")
+
+
+@pytest.mark.parametrize(("method", "action"), [("post", "panel"), ("get", "recording"), ("get", "wrapup")])
+def test_the_call_views_reject_the_wrong_method(agent_client, placed, method, action):
+    assert getattr(agent_client, method)(f"/calls/{placed.pk}/{action}/").status_code == 405
+
+
+# --- Recording -----------------------------------------------------------------------------------------
+
+
+def test_it_pauses_and_resumes_the_recording(agent_client, connected, sim):
+    response = recording(agent_client, connected, "Paused")
+
+    connected.refresh_from_db()
+    assert connected.recording_status == "Paused"
+    assert 'value="Started"' in html(response)  # the resume button
+    sim.clock.advance(1)  # VCC applies it asynchronously
+    assert sim.calls[connected.vcc_call_id].recording_status(sim.now()) == "Paused"
+
+    response = recording(agent_client, connected, "Started")
+
+    connected.refresh_from_db()
+    assert connected.recording_status == "Started"
+    assert 'value="Paused"' in html(response)
+    sim.clock.advance(1)
+    assert sim.calls[connected.vcc_call_id].recording_status(sim.now()) == "Started"
+
+
+def test_a_paused_recording_shows_on_the_next_poll(agent_client, connected, sim):
+    recording(agent_client, connected, "Paused")
+    sim.clock.advance(1)
+
+    response = poll(agent_client, connected)
+
+    connected.refresh_from_db()
+    assert connected.recording_status == "Paused"
+    assert shown(response, "Connected")
+
+
+def test_it_refuses_to_change_the_recording_of_a_call_that_is_not_live(agent_client, ended):
+    response = recording(agent_client, ended, "Paused")
+
+    assert shown(response, "The call is not live, so its recording cannot change.")
+    ended.refresh_from_db()
+    assert ended.recording_status == ""
+
+
+def test_it_shows_vccs_refusal_to_change_the_recording(agent_client, connected, sim):
+    sim.clock.advance(ENDED)  # VCC has ended the call; our row has not heard yet
+
+    response = recording(agent_client, connected, "Paused")
+
+    assert shown(response, "VCC refused the request: Unable to control recording - call is not active")
+    connected.refresh_from_db()
+    assert connected.recording_status == "Started"
+
+
+def test_it_shows_a_vcc_failure_to_change_the_recording(agent_client, connected, sim):
+    sim.set_fault("recording", status=503)
+
+    response = recording(agent_client, connected, "Paused")
+
+    assert shown(response, "VCC is having a problem; try again in a moment.")
+    connected.refresh_from_db()
+    assert connected.recording_status == "Started"
+
+
+@pytest.mark.parametrize("value", ["", "Stopped", "paused"])
+def test_it_refuses_a_recording_value_it_does_not_know(agent_client, connected, value):
+    response = recording(agent_client, connected, value)
+
+    assert shown(response, "Choose to pause or resume the recording.")
+    connected.refresh_from_db()
+    assert connected.recording_status == "Started"
+
+
+def test_another_agent_cannot_change_the_recording(client, other_agent_user, connected):
+    client.force_login(other_agent_user)
+
+    assert recording(client, connected, "Paused").status_code == 404
+
+
+# --- Wrap-up -------------------------------------------------------------------------------------------
+
+
+def test_it_stores_the_wrapup_and_sends_the_disposition_to_vcc(agent_client, ended, sim):
+    response = wrapup(agent_client, ended, "Interested", "  Wants a quote for six chairs  ")
+
+    ended.refresh_from_db()
+    assert ended.disposition_code == "Interested"
+    assert ended.notes == "Wants a quote for six chairs"
+    assert ended.wrapped_up_at is not None
+    assert sim.calls[ended.vcc_call_id].disposition_code == "Interested"
+    assert shown(response, "Wrapped up: ")
+    assert 'id="wrapup"' not in html(response)
+    assert changed(response)
+
+
+def test_wrong_number_marks_the_number_do_not_call(agent_client, ended, contact):
+    response = wrapup(agent_client, ended, "Wrong number")
+
+    assert ContactPhone.objects.get(pk=ended.phone_id).do_not_call
+    assert not ContactPhone.objects.exclude(pk=ended.phone_id).filter(do_not_call=True).exists()
+    contact.refresh_from_db()
+    assert not contact.do_not_call
+    assert shown(response, "07400 123456 is now marked do not call.")
+
+
+def test_do_not_call_marks_the_contact_do_not_call(agent_client, ended, contact):
+    response = wrapup(agent_client, ended, "Do not call")
+
+    contact.refresh_from_db()
+    assert contact.do_not_call
+    assert shown(response, "Grace Hopper is now marked do not call.")
+
+
+def test_a_vcc_failure_keeps_the_notes_and_does_not_mark_the_call_wrapped(agent_client, ended, contact, sim):
+    sim.set_fault("disposition", status=500)
+
+    response = wrapup(agent_client, ended, "Wrong number", "They were very cross")
+
+    ended.refresh_from_db()
+    assert ended.notes == "They were very cross"
+    assert ended.disposition_code == ""
+    assert ended.wrapped_up_at is None
+    assert not ContactPhone.objects.get(pk=ended.phone_id).do_not_call
+    assert shown(response, "Your notes are saved; send the outcome again.")
+    assert "They were very cross</textarea>" in html(response)
+    chosen = DispositionCode.objects.get(code="Wrong number").pk
+    assert f'value="{chosen}" selected' in html(response)
+    assert not changed(response)
+
+
+def test_a_call_vcc_no_longer_has_can_still_be_wrapped_up(agent_client, placed, sim):
+    sim.clock.advance(ENDED + 24 * 3600)  # nobody watched it end, and VCC has forgotten it
+    poll(agent_client, placed)
+
+    response = wrapup(agent_client, placed, "Interested", "Spoke yesterday")
+
+    placed.refresh_from_db()
+    assert placed.result_reason == "Unknown: VCC no longer has this call"
+    assert placed.notes == "Spoke yesterday"
+    assert placed.disposition_code == "Interested"
+    assert placed.wrapped_up_at is not None
+    assert shown(response, "Wrapped up: ")
+
+
+def test_it_refuses_to_wrap_up_a_call_that_has_not_ended(agent_client, placed, sim):
+    response = wrapup(agent_client, placed, "Interested", "too early")
+
+    placed.refresh_from_db()
+    assert shown(response, "Wrap up once the call has ended.")
+    assert placed.wrapped_up_at is None
+    assert placed.notes == ""
+    assert sim.calls[placed.vcc_call_id].disposition_code is None
+
+
+@pytest.mark.parametrize("disposition", ["", "abc", "999999"])
+def test_it_asks_for_a_disposition(agent_client, ended, disposition):
+    response = agent_client.post(f"/calls/{ended.pk}/wrapup/", {"disposition": disposition}, headers=HTMX)
+
+    assert shown(response, "Choose how the call went.")
+    ended.refresh_from_db()
+    assert ended.wrapped_up_at is None
+
+
+def test_an_inactive_disposition_is_refused(agent_client, ended):
+    DispositionCode.objects.filter(code="Interested").update(is_active=False)
+
+    assert shown(wrapup(agent_client, ended, "Interested"), "Choose how the call went.")
+
+
+def test_another_agent_cannot_wrap_up_the_call(client, other_agent_user, ended):
+    client.force_login(other_agent_user)
+
+    assert wrapup(client, ended, "Interested").status_code == 404
+    ended.refresh_from_db()
+    assert ended.wrapped_up_at is None

@@ -1,0 +1,790 @@
+"""The click on the contact page and contact list (call_contact), group availability, and the contact timeline."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from datetime import timedelta
+
+import httpx
+import pytest
+from django.core.cache import cache
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+from django.utils import timezone
+
+from calls import dialing
+from calls.models import Agent, AgentGroup, Call, CallbackNumber, Contact, ContactPhone
+from calls.roles import SUPERVISOR
+from tests._sim import agent_user, assert_refused, click, fresh_simulator, only_call, primary, request_ids, shown
+from vccsim.transport import sandbox_transport
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture(autouse=True)
+def sim():
+    yield from fresh_simulator()
+
+
+@pytest.fixture
+def chicago(db) -> CallbackNumber:
+    return CallbackNumber.objects.create(number="+13125550100", label="Chicago")
+
+
+# --- Recording what is sent to VCC -------------------------------------------------------------------
+
+SENT: list[httpx.Request] = []
+
+
+class RecordingTransport(httpx.BaseTransport, httpx.AsyncBaseTransport):
+    """The sandbox transport, keeping every request so a test can read the exact bytes sent."""
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        SENT.append(request)
+        return sandbox_transport().handle_request(request)
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        SENT.append(request)
+        return await sandbox_transport().handle_async_request(request)
+
+
+def recording_transport() -> RecordingTransport:
+    return RecordingTransport()
+
+
+class ExplodingTransport(httpx.AsyncBaseTransport):
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        raise RuntimeError("a bug below the VCC client")
+
+
+def exploding_transport() -> ExplodingTransport:
+    return ExplodingTransport()
+
+
+@pytest.fixture
+def sent(settings) -> list[httpx.Request]:
+    SENT.clear()
+    settings.VCC_TRANSPORT = "tests.test_click.recording_transport"
+    return SENT
+
+
+def sent_call_body(sent: list[httpx.Request]) -> dict:
+    (request,) = [r for r in sent if r.method == "POST" and r.url.path.lower().endswith("/calls/")]
+    return json.loads(request.content)
+
+
+# --- Calling from my phone ------------------------------------------------------------------------------
+
+
+def test_it_places_a_call_from_my_phone(agent_client, contact, london, sim, sent, settings):
+    response = click(agent_client, primary(contact))
+
+    assert response.status_code == 200
+    call = only_call()
+    assert call.state == Call.State.PLACED
+    assert call.vcc_call_id in sim.calls
+    assert sim.calls_placed == 1
+    token = dialing.regarding_token(call)
+    assert call.regarding == f"http://testserver/contacts/{contact.pk}/?call={token}"
+    assert call.request_body == {
+        "from": {"agentId": "1001", "presentedCLID": "+442079460100", "consent": "OneParty"},
+        "to": {"telephoneNumber": "+447400123456"},
+        "regarding": {"reference": call.regarding},
+        "application": settings.VCC_APPLICATION,
+    }
+    assert sent_call_body(sent) == call.request_body
+    assert call.vcc_status == "Active"
+    assert call.latency_ms is not None
+    assert call.responded_at is not None
+    html = response.content.decode()
+    assert 'id="dialer"' in html
+    assert 'data-call-state="placed"' in html
+    assert f'hx-get="/calls/{call.pk}/panel/"' in html
+    assert "calls-changed" in response.headers["HX-Trigger"]
+
+
+def test_it_builds_the_regarding_link_from_site_url(agent_client, contact, london, settings):
+    settings.SITE_URL = "https://crm.example.com/"
+
+    click(agent_client, primary(contact))
+
+    call = only_call()
+    assert call.regarding.startswith(f"https://crm.example.com/contacts/{contact.pk}/?call=")
+    assert call.request_body["regarding"]["reference"] == call.regarding
+
+
+def test_a_plain_form_post_redirects_to_the_contact_page_with_the_call(agent_client, contact, london):
+    response = click(agent_client, primary(contact), target=None)
+
+    call = only_call()
+    assert response.status_code == 302
+    assert response["Location"] == f"/contacts/{contact.pk}/?call={dialing.regarding_token(call)}"
+    assert call.state == Call.State.PLACED
+
+
+def test_the_regarding_link_opens_the_contact_page_with_the_calls_panel(agent_client, contact, london):
+    click(agent_client, primary(contact))
+    call = only_call()
+
+    response = agent_client.get(call.regarding)
+
+    assert response.status_code == 200
+    assert f'id="call-panel-{call.pk}"' in response.content.decode()
+
+
+def test_another_agent_opening_the_regarding_link_gets_no_panel(agent_client, other_agent_user, contact, london):
+    click(agent_client, primary(contact))
+    call = only_call()
+    agent_client.force_login(other_agent_user)
+
+    response = agent_client.get(call.regarding)
+
+    assert response.status_code == 200
+    assert f'id="call-panel-{call.pk}"' not in response.content.decode()
+    assert shown(response, "That call link is not one you can open")
+
+
+def test_a_damaged_regarding_link_gets_a_message(agent_client, contact):
+    response = agent_client.get(f"/contacts/{contact.pk}/?call=12:forged")
+
+    assert response.status_code == 200
+    assert shown(response, "That call link is not one you can open")
+    assert "call-panel-" not in response.content.decode()
+
+
+# --- Calling via groups -----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("display_ids", [["030"], ["030", "200"]])
+def test_it_places_a_group_call(supervisor_client, contact, london, sales, support, sim, display_ids):
+    groups = [AgentGroup.objects.get(display_id=d) for d in display_ids]
+
+    response = click(supervisor_client, primary(contact), via="group", groups=tuple(g.pk for g in groups))
+
+    assert response.status_code == 200
+    call = only_call()
+    assert call.state == Call.State.PLACED
+    assert call.from_agent is None
+    assert set(call.from_groups.all()) == set(groups)
+    assert call.request_body["from"] == {"groups": display_ids, "presentedCLID": london.number, "consent": "OneParty"}
+    assert sim.calls_placed == 1
+    assert sim.calls[call.vcc_call_id].agent_id == "1001"  # the first ready member of Sales UK
+    assert 'data-call-state="placed"' in response.content.decode()
+
+
+def test_an_agent_may_not_call_via_groups(agent_client, contact, london, sales, sim):
+    response = click(agent_client, primary(contact), via="group", groups=(sales.pk,))
+
+    assert response.status_code == 403
+    assert not Call.objects.exists()
+    assert sim.calls_placed == 0
+
+
+def test_a_group_call_without_a_ticked_group_is_refused(supervisor_client, contact, london, sales, sim):
+    assert_refused(click(supervisor_client, primary(contact), via="group"), sim, "Tick at least one group")
+
+
+def test_a_group_with_nobody_ready_shows_vccs_message(supervisor_client, contact, london, sim):
+    out_of_hours = AgentGroup.objects.create(display_id="400", name="Out of hours")
+
+    response = click(supervisor_client, primary(contact), via="group", groups=(out_of_hours.pk,))
+
+    call = only_call()
+    assert call.state == Call.State.FAILED
+    assert call.error_message == "Unable to place call to Agent. Please try again"
+    assert call.error_status == 400
+    assert call.error_display == "VCC could not connect the call to an agent; try again in a moment."
+    assert shown(response, call.error_display)
+    assert shown(response, call.error_message)
+    assert sim.calls_placed == 0
+
+
+# --- Choosing the presented CLID ----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("agent_default", "choose", "expected", "reason"),
+    [
+        (False, False, "+442079460100", "the account default"),
+        (True, False, "+13125550100", "your default caller ID"),
+        (False, True, "+13125550100", "you chose it for this call"),
+    ],
+)
+def test_it_presents_the_most_specific_clid(
+    agent_client, agent_user, contact, london, chicago, sim, agent_default, choose, expected, reason
+):
+    if agent_default:
+        Agent.objects.filter(user=agent_user).update(default_callback_number=chicago)
+
+    click(agent_client, primary(contact), clid=chicago.pk if choose else "")
+
+    call = only_call()
+    assert call.state == Call.State.PLACED
+    assert call.presented_clid == expected
+    assert call.callback_number.number == expected
+    assert call.clid_reason == reason
+    assert call.request_body["from"]["presentedCLID"] == expected
+    assert sim.calls[call.vcc_call_id].from_party["presentedClid"] == expected
+
+
+def test_a_group_call_presents_the_groups_default_clid(supervisor_client, contact, london, chicago, sales, sim):
+    sales.default_callback_number = chicago
+    sales.save()
+
+    click(supervisor_client, primary(contact), via="group", groups=(sales.pk,))
+
+    call = only_call()
+    assert call.presented_clid == chicago.number
+    assert call.clid_reason == "default of group Sales UK"
+    assert call.request_body["from"]["presentedCLID"] == chicago.number
+
+
+def test_it_refuses_a_restricted_clid_chosen_by_someone_outside_it(agent_client, contact, london, manchester, sim):
+    call = assert_refused(
+        click(agent_client, primary(contact), clid=manchester.pk),
+        sim,
+        "That caller ID is not one you may present",
+    )
+    assert call.presented_clid != manchester.number
+
+
+def test_the_contact_page_never_offers_a_restricted_clid(agent_client, contact, london, chicago, manchester):
+    html = agent_client.get(f"/contacts/{contact.pk}/").content.decode()
+
+    assert "Chicago" in html
+    assert "Manchester support" not in html
+
+
+# --- Recording consent ----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("number", "override", "consent", "reason"),
+    [
+        ("+447400123456", "TwoParty", "TwoParty", "set on this contact"),
+        ("+447400123456", "", "OneParty", "default for GB numbers"),
+        ("+13125550123", "", "TwoParty", "default for US numbers"),
+        ("+81312345678", "", "Unknown", "no default for JP numbers"),
+    ],
+)
+def test_it_sends_the_recording_consent(agent_client, london, sim, number, override, consent, reason):
+    person = Contact.objects.create(name="Ada Lovelace", consent_override=override)
+    phone = ContactPhone.objects.create(contact=person, number=number, is_primary=True)
+
+    click(agent_client, phone)
+
+    call = only_call()
+    assert call.state == Call.State.PLACED
+    assert call.consent == consent
+    assert call.consent_reason == reason
+    assert call.request_body["from"]["consent"] == consent
+    assert sim.calls[call.vcc_call_id].from_party["consent"] == consent
+
+
+# --- Do not call ----------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def dnc_phone(contact) -> ContactPhone:
+    phone = primary(contact)
+    phone.do_not_call = True
+    phone.save()
+    return phone
+
+
+def test_an_agent_cannot_call_a_do_not_call_number(agent_client, dnc_phone, london, sim):
+    response = click(agent_client, dnc_phone, **{f"dnc_reason_{dnc_phone.pk}": "I really want to"})
+
+    assert_refused(response, sim, "This number is marked do not call. Only a supervisor can call it")
+
+
+def test_an_agent_cannot_call_a_do_not_call_contact(agent_client, contact, london, sim):
+    Contact.objects.filter(pk=contact.pk).update(do_not_call=True)
+
+    assert_refused(click(agent_client, primary(contact)), sim, "This contact is marked do not call.")
+
+
+@pytest.mark.parametrize("reason", ["", "  no "])
+def test_a_supervisor_must_say_why_to_call_a_do_not_call_number(supervisor_client, dnc_phone, london, sim, reason):
+    response = click(supervisor_client, dnc_phone, **{f"dnc_reason_{dnc_phone.pk}": reason})
+
+    assert_refused(response, sim, "To call anyway, say why")
+
+
+def test_a_supervisor_may_call_a_do_not_call_number_giving_a_reason(supervisor_client, dnc_phone, london, sim):
+    reason = "They asked us to call back about their complaint"
+
+    click(supervisor_client, dnc_phone, **{f"dnc_reason_{dnc_phone.pk}": reason})
+
+    call = only_call()
+    assert call.state == Call.State.PLACED
+    assert call.dnc_override_reason == reason
+    assert call.request_body["from"]["agentId"] == "1002"
+    assert sim.calls_placed == 1
+
+
+# --- Who may click, and how --------------------------------------------------------------------------
+
+
+def test_a_user_without_an_agent_is_told_why(client, make_user, contact, london, sim):
+    client.force_login(make_user("noagent", SUPERVISOR))
+
+    assert_refused(click(client, primary(contact)), sim, "You have no active VCC agent")
+
+
+def test_an_inactive_agent_is_told_why(agent_client, agent_user, contact, london, sim):
+    Agent.objects.filter(user=agent_user).update(is_active=False)
+
+    assert_refused(click(agent_client, primary(contact)), sim, "You have no active VCC agent")
+
+
+def test_it_sends_anonymous_users_to_login(client, contact, sim):
+    response = click(client, primary(contact))
+
+    assert response.status_code == 302
+    assert response["Location"].startswith("/login/?next=")
+    assert not Call.objects.exists()
+
+
+def test_it_rejects_get(agent_client, contact):
+    assert agent_client.get(f"/contacts/{contact.pk}/call/").status_code == 405
+
+
+@pytest.mark.parametrize("request_id", ["", "not-a-uuid"])
+def test_it_rejects_a_missing_or_invalid_request_id(agent_client, contact, sim, request_id):
+    phone = primary(contact)
+    response = agent_client.post(
+        f"/contacts/{contact.pk}/call/",
+        {"call": f"me:{phone.pk}", "request_id": request_id},
+        headers={"HX-Request": "true", "HX-Target": "dialer"},
+    )
+
+    assert response.status_code == 400
+    assert not Call.objects.exists()
+    assert sim.calls_placed == 0
+
+
+@pytest.mark.parametrize("choice", ["", "me:", "fax:1", "me:abc"])
+def test_it_rejects_a_malformed_choice(agent_client, contact, choice):
+    response = agent_client.post(f"/contacts/{contact.pk}/call/", {"call": choice, "request_id": str(uuid.uuid4())})
+
+    assert response.status_code == 400
+    assert not Call.objects.exists()
+
+
+def test_it_rejects_another_contacts_number(agent_client, contact, sim):
+    other = Contact.objects.create(name="Someone else")
+
+    response = agent_client.post(
+        f"/contacts/{other.pk}/call/",
+        {"call": f"me:{primary(contact).pk}", "request_id": str(uuid.uuid4())},
+    )
+
+    assert response.status_code == 404
+    assert not Call.objects.exists()
+
+
+def test_it_refuses_someone_elses_request_id(agent_client, other_agent_user, contact, london, sim):
+    request_id = str(uuid.uuid4())
+    click(agent_client, primary(contact), request_id=request_id)
+    agent_client.force_login(other_agent_user)
+
+    response = click(agent_client, primary(contact), request_id=request_id)
+
+    assert response.status_code < 500
+    assert shown(response, "That click belongs to someone else")
+    assert Call.objects.get().created_by.username == "alex"
+    assert sim.calls_placed == 1
+
+
+# --- Double submission and numbers already on a call -----------------------------------------------
+
+
+@pytest.mark.parametrize("target", ["dialer", "list-call", None])
+def test_the_same_click_twice_places_one_call(agent_client, contact, london, sim, target):
+    request_id = str(uuid.uuid4())
+
+    first = click(agent_client, primary(contact), request_id=request_id, target=target)
+    second = click(agent_client, primary(contact), request_id=request_id, target=target)
+
+    call = only_call()
+    assert call.state == Call.State.PLACED
+    assert sim.calls_placed == 1
+    assert first.status_code == second.status_code
+    if target:
+        assert f'id="call-panel-{call.pk}"' in second.content.decode()
+        assert 'data-call-state="placed"' in second.content.decode()
+
+
+def test_a_second_person_cannot_call_a_number_on_a_live_call(agent_client, other_agent_user, contact, london, sim):
+    click(agent_client, primary(contact))
+    agent_client.force_login(other_agent_user)
+
+    response = click(agent_client, primary(contact))
+
+    refused = Call.objects.get(created_by=other_agent_user)
+    assert refused.state == Call.State.FAILED
+    assert refused.error_display == "Alex Morgan is on a call with this number now. Try again when it ends."
+    assert shown(response, refused.error_display)
+    assert sim.calls_placed == 1
+
+
+def test_a_second_person_can_call_once_the_first_call_has_ended(
+    agent_client, agent_user, other_agent_user, contact, london, sim
+):
+    click(agent_client, primary(contact))
+    agent_client.force_login(other_agent_user)
+    sim.clock.advance(70)  # 3 s ringing the agent, 5 s the number, 60 s talking
+
+    click(agent_client, primary(contact))
+
+    assert Call.objects.get(created_by=agent_user).state == Call.State.ENDED
+    second = Call.objects.get(created_by=other_agent_user)
+    assert second.state == Call.State.PLACED
+    assert second.request_body["from"]["agentId"] == "1003"
+    assert sim.calls_placed == 2
+
+
+def test_a_live_call_whose_caller_was_deleted_still_holds_the_number(
+    agent_client, agent_user, other_agent_user, contact, london, sim
+):
+    click(agent_client, primary(contact))
+    agent_user.delete()
+    agent_client.force_login(other_agent_user)
+
+    response = click(agent_client, primary(contact))
+
+    refused = Call.objects.get(created_by=other_agent_user)
+    assert response.status_code == 200
+    assert refused.error_display == "Someone is on a call with this number now. Try again when it ends."
+    assert sim.calls_placed == 1
+
+
+def test_a_number_being_dialled_by_another_click_is_refused(agent_client, contact, london, sim):
+    cache.add(f"dialling:{primary(contact).number}", 999_999, 30)  # another process is asking VCC right now
+
+    assert_refused(click(agent_client, primary(contact)), sim, "Someone else is dialling this number right now")
+
+
+def test_the_number_is_free_again_after_a_click(agent_client, contact, london, sim):
+    click(agent_client, primary(contact))
+
+    assert cache.get(f"dialling:{primary(contact).number}") is None
+
+
+# --- Every way VCC can fail -------------------------------------------------------------------------
+
+MAY_HAVE_PLACED = "the call may have been placed"
+
+
+@pytest.mark.parametrize(
+    ("fault", "status", "message", "display", "placed"),
+    [
+        ({"status": 415}, 415, "Unsupported Media Type", "VCC refused the request format", 0),
+        ({"status": 401}, 401, "Unauthorized", "VCC rejected vccweb's credentials", 0),
+        ({"status": 429, "retry_after": 30}, 429, "Too Many Requests", "VCC is limiting requests", 0),
+        ({"status": 500}, 500, "Internal Server Error", f"VCC had a problem (500), so {MAY_HAVE_PLACED}", 0),
+        ({"status": 502}, 502, "Bad Gateway", f"VCC had a problem (502), so {MAY_HAVE_PLACED}", 0),
+        ({"status": 503}, 503, "Service Unavailable", "VCC is having a problem; try again in a moment.", 0),
+        ({"drop": "before"}, None, "Could not connect to VCC", "vccweb could not reach VCC; try again", 0),
+        (
+            {"drop": "after"},
+            None,
+            "The connection to VCC failed",
+            f"The connection to VCC failed, so {MAY_HAVE_PLACED}",
+            1,
+        ),
+    ],
+    ids=["415", "401", "429", "500", "502", "503", "drop-before", "drop-after"],
+)
+def test_a_vcc_failure_ends_in_a_failed_row_and_a_message(
+    agent_client, contact, london, sim, fault, status, message, display, placed
+):
+    sim.set_fault("place_call", **fault)
+
+    response = click(agent_client, primary(contact))
+
+    assert response.status_code == 200
+    call = only_call()
+    assert call.state == Call.State.FAILED
+    assert call.error_status == status
+    assert call.error_message.startswith(message)
+    assert display in call.error_display
+    assert call.responded_at is not None
+    assert shown(response, call.error_display)
+    assert 'data-call-state="failed"' in response.content.decode()
+    assert sim.calls_placed == placed
+
+
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [("truncated", "VCC answered 201 with malformed JSON"), ("empty", "VCC answered 201 without a body")],
+)
+def test_an_unreadable_201_is_followed_by_the_call_id_in_location(agent_client, contact, london, sim, body, message):
+    sim.set_fault("place_call", body=body)
+
+    response = click(agent_client, primary(contact))
+
+    assert response.status_code == 200
+    call = only_call()
+    sim_call = sim.snapshot()["calls"][0]
+    assert call.state == Call.State.PLACED
+    assert call.vcc_call_id == sim_call["id"]
+    assert call.error_status == 201
+    assert call.error_message.startswith(message)
+    assert "its reply could not be read; following it by its id" in call.error_display
+    assert 'data-call-state="placed"' in response.content.decode()
+    assert sim.calls_placed == 1
+
+
+def test_a_busy_agent_sees_vccs_reason(client, make_user, contact, london, sim):
+    client.force_login(agent_user(make_user, "jordan", "1006", "Jordan Lee"))
+
+    response = click(client, primary(contact))
+
+    call = only_call()
+    assert call.state == Call.State.FAILED
+    assert call.error_status == 400
+    assert call.error_message == "Unable to place call - Agent number busy"
+    assert call.error_display == "Your phone is busy: finish your current call, then try again."
+    assert shown(response, call.error_display)
+    assert sim.calls_placed == 0
+
+
+def test_a_401_is_tried_once_more_with_a_new_token_then_reported(agent_client, contact, london, sim):
+    sim.set_fault("place_call", status=401)
+
+    click(agent_client, primary(contact))
+
+    assert len(sim.tokens) == 2
+    assert only_call().error_status == 401
+    assert sim.calls_placed == 0
+
+
+def test_an_expired_token_is_refreshed_and_the_call_placed(agent_client, contact, london, sim):
+    click(agent_client, primary(contact))  # caches a token
+    sim.clock.advance(70)
+    sim.set_fault("place_call", expire_tokens=True, count=1)
+
+    click(agent_client, primary(contact))
+
+    assert [c.state for c in Call.objects.order_by("pk")] == [Call.State.PLACED, Call.State.PLACED]
+    assert sim.calls_placed == 2
+
+
+def test_a_read_timeout_says_the_call_may_have_been_placed(agent_client, contact, london, sim, settings):
+    settings.VCC_READ_TIMEOUT = 0.05
+    sim.set_fault("place_call", latency_ms=2000)
+
+    response = click(agent_client, primary(contact))
+
+    call = only_call()
+    assert call.state == Call.State.FAILED
+    assert call.error_status is None
+    assert call.error_message.startswith("VCC did not answer in time")
+    assert f"VCC did not answer in time, so {MAY_HAVE_PLACED}" in call.error_display
+    assert shown(response, call.error_display)
+    assert sim.calls_placed == 1  # VCC got it: which is why the message tells the person to check
+
+
+def test_a_refused_connection_says_vcc_could_not_be_reached(agent_client, contact, london, sim, settings):
+    settings.VCC_TRANSPORT = ""
+    settings.VCC_BASE_URL = settings.VCC_AUTH_URL = "http://127.0.0.1:9"
+
+    response = click(agent_client, primary(contact))
+
+    call = only_call()
+    assert call.state == Call.State.FAILED
+    assert call.error_message.startswith("Could not connect to VCC")
+    assert call.error_display == "vccweb could not reach VCC; try again in a moment."
+    assert shown(response, call.error_display)
+
+
+def test_an_unexpected_error_still_ends_in_a_failed_row(agent_client, contact, london, settings):
+    settings.VCC_TRANSPORT = "tests.test_click.exploding_transport"
+
+    response = click(agent_client, primary(contact))
+
+    call = only_call()
+    assert response.status_code == 200
+    assert call.state == Call.State.FAILED
+    assert call.error_message == "RuntimeError: a bug below the VCC client"
+    assert call.error_display.startswith("Something went wrong on our side")
+    assert shown(response, call.error_display)
+
+
+def test_a_may_have_placed_error_says_so_once(agent_client, contact, london, sim):
+    sim.set_fault("place_call", status=500)
+
+    click(agent_client, primary(contact))
+
+    assert only_call().error_display.count(MAY_HAVE_PLACED) == 1
+
+
+# --- Group availability ---------------------------------------------------------------------------
+
+
+def test_it_counts_ready_agents_per_group(supervisor_client, sales, sim):
+    out_of_hours = AgentGroup.objects.create(display_id="400", name="Out of hours")
+
+    response = supervisor_client.get(f"/groups/availability/?checked={sales.pk}", headers={"HX-Request": "true"})
+
+    assert response.status_code == 200
+    html = response.content.decode()
+    assert 'id="group-choices"' in html
+    assert "3 ready" in html  # 1001, 1003 and 1004
+    assert "nobody ready" in html
+    assert f'value="{sales.pk}" checked' in html
+    assert f'value="{out_of_hours.pk}" checked' not in html
+
+
+def test_it_reuses_the_counts_for_a_few_seconds(supervisor_client, sales, sim):
+    supervisor_client.get("/groups/availability/")
+    sim.set_availability("1004", "away")
+
+    assert "3 ready" in supervisor_client.get("/groups/availability/").content.decode()
+    cache.delete(f"ready:{sales.display_id}")
+    assert "2 ready" in supervisor_client.get("/groups/availability/").content.decode()
+
+
+def test_availability_says_when_vcc_cannot_be_asked(supervisor_client, sales, sim):
+    sim.set_fault("agents", status=503)
+
+    response = supervisor_client.get("/groups/availability/")
+
+    assert response.status_code == 200
+    assert "ask VCC who is ready: VCC is having a problem" in response.content.decode()
+    assert "unknown" in response.content.decode()
+
+
+def test_an_agent_may_not_ask_group_availability(agent_client, sales):
+    assert agent_client.get("/groups/availability/").status_code == 403
+
+
+def test_group_availability_needs_login_and_get(client, supervisor_client, sales):
+    assert supervisor_client.post("/groups/availability/").status_code == 405
+    supervisor_client.logout()
+    assert client.get("/groups/availability/")["Location"].startswith("/login/?next=")
+
+
+# --- The contact list's call button --------------------------------------------------------------
+
+
+def test_the_list_call_button_shows_the_panel_and_a_fresh_button(agent_client, contact, london, sim):
+    request_id = str(uuid.uuid4())
+
+    response = click(agent_client, primary(contact), request_id=request_id, target="list-call")
+
+    call = only_call()
+    assert call.state == Call.State.PLACED
+    html = response.content.decode()
+    assert 'id="dialer"' not in html
+    assert f'id="call-panel-{call.pk}"' in html
+    assert f'id="call-button-{contact.pk}"' in html
+    assert 'hx-swap-oob="true"' in html
+    assert f"?call={dialing.regarding_token(call)}" in html
+    (fresh,) = request_ids(html)
+    assert fresh != request_id
+
+
+def test_the_list_call_button_shows_a_refusal(agent_client, contact, london, sim):
+    Contact.objects.filter(pk=contact.pk).update(do_not_call=True)
+
+    response = click(agent_client, primary(contact), target="list-call")
+
+    assert_refused(response, sim, "This contact is marked do not call")
+
+
+# --- The contact timeline -------------------------------------------------------------------------
+
+
+def logged_call(contact: Contact, user, *, minutes_ago: int, **fields) -> Call:
+    call = Call.objects.create(
+        contact=contact,
+        phone=primary(contact),
+        to_number=primary(contact).number,
+        created_by=user,
+        from_agent=user.agent,
+        **fields,
+    )
+    Call.objects.filter(pk=call.pk).update(requested_at=timezone.now() - timedelta(minutes=minutes_ago))
+    return call
+
+
+def timeline(client, contact) -> str:
+    response = client.get(f"/contacts/{contact.pk}/", headers={"HX-Request": "true", "HX-Target": "timeline"})
+    assert response.status_code == 200
+    return response.content.decode()
+
+
+def test_the_timeline_lists_calls_newest_first_with_outcome_and_notes(supervisor_client, agent_user, contact):
+    logged_call(
+        contact,
+        agent_user,
+        minutes_ago=30,
+        state=Call.State.ENDED,
+        result_code="Success",
+        duration_seconds=42,
+        disposition_code="Interested",
+        notes="Wants a quote for six chairs",
+    )
+    logged_call(
+        contact,
+        agent_user,
+        minutes_ago=5,
+        state=Call.State.FAILED,
+        error_display="Your phone is busy: finish your current call, then try again.",
+    )
+
+    html = timeline(supervisor_client, contact)
+
+    assert html.lstrip().startswith('<section class="card" id="timeline"')
+    assert html.index("Your phone is busy") < html.index("Wants a quote for six chairs")
+    assert "Alex Morgan" in html
+    assert "from agent 1001" in html
+    assert "Interested" in html
+    assert "42 s" in html
+    assert html.count('class="timeline-item') == 2
+
+
+def test_the_timeline_shows_group_calls_and_do_not_call_reasons(supervisor_client, supervisor_user, sales, contact):
+    call = Call.objects.create(
+        contact=contact,
+        to_number=primary(contact).number,
+        created_by=supervisor_user,
+        state=Call.State.PLACED,
+        dnc_override_reason="Asked us to call back",
+    )
+    call.from_groups.set([sales])
+
+    html = timeline(supervisor_client, contact)
+
+    assert "via Sales UK" in html
+    assert "Called despite do-not-call: Asked us to call back" in html
+
+
+def test_an_agent_sees_only_their_own_calls_in_the_timeline(agent_client, agent_user, other_agent_user, contact):
+    logged_call(contact, agent_user, minutes_ago=1, notes="mine")
+    logged_call(contact, other_agent_user, minutes_ago=2, notes="Toms secret")
+
+    html = timeline(agent_client, contact)
+
+    assert "mine" in html
+    assert "Toms secret" not in html
+
+
+def test_the_contact_page_query_count_does_not_grow_with_calls(
+    supervisor_client, agent_user, other_agent_user, sales, contact, london, django_assert_max_num_queries
+):
+    logged_call(contact, agent_user, minutes_ago=1)
+    with CaptureQueriesContext(connection) as few:
+        supervisor_client.get(f"/contacts/{contact.pk}/")
+    for minute in range(20):
+        call = logged_call(contact, agent_user if minute % 2 else other_agent_user, minutes_ago=minute + 2)
+        call.from_groups.set([sales])
+
+    with django_assert_max_num_queries(len(few)):
+        response = supervisor_client.get(f"/contacts/{contact.pk}/")
+
+    assert response.content.decode().count('class="timeline-item') == 21
