@@ -1,0 +1,127 @@
+"""What several app processes share: VCC tokens and dialling locks in Redis, and one call per click in the database.
+
+These run against a real Redis (CI starts one; TEST_REDIS_URL picks it) and a second Python process running the
+app's own code, as a second app worker would.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import threading
+import uuid
+from pathlib import Path
+
+import pytest
+from django.core.cache import cache
+from django.db import connection
+from django.test import Client
+
+from calls.models import Call
+from calls.vcc import get_client
+from tests._sim import click, fresh_simulator, only_call, primary
+from vccsim import Simulator, load_account, start_server
+
+ROOT = Path(__file__).resolve().parent.parent
+REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
+
+
+@pytest.fixture
+def redis_cache(settings):
+    import redis
+
+    try:
+        redis.Redis.from_url(REDIS_URL, socket_connect_timeout=1).ping()
+    except redis.ConnectionError:
+        pytest.skip(f"Redis is not running at {REDIS_URL} (CI starts one)")
+    settings.CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": REDIS_URL,
+            "KEY_PREFIX": "vccweb",
+        }
+    }
+    cache.clear()
+    yield cache
+    cache.clear()
+
+
+def other_process(code: str, **env: str) -> str:
+    """Run code in a separate Python process with the app's settings, sharing this test's Redis."""
+    environment = {k: v for k, v in os.environ.items() if not k.startswith(("VCC_", "DJANGO_ALLOW_ASYNC"))}
+    environment |= {"DEBUG": "true", "REDIS_URL": REDIS_URL, "DJANGO_SETTINGS_MODULE": "vccweb.settings", **env}
+    result = subprocess.run(
+        [sys.executable, "manage.py", "shell", "-c", code],
+        cwd=ROOT,
+        env=environment,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stderr
+    return result.stdout.strip()
+
+
+def test_a_token_fetched_by_one_process_is_used_by_another(redis_cache, settings):
+    with start_server(Simulator(load_account())) as server:
+        credentials = {"VCC_ACCOUNT_KEY": "sandbox01", "VCC_API_TOKEN": "sandbox-api-token"}
+        printed = other_process(
+            "from calls.vcc import get_client; print(get_client().agents_ready(['030']).count)",
+            VCC_BASE_URL=server.base_url,
+            **credentials,
+        )
+        assert printed.splitlines()[-1] == "3"
+        assert len(server.sim.tokens) == 1
+
+        settings.VCC_TRANSPORT = ""
+        settings.VCC_BASE_URL = server.base_url
+        settings.VCC_ACCOUNT_KEY, settings.VCC_API_TOKEN = credentials.values()
+        with get_client() as client:
+            assert client.agents_ready(["030"]).count == 3
+        assert len(server.sim.tokens) == 1  # no second token: this process used the one in Redis
+
+
+@pytest.fixture
+def sim():
+    yield from fresh_simulator()
+
+
+def test_a_number_being_dialled_by_another_process_is_not_dialled_again(redis_cache, agent_client, contact, sim):
+    number = primary(contact).number
+    other_process(f"from django.core.cache import cache; assert cache.add('dialling:{number}', 999999, 30)")
+
+    response = click(agent_client, primary(contact))
+
+    call = only_call()
+    assert call.state == Call.State.FAILED
+    assert call.error_display == "Someone else is dialling this number right now. Try again in a moment."
+    assert "Someone else is dialling this number" in response.content.decode()
+    assert sim.calls_placed == 0
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_same_click_reaching_two_workers_at_once_places_one_call(redis_cache, agent_user, contact, sim):
+    """Two workers get the same click (a retried request) while VCC is still answering the first."""
+    if connection.vendor == "sqlite":
+        pytest.skip("needs a database that takes concurrent writers (PostgreSQL, as CI and production use)")
+    sim.set_fault("place_call", latency_ms=300)
+    request_id = str(uuid.uuid4())
+    responses = []
+    clients = [Client(), Client()]
+    for client in clients:
+        client.force_login(agent_user)
+
+    def worker(client: Client) -> None:
+        responses.append(click(client, primary(contact), request_id=request_id))
+
+    threads = [threading.Thread(target=worker, args=(client,)) for client in clients]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=30)
+
+    assert [r.status_code for r in responses] == [200, 200]
+    assert Call.objects.count() == 1
+    assert sim.calls_placed == 1
+    assert Call.objects.get().state == Call.State.PLACED
