@@ -67,6 +67,14 @@ def primary(contact: Contact) -> ContactPhone:
     return contact.phones.get(is_primary=True)
 
 
+def place_call(client: Client, contact: Contact) -> Call:
+    """Click Call on the contact's primary number and return the call, checked as placed."""
+    click(client, primary(contact))
+    call = Call.objects.get()
+    assert call.state == Call.State.PLACED
+    return call
+
+
 def only_call() -> Call:
     """The one Call row the test made (fails loudly if there are more)."""
     return Call.objects.get()

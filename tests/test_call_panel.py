@@ -7,7 +7,7 @@ from datetime import timedelta
 import pytest
 
 from calls.models import Call, ContactPhone, DispositionCode
-from tests._sim import HTMX, click, fresh_simulator, poll, primary, shown
+from tests._sim import HTMX, click, fresh_simulator, place_call, poll, primary, shown
 
 pytestmark = pytest.mark.django_db
 
@@ -23,10 +23,7 @@ def sim():
 
 @pytest.fixture
 def placed(agent_client, contact, london) -> Call:
-    click(agent_client, primary(contact))
-    call = Call.objects.get()
-    assert call.state == Call.State.PLACED
-    return call
+    return place_call(agent_client, contact)
 
 
 @pytest.fixture

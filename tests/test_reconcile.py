@@ -11,7 +11,7 @@ from django.core.management import call_command
 from django.utils import timezone
 
 from calls.models import Call
-from tests._sim import click, fresh_simulator, primary
+from tests._sim import fresh_simulator, place_call
 
 pytestmark = pytest.mark.django_db
 
@@ -25,9 +25,7 @@ def sim():
 
 @pytest.fixture
 def placed(agent_client, contact, london) -> Call:
-    click(agent_client, primary(contact))
-    call = Call.objects.get()
-    assert call.state == Call.State.PLACED
+    call = place_call(agent_client, contact)
     # Placed two minutes ago by our clock, so the command's default --older-than 60 picks it up.
     Call.objects.filter(pk=call.pk).update(requested_at=timezone.now() - timedelta(minutes=2))
     return call

@@ -12,16 +12,6 @@ USER_ADMIN = {"Accept": "application/vnd.newvoicemedia.v4+json"}
 
 
 @pytest.fixture
-def clock() -> Clock:
-    return Clock(manual=True)
-
-
-@pytest.fixture
-def sim(clock: Clock) -> Simulator:
-    return Simulator(load_account(), clock=clock)
-
-
-@pytest.fixture
 def client(sim: Simulator):
     with httpx.Client(transport=SimTransport(sim), base_url="http://vccsim.test") as client:
         yield client

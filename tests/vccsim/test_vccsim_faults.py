@@ -8,35 +8,11 @@ from dataclasses import replace
 import httpx
 import pytest
 
+from tests.vccsim.conftest import log_in
 from vccsim import Clock, Simulator, load_account
-from vccsim.transport import SimTransport
 from vccsim.wire import SimError
 
 CALL = {"from": {"agentId": "1001"}, "to": {"telephoneNumber": "02072068888"}}
-
-
-@pytest.fixture
-def clock() -> Clock:
-    return Clock(manual=True)
-
-
-@pytest.fixture
-def sim(clock: Clock) -> Simulator:
-    return Simulator(load_account(), clock=clock)
-
-
-@pytest.fixture
-def vcc(sim: Simulator):
-    with httpx.Client(transport=SimTransport(sim), base_url="http://vccsim.test") as client:
-        log_in(client)
-        yield client
-
-
-def log_in(client: httpx.Client) -> None:
-    answer = client.post(
-        "/v0/oauth2/token", data={"grant_type": "client_credentials"}, auth=("sandbox01", "sandbox-api-token")
-    )
-    client.headers["Authorization"] = f"Bearer {answer.json()['access_token']}"
 
 
 def place(vcc: httpx.Client, agent_id: str = "1001") -> httpx.Response:

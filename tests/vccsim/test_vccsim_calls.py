@@ -7,35 +7,10 @@ from dataclasses import replace
 import httpx
 import pytest
 
-from vccsim import Clock, Simulator, load_account
-from vccsim.transport import SimTransport
+from tests.vccsim.conftest import log_in
+from vccsim import Clock, Simulator
 
 CALLS = "/v0/sandbox01/calls/"
-
-
-@pytest.fixture
-def clock() -> Clock:
-    return Clock(manual=True)
-
-
-@pytest.fixture
-def sim(clock: Clock) -> Simulator:
-    return Simulator(load_account(), clock=clock)
-
-
-@pytest.fixture
-def vcc(sim: Simulator):
-    with httpx.Client(transport=SimTransport(sim), base_url="http://vccsim.test") as client:
-        log_in(client)
-        yield client
-
-
-def log_in(client: httpx.Client) -> None:
-    """Fetch a V0 token (they last an hour of clock time) and send it from now on."""
-    answer = client.post(
-        "/v0/oauth2/token", data={"grant_type": "client_credentials"}, auth=("sandbox01", "sandbox-api-token")
-    )
-    client.headers["Authorization"] = f"Bearer {answer.json()['access_token']}"
 
 
 def place(vcc: httpx.Client, body: object, version: int | None = 6) -> httpx.Response:
