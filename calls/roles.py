@@ -39,6 +39,8 @@ def assign_role(user, role: str) -> None:
     """Put user in exactly one role; admins also get is_staff so they can use the Django admin."""
     from django.contrib.auth.models import Group
 
+    if not Group.objects.filter(name=role).exists():
+        sync_roles()  # the role groups were deleted (or the database flushed): bring them back
     user.groups.set([Group.objects.get(name=role)])
     user.is_staff = role == ADMIN
     user.save(update_fields=["is_staff"])

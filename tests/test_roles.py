@@ -82,3 +82,10 @@ def test_a_contact_in_the_admin_shows_its_numbers(client, admin_role_user, conta
     response = client.get(f"/admin/calls/contact/{contact.pk}/change/")
     assert b"+447400123456" in response.content
     assert Contact.objects.count() == 1
+
+
+def test_assigning_a_role_whose_group_was_deleted_brings_the_roles_back(make_user):
+    Group.objects.all().delete()
+    user = make_user("newcomer", SUPERVISOR)
+    assert user.has_perm("calls.place_group_call")
+    assert set(Group.objects.values_list("name", flat=True)) == {AGENT, SUPERVISOR, ADMIN}

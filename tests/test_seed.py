@@ -67,3 +67,15 @@ def test_the_demo_workspace_matches_the_simulators_sample_account():
         assert f'"{group.display_id}"' in text
     for number in CallbackNumber.objects.all():
         assert number.number in text
+
+
+def test_seed_demo_brings_back_missing_defaults_without_touching_edited_ones():
+    from calls.models import ConsentRule, DispositionCode
+
+    DispositionCode.objects.filter(code="Interested").delete()
+    DispositionCode.objects.filter(code="Wrong number").update(description="Edited by an admin")
+    ConsentRule.objects.all().delete()
+    call_command("seed_demo", stdout=io.StringIO())
+    assert DispositionCode.objects.filter(code="Interested").exists()
+    assert DispositionCode.objects.get(code="Wrong number").description == "Edited by an admin"
+    assert ConsentRule.objects.get(country="GB").consent == "OneParty"

@@ -8,7 +8,7 @@ import logging
 import pytest
 from django.core.cache import cache
 
-from calls.vcc import AsyncVCCClient, CallRequest, UserAdminClient, VCCClient, VCCError, get_client
+from calls.vcc import AsyncVCCClient, CallRequest, UserAdminClient, VCCClient, VCCError, get_async_client, get_client
 from vccsim import Clock, Simulator, load_account, start_server
 
 NUMBER = "02072068800"  # the simulator answers numbers that don't end in 91-94
@@ -365,3 +365,18 @@ def test_no_log_record_over_a_real_socket_contains_a_secret(client, sim, caplog)
     assert "calls/" in logged
     for secret in secrets:
         assert secret not in logged
+
+
+async def test_async_clients_in_one_event_loop_share_their_connections_to_vcc(settings):
+    """Each click builds its own client; in one worker's loop they reuse one pool of connections."""
+    with start_server(Simulator(load_account())) as server:
+        settings.VCC_TRANSPORT = ""
+        settings.VCC_BASE_URL = server.base_url
+        settings.VCC_ACCOUNT_KEY, settings.VCC_API_TOKEN = "sandbox01", "sandbox-api-token"
+        seen: list[int] = []
+        for _ in range(3):
+            async with get_async_client() as client:
+                assert (await client.agents_ready(["030"])).count == 3
+                seen.append(id(client._http._transport.pool))
+        assert len(set(seen)) == 1
+        assert server.connections_accepted == 1

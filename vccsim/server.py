@@ -51,7 +51,12 @@ class _SimServer(ThreadingHTTPServer):
     def __init__(self, sim: Simulator, host: str, port: int, log: bool) -> None:
         self.sim = sim
         self.log = log
+        self.connections_accepted = 0  # lets tests see whether clients reuse their connections
         super().__init__((host, port), _Handler)
+
+    def process_request(self, request: object, client_address: object) -> None:
+        self.connections_accepted += 1
+        super().process_request(request, client_address)
 
 
 class RunningServer:
@@ -67,6 +72,10 @@ class RunningServer:
     @property
     def sim(self) -> Simulator:
         return self._server.sim
+
+    @property
+    def connections_accepted(self) -> int:
+        return self._server.connections_accepted
 
     @property
     def base_url(self) -> str:

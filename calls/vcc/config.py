@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import functools
 import ssl
+import weakref
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -106,7 +108,34 @@ def http_client(config: VCCConfig, transport: httpx.BaseTransport | None = None)
 
 
 def async_http_client(config: VCCConfig, transport: httpx.AsyncBaseTransport | None = None) -> httpx.AsyncClient:
-    transport = (
-        transport or _transport_from_settings(config) or httpx.AsyncHTTPTransport(verify=_ssl_context(), retries=2)
-    )
+    transport = transport or _transport_from_settings(config) or _loop_pool()
     return httpx.AsyncClient(transport=transport, **_client_options(config))
+
+
+# One connection pool per event loop: under uvicorn each worker keeps its connections to VCC open across clicks
+# and panel polls, instead of a new TCP and TLS handshake each time. Pools die with their loop.
+_pools: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, httpx.AsyncHTTPTransport] = weakref.WeakKeyDictionary()
+
+
+class _LentPool(httpx.AsyncBaseTransport):
+    """The loop's pool, lent to one client: closing the client leaves the pool open for the next."""
+
+    def __init__(self, pool: httpx.AsyncHTTPTransport) -> None:
+        self.pool = pool
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        return await self.pool.handle_async_request(request)
+
+    async def aclose(self) -> None:
+        pass
+
+
+def _loop_pool() -> httpx.AsyncBaseTransport:
+    try:
+        loop = asyncio.get_running_loop()
+    except RuntimeError:  # built outside a loop: nothing to share it with
+        return httpx.AsyncHTTPTransport(verify=_ssl_context(), retries=2)
+    pool = _pools.get(loop)
+    if pool is None:
+        pool = _pools[loop] = httpx.AsyncHTTPTransport(verify=_ssl_context(), retries=2)
+    return _LentPool(pool)

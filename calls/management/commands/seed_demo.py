@@ -13,8 +13,9 @@ from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError
 from django.db import transaction
 
-from calls.models import Agent, AgentGroup, CallbackNumber, Contact, ContactPhone
-from calls.roles import ADMIN, AGENT, SUPERVISOR, assign_role
+from calls.defaults import ensure_defaults
+from calls.models import Agent, AgentGroup, CallbackNumber, ConsentRule, Contact, ContactPhone, DispositionCode
+from calls.roles import ADMIN, AGENT, SUPERVISOR, assign_role, sync_roles
 
 AGENTS = [
     ("1001", "Alex Morgan"),
@@ -155,6 +156,8 @@ class Command(BaseCommand):
         )
 
     def _seed(self) -> None:
+        sync_roles()
+        ensure_defaults(DispositionCode, ConsentRule)
         clids = {}
         for number, label, default, _groups in CALLBACK_NUMBERS:
             clids[number], _ = CallbackNumber.objects.update_or_create(
