@@ -36,7 +36,7 @@ class AgentAdmin(admin.ModelAdmin):
     list_display = ["display_id", "name", "user", "is_active", "default_callback_number", "default_group", "group_list"]
     list_filter = ["is_active", "groups"]
     search_fields = ["display_id", "name", "user__username"]
-    list_select_related = ["user", "default_callback_number"]
+    list_select_related = ["user", "default_callback_number", "default_group"]
     autocomplete_fields = ["user"]
 
     def get_queryset(self, request: HttpRequest):

@@ -15,6 +15,7 @@ from django.conf import settings
 from django.core import signing
 from django.core.cache import cache
 from django.db import IntegrityError, transaction
+from django.db.models import Q
 from django.urls import reverse
 from django.utils import timezone
 
@@ -153,16 +154,29 @@ class NumberFacts:
     blocked: str
 
 
-def number_facts(phone: ContactPhone, *, rules: dict[str, str] | None = None) -> NumberFacts:
+def number_facts(
+    phone: ContactPhone, *, rules: dict[str, str] | None = None, blocked: set[str] | None = None
+) -> NumberFacts:
     consent, reason = resolve_consent(contact=phone.contact, number=phone.number, rules=rules)
-    return NumberFacts(consent=consent, consent_reason=reason, blocked=blocked_reason(phone))
+    return NumberFacts(consent=consent, consent_reason=reason, blocked=blocked_reason(phone, blocked=blocked))
 
 
-def blocked_reason(phone: ContactPhone) -> str:
+def numbers_blocked_anywhere(numbers: list[str]) -> set[str]:
+    """Which of numbers are do-not-call on any contact: the flag follows the number, not the record it is on."""
+    return set(
+        ContactPhone.objects.filter(number__in=numbers)
+        .filter(Q(do_not_call=True) | Q(contact__do_not_call=True))
+        .values_list("number", flat=True)
+    )
+
+
+def blocked_reason(phone: ContactPhone, *, blocked: set[str] | None = None) -> str:
     if phone.contact.do_not_call:
         return "This contact is marked do not call."
     if phone.do_not_call:
         return "This number is marked do not call."
+    if phone.number in (blocked if blocked is not None else numbers_blocked_anywhere([phone.number])):
+        return "This number is marked do not call on another contact."
     return ""
 
 
@@ -259,9 +273,7 @@ def start_click(
     """
     existing = _with_parties(Call.objects).filter(request_id=request_id).first()
     if existing is not None:
-        if existing.created_by_id != user.pk:
-            raise Refused("That click belongs to someone else. Reload the page and try again.")
-        return Click(existing, None)
+        return _repeat_of(existing, user)
     call = Call(
         request_id=request_id,
         created_by=user,
@@ -285,7 +297,7 @@ def start_click(
             call.from_groups.set(plan.groups)
     except IntegrityError:
         # Another process saved this click first: that one places the call.
-        return Click(_with_parties(Call.objects).get(request_id=request_id), None)
+        return _repeat_of(_with_parties(Call.objects).get(request_id=request_id), user)
     if refusal:
         _fail(call, message="", status=None, display=refusal)
         return Click(call, None)
@@ -330,6 +342,13 @@ def start_click(
     call.request_body = request.to_json()
     call.save(update_fields=["regarding", "request_body"])
     return Click(call, request, lock_key)
+
+
+def _repeat_of(call: Call, user) -> Click:
+    """The same click again: show its call, send nothing."""
+    if call.created_by_id != user.pk:
+        raise Refused("That click belongs to someone else. Reload the page and try again.")
+    return Click(call, None)
 
 
 def _with_parties(calls):
@@ -421,10 +440,12 @@ def apply_detail(call: Call, detail: CallDetail) -> Call:
     """Update the row from VCC's call detail. VCC documents only status (Active/null), recordingStatus and result:
     a live call whose recording has started or paused is taken as connected; one without a status has ended."""
     now = timezone.now()
+    fields = list(_DETAIL_FIELDS)
     call.vcc_status = detail.status or ""
     call.recording_status = detail.recording_status or ""
     if detail.disposition_code and not call.disposition_code:
         call.disposition_code = detail.disposition_code
+        fields.append("disposition_code")
     if detail.is_live:
         if call.connected_at is None and detail.recording_status in ("Started", "Paused"):
             call.connected_at = now
@@ -438,8 +459,22 @@ def apply_detail(call: Call, detail: CallDetail) -> Call:
             call.duration_seconds = max(0, round((call.ended_at - call.connected_at).total_seconds()))
         elif call.duration_seconds is None:
             call.duration_seconds = 0
-    call.save()
+    # Only VCC's fields: a stale copy (a slow poll, reconcile_calls) must not undo a wrap-up saved meanwhile.
+    call.save(update_fields=fields)
     return call
+
+
+_DETAIL_FIELDS = [
+    "vcc_status",
+    "recording_status",
+    "connected_at",
+    "state",
+    "ended_at",
+    "result_code",
+    "result_party",
+    "result_reason",
+    "duration_seconds",
+]
 
 
 def record_refresh(call: Call, *, detail: CallDetail | None = None, error: VCCError | None = None) -> tuple[Call, str]:

@@ -7,6 +7,16 @@ from django.forms import BaseInlineFormSet, inlineformset_factory
 from calls import phones
 from calls.models import Consent, Contact, ContactPhone
 
+ONLY_SUPERVISORS = "Only a supervisor can change do-not-call."
+
+
+def _guard_do_not_call(form: forms.ModelForm, user) -> None:
+    """Do-not-call is a supervisor's decision: others see the flag but cannot clear or set it."""
+    if not user.has_perm("calls.override_do_not_call"):
+        field = form.fields["do_not_call"]
+        field.disabled = True
+        field.help_text = ONLY_SUPERVISORS
+
 
 class ContactForm(forms.ModelForm):
     class Meta:
@@ -14,10 +24,11 @@ class ContactForm(forms.ModelForm):
         fields = ["name", "company", "email", "owner", "do_not_call", "consent_override", "notes"]
         widgets = {"notes": forms.Textarea(attrs={"rows": 4})}
 
-    def __init__(self, *args: object, **kwargs: object) -> None:
+    def __init__(self, *args: object, user, **kwargs: object) -> None:
         super().__init__(*args, **kwargs)
         self.fields["consent_override"].choices = [("", "Country default"), *Consent.choices]
         self.fields["owner"].label_from_instance = lambda user: user.get_full_name() or user.username
+        _guard_do_not_call(self, user)
 
 
 class ContactPhoneForm(forms.ModelForm):
@@ -30,8 +41,17 @@ class ContactPhoneForm(forms.ModelForm):
         model = ContactPhone
         fields = ["label", "number", "is_primary", "do_not_call"]
 
+    def __init__(self, *args: object, user, **kwargs: object) -> None:
+        super().__init__(*args, **kwargs)
+        self.user = user
+        _guard_do_not_call(self, user)
+
     def clean_number(self) -> str:
-        return phones.to_e164(self.cleaned_data["number"])
+        number = phones.to_e164(self.cleaned_data["number"])
+        renumbering_blocked = self.instance.pk and self.instance.do_not_call and number != self.instance.number
+        if renumbering_blocked and not self.user.has_perm("calls.override_do_not_call"):
+            raise ValidationError(f"This number is marked do not call. {ONLY_SUPERVISORS}")
+        return number
 
     def validate_constraints(self) -> None:
         # One row may take the primary flag from another row of the same save: the formset checks that rule
@@ -43,9 +63,19 @@ class ContactPhoneForm(forms.ModelForm):
 
 
 class BaseContactPhoneFormSet(BaseInlineFormSet):
+    def __init__(self, *args: object, user, **kwargs: object) -> None:
+        self.user = user
+        super().__init__(*args, form_kwargs={"user": user}, **kwargs)
+
     def clean(self) -> None:
         if any(self.errors):
             return
+        if not self.user.has_perm("calls.override_do_not_call"):
+            for form in self.deleted_forms:
+                if form.instance.pk and form.instance.do_not_call:
+                    raise ValidationError(
+                        f"{phones.display(form.instance.number)} is marked do not call. {ONLY_SUPERVISORS}"
+                    )
         kept = [f for f in self.forms if f.cleaned_data and not f.cleaned_data.get("DELETE")]
         numbers = [f.cleaned_data["number"] for f in kept]
         duplicates = {n for n in numbers if numbers.count(n) > 1}
@@ -54,8 +84,6 @@ class BaseContactPhoneFormSet(BaseInlineFormSet):
         primaries = [f for f in kept if f.cleaned_data.get("is_primary")]
         if len(primaries) > 1:
             raise ValidationError("Only one number can be primary: untick all but one.")
-        if kept and not primaries:
-            kept[0].instance.is_primary = True
         super().clean()
 
 

@@ -86,6 +86,14 @@ class Contact(models.Model):
     def get_absolute_url(self) -> str:
         return reverse("contact_detail", args=[self.pk])
 
+    def ensure_primary_phone(self) -> None:
+        """A contact with numbers has a primary one: the first, when none is marked (e.g. the primary was removed)."""
+        if not self.phones.filter(is_primary=True).exists():
+            first = self.phones.order_by("pk").first()
+            if first:
+                first.is_primary = True
+                first.save(update_fields=["is_primary"])
+
     @property
     def primary_phone(self) -> ContactPhone | None:
         numbers = list(self.phones.all())
@@ -314,6 +322,10 @@ class CallQuerySet(models.QuerySet["Call"]):
         """Everyone's calls for supervisors and admins; an agent's own calls (clicked by them or from them)."""
         if user.has_perm("calls.view_all_calls"):
             return self
+        return self.filter(Q(created_by=user) | Q(from_agent__user=user))
+
+    def changeable_by(self, user) -> CallQuerySet:
+        """Calls this user may act on (recording, wrap-up): the ones they clicked or that rang their phone."""
         return self.filter(Q(created_by=user) | Q(from_agent__user=user))
 
     def live(self) -> CallQuerySet:

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import asyncio
 import functools
 import logging
 import time
@@ -18,6 +19,7 @@ from django.http import HttpRequest, HttpResponse, HttpResponseBadRequest
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
+from django.views.decorators.vary import vary_on_headers
 from django_htmx.http import trigger_client_event
 
 from calls import dialing
@@ -36,9 +38,15 @@ def home(request: HttpRequest) -> HttpResponse:
     return redirect("contact_list")
 
 
+def _wants_fragment(request: HttpRequest) -> bool:
+    # htmx asks for a page when it restores history it no longer holds: that gets the whole page.
+    return bool(request.htmx) and not request.htmx.boosted and not request.htmx.history_restore_request
+
+
 @require_GET
 @login_required
 @permission_required("calls.view_contact", raise_exception=True)
+@vary_on_headers("HX-Request")
 def contact_list(request: HttpRequest) -> HttpResponse:
     query = request.GET.get("q", "").strip()[:100]
     contacts = Contact.objects.search(query).prefetch_related(
@@ -46,7 +54,7 @@ def contact_list(request: HttpRequest) -> HttpResponse:
     )
     page = Paginator(contacts, CONTACTS_PER_PAGE).get_page(request.GET.get("page"))
     template = "calls/contact_list.html"
-    if request.htmx and not request.htmx.boosted:
+    if _wants_fragment(request):
         template += "#results"
     return render(request, template, {"page": page, "query": query, "can_call": _can_call(request.user)})
 
@@ -54,6 +62,7 @@ def contact_list(request: HttpRequest) -> HttpResponse:
 @require_GET
 @login_required
 @permission_required("calls.view_contact", raise_exception=True)
+@vary_on_headers("HX-Request")
 def contact_detail(request: HttpRequest, pk: int) -> HttpResponse:
     """The contact, their numbers with call buttons, and their calls. `?call=<signed id>` (the regarding link
     VCC shows) opens that call's panel."""
@@ -65,15 +74,15 @@ def contact_detail(request: HttpRequest, pk: int) -> HttpResponse:
         if call is None:
             messages.error(request, "That call link is not one you can open: it is damaged, or the call is not yours.")
     template = "calls/contact_detail.html"
-    if request.htmx and request.htmx.target == "timeline":
+    if _wants_fragment(request) and request.htmx.target == "timeline":
         template += "#timeline"
     return render(request, template, _dialer_context(request, request.user, contact, call))
 
 
 def _save_contact(request: HttpRequest, contact: Contact | None) -> HttpResponse:
     """Shared by create and edit: a contact form and its numbers, saved together or not at all."""
-    form = ContactForm(request.POST or None, instance=contact)
-    formset = ContactPhoneFormSet(request.POST or None, instance=form.instance, prefix="phones")
+    form = ContactForm(request.POST or None, instance=contact, user=request.user)
+    formset = ContactPhoneFormSet(request.POST or None, instance=form.instance, prefix="phones", user=request.user)
     if request.method == "POST" and form.is_valid() and formset.is_valid():
         with transaction.atomic():
             saved = form.save()
@@ -85,6 +94,7 @@ def _save_contact(request: HttpRequest, contact: Contact | None) -> HttpResponse
             for phone in sorted(numbers, key=lambda p: p.is_primary):
                 phone.contact = saved
                 phone.save()
+            saved.ensure_primary_phone()
         messages.success(request, f"Saved {saved.name}.")
         return redirect(saved)
     return render(request, "calls/contact_form.html", {"form": form, "formset": formset, "contact": contact})
@@ -138,9 +148,18 @@ def _visible_call(user, pk: int) -> Call:
     )
 
 
-def _panel_context(call: Call, **extra: object) -> dict[str, object]:
+def _own_call(user, pk: int) -> Call:
+    """A call this user may change (recording, wrap-up): their own, whoever else may see it."""
+    return get_object_or_404(
+        Call.objects.changeable_by(user).select_related("contact", "phone", "from_agent", "to_agent", "created_by"),
+        pk=pk,
+    )
+
+
+def _panel_context(call: Call, *, user, **extra: object) -> dict[str, object]:
     return {
         "call": call,
+        "can_change": call.created_by_id == user.pk or (call.from_agent_id and call.from_agent.user_id == user.pk),
         "phase": dialing.phase(call),
         "live": call.state in (Call.State.REQUESTED, Call.State.PLACED),
         "dispositions": DispositionCode.objects.filter(is_active=True),
@@ -161,7 +180,8 @@ def _dialer_context(request: HttpRequest, user, contact: Contact, call: Call | N
         else None
     )
     rules = dialing.consent_rules()
-    rows = [(phone, dialing.number_facts(phone, rules=rules)) for phone in phones]
+    blocked = dialing.numbers_blocked_anywhere([p.number for p in phones])
+    rows = [(phone, dialing.number_facts(phone, rules=rules, blocked=blocked)) for phone in phones]
     return {
         "contact": contact,
         "rows": rows,
@@ -174,7 +194,7 @@ def _dialer_context(request: HttpRequest, user, contact: Contact, call: Call | N
         .filter(contact=contact)
         .select_related("created_by", "from_agent", "to_agent")
         .prefetch_related("from_groups")[:50],
-        **(_panel_context(call) if call else {}),
+        **(_panel_context(call, user=user) if call else {}),
     }
 
 
@@ -193,8 +213,10 @@ def _contact_click(user, request: HttpRequest, pk: int) -> dialing.Click:
         # Keep the order the person gave: VCC takes the groups in order.
         groups = sorted(AgentGroup.objects.filter(pk__in=wanted), key=lambda g: wanted.index(g.pk))
     request_id = _request_id(request)
+    # The caller ID menu offers the numbers the user may present; a group call resolves its own (group default).
+    chosen_clid = request.POST.get("clid") if via == "me" else None
     try:
-        plan = dialing.plan_for_phone(user=user, phone=phone, groups=groups, chosen_clid=request.POST.get("clid"))
+        plan = dialing.plan_for_phone(user=user, phone=phone, groups=groups, chosen_clid=chosen_clid)
     except dialing.Refused as refused:
         plan = dialing.plan_for_phone(user=user, phone=phone, groups=groups)
         plan.problems.insert(0, str(refused))
@@ -230,9 +252,17 @@ def _request_id(request: HttpRequest) -> str:
 
 
 async def _send(click: dialing.Click) -> Call:
-    """Ask VCC to place the click's call (unless there is nothing to send) and record the answer."""
+    """Ask VCC to place the click's call (unless there is nothing to send) and record the answer.
+
+    A browser that goes away mid-click cancels the view, but the phone may already be ringing: the request and
+    the recording of its answer run as their own task, which the cancellation does not reach.
+    """
     if click.request is None:
         return click.call
+    return await asyncio.shield(asyncio.ensure_future(_place_and_record(click)))
+
+
+async def _place_and_record(click: dialing.Click) -> Call:
     started = time.monotonic()
     placed, error = None, None
     try:
@@ -245,6 +275,7 @@ async def _send(click: dialing.Click) -> Call:
 
 @require_POST
 @login_required
+@permission_required("calls.view_contact", raise_exception=True)
 @_refusals_as_400
 async def call_contact(request: HttpRequest, pk: int) -> HttpResponse:
     user = await request.auser()
@@ -265,7 +296,7 @@ async def call_contact(request: HttpRequest, pk: int) -> HttpResponse:
 def _list_click_context(user, call: Call) -> dict[str, object]:
     contact = call.contact
     return {
-        **_panel_context(call),
+        **_panel_context(call, user=user),
         "contact": contact,
         "phone": call.phone,
         "can_call": _can_call(user),
@@ -279,6 +310,7 @@ def _can_call(user) -> bool:
 
 @require_GET
 @login_required
+@permission_required("calls.view_call", raise_exception=True)
 async def call_panel(request: HttpRequest, pk: int) -> HttpResponse:
     """The live call panel: htmx polls it while the call is live; it asks VCC for the call's detail."""
     user = await request.auser()
@@ -297,17 +329,18 @@ async def call_panel(request: HttpRequest, pk: int) -> HttpResponse:
     if pending and call.state == Call.State.PLACED and call.recording_status != pending:
         # VCC applies recording changes asynchronously: show what was asked for until VCC reports it.
         call.recording_status = pending
-    context = await sync_to_async(_panel_context)(call, refresh_error=refresh_error)
+    context = await sync_to_async(_panel_context)(call, user=user, refresh_error=refresh_error)
     response = await sync_to_async(render)(request, "calls/contact_detail.html#call_panel", context)
     return trigger_client_event(response, "calls-changed") if call.state != was else response
 
 
 @require_POST
 @login_required
+@permission_required("calls.view_call", raise_exception=True)
 async def call_recording(request: HttpRequest, pk: int) -> HttpResponse:
     """Pause or resume recording of a connected call; VCC applies it asynchronously."""
     user = await request.auser()
-    call = await sync_to_async(_visible_call)(user, pk)
+    call = await sync_to_async(_own_call)(user, pk)
     status = request.POST.get("recording", "")
     error = ""
     if status not in ("Paused", "Started"):
@@ -325,16 +358,17 @@ async def call_recording(request: HttpRequest, pk: int) -> HttpResponse:
         except VCCError as exc:
             log.warning("call %s: recording change failed: %s (status %s)", call.pk, exc.message, exc.status)
             error = exc.user_message
-    context = await sync_to_async(_panel_context)(call, action_error=error)
+    context = await sync_to_async(_panel_context)(call, user=user, action_error=error)
     return await sync_to_async(render)(request, "calls/contact_detail.html#call_panel", context)
 
 
 @require_POST
 @login_required
+@permission_required("calls.view_call", raise_exception=True)
 async def call_wrapup(request: HttpRequest, pk: int) -> HttpResponse:
     """Store the disposition and notes; the disposition goes to VCC first, and nothing typed is lost if it fails."""
     user = await request.auser()
-    call = await sync_to_async(_visible_call)(user, pk)
+    call = await sync_to_async(_own_call)(user, pk)
     code_pk = request.POST.get("disposition", "")
     notes = request.POST.get("notes", "").strip()[:5000]
     disposition = await DispositionCode.objects.filter(is_active=True, pk=code_pk if code_pk.isdigit() else 0).afirst()
@@ -364,7 +398,12 @@ async def call_wrapup(request: HttpRequest, pk: int) -> HttpResponse:
             call, disposition=disposition, notes=notes, vcc_confirmed=confirmed
         )
     context = await sync_to_async(_panel_context)(
-        call, action_error=error, changed=changed, chosen=disposition.pk if disposition else None, notes=notes
+        call,
+        user=user,
+        action_error=error,
+        changed=changed,
+        chosen=disposition.pk if disposition else None,
+        notes=notes,
     )
     response = await sync_to_async(render)(request, "calls/contact_detail.html#call_panel", context)
     return response if error else trigger_client_event(response, "calls-changed")
@@ -414,7 +453,7 @@ def agent_directory(request: HttpRequest) -> HttpResponse:
     if (token := request.GET.get("call")) and (call_pk := dialing.call_from_regarding(token)):
         call = Call.objects.visible_to(request.user).filter(pk=call_pk, to_agent__isnull=False).first()
         if call:
-            context |= _panel_context(call)
+            context |= _panel_context(call, user=request.user)
     return render(request, "calls/agent_directory.html", context)
 
 
@@ -426,6 +465,7 @@ def _agent_click(user, request: HttpRequest, pk: int) -> dialing.Click:
 
 @require_POST
 @login_required
+@permission_required("calls.view_agent", raise_exception=True)
 @_refusals_as_400
 async def call_agent(request: HttpRequest, pk: int) -> HttpResponse:
     user = await request.auser()
@@ -434,5 +474,6 @@ async def call_agent(request: HttpRequest, pk: int) -> HttpResponse:
     if not request.htmx:
         return redirect(reverse("agent_directory") + f"?call={dialing.regarding_token(call)}")
     me = await sync_to_async(dialing.user_agent)(user)
-    context = await sync_to_async(_panel_context)(call, me=me, can_call=user.has_perm("calls.place_call"))
+    can_call = await sync_to_async(user.has_perm)("calls.place_call")
+    context = await sync_to_async(_panel_context)(call, user=user, me=me, can_call=can_call)
     return await sync_to_async(render)(request, "calls/agent_directory.html#agent_call", context)

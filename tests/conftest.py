@@ -7,6 +7,7 @@ import os
 import pytest
 from django.contrib.auth import get_user_model
 from django.core.cache import cache
+from django.test import Client
 
 from calls.models import Agent, AgentGroup, CallbackNumber, Contact, ContactPhone
 from calls.roles import ADMIN, AGENT, SUPERVISOR, assign_role
@@ -90,16 +91,21 @@ def contact(db) -> Contact:
     return contact
 
 
-@pytest.fixture
-def agent_client(client, agent_user):
-    client.force_login(agent_user)
+def _logged_in(user) -> Client:
+    # A client of its own: tests that use two roles at once must not share one session.
+    client = Client()
+    client.force_login(user)
     return client
 
 
 @pytest.fixture
-def supervisor_client(client, supervisor_user):
-    client.force_login(supervisor_user)
-    return client
+def agent_client(agent_user) -> Client:
+    return _logged_in(agent_user)
+
+
+@pytest.fixture
+def supervisor_client(supervisor_user) -> Client:
+    return _logged_in(supervisor_user)
 
 
 @pytest.hookimpl(wrapper=True)

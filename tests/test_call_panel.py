@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
+from django.test import Client
 
 from calls.models import Call, ContactPhone, DispositionCode
 from tests._sim import HTMX, click, fresh_simulator, place_call, poll, primary, shown
@@ -389,3 +390,15 @@ def test_another_agent_cannot_wrap_up_the_call(client, other_agent_user, ended):
     assert wrapup(client, ended, "Interested").status_code == 404
     ended.refresh_from_db()
     assert ended.wrapped_up_at is None
+
+
+def test_a_supervisor_sees_an_agents_call_but_cannot_change_it(supervisor_user, connected, sim):
+    supervisor = Client()
+    supervisor.force_login(supervisor_user)
+    panel = supervisor.get(f"/calls/{connected.pk}/panel/", headers=HTMX)
+    assert panel.status_code == 200
+    assert "Connected" in html(panel)
+    assert "Pause recording" not in html(panel)
+    assert recording(supervisor, connected, "Paused").status_code == 404
+    connected.refresh_from_db()
+    assert connected.recording_status == "Started"

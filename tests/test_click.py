@@ -788,3 +788,53 @@ def test_the_contact_page_query_count_does_not_grow_with_calls(
         response = supervisor_client.get(f"/contacts/{contact.pk}/")
 
     assert response.content.decode().count('class="timeline-item') == 21
+
+
+# --- Review fixes ----------------------------------------------------------------------------------
+
+
+def test_a_user_without_a_role_cannot_click_to_call(client, make_user, contact, london, sim):
+    client.force_login(make_user("norole"))
+    response = click(client, primary(contact))
+    assert response.status_code == 403
+    assert not Call.objects.exists()
+    assert sim.calls_placed == 0
+
+
+def test_a_group_call_ignores_the_caller_id_chosen_for_my_own_calls(supervisor_client, contact, london, sales, sim):
+    chicago = CallbackNumber.objects.create(number="+13125550100", label="Chicago")
+    chicago.allowed_agents.add(Agent.objects.get(display_id="1002"))  # the supervisor's own number only
+    response = click(supervisor_client, primary(contact), via="group", groups=(sales.pk,), clid=chicago.pk)
+    call = only_call()
+    assert response.status_code == 200
+    assert call.state == Call.State.PLACED
+    assert call.presented_clid == london.number
+    assert call.clid_reason == "the account default"
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_a_browser_leaving_mid_click_still_gets_the_call_recorded(agent_user, contact, london, sim):
+    """The view is cancelled (tab closed) while VCC answers: VCC's call id must still reach the row."""
+    import asyncio
+
+    from asgiref.sync import sync_to_async
+
+    from calls import views
+
+    sim.set_fault("place_call", latency_ms=300)
+    plan = await sync_to_async(dialing.plan_for_phone)(user=agent_user, phone=await sync_to_async(primary)(contact))
+    start = sync_to_async(dialing.start_click)
+    click_ = await start(user=agent_user, plan=plan, request_id=str(uuid.uuid4()), base_url="http://testserver/")
+    view = asyncio.ensure_future(views._send(click_))
+    await asyncio.sleep(0.05)
+    view.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await view
+    for _ in range(50):  # the shielded task goes on and records VCC's answer
+        call = await Call.objects.aget(pk=click_.call.pk)
+        if call.state != Call.State.REQUESTED:
+            break
+        await asyncio.sleep(0.05)
+    assert call.state == Call.State.PLACED
+    assert call.vcc_call_id
+    assert sim.calls_placed == 1

@@ -224,3 +224,72 @@ def test_posts_without_a_csrf_token_are_refused(client, agent_user):
     response = strict.post("/contacts/new/", {"name": "No token"} | phone_data())
     assert response.status_code == 403
     assert not Contact.objects.exists()
+
+
+# --- Do-not-call is a supervisor's decision, wherever it is edited ----------------------------------
+
+
+def dnc_contact() -> Contact:
+    contact = Contact.objects.create(name="Blocked Person", do_not_call=True)
+    ContactPhone.objects.create(contact=contact, number="+447400111222", is_primary=True, do_not_call=True)
+    return contact
+
+
+def edit_data(contact: Contact, **phone_overrides: str) -> dict:
+    phone = contact.phones.get()
+    row = {"id": str(phone.pk), "label": "mobile", "number": phone.number, "is_primary": "on"} | phone_overrides
+    return {"name": contact.name} | phone_data(row, initial=1)
+
+
+def test_an_agent_cannot_clear_do_not_call_by_editing_the_contact(agent_client):
+    contact = dnc_contact()
+    page = agent_client.get(f"/contacts/{contact.pk}/edit/")
+    assert b"Only a supervisor can change do-not-call." in page.content
+    response = agent_client.post(f"/contacts/{contact.pk}/edit/", edit_data(contact))  # both boxes left unticked
+    assert response.status_code == 302
+    contact.refresh_from_db()
+    assert contact.do_not_call
+    assert contact.phones.get().do_not_call
+
+
+def test_an_agent_cannot_remove_or_renumber_a_do_not_call_number(agent_client):
+    contact = dnc_contact()
+    removed = agent_client.post(f"/contacts/{contact.pk}/edit/", edit_data(contact, DELETE="on"))
+    assert b"is marked do not call. Only a supervisor can change do-not-call." in removed.content
+    renumbered = agent_client.post(f"/contacts/{contact.pk}/edit/", edit_data(contact, number="07400 111333"))
+    assert b"This number is marked do not call." in renumbered.content
+    assert contact.phones.get().number == "+447400111222"
+
+
+def test_a_supervisor_can_clear_do_not_call(supervisor_client):
+    contact = dnc_contact()
+    response = supervisor_client.post(f"/contacts/{contact.pk}/edit/", edit_data(contact))
+    assert response.status_code == 302
+    contact.refresh_from_db()
+    assert not contact.do_not_call
+    assert not contact.phones.get().do_not_call
+
+
+def test_removing_the_primary_number_makes_the_next_one_primary(agent_client, contact):
+    mobile, work = contact.phones.order_by("pk")
+    data = {"name": contact.name} | phone_data(
+        {"id": str(mobile.pk), "label": "mobile", "number": mobile.number, "is_primary": "on", "DELETE": "on"},
+        {"id": str(work.pk), "label": "work", "number": work.number},
+        initial=2,
+    )
+    assert agent_client.post(f"/contacts/{contact.pk}/edit/", data).status_code == 302
+    assert list(contact.phones.values_list("number", "is_primary")) == [("+442079460123", True)]
+
+
+# --- Pages and their fragments share URLs ----------------------------------------------------------
+
+
+@pytest.mark.parametrize("url", ["/contacts/", "/contacts/{pk}/"])
+def test_pages_vary_on_hx_request_so_caches_keep_pages_and_fragments_apart(agent_client, contact, url):
+    assert "HX-Request" in agent_client.get(url.format(pk=contact.pk))["Vary"]
+
+
+def test_a_history_restore_gets_the_whole_page(agent_client, contact):
+    headers = {"HX-Request": "true", "HX-History-Restore-Request": "true"}
+    response = agent_client.get("/contacts/", {"q": "grace"}, headers=headers)
+    assert b"<html" in response.content

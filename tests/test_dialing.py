@@ -158,3 +158,31 @@ def test_a_click_whose_answer_was_never_recorded_is_closed_with_an_explanation(a
     assert old.state == Call.State.FAILED
     assert "may or may not have been placed" in old.error_display
     assert fresh.state == Call.State.REQUESTED
+
+
+def test_a_number_marked_do_not_call_on_another_contact_is_blocked_here_too(agent_user, contact):
+    other = Contact.objects.create(name="Same Number Elsewhere")
+    ContactPhone.objects.create(contact=other, number="+447400123456", do_not_call=True)
+    phone = contact.phones.get(number="+447400123456")
+    plan = dialing.plan_for_phone(user=agent_user, phone=phone)
+    assert plan.blocked == "This number is marked do not call on another contact."
+
+
+def test_a_stale_copy_of_a_call_does_not_undo_a_wrap_up(agent_user, contact):
+    from calls.models import Call, DispositionCode
+    from calls.vcc import CallDetail
+
+    call = Call.objects.create(
+        created_by=agent_user, contact=contact, to_number="+447400123456", state="placed", vcc_call_id="c1"
+    )
+    stale = Call.objects.get(pk=call.pk)
+    ended = CallDetail("c1", None, None, "Success", "Destination", "Answered", None, None, raw={})
+    dialing.apply_detail(call, ended)
+    dialing.wrap_up(
+        call, disposition=DispositionCode.objects.get(code="Interested"), notes="Keep me", vcc_confirmed=True
+    )
+    dialing.apply_detail(stale, ended)  # e.g. reconcile_calls reaching a call it loaded earlier
+    call.refresh_from_db()
+    assert call.notes == "Keep me"
+    assert call.disposition_code == "Interested"
+    assert call.wrapped_up_at is not None
