@@ -56,7 +56,14 @@ def contact_list(request: HttpRequest) -> HttpResponse:
     template = "calls/contact_list.html"
     if _wants_fragment(request):
         template += "#results"
-    return render(request, template, {"page": page, "query": query, "can_call": _can_call(request.user)})
+    numbers = [phone.number for contact in page for phone in contact.phones.all()]
+    context = {
+        "page": page,
+        "query": query,
+        "can_call": _can_call(request.user),
+        "blocked_numbers": dialing.numbers_blocked_anywhere(numbers),
+    }
+    return render(request, template, context)
 
 
 @require_GET
