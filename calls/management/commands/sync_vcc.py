@@ -1,0 +1,36 @@
+"""Bring agents, groups and callback numbers in line with VCC (User Admin API)."""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.core.management.base import BaseCommand, CommandError
+
+from calls.sync import sync_from_vcc
+from calls.vcc import VCCError, get_user_admin_client
+
+
+class Command(BaseCommand):
+    help = "Sync agents, groups and callback numbers from VCC's User Admin API (needs VCC_CLIENT_ID/SECRET)."
+
+    def add_arguments(self, parser) -> None:
+        parser.add_argument("--dry-run", action="store_true", help="show what would change, change nothing")
+
+    def handle(self, *args: object, dry_run: bool, **options: object) -> None:
+        if not settings.VCC_SYNC_ENABLED:
+            raise CommandError(
+                "Sync is off: set VCC_CLIENT_ID and VCC_CLIENT_SECRET (API credentials with users:read)."
+            )
+        try:
+            with get_user_admin_client() as client:
+                report = sync_from_vcc(client, dry_run=dry_run)
+        except VCCError as exc:
+            raise CommandError(
+                f"VCC refused the sync, nothing was changed: {exc.user_message} ({exc.message})"
+            ) from exc
+        for line in report.lines():
+            self.stdout.write(line)
+        summary = (
+            f"{len(report.created)} created, {len(report.updated)} updated, {len(report.deactivated)} deactivated, "
+            f"{len(report.problems)} problems"
+        )
+        self.stdout.write(self.style.SUCCESS(("Dry run, nothing saved: " if dry_run else "Synced: ") + summary))

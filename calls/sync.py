@@ -1,0 +1,119 @@
+"""Bring agents, groups and callback numbers in line with VCC's User Admin API.
+
+VCC is the truth for who exists and which numbers are configured; vccweb keeps its own links (login users,
+defaults, restrictions). Nothing is deleted: calls refer to agents and numbers, so what VCC no longer has is
+marked inactive instead.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from django.core.exceptions import ValidationError
+from django.db import transaction
+
+from calls import phones
+from calls.models import Agent, AgentGroup, CallbackNumber
+from calls.vcc import UserAdminClient
+
+
+@dataclass
+class SyncReport:
+    created: list[str] = field(default_factory=list)
+    updated: list[str] = field(default_factory=list)
+    deactivated: list[str] = field(default_factory=list)
+    problems: list[str] = field(default_factory=list)
+
+    def lines(self) -> list[str]:
+        return (
+            [f"created {item}" for item in self.created]
+            + [f"updated {item}" for item in self.updated]
+            + [f"deactivated {item}" for item in self.deactivated]
+            + [f"problem: {item}" for item in self.problems]
+        )
+
+
+def sync_from_vcc(client: UserAdminClient, *, dry_run: bool = False) -> SyncReport:
+    """Read everything first (VCC errors raise before anything changes), then apply it in one transaction."""
+    users = [u for u in client.users(include="All") if u.agent_display_id]
+    groups = client.groups()
+    members = {g.group_id: client.group_members(g.group_id) for g in groups}
+    numbers = {u.user_id: client.callback_numbers(u.user_id) for u in users if u.active}
+    report = SyncReport()
+    with transaction.atomic():
+        agents = _sync_agents(users, report)
+        _sync_groups(groups, members, agents, report)
+        _sync_callback_numbers(numbers, report)
+        if dry_run:
+            transaction.set_rollback(True)
+    return report
+
+
+def _apply(obj, values: dict[str, object], label: str, report: SyncReport) -> None:
+    changed = [name for name, value in values.items() if getattr(obj, name) != value]
+    for name in changed:
+        setattr(obj, name, values[name])
+    if obj.pk is None:
+        obj.save()
+        report.created.append(label)
+    elif changed:
+        obj.save(update_fields=changed)
+        report.updated.append(f"{label} ({', '.join(changed)})")
+
+
+def _sync_agents(users, report: SyncReport) -> dict[str, Agent]:
+    agents = {}
+    for user in users:
+        agent = Agent.objects.filter(display_id=user.agent_display_id).first() or Agent(
+            display_id=user.agent_display_id
+        )
+        values = {"name": user.name or agent.name or user.username or "", "vcc_user_id": user.user_id}
+        values["is_active"] = bool(user.active)
+        _apply(agent, values, f"agent {user.agent_display_id} {values['name']}", report)
+        agents[agent.display_id] = agent
+    for agent in Agent.objects.filter(is_active=True).exclude(display_id__in=agents):
+        agent.is_active = False
+        agent.save(update_fields=["is_active"])
+        report.deactivated.append(f"agent {agent.display_id} {agent.name} (not in VCC)")
+    return agents
+
+
+def _sync_groups(groups, members, agents: dict[str, Agent], report: SyncReport) -> None:
+    for group in groups:
+        if not group.display_id:
+            report.problems.append(f"group {group.name!r} has no display ID in VCC, so it cannot be called via")
+            continue
+        row = AgentGroup.objects.filter(display_id=group.display_id).first() or AgentGroup(display_id=group.display_id)
+        _apply(
+            row, {"name": group.name or row.name, "vcc_group_id": group.group_id}, f"group {group.display_id}", report
+        )
+        wanted = {agents[u.agent_display_id].pk for u in members[group.group_id] if u.agent_display_id in agents}
+        if set(row.members.values_list("pk", flat=True)) != wanted:
+            row.members.set(wanted)
+            report.updated.append(f"group {group.display_id} members ({len(wanted)})")
+
+
+def _sync_callback_numbers(numbers, report: SyncReport) -> None:
+    """Create numbers VCC has configured; deactivate the ones it no longer has (they would fail every call)."""
+    seen: set[str] = set()
+    for user_numbers in numbers.values():
+        for item in user_numbers:
+            try:
+                number = phones.to_e164(item.clid or "")
+            except ValidationError:  # VCC's data: reported rather than trusted
+                report.problems.append(f"callback number {item.name!r} has an unreadable CLID {item.clid!r}")
+                continue
+            if number in seen:
+                continue
+            seen.add(number)
+            row = CallbackNumber.objects.filter(number=number).first() or CallbackNumber(number=number)
+            values = {"label": row.label or item.name or number, "vcc_callback_number_id": item.callback_number_id}
+            values["is_active"] = True
+            _apply(row, values, f"callback number {number}", report)
+    for row in CallbackNumber.objects.filter(is_active=True).exclude(number__in=seen):
+        if row.is_default:
+            report.problems.append(f"the account default {row} is not configured in VCC: pick another default")
+            continue
+        row.is_active = False
+        row.save(update_fields=["is_active"])
+        report.deactivated.append(f"callback number {row.number} (not configured in VCC)")

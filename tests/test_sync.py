@@ -1,0 +1,92 @@
+"""sync_vcc: agents, groups and callback numbers from VCC's User Admin API (the sandbox simulator here)."""
+
+from __future__ import annotations
+
+import io
+
+import pytest
+from django.core.management import CommandError, call_command
+
+from calls.models import Agent, AgentGroup, CallbackNumber
+from tests._sim import fresh_simulator
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture(autouse=True)
+def sim():
+    yield from fresh_simulator()
+
+
+def sync(*args: str) -> str:
+    out = io.StringIO()
+    call_command("sync_vcc", *args, stdout=out)
+    return out.getvalue()
+
+
+def test_it_creates_agents_groups_and_callback_numbers_from_vcc():
+    output = sync()
+    assert "Synced: 12 created" in output
+    assert dict(Agent.objects.values_list("display_id", "name"))["1001"] == "Alex Morgan"
+    assert Agent.objects.count() == 6
+    assert all(a.vcc_user_id for a in Agent.objects.all())
+    sales = AgentGroup.objects.get(display_id="030")
+    assert sales.name == "Sales UK"
+    assert set(sales.members.values_list("display_id", flat=True)) == {"1001", "1003", "1004"}
+    assert set(CallbackNumber.objects.values_list("number", flat=True)) == {
+        "+442079460100",
+        "+441614960200",
+        "+13125550100",
+    }
+
+
+def test_a_second_sync_changes_nothing():
+    sync()
+    assert "Synced: 0 created, 0 updated, 0 deactivated, 0 problems" in sync()
+
+
+def test_it_keeps_what_vccweb_adds(agent_user, london):
+    Agent.objects.filter(display_id="1001").update(default_callback_number=london)
+    sync()
+    alex = Agent.objects.get(display_id="1001")
+    assert alex.user == agent_user
+    assert alex.default_callback_number == london
+    assert CallbackNumber.objects.get(number=london.number).label == "London main"
+
+
+def test_what_vcc_no_longer_has_is_deactivated_not_deleted(london):
+    gone = Agent.objects.create(display_id="9999", name="Left the company")
+    stale = CallbackNumber.objects.create(number="+441134960000", label="Leeds (removed in VCC)")
+    output = sync()
+    gone.refresh_from_db()
+    stale.refresh_from_db()
+    assert not gone.is_active
+    assert not stale.is_active
+    assert "deactivated callback number +441134960000 (not configured in VCC)" in output
+
+
+def test_an_account_default_missing_in_vcc_is_reported_not_switched_off():
+    default = CallbackNumber.objects.create(number="+441134960000", label="Leeds", is_default=True)
+    output = sync()
+    default.refresh_from_db()
+    assert default.is_active
+    assert "problem: the account default Leeds" in output
+
+
+def test_a_dry_run_changes_nothing():
+    output = sync("--dry-run")
+    assert "Dry run, nothing saved: 12 created" in output
+    assert not Agent.objects.exists()
+
+
+def test_a_vcc_failure_changes_nothing_and_says_why(sim):
+    sim.set_fault("groups", status=503)
+    with pytest.raises(CommandError, match="VCC refused the sync, nothing was changed"):
+        sync()
+    assert not Agent.objects.exists()
+
+
+def test_sync_is_off_without_gateway_credentials(settings):
+    settings.VCC_SYNC_ENABLED = False
+    with pytest.raises(CommandError, match="set VCC_CLIENT_ID and VCC_CLIENT_SECRET"):
+        sync()
