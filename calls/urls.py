@@ -17,5 +17,6 @@ urlpatterns = [
     path("calls/<int:pk>/wrapup/", views.call_wrapup, name="call_wrapup"),
     path("groups/availability/", views.group_availability, name="group_availability"),
     path("agents/", views.agent_directory, name="agent_directory"),
+    path("agents/availability/", views.agent_availability, name="agent_availability"),
     path("agents/<int:pk>/call/", views.call_agent, name="call_agent"),
 ]

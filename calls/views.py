@@ -464,6 +464,26 @@ def agent_directory(request: HttpRequest) -> HttpResponse:
     return render(request, "calls/agent_directory.html", context)
 
 
+@require_GET
+@login_required
+@permission_required("calls.view_agent", raise_exception=True)
+async def agent_availability(request: HttpRequest) -> HttpResponse:
+    """Which agents VCC has ready for a phone call now; swapped into the directory's badges out of band."""
+    ready = await cache.aget("ready-agents")
+    error = ""
+    if ready is None:
+        try:
+            async with get_async_client() as client:
+                ready = set((await client.agents_ready(count_only=False)).agent_ids)
+            await cache.aset("ready-agents", ready, AVAILABILITY_SECONDS)
+        except VCCError as exc:
+            log.warning("agent availability failed: %s (status %s)", exc.message, exc.status)
+            error = exc.user_message
+    agents = [a async for a in Agent.objects.filter(is_active=True).only("display_id")]
+    context = {"statuses": [(a.display_id, None if error else a.display_id in ready) for a in agents], "error": error}
+    return await sync_to_async(render)(request, "calls/agent_directory.html#availability", context)
+
+
 def _agent_click(user, request: HttpRequest, pk: int) -> dialing.Click:
     to_agent = get_object_or_404(Agent, pk=pk)
     plan = dialing.plan_for_agent(user=user, to_agent=to_agent)

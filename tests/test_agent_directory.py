@@ -5,6 +5,7 @@ from __future__ import annotations
 import uuid
 
 import pytest
+from django.core.cache import cache
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
@@ -196,3 +197,22 @@ def test_calling_an_agent_needs_login_post_and_a_request_id(client, agent_client
     assert call_agent(client, tom).status_code == 302
     assert not Call.objects.exists()
     assert sim.calls_placed == 0
+
+
+def test_the_directory_shows_who_vcc_has_ready(agent_client, tom, sim):
+    page = agent_client.get("/agents/")
+    assert 'id="ready-1003"' in page.content.decode()
+    response = agent_client.get("/agents/availability/", headers={"HX-Request": "true"})
+    body = response.content.decode()
+    assert 'id="ready-1003" hx-swap-oob="true" class="badge ok">ready<' in body
+    sim.set_availability("1003", "away")
+    cache.clear()
+    body = agent_client.get("/agents/availability/", headers={"HX-Request": "true"}).content.decode()
+    assert 'id="ready-1003" hx-swap-oob="true" class="badge">not ready<' in body
+
+
+def test_the_directory_says_when_vcc_cannot_be_asked_who_is_ready(agent_client, tom, sim):
+    sim.set_fault("agents", status=503)
+    body = agent_client.get("/agents/availability/", headers={"HX-Request": "true"}).content.decode()
+    assert ">unknown<" in body
+    assert "Couldn't ask VCC who is ready: VCC is having a problem" in body

@@ -194,3 +194,24 @@ def test_a_request_that_fails_says_so_instead_of_doing_nothing(demo, page, live_
     page.click("button[data-shortcut=c]")
     expect(page.locator("#flash")).to_have_text("That is no longer there: reload the page.")
     assert sim.state()["callsPlaced"] == 0
+
+
+def test_an_agent_calls_a_colleague_from_the_directory(demo, page, live_server, sim):
+    log_in(page, live_server, "agent", "demo")
+    page.click("nav >> text=Agents")
+    tom = page.locator("tr", has_text="Tom Okafor")
+    expect(tom.locator("#ready-1003")).to_have_text("ready")
+    expect(page.locator("#ready-1005")).to_have_text("not ready")  # Sam is away in the simulator
+    tom.locator("button", has_text="Call").click()
+    panel = page.locator("#agent-call .call-panel")
+    expect(panel).to_have_attribute("data-call-state", "placed")
+    expect(panel).to_contain_text("To Tom Okafor (1003)")
+    assert Call.objects.get().request_body["to"] == {"agentId": "1003"}
+    # The button got a fresh click id: a second click is a new call, not a repeat of the first.
+    first_panel = panel.get_attribute("id")
+    sim.advance(100)
+    tom.locator("button", has_text="Call").click()
+    expect(page.locator("#agent-call .call-panel")).not_to_have_attribute("id", first_panel)
+    expect(page.locator("#agent-call .call-panel")).to_have_attribute("data-call-state", "placed")
+    assert Call.objects.count() == 2
+    assert page.console_errors == []
