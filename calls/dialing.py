@@ -32,6 +32,7 @@ from calls.models import (
     DispositionCode,
 )
 from calls.vcc import CallDetail, CallRequest, PlacedCall, VCCError, get_client
+from calls.vcc.validation import CONSENT_VERSION, REFERENCE_VERSION
 
 log = logging.getLogger(__name__)
 
@@ -329,15 +330,17 @@ def start_click(
             )
             return Click(call, None)
     call.regarding = regarding_url(call, base_url=base_url)
+    # Send only what the configured API version knows: reference and application from 4, consent from 6.
+    version = settings.VCC_API_VERSION
     request = CallRequest(
         from_agent_id=None if plan.groups else plan.agent.display_id,
         from_groups=tuple(g.display_id for g in plan.groups),
         presented_clid=plan.clid.number if plan.clid else None,
-        consent=plan.consent or None,
+        consent=(plan.consent or None) if version >= CONSENT_VERSION else None,
         to_number=plan.number or None,
         to_agent_id=plan.to_agent.display_id if plan.to_agent else None,
-        reference=call.regarding,
-        application=settings.VCC_APPLICATION,
+        reference=call.regarding if version >= REFERENCE_VERSION else None,
+        application=settings.VCC_APPLICATION if version >= REFERENCE_VERSION else None,
     )
     call.request_body = request.to_json()
     call.save(update_fields=["regarding", "request_body"])

@@ -838,3 +838,13 @@ async def test_a_browser_leaving_mid_click_still_gets_the_call_recorded(agent_us
     assert call.state == Call.State.PLACED
     assert call.vcc_call_id
     assert sim.calls_placed == 1
+
+
+def test_an_older_api_version_gets_only_the_fields_it_knows(agent_client, contact, london, sim, settings):
+    settings.VCC_API_VERSION = 3
+    response = click(agent_client, primary(contact))
+    call = only_call()
+    assert response.status_code == 200
+    assert call.state == Call.State.PLACED
+    assert set(call.request_body) == {"from", "to"}
+    assert "consent" not in call.request_body["from"]

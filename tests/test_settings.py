@@ -84,7 +84,7 @@ def test_it_refuses_a_database_url_it_cannot_read(monkeypatch):
 def test_it_uses_redis_only_when_configured(monkeypatch):
     assert "LocMemCache" in load(monkeypatch, DEBUG="true")["CACHES"]["default"]["BACKEND"]
     caches = load(monkeypatch, DEBUG="true", REDIS_URL="redis://127.0.0.1:6379/1")["CACHES"]
-    assert caches["default"]["BACKEND"] == "django.core.cache.backends.redis.RedisCache"
+    assert caches["default"]["BACKEND"] == "calls.cache.TolerantRedisCache"
     with pytest.raises(ImproperlyConfigured, match="REDIS_URL"):
         load(monkeypatch, DEBUG="true", REDIS_URL="127.0.0.1:6379")
 

@@ -125,3 +125,22 @@ def test_the_same_click_reaching_two_workers_at_once_places_one_call(redis_cache
     assert Call.objects.count() == 1
     assert sim.calls_placed == 1
     assert Call.objects.get().state == Call.State.PLACED
+
+
+def test_a_redis_outage_degrades_instead_of_failing_the_click(settings, agent_client, contact, sim, caplog):
+    settings.CACHES = {
+        "default": {
+            "BACKEND": "calls.cache.TolerantRedisCache",
+            "LOCATION": "redis://127.0.0.1:1/0",  # nothing listens on port 1
+            "OPTIONS": {"socket_connect_timeout": 1, "socket_timeout": 1},
+        }
+    }
+    assert cache.get("anything", "fallback") == "fallback"
+    assert cache.add("lock", 1, 5) is True
+
+    response = click(agent_client, primary(contact))
+
+    assert response.status_code == 200
+    assert only_call().state == Call.State.PLACED
+    assert sim.calls_placed == 1
+    assert "cache unavailable" in caplog.text

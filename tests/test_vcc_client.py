@@ -303,7 +303,7 @@ def test_it_accepts_the_limits_exactly():
     ("call", "text"),
     [
         (lambda c: c.set_recording(CALL_ID, "Stopped"), "Recording status must be one of Paused, Started"),
-        (lambda c: c.set_disposition(CALL_ID, "  ", "1234"), "Disposition code field was expected."),
+        (lambda c: c.set_disposition(CALL_ID, "  ", "1234"), "Disposition code field was expected. "),
         (lambda c: c.set_disposition(CALL_ID, "x" * 256, "1234"), "Disposition code excceeds 255 characters."),
         (lambda c: c.set_disposition(CALL_ID, "Sale", "12a"), "Agent Id must contain digits only"),
         (lambda c: c.get_call("../agents/1"), "Call Id is not valid"),
@@ -316,6 +316,7 @@ def test_it_refuses_invalid_arguments_to_other_operations(call, text):
     with pytest.raises(VCCError) as caught:
         call(client_for(fake))
     assert caught.value.message == text and caught.value.local
+    assert ".." not in caught.value.user_message
     assert fake.requests == []
 
 
@@ -677,6 +678,52 @@ def test_a_dropped_connection_after_sending_may_have_placed_the_call():
     with pytest.raises(VCCError) as caught:
         client_for(fake).place_call(CallRequest(from_agent_id="1234", to_number="02072068888"))
     assert caught.value.may_have_placed
+
+
+def test_a_dropped_connection_after_sending_is_not_sent_again_for_a_call():
+    fake = FakeVCC(httpx.RemoteProtocolError("Server disconnected"), created())
+    with pytest.raises(VCCError):
+        client_for(fake).place_call(CallRequest(from_agent_id="1234", to_number="02072068888"))
+    assert len(fake.requests) == 1
+
+
+def test_a_dropped_connection_on_a_read_is_tried_once_more():
+    fake = FakeVCC(httpx.ReadError("Connection reset by peer"), httpx.Response(200, json=PLACED_BODY))
+    assert client_for(fake).get_call(CALL_ID).call_id == PLACED_BODY["id"]
+    assert len(fake.requests) == 2
+
+
+def test_a_call_request_that_never_left_is_sent_again_once():
+    fake = FakeVCC(httpx.ConnectError("Connection refused"), created())
+    assert client_for(fake).place_call(CallRequest(from_agent_id="1234", to_number="02072068888")).call_id
+    assert len(fake.requests) == 2
+
+
+def test_a_read_timeout_is_not_waited_out_twice():
+    fake = FakeVCC(httpx.ReadTimeout("timed out"), httpx.Response(200, json=PLACED_BODY))
+    with pytest.raises(VCCError):
+        client_for(fake).get_call(CALL_ID)
+    assert len(fake.requests) == 1
+
+
+def test_an_unreadable_201_with_a_garbled_location_still_says_the_call_may_have_been_placed():
+    fake = FakeVCC(httpx.Response(201, headers={"Location": "http://host:abc/v0/k/calls/x"}))
+    with pytest.raises(VCCError) as caught:
+        client_for(fake).place_call(CallRequest(from_agent_id="1234", to_number="02072068888"))
+    assert caught.value.may_have_placed
+    assert caught.value.call_id is None
+
+
+@pytest.mark.parametrize(("expires_in", "cached_for"), [("900", 810), (900.0, 810), ("soon", 3240), (-5, 3240)])
+def test_it_honours_expires_in_sent_as_a_string(expires_in, cached_for, monkeypatch):
+    fake = FakeVCC(httpx.Response(200, json=PLACED_BODY), expires_in=expires_in)
+    stored = []
+    original = cache.set
+    monkeypatch.setattr(
+        cache, "set", lambda key, value, timeout=None, **kw: stored.append(timeout) or original(key, value, timeout)
+    )
+    client_for(fake).get_call(CALL_ID)
+    assert stored == [pytest.approx(cached_for)]
 
 
 def test_a_refused_connection_to_the_token_endpoint_is_a_vcc_error():

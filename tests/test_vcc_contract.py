@@ -201,10 +201,15 @@ def test_vccs_refusals_reach_the_caller_as_vcc_errors(client, sim, req, text, us
     assert sim.calls_placed == 0
 
 
-def test_an_older_api_version_is_refused_for_newer_fields(client, sim, settings):
+def test_fields_an_older_api_version_lacks_never_leave_the_app(client, sim, settings):
     settings.VCC_API_VERSION = 3
-    with get_client() as old, pytest.raises(VCCError, match="supported from version 4"):
-        old.place_call(CallRequest(from_agent_id="1001", to_number=NUMBER, application="vccweb"))
+    with get_client() as old:
+        with pytest.raises(VCCError, match="need API version 4 or later") as caught:
+            old.place_call(CallRequest(from_agent_id="1001", to_number=NUMBER, application="vccweb"))
+        assert caught.value.local
+        settings.VCC_API_VERSION = 5
+    with get_client() as v5, pytest.raises(VCCError, match="Consent needs API version 6 or later"):
+        v5.place_call(CallRequest(from_agent_id="1001", to_number=NUMBER, consent="OneParty"))
     assert sim.calls_placed == 0
 
 

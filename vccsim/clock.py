@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import threading
 import time
 from datetime import UTC, datetime
@@ -35,6 +36,15 @@ class Clock:
             raise ValueError("The clock only moves forward")
         with self._lock:
             self._offset += seconds
+
+    def real_seconds(self, seconds: float) -> int:
+        """How many real seconds `seconds` of clock time last, for what clients wait on (expires_in, Retry-After).
+
+        A manual clock moves only when told, so its seconds are passed through as they are.
+        """
+        if self.manual:
+            return math.ceil(seconds)
+        return max(1, math.ceil(seconds / self.speed))
 
     def __repr__(self) -> str:
         mode = "manual" if self.manual else f"speed={self.speed}"

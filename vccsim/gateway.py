@@ -46,7 +46,7 @@ def token(sim: Simulator, request: SimRequest) -> SimResponse:
             raise SimError.oauth("invalid_scope", f'"{scope}" is an invalid scope')
     expires_in = account.gateway_token_expires_in
     access_token = sim.issue_token("gateway", frozenset(scopes), expires_in)
-    body = {"access_token": access_token, "expires_in": expires_in, "token_type": "Bearer"}
+    body = {"access_token": access_token, "expires_in": sim.clock.real_seconds(expires_in), "token_type": "Bearer"}
     return json_response(200, body, {"Cache-Control": "no-store"})
 
 

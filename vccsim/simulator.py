@@ -110,19 +110,20 @@ class Simulator:
         self.calls = {call_id: call for call_id, call in self.calls.items() if not call.is_expired(now)}
         retry_after = self.faults.fair_use_retry_after(now)
         if retry_after is not None:
-            raise SimError(429, "Too Many Requests", headers={"Retry-After": str(retry_after)})
+            headers = {"Retry-After": str(self.clock.real_seconds(retry_after))}
+            raise SimError(429, "Too Many Requests", headers=headers)
         fault = self.faults.take(route.name)
         if fault is None:
             return self._run(route, request, params)
         delay = fault.latency_ms / 1000
+        if fault.expire_tokens:
+            self.expire_tokens()
         if fault.drop == "before":
             return SimResponse(0, {}, b"", delay=delay, drop="before")
         if fault.status is not None:
             retry = {"Retry-After": str(fault.retry_after)} if fault.retry_after is not None else {}
-            response = SimError(fault.status, HTTPStatus(fault.status).phrase, headers=retry).response()
+            response = SimError(fault.status, _reason(fault.status), headers=retry).response()
         else:
-            if fault.expire_tokens:
-                self.expire_tokens()
             response = _spoil(self._run(route, request, params), fault.body)
         return replace(response, delay=delay, drop=fault.drop)
 
@@ -251,6 +252,14 @@ def _endpoint(name: str) -> str:
     if name not in (*ENDPOINTS, ALL_ENDPOINTS):
         raise SimError(400, f"Unknown endpoint {name!r}; expected one of {[*ENDPOINTS, ALL_ENDPOINTS]}")
     return name
+
+
+def _reason(status: int) -> str:
+    # Faults may use any 400-599 status, standard or not (520 and friends).
+    try:
+        return HTTPStatus(status).phrase
+    except ValueError:
+        return "Error"
 
 
 def _spoil(response: SimResponse, how: str | None) -> SimResponse:

@@ -39,7 +39,8 @@ def token(sim: Simulator, request: SimRequest) -> SimResponse:
         raise SimError.oauth("invalid_client", "Invalid client credentials")
     expires_in = account.v0_token_expires_in
     access_token = sim.issue_token("v0", frozenset(), expires_in)
-    body = {"access_token": access_token, "token_type": "bearer", "expires_in": expires_in}
+    # Advertised in real seconds, so a client's cache lines up with the clock at any speed.
+    body = {"access_token": access_token, "token_type": "bearer", "expires_in": sim.clock.real_seconds(expires_in)}
     return json_response(200, body, {"Cache-Control": "no-store"})
 
 

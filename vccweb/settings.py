@@ -154,9 +154,11 @@ if REDIS_URL:
         raise ImproperlyConfigured("REDIS_URL must start with redis:// or rediss://")
     CACHES = {
         "default": {
-            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            # Django's RedisCache, but an outage degrades (see calls/cache.py) instead of failing each request.
+            "BACKEND": "calls.cache.TolerantRedisCache",
             "LOCATION": REDIS_URL,
             "KEY_PREFIX": "vccweb",
+            "OPTIONS": {"socket_connect_timeout": 1, "socket_timeout": 1},
         }
     }
 else:

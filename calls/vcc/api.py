@@ -168,7 +168,7 @@ def parse_agent(response: httpx.Response, agent_id: str) -> AgentDetail:
 
 
 def place_call(config: VCCConfig, req: CallRequest) -> Flow[PlacedCall]:
-    validate_call_request(req)
+    validate_call_request(req, api_version=config.api_version)
     response = yield from authorized(
         config.v0_token, lambda token: build_place_call(config, token, req), places_call=True
     )

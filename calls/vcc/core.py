@@ -202,31 +202,55 @@ def _fetch_token(source: TokenSource) -> Flow[tuple[str, float]]:
     token = body.get("access_token")
     if not isinstance(token, str) or not token:
         raise _unreadable(response, "VCC's token response has no access_token")
-    expires_in = body.get("expires_in")
-    if not isinstance(expires_in, int | float) or isinstance(expires_in, bool) or expires_in <= 0:
-        expires_in = source.default_expires_in
+    expires_in = _seconds(body.get("expires_in")) or source.default_expires_in
     return token, expires_in * TOKEN_LIFETIME_USED
+
+
+def _seconds(value: object) -> float | None:
+    """A positive number of seconds, also when sent as a string ("3600"); None otherwise."""
+    if isinstance(value, bool):
+        return None
+    try:
+        seconds = float(value)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        return None
+    return seconds if seconds > 0 and seconds != float("inf") else None
 
 
 # --- Requests -------------------------------------------------------------------------------------
 
 
 def exchange(request: httpx.Request, *, places_call: bool = False) -> Flow[httpx.Response]:
-    """Send one request; turn transport failures into `VCCError`. Never logs headers or bodies."""
-    started = time.monotonic()
-    try:
-        response = yield Send(request)
-    except httpx.HTTPError as exc:
-        logger.warning("VCC %s %s failed: %s", request.method, request.url, type(exc).__name__)
-        raise transport_error(exc, places_call=places_call) from exc
-    logger.info(
-        "VCC %s %s -> %s in %.0f ms",
-        request.method,
-        request.url,
-        response.status_code,
-        (time.monotonic() - started) * 1000,
-    )
-    return response
+    """Send one request, trying again once when that is safe; turn transport failures into `VCCError`.
+
+    Never logs headers or bodies. A request that never left (connection refused) is always safe to send again;
+    a dropped connection only when the request cannot have placed a call.
+    """
+    for attempt in (1, 2):
+        started = time.monotonic()
+        try:
+            response = yield Send(request)
+        except httpx.HTTPError as exc:
+            logger.warning("VCC %s %s failed: %s", request.method, request.url, type(exc).__name__)
+            if attempt == 1 and _safe_to_send_again(exc, places_call=places_call):
+                continue
+            raise transport_error(exc, places_call=places_call) from exc
+        logger.info(
+            "VCC %s %s -> %s in %.0f ms",
+            request.method,
+            request.url,
+            response.status_code,
+            (time.monotonic() - started) * 1000,
+        )
+        return response
+    raise AssertionError("unreachable")
+
+
+def _safe_to_send_again(exc: httpx.HTTPError, *, places_call: bool) -> bool:
+    if isinstance(exc, _NEVER_SENT):
+        return True
+    # A timeout would double the wait; a dropped connection is worth one more try, unless a phone may ring.
+    return not places_call and isinstance(exc, httpx.TransportError) and not isinstance(exc, httpx.TimeoutException)
 
 
 def authorized(
@@ -338,9 +362,12 @@ def error_from_response(response: httpx.Response, *, places_call: bool = False) 
     )
 
 
+_NEVER_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)
+
+
 def transport_error(exc: httpx.HTTPError, *, places_call: bool) -> VCCError:
     # Nothing reached VCC if the connection never opened; after that, a call request may have been received.
-    never_sent = isinstance(exc, httpx.ConnectError | httpx.ConnectTimeout | httpx.PoolTimeout)
+    never_sent = isinstance(exc, _NEVER_SENT)
     may_have_placed = places_call and not never_sent
     if never_sent:
         message = f"Could not connect to VCC: {type(exc).__name__}: {exc}"
@@ -420,4 +447,8 @@ def text(value: Any) -> str | None:
 def last_segment(url: str | None) -> str | None:
     if not url:
         return None
-    return httpx.URL(url).path.rstrip("/").rsplit("/", 1)[-1] or None
+    try:
+        path = httpx.URL(url).path
+    except httpx.InvalidURL:  # a garbled Location must not hide that a call was placed
+        return None
+    return path.rstrip("/").rsplit("/", 1)[-1] or None

@@ -40,4 +40,5 @@ class VCCError(Exception):
     @classmethod
     def invalid(cls, message: str) -> VCCError:
         """Input refused by our own checks (VCC's documented validation text); nothing was sent."""
-        return cls(message, user_message=f"Check the call details: {message}.", local=True)
+        sentence = message.strip()
+        return cls(message, user_message=f"Check the call details: {sentence.rstrip('.')}.", local=True)

@@ -40,7 +40,8 @@ def all_pages(config: VCCConfig, path: str, key: str, params: dict[str, Any] | N
         if not response.is_success:
             raise error_from_response(response)
         body = json_body(response)
-        batch = [item for item in body.get(key) or [] if isinstance(item, dict)]
+        listed = body.get(key)
+        batch = [item for item in listed if isinstance(item, dict)] if isinstance(listed, list) else []
         items.extend(batch)
         meta = body.get("meta") if isinstance(body.get("meta"), dict) else {}
         page_count = meta.get("pageCount")

@@ -22,8 +22,17 @@ GROUP_MESSAGE = "Group Id must not be blank"
 CONSENT_MESSAGE = f"Consent must be one of {', '.join(CONSENT_VALUES)}"
 
 
-def validate_call_request(req: CallRequest) -> None:
-    """Raise `VCCError(local=True)` unless VCC's documented rules accept `req`."""
+# Fields each API version introduced (Accept: application/json;version=N).
+REFERENCE_VERSION = 4
+CONSENT_VERSION = 6
+
+
+def validate_call_request(req: CallRequest, *, api_version: int = CONSENT_VERSION) -> None:
+    """Raise `VCCError(local=True)` unless VCC's documented rules accept `req` at `api_version`."""
+    if (req.reference or req.application) and api_version < REFERENCE_VERSION:
+        raise VCCError.invalid(f"A reference and an application need API version {REFERENCE_VERSION} or later")
+    if (req.consent or req.to_consent) and api_version < CONSENT_VERSION:
+        raise VCCError.invalid(f"Consent needs API version {CONSENT_VERSION} or later")
     if req.from_agent_id and req.from_groups:
         raise VCCError.invalid(BOTH_FROM_MESSAGE)
     if req.from_groups:
@@ -74,7 +83,7 @@ def validate_recording_status(status: str) -> None:
 def validate_disposition_code(code: str) -> None:
     # VCC's own texts (typos and all); its docs disagree on 64 or 255 as the limit, so allow the larger.
     if not code.strip():
-        raise VCCError.invalid("Disposition code field was expected.")
+        raise VCCError.invalid("Disposition code field was expected. ")
     if len(code) > _MAX_DISPOSITION:
         raise VCCError.invalid("Disposition code excceeds 255 characters.")
 

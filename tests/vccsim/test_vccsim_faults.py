@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import time
 from dataclasses import replace
 
@@ -10,6 +11,7 @@ import pytest
 
 from tests.vccsim.conftest import log_in
 from vccsim import Clock, Simulator, load_account
+from vccsim.transport import SimTransport
 from vccsim.wire import SimError
 
 CALL = {"from": {"agentId": "1001"}, "to": {"telephoneNumber": "02072068888"}}
@@ -249,3 +251,37 @@ def test_a_fault_on_the_token_endpoint_lets_other_endpoints_through(vcc: httpx.C
 
     assert vcc.post("/v0/oauth2/token", data={"grant_type": "client_credentials"}).status_code == 503
     assert place(vcc).status_code == 201
+
+
+@pytest.mark.parametrize("status", [520, 599, 499])
+def test_a_non_standard_error_status_is_served_not_crashed_on(vcc: httpx.Client, sim: Simulator, status):
+    sim.set_fault("agent", status=status)
+    response = vcc.get("/v0/sandbox01/agents/1001")
+    assert response.status_code == status
+    assert response.json() == {"message": "Error"}
+
+
+@pytest.mark.parametrize("fault", [{"status": 503}, {"drop": "before"}, {}])
+def test_expiring_tokens_applies_whatever_else_the_fault_does(vcc: httpx.Client, sim: Simulator, fault):
+    sim.set_fault("agent", expire_tokens=True, count=1, **fault)
+    with contextlib.suppress(httpx.TransportError):  # the dropped connection itself
+        vcc.get("/v0/sandbox01/agents/1001")
+    after = vcc.get("/v0/sandbox01/agents/1001")
+    assert after.status_code == 401
+    assert after.json() == {"message": "The access token is invalid or has expired"}
+
+
+def test_a_fast_clock_advertises_token_lifetimes_in_real_seconds():
+    fast = Simulator(load_account(), clock=Clock(speed=3600))
+    with httpx.Client(transport=SimTransport(fast), base_url="http://vccsim.test") as client:
+        answer = client.post(
+            "/v0/oauth2/token", data={"grant_type": "client_credentials"}, auth=("sandbox01", "sandbox-api-token")
+        )
+    assert answer.json()["expires_in"] == 1  # an hour of clock time is a second of real time
+
+
+def test_a_manual_clock_advertises_token_lifetimes_as_they_are(vcc: httpx.Client, sim: Simulator):
+    answer = vcc.post(
+        "/v0/oauth2/token", data={"grant_type": "client_credentials"}, auth=("sandbox01", "sandbox-api-token")
+    )
+    assert answer.json()["expires_in"] == 3600
