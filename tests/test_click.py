@@ -9,7 +9,7 @@ from datetime import timedelta
 import httpx
 import pytest
 from django.core.cache import cache
-from django.db import connection
+from django.db import connection, connections
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
@@ -835,6 +835,8 @@ async def test_a_browser_leaving_mid_click_still_gets_the_call_recorded(agent_us
         if call.state != Call.State.REQUESTED:
             break
         await asyncio.sleep(0.05)
+    # The ORM ran in asgiref's executor thread, whose connection would keep the test database from being dropped.
+    await sync_to_async(connections.close_all)()
     assert call.state == Call.State.PLACED
     assert call.vcc_call_id
     assert sim.calls_placed == 1

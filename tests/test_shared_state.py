@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 from django.core.cache import cache
-from django.db import connection
+from django.db import connection, connections
 from django.test import Client
 
 from calls.models import Call
@@ -113,7 +113,10 @@ def test_the_same_click_reaching_two_workers_at_once_places_one_call(redis_cache
         client.force_login(agent_user)
 
     def worker(client: Client) -> None:
-        responses.append(click(client, primary(contact), request_id=request_id))
+        try:
+            responses.append(click(client, primary(contact), request_id=request_id))
+        finally:
+            connections.close_all()  # this thread's own connection, or the test database cannot be dropped
 
     threads = [threading.Thread(target=worker, args=(client,)) for client in clients]
     for thread in threads:
