@@ -144,6 +144,11 @@ AVAILABILITY_SECONDS = 5  # how long a group's ready-agent count is reused
 RECORDING_PENDING_SECONDS = 5  # how long a requested recording change is shown before VCC confirms it
 
 
+async def _render(request: HttpRequest, template: str, context: dict[str, object]) -> HttpResponse:
+    # Rendering may read related objects lazily, which only sync code may do.
+    return await sync_to_async(render)(request, template, context)
+
+
 def _base_url(request: HttpRequest) -> str:
     return settings.SITE_URL or request.build_absolute_uri("/")
 
@@ -293,10 +298,10 @@ async def call_contact(request: HttpRequest, pk: int) -> HttpResponse:
     if request.htmx.target == "dialer":
         contact = await Contact.objects.aget(pk=pk)
         context = await sync_to_async(_dialer_context)(request, user, contact, call)
-        response = await sync_to_async(render)(request, "calls/contact_detail.html#dialer", context)
+        response = await _render(request, "calls/contact_detail.html#dialer", context)
     else:
         context = await sync_to_async(_list_click_context)(user, call)
-        response = await sync_to_async(render)(request, "calls/contact_list.html#list_call", context)
+        response = await _render(request, "calls/contact_list.html#list_call", context)
     return trigger_client_event(response, "calls-changed")
 
 
@@ -337,7 +342,7 @@ async def call_panel(request: HttpRequest, pk: int) -> HttpResponse:
         # VCC applies recording changes asynchronously: show what was asked for until VCC reports it.
         call.recording_status = pending
     context = await sync_to_async(_panel_context)(call, user=user, refresh_error=refresh_error)
-    response = await sync_to_async(render)(request, "calls/contact_detail.html#call_panel", context)
+    response = await _render(request, "calls/contact_detail.html#call_panel", context)
     return trigger_client_event(response, "calls-changed") if call.state != was else response
 
 
@@ -366,7 +371,7 @@ async def call_recording(request: HttpRequest, pk: int) -> HttpResponse:
             log.warning("call %s: recording change failed: %s (status %s)", call.pk, exc.message, exc.status)
             error = exc.user_message
     context = await sync_to_async(_panel_context)(call, user=user, action_error=error)
-    return await sync_to_async(render)(request, "calls/contact_detail.html#call_panel", context)
+    return await _render(request, "calls/contact_detail.html#call_panel", context)
 
 
 @require_POST
@@ -412,7 +417,7 @@ async def call_wrapup(request: HttpRequest, pk: int) -> HttpResponse:
         chosen=disposition.pk if disposition else None,
         notes=notes,
     )
-    response = await sync_to_async(render)(request, "calls/contact_detail.html#call_panel", context)
+    response = await _render(request, "calls/contact_detail.html#call_panel", context)
     return response if error else trigger_client_event(response, "calls-changed")
 
 
@@ -444,7 +449,7 @@ async def group_availability(request: HttpRequest) -> HttpResponse:
         "availability_error": error,
         "availability_loaded": True,
     }
-    return await sync_to_async(render)(request, "calls/contact_detail.html#group_choices", context)
+    return await _render(request, "calls/contact_detail.html#group_choices", context)
 
 
 @require_GET
@@ -481,7 +486,7 @@ async def agent_availability(request: HttpRequest) -> HttpResponse:
             error = exc.user_message
     agents = [a async for a in Agent.objects.filter(is_active=True).only("display_id")]
     context = {"statuses": [(a.display_id, None if error else a.display_id in ready) for a in agents], "error": error}
-    return await sync_to_async(render)(request, "calls/agent_directory.html#availability", context)
+    return await _render(request, "calls/agent_directory.html#availability", context)
 
 
 def _agent_click(user, request: HttpRequest, pk: int) -> dialing.Click:
@@ -503,4 +508,4 @@ async def call_agent(request: HttpRequest, pk: int) -> HttpResponse:
     me = await sync_to_async(dialing.user_agent)(user)
     can_call = await sync_to_async(user.has_perm)("calls.place_call")
     context = await sync_to_async(_panel_context)(call, user=user, me=me, can_call=can_call)
-    return await sync_to_async(render)(request, "calls/agent_directory.html#agent_call", context)
+    return await _render(request, "calls/agent_directory.html#agent_call", context)
