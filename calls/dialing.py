@@ -39,6 +39,8 @@ log = logging.getLogger(__name__)
 DIAL_LOCK_SECONDS = 30  # how long one click holds a number while VCC is asked
 LIVE_CALL_WINDOW = timedelta(hours=2)  # a placed call older than this no longer blocks others
 _regarding_signer = signing.Signer(salt="calls.regarding")
+# VCC documents no "connected" status: a live call whose recording has started (or paused) is taken as connected.
+CONNECTED_RECORDING = ("Started", "Paused")
 
 
 class Refused(Exception):
@@ -181,22 +183,36 @@ def blocked_reason(phone: ContactPhone, *, blocked: set[str] | None = None) -> s
     return ""
 
 
+def _own_phone_problems(user, agent: Agent | None) -> list[str]:
+    """Why this user cannot ring their own phone first, if they cannot."""
+    if not user.has_perm("calls.place_call"):
+        return ["Your role may not place calls."]
+    if agent is None:
+        return ["You have no active VCC agent, so VCC has no phone of yours to ring. Ask an admin to link one."]
+    return []
+
+
 def plan_for_phone(
-    *, user, phone: ContactPhone, groups: list[AgentGroup] | None = None, chosen_clid: str | None = None
+    *,
+    user,
+    phone: ContactPhone,
+    groups: list[AgentGroup] | None = None,
+    chosen_clid: str | None = None,
+    rules: dict[str, str] | None = None,
+    blocked: set[str] | None = None,
 ) -> DialPlan:
-    """What calling phone would send: from the user's agent, or via groups when given."""
+    """What calling phone would send: from the user's agent, or via groups when given.
+
+    `rules` and `blocked` (consent rules, numbers blocked anywhere) may be passed in when already read for a page.
+    """
     groups = groups or []
     agent = user_agent(user)
-    problems = []
     if groups:
-        if not user.has_perm("calls.place_group_call"):
-            problems.append("You may not call via groups: ask a supervisor.")
-    elif not user.has_perm("calls.place_call"):
-        problems.append("Your role may not place calls.")
-    elif agent is None:
-        problems.append("You have no active VCC agent, so VCC has no phone of yours to ring. Ask an admin to link one.")
+        problems = [] if user.has_perm("calls.place_group_call") else ["You may not call via groups: ask a supervisor."]
+    else:
+        problems = _own_phone_problems(user, agent)
     clid, clid_reason, options = resolve_clid(agent=agent, groups=groups, chosen=chosen_clid)
-    facts = number_facts(phone)
+    facts = number_facts(phone, rules=rules, blocked=blocked)
     return DialPlan(
         agent=agent,
         groups=groups,
@@ -212,16 +228,12 @@ def plan_for_phone(
     )
 
 
-def plan_for_agent(*, user, to_agent: Agent, chosen_clid: str | None = None) -> DialPlan:
+def plan_for_agent(*, user, to_agent: Agent) -> DialPlan:
     agent = user_agent(user)
-    problems = []
-    if not user.has_perm("calls.place_call"):
-        problems.append("Your role may not place calls.")
-    elif agent is None:
-        problems.append("You have no active VCC agent, so VCC has no phone of yours to ring. Ask an admin to link one.")
-    elif agent.pk == to_agent.pk:
-        problems.append("That is you: pick another agent.")
-    clid, clid_reason, options = resolve_clid(agent=agent, groups=[], chosen=chosen_clid)
+    problems = _own_phone_problems(user, agent)
+    if not problems and agent.pk == to_agent.pk:
+        problems = ["That is you: pick another agent."]
+    clid, clid_reason, options = resolve_clid(agent=agent, groups=[])
     return DialPlan(
         agent=agent,
         groups=[],
@@ -264,15 +276,13 @@ def call_from_regarding(token: str) -> int | None:
         return None
 
 
-def start_click(
-    *, user, plan: DialPlan, request_id: str, base_url: str, dnc_reason: str = "", contact: Contact | None = None
-) -> Click:
+def start_click(*, user, plan: DialPlan, request_id: str, base_url: str, dnc_reason: str = "") -> Click:
     """Write the call row before VCC is asked; decide whether to send it.
 
     The same request_id twice (a double click, a retried request, a second app process) returns the first row
     and sends nothing. A refusal is recorded as a failed call with the reason, so every click leaves a row.
     """
-    existing = _with_parties(Call.objects).filter(request_id=request_id).first()
+    existing = Call.objects.with_parties().filter(request_id=request_id).first()
     if existing is not None:
         return _repeat_of(existing, user)
     call = Call(
@@ -281,7 +291,7 @@ def start_click(
         from_agent=None if plan.groups else plan.agent,
         to_number=plan.number,
         to_agent=plan.to_agent,
-        contact=contact or (plan.phone.contact if plan.phone else None),
+        contact=plan.phone.contact if plan.phone else None,
         phone=plan.phone,
         presented_clid=plan.clid.number if plan.clid else "",
         callback_number=plan.clid,
@@ -298,7 +308,7 @@ def start_click(
             call.from_groups.set(plan.groups)
     except IntegrityError:
         # Another process saved this click first: that one places the call.
-        return _repeat_of(_with_parties(Call.objects).get(request_id=request_id), user)
+        return _repeat_of(Call.objects.with_parties().get(request_id=request_id), user)
     if refusal:
         _fail(call, message="", status=None, display=refusal)
         return Click(call, None)
@@ -354,10 +364,6 @@ def _repeat_of(call: Call, user) -> Click:
     return Click(call, None)
 
 
-def _with_parties(calls):
-    return calls.select_related("contact", "phone", "from_agent", "to_agent", "created_by")
-
-
 def _refusal(*, user, plan: DialPlan, dnc_reason: str) -> str:
     if plan.problems:
         return plan.problems[0]
@@ -399,24 +405,16 @@ def finish_click(click: Click, *, placed: PlacedCall | None, error: Exception | 
     latency = round((time.monotonic() - started) * 1000)
     try:
         if placed is not None:
-            call.state = Call.State.PLACED
-            call.vcc_call_id = placed.call_id
             call.vcc_status = placed.status or ""
             call.recording_status = placed.recording_status or ""
-            call.responded_at = timezone.now()
-            call.latency_ms = latency
-            call.save()
+            _mark_placed(call, placed.call_id, latency)
             log.info("call %s placed: vcc_call_id=%s latency_ms=%s", call.pk, placed.call_id, latency)
         elif isinstance(error, VCCError) and error.call_id:
             # VCC said 201 and named the call in Location, but its body was unreadable: follow the call by its id.
-            call.state = Call.State.PLACED
-            call.vcc_call_id = error.call_id
             call.error_message = error.message
             call.error_status = error.status
             call.error_display = "VCC placed the call but its reply could not be read; following it by its id."
-            call.responded_at = timezone.now()
-            call.latency_ms = latency
-            call.save()
+            _mark_placed(call, error.call_id, latency)
             log.warning("call %s placed with an unreadable reply: %s", call.pk, error.message)
         elif isinstance(error, VCCError):
             _fail(call, message=error.message, status=error.status, display=error.user_message, latency_ms=latency)
@@ -436,6 +434,14 @@ def finish_click(click: Click, *, placed: PlacedCall | None, error: Exception | 
     return call
 
 
+def _mark_placed(call: Call, call_id: str, latency_ms: int) -> None:
+    call.state = Call.State.PLACED
+    call.vcc_call_id = call_id
+    call.responded_at = timezone.now()
+    call.latency_ms = latency_ms
+    call.save()
+
+
 # --- Following a call --------------------------------------------------------------------------------
 
 
@@ -450,7 +456,7 @@ def apply_detail(call: Call, detail: CallDetail) -> Call:
         call.disposition_code = detail.disposition_code
         fields.append("disposition_code")
     if detail.is_live:
-        if call.connected_at is None and detail.recording_status in ("Started", "Paused"):
+        if call.connected_at is None and detail.recording_status in CONNECTED_RECORDING:
             call.connected_at = now
     else:
         call.state = Call.State.ENDED
@@ -535,7 +541,7 @@ def phase(call: Call) -> str:
         if call.result_code == "Success" or (call.connected_at and not call.result_code):
             return "Call ended"
         return "Call ended: " + (_reason_words(call) or "no result from VCC")
-    if call.recording_status in ("Started", "Paused"):
+    if call.recording_status in CONNECTED_RECORDING:
         return "Connected"
     return "Ringing your phone…" if call.from_agent_id else "Ringing an agent…"
 

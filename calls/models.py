@@ -320,13 +320,17 @@ class ConsentRule(models.Model):
 class CallQuerySet(models.QuerySet["Call"]):
     def visible_to(self, user) -> CallQuerySet:
         """Everyone's calls for supervisors and admins; an agent's own calls (clicked by them or from them)."""
-        if user.has_perm("calls.view_all_calls"):
-            return self
-        return self.filter(Q(created_by=user) | Q(from_agent__user=user))
+        return self if user.has_perm("calls.view_all_calls") else self.changeable_by(user)
 
     def changeable_by(self, user) -> CallQuerySet:
-        """Calls this user may act on (recording, wrap-up): the ones they clicked or that rang their phone."""
+        """Calls this user may act on (recording, wrap-up): the ones they clicked or that rang their phone.
+
+        `Call.is_changeable_by` says the same for one row already loaded."""
         return self.filter(Q(created_by=user) | Q(from_agent__user=user))
+
+    def with_parties(self) -> CallQuerySet:
+        """With the contact, number, agents and clicker that call panels show."""
+        return self.select_related("contact", "phone", "from_agent", "to_agent", "created_by")
 
     def live(self) -> CallQuerySet:
         return self.filter(state=Call.State.PLACED)
@@ -418,6 +422,10 @@ class Call(models.Model):
 
     def __str__(self) -> str:
         return f"Call {self.pk} to {self.destination} ({self.get_state_display()})"
+
+    def is_changeable_by(self, user) -> bool:
+        """The rule of `CallQuerySet.changeable_by`, for a row already loaded."""
+        return self.created_by_id == user.pk or bool(self.from_agent_id and self.from_agent.user_id == user.pk)
 
     @property
     def destination(self) -> str:

@@ -154,24 +154,18 @@ def _base_url(request: HttpRequest) -> str:
 
 
 def _visible_call(user, pk: int) -> Call:
-    return get_object_or_404(
-        Call.objects.visible_to(user).select_related("contact", "phone", "from_agent", "to_agent", "created_by"),
-        pk=pk,
-    )
+    return get_object_or_404(Call.objects.visible_to(user).with_parties(), pk=pk)
 
 
 def _own_call(user, pk: int) -> Call:
     """A call this user may change (recording, wrap-up): their own, whoever else may see it."""
-    return get_object_or_404(
-        Call.objects.changeable_by(user).select_related("contact", "phone", "from_agent", "to_agent", "created_by"),
-        pk=pk,
-    )
+    return get_object_or_404(Call.objects.changeable_by(user).with_parties(), pk=pk)
 
 
 def _panel_context(call: Call, *, user, **extra: object) -> dict[str, object]:
     return {
         "call": call,
-        "can_change": call.created_by_id == user.pk or (call.from_agent_id and call.from_agent.user_id == user.pk),
+        "can_change": call.is_changeable_by(user),
         "phase": dialing.phase(call),
         "live": call.state in (Call.State.REQUESTED, Call.State.PLACED),
         "dispositions": DispositionCode.objects.filter(is_active=True),
@@ -185,15 +179,14 @@ def _dialer_context(request: HttpRequest, user, contact: Contact, call: Call | N
         phone.contact = contact  # spare a query per number
     groups = dialing.callable_groups(user)
     preselected = {g.pk for g in dialing.default_groups(user)} & {g.pk for g in groups}
-    me = dialing.plan_for_phone(user=user, phone=phones[0]) if phones else None
+    facts = {"rules": dialing.consent_rules(), "blocked": dialing.numbers_blocked_anywhere([p.number for p in phones])}
+    me = dialing.plan_for_phone(user=user, phone=phones[0], **facts) if phones else None
     group_plan = (
-        dialing.plan_for_phone(user=user, phone=phones[0], groups=[g for g in groups if g.pk in preselected])
+        dialing.plan_for_phone(user=user, phone=phones[0], groups=[g for g in groups if g.pk in preselected], **facts)
         if phones and preselected
         else None
     )
-    rules = dialing.consent_rules()
-    blocked = dialing.numbers_blocked_anywhere([p.number for p in phones])
-    rows = [(phone, dialing.number_facts(phone, rules=rules, blocked=blocked)) for phone in phones]
+    rows = [(phone, dialing.number_facts(phone, **facts)) for phone in phones]
     return {
         "contact": contact,
         "rows": rows,
