@@ -15,6 +15,14 @@ from calls.roles import ADMIN, AGENT, SUPERVISOR, assign_role
 PASSWORD = "correct horse battery staple"
 
 
+@pytest.fixture(autouse=True, scope="session")
+def _fast_password_hasher(django_test_environment):
+    """Tests make many users: hash their passwords cheaply (the real hasher costs ~0.6 s a user)."""
+    from django.conf import settings
+
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+
 @pytest.fixture(autouse=True)
 def _clear_cache():
     cache.clear()
