@@ -441,7 +441,7 @@ async def app_click(client: httpx.AsyncClient, target: dict[str, Any], page: str
     match = CALL_STATE.search(response.text)
     if match is None:
         return Outcome(latency, False, 200, f"no data-call-state: {page_text(response.text)}")
-    if match.group(1) == "placed":
+    if match.group(1) == "live":
         return Outcome(latency, True, 200)
     # The call panel starts at the marker: its text says what went wrong.
     return Outcome(latency, False, 200, f"{match.group(1)}: {page_text(response.text[match.start() :])}")
@@ -682,7 +682,7 @@ def print_checks(sim_url: str, app_phases: list[Phase], direct_phases: list[Phas
         rows = call_rows()
         sent = sum(len(p.outcomes) for p in app_phases)
         by_state = ", ".join(f"{state} {n}" for state, n in sorted(rows.items()))
-        placed_rows = rows.get("placed", 0) + rows.get("ended", 0)
+        placed_rows = rows.get("live", 0) + rows.get("ended", 0)
         verdict = "OK" if sum(rows.values()) == sent and placed_rows == placed_clicks else "MISMATCH"
         print(f"call rows: {sum(rows.values())} ({by_state}) for {sent} clicks sent: {verdict}")
 

@@ -328,7 +328,7 @@ def start_click(*, user, plan: DialPlan, request_id: str, base_url: str, dnc_rea
             # Our log may lag behind VCC when nobody watched that call end: ask before refusing.
             with get_client() as client:
                 busy = refresh(busy, client)
-            busy = busy if busy.state == Call.State.PLACED else None
+            busy = busy if busy.state == Call.State.LIVE else None
         if busy is not None:
             cache.delete(lock_key)
             who = busy.created_by.get_full_name() or busy.created_by.username if busy.created_by else "Someone"
@@ -380,7 +380,7 @@ def _refusal(*, user, plan: DialPlan, dnc_reason: str) -> str:
 def _live_call_by_someone_else(call: Call) -> Call | None:
     return (
         Call.objects.filter(
-            to_number=call.to_number, state=Call.State.PLACED, requested_at__gte=timezone.now() - LIVE_CALL_WINDOW
+            to_number=call.to_number, state=Call.State.LIVE, requested_at__gte=timezone.now() - LIVE_CALL_WINDOW
         )
         .exclude(created_by=call.created_by)
         .select_related("created_by")
@@ -435,7 +435,7 @@ def finish_click(click: Click, *, placed: PlacedCall | None, error: Exception | 
 
 
 def _mark_placed(call: Call, call_id: str, latency_ms: int) -> None:
-    call.state = Call.State.PLACED
+    call.state = Call.State.LIVE
     call.vcc_call_id = call_id
     call.responded_at = timezone.now()
     call.latency_ms = latency_ms

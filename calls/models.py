@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import uuid
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
 from django.conf import settings
@@ -9,7 +10,9 @@ from django.core.validators import MinLengthValidator, RegexValidator
 from django.db import models
 from django.db.models import Q
 from django.urls import reverse
+from django.utils import timezone
 
+from calls import permissions as perms
 from calls import phones
 
 if TYPE_CHECKING:
@@ -316,11 +319,14 @@ class ConsentRule(models.Model):
 
 # --- The call log ----------------------------------------------------------------------------------
 
+VCC_RETENTION = timedelta(hours=24)  # how long VCC keeps a call's detail after it ends
+MISSING_GRACE = timedelta(minutes=5)  # how long a call may answer 404 before it is closed as gone
+
 
 class CallQuerySet(models.QuerySet["Call"]):
     def visible_to(self, user) -> CallQuerySet:
         """Everyone's calls for supervisors and admins; an agent's own calls (clicked by them or from them)."""
-        return self if user.has_perm("calls.view_all_calls") else self.changeable_by(user)
+        return self if user.has_perm(perms.VIEW_ALL_CALLS) else self.changeable_by(user)
 
     def changeable_by(self, user) -> CallQuerySet:
         """Calls this user may act on (recording, wrap-up): the ones they clicked or that rang their phone.
@@ -332,18 +338,40 @@ class CallQuerySet(models.QuerySet["Call"]):
         """With the contact, number, agents and clicker that call panels show."""
         return self.select_related("contact", "phone", "from_agent", "to_agent", "created_by")
 
-    def live(self) -> CallQuerySet:
-        return self.filter(state=Call.State.PLACED)
+    def in_progress(self) -> CallQuerySet:
+        """Calls VCC may still be connecting or carrying: asked for, or placed and not yet ended."""
+        return self.filter(state__in=Call.IN_PROGRESS)
+
+    def to_wrap_up(self) -> CallQuerySet:
+        """Calls that ended without a wrap-up."""
+        return self.filter(state=Call.State.ENDED, wrapped_up_at__isnull=True)
 
 
 class Call(models.Model):
-    """One click: written before VCC is asked, then updated with the outcome and followed until the call ends."""
+    """One click: written before VCC is asked, then updated with the outcome and followed until the call ends.
+
+    Its changes of state are the `record_*` methods below; each saves only the fields it changes, so a stale copy
+    (a slow poll, the worker) never undoes what another process saved meanwhile.
+    """
 
     class State(models.TextChoices):
-        REQUESTED = "requested", "Requested"
-        PLACED = "placed", "Placed"
-        FAILED = "failed", "Failed"
+        REQUESTED = "requested", "Asking VCC"
+        LIVE = "live", "Live"  # VCC placed it and has not said it ended
         ENDED = "ended", "Ended"
+        FAILED = "failed", "Not placed"  # VCC refused it, or it never reached VCC
+        UNCONFIRMED = "unconfirmed", "Not confirmed"  # VCC may have placed it; we never learnt its id
+
+    class Outcome(models.TextChoices):
+        IN_PROGRESS = "in_progress", "In progress"
+        ANSWERED = "answered", "Answered"
+        AGENT_NO_ANSWER = "agent_no_answer", "Not answered by the agent"
+        NO_ANSWER = "no_answer", "Not answered by the contact"
+        BUSY = "busy", "Line busy"
+        FAILED = "failed", "Failed"
+        NOT_CONFIRMED = "not_confirmed", "Not confirmed: may have been placed"
+        UNKNOWN = "unknown", "Ended, result unknown"
+
+    IN_PROGRESS = (State.REQUESTED, State.LIVE)
 
     request_id = models.UUIDField(default=uuid.uuid4, unique=True, editable=False, help_text="Our idempotency key.")
     created_by = models.ForeignKey(
@@ -380,16 +408,20 @@ class Call(models.Model):
     notes = models.TextField(blank=True)
     wrapped_up_at = models.DateTimeField(null=True, blank=True)
     # Ours.
-    state = models.CharField(max_length=10, choices=State.choices, default=State.REQUESTED)
+    state = models.CharField(max_length=12, choices=State.choices, default=State.REQUESTED)
+    outcome = models.CharField(max_length=16, choices=Outcome.choices, default=Outcome.IN_PROGRESS)
     error_message = models.TextField("VCC's message", blank=True, help_text="Verbatim, for the log.")
     error_status = models.PositiveSmallIntegerField("HTTP status", null=True, blank=True)
     error_display = models.TextField("message shown", blank=True)
-    requested_at = models.DateTimeField(auto_now_add=True)
+    requested_at = models.DateTimeField(default=timezone.now)
     responded_at = models.DateTimeField(null=True, blank=True)
     connected_at = models.DateTimeField(null=True, blank=True)
     ended_at = models.DateTimeField(null=True, blank=True)
     latency_ms = models.PositiveIntegerField("VCC latency (ms)", null=True, blank=True)
     duration_seconds = models.PositiveIntegerField(null=True, blank=True)
+    # Following: when VCC is next asked about this call, and since when it has answered 404.
+    next_check_at = models.DateTimeField(null=True, blank=True)
+    missing_since = models.DateTimeField(null=True, blank=True)
 
     objects = CallQuerySet.as_manager()
 
@@ -411,17 +443,20 @@ class Call(models.Model):
             ),
         ]
         indexes = [
-            models.Index(fields=["-requested_at"], name="call_requested_idx"),
+            models.Index(fields=["-requested_at", "-id"], name="call_requested_idx"),
             models.Index(fields=["state", "-requested_at"], name="call_state_idx"),
-            models.Index(fields=["from_agent", "-requested_at"], name="call_agent_idx"),
-            models.Index(fields=["created_by", "-requested_at"], name="call_user_idx"),
-            models.Index(fields=["contact", "-requested_at"], name="call_contact_idx"),
+            models.Index(fields=["outcome", "-requested_at", "-id"], name="call_outcome_idx"),
+            models.Index(fields=["from_agent", "-requested_at", "-id"], name="call_agent_idx"),
+            models.Index(fields=["created_by", "-requested_at", "-id"], name="call_user_idx"),
+            models.Index(fields=["contact", "-requested_at", "-id"], name="call_contact_idx"),
+            models.Index(fields=["to_number", "-requested_at"], name="call_number_idx"),
             models.Index(fields=["disposition_code"], name="call_disposition_idx"),
             models.Index(fields=["presented_clid"], name="call_clid_idx"),
+            models.Index(fields=["next_check_at"], condition=Q(state="live"), name="call_follow_idx"),
         ]
 
     def __str__(self) -> str:
-        return f"Call {self.pk} to {self.destination} ({self.get_state_display()})"
+        return f"Call {self.pk} to {self.destination} ({self.get_outcome_display()})"
 
     def is_changeable_by(self, user) -> bool:
         """The rule of `CallQuerySet.changeable_by`, for a row already loaded."""
@@ -430,3 +465,218 @@ class Call(models.Model):
     @property
     def destination(self) -> str:
         return str(self.to_agent) if self.to_agent_id else phones.display(self.to_number)
+
+    @property
+    def in_progress(self) -> bool:
+        return self.state in self.IN_PROGRESS
+
+    @property
+    def is_live(self) -> bool:
+        return self.state == self.State.LIVE
+
+    @property
+    def wrap_up_due(self) -> bool:
+        return self.state == self.State.ENDED and self.wrapped_up_at is None
+
+    # --- Transitions: each writes only what it changes, and notes it in the call's history ---------------
+
+    def _save(self, fields: list[str], event: str, detail: str = "", *, at: datetime) -> None:
+        self.save(update_fields=fields)
+        CallEvent.objects.create(call=self, at=at, kind=event, detail=detail[:2000])
+
+    def record_placed(
+        self,
+        *,
+        vcc_call_id: str,
+        vcc_status: str,
+        recording_status: str,
+        latency_ms: int,
+        now: datetime,
+        note: str = "",
+    ) -> None:
+        """VCC placed the call (or named it in Location although its reply was unreadable: `note` says so)."""
+        self.state, self.outcome = self.State.LIVE, self.Outcome.IN_PROGRESS
+        self.vcc_call_id, self.vcc_status, self.recording_status = vcc_call_id, vcc_status, recording_status
+        self.responded_at, self.latency_ms, self.next_check_at = now, latency_ms, now
+        self.error_display = note
+        self._save(
+            [
+                "state",
+                "outcome",
+                "vcc_call_id",
+                "vcc_status",
+                "recording_status",
+                "responded_at",
+                "latency_ms",
+                "next_check_at",
+                "error_display",
+            ],
+            CallEvent.Kind.PLACED,
+            f"VCC call {vcc_call_id}" + (f": {note}" if note else ""),
+            at=now,
+        )
+
+    def record_failed(
+        self, *, message: str, status: int | None, display: str, latency_ms: int | None, now: datetime
+    ) -> None:
+        """VCC refused the call, or it never reached VCC: nothing rang."""
+        self._record_error(self.State.FAILED, self.Outcome.FAILED, message, status, display, latency_ms, now)
+
+    def record_unconfirmed(
+        self, *, message: str, status: int | None, display: str, latency_ms: int | None, now: datetime
+    ) -> None:
+        """VCC may have placed the call, but we never learnt its id: neither failed nor followed."""
+        self._record_error(
+            self.State.UNCONFIRMED, self.Outcome.NOT_CONFIRMED, message, status, display, latency_ms, now
+        )
+
+    def _record_error(self, state, outcome, message, status, display, latency_ms, now) -> None:
+        self.state, self.outcome = state, outcome
+        self.error_message, self.error_status, self.error_display = message, status, display
+        self.responded_at, self.latency_ms = now, latency_ms
+        detail = f"HTTP {status}: {message}" if status else message or display
+        self._save(
+            ["state", "outcome", "error_message", "error_status", "error_display", "responded_at", "latency_ms"],
+            CallEvent.Kind.FAILED if state == self.State.FAILED else CallEvent.Kind.UNCONFIRMED,
+            detail,
+            at=now,
+        )
+
+    def record_detail(
+        self,
+        *,
+        live: bool,
+        recording_status: str,
+        result: tuple[str, str, str],
+        connected: bool,
+        disposition_code: str,
+        now: datetime,
+        next_check_at: datetime | None,
+    ) -> bool:
+        """VCC's call detail: where the call is now. Returns whether its phase changed (worth telling the page)."""
+        was = (self.state, self.connected_at is not None, self.recording_status)
+        fields = ["vcc_status", "recording_status", "next_check_at", "missing_since"]
+        self.vcc_status = "Active" if live else ""
+        self.recording_status = recording_status
+        self.next_check_at = next_check_at if live else None
+        self.missing_since = None
+        if disposition_code and not self.disposition_code:
+            self.disposition_code = disposition_code
+            fields.append("disposition_code")
+        events = []
+        if live and connected and self.connected_at is None:
+            self.connected_at = now
+            fields.append("connected_at")
+            events.append("connected")
+        if not live:
+            self.result_code, self.result_party, self.result_reason = result
+            self.state, self.ended_at = self.State.ENDED, self.ended_at or now
+            self.outcome = outcome_of(*result, connected=self.connected_at is not None)
+            if self.duration_seconds is None:
+                talked = (self.ended_at - self.connected_at).total_seconds() if self.connected_at else 0
+                self.duration_seconds = max(0, round(talked))
+            fields += [
+                "result_code",
+                "result_party",
+                "result_reason",
+                "state",
+                "ended_at",
+                "outcome",
+                "duration_seconds",
+            ]
+            events.append(
+                f"ended: {self.get_outcome_display()}"
+                + (f" ({'/'.join(r for r in result if r)})" if any(result) else "")
+            )
+        changed = was != (self.state, self.connected_at is not None, self.recording_status)
+        if events:
+            self._save(fields, CallEvent.Kind.PROGRESS, "; ".join(events), at=now)
+        else:
+            self.save(update_fields=fields)
+        return changed
+
+    def record_missing(self, *, now: datetime, next_check_at: datetime) -> bool:
+        """VCC answered 404. Only a call older than VCC's retention, or one missing for several minutes, is
+        closed (without a result); a single 404 is not the end of a live call. Returns whether it was closed."""
+        self.missing_since = self.missing_since or now
+        gone = self.requested_at <= now - VCC_RETENTION or self.missing_since <= now - MISSING_GRACE
+        if not gone:
+            self.next_check_at = next_check_at
+            self.save(update_fields=["missing_since", "next_check_at"])
+            return False
+        self.state, self.outcome = self.State.ENDED, self.Outcome.UNKNOWN
+        self.ended_at = self.ended_at or now
+        self.next_check_at = None
+        self.result_reason = self.result_reason or "Unknown: VCC no longer has this call"
+        self._save(
+            ["missing_since", "state", "outcome", "ended_at", "next_check_at", "result_reason"],
+            CallEvent.Kind.PROGRESS,
+            "closed: VCC no longer has this call",
+            at=now,
+        )
+        return True
+
+    def record_follow_error(self, *, message: str, status: int | None, now: datetime, next_check_at: datetime) -> None:
+        """Asking VCC about the call failed: try again later; the call stays as it was."""
+        self.next_check_at = next_check_at
+        self.save(update_fields=["next_check_at"])
+        CallEvent.objects.create(
+            call=self,
+            at=now,
+            kind=CallEvent.Kind.ERROR,
+            detail=(f"call detail: HTTP {status}: {message}" if status else f"call detail: {message}")[:2000],
+        )
+
+    def record_recording(self, *, status: str, now: datetime) -> None:
+        self.recording_status = status
+        self._save(["recording_status"], CallEvent.Kind.RECORDING, f"recording {status.lower()} requested", at=now)
+
+    def record_wrap_up(self, *, code: str, notes: str, now: datetime, confirmed: bool) -> None:
+        """Store the notes always, and the disposition once VCC has it (or cannot have it any more)."""
+        self.notes = notes
+        fields = ["notes"]
+        if confirmed:
+            self.disposition_code, self.wrapped_up_at = code, now
+            fields += ["disposition_code", "wrapped_up_at"]
+        self._save(
+            fields, CallEvent.Kind.WRAP_UP, f"{code}" if confirmed else f"notes saved; {code} not yet sent", at=now
+        )
+
+
+def outcome_of(code: str, party: str, reason: str, *, connected: bool) -> str:
+    """How an ended call went, from VCC's result (code, party, reason); VCC documents few values, so be lenient."""
+    code_, party_, reason_ = code.lower(), party.lower(), reason.lower()
+    if code_ == "success" or (not code_ and connected):
+        return Call.Outcome.ANSWERED
+    if not code_ and not reason_:
+        return Call.Outcome.UNKNOWN
+    if "busy" in reason_:
+        return Call.Outcome.BUSY
+    if "noanswer" in reason_.replace(" ", "").replace("_", ""):
+        return Call.Outcome.AGENT_NO_ANSWER if party_ == "originator" else Call.Outcome.NO_ANSWER
+    return Call.Outcome.FAILED
+
+
+class CallEvent(models.Model):
+    """One entry of a call's history: what VCC answered, each change of state, each action taken on it."""
+
+    class Kind(models.TextChoices):
+        PLACED = "placed", "Placed by VCC"
+        FAILED = "failed", "Not placed"
+        UNCONFIRMED = "unconfirmed", "Not confirmed"
+        PROGRESS = "progress", "Progress"
+        ERROR = "error", "Error asking VCC"
+        RECORDING = "recording", "Recording"
+        WRAP_UP = "wrap_up", "Wrap-up"
+
+    call = models.ForeignKey(Call, on_delete=models.CASCADE, related_name="events")
+    at = models.DateTimeField()
+    kind = models.CharField(max_length=12, choices=Kind.choices)
+    detail = models.CharField(max_length=2000, blank=True)
+
+    class Meta:
+        ordering = ["at", "pk"]
+        indexes = [models.Index(fields=["call", "at"], name="callevent_call_idx")]
+
+    def __str__(self) -> str:
+        return f"{self.at:%Y-%m-%d %H:%M:%S} {self.get_kind_display()}: {self.detail}"

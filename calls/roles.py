@@ -2,31 +2,33 @@
 
 from __future__ import annotations
 
+from calls import permissions as perms
+
 AGENT = "agent"
 SUPERVISOR = "supervisor"
 ADMIN = "admin"
 
 _AGENT_PERMS = [
-    "calls.view_contact",
-    "calls.add_contact",
-    "calls.change_contact",
+    perms.VIEW_CONTACT,
+    perms.ADD_CONTACT,
+    perms.CHANGE_CONTACT,
     "calls.view_contactphone",
     "calls.add_contactphone",
     "calls.change_contactphone",
     "calls.delete_contactphone",
-    "calls.view_agent",
+    perms.VIEW_AGENT,
     "calls.view_agentgroup",
     "calls.view_callbacknumber",
-    "calls.view_call",
-    "calls.place_call",
+    perms.VIEW_CALL,
+    perms.PLACE_CALL,
 ]
 _SUPERVISOR_PERMS = [
     *_AGENT_PERMS,
-    "calls.delete_contact",
-    "calls.place_group_call",
-    "calls.override_do_not_call",
-    "calls.view_all_calls",
-    "calls.view_reports",
+    perms.DELETE_CONTACT,
+    perms.PLACE_GROUP_CALL,
+    perms.OVERRIDE_DO_NOT_CALL,
+    perms.VIEW_ALL_CALLS,
+    perms.VIEW_REPORTS,
 ]
 
 # Admin gets every permission of these apps (and is_staff, for the Django admin).

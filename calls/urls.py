@@ -2,21 +2,21 @@ from __future__ import annotations
 
 from django.urls import path
 
-from calls import views
+from calls.views import agents, calling, contacts
 
 urlpatterns = [
-    path("", views.home, name="home"),
-    path("contacts/", views.contact_list, name="contact_list"),
-    path("contacts/new/", views.contact_create, name="contact_create"),
-    path("contacts/<int:pk>/", views.contact_detail, name="contact_detail"),
-    path("contacts/<int:pk>/edit/", views.contact_edit, name="contact_edit"),
-    path("contacts/<int:pk>/delete/", views.contact_delete, name="contact_delete"),
-    path("contacts/<int:pk>/call/", views.call_contact, name="call_contact"),
-    path("calls/<int:pk>/panel/", views.call_panel, name="call_panel"),
-    path("calls/<int:pk>/recording/", views.call_recording, name="call_recording"),
-    path("calls/<int:pk>/wrapup/", views.call_wrapup, name="call_wrapup"),
-    path("groups/availability/", views.group_availability, name="group_availability"),
-    path("agents/", views.agent_directory, name="agent_directory"),
-    path("agents/availability/", views.agent_availability, name="agent_availability"),
-    path("agents/<int:pk>/call/", views.call_agent, name="call_agent"),
+    path("", contacts.home, name="home"),
+    path("contacts/", contacts.contact_list, name="contact_list"),
+    path("contacts/new/", contacts.contact_create, name="contact_create"),
+    path("contacts/<int:pk>/", contacts.contact_detail, name="contact_detail"),
+    path("contacts/<int:pk>/edit/", contacts.contact_edit, name="contact_edit"),
+    path("contacts/<int:pk>/delete/", contacts.contact_delete, name="contact_delete"),
+    path("contacts/<int:pk>/call/", calling.call_contact, name="call_contact"),
+    path("calls/<int:pk>/panel/", calling.call_panel, name="call_panel"),
+    path("calls/<int:pk>/recording/", calling.call_recording, name="call_recording"),
+    path("calls/<int:pk>/wrapup/", calling.call_wrapup, name="call_wrapup"),
+    path("groups/availability/", calling.group_availability, name="group_availability"),
+    path("agents/", agents.agent_directory, name="agent_directory"),
+    path("agents/availability/", agents.agent_availability, name="agent_availability"),
+    path("agents/<int:pk>/call/", agents.call_agent, name="call_agent"),
 ]

@@ -71,7 +71,7 @@ def place_call(client: Client, contact: Contact) -> Call:
     """Click Call on the contact's primary number and return the call, checked as placed."""
     click(client, primary(contact))
     call = Call.objects.get()
-    assert call.state == Call.State.PLACED
+    assert call.state == Call.State.LIVE
     return call
 
 

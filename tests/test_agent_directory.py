@@ -91,7 +91,7 @@ def test_it_calls_another_agent(agent_client, tom, london, sim, settings):
     response = call_agent(agent_client, tom)
 
     call = only_call()
-    assert call.state == Call.State.PLACED
+    assert call.state == Call.State.LIVE
     assert call.to_agent == tom
     assert call.to_number == ""
     assert call.contact is None
@@ -106,7 +106,7 @@ def test_it_calls_another_agent(agent_client, tom, london, sim, settings):
     assert sim.calls[call.vcc_call_id].dialled_agent_id == "1003"
     page = html(response)
     assert f'id="call-panel-{call.pk}"' in page
-    assert 'data-call-state="placed"' in page
+    assert 'data-call-state="live"' in page
     assert f'id="call-agent-{tom.pk}"' in page
     assert 'hx-swap-oob="true"' in page
 

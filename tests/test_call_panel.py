@@ -76,11 +76,11 @@ def test_it_shows_the_agents_phone_ringing(agent_client, placed, sim):
     response = poll(agent_client, placed)
 
     placed.refresh_from_db()
-    assert placed.state == Call.State.PLACED
+    assert placed.state == Call.State.LIVE
     assert placed.vcc_status == "Active"
     assert placed.recording_status == "Stopped"
     assert placed.connected_at is None
-    assert 'data-call-state="placed"' in html(response)
+    assert 'data-call-state="live"' in html(response)
     assert shown(response, "Ringing your phone…")
     assert polls(response)
     assert not changed(response)
@@ -159,7 +159,7 @@ def test_it_keeps_the_call_live_and_says_so_when_vcc_cannot_be_asked(agent_clien
     response = poll(agent_client, placed)
 
     placed.refresh_from_db()
-    assert placed.state == Call.State.PLACED
+    assert placed.state == Call.State.LIVE
     assert "get the latest status from VCC: VCC is having a problem" in html(response)
     assert polls(response)
 
@@ -183,7 +183,7 @@ def test_the_panel_asks_vcc_at_most_once_a_second(agent_client, placed, sim):
     response = agent_client.get(f"/calls/{placed.pk}/panel/", headers=HTMX)  # no throttle reset: a second poll
 
     placed.refresh_from_db()
-    assert placed.state == Call.State.PLACED
+    assert placed.state == Call.State.LIVE
     assert polls(response)
 
 

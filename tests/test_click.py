@@ -82,7 +82,7 @@ def test_it_places_a_call_from_my_phone(agent_client, contact, london, sim, sent
 
     assert response.status_code == 200
     call = only_call()
-    assert call.state == Call.State.PLACED
+    assert call.state == Call.State.LIVE
     assert call.vcc_call_id in sim.calls
     assert sim.calls_placed == 1
     token = dialing.regarding_token(call)
@@ -99,7 +99,7 @@ def test_it_places_a_call_from_my_phone(agent_client, contact, london, sim, sent
     assert call.responded_at is not None
     html = response.content.decode()
     assert 'id="dialer"' in html
-    assert 'data-call-state="placed"' in html
+    assert 'data-call-state="live"' in html
     assert f'hx-get="/calls/{call.pk}/panel/"' in html
     assert "calls-changed" in response.headers["HX-Trigger"]
 
@@ -120,7 +120,7 @@ def test_a_plain_form_post_redirects_to_the_contact_page_with_the_call(agent_cli
     call = only_call()
     assert response.status_code == 302
     assert response["Location"] == f"/contacts/{contact.pk}/?call={dialing.regarding_token(call)}"
-    assert call.state == Call.State.PLACED
+    assert call.state == Call.State.LIVE
 
 
 def test_the_regarding_link_opens_the_contact_page_with_the_calls_panel(agent_client, contact, london):
@@ -164,13 +164,13 @@ def test_it_places_a_group_call(supervisor_client, contact, london, sales, suppo
 
     assert response.status_code == 200
     call = only_call()
-    assert call.state == Call.State.PLACED
+    assert call.state == Call.State.LIVE
     assert call.from_agent is None
     assert set(call.from_groups.all()) == set(groups)
     assert call.request_body["from"] == {"groups": display_ids, "presentedCLID": london.number, "consent": "OneParty"}
     assert sim.calls_placed == 1
     assert sim.calls[call.vcc_call_id].agent_id == "1001"  # the first ready member of Sales UK
-    assert 'data-call-state="placed"' in response.content.decode()
+    assert 'data-call-state="live"' in response.content.decode()
 
 
 def test_an_agent_may_not_call_via_groups(agent_client, contact, london, sales, sim):
@@ -220,7 +220,7 @@ def test_it_presents_the_most_specific_clid(
     click(agent_client, primary(contact), clid=chicago.pk if choose else "")
 
     call = only_call()
-    assert call.state == Call.State.PLACED
+    assert call.state == Call.State.LIVE
     assert call.presented_clid == expected
     assert call.callback_number.number == expected
     assert call.clid_reason == reason
@@ -275,7 +275,7 @@ def test_it_sends_the_recording_consent(agent_client, london, sim, number, overr
     click(agent_client, phone)
 
     call = only_call()
-    assert call.state == Call.State.PLACED
+    assert call.state == Call.State.LIVE
     assert call.consent == consent
     assert call.consent_reason == reason
     assert call.request_body["from"]["consent"] == consent
@@ -318,7 +318,7 @@ def test_a_supervisor_may_call_a_do_not_call_number_giving_a_reason(supervisor_c
     click(supervisor_client, dnc_phone, **{f"dnc_reason_{dnc_phone.pk}": reason})
 
     call = only_call()
-    assert call.state == Call.State.PLACED
+    assert call.state == Call.State.LIVE
     assert call.dnc_override_reason == reason
     assert call.request_body["from"]["agentId"] == "1002"
     assert sim.calls_placed == 1
@@ -409,12 +409,12 @@ def test_the_same_click_twice_places_one_call(agent_client, contact, london, sim
     second = click(agent_client, primary(contact), request_id=request_id, target=target)
 
     call = only_call()
-    assert call.state == Call.State.PLACED
+    assert call.state == Call.State.LIVE
     assert sim.calls_placed == 1
     assert first.status_code == second.status_code
     if target:
         assert f'id="call-panel-{call.pk}"' in second.content.decode()
-        assert 'data-call-state="placed"' in second.content.decode()
+        assert 'data-call-state="live"' in second.content.decode()
 
 
 def test_a_second_person_cannot_call_a_number_on_a_live_call(agent_client, other_agent_user, contact, london, sim):
@@ -441,7 +441,7 @@ def test_a_second_person_can_call_once_the_first_call_has_ended(
 
     assert Call.objects.get(created_by=agent_user).state == Call.State.ENDED
     second = Call.objects.get(created_by=other_agent_user)
-    assert second.state == Call.State.PLACED
+    assert second.state == Call.State.LIVE
     assert second.request_body["from"]["agentId"] == "1003"
     assert sim.calls_placed == 2
 
@@ -529,12 +529,12 @@ def test_an_unreadable_201_is_followed_by_the_call_id_in_location(agent_client, 
     assert response.status_code == 200
     call = only_call()
     sim_call = sim.snapshot()["calls"][0]
-    assert call.state == Call.State.PLACED
+    assert call.state == Call.State.LIVE
     assert call.vcc_call_id == sim_call["id"]
     assert call.error_status == 201
     assert call.error_message.startswith(message)
     assert "its reply could not be read; following it by its id" in call.error_display
-    assert 'data-call-state="placed"' in response.content.decode()
+    assert 'data-call-state="live"' in response.content.decode()
     assert sim.calls_placed == 1
 
 
@@ -569,7 +569,7 @@ def test_an_expired_token_is_refreshed_and_the_call_placed(agent_client, contact
 
     click(agent_client, primary(contact))
 
-    assert [c.state for c in Call.objects.order_by("pk")] == [Call.State.PLACED, Call.State.PLACED]
+    assert [c.state for c in Call.objects.order_by("pk")] == [Call.State.LIVE, Call.State.LIVE]
     assert sim.calls_placed == 2
 
 
@@ -677,7 +677,7 @@ def test_the_list_call_button_shows_the_panel_and_a_fresh_button(agent_client, c
     response = click(agent_client, primary(contact), request_id=request_id, target="list-call")
 
     call = only_call()
-    assert call.state == Call.State.PLACED
+    assert call.state == Call.State.LIVE
     html = response.content.decode()
     assert 'id="dialer"' not in html
     assert f'id="call-panel-{call.pk}"' in html
@@ -753,7 +753,7 @@ def test_the_timeline_shows_group_calls_and_do_not_call_reasons(supervisor_clien
         contact=contact,
         to_number=primary(contact).number,
         created_by=supervisor_user,
-        state=Call.State.PLACED,
+        state=Call.State.LIVE,
         dnc_override_reason="Asked us to call back",
     )
     call.from_groups.set([sales])
@@ -807,7 +807,7 @@ def test_a_group_call_ignores_the_caller_id_chosen_for_my_own_calls(supervisor_c
     response = click(supervisor_client, primary(contact), via="group", groups=(sales.pk,), clid=chicago.pk)
     call = only_call()
     assert response.status_code == 200
-    assert call.state == Call.State.PLACED
+    assert call.state == Call.State.LIVE
     assert call.presented_clid == london.number
     assert call.clid_reason == "the account default"
 
@@ -819,7 +819,7 @@ async def test_a_browser_leaving_mid_click_still_gets_the_call_recorded(agent_us
 
     from asgiref.sync import sync_to_async
 
-    from calls import views
+    from calls.views import calling as views
 
     sim.set_fault("place_call", latency_ms=300)
     plan = await sync_to_async(dialing.plan_for_phone)(user=agent_user, phone=await sync_to_async(primary)(contact))
@@ -837,7 +837,7 @@ async def test_a_browser_leaving_mid_click_still_gets_the_call_recorded(agent_us
         await asyncio.sleep(0.05)
     # The ORM ran in asgiref's executor thread, whose connection would keep the test database from being dropped.
     await sync_to_async(connections.close_all)()
-    assert call.state == Call.State.PLACED
+    assert call.state == Call.State.LIVE
     assert call.vcc_call_id
     assert sim.calls_placed == 1
 
@@ -847,6 +847,6 @@ def test_an_older_api_version_gets_only_the_fields_it_knows(agent_client, contac
     response = click(agent_client, primary(contact))
     call = only_call()
     assert response.status_code == 200
-    assert call.state == Call.State.PLACED
+    assert call.state == Call.State.LIVE
     assert set(call.request_body) == {"from", "to"}
     assert "consent" not in call.request_body["from"]

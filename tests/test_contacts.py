@@ -6,7 +6,7 @@ from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 
 from calls.models import Contact, ContactPhone
-from calls.views import CONTACTS_PER_PAGE
+from calls.views.contacts import CONTACTS_PER_PAGE
 
 pytestmark = pytest.mark.django_db
 

@@ -173,7 +173,7 @@ def test_a_stale_copy_of_a_call_does_not_undo_a_wrap_up(agent_user, contact):
     from calls.vcc import CallDetail
 
     call = Call.objects.create(
-        created_by=agent_user, contact=contact, to_number="+447400123456", state="placed", vcc_call_id="c1"
+        created_by=agent_user, contact=contact, to_number="+447400123456", state="live", vcc_call_id="c1"
     )
     stale = Call.objects.get(pk=call.pk)
     ended = CallDetail("c1", None, None, "Success", "Destination", "Answered", None, None, raw={})

@@ -57,7 +57,7 @@ def test_it_leaves_a_live_call_live(placed, sim):
     assert reconcile() == "0 ended, 1 still live"
 
     placed.refresh_from_db()
-    assert placed.state == Call.State.PLACED
+    assert placed.state == Call.State.LIVE
     assert placed.recording_status == "Started"
     assert placed.connected_at is not None
 
@@ -80,7 +80,7 @@ def test_it_leaves_a_call_as_it_was_when_vcc_fails(placed, sim):
     assert reconcile() == "0 ended, 1 still live"
 
     placed.refresh_from_db()
-    assert placed.state == Call.State.PLACED
+    assert placed.state == Call.State.LIVE
 
 
 def test_it_skips_calls_placed_too_recently(placed, sim):
@@ -89,13 +89,13 @@ def test_it_skips_calls_placed_too_recently(placed, sim):
     assert reconcile("--older-than", "600") == "0 ended, 0 still live"
 
     placed.refresh_from_db()
-    assert placed.state == Call.State.PLACED
+    assert placed.state == Call.State.LIVE
 
 
 def test_it_ignores_calls_that_are_not_placed(agent_user, contact, sim):
     for state in (Call.State.FAILED, Call.State.ENDED):
         Call.objects.create(created_by=agent_user, contact=contact, to_number="+447400123456", state=state)
-    Call.objects.create(created_by=agent_user, to_number="+447400123456", state=Call.State.PLACED)  # no VCC id
+    Call.objects.create(created_by=agent_user, to_number="+447400123456", state=Call.State.LIVE)  # no VCC id
     Call.objects.update(requested_at=timezone.now() - timedelta(hours=1))
 
     assert reconcile() == "0 ended, 0 still live"
@@ -103,7 +103,7 @@ def test_it_ignores_calls_that_are_not_placed(agent_user, contact, sim):
     assert list(Call.objects.order_by("pk").values_list("state", flat=True)) == [
         Call.State.FAILED,
         Call.State.ENDED,
-        Call.State.PLACED,
+        Call.State.LIVE,
     ]
 
 

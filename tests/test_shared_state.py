@@ -127,7 +127,7 @@ def test_the_same_click_reaching_two_workers_at_once_places_one_call(redis_cache
     assert [r.status_code for r in responses] == [200, 200]
     assert Call.objects.count() == 1
     assert sim.calls_placed == 1
-    assert Call.objects.get().state == Call.State.PLACED
+    assert Call.objects.get().state == Call.State.LIVE
 
 
 def test_a_redis_outage_degrades_instead_of_failing_the_click(settings, agent_client, contact, sim, caplog):
@@ -144,6 +144,6 @@ def test_a_redis_outage_degrades_instead_of_failing_the_click(settings, agent_cl
     response = click(agent_client, primary(contact))
 
     assert response.status_code == 200
-    assert only_call().state == Call.State.PLACED
+    assert only_call().state == Call.State.LIVE
     assert sim.calls_placed == 1
     assert "cache unavailable" in caplog.text

@@ -103,7 +103,7 @@ def test_an_agent_calls_a_contact_and_wraps_up(demo, page, live_server, sim):
     page.keyboard.press("c")  # the shortcut for the primary number's Call button
 
     panel = page.locator(".call-panel")
-    expect(panel).to_have_attribute("data-call-state", "placed")
+    expect(panel).to_have_attribute("data-call-state", "live")
     expect(panel.locator(".phase")).to_contain_text("Ringing your phone")
     sim.advance(9)  # the agent answers, then the contact
     expect(panel.locator(".phase")).to_contain_text("Connected", timeout=10_000)
@@ -164,7 +164,7 @@ def test_a_fast_double_click_places_one_call(demo, page, live_server, sim):
     log_in(page, live_server, "agent", "demo")
     page.goto(f"{live_server.url}/contacts/{contact.pk}/")
     page.dblclick("button[data-shortcut=c]")
-    expect(page.locator(".call-panel")).to_have_attribute("data-call-state", "placed")
+    expect(page.locator(".call-panel")).to_have_attribute("data-call-state", "live")
     page.wait_for_timeout(500)  # let a second request, had one been sent, arrive
     assert sim.state()["callsPlaced"] == 1
     assert Call.objects.count() == 1
@@ -180,7 +180,7 @@ def test_a_supervisor_calls_via_a_group(demo, page, live_server, sim):
     page.locator("label.group-choice", has_text="Support").locator("input").uncheck()
     page.locator("label.group-choice", has_text="Sales UK").locator("input").check()
     page.click("button[data-shortcut=g]")
-    expect(page.locator(".call-panel")).to_have_attribute("data-call-state", "placed")
+    expect(page.locator(".call-panel")).to_have_attribute("data-call-state", "live")
     sent = Call.objects.get().request_body
     assert sent["from"]["groups"] == ["030"]
     assert "agentId" not in sent["from"]
@@ -204,7 +204,7 @@ def test_an_agent_calls_a_colleague_from_the_directory(demo, page, live_server, 
     expect(page.locator("#ready-1005")).to_have_text("not ready")  # Sam is away in the simulator
     tom.locator("button", has_text="Call").click()
     panel = page.locator("#agent-call .call-panel")
-    expect(panel).to_have_attribute("data-call-state", "placed")
+    expect(panel).to_have_attribute("data-call-state", "live")
     expect(panel).to_contain_text("To Tom Okafor (1003)")
     assert Call.objects.get().request_body["to"] == {"agentId": "1003"}
     # The button got a fresh click id: a second click is a new call, not a repeat of the first.
@@ -212,6 +212,6 @@ def test_an_agent_calls_a_colleague_from_the_directory(demo, page, live_server, 
     sim.advance(100)
     tom.locator("button", has_text="Call").click()
     expect(page.locator("#agent-call .call-panel")).not_to_have_attribute("id", first_panel)
-    expect(page.locator("#agent-call .call-panel")).to_have_attribute("data-call-state", "placed")
+    expect(page.locator("#agent-call .call-panel")).to_have_attribute("data-call-state", "live")
     assert Call.objects.count() == 2
     assert page.console_errors == []

@@ -20,7 +20,7 @@ class Command(BaseCommand):
 
     def handle(self, *args: object, older_than: int, **options: object) -> None:
         cutoff = timezone.now() - timedelta(seconds=older_than)
-        stuck = Call.objects.filter(state=Call.State.PLACED, requested_at__lte=cutoff).exclude(vcc_call_id="")
+        stuck = Call.objects.filter(state=Call.State.LIVE, requested_at__lte=cutoff).exclude(vcc_call_id="")
         ended = still_live = 0
         with get_client() as client:
             for call in stuck.iterator():

@@ -1,0 +1,15 @@
+"""Every permission vccweb checks, named once. Roles (calls/roles.py) grant them; views and rules check them."""
+
+from __future__ import annotations
+
+VIEW_CONTACT = "calls.view_contact"
+ADD_CONTACT = "calls.add_contact"
+CHANGE_CONTACT = "calls.change_contact"
+DELETE_CONTACT = "calls.delete_contact"
+VIEW_AGENT = "calls.view_agent"
+VIEW_CALL = "calls.view_call"
+PLACE_CALL = "calls.place_call"
+PLACE_GROUP_CALL = "calls.place_group_call"
+OVERRIDE_DO_NOT_CALL = "calls.override_do_not_call"
+VIEW_ALL_CALLS = "calls.view_all_calls"
+VIEW_REPORTS = "calls.view_reports"
