@@ -3,6 +3,7 @@ from __future__ import annotations
 import uuid
 
 from django import template
+from django.utils.html import format_html
 
 from calls import phones
 
@@ -19,3 +20,25 @@ def new_request_id() -> str:
 def phone(e164: str) -> str:
     """An E.164 number as people write it."""
     return phones.display(e164) if e164 else ""
+
+
+# How each outcome looks: answered calls are green, calls that rang nobody or failed are not.
+_OUTCOME_LOOK = {
+    "answered": "ok",
+    "in_progress": "live",
+    "not_confirmed": "warn",
+    "unknown": "",
+    "agent_no_answer": "warn",
+    "no_answer": "warn",
+    "busy": "warn",
+    "failed": "danger",
+}
+
+
+@register.simple_tag
+def outcome_badge(call) -> str:
+    """The call's outcome in plain words, as a badge coloured by how it went."""
+    look = _OUTCOME_LOOK.get(call.outcome, "")
+    return format_html(
+        '<span class="badge outcome {}" data-outcome="{}">{}</span>', look, call.outcome, call.get_outcome_display()
+    )

@@ -222,7 +222,7 @@ async def call_panel(request: HttpRequest, pk: int) -> HttpResponse:
         # VCC applies recording changes asynchronously: show what was asked for until VCC reports it.
         call.recording_status = pending
     context = await sync_to_async(_panel_context)(call, user=user, refresh_error=refresh_error)
-    response = await _render(request, "calls/contact_detail.html#call_panel", context)
+    response = await _render(request, "calls/call_panel.html", context)
     return trigger_client_event(response, "calls-changed") if call.state != was else response
 
 
@@ -251,7 +251,7 @@ async def call_recording(request: HttpRequest, pk: int) -> HttpResponse:
             log.warning("call %s: recording change failed: %s (status %s)", call.pk, exc.message, exc.status)
             error = exc.user_message
     context = await sync_to_async(_panel_context)(call, user=user, action_error=error)
-    return await _render(request, "calls/contact_detail.html#call_panel", context)
+    return await _render(request, "calls/call_panel.html", context)
 
 
 @require_POST
@@ -297,7 +297,7 @@ async def call_wrapup(request: HttpRequest, pk: int) -> HttpResponse:
         chosen=disposition.pk if disposition else None,
         notes=notes,
     )
-    response = await _render(request, "calls/contact_detail.html#call_panel", context)
+    response = await _render(request, "calls/call_panel.html", context)
     return response if error else trigger_client_event(response, "calls-changed")
 
 
