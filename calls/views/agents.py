@@ -16,11 +16,11 @@ from calls.vcc import VCCError, get_async_client
 from calls.views.calling import (
     AVAILABILITY_SECONDS,
     _base_url,
-    _panel_context,
     _refusals_as_400,
     _render,
     _request_id,
     _send,
+    panel_context,
 )
 
 log = logging.getLogger(__name__)
@@ -39,7 +39,7 @@ def agent_directory(request: HttpRequest) -> HttpResponse:
     if (token := request.GET.get("call")) and (call_pk := dialing.call_from_regarding(token)):
         call = Call.objects.visible_to(request.user).filter(pk=call_pk, to_agent__isnull=False).first()
         if call:
-            context |= _panel_context(call, user=request.user)
+            context |= panel_context(call, user=request.user)
     return render(request, "calls/agent_directory.html", context)
 
 
@@ -81,5 +81,5 @@ async def call_agent(request: HttpRequest, pk: int) -> HttpResponse:
         return redirect(reverse("agent_directory") + f"?call={dialing.regarding_token(call)}")
     me = await sync_to_async(dialing.user_agent)(user)
     can_call = await sync_to_async(user.has_perm)("calls.place_call")
-    context = await sync_to_async(_panel_context)(call, user=user, me=me, can_call=can_call)
+    context = await sync_to_async(panel_context)(call, user=user, me=me, can_call=can_call)
     return await _render(request, "calls/agent_directory.html#agent_call", context)

@@ -49,7 +49,7 @@ def _own_call(user, pk: int) -> Call:
     return get_object_or_404(Call.objects.changeable_by(user).with_parties(), pk=pk)
 
 
-def _panel_context(call: Call, *, user, **extra: object) -> dict[str, object]:
+def panel_context(call: Call, *, user, **extra: object) -> dict[str, object]:
     return {
         "call": call,
         "can_change": call.is_changeable_by(user),
@@ -86,7 +86,7 @@ def dialer_context(request: HttpRequest, user, contact: Contact, call: Call | No
         .filter(contact=contact)
         .select_related("created_by", "from_agent", "to_agent")
         .prefetch_related("from_groups")[:50],
-        **(_panel_context(call, user=user) if call else {}),
+        **(panel_context(call, user=user) if call else {}),
     }
 
 
@@ -188,7 +188,7 @@ async def call_contact(request: HttpRequest, pk: int) -> HttpResponse:
 def _list_click_context(user, call: Call) -> dict[str, object]:
     contact = call.contact
     return {
-        **_panel_context(call, user=user),
+        **panel_context(call, user=user),
         "contact": contact,
         "phone": call.phone,
         "can_call": _can_call(user),
@@ -221,7 +221,7 @@ async def call_panel(request: HttpRequest, pk: int) -> HttpResponse:
     if pending and call.state == Call.State.LIVE and call.recording_status != pending:
         # VCC applies recording changes asynchronously: show what was asked for until VCC reports it.
         call.recording_status = pending
-    context = await sync_to_async(_panel_context)(call, user=user, refresh_error=refresh_error)
+    context = await sync_to_async(panel_context)(call, user=user, refresh_error=refresh_error)
     response = await _render(request, "calls/call_panel.html", context)
     return trigger_client_event(response, "calls-changed") if call.state != was else response
 
@@ -250,7 +250,7 @@ async def call_recording(request: HttpRequest, pk: int) -> HttpResponse:
         except VCCError as exc:
             log.warning("call %s: recording change failed: %s (status %s)", call.pk, exc.message, exc.status)
             error = exc.user_message
-    context = await sync_to_async(_panel_context)(call, user=user, action_error=error)
+    context = await sync_to_async(panel_context)(call, user=user, action_error=error)
     return await _render(request, "calls/call_panel.html", context)
 
 
@@ -289,7 +289,7 @@ async def call_wrapup(request: HttpRequest, pk: int) -> HttpResponse:
         changed += await sync_to_async(dialing.wrap_up)(
             call, disposition=disposition, notes=notes, vcc_confirmed=confirmed
         )
-    context = await sync_to_async(_panel_context)(
+    context = await sync_to_async(panel_context)(
         call,
         user=user,
         action_error=error,
