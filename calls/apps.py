@@ -1,7 +1,7 @@
 from __future__ import annotations
 
 from django.apps import AppConfig
-from django.db.models.signals import post_migrate
+from django.db.models.signals import post_delete, post_migrate, post_save
 
 
 def _sync_roles(sender: AppConfig, **kwargs: object) -> None:
@@ -17,3 +17,9 @@ class CallsConfig(AppConfig):
     def ready(self) -> None:
         # Later migrations add models and permissions; keep the roles' permissions complete after each migrate.
         post_migrate.connect(_sync_roles, sender=self)
+        # The consent table is cached for the click; an admin's change must show at once.
+        from calls.calling import forget_consent_rules
+        from calls.models import ConsentRule
+
+        post_save.connect(forget_consent_rules, sender=ConsentRule, dispatch_uid="consent-rules-saved")
+        post_delete.connect(forget_consent_rules, sender=ConsentRule, dispatch_uid="consent-rules-deleted")

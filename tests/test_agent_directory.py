@@ -9,7 +9,7 @@ from django.core.cache import cache
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
-from calls import dialing
+from calls import calling
 from calls.models import Agent, AgentGroup, Call
 from tests._sim import agent_user, assert_refused, call_agent, fresh_simulator, only_call, request_ids, shown
 
@@ -17,8 +17,8 @@ pytestmark = pytest.mark.django_db
 
 
 @pytest.fixture(autouse=True)
-def sim():
-    yield from fresh_simulator()
+def sim(monkeypatch):
+    yield from fresh_simulator(monkeypatch)
 
 
 @pytest.fixture
@@ -95,7 +95,7 @@ def test_it_calls_another_agent(agent_client, tom, london, sim, settings):
     assert call.to_agent == tom
     assert call.to_number == ""
     assert call.contact is None
-    assert call.regarding == f"http://testserver/agents/?call={dialing.regarding_token(call)}"
+    assert call.regarding == f"http://testserver/agents/?call={calling.regarding_token(call)}"
     assert call.request_body == {
         "from": {"agentId": "1001", "presentedCLID": london.number},
         "to": {"agentId": "1003"},
@@ -116,7 +116,7 @@ def test_a_plain_form_post_redirects_to_the_directory_with_the_call(agent_client
 
     call = only_call()
     assert response.status_code == 302
-    assert response["Location"] == f"/agents/?call={dialing.regarding_token(call)}"
+    assert response["Location"] == f"/agents/?call={calling.regarding_token(call)}"
     assert f'id="call-panel-{call.pk}"' in html(agent_client.get(response["Location"]))
 
 
@@ -136,9 +136,11 @@ def test_calling_yourself_is_refused(agent_client, agent_user, london, sim):
 def test_a_busy_or_away_agent_shows_vccs_reason(agent_client, london, sim, display_id, name):
     dialled = Agent.objects.create(display_id=display_id, name=name)
 
-    call = assert_refused(
-        call_agent(agent_client, dialled), sim, "The agent you are calling is not available right now"
-    )
+    response = call_agent(agent_client, dialled)
+
+    call = only_call()  # VCC was asked and refused: a failed call, with VCC's reason
+    assert call.state == Call.State.FAILED
+    assert shown(response, "The agent you are calling is not available right now")
     assert call.error_status == 400
     assert call.error_message == "Unable to place call - dialed Agent is not currently available"
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import uuid
 from datetime import timedelta
@@ -13,7 +14,7 @@ from django.db import connection, connections
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
-from calls import dialing
+from calls import calling, locks
 from calls.models import Agent, AgentGroup, Call, CallbackNumber, Contact, ContactPhone
 from calls.roles import SUPERVISOR
 from tests._sim import agent_user, assert_refused, click, fresh_simulator, only_call, primary, request_ids, shown
@@ -23,8 +24,8 @@ pytestmark = pytest.mark.django_db
 
 
 @pytest.fixture(autouse=True)
-def sim():
-    yield from fresh_simulator()
+def sim(monkeypatch):
+    yield from fresh_simulator(monkeypatch)
 
 
 @pytest.fixture
@@ -85,7 +86,7 @@ def test_it_places_a_call_from_my_phone(agent_client, contact, london, sim, sent
     assert call.state == Call.State.LIVE
     assert call.vcc_call_id in sim.calls
     assert sim.calls_placed == 1
-    token = dialing.regarding_token(call)
+    token = calling.regarding_token(call)
     assert call.regarding == f"http://testserver/contacts/{contact.pk}/?call={token}"
     assert call.request_body == {
         "from": {"agentId": "1001", "presentedCLID": "+442079460100", "consent": "OneParty"},
@@ -98,7 +99,8 @@ def test_it_places_a_call_from_my_phone(agent_client, contact, london, sim, sent
     assert call.latency_ms is not None
     assert call.responded_at is not None
     html = response.content.decode()
-    assert 'id="dialer"' in html
+    assert 'id="dialer"' not in html  # only the call slot: the page keeps the person's ticks and choices
+    assert 'id="request-id"' in html and 'hx-swap-oob="true"' in html
     assert 'data-call-state="live"' in html
     assert f'hx-get="/calls/{call.pk}/panel/"' in html
     assert "calls-changed" in response.headers["HX-Trigger"]
@@ -119,7 +121,7 @@ def test_a_plain_form_post_redirects_to_the_contact_page_with_the_call(agent_cli
 
     call = only_call()
     assert response.status_code == 302
-    assert response["Location"] == f"/contacts/{contact.pk}/?call={dialing.regarding_token(call)}"
+    assert response["Location"] == f"/contacts/{contact.pk}/?call={calling.regarding_token(call)}"
     assert call.state == Call.State.LIVE
 
 
@@ -241,12 +243,11 @@ def test_a_group_call_presents_the_groups_default_clid(supervisor_client, contac
 
 
 def test_it_refuses_a_restricted_clid_chosen_by_someone_outside_it(agent_client, contact, london, manchester, sim):
-    call = assert_refused(
+    assert_refused(
         click(agent_client, primary(contact), clid=manchester.pk),
         sim,
         "That caller ID is not one you may present",
     )
-    assert call.presented_clid != manchester.number
 
 
 def test_the_contact_page_never_offers_a_restricted_clid(agent_client, contact, london, chicago, manchester):
@@ -423,10 +424,9 @@ def test_a_second_person_cannot_call_a_number_on_a_live_call(agent_client, other
 
     response = click(agent_client, primary(contact))
 
-    refused = Call.objects.get(created_by=other_agent_user)
-    assert refused.state == Call.State.FAILED
-    assert refused.error_display == "Alex Morgan is on a call with this number now. Try again when it ends."
-    assert shown(response, refused.error_display)
+    assert response.status_code == 400
+    assert response.content.decode() == "Alex Morgan is on a call with this number now. Try again when it ends."
+    assert not Call.objects.filter(created_by=other_agent_user).exists()
     assert sim.calls_placed == 1
 
 
@@ -455,14 +455,14 @@ def test_a_live_call_whose_caller_was_deleted_still_holds_the_number(
 
     response = click(agent_client, primary(contact))
 
-    refused = Call.objects.get(created_by=other_agent_user)
-    assert response.status_code == 200
-    assert refused.error_display == "Someone is on a call with this number now. Try again when it ends."
+    assert response.status_code == 400
+    assert response.content.decode() == "Someone is on a call with this number now. Try again when it ends."
+    assert not Call.objects.filter(created_by=other_agent_user).exists()
     assert sim.calls_placed == 1
 
 
 def test_a_number_being_dialled_by_another_click_is_refused(agent_client, contact, london, sim):
-    cache.add(f"dialling:{primary(contact).number}", 999_999, 30)  # another process is asking VCC right now
+    locks.acquire_dial_lock(primary(contact).number, owner=str(uuid.uuid4()))  # another click is asking VCC now
 
     assert_refused(click(agent_client, primary(contact)), sim, "Someone else is dialling this number right now")
 
@@ -498,7 +498,7 @@ MAY_HAVE_PLACED = "the call may have been placed"
     ],
     ids=["415", "401", "429", "500", "502", "503", "drop-before", "drop-after"],
 )
-def test_a_vcc_failure_ends_in_a_failed_row_and_a_message(
+def test_a_vcc_failure_ends_in_a_final_row_and_a_message(
     agent_client, contact, london, sim, fault, status, message, display, placed
 ):
     sim.set_fault("place_call", **fault)
@@ -507,13 +507,17 @@ def test_a_vcc_failure_ends_in_a_failed_row_and_a_message(
 
     assert response.status_code == 200
     call = only_call()
-    assert call.state == Call.State.FAILED
+    # After a 5xx other than 503, or a connection dropped once VCC had the request, VCC may have placed the call:
+    # that is "not confirmed", never "failed".
+    may_have_placed = MAY_HAVE_PLACED in display
+    assert call.state == (Call.State.UNCONFIRMED if may_have_placed else Call.State.FAILED)
+    assert call.outcome == (Call.Outcome.NOT_CONFIRMED if may_have_placed else Call.Outcome.FAILED)
     assert call.error_status == status
     assert call.error_message.startswith(message)
     assert display in call.error_display
     assert call.responded_at is not None
     assert shown(response, call.error_display)
-    assert 'data-call-state="failed"' in response.content.decode()
+    assert f'data-call-state="{call.state}"' in response.content.decode()
     assert sim.calls_placed == placed
 
 
@@ -569,7 +573,8 @@ def test_an_expired_token_is_refreshed_and_the_call_placed(agent_client, contact
 
     click(agent_client, primary(contact))
 
-    assert [c.state for c in Call.objects.order_by("pk")] == [Call.State.LIVE, Call.State.LIVE]
+    # The first call ended meanwhile: the second click asked VCC about it before ringing the same phone again.
+    assert [c.state for c in Call.objects.order_by("pk")] == [Call.State.ENDED, Call.State.LIVE]
     assert sim.calls_placed == 2
 
 
@@ -580,9 +585,11 @@ def test_a_read_timeout_says_the_call_may_have_been_placed(agent_client, contact
     response = click(agent_client, primary(contact))
 
     call = only_call()
-    assert call.state == Call.State.FAILED
+    assert call.state == Call.State.UNCONFIRMED
+    assert call.outcome == Call.Outcome.NOT_CONFIRMED
     assert call.error_status is None
     assert call.error_message.startswith("VCC did not answer in time")
+    assert shown(response, "Not confirmed: the call may have been placed")
     assert f"VCC did not answer in time, so {MAY_HAVE_PLACED}" in call.error_display
     assert shown(response, call.error_display)
     assert sim.calls_placed == 1  # VCC got it: which is why the message tells the person to check
@@ -608,7 +615,7 @@ def test_an_unexpected_error_still_ends_in_a_failed_row(agent_client, contact, l
 
     call = only_call()
     assert response.status_code == 200
-    assert call.state == Call.State.FAILED
+    assert call.state == Call.State.UNCONFIRMED  # we cannot tell whether it got as far as VCC
     assert call.error_message == "RuntimeError: a bug below the VCC client"
     assert call.error_display.startswith("Something went wrong on our side")
     assert shown(response, call.error_display)
@@ -628,44 +635,71 @@ def test_a_may_have_placed_error_says_so_once(agent_client, contact, london, sim
 def test_it_counts_ready_agents_per_group(supervisor_client, sales, sim):
     out_of_hours = AgentGroup.objects.create(display_id="400", name="Out of hours")
 
-    response = supervisor_client.get(f"/groups/availability/?checked={sales.pk}", headers={"HX-Request": "true"})
+    response = supervisor_client.get(f"/readiness/?ticked=on&groups={sales.pk}", headers={"HX-Request": "true"})
 
     assert response.status_code == 200
     html = response.content.decode()
-    assert 'id="group-choices"' in html
-    assert "3 ready" in html  # 1001, 1003 and 1004
-    assert "nobody ready" in html
-    assert f'value="{sales.pk}" checked' in html
-    assert f'value="{out_of_hours.pk}" checked' not in html
+    assert f'id="ready-group-{sales.pk}" hx-swap-oob="true" class="badge ok">3 ready' in html  # 1001, 1003, 1004
+    assert f'id="ready-group-{out_of_hours.pk}" hx-swap-oob="true" class="badge danger">nobody ready' in html
+    assert "Nobody is ready in the ticked groups" not in html
 
 
 def test_it_reuses_the_counts_for_a_few_seconds(supervisor_client, sales, sim):
-    supervisor_client.get("/groups/availability/")
+    supervisor_client.get("/readiness/")
     sim.set_availability("1004", "away")
 
-    assert "3 ready" in supervisor_client.get("/groups/availability/").content.decode()
-    cache.delete(f"ready:{sales.display_id}")
-    assert "2 ready" in supervisor_client.get("/groups/availability/").content.decode()
+    assert "3 ready" in supervisor_client.get("/readiness/").content.decode()
+    cache.delete(f"calls:ready:{sales.display_id}")
+    assert "2 ready" in supervisor_client.get("/readiness/").content.decode()
+
+
+def test_it_warns_before_the_click_when_nobody_is_ready_in_the_ticked_groups(supervisor_client, sim):
+    out_of_hours = AgentGroup.objects.create(display_id="400", name="Out of hours")
+
+    html = supervisor_client.get(f"/readiness/?ticked=on&groups={out_of_hours.pk}").content.decode()
+
+    assert "Nobody is ready in the ticked groups right now" in html
+
+
+def test_it_warns_before_the_click_when_my_agent_is_not_ready(agent_client, contact, sim):
+    sim.set_availability("1001", "away")
+
+    html = agent_client.get("/readiness/").content.decode()
+
+    assert "VCC does not have you ready for a phone call right now" in html
+    assert "You can still call." in html
+
+
+def test_a_ready_agent_gets_no_warning(agent_client, contact, sim):
+    assert "does not have you ready" not in agent_client.get("/readiness/").content.decode()
+
+
+@pytest.mark.parametrize("query", ["groups=%C2%B2", "groups=1&groups=x", "clid=%C2%B2"])
+def test_readiness_and_preview_answer_400_to_malformed_choices(supervisor_client, contact, query):
+    assert supervisor_client.get(f"/readiness/?{query}").status_code == 400
+    assert supervisor_client.get(f"/contacts/{contact.pk}/dial-preview/?{query}").status_code == 400
 
 
 def test_availability_says_when_vcc_cannot_be_asked(supervisor_client, sales, sim):
     sim.set_fault("agents", status=503)
 
-    response = supervisor_client.get("/groups/availability/")
+    response = supervisor_client.get("/readiness/")
 
     assert response.status_code == 200
     assert "ask VCC who is ready: VCC is having a problem" in response.content.decode()
     assert "unknown" in response.content.decode()
 
 
-def test_an_agent_may_not_ask_group_availability(agent_client, sales):
-    assert agent_client.get("/groups/availability/").status_code == 403
+def test_an_agent_is_not_told_group_counts(agent_client, sales, sim):
+    html = agent_client.get("/readiness/").content.decode()
+
+    assert "Sales UK" not in html
 
 
-def test_group_availability_needs_login_and_get(client, supervisor_client, sales):
-    assert supervisor_client.post("/groups/availability/").status_code == 405
+def test_readiness_needs_login_and_get(client, supervisor_client, sales):
+    assert supervisor_client.post("/readiness/").status_code == 405
     supervisor_client.logout()
-    assert client.get("/groups/availability/")["Location"].startswith("/login/?next=")
+    assert client.get("/readiness/")["Location"].startswith("/login/?next=")
 
 
 # --- The contact list's call button --------------------------------------------------------------
@@ -683,7 +717,7 @@ def test_the_list_call_button_shows_the_panel_and_a_fresh_button(agent_client, c
     assert f'id="call-panel-{call.pk}"' in html
     assert f'id="call-button-{contact.pk}"' in html
     assert 'hx-swap-oob="true"' in html
-    assert f"?call={dialing.regarding_token(call)}" in html
+    assert f"?call={calling.regarding_token(call)}" in html
     (fresh,) = request_ids(html)
     assert fresh != request_id
 
@@ -764,14 +798,18 @@ def test_the_timeline_shows_group_calls_and_do_not_call_reasons(supervisor_clien
     assert "Called despite do-not-call: Asked us to call back" in html
 
 
-def test_an_agent_sees_only_their_own_calls_in_the_timeline(agent_client, agent_user, other_agent_user, contact):
-    logged_call(contact, agent_user, minutes_ago=1, notes="mine")
-    logged_call(contact, other_agent_user, minutes_ago=2, notes="Toms secret")
+def test_an_agent_sees_every_call_to_the_contact_but_opens_only_their_own(
+    agent_client, agent_user, other_agent_user, contact
+):
+    mine = logged_call(contact, agent_user, minutes_ago=1, notes="mine", state=Call.State.ENDED)
+    theirs = logged_call(contact, other_agent_user, minutes_ago=2, notes="Tom called yesterday", state=Call.State.ENDED)
 
     html = timeline(agent_client, contact)
 
     assert "mine" in html
-    assert "Toms secret" not in html
+    assert "Tom called yesterday" in html  # so two agents do not call the same person twice
+    assert f"?call={calling.regarding_token(mine)}" in html
+    assert f"?call={calling.regarding_token(theirs)}" not in html
 
 
 def test_the_contact_page_query_count_does_not_grow_with_calls(
@@ -801,40 +839,69 @@ def test_a_user_without_a_role_cannot_click_to_call(client, make_user, contact, 
     assert sim.calls_placed == 0
 
 
-def test_a_group_call_ignores_the_caller_id_chosen_for_my_own_calls(supervisor_client, contact, london, sales, sim):
+def test_a_group_call_refuses_a_caller_id_the_groups_may_not_present(supervisor_client, contact, london, sales, sim):
     chicago = CallbackNumber.objects.create(number="+13125550100", label="Chicago")
     chicago.allowed_agents.add(Agent.objects.get(display_id="1002"))  # the supervisor's own number only
+
     response = click(supervisor_client, primary(contact), via="group", groups=(sales.pk,), clid=chicago.pk)
+
+    assert_refused(response, sim, "That caller ID is not one you may present")
+
+
+def test_a_group_call_presents_the_caller_id_picked_for_it(supervisor_client, contact, london, sales, sim):
+    chicago = CallbackNumber.objects.create(number="+13125550100", label="Chicago")
+
+    click(supervisor_client, primary(contact), via="group", groups=(sales.pk,), clid=chicago.pk)
+
     call = only_call()
-    assert response.status_code == 200
-    assert call.state == Call.State.LIVE
-    assert call.presented_clid == london.number
-    assert call.clid_reason == "the account default"
+    assert call.presented_clid == chicago.number
+    assert call.clid_reason == "you chose it for this call"
+
+
+gate = asyncio.Event()  # a test holds VCC's answer back until it sets this
+asked = asyncio.Event()
+
+
+class HeldTransport(httpx.AsyncBaseTransport):
+    """The sandbox, but a call request is answered only once the test opens the gate."""
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        if request.method == "POST" and request.url.path.lower().endswith("/calls/"):
+            asked.set()
+            await gate.wait()
+        return await sandbox_transport().handle_async_request(request)
+
+
+def held_transport() -> HeldTransport:
+    return HeldTransport()
 
 
 @pytest.mark.django_db(transaction=True)
-async def test_a_browser_leaving_mid_click_still_gets_the_call_recorded(agent_user, contact, london, sim):
+async def test_a_browser_leaving_mid_click_still_gets_the_call_recorded(agent_user, contact, london, sim, settings):
     """The view is cancelled (tab closed) while VCC answers: VCC's call id must still reach the row."""
-    import asyncio
-
     from asgiref.sync import sync_to_async
 
-    from calls.views import calling as views
+    settings.VCC_TRANSPORT = "tests.test_click.held_transport"
+    asked.clear()
 
-    sim.set_fault("place_call", latency_ms=300)
-    plan = await sync_to_async(dialing.plan_for_phone)(user=agent_user, phone=await sync_to_async(primary)(contact))
-    start = sync_to_async(dialing.start_click)
-    click_ = await start(user=agent_user, plan=plan, request_id=str(uuid.uuid4()), base_url="http://testserver/")
-    view = asyncio.ensure_future(views._send(click_))
-    await asyncio.sleep(0.05)
+    phone = await sync_to_async(primary)(contact)
+    gate.clear()
+    view = asyncio.ensure_future(
+        calling.place_number_call(
+            user=agent_user,
+            request_id=str(uuid.uuid4()),
+            base_url="http://testserver/",
+            contact_pk=contact.pk,
+            phone_pk=phone.pk,
+        )
+    )
+    await asked.wait()  # VCC has the request in hand
     view.cancel()
     with pytest.raises(asyncio.CancelledError):
         await view
-    for _ in range(50):  # the shielded task goes on and records VCC's answer
-        call = await Call.objects.aget(pk=click_.call.pk)
-        if call.state != Call.State.REQUESTED:
-            break
-        await asyncio.sleep(0.05)
+    gate.set()  # VCC answers after the browser has gone
+    await calling.finish_in_flight()  # the shielded request goes on and records VCC's answer
+    call = await Call.objects.aget()
     # The ORM ran in asgiref's executor thread, whose connection would keep the test database from being dropped.
     await sync_to_async(connections.close_all)()
     assert call.state == Call.State.LIVE

@@ -14,8 +14,8 @@ pytestmark = pytest.mark.django_db
 
 
 @pytest.fixture(autouse=True)
-def sim():
-    yield from fresh_simulator()
+def sim(monkeypatch):
+    yield from fresh_simulator(monkeypatch)
 
 
 def sync(*args: str) -> str:

@@ -43,10 +43,10 @@ Reply = httpx.Response | Exception | Callable[[httpx.Request], httpx.Response]
 class FakeVCC:
     """Answers the token endpoint itself (token-1, token-2, ...) and everything else from `replies`, in order."""
 
-    def __init__(self, *replies: Reply, expires_in: int | None = 3600, token_delay: float = 0.0) -> None:
+    def __init__(self, *replies: Reply, expires_in: int | None = 3600, token_gate: threading.Event | None = None):
         self.replies = list(replies)
         self.expires_in = expires_in
-        self.token_delay = token_delay
+        self.token_gate = token_gate  # when given, the token endpoint answers only once it is set
         self.token_requests: list[httpx.Request] = []
         self.requests: list[httpx.Request] = []
         self._lock = threading.Lock()
@@ -56,7 +56,8 @@ class FakeVCC:
             with self._lock:
                 self.token_requests.append(request)
                 number = len(self.token_requests)
-            time.sleep(self.token_delay)
+            if self.token_gate is not None:
+                self.token_gate.wait(timeout=10)
             body = {"access_token": f"token-{number}", "token_type": "bearer"}
             if self.expires_in is not None:
                 body["expires_in"] = self.expires_in
@@ -749,13 +750,19 @@ def test_it_reuses_the_cached_token():
     assert [r.headers["Authorization"] for r in fake.requests] == ["Bearer token-1", "Bearer token-1"]
 
 
-def test_it_refetches_the_token_before_it_expires():
-    fake = FakeVCC(httpx.Response(200, json=PLACED_BODY), expires_in=1)
+def test_it_refetches_the_token_before_it_expires(monkeypatch):
+    from django.core.cache.backends import locmem
+
+    fake = FakeVCC(httpx.Response(200, json=PLACED_BODY), expires_in=100)
     client = client_for(fake)
     client.get_call(CALL_ID)
     client.get_call(CALL_ID)
     assert len(fake.token_requests) == 1
-    time.sleep(0.95)  # 90% of expires_in has passed, but not all of it
+    now = time.time()
+    monkeypatch.setattr(locmem.time, "time", lambda: now + 89)  # the cache's clock: not yet 90% of expires_in
+    client.get_call(CALL_ID)
+    assert len(fake.token_requests) == 1
+    monkeypatch.setattr(locmem.time, "time", lambda: now + 91)  # past 90%, though the token has not expired
     client.get_call(CALL_ID)
     assert len(fake.token_requests) == 2
     assert fake.requests[-1].headers["Authorization"] == "Bearer token-2"
@@ -782,8 +789,22 @@ def test_the_token_cache_is_per_account(vcc_settings):
     assert len(fake.token_requests) == 2
 
 
-def test_concurrent_callers_fetch_one_token():
-    fake = FakeVCC(httpx.Response(200, json=PLACED_BODY), token_delay=0.2)
+def test_concurrent_callers_fetch_one_token(monkeypatch):
+    # The token endpoint answers only once every caller has tried the fetch lock: all six are then waiting on
+    # the one fetch in flight.
+    gate, lock, callers = threading.Event(), threading.Lock(), set()
+    real_add = cache.add
+
+    def counting_add(key, *args, **kwargs):
+        if key.endswith(":lock"):
+            with lock:
+                callers.add(threading.current_thread().name)
+                if len(callers) == 6:
+                    gate.set()
+        return real_add(key, *args, **kwargs)
+
+    monkeypatch.setattr(cache, "add", counting_add)
+    fake = FakeVCC(httpx.Response(200, json=PLACED_BODY), token_gate=gate)
     errors: list[Exception] = []
 
     def call() -> None:
@@ -860,13 +881,15 @@ def test_get_client_uses_the_transport_named_in_settings(vcc_settings):
     assert str(_module_fake.request.url) == CALLS_URL
 
 
-def test_get_client_has_explicit_timeouts_and_a_connection_retrying_transport(vcc_settings):
+def test_get_client_has_explicit_timeouts_and_one_retry_layer(vcc_settings):
     vcc_settings.VCC_CONNECT_TIMEOUT = 2.0
     vcc_settings.VCC_READ_TIMEOUT = 7.0
     with get_client() as client:
         assert client._http.timeout == httpx.Timeout(7.0, connect=2.0)
         assert isinstance(client._http._transport, httpx.HTTPTransport)
-        assert client._http._transport._pool._retries == 2
+        # Retries live only in core.exchange (one more try when safe): the transport itself never retries,
+        # so a closed port costs two connection attempts, not six.
+        assert client._http._transport._pool._retries == 0
 
 
 def test_settings_can_be_overridden_per_client():

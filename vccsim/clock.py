@@ -16,19 +16,23 @@ class Clock:
     both modes, so a running demo can be fast-forwarded too.
     """
 
-    def __init__(self, speed: float = 1.0, *, manual: bool = False, start: float | None = None) -> None:
+    def __init__(
+        self, speed: float = 1.0, *, manual: bool = False, start: float | None = None, real=time.monotonic
+    ) -> None:
+        """`real` is the source of real time (seconds, monotonic); tests pass their own."""
         if speed <= 0:
             raise ValueError(f"Clock speed must be positive, not {speed!r}")
         self.speed = speed
         self.manual = manual
+        self._real = real
         self._start = time.time() if start is None else start
-        self._real_start = time.monotonic()
+        self._real_start = real()
         self._offset = 0.0
         self._lock = threading.Lock()
 
     def now(self) -> float:
         with self._lock:
-            elapsed = 0.0 if self.manual else (time.monotonic() - self._real_start) * self.speed
+            elapsed = 0.0 if self.manual else (self._real() - self._real_start) * self.speed
             return self._start + elapsed + self._offset
 
     def advance(self, seconds: float) -> None:

@@ -42,3 +42,34 @@ def outcome_badge(call) -> str:
     return format_html(
         '<span class="badge outcome {}" data-outcome="{}">{}</span>', look, call.outcome, call.get_outcome_display()
     )
+
+
+@register.filter
+def duration(seconds: int | None) -> str:
+    """Seconds as people say them: 45 s, 3 min 05 s, 1 h 02 min."""
+    if seconds is None:
+        return ""
+    seconds = int(seconds)
+    if seconds < 60:
+        return f"{seconds} s"
+    minutes, secs = divmod(seconds, 60)
+    if minutes < 60:
+        return f"{minutes} min {secs:02d} s"
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours} h {minutes:02d} min"
+
+
+@register.filter
+def consent_words(value: str) -> str:
+    """A consent value (OneParty) as words (one party)."""
+    from calls.models import Consent
+
+    return Consent(value).label.lower() if value in Consent.values else value
+
+
+@register.filter
+def regarding(call) -> str:
+    """The signed link token that opens this call's panel."""
+    from calls.calling import regarding_token
+
+    return regarding_token(call)

@@ -102,8 +102,8 @@ def _client_options(config: VCCConfig) -> dict[str, Any]:
 
 
 def http_client(config: VCCConfig, transport: httpx.BaseTransport | None = None) -> httpx.Client:
-    """Build the sync httpx client. Its transport retries failed connections only, never sent requests."""
-    transport = transport or _transport_from_settings(config) or httpx.HTTPTransport(verify=_ssl_context(), retries=2)
+    """Build the sync httpx client. Retries live in one place, `core.exchange`, which knows what is safe to resend."""
+    transport = transport or _transport_from_settings(config) or httpx.HTTPTransport(verify=_ssl_context())
     return httpx.Client(transport=transport, **_client_options(config))
 
 
@@ -134,8 +134,8 @@ def _loop_pool() -> httpx.AsyncBaseTransport:
     try:
         loop = asyncio.get_running_loop()
     except RuntimeError:  # built outside a loop: nothing to share it with
-        return httpx.AsyncHTTPTransport(verify=_ssl_context(), retries=2)
+        return httpx.AsyncHTTPTransport(verify=_ssl_context())
     pool = _pools.get(loop)
     if pool is None:
-        pool = _pools[loop] = httpx.AsyncHTTPTransport(verify=_ssl_context(), retries=2)
+        pool = _pools[loop] = httpx.AsyncHTTPTransport(verify=_ssl_context())
     return _LentPool(pool)

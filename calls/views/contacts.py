@@ -12,14 +12,16 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_GET, require_http_methods
 from django.views.decorators.vary import vary_on_headers
 
-from calls import dialing
+from calls import calling
+from calls import permissions as perms
 from calls.forms import ContactForm, ContactPhoneFormSet
 from calls.models import Call, Contact, ContactPhone
-from calls.views.calling import _can_call, dialer_context
+from calls.views.calling import dialer_context, panel_context
 
 log = logging.getLogger(__name__)
 
 CONTACTS_PER_PAGE = 25
+TIMELINE_LENGTH = 50
 
 
 @require_GET
@@ -35,7 +37,7 @@ def _wants_fragment(request: HttpRequest) -> bool:
 
 @require_GET
 @login_required
-@permission_required("calls.view_contact", raise_exception=True)
+@permission_required(perms.VIEW_CONTACT, raise_exception=True)
 @vary_on_headers("HX-Request")
 def contact_list(request: HttpRequest) -> HttpResponse:
     query = request.GET.get("q", "").strip()[:100]
@@ -50,30 +52,44 @@ def contact_list(request: HttpRequest) -> HttpResponse:
     context = {
         "page": page,
         "query": query,
-        "can_call": _can_call(request.user),
-        "blocked_numbers": dialing.numbers_blocked_anywhere(numbers),
+        "can_call": calling.caller_for(request.user).own_phone_problem() == "",
+        "blocked_numbers": calling.numbers_blocked_anywhere(numbers),
     }
     return render(request, template, context)
 
 
 @require_GET
 @login_required
-@permission_required("calls.view_contact", raise_exception=True)
+@permission_required(perms.VIEW_CONTACT, raise_exception=True)
 @vary_on_headers("HX-Request")
 def contact_detail(request: HttpRequest, pk: int) -> HttpResponse:
-    """The contact, their numbers with call buttons, and their calls. `?call=<signed id>` (the regarding link
-    VCC shows) opens that call's panel."""
+    """The contact, their numbers with call buttons, and every call to them. `?call=<signed id>` (the regarding
+    link VCC shows) opens that call's panel."""
     contact = get_object_or_404(Contact.objects.select_related("owner"), pk=pk)
-    call = None
+    timeline = list(
+        Call.objects.filter(contact=contact)
+        .select_related("created_by", "from_agent", "to_agent")
+        .prefetch_related("from_groups")[:TIMELINE_LENGTH]
+    )
+    mine = set(
+        Call.objects.changeable_by(request.user).filter(pk__in=[c.pk for c in timeline]).values_list("pk", flat=True)
+    )
+    context: dict[str, object] = {"contact": contact, "timeline": timeline, "mine": mine}
+    if _wants_fragment(request) and request.htmx.target == "timeline":
+        return render(request, "calls/contact_detail.html#timeline", context)
     if token := request.GET.get("call"):
-        call_pk = dialing.call_from_regarding(token)
-        call = Call.objects.visible_to(request.user).filter(pk=call_pk, contact=contact).first() if call_pk else None
+        request_id = calling.request_id_from_regarding(token)
+        call = (
+            Call.objects.visible_to(request.user).with_parties().filter(request_id=request_id, contact=contact).first()
+            if request_id
+            else None
+        )
         if call is None:
             messages.error(request, "That call link is not one you can open: it is damaged, or the call is not yours.")
-    template = "calls/contact_detail.html"
-    if _wants_fragment(request) and request.htmx.target == "timeline":
-        template += "#timeline"
-    return render(request, template, dialer_context(request, request.user, contact, call))
+        else:
+            context |= panel_context(call, user=request.user)
+    context |= dialer_context(request.user, contact)
+    return render(request, "calls/contact_detail.html", context)
 
 
 def _save_contact(request: HttpRequest, contact: Contact | None) -> HttpResponse:
@@ -99,21 +115,21 @@ def _save_contact(request: HttpRequest, contact: Contact | None) -> HttpResponse
 
 @require_http_methods(["GET", "POST"])
 @login_required
-@permission_required("calls.add_contact", raise_exception=True)
+@permission_required(perms.ADD_CONTACT, raise_exception=True)
 def contact_create(request: HttpRequest) -> HttpResponse:
     return _save_contact(request, None)
 
 
 @require_http_methods(["GET", "POST"])
 @login_required
-@permission_required("calls.change_contact", raise_exception=True)
+@permission_required(perms.CHANGE_CONTACT, raise_exception=True)
 def contact_edit(request: HttpRequest, pk: int) -> HttpResponse:
     return _save_contact(request, get_object_or_404(Contact, pk=pk))
 
 
 @require_http_methods(["GET", "POST"])
 @login_required
-@permission_required("calls.delete_contact", raise_exception=True)
+@permission_required(perms.DELETE_CONTACT, raise_exception=True)
 def contact_delete(request: HttpRequest, pk: int) -> HttpResponse:
     contact = get_object_or_404(Contact, pk=pk)
     if request.method == "POST":

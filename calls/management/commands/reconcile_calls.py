@@ -1,35 +1,22 @@
-"""Follow calls nobody is watching: ask VCC about every call still marked placed, and record where it is."""
+"""One round of following: ask VCC about every live call that is due, and close clicks VCC never answered."""
 
 from __future__ import annotations
 
-from datetime import timedelta
-
+from asgiref.sync import async_to_sync
 from django.core.management.base import BaseCommand
-from django.utils import timezone
 
-from calls import dialing
-from calls.models import Call
-from calls.vcc import get_client
+from calls import calling
 
 
 class Command(BaseCommand):
-    help = "Ask VCC about calls still marked placed (run it every few minutes, e.g. from cron)."
+    help = "Follow live calls once and close abandoned clicks (follow_calls does this continuously)."
 
     def add_arguments(self, parser) -> None:
-        parser.add_argument("--older-than", type=int, default=60, help="only calls placed this many seconds ago")
+        parser.add_argument("--limit", type=int, default=500, help="most calls to ask VCC about")
 
-    def handle(self, *args: object, older_than: int, **options: object) -> None:
-        cutoff = timezone.now() - timedelta(seconds=older_than)
-        stuck = Call.objects.filter(state=Call.State.LIVE, requested_at__lte=cutoff).exclude(vcc_call_id="")
-        ended = still_live = 0
-        with get_client() as client:
-            for call in stuck.iterator():
-                call = dialing.refresh(call, client)
-                if call.state == Call.State.ENDED:
-                    ended += 1
-                else:
-                    still_live += 1
-        lost = dialing.close_abandoned_clicks(older_than=timedelta(minutes=5))
+    def handle(self, *args: object, limit: int, **options: object) -> None:
+        done = async_to_sync(calling.follow_due)(limit=limit)
         self.stdout.write(
-            f"Reconciled calls: {ended} ended, {still_live} still live or unreachable, {lost} clicks never answered."
+            f"Reconciled calls: asked VCC about {done.asked}, {done.ended} ended, {done.errors} could not be asked, "
+            f"{done.closed_abandoned} clicks never answered."
         )

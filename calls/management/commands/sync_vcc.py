@@ -5,8 +5,8 @@ from __future__ import annotations
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
-from calls.sync import sync_from_vcc
-from calls.vcc import VCCError, get_user_admin_client
+from calls.calling import sync_with_vcc
+from calls.vcc import VCCError
 
 
 class Command(BaseCommand):
@@ -21,8 +21,7 @@ class Command(BaseCommand):
                 "Sync is off: set VCC_CLIENT_ID and VCC_CLIENT_SECRET (API credentials with users:read)."
             )
         try:
-            with get_user_admin_client() as client:
-                report = sync_from_vcc(client, dry_run=dry_run)
+            report = sync_with_vcc(dry_run=dry_run)
         except VCCError as exc:
             raise CommandError(
                 f"VCC refused the sync, nothing was changed: {exc.user_message} ({exc.message})"

@@ -1,0 +1,214 @@
+"""Following calls nobody watches: the follow_calls worker, reconcile_calls, and the rules they share."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from datetime import timedelta
+from io import StringIO
+
+import pytest
+from asgiref.sync import async_to_sync
+from django.core.management import call_command
+
+from calls import calling
+from calls.management.commands.follow_calls import run_worker
+from calls.models import Call
+from tests._sim import fresh_simulator, place_call
+
+pytestmark = pytest.mark.django_db
+
+CALL_LENGTH = 68  # the default outcome: 3 s ringing the agent, 5 s the number, 60 s talking
+
+
+@pytest.fixture(autouse=True)
+def sim(monkeypatch):
+    yield from fresh_simulator(monkeypatch)
+
+
+@pytest.fixture
+def placed(agent_client, contact, london) -> Call:
+    return place_call(agent_client, contact)
+
+
+def reconcile() -> str:
+    """Run one round through the command; return its report ("asked VCC about 1, 1 ended")."""
+    out = StringIO()
+    call_command("reconcile_calls", stdout=out)
+    return re.match(r"Reconciled calls: (asked VCC about \d+, \d+ ended)", out.getvalue()).group(1)
+
+
+def test_it_ends_a_call_that_ended_while_nobody_watched(placed, sim):
+    sim.clock.advance(CALL_LENGTH + 1)
+
+    assert reconcile() == "asked VCC about 1, 1 ended"
+
+    placed.refresh_from_db()
+    assert placed.state == Call.State.ENDED
+    assert placed.outcome == Call.Outcome.ANSWERED
+    assert (placed.result_code, placed.result_reason) == ("Success", "Answered")
+    assert placed.ended_at is not None
+    assert placed.wrap_up_due
+    assert placed in Call.objects.to_wrap_up()
+    assert [e.kind for e in placed.events.all()] == ["placed", "progress"]
+
+
+def test_it_leaves_a_live_call_live_and_notes_the_connection(placed, sim):
+    sim.clock.advance(10)
+
+    assert reconcile() == "asked VCC about 1, 0 ended"
+
+    placed.refresh_from_db()
+    assert placed.state == Call.State.LIVE
+    assert placed.recording_status == "Started"
+    assert placed.connected_at is not None
+
+
+def test_it_does_not_ask_about_a_call_again_within_the_interval(placed, sim):
+    sim.clock.advance(10)
+    reconcile()
+    sim.clock.advance(1)
+
+    assert reconcile() == "asked VCC about 0, 0 ended"
+    sim.clock.advance(1)
+    assert reconcile() == "asked VCC about 1, 0 ended"
+
+
+def test_one_404_does_not_end_a_live_call(placed, sim):
+    sim.set_fault("get_call", status=404, count=1)
+
+    reconcile()
+
+    placed.refresh_from_db()
+    assert placed.state == Call.State.LIVE
+    assert placed.missing_since is not None
+
+
+def test_a_call_that_keeps_answering_404_for_minutes_is_closed_as_unknown(placed, sim):
+    sim.set_fault("get_call", status=404)
+    reconcile()
+    sim.clock.advance(4 * 60)
+    reconcile()
+    placed.refresh_from_db()
+    assert placed.state == Call.State.LIVE
+
+    sim.clock.advance(61)
+    reconcile()
+
+    placed.refresh_from_db()
+    assert placed.state == Call.State.ENDED
+    assert placed.outcome == Call.Outcome.UNKNOWN
+    assert placed.result_reason == "Unknown: VCC no longer has this call"
+
+
+def test_it_closes_a_call_older_than_vccs_24_hours_at_the_first_404(placed, sim):
+    sim.clock.advance(CALL_LENGTH + 24 * 3600 + 1)  # past VCC's 24 hours; the cached token has expired too
+
+    assert reconcile() == "asked VCC about 1, 1 ended"
+
+    placed.refresh_from_db()
+    assert placed.outcome == Call.Outcome.UNKNOWN
+
+
+def test_it_leaves_a_call_as_it_was_when_vcc_fails_and_asks_later(placed, sim):
+    sim.clock.advance(CALL_LENGTH + 1)
+    sim.set_fault("get_call", status=503)
+
+    assert reconcile() == "asked VCC about 1, 0 ended"
+
+    placed.refresh_from_db()
+    assert placed.state == Call.State.LIVE
+    assert placed.next_check_at >= calling.wall_clock() + timedelta(seconds=8)  # backed off
+    assert placed.events.filter(kind="error").exists()
+
+
+def test_it_ignores_calls_that_are_not_live(agent_user, contact, sim):
+    for state in (Call.State.FAILED, Call.State.ENDED, Call.State.UNCONFIRMED):
+        Call.objects.create(created_by=agent_user, contact=contact, to_number="+447400123456", state=state)
+    Call.objects.create(created_by=agent_user, to_number="+447400123456", state=Call.State.LIVE)  # no VCC id
+
+    assert reconcile() == "asked VCC about 0, 0 ended"
+
+
+def test_a_click_that_never_got_vccs_answer_is_closed_as_not_confirmed(agent_user, contact, sim):
+    now = calling.wall_clock()
+    lost = Call.objects.create(
+        created_by=agent_user, contact=contact, to_number="+447400123456", requested_at=now - timedelta(minutes=6)
+    )
+    recent = Call.objects.create(created_by=agent_user, contact=contact, to_number="+447400123456", requested_at=now)
+
+    reconcile()
+
+    lost.refresh_from_db()
+    recent.refresh_from_db()
+    assert lost.state == Call.State.UNCONFIRMED
+    assert lost.outcome == Call.Outcome.NOT_CONFIRMED
+    assert "the call may have been placed" in lost.error_display
+    assert recent.state == Call.State.REQUESTED
+
+
+def test_two_workers_never_take_the_same_call(agent_client, contact, london, sim):
+    place_call(agent_client, contact)
+    sim.clock.advance(10)
+    now = calling.wall_clock()
+
+    first = calling._claim_due(now=now, limit=10)
+    second = calling._claim_due(now=now, limit=10)
+
+    assert len(first) == 1
+    assert second == []
+
+
+# --- The worker -------------------------------------------------------------------------------------------
+
+
+def run_rounds(rounds: int, sim=None) -> list[float]:
+    """Run the worker for a number of rounds; return the pauses it asked for between them (time moves on by each
+    pause when sim is given)."""
+    pauses: list[float] = []
+
+    async def wait(seconds: float) -> None:
+        pauses.append(seconds)
+        if sim is not None:
+            sim.clock.advance(seconds)
+
+    async_to_sync(run_worker)(batch=10, concurrency=2, rounds=rounds, wait=wait)
+    return pauses
+
+
+def test_the_worker_records_a_call_that_ends_while_nobody_watches(placed, sim):
+    sim.clock.advance(CALL_LENGTH + 1)
+
+    run_rounds(1)
+
+    placed.refresh_from_db()
+    assert placed.state == Call.State.ENDED
+
+
+def test_the_worker_backs_off_while_vcc_limits_it(placed, sim):
+    sim.set_fault("get_call", status=429, retry_after=7)
+
+    pauses = run_rounds(4, sim)
+
+    assert pauses[0] >= 7  # the whole worker waits out Retry-After
+    assert sum(pauses) >= 14
+    # Asked at the start and once more after the back-off: never more often than VCC allows.
+    assert placed.events.filter(kind="error").count() == 2
+    placed.refresh_from_db()
+    assert placed.state == Call.State.LIVE
+
+
+def test_the_worker_idles_when_nothing_is_due(agent_user, sim):
+    assert run_rounds(2) == [1.0]
+
+
+def test_the_worker_notes_that_it_ran(sim):
+    run_rounds(1)
+
+    assert asyncio.run(_heartbeat()) == calling.wall_clock().isoformat()
+
+
+async def _heartbeat() -> str:
+    from django.core.cache import cache
+
+    return await cache.aget(calling.WORKER_HEARTBEAT_KEY)
