@@ -1,7 +1,7 @@
 from __future__ import annotations
 
 from django.apps import AppConfig
-from django.db.models.signals import post_migrate
+from django.db.models.signals import m2m_changed, post_migrate
 
 
 def _sync_roles(sender: AppConfig, **kwargs: object) -> None:
@@ -17,3 +17,11 @@ class CallsConfig(AppConfig):
     def ready(self) -> None:
         # Later migrations add models and permissions; keep the roles' permissions complete after each migrate.
         post_migrate.connect(_sync_roles, sender=self)
+        # Giving someone the admin role gives them the admin site, wherever their groups change.
+        from django.contrib.auth import get_user_model
+
+        from calls.roles import groups_changed
+
+        m2m_changed.connect(
+            groups_changed, sender=get_user_model().groups.through, dispatch_uid="calls.staff_follows_admin"
+        )
