@@ -529,6 +529,10 @@ class VccwebUserAdmin(UserAdmin):
             return False
         return super().has_delete_permission(request, obj)
 
+    def save_related(self, request: HttpRequest, form, formsets, change: bool) -> None:
+        super().save_related(request, form, formsets, change)
+        roles.sync_staff([form.instance])  # also when the groups did not change but superuser status did
+
     def save_model(self, request: HttpRequest, obj, form, change: bool) -> None:
         if obj.is_superuser and not request.user.is_superuser:
             raise PermissionDenied("Only a superuser can make someone a superuser.")

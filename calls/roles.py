@@ -45,6 +45,7 @@ def assign_role(user, role: str) -> None:
     if not Group.objects.filter(name=role).exists():
         sync_roles()  # the role groups were deleted (or the database flushed): bring them back
     user.groups.set([Group.objects.get(name=role)])  # sync_staff follows, through the m2m_changed signal
+    sync_staff([user])  # and when the groups were already these
 
 
 def staff_status(user) -> bool:
