@@ -184,3 +184,50 @@ def test_local_presence_is_set_in_the_admin(admin_client):
 def test_an_agent_cannot_use_the_caller_id_admin(agent_client, london):
     assert agent_client.get(URL).status_code == 302
     assert Agent.objects.count() == 1
+
+
+# --- VCC's listing limits what is offered ---------------------------------------------------------
+
+
+def listed_for(number: CallbackNumber, *agents: Agent) -> None:
+    from django.utils import timezone
+
+    number.vcc_listing_synced_at = timezone.now()
+    number.save()
+    number.vcc_listed_for.set(agents)
+
+
+def test_before_any_sync_the_listing_is_not_checked(london, agent_user):
+    assert set(CallbackNumber.objects.usable_by(agent=agent_user.agent)) == {london}
+
+
+def test_a_number_vcc_does_not_list_for_an_agent_is_never_offered_to_them(london, agent_user, other_agent_user):
+    listed_for(london, other_agent_user.agent)
+    assert set(CallbackNumber.objects.usable_by(agent=agent_user.agent)) == set()
+    assert set(CallbackNumber.objects.usable_by(agent=other_agent_user.agent)) == {london}
+
+
+def test_vccs_listing_does_not_widen_a_local_restriction(manchester, agent_user, support):
+    listed_for(manchester, agent_user.agent)
+    assert set(CallbackNumber.objects.usable_by(agent=agent_user.agent)) == set()  # allowed to Support only
+    support.members.add(agent_user.agent)
+    assert set(CallbackNumber.objects.usable_by(agent=agent_user.agent)) == {manchester}
+
+
+def test_a_group_call_is_offered_numbers_vcc_lists_for_a_member(london, sales, support, agent_user):
+    listed_for(london, agent_user.agent)  # Alex is in Sales, not in Support
+    assert set(CallbackNumber.objects.usable_by(groups=[sales])) == {london}
+    assert set(CallbackNumber.objects.usable_by(groups=[support])) == set()
+    assert set(CallbackNumber.objects.usable_by(groups=[support, sales])) == {london}
+
+
+def test_numbers_vcc_lists_for_nobody_are_found(london, manchester, agent_user):
+    listed_for(london, agent_user.agent)
+    listed_for(manchester)
+    assert list(CallbackNumber.objects.not_listed_by_vcc()) == [manchester]
+
+
+def test_a_number_knows_its_country(london):
+    assert london.country == "GB"
+    assert CallbackNumber(number="+13125550100").country == "US"
+    assert CallbackNumber(number="+80012345678").country is None
