@@ -1,7 +1,5 @@
 from __future__ import annotations
 
-from datetime import datetime
-
 from django import forms
 from django.contrib import admin, messages
 from django.contrib.admin.actions import delete_selected
@@ -14,8 +12,10 @@ from django.contrib.auth.password_validation import validate_password
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
+from django.template.defaultfilters import pluralize
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
+from django.utils.formats import date_format
 from django.utils.html import format_html, format_html_join
 
 from calls import permissions as perms
@@ -71,14 +71,14 @@ class AgentForm(forms.ModelForm):
         help_text="The VCC groups this agent belongs to (the sync from VCC also sets them).",
     )
     new_username = forms.CharField(
-        label="or create a login: username",
+        label="Or create a login: username",
         required=False,
         max_length=150,
         help_text="For someone without a login yet: leave “user” empty and fill these in.",
     )
-    new_email = forms.EmailField(label="email", required=False)
+    new_email = forms.EmailField(label="Email", required=False)
     new_password = forms.CharField(
-        label="password", required=False, strip=False, widget=forms.PasswordInput(render_value=False)
+        label="Password", required=False, strip=False, widget=forms.PasswordInput(render_value=False)
     )
     role = forms.ChoiceField(
         choices=[("", "keep as it is (agent for a new login)"), *ROLE_CHOICES],
@@ -264,17 +264,7 @@ class CallbackNumberChangeList(ChangeList):
 @admin.register(CallbackNumber)
 class CallbackNumberAdmin(admin.ModelAdmin):
     form = CallbackNumberForm
-    list_display = [
-        "label",
-        "national",
-        "is_active",
-        "is_default",
-        "local_presence",
-        "presented",
-        "last_presented",
-        "restricted_to",
-        "vcc_lists",
-    ]
+    list_display = ["label", "national", "status", "presented", "restricted_to", "vcc_lists"]
     list_display_links = ["label", "national"]
     list_filter = ["is_active", "is_default", "local_presence"]
     search_fields = ["label", "number"]
@@ -301,15 +291,21 @@ class CallbackNumberAdmin(admin.ModelAdmin):
 
     @admin.display(description="number", ordering="number")
     def national(self, number: CallbackNumber) -> str:
-        return number.display
+        return number.display.replace(" ", "\u00a0").replace("-", "\u2011")  # kept on one line
+
+    @admin.display(description="status")
+    def status(self, number: CallbackNumber) -> str:
+        words = ["account default" if number.is_default else "active" if number.is_active else "inactive"]
+        if number.local_presence:
+            words.append(f"local presence ({number.country or 'no country'})")
+        return ", ".join(words)
 
     @admin.display(description="presented")
-    def presented(self, number: CallbackNumber) -> int:
-        return number.usage[0]
-
-    @admin.display(description="last presented")
-    def last_presented(self, number: CallbackNumber) -> datetime | None:
-        return number.usage[1]
+    def presented(self, number: CallbackNumber) -> str:
+        times, last = number.usage
+        if not times:
+            return "never"
+        return f"{times} time{pluralize(times)}, last {date_format(last, 'j M Y H:i')}"
 
     @admin.display(description="who may present it")
     def restricted_to(self, number: CallbackNumber) -> str:
@@ -323,7 +319,8 @@ class CallbackNumberAdmin(admin.ModelAdmin):
         listed = sorted(a.name for a in number.vcc_listed_for.all())
         if not listed:
             return format_html("<strong>{}</strong>", "nobody: no call can present it")
-        return ", ".join(listed)
+        shown = ", ".join(listed[:3])
+        return f"{len(listed)} agents: {shown}, …" if len(listed) > 3 else shown
 
     @admin.display(description="VCC lists it for")
     def vcc_listing(self, number: CallbackNumber) -> str:
@@ -605,10 +602,9 @@ class SyncRunAdmin(admin.ModelAdmin):
             "preview": None,
         }
         if request.method == "POST" and context["enabled"]:
-            action = request.POST.get("action")
-            if action == "preview":
+            if "preview" in request.POST:
                 context["preview"] = run_sync(by=request.user, dry_run=True)
-            elif action == "apply":
+            elif "apply" in request.POST:
                 run = run_sync(by=request.user, dry_run=False)
                 if run.error:
                     self.message_user(request, f"The sync failed, nothing was changed: {run.error}", messages.ERROR)

@@ -232,16 +232,16 @@ RUN = "/admin/calls/syncrun/run/"
 
 def test_the_sync_page_offers_a_preview(admin_client, sim):
     page = admin_client.get(RUN).content.decode()
-    assert 'value="preview"' in page
+    assert 'name="preview"' in page
     assert "never been applied" in page
     assert "Run the sync from VCC" in admin_client.get("/admin/calls/syncrun/").content.decode()
 
 
 def test_a_dry_run_shows_what_would_change_and_changes_nothing(admin_client, admin_role_user, sim):
-    page = admin_client.post(RUN, {"action": "preview"}).content.decode()
+    page = admin_client.post(RUN, {"preview": "Preview"}).content.decode()
     assert "Preview: 12 created" in page
     assert "created agent 1001 Alex Morgan" in page
-    assert 'value="apply"' in page
+    assert 'name="apply"' in page
     assert not Agent.objects.exists()
     assert not CallbackNumber.objects.exists()
     run = SyncRun.objects.get()
@@ -249,7 +249,7 @@ def test_a_dry_run_shows_what_would_change_and_changes_nothing(admin_client, adm
 
 
 def test_applying_the_sync_changes_vccweb_and_stores_the_run(admin_client, admin_role_user, sim):
-    response = admin_client.post(RUN, {"action": "apply"})
+    response = admin_client.post(RUN, {"apply": "Apply"})
     run = SyncRun.objects.get()
     assert response["Location"] == f"/admin/calls/syncrun/{run.pk}/change/"
     assert not run.dry_run and run.by == admin_role_user
@@ -261,7 +261,7 @@ def test_applying_the_sync_changes_vccweb_and_stores_the_run(admin_client, admin
 
 
 def test_the_sync_stores_whom_vcc_lists_each_number_for(admin_client, sim):
-    admin_client.post(RUN, {"action": "apply"})
+    admin_client.post(RUN, {"apply": "Apply"})
     chicago = CallbackNumber.objects.get(number="+13125550100")
     assert chicago.vcc_listing_synced_at is not None
     assert chicago.vcc_listed_for.exists()
@@ -271,7 +271,7 @@ def test_the_sync_stores_whom_vcc_lists_each_number_for(admin_client, sim):
 
 def test_a_failed_sync_is_stored_and_said(admin_client, sim):
     sim.set_fault("groups", status=503)
-    response = admin_client.post(RUN, {"action": "apply"}, follow=True)
+    response = admin_client.post(RUN, {"apply": "Apply"}, follow=True)
     run = SyncRun.objects.get()
     assert run.error and not run.ok
     assert "nothing was changed" in response.content.decode()
@@ -279,12 +279,12 @@ def test_a_failed_sync_is_stored_and_said(admin_client, sim):
 
 
 def test_a_supervisor_cannot_run_the_sync(supervisor_client, sim):
-    assert supervisor_client.post(RUN, {"action": "apply"}).status_code == 302  # to the admin login
+    assert supervisor_client.post(RUN, {"apply": "Apply"}).status_code == 302  # to the admin login
     assert not SyncRun.objects.exists()
 
 
 def test_runs_are_read_only(admin_client, sim):
-    admin_client.post(RUN, {"action": "preview"})
+    admin_client.post(RUN, {"preview": "Preview"})
     run = SyncRun.objects.get()
     assert admin_client.post(f"/admin/calls/syncrun/{run.pk}/delete/", {"post": "yes"}).status_code == 403
     assert admin_client.get("/admin/calls/syncrun/add/").status_code == 403
