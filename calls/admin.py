@@ -81,7 +81,7 @@ class AgentForm(forms.ModelForm):
         label="Password", required=False, strip=False, widget=forms.PasswordInput(render_value=False)
     )
     role = forms.ChoiceField(
-        choices=[("", "keep as it is (agent for a new login)"), *ROLE_CHOICES],
+        choices=[("", "no role (agent for a new login)"), *ROLE_CHOICES],
         required=False,
         help_text="What the login may do in vccweb. Admin also gives the admin site.",
     )
@@ -96,6 +96,8 @@ class AgentForm(forms.ModelForm):
         super().__init__(*args, **kwargs)
         if self.instance.pk:
             self.fields["groups"].initial = list(self.instance.groups.all())
+        if self.instance.user_id:
+            self.fields["role"].initial = current_role(self.instance.user)
         if "default_callback_number" in self.fields:
             self.fields["default_callback_number"].queryset = CallbackNumber.objects.filter(is_active=True)
 
@@ -119,7 +121,12 @@ class AgentForm(forms.ModelForm):
                     validate_password(password, get_user_model()(username=username, email=data.get("new_email", "")))
                 except ValidationError as error:
                     self.add_error("new_password", error)
-        if user and user.is_superuser and data.get("role") and not getattr(self.request_user, "is_superuser", False):
+        if (
+            user
+            and user.is_superuser
+            and data.get("role", "") != current_role(user)
+            and not getattr(self.request_user, "is_superuser", False)
+        ):
             self.add_error("role", "Only a superuser can change a superuser's role.")
         if data.get("role") and not (user or username):
             self.add_error("role", "A role needs a login: choose a user or create one.")
@@ -130,6 +137,12 @@ class AgentForm(forms.ModelForm):
                 f"{number} is restricted to other agents and groups: allow this agent there, or pick another.",
             )
         return data
+
+
+def current_role(user) -> str:
+    """The user's role, when they have exactly one of the three; "" otherwise."""
+    names = {g.name for g in user.groups.all()} & {role for role, _ in ROLE_CHOICES}
+    return names.pop() if len(names) == 1 else ""
 
 
 def _may_present(number: CallbackNumber, agent: Agent, groups) -> bool:
@@ -182,7 +195,7 @@ class AgentAdmin(admin.ModelAdmin):
             )
         super().save_model(request, obj, form, change)
         role = data.get("role") or (roles.AGENT if data.get("new_username") else "")
-        if role and obj.user:
+        if role and obj.user and role != current_role(obj.user):
             roles.assign_role(obj.user, role)
 
     def save_related(self, request: HttpRequest, form: AgentForm, formsets, change: bool) -> None:
@@ -402,6 +415,12 @@ class CallbackNumberAdmin(admin.ModelAdmin):
         return [n.pk for n in default + in_use]
 
     # --- Deleting one number from its page ---------------------------------------------------------
+
+    def has_delete_permission(self, request: HttpRequest, obj: CallbackNumber | None = None) -> bool:
+        # No Delete button for the default or a number calls refer to (deleting them is refused below anyway).
+        if obj is not None and (obj.is_default or CallbackNumber.objects.filter(pk=obj.pk).in_use().exists()):
+            return False
+        return super().has_delete_permission(request, obj)
 
     def delete_view(self, request: HttpRequest, object_id: str, extra_context=None) -> HttpResponse:
         number = self.get_object(request, object_id)

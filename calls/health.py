@@ -24,7 +24,7 @@ LIVE_TOO_LONG = timedelta(hours=2)  # calls "live" for longer probably ended wit
 SHOWN = 5  # rows listed for each kind of call that needs a look
 COUNT_CAP = 1000  # counts stop here: the page never counts a million rows
 
-WORKERS = {"follow_calls": "Call-following worker (manage.py follow_calls)"}
+WORKERS = {"follow_calls": "Call-following worker"}
 
 
 def _heartbeat_key(name: str) -> str:
@@ -47,6 +47,7 @@ def mask(secret: str) -> str:
 
 @dataclass
 class Worker:
+    name: str
     label: str
     last_seen: datetime | None
     late: bool
@@ -120,7 +121,7 @@ def integration_health(*, now: datetime) -> Health:
     workers = []
     for name, label in WORKERS.items():
         seen = last_heartbeat(name)
-        workers.append(Worker(label=label, last_seen=seen, late=seen is None or seen < now - HEARTBEAT_LATE))
+        workers.append(Worker(name=name, label=label, last_seen=seen, late=seen is None or seen < now - HEARTBEAT_LATE))
     health = Health(
         now=now,
         sandbox=settings.VCC_SANDBOX,

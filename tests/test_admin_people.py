@@ -288,3 +288,15 @@ def test_runs_are_read_only(admin_client, sim):
     run = SyncRun.objects.get()
     assert admin_client.post(f"/admin/calls/syncrun/{run.pk}/delete/", {"post": "yes"}).status_code == 403
     assert admin_client.get("/admin/calls/syncrun/add/").status_code == 403
+
+
+def test_the_agent_page_shows_the_current_role_and_keeps_other_groups(admin_client, agent_user):
+    extra = Group.objects.create(name="night shift")
+    agent_user.groups.add(extra)
+    page = admin_client.get(f"/admin/calls/agent/{agent_user.agent.pk}/change/").content.decode()
+    assert '<option value="agent" selected>' in page
+    admin_client.post(
+        f"/admin/calls/agent/{agent_user.agent.pk}/change/",
+        agent_form(display_id="1001", name="Alex Morgan", user=agent_user.pk, role=AGENT),
+    )
+    assert set(agent_user.groups.values_list("name", flat=True)) == {AGENT, "night shift"}

@@ -231,3 +231,10 @@ def test_a_number_knows_its_country(london):
     assert london.country == "GB"
     assert CallbackNumber(number="+13125550100").country == "US"
     assert CallbackNumber(number="+80012345678").country is None
+
+
+def test_the_default_and_numbers_in_use_have_no_delete_button(admin_client, london, manchester, agent_user):
+    assert "deletelink" in admin_client.get(f"{URL}{manchester.pk}/change/").content.decode()
+    call_presenting(manchester, agent_user)
+    assert "deletelink" not in admin_client.get(f"{URL}{manchester.pk}/change/").content.decode()
+    assert "deletelink" not in admin_client.get(f"{URL}{london.pk}/change/").content.decode()
