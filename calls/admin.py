@@ -521,7 +521,7 @@ class VccwebUserAdmin(UserAdmin):
         # Staff status follows the admin role (calls.roles.sync_staff); who is a superuser, only superusers decide.
         fields = [*super().get_readonly_fields(request, obj), "is_staff"]
         if not request.user.is_superuser:
-            fields += ["is_superuser", "user_permissions"]
+            fields.append("is_superuser")
         return fields
 
     def get_form(self, request: HttpRequest, obj=None, **kwargs):

@@ -321,6 +321,8 @@ class CallbackNumber(models.Model):
     def clean(self) -> None:
         if self.is_default and not self.is_active:
             raise ValidationError({"is_default": "The account default must be active."})
+        if self.local_presence and self.number and not self.country:
+            raise ValidationError({"local_presence": "This number belongs to no country, so it cannot be local."})
 
     def validate_constraints(self, exclude: Collection[str] | None = None) -> None:
         # Saving a new default unsets the old one (see save), so the one-default constraint is not a form error.

@@ -57,6 +57,10 @@ def run_sync(
             report = sync_from_vcc(client, dry_run=dry_run, now=run.started_at)
     except VCCError as exc:
         run.error = f"{exc.user_message} ({exc.message})"
+    except Exception as exc:  # a fault in vccweb: the run still ends, then the error goes on to be reported
+        run.error, run.finished_at = f"vccweb failed during the sync: {type(exc).__name__}", clock()
+        run.save()
+        raise
     else:
         run.lines = report.lines()
         run.created, run.updated = len(report.created), len(report.updated)

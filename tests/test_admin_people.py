@@ -300,3 +300,16 @@ def test_the_agent_page_shows_the_current_role_and_keeps_other_groups(admin_clie
         agent_form(display_id="1001", name="Alex Morgan", user=agent_user.pk, role=AGENT),
     )
     assert set(agent_user.groups.values_list("name", flat=True)) == {AGENT, "night shift"}
+
+
+def test_a_fault_in_vccweb_during_the_sync_still_ends_the_run(sim, monkeypatch):
+    from calls import sync
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("bug")
+
+    monkeypatch.setattr(sync, "sync_from_vcc", broken)
+    with pytest.raises(RuntimeError):
+        sync.run_sync(dry_run=False)
+    run = SyncRun.objects.get()
+    assert run.finished_at and "RuntimeError" in run.error

@@ -238,3 +238,8 @@ def test_the_default_and_numbers_in_use_have_no_delete_button(admin_client, lond
     call_presenting(manchester, agent_user)
     assert "deletelink" not in admin_client.get(f"{URL}{manchester.pk}/change/").content.decode()
     assert "deletelink" not in admin_client.get(f"{URL}{london.pk}/change/").content.decode()
+
+
+def test_a_number_of_no_country_cannot_be_local(admin_client):
+    response = admin_client.post(f"{URL}add/", form(number="+800 1234 5678", local_presence="on"))
+    assert "belongs to no country" in response.content.decode()
