@@ -14,13 +14,14 @@ from django.conf import settings
 from django.core.cache import cache
 from django.db.models import QuerySet
 
-from calls.models import Call, CallbackNumber, SyncRun
+from calls.models import VCC_RETENTION, Call, CallbackNumber, SyncRun
 from calls.vcc import VCCConfig
 from calls.vcc import stats as vcc_stats
 
 HEARTBEAT_KEEP = 7 * 24 * 3600  # seconds a heartbeat is kept, so "last ran" survives a long stop
 HEARTBEAT_LATE = timedelta(minutes=5)  # a worker silent for longer is shown as not running
 LIVE_TOO_LONG = timedelta(hours=2)  # calls "live" for longer probably ended without VCC telling us
+UNCONFIRMED_RECENT = VCC_RETENTION  # an unconfirmed call can be checked with VCC only while VCC keeps it
 SHOWN = 5  # rows listed for each kind of call that needs a look
 COUNT_CAP = 1000  # counts stop here: the page never counts a million rows
 
@@ -112,7 +113,7 @@ def integration_health(*, now: datetime) -> Health:
     """Everything the page shows, as of `now`."""
     config = VCCConfig.from_settings()
     recorded = vcc_stats.snapshot(cache, now)
-    unconfirmed = Call.objects.filter(state=Call.State.UNCONFIRMED)
+    unconfirmed = Call.objects.filter(state=Call.State.UNCONFIRMED, requested_at__gte=now - UNCONFIRMED_RECENT)
     long_live = Call.objects.filter(state=Call.State.LIVE, requested_at__lt=now - LIVE_TOO_LONG)
     last_applied = SyncRun.objects.filter(dry_run=False, finished_at__isnull=False, error="").first()
     never_checked = (

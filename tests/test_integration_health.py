@@ -116,7 +116,14 @@ def test_without_a_cached_token_it_says_so(admin_client):
 def test_it_lists_calls_not_confirmed_and_calls_live_too_long(agent_user, contact):
     now = datetime(2026, 11, 29, 12, 0, tzinfo=UTC)
     Call.objects.create(
-        created_by=agent_user, to_number="+447400123456", state="unconfirmed", error_message="ReadTimeout"
+        created_by=agent_user,
+        to_number="+447400123456",
+        state="unconfirmed",
+        error_message="ReadTimeout",
+        requested_at=now - timedelta(hours=1),
+    )
+    Call.objects.create(  # too old to check with VCC: no longer on the page
+        created_by=agent_user, to_number="+447400123456", state="unconfirmed", requested_at=now - timedelta(days=2)
     )
     Call.objects.create(
         created_by=agent_user, to_number="+447400123456", state="live", requested_at=now - timedelta(hours=3)
@@ -137,7 +144,7 @@ def test_the_page_shows_calls_that_need_a_look(admin_client, agent_user):
         created_by=agent_user, to_number="+447400123456", state="unconfirmed", error_message="ReadTimeout"
     )
     page = admin_client.get(URL).content.decode()
-    assert "Not confirmed: 1" in page
+    assert "Not confirmed in the last 24 hours: 1" in page
     assert "ReadTimeout" in page
 
 
