@@ -245,7 +245,7 @@ class CallbackNumberQuerySet(models.QuerySet["CallbackNumber"]):
         One grouped query on the presented CLID index for all of them: meant for a page of numbers.
         """
         rows = (
-            Call.objects.filter(presented_clid__in=list(self.values_list("number", flat=True)))
+            Call.objects.filter(presented_clid__in=self.values("number"))
             .exclude(state=Call.State.FAILED)
             .order_by()
             .values("presented_clid")

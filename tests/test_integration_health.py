@@ -85,6 +85,16 @@ def test_it_counts_requests_and_shows_the_last_failure_with_its_error(admin_clie
     assert "token" not in (snapshot.last_success or {}).get("error", "")
 
 
+async def test_requests_from_the_async_client_count_too(sim):
+    from calls.vcc import get_async_client
+
+    async with get_async_client() as client:
+        await client.agents_ready(["030"])
+    snapshot = vcc_stats.snapshot(cache, timezone.now())
+    assert (snapshot.requests, snapshot.failures) == (2, 0)
+    assert snapshot.last_success["path"] == "/v0/{accountKey}/agents/"
+
+
 def test_requests_older_than_an_hour_drop_out():
     now = datetime(2026, 11, 29, 12, 0, tzinfo=UTC)
     old = vcc_stats.exchanged("GET", "/v0/key/calls/x", at=(now - timedelta(minutes=61)).timestamp(), status=200)
