@@ -1,9 +1,36 @@
 from __future__ import annotations
 
-from django.contrib import admin
-from django.http import HttpRequest
+from django import forms
+from django.contrib import admin, messages
+from django.contrib.admin.actions import delete_selected
+from django.contrib.admin.options import ActionLocation
+from django.contrib.admin.views.main import ChangeList
+from django.contrib.admin.widgets import FilteredSelectMultiple
+from django.contrib.auth import get_user_model
+from django.contrib.auth.admin import UserAdmin
+from django.contrib.auth.password_validation import validate_password
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.db.models import QuerySet
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
+from django.template.defaultfilters import pluralize
+from django.template.response import TemplateResponse
+from django.urls import path, reverse
+from django.utils.formats import date_format
+from django.utils.html import format_html, format_html_join
 
-from calls.models import Agent, AgentGroup, Call, CallbackNumber, ConsentRule, Contact, ContactPhone, DispositionCode
+from calls import permissions as perms
+from calls import phones, roles
+from calls.models import (
+    Agent,
+    AgentGroup,
+    Call,
+    CallbackNumber,
+    ConsentRule,
+    Contact,
+    ContactPhone,
+    DispositionCode,
+    SyncRun,
+)
 
 
 class ContactPhoneInline(admin.TabularInline):
@@ -31,20 +58,158 @@ class ContactPhoneAdmin(admin.ModelAdmin):
     autocomplete_fields = ["contact"]
 
 
+# --- Agents: one page sets up the login, the agent display ID, the groups and the default caller ID ---------
+
+ROLE_CHOICES = [(roles.AGENT, "Agent"), (roles.SUPERVISOR, "Supervisor"), (roles.ADMIN, "Admin")]
+
+
+class AgentForm(forms.ModelForm):
+    groups = forms.ModelMultipleChoiceField(
+        AgentGroup.objects.all(),
+        required=False,
+        widget=FilteredSelectMultiple("groups", is_stacked=False),
+        help_text="The VCC groups this agent belongs to (the sync from VCC also sets them).",
+    )
+    new_username = forms.CharField(
+        label="Or create a login: username",
+        required=False,
+        max_length=150,
+        help_text="For someone without a login yet: leave “user” empty and fill these in.",
+    )
+    new_email = forms.EmailField(label="Email", required=False)
+    new_password = forms.CharField(
+        label="Password", required=False, strip=False, widget=forms.PasswordInput(render_value=False)
+    )
+    role = forms.ChoiceField(
+        choices=[("", "no role (agent for a new login)"), *ROLE_CHOICES],
+        required=False,
+        help_text="What the login may do in vccweb. Admin also gives the admin site.",
+    )
+
+    request_user = None  # set by AgentAdmin.get_form: who is filling the form in
+
+    class Meta:
+        model = Agent
+        fields = ["display_id", "name", "user", "is_active", "default_callback_number", "default_group"]
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        if self.instance.pk:
+            self.fields["groups"].initial = list(self.instance.groups.all())
+        if self.instance.user_id:
+            self.fields["role"].initial = current_role(self.instance.user)
+        if "default_callback_number" in self.fields:
+            self.fields["default_callback_number"].queryset = CallbackNumber.objects.filter(is_active=True)
+
+    def clean_new_username(self) -> str:
+        username = self.cleaned_data["new_username"].strip()
+        if username and get_user_model().objects.filter(username__iexact=username).exists():
+            raise ValidationError("Someone already has this username: choose them as “user” instead.")
+        return username
+
+    def clean(self) -> dict:
+        data = super().clean()
+        user, username = data.get("user"), data.get("new_username")
+        if user and username:
+            raise ValidationError("Choose an existing login or create a new one, not both.")
+        if username:
+            password = data.get("new_password") or ""
+            if not password:
+                self.add_error("new_password", "A new login needs a password.")
+            else:
+                try:
+                    validate_password(password, get_user_model()(username=username, email=data.get("new_email", "")))
+                except ValidationError as error:
+                    self.add_error("new_password", error)
+        if (
+            user
+            and user.is_superuser
+            and data.get("role", "") != current_role(user)
+            and not getattr(self.request_user, "is_superuser", False)
+        ):
+            self.add_error("role", "Only a superuser can change a superuser's role.")
+        if data.get("role") and not (user or username):
+            self.add_error("role", "A role needs a login: choose a user or create one.")
+        number = data.get("default_callback_number")
+        if number and not _may_present(number, self.instance, data.get("groups") or []):
+            self.add_error(
+                "default_callback_number",
+                f"{number} is restricted to other agents and groups: allow this agent there, or pick another.",
+            )
+        return data
+
+
+def current_role(user) -> str:
+    """The user's role, when they have exactly one of the three; "" otherwise."""
+    names = {g.name for g in user.groups.all()} & {role for role, _ in ROLE_CHOICES}
+    return names.pop() if len(names) == 1 else ""
+
+
+def _may_present(number: CallbackNumber, agent: Agent, groups) -> bool:
+    """Whether the number's restriction lets this agent (with these groups, maybe not yet saved) present it."""
+    if not number.is_restricted:
+        return True
+    if agent.pk and number.allowed_agents.filter(pk=agent.pk).exists():
+        return True
+    return number.allowed_groups.filter(pk__in=[g.pk for g in groups]).exists()
+
+
 @admin.register(Agent)
 class AgentAdmin(admin.ModelAdmin):
+    form = AgentForm
     list_display = ["display_id", "name", "user", "is_active", "default_callback_number", "default_group", "group_list"]
     list_filter = ["is_active", "groups"]
     search_fields = ["display_id", "name", "user__username"]
     list_select_related = ["user", "default_callback_number", "default_group"]
     autocomplete_fields = ["user"]
+    readonly_fields = ["vcc_user_id"]
+    fieldsets = [
+        (None, {"fields": ["display_id", "name", "is_active"]}),
+        ("Login", {"fields": ["user", "new_username", "new_email", "new_password", "role"]}),
+        ("Calling", {"fields": ["groups", "default_callback_number", "default_group"]}),
+        ("From VCC", {"fields": ["vcc_user_id"], "classes": ["collapse"]}),
+    ]
 
     def get_queryset(self, request: HttpRequest):
         return super().get_queryset(request).prefetch_related("groups")
 
+    def get_form(self, request: HttpRequest, obj: Agent | None = None, change: bool = False, **kwargs):
+        form = super().get_form(request, obj, change=change, **kwargs)
+        form.request_user = request.user
+        return form
+
     @admin.display(description="groups")
     def group_list(self, agent: Agent) -> str:
         return ", ".join(g.display_id for g in agent.groups.all())
+
+    def save_model(self, request: HttpRequest, obj: Agent, form: AgentForm, change: bool) -> None:
+        data = form.cleaned_data
+        if data.get("new_username"):
+            full = data.get("name", "").split(" ", 1)
+            obj.user = get_user_model().objects.create_user(
+                username=data["new_username"],
+                email=data.get("new_email") or "",
+                password=data["new_password"],
+                first_name=full[0],
+                last_name=full[1] if len(full) > 1 else "",
+            )
+        super().save_model(request, obj, form, change)
+        role = data.get("role") or (roles.AGENT if data.get("new_username") else "")
+        if role and obj.user and role != current_role(obj.user):
+            roles.assign_role(obj.user, role)
+
+    def save_related(self, request: HttpRequest, form: AgentForm, formsets, change: bool) -> None:
+        super().save_related(request, form, formsets, change)
+        agent = form.instance
+        agent.groups.set(form.cleaned_data.get("groups") or [])
+        number = agent.default_callback_number
+        if number and number.vcc_listing_synced_at and not number.vcc_listed_for.filter(pk=agent.pk).exists():
+            self.message_user(
+                request,
+                f"VCC does not list {number} for this agent, so it will not be offered to them: add it to the "
+                "agent in VCC, then run the sync.",
+                messages.WARNING,
+            )
 
 
 @admin.register(AgentGroup)
@@ -64,20 +229,223 @@ class AgentGroupAdmin(admin.ModelAdmin):
         return group.member_total
 
 
+# --- Caller IDs ------------------------------------------------------------------------------------
+
+
+class PhoneNumberField(forms.CharField):
+    """A number typed in any format, cleaned to E.164 and shown as people write it."""
+
+    def prepare_value(self, value: object) -> object:
+        if isinstance(value, str) and value.startswith("+"):
+            return phones.display(value)
+        return value
+
+    def to_python(self, value: object) -> str:
+        text = super().to_python(value)
+        return phones.to_e164(text) if text else text
+
+
+class CallbackNumberForm(forms.ModelForm):
+    number = PhoneNumberField(
+        max_length=phones.MAX_INPUT,
+        help_text="Any format: 020 7946 0100, +44 20 7946 0100, +1 312 555 0100. Stored in E.164.",
+    )
+
+    class Meta:
+        model = CallbackNumber
+        fields = [
+            "number",
+            "label",
+            "is_active",
+            "is_default",
+            "local_presence",
+            "allowed_agents",
+            "allowed_groups",
+            "vcc_callback_number_id",
+        ]
+
+
+class CallbackNumberChangeList(ChangeList):
+    def get_results(self, request: HttpRequest) -> None:
+        super().get_results(request)
+        # How often each number on this page was presented: one grouped query for the page, not one per row.
+        usage = CallbackNumber.objects.filter(pk__in=[n.pk for n in self.result_list]).usage()
+        for number in self.result_list:
+            number.usage = usage.get(number.number, (0, None))
+
+
 @admin.register(CallbackNumber)
 class CallbackNumberAdmin(admin.ModelAdmin):
-    list_display = ["label", "number", "is_active", "is_default", "restricted_to"]
-    list_filter = ["is_active", "is_default"]
+    form = CallbackNumberForm
+    list_display = ["label", "national", "status", "presented", "restricted_to", "vcc_lists"]
+    list_display_links = ["label", "national"]
+    list_filter = ["is_active", "is_default", "local_presence"]
     search_fields = ["label", "number"]
     filter_horizontal = ["allowed_agents", "allowed_groups"]
+    actions = ["make_default", "deactivate", "activate", "delete_unused"]
+    readonly_fields = ["usage_summary", "vcc_listing"]
+    fieldsets = [
+        (None, {"fields": ["number", "label", "is_active", "is_default", "local_presence"]}),
+        ("Who may present it", {"fields": ["allowed_agents", "allowed_groups"]}),
+        ("VCC", {"fields": ["vcc_listing", "vcc_callback_number_id"]}),
+        ("Use", {"fields": ["usage_summary"]}),
+    ]
 
     def get_queryset(self, request: HttpRequest):
-        return super().get_queryset(request).prefetch_related("allowed_agents", "allowed_groups")
+        return super().get_queryset(request).prefetch_related("allowed_agents", "allowed_groups", "vcc_listed_for")
 
-    @admin.display(description="restricted to")
+    def get_changelist(self, request: HttpRequest, **kwargs):
+        return CallbackNumberChangeList
+
+    def get_actions(self, request: HttpRequest, action_location=ActionLocation.CHANGE_LIST):
+        actions = super().get_actions(request, action_location=action_location)
+        actions.pop("delete_selected", None)  # replaced by delete_unused: numbers in use are never deleted
+        return actions
+
+    @admin.display(description="number", ordering="number")
+    def national(self, number: CallbackNumber) -> str:
+        return number.display.replace(" ", "\u00a0").replace("-", "\u2011")  # kept on one line
+
+    @admin.display(description="status")
+    def status(self, number: CallbackNumber) -> str:
+        words = ["account default" if number.is_default else "active" if number.is_active else "inactive"]
+        if number.local_presence:
+            words.append(f"local presence ({number.country or 'no country'})")
+        return ", ".join(words)
+
+    @admin.display(description="presented")
+    def presented(self, number: CallbackNumber) -> str:
+        times, last = number.usage
+        if not times:
+            return "never"
+        return f"{times} time{pluralize(times)}, last {date_format(last, 'j M Y H:i')}"
+
+    @admin.display(description="who may present it")
     def restricted_to(self, number: CallbackNumber) -> str:
         names = [a.name for a in number.allowed_agents.all()] + [g.name for g in number.allowed_groups.all()]
         return ", ".join(names) or "everyone"
+
+    @admin.display(description="VCC lists it for")
+    def vcc_lists(self, number: CallbackNumber) -> str:
+        if number.vcc_listing_synced_at is None:
+            return "not synced yet"
+        listed = sorted(a.name for a in number.vcc_listed_for.all())
+        if not listed:
+            return format_html("<strong>{}</strong>", "nobody: no call can present it")
+        shown = ", ".join(listed[:3])
+        return f"{len(listed)} agents: {shown}, …" if len(listed) > 3 else shown
+
+    @admin.display(description="VCC lists it for")
+    def vcc_listing(self, number: CallbackNumber) -> str:
+        if not number.pk or number.vcc_listing_synced_at is None:
+            return "Not known yet: the sync from VCC has not read this number. Until it does, it is not checked."
+        listed = list(number.vcc_listed_for.all())
+        when = f"read {number.vcc_listing_synced_at:%Y-%m-%d %H:%M} UTC"
+        if not listed:
+            return f"Nobody ({when}): VCC would refuse every call presenting it."
+        return format_html("{} ({})", ", ".join(str(a) for a in sorted(listed, key=lambda a: a.name)), when)
+
+    @admin.display(description="presented on calls")
+    def usage_summary(self, number: CallbackNumber) -> str:
+        if not number.pk:
+            return "—"
+        times, last = CallbackNumber.objects.filter(pk=number.pk).usage().get(number.number, (0, None))
+        if not times:
+            used = CallbackNumber.objects.filter(pk=number.pk).in_use().exists()
+            return "Never presented" + (" (but calls refer to it, so it can only be deactivated)" if used else "")
+        return f"{times} calls, last {last:%Y-%m-%d %H:%M} UTC: it can be deactivated, never deleted"
+
+    # --- Actions -----------------------------------------------------------------------------------
+
+    @admin.action(
+        description="Make default",
+        permissions=["change"],
+        location=[ActionLocation.CHANGE_LIST, ActionLocation.CHANGE_FORM],
+    )
+    def make_default(self, request: HttpRequest, queryset: QuerySet[CallbackNumber]) -> None:
+        numbers = list(queryset[:2])
+        if len(numbers) != 1:
+            self.message_user(request, "Select exactly one number to make the default.", messages.ERROR)
+            return
+        numbers[0].make_default()
+        self.message_user(request, f"{numbers[0]} is now the account default.", messages.SUCCESS)
+
+    @admin.action(description="Deactivate the selected numbers", permissions=["change"])
+    def deactivate(self, request: HttpRequest, queryset: QuerySet[CallbackNumber]) -> None:
+        default = queryset.filter(is_default=True).first()
+        if default:
+            self.message_user(
+                request, f"{default} is the account default: make another number the default first.", messages.ERROR
+            )
+        done = queryset.filter(is_default=False, is_active=True).update(is_active=False)
+        self.message_user(request, f"Deactivated {done} number(s): they are no longer offered.", messages.SUCCESS)
+
+    @admin.action(description="Activate the selected numbers", permissions=["change"])
+    def activate(self, request: HttpRequest, queryset: QuerySet[CallbackNumber]) -> None:
+        done = queryset.filter(is_active=False).update(is_active=True)
+        self.message_user(request, f"Activated {done} number(s).", messages.SUCCESS)
+
+    @admin.action(
+        description="Delete the selected numbers (unused ones; others are deactivated)", permissions=["delete"]
+    )
+    def delete_unused(self, request: HttpRequest, queryset: QuerySet[CallbackNumber]):
+        kept = self._keep_instead_of_deleting(request, queryset)
+        rest = queryset.exclude(pk__in=kept)
+        if rest.exists():
+            return delete_selected(self, request, rest)  # Django's confirmation page, then the deletion
+        return None
+
+    def _keep_instead_of_deleting(self, request: HttpRequest, queryset: QuerySet[CallbackNumber]) -> list[int]:
+        """The default and numbers in use are not deleted: say so, and deactivate the ones in use."""
+        default = list(queryset.filter(is_default=True))
+        in_use = list(queryset.filter(is_default=False).in_use())
+        for number in default:
+            self.message_user(
+                request,
+                f"{number} is the account default, so it was not deleted: make another number the default first.",
+                messages.ERROR,
+            )
+        if in_use:
+            CallbackNumber.objects.filter(pk__in=[n.pk for n in in_use]).update(is_active=False)
+            self.message_user(
+                request,
+                f"Deactivated instead of deleted, because calls presented them: {', '.join(map(str, in_use))}.",
+                messages.WARNING,
+            )
+        return [n.pk for n in default + in_use]
+
+    # --- Deleting one number from its page ---------------------------------------------------------
+
+    def has_delete_permission(self, request: HttpRequest, obj: CallbackNumber | None = None) -> bool:
+        # No Delete button for the default or a number calls refer to (deleting them is refused below anyway).
+        if obj is not None and (obj.is_default or CallbackNumber.objects.filter(pk=obj.pk).in_use().exists()):
+            return False
+        return super().has_delete_permission(request, obj)
+
+    def delete_view(self, request: HttpRequest, object_id: str, extra_context=None) -> HttpResponse:
+        number = self.get_object(request, object_id)
+        if number is not None and (number.is_default or CallbackNumber.objects.filter(pk=number.pk).in_use().exists()):
+            if not self.has_delete_permission(request):
+                raise PermissionDenied
+            if request.method == "POST":
+                self._keep_instead_of_deleting(request, CallbackNumber.objects.filter(pk=number.pk))
+            elif number.is_default:
+                self.message_user(
+                    request, f"{number} is the account default: make another number the default first.", messages.ERROR
+                )
+            else:
+                self.message_user(
+                    request,
+                    f"Calls presented {number}, so it cannot be deleted; untick “active” to stop offering it.",
+                    messages.WARNING,
+                )
+            return HttpResponseRedirect(reverse("admin:calls_callbacknumber_change", args=[number.pk]))
+        return super().delete_view(request, object_id, extra_context)
+
+    def delete_queryset(self, request: HttpRequest, queryset: QuerySet[CallbackNumber]) -> None:
+        # A number may have come into use since the confirmation page: check again.
+        kept = self._keep_instead_of_deleting(request, queryset)
+        super().delete_queryset(request, queryset.exclude(pk__in=kept))
 
 
 @admin.register(Call)
@@ -129,3 +497,139 @@ class ConsentRuleAdmin(admin.ModelAdmin):
     list_display = ["country", "consent", "note"]
     list_filter = ["consent"]
     search_fields = ["country", "note"]
+
+
+# --- Users: the admin role gives the admin site; only superusers make superusers -------------------
+
+User = get_user_model()
+admin.site.unregister(User)
+
+
+@admin.register(User)
+class VccwebUserAdmin(UserAdmin):
+    list_display = ["username", "email", "first_name", "last_name", "role", "is_staff", "is_superuser", "is_active"]
+    list_filter = ["groups", "is_staff", "is_superuser", "is_active"]
+
+    def get_queryset(self, request: HttpRequest):
+        return super().get_queryset(request).prefetch_related("groups")
+
+    @admin.display(description="role")
+    def role(self, user) -> str:
+        return ", ".join(g.name for g in user.groups.all())
+
+    def get_readonly_fields(self, request: HttpRequest, obj=None) -> list[str]:
+        # Staff status follows the admin role (calls.roles.sync_staff); who is a superuser, only superusers decide.
+        fields = [*super().get_readonly_fields(request, obj), "is_staff"]
+        if not request.user.is_superuser:
+            fields.append("is_superuser")
+        return fields
+
+    def get_form(self, request: HttpRequest, obj=None, **kwargs):
+        form = super().get_form(request, obj, **kwargs)
+        if "groups" in form.base_fields:
+            form.base_fields[
+                "groups"
+            ].help_text = "The role: agent, supervisor or admin. Admins get the admin site (staff status follows)."
+        return form
+
+    def _guards_superuser(self, request: HttpRequest, obj) -> bool:
+        return obj is not None and obj.is_superuser and not request.user.is_superuser
+
+    def has_change_permission(self, request: HttpRequest, obj=None) -> bool:
+        if self._guards_superuser(request, obj):
+            return False  # shown read-only: no password, flags or groups of a superuser changed by a lesser admin
+        return super().has_change_permission(request, obj)
+
+    def has_delete_permission(self, request: HttpRequest, obj=None) -> bool:
+        if self._guards_superuser(request, obj):
+            return False
+        return super().has_delete_permission(request, obj)
+
+    def save_related(self, request: HttpRequest, form, formsets, change: bool) -> None:
+        super().save_related(request, form, formsets, change)
+        roles.sync_staff([form.instance])  # also when the groups did not change but superuser status did
+
+    def save_model(self, request: HttpRequest, obj, form, change: bool) -> None:
+        if obj.is_superuser and not request.user.is_superuser:
+            raise PermissionDenied("Only a superuser can make someone a superuser.")
+        super().save_model(request, obj, form, change)
+
+
+# --- The sync from VCC: preview, apply, and the history of runs ---------------------------------------
+
+
+@admin.register(SyncRun)
+class SyncRunAdmin(admin.ModelAdmin):
+    """Each run of the sync, kept as a record; new runs start from the "Run the sync" page."""
+
+    list_display = ["started_at", "kind", "by", "summary", "finished_at"]
+    list_filter = ["dry_run"]
+    change_list_template = "admin/calls/syncrun/change_list.html"
+    fields = ["started_at", "finished_at", "kind", "by", "summary", "changes"]
+    readonly_fields = fields
+    list_select_related = ["by"]
+
+    @admin.display(description="kind", ordering="dry_run")
+    def kind(self, run: SyncRun) -> str:
+        return "Dry run (preview)" if run.dry_run else "Applied"
+
+    @admin.display(description="what changed")
+    def changes(self, run: SyncRun) -> str:
+        if not run.lines:
+            return "Nothing."
+        return format_html(
+            "<ul class='sync-lines'>{}</ul>", format_html_join("", "<li>{}</li>", ((ln,) for ln in run.lines))
+        )
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False  # a run is started from run_view, never typed in
+
+    def has_change_permission(self, request: HttpRequest, obj: SyncRun | None = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: SyncRun | None = None) -> bool:
+        return False
+
+    def get_urls(self):
+        run = path("run/", self.admin_site.admin_view(self.run_view), name="calls_syncrun_run")
+        return [run, *super().get_urls()]
+
+    def changelist_view(self, request: HttpRequest, extra_context=None):
+        extra = {"can_run_sync": request.user.has_perm(perms.RUN_SYNC), **(extra_context or {})}
+        return super().changelist_view(request, extra)
+
+    @staticmethod
+    def _allowed(request: HttpRequest) -> None:
+        if not request.user.has_perm(perms.RUN_SYNC):
+            raise PermissionDenied
+
+    def run_view(self, request: HttpRequest) -> HttpResponse:
+        """GET: what the sync does; POST preview: a dry run, shown with an Apply button; POST apply: the real run."""
+        from django.conf import settings
+
+        from calls.calling import sync_with_vcc
+
+        self._allowed(request)
+        if request.method not in ("GET", "POST"):
+            return HttpResponse(status=405)
+        context = {
+            **self.admin_site.each_context(request),
+            "opts": self.opts,
+            "title": "Sync from VCC",
+            "enabled": settings.VCC_SYNC_ENABLED,
+            "last_applied": SyncRun.objects.filter(dry_run=False).select_related("by").first(),
+            "preview": None,
+        }
+        if request.method == "POST" and context["enabled"]:
+            if "preview" in request.POST:
+                context["preview"] = sync_with_vcc(by=request.user, dry_run=True)
+            elif "apply" in request.POST:
+                run = sync_with_vcc(by=request.user, dry_run=False)
+                if run.error:
+                    self.message_user(request, f"The sync failed, nothing was changed: {run.error}", messages.ERROR)
+                else:
+                    self.message_user(request, f"Synced from VCC: {run.summary}.", messages.SUCCESS)
+                return HttpResponseRedirect(reverse("admin:calls_syncrun_change", args=[run.pk]))
+            else:
+                return HttpResponse("Say preview or apply.", status=400)
+        return TemplateResponse(request, "admin/calls/syncrun/run.html", context)

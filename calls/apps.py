@@ -1,7 +1,7 @@
 from __future__ import annotations
 
 from django.apps import AppConfig
-from django.db.models.signals import post_delete, post_migrate, post_save
+from django.db.models.signals import m2m_changed, post_delete, post_migrate, post_save
 
 
 def _sync_roles(sender: AppConfig, **kwargs: object) -> None:
@@ -23,3 +23,11 @@ class CallsConfig(AppConfig):
 
         post_save.connect(forget_consent_rules, sender=ConsentRule, dispatch_uid="consent-rules-saved")
         post_delete.connect(forget_consent_rules, sender=ConsentRule, dispatch_uid="consent-rules-deleted")
+        # Giving someone the admin role gives them the admin site, wherever their groups change.
+        from django.contrib.auth import get_user_model
+
+        from calls.roles import groups_changed
+
+        m2m_changed.connect(
+            groups_changed, sender=get_user_model().groups.through, dispatch_uid="calls.staff_follows_admin"
+        )

@@ -29,7 +29,7 @@ from django.shortcuts import get_object_or_404
 from django.urls import reverse
 from django.utils import timezone
 
-from calls import locks, rules
+from calls import health, locks, rules
 from calls import permissions as perms
 from calls.models import (
     Agent,
@@ -40,9 +40,11 @@ from calls.models import (
     Contact,
     ContactPhone,
     DispositionCode,
+    SyncRun,
 )
 from calls.rules import Caller, DialPlan, Refused
-from calls.vcc import CallDetail, CallRequest, VCCError, get_async_client, get_user_admin_client
+from calls.sync import sync_from_vcc
+from calls.vcc import CallDetail, CallRequest, UserAdminClient, VCCError, get_async_client, get_user_admin_client
 from calls.vcc.validation import CONSENT_VERSION, REFERENCE_VERSION
 
 log = logging.getLogger(__name__)
@@ -781,20 +783,42 @@ async def readiness(*, agent: Agent | None, groups: Sequence[AgentGroup]) -> Rea
     return result
 
 
+async def worker_heartbeat(*, clock: Clock = _now) -> None:
+    """Note that the call-following worker ran (the health page shows it)."""
+    health.record_heartbeat("follow_calls", clock())
+
+
 # --- Keeping in step with VCC's account --------------------------------------------------------------------
 
 
-def sync_with_vcc(*, dry_run: bool):
-    """Bring agents, groups and callback numbers in line with VCC's User Admin API (see calls/sync.py)."""
-    from calls.sync import sync_from_vcc
+def sync_with_vcc(
+    *,
+    by=None,
+    dry_run: bool,
+    client: UserAdminClient | None = None,
+    clock: Clock = _now,
+) -> SyncRun:
+    """Sync from VCC (or preview it, `dry_run`) and store the run, failed or not: the admin's button and the command.
 
-    with get_user_admin_client() as client:
-        return sync_from_vcc(client, dry_run=dry_run)
-
-
-WORKER_HEARTBEAT_KEY = "calls:worker:follow_calls"
-
-
-async def worker_heartbeat(*, clock: Clock = _now) -> None:
-    """Note that the call-following worker ran (the health page reads it)."""
-    await cache.aset(WORKER_HEARTBEAT_KEY, clock().isoformat(), 86400)
+    A VCC error is stored on the run (`run.error`) rather than raised; nothing was changed then.
+    """
+    run = SyncRun.objects.create(started_at=clock(), dry_run=dry_run, by=by)
+    try:
+        if client is None:
+            with get_user_admin_client() as own:
+                report = sync_from_vcc(own, dry_run=dry_run, now=run.started_at)
+        else:
+            report = sync_from_vcc(client, dry_run=dry_run, now=run.started_at)
+    except VCCError as exc:
+        run.error = f"{exc.user_message} ({exc.message})"
+    except Exception as exc:  # a fault in vccweb: the run still ends, then the error goes on to be reported
+        run.error, run.finished_at = f"vccweb failed during the sync: {type(exc).__name__}", clock()
+        run.save()
+        raise
+    else:
+        run.lines = report.lines()
+        run.created, run.updated = len(report.created), len(report.updated)
+        run.deactivated, run.problems = len(report.deactivated), len(report.problems)
+    run.finished_at = clock()
+    run.save()
+    return run

@@ -2,13 +2,13 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.validators import MinLengthValidator, RegexValidator
-from django.db import models
-from django.db.models import Q
+from django.db import models, transaction
+from django.db.models import Count, Exists, Max, OuterRef, Q
 from django.urls import reverse
 from django.utils import timezone
 
@@ -16,7 +16,7 @@ from calls import permissions as perms
 from calls import phones
 
 if TYPE_CHECKING:
-    from collections.abc import Iterable
+    from collections.abc import Collection, Iterable
 
 AGENT_ID_PATTERN = r"^[0-9]{1,11}$"
 GROUP_ID_PATTERN = r"^[A-Za-z0-9]{1,32}$"
@@ -210,14 +210,52 @@ class AgentGroup(models.Model):
 
 class CallbackNumberQuerySet(models.QuerySet["CallbackNumber"]):
     def usable_by(self, *, agent: Agent | None = None, groups: Iterable[AgentGroup] = ()) -> CallbackNumberQuerySet:
-        """Active numbers that agent (or a call via groups) may present: unrestricted ones, or ones allowed to them."""
+        """Active numbers that agent (or a call via groups) may present: unrestricted ones, or ones allowed to them.
+
+        Once a sync has read which agents VCC lists a number for, the number is offered only to those agents (a
+        call via groups: when VCC lists it for a member of one of the groups), since VCC refuses any other.
+        """
         allowed = Q(allowed_agents__isnull=True, allowed_groups__isnull=True)
+        listed = Q(vcc_listing_synced_at__isnull=True)
         group_ids = [g.pk for g in groups]
         if agent is not None:
             allowed |= Q(allowed_agents=agent) | Q(allowed_groups__members=agent)
+            listed |= Q(vcc_listed_for=agent)
         if group_ids:
             allowed |= Q(allowed_groups__in=group_ids)
-        return self.filter(is_active=True).filter(pk__in=CallbackNumber.objects.filter(allowed).values("pk"))
+            listed |= Q(vcc_listed_for__groups__in=group_ids)
+        if agent is None and not group_ids:
+            listed |= Q(vcc_listed_for__isnull=False)
+        return (
+            self.filter(is_active=True)
+            .filter(pk__in=CallbackNumber.objects.filter(allowed).values("pk"))
+            .filter(pk__in=CallbackNumber.objects.filter(listed).values("pk"))
+        )
+
+    def in_use(self) -> CallbackNumberQuerySet:
+        """Numbers a call refers to or presented: the call log keeps them, so they are deactivated, never deleted."""
+        return self.filter(
+            Exists(Call.objects.filter(callback_number=OuterRef("pk")))
+            | Exists(Call.objects.filter(presented_clid=OuterRef("number")))
+        )
+
+    def usage(self) -> dict[str, tuple[int, datetime | None]]:
+        """How often, and when last, each of these numbers was presented on a call VCC was asked to place.
+
+        One grouped query on the presented CLID index for all of them: meant for a page of numbers.
+        """
+        rows = (
+            Call.objects.filter(presented_clid__in=self.values("number"))
+            .exclude(state=Call.State.FAILED)
+            .order_by()
+            .values("presented_clid")
+            .annotate(times=Count("pk"), last=Max("requested_at"))
+        )
+        return {row["presented_clid"]: (row["times"], row["last"]) for row in rows}
+
+    def not_listed_by_vcc(self) -> CallbackNumberQuerySet:
+        """Active numbers the last sync found VCC lists for no agent: no call can present them."""
+        return self.filter(is_active=True, vcc_listing_synced_at__isnull=False, vcc_listed_for__isnull=True)
 
 
 class CallbackNumber(models.Model):
@@ -234,6 +272,24 @@ class CallbackNumber(models.Model):
         AgentGroup, blank=True, related_name="restricted_callback_numbers", help_text="Members of these groups."
     )
     vcc_callback_number_id = models.CharField("VCC callback number ID", max_length=64, blank=True)
+    local_presence = models.BooleanField(
+        "local presence",
+        default=False,
+        help_text="Present this number on calls to its own country, unless the caller chose another one.",
+    )
+    vcc_listed_for = models.ManyToManyField(
+        Agent,
+        blank=True,
+        related_name="vcc_callback_numbers",
+        verbose_name="VCC lists it for",
+        help_text="Set by the sync: the agents VCC lets present this number.",
+    )
+    vcc_listing_synced_at = models.DateTimeField(
+        "VCC listing read at",
+        null=True,
+        blank=True,
+        help_text="When the sync last read which agents VCC lists this number for. Empty: never, so not checked.",
+    )
 
     objects = CallbackNumberQuerySet.as_manager()
 
@@ -251,13 +307,37 @@ class CallbackNumber(models.Model):
     def __str__(self) -> str:
         return f"{self.label} ({phones.display(self.number)})"
 
+    def save(self, *args: Any, **kwargs: Any) -> None:
+        """Saving the account default unsets the previous one in the same transaction: one save swaps it."""
+        if not self.is_default:
+            return super().save(*args, **kwargs)
+        with transaction.atomic():
+            # Lock the current default first, so that two swaps at once queue instead of colliding.
+            others = CallbackNumber.objects.select_for_update().filter(is_default=True).exclude(pk=self.pk)
+            if list(others):
+                others.update(is_default=False)
+            super().save(*args, **kwargs)
+
     def clean(self) -> None:
         if self.is_default and not self.is_active:
             raise ValidationError({"is_default": "The account default must be active."})
-        if self.is_default:
-            other = CallbackNumber.objects.filter(is_default=True).exclude(pk=self.pk).first()
-            if other:
-                raise ValidationError({"is_default": f"{other} is already the account default: untick it there first."})
+        if self.local_presence and self.number and not self.country:
+            raise ValidationError({"local_presence": "This number belongs to no country, so it cannot be local."})
+
+    def validate_constraints(self, exclude: Collection[str] | None = None) -> None:
+        # Saving a new default unsets the old one (see save), so the one-default constraint is not a form error.
+        exclude = {*(exclude or ()), "is_default"}
+        super().validate_constraints(exclude=exclude)
+
+    def make_default(self) -> None:
+        """Make this the account default (and active), unsetting the previous default atomically."""
+        self.is_default, self.is_active = True, True
+        self.save()
+
+    @property
+    def country(self) -> str | None:
+        """The ISO country of this number (GB, US, ...), or None for numbers of no country (+800 ...)."""
+        return phones.country(self.number)
 
     @property
     def display(self) -> str:
@@ -680,3 +760,53 @@ class CallEvent(models.Model):
 
     def __str__(self) -> str:
         return f"{self.at:%Y-%m-%d %H:%M:%S} {self.get_kind_display()}: {self.detail}"
+
+
+# --- Keeping in step with VCC: sync runs -----------------------------------------------------------
+
+
+class SyncRun(models.Model):
+    """One run of the sync from VCC's User Admin API, a dry run (a preview) or applied, and what it changed."""
+
+    started_at = models.DateTimeField()
+    finished_at = models.DateTimeField(null=True, blank=True)
+    dry_run = models.BooleanField("dry run", default=False, help_text="A preview: nothing was saved.")
+    by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+        help_text="Empty: run by the sync_vcc command.",
+    )
+    lines = models.JSONField(default=list, blank=True, help_text="What changed (or would change), one line each.")
+    created = models.PositiveIntegerField(default=0)
+    updated = models.PositiveIntegerField(default=0)
+    deactivated = models.PositiveIntegerField(default=0)
+    problems = models.PositiveIntegerField(default=0)
+    error = models.TextField(blank=True, help_text="Why the run failed; nothing was changed then.")
+
+    class Meta:
+        ordering = ["-started_at", "-pk"]
+        verbose_name = "sync from VCC"
+        verbose_name_plural = "syncs from VCC"
+        permissions = [("view_integration_health", "Can see the integration health page")]
+        indexes = [models.Index(fields=["-started_at"], name="syncrun_started_idx")]
+
+    def __str__(self) -> str:
+        kind = "Dry run" if self.dry_run else "Sync"
+        return f"{kind} {self.started_at:%Y-%m-%d %H:%M}"
+
+    @property
+    def ok(self) -> bool:
+        return not self.error and self.finished_at is not None
+
+    @property
+    def summary(self) -> str:
+        if self.error:
+            return f"failed: {self.error}"
+        if self.finished_at is None:
+            return "running"
+        return (
+            f"{self.created} created, {self.updated} updated, {self.deactivated} deactivated, {self.problems} problems"
+        )

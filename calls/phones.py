@@ -93,3 +93,13 @@ def search_fragments(query: str, region: str | None = None) -> list[str]:
     if number is not None and phonenumbers.is_valid_number(number):
         fragments.add(phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)[1:])
     return sorted(fragments)
+
+
+def country(e164: str) -> str | None:
+    """The ISO country (region) code of an E.164 number, such as GB; None for numbers of no country."""
+    try:
+        number = phonenumbers.parse(e164, None)
+    except phonenumbers.NumberParseException:
+        return None
+    region = phonenumbers.region_code_for_number(number)
+    return region if region and region != "001" else None

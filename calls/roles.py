@@ -29,6 +29,7 @@ _SUPERVISOR_PERMS = [
     perms.OVERRIDE_DO_NOT_CALL,
     perms.VIEW_ALL_CALLS,
     perms.VIEW_REPORTS,
+    perms.VIEW_INTEGRATION_HEALTH,
 ]
 
 # Admin gets every permission of these apps (and is_staff, for the Django admin).
@@ -38,14 +39,45 @@ ROLE_PERMISSIONS: dict[str, list[str]] = {AGENT: _AGENT_PERMS, SUPERVISOR: _SUPE
 
 
 def assign_role(user, role: str) -> None:
-    """Put user in exactly one role; admins also get is_staff so they can use the Django admin."""
+    """Put user in exactly one role; admins also get is_staff (see `sync_staff`) so they can use the Django admin."""
     from django.contrib.auth.models import Group
 
     if not Group.objects.filter(name=role).exists():
         sync_roles()  # the role groups were deleted (or the database flushed): bring them back
-    user.groups.set([Group.objects.get(name=role)])
-    user.is_staff = role == ADMIN
-    user.save(update_fields=["is_staff"])
+    user.groups.set([Group.objects.get(name=role)])  # sync_staff follows, through the m2m_changed signal
+    sync_staff([user])  # and when the groups were already these
+
+
+def staff_status(user) -> bool:
+    """Whether user may use the Django admin: they have the admin role (superusers always may)."""
+    return bool(user.is_superuser or user.groups.filter(name=ADMIN).exists())
+
+
+def sync_staff(users) -> None:
+    """Make is_staff follow the admin role for these users (saved users; in-memory copies are updated too)."""
+    from django.contrib.auth import get_user_model
+
+    for user in users:
+        staff = staff_status(user)
+        if user.is_staff != staff:
+            user.is_staff = staff
+            get_user_model().objects.filter(pk=user.pk).update(is_staff=staff)
+
+
+def groups_changed(sender, instance, action: str, reverse: bool, pk_set, **kwargs: object) -> None:
+    """m2m_changed on User.groups, from either side (a user's groups, or a group's users)."""
+    from django.contrib.auth import get_user_model
+
+    if action not in ("post_add", "post_remove", "post_clear", "pre_clear"):
+        return
+    if reverse:  # instance is a Group: its users changed
+        if action == "pre_clear":
+            instance._clearing_users = list(instance.user_set.values_list("pk", flat=True))
+            return
+        pks = pk_set if action != "post_clear" else getattr(instance, "_clearing_users", [])
+        sync_staff(get_user_model().objects.filter(pk__in=pks))
+    elif action != "pre_clear":
+        sync_staff([instance])
 
 
 def sync_roles(group_model=None, permission_model=None) -> None:

@@ -79,7 +79,7 @@ def resolve_clid(
         return by_pk[chosen], "you chose it for this call"
     country = country_of(number)
     if country:
-        local = [n for n in options if getattr(n, "local_presence", False) and country_of(n.number) == country]
+        local = [n for n in options if n.local_presence and n.country == country]
         if local:
             return local[0], f"local presence: a {country} number for a {country} number"
     if not groups and agent is not None and agent.default_callback_number_id in by_pk:

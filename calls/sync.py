@@ -7,10 +7,13 @@ marked inactive instead.
 
 from __future__ import annotations
 
+from collections import defaultdict
 from dataclasses import dataclass, field
+from datetime import datetime
 
 from django.core.exceptions import ValidationError
 from django.db import transaction
+from django.utils import timezone
 
 from calls import phones
 from calls.models import Agent, AgentGroup, CallbackNumber
@@ -33,7 +36,7 @@ class SyncReport:
         )
 
 
-def sync_from_vcc(client: UserAdminClient, *, dry_run: bool = False) -> SyncReport:
+def sync_from_vcc(client: UserAdminClient, *, dry_run: bool = False, now: datetime | None = None) -> SyncReport:
     """Read everything first (VCC errors raise before anything changes), then apply it in one transaction."""
     users = [u for u in client.users(include="All") if u.agent_display_id]
     groups = client.groups()
@@ -43,7 +46,8 @@ def sync_from_vcc(client: UserAdminClient, *, dry_run: bool = False) -> SyncRepo
     with transaction.atomic():
         agents = _sync_agents(users, report)
         _sync_groups(groups, members, agents, report)
-        _sync_callback_numbers(numbers, report)
+        by_user = {u.user_id: agents[u.agent_display_id] for u in users if u.agent_display_id in agents}
+        _sync_callback_numbers(numbers, by_user, report, now=now or timezone.now())
         if dry_run:
             transaction.set_rollback(True)
     return report
@@ -93,16 +97,23 @@ def _sync_groups(groups, members, agents: dict[str, Agent], report: SyncReport) 
             report.updated.append(f"group {group.display_id} members ({len(wanted)})")
 
 
-def _sync_callback_numbers(numbers, report: SyncReport) -> None:
-    """Create numbers VCC has configured; deactivate the ones it no longer has (they would fail every call)."""
+def _sync_callback_numbers(numbers, by_user: dict[str, Agent], report: SyncReport, *, now: datetime) -> None:
+    """Create numbers VCC has configured; deactivate the ones it no longer has (they would fail every call).
+
+    Also store which agents VCC lists each number for: vccweb never offers a number to an agent VCC does not list
+    it for (`CallbackNumberQuerySet.usable_by`).
+    """
     seen: set[str] = set()
-    for user_numbers in numbers.values():
+    listed: dict[str, set[int]] = defaultdict(set)
+    for user_id, user_numbers in numbers.items():
         for item in user_numbers:
             try:
                 number = phones.to_e164(item.clid or "")
             except ValidationError:  # VCC's data: reported rather than trusted
                 report.problems.append(f"callback number {item.name!r} has an unreadable CLID {item.clid!r}")
                 continue
+            if user_id in by_user:
+                listed[number].add(by_user[user_id].pk)
             if number in seen:
                 continue
             seen.add(number)
@@ -117,3 +128,23 @@ def _sync_callback_numbers(numbers, report: SyncReport) -> None:
         row.is_active = False
         row.save(update_fields=["is_active"])
         report.deactivated.append(f"callback number {row.number} (not configured in VCC)")
+    _sync_listing(listed, report)
+    CallbackNumber.objects.update(vcc_listing_synced_at=now)
+
+
+def _sync_listing(listed: dict[str, set[int]], report: SyncReport) -> None:
+    """Set each number's `vcc_listed_for` to the agents VCC lists it for (nobody, for numbers VCC lacks)."""
+    rows = CallbackNumber.objects.prefetch_related("vcc_listed_for")
+    display_ids = dict(Agent.objects.values_list("pk", "display_id"))
+    for row in rows:
+        had = {a.pk for a in row.vcc_listed_for.all()}
+        wanted = listed.get(row.number, set())
+        if had == wanted:
+            continue
+        row.vcc_listed_for.set(wanted)
+        if row.vcc_listing_synced_at is None and not had:
+            continue  # the first listing of a number is not a change worth a line
+        added = sorted(display_ids[pk] for pk in wanted - had)
+        removed = sorted(display_ids[pk] for pk in had - wanted)
+        change = ", ".join([*(f"+{d}" for d in added), *(f"-{d}" for d in removed)])
+        report.updated.append(f"callback number {row.number} VCC's agents ({change})")

@@ -21,3 +21,7 @@ urlpatterns = [
     path("agents/availability/", agents.agent_availability, name="agent_availability"),
     path("agents/<int:pk>/call/", agents.call_agent, name="call_agent"),
 ]
+
+from calls.views import health  # noqa: E402 (the integration health page, appended)
+
+urlpatterns += [path("health/", health.integration_health, name="integration_health")]

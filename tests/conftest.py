@@ -11,6 +11,7 @@ from django.test import Client
 
 from calls.models import Agent, AgentGroup, CallbackNumber, Contact, ContactPhone
 from calls.roles import ADMIN, AGENT, SUPERVISOR, assign_role
+from calls.vcc import stats as vcc_stats
 
 PASSWORD = "correct horse battery staple"
 
@@ -26,8 +27,10 @@ def _fast_password_hasher(django_test_environment):
 @pytest.fixture(autouse=True)
 def _clear_cache():
     cache.clear()
+    vcc_stats.reset()  # what this process recorded of VCC requests: kept in memory beside the local cache
     yield
     cache.clear()
+    vcc_stats.reset()
 
 
 @pytest.fixture

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import re
 from datetime import timedelta
 from io import StringIO
@@ -11,7 +10,7 @@ import pytest
 from asgiref.sync import async_to_sync
 from django.core.management import call_command
 
-from calls import calling
+from calls import calling, health
 from calls.management.commands.follow_calls import run_worker
 from calls.models import Call
 from tests._sim import fresh_simulator, place_call
@@ -205,10 +204,4 @@ def test_the_worker_idles_when_nothing_is_due(agent_user, sim):
 def test_the_worker_notes_that_it_ran(sim):
     run_rounds(1)
 
-    assert asyncio.run(_heartbeat()) == calling.wall_clock().isoformat()
-
-
-async def _heartbeat() -> str:
-    from django.core.cache import cache
-
-    return await cache.aget(calling.WORKER_HEARTBEAT_KEY)
+    assert health.last_heartbeat("follow_calls") == calling.wall_clock()

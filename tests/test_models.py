@@ -37,11 +37,19 @@ def test_group_display_ids_keep_their_leading_zeros():
 
 
 def test_there_is_one_account_default_callback_number(london):
-    second = CallbackNumber(number="+13125550100", label="Chicago", is_default=True)
-    with pytest.raises(ValidationError, match="already the account default"):
-        second.full_clean()
     with pytest.raises(IntegrityError), transaction.atomic():
-        second.save()
+        CallbackNumber.objects.filter(pk=london.pk).update(is_default=False)
+        CallbackNumber.objects.bulk_create([CallbackNumber(number="+13125550100", label="A", is_default=True)])
+        CallbackNumber.objects.bulk_create([CallbackNumber(number="+13125550101", label="B", is_default=True)])
+
+
+def test_saving_a_new_default_unsets_the_old_one_in_one_save(london):
+    second = CallbackNumber(number="+13125550100", label="Chicago", is_default=True)
+    second.full_clean()  # the form does not ask to untick the old default first
+    second.save()
+    london.refresh_from_db()
+    assert not london.is_default
+    assert list(CallbackNumber.objects.filter(is_default=True)) == [second]
 
 
 def test_the_account_default_must_be_active():

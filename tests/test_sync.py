@@ -90,3 +90,36 @@ def test_sync_is_off_without_gateway_credentials(settings):
     settings.VCC_SYNC_ENABLED = False
     with pytest.raises(CommandError, match="set VCC_CLIENT_ID and VCC_CLIENT_SECRET"):
         sync()
+
+
+def test_it_stores_whom_vcc_lists_each_number_for_and_reports_changes(sim):
+    import dataclasses
+
+    sync()
+    manchester = CallbackNumber.objects.get(number="+441614960200")
+    before = set(manchester.vcc_listed_for.values_list("display_id", flat=True))
+    assert before and manchester.vcc_listing_synced_at is not None
+    account = sim.account
+    narrowed = tuple(
+        dataclasses.replace(n, agent_ids=("1005",)) if n.clid == manchester.number else n
+        for n in account.callback_numbers
+    )
+    sim.account = dataclasses.replace(account, callback_numbers=narrowed)
+    try:
+        output = sync()
+    finally:
+        sim.account = account
+    removed = ", ".join(f"-{d}" for d in sorted(before - {"1005"}))
+    assert f"updated callback number +441614960200 VCC's agents ({removed})" in output
+    assert list(manchester.vcc_listed_for.values_list("display_id", flat=True)) == ["1005"]
+    offered_to = {
+        agent.display_id for agent in Agent.objects.all() if manchester in CallbackNumber.objects.usable_by(agent=agent)
+    }
+    assert offered_to <= {"1005"}
+
+
+def test_a_dry_run_does_not_store_the_listing(london):
+    sync("--dry-run")
+    london.refresh_from_db()
+    assert london.vcc_listing_synced_at is None
+    assert not london.vcc_listed_for.exists()

@@ -21,6 +21,7 @@ from typing import Any
 import httpx
 from django.core.cache import BaseCache
 
+from . import stats
 from .errors import VCCError
 from .types import Json
 
@@ -68,7 +69,14 @@ class Sleep:
     seconds: float
 
 
-Effect = Send | CacheGet | CacheAdd | CacheSet | CacheDelete | Sleep
+@dataclass(frozen=True)
+class Record:
+    """Note requests (and token expiries) for the health page: see `stats`. Costs at most one cache round trip."""
+
+    events: tuple[stats.Event, ...]
+
+
+Effect = Send | CacheGet | CacheAdd | CacheSet | CacheDelete | Sleep | Record
 type Flow[T] = Generator[Effect, Any, T]
 
 
@@ -87,6 +95,8 @@ def run_sync[T](flow: Flow[T], http: httpx.Client, cache: BaseCache) -> T:
                 return cache.delete(key)
             case Sleep(seconds):
                 return time.sleep(seconds)
+            case Record(events):
+                return stats.record(cache, events)
 
     value: Any = None
     error: Exception | None = None
@@ -116,6 +126,10 @@ async def run_async[T](flow: Flow[T], http: httpx.AsyncClient, cache: BaseCache)
                 return await cache.adelete(key)
             case Sleep(seconds):
                 return await asyncio.sleep(seconds)
+            case Record(events):
+                if stats.needs_io(cache):
+                    return await asyncio.to_thread(stats.record, cache, events)
+                return stats.record(cache, events)
 
     value: Any = None
     error: Exception | None = None
@@ -169,8 +183,10 @@ def get_token(source: TokenSource, *, stale: str | None = None) -> Flow[str]:
             try:
                 token = yield CacheGet(key)  # someone may have stored a fresh one just before we locked
                 if not token or token == stale:
-                    token, lifetime = yield from _fetch_token(source)
+                    token, expires_in = yield from _fetch_token(source)
+                    lifetime = expires_in * TOKEN_LIFETIME_USED
                     yield CacheSet(key, token, lifetime)
+                    yield Record((stats.TokenIssued(key, expires_at=time.time() + expires_in, timeout=lifetime),))
             except Exception:
                 yield CacheDelete(lock)
                 raise
@@ -203,7 +219,7 @@ def _fetch_token(source: TokenSource) -> Flow[tuple[str, float]]:
     if not isinstance(token, str) or not token:
         raise _unreadable(response, "VCC's token response has no access_token")
     expires_in = _seconds(body.get("expires_in")) or source.default_expires_in
-    return token, expires_in * TOKEN_LIFETIME_USED
+    return token, expires_in
 
 
 def _seconds(value: object) -> float | None:
@@ -232,6 +248,7 @@ def exchange(request: httpx.Request, *, places_call: bool = False) -> Flow[httpx
             response = yield Send(request)
         except httpx.HTTPError as exc:
             logger.warning("VCC %s %s failed: %s", request.method, request.url, type(exc).__name__)
+            yield _record(request, None, f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__)
             if attempt == 1 and _safe_to_send_again(exc, places_call=places_call):
                 continue
             raise transport_error(exc, places_call=places_call) from exc
@@ -242,8 +259,16 @@ def exchange(request: httpx.Request, *, places_call: bool = False) -> Flow[httpx
             response.status_code,
             (time.monotonic() - started) * 1000,
         )
+        failed = response.status_code >= 400
+        yield _record(
+            request, response.status_code, f"HTTP {response.status_code}: {vcc_message(response)}" if failed else ""
+        )
         return response
     raise AssertionError("unreachable")
+
+
+def _record(request: httpx.Request, status: int | None, error: str) -> Record:
+    return Record((stats.exchanged(request.method, request.url.path, at=time.time(), status=status, error=error),))
 
 
 def _safe_to_send_again(exc: httpx.HTTPError, *, places_call: bool) -> bool:

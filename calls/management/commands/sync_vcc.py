@@ -6,7 +6,6 @@ from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
 from calls.calling import sync_with_vcc
-from calls.vcc import VCCError
 
 
 class Command(BaseCommand):
@@ -20,16 +19,9 @@ class Command(BaseCommand):
             raise CommandError(
                 "Sync is off: set VCC_CLIENT_ID and VCC_CLIENT_SECRET (API credentials with users:read)."
             )
-        try:
-            report = sync_with_vcc(dry_run=dry_run)
-        except VCCError as exc:
-            raise CommandError(
-                f"VCC refused the sync, nothing was changed: {exc.user_message} ({exc.message})"
-            ) from exc
-        for line in report.lines():
+        run = sync_with_vcc(dry_run=dry_run)
+        if run.error:
+            raise CommandError(f"VCC refused the sync, nothing was changed: {run.error}")
+        for line in run.lines:
             self.stdout.write(line)
-        summary = (
-            f"{len(report.created)} created, {len(report.updated)} updated, {len(report.deactivated)} deactivated, "
-            f"{len(report.problems)} problems"
-        )
-        self.stdout.write(self.style.SUCCESS(("Dry run, nothing saved: " if dry_run else "Synced: ") + summary))
+        self.stdout.write(self.style.SUCCESS(("Dry run, nothing saved: " if dry_run else "Synced: ") + run.summary))

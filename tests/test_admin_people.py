@@ -1,0 +1,314 @@
+"""Roles give the admin site; only superusers make superusers; one page sets up an agent; the sync from the admin."""
+
+from __future__ import annotations
+
+import pytest
+from django.contrib.auth import get_user_model
+from django.contrib.auth.models import Group
+from django.test import Client
+from django.utils import timezone
+
+from calls import calling
+from calls.models import Agent, AgentGroup, CallbackNumber, SyncRun
+from calls.roles import ADMIN, AGENT, SUPERVISOR, assign_role
+from tests._sim import fresh_simulator
+
+pytestmark = pytest.mark.django_db
+User = get_user_model()
+
+
+@pytest.fixture
+def admin_client(admin_role_user) -> Client:
+    client = Client()
+    client.force_login(admin_role_user)
+    return client
+
+
+@pytest.fixture
+def root(db):
+    return User.objects.create_superuser("root", "root@example.com", "correct horse battery staple")
+
+
+# --- is_staff follows the admin role ------------------------------------------------------------------
+
+
+def test_joining_the_admin_group_anywhere_gives_the_admin_site(make_user):
+    user = make_user("sam", AGENT)
+    user.groups.add(Group.objects.get(name=ADMIN))
+    user.refresh_from_db()
+    assert user.is_staff
+
+
+def test_leaving_the_admin_group_takes_the_admin_site_away(admin_role_user):
+    admin_role_user.groups.remove(Group.objects.get(name=ADMIN))
+    admin_role_user.refresh_from_db()
+    assert not admin_role_user.is_staff
+
+
+def test_a_group_gaining_or_losing_users_updates_their_staff_status(make_user):
+    sam = make_user("sam", AGENT)
+    admins = Group.objects.get(name=ADMIN)
+    admins.user_set.add(sam)
+    sam.refresh_from_db()
+    assert sam.is_staff
+    admins.user_set.clear()
+    sam.refresh_from_db()
+    assert not sam.is_staff
+
+
+def test_a_superuser_keeps_the_admin_site_whatever_their_role(root):
+    assign_role(root, AGENT)
+    root.refresh_from_db()
+    assert root.is_staff
+
+
+def test_giving_the_admin_role_in_the_user_admin_gives_the_admin_site(admin_client, make_user):
+    sam = make_user("sam", AGENT)
+    page = admin_client.get(f"/admin/auth/user/{sam.pk}/change/").content.decode()
+    assert 'name="is_staff"' not in page  # follows the role, not ticked by hand
+    response = admin_client.post(f"/admin/auth/user/{sam.pk}/change/", user_form(sam, groups=[ADMIN]))
+    assert response.status_code == 302, response.content.decode()[:3000]
+    sam.refresh_from_db()
+    assert sam.is_staff
+
+
+def user_form(user, *, groups: list[str], **extra) -> dict[str, object]:
+    return {
+        "username": user.username,
+        "first_name": user.first_name,
+        "last_name": user.last_name,
+        "email": user.email,
+        "is_active": "on",
+        "groups": [g.pk for g in Group.objects.filter(name__in=groups)],
+        "last_login_0": "",
+        "last_login_1": "",
+        "date_joined_0": "2026-01-01",
+        "date_joined_1": "00:00:00",
+        **extra,
+    }
+
+
+# --- Superusers -----------------------------------------------------------------------------------
+
+
+def test_an_admin_cannot_make_someone_a_superuser(admin_client, make_user):
+    sam = make_user("sam", AGENT)
+    page = admin_client.get(f"/admin/auth/user/{sam.pk}/change/").content.decode()
+    assert 'name="is_superuser"' not in page
+    admin_client.post(f"/admin/auth/user/{sam.pk}/change/", user_form(sam, groups=[AGENT], is_superuser="on"))
+    sam.refresh_from_db()
+    assert not sam.is_superuser
+
+
+def test_an_admin_cannot_make_themselves_a_superuser(admin_client, admin_role_user):
+    admin_client.post(
+        f"/admin/auth/user/{admin_role_user.pk}/change/", user_form(admin_role_user, groups=[ADMIN], is_superuser="on")
+    )
+    admin_role_user.refresh_from_db()
+    assert not admin_role_user.is_superuser
+
+
+def test_an_admin_cannot_change_a_superusers_password_or_flags(admin_client, root):
+    assert admin_client.get(f"/admin/auth/user/{root.pk}/password/").status_code == 403
+    response = admin_client.post(
+        f"/admin/auth/user/{root.pk}/password/", {"password1": "x-Very-long-pw-1", "password2": "x-Very-long-pw-1"}
+    )
+    assert response.status_code == 403
+    admin_client.post(f"/admin/auth/user/{root.pk}/change/", user_form(root, groups=[AGENT], is_active=""))
+    root.refresh_from_db()
+    assert root.is_active and root.is_superuser
+    assert root.check_password("correct horse battery staple")
+    assert admin_client.post(f"/admin/auth/user/{root.pk}/delete/", {"post": "yes"}).status_code == 403
+
+
+def test_a_superuser_can_make_a_superuser(root, make_user):
+    client = Client()
+    client.force_login(root)
+    sam = make_user("sam", AGENT)
+    client.post(f"/admin/auth/user/{sam.pk}/change/", user_form(sam, groups=[AGENT], is_superuser="on"))
+    sam.refresh_from_db()
+    assert sam.is_superuser and sam.is_staff
+
+
+# --- One page sets up an agent --------------------------------------------------------------------
+
+
+def agent_form(**values: object) -> dict[str, object]:
+    return {"display_id": "1004", "name": "Sam Lee", "is_active": "on", "role": "", **values}
+
+
+def test_one_page_creates_the_login_the_agent_its_groups_and_default_caller_id(admin_client, sales, london):
+    response = admin_client.post(
+        "/admin/calls/agent/add/",
+        agent_form(
+            new_username="sam",
+            new_email="sam@example.com",
+            new_password="a-Long-enough-pass-42",
+            groups=[sales.pk],
+            default_callback_number=london.pk,
+        ),
+    )
+    assert response.status_code == 302, response.content.decode()[:3000]
+    agent = Agent.objects.get(display_id="1004")
+    assert agent.user.username == "sam"
+    assert agent.user.check_password("a-Long-enough-pass-42")
+    assert agent.user.has_perm("calls.place_call")
+    assert not agent.user.is_staff
+    assert list(agent.groups.all()) == [sales]
+    assert agent.default_callback_number == london
+
+
+def test_the_agent_page_chooses_an_existing_login_and_gives_a_role(admin_client, make_user, sales, support):
+    sam = make_user("sam")
+    response = admin_client.post(
+        "/admin/calls/agent/add/", agent_form(user=sam.pk, role=SUPERVISOR, groups=[sales.pk, support.pk])
+    )
+    assert response.status_code == 302
+    sam.refresh_from_db()
+    assert sam.agent.display_id == "1004"
+    assert sam.has_perm("calls.place_group_call")
+    assert set(sam.agent.groups.all()) == {sales, support}
+
+
+def test_editing_an_agent_changes_their_groups(admin_client, agent_user, sales, support):
+    agent = agent_user.agent
+    page = admin_client.get(f"/admin/calls/agent/{agent.pk}/change/").content.decode()
+    assert f'<option value="{sales.pk}" selected>' in page
+    admin_client.post(
+        f"/admin/calls/agent/{agent.pk}/change/",
+        agent_form(display_id="1001", name="Alex Morgan", user=agent_user.pk, groups=[support.pk]),
+    )
+    assert list(agent.groups.all()) == [support]
+    assert list(AgentGroup.objects.get(pk=sales.pk).members.values_list("display_id", flat=True)) == ["1003"]
+
+
+def test_the_agent_page_refuses_a_login_both_chosen_and_created(admin_client, make_user):
+    sam = make_user("sam")
+    response = admin_client.post(
+        "/admin/calls/agent/add/", agent_form(user=sam.pk, new_username="sam2", new_password="a-Long-pass-42")
+    )
+    assert "not both" in response.content.decode()
+    assert not Agent.objects.filter(display_id="1004").exists()
+
+
+def test_the_agent_page_refuses_a_taken_username_and_a_weak_password(admin_client, make_user):
+    make_user("sam")
+    page = admin_client.post("/admin/calls/agent/add/", agent_form(new_username="SAM", new_password="x")).content
+    assert b"already has this username" in page
+    page = admin_client.post("/admin/calls/agent/add/", agent_form(new_username="kim", new_password="123")).content
+    assert b"too short" in page
+    assert not Agent.objects.filter(display_id="1004").exists()
+
+
+def test_the_agent_page_refuses_a_default_caller_id_restricted_to_others(admin_client, manchester, sales):
+    response = admin_client.post(
+        "/admin/calls/agent/add/", agent_form(groups=[sales.pk], default_callback_number=manchester.pk)
+    )
+    assert "restricted to other agents and groups" in response.content.decode()
+
+
+def test_only_a_superuser_changes_a_superusers_role_from_the_agent_page(admin_client, root):
+    response = admin_client.post("/admin/calls/agent/add/", agent_form(user=root.pk, role=AGENT))
+    assert "Only a superuser" in response.content.decode()
+    assert not Agent.objects.filter(display_id="1004").exists()
+
+
+def test_it_warns_when_vcc_does_not_list_the_default_for_the_agent(admin_client, london):
+    london.vcc_listing_synced_at = timezone.now()
+    london.save()
+    response = admin_client.post("/admin/calls/agent/add/", agent_form(default_callback_number=london.pk), follow=True)
+    assert "VCC does not list" in response.content.decode()
+
+
+# --- The sync from the admin ----------------------------------------------------------------------
+
+
+@pytest.fixture
+def sim():
+    yield from fresh_simulator()
+
+
+RUN = "/admin/calls/syncrun/run/"
+
+
+def test_the_sync_page_offers_a_preview(admin_client, sim):
+    page = admin_client.get(RUN).content.decode()
+    assert 'name="preview"' in page
+    assert "never been applied" in page
+    assert "Run the sync from VCC" in admin_client.get("/admin/calls/syncrun/").content.decode()
+
+
+def test_a_dry_run_shows_what_would_change_and_changes_nothing(admin_client, admin_role_user, sim):
+    page = admin_client.post(RUN, {"preview": "Preview"}).content.decode()
+    assert "Preview: 12 created" in page
+    assert "created agent 1001 Alex Morgan" in page
+    assert 'name="apply"' in page
+    assert not Agent.objects.exists()
+    assert not CallbackNumber.objects.exists()
+    run = SyncRun.objects.get()
+    assert run.dry_run and run.by == admin_role_user and run.created == 12 and run.finished_at
+
+
+def test_applying_the_sync_changes_vccweb_and_stores_the_run(admin_client, admin_role_user, sim):
+    response = admin_client.post(RUN, {"apply": "Apply"})
+    run = SyncRun.objects.get()
+    assert response["Location"] == f"/admin/calls/syncrun/{run.pk}/change/"
+    assert not run.dry_run and run.by == admin_role_user
+    assert "created agent 1001 Alex Morgan" in run.lines
+    assert Agent.objects.count() == 6
+    detail = admin_client.get(response["Location"]).content.decode()
+    assert "created agent 1001 Alex Morgan" in detail
+    assert "Last applied" in admin_client.get(RUN).content.decode()
+
+
+def test_the_sync_stores_whom_vcc_lists_each_number_for(admin_client, sim):
+    admin_client.post(RUN, {"apply": "Apply"})
+    chicago = CallbackNumber.objects.get(number="+13125550100")
+    assert chicago.vcc_listing_synced_at is not None
+    assert chicago.vcc_listed_for.exists()
+    everyone = {a.display_id for n in CallbackNumber.objects.all() for a in n.vcc_listed_for.all()}
+    assert everyone <= set(Agent.objects.values_list("display_id", flat=True))
+
+
+def test_a_failed_sync_is_stored_and_said(admin_client, sim):
+    sim.set_fault("groups", status=503)
+    response = admin_client.post(RUN, {"apply": "Apply"}, follow=True)
+    run = SyncRun.objects.get()
+    assert run.error and not run.ok
+    assert "nothing was changed" in response.content.decode()
+    assert not Agent.objects.exists()
+
+
+def test_a_supervisor_cannot_run_the_sync(supervisor_client, sim):
+    assert supervisor_client.post(RUN, {"apply": "Apply"}).status_code == 302  # to the admin login
+    assert not SyncRun.objects.exists()
+
+
+def test_runs_are_read_only(admin_client, sim):
+    admin_client.post(RUN, {"preview": "Preview"})
+    run = SyncRun.objects.get()
+    assert admin_client.post(f"/admin/calls/syncrun/{run.pk}/delete/", {"post": "yes"}).status_code == 403
+    assert admin_client.get("/admin/calls/syncrun/add/").status_code == 403
+
+
+def test_the_agent_page_shows_the_current_role_and_keeps_other_groups(admin_client, agent_user):
+    extra = Group.objects.create(name="night shift")
+    agent_user.groups.add(extra)
+    page = admin_client.get(f"/admin/calls/agent/{agent_user.agent.pk}/change/").content.decode()
+    assert '<option value="agent" selected>' in page
+    admin_client.post(
+        f"/admin/calls/agent/{agent_user.agent.pk}/change/",
+        agent_form(display_id="1001", name="Alex Morgan", user=agent_user.pk, role=AGENT),
+    )
+    assert set(agent_user.groups.values_list("name", flat=True)) == {AGENT, "night shift"}
+
+
+def test_a_fault_in_vccweb_during_the_sync_still_ends_the_run(sim, monkeypatch):
+    def broken(*args, **kwargs):
+        raise RuntimeError("bug")
+
+    monkeypatch.setattr(calling, "sync_from_vcc", broken)
+    with pytest.raises(RuntimeError):
+        calling.sync_with_vcc(dry_run=False)
+    run = SyncRun.objects.get()
+    assert run.finished_at and "RuntimeError" in run.error
