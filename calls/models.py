@@ -422,6 +422,8 @@ class Call(models.Model):
     # Following: when VCC is next asked about this call, and since when it has answered 404.
     next_check_at = models.DateTimeField(null=True, blank=True)
     missing_since = models.DateTimeField(null=True, blank=True)
+    # The id of the request that placed the call (calls.observability), to find its log lines.
+    trace_id = models.CharField(max_length=64, blank=True, db_index=False)
 
     objects = CallQuerySet.as_manager()
 
@@ -680,3 +682,14 @@ class CallEvent(models.Model):
 
     def __str__(self) -> str:
         return f"{self.at:%Y-%m-%d %H:%M:%S} {self.get_kind_display()}: {self.detail}"
+
+
+class DialLock(models.Model):
+    """A number being dialled by one click (calls/locks.py): one row per number, free again once expired."""
+
+    number = models.CharField(max_length=32, primary_key=True)
+    owner = models.CharField(max_length=64)
+    expires_at = models.DateTimeField()
+
+    def __str__(self) -> str:
+        return f"{self.number} held by {self.owner} until {self.expires_at:%H:%M:%S}"
