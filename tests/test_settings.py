@@ -250,3 +250,15 @@ def test_logs_are_json_in_production_and_text_in_development(monkeypatch):
 
 def test_health_checks_are_exempt_from_the_https_redirect(monkeypatch):
     assert load(monkeypatch, **PRODUCTION)["SECURE_REDIRECT_EXEMPT"] == [r"^healthz$", r"^readyz$"]
+
+
+def test_make_serve_refuses_to_start_without_a_real_secret_key_and_says_why():
+    drop = ("DEBUG", "SECRET_KEY", "SECURE_", "SESSION_", "CSRF_", "DJANGO_ALLOW_ASYNC_UNSAFE")
+    env = {k: v for k, v in os.environ.items() if not k.startswith(drop)}
+    env |= {"ALLOWED_HOSTS": "crm.example.com", "SECRET_KEY": "changeme", "PY": sys.executable}
+    result = subprocess.run(
+        ["sh", "bin/serve"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL
+    )
+    assert result.returncode == 1
+    assert result.stderr.startswith("make serve: refusing to start: SECRET_KEY is not a real secret")
+    assert "Traceback" not in result.stderr
