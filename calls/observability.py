@@ -115,7 +115,13 @@ class RequestIdFilter(logging.Filter):
 
 
 # The attributes every LogRecord has; anything else on a record came from `extra=` and goes into the JSON.
-_STANDARD = set(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {"message", "asctime", "taskName"}
+# uvicorn adds `color_message` (the message with terminal colours) to its own records.
+_STANDARD = set(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {
+    "message",
+    "asctime",
+    "taskName",
+    "color_message",
+}
 
 
 def _record_request_id(record: logging.LogRecord) -> str | None:
