@@ -113,6 +113,14 @@ def test_a_forbidden_page_looks_like_the_app_and_says_what_happened(db):
     assert "Reference: <code>abcdef0123456789</code>" in page
 
 
+def test_a_request_for_an_unknown_host_gets_the_apps_400_page(client, db, settings):
+    settings.DEBUG = False
+    response = client.get("/login/", HTTP_HOST="evil.example.net")
+    assert response.status_code == 400
+    assert "That request could not be read" in response.content.decode()
+    assert "evil.example.net" not in response.content.decode()
+
+
 def test_an_expired_form_says_so(agent_user):
     client = Client(enforce_csrf_checks=True)
     client.force_login(agent_user)
