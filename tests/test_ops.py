@@ -7,7 +7,7 @@ from unittest.mock import patch
 
 import pytest
 from django.core.exceptions import PermissionDenied
-from django.db import OperationalError, connection
+from django.db import IntegrityError, OperationalError, connection
 from django.test import Client, RequestFactory
 from django.views.defaults import permission_denied
 
@@ -143,6 +143,38 @@ def test_with_the_database_down_the_500_page_says_so_and_needs_no_query(agent_us
     assert "5432" not in page  # the error's own text stays in the log
     assert response["X-Request-ID"] == "trace-0123456789"
     assert "Content-Security-Policy" in response
+
+
+def test_with_every_pooled_connection_busy_the_500_page_says_so(agent_user, settings):
+    from psycopg_pool import PoolTimeout
+
+    settings.DEBUG = False
+    client = Client(raise_request_exception=False)
+    client.force_login(agent_user)
+
+    def busy(*args, **kwargs):
+        try:
+            raise PoolTimeout("couldn't get a connection after 10.00 sec")
+        except PoolTimeout as error:
+            raise OperationalError(str(error)) from error
+
+    with patch.object(connection, "cursor", busy):
+        response = client.get("/contacts/")
+    assert response.status_code == 500
+    assert "vccweb is too busy right now" in response.content.decode()
+
+
+def test_a_query_that_fails_on_its_own_is_not_called_an_outage(agent_client, monkeypatch, settings):
+    settings.DEBUG = False
+    agent_client.raise_request_exception = False
+
+    def bug(*args, **kwargs):
+        raise IntegrityError("duplicate key value violates unique constraint")
+
+    monkeypatch.setattr("calls.context_processors.vccweb", bug)
+    response = agent_client.get("/contacts/")
+    assert response.status_code == 500
+    assert "Something went wrong on our side" in response.content.decode()
 
 
 def test_any_other_fault_gets_the_plain_500_page(agent_client, monkeypatch, settings):

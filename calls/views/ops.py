@@ -6,7 +6,7 @@ import logging
 import sys
 
 from django.core.cache import cache
-from django.db import DatabaseError, connection
+from django.db import DatabaseError, InterfaceError, OperationalError, connection
 from django.http import HttpRequest, HttpResponse, HttpResponseServerError, JsonResponse
 from django.template import loader
 from django.views.decorators.cache import never_cache
@@ -58,11 +58,27 @@ def readyz(request: HttpRequest) -> JsonResponse:
     return JsonResponse(body, status=503 if down else 200)
 
 
+def _is_pool_timeout(error: BaseException | None) -> bool:
+    try:
+        from psycopg_pool import PoolTimeout
+    except ImportError:
+        return False
+    while error is not None:
+        if isinstance(error, PoolTimeout):
+            return True
+        error = error.__cause__
+    return False
+
+
 def server_error(request: HttpRequest) -> HttpResponse:
     """The 500 page, rendered without context processors: it must work when the database is down."""
     error = sys.exc_info()[1]
+    # Unreachable, or every pooled connection busy for DB_POOL_TIMEOUT; not a query's own error (a bug).
+    unreachable = isinstance(error, OperationalError | InterfaceError)
+    busy = unreachable and _is_pool_timeout(error)
     context = {
-        "database_down": isinstance(error, DatabaseError),
+        "database_down": unreachable and not busy,
+        "database_busy": busy,
         "request_id": current_request_id(),
     }
     try:
