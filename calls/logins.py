@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import ipaddress
+import logging
 import math
 import time
 from collections.abc import Callable
@@ -24,6 +25,8 @@ from django.contrib.auth.views import LoginView
 from django.core.cache import cache
 from django.core.exceptions import NON_FIELD_ERRORS, ValidationError
 from django.http import HttpRequest, HttpResponse
+
+log = logging.getLogger(__name__)
 
 # Injected by tests: seconds since the epoch.
 clock: Callable[[], float] = time.time
@@ -70,7 +73,7 @@ def record_failure(username: str, address: str) -> int:
     window = settings.LOGIN_FAILURE_WINDOW_SECONDS
     lockout = settings.LOGIN_LOCKOUT_SECONDS
     locked = 0
-    for key, limit in _subjects(username, address):
+    for (key, limit), subject in zip(_subjects(username, address), ("account", "address"), strict=True):
         counter = f"{key}:{_bucket(now)}"
         cache.add(counter, 0, timeout=2 * window)
         try:
@@ -80,6 +83,15 @@ def record_failure(username: str, address: str) -> int:
         if count >= limit:
             cache.set(f"{key}:locked", now + lockout, timeout=lockout + 60)
             locked = lockout
+            # The address, not the username: enough to see an attack, and no list of who was targeted.
+            log.warning(
+                "logins paused for %d s: %d failed logins for one %s (from %s)",
+                lockout,
+                count,
+                subject,
+                address,
+                extra={"address": address, "subject": subject},
+            )
     return locked
 
 

@@ -57,6 +57,14 @@ def test_after_five_wrong_passwords_the_account_is_paused_and_told_for_how_long(
     assert "logging in is paused for 15 minutes" in response.content.decode()
 
 
+def test_a_pause_is_logged_without_the_username(agent_user, clock, caplog):
+    for _ in range(5):
+        log_in("alex", "wrong", address="198.51.100.4")
+    [line] = [r.getMessage() for r in caplog.records if r.name == "calls.logins"]
+    assert line == "logins paused for 900 s: 5 failed logins for one account (from 198.51.100.4)"
+    assert "alex" not in caplog.text
+
+
 def test_a_paused_account_is_refused_even_the_right_password_without_checking_it(agent_user, clock, no_hashing):
     with pytest.raises(AssertionError):
         log_in("alex", "wrong")  # proves the spy works
