@@ -141,7 +141,9 @@ class JsonFormatter(logging.Formatter):
             "request_id": _record_request_id(record),
         }
         for key, value in vars(record).items():
-            if key not in _STANDARD and key not in entry and not key.startswith("_"):
+            # Django's own records carry the request object, whose text includes the query string (what a
+            # person searched for): the request id already ties the line to its request.
+            if key not in _STANDARD and key not in entry and not key.startswith("_") and key != "request":
                 entry[key] = value
         if record.exc_info:
             entry["exception"] = self.formatException(record.exc_info)

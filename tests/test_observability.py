@@ -137,3 +137,21 @@ def test_json_lines_carry_the_traceback():
     assert line["level"] == "ERROR"
     assert "ValueError: boom" in line["exception"]
     assert line["request_id"] is None
+
+
+def test_a_server_error_is_one_json_line_with_the_traceback_and_no_query_string(agent_client, monkeypatch, settings):
+    settings.DEBUG = False
+    agent_client.raise_request_exception = False
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("a bug")
+
+    monkeypatch.setattr("calls.context_processors.vccweb", broken)
+    with captured_json_logs() as lines:
+        response = agent_client.get("/contacts/?q=Jane+Secretname")
+    assert response.status_code == 500
+    [error] = [line for line in lines if line["level"] == "ERROR"]
+    assert error["logger"] == "django.request"
+    assert error["request_id"] == response["X-Request-ID"]
+    assert "RuntimeError: a bug" in error["exception"]
+    assert "Secretname" not in json.dumps(lines)
