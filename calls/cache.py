@@ -108,7 +108,7 @@ class TolerantRedisCache(RedisCache):
         return result
 
     def health(self) -> str:
-        """ "" when Redis answers a PING, else what is wrong (for /readyz); an open breaker is not asked."""
+        """Return "" when Redis answers a PING, else what is wrong (for /readyz); an open breaker is not asked."""
         if not self.breaker.allows():
             return f"not answering ({self.breaker.last_error})"
         try:

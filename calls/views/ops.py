@@ -25,7 +25,7 @@ def healthz(request: HttpRequest) -> HttpResponse:
 
 
 def database_health() -> str:
-    """ "" when the database answers a query, else what is wrong."""
+    """Return "" when the database answers a query, else what is wrong."""
     try:
         with connection.cursor() as cursor:
             cursor.execute("SELECT 1")
@@ -37,7 +37,7 @@ def database_health() -> str:
 
 
 def cache_health() -> str:
-    """ "" when the shared cache answers (or is this process's own memory), else what is wrong."""
+    """Return "" when the shared cache answers (or is this process's own memory), else what is wrong."""
     health = getattr(cache, "health", None)
     problem = health() if health else ""
     if problem:
