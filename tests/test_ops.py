@@ -207,3 +207,27 @@ async def test_async_views_get_the_headers_too(async_client):
     response = await async_client.get("/healthz")
     assert "camera=()" in response["Permissions-Policy"]
     assert len(response["X-Request-ID"]) == 32
+
+
+def test_readyz_names_a_hung_cache_after_one_short_timeout_then_without_waiting(client, db, settings):
+    from tests.test_cache import HungRedis
+
+    hung = HungRedis()
+    tolerant_cache._breakers.clear()
+    settings.CACHES = {
+        "default": {
+            "BACKEND": "calls.cache.TolerantRedisCache",
+            "LOCATION": f"redis://127.0.0.1:{hung.port}/0",
+            "OPTIONS": {"socket_connect_timeout": 0.05, "socket_timeout": 0.05},
+        }
+    }
+    try:
+        first = client.get("/readyz")
+        asked = hung.bytes_received
+        second = client.get("/readyz")
+    finally:
+        hung.close()
+        tolerant_cache._breakers.clear()
+    assert first.status_code == second.status_code == 503
+    assert first.json()["cache"].startswith("not answering (TimeoutError")
+    assert hung.bytes_received == asked  # the breaker answered the second time
