@@ -10,7 +10,7 @@ PY := $(VENV)/bin/python
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: run test lint check serve-sim clean
+.PHONY: run test lint check serve serve-sim clean
 
 $(PY):
 	"$$(sh bin/find-python)" -m venv $(VENV)
@@ -39,6 +39,11 @@ lint: $(VENV)/.installed
 check: $(VENV)/.installed
 	$(PY) manage.py check
 	$(PY) manage.py makemigrations --check --dry-run
+
+# As in production: DEBUG off (SECRET_KEY and ALLOWED_HOSTS required), uvicorn with WEB_CONCURRENCY workers
+# (default: one per core), hashed static files, JSON logs, and the call-following worker beside it. See README.
+serve: $(VENV)/.installed
+	PY=$(PY) HOST=$(HOST) PORT=$(PORT) sh bin/serve
 
 serve-sim: $(VENV)/.installed
 	$(PY) -m vccsim --port 8025

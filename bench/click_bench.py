@@ -360,6 +360,8 @@ def app_env(sim_url: str, args: argparse.Namespace) -> dict[str, str]:
         "SECURE_PROXY_SSL_HEADER": "false",
         "DATABASE_URL": DATABASE_URL,
         "DB_CONN_MAX_AGE": str(args.db_conn_max_age),
+        # The connection pool (the production default) and persistent connections exclude each other.
+        "DB_POOL": "false" if args.db_conn_max_age else "true",
         "REDIS_URL": REDIS_URL,
         "VCC_ACCOUNT_KEY": ACCOUNT_KEY,
         "VCC_API_TOKEN": API_TOKEN,
@@ -367,6 +369,7 @@ def app_env(sim_url: str, args: argparse.Namespace) -> dict[str, str]:
         "VCC_AUTH_URL": sim_url,
         "VCC_GATEWAY_URL": sim_url,
         "LOG_LEVEL": "WARNING",
+        "LOG_FORMAT": "text",  # what the log summary below reads
     }
 
 
@@ -765,8 +768,9 @@ def run(args: argparse.Namespace, tmp: Path, managed: list[Managed]) -> int:
     header(args, pg_version, redis_version)
 
     sim, sim_url = start_sim(args, agents, tmp, managed)
-    env = app_env(sim_url, args)
+    env = app_env(sim_url, args) | {"STATIC_ROOT": str(tmp / "static")}
     run_python(["manage.py", "migrate", "--no-input"], env=env)
+    run_python(["manage.py", "collectstatic", "--no-input", "--verbosity", "0"], env=env)  # hashed names
     data = create_data(env, agents, numbers[:per_side], password)
     app, app_url = start_app(args, env, tmp, managed)
 

@@ -1,48 +1,156 @@
-"""Redis as Django's cache, degrading instead of failing when Redis is unreachable.
+"""Redis as Django's cache, degrading instead of failing when Redis is unreachable or hung.
 
-Everything vccweb keeps there can be lost or done without: a missing token is fetched again, a lock that cannot
-be taken is treated as taken by us (the database's unique click id still stops a second call), a throttle lets the
-request through. An outage is logged; it never turns a click into an error page.
+Everything vccweb keeps there can be lost or done without: a missing token is fetched again, a throttle lets the
+request through, a cached count is asked for again. The dialling locks do not rely on it (calls/locks.py keeps
+them in the database). An outage is logged once; it never turns a click into an error page.
+
+A hung Redis (it accepts connections and never answers) costs each operation a whole socket timeout, so after a
+failure a breaker stops asking Redis for `breaker_seconds` (an OPTIONS key, default 10): every operation answers
+its fallback at once. Then one caller tries again; if Redis answers, the breaker closes.
 """
 
 from __future__ import annotations
 
 import logging
+import threading
+import time
+from collections.abc import Callable
 from typing import Any
 
+from django.core.cache.backends.base import DEFAULT_TIMEOUT
 from django.core.cache.backends.redis import RedisCache
 from redis.exceptions import RedisError
 
 log = logging.getLogger(__name__)
 
+BREAKER_SECONDS = 10.0
 
-class TolerantRedisCache(RedisCache):
-    def _outage(self, operation: str, error: RedisError) -> None:
-        log.warning("cache unavailable (%s): %s: %s", operation, type(error).__name__, error)
 
-    def get(self, key: Any, default: Any = None, version: int | None = None) -> Any:
-        try:
-            return super().get(key, default, version)
-        except RedisError as error:
-            self._outage("get", error)
-            return default
+class Breaker:
+    """Closed until a failure; then open (nobody asks) for `seconds`; then one caller at a time may try."""
 
-    def add(self, key: Any, value: Any, timeout: Any = None, version: int | None = None) -> bool:
-        try:
-            return super().add(key, value, timeout, version)
-        except RedisError as error:
-            self._outage("add", error)
+    def __init__(self, *, seconds: float = BREAKER_SECONDS, clock: Callable[[], float] = time.monotonic) -> None:
+        self.seconds = seconds
+        self.clock = clock
+        self.last_error = ""
+        self._open_until: float | None = None  # None: closed
+        self._lock = threading.Lock()
+
+    @property
+    def is_open(self) -> bool:
+        return self._open_until is not None
+
+    def allows(self) -> bool:
+        """May Redis be asked now? After the pause this says yes to one caller and keeps the rest waiting."""
+        if self._open_until is None:
+            return True
+        with self._lock:
+            if self._open_until is None:
+                return True
+            now = self.clock()
+            if now < self._open_until:
+                return False
+            self._open_until = now + self.seconds  # this caller tries; the others keep using fallbacks
             return True
 
-    def set(self, key: Any, value: Any, timeout: Any = None, version: int | None = None) -> None:
+    def failed(self, error: Exception) -> bool:
+        """Open (again); True when it was closed, so the outage is logged once."""
+        with self._lock:
+            was_closed = self._open_until is None
+            self._open_until = self.clock() + self.seconds
+            self.last_error = f"{type(error).__name__}: {error}"
+            return was_closed
+
+    def succeeded(self) -> bool:
+        """Close; True when it was open, so the recovery is logged once."""
+        if self._open_until is None:
+            return False
+        with self._lock:
+            was_open = self._open_until is not None
+            self._open_until = None
+            return was_open
+
+
+# One breaker per Redis location and process: Django makes a cache object per thread, and they must agree.
+_breakers: dict[str, Breaker] = {}
+_breakers_lock = threading.Lock()
+
+
+def breaker_for(location: str, seconds: float = BREAKER_SECONDS) -> Breaker:
+    with _breakers_lock:
+        return _breakers.setdefault(location, Breaker(seconds=seconds))
+
+
+class TolerantRedisCache(RedisCache):
+    def __init__(self, server: str | list[str], params: dict[str, Any]) -> None:
+        options = dict(params.get("OPTIONS") or {})
+        seconds = float(options.pop("breaker_seconds", BREAKER_SECONDS))
+        super().__init__(server, {**params, "OPTIONS": options})
+        location = server if isinstance(server, str) else ",".join(server)
+        self.breaker = breaker_for(location, seconds)
+
+    def _guarded(self, operation: str, fallback: Any, call: Callable[[], Any]) -> Any:
+        if not self.breaker.allows():
+            return fallback
         try:
-            super().set(key, value, timeout, version)
+            result = call()
         except RedisError as error:
-            self._outage("set", error)
+            if self.breaker.failed(error):
+                log.warning(
+                    "cache unavailable (%s): %s; not asking it again for %g s",
+                    operation,
+                    self.breaker.last_error,
+                    self.breaker.seconds,
+                )
+            return fallback
+        if self.breaker.succeeded():
+            log.info("cache available again")
+        return result
+
+    def health(self) -> str:
+        """Return "" when Redis answers a PING, else what is wrong (for /readyz); an open breaker is not asked."""
+        if not self.breaker.allows():
+            return f"not answering ({self.breaker.last_error})"
+        try:
+            self._cache.get_client(write=True).ping()
+        except RedisError as error:
+            self.breaker.failed(error)
+            return f"not answering ({self.breaker.last_error})"
+        self.breaker.succeeded()
+        return ""
+
+    def get(self, key: Any, default: Any = None, version: int | None = None) -> Any:
+        return self._guarded("get", default, lambda: super(TolerantRedisCache, self).get(key, default, version))
+
+    def add(self, key: Any, value: Any, timeout: Any = DEFAULT_TIMEOUT, version: int | None = None) -> bool:
+        return self._guarded("add", True, lambda: super(TolerantRedisCache, self).add(key, value, timeout, version))
+
+    def set(self, key: Any, value: Any, timeout: Any = DEFAULT_TIMEOUT, version: int | None = None) -> None:
+        self._guarded("set", None, lambda: super(TolerantRedisCache, self).set(key, value, timeout, version))
+
+    def touch(self, key: Any, timeout: Any = DEFAULT_TIMEOUT, version: int | None = None) -> bool:
+        return self._guarded("touch", False, lambda: super(TolerantRedisCache, self).touch(key, timeout, version))
 
     def delete(self, key: Any, version: int | None = None) -> bool:
-        try:
-            return super().delete(key, version)
-        except RedisError as error:
-            self._outage("delete", error)
-            return False
+        return self._guarded("delete", False, lambda: super(TolerantRedisCache, self).delete(key, version))
+
+    def get_many(self, keys: Any, version: int | None = None) -> dict[Any, Any]:
+        return self._guarded("get_many", {}, lambda: super(TolerantRedisCache, self).get_many(keys, version))
+
+    def has_key(self, key: Any, version: int | None = None) -> bool:
+        return self._guarded("has_key", False, lambda: super(TolerantRedisCache, self).has_key(key, version))
+
+    def incr(self, key: Any, delta: int = 1, version: int | None = None) -> int:
+        # Unknown while Redis is away: answer as for a new key, so a counter never blocks anyone by mistake.
+        return self._guarded("incr", delta, lambda: super(TolerantRedisCache, self).incr(key, delta, version))
+
+    def set_many(self, data: dict[Any, Any], timeout: Any = DEFAULT_TIMEOUT, version: int | None = None) -> list:
+        return self._guarded(
+            "set_many", list(data), lambda: super(TolerantRedisCache, self).set_many(data, timeout, version)
+        )
+
+    def delete_many(self, keys: Any, version: int | None = None) -> None:
+        self._guarded("delete_many", None, lambda: super(TolerantRedisCache, self).delete_many(keys, version))
+
+    def clear(self) -> bool:
+        return self._guarded("clear", False, lambda: super(TolerantRedisCache, self).clear())

@@ -42,6 +42,7 @@ from calls.models import (
     DispositionCode,
     SyncRun,
 )
+from calls.observability import current_request_id
 from calls.rules import Caller, DialPlan, Refused
 from calls.sync import sync_from_vcc
 from calls.vcc import CallDetail, CallRequest, UserAdminClient, VCCError, get_async_client, get_user_admin_client
@@ -399,6 +400,7 @@ def _start(*, user, request_id: str, base_url: str, dial: DialPlan, phone, dnc_r
         application=settings.VCC_APPLICATION,
         dnc_override_reason=dnc_reason.strip() if dial.blocked else "",
         requested_at=clock(),
+        trace_id=current_request_id(),
     )
     call.regarding = regarding_url(call, base_url=base_url)
     # Send only what the configured API version knows: reference and application from 4, consent from 6.
@@ -510,7 +512,7 @@ async def _send(started: _Started, *, clock: Clock) -> Call:
             )
     finally:
         if started.lock_number:
-            locks.release_dial_lock(started.lock_number, owner=str(call.request_id))
+            await _db(locks.release_dial_lock)(started.lock_number, owner=str(call.request_id))
     return call
 
 

@@ -502,6 +502,8 @@ class Call(models.Model):
     # Following: when VCC is next asked about this call, and since when it has answered 404.
     next_check_at = models.DateTimeField(null=True, blank=True)
     missing_since = models.DateTimeField(null=True, blank=True)
+    # The id of the request that placed the call (calls.observability), to find its log lines.
+    trace_id = models.CharField(max_length=64, blank=True, db_index=False)
 
     objects = CallQuerySet.as_manager()
 
@@ -558,7 +560,32 @@ class Call(models.Model):
     def wrap_up_due(self) -> bool:
         return self.state == self.State.ENDED and self.wrapped_up_at is None
 
-    # --- Transitions: each writes only what it changes, and notes it in the call's history ---------------
+    def history(self) -> list[tuple[datetime, str, str]]:
+        """Everything that happened to the call, oldest first: (when, what, detail). The milestones come from
+        the row itself, everything else from its CallEvents (one query)."""
+        items = [
+            (self.requested_at, "Asked VCC to place the call", self.clid_reason and f"caller ID: {self.clid_reason}")
+        ]
+        if self.responded_at:
+            if self.vcc_call_id:
+                items.append((self.responded_at, "VCC placed the call", f"VCC call {self.vcc_call_id}"))
+            else:
+                status = f"HTTP {self.error_status}: " if self.error_status else ""
+                items.append((self.responded_at, self.get_state_display(), f"{status}{self.error_message}".strip()))
+        if self.connected_at:
+            items.append((self.connected_at, "Connected", ""))
+        if self.ended_at and self.state == self.State.ENDED:
+            items.append(
+                (
+                    self.ended_at,
+                    f"Ended: {self.get_outcome_display()}",
+                    "/".join(r for r in (self.result_code, self.result_party, self.result_reason) if r),
+                )
+            )
+        items += [(e.at, e.get_kind_display(), e.detail) for e in self.events.all()]
+        return sorted(items, key=lambda item: item[0])
+
+    # --- Transitions: each writes only the fields it changes ---------------------------------------------
 
     def _save(self, fields: list[str], event: str, detail: str = "", *, at: datetime) -> None:
         self.save(update_fields=fields)
@@ -579,8 +606,8 @@ class Call(models.Model):
         self.vcc_call_id, self.vcc_status, self.recording_status = vcc_call_id, vcc_status, recording_status
         self.responded_at, self.latency_ms, self.next_check_at = now, latency_ms, now
         self.error_display = note
-        self._save(
-            [
+        self.save(
+            update_fields=[
                 "state",
                 "outcome",
                 "vcc_call_id",
@@ -590,10 +617,7 @@ class Call(models.Model):
                 "latency_ms",
                 "next_check_at",
                 "error_display",
-            ],
-            CallEvent.Kind.PLACED,
-            f"VCC call {vcc_call_id}" + (f": {note}" if note else ""),
-            at=now,
+            ]
         )
 
     def record_failed(
@@ -614,12 +638,16 @@ class Call(models.Model):
         self.state, self.outcome = state, outcome
         self.error_message, self.error_status, self.error_display = message, status, display
         self.responded_at, self.latency_ms = now, latency_ms
-        detail = f"HTTP {status}: {message}" if status else message or display
-        self._save(
-            ["state", "outcome", "error_message", "error_status", "error_display", "responded_at", "latency_ms"],
-            CallEvent.Kind.FAILED if state == self.State.FAILED else CallEvent.Kind.UNCONFIRMED,
-            detail,
-            at=now,
+        self.save(
+            update_fields=[
+                "state",
+                "outcome",
+                "error_message",
+                "error_status",
+                "error_display",
+                "responded_at",
+                "latency_ms",
+            ]
         )
 
     def record_detail(
@@ -643,11 +671,9 @@ class Call(models.Model):
         if disposition_code and not self.disposition_code:
             self.disposition_code = disposition_code
             fields.append("disposition_code")
-        events = []
         if live and connected and self.connected_at is None:
             self.connected_at = now
             fields.append("connected_at")
-            events.append("connected")
         if not live:
             self.result_code, self.result_party, self.result_reason = result
             self.state, self.ended_at = self.State.ENDED, self.ended_at or now
@@ -664,15 +690,8 @@ class Call(models.Model):
                 "outcome",
                 "duration_seconds",
             ]
-            events.append(
-                f"ended: {self.get_outcome_display()}"
-                + (f" ({'/'.join(r for r in result if r)})" if any(result) else "")
-            )
         changed = was != (self.state, self.connected_at is not None, self.recording_status)
-        if events:
-            self._save(fields, CallEvent.Kind.PROGRESS, "; ".join(events), at=now)
-        else:
-            self.save(update_fields=fields)
+        self.save(update_fields=fields)
         return changed
 
     def record_missing(self, *, now: datetime, next_check_at: datetime) -> bool:
@@ -738,12 +757,10 @@ def outcome_of(code: str, party: str, reason: str, *, connected: bool) -> str:
 
 
 class CallEvent(models.Model):
-    """One entry of a call's history: what VCC answered, each change of state, each action taken on it."""
+    """One entry of a call's history beyond the milestones its row keeps (asked, answered, connected, ended):
+    errors asking VCC, recording changes, wrap-ups and their edits, a call closed without a result."""
 
     class Kind(models.TextChoices):
-        PLACED = "placed", "Placed by VCC"
-        FAILED = "failed", "Not placed"
-        UNCONFIRMED = "unconfirmed", "Not confirmed"
         PROGRESS = "progress", "Progress"
         ERROR = "error", "Error asking VCC"
         RECORDING = "recording", "Recording"
@@ -810,3 +827,14 @@ class SyncRun(models.Model):
         return (
             f"{self.created} created, {self.updated} updated, {self.deactivated} deactivated, {self.problems} problems"
         )
+
+
+class DialLock(models.Model):
+    """A number being dialled by one click (calls/locks.py): one row per number, free again once expired."""
+
+    number = models.CharField(max_length=32, primary_key=True)
+    owner = models.CharField(max_length=64)
+    expires_at = models.DateTimeField()
+
+    def __str__(self) -> str:
+        return f"{self.number} held by {self.owner} until {self.expires_at:%H:%M:%S}"

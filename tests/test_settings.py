@@ -29,6 +29,13 @@ def load(monkeypatch, **env: str) -> dict:
         "REDIS_URL",
         "VCC_ACCOUNT_KEY",
         "VCC_API_TOKEN",
+        "DB_POOL",
+        "DB_POOL_MIN_SIZE",
+        "DB_POOL_MAX_SIZE",
+        "DB_POOL_TIMEOUT",
+        "DB_CONN_MAX_AGE",
+        "LOG_FORMAT",
+        "REDIS_TIMEOUT_MS",
     ]:
         monkeypatch.delenv(name, raising=False)
     for name, value in env.items():
@@ -59,7 +66,7 @@ def test_it_requires_a_secret_key_without_debug(monkeypatch):
 
 def test_it_requires_allowed_hosts_without_debug(monkeypatch):
     with pytest.raises(ImproperlyConfigured, match="ALLOWED_HOSTS"):
-        load(monkeypatch, DEBUG="false", SECRET_KEY="s" * 60)
+        load(monkeypatch, DEBUG="false", SECRET_KEY=PRODUCTION["SECRET_KEY"])
 
 
 def test_it_reads_secrets_from_files(monkeypatch, tmp_path):
@@ -162,3 +169,96 @@ def test_check_deploy_reports_no_issues_with_production_settings():
     )
     assert result.returncode == 0, result.stdout + result.stderr
     assert "no issues" in result.stdout
+
+
+@pytest.mark.parametrize(
+    "key",
+    ["short-" + "k" * 20, "a" * 60, "django-insecure-" + "0123456789abcdef" * 4],
+)
+def test_it_refuses_a_secret_key_that_is_not_a_real_secret_without_debug(monkeypatch, key):
+    with pytest.raises(ImproperlyConfigured, match="SECRET_KEY is not a real secret.*token_urlsafe"):
+        load(monkeypatch, **{**PRODUCTION, "SECRET_KEY": key})
+
+
+def test_postgres_gets_a_bounded_connection_pool_from_the_environment(monkeypatch):
+    db = load(
+        monkeypatch,
+        DEBUG="true",
+        DATABASE_URL="postgres://root@127.0.0.1:5432/test",
+        DB_POOL_MIN_SIZE="1",
+        DB_POOL_MAX_SIZE="7",
+        DB_POOL_TIMEOUT="3",
+    )["DATABASES"]["default"]
+    assert db["OPTIONS"]["pool"] == {"min_size": 1, "max_size": 7, "timeout": 3}
+    assert db["OPTIONS"]["connect_timeout"] == 5
+    assert db["CONN_MAX_AGE"] == 0
+
+
+def test_the_pool_has_defaults_and_can_be_switched_off(monkeypatch):
+    url = "postgres://root@127.0.0.1:5432/test"
+    pooled = load(monkeypatch, DEBUG="true", DATABASE_URL=url)["DATABASES"]["default"]
+    assert pooled["OPTIONS"]["pool"] == {"min_size": 2, "max_size": 10, "timeout": 10}
+    plain = load(monkeypatch, DEBUG="true", DATABASE_URL=url, DB_POOL="false", DB_CONN_MAX_AGE="60")
+    assert "pool" not in plain["DATABASES"]["default"]["OPTIONS"]
+    assert plain["DATABASES"]["default"]["CONN_MAX_AGE"] == 60
+
+
+def test_sqlite_gets_no_pool(monkeypatch):
+    assert "OPTIONS" not in load(monkeypatch, DEBUG="true")["DATABASES"]["default"]
+
+
+@pytest.mark.parametrize(
+    ("env", "message"),
+    [
+        ({"DB_CONN_MAX_AGE": "60"}, "DB_CONN_MAX_AGE must be 0 while the connection pool is on"),
+        ({"DB_POOL_MIN_SIZE": "5", "DB_POOL_MAX_SIZE": "4"}, r"DB_POOL_MAX_SIZE \(4\) must be at least"),
+        ({"DB_POOL_MAX_SIZE": "0"}, "DB_POOL_MAX_SIZE must be at least 1"),
+        ({"DB_POOL_TIMEOUT": "soon"}, "DB_POOL_TIMEOUT must be a whole number"),
+        ({"DB_POOL": "maybe"}, "DB_POOL must be true, false"),
+    ],
+)
+def test_it_refuses_a_malformed_pool(monkeypatch, env, message):
+    with pytest.raises(ImproperlyConfigured, match=message):
+        load(monkeypatch, DEBUG="true", DATABASE_URL="postgres://root@127.0.0.1:5432/test", **env)
+
+
+def test_redis_gets_short_timeouts_and_a_breaker(monkeypatch):
+    options = load(monkeypatch, DEBUG="true", REDIS_URL="redis://127.0.0.1:6379/1", REDIS_TIMEOUT_MS="250")["CACHES"][
+        "default"
+    ]["OPTIONS"]
+    assert options == {"socket_connect_timeout": 0.25, "socket_timeout": 0.25, "breaker_seconds": 10}
+
+
+def test_static_files_get_hashed_names_only_without_debug(monkeypatch):
+    production = load(monkeypatch, **PRODUCTION)
+    assert production["STORAGES"]["staticfiles"]["BACKEND"] == (
+        "whitenoise.storage.CompressedManifestStaticFilesStorage"
+    )
+    assert production["WHITENOISE_USE_FINDERS"] is False
+    development = load(monkeypatch, DEBUG="true")
+    assert development["STORAGES"]["staticfiles"]["BACKEND"] == "django.contrib.staticfiles.storage.StaticFilesStorage"
+    assert development["WHITENOISE_USE_FINDERS"] is True
+
+
+def test_logs_are_json_in_production_and_text_in_development(monkeypatch):
+    assert load(monkeypatch, **PRODUCTION)["LOGGING"]["handlers"]["console"]["formatter"] == "json"
+    assert load(monkeypatch, DEBUG="true")["LOGGING"]["handlers"]["console"]["formatter"] == "text"
+    assert load(monkeypatch, **PRODUCTION, LOG_FORMAT="TEXT")["LOGGING"]["handlers"]["console"]["formatter"] == "text"
+    with pytest.raises(ImproperlyConfigured, match="LOG_FORMAT must be one of json, text"):
+        load(monkeypatch, DEBUG="true", LOG_FORMAT="xml")
+
+
+def test_health_checks_are_exempt_from_the_https_redirect(monkeypatch):
+    assert load(monkeypatch, **PRODUCTION)["SECURE_REDIRECT_EXEMPT"] == [r"^healthz$", r"^readyz$"]
+
+
+def test_make_serve_refuses_to_start_without_a_real_secret_key_and_says_why():
+    drop = ("DEBUG", "SECRET_KEY", "SECURE_", "SESSION_", "CSRF_", "DJANGO_ALLOW_ASYNC_UNSAFE")
+    env = {k: v for k, v in os.environ.items() if not k.startswith(drop)}
+    env |= {"ALLOWED_HOSTS": "crm.example.com", "SECRET_KEY": "changeme", "PY": sys.executable}
+    result = subprocess.run(
+        ["sh", "bin/serve"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL
+    )
+    assert result.returncode == 1
+    assert result.stderr.startswith("make serve: refusing to start: SECRET_KEY is not a real secret")
+    assert "Traceback" not in result.stderr

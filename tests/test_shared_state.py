@@ -20,7 +20,7 @@ from django.test import Client
 
 from calls.models import Call
 from calls.vcc import get_client
-from tests._sim import assert_refused, click, fresh_simulator, only_call, primary
+from tests._sim import click, fresh_simulator, only_call, primary
 from vccsim import Simulator, load_account, start_server
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -85,15 +85,6 @@ def test_a_token_fetched_by_one_process_is_used_by_another(redis_cache, settings
 @pytest.fixture
 def sim(monkeypatch):
     yield from fresh_simulator(monkeypatch)
-
-
-def test_a_number_being_dialled_by_another_process_is_not_dialled_again(redis_cache, agent_client, contact, sim):
-    number = primary(contact).number
-    other_process(f"from calls import locks; assert locks.acquire_dial_lock('{number}', owner='another click')")
-
-    response = click(agent_client, primary(contact))
-
-    assert_refused(response, sim, "Someone else is dialling this number right now. Try again in a moment.")
 
 
 @pytest.mark.django_db(transaction=True)

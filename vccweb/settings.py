@@ -78,11 +78,20 @@ def env_url(name: str, default: str) -> str:
 
 DEBUG = env_bool("DEBUG", False)
 
+_MAKE_A_KEY = "make one with: python -c 'import secrets; print(secrets.token_urlsafe(50))'"
 SECRET_KEY = env_str("SECRET_KEY")
 if not SECRET_KEY:
     if not DEBUG:
-        raise ImproperlyConfigured("SECRET_KEY must be set when DEBUG is off (or set DEBUG=true for development)")
+        raise ImproperlyConfigured(
+            f"SECRET_KEY must be set when DEBUG is off (or set DEBUG=true for development); {_MAKE_A_KEY}"
+        )
     SECRET_KEY = "django-insecure-development-only-key-never-use-in-production"
+elif not DEBUG and (len(SECRET_KEY) < 50 or len(set(SECRET_KEY)) < 5 or SECRET_KEY.startswith("django-insecure-")):
+    # The same test as Django's deploy check (security.W009), made fatal: a guessable key signs sessions.
+    raise ImproperlyConfigured(
+        f"SECRET_KEY is not a real secret: it needs at least 50 characters, 5 of them different, "
+        f"and no 'django-insecure-' prefix; {_MAKE_A_KEY}"
+    )
 
 ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", ["localhost", "127.0.0.1", "[::1]"] if DEBUG else [])
 if not DEBUG and not ALLOWED_HOSTS:
@@ -102,7 +111,10 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    # First, so that every log line of a request, redirects and errors included, carries its request id.
+    "calls.observability.RequestIdMiddleware",
     "django.middleware.security.SecurityMiddleware",
+    "calls.security.permissions_policy_middleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -148,7 +160,33 @@ try:
 except ValueError as e:
     raise ImproperlyConfigured(f"DATABASE_URL is not a database URL Django understands: {e}") from e
 
+if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
+    _options = DATABASES["default"].setdefault("OPTIONS", {})
+    # A PostgreSQL that does not answer must not hang a request (or /readyz) for minutes.
+    _options.setdefault("connect_timeout", env_int("DB_CONNECT_TIMEOUT", 5, minimum=1))
+    # Each process borrows connections from its own bounded pool, so processes × DB_POOL_MAX_SIZE (plus the
+    # workers') is all PostgreSQL ever sees, whatever the number of requests in flight. Off behind PgBouncer.
+    if env_bool("DB_POOL", True):
+        if DATABASES["default"]["CONN_MAX_AGE"]:
+            raise ImproperlyConfigured(
+                "DB_CONN_MAX_AGE must be 0 while the connection pool is on (DB_POOL=true): the pool keeps the "
+                "connections; set DB_POOL=false to use persistent connections instead"
+            )
+        _pool_min = env_int("DB_POOL_MIN_SIZE", 2, minimum=0)
+        _pool_max = env_int("DB_POOL_MAX_SIZE", 10, minimum=1)
+        if _pool_max < _pool_min:
+            raise ImproperlyConfigured(
+                f"DB_POOL_MAX_SIZE ({_pool_max}) must be at least DB_POOL_MIN_SIZE ({_pool_min})"
+            )
+        _options["pool"] = {
+            "min_size": _pool_min,
+            "max_size": _pool_max,
+            # Seconds a request waits for a free connection before it fails (a 500 that says the database is busy).
+            "timeout": env_int("DB_POOL_TIMEOUT", 10, minimum=1),
+        }
+
 REDIS_URL = env_str("REDIS_URL")
+REDIS_TIMEOUT = env_int("REDIS_TIMEOUT_MS", 500, minimum=1) / 1000
 if REDIS_URL:
     if not re.match(r"^rediss?://", REDIS_URL):
         raise ImproperlyConfigured("REDIS_URL must start with redis:// or rediss://")
@@ -158,7 +196,13 @@ if REDIS_URL:
             "BACKEND": "calls.cache.TolerantRedisCache",
             "LOCATION": REDIS_URL,
             "KEY_PREFIX": "vccweb",
-            "OPTIONS": {"socket_connect_timeout": 1, "socket_timeout": 1},
+            "OPTIONS": {
+                # Redis on the same network answers in a millisecond: waiting longer only stalls requests.
+                "socket_connect_timeout": REDIS_TIMEOUT,
+                "socket_timeout": REDIS_TIMEOUT,
+                # After a failure, stop asking Redis for this long (per process); see calls/cache.py.
+                "breaker_seconds": env_int("REDIS_BREAKER_SECONDS", 10, minimum=1),
+            },
         }
     }
 else:
@@ -185,11 +229,20 @@ USE_TZ = True
 
 STATIC_URL = "static/"
 STATICFILES_DIRS = [BASE_DIR / "static"]
-# WhiteNoise serves static files straight from the app folders, so no collectstatic step is needed;
-# set STATIC_ROOT only to collect them for another server.
-STATIC_ROOT = env_str("STATIC_ROOT") or None
-WHITENOISE_USE_FINDERS = True
+STATIC_ROOT = env_str("STATIC_ROOT") or BASE_DIR / "staticfiles"
+# With DEBUG on (development and tests) WhiteNoise serves the files straight from the app folders. With it off,
+# pages link to content-hashed, compressed copies (cached for ever by browsers) that `manage.py collectstatic`
+# writes to STATIC_ROOT; `make serve` runs it.
+WHITENOISE_USE_FINDERS = DEBUG
 WHITENOISE_AUTOREFRESH = DEBUG
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {
+        "BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"
+        if DEBUG
+        else "whitenoise.storage.CompressedManifestStaticFilesStorage"
+    },
+}
 
 # --- Security --------------------------------------------------------------------------------------
 
@@ -207,9 +260,43 @@ SECURE_CSP = {
 }
 
 SESSION_COOKIE_HTTPONLY = True
+# Sessions are read from the cache (Redis in production) and written through to the database: a page or a click
+# costs no query to find out who is asking, and a flushed cache loses no one's login.
+SESSION_ENGINE = "django.contrib.sessions.backends.cached_db"
 X_FRAME_OPTIONS = "DENY"
 SECURE_CONTENT_TYPE_NOSNIFF = True
 SECURE_REFERRER_POLICY = "same-origin"
+# Load balancers probe these over plain HTTP.
+SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^readyz$"]
+# Browser features no page here uses, denied to the pages and anything they could embed (calls/security.py).
+PERMISSIONS_POLICY = {
+    feature: []
+    for feature in (
+        "accelerometer",
+        "autoplay",
+        "camera",
+        "display-capture",
+        "geolocation",
+        "gyroscope",
+        "magnetometer",
+        "microphone",
+        "midi",
+        "payment",
+        "publickey-credentials-get",
+        "screen-wake-lock",
+        "serial",
+        "usb",
+        "xr-spatial-tracking",
+    )
+}
+
+# Failed logins: an account, or an address, that fails this often within the window is refused for
+# LOGIN_LOCKOUT_SECONDS, before its password is checked (calls/logins.py).
+LOGIN_FAILURES_PER_ACCOUNT = env_int("LOGIN_FAILURES_PER_ACCOUNT", 5, minimum=1)
+# Generous per address: a whole floor of agents may reach the app from one office address (NAT).
+LOGIN_FAILURES_PER_ADDRESS = env_int("LOGIN_FAILURES_PER_ADDRESS", 100, minimum=1)
+LOGIN_FAILURE_WINDOW_SECONDS = env_int("LOGIN_FAILURE_WINDOW_SECONDS", 900, minimum=1)
+LOGIN_LOCKOUT_SECONDS = env_int("LOGIN_LOCKOUT_SECONDS", 900, minimum=1)
 
 # Production defaults when DEBUG is off; each can be switched off on its own (e.g. TLS ends elsewhere).
 SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", not DEBUG)
@@ -272,13 +359,34 @@ if not re.fullmatch(r"[A-Z]{2}", DEFAULT_PHONE_REGION) or not phonenumbers.count
 
 DEMO_PASSWORD = env_str("DEMO_PASSWORD", "demo")
 
-# --- Logging: to stderr; never log secrets (the VCC client redacts Authorization itself) ------------
+# --- Logging: to stdout; never log secrets (the VCC client redacts Authorization itself) ------------
 
+# json: one JSON object a line (production); text: for people reading a terminal. Every line carries the
+# request id (calls/observability.py); calls.observability logs one line per request.
+LOG_FORMAT = env_choice("LOG_FORMAT", "text" if DEBUG else "json", ("json", "text"))
+LOG_LEVEL = env_choice("LOG_LEVEL", "info", ("debug", "info", "warning", "error", "critical")).upper()
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
-    "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "INFO").upper()},
-    "loggers": {"httpx": {"level": "WARNING"}, "httpcore": {"level": "WARNING"}},
+    "filters": {"request_id": {"()": "calls.observability.RequestIdFilter"}},
+    "formatters": {
+        "text": {"format": "%(asctime)s %(levelname)s %(name)s [%(request_id)s] %(message)s"},
+        "json": {"()": "calls.observability.JsonFormatter"},
+    },
+    "handlers": {
+        "console": {
+            "class": "logging.StreamHandler",
+            "stream": "ext://sys.stdout",
+            "formatter": LOG_FORMAT,
+            "filters": ["request_id"],
+        }
+    },
+    "root": {"handlers": ["console"], "level": LOG_LEVEL},
+    "loggers": {
+        "httpx": {"level": "WARNING"},
+        "httpcore": {"level": "WARNING"},
+        # calls.observability logs each request once, with its id; Django's own 4xx/5xx lines would repeat it.
+        "django.request": {"level": "ERROR"},
+        "django.server": {"level": "WARNING"},
+    },
 }

@@ -38,7 +38,7 @@ class Migration(migrations.Migration):
             fields=[
                 ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
                 ('at', models.DateTimeField()),
-                ('kind', models.CharField(choices=[('placed', 'Placed by VCC'), ('failed', 'Not placed'), ('unconfirmed', 'Not confirmed'), ('progress', 'Progress'), ('error', 'Error asking VCC'), ('recording', 'Recording'), ('wrap_up', 'Wrap-up')], max_length=12)),
+                ('kind', models.CharField(choices=[('progress', 'Progress'), ('error', 'Error asking VCC'), ('recording', 'Recording'), ('wrap_up', 'Wrap-up')], max_length=12)),
                 ('detail', models.CharField(blank=True, max_length=2000)),
             ],
             options={

@@ -1,0 +1,90 @@
+"""For load balancers and operators: liveness, readiness, and the error page that needs nothing but itself."""
+
+from __future__ import annotations
+
+import logging
+import sys
+
+from django.core.cache import cache
+from django.db import DatabaseError, InterfaceError, OperationalError, connection
+from django.http import HttpRequest, HttpResponse, HttpResponseServerError, JsonResponse
+from django.template import loader
+from django.views.decorators.cache import never_cache
+from django.views.decorators.http import require_GET
+
+from calls.observability import current_request_id
+
+log = logging.getLogger(__name__)
+
+
+@never_cache
+@require_GET
+def healthz(request: HttpRequest) -> HttpResponse:
+    """The process answers: no database, no cache, nothing that can be slow."""
+    return HttpResponse("ok\n", content_type="text/plain")
+
+
+def database_health() -> str:
+    """Return "" when the database answers a query, else what is wrong."""
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT 1")
+            cursor.fetchone()
+    except DatabaseError as error:
+        log.warning("readyz: database not answering: %s: %s", type(error).__name__, error)
+        return f"not answering ({type(error).__name__})"
+    return ""
+
+
+def cache_health() -> str:
+    """Return "" when the shared cache answers (or is this process's own memory), else what is wrong."""
+    health = getattr(cache, "health", None)
+    problem = health() if health else ""
+    if problem:
+        log.warning("readyz: cache %s", problem)
+    return problem
+
+
+@never_cache
+@require_GET
+def readyz(request: HttpRequest) -> JsonResponse:
+    """Ready to serve: the database and the cache answer. 503 names what does not."""
+    checks = {"database": database_health(), "cache": cache_health()}
+    down = [name for name, problem in checks.items() if problem]
+    body = {
+        "status": "ok" if not down else f"down: {', '.join(down)}",
+        **{name: problem or "ok" for name, problem in checks.items()},
+    }
+    return JsonResponse(body, status=503 if down else 200)
+
+
+def _is_pool_timeout(error: BaseException | None) -> bool:
+    try:
+        from psycopg_pool import PoolTimeout
+    except ImportError:
+        return False
+    while error is not None:
+        if isinstance(error, PoolTimeout):
+            return True
+        error = error.__cause__
+    return False
+
+
+def server_error(request: HttpRequest) -> HttpResponse:
+    """The 500 page, rendered without context processors: it must work when the database is down."""
+    error = sys.exc_info()[1]
+    # Unreachable, or every pooled connection busy for DB_POOL_TIMEOUT; not a query's own error (a bug).
+    unreachable = isinstance(error, OperationalError | InterfaceError)
+    busy = unreachable and _is_pool_timeout(error)
+    context = {
+        "database_down": unreachable and not busy,
+        "database_busy": busy,
+        "request_id": current_request_id(),
+    }
+    try:
+        return HttpResponseServerError(loader.get_template("500.html").render(context))
+    except Exception:  # the page itself failed: still answer, in plain words
+        log.exception("the 500 page could not be rendered")
+        return HttpResponseServerError(
+            "Something went wrong on our side. Try again in a minute.\n", content_type="text/plain"
+        )

@@ -1,0 +1,188 @@
+"""TolerantRedisCache: short timeouts, and a breaker that stops asking a dead or hung Redis for a while.
+
+The hung Redis is a socket server on 127.0.0.1 that accepts connections and never answers. The breaker's clock
+is injected: nothing here sleeps; the only waiting is one short socket timeout per real attempt.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import socket
+import threading
+
+import pytest
+
+from calls import cache as tolerant
+from calls.cache import Breaker, TolerantRedisCache
+
+REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
+TIMEOUT = 0.05  # seconds: the one wall-clock wait per attempt that reaches the hung server
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+class HungRedis:
+    """Accepts connections, reads what it is sent, never answers."""
+
+    def __init__(self) -> None:
+        self.listener = socket.socket()
+        self.listener.bind(("127.0.0.1", 0))
+        self.listener.listen(16)
+        self.port = self.listener.getsockname()[1]
+        self.connections: list[socket.socket] = []
+        self.bytes_received = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._serve, daemon=True)
+        self._thread.start()
+
+    def _serve(self) -> None:
+        self.listener.settimeout(0.01)
+        while not self._stop.is_set():
+            try:
+                conn, _ = self.listener.accept()
+                conn.setblocking(False)
+                self.connections.append(conn)
+            except OSError:
+                pass
+            for conn in list(self.connections):
+                with contextlib.suppress(OSError):
+                    self.bytes_received += len(conn.recv(65536))
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join(2)
+        for conn in self.connections:
+            conn.close()
+        self.listener.close()
+
+
+@pytest.fixture(autouse=True)
+def _fresh_breakers():
+    tolerant._breakers.clear()
+    yield
+    tolerant._breakers.clear()
+
+
+@pytest.fixture
+def hung():
+    server = HungRedis()
+    yield server
+    server.close()
+
+
+def make_cache(location: str, clock: Clock, seconds: float = 10) -> TolerantRedisCache:
+    cache = TolerantRedisCache(
+        location,
+        {
+            "KEY_PREFIX": "vccweb-test",
+            "OPTIONS": {"socket_connect_timeout": TIMEOUT, "socket_timeout": TIMEOUT, "breaker_seconds": seconds},
+        },
+    )
+    cache.breaker.clock = clock
+    return cache
+
+
+def test_a_hung_redis_is_asked_once_then_left_alone_until_the_pause_ends(hung):
+    clock = Clock()
+    cache = make_cache(f"redis://127.0.0.1:{hung.port}/0", clock)
+
+    assert cache.get("token", "fallback") == "fallback"  # waited one socket timeout
+    assert cache.breaker.is_open
+    asked = hung.bytes_received
+    assert asked > 0
+
+    # While open: every operation answers its fallback at once, without a byte sent.
+    assert cache.get("token", "fallback") == "fallback"
+    assert cache.add("k", 1) is True
+    assert cache.set("k", 1) is None
+    assert cache.delete("k") is False
+    assert cache.get_many(["a", "b"]) == {}
+    assert cache.incr("n") == 1
+    assert cache.has_key("k") is False
+    assert cache.set_many({"a": 1, "b": 2}) == ["a", "b"]
+    assert hung.bytes_received == asked
+
+    clock.now += 9.9
+    cache.get("token")
+    assert hung.bytes_received == asked
+
+    clock.now += 0.2  # the pause is over: one caller tries again (and fails again: still hung)
+    assert cache.get("token", "fallback") == "fallback"
+    assert hung.bytes_received > asked
+    assert cache.breaker.is_open
+
+
+def test_the_breaker_is_shared_by_the_cache_objects_of_one_process(hung):
+    """Django makes a cache object per thread: one of them finding Redis hung spares the others the wait."""
+    clock = Clock()
+    location = f"redis://127.0.0.1:{hung.port}/0"
+    first, second = make_cache(location, clock), make_cache(location, clock)
+    first.get("x")
+    asked = hung.bytes_received
+    assert second.get("x", "fallback") == "fallback"
+    assert hung.bytes_received == asked
+
+
+def test_a_refused_connection_opens_the_breaker_and_readyz_health_says_so():
+    clock = Clock()
+    cache = make_cache("redis://127.0.0.1:1/0", clock)
+    assert cache.health().startswith("not answering (ConnectionError")
+    assert cache.breaker.is_open
+    assert cache.health().startswith("not answering (ConnectionError")  # from the breaker, not asked again
+
+
+def test_the_outage_is_logged_once(hung, caplog):
+    cache = make_cache(f"redis://127.0.0.1:{hung.port}/0", Clock())
+    for _ in range(5):
+        cache.get("x")
+    outages = [r for r in caplog.records if "cache unavailable" in r.getMessage()]
+    assert len(outages) == 1
+    assert "not asking it again for 10 s" in outages[0].getMessage()
+
+
+@pytest.fixture
+def live_redis():
+    import redis
+
+    try:
+        redis.Redis.from_url(REDIS_URL, socket_connect_timeout=1).ping()
+    except redis.ConnectionError:
+        pytest.skip(f"Redis is not running at {REDIS_URL} (CI starts one)")
+    return REDIS_URL
+
+
+def test_when_redis_answers_again_the_breaker_closes(live_redis, caplog):
+    clock = Clock()
+    cache = make_cache(live_redis, clock)
+    cache.breaker.failed(ConnectionError("it was down"))
+    assert cache.get("k", "fallback") == "fallback"  # still paused
+
+    clock.now += 10
+    cache.set("k", "v")
+    assert not cache.breaker.is_open
+    assert cache.get("k") == "v"
+    assert cache.health() == ""
+    assert any("cache available again" in r.getMessage() for r in caplog.records)
+    cache.delete("k")
+
+
+def test_half_open_lets_one_caller_try_and_keeps_the_others_waiting():
+    clock = Clock()
+    breaker = Breaker(seconds=10, clock=clock)
+    assert breaker.allows()
+    assert breaker.failed(RuntimeError("down")) is True
+    assert breaker.failed(RuntimeError("down")) is False  # already open: not logged again
+    assert not breaker.allows()
+    clock.now += 10
+    assert breaker.allows()  # the one that tries
+    assert not breaker.allows()  # everyone else, meanwhile
+    assert breaker.succeeded() is True
+    assert breaker.allows()
+    assert breaker.succeeded() is False

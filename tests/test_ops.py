@@ -1,0 +1,233 @@
+"""/healthz, /readyz, the error pages (403, 404, 500 with the database down) and the response headers on them."""
+
+from __future__ import annotations
+
+from contextlib import contextmanager
+from unittest.mock import patch
+
+import pytest
+from django.core.exceptions import PermissionDenied
+from django.db import IntegrityError, OperationalError, connection
+from django.test import Client, RequestFactory
+from django.views.defaults import permission_denied
+
+from calls import cache as tolerant_cache
+
+DEAD_REDIS = "redis://127.0.0.1:1/0"  # nothing listens on port 1: refused at once
+
+
+@contextmanager
+def database_down():
+    """Every query fails as it does when PostgreSQL is unreachable."""
+
+    def refuse(*args, **kwargs):
+        raise OperationalError('connection to server at "127.0.0.1", port 5432 failed: Connection refused')
+
+    with patch.object(connection, "cursor", refuse):
+        yield
+
+
+@pytest.fixture
+def cache_down(settings):
+    tolerant_cache._breakers.clear()
+    settings.CACHES = {
+        "default": {
+            "BACKEND": "calls.cache.TolerantRedisCache",
+            "LOCATION": DEAD_REDIS,
+            "OPTIONS": {"socket_connect_timeout": 0.5, "socket_timeout": 0.5},
+        }
+    }
+    yield
+    tolerant_cache._breakers.clear()
+
+
+def test_healthz_answers_without_any_query(client, db, django_assert_num_queries):
+    with django_assert_num_queries(0):
+        response = client.get("/healthz")
+    assert response.status_code == 200
+    assert response.content == b"ok\n"
+    assert "no-cache" in response["Cache-Control"]
+
+
+def test_healthz_answers_while_the_database_is_down(client, db):
+    with database_down():
+        assert client.get("/healthz").status_code == 200
+
+
+def test_healthz_rejects_post(client):
+    assert client.post("/healthz").status_code == 405
+
+
+def test_readyz_says_ok_when_database_and_cache_answer(client, db):
+    response = client.get("/readyz")
+    assert response.status_code == 200
+    assert response.json() == {"status": "ok", "database": "ok", "cache": "ok"}
+
+
+def test_readyz_names_the_database_when_it_is_down(client, db):
+    with database_down():
+        response = client.get("/readyz")
+    assert response.status_code == 503
+    assert response.json() == {
+        "status": "down: database",
+        "database": "not answering (OperationalError)",
+        "cache": "ok",
+    }
+
+
+def test_readyz_names_the_cache_when_redis_is_down(client, db, cache_down):
+    response = client.get("/readyz")
+    assert response.status_code == 503
+    body = response.json()
+    assert body["status"] == "down: cache"
+    assert body["database"] == "ok"
+    assert body["cache"].startswith("not answering (ConnectionError")
+
+
+def test_health_checks_need_no_login_and_no_https(client, db, settings):
+    settings.SECURE_SSL_REDIRECT = True
+    assert client.get("/healthz").status_code == 200
+    assert client.get("/readyz").status_code == 200
+    assert client.get("/contacts/").status_code == 301  # everything else goes to HTTPS
+
+
+def test_a_missing_page_looks_like_the_app_and_says_what_happened(agent_client, settings):
+    settings.DEBUG = False
+    response = agent_client.get("/no/such/page/")
+    assert response.status_code == 404
+    page = response.content.decode()
+    assert "Page not found" in page
+    assert 'class="brand"' in page and "css/app.css" in page
+    assert "Log out" in page  # the usual top bar, for the logged-in user
+    assert f"Reference: <code>{response['X-Request-ID']}</code>" in page
+
+
+def test_a_forbidden_page_looks_like_the_app_and_says_what_happened(db):
+    request = RequestFactory().get("/groups/availability/")
+    request.request_id = "abcdef0123456789"
+    response = permission_denied(request, PermissionDenied("You may not call via groups."))
+    assert response.status_code == 403
+    page = response.content.decode()
+    assert "You can't do that" in page
+    assert 'class="brand"' in page
+    assert "Reference: <code>abcdef0123456789</code>" in page
+
+
+def test_a_request_for_an_unknown_host_gets_the_apps_400_page(client, db, settings):
+    settings.DEBUG = False
+    response = client.get("/login/", HTTP_HOST="evil.example.net")
+    assert response.status_code == 400
+    assert "That request could not be read" in response.content.decode()
+    assert "evil.example.net" not in response.content.decode()
+
+
+def test_an_expired_form_says_so(agent_user):
+    client = Client(enforce_csrf_checks=True)
+    client.force_login(agent_user)
+    response = client.post("/contacts/new/", {"name": "x"})
+    assert response.status_code == 403
+    assert "This form has expired" in response.content.decode()
+
+
+def test_with_the_database_down_the_500_page_says_so_and_needs_no_query(agent_user, settings):
+    settings.DEBUG = False
+    client = Client(raise_request_exception=False)
+    client.force_login(agent_user)
+    with database_down():
+        response = client.get("/contacts/", HTTP_X_REQUEST_ID="trace-0123456789")
+    assert response.status_code == 500
+    page = response.content.decode()
+    assert "The database is not answering" in page
+    assert 'class="brand"' in page and "css/app.css" in page
+    assert "Reference: <code>trace-0123456789</code>" in page
+    assert "5432" not in page  # the error's own text stays in the log
+    assert response["X-Request-ID"] == "trace-0123456789"
+    assert "Content-Security-Policy" in response
+
+
+def test_with_every_pooled_connection_busy_the_500_page_says_so(agent_user, settings):
+    from psycopg_pool import PoolTimeout
+
+    settings.DEBUG = False
+    client = Client(raise_request_exception=False)
+    client.force_login(agent_user)
+
+    def busy(*args, **kwargs):
+        try:
+            raise PoolTimeout("couldn't get a connection after 10.00 sec")
+        except PoolTimeout as error:
+            raise OperationalError(str(error)) from error
+
+    with patch.object(connection, "cursor", busy):
+        response = client.get("/contacts/")
+    assert response.status_code == 500
+    assert "vccweb is too busy right now" in response.content.decode()
+
+
+def test_a_query_that_fails_on_its_own_is_not_called_an_outage(agent_client, monkeypatch, settings):
+    settings.DEBUG = False
+    agent_client.raise_request_exception = False
+
+    def bug(*args, **kwargs):
+        raise IntegrityError("duplicate key value violates unique constraint")
+
+    monkeypatch.setattr("calls.context_processors.vccweb", bug)
+    response = agent_client.get("/contacts/")
+    assert response.status_code == 500
+    assert "Something went wrong on our side" in response.content.decode()
+
+
+def test_any_other_fault_gets_the_plain_500_page(agent_client, monkeypatch, settings):
+    settings.DEBUG = False
+    agent_client.raise_request_exception = False
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("a bug")
+
+    monkeypatch.setattr("calls.context_processors.vccweb", broken)  # the 500 page must not need these
+    response = agent_client.get("/no/such/page/")  # a 404 whose page cannot render
+    assert response.status_code == 500
+    page = response.content.decode()
+    assert "Something went wrong on our side" in page
+    assert "a bug" not in page
+
+
+def test_pages_send_a_permissions_policy_and_keep_the_strict_csp(client, db):
+    response = client.get("/login/")
+    assert "camera=()" in response["Permissions-Policy"]
+    assert "microphone=()" in response["Permissions-Policy"]
+    assert "geolocation=()" in response["Permissions-Policy"]
+    csp = response["Content-Security-Policy"]
+    assert "unsafe-inline" not in csp and "unsafe-eval" not in csp
+    assert "script-src 'self' 'nonce-" in csp
+    assert "Permissions-Policy" in client.get("/healthz")
+
+
+async def test_async_views_get_the_headers_too(async_client):
+    response = await async_client.get("/healthz")
+    assert "camera=()" in response["Permissions-Policy"]
+    assert len(response["X-Request-ID"]) == 32
+
+
+def test_readyz_names_a_hung_cache_after_one_short_timeout_then_without_waiting(client, db, settings):
+    from tests.test_cache import HungRedis
+
+    hung = HungRedis()
+    tolerant_cache._breakers.clear()
+    settings.CACHES = {
+        "default": {
+            "BACKEND": "calls.cache.TolerantRedisCache",
+            "LOCATION": f"redis://127.0.0.1:{hung.port}/0",
+            "OPTIONS": {"socket_connect_timeout": 0.05, "socket_timeout": 0.05},
+        }
+    }
+    try:
+        first = client.get("/readyz")
+        asked = hung.bytes_received
+        second = client.get("/readyz")
+    finally:
+        hung.close()
+        tolerant_cache._breakers.clear()
+    assert first.status_code == second.status_code == 503
+    assert first.json()["cache"].startswith("not answering (TimeoutError")
+    assert hung.bytes_received == asked  # the breaker answered the second time
