@@ -401,3 +401,60 @@ def test_a_supervisor_sees_an_agents_call_but_cannot_change_it(supervisor_user, 
     assert recording(supervisor, connected, "Paused").status_code == 404
     connected.refresh_from_db()
     assert connected.recording_status == "Started"
+
+
+# --- Malformed input, and wrap-ups edited later ------------------------------------------------------------
+
+
+@pytest.mark.parametrize("disposition", ["²", "1.5", "-1", "x" * 200])
+def test_a_malformed_disposition_is_a_message_not_a_500(agent_client, ended, sim, disposition):
+    response = agent_client.post(
+        f"/calls/{ended.pk}/wrapup/", {"disposition": disposition, "notes": "kept"}, headers=HTMX
+    )
+
+    assert shown(response, "Choose how the call went.")
+    assert "kept</textarea>" in html(response)
+    assert sim.calls[ended.vcc_call_id].disposition_code is None
+
+
+def test_a_nul_in_the_notes_is_refused_before_vcc_and_the_notes_come_back(agent_client, ended, sim):
+    interested = DispositionCode.objects.get(code="Interested").pk
+
+    response = agent_client.post(
+        f"/calls/{ended.pk}/wrapup/", {"disposition": interested, "notes": "They said\x00yes"}, headers=HTMX
+    )
+
+    assert response.status_code == 200
+    assert shown(response, "Null characters are not allowed.")
+    assert "They saidyes</textarea>" in html(response)  # what they typed, less the character nobody can store
+    assert sim.calls[ended.vcc_call_id].disposition_code is None  # VCC was not told before the notes were safe
+    ended.refresh_from_db()
+    assert ended.wrapped_up_at is None
+
+
+def test_a_wrap_up_can_be_opened_again_and_edited(agent_client, ended, sim):
+    wrapup(agent_client, ended, "Interested", "first thoughts")
+
+    form = agent_client.get(f"/calls/{ended.pk}/panel/?edit=1", headers=HTMX)
+    assert 'id="wrapup"' in html(form)
+    assert "first thoughts</textarea>" in html(form)
+    wrapup(agent_client, ended, "Call back later", "second thoughts")
+
+    ended.refresh_from_db()
+    assert ended.disposition_code == "Call back later"
+    assert ended.notes == "second thoughts"
+    assert sim.calls[ended.vcc_call_id].disposition_code == "Call back later"
+    assert [e.detail for e in ended.events.filter(kind="wrap_up")] == ["Interested", "Call back later"]
+
+
+def test_someone_elses_wrap_up_cannot_be_opened_for_editing(supervisor_client, agent_client, ended, sim):
+    wrapup(agent_client, ended, "Interested", "mine")
+
+    assert 'id="wrapup"' not in html(supervisor_client.get(f"/calls/{ended.pk}/panel/?edit=1", headers=HTMX))
+
+
+@pytest.mark.parametrize("value", ["²", "Stopped", ""])
+def test_a_malformed_recording_change_is_a_message(agent_client, connected, sim, value):
+    response = recording(agent_client, connected, value)
+
+    assert shown(response, "Choose to pause or resume the recording.")

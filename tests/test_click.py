@@ -9,8 +9,9 @@ from datetime import timedelta
 
 import httpx
 import pytest
+from asgiref.sync import sync_to_async
 from django.core.cache import cache
-from django.db import connection, connections
+from django.db import DatabaseError, connection, connections
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
@@ -917,3 +918,106 @@ def test_an_older_api_version_gets_only_the_fields_it_knows(agent_client, contac
     assert call.state == Call.State.LIVE
     assert set(call.request_body) == {"from", "to"}
     assert "consent" not in call.request_body["from"]
+
+
+# --- Malformed clicks answer 400 with a sentence, never 500 ------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "words"),
+    [
+        ("call", "me:²", "Pick a number to call."),
+        ("groups", "²", "Pick from the list"),
+        ("clid", "²", "Pick a caller ID from the list."),
+        ("request_id", "not-a-uuid", "This page is out of date"),
+        ("dnc_reason_{phone}", "because\x00", "Null characters are not allowed."),
+    ],
+)
+def test_a_malformed_click_is_a_400_with_a_sentence(supervisor_client, contact, london, sim, field, value, words):
+    phone = primary(contact)
+    via = "group" if field == "groups" else "me"
+    data = {
+        "call": f"{via}:{phone.pk}",
+        "groups": [],
+        "request_id": str(uuid.uuid4()),
+        field.format(phone=phone.pk): value,
+    }
+
+    response = supervisor_client.post(f"/contacts/{contact.pk}/call/", data, headers={"HX-Request": "true"})
+
+    assert response.status_code == 400
+    assert words in response.content.decode()
+    assert not Call.objects.exists()
+    assert sim.calls_placed == 0
+
+
+def test_a_click_takes_the_number_while_vcc_is_asked(agent_client, contact, london, sim, settings):
+    """The dialling lock is held during the request to VCC: another click on the number would be refused."""
+    probes: list[bool] = []
+    number = primary(contact).number
+
+    class ProbingTransport(httpx.AsyncBaseTransport):
+        async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+            if request.method == "POST" and request.url.path.lower().endswith("/calls/"):
+                probes.append(await sync_to_async(locks.acquire_dial_lock)(number, owner="probe"))
+            return await sandbox_transport().handle_async_request(request)
+
+    settings.VCC_TRANSPORT = "tests.test_click.probing_transport"
+    global _probing
+    _probing = ProbingTransport()
+
+    click(agent_client, primary(contact))
+
+    assert probes == [False]  # taken by the click
+    assert locks.acquire_dial_lock(number, owner="after")  # and freed once VCC answered
+
+
+_probing = None
+
+
+def probing_transport():
+    return _probing
+
+
+def test_vccs_answer_is_logged_then_written_again_when_the_database_fails(
+    agent_client, contact, london, sim, monkeypatch, caplog
+):
+    """If the database goes away after VCC placed the call, the id is in the log with our click id, and kept."""
+    sleeps: list[float] = []
+
+    async def no_wait(seconds: float) -> None:
+        sleeps.append(seconds)
+
+    monkeypatch.setattr(calling, "_sleep", no_wait)
+    real = Call.record_placed
+    failures = [DatabaseError("server closed the connection unexpectedly")] * 2
+
+    def flaky(self, **kwargs):
+        if failures:
+            raise failures.pop()
+        return real(self, **kwargs)
+
+    monkeypatch.setattr(Call, "record_placed", flaky)
+
+    with caplog.at_level("INFO", logger="calls.calling"):
+        click(agent_client, primary(contact))
+
+    call = only_call()
+    assert call.state == Call.State.LIVE
+    assert call.vcc_call_id in sim.calls
+    assert len(sleeps) == 2
+    logged = [r.getMessage() for r in caplog.records if "VCC placed call" in r.getMessage()]
+    assert logged == [f"click {call.request_id} (call {call.pk}): VCC placed call {call.vcc_call_id}"]
+
+
+def test_the_click_costs_at_most_twelve_queries(agent_client, contact, london, sim):
+    agent_client.get(f"/contacts/{contact.pk}/")  # the session is cached, as in production
+    phone = primary(contact)
+
+    with CaptureQueriesContext(connection) as queries:
+        response = click(agent_client, phone)
+
+    # The test's own transaction turns the click's transaction into a savepoint: those statements are not the click's.
+    sql = [q["sql"] for q in queries.captured_queries if not q["sql"].startswith(("SAVEPOINT", "RELEASE SAVEPOINT"))]
+    assert len(sql) <= 12, "\n".join(sql)
+    assert 'data-call-state="live"' in response.content.decode()

@@ -13,7 +13,7 @@ from calls import calling
 from calls import permissions as perms
 from calls.forms import ClickForm, first_error
 from calls.models import Agent, Call
-from calls.views.calling import _refusal, _render, base_url, panel_context, refusals_as_400
+from calls.views.calling import _refusal, _render, _user, base_url, panel_context, refusals_as_400
 
 
 @require_GET
@@ -49,7 +49,7 @@ async def call_agent(request: HttpRequest, pk: int) -> HttpResponse:
     form = ClickForm(request.POST)
     if not form.is_valid():
         return _refusal(first_error(form))
-    user = await request.auser()
+    user = await _user(request)
     call = await calling.place_agent_call(
         user=user, request_id=str(form.cleaned_data["request_id"]), base_url=base_url(request), to_agent_pk=pk
     )

@@ -32,6 +32,12 @@ async def _render(request: HttpRequest, template: str, context: dict[str, object
     return await sync_to_async(render)(request, template, context)
 
 
+async def _user(request: HttpRequest):
+    """The user, loaded once: the async views' `auser()` and the templates' `request.user` share it."""
+    request.user = user = await request.auser()
+    return user
+
+
 def _refusal(message: str) -> HttpResponse:
     """A click or change refused before VCC was asked: a 400 whose plain sentence the page shows."""
     return HttpResponseBadRequest(message, content_type="text/plain; charset=utf-8")
@@ -91,7 +97,7 @@ async def call_contact(request: HttpRequest, pk: int) -> HttpResponse:
     form = NumberClickForm(request.POST)
     if not form.is_valid():
         return _refusal(first_error(form))
-    user = await request.auser()
+    user = await _user(request)
     if form.via_groups and not await sync_to_async(user.has_perm)(perms.PLACE_GROUP_CALL):
         raise PermissionDenied("You may not call via groups.")
     call = await calling.place_number_call(
@@ -134,7 +140,7 @@ async def readiness(request: HttpRequest) -> HttpResponse:
     form = DialPreviewForm(request.GET)
     if not form.is_valid():
         return _refusal(first_error(form))
-    user = await request.auser()
+    user = await _user(request)
     caller = await sync_to_async(calling.caller_for)(user)
     groups = [g async for g in AgentGroup.objects.all()] if caller.may_call_groups else []
     ready = await calling.readiness(agent=caller.agent, groups=groups)
@@ -172,7 +178,7 @@ async def _panel(request: HttpRequest, call: Call, user, *, changed: bool = Fals
 @permission_required(perms.VIEW_CALL, raise_exception=True)
 async def call_panel(request: HttpRequest, pk: int) -> HttpResponse:
     """The call panel: htmx polls it while the call is in progress; VCC is asked at most every couple of seconds."""
-    user = await request.auser()
+    user = await _user(request)
     call = await sync_to_async(_visible_call)(user, pk)
     followed = await calling.follow(call=call)
     editing = request.GET.get("edit") == "1" and call.is_changeable_by(user)
@@ -186,7 +192,7 @@ async def call_panel(request: HttpRequest, pk: int) -> HttpResponse:
 @permission_required(perms.VIEW_CALL, raise_exception=True)
 async def call_recording(request: HttpRequest, pk: int) -> HttpResponse:
     """Pause or resume recording of a connected call; VCC applies it asynchronously."""
-    user = await request.auser()
+    user = await _user(request)
     call = await sync_to_async(_own_call)(user, pk)
     form = RecordingForm(request.POST)
     if not form.is_valid():
@@ -200,7 +206,7 @@ async def call_recording(request: HttpRequest, pk: int) -> HttpResponse:
 @permission_required(perms.VIEW_CALL, raise_exception=True)
 async def call_wrapup(request: HttpRequest, pk: int) -> HttpResponse:
     """Store the disposition and notes; the disposition goes to VCC, and nothing typed is lost if it fails."""
-    user = await request.auser()
+    user = await _user(request)
     call = await sync_to_async(_own_call)(user, pk)
     form = WrapUpForm(request.POST)
     typed = {"chosen": request.POST.get("disposition", ""), "notes": request.POST.get("notes", "").replace("\x00", "")}
