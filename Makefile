@@ -21,13 +21,7 @@ $(VENV)/.installed: requirements.txt requirements-dev.txt | $(PY)
 	touch $@
 
 run: $(VENV)/.installed
-	DEBUG=$${DEBUG:-true} $(PY) manage.py migrate --noinput
-	DEBUG=$${DEBUG:-true} $(PY) manage.py seed_demo
-	@echo ""
-	@echo "  vccweb (sandbox mode) on http://$(HOST):$(PORT)/"
-	@echo "  Log in as agent, supervisor or admin; password: $${DEMO_PASSWORD:-demo}"
-	@echo ""
-	DEBUG=$${DEBUG:-true} $(PY) manage.py runserver $(HOST):$(PORT)
+	PY=$(PY) HOST=$(HOST) PORT=$(PORT) sh bin/run-demo
 
 test: $(VENV)/.installed
 	$(PY) -m pytest $(PYTEST_ARGS)

@@ -330,9 +330,13 @@ VCC_CLIENT_SECRET = env_str("VCC_CLIENT_SECRET")
 # Dotted path to a callable returning an httpx transport, or "" for real sockets. Chosen here, in one place,
 # so that `calls` never imports `vccsim`.
 VCC_TRANSPORT = ""
+# In sandbox mode several processes (web workers, the call-following worker) must share one simulator: VCCSIM_URL
+# names one served on its own (`python -m vccsim`, started by `make run` and `make serve`); without it each
+# process simulates VCC in-process, which suits one process (tests, a quick look).
+VCCSIM_URL = env_url("VCCSIM_URL", "")
 if VCC_SANDBOX:
-    VCC_BASE_URL = VCC_AUTH_URL = VCC_GATEWAY_URL = "http://vccsim.sandbox"
-    VCC_TRANSPORT = "vccsim.transport.sandbox_transport"
+    VCC_BASE_URL = VCC_AUTH_URL = VCC_GATEWAY_URL = VCCSIM_URL or "http://vccsim.sandbox"
+    VCC_TRANSPORT = "" if VCCSIM_URL else "vccsim.transport.sandbox_transport"
     VCC_ACCOUNT_KEY = "sandbox01"
     VCC_API_TOKEN = "sandbox-api-token"
     VCC_CLIENT_ID = VCC_CLIENT_ID or "sandbox-client"
