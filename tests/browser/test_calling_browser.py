@@ -215,3 +215,59 @@ def test_an_agent_calls_a_colleague_from_the_directory(demo, page, live_server, 
     expect(page.locator("#agent-call .call-panel")).to_have_attribute("data-call-state", "live")
     assert Call.objects.count() == 2
     assert page.console_errors == []
+
+
+def test_the_preview_follows_the_choices_and_a_click_keeps_them(demo, page, live_server, sim):
+    contact = first_contact_with(is_primary=True, number__startswith="+44")
+    log_in(page, live_server, "supervisor", "demo")
+    page.goto(f"{live_server.url}/contacts/{contact.pk}/")
+    preview = page.locator("#dial-preview")
+    expect(page.locator("#group-choices")).to_contain_text("ready")  # readiness has loaded
+    sales = page.locator("label.group-choice", has_text="Sales UK").locator("input")
+    support = page.locator("label.group-choice", has_text="Support").locator("input")
+
+    # Ticking groups changes what a group call presents: Support's default is Manchester support.
+    sales.uncheck()
+    support.check()
+    expect(preview).to_contain_text("rings any ready agent in Support")
+    expect(preview).to_contain_text("Manchester support")
+    sales.check()  # groups go to VCC in the page's order; Support is the first ticked with a default of its own
+    expect(preview).to_contain_text("rings any ready agent in Sales UK, Support")
+    expect(preview).to_contain_text("Manchester support 0161 496 0200 — default of group Support")
+    # Picking a caller ID changes the line for Call too.
+    page.select_option("#clid", label="Chicago — +1 312-555-0100")
+    expect(preview).to_contain_text("Caller ID: Chicago")
+    expect(preview).to_contain_text("you chose it for this call")
+
+    page.click("button[data-shortcut=c]")
+
+    expect(page.locator(".call-panel")).to_have_attribute("data-call-state", "live")
+    assert Call.objects.get().presented_clid == "+13125550100"
+    # The choices are as the person left them, and the next click has a fresh id.
+    expect(page.locator("#clid")).to_have_value(str(Call.objects.get().callback_number_id))
+    expect(sales).to_be_checked()
+    expect(support).to_be_checked()
+    assert page.locator("#request-id").get_attribute("value") != str(Call.objects.get().request_id)
+
+
+def test_an_agent_is_warned_before_calling_when_vcc_does_not_have_them_ready(demo, page, live_server, sim):
+    contact = first_contact_with(is_primary=True)
+    sim.post("agents/1001/availability", {"availability": "away"})
+    log_in(page, live_server, "agent", "demo")
+    page.goto(f"{live_server.url}/contacts/{contact.pk}/")
+
+    expect(page.locator("#me-ready")).to_contain_text("VCC does not have you ready for a phone call right now")
+    expect(page.locator("button[data-shortcut=c]")).to_be_enabled()  # still possible
+
+
+def test_a_supervisor_is_warned_when_nobody_is_ready_in_the_ticked_groups(demo, page, live_server, sim):
+    contact = first_contact_with(is_primary=True)
+    log_in(page, live_server, "supervisor", "demo")
+    page.goto(f"{live_server.url}/contacts/{contact.pk}/")
+    expect(page.locator("#group-choices")).to_contain_text("nobody ready")
+    for label in page.locator("label.group-choice").all():
+        label.locator("input").uncheck()
+
+    page.locator("label.group-choice", has_text="Out of hours").locator("input").check()
+
+    expect(page.locator("#groups-ready")).to_contain_text("Nobody is ready in the ticked groups right now")
