@@ -31,3 +31,15 @@ class CallsConfig(AppConfig):
         m2m_changed.connect(
             groups_changed, sender=get_user_model().groups.through, dispatch_uid="calls.staff_follows_admin"
         )
+        # Permissions are cached per user (calls/auth.py): any change to who has what makes them all stale.
+        from django.contrib.auth.models import Group
+
+        from calls.auth import permissions_changed
+
+        for through in (
+            get_user_model().groups.through,
+            get_user_model().user_permissions.through,
+            Group.permissions.through,
+        ):
+            m2m_changed.connect(permissions_changed, sender=through, dispatch_uid=f"calls.perms.{through.__name__}")
+        post_save.connect(permissions_changed, sender=get_user_model(), dispatch_uid="calls.perms.user")

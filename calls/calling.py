@@ -321,7 +321,8 @@ async def _place(*, user, request_id: str, base_url: str, plan, dnc_reason: str,
     if blocking is not None:
         # Our log may lag behind VCC when nobody has followed that call yet: ask before refusing.
         blocking = (await follow(call=blocking, clock=clock, force=True)).call
-        if blocking.is_live:
+        # A call VCC answers 404 for cannot be ringing anyone: it does not hold the phone or the number.
+        if blocking.is_live and blocking.missing_since is None:
             raise Refused(_busy_words(blocking, user))
     started = await _db(_start)(
         user=user, request_id=request_id, base_url=base_url, dial=dial, phone=phone, dnc_reason=dnc_reason, clock=clock

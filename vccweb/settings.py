@@ -115,7 +115,7 @@ MIDDLEWARE = [
     "calls.observability.RequestIdMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "calls.security.permissions_policy_middleware",
-    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "calls.staticfiles.AsyncWhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -218,6 +218,8 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
 ]
+# Django's backend, with each user's permissions cached between requests (calls/auth.py).
+AUTHENTICATION_BACKENDS = ["calls.auth.CachedPermissionBackend"]
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "contact_list"
 LOGOUT_REDIRECT_URL = "login"
