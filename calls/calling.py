@@ -314,19 +314,15 @@ async def place_agent_call(*, user, request_id: str, base_url: str, to_agent_pk:
 
 
 async def _place(*, user, request_id: str, base_url: str, plan, dnc_reason: str, clock: Clock) -> Call:
-    checked = await _db(_check)(user=user, request_id=request_id, plan=plan, dnc_reason=dnc_reason, clock=clock)
-    if isinstance(checked, Call):
-        return checked  # the same click again
-    dial, phone, blocking = checked
-    if blocking is not None:
+    kwargs = {"user": user, "request_id": request_id, "base_url": base_url, "dnc_reason": dnc_reason, "clock": clock}
+    started = await _db(_check_and_start)(plan=plan, **kwargs)
+    if isinstance(started, _Blocked):
         # Our log may lag behind VCC when nobody has followed that call yet: ask before refusing.
-        blocking = (await follow(call=blocking, clock=clock, force=True)).call
+        blocking = (await follow(call=started.call, clock=clock, force=True)).call
         # A call VCC answers 404 for cannot be ringing anyone: it does not hold the phone or the number.
         if blocking.is_live and blocking.missing_since is None:
             raise Refused(_busy_words(blocking, user))
-    started = await _db(_start)(
-        user=user, request_id=request_id, base_url=base_url, dial=dial, phone=phone, dnc_reason=dnc_reason, clock=clock
-    )
+        started = await _db(_start)(dial=started.dial, phone=started.phone, **kwargs)
     if started.request is None:
         return started.call
     # A browser that goes away mid-click cancels the view, but the phone may already be ringing: the request and
@@ -358,6 +354,28 @@ def _repeat(request_id: str, user) -> Call | None:
     if call is not None and call.created_by_id != user.pk:
         raise Refused("That click belongs to someone else. Reload the page and try again.")
     return call
+
+
+@dataclass
+class _Blocked:
+    """A live call in our log holds the caller's phone or the number: VCC is asked about it before refusing."""
+
+    call: Call
+    dial: DialPlan
+    phone: ContactPhone | None
+
+
+def _check_and_start(*, plan, user, request_id: str, base_url: str, dnc_reason: str, clock: Clock):
+    """The click's database work before VCC, in one step: check it, then write its row (unless a call blocks)."""
+    checked = _check(user=user, request_id=request_id, plan=plan, dnc_reason=dnc_reason, clock=clock)
+    if isinstance(checked, Call):
+        return _Started(checked, None)  # the same click again
+    dial, phone, blocking = checked
+    if blocking is not None:
+        return _Blocked(blocking, dial, phone)
+    return _start(
+        user=user, request_id=request_id, base_url=base_url, dial=dial, phone=phone, dnc_reason=dnc_reason, clock=clock
+    )
 
 
 def _check(*, user, request_id: str, plan, dnc_reason: str, clock: Clock):
@@ -443,82 +461,76 @@ async def _send(started: _Started, *, clock: Clock) -> Call:
     except Exception as exc:  # expected or not, it must end up on the row
         error = exc
     latency = round((time.monotonic() - began) * 1000)
+    transition, answer = _answer(call, placed, error, latency_ms=latency, now=clock())
+    released = False
     try:
-        if placed is not None:
-            # Logged before it is written: if the database is gone, the log still ties VCC's call to our click.
-            log.info("click %s (call %s): VCC placed call %s", call.request_id, call.pk, placed.call_id)
-            await _write(
-                call.record_placed,
-                vcc_call_id=placed.call_id,
-                vcc_status=placed.status or "",
-                recording_status=placed.recording_status or "",
-                latency_ms=latency,
-                now=clock(),
-            )
-        elif isinstance(error, VCCError) and error.call_id:
-            # VCC said 201 and named the call in Location, but its body was unreadable: follow the call by its id.
-            log.warning(
-                "click %s (call %s): VCC placed call %s; reply unreadable: %s",
-                call.request_id,
-                call.pk,
-                error.call_id,
-                error.message,
-            )
-            await _write(
-                call.record_placed,
-                vcc_call_id=error.call_id,
-                vcc_status="",
-                recording_status="",
-                latency_ms=latency,
-                now=clock(),
-                note="VCC placed the call but its reply could not be read; following it by its id.",
-            )
-            call.error_message, call.error_status = error.message, error.status
-            await _write(_save_fields, call, ["error_message", "error_status"])
-        elif isinstance(error, VCCError):
-            if error.local:  # our own checks refused what we built: bad data here (an agent ID, a caller ID)
-                log.error(
-                    "click %s (call %s): not sent, vccweb built an invalid request: %s",
-                    call.request_id,
-                    call.pk,
-                    error.message,
-                )
-            transition = call.record_unconfirmed if error.may_have_placed else call.record_failed
-            log.warning(
-                "click %s (call %s): %s: status=%s vcc_message=%r",
-                call.request_id,
-                call.pk,
-                "not confirmed" if error.may_have_placed else "failed",
-                error.status,
-                error.message,
-            )
-            await _write(
-                transition,
-                message=error.message,
-                status=error.status,
-                display=error.user_message,
-                latency_ms=latency,
-                now=clock(),
-            )
-        else:
-            log.error("click %s (call %s): unexpected error talking to VCC", call.request_id, call.pk, exc_info=error)
-            await _write(
-                call.record_unconfirmed,
-                message=f"{type(error).__name__}: {error}",
-                status=None,
-                display="Something went wrong on our side while asking VCC, so the call may have been placed: "
-                "check your phone and the call log before trying again.",
-                latency_ms=latency,
-                now=clock(),
-            )
+        await _write(_record_answer, transition, answer, started.lock_number, str(call.request_id))
+        released = True
     finally:
-        if started.lock_number:
+        if started.lock_number and not released:
             await _db(locks.release_dial_lock)(started.lock_number, owner=str(call.request_id))
     return call
 
 
-def _save_fields(call: Call, fields: list[str]) -> None:
-    call.save(update_fields=fields)
+def _answer(call: Call, placed, error: Exception | None, *, latency_ms: int, now: datetime):
+    """Which transition VCC's answer (or the failure) calls for, with its arguments; logs it before it is written,
+    so that if the database is gone the log still ties VCC's call to our click."""
+    ids = f"click {call.request_id} (call {call.pk})"
+    if placed is not None:
+        log.info("%s: VCC placed call %s", ids, placed.call_id)
+        return call.record_placed, {
+            "vcc_call_id": placed.call_id,
+            "vcc_status": placed.status or "",
+            "recording_status": placed.recording_status or "",
+            "latency_ms": latency_ms,
+            "now": now,
+        }
+    if isinstance(error, VCCError) and error.call_id:
+        # VCC said 201 and named the call in Location, but its body was unreadable: follow the call by its id.
+        log.warning("%s: VCC placed call %s; reply unreadable: %s", ids, error.call_id, error.message)
+        call.error_message, call.error_status = error.message, error.status
+        return call.record_placed, {
+            "vcc_call_id": error.call_id,
+            "vcc_status": "",
+            "recording_status": "",
+            "latency_ms": latency_ms,
+            "now": now,
+            "note": "VCC placed the call but its reply could not be read; following it by its id.",
+        }
+    if isinstance(error, VCCError):
+        if error.local:  # our own checks refused what we built: bad data here (an agent ID, a caller ID)
+            log.error("%s: not sent, vccweb built an invalid request: %s", ids, error.message)
+        unsure = error.may_have_placed
+        log.warning(
+            "%s: %s: status=%s vcc_message=%r",
+            ids,
+            "not confirmed" if unsure else "failed",
+            error.status,
+            error.message,
+        )
+        return call.record_unconfirmed if unsure else call.record_failed, {
+            "message": error.message,
+            "status": error.status,
+            "display": error.user_message,
+            "latency_ms": latency_ms,
+            "now": now,
+        }
+    log.error("%s: unexpected error talking to VCC", ids, exc_info=error)
+    return call.record_unconfirmed, {
+        "message": f"{type(error).__name__}: {error}",
+        "status": None,
+        "display": "Something went wrong on our side while asking VCC, so the call may have been placed: "
+        "check your phone and the call log before trying again.",
+        "latency_ms": latency_ms,
+        "now": now,
+    }
+
+
+def _record_answer(transition: Callable[..., None], answer: dict[str, Any], lock_number: str, owner: str) -> None:
+    """Write VCC's answer and free the number: one trip to the database."""
+    transition(**answer)
+    if lock_number:
+        locks.release_dial_lock(lock_number, owner=owner)
 
 
 async def _write(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> None:

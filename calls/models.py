@@ -617,6 +617,7 @@ class Call(models.Model):
                 "latency_ms",
                 "next_check_at",
                 "error_display",
+                *(["error_message", "error_status"] if note else []),
             ]
         )
 

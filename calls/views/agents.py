@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from asgiref.sync import sync_to_async
 from django.contrib.auth.decorators import login_required, permission_required
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
@@ -13,7 +12,7 @@ from calls import calling
 from calls import permissions as perms
 from calls.forms import ClickForm, first_error
 from calls.models import Agent, Call
-from calls.views.calling import _refusal, _render, _user, base_url, panel_context, refusals_as_400
+from calls.views.calling import _refusal, _render, _user, base_url, panel_context, refusals_as_400, render_panel
 
 
 @require_GET
@@ -55,6 +54,7 @@ async def call_agent(request: HttpRequest, pk: int) -> HttpResponse:
     )
     if not request.htmx:
         return redirect(reverse("agent_directory") + f"?call={calling.regarding_token(call)}")
-    caller = await sync_to_async(calling.caller_for)(user)
-    context = await sync_to_async(panel_context)(call, user=user, me=caller.agent, can_call=caller.may_call)
-    return await _render(request, "calls/agent_directory.html#agent_call", context)
+    # The call rang the caller's own agent first: that is "me" for the fresh Call button.
+    return await render_panel(
+        request, "calls/agent_directory.html#agent_call", call, user, me=call.from_agent, can_call=True
+    )

@@ -114,8 +114,8 @@ async def call_contact(request: HttpRequest, pk: int) -> HttpResponse:
     if not request.htmx:
         return redirect(f"{reverse('contact_detail', args=[pk])}?call={calling.regarding_token(call)}")
     template = "calls/contact_list.html#list_call" if request.htmx.target == "list-call" else "calls/call_slot.html"
-    context = panel_context(call, user=user, contact=call.contact, phone=call.phone, can_call=True)
-    return trigger_client_event(await _render(request, template, context), CALLS_CHANGED)
+    response = await render_panel(request, template, call, user, contact=call.contact, phone=call.phone, can_call=True)
+    return trigger_client_event(response, CALLS_CHANGED)
 
 
 @require_GET
@@ -166,10 +166,18 @@ def _own_call(user, pk: int) -> Call:
     return get_object_or_404(Call.objects.changeable_by(user).with_parties(), pk=pk)
 
 
+def _render_panel(request: HttpRequest, template: str, call: Call, user, **extra: object) -> HttpResponse:
+    return render(request, template, panel_context(call, user=user, **extra))
+
+
+async def render_panel(request: HttpRequest, template: str, call: Call, user, **extra: object) -> HttpResponse:
+    """Render a template that shows the call panel, in one trip to the sync thread."""
+    return await sync_to_async(_render_panel)(request, template, call, user, **extra)
+
+
 async def _panel(request: HttpRequest, call: Call, user, *, changed: bool = False, **extra: object) -> HttpResponse:
     recording = await calling.shown_recording(call)
-    context = await sync_to_async(panel_context)(call, user=user, recording_status=recording, **extra)
-    response = await _render(request, "calls/call_panel.html", context)
+    response = await render_panel(request, "calls/call_panel.html", call, user, recording_status=recording, **extra)
     return trigger_client_event(response, CALLS_CHANGED) if changed else response
 
 
