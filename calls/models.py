@@ -8,7 +8,7 @@ from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.validators import MinLengthValidator, RegexValidator
 from django.db import models
-from django.db.models import Q
+from django.db.models import F, Q
 from django.urls import reverse
 from django.utils import timezone
 
@@ -450,8 +450,20 @@ class Call(models.Model):
             models.Index(fields=["created_by", "-requested_at", "-id"], name="call_user_idx"),
             models.Index(fields=["contact", "-requested_at", "-id"], name="call_contact_idx"),
             models.Index(fields=["to_number", "-requested_at"], name="call_number_idx"),
-            models.Index(fields=["disposition_code"], name="call_disposition_idx"),
-            models.Index(fields=["presented_clid"], name="call_clid_idx"),
+            # The call log filters by these and pages by time, so each leads an index that ends in the page order.
+            models.Index(fields=["disposition_code", "-requested_at", "-id"], name="call_disposition_time_idx"),
+            models.Index(fields=["presented_clid", "-requested_at", "-id"], name="call_clid_time_idx"),
+            models.Index(F("duration_seconds").desc(nulls_last=True), F("id").desc(), name="call_duration_idx"),
+            models.Index(
+                fields=["-requested_at", "-id"],
+                condition=Q(error_status__isnull=False) | ~Q(error_message=""),
+                name="call_error_idx",
+            ),
+            models.Index(
+                fields=["-requested_at", "-id"],
+                condition=Q(state="ended", wrapped_up_at__isnull=True),
+                name="call_wrap_up_idx",
+            ),
             models.Index(fields=["next_check_at"], condition=Q(state="live"), name="call_follow_idx"),
         ]
 
@@ -680,3 +692,53 @@ class CallEvent(models.Model):
 
     def __str__(self) -> str:
         return f"{self.at:%Y-%m-%d %H:%M:%S} {self.get_kind_display()}: {self.detail}"
+
+
+# --- Reports: the call log rolled up by day ---------------------------------------------------------
+
+
+class CallRollup(models.Model):
+    """How many calls one agent (or one group's calls) made on one finished day, for one value of one facet.
+
+    Reports read these rows instead of millions of calls. `manage.py rollup_calls`, a periodic job, builds them
+    (and seed_volume fills them); calls/reports.py computes the days after the last build live from the calls.
+    Rows with no group count each call once; rows with a group repeat a group call once per group it went via.
+    """
+
+    class Facet(models.TextChoices):
+        TOTAL = "total", "All calls"
+        OUTCOME = "outcome", "Outcome"
+        DISPOSITION = "disposition", "Disposition"
+        CLID = "clid", "Presented CLID"
+        HOUR = "hour", "Hour of the day"
+        ERROR = "error", "VCC's reason for a failure"
+
+    day = models.DateField()
+    agent = models.ForeignKey(Agent, null=True, blank=True, on_delete=models.CASCADE, related_name="+")
+    group = models.ForeignKey(AgentGroup, null=True, blank=True, on_delete=models.CASCADE, related_name="+")
+    facet = models.CharField(max_length=12, choices=Facet.choices)
+    key = models.CharField(max_length=300, blank=True)
+    calls = models.PositiveIntegerField(default=0)
+    answered = models.PositiveIntegerField(default=0)
+    talk_seconds = models.BigIntegerField(default=0)
+
+    class Meta:
+        indexes = [
+            models.Index(fields=["day", "facet"], name="callrollup_day_idx"),
+            models.Index(fields=["agent", "day"], name="callrollup_agent_idx"),
+            models.Index(fields=["group", "day"], name="callrollup_group_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.day} {self.facet}={self.key}: {self.calls}"
+
+
+class CallRollupState(models.Model):
+    """One row: the last day the roll-up holds, and since when changed calls have been rolled up again."""
+
+    built_through = models.DateField(null=True, blank=True)
+    changes_seen_at = models.DateTimeField(null=True, blank=True)
+    built_at = models.DateTimeField(null=True, blank=True)
+
+    def __str__(self) -> str:
+        return f"Roll-up through {self.built_through}"
