@@ -9,6 +9,7 @@ from django.core.exceptions import ValidationError
 from django.core.validators import MinLengthValidator, RegexValidator
 from django.db import models
 from django.db.models import F, Q
+from django.db.models.functions import Coalesce
 from django.urls import reverse
 from django.utils import timezone
 
@@ -453,7 +454,8 @@ class Call(models.Model):
             # The call log filters by these and pages by time, so each leads an index that ends in the page order.
             models.Index(fields=["disposition_code", "-requested_at", "-id"], name="call_disposition_time_idx"),
             models.Index(fields=["presented_clid", "-requested_at", "-id"], name="call_clid_time_idx"),
-            models.Index(F("duration_seconds").desc(nulls_last=True), F("id").desc(), name="call_duration_idx"),
+            # Sorting by talk time puts calls that never talked (no duration) last: a plain value to page by.
+            models.Index(Coalesce("duration_seconds", -1).desc(), F("id").desc(), name="call_duration_idx"),
             models.Index(
                 fields=["-requested_at", "-id"],
                 condition=Q(error_status__isnull=False) | ~Q(error_message=""),

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from django.urls import path
 
-from calls.views import agents, calling, contacts
+from calls.views import agents, calling, calllog, contacts, reports
 
 urlpatterns = [
     path("", contacts.home, name="home"),
@@ -19,4 +19,12 @@ urlpatterns = [
     path("agents/", agents.agent_directory, name="agent_directory"),
     path("agents/availability/", agents.agent_availability, name="agent_availability"),
     path("agents/<int:pk>/call/", agents.call_agent, name="call_agent"),
+]
+
+# The call log, one call's page, its export, and reports.
+urlpatterns += [
+    path("calls/", calllog.call_log, name="call_log"),
+    path("calls/export.csv", calllog.call_export, name="call_export"),
+    path("calls/<int:pk>/", calllog.call_detail, name="call_detail"),
+    path("reports/", reports.reports, name="reports"),
 ]

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import json
+import re
 import uuid
 
 from django import template
@@ -42,3 +44,55 @@ def outcome_badge(call) -> str:
     return format_html(
         '<span class="badge outcome {}" data-outcome="{}">{}</span>', look, call.outcome, call.get_outcome_display()
     )
+
+
+@register.filter
+def talk_time(seconds: int | None) -> str:
+    """Seconds of talk as people say them: 45 s, 3 min 05 s, 1 h 02 min."""
+    if seconds is None:
+        return ""
+    seconds = int(seconds)
+    if seconds < 60:
+        return f"{seconds} s"
+    minutes, seconds = divmod(seconds, 60)
+    if minutes < 60:
+        return f"{minutes} min {seconds:02d} s"
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours} h {minutes:02d} min"
+
+
+@register.filter
+def percent(value: float | None) -> str:
+    return "—" if value is None else f"{value:.0%}"
+
+
+# VCC's result words, as a person says them (the values are VCC's; pages show these instead).
+_VCC_WORDS = {
+    "NoAnswer": "no answer",
+    "OneParty": "one party",
+    "TwoParty": "two party",
+    "Originator": "the agent's phone",
+    "Destination": "the called phone",
+    "Success": "success",
+    "Failure": "failure",
+    "Busy": "busy",
+}
+_VCC_WORD = re.compile(r"\b(" + "|".join(_VCC_WORDS) + r")\b")
+
+
+@register.filter
+def plain_vcc(text: str) -> str:
+    """VCC's words within text (a history entry) in plain words: NoAnswer says "no answer"."""
+    return _VCC_WORD.sub(lambda m: _VCC_WORDS[m[1]], text or "")
+
+
+@register.filter
+def vcc_result(call) -> str:
+    """VCC's result for an ended call (code, party, reason) in plain words."""
+    parts = [_VCC_WORDS.get(v, v) for v in (call.result_code, call.result_party, call.result_reason) if v]
+    return ", ".join(parts)
+
+
+@register.filter
+def pretty_json(value) -> str:
+    return json.dumps(value, indent=2, ensure_ascii=False)
