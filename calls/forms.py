@@ -114,7 +114,7 @@ SORTS = [
     ("-duration", "Longest talk first"),
     ("duration", "Shortest talk first"),
 ]
-CURSOR = re.compile(r"^(-?[0-9]{1,20})_([0-9]{1,19})$")
+CURSOR = re.compile(r"^(-1|[0-9]{1,17})_([0-9]{1,18})$")  # in range for datetimes and bigints
 
 
 def _cursor(value: str) -> tuple[int, int] | None:
