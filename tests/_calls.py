@@ -11,7 +11,12 @@ from calls.models import Call
 # What each outcome looks like when stored: state, VCC's result (code, party, reason) and error fields.
 SHAPES = {
     "answered": {"state": "ended", "result_code": "Success"},
-    "no_answer": {"state": "ended", "result_code": "Failure", "result_party": "Destination", "result_reason": "NoAnswer"},
+    "no_answer": {
+        "state": "ended",
+        "result_code": "Failure",
+        "result_party": "Destination",
+        "result_reason": "NoAnswer",
+    },
     "agent_no_answer": {
         "state": "ended",
         "result_code": "Failure",

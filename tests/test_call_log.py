@@ -85,7 +85,9 @@ def test_htmx_gets_the_results_fragment(supervisor_client, mine):
 
 def test_every_filter_lives_in_the_links(supervisor_client, supervisor_user, agent_user):
     for n in range(calllog.PAGE_SIZE + 1):
-        make_call(user=supervisor_user, agent=agent_user.agent, outcome="busy", at=timezone.now() - timedelta(minutes=n))
+        make_call(
+            user=supervisor_user, agent=agent_user.agent, outcome="busy", at=timezone.now() - timedelta(minutes=n)
+        )
     response = supervisor_client.get(URL, {"outcome": "busy", "agent": agent_user.agent.pk})
     older = re.search(r'href="(/calls/\?[^"]*after=[^"]*)" hx-get', response.content.decode())[1]
     assert "outcome=busy" in older
