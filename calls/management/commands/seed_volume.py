@@ -51,8 +51,11 @@ CLIDS = [
     ("+13125550150", "Seed Chicago"),
     ("+12125550150", "Seed New York"),
 ]
-# Number prefixes whose every completion to the full length is a valid number (checked by tests/test_seed_volume.py).
-UK_PREFIXES = ["+4474", "+4475", "+4478", "+44207", "+44203", "+44208", "+44161"]
+# Number prefixes whose every completion to 13 characters is a valid GB number (tests/test_seed_volume.py checks).
+UK_PREFIXES = [
+    *("+447400", "+447401", "+447402", "+447403", "+447500", "+447501", "+447502", "+447800", "+447801"),
+    *("+447802", "+447900", "+447901", "+44207", "+44203", "+44208", "+44161"),
+]  # mobiles in Great Britain (not the Channel Islands or Man), London and Manchester
 US_AREAS = ["212", "312", "415", "617", "202", "305", "512", "646", "718", "773"]
 FIRST = [
     "Olivia",
@@ -485,6 +488,8 @@ class _bulk_mode:
                 )
                 for name, definition in cursor.fetchall():
                     self.saved.append((f'DROP INDEX "{name}"', definition))
+            # Inside a transaction (tests), deferred foreign key checks still pending would block ALTER TABLE.
+            cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")
             for drop, _rebuild in self.saved:
                 cursor.execute(drop)
         return self
