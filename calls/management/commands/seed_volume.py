@@ -440,18 +440,12 @@ def _load(model, columns: list[str], rows: list[tuple]) -> None:
                 f"SELECT setval(pg_get_serial_sequence('\"{table}\"', 'id'), (SELECT max(id) FROM \"{table}\"))"
             )
         return
-    fields = [model._meta.get_field(c.removesuffix("_id")) if c != "id" else None for c in columns]
     objects = []
     for row in rows:
-        obj = model()
-        for column, field, value in zip(columns, fields, row, strict=True):
-            if field is not None and field.is_relation:
-                setattr(obj, column, value)
-            elif column == "request_body" and isinstance(value, str):
-                obj.request_body = json.loads(value)
-            else:
-                setattr(obj, column if field is None else field.attname, value)
-        objects.append(obj)
+        values = dict(zip(columns, row, strict=True))  # column names are attnames: from_agent_id, not from_agent
+        if isinstance(values.get("request_body"), str):
+            values["request_body"] = json.loads(values["request_body"])
+        objects.append(model(**values))
     model.objects.bulk_create(objects, batch_size=500)
 
 
