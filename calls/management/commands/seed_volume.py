@@ -328,10 +328,12 @@ class Command(BaseCommand):
             midnight = datetime(day.year, day.month, day.day, tzinfo=tz).astimezone(UTC)
             hours = r.choices(range(24), weights=HOUR_WEIGHTS, k=day_count)
             offsets = sorted(h * 3600 + r.random() * 3600 for h in hours)
+            if day == today:
+                # Today so far: the same shape of day, squeezed into the hours that have passed.
+                elapsed = (self.now - midnight).total_seconds()
+                offsets = [o * elapsed / 86400 for o in offsets]
             for offset in offsets:
                 requested = midnight + timedelta(seconds=offset)
-                if requested > self.now:
-                    requested = self.now - timedelta(seconds=r.random() * 600)
                 contact_id, phone_id, number, us = busy if busy_every and n % busy_every == 0 else r.choice(contacts)
                 n += 1
                 via_groups = r.random() < 0.2
