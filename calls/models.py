@@ -700,12 +700,18 @@ class CallEvent(models.Model):
 
 
 class CallRollup(models.Model):
-    """How many calls one agent (or one group's calls) made on one finished day, for one value of one facet.
+    """How many calls of one finished day had one value of one facet: everyone's, one agent's, or one group's.
 
     Reports read these rows instead of millions of calls. `manage.py rollup_calls`, a periodic job, builds them
     (and seed_volume fills them); calls/reports.py computes the days after the last build live from the calls.
-    Rows with no group count each call once; rows with a group repeat a group call once per group it went via.
+    Each scope counts every call once: `everyone` rows have no agent or group (a year's report reads a few
+    thousand), `agent` rows are per agent (no agent: calls via groups), `group` rows per group a call went via.
     """
+
+    class Scope(models.TextChoices):
+        EVERYONE = "everyone", "Everyone"
+        AGENT = "agent", "One agent"
+        GROUP = "group", "One group"
 
     class Facet(models.TextChoices):
         TOTAL = "total", "All calls"
@@ -716,6 +722,7 @@ class CallRollup(models.Model):
         ERROR = "error", "VCC's reason for a failure"
 
     day = models.DateField()
+    scope = models.CharField(max_length=8, choices=Scope.choices)
     agent = models.ForeignKey(Agent, null=True, blank=True, on_delete=models.CASCADE, related_name="+")
     group = models.ForeignKey(AgentGroup, null=True, blank=True, on_delete=models.CASCADE, related_name="+")
     facet = models.CharField(max_length=12, choices=Facet.choices)
@@ -726,7 +733,7 @@ class CallRollup(models.Model):
 
     class Meta:
         indexes = [
-            models.Index(fields=["day", "facet"], name="callrollup_day_idx"),
+            models.Index(fields=["scope", "day", "facet"], name="callrollup_day_idx"),
             models.Index(fields=["agent", "day"], name="callrollup_agent_idx"),
             models.Index(fields=["group", "day"], name="callrollup_group_idx"),
         ]

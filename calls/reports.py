@@ -23,6 +23,7 @@ from django.utils import timezone
 from calls.models import Agent, AgentGroup, Call, CallEvent, CallRollup, CallRollupState
 
 Facet = CallRollup.Facet
+Scope = CallRollup.Scope
 ANSWERED = Q(outcome=Call.Outcome.ANSWERED)
 HAS_ERROR = Q(error_status__isnull=False) | ~Q(error_message="")
 CHANGE_MARGIN = timedelta(minutes=5)  # a change is stamped when made and committed a moment later
@@ -57,11 +58,13 @@ def day_bounds(first: date, last: date) -> tuple[datetime, datetime]:
     )
 
 
-def _grouped(calls: QuerySet, facet: str, *, by_group: bool) -> QuerySet:
-    """calls counted per local day, agent (and group) and facet value, as rows with the roll-up's columns."""
+def _grouped(calls: QuerySet, facet: str, scope: str) -> QuerySet:
+    """calls counted per local day (agent, group) and facet value, as rows with the roll-up's columns."""
     key, which = _facet_keys()[facet]
-    dims = {"day": TruncDate("requested_at"), "agent": F("from_agent")}
-    if by_group:
+    dims = {"day": TruncDate("requested_at")}
+    if scope != Scope.EVERYONE:
+        dims["agent"] = F("from_agent")
+    if scope == Scope.GROUP:
         dims["grp"] = F("from_groups")
         calls = calls.filter(from_groups__isnull=False)
     if key is not None:
@@ -86,19 +89,27 @@ def _build_days(first: date, last: date) -> None:
     start, end = day_bounds(first, last)
     CallRollup.objects.filter(day__gte=first, day__lte=last).delete()
     calls = Call.objects.filter(requested_at__gte=start, requested_at__lt=end)
+    table = CallRollup._meta.db_table
+    columns = 'day, scope, agent_id, group_id, facet, "key", calls, answered, talk_seconds'
     with connection.cursor() as cursor:
         for facet in Facet.values:
-            for by_group in (False, True):
-                inner, params = _grouped(calls, facet, by_group=by_group).query.sql_with_params()
+            for scope in (Scope.AGENT, Scope.GROUP):
+                inner, params = _grouped(calls, facet, scope).query.sql_with_params()
                 key = "''" if facet == Facet.TOTAL else "COALESCE(s.\"key\", '')"
-                group = 's."grp"' if by_group else "NULL"
+                group = 's."grp"' if scope == Scope.GROUP else "NULL"
                 cursor.execute(
-                    f"""INSERT INTO {CallRollup._meta.db_table}
-                        (day, agent_id, group_id, facet, "key", calls, answered, talk_seconds)
-                        SELECT s."day", s."agent", {group}, %s, {key}, s."calls", s."answered", s."talk"
+                    f"""INSERT INTO {table} ({columns})
+                        SELECT s."day", %s, s."agent", {group}, %s, {key}, s."calls", s."answered", s."talk"
                         FROM ({inner}) s""",
-                    [facet, *params],
+                    [scope, facet, *params],
                 )
+        # Everyone's rows add up the agents' (which count each call once: no agent means via groups).
+        cursor.execute(
+            f"""INSERT INTO {table} ({columns})
+                SELECT day, %s, NULL, NULL, facet, "key", SUM(calls), SUM(answered), SUM(talk_seconds)
+                FROM {table} WHERE scope = %s AND day >= %s AND day <= %s GROUP BY day, facet, "key\"""",
+            [Scope.EVERYONE, Scope.AGENT, first, last],
+        )
 
 
 def _state() -> CallRollupState:
@@ -186,14 +197,71 @@ class Report:
     per_agent_day: dict[tuple[int | None, date], int] = field(default_factory=lambda: defaultdict(int))
     live_from: date | None = None  # the first day computed from the calls rather than the roll-up
 
-    def add(self, facet: str, key: str, day: date | None, agent: int | None, calls: int, answered: int, talk: int):
-        if facet == Facet.TOTAL:
-            self.total.add(calls, answered, talk)
-            self.per_day[day].add(calls, answered, talk)
-            self.per_agent[agent].add(calls, answered, talk)
-            self.per_agent_day[agent, day] += calls
-        else:
-            self.facets[facet][key or ""].add(calls, answered, talk)
+    def add_day(self, day: date, calls: int, answered: int, talk: int) -> None:
+        self.total.add(calls, answered, talk)
+        self.per_day[day].add(calls, answered, talk)
+
+    def add_agent_day(self, agent: int | None, day: date, calls: int, answered: int, talk: int) -> None:
+        self.per_agent[agent].add(calls, answered, talk)
+        self.per_agent_day[agent, day] += calls
+
+    def add_facet(self, facet: str, key: str, calls: int, answered: int, talk: int) -> None:
+        self.facets[facet][key or ""].add(calls, answered, talk)
+
+
+SUMS = {"c": Sum("calls"), "a": Sum("answered"), "t": Sum("talk_seconds")}
+
+
+def _read_rollup(report: Report, first: date, last: date, agent, group) -> None:
+    rows = CallRollup.objects.filter(day__gte=first, day__lte=last)
+    if group is not None:
+        rows = rows.filter(scope=Scope.GROUP, group=group)
+    elif agent is not None:
+        rows = rows.filter(scope=Scope.AGENT, agent=agent)
+    else:
+        rows = rows.filter(scope=Scope.EVERYONE)
+        per_agent = CallRollup.objects.filter(day__gte=first, day__lte=last, scope=Scope.AGENT, facet=Facet.TOTAL)
+        for r in per_agent.values("day", "agent").annotate(**SUMS).order_by():
+            report.add_agent_day(r["agent"], r["day"], r["c"], r["a"], r["t"])
+    for r in rows.filter(facet=Facet.TOTAL).values("day", "agent").annotate(**SUMS).order_by():
+        report.add_day(r["day"], r["c"], r["a"], r["t"])
+        if agent is not None or group is not None:
+            report.add_agent_day(r["agent"], r["day"], r["c"], r["a"], r["t"])
+    for r in rows.exclude(facet=Facet.TOTAL).values("facet", "key").annotate(**SUMS).order_by():
+        report.add_facet(r["facet"], r["key"], r["c"], r["a"], r["t"])
+
+
+def _read_live(report: Report, calls: QuerySet) -> None:
+    """Count calls not rolled up yet (today's, mostly) in one grouped query, then share the rows out to facets."""
+    rows = (
+        calls.order_by()
+        .values(
+            "outcome",
+            "disposition_code",
+            "presented_clid",
+            "error_status",
+            day=TruncDate("requested_at"),
+            agent=F("from_agent"),
+            hour=ExtractHour("requested_at"),
+            message=Substr("error_message", 1, 280),
+        )
+        .annotate(
+            calls=Count("pk"),
+            answered=Count("pk", filter=ANSWERED),
+            talk=Coalesce(Sum("duration_seconds", filter=ANSWERED), 0),
+        )
+    )
+    for r in rows:
+        n = (r["calls"], r["answered"], r["talk"])
+        report.add_day(r["day"], *n)
+        report.add_agent_day(r["agent"], r["day"], *n)
+        report.add_facet(Facet.OUTCOME, r["outcome"], *n)
+        report.add_facet(Facet.DISPOSITION, r["disposition_code"], *n)
+        report.add_facet(Facet.CLID, r["presented_clid"], *n)
+        report.add_facet(Facet.HOUR, str(r["hour"]), *n)
+        if r["error_status"] is not None or r["message"]:
+            status = "" if r["error_status"] is None else str(r["error_status"])
+            report.add_facet(Facet.ERROR, f"{status}|{r['message'] or ''}", *n)
 
 
 def build_report(
@@ -203,21 +271,10 @@ def build_report(
     report = Report(first, last)
     state = CallRollupState.objects.order_by("pk").first()
     built_through = state.built_through if state else None
-    # Read the roll-up up to its last built day; compute the days after it from the calls.
+    # Read the roll-up up to its last built day; count the days after it from the calls.
     rolled_last = min(last, built_through) if built_through else None
     if rolled_last and rolled_last >= first:
-        rows = CallRollup.objects.filter(day__gte=first, day__lte=rolled_last)
-        if group is not None:
-            rows = rows.filter(group=group)
-        else:
-            rows = rows.filter(group__isnull=True)
-            if agent is not None:
-                rows = rows.filter(agent=agent)
-        sums = {"c": Sum("calls"), "a": Sum("answered"), "t": Sum("talk_seconds")}
-        for r in rows.filter(facet=Facet.TOTAL).values("day", "agent").annotate(**sums).order_by():
-            report.add(Facet.TOTAL, "", r["day"], r["agent"], r["c"], r["a"], r["t"])
-        for r in rows.exclude(facet=Facet.TOTAL).values("facet", "key").annotate(**sums).order_by():
-            report.add(r["facet"], r["key"], None, None, r["c"], r["a"], r["t"])
+        _read_rollup(report, first, rolled_last, agent, group)
     live_first = max(first, built_through + timedelta(days=1)) if built_through else first
     if live_first <= last:
         report.live_from = live_first
@@ -227,7 +284,5 @@ def build_report(
             calls = calls.filter(from_agent=agent)
         if group is not None:
             calls = calls.filter(from_groups=group)
-        for facet in Facet.values:
-            for r in _grouped(calls, facet, by_group=False):
-                report.add(facet, r.get("key") or "", r["day"], r["agent"], r["calls"], r["answered"], r["talk"])
+        _read_live(report, calls)
     return report
