@@ -140,7 +140,8 @@ def page_of(calls: QuerySet, *, sort: str, after=None, before=None, size: int = 
 
 
 def batches(calls: QuerySet, *, sort: str, size: int):
-    """Every call in sort order, size rows at a time, each batch one indexed query (for exports)."""
+    """Every row of a values_list() of calls (its first columns the id, the time and the talk time) in sort order,
+    size rows at a time, each batch one indexed query: memory stays flat however many rows (for exports)."""
     after = None
     while True:
         query = _ordered(calls, sort)
@@ -152,15 +153,8 @@ def batches(calls: QuerySet, *, sort: str, size: int):
         yield rows
         if len(rows) < size:
             return
-        after = _position(rows[-1], sort)
-
-
-def _position(row, sort: str) -> tuple[int, int]:
-    if isinstance(row, dict):
+        pk, requested_at, duration = rows[-1][:3]
         if sort.endswith("duration"):
-            value = NO_DURATION if row["duration_seconds"] is None else row["duration_seconds"]
+            after = (NO_DURATION if duration is None else duration, pk)
         else:
-            value = _micros(row["requested_at"])
-        return value, row["pk"]
-    value, pk = cursor_of(row, sort).split("_")
-    return int(value), int(pk)
+            after = (_micros(requested_at), pk)

@@ -106,9 +106,11 @@ HEADER = [
     "vcc_call_id",
     "error",
 ]
+# The export's columns, read as tuples; batches() expects the id, the time and the talk time first.
 COLUMNS = [
     "pk",
     "requested_at",
+    "duration_seconds",
     "from_agent_id",
     "to_agent_id",
     "created_by__username",
@@ -116,7 +118,6 @@ COLUMNS = [
     "to_number",
     "presented_clid",
     "outcome",
-    "duration_seconds",
     "disposition_code",
     "notes",
     "vcc_call_id",
@@ -124,12 +125,12 @@ COLUMNS = [
     "error_status",
     "error_display",
 ]
-FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+FORMULA_START = frozenset("=+-@\t\r")
 
 
 def inert(value: object) -> object:
     """A text cell a spreadsheet would run as a formula, made plain text by a leading apostrophe (OWASP)."""
-    if isinstance(value, str) and value.startswith(FORMULA_START):
+    if value and value.__class__ is str and value[0] in FORMULA_START:
         return "'" + value
     return value
 
@@ -145,8 +146,6 @@ class _Export:
     """The rows of an export, a batch at a time; a batch is one indexed query, so memory stays flat."""
 
     def __init__(self, calls: QuerySet, sort: str) -> None:
-        self.calls = calls.values(*COLUMNS)
-        self.sort = sort
         self.writer = csv.writer(_Line())
         self.agents = {
             pk: f"{name} ({display_id})"
@@ -156,7 +155,7 @@ class _Export:
         self.outcomes = dict(Call.Outcome.choices)
         self.tz = timezone.get_current_timezone()
         self.through = Call.from_groups.through.objects
-        self.batches = calllog.batches(self.calls, sort=sort, size=EXPORT_BATCH)
+        self.batches = calllog.batches(calls.values_list(*COLUMNS), sort=sort, size=EXPORT_BATCH)
 
     def header(self) -> str:
         return self.writer.writerow(HEADER)
@@ -166,33 +165,39 @@ class _Export:
         rows = next(self.batches, None)
         if rows is None:
             return None
+        # Only calls via groups have groups: ask for theirs alone.
+        via_groups = [r[0] for r in rows if r[3] is None and r[4] is None]
         via: dict[int, list[str]] = {}
-        for call_id, group_id in self.through.filter(call_id__in=[r["pk"] for r in rows]).values_list(
-            "call_id", "agentgroup_id"
-        ):
-            via.setdefault(call_id, []).append(self.groups.get(group_id, ""))
+        if via_groups:
+            for call_id, group_id in self.through.filter(call_id__in=via_groups).values_list(
+                "call_id", "agentgroup_id"
+            ):
+                via.setdefault(call_id, []).append(self.groups.get(group_id, ""))
         write, agents, outcomes, tz = self.writer.writerow, self.agents, self.outcomes, self.tz
         out = []
-        for r in rows:
-            error = r["error_message"] or r["error_display"]
-            if r["error_status"]:
-                error = f"HTTP {r['error_status']}: {error}"
+        for (
+            pk, requested_at, duration, from_agent, to_agent, username, contact, to_number, clid, outcome,
+            disposition, notes, vcc_call_id, error_message, error_status, error_display,
+        ) in rows:  # fmt: skip
+            error = error_message or error_display
+            if error_status:
+                error = f"HTTP {error_status}: {error}"
             out.append(
                 write(
                     [
-                        r["pk"],
-                        r["requested_at"].astimezone(tz).isoformat(),
-                        agents.get(r["from_agent_id"], ""),
-                        ", ".join(via.get(r["pk"], ())),
-                        inert(r["created_by__username"] or ""),
-                        inert(r["contact__name"] or ""),
-                        inert(r["to_number"] or (agents.get(r["to_agent_id"], ""))),
-                        inert(r["presented_clid"]),
-                        outcomes.get(r["outcome"], r["outcome"]),
-                        "" if r["duration_seconds"] is None else r["duration_seconds"],
-                        inert(r["disposition_code"]),
-                        inert(r["notes"]),
-                        inert(r["vcc_call_id"]),
+                        pk,
+                        requested_at.astimezone(tz).isoformat(),
+                        agents.get(from_agent, ""),
+                        ", ".join(via[pk]) if pk in via else "",
+                        inert(username or ""),
+                        inert(contact or ""),
+                        inert(to_number or agents.get(to_agent, "")),
+                        inert(clid),
+                        outcomes.get(outcome, outcome),
+                        "" if duration is None else duration,
+                        inert(disposition),
+                        inert(notes),
+                        inert(vcc_call_id),
                         inert(error),
                     ]
                 )
