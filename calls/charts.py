@@ -2,13 +2,14 @@
 
 Colours and sizes come from classes in app.css and SVG presentation attributes, never `style=`. Every bar or
 cell is a link to the calls behind it and carries its number in a <title> (and as text where it fits).
+A year's heat map has thousands of cells, so the markup is built with plain strings, escaping every text.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from html import escape
 
-from django.utils.html import format_html, format_html_join
 from django.utils.safestring import SafeString, mark_safe
 
 
@@ -30,78 +31,50 @@ def bars(items: list[Bar], *, label: str, height: int = 160, tick_every: int = 1
     for n, item in enumerate(items):
         h = round(plot * item.value / top) if item.value else 0
         x = n * width_each
-        count = format_html(
-            '<text x="{}" y="{}" class="chart-count" text-anchor="middle">{}</text>',
-            x + width_each / 2,
-            plot - h + 14 - 4,
-            item.value,
-        ) if width_each >= 20 and item.value else ""  # fmt: skip
+        middle = x + width_each / 2
+        count = (
+            f'<text x="{middle}" y="{plot - h + 10}" class="chart-count" text-anchor="middle">{item.value}</text>'
+            if width_each >= 20 and item.value
+            else ""
+        )
         tick = (
-            format_html(
-                '<text x="{}" y="{}" class="chart-tick" text-anchor="middle">{}</text>',
-                x + width_each / 2,
-                height - 4,
-                item.label,
-            )
+            f'<text x="{middle}" y="{height - 4}" class="chart-tick" text-anchor="middle">{escape(item.label)}</text>'
             if n % tick_every == 0
             else ""
         )
+        title = escape(item.title or f"{item.label}: {item.value}")
         parts.append(
-            format_html(
-                '<a href="{}"><title>{}</title><rect class="chart-bar" x="{}" y="{}" width="{}" height="{}"/>{}</a>{}',
-                item.href,
-                item.title or f"{item.label}: {item.value}",
-                x + 1,
-                14 + plot - h,
-                max(1, width_each - 2),
-                h,
-                count,
-                tick,
-            )
+            f'<a href="{escape(item.href)}"><title>{title}</title><rect class="chart-bar" x="{x + 1}" '
+            f'y="{14 + plot - h}" width="{max(1, width_each - 2)}" height="{h}"/>{count}</a>{tick}'
         )
-    return format_html(
-        '<svg class="chart" viewBox="0 0 {} {}" role="img" aria-label="{}" preserveAspectRatio="xMinYMin meet">'
-        "{}</svg>",
-        width,
-        height + 14,
-        label,
-        mark_safe("".join(parts)),  # each part was built with format_html
+    return mark_safe(  # every text above went through escape()
+        f'<svg class="chart" viewBox="0 0 {width} {height + 14}" role="img" aria-label="{escape(label)}" '
+        f'preserveAspectRatio="xMinYMin meet">{"".join(parts)}</svg>'
     )
 
 
 def heatmap(rows: list[tuple[str, list[Bar]]], columns: list[str], *, label: str) -> SafeString:
-    """A grid of linked cells, darker for more calls: one row per agent, one column per day or week."""
+    """A grid of linked cells, darker for more calls: one row per agent, one column per day, week or month."""
     cell, left, head = 14, 150, 18
     wide = max(cell, min(48, 700 // max(1, len(columns))))  # few columns (months) get wider cells
     label_every = max(1, -(-45 // wide))  # a label every ~45 px
     top = max([b.value for _, cells in rows for b in cells] + [1])
-    parts = []
-    for c, name in enumerate(columns):
-        if c % label_every == 0:
-            parts.append(format_html('<text x="{}" y="12" class="chart-tick">{}</text>', left + c * wide, name))
+    parts = [
+        f'<text x="{left + c * wide}" y="12" class="chart-tick">{escape(name)}</text>'
+        for c, name in enumerate(columns)
+        if c % label_every == 0
+    ]
     for r, (name, cells) in enumerate(rows):
         y = head + r * cell
-        parts.append(format_html('<text x="0" y="{}" class="chart-tick">{}</text>', y + cell - 3, name[:24]))
+        parts.append(f'<text x="0" y="{y + cell - 3}" class="chart-tick">{escape(name[:24])}</text>')
         for c, bar in enumerate(cells):
             level = 0 if not bar.value else 1 + min(4, 5 * bar.value // (top + 1))
             parts.append(
-                format_html(
-                    '<a href="{}"><title>{}</title>'
-                    '<rect class="heat heat-{}" x="{}" y="{}" width="{}" height="{}"/></a>',
-                    bar.href,
-                    bar.title,
-                    level,
-                    left + c * wide,
-                    y,
-                    wide - 2,
-                    cell - 2,
-                )
+                f'<a href="{escape(bar.href)}"><title>{escape(bar.title)}</title><rect class="heat heat-{level}" '
+                f'x="{left + c * wide}" y="{y}" width="{wide - 2}" height="{cell - 2}"/></a>'
             )
     width = left + max(1, len(columns)) * wide
-    return format_html(
-        '<svg class="chart heatmap" viewBox="0 0 {} {}" role="img" aria-label="{}">{}</svg>',
-        width,
-        head + max(1, len(rows)) * cell,
-        label,
-        format_html_join("", "{}", ((p,) for p in parts)),
+    return mark_safe(  # every text above went through escape()
+        f'<svg class="chart heatmap" viewBox="0 0 {width} {head + max(1, len(rows)) * cell}" role="img" '
+        f'aria-label="{escape(label)}">{"".join(parts)}</svg>'
     )
