@@ -201,8 +201,8 @@ def time_sql(conn: psycopg.Connection, page: Target, runs: int) -> None:
     for n in range(WARMUP + runs):
         started = time.perf_counter()
         for sql, _ in page.sql:
-            if sql.startswith(("SAVEPOINT", "RELEASE", "ROLLBACK")):
-                continue
+            if not sql.startswith(("SELECT", "WITH")):
+                continue  # savepoints, or the DECLARE of a server-side cursor whose rows a SELECT fetched
             conn.execute(sql).fetchall()
         if n >= WARMUP:
             page.sql_ms.append((time.perf_counter() - started) * 1000)
@@ -272,6 +272,7 @@ def main(argv: list[str] | None = None) -> int:
           f"Django {django.__version__}, uvicorn {uvicorn.__version__}, PostgreSQL {pg_version}, "
           f"{os.cpu_count()} CPUs (shared)")  # fmt: skip
     print(f"data: {calls:,} calls, {contacts:,} contacts · {args.requests} requests per page after {WARMUP} warm-ups")
+    print("load average at the start: {:.1f} {:.1f} {:.1f} (1, 5, 15 min)".format(*os.getloadavg()))
     pages, export_path, export_rows = targets(conn, args.export_rows)
     export_sql = capture_sql(pages, export_path)
     from django.db import connections
@@ -312,6 +313,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"  SQL:   {floor_rows:,} rows in {floor_s:.1f} s = {floor_rows / floor_s:,.0f} rows/s "
               "(the export's query in one server-side cursor, no CSV)")  # fmt: skip
         print(f"  server peak RSS since start (VmHWM): {status_kib(server.pid, 'VmHWM') / 1024:.0f} MiB")
+        print("load average at the end: {:.1f} {:.1f} {:.1f} (1, 5, 15 min)".format(*os.getloadavg()))
     finally:
         server.send_signal(signal.SIGTERM)
         try:
