@@ -49,7 +49,7 @@ def call_log(request: HttpRequest) -> HttpResponse:
     if form.is_valid():
         data = form.cleaned_data
         calls = calllog.filtered_calls(Call.objects.visible_to(request.user), data)
-        calls = calls.select_related("contact", "from_agent", "to_agent", "created_by").prefetch_related("from_groups")
+        calls = calls.select_related("contact", "from_agent", "to_agent").prefetch_related("from_groups")
         page = calllog.page_of(calls, sort=data["sort"], after=data["after"], before=data["before"])
         filters = form.filters()
         context |= {
@@ -86,7 +86,6 @@ def call_detail(request: HttpRequest, pk: int) -> HttpResponse:
     )
     context = panel_context(call, user=request.user)
     context["events"] = list(call.events.all())
-    context["editing"] = request.GET.get("edit") == "1" and context["can_change"]
     return render(request, "calls/call_detail.html", context)
 
 
