@@ -214,3 +214,17 @@ def test_query_count_does_not_grow_with_rows(supervisor_client, supervisor_user,
     if rolled_up:
         reports.rebuild_rollup(now=local("2026-03-10"))
     assert count_queries(supervisor_client) == one
+
+
+def test_the_rollup_command_builds_then_refreshes(calls, capsys):
+    from django.core.management import call_command
+
+    from calls.models import CallRollupState
+
+    call_command("rollup_calls", "--rebuild")
+    assert "Rebuilt the roll-up" in capsys.readouterr().out
+    assert CallRollupState.objects.get().built_through is not None
+    call_command("rollup_calls")
+    assert "Rolled up" in capsys.readouterr().out
+    everyone = CallRollup.objects.filter(scope="everyone", facet="total", day__gte="2026-03-02", day__lte="2026-03-03")
+    assert sum(everyone.values_list("calls", flat=True)) == 7
