@@ -182,6 +182,7 @@ def test_it_rejects_post(supervisor_client):
         {"start": "1999-01-01"},
         {"start": "2020-01-01", "end": "2026-01-01"},
         {"agent": "x"},
+        {"group": "99999999999999999999999"},
     ],
 )
 def test_malformed_input_is_a_400(supervisor_client, query):
