@@ -8,7 +8,8 @@ from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.validators import MinLengthValidator, RegexValidator
 from django.db import models, transaction
-from django.db.models import Count, Exists, Max, OuterRef, Q
+from django.db.models import Count, Exists, F, Max, OuterRef, Q
+from django.db.models.functions import Coalesce
 from django.urls import reverse
 from django.utils import timezone
 
@@ -502,6 +503,9 @@ class Call(models.Model):
     # Following: when VCC is next asked about this call, and since when it has answered 404.
     next_check_at = models.DateTimeField(null=True, blank=True)
     missing_since = models.DateTimeField(null=True, blank=True)
+    # When what reports count last changed (state, outcome, talk time, disposition): the roll-up rebuilds the days
+    # of calls changed since its last run (calls/reports.py).
+    changed_at = models.DateTimeField(default=timezone.now, db_index=True)
     # The id of the request that placed the call (calls.observability), to find its log lines.
     trace_id = models.CharField(max_length=64, blank=True, db_index=False)
 
@@ -532,8 +536,21 @@ class Call(models.Model):
             models.Index(fields=["created_by", "-requested_at", "-id"], name="call_user_idx"),
             models.Index(fields=["contact", "-requested_at", "-id"], name="call_contact_idx"),
             models.Index(fields=["to_number", "-requested_at"], name="call_number_idx"),
-            models.Index(fields=["disposition_code"], name="call_disposition_idx"),
-            models.Index(fields=["presented_clid"], name="call_clid_idx"),
+            # The call log filters by these and pages by time, so each leads an index that ends in the page order.
+            models.Index(fields=["disposition_code", "-requested_at", "-id"], name="call_disposition_time_idx"),
+            models.Index(fields=["presented_clid", "-requested_at", "-id"], name="call_clid_time_idx"),
+            # Sorting by talk time puts calls that never talked (no duration) last: a plain value to page by.
+            models.Index(Coalesce("duration_seconds", -1).desc(), F("id").desc(), name="call_duration_idx"),
+            models.Index(
+                fields=["-requested_at", "-id"],
+                condition=Q(error_status__isnull=False) | ~Q(error_message=""),
+                name="call_error_idx",
+            ),
+            models.Index(
+                fields=["-requested_at", "-id"],
+                condition=Q(state="ended", wrapped_up_at__isnull=True),
+                name="call_wrap_up_idx",
+            ),
             models.Index(fields=["next_check_at"], condition=Q(state="live"), name="call_follow_idx"),
         ]
 
@@ -605,7 +622,7 @@ class Call(models.Model):
         self.state, self.outcome = self.State.LIVE, self.Outcome.IN_PROGRESS
         self.vcc_call_id, self.vcc_status, self.recording_status = vcc_call_id, vcc_status, recording_status
         self.responded_at, self.latency_ms, self.next_check_at = now, latency_ms, now
-        self.error_display = note
+        self.error_display, self.changed_at = note, now
         self.save(
             update_fields=[
                 "state",
@@ -617,6 +634,7 @@ class Call(models.Model):
                 "latency_ms",
                 "next_check_at",
                 "error_display",
+                "changed_at",
                 *(["error_message", "error_status"] if note else []),
             ]
         )
@@ -638,7 +656,7 @@ class Call(models.Model):
     def _record_error(self, state, outcome, message, status, display, latency_ms, now) -> None:
         self.state, self.outcome = state, outcome
         self.error_message, self.error_status, self.error_display = message, status, display
-        self.responded_at, self.latency_ms = now, latency_ms
+        self.responded_at, self.latency_ms, self.changed_at = now, latency_ms, now
         self.save(
             update_fields=[
                 "state",
@@ -648,6 +666,7 @@ class Call(models.Model):
                 "error_display",
                 "responded_at",
                 "latency_ms",
+                "changed_at",
             ]
         )
 
@@ -676,6 +695,7 @@ class Call(models.Model):
             self.connected_at = now
             fields.append("connected_at")
         if not live:
+            self.changed_at = now
             self.result_code, self.result_party, self.result_reason = result
             self.state, self.ended_at = self.State.ENDED, self.ended_at or now
             self.outcome = outcome_of(*result, connected=self.connected_at is not None)
@@ -690,6 +710,7 @@ class Call(models.Model):
                 "ended_at",
                 "outcome",
                 "duration_seconds",
+                "changed_at",
             ]
         changed = was != (self.state, self.connected_at is not None, self.recording_status)
         self.save(update_fields=fields)
@@ -708,8 +729,9 @@ class Call(models.Model):
         self.ended_at = self.ended_at or now
         self.next_check_at = None
         self.result_reason = self.result_reason or "Unknown: VCC no longer has this call"
+        self.changed_at = now
         self._save(
-            ["missing_since", "state", "outcome", "ended_at", "next_check_at", "result_reason"],
+            ["missing_since", "state", "outcome", "ended_at", "next_check_at", "result_reason", "changed_at"],
             CallEvent.Kind.PROGRESS,
             "closed: VCC no longer has this call",
             at=now,
@@ -736,8 +758,8 @@ class Call(models.Model):
         self.notes = notes
         fields = ["notes"]
         if confirmed:
-            self.disposition_code, self.wrapped_up_at = code, now
-            fields += ["disposition_code", "wrapped_up_at"]
+            self.disposition_code, self.wrapped_up_at, self.changed_at = code, now, now
+            fields += ["disposition_code", "wrapped_up_at", "changed_at"]
         self._save(
             fields, CallEvent.Kind.WRAP_UP, f"{code}" if confirmed else f"notes saved; {code} not yet sent", at=now
         )
@@ -839,3 +861,60 @@ class DialLock(models.Model):
 
     def __str__(self) -> str:
         return f"{self.number} held by {self.owner} until {self.expires_at:%H:%M:%S}"
+
+
+# --- Reports: the call log rolled up by day ---------------------------------------------------------
+
+
+class CallRollup(models.Model):
+    """How many calls of one finished day had one value of one facet: everyone's, one agent's, or one group's.
+
+    Reports read these rows instead of millions of calls. `manage.py rollup_calls`, a periodic job, builds them
+    (and seed_volume fills them); calls/reports.py computes the days after the last build live from the calls.
+    Each scope counts every call once: `everyone` rows have no agent or group (a year's report reads a few
+    thousand), `agent` rows are per agent (no agent: calls via groups), `group` rows per group a call went via.
+    """
+
+    class Scope(models.TextChoices):
+        EVERYONE = "everyone", "Everyone"
+        AGENT = "agent", "One agent"
+        GROUP = "group", "One group"
+
+    class Facet(models.TextChoices):
+        TOTAL = "total", "All calls"
+        OUTCOME = "outcome", "Outcome"
+        DISPOSITION = "disposition", "Disposition"
+        CLID = "clid", "Presented CLID"
+        HOUR = "hour", "Hour of the day"
+        ERROR = "error", "VCC's reason for a failure"
+
+    day = models.DateField()
+    scope = models.CharField(max_length=8, choices=Scope.choices)
+    agent = models.ForeignKey(Agent, null=True, blank=True, on_delete=models.CASCADE, related_name="+")
+    group = models.ForeignKey(AgentGroup, null=True, blank=True, on_delete=models.CASCADE, related_name="+")
+    facet = models.CharField(max_length=12, choices=Facet.choices)
+    key = models.CharField(max_length=300, blank=True)
+    calls = models.PositiveIntegerField(default=0)
+    answered = models.PositiveIntegerField(default=0)
+    talk_seconds = models.BigIntegerField(default=0)
+
+    class Meta:
+        indexes = [
+            models.Index(fields=["scope", "day", "facet"], name="callrollup_day_idx"),
+            models.Index(fields=["agent", "day"], name="callrollup_agent_idx"),
+            models.Index(fields=["group", "day"], name="callrollup_group_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.day} {self.facet}={self.key}: {self.calls}"
+
+
+class CallRollupState(models.Model):
+    """One row: the last day the roll-up holds, and since when changed calls have been rolled up again."""
+
+    built_through = models.DateField(null=True, blank=True)
+    changes_seen_at = models.DateTimeField(null=True, blank=True)
+    built_at = models.DateTimeField(null=True, blank=True)
+
+    def __str__(self) -> str:
+        return f"Roll-up through {self.built_through}"

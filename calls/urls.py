@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from django.urls import path
 
-from calls.views import agents, calling, contacts
+from calls.views import agents, calling, calllog, contacts, reports
 
 urlpatterns = [
     path("", contacts.home, name="home"),
@@ -25,3 +25,10 @@ urlpatterns = [
 from calls.views import health  # noqa: E402 (the integration health page, appended)
 
 urlpatterns += [path("health/", health.integration_health, name="integration_health")]
+# The call log, one call's page, its export, and reports.
+urlpatterns += [
+    path("calls/", calllog.call_log, name="call_log"),
+    path("calls/export.csv", calllog.call_export, name="call_export"),
+    path("calls/<int:pk>/", calllog.call_detail, name="call_detail"),
+    path("reports/", reports.reports, name="reports"),
+]

@@ -209,3 +209,11 @@ def test_the_worker_notes_that_it_ran(sim):
     run_rounds(1)
 
     assert health.last_heartbeat("follow_calls") == calling.wall_clock()
+
+
+def test_the_worker_keeps_the_reports_roll_up_current(sim):
+    from calls.models import CallRollupState
+
+    run_rounds(1)
+
+    assert CallRollupState.objects.get().built_at is not None

@@ -6,15 +6,18 @@ import asyncio
 import contextlib
 import logging
 import signal
+import time
 
-from asgiref.sync import async_to_sync
+from asgiref.sync import async_to_sync, sync_to_async
 from django.core.management.base import BaseCommand
+from django.utils import timezone
 
-from calls import calling
+from calls import calling, reports
 
 log = logging.getLogger("calls.worker")
 
 IDLE_SECONDS = 1.0  # pause between rounds when nothing was due
+ROLLUP_SECONDS = 60.0  # how often the worker brings the reports' roll-up up to date
 MAX_BACKOFF_SECONDS = 60.0
 
 
@@ -31,7 +34,7 @@ class Command(BaseCommand):
         async_to_sync(run_worker)(batch=batch, concurrency=concurrency, rounds=1 if once else None)
 
 
-async def run_worker(*, batch: int, concurrency: int, rounds: int | None = None, wait=None) -> int:
+async def run_worker(*, batch: int, concurrency: int, rounds: int | None = None, wait=None, rollup: bool = True) -> int:
     """Run rounds until stopped (or `rounds` are done); back off while VCC limits us or fails. Returns rounds run.
 
     `wait(seconds)` pauses between rounds (tests pass their own; nothing waits on the wall clock there)."""
@@ -47,6 +50,7 @@ async def run_worker(*, batch: int, concurrency: int, rounds: int | None = None,
         with contextlib.suppress(NotImplementedError, RuntimeError):  # not the main thread (tests), or no signals
             loop.add_signal_handler(sig, stop.set)
     backoff, done = 0.0, 0
+    rollup_due = time.monotonic() if rollup else None
     while not stop.is_set() and (rounds is None or done < rounds):
         try:
             result = await calling.follow_due(limit=batch, concurrency=concurrency)
@@ -55,6 +59,13 @@ async def run_worker(*, batch: int, concurrency: int, rounds: int | None = None,
             result = calling.Round(errors=1, retry_after=5.0)
         done += 1
         await calling.worker_heartbeat()
+        if rollup_due is not None and time.monotonic() >= rollup_due:
+            # The reports' roll-up of finished days (calls/reports.py), kept current by the same worker.
+            try:
+                await sync_to_async(reports.refresh_rollup)(now=timezone.now())
+            except Exception:
+                log.exception("follow_calls: rolling up the call log for reports failed")
+            rollup_due = time.monotonic() + ROLLUP_SECONDS
         if result.errors:
             backoff = min(MAX_BACKOFF_SECONDS, max(result.retry_after or 1.0, backoff * 2 or 1.0))
             log.warning(

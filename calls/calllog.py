@@ -1,0 +1,160 @@
+"""The call log's query: filters, sort and keyset pages, shared by the log page and its CSV export.
+
+Pages never count or skip rows: each page starts after the last row of the one before (its sort value and id),
+so the thousandth page costs what the first does, as long as an index ends in the sort order (see Call.Meta).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+from django.db.models import F, Q, QuerySet
+from django.db.models.functions import Coalesce
+
+from calls.forms import NONE
+from calls.models import Call
+from calls.reports import HAS_ERROR, day_bounds
+
+PAGE_SIZE = 50
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+ONE_MICROSECOND = timedelta(microseconds=1)
+NO_DURATION = -1  # the talk time a call without one sorts as: after every call that has one
+
+
+def filtered_calls(calls: QuerySet, data: dict) -> QuerySet:
+    """calls narrowed by a valid CallLogFilter's cleaned data (sort and page position aside)."""
+    if data.get("start"):
+        calls = calls.filter(requested_at__gte=day_bounds(data["start"], data["start"])[0])
+    if data.get("end"):
+        calls = calls.filter(requested_at__lt=day_bounds(data["end"], data["end"])[1])
+    if data.get("agent"):
+        calls = calls.filter(from_agent=data["agent"])
+    if data.get("group"):
+        calls = calls.filter(from_groups=data["group"])
+    if data.get("via") == "agent":
+        calls = calls.filter(from_agent__isnull=False)
+    elif data.get("via") == "group":
+        calls = calls.filter(from_agent__isnull=True, to_agent__isnull=True)
+    if data.get("outcome"):
+        calls = calls.filter(outcome=data["outcome"])
+    if data.get("disposition"):
+        calls = calls.filter(disposition_code="" if data["disposition"] == NONE else data["disposition"])
+    if data.get("clid"):
+        calls = calls.filter(presented_clid="" if data["clid"] == NONE else data["clid"])
+    if data.get("has_error") == "yes":
+        calls = calls.filter(HAS_ERROR)
+    elif data.get("has_error") == "no":
+        calls = calls.exclude(HAS_ERROR)
+    if data.get("error") or data.get("error_status") is not None:
+        # From the report's failures table: VCC's message (its first 280 characters, as the report keys it).
+        calls = calls.filter(error_message__startswith=data.get("error", "")).filter(HAS_ERROR)
+        if data.get("error_status") is not None:
+            calls = calls.filter(error_status=data["error_status"])
+        elif "error" in data:
+            calls = calls.filter(error_status__isnull=True)
+    if data.get("wrap_up"):
+        calls = calls.to_wrap_up()
+    if data.get("contact"):
+        calls = calls.filter(contact_id=data["contact"])
+    if data.get("hour") is not None:
+        calls = calls.filter(requested_at__hour=data["hour"])
+    return calls
+
+
+# --- Sorting and keyset pages ---------------------------------------------------------------------------
+
+
+def _micros(moment: datetime) -> int:
+    return (moment - EPOCH) // ONE_MICROSECOND
+
+
+def cursor_of(call: Call, sort: str) -> str:
+    """Where a page that ends (or starts) with call stands, as the `after`/`before` value of a link."""
+    if sort.endswith("duration"):
+        value = NO_DURATION if call.duration_seconds is None else call.duration_seconds
+    else:
+        value = _micros(call.requested_at)
+    return f"{value}_{call.pk}"
+
+
+def _ordered(calls: QuerySet, sort: str, *, reverse: bool = False) -> QuerySet:
+    descending = sort.startswith("-") != reverse
+    if sort.endswith("duration"):
+        # The same expression as the call_duration_idx index, so that PostgreSQL pages through it.
+        calls = calls.alias(talk=Coalesce("duration_seconds", NO_DURATION))
+        column = "talk"
+    else:
+        column = "requested_at"
+    if descending:
+        return calls.order_by(F(column).desc(), F("pk").desc())
+    return calls.order_by(F(column).asc(), F("pk").asc())
+
+
+def _beyond(calls: QuerySet, sort: str, position: tuple[int, int], *, reverse: bool = False) -> QuerySet:
+    """The calls that come after position in the sort's order (before it, with reverse)."""
+    value, pk = position
+    descending = sort.startswith("-") != reverse
+    if sort.endswith("duration"):
+        column, bound = "talk", value
+    else:
+        column, bound = "requested_at", EPOCH + value * ONE_MICROSECOND
+    op = "lt" if descending else "gt"
+    # The first condition alone is a range an index can start from; the second breaks ties by id.
+    edge = "lte" if descending else "gte"
+    return calls.filter(**{f"{column}__{edge}": bound}).filter(
+        Q(**{f"{column}__{op}": bound}) | Q(**{column: bound, f"pk__{op}": pk})
+    )
+
+
+@dataclass
+class Page:
+    calls: list[Call]
+    sort: str
+    newer: str = ""  # the `before` cursor of the previous page, if any
+    older: str = ""  # the `after` cursor of the next page, if any
+
+
+def page_of(calls: QuerySet, *, sort: str, after=None, before=None, size: int = PAGE_SIZE) -> Page:
+    """One page of calls in sort order: the first, the one after `after`, or the one before `before`."""
+    if before is not None:
+        rows = list(_beyond(_ordered(calls, sort, reverse=True), sort, before, reverse=True)[: size + 1])
+        more_before = len(rows) > size
+        rows = rows[:size][::-1]
+        page = Page(rows, sort)
+        if rows:
+            page.older = cursor_of(rows[-1], sort)
+            page.newer = cursor_of(rows[0], sort) if more_before else ""
+        return page
+    query = _ordered(calls, sort)
+    if after is not None:
+        query = _beyond(query, sort, after)
+    rows = list(query[: size + 1])
+    more = len(rows) > size
+    rows = rows[:size]
+    page = Page(rows, sort)
+    if rows:
+        page.older = cursor_of(rows[-1], sort) if more else ""
+        page.newer = cursor_of(rows[0], sort) if after is not None else ""
+    return page
+
+
+def batches(calls: QuerySet, *, sort: str, size: int):
+    """Every row of a values_list() of calls (its first columns the id, the time and the talk time) in sort order,
+    size rows at a time, each batch one indexed query: memory stays flat however many rows (for exports)."""
+    after = None
+    while True:
+        query = _ordered(calls, sort)
+        if after is not None:
+            query = _beyond(query, sort, after)
+        rows = list(query[:size])
+        if not rows:
+            return
+        yield rows
+        if len(rows) < size:
+            return
+        pk, requested_at, duration = rows[-1][:3]
+        if sort.endswith("duration"):
+            after = (NO_DURATION if duration is None else duration, pk)
+        else:
+            after = (_micros(requested_at), pk)

@@ -1,0 +1,288 @@
+"""Call reports: counts by agent, day, outcome, disposition, CLID, hour and VCC's reason for failures.
+
+A year of calls is millions of rows, so reports read `CallRollup`: one row per finished day, agent (and group),
+facet and value. `refresh_rollup` keeps it current and is run by a periodic job (`manage.py rollup_calls`, every
+few minutes from cron or a systemd timer); it never runs on the click path. It rebuilds the days that finished
+since its last run and every earlier day in which a call changed since then (each change that reports count
+stamps the call's indexed `changed_at`). Reports compute every day after the last rebuilt one live from the call table,
+so today's figures (and everything, before the job first runs) are always exact; an older day that changed since
+the job's last run is at most one run behind.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass, field
+from datetime import date, datetime, time, timedelta
+
+from django.db import connection, transaction
+from django.db.models import CharField, Count, F, Q, QuerySet, Sum, Value
+from django.db.models.functions import Cast, Coalesce, Concat, ExtractHour, Substr, TruncDate
+from django.utils import timezone
+
+from calls.models import Agent, AgentGroup, Call, CallRollup, CallRollupState
+
+Facet = CallRollup.Facet
+Scope = CallRollup.Scope
+ANSWERED = Q(outcome=Call.Outcome.ANSWERED)
+HAS_ERROR = Q(error_status__isnull=False) | ~Q(error_message="")
+CHANGE_MARGIN = timedelta(minutes=5)  # a change is stamped when made and committed a moment later
+
+
+def _facet_keys() -> dict[str, tuple[object | None, Q]]:
+    """Each facet's value for a call (None: the facet has one value), and which calls it counts."""
+    return {
+        Facet.TOTAL: (None, Q()),
+        Facet.OUTCOME: (F("outcome"), Q()),
+        Facet.DISPOSITION: (F("disposition_code"), Q()),
+        Facet.CLID: (F("presented_clid"), Q()),
+        Facet.HOUR: (Cast(ExtractHour("requested_at"), CharField()), Q()),
+        Facet.ERROR: (
+            Concat(
+                Coalesce(Cast("error_status", CharField()), Value("")),
+                Value("|"),
+                Substr("error_message", 1, 280),
+                output_field=CharField(),
+            ),
+            HAS_ERROR,
+        ),
+    }
+
+
+def day_bounds(first: date, last: date) -> tuple[datetime, datetime]:
+    """The instants from the start of first to the end of last, in the site's time zone."""
+    tz = timezone.get_current_timezone()
+    return (
+        timezone.make_aware(datetime.combine(first, time.min), tz),
+        timezone.make_aware(datetime.combine(last + timedelta(days=1), time.min), tz),
+    )
+
+
+def _grouped(calls: QuerySet, facet: str, scope: str) -> QuerySet:
+    """calls counted per local day (agent, group) and facet value, as rows with the roll-up's columns."""
+    key, which = _facet_keys()[facet]
+    dims = {"day": TruncDate("requested_at")}
+    if scope != Scope.EVERYONE:
+        dims["agent"] = F("from_agent")
+    if scope == Scope.GROUP:
+        dims["grp"] = F("from_groups")
+        calls = calls.filter(from_groups__isnull=False)
+    if key is not None:
+        dims["key"] = key
+    return (
+        calls.filter(which)
+        .order_by()
+        .values(**dims)
+        .annotate(
+            calls=Count("pk"),
+            answered=Count("pk", filter=ANSWERED),
+            talk=Coalesce(Sum("duration_seconds", filter=ANSWERED), 0),
+        )
+    )
+
+
+# --- Keeping the roll-up current --------------------------------------------------------------------
+
+
+def _build_days(first: date, last: date) -> None:
+    """Replace the roll-up rows of the days first..last with counts from the calls, in the database itself."""
+    start, end = day_bounds(first, last)
+    CallRollup.objects.filter(day__gte=first, day__lte=last).delete()
+    calls = Call.objects.filter(requested_at__gte=start, requested_at__lt=end)
+    table = CallRollup._meta.db_table
+    columns = 'day, scope, agent_id, group_id, facet, "key", calls, answered, talk_seconds'
+    with connection.cursor() as cursor:
+        for facet in Facet.values:
+            for scope in (Scope.AGENT, Scope.GROUP):
+                inner, params = _grouped(calls, facet, scope).query.sql_with_params()
+                key = "''" if facet == Facet.TOTAL else "COALESCE(s.\"key\", '')"
+                group = 's."grp"' if scope == Scope.GROUP else "NULL"
+                cursor.execute(
+                    f"""INSERT INTO {table} ({columns})
+                        SELECT s."day", %s, s."agent", {group}, %s, {key}, s."calls", s."answered", s."talk"
+                        FROM ({inner}) s""",
+                    [scope, facet, *params],
+                )
+        # Everyone's rows add up the agents' (which count each call once: no agent means via groups).
+        cursor.execute(
+            f"""INSERT INTO {table} ({columns})
+                SELECT day, %s, NULL, NULL, facet, "key", SUM(calls), SUM(answered), SUM(talk_seconds)
+                FROM {table} WHERE scope = %s AND day >= %s AND day <= %s GROUP BY day, facet, "key\"""",
+            [Scope.EVERYONE, Scope.AGENT, first, last],
+        )
+
+
+def _state() -> CallRollupState:
+    state = CallRollupState.objects.select_for_update().order_by("pk").first()
+    return state or CallRollupState.objects.create()
+
+
+def rebuild_rollup(*, now: datetime) -> int:
+    """Build the whole roll-up again from the calls, up to yesterday; return how many days it covers."""
+    yesterday = timezone.localdate(now) - timedelta(days=1)
+    with transaction.atomic():
+        state = _state()
+        first = Call.objects.order_by("requested_at").values_list("requested_at", flat=True).first()
+        CallRollup.objects.all().delete()
+        days = 0
+        if first is not None and timezone.localdate(first) <= yesterday:
+            start = timezone.localdate(first)
+            _build_days(start, yesterday)
+            days = (yesterday - start).days + 1
+        state.built_through, state.changes_seen_at, state.built_at = yesterday, now, now
+        state.save()
+    return days
+
+
+def refresh_rollup(*, now: datetime) -> list[date]:
+    """Roll up the days that finished since the last run and the older days whose calls changed; return them."""
+    yesterday = timezone.localdate(now) - timedelta(days=1)
+    with transaction.atomic():
+        state = _state()
+        if state.built_through is None:
+            rebuild_rollup(now=now)
+            return []
+        days: set[date] = set()
+        day = state.built_through + timedelta(days=1)
+        while day <= yesterday:
+            days.add(day)
+            day += timedelta(days=1)
+        if state.changes_seen_at:
+            changed = (
+                Call.objects.filter(changed_at__gte=state.changes_seen_at - CHANGE_MARGIN)
+                .annotate(day=TruncDate("requested_at"))
+                .values_list("day", flat=True)
+                .distinct()
+            )
+            days.update(d for d in changed if d <= state.built_through)
+        for day in sorted(days):
+            _build_days(day, day)
+        state.built_through = max(state.built_through, yesterday)
+        state.changes_seen_at, state.built_at = now, now
+        state.save()
+    return sorted(days)
+
+
+# --- Reading a report -------------------------------------------------------------------------------
+
+
+@dataclass
+class Count3:
+    calls: int = 0
+    answered: int = 0
+    talk: int = 0
+
+    def add(self, calls: int, answered: int, talk: int) -> None:
+        self.calls += calls
+        self.answered += answered
+        self.talk += talk
+
+    @property
+    def answered_rate(self) -> float | None:
+        return self.answered / self.calls if self.calls else None
+
+    @property
+    def average_talk(self) -> float | None:
+        return self.talk / self.answered if self.answered else None
+
+
+@dataclass
+class Report:
+    first: date
+    last: date
+    total: Count3 = field(default_factory=Count3)
+    facets: dict[str, dict[str, Count3]] = field(default_factory=lambda: defaultdict(lambda: defaultdict(Count3)))
+    per_day: dict[date, Count3] = field(default_factory=lambda: defaultdict(Count3))
+    per_agent: dict[int | None, Count3] = field(default_factory=lambda: defaultdict(Count3))
+    per_agent_day: dict[tuple[int | None, date], int] = field(default_factory=lambda: defaultdict(int))
+    live_from: date | None = None  # the first day computed from the calls rather than the roll-up
+
+    def add_day(self, day: date, calls: int, answered: int, talk: int) -> None:
+        self.total.add(calls, answered, talk)
+        self.per_day[day].add(calls, answered, talk)
+
+    def add_agent_day(self, agent: int | None, day: date, calls: int, answered: int, talk: int) -> None:
+        self.per_agent[agent].add(calls, answered, talk)
+        self.per_agent_day[agent, day] += calls
+
+    def add_facet(self, facet: str, key: str, calls: int, answered: int, talk: int) -> None:
+        self.facets[facet][key or ""].add(calls, answered, talk)
+
+
+SUMS = {"c": Sum("calls"), "a": Sum("answered"), "t": Sum("talk_seconds")}
+
+
+def _read_rollup(report: Report, first: date, last: date, agent, group) -> None:
+    rows = CallRollup.objects.filter(day__gte=first, day__lte=last)
+    if group is not None:
+        rows = rows.filter(scope=Scope.GROUP, group=group)
+    elif agent is not None:
+        rows = rows.filter(scope=Scope.AGENT, agent=agent)
+    else:
+        rows = rows.filter(scope=Scope.EVERYONE)
+        per_agent = CallRollup.objects.filter(day__gte=first, day__lte=last, scope=Scope.AGENT, facet=Facet.TOTAL)
+        for r in per_agent.values("day", "agent").annotate(**SUMS).order_by():
+            report.add_agent_day(r["agent"], r["day"], r["c"], r["a"], r["t"])
+    for r in rows.filter(facet=Facet.TOTAL).values("day", "agent").annotate(**SUMS).order_by():
+        report.add_day(r["day"], r["c"], r["a"], r["t"])
+        if agent is not None or group is not None:
+            report.add_agent_day(r["agent"], r["day"], r["c"], r["a"], r["t"])
+    for r in rows.exclude(facet=Facet.TOTAL).values("facet", "key").annotate(**SUMS).order_by():
+        report.add_facet(r["facet"], r["key"], r["c"], r["a"], r["t"])
+
+
+def _read_live(report: Report, calls: QuerySet) -> None:
+    """Count calls not rolled up yet (today's, mostly) in one grouped query, then share the rows out to facets."""
+    rows = (
+        calls.order_by()
+        .values(
+            "outcome",
+            "disposition_code",
+            "presented_clid",
+            "error_status",
+            day=TruncDate("requested_at"),
+            agent=F("from_agent"),
+            hour=ExtractHour("requested_at"),
+            message=Substr("error_message", 1, 280),
+        )
+        .annotate(
+            calls=Count("pk"),
+            answered=Count("pk", filter=ANSWERED),
+            talk=Coalesce(Sum("duration_seconds", filter=ANSWERED), 0),
+        )
+    )
+    for r in rows:
+        n = (r["calls"], r["answered"], r["talk"])
+        report.add_day(r["day"], *n)
+        report.add_agent_day(r["agent"], r["day"], *n)
+        report.add_facet(Facet.OUTCOME, r["outcome"], *n)
+        report.add_facet(Facet.DISPOSITION, r["disposition_code"], *n)
+        report.add_facet(Facet.CLID, r["presented_clid"], *n)
+        report.add_facet(Facet.HOUR, str(r["hour"]), *n)
+        if r["error_status"] is not None or r["message"]:
+            status = "" if r["error_status"] is None else str(r["error_status"])
+            report.add_facet(Facet.ERROR, f"{status}|{r['message'] or ''}", *n)
+
+
+def build_report(
+    *, first: date, last: date, agent: Agent | None = None, group: AgentGroup | None = None, now: datetime
+) -> Report:
+    """The report for the local days first..last, for one agent's calls, one group's, or everyone's."""
+    report = Report(first, last)
+    state = CallRollupState.objects.order_by("pk").first()
+    built_through = state.built_through if state else None
+    # Read the roll-up up to its last built day; count the days after it from the calls.
+    rolled_last = min(last, built_through) if built_through else None
+    if rolled_last and rolled_last >= first:
+        _read_rollup(report, first, rolled_last, agent, group)
+    live_first = max(first, built_through + timedelta(days=1)) if built_through else first
+    if live_first <= last:
+        report.live_from = live_first
+        start, end = day_bounds(live_first, last)
+        calls = Call.objects.filter(requested_at__gte=start, requested_at__lt=end)
+        if agent is not None:
+            calls = calls.filter(from_agent=agent)
+        if group is not None:
+            calls = calls.filter(from_groups=group)
+        _read_live(report, calls)
+    return report

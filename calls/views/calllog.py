@@ -1,0 +1,236 @@
+"""The call log (filters, keyset pages, htmx), one call's page, and the log's CSV export."""
+
+from __future__ import annotations
+
+import csv
+from collections.abc import AsyncIterator, Iterator
+
+from asgiref.sync import sync_to_async
+from django.contrib.auth.decorators import login_required, permission_required
+from django.core.handlers.asgi import ASGIRequest
+from django.db.models import QuerySet
+from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
+from django.shortcuts import get_object_or_404, render
+from django.urls import reverse
+from django.utils import timezone
+from django.utils.http import urlencode
+from django.views.decorators.http import require_GET
+from django.views.decorators.vary import vary_on_headers
+
+from calls import calllog
+from calls.forms import SORTS, CallLogFilter
+from calls.models import Agent, AgentGroup, Call, Contact
+from calls.views.calling import panel_context
+
+WRAP_UP_SHOWN = 10
+EXPORT_BATCH = 5000
+
+
+def _wants_fragment(request: HttpRequest) -> bool:
+    # htmx asks for a page when it restores history it no longer holds: that gets the whole page.
+    return bool(request.htmx) and not request.htmx.boosted and not request.htmx.history_restore_request
+
+
+def _link(filters: dict[str, object], **extra: object) -> str:
+    return "?" + urlencode({**filters, **{k: v for k, v in extra.items() if v not in (None, "")}})
+
+
+@require_GET
+@login_required
+@permission_required("calls.view_call", raise_exception=True)
+@vary_on_headers("HX-Request")
+def call_log(request: HttpRequest) -> HttpResponse:
+    """Everyone's calls for supervisors and admins, one's own for agents; filtered, sorted, a page at a time."""
+    form = CallLogFilter(request.GET)
+    fragment = _wants_fragment(request)
+    # A call's page is the log's address and its id: spares a reverse() per row (see calls/urls.py).
+    context: dict[str, object] = {"form": form, "log_url": reverse("call_log")}
+    status = 200
+    if form.is_valid():
+        data = form.cleaned_data
+        calls = calllog.filtered_calls(Call.objects.visible_to(request.user), data)
+        calls = calls.select_related("contact", "from_agent", "to_agent").prefetch_related("from_groups")
+        page = calllog.page_of(calls, sort=data["sort"], after=data["after"], before=data["before"])
+        filters = form.filters()
+        context |= {
+            "page": page,
+            "filters": filters,
+            "sorts": [(sort, label, _link(filters, sort=sort)) for sort, label in SORTS],
+            "older_link": _link(filters, sort=data["sort"], after=page.older) if page.older else "",
+            "newer_link": _link(filters, sort=data["sort"], before=page.newer) if page.newer else "",
+            "first_link": _link(filters, sort=data["sort"]),
+            "export_link": _link(filters, sort=data["sort"]),
+            "contact": Contact.objects.filter(pk=data["contact"]).first() if data.get("contact") else None,
+        }
+    else:
+        # A full page answers 400 with the errors; an htmx swap shows them in place (htmx swaps only 2xx).
+        status = 200 if fragment else 400
+    if fragment:
+        return render(request, "calls/call_log.html#results", context, status=status)
+    context["to_wrap_up"] = list(
+        Call.objects.changeable_by(request.user).to_wrap_up().select_related("contact", "to_agent")[:WRAP_UP_SHOWN]
+    )
+    return render(request, "calls/call_log.html", context, status=status)
+
+
+@require_GET
+@login_required
+@permission_required("calls.view_call", raise_exception=True)
+def call_detail(request: HttpRequest, pk: int) -> HttpResponse:
+    """Everything stored about one call, its history, and the call panel (to wrap it up or edit the wrap-up)."""
+    call = get_object_or_404(
+        Call.objects.visible_to(request.user)
+        .select_related("contact", "phone", "from_agent", "to_agent", "created_by", "callback_number")
+        .prefetch_related("from_groups"),
+        pk=pk,
+    )
+    context = panel_context(call, user=request.user)
+    context["history"] = call.history()
+    return render(request, "calls/call_detail.html", context)
+
+
+# --- CSV export -------------------------------------------------------------------------------------------
+
+HEADER = [
+    "id",
+    "requested_at",
+    "agent",
+    "group",
+    "created_by",
+    "contact",
+    "to_number",
+    "presented_clid",
+    "outcome",
+    "duration_seconds",
+    "disposition",
+    "notes",
+    "vcc_call_id",
+    "error",
+]
+# The export's columns, read as tuples; batches() expects the id, the time and the talk time first.
+COLUMNS = [
+    "pk",
+    "requested_at",
+    "duration_seconds",
+    "from_agent_id",
+    "to_agent_id",
+    "created_by__username",
+    "contact__name",
+    "to_number",
+    "presented_clid",
+    "outcome",
+    "disposition_code",
+    "notes",
+    "vcc_call_id",
+    "error_message",
+    "error_status",
+    "error_display",
+]
+FORMULA_START = frozenset("=+-@\t\r")
+
+
+def inert(value: object) -> object:
+    """A text cell a spreadsheet would run as a formula, made plain text by a leading apostrophe (OWASP)."""
+    if value and value.__class__ is str and value[0] in FORMULA_START:
+        return "'" + value
+    return value
+
+
+class _Line:
+    """csv.writer writes into this and gets the line back."""
+
+    def write(self, value: str) -> str:
+        return value
+
+
+class _Export:
+    """The rows of an export, a batch at a time; a batch is one indexed query, so memory stays flat."""
+
+    def __init__(self, calls: QuerySet, sort: str) -> None:
+        self.writer = csv.writer(_Line())
+        self.agents = {
+            pk: f"{name} ({display_id})"
+            for pk, display_id, name in Agent.objects.values_list("pk", "display_id", "name")
+        }
+        self.groups = dict(AgentGroup.objects.values_list("pk", "name"))
+        self.outcomes = dict(Call.Outcome.choices)
+        self.tz = timezone.get_current_timezone()
+        self.through = Call.from_groups.through.objects
+        self.batches = calllog.batches(calls.values_list(*COLUMNS), sort=sort, size=EXPORT_BATCH)
+
+    def header(self) -> str:
+        return self.writer.writerow(HEADER)
+
+    def next_chunk(self) -> str | None:
+        """The CSV text of the next batch of rows, or None at the end."""
+        rows = next(self.batches, None)
+        if rows is None:
+            return None
+        # Only calls via groups have groups: ask for theirs alone.
+        via_groups = [r[0] for r in rows if r[3] is None and r[4] is None]
+        via: dict[int, list[str]] = {}
+        if via_groups:
+            for call_id, group_id in self.through.filter(call_id__in=via_groups).values_list(
+                "call_id", "agentgroup_id"
+            ):
+                via.setdefault(call_id, []).append(self.groups.get(group_id, ""))
+        write, agents, outcomes, tz = self.writer.writerow, self.agents, self.outcomes, self.tz
+        out = []
+        for (
+            pk, requested_at, duration, from_agent, to_agent, username, contact, to_number, clid, outcome,
+            disposition, notes, vcc_call_id, error_message, error_status, error_display,
+        ) in rows:  # fmt: skip
+            error = error_message or error_display
+            if error_status:
+                error = f"HTTP {error_status}: {error}"
+            out.append(
+                write(
+                    [
+                        pk,
+                        requested_at.astimezone(tz).isoformat(),
+                        agents.get(from_agent, ""),
+                        ", ".join(via[pk]) if pk in via else "",
+                        inert(username or ""),
+                        inert(contact or ""),
+                        inert(to_number or agents.get(to_agent, "")),
+                        inert(clid),
+                        outcomes.get(outcome, outcome),
+                        "" if duration is None else duration,
+                        inert(disposition),
+                        inert(notes),
+                        inert(vcc_call_id),
+                        inert(error),
+                    ]
+                )
+            )
+        return "".join(out)
+
+    def __iter__(self) -> Iterator[str]:
+        yield self.header()
+        while (chunk := self.next_chunk()) is not None:
+            yield chunk
+
+    async def __aiter__(self) -> AsyncIterator[str]:
+        # Under ASGI a sync iterator would be read whole into memory first: hand each batch over as it comes.
+        yield self.header()
+        while (chunk := await sync_to_async(self.next_chunk)()) is not None:
+            yield chunk
+
+
+@require_GET
+@login_required
+@permission_required("calls.view_call", raise_exception=True)
+def call_export(request: HttpRequest) -> HttpResponse:
+    """The calls the log shows this person for the same filters, as CSV, streamed."""
+    form = CallLogFilter(request.GET)
+    if not form.is_valid():
+        errors = "; ".join(f"{name}: {' '.join(e)}" for name, e in form.errors.items())
+        return HttpResponse(f"Bad filter: {errors}", status=400, content_type="text/plain; charset=utf-8")
+    data = form.cleaned_data
+    calls = calllog.filtered_calls(Call.objects.visible_to(request.user), data)
+    export = _Export(calls, data["sort"])
+    content = export.__aiter__() if isinstance(request, ASGIRequest) else iter(export)
+    response = StreamingHttpResponse(content, content_type="text/csv; charset=utf-8")
+    stamp = timezone.localtime().strftime("%Y%m%d-%H%M")
+    response["Content-Disposition"] = f'attachment; filename="calls-{stamp}.csv"'
+    return response
