@@ -8,6 +8,7 @@ from collections.abc import AsyncIterator, Iterator
 from asgiref.sync import sync_to_async
 from django.contrib.auth.decorators import login_required, permission_required
 from django.core.handlers.asgi import ASGIRequest
+from django.db import connection
 from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
 from django.shortcuts import get_object_or_404, render
@@ -143,8 +144,79 @@ class _Line:
         return value
 
 
+class _CopyExport:
+    """On PostgreSQL the database writes the CSV (COPY ... TO STDOUT), streamed in chunks: several times faster
+    than building each row in Python, and memory stays flat. Same rows, columns and formula guard as _Export."""
+
+    CHUNK = 256 * 1024
+
+    def __init__(self, calls: QuerySet, sort: str) -> None:
+        self.sql, self.params = calllog.export_copy_sql(
+            calls, sort=sort, time_zone=timezone.get_current_timezone_name()
+        )
+        self.rows = self._rows()
+
+    def _rows(self) -> Iterator[bytes]:
+        with connection.cursor() as cursor:
+            # JIT compiling this one statement costs PostgreSQL seconds and saves nothing on a plain scan.
+            cursor.execute("SET jit = off")
+            with cursor.cursor.copy(self.sql, self.params) as copy:
+                yield from self._chunks(copy)
+            cursor.execute("RESET jit")
+
+    def _chunks(self, copy) -> Iterator[bytes]:
+        buffer, size = [], 0
+        for data in copy:
+            buffer.append(bytes(data))
+            size += len(data)
+            if size >= self.CHUNK:
+                yield b"".join(buffer)
+                buffer, size = [], 0
+        if buffer:
+            yield b"".join(buffer)
+
+    def header(self) -> bytes:
+        return _Export.header_line().encode()
+
+    def next_chunk(self) -> bytes | None:
+        try:
+            return next(self.rows)
+        except StopIteration:
+            return None
+        except GeneratorExit:
+            raise
+        except BaseException:
+            connection.close()  # a COPY cut short leaves the connection mid-protocol: never reuse it
+            raise
+
+    def close(self) -> None:
+        """The client went away: stop the COPY by dropping the connection it runs on."""
+        if self.rows.gi_frame is not None:
+            connection.close()
+
+    def __iter__(self) -> Iterator[bytes]:
+        try:
+            yield self.header()
+            while (chunk := self.next_chunk()) is not None:
+                yield chunk
+        finally:
+            self.close()
+
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        try:
+            yield self.header()
+            while (chunk := await sync_to_async(self.next_chunk)()) is not None:
+                yield chunk
+        finally:
+            await sync_to_async(self.close)()
+
+
 class _Export:
     """The rows of an export, a batch at a time; a batch is one indexed query, so memory stays flat."""
+
+    @staticmethod
+    def header_line() -> str:
+        return csv.writer(_Line()).writerow(HEADER)
 
     def __init__(self, calls: QuerySet, sort: str) -> None:
         self.writer = csv.writer(_Line())
@@ -228,7 +300,7 @@ def call_export(request: HttpRequest) -> HttpResponse:
         return HttpResponse(f"Bad filter: {errors}", status=400, content_type="text/plain; charset=utf-8")
     data = form.cleaned_data
     calls = calllog.filtered_calls(Call.objects.visible_to(request.user), data)
-    export = _Export(calls, data["sort"])
+    export = _CopyExport(calls, data["sort"]) if connection.vendor == "postgresql" else _Export(calls, data["sort"])
     content = export.__aiter__() if isinstance(request, ASGIRequest) else iter(export)
     response = StreamingHttpResponse(content, content_type="text/csv; charset=utf-8")
     stamp = timezone.localtime().strftime("%Y%m%d-%H%M")
