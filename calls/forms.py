@@ -1,5 +1,9 @@
 from __future__ import annotations
 
+import base64
+import json
+from urllib.parse import urlencode
+
 from django import forms
 from django.core.exceptions import ValidationError
 from django.forms import BaseInlineFormSet, inlineformset_factory
@@ -90,3 +94,162 @@ class BaseContactPhoneFormSet(BaseInlineFormSet):
 ContactPhoneFormSet = inlineformset_factory(
     Contact, ContactPhone, form=ContactPhoneForm, formset=BaseContactPhoneFormSet, extra=1, can_delete=True
 )
+
+
+# --- The contact list's search, sort, filters and page: all in the URL ------------------------------------------
+
+
+def encode_cursor(values: list) -> str:
+    return base64.urlsafe_b64encode(json.dumps(values, separators=(",", ":")).encode()).decode().rstrip("=")
+
+
+class ContactListForm(forms.Form):
+    q = forms.CharField(required=False, max_length=100)
+    sort = forms.ChoiceField(
+        required=False,
+        choices=[("name", "Name"), ("company", "Company"), ("last_called", "Last called"), ("created", "Newest")],
+    )
+    mine = forms.BooleanField(required=False, label="Mine only")
+    dnc = forms.ChoiceField(
+        required=False,
+        label="Do not call",
+        choices=[("", "Any"), ("only", "Do not call only"), ("hide", "Hide do not call")],
+    )
+    company = forms.CharField(required=False, max_length=200)
+    after = forms.CharField(required=False, max_length=2000, widget=forms.HiddenInput)
+
+    def clean_sort(self) -> str:
+        return self.cleaned_data["sort"] or "name"
+
+    def clean_after(self) -> list | None:
+        """The cursor of a page: the sort key of the row before it, as `Contact.objects.keyset_page` gave it."""
+        raw = self.cleaned_data["after"]
+        if not raw:
+            return None
+        try:
+            values = json.loads(base64.urlsafe_b64decode(raw + "=" * (-len(raw) % 4)))
+        except ValueError:
+            raise ValidationError("That page link is damaged.", code="cursor") from None
+        sort = self.cleaned_data.get("sort") or "name"
+        if not _cursor_fits(values, sort):
+            raise ValidationError("That page link is damaged.", code="cursor")
+        return values
+
+    def params(self, **changes: object) -> str:
+        """This search's query string, with changes (None drops a parameter)."""
+        data = {k: self.cleaned_data.get(k) for k in ("q", "sort", "mine", "dnc", "company")}
+        data["sort"] = "" if data["sort"] == "name" else data["sort"]
+        data["mine"] = "1" if data["mine"] else ""
+        data.update(changes)
+        return urlencode({k: v for k, v in data.items() if v})
+
+
+def _cursor_fits(values: object, sort: str) -> bool:
+    from datetime import datetime
+
+    from calls.models import CONTACT_SORTS
+
+    fields = CONTACT_SORTS[sort]
+    if not isinstance(values, list) or len(values) != len(fields) or type(values[-1]) is not int:
+        return False
+    for field, value in zip(fields[:-1], values[:-1], strict=True):
+        if field.endswith("_at"):
+            if value is None and field == "-last_called_at":
+                continue
+            try:
+                if not isinstance(value, str) or datetime.fromisoformat(value).tzinfo is None:
+                    return False
+            except ValueError:
+                return False
+        elif not isinstance(value, str):
+            return False
+    return True
+
+
+# --- Import -----------------------------------------------------------------------------------------------------
+
+SKIP, UPDATE = "skip", "update"
+
+
+class ImportUploadForm(forms.Form):
+    file = forms.FileField(required=False, label="CSV file", help_text="Comma, semicolon or tab separated; UTF-8.")
+    text = forms.CharField(
+        required=False,
+        label="Or paste the rows",
+        widget=forms.Textarea(attrs={"rows": 6, "placeholder": "Name,Company,Email,Phone\nGrace Hopper,Cobalt,…"}),
+        help_text="The first line names the columns.",
+    )
+
+    def clean(self) -> dict:
+        from calls.imports import MAX_BYTES, ImportFileError, read_upload
+
+        data = super().clean()
+        upload, text = data.get("file"), (data.get("text") or "").strip()
+        if bool(upload) == bool(text):
+            raise ValidationError("Choose a file, or paste the rows: one of the two.")
+        if upload and upload.size > MAX_BYTES:
+            raise ValidationError(f"The file is larger than {MAX_BYTES // 2**20} MB: split it and import each part.")
+        raw = upload.read() if upload else text.encode()
+        try:
+            data["header"], data["rows"] = read_upload(raw)
+        except ImportFileError as e:
+            raise ValidationError(str(e)) from None
+        data["filename"] = upload.name[:255] if upload else ""
+        return data
+
+
+class ImportMappingForm(forms.Form):
+    """Which column feeds each field; the guess from the header names, corrected by the person."""
+
+    def __init__(self, *args: object, header: list[str], **kwargs: object) -> None:
+        from calls.imports import FIELDS
+
+        super().__init__(*args, **kwargs)
+        choices = [("", "— not imported —"), *((str(i), name or f"Column {i + 1}") for i, name in enumerate(header))]
+        for name, label in FIELDS.items():
+            self.fields[name] = forms.ChoiceField(label=label, choices=choices, required=False)
+
+    def clean(self) -> dict:
+        data = super().clean()
+        used = [v for v in data.values() if v]
+        if len(used) != len(set(used)):
+            raise ValidationError("A column can feed one field only.")
+        return data
+
+    def mapping(self) -> dict[str, int | None]:
+        return {k: int(v) if v else None for k, v in self.cleaned_data.items()}
+
+
+class ImportFixForm(forms.Form):
+    """A row's cells, corrected in the preview."""
+
+    def __init__(self, *args: object, header: list[str], **kwargs: object) -> None:
+        from calls.imports import MAX_CELL
+
+        super().__init__(*args, **kwargs)
+        for i, name in enumerate(header):
+            self.fields[f"c{i}"] = forms.CharField(label=name or f"Column {i + 1}", required=False, max_length=MAX_CELL)
+
+    def cells(self) -> list[str]:
+        return [self.cleaned_data[f"c{i}"] for i in range(len(self.fields))]
+
+
+class ImportConfirmForm(forms.Form):
+    """What to do with each duplicate listed, and with those not listed one by one."""
+
+    def __init__(self, *args: object, duplicates: list[dict], may_update: bool, **kwargs: object) -> None:
+        super().__init__(*args, **kwargs)
+        choices = [(SKIP, "Skip this row")]
+        if may_update:
+            choices.append((UPDATE, "Update the existing contact"))
+        for dup in duplicates:
+            self.fields[f"dup_{dup['row']}"] = forms.ChoiceField(
+                choices=choices, initial=SKIP, widget=forms.RadioSelect, label=f"Row {dup['row']}"
+            )
+        self.fields["rest"] = forms.ChoiceField(
+            choices=choices, initial=SKIP, required=False, label="Duplicates not listed above"
+        )
+
+    def decisions(self) -> dict[str, str]:
+        found = {k.removeprefix("dup_"): v for k, v in self.cleaned_data.items() if k.startswith("dup_")}
+        return {**found, "rest": self.cleaned_data.get("rest") or SKIP}
