@@ -11,15 +11,20 @@ from django.forms import BaseInlineFormSet, inlineformset_factory
 from calls import phones
 from calls.models import Consent, Contact, ContactPhone
 
-ONLY_SUPERVISORS = "Only a supervisor can change do-not-call."
+ONLY_SUPERVISORS = "Only a supervisor can clear do-not-call."
+MARK_HELP = "Anyone may mark do-not-call; only a supervisor can clear it."
 
 
-def _guard_do_not_call(form: forms.ModelForm, user) -> None:
-    """Do-not-call is a supervisor's decision: others see the flag but cannot clear or set it."""
-    if not user.has_perm("calls.override_do_not_call"):
-        field = form.fields["do_not_call"]
-        field.disabled = True
-        field.help_text = ONLY_SUPERVISORS
+def _may_clear_do_not_call(user) -> bool:
+    return user.has_perm("calls.override_do_not_call")
+
+
+def _refuse_clearing(form: forms.ModelForm, user, what: str) -> bool:
+    """Anyone may mark do-not-call; clearing it is a supervisor's decision (perm calls.override_do_not_call)."""
+    marked = form.cleaned_data.get("do_not_call")
+    if form.instance.pk and form.instance.do_not_call and not marked and not _may_clear_do_not_call(user):
+        raise ValidationError(f"{what} is marked do not call. {ONLY_SUPERVISORS}", code="dnc_clear")
+    return marked
 
 
 class ContactForm(forms.ModelForm):
@@ -30,9 +35,15 @@ class ContactForm(forms.ModelForm):
 
     def __init__(self, *args: object, user, **kwargs: object) -> None:
         super().__init__(*args, **kwargs)
+        self.user = user
         self.fields["consent_override"].choices = [("", "Country default"), *Consent.choices]
         self.fields["owner"].label_from_instance = lambda user: user.get_full_name() or user.username
-        _guard_do_not_call(self, user)
+        self.fields["do_not_call"].help_text = MARK_HELP
+        if self.instance.pk is None:
+            self.initial.setdefault("owner", user.pk)  # whoever creates a contact owns it unless they choose
+
+    def clean_do_not_call(self) -> bool:
+        return _refuse_clearing(self, self.user, "This contact")
 
 
 class ContactPhoneForm(forms.ModelForm):
@@ -48,14 +59,16 @@ class ContactPhoneForm(forms.ModelForm):
     def __init__(self, *args: object, user, **kwargs: object) -> None:
         super().__init__(*args, **kwargs)
         self.user = user
-        _guard_do_not_call(self, user)
 
     def clean_number(self) -> str:
         number = phones.to_e164(self.cleaned_data["number"])
         renumbering_blocked = self.instance.pk and self.instance.do_not_call and number != self.instance.number
-        if renumbering_blocked and not self.user.has_perm("calls.override_do_not_call"):
+        if renumbering_blocked and not _may_clear_do_not_call(self.user):
             raise ValidationError(f"This number is marked do not call. {ONLY_SUPERVISORS}")
         return number
+
+    def clean_do_not_call(self) -> bool:
+        return _refuse_clearing(self, self.user, "This number")
 
     def validate_constraints(self) -> None:
         # One row may take the primary flag from another row of the same save: the formset checks that rule
@@ -63,7 +76,23 @@ class ContactPhoneForm(forms.ModelForm):
         try:
             self.instance.validate_constraints(exclude=self._get_validation_exclusions() | {"is_primary"})
         except ValidationError as e:
+            codes = {err.code for errs in getattr(e, "error_dict", {}).values() for err in errs}
+            if codes & {"unique", "unique_together"}:
+                # Say it where the person typed the number, in words (Django's text names the constraint).
+                number = phones.display(self.cleaned_data.get("number", ""))
+                self.add_error("number", f"This contact already has {number}.")
+                return
             self._update_errors(e)
+
+    def other_contacts(self) -> list[Contact]:
+        """Other contacts that have this number too: worth a warning, not a refusal (a shared office line)."""
+        number = self.cleaned_data.get("number") if hasattr(self, "cleaned_data") else None
+        if not number:
+            return []
+        others = Contact.objects.filter(phones__number=number)
+        if self.instance.contact_id:
+            others = others.exclude(pk=self.instance.contact_id)
+        return list(others.order_by("name")[:3])
 
 
 class BaseContactPhoneFormSet(BaseInlineFormSet):
@@ -74,7 +103,7 @@ class BaseContactPhoneFormSet(BaseInlineFormSet):
     def clean(self) -> None:
         if any(self.errors):
             return
-        if not self.user.has_perm("calls.override_do_not_call"):
+        if not _may_clear_do_not_call(self.user):
             for form in self.deleted_forms:
                 if form.instance.pk and form.instance.do_not_call:
                     raise ValidationError(

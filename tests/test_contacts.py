@@ -257,18 +257,33 @@ def edit_data(contact: Contact, **phone_overrides: str) -> dict:
 def test_an_agent_cannot_clear_do_not_call_by_editing_the_contact(agent_client):
     contact = dnc_contact()
     page = agent_client.get(f"/contacts/{contact.pk}/edit/")
-    assert b"Only a supervisor can change do-not-call." in page.content
+    assert b"only a supervisor can clear it" in page.content
     response = agent_client.post(f"/contacts/{contact.pk}/edit/", edit_data(contact))  # both boxes left unticked
-    assert response.status_code == 302
+    assert response.status_code == 200
+    assert b"This contact is marked do not call. Only a supervisor can clear do-not-call." in response.content
+    assert b"This number is marked do not call. Only a supervisor can clear do-not-call." in response.content
     contact.refresh_from_db()
     assert contact.do_not_call
     assert contact.phones.get().do_not_call
 
 
+def test_an_agent_may_mark_a_contact_and_a_number_do_not_call(agent_client, contact):
+    mobile, work = contact.phones.order_by("pk")
+    data = {"name": contact.name, "do_not_call": "on"} | phone_data(
+        {"id": str(mobile.pk), "label": "mobile", "number": mobile.number, "is_primary": "on", "do_not_call": "on"},
+        {"id": str(work.pk), "label": "work", "number": work.number},
+        initial=2,
+    )
+    assert agent_client.post(f"/contacts/{contact.pk}/edit/", data).status_code == 302
+    contact.refresh_from_db()
+    mobile.refresh_from_db()
+    assert contact.do_not_call and mobile.do_not_call
+
+
 def test_an_agent_cannot_remove_or_renumber_a_do_not_call_number(agent_client):
     contact = dnc_contact()
     removed = agent_client.post(f"/contacts/{contact.pk}/edit/", edit_data(contact, DELETE="on"))
-    assert b"is marked do not call. Only a supervisor can change do-not-call." in removed.content
+    assert b"is marked do not call. Only a supervisor can clear do-not-call." in removed.content
     renumbered = agent_client.post(f"/contacts/{contact.pk}/edit/", edit_data(contact, number="07400 111333"))
     assert b"This number is marked do not call." in renumbered.content
     assert contact.phones.get().number == "+447400111222"

@@ -11,7 +11,7 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_GET, require_http_methods
 from django.views.decorators.vary import vary_on_headers
 
-from calls import dialing
+from calls import dialing, phones
 from calls.forms import ContactForm, ContactListForm, ContactPhoneFormSet, encode_cursor
 from calls.models import CONTACT_SORTS, Call, Contact, ContactPhone
 from calls.views.calling import _can_call, dialer_context
@@ -116,7 +116,18 @@ def _save_contact(request: HttpRequest, contact: Contact | None) -> HttpResponse
                 phone.save()
             saved.ensure_primary_phone()
         messages.success(request, f"Saved {saved.name}.")
+        for phone_form in formset.forms:
+            if phone_form.has_changed() and phone_form not in formset.deleted_forms:
+                for other in phone_form.other_contacts():
+                    number = phones.display(phone_form.cleaned_data["number"])
+                    messages.warning(request, f"{number} is also a number of {other}.")
         return redirect(saved)
+    if request.method == "POST":
+        # Warn before saving too, so the person can decide while the form is still open.
+        formset.is_valid()  # validated even when the contact's own fields were not, so each row says its errors
+        for phone_form in formset.forms:
+            if getattr(phone_form, "cleaned_data", None) and phone_form.has_changed():
+                phone_form.warnings = [f"Also a number of {other}." for other in phone_form.other_contacts()]
     return render(request, "calls/contact_form.html", {"form": form, "formset": formset, "contact": contact})
 
 
