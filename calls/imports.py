@@ -197,6 +197,7 @@ class Row:
 
     @property
     def keys(self) -> list[str]:
+        """What makes two rows the same person: their numbers and their email."""
         return [n for _, n, _ in self.phones] + ([self.email.lower()] if self.email else [])
 
 
@@ -265,43 +266,46 @@ def _numbers_in(text: str) -> list[str]:
     return [part.strip().removeprefix("'").strip() for part in re.split(r"[;\n]", text) if part.strip(" '")]
 
 
-@dataclass
-class Checked:
-    rows: list[Row]
-    # Row number -> ("row", earlier row number, what matched) or ("contact", contact id, what matched, its name)
-    duplicates: dict[int, tuple]
-
-
-def check_rows(imp: ContactImport, progress: Callable[[int], None] | None = None) -> Checked:
-    """Every row parsed and validated, and each duplicate found: of an earlier row, or of a saved contact."""
+def parse_all(imp: ContactImport, progress: Callable[[int], None] | None = None) -> list[Row]:
+    """Every non-empty row parsed and validated."""
     region = settings.DEFAULT_PHONE_REGION
-    mapping = imp.mapping
     rows: list[Row] = []
     for index in range(len(imp.rows)):
         cells = row_cells(imp, index)
         if any(cells):
-            rows.append(parse_row(index + 2, cells, mapping, region))
+            rows.append(parse_row(index + 2, cells, imp.mapping, region))
         if progress and index % BATCH == BATCH - 1:
             progress(index + 1)
+    return rows
+
+
+def find_duplicates(rows: list[Row]) -> dict[int, tuple]:
+    """Row number -> ("row", earlier row number, key) or ("contact", contact id, key, name), for rows without
+    problems whose number or email is on an earlier row or on a saved contact (which wins: it can be updated)."""
     duplicates: dict[int, tuple] = {}
     first_with: dict[str, int] = {}
     for row in rows:
-        if row.problems:
-            continue
         for key in row.keys:
             if key in first_with:
                 duplicates[row.number] = ("row", first_with[key], key)
                 break
         for key in row.keys:
             first_with.setdefault(key, row.number)
-    saved = _saved_contacts_with({key for row in rows if not row.problems for key in row.keys})
+    saved = _saved_contacts_with({key for row in rows for key in row.keys})
     for row in rows:
-        if row.problems:
-            continue
         match = next((key for key in row.keys if key in saved), None)
         if match:
             duplicates[row.number] = ("contact", saved[match][0], match, saved[match][1])
-    return Checked(rows, duplicates)
+    return duplicates
+
+
+def _dump(row: Row) -> list:
+    return [row.number, row.name, row.company, row.email, row.notes, row.do_not_call, row.phones]
+
+
+def _load(data: list) -> Row:
+    number, name, company, email, notes, dnc, numbers = data
+    return Row(number, name, company, email, notes, dnc, [tuple(p) for p in numbers])
 
 
 def _saved_contacts_with(keys: set[str]) -> dict[str, tuple[int, str]]:
@@ -331,7 +335,8 @@ def _describe(key: str) -> str:
 
 
 def check(pk) -> None:
-    """Build the preview's report of an import: problems by row, duplicates, how many rows are ready."""
+    """Build the preview's report of an import: problems by row, duplicates, how many rows are ready; keep the
+    parsed rows for the confirmation, so numbers are parsed once."""
     imp = ContactImport.objects.get(pk=pk)
 
     def progress(done: int) -> None:
@@ -339,23 +344,25 @@ def check(pk) -> None:
 
     problems = mapping_problems(imp.mapping)
     if problems:
-        imp.report = {"mapping": problems}
-        imp.status, imp.progress = ContactImport.Status.PREVIEW, len(imp.rows)
-        imp.save(update_fields=["report", "status", "progress", "updated_at"])
+        imp.report, imp.checked = {"mapping": problems}, []
+        imp.status, imp.progress = ContactImport.Status.PREVIEW, imp.row_count
+        imp.save(update_fields=["report", "checked", "status", "progress", "updated_at"])
         return
-    checked = check_rows(imp, progress)
-    bad = [r for r in checked.rows if r.problems]
+    rows = parse_all(imp, progress)
+    bad = [r for r in rows if r.problems]
+    good = [r for r in rows if not r.problems]
+    duplicates = find_duplicates(good)
     report = {
-        "rows": len(checked.rows),
-        "ready": len(checked.rows) - len(bad) - len(checked.duplicates),
+        "rows": len(rows),
+        "ready": len(good) - len(duplicates),
         "problem_count": len(bad),
         "problems": [{"row": r.number, "messages": r.problems} for r in bad[:SHOWN]],
-        "duplicate_count": len(checked.duplicates),
-        "duplicates": [_duplicate_entry(n, d) for n, d in list(checked.duplicates.items())[:SHOWN]],
-        "new_numbers": sum(len(r.phones) for r in checked.rows if not r.problems),
+        "duplicate_count": len(duplicates),
+        "duplicates": [_duplicate_entry(n, d) for n, d in list(duplicates.items())[:SHOWN]],
     }
-    imp.report, imp.status, imp.progress = report, ContactImport.Status.PREVIEW, len(imp.rows)
-    imp.save(update_fields=["report", "status", "progress", "updated_at"])
+    imp.report, imp.checked = report, [_dump(r) for r in good]
+    imp.status, imp.progress = ContactImport.Status.PREVIEW, imp.row_count
+    imp.save(update_fields=["report", "checked", "status", "progress", "updated_at"])
 
 
 def _duplicate_entry(number: int, dup: tuple) -> dict:
@@ -373,14 +380,15 @@ def progress_key(pk) -> str:
 
 def apply(pk) -> None:
     """Write the import: new contacts for ready rows, updates where the person chose so; all or nothing."""
-    imp = ContactImport.objects.select_related("created_by").get(pk=pk)
-    checked = check_rows(imp)  # again: the database may have changed since the preview
+    imp = ContactImport.objects.select_related("created_by").defer("rows").get(pk=pk)
+    rows = [_load(data) for data in imp.checked]
+    duplicates = find_duplicates(rows)  # again: the database may have changed since the preview
     decisions = imp.decisions
     default = decisions.get("rest", "skip")
     created = updated = skipped = 0
     contact_of_row: dict[int, Contact] = {}
     with transaction.atomic():
-        new_rows = [r for r in checked.rows if not r.problems and r.number not in checked.duplicates]
+        new_rows = [r for r in rows if r.number not in duplicates]
         for start in range(0, len(new_rows), BATCH):
             batch = new_rows[start : start + BATCH]
             contacts = Contact.objects.bulk_create(
@@ -406,9 +414,9 @@ def apply(pk) -> None:
             ContactPhone.objects.bulk_create(numbers)
             created += len(batch)
             cache.set(progress_key(pk), start + len(batch), 3600)
-        for r in checked.rows:
-            dup = checked.duplicates.get(r.number)
-            if r.problems or dup is None:
+        for r in rows:
+            dup = duplicates.get(r.number)
+            if dup is None:
                 continue
             if decisions.get(str(r.number), default) != "update":
                 skipped += 1
@@ -420,11 +428,11 @@ def apply(pk) -> None:
             _update(target, r)
             contact_of_row[r.number] = target
             updated += 1
-        problem_rows = sum(1 for r in checked.rows if r.problems)
+        problem_rows = imp.report.get("problem_count", 0)
         imp.result = {"created": created, "updated": updated, "skipped": skipped, "problem_rows": problem_rows}
-        imp.status, imp.progress = ContactImport.Status.DONE, len(imp.rows)
-        imp.rows, imp.fixes = [], {}  # the contacts are saved; the file's cells need not be kept
-        imp.save(update_fields=["result", "status", "progress", "rows", "fixes", "updated_at"])
+        imp.status, imp.progress = ContactImport.Status.DONE, imp.row_count
+        imp.rows, imp.fixes, imp.checked = [], {}, []  # the contacts are saved; the file need not be kept
+        imp.save(update_fields=["result", "status", "progress", "rows", "fixes", "checked", "updated_at"])
 
 
 def _update(contact: Contact, row: Row) -> None:

@@ -308,6 +308,8 @@ class ContactImport(models.Model):
     filename = models.CharField(max_length=255, blank=True)
     header = models.JSONField(default=list)
     rows = models.JSONField(default=list)
+    row_count = models.PositiveIntegerField(default=0)
+    checked = models.JSONField(default=list, help_text="The rows ready to write, as the last check parsed them.")
     mapping = models.JSONField(default=dict)
     fixes = models.JSONField(default=dict)
     decisions = models.JSONField(default=dict)
@@ -325,7 +327,7 @@ class ContactImport(models.Model):
 
     @property
     def total(self) -> int:
-        return len(self.rows)
+        return self.row_count
 
     @property
     def working(self) -> bool:

@@ -54,6 +54,8 @@ class Migration(migrations.Migration):
                 ('filename', models.CharField(blank=True, max_length=255)),
                 ('header', models.JSONField(default=list)),
                 ('rows', models.JSONField(default=list)),
+                ('row_count', models.PositiveIntegerField(default=0)),
+                ('checked', models.JSONField(default=list, help_text='The rows ready to write, as the last check parsed them.')),
                 ('mapping', models.JSONField(default=dict)),
                 ('fixes', models.JSONField(default=dict)),
                 ('decisions', models.JSONField(default=dict)),

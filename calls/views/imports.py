@@ -17,13 +17,14 @@ from calls.models import Contact, ContactImport
 
 
 def _own_import(request: HttpRequest, pk) -> ContactImport:
-    """An import is seen and changed only by whoever started it."""
-    return get_object_or_404(ContactImport, pk=pk, created_by=request.user)
+    """An import is seen and changed only by whoever started it. Its cells load only when used (they are big)."""
+    return get_object_or_404(ContactImport.objects.defer("rows", "checked"), pk=pk, created_by=request.user)
 
 
 def _recheck(imp: ContactImport) -> None:
     imp.status, imp.progress, imp.report = ContactImport.Status.CHECKING, 0, {}
     imp.save(update_fields=["status", "progress", "report", "mapping", "fixes", "updated_at"])
+    # A job reads the import afresh from the database, so it sees what was just saved.
     imports.start(imports.check, imp)
 
 
@@ -45,6 +46,7 @@ def import_start(request: HttpRequest) -> HttpResponse:
             filename=data["filename"],
             header=data["header"],
             rows=data["rows"],
+            row_count=len(data["rows"]),
             mapping=imports.guess_mapping(data["header"]),
         )
         imports.start(imports.check, imp)
@@ -118,7 +120,7 @@ def import_mapping(request: HttpRequest, pk) -> HttpResponse:
 @permission_required(perms.ADD_CONTACT, raise_exception=True)
 def import_fix(request: HttpRequest, pk, row: int) -> HttpResponse:
     imp = _editable(_own_import(request, pk))
-    if not 2 <= row < len(imp.rows) + 2:
+    if not 2 <= row < imp.row_count + 2:
         raise Http404("There is no such row.")
     form = ImportFixForm(request.POST, header=imp.header, prefix=f"r{row}")
     if not form.is_valid():
