@@ -161,12 +161,17 @@ def _has_number_matching(query: str) -> models.Exists:
 
 def refresh_last_calls(contact_model, call_model, contacts=None) -> int:
     """Set each contact's last call and when it was: the one function behind the queryset method and the
-    migration's backfill (which passes its historical models)."""
-    latest = call_model.objects.filter(contact=models.OuterRef("pk")).order_by("-requested_at", "-pk")
+    migration's backfill (which passes its historical models). Only contacts whose last call changes are written."""
     contacts = contact_model.objects.all() if contacts is None else contacts
-    return contacts.update(
-        last_call_id=models.Subquery(latest.values("pk")[:1]),
-        last_called_at=models.Subquery(latest.values("requested_at")[:1]),
+    latest = call_model.objects.filter(contact=models.OuterRef("pk")).order_by("-requested_at", "-pk")
+    last_call = models.Subquery(latest.values("pk")[:1])
+    has_calls = models.Exists(call_model.objects.filter(contact=models.OuterRef("pk")))
+    # Contacts whose noted last call is not their latest, and contacts noted as called that have no calls.
+    stale = (has_calls & (Q(last_call__isnull=True) | ~Q(last_call_id=last_call))) | (
+        ~has_calls & (Q(last_call__isnull=False) | Q(last_called_at__isnull=False))
+    )
+    return contacts.filter(stale).update(
+        last_call_id=last_call, last_called_at=models.Subquery(latest.values("requested_at")[:1])
     )
 
 

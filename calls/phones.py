@@ -34,7 +34,11 @@ def to_e164(raw: str, region: str | None = None) -> str:
             code="extension",
             params={"value": text, "ext": number.extension},
         )
-    if not phonenumbers.is_valid_number(number):
+    # Most numbers are of the default region: checking that region alone is half the work of finding the region.
+    home = phonenumbers.country_code_for_region(region) == number.country_code
+    if not (home and phonenumbers.is_valid_number_for_region(number, region)) and not phonenumbers.is_valid_number(
+        number
+    ):
         raise ValidationError(
             "%(value)s is not a valid phone number: check the digits and the country code.",
             code="invalid",
