@@ -214,7 +214,7 @@ def main() -> None:
         Contact.objects.filter(
             pk__in=Contact.objects.filter(pk__lt=100_000, owner__isnull=True).values("pk")[:10_000]
         ).update(owner=user)
-    local = Client()
+    local = Client(SERVER_NAME="127.0.0.1")
     local.force_login(user)
     todo = cases()
 
