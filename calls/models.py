@@ -138,31 +138,46 @@ class ContactQuerySet(models.QuerySet["Contact"]):
         return rows, next_cursor
 
 
-# How many rows of the sort order a narrowed page looks through before it sorts all the matches instead.
-SEARCH_WINDOW = 3000
+# How many rows of the sort order a narrowed page looks through, in turn, before it sorts all the matches instead.
+SEARCH_WINDOWS = (300, 3000)
 
 
 def _ordered_page(qs, domain, order, after, size: int, narrowed: bool) -> list[Contact]:
-    """size + 1 rows of qs in order after the cursor, found by the cheaper of two plans without asking the planner.
+    """size + 1 rows of qs in order after the cursor, by a plan that stays cheap whatever the matches look like.
 
     Unnarrowed, the sort's index is read in order: a page costs 26 rows. Narrowed (a search, a filter), reading
     the index in order and filtering is cheap when matches are frequent and spread out, and ruinous when they
-    cluster far away ("muhammad" sorted by name scans every name before M); fetching every match and sorting
-    them is the reverse. So first look for the page among the next SEARCH_WINDOW rows of the order (bounded work);
-    when it is not all there, fetch the matches and sort them, with an ORDER BY no index serves (so the planner
-    cannot pick the ordered scan it would misjudge).
+    cluster far away ("muhammad" sorted by name reads every name before M); fetching every match and sorting
+    them is the reverse. The planner cannot tell the two apart, so: look for the page among the next 300 rows of
+    the order, then the next 3,000 (bounded work: the window's end is read from the index alone), and only then
+    fetch every match and sort them, with an ORDER BY that no index serves so that the planner must.
     """
     fields = [f.lstrip("-") for f in order]
     descending = order[0].startswith("-")
     limit = size + 1
+    if limit <= 0:
+        return []
+    after_cursor = _after(qs, fields, after, descending)
     if not narrowed:
-        return list(_after(qs, fields, after, descending).order_by(*order)[:limit])
-    window = _after(domain, fields, after, descending).order_by(*order).values("pk")[:SEARCH_WINDOW]
-    rows = list(_after(qs, fields, after, descending).filter(pk__in=window).order_by(*order)[:limit])
-    if len(rows) == limit:
-        return rows
+        return list(after_cursor.order_by(*order)[:limit])
+    ahead = _after(domain, fields, after, descending).order_by(*order).values_list(*fields)
+    for window in SEARCH_WINDOWS:
+        end = next(iter(ahead[window - 1 : window]), None)
+        rows = after_cursor
+        if end is not None:
+            rows = _up_to(rows, fields, list(end), descending)
+        rows = list(rows.order_by(*order)[:limit])
+        if len(rows) == limit or end is None:  # the page is full, or the window reached the end of the list
+            return rows
     unindexed = [_unindexed(f) for f in order]
-    return list(_after(qs, fields, after, descending).order_by(*unindexed, *order)[:limit])
+    return list(after_cursor.order_by(*unindexed, *order)[:limit])
+
+
+def _up_to(qs, fields: list[str], end: list, descending: bool):
+    from django.db.models.fields.tuple_lookups import Tuple, TupleGreaterThanOrEqual, TupleLessThanOrEqual
+
+    lookup = TupleGreaterThanOrEqual if descending else TupleLessThanOrEqual
+    return qs.filter(lookup(Tuple(*(models.F(f) for f in fields)), tuple(end)))
 
 
 def _unindexed(field: str) -> models.OrderBy:

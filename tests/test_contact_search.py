@@ -337,3 +337,25 @@ def test_a_search_at_any_depth_costs_the_same_number_of_queries(agent_client, pe
     # called and never called, the next rows of the order, then (the page not being there) the matches sorted.
     with django_assert_max_num_queries(11):
         agent_client.get("/contacts/", {"q": "brightwater", "sort": "last_called"})
+
+
+@pytest.mark.parametrize("sort", ["name", "company", "last_called", "created"])
+def test_a_narrowed_page_is_the_same_whichever_plan_finds_it(monkeypatch, sort):
+    """Small windows force every path: the page found in the first window, in the second, and by sorting."""
+    monkeypatch.setattr("calls.models.SEARCH_WINDOWS", (2, 4))
+    now = timezone.now()
+    for i in range(30):
+        # Matches cluster at the end of the name order, and are spread through the other orders.
+        name = f"Zed Match {i:02d}" if i % 3 == 0 else f"Ann Other {i:02d}"
+        contact = make(name, f"Company {(i * 7) % 10}")
+        Contact.objects.filter(pk=contact.pk).update(created_at=now - timedelta(minutes=i))
+        if i % 2:
+            call = Call.objects.create(to_number="+1", contact=contact, requested_at=now - timedelta(seconds=i))
+            Contact.objects.note_call(call)
+    narrowed = Contact.objects.search("match")
+    expected = list(narrowed.order_by(*CONTACT_SORTS[sort]))
+    if sort == "last_called":
+        expected = [c for c in expected if c.last_called_at] + sorted(
+            (c for c in expected if not c.last_called_at), key=lambda c: -c.pk
+        )
+    assert _all_pages(narrowed, sort, size=3) == [c.name for c in expected]
