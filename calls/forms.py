@@ -133,7 +133,7 @@ def encode_cursor(values: list) -> str:
 
 
 class ContactListForm(forms.Form):
-    q = forms.CharField(required=False, max_length=100)
+    q = forms.CharField(required=False)
     sort = forms.ChoiceField(
         required=False,
         choices=[("name", "Name"), ("company", "Company"), ("last_called", "Last called"), ("created", "Newest")],
@@ -146,6 +146,9 @@ class ContactListForm(forms.Form):
     )
     company = forms.CharField(required=False, max_length=200)
     after = forms.CharField(required=False, max_length=2000, widget=forms.HiddenInput)
+
+    def clean_q(self) -> str:
+        return self.cleaned_data["q"].strip()[:100]  # a pasted paragraph is searched by its start, not refused
 
     def clean_sort(self) -> str:
         return self.cleaned_data["sort"] or "name"

@@ -121,6 +121,10 @@ class Migration(migrations.Migration):
             name='search_text',
             field=models.GeneratedField(db_persist=True, expression=django.db.models.functions.text.Lower(django.db.models.functions.text.Concat('name', models.Value(' '), 'company', models.Value(' '), 'email', output_field=models.TextField())), output_field=models.TextField()),
         ),
+        migrations.AddIndex(
+            model_name='contactphone',
+            index=models.Index(condition=models.Q(('do_not_call', True)), fields=['contact'], name='contactphone_dnc_idx'),
+        ),
         migrations.RunPython(backfill_last_calls, migrations.RunPython.noop),
         migrations.RunPython(_run_on_postgres(POSTGRES_INDEXES), _run_on_postgres(DROP_POSTGRES_INDEXES)),
     ]
