@@ -292,7 +292,8 @@ def test_a_failure_while_writing_writes_nothing(agent_client, contact, monkeypat
 def test_confirming_twice_imports_once(agent_client):
     imp = started(agent_client, GOOD)
     confirm(agent_client, imp)
-    confirm(agent_client, imp)
+    again = confirm(agent_client, imp)
+    assert again.status_code == 302 and again.url == f"/contacts/import/{imp.pk}/"
     assert Contact.objects.count() == 2
 
 

@@ -136,7 +136,9 @@ def import_fix(request: HttpRequest, pk, row: int) -> HttpResponse:
 @login_required
 @permission_required(perms.ADD_CONTACT, raise_exception=True)
 def import_confirm(request: HttpRequest, pk) -> HttpResponse:
-    imp = _editable(_own_import(request, pk))
+    imp = _own_import(request, pk)
+    if imp.status != ContactImport.Status.PREVIEW:  # a second click while (or after) it imports: show where it is
+        return redirect("contact_import_preview", pk=imp.pk)
     may_update = request.user.has_perm(perms.CHANGE_CONTACT)
     form = ImportConfirmForm(request.POST, duplicates=imp.report.get("duplicates", []), may_update=may_update)
     if imp.report.get("mapping") or not form.is_valid():
