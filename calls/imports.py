@@ -358,7 +358,7 @@ def check(pk) -> None:
         "problem_count": len(bad),
         "problems": [{"row": r.number, "messages": r.problems} for r in bad[:SHOWN]],
         "duplicate_count": len(duplicates),
-        "duplicates": [_duplicate_entry(n, d) for n, d in list(duplicates.items())[:SHOWN]],
+        "duplicates": [_duplicate_entry(n, duplicates[n]) for n in sorted(duplicates)[:SHOWN]],
     }
     imp.report, imp.checked = report, [_dump(r) for r in good]
     imp.status, imp.progress = ContactImport.Status.PREVIEW, imp.row_count
