@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.validators import MinLengthValidator, RegexValidator
-from django.db import models
+from django.db import connection, models, transaction
 from django.db.models import Q, Value
 from django.db.models.functions import Concat, Lower, Reverse
 from django.urls import reverse
@@ -111,7 +111,9 @@ class ContactQuerySet(models.QuerySet["Contact"]):
         """Recompute every contact's last call from the call log (after a bulk load); returns the rows updated."""
         return refresh_last_calls(Contact, Call, self)
 
-    def keyset_page(self, *, sort: str, after: list | None, size: int) -> tuple[list[Contact], list | None]:
+    def keyset_page(
+        self, *, sort: str, after: list | None, size: int, windows: tuple[int, ...] | None = None
+    ) -> tuple[list[Contact], list | None]:
         """One page of contacts in `sort` order after the cursor `after`, and the cursor of the next page (None at
         the end). Nothing is counted: a page costs the same at the millionth row as at the first."""
         order = CONTACT_SORTS[sort]
@@ -124,14 +126,16 @@ class ContactQuerySet(models.QuerySet["Contact"]):
             rows = []
             if after is None or after[0] is not None:
                 called = Q(last_called_at__isnull=False)
-                rows = _ordered_page(self.filter(called), Contact.objects.filter(called), order, after, size, narrowed)
+                rows = _ordered_page(
+                    self.filter(called), Contact.objects.filter(called), order, after, size, narrowed, windows
+                )
             if len(rows) <= size:
                 never, domain = self.filter(last_called_at__isnull=True), Contact.objects.filter(last_called_at=None)
                 if after is not None and after[0] is None:
                     never, domain = never.filter(id__lt=after[1]), domain.filter(id__lt=after[1])
-                rows += _ordered_page(never, domain, ("-id",), None, size - len(rows), narrowed)
+                rows += _ordered_page(never, domain, ("-id",), None, size - len(rows), narrowed, windows)
         else:
-            rows = _ordered_page(self, Contact.objects.all(), order, after, size, narrowed)
+            rows = _ordered_page(self, Contact.objects.all(), order, after, size, narrowed, windows)
         next_cursor = [_cursor_value(getattr(rows[size - 1], f)) for f in fields] if len(rows) > size else None
         rows = rows[:size]
         models.prefetch_related_objects(rows, *lookups)
@@ -140,9 +144,17 @@ class ContactQuerySet(models.QuerySet["Contact"]):
 
 # How many rows of the sort order a narrowed page looks through, in turn, before it sorts all the matches instead.
 SEARCH_WINDOWS = (300, 3000)
+# A word of one or two letters has no trigram, so sorting all its matches means reading every contact: look further.
+SHORT_WORD_WINDOWS = (300, 3000, 30000)
 
 
-def _ordered_page(qs, domain, order, after, size: int, narrowed: bool) -> list[Contact]:
+def search_windows(query: str) -> tuple[int, ...]:
+    """The windows for a search: further for a word that no index can find (one or two letters)."""
+    short = any(len(w) < 3 for w in _words(query) if w not in _number_parts(query))
+    return SHORT_WORD_WINDOWS if short and not phones.looks_like_number(query) else SEARCH_WINDOWS
+
+
+def _ordered_page(qs, domain, order, after, size: int, narrowed: bool, windows=None) -> list[Contact]:
     """size + 1 rows of qs in order after the cursor, by a plan that stays cheap whatever the matches look like.
 
     Unnarrowed, the sort's index is read in order: a page costs 26 rows. Narrowed (a search, a filter), reading
@@ -161,14 +173,20 @@ def _ordered_page(qs, domain, order, after, size: int, narrowed: bool) -> list[C
     if not narrowed:
         return list(after_cursor.order_by(*order)[:limit])
     ahead = _after(domain, fields, after, descending).order_by(*order).values_list(*fields)
-    for window in SEARCH_WINDOWS:
-        end = next(iter(ahead[window - 1 : window]), None)
-        rows = after_cursor
-        if end is not None:
-            rows = _up_to(rows, fields, list(end), descending)
-        rows = list(rows.order_by(*order)[:limit])
-        if len(rows) == limit or end is None:  # the page is full, or the window reached the end of the list
-            return rows
+    with transaction.atomic(using=qs.db):
+        if connection.vendor == "postgresql":
+            # Within a window, read the sort's index: left to itself, the planner fetches every match through the
+            # trigram index first (a bitmap scan), which is the cost the window is there to avoid.
+            with connection.cursor() as cursor:
+                cursor.execute("SET LOCAL enable_bitmapscan = off")
+        for window in windows or SEARCH_WINDOWS:
+            end = next(iter(ahead[window - 1 : window]), None)
+            rows = after_cursor
+            if end is not None:
+                rows = _up_to(rows, fields, list(end), descending)
+            rows = list(rows.order_by(*order)[:limit])
+            if len(rows) == limit or end is None:  # the page is full, or the window reached the end of the list
+                return rows
     unindexed = [_unindexed(f) for f in order]
     return list(after_cursor.order_by(*unindexed, *order)[:limit])
 

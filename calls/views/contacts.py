@@ -13,7 +13,7 @@ from django.views.decorators.vary import vary_on_headers
 
 from calls import dialing, phones
 from calls.forms import ContactForm, ContactListForm, ContactPhoneFormSet, encode_cursor
-from calls.models import CONTACT_SORTS, Call, Contact, ContactPhone
+from calls.models import CONTACT_SORTS, Call, Contact, ContactPhone, search_windows
 from calls.views.calling import _can_call, dialer_context
 
 log = logging.getLogger(__name__)
@@ -55,7 +55,9 @@ def contact_list(request: HttpRequest) -> HttpResponse:
     contacts = contacts.select_related("last_call").prefetch_related(
         Prefetch("phones", queryset=ContactPhone.objects.order_by("-is_primary", "pk"))
     )
-    rows, next_cursor = contacts.keyset_page(sort=sort, after=opts.get("after"), size=CONTACTS_PER_PAGE)
+    rows, next_cursor = contacts.keyset_page(
+        sort=sort, after=opts.get("after"), size=CONTACTS_PER_PAGE, windows=search_windows(query)
+    )
     for contact in rows:
         contact.shown_phone = contact.phone_matching(query)
     template = "calls/contact_list.html"
