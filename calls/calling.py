@@ -527,8 +527,12 @@ def _answer(call: Call, placed, error: Exception | None, *, latency_ms: int, now
 
 
 def _record_answer(transition: Callable[..., None], answer: dict[str, Any], lock_number: str, owner: str) -> None:
-    """Write VCC's answer and free the number: one trip to the database."""
+    """Write VCC's answer, note the call on its contact (the list's "last called"), and free the number: one trip
+    to the database."""
     transition(**answer)
+    call = transition.__self__
+    if call.contact_id:
+        Contact.objects.note_call(call)
     if lock_number:
         locks.release_dial_lock(lock_number, owner=owner)
 

@@ -164,7 +164,7 @@ def batches(calls: QuerySet, *, sort: str, size: int):
 
 
 def _inert_sql(column: str) -> str:
-    """A text column made inert for spreadsheets in SQL, as views.calllog.inert does in Python."""
+    """A text column made inert for spreadsheets in SQL, as calls.spreadsheet.inert does in Python."""
     return f"CASE WHEN {column} ~ '^[-=+@\\t\\r]' THEN '''' || {column} ELSE {column} END"
 
 

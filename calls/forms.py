@@ -1,7 +1,10 @@
 from __future__ import annotations
 
+import base64
+import json
 import re
 from datetime import timedelta
+from urllib.parse import urlencode
 
 from django import forms
 from django.core.exceptions import ValidationError
@@ -20,15 +23,20 @@ from calls.models import (
     DispositionCode,
 )
 
-ONLY_SUPERVISORS = "Only a supervisor can change do-not-call."
+ONLY_SUPERVISORS = "Only a supervisor can clear do-not-call."
+MARK_HELP = "Anyone may mark do-not-call; only a supervisor can clear it."
 
 
-def _guard_do_not_call(form: forms.ModelForm, user) -> None:
-    """Do-not-call is a supervisor's decision: others see the flag but cannot clear or set it."""
-    if not user.has_perm("calls.override_do_not_call"):
-        field = form.fields["do_not_call"]
-        field.disabled = True
-        field.help_text = ONLY_SUPERVISORS
+def _may_clear_do_not_call(user) -> bool:
+    return user.has_perm("calls.override_do_not_call")
+
+
+def _refuse_clearing(form: forms.ModelForm, user, what: str) -> bool:
+    """Anyone may mark do-not-call; clearing it is a supervisor's decision (perm calls.override_do_not_call)."""
+    marked = form.cleaned_data.get("do_not_call")
+    if form.instance.pk and form.instance.do_not_call and not marked and not _may_clear_do_not_call(user):
+        raise ValidationError(f"{what} is marked do not call. {ONLY_SUPERVISORS}", code="dnc_clear")
+    return marked
 
 
 class ContactForm(forms.ModelForm):
@@ -39,9 +47,15 @@ class ContactForm(forms.ModelForm):
 
     def __init__(self, *args: object, user, **kwargs: object) -> None:
         super().__init__(*args, **kwargs)
+        self.user = user
         self.fields["consent_override"].choices = [("", "Country default"), *Consent.choices]
         self.fields["owner"].label_from_instance = lambda user: user.get_full_name() or user.username
-        _guard_do_not_call(self, user)
+        self.fields["do_not_call"].help_text = MARK_HELP
+        if self.instance.pk is None:
+            self.initial.setdefault("owner", user.pk)  # whoever creates a contact owns it unless they choose
+
+    def clean_do_not_call(self) -> bool:
+        return _refuse_clearing(self, self.user, "This contact")
 
 
 class ContactPhoneForm(forms.ModelForm):
@@ -57,14 +71,16 @@ class ContactPhoneForm(forms.ModelForm):
     def __init__(self, *args: object, user, **kwargs: object) -> None:
         super().__init__(*args, **kwargs)
         self.user = user
-        _guard_do_not_call(self, user)
 
     def clean_number(self) -> str:
         number = phones.to_e164(self.cleaned_data["number"])
         renumbering_blocked = self.instance.pk and self.instance.do_not_call and number != self.instance.number
-        if renumbering_blocked and not self.user.has_perm("calls.override_do_not_call"):
+        if renumbering_blocked and not _may_clear_do_not_call(self.user):
             raise ValidationError(f"This number is marked do not call. {ONLY_SUPERVISORS}")
         return number
+
+    def clean_do_not_call(self) -> bool:
+        return _refuse_clearing(self, self.user, "This number")
 
     def validate_constraints(self) -> None:
         # One row may take the primary flag from another row of the same save: the formset checks that rule
@@ -72,7 +88,23 @@ class ContactPhoneForm(forms.ModelForm):
         try:
             self.instance.validate_constraints(exclude=self._get_validation_exclusions() | {"is_primary"})
         except ValidationError as e:
+            codes = {err.code for errs in getattr(e, "error_dict", {}).values() for err in errs}
+            if codes & {"unique", "unique_together"}:
+                # Say it where the person typed the number, in words (Django's text names the constraint).
+                number = phones.display(self.cleaned_data.get("number", ""))
+                self.add_error("number", f"This contact already has {number}.")
+                return
             self._update_errors(e)
+
+    def other_contacts(self) -> list[Contact]:
+        """Other contacts that have this number too: worth a warning, not a refusal (a shared office line)."""
+        number = self.cleaned_data.get("number") if hasattr(self, "cleaned_data") else None
+        if not number:
+            return []
+        others = Contact.objects.filter(phones__number=number)
+        if self.instance.contact_id:
+            others = others.exclude(pk=self.instance.contact_id)
+        return list(others.order_by("name")[:3])
 
 
 class BaseContactPhoneFormSet(BaseInlineFormSet):
@@ -83,7 +115,7 @@ class BaseContactPhoneFormSet(BaseInlineFormSet):
     def clean(self) -> None:
         if any(self.errors):
             return
-        if not self.user.has_perm("calls.override_do_not_call"):
+        if not _may_clear_do_not_call(self.user):
             for form in self.deleted_forms:
                 if form.instance.pk and form.instance.do_not_call:
                     raise ValidationError(
@@ -379,3 +411,165 @@ class ReportFilter(forms.Form):
             self.add_error("group", "Choose an agent or a group, not both.")
         data["start"], data["end"] = start, end
         return data
+
+
+# --- The contact list's search, sort, filters and page: all in the URL ------------------------------------------
+
+
+def encode_cursor(values: list) -> str:
+    return base64.urlsafe_b64encode(json.dumps(values, separators=(",", ":")).encode()).decode().rstrip("=")
+
+
+class ContactListForm(forms.Form):
+    q = forms.CharField(required=False)
+    sort = forms.ChoiceField(
+        required=False,
+        choices=[("name", "Name"), ("company", "Company"), ("last_called", "Last called"), ("created", "Newest")],
+    )
+    mine = forms.BooleanField(required=False, label="Mine only")
+    dnc = forms.ChoiceField(
+        required=False,
+        label="Do not call",
+        choices=[("", "Any"), ("only", "Do not call only"), ("hide", "Hide do not call")],
+    )
+    company = forms.CharField(required=False, max_length=200)
+    after = forms.CharField(required=False, max_length=2000, widget=forms.HiddenInput)
+
+    def clean_q(self) -> str:
+        return self.cleaned_data["q"].strip()[:100]  # a pasted paragraph is searched by its start, not refused
+
+    def clean_sort(self) -> str:
+        return self.cleaned_data["sort"] or "name"
+
+    def clean_after(self) -> list | None:
+        """The cursor of a page: the sort key of the row before it, as `Contact.objects.keyset_page` gave it."""
+        raw = self.cleaned_data["after"]
+        if not raw:
+            return None
+        try:
+            values = json.loads(base64.urlsafe_b64decode(raw + "=" * (-len(raw) % 4)))
+        except ValueError:
+            raise ValidationError("That page link is damaged.", code="cursor") from None
+        sort = self.cleaned_data.get("sort") or "name"
+        if not _cursor_fits(values, sort):
+            raise ValidationError("That page link is damaged.", code="cursor")
+        return values
+
+    def params(self, **changes: object) -> str:
+        """This search's query string, with changes (None drops a parameter)."""
+        data = {k: self.cleaned_data.get(k) for k in ("q", "sort", "mine", "dnc", "company")}
+        data["sort"] = "" if data["sort"] == "name" else data["sort"]
+        data["mine"] = "1" if data["mine"] else ""
+        data.update(changes)
+        return urlencode({k: v for k, v in data.items() if v})
+
+
+def _cursor_fits(values: object, sort: str) -> bool:
+    from datetime import datetime
+
+    from calls.models import CONTACT_SORTS
+
+    fields = CONTACT_SORTS[sort]
+    if not isinstance(values, list) or len(values) != len(fields) or type(values[-1]) is not int:
+        return False
+    for field, value in zip(fields[:-1], values[:-1], strict=True):
+        if field.endswith("_at"):
+            if value is None and field == "-last_called_at":
+                continue
+            try:
+                if not isinstance(value, str) or datetime.fromisoformat(value).tzinfo is None:
+                    return False
+            except ValueError:
+                return False
+        elif not isinstance(value, str):
+            return False
+    return True
+
+
+# --- Import -----------------------------------------------------------------------------------------------------
+
+SKIP, UPDATE = "skip", "update"
+
+
+class ImportUploadForm(forms.Form):
+    file = forms.FileField(required=False, label="CSV file", help_text="Comma, semicolon or tab separated; UTF-8.")
+    text = forms.CharField(
+        required=False,
+        label="Or paste the rows",
+        widget=forms.Textarea(attrs={"rows": 6, "placeholder": "Name,Company,Email,Phone\nGrace Hopper,Cobalt,…"}),
+        help_text="The first line names the columns.",
+    )
+
+    def clean(self) -> dict:
+        from calls.imports import MAX_BYTES, ImportFileError, read_upload
+
+        data = super().clean()
+        upload, text = data.get("file"), (data.get("text") or "").strip()
+        if bool(upload) == bool(text):
+            raise ValidationError("Choose a file, or paste the rows: one of the two.")
+        if upload and upload.size > MAX_BYTES:
+            raise ValidationError(f"The file is larger than {MAX_BYTES // 2**20} MB: split it and import each part.")
+        raw = upload.read() if upload else text.encode()
+        try:
+            data["header"], data["rows"] = read_upload(raw)
+        except ImportFileError as e:
+            raise ValidationError(str(e)) from None
+        data["filename"] = upload.name[:255] if upload else ""
+        return data
+
+
+class ImportMappingForm(forms.Form):
+    """Which column feeds each field; the guess from the header names, corrected by the person."""
+
+    def __init__(self, *args: object, header: list[str], **kwargs: object) -> None:
+        from calls.imports import FIELDS
+
+        super().__init__(*args, **kwargs)
+        choices = [("", "— not imported —"), *((str(i), name or f"Column {i + 1}") for i, name in enumerate(header))]
+        for name, label in FIELDS.items():
+            self.fields[name] = forms.ChoiceField(label=label, choices=choices, required=False)
+
+    def clean(self) -> dict:
+        data = super().clean()
+        used = [v for v in data.values() if v]
+        if len(used) != len(set(used)):
+            raise ValidationError("A column can feed one field only.")
+        return data
+
+    def mapping(self) -> dict[str, int | None]:
+        return {k: int(v) if v else None for k, v in self.cleaned_data.items()}
+
+
+class ImportFixForm(forms.Form):
+    """A row's cells, corrected in the preview."""
+
+    def __init__(self, *args: object, header: list[str], **kwargs: object) -> None:
+        from calls.imports import MAX_CELL
+
+        super().__init__(*args, **kwargs)
+        for i, name in enumerate(header):
+            self.fields[f"c{i}"] = forms.CharField(label=name or f"Column {i + 1}", required=False, max_length=MAX_CELL)
+
+    def cells(self) -> list[str]:
+        return [self.cleaned_data[f"c{i}"] for i in range(len(self.fields))]
+
+
+class ImportConfirmForm(forms.Form):
+    """What to do with each duplicate listed, and with those not listed one by one."""
+
+    def __init__(self, *args: object, duplicates: list[dict], may_update: bool, **kwargs: object) -> None:
+        super().__init__(*args, **kwargs)
+        choices = [(SKIP, "Skip this row")]
+        if may_update:
+            choices.append((UPDATE, "Update the existing contact"))
+        for dup in duplicates:
+            self.fields[f"dup_{dup['row']}"] = forms.ChoiceField(
+                choices=choices, initial=SKIP, widget=forms.RadioSelect, label=f"Row {dup['row']}"
+            )
+        self.fields["rest"] = forms.ChoiceField(
+            choices=choices, initial=SKIP, required=False, label="Duplicates not listed above"
+        )
+
+    def decisions(self) -> dict[str, str]:
+        found = {k.removeprefix("dup_"): v for k, v in self.cleaned_data.items() if k.startswith("dup_")}
+        return {**found, "rest": self.cleaned_data.get("rest") or SKIP}

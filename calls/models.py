@@ -7,9 +7,9 @@ from typing import TYPE_CHECKING, Any
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.validators import MinLengthValidator, RegexValidator
-from django.db import models, transaction
-from django.db.models import Count, Exists, F, Max, OuterRef, Q
-from django.db.models.functions import Coalesce
+from django.db import connection, models, transaction
+from django.db.models import Count, Exists, F, Max, OuterRef, Q, Value
+from django.db.models.functions import Coalesce, Concat, Lower, Reverse
 from django.urls import reverse
 from django.utils import timezone
 
@@ -44,17 +44,210 @@ class Consent(models.TextChoices):
 # --- Contacts --------------------------------------------------------------------------------------
 
 
+def _words(query: str) -> list[str]:
+    return query.lower().split()[:MAX_SEARCH_WORDS]
+
+
+def _number_parts(query: str) -> list[str]:
+    """The parts of a search read as phone numbers: all of it when it looks like one, else its words of digits."""
+    query = query.strip()
+    if phones.looks_like_number(query):
+        return [query]
+    return [w for w in _words(query) if w.isdigit() and len(w) >= 3]
+
+
+MAX_SEARCH_WORDS = 6
+
+# How the list can be sorted: each key names its ORDER BY, newest first for dates. The tie-breaker is always id.
+CONTACT_SORTS: dict[str, tuple[str, ...]] = {
+    "name": ("name", "id"),
+    "company": ("company", "name", "id"),
+    "last_called": ("-last_called_at", "-id"),
+    "created": ("-created_at", "-id"),
+}
+
+
 class ContactQuerySet(models.QuerySet["Contact"]):
     def search(self, query: str) -> ContactQuerySet:
-        """Contacts whose name, company or email contains query, or who have a number matching it in any format."""
+        """Contacts matching every word of query in their name, company or email, or having a number that matches.
+
+        A query that looks like a phone number is read as one (see `phones.search_patterns`); in a mixed query
+        ("Brightwater 0100"), words of digits match numbers and the other words match the text. On PostgreSQL
+        each part has an index made for it: a trigram index on `search_text`, and prefix indexes on the number
+        and on its reverse (for endings).
+        """
         query = query.strip()
         if not query:
             return self
-        match = Q(name__icontains=query) | Q(company__icontains=query) | Q(email__icontains=query)
-        for fragment in phones.search_fragments(query):
-            match |= Q(phones__number__contains=fragment)
-        # Filter through a subquery so that a contact with two matching numbers is listed once.
-        return self.filter(pk__in=Contact.objects.filter(match).values("pk"))
+        numbers = _number_parts(query)
+        result = self
+        for part in numbers:
+            result = result.filter(_has_number_matching(part))
+        if phones.looks_like_number(query):
+            return result
+        for word in _words(query):
+            if word not in numbers:
+                result = result.filter(search_text__contains=word)
+        return result
+
+    def note_call(self, call: Call) -> int:
+        """Remember `call` as its contact's last call, unless a later one is already noted: one UPDATE.
+
+        Call it whenever a call to a contact is written or changes (placed, ended); a call without a contact is
+        ignored. Returns the number of contacts updated (0 or 1).
+        """
+        if not call.contact_id or call.pk is None:
+            return 0
+        newer_noted = Q(last_called_at__gt=call.requested_at) | Q(
+            last_called_at=call.requested_at, last_call_id__gt=call.pk
+        )
+        return (
+            self.filter(pk=call.contact_id)
+            .exclude(newer_noted)
+            .update(last_called_at=call.requested_at, last_call_id=call.pk)
+        )
+
+    def refresh_last_calls(self) -> int:
+        """Recompute every contact's last call from the call log (after a bulk load); returns the rows updated."""
+        return refresh_last_calls(Contact, Call, self)
+
+    def keyset_page(
+        self, *, sort: str, after: list | None, size: int, windows: tuple[int, ...] | None = None
+    ) -> tuple[list[Contact], list | None]:
+        """One page of contacts in `sort` order after the cursor `after`, and the cursor of the next page (None at
+        the end). Nothing is counted: a page costs the same at the millionth row as at the first."""
+        order = CONTACT_SORTS[sort]
+        fields = [f.lstrip("-") for f in order]
+        narrowed = bool(self.query.where)  # a search or a filter: see _ordered_page
+        lookups = self._prefetch_related_lookups
+        self = self.prefetch_related(None)  # prefetched once, for the page, below
+        if sort == "last_called":
+            # Never-called contacts come last; a row comparison skips NULLs, so they are a second query.
+            rows = []
+            if after is None or after[0] is not None:
+                called = Q(last_called_at__isnull=False)
+                rows = _ordered_page(
+                    self.filter(called), Contact.objects.filter(called), order, after, size, narrowed, windows
+                )
+            if len(rows) <= size:
+                never, domain = self.filter(last_called_at__isnull=True), Contact.objects.filter(last_called_at=None)
+                if after is not None and after[0] is None:
+                    never, domain = never.filter(id__lt=after[1]), domain.filter(id__lt=after[1])
+                rows += _ordered_page(never, domain, ("-id",), None, size - len(rows), narrowed, windows)
+        else:
+            rows = _ordered_page(self, Contact.objects.all(), order, after, size, narrowed, windows)
+        next_cursor = [_cursor_value(getattr(rows[size - 1], f)) for f in fields] if len(rows) > size else None
+        rows = rows[:size]
+        models.prefetch_related_objects(rows, *lookups)
+        return rows, next_cursor
+
+
+# How many rows of the sort order a narrowed page looks through, in turn, before it sorts all the matches instead.
+SEARCH_WINDOWS = (300, 3000)
+# A word of one or two letters has no trigram, so sorting all its matches means reading every contact: look further.
+SHORT_WORD_WINDOWS = (300, 3000, 30000)
+
+
+def search_windows(query: str) -> tuple[int, ...]:
+    """The windows for a search: further for a word that no index can find (one or two letters)."""
+    short = any(len(w) < 3 for w in _words(query) if w not in _number_parts(query))
+    return SHORT_WORD_WINDOWS if short and not phones.looks_like_number(query) else SEARCH_WINDOWS
+
+
+def _ordered_page(qs, domain, order, after, size: int, narrowed: bool, windows=None) -> list[Contact]:
+    """size + 1 rows of qs in order after the cursor, by a plan that stays cheap whatever the matches look like.
+
+    Unnarrowed, the sort's index is read in order: a page costs 26 rows. Narrowed (a search, a filter), reading
+    the index in order and filtering is cheap when matches are frequent and spread out, and ruinous when they
+    cluster far away ("muhammad" sorted by name reads every name before M); fetching every match and sorting
+    them is the reverse. The planner cannot tell the two apart, so: look for the page among the next 300 rows of
+    the order, then the next 3,000 (bounded work: the window's end is read from the index alone), and only then
+    fetch every match and sort them, with an ORDER BY that no index serves so that the planner must.
+    """
+    fields = [f.lstrip("-") for f in order]
+    descending = order[0].startswith("-")
+    limit = size + 1
+    if limit <= 0:
+        return []
+    after_cursor = _after(qs, fields, after, descending)
+    if not narrowed:
+        return list(after_cursor.order_by(*order)[:limit])
+    ahead = _after(domain, fields, after, descending).order_by(*order).values_list(*fields)
+    with transaction.atomic(using=qs.db):
+        if connection.vendor == "postgresql":
+            # Within a window, read the sort's index: left to itself, the planner fetches every match through the
+            # trigram index first (a bitmap scan), which is the cost the window is there to avoid.
+            with connection.cursor() as cursor:
+                cursor.execute("SET LOCAL enable_bitmapscan = off")
+        for window in windows or SEARCH_WINDOWS:
+            end = next(iter(ahead[window - 1 : window]), None)
+            rows = after_cursor
+            if end is not None:
+                rows = _up_to(rows, fields, list(end), descending)
+            rows = list(rows.order_by(*order)[:limit])
+            if len(rows) == limit or end is None:  # the page is full, or the window reached the end of the list
+                return rows
+    unindexed = [_unindexed(f) for f in order]
+    return list(after_cursor.order_by(*unindexed, *order)[:limit])
+
+
+def _up_to(qs, fields: list[str], end: list, descending: bool):
+    from django.db.models.fields.tuple_lookups import Tuple, TupleGreaterThanOrEqual, TupleLessThanOrEqual
+
+    lookup = TupleGreaterThanOrEqual if descending else TupleLessThanOrEqual
+    return qs.filter(lookup(Tuple(*(models.F(f) for f in fields)), tuple(end)))
+
+
+def _unindexed(field: str) -> models.OrderBy:
+    """field's value through an expression no index matches: the same order, sorted rather than read in order."""
+    name = field.lstrip("-")
+    if name.endswith("_at"):
+        expression = models.ExpressionWrapper(models.F(name) + timedelta(0), output_field=models.DateTimeField())
+    elif name == "id":
+        expression = models.F(name) + 0
+    else:
+        expression = Concat(models.F(name), Value(""), output_field=models.TextField())
+    return expression.desc(nulls_last=True) if field.startswith("-") else expression.asc()
+
+
+def _after(qs: ContactQuerySet, fields: list[str], after: list | None, descending: bool) -> ContactQuerySet:
+    if after is None:
+        return qs
+    from django.db.models.fields.tuple_lookups import Tuple, TupleGreaterThan, TupleLessThan
+
+    lookup = TupleLessThan if descending else TupleGreaterThan
+    return qs.filter(lookup(Tuple(*(models.F(f) for f in fields)), tuple(after)))
+
+
+def _cursor_value(value: object) -> object:
+    return value.isoformat() if isinstance(value, datetime) else value
+
+
+def _has_number_matching(query: str) -> models.Exists:
+    prefixes, endings = phones.search_patterns(query)
+    match = Q(pk__in=[])
+    for prefix in prefixes:
+        match |= Q(number__startswith=prefix)
+    for ending in endings:
+        match |= Q(reversed_number__startswith=ending[::-1])
+    numbers = ContactPhone.objects.alias(reversed_number=Reverse("number")).filter(match)
+    return models.Exists(numbers.filter(contact=models.OuterRef("pk")))
+
+
+def refresh_last_calls(contact_model, call_model, contacts=None) -> int:
+    """Set each contact's last call and when it was: the one function behind the queryset method and the
+    migration's backfill (which passes its historical models). Only contacts whose last call changes are written."""
+    contacts = contact_model.objects.all() if contacts is None else contacts
+    latest = call_model.objects.filter(contact=models.OuterRef("pk")).order_by("-requested_at", "-pk")
+    last_call = models.Subquery(latest.values("pk")[:1])
+    has_calls = models.Exists(call_model.objects.filter(contact=models.OuterRef("pk")))
+    # Contacts whose noted last call is not their latest, and contacts noted as called that have no calls.
+    stale = (has_calls & (Q(last_call__isnull=True) | ~Q(last_call_id=last_call))) | (
+        ~has_calls & (Q(last_call__isnull=False) | Q(last_called_at__isnull=False))
+    )
+    return contacts.filter(stale).update(
+        last_call_id=last_call, last_called_at=models.Subquery(latest.values("requested_at")[:1])
+    )
 
 
 class Contact(models.Model):
@@ -77,12 +270,31 @@ class Contact(models.Model):
     )
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
+    # Kept by Contact.objects.note_call (the calling core) so the list sorts by it at a million rows.
+    last_called_at = models.DateTimeField(null=True, blank=True, editable=False)
+    last_call = models.ForeignKey(
+        "Call", null=True, blank=True, editable=False, on_delete=models.SET_NULL, related_name="+"
+    )
+    # What the words of a search are matched against; a trigram index on PostgreSQL (migration 0006).
+    search_text = models.GeneratedField(
+        expression=Lower(Concat("name", Value(" "), "company", Value(" "), "email", output_field=models.TextField())),
+        output_field=models.TextField(),
+        db_persist=True,
+    )
 
     objects = ContactQuerySet.as_manager()
 
     class Meta:
         ordering = ["name", "pk"]
-        indexes = [models.Index(fields=["name"], name="contact_name_idx")]
+        permissions = [("export_contacts", "Can export contacts to CSV")]
+        indexes = [
+            models.Index(fields=["name", "id"], name="contact_name_id_idx"),
+            models.Index(fields=["company", "name", "id"], name="contact_company_idx"),
+            models.Index(fields=["owner", "name", "id"], name="contact_owner_idx"),
+            models.Index(fields=["last_called_at", "id"], name="contact_last_called_idx"),
+            models.Index(fields=["created_at", "id"], name="contact_created_idx"),
+            models.Index(Lower("email"), name="contact_email_lower_idx"),
+        ]
 
     def __str__(self) -> str:
         return f"{self.name} ({self.company})" if self.company else self.name
@@ -102,6 +314,16 @@ class Contact(models.Model):
     def primary_phone(self) -> ContactPhone | None:
         numbers = list(self.phones.all())
         return next((p for p in numbers if p.is_primary), numbers[0] if numbers else None)
+
+    def phone_matching(self, query: str) -> ContactPhone | None:
+        """The number a search for query found (from the prefetched numbers), else the primary one."""
+        patterns = [phones.search_patterns(part) for part in _number_parts(query)]
+        prefixes, endings = [p for ps, _ in patterns for p in ps], [e for _, es in patterns for e in es]
+        if prefixes or endings:
+            for phone in self.phones.all():
+                if phones.matches(phone.number, prefixes, endings):
+                    return phone
+        return self.primary_phone
 
 
 class ContactPhone(models.Model):
@@ -126,7 +348,11 @@ class ContactPhone(models.Model):
             ),
             models.CheckConstraint(condition=Q(number__regex=E164_PATTERN), name="contactphone_number_e164"),
         ]
-        indexes = [models.Index(fields=["number"], name="contactphone_number_idx")]
+        indexes = [
+            models.Index(fields=["number"], name="contactphone_number_idx"),
+            # The list's do-not-call filter: the few contacts with a do-not-call number, without reading them all.
+            models.Index(fields=["contact"], condition=Q(do_not_call=True), name="contactphone_dnc_idx"),
+        ]
 
     def __str__(self) -> str:
         return f"{self.get_label_display()}: {self.display}"
@@ -142,6 +368,54 @@ class ContactPhone(models.Model):
     @property
     def blocked(self) -> bool:
         return self.do_not_call or self.contact.do_not_call
+
+
+class ContactImport(models.Model):
+    """A CSV file being imported: stored when uploaded, checked in the background, written only when confirmed.
+
+    `rows` holds the file's cells as read (a list of lists, header excluded); `mapping` says which column feeds
+    which field; `fixes` holds the cells a person corrected in the preview, by row number; `decisions` what to do
+    with each duplicate ("skip" or "update"). The work itself is in calls/imports.py.
+    """
+
+    class Status(models.TextChoices):
+        CHECKING = "checking", "Checking"
+        PREVIEW = "preview", "Ready to confirm"
+        IMPORTING = "importing", "Importing"
+        DONE = "done", "Imported"
+        FAILED = "failed", "Failed"
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+    filename = models.CharField(max_length=255, blank=True)
+    header = models.JSONField(default=list)
+    rows = models.JSONField(default=list)
+    row_count = models.PositiveIntegerField(default=0)
+    checked = models.JSONField(default=list, help_text="The rows ready to write, as the last check parsed them.")
+    mapping = models.JSONField(default=dict)
+    fixes = models.JSONField(default=dict)
+    decisions = models.JSONField(default=dict)
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.CHECKING)
+    progress = models.PositiveIntegerField(default=0)
+    report = models.JSONField(default=dict)
+    result = models.JSONField(default=dict)
+    error = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return f"Import of {self.filename or 'pasted text'} ({self.get_status_display()})"
+
+    @property
+    def total(self) -> int:
+        return self.row_count
+
+    @property
+    def working(self) -> bool:
+        return self.status in (self.Status.CHECKING, self.Status.IMPORTING)
 
 
 # --- VCC's side: agents, groups, presented CLIDs ---------------------------------------------------

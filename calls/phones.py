@@ -27,7 +27,18 @@ def to_e164(raw: str, region: str | None = None) -> str:
             code="unparseable",
             params={"value": text, "region": region},
         ) from None
-    if not phonenumbers.is_valid_number(number):
+    if number.extension:
+        raise ValidationError(
+            "%(value)s has an extension (%(ext)s), which VCC cannot dial: enter the number without it and put the "
+            "extension in the notes.",
+            code="extension",
+            params={"value": text, "ext": number.extension},
+        )
+    # Most numbers are of the default region: checking that region alone is half the work of finding the region.
+    home = phonenumbers.country_code_for_region(region) == number.country_code
+    if not (home and phonenumbers.is_valid_number_for_region(number, region)) and not phonenumbers.is_valid_number(
+        number
+    ):
         raise ValidationError(
             "%(value)s is not a valid phone number: check the digits and the country code.",
             code="invalid",
@@ -71,28 +82,43 @@ def number_type(e164: str) -> str:
     return names.get(kind, "unknown")
 
 
-def search_fragments(query: str, region: str | None = None) -> list[str]:
-    """Digit strings that an E.164 number must contain to match query, whatever format query was typed in.
+PHONE_LIKE = re.compile(r"^[\d\s()+\-./]+$")
 
-    "+44 20 7946 0100", "020 7946 0100", "(020) 7946-0100" and "7946 0100" all find +442079460100.
-    Returns [] when the query does not look like a number (fewer than 3 digits).
+
+def looks_like_number(query: str) -> bool:
+    """Whether query is a phone number as people type one: digits, spaces, + ( ) - . / and at least 3 digits."""
+    return bool(PHONE_LIKE.match(query)) and sum(c.isdigit() for c in query) >= 3
+
+
+def search_patterns(query: str, region: str | None = None) -> tuple[list[str], list[str]]:
+    """The E.164 prefixes and the endings that a stored number must start or end with to match query.
+
+    A number matches from the start of its international form ("+44 20 7946", "0044 20", "44 20 7946"), of its
+    national form ("020 7946", "20 7946" in the default region), or at its end ("0100", "7946 0100"); never in
+    the middle, so "020" does not find a mobile that has "20" somewhere inside. Returns ([], []) when query has
+    fewer than 3 digits.
     """
-    digits = re.sub(r"\D", "", query)
+    text = query.strip()
+    digits = "".join(c for c in text if c.isdigit() and c.isascii())
     if len(digits) < 3:
-        return []
-    fragments = {digits}
-    if digits.startswith("00"):
-        fragments = {digits[2:]}
-    elif digits.startswith("0"):
-        # A national number typed with its trunk prefix: the rest follows the country code.
-        fragments = {digits[1:]}
-    try:
-        number = phonenumbers.parse(query, (region or settings.DEFAULT_PHONE_REGION).upper())
-    except phonenumbers.NumberParseException:
-        number = None
-    if number is not None and phonenumbers.is_valid_number(number):
-        fragments.add(phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)[1:])
-    return sorted(fragments)
+        return [], []
+    if text.startswith("+") or digits.startswith("00"):
+        return [f"+{digits.removeprefix('00')}"], []
+    region = (region or settings.DEFAULT_PHONE_REGION).upper()
+    metadata = phonenumbers.PhoneMetadata.metadata_for_region(region)
+    country = str(metadata.country_code) if metadata else ""
+    trunk = (metadata.national_prefix or "") if metadata else ""
+    prefixes = []
+    if trunk and digits.startswith(trunk):
+        prefixes.append(f"+{country}{digits[len(trunk) :]}")
+    else:
+        prefixes += [f"+{digits}", f"+{country}{digits}"] if country else [f"+{digits}"]
+    return sorted(set(prefixes)), [digits]
+
+
+def matches(e164: str, prefixes: list[str], endings: list[str]) -> bool:
+    """Whether a stored number matches the patterns of `search_patterns`: the Python side of the search."""
+    return any(e164.startswith(p) for p in prefixes) or any(e164.endswith(e) for e in endings)
 
 
 def country(e164: str) -> str | None:

@@ -25,6 +25,7 @@ _AGENT_PERMS = [
 _SUPERVISOR_PERMS = [
     *_AGENT_PERMS,
     perms.DELETE_CONTACT,
+    perms.EXPORT_CONTACTS,
     perms.PLACE_GROUP_CALL,
     perms.OVERRIDE_DO_NOT_CALL,
     perms.VIEW_ALL_CALLS,

@@ -2,12 +2,19 @@ from __future__ import annotations
 
 from django.urls import path
 
-from calls.views import agents, calling, calllog, contacts, reports
+from calls.views import agents, calling, calllog, contacts, imports, reports
 
 urlpatterns = [
     path("", contacts.home, name="home"),
     path("contacts/", contacts.contact_list, name="contact_list"),
     path("contacts/new/", contacts.contact_create, name="contact_create"),
+    path("contacts/import/", imports.import_start, name="contact_import"),
+    path("contacts/import/<uuid:pk>/", imports.import_preview, name="contact_import_preview"),
+    path("contacts/import/<uuid:pk>/progress/", imports.import_progress, name="contact_import_progress"),
+    path("contacts/import/<uuid:pk>/mapping/", imports.import_mapping, name="contact_import_mapping"),
+    path("contacts/import/<uuid:pk>/fix/<int:row>/", imports.import_fix, name="contact_import_fix"),
+    path("contacts/import/<uuid:pk>/confirm/", imports.import_confirm, name="contact_import_confirm"),
+    path("contacts/export/", imports.contact_export, name="contact_export"),
     path("contacts/<int:pk>/", contacts.contact_detail, name="contact_detail"),
     path("contacts/<int:pk>/edit/", contacts.contact_edit, name="contact_edit"),
     path("contacts/<int:pk>/delete/", contacts.contact_delete, name="contact_delete"),

@@ -9,7 +9,7 @@ from django.test import AsyncClient
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 
-from calls.views.calllog import inert
+from calls.spreadsheet import inert
 from tests._calls import make_call
 
 pytestmark = pytest.mark.django_db

@@ -1021,3 +1021,12 @@ def test_the_click_costs_at_most_twelve_queries(agent_client, contact, london, s
     sql = [q["sql"] for q in queries.captured_queries if not q["sql"].startswith(("SAVEPOINT", "RELEASE SAVEPOINT"))]
     assert len(sql) <= 12, "\n".join(sql)
     assert 'data-call-state="live"' in response.content.decode()
+
+
+def test_a_click_notes_the_contacts_last_call(agent_client, contact, london, sim):
+    click(agent_client, primary(contact))
+
+    contact.refresh_from_db()
+    call = only_call()
+    assert contact.last_call_id == call.pk
+    assert contact.last_called_at == call.requested_at

@@ -21,6 +21,7 @@ from django.views.decorators.vary import vary_on_headers
 from calls import calllog
 from calls.forms import SORTS, CallLogFilter
 from calls.models import Agent, AgentGroup, Call, Contact
+from calls.spreadsheet import inert
 from calls.views.calling import panel_context
 
 WRAP_UP_SHOWN = 10
@@ -127,14 +128,6 @@ COLUMNS = [
     "error_status",
     "error_display",
 ]
-FORMULA_START = frozenset("=+-@\t\r")
-
-
-def inert(value: object) -> object:
-    """A text cell a spreadsheet would run as a formula, made plain text by a leading apostrophe (OWASP)."""
-    if value and value.__class__ is str and value[0] in FORMULA_START:
-        return "'" + value
-    return value
 
 
 class _Line:

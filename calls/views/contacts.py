@@ -4,18 +4,17 @@ import logging
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required, permission_required
-from django.core.paginator import Paginator
 from django.db import transaction
-from django.db.models import Prefetch
+from django.db.models import Exists, OuterRef, Prefetch, Q
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_GET, require_http_methods
 from django.views.decorators.vary import vary_on_headers
 
-from calls import calling
+from calls import calling, phones
 from calls import permissions as perms
-from calls.forms import ContactForm, ContactPhoneFormSet
-from calls.models import Call, Contact, ContactPhone
+from calls.forms import ContactForm, ContactListForm, ContactPhoneFormSet, encode_cursor
+from calls.models import CONTACT_SORTS, Call, Contact, ContactPhone, search_windows
 from calls.views.calling import dialer_context, panel_context
 
 log = logging.getLogger(__name__)
@@ -40,18 +39,44 @@ def _wants_fragment(request: HttpRequest) -> bool:
 @permission_required(perms.VIEW_CONTACT, raise_exception=True)
 @vary_on_headers("HX-Request")
 def contact_list(request: HttpRequest) -> HttpResponse:
-    query = request.GET.get("q", "").strip()[:100]
-    contacts = Contact.objects.search(query).prefetch_related(
+    """Search, sort and filter contacts, a page at a time by keyset: nothing is counted, so a deep page of a
+    million contacts costs what the first does."""
+    form = ContactListForm(request.GET)
+    form.is_valid()  # a damaged parameter is dropped (cleaned_data keeps the valid ones), never a 500
+    opts = form.cleaned_data
+    query = (opts.get("q") or "").strip()
+    sort = opts.get("sort") or "name"
+    contacts = Contact.objects.search(query)
+    if opts.get("mine"):
+        contacts = contacts.filter(owner=request.user)
+    if dnc := opts.get("dnc"):
+        marked = Q(do_not_call=True) | Exists(ContactPhone.objects.filter(contact=OuterRef("pk"), do_not_call=True))
+        contacts = contacts.filter(marked) if dnc == "only" else contacts.exclude(marked)
+    if company := opts.get("company"):
+        contacts = contacts.filter(company=company)
+    contacts = contacts.select_related("last_call").prefetch_related(
         Prefetch("phones", queryset=ContactPhone.objects.order_by("-is_primary", "pk"))
     )
-    page = Paginator(contacts, CONTACTS_PER_PAGE).get_page(request.GET.get("page"))
+    rows, next_cursor = contacts.keyset_page(
+        sort=sort, after=opts.get("after"), size=CONTACTS_PER_PAGE, windows=search_windows(query)
+    )
+    for contact in rows:
+        contact.shown_phone = contact.phone_matching(query)
     template = "calls/contact_list.html"
     if _wants_fragment(request):
         template += "#results"
-    numbers = [phone.number for contact in page for phone in contact.phones.all()]
+    numbers = [phone.number for contact in rows for phone in contact.phones.all()]
     context = {
-        "page": page,
+        "form": form,
+        "contacts": rows,
         "query": query,
+        "sort": sort,
+        "filtered": bool(opts.get("mine") or opts.get("dnc") or opts.get("company")),
+        "paged": opts.get("after") is not None,
+        "next_url": f"?{form.params(after=encode_cursor(next_cursor))}" if next_cursor else "",
+        "first_url": f"?{form.params()}",
+        "all_companies_url": f"?{form.params(company=None)}",
+        "sort_urls": {key: f"?{form.params(sort=key)}" for key in CONTACT_SORTS},
         "can_call": calling.caller_for(request.user).own_phone_problem() == "",
         "blocked_numbers": calling.numbers_blocked_anywhere(numbers),
     }
@@ -109,7 +134,18 @@ def _save_contact(request: HttpRequest, contact: Contact | None) -> HttpResponse
                 phone.save()
             saved.ensure_primary_phone()
         messages.success(request, f"Saved {saved.name}.")
+        for phone_form in formset.forms:
+            if phone_form.has_changed() and phone_form not in formset.deleted_forms:
+                for other in phone_form.other_contacts():
+                    number = phones.display(phone_form.cleaned_data["number"])
+                    messages.warning(request, f"{number} is also a number of {other}.")
         return redirect(saved)
+    if request.method == "POST":
+        # Warn before saving too, so the person can decide while the form is still open.
+        formset.is_valid()  # validated even when the contact's own fields were not, so each row says its errors
+        for phone_form in formset.forms:
+            if getattr(phone_form, "cleaned_data", None) and phone_form.has_changed():
+                phone_form.warnings = [f"Also a number of {other}." for other in phone_form.other_contacts()]
     return render(request, "calls/contact_form.html", {"form": form, "formset": formset, "contact": contact})
 
 

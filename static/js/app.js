@@ -77,3 +77,24 @@ document.addEventListener("htmx:beforeRequest", () => {
   const box = document.getElementById("flash");
   if (box) box.hidden = true;
 });
+
+// --- Contacts: more than one new number row without a save ---------------------------------------------------
+// The contact form carries an empty number row in a <template>; "Add another number" appends a copy with the
+// formset's next index and counts it in TOTAL_FORMS. Without JavaScript the button stays hidden (one empty row).
+function setUpAddPhone() {
+  const button = document.querySelector("[data-add-phone]");
+  const template = document.getElementById("phone-row-template");
+  const rows = document.getElementById("phone-rows");
+  const total = document.querySelector("input[name$='-TOTAL_FORMS']");
+  if (!button || !template || !rows || !total) return;
+  button.hidden = false;
+  button.addEventListener("click", () => {
+    const index = Number(total.value);
+    const html = template.innerHTML.replaceAll("__prefix__", String(index));
+    rows.insertAdjacentHTML("beforeend", html);
+    total.value = String(index + 1);
+    const input = rows.lastElementChild && rows.lastElementChild.querySelector("input[name$='-number']");
+    if (input) input.focus();
+  });
+}
+document.addEventListener("DOMContentLoaded", setUpAddPhone);

@@ -156,6 +156,8 @@ class Command(BaseCommand):
         self._say(f"{options['contacts']:,} contacts loaded", started)
         self.history_since = self.now - timedelta(days=options["history_days"])
         self._calls(options["calls"], options["days"], options["busy_contact_calls"], world, contacts, started)
+        self._say("noting each contact's last call…")
+        Contact.objects.refresh_last_calls()
         self._say("rebuilding the report roll-up…")
         days = reports.rebuild_rollup(now=self.now)
         self._say(f"roll-up built for {days} days", started)

@@ -1,0 +1,165 @@
+"""Import contacts from CSV (upload or paste, preview, fix, confirm) and export them; the work: calls/imports.py."""
+
+from __future__ import annotations
+
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required, permission_required
+from django.http import Http404, HttpRequest, HttpResponse, StreamingHttpResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.utils import timezone
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
+from django_htmx.http import HttpResponseClientRefresh
+
+from calls import imports
+from calls import permissions as perms
+from calls.forms import ImportConfirmForm, ImportFixForm, ImportMappingForm, ImportUploadForm
+from calls.models import Contact, ContactImport
+
+
+def _own_import(request: HttpRequest, pk) -> ContactImport:
+    """An import is seen and changed only by whoever started it. Its cells load only when used (they are big)."""
+    return get_object_or_404(ContactImport.objects.defer("rows", "checked"), pk=pk, created_by=request.user)
+
+
+def _recheck(imp: ContactImport) -> None:
+    imp.status, imp.progress, imp.report = ContactImport.Status.CHECKING, 0, {}
+    imp.save(update_fields=["status", "progress", "report", "mapping", "fixes", "updated_at"])
+    # A job reads the import afresh from the database, so it sees what was just saved.
+    imports.start(imports.check, imp)
+
+
+def _editable(imp: ContactImport) -> ContactImport:
+    if imp.status != ContactImport.Status.PREVIEW:
+        raise Http404("This import is not waiting for a confirmation.")
+    return imp
+
+
+@require_http_methods(["GET", "POST"])
+@login_required
+@permission_required(perms.ADD_CONTACT, raise_exception=True)
+def import_start(request: HttpRequest) -> HttpResponse:
+    form = ImportUploadForm(request.POST or None, request.FILES or None)
+    if request.method == "POST" and form.is_valid():
+        data = form.cleaned_data
+        imp = ContactImport.objects.create(
+            created_by=request.user,
+            filename=data["filename"],
+            header=data["header"],
+            rows=data["rows"],
+            row_count=len(data["rows"]),
+            mapping=imports.guess_mapping(data["header"]),
+        )
+        imports.start(imports.check, imp)
+        return redirect("contact_import_preview", pk=imp.pk)
+    status = 400 if request.method == "POST" else 200
+    context = {"form": form, "max_mb": imports.MAX_BYTES // 2**20}
+    return render(request, "calls/contact_import.html", context, status=status)
+
+
+def _preview_context(request: HttpRequest, imp: ContactImport) -> dict[str, object]:
+    report = imp.report or {}
+    may_update = request.user.has_perm(perms.CHANGE_CONTACT)
+    context: dict[str, object] = {
+        "imp": imp,
+        "report": report,
+        "stale": imports.is_stale(imp),
+        "progress": imports.current_progress(imp),
+        "may_update": may_update,
+    }
+    if imp.status == ContactImport.Status.PREVIEW:
+        initial = {k: "" if v is None else str(v) for k, v in imp.mapping.items()}
+        context["mapping_form"] = ImportMappingForm(initial=initial, header=imp.header)
+        confirm_form = ImportConfirmForm(duplicates=report.get("duplicates", []), may_update=may_update)
+        context["confirm_form"] = confirm_form
+        context["duplicates"] = [{**d, "field": confirm_form[f"dup_{d['row']}"]} for d in report.get("duplicates", [])]
+        problems = [dict(p) for p in report.get("problems", [])]
+        for problem in problems:
+            cells = imports.row_cells(imp, problem["row"] - 2)
+            initial = {f"c{i}": cells[i] if i < len(cells) else "" for i in range(len(imp.header))}
+            problem["form"] = ImportFixForm(initial=initial, header=imp.header, prefix=f"r{problem['row']}")
+        context["problems"] = problems
+        context["unlisted_duplicates"] = report.get("duplicate_count", 0) - len(report.get("duplicates", []))
+    return context
+
+
+@require_GET
+@login_required
+@permission_required(perms.ADD_CONTACT, raise_exception=True)
+def import_preview(request: HttpRequest, pk) -> HttpResponse:
+    imp = _own_import(request, pk)
+    return render(request, "calls/contact_import_preview.html", _preview_context(request, imp))
+
+
+@require_GET
+@login_required
+@permission_required(perms.ADD_CONTACT, raise_exception=True)
+def import_progress(request: HttpRequest, pk) -> HttpResponse:
+    """What htmx polls while a job runs: the progress bar, or a refresh of the page once it is done."""
+    imp = _own_import(request, pk)
+    if not imp.working or imports.is_stale(imp):
+        return HttpResponseClientRefresh()
+    return render(request, "calls/contact_import_preview.html#progress", _preview_context(request, imp))
+
+
+@require_POST
+@login_required
+@permission_required(perms.ADD_CONTACT, raise_exception=True)
+def import_mapping(request: HttpRequest, pk) -> HttpResponse:
+    imp = _editable(_own_import(request, pk))
+    form = ImportMappingForm(request.POST, header=imp.header)
+    if not form.is_valid():
+        messages.error(request, " ".join(form.non_field_errors()) or "Choose a column (or none) for each field.")
+        return redirect("contact_import_preview", pk=imp.pk)
+    imp.mapping = form.mapping()
+    _recheck(imp)
+    return redirect("contact_import_preview", pk=imp.pk)
+
+
+@require_POST
+@login_required
+@permission_required(perms.ADD_CONTACT, raise_exception=True)
+def import_fix(request: HttpRequest, pk, row: int) -> HttpResponse:
+    imp = _editable(_own_import(request, pk))
+    if not 2 <= row < imp.row_count + 2:
+        raise Http404("There is no such row.")
+    form = ImportFixForm(request.POST, header=imp.header, prefix=f"r{row}")
+    if not form.is_valid():
+        messages.error(request, f"Row {row}: a cell is longer than {imports.MAX_CELL:,} characters.")
+        return redirect("contact_import_preview", pk=imp.pk)
+    imp.fixes = {**imp.fixes, str(row): form.cells()}
+    _recheck(imp)
+    messages.success(request, f"Row {row} corrected and checked again.")
+    return redirect("contact_import_preview", pk=imp.pk)
+
+
+@require_POST
+@login_required
+@permission_required(perms.ADD_CONTACT, raise_exception=True)
+def import_confirm(request: HttpRequest, pk) -> HttpResponse:
+    imp = _own_import(request, pk)
+    if imp.status != ContactImport.Status.PREVIEW:  # a second click while (or after) it imports: show where it is
+        return redirect("contact_import_preview", pk=imp.pk)
+    may_update = request.user.has_perm(perms.CHANGE_CONTACT)
+    form = ImportConfirmForm(request.POST, duplicates=imp.report.get("duplicates", []), may_update=may_update)
+    if imp.report.get("mapping") or not form.is_valid():
+        messages.error(request, "Choose what to do with each duplicate, then confirm again.")
+        return redirect("contact_import_preview", pk=imp.pk)
+    # Only one confirmation starts the job, however many times the button is pressed.
+    started = ContactImport.objects.filter(pk=imp.pk, status=ContactImport.Status.PREVIEW).update(
+        status=ContactImport.Status.IMPORTING, decisions=form.decisions(), progress=0, updated_at=timezone.now()
+    )
+    if started:
+        imp.refresh_from_db()
+        imports.start(imports.apply, imp)
+    return redirect("contact_import_preview", pk=imp.pk)
+
+
+@require_GET
+@login_required
+@permission_required(perms.EXPORT_CONTACTS, raise_exception=True)
+def contact_export(request: HttpRequest) -> StreamingHttpResponse:
+    """Every contact with all their numbers, as CSV, streamed: a million rows never sit in memory."""
+    response = StreamingHttpResponse(imports.export_lines(Contact.objects.all()), content_type="text/csv")
+    stamp = timezone.localtime().strftime("%Y-%m-%d")
+    response["Content-Disposition"] = f'attachment; filename="contacts-{stamp}.csv"'
+    return response

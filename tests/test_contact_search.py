@@ -1,0 +1,371 @@
+"""Search and the contact list: each field, several words, number forms, sorting, filters, keyset pages, last call,
+and on PostgreSQL the query shape a million rows need (an index, never a scan of every contact)."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+from django.db import connection
+from django.db.models import F
+from django.utils import timezone
+
+from calls.models import CONTACT_SORTS, Call, Contact, ContactPhone
+
+pytestmark = pytest.mark.django_db
+
+
+def make(name: str, company: str = "", email: str = "", *numbers: str, **extra) -> Contact:
+    contact = Contact.objects.create(name=name, company=company, email=email, **extra)
+    for i, number in enumerate(numbers):
+        ContactPhone.objects.create(contact=contact, number=number, is_primary=i == 0, label="work")
+    return contact
+
+
+def names(qs) -> list[str]:
+    return sorted(c.name for c in qs)
+
+
+@pytest.fixture
+def people() -> dict[str, Contact]:
+    return {
+        "muhammad_bw": make("Muhammad Ali", "Brightwater Energy", "m.ali@brightwater.co.uk", "+447400123456"),
+        "muhammad_cb": make("Muhammad Khan", "Cobalt Dental", "mk@cobalt.example", "+441614960000"),
+        "grace_bw": make("Grace Hopper", "Brightwater Energy", "grace@example.com", "+447700900555", "+442079460123"),
+        "mobile_with_020": make("Mobile Person", "", "", "+447402012345"),
+    }
+
+
+# --- Each field, several words ------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("query", "expected"),
+    [
+        ("muhammad", ["Muhammad Ali", "Muhammad Khan"]),
+        ("HOPPER", ["Grace Hopper"]),
+        ("cobalt", ["Muhammad Khan"]),
+        ("brightwater", ["Grace Hopper", "Muhammad Ali"]),
+        ("grace@example", ["Grace Hopper"]),
+        ("mk@cobalt.example", ["Muhammad Khan"]),
+    ],
+)
+def test_it_finds_by_name_company_and_email(people, query, expected):
+    assert names(Contact.objects.search(query)) == expected
+
+
+def test_several_words_match_across_fields(people):
+    assert names(Contact.objects.search("Muhammad Brightwater")) == ["Muhammad Ali"]
+    assert names(Contact.objects.search("brightwater  grace")) == ["Grace Hopper"]
+    assert names(Contact.objects.search("Muhammad Nowhere")) == []
+
+
+def test_a_word_of_digits_in_a_mixed_query_matches_numbers(people):
+    assert names(Contact.objects.search("Brightwater 0123")) == ["Grace Hopper"]
+
+
+# --- Number forms --------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "query",
+    [
+        "+44 20 7946 0123",
+        "+442079460123",
+        "0044 20 7946 0123",
+        "020 7946 0123",
+        "(020) 7946-0123",
+        "02079",
+        "20 7946",
+        "442079",
+        "7946 0123",
+        "0123",
+        "946 0123",
+    ],
+)
+def test_it_finds_a_number_from_its_start_in_any_form_or_by_its_ending(people, query):
+    assert "Grace Hopper" in names(Contact.objects.search(query))
+
+
+def test_a_national_prefix_does_not_match_a_number_that_has_it_in_the_middle(people):
+    # +447402012345 contains "020" and "20": neither starts it (07402 012345) nor ends it.
+    assert "Mobile Person" not in names(Contact.objects.search("020"))
+    assert "Mobile Person" not in names(Contact.objects.search("+44 20"))
+    assert names(Contact.objects.search("020")) == ["Grace Hopper"]
+
+
+def test_the_middle_of_a_number_does_not_match(people):
+    assert Contact.objects.search("9460").count() == 0
+
+
+def test_a_contact_with_two_matching_numbers_is_listed_once(people):
+    ContactPhone.objects.create(contact=people["grace_bw"], number="+442079460999", label="home")
+    assert names(Contact.objects.search("020 7946")) == ["Grace Hopper"]
+
+
+def test_an_extension_is_not_a_search_for_another_number(people):
+    # Letters make the query a text search, which finds nobody; it never errors.
+    assert names(Contact.objects.search("020 7946 0123 ext 22")) == []
+
+
+def test_the_list_shows_the_number_that_matched(agent_client, people):
+    response = agent_client.get("/contacts/", {"q": "7946 0123"})
+    assert response.context["contacts"][0].shown_phone.number == "+442079460123"
+    assert b"020 7946 0123" in response.content
+    assert b"matched" in response.content
+    plain = agent_client.get("/contacts/", {"q": "grace"})
+    assert plain.context["contacts"][0].shown_phone.number == "+447700900555"  # the primary
+
+
+# --- Sorting, filters, pages ---------------------------------------------------------------------------------
+
+
+def _all_pages(qs, sort: str, size: int = 2) -> list[str]:
+    seen, after = [], None
+    while True:
+        rows, after = qs.keyset_page(sort=sort, after=after, size=size)
+        seen += [c.name for c in rows]
+        if after is None:
+            return seen
+
+
+def test_each_sort_pages_through_every_contact_once_in_order(people, agent_user):
+    now = timezone.now()
+    Contact.objects.filter(pk=people["grace_bw"].pk).update(created_at=now - timedelta(days=3))
+    for contact, minutes in ((people["muhammad_cb"], 5), (people["grace_bw"], 1)):
+        call = Call.objects.create(
+            to_number="+442079460123", contact=contact, requested_at=now - timedelta(minutes=minutes)
+        )
+        Contact.objects.note_call(call)
+    qs = Contact.objects.all()
+    assert _all_pages(qs, "name") == ["Grace Hopper", "Mobile Person", "Muhammad Ali", "Muhammad Khan"]
+    assert _all_pages(qs, "company") == ["Mobile Person", "Grace Hopper", "Muhammad Ali", "Muhammad Khan"]
+    last_called = _all_pages(qs, "last_called")
+    assert last_called[:2] == ["Grace Hopper", "Muhammad Khan"]  # most recent first; never called after
+    assert sorted(last_called[2:]) == ["Mobile Person", "Muhammad Ali"]
+    assert len(set(last_called)) == 4
+    created = _all_pages(qs, "created", size=1)
+    assert created[-1] == "Grace Hopper" and len(created) == 4
+
+
+def test_the_next_page_link_keeps_the_search_sort_and_filters(agent_client, agent_user):
+    for i in range(30):
+        make(f"Person {i:02d}", "Acme", "", owner=agent_user)
+    first = agent_client.get("/contacts/", {"q": "person", "sort": "company", "mine": "1", "company": "Acme"})
+    next_url = first.context["next_url"]
+    for part in ("q=person", "sort=company", "mine=1", "company=Acme", "after="):
+        assert part in next_url
+    second = agent_client.get("/contacts/" + next_url, headers={"HX-Request": "true"})
+    assert [c.name for c in second.context["contacts"]] == [f"Person {i}" for i in range(25, 30)]
+    # htmx swaps the results and scrolls to the top of the new page
+    assert b"show:window:top" in first.content
+
+
+def test_filters_mine_do_not_call_and_company(agent_client, agent_user, people):
+    Contact.objects.filter(pk=people["muhammad_cb"].pk).update(owner=agent_user)
+    Contact.objects.filter(pk=people["grace_bw"].pk).update(do_not_call=True)
+    ContactPhone.objects.filter(contact=people["mobile_with_020"]).update(do_not_call=True)
+
+    def listed(**params) -> list[str]:
+        return sorted(c.name for c in agent_client.get("/contacts/", params).context["contacts"])
+
+    assert listed(mine="1") == ["Muhammad Khan"]
+    assert listed(dnc="only") == ["Grace Hopper", "Mobile Person"]
+    assert listed(dnc="hide") == ["Muhammad Ali", "Muhammad Khan"]
+    assert listed(company="Brightwater Energy") == ["Grace Hopper", "Muhammad Ali"]
+    assert listed(company="Brightwater Energy", q="muhammad") == ["Muhammad Ali"]
+
+
+@pytest.mark.parametrize("after", ["garbage", "W10", "WyJhIl0", "WzEsMl0", "WyJ4IiwieSJd"])
+def test_a_damaged_page_link_shows_the_first_page(agent_client, people, after):
+    response = agent_client.get("/contacts/", {"after": after, "sort": "last_called"})
+    assert response.status_code == 200
+    assert len(response.context["contacts"]) == 4
+
+
+def test_an_unknown_sort_falls_back_to_name(agent_client, people):
+    response = agent_client.get("/contacts/", {"sort": "password"})
+    assert response.status_code == 200
+    assert response.context["sort"] == "name"
+
+
+# --- Last call -----------------------------------------------------------------------------------------------
+
+
+def test_each_row_shows_when_the_contact_was_last_called_and_how_it_ended(agent_client, people):
+    call = Call.objects.create(
+        to_number="+442079460123", contact=people["grace_bw"], outcome=Call.Outcome.BUSY, state=Call.State.ENDED
+    )
+    assert Contact.objects.note_call(call) == 1
+    response = agent_client.get("/contacts/", {"q": "grace"})
+    assert "Line busy" in response.content.decode()
+    assert b'data-outcome="busy"' in response.content
+    assert b"never" in agent_client.get("/contacts/", {"q": "khan"}).content
+
+
+def test_note_call_keeps_the_latest_call(people):
+    contact = people["grace_bw"]
+    now = timezone.now()
+    later = Call.objects.create(to_number="+442079460123", contact=contact, requested_at=now)
+    earlier = Call.objects.create(to_number="+442079460123", contact=contact, requested_at=now - timedelta(hours=1))
+    assert Contact.objects.note_call(later) == 1
+    assert Contact.objects.note_call(earlier) == 0  # a late word about an older call changes nothing
+    contact.refresh_from_db()
+    assert (contact.last_call, contact.last_called_at) == (later, now)
+    assert Contact.objects.note_call(Call.objects.create(to_number="+442079460123")) == 0  # no contact
+
+
+def test_refresh_last_calls_recomputes_every_contact(people):
+    now = timezone.now()
+    calls = [
+        Call.objects.create(to_number="+1", contact=people["grace_bw"], requested_at=now - timedelta(minutes=m))
+        for m in (5, 1, 9)
+    ]
+    Contact.objects.filter(pk=people["muhammad_bw"].pk).update(last_called_at=now)
+    Contact.objects.refresh_last_calls()
+    grace, ali = Contact.objects.get(pk=people["grace_bw"].pk), Contact.objects.get(pk=people["muhammad_bw"].pk)
+    assert grace.last_call == calls[1]
+    assert ali.last_call is None and ali.last_called_at is None
+
+
+# --- The query shape at a million rows (PostgreSQL) ----------------------------------------------------------
+
+postgres_only = pytest.mark.skipif(connection.vendor != "postgresql", reason="the indexes are PostgreSQL's")
+
+
+@pytest.fixture
+def crowd(people):
+    """10,000 more contacts with 13,000 numbers and fresh statistics, so the planner chooses as on a big table."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            """
+            INSERT INTO calls_contact
+                (name, company, email, notes, do_not_call, consent_override, created_at, updated_at)
+            SELECT 'Person ' || md5(g::text), 'Company ' || (g % 500), 'p' || g || '@example.org', '', false, '',
+                   now() - g * interval '1 minute', now()
+            FROM generate_series(1, 10000) g
+            """
+        )
+        cursor.execute(
+            """
+            INSERT INTO calls_contactphone (contact_id, label, number, is_primary, do_not_call)
+            SELECT id, 'mobile', '+447' || lpad((id * 7919 % 1000000000)::text, 9, '0'), true, false
+            FROM calls_contact WHERE name LIKE 'Person %'
+            UNION ALL
+            SELECT id, 'work', '+4413' || lpad((id * 104729 % 100000000)::text, 8, '0'), false, false
+            FROM calls_contact WHERE name LIKE 'Person %' AND id % 10 < 3
+            """
+        )
+        cursor.execute("ANALYZE calls_contact")
+        cursor.execute("ANALYZE calls_contactphone")
+
+
+def _plan(qs) -> str:
+    sql, params = qs.query.sql_with_params()
+    with connection.cursor() as cursor:
+        # Scanning 10,000 rows is still cheap, where scanning a million is not: rule the scan out.
+        cursor.execute("SET LOCAL enable_seqscan = off")
+        cursor.execute("EXPLAIN " + sql, params)
+        return "\n".join(row[0] for row in cursor.fetchall())
+
+
+def _page_query(qs, sort: str = "name", after=None):
+    from django.db.models.fields.tuple_lookups import Tuple, TupleGreaterThan, TupleLessThan
+
+    order = CONTACT_SORTS[sort]
+    if after:
+        lookup = TupleLessThan if order[0].startswith("-") else TupleGreaterThan
+        qs = qs.filter(lookup(Tuple(*(F(f.lstrip("-")) for f in order)), tuple(after)))
+    return qs.order_by(*order)[:26]
+
+
+@postgres_only
+@pytest.mark.parametrize("query", ["brightwater", "Muhammad Brightwater", "grace@example"])
+def test_words_are_searched_through_the_trigram_index(crowd, query):
+    plan = _plan(_page_query(Contact.objects.search(query)))
+    assert "contact_search_trgm_idx" in plan
+    assert "Seq Scan" not in plan
+
+
+@postgres_only
+@pytest.mark.parametrize("query", ["020 7946", "+44 20 7946 0123", "7946 0123"])
+def test_a_number_is_searched_through_its_prefix_and_ending_indexes(crowd, query):
+    plan = _plan(_page_query(Contact.objects.search(query)))
+    assert "contactphone_number_prefix_idx" in plan or "contactphone_number_reverse_idx" in plan
+    assert "Seq Scan" not in plan
+    if query == "020 7946":
+        assert "contactphone_number_prefix_idx" in plan and "contactphone_number_reverse_idx" in plan
+
+
+@postgres_only
+@pytest.mark.parametrize(
+    ("sort", "index"),
+    [("name", "contact_name_id_idx"), ("company", "contact_company_idx"), ("created", "contact_created_idx")],
+)
+def test_each_sort_reads_its_index_in_order_without_sorting_every_row(crowd, sort, index):
+    plan = _plan(_page_query(Contact.objects.all(), sort))
+    assert index in plan
+    assert "Sort" not in plan
+    assert "Seq Scan" not in plan
+
+
+@postgres_only
+@pytest.mark.parametrize(
+    ("sort", "after"), [("name", ["Person 8", 0]), ("created", [timezone.now() - timedelta(days=7), 10**9])]
+)
+def test_a_deep_page_starts_inside_the_index(crowd, sort, after):
+    plan = _plan(_page_query(Contact.objects.all(), sort, after))
+    assert "Index Cond: (ROW(" in plan
+    assert "Sort" not in plan
+
+
+@postgres_only
+def test_last_called_pages_through_its_index(crowd):
+    now = timezone.now()
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "UPDATE calls_contact SET last_called_at = %s - id * interval '1 second' WHERE id %% 4 = 0", [now]
+        )
+        cursor.execute("ANALYZE calls_contact")
+    qs = Contact.objects.filter(last_called_at__isnull=False)
+    assert "contact_last_called_idx" in _plan(_page_query(qs, "last_called"))
+    assert "contact_last_called_idx" in _plan(_page_query(qs, "last_called", [now.isoformat(), 10**9]))
+
+
+def test_a_search_at_any_depth_costs_the_same_number_of_queries(agent_client, people, django_assert_max_num_queries):
+    # session, user, permissions (2), their numbers, numbers blocked anywhere, agent; and the contacts: for each of
+    # called and never called, a savepoint, the planner setting, the window's end, the window, the release (and, the
+    # page not being there, the matches sorted): a constant, whatever the depth.
+    with django_assert_max_num_queries(19):
+        agent_client.get("/contacts/", {"q": "brightwater", "sort": "last_called"})
+
+
+@pytest.mark.parametrize("sort", ["name", "company", "last_called", "created"])
+def test_a_narrowed_page_is_the_same_whichever_plan_finds_it(monkeypatch, sort):
+    """Small windows force every path: the page found in the first window, in the second, and by sorting."""
+    monkeypatch.setattr("calls.models.SEARCH_WINDOWS", (2, 4))  # the defaults are larger than this test's data
+    now = timezone.now()
+    for i in range(30):
+        # Matches cluster at the end of the name order, and are spread through the other orders.
+        name = f"Zed Match {i:02d}" if i % 3 == 0 else f"Ann Other {i:02d}"
+        contact = make(name, f"Company {(i * 7) % 10}")
+        Contact.objects.filter(pk=contact.pk).update(created_at=now - timedelta(minutes=i))
+        if i % 2:
+            call = Call.objects.create(to_number="+1", contact=contact, requested_at=now - timedelta(seconds=i))
+            Contact.objects.note_call(call)
+    narrowed = Contact.objects.search("match")
+    expected = list(narrowed.order_by(*CONTACT_SORTS[sort]))
+    if sort == "last_called":
+        expected = [c for c in expected if c.last_called_at] + sorted(
+            (c for c in expected if not c.last_called_at), key=lambda c: -c.pk
+        )
+    assert _all_pages(narrowed, sort, size=3) == [c.name for c in expected]
+
+
+def test_a_word_no_index_can_find_is_looked_for_further_in_the_order():
+    from calls.models import SEARCH_WINDOWS, SHORT_WORD_WINDOWS, search_windows
+
+    assert search_windows("mu") == SHORT_WORD_WINDOWS
+    assert search_windows("grace mu") == SHORT_WORD_WINDOWS
+    assert search_windows("muhammad") == SEARCH_WINDOWS
+    assert search_windows("020") == SEARCH_WINDOWS

@@ -1,0 +1,423 @@
+"""Importing contacts from CSV (preview, problems, duplicates, mapping, fixes, one transaction, bad files) and
+exporting them."""
+
+from __future__ import annotations
+
+import csv
+import io
+import os
+
+import pytest
+from django.core.files.uploadedfile import SimpleUploadedFile
+
+from calls import imports, spreadsheet
+from calls.models import Contact, ContactImport, ContactPhone
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture(autouse=True)
+def _inline_jobs(settings):
+    # The same jobs, run in the request instead of a thread: a test's transaction is not visible to a thread.
+    settings.CONTACT_IMPORT_BACKGROUND = False
+
+
+def upload(client, text: str | bytes, name: str = "contacts.csv"):
+    data = text.encode() if isinstance(text, str) else text
+    return client.post("/contacts/import/", {"file": SimpleUploadedFile(name, data, content_type="text/csv")})
+
+
+def started(client, text: str | bytes) -> ContactImport:
+    response = upload(client, text)
+    assert response.status_code == 302, response.content.decode()[:2000]
+    return ContactImport.objects.get(pk=response.url.rstrip("/").split("/")[-1])
+
+
+def confirm(client, imp: ContactImport, **decisions: str):
+    data = {f"dup_{row.removeprefix('row')}": value for row, value in decisions.items()}
+    return client.post(f"/contacts/import/{imp.pk}/confirm/", data)
+
+
+GOOD = """Full name,Organisation,E-mail,Mobile phone,Work phone,Do not call
+Ada Lovelace,Analytical Engines,ada@example.com,07400 321123,020 7946 0100,no
+Charles Babbage,Analytical Engines,,+44 7400 321124;07400 321125,,yes
+"""
+
+
+# --- Access ----------------------------------------------------------------------------------------------------
+
+
+def test_it_needs_login_and_the_add_contact_permission(client, make_user):
+    assert client.get("/contacts/import/").status_code == 302
+    client.force_login(make_user("nobody"))
+    assert client.get("/contacts/import/").status_code == 403
+
+
+def test_someone_elses_import_is_not_found(agent_client, supervisor_client):
+    imp = started(agent_client, GOOD)
+    assert supervisor_client.get(f"/contacts/import/{imp.pk}/").status_code == 404
+    assert confirm(supervisor_client, imp).status_code == 404
+    assert Contact.objects.count() == 0
+
+
+def test_the_import_pages_refuse_wrong_methods(agent_client):
+    imp = started(agent_client, GOOD)
+    assert agent_client.get(f"/contacts/import/{imp.pk}/confirm/").status_code == 405
+    assert agent_client.post(f"/contacts/import/{imp.pk}/").status_code == 405
+
+
+# --- The happy path --------------------------------------------------------------------------------------------
+
+
+def test_a_file_is_previewed_then_written_only_on_confirmation(agent_client, agent_user):
+    imp = started(agent_client, GOOD)
+    preview = agent_client.get(f"/contacts/import/{imp.pk}/")
+    assert b"<strong>2</strong> rows read" in preview.content
+    assert Contact.objects.count() == 0  # nothing until confirmed
+    assert confirm(agent_client, imp).status_code == 302
+    ada = Contact.objects.get(name="Ada Lovelace")
+    assert (ada.company, ada.email, ada.owner, ada.do_not_call) == (
+        "Analytical Engines",
+        "ada@example.com",
+        agent_user,
+        False,
+    )
+    assert {(p.label, p.number, p.is_primary) for p in ada.phones.all()} == {
+        ("mobile", "+447400321123", True),
+        ("work", "+442079460100", False),
+    }
+    charles = Contact.objects.get(name="Charles Babbage")
+    assert charles.do_not_call
+    assert sorted(charles.phones.values_list("number", flat=True)) == ["+447400321124", "+447400321125"]
+    done = agent_client.get(f"/contacts/import/{imp.pk}/")
+    assert b"2 contacts added" in done.content
+    imp.refresh_from_db()
+    assert imp.status == "done" and imp.rows == []
+
+
+def test_pasted_rows_are_imported_too(agent_client):
+    response = agent_client.post("/contacts/import/", {"text": "Name;Phone\nGrace Hopper;020 7946 0111\n"})
+    imp = ContactImport.objects.get()
+    assert response.status_code == 302 and imp.filename == ""
+    confirm(agent_client, imp)
+    assert Contact.objects.get().phones.get().number == "+442079460111"
+
+
+@pytest.mark.parametrize(
+    ("header", "field"),
+    [
+        ("Name", "name"),
+        ("Full name", "name"),
+        ("CONTACT NAME", "name"),
+        ("Company name", "company"),
+        ("Organization", "company"),
+        ("Email address", "email"),
+        ("e-mail", "email"),
+        ("Phone", "phone"),
+        ("Telephone", "phone"),
+        ("Mobile", "mobile"),
+        ("Cell phone", "mobile"),
+        ("Office phone", "work"),
+        ("Home phone", "home"),
+        ("DNC", "do_not_call"),
+        ("Surname", "last_name"),
+        ("First Name", "first_name"),
+    ],
+)
+def test_column_names_are_matched_leniently(header, field):
+    assert imports.guess_mapping(["Something", header])[field] == 1
+
+
+def test_first_and_last_name_make_the_name_and_a_phone_is_labelled_by_its_kind(agent_client):
+    imp = started(
+        agent_client, "First name,Surname,Phone,Type\nAlan,Turing,07400 321333,\nJoan,Clarke,020 7946 0222,home\n"
+    )
+    confirm(agent_client, imp)
+    alan, joan = Contact.objects.get(name="Alan Turing"), Contact.objects.get(name="Joan Clarke")
+    assert alan.phones.get().label == "mobile"  # no label given: a mobile number is a mobile
+    assert joan.phones.get().label == "home"
+
+
+# --- Problems --------------------------------------------------------------------------------------------------
+
+BAD = """Name,Email,Phone,Label,Do not call
+Good Person,good@example.com,020 7946 0101,work,no
+,nameless@example.com,020 7946 0102,,
+Bad Number,,12345,,
+Bad Email,not-an-email,,,
+Bad Flag,,,,perhaps
+Bad Label,,020 7946 0103,pager,
+Has Extension,,020 7946 0104 ext 22,,
+"""
+
+
+def test_every_problem_is_listed_with_its_row_number_and_nothing_is_written(agent_client):
+    imp = started(agent_client, BAD)
+    problems = {p["row"]: " ".join(p["messages"]) for p in imp.report["problems"]}
+    assert set(problems) == {3, 4, 5, 6, 7, 8}
+    assert "name is missing" in problems[3]
+    assert "12345" in problems[4]
+    assert "not-an-email" in problems[5]
+    assert "perhaps" in problems[6]
+    assert "pager" in problems[7]
+    assert "extension" in problems[8] and "22" in problems[8]
+    page = agent_client.get(f"/contacts/import/{imp.pk}/").content.decode()
+    for row in problems:
+        assert f"Row {row}" in page
+    assert Contact.objects.count() == 0
+    confirm(agent_client, imp)
+    assert list(Contact.objects.values_list("name", flat=True)) == ["Good Person"]  # the rest are left out
+
+
+def test_a_row_is_corrected_in_the_preview(agent_client):
+    imp = started(agent_client, BAD)
+    # Row 4's cells: Name, Email, Phone, Label, Do not call
+    response = agent_client.post(
+        f"/contacts/import/{imp.pk}/fix/4/",
+        {"r4-c0": "Bad Number", "r4-c1": "", "r4-c2": "020 7946 0199", "r4-c3": "", "r4-c4": ""},
+    )
+    assert response.status_code == 302
+    imp.refresh_from_db()
+    assert 4 not in {p["row"] for p in imp.report["problems"]}
+    confirm(agent_client, imp)
+    assert Contact.objects.get(name="Bad Number").phones.get().number == "+442079460199"
+
+
+def test_a_row_that_does_not_exist_cannot_be_corrected(agent_client):
+    imp = started(agent_client, GOOD)
+    assert agent_client.post(f"/contacts/import/{imp.pk}/fix/99/", {}).status_code == 404
+
+
+# --- Duplicates ------------------------------------------------------------------------------------------------
+
+
+def test_duplicates_in_the_file_and_in_the_database_are_found_with_a_choice_each(agent_client, contact):
+    text = """Name,Email,Phone
+Grace H.,,+44 20 7946 0123
+Someone,GRACE@example.com,
+New One,new@example.com,020 7946 0150
+New One Again,,020 7946 0150
+"""
+    imp = started(agent_client, text)
+    dups = {d["row"]: d for d in imp.report["duplicates"]}
+    assert dups[2]["contact_id"] == contact.pk and "020 7946 0123" in dups[2]["match"]
+    assert dups[3]["contact_id"] == contact.pk and "grace@example.com" in dups[3]["match"]
+    assert dups[5]["of_row"] == 4
+    page = agent_client.get(f"/contacts/import/{imp.pk}/").content.decode()
+    assert "Update the existing contact" in page and "Grace Hopper" in page
+    confirm(agent_client, imp, row2="update", row3="skip", row5="update")
+    contact.refresh_from_db()
+    assert contact.name == "Grace H."  # updated from row 2
+    assert Contact.objects.filter(name="Someone").count() == 0  # skipped
+    new = Contact.objects.get(name="New One Again")  # row 5 updated the contact row 4 created
+    assert new.phones.count() == 1
+    assert Contact.objects.count() == 2
+
+
+def test_skipping_a_duplicate_leaves_the_saved_contact_alone(agent_client, contact):
+    imp = started(agent_client, "Name,Phone\nImpostor,07400 123456\n")
+    confirm(agent_client, imp, row2="skip")
+    contact.refresh_from_db()
+    assert contact.name == "Grace Hopper"
+    assert Contact.objects.count() == 1
+
+
+def test_an_update_adds_numbers_and_can_mark_do_not_call_but_never_clears_it(agent_client, contact):
+    Contact.objects.filter(pk=contact.pk).update(do_not_call=True)
+    imp = started(agent_client, "Name,Email,Mobile,Do not call\n,grace@example.com,07400 321777,no\nX,,,\n")
+    assert {p["row"] for p in imp.report["problems"]} == {2}  # the name is required even to update
+    imp = started(agent_client, "Name,Email,Mobile,Do not call\nGrace,grace@example.com,07400 321777,no\n")
+    confirm(agent_client, imp, row2="update")
+    contact.refresh_from_db()
+    assert contact.do_not_call  # "no" does not clear it
+    assert contact.phones.filter(number="+447400321777", is_primary=False).exists()
+
+
+def test_without_change_permission_duplicates_can_only_be_skipped(client, make_user, contact):
+    from django.contrib.auth.models import Permission
+
+    user = make_user("clerk")
+    user.user_permissions.add(Permission.objects.get(codename="add_contact"))
+    client.force_login(user)
+    imp = started(client, "Name,Phone\nImpostor,07400 123456\n")
+    assert b"Update the existing contact" not in client.get(f"/contacts/import/{imp.pk}/").content
+    confirm(client, imp, row2="update")
+    imp.refresh_from_db()
+    assert imp.status == "preview"  # refused
+    contact.refresh_from_db()
+    assert contact.name == "Grace Hopper"
+
+
+# --- Mapping ---------------------------------------------------------------------------------------------------
+
+
+def test_a_file_without_a_name_column_asks_for_the_mapping_which_the_person_corrects(agent_client):
+    imp = started(agent_client, "Who,Phone\nAda,020 7946 0160\n")
+    page = agent_client.get(f"/contacts/import/{imp.pk}/").content.decode()
+    assert "No column gives the name" in page
+    assert confirm(agent_client, imp).status_code == 302
+    assert Contact.objects.count() == 0
+    mapping = dict.fromkeys(imports.FIELDS, "") | {"name": "0", "phone": "1"}
+    assert agent_client.post(f"/contacts/import/{imp.pk}/mapping/", mapping).status_code == 302
+    imp.refresh_from_db()
+    assert imp.report["ready"] == 1
+    confirm(agent_client, imp)
+    assert Contact.objects.get().name == "Ada"
+
+
+def test_a_column_cannot_feed_two_fields(agent_client):
+    imp = started(agent_client, GOOD)
+    mapping = dict.fromkeys(imports.FIELDS, "") | {"name": "0", "company": "0"}
+    agent_client.post(f"/contacts/import/{imp.pk}/mapping/", mapping)
+    imp.refresh_from_db()
+    assert imp.mapping["company"] == 1  # unchanged
+
+
+# --- All or nothing --------------------------------------------------------------------------------------------
+
+
+def test_a_failure_while_writing_writes_nothing(agent_client, contact, monkeypatch):
+    def broken(*args, **kwargs):
+        raise RuntimeError("disk full")
+
+    monkeypatch.setattr(imports, "_update", broken)
+    imp = started(agent_client, "Name,Phone\nNew Person,020 7946 0170\nGrace,07400 123456\n")
+    confirm(agent_client, imp, row3="update")
+    imp.refresh_from_db()
+    assert imp.status == "failed" and "nothing was written" in imp.error
+    assert list(Contact.objects.values_list("name", flat=True)) == ["Grace Hopper"]
+    assert b"nothing was written" in agent_client.get(f"/contacts/import/{imp.pk}/").content
+
+
+def test_confirming_twice_imports_once(agent_client):
+    imp = started(agent_client, GOOD)
+    confirm(agent_client, imp)
+    again = confirm(agent_client, imp)
+    assert again.status_code == 302 and again.url == f"/contacts/import/{imp.pk}/"
+    assert Contact.objects.count() == 2
+
+
+# --- Bad files -------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("data", "message"),
+    [
+        ("Name,Phone\nJosé,020 7946 0100\n".encode("latin-1"), "not UTF-8"),
+        (b"PK\x03\x04\x14\x00\x06\x00\x08\x00\x00\x00!\x00" + os.urandom(4000), "not a text file"),
+        (b"Colour,Size\nred,large\n", "No column of this file is one vccweb knows"),
+        (b"", "empty"),
+        (b"\n\n\n", "empty"),
+        (b'Name,Notes\nA,"unterminated\n' + b"x" * 6000, "longer than"),
+    ],
+)
+def test_a_bad_file_gets_a_clear_message_and_changes_nothing(agent_client, data, message):
+    response = upload(agent_client, data)
+    assert response.status_code == 400
+    assert message in response.content.decode()
+    assert ContactImport.objects.count() == 0 and Contact.objects.count() == 0
+
+
+def test_ten_megabytes_of_garbage_are_refused(agent_client):
+    rng = io.BytesIO(os.urandom(10 * 2**20))
+    response = upload(agent_client, rng.getvalue(), "garbage.csv")
+    assert response.status_code == 400
+    assert b"not" in response.content  # not a text file, or not UTF-8
+    text_garbage = ("qwerty uiop asdf ghjkl " * 460_000).encode()[: 10 * 2**20]
+    response = upload(agent_client, text_garbage, "garbage.csv")
+    assert response.status_code == 400
+    assert ContactImport.objects.count() == 0
+
+
+def test_a_file_larger_than_the_limit_is_refused_before_reading(agent_client, monkeypatch):
+    monkeypatch.setattr(imports, "MAX_BYTES", 100)
+    response = upload(agent_client, "Name\n" + "A\n" * 100)
+    assert response.status_code == 400 and b"larger than" in response.content
+
+
+def test_neither_or_both_file_and_text_is_refused(agent_client):
+    assert agent_client.post("/contacts/import/", {}).status_code == 400
+    both = {"text": "Name\nA\n", "file": SimpleUploadedFile("a.csv", b"Name\nB\n")}
+    assert agent_client.post("/contacts/import/", both).status_code == 400
+
+
+def test_utf16_and_a_byte_order_mark_are_read(agent_client):
+    imp = started(agent_client, "Name,Phone\nZoë,020 7946 0180\n".encode("utf-16"))
+    assert imp.rows == [["Zoë", "020 7946 0180"]]
+    imp = started(agent_client, "\ufeffName\tPhone\nZoë\t020 7946 0181\n".encode())
+    assert imp.header == ["Name", "Phone"]
+
+
+# --- Progress --------------------------------------------------------------------------------------------------
+
+
+def test_progress_is_polled_while_working_and_refreshes_when_done(agent_client):
+    imp = started(agent_client, GOOD)
+    response = agent_client.get(f"/contacts/import/{imp.pk}/progress/", headers={"HX-Request": "true"})
+    assert response.headers["HX-Refresh"] == "true"
+    ContactImport.objects.filter(pk=imp.pk).update(status="importing")
+    response = agent_client.get(f"/contacts/import/{imp.pk}/progress/", headers={"HX-Request": "true"})
+    assert b'id="import-progress"' in response.content and b"<html" not in response.content
+    page = agent_client.get(f"/contacts/import/{imp.pk}/")
+    assert b'hx-trigger="load delay:1s"' in page.content
+
+
+def test_a_job_that_died_with_its_process_says_so(agent_client):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    imp = started(agent_client, GOOD)
+    ContactImport.objects.filter(pk=imp.pk).update(status="checking", updated_at=timezone.now() - timedelta(hours=1))
+    assert b"stopped before it finished" in agent_client.get(f"/contacts/import/{imp.pk}/").content
+
+
+def test_the_background_runner_runs_the_job_in_a_thread(settings, monkeypatch):
+    import threading
+
+    settings.CONTACT_IMPORT_BACKGROUND = True
+    ran = []
+    monkeypatch.setattr(imports, "_run", lambda job, pk, close=True: ran.append((job, pk, threading.current_thread())))
+    imports.start(imports.check, ContactImport(pk="00000000-0000-0000-0000-000000000001"))
+    for thread in threading.enumerate():
+        if thread.name.startswith("contact-import-"):
+            thread.join(timeout=5)
+    assert ran and ran[0][2] is not threading.main_thread()
+
+
+# --- Export ----------------------------------------------------------------------------------------------------
+
+
+def test_export_needs_the_export_permission(agent_client, supervisor_client, client):
+    assert client.get("/contacts/export/").status_code == 302
+    assert agent_client.get("/contacts/export/").status_code == 403
+    assert supervisor_client.get("/contacts/export/").status_code == 200
+
+
+def test_export_streams_every_contact_with_all_their_numbers_made_inert(supervisor_client, contact):
+    Contact.objects.create(name='=HYPERLINK("http://evil")', company="@corp", notes="-1+1", email="")
+    ContactPhone.objects.filter(number="+442079460123").update(do_not_call=True)
+    response = supervisor_client.get("/contacts/export/")
+    assert response.streaming
+    assert response["Content-Disposition"].startswith('attachment; filename="contacts-')
+    text = b"".join(response.streaming_content).decode()
+    rows = list(csv.DictReader(io.StringIO(text.removeprefix("\ufeff"))))
+    grace = next(r for r in rows if r["Name"] == "Grace Hopper")
+    assert grace["Mobile"] == "'+447400123456"
+    assert grace["Work phone"] == "'+442079460123"
+    assert grace["Do-not-call numbers"] == "'+442079460123"
+    evil = next(r for r in rows if "HYPERLINK" in r["Name"])
+    assert evil["Name"].startswith("'=") and evil["Company"] == "'@corp" and evil["Notes"] == "'-1+1"
+
+
+def test_an_export_imported_again_finds_every_contact_as_a_duplicate(supervisor_client, contact):
+    exported = b"".join(supervisor_client.get("/contacts/export/").streaming_content)
+    imp = started(supervisor_client, exported)
+    assert imp.report["problem_count"] == 0
+    assert [d["contact_id"] for d in imp.report["duplicates"]] == [contact.pk]
+
+
+def test_inert_guards_every_formula_start():
+    for start in ("=", "+", "-", "@", "\t", "\r"):
+        assert spreadsheet.inert(f"{start}x") == f"'{start}x"
+    assert spreadsheet.inert("plain") == "plain" and spreadsheet.inert(None) == ""
