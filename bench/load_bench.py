@@ -31,7 +31,8 @@ import click_bench as cb
 import httpx
 import psycopg
 
-from vccsim import Clock, Simulator, load_account, start_server
+sys.path.insert(0, str(cb.ROOT))  # run as a script from anywhere: vccsim lives at the project's root
+from vccsim import Clock, Simulator, load_account, start_server  # noqa: E402
 
 
 @dataclass

@@ -422,3 +422,42 @@ def test_the_worker_ends_the_call_once_vcc_answers_again(live_call, sim):
     live_call.refresh_from_db()
     assert live_call.state == Call.State.ENDED
     assert sim.calls_placed == 1
+
+
+# --- Races between two requests ------------------------------------------------------------------------------
+
+
+def test_a_forced_look_at_a_call_another_request_just_ended_sees_it_ended(live_call, sim):
+    """Two clicks (a double click sent to two processes) both find the agent's last call live; the first ends it.
+
+    The second's forced look then cannot claim the call (it is no longer live) and must not report the stale,
+    live copy it holds: the click would be refused with "You are on a call now" for a call that has ended.
+    """
+    stale = Call.objects.get(pk=live_call.pk)
+    sim.clock.advance(3600)
+    async_to_sync(calling.follow)(call=Call.objects.get(pk=live_call.pk), force=True)  # the first request
+    assert Call.objects.get(pk=live_call.pk).state == Call.State.ENDED
+
+    followed = async_to_sync(calling.follow)(call=stale, force=True)  # the second, holding the row it read before
+
+    assert followed.call.state == Call.State.ENDED
+
+
+def test_a_click_racing_another_that_ends_the_agents_last_call_is_not_refused(
+    agent_client, live_call, contact, sim, monkeypatch
+):
+    """The agent's last call ends in VCC; another request records that while this click is looking at it."""
+    sim.clock.advance(3600)
+    real_claim = calling._claim
+
+    def claim_after_the_other_request(call, *, now, force):
+        Call.objects.filter(pk=call.pk).update(state=Call.State.ENDED)  # the other request got there first
+        return real_claim(call, now=now, force=force)
+
+    monkeypatch.setattr(calling, "_claim", claim_after_the_other_request)
+
+    response = click(agent_client, primary(contact))
+
+    assert response.status_code == 200, response.content.decode()
+    assert Call.objects.count() == 2
+    assert sim.calls_placed == 2
