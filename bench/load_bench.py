@@ -53,6 +53,7 @@ class Tally:
     sent: list[Sent] = field(default_factory=list)
     distinct: set[str] = field(default_factory=set)
     twice: set[str] = field(default_factory=set)
+    clicking_from: float = 0.0  # time.monotonic() when the first click went out (after logging in)
 
 
 PANEL_ID = re.compile(r'id="call-panel-(\d+)"')
@@ -118,7 +119,7 @@ async def send(client: httpx.AsyncClient, port: int, target: dict[str, Any], req
         sent.state = state.group(1)
     if (panel := PANEL_ID.search(response.text)) is not None:
         sent.call_pk = panel.group(1)
-    if response.status_code != 200 or sent.state != "live":
+    if response.status_code != 200 or sent.state not in ("live", "requested"):
         sent.detail = f"HTTP {response.status_code}: {cb.page_text(response.text)}"
     return sent
 
@@ -179,6 +180,7 @@ async def run_clicks(
         targets = list(enumerate(data["clicks"]))
         lanes = cb.lanes_round_robin(targets, len(users))
         started = time.perf_counter()
+        tally.clicking_from = time.monotonic()
         await asyncio.wait_for(
             asyncio.gather(*(agent_lane(clients[a], ports, a, lanes[a], tally, args) for a in range(len(users)))),
             args.max_seconds,
@@ -214,8 +216,14 @@ def report(
         f"p90 {pct(90):.0f} ms, p99 {pct(99):.0f} ms, max {latencies[-1]:.0f} ms"
     )
     by_port = Counter(s.port for s in tally.sent)
+    shown = Counter(s.state or "none" for s in tally.sent if s.status == 200)
     answers = ", ".join(f"{k} {v}" for k, v in sorted(statuses.items(), key=lambda kv: str(kv[0])))
     print(f"answers: {answers}; by process: " + ", ".join(f":{p} {n}" for p, n in sorted(by_port.items())))
+    print(
+        "panels answered: "
+        + ", ".join(f"{k} {v}" for k, v in sorted(shown.items()))
+        + " (requested: the other send of the same click was still asking VCC; the panel then follows it)"
+    )
     print(f"no 5xx (and no request without an answer): {'OK' if five_xx == 0 else f'FAILED ({five_xx})'}")
     failures = Counter(re.sub(r"\d+", "#", s.detail) for s in tally.sent if s.detail)
     for kind, n in failures.most_common(5):
@@ -313,11 +321,10 @@ def run(args: argparse.Namespace, tmp: Path, managed: list[cb.Managed]) -> int:
             app = cb.start(f"uvicorn-{i + 1}", [sys.executable, *command], env, tmp, managed)
             cb.wait_for(app, f"http://{cb.HOST}:{port}/login/", lambda r: r.status_code == 200)
             apps.append(app)
-        window_start = time.monotonic()
         tally, seconds = asyncio.run(run_clicks(ports, setup, password, args))
         window_end = time.monotonic()
         print()
-        return report(tally, seconds, sim, apps, args, (window_start, window_end))
+        return report(tally, seconds, sim, apps, args, (tally.clicking_from, window_end))
 
 
 if __name__ == "__main__":
