@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import html
 import json
 import os
@@ -26,7 +27,7 @@ import time
 import uuid
 from collections import Counter
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import IO, Any
@@ -42,9 +43,11 @@ from psycopg import sql
 ROOT = Path(__file__).resolve().parent.parent
 HOST = "127.0.0.1"
 PG_ADMIN_URL = f"postgres://postgres@{HOST}:5432/postgres"
+# The bench's own database and Redis db; --db-name and --redis-db change them (configure() below).
 DB_NAME = "vccweb_bench"
+REDIS_DB = 14
 DATABASE_URL = f"postgres://postgres@{HOST}:5432/{DB_NAME}"
-REDIS_URL = f"redis://{HOST}:6379/14"
+REDIS_URL = f"redis://{HOST}:6379/{REDIS_DB}"
 ACCOUNT_KEY = "sandbox01"
 API_TOKEN = "sandbox-api-token"
 FIRST_AGENT_ID = 2001
@@ -115,6 +118,7 @@ class Side:
     warmup: Phase
     loaded: Phase | None = None  # None: the app does not serve the click endpoint
     serial: Phase | None = None
+    observed: list[Phase] = field(default_factory=list)  # another user's page loads during the loaded phase
 
     @property
     def phases(self) -> list[Phase]:
@@ -122,6 +126,7 @@ class Side:
 
 
 Job = Callable[[], Awaitable[Outcome]]
+Observer = Callable[[asyncio.Event], Awaitable[list[Phase]]]  # runs beside the loaded phase until the event is set
 Watch = dict[str, tuple[int, ...]]  # processes whose CPU time is measured, by name
 
 
@@ -141,7 +146,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     add("--serial", metavar="N", type=int, default=40, help="then requests one at a time: latency without queueing")
     add("--warmup", metavar="N", type=int, default=8, help="unmeasured clicks (and direct calls) first")
     add(
-        "--speed", type=float, default=100_000, help="vccsim clock speed: a call must end before its agent clicks again"
+        "--speed",
+        type=float,
+        default=10_000,
+        help="vccsim clock speed: a call must end before its agent clicks again, and be remembered until then",
     )
     add(
         "--db-conn-max-age",
@@ -157,13 +165,35 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help='vccsim start-up faults, e.g. \'{"place_call": {"latencyMs": 500}}\' for a slow VCC (both sides see them)',
     )
     add("--max-seconds", metavar="S", type=float, default=300, help="give up on a phase after this long")
-    add("--keep", action="store_true", help="keep the bench database and Redis db 14 afterwards")
+    add(
+        "--observe",
+        metavar="PATHS",
+        type=lambda text: [p.strip() for p in text.split(",") if p.strip()],
+        default=[],
+        help="during the measured clicks, another logged-in user GETs these paths in turn (e.g. /healthz,/contacts/)"
+        " and their latencies are reported",
+    )
+    add("--db-pool-max-size", metavar="N", type=int, help="the app's DB_POOL_MAX_SIZE (default: the app's)")
+    add("--db-pool-timeout", metavar="S", type=float, help="the app's DB_POOL_TIMEOUT (default: the app's)")
+    add("--db-name", default=DB_NAME, help="the bench's PostgreSQL database, dropped and created afresh")
+    add("--redis-db", metavar="N", type=int, default=REDIS_DB, help="the bench's Redis database, emptied")
+    add("--keep", action="store_true", help="keep the bench database and Redis db afterwards")
     args = parser.parse_args(argv)
+    if not re.fullmatch(r"[a-z_][a-z0-9_]*", args.db_name):
+        parser.error("--db-name: lower-case letters, digits and underscores")
     if args.users < args.concurrency:
         parser.error("--users must be at least --concurrency: each user has at most one click in flight")
     if args.warmup < 0 or args.serial < 0:
         parser.error("--warmup and --serial cannot be negative")
     return args
+
+
+def configure(args: argparse.Namespace) -> None:
+    """Point the bench at its database and Redis db (module globals, read by the helpers below)."""
+    global DB_NAME, REDIS_DB, DATABASE_URL, REDIS_URL
+    DB_NAME, REDIS_DB = args.db_name, args.redis_db
+    DATABASE_URL = f"postgres://postgres@{HOST}:5432/{DB_NAME}"
+    REDIS_URL = f"redis://{HOST}:6379/{REDIS_DB}"
 
 
 def positive(text: str) -> int:
@@ -185,6 +215,10 @@ def unique_numbers(count: int) -> list[str]:
             if len(numbers) == count:
                 return numbers
     raise SystemExit(f"only {len(numbers)} distinct numbers available; ask for fewer clicks")
+
+
+def warmup_users(args: argparse.Namespace) -> int:
+    return min(args.warmup, args.concurrency)
 
 
 def agent_ids(users: int) -> list[str]:
@@ -347,30 +381,43 @@ def call_rows() -> Counter[str]:
 def app_env(sim_url: str, args: argparse.Namespace) -> dict[str, str]:
     """The production environment, with only what TLS-less loopback needs switched off; nothing leaks from the shell."""
     base = {name: os.environ[name] for name in ("PATH", "HOME", "LANG", "LC_ALL", "TMPDIR") if name in os.environ}
-    return base | {
-        "DJANGO_SETTINGS_MODULE": "vccweb.settings",
-        "PYTHONPATH": str(ROOT),
-        "DEBUG": "false",
-        "SECRET_KEY": secrets.token_urlsafe(50),
-        "ALLOWED_HOSTS": "127.0.0.1,localhost",
-        "SECURE_SSL_REDIRECT": "false",
-        "SESSION_COOKIE_SECURE": "false",
-        "CSRF_COOKIE_SECURE": "false",
-        "SECURE_HSTS_SECONDS": "0",
-        "SECURE_PROXY_SSL_HEADER": "false",
-        "DATABASE_URL": DATABASE_URL,
-        "DB_CONN_MAX_AGE": str(args.db_conn_max_age),
-        # The connection pool (the production default) and persistent connections exclude each other.
-        "DB_POOL": "false" if args.db_conn_max_age else "true",
-        "REDIS_URL": REDIS_URL,
-        "VCC_ACCOUNT_KEY": ACCOUNT_KEY,
-        "VCC_API_TOKEN": API_TOKEN,
-        "VCC_BASE_URL": sim_url,
-        "VCC_AUTH_URL": sim_url,
-        "VCC_GATEWAY_URL": sim_url,
-        "LOG_LEVEL": "WARNING",
-        "LOG_FORMAT": "text",  # what the log summary below reads
-    }
+    return (
+        base
+        | {
+            "DJANGO_SETTINGS_MODULE": "vccweb.settings",
+            "PYTHONPATH": str(ROOT),
+            "DEBUG": "false",
+            "SECRET_KEY": secrets.token_urlsafe(50),
+            "ALLOWED_HOSTS": "127.0.0.1,localhost",
+            "SECURE_SSL_REDIRECT": "false",
+            "SESSION_COOKIE_SECURE": "false",
+            "CSRF_COOKIE_SECURE": "false",
+            "SECURE_HSTS_SECONDS": "0",
+            "SECURE_PROXY_SSL_HEADER": "false",
+            "DATABASE_URL": DATABASE_URL,
+            "DB_CONN_MAX_AGE": str(args.db_conn_max_age),
+            # The connection pool (the production default) and persistent connections exclude each other.
+            "DB_POOL": "false" if args.db_conn_max_age else "true",
+            "REDIS_URL": REDIS_URL,
+            "VCC_ACCOUNT_KEY": ACCOUNT_KEY,
+            "VCC_API_TOKEN": API_TOKEN,
+            "VCC_BASE_URL": sim_url,
+            "VCC_AUTH_URL": sim_url,
+            "VCC_GATEWAY_URL": sim_url,
+            "LOG_LEVEL": "WARNING",
+            "LOG_FORMAT": "text",  # what the log summary below reads
+        }
+        | pool_env(args)
+    )
+
+
+def pool_env(args: argparse.Namespace) -> dict[str, str]:
+    env = {}
+    if getattr(args, "db_pool_max_size", None) is not None:
+        env["DB_POOL_MAX_SIZE"] = str(args.db_pool_max_size)
+    if getattr(args, "db_pool_timeout", None) is not None:
+        env["DB_POOL_TIMEOUT"] = str(args.db_pool_timeout)
+    return env
 
 
 def run_python(args: list[str], *, env: dict[str, str], stdin: str | None = None) -> str:
@@ -555,16 +602,28 @@ async def run_lanes(
 
 
 async def run_side(
-    label: str, lanes: Callable[[list[Any]], list[list[Job]]], items: list[Any], args: argparse.Namespace, watch: Watch
+    label: str,
+    lanes: Callable[..., list[list[Job]]],  # (items, warm=False): one lane of jobs per user
+    items: list[Any],
+    args: argparse.Namespace,
+    watch: Watch,
+    observer: Observer | None = None,
 ) -> Side:
     """Warm up, then time --clicks requests at --concurrency, then --serial requests one at a time."""
     warm_items = items[: args.warmup]
     loaded_items = items[args.warmup : args.warmup + args.clicks]
     serial_items = items[args.warmup + args.clicks :]
-    side = Side(await run_lanes(f"{label} warm-up", lanes(warm_items), args.concurrency, args, watch))
+    side = Side(await run_lanes(f"{label} warm-up", lanes(warm_items, warm=True), args.concurrency, args, watch))
     if side.warmup.outcomes and all(o.status == 404 for o in side.warmup.outcomes):
         return side
-    side.loaded = await run_lanes(label, lanes(loaded_items), args.concurrency, args, watch)
+    stop = asyncio.Event()
+    watching = asyncio.ensure_future(observer(stop)) if observer else None
+    try:
+        side.loaded = await run_lanes(label, lanes(loaded_items), args.concurrency, args, watch)
+    finally:
+        stop.set()
+        if watching is not None:
+            side.observed = await watching
     if serial_items:
         side.serial = await run_lanes(f"{label}, one at a time", lanes(serial_items), 1, args, watch)
     return side
@@ -573,9 +632,10 @@ async def run_side(
 async def app_side(app_url: str, data: dict[str, Any], password: str, args: argparse.Namespace, watch: Watch) -> Side:
     """Log every user in, then click: round-robin over users, each with its own client and one click in flight."""
     limits = httpx.Limits(max_connections=1)
+    # --users clickers, then the warm-up's own users, then (with --observe) one who only looks at pages.
+    users = data["users"]
     clients = [
-        httpx.AsyncClient(base_url=app_url, timeout=REQUEST_TIMEOUT, trust_env=False, limits=limits)
-        for _ in data["users"]
+        httpx.AsyncClient(base_url=app_url, timeout=REQUEST_TIMEOUT, trust_env=False, limits=limits) for _ in users
     ]
     try:
         gate = asyncio.Semaphore(2 * args.workers)  # logging in checks a password hash: CPU-bound on the server
@@ -584,18 +644,55 @@ async def app_side(app_url: str, data: dict[str, Any], password: str, args: argp
             async with gate:
                 await login(client, username, password)
 
-        await asyncio.gather(*(gated_login(c, u["username"]) for c, u in zip(clients, data["users"], strict=True)))
+        await asyncio.gather(*(gated_login(c, u["username"]) for c, u in zip(clients, users, strict=True)))
+        observer = None
+        if args.observe:
+            watcher = clients[-1]
 
-        def lanes(targets: list[dict[str, Any]]) -> list[list[Job]]:
+            async def observer(stop: asyncio.Event) -> list[Phase]:
+                return await observe(watcher, args.observe, stop)
+
+        clickers = clients[: args.users]
+        # The warm-up clicks as users of its own: at vccsim's --speed a warm-up call is over and forgotten at once,
+        # but the app's log still has it live, so the same agent's measured click would be refused ("on a call").
+        warmers = clients[args.users : args.users + warmup_users(args)] or clickers
+
+        def lanes(targets: list[dict[str, Any]], *, warm: bool = False) -> list[list[Job]]:
+            group = warmers if warm else clickers
             return [
                 [lambda c=client, t=target: app_click(c, t, args.page) for target in lane]
-                for client, lane in zip(clients, lanes_round_robin(targets, len(clients)), strict=True)
+                for client, lane in zip(group, lanes_round_robin(targets, len(group)), strict=True)
             ]
 
         label = f"app click (uvicorn ×{args.workers}, PostgreSQL, Redis)"
-        return await run_side(label, lanes, data["clicks"], args, watch)
+        return await run_side(label, lanes, data["clicks"], args, watch, observer)
     finally:
         await asyncio.gather(*(c.aclose() for c in clients))
+
+
+OBSERVE_PAUSE = 0.05  # seconds between one user's page loads: a person reading, not another load generator
+
+
+async def observe(client: httpx.AsyncClient, paths: list[str], stop: asyncio.Event) -> list[Phase]:
+    """GET each path in turn, as one logged-in user would, until stop; a phase of latencies per path."""
+    outcomes: dict[str, list[Outcome]] = {path: [] for path in paths}
+    started = time.perf_counter()
+    while not stop.is_set():
+        for path in paths:
+            began = time.perf_counter()
+            try:
+                response = await client.get(path)
+            except httpx.HTTPError as e:
+                outcomes[path].append(Outcome(elapsed_ms(began), False, None, error_text(e)))
+                continue
+            ok = response.status_code == 200
+            detail = "" if ok else f"HTTP {response.status_code}: {page_text(response.text)}"
+            outcomes[path].append(Outcome(elapsed_ms(began), ok, response.status_code, detail))
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), OBSERVE_PAUSE)
+    seconds = time.perf_counter() - started
+    label = "another user: GET {}, during the clicks"
+    return [Phase(label.format(path), outs, seconds, {}, 0) for path, outs in outcomes.items()]
 
 
 async def direct_side(
@@ -610,7 +707,7 @@ async def direct_side(
     async with httpx.AsyncClient(base_url=sim_url, timeout=REQUEST_TIMEOUT, trust_env=False, limits=limits) as client:
         token = await sim_token(client)
 
-        def lanes(batch: list[str]) -> list[list[Job]]:
+        def lanes(batch: list[str], *, warm: bool = False) -> list[list[Job]]:
             return [
                 [lambda a=agent, n=number: direct_call(client, token, a, n) for number in lane]
                 for agent, lane in zip(agents, lanes_round_robin(batch, len(agents)), strict=True)
@@ -636,6 +733,24 @@ def print_table(phases: list[Phase]) -> None:
             + " ".join(f"{v:>7.1f}" for v in figures)
         )
     print(f"{'':<{width}}  latencies in ms, time to the full response, measured by this script")
+
+
+SLOW_CLICK_MS = 4000  # issue 10's goals: no click slower than this under load,
+SLOW_PAGE_MS = 300  # and other users' pages faster than this meanwhile
+
+
+def print_slow(side: Side) -> None:
+    """How many answers were slower than the goals: clicks over 4 s, other users' pages over 300 ms."""
+    if side.loaded is not None:
+        slow = sum(o.latency_ms > SLOW_CLICK_MS for o in side.loaded.outcomes)
+        answered = sum(o.status == 200 for o in side.loaded.outcomes)
+        print(
+            f"clicks answered 200: {answered} of {len(side.loaded.outcomes)}; "
+            f"slower than {SLOW_CLICK_MS / 1000:g} s: {slow}"
+        )
+    for phase in side.observed:
+        slow = sum(o.latency_ms > SLOW_PAGE_MS for o in phase.outcomes)
+        print(f"{phase.label}: {len(phase.outcomes)} loads, {phase.failed} failed, over {SLOW_PAGE_MS} ms: {slow}")
 
 
 def print_cpu(phases: list[Phase]) -> None:
@@ -758,7 +873,8 @@ def start_app(args: argparse.Namespace, env: dict[str, str], tmp: Path, managed:
 
 
 def run(args: argparse.Namespace, tmp: Path, managed: list[Managed]) -> int:
-    agents = agent_ids(args.users)
+    # The clickers, the warm-up's own agents, and the observer (who never clicks).
+    agents = agent_ids(args.users + warmup_users(args) + (1 if args.observe else 0))
     per_side = args.warmup + args.clicks + args.serial
     numbers = unique_numbers(2 * per_side)
     password = secrets.token_urlsafe(16)
@@ -778,7 +894,7 @@ def run(args: argparse.Namespace, tmp: Path, managed: list[Managed]) -> int:
     app_run = asyncio.run(app_side(app_url, data, password, args, watch))
     if app_run.loaded is None:
         print("\nThe app does not serve POST /contacts/<pk>/call/ yet (404): app clicks skipped.")
-    direct_run = asyncio.run(direct_side(sim_url, agents, numbers[per_side:], args, watch))
+    direct_run = asyncio.run(direct_side(sim_url, agents[: args.users], numbers[per_side:], args, watch))
     report(args, app, sim_url, app_run, direct_run)
     return 0
 
@@ -787,14 +903,15 @@ def report(args: argparse.Namespace, app: Managed, sim_url: str, app_run: Side, 
     pairs = [(app_run.loaded, direct_run.loaded), (app_run.serial, direct_run.serial)]
     measured = [p for pair in pairs for p in pair if p is not None]
     print()
-    print_table(measured)
+    print_table(measured + app_run.observed)
     for mine, theirs in pairs:
         if mine is not None and theirs is not None:
             overhead = mine.percentile(50) - theirs.percentile(50)
             print(f"app overhead per click (p50), {mine.label}: {overhead:+.1f} ms (app p50 − vccsim direct p50)")
+    print_slow(app_run)
     print_cpu(measured)
     print()
-    for phase in app_run.phases + direct_run.phases:
+    for phase in app_run.phases + app_run.observed + direct_run.phases:
         print_failures(phase)
     print_checks(sim_url, app_run.phases, direct_run.phases, faults=bool(args.sim_faults))
     peaks = {pid: peak_rss_mib(pid) for pid in app.worker_pids}
@@ -808,7 +925,7 @@ def cleanup(managed: list[Managed], *, keep: bool) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C must not leave processes behind
     steps: list[tuple[str, Callable[[], object]]] = [(f"stopping {p.name}", lambda p=p: stop(p)) for p in managed[::-1]]
     if not keep:
-        steps += [("dropping the bench database", drop_database), ("emptying Redis db 14", flush_redis)]
+        steps += [("dropping the bench database", drop_database), (f"emptying Redis db {REDIS_DB}", flush_redis)]
     for what, step in steps:
         try:
             step()
@@ -818,6 +935,7 @@ def cleanup(managed: list[Managed], *, keep: bool) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    configure(args)
     signal.signal(signal.SIGTERM, raise_interrupt)
     managed: list[Managed] = []
     status = 1

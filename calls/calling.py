@@ -574,6 +574,10 @@ async def follow(*, call: Call, clock: Clock = _now, force: bool = False, client
     if call.state != Call.State.LIVE or not call.vcc_call_id:
         return Followed(call)
     if not await _db(_claim)(call, now=clock(), force=force):
+        if force:
+            # A forced claim fails only when the call stopped being live meanwhile (another request recorded its
+            # end): answer with what was recorded, not the stale copy (a click would be refused as "on a call").
+            await _db(call.refresh_from_db)()
         return Followed(call)
     detail = error = None
     try:
