@@ -48,6 +48,7 @@ class World:
         return {
             "contact": self.contact.pk,
             "phone": self.phone.pk,
+            "free_phone": self.contact.phones.exclude(pk=self.phone.pk).first().pk,  # no live call to it
             "call": self.call.pk,
             "live_call": self.live_call.pk,
             "call_token": calling.regarding_token(self.call),

@@ -5,7 +5,7 @@ call or object), a supervisor, an admin. A row is one line; `test_every_url_is_i
 exists that no row names, so a new page must be added here.
 
 - `get(path, ...)`: the answer to a GET.
-- `post(path, ...)`: the answer to an empty POST with a valid CSRF token (a form's refusal, a 403, a 404...). For
+- `post(path, ..., **data)`: the answer to a POST of data (none: an empty one) with a valid CSRF token. For
   every POST row the test also checks that a POST without a CSRF token is refused (403) for every role, and, when
   no GET row names the same URL, that GET answers 405.
 
@@ -16,6 +16,7 @@ Answers: a status code, LOGIN (302 to the app's login page), ADMIN_LOGIN (302 to
 from __future__ import annotations
 
 import re
+import uuid
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
@@ -38,10 +39,12 @@ class Row:
     method: str
     path: str
     expected: tuple  # one answer per role, in ROLES order
+    data: tuple = ()  # what a POST sends, as (name, value) pairs; values may name the world's objects in braces
 
     @property
     def id(self) -> str:
-        return f"{self.method} {self.path}"
+        sent = "&".join(f"{k}={v}" for k, v in self.data)
+        return f"{self.method} {self.path}" + (f" {sent}" if sent else "")
 
     @property
     def pattern(self) -> str:
@@ -52,8 +55,8 @@ def get(path: str, anonymous, agent, other_agent, supervisor, admin_) -> Row:
     return Row("GET", path, (anonymous, agent, other_agent, supervisor, admin_))
 
 
-def post(path: str, anonymous, agent, other_agent, supervisor, admin_) -> Row:
-    return Row("POST", path, (anonymous, agent, other_agent, supervisor, admin_))
+def post(path: str, anonymous, agent, other_agent, supervisor, admin_, **data: str) -> Row:
+    return Row("POST", path, (anonymous, agent, other_agent, supervisor, admin_), tuple(data.items()))
 
 
 def admin_page(path: str, admin_answer) -> Row:
@@ -91,6 +94,8 @@ MATRIX: list[Row] = [
     get("/contacts/{contact}/delete/",                 LOGIN,       403,         403,         200,         200),
     post("/contacts/{contact}/delete/",                LOGIN,       403,         403,         302,         302),
     post("/contacts/{contact}/call/",                  LOGIN,       400,         400,         400,         400),
+    post("/contacts/{contact}/call/",                  LOGIN,       403,         403,         302,         302,
+         request_id="{new_id}", call="group:{free_phone}", groups="{group}"),  # via groups: supervisors only
     get("/contacts/{contact}/dial-preview/",           LOGIN,       200,         200,         200,         200),
     get("/readiness/",                                 LOGIN,       200,         200,         200,         200),
     get("/calls/{call}/panel/",                        LOGIN,       200,         404,         200,         200),
@@ -194,7 +199,8 @@ def test_each_role_gets_the_expected_answer(row, world):
     for role in ROLES:
         client = world.client(role, raise_request_exception=False)
         with transaction.atomic():  # each role finds the world as it was (a supervisor's delete is undone)
-            response = client.get(path) if row.method == "GET" else client.post(path, {})
+            data = {name: _fill(value, {**world.ids(), "new_id": uuid.uuid4()}) for name, value in row.data}
+            response = client.get(path) if row.method == "GET" else client.post(path, data)
             transaction.set_rollback(True)
         answers[role] = _answer(response)
     expected = dict(zip(ROLES, row.expected, strict=True))
