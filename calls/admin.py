@@ -7,7 +7,8 @@ from django.contrib.admin.options import ActionLocation
 from django.contrib.admin.views.main import ChangeList
 from django.contrib.admin.widgets import FilteredSelectMultiple
 from django.contrib.auth import get_user_model
-from django.contrib.auth.admin import UserAdmin
+from django.contrib.auth.admin import GroupAdmin, UserAdmin
+from django.contrib.auth.models import Group
 from django.contrib.auth.password_validation import validate_password
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db.models import QuerySet
@@ -32,6 +33,17 @@ from calls.models import (
     SyncRun,
 )
 
+# Django's admin search makes one AND clause per word of `q`, each an OR over the search fields: 40,000 words were
+# a query PostgreSQL worked on for over ten minutes. Every admin here searches for at most this many characters.
+SEARCH_MAX_CHARS = 100
+
+
+class BoundedSearch:
+    """Admin search on a bounded search term (see SEARCH_MAX_CHARS)."""
+
+    def get_search_results(self, request: HttpRequest, queryset: QuerySet, search_term: str):
+        return super().get_search_results(request, queryset, search_term[:SEARCH_MAX_CHARS])
+
 
 class ContactPhoneInline(admin.TabularInline):
     model = ContactPhone
@@ -39,7 +51,7 @@ class ContactPhoneInline(admin.TabularInline):
 
 
 @admin.register(Contact)
-class ContactAdmin(admin.ModelAdmin):
+class ContactAdmin(BoundedSearch, admin.ModelAdmin):
     list_display = ["name", "company", "email", "owner", "do_not_call", "consent_override", "updated_at"]
     list_filter = ["do_not_call", "consent_override", "owner"]
     search_fields = ["name", "company", "email", "phones__number"]
@@ -50,7 +62,7 @@ class ContactAdmin(admin.ModelAdmin):
 
 
 @admin.register(ContactPhone)
-class ContactPhoneAdmin(admin.ModelAdmin):
+class ContactPhoneAdmin(BoundedSearch, admin.ModelAdmin):
     list_display = ["number", "label", "contact", "is_primary", "do_not_call"]
     list_filter = ["label", "is_primary", "do_not_call"]
     search_fields = ["number", "contact__name"]
@@ -155,7 +167,7 @@ def _may_present(number: CallbackNumber, agent: Agent, groups) -> bool:
 
 
 @admin.register(Agent)
-class AgentAdmin(admin.ModelAdmin):
+class AgentAdmin(BoundedSearch, admin.ModelAdmin):
     form = AgentForm
     list_display = ["display_id", "name", "user", "is_active", "default_callback_number", "default_group", "group_list"]
     list_filter = ["is_active", "groups"]
@@ -213,7 +225,7 @@ class AgentAdmin(admin.ModelAdmin):
 
 
 @admin.register(AgentGroup)
-class AgentGroupAdmin(admin.ModelAdmin):
+class AgentGroupAdmin(BoundedSearch, admin.ModelAdmin):
     list_display = ["display_id", "name", "member_count", "default_callback_number"]
     search_fields = ["display_id", "name"]
     filter_horizontal = ["members"]
@@ -275,7 +287,7 @@ class CallbackNumberChangeList(ChangeList):
 
 
 @admin.register(CallbackNumber)
-class CallbackNumberAdmin(admin.ModelAdmin):
+class CallbackNumberAdmin(BoundedSearch, admin.ModelAdmin):
     form = CallbackNumberForm
     list_display = ["label", "national", "status", "presented", "restricted_to", "vcc_lists"]
     list_display_links = ["label", "national"]
@@ -449,7 +461,7 @@ class CallbackNumberAdmin(admin.ModelAdmin):
 
 
 @admin.register(Call)
-class CallAdmin(admin.ModelAdmin):
+class CallAdmin(BoundedSearch, admin.ModelAdmin):
     """The call log is evidence: admins may read it here, never edit or delete it."""
 
     list_display = [
@@ -485,7 +497,7 @@ class CallAdmin(admin.ModelAdmin):
 
 
 @admin.register(DispositionCode)
-class DispositionCodeAdmin(admin.ModelAdmin):
+class DispositionCodeAdmin(BoundedSearch, admin.ModelAdmin):
     list_display = ["code", "description", "action", "is_active", "position"]
     list_editable = ["is_active", "position"]
     list_filter = ["is_active", "action"]
@@ -493,7 +505,7 @@ class DispositionCodeAdmin(admin.ModelAdmin):
 
 
 @admin.register(ConsentRule)
-class ConsentRuleAdmin(admin.ModelAdmin):
+class ConsentRuleAdmin(BoundedSearch, admin.ModelAdmin):
     list_display = ["country", "consent", "note"]
     list_filter = ["consent"]
     search_fields = ["country", "note"]
@@ -503,10 +515,16 @@ class ConsentRuleAdmin(admin.ModelAdmin):
 
 User = get_user_model()
 admin.site.unregister(User)
+admin.site.unregister(Group)
+
+
+@admin.register(Group)
+class VccwebGroupAdmin(BoundedSearch, GroupAdmin):
+    pass
 
 
 @admin.register(User)
-class VccwebUserAdmin(UserAdmin):
+class VccwebUserAdmin(BoundedSearch, UserAdmin):
     list_display = ["username", "email", "first_name", "last_name", "role", "is_staff", "is_superuser", "is_active"]
     list_filter = ["groups", "is_staff", "is_superuser", "is_active"]
 
@@ -559,7 +577,7 @@ class VccwebUserAdmin(UserAdmin):
 
 
 @admin.register(SyncRun)
-class SyncRunAdmin(admin.ModelAdmin):
+class SyncRunAdmin(BoundedSearch, admin.ModelAdmin):
     """Each run of the sync, kept as a record; new runs start from the "Run the sync" page."""
 
     list_display = ["started_at", "kind", "by", "summary", "finished_at"]

@@ -171,6 +171,14 @@ def test_check_deploy_reports_no_issues_with_production_settings():
     assert "no issues" in result.stdout
 
 
+def test_no_check_is_silenced_so_check_deploy_stays_meaningful(monkeypatch):
+    settings = load(monkeypatch, **PRODUCTION)
+    assert not settings.get("SILENCED_SYSTEM_CHECKS"), "a silenced check would hide what check --deploy reports"
+    assert settings["X_FRAME_OPTIONS"] == "DENY"
+    assert settings["SECURE_CONTENT_TYPE_NOSNIFF"] is True
+    assert settings["SESSION_COOKIE_HTTPONLY"] is True
+
+
 @pytest.mark.parametrize(
     "key",
     ["short-" + "k" * 20, "a" * 60, "django-insecure-" + "0123456789abcdef" * 4],

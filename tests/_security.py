@@ -1,0 +1,107 @@
+"""The world the security tests share: a user in each role, an agent's call, and one object of every admin model."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pytest
+from django.contrib.auth.models import Group
+from django.contrib.contenttypes.models import ContentType
+from django.test import Client
+from django.utils import timezone
+
+from calls import calling
+from calls.models import (
+    Agent,
+    AgentGroup,
+    Call,
+    CallbackNumber,
+    ConsentRule,
+    Contact,
+    ContactPhone,
+    DispositionCode,
+    SyncRun,
+)
+from tests._sim import fresh_simulator
+
+ROLES = ("anonymous", "agent", "other agent", "supervisor", "admin")
+
+
+@dataclass
+class World:
+    users: dict  # role -> user (None for anonymous); "other agent" is a second agent, not the call's
+    contact: Contact
+    phone: ContactPhone
+    call: Call  # the agent's own call, ended and not wrapped up
+    live_call: Call  # the agent's own call, still live
+    agent: Agent  # the other agent: someone to call agent to agent
+    group: AgentGroup
+    number: CallbackNumber  # not the default, presented by no call: its delete page is Django's confirmation
+    default_number: CallbackNumber
+    disposition: DispositionCode
+    consent_rule: ConsentRule
+    sync_run: SyncRun
+    role_group: Group
+
+    def ids(self) -> dict[str, object]:
+        """What a matrix path may name in braces: /contacts/{contact}/ and so on."""
+        return {
+            "contact": self.contact.pk,
+            "phone": self.phone.pk,
+            "free_phone": self.contact.phones.exclude(pk=self.phone.pk).first().pk,  # no live call to it
+            "call": self.call.pk,
+            "live_call": self.live_call.pk,
+            "call_token": calling.regarding_token(self.call),
+            "agent": self.agent.pk,
+            "group": self.group.pk,
+            "number": self.number.pk,
+            "default_number": self.default_number.pk,
+            "disposition": self.disposition.pk,
+            "consent_rule": self.consent_rule.pk,
+            "sync_run": self.sync_run.pk,
+            "role_group": self.role_group.pk,
+            "user": self.users["agent"].pk,
+            "contact_type": ContentType.objects.get_for_model(Contact).pk,
+        }
+
+    def client(self, role: str, **kwargs: object) -> Client:
+        client = Client(**kwargs)
+        if self.users[role] is not None:
+            client.force_login(self.users[role])
+        return client
+
+
+@pytest.fixture
+def sim():
+    yield from fresh_simulator()
+
+
+@pytest.fixture
+def world(sim, agent_user, other_agent_user, supervisor_user, admin_role_user, contact, london, manchester, sales):
+    phone = contact.phones.get(is_primary=True)
+    common = {"contact": contact, "phone": phone, "to_number": phone.number, "created_by": agent_user}
+    call = Call.objects.create(**common, from_agent=agent_user.agent, state=Call.State.ENDED)
+    live_call = Call.objects.create(**common, from_agent=agent_user.agent, state=Call.State.LIVE)
+    now = timezone.now()
+    return World(
+        users={
+            "anonymous": None,
+            "agent": agent_user,
+            "other agent": other_agent_user,
+            "supervisor": supervisor_user,
+            "admin": admin_role_user,
+        },
+        contact=contact,
+        phone=phone,
+        call=call,
+        live_call=live_call,
+        agent=other_agent_user.agent,
+        group=sales,
+        number=manchester,
+        default_number=london,
+        disposition=DispositionCode.objects.filter(is_active=True).first()
+        or DispositionCode.objects.create(code="SALE"),
+        consent_rule=ConsentRule.objects.first() or ConsentRule.objects.create(country="GB", consent="OneParty"),
+        sync_run=SyncRun.objects.create(started_at=now, finished_at=now, lines=["nothing"]),
+        role_group=Group.objects.get(name="agent"),
+    )

@@ -1,0 +1,229 @@
+"""Who may open what: every URL of the app and the admin's pages, for each role, with the answer expected of each.
+
+One row per URL and method, one column per role: anonymous, an agent, another agent (asking for the first agent's
+call or object), a supervisor, an admin. A row is one line; `test_every_url_is_in_the_matrix` fails when a URL
+exists that no row names, so a new page must be added here.
+
+- `get(path, ...)`: the answer to a GET.
+- `post(path, ..., **data)`: the answer to a POST of data (none: an empty one) with a valid CSRF token. For
+  every POST row the test also checks that a POST without a CSRF token is refused (403) for every role, and, when
+  no GET row names the same URL, that GET answers 405.
+
+Answers: a status code, LOGIN (302 to the app's login page), ADMIN_LOGIN (302 to the admin's login page). A plain
+302 is a redirect elsewhere. Paths name the world's objects in braces (tests/_security.py: `World.ids`).
+"""
+
+from __future__ import annotations
+
+import re
+import uuid
+from dataclasses import dataclass
+from urllib.parse import urlsplit
+
+import pytest
+from django.contrib import admin
+from django.db import transaction
+from django.urls import URLPattern, URLResolver, get_resolver, resolve
+
+from tests import _security
+from tests._security import ROLES
+
+sim, world = _security.sim, _security.world  # fixtures
+
+LOGIN = "302 to login"
+ADMIN_LOGIN = "302 to admin login"
+
+
+@dataclass(frozen=True)
+class Row:
+    method: str
+    path: str
+    expected: tuple  # one answer per role, in ROLES order
+    data: tuple = ()  # what a POST sends, as (name, value) pairs; values may name the world's objects in braces
+
+    @property
+    def id(self) -> str:
+        sent = "&".join(f"{k}={v}" for k, v in self.data)
+        return f"{self.method} {self.path}" + (f" {sent}" if sent else "")
+
+    @property
+    def pattern(self) -> str:
+        return pattern_key(self.path)
+
+
+def get(path: str, anonymous, agent, other_agent, supervisor, admin_) -> Row:
+    return Row("GET", path, (anonymous, agent, other_agent, supervisor, admin_))
+
+
+def post(path: str, anonymous, agent, other_agent, supervisor, admin_, **data: str) -> Row:
+    return Row("POST", path, (anonymous, agent, other_agent, supervisor, admin_), tuple(data.items()))
+
+
+def admin_page(path: str, admin_answer) -> Row:
+    """An admin page: only the admin role gets in; everyone else is sent to the admin's login."""
+    return get(path, ADMIN_LOGIN, ADMIN_LOGIN, ADMIN_LOGIN, ADMIN_LOGIN, admin_answer)
+
+
+def admin_model(base: str, obj: str, *, add=200, change=200, delete=200, history=200) -> list[Row]:
+    """A registered model's admin pages: list, add, change, delete, history, and the bare object URL (a redirect)."""
+    return [
+        admin_page(f"{base}", 200),
+        admin_page(f"{base}add/", add),
+        admin_page(f"{base}{obj}/change/", change),
+        admin_page(f"{base}{obj}/delete/", delete),
+        admin_page(f"{base}{obj}/history/", history),
+        admin_page(f"{base}{obj}/", 302),  # the old URL of the change page: a redirect to it
+    ]
+
+
+# --- The matrix -------------------------------------------------------------------------------------------
+#            path                                      anonymous    agent        other agent  supervisor   admin
+MATRIX: list[Row] = [
+    get("/healthz",                                    200,         200,         200,         200,         200),
+    get("/readyz",                                     200,         200,         200,         200,         200),
+    get("/login/",                                     200,         302,         302,         302,         302),
+    post("/login/",                                    200,         302,         302,         302,         302),
+    post("/logout/",                                   LOGIN,       LOGIN,       LOGIN,       LOGIN,       LOGIN),
+    get("/",                                           LOGIN,       302,         302,         302,         302),
+    get("/contacts/",                                  LOGIN,       200,         200,         200,         200),
+    get("/contacts/new/",                              LOGIN,       200,         200,         200,         200),
+    post("/contacts/new/",                             LOGIN,       200,         200,         200,         200),
+    get("/contacts/{contact}/",                        LOGIN,       200,         200,         200,         200),
+    get("/contacts/{contact}/edit/",                   LOGIN,       200,         200,         200,         200),
+    post("/contacts/{contact}/edit/",                  LOGIN,       200,         200,         200,         200),
+    get("/contacts/{contact}/delete/",                 LOGIN,       403,         403,         200,         200),
+    post("/contacts/{contact}/delete/",                LOGIN,       403,         403,         302,         302),
+    post("/contacts/{contact}/call/",                  LOGIN,       400,         400,         400,         400),
+    post("/contacts/{contact}/call/",                  LOGIN,       403,         403,         302,         302,
+         request_id="{new_id}", call="group:{free_phone}", groups="{group}"),  # via groups: supervisors only
+    get("/contacts/{contact}/dial-preview/",           LOGIN,       200,         200,         200,         200),
+    get("/readiness/",                                 LOGIN,       200,         200,         200,         200),
+    get("/calls/{call}/panel/",                        LOGIN,       200,         404,         200,         200),
+    post("/calls/{live_call}/recording/",              LOGIN,       200,         404,         404,         404),
+    post("/calls/{call}/wrapup/",                      LOGIN,       200,         404,         404,         404),
+    get("/agents/",                                    LOGIN,       200,         200,         200,         200),
+    get("/agents/availability/",                       LOGIN,       200,         200,         200,         200),
+    post("/agents/{agent}/call/",                      LOGIN,       400,         400,         400,         400),
+    get("/health/",                                    LOGIN,       403,         403,         200,         200),
+    # The admin site: only the admin role (staff) gets past its login.
+    get("/admin/login/",                               200,         200,         200,         200,         302),
+    get("/admin/logout/",                              302,         302,         302,         302,         405),
+    post("/admin/logout/",                             302,         302,         302,         302,         LOGIN),
+    admin_page("/admin/",                                                                                  200),
+    admin_page("/admin/calls/",                                                                            200),
+    admin_page("/admin/password_change/",                                                                  200),
+    admin_page("/admin/password_change/done/",                                                             200),
+    admin_page("/admin/jsi18n/",                                                                           200),
+    admin_page("/admin/autocomplete/?app_label=calls&model_name=contact&field_name=owner",                 200),
+    admin_page("/admin/r/{contact_type}/{contact}/",                                                       302),
+    admin_page("/admin/no/such/page/",                                                                     404),
+    admin_page("/admin/calls/syncrun/run/",                                                                200),
+    post("/admin/calls/syncrun/run/",                  ADMIN_LOGIN, ADMIN_LOGIN, ADMIN_LOGIN, ADMIN_LOGIN, 400),
+    admin_page("/admin/auth/user/{user}/password/",                                                        200),
+    *admin_model("/admin/auth/group/", "{role_group}"),
+    *admin_model("/admin/auth/user/", "{user}"),
+    *admin_model("/admin/calls/contact/", "{contact}"),
+    *admin_model("/admin/calls/contactphone/", "{phone}"),
+    *admin_model("/admin/calls/agent/", "{agent}"),
+    *admin_model("/admin/calls/agentgroup/", "{group}"),
+    *admin_model("/admin/calls/callbacknumber/", "{number}"),
+    *admin_model("/admin/calls/call/", "{call}", add=403, delete=403),  # the call log is read-only evidence
+    *admin_model("/admin/calls/dispositioncode/", "{disposition}"),
+    *admin_model("/admin/calls/consentrule/", "{consent_rule}"),
+    *admin_model("/admin/calls/syncrun/", "{sync_run}", add=403, delete=403),  # runs are records
+]  # fmt: skip
+
+
+# --- Reading the URL configuration ------------------------------------------------------------------------
+
+
+def all_patterns(patterns=None, prefix: str = "", namespace: str = "") -> list[str]:
+    """Every URL pattern of the project, by its name (namespaced) or, when it has none, its route."""
+    found = []
+    for pattern in get_resolver().url_patterns if patterns is None else patterns:
+        if isinstance(pattern, URLResolver):
+            ns = f"{namespace}{pattern.namespace}:" if pattern.namespace else namespace
+            found += all_patterns(pattern.url_patterns, prefix + str(pattern.pattern), ns)
+        elif isinstance(pattern, URLPattern):
+            found.append(f"{namespace}{pattern.name}" if pattern.name else prefix + str(pattern.pattern))
+    return found
+
+
+def pattern_key(path: str) -> str:
+    """The pattern a matrix path resolves to, named as `all_patterns` names it (any id will do to resolve)."""
+    match = resolve(urlsplit(re.sub(r"\{\w+\}", "1", path)).path)
+    return match.view_name if match.url_name else match.route
+
+
+def _fill(path: str, ids: dict[str, object]) -> str:
+    return path.format(**ids)
+
+
+def _answer(response) -> object:
+    if response.status_code == 302:
+        target = urlsplit(response["Location"]).path
+        name = resolve(target).view_name if target.startswith("/") else ""
+        if name == "login":
+            return LOGIN
+        if name == "admin:login":
+            return ADMIN_LOGIN
+    return response.status_code
+
+
+# --- The tests --------------------------------------------------------------------------------------------
+
+
+def test_every_url_is_in_the_matrix():
+    listed = {row.pattern for row in MATRIX}
+    missing = [key for key in all_patterns() if key not in listed]
+    assert not missing, f"URLs the permission matrix does not list (add a row for each): {missing}"
+
+
+def test_every_admin_model_is_in_the_matrix():
+    listed = {row.pattern for row in MATRIX}
+    for model in admin.site._registry:
+        for page in ("changelist", "add", "change", "delete", "history"):
+            name = f"admin:{model._meta.app_label}_{model._meta.model_name}_{page}"
+            assert name in listed, f"{name} is not in the permission matrix"
+
+
+def test_the_matrix_lists_each_request_once():
+    ids = [row.id for row in MATRIX]
+    assert len(ids) == len(set(ids)), [i for i in ids if ids.count(i) > 1]
+
+
+@pytest.mark.parametrize("row", MATRIX, ids=lambda row: row.id)
+def test_each_role_gets_the_expected_answer(row, world):
+    path = _fill(row.path, world.ids())
+    answers = {}
+    for role in ROLES:
+        client = world.client(role, raise_request_exception=False)
+        with transaction.atomic():  # each role finds the world as it was (a supervisor's delete is undone)
+            data = {name: _fill(value, {**world.ids(), "new_id": uuid.uuid4()}) for name, value in row.data}
+            response = client.get(path) if row.method == "GET" else client.post(path, data)
+            transaction.set_rollback(True)
+        answers[role] = _answer(response)
+    expected = dict(zip(ROLES, row.expected, strict=True))
+    wrong = {r: f"got {answers[r]}, expected {expected[r]}" for r in ROLES if answers[r] != expected[r]}
+    assert not wrong, f"{row.id}: {wrong}"
+
+
+POST_ROWS = [row for row in MATRIX if row.method == "POST"]
+GET_PATTERNS = {row.pattern for row in MATRIX if row.method == "GET"}
+
+
+@pytest.mark.parametrize("row", POST_ROWS, ids=lambda row: row.id)
+def test_a_post_without_a_csrf_token_is_refused(row, world):
+    path = _fill(row.path, world.ids())
+    for role in ROLES:
+        client = world.client(role, enforce_csrf_checks=True, raise_request_exception=False)
+        response = client.post(path, {})
+        assert response.status_code == 403, f"{role}: POST {path} without a CSRF token answered {response.status_code}"
+
+
+@pytest.mark.parametrize("row", [r for r in POST_ROWS if r.pattern not in GET_PATTERNS], ids=lambda row: row.id)
+def test_a_post_only_url_answers_get_with_405(row, world):
+    path = _fill(row.path, world.ids())
+    for role in ROLES:
+        response = world.client(role, raise_request_exception=False).get(path)
+        assert response.status_code == 405, f"{role}: GET {path} answered {response.status_code}"
