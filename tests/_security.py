@@ -18,6 +18,7 @@ from calls.models import (
     CallbackNumber,
     ConsentRule,
     Contact,
+    ContactImport,
     ContactPhone,
     DispositionCode,
     SyncRun,
@@ -41,6 +42,7 @@ class World:
     disposition: DispositionCode
     consent_rule: ConsentRule
     sync_run: SyncRun
+    contact_import: ContactImport
     role_group: Group
 
     def ids(self) -> dict[str, object]:
@@ -59,6 +61,7 @@ class World:
             "disposition": self.disposition.pk,
             "consent_rule": self.consent_rule.pk,
             "sync_run": self.sync_run.pk,
+            "contact_import": self.contact_import.pk,
             "role_group": self.role_group.pk,
             "user": self.users["agent"].pk,
             "contact_type": ContentType.objects.get_for_model(Contact).pk,
@@ -104,4 +107,12 @@ def world(sim, agent_user, other_agent_user, supervisor_user, admin_role_user, c
         consent_rule=ConsentRule.objects.first() or ConsentRule.objects.create(country="GB", consent="OneParty"),
         sync_run=SyncRun.objects.create(started_at=now, finished_at=now, lines=["nothing"]),
         role_group=Group.objects.get(name="agent"),
+        # The agent's own import, waiting for a confirmation: nobody else may see or change it.
+        contact_import=ContactImport.objects.create(
+            created_by=agent_user,
+            status=ContactImport.Status.PREVIEW,
+            header=["Name", "Phone"],
+            rows=[["Ada", "020 7946 0000"]],
+            row_count=1,
+        ),
     )

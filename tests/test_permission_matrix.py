@@ -105,6 +105,18 @@ MATRIX: list[Row] = [
     get("/agents/availability/",                       LOGIN,       200,         200,         200,         200),
     post("/agents/{agent}/call/",                      LOGIN,       400,         400,         400,         400),
     get("/health/",                                    LOGIN,       403,         403,         200,         200),
+    get("/calls/",                                     LOGIN,       200,         200,         200,         200),
+    get("/calls/{call}/",                              LOGIN,       200,         404,         200,         200),
+    get("/calls/export.csv",                           LOGIN,       200,         200,         200,         200),
+    get("/reports/",                                   LOGIN,       403,         403,         200,         200),
+    get("/contacts/export/",                           LOGIN,       403,         403,         200,         200),
+    get("/contacts/import/",                           LOGIN,       200,         200,         200,         200),
+    post("/contacts/import/",                          LOGIN,       400,         400,         400,         400),
+    get("/contacts/import/{contact_import}/",          LOGIN,       200,         404,         404,         404),
+    get("/contacts/import/{contact_import}/progress/", LOGIN,       200,         404,         404,         404),
+    post("/contacts/import/{contact_import}/mapping/", LOGIN,       302,         404,         404,         404),
+    post("/contacts/import/{contact_import}/fix/2/",   LOGIN,       302,         404,         404,         404),
+    post("/contacts/import/{contact_import}/confirm/", LOGIN,       302,         404,         404,         404),
     # The admin site: only the admin role (staff) gets past its login.
     get("/admin/login/",                               200,         200,         200,         200,         302),
     get("/admin/logout/",                              302,         302,         302,         302,         405),
@@ -151,7 +163,9 @@ def all_patterns(patterns=None, prefix: str = "", namespace: str = "") -> list[s
 
 def pattern_key(path: str) -> str:
     """The pattern a matrix path resolves to, named as `all_patterns` names it (any id will do to resolve)."""
-    match = resolve(urlsplit(re.sub(r"\{\w+\}", "1", path)).path)
+    # Any id will do to resolve; an import is named by a UUID.
+    filled = path.replace("{contact_import}", "00000000-0000-0000-0000-000000000001")
+    match = resolve(urlsplit(re.sub(r"\{\w+\}", "1", filled)).path)
     return match.view_name if match.url_name else match.route
 
 
