@@ -166,16 +166,12 @@ def refresh_rollup(*, now: datetime) -> list[date]:
 # --- Reading a report -------------------------------------------------------------------------------
 
 
-@dataclass
-class Count3:
-    calls: int = 0
-    answered: int = 0
-    talk: int = 0
+class Rates:
+    """The rates of a report line with `calls`, `answered` and `talk` (seconds)."""
 
-    def add(self, calls: int, answered: int, talk: int) -> None:
-        self.calls += calls
-        self.answered += answered
-        self.talk += talk
+    calls: int
+    answered: int
+    talk: int
 
     @property
     def answered_rate(self) -> float | None:
@@ -184,6 +180,18 @@ class Count3:
     @property
     def average_talk(self) -> float | None:
         return self.talk / self.answered if self.answered else None
+
+
+@dataclass
+class Count3(Rates):
+    calls: int = 0
+    answered: int = 0
+    talk: int = 0
+
+    def add(self, calls: int, answered: int, talk: int) -> None:
+        self.calls += calls
+        self.answered += answered
+        self.talk += talk
 
 
 @dataclass

@@ -17,7 +17,7 @@ from calls import charts, phones
 from calls import permissions as perms
 from calls.forms import NONE, ReportFilter
 from calls.models import Agent, CallbackNumber, CallRollup
-from calls.reports import Count3, build_report
+from calls.reports import Count3, Rates, build_report
 
 Facet = CallRollup.Facet
 DAILY_UP_TO = 62  # longer ranges show calls per agent per week,
@@ -25,7 +25,7 @@ WEEKLY_UP_TO = 120  # and longer still, per month
 
 
 @dataclass
-class Row:
+class Row(Rates):
     """One line of a report table: a label and its numbers, each with the call log link behind it."""
 
     label: str
@@ -35,14 +35,6 @@ class Row:
     answered_href: str = ""
     talk: int = 0
     note: str = ""
-
-    @property
-    def answered_rate(self) -> float | None:
-        return self.answered / self.calls if self.calls else None
-
-    @property
-    def average_talk(self) -> float | None:
-        return self.talk / self.answered if self.answered else None
 
 
 class _Links:

@@ -29,6 +29,7 @@ from django.utils import timezone
 
 from calls import reports
 from calls.defaults import ensure_defaults
+from calls.management.commands.seed_demo import FIRST, LAST
 from calls.models import (
     Agent,
     AgentGroup,
@@ -57,42 +58,6 @@ UK_PREFIXES = [
     *("+447802", "+447900", "+447901", "+44207", "+44203", "+44208", "+44161"),
 ]  # mobiles in Great Britain (not the Channel Islands or Man), London and Manchester
 US_AREAS = ["212", "312", "415", "617", "202", "305", "512", "646", "718", "773"]
-FIRST = [
-    "Olivia",
-    "Noah",
-    "Amelia",
-    "Jack",
-    "Isla",
-    "Oliver",
-    "Ava",
-    "Harry",
-    "Grace",
-    "George",
-    "Sophia",
-    "Leo",
-    "Freya",
-    "Arthur",
-    "Lily",
-    "Emily",
-    "Oscar",
-]
-LAST = [
-    "Smith",
-    "Jones",
-    "Taylor",
-    "Brown",
-    "Williams",
-    "Wilson",
-    "Johnson",
-    "Davies",
-    "Patel",
-    "Wright",
-    "Walker",
-    "Khan",
-    "Lewis",
-    "Hughes",
-    "Clarke",
-]
 COMPANIES = ["", "", "Cobalt Dental", "Northwind", "Acme Ltd", "Globex", "Initech", "Umbrella", "Hooli", "Vandelay"]
 # How calls end, with their weights and what VCC says: (outcome, weight, state, result code, party, reason).
 OUTCOMES = [
