@@ -427,3 +427,9 @@ def test_contact_import_upload_and_paste(clients, data, pasted):
 
     answer(clients["agent"], "POST", "/contacts/import/", {"file": SimpleUploadedFile("c.csv", data)})
     answer(clients["agent"], "POST", "/contacts/import/", {"text": pasted})
+
+
+def test_an_admin_date_drill_down_beyond_any_calendar_is_not_a_500(clients):
+    for path in ("/admin/calls/call/", "/admin/calls/contact/"):
+        field = "requested_at" if "call/" in path else "created_at"
+        answer(clients["admin"], "GET", path, {f"{field}__year": "9" * 30, f"{field}__month": "1"})
