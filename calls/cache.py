@@ -81,13 +81,28 @@ def breaker_for(location: str, seconds: float = BREAKER_SECONDS) -> Breaker:
         return _breakers.setdefault(location, Breaker(seconds=seconds))
 
 
+# One Redis client, and so one connection pool, per location and process. Django makes a cache object per thread
+# and per async context (each request), and each would otherwise open its own pool and connections to Redis.
+_clients: dict[str, Any] = {}
+_clients_lock = threading.Lock()
+
+
 class TolerantRedisCache(RedisCache):
     def __init__(self, server: str | list[str], params: dict[str, Any]) -> None:
         options = dict(params.get("OPTIONS") or {})
         seconds = float(options.pop("breaker_seconds", BREAKER_SECONDS))
         super().__init__(server, {**params, "OPTIONS": options})
-        location = server if isinstance(server, str) else ",".join(server)
-        self.breaker = breaker_for(location, seconds)
+        self.location = server if isinstance(server, str) else ",".join(server)
+        self.breaker = breaker_for(self.location, seconds)
+
+    @property
+    def _cache(self):
+        key = f"{self.location}|{sorted(self._options.items())!r}"
+        client = _clients.get(key)
+        if client is None:
+            with _clients_lock:
+                client = _clients.setdefault(key, self._class(self._servers, **self._options))
+        return client
 
     def _guarded(self, operation: str, fallback: Any, call: Callable[[], Any]) -> Any:
         if not self.breaker.allows():
