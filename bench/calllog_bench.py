@@ -61,7 +61,7 @@ def server_env(database: str) -> dict[str, str]:
         "SECURE_HSTS_SECONDS": "0",
         "SECURE_PROXY_SSL_HEADER": "false",
         "DATABASE_URL": database,
-        "DB_CONN_MAX_AGE": "60",
+        "DB_CONN_MAX_AGE": "0",  # connections come from the pool (DB_POOL, on by default), as in production
         "LOG_LEVEL": "WARNING",
     }
 
@@ -259,6 +259,10 @@ def main(argv: list[str] | None = None) -> int:
     env = server_env(args.database)
     os.environ.update({k: v for k, v in env.items() if k not in ("PATH", "HOME")})
     sys.path.insert(0, str(ROOT))
+    # DEBUG is off: pages name static files by their hashes, which collectstatic writes (before Django starts).
+    subprocess.run(
+        [sys.executable, "manage.py", "collectstatic", "--no-input", "--verbosity", "0"], cwd=ROOT, env=env, check=True
+    )
     import django
 
     django.setup()

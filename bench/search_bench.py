@@ -29,7 +29,7 @@ from pathlib import Path
 from urllib.parse import urlencode
 
 ROOT = Path(__file__).resolve().parent.parent
-DB_URL = "postgres://postgres@127.0.0.1:5432/hcbench"
+DB_URL = os.environ.get("SEARCH_BENCH_DATABASE_URL") or "postgres://postgres@127.0.0.1:5432/hcbench"
 PASSWORD = "bench-" + secrets.token_hex(8)
 USERNAME = "searchbench"
 
@@ -75,6 +75,10 @@ def serve(port: int, workers: int) -> subprocess.Popen:
         "SECURE_HSTS_SECONDS": "0",
         "LOG_LEVEL": "WARNING",
     }
+    # DEBUG is off: static files are served by their hashed names, which collectstatic writes.
+    subprocess.run(
+        [sys.executable, "manage.py", "collectstatic", "--no-input", "--verbosity", "0"], cwd=ROOT, env=env, check=True
+    )
     cmd = [
         sys.executable,
         "-m",

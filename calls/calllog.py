@@ -197,8 +197,10 @@ def export_copy_sql(calls: QuerySet, *, sort: str, time_zone: str) -> tuple[str,
         SELECT c.id,
                {when},
                fa.name || ' (' || fa.display_id || ')',
-               (SELECT string_agg(g.name, ', ' ORDER BY cg.id) FROM calls_call_from_groups cg
-                  JOIN calls_agentgroup g ON g.id = cg.agentgroup_id WHERE cg.call_id = c.id),
+               CASE WHEN c.from_agent_id IS NULL AND c.to_agent_id IS NULL THEN
+                 (SELECT string_agg(g.name, ', ' ORDER BY cg.id) FROM calls_call_from_groups cg
+                    JOIN calls_agentgroup g ON g.id = cg.agentgroup_id WHERE cg.call_id = c.id)
+               END,
                {_inert_sql("u.username")},
                {_inert_sql("ct.name")},
                {_inert_sql(target)},
