@@ -271,3 +271,45 @@ def test_a_supervisor_is_warned_when_nobody_is_ready_in_the_ticked_groups(demo, 
     page.locator("label.group-choice", has_text="Out of hours").locator("input").check()
 
     expect(page.locator("#groups-ready")).to_contain_text("Nobody is ready in the ticked groups right now")
+
+
+def test_a_call_placed_from_the_list_is_followed_while_nobody_watches_then_wrapped_up(demo, page, live_server, sim):
+    """An agent calls from the contact list and leaves; the worker follows the call to its end; later the agent
+    finds it ended on the call log and wraps it up from the call's page."""
+    import asyncio
+    import threading
+
+    from django.db import connections
+
+    from calls import calling
+
+    def worker_round() -> None:
+        # Playwright keeps an event loop in this thread: the worker's round runs in a thread of its own.
+        asyncio.run(calling.follow_due())
+        connections.close_all()
+
+    log_in(page, live_server, "agent", "demo")
+    page.goto(f"{live_server.url}/contacts/")
+    page.locator("table.list button[name=call]:not([disabled])").first.click()
+    expect(page.locator("#list-call .call-panel")).to_have_attribute("data-call-state", "live")
+    page.goto(f"{live_server.url}/agents/")  # the agent leaves: no page watches the call any more
+    call = Call.objects.get()
+
+    sim.advance(70)  # the call is answered, talked through and ends
+    round_ = threading.Thread(target=worker_round)  # one round of the follow_calls worker
+    round_.start()
+    round_.join(timeout=30)
+    call.refresh_from_db()
+    assert call.state == Call.State.ENDED
+
+    page.goto(f"{live_server.url}/calls/")
+    wrap_up = page.locator(".wrap-up-list")
+    expect(wrap_up).to_contain_text("Answered")
+    wrap_up.locator("a").first.click()
+    page.select_option(f"#disposition-{call.pk}", label="Interested")
+    page.fill(f"#notes-{call.pk}", "Wants a quote")
+    page.click("#wrapup button[type=submit]")
+    expect(page.locator(".call-panel")).to_contain_text("Wrapped up: Interested")
+    call.refresh_from_db()
+    assert (call.disposition_code, call.notes) == ("Interested", "Wants a quote")
+    assert sim.state()["calls"][0]["dispositionCode"] == "Interested"
