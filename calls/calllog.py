@@ -168,7 +168,7 @@ def _inert_sql(column: str) -> str:
     return f"CASE WHEN {column} ~ '^[-=+@\\t\\r]' THEN '''' || {column} ELSE {column} END"
 
 
-def export_copy_sql(calls: QuerySet, *, sort: str, time_zone: str) -> tuple[str, tuple]:
+def export_copy_sql(calls: QuerySet, *, sort: str) -> tuple[str, tuple]:
     """One `COPY (...) TO STDOUT` statement giving exactly the export's rows (the calls of `calls`, in the log's
     order) as CSV, with the same columns, words and formula guard as the Python export. PostgreSQL only."""
     ordered = _ordered(calls, sort)
@@ -186,13 +186,9 @@ def export_copy_sql(calls: QuerySet, *, sort: str, time_zone: str) -> tuple[str,
         "ELSE COALESCE(NULLIF(c.error_message, ''), c.error_display) END"
     )
     target = "COALESCE(NULLIF(c.to_number, ''), ta.name || ' (' || ta.display_id || ')')"
-    # The time as ISO 8601 in the local time zone, with its offset (2026-03-02T10:00:00+00:00).
-    offset = "(l.at - (c.requested_at AT TIME ZONE 'UTC'))"
-    when = (
-        "to_char(l.at, 'YYYY-MM-DD\"T\"HH24:MI:SS') "
-        f"|| CASE WHEN {offset} < interval '0' THEN '-' || to_char(-{offset}, 'HH24:MI') "
-        f"ELSE '+' || to_char({offset}, 'HH24:MI') END"
-    )
+    # The time as ISO 8601 with its offset (2026-03-02T10:00:00+00:00), in the session's time zone, which
+    # the export sets to the local one for this statement (calls.views.calllog._CopyExport).
+    when = "to_char(c.requested_at, 'YYYY-MM-DD\"T\"HH24:MI:SSTZH:TZM')"
     select = f"""
         SELECT c.id,
                {when},
@@ -216,11 +212,10 @@ def export_copy_sql(calls: QuerySet, *, sort: str, time_zone: str) -> tuple[str,
         LEFT JOIN calls_agent ta ON ta.id = c.to_agent_id
         LEFT JOIN auth_user u ON u.id = c.created_by_id
         LEFT JOIN calls_contact ct ON ct.id = c.contact_id
-        CROSS JOIN LATERAL (SELECT c.requested_at AT TIME ZONE %s AS at) l
         WHERE c.id IN ({ids_sql})
         ORDER BY {order}
     """
-    return f"COPY ({select}) TO STDOUT WITH (FORMAT csv)", (time_zone, *params)
+    return f"COPY ({select}) TO STDOUT WITH (FORMAT csv)", tuple(params)
 
 
 def _quote(text: str) -> str:

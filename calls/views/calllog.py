@@ -144,17 +144,21 @@ class _CopyExport:
     CHUNK = 256 * 1024
 
     def __init__(self, calls: QuerySet, sort: str) -> None:
-        self.sql, self.params = calllog.export_copy_sql(
-            calls, sort=sort, time_zone=timezone.get_current_timezone_name()
-        )
+        self.sql, self.params = calllog.export_copy_sql(calls, sort=sort)
+        self.time_zone = timezone.get_current_timezone_name()
         self.rows = self._rows()
 
     def _rows(self) -> Iterator[bytes]:
         with connection.cursor() as cursor:
-            # JIT compiling this one statement costs PostgreSQL seconds and saves nothing on a plain scan.
-            cursor.execute("SET jit = off")
+            # Times in the local zone (PostgreSQL formats them); JIT compiling this one statement costs seconds
+            # and saves nothing on a plain scan.
+            cursor.execute(
+                "SELECT set_config('TimeZone', %s, false), set_config('jit', 'off', false)", [self.time_zone]
+            )
             with cursor.cursor.copy(self.sql, self.params) as copy:
                 yield from self._chunks(copy)
+            # Back to what Django expects of its connections (a COPY cut short closes the connection instead).
+            cursor.execute("SELECT set_config('TimeZone', 'UTC', false)")
             cursor.execute("RESET jit")
 
     def _chunks(self, copy) -> Iterator[bytes]:
