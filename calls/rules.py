@@ -14,8 +14,7 @@ from __future__ import annotations
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 
-import phonenumbers
-
+from calls import phones
 from calls.models import Agent, AgentGroup, CallbackNumber, Consent
 
 MIN_DNC_REASON = 5  # characters a supervisor must give to call a do-not-call number
@@ -52,14 +51,6 @@ class Caller:
 # --- Caller ID -----------------------------------------------------------------------------------------
 
 
-def country_of(number: str) -> str | None:
-    """The ISO country of an E.164 number, or None."""
-    try:
-        return phonenumbers.region_code_for_number(phonenumbers.parse(number, None)) if number else None
-    except phonenumbers.NumberParseException:
-        return None
-
-
 def resolve_clid(
     options: Sequence[CallbackNumber],
     *,
@@ -77,7 +68,7 @@ def resolve_clid(
         if chosen not in by_pk:
             raise Refused("That caller ID is not one you may present. Pick one from the list.")
         return by_pk[chosen], "you chose it for this call"
-    country = country_of(number)
+    country = phones.country(number)
     if country:
         local = [n for n in options if n.local_presence and n.country == country]
         if local:
@@ -100,7 +91,7 @@ def resolve_consent(*, override: str, number: str, rules: Mapping[str, str]) -> 
     """Recording consent: the contact's override, else the default for the number's country, else Unknown."""
     if override:
         return override, "set on this contact"
-    country = country_of(number)
+    country = phones.country(number)
     if not country:
         return Consent.UNKNOWN, "no country to go by"
     if consent := rules.get(country):
