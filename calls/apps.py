@@ -15,6 +15,8 @@ class CallsConfig(AppConfig):
     verbose_name = "Click-to-call CRM"
 
     def ready(self) -> None:
+        from calls import middleware  # noqa: F401 (registers its deploy check)
+
         # Later migrations add models and permissions; keep the roles' permissions complete after each migrate.
         post_migrate.connect(_sync_roles, sender=self)
         # The consent table is cached for the click; an admin's change must show at once.
@@ -43,3 +45,19 @@ class CallsConfig(AppConfig):
         ):
             m2m_changed.connect(permissions_changed, sender=through, dispatch_uid=f"calls.perms.{through.__name__}")
         post_save.connect(permissions_changed, sender=get_user_model(), dispatch_uid="calls.perms.user")
+        # The caller's agent and callback numbers are cached for the click (calls/directory.py).
+        from calls import directory
+        from calls.models import Agent, AgentGroup, CallbackNumber
+
+        for model in (Agent, AgentGroup, CallbackNumber):
+            post_save.connect(directory.changed, sender=model, dispatch_uid=f"calls.directory.saved.{model.__name__}")
+            post_delete.connect(
+                directory.changed, sender=model, dispatch_uid=f"calls.directory.deleted.{model.__name__}"
+            )
+        for through in (
+            AgentGroup.members.through,
+            CallbackNumber.allowed_agents.through,
+            CallbackNumber.allowed_groups.through,
+            CallbackNumber.vcc_listed_for.through,
+        ):
+            m2m_changed.connect(directory.changed, sender=through, dispatch_uid=f"calls.directory.{through.__name__}")

@@ -1,9 +1,13 @@
-"""The authentication backend: Django's, with each user's permissions kept in the cache between requests.
+"""The authentication backend: Django's, with each user and their permissions kept in the cache between requests.
 
-Every page checks permissions, and Django reads them with two joined queries per request. Roles change rarely,
-so each user's sets are cached (Redis in production) with the generation number they were read under; any change
-to users' groups, groups' permissions or users' own permissions moves the generation on (calls/apps.py), which
-makes every cached set stale at once. One cache round trip reads the generation and the user's sets together.
+Every page loads the logged-in user (a query) and checks permissions, which Django reads with two joined queries
+per request. Users and roles change rarely, so each user's row and permission sets are cached (Redis in
+production) with the generation number they were read under; any save of a user, and any change to users' groups,
+groups' permissions or users' own permissions, moves the generation on (calls/apps.py), which makes every cached
+entry stale at once. One cache round trip reads the generation, the user and their sets together.
+
+A change made with QuerySet.update() sends no signal: whatever changes users that way must call
+permissions_changed() itself. Entries also expire after CACHE_SECONDS.
 """
 
 from __future__ import annotations
@@ -24,17 +28,56 @@ def permissions_changed(**kwargs: object) -> None:
 
 
 def _key(user_obj) -> str:
-    return f"calls:perms:{user_obj.pk}:{int(user_obj.is_superuser)}"
+    return _perms_key(user_obj.pk)
+
+
+def _perms_key(pk: object) -> str:
+    return f"calls:perms:{pk}"  # any save of the user (is_superuser too) moves the generation on
+
+
+def _user_key(pk: object) -> str:
+    return f"calls:user:{pk}"
 
 
 def _fresh(found: dict, user_obj) -> dict[str, set[str]] | None:
     """The user's cached sets ({"user": ..., "group": ...}) if read under the current generation."""
-    generation, cached = found.get(GENERATION_KEY, 0), found.get(_key(user_obj))
+    return _fresh_entry(found, _key(user_obj))
+
+
+def _fresh_entry(found: dict, key: str):
+    generation, cached = found.get(GENERATION_KEY, 0), found.get(key)
     return cached[1] if cached and cached[0] == generation and generation else None
 
 
 class CachedPermissionBackend(ModelBackend):
-    """ModelBackend, whose permission reads (sync and async) go through the cache first."""
+    """ModelBackend, whose user and permission reads (sync and async) go through the cache first."""
+
+    def get_user(self, user_id):
+        keys = [GENERATION_KEY, _user_key(user_id), _perms_key(user_id)]
+        found = cache.get_many(keys)
+        user = _fresh_entry(found, keys[1])
+        if user is None:
+            user = super().get_user(user_id)
+            if user is not None and found.get(GENERATION_KEY):
+                cache.set(keys[1], (found[GENERATION_KEY], user), CACHE_SECONDS)
+        return self._with_perms(user, found)
+
+    async def aget_user(self, user_id):
+        keys = [GENERATION_KEY, _user_key(user_id), _perms_key(user_id)]
+        found = await cache.aget_many(keys)
+        user = _fresh_entry(found, keys[1])
+        if user is None:
+            user = await super().aget_user(user_id)
+            if user is not None and found.get(GENERATION_KEY):
+                await cache.aset(keys[1], (found[GENERATION_KEY], user), CACHE_SECONDS)
+        return self._with_perms(user, found)
+
+    @staticmethod
+    def _with_perms(user, found: dict):
+        """The user, carrying their permission sets when the same read found them fresh (spares a round trip)."""
+        if user is not None and (sets := _fresh(found, user)) is not None:
+            user._calls_perms = sets
+        return user
 
     def _get_permissions(self, user_obj, obj, from_name: str) -> set[str]:
         if not user_obj.is_active or user_obj.is_anonymous or obj is not None:

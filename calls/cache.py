@@ -7,17 +7,23 @@ them in the database). An outage is logged once; it never turns a click into an 
 A hung Redis (it accepts connections and never answers) costs each operation a whole socket timeout, so after a
 failure a breaker stops asking Redis for `breaker_seconds` (an OPTIONS key, default 10): every operation answers
 its fallback at once. Then one caller tries again; if Redis answers, the breaker closes.
+
+The async methods (sessions and permissions use them on every async request) talk to Redis with redis.asyncio
+on the request's own event loop. Django's defaults would send each one to a thread: a hop per cache read.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import threading
 import time
-from collections.abc import Callable
+import weakref
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from django.core.cache.backends.base import DEFAULT_TIMEOUT
+from django.core.cache.backends.locmem import LocMemCache
 from django.core.cache.backends.redis import RedisCache
 from redis.exceptions import RedisError
 
@@ -85,6 +91,8 @@ def breaker_for(location: str, seconds: float = BREAKER_SECONDS) -> Breaker:
 # and per async context (each request), and each would otherwise open its own pool and connections to Redis.
 _clients: dict[str, Any] = {}
 _clients_lock = threading.Lock()
+# And one asyncio client per location and event loop: its connections belong to the loop that opened them.
+_async_clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[str, Any]] = weakref.WeakKeyDictionary()
 
 
 class TolerantRedisCache(RedisCache):
@@ -104,20 +112,51 @@ class TolerantRedisCache(RedisCache):
                 client = _clients.setdefault(key, self._class(self._servers, **self._options))
         return client
 
+    def _aclient(self):
+        """This event loop's redis.asyncio client (the first server: Django's client reads and writes there too)."""
+        from redis import asyncio as aioredis
+
+        key = f"{self.location}|{sorted(self._options.items())!r}"
+        per_loop = _async_clients.setdefault(asyncio.get_running_loop(), {})
+        client = per_loop.get(key)
+        if client is None:
+            options = {k: v for k, v in self._options.items() if k not in ("serializer", "pool_class", "parser_class")}
+            client = per_loop[key] = aioredis.Redis.from_url(self._servers[0], **options)
+        return client
+
+    @property
+    def _serializer(self):
+        return self._cache._serializer
+
     def _guarded(self, operation: str, fallback: Any, call: Callable[[], Any]) -> Any:
         if not self.breaker.allows():
             return fallback
         try:
             result = call()
         except RedisError as error:
-            if self.breaker.failed(error):
-                log.warning(
-                    "cache unavailable (%s): %s; not asking it again for %g s",
-                    operation,
-                    self.breaker.last_error,
-                    self.breaker.seconds,
-                )
+            return self._failed(operation, error, fallback)
+        return self._answered(result)
+
+    async def _aguarded(self, operation: str, fallback: Any, call: Callable[[], Awaitable[Any]]) -> Any:
+        if not self.breaker.allows():
             return fallback
+        try:
+            result = await call()
+        except RedisError as error:
+            return self._failed(operation, error, fallback)
+        return self._answered(result)
+
+    def _failed(self, operation: str, error: RedisError, fallback: Any) -> Any:
+        if self.breaker.failed(error):
+            log.warning(
+                "cache unavailable (%s): %s; not asking it again for %g s",
+                operation,
+                self.breaker.last_error,
+                self.breaker.seconds,
+            )
+        return fallback
+
+    def _answered(self, result: Any) -> Any:
         if self.breaker.succeeded():
             log.info("cache available again")
         return result
@@ -169,3 +208,150 @@ class TolerantRedisCache(RedisCache):
 
     def clear(self) -> bool:
         return self._guarded("clear", False, lambda: super(TolerantRedisCache, self).clear())
+
+    # --- async: the same operations on this event loop's connection (see the module's docstring) -------------
+
+    def _timeout(self, timeout: Any) -> int | None:
+        return self.get_backend_timeout(timeout)
+
+    async def aget(self, key: Any, default: Any = None, version: int | None = None) -> Any:
+        key = self.make_and_validate_key(key, version=version)
+
+        async def get() -> Any:
+            value = await self._aclient().get(key)
+            return default if value is None else self._serializer.loads(value)
+
+        return await self._aguarded("get", default, get)
+
+    async def aget_many(self, keys: Any, version: int | None = None) -> dict[Any, Any]:
+        key_map = {self.make_and_validate_key(key, version=version): key for key in keys}
+        if not key_map:
+            return {}
+
+        async def get_many() -> dict[Any, Any]:
+            values = await self._aclient().mget(list(key_map))
+            found = zip(key_map, values, strict=True)
+            return {key_map[k]: self._serializer.loads(v) for k, v in found if v is not None}
+
+        return await self._aguarded("get_many", {}, get_many)
+
+    async def aset(self, key: Any, value: Any, timeout: Any = DEFAULT_TIMEOUT, version: int | None = None) -> None:
+        key, seconds = self.make_and_validate_key(key, version=version), self._timeout(timeout)
+
+        async def set_() -> None:
+            if seconds == 0:
+                await self._aclient().delete(key)
+            else:
+                await self._aclient().set(key, self._serializer.dumps(value), ex=seconds)
+
+        await self._aguarded("set", None, set_)
+
+    async def aadd(self, key: Any, value: Any, timeout: Any = DEFAULT_TIMEOUT, version: int | None = None) -> bool:
+        key, seconds = self.make_and_validate_key(key, version=version), self._timeout(timeout)
+
+        async def add() -> bool:
+            client = self._aclient()
+            if seconds == 0:
+                if added := bool(await client.set(key, self._serializer.dumps(value), nx=True)):
+                    await client.delete(key)
+                return added
+            return bool(await client.set(key, self._serializer.dumps(value), ex=seconds, nx=True))
+
+        return await self._aguarded("add", True, add)
+
+    async def aset_many(self, data: dict[Any, Any], timeout: Any = DEFAULT_TIMEOUT, version: int | None = None) -> list:
+        if not data:
+            return []
+        safe = {self.make_and_validate_key(key, version=version): value for key, value in data.items()}
+        seconds = self._timeout(timeout)
+
+        async def set_many() -> list:
+            async with self._aclient().pipeline() as pipe:
+                pipe.mset({k: self._serializer.dumps(v) for k, v in safe.items()})
+                if seconds is not None:
+                    for key in safe:
+                        pipe.expire(key, seconds)
+                await pipe.execute()
+            return []
+
+        return await self._aguarded("set_many", list(data), set_many)
+
+    async def adelete(self, key: Any, version: int | None = None) -> bool:
+        key = self.make_and_validate_key(key, version=version)
+
+        async def delete() -> bool:
+            return bool(await self._aclient().delete(key))
+
+        return await self._aguarded("delete", False, delete)
+
+    async def adelete_many(self, keys: Any, version: int | None = None) -> None:
+        safe = [self.make_and_validate_key(key, version=version) for key in keys]
+        if not safe:
+            return
+
+        async def delete_many() -> None:
+            await self._aclient().delete(*safe)
+
+        await self._aguarded("delete_many", None, delete_many)
+
+    async def ahas_key(self, key: Any, version: int | None = None) -> bool:
+        key = self.make_and_validate_key(key, version=version)
+
+        async def has_key() -> bool:
+            return bool(await self._aclient().exists(key))
+
+        return await self._aguarded("has_key", False, has_key)
+
+    async def atouch(self, key: Any, timeout: Any = DEFAULT_TIMEOUT, version: int | None = None) -> bool:
+        key, seconds = self.make_and_validate_key(key, version=version), self._timeout(timeout)
+
+        async def touch() -> bool:
+            client = self._aclient()
+            return bool(await (client.persist(key) if seconds is None else client.expire(key, seconds)))
+
+        return await self._aguarded("touch", False, touch)
+
+    async def aincr(self, key: Any, delta: int = 1, version: int | None = None) -> int:
+        key = self.make_and_validate_key(key, version=version)
+
+        async def incr() -> int:
+            client = self._aclient()
+            if not await client.exists(key):
+                raise ValueError(f"Key '{key}' not found.")
+            return await client.incr(key, delta)
+
+        return await self._aguarded("incr", delta, incr)
+
+
+class InProcessCache(LocMemCache):
+    """Django's local-memory cache (one process, no Redis), whose async methods run in place: nothing to wait on."""
+
+    async def aget(self, key: Any, default: Any = None, version: int | None = None) -> Any:
+        return self.get(key, default, version)
+
+    async def aget_many(self, keys: Any, version: int | None = None) -> dict[Any, Any]:
+        return self.get_many(keys, version)
+
+    async def aset(self, key: Any, value: Any, timeout: Any = DEFAULT_TIMEOUT, version: int | None = None) -> None:
+        self.set(key, value, timeout, version)
+
+    async def aadd(self, key: Any, value: Any, timeout: Any = DEFAULT_TIMEOUT, version: int | None = None) -> bool:
+        return self.add(key, value, timeout, version)
+
+    async def aset_many(self, data: dict[Any, Any], timeout: Any = DEFAULT_TIMEOUT, version: int | None = None) -> list:
+        return self.set_many(data, timeout, version)
+
+    async def adelete(self, key: Any, version: int | None = None) -> bool:
+        return self.delete(key, version)
+
+    async def adelete_many(self, keys: Any, version: int | None = None) -> None:
+        self.delete_many(keys, version)
+
+    async def ahas_key(self, key: Any, version: int | None = None) -> bool:
+        return self.has_key(key, version)
+
+    async def atouch(self, key: Any, timeout: Any = DEFAULT_TIMEOUT, version: int | None = None) -> bool:
+        return self.touch(key, timeout, version)
+
+    async def aincr(self, key: Any, delta: int = 1, version: int | None = None) -> int:
+        return self.incr(key, delta, version)

@@ -186,3 +186,43 @@ def test_half_open_lets_one_caller_try_and_keeps_the_others_waiting():
     assert breaker.succeeded() is True
     assert breaker.allows()
     assert breaker.succeeded() is False
+
+
+# --- The async methods: redis.asyncio on the request's own loop, the same breaker -----------------------------
+
+
+async def test_the_async_methods_read_and_write_what_the_sync_ones_do(live_redis):
+    cache = make_cache(live_redis, Clock())
+    cache.set("sync", {"written": "sync"})
+    assert await cache.aget("sync") == {"written": "sync"}
+    await cache.aset("async", [1, 2])
+    assert cache.get("async") == [1, 2]
+    assert await cache.aget("nothing", "fallback") == "fallback"
+
+    await cache.aset_many({"a": 1, "b": "two"}, 60)
+    assert await cache.aget_many(["a", "b", "missing"]) == {"a": 1, "b": "two"}
+    assert await cache.aincr("a", 2) == 3
+    assert cache.get("a") == 3
+    with pytest.raises(ValueError):
+        await cache.aincr("missing")
+    assert await cache.aadd("a", 99) is False  # there already
+    assert await cache.aadd("new", "x", 60) is True
+    assert await cache.ahas_key("new")
+    assert await cache.atouch("new", 120)
+    assert await cache.adelete("new") is True
+    assert not await cache.ahas_key("new")
+    await cache.adelete_many(["a", "b", "sync", "async"])
+    assert cache.get_many(["a", "b", "sync", "async"]) == {}
+
+
+async def test_an_async_read_of_a_hung_redis_answers_its_fallback_and_opens_the_breaker(hung, caplog):
+    clock = Clock()
+    cache = make_cache(f"redis://127.0.0.1:{hung.port}/0", clock)
+
+    assert await cache.aget("k", "fallback") == "fallback"  # one socket timeout
+    assert cache.breaker.is_open
+    asked = hung.bytes_received
+    assert await cache.aget_many(["k"]) == {}
+    assert await cache.aadd("k", 1) is True  # as for a new key: nothing is blocked by mistake
+    assert hung.bytes_received == asked  # the open breaker did not ask again
+    assert sum("cache unavailable" in r.getMessage() for r in caplog.records) == 1

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from django.contrib.auth.decorators import login_required, permission_required
+from django.contrib.auth.decorators import permission_required
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
@@ -12,6 +12,7 @@ from calls import calling
 from calls import permissions as perms
 from calls.forms import ClickForm, first_error
 from calls.models import Agent, Call
+from calls.views.access import login_required
 from calls.views.calling import _refusal, _render, _user, base_url, panel_context, refusals_as_400, render_panel
 
 

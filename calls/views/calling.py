@@ -10,7 +10,7 @@ import functools
 
 from asgiref.sync import sync_to_async
 from django.conf import settings
-from django.contrib.auth.decorators import login_required, permission_required
+from django.contrib.auth.decorators import permission_required
 from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest, HttpResponse, HttpResponseBadRequest
 from django.shortcuts import get_object_or_404, redirect, render
@@ -23,6 +23,7 @@ from calls import permissions as perms
 from calls.forms import DialPreviewForm, NumberClickForm, RecordingForm, WrapUpForm, first_error
 from calls.models import AgentGroup, Call, Contact, DispositionCode
 from calls.rules import Refused
+from calls.views.access import login_required
 
 CALLS_CHANGED = "calls-changed"  # tells the page's timeline and lists to reload
 

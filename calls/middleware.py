@@ -1,0 +1,140 @@
+"""Django's middleware, without a thread hop per method under ASGI.
+
+Under ASGI, Django's `MiddlewareMixin` sends every `process_request` and `process_response` to the sync thread,
+whatever they do: sixteen hops for one click through the middleware in settings.MIDDLEWARE, each some 0.2 ms of
+CPU and a thread switch. Most of those methods only read and set headers and cookies. These subclasses call them
+in the event loop, and go to the thread only for what may touch the database or the cache: saving a session,
+storing messages, and rendering the CSRF failure page (its template reads the user).
+
+Under WSGI (and Django's sync test client) they are Django's classes, unchanged.
+
+Django's deploy checks look for its own class names in MIDDLEWARE (security.W001 to W003), so settings silence
+those three and `middleware_check` below asks the same questions of these subclasses.
+"""
+
+from __future__ import annotations
+
+from asgiref.sync import sync_to_async
+from django.conf import settings
+from django.contrib.auth import middleware as auth
+from django.contrib.messages import middleware as messages
+from django.contrib.sessions import middleware as sessions
+from django.core import checks
+from django.http import HttpRequest, HttpResponseBase
+from django.middleware import clickjacking, common, csp, csrf, security
+from django.utils.module_loading import import_string
+
+BIG_BODY = 256 * 1024  # a POST this large (an upload) is parsed in the thread, not in the event loop
+
+
+class _InLoop:
+    """`MiddlewareMixin.__acall__`, with the methods called in the event loop. Mixed in before Django's class."""
+
+    async def __acall__(self, request: HttpRequest) -> HttpResponseBase:
+        response = self.process_request(request) if hasattr(self, "process_request") else None
+        response = response or await self.get_response(request)
+        if hasattr(self, "process_response"):
+            if self.needs_thread(request, response):
+                return await sync_to_async(self.process_response, thread_sensitive=True)(request, response)
+            return self.process_response(request, response)
+        return response
+
+    def needs_thread(self, request: HttpRequest, response: HttpResponseBase) -> bool:
+        """Whether process_response may do I/O for this response (it runs in the sync thread then)."""
+        return False
+
+
+class SecurityMiddleware(_InLoop, security.SecurityMiddleware):
+    pass
+
+
+class CommonMiddleware(_InLoop, common.CommonMiddleware):
+    pass
+
+
+class AuthenticationMiddleware(_InLoop, auth.AuthenticationMiddleware):
+    pass  # sets request.user (lazy) and request.auser; loading the user is the view's business
+
+
+class XFrameOptionsMiddleware(_InLoop, clickjacking.XFrameOptionsMiddleware):
+    pass
+
+
+class ContentSecurityPolicyMiddleware(_InLoop, csp.ContentSecurityPolicyMiddleware):
+    pass
+
+
+class SessionMiddleware(_InLoop, sessions.SessionMiddleware):
+    def needs_thread(self, request: HttpRequest, response: HttpResponseBase) -> bool:
+        session = getattr(request, "session", None)
+        return (
+            session is not None
+            and (session.modified or settings.SESSION_SAVE_EVERY_REQUEST)
+            and not session.is_empty()
+            and response.status_code < 500
+        )  # Django's condition for saving it
+
+
+class MessageMiddleware(_InLoop, messages.MessageMiddleware):
+    def needs_thread(self, request: HttpRequest, response: HttpResponseBase) -> bool:
+        storage = getattr(request, "_messages", None)
+        return storage is not None and (storage.used or storage.added_new)  # else update() stores nothing
+
+
+def _body_size(request: HttpRequest) -> int:
+    try:
+        return int(request.META.get("CONTENT_LENGTH") or 0)
+    except ValueError:
+        return BIG_BODY + 1  # unknown: treat it as big
+
+
+class _Rejected(Exception):
+    def __init__(self, reason: str) -> None:
+        self.reason = reason
+
+
+class CsrfViewMiddleware(_InLoop, csrf.CsrfViewMiddleware):
+    """Checks the token in the event loop; only a rejection (which renders a page) goes to the thread."""
+
+    def __init__(self, get_response) -> None:
+        super().__init__(get_response)
+        if self.async_mode:
+            self.process_view = self._aprocess_view  # Django awaits a coroutine function as it is
+
+    async def _aprocess_view(self, request: HttpRequest, callback, callback_args, callback_kwargs):
+        check = super().process_view
+        if _body_size(request) > BIG_BODY:
+            return await sync_to_async(check, thread_sensitive=True)(request, callback, callback_args, callback_kwargs)
+        request._csrf_reject_later = True
+        try:
+            return check(request, callback, callback_args, callback_kwargs)
+        except _Rejected as rejected:
+            return await sync_to_async(super()._reject, thread_sensitive=True)(request, rejected.reason)
+        finally:
+            del request._csrf_reject_later
+
+    def _reject(self, request: HttpRequest, reason: str):
+        if getattr(request, "_csrf_reject_later", False):
+            raise _Rejected(reason)
+        return super()._reject(request, reason)
+
+
+# Django's deploy checks, for the subclasses: each names what its missing middleware would have protected.
+REQUIRED = {
+    security.SecurityMiddleware: "security.W001: HSTS, nosniff, the referrer policy and the HTTPS redirect",
+    clickjacking.XFrameOptionsMiddleware: "security.W002: X-Frame-Options (pages could be framed)",
+    csrf.CsrfViewMiddleware: "security.W003: CSRF protection",
+}
+
+
+@checks.register(checks.Tags.security, deploy=True)
+def middleware_check(app_configs=None, **kwargs) -> list[checks.CheckMessage]:
+    installed = [import_string(path) for path in settings.MIDDLEWARE]
+    return [
+        checks.Warning(
+            f"No {required.__name__} (or a subclass) in MIDDLEWARE: {what} would be missing.",
+            id="calls.W001",
+        )
+        for required, what in REQUIRED.items()
+        if not any(isinstance(cls, type) and issubclass(cls, required) for cls in installed)
+    ]
