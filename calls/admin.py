@@ -19,8 +19,8 @@ from django.urls import path, reverse
 from django.utils.formats import date_format
 from django.utils.html import format_html, format_html_join
 
+from calls import directory, phones, roles
 from calls import permissions as perms
-from calls import phones, roles
 from calls.models import (
     Agent,
     AgentGroup,
@@ -404,11 +404,13 @@ class CallbackNumberAdmin(BoundedSearch, admin.ModelAdmin):
                 request, f"{default} is the account default: make another number the default first.", messages.ERROR
             )
         done = queryset.filter(is_default=False, is_active=True).update(is_active=False)
+        directory.changed()  # update() sends no signal; the click caches usable numbers
         self.message_user(request, f"Deactivated {done} number(s): they are no longer offered.", messages.SUCCESS)
 
     @admin.action(description="Activate the selected numbers", permissions=["change"])
     def activate(self, request: HttpRequest, queryset: QuerySet[CallbackNumber]) -> None:
         done = queryset.filter(is_active=False).update(is_active=True)
+        directory.changed()  # update() sends no signal; the click caches usable numbers
         self.message_user(request, f"Activated {done} number(s).", messages.SUCCESS)
 
     @admin.action(
@@ -433,6 +435,7 @@ class CallbackNumberAdmin(BoundedSearch, admin.ModelAdmin):
             )
         if in_use:
             CallbackNumber.objects.filter(pk__in=[n.pk for n in in_use]).update(is_active=False)
+            directory.changed()  # update() sends no signal; the click caches usable numbers
             self.message_user(
                 request,
                 f"Deactivated instead of deleted, because calls presented them: {', '.join(map(str, in_use))}.",

@@ -29,7 +29,7 @@ from django.shortcuts import get_object_or_404
 from django.urls import reverse
 from django.utils import timezone
 
-from calls import health, locks, rules
+from calls import directory, health, locks, rules
 from calls import permissions as perms
 from calls.models import (
     Agent,
@@ -93,7 +93,9 @@ def _db[**P, T](fn: Callable[P, T]) -> Callable[P, Awaitable[T]]:
 def caller_for(user) -> Caller:
     """Who is clicking: their active agent and what their role lets them do."""
     return Caller(
-        agent=Agent.objects.filter(user=user, is_active=True).first(),
+        agent=directory.remembered(
+            f"calls:agent-of:{user.pk}", lambda: Agent.objects.filter(user=user, is_active=True).first()
+        ),
         may_call=user.has_perm(perms.PLACE_CALL),
         may_call_groups=user.has_perm(perms.PLACE_GROUP_CALL),
         may_override_dnc=user.has_perm(perms.OVERRIDE_DO_NOT_CALL),
@@ -155,7 +157,9 @@ def _consent(phone: ContactPhone, consent_table: dict[str, str] | None = None) -
 
 
 def _clid_options(caller: Caller, groups: Sequence[AgentGroup]) -> list[CallbackNumber]:
-    return list(CallbackNumber.objects.usable_by(agent=None if groups else caller.agent, groups=groups))
+    agent = None if groups else caller.agent
+    key = f"calls:clids:{agent.pk if agent else '-'}:{','.join(str(g.pk) for g in groups)}"
+    return directory.remembered(key, lambda: list(CallbackNumber.objects.usable_by(agent=agent, groups=groups)))
 
 
 def _ordered_groups(pks: Sequence[int]) -> list[AgentGroup]:

@@ -15,7 +15,7 @@ from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.utils import timezone
 
-from calls import phones
+from calls import directory, phones
 from calls.models import Agent, AgentGroup, CallbackNumber
 from calls.vcc import UserAdminClient
 
@@ -130,6 +130,7 @@ def _sync_callback_numbers(numbers, by_user: dict[str, Agent], report: SyncRepor
         report.deactivated.append(f"callback number {row.number} (not configured in VCC)")
     _sync_listing(listed, report)
     CallbackNumber.objects.update(vcc_listing_synced_at=now)
+    directory.changed()  # update() sends no signal; the click caches usable numbers
 
 
 def _sync_listing(listed: dict[str, set[int]], report: SyncReport) -> None:

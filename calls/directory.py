@@ -1,0 +1,46 @@
+"""The facts a click reads about the people and numbers admins set up, kept in the cache between clicks.
+
+A click needs the caller's agent and the callback numbers they may present: four joined queries, and most of a
+click's ORM work, for data that changes a few times a day. Each answer is cached (Redis in production) with the
+generation number it was read under. Any save, delete or membership change of an agent, group or callback number
+moves the generation on (calls/apps.py), at once and again when its transaction commits, so no click uses what an
+admin or the VCC sync has just changed. Code that changes them with QuerySet.update(), which sends no signal,
+calls `changed()` itself. Entries also expire after SECONDS, the most an outage of the cache could leave stale.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from django.core.cache import cache
+from django.db import transaction
+
+GENERATION_KEY = "calls:directory:generation"
+SECONDS = 60
+
+
+def _bump() -> None:
+    try:
+        cache.incr(GENERATION_KEY)
+    except ValueError:  # not there yet: nothing was cached under a generation
+        cache.set(GENERATION_KEY, 1, None)
+
+
+def changed(**kwargs: object) -> None:
+    """Make every cached answer stale, now and once the change is committed (a reader in between saw old data)."""
+    _bump()
+    transaction.on_commit(_bump)
+
+
+def remembered[T](key: str, read: Callable[[], T]) -> T:
+    """read(), or its answer cached under the current generation; one round trip to the cache when it is there."""
+    found = cache.get_many([GENERATION_KEY, key])
+    generation, entry = found.get(GENERATION_KEY), found.get(key)
+    if generation and entry and entry[0] == generation:
+        return entry[1]
+    value = read()
+    if generation:
+        cache.set(key, (generation, value), SECONDS)
+    else:
+        cache.add(GENERATION_KEY, 1, None)  # the next click caches under it
+    return value

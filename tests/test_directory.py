@@ -1,0 +1,99 @@
+"""The click's cached facts (calls/directory.py): the caller's agent and usable callback numbers are read once,
+and any change an admin or the VCC sync makes is seen by the very next click."""
+
+from __future__ import annotations
+
+import pytest
+from django.core.cache import cache
+from django.test import Client
+
+from calls import calling, directory
+from calls.models import Agent, CallbackNumber
+
+pytestmark = pytest.mark.django_db
+
+
+def offered(user) -> list[str]:
+    return [n.number for n in calling._clid_options(calling.caller_for(user), [])]
+
+
+@pytest.fixture
+def leeds(db) -> CallbackNumber:
+    return CallbackNumber.objects.create(number="+441134960000", label="Leeds")
+
+
+@pytest.fixture
+def warm(agent_user, london, leeds, django_assert_num_queries):
+    """The caller's facts, read once and cached: the next read asks the database nothing."""
+    offered(agent_user)
+    with django_assert_num_queries(0):
+        assert sorted(offered(agent_user)) == [leeds.number, london.number]
+
+
+def test_a_read_is_cached_under_the_generation_and_read_again_after_a_change(
+    agent_user, warm, leeds, django_assert_num_queries
+):
+    generation = cache.get(directory.GENERATION_KEY)
+    directory.changed()
+    assert cache.get(directory.GENERATION_KEY) == generation + 1
+    with django_assert_num_queries(2):  # the agent and the numbers, read again
+        assert leeds.number in offered(agent_user)
+
+
+def test_a_change_is_seen_again_when_its_transaction_commits(django_capture_on_commit_callbacks):
+    directory.changed()
+    before = cache.get(directory.GENERATION_KEY)
+    with django_capture_on_commit_callbacks(execute=True):
+        directory.changed()
+    assert cache.get(directory.GENERATION_KEY) == before + 2  # at the change, and at the commit
+
+
+def test_a_number_deactivated_by_the_admin_action_is_no_longer_offered(agent_user, warm, admin_role_user, leeds):
+    admin = Client()
+    admin.force_login(admin_role_user)
+    admin.post("/admin/calls/callbacknumber/", {"action": "deactivate", "_selected_action": [leeds.pk]})
+    assert leeds.number not in offered(agent_user)
+
+    admin.post("/admin/calls/callbacknumber/", {"action": "activate", "_selected_action": [leeds.pk]})
+    assert leeds.number in offered(agent_user)
+
+
+def test_a_number_restricted_to_someone_else_is_no_longer_offered(agent_user, other_agent_user, warm, leeds):
+    leeds.allowed_agents.add(other_agent_user.agent)
+    assert leeds.number not in offered(agent_user)
+
+
+def test_a_number_vcc_no_longer_lists_for_the_agent_is_no_longer_offered(agent_user, other_agent_user, warm, london):
+    CallbackNumber.objects.update(vcc_listing_synced_at="2026-11-29T00:00:00Z")
+    directory.changed()  # as the sync does after its update()
+    london.vcc_listed_for.set([other_agent_user.agent])
+    assert london.number not in offered(agent_user)
+
+
+def test_a_number_allowed_to_a_group_is_offered_once_the_agent_joins_it(agent_user, warm, leeds, support):
+    leeds.allowed_groups.add(support)
+    assert leeds.number not in offered(agent_user)
+    support.members.add(agent_user.agent)
+    assert leeds.number in offered(agent_user)
+
+
+def test_an_agent_deactivated_or_unlinked_is_no_longer_the_callers(agent_user, warm):
+    agent = Agent.objects.get(user=agent_user)
+    agent.is_active = False
+    agent.save()
+    assert calling.caller_for(agent_user).agent is None
+    agent.is_active = True
+    agent.save()
+    assert calling.caller_for(agent_user).agent == agent
+    agent.delete()
+    assert calling.caller_for(agent_user).agent is None
+
+
+def test_without_a_cache_generation_nothing_is_cached_and_the_answer_is_still_right():
+    cache.clear()
+    reads = []
+    assert directory.remembered("k", lambda: reads.append(1) or "answer") == "answer"
+    assert cache.get("k") is None  # no generation yet: not cached, but one is started
+    assert directory.remembered("k", lambda: reads.append(1) or "answer") == "answer"
+    assert directory.remembered("k", lambda: reads.append(1) or "answer") == "answer"
+    assert len(reads) == 2
