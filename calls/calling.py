@@ -25,6 +25,7 @@ from django.core import signing
 from django.core.cache import cache
 from django.db import DatabaseError, IntegrityError, connection, transaction
 from django.db.models import Exists, OuterRef, Q
+from django.http import Http404
 from django.shortcuts import get_object_or_404
 from django.urls import reverse
 from django.utils import timezone
@@ -119,7 +120,9 @@ def forget_consent_rules(**kwargs: object) -> None:
 
 
 def _blocked_elsewhere() -> Exists:
-    """Whether a number is do-not-call on any contact: the flag follows the number, not the record it is on."""
+    """Whether a number is do-not-call on any contact: the flag follows the number, not the record it is on.
+
+    The click asks the same in SQL (ContactPhone.objects.for_click)."""
     return Exists(
         ContactPhone.objects.filter(number=OuterRef("number")).filter(
             Q(do_not_call=True) | Q(contact__do_not_call=True)
@@ -284,11 +287,9 @@ async def place_number_call(
     """Call one of a contact's numbers, from the user's phone or via groups. Raises Refused (no row written)."""
 
     def plan() -> tuple[DialPlan, ContactPhone, Caller]:
-        phone = get_object_or_404(
-            ContactPhone.objects.select_related("contact").annotate(blocked_elsewhere=_blocked_elsewhere()),
-            pk=phone_pk,
-            contact_id=contact_pk,
-        )
+        phone = ContactPhone.objects.for_click(phone_pk, contact_pk)
+        if phone is None:
+            raise Http404("No such number on this contact.")
         caller = caller_for(user)
         groups = _ordered_groups(group_pks) if via_groups and caller.may_call_groups else []
         row = NumberRow(phone, *_consent(phone), blocked=_dnc_reason(phone))
@@ -391,17 +392,13 @@ def _check(*, user, request_id: str, plan, dnc_reason: str, clock: Clock):
             return earlier
         log.info("click %s refused before VCC: %s", request_id, refused)
         raise Refused(refused)
-    busy = Q(from_agent=dial.agent) if dial.agent and not dial.groups else Q()
-    if dial.number:
-        busy |= Q(to_number=dial.number) & ~Q(created_by=user)
-    blocking = None
-    if busy:
-        blocking = (
-            Call.objects.filter(busy, state=Call.State.LIVE, requested_at__gte=clock() - LIVE_CALL_WINDOW)
-            .exclude(request_id=request_id)
-            .select_related("created_by", "from_agent")
-            .first()
-        )
+    blocking = Call.objects.blocking(
+        agent_id=dial.agent.pk if dial.agent and not dial.groups else None,
+        number=dial.number,
+        user_id=user.pk,
+        since=clock() - LIVE_CALL_WINDOW,
+        request_id=request_id,
+    )
     return dial, phone, blocking
 
 

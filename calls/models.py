@@ -98,14 +98,15 @@ class ContactQuerySet(models.QuerySet["Contact"]):
         """
         if not call.contact_id or call.pk is None:
             return 0
-        newer_noted = Q(last_called_at__gt=call.requested_at) | Q(
-            last_called_at=call.requested_at, last_call_id__gt=call.pk
-        )
-        return (
-            self.filter(pk=call.contact_id)
-            .exclude(newer_noted)
-            .update(last_called_at=call.requested_at, last_call_id=call.pk)
-        )
+        # Raw SQL: every click runs it, and building it with the ORM cost ten times what PostgreSQL spends on it.
+        at = connection.ops.adapt_datetimefield_value(call.requested_at)
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "UPDATE calls_contact SET last_called_at = %s, last_call_id = %s WHERE id = %s AND NOT COALESCE("
+                "last_called_at > %s OR (last_called_at = %s AND last_call_id > %s), FALSE)",
+                [at, call.pk, call.contact_id, at, at, call.pk],
+            )
+            return cursor.rowcount
 
     def refresh_last_calls(self) -> int:
         """Recompute every contact's last call from the call log (after a bulk load); returns the rows updated."""
@@ -326,6 +327,32 @@ class Contact(models.Model):
         return self.primary_phone
 
 
+# Whether a number is do-not-call on any contact: the flag follows the number, not the record it is on. The ORM's
+# version is calls.calling._blocked_elsewhere; tests/test_click_sql.py holds the two to the same answers.
+_PHONE_FOR_CLICK_SQL = """
+SELECT p.*, EXISTS (
+    SELECT 1 FROM calls_contactphone o JOIN calls_contact oc ON oc.id = o.contact_id
+    WHERE o.number = p.number AND (o.do_not_call OR oc.do_not_call)
+) AS blocked_elsewhere
+FROM calls_contactphone p WHERE p.id = %s AND p.contact_id = %s
+"""
+
+
+class ContactPhoneQuerySet(models.QuerySet["ContactPhone"]):
+    def for_click(self, pk: int, contact_id: int) -> ContactPhone | None:
+        """The number a click dials, with its contact and `blocked_elsewhere`, or None.
+
+        Raw SQL, because every click runs it: the ORM spent some 2.5 ms of CPU building this query (with its
+        Exists subquery and select_related) for 0.2 ms of work in PostgreSQL.
+        """
+        phone = next(iter(self.model.objects.raw(_PHONE_FOR_CLICK_SQL, [pk, contact_id])), None)
+        if phone is None:
+            return None
+        phone.blocked_elsewhere = bool(phone.blocked_elsewhere)  # SQLite answers 0 or 1
+        phone.contact = next(iter(Contact.objects.raw("SELECT * FROM calls_contact WHERE id = %s", [contact_id])))
+        return phone
+
+
 class ContactPhone(models.Model):
     class Label(models.TextChoices):
         MOBILE = "mobile", "Mobile"
@@ -338,6 +365,8 @@ class ContactPhone(models.Model):
     number = models.CharField(max_length=16, help_text="Stored in E.164, for example +442079460100.")
     is_primary = models.BooleanField("primary", default=False)
     do_not_call = models.BooleanField("do not call", default=False)
+
+    objects = ContactPhoneQuerySet.as_manager()
 
     class Meta:
         ordering = ["-is_primary", "pk"]
@@ -688,6 +717,37 @@ class CallQuerySet(models.QuerySet["Call"]):
 
         `Call.is_changeable_by` says the same for one row already loaded."""
         return self.filter(Q(created_by=user) | Q(from_agent__user=user))
+
+    def blocking(
+        self, *, agent_id: int | None, number: str, user_id: int, since: datetime, request_id: str
+    ) -> Call | None:
+        """The latest live call since `since` that holds the agent's phone or, clicked by someone else, the number.
+
+        The search is raw SQL, because every click runs it: the ORM spent some 2.5 ms of CPU building it for
+        0.1 ms of work in PostgreSQL. The row, when there is one (rarely), is loaded with the ORM.
+        """
+        holds = []
+        params: list[object] = [
+            self.model.State.LIVE,
+            connection.ops.adapt_datetimefield_value(since),
+            self.model._meta.get_field("request_id").get_db_prep_value(request_id, connection),
+        ]
+        if agent_id is not None:
+            holds.append("from_agent_id = %s")
+            params.append(agent_id)
+        if number:
+            holds.append("(to_number = %s AND created_by_id IS DISTINCT FROM %s)")
+            params += [number, user_id]
+        if not holds:
+            return None
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT id FROM calls_call WHERE state = %s AND requested_at >= %s AND request_id <> %s "
+                f"AND ({' OR '.join(holds)}) ORDER BY requested_at DESC, id DESC LIMIT 1",
+                params,
+            )
+            row = cursor.fetchone()
+        return self.select_related("created_by", "from_agent").get(pk=row[0]) if row else None
 
     def with_parties(self) -> CallQuerySet:
         """With the contact, number, agents and clicker that call panels show."""

@@ -1,0 +1,70 @@
+"""The click's raw SQL (calls/models.py) says what the ORM versions it replaced say."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+from django.utils import timezone
+
+from calls.calling import _blocked_elsewhere
+from calls.models import Call, Contact, ContactPhone
+
+pytestmark = pytest.mark.django_db
+
+SHARED, OWN = "+442079460123", "+442079460124"
+
+
+def test_for_click_and_the_orm_agree_on_every_number_blocked_elsewhere():
+    clean = Contact.objects.create(name="Clean")
+    flagged_contact = Contact.objects.create(name="Flagged", do_not_call=True)
+    flagged_number = Contact.objects.create(name="Has a flagged number")
+    phones = [
+        ContactPhone.objects.create(contact=clean, number=SHARED),
+        ContactPhone.objects.create(contact=clean, number=OWN),
+        ContactPhone.objects.create(contact=flagged_contact, number=SHARED),
+        ContactPhone.objects.create(contact=flagged_number, number=OWN, do_not_call=True),
+        ContactPhone.objects.create(contact=flagged_number, number="+442079460125"),
+    ]
+    by_orm = dict(ContactPhone.objects.annotate(b=_blocked_elsewhere()).values_list("pk", "b"))
+    for phone in phones:
+        found = ContactPhone.objects.for_click(phone.pk, phone.contact_id)
+        assert found == phone
+        assert found.contact == phone.contact
+        assert found.contact.do_not_call == phone.contact.do_not_call
+        assert found.blocked_elsewhere is by_orm[phone.pk], phone.number
+    assert [by_orm[p.pk] for p in phones] == [True, True, True, True, False]
+
+
+def test_for_click_finds_nothing_for_a_number_of_another_contact():
+    mine, theirs = Contact.objects.create(name="Mine"), Contact.objects.create(name="Theirs")
+    phone = ContactPhone.objects.create(contact=theirs, number=SHARED)
+    assert ContactPhone.objects.for_click(phone.pk, mine.pk) is None
+    assert ContactPhone.objects.for_click(phone.pk + 1000, theirs.pk) is None
+
+
+def test_blocking_finds_the_live_call_that_holds_the_phone_or_the_number(agent_user, other_agent_user):
+    now = timezone.now()
+    agent = agent_user.agent
+
+    def live(**fields) -> Call:
+        return Call.objects.create(state=Call.State.LIVE, requested_at=now - timedelta(minutes=1), **fields)
+
+    def blocking(**kwargs):
+        args = {"agent_id": agent.pk, "number": SHARED, "user_id": agent_user.pk, "since": now - timedelta(hours=2)}
+        return Call.objects.blocking(**{**args, "request_id": "00000000-0000-4000-8000-000000000001", **kwargs})
+
+    assert blocking() is None
+    mine_to_number = live(created_by=agent_user, to_number=SHARED)
+    assert blocking(agent_id=None) is None  # my own call to the number does not block me by the number
+    on_my_phone = live(created_by=other_agent_user, from_agent=agent, to_number=OWN)
+    assert blocking() == on_my_phone
+    assert blocking().created_by == other_agent_user  # loaded with who clicked it, for the refusal's words
+    assert blocking(agent_id=None, number="") is None
+    theirs_to_number = live(created_by=other_agent_user, to_number=SHARED)
+    assert blocking(agent_id=None) == theirs_to_number
+    assert blocking(agent_id=None, request_id=str(theirs_to_number.request_id)) is None  # the same click
+    assert blocking(since=now) is None  # older than the window
+    Call.objects.filter(pk__in=[on_my_phone.pk, theirs_to_number.pk]).update(state=Call.State.ENDED)
+    assert blocking() is None
+    assert mine_to_number.state == Call.State.LIVE
