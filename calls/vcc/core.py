@@ -127,9 +127,7 @@ async def run_async[T](flow: Flow[T], http: httpx.AsyncClient, cache: BaseCache)
             case Sleep(seconds):
                 return await asyncio.sleep(seconds)
             case Record(events):
-                if stats.needs_io(cache):
-                    return await asyncio.to_thread(stats.record, cache, events)
-                return stats.record(cache, events)
+                return await stats.arecord(cache, events)
 
     value: Any = None
     error: Exception | None = None

@@ -8,6 +8,7 @@ memory, as the local cache itself would keep them: no cache call at all. Recordi
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import pickle
 import re
@@ -125,6 +126,21 @@ def _key(cache: Any, name: str) -> str:
 
 def _record_redis(cache: Any, events: Iterable[Event]) -> None:
     pipe = cache._cache.get_client(None, write=True).pipeline(transaction=False)
+    _queue(pipe, cache, events)
+    pipe.execute()  # one round trip
+
+
+async def _arecord_redis(cache: Any, events: Iterable[Event]) -> None:
+    async def send() -> None:
+        async with cache._aclient().pipeline(transaction=False) as pipe:
+            _queue(pipe, cache, events)
+            await pipe.execute()  # one round trip, on the request's event loop
+
+    await cache._aguarded("record VCC statistics", None, send)
+
+
+def _queue(pipe: Any, cache: Any, events: Iterable[Event]) -> None:
+    """Queue the counters' commands on a Redis pipeline (sync or asyncio: queuing is the same)."""
     ttl = (WINDOW_MINUTES + 5) * 60
     for event in events:
         if isinstance(event, TokenIssued):
@@ -139,7 +155,6 @@ def _record_redis(cache: Any, events: Iterable[Event]) -> None:
                 pipe.expire(key, ttl)
         last = "last_failure" if event.failed else "last_success"
         pipe.set(_key(cache, f"{PREFIX}:{last}"), pickle.dumps(event.as_dict()))
-    pipe.execute()  # one round trip
 
 
 # --- The recorder's two doors ---------------------------------------------------------------------
@@ -157,8 +172,22 @@ def record(cache: Any, events: Iterable[Event]) -> None:
 
 
 def needs_io(cache: Any) -> bool:
-    """Whether recording talks to a server (so async callers run it in a thread)."""
+    """Whether the counts live on a server (Redis), shared by every process, rather than in this one."""
     return _redis(cache)
+
+
+async def arecord(cache: Any, events: Iterable[Event]) -> None:
+    """record(), for async callers: Redis is asked on the event loop when the cache can (calls.cache), else in a
+    thread; memory is written in place."""
+    try:
+        if _redis(cache) and hasattr(cache, "_aclient"):
+            await _arecord_redis(cache, events)
+        elif _redis(cache):
+            await asyncio.to_thread(_record_redis, cache, events)
+        else:
+            _memory.record(events)
+    except Exception as exc:
+        logger.warning("VCC request statistics not recorded: %s", type(exc).__name__)
 
 
 def snapshot(cache: Any, now: datetime) -> Snapshot:
