@@ -19,12 +19,6 @@ class CallsConfig(AppConfig):
 
         # Later migrations add models and permissions; keep the roles' permissions complete after each migrate.
         post_migrate.connect(_sync_roles, sender=self)
-        # The consent table is cached for the click; an admin's change must show at once.
-        from calls.calling import forget_consent_rules
-        from calls.models import ConsentRule
-
-        post_save.connect(forget_consent_rules, sender=ConsentRule, dispatch_uid="consent-rules-saved")
-        post_delete.connect(forget_consent_rules, sender=ConsentRule, dispatch_uid="consent-rules-deleted")
         # Giving someone the admin role gives them the admin site, wherever their groups change.
         from django.contrib.auth import get_user_model
 
@@ -45,11 +39,12 @@ class CallsConfig(AppConfig):
         ):
             m2m_changed.connect(permissions_changed, sender=through, dispatch_uid=f"calls.perms.{through.__name__}")
         post_save.connect(permissions_changed, sender=get_user_model(), dispatch_uid="calls.perms.user")
-        # The caller's agent and callback numbers are cached for the click (calls/directory.py).
+        # The caller's agent, callback numbers and the consent table are cached for the click (calls/directory.py);
+        # an admin's change must show at once.
         from calls import directory
-        from calls.models import Agent, AgentGroup, CallbackNumber
+        from calls.models import Agent, AgentGroup, CallbackNumber, ConsentRule
 
-        for model in (Agent, AgentGroup, CallbackNumber):
+        for model in (Agent, AgentGroup, CallbackNumber, ConsentRule):
             post_save.connect(directory.changed, sender=model, dispatch_uid=f"calls.directory.saved.{model.__name__}")
             post_delete.connect(
                 directory.changed, sender=model, dispatch_uid=f"calls.directory.deleted.{model.__name__}"

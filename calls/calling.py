@@ -93,30 +93,49 @@ def _db[**P, T](fn: Callable[P, T]) -> Callable[P, Awaitable[T]]:
 
 def caller_for(user) -> Caller:
     """Who is clicking: their active agent and what their role lets them do."""
+    return _caller(user, directory.remembered(_agent_key(user), lambda: _agent_of(user)))
+
+
+def _caller(user, agent: Agent | None) -> Caller:
     return Caller(
-        agent=directory.remembered(
-            f"calls:agent-of:{user.pk}", lambda: Agent.objects.filter(user=user, is_active=True).first()
-        ),
+        agent=agent,
         may_call=user.has_perm(perms.PLACE_CALL),
         may_call_groups=user.has_perm(perms.PLACE_GROUP_CALL),
         may_override_dnc=user.has_perm(perms.OVERRIDE_DO_NOT_CALL),
     )
 
 
+def _agent_key(user) -> str:
+    return f"calls:agent-of:{user.pk}"
+
+
+def _agent_of(user) -> Agent | None:
+    return Agent.objects.filter(user=user, is_active=True).first()
+
+
 CONSENT_RULES_KEY = "calls:consent-rules"
 
 
 def consent_rules() -> dict[str, str]:
-    """The per-country consent defaults, kept in the cache until an admin changes one (see calls/apps.py)."""
-    rules_ = cache.get(CONSENT_RULES_KEY)
-    if rules_ is None:
-        rules_ = dict(ConsentRule.objects.values_list("country", "consent"))
-        cache.set(CONSENT_RULES_KEY, rules_, 3600)
-    return rules_
+    """The per-country consent defaults, cached until an admin changes one (calls/directory.py)."""
+    return directory.remembered(CONSENT_RULES_KEY, _read_consent_rules)
 
 
-def forget_consent_rules(**kwargs: object) -> None:
-    cache.delete(CONSENT_RULES_KEY)
+def _read_consent_rules() -> dict[str, str]:
+    return dict(ConsentRule.objects.values_list("country", "consent"))
+
+
+def _click_facts(user, groups: Sequence[AgentGroup]) -> tuple[Caller, list[CallbackNumber], dict[str, str]]:
+    """The caller, the callback numbers this call may present, and the consent table: one read of the cache."""
+    agent_key, clids_key = _agent_key(user), _clids_key(user, groups)
+    found = directory.remembered_many(
+        {
+            agent_key: lambda: _agent_of(user),
+            clids_key: lambda: _read_clid_options(None if groups else _agent_of(user), groups),
+            CONSENT_RULES_KEY: _read_consent_rules,
+        }
+    )
+    return _caller(user, found[agent_key]), found[clids_key], found[CONSENT_RULES_KEY]
 
 
 def _blocked_elsewhere() -> Exists:
@@ -159,10 +178,19 @@ def _consent(phone: ContactPhone, consent_table: dict[str, str] | None = None) -
     )
 
 
-def _clid_options(caller: Caller, groups: Sequence[AgentGroup]) -> list[CallbackNumber]:
+def _clid_options(user, caller: Caller, groups: Sequence[AgentGroup]) -> list[CallbackNumber]:
+    """The callback numbers a call by user may present: from their own phone, or via groups."""
     agent = None if groups else caller.agent
-    key = f"calls:clids:{agent.pk if agent else '-'}:{','.join(str(g.pk) for g in groups)}"
-    return directory.remembered(key, lambda: list(CallbackNumber.objects.usable_by(agent=agent, groups=groups)))
+    return directory.remembered(_clids_key(user, groups), lambda: _read_clid_options(agent, groups))
+
+
+def _clids_key(user, groups: Sequence[AgentGroup]) -> str:
+    # Via groups the numbers depend on the groups alone; from the user's phone, on their agent (the user's).
+    return f"calls:clids:groups:{','.join(str(g.pk) for g in groups)}" if groups else f"calls:clids:user:{user.pk}"
+
+
+def _read_clid_options(agent: Agent | None, groups: Sequence[AgentGroup]) -> list[CallbackNumber]:
+    return list(CallbackNumber.objects.usable_by(agent=agent, groups=groups))
 
 
 def _ordered_groups(pks: Sequence[int]) -> list[AgentGroup]:
@@ -213,13 +241,13 @@ def dialer(*, user, contact: Contact, ticked: Sequence[int] | None = None, chose
     me = group_plan = None
     if rows:
         first = rows[0]
-        options = _clid_options(caller, [])
+        options = _clid_options(user, caller, [])
         try:
             me = _number_plan(caller, first, options, chosen_clid=chosen_clid)
         except Refused:
             me = _number_plan(caller, first, options)
         if groups:
-            options = _clid_options(caller, ticked_groups)
+            options = _clid_options(user, caller, ticked_groups)
             try:
                 group_plan = _number_plan(caller, first, options, groups=ticked_groups, chosen_clid=chosen_clid)
             except Refused:
@@ -290,12 +318,10 @@ async def place_number_call(
         phone = ContactPhone.objects.for_click(phone_pk, contact_pk)
         if phone is None:
             raise Http404("No such number on this contact.")
-        caller = caller_for(user)
-        groups = _ordered_groups(group_pks) if via_groups and caller.may_call_groups else []
-        row = NumberRow(phone, *_consent(phone), blocked=_dnc_reason(phone))
-        dial = _number_plan(
-            caller, row, _clid_options(caller, groups), groups=groups if via_groups else None, chosen_clid=clid_pk
-        )
+        groups = _ordered_groups(group_pks) if via_groups and user.has_perm(perms.PLACE_GROUP_CALL) else []
+        caller, clid_options, consent_table = _click_facts(user, groups)
+        row = NumberRow(phone, *_consent(phone, consent_table), blocked=_dnc_reason(phone))
+        dial = _number_plan(caller, row, clid_options, groups=groups if via_groups else None, chosen_clid=clid_pk)
         return dial, phone, caller
 
     return await _place(
@@ -310,7 +336,7 @@ async def place_agent_call(*, user, request_id: str, base_url: str, to_agent_pk:
         to_agent = get_object_or_404(Agent, pk=to_agent_pk)
         caller = caller_for(user)
         return (
-            rules.plan_agent_call(caller=caller, to_agent=to_agent, clid_options=_clid_options(caller, [])),
+            rules.plan_agent_call(caller=caller, to_agent=to_agent, clid_options=_clid_options(user, caller, [])),
             None,
             caller,
         )

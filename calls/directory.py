@@ -1,10 +1,11 @@
-"""The facts a click reads about the people and numbers admins set up, kept in the cache between clicks.
+"""The facts a click reads about the people, numbers and rules admins set up, kept in the cache between clicks.
 
-A click needs the caller's agent and the callback numbers they may present: four joined queries, and most of a
-click's ORM work, for data that changes a few times a day. Each answer is cached (Redis in production) with the
-generation number it was read under. Any save, delete or membership change of an agent, group or callback number
-moves the generation on (calls/apps.py), at once and again when its transaction commits, so no click uses what an
-admin or the VCC sync has just changed. Code that changes them with QuerySet.update(), which sends no signal,
+A click needs the caller's agent, the callback numbers they may present and the consent table: four joined
+queries, and most of a click's ORM work, for data that changes a few times a day. Each answer is cached (Redis in
+production) with the generation number it was read under, and a click reads all of them in one round trip. Any
+save, delete or membership change of an agent, group, callback number or consent rule moves the generation on
+(calls/apps.py), at once and again when its transaction commits, so no click uses what an admin or the VCC sync
+has just changed. Code that changes them with QuerySet.update(), which sends no signal,
 calls `changed()` itself. Entries also expire after SECONDS, the most an outage of the cache could leave stale.
 """
 
@@ -34,13 +35,23 @@ def changed(**kwargs: object) -> None:
 
 def remembered[T](key: str, read: Callable[[], T]) -> T:
     """read(), or its answer cached under the current generation; one round trip to the cache when it is there."""
-    found = cache.get_many([GENERATION_KEY, key])
-    generation, entry = found.get(GENERATION_KEY), found.get(key)
-    if generation and entry and entry[0] == generation:
-        return entry[1]
-    value = read()
-    if generation:
-        cache.set(key, (generation, value), SECONDS)
-    else:
+    return remembered_many({key: read})[key]
+
+
+def remembered_many(reads: dict[str, Callable[[], object]]) -> dict[str, object]:
+    """Each key's read(), or its cached answer: one round trip for all of them, one more to store what was read."""
+    found = cache.get_many([GENERATION_KEY, *reads])
+    generation = found.get(GENERATION_KEY)
+    answers, fresh = {}, {}
+    for key, read in reads.items():
+        entry = found.get(key)
+        if generation and entry and entry[0] == generation:
+            answers[key] = entry[1]
+        else:
+            answers[key] = read()
+            fresh[key] = (generation, answers[key])
+    if fresh and generation:
+        cache.set_many(fresh, SECONDS)
+    elif fresh:
         cache.add(GENERATION_KEY, 1, None)  # the next click caches under it
-    return value
+    return answers
