@@ -637,7 +637,9 @@ async def run_side(
 async def app_side(app_url: str, data: dict[str, Any], args: argparse.Namespace, watch: Watch) -> Side:
     """Give every user their session, open a contact page, then click: each user with its own client and one click
     in flight (by default each measured click by an agent of its own)."""
-    limits = httpx.Limits(max_connections=1)
+    # Idle connections are dropped before uvicorn's 5 s keep-alive ends: reusing one just as the server closes it
+    # fails the request (a ReadError) with nothing sent, which is the bench's race, not the app's.
+    limits = httpx.Limits(max_connections=1, keepalive_expiry=2)
     # --users clickers, then the warm-up's own users, then (with --observe) one who only looks at pages.
     users = data["users"]
     clients = [
