@@ -11,7 +11,6 @@ VCC never holds a database connection, however many clicks are waiting on it.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 import uuid
@@ -464,9 +463,8 @@ def _start(*, user, request_id: str, base_url: str, dial: DialPlan, phone, dnc_r
     )
     call.request_body = request.to_json()
     try:
-        # One INSERT is atomic by itself; with groups, the row and its groups are written together.
-        with transaction.atomic() if dial.groups else contextlib.nullcontext():
-            call.save(force_insert=True)
+        with transaction.atomic():
+            call.insert()
             if dial.groups:
                 Call.from_groups.through.objects.bulk_create(
                     [Call.from_groups.through(call=call, agentgroup=g) for g in dial.groups]

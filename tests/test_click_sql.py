@@ -68,3 +68,34 @@ def test_blocking_finds_the_live_call_that_holds_the_phone_or_the_number(agent_u
     Call.objects.filter(pk__in=[on_my_phone.pk, theirs_to_number.pk]).update(state=Call.State.ENDED)
     assert blocking() is None
     assert mine_to_number.state == Call.State.LIVE
+
+
+def test_call_insert_and_save_fields_write_what_save_would(agent_user, london):
+    from django.db import DatabaseError
+    from django.db.models.signals import post_save, pre_save
+
+    # They skip save()'s signals: if something listens to Call's, it must use save() instead.
+    assert not pre_save.has_listeners(Call) and not post_save.has_listeners(Call)
+    now = timezone.now()
+    call = Call(
+        created_by=agent_user,
+        from_agent=agent_user.agent,
+        to_number=SHARED,
+        callback_number=london,
+        presented_clid=london.number,
+        requested_at=now,
+        request_body={"from": {"agentId": "1001"}, "to": {"number": SHARED}},
+    )
+    call.insert()
+    stored = Call.objects.get(pk=call.pk)
+    for field in Call._meta.concrete_fields:
+        assert getattr(stored, field.attname) == getattr(call, field.attname), field.name
+    assert not call._state.adding
+
+    call.record_placed(vcc_call_id="vcc-1", vcc_status="Ringing", recording_status="", latency_ms=12, now=now)
+    stored.refresh_from_db()
+    assert (stored.state, stored.vcc_call_id, stored.latency_ms, stored.responded_at) == ("live", "vcc-1", 12, now)
+
+    Call.objects.filter(pk=call.pk).delete()
+    with pytest.raises(DatabaseError, match="did not affect any rows"):
+        call.save_fields(["vcc_status"])
