@@ -9,6 +9,9 @@ VENV := .venv
 PY := $(VENV)/bin/python
 HOST ?= 127.0.0.1
 PORT ?= 8000
+# `make test` runs the suite in this many pytest-xdist workers, each with its own test database and Redis database
+# (see tests/_redis.py); TEST_WORKERS=0 runs it in one process.
+TEST_WORKERS ?= 2
 
 .PHONY: run test lint check serve serve-sim clean
 
@@ -24,7 +27,7 @@ run: $(VENV)/.installed
 	PY=$(PY) HOST=$(HOST) PORT=$(PORT) sh bin/run-demo
 
 test: $(VENV)/.installed
-	$(PY) -m pytest $(PYTEST_ARGS)
+	$(PY) -m pytest -n $(TEST_WORKERS) $(PYTEST_ARGS)
 
 lint: $(VENV)/.installed
 	$(VENV)/bin/ruff check .

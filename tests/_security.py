@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import copy
+import sys
 from dataclasses import dataclass
 
 import pytest
 from django.contrib.auth.models import Group
 from django.contrib.contenttypes.models import ContentType
+from django.db import transaction
 from django.test import Client
 from django.utils import timezone
 
@@ -23,6 +26,7 @@ from calls.models import (
     DispositionCode,
     SyncRun,
 )
+from tests import conftest
 from tests._sim import fresh_simulator
 
 ROLES = ("anonymous", "agent", "other agent", "supervisor", "admin")
@@ -79,8 +83,11 @@ def sim():
     yield from fresh_simulator()
 
 
-@pytest.fixture
-def world(sim, agent_user, other_agent_user, supervisor_user, admin_role_user, contact, london, manchester, sales):
+def create_world() -> World:
+    agent_user, other_agent_user = conftest.create_agent_user(), conftest.create_other_agent_user()
+    supervisor_user, admin_role_user = conftest.create_supervisor_user(), conftest.create_admin_role_user()
+    contact, london = conftest.create_contact(), conftest.create_london()
+    manchester, sales = conftest.create_manchester(conftest.create_support()), conftest.create_sales()
     phone = contact.phones.get(is_primary=True)
     common = {"contact": contact, "phone": phone, "to_number": phone.number, "created_by": agent_user}
     call = Call.objects.create(**common, from_agent=agent_user.agent, state=Call.State.ENDED)
@@ -116,3 +123,28 @@ def world(sim, agent_user, other_agent_user, supervisor_user, admin_role_user, c
             row_count=1,
         ),
     )
+
+
+@pytest.fixture(scope="module")
+def world_rows(django_db_setup, django_db_blocker):
+    """The world's rows, written once for a test module in a transaction rolled back after its last test.
+
+    Each test runs in a savepoint inside it (pytest-django's `db`), so what a test writes is undone as before."""
+    with django_db_blocker.unblock():
+        outer = transaction.atomic()
+        outer.__enter__()
+        try:
+            built = create_world()
+        except BaseException:
+            outer.__exit__(*sys.exc_info())
+            raise
+    yield built
+    with django_db_blocker.unblock():
+        transaction.set_rollback(True)
+        outer.__exit__(None, None, None)
+
+
+@pytest.fixture
+def world(world_rows, db, sim) -> World:
+    """A user in each role, an agent's calls and one object of every admin model; the simulator reset."""
+    return copy.deepcopy(world_rows)  # a test that changes an object in memory changes only its own copy

@@ -33,73 +33,115 @@ def _clear_cache():
     vcc_stats.reset()
 
 
-@pytest.fixture
-def make_user(db):
-    def make(username: str, role: str | None = None, **extra):
-        user = get_user_model().objects.create_user(username=username, password=PASSWORD, **extra)
-        if role:
-            assign_role(user, role)
-        return user
-
-    return make
+# The world's people and objects, as plain functions too: module-scoped fixtures (tests/_security.py) build them
+# once for many tests.
 
 
-@pytest.fixture
-def london(db) -> CallbackNumber:
+def create_user(username: str, role: str | None = None, **extra):
+    user = get_user_model().objects.create_user(username=username, password=PASSWORD, **extra)
+    if role:
+        assign_role(user, role)
+    return user
+
+
+def create_agent_user():
+    user = create_user("alex", AGENT, first_name="Alex", last_name="Morgan")
+    Agent.objects.create(display_id="1001", name="Alex Morgan", user=user)
+    return user
+
+
+def create_other_agent_user():
+    user = create_user("tom", AGENT, first_name="Tom", last_name="Okafor")
+    Agent.objects.create(display_id="1003", name="Tom Okafor", user=user)
+    return user
+
+
+def create_supervisor_user():
+    user = create_user("priya", SUPERVISOR, first_name="Priya", last_name="Shah")
+    Agent.objects.create(display_id="1002", name="Priya Shah", user=user)
+    return user
+
+
+def create_admin_role_user():
+    return create_user("ada", ADMIN)
+
+
+def create_london() -> CallbackNumber:
     return CallbackNumber.objects.create(number="+442079460100", label="London main", is_default=True)
 
 
-@pytest.fixture
-def manchester(db, support) -> CallbackNumber:
+def create_support() -> AgentGroup:
+    return AgentGroup.objects.create(display_id="200", name="Support")
+
+
+def create_manchester(support: AgentGroup) -> CallbackNumber:
     number = CallbackNumber.objects.create(number="+441614960200", label="Manchester support")
     number.allowed_groups.add(support)
     return number
 
 
-@pytest.fixture
-def agent_user(make_user):
-    user = make_user("alex", AGENT, first_name="Alex", last_name="Morgan")
-    Agent.objects.create(display_id="1001", name="Alex Morgan", user=user)
-    return user
-
-
-@pytest.fixture
-def other_agent_user(make_user):
-    user = make_user("tom", AGENT, first_name="Tom", last_name="Okafor")
-    Agent.objects.create(display_id="1003", name="Tom Okafor", user=user)
-    return user
-
-
-@pytest.fixture
-def supervisor_user(make_user):
-    user = make_user("priya", SUPERVISOR, first_name="Priya", last_name="Shah")
-    Agent.objects.create(display_id="1002", name="Priya Shah", user=user)
-    return user
-
-
-@pytest.fixture
-def admin_role_user(make_user):
-    return make_user("ada", ADMIN)
-
-
-@pytest.fixture
-def sales(db, agent_user, other_agent_user) -> AgentGroup:
+def create_sales() -> AgentGroup:
+    """Sales UK: Alex and Tom (create_agent_user and create_other_agent_user first)."""
     group = AgentGroup.objects.create(display_id="030", name="Sales UK")
     group.members.set(Agent.objects.filter(display_id__in=["1001", "1003"]))
     return group
 
 
-@pytest.fixture
-def support(db) -> AgentGroup:
-    return AgentGroup.objects.create(display_id="200", name="Support")
-
-
-@pytest.fixture
-def contact(db) -> Contact:
+def create_contact() -> Contact:
     contact = Contact.objects.create(name="Grace Hopper", company="Cobalt Dental", email="grace@example.com")
     ContactPhone.objects.create(contact=contact, label="mobile", number="+447400123456", is_primary=True)
     ContactPhone.objects.create(contact=contact, label="work", number="+442079460123")
     return contact
+
+
+@pytest.fixture
+def make_user(db):
+    return create_user
+
+
+@pytest.fixture
+def london(db) -> CallbackNumber:
+    return create_london()
+
+
+@pytest.fixture
+def manchester(db, support) -> CallbackNumber:
+    return create_manchester(support)
+
+
+@pytest.fixture
+def agent_user(db):
+    return create_agent_user()
+
+
+@pytest.fixture
+def other_agent_user(db):
+    return create_other_agent_user()
+
+
+@pytest.fixture
+def supervisor_user(db):
+    return create_supervisor_user()
+
+
+@pytest.fixture
+def admin_role_user(db):
+    return create_admin_role_user()
+
+
+@pytest.fixture
+def sales(db, agent_user, other_agent_user) -> AgentGroup:
+    return create_sales()
+
+
+@pytest.fixture
+def support(db) -> AgentGroup:
+    return create_support()
+
+
+@pytest.fixture
+def contact(db) -> Contact:
+    return create_contact()
 
 
 def _logged_in(user) -> Client:

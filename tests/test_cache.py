@@ -7,7 +7,6 @@ is injected: nothing here sleeps; the only waiting is one short socket timeout p
 from __future__ import annotations
 
 import contextlib
-import os
 import socket
 import threading
 
@@ -15,8 +14,9 @@ import pytest
 
 from calls import cache as tolerant
 from calls.cache import Breaker, TolerantRedisCache
+from tests._redis import TEST_REDIS_URL
 
-REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
+REDIS_URL = TEST_REDIS_URL  # this worker's own database
 TIMEOUT = 0.05  # seconds: the one wall-clock wait per attempt that reaches the hung server
 
 

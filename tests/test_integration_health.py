@@ -202,11 +202,10 @@ def test_numbers_added_since_the_last_sync_are_marked_not_checked(london):
 
 @pytest.fixture
 def redis_cache(settings):
-    import os
-
     import redis
 
-    url = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
+    from tests._redis import TEST_REDIS_URL as url
+
     try:
         redis.Redis.from_url(url, socket_connect_timeout=1).ping()
     except redis.ConnectionError:

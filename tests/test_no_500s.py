@@ -22,7 +22,7 @@ from calls.models import Call
 from tests import _security
 from tests._sim import HTMX, click, primary
 
-sim, world = _security.sim, _security.world  # fixtures
+sim, world, world_rows = _security.sim, _security.world, _security.world_rows  # fixtures
 
 EXAMPLES = 25
 fuzz = settings(

@@ -28,7 +28,7 @@ from django.urls import URLPattern, URLResolver, get_resolver, resolve
 from tests import _security
 from tests._security import ROLES
 
-sim, world = _security.sim, _security.world  # fixtures
+sim, world, world_rows = _security.sim, _security.world, _security.world_rows  # fixtures
 
 LOGIN = "302 to login"
 ADMIN_LOGIN = "302 to admin login"

@@ -12,7 +12,7 @@ from calls.vcc import get_client
 from tests import _security
 from tests.test_permission_matrix import MATRIX, _fill
 
-sim, world = _security.sim, _security.world  # fixtures
+sim, world, world_rows = _security.sim, _security.world, _security.world_rows  # fixtures
 
 GET_ROWS = [row for row in MATRIX if row.method == "GET"]
 HEADER_ROLES = ("anonymous", "agent", "admin")

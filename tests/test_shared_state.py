@@ -1,7 +1,7 @@
 """What several app processes share: VCC tokens and dialling locks in Redis, and one call per click in the database.
 
-These run against a real Redis (CI starts one; TEST_REDIS_URL picks it) and a second Python process running the
-app's own code, as a second app worker would.
+These run against a real Redis (CI starts one; TEST_REDIS_URL picks it, see tests/_redis.py) and a second Python
+process running the app's own code, as a second app worker would.
 """
 
 from __future__ import annotations
@@ -21,11 +21,12 @@ from django.test import Client
 from calls import cache as tolerant
 from calls.models import Call
 from calls.vcc import get_client
+from tests._redis import TEST_REDIS_URL
 from tests._sim import click, fresh_simulator, only_call, primary
 from vccsim import Simulator, load_account, start_server
 
 ROOT = Path(__file__).resolve().parent.parent
-REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
+REDIS_URL = TEST_REDIS_URL  # this worker's own database
 
 
 @pytest.fixture

@@ -10,7 +10,7 @@ from collections.abc import Callable
 
 import httpx
 import pytest
-from django.core.cache import cache
+from django.core.cache import cache, caches
 
 from calls.vcc import AsyncVCCClient, CallRequest, VCCClient, VCCError, get_async_client, get_client
 
@@ -793,17 +793,20 @@ def test_concurrent_callers_fetch_one_token(monkeypatch):
     # The token endpoint answers only once every caller has tried the fetch lock: all six are then waiting on
     # the one fetch in flight.
     gate, lock, callers = threading.Event(), threading.Lock(), set()
-    real_add = cache.add
+    # On the backend's class: `cache` is a per-thread proxy, so patching it would reach this thread only, and the
+    # gate would open by its timeout instead of by the six callers.
+    backend = type(caches["default"])
+    real_add = backend.add
 
-    def counting_add(key, *args, **kwargs):
+    def counting_add(self, key, *args, **kwargs):
         if key.endswith(":lock"):
             with lock:
                 callers.add(threading.current_thread().name)
                 if len(callers) == 6:
                     gate.set()
-        return real_add(key, *args, **kwargs)
+        return real_add(self, key, *args, **kwargs)
 
-    monkeypatch.setattr(cache, "add", counting_add)
+    monkeypatch.setattr(backend, "add", counting_add)
     fake = FakeVCC(httpx.Response(200, json=PLACED_BODY), token_gate=gate)
     errors: list[Exception] = []
 
@@ -820,6 +823,7 @@ def test_concurrent_callers_fetch_one_token(monkeypatch):
         thread.join()
 
     assert errors == []
+    assert len(callers) == 6  # every caller went for the fetch lock while the one fetch was in flight
     assert len(fake.token_requests) == 1
     assert len(fake.requests) == 6
 
