@@ -39,6 +39,9 @@ class CallsConfig(AppConfig):
         ):
             m2m_changed.connect(permissions_changed, sender=through, dispatch_uid=f"calls.perms.{through.__name__}")
         post_save.connect(permissions_changed, sender=get_user_model(), dispatch_uid="calls.perms.user")
+        # A deleted user or group: the user's row and sessions go, and a group's memberships go without m2m_changed.
+        for model in (get_user_model(), Group):
+            post_delete.connect(permissions_changed, sender=model, dispatch_uid=f"calls.perms.deleted.{model.__name__}")
         # The caller's agent, callback numbers and the consent table are cached for the click (calls/directory.py);
         # an admin's change must show at once.
         from calls import directory
@@ -49,6 +52,8 @@ class CallsConfig(AppConfig):
             post_delete.connect(
                 directory.changed, sender=model, dispatch_uid=f"calls.directory.deleted.{model.__name__}"
             )
+        # Deleting a user unlinks their agent with a plain UPDATE (on_delete=SET_NULL), which sends no signal.
+        post_delete.connect(directory.changed, sender=get_user_model(), dispatch_uid="calls.directory.deleted.user")
         for through in (
             AgentGroup.members.through,
             CallbackNumber.allowed_agents.through,

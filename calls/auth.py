@@ -6,25 +6,40 @@ production) with the generation number they were read under; any save of a user,
 groups' permissions or users' own permissions, moves the generation on (calls/apps.py), which makes every cached
 entry stale at once. One cache round trip reads the generation, the user and their sets together.
 
-A change made with QuerySet.update() sends no signal: whatever changes users that way must call
-permissions_changed() itself. Entries also expire after CACHE_SECONDS.
+The generation moves at the change and again when its transaction commits (a request in between read the old
+row). A change made with QuerySet.update() sends no signal: whatever changes users that way must call
+permissions_changed() itself. Entries also expire after CACHE_SECONDS (5 s when each process has its own cache,
+which cannot see another's changes). The cached user carries their password hash, as the session check needs it:
+the cache is as private as the database.
 """
 
 from __future__ import annotations
 
+import functools
+import time
+
 from django.contrib.auth.backends import ModelBackend
 from django.core.cache import cache
+from django.db import transaction
+
+from calls.cache import bump_generation, shared, start_generation
 
 GENERATION_KEY = "calls:perms:generation"
 CACHE_SECONDS = 300
 
+_bump = functools.partial(bump_generation, GENERATION_KEY)
+
 
 def permissions_changed(**kwargs: object) -> None:
-    """Make every cached permission set stale (connected to the signals in calls/apps.py)."""
-    try:
-        cache.incr(GENERATION_KEY)
-    except ValueError:  # not there yet: nothing was cached under a generation
-        cache.set(GENERATION_KEY, 1, None)
+    """Make every cached user and permission set stale (connected to the signals in calls/apps.py)."""
+    if kwargs.get("update_fields") == frozenset({"last_login"}):
+        return  # a login: nothing cached here depends on when someone last logged in
+    _bump()
+    transaction.on_commit(_bump)
+
+
+def _seconds() -> int:
+    return CACHE_SECONDS if shared() else 5
 
 
 def _key(user_obj) -> str:
@@ -59,7 +74,7 @@ class CachedPermissionBackend(ModelBackend):
         if user is None:
             user = super().get_user(user_id)
             if user is not None and found.get(GENERATION_KEY):
-                cache.set(keys[1], (found[GENERATION_KEY], user), CACHE_SECONDS)
+                cache.set(keys[1], (found[GENERATION_KEY], user), _seconds())
         return self._with_perms(user, found)
 
     async def aget_user(self, user_id):
@@ -69,7 +84,7 @@ class CachedPermissionBackend(ModelBackend):
         if user is None:
             user = await super().aget_user(user_id)
             if user is not None and found.get(GENERATION_KEY):
-                await cache.aset(keys[1], (found[GENERATION_KEY], user), CACHE_SECONDS)
+                await cache.aset(keys[1], (found[GENERATION_KEY], user), _seconds())
         return self._with_perms(user, found)
 
     @staticmethod
@@ -105,18 +120,19 @@ class CachedPermissionBackend(ModelBackend):
                     name: await super(CachedPermissionBackend, self)._aget_permissions(user_obj, obj, name)
                     for name in ("user", "group")
                 }
-                await cache.aset_many(self._entries(found, user_obj, sets), CACHE_SECONDS)
+                if not found.get(GENERATION_KEY):
+                    await cache.aadd(GENERATION_KEY, time.time_ns(), None)
+                    found = {GENERATION_KEY: await cache.aget(GENERATION_KEY)}
+                if found.get(GENERATION_KEY):
+                    await cache.aset_many({_key(user_obj): (found[GENERATION_KEY], sets)}, _seconds())
             user_obj._calls_perms = sets
         return user_obj._calls_perms[from_name]
 
     def _store(self, found: dict, user_obj, sets: dict[str, set[str]]) -> None:
-        cache.set_many(self._entries(found, user_obj, sets), CACHE_SECONDS)
-
-    @staticmethod
-    def _entries(found: dict, user_obj, sets: dict[str, set[str]]) -> dict:
         generation = found.get(GENERATION_KEY)
         if not generation:
             # No generation yet: start one (it never expires; only changes move it on).
-            cache.add(GENERATION_KEY, 1, None)
-            generation = cache.get(GENERATION_KEY, 1)
-        return {_key(user_obj): (generation, sets)}
+            start_generation(GENERATION_KEY)
+            generation = cache.get(GENERATION_KEY)
+        if generation:
+            cache.set_many({_key(user_obj): (generation, sets)}, _seconds())

@@ -15,6 +15,7 @@ on the request's own event loop. Django's defaults would send each one to a thre
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import threading
 import time
@@ -117,7 +118,11 @@ class TolerantRedisCache(RedisCache):
         from redis import asyncio as aioredis
 
         key = f"{self.location}|{sorted(self._options.items())!r}"
-        per_loop = _async_clients.setdefault(asyncio.get_running_loop(), {})
+        loop = asyncio.get_running_loop()
+        if loop not in _async_clients:
+            for old in [other for other in list(_async_clients) if other.is_closed()]:
+                _async_clients.pop(old, None)  # a finished loop's clients (async_to_sync, tests): let them go
+        per_loop = _async_clients.setdefault(loop, {})
         client = per_loop.get(key)
         if client is None:
             options = {k: v for k, v in self._options.items() if k not in ("serializer", "pool_class", "parser_class")}
@@ -355,3 +360,41 @@ class InProcessCache(LocMemCache):
 
     async def aincr(self, key: Any, delta: int = 1, version: int | None = None) -> int:
         return self.incr(key, delta, version)
+
+
+# --- Generations: one counter per kind of cached entry; moving it on makes every entry of that kind stale ------
+
+
+def shared() -> bool:
+    """Whether the cache is shared by every process (Redis), so a generation moved on in one is seen by all."""
+    from django.core.cache import caches
+
+    return not isinstance(caches["default"], LocMemCache)
+
+
+def start_generation(key: str) -> None:
+    """Start a generation counter if there is none, from the clock: a counter that was evicted and started again
+    never comes back to a number old entries were stored under."""
+    from django.core.cache import cache
+
+    cache.add(key, time.time_ns(), None)
+
+
+def bump_generation(key: str) -> None:
+    """Move a generation counter on. Asked of Redis even while this process's breaker is open, since a lost move
+    leaves stale entries in use until they expire; a failure is logged as an error."""
+    from django.core.cache import caches
+
+    backend = caches["default"]
+    incr, set_ = (
+        (functools.partial(RedisCache.incr, backend), functools.partial(RedisCache.set, backend))
+        if isinstance(backend, TolerantRedisCache)
+        else (backend.incr, backend.set)
+    )
+    try:
+        try:
+            incr(key)
+        except ValueError:  # none yet (or evicted): nothing is cached under it
+            set_(key, time.time_ns(), None)
+    except RedisError as error:
+        log.error("cache generation %s not moved on (%s): its entries stay in use until they expire", key, error)

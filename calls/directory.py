@@ -11,20 +11,18 @@ calls `changed()` itself. Entries also expire after SECONDS, the most an outage 
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 
 from django.core.cache import cache
 from django.db import transaction
 
+from calls.cache import bump_generation, shared, start_generation
+
 GENERATION_KEY = "calls:directory:generation"
-SECONDS = 60
+SECONDS = 60  # with a shared cache; each process's own cache cannot see another's changes, so there only 5 s
 
-
-def _bump() -> None:
-    try:
-        cache.incr(GENERATION_KEY)
-    except ValueError:  # not there yet: nothing was cached under a generation
-        cache.set(GENERATION_KEY, 1, None)
+_bump = functools.partial(bump_generation, GENERATION_KEY)
 
 
 def changed(**kwargs: object) -> None:
@@ -51,7 +49,7 @@ def remembered_many(reads: dict[str, Callable[[], object]]) -> dict[str, object]
             answers[key] = read()
             fresh[key] = (generation, answers[key])
     if fresh and generation:
-        cache.set_many(fresh, SECONDS)
+        cache.set_many(fresh, SECONDS if shared() else 5)
     elif fresh:
-        cache.add(GENERATION_KEY, 1, None)  # the next click caches under it
+        start_generation(GENERATION_KEY)  # the next click caches under it
     return answers

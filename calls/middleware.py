@@ -8,11 +8,15 @@ storing messages, and rendering the CSRF failure page (its template reads the us
 
 Under WSGI (and Django's sync test client) they are Django's classes, unchanged.
 
-Django's deploy checks look for its own class names in MIDDLEWARE (security.W001 to W003), so settings silence
-those three and `middleware_check` below asks the same questions of these subclasses.
+Django's deploy checks look for its own class paths in MIDDLEWARE: W001 to W003 say they are missing (settings
+silence those three), and the checks of HSTS, nosniff, the HTTPS redirect, X-Frame-Options, the referrer and
+opener policies and the CSRF and session cookies pass without looking. `middleware_check` below runs those checks
+again as if Django's paths stood where these subclasses do, and says (calls.W001) when a subclass is missing.
 """
 
 from __future__ import annotations
+
+from importlib import import_module
 
 from asgiref.sync import sync_to_async
 from django.conf import settings
@@ -67,12 +71,10 @@ class ContentSecurityPolicyMiddleware(_InLoop, csp.ContentSecurityPolicyMiddlewa
 class SessionMiddleware(_InLoop, sessions.SessionMiddleware):
     def needs_thread(self, request: HttpRequest, response: HttpResponseBase) -> bool:
         session = getattr(request, "session", None)
+        # Django's condition for saving it (for a 5xx it does not save, but still reads the session's expiry)
         return (
-            session is not None
-            and (session.modified or settings.SESSION_SAVE_EVERY_REQUEST)
-            and not session.is_empty()
-            and response.status_code < 500
-        )  # Django's condition for saving it
+            session is not None and (session.modified or settings.SESSION_SAVE_EVERY_REQUEST) and not session.is_empty()
+        )
 
 
 class MessageMiddleware(_InLoop, messages.MessageMiddleware):
@@ -82,10 +84,12 @@ class MessageMiddleware(_InLoop, messages.MessageMiddleware):
 
 
 def _body_size(request: HttpRequest) -> int:
+    if request.method in ("GET", "HEAD", "OPTIONS", "TRACE"):
+        return 0  # not parsed: the CSRF check accepts these methods without reading a body
     try:
-        return int(request.META.get("CONTENT_LENGTH") or 0)
-    except ValueError:
-        return BIG_BODY + 1  # unknown: treat it as big
+        return int(request.META["CONTENT_LENGTH"])
+    except (KeyError, ValueError):
+        return BIG_BODY + 1  # unknown (chunked, or unreadable): treat it as big
 
 
 class _Rejected(Exception):
@@ -119,7 +123,24 @@ class CsrfViewMiddleware(_InLoop, csrf.CsrfViewMiddleware):
         return super()._reject(request, reason)
 
 
-# Django's deploy checks, for the subclasses: each names what its missing middleware would have protected.
+# Django's deploy checks that look for its own middleware paths in MIDDLEWARE, by module.
+MIDDLEWARE_CHECKS = {
+    "django.core.checks.security.base": (
+        "check_sts",
+        "check_sts_include_subdomains",
+        "check_sts_preload",
+        "check_content_type_nosniff",
+        "check_ssl_redirect",
+        "check_xframe_deny",
+        "check_referrer_policy",
+        "check_cross_origin_opener_policy",
+        "check_csp_nonce_context_processor",
+    ),
+    "django.core.checks.security.csrf": ("check_csrf_cookie_secure",),
+    "django.core.checks.security.sessions": ("check_session_cookie_secure", "check_session_cookie_httponly"),
+}
+
+# Each subclass's path, and what its absence would leave unprotected.
 REQUIRED = {
     security.SecurityMiddleware: "security.W001: HSTS, nosniff, the referrer policy and the HTTPS redirect",
     clickjacking.XFrameOptionsMiddleware: "security.W002: X-Frame-Options (pages could be framed)",
@@ -130,7 +151,7 @@ REQUIRED = {
 @checks.register(checks.Tags.security, deploy=True)
 def middleware_check(app_configs=None, **kwargs) -> list[checks.CheckMessage]:
     installed = [import_string(path) for path in settings.MIDDLEWARE]
-    return [
+    missing = [
         checks.Warning(
             f"No {required.__name__} (or a subclass) in MIDDLEWARE: {what} would be missing.",
             id="calls.W001",
@@ -138,3 +159,25 @@ def middleware_check(app_configs=None, **kwargs) -> list[checks.CheckMessage]:
         for required, what in REQUIRED.items()
         if not any(isinstance(cls, type) and issubclass(cls, required) for cls in installed)
     ]
+    return missing + _as_django_would(installed, app_configs, **kwargs)
+
+
+def _as_django_would(installed: list, app_configs, **kwargs) -> list[checks.CheckMessage]:
+    """Django's middleware-dependent deploy checks, run with each subclass of ours named by its Django path."""
+    from django.test.utils import override_settings
+
+    def django_path(path: str, cls) -> str:
+        if isinstance(cls, type) and issubclass(cls, _InLoop):
+            base = next(b for b in cls.__mro__ if b.__module__.startswith("django."))
+            return f"{base.__module__}.{base.__qualname__}"
+        return path
+
+    as_django = [django_path(path, cls) for path, cls in zip(settings.MIDDLEWARE, installed, strict=True)]
+    found: list[checks.CheckMessage] = []
+    with override_settings(MIDDLEWARE=as_django):
+        for module, names in MIDDLEWARE_CHECKS.items():
+            for name in names:
+                check = getattr(import_module(module), name, None)
+                if check is not None:  # a later Django may rename one: the others still run
+                    found += check(app_configs, **kwargs)
+    return found

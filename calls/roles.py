@@ -58,11 +58,14 @@ def sync_staff(users) -> None:
     """Make is_staff follow the admin role for these users (saved users; in-memory copies are updated too)."""
     from django.contrib.auth import get_user_model
 
+    from calls.auth import permissions_changed
+
     for user in users:
         staff = staff_status(user)
         if user.is_staff != staff:
             user.is_staff = staff
             get_user_model().objects.filter(pk=user.pk).update(is_staff=staff)
+            permissions_changed()  # update() sends no signal; the user is cached with is_staff (calls/auth.py)
 
 
 def groups_changed(sender, instance, action: str, reverse: bool, pk_set, **kwargs: object) -> None:

@@ -226,3 +226,22 @@ async def test_an_async_read_of_a_hung_redis_answers_its_fallback_and_opens_the_
     assert await cache.aadd("k", 1) is True  # as for a new key: nothing is blocked by mistake
     assert hung.bytes_received == asked  # the open breaker did not ask again
     assert sum("cache unavailable" in r.getMessage() for r in caplog.records) == 1
+
+
+def test_a_generation_is_moved_on_even_while_the_breaker_is_open(live_redis, settings):
+    from django.core.cache import caches
+
+    from calls.cache import bump_generation
+
+    settings.CACHES = {"default": {"BACKEND": "calls.cache.TolerantRedisCache", "LOCATION": live_redis}}
+    backend = caches["default"]
+    backend.set("gen", 7, None)
+    backend.breaker.failed(ConnectionError("a blip, long over"))
+    assert backend.get("gen") is None  # the breaker answers the fallback
+    bump_generation("gen")
+    backend.breaker.succeeded()
+    assert backend.get("gen") == 8
+    backend.delete("gen")
+    bump_generation("gen")  # gone (evicted): started again from the clock, never back at a small number
+    assert backend.get("gen") > 10**18
+    backend.delete("gen")

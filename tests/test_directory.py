@@ -124,3 +124,38 @@ def test_a_consent_rule_an_admin_adds_is_used_by_the_next_click(agent_user, warm
     assert calling.consent_rules()["ZA"] == "OneParty"
     rule.delete()
     assert "ZA" not in calling.consent_rules()
+
+
+def test_a_user_save_moves_the_user_generation_at_once_and_at_commit_but_a_login_does_not(
+    agent_user, django_capture_on_commit_callbacks
+):
+    from calls import auth
+
+    auth.permissions_changed()
+    before = cache.get(auth.GENERATION_KEY)
+    with django_capture_on_commit_callbacks(execute=True):
+        agent_user.first_name = "Changed"
+        agent_user.save()
+    assert cache.get(auth.GENERATION_KEY) == before + 2
+    agent_user.save(update_fields=["last_login"])
+    assert cache.get(auth.GENERATION_KEY) == before + 2
+
+
+def test_deleting_a_user_moves_both_generations(agent_user):
+    from calls import auth
+
+    auth.permissions_changed()
+    directory.changed()
+    users, facts = cache.get(auth.GENERATION_KEY), cache.get(directory.GENERATION_KEY)
+    agent_user.delete()
+    assert cache.get(auth.GENERATION_KEY) > users
+    assert cache.get(directory.GENERATION_KEY) > facts
+
+
+def test_without_a_shared_cache_entries_live_five_seconds(agent_user, warm, monkeypatch):
+    stored = []
+    real = cache.set_many
+    monkeypatch.setattr(cache, "set_many", lambda data, timeout, *a: stored.append(timeout) or real(data, timeout))
+    directory.changed()
+    offered(agent_user)
+    assert stored and set(stored) == {5}
