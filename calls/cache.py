@@ -31,6 +31,7 @@ from redis.exceptions import RedisError
 log = logging.getLogger(__name__)
 
 BREAKER_SECONDS = 10.0
+ASYNC_CONNECTIONS = 20  # per process: each operation holds one for a fraction of a millisecond
 
 
 class Breaker:
@@ -126,7 +127,15 @@ class TolerantRedisCache(RedisCache):
         client = per_loop.get(key)
         if client is None:
             options = {k: v for k, v in self._options.items() if k not in ("serializer", "pool_class", "parser_class")}
-            client = per_loop[key] = aioredis.Redis.from_url(self._servers[0], **options)
+            # A bounded pool that waits for a free connection: 200 requests at once must queue for a few
+            # connections, not open 200 (redis.asyncio's own pool refuses past 100, which opened the breaker).
+            pool = aioredis.BlockingConnectionPool.from_url(
+                self._servers[0],
+                max_connections=ASYNC_CONNECTIONS,
+                timeout=options.get("socket_timeout") or 1,
+                **options,
+            )
+            client = per_loop[key] = aioredis.Redis(connection_pool=pool)
         return client
 
     @property

@@ -245,3 +245,17 @@ def test_a_generation_is_moved_on_even_while_the_breaker_is_open(live_redis, set
     bump_generation("gen")  # gone (evicted): started again from the clock, never back at a small number
     assert backend.get("gen") > 10**18
     backend.delete("gen")
+
+
+async def test_many_async_reads_at_once_queue_for_a_few_connections_instead_of_opening_the_breaker(live_redis):
+    import asyncio
+
+    from calls.cache import ASYNC_CONNECTIONS
+
+    cache = make_cache(live_redis, Clock())
+    await cache.aset("k", "v")
+    many = 10 * ASYNC_CONNECTIONS
+    assert await asyncio.gather(*(cache.aget("k") for _ in range(many))) == ["v"] * many
+    assert not cache.breaker.is_open
+    assert len(cache._aclient().connection_pool._in_use_connections) == 0
+    await cache.adelete("k")
