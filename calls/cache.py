@@ -31,7 +31,8 @@ from redis.exceptions import RedisError
 log = logging.getLogger(__name__)
 
 BREAKER_SECONDS = 10.0
-ASYNC_CONNECTIONS = 20  # per process: each operation holds one for a fraction of a millisecond
+ASYNC_CONNECTIONS = 50  # per process: each operation holds one while its answer waits for the event loop
+POOL_WAIT_SECONDS = 10.0  # for a free one of them, when the process is that busy
 
 
 class Breaker:
@@ -129,11 +130,9 @@ class TolerantRedisCache(RedisCache):
             options = {k: v for k, v in self._options.items() if k not in ("serializer", "pool_class", "parser_class")}
             # A bounded pool that waits for a free connection: 200 requests at once must queue for a few
             # connections, not open 200 (redis.asyncio's own pool refuses past 100, which opened the breaker).
+            # The wait is not Redis being slow (socket timeouts catch that) but this process being busy.
             pool = aioredis.BlockingConnectionPool.from_url(
-                self._servers[0],
-                max_connections=ASYNC_CONNECTIONS,
-                timeout=options.get("socket_timeout") or 1,
-                **options,
+                self._servers[0], max_connections=ASYNC_CONNECTIONS, timeout=POOL_WAIT_SECONDS, **options
             )
             client = per_loop[key] = aioredis.Redis(connection_pool=pool)
         return client

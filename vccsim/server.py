@@ -45,7 +45,7 @@ class _Handler(BaseHTTPRequestHandler):
 
 
 class _SimServer(ThreadingHTTPServer):
-    request_queue_size = 128  # socketserver's default of 5 drops bursts of new connections
+    request_queue_size = 1024  # socketserver's default of 5 (and 128) dropped bursts: 200 agents clicking at once
     daemon_threads = True
 
     def __init__(self, sim: Simulator, host: str, port: int, log: bool) -> None:
