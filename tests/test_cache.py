@@ -247,16 +247,14 @@ def test_a_generation_is_moved_on_even_while_the_breaker_is_open(live_redis, set
     backend.delete("gen")
 
 
-async def test_many_async_reads_at_once_queue_for_a_few_connections_instead_of_opening_the_breaker(live_redis):
+async def test_many_async_reads_at_once_are_all_answered_without_opening_the_breaker(live_redis):
     import asyncio
-
-    from calls.cache import ASYNC_CONNECTIONS
 
     # Production's timeouts (not make_cache's 50 ms): 500 reads at once keep this loop busy for longer than that.
     cache = TolerantRedisCache(live_redis, {"OPTIONS": {"socket_timeout": 1, "socket_connect_timeout": 1}})
     await cache.aset("k", "v")
-    many = 10 * ASYNC_CONNECTIONS
+    many = 300  # redis.asyncio's own pool refuses past 100
     assert await asyncio.gather(*(cache.aget("k") for _ in range(many))) == ["v"] * many
     assert not cache.breaker.is_open
-    assert len(cache._aclient().connection_pool._in_use_connections) == 0
+    assert len(cache._aclient().connection_pool._in_use_connections) == 0  # all handed back
     await cache.adelete("k")
