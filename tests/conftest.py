@@ -44,22 +44,24 @@ def create_user(username: str, role: str | None = None, **extra):
     return user
 
 
-def create_agent_user():
-    user = create_user("alex", AGENT, first_name="Alex", last_name="Morgan")
-    Agent.objects.create(display_id="1001", name="Alex Morgan", user=user)
+def create_person(username: str, role: str, name: str, display_id: str):
+    """A user in role with their own VCC agent (display_id: one of the simulator account's agents)."""
+    first, last = name.split(" ", 1)
+    user = create_user(username, role, first_name=first, last_name=last)
+    Agent.objects.create(display_id=display_id, name=name, user=user)
     return user
+
+
+def create_agent_user():
+    return create_person("alex", AGENT, "Alex Morgan", "1001")
 
 
 def create_other_agent_user():
-    user = create_user("tom", AGENT, first_name="Tom", last_name="Okafor")
-    Agent.objects.create(display_id="1003", name="Tom Okafor", user=user)
-    return user
+    return create_person("tom", AGENT, "Tom Okafor", "1003")
 
 
 def create_supervisor_user():
-    user = create_user("priya", SUPERVISOR, first_name="Priya", last_name="Shah")
-    Agent.objects.create(display_id="1002", name="Priya Shah", user=user)
-    return user
+    return create_person("priya", SUPERVISOR, "Priya Shah", "1002")
 
 
 def create_admin_role_user():
@@ -169,3 +171,22 @@ def pytest_runtest_makereport(item, call):
         report.outcome = "failed"
         report.longrepr = f"Skipped in CI, which must run everything: {report.longrepr}"
     return report
+
+
+@pytest.fixture
+def redis_cache(settings):
+    """Redis as the cache (this xdist worker's own database), emptied before and after."""
+    import redis
+
+    from tests._redis import TEST_REDIS_URL as url
+
+    try:
+        redis.Redis.from_url(url, socket_connect_timeout=1).ping()
+    except redis.ConnectionError:
+        pytest.skip(f"Redis is not running at {url} (CI starts one)")
+    settings.CACHES = {
+        "default": {"BACKEND": "calls.cache.TolerantRedisCache", "LOCATION": url, "KEY_PREFIX": "vccweb"}
+    }
+    cache.clear()
+    yield cache
+    cache.clear()

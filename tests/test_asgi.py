@@ -157,24 +157,6 @@ def test_a_deactivated_user_is_not_served_from_the_cache(agent):
 # --- The same with Redis, as in production ------------------------------------------------------------------
 
 
-@pytest.fixture
-def redis_cache(settings):
-    import redis
-
-    from tests._redis import TEST_REDIS_URL
-
-    try:
-        redis.Redis.from_url(TEST_REDIS_URL, socket_connect_timeout=1).ping()
-    except redis.ConnectionError:
-        pytest.skip(f"Redis is not running at {TEST_REDIS_URL} (CI starts one)")
-    settings.CACHES = {"default": {"BACKEND": "calls.cache.TolerantRedisCache", "LOCATION": TEST_REDIS_URL}}
-    from django.core.cache import cache
-
-    cache.clear()
-    yield cache
-    cache.clear()
-
-
 async def test_with_redis_a_click_reads_session_user_and_facts_on_the_event_loop(redis_cache, agent, phone, hops):
     client = await logged_in(agent)
     await client.get(f"/contacts/{phone.contact_id}/")

@@ -200,24 +200,6 @@ def test_numbers_added_since_the_last_sync_are_marked_not_checked(london):
 # --- With Redis: every process's requests count, at one round trip each ------------------------------
 
 
-@pytest.fixture
-def redis_cache(settings):
-    import redis
-
-    from tests._redis import TEST_REDIS_URL as url
-
-    try:
-        redis.Redis.from_url(url, socket_connect_timeout=1).ping()
-    except redis.ConnectionError:
-        pytest.skip(f"Redis is not running at {url} (CI starts one)")
-    settings.CACHES = {
-        "default": {"BACKEND": "calls.cache.TolerantRedisCache", "LOCATION": url, "KEY_PREFIX": "vccweb"}
-    }
-    cache.clear()
-    yield cache
-    cache.clear()
-
-
 def test_with_redis_a_request_is_recorded_in_one_round_trip(redis_cache, monkeypatch):
     import redis
 
