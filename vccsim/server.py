@@ -58,6 +58,11 @@ class _SimServer(ThreadingHTTPServer):
         self.connections_accepted += 1
         super().process_request(request, client_address)
 
+    def handle_error(self, request: object, client_address: object) -> None:
+        # A client that hung up before its answer (a timeout on its side) is not the server's error.
+        if not isinstance(sys.exc_info()[1], ConnectionError):
+            super().handle_error(request, client_address)
+
 
 class RunningServer:
     """A simulator serving HTTP in a daemon thread until ``stop()`` (or the end of a ``with`` block)."""
