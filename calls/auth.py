@@ -15,31 +15,26 @@ the cache is as private as the database.
 
 from __future__ import annotations
 
-import functools
 import time
 
 from django.contrib.auth.backends import ModelBackend
 from django.core.cache import cache
-from django.db import transaction
 
-from calls.cache import bump_generation, shared, start_generation
+from calls.cache import generation_changed, lifetime, start_generation
 
 GENERATION_KEY = "calls:perms:generation"
 CACHE_SECONDS = 300
-
-_bump = functools.partial(bump_generation, GENERATION_KEY)
 
 
 def permissions_changed(**kwargs: object) -> None:
     """Make every cached user and permission set stale (connected to the signals in calls/apps.py)."""
     if kwargs.get("update_fields") == frozenset({"last_login"}):
         return  # a login: nothing cached here depends on when someone last logged in
-    _bump()
-    transaction.on_commit(_bump)
+    generation_changed(GENERATION_KEY)
 
 
 def _seconds() -> int:
-    return CACHE_SECONDS if shared() else 5
+    return lifetime(CACHE_SECONDS)
 
 
 def _key(user_obj) -> str:

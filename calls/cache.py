@@ -378,6 +378,21 @@ def shared() -> bool:
     return not isinstance(caches["default"], LocMemCache)
 
 
+def lifetime(seconds: int) -> int:
+    """How long to keep an entry cached under a generation: `seconds` with a shared cache; 5 s in a process's own
+    cache, which cannot see another process move the generation on."""
+    return seconds if shared() else 5
+
+
+def generation_changed(key: str) -> None:
+    """Make every entry cached under this generation stale, now and once the change is committed: a reader in
+    between saw the old data and cached it under the new number."""
+    from django.db import transaction
+
+    bump_generation(key)
+    transaction.on_commit(functools.partial(bump_generation, key))
+
+
 def start_generation(key: str) -> None:
     """Start a generation counter if there is none, from the clock: a counter that was evicted and started again
     never comes back to a number old entries were stored under."""

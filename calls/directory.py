@@ -11,24 +11,19 @@ calls `changed()` itself. Entries also expire after SECONDS, the most an outage 
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Callable
 
 from django.core.cache import cache
-from django.db import transaction
 
-from calls.cache import bump_generation, shared, start_generation
+from calls.cache import generation_changed, lifetime, start_generation
 
 GENERATION_KEY = "calls:directory:generation"
-SECONDS = 60  # with a shared cache; each process's own cache cannot see another's changes, so there only 5 s
-
-_bump = functools.partial(bump_generation, GENERATION_KEY)
+SECONDS = 60  # with a shared cache (calls.cache.lifetime)
 
 
 def changed(**kwargs: object) -> None:
-    """Make every cached answer stale, now and once the change is committed (a reader in between saw old data)."""
-    _bump()
-    transaction.on_commit(_bump)
+    """Make every cached answer stale (connected to the signals in calls/apps.py)."""
+    generation_changed(GENERATION_KEY)
 
 
 def remembered[T](key: str, read: Callable[[], T]) -> T:
@@ -49,7 +44,7 @@ def remembered_many(reads: dict[str, Callable[[], object]]) -> dict[str, object]
             answers[key] = read()
             fresh[key] = (generation, answers[key])
     if fresh and generation:
-        cache.set_many(fresh, SECONDS if shared() else 5)
+        cache.set_many(fresh, lifetime(SECONDS))
     elif fresh:
         start_generation(GENERATION_KEY)  # the next click caches under it
     return answers
