@@ -29,26 +29,6 @@ ROOT = Path(__file__).resolve().parent.parent
 REDIS_URL = TEST_REDIS_URL  # this worker's own database
 
 
-@pytest.fixture
-def redis_cache(settings):
-    import redis
-
-    try:
-        redis.Redis.from_url(REDIS_URL, socket_connect_timeout=1).ping()
-    except redis.ConnectionError:
-        pytest.skip(f"Redis is not running at {REDIS_URL} (CI starts one)")
-    settings.CACHES = {
-        "default": {
-            "BACKEND": "django.core.cache.backends.redis.RedisCache",
-            "LOCATION": REDIS_URL,
-            "KEY_PREFIX": "vccweb",
-        }
-    }
-    cache.clear()
-    yield cache
-    cache.clear()
-
-
 def other_process(code: str, **env: str) -> str:
     """Run code in a separate Python process with the app's settings, sharing this test's Redis."""
     environment = {k: v for k, v in os.environ.items() if not k.startswith(("VCC_", "DJANGO_ALLOW_ASYNC"))}
