@@ -104,21 +104,21 @@ class TolerantRedisCache(RedisCache):
         super().__init__(server, {**params, "OPTIONS": options})
         self.location = server if isinstance(server, str) else ",".join(server)
         self.breaker = breaker_for(self.location, seconds)
+        self._client_key = f"{self.location}|{sorted(self._options.items())!r}"  # which shared client is ours
 
     @property
     def _cache(self):
-        key = f"{self.location}|{sorted(self._options.items())!r}"
-        client = _clients.get(key)
+        client = _clients.get(self._client_key)
         if client is None:
             with _clients_lock:
-                client = _clients.setdefault(key, self._class(self._servers, **self._options))
+                client = _clients.setdefault(self._client_key, self._class(self._servers, **self._options))
         return client
 
     def _aclient(self):
         """This event loop's redis.asyncio client (the first server: Django's client reads and writes there too)."""
         from redis import asyncio as aioredis
 
-        key = f"{self.location}|{sorted(self._options.items())!r}"
+        key = self._client_key
         loop = asyncio.get_running_loop()
         if loop not in _async_clients:
             for old in [other for other in list(_async_clients) if other.is_closed()]:
