@@ -1,8 +1,12 @@
-"""ASGI entry point (production: several stateless processes behind a load balancer)."""
+"""ASGI entry point (production: several stateless processes behind a load balancer).
+
+Django's handler, with each request's sync thread lent from a pool rather than started and joined (calls/asgi.py).
+"""
 
 import os
 
-from django.core.asgi import get_asgi_application
-
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "vccweb.settings")
+
+from calls.asgi import get_asgi_application  # noqa: E402  (after the settings module is named)
+
 application = get_asgi_application()
