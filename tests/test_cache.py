@@ -258,3 +258,31 @@ async def test_many_async_reads_at_once_are_all_answered_without_opening_the_bre
     assert not cache.breaker.is_open
     assert len(cache._aclient().connection_pool._in_use_connections) == 0  # all handed back
     await cache.adelete("k")
+
+
+def test_one_redis_client_serves_every_operation_of_a_cache(live_redis):
+    """Django builds a redis.Redis per operation; ours keeps one per connection pool, shared by the threads."""
+    cache = make_cache(live_redis, Clock())
+    first = cache._cache.get_client(write=True)
+
+    cache.set("k", "v")
+    seen = []
+    thread = threading.Thread(target=lambda: seen.append((cache.get("k"), cache._cache.get_client())))
+    thread.start()
+    thread.join()
+
+    assert seen == [("v", first)]
+    assert cache._cache.get_client() is first
+    cache.delete("k")
+
+
+async def test_the_event_loops_client_allows_for_a_busy_loop(live_redis):
+    """Its reads time out by the loop's clock, which runs late while the loop is busy with other requests."""
+    from calls.cache import ASYNC_TIMEOUT_FACTOR
+
+    cache = make_cache(live_redis, Clock())
+    options = cache._aclient().connection_pool.connection_kwargs
+
+    assert ASYNC_TIMEOUT_FACTOR > 1
+    assert options["socket_timeout"] == options["socket_connect_timeout"] == TIMEOUT * ASYNC_TIMEOUT_FACTOR
+    assert cache._cache._pool_options["socket_timeout"] == TIMEOUT  # the sync client's are as configured
