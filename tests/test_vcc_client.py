@@ -990,3 +990,37 @@ async def test_get_async_client_uses_the_transport_named_in_settings(vcc_setting
     async with get_async_client() as client:
         await client.place_call(CallRequest(from_agent_id="1234", to_number="02072068888"))
     assert str(_module_fake.request.url) == CALLS_URL
+
+
+# --- The event loop's connection pool, over real sockets -------------------------------------------------------
+
+
+async def test_the_loops_pool_keeps_more_clicks_in_flight_than_httpxs_default_of_100():
+    """On a slow VCC every click in flight holds a connection: the 101st must not wait for another's answer."""
+    import asyncio
+
+    from calls.vcc.config import _loop_pool
+
+    in_flight, wanted = 0, 101
+    all_in = asyncio.Event()
+
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        nonlocal in_flight
+        await reader.readuntil(b"\r\n\r\n")
+        in_flight += 1
+        if in_flight == wanted:
+            all_in.set()
+        await all_in.wait()  # VCC answers nobody until all of them are asking at once
+        writer.write(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\n{}")
+        await writer.drain()
+        writer.close()
+
+    server = await asyncio.start_server(handle, "127.0.0.1", 0, backlog=256)
+    port = server.sockets[0].getsockname()[1]
+    async with server, httpx.AsyncClient(transport=_loop_pool(), trust_env=False) as client:
+        try:
+            # A pool that holds the 101st back fails it with PoolTimeout after httpx's 5 s.
+            answers = await asyncio.gather(*(client.get(f"http://127.0.0.1:{port}/") for _ in range(wanted)))
+        finally:
+            all_in.set()  # lets the server's handlers end either way
+    assert [a.status_code for a in answers] == [200] * wanted

@@ -114,6 +114,10 @@ def async_http_client(config: VCCConfig, transport: httpx.AsyncBaseTransport | N
 
 # One connection pool per event loop: under uvicorn each worker keeps its connections to VCC open across clicks
 # and panel polls, instead of a new TCP and TLS handshake each time. Pools die with their loop.
+# A click holds a connection for as long as VCC takes to answer, so a worker needs one per click in flight: with
+# httpx's default of 100, the 101st of a burst of clicks on a slow VCC waited for another click's whole answer (2 s
+# more in issue 10's bench). Idle connections kept: enough that a burst's connections outlive it.
+POOL_LIMITS = httpx.Limits(max_connections=1000, max_keepalive_connections=200)
 _pools: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, httpx.AsyncHTTPTransport] = weakref.WeakKeyDictionary()
 
 
@@ -137,5 +141,5 @@ def _loop_pool() -> httpx.AsyncBaseTransport:
         return httpx.AsyncHTTPTransport(verify=_ssl_context())
     pool = _pools.get(loop)
     if pool is None:
-        pool = _pools[loop] = httpx.AsyncHTTPTransport(verify=_ssl_context())
+        pool = _pools[loop] = httpx.AsyncHTTPTransport(verify=_ssl_context(), limits=POOL_LIMITS)
     return _LentPool(pool)
