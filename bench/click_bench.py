@@ -20,6 +20,7 @@ import re
 import secrets
 import signal
 import socket
+import ssl
 import subprocess
 import sys
 import tempfile
@@ -642,8 +643,12 @@ async def app_side(app_url: str, data: dict[str, Any], args: argparse.Namespace,
     limits = httpx.Limits(max_connections=1, keepalive_expiry=2)
     # --users clickers, then the warm-up's own users, then (with --observe) one who only looks at pages.
     users = data["users"]
+    tls = ssl.create_default_context()  # never used (plain HTTP), but httpx makes one per client unless given it
     clients = [
-        httpx.AsyncClient(base_url=app_url, timeout=REQUEST_TIMEOUT, trust_env=False, limits=limits) for _ in users
+        httpx.AsyncClient(
+            base_url=app_url, timeout=REQUEST_TIMEOUT, trust_env=False, limits=limits, verify=tls
+        )
+        for _ in users
     ]
     try:
         gate = asyncio.Semaphore(2 * args.workers)
