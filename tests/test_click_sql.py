@@ -33,7 +33,18 @@ def test_for_click_and_the_orm_agree_on_every_number_blocked_elsewhere():
         assert found.contact == phone.contact
         assert found.contact.do_not_call == phone.contact.do_not_call
         assert found.blocked_elsewhere is by_orm[phone.pk], phone.number
+        for instance, model in ((found, ContactPhone), (found.contact, Contact)):
+            loaded = model.objects.get(pk=instance.pk)
+            assert field_values(instance) == field_values(loaded)  # dates, flags and all, as the ORM reads them
+            assert not instance._state.adding
     assert [by_orm[p.pk] for p in phones] == [True, True, True, True, False]
+
+
+def field_values(instance) -> dict[str, object]:
+    return {
+        f.attname: (getattr(instance, f.attname), type(getattr(instance, f.attname)))
+        for f in instance._meta.concrete_fields
+    }
 
 
 def test_for_click_finds_nothing_for_a_number_of_another_contact():
