@@ -74,8 +74,8 @@ async def logged_in(user, **options) -> AsyncClient:
     return client
 
 
-async def click(client: AsyncClient, phone: ContactPhone, **data: str):
-    body = {"call": f"me:{phone.pk}", "request_id": str(uuid.uuid4()), **data}
+async def click(client: AsyncClient, phone: ContactPhone, request_id: str | None = None, **data: str):
+    body = {"call": f"me:{phone.pk}", "request_id": request_id or str(uuid.uuid4()), **data}
     return await client.post(f"/contacts/{phone.contact_id}/call/", body, headers=HTMX)
 
 
@@ -92,6 +92,47 @@ async def test_a_click_places_its_call_with_no_middleware_and_no_cache_read_in_a
     in_thread = [name for name in hops if "Middleware" in name or "Cache" in name or name == "QuerySet.get"]
     assert in_thread == []  # the user came from the cache; middleware and cache ran in the event loop
     assert "_db.<locals>.run" in hops  # the click's own database work, which belongs in the thread
+    assert "_render_panel" not in hops  # its answer, the panel of a live call, is rendered in the event loop
+
+
+async def test_a_failed_click_is_answered_from_the_event_loop_too(agent, phone, sim, hops):
+    sim.set_fault("place_call", status=503)
+    client = await logged_in(agent)
+
+    response = await click(client, phone)
+
+    assert response.status_code == 200
+    assert b'data-call-state="failed"' in response.content
+    assert "_render_panel" not in hops
+
+
+async def test_an_ended_call_clicked_again_is_answered_from_the_thread(agent, phone, hops):
+    """The same click sent again after its call ended: the panel's wrap-up form lists the disposition codes."""
+    client = await logged_in(agent)
+    request_id = str(uuid.uuid4())
+    await click(client, phone, request_id=request_id)
+    await Call.objects.filter(request_id=request_id).aupdate(state=Call.State.ENDED)
+    hops.clear()
+
+    response = await click(client, phone, request_id=request_id)
+
+    assert b'data-call-state="ended"' in response.content
+    assert b'name="disposition"' in response.content
+    assert "_render_panel" in hops
+
+
+async def test_a_panel_that_reaches_for_the_database_in_the_loop_is_rendered_in_the_thread(
+    agent, phone, hops, monkeypatch, caplog
+):
+    client = await logged_in(agent)
+    monkeypatch.setattr(Call, "destination", property(lambda call: Contact.objects.get(pk=call.contact_id).name))
+
+    response = await click(client, phone)
+
+    assert response.status_code == 200
+    assert b"To Brightwater Energy" in response.content
+    assert "_render_panel" in hops
+    assert "reached for the database in the event loop" in caplog.text
 
 
 async def test_a_post_without_the_csrf_token_gets_the_apps_403_page_and_places_nothing(agent, phone, sim):
