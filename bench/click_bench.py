@@ -645,9 +645,7 @@ async def app_side(app_url: str, data: dict[str, Any], args: argparse.Namespace,
     users = data["users"]
     tls = ssl.create_default_context()  # never used (plain HTTP), but httpx makes one per client unless given it
     clients = [
-        httpx.AsyncClient(
-            base_url=app_url, timeout=REQUEST_TIMEOUT, trust_env=False, limits=limits, verify=tls
-        )
+        httpx.AsyncClient(base_url=app_url, timeout=REQUEST_TIMEOUT, trust_env=False, limits=limits, verify=tls)
         for _ in users
     ]
     try:
