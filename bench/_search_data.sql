@@ -90,13 +90,13 @@ WHERE g % 3 = 0;
 INSERT INTO calls_call (request_id, to_number, presented_clid, clid_reason, consent, consent_reason,
                         dnc_override_reason, regarding, application, vcc_call_id, vcc_status, recording_status,
                         result_code, result_party, result_reason, disposition_code, notes, state, error_message,
-                        error_display, requested_at, contact_id, outcome)
+                        error_display, requested_at, changed_at, trace_id, contact_id, outcome)
 SELECT md5('call' || g || '-' || k)::uuid, '+442079460000', '', '', '', '', '', '', 'vccweb', '', '', '', '', '',
-       '', '', '', 'ended', '', '',
-       timestamptz '2026-01-01' + ((hashtext('t' || g || k) & 2147483647) % 28000000) * interval '1 second',
-       g,
+       '', '', '', 'ended', '', '', t, t, '', g,
        (ARRAY['answered', 'answered', 'answered', 'no_answer', 'busy', 'failed', 'agent_no_answer'])[1 + (g + k) % 7]
-FROM generate_series(1, :contacts) g, generate_series(1, 3) k
+FROM generate_series(1, :contacts) g, generate_series(1, 3) k,
+     LATERAL (SELECT timestamptz '2026-01-01'
+                     + ((hashtext('t' || g || k) & 2147483647) % 28000000) * interval '1 second' AS t) at_time
 WHERE (hashtext('c' || g) & 2147483647) % 10 < 3 AND k <= 1 + g % 3;
 
 ANALYZE calls_contact;

@@ -36,7 +36,10 @@ USERNAME = "searchbench"
 
 def psql(*args: str, db: str = "hcbench") -> str:
     cmd = ["psql", "-h", "127.0.0.1", "-U", "postgres", "-v", "ON_ERROR_STOP=1", "-qAt", db, *args]
-    return subprocess.run(cmd, check=True, capture_output=True, text=True).stdout.strip()
+    done = subprocess.run(cmd, capture_output=True, text=True)
+    if done.returncode:
+        raise SystemExit(f"psql {' '.join(args)} failed (exit {done.returncode}): {done.stderr.strip()}")
+    return done.stdout.strip()
 
 
 def prepare(contacts: int, reload: bool) -> None:

@@ -3,7 +3,7 @@
 Django runs every request in its own `ThreadSensitiveContext`, so that the sync code of one request (the ORM and
 its connection above all) stays on one thread. asgiref starts that thread on the request's first trip to sync code
 and joins it when the request ends: a thread start (which waits for the new thread to run) and a join for every
-request, some milliseconds of a click's CPU on this project's machines (bench/README.md).
+request, each a handful of system calls, which are dear on this project's virtual machines (bench/README.md).
 
 Here a request borrows a single-thread executor from a pool kept by the process's event loop, and gives it back
 when it ends. Everything else is Django's handler. Sync work of a request still runs on one thread, and requests
