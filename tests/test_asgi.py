@@ -95,6 +95,20 @@ async def test_a_click_places_its_call_with_no_middleware_and_no_cache_read_in_a
     assert "_render_panel" not in hops  # its answer, the panel of a live call, is rendered in the event loop
 
 
+async def test_the_panel_of_a_live_call_is_polled_from_the_event_loop(agent, phone, hops):
+    client = await logged_in(agent)
+    await click(client, phone)
+    call = await Call.objects.aget()
+    hops.clear()
+
+    response = await client.get(f"/calls/{call.pk}/panel/", headers=HTMX)
+
+    assert response.status_code == 200
+    assert b'data-call-state="live"' in response.content
+    assert "_render_panel" not in hops
+    assert "_visible_call" in hops  # finding the row (with its parties) is the thread's work
+
+
 async def test_a_failed_click_is_answered_from_the_event_loop_too(agent, phone, sim, hops):
     sim.set_fault("place_call", status=503)
     client = await logged_in(agent)

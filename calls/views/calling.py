@@ -1,7 +1,8 @@
 """Click-to-call pages: the click, the dial preview, readiness, and the call panel (follow, recording, wrap-up).
 
 The views glue HTTP to the use cases in calls/calling.py. They are async: a click awaits VCC without holding a
-worker thread or a database connection. Database reads that templates need happen in `_render`'s sync thread.
+worker thread or a database connection. Database reads that templates need happen in `_render`'s sync thread; the
+call panel of a call that has not ended needs none and renders in the event loop (`render_panel`).
 """
 
 from __future__ import annotations
@@ -118,9 +119,7 @@ async def call_contact(request: HttpRequest, pk: int) -> HttpResponse:
     if not request.htmx:
         return redirect(f"{reverse('contact_detail', args=[pk])}?call={calling.regarding_token(call)}")
     template = "calls/contact_list.html#list_call" if request.htmx.target == "list-call" else "calls/call_slot.html"
-    response = await render_click_answer(
-        request, template, call, user, contact=call.contact, phone=call.phone, can_call=True
-    )
+    response = await render_panel(request, template, call, user, contact=call.contact, phone=call.phone, can_call=True)
     return trigger_client_event(response, CALLS_CHANGED)
 
 
@@ -177,25 +176,20 @@ def _render_panel(request: HttpRequest, template: str, call: Call, user, **extra
 
 
 async def render_panel(request: HttpRequest, template: str, call: Call, user, **extra: object) -> HttpResponse:
-    """Render a template that shows the call panel, in one trip to the sync thread."""
-    return await sync_to_async(_render_panel)(request, template, call, user, **extra)
+    """Render a template that shows the call panel: in the event loop for a call that has not ended, else in one
+    trip to the sync thread.
 
-
-async def render_click_answer(request: HttpRequest, template: str, call: Call, user, **extra: object) -> HttpResponse:
-    """The panel that answers a click, rendered in the event loop: a trip to the sync thread fewer per click.
-
-    The row comes from the click with its contact, number and agents attached, and a call that has not ended shows
-    nothing more of the database (the wrap-up form, with its disposition codes, is for ended calls). Should a
-    template ever reach for the database here, Django refuses before any query is sent, and the panel is rendered
-    in the thread instead.
+    The panel of a call that has not ended shows nothing of the database beyond the row and its parties, which
+    come with it (from the click, or `with_parties`); the wrap-up form of an ended call lists the disposition codes.
+    Should a template ever reach for the database in the loop, Django refuses before any query is sent, and the
+    panel is rendered in the thread instead.
     """
-    if call.state == Call.State.ENDED:  # an old click sent again: its row may have ended meanwhile
-        return await render_panel(request, template, call, user, **extra)
-    try:
-        return _render_panel(request, template, call, user, **extra)
-    except SynchronousOnlyOperation:
-        log.warning("the panel of call %s reached for the database in the event loop", call.pk, exc_info=True)
-        return await render_panel(request, template, call, user, **extra)
+    if call.state != Call.State.ENDED:
+        try:
+            return _render_panel(request, template, call, user, **extra)
+        except SynchronousOnlyOperation:
+            log.warning("the panel of call %s reached for the database in the event loop", call.pk, exc_info=True)
+    return await sync_to_async(_render_panel)(request, template, call, user, **extra)
 
 
 async def _panel(request: HttpRequest, call: Call, user, *, changed: bool = False, **extra: object) -> HttpResponse:
