@@ -8,9 +8,10 @@ from datetime import timedelta
 import pytest
 from django.db import connection, transaction
 from django.db.models import F
+from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
-from calls.models import CONTACT_SORTS, Call, Contact, ContactPhone
+from calls.models import CONTACT_SORTS, Call, Contact, ContactPhone, needs_bitmap_scans, search_windows
 
 pytestmark = pytest.mark.django_db
 
@@ -283,6 +284,22 @@ def _plan(qs) -> str:
         return "\n".join(row[0] for row in cursor.fetchall())
 
 
+def _whole_scans(plan: list[str], table: str) -> list[str]:
+    """The plan's scans of table with no condition an index answers: each reads the whole table or index."""
+    whole = []
+    for i, line in enumerate(plan):
+        if "Scan" in line and f" on {table}" in line and "Bitmap Index" not in line:
+            depth = len(line) - len(line.lstrip())
+            node = [line]
+            for below in plan[i + 1 :]:
+                if len(below) - len(below.lstrip()) <= depth or below.lstrip().startswith("->"):
+                    break
+                node.append(below)
+            if not any("Index Cond" in part or "Recheck Cond" in part for part in node):
+                whole.append(line.strip())
+    return whole
+
+
 def _page_query(qs, sort: str = "name", after=None):
     from django.db.models.fields.tuple_lookups import Tuple, TupleGreaterThan, TupleLessThan
 
@@ -310,6 +327,33 @@ class TestOnABigTable:
         assert "Seq Scan" not in plan
         if query == "020 7946":
             assert "contactphone_number_prefix_idx" in plan and "contactphone_number_reverse_idx" in plan
+
+    @pytest.mark.parametrize("query", ["020 7946", "+44 20 7946 0123", "7946 0123", "brightwater"])
+    def test_every_statement_of_a_page_finds_numbers_through_an_index_under_the_views_planner_settings(
+        self, crowd, query
+    ):
+        """The page's windows run with bitmap scans off (for the trigram index's sake) except for a number alone,
+        whose start and ending indexes only a bitmap scan can OR: without one, every number is read."""
+        with CaptureQueriesContext(connection) as ran:
+            Contact.objects.search(query).keyset_page(
+                sort="name",
+                after=None,
+                size=25,
+                windows=search_windows(query),
+                bitmap_scans=needs_bitmap_scans(query),
+            )
+        statements = [q["sql"] for q in ran.captured_queries if q["sql"].startswith("SELECT")]
+        settings_made = [q["sql"] for q in ran.captured_queries if q["sql"].startswith("SET LOCAL")]
+        assert settings_made == ([] if needs_bitmap_scans(query) else ["SET LOCAL enable_bitmapscan = off"])
+        assert statements
+        for sql in statements:
+            with transaction.atomic(), connection.cursor() as cursor:
+                cursor.execute("SET LOCAL enable_seqscan = off")  # as _plan: 10,000 rows are cheap to scan
+                for setting in settings_made:
+                    cursor.execute(setting)
+                cursor.execute("EXPLAIN " + sql.replace("%", "%%"))
+                plan = [row[0] for row in cursor.fetchall()]
+            assert _whole_scans(plan, "calls_contactphone") == [], "\n".join(plan)
 
     @pytest.mark.parametrize(
         ("sort", "index"),
