@@ -3,6 +3,7 @@ and on PostgreSQL the query shape a million rows need (an index, never a scan of
 
 from __future__ import annotations
 
+import re
 from datetime import timedelta
 
 import pytest
@@ -11,7 +12,7 @@ from django.db.models import F
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
-from calls.models import CONTACT_SORTS, Call, Contact, ContactPhone, needs_bitmap_scans, search_windows
+from calls.models import CONTACT_SORTS, Call, Contact, ContactPhone, is_number_search, search_windows
 
 pytestmark = pytest.mark.django_db
 
@@ -300,6 +301,32 @@ def _whole_scans(plan: list[str], table: str) -> list[str]:
     return whole
 
 
+def _page_as_run(query: str) -> list[tuple[dict[str, str], list[str]]]:
+    """Each statement of the first page of this search, as the contact list runs it, with the planner settings in
+    force when it ran (scoped by its transaction, a savepoint here) and its plan under them."""
+    with CaptureQueriesContext(connection) as captured:
+        Contact.objects.search(query).keyset_page(
+            sort="name", after=None, size=25, windows=search_windows(query), number_only=is_number_search(query)
+        )
+    defaults = {"enable_bitmapscan": "on", "enable_hashjoin": "on"}
+    in_force, ran = dict(defaults), []
+    for sql in (q["sql"] for q in captured.captured_queries):
+        if sql.startswith(("RELEASE SAVEPOINT", "ROLLBACK", "COMMIT")):
+            in_force = dict(defaults)
+        elif sql.startswith("SET LOCAL"):
+            name, value = sql.removeprefix("SET LOCAL ").split(" = ")
+            in_force[name] = value
+        elif sql.startswith("SELECT"):
+            with transaction.atomic(), connection.cursor() as cursor:
+                cursor.execute("SET LOCAL enable_seqscan = off")  # as _plan: 10,000 rows are cheap to scan
+                for name, value in in_force.items():
+                    cursor.execute(f"SET LOCAL {name} = {value}")
+                cursor.execute("EXPLAIN " + sql.replace("%", "%%"))
+                plan = [row[0] for row in cursor.fetchall()]
+            ran.append(({**in_force, "sql": sql}, plan))
+    return ran
+
+
 def _page_query(qs, sort: str = "name", after=None):
     from django.db.models.fields.tuple_lookups import Tuple, TupleGreaterThan, TupleLessThan
 
@@ -334,26 +361,20 @@ class TestOnABigTable:
     ):
         """The page's windows run with bitmap scans off (for the trigram index's sake) except for a number alone,
         whose start and ending indexes only a bitmap scan can OR: without one, every number is read."""
-        with CaptureQueriesContext(connection) as ran:
-            Contact.objects.search(query).keyset_page(
-                sort="name",
-                after=None,
-                size=25,
-                windows=search_windows(query),
-                bitmap_scans=needs_bitmap_scans(query),
-            )
-        statements = [q["sql"] for q in ran.captured_queries if q["sql"].startswith("SELECT")]
-        settings_made = [q["sql"] for q in ran.captured_queries if q["sql"].startswith("SET LOCAL")]
-        assert settings_made == ([] if needs_bitmap_scans(query) else ["SET LOCAL enable_bitmapscan = off"])
-        assert statements
-        for sql in statements:
-            with transaction.atomic(), connection.cursor() as cursor:
-                cursor.execute("SET LOCAL enable_seqscan = off")  # as _plan: 10,000 rows are cheap to scan
-                for setting in settings_made:
-                    cursor.execute(setting)
-                cursor.execute("EXPLAIN " + sql.replace("%", "%%"))
-                plan = [row[0] for row in cursor.fetchall()]
+        ran = _page_as_run(query)
+        assert ran
+        for _, plan in ran:
             assert _whole_scans(plan, "calls_contactphone") == [], "\n".join(plan)
+        bitmaps_off = [settings for settings, _ in ran if settings["enable_bitmapscan"] == "off"]
+        assert bool(bitmaps_off) is not is_number_search(query)
+
+    def test_the_last_step_of_a_number_search_looks_its_few_matches_up_rather_than_hashing_every_contact(self, crowd):
+        """One match: 3,000 contacts do not hold a page of them, so every match is fetched and sorted."""
+        ran = _page_as_run("+44 20 7946 0123")
+        settings_in_force, plan = ran[-1]
+        assert "ORDER BY (" in settings_in_force["sql"]  # the step that sorts every match
+        assert settings_in_force["enable_hashjoin"] == "off"
+        assert not any(re.search(r"Hash (\w+ )?Join", line) for line in plan), "\n".join(plan)
 
     @pytest.mark.parametrize(
         ("sort", "index"),

@@ -14,7 +14,7 @@ from django.views.decorators.vary import vary_on_headers
 from calls import calling, phones
 from calls import permissions as perms
 from calls.forms import ContactForm, ContactListForm, ContactPhoneFormSet, encode_cursor
-from calls.models import CONTACT_SORTS, Call, Contact, ContactPhone, needs_bitmap_scans, search_windows
+from calls.models import CONTACT_SORTS, Call, Contact, ContactPhone, is_number_search, search_windows
 from calls.views.calling import dialer_context, panel_context
 
 log = logging.getLogger(__name__)
@@ -62,7 +62,7 @@ def contact_list(request: HttpRequest) -> HttpResponse:
         after=opts.get("after"),
         size=CONTACTS_PER_PAGE,
         windows=search_windows(query),
-        bitmap_scans=needs_bitmap_scans(query),
+        number_only=is_number_search(query),
     )
     for contact in rows:
         contact.shown_phone = contact.phone_matching(query)
