@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import contextlib
 import functools
 import uuid
 from datetime import datetime, timedelta
@@ -18,7 +19,7 @@ from calls import permissions as perms
 from calls import phones
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Collection, Iterable, Sequence
+    from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
 
 AGENT_ID_PATTERN = r"^[0-9]{1,11}$"
 GROUP_ID_PATTERN = r"^[A-Za-z0-9]{1,32}$"
@@ -166,7 +167,7 @@ SHORT_WORD_WINDOWS = (300, 3000, 30000)
 def search_windows(query: str) -> tuple[int, ...]:
     """The windows for a search: further for a word that no index can find (one or two letters)."""
     short = any(len(w) < 3 for w in _words(query) if w not in _number_parts(query))
-    return SHORT_WORD_WINDOWS if short and not phones.looks_like_number(query) else SEARCH_WINDOWS
+    return SHORT_WORD_WINDOWS if short and not is_number_search(query) else SEARCH_WINDOWS
 
 
 def is_number_search(query: str) -> bool:
@@ -195,15 +196,11 @@ def _ordered_page(
     if not narrowed:
         return list(after_cursor.order_by(*order)[:limit])
     ahead = _after(domain, fields, after, descending).order_by(*order).values_list(*fields)
-    postgresql = connection.vendor == "postgresql"
-    with transaction.atomic(using=qs.db):
-        if postgresql and not number_only:
-            # Within a window, read the sort's index: left to itself, the planner fetches every match through the
-            # trigram index first (a bitmap scan), which is the cost the window is there to avoid. A number alone
-            # is looked for through two indexes at once, its start and its ending, and only a bitmap scan can OR
-            # two indexes: without one every window read all the numbers (230 to 350 ms at 1.33 million).
-            with connection.cursor() as cursor:
-                cursor.execute("SET LOCAL enable_bitmapscan = off")
+    # Within a window, read the sort's index: left to itself, the planner fetches every match through the trigram
+    # index first (a bitmap scan), which is the cost the window is there to avoid. A number alone is looked for
+    # through two indexes at once, its start and its ending, and only a bitmap scan can OR two indexes: without one
+    # every window read all the numbers (230 to 350 ms at 1.33 million).
+    with _planned(qs.db, *([] if number_only else ["enable_bitmapscan = off"])):
         for window in windows or SEARCH_WINDOWS:
             end = next(iter(ahead[window - 1 : window]), None)
             rows = after_cursor
@@ -213,16 +210,25 @@ def _ordered_page(
             if len(rows) == limit or end is None:  # the page is full, or the window reached the end of the list
                 return rows
     unindexed = [_unindexed(f) for f in order]
-    every_match = after_cursor.order_by(*unindexed, *order)[:limit]
-    if not (postgresql and number_only):
-        return list(every_match)
-    with transaction.atomic(using=qs.db):
-        # A number's matches that 3,000 contacts did not hold are a few thousand at most, each one look-up by primary
-        # key. PostgreSQL expects three times as many numbers as match and hashes every contact instead: 211 ms for
-        # 4,406 matches at 1M contacts, against 39 ms without hash joins.
+    # A number's matches that 3,000 contacts did not hold are a few thousand at most, each one look-up by primary
+    # key. PostgreSQL expects three times as many numbers as match and hashes every contact instead: 211 ms for
+    # 4,406 matches at 1M contacts, against 39 ms without hash joins.
+    with _planned(qs.db, *(["enable_hashjoin = off"] if number_only else [])):
+        return list(after_cursor.order_by(*unindexed, *order)[:limit])
+
+
+@contextlib.contextmanager
+def _planned(using: str, *settings: str) -> Iterator[None]:
+    """On PostgreSQL, a transaction whose statements are planned with these settings (SET LOCAL: they end with
+    it); elsewhere, or with none to make, nothing."""
+    if not settings or connection.vendor != "postgresql":
+        yield
+        return
+    with transaction.atomic(using=using):
         with connection.cursor() as cursor:
-            cursor.execute("SET LOCAL enable_hashjoin = off")
-        return list(every_match)
+            for setting in settings:
+                cursor.execute(f"SET LOCAL {setting}")
+        yield
 
 
 def _up_to(qs, fields: list[str], end: list, descending: bool):

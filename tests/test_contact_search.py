@@ -276,13 +276,19 @@ def _fill_crowd() -> None:
         cursor.execute("ANALYZE calls_contactphone")
 
 
-def _plan(qs) -> str:
-    sql, params = qs.query.sql_with_params()
-    with connection.cursor() as cursor:
+def _explain(sql: str, params=None, **settings: str) -> list[str]:
+    """The plan of sql, with planner settings (`enable_hashjoin="off"`) made for it alone."""
+    with transaction.atomic(), connection.cursor() as cursor:
         # Scanning 10,000 rows is still cheap, where scanning a million is not: rule the scan out.
         cursor.execute("SET LOCAL enable_seqscan = off")
+        for name, value in settings.items():
+            cursor.execute(f"SET LOCAL {name} = {value}")
         cursor.execute("EXPLAIN " + sql, params)
-        return "\n".join(row[0] for row in cursor.fetchall())
+        return [row[0] for row in cursor.fetchall()]
+
+
+def _plan(qs) -> str:
+    return "\n".join(_explain(*qs.query.sql_with_params()))
 
 
 def _whole_scans(plan: list[str], table: str) -> list[str]:
@@ -317,13 +323,7 @@ def _page_as_run(query: str) -> list[tuple[dict[str, str], list[str]]]:
             name, value = sql.removeprefix("SET LOCAL ").split(" = ")
             in_force[name] = value
         elif sql.startswith("SELECT"):
-            with transaction.atomic(), connection.cursor() as cursor:
-                cursor.execute("SET LOCAL enable_seqscan = off")  # as _plan: 10,000 rows are cheap to scan
-                for name, value in in_force.items():
-                    cursor.execute(f"SET LOCAL {name} = {value}")
-                cursor.execute("EXPLAIN " + sql.replace("%", "%%"))
-                plan = [row[0] for row in cursor.fetchall()]
-            ran.append(({**in_force, "sql": sql}, plan))
+            ran.append(({**in_force, "sql": sql}, _explain(sql.replace("%", "%%"), **in_force)))
     return ran
 
 
