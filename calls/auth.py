@@ -15,12 +15,10 @@ the cache is as private as the database.
 
 from __future__ import annotations
 
-import time
-
 from django.contrib.auth.backends import ModelBackend
 from django.core.cache import cache
 
-from calls.cache import generation_changed, lifetime, start_generation
+from calls.cache import astart_generation, generation_changed, lifetime, start_generation
 
 GENERATION_KEY = "calls:perms:generation"
 CACHE_SECONDS = 300
@@ -116,7 +114,7 @@ class CachedPermissionBackend(ModelBackend):
                     for name in ("user", "group")
                 }
                 if not found.get(GENERATION_KEY):
-                    await cache.aadd(GENERATION_KEY, time.time_ns(), None)
+                    await astart_generation(GENERATION_KEY)
                     found = {GENERATION_KEY: await cache.aget(GENERATION_KEY)}
                 if found.get(GENERATION_KEY):
                     await cache.aset_many({_key(user_obj): (found[GENERATION_KEY], sets)}, _seconds())

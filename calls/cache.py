@@ -428,6 +428,13 @@ def start_generation(key: str) -> None:
     cache.add(key, time.time_ns(), None)
 
 
+async def astart_generation(key: str) -> None:
+    """start_generation, from the event loop."""
+    from django.core.cache import cache
+
+    await cache.aadd(key, time.time_ns(), None)
+
+
 def bump_generation(key: str) -> None:
     """Move a generation counter on. Asked of Redis even while this process's breaker is open, since a lost move
     leaves stale entries in use until they expire; a failure is logged as an error."""
