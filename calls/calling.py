@@ -14,6 +14,7 @@ import asyncio
 import logging
 import time
 import uuid
+import weakref
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -73,6 +74,22 @@ def _now() -> datetime:
 
 _sleep: Callable[[float], Awaitable[None]] = asyncio.sleep  # tests replace it: nothing waits on the wall clock
 _regarding_signer = signing.Signer(salt="calls.regarding")
+
+
+_gates: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Semaphore] = weakref.WeakKeyDictionary()
+
+
+def _click_gate() -> asyncio.Semaphore:
+    """This event loop's turnstile for a click's database work before VCC (settings.CLICKS_STARTING_AT_ONCE).
+
+    Hundreds of clicks arriving together would otherwise take every pooled connection and queue in front of
+    everyone else's pages; through the gate they queue behind one another, first come first served.
+    """
+    loop = asyncio.get_running_loop()
+    gate = _gates.get(loop)
+    if gate is None:
+        gate = _gates[loop] = asyncio.Semaphore(settings.CLICKS_STARTING_AT_ONCE)
+    return gate
 
 
 def _db[**P, T](fn: Callable[P, T]) -> Callable[P, Awaitable[T]]:
@@ -346,14 +363,16 @@ async def place_agent_call(*, user, request_id: str, base_url: str, to_agent_pk:
 
 async def _place(*, user, request_id: str, base_url: str, plan, dnc_reason: str, clock: Clock) -> Call:
     kwargs = {"user": user, "request_id": request_id, "base_url": base_url, "dnc_reason": dnc_reason, "clock": clock}
-    started = await _db(_check_and_start)(plan=plan, **kwargs)
+    async with _click_gate():
+        started = await _db(_check_and_start)(plan=plan, **kwargs)
     if isinstance(started, _Blocked):
         # Our log may lag behind VCC when nobody has followed that call yet: ask before refusing.
         blocking = (await follow(call=started.call, clock=clock, force=True)).call
         # A call VCC answers 404 for cannot be ringing anyone: it does not hold the phone or the number.
         if blocking.is_live and blocking.missing_since is None:
             raise Refused(_busy_words(blocking, user))
-        started = await _db(_start)(dial=started.dial, phone=started.phone, **kwargs)
+        async with _click_gate():
+            started = await _db(_start)(dial=started.dial, phone=started.phone, **kwargs)
     if started.request is None:
         return started.call
     # A browser that goes away mid-click cancels the view, but the phone may already be ringing: the request and

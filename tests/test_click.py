@@ -910,6 +910,37 @@ async def test_a_browser_leaving_mid_click_still_gets_the_call_recorded(agent_us
     assert sim.calls_placed == 1
 
 
+async def test_a_burst_of_clicks_takes_turns_for_the_database(monkeypatch, settings):
+    """At most CLICKS_STARTING_AT_ONCE clicks of a process do their work before VCC at once; the rest queue."""
+    settings.CLICKS_STARTING_AT_ONCE = 2
+    working: list[int] = []
+    finish = asyncio.Event()
+
+    def held(fn):
+        async def run(**kwargs):
+            working.append(len(working))
+            await finish.wait()
+            raise calling.Refused("stopped by the test")
+
+        return run
+
+    monkeypatch.setattr(calling, "_db", held)
+    clicks = [
+        asyncio.ensure_future(
+            calling.place_agent_call(user=None, request_id=str(uuid.uuid4()), base_url="http://t/", to_agent_pk=1)
+        )
+        for _ in range(5)
+    ]
+    for _ in range(10):  # let every click run as far as it can
+        await asyncio.sleep(0)
+
+    assert len(working) == 2  # two at work, three waiting their turn
+    finish.set()
+    outcomes = await asyncio.gather(*clicks, return_exceptions=True)
+    assert len(working) == 5
+    assert all(isinstance(o, calling.Refused) for o in outcomes)
+
+
 def test_an_older_api_version_gets_only_the_fields_it_knows(agent_client, contact, london, sim, settings):
     settings.VCC_API_VERSION = 3
     response = click(agent_client, primary(contact))

@@ -188,6 +188,11 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
             "timeout": env_int("DB_POOL_TIMEOUT", 10, minimum=1),
         }
 
+# At most this many clicks per process do their database work before VCC at once; the rest wait their turn, first
+# come first served. That work is CPU-bound on the process's one core for Python, so more at once only adds
+# contention, and a burst of clicks would otherwise hold the pooled connections while other people's pages wait.
+CLICKS_STARTING_AT_ONCE = env_int("CLICKS_STARTING_AT_ONCE", 2, minimum=1)
+
 REDIS_URL = env_str("REDIS_URL")
 REDIS_TIMEOUT = env_int("REDIS_TIMEOUT_MS", 500, minimum=1) / 1000
 if REDIS_URL:
