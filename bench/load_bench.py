@@ -158,9 +158,7 @@ async def agent_lane(
         tally.sent.extend(await asyncio.gather(*jobs))
 
 
-async def run_clicks(
-    ports: tuple[int, int], data: dict[str, Any], password: str, args: argparse.Namespace
-) -> tuple[Tally, float]:
+async def run_clicks(ports: tuple[int, int], data: dict[str, Any], args: argparse.Namespace) -> tuple[Tally, float]:
     users = data["users"]
     limits = httpx.Limits(max_connections=2)
     clients = [
@@ -170,16 +168,23 @@ async def run_clicks(
     try:
         gate = asyncio.Semaphore(4)
 
-        async def log_in(pair: dict[int, httpx.AsyncClient], i: int, username: str) -> None:
-            port = ports[i % 2]
+        first = data["clicks"][0]["contact"]
+
+        async def open_session(pair: dict[int, httpx.AsyncClient], i: int, session: str) -> None:
+            """The agent's session, made at setup as /login/ makes one, on both processes (sessions are shared);
+            then a contact page, as an agent opens one before clicking, which also sets the CSRF cookie."""
+            port, other = ports[i % 2], ports[1 - i % 2]
+            for p, client in pair.items():
+                client.base_url = f"http://{cb.HOST}:{p}"
+                client.cookies.set("sessionid", session)
             async with gate:
-                pair[port].base_url = f"http://{cb.HOST}:{port}"
-                await cb.login(pair[port], username, password)
-            other = ports[1 - i % 2]
-            pair[other].cookies.update(pair[port].cookies)  # one session (in the database) for both processes
+                response = await pair[port].get(f"/contacts/{first}/")
+            if response.status_code != 200:
+                raise RuntimeError(f"a contact page: HTTP {response.status_code}: {cb.page_text(response.text)}")
+            pair[other].cookies.update(pair[port].cookies)
 
         await asyncio.gather(
-            *(log_in(pair, i, u["username"]) for i, (pair, u) in enumerate(zip(clients, users, strict=True)))
+            *(open_session(pair, i, u["session"]) for i, (pair, u) in enumerate(zip(clients, users, strict=True)))
         )
         tally = Tally()
         targets = list(enumerate(data["clicks"]))
@@ -332,7 +337,7 @@ def run(args: argparse.Namespace, tmp: Path, managed: list[cb.Managed]) -> int:
             app = cb.start(f"uvicorn-{i + 1}", [sys.executable, *command], env, tmp, managed)
             cb.wait_for(app, f"http://{cb.HOST}:{port}/login/", lambda r: r.status_code == 200)
             apps.append(app)
-        tally, seconds = asyncio.run(run_clicks(ports, setup, password, args))
+        tally, seconds = asyncio.run(run_clicks(ports, setup, args))
         window_end = time.monotonic()
         print()
         return report(tally, seconds, sim, apps, args, (tally.clicking_from, window_end))
