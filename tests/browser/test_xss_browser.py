@@ -77,6 +77,11 @@ document.addEventListener('securitypolicyviolation', e => {
 });
 """
 
+SETTLED = """
+() => document.readyState === 'complete'
+  && !document.querySelector('.htmx-request, .htmx-swapping, .htmx-settling, .htmx-added')
+"""
+
 INJECTED = """
 () => {
   const found = [];
@@ -207,7 +212,10 @@ class Watched:
 
     def check(self, where: str, *, shows_payload: bool = True) -> None:
         page = self.page
-        page.wait_for_timeout(150)  # let onload/onerror handlers and htmx's requests settle
+        # Until the page and its images have loaded (an onerror handler would have run by then) and no htmx request
+        # is in flight or settling; then one more task, for violation reports queued meanwhile.
+        page.wait_for_function(SETTLED)
+        page.evaluate("() => new Promise(resolve => setTimeout(resolve, 0))")
         assert page.evaluate("typeof window.__xss") == "undefined", f"a payload ran on {where}"
         assert page.evaluate("typeof window.parent.__xss") == "undefined", f"a payload ran on {where}"
         assert not self.dialogs, f"a dialog opened on {where}: {self.dialogs}"
