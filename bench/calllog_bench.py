@@ -309,6 +309,9 @@ def main(argv: list[str] | None = None) -> int:
                 s50, s95 = percentile(page.sql_ms, 50), percentile(page.sql_ms, 95)
                 print(f"{page.label:42} {p50:8.1f} {p95:8.1f} {s50:8.1f} {s95:8.1f} {p50 / s50:6.1f} "
                       f"{len(page.sql):7d} {page.bytes // 1024:6d}")  # fmt: skip
+            healthz = Target("floor: /healthz (no session, SQL, template)", "/healthz")
+            time_page(client, healthz, args.requests)
+            print(f"{healthz.label:42} {percentile(healthz.page_ms, 50):8.1f} {percentile(healthz.page_ms, 95):8.1f}")
             floor_s, floor_rows = time_export_sql(conn, export_sql)
             seconds, rows, rss_before, rss_peak = time_export(client, export_path, server.pid)
         print(f"\nexport {export_path} ({export_rows:,} calls)")
