@@ -165,7 +165,7 @@ def batches(calls: QuerySet, *, sort: str, size: int):
 
 def _inert_sql(column: str) -> str:
     """A text column made inert for spreadsheets in SQL, as calls.spreadsheet.inert does in Python."""
-    return f"CASE WHEN {column} ~ '^[-=+@\\t\\r]' THEN '''' || {column} ELSE {column} END"
+    return f"regexp_replace({column}, '^([-=+@\\t\\r])', '''\\1')"  # the column is computed once
 
 
 def export_copy_sql(calls: QuerySet, *, sort: str) -> tuple[str, tuple]:
@@ -186,17 +186,20 @@ def export_copy_sql(calls: QuerySet, *, sort: str) -> tuple[str, tuple]:
         "ELSE COALESCE(NULLIF(c.error_message, ''), c.error_display) END"
     )
     target = "COALESCE(NULLIF(c.to_number, ''), ta.name || ' (' || ta.display_id || ')')"
+    agent = "fa.name || ' (' || fa.display_id || ')'"
+    groups = (
+        "CASE WHEN c.from_agent_id IS NULL AND c.to_agent_id IS NULL THEN"
+        " (SELECT string_agg(g.name, ', ' ORDER BY cg.id) FROM calls_call_from_groups cg"
+        " JOIN calls_agentgroup g ON g.id = cg.agentgroup_id WHERE cg.call_id = c.id) END"
+    )
     # The time as ISO 8601 with its offset (2026-03-02T10:00:00+00:00), in the session's time zone, which
     # the export sets to the local one for this statement (calls.views.calllog._CopyExport).
     when = "to_char(c.requested_at, 'YYYY-MM-DD\"T\"HH24:MI:SSTZH:TZM')"
     select = f"""
         SELECT c.id,
                {when},
-               fa.name || ' (' || fa.display_id || ')',
-               CASE WHEN c.from_agent_id IS NULL AND c.to_agent_id IS NULL THEN
-                 (SELECT string_agg(g.name, ', ' ORDER BY cg.id) FROM calls_call_from_groups cg
-                    JOIN calls_agentgroup g ON g.id = cg.agentgroup_id WHERE cg.call_id = c.id)
-               END,
+               {_inert_sql(agent)},
+               {_inert_sql(groups)},
                {_inert_sql("u.username")},
                {_inert_sql("ct.name")},
                {_inert_sql(target)},

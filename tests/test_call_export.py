@@ -94,6 +94,22 @@ def test_the_export_escapes_formulas_in_stored_text(supervisor_client, agent_use
     assert cells["disposition"] == "'-bad"
 
 
+def test_the_export_escapes_formulas_in_agent_and_group_names(supervisor_client, agent_user, supervisor_user, sales):
+    agent = agent_user.agent
+    agent.name = '=HYPERLINK("http://evil","x")'
+    agent.save()
+    sales.name = "@SUM(1+1)"
+    sales.save()
+    make_call(user=agent_user, agent=agent)
+    make_call(user=supervisor_user, groups=[sales])
+
+    header, *rows = rows_of(supervisor_client.get(URL, {"sort": "time"}))
+    by_agent, via_group = (dict(zip(header, row, strict=True)) for row in rows)
+
+    assert by_agent["agent"] == f"'=HYPERLINK(\"http://evil\",\"x\") ({agent.display_id})"
+    assert via_group["group"] == "'@SUM(1+1)"
+
+
 def test_an_agent_exports_only_their_own_calls(agent_client, agent_user, other_agent_user):
     mine = make_call(user=agent_user, agent=agent_user.agent)
     make_call(user=other_agent_user, agent=other_agent_user.agent)
@@ -184,6 +200,11 @@ def test_postgresqls_csv_is_the_same_as_pythons(supervisor_client, supervisor_us
     make_call(user=agent_user, agent=tom, outcome="failed", error_message="-bad", error_display="x")
     make_call(user=agent_user, agent=tom, outcome="not_confirmed", error_status=None)
     make_call(user=agent_user, agent=tom, to_number="", to_agent=tom, outcome="no_answer", duration_seconds=12)
+    tom.name, sales.name = "-Tom", "=Sales"
+    tom.save()
+    sales.save()
+    make_call(user=agent_user, agent=tom, outcome="answered")
+    make_call(user=supervisor_user, groups=[sales], outcome="answered")
 
     copied = rows_of(supervisor_client.get(URL, {"sort": sort}))
     calls = calllog.filtered_calls(Call.objects.all(), {})

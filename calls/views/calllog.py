@@ -257,8 +257,8 @@ class _Export:
                     [
                         pk,
                         requested_at.astimezone(tz).isoformat(),
-                        agents.get(from_agent, ""),
-                        ", ".join(via[pk]) if pk in via else "",
+                        inert(agents.get(from_agent, "")),
+                        inert(", ".join(via[pk])) if pk in via else "",
                         inert(username or ""),
                         inert(contact or ""),
                         inert(to_number or agents.get(to_agent, "")),
