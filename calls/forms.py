@@ -272,6 +272,15 @@ def _cursor(value: str) -> tuple[int, int] | None:
     return int(match[1]), int(match[2])
 
 
+class TimelineForm(forms.Form):
+    """Which page of a contact's calls: `older` is where the page before it ended (the call log's cursor)."""
+
+    older = forms.CharField(max_length=50, required=False)
+
+    def clean_older(self) -> tuple[int, int] | None:
+        return _cursor(self.cleaned_data["older"])
+
+
 def _check_years(form: forms.Form, data: dict) -> bool:
     """Dates far outside the call log's life are typing mistakes (and would overflow date arithmetic)."""
     ok = True

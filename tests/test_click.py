@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import uuid
 from datetime import timedelta
 
@@ -811,6 +812,49 @@ def test_an_agent_sees_every_call_to_the_contact_but_opens_only_their_own(
     assert "Tom called yesterday" in html  # so two agents do not call the same person twice
     assert f"?call={calling.regarding_token(mine)}" in html
     assert f"?call={calling.regarding_token(theirs)}" not in html
+
+
+def test_older_calls_are_a_click_away_page_after_page(agent_client, agent_user, other_agent_user, contact, monkeypatch):
+    from calls.views import contacts
+
+    monkeypatch.setattr(contacts, "TIMELINE_LENGTH", 3)
+    calls = [logged_call(contact, other_agent_user, minutes_ago=m, notes=f"call {m}") for m in range(7)]
+    seen: list[str] = []
+
+    html = timeline(agent_client, contact)
+    while True:
+        seen += re.findall(r"call (\d)", html)
+        more = re.search(r'hx-get="([^"]+)" hx-target="#timeline-more"', html)
+        if more is None:
+            break
+        link = more.group(1).replace("&amp;", "&")
+        html = agent_client.get(link, headers={"HX-Request": "true", "HX-Target": "timeline-more"}).content.decode()
+        assert not html.lstrip().startswith("<section")  # the next items only, in place of the link
+
+    assert seen == [str(m) for m in range(7)]  # every call, newest first, each once
+    assert len(calls) == 7
+
+
+def test_a_damaged_older_link_shows_the_newest_calls(agent_client, agent_user, contact):
+    logged_call(contact, agent_user, minutes_ago=1, notes="the newest")
+    response = agent_client.get(f"/contacts/{contact.pk}/", {"older": "not-a-cursor"})
+    assert response.status_code == 200
+    assert "the newest" in response.content.decode()
+
+
+@pytest.mark.parametrize(("who", "words"), [("agent", "Your calls to"), ("supervisor", "These calls in the call log")])
+def test_the_timeline_links_to_the_call_log_filtered_to_the_contact(
+    agent_client, supervisor_client, agent_user, contact, who, words
+):
+    logged_call(contact, agent_user, minutes_ago=1)
+    client = agent_client if who == "agent" else supervisor_client
+    html = timeline(client, contact)
+    assert f'href="/calls/?contact={contact.pk}"' in html
+    assert words in html
+
+    log = client.get("/calls/", {"contact": contact.pk}).content.decode()
+    assert f'Calls to <a href="{contact.get_absolute_url()}">' in log
+    assert 'href="/calls/?sort=-time">every contact</a>' in log
 
 
 def test_the_contact_page_query_count_does_not_grow_with_calls(

@@ -63,6 +63,7 @@ def call_log(request: HttpRequest) -> HttpResponse:
             "first_link": _link(filters, sort=data["sort"]),
             "export_link": _link(filters, sort=data["sort"]),
             "contact": Contact.objects.filter(pk=data["contact"]).first() if data.get("contact") else None,
+            "any_contact_link": _link({k: v for k, v in filters.items() if k != "contact"}, sort=data["sort"]),
         }
     else:
         # A full page answers 400 with the errors; an htmx swap shows them in place (htmx swaps only 2xx).

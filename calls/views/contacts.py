@@ -8,12 +8,13 @@ from django.db import transaction
 from django.db.models import Exists, OuterRef, Prefetch, Q
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
 from django.views.decorators.http import require_GET, require_http_methods
 from django.views.decorators.vary import vary_on_headers
 
-from calls import calling, phones
+from calls import calling, calllog, phones
 from calls import permissions as perms
-from calls.forms import ContactForm, ContactListForm, ContactPhoneFormSet, encode_cursor
+from calls.forms import ContactForm, ContactListForm, ContactPhoneFormSet, TimelineForm, encode_cursor
 from calls.models import CONTACT_SORTS, Call, Contact, ContactPhone, is_number_search, search_windows
 from calls.views.calling import dialer_context, panel_context
 
@@ -95,17 +96,13 @@ def contact_detail(request: HttpRequest, pk: int) -> HttpResponse:
     """The contact, their numbers with call buttons, and every call to them. `?call=<signed id>` (the regarding
     link VCC shows) opens that call's panel."""
     contact = get_object_or_404(Contact.objects.select_related("owner"), pk=pk)
-    timeline = list(
-        Call.objects.filter(contact=contact)
-        .select_related("created_by", "from_agent", "to_agent")
-        .prefetch_related("from_groups")[:TIMELINE_LENGTH]
-    )
-    mine = set(
-        Call.objects.changeable_by(request.user).filter(pk__in=[c.pk for c in timeline]).values_list("pk", flat=True)
-    )
-    context: dict[str, object] = {"contact": contact, "timeline": timeline, "mine": mine}
-    if _wants_fragment(request) and request.htmx.target == "timeline":
-        return render(request, "calls/contact_detail.html#timeline", context)
+    page = TimelineForm(request.GET)
+    page.is_valid()  # a damaged link shows the newest calls, never a 500
+    context: dict[str, object] = {"contact": contact}
+    context |= _timeline(request.user, contact, page.cleaned_data.get("older"))
+    if _wants_fragment(request) and request.htmx.target in ("timeline", "timeline-more"):
+        part = "timeline" if request.htmx.target == "timeline" else "timeline_items"
+        return render(request, f"calls/contact_detail.html#{part}", context)
     if token := request.GET.get("call"):
         request_id = calling.request_id_from_regarding(token)
         call = (
@@ -119,6 +116,22 @@ def contact_detail(request: HttpRequest, pk: int) -> HttpResponse:
             context |= panel_context(call, user=request.user)
     context |= dialer_context(request.user, contact)
     return render(request, "calls/contact_detail.html", context)
+
+
+def _timeline(user, contact: Contact, older: tuple[int, int] | None) -> dict[str, object]:
+    """A page of the calls to contact, newest first (from `older` on, if given), which of them user may change,
+    and the link to the page after it."""
+    page = calllog.page_of(
+        Call.objects.filter(contact=contact)
+        .select_related("created_by", "from_agent", "to_agent")
+        .prefetch_related("from_groups"),
+        sort="-time",
+        after=older,
+        size=TIMELINE_LENGTH,
+    )
+    mine = set(Call.objects.changeable_by(user).filter(pk__in=[c.pk for c in page.calls]).values_list("pk", flat=True))
+    older_url = f"{reverse('contact_detail', args=[contact.pk])}?older={page.older}" if page.older else ""
+    return {"timeline": page.calls, "mine": mine, "older_url": older_url, "showing_older": older is not None}
 
 
 def _save_contact(request: HttpRequest, contact: Contact | None) -> HttpResponse:

@@ -6,7 +6,7 @@ import pytest
 from django.core.management import call_command
 from playwright.sync_api import expect
 
-from calls.models import Contact, ContactPhone
+from calls.models import Call, Contact, ContactPhone
 from tests.browser.conftest import log_in
 from tests.conftest import PASSWORD
 
@@ -65,3 +65,34 @@ def test_creating_a_contact_with_a_bad_number_keeps_what_was_typed(page, live_se
     page.click("button:has-text('Save')")
     page.wait_for_url("**/contacts/*/")
     assert page.locator(".number").inner_text() == "020 7946 0999"
+
+
+def test_the_timeline_colours_calls_by_outcome_and_shows_older_ones(page, live_server, agent_user, people, monkeypatch):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from calls.views import contacts
+
+    monkeypatch.setattr(contacts, "TIMELINE_LENGTH", 2)  # the live server runs in this process
+    grace = Contact.objects.get(name="Grace Hopper")
+    outcomes = [Call.Outcome.BUSY, Call.Outcome.ANSWERED, Call.Outcome.NO_ANSWER]
+    for minutes, outcome in enumerate(outcomes):
+        call = Call.objects.create(
+            contact=grace, to_number="+442079460123", created_by=agent_user, from_agent=agent_user.agent,
+            state=Call.State.ENDED, outcome=outcome,
+        )  # fmt: skip
+        Call.objects.filter(pk=call.pk).update(requested_at=timezone.now() - timedelta(minutes=minutes + 1))
+    log_in(page, live_server, "alex", PASSWORD)
+    page.goto(f"{live_server.url}/contacts/{grace.pk}/")
+    items = page.locator(".timeline-item")
+    expect(items).to_have_count(2)
+
+    page.click("text=Show older calls")
+    expect(items).to_have_count(3)
+    expect(page.locator("#timeline-more")).to_have_count(0)  # nothing older
+    colours = items.evaluate_all("items => items.map(i => getComputedStyle(i).borderLeftColor)")
+    green = "rgb(27, 127, 59)"  # --ok
+    assert [c == green for c in colours] == [False, True, False]  # only the answered call looks answered
+    assert colours[0] == colours[2]  # busy and not answered alike
+    assert page.console_errors == []
