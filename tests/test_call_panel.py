@@ -412,8 +412,10 @@ def test_a_malformed_disposition_is_a_message_not_a_500(agent_client, ended, sim
         f"/calls/{ended.pk}/wrapup/", {"disposition": disposition, "notes": "kept"}, headers=HTMX
     )
 
+    assert response.status_code == 400
+    assert response["X-Form-Errors"] == "1"  # htmx swaps the panel in (static/js/app.js)
     assert shown(response, "Choose how the call went.")
-    assert "kept</textarea>" in html(response)
+    assert "kept</textarea>" in response.content.decode()
     assert sim.calls[ended.vcc_call_id].disposition_code is None
 
 
@@ -424,9 +426,9 @@ def test_a_nul_in_the_notes_is_refused_before_vcc_and_the_notes_come_back(agent_
         f"/calls/{ended.pk}/wrapup/", {"disposition": interested, "notes": "They said\x00yes"}, headers=HTMX
     )
 
-    assert response.status_code == 200
+    assert response.status_code == 400
     assert shown(response, "Null characters are not allowed.")
-    assert "They saidyes</textarea>" in html(response)  # what they typed, less the character nobody can store
+    assert "They saidyes</textarea>" in response.content.decode()  # as typed, less the character nobody can store
     assert sim.calls[ended.vcc_call_id].disposition_code is None  # VCC was not told before the notes were safe
     ended.refresh_from_db()
     assert ended.wrapped_up_at is None
@@ -456,5 +458,7 @@ def test_someone_elses_wrap_up_cannot_be_opened_for_editing(supervisor_client, a
 @pytest.mark.parametrize("value", ["²", "Stopped", ""])
 def test_a_malformed_recording_change_is_a_message(agent_client, connected, sim, value):
     response = recording(agent_client, connected, value)
+
+    assert response.status_code == 400
 
     assert shown(response, "Choose to pause or resume the recording.")

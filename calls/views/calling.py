@@ -43,6 +43,9 @@ async def _user(request: HttpRequest):
     return user
 
 
+FORM_ERRORS_HEADER = "X-Form-Errors"  # on a 400 that is the same part of the page showing what to fix
+
+
 def _refusal(message: str) -> HttpResponse:
     """A click or change refused before VCC was asked: a 400 whose plain sentence the page shows."""
     return HttpResponseBadRequest(message, content_type="text/plain; charset=utf-8")
@@ -192,9 +195,13 @@ async def render_panel(request: HttpRequest, template: str, call: Call, user, **
     return await sync_to_async(_render_panel)(request, template, call, user, **extra)
 
 
-async def _panel(request: HttpRequest, call: Call, user, *, changed: bool = False, **extra: object) -> HttpResponse:
+async def _panel(
+    request: HttpRequest, call: Call, user, *, changed: bool = False, status: int = 200, **extra: object
+) -> HttpResponse:
     recording = await calling.shown_recording(call)
     response = await render_panel(request, "calls/call_panel.html", call, user, recording_status=recording, **extra)
+    if status == 400:  # the panel again, saying what to fix: app.js has htmx swap it in
+        response.status_code, response[FORM_ERRORS_HEADER] = status, "1"
     return trigger_client_event(response, CALLS_CHANGED) if changed else response
 
 
@@ -221,7 +228,7 @@ async def call_recording(request: HttpRequest, pk: int) -> HttpResponse:
     call = await sync_to_async(_own_call)(user, pk)
     form = RecordingForm(request.POST)
     if not form.is_valid():
-        return await _panel(request, call, user, action_error=first_error(form))
+        return await _panel(request, call, user, status=400, action_error=first_error(form))
     error = await calling.set_recording(call=call, status=form.cleaned_data["recording"])
     return await _panel(request, call, user, action_error=error)
 
@@ -236,7 +243,7 @@ async def call_wrapup(request: HttpRequest, pk: int) -> HttpResponse:
     form = WrapUpForm(request.POST)
     typed = {"chosen": request.POST.get("disposition", ""), "notes": request.POST.get("notes", "").replace("\x00", "")}
     if not await sync_to_async(form.is_valid)():
-        return await _panel(request, call, user, action_error=first_error(form), editing=True, **typed)
+        return await _panel(request, call, user, status=400, action_error=first_error(form), editing=True, **typed)
     done = await calling.wrap_up(
         call=call, disposition=form.cleaned_data["disposition"], notes=form.cleaned_data["notes"]
     )

@@ -55,6 +55,14 @@ function flash(message) {
   box.textContent = message;
   box.hidden = false;
 }
+// A form that could not be read comes back as a 400 holding the same part of the page with what to fix: show it.
+document.addEventListener("htmx:beforeSwap", (event) => {
+  const xhr = event.detail.xhr;
+  if (xhr.status === 400 && xhr.getResponseHeader("X-Form-Errors") === "1") {
+    event.detail.shouldSwap = true;
+    event.detail.isError = false;
+  }
+});
 document.addEventListener("htmx:responseError", (event) => {
   const xhr = event.detail.xhr;
   const status = xhr.status;
