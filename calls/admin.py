@@ -492,6 +492,7 @@ class CallAdmin(BoundedSearch, admin.ModelAdmin):
     list_display = [
         "requested_at",
         "state",
+        "outcome",
         "created_by",
         "from_agent",
         "destination",
@@ -503,7 +504,9 @@ class CallAdmin(BoundedSearch, admin.ModelAdmin):
         "error_status",
         "latency_ms",
     ]
-    list_filter = ["state", "vcc_status", "result_code", "disposition_code", "from_agent", "from_groups", "consent"]
+    list_filter = [
+        "state", "outcome", "vcc_status", "result_code", "disposition_code", "from_agent", "from_groups", "consent",
+    ]  # fmt: skip
     search_fields = ["to_number", "vcc_call_id", "contact__name", "error_message", "presented_clid", "notes"]
     list_select_related = ["created_by", "from_agent", "to_agent", "contact"]
     date_hierarchy = "requested_at"

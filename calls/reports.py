@@ -26,6 +26,8 @@ Facet = CallRollup.Facet
 Scope = CallRollup.Scope
 ANSWERED = Q(outcome=Call.Outcome.ANSWERED)
 HAS_ERROR = Q(error_status__isnull=False) | ~Q(error_message="")
+# Failures by VCC's reason count failed calls only: a call that may have been placed is not a failure.
+FAILED_WITH_ERROR = Q(outcome=Call.Outcome.FAILED) & HAS_ERROR
 CHANGE_MARGIN = timedelta(minutes=5)  # a change is stamped when made and committed a moment later
 
 
@@ -44,7 +46,7 @@ def _facet_keys() -> dict[str, tuple[object | None, Q]]:
                 Substr("error_message", 1, 280),
                 output_field=CharField(),
             ),
-            HAS_ERROR,
+            FAILED_WITH_ERROR,
         ),
     }
 
@@ -267,7 +269,7 @@ def _read_live(report: Report, calls: QuerySet) -> None:
         report.add_facet(Facet.DISPOSITION, r["disposition_code"], *n)
         report.add_facet(Facet.CLID, r["presented_clid"], *n)
         report.add_facet(Facet.HOUR, str(r["hour"]), *n)
-        if r["error_status"] is not None or r["message"]:
+        if r["outcome"] == Call.Outcome.FAILED and (r["error_status"] is not None or r["message"]):
             status = "" if r["error_status"] is None else str(r["error_status"])
             report.add_facet(Facet.ERROR, f"{status}|{r['message'] or ''}", *n)
 

@@ -800,6 +800,13 @@ def test_the_timeline_shows_group_calls_and_do_not_call_reasons(supervisor_clien
     assert "Called despite do-not-call: Asked us to call back" in html
 
 
+def test_the_timeline_says_a_call_may_have_been_placed(supervisor_client, agent_user, contact):
+    logged_call(contact, agent_user, minutes_ago=1, state=Call.State.UNCONFIRMED, outcome=Call.Outcome.NOT_CONFIRMED)
+    html = timeline(supervisor_client, contact)
+    assert "Not confirmed: may have been placed" in html
+    assert 'class="badge outcome warn"' in html  # not the red of a failed call
+
+
 def test_an_agent_sees_every_call_to_the_contact_but_opens_only_their_own(
     agent_client, agent_user, other_agent_user, contact
 ):

@@ -89,3 +89,14 @@ def test_assigning_a_role_whose_group_was_deleted_brings_the_roles_back(make_use
     user = make_user("newcomer", SUPERVISOR)
     assert user.has_perm("calls.place_group_call")
     assert set(Group.objects.values_list("name", flat=True)) == {AGENT, SUPERVISOR, ADMIN}
+
+
+def test_the_admins_call_list_says_a_call_may_have_been_placed(client, admin_role_user, agent_user):
+    Call.objects.create(
+        created_by=agent_user, to_number="+442079460100", state=Call.State.UNCONFIRMED,
+        outcome=Call.Outcome.NOT_CONFIRMED, error_message="Read timed out",
+    )  # fmt: skip
+    client.force_login(admin_role_user)
+    page = client.get("/admin/calls/call/", {"outcome__exact": "not_confirmed"}).content.decode()
+    assert "Not confirmed: may have been placed" in page
+    assert "Failed" not in page.split('id="result_list"')[1]  # never shown as a failed call

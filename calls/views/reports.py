@@ -212,7 +212,7 @@ def _failures(report, link) -> list[Row]:
             Row(
                 label,
                 c.calls,
-                link(error=message, error_status=status),
+                link(error=message, error_status=status, outcome="failed"),
                 note=f"HTTP {status}" if status else "no reply",
             )
         )
