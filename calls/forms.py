@@ -11,6 +11,7 @@ from django.core.exceptions import ValidationError
 from django.db import models
 from django.forms import BaseInlineFormSet, inlineformset_factory
 
+from calls import permissions as perms
 from calls import phones
 from calls.models import (
     Agent,
@@ -28,7 +29,7 @@ MARK_HELP = "Anyone may mark do-not-call; only a supervisor can clear it."
 
 
 def _may_clear_do_not_call(user) -> bool:
-    return user.has_perm("calls.override_do_not_call")
+    return user.has_perm(perms.OVERRIDE_DO_NOT_CALL)
 
 
 def _refuse_clearing(form: forms.ModelForm, user, what: str) -> bool:

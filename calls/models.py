@@ -469,10 +469,6 @@ class ContactPhone(models.Model):
     def kind(self) -> str:
         return phones.number_type(self.number)
 
-    @property
-    def blocked(self) -> bool:
-        return self.do_not_call or self.contact.do_not_call
-
 
 class ContactImport(models.Model):
     """A CSV file being imported: stored when uploaded, checked in the background, written only when confirmed.

@@ -329,3 +329,14 @@ def test_the_list_disables_calling_a_number_that_is_do_not_call_anywhere(agent_c
     response = agent_client.get("/contacts/", {"q": "grace"})
     assert b'name="call"' not in response.content
     assert b'title="Do not call"' in response.content
+
+
+@pytest.mark.parametrize("marked", ["contact", "number"])
+def test_the_list_disables_calling_a_contact_or_number_marked_do_not_call(agent_client, contact, marked):
+    if marked == "contact":
+        Contact.objects.filter(pk=contact.pk).update(do_not_call=True)
+    else:
+        ContactPhone.objects.filter(pk=contact.primary_phone.pk).update(do_not_call=True)
+    response = agent_client.get("/contacts/", {"q": "grace"})
+    assert b'name="call"' not in response.content
+    assert b'title="Do not call"' in response.content

@@ -19,6 +19,7 @@ from django.views.decorators.http import require_GET
 from django.views.decorators.vary import vary_on_headers
 
 from calls import calllog
+from calls import permissions as perms
 from calls.forms import SORTS, CallLogFilter
 from calls.models import Agent, AgentGroup, Call, Contact
 from calls.spreadsheet import inert
@@ -39,7 +40,7 @@ def _link(filters: dict[str, object], **extra: object) -> str:
 
 @require_GET
 @login_required
-@permission_required("calls.view_call", raise_exception=True)
+@permission_required(perms.VIEW_CALL, raise_exception=True)
 @vary_on_headers("HX-Request")
 def call_log(request: HttpRequest) -> HttpResponse:
     """Everyone's calls for supervisors and admins, one's own for agents; filtered, sorted, a page at a time."""
@@ -78,7 +79,7 @@ def call_log(request: HttpRequest) -> HttpResponse:
 
 @require_GET
 @login_required
-@permission_required("calls.view_call", raise_exception=True)
+@permission_required(perms.VIEW_CALL, raise_exception=True)
 def call_detail(request: HttpRequest, pk: int) -> HttpResponse:
     """Everything stored about one call, its history, and the call panel (to wrap it up or edit the wrap-up)."""
     call = get_object_or_404(
@@ -289,7 +290,7 @@ class _Export:
 
 @require_GET
 @login_required
-@permission_required("calls.view_call", raise_exception=True)
+@permission_required(perms.VIEW_CALL, raise_exception=True)
 def call_export(request: HttpRequest) -> HttpResponse:
     """The calls the log shows this person for the same filters, as CSV, streamed."""
     form = CallLogFilter(request.GET)
