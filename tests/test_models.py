@@ -125,3 +125,72 @@ def test_each_call_gets_its_own_request_id(agent_user):
     a = Call.objects.create(created_by=agent_user, to_number="+442079460100")
     b = Call.objects.create(created_by=agent_user, to_number="+442079460100")
     assert a.request_id != b.request_id
+
+
+# --- Call transitions write only the fields they change ----------------------------------------------------
+
+
+def _live_call(agent_user) -> Call:
+    from django.utils import timezone
+
+    now = timezone.now()
+    return Call.objects.create(
+        created_by=agent_user, from_agent=agent_user.agent, to_number="+447400123456", state=Call.State.LIVE,
+        outcome=Call.Outcome.IN_PROGRESS, vcc_call_id="c-1", responded_at=now, next_check_at=now,
+    )  # fmt: skip
+
+
+def _transitions(now):
+    return {
+        "detail (ended)": lambda c: c.record_detail(
+            live=False,
+            recording_status="",
+            result=("Success", "", ""),
+            connected=False,
+            disposition_code="",
+            now=now,
+            next_check_at=None,
+        ),  # fmt: skip
+        "detail (still live)": lambda c: c.record_detail(
+            live=True,
+            recording_status="Started",
+            result=("", "", ""),
+            connected=True,
+            disposition_code="",
+            now=now,
+            next_check_at=now,
+        ),  # fmt: skip
+        "missing": lambda c: c.record_missing(now=now, next_check_at=now),
+        "follow error": lambda c: c.record_follow_error(message="x", status=503, now=now, next_check_at=now),
+        "recording": lambda c: c.record_recording(status="Paused", now=now),
+    }
+
+
+@pytest.mark.parametrize("transition", list(_transitions(None)))
+def test_a_transition_on_a_stale_copy_keeps_what_another_request_wrote(agent_user, transition):
+    """Two requests hold the same call (the worker follows it while the agent wraps it up): each transition
+    writes only its own fields, so neither undoes the other."""
+    from django.utils import timezone
+
+    now = timezone.now()
+    stale = _live_call(agent_user)
+    fresh = Call.objects.get(pk=stale.pk)
+    fresh.record_wrap_up(code="Interested", notes="typed by the agent", now=now, confirmed=True)
+
+    _transitions(now)[transition](stale)
+
+    stored = Call.objects.get(pk=stale.pk)
+    assert (stored.notes, stored.disposition_code, stored.wrapped_up_at) == ("typed by the agent", "Interested", now)
+
+
+def test_a_wrap_up_on_a_stale_copy_keeps_the_end_another_request_recorded(agent_user):
+    from django.utils import timezone
+
+    now = timezone.now()
+    stale = _live_call(agent_user)
+    _transitions(now)["detail (ended)"](Call.objects.get(pk=stale.pk))
+
+    stale.record_wrap_up(code="Interested", notes="n", now=now, confirmed=True)
+
+    stored = Call.objects.get(pk=stale.pk)
+    assert (stored.state, stored.outcome, stored.ended_at) == (Call.State.ENDED, Call.Outcome.ANSWERED, now)
