@@ -1092,6 +1092,30 @@ def test_vccs_answer_is_logged_then_written_again_when_the_database_fails(
     assert logged == [f"click {call.request_id} (call {call.pk}): VCC placed call {call.vcc_call_id}"]
 
 
+def test_vccs_call_id_is_logged_before_any_write_so_a_database_gone_for_good_loses_nothing(
+    agent_client, contact, london, sim, monkeypatch, caplog
+):
+    async def no_wait(seconds: float) -> None:
+        pass
+
+    monkeypatch.setattr(calling, "_sleep", no_wait)
+
+    def gone(self, **kwargs):
+        raise DatabaseError("server closed the connection unexpectedly")
+
+    monkeypatch.setattr(Call, "record_placed", gone)
+
+    with caplog.at_level("INFO", logger="calls.calling"), pytest.raises(DatabaseError):
+        click(agent_client, primary(contact))
+
+    (placed,) = sim.calls
+    messages = [r.getMessage() for r in caplog.records if r.name == "calls.calling"]
+    first_write = next(i for i, m in enumerate(messages) if "writing VCC's answer failed" in m)
+    said = [i for i, m in enumerate(messages) if m.endswith(f"VCC placed call {placed}")]
+    assert said and said[0] < first_write  # in the log with our click id before the database was asked
+    assert str(only_call().request_id) in messages[said[0]]
+
+
 def test_the_click_costs_at_most_twelve_queries(agent_client, contact, london, sim):
     agent_client.get(f"/contacts/{contact.pk}/")  # the session is cached, as in production
     phone = primary(contact)
@@ -1112,3 +1136,18 @@ def test_a_click_notes_the_contacts_last_call(agent_client, contact, london, sim
     call = only_call()
     assert contact.last_call_id == call.pk
     assert contact.last_called_at == call.requested_at
+
+
+def test_a_click_while_my_own_phone_is_on_a_call_is_refused_with_no_row(agent_client, agent_user, contact, sim):
+    first = click(agent_client, primary(contact))
+    assert first.status_code == 200
+    other = Contact.objects.create(name="Someone Else")
+    phone = ContactPhone.objects.create(contact=other, number="+442079460999", is_primary=True)
+
+    response = click(agent_client, phone)
+
+    assert response.status_code == 400
+    assert response["Content-Type"].startswith("text/plain")
+    assert "You are on a call now" in response.content.decode()
+    assert Call.objects.count() == 1  # only the first click's row: a refusal is not a failed call
+    assert sim.calls_placed == 1
