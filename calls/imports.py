@@ -33,7 +33,7 @@ log = logging.getLogger(__name__)
 
 MAX_BYTES = 20 * 1024 * 1024
 MAX_ROWS = 200_000
-MAX_COLUMNS = 100
+MAX_COLUMNS = 100  # cells in any row; a row may be wider than the first (unnamed columns, trailing empty cells)
 MAX_CELL = 5_000
 SHOWN = 200  # problems and duplicates listed one by one in the preview; the rest are counted
 STALE = timedelta(minutes=10)  # a job that has not written progress for this long died with its process
@@ -89,6 +89,12 @@ class ImportFileError(Exception):
     """The file cannot be imported at all; the message says why and what to do."""
 
 
+NOT_TEXT = (
+    "This is not a text file (a spreadsheet saved as .xlsx, or a picture?). "
+    "Save it from your spreadsheet as “CSV UTF-8 (comma delimited)” and import that."
+)
+
+
 def _key(header: str) -> str:
     return re.sub(r"[^a-z0-9]", "", header.lower())
 
@@ -112,7 +118,7 @@ def read_upload(data: bytes) -> tuple[list[str], list[list[str]]]:
     header: list[str] | None = None
     rows: list[list[str]] = []
     try:
-        for cells in reader:
+        for number, cells in enumerate(reader, start=1):  # as a spreadsheet numbers its rows
             if header is None:
                 if any(c.strip() for c in cells):
                     header = [c.strip() for c in cells]
@@ -120,9 +126,15 @@ def read_upload(data: bytes) -> tuple[list[str], list[list[str]]]:
                 continue
             if len(rows) >= MAX_ROWS:
                 raise ImportFileError(f"The file has more than {MAX_ROWS:,} rows: split it and import each part.")
+            # Before anything else looks at the cells: a line of commas is one row of millions of them.
+            if len(cells) > MAX_COLUMNS:
+                raise ImportFileError(
+                    f"Row {number} has {len(cells):,} cells; a row may have at most {MAX_COLUMNS}: check that the "
+                    "file is a CSV of contacts, and delete the extra cells (or stray commas) at the end of that row."
+                )
             if any(len(c) > MAX_CELL for c in cells):
                 raise ImportFileError(
-                    f"Row {reader.line_num} has a cell longer than {MAX_CELL:,} characters: is this a contacts file?"
+                    f"Row {number} has a cell longer than {MAX_CELL:,} characters: is this a contacts file?"
                 )
             rows.append([c.strip() for c in cells])
     except csv.Error as e:
@@ -133,16 +145,17 @@ def read_upload(data: bytes) -> tuple[list[str], list[list[str]]]:
 
 
 def _decode(data: bytes) -> str:
+    # A NUL anywhere, not only near the start, is refused: no text file has one, and PostgreSQL cannot store it.
     if data.startswith((b"\xff\xfe", b"\xfe\xff")):
         try:
-            return data.decode("utf-16")
+            text = data.decode("utf-16")
         except UnicodeDecodeError:
             raise ImportFileError("The file says it is UTF-16 but is not: save it as “CSV UTF-8”.") from None
-    if b"\x00" in data[:8192]:
-        raise ImportFileError(
-            "This is not a text file (a spreadsheet saved as .xlsx, or a picture?). "
-            "Save it from your spreadsheet as “CSV UTF-8 (comma delimited)” and import that."
-        )
+        if "\x00" in text:
+            raise ImportFileError(NOT_TEXT)
+        return text
+    if b"\x00" in data:
+        raise ImportFileError(NOT_TEXT)
     try:
         return data.decode("utf-8-sig")
     except UnicodeDecodeError as e:

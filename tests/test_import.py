@@ -318,6 +318,42 @@ def test_a_bad_file_gets_a_clear_message_and_changes_nothing(agent_client, data,
     assert ContactImport.objects.count() == 0 and Contact.objects.count() == 0
 
 
+def test_a_nul_anywhere_in_the_file_is_refused_like_a_binary_file(agent_client):
+    late = ("Name,Notes\n" + "Ada,fine\n" * 1200 + "Bob,nul\x00here\n").encode()
+    assert late.index(b"\x00") > 8192  # past the sample that was looked at for binary files
+    utf16 = "Name,Notes\nAda,nul\x00here\n".encode("utf-16")
+    for data in (late, utf16):
+        response = upload(agent_client, data)
+        assert response.status_code == 400
+        assert "This is not a text file" in response.content.decode()
+    assert ContactImport.objects.count() == 0 and Contact.objects.count() == 0
+
+
+def test_pasted_rows_with_a_nul_are_refused_and_change_nothing(agent_client):
+    response = agent_client.post("/contacts/import/", {"text": "Name,Notes\nAda,nul\x00here\n"})
+    assert response.status_code == 400
+    assert ContactImport.objects.count() == 0 and Contact.objects.count() == 0
+
+
+def test_a_row_of_millions_of_cells_is_refused_naming_the_row(agent_client):
+    response = upload(agent_client, b"Name\n" + b"," * (10 * 2**20))
+    assert response.status_code == 400
+    assert (
+        f"Row 2 has 10,485,761 cells; a row may have at most {imports.MAX_COLUMNS}: check that the file is a CSV of "
+        "contacts" in response.content.decode()
+    )
+    assert ContactImport.objects.count() == 0 and Contact.objects.count() == 0
+
+
+def test_a_row_may_be_wider_than_the_first_up_to_the_column_limit():
+    limit = imports.MAX_COLUMNS
+    header, rows = imports.read_upload(b"Name,Phone\nAda,020 7946 0100,,,\nBob" + b"," * (limit - 1) + b"\n")
+    assert header == ["Name", "Phone"] and rows[0] == ["Ada", "020 7946 0100", "", "", ""]
+    assert len(rows[1]) == limit  # Excel's trailing empty cells are fine
+    with pytest.raises(imports.ImportFileError, match=f"Row 4 has {limit + 1} cells"):
+        imports.read_upload(b"Name\nAda\nBob\nCy" + b"," * limit + b"\n")
+
+
 def test_ten_megabytes_of_garbage_are_refused(agent_client):
     rng = io.BytesIO(os.urandom(10 * 2**20))
     response = upload(agent_client, rng.getvalue(), "garbage.csv")
