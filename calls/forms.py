@@ -526,6 +526,8 @@ class ImportUploadForm(forms.Form):
         from calls.imports import MAX_BYTES, ImportFileError, read_upload
 
         data = super().clean()
+        if self.errors:  # a field's own problem (a NUL in the pasted rows) says it better than "choose one"
+            return data
         upload, text = data.get("file"), (data.get("text") or "").strip()
         if bool(upload) == bool(text):
             raise ValidationError("Choose a file, or paste the rows: one of the two.")
@@ -570,7 +572,12 @@ class ImportFixForm(forms.Form):
 
         super().__init__(*args, **kwargs)
         for i, name in enumerate(header):
-            self.fields[f"c{i}"] = forms.CharField(label=name or f"Column {i + 1}", required=False, max_length=MAX_CELL)
+            self.fields[f"c{i}"] = forms.CharField(
+                label=name or f"Column {i + 1}",
+                required=False,
+                max_length=MAX_CELL,
+                error_messages={"max_length": f"a cell is longer than {MAX_CELL:,} characters."},
+            )
 
     def cells(self) -> list[str]:
         return [self.cleaned_data[f"c{i}"] for i in range(len(self.fields))]

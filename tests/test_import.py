@@ -183,6 +183,29 @@ def test_a_row_is_corrected_in_the_preview(agent_client):
     assert Contact.objects.get(name="Bad Number").phones.get().number == "+442079460199"
 
 
+@pytest.mark.parametrize(
+    ("cell", "words"),
+    [
+        ("x" * 5001, "Row 4: a cell is longer than 5,000 characters."),
+        ("a\x00b", "Row 4: Null characters are not allowed."),
+    ],
+)
+def test_a_correction_that_cannot_be_read_says_why_and_changes_nothing(agent_client, cell, words):
+    imp = started(agent_client, BAD)
+    before = imp.fixes
+    response = agent_client.post(f"/contacts/import/{imp.pk}/fix/4/", {"r4-c0": cell}, follow=True)
+    assert words in response.content.decode()
+    imp.refresh_from_db()
+    assert imp.fixes == before
+
+
+def test_pasted_rows_with_a_nul_say_so_and_only_that(agent_client):
+    response = agent_client.post("/contacts/import/", {"text": "Name,Notes\nAda,nul\x00here\n"})
+    page = response.content.decode()
+    assert "Null characters are not allowed." in page
+    assert "one of the two" not in page  # the rows were pasted: only what is wrong with them is said
+
+
 def test_a_row_that_does_not_exist_cannot_be_corrected(agent_client):
     imp = started(agent_client, GOOD)
     assert agent_client.post(f"/contacts/import/{imp.pk}/fix/99/", {}).status_code == 404

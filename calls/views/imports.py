@@ -12,7 +12,7 @@ from django_htmx.http import HttpResponseClientRefresh
 
 from calls import imports
 from calls import permissions as perms
-from calls.forms import ImportConfirmForm, ImportFixForm, ImportMappingForm, ImportUploadForm
+from calls.forms import ImportConfirmForm, ImportFixForm, ImportMappingForm, ImportUploadForm, first_error
 from calls.models import Contact, ContactImport
 
 
@@ -124,7 +124,7 @@ def import_fix(request: HttpRequest, pk, row: int) -> HttpResponse:
         raise Http404("There is no such row.")
     form = ImportFixForm(request.POST, header=imp.header, prefix=f"r{row}")
     if not form.is_valid():
-        messages.error(request, f"Row {row}: a cell is longer than {imports.MAX_CELL:,} characters.")
+        messages.error(request, f"Row {row}: {first_error(form)}")
         return redirect("contact_import_preview", pk=imp.pk)
     imp.fixes = {**imp.fixes, str(row): form.cells()}
     _recheck(imp)
