@@ -50,22 +50,7 @@ def call_log(request: HttpRequest) -> HttpResponse:
     context: dict[str, object] = {"form": form, "log_url": reverse("call_log")}
     status = 200
     if form.is_valid():
-        data = form.cleaned_data
-        calls = calllog.filtered_calls(Call.objects.visible_to(request.user), data)
-        calls = calls.select_related("contact", "from_agent", "to_agent").prefetch_related("from_groups")
-        page = calllog.page_of(calls, sort=data["sort"], after=data["after"], before=data["before"])
-        filters = form.filters()
-        context |= {
-            "page": page,
-            "filters": filters,
-            "sorts": [(sort, label, _link(filters, sort=sort)) for sort, label in SORTS],
-            "older_link": _link(filters, sort=data["sort"], after=page.older) if page.older else "",
-            "newer_link": _link(filters, sort=data["sort"], before=page.newer) if page.newer else "",
-            "first_link": _link(filters, sort=data["sort"]),
-            "export_link": _link(filters, sort=data["sort"]),
-            "contact": Contact.objects.filter(pk=data["contact"]).first() if data.get("contact") else None,
-            "any_contact_link": _link({k: v for k, v in filters.items() if k != "contact"}, sort=data["sort"]),
-        }
+        context |= _log_page(request.user, form)
     else:
         # A full page answers 400 with the errors; an htmx swap shows them in place (htmx swaps only 2xx).
         status = 200 if fragment else 400
@@ -75,6 +60,26 @@ def call_log(request: HttpRequest) -> HttpResponse:
         Call.objects.changeable_by(request.user).to_wrap_up().select_related("contact", "to_agent")[:WRAP_UP_SHOWN]
     )
     return render(request, "calls/call_log.html", context, status=status)
+
+
+def _log_page(user, form: CallLogFilter) -> dict[str, object]:
+    """The page of the calls the filters pick out (of those user may see), and the links from it."""
+    data = form.cleaned_data
+    calls = calllog.filtered_calls(Call.objects.visible_to(user), data)
+    calls = calls.select_related("contact", "from_agent", "to_agent").prefetch_related("from_groups")
+    page = calllog.page_of(calls, sort=data["sort"], after=data["after"], before=data["before"])
+    filters = form.filters()
+    return {
+        "page": page,
+        "filters": filters,
+        "sorts": [(sort, label, _link(filters, sort=sort)) for sort, label in SORTS],
+        "older_link": _link(filters, sort=data["sort"], after=page.older) if page.older else "",
+        "newer_link": _link(filters, sort=data["sort"], before=page.newer) if page.newer else "",
+        "first_link": _link(filters, sort=data["sort"]),
+        "export_link": _link(filters, sort=data["sort"]),
+        "contact": Contact.objects.filter(pk=data["contact"]).first() if data.get("contact") else None,
+        "any_contact_link": _link({k: v for k, v in filters.items() if k != "contact"}, sort=data["sort"]),
+    }
 
 
 @require_GET

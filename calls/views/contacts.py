@@ -45,11 +45,32 @@ def contact_list(request: HttpRequest) -> HttpResponse:
     form = ContactListForm(request.GET)
     form.is_valid()  # a damaged parameter is dropped (cleaned_data keeps the valid ones), never a 500
     opts = form.cleaned_data
-    query = (opts.get("q") or "").strip()
-    sort = opts.get("sort") or "name"
+    query, sort = (opts.get("q") or "").strip(), opts.get("sort") or "name"
+    rows, next_cursor = _contacts_page(request.user, opts, query, sort)
+    numbers = [phone.number for contact in rows for phone in contact.phones.all()]
+    context = {
+        "form": form,
+        "contacts": rows,
+        "query": query,
+        "sort": sort,
+        "filtered": bool(opts.get("mine") or opts.get("dnc") or opts.get("company")),
+        "paged": opts.get("after") is not None,
+        "next_url": f"?{form.params(after=encode_cursor(next_cursor))}" if next_cursor else "",
+        "first_url": f"?{form.params()}",
+        "all_companies_url": f"?{form.params(company=None)}",
+        "sort_urls": {key: f"?{form.params(sort=key)}" for key in CONTACT_SORTS},
+        "can_call": calling.caller_for(request.user).own_phone_problem() == "",
+        "blocked_numbers": calling.numbers_blocked_anywhere(numbers),
+    }
+    template = "calls/contact_list.html#results" if _wants_fragment(request) else "calls/contact_list.html"
+    return render(request, template, context)
+
+
+def _contacts_page(user, opts: dict, query: str, sort: str) -> tuple[list[Contact], list | None]:
+    """One page of the contacts that match the search and the filters, each with the number to show."""
     contacts = Contact.objects.search(query)
     if opts.get("mine"):
-        contacts = contacts.filter(owner=request.user)
+        contacts = contacts.filter(owner=user)
     if dnc := opts.get("dnc"):
         marked = Q(do_not_call=True) | Exists(ContactPhone.objects.filter(contact=OuterRef("pk"), do_not_call=True))
         contacts = contacts.filter(marked) if dnc == "only" else contacts.exclude(marked)
@@ -67,25 +88,7 @@ def contact_list(request: HttpRequest) -> HttpResponse:
     )
     for contact in rows:
         contact.shown_phone = contact.phone_matching(query)
-    template = "calls/contact_list.html"
-    if _wants_fragment(request):
-        template += "#results"
-    numbers = [phone.number for contact in rows for phone in contact.phones.all()]
-    context = {
-        "form": form,
-        "contacts": rows,
-        "query": query,
-        "sort": sort,
-        "filtered": bool(opts.get("mine") or opts.get("dnc") or opts.get("company")),
-        "paged": opts.get("after") is not None,
-        "next_url": f"?{form.params(after=encode_cursor(next_cursor))}" if next_cursor else "",
-        "first_url": f"?{form.params()}",
-        "all_companies_url": f"?{form.params(company=None)}",
-        "sort_urls": {key: f"?{form.params(sort=key)}" for key in CONTACT_SORTS},
-        "can_call": calling.caller_for(request.user).own_phone_problem() == "",
-        "blocked_numbers": calling.numbers_blocked_anywhere(numbers),
-    }
-    return render(request, template, context)
+    return rows, next_cursor
 
 
 @require_GET

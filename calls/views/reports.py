@@ -83,6 +83,12 @@ def reports(request: HttpRequest) -> HttpResponse:
     data = form.cleaned_data
     first, last, agent, group = data["start"], data["end"], data.get("agent"), data.get("group")
     report = build_report(first=first, last=last, agent=agent, group=group, now=timezone.now())
+    context = {"form": form, "first": first, "last": last, "agent": agent, "group": group, "report": report}
+    return render(request, "calls/reports.html", context | _tables_and_charts(report, first, last, agent, group))
+
+
+def _tables_and_charts(report, first: date, last: date, agent, group) -> dict[str, object]:
+    """Every table and chart of a report, each number with the call log link behind it."""
     base = {"start": first.isoformat(), "end": last.isoformat()}
     if agent:
         base["agent"] = agent.pk
@@ -90,29 +96,19 @@ def reports(request: HttpRequest) -> HttpResponse:
         base["group"] = group.pk
     link = _Links(base)
     names = {a.pk: a.name for a in Agent.objects.all()}
-    return render(
-        request,
-        "calls/reports.html",
-        {
-            "form": form,
-            "first": first,
-            "last": last,
-            "agent": agent,
-            "group": group,
-            "report": report,
-            "total": report.total,
-            "total_href": link(),
-            "answered_href": link(outcome="answered"),
-            "agents": _agents(report, link, names),
-            "heatmap": _heatmap(report, link, names, first, last),
-            "per_day": _per_day(report, link, first, last),
-            "outcomes": _outcomes(report, link),
-            "dispositions": _facet_rows(report, Facet.DISPOSITION, link, "disposition", "No disposition"),
-            "clids": _clids(report, link),
-            "failures": _failures(report, link),
-            "hours": _hours(report, link),
-        },
-    )
+    return {
+        "total": report.total,
+        "total_href": link(),
+        "answered_href": link(outcome="answered"),
+        "agents": _agents(report, link, names),
+        "heatmap": _heatmap(report, link, names, first, last),
+        "per_day": _per_day(report, link, first, last),
+        "outcomes": _outcomes(report, link),
+        "dispositions": _facet_rows(report, Facet.DISPOSITION, link, "disposition", "No disposition"),
+        "clids": _clids(report, link),
+        "failures": _failures(report, link),
+        "hours": _hours(report, link),
+    }
 
 
 def _agents(report, link, names: dict[int, str]) -> list[Row]:

@@ -1,0 +1,41 @@
+"""The calling core's shape, kept: views are glue, and one module of use cases talks to VCC."""
+
+from __future__ import annotations
+
+import ast
+import re
+from pathlib import Path
+
+import pytest
+
+CALLS = Path(__file__).resolve().parent.parent / "calls"
+VIEW_LINES = 25  # a view's body, its docstring left out
+
+
+def _views():
+    for path in sorted((CALLS / "views").glob("*.py")):
+        for node in ast.parse(path.read_text()).body:
+            if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef) and node.decorator_list:
+                yield path.name, node
+
+
+@pytest.mark.parametrize(("module", "view"), list(_views()), ids=lambda v: getattr(v, "name", v))
+def test_a_view_is_glue_of_at_most_25_lines(module, view):
+    body = (
+        view.body[1:]
+        if isinstance(view.body[0], ast.Expr) and isinstance(view.body[0].value, ast.Constant)
+        else view.body
+    )
+    lines = view.end_lineno - body[0].lineno + 1
+    assert lines <= VIEW_LINES, f"{module}: {view.name} is {lines} lines: move the work into a function it calls"
+
+
+def test_only_the_use_cases_open_a_vcc_client():
+    # calls.vcc's factories, called by name (a Redis client's .get_client() is something else)
+    opens = re.compile(r"(?<![.\w])(?<!def )(get_async_client|get_client|get_user_admin_client)\(")
+    found = {
+        str(path.relative_to(CALLS))
+        for path in CALLS.rglob("*.py")
+        if "vcc" not in path.relative_to(CALLS).parts[:1] and opens.search(path.read_text())
+    }
+    assert found == {"calling.py"}
