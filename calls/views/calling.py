@@ -81,7 +81,7 @@ def panel_context(call: Call, *, user, recording_status: str | None = None, **ex
             from_agent=bool(call.from_agent_id),
         ),
         "recording": recording,
-        "live": call.in_progress,
+        "in_progress": call.in_progress,  # the panel polls, and shows the pulse
         "dispositions": DispositionCode.objects.filter(is_active=True),
         "regarding_token": calling.regarding_token(call),
         **extra,
