@@ -155,24 +155,20 @@ def _click_facts(user, groups: Sequence[AgentGroup]) -> tuple[Caller, list[Callb
     return _caller(user, found[agent_key]), found[clids_key], found[CONSENT_RULES_KEY]
 
 
-def _blocked_elsewhere() -> Exists:
-    """Whether a number is do-not-call on any contact: the flag follows the number, not the record it is on.
+# A number is do-not-call wherever it is marked: on this or any contact, or with its whole contact. The flag follows
+# the number, not the record it is on. The click asks the same in SQL (ContactPhone.objects.for_click), held to the
+# same answers by tests/test_click_sql.py.
+_MARKED = Q(do_not_call=True) | Q(contact__do_not_call=True)
 
-    The click asks the same in SQL (ContactPhone.objects.for_click)."""
-    return Exists(
-        ContactPhone.objects.filter(number=OuterRef("number")).filter(
-            Q(do_not_call=True) | Q(contact__do_not_call=True)
-        )
-    )
+
+def _blocked_elsewhere() -> Exists:
+    """Whether the number of each row is do-not-call on any contact."""
+    return Exists(ContactPhone.objects.filter(_MARKED, number=OuterRef("number")))
 
 
 def numbers_blocked_anywhere(numbers: Sequence[str]) -> set[str]:
     """Which of numbers are do-not-call on any contact (for lists that show many numbers at once)."""
-    return set(
-        ContactPhone.objects.filter(number__in=numbers)
-        .filter(Q(do_not_call=True) | Q(contact__do_not_call=True))
-        .values_list("number", flat=True)
-    )
+    return set(ContactPhone.objects.filter(_MARKED, number__in=numbers).values_list("number", flat=True))
 
 
 def _phones_of(contact: Contact) -> list[ContactPhone]:
