@@ -217,3 +217,25 @@ def test_the_worker_keeps_the_reports_roll_up_current(sim):
     run_rounds(1)
 
     assert CallRollupState.objects.get().built_at is not None
+
+
+def test_a_click_whose_answer_was_never_recorded_is_closed_as_not_confirmed(agent_user, supervisor_client):
+    from django.utils import timezone
+
+    now = timezone.now()
+    stuck, recent = (
+        Call.objects.create(created_by=agent_user, from_agent=agent_user.agent, to_number="+447400123456")
+        for _ in range(2)
+    )
+    Call.objects.filter(pk=stuck.pk).update(requested_at=now - calling.ABANDONED_AFTER - timedelta(seconds=1))
+
+    assert calling.close_abandoned_clicks(now=now) == 1
+
+    stuck.refresh_from_db()
+    recent.refresh_from_db()
+    assert (stuck.state, stuck.outcome) == (Call.State.UNCONFIRMED, Call.Outcome.NOT_CONFIRMED)
+    assert "may have been placed" in stuck.error_display
+    assert recent.state == Call.State.REQUESTED  # its process may still be asking VCC
+    # It is a call with an error in the log's filter, as its error shows in the export.
+    log = supervisor_client.get("/calls/", {"has_error": "yes"}).content.decode()
+    assert f'href="/calls/{stuck.pk}/"' in log
