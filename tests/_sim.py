@@ -24,15 +24,22 @@ def fresh_simulator(monkeypatch=None) -> Iterator[Simulator]:
     """The process-wide sandbox simulator, reset and on a clock that moves only when a test says so.
 
     With monkeypatch, the app's clock moves with it (see follow_sim_clock)."""
-    sim = sandbox_transport().sim
-    real_clock = sim.clock
+    transport = sandbox_transport()
+    sim, real = transport.sim, (transport.sim.clock, transport.sleep, transport.asleep)
     sim.clock = Clock(manual=True)
+    sim.waits = []  # the latencies the transport would have waited out: noted, not waited for
+    transport.sleep = sim.waits.append
+
+    async def no_wait(seconds: float) -> None:
+        sim.waits.append(seconds)
+
+    transport.asleep = no_wait
     sim.reset()
     if monkeypatch is not None:
         follow_sim_clock(sim, monkeypatch)
     yield sim
     sim.reset()
-    sim.clock = real_clock
+    sim.clock, transport.sleep, transport.asleep = real
 
 
 def click(

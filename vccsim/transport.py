@@ -6,6 +6,7 @@ import asyncio
 import os
 import threading
 import time
+from collections.abc import Awaitable, Callable
 
 import httpx
 
@@ -23,19 +24,27 @@ class SimTransport(httpx.BaseTransport, httpx.AsyncBaseTransport):
     ``httpx.ConnectError``; one dropped after handling raises ``httpx.RemoteProtocolError``.
     """
 
-    def __init__(self, sim: Simulator) -> None:
+    def __init__(
+        self,
+        sim: Simulator,
+        *,
+        sleep: Callable[[float], object] = time.sleep,
+        asleep: Callable[[float], Awaitable[object]] = asyncio.sleep,
+    ) -> None:
         self.sim = sim
+        # How the latency is waited out, sync and async: tests give functions that note it and return at once.
+        self.sleep, self.asleep = sleep, asleep
 
     def handle_request(self, request: httpx.Request) -> httpx.Response:
         response = self.sim.handle(request.method, str(request.url), request.headers, request.read())
         wait, timed_out = _wait(request, response)
-        time.sleep(wait)
+        self.sleep(wait)
         return _to_httpx(request, response, timed_out)
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
         response = self.sim.handle(request.method, str(request.url), request.headers, await request.aread())
         wait, timed_out = _wait(request, response)
-        await asyncio.sleep(wait)
+        await self.asleep(wait)
         return _to_httpx(request, response, timed_out)
 
 

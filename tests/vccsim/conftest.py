@@ -20,8 +20,14 @@ def sim(clock: Clock) -> Simulator:
 
 
 @pytest.fixture
-def vcc(sim: Simulator):
-    with httpx.Client(transport=SimTransport(sim), base_url="http://vccsim.test") as client:
+def waits() -> list[float]:
+    """The latencies the vcc fixture's transport would have waited out: noted, not waited for."""
+    return []
+
+
+@pytest.fixture
+def vcc(sim: Simulator, waits: list[float]):
+    with httpx.Client(transport=SimTransport(sim, sleep=waits.append), base_url="http://vccsim.test") as client:
         log_in(client)
         yield client
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import subprocess
 import sys
-import time
 
 import httpx
 import pytest
@@ -35,30 +34,42 @@ def test_the_transport_serves_a_sync_client():
 async def test_the_transport_serves_an_async_client_and_sleeps_without_blocking():
     sim = Simulator(load_account(), clock=Clock(manual=True))
     sim.set_fault("place_call", latency_ms=100)
-    async with httpx.AsyncClient(transport=SimTransport(sim), base_url="http://vccsim.sandbox") as client:
-        token = (await client.post("/v0/oauth2/token", data=TOKEN_FORM, auth=CREDENTIALS)).json()["access_token"]
-        headers = {**ACCEPT, "Authorization": f"Bearer {token}"}
-        started = time.monotonic()
-        slow, fast = await asyncio.gather(
-            client.post("/v0/sandbox01/calls/", json=CALL, headers=headers),
-            client.get("/v0/sandbox01/agents/1002", headers=headers),
-        )
-        elapsed = time.monotonic() - started
+    waits, answer = [], asyncio.Event()
 
-    assert slow.status_code == 201
-    assert fast.status_code == 200
-    assert 0.1 <= elapsed < 0.5
+    async def asleep(seconds: float) -> None:  # the latency, held until the test lets it end
+        waits.append(seconds)
+        if seconds:
+            await answer.wait()
+
+    async with httpx.AsyncClient(transport=SimTransport(sim, asleep=asleep), base_url="http://vccsim.sandbox") as c:
+        token = (await c.post("/v0/oauth2/token", data=TOKEN_FORM, auth=CREDENTIALS)).json()["access_token"]
+        headers = {**ACCEPT, "Authorization": f"Bearer {token}"}
+        slow = asyncio.ensure_future(c.post("/v0/sandbox01/calls/", json=CALL, headers=headers))
+        fast = await c.get("/v0/sandbox01/agents/1002", headers=headers)  # answered while the slow one waits
+        assert fast.status_code == 200
+        assert not slow.done()
+        answer.set()
+        assert (await slow).status_code == 201
+
+    assert 0.1 in waits
 
 
 async def test_the_async_transport_raises_the_same_network_errors():
     sim = Simulator(load_account(), clock=Clock(manual=True))
     sim.set_fault("v0_token", drop="before", count=1)
     sim.set_fault("agent", latency_ms=1000)
-    async with httpx.AsyncClient(transport=SimTransport(sim), base_url="http://vccsim.sandbox") as client:
+    waits = []
+
+    async def asleep(seconds: float) -> None:
+        waits.append(seconds)
+
+    transport = SimTransport(sim, asleep=asleep)
+    async with httpx.AsyncClient(transport=transport, base_url="http://vccsim.sandbox") as client:
         with pytest.raises(httpx.ConnectError):
             await client.post("/v0/oauth2/token", data=TOKEN_FORM, auth=CREDENTIALS)
         with pytest.raises(httpx.ReadTimeout):
             await client.get("/v0/sandbox01/agents/1001", timeout=httpx.Timeout(1, read=0.05))
+    assert waits[-1] == 0.05  # as long as the read timeout, not the second of latency
 
 
 def test_the_sandbox_transport_is_one_simulator_for_the_whole_process():
