@@ -6,6 +6,7 @@ process running the app's own code, as a second app worker would.
 
 from __future__ import annotations
 
+import asyncio
 import os
 import subprocess
 import sys
@@ -24,6 +25,7 @@ from calls.vcc import get_client
 from tests._redis import TEST_REDIS_URL
 from tests._sim import click, fresh_simulator, only_call, primary
 from vccsim import Simulator, load_account, start_server
+from vccsim.transport import sandbox_transport
 
 ROOT = Path(__file__).resolve().parent.parent
 REDIS_URL = TEST_REDIS_URL  # this worker's own database
@@ -74,7 +76,15 @@ def test_the_same_click_reaching_two_workers_at_once_places_one_call(redis_cache
     """Two workers get the same click (a retried request) while VCC is still answering the first."""
     if connection.vendor == "sqlite":
         pytest.skip("needs a database that takes concurrent writers (PostgreSQL, as CI and production use)")
+    # VCC holds its answer to the first click until the other worker has answered: the two surely overlap.
     sim.set_fault("place_call", latency_ms=300)
+    held, first_back = threading.Event(), threading.Event()
+
+    async def hold(seconds: float) -> None:
+        if seconds:
+            await asyncio.to_thread(held.wait, 30)
+
+    sandbox_transport().asleep = hold  # fresh_simulator puts its own back afterwards
     request_id = str(uuid.uuid4())
     responses = []
     clients = [Client(), Client()]
@@ -84,12 +94,15 @@ def test_the_same_click_reaching_two_workers_at_once_places_one_call(redis_cache
     def worker(client: Client) -> None:
         try:
             responses.append(click(client, primary(contact), request_id=request_id))
+            first_back.set()
         finally:
             connections.close_all()  # this thread's own connection, or the test database cannot be dropped
 
     threads = [threading.Thread(target=worker, args=(client,)) for client in clients]
     for thread in threads:
         thread.start()
+    assert first_back.wait(30), "neither worker answered while VCC held the first click"
+    held.set()
     for thread in threads:
         thread.join(timeout=30)
 
