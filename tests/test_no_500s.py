@@ -116,9 +116,10 @@ def clients(world):
     sort=field("name", "company", "last_called", "created"),
     company=field("Cobalt Dental"),
     dnc=field("only", "none"),
+    mine=field("1", "on", ""),
 )
-def test_contact_search_sorts_filters_and_paging(clients, q, after, sort, company, dnc):
-    query = {"q": q, "after": after, "sort": sort, "company": company, "dnc": dnc, "mine": "1"}
+def test_contact_search_sorts_filters_and_paging(clients, q, after, sort, company, dnc, mine):
+    query = {"q": q, "after": after, "sort": sort, "company": company, "dnc": dnc, "mine": mine}
     answer(clients["agent"], "GET", "/contacts/", query)
 
 
@@ -397,12 +398,23 @@ def test_admin_sync_run_form(clients, action, value):
     after=field("1764000000000000_5", "-1_3"),
     sort=field("-time", "duration"),
     extra=st.tuples(field("1"), field("5"), field("HTTP 500"), field("500")),
+    more=st.tuples(
+        field("1"),
+        field("agent", "group"),
+        field("Interested", "-"),
+        field("+442079460100", "-"),
+        field("on", ""),
+        field("1764000000000000_5"),
+        field("yes", "no"),
+    ),  # fmt: skip
 )
-def test_call_log_and_its_export(clients, start, end, outcome, agent, after, sort, extra):
+def test_call_log_and_its_export(clients, start, end, outcome, agent, after, sort, extra, more):
     contact, hour, error, status = extra
+    group, via, disposition, clid, wrap_up, before, has_error = more
     query = {
         "start": start, "end": end, "outcome": outcome, "agent": agent, "after": after, "sort": sort,
-        "contact": contact, "hour": hour, "error": error, "error_status": status, "has_error": "yes",
+        "contact": contact, "hour": hour, "error": error, "error_status": status, "has_error": has_error,
+        "group": group, "via": via, "disposition": disposition, "clid": clid, "wrap_up": wrap_up, "before": before,
     }  # fmt: skip
     for role in ("agent", "supervisor"):
         for path in ("/calls/", "/calls/export.csv"):
@@ -428,6 +440,37 @@ def test_contact_import_upload_and_paste(clients, data, pasted):
 
     answer(clients["agent"], "POST", "/contacts/import/", {"file": SimpleUploadedFile("c.csv", data)})
     answer(clients["agent"], "POST", "/contacts/import/", {"text": pasted})
+
+
+@pytest.fixture
+def an_import(clients, settings):
+    """An import of the agent's in its preview: two rows, the second a duplicate of the first."""
+    from calls.models import ContactImport
+
+    settings.CONTACT_IMPORT_BACKGROUND = False  # checked in the request: a thread would not see the test's rows
+    text = "Name,Phone,Email\nAda Lovelace,020 7946 0001,ada@example.com\nAda L,020 7946 0001,\n"
+    response = clients["agent"].post("/contacts/import/", {"text": text})
+    assert response.status_code == 302, response.status_code
+    return ContactImport.objects.get(pk=response.url.rstrip("/").split("/")[-1])
+
+
+@fuzz
+@given(columns=st.dictionaries(st.sampled_from(["name", "phone", "email", "company", "label"]), field("0", "1", "2")))
+def test_contact_import_mapping(clients, an_import, columns):
+    answer(clients["agent"], "POST", f"/contacts/import/{an_import.pk}/mapping/", columns)
+
+
+@fuzz
+@given(cells=st.tuples(field("Ada"), field("020 7946 0002"), field("a@b.c")), row=st.sampled_from([2, 3]))
+def test_contact_import_fix(clients, an_import, cells, row):
+    data = {f"r{row}-c{i}": cell for i, cell in enumerate(cells)}
+    answer(clients["agent"], "POST", f"/contacts/import/{an_import.pk}/fix/{row}/", data)
+
+
+@fuzz
+@given(decision=field("skip", "update"), rest=field("skip", "update", ""), name=field("dup_3", "dup_2"))
+def test_contact_import_confirm(clients, an_import, decision, rest, name):
+    answer(clients["agent"], "POST", f"/contacts/import/{an_import.pk}/confirm/", {name: decision, "rest": rest})
 
 
 def test_an_admin_date_drill_down_beyond_any_calendar_is_not_a_500(clients):
