@@ -333,3 +333,25 @@ def test_stored_payloads_never_run_in_the_admin(page, live_server, payloads_stor
     for path in ADMIN_PAGES:
         watched.open(path.format(**ids))
     assert watched.visited == len(ADMIN_PAGES)
+
+
+def test_payloads_in_an_imported_file_never_run_in_its_preview(page, live_server, payloads_stored, settings):
+    import csv
+    import io
+
+    settings.CONTACT_IMPORT_BACKGROUND = False  # checked in the request, so the preview is ready at once
+    rows = io.StringIO()
+    writer = csv.writer(rows)
+    writer.writerow(["Name", "Company", "Email", "Phone", SHORT])  # an unknown column named by a payload
+    writer.writerow([payload(200), payload(200), payload(200), "020 7946 0888", payload()])  # the email: a problem
+    writer.writerow([SHORT, "Cobalt", "ok@example.com", payload(100), ""])  # the number: a problem
+    writer.writerow([payload(200), "Again", "", "020 7946 0888", ""])  # a duplicate of the first row's number
+    watched = Watched(page, live_server)
+    log_in(page, live_server, "alex", PASSWORD)
+
+    page.goto(f"{live_server.url}/contacts/import/")
+    page.fill("textarea[name=text]", rows.getvalue())
+    page.click("button:has-text('Check the file')")
+    page.wait_for_url(f"{live_server.url}/contacts/import/*/")
+    watched.check("the import's preview: problems and duplicates quoting the file")
+    assert "020 7946 0888" in page.content()
