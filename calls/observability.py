@@ -105,12 +105,20 @@ def _user_id(request: HttpRequest) -> int | None:
     return user.pk if user.is_authenticated else None
 
 
+def _id_of(record: logging.LogRecord) -> str:
+    """The id of the request the record is about, else of the request being handled, else "".
+
+    Django logs a 4xx/5xx response that a view returned ("Service Unavailable: /readyz") after the middleware has
+    answered and reset the current id, but it passes the request itself (`extra={"request": ...}`)."""
+    return getattr(getattr(record, "request", None), "request_id", None) or _request_id.get()
+
+
 class RequestIdFilter(logging.Filter):
-    """Put the current request id on every record (as `request_id`), "-" outside a request."""
+    """Put the request id on every record (as `request_id`), "-" outside a request."""
 
     def filter(self, record: logging.LogRecord) -> bool:
         if not getattr(record, "request_id", None):
-            record.request_id = _request_id.get() or "-"
+            record.request_id = _id_of(record) or "-"
         return True
 
 
@@ -125,7 +133,7 @@ _STANDARD = set(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {
 
 
 def _record_request_id(record: logging.LogRecord) -> str | None:
-    request_id = getattr(record, "request_id", None) or _request_id.get()
+    request_id = getattr(record, "request_id", None) or _id_of(record)
     return request_id if request_id and request_id != "-" else None
 
 

@@ -11,6 +11,7 @@ import pytest
 from django.http import HttpResponse
 from django.test import RequestFactory
 
+from calls.models import Call
 from calls.observability import (
     JsonFormatter,
     RequestIdFilter,
@@ -18,6 +19,7 @@ from calls.observability import (
     current_request_id,
     new_request_id,
 )
+from tests._sim import click, fresh_simulator, only_call, primary
 
 
 @contextmanager
@@ -155,3 +157,35 @@ def test_a_server_error_is_one_json_line_with_the_traceback_and_no_query_string(
     assert error["request_id"] == response["X-Request-ID"]
     assert "RuntimeError: a bug" in error["exception"]
     assert "Secretname" not in json.dumps(lines)
+
+
+def test_djangos_own_line_for_a_5xx_that_a_view_returned_carries_the_request_id(client, db, monkeypatch):
+    # Django logs it ("Service Unavailable: /readyz") after the middleware has answered and reset the current id.
+    monkeypatch.setattr("calls.views.ops.cache_health", lambda: "not answering (ConnectionError)")
+    with captured_json_logs() as lines:
+        response = client.get("/readyz", HTTP_X_REQUEST_ID="trace-503-abcdef0123")
+    assert response.status_code == 503
+    [django_line] = [line for line in lines if line["logger"] == "django.request"]
+    assert django_line["message"] == "Service Unavailable: /readyz"
+    assert django_line["request_id"] == "trace-503-abcdef0123"
+    assert all(line["request_id"] == "trace-503-abcdef0123" for line in lines)
+
+
+@pytest.fixture
+def sim(monkeypatch):
+    yield from fresh_simulator(monkeypatch)
+
+
+@pytest.mark.parametrize("incoming", ["lb-click-0123456789", None], ids=["load-balancers-id", "id-made-here"])
+def test_a_call_row_keeps_the_id_of_the_request_that_placed_it(agent_client, contact, london, sim, incoming):
+    if incoming:
+        agent_client.defaults["HTTP_X_REQUEST_ID"] = incoming
+    response = click(agent_client, primary(contact))
+    assert response.status_code == 200
+    call = only_call()
+    assert call.state == Call.State.LIVE
+    # The load balancer's id, kept, or the one made for the request: the id its log lines and response carry.
+    assert call.trace_id == response["X-Request-ID"]
+    if incoming:
+        assert call.trace_id == incoming
+    assert call.trace_id != str(call.request_id)  # not the click's own key, sent by the page

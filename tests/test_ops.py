@@ -12,19 +12,43 @@ from django.test import Client, RequestFactory
 from django.views.defaults import permission_denied
 
 from calls import cache as tolerant_cache
+from tests._database_down import PostgresComesBack, closed_port, default_database_at
 
 DEAD_REDIS = "redis://127.0.0.1:1/0"  # nothing listens on port 1: refused at once
 
 
+# A pool as in production, but a request that queues for a connection gives up after half a second, not 10: code
+# that queues while PostgreSQL is down fails these tests quickly. Nothing here waits for it otherwise.
+POOL = {"min_size": 1, "max_size": 2, "timeout": 0.5}
+
+
 @contextmanager
 def database_down():
-    """Every query fails as it does when PostgreSQL is unreachable."""
+    """The database not answering. On PostgreSQL, for real: requests use a pool pointed at a port nothing listens
+    on. SQLite cannot be unreachable: there every query fails as it does when PostgreSQL is."""
+    if connection.vendor == "postgresql":
+        with default_database_at(closed_port(), pool=POOL):
+            yield
+        return
 
     def refuse(*args, **kwargs):
         raise OperationalError('connection to server at "127.0.0.1", port 5432 failed: Connection refused')
 
     with patch.object(connection, "cursor", refuse):
         yield
+
+
+def asks_directly(wrapper) -> list[float]:
+    """Record when requests through wrapper ask PostgreSQL directly (calls/dbbackend), by its injected clock."""
+    asked: list[float] = []
+    ask = wrapper.ask_directly
+
+    def recorded():
+        asked.append(wrapper.reachability.clock())
+        ask()
+
+    wrapper.ask_directly = recorded
+    return asked
 
 
 @pytest.fixture
@@ -140,7 +164,7 @@ def test_with_the_database_down_the_500_page_says_so_and_needs_no_query(agent_us
     assert "The database is not answering" in page
     assert 'class="brand"' in page and "css/app.css" in page
     assert "Reference: <code>trace-0123456789</code>" in page
-    assert "5432" not in page  # the error's own text stays in the log
+    assert "refused" not in page and "5432" not in page  # the error's own text stays in the log
     assert response["X-Request-ID"] == "trace-0123456789"
     assert "Content-Security-Policy" in response
 
@@ -162,6 +186,88 @@ def test_with_every_pooled_connection_busy_the_500_page_says_so(agent_user, sett
         response = client.get("/contacts/")
     assert response.status_code == 500
     assert "vccweb is too busy right now" in response.content.decode()
+
+
+# --- PostgreSQL really down (calls/dbbackend): at once, in the right words, and back as soon as it is -----------
+
+
+def test_readyz_names_an_unreachable_postgresql_without_queueing_for_the_pool(client, db):
+    with default_database_at(closed_port(), pool=POOL) as down:
+        response = client.get("/readyz")
+        stats = down.pool.get_stats()
+    assert response.status_code == 503
+    assert response.json() == {
+        "status": "down: database",
+        "database": "not answering (OperationalError)",
+        "cache": "ok",
+    }
+    assert "requests_num" not in stats  # asked PostgreSQL itself: no request for a pooled connection
+
+
+@pytest.mark.parametrize("pool", [POOL, None], ids=["pool", "no-pool"])
+def test_with_postgresql_unreachable_a_page_says_so_at_once(agent_user, settings, pool):
+    settings.DEBUG = False
+    client = Client(raise_request_exception=False)
+    client.force_login(agent_user)
+    with default_database_at(closed_port(), pool=pool) as down:
+        response = client.get("/contacts/")
+        stats = down.pool.get_stats() if pool else {}
+    assert response.status_code == 500
+    page = response.content.decode()
+    assert "The database is not answering" in page
+    assert "too busy" not in page
+    assert "requests_num" not in stats  # it did not queue for a pooled connection that could never come
+
+
+@pytest.mark.django_db(transaction=True)  # the user must be visible to the connections the pool makes
+def test_postgresql_is_asked_at_most_once_a_second_and_pages_work_as_soon_as_it_is_back(agent_user, settings):
+    settings.DEBUG = False
+    client = Client(raise_request_exception=False)
+    client.force_login(agent_user)
+    port, now = closed_port(), [1000.0]
+    with PostgresComesBack(port) as postgres, default_database_at(port, pool=POOL) as down:
+        down.reachability.clock = lambda: now[0]
+        asked = asks_directly(down)
+
+        first = client.get("/contacts/")
+        assert first.status_code == 500
+        assert "The database is not answering" in first.content.decode()
+        second = client.get("/contacts/")
+        ready = client.get("/readyz")
+        assert second.status_code == 500 and "The database is not answering" in second.content.decode()
+        assert ready.status_code == 503
+        assert asked == [1000.0]  # one direct attempt answered all three
+
+        postgres.start()
+        now[0] += 0.9
+        assert client.get("/contacts/").status_code == 500  # the last answer stands for a second
+        assert asked == [1000.0]
+        now[0] += 0.1
+        back = client.get("/contacts/")
+        assert back.status_code == 200
+        assert "Alex" in back.content.decode()
+        assert asked == [1000.0, 1001.0]
+        assert client.get("/readyz").status_code == 200
+        assert client.get("/contacts/").status_code == 200
+        assert asked == [1000.0, 1001.0]  # PostgreSQL answered: the pool is trusted again, nobody asks
+
+
+def test_with_every_pooled_connection_lent_out_a_page_is_too_busy_and_postgresql_is_not_asked(agent_user, settings):
+    settings.DEBUG = False
+    client = Client(raise_request_exception=False)
+    client.force_login(agent_user)
+    # The test database itself, with a pool of one connection that another request holds.
+    with default_database_at(None, pool={"min_size": 0, "max_size": 1, "timeout": 0.05}) as pooled:
+        other_request = type(pooled)(pooled.settings_dict, pooled.alias)
+        other_request.ensure_connection()
+        try:
+            asked = asks_directly(pooled)
+            response = client.get("/contacts/")
+        finally:
+            other_request.close()
+    assert response.status_code == 500
+    assert "vccweb is too busy right now" in response.content.decode()
+    assert asked == []
 
 
 def test_a_query_that_fails_on_its_own_is_not_called_an_outage(agent_client, monkeypatch, settings):

@@ -164,6 +164,9 @@ except ValueError as e:
     raise ImproperlyConfigured(f"DATABASE_URL is not a database URL Django understands: {e}") from e
 
 if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
+    # Django's backend, but with PostgreSQL down a request fails at once instead of waiting DB_POOL_TIMEOUT for
+    # the pool, and /readyz asks PostgreSQL with a short connection of its own (calls/dbbackend/base.py).
+    DATABASES["default"]["ENGINE"] = "calls.dbbackend"
     _options = DATABASES["default"].setdefault("OPTIONS", {})
     # A PostgreSQL that does not answer must not hang a request (or /readyz) for minutes.
     _options.setdefault("connect_timeout", env_int("DB_CONNECT_TIMEOUT", 5, minimum=1))
@@ -184,7 +187,8 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
         _options["pool"] = {
             "min_size": _pool_min,
             "max_size": _pool_max,
-            # Seconds a request waits for a free connection before it fails (a 500 that says the database is busy).
+            # Seconds a request waits for a free connection while all are busy, before it fails (a 500 that says
+            # vccweb is too busy). With PostgreSQL down it fails at once instead (calls/dbbackend/base.py).
             "timeout": env_int("DB_POOL_TIMEOUT", 10, minimum=1),
         }
 
