@@ -70,6 +70,29 @@ def test_a_word_of_digits_in_a_mixed_query_matches_numbers(people):
     assert names(Contact.objects.search("Brightwater 0123")) == ["Grace Hopper"]
 
 
+def test_a_word_of_digits_in_a_mixed_query_matches_the_text_too(people):
+    make("Winston Smith", "Room 101 Ltd", "winston@room101.example")
+    make("Bea Barista", "Cafe 2024")
+    assert names(Contact.objects.search("room 101")) == ["Winston Smith"]
+    assert names(Contact.objects.search("Room 101 Ltd")) == ["Winston Smith"]
+    assert names(Contact.objects.search("101 room")) == ["Winston Smith"]
+    assert names(Contact.objects.search("cafe 2024")) == ["Bea Barista"]
+    # Every word must still match, each one somewhere.
+    assert names(Contact.objects.search("room 2024")) == []
+    assert names(Contact.objects.search("cafe 0123")) == []
+    assert names(Contact.objects.search("hopper 101")) == []
+
+
+def test_a_number_alone_still_matches_numbers_only(people):
+    make("Studio Person", "Studio 020")
+    # Neither the mobile with 020 inside (+447402012345) nor the company named Studio 020: only Grace's 020 number.
+    assert names(Contact.objects.search("020")) == ["Grace Hopper"]
+    assert names(Contact.objects.search("studio 020")) == ["Studio Person"]
+    # With words, the digits match a number as before: at its start or its end, never inside.
+    assert names(Contact.objects.search("mobile 020")) == []
+    assert names(Contact.objects.search("mobile 12345")) == ["Mobile Person"]
+
+
 # --- Number forms --------------------------------------------------------------------------------------------
 
 
@@ -355,7 +378,7 @@ class TestOnABigTable:
         if query == "020 7946":
             assert "contactphone_number_prefix_idx" in plan and "contactphone_number_reverse_idx" in plan
 
-    @pytest.mark.parametrize("query", ["020 7946", "+44 20 7946 0123", "7946 0123", "brightwater"])
+    @pytest.mark.parametrize("query", ["020 7946", "+44 20 7946 0123", "7946 0123", "brightwater", "Brightwater 0123"])
     def test_every_statement_of_a_page_finds_numbers_through_an_index_under_the_views_planner_settings(
         self, crowd, query
     ):
@@ -375,6 +398,21 @@ class TestOnABigTable:
         assert "ORDER BY (" in settings_in_force["sql"]  # the step that sorts every match
         assert settings_in_force["enable_hashjoin"] == "off"
         assert not any(re.search(r"Hash (\w+ )?Join", line) for line in plan), "\n".join(plan)
+
+    def test_the_last_step_of_a_mixed_search_looks_each_way_up_through_its_own_index(self, crowd):
+        """person 0123: 10,000 people, and 0123 at the end of a few numbers. Reading every person to check their
+        numbers is what the last step avoids: the digits are looked for in the trigram index with the words, then
+        in the numbers' indexes, and the few contacts found are looked up by primary key."""
+        last_step = [plan for settings, plan in _page_as_run("person 0123") if "ORDER BY (" in settings["sql"]]
+        assert len(last_step) == 3, last_step  # in the text, as a number, the candidates sorted
+        text, number, candidates = ("\n".join(plan) for plan in last_step)
+        trigram = re.findall(
+            r"on contact_search_trgm_idx.*\n\s*Index Cond: (.*)", "\n".join([text, number, candidates])
+        )
+        assert trigram, text
+        assert all("0123" in condition for condition in trigram), trigram  # never "person" alone
+        assert "contactphone_number_reverse_idx" in number
+        assert "calls_contact_pkey" in candidates
 
     @pytest.mark.parametrize(
         ("sort", "index"),
@@ -429,6 +467,41 @@ def test_a_narrowed_page_is_the_same_whichever_plan_finds_it(monkeypatch, sort):
             Contact.objects.note_call(call)
     narrowed = Contact.objects.search("match")
     expected = list(narrowed.order_by(*CONTACT_SORTS[sort]))
+    if sort == "last_called":
+        expected = [c for c in expected if c.last_called_at] + sorted(
+            (c for c in expected if not c.last_called_at), key=lambda c: -c.pk
+        )
+    assert _all_pages(narrowed, sort, size=3) == [c.name for c in expected]
+
+
+BY_TEXT, BY_NUMBER, BY_BOTH, BY_NEITHER = (
+    ("Unit 101", "+442079460999"),
+    ("Unit 7", "+441614960101"),
+    ("Unit 101", "+441614960101"),
+    ("Unit 7", "+442079460999"),
+)
+
+
+@pytest.mark.parametrize(
+    ("query", "ways"), [("match 101", {BY_TEXT, BY_NUMBER, BY_BOTH}), ("match 101 161", {BY_NUMBER, BY_BOTH})]
+)
+@pytest.mark.parametrize("sort", ["name", "company", "last_called", "created"])
+def test_a_mixed_search_pages_the_same_whichever_way_each_contact_matches(monkeypatch, sort, query, ways):
+    """A contact matches 101 by its text, by a number, or both (and 161, the start of a number, only by a number):
+    the last step looks each way up on its own, and the pages hold every match once, in order."""
+    monkeypatch.setattr("calls.models.SEARCH_WINDOWS", (2, 4))  # every path: first window, second, last step
+    now = timezone.now()
+    for i in range(32):
+        unit, number = (BY_TEXT, BY_NUMBER, BY_BOTH, BY_NEITHER)[i % 4]
+        name = f"Match {i:02d}" if i % 5 else f"Other {i:02d}"
+        contact = make(name, f"{unit} Co {(i * 7) % 10}", "", number)
+        Contact.objects.filter(pk=contact.pk).update(created_at=now - timedelta(minutes=i))
+        if i % 2:
+            call = Call.objects.create(to_number="+1", contact=contact, requested_at=now - timedelta(seconds=i))
+            Contact.objects.note_call(call)
+    narrowed = Contact.objects.search(query).prefetch_related("phones")
+    expected = list(narrowed.order_by(*CONTACT_SORTS[sort]))
+    assert {(c.company.split(" Co")[0], c.phones.all()[0].number) for c in expected} == ways
     if sort == "last_called":
         expected = [c for c in expected if c.last_called_at] + sorted(
             (c for c in expected if not c.last_called_at), key=lambda c: -c.pk

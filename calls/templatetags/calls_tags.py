@@ -7,7 +7,8 @@ import uuid
 
 from django import template
 from django.conf import settings
-from django.utils.html import format_html
+from django.utils.html import format_html, format_html_join
+from django.utils.safestring import SafeString, mark_safe
 
 from calls import phones
 
@@ -52,6 +53,33 @@ def outcome_badge(call) -> str:
     return format_html(
         '<span class="badge outcome {}" data-outcome="{}">{}</span>', look, call.outcome, call.get_outcome_display()
     )
+
+
+_WBR = mark_safe("<wbr>")
+_BEFORE_A_DOT = re.compile(r"(?=\.)")
+
+
+@register.filter
+def email_wrap(email: str) -> SafeString:
+    """An email address (escaped) that wraps where people expect: after its @ ("grace.hopper@" /
+    "brightwater-energy.co.uk"), and before a dot only when its name or its domain alone is too long for a line.
+
+    Each of the two, and each piece of them between dots, is an `email-part` span that the stylesheet keeps whole
+    unless it alone is wider than its box; a <wbr> joins them. A browser would otherwise break the address anywhere
+    (overflow-wrap) or after a hyphen.
+    """
+    name, at, domain = (email or "").rpartition("@")
+    halves = [name + at, domain] if at else [domain]
+    return format_html_join(
+        _WBR,
+        '<span class="email-part">{}</span>',
+        ((_email_pieces(half),) for half in halves if half),
+    )
+
+
+def _email_pieces(text: str) -> SafeString:
+    pieces = _BEFORE_A_DOT.split(text)
+    return format_html_join(_WBR, '<span class="email-part">{}</span>', ((piece,) for piece in pieces if piece))
 
 
 @register.filter

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import io
+import itertools
 
 import pytest
 from django.core.management import call_command
@@ -96,3 +97,68 @@ def test_the_timeline_colours_calls_by_outcome_and_shows_older_ones(page, live_s
     assert [c == green for c in colours] == [False, True, False]  # only the answered call looks answered
     assert colours[0] == colours[2]  # busy and not answered alike
     assert page.console_errors == []
+
+
+# Each email cell of the list as rendered: its address, its lines (characters grouped by where they are drawn), and
+# whether it had to wrap: wider, on one line in its own font, than the cell.
+_EMAIL_LINES = """() => [...document.querySelectorAll('#results td[data-label="Email"]')].map(td => {
+  const range = document.createRange(), walker = document.createTreeWalker(td, NodeFilter.SHOW_TEXT), lines = [];
+  let top = null;
+  for (let node = walker.nextNode(); node; node = walker.nextNode()) {
+    for (let i = 0; i < node.length; i++) {
+      range.setStart(node, i); range.setEnd(node, i + 1);
+      const y = Math.round(range.getClientRects()[0].top);
+      if (y !== top) { lines.push(''); top = y; }
+      lines[lines.length - 1] += node.data[i];
+    }
+  }
+  const style = getComputedStyle(td), canvas = document.createElement('canvas').getContext('2d');
+  canvas.font = style.font;
+  const room = td.clientWidth - parseFloat(style.paddingLeft) - parseFloat(style.paddingRight);
+  const selection = getSelection();
+  selection.selectAllChildren(td);
+  const copied = selection.toString();
+  selection.removeAllRanges();
+  return {email: td.textContent, lines, mustWrap: canvas.measureText(td.textContent).width > room, copied};
+})"""
+
+# Whatever sits in a cell of the list and reaches past its edge (over the next column or off the page).
+_SPILLS = """() => [...document.querySelectorAll('#results td')].flatMap(td => {
+  const cell = td.getBoundingClientRect();
+  return [...td.querySelectorAll('*')].filter(el => el.getBoundingClientRect().right > cell.right + 0.5)
+    .map(el => el.textContent);
+})"""
+
+
+@pytest.mark.parametrize("width", [1280, 1440])
+def test_on_a_desktop_emails_wrap_only_after_the_at_or_before_a_dot(browser, live_server, width):
+    call_command("seed_demo", stdout=io.StringIO())  # real data: addresses of 25 to 33 characters
+    longest = [
+        "grace.hopper@brightwater-energy.co.uk",
+        "maximilian.featherstonehaugh@cholmondeley-marjoribanks.example.org",
+    ]
+    for i, email in enumerate(longest):
+        contact = Contact.objects.create(name=f"Aaron Long {i}", company="Brightwater Energy", email=email)  # page 1
+        ContactPhone.objects.create(contact=contact, number=f"+1212555018{i}", is_primary=True)
+        call = Call.objects.create(
+            to_number="+12125550180", contact=contact, state=Call.State.ENDED, outcome=Call.Outcome.NOT_CONFIRMED
+        )
+        Contact.objects.note_call(call)  # the longest outcome: "Not confirmed: may have been placed"
+    context = browser.new_context(viewport={"width": width, "height": 900})
+    page = context.new_page()
+    log_in(page, live_server, "supervisor", "demo")
+
+    cells = page.evaluate(_EMAIL_LINES)
+    assert len(cells) == 25
+    assert {cell["email"] for cell in cells} >= set(longest)
+    for cell in cells:
+        email, lines = cell["email"], cell["lines"]
+        assert "".join(lines) == email and cell["copied"] == email  # nothing added, nothing lost
+        assert len(lines) == 1 or cell["mustWrap"], f"{email} wraps though it fits: {lines}"
+        for line, after in itertools.pairwise(lines):
+            assert line.endswith("@") or after.startswith("."), f"{email} breaks inside a word: {lines}"
+    assert any(len(cell["lines"]) > 1 for cell in cells)  # the test saw addresses wrap
+    assert page.evaluate(_SPILLS) == []
+    overflow = page.evaluate("document.documentElement.scrollWidth") - width
+    assert overflow <= 0, f"the contact list scrolls sideways by {overflow}px"
+    context.close()
