@@ -217,6 +217,7 @@ class DialPreviewForm(forms.Form):
     groups = PkListField(required=False)
     clid = forms.IntegerField(required=False, min_value=1)
     ticked = forms.BooleanField(required=False)  # whether `groups` was sent (none ticked is a choice too)
+    only_me = forms.BooleanField(required=False)  # readiness of the caller alone (the contact list has no groups)
 
 
 class RecordingForm(forms.Form):

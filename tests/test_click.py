@@ -672,6 +672,14 @@ def test_it_warns_before_the_click_when_my_agent_is_not_ready(agent_client, cont
     assert "You can still call." in html
 
 
+def test_the_contact_list_asks_for_the_callers_readiness_alone(supervisor_client, contact, london, sales, sim):
+    page = supervisor_client.get("/contacts/").content.decode()
+    assert 'hx-get="/readiness/?only_me=1"' in page
+    html = supervisor_client.get("/readiness/", {"only_me": "1"}).content.decode()
+    assert 'id="me-ready"' in html
+    assert "ready-group-" not in html and "groups-ready" not in html  # the list has no group badges
+
+
 def test_a_ready_agent_gets_no_warning(agent_client, contact, sim):
     assert "does not have you ready" not in agent_client.get("/readiness/").content.decode()
 

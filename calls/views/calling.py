@@ -148,9 +148,9 @@ async def readiness(request: HttpRequest) -> HttpResponse:
     form = DialPreviewForm(request.GET)
     if not form.is_valid():
         return _refusal(first_error(form))
-    user = await _user(request)
+    user, only_me = await _user(request), form.cleaned_data["only_me"]
     caller = await sync_to_async(calling.caller_for)(user)
-    groups = [g async for g in AgentGroup.objects.all()] if caller.may_call_groups else []
+    groups = [g async for g in AgentGroup.objects.all()] if caller.may_call_groups and not only_me else []
     ready = await calling.readiness(agent=caller.agent, groups=groups)
     ticked = set(form.cleaned_data["groups"])
     context = {
@@ -158,6 +158,7 @@ async def readiness(request: HttpRequest) -> HttpResponse:
         "me_ready": ready.me,
         "availability_error": ready.error,
         "nobody_ready_ticked": bool(ticked) and all(ready.groups.get(pk) == 0 for pk in ticked),
+        "only_me": only_me,
     }
     return await _render(request, "calls/contact_detail.html#readiness", context)
 

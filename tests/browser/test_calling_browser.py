@@ -257,6 +257,11 @@ def test_an_agent_is_warned_before_calling_when_vcc_does_not_have_them_ready(dem
     expect(page.locator("#me-ready")).to_contain_text("VCC does not have you ready for a phone call right now")
     expect(page.locator("button[data-shortcut=c]")).to_be_enabled()  # still possible
 
+    page.goto(f"{live_server.url}/contacts/")  # the list's Call buttons say so too
+    expect(page.locator("#me-ready")).to_contain_text("VCC does not have you ready for a phone call right now")
+    expect(page.locator("#results button[name=call]").first).to_be_enabled()
+    assert page.console_errors == []  # no group badges sent to a page that has none
+
 
 def test_a_supervisor_is_warned_when_nobody_is_ready_in_the_ticked_groups(demo, page, live_server, sim):
     contact = first_contact_with(is_primary=True)
