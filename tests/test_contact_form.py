@@ -89,6 +89,6 @@ def test_a_supervisor_may_clear_and_anyone_may_mark(supervisor_client, agent_cli
 def test_the_list_hides_email_on_phones_and_long_names_wrap(agent_client):
     Contact.objects.create(name="A" * 162, email="someone.with.a.long.address@example.com")
     page = agent_client.get("/contacts/").content.decode()
-    assert 'class="hide-sm"' in page
+    assert 'class="col-email hide-sm"' in page
     css = (__import__("pathlib").Path(__file__).parent.parent / "static/css/app.css").read_text()
     assert ".list td.hide-sm" in css and "overflow-wrap: anywhere" in css
