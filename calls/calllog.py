@@ -163,9 +163,14 @@ def batches(calls: QuerySet, *, sort: str, size: int):
 # --- The CSV export on PostgreSQL: PostgreSQL writes the CSV itself ------------------------------------------
 
 
-def _inert_sql(column: str) -> str:
-    """A text column made inert for spreadsheets in SQL, as calls.spreadsheet.inert does in Python."""
-    return f"regexp_replace({column}, '^([-=+@\\t\\r])', '''\\1')"  # the column is computed once
+def _inert_sql(column: str, *, costly: bool = False) -> str:
+    """A text column made inert for spreadsheets in SQL, as calls.spreadsheet.inert does in Python.
+
+    The CASE names the column twice, which is cheapest for a column or a little arithmetic on one; a costly
+    expression (a subquery) is computed once by regexp_replace instead, which is slower per row than the CASE."""
+    if costly:
+        return f"regexp_replace({column}, '^([-=+@\\t\\r])', '''\\1')"
+    return f"CASE WHEN {column} ~ '^[-=+@\\t\\r]' THEN '''' || {column} ELSE {column} END"
 
 
 def export_copy_sql(calls: QuerySet, *, sort: str) -> tuple[str, tuple]:
@@ -199,7 +204,7 @@ def export_copy_sql(calls: QuerySet, *, sort: str) -> tuple[str, tuple]:
         SELECT c.id,
                {when},
                {_inert_sql(agent)},
-               {_inert_sql(groups)},
+               {_inert_sql(groups, costly=True)},
                {_inert_sql("u.username")},
                {_inert_sql("ct.name")},
                {_inert_sql(target)},
