@@ -948,23 +948,29 @@ def cleanup(managed: list[Managed], *, keep: bool) -> None:
             print(f"cleanup: {what} failed: {e}", file=sys.stderr)
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = parse_args(argv)
+def run_bench(
+    run: Callable[[argparse.Namespace, Path, list[Managed]], int], args: argparse.Namespace, *, prefix: str
+) -> int:
+    """Run a bench in a temporary folder with its database and Redis db, stopping what it started however it ends."""
     configure(args)
     signal.signal(signal.SIGTERM, raise_interrupt)
     managed: list[Managed] = []
     status = 1
-    with tempfile.TemporaryDirectory(prefix="vccweb-bench-") as tmp:
+    with tempfile.TemporaryDirectory(prefix=prefix) as tmp:
         try:
             status = run(args, Path(tmp), managed)
         except KeyboardInterrupt:
             print("\ninterrupted: cleaning up", file=sys.stderr)
             status = 130
-        except RuntimeError as e:
-            print(f"\nbench failed: {e}", file=sys.stderr)
+        except (RuntimeError, TimeoutError) as e:
+            print(f"\nbench failed: {e!r}", file=sys.stderr)
         finally:
             cleanup(managed, keep=args.keep)
     return status
+
+
+def main(argv: list[str] | None = None) -> int:
+    return run_bench(run, parse_args(argv), prefix="vccweb-bench-")
 
 
 if __name__ == "__main__":

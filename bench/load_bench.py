@@ -17,9 +17,7 @@ import math
 import random
 import re
 import secrets
-import signal
 import sys
-import tempfile
 import time
 import uuid
 from collections import Counter
@@ -281,23 +279,7 @@ def report(
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = parse_args(argv)
-    cb.configure(args)
-    signal.signal(signal.SIGTERM, cb.raise_interrupt)
-    managed: list[cb.Managed] = []
-    status = 1
-    with tempfile.TemporaryDirectory(prefix="vccweb-load-bench-") as tmp_name:
-        tmp = Path(tmp_name)
-        try:
-            status = run(args, tmp, managed)
-        except KeyboardInterrupt:
-            print("\ninterrupted: cleaning up", file=sys.stderr)
-            status = 130
-        except (RuntimeError, TimeoutError) as e:
-            print(f"\nbench failed: {e!r}", file=sys.stderr)
-        finally:
-            cb.cleanup(managed, keep=args.keep)
-    return status
+    return cb.run_bench(run, parse_args(argv), prefix="vccweb-load-bench-")
 
 
 def run(args: argparse.Namespace, tmp: Path, managed: list[cb.Managed]) -> int:

@@ -12,12 +12,9 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import secrets
-import signal
 import statistics
 import sys
-import tempfile
 import time
 from collections import Counter
 from pathlib import Path
@@ -143,23 +140,7 @@ def run(args: argparse.Namespace, tmp: Path, managed: list[cb.Managed]) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = parse_args(argv)
-    cb.configure(args)
-    signal.signal(signal.SIGTERM, cb.raise_interrupt)
-    managed: list[cb.Managed] = []
-    status = 1
-    with tempfile.TemporaryDirectory(prefix="vccweb-flood-bench-") as tmp_name:
-        try:
-            status = run(args, Path(tmp_name), managed)
-        except KeyboardInterrupt:
-            print("\ninterrupted: cleaning up", file=sys.stderr)
-            status = 130
-        except (RuntimeError, TimeoutError) as e:
-            print(f"\nbench failed: {e!r}", file=sys.stderr)
-        finally:
-            with contextlib.suppress(Exception):
-                cb.cleanup(managed, keep=args.keep)
-    return status
+    return cb.run_bench(run, parse_args(argv), prefix="vccweb-flood-bench-")
 
 
 if __name__ == "__main__":
