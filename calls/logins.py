@@ -11,12 +11,14 @@ limit is not enforced (calls/cache.py lets the attempt through) rather than lock
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import ipaddress
 import logging
 import math
+import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 from django.conf import settings
 from django.contrib.admin.forms import AdminAuthenticationForm
@@ -24,6 +26,7 @@ from django.contrib.auth.forms import AuthenticationForm
 from django.contrib.auth.views import LoginView
 from django.core.cache import cache
 from django.core.exceptions import NON_FIELD_ERRORS, ValidationError
+from django.db import connection
 from django.http import HttpRequest, HttpResponse
 
 log = logging.getLogger(__name__)
@@ -110,6 +113,23 @@ def lockout_message(seconds: int) -> str:
     return f"Too many failed logins. For your security, logging in is paused for {wait}: try again then."
 
 
+_checking = threading.BoundedSemaphore(1)
+
+
+@contextlib.contextmanager
+def password_check_turn() -> Iterator[None]:
+    """One password check at a time in this process; the others wait their turn without a database connection.
+
+    A check is PBKDF2, about 0.3 s of a core, and meant to be slow. A flood of guesses checked all at once took
+    every core from the people using the app until the guessers were locked out; one at a time per process (and
+    one process per core, WEB_CONCURRENCY's default) leaves each core to pages half the time, and checks as many
+    passwords a second as before, since the cores were the limit anyway."""
+    if not connection.in_atomic_block:  # tests run inside a transaction: leave theirs alone
+        connection.close()  # back to the pool while waiting: the pages need it more
+    with _checking:
+        yield
+
+
 class LimitedLogin:
     """For a login form: refuse a locked-out account or address before authenticating; count each failure."""
 
@@ -123,7 +143,8 @@ class LimitedLogin:
         if wait:
             raise ValidationError(lockout_message(wait), code="locked_out")
         try:
-            cleaned = super().clean()  # type: ignore[misc]
+            with password_check_turn():
+                cleaned = super().clean()  # type: ignore[misc]
         except ValidationError as error:
             if any(e.code == "invalid_login" for e in error.error_list):
                 wait = record_failure(username, address)

@@ -159,3 +159,52 @@ def test_it_says_how_long_in_plain_words(seconds, wait):
 def test_client_address(rf, remote, address):
     request = rf.get("/", REMOTE_ADDR=remote)
     assert client_address(request) == address
+
+
+def test_passwords_are_checked_one_at_a_time_while_the_others_wait(monkeypatch):
+    """A flood of guesses must not check 20 passwords at once on 2 cores: each waits its turn (calls/logins.py)."""
+    import threading
+
+    from django.contrib.auth.forms import AuthenticationForm
+
+    from calls import logins
+
+    checking, started, release = [], threading.Event(), threading.Event()
+
+    def slow_check(self):
+        checking.append(threading.get_ident())
+        started.set()
+        release.wait(10)
+        return self.cleaned_data
+
+    class Turnstile:  # the real semaphore, noting who has come to it
+        def __init__(self) -> None:
+            self.inner, self.arrived = threading.BoundedSemaphore(1), threading.Semaphore(0)
+
+        def __enter__(self):
+            self.arrived.release()
+            return self.inner.__enter__()
+
+        def __exit__(self, *exc):
+            return self.inner.__exit__(*exc)
+
+    turnstile = Turnstile()
+    monkeypatch.setattr(AuthenticationForm, "clean", slow_check)
+    monkeypatch.setattr(logins, "_checking", turnstile)
+    monkeypatch.setattr(logins, "locked_for", lambda *a: 0)
+    monkeypatch.setattr(logins, "record_success", lambda *a: None)
+
+    def log_in() -> None:
+        form = logins.LimitedAuthenticationForm(data={"username": "alex", "password": "guess"})
+        form.is_valid()
+
+    threads = [threading.Thread(target=log_in) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    assert turnstile.arrived.acquire(timeout=10) and turnstile.arrived.acquire(timeout=10)  # both at the turnstile
+    assert started.wait(10)
+    assert len(checking) == 1  # one checks; the other waits its turn
+    release.set()
+    for thread in threads:
+        thread.join(10)
+    assert len(checking) == 2
