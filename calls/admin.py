@@ -67,8 +67,32 @@ class BoundedSearch:
         return _SaneDatesChangeList
 
 
+class PhoneNumberField(forms.CharField):
+    """A number typed in any format, cleaned to E.164 and shown as people write it."""
+
+    def prepare_value(self, value: object) -> object:
+        if isinstance(value, str) and value.startswith("+"):
+            return phones.display(value)
+        return value
+
+    def to_python(self, value: object) -> str:
+        text = super().to_python(value)
+        return phones.to_e164(text) if text else text
+
+
+class ContactPhoneForm(forms.ModelForm):
+    number = PhoneNumberField(
+        max_length=phones.MAX_INPUT, help_text="Any format: 020 7946 0123, +44 20 7946 0123. Stored in E.164."
+    )
+
+    class Meta:
+        model = ContactPhone
+        fields = ["contact", "number", "label", "is_primary", "do_not_call"]
+
+
 class ContactPhoneInline(admin.TabularInline):
     model = ContactPhone
+    form = ContactPhoneForm
     extra = 0
 
 
@@ -85,6 +109,7 @@ class ContactAdmin(BoundedSearch, admin.ModelAdmin):
 
 @admin.register(ContactPhone)
 class ContactPhoneAdmin(BoundedSearch, admin.ModelAdmin):
+    form = ContactPhoneForm
     list_display = ["number", "label", "contact", "is_primary", "do_not_call"]
     list_filter = ["label", "is_primary", "do_not_call"]
     search_fields = ["number", "contact__name"]
@@ -264,19 +289,6 @@ class AgentGroupAdmin(BoundedSearch, admin.ModelAdmin):
 
 
 # --- Caller IDs ------------------------------------------------------------------------------------
-
-
-class PhoneNumberField(forms.CharField):
-    """A number typed in any format, cleaned to E.164 and shown as people write it."""
-
-    def prepare_value(self, value: object) -> object:
-        if isinstance(value, str) and value.startswith("+"):
-            return phones.display(value)
-        return value
-
-    def to_python(self, value: object) -> str:
-        text = super().to_python(value)
-        return phones.to_e164(text) if text else text
 
 
 class CallbackNumberForm(forms.ModelForm):

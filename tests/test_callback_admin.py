@@ -244,3 +244,29 @@ def test_the_default_and_numbers_in_use_have_no_delete_button(admin_client, lond
 def test_a_number_of_no_country_cannot_be_local(admin_client):
     response = admin_client.post(f"{URL}add/", form(number="+800 1234 5678", local_presence="on"))
     assert "belongs to no country" in response.content.decode()
+
+
+# --- Contact numbers in the admin take any format too ----------------------------------------------------
+
+
+@pytest.mark.parametrize("typed", ["020 7946 0300", "+44 20 7946 0300", "(020) 79460300"])
+def test_the_admin_stores_a_contact_number_typed_in_any_format_in_e164(admin_client, contact, typed):
+    from calls.models import ContactPhone
+
+    data = {"contact": contact.pk, "number": typed, "label": "work"}
+    response = admin_client.post("/admin/calls/contactphone/add/", data)
+
+    assert response.status_code == 302, response.content.decode()[:3000]
+    assert ContactPhone.objects.filter(contact=contact, number="+442079460300").exists()
+
+
+def test_the_admin_explains_a_contact_number_it_cannot_read(admin_client, contact):
+    from calls.models import ContactPhone
+
+    before = ContactPhone.objects.count()
+    response = admin_client.post("/admin/calls/contactphone/add/", {"contact": contact.pk, "number": "020 79"})
+
+    assert response.status_code == 200
+    page = response.content.decode()
+    assert "not a valid phone number" in page and "Constraint" not in page
+    assert ContactPhone.objects.count() == before
