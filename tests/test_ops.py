@@ -337,3 +337,23 @@ def test_readyz_names_a_hung_cache_after_one_short_timeout_then_without_waiting(
     assert first.status_code == second.status_code == 503
     assert first.json()["cache"].startswith("not answering (TimeoutError")
     assert hung.bytes_received == asked  # the breaker answered the second time
+
+
+def test_a_postgresql_that_is_full_is_answering_and_requests_wait_their_turn():
+    """'Too many clients' is PostgreSQL answering: requests queue for the pool as before, never 'not answering'."""
+    import psycopg
+
+    from calls.dbbackend.base import Reachability
+
+    def full() -> None:
+        raise psycopg.OperationalError("connection failed: FATAL:  sorry, too many clients already")
+
+    def down() -> None:
+        raise psycopg.OperationalError("connection failed: Connection refused")
+
+    now = [0.0]
+    reachability = Reachability(clock=lambda: now[0])
+    assert reachability.problem(full, pool_errors=3) == ""
+    assert reachability.errors_seen == 3  # the pool's failures so far were PostgreSQL being full
+    now[0] += 1
+    assert "Connection refused" in reachability.problem(down, pool_errors=4)

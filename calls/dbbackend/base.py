@@ -48,7 +48,9 @@ class Reachability:
         self._lock = threading.Lock()
         self._asked_at: float | None = None
         self._problem = ""  # why the last direct connection failed, or "" if it succeeded
-        # The pool's connections_errors when PostgreSQL last answered; -1 until it has.
+        # The pool's connections_errors when PostgreSQL last answered: a request asks only after new ones. -1 until
+        # then: a new pool has not failed yet, so the first request that finds no connection ready asks directly
+        # (one short connection per process) rather than wait out DB_POOL_TIMEOUT on a PostgreSQL that is down.
         self.errors_seen = -1
 
     def problem(self, ask: Callable[[], None], pool_errors: int) -> str:
@@ -58,10 +60,12 @@ class Reachability:
                 try:
                     ask()
                 except base.Database.Error as error:
-                    problem = f"{type(error).__name__}: {error}".strip()
+                    # Full (every connection slot taken) is answering: those requests wait their turn as before.
+                    full = getattr(error, "sqlstate", None) == "53300" or "too many clients" in str(error)
+                    problem = "" if full else f"{type(error).__name__}: {error}".strip()
                 else:
                     problem = ""
-                    # Failures counted so far came before this answer: only new ones make us ask again.
+                if not problem:  # failures counted so far came before this answer: only new ones make us ask again
                     self.errors_seen = max(self.errors_seen, pool_errors)
                 if problem and not self._problem:
                     log.warning("PostgreSQL is not answering; requests fail at once until it does: %s", problem)
