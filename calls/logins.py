@@ -126,8 +126,14 @@ def password_check_turn() -> Iterator[None]:
     passwords a second as before, since the cores were the limit anyway."""
     if not connection.in_atomic_block:  # tests run inside a transaction: leave theirs alone
         connection.close()  # back to the pool while waiting: the pages need it more
-    with _checking:
+    # Not for ever: during a flood a real person would wait behind every queued guess. Told to try again instead,
+    # their password unchecked and no failure counted.
+    if not _checking.acquire(timeout=settings.LOGIN_CHECK_WAIT_SECONDS):
+        raise ValidationError("Many logins are being checked right now: try again in a moment.", code="busy")
+    try:
         yield
+    finally:
+        _checking.release()
 
 
 class LimitedLogin:
@@ -169,7 +175,7 @@ class LimitedLoginView(LoginView):
 
     def form_invalid(self, form: AuthenticationForm) -> HttpResponse:
         response = super().form_invalid(form)
-        if form.has_error(NON_FIELD_ERRORS, "locked_out"):
+        if form.has_error(NON_FIELD_ERRORS, "locked_out") or form.has_error(NON_FIELD_ERRORS, "busy"):
             response.status_code = 429
         return response
 

@@ -161,13 +161,27 @@ def test_client_address(rf, remote, address):
     assert client_address(request) == address
 
 
+class _Turnstile:
+    """The real semaphore of calls.logins, noting each arrival at it."""
+
+    def __init__(self, inner) -> None:
+        import threading
+
+        self.inner, self.arrived = inner, threading.Semaphore(0)
+
+    def acquire(self, *args, **kwargs):
+        self.arrived.release()
+        return self.inner.acquire(*args, **kwargs)
+
+    def release(self) -> None:
+        self.inner.release()
+
+
 def test_passwords_are_checked_one_at_a_time_while_the_others_wait(monkeypatch):
     """A flood of guesses must not check 20 passwords at once on 2 cores: each waits its turn (calls/logins.py)."""
     import threading
 
     from django.contrib.auth.forms import AuthenticationForm
-
-    from calls import logins
 
     checking, started, release = [], threading.Event(), threading.Event()
 
@@ -177,34 +191,36 @@ def test_passwords_are_checked_one_at_a_time_while_the_others_wait(monkeypatch):
         release.wait(10)
         return self.cleaned_data
 
-    class Turnstile:  # the real semaphore, noting who has come to it
-        def __init__(self) -> None:
-            self.inner, self.arrived = threading.BoundedSemaphore(1), threading.Semaphore(0)
-
-        def __enter__(self):
-            self.arrived.release()
-            return self.inner.__enter__()
-
-        def __exit__(self, *exc):
-            return self.inner.__exit__(*exc)
-
-    turnstile = Turnstile()
+    turnstile = _Turnstile(logins._checking)
     monkeypatch.setattr(AuthenticationForm, "clean", slow_check)
     monkeypatch.setattr(logins, "_checking", turnstile)
     monkeypatch.setattr(logins, "locked_for", lambda *a: 0)
     monkeypatch.setattr(logins, "record_success", lambda *a: None)
 
     def log_in() -> None:
-        form = logins.LimitedAuthenticationForm(data={"username": "alex", "password": "guess"})
-        form.is_valid()
+        logins.LimitedAuthenticationForm(data={"username": "alex", "password": "guess"}).is_valid()
 
     threads = [threading.Thread(target=log_in) for _ in range(2)]
     for thread in threads:
         thread.start()
     assert turnstile.arrived.acquire(timeout=10) and turnstile.arrived.acquire(timeout=10)  # both at the turnstile
     assert started.wait(10)
-    assert len(checking) == 1  # one checks; the other waits its turn
+    assert turnstile.inner._value == 0  # one holds the only turn: the other is waiting for it
+    assert len(checking) == 1
     release.set()
     for thread in threads:
         thread.join(10)
     assert len(checking) == 2
+
+
+def test_a_login_that_waits_too_long_for_its_turn_is_told_to_try_again_uncounted(client, agent_user, settings):
+    settings.LOGIN_CHECK_WAIT_SECONDS = 0.01  # the one turn is held below for the whole test
+    assert logins._checking.acquire(timeout=1)
+    try:
+        response = client.post("/login/", {"username": "alex", "password": PASSWORD})
+    finally:
+        logins._checking.release()
+    assert response.status_code == 429
+    assert "Many logins are being checked right now: try again in a moment." in response.content.decode()
+    assert logins.locked_for("alex", "127.0.0.1") == 0
+    assert client.post("/login/", {"username": "alex", "password": PASSWORD}).status_code == 302

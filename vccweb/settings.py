@@ -312,6 +312,8 @@ LOGIN_FAILURES_PER_ACCOUNT = env_int("LOGIN_FAILURES_PER_ACCOUNT", 5, minimum=1)
 LOGIN_FAILURES_PER_ADDRESS = env_int("LOGIN_FAILURES_PER_ADDRESS", 100, minimum=1)
 LOGIN_FAILURE_WINDOW_SECONDS = env_int("LOGIN_FAILURE_WINDOW_SECONDS", 900, minimum=1)
 LOGIN_LOCKOUT_SECONDS = env_int("LOGIN_LOCKOUT_SECONDS", 900, minimum=1)
+# A process checks one password at a time; a login that waits longer than this for its turn is told to try again.
+LOGIN_CHECK_WAIT_SECONDS = env_int("LOGIN_CHECK_WAIT_SECONDS", 10, minimum=1)
 
 # Production defaults when DEBUG is off; each can be switched off on its own (e.g. TLS ends elsewhere).
 SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", not DEBUG)
