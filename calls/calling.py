@@ -712,7 +712,7 @@ def close_abandoned_clicks(*, now: datetime) -> int:
     count = 0
     for call in Call.objects.filter(state=Call.State.REQUESTED, requested_at__lt=now - ABANDONED_AFTER):
         call.record_unconfirmed(
-            message="No answer from VCC was recorded: the app process stopped while it was asking",
+            message="No answer from VCC was recorded for this click",
             status=None,
             display="No answer from VCC was recorded for this click, so the call may have been placed: check your "
             "phone and the call log before trying again.",

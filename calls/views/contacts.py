@@ -94,7 +94,7 @@ def _contacts_page(user, opts: dict, query: str, sort: str) -> tuple[list[Contac
 @require_GET
 @login_required
 @permission_required(perms.VIEW_CONTACT, raise_exception=True)
-@vary_on_headers("HX-Request")
+@vary_on_headers("HX-Request", "HX-Target")  # the page, its timeline, or a page of older calls
 def contact_detail(request: HttpRequest, pk: int) -> HttpResponse:
     """The contact, their numbers with call buttons, and every call to them. `?call=<signed id>` (the regarding
     link VCC shows) opens that call's panel."""
