@@ -197,12 +197,12 @@ async def render_panel(request: HttpRequest, template: str, call: Call, user, **
 
 
 async def _panel(
-    request: HttpRequest, call: Call, user, *, changed: bool = False, status: int = 200, **extra: object
+    request: HttpRequest, call: Call, user, *, changed: bool = False, form_errors: bool = False, **extra: object
 ) -> HttpResponse:
     recording = await calling.shown_recording(call)
     response = await render_panel(request, "calls/call_panel.html", call, user, recording_status=recording, **extra)
-    if status == 400:  # the panel again, saying what to fix: app.js has htmx swap it in
-        response.status_code, response[FORM_ERRORS_HEADER] = status, "1"
+    if form_errors:  # a 400: the panel again, saying what to fix; app.js has htmx swap it in
+        response.status_code, response[FORM_ERRORS_HEADER] = 400, "1"
     return trigger_client_event(response, CALLS_CHANGED) if changed else response
 
 
@@ -229,7 +229,7 @@ async def call_recording(request: HttpRequest, pk: int) -> HttpResponse:
     call = await sync_to_async(_own_call)(user, pk)
     form = RecordingForm(request.POST)
     if not form.is_valid():
-        return await _panel(request, call, user, status=400, action_error=first_error(form))
+        return await _panel(request, call, user, form_errors=True, action_error=first_error(form))
     error = await calling.set_recording(call=call, status=form.cleaned_data["recording"])
     return await _panel(request, call, user, action_error=error)
 
@@ -244,7 +244,8 @@ async def call_wrapup(request: HttpRequest, pk: int) -> HttpResponse:
     form = WrapUpForm(request.POST)
     typed = {"chosen": request.POST.get("disposition", ""), "notes": request.POST.get("notes", "").replace("\x00", "")}
     if not await sync_to_async(form.is_valid)():
-        return await _panel(request, call, user, status=400, action_error=first_error(form), editing=True, **typed)
+        error = first_error(form)
+        return await _panel(request, call, user, form_errors=True, action_error=error, editing=True, **typed)
     done = await calling.wrap_up(
         call=call, disposition=form.cleaned_data["disposition"], notes=form.cleaned_data["notes"]
     )
