@@ -98,7 +98,7 @@ def start_receivers_idle() -> bool:
     return not settings.DEBUG and all(not db.get("CONN_MAX_AGE") for db in settings.DATABASES.values())
 
 
-def get_asgi_application() -> PooledThreadsASGIHandler:
+def get_asgi_application() -> ASGIHandler:
     """As django.core.asgi.get_asgi_application, with the pooled handler, and without Django's request_started
     receivers when they have nothing to do (see the module's text)."""
     import django
@@ -107,4 +107,6 @@ def get_asgi_application() -> PooledThreadsASGIHandler:
     if start_receivers_idle():
         signals.request_started.disconnect(close_old_connections)
         signals.request_started.disconnect(reset_queries)
+    if "lent_threads" in settings.BENCH_DISABLE:
+        return ASGIHandler()  # bench/private_bench.py measures Django's handler against the pooled one
     return PooledThreadsASGIHandler()

@@ -23,7 +23,8 @@ import weakref
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from django.core.cache.backends.base import DEFAULT_TIMEOUT
+from django.conf import settings
+from django.core.cache.backends.base import DEFAULT_TIMEOUT, BaseCache
 from django.core.cache.backends.locmem import LocMemCache
 from django.core.cache.backends.redis import RedisCache, RedisCacheClient
 from redis.exceptions import RedisError
@@ -33,6 +34,18 @@ log = logging.getLogger(__name__)
 BREAKER_SECONDS = 10.0
 ASYNC_TIMEOUT_FACTOR = 4  # see _aclient
 ASYNC_CONNECTIONS = 1000  # per process at most (see _aclient); each operation holds one until its answer is read
+ASYNC_METHODS = (
+    "aget",
+    "aget_many",
+    "aset",
+    "aadd",
+    "aset_many",
+    "adelete",
+    "adelete_many",
+    "ahas_key",
+    "atouch",
+    "aincr",
+)
 
 
 class Breaker:
@@ -106,6 +119,8 @@ class SharedClientRedisCacheClient(RedisCacheClient):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._redis_by_pool: dict[int, Any] = {}
+        if "shared_redis_client" in settings.BENCH_DISABLE:
+            self.get_client = super().get_client  # Django's: a redis.Redis per operation (bench/private_bench.py)
 
     def get_client(self, key: Any = None, *, write: bool = False) -> Any:
         pool = self._get_connection_pool(write)
@@ -124,9 +139,17 @@ class TolerantRedisCache(RedisCache):
         self.location = server if isinstance(server, str) else ",".join(server)
         self.breaker = breaker_for(self.location, seconds)
         self._client_key = f"{self.location}|{sorted(self._options.items())!r}"  # which shared client is ours
+        # Django's way, for bench/private_bench.py: a client (and connection pools) per cache object.
+        own = "one_cache_client" in settings.BENCH_DISABLE
+        self._own_client = self._class(self._servers, **self._options) if own else None
+        if "async_cache" in settings.BENCH_DISABLE:  # Django's: each async operation in a thread
+            for name in ASYNC_METHODS:
+                setattr(self, name, functools.partial(getattr(BaseCache, name), self))
 
     @property
     def _cache(self):
+        if self._own_client is not None:
+            return self._own_client
         client = _clients.get(self._client_key)
         if client is None:
             with _clients_lock:

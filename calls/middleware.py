@@ -34,6 +34,11 @@ BIG_BODY = 256 * 1024  # a POST this large (an upload) is parsed in the thread, 
 class _InLoop:
     """`MiddlewareMixin.__acall__`, with the methods called in the event loop. Mixed in before Django's class."""
 
+    def __init__(self, get_response) -> None:
+        super().__init__(get_response)
+        if "inloop_middleware" in settings.BENCH_DISABLE:
+            self.__acall__ = super().__acall__  # Django's hops: what bench/private_bench.py compares with
+
     async def __acall__(self, request: HttpRequest) -> HttpResponseBase:
         response = self.process_request(request) if hasattr(self, "process_request") else None
         response = response or await self.get_response(request)
@@ -102,7 +107,7 @@ class CsrfViewMiddleware(_InLoop, csrf.CsrfViewMiddleware):
 
     def __init__(self, get_response) -> None:
         super().__init__(get_response)
-        if self.async_mode:
+        if self.async_mode and "inloop_csrf" not in settings.BENCH_DISABLE:
             self.process_view = self._aprocess_view  # Django awaits a coroutine function as it is
 
     async def _aprocess_view(self, request: HttpRequest, callback, callback_args, callback_kwargs):
