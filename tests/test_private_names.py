@@ -9,12 +9,14 @@ what bench/README.md ("Private names") says, or drop it. The speed pieces are th
 
 from __future__ import annotations
 
+import ast
 import contextvars
 import functools
 import importlib
 import inspect
 from collections.abc import Callable, MutableMapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -355,8 +357,17 @@ def test_each_private_name_a_piece_leans_on_still_has_its_shape(piece: Piece) ->
     )
 
 
-def test_the_bench_can_switch_off_each_speed_piece_and_only_those() -> None:
+def test_the_bench_can_switch_off_each_speed_piece_and_measures_them_all() -> None:
+    bench = Path(__file__).resolve().parent.parent / "bench" / "private_bench.py"
+    assignment = next(
+        node
+        for node in ast.parse(bench.read_text()).body
+        if isinstance(node, ast.Assign) and getattr(node.targets[0], "id", "") == "PIECES"
+    )
+    measured = [key.value for key in assignment.value.keys]  # type: ignore[attr-defined]
+
     assert sorted(piece.switch for piece in PIECES if piece.switch) == sorted(settings.PRIVATE_PIECES)
+    assert sorted(measured) == sorted(settings.PRIVATE_PIECES)
 
 
 def test_a_name_gone_or_reshaped_fails_naming_the_piece_and_its_file(monkeypatch) -> None:
@@ -380,3 +391,77 @@ def test_a_name_gone_or_reshaped_fails_naming_the_piece_and_its_file(monkeypatch
         "calls/middleware.py (CSRF check in the event loop) relies on "
         "django.middleware.csrf.CsrfViewMiddleware._reject, which no longer takes (self, request, reason)"
     ) in str(reshaped.value)
+
+
+# --- The bench's switches (VCCWEB_BENCH_DISABLE): each turns its piece into Django's own way, and nothing else ----
+
+
+async def _async_view(request):  # an async get_response: middleware runs in async mode
+    return None
+
+
+def test_switched_off_lent_threads_serve_with_djangos_handler(settings, monkeypatch) -> None:
+    from django.core.handlers.asgi import ASGIHandler
+
+    from calls import asgi
+
+    monkeypatch.setattr(asgi, "start_receivers_idle", lambda: False)  # leave Django's receivers connected
+    settings.BENCH_DISABLE = frozenset({"lent_threads"})
+    assert type(asgi.get_asgi_application()) is ASGIHandler
+    settings.BENCH_DISABLE = frozenset()
+    assert type(asgi.get_asgi_application()) is asgi.PooledThreadsASGIHandler
+
+
+def test_switched_off_in_loop_middleware_hops_as_django_does(settings) -> None:
+    from django.middleware import csrf
+    from django.utils.deprecation import MiddlewareMixin
+
+    from calls import middleware
+
+    settings.BENCH_DISABLE = frozenset({"inloop_middleware"})
+    off = middleware.SecurityMiddleware(_async_view)
+    settings.BENCH_DISABLE = frozenset()
+    on = middleware.SecurityMiddleware(_async_view)
+    assert off.__acall__.__func__ is MiddlewareMixin.__acall__
+    assert on.__acall__.__func__ is middleware._InLoop.__acall__
+    assert (
+        middleware.CsrfViewMiddleware(_async_view).process_view.__func__ is middleware.CsrfViewMiddleware._aprocess_view
+    )
+
+    settings.BENCH_DISABLE = frozenset({"inloop_csrf"})
+    assert middleware.CsrfViewMiddleware(_async_view).process_view.__func__ is csrf.CsrfViewMiddleware.process_view
+
+
+def test_switched_off_cache_pieces_build_clients_as_django_does(settings) -> None:
+    from django.core.cache.backends.base import BaseCache
+
+    from calls.cache import TolerantRedisCache
+
+    def make() -> TolerantRedisCache:
+        return TolerantRedisCache("redis://127.0.0.1:1/0", {})  # opens no connection
+
+    assert make()._cache is make()._cache  # one per process
+    client = make()._cache
+    assert client.get_client() is client.get_client()  # one redis.Redis per pool
+    settings.BENCH_DISABLE = frozenset({"one_cache_client", "shared_redis_client", "async_cache"})
+    assert make()._cache is not make()._cache
+    client = make()._cache
+    assert client.get_client() is not client.get_client()
+    assert make().aget.func is BaseCache.aget
+
+
+def test_switched_off_cached_permissions_ask_djangos_backend_every_time(settings, monkeypatch) -> None:
+    from django.contrib.auth.backends import ModelBackend
+    from django.contrib.auth.models import User
+
+    from calls.auth import CachedPermissionBackend
+
+    asked = []
+    monkeypatch.setattr(ModelBackend, "_get_permissions", lambda self, user, obj, name: asked.append(name) or set())
+    settings.BENCH_DISABLE = frozenset({"cached_perms"})
+    user = User(pk=1, is_active=True)
+    user._calls_perms = {"user": {"calls.x"}, "group": set()}  # what the cache would have given
+
+    assert CachedPermissionBackend().get_user_permissions(user) == set()
+    assert CachedPermissionBackend().get_group_permissions(user) == set()
+    assert asked == ["user", "group"]
