@@ -5,8 +5,9 @@ The pieces are those tests/test_private_names.py guards and settings.PRIVATE_PIE
 by the bench-only environment variable VCCWEB_BENCH_DISABLE (a comma-separated list of piece names; an unknown
 name stops the app). It is not a setting for running vccweb. All of them run at once against one PostgreSQL, one
 Redis db and one vccsim, and are measured in interleaved rounds: each round, every server in turn (starting one
-further along each round) takes a batch of clicks and then a few page loads one at a time, so whatever else the
-machine is doing falls on all of them alike.
+further along each round) takes a batch of clicks, then the servers take turns load by load at the pages, so
+whatever else the machine is doing falls on all of them alike. A second server with every piece (the control)
+shows what two alike differ by (a saving no larger is noise); "with" is the two of them together.
 
 Figures, as issue 16 names them:
 - CPU per click: the server process's user + system CPU during its batches of clicks, divided by the clicks
@@ -47,6 +48,7 @@ PIECES = {  # settings.PRIVATE_PIECES, with what each one is (tests/test_private
     "cached_perms": "cached permission sets (calls/auth.py)",
 }
 ALL_ON = "all pieces"
+CONTROL = "control"  # a second server with every piece: the difference between two alike, i.e. the noise
 CLICK_BAR_MS = 1.0  # keep a piece that saves at least this much CPU per click,
 PAGE_BAR = 0.10  # or this share of a page's time
 PAGES = {"contact page": "/contacts/{contact}/", "contact list": "/contacts/"}
@@ -69,9 +71,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         description=__doc__.split("\n\n")[0], formatter_class=argparse.ArgumentDefaultsHelpFormatter
     )
     add = parser.add_argument
-    add("--rounds", type=cb.positive, default=6, help="interleaved rounds")
+    add("--rounds", type=cb.positive, default=4, help="interleaved rounds")
     add("--clicks", type=cb.positive, default=16, help="clicks per server per round")
-    add("--pages", type=cb.positive, default=10, help="loads of each page per server per round, one at a time")
+    add("--pages", type=cb.positive, default=8, help="loads of each page per server per round, one at a time")
     add("--concurrency", type=cb.positive, default=4, help="clicks in flight within a batch")
     add("--warmup", type=int, default=8, help="unmeasured clicks and page loads per server first")
     add(
@@ -97,7 +99,7 @@ def start_server(name: str, env: dict[str, str], tmp: Path, managed: list[cb.Man
     port = cb.free_port()
     url = f"http://{cb.HOST}:{port}"
     command = [sys.executable, "-m", "uvicorn", "vccweb.asgi:application", "--host", cb.HOST, "--port", str(port)]
-    disabled = "" if name == ALL_ON else name
+    disabled = "" if name in (ALL_ON, CONTROL) else name
     proc = cb.start(
         f"uvicorn-{name.replace(' ', '-')}",
         [*command, "--workers", "1", "--no-access-log"],
@@ -138,18 +140,21 @@ async def clicks(server: Server, batch: list[tuple[dict[str, Any], dict[str, Any
         await asyncio.gather(*(c.aclose() for c in clients))
 
 
-async def pages(server: Server, viewer: httpx.AsyncClient, contact: int, count: int) -> None:
-    """Load each page `count` times, one at a time, timing each to its full response."""
-    for label, path in PAGES.items():
-        before = cb.cpu_ms((server.pid,))
-        for _ in range(count):
-            started = time.perf_counter()
-            response = await viewer.get(path.format(contact=contact))
-            elapsed = cb.elapsed_ms(started)
-            if response.status_code != 200:
-                raise RuntimeError(f"{server.name}: GET {path} answered {response.status_code}")
-            server.page_ms.setdefault(label, []).append(elapsed)
-        server.page_cpu_ms[label] = server.page_cpu_ms.get(label, 0.0) + cb.cpu_ms((server.pid,)) - before
+async def pages(servers: list[Server], viewers: dict[str, httpx.AsyncClient], contact: int, count: int) -> None:
+    """Load each page `count` times from every server, one load at a time, the servers taking turns load by load
+    (so that each load of one is timed moments from the same load of the others), timing each to its full
+    response."""
+    for _ in range(count):
+        for label, path in PAGES.items():
+            for server in servers:
+                before = cb.cpu_ms((server.pid,))
+                started = time.perf_counter()
+                response = await viewers[server.name].get(path.format(contact=contact))
+                elapsed = cb.elapsed_ms(started)
+                if response.status_code != 200:
+                    raise RuntimeError(f"{server.name}: GET {path} answered {response.status_code}")
+                server.page_ms.setdefault(label, []).append(elapsed)
+                server.page_cpu_ms[label] = server.page_cpu_ms.get(label, 0.0) + cb.cpu_ms((server.pid,)) - before
 
 
 async def measure(servers: list[Server], data: dict[str, Any], args: argparse.Namespace) -> None:
@@ -161,17 +166,26 @@ async def measure(servers: list[Server], data: dict[str, Any], args: argparse.Na
         for server in servers:  # warm-up: neither clicks nor pages are counted
             warm = Server(server.name, server.url, server.pid)
             await clicks(warm, [next(pairs) for _ in range(args.warmup)], args)
-            await pages(warm, viewers[server.name], contact, max(1, args.warmup // 2))
+            await pages([warm], viewers, contact, max(1, args.warmup // 2))
             if warm.failed:
                 raise RuntimeError(f"{server.name}: warm-up clicks failed: {warm.failed[0]}")
         for round_ in range(args.rounds):
             turn = round_ % len(servers)
-            for server in servers[turn:] + servers[:turn]:
+            order = servers[turn:] + servers[:turn]
+            for server in order:
                 await clicks(server, [next(pairs) for _ in range(args.clicks)], args)
-                await pages(server, viewers[server.name], contact, args.pages)
+            await pages(order, viewers, contact, args.pages)
             print(f"  round {round_ + 1} of {args.rounds} done", flush=True)
     finally:
         await asyncio.gather(*(v.aclose() for v in viewers.values()))
+
+
+def pooled(a: Server, b: Server) -> Server:
+    """Two servers with every piece, taken as one: the "with" figures."""
+    both = Server(ALL_ON, a.url, a.pid, a.click_cpu_ms + b.click_cpu_ms, a.clicks + b.clicks, a.failed + b.failed)
+    both.page_ms = {label: a.page_ms[label] + b.page_ms[label] for label in a.page_ms}
+    both.page_cpu_ms = {label: a.page_cpu_ms[label] + b.page_cpu_ms[label] for label in a.page_cpu_ms}
+    return both
 
 
 def cpu_per_click(server: Server) -> float:
@@ -187,7 +201,8 @@ def page_cpu(server: Server, label: str) -> float:
 
 
 def verdicts(base: Server, servers: list[Server]) -> list[tuple[str, bool]]:
-    """Print the table: for each piece, each metric with and without it; return (piece, kept) pairs."""
+    """Print the table: for each piece, each metric with and without it; return (piece, kept) pairs. The control
+    row compares the two servers with every piece, one as "with" and the other as "without"."""
     rows = [("piece", "metric", "with", "without", "saving", "verdict")]
     kept = []
     for off in servers:
@@ -196,8 +211,9 @@ def verdicts(base: Server, servers: list[Server]) -> list[tuple[str, bool]]:
             label: (page_time(off, label) - page_time(base, label)) / page_time(off, label) for label in PAGES
         }
         keep = click_saving >= CLICK_BAR_MS or any(s >= PAGE_BAR for s in page_savings.values())
-        verdict = "keep" if keep else "drop"
-        kept.append((off.name, keep))
+        verdict = "(noise)" if off.name == CONTROL else "keep" if keep else "drop"
+        if off.name != CONTROL:
+            kept.append((off.name, keep))
         rows.append(
             (
                 off.name,
@@ -242,7 +258,7 @@ def verdicts(base: Server, servers: list[Server]) -> list[tuple[str, bool]]:
 
 
 def run(args: argparse.Namespace, tmp: Path, managed: list[cb.Managed]) -> int:
-    names = [ALL_ON, *args.pieces]
+    names = [ALL_ON, CONTROL, *args.pieces]
     clicks_needed = len(names) * (args.warmup + args.rounds * args.clicks)
     agents = cb.agent_ids(clicks_needed + 1)  # one agent per click, and one who only loads pages
     numbers = cb.unique_numbers(clicks_needed)
@@ -262,14 +278,16 @@ def run(args: argparse.Namespace, tmp: Path, managed: list[cb.Managed]) -> int:
     servers = [start_server(name, env, tmp, managed) for name in names]
     asyncio.run(measure(servers, data, args))
 
-    base, others = servers[0], servers[1:]
+    first, control, others = servers[0], servers[1], servers[2:]
     failed = {s.name: s.failed for s in servers if s.failed}
     for name, details in failed.items():
         print(f"{name}: {len(details)} clicks failed, e.g. {details[0]}")
     print()
-    print(f'"with" is the server with every piece ({ALL_ON}); "without", the one with that piece alone switched off.')
+    print(f"{CONTROL}: two servers with every piece, one against the other: what two alike differ by (noise).")
+    print('Then "with" is those two servers taken together; "without", the one with that piece alone switched off.')
     print(f"keep: saves at least {CLICK_BAR_MS:g} ms of CPU per click or {PAGE_BAR:.0%} of a page's time\n")
-    kept = verdicts(base, others)
+    verdicts(first, [control])
+    kept = verdicts(pooled(first, control), others)
     print()
     print("kept: " + (", ".join(PIECES[n] for n, k in kept if k) or "none"))
     print("to drop: " + (", ".join(PIECES[n] for n, k in kept if not k) or "none"))
