@@ -39,12 +39,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import click_bench as cb  # noqa: E402  (bench/ is not a package)
 
 PIECES = {  # settings.PRIVATE_PIECES, with what each one is (tests/test_private_names.py has their private names)
-    "lent_threads": "lent request threads (calls/asgi.py)",
     "inloop_middleware": "middleware methods in the event loop (calls/middleware.py)",
     "inloop_csrf": "CSRF check in the event loop (calls/middleware.py)",
     "one_cache_client": "one cache client per process (calls/cache.py)",
-    "shared_redis_client": "one redis.Redis per connection pool (calls/cache.py)",
-    "async_cache": "async cache operations in the event loop (calls/cache.py)",
     "cached_perms": "cached permission sets (calls/auth.py)",
 }
 ALL_ON = "all pieces"

@@ -10,11 +10,10 @@ what bench/README.md ("Private names") says, or drop it. The speed pieces are th
 from __future__ import annotations
 
 import ast
-import contextvars
 import functools
 import importlib
 import inspect
-from collections.abc import Callable, MutableMapping
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -115,38 +114,6 @@ MIDDLEWARE_CHECK_NAMES = tuple(
 
 PIECES = (
     Piece(
-        "lent request threads",
-        "calls/asgi.py",
-        (
-            Name(
-                "asgiref.sync.SyncToAsync.thread_sensitive_context",
-                "is a ContextVar",
-                lambda v: isinstance(v, contextvars.ContextVar),
-            ),
-            Name(
-                "asgiref.sync.SyncToAsync.context_to_thread_executor",
-                "is a mapping from context to executor",
-                lambda v: isinstance(v, MutableMapping),
-            ),
-            Name(
-                "asgiref.sync.SyncToAsync.__call__",
-                "takes the request's executor from context_to_thread_executor[thread_sensitive_context.get()]",
-                uses("thread_sensitive_context.get()", "context_to_thread_executor"),
-            ),
-            Name(
-                "django.core.handlers.asgi.ASGIHandler.handle",
-                "is a coroutine taking (self, scope, receive, send)",
-                takes("self", "scope", "receive", "send", is_async=True),
-            ),
-            Name(
-                "django.core.handlers.asgi.ASGIHandler.__call__",
-                "runs handle() inside a ThreadSensitiveContext",
-                uses("ThreadSensitiveContext()", "self.handle(scope, receive, send)"),
-            ),
-        ),
-        switch="lent_threads",
-    ),
-    Piece(
         "middleware methods in the event loop",
         "calls/middleware.py",
         (
@@ -219,41 +186,6 @@ PIECES = (
             on_instance("RedisCache", "_options", "is the OPTIONS dict", lambda v: isinstance(v, dict)),
         ),
         switch="one_cache_client",
-    ),
-    Piece(
-        "one redis.Redis per connection pool",
-        "calls/cache.py",
-        (
-            Name(
-                "django.core.cache.backends.redis.RedisCacheClient._get_connection_pool",
-                "takes (self, write)",
-                takes("self", "write"),
-            ),
-            Name(
-                "django.core.cache.backends.redis.RedisCacheClient.get_client",
-                "takes (self, key, *, write) and builds self._client(connection_pool=pool)",
-                lambda v: takes("self", "key", "write")(v) and uses("self._client(connection_pool=pool)")(v),
-            ),
-            on_instance(
-                "RedisCacheClient", "_client", "is redis.Redis", lambda v: v is importlib.import_module("redis").Redis
-            ),
-        ),
-        switch="shared_redis_client",
-    ),
-    Piece(
-        "async cache operations in the event loop",
-        "calls/cache.py",
-        (
-            on_instance(
-                "RedisCacheClient",
-                "_serializer",
-                "has dumps(value) and loads(data)",
-                lambda v: callable(getattr(v, "dumps", None)) and callable(getattr(v, "loads", None)),
-            ),
-            on_instance("RedisCache", "_servers", "is a list of URLs", lambda v: isinstance(v, list)),
-            on_instance("RedisCache", "_options", "is the OPTIONS dict", lambda v: isinstance(v, dict)),
-        ),
-        switch="async_cache",
     ),
     Piece(
         "cached permission sets",
@@ -371,21 +303,21 @@ def test_the_bench_can_switch_off_each_speed_piece_and_measures_them_all() -> No
 
 
 def test_a_name_gone_or_reshaped_fails_naming_the_piece_and_its_file(monkeypatch) -> None:
-    from asgiref.sync import SyncToAsync
+    from django.contrib.auth.backends import ModelBackend
     from django.middleware.csrf import CsrfViewMiddleware
 
-    monkeypatch.delattr(SyncToAsync, "context_to_thread_executor")
+    monkeypatch.delattr(ModelBackend, "_aget_permissions")
     monkeypatch.setattr(CsrfViewMiddleware, "_reject", lambda self, request: None)
     by_title = {piece.title: piece for piece in PIECES}
 
     with pytest.raises(AssertionError) as gone:
-        test_each_private_name_a_piece_leans_on_still_has_its_shape(by_title["lent request threads"])
+        test_each_private_name_a_piece_leans_on_still_has_its_shape(by_title["cached permission sets"])
     with pytest.raises(AssertionError) as reshaped:
         test_each_private_name_a_piece_leans_on_still_has_its_shape(by_title["CSRF check in the event loop"])
 
     assert (
-        "calls/asgi.py (lent request threads) relies on asgiref.sync.SyncToAsync.context_to_thread_executor, "
-        "which is gone: re-measure or drop the piece"
+        "calls/auth.py (cached permission sets) relies on "
+        "django.contrib.auth.backends.ModelBackend._aget_permissions, which is gone: re-measure or drop the piece"
     ) in str(gone.value)
     assert (
         "calls/middleware.py (CSRF check in the event loop) relies on "
@@ -398,18 +330,6 @@ def test_a_name_gone_or_reshaped_fails_naming_the_piece_and_its_file(monkeypatch
 
 async def _async_view(request):  # an async get_response: middleware runs in async mode
     return None
-
-
-def test_switched_off_lent_threads_serve_with_djangos_handler(settings, monkeypatch) -> None:
-    from django.core.handlers.asgi import ASGIHandler
-
-    from calls import asgi
-
-    monkeypatch.setattr(asgi, "start_receivers_idle", lambda: False)  # leave Django's receivers connected
-    settings.BENCH_DISABLE = frozenset({"lent_threads"})
-    assert type(asgi.get_asgi_application()) is ASGIHandler
-    settings.BENCH_DISABLE = frozenset()
-    assert type(asgi.get_asgi_application()) is asgi.PooledThreadsASGIHandler
 
 
 def test_switched_off_in_loop_middleware_hops_as_django_does(settings) -> None:
@@ -432,22 +352,15 @@ def test_switched_off_in_loop_middleware_hops_as_django_does(settings) -> None:
     assert middleware.CsrfViewMiddleware(_async_view).process_view.__func__ is csrf.CsrfViewMiddleware.process_view
 
 
-def test_switched_off_cache_pieces_build_clients_as_django_does(settings) -> None:
-    from django.core.cache.backends.base import BaseCache
-
+def test_switched_off_one_cache_client_builds_one_per_cache_object_as_django_does(settings) -> None:
     from calls.cache import TolerantRedisCache
 
     def make() -> TolerantRedisCache:
         return TolerantRedisCache("redis://127.0.0.1:1/0", {})  # opens no connection
 
     assert make()._cache is make()._cache  # one per process
-    client = make()._cache
-    assert client.get_client() is client.get_client()  # one redis.Redis per pool
-    settings.BENCH_DISABLE = frozenset({"one_cache_client", "shared_redis_client", "async_cache"})
+    settings.BENCH_DISABLE = frozenset({"one_cache_client"})
     assert make()._cache is not make()._cache
-    client = make()._cache
-    assert client.get_client() is not client.get_client()
-    assert make().aget.func is BaseCache.aget
 
 
 def test_switched_off_cached_permissions_ask_djangos_backend_every_time(settings, monkeypatch) -> None:

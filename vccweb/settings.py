@@ -132,12 +132,9 @@ SILENCED_SYSTEM_CHECKS = ["security.W001", "security.W002", "security.W003"]
 # Only for bench/private_bench.py, not for running vccweb: the speed pieces that lean on private names of Django,
 # asgiref or redis-py (tests/test_private_names.py), switched off one at a time to measure what each saves.
 PRIVATE_PIECES = (
-    "lent_threads",
     "inloop_middleware",
     "inloop_csrf",
     "one_cache_client",
-    "shared_redis_client",
-    "async_cache",
     "cached_perms",
 )
 BENCH_DISABLE = frozenset(env_list("VCCWEB_BENCH_DISABLE", []))
