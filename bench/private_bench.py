@@ -40,7 +40,6 @@ import click_bench as cb  # noqa: E402  (bench/ is not a package)
 
 PIECES = {  # settings.PRIVATE_PIECES, with what each one is (tests/test_private_names.py has their private names)
     "inloop_middleware": "middleware methods in the event loop (calls/middleware.py)",
-    "inloop_csrf": "CSRF check in the event loop (calls/middleware.py)",
     "one_cache_client": "one cache client per process (calls/cache.py)",
     "cached_perms": "cached permission sets (calls/auth.py)",
 }

@@ -146,31 +146,6 @@ PIECES = (
         switch="inloop_middleware",
     ),
     Piece(
-        "CSRF check in the event loop",
-        "calls/middleware.py",
-        (
-            Name(
-                "django.middleware.csrf.CsrfViewMiddleware._reject",
-                "takes (self, request, reason)",
-                takes("self", "request", "reason"),
-            ),
-            Name(
-                "django.middleware.csrf.CsrfViewMiddleware.process_view",
-                "takes (self, request, callback, callback_args, callback_kwargs) and rejects through self._reject",
-                lambda v: (
-                    takes("self", "request", "callback", "callback_args", "callback_kwargs")(v)
-                    and uses("self._reject(")(v)
-                ),
-            ),
-            Name(
-                "django.core.handlers.base.BaseHandler.load_middleware",
-                "reads process_view from the instance once it is built",
-                uses('hasattr(mw_instance, "process_view")', "mw_instance.process_view"),
-            ),
-        ),
-        switch="inloop_csrf",
-    ),
-    Piece(
         "one cache client per process",
         "calls/cache.py",
         (
@@ -304,24 +279,24 @@ def test_the_bench_can_switch_off_each_speed_piece_and_measures_them_all() -> No
 
 def test_a_name_gone_or_reshaped_fails_naming_the_piece_and_its_file(monkeypatch) -> None:
     from django.contrib.auth.backends import ModelBackend
-    from django.middleware.csrf import CsrfViewMiddleware
+    from django.utils.deprecation import MiddlewareMixin
 
     monkeypatch.delattr(ModelBackend, "_aget_permissions")
-    monkeypatch.setattr(CsrfViewMiddleware, "_reject", lambda self, request: None)
+    monkeypatch.setattr(MiddlewareMixin, "__acall__", lambda self, request: None)
     by_title = {piece.title: piece for piece in PIECES}
 
     with pytest.raises(AssertionError) as gone:
         test_each_private_name_a_piece_leans_on_still_has_its_shape(by_title["cached permission sets"])
     with pytest.raises(AssertionError) as reshaped:
-        test_each_private_name_a_piece_leans_on_still_has_its_shape(by_title["CSRF check in the event loop"])
+        test_each_private_name_a_piece_leans_on_still_has_its_shape(by_title["middleware methods in the event loop"])
 
     assert (
         "calls/auth.py (cached permission sets) relies on "
         "django.contrib.auth.backends.ModelBackend._aget_permissions, which is gone: re-measure or drop the piece"
     ) in str(gone.value)
     assert (
-        "calls/middleware.py (CSRF check in the event loop) relies on "
-        "django.middleware.csrf.CsrfViewMiddleware._reject, which no longer takes (self, request, reason)"
+        "calls/middleware.py (middleware methods in the event loop) relies on "
+        "django.utils.deprecation.MiddlewareMixin.__acall__, which no longer is a coroutine taking (self, request)"
     ) in str(reshaped.value)
 
 
@@ -333,7 +308,6 @@ async def _async_view(request):  # an async get_response: middleware runs in asy
 
 
 def test_switched_off_in_loop_middleware_hops_as_django_does(settings) -> None:
-    from django.middleware import csrf
     from django.utils.deprecation import MiddlewareMixin
 
     from calls import middleware
@@ -344,12 +318,6 @@ def test_switched_off_in_loop_middleware_hops_as_django_does(settings) -> None:
     on = middleware.SecurityMiddleware(_async_view)
     assert off.__acall__.__func__ is MiddlewareMixin.__acall__
     assert on.__acall__.__func__ is middleware._InLoop.__acall__
-    assert (
-        middleware.CsrfViewMiddleware(_async_view).process_view.__func__ is middleware.CsrfViewMiddleware._aprocess_view
-    )
-
-    settings.BENCH_DISABLE = frozenset({"inloop_csrf"})
-    assert middleware.CsrfViewMiddleware(_async_view).process_view.__func__ is csrf.CsrfViewMiddleware.process_view
 
 
 def test_switched_off_one_cache_client_builds_one_per_cache_object_as_django_does(settings) -> None:

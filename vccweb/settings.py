@@ -133,7 +133,6 @@ SILENCED_SYSTEM_CHECKS = ["security.W001", "security.W002", "security.W003"]
 # asgiref or redis-py (tests/test_private_names.py), switched off one at a time to measure what each saves.
 PRIVATE_PIECES = (
     "inloop_middleware",
-    "inloop_csrf",
     "one_cache_client",
     "cached_perms",
 )
