@@ -1,4 +1,4 @@
-"""The click's raw SQL (calls/models.py) says what the ORM versions it replaced say."""
+"""The click's raw SQL (calls/models/contacts.py, calls/models/calls.py) says what the ORM versions it replaced say."""
 
 from __future__ import annotations
 
