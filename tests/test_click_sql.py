@@ -7,7 +7,7 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
-from calls.calling import _blocked_elsewhere
+from calls.calling.facts import _blocked_elsewhere
 from calls.models import Call, Contact, ContactPhone
 
 pytestmark = pytest.mark.django_db
