@@ -1,6 +1,6 @@
 """The calling rules: what a click will send and why, and whether it may be sent. Pure functions, no I/O.
 
-Each rule is written once here and given the facts it needs (calls/calling.py loads them):
+Each rule is written once here and given the facts it needs (calls/calling/facts.py loads them):
 - caller ID: the person's choice > a local-presence number of the dialled country > the agent's default >
   the first ticked group's default > the account default;
 - recording consent: the contact's override > the country default admins edit > Unknown;

@@ -1,6 +1,6 @@
 """Click-to-call pages: the click, the dial preview, readiness, and the call panel (follow, recording, wrap-up).
 
-The views glue HTTP to the use cases in calls/calling.py. They are async: a click awaits VCC without holding a
+The views glue HTTP to the use cases in calls/calling/. They are async: a click awaits VCC without holding a
 worker thread or a database connection. Database reads that templates need happen in `_render`'s sync thread; the
 call panel of a call that has not ended needs none and renders in the event loop (`render_panel`).
 """
