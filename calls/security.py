@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
+from typing import Any
 
 from django.conf import settings
 from django.http import HttpRequest, HttpResponseBase
@@ -15,7 +16,9 @@ def permissions_policy(policy: dict[str, list[str]]) -> str:
 
 
 @sync_and_async_middleware
-def permissions_policy_middleware(get_response: Callable) -> Callable:
+def permissions_policy_middleware(
+    get_response: Callable[[HttpRequest], Any],
+) -> Callable[[HttpRequest], HttpResponseBase | Awaitable[HttpResponseBase]]:
     """Send `Permissions-Policy` from settings.PERMISSIONS_POLICY on every response."""
     from asgiref.sync import iscoroutinefunction
 
@@ -28,12 +31,12 @@ def permissions_policy_middleware(get_response: Callable) -> Callable:
 
     if iscoroutinefunction(get_response):
 
-        async def middleware(request: HttpRequest) -> HttpResponseBase:
+        async def amiddleware(request: HttpRequest) -> HttpResponseBase:
             return add_header(await get_response(request))
 
-    else:
+        return amiddleware
 
-        def middleware(request: HttpRequest) -> HttpResponseBase:
-            return add_header(get_response(request))
+    def middleware(request: HttpRequest) -> HttpResponseBase:
+        return add_header(get_response(request))
 
     return middleware
