@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import functools
 import logging
-from collections.abc import Awaitable, Callable, Sequence
-from typing import Concatenate
+from collections.abc import Callable, Coroutine, Sequence
+from typing import Any, Concatenate
 
 from asgiref.sync import sync_to_async
 from django.conf import settings
@@ -56,8 +56,8 @@ def _refusal(message: str) -> HttpResponse:
 
 
 def refusals_as_400(
-    view: Callable[Concatenate[AuthedRequest, ...], Awaitable[HttpResponse]],
-) -> Callable[Concatenate[AuthedRequest, ...], Awaitable[HttpResponse]]:
+    view: Callable[Concatenate[AuthedRequest, ...], Coroutine[Any, Any, HttpResponse]],
+) -> Callable[Concatenate[AuthedRequest, ...], Coroutine[Any, Any, HttpResponse]]:
     """Refused (by a rule) answers 400 with the reason as plain text; nothing was sent and no row written."""
 
     @functools.wraps(view)
