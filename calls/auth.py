@@ -27,8 +27,8 @@ from calls.cache import astart_generation, generation_changed, lifetime, start_g
 GENERATION_KEY = "calls:perms:generation"
 CACHE_SECONDS = 300
 
-# The user objects below carry their permission sets as `_calls_perms`, as ModelBackend's own `_perm_cache`: an
-# attribute no user class declares, hence `Any` for the users this module hangs it on.
+# A user's permission sets, {"user": ..., "group": ...}. The backend hangs them on the user object as `_calls_perms`
+# (as ModelBackend's own `_perm_cache`), an attribute no user class declares: hence `Any` for those users below.
 PermSets = dict[str, set[str]]
 
 
