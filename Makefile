@@ -41,9 +41,12 @@ run: $(VENV)/.installed
 test: $(VENV)/.installed
 	$(PY) -m pytest -n $(TEST_WORKERS) $(PYTEST_ARGS)
 
+# mypy (configured in pyproject.toml) imports the settings through django-stubs: DEBUG=true so that needs no
+# SECRET_KEY; no database or Redis is contacted.
 lint: $(VENV)/.installed
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
+	DEBUG=true $(VENV)/bin/mypy
 
 check: $(VENV)/.installed
 	$(PY) manage.py check
@@ -58,4 +61,4 @@ serve-sim: $(VENV)/.installed
 	$(PY) -m vccsim --port 8025
 
 clean:
-	rm -rf $(VENV) .pytest_cache
+	rm -rf $(VENV) .pytest_cache .mypy_cache

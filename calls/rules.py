@@ -180,7 +180,7 @@ def plan_number_call(
 def plan_agent_call(*, caller: Caller, to_agent: Agent, clid_options: Sequence[CallbackNumber]) -> DialPlan:
     """What calling a colleague would send: VCC rings the caller's phone, then theirs; no consent is sent."""
     problems = [p for p in (caller.own_phone_problem(),) if p]
-    if not problems and caller.agent.pk == to_agent.pk:
+    if not problems and caller.agent is not None and caller.agent.pk == to_agent.pk:
         problems = ["That is you: pick another agent."]
     clid, clid_reason = resolve_clid(clid_options, agent=caller.agent, groups=())
     return DialPlan(
