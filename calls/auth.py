@@ -102,7 +102,7 @@ class CachedPermissionBackend(ModelBackend):
 
     def _get_permissions(self, user_obj: Any, obj: Model | None, from_name: str) -> set[str]:
         if "cached_perms" in settings.BENCH_DISABLE:  # Django's queries (bench/private_bench.py)
-            return super()._get_permissions(user_obj, obj, from_name)
+            return super()._get_permissions(user_obj, obj, from_name)  # type: ignore[misc]
         if not user_obj.is_active or user_obj.is_anonymous or obj is not None:
             return set()
         if not hasattr(user_obj, "_calls_perms"):
@@ -120,7 +120,7 @@ class CachedPermissionBackend(ModelBackend):
 
     async def _aget_permissions(self, user_obj: Any, obj: Model | None, from_name: str) -> set[str]:
         if "cached_perms" in settings.BENCH_DISABLE:
-            return await super()._aget_permissions(user_obj, obj, from_name)
+            return await super()._aget_permissions(user_obj, obj, from_name)  # type: ignore[misc]
         if not user_obj.is_active or user_obj.is_anonymous or obj is not None:
             return set()
         if not hasattr(user_obj, "_calls_perms"):
