@@ -61,7 +61,7 @@ def test_the_start_receivers_are_idle_only_without_persistent_connections_or_deb
     assert not start_receivers_idle()  # a persistent connection is checked before each request
 
 
-def test_the_production_application_drops_the_start_receivers_only_when_they_are_idle(settings, monkeypatch):
+def test_the_production_application_drops_the_start_receivers_only_when_they_are_idle(settings, monkeypatch, db):
     def connected() -> bool:
         receivers = signals.request_started._live_receivers(None)[0]
         return close_old_connections in receivers and reset_queries in receivers
