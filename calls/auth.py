@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.conf import settings
 from django.contrib.auth.backends import ModelBackend
 from django.contrib.auth.models import AnonymousUser, User
 from django.core.cache import cache
@@ -91,11 +92,17 @@ class CachedPermissionBackend(ModelBackend):
     @staticmethod
     def _with_perms(user: Any, found: dict[str, Any]) -> User | None:
         """The user, carrying their permission sets when the same read found them fresh (spares a round trip)."""
-        if user is not None and (sets := _fresh(found, user)) is not None:
+        if (
+            user is not None
+            and (sets := _fresh(found, user)) is not None
+            and "cached_perms" not in settings.BENCH_DISABLE
+        ):
             user._calls_perms = sets
         return user
 
     def _get_permissions(self, user_obj: Any, obj: Model | None, from_name: str) -> set[str]:
+        if "cached_perms" in settings.BENCH_DISABLE:  # Django's queries (bench/private_bench.py)
+            return super()._get_permissions(user_obj, obj, from_name)  # type: ignore[misc]
         if not user_obj.is_active or user_obj.is_anonymous or obj is not None:
             return set()
         if not hasattr(user_obj, "_calls_perms"):
@@ -112,6 +119,8 @@ class CachedPermissionBackend(ModelBackend):
         return user_obj._calls_perms[from_name]
 
     async def _aget_permissions(self, user_obj: Any, obj: Model | None, from_name: str) -> set[str]:
+        if "cached_perms" in settings.BENCH_DISABLE:
+            return await super()._aget_permissions(user_obj, obj, from_name)  # type: ignore[misc]
         if not user_obj.is_active or user_obj.is_anonymous or obj is not None:
             return set()
         if not hasattr(user_obj, "_calls_perms"):

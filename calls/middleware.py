@@ -3,8 +3,10 @@
 Under ASGI, Django's `MiddlewareMixin` sends every `process_request` and `process_response` to the sync thread,
 whatever they do: sixteen hops for one click through the middleware in settings.MIDDLEWARE, each some 0.2 ms of
 CPU and a thread switch. Most of those methods only read and set headers and cookies. These subclasses call them
-in the event loop, and go to the thread only for what may touch the database or the cache: saving a session,
-storing messages, and rendering the CSRF failure page (its template reads the user).
+in the event loop, and go to the thread only for what may touch the database or the cache: saving a session and
+storing messages. The CSRF token check (`process_view`) stays Django's, in the thread: checking it in the event
+loop leaned on the private `CsrfViewMiddleware._reject` and saved under 1 ms of CPU per click when measured alone
+(bench/README.md, "Private names").
 
 Under WSGI (and Django's sync test client) they are Django's classes, unchanged.
 
@@ -28,11 +30,14 @@ from django.http import HttpRequest, HttpResponseBase
 from django.middleware import clickjacking, common, csp, csrf, security
 from django.utils.module_loading import import_string
 
-BIG_BODY = 256 * 1024  # a POST this large (an upload) is parsed in the thread, not in the event loop
-
 
 class _InLoop:
     """`MiddlewareMixin.__acall__`, with the methods called in the event loop. Mixed in before Django's class."""
+
+    def __init__(self, get_response) -> None:
+        super().__init__(get_response)
+        if "inloop_middleware" in settings.BENCH_DISABLE:
+            self.__acall__ = super().__acall__  # Django's hops: what bench/private_bench.py compares with
 
     async def __acall__(self, request: HttpRequest) -> HttpResponseBase:
         response = self.process_request(request) if hasattr(self, "process_request") else None
@@ -83,44 +88,8 @@ class MessageMiddleware(_InLoop, messages.MessageMiddleware):
         return storage is not None and (storage.used or storage.added_new)  # else update() stores nothing
 
 
-def _body_size(request: HttpRequest) -> int:
-    if request.method in ("GET", "HEAD", "OPTIONS", "TRACE"):
-        return 0  # not parsed: the CSRF check accepts these methods without reading a body
-    try:
-        return int(request.META["CONTENT_LENGTH"])
-    except (KeyError, ValueError):
-        return BIG_BODY + 1  # unknown (chunked, or unreadable): treat it as big
-
-
-class _Rejected(Exception):
-    def __init__(self, reason: str) -> None:
-        self.reason = reason
-
-
 class CsrfViewMiddleware(_InLoop, csrf.CsrfViewMiddleware):
-    """Checks the token in the event loop; only a rejection (which renders a page) goes to the thread."""
-
-    def __init__(self, get_response) -> None:
-        super().__init__(get_response)
-        if self.async_mode:
-            self.process_view = self._aprocess_view  # Django awaits a coroutine function as it is
-
-    async def _aprocess_view(self, request: HttpRequest, callback, callback_args, callback_kwargs):
-        check = super().process_view
-        if _body_size(request) > BIG_BODY:
-            return await sync_to_async(check, thread_sensitive=True)(request, callback, callback_args, callback_kwargs)
-        request._csrf_reject_later = True
-        try:
-            return check(request, callback, callback_args, callback_kwargs)
-        except _Rejected as rejected:
-            return await sync_to_async(super()._reject, thread_sensitive=True)(request, rejected.reason)
-        finally:
-            del request._csrf_reject_later
-
-    def _reject(self, request: HttpRequest, reason: str):
-        if getattr(request, "_csrf_reject_later", False):
-            raise _Rejected(reason)
-        return super()._reject(request, reason)
+    pass  # the token check itself (process_view) is Django's, in the thread: see the module's text
 
 
 # Django's deploy checks that look for its own middleware paths in MIDDLEWARE, by module.

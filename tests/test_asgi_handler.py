@@ -1,4 +1,4 @@
-"""The production ASGI handler (calls/asgi.py): request threads lent from a pool, driven as uvicorn drives it.
+"""The production ASGI application (calls/asgi.py): Django's handler, driven as uvicorn drives it.
 
 Django's test clients bring their own handler, so these tests call the application with ASGI messages themselves.
 """
@@ -6,14 +6,13 @@ Django's test clients bring their own handler, so these tests call the applicati
 from __future__ import annotations
 
 import asyncio
-import threading
 
-import pytest
-from asgiref.sync import sync_to_async
+from asgiref.sync import async_to_sync
 from django.core import signals
+from django.core.handlers.asgi import ASGIHandler
 from django.db import close_old_connections, reset_queries
 
-from calls.asgi import ExecutorPool, LentThread, PooledThreadsASGIHandler, get_asgi_application, start_receivers_idle
+from calls.asgi import get_asgi_application, start_receivers_idle
 
 
 async def serve(app, path: str, send=None) -> list[dict]:
@@ -49,91 +48,6 @@ async def serve(app, path: str, send=None) -> list[dict]:
     return sent
 
 
-@pytest.fixture
-def finished_on() -> list[int]:
-    """The thread that ran each request's request_finished receivers (Django sends them from the request thread)."""
-    threads: list[int] = []
-
-    def record(**kwargs: object) -> None:
-        threads.append(threading.get_ident())
-
-    signals.request_finished.connect(record, weak=False)
-    yield threads
-    signals.request_finished.disconnect(record)
-
-
-async def test_a_request_borrows_a_thread_and_the_next_request_gets_the_same_one(finished_on):
-    app = PooledThreadsASGIHandler()
-
-    first = await serve(app, "/healthz")
-    second = await serve(app, "/healthz")
-
-    assert first[0]["status"] == second[0]["status"] == 200
-    assert len(finished_on) == 2 and finished_on[0] == finished_on[1] != threading.get_ident()
-    assert app.executors.made == 1 and len(app.executors.idle) == 1
-
-
-async def test_requests_in_flight_never_share_a_thread_and_a_request_keeps_its_own():
-    pool = ExecutorPool()
-    both_inside = asyncio.Barrier(2)
-
-    async def request() -> tuple[int, int]:
-        executor = pool.take()
-        async with LentThread(executor):
-            first = await sync_to_async(threading.get_ident)()
-            await both_inside.wait()  # the other request is in flight now
-            second = await sync_to_async(threading.get_ident)()
-        pool.give_back(executor)
-        return first, second
-
-    (a1, a2), (b1, b2) = await asyncio.gather(request(), request())
-
-    assert a1 == a2 and b1 == b2  # each request's sync code stays on one thread
-    assert a1 != b1
-    assert pool.made == 2 and len(pool.idle) == 2
-
-
-async def test_a_task_that_outlives_its_request_still_runs_sync_code_on_a_thread_of_its_own():
-    pool = ExecutorPool()
-    executor = pool.take()
-    go_on = asyncio.Event()
-
-    async def outliving() -> int:
-        await go_on.wait()
-        return await sync_to_async(threading.get_ident)()
-
-    async with LentThread(executor):
-        lent = await sync_to_async(threading.get_ident)()
-        task = asyncio.ensure_future(outliving())  # as a click whose browser went away (calls/calling/placing.py)
-    pool.give_back(executor)
-    go_on.set()
-
-    assert await task not in (lent, threading.get_ident())
-
-
-def test_the_pool_keeps_only_so_many_idle_executors():
-    pool = ExecutorPool(keep=1)
-    first, second = pool.take(), pool.take()
-    pool.give_back(first)
-    pool.give_back(second)
-
-    assert pool.idle == [first]
-    with pytest.raises(RuntimeError):  # the one beyond `keep` was shut down
-        second.submit(int)
-    assert pool.take() is first
-
-
-async def test_a_request_that_fails_does_not_give_its_thread_back():
-    app = PooledThreadsASGIHandler()
-
-    async def broken_send(message: dict) -> None:
-        raise OSError("the client went away mid-answer")
-
-    with pytest.raises(OSError):
-        await serve(app, "/healthz", send=broken_send)
-    assert app.executors.made == 1 and app.executors.idle == []
-
-
 def test_the_start_receivers_are_idle_only_without_persistent_connections_or_debug(settings, monkeypatch):
     settings.DEBUG = False
     monkeypatch.setitem(settings.DATABASES["default"], "CONN_MAX_AGE", 0)
@@ -147,20 +61,22 @@ def test_the_start_receivers_are_idle_only_without_persistent_connections_or_deb
     assert not start_receivers_idle()  # a persistent connection is checked before each request
 
 
-def test_the_production_application_drops_the_start_receivers_only_when_they_are_idle(settings, monkeypatch):
+def test_the_production_application_drops_the_start_receivers_only_when_they_are_idle(settings, monkeypatch, db):
     def connected() -> bool:
         receivers = signals.request_started._live_receivers(None)[0]
         return close_old_connections in receivers and reset_queries in receivers
 
     try:
         settings.DEBUG = True
-        assert isinstance(get_asgi_application(), PooledThreadsASGIHandler)
+        assert isinstance(get_asgi_application(), ASGIHandler)
         assert connected()
 
         settings.DEBUG = False
         monkeypatch.setitem(settings.DATABASES["default"], "CONN_MAX_AGE", 0)
-        get_asgi_application()
+        app = get_asgi_application()
         assert not connected()
+        sent = async_to_sync(serve)(app, "/healthz")
+        assert sent[0]["status"] == 200  # and a request is answered without them
     finally:
         signals.request_started.connect(close_old_connections)
         signals.request_started.connect(reset_queries)

@@ -1,6 +1,6 @@
 """ASGI entry point (production: several stateless processes behind a load balancer).
 
-Django's handler, with each request's sync thread lent from a pool rather than started and joined (calls/asgi.py).
+Django's handler, without its request_started receivers when they have nothing to do (calls/asgi.py).
 """
 
 import os

@@ -129,6 +129,17 @@ MIDDLEWARE = [
 # Django's deploy checks W001-W003 want its own class names above; calls.W001 checks for the subclasses instead.
 SILENCED_SYSTEM_CHECKS = ["security.W001", "security.W002", "security.W003"]
 
+# Only for bench/private_bench.py, not for running vccweb: the speed pieces that lean on private names of Django,
+# asgiref or redis-py (tests/test_private_names.py), switched off one at a time to measure what each saves.
+PRIVATE_PIECES = (
+    "inloop_middleware",
+    "one_cache_client",
+    "cached_perms",
+)
+BENCH_DISABLE = frozenset(env_list("VCCWEB_BENCH_DISABLE", []))
+if unknown := BENCH_DISABLE - set(PRIVATE_PIECES):
+    raise ImproperlyConfigured(f"VCCWEB_BENCH_DISABLE: no such piece {', '.join(sorted(unknown))}")
+
 ROOT_URLCONF = "vccweb.urls"
 
 TEMPLATES = [

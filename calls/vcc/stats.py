@@ -130,17 +130,8 @@ def _record_redis(cache: Any, events: Iterable[Event]) -> None:
     pipe.execute()  # one round trip
 
 
-async def _arecord_redis(cache: Any, events: Iterable[Event]) -> None:
-    async def send() -> None:
-        async with cache._aclient().pipeline(transaction=False) as pipe:
-            _queue(pipe, cache, events)
-            await pipe.execute()  # one round trip, on the request's event loop
-
-    await cache._aguarded("record VCC statistics", None, send)
-
-
 def _queue(pipe: Any, cache: Any, events: Iterable[Event]) -> None:
-    """Queue the counters' commands on a Redis pipeline (sync or asyncio: queuing is the same)."""
+    """Queue the counters' commands on a Redis pipeline."""
     ttl = (WINDOW_MINUTES + 5) * 60
     for event in events:
         if isinstance(event, TokenIssued):
@@ -177,12 +168,9 @@ def needs_io(cache: Any) -> bool:
 
 
 async def arecord(cache: Any, events: Iterable[Event]) -> None:
-    """record(), for async callers: Redis is asked on the event loop when the cache can (calls.cache), else in a
-    thread; memory is written in place."""
+    """record(), for async callers: Redis is asked in a thread; memory is written in place."""
     try:
-        if _redis(cache) and hasattr(cache, "_aclient"):
-            await _arecord_redis(cache, events)
-        elif _redis(cache):
+        if _redis(cache):
             await asyncio.to_thread(_record_redis, cache, events)
         else:
             _memory.record(events)
