@@ -32,7 +32,9 @@ class Line:
         return value
 
 
-def csv_download(request: HttpRequest, chunks: Iterator[str] | Iterator[bytes], *, filename: str):
+def csv_download(
+    request: HttpRequest, chunks: Iterator[str] | Iterator[bytes], *, filename: str
+) -> StreamingHttpResponse:
     """A CSV file streamed as it is made: chunks gives the text a piece at a time (each piece one batch of rows,
     read with one or a few queries), and, if it has one, its close() is called when the download ends or is cut.
 
