@@ -98,7 +98,7 @@ def download(client: httpx.Client, path: str, pid: int) -> Download:
         with client.stream("GET", path, timeout=900) as response:
             if response.status_code != 200:
                 raise RuntimeError(f"{path}: HTTP {response.status_code}")
-            for chunk in response.iter_raw(1 << 16):
+            for chunk in response.iter_raw():  # as it arrives (a chunk_size would gather 64 KiB first)
                 if not result.bytes:
                     result.first_byte_s = time.perf_counter() - started
                 result.bytes += len(chunk)
