@@ -18,16 +18,18 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 
 from django.conf import settings
+from django.contrib.auth import get_user_model
 from django.core.cache import cache
 from django.core.exceptions import ValidationError
 from django.core.validators import validate_email
 from django.db import close_old_connections, connection, transaction
+from django.db.models import QuerySet
 from django.db.models.functions import Lower
 from django.utils import timezone
 
 from calls import phones
 from calls.models import Contact, ContactImport, ContactPhone
-from calls.spreadsheet import inert
+from calls.spreadsheet import Line, as_typed, inert
 
 log = logging.getLogger(__name__)
 
@@ -109,12 +111,7 @@ def read_upload(data: bytes) -> tuple[list[str], list[list[str]]]:
     if len(data) > MAX_BYTES:
         raise ImportFileError(f"The file is larger than {MAX_BYTES // 2**20} MB: split it and import each part.")
     text = _decode(data)
-    sample = text[:8192]
-    try:
-        dialect = csv.Sniffer().sniff(sample, delimiters=",;\t")
-    except csv.Error:
-        dialect = csv.excel
-    reader = csv.reader(io.StringIO(text, newline=""), dialect)
+    reader = csv.reader(io.StringIO(text, newline=""), csv.excel, **_separator(text[:8192]))
     header: list[str] | None = None
     rows: list[list[str]] = []
     try:
@@ -142,6 +139,18 @@ def read_upload(data: bytes) -> tuple[list[str], list[list[str]]]:
     if header is None:
         raise ImportFileError("The file has no rows.")
     return header, rows
+
+
+def _separator(sample: str) -> dict[str, object]:
+    """The header line's delimiter (comma, semicolon or tab) and whether a space follows it. Quotes are always ",
+    as every spreadsheet writes them: sniffed from the rows, an export's formula guard ('=SUM(A1)) looks like one,
+    and a tab inside a cell like a delimiter."""
+    header = next((line for line in sample.splitlines() if line.strip(" ,;\t")), "")
+    try:
+        sniffed = csv.Sniffer().sniff(header, delimiters=",;\t")
+    except csv.Error:
+        return {}
+    return {"delimiter": sniffed.delimiter, "skipinitialspace": sniffed.skipinitialspace}
 
 
 def _decode(data: bytes) -> str:
@@ -222,8 +231,9 @@ def row_cells(imp: ContactImport, index: int) -> list[str]:
 
 def parse_row(number: int, cells: list[str], mapping: dict[str, int | None], region: str) -> Row:
     def cell(name: str) -> str:
+        # As typed before an export guarded it: `'=SUM(A1)` is `=SUM(A1)` again (calls.spreadsheet.as_typed).
         i = mapping.get(name)
-        return cells[i].strip() if i is not None and i < len(cells) else ""
+        return as_typed(cells[i].strip()) if i is not None and i < len(cells) else ""
 
     row = Row(number=number)
     row.name = cell("name") or " ".join(p for p in (cell("first_name"), cell("last_name")) if p)
@@ -276,7 +286,7 @@ def parse_row(number: int, cells: list[str], mapping: dict[str, int | None], reg
 
 def _numbers_in(text: str) -> list[str]:
     # Several numbers in one cell are separated by ; or a new line ("," is kept: it appears in "ext, 22").
-    # An export's formula guard (a leading ') is dropped.
+    # A leading ' on any of them (how a spreadsheet marks a number kept as text: '07400…) is dropped.
     return [part.strip().removeprefix("'").strip() for part in re.split(r"[;\n]", text) if part.strip(" '")]
 
 
@@ -510,6 +520,7 @@ def current_progress(imp: ContactImport) -> int:
 
 # --- Export ----------------------------------------------------------------------------------------------------
 
+EXPORT_BATCH = 2_000
 EXPORT_HEADER = [
     "Name",
     "Company",
@@ -526,39 +537,44 @@ EXPORT_HEADER = [
 ]
 
 
-class _Echo:
-    def write(self, value: str) -> str:
-        return value
-
-
-def export_lines(contacts) -> Iterator[str]:
-    """CSV lines of contacts with all their numbers, one query per 2,000 contacts, for a streamed response."""
-    writer = csv.writer(_Echo())
+def export_chunks(contacts: QuerySet[Contact]) -> Iterator[str]:
+    """The CSV of contacts with all their numbers, for calls.spreadsheet.csv_download: the header, then EXPORT_BATCH
+    contacts at a time in id order, each batch two queries (the contacts after the last one sent, and their
+    numbers), so nothing is held between batches and memory stays flat however many contacts there are."""
+    writer = csv.writer(Line())
     yield "\ufeff" + writer.writerow(EXPORT_HEADER)  # the BOM makes Excel read UTF-8
-    rows = contacts.select_related("owner").prefetch_related("phones").order_by("pk").iterator(chunk_size=BATCH)
-    for contact in rows:
-        by_label: dict[str, list[str]] = {label: [] for label in ContactPhone.Label.values}
-        dnc = []
-        for phone in contact.phones.all():
-            by_label[phone.label].append(phone.number)
-            if phone.do_not_call:
-                dnc.append(phone.number)
-        yield writer.writerow(
-            [
-                inert(v)
-                for v in (
-                    contact.name,
-                    contact.company,
-                    contact.email,
-                    "; ".join(by_label["mobile"]),
-                    "; ".join(by_label["work"]),
-                    "; ".join(by_label["home"]),
-                    "; ".join(by_label["other"]),
-                    "yes" if contact.do_not_call else "no",
-                    "; ".join(dnc),
-                    contact.owner.get_username() if contact.owner else "",
-                    contact.notes,
-                    contact.created_at.isoformat(timespec="seconds"),
-                )
-            ]
-        )
+    columns = ("pk", "name", "company", "email", "do_not_call", f"owner__{get_user_model().USERNAME_FIELD}")
+    rows = contacts.order_by("pk").values_list(*columns, "notes", "created_at")
+    labels = ContactPhone.Label.values
+    after = None
+    while batch := list((rows if after is None else rows.filter(pk__gt=after))[:EXPORT_BATCH]):
+        after = batch[-1][0]
+        numbers: dict[int, list[tuple[str, str, bool]]] = {}
+        # In the order the contact's page lists them (ContactPhone.Meta.ordering): the primary number first.
+        for contact_id, label, number, dnc in ContactPhone.objects.filter(
+            contact_id__in=[row[0] for row in batch]
+        ).values_list("contact_id", "label", "number", "do_not_call"):
+            numbers.setdefault(contact_id, []).append((label, number, dnc))
+        out = []
+        for pk, name, company, email, do_not_call, owner, notes, created_at in batch:
+            by_label: dict[str, list[str]] = {label: [] for label in labels}
+            for label, number, _dnc in numbers.get(pk, ()):
+                by_label[label].append(number)
+            cells = (
+                name,
+                company,
+                email,
+                "; ".join(by_label["mobile"]),
+                "; ".join(by_label["work"]),
+                "; ".join(by_label["home"]),
+                "; ".join(by_label["other"]),
+                "yes" if do_not_call else "no",
+                "; ".join(number for _label, number, dnc in numbers.get(pk, ()) if dnc),
+                owner or "",
+                notes,
+                created_at.isoformat(timespec="seconds"),
+            )
+            out.append(writer.writerow([inert(cell) for cell in cells]))
+        yield "".join(out)
+        if len(batch) < EXPORT_BATCH:
+            return

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 from importlib import import_module
 
-from asgiref.sync import sync_to_async
+from asgiref.sync import iscoroutinefunction, sync_to_async
 from django.conf import settings
 from django.contrib.auth import middleware as auth
 from django.contrib.messages import middleware as messages
@@ -28,6 +28,7 @@ from django.contrib.sessions import middleware as sessions
 from django.core import checks
 from django.http import HttpRequest, HttpResponseBase
 from django.middleware import clickjacking, common, csp, csrf, security
+from django.utils.decorators import sync_and_async_middleware
 from django.utils.module_loading import import_string
 
 
@@ -90,6 +91,35 @@ class MessageMiddleware(_InLoop, messages.MessageMiddleware):
 
 class CsrfViewMiddleware(_InLoop, csrf.CsrfViewMiddleware):
     pass  # the token check itself (process_view) is Django's, in the thread: see the module's text
+
+
+PRIVATE = "private, no-store"
+
+
+@sync_and_async_middleware
+def private_pages(get_response):
+    """`Cache-Control: private, no-store` on every response a view made and left without one: pages and exports
+    show contacts, numbers and calls, which no shared cache (a proxy) and no browser cache (the back button after
+    logging out) should keep. Listed after WhiteNoise, which answers static files (cached for ever) before this.
+
+    Every response, not only those of a logged-in person: knowing who is logged in would load the session in the
+    event loop, and the few public pages (login, errors, health) lose nothing by not being stored."""
+    if iscoroutinefunction(get_response):
+
+        async def middleware(request: HttpRequest) -> HttpResponseBase:
+            return _private(await get_response(request))
+
+    else:
+
+        def middleware(request: HttpRequest) -> HttpResponseBase:
+            return _private(get_response(request))
+
+    return middleware
+
+
+def _private(response: HttpResponseBase) -> HttpResponseBase:
+    response.headers.setdefault("Cache-Control", PRIVATE)  # a view that chose (never_cache, the admin) keeps its own
+    return response
 
 
 # Django's deploy checks that look for its own middleware paths in MIDDLEWARE, by module.

@@ -850,10 +850,10 @@ def test_older_calls_are_a_click_away_page_after_page(agent_client, agent_user, 
     assert len(calls) == 7
 
 
-def test_a_damaged_older_link_shows_the_newest_calls(agent_client, agent_user, contact):
+def test_a_damaged_older_link_is_a_400_showing_the_newest_calls(agent_client, agent_user, contact):
     logged_call(contact, agent_user, minutes_ago=1, notes="the newest")
     response = agent_client.get(f"/contacts/{contact.pk}/", {"older": "not-a-cursor"})
-    assert response.status_code == 200
+    assert response.status_code == 400
     assert "the newest" in response.content.decode()
 
 

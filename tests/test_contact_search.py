@@ -206,9 +206,10 @@ def test_filters_mine_do_not_call_and_company(agent_client, agent_user, people):
 
 
 @pytest.mark.parametrize("after", ["garbage", "W10", "WyJhIl0", "WzEsMl0", "WyJ4IiwieSJd"])
-def test_a_damaged_page_link_shows_the_first_page(agent_client, people, after):
+def test_a_damaged_page_link_is_a_400_showing_the_first_page(agent_client, people, after):
     response = agent_client.get("/contacts/", {"after": after, "sort": "last_called"})
-    assert response.status_code == 200
+    assert response.status_code == 400
+    assert "That page link is damaged" in response.content.decode()
     assert len(response.context["contacts"]) == 4
 
 

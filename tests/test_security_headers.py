@@ -87,3 +87,20 @@ def test_no_page_shows_a_secret(world, sim):
     assert shown > len(GET_ROWS)  # the pages rendered, not only login redirects
     health = world.client("admin").get("/health/").content.decode()
     assert health.count("set (hidden)") == 2  # the API token and the gateway client secret, masked
+
+
+@pytest.mark.parametrize("row", GET_ROWS, ids=lambda row: row.id)
+def test_every_page_and_export_is_private_and_never_stored(row, world):
+    """Pages and exports show contacts, numbers and calls: no shared or browser cache may keep them."""
+    path = _fill(row.path, world.ids())
+    for role in ("agent", "supervisor", "admin"):
+        response = world.client(role, raise_request_exception=False).get(path)
+        directives = {d.strip() for d in response.get("Cache-Control", "").split(",")}
+        assert {"private", "no-store"} <= directives, f"GET {path} as {role}: {response.get('Cache-Control')!r}"
+
+
+def test_static_files_keep_their_long_caching(client):
+    response = client.get("/static/css/app.css")
+    assert response.status_code == 200
+    assert response["Cache-Control"].endswith("public")  # WhiteNoise's (hashed names are cached for ever in production)
+    assert "no-store" not in response["Cache-Control"]

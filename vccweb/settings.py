@@ -117,6 +117,7 @@ MIDDLEWARE = [
     "calls.middleware.SecurityMiddleware",
     "django_permissions_policy.PermissionsPolicyMiddleware",
     "calls.staticfiles.AsyncWhiteNoiseMiddleware",
+    "calls.middleware.private_pages",  # Cache-Control: private, no-store, on all but static files
     "calls.middleware.SessionMiddleware",
     "calls.middleware.CommonMiddleware",
     "calls.middleware.CsrfViewMiddleware",

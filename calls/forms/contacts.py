@@ -11,8 +11,8 @@ from django import forms
 from django.core.exceptions import ValidationError
 from django.forms import BaseInlineFormSet, inlineformset_factory
 
+from calls import cursors, phones
 from calls import permissions as perms
-from calls import phones
 from calls.models import Consent, Contact, ContactPhone
 
 ONLY_SUPERVISORS = "Only a supervisor can clear do-not-call."
@@ -173,7 +173,7 @@ class ContactListForm(forms.Form):
             return None
         try:
             values = json.loads(base64.urlsafe_b64decode(raw + "=" * (-len(raw) % 4)))
-        except ValueError:
+        except (ValueError, RecursionError):  # RecursionError: [[[[… nested deeper than json reads
             raise ValidationError("That page link is damaged.", code="cursor") from None
         sort = self.cleaned_data.get("sort") or "name"
         if not _cursor_fits(values, sort):
@@ -190,22 +190,17 @@ class ContactListForm(forms.Form):
 
 
 def _cursor_fits(values: object, sort: str) -> bool:
-    from datetime import datetime
-
     from calls.models import CONTACT_SORTS
 
     fields = CONTACT_SORTS[sort]
-    if not isinstance(values, list) or len(values) != len(fields) or type(values[-1]) is not int:
+    if not isinstance(values, list) or len(values) != len(fields) or not cursors.is_bigint(values[-1]):
         return False
     for field, value in zip(fields[:-1], values[:-1], strict=True):
         if field.endswith("_at"):
             if value is None and field == "-last_called_at":
                 continue
-            try:
-                if not isinstance(value, str) or datetime.fromisoformat(value).tzinfo is None:
-                    return False
-            except ValueError:
+            if cursors.moment(value) is None:
                 return False
-        elif not isinstance(value, str):
+        elif not cursors.is_text(value):  # what PostgreSQL can compare (calls/cursors.py)
             return False
     return True

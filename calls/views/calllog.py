@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 import csv
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 
-from asgiref.sync import sync_to_async
 from django.contrib.auth.decorators import login_required, permission_required
-from django.core.handlers.asgi import ASGIRequest
 from django.db import connection
 from django.db.models import QuerySet
-from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
+from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, render
 from django.urls import reverse
 from django.utils import timezone
@@ -22,7 +20,7 @@ from calls import calllog
 from calls import permissions as perms
 from calls.forms import SORTS, CallLogFilter
 from calls.models import Agent, AgentGroup, Call, Contact
-from calls.spreadsheet import inert
+from calls.spreadsheet import Line, csv_download, inert
 from calls.views.calling import panel_context
 
 WRAP_UP_SHOWN = 10
@@ -137,16 +135,13 @@ COLUMNS = [
 ]
 
 
-class _Line:
-    """csv.writer writes into this and gets the line back."""
-
-    def write(self, value: str) -> str:
-        return value
-
-
 class _CopyExport:
     """On PostgreSQL the database writes the CSV (COPY ... TO STDOUT), streamed in chunks: several times faster
-    than building each row in Python, and memory stays flat. Same rows, columns and formula guard as _Export."""
+    than building each row in Python, and memory stays flat. Same rows, columns and formula guard as _Export.
+
+    An iterator of the header and then the chunks, for calls.spreadsheet.csv_download: the COPY holds the connection
+    from the first chunk to the last, each read in the request's sync thread; close() drops the connection if the
+    download is cut short (a COPY cut short leaves it mid-protocol)."""
 
     CHUNK = 256 * 1024
 
@@ -156,6 +151,7 @@ class _CopyExport:
         self.rows = self._rows()
 
     def _rows(self) -> Iterator[bytes]:
+        yield _Export.header_line().encode()
         with connection.cursor() as cursor:
             # Times in the local zone (PostgreSQL formats them); JIT compiling this one statement costs seconds
             # and saves nothing on a plain scan.
@@ -179,40 +175,22 @@ class _CopyExport:
         if buffer:
             yield b"".join(buffer)
 
-    def header(self) -> bytes:
-        return _Export.header_line().encode()
+    def __iter__(self) -> Iterator[bytes]:
+        return self
 
-    def next_chunk(self) -> bytes | None:
+    def __next__(self) -> bytes:
         try:
             return next(self.rows)
-        except StopIteration:
-            return None
-        except GeneratorExit:
+        except (StopIteration, GeneratorExit):
             raise
         except BaseException:
             connection.close()  # a COPY cut short leaves the connection mid-protocol: never reuse it
             raise
 
     def close(self) -> None:
-        """The client went away: stop the COPY by dropping the connection it runs on."""
+        """The download ended, or the client went away: stop an unfinished COPY by dropping its connection."""
         if self.rows.gi_frame is not None:
             connection.close()
-
-    def __iter__(self) -> Iterator[bytes]:
-        try:
-            yield self.header()
-            while (chunk := self.next_chunk()) is not None:
-                yield chunk
-        finally:
-            self.close()
-
-    async def __aiter__(self) -> AsyncIterator[bytes]:
-        try:
-            yield self.header()
-            while (chunk := await sync_to_async(self.next_chunk)()) is not None:
-                yield chunk
-        finally:
-            await sync_to_async(self.close)()
 
 
 class _Export:
@@ -220,10 +198,10 @@ class _Export:
 
     @staticmethod
     def header_line() -> str:
-        return csv.writer(_Line()).writerow(HEADER)
+        return csv.writer(Line()).writerow(HEADER)
 
     def __init__(self, calls: QuerySet, sort: str) -> None:
-        self.writer = csv.writer(_Line())
+        self.writer = csv.writer(Line())
         self.agents = {
             pk: f"{name} ({display_id})"
             for pk, display_id, name in Agent.objects.values_list("pk", "display_id", "name")
@@ -286,12 +264,6 @@ class _Export:
         while (chunk := self.next_chunk()) is not None:
             yield chunk
 
-    async def __aiter__(self) -> AsyncIterator[str]:
-        # Under ASGI a sync iterator would be read whole into memory first: hand each batch over as it comes.
-        yield self.header()
-        while (chunk := await sync_to_async(self.next_chunk)()) is not None:
-            yield chunk
-
 
 @require_GET
 @login_required
@@ -304,9 +276,8 @@ def call_export(request: HttpRequest) -> HttpResponse:
         return HttpResponse(f"Bad filter: {errors}", status=400, content_type="text/plain; charset=utf-8")
     data = form.cleaned_data
     calls = calllog.filtered_calls(Call.objects.visible_to(request.user), data)
-    export = _CopyExport(calls, data["sort"]) if connection.vendor == "postgresql" else _Export(calls, data["sort"])
-    content = export.__aiter__() if isinstance(request, ASGIRequest) else iter(export)
-    response = StreamingHttpResponse(content, content_type="text/csv; charset=utf-8")
+    export = (
+        _CopyExport(calls, data["sort"]) if connection.vendor == "postgresql" else iter(_Export(calls, data["sort"]))
+    )
     stamp = timezone.localtime().strftime("%Y%m%d-%H%M")
-    response["Content-Disposition"] = f'attachment; filename="calls-{stamp}.csv"'
-    return response
+    return csv_download(request, export, filename=f"calls-{stamp}.csv")

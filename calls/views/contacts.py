@@ -47,6 +47,8 @@ def contact_list(request: AuthedRequest) -> HttpResponse:
     million contacts costs what the first does."""
     form = ContactListForm(request.GET)
     form.is_valid()  # a damaged parameter is dropped (cleaned_data keeps the valid ones), never a 500
+    # A damaged page link (the cursor) is a 400 that says so, with the first page to go on from.
+    status = 400 if "after" in form.errors else 200
     opts = form.cleaned_data
     query, sort = (opts.get("q") or "").strip(), opts.get("sort") or "name"
     rows, next_cursor = _contacts_page(request.user, opts, query, sort)
@@ -66,7 +68,7 @@ def contact_list(request: AuthedRequest) -> HttpResponse:
         "blocked_numbers": calling.numbers_blocked_anywhere(numbers),
     }
     template = "calls/contact_list.html#results" if _wants_fragment(request) else "calls/contact_list.html"
-    return render(request, template, context)
+    return render(request, template, context, status=status)
 
 
 def _contacts_page(
@@ -106,12 +108,13 @@ def contact_detail(request: AuthedRequest, pk: int) -> HttpResponse:
     link VCC shows) opens that call's panel."""
     contact = get_object_or_404(Contact.objects.select_related("owner"), pk=pk)
     page = TimelineForm(request.GET)
-    page.is_valid()  # a damaged link shows the newest calls, never a 500
-    context: dict[str, object] = {"contact": contact}
+    # A damaged link to older calls is a 400 that says so, with the newest calls.
+    status = 200 if page.is_valid() else 400
+    context: dict[str, object] = {"contact": contact, "older_damaged": status == 400}
     context |= _timeline(request.user, contact, page.cleaned_data.get("older"))
     if _wants_fragment(request) and request.htmx.target in ("timeline", "timeline-more"):
         part = "timeline" if request.htmx.target == "timeline" else "timeline_items"
-        return render(request, f"calls/contact_detail.html#{part}", context)
+        return render(request, f"calls/contact_detail.html#{part}", context, status=status)
     if token := request.GET.get("call"):
         request_id = calling.request_id_from_regarding(token)
         call = (
@@ -124,7 +127,7 @@ def contact_detail(request: AuthedRequest, pk: int) -> HttpResponse:
         else:
             context |= panel_context(call, user=request.user)
     context |= dialer_context(request.user, contact)
-    return render(request, "calls/contact_detail.html", context)
+    return render(request, "calls/contact_detail.html", context, status=status)
 
 
 def _timeline(user: User, contact: Contact, older: tuple[int, int] | None) -> dict[str, object]:

@@ -14,6 +14,7 @@ from calls import imports
 from calls import permissions as perms
 from calls.forms import ImportConfirmForm, ImportFixForm, ImportMappingForm, ImportUploadForm, first_error
 from calls.models import Contact, ContactImport
+from calls.spreadsheet import csv_download
 
 
 def _own_import(request: HttpRequest, pk) -> ContactImport:
@@ -159,7 +160,5 @@ def import_confirm(request: HttpRequest, pk) -> HttpResponse:
 @permission_required(perms.EXPORT_CONTACTS, raise_exception=True)
 def contact_export(request: HttpRequest) -> StreamingHttpResponse:
     """Every contact with all their numbers, as CSV, streamed: a million rows never sit in memory."""
-    response = StreamingHttpResponse(imports.export_lines(Contact.objects.all()), content_type="text/csv")
     stamp = timezone.localtime().strftime("%Y-%m-%d")
-    response["Content-Disposition"] = f'attachment; filename="contacts-{stamp}.csv"'
-    return response
+    return csv_download(request, imports.export_chunks(Contact.objects.all()), filename=f"contacts-{stamp}.csv")
