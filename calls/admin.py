@@ -691,3 +691,6 @@ class SyncRunAdmin(BoundedSearch, admin.ModelAdmin):
             else:
                 return HttpResponse("Say preview or apply.", status=400)
         return TemplateResponse(request, "admin/calls/syncrun/run.html", context)
+
+
+from calls import admin_lockouts  # noqa: E402, F401 (moves into calls/admin/ at the split)

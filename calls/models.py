@@ -1420,3 +1420,6 @@ class CallRollupState(models.Model):
 
     def __str__(self) -> str:
         return f"Roll-up through {self.built_through}"
+
+
+from calls.models_logins import LockOut, LoginFailure  # noqa: E402, F401 (moves into calls/models/ at the split)
