@@ -30,6 +30,7 @@ from datetime import UTC, datetime, timedelta
 
 from django.conf import settings
 from django.contrib.admin.forms import AdminAuthenticationForm
+from django.contrib.auth.base_user import AbstractBaseUser
 from django.contrib.auth.forms import AuthenticationForm
 from django.contrib.auth.views import LoginView
 from django.core.exceptions import NON_FIELD_ERRORS, ValidationError
@@ -164,7 +165,9 @@ def lift(lock_outs: QuerySet[LockOut], *, by: object) -> int:
     return len(lifted)
 
 
-def lift_on_new_password(sender: type, instance: object, update_fields: frozenset | None = None, **kwargs) -> None:
+def lift_on_new_password(
+    sender: type[AbstractBaseUser], instance: AbstractBaseUser, update_fields: frozenset | None = None, **kwargs
+) -> None:
     """pre_save of the user model: a password set by anyone (an admin's reset, `changepassword`, the user) lifts the
     account's lock-out, and the failures that led to it."""
     if instance.pk is None or (update_fields is not None and "password" not in update_fields):
