@@ -175,6 +175,15 @@ def test_lock_outs_are_kept_in_the_database_not_the_cache(agent_user, clock, red
     assert (lock_out.kind, lock_out.name, lock_out.failures) == ("account", "alex", 5)
 
 
+def test_once_found_a_lock_out_is_read_from_the_cache_without_a_query(agent_user, clock, django_assert_num_queries):
+    for _ in range(5):
+        log_in("alex", "wrong")
+    with django_assert_num_queries(1):
+        assert logins.locked_until("alex", "192.0.2.1") is not None
+    with django_assert_num_queries(0):  # the flood's refused guesses
+        assert logins.locked_until("alex", "192.0.2.1") is not None
+
+
 def test_the_failures_table_holds_no_username(agent_user, clock):
     for _ in range(3):
         log_in("alex", "wrong")
@@ -333,6 +342,7 @@ def test_admins_see_the_current_lock_outs_of_accounts_and_addresses(agent_user, 
 def test_an_admin_lifts_a_lock_out(agent_user, admin_client, clock, caplog):
     for _ in range(5):
         log_in("alex", "wrong")
+    assert log_in("alex", PASSWORD).status_code == 429  # noted in the cache too
     lock_out = LockOut.objects.get(name="alex")
     response = admin_client.post(
         "/admin/calls/lockout/", {"action": "lift", "_selected_action": [lock_out.pk]}, follow=True
@@ -373,6 +383,7 @@ def test_an_admins_password_reset_lifts_the_accounts_lock_out(agent_user, admin_
 def test_a_new_password_set_in_code_lifts_it_too(agent_user, clock):
     for _ in range(5):
         log_in("alex", "wrong")
+    assert log_in("alex", PASSWORD).status_code == 429
     agent_user.set_password("another passphrase 43")
     agent_user.save()
     assert log_in("alex", "another passphrase 43").status_code == 302
