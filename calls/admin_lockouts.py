@@ -9,11 +9,12 @@ from django.http import HttpRequest
 from django.template.defaultfilters import pluralize
 
 from calls import logins
+from calls.admin import BoundedSearch
 from calls.models_logins import LockOut
 
 
 @admin.register(LockOut)
-class LockOutAdmin(admin.ModelAdmin):
+class LockOutAdmin(BoundedSearch, admin.ModelAdmin):
     list_display = ["name", "kind", "since", "until", "failures"]
     list_display_links = None
     list_filter = ["kind"]
