@@ -13,15 +13,27 @@ PORT ?= 8000
 # (see tests/_redis.py); TEST_WORKERS=0 runs it in one process.
 TEST_WORKERS ?= 2
 
-.PHONY: run test lint check serve serve-sim clean
+.PHONY: run test lint check lock serve serve-sim clean
 
 $(PY):
 	"$$(sh bin/find-python)" -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 
+# requirements-dev.txt is the lock of everything (the app's packages at requirements.txt's versions, and the tools'),
+# each package pinned with its hashes: pip refuses a file whose hash it does not list.
 $(VENV)/.installed: requirements.txt requirements-dev.txt | $(PY)
-	$(PY) -m pip install --quiet -r requirements-dev.txt
+	$(PY) -m pip install --quiet --require-hashes -r requirements-dev.txt
 	touch $@
+
+# Recompile the locks from requirements.in and requirements-dev.in after editing them; a package already locked keeps
+# its version while it still fits. `make lock LOCK_ARGS=--upgrade` moves every unpinned package to its newest version.
+# The hashes are those of the index pip is configured with (PyPI unless pip.conf or PIP_* say otherwise).
+LOCK_ARGS ?=
+PIP_COMPILE = CUSTOM_COMPILE_COMMAND="make lock" $(VENV)/bin/pip-compile --quiet --generate-hashes --allow-unsafe \
+	--strip-extras --no-emit-index-url --no-emit-find-links $(LOCK_ARGS)
+lock: $(VENV)/.installed
+	$(PIP_COMPILE) --output-file requirements.txt requirements.in
+	$(PIP_COMPILE) --output-file requirements-dev.txt requirements-dev.in
 
 run: $(VENV)/.installed
 	PY=$(PY) HOST=$(HOST) PORT=$(PORT) sh bin/run-demo
@@ -29,9 +41,12 @@ run: $(VENV)/.installed
 test: $(VENV)/.installed
 	$(PY) -m pytest -n $(TEST_WORKERS) $(PYTEST_ARGS)
 
+# mypy (configured in pyproject.toml) imports the settings through django-stubs: DEBUG=true so that needs no
+# SECRET_KEY; no database or Redis is contacted.
 lint: $(VENV)/.installed
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
+	DEBUG=true $(VENV)/bin/mypy
 
 check: $(VENV)/.installed
 	$(PY) manage.py check
@@ -46,4 +61,4 @@ serve-sim: $(VENV)/.installed
 	$(PY) -m vccsim --port 8025
 
 clean:
-	rm -rf $(VENV) .pytest_cache
+	rm -rf $(VENV) .pytest_cache .mypy_cache

@@ -51,17 +51,17 @@ class CallsConfig(AppConfig):
         from calls import directory
         from calls.models import Agent, AgentGroup, CallbackNumber, ConsentRule
 
-        for model in (Agent, AgentGroup, CallbackNumber, ConsentRule):
-            post_save.connect(directory.changed, sender=model, dispatch_uid=f"calls.directory.saved.{model.__name__}")
+        for cached in (Agent, AgentGroup, CallbackNumber, ConsentRule):
+            post_save.connect(directory.changed, sender=cached, dispatch_uid=f"calls.directory.saved.{cached.__name__}")
             post_delete.connect(
-                directory.changed, sender=model, dispatch_uid=f"calls.directory.deleted.{model.__name__}"
+                directory.changed, sender=cached, dispatch_uid=f"calls.directory.deleted.{cached.__name__}"
             )
         # Deleting a user unlinks their agent with a plain UPDATE (on_delete=SET_NULL), which sends no signal.
         post_delete.connect(directory.changed, sender=get_user_model(), dispatch_uid="calls.directory.deleted.user")
-        for through in (
+        for link in (
             AgentGroup.members.through,
             CallbackNumber.allowed_agents.through,
             CallbackNumber.allowed_groups.through,
             CallbackNumber.vcc_listed_for.through,
         ):
-            m2m_changed.connect(directory.changed, sender=through, dispatch_uid=f"calls.directory.{through.__name__}")
+            m2m_changed.connect(directory.changed, sender=link, dispatch_uid=f"calls.directory.{link.__name__}")

@@ -7,8 +7,8 @@ request, each a handful of system calls, which are dear on this project's virtua
 
 Here a request borrows a single-thread executor from a pool kept by the process's event loop, and gives it back
 when it ends. Everything else is Django's handler. Sync work of a request still runs on one thread, and requests
-in flight never share one. A task that outlives its request (a click whose browser went away, calls/calling.py)
-gets a thread of its own as it would under Django's handler.
+in flight never share one. A task that outlives its request (a click whose browser went away,
+calls/calling/placing.py) gets a thread of its own as it would under Django's handler.
 
 Lent threads also spare every request a trip to its thread at the start. Django's two `request_started` receivers
 look at that thread's database connections: they close the ones past their age and clear DEBUG's query log. A lent

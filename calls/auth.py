@@ -15,13 +15,21 @@ the cache is as private as the database.
 
 from __future__ import annotations
 
+from typing import Any
+
 from django.contrib.auth.backends import ModelBackend
+from django.contrib.auth.models import AnonymousUser, User
 from django.core.cache import cache
+from django.db.models import Model
 
 from calls.cache import astart_generation, generation_changed, lifetime, start_generation
 
 GENERATION_KEY = "calls:perms:generation"
 CACHE_SECONDS = 300
+
+# A user's permission sets, {"user": ..., "group": ...}. The backend hangs them on the user object as `_calls_perms`
+# (as ModelBackend's own `_perm_cache`), an attribute no user class declares: hence `Any` for those users below.
+PermSets = dict[str, set[str]]
 
 
 def permissions_changed(**kwargs: object) -> None:
@@ -35,7 +43,7 @@ def _seconds() -> int:
     return lifetime(CACHE_SECONDS)
 
 
-def _key(user_obj) -> str:
+def _key(user_obj: User | AnonymousUser) -> str:
     return _perms_key(user_obj.pk)
 
 
@@ -47,12 +55,12 @@ def _user_key(pk: object) -> str:
     return f"calls:user:{pk}"
 
 
-def _fresh(found: dict, user_obj) -> dict[str, set[str]] | None:
+def _fresh(found: dict[str, Any], user_obj: User | AnonymousUser) -> PermSets | None:
     """The user's cached sets ({"user": ..., "group": ...}) if read under the current generation."""
     return _fresh_entry(found, _key(user_obj))
 
 
-def _fresh_entry(found: dict, key: str):
+def _fresh_entry(found: dict[str, Any], key: str) -> Any:
     generation, cached = found.get(GENERATION_KEY, 0), found.get(key)
     return cached[1] if cached and cached[0] == generation and generation else None
 
@@ -60,7 +68,7 @@ def _fresh_entry(found: dict, key: str):
 class CachedPermissionBackend(ModelBackend):
     """ModelBackend, whose user and permission reads (sync and async) go through the cache first."""
 
-    def get_user(self, user_id):
+    def get_user(self, user_id: object) -> User | None:
         keys = [GENERATION_KEY, _user_key(user_id), _perms_key(user_id)]
         found = cache.get_many(keys)
         user = _fresh_entry(found, keys[1])
@@ -70,7 +78,7 @@ class CachedPermissionBackend(ModelBackend):
                 cache.set(keys[1], (found[GENERATION_KEY], user), _seconds())
         return self._with_perms(user, found)
 
-    async def aget_user(self, user_id):
+    async def aget_user(self, user_id: object) -> User | None:
         keys = [GENERATION_KEY, _user_key(user_id), _perms_key(user_id)]
         found = await cache.aget_many(keys)
         user = _fresh_entry(found, keys[1])
@@ -81,13 +89,13 @@ class CachedPermissionBackend(ModelBackend):
         return self._with_perms(user, found)
 
     @staticmethod
-    def _with_perms(user, found: dict):
+    def _with_perms(user: Any, found: dict[str, Any]) -> User | None:
         """The user, carrying their permission sets when the same read found them fresh (spares a round trip)."""
         if user is not None and (sets := _fresh(found, user)) is not None:
             user._calls_perms = sets
         return user
 
-    def _get_permissions(self, user_obj, obj, from_name: str) -> set[str]:
+    def _get_permissions(self, user_obj: Any, obj: Model | None, from_name: str) -> set[str]:
         if not user_obj.is_active or user_obj.is_anonymous or obj is not None:
             return set()
         if not hasattr(user_obj, "_calls_perms"):
@@ -95,14 +103,15 @@ class CachedPermissionBackend(ModelBackend):
             sets = _fresh(found, user_obj)
             if sets is None:
                 sets = {
-                    name: super(CachedPermissionBackend, self)._get_permissions(user_obj, obj, name)
+                    # A private method of ModelBackend, which django-stubs leaves out.
+                    name: super(CachedPermissionBackend, self)._get_permissions(user_obj, obj, name)  # type: ignore[misc]
                     for name in ("user", "group")
                 }
                 self._store(found, user_obj, sets)
             user_obj._calls_perms = sets
         return user_obj._calls_perms[from_name]
 
-    async def _aget_permissions(self, user_obj, obj, from_name: str) -> set[str]:
+    async def _aget_permissions(self, user_obj: Any, obj: Model | None, from_name: str) -> set[str]:
         if not user_obj.is_active or user_obj.is_anonymous or obj is not None:
             return set()
         if not hasattr(user_obj, "_calls_perms"):
@@ -110,7 +119,9 @@ class CachedPermissionBackend(ModelBackend):
             sets = _fresh(found, user_obj)
             if sets is None:
                 sets = {
-                    name: await super(CachedPermissionBackend, self)._aget_permissions(user_obj, obj, name)
+                    name: await super(CachedPermissionBackend, self)._aget_permissions(  # type: ignore[misc]
+                        user_obj, obj, name
+                    )
                     for name in ("user", "group")
                 }
                 if not found.get(GENERATION_KEY):
@@ -121,7 +132,7 @@ class CachedPermissionBackend(ModelBackend):
             user_obj._calls_perms = sets
         return user_obj._calls_perms[from_name]
 
-    def _store(self, found: dict, user_obj, sets: dict[str, set[str]]) -> None:
+    def _store(self, found: dict[str, Any], user_obj: User | AnonymousUser, sets: PermSets) -> None:
         generation = found.get(GENERATION_KEY)
         if not generation:
             # No generation yet: start one (it never expires; only changes move it on).

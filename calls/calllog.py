@@ -13,7 +13,7 @@ from django.db.models import F, Q, QuerySet
 from django.db.models.functions import Coalesce
 
 from calls.forms import NONE
-from calls.models import Call
+from calls.models import Agent, AgentGroup, Call, Contact
 from calls.reports import HAS_ERROR, day_bounds
 
 PAGE_SIZE = 50
@@ -177,6 +177,9 @@ def export_copy_sql(calls: QuerySet, *, sort: str) -> tuple[str, tuple]:
     """One `COPY (...) TO STDOUT` statement giving exactly the export's rows (the calls of `calls`, in the log's
     order) as CSV, with the same columns, words and formula guard as the Python export. PostgreSQL only."""
     ordered = _ordered(calls, sort)
+    call_table, agent_table, contact_table = Call._meta.db_table, Agent._meta.db_table, Contact._meta.db_table
+    group_table, call_groups_table = AgentGroup._meta.db_table, Call.from_groups.through._meta.db_table
+    user_table = Call._meta.get_field("created_by").related_model._meta.db_table
     ids_sql, params = ordered.values("pk").query.sql_with_params()
     outcomes = " ".join(f"WHEN {_quote(value)} THEN {_quote(label)}" for value, label in Call.Outcome.choices)
     direction = "DESC" if sort.startswith("-") or not sort else "ASC"
@@ -194,8 +197,8 @@ def export_copy_sql(calls: QuerySet, *, sort: str) -> tuple[str, tuple]:
     agent = "fa.name || ' (' || fa.display_id || ')'"
     groups = (
         "CASE WHEN c.from_agent_id IS NULL AND c.to_agent_id IS NULL THEN"
-        " (SELECT string_agg(g.name, ', ' ORDER BY cg.id) FROM calls_call_from_groups cg"
-        " JOIN calls_agentgroup g ON g.id = cg.agentgroup_id WHERE cg.call_id = c.id) END"
+        f" (SELECT string_agg(g.name, ', ' ORDER BY cg.id) FROM {call_groups_table} cg"
+        f" JOIN {group_table} g ON g.id = cg.agentgroup_id WHERE cg.call_id = c.id) END"
     )
     # The time as ISO 8601 with its offset (2026-03-02T10:00:00+00:00), in the session's time zone, which
     # the export sets to the local one for this statement (calls.views.calllog._CopyExport).
@@ -215,11 +218,11 @@ def export_copy_sql(calls: QuerySet, *, sort: str) -> tuple[str, tuple]:
                {_inert_sql("c.notes")},
                {_inert_sql("c.vcc_call_id")},
                {_inert_sql(error)}
-        FROM calls_call c
-        LEFT JOIN calls_agent fa ON fa.id = c.from_agent_id
-        LEFT JOIN calls_agent ta ON ta.id = c.to_agent_id
-        LEFT JOIN auth_user u ON u.id = c.created_by_id
-        LEFT JOIN calls_contact ct ON ct.id = c.contact_id
+        FROM {call_table} c
+        LEFT JOIN {agent_table} fa ON fa.id = c.from_agent_id
+        LEFT JOIN {agent_table} ta ON ta.id = c.to_agent_id
+        LEFT JOIN {user_table} u ON u.id = c.created_by_id
+        LEFT JOIN {contact_table} ct ON ct.id = c.contact_id
         WHERE c.id IN ({ids_sql})
         ORDER BY {order}
     """

@@ -3,6 +3,7 @@ from __future__ import annotations
 from functools import partial
 
 from django.conf import settings
+from django.contrib.auth.models import AnonymousUser, User
 from django.http import HttpRequest
 
 from calls import permissions as perms
@@ -20,5 +21,5 @@ def vccweb(request: HttpRequest) -> dict[str, object]:
     }
 
 
-def _has_perm(user, perm: str) -> bool:
+def _has_perm(user: User | AnonymousUser | None, perm: str) -> bool:
     return bool(user and user.is_authenticated and user.has_perm(perm))

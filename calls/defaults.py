@@ -5,6 +5,11 @@ Both the data migration and seed_demo create them, given the model classes to us
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # the migrations pass their historical models
+    from calls.models import ConsentRule, DispositionCode
+
 DISPOSITIONS = [
     ("Interested", "Wants to hear more", ""),
     ("Call back later", "Asked to be called again", ""),
@@ -33,7 +38,7 @@ CONSENT = [
 ]
 
 
-def ensure_defaults(disposition_model, consent_rule_model) -> None:
+def ensure_defaults(disposition_model: type[DispositionCode], consent_rule_model: type[ConsentRule]) -> None:
     """Create any default that is missing; never change or remove what admins have edited."""
     for position, (code, description, action) in enumerate(DISPOSITIONS):
         disposition_model.objects.get_or_create(

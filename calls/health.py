@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
+from urllib.parse import urlsplit
 
 from django.conf import settings
 from django.core.cache import cache
@@ -52,6 +53,48 @@ class Worker:
     label: str
     last_seen: datetime | None
     late: bool
+    unknown: bool = False  # its heartbeat lives in Redis, which is not answering
+
+
+@dataclass
+class CacheState:
+    """Redis as the shared cache (REDIS_URL), or each process's own memory; and whether Redis answers."""
+
+    shared: bool
+    where: str = ""  # Redis's address, never its password
+    error: str = ""  # what went wrong asking it ("" when it answers)
+    retry_seconds: float = 0  # each process asks again after this long (REDIS_BREAKER_SECONDS)
+
+    @property
+    def down(self) -> bool:
+        return self.shared and bool(self.error)
+
+
+def without_credentials(location: str) -> str:
+    """A Redis URL (or several, comma-separated) with no user name or password: scheme, host, port, database."""
+    shown = []
+    for url in location.split(","):
+        parts = urlsplit(url.strip())
+        host = parts.hostname or ""
+        port = f":{parts.port}" if parts.port else ""
+        shown.append(f"{parts.scheme}://{host}{port}{parts.path}")
+    return ",".join(shown)
+
+
+def cache_state() -> CacheState:
+    """Ask Redis for a PING (a process whose breaker is open does not ask: it reports the last error)."""
+    check = getattr(cache, "health", None)
+    if check is None:
+        return CacheState(shared=False)
+    problem = check()
+    breaker = getattr(cache, "breaker", None)
+    error = ((breaker.last_error if breaker else "") or problem) if problem else ""
+    return CacheState(
+        shared=True,
+        where=without_credentials(getattr(cache, "location", "")),
+        error=error,
+        retry_seconds=breaker.seconds if breaker else 0,
+    )
 
 
 @dataclass
@@ -86,6 +129,7 @@ class Health:
     sync_enabled: bool
     workers: list[Worker]
     shared_counts: bool
+    cache: CacheState
     problems: list[str] = field(default_factory=list)
 
     @property
@@ -111,6 +155,7 @@ def _capped_count(queryset: QuerySet) -> int:
 
 def integration_health(*, now: datetime) -> Health:
     """Everything the page shows, as of `now`."""
+    cache_now = cache_state()  # first: a hung Redis costs one timeout here, then every read below falls back at once
     config = VCCConfig.from_settings()
     recorded = vcc_stats.snapshot(cache, now)
     unconfirmed = Call.objects.filter(state=Call.State.UNCONFIRMED, requested_at__gte=now - UNCONFIRMED_RECENT)
@@ -122,7 +167,9 @@ def integration_health(*, now: datetime) -> Health:
     workers = []
     for name, label in WORKERS.items():
         seen = last_heartbeat(name)
-        workers.append(Worker(name=name, label=label, last_seen=seen, late=seen is None or seen < now - HEARTBEAT_LATE))
+        late = seen is None or seen < now - HEARTBEAT_LATE
+        unknown = cache_now.down  # the heartbeat is in Redis
+        workers.append(Worker(name=name, label=label, last_seen=seen, late=late and not unknown, unknown=unknown))
     health = Health(
         now=now,
         sandbox=settings.VCC_SANDBOX,
@@ -155,6 +202,7 @@ def integration_health(*, now: datetime) -> Health:
         sync_enabled=settings.VCC_SYNC_ENABLED,
         workers=workers,
         shared_counts=vcc_stats.needs_io(cache),
+        cache=cache_now,
     )
     health.problems = _problems(health)
     return health
@@ -162,6 +210,8 @@ def integration_health(*, now: datetime) -> Health:
 
 def _problems(h: Health) -> list[str]:
     problems = []
+    if h.cache.down:
+        problems.append("Redis (the shared cache) is not answering: see above for what works differently meanwhile.")
     if h.last_failure and (not h.last_success or h.last_failure.at > h.last_success.at):
         problems.append("The last request to VCC failed.")
     if h.unconfirmed_count:

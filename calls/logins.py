@@ -7,8 +7,8 @@ LOGIN_FAILURE_WINDOW_SECONDS count, whenever the clock's quarter-hours fall. A r
 password hasher (the costly part: ~0.3 s of CPU), so a flood of guesses costs the app a cache read each (the
 lock-out is noted there, CACHED_SECONDS at most, once the database has found it) and does not slow it for others.
 
-Failures and lock-outs live in PostgreSQL (calls/models_logins.py), so every app process sees them, a Redis restart
-or outage lifts none, and admins see the current lock-outs and lift them (calls/admin_lockouts.py). A new password
+Failures and lock-outs live in PostgreSQL (calls/models/logins.py), so every app process sees them, a Redis restart
+or outage lifts none, and admins see the current lock-outs and lift them (calls/admin/lockouts.py). A new password
 lifts the account's lock-out (`lift_on_new_password`, connected in calls/apps.py).
 
 django-axes was weighed and not used: it counts an account's failures for as long as each comes within the cool-off
@@ -41,7 +41,7 @@ from django.http import HttpRequest, HttpResponse
 from django.utils import timezone
 
 from calls.cache import lifetime
-from calls.models_logins import LockOut, LoginFailure
+from calls.models import LockOut, LoginFailure
 
 log = logging.getLogger(__name__)
 

@@ -54,7 +54,8 @@ class RequestIdMiddleware:
             markcoroutinefunction(self)
 
     def __call__(self, request: HttpRequest) -> HttpResponseBase | Awaitable[HttpResponseBase]:
-        if iscoroutinefunction(self):
+        is_async = iscoroutinefunction(self)  # not in the `if`: the type guard would narrow self to a function
+        if is_async:
             return self._acall(request)
         token, started = self._start(request)
         try:

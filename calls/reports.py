@@ -14,9 +14,11 @@ from __future__ import annotations
 from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
+from typing import Any
 
 from django.db import connection, transaction
 from django.db.models import CharField, Count, F, Q, QuerySet, Sum, Value
+from django.db.models.expressions import Combinable
 from django.db.models.functions import Cast, Coalesce, Concat, ExtractHour, Substr, TruncDate
 from django.utils import timezone
 
@@ -31,7 +33,7 @@ FAILED_WITH_ERROR = Q(outcome=Call.Outcome.FAILED) & HAS_ERROR
 CHANGE_MARGIN = timedelta(minutes=5)  # a change is stamped when made and committed a moment later
 
 
-def _facet_keys() -> dict[str, tuple[object | None, Q]]:
+def _facet_keys() -> dict[str, tuple[Combinable | None, Q]]:
     """Each facet's value for a call (None: the facet has one value), and which calls it counts."""
     return {
         Facet.TOTAL: (None, Q()),
@@ -63,7 +65,7 @@ def day_bounds(first: date, last: date) -> tuple[datetime, datetime]:
 def _grouped(calls: QuerySet, facet: str, scope: str) -> QuerySet:
     """calls counted per local day (agent, group) and facet value, as rows with the roll-up's columns."""
     key, which = _facet_keys()[facet]
-    dims = {"day": TruncDate("requested_at")}
+    dims: dict[str, Combinable] = {"day": TruncDate("requested_at")}
     if scope != Scope.EVERYONE:
         dims["agent"] = F("from_agent")
     if scope == Scope.GROUP:
@@ -219,10 +221,12 @@ class Report:
         self.facets[facet][key or ""].add(calls, answered, talk)
 
 
-SUMS = {"c": Sum("calls"), "a": Sum("answered"), "t": Sum("talk_seconds")}
+def _summed(rows: QuerySet[CallRollup], *by: str) -> QuerySet[CallRollup, dict[str, Any]]:
+    """rows grouped by the fields `by`, with their calls, answered calls and talk seconds summed as c, a and t."""
+    return rows.values(*by).annotate(c=Sum("calls"), a=Sum("answered"), t=Sum("talk_seconds")).order_by()
 
 
-def _read_rollup(report: Report, first: date, last: date, agent, group) -> None:
+def _read_rollup(report: Report, first: date, last: date, agent: Agent | None, group: AgentGroup | None) -> None:
     rows = CallRollup.objects.filter(day__gte=first, day__lte=last)
     if group is not None:
         rows = rows.filter(scope=Scope.GROUP, group=group)
@@ -231,14 +235,14 @@ def _read_rollup(report: Report, first: date, last: date, agent, group) -> None:
     else:
         rows = rows.filter(scope=Scope.EVERYONE)
         per_agent = CallRollup.objects.filter(day__gte=first, day__lte=last, scope=Scope.AGENT, facet=Facet.TOTAL)
-        for r in per_agent.values("day", "agent").annotate(**SUMS).order_by():
-            report.add_agent_day(r["agent"], r["day"], r["c"], r["a"], r["t"])
-    for r in rows.filter(facet=Facet.TOTAL).values("day", "agent").annotate(**SUMS).order_by():
-        report.add_day(r["day"], r["c"], r["a"], r["t"])
+        for a in _summed(per_agent, "day", "agent"):
+            report.add_agent_day(a["agent"], a["day"], a["c"], a["a"], a["t"])
+    for d in _summed(rows.filter(facet=Facet.TOTAL), "day", "agent"):
+        report.add_day(d["day"], d["c"], d["a"], d["t"])
         if agent is not None or group is not None:
-            report.add_agent_day(r["agent"], r["day"], r["c"], r["a"], r["t"])
-    for r in rows.exclude(facet=Facet.TOTAL).values("facet", "key").annotate(**SUMS).order_by():
-        report.add_facet(r["facet"], r["key"], r["c"], r["a"], r["t"])
+            report.add_agent_day(d["agent"], d["day"], d["c"], d["a"], d["t"])
+    for f in _summed(rows.exclude(facet=Facet.TOTAL), "facet", "key"):
+        report.add_facet(f["facet"], f["key"], f["c"], f["a"], f["t"])
 
 
 def _read_live(report: Report, calls: QuerySet) -> None:

@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, Any
+
 from calls import permissions as perms
+
+if TYPE_CHECKING:  # the migrations import this module, and pass their historical models to sync_roles
+    from django.contrib.auth.models import Group, Permission, User
 
 AGENT = "agent"
 SUPERVISOR = "supervisor"
@@ -39,7 +45,7 @@ ADMIN_APPS = ("calls", "auth")
 ROLE_PERMISSIONS: dict[str, list[str]] = {AGENT: _AGENT_PERMS, SUPERVISOR: _SUPERVISOR_PERMS}
 
 
-def assign_role(user, role: str) -> None:
+def assign_role(user: User, role: str) -> None:
     """Put user in exactly one role; admins also get is_staff (see `sync_staff`) so they can use the Django admin."""
     from django.contrib.auth.models import Group
 
@@ -49,12 +55,12 @@ def assign_role(user, role: str) -> None:
     sync_staff([user])  # and when the groups were already these
 
 
-def staff_status(user) -> bool:
+def staff_status(user: User) -> bool:
     """Whether user may use the Django admin: they have the admin role (superusers always may)."""
     return bool(user.is_superuser or user.groups.filter(name=ADMIN).exists())
 
 
-def sync_staff(users) -> None:
+def sync_staff(users: Iterable[User]) -> None:
     """Make is_staff follow the admin role for these users (saved users; in-memory copies are updated too)."""
     from django.contrib.auth import get_user_model
 
@@ -68,8 +74,13 @@ def sync_staff(users) -> None:
             permissions_changed()  # update() sends no signal; the user is cached with is_staff (calls/auth.py)
 
 
-def groups_changed(sender, instance, action: str, reverse: bool, pk_set, **kwargs: object) -> None:
-    """m2m_changed on User.groups, from either side (a user's groups, or a group's users)."""
+def groups_changed(
+    sender: type, instance: Any, action: str, reverse: bool, pk_set: set[int] | None, **kwargs: object
+) -> None:
+    """m2m_changed on User.groups, from either side (a user's groups, or a group's users).
+
+    instance is a User, or (reverse) a Group, which carries `_clearing_users` from pre_clear to post_clear.
+    """
     from django.contrib.auth import get_user_model
 
     if action not in ("post_add", "post_remove", "post_clear", "pre_clear"):
@@ -78,19 +89,20 @@ def groups_changed(sender, instance, action: str, reverse: bool, pk_set, **kwarg
         if action == "pre_clear":
             instance._clearing_users = list(instance.user_set.values_list("pk", flat=True))
             return
-        pks = pk_set if action != "post_clear" else getattr(instance, "_clearing_users", [])
+        pks = (pk_set or set()) if action != "post_clear" else getattr(instance, "_clearing_users", [])
         sync_staff(get_user_model().objects.filter(pk__in=pks))
     elif action != "pre_clear":
         sync_staff([instance])
 
 
-def sync_roles(group_model=None, permission_model=None) -> None:
+def sync_roles(group_model: type[Group] | None = None, permission_model: type[Permission] | None = None) -> None:
     """Create the role groups and give them exactly their permissions (run by a migration and after every migrate)."""
     if group_model is None or permission_model is None:
-        from django.contrib.auth.models import Group as group_model
-        from django.contrib.auth.models import Permission as permission_model
+        from django.contrib.auth.models import Group, Permission
 
-    def perms(codes: list[str]) -> list:
+        group_model, permission_model = Group, Permission
+
+    def perms(codes: list[str]) -> list[Permission]:
         found = []
         for code in codes:
             app_label, codename = code.split(".")

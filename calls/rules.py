@@ -1,6 +1,6 @@
 """The calling rules: what a click will send and why, and whether it may be sent. Pure functions, no I/O.
 
-Each rule is written once here and given the facts it needs (calls/calling.py loads them):
+Each rule is written once here and given the facts it needs (calls/calling/facts.py loads them):
 - caller ID: the person's choice > a local-presence number of the dialled country > the agent's default >
   the first ticked group's default > the account default;
 - recording consent: the contact's override > the country default admins edit > Unknown;
@@ -180,7 +180,7 @@ def plan_number_call(
 def plan_agent_call(*, caller: Caller, to_agent: Agent, clid_options: Sequence[CallbackNumber]) -> DialPlan:
     """What calling a colleague would send: VCC rings the caller's phone, then theirs; no consent is sent."""
     problems = [p for p in (caller.own_phone_problem(),) if p]
-    if not problems and caller.agent.pk == to_agent.pk:
+    if not problems and caller.agent is not None and caller.agent.pk == to_agent.pk:
         problems = ["That is you: pick another agent."]
     clid, clid_reason = resolve_clid(clid_options, agent=caller.agent, groups=())
     return DialPlan(

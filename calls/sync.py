@@ -13,11 +13,13 @@ from datetime import datetime
 
 from django.core.exceptions import ValidationError
 from django.db import transaction
+from django.db.models import Model
 from django.utils import timezone
 
 from calls import directory, phones
 from calls.models import Agent, AgentGroup, CallbackNumber
 from calls.vcc import UserAdminClient
+from calls.vcc.types import VCCCallbackNumber, VCCGroup, VCCUser
 
 
 @dataclass
@@ -53,7 +55,7 @@ def sync_from_vcc(client: UserAdminClient, *, dry_run: bool = False, now: dateti
     return report
 
 
-def _apply(obj, values: dict[str, object], label: str, report: SyncReport) -> None:
+def _apply(obj: Model, values: dict[str, object], label: str, report: SyncReport) -> None:
     changed = [name for name, value in values.items() if getattr(obj, name) != value]
     for name in changed:
         setattr(obj, name, values[name])
@@ -65,15 +67,15 @@ def _apply(obj, values: dict[str, object], label: str, report: SyncReport) -> No
         report.updated.append(f"{label} ({', '.join(changed)})")
 
 
-def _sync_agents(users, report: SyncReport) -> dict[str, Agent]:
-    agents = {}
+def _sync_agents(users: list[VCCUser], report: SyncReport) -> dict[str, Agent]:
+    agents: dict[str, Agent] = {}
     for user in users:
-        agent = Agent.objects.filter(display_id=user.agent_display_id).first() or Agent(
-            display_id=user.agent_display_id
-        )
-        values = {"name": user.name or agent.name or user.username or "", "vcc_user_id": user.user_id}
-        values["is_active"] = bool(user.active)
-        _apply(agent, values, f"agent {user.agent_display_id} {values['name']}", report)
+        display_id = user.agent_display_id
+        assert display_id, "sync_from_vcc passes only the users with a display ID"
+        agent = Agent.objects.filter(display_id=display_id).first() or Agent(display_id=display_id)
+        name = user.name or agent.name or user.username or ""
+        values: dict[str, object] = {"name": name, "vcc_user_id": user.user_id, "is_active": bool(user.active)}
+        _apply(agent, values, f"agent {display_id} {name}", report)
         agents[agent.display_id] = agent
     for agent in Agent.objects.filter(is_active=True).exclude(display_id__in=agents):
         agent.is_active = False
@@ -82,7 +84,9 @@ def _sync_agents(users, report: SyncReport) -> dict[str, Agent]:
     return agents
 
 
-def _sync_groups(groups, members, agents: dict[str, Agent], report: SyncReport) -> None:
+def _sync_groups(
+    groups: list[VCCGroup], members: dict[str, list[VCCUser]], agents: dict[str, Agent], report: SyncReport
+) -> None:
     for group in groups:
         if not group.display_id:
             report.problems.append(f"group {group.name!r} has no display ID in VCC, so it cannot be called via")
@@ -97,7 +101,9 @@ def _sync_groups(groups, members, agents: dict[str, Agent], report: SyncReport) 
             report.updated.append(f"group {group.display_id} members ({len(wanted)})")
 
 
-def _sync_callback_numbers(numbers, by_user: dict[str, Agent], report: SyncReport, *, now: datetime) -> None:
+def _sync_callback_numbers(
+    numbers: dict[str, list[VCCCallbackNumber]], by_user: dict[str, Agent], report: SyncReport, *, now: datetime
+) -> None:
     """Create numbers VCC has configured; deactivate the ones it no longer has (they would fail every call).
 
     Also store which agents VCC lists each number for: vccweb never offers a number to an agent VCC does not list
@@ -118,8 +124,11 @@ def _sync_callback_numbers(numbers, by_user: dict[str, Agent], report: SyncRepor
                 continue
             seen.add(number)
             row = CallbackNumber.objects.filter(number=number).first() or CallbackNumber(number=number)
-            values = {"label": row.label or item.name or number, "vcc_callback_number_id": item.callback_number_id}
-            values["is_active"] = True
+            values: dict[str, object] = {
+                "label": row.label or item.name or number,
+                "vcc_callback_number_id": item.callback_number_id,
+                "is_active": True,
+            }
             _apply(row, values, f"callback number {number}", report)
     for row in CallbackNumber.objects.filter(is_active=True).exclude(number__in=seen):
         if row.is_default:

@@ -2,12 +2,17 @@ from __future__ import annotations
 
 from django.urls import path
 
-from calls.views import agents, calling, calllog, contacts, imports, reports
+from calls.views import agents, calling, calllog, contacts, health, imports, reports
 
+# In the order README presents the pages: contacts, calling, the call log and reports, integration health.
 urlpatterns = [
+    # Contacts: the list and its search, a contact's page, the form, import and export.
     path("", contacts.home, name="home"),
     path("contacts/", contacts.contact_list, name="contact_list"),
     path("contacts/new/", contacts.contact_create, name="contact_create"),
+    path("contacts/<int:pk>/", contacts.contact_detail, name="contact_detail"),
+    path("contacts/<int:pk>/edit/", contacts.contact_edit, name="contact_edit"),
+    path("contacts/<int:pk>/delete/", contacts.contact_delete, name="contact_delete"),
     path("contacts/import/", imports.import_start, name="contact_import"),
     path("contacts/import/<uuid:pk>/", imports.import_preview, name="contact_import_preview"),
     path("contacts/import/<uuid:pk>/progress/", imports.import_progress, name="contact_import_progress"),
@@ -15,27 +20,21 @@ urlpatterns = [
     path("contacts/import/<uuid:pk>/fix/<int:row>/", imports.import_fix, name="contact_import_fix"),
     path("contacts/import/<uuid:pk>/confirm/", imports.import_confirm, name="contact_import_confirm"),
     path("contacts/export/", imports.contact_export, name="contact_export"),
-    path("contacts/<int:pk>/", contacts.contact_detail, name="contact_detail"),
-    path("contacts/<int:pk>/edit/", contacts.contact_edit, name="contact_edit"),
-    path("contacts/<int:pk>/delete/", contacts.contact_delete, name="contact_delete"),
+    # Calling: the click, what it would send, who is ready, the call panel, and colleagues to call.
     path("contacts/<int:pk>/call/", calling.call_contact, name="call_contact"),
+    path("contacts/<int:pk>/dial-preview/", calling.dial_preview, name="dial_preview"),
+    path("readiness/", calling.readiness, name="readiness"),
     path("calls/<int:pk>/panel/", calling.call_panel, name="call_panel"),
     path("calls/<int:pk>/recording/", calling.call_recording, name="call_recording"),
     path("calls/<int:pk>/wrapup/", calling.call_wrapup, name="call_wrapup"),
-    path("contacts/<int:pk>/dial-preview/", calling.dial_preview, name="dial_preview"),
-    path("readiness/", calling.readiness, name="readiness"),
     path("agents/", agents.agent_directory, name="agent_directory"),
     path("agents/availability/", agents.agent_availability, name="agent_availability"),
     path("agents/<int:pk>/call/", agents.call_agent, name="call_agent"),
-]
-
-from calls.views import health  # noqa: E402 (the integration health page, appended)
-
-urlpatterns += [path("health/", health.integration_health, name="integration_health")]
-# The call log, one call's page, its export, and reports.
-urlpatterns += [
+    # The call log, one call's page, its export, and reports.
     path("calls/", calllog.call_log, name="call_log"),
     path("calls/export.csv", calllog.call_export, name="call_export"),
     path("calls/<int:pk>/", calllog.call_detail, name="call_detail"),
     path("reports/", reports.reports, name="reports"),
+    # Integration health (the admin side: Django's admin is in vccweb/urls.py).
+    path("health/", health.integration_health, name="integration_health"),
 ]

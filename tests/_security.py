@@ -25,9 +25,9 @@ from calls.models import (
     ContactImport,
     ContactPhone,
     DispositionCode,
+    LockOut,
     SyncRun,
 )
-from calls.models_logins import LockOut
 from tests import conftest
 from tests._sim import fresh_simulator
 

@@ -73,7 +73,9 @@ def call_agent(client: Client, agent: Agent, *, request_id: str | None = None, h
 def follow_sim_clock(sim: Simulator, monkeypatch) -> None:
     """Move the app's clock with the simulator's: advancing one advances the other."""
     app_start, sim_start = timezone.now(), sim.clock.now()
-    monkeypatch.setattr(calling, "wall_clock", lambda: app_start + timedelta(seconds=sim.clock.now() - sim_start))
+    monkeypatch.setattr(
+        calling.common, "wall_clock", lambda: app_start + timedelta(seconds=sim.clock.now() - sim_start)
+    )
 
 
 def poll(client: Client, call: Call):

@@ -307,7 +307,7 @@ def test_a_fault_in_vccweb_during_the_sync_still_ends_the_run(sim, monkeypatch):
     def broken(*args, **kwargs):
         raise RuntimeError("bug")
 
-    monkeypatch.setattr(calling, "sync_from_vcc", broken)
+    monkeypatch.setattr(calling.syncing, "sync_from_vcc", broken)
     with pytest.raises(RuntimeError):
         calling.sync_with_vcc(dry_run=False)
     run = SyncRun.objects.get()

@@ -104,7 +104,7 @@ async def test_a_task_that_outlives_its_request_still_runs_sync_code_on_a_thread
 
     async with LentThread(executor):
         lent = await sync_to_async(threading.get_ident)()
-        task = asyncio.ensure_future(outliving())  # as a click whose browser went away (calls/calling.py)
+        task = asyncio.ensure_future(outliving())  # as a click whose browser went away (calls/calling/placing.py)
     pool.give_back(executor)
     go_on.set()
 

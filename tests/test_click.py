@@ -983,7 +983,7 @@ async def test_a_burst_of_clicks_takes_turns_for_the_database(monkeypatch, setti
 
         return run
 
-    monkeypatch.setattr(calling, "_db", held)
+    monkeypatch.setattr(calling.placing, "_db", held)
     clicks = [
         asyncio.ensure_future(
             calling.place_agent_call(user=None, request_id=str(uuid.uuid4()), base_url="http://t/", to_agent_pk=1)
@@ -1078,7 +1078,7 @@ def test_vccs_answer_is_logged_then_written_again_when_the_database_fails(
     async def no_wait(seconds: float) -> None:
         sleeps.append(seconds)
 
-    monkeypatch.setattr(calling, "_sleep", no_wait)
+    monkeypatch.setattr(calling.placing, "_sleep", no_wait)
     real = Call.record_placed
     failures = [DatabaseError("server closed the connection unexpectedly")] * 2
 
@@ -1106,7 +1106,7 @@ def test_vccs_call_id_is_logged_before_any_write_so_a_database_gone_for_good_los
     async def no_wait(seconds: float) -> None:
         pass
 
-    monkeypatch.setattr(calling, "_sleep", no_wait)
+    monkeypatch.setattr(calling.placing, "_sleep", no_wait)
 
     def gone(self, **kwargs):
         raise DatabaseError("server closed the connection unexpectedly")

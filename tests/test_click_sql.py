@@ -1,4 +1,4 @@
-"""The click's raw SQL (calls/models.py) says what the ORM versions it replaced say."""
+"""The click's raw SQL (calls/models/contacts.py, calls/models/calls.py) says what the ORM versions it replaced say."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
-from calls.calling import _blocked_elsewhere
+from calls.calling.facts import _blocked_elsewhere
 from calls.models import Call, Contact, ContactPhone
 
 pytestmark = pytest.mark.django_db

@@ -455,7 +455,7 @@ def test_a_search_at_any_depth_costs_the_same_number_of_queries(agent_client, pe
 @pytest.mark.parametrize("sort", ["name", "company", "last_called", "created"])
 def test_a_narrowed_page_is_the_same_whichever_plan_finds_it(monkeypatch, sort):
     """Small windows force every path: the page found in the first window, in the second, and by sorting."""
-    monkeypatch.setattr("calls.models.SEARCH_WINDOWS", (2, 4))  # the defaults are larger than this test's data
+    monkeypatch.setattr("calls.models.contacts.SEARCH_WINDOWS", (2, 4))  # the defaults are larger than this test's data
     now = timezone.now()
     for i in range(30):
         # Matches cluster at the end of the name order, and are spread through the other orders.
@@ -489,7 +489,7 @@ BY_TEXT, BY_NUMBER, BY_BOTH, BY_NEITHER = (
 def test_a_mixed_search_pages_the_same_whichever_way_each_contact_matches(monkeypatch, sort, query, ways):
     """A contact matches 101 by its text, by a number, or both (and 161, the start of a number, only by a number):
     the last step looks each way up on its own, and the pages hold every match once, in order."""
-    monkeypatch.setattr("calls.models.SEARCH_WINDOWS", (2, 4))  # every path: first window, second, last step
+    monkeypatch.setattr("calls.models.contacts.SEARCH_WINDOWS", (2, 4))  # every path: first window, second, last step
     now = timezone.now()
     for i in range(32):
         unit, number = (BY_TEXT, BY_NUMBER, BY_BOTH, BY_NEITHER)[i % 4]

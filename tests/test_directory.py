@@ -14,7 +14,7 @@ pytestmark = pytest.mark.django_db
 
 
 def offered(user) -> list[str]:
-    return [n.number for n in calling._clid_options(user, calling.caller_for(user), [])]
+    return [n.number for n in calling.facts._clid_options(user, calling.caller_for(user), [])]
 
 
 @pytest.fixture
@@ -102,13 +102,13 @@ def test_without_a_cache_generation_nothing_is_cached_and_the_answer_is_still_ri
 def test_a_click_reads_its_agent_numbers_and_consent_table_in_one_cache_round_trip(
     agent_user, warm, leeds, monkeypatch, django_assert_num_queries
 ):
-    calling._click_facts(agent_user, [])  # the consent table joins the cached facts
+    calling.facts._click_facts(agent_user, [])  # the consent table joins the cached facts
     table = dict(ConsentRule.objects.values_list("country", "consent"))
     reads = []
     real = cache.get_many
     monkeypatch.setattr(cache, "get_many", lambda keys, *a, **k: reads.append(keys) or real(keys, *a, **k))
     with django_assert_num_queries(0):
-        caller, numbers, consent = calling._click_facts(agent_user, [])
+        caller, numbers, consent = calling.facts._click_facts(agent_user, [])
     assert len(reads) == 1
     assert caller.agent == agent_user.agent
     assert leeds in numbers
@@ -116,9 +116,9 @@ def test_a_click_reads_its_agent_numbers_and_consent_table_in_one_cache_round_tr
 
 
 def test_a_consent_rule_an_admin_adds_is_used_by_the_next_click(agent_user, warm):
-    assert "ZA" not in calling._click_facts(agent_user, [])[2]
+    assert "ZA" not in calling.facts._click_facts(agent_user, [])[2]
     rule = ConsentRule.objects.create(country="ZA", consent="TwoParty")
-    assert calling._click_facts(agent_user, [])[2]["ZA"] == "TwoParty"
+    assert calling.facts._click_facts(agent_user, [])[2]["ZA"] == "TwoParty"
     rule.consent = "OneParty"
     rule.save()
     assert calling.consent_rules()["ZA"] == "OneParty"

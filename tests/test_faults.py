@@ -357,7 +357,7 @@ def live_call(agent_client, contact, london, sim) -> Call:
 )
 def test_the_panel_keeps_a_call_live_and_backs_off_when_vcc_fails(agent_client, live_call, sim, fault, backoff):
     sim.set_fault("get_call", **fault)
-    before = calling.wall_clock()
+    before = calling.common.wall_clock()
 
     response = poll(agent_client, live_call)
 
@@ -385,7 +385,7 @@ def test_the_panel_keeps_a_call_live_after_one_404(agent_client, live_call, sim)
     live_call.refresh_from_db()
     assert live_call.state == Call.State.LIVE
     assert live_call.missing_since is not None
-    assert live_call.next_check_at > calling.wall_clock()
+    assert live_call.next_check_at > calling.common.wall_clock()
     assert_pages_answer(agent_client, live_call)
 
 
@@ -396,7 +396,7 @@ def test_the_panel_keeps_a_call_live_after_one_404(agent_client, live_call, sim)
 )
 def test_the_worker_keeps_calls_live_and_backs_off_when_vcc_fails(live_call, sim, fault, retry_after):
     sim.set_fault("get_call", **fault)
-    Call.objects.filter(pk=live_call.pk).update(next_check_at=calling.wall_clock())
+    Call.objects.filter(pk=live_call.pk).update(next_check_at=calling.common.wall_clock())
 
     result = async_to_sync(calling.follow_due)()
 
@@ -404,7 +404,7 @@ def test_the_worker_keeps_calls_live_and_backs_off_when_vcc_fails(live_call, sim
     assert result.retry_after == retry_after
     live_call.refresh_from_db()
     assert live_call.state == Call.State.LIVE
-    assert live_call.next_check_at > calling.wall_clock()
+    assert live_call.next_check_at > calling.common.wall_clock()
     # Not due again at once: the next round does not ask VCC.
     assert async_to_sync(calling.follow_due)().asked == 0
     assert sim.calls_placed == 1
@@ -412,7 +412,7 @@ def test_the_worker_keeps_calls_live_and_backs_off_when_vcc_fails(live_call, sim
 
 def test_the_worker_ends_the_call_once_vcc_answers_again(live_call, sim):
     sim.set_fault("get_call", status=503, count=1)
-    Call.objects.filter(pk=live_call.pk).update(next_check_at=calling.wall_clock())
+    Call.objects.filter(pk=live_call.pk).update(next_check_at=calling.common.wall_clock())
     async_to_sync(calling.follow_due)()
 
     sim.clock.advance(3600)
@@ -448,13 +448,13 @@ def test_a_click_racing_another_that_ends_the_agents_last_call_is_not_refused(
 ):
     """The agent's last call ends in VCC; another request records that while this click is looking at it."""
     sim.clock.advance(3600)
-    real_claim = calling._claim
+    real_claim = calling.following._claim
 
     def claim_after_the_other_request(call, *, now, force):
         Call.objects.filter(pk=call.pk).update(state=Call.State.ENDED)  # the other request got there first
         return real_claim(call, now=now, force=force)
 
-    monkeypatch.setattr(calling, "_claim", claim_after_the_other_request)
+    monkeypatch.setattr(calling.following, "_claim", claim_after_the_other_request)
 
     response = click(agent_client, primary(contact))
 

@@ -121,7 +121,7 @@ def test_it_leaves_a_call_as_it_was_when_vcc_fails_and_asks_later(placed, sim):
 
     placed.refresh_from_db()
     assert placed.state == Call.State.LIVE
-    assert placed.next_check_at >= calling.wall_clock() + timedelta(seconds=8)  # backed off
+    assert placed.next_check_at >= calling.common.wall_clock() + timedelta(seconds=8)  # backed off
     assert placed.events.filter(kind="error").exists()
 
 
@@ -134,7 +134,7 @@ def test_it_ignores_calls_that_are_not_live(agent_user, contact, sim):
 
 
 def test_a_click_that_never_got_vccs_answer_is_closed_as_not_confirmed(agent_user, contact, sim):
-    now = calling.wall_clock()
+    now = calling.common.wall_clock()
     lost = Call.objects.create(
         created_by=agent_user, contact=contact, to_number="+447400123456", requested_at=now - timedelta(minutes=6)
     )
@@ -153,10 +153,10 @@ def test_a_click_that_never_got_vccs_answer_is_closed_as_not_confirmed(agent_use
 def test_two_workers_never_take_the_same_call(agent_client, contact, london, sim):
     place_call(agent_client, contact)
     sim.clock.advance(10)
-    now = calling.wall_clock()
+    now = calling.common.wall_clock()
 
-    first = calling._claim_due(now=now, limit=10)
-    second = calling._claim_due(now=now, limit=10)
+    first = calling.following._claim_due(now=now, limit=10)
+    second = calling.following._claim_due(now=now, limit=10)
 
     assert len(first) == 1
     assert second == []
@@ -208,7 +208,7 @@ def test_the_worker_idles_when_nothing_is_due(agent_user, sim):
 def test_the_worker_notes_that_it_ran(sim):
     run_rounds(1)
 
-    assert health.last_heartbeat("follow_calls") == calling.wall_clock()
+    assert health.last_heartbeat("follow_calls") == calling.common.wall_clock()
 
 
 def test_the_worker_keeps_the_reports_roll_up_current(sim):

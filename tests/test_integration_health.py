@@ -252,3 +252,76 @@ def test_a_redis_outage_never_fails_a_request(settings, sim):
     }
     with get_client() as client:
         assert client.agents_ready(["030"]).count == 3
+
+
+# --- Redis down: the page says so first, and what works differently meanwhile ------------------------------
+
+
+@pytest.fixture
+def redis_down(settings):
+    """Redis configured (with a password in its URL) at a port of 127.0.0.1 nothing listens on."""
+    from calls import cache as tolerant
+    from tests._database_down import closed_port
+
+    port = closed_port()
+    tolerant._breakers.clear()
+    settings.CACHES = {
+        "default": {
+            "BACKEND": "calls.cache.TolerantRedisCache",
+            "LOCATION": f"redis://:s3cret-pw@127.0.0.1:{port}/3",
+            "OPTIONS": {"socket_connect_timeout": 0.5, "socket_timeout": 0.5, "breaker_seconds": 7},
+        }
+    }
+    yield port
+    tolerant._breakers.clear()
+
+
+def test_with_redis_down_the_page_opens_with_an_alert_saying_what_degrades(admin_client, redis_down):
+    response = admin_client.get(URL)
+    assert response.status_code == 200
+    page = response.content.decode()
+    start = page.index("data-cache-down")
+    alert = page[start : page.index("</section>", start)]
+    assert start < page.index('id="summary-head"')  # before everything else
+    assert "The shared cache is not answering" in alert
+    assert f"<code>redis://127.0.0.1:{redis_down}/3</code>" in alert
+    assert "ConnectionError" in alert and "Connection refused" in alert
+    assert "every 7 s" in alert
+    for degraded in ("Login limits are not enforced", "dialling locks live in PostgreSQL", "fetches a new token"):
+        assert degraded in alert
+    assert "s3cret-pw" not in page
+
+
+def test_with_redis_down_the_report_names_it_and_does_not_call_the_worker_dead(redis_down):
+    report = health.integration_health(now=timezone.now())
+    assert report.cache.down
+    assert report.problems[0].startswith("Redis (the shared cache) is not answering")
+    [worker] = report.workers
+    assert worker.unknown and not worker.late
+    assert not any("not running" in problem for problem in report.problems)
+
+
+def test_supervisors_see_the_redis_alert_and_anonymous_people_are_still_sent_to_log_in(
+    client, supervisor_client, redis_down
+):
+    assert "The shared cache is not answering" in supervisor_client.get(URL).content.decode()
+    response = client.get(URL)
+    assert response.status_code == 302 and "/login/" in response["Location"]
+
+
+def test_with_redis_answering_the_page_says_so_without_an_alert(redis_cache, admin_client):
+    page = admin_client.get(URL).content.decode()
+    assert "data-cache-down" not in page
+    assert '<span class="badge ok">answering</span>' in page
+    assert not health.integration_health(now=timezone.now()).cache.down
+
+
+def test_without_redis_the_page_says_each_process_keeps_its_own_cache(admin_client):
+    page = admin_client.get(URL).content.decode()
+    assert "data-cache-down" not in page
+    assert "not configured (<code>REDIS_URL</code> unset)" in page
+
+
+def test_a_redis_address_is_shown_without_its_user_or_password():
+    assert health.without_credentials("rediss://user:pw@cache-1:6380/2") == "rediss://cache-1:6380/2"
+    assert health.without_credentials("redis://:pw@a:6379/0,redis://b/0") == "redis://a:6379/0,redis://b/0"

@@ -10,7 +10,7 @@ from django.test import Client
 
 from calls import logins
 from calls.logins import client_address, lockout_message
-from calls.models_logins import LockOut, LoginFailure
+from calls.models import LockOut, LoginFailure
 from tests.conftest import PASSWORD
 
 WINDOW = 900

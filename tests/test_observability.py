@@ -161,7 +161,7 @@ def test_a_server_error_is_one_json_line_with_the_traceback_and_no_query_string(
 
 def test_djangos_own_line_for_a_5xx_that_a_view_returned_carries_the_request_id(client, db, monkeypatch):
     # Django logs it ("Service Unavailable: /readyz") after the middleware has answered and reset the current id.
-    monkeypatch.setattr("calls.views.ops.cache_health", lambda: "not answering (ConnectionError)")
+    monkeypatch.setattr("calls.views.ops.database_health", lambda: "not answering (OperationalError)")
     with captured_json_logs() as lines:
         response = client.get("/readyz", HTTP_X_REQUEST_ID="trace-503-abcdef0123")
     assert response.status_code == 503

@@ -1,4 +1,4 @@
-"""The calling core's shape, kept: views are glue, and one module of use cases talks to VCC."""
+"""The code's shape, kept: views are glue, one package of use cases talks to VCC, and no module grows too long."""
 
 from __future__ import annotations
 
@@ -8,8 +8,11 @@ from pathlib import Path
 
 import pytest
 
-CALLS = Path(__file__).resolve().parent.parent / "calls"
+ROOT = Path(__file__).resolve().parent.parent
+CALLS = ROOT / "calls"
 VIEW_LINES = 25  # a view's body, its docstring left out
+MODULE_LINES = 600  # past this, a module is split by area into a package (calls/models/, calls/calling/, ...)
+FIRST_PARTY = ("calls", "vccsim", "vccweb")
 
 
 def _views():
@@ -38,4 +41,27 @@ def test_only_the_use_cases_open_a_vcc_client():
         for path in CALLS.rglob("*.py")
         if "vcc" not in path.relative_to(CALLS).parts[:1] and opens.search(path.read_text())
     }
-    assert found == {"calling.py"}
+    assert found, "no module opens a VCC client: the pattern above no longer matches the calling package"
+    assert {Path(p).parts[0] for p in found} == {"calling"}, f"outside calls/calling/: {sorted(found)}"
+
+
+def _first_party_modules():
+    for package in FIRST_PARTY:
+        for path in sorted((ROOT / package).rglob("*.py")):
+            if "migrations" not in path.relative_to(ROOT).parts:
+                yield path
+
+
+def test_the_first_party_modules_are_found():
+    found = {str(path.relative_to(ROOT)) for path in _first_party_modules()}
+    assert {"calls/models/calls.py", "calls/calling/placing.py", "vccsim/simulator.py", "vccweb/settings.py"} <= found
+    assert not any("migrations" in name for name in found)
+
+
+def test_no_first_party_module_is_over_600_lines():
+    too_long = {
+        str(path.relative_to(ROOT)): lines
+        for path in _first_party_modules()
+        if (lines := len(path.read_text().splitlines())) > MODULE_LINES
+    }
+    assert not too_long, f"over {MODULE_LINES} lines, split by area: {too_long}"

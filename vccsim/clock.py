@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 import threading
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime
 
 
@@ -17,7 +18,12 @@ class Clock:
     """
 
     def __init__(
-        self, speed: float = 1.0, *, manual: bool = False, start: float | None = None, real=time.monotonic
+        self,
+        speed: float = 1.0,
+        *,
+        manual: bool = False,
+        start: float | None = None,
+        real: Callable[[], float] = time.monotonic,
     ) -> None:
         """`real` is the source of real time (seconds, monotonic); tests pass their own."""
         if speed <= 0:

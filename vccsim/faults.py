@@ -8,7 +8,7 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from vccsim.wire import SimError
+from vccsim.wire import Drop, SimError
 
 ALL_ENDPOINTS = "*"
 DROPS = ("before", "after")
@@ -32,7 +32,7 @@ class Fault:
     latency_ms: int = 0
     status: int | None = None  # answer with this error status instead of handling the request
     retry_after: int | None = None  # seconds, sent as Retry-After with ``status``
-    drop: str | None = None  # "before": never handled; "after": handled, then the connection closes
+    drop: Drop | None = None  # "before": never handled; "after": handled, then the connection closes
     body: str | None = None  # "truncated" or "empty": handled, then the body is spoiled
     expire_tokens: bool = False  # every token issued so far expires before the request is handled
     count: int | None = None
@@ -45,9 +45,8 @@ class Fault:
             self.body not in (None, *BODIES) and f"body must be one of {BODIES}",
             self.count is not None and self.count < 1 and "count must be at least 1",
         ]
-        problems = [problem for problem in problems if problem]
-        if problems:
-            raise SimError(400, "; ".join(problems))
+        if found := [problem for problem in problems if problem]:
+            raise SimError(400, "; ".join(found))
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> Fault:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 import sys
 import threading
 import time
@@ -45,6 +46,8 @@ class _Handler(BaseHTTPRequestHandler):
 
 
 class _SimServer(ThreadingHTTPServer):
+    server_address: tuple[str, int]  # bound to an IPv4 host and port (typeshed allows any socket address)
+
     request_queue_size = 1024  # socketserver's default of 5 (and 128) dropped bursts: 200 agents clicking at once
     daemon_threads = True
 
@@ -54,11 +57,11 @@ class _SimServer(ThreadingHTTPServer):
         self.connections_accepted = 0  # lets tests see whether clients reuse their connections
         super().__init__((host, port), _Handler)
 
-    def process_request(self, request: object, client_address: object) -> None:
+    def process_request(self, request: socket.socket | tuple[bytes, socket.socket], client_address: object) -> None:
         self.connections_accepted += 1
         super().process_request(request, client_address)
 
-    def handle_error(self, request: object, client_address: object) -> None:
+    def handle_error(self, request: socket.socket | tuple[bytes, socket.socket], client_address: object) -> None:
         # A client that hung up before its answer (a timeout on its side) is not the server's error.
         if not isinstance(sys.exc_info()[1], ConnectionError):
             super().handle_error(request, client_address)

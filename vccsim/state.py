@@ -88,8 +88,11 @@ def load_account(
         account = _account_from_json(data)
     except (KeyError, TypeError, ValueError) as error:
         raise ValueError(f"Malformed account file {path or SAMPLE_ACCOUNT}: {error!r}") from error
-    overrides = {"account_key": account_key, "api_token": api_token}
-    return replace(account, **{name: value for name, value in overrides.items() if value})
+    if account_key:
+        account = replace(account, account_key=account_key)
+    if api_token:
+        account = replace(account, api_token=api_token)
+    return account
 
 
 def _account_from_json(data: Mapping[str, Any]) -> Account:

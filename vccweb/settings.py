@@ -115,7 +115,7 @@ MIDDLEWARE = [
     "calls.observability.RequestIdMiddleware",
     # Django's own, as subclasses that under ASGI run in the event loop rather than a thread (calls/middleware.py).
     "calls.middleware.SecurityMiddleware",
-    "calls.security.permissions_policy_middleware",
+    "django_permissions_policy.PermissionsPolicyMiddleware",
     "calls.staticfiles.AsyncWhiteNoiseMiddleware",
     "calls.middleware.SessionMiddleware",
     "calls.middleware.CommonMiddleware",
@@ -283,7 +283,8 @@ SECURE_CONTENT_TYPE_NOSNIFF = True
 SECURE_REFERRER_POLICY = "same-origin"
 # Load balancers probe these over plain HTTP.
 SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^readyz$"]
-# Browser features no page here uses, denied to the pages and anything they could embed (calls/security.py).
+# Browser features no page here uses, denied to the pages and anything they could embed: sent as Permissions-Policy
+# by django-permissions-policy's middleware (an unknown feature name stops the app at start).
 PERMISSIONS_POLICY = {
     feature: []
     for feature in (

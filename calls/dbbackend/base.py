@@ -25,7 +25,9 @@ import threading
 import time
 import weakref
 from collections.abc import Callable
+from typing import Any
 
+import psycopg
 from django.db.backends.postgresql import base
 from django.utils.asyncio import async_unsafe
 from psycopg_pool import ConnectionPool, PoolTimeout
@@ -59,7 +61,7 @@ class Reachability:
             if self._asked_at is None or self.clock() - self._asked_at >= ASK_INTERVAL:
                 try:
                     ask()
-                except base.Database.Error as error:
+                except psycopg.Error as error:  # base.Database is psycopg: the pool needs psycopg 3
                     # Full (every connection slot taken) is answering: those requests wait their turn as before.
                     full = getattr(error, "sqlstate", None) == "53300" or "too many clients" in str(error)
                     problem = "" if full else f"{type(error).__name__}: {error}".strip()
@@ -109,7 +111,7 @@ class DatabaseWrapper(base.DatabaseWrapper):
             raise self.Database.OperationalError(f"PostgreSQL is not answering (asked directly): {problem}")
 
     @async_unsafe
-    def get_new_connection(self, conn_params):
+    def get_new_connection(self, conn_params: dict[str, Any]) -> psycopg.Connection[Any]:
         pool = self.pool
         if pool is None:
             return super().get_new_connection(conn_params)

@@ -4,6 +4,7 @@ import functools
 import json
 import re
 import uuid
+from typing import TYPE_CHECKING
 
 from django import template
 from django.conf import settings
@@ -11,6 +12,9 @@ from django.utils.html import format_html, format_html_join
 from django.utils.safestring import SafeString, mark_safe
 
 from calls import phones
+
+if TYPE_CHECKING:
+    from calls.models import Call
 
 register = template.Library()
 
@@ -47,7 +51,7 @@ _OUTCOME_LOOK = {
 
 
 @register.simple_tag
-def outcome_badge(call) -> str:
+def outcome_badge(call: Call) -> str:
     """The call's outcome in plain words, as a badge coloured by how it went."""
     look = _OUTCOME_LOOK.get(call.outcome, "")
     return format_html(
@@ -106,7 +110,7 @@ def consent_words(value: str) -> str:
 
 
 @register.filter
-def regarding(call) -> str:
+def regarding(call: Call) -> str:
     """The signed link token that opens this call's panel."""
     from calls.calling import regarding_token
 
@@ -139,12 +143,12 @@ def plain_vcc(text: str) -> str:
 
 
 @register.filter
-def vcc_result(call) -> str:
+def vcc_result(call: Call) -> str:
     """VCC's result for an ended call (code, party, reason) in plain words."""
     parts = [_VCC_WORDS.get(v, v) for v in (call.result_code, call.result_party, call.result_reason) if v]
     return ", ".join(parts)
 
 
 @register.filter
-def pretty_json(value) -> str:
+def pretty_json(value: object) -> str:
     return json.dumps(value, indent=2, ensure_ascii=False)

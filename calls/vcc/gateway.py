@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from typing import Any, Self
 from urllib.parse import quote
@@ -35,7 +36,7 @@ def all_pages(config: VCCConfig, path: str, key: str, params: dict[str, Any] | N
     for fetched in range(1, MAX_PAGES + 1):
         query = (params or {}) | {"limit": PAGE_SIZE} | ({} if page is None else {"page": page})
         response = yield from authorized(
-            config.gateway_token, lambda token, q=query: build_page(config, token, path, q)
+            config.gateway_token, functools.partial(build_page, config, path=path, params=query)
         )
         if not response.is_success:
             raise error_from_response(response)
@@ -43,7 +44,7 @@ def all_pages(config: VCCConfig, path: str, key: str, params: dict[str, Any] | N
         listed = body.get(key)
         batch = [item for item in listed if isinstance(item, dict)] if isinstance(listed, list) else []
         items.extend(batch)
-        meta = body.get("meta") if isinstance(body.get("meta"), dict) else {}
+        meta = found if isinstance(found := body.get("meta"), dict) else {}
         page_count = meta.get("pageCount")
         if not batch or (fetched >= page_count if isinstance(page_count, int) else len(batch) < PAGE_SIZE):
             break

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from django.contrib.auth.decorators import permission_required
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_GET, require_POST
@@ -14,12 +14,13 @@ from calls.forms import ClickForm, first_error
 from calls.models import Agent, Call
 from calls.views.access import login_required
 from calls.views.calling import _refusal, _render, _user, base_url, panel_context, refusals_as_400, render_panel
+from calls.views.http import AuthedRequest
 
 
 @require_GET
 @login_required
 @permission_required(perms.VIEW_AGENT, raise_exception=True)
-def agent_directory(request: HttpRequest) -> HttpResponse:
+def agent_directory(request: AuthedRequest) -> HttpResponse:
     agents = Agent.objects.filter(is_active=True).select_related("user").prefetch_related("groups")
     caller = calling.caller_for(request.user)
     context: dict[str, object] = {"agents": agents, "me": caller.agent, "can_call": caller.may_call}
@@ -33,7 +34,7 @@ def agent_directory(request: HttpRequest) -> HttpResponse:
 @require_GET
 @login_required
 @permission_required(perms.VIEW_AGENT, raise_exception=True)
-async def agent_availability(request: HttpRequest) -> HttpResponse:
+async def agent_availability(request: AuthedRequest) -> HttpResponse:
     """Which agents VCC has ready for a phone call now; swapped into the directory's badges out of band."""
     ready, error = await calling.ready_agent_ids()
     agents = [a async for a in Agent.objects.filter(is_active=True).only("display_id")]
@@ -45,7 +46,7 @@ async def agent_availability(request: HttpRequest) -> HttpResponse:
 @login_required
 @permission_required(perms.VIEW_AGENT, raise_exception=True)
 @refusals_as_400
-async def call_agent(request: HttpRequest, pk: int) -> HttpResponse:
+async def call_agent(request: AuthedRequest, pk: int) -> HttpResponse:
     form = ClickForm(request.POST)
     if not form.is_valid():
         return _refusal(first_error(form))

@@ -1,6 +1,6 @@
 """Click-to-call pages: the click, the dial preview, readiness, and the call panel (follow, recording, wrap-up).
 
-The views glue HTTP to the use cases in calls/calling.py. They are async: a click awaits VCC without holding a
+The views glue HTTP to the use cases in calls/calling/. They are async: a click awaits VCC without holding a
 worker thread or a database connection. Database reads that templates need happen in `_render`'s sync thread; the
 call panel of a call that has not ended needs none and renders in the event loop (`render_panel`).
 """
@@ -9,10 +9,13 @@ from __future__ import annotations
 
 import functools
 import logging
+from collections.abc import Callable, Coroutine, Sequence
+from typing import Any, Concatenate
 
 from asgiref.sync import sync_to_async
 from django.conf import settings
 from django.contrib.auth.decorators import permission_required
+from django.contrib.auth.models import User
 from django.core.exceptions import PermissionDenied, SynchronousOnlyOperation
 from django.http import HttpRequest, HttpResponse, HttpResponseBadRequest
 from django.shortcuts import get_object_or_404, redirect, render
@@ -26,6 +29,7 @@ from calls.forms import DialPreviewForm, NumberClickForm, RecordingForm, WrapUpF
 from calls.models import AgentGroup, Call, Contact, DispositionCode
 from calls.rules import Refused
 from calls.views.access import login_required
+from calls.views.http import AuthedRequest
 
 log = logging.getLogger(__name__)
 
@@ -37,7 +41,7 @@ async def _render(request: HttpRequest, template: str, context: dict[str, object
     return await sync_to_async(render)(request, template, context)
 
 
-async def _user(request: HttpRequest):
+async def _user(request: AuthedRequest) -> User:
     """The user, loaded once: the async views' `auser()` and the templates' `request.user` share it."""
     request.user = user = await request.auser()
     return user
@@ -51,11 +55,13 @@ def _refusal(message: str) -> HttpResponse:
     return HttpResponseBadRequest(message, content_type="text/plain; charset=utf-8")
 
 
-def refusals_as_400(view):
+def refusals_as_400(
+    view: Callable[Concatenate[AuthedRequest, ...], Coroutine[Any, Any, HttpResponse]],
+) -> Callable[Concatenate[AuthedRequest, ...], Coroutine[Any, Any, HttpResponse]]:
     """Refused (by a rule) answers 400 with the reason as plain text; nothing was sent and no row written."""
 
     @functools.wraps(view)
-    async def wrapper(request: HttpRequest, *args: object, **kwargs: object) -> HttpResponse:
+    async def wrapper(request: AuthedRequest, *args: object, **kwargs: object) -> HttpResponse:
         try:
             return await view(request, *args, **kwargs)
         except Refused as refused:
@@ -68,7 +74,7 @@ def base_url(request: HttpRequest) -> str:
     return settings.SITE_URL or request.build_absolute_uri("/")
 
 
-def panel_context(call: Call, *, user, recording_status: str | None = None, **extra: object) -> dict[str, object]:
+def panel_context(call: Call, *, user: User, recording_status: str | None = None, **extra: object) -> dict[str, object]:
     """What the call panel (templates/calls/call_panel.html) shows for this user."""
     recording = call.recording_status if recording_status is None else recording_status
     return {
@@ -88,8 +94,10 @@ def panel_context(call: Call, *, user, recording_status: str | None = None, **ex
     }
 
 
-def dialer_context(user, contact: Contact, **choices: object) -> dict[str, object]:
-    dial = calling.dialer(user=user, contact=contact, **choices)
+def dialer_context(
+    user: User, contact: Contact, *, ticked: Sequence[int] | None = None, chosen_clid: int | None = None
+) -> dict[str, object]:
+    dial = calling.dialer(user=user, contact=contact, ticked=ticked, chosen_clid=chosen_clid)
     return {"contact": contact, "dial": dial, "can_override_dnc": dial.caller.may_override_dnc}
 
 
@@ -100,7 +108,7 @@ def dialer_context(user, contact: Contact, **choices: object) -> dict[str, objec
 @login_required
 @permission_required(perms.VIEW_CONTACT, raise_exception=True)
 @refusals_as_400
-async def call_contact(request: HttpRequest, pk: int) -> HttpResponse:
+async def call_contact(request: AuthedRequest, pk: int) -> HttpResponse:
     """Call one of the contact's numbers. The answer is the call panel, for the page's call slot."""
     form = NumberClickForm(request.POST)
     if not form.is_valid():
@@ -129,7 +137,7 @@ async def call_contact(request: HttpRequest, pk: int) -> HttpResponse:
 @require_GET
 @login_required
 @permission_required(perms.VIEW_CONTACT, raise_exception=True)
-def dial_preview(request: HttpRequest, pk: int) -> HttpResponse:
+def dial_preview(request: AuthedRequest, pk: int) -> HttpResponse:
     """What a click would send with the page's current choices (groups ticked, caller ID picked)."""
     contact = get_object_or_404(Contact, pk=pk)
     form = DialPreviewForm(request.GET)
@@ -143,7 +151,7 @@ def dial_preview(request: HttpRequest, pk: int) -> HttpResponse:
 @require_GET
 @login_required
 @permission_required(perms.VIEW_CONTACT, raise_exception=True)
-async def readiness(request: HttpRequest) -> HttpResponse:
+async def readiness(request: AuthedRequest) -> HttpResponse:
     """Who VCC has ready now: the caller, and each group they may call via (with the ticks they had)."""
     form = DialPreviewForm(request.GET)
     if not form.is_valid():
@@ -166,20 +174,24 @@ async def readiness(request: HttpRequest) -> HttpResponse:
 # --- The call panel ---------------------------------------------------------------------------------------
 
 
-def _visible_call(user, pk: int) -> Call:
+def _visible_call(user: User, pk: int) -> Call:
     return get_object_or_404(Call.objects.visible_to(user).with_parties(), pk=pk)
 
 
-def _own_call(user, pk: int) -> Call:
+def _own_call(user: User, pk: int) -> Call:
     """A call this user may change (recording, wrap-up): their own, whoever else may see it."""
     return get_object_or_404(Call.objects.changeable_by(user).with_parties(), pk=pk)
 
 
-def _render_panel(request: HttpRequest, template: str, call: Call, user, **extra: object) -> HttpResponse:
-    return render(request, template, panel_context(call, user=user, **extra))
+def _render_panel(
+    request: HttpRequest, template: str, call: Call, user: User, recording_status: str | None, **extra: object
+) -> HttpResponse:
+    return render(request, template, panel_context(call, user=user, recording_status=recording_status, **extra))
 
 
-async def render_panel(request: HttpRequest, template: str, call: Call, user, **extra: object) -> HttpResponse:
+async def render_panel(
+    request: HttpRequest, template: str, call: Call, user: User, *, recording_status: str | None = None, **extra: object
+) -> HttpResponse:
     """Render a template that shows the call panel: in the event loop for a call that has not ended, else in one
     trip to the sync thread.
 
@@ -190,14 +202,14 @@ async def render_panel(request: HttpRequest, template: str, call: Call, user, **
     """
     if call.state != Call.State.ENDED:
         try:
-            return _render_panel(request, template, call, user, **extra)
+            return _render_panel(request, template, call, user, recording_status, **extra)
         except SynchronousOnlyOperation:
             log.warning("the panel of call %s reached for the database in the event loop", call.pk, exc_info=True)
-    return await sync_to_async(_render_panel)(request, template, call, user, **extra)
+    return await sync_to_async(_render_panel)(request, template, call, user, recording_status, **extra)
 
 
 async def _panel(
-    request: HttpRequest, call: Call, user, *, changed: bool = False, form_errors: bool = False, **extra: object
+    request: HttpRequest, call: Call, user: User, *, changed: bool = False, form_errors: bool = False, **extra: object
 ) -> HttpResponse:
     recording = await calling.shown_recording(call)
     response = await render_panel(request, "calls/call_panel.html", call, user, recording_status=recording, **extra)
@@ -209,7 +221,7 @@ async def _panel(
 @require_GET
 @login_required
 @permission_required(perms.VIEW_CALL, raise_exception=True)
-async def call_panel(request: HttpRequest, pk: int) -> HttpResponse:
+async def call_panel(request: AuthedRequest, pk: int) -> HttpResponse:
     """The call panel: htmx polls it while the call is in progress; VCC is asked at most every couple of seconds."""
     user = await _user(request)
     call = await sync_to_async(_visible_call)(user, pk)
@@ -223,7 +235,7 @@ async def call_panel(request: HttpRequest, pk: int) -> HttpResponse:
 @require_POST
 @login_required
 @permission_required(perms.VIEW_CALL, raise_exception=True)
-async def call_recording(request: HttpRequest, pk: int) -> HttpResponse:
+async def call_recording(request: AuthedRequest, pk: int) -> HttpResponse:
     """Pause or resume recording of a connected call; VCC applies it asynchronously."""
     user = await _user(request)
     call = await sync_to_async(_own_call)(user, pk)
@@ -237,15 +249,17 @@ async def call_recording(request: HttpRequest, pk: int) -> HttpResponse:
 @require_POST
 @login_required
 @permission_required(perms.VIEW_CALL, raise_exception=True)
-async def call_wrapup(request: HttpRequest, pk: int) -> HttpResponse:
+async def call_wrapup(request: AuthedRequest, pk: int) -> HttpResponse:
     """Store the disposition and notes; the disposition goes to VCC, and nothing typed is lost if it fails."""
     user = await _user(request)
     call = await sync_to_async(_own_call)(user, pk)
     form = WrapUpForm(request.POST)
-    typed = {"chosen": request.POST.get("disposition", ""), "notes": request.POST.get("notes", "").replace("\x00", "")}
+    chosen, notes = request.POST.get("disposition", ""), request.POST.get("notes", "").replace("\x00", "")  # as typed
     if not await sync_to_async(form.is_valid)():
         error = first_error(form)
-        return await _panel(request, call, user, form_errors=True, action_error=error, editing=True, **typed)
+        return await _panel(
+            request, call, user, form_errors=True, action_error=error, editing=True, chosen=chosen, notes=notes
+        )
     done = await calling.wrap_up(
         call=call, disposition=form.cleaned_data["disposition"], notes=form.cleaned_data["notes"]
     )
@@ -257,5 +271,6 @@ async def call_wrapup(request: HttpRequest, pk: int) -> HttpResponse:
         action_error=done.error,
         changed_lines=done.changed,
         editing=bool(done.error),
-        **typed,
+        chosen=chosen,
+        notes=notes,
     )

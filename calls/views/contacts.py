@@ -1,12 +1,14 @@
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required, permission_required
+from django.contrib.auth.models import User
 from django.db import transaction
 from django.db.models import Exists, OuterRef, Prefetch, Q
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_GET, require_http_methods
@@ -17,6 +19,7 @@ from calls import permissions as perms
 from calls.forms import ContactForm, ContactListForm, ContactPhoneFormSet, TimelineForm, encode_cursor
 from calls.models import CONTACT_SORTS, Call, Contact, ContactPhone, is_number_search, search_windows
 from calls.views.calling import dialer_context, panel_context
+from calls.views.http import AuthedRequest, HtmxRequest
 
 log = logging.getLogger(__name__)
 
@@ -26,11 +29,11 @@ TIMELINE_LENGTH = 50
 
 @require_GET
 @login_required
-def home(request: HttpRequest) -> HttpResponse:
+def home(request: AuthedRequest) -> HttpResponse:
     return redirect("contact_list")
 
 
-def _wants_fragment(request: HttpRequest) -> bool:
+def _wants_fragment(request: HtmxRequest) -> bool:
     # htmx asks for a page when it restores history it no longer holds: that gets the whole page.
     return bool(request.htmx) and not request.htmx.boosted and not request.htmx.history_restore_request
 
@@ -39,7 +42,7 @@ def _wants_fragment(request: HttpRequest) -> bool:
 @login_required
 @permission_required(perms.VIEW_CONTACT, raise_exception=True)
 @vary_on_headers("HX-Request")
-def contact_list(request: HttpRequest) -> HttpResponse:
+def contact_list(request: AuthedRequest) -> HttpResponse:
     """Search, sort and filter contacts, a page at a time by keyset: nothing is counted, so a deep page of a
     million contacts costs what the first does."""
     form = ContactListForm(request.GET)
@@ -66,7 +69,9 @@ def contact_list(request: HttpRequest) -> HttpResponse:
     return render(request, template, context)
 
 
-def _contacts_page(user, opts: dict, query: str, sort: str) -> tuple[list[Contact], list | None]:
+def _contacts_page(
+    user: User, opts: dict[str, Any], query: str, sort: str
+) -> tuple[list[Contact], list[object] | None]:
     """One page of the contacts that match the search and the filters, each with the number to show."""
     contacts = Contact.objects.search(query)
     if opts.get("mine"):
@@ -87,7 +92,8 @@ def _contacts_page(user, opts: dict, query: str, sort: str) -> tuple[list[Contac
         number_only=is_number_search(query),
     )
     for contact in rows:
-        contact.shown_phone = contact.phone_matching(query)
+        # TODO(issue 16): declare `shown_phone` on Contact once calls/models.py is split, and drop this ignore.
+        contact.shown_phone = contact.phone_matching(query)  # type: ignore[attr-defined]
     return rows, next_cursor
 
 
@@ -95,7 +101,7 @@ def _contacts_page(user, opts: dict, query: str, sort: str) -> tuple[list[Contac
 @login_required
 @permission_required(perms.VIEW_CONTACT, raise_exception=True)
 @vary_on_headers("HX-Request", "HX-Target")  # the page, its timeline, or a page of older calls
-def contact_detail(request: HttpRequest, pk: int) -> HttpResponse:
+def contact_detail(request: AuthedRequest, pk: int) -> HttpResponse:
     """The contact, their numbers with call buttons, and every call to them. `?call=<signed id>` (the regarding
     link VCC shows) opens that call's panel."""
     contact = get_object_or_404(Contact.objects.select_related("owner"), pk=pk)
@@ -121,7 +127,7 @@ def contact_detail(request: HttpRequest, pk: int) -> HttpResponse:
     return render(request, "calls/contact_detail.html", context)
 
 
-def _timeline(user, contact: Contact, older: tuple[int, int] | None) -> dict[str, object]:
+def _timeline(user: User, contact: Contact, older: tuple[int, int] | None) -> dict[str, object]:
     """A page of the calls to contact, newest first (from `older` on, if given), which of them user may change,
     and the link to the page after it."""
     page = calllog.page_of(
@@ -137,7 +143,7 @@ def _timeline(user, contact: Contact, older: tuple[int, int] | None) -> dict[str
     return {"timeline": page.calls, "mine": mine, "older_url": older_url, "showing_older": older is not None}
 
 
-def _save_contact(request: HttpRequest, contact: Contact | None) -> HttpResponse:
+def _save_contact(request: AuthedRequest, contact: Contact | None) -> HttpResponse:
     """Shared by create and edit: a contact form and its numbers, saved together or not at all."""
     form = ContactForm(request.POST or None, instance=contact, user=request.user)
     formset = ContactPhoneFormSet(request.POST or None, instance=form.instance, prefix="phones", user=request.user)
@@ -165,28 +171,29 @@ def _save_contact(request: HttpRequest, contact: Contact | None) -> HttpResponse
         formset.is_valid()  # validated even when the contact's own fields were not, so each row says its errors
         for phone_form in formset.forms:
             if getattr(phone_form, "cleaned_data", None) and phone_form.has_changed():
-                phone_form.warnings = [f"Also a number of {other}." for other in phone_form.other_contacts()]
+                # TODO(issue 16): declare `warnings` on ContactPhoneForm once calls/forms.py is split.
+                phone_form.warnings = [f"Also a number of {other}." for other in phone_form.other_contacts()]  # type: ignore[attr-defined]
     return render(request, "calls/contact_form.html", {"form": form, "formset": formset, "contact": contact})
 
 
 @require_http_methods(["GET", "POST"])
 @login_required
 @permission_required(perms.ADD_CONTACT, raise_exception=True)
-def contact_create(request: HttpRequest) -> HttpResponse:
+def contact_create(request: AuthedRequest) -> HttpResponse:
     return _save_contact(request, None)
 
 
 @require_http_methods(["GET", "POST"])
 @login_required
 @permission_required(perms.CHANGE_CONTACT, raise_exception=True)
-def contact_edit(request: HttpRequest, pk: int) -> HttpResponse:
+def contact_edit(request: AuthedRequest, pk: int) -> HttpResponse:
     return _save_contact(request, get_object_or_404(Contact, pk=pk))
 
 
 @require_http_methods(["GET", "POST"])
 @login_required
 @permission_required(perms.DELETE_CONTACT, raise_exception=True)
-def contact_delete(request: HttpRequest, pk: int) -> HttpResponse:
+def contact_delete(request: AuthedRequest, pk: int) -> HttpResponse:
     contact = get_object_or_404(Contact, pk=pk)
     if request.method == "POST":
         name = contact.name

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date, timedelta
 
@@ -11,13 +12,14 @@ from django.shortcuts import render
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.http import urlencode
+from django.utils.safestring import SafeString
 from django.views.decorators.http import require_GET
 
 from calls import charts, phones
 from calls import permissions as perms
 from calls.forms import NONE, ReportFilter
-from calls.models import Agent, CallbackNumber, CallRollup
-from calls.reports import Count3, Rates, build_report
+from calls.models import Agent, AgentGroup, CallbackNumber, CallRollup
+from calls.reports import Count3, Rates, Report, build_report
 
 Facet = CallRollup.Facet
 DAILY_UP_TO = 62  # longer ranges show calls per agent per week,
@@ -38,15 +40,15 @@ class Row(Rates):
 
 
 class _Links:
-    def __init__(self, base: dict[str, object]) -> None:
+    def __init__(self, base: dict[str, str | int]) -> None:
         self.base = base
         self.log = reverse("call_log")
 
-    def __call__(self, **extra: object) -> str:
+    def __call__(self, **extra: str | int | None) -> str:
         query = {**self.base, **extra}
-        return f"{self.log}?{urlencode({k: v for k, v in query.items() if v not in (None, '')})}"
+        return f"{self.log}?{urlencode({k: v for k, v in query.items() if v is not None and v != ''})}"
 
-    def for_days(self, **extra: object):
+    def for_days(self, **extra: str | int) -> Callable[[date, date], str]:
         """A function of (first day, last day) giving the link, cheap enough for thousands of chart cells."""
         query = {k: v for k, v in {**self.base, **extra}.items() if k not in ("start", "end")}
         prefix = f"{self.log}?{urlencode(query)}&" if query else f"{self.log}?"
@@ -54,7 +56,7 @@ class _Links:
 
 
 def _months(first: date, last: date) -> list[tuple[date, date]]:
-    out = []
+    out: list[tuple[date, date]] = []
     start = first
     while start <= last:
         following = (start.replace(day=1) + timedelta(days=32)).replace(day=1)
@@ -65,7 +67,7 @@ def _months(first: date, last: date) -> list[tuple[date, date]]:
 
 def _weeks(first: date, last: date) -> list[tuple[date, date]]:
     start = first - timedelta(days=first.weekday())
-    out = []
+    out: list[tuple[date, date]] = []
     while start <= last:
         out.append((max(start, first), min(start + timedelta(days=6), last)))
         start += timedelta(days=7)
@@ -87,9 +89,11 @@ def reports(request: HttpRequest) -> HttpResponse:
     return render(request, "calls/reports.html", context | _tables_and_charts(report, first, last, agent, group))
 
 
-def _tables_and_charts(report, first: date, last: date, agent, group) -> dict[str, object]:
+def _tables_and_charts(
+    report: Report, first: date, last: date, agent: Agent | None, group: AgentGroup | None
+) -> dict[str, object]:
     """Every table and chart of a report, each number with the call log link behind it."""
-    base = {"start": first.isoformat(), "end": last.isoformat()}
+    base: dict[str, str | int] = {"start": first.isoformat(), "end": last.isoformat()}
     if agent:
         base["agent"] = agent.pk
     if group:
@@ -111,8 +115,8 @@ def _tables_and_charts(report, first: date, last: date, agent, group) -> dict[st
     }
 
 
-def _agents(report, link, names: dict[int, str]) -> list[Row]:
-    rows = []
+def _agents(report: Report, link: _Links, names: dict[int, str]) -> list[Row]:
+    rows: list[Row] = []
     for agent_id, count in report.per_agent.items():
         who = {"agent": agent_id} if agent_id else {"via": "group"}
         label = names.get(agent_id, "?") if agent_id else "Via groups (any ready agent)"
@@ -120,7 +124,7 @@ def _agents(report, link, names: dict[int, str]) -> list[Row]:
     return sorted(rows, key=lambda r: (-r.calls, r.label))
 
 
-def _heatmap(report, link, names: dict[int, str], first: date, last: date):
+def _heatmap(report: Report, link: _Links, names: dict[int, str], first: date, last: date) -> dict[str, object] | str:
     if not report.per_agent:
         return ""
     if (last - first).days < DAILY_UP_TO:
@@ -135,7 +139,7 @@ def _heatmap(report, link, names: dict[int, str], first: date, last: date):
         buckets = _months(first, last)
         columns = [b[0].strftime("%b %y") for b in buckets]
         unit = "month"
-    agents = sorted(report.per_agent, key=lambda a: (-report.per_agent[a].calls, names.get(a, "")))
+    agents = sorted(report.per_agent, key=lambda a: (-report.per_agent[a].calls, names.get(a, "") if a else ""))
     spans = [
         (start, end, start.strftime("%-d %b") if start == end else f"{start:%-d %b}–{end:%-d %b}")
         for start, end in buckets
@@ -157,7 +161,7 @@ def _heatmap(report, link, names: dict[int, str], first: date, last: date):
     return {"svg": charts.heatmap(rows, columns, label=f"Calls per agent per {unit}"), "unit": unit}
 
 
-def _per_day(report, link, first: date, last: date):
+def _per_day(report: Report, link: _Links, first: date, last: date) -> SafeString:
     items = []
     href = link.for_days()
     for n in range((last - first).days + 1):
@@ -171,7 +175,7 @@ def _per_day(report, link, first: date, last: date):
     return charts.bars(items, label="Calls per day", tick_every=tick)
 
 
-def _outcomes(report, link) -> list[Row]:
+def _outcomes(report: Report, link: _Links) -> list[Row]:
     from calls.models import Call
 
     found = report.facets.get(Facet.OUTCOME, {})
@@ -182,15 +186,15 @@ def _outcomes(report, link) -> list[Row]:
     ]
 
 
-def _facet_rows(report, facet: str, link, param: str, empty: str) -> list[Row]:
+def _facet_rows(report: Report, facet: str, link: _Links, param: str, empty: str) -> list[Row]:
     found = report.facets.get(facet, {})
     rows = [Row(key or empty, c.calls, link(**{param: key or NONE}), c.answered) for key, c in found.items()]
     return sorted(rows, key=lambda r: (-r.calls, r.label))
 
 
-def _clids(report, link) -> list[Row]:
+def _clids(report: Report, link: _Links) -> list[Row]:
     labels = dict(CallbackNumber.objects.values_list("number", "label"))
-    rows = []
+    rows: list[Row] = []
     for number, c in report.facets.get(Facet.CLID, {}).items():
         label = f"{labels.get(number, 'Unlisted')} {phones.display(number)}" if number else "VCC's default"
         rows.append(
@@ -199,8 +203,8 @@ def _clids(report, link) -> list[Row]:
     return sorted(rows, key=lambda r: (-r.calls, r.label))
 
 
-def _failures(report, link) -> list[Row]:
-    rows = []
+def _failures(report: Report, link: _Links) -> list[Row]:
+    rows: list[Row] = []
     for key, c in report.facets.get(Facet.ERROR, {}).items():
         status, _, message = key.partition("|")
         label = message or "(no message)"
@@ -215,7 +219,7 @@ def _failures(report, link) -> list[Row]:
     return sorted(rows, key=lambda r: (-r.calls, r.label))
 
 
-def _hours(report, link):
+def _hours(report: Report, link: _Links) -> SafeString:
     found = report.facets.get(Facet.HOUR, {})
     items = [charts.Bar(f"{h:02d}", found[str(h)].calls if str(h) in found else 0, link(hour=h), "") for h in range(24)]
     for item in items:

@@ -7,9 +7,10 @@ import contextlib
 import logging
 import signal
 import time
+from collections.abc import Awaitable, Callable
 
 from asgiref.sync import async_to_sync, sync_to_async
-from django.core.management.base import BaseCommand
+from django.core.management.base import BaseCommand, CommandParser
 from django.utils import timezone
 
 from calls import calling, reports
@@ -24,7 +25,7 @@ MAX_BACKOFF_SECONDS = 60.0
 class Command(BaseCommand):
     help = "Follow live calls until they end, at a bounded rate (run one or more beside the web server)."
 
-    def add_arguments(self, parser) -> None:
+    def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("--batch", type=int, default=50, help="calls asked about per round")
         parser.add_argument("--concurrency", type=int, default=8, help="requests to VCC in flight at once")
         parser.add_argument("--once", action="store_true", help="do one round and stop")
@@ -34,7 +35,14 @@ class Command(BaseCommand):
         async_to_sync(run_worker)(batch=batch, concurrency=concurrency, rounds=1 if once else None)
 
 
-async def run_worker(*, batch: int, concurrency: int, rounds: int | None = None, wait=None, rollup: bool = True) -> int:
+async def run_worker(
+    *,
+    batch: int,
+    concurrency: int,
+    rounds: int | None = None,
+    wait: Callable[[float], Awaitable[None]] | None = None,
+    rollup: bool = True,
+) -> int:
     """Run rounds until stopped (or `rounds` are done); back off while VCC limits us or fails. Returns rounds run.
 
     `wait(seconds)` pauses between rounds (tests pass their own; nothing waits on the wall clock there)."""

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from asgiref.sync import async_to_sync
-from django.core.management.base import BaseCommand
+from django.core.management.base import BaseCommand, CommandParser
 
 from calls import calling
 
@@ -11,7 +11,7 @@ from calls import calling
 class Command(BaseCommand):
     help = "Follow live calls once and close abandoned clicks (follow_calls does this continuously)."
 
-    def add_arguments(self, parser) -> None:
+    def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("--limit", type=int, default=500, help="most calls to ask VCC about")
 
     def handle(self, *args: object, limit: int, **options: object) -> None:

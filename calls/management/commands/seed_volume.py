@@ -16,15 +16,17 @@ import json
 import random
 import time
 import uuid
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from datetime import UTC, datetime, timedelta
 from itertools import accumulate
+from typing import Any
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.contrib.auth.hashers import make_password
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db import DatabaseError, connection, transaction
+from django.db.models import Model
 from django.utils import timezone
 
 from calls import reports
@@ -94,7 +96,7 @@ def _check_allowed() -> None:
 class Command(BaseCommand):
     help = "Bulk load contacts and a year of calls for volume tests. Runs only with DEBUG on or in sandbox mode."
 
-    def add_arguments(self, parser) -> None:
+    def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("--contacts", type=int, default=1000, help="contacts to add (1 or 2 numbers each)")
         parser.add_argument("--calls", type=int, default=5000, help="calls to add, over the last --days days")
         parser.add_argument("--agents", type=int, default=40, help="agents calling (created or reused)")
@@ -108,7 +110,7 @@ class Command(BaseCommand):
             help="calls of the last N days get their history (CallEvent rows); older ones have none, to load faster",
         )
 
-    def handle(self, *args: object, **options) -> None:
+    def handle(self, *args: object, **options: Any) -> None:
         _check_allowed()
         if options["contacts"] < 1 or options["calls"] < 0 or options["agents"] < 1 or options["days"] < 1:
             raise CommandError("--contacts and --agents must be at least 1, --days at least 1, --calls at least 0.")
@@ -199,7 +201,9 @@ class Command(BaseCommand):
         first_contact = _next_id(Contact)
         first_phone = _next_id(ContactPhone)
         now = self.now
-        contacts, phones, dialled = [], [], []
+        contacts: list[tuple[object, ...]] = []
+        phones: list[tuple[int, int, str, str, bool, bool]] = []
+        dialled: list[tuple[int, int, str, bool]] = []
         phone_id = first_phone
         for i in range(count):
             contact_id = first_contact + i
@@ -381,12 +385,12 @@ CALL_COLUMNS = [
 ]  # fmt: skip
 
 
-def _next_id(model) -> int:
-    last = model.objects.order_by("-pk").values_list("pk", flat=True).first()
+def _next_id(model: type[Model]) -> int:
+    last = model._default_manager.order_by("-pk").values_list("pk", flat=True).first()
     return (last or 0) + 1
 
 
-def _load(model, columns: list[str], rows: list[tuple]) -> None:
+def _load(model: type[Model], columns: list[str], rows: Sequence[tuple[object, ...]]) -> None:
     """Append rows (ids included) to model's table: COPY on PostgreSQL, bulk_create elsewhere."""
     if not rows:
         return
@@ -404,10 +408,10 @@ def _load(model, columns: list[str], rows: list[tuple]) -> None:
     objects = []
     for row in rows:
         values = dict(zip(columns, row, strict=True))  # column names are attnames: from_agent_id, not from_agent
-        if isinstance(values.get("request_body"), str):
-            values["request_body"] = json.loads(values["request_body"])
+        if isinstance(body := values.get("request_body"), str):
+            values["request_body"] = json.loads(body)
         objects.append(model(**values))
-    model.objects.bulk_create(objects, batch_size=500)
+    model._default_manager.bulk_create(objects, batch_size=500)
 
 
 class _bulk_mode:
@@ -419,7 +423,7 @@ class _bulk_mode:
     checked) too.
     """
 
-    def __init__(self, models: Iterable, say=None) -> None:
+    def __init__(self, models: Iterable[type[Model]], say: Callable[[str], None] | None = None) -> None:
         self.tables = [m._meta.db_table for m in models]
         self.saved: list[tuple[str, str, str]] = []  # (name, statement to drop, statement to rebuild)
         self.say = say or (lambda text: None)

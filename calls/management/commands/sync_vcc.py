@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from django.conf import settings
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from calls.calling import sync_with_vcc
 
@@ -11,7 +11,7 @@ from calls.calling import sync_with_vcc
 class Command(BaseCommand):
     help = "Sync agents, groups and callback numbers from VCC's User Admin API (needs VCC_CLIENT_ID/SECRET)."
 
-    def add_arguments(self, parser) -> None:
+    def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("--dry-run", action="store_true", help="show what would change, change nothing")
 
     def handle(self, *args: object, dry_run: bool, **options: object) -> None:

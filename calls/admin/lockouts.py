@@ -9,8 +9,8 @@ from django.http import HttpRequest
 from django.template.defaultfilters import pluralize
 
 from calls import logins
-from calls.admin import BoundedSearch
-from calls.models_logins import LockOut
+from calls.admin.base import BoundedSearch
+from calls.models import LockOut
 
 
 @admin.register(LockOut)

@@ -1,121 +1,31 @@
+"""VCC's side in Django's admin: agents (one page sets up the login, the agent display ID, the groups and the
+default caller ID), agent groups, and callback numbers (caller IDs)."""
+
 from __future__ import annotations
 
 from django import forms
 from django.contrib import admin
 from django.contrib.admin.actions import delete_selected
-from django.contrib.admin.options import ActionLocation, IncorrectLookupParameters
+from django.contrib.admin.options import ActionLocation
 from django.contrib.admin.views.main import ChangeList, messages
 from django.contrib.admin.widgets import FilteredSelectMultiple
 from django.contrib.auth import get_user_model
-from django.contrib.auth.admin import GroupAdmin, UserAdmin
-from django.contrib.auth.models import Group
 from django.contrib.auth.password_validation import validate_password
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.template.defaultfilters import pluralize
-from django.template.response import TemplateResponse
-from django.urls import path, reverse
+from django.urls import reverse
 from django.utils.formats import date_format
-from django.utils.html import format_html, format_html_join
+from django.utils.html import format_html
 
 from calls import directory, phones, roles
-from calls import permissions as perms
+from calls.admin.base import BoundedSearch, PhoneNumberField
 from calls.models import (
     Agent,
     AgentGroup,
-    Call,
     CallbackNumber,
-    ConsentRule,
-    Contact,
-    ContactPhone,
-    DispositionCode,
-    SyncRun,
 )
-
-# Django's admin search makes one AND clause per word of `q`, each an OR over the search fields: 40,000 words were
-# a query PostgreSQL worked on for over ten minutes. Every admin here searches for at most this many characters.
-SEARCH_MAX_CHARS = 100
-
-
-class _SaneDatesChangeList(ChangeList):
-    """Django's change list, refusing a date drill-down out of any calendar (?created_at__year=10**30) as it
-    refuses other bad lookups, instead of answering 500 (Django catches ValueError there, not OverflowError)."""
-
-    def get_filters(self, request: HttpRequest):
-        try:
-            return super().get_filters(request)
-        except OverflowError as error:
-            raise IncorrectLookupParameters(error) from error
-
-
-class BoundedSearch:
-    """Admin search on a bounded search term (see SEARCH_MAX_CHARS), and date drill-downs that cannot overflow."""
-
-    def get_search_results(self, request: HttpRequest, queryset: QuerySet, search_term: str):
-        return super().get_search_results(request, queryset, search_term[:SEARCH_MAX_CHARS])
-
-    def changelist_view(self, request: HttpRequest, extra_context=None):
-        # The page echoes `q` in its search box and in every row's link back to the list: searched for what
-        # it searches for, not the 80,000 characters someone pasted (which took half a second to render).
-        if len(request.GET.get("q", "")) > SEARCH_MAX_CHARS:
-            request.GET = request.GET.copy()
-            request.GET["q"] = request.GET["q"][:SEARCH_MAX_CHARS]
-        return super().changelist_view(request, extra_context)
-
-    def get_changelist(self, request: HttpRequest, **kwargs: object):
-        return _SaneDatesChangeList
-
-
-class PhoneNumberField(forms.CharField):
-    """A number typed in any format, cleaned to E.164 and shown as people write it."""
-
-    def prepare_value(self, value: object) -> object:
-        if isinstance(value, str) and value.startswith("+"):
-            return phones.display(value)
-        return value
-
-    def to_python(self, value: object) -> str:
-        text = super().to_python(value)
-        return phones.to_e164(text) if text else text
-
-
-class ContactPhoneForm(forms.ModelForm):
-    number = PhoneNumberField(
-        max_length=phones.MAX_INPUT, help_text="Any format: 020 7946 0123, +44 20 7946 0123. Stored in E.164."
-    )
-
-    class Meta:
-        model = ContactPhone
-        fields = ["contact", "number", "label", "is_primary", "do_not_call"]
-
-
-class ContactPhoneInline(admin.TabularInline):
-    model = ContactPhone
-    form = ContactPhoneForm
-    extra = 0
-
-
-@admin.register(Contact)
-class ContactAdmin(BoundedSearch, admin.ModelAdmin):
-    list_display = ["name", "company", "email", "owner", "do_not_call", "consent_override", "updated_at"]
-    list_filter = ["do_not_call", "consent_override", "owner"]
-    search_fields = ["name", "company", "email", "phones__number"]
-    list_select_related = ["owner"]
-    autocomplete_fields = ["owner"]
-    inlines = [ContactPhoneInline]
-    date_hierarchy = "created_at"
-
-
-@admin.register(ContactPhone)
-class ContactPhoneAdmin(BoundedSearch, admin.ModelAdmin):
-    form = ContactPhoneForm
-    list_display = ["number", "label", "contact", "is_primary", "do_not_call"]
-    list_filter = ["label", "is_primary", "do_not_call"]
-    search_fields = ["number", "contact__name"]
-    list_select_related = ["contact"]
-    autocomplete_fields = ["contact"]
-
 
 # --- Agents: one page sets up the login, the agent display ID, the groups and the default caller ID ---------
 
@@ -495,202 +405,3 @@ class CallbackNumberAdmin(BoundedSearch, admin.ModelAdmin):
         # A number may have come into use since the confirmation page: check again.
         kept = self._keep_instead_of_deleting(request, queryset)
         super().delete_queryset(request, queryset.exclude(pk__in=kept))
-
-
-@admin.register(Call)
-class CallAdmin(BoundedSearch, admin.ModelAdmin):
-    """The call log is evidence: admins may read it here, never edit or delete it."""
-
-    list_display = [
-        "requested_at",
-        "state",
-        "outcome",
-        "created_by",
-        "from_agent",
-        "destination",
-        "contact",
-        "presented_clid",
-        "vcc_status",
-        "result_reason",
-        "disposition_code",
-        "error_status",
-        "latency_ms",
-    ]
-    list_filter = [
-        "state", "outcome", "vcc_status", "result_code", "disposition_code", "from_agent", "from_groups", "consent",
-    ]  # fmt: skip
-    search_fields = ["to_number", "vcc_call_id", "contact__name", "error_message", "presented_clid", "notes"]
-    list_select_related = ["created_by", "from_agent", "to_agent", "contact"]
-    date_hierarchy = "requested_at"
-
-    def get_readonly_fields(self, request: HttpRequest, obj: Call | None = None) -> list[str]:
-        return [f.name for f in Call._meta.get_fields() if f.concrete]
-
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Call | None = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: Call | None = None) -> bool:
-        return False
-
-
-@admin.register(DispositionCode)
-class DispositionCodeAdmin(BoundedSearch, admin.ModelAdmin):
-    list_display = ["code", "description", "action", "is_active", "position"]
-    list_editable = ["is_active", "position"]
-    list_filter = ["is_active", "action"]
-    search_fields = ["code", "description"]
-
-
-@admin.register(ConsentRule)
-class ConsentRuleAdmin(BoundedSearch, admin.ModelAdmin):
-    list_display = ["country", "consent", "note"]
-    list_filter = ["consent"]
-    search_fields = ["country", "note"]
-
-
-# --- Users: the admin role gives the admin site; only superusers make superusers -------------------
-
-User = get_user_model()
-admin.site.unregister(User)
-admin.site.unregister(Group)
-
-
-@admin.register(Group)
-class VccwebGroupAdmin(BoundedSearch, GroupAdmin):
-    pass
-
-
-@admin.register(User)
-class VccwebUserAdmin(BoundedSearch, UserAdmin):
-    list_display = ["username", "email", "first_name", "last_name", "role", "is_staff", "is_superuser", "is_active"]
-    list_filter = ["groups", "is_staff", "is_superuser", "is_active"]
-
-    def get_queryset(self, request: HttpRequest):
-        return super().get_queryset(request).prefetch_related("groups")
-
-    @admin.display(description="role")
-    def role(self, user) -> str:
-        return ", ".join(g.name for g in user.groups.all())
-
-    def get_readonly_fields(self, request: HttpRequest, obj=None) -> list[str]:
-        # Staff status follows the admin role (calls.roles.sync_staff); who is a superuser, only superusers decide.
-        fields = [*super().get_readonly_fields(request, obj), "is_staff"]
-        if not request.user.is_superuser:
-            fields.append("is_superuser")
-        return fields
-
-    def get_form(self, request: HttpRequest, obj=None, **kwargs):
-        form = super().get_form(request, obj, **kwargs)
-        if "groups" in form.base_fields:
-            form.base_fields[
-                "groups"
-            ].help_text = "The role: agent, supervisor or admin. Admins get the admin site (staff status follows)."
-        return form
-
-    def _guards_superuser(self, request: HttpRequest, obj) -> bool:
-        return obj is not None and obj.is_superuser and not request.user.is_superuser
-
-    def has_change_permission(self, request: HttpRequest, obj=None) -> bool:
-        if self._guards_superuser(request, obj):
-            return False  # shown read-only: no password, flags or groups of a superuser changed by a lesser admin
-        return super().has_change_permission(request, obj)
-
-    def has_delete_permission(self, request: HttpRequest, obj=None) -> bool:
-        if self._guards_superuser(request, obj):
-            return False
-        return super().has_delete_permission(request, obj)
-
-    def save_related(self, request: HttpRequest, form, formsets, change: bool) -> None:
-        super().save_related(request, form, formsets, change)
-        roles.sync_staff([form.instance])  # also when the groups did not change but superuser status did
-
-    def save_model(self, request: HttpRequest, obj, form, change: bool) -> None:
-        if obj.is_superuser and not request.user.is_superuser:
-            raise PermissionDenied("Only a superuser can make someone a superuser.")
-        super().save_model(request, obj, form, change)
-
-
-# --- The sync from VCC: preview, apply, and the history of runs ---------------------------------------
-
-
-@admin.register(SyncRun)
-class SyncRunAdmin(BoundedSearch, admin.ModelAdmin):
-    """Each run of the sync, kept as a record; new runs start from the "Run the sync" page."""
-
-    list_display = ["started_at", "kind", "by", "summary", "finished_at"]
-    list_filter = ["dry_run"]
-    change_list_template = "admin/calls/syncrun/change_list.html"
-    fields = ["started_at", "finished_at", "kind", "by", "summary", "changes"]
-    readonly_fields = fields
-    list_select_related = ["by"]
-
-    @admin.display(description="kind", ordering="dry_run")
-    def kind(self, run: SyncRun) -> str:
-        return "Dry run (preview)" if run.dry_run else "Applied"
-
-    @admin.display(description="what changed")
-    def changes(self, run: SyncRun) -> str:
-        if not run.lines:
-            return "Nothing."
-        return format_html(
-            "<ul class='sync-lines'>{}</ul>", format_html_join("", "<li>{}</li>", ((ln,) for ln in run.lines))
-        )
-
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False  # a run is started from run_view, never typed in
-
-    def has_change_permission(self, request: HttpRequest, obj: SyncRun | None = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: SyncRun | None = None) -> bool:
-        return False
-
-    def get_urls(self):
-        run = path("run/", self.admin_site.admin_view(self.run_view), name="calls_syncrun_run")
-        return [run, *super().get_urls()]
-
-    def changelist_view(self, request: HttpRequest, extra_context=None):
-        extra = {"can_run_sync": request.user.has_perm(perms.RUN_SYNC), **(extra_context or {})}
-        return super().changelist_view(request, extra)
-
-    @staticmethod
-    def _allowed(request: HttpRequest) -> None:
-        if not request.user.has_perm(perms.RUN_SYNC):
-            raise PermissionDenied
-
-    def run_view(self, request: HttpRequest) -> HttpResponse:
-        """GET: what the sync does; POST preview: a dry run, shown with an Apply button; POST apply: the real run."""
-        from django.conf import settings
-
-        from calls.calling import sync_with_vcc
-
-        self._allowed(request)
-        if request.method not in ("GET", "POST"):
-            return HttpResponse(status=405)
-        context = {
-            **self.admin_site.each_context(request),
-            "opts": self.opts,
-            "title": "Sync from VCC",
-            "enabled": settings.VCC_SYNC_ENABLED,
-            "last_applied": SyncRun.objects.filter(dry_run=False).select_related("by").first(),
-            "preview": None,
-        }
-        if request.method == "POST" and context["enabled"]:
-            if "preview" in request.POST:
-                context["preview"] = sync_with_vcc(by=request.user, dry_run=True)
-            elif "apply" in request.POST:
-                run = sync_with_vcc(by=request.user, dry_run=False)
-                if run.error:
-                    self.message_user(request, f"The sync failed, nothing was changed: {run.error}", messages.ERROR)
-                else:
-                    self.message_user(request, f"Synced from VCC: {run.summary}.", messages.SUCCESS)
-                return HttpResponseRedirect(reverse("admin:calls_syncrun_change", args=[run.pk]))
-            else:
-                return HttpResponse("Say preview or apply.", status=400)
-        return TemplateResponse(request, "admin/calls/syncrun/run.html", context)
-
-
-from calls import admin_lockouts  # noqa: E402, F401 (moves into calls/admin/ at the split)

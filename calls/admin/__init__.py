@@ -1,0 +1,30 @@
+"""Django's admin for the `calls` app, one module per area. Django imports `calls.admin`; importing each module
+here registers its pages.
+
+- base: `BoundedSearch` (every admin page here), `PhoneNumberField`
+- contacts: contacts and their numbers
+- directory: agents, agent groups, callback numbers (caller IDs)
+- calls: the call log, read-only
+- rules: wrap-up dispositions, recording consent defaults
+- users: users and roles
+- sync: the sync from VCC, its preview and its runs
+- lockouts: current lock-outs after failed logins, and lifting them
+"""
+
+from __future__ import annotations
+
+from calls.admin import calls, contacts, directory, lockouts, rules, sync, users
+from calls.admin.base import SEARCH_MAX_CHARS, BoundedSearch, PhoneNumberField
+
+__all__ = [
+    "SEARCH_MAX_CHARS",
+    "BoundedSearch",
+    "PhoneNumberField",
+    "calls",
+    "contacts",
+    "directory",
+    "lockouts",
+    "rules",
+    "sync",
+    "users",
+]

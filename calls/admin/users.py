@@ -1,0 +1,73 @@
+"""Users and roles (Django's groups) in Django's admin: the admin role gives the admin site; only superusers make
+superusers."""
+
+from __future__ import annotations
+
+from django.contrib import admin
+from django.contrib.auth import get_user_model
+from django.contrib.auth.admin import GroupAdmin, UserAdmin
+from django.contrib.auth.models import Group
+from django.core.exceptions import PermissionDenied
+from django.http import HttpRequest
+
+from calls import roles
+from calls.admin.base import BoundedSearch
+
+User = get_user_model()
+admin.site.unregister(User)
+admin.site.unregister(Group)
+
+
+@admin.register(Group)
+class VccwebGroupAdmin(BoundedSearch, GroupAdmin):
+    pass
+
+
+@admin.register(User)
+class VccwebUserAdmin(BoundedSearch, UserAdmin):
+    list_display = ["username", "email", "first_name", "last_name", "role", "is_staff", "is_superuser", "is_active"]
+    list_filter = ["groups", "is_staff", "is_superuser", "is_active"]
+
+    def get_queryset(self, request: HttpRequest):
+        return super().get_queryset(request).prefetch_related("groups")
+
+    @admin.display(description="role")
+    def role(self, user) -> str:
+        return ", ".join(g.name for g in user.groups.all())
+
+    def get_readonly_fields(self, request: HttpRequest, obj=None) -> list[str]:
+        # Staff status follows the admin role (calls.roles.sync_staff); who is a superuser, only superusers decide.
+        fields = [*super().get_readonly_fields(request, obj), "is_staff"]
+        if not request.user.is_superuser:
+            fields.append("is_superuser")
+        return fields
+
+    def get_form(self, request: HttpRequest, obj=None, **kwargs):
+        form = super().get_form(request, obj, **kwargs)
+        if "groups" in form.base_fields:
+            form.base_fields[
+                "groups"
+            ].help_text = "The role: agent, supervisor or admin. Admins get the admin site (staff status follows)."
+        return form
+
+    def _guards_superuser(self, request: HttpRequest, obj) -> bool:
+        return obj is not None and obj.is_superuser and not request.user.is_superuser
+
+    def has_change_permission(self, request: HttpRequest, obj=None) -> bool:
+        if self._guards_superuser(request, obj):
+            return False  # shown read-only: no password, flags or groups of a superuser changed by a lesser admin
+        return super().has_change_permission(request, obj)
+
+    def has_delete_permission(self, request: HttpRequest, obj=None) -> bool:
+        if self._guards_superuser(request, obj):
+            return False
+        return super().has_delete_permission(request, obj)
+
+    def save_related(self, request: HttpRequest, form, formsets, change: bool) -> None:
+        super().save_related(request, form, formsets, change)
+        roles.sync_staff([form.instance])  # also when the groups did not change but superuser status did
+
+    def save_model(self, request: HttpRequest, obj, form, change: bool) -> None:
+        if obj.is_superuser and not request.user.is_superuser:
+            raise PermissionDenied("Only a superuser can make someone a superuser.")
+        super().save_model(request, obj, form, change)

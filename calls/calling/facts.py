@@ -1,0 +1,116 @@
+"""The facts the rules need: who is clicking, the callback numbers they may present, the consent table,
+and whether a number is do-not-call anywhere. Cached in Django's cache (calls/directory.py)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from django.db.models import Exists, OuterRef, Q
+
+from calls import directory, rules
+from calls import permissions as perms
+from calls.models import Agent, AgentGroup, CallbackNumber, ConsentRule, Contact, ContactPhone
+from calls.rules import Caller
+
+
+def caller_for(user) -> Caller:
+    """Who is clicking: their active agent and what their role lets them do."""
+    return _caller(user, directory.remembered(_agent_key(user), lambda: _agent_of(user)))
+
+
+def _caller(user, agent: Agent | None) -> Caller:
+    return Caller(
+        agent=agent,
+        may_call=user.has_perm(perms.PLACE_CALL),
+        may_call_groups=user.has_perm(perms.PLACE_GROUP_CALL),
+        may_override_dnc=user.has_perm(perms.OVERRIDE_DO_NOT_CALL),
+    )
+
+
+def _agent_key(user) -> str:
+    return f"calls:agent-of:{user.pk}"
+
+
+def _agent_of(user) -> Agent | None:
+    return Agent.objects.filter(user=user, is_active=True).first()
+
+
+CONSENT_RULES_KEY = "calls:consent-rules"
+
+
+def consent_rules() -> dict[str, str]:
+    """The per-country consent defaults, cached until an admin changes one (calls/directory.py)."""
+    return directory.remembered(CONSENT_RULES_KEY, _read_consent_rules)
+
+
+def _read_consent_rules() -> dict[str, str]:
+    return dict(ConsentRule.objects.values_list("country", "consent"))
+
+
+def _click_facts(user, groups: Sequence[AgentGroup]) -> tuple[Caller, list[CallbackNumber], dict[str, str]]:
+    """The caller, the callback numbers this call may present, and the consent table: one read of the cache."""
+    agent_key, clids_key = _agent_key(user), _clids_key(user, groups)
+    found = directory.remembered_many(
+        {
+            agent_key: lambda: _agent_of(user),
+            clids_key: lambda: _read_clid_options(None if groups else _agent_of(user), groups),
+            CONSENT_RULES_KEY: _read_consent_rules,
+        }
+    )
+    return _caller(user, found[agent_key]), found[clids_key], found[CONSENT_RULES_KEY]
+
+
+# A number is do-not-call wherever it is marked: on this or any contact, or with its whole contact. The flag follows
+# the number, not the record it is on. The click asks the same in SQL (ContactPhone.objects.for_click), held to the
+# same answers by tests/test_click_sql.py.
+_MARKED = Q(do_not_call=True) | Q(contact__do_not_call=True)
+
+
+def _blocked_elsewhere() -> Exists:
+    """Whether the number of each row is do-not-call on any contact."""
+    return Exists(ContactPhone.objects.filter(_MARKED, number=OuterRef("number")))
+
+
+def numbers_blocked_anywhere(numbers: Sequence[str]) -> set[str]:
+    """Which of numbers are do-not-call on any contact (for lists that show many numbers at once)."""
+    return set(ContactPhone.objects.filter(_MARKED, number__in=numbers).values_list("number", flat=True))
+
+
+def _phones_of(contact: Contact) -> list[ContactPhone]:
+    phones = list(contact.phones.annotate(blocked_elsewhere=_blocked_elsewhere()))
+    for phone in phones:
+        phone.contact = contact  # spare a query per number
+    return phones
+
+
+def _dnc_reason(phone: ContactPhone) -> str:
+    return rules.do_not_call_reason(
+        number_dnc=phone.do_not_call, contact_dnc=phone.contact.do_not_call, blocked_elsewhere=phone.blocked_elsewhere
+    )
+
+
+def _consent(phone: ContactPhone, consent_table: dict[str, str] | None = None) -> tuple[str, str]:
+    override = phone.contact.consent_override
+    return rules.resolve_consent(
+        override=override, number=phone.number, rules={} if override else (consent_table or consent_rules())
+    )
+
+
+def _clid_options(user, caller: Caller, groups: Sequence[AgentGroup]) -> list[CallbackNumber]:
+    """The callback numbers a call by user may present: from their own phone, or via groups."""
+    agent = None if groups else caller.agent
+    return directory.remembered(_clids_key(user, groups), lambda: _read_clid_options(agent, groups))
+
+
+def _clids_key(user, groups: Sequence[AgentGroup]) -> str:
+    # Via groups the numbers depend on the groups alone; from the user's phone, on their agent (the user's).
+    return f"calls:clids:groups:{','.join(str(g.pk) for g in groups)}" if groups else f"calls:clids:user:{user.pk}"
+
+
+def _read_clid_options(agent: Agent | None, groups: Sequence[AgentGroup]) -> list[CallbackNumber]:
+    return list(CallbackNumber.objects.usable_by(agent=agent, groups=groups))
+
+
+def _ordered_groups(pks: Sequence[int]) -> list[AgentGroup]:
+    """The groups, in the order the person ticked them: VCC takes them in order."""
+    return sorted(AgentGroup.objects.filter(pk__in=pks), key=lambda g: list(pks).index(g.pk))

@@ -1,0 +1,151 @@
+"""Following a call: ask VCC where a live call is and record it, from the panel or the worker's rounds, and
+close clicks whose answer from VCC was never recorded."""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from django.db import transaction
+from django.db.models import Q
+
+from calls import health, rules
+from calls.calling.common import Clock, _db, _now, log
+from calls.models import Call
+from calls.vcc import CallDetail, VCCError, get_async_client
+
+FOLLOW_INTERVAL = timedelta(seconds=2)  # VCC is asked about one call at most this often
+FOLLOW_BACKOFF_MAX = timedelta(seconds=60)
+ABANDONED_AFTER = timedelta(minutes=5)  # a click with no recorded answer after this is closed as not confirmed
+
+
+@dataclass
+class Followed:
+    call: Call
+    changed: bool = False  # its phase changed: pages showing it should refresh
+    error: str = ""  # for people, when VCC could not be asked
+    retry_after: float | None = None  # VCC asked us to slow down
+
+
+def _claim(call: Call, *, now: datetime, force: bool) -> bool:
+    """Take this call's next look at VCC, so that the panel and the workers never ask about it at once."""
+    due = Q() if force else Q(next_check_at__isnull=True) | Q(next_check_at__lte=now)
+    return bool(Call.objects.filter(due, pk=call.pk, state=Call.State.LIVE).update(next_check_at=now + FOLLOW_INTERVAL))
+
+
+async def follow(*, call: Call, clock: Clock = _now, force: bool = False, client=None) -> Followed:
+    """Ask VCC where a live call is (unless someone asked within FOLLOW_INTERVAL) and record it."""
+    if call.state != Call.State.LIVE or not call.vcc_call_id:
+        return Followed(call)
+    if not await _db(_claim)(call, now=clock(), force=force):
+        if force:
+            # A forced claim fails only when the call stopped being live meanwhile (another request recorded its
+            # end): answer with what was recorded, not the stale copy (a click would be refused as "on a call").
+            await _db(call.refresh_from_db)()
+        return Followed(call)
+    detail = error = None
+    try:
+        if client is None:
+            async with get_async_client() as own:
+                detail = await own.get_call(call.vcc_call_id)
+        else:
+            detail = await client.get_call(call.vcc_call_id)
+    except VCCError as exc:
+        error = exc
+    return await _db(_record_follow)(call, detail=detail, error=error, now=clock())
+
+
+def _record_follow(call: Call, *, detail: CallDetail | None, error: VCCError | None, now: datetime) -> Followed:
+    if detail is not None:
+        changed = call.record_detail(
+            live=detail.is_live,
+            recording_status=detail.recording_status or "",
+            result=(detail.result_code or "", detail.result_party or "", detail.result_reason or ""),
+            connected=rules.is_connected(detail.recording_status),
+            disposition_code=detail.disposition_code or "",
+            now=now,
+            next_check_at=now + FOLLOW_INTERVAL,
+        )
+        return Followed(call, changed=changed)
+    assert error is not None
+    log.warning("call %s: asking VCC failed: %s (status %s)", call.pk, error.message, error.status)
+    if error.status == 404:
+        closed = call.record_missing(now=now, next_check_at=now + FOLLOW_INTERVAL * 5)
+        return Followed(call, changed=closed)
+    # Retry-After when VCC gives one; a failure that retrying cannot mend soon (credentials) waits longest.
+    wait = FOLLOW_BACKOFF_MAX if not error.retryable and error.status != 429 else FOLLOW_INTERVAL * 4
+    wait = max(timedelta(seconds=error.retry_after or 0), wait)
+    call.record_follow_error(
+        message=error.message, status=error.status, now=now, next_check_at=now + min(wait, FOLLOW_BACKOFF_MAX)
+    )
+    return Followed(
+        call, error=f"Couldn't get the latest status from VCC: {error.user_message}", retry_after=error.retry_after
+    )
+
+
+def _claim_due(*, now: datetime, limit: int) -> list[Call]:
+    """Take up to `limit` live calls due a look, skipping ones another worker holds."""
+    with transaction.atomic():
+        due = list(
+            Call.objects.select_for_update(skip_locked=True)
+            .filter(state=Call.State.LIVE, next_check_at__lte=now)
+            .exclude(vcc_call_id="")
+            .order_by("next_check_at")[:limit]
+        )
+        Call.objects.filter(pk__in=[c.pk for c in due]).update(next_check_at=now + FOLLOW_INTERVAL)
+    return due
+
+
+@dataclass
+class Round:
+    """What one round of the worker did."""
+
+    asked: int = 0
+    ended: int = 0
+    errors: int = 0
+    closed_abandoned: int = 0
+    retry_after: float | None = None  # VCC asked us to slow down (429) or is failing (5xx): wait this long
+
+
+async def follow_due(*, clock: Clock = _now, limit: int = 50, concurrency: int = 8) -> Round:
+    """One round of the worker: follow every live call that is due, and close clicks VCC never answered."""
+    now = clock()
+    due = await _db(_claim_due)(now=now, limit=limit)
+    result = Round(asked=len(due))
+    if due:
+        gate = asyncio.Semaphore(concurrency)
+        async with get_async_client() as client:
+
+            async def one(call: Call) -> Followed:
+                async with gate:
+                    return await follow(call=call, clock=clock, force=True, client=client)
+
+            for followed in await asyncio.gather(*(one(c) for c in due)):
+                result.ended += followed.call.state == Call.State.ENDED
+                if followed.error:
+                    result.errors += 1
+                    result.retry_after = max(result.retry_after or 0, followed.retry_after or 2.0)
+    result.closed_abandoned = await _db(close_abandoned_clicks)(now=now)
+    return result
+
+
+def close_abandoned_clicks(*, now: datetime) -> int:
+    """Clicks whose answer from VCC was never recorded (their process died mid-request): not confirmed."""
+    count = 0
+    for call in Call.objects.filter(state=Call.State.REQUESTED, requested_at__lt=now - ABANDONED_AFTER):
+        call.record_unconfirmed(
+            message="No answer from VCC was recorded for this click",
+            status=None,
+            display="No answer from VCC was recorded for this click, so the call may have been placed: check your "
+            "phone and the call log before trying again.",
+            latency_ms=None,
+            now=now,
+        )
+        count += 1
+    return count
+
+
+async def worker_heartbeat(*, clock: Clock = _now) -> None:
+    """Note that the call-following worker ran (the health page shows it)."""
+    health.record_heartbeat("follow_calls", clock())

@@ -1,0 +1,361 @@
+"""Placing a call: record, ask VCC, record. The click's checks and its row come before VCC is asked; VCC's
+answer, or the failure, ends on the row and in front of the person."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+import weakref
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from django.conf import settings
+from django.core import signing
+from django.db import DatabaseError, IntegrityError, transaction
+from django.http import Http404
+from django.shortcuts import get_object_or_404
+from django.urls import reverse
+
+from calls import locks, rules
+from calls import permissions as perms
+from calls.calling.common import Clock, _db, _now, log
+from calls.calling.facts import _click_facts, _clid_options, _consent, _dnc_reason, _ordered_groups, caller_for
+from calls.calling.following import follow
+from calls.calling.preview import NumberRow, _number_plan
+from calls.models import Agent, Call, Contact, ContactPhone
+from calls.observability import current_request_id
+from calls.rules import Caller, DialPlan, Refused
+from calls.vcc import CallRequest, VCCError, get_async_client
+from calls.vcc.validation import CONSENT_VERSION, REFERENCE_VERSION
+
+LIVE_CALL_WINDOW = timedelta(hours=2)  # a live call older than this no longer blocks others
+DB_WRITE_TRIES = 4  # writing VCC's answer is retried: a placed call's id must not be lost to a database blip
+
+_sleep: Callable[[float], Awaitable[None]] = asyncio.sleep  # tests replace it: nothing waits on the wall clock
+_regarding_signer = signing.Signer(salt="calls.regarding")
+
+
+_gates: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Semaphore] = weakref.WeakKeyDictionary()
+
+
+def _click_gate() -> asyncio.Semaphore:
+    """This event loop's turnstile for a click's database work before VCC (settings.CLICKS_STARTING_AT_ONCE).
+
+    Hundreds of clicks arriving together would otherwise take every pooled connection and queue in front of
+    everyone else's pages; through the gate they queue behind one another, first come first served.
+    """
+    loop = asyncio.get_running_loop()
+    gate = _gates.get(loop)
+    if gate is None:
+        gate = _gates[loop] = asyncio.Semaphore(settings.CLICKS_STARTING_AT_ONCE)
+    return gate
+
+
+@dataclass
+class _Started:
+    call: Call
+    request: CallRequest | None  # None: a repeat of an earlier click, nothing to send
+    lock_number: str = ""
+
+
+def regarding_token(call: Call) -> str:
+    """A signed click id: links carrying it open that call's panel, and cannot be guessed for other calls."""
+    return _regarding_signer.sign(uuid.UUID(str(call.request_id)).hex)
+
+
+def request_id_from_regarding(token: str) -> str | None:
+    try:
+        return _regarding_signer.unsign(token)
+    except signing.BadSignature:
+        return None
+
+
+def regarding_url(call: Call, *, base_url: str) -> str:
+    """The contact page, pointing at this call: VCC shows it as the call's reference and it opens the call's panel."""
+    path = call.contact.get_absolute_url() if call.contact_id else reverse("agent_directory")
+    return f"{base_url.rstrip('/')}{path}?call={regarding_token(call)}"
+
+
+async def place_number_call(
+    *,
+    user,
+    request_id: str,
+    base_url: str,
+    contact_pk: int,
+    phone_pk: int,
+    via_groups: bool = False,
+    group_pks: Sequence[int] = (),
+    clid_pk: int | None = None,
+    dnc_reason: str = "",
+    clock: Clock = _now,
+) -> Call:
+    """Call one of a contact's numbers, from the user's phone or via groups. Raises Refused (no row written)."""
+
+    def plan() -> tuple[DialPlan, ContactPhone, Caller]:
+        phone = ContactPhone.objects.for_click(phone_pk, contact_pk)
+        if phone is None:
+            raise Http404("No such number on this contact.")
+        groups = _ordered_groups(group_pks) if via_groups and user.has_perm(perms.PLACE_GROUP_CALL) else []
+        caller, clid_options, consent_table = _click_facts(user, groups)
+        row = NumberRow(phone, *_consent(phone, consent_table), blocked=_dnc_reason(phone))
+        dial = _number_plan(caller, row, clid_options, groups=groups if via_groups else None, chosen_clid=clid_pk)
+        return dial, phone, caller
+
+    return await _place(
+        user=user, request_id=request_id, base_url=base_url, plan=plan, dnc_reason=dnc_reason, clock=clock
+    )
+
+
+async def place_agent_call(*, user, request_id: str, base_url: str, to_agent_pk: int, clock: Clock = _now) -> Call:
+    """Call a colleague: VCC rings the user's phone, then theirs. Raises Refused (no row written)."""
+
+    def plan() -> tuple[DialPlan, None, Caller]:
+        to_agent = get_object_or_404(Agent, pk=to_agent_pk)
+        caller = caller_for(user)
+        return (
+            rules.plan_agent_call(caller=caller, to_agent=to_agent, clid_options=_clid_options(user, caller, [])),
+            None,
+            caller,
+        )
+
+    return await _place(user=user, request_id=request_id, base_url=base_url, plan=plan, dnc_reason="", clock=clock)
+
+
+async def _place(*, user, request_id: str, base_url: str, plan, dnc_reason: str, clock: Clock) -> Call:
+    kwargs = {"user": user, "request_id": request_id, "base_url": base_url, "dnc_reason": dnc_reason, "clock": clock}
+    async with _click_gate():
+        started = await _db(_check_and_start)(plan=plan, **kwargs)
+    if isinstance(started, _Blocked):
+        # Our log may lag behind VCC when nobody has followed that call yet: ask before refusing.
+        blocking = (await follow(call=started.call, clock=clock, force=True)).call
+        # A call VCC answers 404 for cannot be ringing anyone: it does not hold the phone or the number.
+        if blocking.is_live and blocking.missing_since is None:
+            raise Refused(_busy_words(blocking, user))
+        async with _click_gate():
+            started = await _db(_start)(dial=started.dial, phone=started.phone, **kwargs)
+    if started.request is None:
+        return started.call
+    # A browser that goes away mid-click cancels the view, but the phone may already be ringing: the request and
+    # the recording of its answer run as their own task, which the cancellation does not reach.
+    task = asyncio.ensure_future(_send(started, clock=clock))
+    _in_flight.add(task)
+    task.add_done_callback(_in_flight.discard)
+    return await asyncio.shield(task)
+
+
+_in_flight: set[asyncio.Future[Call]] = set()
+
+
+async def finish_in_flight() -> None:
+    """Wait for every request to VCC that this process has sent, even for clicks whose browser went away."""
+    while _in_flight:
+        await asyncio.gather(*list(_in_flight), return_exceptions=True)
+
+
+def _busy_words(call: Call, user) -> str:
+    mine = call.created_by_id == user.pk or (call.from_agent_id is not None and call.from_agent.user_id == user.pk)
+    who = (call.created_by.get_full_name() or call.created_by.username) if call.created_by else "Someone"
+    return rules.busy_refusal(mine=mine, who=who)
+
+
+def _repeat(request_id: str, user) -> Call | None:
+    """The row of an earlier click with this id (a double click, a retried request), if it is this user's."""
+    call = Call.objects.with_parties().filter(request_id=request_id).first()
+    if call is not None and call.created_by_id != user.pk:
+        raise Refused("That click belongs to someone else. Reload the page and try again.")
+    return call
+
+
+@dataclass
+class _Blocked:
+    """A live call in our log holds the caller's phone or the number: VCC is asked about it before refusing."""
+
+    call: Call
+    dial: DialPlan
+    phone: ContactPhone | None
+
+
+def _check_and_start(*, plan, user, request_id: str, base_url: str, dnc_reason: str, clock: Clock):
+    """The click's database work before VCC, in one step: check it, then write its row (unless a call blocks)."""
+    checked = _check(user=user, request_id=request_id, plan=plan, dnc_reason=dnc_reason, clock=clock)
+    if isinstance(checked, Call):
+        return _Started(checked, None)  # the same click again
+    dial, phone, blocking = checked
+    if blocking is not None:
+        return _Blocked(blocking, dial, phone)
+    return _start(
+        user=user, request_id=request_id, base_url=base_url, dial=dial, phone=phone, dnc_reason=dnc_reason, clock=clock
+    )
+
+
+def _check(*, user, request_id: str, plan, dnc_reason: str, clock: Clock):
+    """Decide whether the click may be sent; find a live call that would block it. A repeat returns its row."""
+    dial, phone, caller = plan()
+    refused = rules.refusal(dial, caller=caller, dnc_reason=dnc_reason)
+    if refused:
+        if (earlier := _repeat(request_id, user)) is not None:
+            return earlier
+        log.info("click %s refused before VCC: %s", request_id, refused)
+        raise Refused(refused)
+    blocking = Call.objects.blocking(
+        agent_id=dial.agent.pk if dial.agent and not dial.groups else None,
+        number=dial.number,
+        user_id=user.pk,
+        since=clock() - LIVE_CALL_WINDOW,
+        request_id=request_id,
+    )
+    return dial, phone, blocking
+
+
+def _start(*, user, request_id: str, base_url: str, dial: DialPlan, phone, dnc_reason: str, clock: Clock) -> _Started:
+    """Write the call row, take the number, and build the request. Nothing is sent yet."""
+    call = Call(
+        request_id=request_id,
+        created_by=user,
+        from_agent=None if dial.groups else dial.agent,
+        to_number=dial.number,
+        to_agent=dial.to_agent,
+        contact=phone.contact if phone else None,
+        phone=phone,
+        presented_clid=dial.clid.number if dial.clid else "",
+        callback_number=dial.clid,
+        clid_reason=dial.clid_reason,
+        consent=dial.consent,
+        consent_reason=dial.consent_reason,
+        application=settings.VCC_APPLICATION,
+        dnc_override_reason=dnc_reason.strip() if dial.blocked else "",
+        requested_at=clock(),
+        trace_id=current_request_id(),
+    )
+    call.regarding = regarding_url(call, base_url=base_url)
+    # Send only what the configured API version knows: reference and application from 4, consent from 6.
+    version = settings.VCC_API_VERSION
+    request = CallRequest(
+        from_agent_id=None if dial.groups else dial.agent.display_id,
+        from_groups=tuple(g.display_id for g in dial.groups),
+        presented_clid=dial.clid.number if dial.clid else None,
+        consent=(dial.consent or None) if version >= CONSENT_VERSION else None,
+        to_number=dial.number or None,
+        to_agent_id=dial.to_agent.display_id if dial.to_agent else None,
+        reference=call.regarding if version >= REFERENCE_VERSION else None,
+        application=settings.VCC_APPLICATION if version >= REFERENCE_VERSION else None,
+    )
+    call.request_body = request.to_json()
+    try:
+        with transaction.atomic():
+            call.insert()
+            if dial.groups:
+                Call.from_groups.through.objects.bulk_create(
+                    [Call.from_groups.through(call=call, agentgroup=g) for g in dial.groups]
+                )
+    except IntegrityError:
+        # The same click again, saved first by another request or process: that one places the call.
+        return _Started(_repeat(request_id, user), None)
+    if dial.number and not locks.acquire_dial_lock(dial.number, owner=request_id):
+        call.delete()  # refused before VCC was asked: no row stays behind
+        raise Refused("Someone else is dialling this number right now. Try again in a moment.")
+    return _Started(call, request, dial.number)
+
+
+async def _send(started: _Started, *, clock: Clock) -> Call:
+    """Ask VCC to place the call, then record its answer; every failure ends on the row and in front of the person."""
+    call, began = started.call, time.monotonic()
+    placed = error = None
+    try:
+        async with get_async_client() as client:
+            placed = await client.place_call(started.request)
+    except Exception as exc:  # expected or not, it must end up on the row
+        error = exc
+    latency = round((time.monotonic() - began) * 1000)
+    transition, answer = _answer(call, placed, error, latency_ms=latency, now=clock())
+    released = False
+    try:
+        await _write(_record_answer, transition, answer, started.lock_number, str(call.request_id))
+        released = True
+    finally:
+        if started.lock_number and not released:
+            await _db(locks.release_dial_lock)(started.lock_number, owner=str(call.request_id))
+    return call
+
+
+def _answer(call: Call, placed, error: Exception | None, *, latency_ms: int, now: datetime):
+    """Which transition VCC's answer (or the failure) calls for, with its arguments; logs it before it is written,
+    so that if the database is gone the log still ties VCC's call to our click."""
+    ids = f"click {call.request_id} (call {call.pk})"
+    if placed is not None:
+        log.info("%s: VCC placed call %s", ids, placed.call_id)
+        return call.record_placed, {
+            "vcc_call_id": placed.call_id,
+            "vcc_status": placed.status or "",
+            "recording_status": placed.recording_status or "",
+            "latency_ms": latency_ms,
+            "now": now,
+        }
+    if isinstance(error, VCCError) and error.call_id:
+        # VCC said 201 and named the call in Location, but its body was unreadable: follow the call by its id.
+        log.warning("%s: VCC placed call %s; reply unreadable: %s", ids, error.call_id, error.message)
+        call.error_message, call.error_status = error.message, error.status
+        return call.record_placed, {
+            "vcc_call_id": error.call_id,
+            "vcc_status": "",
+            "recording_status": "",
+            "latency_ms": latency_ms,
+            "now": now,
+            "note": "VCC placed the call but its reply could not be read; following it by its id.",
+        }
+    if isinstance(error, VCCError):
+        if error.local:  # our own checks refused what we built: bad data here (an agent ID, a caller ID)
+            log.error("%s: not sent, vccweb built an invalid request: %s", ids, error.message)
+        unsure = error.may_have_placed
+        log.warning(
+            "%s: %s: status=%s vcc_message=%r",
+            ids,
+            "not confirmed" if unsure else "failed",
+            error.status,
+            error.message,
+        )
+        return call.record_unconfirmed if unsure else call.record_failed, {
+            "message": error.message,
+            "status": error.status,
+            "display": error.user_message,
+            "latency_ms": latency_ms,
+            "now": now,
+        }
+    log.error("%s: unexpected error talking to VCC", ids, exc_info=error)
+    return call.record_unconfirmed, {
+        "message": f"{type(error).__name__}: {error}",
+        "status": None,
+        "display": "Something went wrong on our side while asking VCC, so the call may have been placed: "
+        "check your phone and the call log before trying again.",
+        "latency_ms": latency_ms,
+        "now": now,
+    }
+
+
+def _record_answer(transition: Callable[..., None], answer: dict[str, Any], lock_number: str, owner: str) -> None:
+    """Write VCC's answer, note the call on its contact (the list's "last called"), and free the number: one trip
+    to the database."""
+    transition(**answer)
+    call = transition.__self__
+    if call.contact_id:
+        Contact.objects.note_call(call)
+    if lock_number:
+        locks.release_dial_lock(lock_number, owner=owner)
+
+
+async def _write(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> None:
+    """Write VCC's answer, trying again when the database fails: losing it would lose a placed call's id."""
+    for attempt in range(1, DB_WRITE_TRIES + 1):
+        try:
+            await _db(fn)(*args, **kwargs)
+            return
+        except DatabaseError:
+            if attempt == DB_WRITE_TRIES:
+                raise
+            log.warning(
+                "writing VCC's answer failed (try %s of %s); trying again", attempt, DB_WRITE_TRIES, exc_info=True
+            )
+            await _sleep(0.2 * 2**attempt)

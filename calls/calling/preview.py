@@ -1,0 +1,82 @@
+"""What the contact page shows before the click: each number with its consent and do-not-call state, and
+what calling it would send, from the user's phone and via groups (the dial preview)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from calls import rules
+from calls.calling.facts import _clid_options, _consent, _dnc_reason, _phones_of, caller_for, consent_rules
+from calls.models import AgentGroup, Contact, ContactPhone
+from calls.rules import Caller, DialPlan, Refused
+
+
+@dataclass
+class NumberRow:
+    phone: ContactPhone
+    consent: str
+    consent_reason: str
+    blocked: str
+
+
+@dataclass
+class Dialer:
+    """The contact page's call buttons: each number with its consent and do-not-call state, and the two plans."""
+
+    rows: list[NumberRow]
+    me: DialPlan | None
+    group_plan: DialPlan | None
+    groups: list[AgentGroup]
+    ticked: set[int]
+    caller: Caller
+
+
+def dialer(*, user, contact: Contact, ticked: Sequence[int] | None = None, chosen_clid: int | None = None) -> Dialer:
+    """What calling each of the contact's numbers would send, from the user's phone and via the ticked groups.
+
+    `ticked` (group pks) defaults to the user's default group; an unusable `chosen_clid` falls back to automatic.
+    """
+    caller = caller_for(user)
+    phones = _phones_of(contact)
+    table = consent_rules()
+    rows = [NumberRow(p, *_consent(p, table), blocked=_dnc_reason(p)) for p in phones]
+    groups = rules.visible_groups(AgentGroup.objects.all(), caller)
+    if ticked is None:
+        default = caller.agent.default_group_id if caller.agent else None
+        if caller.agent and default is None:
+            first = caller.agent.groups.order_by("name").first()
+            default = first.pk if first else None
+        ticked = [default] if default else []
+    ticked_groups = [g for pk in ticked for g in groups if g.pk == pk]
+    me = group_plan = None
+    if rows:
+        first = rows[0]
+        options = _clid_options(user, caller, [])
+        try:
+            me = _number_plan(caller, first, options, chosen_clid=chosen_clid)
+        except Refused:
+            me = _number_plan(caller, first, options)
+        if groups:
+            options = _clid_options(user, caller, ticked_groups)
+            try:
+                group_plan = _number_plan(caller, first, options, groups=ticked_groups, chosen_clid=chosen_clid)
+            except Refused:
+                group_plan = _number_plan(caller, first, options, groups=ticked_groups)
+                group_plan.clid_reason = (
+                    f"the caller ID you picked is not allowed via these groups, so {group_plan.clid_reason}"
+                )
+    return Dialer(rows, me, group_plan, groups, {g.pk for g in ticked_groups}, caller)
+
+
+def _number_plan(caller: Caller, row: NumberRow, options, *, groups=None, chosen_clid=None) -> DialPlan:
+    return rules.plan_number_call(
+        caller=caller,
+        number=row.phone.number,
+        dnc_reason=row.blocked,
+        consent=(row.consent, row.consent_reason),
+        clid_options=options,
+        groups=groups or (),
+        via_groups=groups is not None,
+        chosen_clid=chosen_clid,
+    )

@@ -1,0 +1,91 @@
+"""Recording and wrap-up: pause or resume a live call's recording, and send an ended call's disposition to VCC
+with the notes kept here."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from django.core.cache import cache
+
+from calls.calling.common import Clock, _db, _now, log
+from calls.models import Call, Contact, ContactPhone, DispositionCode
+from calls.vcc import VCCError, get_async_client
+
+RECORDING_PENDING = timedelta(seconds=5)  # how long a requested recording change shows before VCC confirms it
+
+
+async def set_recording(*, call: Call, status: str, clock: Clock = _now) -> str:
+    """Pause ("Paused") or resume ("Started") a live call's recording; returns an error for people, or ""."""
+    if not call.is_live or not call.vcc_call_id:
+        return "The call is not live, so its recording cannot change."
+    try:
+        async with get_async_client() as client:
+            await client.set_recording(call.vcc_call_id, status)
+    except VCCError as exc:
+        log.warning("call %s: recording change failed: %s (status %s)", call.pk, exc.message, exc.status)
+        return exc.user_message
+    now = clock()
+    await _db(call.record_recording)(status=status, now=now)
+    # VCC applies it asynchronously: panels show what was asked for until VCC reports it.
+    await cache.aset(_pending_key(call), (status, now.timestamp()), int(RECORDING_PENDING.total_seconds()) + 1)
+    log.info("call %s: recording set to %s", call.pk, status)
+    return ""
+
+
+def _pending_key(call: Call) -> str:
+    return f"calls:recording-pending:{call.pk}"
+
+
+async def shown_recording(call: Call, *, clock: Clock = _now) -> str:
+    """The recording status to show: VCC's, or a change asked for moments ago that VCC has not reported yet."""
+    pending = await cache.aget(_pending_key(call))
+    if pending and call.is_live:
+        status, asked_at = pending
+        if clock().timestamp() - asked_at < RECORDING_PENDING.total_seconds():
+            return status
+    return call.recording_status
+
+
+@dataclass
+class WrappedUp:
+    error: str = ""  # for people: what to do next (the notes are saved either way)
+    changed: tuple[str, ...] = ()  # what else the disposition changed, in words
+
+
+async def wrap_up(*, call: Call, disposition: DispositionCode, notes: str, clock: Clock = _now) -> WrappedUp:
+    """Send the disposition to VCC and store it with the notes; notes are kept even when VCC fails."""
+    if call.state != Call.State.ENDED:
+        return WrappedUp(error="Wrap up once the call has ended.")
+    confirmed, remarks, error = True, [], ""
+    if call.vcc_call_id:
+        try:
+            async with get_async_client() as client:
+                agent_id = call.from_agent.display_id if call.from_agent else None
+                await client.set_disposition(call.vcc_call_id, disposition.code, agent_id)
+        except VCCError as exc:
+            log.warning("call %s: disposition failed: %s (status %s)", call.pk, exc.message, exc.status)
+            if exc.status == 404:
+                # VCC keeps calls for 24 hours: past that, the outcome can only be kept here.
+                remarks.append("VCC no longer has this call, so the outcome is kept in vccweb only.")
+            else:
+                confirmed = False
+                error = f"{exc.user_message} Your notes are saved; send the outcome again."
+    changed = await _db(_store_wrap_up)(call, disposition=disposition, notes=notes, now=clock(), confirmed=confirmed)
+    return WrappedUp(error=error, changed=tuple(remarks + changed))
+
+
+def _store_wrap_up(
+    call: Call, *, disposition: DispositionCode, notes: str, now: datetime, confirmed: bool
+) -> list[str]:
+    call.record_wrap_up(code=disposition.code, notes=notes, now=now, confirmed=confirmed)
+    if not confirmed:
+        return []
+    # Anyone may mark a number do-not-call: an opt-out is honoured at once. Only supervisors clear it.
+    if disposition.action == DispositionCode.Action.NUMBER_DNC and call.phone_id:
+        ContactPhone.objects.filter(pk=call.phone_id).update(do_not_call=True)
+        return [f"{call.phone.display} is now marked do not call."]
+    if disposition.action == DispositionCode.Action.CONTACT_DNC and call.contact_id:
+        Contact.objects.filter(pk=call.contact_id).update(do_not_call=True)
+        return [f"{call.contact.name} is now marked do not call."]
+    return []

@@ -1,0 +1,42 @@
+"""Keeping in step with VCC's account: the sync from the User Admin API, stored as a run (the admin's button
+and the sync_vcc command)."""
+
+from __future__ import annotations
+
+from calls.calling.common import Clock, _now
+from calls.models import SyncRun
+from calls.sync import sync_from_vcc
+from calls.vcc import UserAdminClient, VCCError, get_user_admin_client
+
+
+def sync_with_vcc(
+    *,
+    by=None,
+    dry_run: bool,
+    client: UserAdminClient | None = None,
+    clock: Clock = _now,
+) -> SyncRun:
+    """Sync from VCC (or preview it, `dry_run`) and store the run, failed or not: the admin's button and the command.
+
+    A VCC error is stored on the run (`run.error`) rather than raised; nothing was changed then.
+    """
+    run = SyncRun.objects.create(started_at=clock(), dry_run=dry_run, by=by)
+    try:
+        if client is None:
+            with get_user_admin_client() as own:
+                report = sync_from_vcc(own, dry_run=dry_run, now=run.started_at)
+        else:
+            report = sync_from_vcc(client, dry_run=dry_run, now=run.started_at)
+    except VCCError as exc:
+        run.error = f"{exc.user_message} ({exc.message})"
+    except Exception as exc:  # a fault in vccweb: the run still ends, then the error goes on to be reported
+        run.error, run.finished_at = f"vccweb failed during the sync: {type(exc).__name__}", clock()
+        run.save()
+        raise
+    else:
+        run.lines = report.lines()
+        run.created, run.updated = len(report.created), len(report.updated)
+        run.deactivated, run.problems = len(report.deactivated), len(report.problems)
+    run.finished_at = clock()
+    run.save()
+    return run

@@ -1,0 +1,107 @@
+"""What the calling views accept: the click, the dial preview, the recording and the wrap-up."""
+
+from __future__ import annotations
+
+from django import forms
+from django.core.exceptions import ValidationError
+
+from calls.models import DispositionCode
+
+# Every POST (and every query parameter that selects something) is read by a form: a malformed value is a
+# message and a 400, never a 500 ("²".isdigit() is true, int("²") raises; PostgreSQL refuses NUL characters).
+
+OUT_OF_DATE = "This page is out of date: reload it and click again."
+
+
+class PkListField(forms.Field):
+    """A list of database ids (from checkboxes sent under one name)."""
+
+    widget = forms.MultipleHiddenInput
+    default_error_messages = {"invalid": "Pick from the list: reload the page if it is out of date."}
+
+    def to_python(self, value: object) -> list[int]:
+        values = value if isinstance(value, list | tuple) else ([value] if value else [])
+        pks: list[int] = []
+        for item in values:
+            text = str(item)
+            if not (text.isascii() and text.isdecimal()) or len(text) > 18:
+                raise ValidationError(self.error_messages["invalid"], code="invalid")
+            if int(text) not in pks:
+                pks.append(int(text))
+        return pks
+
+
+class ClickForm(forms.Form):
+    """A call button's click: a one-time id, so that the same click twice places one call."""
+
+    request_id = forms.UUIDField(error_messages={"required": OUT_OF_DATE, "invalid": OUT_OF_DATE})
+
+
+class NumberClickForm(ClickForm):
+    """A click on a contact's number: "me:<phone>" or "group:<phone>", the ticked groups, a caller ID, a reason."""
+
+    call = forms.RegexField(
+        r"^(me|group):[0-9]{1,18}\Z",
+        error_messages={"required": "Pick a number to call.", "invalid": "Pick a number to call."},
+    )
+    groups = PkListField(required=False)
+    clid = forms.IntegerField(
+        required=False, min_value=1, error_messages={"invalid": "Pick a caller ID from the list."}
+    )
+
+    def __init__(self, data, *args: object, **kwargs: object) -> None:
+        super().__init__(data, *args, **kwargs)
+        # Each number has its own "reason to call anyway" box; read the one of the number clicked.
+        self.fields["dnc_reason"] = forms.CharField(required=False, max_length=500, strip=True)
+        phone = str(data.get("call", "")).partition(":")[2]
+        if phone.isascii() and phone.isdecimal():
+            self.data = data.copy()
+            self.data["dnc_reason"] = data.get(f"dnc_reason_{phone}", "")
+
+    @property
+    def via_groups(self) -> bool:
+        return self.cleaned_data["call"].startswith("group:")
+
+    @property
+    def phone_pk(self) -> int:
+        return int(self.cleaned_data["call"].partition(":")[2])
+
+
+class DialPreviewForm(forms.Form):
+    """The contact page's choices, sent as they change so the preview can say what a click would send."""
+
+    groups = PkListField(required=False)
+    clid = forms.IntegerField(required=False, min_value=1)
+    ticked = forms.BooleanField(required=False)  # whether `groups` was sent (none ticked is a choice too)
+    only_me = forms.BooleanField(required=False)  # readiness of the caller alone (the contact list has no groups)
+
+
+class RecordingForm(forms.Form):
+    recording = forms.ChoiceField(
+        choices=[("Paused", "Pause"), ("Started", "Resume")],
+        error_messages={
+            "required": "Choose to pause or resume the recording.",
+            "invalid_choice": "Choose to pause or resume the recording.",
+        },
+    )
+
+
+class WrapUpForm(forms.Form):
+    disposition = forms.ModelChoiceField(
+        queryset=None,
+        error_messages={"required": "Choose how the call went.", "invalid_choice": "Choose how the call went."},
+    )
+    notes = forms.CharField(required=False, max_length=5000, widget=forms.Textarea)
+
+    def __init__(self, *args: object, **kwargs: object) -> None:
+        super().__init__(*args, **kwargs)
+
+        self.fields["disposition"].queryset = DispositionCode.objects.filter(is_active=True)
+
+
+def first_error(form: forms.Form) -> str:
+    """The first problem a form found, as one sentence for the person."""
+    for errors in form.errors.values():
+        for error in errors:
+            return error
+    return "Check what you entered."

@@ -1,0 +1,164 @@
+"""The call log's filters, sorts and page cursors (a contact's timeline pages by the same cursor)."""
+
+from __future__ import annotations
+
+import re
+
+from django import forms
+from django.core.exceptions import ValidationError
+from django.db import models
+
+from calls.models import Agent, AgentGroup, Call, CallbackNumber, DispositionCode
+
+NONE = "-"  # a filter value meaning "none": no disposition, no CLID (no real value is a single dash)
+SORTS = [
+    ("-time", "Newest first"),
+    ("time", "Oldest first"),
+    ("-duration", "Longest talk first"),
+    ("duration", "Shortest talk first"),
+]
+CURSOR = re.compile(r"^(-1|[0-9]{1,17})_([0-9]{1,18})$")  # in range for datetimes and bigints
+
+
+def _cursor(value: str) -> tuple[int, int] | None:
+    """A page position: the sort value (microseconds since the epoch, or seconds of talk) and the call id."""
+    if not value:
+        return None
+    match = CURSOR.match(value)
+    if not match:
+        raise ValidationError("This page link is damaged: start again from the first page.")
+    return int(match[1]), int(match[2])
+
+
+class TimelineForm(forms.Form):
+    """Which page of a contact's calls: `older` is where the page before it ended (the call log's cursor)."""
+
+    older = forms.CharField(max_length=50, required=False)
+
+    def clean_older(self) -> tuple[int, int] | None:
+        return _cursor(self.cleaned_data["older"])
+
+
+def _check_years(form: forms.Form, data: dict) -> bool:
+    """Dates far outside the call log's life are typing mistakes (and would overflow date arithmetic)."""
+    ok = True
+    for name in ("start", "end"):
+        if data.get(name) and not 2000 <= data[name].year <= 2999:
+            form.add_error(name, "Choose a date between the years 2000 and 2999.")
+            ok = False
+    return ok
+
+
+class _Choosable(forms.CharField):
+    """Free text shown as a menu of known values; a value not on the menu (an old code in a link) still works."""
+
+    widget = forms.Select
+
+
+class CallLogFilter(forms.Form):
+    """The call log's filters, sort and page position, all from the query string."""
+
+    start = forms.DateField(required=False, label="From", widget=forms.DateInput(attrs={"type": "date"}))
+    end = forms.DateField(required=False, label="To", widget=forms.DateInput(attrs={"type": "date"}))
+    agent = forms.ModelChoiceField(Agent.objects.all(), required=False, empty_label="Any agent")
+    group = forms.ModelChoiceField(AgentGroup.objects.all(), required=False, empty_label="Any group")
+    via = forms.ChoiceField(
+        choices=[("", "Agent or group"), ("agent", "From one agent"), ("group", "Via groups")],
+        required=False,
+        label="From",
+    )
+    outcome = forms.ChoiceField(choices=[("", "Any outcome"), *Call.Outcome.choices], required=False)
+    disposition = _Choosable(max_length=255, required=False)
+    clid = _Choosable(max_length=32, required=False, label="Caller ID")
+    has_error = forms.ChoiceField(
+        choices=[("", "With or without"), ("yes", "With an error"), ("no", "Without an error")],
+        required=False,
+        label="Errors",
+    )
+    wrap_up = forms.BooleanField(required=False, label="Only calls to wrap up")
+    contact = forms.IntegerField(min_value=1, max_value=2**63 - 1, required=False, widget=forms.HiddenInput)
+    hour = forms.IntegerField(min_value=0, max_value=23, required=False, widget=forms.HiddenInput)
+    error = forms.CharField(max_length=2000, required=False, widget=forms.HiddenInput)
+    error_status = forms.IntegerField(min_value=0, max_value=999, required=False, widget=forms.HiddenInput)
+    sort = forms.ChoiceField(choices=SORTS, required=False)
+    after = forms.CharField(max_length=50, required=False, widget=forms.HiddenInput)
+    before = forms.CharField(max_length=50, required=False, widget=forms.HiddenInput)
+
+    def __init__(self, *args: object, **kwargs: object) -> None:
+        super().__init__(*args, **kwargs)
+        codes = list(DispositionCode.objects.values_list("code", flat=True))
+        self.fields["disposition"].widget.choices = self._menu(
+            "disposition", [("", "Any disposition"), (NONE, "No disposition"), *((c, c) for c in codes)]
+        )
+        numbers = list(CallbackNumber.objects.values_list("number", "label"))
+        self.fields["clid"].widget.choices = self._menu(
+            "clid", [("", "Any caller ID"), (NONE, "VCC's default"), *((n, f"{label} ({n})") for n, label in numbers)]
+        )
+
+    def _menu(self, name: str, choices: list[tuple[str, str]]) -> list[tuple[str, str]]:
+        value = self.data.get(name, "") if self.is_bound else ""
+        if value and value not in {c for c, _label in choices}:
+            choices.append((value, value))
+        return choices
+
+    def clean_after(self) -> tuple[int, int] | None:
+        return _cursor(self.cleaned_data["after"])
+
+    def clean_before(self) -> tuple[int, int] | None:
+        return _cursor(self.cleaned_data["before"])
+
+    def clean(self) -> dict[str, object]:
+        data = super().clean()
+        _check_years(self, data)
+        if data.get("start") and data.get("end") and data["end"] < data["start"]:
+            self.add_error("end", "The end date is before the start date.")
+        if data.get("after") and data.get("before"):
+            raise ValidationError("This page link is damaged: start again from the first page.")
+        data["sort"] = data.get("sort") or "-time"
+        return data
+
+    def menus(self) -> list[dict[str, object]]:
+        """The visible filters as plain data for the template to draw: Django's widget templates cost ~5 ms a menu,
+        and the call log is drawn on every filter change."""
+        labels = {
+            "agent": lambda: [(str(pk), f"{name} ({display_id})") for pk, name, display_id in
+                              Agent.objects.values_list("pk", "name", "display_id")],
+            "group": lambda: [(str(pk), f"{name} ({display_id})") for pk, name, display_id in
+                              AgentGroup.objects.values_list("pk", "name", "display_id")],
+        }  # fmt: skip
+        out = []
+        for bound in self.visible_fields():
+            field, name = bound.field, bound.name
+            value = self.data.get(name, "") if self.is_bound else ""
+            item = {"name": name, "id": bound.id_for_label, "label": bound.label, "value": value}
+            if isinstance(field, forms.BooleanField):
+                item["kind"] = "checkbox"
+            elif isinstance(field, forms.DateField):
+                item["kind"] = "date"
+            else:
+                item["kind"] = "select"
+                if name in labels:
+                    choices = [("", field.empty_label), *labels[name]()]
+                elif isinstance(field, _Choosable):
+                    choices = field.widget.choices
+                else:
+                    choices = field.choices
+                item["options"] = [(str(v), label, str(v) == value) for v, label in choices]
+            out.append(item)
+        return out
+
+    def filters(self) -> dict[str, object]:
+        """The filters that are set (not the sort or page), as query string values: for links and the export."""
+        out = {}
+        for name in self.fields:
+            if name in ("sort", "after", "before"):
+                continue
+            value = self.cleaned_data.get(name)
+            if value is None or value is False or value == "":
+                continue
+            if isinstance(value, models.Model):
+                value = value.pk
+            elif value is True:
+                value = "on"
+            out[name] = value
+        return out

@@ -1,0 +1,211 @@
+"""The contact forms: a contact with its numbers (who may clear do-not-call), and the contact list's search,
+sort, filters and page, all in the URL."""
+
+from __future__ import annotations
+
+import base64
+import json
+from urllib.parse import urlencode
+
+from django import forms
+from django.core.exceptions import ValidationError
+from django.forms import BaseInlineFormSet, inlineformset_factory
+
+from calls import permissions as perms
+from calls import phones
+from calls.models import Consent, Contact, ContactPhone
+
+ONLY_SUPERVISORS = "Only a supervisor can clear do-not-call."
+MARK_HELP = "Anyone may mark do-not-call; only a supervisor can clear it."
+
+
+def _may_clear_do_not_call(user) -> bool:
+    return user.has_perm(perms.OVERRIDE_DO_NOT_CALL)
+
+
+def _refuse_clearing(form: forms.ModelForm, user, what: str) -> bool:
+    """Anyone may mark do-not-call; clearing it is a supervisor's decision (perm calls.override_do_not_call)."""
+    marked = form.cleaned_data.get("do_not_call")
+    if form.instance.pk and form.instance.do_not_call and not marked and not _may_clear_do_not_call(user):
+        raise ValidationError(f"{what} is marked do not call. {ONLY_SUPERVISORS}", code="dnc_clear")
+    return marked
+
+
+class ContactForm(forms.ModelForm):
+    class Meta:
+        model = Contact
+        fields = ["name", "company", "email", "owner", "do_not_call", "consent_override", "notes"]
+        widgets = {"notes": forms.Textarea(attrs={"rows": 4})}
+
+    def __init__(self, *args: object, user, **kwargs: object) -> None:
+        super().__init__(*args, **kwargs)
+        self.user = user
+        self.fields["consent_override"].choices = [("", "Country default"), *Consent.choices]
+        self.fields["owner"].label_from_instance = lambda user: user.get_full_name() or user.username
+        self.fields["do_not_call"].help_text = MARK_HELP
+        if self.instance.pk is None:
+            self.initial.setdefault("owner", user.pk)  # whoever creates a contact owns it unless they choose
+
+    def clean_do_not_call(self) -> bool:
+        return _refuse_clearing(self, self.user, "This contact")
+
+
+class ContactPhoneForm(forms.ModelForm):
+    number = forms.CharField(
+        max_length=phones.MAX_INPUT,
+        help_text="Any format: +44 20 7946 0100, 020 7946 0100, (312) 555-0100 with +1…",
+    )
+
+    class Meta:
+        model = ContactPhone
+        fields = ["label", "number", "is_primary", "do_not_call"]
+
+    def __init__(self, *args: object, user, **kwargs: object) -> None:
+        super().__init__(*args, **kwargs)
+        self.user = user
+
+    def clean_number(self) -> str:
+        number = phones.to_e164(self.cleaned_data["number"])
+        renumbering_blocked = self.instance.pk and self.instance.do_not_call and number != self.instance.number
+        if renumbering_blocked and not _may_clear_do_not_call(self.user):
+            raise ValidationError(f"This number is marked do not call. {ONLY_SUPERVISORS}")
+        return number
+
+    def clean_do_not_call(self) -> bool:
+        return _refuse_clearing(self, self.user, "This number")
+
+    def validate_constraints(self) -> None:
+        # One row may take the primary flag from another row of the same save: the formset checks that rule
+        # across all rows, and the view saves in an order the database accepts.
+        try:
+            self.instance.validate_constraints(exclude=self._get_validation_exclusions() | {"is_primary"})
+        except ValidationError as e:
+            codes = {err.code for errs in getattr(e, "error_dict", {}).values() for err in errs}
+            if codes & {"unique", "unique_together"}:
+                # Say it where the person typed the number, in words (Django's text names the constraint).
+                number = phones.display(self.cleaned_data.get("number", ""))
+                self.add_error("number", f"This contact already has {number}.")
+                return
+            self._update_errors(e)
+
+    def other_contacts(self) -> list[Contact]:
+        """Other contacts that have this number too: worth a warning, not a refusal (a shared office line)."""
+        number = self.cleaned_data.get("number") if hasattr(self, "cleaned_data") else None
+        if not number:
+            return []
+        others = Contact.objects.filter(phones__number=number)
+        if self.instance.contact_id:
+            others = others.exclude(pk=self.instance.contact_id)
+        return list(others.order_by("name")[:3])
+
+
+class BaseContactPhoneFormSet(BaseInlineFormSet):
+    def __init__(self, *args: object, user, **kwargs: object) -> None:
+        self.user = user
+        super().__init__(*args, form_kwargs={"user": user}, **kwargs)
+
+    def clean(self) -> None:
+        if any(self.errors):
+            return
+        if not _may_clear_do_not_call(self.user):
+            for form in self.deleted_forms:
+                if form.instance.pk and form.instance.do_not_call:
+                    raise ValidationError(
+                        f"{phones.display(form.instance.number)} is marked do not call. {ONLY_SUPERVISORS}"
+                    )
+        kept = [f for f in self.forms if f.cleaned_data and not f.cleaned_data.get("DELETE")]
+        numbers = [f.cleaned_data["number"] for f in kept]
+        duplicates = {n for n in numbers if numbers.count(n) > 1}
+        if duplicates:
+            raise ValidationError(f"{', '.join(phones.display(n) for n in sorted(duplicates))} is listed twice.")
+        primaries = [f for f in kept if f.cleaned_data.get("is_primary")]
+        if len(primaries) > 1:
+            raise ValidationError("Only one number can be primary: untick all but one.")
+        super().clean()
+
+
+# A contact has a handful of numbers. Django builds as many forms as TOTAL_FORMS says, up to absolute_max (2,000
+# by default): one crafted POST then took 25 s and answered 2.4 MB. More than this is refused with a message.
+MAX_PHONES_PER_CONTACT = 20
+
+ContactPhoneFormSet = inlineformset_factory(
+    Contact,
+    ContactPhone,
+    form=ContactPhoneForm,
+    formset=BaseContactPhoneFormSet,
+    extra=1,
+    can_delete=True,
+    max_num=MAX_PHONES_PER_CONTACT,
+    absolute_max=MAX_PHONES_PER_CONTACT,
+    validate_max=True,
+)
+
+
+def encode_cursor(values: list) -> str:
+    return base64.urlsafe_b64encode(json.dumps(values, separators=(",", ":")).encode()).decode().rstrip("=")
+
+
+class ContactListForm(forms.Form):
+    q = forms.CharField(required=False)
+    sort = forms.ChoiceField(
+        required=False,
+        choices=[("name", "Name"), ("company", "Company"), ("last_called", "Last called"), ("created", "Newest")],
+    )
+    mine = forms.BooleanField(required=False, label="Mine only")
+    dnc = forms.ChoiceField(
+        required=False,
+        label="Do not call",
+        choices=[("", "Any"), ("only", "Do not call only"), ("hide", "Hide do not call")],
+    )
+    company = forms.CharField(required=False, max_length=200)
+    after = forms.CharField(required=False, max_length=2000, widget=forms.HiddenInput)
+
+    def clean_q(self) -> str:
+        return self.cleaned_data["q"].strip()[:100]  # a pasted paragraph is searched by its start, not refused
+
+    def clean_sort(self) -> str:
+        return self.cleaned_data["sort"] or "name"
+
+    def clean_after(self) -> list | None:
+        """The cursor of a page: the sort key of the row before it, as `Contact.objects.keyset_page` gave it."""
+        raw = self.cleaned_data["after"]
+        if not raw:
+            return None
+        try:
+            values = json.loads(base64.urlsafe_b64decode(raw + "=" * (-len(raw) % 4)))
+        except ValueError:
+            raise ValidationError("That page link is damaged.", code="cursor") from None
+        sort = self.cleaned_data.get("sort") or "name"
+        if not _cursor_fits(values, sort):
+            raise ValidationError("That page link is damaged.", code="cursor")
+        return values
+
+    def params(self, **changes: object) -> str:
+        """This search's query string, with changes (None drops a parameter)."""
+        data = {k: self.cleaned_data.get(k) for k in ("q", "sort", "mine", "dnc", "company")}
+        data["sort"] = "" if data["sort"] == "name" else data["sort"]
+        data["mine"] = "1" if data["mine"] else ""
+        data.update(changes)
+        return urlencode({k: v for k, v in data.items() if v})
+
+
+def _cursor_fits(values: object, sort: str) -> bool:
+    from datetime import datetime
+
+    from calls.models import CONTACT_SORTS
+
+    fields = CONTACT_SORTS[sort]
+    if not isinstance(values, list) or len(values) != len(fields) or type(values[-1]) is not int:
+        return False
+    for field, value in zip(fields[:-1], values[:-1], strict=True):
+        if field.endswith("_at"):
+            if value is None and field == "-last_called_at":
+                continue
+            try:
+                if not isinstance(value, str) or datetime.fromisoformat(value).tzinfo is None:
+                    return False
+            except ValueError:
+                return False
+        elif not isinstance(value, str):
+            return False
+    return True

@@ -1,0 +1,99 @@
+"""The steps of a contact import: the upload, the column mapping, a row's fixes, the confirmation."""
+
+from __future__ import annotations
+
+from django import forms
+from django.core.exceptions import ValidationError
+
+SKIP, UPDATE = "skip", "update"
+
+
+class ImportUploadForm(forms.Form):
+    file = forms.FileField(required=False, label="CSV file", help_text="Comma, semicolon or tab separated; UTF-8.")
+    text = forms.CharField(
+        required=False,
+        label="Or paste the rows",
+        widget=forms.Textarea(attrs={"rows": 6, "placeholder": "Name,Company,Email,Phone\nGrace Hopper,Cobalt,…"}),
+        help_text="The first line names the columns.",
+    )
+
+    def clean(self) -> dict:
+        from calls.imports import MAX_BYTES, ImportFileError, read_upload
+
+        data = super().clean()
+        if self.errors:  # a field's own problem (a NUL in the pasted rows) says it better than "choose one"
+            return data
+        upload, text = data.get("file"), (data.get("text") or "").strip()
+        if bool(upload) == bool(text):
+            raise ValidationError("Choose a file, or paste the rows: one of the two.")
+        if upload and upload.size > MAX_BYTES:
+            raise ValidationError(f"The file is larger than {MAX_BYTES // 2**20} MB: split it and import each part.")
+        raw = upload.read() if upload else text.encode()
+        try:
+            data["header"], data["rows"] = read_upload(raw)
+        except ImportFileError as e:
+            raise ValidationError(str(e)) from None
+        data["filename"] = upload.name[:255] if upload else ""
+        return data
+
+
+class ImportMappingForm(forms.Form):
+    """Which column feeds each field; the guess from the header names, corrected by the person."""
+
+    def __init__(self, *args: object, header: list[str], **kwargs: object) -> None:
+        from calls.imports import FIELDS
+
+        super().__init__(*args, **kwargs)
+        choices = [("", "— not imported —"), *((str(i), name or f"Column {i + 1}") for i, name in enumerate(header))]
+        for name, label in FIELDS.items():
+            self.fields[name] = forms.ChoiceField(label=label, choices=choices, required=False)
+
+    def clean(self) -> dict:
+        data = super().clean()
+        used = [v for v in data.values() if v]
+        if len(used) != len(set(used)):
+            raise ValidationError("A column can feed one field only.")
+        return data
+
+    def mapping(self) -> dict[str, int | None]:
+        return {k: int(v) if v else None for k, v in self.cleaned_data.items()}
+
+
+class ImportFixForm(forms.Form):
+    """A row's cells, corrected in the preview."""
+
+    def __init__(self, *args: object, header: list[str], **kwargs: object) -> None:
+        from calls.imports import MAX_CELL
+
+        super().__init__(*args, **kwargs)
+        for i, name in enumerate(header):
+            self.fields[f"c{i}"] = forms.CharField(
+                label=name or f"Column {i + 1}",
+                required=False,
+                max_length=MAX_CELL,
+                error_messages={"max_length": f"a cell is longer than {MAX_CELL:,} characters."},
+            )
+
+    def cells(self) -> list[str]:
+        return [self.cleaned_data[f"c{i}"] for i in range(len(self.fields))]
+
+
+class ImportConfirmForm(forms.Form):
+    """What to do with each duplicate listed, and with those not listed one by one."""
+
+    def __init__(self, *args: object, duplicates: list[dict], may_update: bool, **kwargs: object) -> None:
+        super().__init__(*args, **kwargs)
+        choices = [(SKIP, "Skip this row")]
+        if may_update:
+            choices.append((UPDATE, "Update the existing contact"))
+        for dup in duplicates:
+            self.fields[f"dup_{dup['row']}"] = forms.ChoiceField(
+                choices=choices, initial=SKIP, widget=forms.RadioSelect, label=f"Row {dup['row']}"
+            )
+        self.fields["rest"] = forms.ChoiceField(
+            choices=choices, initial=SKIP, required=False, label="Duplicates not listed above"
+        )
+
+    def decisions(self) -> dict[str, str]:
+        found = {k.removeprefix("dup_"): v for k, v in self.cleaned_data.items() if k.startswith("dup_")}
+        return {**found, "rest": self.cleaned_data.get("rest") or SKIP}

@@ -1,0 +1,88 @@
+"""The `calls` app's models, one module per area; `from calls.models import Call` works for every name below.
+
+- common: the ID and number patterns, their validators, the consent choices
+- contacts: Contact and ContactPhone, the contact list's search and pages, the number a click dials
+- imports: ContactImport, a CSV import between its steps
+- directory: Agent, AgentGroup, CallbackNumber (VCC's side, as vccweb keeps it)
+- rules: DispositionCode and ConsentRule, what admins set for calls
+- calls: Call (one row per click) and its transitions, CallEvent (its history)
+- locks: DialLock, a number being dialled
+- logins: LoginFailure and LockOut, failed logins and the lock-outs they lead to
+- sync: SyncRun, one run of the sync from VCC
+- reports: CallRollup and CallRollupState, the call log rolled up by day
+
+Every model stays in the app `calls`, so its table (calls_<model>), permissions and migrations are unchanged.
+"""
+
+from __future__ import annotations
+
+from calls.models.calls import MISSING_GRACE, VCC_RETENTION, Call, CallEvent, CallQuerySet, outcome_of
+from calls.models.common import (
+    AGENT_ID_PATTERN,
+    E164_PATTERN,
+    GROUP_ID_PATTERN,
+    Consent,
+    agent_id_validator,
+    group_id_validator,
+    validate_phone,
+)
+from calls.models.contacts import (
+    CONTACT_SORTS,
+    MAX_SEARCH_WORDS,
+    SEARCH_WINDOWS,
+    SHORT_WORD_WINDOWS,
+    Contact,
+    ContactPhone,
+    ContactPhoneQuerySet,
+    ContactQuerySet,
+    is_number_search,
+    refresh_last_calls,
+    search_windows,
+)
+from calls.models.directory import Agent, AgentGroup, CallbackNumber, CallbackNumberQuerySet
+from calls.models.imports import ContactImport
+from calls.models.locks import DialLock
+from calls.models.logins import LockOut, LoginFailure
+from calls.models.reports import CallRollup, CallRollupState
+from calls.models.rules import ConsentRule, DispositionCode
+from calls.models.sync import SyncRun
+
+__all__ = [
+    "AGENT_ID_PATTERN",
+    "CONTACT_SORTS",
+    "E164_PATTERN",
+    "GROUP_ID_PATTERN",
+    "MAX_SEARCH_WORDS",
+    "MISSING_GRACE",
+    "SEARCH_WINDOWS",
+    "SHORT_WORD_WINDOWS",
+    "VCC_RETENTION",
+    "Agent",
+    "AgentGroup",
+    "Call",
+    "CallEvent",
+    "CallQuerySet",
+    "CallRollup",
+    "CallRollupState",
+    "CallbackNumber",
+    "CallbackNumberQuerySet",
+    "Consent",
+    "ConsentRule",
+    "Contact",
+    "ContactImport",
+    "ContactPhone",
+    "ContactPhoneQuerySet",
+    "ContactQuerySet",
+    "DialLock",
+    "LockOut",
+    "LoginFailure",
+    "DispositionCode",
+    "SyncRun",
+    "agent_id_validator",
+    "group_id_validator",
+    "is_number_search",
+    "outcome_of",
+    "refresh_last_calls",
+    "search_windows",
+    "validate_phone",
+]
