@@ -1,7 +1,7 @@
 from __future__ import annotations
 
 from django.apps import AppConfig
-from django.db.models.signals import m2m_changed, post_delete, post_migrate, post_save
+from django.db.models.signals import m2m_changed, post_delete, post_migrate, post_save, pre_save
 
 
 def _sync_roles(sender: AppConfig, **kwargs: object) -> None:
@@ -39,6 +39,10 @@ class CallsConfig(AppConfig):
         ):
             m2m_changed.connect(permissions_changed, sender=through, dispatch_uid=f"calls.perms.{through.__name__}")
         post_save.connect(permissions_changed, sender=get_user_model(), dispatch_uid="calls.perms.user")
+        # A new password, whoever sets it, lifts the account's lock-out (calls/logins.py).
+        from calls.logins import lift_on_new_password
+
+        pre_save.connect(lift_on_new_password, sender=get_user_model(), dispatch_uid="calls.logins.new_password")
         # A deleted user or group: the user's row and sessions go, and a group's memberships go without m2m_changed.
         for model in (get_user_model(), Group):
             post_delete.connect(permissions_changed, sender=model, dispatch_uid=f"calls.perms.deleted.{model.__name__}")

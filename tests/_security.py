@@ -5,6 +5,7 @@ from __future__ import annotations
 import copy
 import sys
 from dataclasses import dataclass
+from datetime import timedelta
 
 import pytest
 from django.contrib.auth.models import Group
@@ -24,6 +25,7 @@ from calls.models import (
     ContactImport,
     ContactPhone,
     DispositionCode,
+    LockOut,
     SyncRun,
 )
 from tests import conftest
@@ -48,6 +50,7 @@ class World:
     sync_run: SyncRun
     contact_import: ContactImport
     role_group: Group
+    lock_out: LockOut
 
     def ids(self) -> dict[str, object]:
         """What a matrix path may name in braces: /contacts/{contact}/ and so on."""
@@ -67,6 +70,7 @@ class World:
             "sync_run": self.sync_run.pk,
             "contact_import": self.contact_import.pk,
             "role_group": self.role_group.pk,
+            "lock_out": self.lock_out.pk,
             "user": self.users["agent"].pk,
             "contact_type": ContentType.objects.get_for_model(Contact).pk,
         }
@@ -114,6 +118,14 @@ def create_world() -> World:
         consent_rule=ConsentRule.objects.first() or ConsentRule.objects.create(country="GB", consent="OneParty"),
         sync_run=SyncRun.objects.create(started_at=now, finished_at=now, lines=["nothing"]),
         role_group=Group.objects.get(name="agent"),
+        lock_out=LockOut.objects.create(
+            subject="account:guessed",
+            kind="account",
+            name="guessed",
+            since=now,
+            until=now + timedelta(days=1),
+            failures=5,
+        ),
         # The agent's own import, waiting for a confirmation: nobody else may see or change it.
         contact_import=ContactImport.objects.create(
             created_by=agent_user,

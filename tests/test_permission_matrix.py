@@ -144,6 +144,7 @@ MATRIX: list[Row] = [
     *admin_model("/admin/calls/dispositioncode/", "{disposition}"),
     *admin_model("/admin/calls/consentrule/", "{consent_rule}"),
     *admin_model("/admin/calls/syncrun/", "{sync_run}", add=403, delete=403),  # runs are records
+    *admin_model("/admin/calls/lockout/", "{lock_out}", add=403),  # made by failed logins; deleting one lifts it
 ]  # fmt: skip
 
 

@@ -8,11 +8,12 @@ here registers its pages.
 - rules: wrap-up dispositions, recording consent defaults
 - users: users and roles
 - sync: the sync from VCC, its preview and its runs
+- lockouts: current lock-outs after failed logins, and lifting them
 """
 
 from __future__ import annotations
 
-from calls.admin import calls, contacts, directory, rules, sync, users
+from calls.admin import calls, contacts, directory, lockouts, rules, sync, users
 from calls.admin.base import SEARCH_MAX_CHARS, BoundedSearch, PhoneNumberField
 
 __all__ = [
@@ -22,6 +23,7 @@ __all__ = [
     "calls",
     "contacts",
     "directory",
+    "lockouts",
     "rules",
     "sync",
     "users",

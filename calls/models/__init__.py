@@ -7,6 +7,7 @@
 - rules: DispositionCode and ConsentRule, what admins set for calls
 - calls: Call (one row per click) and its transitions, CallEvent (its history)
 - locks: DialLock, a number being dialled
+- logins: LoginFailure and LockOut, failed logins and the lock-outs they lead to
 - sync: SyncRun, one run of the sync from VCC
 - reports: CallRollup and CallRollupState, the call log rolled up by day
 
@@ -41,6 +42,7 @@ from calls.models.contacts import (
 from calls.models.directory import Agent, AgentGroup, CallbackNumber, CallbackNumberQuerySet
 from calls.models.imports import ContactImport
 from calls.models.locks import DialLock
+from calls.models.logins import LockOut, LoginFailure
 from calls.models.reports import CallRollup, CallRollupState
 from calls.models.rules import ConsentRule, DispositionCode
 from calls.models.sync import SyncRun
@@ -72,6 +74,8 @@ __all__ = [
     "ContactPhoneQuerySet",
     "ContactQuerySet",
     "DialLock",
+    "LockOut",
+    "LoginFailure",
     "DispositionCode",
     "SyncRun",
     "agent_id_validator",
