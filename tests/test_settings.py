@@ -174,8 +174,9 @@ def database_url_for_checks(db) -> str:
 def check_deploy(database_url: str, **extra: str) -> subprocess.CompletedProcess:
     drop = ("DEBUG", "SECURE_", "SESSION_", "CSRF_", "DJANGO_ALLOW_ASYNC_UNSAFE", "DATABASE_URL")
     env = {k: v for k, v in os.environ.items() if not k.startswith(drop)}
-    # No pool: its first connection is preceded by a direct one with a 2 s timeout, which a loaded machine can miss.
-    env.update(PRODUCTION, DB_POOL="false", **extra)
+    # No pool (its first connection is preceded by a direct one with a 2 s timeout) and a long connect timeout: a
+    # loaded machine can keep PostgreSQL from answering within a few seconds, and these tests are about settings.
+    env.update(PRODUCTION, DB_POOL="false", DB_CONNECT_TIMEOUT="60", **extra)
     if database_url:
         env["DATABASE_URL"] = database_url
     return subprocess.run(
