@@ -233,10 +233,13 @@ def shared() -> bool:
     return not isinstance(caches["default"], LocMemCache)
 
 
+LOCAL_SECONDS = 5  # the most an entry lives in a process's own cache (tests/conftest.py lifts it)
+
+
 def lifetime(seconds: int) -> int:
-    """How long to keep an entry cached under a generation: `seconds` with a shared cache; 5 s in a process's own
-    cache, which cannot see another process move the generation on."""
-    return seconds if shared() else 5
+    """How long to keep an entry cached under a generation: `seconds` with a shared cache; LOCAL_SECONDS (5 s) in a
+    process's own cache, which cannot see another process move the generation on."""
+    return seconds if shared() else min(seconds, LOCAL_SECONDS)
 
 
 def generation_changed(key: str) -> None:

@@ -18,6 +18,9 @@ from tests._redis import TEST_REDIS_URL
 
 REDIS_URL = TEST_REDIS_URL  # this worker's own database
 TIMEOUT = 0.05  # seconds: the one wall-clock wait per attempt that reaches the hung server
+# Against the real Redis: a timeout no loaded machine reaches. With TIMEOUT, a busy machine that kept Redis or this
+# process waiting 50 ms opened the breaker, and a test that expected Redis's answer got the fallback.
+LIVE_TIMEOUT = 30.0
 
 
 class Clock:
@@ -29,35 +32,43 @@ class Clock:
 
 
 class HungRedis:
-    """Accepts connections, reads what it is sent, never answers."""
+    """Accepts connections, never answers; bytes_received is what its clients have sent so far.
+
+    Nothing serves it in a thread: the kernel completes each connection and keeps what clients send in the
+    socket's buffer, and bytes_received reads it there when asked. A thread that read it as it came counted late
+    whenever a loaded machine kept that thread waiting past the client's 50 ms timeout: too few bytes right after
+    a request, then bytes that looked sent while the breaker was open.
+    """
 
     def __init__(self) -> None:
-        self.listener = socket.socket()
-        self.listener.bind(("127.0.0.1", 0))
-        self.listener.listen(16)
+        self.listener = socket.create_server(("127.0.0.1", 0), backlog=64)
+        self.listener.setblocking(False)
         self.port = self.listener.getsockname()[1]
         self.connections: list[socket.socket] = []
-        self.bytes_received = 0
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._serve, daemon=True)
-        self._thread.start()
+        self._received = 0
+        self._closed = False
 
-    def _serve(self) -> None:
-        self.listener.settimeout(0.01)
-        while not self._stop.is_set():
-            try:
+    @property
+    def bytes_received(self) -> int:
+        if not self._closed:
+            self._read_what_was_sent()
+        return self._received
+
+    def _read_what_was_sent(self) -> None:
+        with contextlib.suppress(BlockingIOError):
+            while True:
                 conn, _ = self.listener.accept()
                 conn.setblocking(False)
                 self.connections.append(conn)
-            except OSError:
-                pass
-            for conn in list(self.connections):
-                with contextlib.suppress(OSError):
-                    self.bytes_received += len(conn.recv(65536))
+        for conn in self.connections:
+            with contextlib.suppress(OSError):
+                while data := conn.recv(65536):
+                    self._received += len(data)
 
     def close(self) -> None:
-        self._stop.set()
-        self._thread.join(2)
+        """Stop listening; bytes_received keeps counting what had been sent until now."""
+        self._read_what_was_sent()
+        self._closed = True
         for conn in self.connections:
             conn.close()
         self.listener.close()
@@ -77,12 +88,12 @@ def hung():
     server.close()
 
 
-def make_cache(location: str, clock: Clock, seconds: float = 10) -> TolerantRedisCache:
+def make_cache(location: str, clock: Clock, seconds: float = 10, timeout: float = TIMEOUT) -> TolerantRedisCache:
     cache = TolerantRedisCache(
         location,
         {
             "KEY_PREFIX": "vccweb-test",
-            "OPTIONS": {"socket_connect_timeout": TIMEOUT, "socket_timeout": TIMEOUT, "breaker_seconds": seconds},
+            "OPTIONS": {"socket_connect_timeout": timeout, "socket_timeout": timeout, "breaker_seconds": seconds},
         },
     )
     cache.breaker.clock = clock
@@ -160,7 +171,7 @@ def live_redis():
 
 def test_when_redis_answers_again_the_breaker_closes(live_redis, caplog):
     clock = Clock()
-    cache = make_cache(live_redis, clock)
+    cache = make_cache(live_redis, clock, timeout=LIVE_TIMEOUT)
     cache.breaker.failed(ConnectionError("it was down"))
     assert cache.get("k", "fallback") == "fallback"  # still paused
 
@@ -192,7 +203,7 @@ def test_half_open_lets_one_caller_try_and_keeps_the_others_waiting():
 
 
 async def test_the_async_methods_read_and_write_what_the_sync_ones_do(live_redis):
-    cache = make_cache(live_redis, Clock())
+    cache = make_cache(live_redis, Clock(), timeout=LIVE_TIMEOUT)
     cache.set("sync", {"written": "sync"})
     assert await cache.aget("sync") == {"written": "sync"}
     await cache.aset("async", [1, 2])
@@ -250,8 +261,8 @@ def test_a_generation_is_moved_on_even_while_the_breaker_is_open(live_redis, set
 def test_one_cache_client_serves_every_thread_of_a_process(live_redis):
     """Django builds a cache client (and its connection pools) per cache object, so per thread and per request;
     ours keeps one per location and process, shared by the threads."""
-    cache = make_cache(live_redis, Clock())
-    other = make_cache(live_redis, Clock())
+    cache = make_cache(live_redis, Clock(), timeout=LIVE_TIMEOUT)
+    other = make_cache(live_redis, Clock(), timeout=LIVE_TIMEOUT)
 
     cache.set("k", "v")
     seen = []

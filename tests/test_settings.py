@@ -7,6 +7,7 @@ import runpy
 import subprocess
 import sys
 from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
 
 import pytest
 from django.core.exceptions import ImproperlyConfigured
@@ -155,10 +156,29 @@ def test_the_csp_is_strict(monkeypatch):
     assert csp["script-src"] == ["'self'", "<CSP_NONCE_SENTINEL>"]
 
 
-def check_deploy(**extra: str) -> subprocess.CompletedProcess:
-    drop = ("DEBUG", "SECURE_", "SESSION_", "CSRF_", "DJANGO_ALLOW_ASYNC_UNSAFE")
+@pytest.fixture
+def database_url_for_checks(db) -> str:
+    """DATABASE_URL naming this worker's test database, which exists while the suite runs.
+
+    `manage.py check` runs the model checks against every database, and a GeneratedField's check asks PostgreSQL
+    its version: pointed at the developer's DATABASE_URL, the check failed whenever that database did not exist
+    (a clean clone, or each helper's own name). Empty when the suite runs on SQLite (nothing to connect to)."""
+    from django.db import connection
+
+    url = os.environ.get("DATABASE_URL", "")
+    if not url:
+        return ""
+    return urlunsplit(urlsplit(url)._replace(path="/" + connection.settings_dict["NAME"]))
+
+
+def check_deploy(database_url: str, **extra: str) -> subprocess.CompletedProcess:
+    drop = ("DEBUG", "SECURE_", "SESSION_", "CSRF_", "DJANGO_ALLOW_ASYNC_UNSAFE", "DATABASE_URL")
     env = {k: v for k, v in os.environ.items() if not k.startswith(drop)}
-    env.update(PRODUCTION, **extra)
+    # No pool (its first connection is preceded by a direct one with a 2 s timeout) and a long connect timeout: a
+    # loaded machine can keep PostgreSQL from answering within a few seconds, and these tests are about settings.
+    env.update(PRODUCTION, DB_POOL="false", DB_CONNECT_TIMEOUT="60", **extra)
+    if database_url:
+        env["DATABASE_URL"] = database_url
     return subprocess.run(
         [sys.executable, "manage.py", "check", "--deploy", "--fail-level", "WARNING"],
         cwd=ROOT,
@@ -169,15 +189,17 @@ def check_deploy(**extra: str) -> subprocess.CompletedProcess:
     )
 
 
-def test_check_deploy_reports_no_issues_with_production_settings():
-    result = check_deploy()
+def test_check_deploy_reports_no_issues_with_production_settings(database_url_for_checks):
+    result = check_deploy(database_url_for_checks)
     assert result.returncode == 0, result.stdout + result.stderr
     assert "no issues" in result.stdout
 
 
-def test_check_deploy_still_sees_the_settings_the_middleware_subclasses_depend_on():
+def test_check_deploy_still_sees_the_settings_the_middleware_subclasses_depend_on(database_url_for_checks):
     # Django's checks look for its own middleware paths; calls.middleware_check asks them of the subclasses.
-    result = check_deploy(SECURE_HSTS_SECONDS="0", CSRF_COOKIE_SECURE="false", SESSION_COOKIE_SECURE="false")
+    result = check_deploy(
+        database_url_for_checks, SECURE_HSTS_SECONDS="0", CSRF_COOKIE_SECURE="false", SESSION_COOKIE_SECURE="false"
+    )
     assert result.returncode == 1
     for check in ("security.W004", "security.W016", "security.W012"):
         assert check in result.stderr + result.stdout, check

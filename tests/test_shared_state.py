@@ -34,7 +34,15 @@ REDIS_URL = TEST_REDIS_URL  # this worker's own database
 def other_process(code: str, **env: str) -> str:
     """Run code in a separate Python process with the app's settings, sharing this test's Redis."""
     environment = {k: v for k, v in os.environ.items() if not k.startswith(("VCC_", "DJANGO_ALLOW_ASYNC"))}
-    environment |= {"DEBUG": "true", "REDIS_URL": REDIS_URL, "DJANGO_SETTINGS_MODULE": "vccweb.settings", **env}
+    # REDIS_TIMEOUT_MS: wait for Redis's answers however late a loaded machine makes them. With the 500 ms default, a
+    # slow write opened the other process's breaker and the token it fetched never reached Redis.
+    environment |= {
+        "DEBUG": "true",
+        "REDIS_URL": REDIS_URL,
+        "REDIS_TIMEOUT_MS": "30000",
+        "DJANGO_SETTINGS_MODULE": "vccweb.settings",
+        **env,
+    }
     result = subprocess.run(
         [sys.executable, "manage.py", "shell", "-c", code],
         cwd=ROOT,

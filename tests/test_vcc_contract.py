@@ -261,13 +261,34 @@ def test_the_fair_use_limit_reaches_the_caller(client, sim):
     assert caught.value.status == 429 and caught.value.retryable
 
 
-def test_a_slow_vcc_times_out_and_the_call_is_not_placed_twice(server, sim, settings):
+def test_a_slow_vcc_times_out_and_the_call_is_not_placed_twice(client, server, sim, settings, monkeypatch):
+    """VCC places the call but holds its answer past the read timeout, until the test lets it go."""
+    import threading
+
+    import vccsim.server
+
+    handled, answer = threading.Event(), threading.Event()
+
+    class HeldAnswer:
+        @staticmethod
+        def sleep(seconds: float) -> None:  # the server's wait before a delayed answer
+            if seconds:
+                handled.set()
+                answer.wait(30)
+
+    monkeypatch.setattr(vccsim.server, "time", HeldAnswer)
+    client.agents_ready()  # the token, fetched with the usual timeout: under load it took 250 ms
     settings.VCC_READ_TIMEOUT = 0.3
     sim.set_fault("place_call", latency_ms=1000, count=1)
-    with get_client() as client, pytest.raises(VCCError) as caught:
-        client.place_call(CallRequest(from_agent_id="1001", to_number=NUMBER))
+    try:
+        with get_client() as slow_to_answer, pytest.raises(VCCError) as caught:
+            slow_to_answer.place_call(CallRequest(from_agent_id="1001", to_number=NUMBER))
+        assert handled.wait(30)  # the server's thread has handled the request (it may lag the client's timeout)
+    finally:
+        answer.set()
     assert caught.value.may_have_placed and not caught.value.retryable
     assert sim.calls_placed == 1  # VCC did place it: retrying would have rung the phone twice
+    assert v0_tokens(sim) == 1  # the token in the cache served the slow request
 
 
 def test_a_connection_dropped_after_placing_is_reported_as_maybe_placed(client, sim):
