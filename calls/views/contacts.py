@@ -171,8 +171,7 @@ def _save_contact(request: AuthedRequest, contact: Contact | None) -> HttpRespon
         formset.is_valid()  # validated even when the contact's own fields were not, so each row says its errors
         for phone_form in formset.forms:
             if getattr(phone_form, "cleaned_data", None) and phone_form.has_changed():
-                # TODO(issue 16): declare `warnings` on ContactPhoneForm once calls/forms.py is split.
-                phone_form.warnings = [f"Also a number of {other}." for other in phone_form.other_contacts()]  # type: ignore[attr-defined]
+                phone_form.warnings = [f"Also a number of {other}." for other in phone_form.other_contacts()]
     return render(request, "calls/contact_form.html", {"form": form, "formset": formset, "contact": contact})
 
 
