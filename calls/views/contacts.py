@@ -92,8 +92,7 @@ def _contacts_page(
         number_only=is_number_search(query),
     )
     for contact in rows:
-        # TODO(issue 16): declare `shown_phone` on Contact once calls/models.py is split, and drop this ignore.
-        contact.shown_phone = contact.phone_matching(query)  # type: ignore[attr-defined]
+        contact.shown_phone = contact.phone_matching(query)
     return rows, next_cursor
 
 
