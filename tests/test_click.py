@@ -12,7 +12,7 @@ import httpx
 import pytest
 from asgiref.sync import sync_to_async
 from django.core.cache import cache
-from django.db import DatabaseError, connection, connections
+from django.db import DatabaseError, IntegrityError, connection, connections
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
@@ -418,6 +418,21 @@ def test_the_same_click_twice_places_one_call(agent_client, contact, london, sim
     if target:
         assert f'id="call-panel-{call.pk}"' in second.content.decode()
         assert 'data-call-state="live"' in second.content.decode()
+
+
+def test_a_conflict_on_writing_the_row_that_is_not_the_same_click_again_is_raised_not_hidden(
+    agent_client, contact, london, sim, monkeypatch
+):
+    def conflict(self):
+        raise IntegrityError("insert or update on table violates a foreign key constraint")
+
+    monkeypatch.setattr(Call, "insert", conflict)
+
+    with pytest.raises(IntegrityError):
+        click(agent_client, primary(contact))
+
+    assert not Call.objects.exists()
+    assert sim.calls_placed == 0
 
 
 def test_a_second_person_cannot_call_a_number_on_a_live_call(agent_client, other_agent_user, contact, london, sim):

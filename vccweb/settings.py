@@ -8,6 +8,7 @@ from pathlib import Path
 
 import dj_database_url
 import phonenumbers
+from dj_database_url import DBConfig
 from django.core.exceptions import ImproperlyConfigured
 from django.utils.csp import CSP
 
@@ -167,10 +168,10 @@ ASGI_APPLICATION = "vccweb.asgi.application"
 
 DATABASE_URL = env_str("DATABASE_URL")
 try:
-    DATABASES = {
+    DATABASES: dict[str, DBConfig] = {
         "default": dj_database_url.parse(DATABASE_URL, conn_max_age=env_int("DB_CONN_MAX_AGE", 0, minimum=0))
         if DATABASE_URL
-        else {"ENGINE": "django.db.backends.sqlite3", "NAME": BASE_DIR / "db.sqlite3"}
+        else {"ENGINE": "django.db.backends.sqlite3", "NAME": str(BASE_DIR / "db.sqlite3")}
     }
 except ValueError as e:
     raise ImproperlyConfigured(f"DATABASE_URL is not a database URL Django understands: {e}") from e
@@ -297,7 +298,7 @@ SECURE_REFERRER_POLICY = "same-origin"
 SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^readyz$"]
 # Browser features no page here uses, denied to the pages and anything they could embed: sent as Permissions-Policy
 # by django-permissions-policy's middleware (an unknown feature name stops the app at start).
-PERMISSIONS_POLICY = {
+PERMISSIONS_POLICY: dict[str, list[str]] = {
     feature: []
     for feature in (
         "accelerometer",

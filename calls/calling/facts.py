@@ -4,6 +4,7 @@ and whether a number is do-not-call anywhere. Cached in Django's cache (calls/di
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import TYPE_CHECKING, cast
 
 from django.db.models import Exists, OuterRef, Q
 
@@ -12,13 +13,16 @@ from calls import permissions as perms
 from calls.models import Agent, AgentGroup, CallbackNumber, ConsentRule, Contact, ContactPhone
 from calls.rules import Caller
 
+if TYPE_CHECKING:
+    from django.contrib.auth.models import User
 
-def caller_for(user) -> Caller:
+
+def caller_for(user: User) -> Caller:
     """Who is clicking: their active agent and what their role lets them do."""
     return _caller(user, directory.remembered(_agent_key(user), lambda: _agent_of(user)))
 
 
-def _caller(user, agent: Agent | None) -> Caller:
+def _caller(user: User, agent: Agent | None) -> Caller:
     return Caller(
         agent=agent,
         may_call=user.has_perm(perms.PLACE_CALL),
@@ -27,11 +31,11 @@ def _caller(user, agent: Agent | None) -> Caller:
     )
 
 
-def _agent_key(user) -> str:
+def _agent_key(user: User) -> str:
     return f"calls:agent-of:{user.pk}"
 
 
-def _agent_of(user) -> Agent | None:
+def _agent_of(user: User) -> Agent | None:
     return Agent.objects.filter(user=user, is_active=True).first()
 
 
@@ -47,7 +51,7 @@ def _read_consent_rules() -> dict[str, str]:
     return dict(ConsentRule.objects.values_list("country", "consent"))
 
 
-def _click_facts(user, groups: Sequence[AgentGroup]) -> tuple[Caller, list[CallbackNumber], dict[str, str]]:
+def _click_facts(user: User, groups: Sequence[AgentGroup]) -> tuple[Caller, list[CallbackNumber], dict[str, str]]:
     """The caller, the callback numbers this call may present, and the consent table: one read of the cache."""
     agent_key, clids_key = _agent_key(user), _clids_key(user, groups)
     found = directory.remembered_many(
@@ -57,7 +61,12 @@ def _click_facts(user, groups: Sequence[AgentGroup]) -> tuple[Caller, list[Callb
             CONSENT_RULES_KEY: _read_consent_rules,
         }
     )
-    return _caller(user, found[agent_key]), found[clids_key], found[CONSENT_RULES_KEY]
+    # Each answer is what its own read returned.
+    return (
+        _caller(user, cast("Agent | None", found[agent_key])),
+        cast("list[CallbackNumber]", found[clids_key]),
+        cast("dict[str, str]", found[CONSENT_RULES_KEY]),
+    )
 
 
 # A number is do-not-call wherever it is marked: on this or any contact, or with its whole contact. The flag follows
@@ -77,7 +86,11 @@ def numbers_blocked_anywhere(numbers: Sequence[str]) -> set[str]:
 
 
 def _phones_of(contact: Contact) -> list[ContactPhone]:
-    phones = list(contact.phones.annotate(blocked_elsewhere=_blocked_elsewhere()))
+    # ContactPhone declares blocked_elsewhere (ContactPhone.objects.for_click sets it too); django-stubs' plugin
+    # takes an annotation of a declared name for a redefinition.
+    phones: list[ContactPhone] = list(
+        contact.phones.annotate(blocked_elsewhere=_blocked_elsewhere())  # type: ignore[no-redef]
+    )
     for phone in phones:
         phone.contact = contact  # spare a query per number
     return phones
@@ -96,13 +109,13 @@ def _consent(phone: ContactPhone, consent_table: dict[str, str] | None = None) -
     )
 
 
-def _clid_options(user, caller: Caller, groups: Sequence[AgentGroup]) -> list[CallbackNumber]:
+def _clid_options(user: User, caller: Caller, groups: Sequence[AgentGroup]) -> list[CallbackNumber]:
     """The callback numbers a call by user may present: from their own phone, or via groups."""
     agent = None if groups else caller.agent
     return directory.remembered(_clids_key(user, groups), lambda: _read_clid_options(agent, groups))
 
 
-def _clids_key(user, groups: Sequence[AgentGroup]) -> str:
+def _clids_key(user: User, groups: Sequence[AgentGroup]) -> str:
     # Via groups the numbers depend on the groups alone; from the user's phone, on their agent (the user's).
     return f"calls:clids:groups:{','.join(str(g.pk) for g in groups)}" if groups else f"calls:clids:user:{user.pk}"
 

@@ -13,7 +13,7 @@ from django.db.models import Q
 from calls import health, rules
 from calls.calling.common import Clock, _db, _now, log
 from calls.models import Call
-from calls.vcc import CallDetail, VCCError, get_async_client
+from calls.vcc import AsyncVCCClient, CallDetail, VCCError, get_async_client
 
 FOLLOW_INTERVAL = timedelta(seconds=2)  # VCC is asked about one call at most this often
 FOLLOW_BACKOFF_MAX = timedelta(seconds=60)
@@ -34,7 +34,9 @@ def _claim(call: Call, *, now: datetime, force: bool) -> bool:
     return bool(Call.objects.filter(due, pk=call.pk, state=Call.State.LIVE).update(next_check_at=now + FOLLOW_INTERVAL))
 
 
-async def follow(*, call: Call, clock: Clock = _now, force: bool = False, client=None) -> Followed:
+async def follow(
+    *, call: Call, clock: Clock = _now, force: bool = False, client: AsyncVCCClient | None = None
+) -> Followed:
     """Ask VCC where a live call is (unless someone asked within FOLLOW_INTERVAL) and record it."""
     if call.state != Call.State.LIVE or not call.vcc_call_id:
         return Followed(call)

@@ -10,7 +10,7 @@ import weakref
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from django.conf import settings
 from django.core import signing
@@ -31,12 +31,20 @@ from calls.rules import Caller, DialPlan, Refused
 from calls.vcc import CallRequest, VCCError, get_async_client
 from calls.vcc.validation import CONSENT_VERSION, REFERENCE_VERSION
 
+if TYPE_CHECKING:
+    from django.contrib.auth.models import User
+
+    from calls.vcc.types import PlacedCall
+
 LIVE_CALL_WINDOW = timedelta(hours=2)  # a live call older than this no longer blocks others
 DB_WRITE_TRIES = 4  # writing VCC's answer is retried: a placed call's id must not be lost to a database blip
 
 _sleep: Callable[[float], Awaitable[None]] = asyncio.sleep  # tests replace it: nothing waits on the wall clock
 _regarding_signer = signing.Signer(salt="calls.regarding")
 
+
+# What a click dials, worked out from the database: its plan, the contact's number (None for a colleague), the caller.
+_Plan = Callable[[], tuple[DialPlan, ContactPhone | None, Caller]]
 
 _gates: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Semaphore] = weakref.WeakKeyDictionary()
 
@@ -75,13 +83,13 @@ def request_id_from_regarding(token: str) -> str | None:
 
 def regarding_url(call: Call, *, base_url: str) -> str:
     """The contact page, pointing at this call: VCC shows it as the call's reference and it opens the call's panel."""
-    path = call.contact.get_absolute_url() if call.contact_id else reverse("agent_directory")
+    path = call.contact.get_absolute_url() if call.contact is not None else reverse("agent_directory")
     return f"{base_url.rstrip('/')}{path}?call={regarding_token(call)}"
 
 
 async def place_number_call(
     *,
-    user,
+    user: User,
     request_id: str,
     base_url: str,
     contact_pk: int,
@@ -109,7 +117,9 @@ async def place_number_call(
     )
 
 
-async def place_agent_call(*, user, request_id: str, base_url: str, to_agent_pk: int, clock: Clock = _now) -> Call:
+async def place_agent_call(
+    *, user: User, request_id: str, base_url: str, to_agent_pk: int, clock: Clock = _now
+) -> Call:
     """Call a colleague: VCC rings the user's phone, then theirs. Raises Refused (no row written)."""
 
     def plan() -> tuple[DialPlan, None, Caller]:
@@ -124,10 +134,11 @@ async def place_agent_call(*, user, request_id: str, base_url: str, to_agent_pk:
     return await _place(user=user, request_id=request_id, base_url=base_url, plan=plan, dnc_reason="", clock=clock)
 
 
-async def _place(*, user, request_id: str, base_url: str, plan, dnc_reason: str, clock: Clock) -> Call:
-    kwargs = {"user": user, "request_id": request_id, "base_url": base_url, "dnc_reason": dnc_reason, "clock": clock}
+async def _place(*, user: User, request_id: str, base_url: str, plan: _Plan, dnc_reason: str, clock: Clock) -> Call:
     async with _click_gate():
-        started = await _db(_check_and_start)(plan=plan, **kwargs)
+        started = await _db(_check_and_start)(
+            plan=plan, user=user, request_id=request_id, base_url=base_url, dnc_reason=dnc_reason, clock=clock
+        )
     if isinstance(started, _Blocked):
         # Our log may lag behind VCC when nobody has followed that call yet: ask before refusing.
         blocking = (await follow(call=started.call, clock=clock, force=True)).call
@@ -135,7 +146,15 @@ async def _place(*, user, request_id: str, base_url: str, plan, dnc_reason: str,
         if blocking.is_live and blocking.missing_since is None:
             raise Refused(_busy_words(blocking, user))
         async with _click_gate():
-            started = await _db(_start)(dial=started.dial, phone=started.phone, **kwargs)
+            started = await _db(_start)(
+                user=user,
+                request_id=request_id,
+                base_url=base_url,
+                dial=started.dial,
+                phone=started.phone,
+                dnc_reason=dnc_reason,
+                clock=clock,
+            )
     if started.request is None:
         return started.call
     # A browser that goes away mid-click cancels the view, but the phone may already be ringing: the request and
@@ -155,13 +174,13 @@ async def finish_in_flight() -> None:
         await asyncio.gather(*list(_in_flight), return_exceptions=True)
 
 
-def _busy_words(call: Call, user) -> str:
-    mine = call.created_by_id == user.pk or (call.from_agent_id is not None and call.from_agent.user_id == user.pk)
+def _busy_words(call: Call, user: User) -> str:
+    mine = call.created_by_id == user.pk or (call.from_agent is not None and call.from_agent.user_id == user.pk)
     who = (call.created_by.get_full_name() or call.created_by.username) if call.created_by else "Someone"
     return rules.busy_refusal(mine=mine, who=who)
 
 
-def _repeat(request_id: str, user) -> Call | None:
+def _repeat(request_id: str, user: User) -> Call | None:
     """The row of an earlier click with this id (a double click, a retried request), if it is this user's."""
     call = Call.objects.with_parties().filter(request_id=request_id).first()
     if call is not None and call.created_by_id != user.pk:
@@ -178,7 +197,9 @@ class _Blocked:
     phone: ContactPhone | None
 
 
-def _check_and_start(*, plan, user, request_id: str, base_url: str, dnc_reason: str, clock: Clock):
+def _check_and_start(
+    *, plan: _Plan, user: User, request_id: str, base_url: str, dnc_reason: str, clock: Clock
+) -> _Started | _Blocked:
     """The click's database work before VCC, in one step: check it, then write its row (unless a call blocks)."""
     checked = _check(user=user, request_id=request_id, plan=plan, dnc_reason=dnc_reason, clock=clock)
     if isinstance(checked, Call):
@@ -191,7 +212,9 @@ def _check_and_start(*, plan, user, request_id: str, base_url: str, dnc_reason: 
     )
 
 
-def _check(*, user, request_id: str, plan, dnc_reason: str, clock: Clock):
+def _check(
+    *, user: User, request_id: str, plan: _Plan, dnc_reason: str, clock: Clock
+) -> Call | tuple[DialPlan, ContactPhone | None, Call | None]:
     """Decide whether the click may be sent; find a live call that would block it. A repeat returns its row."""
     dial, phone, caller = plan()
     refused = rules.refusal(dial, caller=caller, dnc_reason=dnc_reason)
@@ -210,7 +233,16 @@ def _check(*, user, request_id: str, plan, dnc_reason: str, clock: Clock):
     return dial, phone, blocking
 
 
-def _start(*, user, request_id: str, base_url: str, dial: DialPlan, phone, dnc_reason: str, clock: Clock) -> _Started:
+def _start(
+    *,
+    user: User,
+    request_id: str,
+    base_url: str,
+    dial: DialPlan,
+    phone: ContactPhone | None,
+    dnc_reason: str,
+    clock: Clock,
+) -> _Started:
     """Write the call row, take the number, and build the request. Nothing is sent yet."""
     call = Call(
         request_id=request_id,
@@ -234,7 +266,8 @@ def _start(*, user, request_id: str, base_url: str, dial: DialPlan, phone, dnc_r
     # Send only what the configured API version knows: reference and application from 4, consent from 6.
     version = settings.VCC_API_VERSION
     request = CallRequest(
-        from_agent_id=None if dial.groups else dial.agent.display_id,
+        # Without groups the plan has the caller's agent (rules.refusal refuses a click without one).
+        from_agent_id=dial.agent.display_id if dial.agent is not None and not dial.groups else None,
         from_groups=tuple(g.display_id for g in dial.groups),
         presented_clid=dial.clid.number if dial.clid else None,
         consent=(dial.consent or None) if version >= CONSENT_VERSION else None,
@@ -253,7 +286,10 @@ def _start(*, user, request_id: str, base_url: str, dial: DialPlan, phone, dnc_r
                 )
     except IntegrityError:
         # The same click again, saved first by another request or process: that one places the call.
-        return _Started(_repeat(request_id, user), None)
+        earlier = _repeat(request_id, user)
+        if earlier is None:
+            raise  # not a repeat of this click: a conflict of another kind, not to be hidden
+        return _Started(earlier, None)
     if dial.number and not locks.acquire_dial_lock(dial.number, owner=request_id):
         call.delete()  # refused before VCC was asked: no row stays behind
         raise Refused("Someone else is dialling this number right now. Try again in a moment.")
@@ -262,18 +298,20 @@ def _start(*, user, request_id: str, base_url: str, dial: DialPlan, phone, dnc_r
 
 async def _send(started: _Started, *, clock: Clock) -> Call:
     """Ask VCC to place the call, then record its answer; every failure ends on the row and in front of the person."""
-    call, began = started.call, time.monotonic()
-    placed = error = None
+    call, request, began = started.call, started.request, time.monotonic()
+    assert request is not None  # _place sends new clicks only
+    placed: PlacedCall | None = None
+    error: Exception | None = None
     try:
         async with get_async_client() as client:
-            placed = await client.place_call(started.request)
+            placed = await client.place_call(request)
     except Exception as exc:  # expected or not, it must end up on the row
         error = exc
     latency = round((time.monotonic() - began) * 1000)
     transition, answer = _answer(call, placed, error, latency_ms=latency, now=clock())
     released = False
     try:
-        await _write(_record_answer, transition, answer, started.lock_number, str(call.request_id))
+        await _write(_record_answer, call, transition, answer, started.lock_number, str(call.request_id))
         released = True
     finally:
         if started.lock_number and not released:
@@ -281,7 +319,9 @@ async def _send(started: _Started, *, clock: Clock) -> Call:
     return call
 
 
-def _answer(call: Call, placed, error: Exception | None, *, latency_ms: int, now: datetime):
+def _answer(
+    call: Call, placed: PlacedCall | None, error: Exception | None, *, latency_ms: int, now: datetime
+) -> tuple[Callable[..., None], dict[str, Any]]:
     """Which transition VCC's answer (or the failure) calls for, with its arguments; logs it before it is written,
     so that if the database is gone the log still ties VCC's call to our click."""
     ids = f"click {call.request_id} (call {call.pk})"
@@ -335,11 +375,12 @@ def _answer(call: Call, placed, error: Exception | None, *, latency_ms: int, now
     }
 
 
-def _record_answer(transition: Callable[..., None], answer: dict[str, Any], lock_number: str, owner: str) -> None:
-    """Write VCC's answer, note the call on its contact (the list's "last called"), and free the number: one trip
-    to the database."""
+def _record_answer(
+    call: Call, transition: Callable[..., None], answer: dict[str, Any], lock_number: str, owner: str
+) -> None:
+    """Write VCC's answer (`transition`, one of call's record_ methods), note the call on its contact (the list's
+    "last called"), and free the number: one trip to the database."""
     transition(**answer)
-    call = transition.__self__
     if call.contact_id:
         Contact.objects.note_call(call)
     if lock_number:

@@ -5,11 +5,17 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from calls import rules
 from calls.calling.facts import _clid_options, _consent, _dnc_reason, _phones_of, caller_for, consent_rules
 from calls.models import AgentGroup, Contact, ContactPhone
 from calls.rules import Caller, DialPlan, Refused
+
+if TYPE_CHECKING:
+    from django.contrib.auth.models import User
+
+    from calls.models import CallbackNumber
 
 
 @dataclass
@@ -32,7 +38,9 @@ class Dialer:
     caller: Caller
 
 
-def dialer(*, user, contact: Contact, ticked: Sequence[int] | None = None, chosen_clid: int | None = None) -> Dialer:
+def dialer(
+    *, user: User, contact: Contact, ticked: Sequence[int] | None = None, chosen_clid: int | None = None
+) -> Dialer:
     """What calling each of the contact's numbers would send, from the user's phone and via the ticked groups.
 
     `ticked` (group pks) defaults to the user's default group; an unusable `chosen_clid` falls back to automatic.
@@ -51,25 +59,32 @@ def dialer(*, user, contact: Contact, ticked: Sequence[int] | None = None, chose
     ticked_groups = [g for pk in ticked for g in groups if g.pk == pk]
     me = group_plan = None
     if rows:
-        first = rows[0]
+        first_row = rows[0]
         options = _clid_options(user, caller, [])
         try:
-            me = _number_plan(caller, first, options, chosen_clid=chosen_clid)
+            me = _number_plan(caller, first_row, options, chosen_clid=chosen_clid)
         except Refused:
-            me = _number_plan(caller, first, options)
+            me = _number_plan(caller, first_row, options)
         if groups:
             options = _clid_options(user, caller, ticked_groups)
             try:
-                group_plan = _number_plan(caller, first, options, groups=ticked_groups, chosen_clid=chosen_clid)
+                group_plan = _number_plan(caller, first_row, options, groups=ticked_groups, chosen_clid=chosen_clid)
             except Refused:
-                group_plan = _number_plan(caller, first, options, groups=ticked_groups)
+                group_plan = _number_plan(caller, first_row, options, groups=ticked_groups)
                 group_plan.clid_reason = (
                     f"the caller ID you picked is not allowed via these groups, so {group_plan.clid_reason}"
                 )
     return Dialer(rows, me, group_plan, groups, {g.pk for g in ticked_groups}, caller)
 
 
-def _number_plan(caller: Caller, row: NumberRow, options, *, groups=None, chosen_clid=None) -> DialPlan:
+def _number_plan(
+    caller: Caller,
+    row: NumberRow,
+    options: Sequence[CallbackNumber],
+    *,
+    groups: Sequence[AgentGroup] | None = None,
+    chosen_clid: int | None = None,
+) -> DialPlan:
     return rules.plan_number_call(
         caller=caller,
         number=row.phone.number,

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from django.core.cache import cache
+from django.db.models import Model
 
 from calls.calling.common import Clock, _db, _now, log
 from calls.models import Call, Contact, ContactPhone, DispositionCode
@@ -84,8 +85,14 @@ def _store_wrap_up(
     # Anyone may mark a number do-not-call: an opt-out is honoured at once. Only supervisors clear it.
     if disposition.action == DispositionCode.Action.NUMBER_DNC and call.phone_id:
         ContactPhone.objects.filter(pk=call.phone_id).update(do_not_call=True)
-        return [f"{call.phone.display} is now marked do not call."]
+        return [f"{_loaded(call.phone).display} is now marked do not call."]
     if disposition.action == DispositionCode.Action.CONTACT_DNC and call.contact_id:
         Contact.objects.filter(pk=call.contact_id).update(do_not_call=True)
-        return [f"{call.contact.name} is now marked do not call."]
+        return [f"{_loaded(call.contact).name} is now marked do not call."]
     return []
+
+
+def _loaded[M: Model](row: M | None) -> M:
+    """The row a set foreign key points to (Django returns None only when the key is None)."""
+    assert row is not None
+    return row

@@ -3,15 +3,20 @@ and the sync_vcc command)."""
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from calls.calling.common import Clock, _now
 from calls.models import SyncRun
 from calls.sync import sync_from_vcc
 from calls.vcc import UserAdminClient, VCCError, get_user_admin_client
 
+if TYPE_CHECKING:
+    from django.contrib.auth.models import User
+
 
 def sync_with_vcc(
     *,
-    by=None,
+    by: User | None = None,
     dry_run: bool,
     client: UserAdminClient | None = None,
     clock: Clock = _now,

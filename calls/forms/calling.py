@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from django import forms
 from django.core.exceptions import ValidationError
+from django.http import QueryDict
 
 from calls.models import DispositionCode
 
@@ -49,14 +52,15 @@ class NumberClickForm(ClickForm):
         required=False, min_value=1, error_messages={"invalid": "Pick a caller ID from the list."}
     )
 
-    def __init__(self, data, *args: object, **kwargs: object) -> None:
+    def __init__(self, data: QueryDict, *args: Any, **kwargs: Any) -> None:
         super().__init__(data, *args, **kwargs)
         # Each number has its own "reason to call anyway" box; read the one of the number clicked.
         self.fields["dnc_reason"] = forms.CharField(required=False, max_length=500, strip=True)
         phone = str(data.get("call", "")).partition(":")[2]
         if phone.isascii() and phone.isdecimal():
-            self.data = data.copy()
-            self.data["dnc_reason"] = data.get(f"dnc_reason_{phone}", "")
+            own = data.copy()
+            own["dnc_reason"] = data.get(f"dnc_reason_{phone}", "")
+            self.data = own
 
     @property
     def via_groups(self) -> bool:
@@ -87,21 +91,17 @@ class RecordingForm(forms.Form):
 
 
 class WrapUpForm(forms.Form):
+    # Each form gets its own copy of the (lazy) queryset, evaluated when the form is validated or drawn.
     disposition = forms.ModelChoiceField(
-        queryset=None,
+        queryset=DispositionCode.objects.filter(is_active=True),
         error_messages={"required": "Choose how the call went.", "invalid_choice": "Choose how the call went."},
     )
     notes = forms.CharField(required=False, max_length=5000, widget=forms.Textarea)
-
-    def __init__(self, *args: object, **kwargs: object) -> None:
-        super().__init__(*args, **kwargs)
-
-        self.fields["disposition"].queryset = DispositionCode.objects.filter(is_active=True)
 
 
 def first_error(form: forms.Form) -> str:
     """The first problem a form found, as one sentence for the person."""
     for errors in form.errors.values():
         for error in errors:
-            return error
+            return str(error)
     return "Check what you entered."

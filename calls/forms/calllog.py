@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
+from typing import Any
 
 from django import forms
 from django.core.exceptions import ValidationError
@@ -39,7 +41,7 @@ class TimelineForm(forms.Form):
         return _cursor(self.cleaned_data["older"])
 
 
-def _check_years(form: forms.Form, data: dict) -> bool:
+def _check_years(form: forms.Form, data: dict[str, Any]) -> bool:
     """Dates far outside the call log's life are typing mistakes (and would overflow date arithmetic)."""
     ok = True
     for name in ("start", "end"):
@@ -70,7 +72,9 @@ class CallLogFilter(forms.Form):
     outcome = forms.ChoiceField(choices=[("", "Any outcome"), *Call.Outcome.choices], required=False)
     disposition = _Choosable(max_length=255, required=False)
     clid = _Choosable(max_length=32, required=False, label="Caller ID")
-    has_error = forms.ChoiceField(
+    # The form's metaclass moves declared fields into base_fields, so BaseForm.has_error() stays a method; mypy
+    # does not model the metaclass and sees the field replacing it.
+    has_error = forms.ChoiceField(  # type: ignore[assignment]
         choices=[("", "With or without"), ("yes", "With an error"), ("no", "Without an error")],
         required=False,
         label="Errors",
@@ -84,7 +88,7 @@ class CallLogFilter(forms.Form):
     after = forms.CharField(max_length=50, required=False, widget=forms.HiddenInput)
     before = forms.CharField(max_length=50, required=False, widget=forms.HiddenInput)
 
-    def __init__(self, *args: object, **kwargs: object) -> None:
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         codes = list(DispositionCode.objects.values_list("code", flat=True))
         self.fields["disposition"].widget.choices = self._menu(
@@ -107,8 +111,9 @@ class CallLogFilter(forms.Form):
     def clean_before(self) -> tuple[int, int] | None:
         return _cursor(self.cleaned_data["before"])
 
-    def clean(self) -> dict[str, object]:
-        data = super().clean()
+    def clean(self) -> dict[str, Any]:
+        super().clean()
+        data = self.cleaned_data
         _check_years(self, data)
         if data.get("start") and data.get("end") and data["end"] < data["start"]:
             self.add_error("end", "The end date is before the start date.")
@@ -137,12 +142,14 @@ class CallLogFilter(forms.Form):
                 item["kind"] = "date"
             else:
                 item["kind"] = "select"
-                if name in labels:
+                choices: Iterable[tuple[object, object]]
+                if isinstance(field, forms.ModelChoiceField):
                     choices = [("", field.empty_label), *labels[name]()]
-                elif isinstance(field, _Choosable):
-                    choices = field.widget.choices
                 else:
-                    choices = field.choices
+                    # Every other visible filter is a menu: a ChoiceField (which keeps its choices on its widget
+                    # too) or a _Choosable (whose menu is its widget's).
+                    assert isinstance(field.widget, forms.Select)
+                    choices = field.widget.choices
                 item["options"] = [(str(v), label, str(v) == value) for v, label in choices]
             out.append(item)
         return out

@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import base64
 import json
+from typing import Any
 from urllib.parse import urlencode
 
 from django import forms
+from django.contrib.auth.models import User
 from django.core.exceptions import ValidationError
 from django.forms import BaseInlineFormSet, inlineformset_factory
 
@@ -19,29 +21,40 @@ ONLY_SUPERVISORS = "Only a supervisor can clear do-not-call."
 MARK_HELP = "Anyone may mark do-not-call; only a supervisor can clear it."
 
 
-def _may_clear_do_not_call(user) -> bool:
+def _may_clear_do_not_call(user: User) -> bool:
     return user.has_perm(perms.OVERRIDE_DO_NOT_CALL)
 
 
-def _refuse_clearing(form: forms.ModelForm, user, what: str) -> bool:
+def _refuse_clearing(form: forms.ModelForm[Contact] | forms.ModelForm[ContactPhone], user: User, what: str) -> bool:
     """Anyone may mark do-not-call; clearing it is a supervisor's decision (perm calls.override_do_not_call)."""
-    marked = form.cleaned_data.get("do_not_call")
+    marked: bool = form.cleaned_data.get("do_not_call", False)
     if form.instance.pk and form.instance.do_not_call and not marked and not _may_clear_do_not_call(user):
         raise ValidationError(f"{what} is marked do not call. {ONLY_SUPERVISORS}", code="dnc_clear")
     return marked
 
 
+class _OwnerField(forms.ModelChoiceField):
+    """A contact's owner, by name."""
+
+    def label_from_instance(self, obj: User) -> str:
+        return obj.get_full_name() or obj.username
+
+
 class ContactForm(forms.ModelForm):
+    instance: Contact
+
     class Meta:
         model = Contact
         fields = ["name", "company", "email", "owner", "do_not_call", "consent_override", "notes"]
+        field_classes = {"owner": _OwnerField}
         widgets = {"notes": forms.Textarea(attrs={"rows": 4})}
 
-    def __init__(self, *args: object, user, **kwargs: object) -> None:
+    def __init__(self, *args: Any, user: User, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.user = user
-        self.fields["consent_override"].choices = [("", "Country default"), *Consent.choices]
-        self.fields["owner"].label_from_instance = lambda user: user.get_full_name() or user.username
+        consent = self.fields["consent_override"]
+        assert isinstance(consent, forms.ChoiceField)  # the model field has choices
+        consent.choices = [("", "Country default"), *Consent.choices]
         self.fields["do_not_call"].help_text = MARK_HELP
         if self.instance.pk is None:
             self.initial.setdefault("owner", user.pk)  # whoever creates a contact owns it unless they choose
@@ -56,11 +69,14 @@ class ContactPhoneForm(forms.ModelForm):
         help_text="Any format: +44 20 7946 0100, 020 7946 0100, (312) 555-0100 with +1…",
     )
 
+    instance: ContactPhone
+    warnings: list[str]  # other contacts with this number, set by the view before the page is shown again
+
     class Meta:
         model = ContactPhone
         fields = ["label", "number", "is_primary", "do_not_call"]
 
-    def __init__(self, *args: object, user, **kwargs: object) -> None:
+    def __init__(self, *args: Any, user: User, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.user = user
 
@@ -78,7 +94,9 @@ class ContactPhoneForm(forms.ModelForm):
         # One row may take the primary flag from another row of the same save: the formset checks that rule
         # across all rows, and the view saves in an order the database accepts.
         try:
-            self.instance.validate_constraints(exclude=self._get_validation_exclusions() | {"is_primary"})
+            # Private BaseModelForm methods, which django-stubs does not declare.
+            exclusions = self._get_validation_exclusions()  # type: ignore[attr-defined]
+            self.instance.validate_constraints(exclude=exclusions | {"is_primary"})
         except ValidationError as e:
             codes = {err.code for errs in getattr(e, "error_dict", {}).values() for err in errs}
             if codes & {"unique", "unique_together"}:
@@ -86,7 +104,7 @@ class ContactPhoneForm(forms.ModelForm):
                 number = phones.display(self.cleaned_data.get("number", ""))
                 self.add_error("number", f"This contact already has {number}.")
                 return
-            self._update_errors(e)
+            self._update_errors(e)  # type: ignore[attr-defined]
 
     def other_contacts(self) -> list[Contact]:
         """Other contacts that have this number too: worth a warning, not a refusal (a shared office line)."""
@@ -100,7 +118,7 @@ class ContactPhoneForm(forms.ModelForm):
 
 
 class BaseContactPhoneFormSet(BaseInlineFormSet):
-    def __init__(self, *args: object, user, **kwargs: object) -> None:
+    def __init__(self, *args: Any, user: User, **kwargs: Any) -> None:
         self.user = user
         super().__init__(*args, form_kwargs={"user": user}, **kwargs)
 

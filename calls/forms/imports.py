@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from django import forms
 from django.core.exceptions import ValidationError
 
@@ -17,10 +19,11 @@ class ImportUploadForm(forms.Form):
         help_text="The first line names the columns.",
     )
 
-    def clean(self) -> dict:
+    def clean(self) -> dict[str, Any]:
         from calls.imports import MAX_BYTES, ImportFileError, read_upload
 
-        data = super().clean()
+        super().clean()
+        data = self.cleaned_data
         if self.errors:  # a field's own problem (a NUL in the pasted rows) says it better than "choose one"
             return data
         upload, text = data.get("file"), (data.get("text") or "").strip()
@@ -40,7 +43,7 @@ class ImportUploadForm(forms.Form):
 class ImportMappingForm(forms.Form):
     """Which column feeds each field; the guess from the header names, corrected by the person."""
 
-    def __init__(self, *args: object, header: list[str], **kwargs: object) -> None:
+    def __init__(self, *args: Any, header: list[str], **kwargs: Any) -> None:
         from calls.imports import FIELDS
 
         super().__init__(*args, **kwargs)
@@ -48,8 +51,9 @@ class ImportMappingForm(forms.Form):
         for name, label in FIELDS.items():
             self.fields[name] = forms.ChoiceField(label=label, choices=choices, required=False)
 
-    def clean(self) -> dict:
-        data = super().clean()
+    def clean(self) -> dict[str, Any]:
+        super().clean()
+        data = self.cleaned_data
         used = [v for v in data.values() if v]
         if len(used) != len(set(used)):
             raise ValidationError("A column can feed one field only.")
@@ -62,7 +66,7 @@ class ImportMappingForm(forms.Form):
 class ImportFixForm(forms.Form):
     """A row's cells, corrected in the preview."""
 
-    def __init__(self, *args: object, header: list[str], **kwargs: object) -> None:
+    def __init__(self, *args: Any, header: list[str], **kwargs: Any) -> None:
         from calls.imports import MAX_CELL
 
         super().__init__(*args, **kwargs)
@@ -81,7 +85,7 @@ class ImportFixForm(forms.Form):
 class ImportConfirmForm(forms.Form):
     """What to do with each duplicate listed, and with those not listed one by one."""
 
-    def __init__(self, *args: object, duplicates: list[dict], may_update: bool, **kwargs: object) -> None:
+    def __init__(self, *args: Any, duplicates: list[dict[str, Any]], may_update: bool, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         choices = [(SKIP, "Skip this row")]
         if may_update:

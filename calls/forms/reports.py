@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import date, timedelta
+from typing import Any
 
 from django import forms
 
@@ -18,12 +19,13 @@ class ReportFilter(forms.Form):
 
     MAX_DAYS = 366 * 3
 
-    def __init__(self, *args: object, today, **kwargs: object) -> None:
+    def __init__(self, *args: Any, today: date, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.today = today
 
-    def clean(self) -> dict[str, object]:
-        data = super().clean()
+    def clean(self) -> dict[str, Any]:
+        super().clean()
+        data = self.cleaned_data
         if not _check_years(self, data):
             return data
         end = data.get("end") or self.today

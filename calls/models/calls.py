@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from django.conf import settings
 from django.db import DatabaseError, connection, models
@@ -14,10 +14,12 @@ from django.utils import timezone
 
 from calls import permissions as perms
 from calls import phones
-from calls.models.common import Consent
+from calls.models.common import Consent, column_of, concrete_field
 
 if TYPE_CHECKING:
     from collections.abc import Iterable
+
+    from django.contrib.auth.models import User
 
 
 VCC_RETENTION = timedelta(hours=24)  # how long VCC keeps a call's detail after it ends
@@ -25,11 +27,11 @@ MISSING_GRACE = timedelta(minutes=5)  # how long a call may answer 404 before it
 
 
 class CallQuerySet(models.QuerySet["Call"]):
-    def visible_to(self, user) -> CallQuerySet:
+    def visible_to(self, user: User) -> CallQuerySet:
         """Everyone's calls for supervisors and admins; an agent's own calls (clicked by them or from them)."""
         return self if user.has_perm(perms.VIEW_ALL_CALLS) else self.changeable_by(user)
 
-    def changeable_by(self, user) -> CallQuerySet:
+    def changeable_by(self, user: User) -> CallQuerySet:
         """Calls this user may act on (recording, wrap-up): the ones they clicked or that rang their phone.
 
         `Call.is_changeable_by` says the same for one row already loaded."""
@@ -44,10 +46,10 @@ class CallQuerySet(models.QuerySet["Call"]):
         0.1 ms of work in PostgreSQL. The row, when there is one (rarely), is loaded with the ORM.
         """
         holds = []
-        params: list[object] = [
+        params: list[Any] = [  # values as the database adapter takes them
             self.model.State.LIVE,
             connection.ops.adapt_datetimefield_value(since),
-            self.model._meta.get_field("request_id").get_db_prep_value(request_id, connection),
+            concrete_field(self.model, "request_id").get_db_prep_value(request_id, connection),
         ]
         if agent_id is not None:
             holds.append("from_agent_id = %s")
@@ -215,9 +217,10 @@ class Call(models.Model):
     def __str__(self) -> str:
         return f"Call {self.pk} to {self.destination} ({self.get_outcome_display()})"
 
-    def is_changeable_by(self, user) -> bool:
+    def is_changeable_by(self, user: User) -> bool:
         """The rule of `CallQuerySet.changeable_by`, for a row already loaded."""
-        return self.created_by_id == user.pk or bool(self.from_agent_id and self.from_agent.user_id == user.pk)
+        agent = self.from_agent if self.from_agent_id else None
+        return self.created_by_id == user.pk or (agent is not None and agent.user_id == user.pk)
 
     @property
     def destination(self) -> str:
@@ -273,8 +276,8 @@ class Call(models.Model):
         quote = connection.ops.quote_name
         with connection.cursor() as cursor:
             cursor.execute(
-                f"INSERT INTO {quote(meta.db_table)} ({', '.join(quote(f.column) for f in fields)}) "
-                f"VALUES ({', '.join(['%s'] * len(fields))}) RETURNING {quote(meta.pk.column)}",
+                f"INSERT INTO {quote(meta.db_table)} ({', '.join(quote(column_of(f)) for f in fields)}) "
+                f"VALUES ({', '.join(['%s'] * len(fields))}) RETURNING {quote(column_of(meta.pk))}",
                 values,
             )
             self.pk = cursor.fetchone()[0]
@@ -283,12 +286,12 @@ class Call(models.Model):
     def save_fields(self, fields: Iterable[str]) -> None:
         """save(update_fields=fields): write these fields of the row."""
         meta, quote = self._meta, connection.ops.quote_name
-        columns = [meta.get_field(name) for name in fields]
+        columns = [concrete_field(type(self), name) for name in fields]
         values = [f.get_db_prep_save(f.pre_save(self, False), connection) for f in columns]
         with connection.cursor() as cursor:
             cursor.execute(
-                f"UPDATE {quote(meta.db_table)} SET {', '.join(f'{quote(f.column)} = %s' for f in columns)} "
-                f"WHERE {quote(meta.pk.column)} = %s",
+                f"UPDATE {quote(meta.db_table)} SET {', '.join(f'{quote(column_of(f))} = %s' for f in columns)} "
+                f"WHERE {quote(column_of(meta.pk))} = %s",
                 [*values, self.pk],
             )
             if cursor.rowcount != 1:
@@ -345,7 +348,16 @@ class Call(models.Model):
             self.State.UNCONFIRMED, self.Outcome.NOT_CONFIRMED, message, status, display, latency_ms, now
         )
 
-    def _record_error(self, state, outcome, message, status, display, latency_ms, now) -> None:
+    def _record_error(
+        self,
+        state: Call.State,
+        outcome: Call.Outcome,
+        message: str,
+        status: int | None,
+        display: str,
+        latency_ms: int | None,
+        now: datetime,
+    ) -> None:
         self.state, self.outcome = state, outcome
         self.error_message, self.error_status, self.error_display = message, status, display
         self.responded_at, self.latency_ms, self.changed_at = now, latency_ms, now

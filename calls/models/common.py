@@ -1,6 +1,9 @@
-"""What several areas share: the ID and number patterns, their validators, the consent choices."""
+"""What several areas share: the ID and number patterns, their validators, the consent choices, and the columns
+of the models whose SQL is written by hand."""
 
 from __future__ import annotations
+
+from typing import Any
 
 from django.core.validators import RegexValidator
 from django.db import models
@@ -27,3 +30,16 @@ class Consent(models.TextChoices):
     UNKNOWN = "Unknown", "Unknown"
     ONE_PARTY = "OneParty", "One party"
     TWO_PARTY = "TwoParty", "Two party"
+
+
+def concrete_field(model: type[models.Model], name: str) -> models.Field[Any, Any]:
+    """model's field `name`, which has a column (`_meta.get_field` also finds relations that have none)."""
+    field = model._meta.get_field(name)
+    assert isinstance(field, models.Field) and field.concrete, f"{name} is not a column"
+    return field
+
+
+def column_of(field: models.Field[Any, Any]) -> str:
+    """A concrete field's column (`Field.column` is None only for fields that have none)."""
+    assert field.column is not None, f"{field.name} has no column"
+    return field.column

@@ -11,16 +11,21 @@ from typing import TYPE_CHECKING, Any
 from django.conf import settings
 from django.db import connection, models, transaction
 from django.db.models import F, Q, Value
+from django.db.models.expressions import BaseExpression
 from django.db.models.functions import Concat, Lower, Reverse
 from django.db.models.lookups import Contains
 from django.urls import reverse
 
 from calls import phones
 from calls.models.calls import Call
-from calls.models.common import E164_PATTERN, Consent
+from calls.models.common import E164_PATTERN, Consent, column_of
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator, Sequence
+
+    from django.db.backends.base.base import BaseDatabaseWrapper
+    from django.db.models.expressions import Combinable
+    from django.db.models.sql.compiler import SQLCompiler
 
 
 def _words(query: str) -> list[str]:
@@ -103,7 +108,7 @@ class ContactQuerySet(models.QuerySet["Contact"]):
         order = CONTACT_SORTS[sort]
         fields = [f.lstrip("-") for f in order]
         narrowed = bool(self.query.where)  # a search or a filter: see _ordered_page
-        lookups = self._prefetch_related_lookups
+        lookups = self._prefetch_related_lookups  # type: ignore[attr-defined]  # private; django-stubs omits it
         self = self.prefetch_related(None)  # prefetched once, for the page, below
         if sort == "last_called":
             # Never-called contacts come last; a row comparison skips NULLs, so they are a second query.
@@ -151,7 +156,14 @@ def is_number_search(query: str) -> bool:
 
 
 def _ordered_page(
-    qs, domain, order, after, size: int, narrowed: bool, windows=None, number_only: bool = False
+    qs: ContactQuerySet,
+    domain: ContactQuerySet,
+    order: Sequence[str],
+    after: list | None,
+    size: int,
+    narrowed: bool,
+    windows: Sequence[int] | None = None,
+    number_only: bool = False,
 ) -> list[Contact]:
     """size + 1 rows of qs in order after the cursor, by a plan that stays cheap whatever the matches look like.
 
@@ -178,10 +190,10 @@ def _ordered_page(
     with _planned(qs.db, *([] if number_only else ["enable_bitmapscan = off"])):
         for window in windows or SEARCH_WINDOWS:
             end = next(iter(ahead[window - 1 : window]), None)
-            rows = after_cursor
+            in_window = after_cursor
             if end is not None:
-                rows = _up_to(rows, fields, list(end), descending)
-            rows = list(rows.order_by(*order)[:limit])
+                in_window = _up_to(in_window, fields, list(end), descending)
+            rows = list(in_window.order_by(*order)[:limit])
             if len(rows) == limit or end is None:  # the page is full, or the window reached the end of the list
                 return rows
     unindexed = [_unindexed(f) for f in order]
@@ -212,20 +224,22 @@ class _TextOrNumber(models.Expression):
     def __init__(self, word: str) -> None:
         super().__init__()
         self.word = word
-        self.text = Contains(F("search_text"), word)
-        self.number = _has_number_matching(word)
+        self.text: BaseExpression = Contains(F("search_text"), word)
+        self.number: BaseExpression = _has_number_matching(word)
 
     def get_source_expressions(self) -> list[Any]:
         return [self.text, self.number]
 
-    def set_source_expressions(self, exprs: list[Any]) -> None:
-        self.text, self.number = exprs
+    def set_source_expressions(self, exprs: Sequence[Combinable | models.Expression]) -> None:
+        text, number = exprs
+        assert isinstance(text, BaseExpression) and isinstance(number, BaseExpression)  # Django passes its own
+        self.text, self.number = text, number
 
-    def as_sql(self, compiler, connection) -> tuple[str, list[Any]]:
+    def as_sql(self, compiler: SQLCompiler, connection: BaseDatabaseWrapper) -> tuple[str, tuple[Any, ...]]:
         way = _ONE_WAY.get()
         parts = [self.text] if way == _IN_THE_TEXT else [self.number] if way == self.word else [self.text, self.number]
         compiled = [compiler.compile(part) for part in parts]
-        return f"({' OR '.join(sql for sql, _ in compiled)})", [p for _, params in compiled for p in params]
+        return f"({' OR '.join(sql for sql, _ in compiled)})", tuple(p for _, params in compiled for p in params)
 
 
 def _first_of_each_way(every_match: ContactQuerySet, limit: int) -> ContactQuerySet:
@@ -239,11 +253,9 @@ def _first_of_each_way(every_match: ContactQuerySet, limit: int) -> ContactQuery
     for the few rows found).
     """
     where = every_match.query.where
-    words = [
-        child.lhs.word
-        for child in (where.children if where.connector == "AND" and not where.negated else [])
-        if isinstance(getattr(child, "lhs", None), _TextOrNumber)
-    ]
+    conditions = where.children if where.connector == "AND" and not where.negated else []
+    sides = [getattr(child, "lhs", None) for child in conditions]
+    words = [side.word for side in sides if isinstance(side, _TextOrNumber)]
     if not words:
         return every_match
     candidates: set[int] = set()
@@ -270,7 +282,7 @@ def _planned(using: str, *settings: str) -> Iterator[None]:
         yield
 
 
-def _up_to(qs, fields: list[str], end: list, descending: bool):
+def _up_to(qs: ContactQuerySet, fields: list[str], end: list[object], descending: bool) -> ContactQuerySet:
     from django.db.models.fields.tuple_lookups import Tuple, TupleGreaterThanOrEqual, TupleLessThanOrEqual
 
     lookup = TupleGreaterThanOrEqual if descending else TupleLessThanOrEqual
@@ -280,6 +292,7 @@ def _up_to(qs, fields: list[str], end: list, descending: bool):
 def _unindexed(field: str) -> models.OrderBy:
     """field's value through an expression no index matches: the same order, sorted rather than read in order."""
     name = field.lstrip("-")
+    expression: models.Expression
     if name.endswith("_at"):
         expression = models.ExpressionWrapper(models.F(name) + timedelta(0), output_field=models.DateTimeField())
     elif name == "id":
@@ -313,13 +326,15 @@ def _has_number_matching(query: str) -> models.Exists:
     return models.Exists(numbers.filter(contact=models.OuterRef("pk")))
 
 
-def refresh_last_calls(contact_model, call_model, contacts=None) -> int:
+def refresh_last_calls(
+    contact_model: type[models.Model], call_model: type[models.Model], contacts: models.QuerySet[Any] | None = None
+) -> int:
     """Set each contact's last call and when it was: the one function behind the queryset method and the
     migration's backfill (which passes its historical models). Only contacts whose last call changes are written."""
-    contacts = contact_model.objects.all() if contacts is None else contacts
-    latest = call_model.objects.filter(contact=models.OuterRef("pk")).order_by("-requested_at", "-pk")
+    contacts = contact_model._default_manager.all() if contacts is None else contacts
+    latest = call_model._default_manager.filter(contact=models.OuterRef("pk")).order_by("-requested_at", "-pk")
     last_call = models.Subquery(latest.values("pk")[:1])
-    has_calls = models.Exists(call_model.objects.filter(contact=models.OuterRef("pk")))
+    has_calls = models.Exists(call_model._default_manager.filter(contact=models.OuterRef("pk")))
     # Contacts whose noted last call is not their latest, and contacts noted as called that have no calls.
     stale = (has_calls & (Q(last_call__isnull=True) | ~Q(last_call_id=last_call))) | (
         ~has_calls & (Q(last_call__isnull=False) | Q(last_called_at__isnull=False))
@@ -362,6 +377,9 @@ class Contact(models.Model):
     )
 
     objects = ContactQuerySet.as_manager()
+
+    # The number the contact list shows for a search (Contact.phone_matching), set by the list view; not a column.
+    shown_phone: ContactPhone | None
 
     class Meta:
         ordering = ["name", "pk"]
@@ -407,7 +425,7 @@ class Contact(models.Model):
 
 def _columns(model: type[models.Model], alias: str) -> str:
     quote = connection.ops.quote_name
-    return ", ".join(f"{alias}.{quote(f.column)}" for f in model._meta.concrete_fields)
+    return ", ".join(f"{alias}.{quote(column_of(f))}" for f in model._meta.concrete_fields)
 
 
 @functools.cache
@@ -437,7 +455,13 @@ def _from_row[M: models.Model](model: type[M], values: Sequence[Any]) -> M:
         for convert in converters:
             value = convert(value, column, connection)
         converted.append(value)
-    return model.from_db(connection.alias, None, converted)
+    return model.from_db(connection.alias, _attnames(model), converted)
+
+
+@functools.cache
+def _attnames(model: type[models.Model]) -> tuple[str, ...]:
+    """The names of model's concrete fields, in the order of their columns."""
+    return tuple(f.attname for f in model._meta.concrete_fields)
 
 
 class ContactPhoneQuerySet(models.QuerySet["ContactPhone"]):
@@ -474,6 +498,10 @@ class ContactPhone(models.Model):
     do_not_call = models.BooleanField("do not call", default=False)
 
     objects = ContactPhoneQuerySet.as_manager()
+
+    # Whether the number is do-not-call on any contact: set where a number is read for a click or a contact's page
+    # (ContactPhone.objects.for_click, calls.calling.facts), not a column.
+    blocked_elsewhere: bool
 
     class Meta:
         ordering = ["-is_primary", "pk"]

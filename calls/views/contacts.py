@@ -94,8 +94,7 @@ def _contacts_page(
         number_only=is_number_search(query),
     )
     for contact in rows:
-        # TODO(issue 16): declare `shown_phone` on Contact once calls/models.py is split, and drop this ignore.
-        contact.shown_phone = contact.phone_matching(query)  # type: ignore[attr-defined]
+        contact.shown_phone = contact.phone_matching(query)
     return rows, next_cursor
 
 
@@ -174,8 +173,7 @@ def _save_contact(request: AuthedRequest, contact: Contact | None) -> HttpRespon
         formset.is_valid()  # validated even when the contact's own fields were not, so each row says its errors
         for phone_form in formset.forms:
             if getattr(phone_form, "cleaned_data", None) and phone_form.has_changed():
-                # TODO(issue 16): declare `warnings` on ContactPhoneForm once calls/forms.py is split.
-                phone_form.warnings = [f"Also a number of {other}." for other in phone_form.other_contacts()]  # type: ignore[attr-defined]
+                phone_form.warnings = [f"Also a number of {other}." for other in phone_form.other_contacts()]
     return render(request, "calls/contact_form.html", {"form": form, "formset": formset, "contact": contact})
 
 
