@@ -31,11 +31,12 @@ def remembered[T](key: str, read: Callable[[], T]) -> T:
     return remembered_many({key: read})[key]
 
 
-def remembered_many(reads: dict[str, Callable[[], object]]) -> dict[str, object]:
+def remembered_many[T](reads: dict[str, Callable[[], T]]) -> dict[str, T]:
     """Each key's read(), or its cached answer: one round trip for all of them, one more to store what was read."""
     found = cache.get_many([GENERATION_KEY, *reads])
     generation = found.get(GENERATION_KEY)
-    answers, fresh = {}, {}
+    answers: dict[str, T] = {}
+    fresh: dict[str, tuple[object, T]] = {}
     for key, read in reads.items():
         entry = found.get(key)
         if generation and entry and entry[0] == generation:
