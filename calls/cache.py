@@ -25,7 +25,7 @@ from typing import Any
 from django.conf import settings
 from django.core.cache.backends.base import DEFAULT_TIMEOUT
 from django.core.cache.backends.locmem import LocMemCache
-from django.core.cache.backends.redis import RedisCache
+from django.core.cache.backends.redis import RedisCache, RedisCacheClient
 from redis.exceptions import RedisError
 
 log = logging.getLogger(__name__)
@@ -90,11 +90,16 @@ def breaker_for(location: str, seconds: float = BREAKER_SECONDS) -> Breaker:
 
 # One Redis client, and so one connection pool, per location and process. Django makes a cache object per thread
 # and per async context (each request), and each would otherwise open its own pool and connections to Redis.
-_clients: dict[str, Any] = {}
+_clients: dict[str, RedisCacheClient] = {}
 _clients_lock = threading.Lock()
 
 
 class TolerantRedisCache(RedisCache):
+    # Set by RedisCache.__init__, which django-stubs leaves out: the client class, its servers and its options.
+    _class: type[RedisCacheClient]
+    _servers: list[str]
+    _options: dict[str, Any]
+
     def __init__(self, server: str | list[str], params: dict[str, Any]) -> None:
         options = dict(params.get("OPTIONS") or {})
         seconds = float(options.pop("breaker_seconds", BREAKER_SECONDS))
@@ -107,7 +112,7 @@ class TolerantRedisCache(RedisCache):
         self._own_client = self._class(self._servers, **self._options) if own else None
 
     @property
-    def _cache(self):
+    def _cache(self) -> RedisCacheClient:
         if self._own_client is not None:
             return self._own_client
         client = _clients.get(self._client_key)
@@ -116,7 +121,7 @@ class TolerantRedisCache(RedisCache):
                 client = _clients.setdefault(self._client_key, self._class(self._servers, **self._options))
         return client
 
-    def _guarded(self, operation: str, fallback: Any, call: Callable[[], Any]) -> Any:
+    def _guarded[T](self, operation: str, fallback: T, call: Callable[[], T]) -> T:
         if not self.breaker.allows():
             return fallback
         try:
@@ -125,7 +130,7 @@ class TolerantRedisCache(RedisCache):
             return self._failed(operation, error, fallback)
         return self._answered(result)
 
-    def _failed(self, operation: str, error: RedisError, fallback: Any) -> Any:
+    def _failed[T](self, operation: str, error: RedisError, fallback: T) -> T:
         if self.breaker.failed(error):
             log.warning(
                 "cache unavailable (%s): %s; not asking it again for %g s",
@@ -135,7 +140,7 @@ class TolerantRedisCache(RedisCache):
             )
         return fallback
 
-    def _answered(self, result: Any) -> Any:
+    def _answered[T](self, result: T) -> T:
         if self.breaker.succeeded():
             log.info("cache available again")
         return result
@@ -177,7 +182,7 @@ class TolerantRedisCache(RedisCache):
         # Unknown while Redis is away: answer as for a new key, so a counter never blocks anyone by mistake.
         return self._guarded("incr", delta, lambda: super(TolerantRedisCache, self).incr(key, delta, version))
 
-    def set_many(self, data: dict[Any, Any], timeout: Any = DEFAULT_TIMEOUT, version: int | None = None) -> list:
+    def set_many(self, data: dict[Any, Any], timeout: Any = DEFAULT_TIMEOUT, version: int | None = None) -> list[Any]:
         return self._guarded(
             "set_many", list(data), lambda: super(TolerantRedisCache, self).set_many(data, timeout, version)
         )
@@ -185,8 +190,8 @@ class TolerantRedisCache(RedisCache):
     def delete_many(self, keys: Any, version: int | None = None) -> None:
         self._guarded("delete_many", None, lambda: super(TolerantRedisCache, self).delete_many(keys, version))
 
-    def clear(self) -> bool:
-        return self._guarded("clear", False, lambda: super(TolerantRedisCache, self).clear())
+    def clear(self) -> None:  # as BaseCache says: nothing returned (Django's RedisCache passes on a bool)
+        self._guarded("clear", None, lambda: super(TolerantRedisCache, self).clear())
 
 
 class InProcessCache(LocMemCache):
@@ -204,7 +209,9 @@ class InProcessCache(LocMemCache):
     async def aadd(self, key: Any, value: Any, timeout: Any = DEFAULT_TIMEOUT, version: int | None = None) -> bool:
         return self.add(key, value, timeout, version)
 
-    async def aset_many(self, data: dict[Any, Any], timeout: Any = DEFAULT_TIMEOUT, version: int | None = None) -> list:
+    async def aset_many(
+        self, data: dict[Any, Any], timeout: Any = DEFAULT_TIMEOUT, version: int | None = None
+    ) -> list[Any]:
         return self.set_many(data, timeout, version)
 
     async def adelete(self, key: Any, version: int | None = None) -> bool:

@@ -6,14 +6,16 @@ so the thousandth page costs what the first does, as long as an index ends in th
 
 from __future__ import annotations
 
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from django.db.models import F, Q, QuerySet
 from django.db.models.functions import Coalesce
 
 from calls.forms import NONE
-from calls.models import Agent, AgentGroup, Call, Contact
+from calls.models import Agent, AgentGroup, Call, CallQuerySet, Contact
 from calls.reports import HAS_ERROR, day_bounds
 
 PAGE_SIZE = 50
@@ -22,7 +24,7 @@ ONE_MICROSECOND = timedelta(microseconds=1)
 NO_DURATION = -1  # the talk time a call without one sorts as: after every call that has one
 
 
-def filtered_calls(calls: QuerySet, data: dict) -> QuerySet:
+def filtered_calls(calls: CallQuerySet, data: Mapping[str, Any]) -> CallQuerySet:
     """calls narrowed by a valid CallLogFilter's cleaned data (sort and page position aside)."""
     if data.get("start"):
         calls = calls.filter(requested_at__gte=day_bounds(data["start"], data["start"])[0])
@@ -78,7 +80,7 @@ def cursor_of(call: Call, sort: str) -> str:
     return f"{value}_{call.pk}"
 
 
-def _ordered(calls: QuerySet, sort: str, *, reverse: bool = False) -> QuerySet:
+def _ordered[Row](calls: QuerySet[Call, Row], sort: str, *, reverse: bool = False) -> QuerySet[Call, Row]:
     descending = sort.startswith("-") != reverse
     if sort.endswith("duration"):
         # The same expression as the call_duration_idx index, so that PostgreSQL pages through it.
@@ -91,9 +93,12 @@ def _ordered(calls: QuerySet, sort: str, *, reverse: bool = False) -> QuerySet:
     return calls.order_by(F(column).asc(), F("pk").asc())
 
 
-def _beyond(calls: QuerySet, sort: str, position: tuple[int, int], *, reverse: bool = False) -> QuerySet:
+def _beyond[Row](
+    calls: QuerySet[Call, Row], sort: str, position: tuple[int, int], *, reverse: bool = False
+) -> QuerySet[Call, Row]:
     """The calls that come after position in the sort's order (before it, with reverse)."""
     value, pk = position
+    bound: int | datetime
     descending = sort.startswith("-") != reverse
     if sort.endswith("duration"):
         column, bound = "talk", value
@@ -115,7 +120,14 @@ class Page:
     older: str = ""  # the `after` cursor of the next page, if any
 
 
-def page_of(calls: QuerySet, *, sort: str, after=None, before=None, size: int = PAGE_SIZE) -> Page:
+def page_of(
+    calls: QuerySet[Call],
+    *,
+    sort: str,
+    after: tuple[int, int] | None = None,
+    before: tuple[int, int] | None = None,
+    size: int = PAGE_SIZE,
+) -> Page:
     """One page of calls in sort order: the first, the one after `after`, or the one before `before`."""
     if before is not None:
         rows = list(_beyond(_ordered(calls, sort, reverse=True), sort, before, reverse=True)[: size + 1])
@@ -139,10 +151,10 @@ def page_of(calls: QuerySet, *, sort: str, after=None, before=None, size: int = 
     return page
 
 
-def batches(calls: QuerySet, *, sort: str, size: int):
+def batches(calls: QuerySet[Call, tuple[Any, ...]], *, sort: str, size: int) -> Iterator[list[tuple[Any, ...]]]:
     """Every row of a values_list() of calls (its first columns the id, the time and the talk time) in sort order,
     size rows at a time, each batch one indexed query: memory stays flat however many rows (for exports)."""
-    after = None
+    after: tuple[int, int] | None = None
     while True:
         query = _ordered(calls, sort)
         if after is not None:
@@ -173,7 +185,7 @@ def _inert_sql(column: str, *, costly: bool = False) -> str:
     return f"CASE WHEN {column} ~ '^[-=+@\\t\\r]' THEN '''' || {column} ELSE {column} END"
 
 
-def export_copy_sql(calls: QuerySet, *, sort: str) -> tuple[str, tuple]:
+def export_copy_sql(calls: QuerySet[Call], *, sort: str) -> tuple[str, tuple[Any, ...]]:
     """One `COPY (...) TO STDOUT` statement giving exactly the export's rows (the calls of `calls`, in the log's
     order) as CSV, with the same columns, words and formula guard as the Python export. PostgreSQL only."""
     ordered = _ordered(calls, sort)

@@ -185,7 +185,10 @@ def lift(lock_outs: QuerySet[LockOut], *, by: object) -> int:
 
 
 def lift_on_new_password(
-    sender: type[AbstractBaseUser], instance: AbstractBaseUser, update_fields: frozenset | None = None, **kwargs
+    sender: type[AbstractBaseUser],
+    instance: AbstractBaseUser,
+    update_fields: frozenset[str] | None = None,
+    **kwargs: object,
 ) -> None:
     """pre_save of the user model: a password set by anyone (an admin's reset, `changepassword`, the user) lifts the
     account's lock-out, and the failures that led to it."""

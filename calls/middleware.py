@@ -18,7 +18,9 @@ again as if Django's paths stood where these subclasses do, and says (calls.W001
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable, Sequence
 from importlib import import_module
+from typing import TYPE_CHECKING, cast
 
 from asgiref.sync import iscoroutinefunction, sync_to_async
 from django.conf import settings
@@ -29,20 +31,30 @@ from django.core import checks
 from django.http import HttpRequest, HttpResponseBase
 from django.middleware import clickjacking, common, csp, csrf, security
 from django.utils.decorators import sync_and_async_middleware
+from django.utils.deprecation import MiddlewareMixin
 from django.utils.module_loading import import_string
 
+if TYPE_CHECKING:
+    from django.apps import AppConfig
 
-class _InLoop:
-    """`MiddlewareMixin.__acall__`, with the methods called in the event loop. Mixed in before Django's class."""
+type GetResponse = Callable[[HttpRequest], HttpResponseBase | Awaitable[HttpResponseBase]]
 
-    def __init__(self, get_response) -> None:
+
+class _InLoop(MiddlewareMixin):
+    """`MiddlewareMixin.__acall__`, with the methods called in the event loop. Mixed in before Django's class (which
+    derives from MiddlewareMixin too, so the order of classes is the same as for a plain mixin)."""
+
+    def __init__(self, get_response: GetResponse) -> None:
         super().__init__(get_response)
         if "inloop_middleware" in settings.BENCH_DISABLE:
-            self.__acall__ = super().__acall__  # Django's hops: what bench/private_bench.py compares with
+            # Django's hops: what bench/private_bench.py compares with. MiddlewareMixin.__call__ looks __acall__ up
+            # on the instance. setattr: the type checker (method-assign) forbids replacing a method by assignment.
+            setattr(self, "__acall__", super().__acall__)  # noqa: B010
 
     async def __acall__(self, request: HttpRequest) -> HttpResponseBase:
         response = self.process_request(request) if hasattr(self, "process_request") else None
-        response = response or await self.get_response(request)
+        # Only in async mode is __acall__ called, and then Django gives an async get_response.
+        response = response or await cast("Awaitable[HttpResponseBase]", self.get_response(request))
         if hasattr(self, "process_response"):
             if self.needs_thread(request, response):
                 return await sync_to_async(self.process_response, thread_sensitive=True)(request, response)
@@ -97,7 +109,7 @@ PRIVATE = "private, no-store"
 
 
 @sync_and_async_middleware
-def private_pages(get_response):
+def private_pages(get_response: GetResponse) -> GetResponse:
     """`Cache-Control: private, no-store` on every response a view made and left without one: pages and exports
     show contacts, numbers and calls, which no shared cache (a proxy) and no browser cache (the back button after
     logging out) should keep. Listed after WhiteNoise, which answers static files (cached for ever) before this.
@@ -105,14 +117,17 @@ def private_pages(get_response):
     Every response, not only those of a logged-in person: knowing who is logged in would load the session in the
     event loop, and the few public pages (login, errors, health) lose nothing by not being stored."""
     if iscoroutinefunction(get_response):
+        aget_response = cast("Callable[[HttpRequest], Awaitable[HttpResponseBase]]", get_response)
 
-        async def middleware(request: HttpRequest) -> HttpResponseBase:
-            return _private(await get_response(request))
+        async def amiddleware(request: HttpRequest) -> HttpResponseBase:
+            return _private(await aget_response(request))
 
-    else:
+        return amiddleware
 
-        def middleware(request: HttpRequest) -> HttpResponseBase:
-            return _private(get_response(request))
+    sget_response = cast("Callable[[HttpRequest], HttpResponseBase]", get_response)
+
+    def middleware(request: HttpRequest) -> HttpResponseBase:
+        return _private(sget_response(request))
 
     return middleware
 
@@ -148,7 +163,7 @@ REQUIRED = {
 
 
 @checks.register(checks.Tags.security, deploy=True)
-def middleware_check(app_configs=None, **kwargs) -> list[checks.CheckMessage]:
+def middleware_check(app_configs: Sequence[AppConfig] | None = None, **kwargs: object) -> list[checks.CheckMessage]:
     installed = [import_string(path) for path in settings.MIDDLEWARE]
     missing = [
         checks.Warning(
@@ -161,11 +176,13 @@ def middleware_check(app_configs=None, **kwargs) -> list[checks.CheckMessage]:
     return missing + _as_django_would(installed, app_configs, **kwargs)
 
 
-def _as_django_would(installed: list, app_configs, **kwargs) -> list[checks.CheckMessage]:
+def _as_django_would(
+    installed: list[object], app_configs: Sequence[AppConfig] | None, **kwargs: object
+) -> list[checks.CheckMessage]:
     """Django's middleware-dependent deploy checks, run with each subclass of ours named by its Django path."""
     from django.test.utils import override_settings
 
-    def django_path(path: str, cls) -> str:
+    def django_path(path: str, cls: object) -> str:
         if isinstance(cls, type) and issubclass(cls, _InLoop):
             base = next(b for b in cls.__mro__ if b.__module__.startswith("django."))
             return f"{base.__module__}.{base.__qualname__}"

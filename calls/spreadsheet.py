@@ -48,10 +48,15 @@ def csv_download(
     return response
 
 
+def _next_piece(chunks: Iterator[str] | Iterator[bytes]) -> str | bytes | None:
+    return next(chunks, None)
+
+
 async def _pieces(chunks: Iterator[str] | Iterator[bytes]) -> AsyncIterator[str | bytes]:
-    read = sync_to_async(next, thread_sensitive=True)
+    # A function of one signature: sync_to_async(next) loses the two-argument form of the builtin's overloads.
+    read = sync_to_async(_next_piece, thread_sensitive=True)
     try:
-        while (piece := await read(chunks, None)) is not None:
+        while (piece := await read(chunks)) is not None:
             yield piece
     finally:
         if (close := getattr(chunks, "close", None)) is not None:

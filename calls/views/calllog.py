@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import csv
-from collections.abc import Iterator
+import inspect
+from collections.abc import Generator, Iterable, Iterator, Mapping
+from typing import TYPE_CHECKING
 
 from django.contrib.auth.decorators import login_required, permission_required
+from django.contrib.auth.models import User
 from django.db import connection
 from django.db.models import QuerySet
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpResponse, StreamingHttpResponse
 from django.shortcuts import get_object_or_404, render
 from django.urls import reverse
 from django.utils import timezone
@@ -22,25 +25,30 @@ from calls.forms import SORTS, CallLogFilter
 from calls.models import Agent, AgentGroup, Call, Contact
 from calls.spreadsheet import Line, csv_download, inert
 from calls.views.calling import panel_context
+from calls.views.http import AuthedRequest, HtmxRequest
+
+if TYPE_CHECKING:
+    from psycopg.abc import Buffer
 
 WRAP_UP_SHOWN = 10
 EXPORT_BATCH = 5000
 
 
-def _wants_fragment(request: HttpRequest) -> bool:
+def _wants_fragment(request: HtmxRequest) -> bool:
     # htmx asks for a page when it restores history it no longer holds: that gets the whole page.
     return bool(request.htmx) and not request.htmx.boosted and not request.htmx.history_restore_request
 
 
-def _link(filters: dict[str, object], **extra: object) -> str:
-    return "?" + urlencode({**filters, **{k: v for k, v in extra.items() if v not in (None, "")}})
+def _link(filters: Mapping[str, object], **extra: object) -> str:
+    query = {**filters, **{k: v for k, v in extra.items() if v not in (None, "")}}
+    return "?" + urlencode({k: str(v) for k, v in query.items()})  # as urlencode would write each value
 
 
 @require_GET
 @login_required
 @permission_required(perms.VIEW_CALL, raise_exception=True)
 @vary_on_headers("HX-Request")
-def call_log(request: HttpRequest) -> HttpResponse:
+def call_log(request: AuthedRequest) -> HttpResponse:
     """Everyone's calls for supervisors and admins, one's own for agents; filtered, sorted, a page at a time."""
     form = CallLogFilter(request.GET)
     fragment = _wants_fragment(request)
@@ -60,7 +68,7 @@ def call_log(request: HttpRequest) -> HttpResponse:
     return render(request, "calls/call_log.html", context, status=status)
 
 
-def _log_page(user, form: CallLogFilter) -> dict[str, object]:
+def _log_page(user: User, form: CallLogFilter) -> dict[str, object]:
     """The page of the calls the filters pick out (of those user may see), and the links from it."""
     data = form.cleaned_data
     calls = calllog.filtered_calls(Call.objects.visible_to(user), data)
@@ -83,7 +91,7 @@ def _log_page(user, form: CallLogFilter) -> dict[str, object]:
 @require_GET
 @login_required
 @permission_required(perms.VIEW_CALL, raise_exception=True)
-def call_detail(request: HttpRequest, pk: int) -> HttpResponse:
+def call_detail(request: AuthedRequest, pk: int) -> HttpResponse:
     """Everything stored about one call, its history, and the call panel (to wrap it up or edit the wrap-up)."""
     call = get_object_or_404(
         Call.objects.visible_to(request.user)
@@ -145,12 +153,12 @@ class _CopyExport:
 
     CHUNK = 256 * 1024
 
-    def __init__(self, calls: QuerySet, sort: str) -> None:
+    def __init__(self, calls: QuerySet[Call], sort: str) -> None:
         self.sql, self.params = calllog.export_copy_sql(calls, sort=sort)
         self.time_zone = timezone.get_current_timezone_name()
         self.rows = self._rows()
 
-    def _rows(self) -> Iterator[bytes]:
+    def _rows(self) -> Generator[bytes]:
         yield _Export.header_line().encode()
         with connection.cursor() as cursor:
             # Times in the local zone (PostgreSQL formats them); JIT compiling this one statement costs seconds
@@ -164,8 +172,9 @@ class _CopyExport:
             cursor.execute("SELECT set_config('TimeZone', 'UTC', false)")
             cursor.execute("RESET jit")
 
-    def _chunks(self, copy) -> Iterator[bytes]:
-        buffer, size = [], 0
+    def _chunks(self, copy: Iterable[Buffer]) -> Iterator[bytes]:
+        buffer: list[bytes] = []
+        size = 0
         for data in copy:
             buffer.append(bytes(data))
             size += len(data)
@@ -189,7 +198,7 @@ class _CopyExport:
 
     def close(self) -> None:
         """The download ended, or the client went away: stop an unfinished COPY by dropping its connection."""
-        if self.rows.gi_frame is not None:
+        if inspect.getgeneratorstate(self.rows) != inspect.GEN_CLOSED:
             connection.close()
 
 
@@ -200,7 +209,7 @@ class _Export:
     def header_line() -> str:
         return csv.writer(Line()).writerow(HEADER)
 
-    def __init__(self, calls: QuerySet, sort: str) -> None:
+    def __init__(self, calls: QuerySet[Call], sort: str) -> None:
         self.writer = csv.writer(Line())
         self.agents = {
             pk: f"{name} ({display_id})"
@@ -268,11 +277,11 @@ class _Export:
 @require_GET
 @login_required
 @permission_required(perms.VIEW_CALL, raise_exception=True)
-def call_export(request: HttpRequest) -> HttpResponse:
+def call_export(request: AuthedRequest) -> HttpResponse | StreamingHttpResponse:
     """The calls the log shows this person for the same filters, as CSV, streamed."""
     form = CallLogFilter(request.GET)
     if not form.is_valid():
-        errors = "; ".join(f"{name}: {' '.join(e)}" for name, e in form.errors.items())
+        errors = "; ".join(f"{name}: {' '.join(str(m) for m in e)}" for name, e in form.errors.items())
         return HttpResponse(f"Bad filter: {errors}", status=400, content_type="text/plain; charset=utf-8")
     data = form.cleaned_data
     calls = calllog.filtered_calls(Call.objects.visible_to(request.user), data)
