@@ -27,11 +27,11 @@ class _SaneDatesChangeList(ChangeList):
             raise IncorrectLookupParameters(error) from error
 
     def get_results(self, request: HttpRequest) -> None:
-        # Without a date_hierarchy, ?requested_at__year=10**30 is a filter like any other, which overflows when its
-        # SQL is made: counting the page, here.
+        # Without a date_hierarchy, ?requested_at__year=10**30 (or -1) is a filter like any other, which fails when
+        # its SQL is made (OverflowError, ValueError: year out of range): counting the page, here.
         try:
             super().get_results(request)
-        except OverflowError as error:
+        except (OverflowError, ValueError) as error:
             raise IncorrectLookupParameters(error) from error
 
 
