@@ -26,6 +26,14 @@ class _SaneDatesChangeList(ChangeList):
         except OverflowError as error:
             raise IncorrectLookupParameters(error) from error
 
+    def get_results(self, request: HttpRequest) -> None:
+        # Without a date_hierarchy, ?requested_at__year=10**30 (or -1) is a filter like any other, which fails when
+        # its SQL is made (OverflowError, ValueError: year out of range): counting the page, here.
+        try:
+            super().get_results(request)
+        except (OverflowError, ValueError) as error:
+            raise IncorrectLookupParameters(error) from error
+
 
 class BoundedSearch:
     """Admin search on a bounded search term (see SEARCH_MAX_CHARS), and date drill-downs that cannot overflow."""

@@ -1,18 +1,42 @@
-"""The call log in Django's admin: read, never edited or deleted."""
+"""The call log in Django's admin: read, never edited or deleted.
+
+It opens within a second at 5 million calls: nothing counts the table (calls.admin.paging), and every filter,
+search and sort it offers is answered through an index of Call (calls/models/calls.py) in the order of the page.
+"""
 
 from __future__ import annotations
 
 from django.contrib import admin
+from django.db.models import Q, QuerySet
 from django.http import HttpRequest
 
-from calls.admin.base import BoundedSearch
-from calls.models import (
-    Call,
-)
+from calls import phones
+from calls.admin.base import SEARCH_MAX_CHARS, BoundedSearch
+from calls.admin.paging import BigListAdmin
+from calls.models import Call, DispositionCode
+
+
+class DispositionFilter(admin.SimpleListFilter):
+    """The wrap-up disposition, its choices from the dispositions table: Django's own filter for a text field
+    lists every value found in the calls (a DISTINCT over millions of rows)."""
+
+    title = "disposition"
+    parameter_name = "disposition_code"
+
+    def lookups(self, request: HttpRequest, model_admin: admin.ModelAdmin) -> list[tuple[str, str]]:
+        return [(code, code) for code in DispositionCode.objects.values_list("code", flat=True)]
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet) -> QuerySet:
+        return queryset.filter(disposition_code=self.value()) if self.value() else queryset
+
+
+def _prefix_range(prefix: str) -> Q:
+    """to_number starts with prefix (an E.164 start, "+" and digits), as a range the number index reads."""
+    return Q(to_number__gte=prefix, to_number__lt=prefix[:-1] + chr(ord(prefix[-1]) + 1))
 
 
 @admin.register(Call)
-class CallAdmin(BoundedSearch, admin.ModelAdmin):
+class CallAdmin(BigListAdmin, BoundedSearch, admin.ModelAdmin):
     """The call log is evidence: admins may read it here, never edit or delete it."""
 
     list_display = [
@@ -30,12 +54,27 @@ class CallAdmin(BoundedSearch, admin.ModelAdmin):
         "error_status",
         "latency_ms",
     ]
-    list_filter = [
-        "state", "outcome", "vcc_status", "result_code", "disposition_code", "from_agent", "from_groups", "consent",
-    ]  # fmt: skip
-    search_fields = ["to_number", "vcc_call_id", "contact__name", "error_message", "presented_clid", "notes"]
+    # Each filter leads an index that ends in the list's order (-requested_at). No date_hierarchy: its links are
+    # a DISTINCT over the dates of every call listed (seconds at 5 million calls); the date filter is a range.
+    list_filter = [("requested_at", admin.DateFieldListFilter), "state", "outcome", "from_agent", DispositionFilter]
+    sortable_by = ["requested_at"]
+    search_fields = ["vcc_call_id", "to_number"]  # shows the search box; get_search_results says how they match
+    search_help_text = "A VCC call ID (all of it), or the start of the number called (+44 20 7946, 020 7946)."
     list_select_related = ["created_by", "from_agent", "to_agent", "contact"]
-    date_hierarchy = "requested_at"
+
+    def get_search_results(self, request: HttpRequest, queryset: QuerySet, search_term: str) -> tuple[QuerySet, bool]:
+        """Calls to a number starting with the term when it looks like one, else the call of that VCC call ID:
+        both through an index (Django's own search is a LIKE '%term%' on each field, reading every call)."""
+        term = search_term[:SEARCH_MAX_CHARS].strip()
+        if not term:
+            return queryset, False
+        if phones.looks_like_number(term):
+            prefixes, _endings = phones.search_patterns(term)
+            matching = Q()
+            for prefix in prefixes:
+                matching |= _prefix_range(prefix)
+            return queryset.filter(matching), False
+        return queryset.filter(vcc_call_id=term), False
 
     def get_readonly_fields(self, request: HttpRequest, obj: Call | None = None) -> list[str]:
         return [f.name for f in Call._meta.get_fields() if f.concrete]
