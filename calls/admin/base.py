@@ -3,13 +3,25 @@ number field that takes any format."""
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any
+
 from django import forms
 from django.contrib.admin.options import IncorrectLookupParameters
 from django.contrib.admin.views.main import ChangeList
 from django.db.models import QuerySet
-from django.http import HttpRequest
+from django.http import HttpRequest, HttpResponse
 
 from calls import phones
+
+if TYPE_CHECKING:
+    from django.contrib.admin import ModelAdmin
+    from django.contrib.admin.filters import ListFilter
+
+    # For mypy a mixin here is a ModelAdmin (its super() calls are ModelAdmin's); at run time it is a plain class
+    # before the ModelAdmin in the admin's bases.
+    AdminMixin = ModelAdmin
+else:
+    AdminMixin = object
 
 # Django's admin search makes one AND clause per word of `q`, each an OR over the search fields: 40,000 words were
 # a query PostgreSQL worked on for over ten minutes. Every admin here searches for at most this many characters.
@@ -20,7 +32,7 @@ class _SaneDatesChangeList(ChangeList):
     """Django's change list, refusing a date drill-down out of any calendar (?created_at__year=10**30) as it
     refuses other bad lookups, instead of answering 500 (Django catches ValueError there, not OverflowError)."""
 
-    def get_filters(self, request: HttpRequest):
+    def get_filters(self, request: HttpRequest) -> tuple[list[ListFilter], bool, dict[str, bool | str], bool, bool]:
         try:
             return super().get_filters(request)
         except OverflowError as error:
@@ -35,21 +47,26 @@ class _SaneDatesChangeList(ChangeList):
             raise IncorrectLookupParameters(error) from error
 
 
-class BoundedSearch:
+class BoundedSearch(AdminMixin):
     """Admin search on a bounded search term (see SEARCH_MAX_CHARS), and date drill-downs that cannot overflow."""
 
-    def get_search_results(self, request: HttpRequest, queryset: QuerySet, search_term: str):
+    def get_search_results(
+        self, request: HttpRequest, queryset: QuerySet[Any], search_term: str
+    ) -> tuple[QuerySet[Any], bool]:
         return super().get_search_results(request, queryset, search_term[:SEARCH_MAX_CHARS])
 
-    def changelist_view(self, request: HttpRequest, extra_context=None):
+    def changelist_view(self, request: HttpRequest, extra_context: dict[str, Any] | None = None) -> HttpResponse:
         # The page echoes `q` in its search box and in every row's link back to the list: searched for what
         # it searches for, not the 80,000 characters someone pasted (which took half a second to render).
-        if len(request.GET.get("q", "")) > SEARCH_MAX_CHARS:
-            request.GET = request.GET.copy()
-            request.GET["q"] = request.GET["q"][:SEARCH_MAX_CHARS]
+        term = request.GET.get("q", "")
+        if len(term) > SEARCH_MAX_CHARS:
+            params = request.GET.copy()
+            params["q"] = term[:SEARCH_MAX_CHARS]
+            # django-stubs type GET as the immutable QueryDict Django builds; Django lets a view replace it.
+            request.GET = params  # type: ignore[assignment]
         return super().changelist_view(request, extra_context)
 
-    def get_changelist(self, request: HttpRequest, **kwargs: object):
+    def get_changelist(self, request: HttpRequest, **kwargs: Any) -> type[ChangeList]:
         return _SaneDatesChangeList
 
 
@@ -61,6 +78,6 @@ class PhoneNumberField(forms.CharField):
             return phones.display(value)
         return value
 
-    def to_python(self, value: object) -> str:
+    def to_python(self, value: object) -> str | None:
         text = super().to_python(value)
         return phones.to_e164(text) if text else text

@@ -26,7 +26,7 @@ class DispositionFilter(admin.SimpleListFilter):
     def lookups(self, request: HttpRequest, model_admin: admin.ModelAdmin) -> list[tuple[str, str]]:
         return [(code, code) for code in DispositionCode.objects.values_list("code", flat=True)]
 
-    def queryset(self, request: HttpRequest, queryset: QuerySet) -> QuerySet:
+    def queryset(self, request: HttpRequest, queryset: QuerySet[Call]) -> QuerySet[Call]:
         return queryset.filter(disposition_code=self.value()) if self.value() else queryset
 
 
@@ -62,7 +62,9 @@ class CallAdmin(BigListAdmin, BoundedSearch, admin.ModelAdmin):
     search_help_text = "A VCC call ID (all of it), or the start of the number called (+44 20 7946, 020 7946)."
     list_select_related = ["created_by", "from_agent", "to_agent", "contact"]
 
-    def get_search_results(self, request: HttpRequest, queryset: QuerySet, search_term: str) -> tuple[QuerySet, bool]:
+    def get_search_results(
+        self, request: HttpRequest, queryset: QuerySet[Call], search_term: str
+    ) -> tuple[QuerySet[Call], bool]:
         """Calls to a number starting with the term when it looks like one, else the call of that VCC call ID:
         both through an index (Django's own search is a LIKE '%term%' on each field, reading every call)."""
         term = search_term[:SEARCH_MAX_CHARS].strip()

@@ -3,16 +3,21 @@ default caller ID), agent groups, and callback numbers (caller IDs)."""
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+from datetime import datetime
+from typing import TYPE_CHECKING, Any, TypedDict, cast
+
 from django import forms
-from django.contrib import admin
+from django.contrib import admin, messages
 from django.contrib.admin.actions import delete_selected
 from django.contrib.admin.options import ActionLocation
-from django.contrib.admin.views.main import ChangeList, messages
+from django.contrib.admin.views.main import ChangeList
 from django.contrib.admin.widgets import FilteredSelectMultiple
 from django.contrib.auth import get_user_model
 from django.contrib.auth.password_validation import validate_password
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db.models import QuerySet
+from django.forms.formsets import BaseFormSet
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.template.defaultfilters import pluralize
 from django.urls import reverse
@@ -26,6 +31,13 @@ from calls.models import (
     AgentGroup,
     CallbackNumber,
 )
+
+if TYPE_CHECKING:
+    from django.contrib.admin.options import Action
+    from django.contrib.auth.models import AnonymousUser, User
+    from django_stubs_ext import WithAnnotations
+
+    from calls.models.directory import CallbackNumberQuerySet
 
 # --- Agents: one page sets up the login, the agent display ID, the groups and the default caller ID ---------
 
@@ -55,20 +67,21 @@ class AgentForm(forms.ModelForm):
         help_text="What the login may do in vccweb. Admin also gives the admin site.",
     )
 
-    request_user = None  # set by AgentAdmin.get_form: who is filling the form in
+    request_user: User | AnonymousUser | None = None  # set by AgentAdmin.get_form: who is filling the form in
 
     class Meta:
         model = Agent
         fields = ["display_id", "name", "user", "is_active", "default_callback_number", "default_group"]
 
-    def __init__(self, *args, **kwargs) -> None:
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         if self.instance.pk:
             self.fields["groups"].initial = list(self.instance.groups.all())
         if self.instance.user_id:
             self.fields["role"].initial = current_role(self.instance.user)
         if "default_callback_number" in self.fields:
-            self.fields["default_callback_number"].queryset = CallbackNumber.objects.filter(is_active=True)
+            numbers = cast("forms.ModelChoiceField[CallbackNumber]", self.fields["default_callback_number"])  # a FK's
+            numbers.queryset = CallbackNumber.objects.filter(is_active=True)
 
     def clean_new_username(self) -> str:
         username = self.cleaned_data["new_username"].strip()
@@ -76,8 +89,9 @@ class AgentForm(forms.ModelForm):
             raise ValidationError("Someone already has this username: choose them as “user” instead.")
         return username
 
-    def clean(self) -> dict:
-        data = super().clean()
+    def clean(self) -> dict[str, Any]:
+        super().clean()
+        data = self.cleaned_data  # what ModelForm.clean returns (django-stubs: BaseForm's "or None")
         user, username = data.get("user"), data.get("new_username")
         if user and username:
             raise ValidationError("Choose an existing login or create a new one, not both.")
@@ -108,13 +122,13 @@ class AgentForm(forms.ModelForm):
         return data
 
 
-def current_role(user) -> str:
+def current_role(user: User) -> str:
     """The user's role, when they have exactly one of the three; "" otherwise."""
     names = {g.name for g in user.groups.all()} & {role for role, _ in ROLE_CHOICES}
     return names.pop() if len(names) == 1 else ""
 
 
-def _may_present(number: CallbackNumber, agent: Agent, groups) -> bool:
+def _may_present(number: CallbackNumber, agent: Agent, groups: Iterable[AgentGroup]) -> bool:
     """Whether the number's restriction lets this agent (with these groups, maybe not yet saved) present it."""
     if not number.is_restricted:
         return True
@@ -139,11 +153,14 @@ class AgentAdmin(BoundedSearch, admin.ModelAdmin):
         ("From VCC", {"fields": ["vcc_user_id"], "classes": ["collapse"]}),
     ]
 
-    def get_queryset(self, request: HttpRequest):
+    def get_queryset(self, request: HttpRequest) -> QuerySet[Agent]:
         return super().get_queryset(request).prefetch_related("groups")
 
-    def get_form(self, request: HttpRequest, obj: Agent | None = None, change: bool = False, **kwargs):
-        form = super().get_form(request, obj, change=change, **kwargs)
+    def get_form(
+        self, request: HttpRequest, obj: Agent | None = None, change: bool = False, **kwargs: Any
+    ) -> type[forms.ModelForm[Agent]]:
+        # Django's form class for this page is made from self.form: an AgentForm.
+        form = cast("type[AgentForm]", super().get_form(request, obj, change=change, **kwargs))
         form.request_user = request.user
         return form
 
@@ -167,7 +184,9 @@ class AgentAdmin(BoundedSearch, admin.ModelAdmin):
         if role and obj.user and role != current_role(obj.user):
             roles.assign_role(obj.user, role)
 
-    def save_related(self, request: HttpRequest, form: AgentForm, formsets, change: bool) -> None:
+    def save_related(
+        self, request: HttpRequest, form: AgentForm, formsets: list[BaseFormSet[forms.ModelForm[Any]]], change: bool
+    ) -> None:
         super().save_related(request, form, formsets, change)
         agent = form.instance
         agent.groups.set(form.cleaned_data.get("groups") or [])
@@ -181,6 +200,10 @@ class AgentAdmin(BoundedSearch, admin.ModelAdmin):
             )
 
 
+class _MemberTotal(TypedDict):
+    member_total: int  # AgentGroupAdmin.get_queryset's annotation
+
+
 @admin.register(AgentGroup)
 class AgentGroupAdmin(BoundedSearch, admin.ModelAdmin):
     list_display = ["display_id", "name", "member_count", "default_callback_number"]
@@ -188,13 +211,13 @@ class AgentGroupAdmin(BoundedSearch, admin.ModelAdmin):
     filter_horizontal = ["members"]
     list_select_related = ["default_callback_number"]
 
-    def get_queryset(self, request: HttpRequest):
+    def get_queryset(self, request: HttpRequest) -> QuerySet[AgentGroup]:
         from django.db.models import Count
 
         return super().get_queryset(request).annotate(member_total=Count("members"))
 
     @admin.display(description="members", ordering="member_total")
-    def member_count(self, group: AgentGroup) -> int:
+    def member_count(self, group: WithAnnotations[AgentGroup, _MemberTotal]) -> int:
         return group.member_total
 
 
@@ -219,6 +242,10 @@ class CallbackNumberForm(forms.ModelForm):
             "allowed_groups",
             "vcc_callback_number_id",
         ]
+
+
+class _Usage(TypedDict):
+    usage: tuple[int, datetime | None]  # set on each number of the page by CallbackNumberChangeList
 
 
 class CallbackNumberChangeList(ChangeList):
@@ -247,13 +274,15 @@ class CallbackNumberAdmin(BoundedSearch, admin.ModelAdmin):
         ("Use", {"fields": ["usage_summary"]}),
     ]
 
-    def get_queryset(self, request: HttpRequest):
+    def get_queryset(self, request: HttpRequest) -> QuerySet[CallbackNumber]:
         return super().get_queryset(request).prefetch_related("allowed_agents", "allowed_groups", "vcc_listed_for")
 
-    def get_changelist(self, request: HttpRequest, **kwargs):
+    def get_changelist(self, request: HttpRequest, **kwargs: Any) -> type[ChangeList]:
         return CallbackNumberChangeList
 
-    def get_actions(self, request: HttpRequest, action_location=ActionLocation.CHANGE_LIST):
+    def get_actions(
+        self, request: HttpRequest, action_location: ActionLocation = ActionLocation.CHANGE_LIST
+    ) -> dict[str, Action | None]:
         actions = super().get_actions(request, action_location=action_location)
         actions.pop("delete_selected", None)  # replaced by delete_unused: numbers in use are never deleted
         return actions
@@ -270,9 +299,9 @@ class CallbackNumberAdmin(BoundedSearch, admin.ModelAdmin):
         return ", ".join(words)
 
     @admin.display(description="presented")
-    def presented(self, number: CallbackNumber) -> str:
+    def presented(self, number: WithAnnotations[CallbackNumber, _Usage]) -> str:
         times, last = number.usage
-        if not times:
+        if not times or last is None:  # a number presented has a last time
             return "never"
         return f"{times} time{pluralize(times)}, last {date_format(last, 'j M Y H:i')}"
 
@@ -318,7 +347,7 @@ class CallbackNumberAdmin(BoundedSearch, admin.ModelAdmin):
         permissions=["change"],
         location=[ActionLocation.CHANGE_LIST, ActionLocation.CHANGE_FORM],
     )
-    def make_default(self, request: HttpRequest, queryset: QuerySet[CallbackNumber]) -> None:
+    def make_default(self, request: HttpRequest, queryset: CallbackNumberQuerySet) -> None:
         numbers = list(queryset[:2])
         if len(numbers) != 1:
             self.message_user(request, "Select exactly one number to make the default.", messages.ERROR)
@@ -327,7 +356,7 @@ class CallbackNumberAdmin(BoundedSearch, admin.ModelAdmin):
         self.message_user(request, f"{numbers[0]} is now the account default.", messages.SUCCESS)
 
     @admin.action(description="Deactivate the selected numbers", permissions=["change"])
-    def deactivate(self, request: HttpRequest, queryset: QuerySet[CallbackNumber]) -> None:
+    def deactivate(self, request: HttpRequest, queryset: CallbackNumberQuerySet) -> None:
         default = queryset.filter(is_default=True).first()
         if default:
             self.message_user(
@@ -338,7 +367,7 @@ class CallbackNumberAdmin(BoundedSearch, admin.ModelAdmin):
         self.message_user(request, f"Deactivated {done} number(s): they are no longer offered.", messages.SUCCESS)
 
     @admin.action(description="Activate the selected numbers", permissions=["change"])
-    def activate(self, request: HttpRequest, queryset: QuerySet[CallbackNumber]) -> None:
+    def activate(self, request: HttpRequest, queryset: CallbackNumberQuerySet) -> None:
         done = queryset.filter(is_active=False).update(is_active=True)
         directory.changed()  # update() sends no signal; the click caches usable numbers
         self.message_user(request, f"Activated {done} number(s).", messages.SUCCESS)
@@ -346,14 +375,14 @@ class CallbackNumberAdmin(BoundedSearch, admin.ModelAdmin):
     @admin.action(
         description="Delete the selected numbers (unused ones; others are deactivated)", permissions=["delete"]
     )
-    def delete_unused(self, request: HttpRequest, queryset: QuerySet[CallbackNumber]):
+    def delete_unused(self, request: HttpRequest, queryset: CallbackNumberQuerySet) -> HttpResponse | None:
         kept = self._keep_instead_of_deleting(request, queryset)
         rest = queryset.exclude(pk__in=kept)
         if rest.exists():
             return delete_selected(self, request, rest)  # Django's confirmation page, then the deletion
         return None
 
-    def _keep_instead_of_deleting(self, request: HttpRequest, queryset: QuerySet[CallbackNumber]) -> list[int]:
+    def _keep_instead_of_deleting(self, request: HttpRequest, queryset: CallbackNumberQuerySet) -> list[int]:
         """The default and numbers in use are not deleted: say so, and deactivate the ones in use."""
         default = list(queryset.filter(is_default=True))
         in_use = list(queryset.filter(is_default=False).in_use())
@@ -381,7 +410,9 @@ class CallbackNumberAdmin(BoundedSearch, admin.ModelAdmin):
             return False
         return super().has_delete_permission(request, obj)
 
-    def delete_view(self, request: HttpRequest, object_id: str, extra_context=None) -> HttpResponse:
+    def delete_view(
+        self, request: HttpRequest, object_id: str, extra_context: dict[str, Any] | None = None
+    ) -> HttpResponse:
         number = self.get_object(request, object_id)
         if number is not None and (number.is_default or CallbackNumber.objects.filter(pk=number.pk).in_use().exists()):
             if not self.has_delete_permission(request):
@@ -403,5 +434,6 @@ class CallbackNumberAdmin(BoundedSearch, admin.ModelAdmin):
 
     def delete_queryset(self, request: HttpRequest, queryset: QuerySet[CallbackNumber]) -> None:
         # A number may have come into use since the confirmation page: check again.
-        kept = self._keep_instead_of_deleting(request, queryset)
+        # Django deletes what the action was given: a CallbackNumberQuerySet (see delete_unused).
+        kept = self._keep_instead_of_deleting(request, cast("CallbackNumberQuerySet", queryset))
         super().delete_queryset(request, queryset.exclude(pk__in=kept))

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from django.contrib import admin, messages
 from django.contrib.admin.options import ActionLocation
 from django.db.models import QuerySet
@@ -11,6 +13,9 @@ from django.template.defaultfilters import pluralize
 from calls import logins
 from calls.admin.base import BoundedSearch
 from calls.models import LockOut
+
+if TYPE_CHECKING:
+    from django.contrib.admin.options import Action
 
 
 @admin.register(LockOut)
@@ -25,7 +30,9 @@ class LockOutAdmin(BoundedSearch, admin.ModelAdmin):
     def get_queryset(self, request: HttpRequest) -> QuerySet[LockOut]:
         return super().get_queryset(request).filter(until__gt=logins.now())  # current ones only
 
-    def get_actions(self, request: HttpRequest, action_location=ActionLocation.CHANGE_LIST) -> dict:
+    def get_actions(
+        self, request: HttpRequest, action_location: ActionLocation = ActionLocation.CHANGE_LIST
+    ) -> dict[str, Action | None]:
         actions = super().get_actions(request, action_location)
         actions.pop("delete_selected", None)  # lifting is deleting, and forgetting the failures too
         return actions

@@ -25,6 +25,8 @@ from django.db import connections
 from django.db.models import Model, QuerySet
 from django.utils.functional import cached_property
 
+from calls.admin.base import AdminMixin
+
 # Counted exactly up to this many rows; the pages reach this far at most.
 COUNT_CAP = 10_000
 MAX_ROWS = 10_000
@@ -77,7 +79,7 @@ class EstimatingPaginator(Paginator):
     """A Paginator for ModelAdmin.paginator that never counts a whole big table (see the module's docstring)."""
 
     @cached_property
-    def count(self) -> RowCount:  # type: ignore[override]
+    def count(self) -> RowCount:
         queryset = self.object_list
         if not isinstance(queryset, QuerySet):
             return RowCount(len(queryset))
@@ -88,7 +90,7 @@ class EstimatingPaginator(Paginator):
         return capped_count(queryset)
 
     @cached_property
-    def num_pages(self) -> int:  # type: ignore[override]
+    def num_pages(self) -> int:
         return min(super().num_pages, self.reachable_pages)
 
     @property
@@ -105,7 +107,7 @@ class EstimatingPaginator(Paginator):
         return Paginator.num_pages.func(self) > self.reachable_pages  # type: ignore[attr-defined]
 
 
-class BigListAdmin:
+class BigListAdmin(AdminMixin):
     """For a ModelAdmin of a table that grows to millions of rows: pages by EstimatingPaginator, never counts the
     whole table beside a search, and never counts each filter's choices (facets: a COUNT per choice)."""
 

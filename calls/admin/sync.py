@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from django.contrib import admin
-from django.contrib.admin.views.main import messages
+from typing import TYPE_CHECKING, Any
+
+from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.template.response import TemplateResponse
-from django.urls import path, reverse
+from django.urls import URLPattern, path, reverse
 from django.utils.html import format_html, format_html_join
 
 from calls import permissions as perms
@@ -15,6 +16,12 @@ from calls.admin.base import BoundedSearch
 from calls.models import (
     SyncRun,
 )
+
+if TYPE_CHECKING:
+    from calls.views.http import AuthedRequest
+
+# A tuple: Django takes a list or a tuple for both, and django-stubs type each list differently (invariant).
+_SHOWN = ("started_at", "finished_at", "kind", "by", "summary", "changes")
 
 
 @admin.register(SyncRun)
@@ -24,8 +31,8 @@ class SyncRunAdmin(BoundedSearch, admin.ModelAdmin):
     list_display = ["started_at", "kind", "by", "summary", "finished_at"]
     list_filter = ["dry_run"]
     change_list_template = "admin/calls/syncrun/change_list.html"
-    fields = ["started_at", "finished_at", "kind", "by", "summary", "changes"]
-    readonly_fields = fields
+    fields = _SHOWN
+    readonly_fields = _SHOWN
     list_select_related = ["by"]
 
     @admin.display(description="kind", ordering="dry_run")
@@ -49,11 +56,11 @@ class SyncRunAdmin(BoundedSearch, admin.ModelAdmin):
     def has_delete_permission(self, request: HttpRequest, obj: SyncRun | None = None) -> bool:
         return False
 
-    def get_urls(self):
+    def get_urls(self) -> list[URLPattern]:
         run = path("run/", self.admin_site.admin_view(self.run_view), name="calls_syncrun_run")
         return [run, *super().get_urls()]
 
-    def changelist_view(self, request: HttpRequest, extra_context=None):
+    def changelist_view(self, request: HttpRequest, extra_context: dict[str, Any] | None = None) -> HttpResponse:
         extra = {"can_run_sync": request.user.has_perm(perms.RUN_SYNC), **(extra_context or {})}
         return super().changelist_view(request, extra)
 
@@ -62,7 +69,7 @@ class SyncRunAdmin(BoundedSearch, admin.ModelAdmin):
         if not request.user.has_perm(perms.RUN_SYNC):
             raise PermissionDenied
 
-    def run_view(self, request: HttpRequest) -> HttpResponse:
+    def run_view(self, request: AuthedRequest) -> HttpResponse:
         """GET: what the sync does; POST preview: a dry run, shown with an Apply button; POST apply: the real run."""
         from django.conf import settings
 

@@ -3,15 +3,23 @@ superusers."""
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any
+
+from django import forms
 from django.contrib import admin
 from django.contrib.auth import get_user_model
 from django.contrib.auth.admin import GroupAdmin, UserAdmin
 from django.contrib.auth.models import Group
 from django.core.exceptions import PermissionDenied
+from django.db.models import QuerySet
+from django.forms.formsets import BaseFormSet
 from django.http import HttpRequest
 
 from calls import roles
 from calls.admin.base import BoundedSearch
+
+if TYPE_CHECKING:
+    from django.contrib.auth.models import User as UserModel
 
 User = get_user_model()
 admin.site.unregister(User)
@@ -28,46 +36,54 @@ class VccwebUserAdmin(BoundedSearch, UserAdmin):
     list_display = ["username", "email", "first_name", "last_name", "role", "is_staff", "is_superuser", "is_active"]
     list_filter = ["groups", "is_staff", "is_superuser", "is_active"]
 
-    def get_queryset(self, request: HttpRequest):
+    def get_queryset(self, request: HttpRequest) -> QuerySet[UserModel]:
         return super().get_queryset(request).prefetch_related("groups")
 
     @admin.display(description="role")
-    def role(self, user) -> str:
+    def role(self, user: UserModel) -> str:
         return ", ".join(g.name for g in user.groups.all())
 
-    def get_readonly_fields(self, request: HttpRequest, obj=None) -> list[str]:
+    def get_readonly_fields(self, request: HttpRequest, obj: UserModel | None = None) -> list[str]:
         # Staff status follows the admin role (calls.roles.sync_staff); who is a superuser, only superusers decide.
         fields = [*super().get_readonly_fields(request, obj), "is_staff"]
         if not request.user.is_superuser:
             fields.append("is_superuser")
         return fields
 
-    def get_form(self, request: HttpRequest, obj=None, **kwargs):
-        form = super().get_form(request, obj, **kwargs)
+    def get_form(
+        self, request: HttpRequest, obj: UserModel | None = None, change: bool = False, **kwargs: Any
+    ) -> type[forms.ModelForm[UserModel]]:
+        form = super().get_form(request, obj, change=change, **kwargs)
         if "groups" in form.base_fields:
             form.base_fields[
                 "groups"
             ].help_text = "The role: agent, supervisor or admin. Admins get the admin site (staff status follows)."
         return form
 
-    def _guards_superuser(self, request: HttpRequest, obj) -> bool:
+    def _guards_superuser(self, request: HttpRequest, obj: UserModel | None) -> bool:
         return obj is not None and obj.is_superuser and not request.user.is_superuser
 
-    def has_change_permission(self, request: HttpRequest, obj=None) -> bool:
+    def has_change_permission(self, request: HttpRequest, obj: UserModel | None = None) -> bool:
         if self._guards_superuser(request, obj):
             return False  # shown read-only: no password, flags or groups of a superuser changed by a lesser admin
         return super().has_change_permission(request, obj)
 
-    def has_delete_permission(self, request: HttpRequest, obj=None) -> bool:
+    def has_delete_permission(self, request: HttpRequest, obj: UserModel | None = None) -> bool:
         if self._guards_superuser(request, obj):
             return False
         return super().has_delete_permission(request, obj)
 
-    def save_related(self, request: HttpRequest, form, formsets, change: bool) -> None:
+    def save_related(
+        self,
+        request: HttpRequest,
+        form: forms.ModelForm[UserModel],
+        formsets: list[BaseFormSet[forms.ModelForm[Any]]],
+        change: bool,
+    ) -> None:
         super().save_related(request, form, formsets, change)
         roles.sync_staff([form.instance])  # also when the groups did not change but superuser status did
 
-    def save_model(self, request: HttpRequest, obj, form, change: bool) -> None:
+    def save_model(self, request: HttpRequest, obj: UserModel, form: forms.ModelForm[UserModel], change: bool) -> None:
         if obj.is_superuser and not request.user.is_superuser:
             raise PermissionDenied("Only a superuser can make someone a superuser.")
         super().save_model(request, obj, form, change)
