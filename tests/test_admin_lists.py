@@ -188,3 +188,25 @@ def test_a_small_table_is_counted_exactly_even_unfiltered(admin_role_user, monke
     _add_calls(admin_role_user, 0, 3)
     count = EstimatingPaginator(Call.objects.all(), 100).count
     assert (count, count.kind) == (3, "exact")
+
+
+
+@pytest.mark.parametrize(
+    ("order", "expected"),
+    [
+        ("0", '"calls_call"."requested_at" ASC, "calls_call"."id" ASC'),
+        ("-0", '"calls_call"."requested_at" DESC, "calls_call"."id" DESC'),
+        ("1", '"calls_call"."requested_at" DESC, "calls_call"."id" DESC'),  # state: not sortable, so ignored
+        ("1.0", '"calls_call"."requested_at" ASC, "calls_call"."id" ASC'),
+    ],
+)
+def test_the_call_list_sorts_by_time_only_with_ties_broken_the_way_time_runs(
+    root_client, admin_role_user, order, expected
+):
+    """Oldest first reads the (requested_at DESC, id DESC) index backwards (Django's own tiebreak, `-pk`, would sort
+    every call), and an address naming a column no index serves (?o=1, the state) does not sort by it."""
+    assert CallAdmin.list_display[0] == "requested_at" and CallAdmin.sortable_by == ["requested_at"]
+    _add_calls(admin_role_user, 0, 3)
+    sqls = _queries(root_client, f"{CALLS}?o={order}")
+    listing = [sql for sql in sqls if 'FROM "calls_call"' in sql and "ORDER BY" in sql]
+    assert listing and all(sql.split("ORDER BY")[1].strip().startswith(expected) for sql in listing), listing

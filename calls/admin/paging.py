@@ -19,10 +19,14 @@ exact.
 
 from __future__ import annotations
 
+from typing import Any
+
 from django.contrib.admin import ShowFacets
+from django.contrib.admin.views.main import ORDER_VAR, ChangeList
 from django.core.paginator import Paginator
 from django.db import connections
 from django.db.models import Model, QuerySet
+from django.http import HttpRequest
 from django.utils.functional import cached_property
 
 from calls.admin.base import AdminMixin
@@ -107,6 +111,31 @@ class EstimatingPaginator(Paginator):
         return Paginator.num_pages.func(self) > self.reachable_pages  # type: ignore[attr-defined]
 
 
+class InStepChangeList(ChangeList):
+    """A ChangeList whose tiebreak (the primary key Django appends to an order that is not total) runs the way the
+    first sort column does: `requested_at, id` reads an index on (requested_at DESC, id DESC) backwards, while
+    Django's `requested_at, -id` cannot use it and sorts every row (minutes at 5 million calls, "oldest first")."""
+
+    def get_ordering(self, request: HttpRequest, queryset: QuerySet) -> list:
+        if self.params.get(ORDER_VAR):
+            # Django offers sort links for sortable_by only, but sorts by any column an address names (?o=1):
+            # columns no index serves are dropped, so a typed address cannot sort millions of rows either.
+            sortable = [part for part in str(self.params[ORDER_VAR]).split(".") if self._sortable(part)]
+            self.params[ORDER_VAR] = ".".join(sortable)
+        ordering = list(super().get_ordering(request, queryset))
+        first = ordering[0] if ordering else None
+        if len(ordering) > 1 and ordering[-1] == "-pk" and isinstance(first, str) and not first.startswith("-"):
+            ordering[-1] = "pk"
+        return ordering
+
+    def _sortable(self, part: str) -> bool:
+        try:
+            name = self.list_display[int(part.rpartition("-")[2])]
+        except (IndexError, ValueError):
+            return False
+        return name in (self.sortable_by if self.sortable_by is not None else self.list_display)
+
+
 class BigListAdmin(AdminMixin):
     """For a ModelAdmin of a table that grows to millions of rows: pages by EstimatingPaginator, never counts the
     whole table beside a search, and never counts each filter's choices (facets: a COUNT per choice)."""
@@ -115,3 +144,6 @@ class BigListAdmin(AdminMixin):
     list_per_page = 50  # rendering a row is most of a page's time on a busy machine (100: up to twice as long)
     show_full_result_count = False
     show_facets = ShowFacets.NEVER
+
+    def get_changelist(self, request: HttpRequest, **kwargs: Any) -> type[ChangeList]:
+        return InStepChangeList
