@@ -190,7 +190,6 @@ def test_a_small_table_is_counted_exactly_even_unfiltered(admin_role_user, monke
     assert (count, count.kind) == (3, "exact")
 
 
-
 @pytest.mark.parametrize(
     ("order", "expected"),
     [
