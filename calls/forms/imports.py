@@ -18,7 +18,7 @@ class ImportUploadForm(forms.Form):
     )
 
     def clean(self) -> dict:
-        from calls.imports import MAX_BYTES, ImportFileError, read_upload
+        from calls import import_files
 
         data = super().clean()
         if self.errors:  # a field's own problem (a NUL in the pasted rows) says it better than "choose one"
@@ -26,13 +26,11 @@ class ImportUploadForm(forms.Form):
         upload, text = data.get("file"), (data.get("text") or "").strip()
         if bool(upload) == bool(text):
             raise ValidationError("Choose a file, or paste the rows: one of the two.")
-        if upload and upload.size > MAX_BYTES:
-            raise ValidationError(f"The file is larger than {MAX_BYTES // 2**20} MB: split it and import each part.")
-        raw = upload.read() if upload else text.encode()
-        try:
-            data["header"], data["rows"] = read_upload(raw)
-        except ImportFileError as e:
-            raise ValidationError(str(e)) from None
+        limit = import_files.MAX_BYTES
+        if upload and upload.size > limit:
+            raise ValidationError(f"The file is larger than {limit // 2**20} MB: split it and import each part.")
+        # Read later, a chunk at a time, by calls.imports.store_upload.
+        data["chunks"] = upload.chunks(import_files.CHUNK) if upload else import_files.chunks_of(text.encode())
         data["filename"] = upload.name[:255] if upload else ""
         return data
 
@@ -63,7 +61,7 @@ class ImportFixForm(forms.Form):
     """A row's cells, corrected in the preview."""
 
     def __init__(self, *args: object, header: list[str], **kwargs: object) -> None:
-        from calls.imports import MAX_CELL
+        from calls.import_files import MAX_CELL
 
         super().__init__(*args, **kwargs)
         for i, name in enumerate(header):

@@ -10,21 +10,22 @@ from django.utils import timezone
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 from django_htmx.http import HttpResponseClientRefresh
 
-from calls import imports
+from calls import import_files, imports
 from calls import permissions as perms
 from calls.forms import ImportConfirmForm, ImportFixForm, ImportMappingForm, ImportUploadForm, first_error
+from calls.import_files import ImportFileError
 from calls.models import Contact, ContactImport
 from calls.spreadsheet import csv_download
 
 
 def _own_import(request: HttpRequest, pk) -> ContactImport:
-    """An import is seen and changed only by whoever started it. Its cells load only when used (they are big)."""
-    return get_object_or_404(ContactImport.objects.defer("rows", "checked"), pk=pk, created_by=request.user)
+    """An import is seen and changed only by whoever started it."""
+    return get_object_or_404(ContactImport, pk=pk, created_by=request.user)
 
 
 def _recheck(imp: ContactImport) -> None:
     imp.status, imp.progress, imp.report = ContactImport.Status.CHECKING, 0, {}
-    imp.save(update_fields=["status", "progress", "report", "mapping", "fixes", "updated_at"])
+    imp.save(update_fields=["status", "progress", "report", "mapping", "updated_at"])
     # A job reads the import afresh from the database, so it sees what was just saved.
     imports.start(imports.check, imp)
 
@@ -42,18 +43,14 @@ def import_start(request: HttpRequest) -> HttpResponse:
     form = ImportUploadForm(request.POST or None, request.FILES or None)
     if request.method == "POST" and form.is_valid():
         data = form.cleaned_data
-        imp = ContactImport.objects.create(
-            created_by=request.user,
-            filename=data["filename"],
-            header=data["header"],
-            rows=data["rows"],
-            row_count=len(data["rows"]),
-            mapping=imports.guess_mapping(data["header"]),
-        )
-        imports.start(imports.check, imp)
-        return redirect("contact_import_preview", pk=imp.pk)
+        try:
+            imp = imports.store_upload(user=request.user, filename=data["filename"], chunks=data["chunks"])
+        except ImportFileError as e:
+            form.add_error(None, str(e))
+        else:
+            return redirect("contact_import_preview", pk=imp.pk)
     status = 400 if request.method == "POST" else 200
-    context = {"form": form, "max_mb": imports.MAX_BYTES // 2**20}
+    context = {"form": form, "max_mb": import_files.MAX_BYTES // 2**20}
     return render(request, "calls/contact_import.html", context, status=status)
 
 
@@ -74,8 +71,9 @@ def _preview_context(request: HttpRequest, imp: ContactImport) -> dict[str, obje
         context["confirm_form"] = confirm_form
         context["duplicates"] = [{**d, "field": confirm_form[f"dup_{d['row']}"]} for d in report.get("duplicates", [])]
         problems = [dict(p) for p in report.get("problems", [])]
+        cells_of = imports.problem_cells(imp, [p["row"] for p in problems])
         for problem in problems:
-            cells = imports.row_cells(imp, problem["row"] - 2)
+            cells = cells_of.get(problem["row"], [])
             initial = {f"c{i}": cells[i] if i < len(cells) else "" for i in range(len(imp.header))}
             problem["form"] = ImportFixForm(initial=initial, header=imp.header, prefix=f"r{problem['row']}")
         context["problems"] = problems
@@ -127,7 +125,7 @@ def import_fix(request: HttpRequest, pk, row: int) -> HttpResponse:
     if not form.is_valid():
         messages.error(request, f"Row {row}: {first_error(form)}")
         return redirect("contact_import_preview", pk=imp.pk)
-    imp.fixes = {**imp.fixes, str(row): form.cells()}
+    imp.lines.filter(number=row).update(cells=form.cells())
     _recheck(imp)
     messages.success(request, f"Row {row} corrected and checked again.")
     return redirect("contact_import_preview", pk=imp.pk)
