@@ -14,13 +14,14 @@ import itertools
 import logging
 import re
 import threading
+import uuid
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import timedelta
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
-from django.contrib.auth.base_user import AbstractBaseUser
+from django.contrib.auth.models import User
 from django.core.cache import cache
 from django.core.exceptions import ValidationError
 from django.core.validators import validate_email
@@ -35,6 +36,7 @@ from calls.models import Contact, ContactImport, ContactImportKey, ContactImport
 from calls.spreadsheet import Line, as_typed, inert
 
 log = logging.getLogger(__name__)
+ImportId = uuid.UUID
 
 SHOWN = 200  # problems and duplicates listed one by one in the preview; the rest are counted
 STALE = timedelta(minutes=10)  # a job that has not written progress for this long died with its process
@@ -95,7 +97,7 @@ def _key(header: str) -> str:
 # --- Reading the file ------------------------------------------------------------------------------------------
 
 
-def store_upload(*, user: AbstractBaseUser, filename: str, chunks: Iterable[bytes]) -> ContactImport:
+def store_upload(*, user: User, filename: str, chunks: Iterable[bytes]) -> ContactImport:
     """Read a file (or pasted rows) into a new import, BATCH rows at a time, and start checking it; or refuse it
     with ImportFileError, storing nothing. A person has at most AT_ONCE imports being checked at once."""
     with transaction.atomic():
@@ -241,14 +243,14 @@ def _numbers_in(text: str) -> list[str]:
     return [part.strip().removeprefix("'").strip() for part in re.split(r"[;\n]", text) if part.strip(" '")]
 
 
-def _ready_rows(pk: object) -> Iterator[list[Row]]:
+def _ready_rows(pk: ImportId) -> Iterator[list[Row]]:
     """The rows the last check found ready to write, in file order, BATCH at a time."""
     parsed = ContactImportRow.objects.filter(contact_import_id=pk, parsed__isnull=False).order_by("number")
     for batch in itertools.batched(parsed.values_list("parsed", flat=True).iterator(chunk_size=BATCH), BATCH):
-        yield [_load(data) for data in batch]
+        yield [_load(data) for data in batch if data is not None]
 
 
-def _earlier_rows(pk: object) -> Iterator[tuple[int, int, str]]:
+def _earlier_rows(pk: ImportId) -> Iterator[tuple[int, int, str]]:
     """(row number, earlier row number, key) for each ready row whose number or email is on an earlier ready row:
     the first of its keys that is, with the first row that has it. Worked out by the database from the keys the
     check stored, so a file of 200,000 rows needs no dictionary of every number in memory."""
@@ -267,7 +269,7 @@ def _earlier_rows(pk: object) -> Iterator[tuple[int, int, str]]:
             yield number, earlier, key
 
 
-def with_duplicates(pk: object, *, contacts_up_to: int | None = None) -> Iterator[tuple[Row, tuple | None]]:
+def with_duplicates(pk: ImportId, *, contacts_up_to: int | None = None) -> Iterator[tuple[Row, tuple | None]]:
     """Each ready row in file order with its duplicate, or None: ("row", earlier row number, key), or ("contact",
     contact id, key, name) when its number or email is on a saved contact (which wins: it can be updated). Only
     contacts with an id up to `contacts_up_to` count, when given: not those the import itself is writing."""
@@ -323,7 +325,7 @@ def _describe(key: str) -> str:
     return f"number {phones.display(key)}" if key.startswith("+") else f"email {key}"
 
 
-def check(pk: object) -> None:
+def check(pk: ImportId) -> None:
     """Build the preview's report of an import: problems by row, duplicates, how many rows are ready; keep each
     ready row parsed (and its numbers and email as keys) for the confirmation, so numbers are parsed once. Reads
     and writes BATCH rows at a time: what it holds does not grow with the file."""
@@ -360,7 +362,7 @@ def check(pk: object) -> None:
         ContactImportKey.objects.bulk_create(keys)
         done += len(batch)
         ContactImport.objects.filter(pk=pk).update(progress=done, updated_at=timezone.now())
-    duplicate_count, duplicates = 0, []
+    duplicate_count, duplicates = 0, list[dict]()
     for row, dup in with_duplicates(pk):
         if dup is not None:
             duplicate_count += 1
@@ -387,11 +389,11 @@ def _duplicate_entry(number: int, dup: tuple) -> dict:
 # --- Writing ---------------------------------------------------------------------------------------------------
 
 
-def progress_key(pk) -> str:
+def progress_key(pk: ImportId) -> str:
     return f"contact-import:{pk}:progress"
 
 
-def apply(pk: object) -> None:
+def apply(pk: ImportId) -> None:
     """Write the import: new contacts for ready rows, updates where the person chose so; all or nothing. Reads the
     parsed rows BATCH at a time, twice (new contacts, then the duplicates), and keeps only row number -> id."""
     imp = ContactImport.objects.select_related("created_by").get(pk=pk)
@@ -418,10 +420,10 @@ def apply(pk: object) -> None:
                 cache.set(progress_key(pk), created, 3600)
         for batch in _ready_rows(pk) if duplicates else ():
             for r in batch:
-                dup = duplicates.get(r.number)
-                if dup is None:
+                found = duplicates.get(r.number)
+                if found is None:
                     continue
-                target_pk = dup if dup > 0 else contact_of_row.get(-dup)
+                target_pk = found if found > 0 else contact_of_row.get(-found)
                 target = None
                 if decisions.get(str(r.number), default) == "update" and target_pk is not None:
                     target = Contact.objects.filter(pk=target_pk).first()
@@ -489,7 +491,7 @@ def _update(contact: Contact, row: Row) -> None:
 # --- Running in the background ---------------------------------------------------------------------------------
 
 
-def start(job: Callable[[object], None], imp: ContactImport) -> None:
+def start(job: Callable[[ImportId], None], imp: ContactImport) -> None:
     """Run check or apply for imp: in a thread of its own (the web worker answers at once), or inline when
     `CONTACT_IMPORT_BACKGROUND` is off (tests). A job that fails marks the import failed with the reason."""
     if getattr(settings, "CONTACT_IMPORT_BACKGROUND", True):
@@ -498,7 +500,7 @@ def start(job: Callable[[object], None], imp: ContactImport) -> None:
         _run(job, imp.pk, close=False)
 
 
-def _run(job: Callable[[object], None], pk, close: bool = True) -> None:
+def _run(job: Callable[[ImportId], None], pk: ImportId, close: bool = True) -> None:
     try:
         job(pk)
     except Exception:

@@ -361,8 +361,8 @@ def test_a_row_of_millions_of_cells_is_refused_naming_the_row(agent_client):
     response = upload(agent_client, b"Name\n" + b"," * (10 * 2**20))
     assert response.status_code == 400
     assert (
-        f"Row 2 has 10,485,761 cells; a row may have at most {import_files.MAX_COLUMNS}: check that the file is a CSV of "
-        "contacts" in response.content.decode()
+        f"Row 2 has 10,485,761 cells; a row may have at most {import_files.MAX_COLUMNS}: check that the file is a "
+        "CSV of contacts" in response.content.decode()
     )
     assert ContactImport.objects.count() == 0 and Contact.objects.count() == 0
 

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import uuid
+
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required, permission_required
-from django.http import Http404, HttpRequest, HttpResponse, StreamingHttpResponse
+from django.http import Http404, HttpResponse, StreamingHttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils import timezone
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
@@ -16,9 +18,10 @@ from calls.forms import ImportConfirmForm, ImportFixForm, ImportMappingForm, Imp
 from calls.import_files import ImportFileError
 from calls.models import Contact, ContactImport
 from calls.spreadsheet import csv_download
+from calls.views.http import AuthedRequest
 
 
-def _own_import(request: HttpRequest, pk) -> ContactImport:
+def _own_import(request: AuthedRequest, pk: uuid.UUID) -> ContactImport:
     """An import is seen and changed only by whoever started it."""
     return get_object_or_404(ContactImport, pk=pk, created_by=request.user)
 
@@ -39,7 +42,7 @@ def _editable(imp: ContactImport) -> ContactImport:
 @require_http_methods(["GET", "POST"])
 @login_required
 @permission_required(perms.ADD_CONTACT, raise_exception=True)
-def import_start(request: HttpRequest) -> HttpResponse:
+def import_start(request: AuthedRequest) -> HttpResponse:
     form = ImportUploadForm(request.POST or None, request.FILES or None)
     if request.method == "POST" and form.is_valid():
         data = form.cleaned_data
@@ -54,7 +57,7 @@ def import_start(request: HttpRequest) -> HttpResponse:
     return render(request, "calls/contact_import.html", context, status=status)
 
 
-def _preview_context(request: HttpRequest, imp: ContactImport) -> dict[str, object]:
+def _preview_context(request: AuthedRequest, imp: ContactImport) -> dict[str, object]:
     report = imp.report or {}
     may_update = request.user.has_perm(perms.CHANGE_CONTACT)
     context: dict[str, object] = {
@@ -84,7 +87,7 @@ def _preview_context(request: HttpRequest, imp: ContactImport) -> dict[str, obje
 @require_GET
 @login_required
 @permission_required(perms.ADD_CONTACT, raise_exception=True)
-def import_preview(request: HttpRequest, pk) -> HttpResponse:
+def import_preview(request: AuthedRequest, pk: uuid.UUID) -> HttpResponse:
     imp = _own_import(request, pk)
     return render(request, "calls/contact_import_preview.html", _preview_context(request, imp))
 
@@ -92,7 +95,7 @@ def import_preview(request: HttpRequest, pk) -> HttpResponse:
 @require_GET
 @login_required
 @permission_required(perms.ADD_CONTACT, raise_exception=True)
-def import_progress(request: HttpRequest, pk) -> HttpResponse:
+def import_progress(request: AuthedRequest, pk: uuid.UUID) -> HttpResponse:
     """What htmx polls while a job runs: the progress bar, or a refresh of the page once it is done."""
     imp = _own_import(request, pk)
     if not imp.working or imports.is_stale(imp):
@@ -103,11 +106,13 @@ def import_progress(request: HttpRequest, pk) -> HttpResponse:
 @require_POST
 @login_required
 @permission_required(perms.ADD_CONTACT, raise_exception=True)
-def import_mapping(request: HttpRequest, pk) -> HttpResponse:
+def import_mapping(request: AuthedRequest, pk: uuid.UUID) -> HttpResponse:
     imp = _editable(_own_import(request, pk))
     form = ImportMappingForm(request.POST, header=imp.header)
     if not form.is_valid():
-        messages.error(request, " ".join(form.non_field_errors()) or "Choose a column (or none) for each field.")
+        messages.error(
+            request, " ".join(map(str, form.non_field_errors())) or "Choose a column (or none) for each field."
+        )
         return redirect("contact_import_preview", pk=imp.pk)
     imp.mapping = form.mapping()
     _recheck(imp)
@@ -117,7 +122,7 @@ def import_mapping(request: HttpRequest, pk) -> HttpResponse:
 @require_POST
 @login_required
 @permission_required(perms.ADD_CONTACT, raise_exception=True)
-def import_fix(request: HttpRequest, pk, row: int) -> HttpResponse:
+def import_fix(request: AuthedRequest, pk: uuid.UUID, row: int) -> HttpResponse:
     imp = _editable(_own_import(request, pk))
     if not 2 <= row < imp.row_count + 2:
         raise Http404("There is no such row.")
@@ -134,7 +139,7 @@ def import_fix(request: HttpRequest, pk, row: int) -> HttpResponse:
 @require_POST
 @login_required
 @permission_required(perms.ADD_CONTACT, raise_exception=True)
-def import_confirm(request: HttpRequest, pk) -> HttpResponse:
+def import_confirm(request: AuthedRequest, pk: uuid.UUID) -> HttpResponse:
     imp = _own_import(request, pk)
     if imp.status != ContactImport.Status.PREVIEW:  # a second click while (or after) it imports: show where it is
         return redirect("contact_import_preview", pk=imp.pk)
@@ -156,7 +161,7 @@ def import_confirm(request: HttpRequest, pk) -> HttpResponse:
 @require_GET
 @login_required
 @permission_required(perms.EXPORT_CONTACTS, raise_exception=True)
-def contact_export(request: HttpRequest) -> StreamingHttpResponse:
+def contact_export(request: AuthedRequest) -> StreamingHttpResponse:
     """Every contact with all their numbers, as CSV, streamed: a million rows never sit in memory."""
     stamp = timezone.localtime().strftime("%Y-%m-%d")
     return csv_download(request, imports.export_chunks(Contact.objects.all()), filename=f"contacts-{stamp}.csv")
