@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import csv
 import itertools
+import json
 import logging
 import re
 import threading
@@ -25,7 +26,7 @@ from django.contrib.auth.models import User
 from django.core.cache import cache
 from django.core.exceptions import ValidationError
 from django.core.validators import validate_email
-from django.db import close_old_connections, connection, transaction
+from django.db import close_old_connections, connection, models, transaction
 from django.db.models import F, Max, Min, QuerySet, Window
 from django.db.models.functions import Lower
 from django.utils import timezone
@@ -116,9 +117,10 @@ def store_upload(*, user: User, filename: str, chunks: Iterable[bytes]) -> Conta
             _check_header(header)
             count = 0
             for batch in itertools.batched(rows, BATCH):
-                ContactImportRow.objects.bulk_create(
-                    ContactImportRow(contact_import=imp, number=count + i + 2, cells=list(cells))
-                    for i, cells in enumerate(batch)
+                _insert(
+                    ContactImportRow,
+                    ["contact_import", "number", "cells"],
+                    [(imp.pk, count + i + 2, json.dumps(cells)) for i, cells in enumerate(batch)],
                 )
                 count += len(batch)
             imp.header, imp.row_count, imp.mapping = header, count, guess_mapping(header)
@@ -243,9 +245,14 @@ def _numbers_in(text: str) -> list[str]:
     return [part.strip().removeprefix("'").strip() for part in re.split(r"[;\n]", text) if part.strip(" '")]
 
 
-def _ready_rows(pk: ImportId) -> Iterator[list[Row]]:
-    """The rows the last check found ready to write, in file order, BATCH at a time."""
+def _ready_rows(pk: ImportId, numbers: Iterable[int] | None = None) -> Iterator[list[Row]]:
+    """The rows the last check found ready to write (or those of them with these numbers, in order), in file
+    order, BATCH at a time."""
     parsed = ContactImportRow.objects.filter(contact_import_id=pk, parsed__isnull=False).order_by("number")
+    if numbers is not None:
+        for chunk in itertools.batched(numbers, BATCH):
+            yield [_load(data) for data in parsed.filter(number__in=chunk).values_list("parsed", flat=True)]
+        return
     for batch in itertools.batched(parsed.values_list("parsed", flat=True).iterator(chunk_size=BATCH), BATCH):
         yield [_load(data) for data in batch if data is not None]
 
@@ -342,7 +349,8 @@ def check(pk: ImportId) -> None:
     listed: list[dict] = []
     lines = imp.lines.order_by("number").values_list("pk", "number", "cells")
     for batch in itertools.batched(lines.iterator(chunk_size=BATCH), BATCH):
-        parsed, keys = [], []
+        parsed: list[tuple[int, list | None]] = []
+        keys: list[tuple[uuid.UUID, int, int, str]] = []
         for line_pk, number, cells in batch:
             row = parse_row(number, cells, imp.mapping, region) if any(cells) else None
             read += row is not None
@@ -352,14 +360,10 @@ def check(pk: ImportId) -> None:
                     listed.append({"row": row.number, "messages": row.problems})
             elif row is not None:
                 ready += 1
-                keys += [
-                    ContactImportKey(contact_import_id=pk, number=number, position=i, key=key)
-                    for i, key in enumerate(row.keys)
-                ]
-            dump = _dump(row) if row is not None and not row.problems else None
-            parsed.append(ContactImportRow(pk=line_pk, parsed=dump))
-        ContactImportRow.objects.bulk_update(parsed, ["parsed"])
-        ContactImportKey.objects.bulk_create(keys)
+                keys += [(pk, number, i, key) for i, key in enumerate(row.keys)]
+            parsed.append((line_pk, _dump(row) if row is not None and not row.problems else None))
+        _store_parsed(parsed)
+        _insert(ContactImportKey, ["contact_import", "number", "position", "key"], keys)
         done += len(batch)
         ContactImport.objects.filter(pk=pk).update(progress=done, updated_at=timezone.now())
     duplicate_count, duplicates = 0, list[dict]()
@@ -378,6 +382,39 @@ def check(pk: ImportId) -> None:
     }
     imp.status, imp.progress = ContactImport.Status.PREVIEW, imp.row_count
     imp.save(update_fields=["report", "status", "progress", "updated_at"])
+
+
+def _insert(model: type[models.Model], fields: list[str], rows: list[tuple]) -> None:
+    """Insert rows as they are (JSON already dumped): PostgreSQL's COPY, a tenth of bulk_create's time; elsewhere
+    one INSERT of many rows."""
+    if not rows:
+        return
+    table = connection.ops.quote_name(model._meta.db_table)
+    columns = ", ".join(connection.ops.quote_name(model._meta.get_field(f).column) for f in fields)
+    with connection.cursor() as cursor:
+        if connection.vendor == "postgresql":
+            with cursor.copy(f"COPY {table} ({columns}) FROM STDIN") as copy:
+                for row in rows:
+                    copy.write_row(row)
+            return
+        for chunk in itertools.batched(rows, 500):  # SQLite's limit on parameters a statement
+            values = ", ".join(["(" + ", ".join(["%s"] * len(fields)) + ")"] * len(chunk))
+            params = [v.hex if isinstance(v, uuid.UUID) else v for row in chunk for v in row]  # as Django keeps it
+            cursor.execute(f"INSERT INTO {table} ({columns}) VALUES {values}", params)
+
+
+def _store_parsed(parsed: list[tuple[int, list | None]]) -> None:
+    """Each row's parsed form (or NULL), in one statement: bulk_update's CASE of one branch a row costs seconds."""
+    table = connection.ops.quote_name(ContactImportRow._meta.db_table)
+    cast = "::jsonb" if connection.vendor == "postgresql" else ""
+    values = ", ".join(["(%s, %s)"] * len(parsed))
+    params = [value for pk, dump in parsed for value in (pk, None if dump is None else json.dumps(dump))]
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"WITH v(id, parsed) AS (VALUES {values}) "
+            f"UPDATE {table} SET parsed = v.parsed{cast} FROM v WHERE {table}.id = v.id",
+            params,
+        )
 
 
 def _duplicate_entry(number: int, dup: tuple) -> dict:
@@ -418,7 +455,7 @@ def apply(pk: ImportId) -> None:
                 created += len(new)
                 new = []
                 cache.set(progress_key(pk), created, 3600)
-        for batch in _ready_rows(pk) if duplicates else ():
+        for batch in _ready_rows(pk, duplicates):
             for r in batch:
                 found = duplicates.get(r.number)
                 if found is None:
