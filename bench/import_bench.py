@@ -34,8 +34,7 @@ def build_csv(rows: int, size: int | None = None) -> bytes:
     """The file; with `size`, each row's notes padded so the file is about that many bytes."""
     pad = ""
     if size:
-        plain = len(build_csv(min(rows, 1000))) / min(rows, 1000)
-        pad = "n" * max(0, int(size / rows - plain - 1))
+        pad = "n" * max(0, (size - len(build_csv(rows))) // rows)
     out = io.StringIO()
     out.write("Full name,Company,E-mail,Mobile,Work phone,Do not call,Notes\n")
     for i in range(rows):

@@ -13,19 +13,15 @@ import csv
 import itertools
 import json
 import logging
-import re
 import threading
 import uuid
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass, field
 from datetime import timedelta
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import User
 from django.core.cache import cache
-from django.core.exceptions import ValidationError
-from django.core.validators import validate_email
 from django.db import close_old_connections, connection, models, transaction
 from django.db.models import F, Max, Min, QuerySet, Window
 from django.db.models.functions import Lower
@@ -33,8 +29,9 @@ from django.utils import timezone
 
 from calls import phones
 from calls.import_files import ImportFileError, read_upload
+from calls.import_rows import Row, check_header, dump_row, guess_mapping, load_row, mapping_problems, parse_row
 from calls.models import Contact, ContactImport, ContactImportKey, ContactImportRow, ContactPhone
-from calls.spreadsheet import Line, as_typed, inert
+from calls.spreadsheet import Line, inert
 
 log = logging.getLogger(__name__)
 ImportId = uuid.UUID
@@ -44,56 +41,6 @@ STALE = timedelta(minutes=10)  # a job that has not written progress for this lo
 BATCH = 2_000  # rows read, checked and written at a time
 AT_ONCE = 2  # a person's imports checked at the same time
 TWO_AT_ONCE = "You have two imports being checked: wait for one to finish, then upload again."
-
-# The fields a column can feed, in the order the mapping form shows them.
-FIELDS: dict[str, str] = {
-    "name": "Name",
-    "first_name": "First name",
-    "last_name": "Last name",
-    "company": "Company",
-    "email": "Email",
-    "phone": "Phone (labelled by the Label column, or by the kind of line)",
-    "mobile": "Mobile",
-    "work": "Work phone",
-    "home": "Home phone",
-    "other": "Other phone",
-    "label": "Label of Phone",
-    "do_not_call": "Do not call (the contact)",
-    "dnc_numbers": "Numbers marked do not call",
-    "notes": "Notes",
-}
-PHONE_FIELDS = ("phone", "mobile", "work", "home", "other", "dnc_numbers")
-
-# Header names people use, compared without case, spaces or punctuation.
-SYNONYMS: dict[str, tuple[str, ...]] = {
-    "name": ("name", "fullname", "contactname", "contact", "displayname", "customername", "customer"),
-    "first_name": ("firstname", "first", "givenname", "forename", "forenames"),
-    "last_name": ("lastname", "last", "surname", "familyname"),
-    "company": ("company", "companyname", "organisation", "organization", "org", "business", "employer", "account"),
-    "email": ("email", "emailaddress", "mail", "emails"),
-    "phone": ("phone", "phonenumber", "number", "numbers", "telephone", "tel", "primaryphone", "primarynumber"),
-    "mobile": ("mobile", "mobilephone", "mobilenumber", "cell", "cellphone", "cellular", "mob"),
-    "work": ("work", "workphone", "worknumber", "office", "officephone", "businessphone", "directdial", "direct"),
-    "home": ("home", "homephone", "homenumber", "landline"),
-    "other": ("other", "otherphone", "othernumber", "phone2", "alternatephone"),
-    "label": ("label", "phonelabel", "phonetype", "numbertype", "type"),
-    "do_not_call": ("donotcall", "dnc", "nocall", "dontcall", "optout", "optedout"),
-    "dnc_numbers": ("donotcallnumbers", "dncnumbers", "numbersmarkeddonotcall"),
-    "notes": ("notes", "note", "comments", "comment", "description", "remarks"),
-}
-LABEL_WORDS = {
-    ContactPhone.Label.MOBILE: ("mobile", "cell", "cellphone", "mob", "m"),
-    ContactPhone.Label.WORK: ("work", "office", "business", "direct", "w"),
-    ContactPhone.Label.HOME: ("home", "landline", "h"),
-    ContactPhone.Label.OTHER: ("other", "o", "main", "fax"),
-}
-YES = {"yes", "y", "true", "1", "x", "dnc", "donotcall"}
-NO = {"no", "n", "false", "0", ""}
-
-
-def _key(header: str) -> str:
-    return re.sub(r"[^a-z0-9]", "", header.lower())
-
 
 # --- Reading the file ------------------------------------------------------------------------------------------
 
@@ -114,12 +61,12 @@ def store_upload(*, user: User, filename: str, chunks: Iterable[bytes]) -> Conta
         with transaction.atomic():
             rows = read_upload(chunks)
             header = next(rows)
-            _check_header(header)
+            check_header(header)
             count = 0
             for batch in itertools.batched(rows, BATCH):
                 _insert(
                     ContactImportRow,
-                    ["contact_import", "number", "cells"],
+                    ["contact_import_id", "number", "cells"],
                     [(imp.pk, count + i + 2, json.dumps(cells)) for i, cells in enumerate(batch)],
                 )
                 count += len(batch)
@@ -132,117 +79,12 @@ def store_upload(*, user: User, filename: str, chunks: Iterable[bytes]) -> Conta
     return imp
 
 
-def _check_header(header: list[str]) -> None:
-    if not any(guess_mapping(header).values()) and not any(k in FIELDS for k in map(_key, header)):
-        raise ImportFileError(
-            "No column of this file is one vccweb knows. The first row must name the columns, for example "
-            "Name, Company, Email, Phone, Mobile."
-        )
-
-
-def guess_mapping(header: list[str]) -> dict[str, int | None]:
-    """Which column feeds each field, by name, leniently (Full name, E-mail, Mobile phone, ...)."""
-    mapping: dict[str, int | None] = dict.fromkeys(FIELDS)
-    taken: set[int] = set()
-    for field_name, names in SYNONYMS.items():
-        for i, column in enumerate(header):
-            if i not in taken and _key(column) in names:
-                mapping[field_name] = i
-                taken.add(i)
-                break
-    return mapping
-
-
-def mapping_problems(mapping: dict[str, int | None]) -> list[str]:
-    if mapping.get("name") is None and mapping.get("first_name") is None and mapping.get("last_name") is None:
-        return ["No column gives the name: choose which column is the Name (or First name and Last name)."]
-    return []
-
-
 # --- Checking the rows -----------------------------------------------------------------------------------------
-
-
-@dataclass
-class Row:
-    number: int  # as a spreadsheet numbers it: the header is row 1
-    name: str = ""
-    company: str = ""
-    email: str = ""
-    notes: str = ""
-    do_not_call: bool = False
-    phones: list[tuple[str, str, bool]] = field(default_factory=list)  # (label, E.164, do not call)
-    problems: list[str] = field(default_factory=list)
-
-    @property
-    def keys(self) -> list[str]:
-        """What makes two rows the same person: their numbers and their email."""
-        return [n for _, n, _ in self.phones] + ([self.email.lower()] if self.email else [])
 
 
 def problem_cells(imp: ContactImport, numbers: list[int]) -> dict[int, list[str]]:
     """The cells of these rows as the person last saw them (corrected in the preview, or as read)."""
     return dict(imp.lines.filter(number__in=numbers).values_list("number", "cells"))
-
-
-def parse_row(number: int, cells: list[str], mapping: dict[str, int | None], region: str) -> Row:
-    def cell(name: str) -> str:
-        # As typed before an export guarded it: `'=SUM(A1)` is `=SUM(A1)` again (calls.spreadsheet.as_typed).
-        i = mapping.get(name)
-        return as_typed(cells[i].strip()) if i is not None and i < len(cells) else ""
-
-    row = Row(number=number)
-    row.name = cell("name") or " ".join(p for p in (cell("first_name"), cell("last_name")) if p)
-    if not row.name:
-        row.problems.append("The name is missing.")
-    elif len(row.name) > 200:
-        row.problems.append("The name is longer than 200 characters.")
-    row.company = cell("company")
-    if len(row.company) > 200:
-        row.problems.append("The company is longer than 200 characters.")
-    row.email = cell("email")
-    if row.email:
-        try:
-            validate_email(row.email)
-        except ValidationError:
-            row.problems.append(f"“{row.email}” is not an email address.")
-    row.notes = cell("notes")
-    dnc = cell("do_not_call").lower().replace(" ", "").replace("-", "")
-    if dnc in YES:
-        row.do_not_call = True
-    elif dnc not in NO:
-        row.problems.append(f"Do not call is “{cell('do_not_call')}”: use yes or no.")
-    label_text = _key(cell("label"))
-    phone_label = next((label for label, words in LABEL_WORDS.items() if label_text in words), None)
-    if label_text and phone_label is None:
-        row.problems.append(f"The label “{cell('label')}” is not one of mobile, work, home or other.")
-    seen: dict[str, int] = {}
-    for source in PHONE_FIELDS:
-        for raw in _numbers_in(cell(source)):
-            try:
-                e164 = phones.to_e164(raw, region)
-            except ValidationError as e:
-                row.problems.append(f"{FIELDS[source].split(' (')[0]}: {e.messages[0]}")
-                continue
-            if source == "phone":
-                label = phone_label or ("mobile" if phones.number_type(e164) == "mobile" else "work")
-            elif source == "dnc_numbers":
-                label = "other"
-            else:
-                label = source
-            if e164 in seen:
-                if source == "dnc_numbers":
-                    i = seen[e164]
-                    row.phones[i] = (row.phones[i][0], e164, True)
-                continue
-            seen[e164] = len(row.phones)
-            row.phones.append((label, e164, source == "dnc_numbers"))
-    return row
-
-
-def _numbers_in(text: str) -> list[str]:
-    # Several numbers in one cell are separated by ; or a new line ("," is kept: it appears in "ext, 22").
-    # A leading ' on any of them (how a spreadsheet marks a number kept as text: '07400…) is dropped.
-    return [part.strip().removeprefix("'").strip() for part in re.split(r"[;\n]", text) if part.strip(" '")]
 
 
 def _ready_rows(pk: ImportId, numbers: Iterable[int] | None = None) -> Iterator[list[Row]]:
@@ -251,10 +93,11 @@ def _ready_rows(pk: ImportId, numbers: Iterable[int] | None = None) -> Iterator[
     parsed = ContactImportRow.objects.filter(contact_import_id=pk, parsed__isnull=False).order_by("number")
     if numbers is not None:
         for chunk in itertools.batched(numbers, BATCH):
-            yield [_load(data) for data in parsed.filter(number__in=chunk).values_list("parsed", flat=True)]
+            found = parsed.filter(number__in=chunk).values_list("parsed", flat=True)
+            yield [load_row(data) for data in found if data is not None]
         return
     for batch in itertools.batched(parsed.values_list("parsed", flat=True).iterator(chunk_size=BATCH), BATCH):
-        yield [_load(data) for data in batch if data is not None]
+        yield [load_row(data) for data in batch if data is not None]
 
 
 def _earlier_rows(pk: ImportId) -> Iterator[tuple[int, int, str]]:
@@ -294,15 +137,6 @@ def with_duplicates(pk: ImportId, *, contacts_up_to: int | None = None) -> Itera
             if match:
                 dup = ("contact", saved[match][0], match, saved[match][1])
             yield row, dup
-
-
-def _dump(row: Row) -> list:
-    return [row.number, row.name, row.company, row.email, row.notes, row.do_not_call, row.phones]
-
-
-def _load(data: list) -> Row:
-    number, name, company, email, notes, dnc, numbers = data
-    return Row(number, name, company, email, notes, dnc, [tuple(p) for p in numbers])
 
 
 def _saved_contacts_with(keys: set[str], up_to: int | None = None) -> dict[str, tuple[int, str]]:
@@ -361,9 +195,9 @@ def check(pk: ImportId) -> None:
             elif row is not None:
                 ready += 1
                 keys += [(pk, number, i, key) for i, key in enumerate(row.keys)]
-            parsed.append((line_pk, _dump(row) if row is not None and not row.problems else None))
+            parsed.append((line_pk, dump_row(row) if row is not None and not row.problems else None))
         _store_parsed(parsed)
-        _insert(ContactImportKey, ["contact_import", "number", "position", "key"], keys)
+        _insert(ContactImportKey, ["contact_import_id", "number", "position", "key"], keys)
         done += len(batch)
         ContactImport.objects.filter(pk=pk).update(progress=done, updated_at=timezone.now())
     duplicate_count, duplicates = 0, list[dict]()
@@ -384,23 +218,23 @@ def check(pk: ImportId) -> None:
     imp.save(update_fields=["report", "status", "progress", "updated_at"])
 
 
-def _insert(model: type[models.Model], fields: list[str], rows: list[tuple]) -> None:
+def _insert(model: type[models.Model], columns: list[str], rows: list[tuple]) -> None:
     """Insert rows as they are (JSON already dumped): PostgreSQL's COPY, a tenth of bulk_create's time; elsewhere
     one INSERT of many rows."""
     if not rows:
         return
     table = connection.ops.quote_name(model._meta.db_table)
-    columns = ", ".join(connection.ops.quote_name(model._meta.get_field(f).column) for f in fields)
+    names = ", ".join(map(connection.ops.quote_name, columns))
     with connection.cursor() as cursor:
         if connection.vendor == "postgresql":
-            with cursor.copy(f"COPY {table} ({columns}) FROM STDIN") as copy:
+            with cursor.copy(f"COPY {table} ({names}) FROM STDIN") as copy:
                 for row in rows:
                     copy.write_row(row)
             return
         for chunk in itertools.batched(rows, 500):  # SQLite's limit on parameters a statement
-            values = ", ".join(["(" + ", ".join(["%s"] * len(fields)) + ")"] * len(chunk))
+            values = ", ".join(["(" + ", ".join(["%s"] * len(columns)) + ")"] * len(chunk))
             params = [v.hex if isinstance(v, uuid.UUID) else v for row in chunk for v in row]  # as Django keeps it
-            cursor.execute(f"INSERT INTO {table} ({columns}) VALUES {values}", params)
+            cursor.execute(f"INSERT INTO {table} ({names}) VALUES {values}", params)
 
 
 def _store_parsed(parsed: list[tuple[int, list | None]]) -> None:

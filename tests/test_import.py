@@ -10,7 +10,7 @@ import os
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 
-from calls import import_files, imports, spreadsheet
+from calls import import_files, import_rows, imports, spreadsheet
 from calls.models import Contact, ContactImport, ContactPhone
 
 pytestmark = pytest.mark.django_db
@@ -279,7 +279,7 @@ def test_a_file_without_a_name_column_asks_for_the_mapping_which_the_person_corr
     assert "No column gives the name" in page
     assert confirm(agent_client, imp).status_code == 302
     assert Contact.objects.count() == 0
-    mapping = dict.fromkeys(imports.FIELDS, "") | {"name": "0", "phone": "1"}
+    mapping = dict.fromkeys(import_rows.FIELDS, "") | {"name": "0", "phone": "1"}
     assert agent_client.post(f"/contacts/import/{imp.pk}/mapping/", mapping).status_code == 302
     imp.refresh_from_db()
     assert imp.report["ready"] == 1
@@ -289,7 +289,7 @@ def test_a_file_without_a_name_column_asks_for_the_mapping_which_the_person_corr
 
 def test_a_column_cannot_feed_two_fields(agent_client):
     imp = started(agent_client, GOOD)
-    mapping = dict.fromkeys(imports.FIELDS, "") | {"name": "0", "company": "0"}
+    mapping = dict.fromkeys(import_rows.FIELDS, "") | {"name": "0", "company": "0"}
     agent_client.post(f"/contacts/import/{imp.pk}/mapping/", mapping)
     imp.refresh_from_db()
     assert imp.mapping["company"] == 1  # unchanged

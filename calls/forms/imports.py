@@ -39,7 +39,7 @@ class ImportMappingForm(forms.Form):
     """Which column feeds each field; the guess from the header names, corrected by the person."""
 
     def __init__(self, *args: object, header: list[str], **kwargs: object) -> None:
-        from calls.imports import FIELDS
+        from calls.import_rows import FIELDS
 
         super().__init__(*args, **kwargs)
         choices = [("", "— not imported —"), *((str(i), name or f"Column {i + 1}") for i, name in enumerate(header))]
