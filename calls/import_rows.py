@@ -32,6 +32,7 @@ FIELDS: dict[str, str] = {
     "notes": "Notes",
 }
 PHONE_FIELDS = ("phone", "mobile", "work", "home", "other", "dnc_numbers")
+MAX_NUMBERS = 20  # numbers in one row: more is not one person (and would let a batch of rows hold a whole file)
 
 # Header names people use, compared without case, spaces or punctuation.
 SYNONYMS: dict[str, tuple[str, ...]] = {
@@ -140,8 +141,12 @@ def parse_row(number: int, cells: list[str], mapping: dict[str, int | None], reg
     if label_text and phone_label is None:
         row.problems.append(f"The label “{cell('label')}” is not one of mobile, work, home or other.")
     seen: dict[str, int] = {}
-    for source in PHONE_FIELDS:
-        for raw in _numbers_in(cell(source)):
+    given = {source: _numbers_in(cell(source)) for source in PHONE_FIELDS}
+    if sum(map(len, given.values())) > MAX_NUMBERS:
+        row.problems.append(f"The row has more than {MAX_NUMBERS} numbers: a contact may have at most {MAX_NUMBERS}.")
+        given = {}
+    for source, numbers in given.items():
+        for raw in numbers:
             try:
                 e164 = phones.to_e164(raw, region)
             except ValidationError as e:

@@ -68,6 +68,15 @@ def test_duplicates_across_batches_are_found(agent_client, monkeypatch):
     assert sorted(Contact.objects.values_list("name", flat=True)) == ["A", "C", "D"]  # D updated B's contact
 
 
+def test_a_row_with_more_numbers_than_a_person_has_is_a_problem(agent_client):
+    many = "; ".join(f"020 7946 {i:04d}" for i in range(21))
+    imp = started(agent_client, f"Name,Phone\nA,{many}\nB,020 7946 0100\n")
+    assert imp.report["problems"] == [
+        {"row": 2, "messages": ["The row has more than 20 numbers: a contact may have at most 20."]}
+    ]
+    assert imp.report["ready"] == 1
+
+
 # --- Two at once -----------------------------------------------------------------------------------------------
 
 
