@@ -127,14 +127,16 @@ def create_world() -> World:
             failures=5,
         ),
         # The agent's own import, waiting for a confirmation: nobody else may see or change it.
-        contact_import=ContactImport.objects.create(
-            created_by=agent_user,
-            status=ContactImport.Status.PREVIEW,
-            header=["Name", "Phone"],
-            rows=[["Ada", "020 7946 0000"]],
-            row_count=1,
-        ),
+        contact_import=_an_import(agent_user),
     )
+
+
+def _an_import(user: object) -> ContactImport:
+    imp = ContactImport.objects.create(
+        created_by=user, status=ContactImport.Status.PREVIEW, header=["Name", "Phone"], row_count=1
+    )
+    imp.lines.create(number=2, cells=["Ada", "020 7946 0000"])
+    return imp
 
 
 @pytest.fixture(scope="module")

@@ -20,7 +20,7 @@ class ImportUploadForm(forms.Form):
     )
 
     def clean(self) -> dict[str, Any]:
-        from calls.imports import MAX_BYTES, ImportFileError, read_upload
+        from calls import import_files
 
         super().clean()
         data = self.cleaned_data
@@ -29,13 +29,11 @@ class ImportUploadForm(forms.Form):
         upload, text = data.get("file"), (data.get("text") or "").strip()
         if bool(upload) == bool(text):
             raise ValidationError("Choose a file, or paste the rows: one of the two.")
-        if upload and upload.size > MAX_BYTES:
-            raise ValidationError(f"The file is larger than {MAX_BYTES // 2**20} MB: split it and import each part.")
-        raw = upload.read() if upload else text.encode()
-        try:
-            data["header"], data["rows"] = read_upload(raw)
-        except ImportFileError as e:
-            raise ValidationError(str(e)) from None
+        limit = import_files.MAX_BYTES
+        if upload and upload.size > limit:
+            raise ValidationError(f"The file is larger than {limit // 2**20} MB: split it and import each part.")
+        # Read later, a chunk at a time, by calls.imports.store_upload.
+        data["chunks"] = upload.chunks(import_files.CHUNK) if upload else import_files.chunks_of(text.encode())
         data["filename"] = upload.name[:255] if upload else ""
         return data
 
@@ -44,7 +42,7 @@ class ImportMappingForm(forms.Form):
     """Which column feeds each field; the guess from the header names, corrected by the person."""
 
     def __init__(self, *args: Any, header: list[str], **kwargs: Any) -> None:
-        from calls.imports import FIELDS
+        from calls.import_rows import FIELDS
 
         super().__init__(*args, **kwargs)
         choices = [("", "— not imported —"), *((str(i), name or f"Column {i + 1}") for i, name in enumerate(header))]
@@ -67,7 +65,7 @@ class ImportFixForm(forms.Form):
     """A row's cells, corrected in the preview."""
 
     def __init__(self, *args: Any, header: list[str], **kwargs: Any) -> None:
-        from calls.imports import MAX_CELL
+        from calls.import_files import MAX_CELL
 
         super().__init__(*args, **kwargs)
         for i, name in enumerate(header):

@@ -2,7 +2,7 @@
 
 - common: the ID and number patterns, their validators, the consent choices
 - contacts: Contact and ContactPhone, the contact list's search and pages, the number a click dials
-- imports: ContactImport, a CSV import between its steps
+- imports: ContactImport, a CSV import between its steps, with its rows and their keys
 - directory: Agent, AgentGroup, CallbackNumber (VCC's side, as vccweb keeps it)
 - rules: DispositionCode and ConsentRule, what admins set for calls
 - calls: Call (one row per click) and its transitions, CallEvent (its history)
@@ -40,7 +40,7 @@ from calls.models.contacts import (
     search_windows,
 )
 from calls.models.directory import Agent, AgentGroup, CallbackNumber, CallbackNumberQuerySet
-from calls.models.imports import ContactImport
+from calls.models.imports import ContactImport, ContactImportKey, ContactImportRow
 from calls.models.locks import DialLock
 from calls.models.logins import LockOut, LoginFailure
 from calls.models.reports import CallRollup, CallRollupState
@@ -70,6 +70,8 @@ __all__ = [
     "ConsentRule",
     "Contact",
     "ContactImport",
+    "ContactImportKey",
+    "ContactImportRow",
     "ContactPhone",
     "ContactPhoneQuerySet",
     "ContactQuerySet",

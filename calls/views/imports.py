@@ -2,29 +2,33 @@
 
 from __future__ import annotations
 
+import uuid
+
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required, permission_required
-from django.http import Http404, HttpRequest, HttpResponse, StreamingHttpResponse
+from django.http import Http404, HttpResponse, StreamingHttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils import timezone
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 from django_htmx.http import HttpResponseClientRefresh
 
-from calls import imports
+from calls import import_files, imports
 from calls import permissions as perms
 from calls.forms import ImportConfirmForm, ImportFixForm, ImportMappingForm, ImportUploadForm, first_error
+from calls.import_files import ImportFileError
 from calls.models import Contact, ContactImport
 from calls.spreadsheet import csv_download
+from calls.views.http import AuthedRequest
 
 
-def _own_import(request: HttpRequest, pk) -> ContactImport:
-    """An import is seen and changed only by whoever started it. Its cells load only when used (they are big)."""
-    return get_object_or_404(ContactImport.objects.defer("rows", "checked"), pk=pk, created_by=request.user)
+def _own_import(request: AuthedRequest, pk: uuid.UUID) -> ContactImport:
+    """An import is seen and changed only by whoever started it."""
+    return get_object_or_404(ContactImport, pk=pk, created_by=request.user)
 
 
 def _recheck(imp: ContactImport) -> None:
     imp.status, imp.progress, imp.report = ContactImport.Status.CHECKING, 0, {}
-    imp.save(update_fields=["status", "progress", "report", "mapping", "fixes", "updated_at"])
+    imp.save(update_fields=["status", "progress", "report", "mapping", "updated_at"])
     # A job reads the import afresh from the database, so it sees what was just saved.
     imports.start(imports.check, imp)
 
@@ -38,26 +42,22 @@ def _editable(imp: ContactImport) -> ContactImport:
 @require_http_methods(["GET", "POST"])
 @login_required
 @permission_required(perms.ADD_CONTACT, raise_exception=True)
-def import_start(request: HttpRequest) -> HttpResponse:
+def import_start(request: AuthedRequest) -> HttpResponse:
     form = ImportUploadForm(request.POST or None, request.FILES or None)
     if request.method == "POST" and form.is_valid():
         data = form.cleaned_data
-        imp = ContactImport.objects.create(
-            created_by=request.user,
-            filename=data["filename"],
-            header=data["header"],
-            rows=data["rows"],
-            row_count=len(data["rows"]),
-            mapping=imports.guess_mapping(data["header"]),
-        )
-        imports.start(imports.check, imp)
-        return redirect("contact_import_preview", pk=imp.pk)
+        try:
+            imp = imports.store_upload(user=request.user, filename=data["filename"], chunks=data["chunks"])
+        except ImportFileError as e:
+            form.add_error(None, str(e))
+        else:
+            return redirect("contact_import_preview", pk=imp.pk)
     status = 400 if request.method == "POST" else 200
-    context = {"form": form, "max_mb": imports.MAX_BYTES // 2**20}
+    context = {"form": form, "max_mb": import_files.MAX_BYTES // 2**20}
     return render(request, "calls/contact_import.html", context, status=status)
 
 
-def _preview_context(request: HttpRequest, imp: ContactImport) -> dict[str, object]:
+def _preview_context(request: AuthedRequest, imp: ContactImport) -> dict[str, object]:
     report = imp.report or {}
     may_update = request.user.has_perm(perms.CHANGE_CONTACT)
     context: dict[str, object] = {
@@ -74,8 +74,9 @@ def _preview_context(request: HttpRequest, imp: ContactImport) -> dict[str, obje
         context["confirm_form"] = confirm_form
         context["duplicates"] = [{**d, "field": confirm_form[f"dup_{d['row']}"]} for d in report.get("duplicates", [])]
         problems = [dict(p) for p in report.get("problems", [])]
+        cells_of = imports.problem_cells(imp, [p["row"] for p in problems])
         for problem in problems:
-            cells = imports.row_cells(imp, problem["row"] - 2)
+            cells = cells_of.get(problem["row"], [])
             initial = {f"c{i}": cells[i] if i < len(cells) else "" for i in range(len(imp.header))}
             problem["form"] = ImportFixForm(initial=initial, header=imp.header, prefix=f"r{problem['row']}")
         context["problems"] = problems
@@ -86,7 +87,7 @@ def _preview_context(request: HttpRequest, imp: ContactImport) -> dict[str, obje
 @require_GET
 @login_required
 @permission_required(perms.ADD_CONTACT, raise_exception=True)
-def import_preview(request: HttpRequest, pk) -> HttpResponse:
+def import_preview(request: AuthedRequest, pk: uuid.UUID) -> HttpResponse:
     imp = _own_import(request, pk)
     return render(request, "calls/contact_import_preview.html", _preview_context(request, imp))
 
@@ -94,7 +95,7 @@ def import_preview(request: HttpRequest, pk) -> HttpResponse:
 @require_GET
 @login_required
 @permission_required(perms.ADD_CONTACT, raise_exception=True)
-def import_progress(request: HttpRequest, pk) -> HttpResponse:
+def import_progress(request: AuthedRequest, pk: uuid.UUID) -> HttpResponse:
     """What htmx polls while a job runs: the progress bar, or a refresh of the page once it is done."""
     imp = _own_import(request, pk)
     if not imp.working or imports.is_stale(imp):
@@ -105,11 +106,13 @@ def import_progress(request: HttpRequest, pk) -> HttpResponse:
 @require_POST
 @login_required
 @permission_required(perms.ADD_CONTACT, raise_exception=True)
-def import_mapping(request: HttpRequest, pk) -> HttpResponse:
+def import_mapping(request: AuthedRequest, pk: uuid.UUID) -> HttpResponse:
     imp = _editable(_own_import(request, pk))
     form = ImportMappingForm(request.POST, header=imp.header)
     if not form.is_valid():
-        messages.error(request, " ".join(form.non_field_errors()) or "Choose a column (or none) for each field.")
+        messages.error(
+            request, " ".join(map(str, form.non_field_errors())) or "Choose a column (or none) for each field."
+        )
         return redirect("contact_import_preview", pk=imp.pk)
     imp.mapping = form.mapping()
     _recheck(imp)
@@ -119,7 +122,7 @@ def import_mapping(request: HttpRequest, pk) -> HttpResponse:
 @require_POST
 @login_required
 @permission_required(perms.ADD_CONTACT, raise_exception=True)
-def import_fix(request: HttpRequest, pk, row: int) -> HttpResponse:
+def import_fix(request: AuthedRequest, pk: uuid.UUID, row: int) -> HttpResponse:
     imp = _editable(_own_import(request, pk))
     if not 2 <= row < imp.row_count + 2:
         raise Http404("There is no such row.")
@@ -127,7 +130,7 @@ def import_fix(request: HttpRequest, pk, row: int) -> HttpResponse:
     if not form.is_valid():
         messages.error(request, f"Row {row}: {first_error(form)}")
         return redirect("contact_import_preview", pk=imp.pk)
-    imp.fixes = {**imp.fixes, str(row): form.cells()}
+    imp.lines.filter(number=row).update(cells=form.cells())
     _recheck(imp)
     messages.success(request, f"Row {row} corrected and checked again.")
     return redirect("contact_import_preview", pk=imp.pk)
@@ -136,7 +139,7 @@ def import_fix(request: HttpRequest, pk, row: int) -> HttpResponse:
 @require_POST
 @login_required
 @permission_required(perms.ADD_CONTACT, raise_exception=True)
-def import_confirm(request: HttpRequest, pk) -> HttpResponse:
+def import_confirm(request: AuthedRequest, pk: uuid.UUID) -> HttpResponse:
     imp = _own_import(request, pk)
     if imp.status != ContactImport.Status.PREVIEW:  # a second click while (or after) it imports: show where it is
         return redirect("contact_import_preview", pk=imp.pk)
@@ -158,7 +161,7 @@ def import_confirm(request: HttpRequest, pk) -> HttpResponse:
 @require_GET
 @login_required
 @permission_required(perms.EXPORT_CONTACTS, raise_exception=True)
-def contact_export(request: HttpRequest) -> StreamingHttpResponse:
+def contact_export(request: AuthedRequest) -> StreamingHttpResponse:
     """Every contact with all their numbers, as CSV, streamed: a million rows never sit in memory."""
     stamp = timezone.localtime().strftime("%Y-%m-%d")
     return csv_download(request, imports.export_chunks(Contact.objects.all()), filename=f"contacts-{stamp}.csv")

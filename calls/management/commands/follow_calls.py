@@ -14,11 +14,13 @@ from django.core.management.base import BaseCommand, CommandParser
 from django.utils import timezone
 
 from calls import calling, reports
+from calls.models import ContactImport
 
 log = logging.getLogger("calls.worker")
 
 IDLE_SECONDS = 1.0  # pause between rounds when nothing was due
 ROLLUP_SECONDS = 60.0  # how often the worker brings the reports' roll-up up to date
+EXPIRE_IMPORTS_SECONDS = 3600.0  # how often it expires the import previews nobody confirmed (ContactImport)
 MAX_BACKOFF_SECONDS = 60.0
 
 
@@ -42,6 +44,7 @@ async def run_worker(
     rounds: int | None = None,
     wait: Callable[[float], Awaitable[None]] | None = None,
     rollup: bool = True,
+    expire_imports: bool = True,
 ) -> int:
     """Run rounds until stopped (or `rounds` are done); back off while VCC limits us or fails. Returns rounds run.
 
@@ -59,6 +62,7 @@ async def run_worker(
             loop.add_signal_handler(sig, stop.set)
     backoff, done = 0.0, 0
     rollup_due = time.monotonic() if rollup else None
+    expire_due = time.monotonic() if expire_imports else None
     while not stop.is_set() and (rounds is None or done < rounds):
         try:
             result = await calling.follow_due(limit=batch, concurrency=concurrency)
@@ -74,6 +78,15 @@ async def run_worker(
             except Exception:
                 log.exception("follow_calls: rolling up the call log for reports failed")
             rollup_due = time.monotonic() + ROLLUP_SECONDS
+        if expire_due is not None and time.monotonic() >= expire_due:
+            # Previews not confirmed within 24 hours, and their rows (calls/models/imports.py).
+            try:
+                expired = await sync_to_async(ContactImport.objects.expire_previews)(now=timezone.now())
+                if expired:
+                    log.info("follow_calls: expired %s import previews nobody confirmed", expired)
+            except Exception:
+                log.exception("follow_calls: expiring import previews failed")
+            expire_due = time.monotonic() + EXPIRE_IMPORTS_SECONDS
         if result.errors:
             backoff = min(MAX_BACKOFF_SECONDS, max(result.retry_after or 1.0, backoff * 2 or 1.0))
             log.warning(
