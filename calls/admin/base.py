@@ -28,7 +28,7 @@ else:
 SEARCH_MAX_CHARS = 100
 
 
-class _SaneDatesChangeList(ChangeList):
+class SaneDatesChangeList(ChangeList):
     """Django's change list, refusing a date drill-down out of any calendar (?created_at__year=10**30) as it
     refuses other bad lookups, instead of answering 500 (Django catches ValueError there, not OverflowError)."""
 
@@ -67,7 +67,7 @@ class BoundedSearch(AdminMixin):
         return super().changelist_view(request, extra_context)
 
     def get_changelist(self, request: HttpRequest, **kwargs: Any) -> type[ChangeList]:
-        return _SaneDatesChangeList
+        return SaneDatesChangeList
 
 
 class PhoneNumberField(forms.CharField):
