@@ -34,7 +34,7 @@ from calllog_bench import (  # run as bench/admin_bench.py, bench/ is on the pat
     Target,
     free_port,
     percentile,
-    server_env,
+    start_django,
     time_page,
     time_sql,
 )
@@ -187,15 +187,8 @@ def what_django_ran_before(conn: psycopg.Connection, only: list[str]) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    env = server_env(args.database)
-    os.environ.update({k: v for k, v in env.items() if k not in ("PATH", "HOME")})
-    sys.path.insert(0, str(ROOT))
-    subprocess.run(
-        [sys.executable, "manage.py", "collectstatic", "--no-input", "--verbosity", "0"], cwd=ROOT, env=env, check=True
-    )
+    env = start_django(args.database)
     import django
-
-    django.setup()
     import uvicorn
 
     conn = psycopg.connect(args.database, autocommit=True)

@@ -254,9 +254,9 @@ def time_export(client: httpx.Client, path: str, server_pid: int) -> tuple[float
     return time.perf_counter() - started, rows, rss_before, peak
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = parse_args(argv)
-    env = server_env(args.database)
+def start_django(database: str) -> dict[str, str]:
+    """The server's environment for `database`, taken by this process too; static files collected; Django set up."""
+    env = server_env(database)
     os.environ.update({k: v for k, v in env.items() if k not in ("PATH", "HOME")})
     sys.path.insert(0, str(ROOT))
     # DEBUG is off: pages name static files by their hashes, which collectstatic writes (before Django starts).
@@ -266,6 +266,13 @@ def main(argv: list[str] | None = None) -> int:
     import django
 
     django.setup()
+    return env
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    env = start_django(args.database)
+    import django
     import uvicorn
 
     conn = psycopg.connect(args.database, autocommit=True)
