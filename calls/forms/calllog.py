@@ -160,14 +160,6 @@ class CallLogFilter(forms.Form):
             out.append(item)
         return out
 
-    def query(self, **extra: object) -> dict[str, str]:
-        """The query string of these filters and extra (sort, a page cursor): only what is set, so the address
-        carries no empty `?agent=&group=`, and the default sort is left out."""
-        query = {**self.filters(), **extra}
-        if query.get("sort") == DEFAULT_SORT:
-            del query["sort"]
-        return {k: str(v) for k, v in query.items() if v is not None and v != ""}
-
     def set_count(self) -> int:
         """How many of the menus are set (the folded filters' summary on a phone says so)."""
         if not self.is_bound:

@@ -128,6 +128,7 @@ HEADER = [
     "created_by",
     "contact",
     "to_number",
+    "to_agent",
     "presented_clid",
     "outcome",
     "duration_seconds",
@@ -264,12 +265,13 @@ class _Export:
                 write(
                     [
                         pk,
-                        requested_at.astimezone(tz).isoformat(),
+                        requested_at.astimezone(tz).isoformat(timespec="seconds"),
                         inert(agents.get(from_agent, "")),
                         inert(", ".join(via[pk])) if pk in via else "",
                         inert(username or ""),
                         inert(contact or ""),
-                        inert(to_number or agents.get(to_agent, "")),
+                        inert(to_number),
+                        inert(agents.get(to_agent, "")),
                         inert(clid),
                         outcomes.get(outcome, outcome),
                         "" if duration is None else duration,
