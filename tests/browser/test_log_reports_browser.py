@@ -121,12 +121,25 @@ def test_report_presets_fill_the_date_boxes(logged_in, live_server, calls, viewp
     expect(page.locator("#id_end")).to_have_value(yesterday)
     page.get_by_role("link", name="This month").click()
     expect(page.locator("#id_start")).to_have_value(today.replace(day=1).isoformat())
-    # Axis labels do not overlap one another at this width.
-    overlaps = page.evaluate(
-        """() => [...document.querySelectorAll('svg.chart:not(.heatmap)')].map(svg => {
-            const boxes = [...svg.querySelectorAll('.chart-tick')].map(t => t.getBoundingClientRect());
-            return boxes.filter((b, i) => i > 0 && b.left < boxes[i - 1].right - 0.5).length;
-        })"""
+    # The axis labels of the charts shown at this width: readable (9 px or more), apart, inside their chart.
+    charts = page.evaluate(
+        """() => [...document.querySelectorAll('svg.chart:not(.heatmap):not(.shares)')]
+            .filter(svg => svg.getBoundingClientRect().width > 0)
+            .map(svg => {
+                const box = svg.getBoundingClientRect();
+                const ticks = [...svg.querySelectorAll('.chart-tick')].map(t => t.getBoundingClientRect());
+                return {
+                    name: svg.getAttribute('aria-label'),
+                    ticks: ticks.length,
+                    smallest: Math.min(...ticks.map(t => t.height)),
+                    overlaps: ticks.filter((t, i) => i > 0 && t.left < ticks[i - 1].right).length,
+                    outside: ticks.filter(t => t.left < box.left - 0.5 || t.right > box.right + 0.5).length,
+                };
+            })"""
     )
-    assert overlaps and all(n == 0 for n in overlaps), overlaps
+    assert [c["name"] for c in charts] == ["Calls per day", "Calls by hour of the day"]
+    for chart in charts:
+        assert chart["ticks"] >= 4, chart
+        assert chart["smallest"] >= 9, chart
+        assert chart["overlaps"] == 0 and chart["outside"] == 0, chart
     assert page.console_errors == []
