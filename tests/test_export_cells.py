@@ -111,3 +111,21 @@ def test_the_contacts_export_has_one_bom_and_reimports_its_accents(supervisor_cl
     assert text.startswith("\ufeffName,") and not text.startswith("\ufeff\ufeff")
     (row,) = csv.DictReader(io.StringIO(text.removeprefix("\ufeff")))
     assert (row["Name"], row["Company"], row["Mobile"]) == ("Zoë Ångström", "Café Müller", "+447400123456")
+
+
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="PostgreSQL writes the CSV itself (COPY)")
+def test_postgresql_and_python_agree_on_which_cells_are_phone_numbers(supervisor_client, supervisor_user):
+    from calls import calllog
+    from calls.views.calllog import _Export
+
+    cells = ["+447400123456", "+1234567", "+123456", "+123456789012345", "+1234567890123456", "+0123456789",
+             "+44 7400 123456", "+4474001234x", "-447400123456", "+", "=1"]  # fmt: skip
+    for n, cell in enumerate(cells):
+        make_call(user=supervisor_user, to_number=cell, notes=cell, at=datetime(2026, 7, 1, 12, n, tzinfo=UTC))
+    copied = rows_of(supervisor_client.get(CALLS, {"sort": "time"}))
+    python = list(csv.DictReader(io.StringIO("".join(_Export(calllog.filtered_calls(Call.objects.all(), {}), "time")))))
+    expected = [inert(cell) for cell in cells]
+    assert [r["to_number"] for r in copied] == [r["to_number"] for r in python] == expected
+    assert [r["notes"] for r in copied] == [r["notes"] for r in python] == expected
+    unguarded = {"+447400123456", "+1234567", "+123456789012345"}  # E.164: 7 to 15 digits, the first not 0
+    assert [e for e in expected if not e.startswith("'")] == [c for c in cells if c in unguarded]
