@@ -87,14 +87,14 @@ def test_filters_fold_on_a_phone_and_show_at_desktop_width(logged_in, live_serve
     assert page.console_errors == []  # includes CSP violations
 
 
-def test_the_wrap_up_column_does_not_break_words_at_desktop_width(logged_in, live_server, calls):
+def test_the_wrap_up_and_from_columns_do_not_break_words_at_desktop_width(logged_in, live_server, calls):
     page = logged_in(DESKTOP)
     page.goto(f"{live_server.url}/calls/")
     cells = page.locator("td.wrap-up")
     expect(cells).to_have_count(5)
     # Each word of a cell fits its column: the cell is at least as wide as its widest word (and the badge whole).
     broken = page.evaluate(
-        """() => [...document.querySelectorAll('td.wrap-up')].filter(td => {
+        """() => [...document.querySelectorAll('td.wrap-up, td[data-label="From"]')].filter(td => {
             const range = document.createRange();
             range.selectNodeContents(td);
             const lines = new Set([...range.getClientRects()].map(r => Math.round(r.top)));
