@@ -98,3 +98,10 @@ def test_page_and_export_links_carry_only_the_filters_that_are_set(supervisor_cl
         assert all(value for _name, value in query), link
         assert ("outcome", "busy") in query, link
         assert ("sort", "-time") not in query, link
+
+
+def test_a_link_without_any_filter_is_the_bare_address(supervisor_client, contact):
+    body = supervisor_client.get(URL, {"contact": contact.pk}).content.decode()
+    assert 'href="/calls/">every contact</a>' in body
+    assert 'href="/calls/export.csv?contact=' in body
+    assert 'href="/calls/export.csv"' in supervisor_client.get(URL).content.decode()

@@ -42,7 +42,8 @@ def _wants_fragment(request: HtmxRequest) -> bool:
 
 def _link(form: CallLogFilter, **extra: object) -> str:
     """A link to the log with form's filters and extra (sort, cursor): only the values that are set."""
-    return "?" + urlencode(form.query(**extra))
+    query = form.query(**extra)
+    return "?" + urlencode(query) if query else ""
 
 
 def _has_empty_values(request: AuthedRequest) -> bool:
