@@ -14,7 +14,7 @@ from django.test import Client
 from django.utils import formats, timezone
 
 from calls import calling, reports, rules
-from calls.models import Call, CallEvent, DispositionCode
+from calls.models import Agent, Call, CallEvent, DispositionCode
 from calls.views.calling import panel_context
 from tests._sim import HTMX, call_agent, click, fresh_simulator, only_call, place_call, poll, primary, shown
 
@@ -262,6 +262,11 @@ def test_the_answering_agent_owns_the_wrap_up_and_the_supervisor_still_sees_it(
     assert group_call in Call.objects.changeable_by(agent_user)
     assert group_call.is_changeable_by(agent_user)
     assert group_call not in Call.objects.changeable_by(other_agent_user)
+    supervisor = group_call.created_by
+    assert group_call not in Call.objects.changeable_by(supervisor)  # no longer asked of the one who clicked
+    assert not group_call.is_changeable_by(supervisor)
+    assert group_call in Call.objects.visible_to(supervisor)
+    assert 'id="wrapup"' not in html(supervisor_client.get(f"/calls/{group_call.pk}/panel/", headers=HTMX))
     assert 'id="wrapup"' in html(agent_client.get(f"/calls/{group_call.pk}/panel/", headers=HTMX))
     assert group_call.pk in [c.pk for c in Call.objects.changeable_by(agent_user).to_wrap_up()]
 
@@ -333,3 +338,12 @@ def test_editing_a_wrong_number_wrap_up_says_the_number_stays_do_not_call(agent_
         "clear that: only a supervisor can, on the contact's page."
     ) in page
     assert 'id="wrapup"' in page
+
+
+def test_a_group_call_answered_by_an_agent_without_a_login_stays_the_clickers(group_call, agent_user):
+    Agent.objects.filter(pk=group_call.answered_by_id).update(user=None)
+    group_call.refresh_from_db()
+
+    assert group_call.is_changeable_by(group_call.created_by)
+    assert group_call in Call.objects.changeable_by(group_call.created_by)
+    assert not group_call.is_changeable_by(agent_user)

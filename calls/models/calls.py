@@ -35,10 +35,15 @@ class CallQuerySet(models.QuerySet["Call"]):
         return self if user.has_perm(perms.VIEW_ALL_CALLS) else self.changeable_by(user)
 
     def changeable_by(self, user: User) -> CallQuerySet:
-        """Calls this user may act on (recording, wrap-up): the ones they clicked or that rang their phone.
+        """Calls this user may act on (recording, wrap-up): the ones they clicked or that rang their phone (a group
+        call: the agent who answered it, when they use vccweb; else the person who clicked).
 
         `Call.is_changeable_by` says the same for one row already loaded."""
-        return self.filter(Q(created_by=user) | Q(from_agent__user=user) | Q(answered_by__user=user))
+        # A group call answered by an agent who uses vccweb is theirs to wrap up, no longer the clicker's.
+        answerer_has_no_login = Q(answered_by__isnull=True) | Q(answered_by__user__isnull=True)
+        return self.filter(
+            (Q(created_by=user) & answerer_has_no_login) | Q(from_agent__user=user) | Q(answered_by__user=user)
+        )
 
     def blocking(
         self, *, agent_id: int | None, number: str, user_id: int, since: datetime, request_id: str
@@ -244,7 +249,10 @@ class Call(HandWrittenSQL):
     def is_changeable_by(self, user: User) -> bool:
         """The rule of `CallQuerySet.changeable_by`, for a row already loaded."""
         agents = [a for a in (self.from_agent, self.answered_by) if a is not None]
-        return self.created_by_id == user.pk or any(a.user_id == user.pk for a in agents)
+        if any(a.user_id == user.pk for a in agents):
+            return True
+        answerer = self.answered_by if self.answered_by_id else None
+        return self.created_by_id == user.pk and (answerer is None or answerer.user_id is None)
 
     @property
     def agent(self) -> Agent | None:
