@@ -185,7 +185,7 @@ class Call(HandWrittenSQL):
     # Following: when VCC is next asked about this call, and since when it has answered 404.
     next_check_at = models.DateTimeField(null=True, blank=True)
     missing_since = models.DateTimeField(null=True, blank=True)
-    missing_count = models.PositiveSmallIntegerField(default=0, help_text="404 answers in a row.")
+    missing_count = models.PositiveSmallIntegerField(default=0, db_default=0, help_text="404 answers in a row.")
     # Honest state: the last good answer from VCC about this call, and since when VCC could not be asked (transport
     # failure, 5xx, 429, ...); empty once VCC answers again.
     last_seen_at = models.DateTimeField("last answer from VCC", null=True, blank=True)
