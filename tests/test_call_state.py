@@ -74,6 +74,7 @@ def test_the_panel_says_lost_contact_until_vcc_answers_again(agent_client, place
     placed.refresh_from_db()
     assert placed.lost_contact_since is None
     assert placed.last_seen_at > last_seen
+    assert placed.events.filter(detail="VCC answers again, after 10 s without an answer").exists()
     assert "Lost contact" not in back
     assert "<strong>Connected</strong>" in back
 

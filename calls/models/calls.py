@@ -416,8 +416,14 @@ class Call(HandWrittenSQL):
         self.next_check_at = next_check_at if live else None
         self.missing_since, self.missing_count, self.last_seen_at = None, 0, now
         if self.lost_contact_since is not None:
-            self.lost_contact_since = None
+            lost, self.lost_contact_since = self.lost_contact_since, None
             fields.append("lost_contact_since")
+            CallEvent.objects.create(
+                call=self,
+                at=now,
+                kind=CallEvent.Kind.PROGRESS,
+                detail=f"VCC answers again, after {round((now - lost).total_seconds())} s without an answer",
+            )
         if answered_by is not None and self.answered_by_id is None and not self.from_agent_id:
             self.answered_by = answered_by
             fields.append("answered_by")
