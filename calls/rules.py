@@ -260,11 +260,7 @@ def phase(
     if state == "unconfirmed":
         return "Not confirmed: the call may have been placed"
     if gone:
-        return (
-            f"Ended: VCC no longer knows this call (last seen {last_seen})"
-            if last_seen
-            else ("Ended: VCC no longer knows this call")
-        )
+        return "Ended: VCC no longer knows this call" + (f" (last seen {last_seen})" if last_seen else "")
     return "Call ended" if outcome_label == "Answered" else f"Call ended: {outcome_label.lower()}"
 
 

@@ -81,6 +81,11 @@ def panel_context(call: Call, *, user: User, recording_status: str | None = None
 
     "lost_contact": VCC could not be asked about the live call (its state is unknown, so no pulse and no timer);
     "talk_since": when the call connected, while it is connected (the talk timer counts from it)."""
+
+    def _clock_time(at: datetime | None) -> str:
+        """A time of day as the viewer reads it (their time zone): 13:39."""
+        return formats.time_format(timezone.localtime(at), "H:i") if at else ""
+
     recording = call.recording_status if recording_status is None else recording_status
     lost = call.is_live and call.lost_contact_since is not None
     seen = call.last_seen_at or call.responded_at
@@ -106,11 +111,6 @@ def panel_context(call: Call, *, user: User, recording_status: str | None = None
         "regarding_token": calling.regarding_token(call),
         **extra,
     }
-
-
-def _clock_time(at: datetime | None) -> str:
-    """A time of day as the viewer reads it (their time zone): 13:39."""
-    return formats.time_format(timezone.localtime(at), "H:i") if at else ""
 
 
 def dialer_context(
