@@ -8,6 +8,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from asgiref.sync import async_to_sync
 from django.core.cache import cache
+from django.db import DatabaseError
 from django.test import Client
 
 from calls import calling, health
@@ -63,3 +64,14 @@ def test_the_health_page_shows_the_worker_running(cache_setup, admin_role_user, 
 
     assert '<span class="badge ok">running</span>' in page
     assert "never seen" not in page
+
+
+def test_a_database_error_noting_the_heartbeat_does_not_end_the_worker(monkeypatch, caplog):
+    def broken(name: str, now: datetime) -> None:
+        raise DatabaseError("the database is down")
+
+    monkeypatch.setattr(health, "record_heartbeat", broken)
+
+    async_to_sync(calling.worker_heartbeat)(clock=lambda: NOW)
+
+    assert "noting the heartbeat failed" in caplog.text

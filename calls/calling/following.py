@@ -7,7 +7,7 @@ import asyncio
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from django.db import transaction
+from django.db import DatabaseError, transaction
 from django.db.models import Q
 
 from calls import health, rules
@@ -158,5 +158,9 @@ def close_abandoned_clicks(*, now: datetime) -> int:
 
 
 async def worker_heartbeat(*, clock: Clock = _now) -> None:
-    """Note that the call-following worker ran (the health page shows it, from the database)."""
-    await _db(health.record_heartbeat)("follow_calls", clock())
+    """Note that the call-following worker ran (the health page shows it, from the database). A database outage
+    must not end the worker: the missing heartbeat then shows on the health page, which is true."""
+    try:
+        await _db(health.record_heartbeat)("follow_calls", clock())
+    except DatabaseError:
+        log.exception("follow_calls: noting the heartbeat failed")
