@@ -62,24 +62,37 @@ def display(e164: str) -> str:
     return phonenumbers.format_number(number, fmt)
 
 
+_KINDS = {
+    phonenumbers.PhoneNumberType.MOBILE: "mobile",
+    phonenumbers.PhoneNumberType.FIXED_LINE: "landline",
+    phonenumbers.PhoneNumberType.TOLL_FREE: "toll-free",
+    phonenumbers.PhoneNumberType.PREMIUM_RATE: "premium rate",
+    phonenumbers.PhoneNumberType.SHARED_COST: "shared cost",
+    phonenumbers.PhoneNumberType.VOIP: "internet phone",
+    phonenumbers.PhoneNumberType.PERSONAL_NUMBER: "personal number",
+    phonenumbers.PhoneNumberType.UAN: "company number",
+    phonenumbers.PhoneNumberType.PAGER: "pager",
+    phonenumbers.PhoneNumberType.VOICEMAIL: "voicemail",
+}
+
+
 def number_type(e164: str) -> str:
-    """Name the kind of line: mobile, landline, toll-free, premium rate, ..."""
+    """Name the kind of line in plain words (mobile, landline, toll-free, …), or "" when the number does not say:
+    in the US and Canada any number may be a mobile or a landline, which is not worth showing anyone."""
     try:
         kind = phonenumbers.number_type(phonenumbers.parse(e164, None))
     except phonenumbers.NumberParseException:
-        return "unknown"
-    names = {
-        phonenumbers.PhoneNumberType.MOBILE: "mobile",
-        phonenumbers.PhoneNumberType.FIXED_LINE: "landline",
-        phonenumbers.PhoneNumberType.FIXED_LINE_OR_MOBILE: "landline or mobile",
-        phonenumbers.PhoneNumberType.TOLL_FREE: "toll-free",
-        phonenumbers.PhoneNumberType.PREMIUM_RATE: "premium rate",
-        phonenumbers.PhoneNumberType.SHARED_COST: "shared cost",
-        phonenumbers.PhoneNumberType.VOIP: "VoIP",
-        phonenumbers.PhoneNumberType.PERSONAL_NUMBER: "personal",
-        phonenumbers.PhoneNumberType.UAN: "UAN",
-    }
-    return names.get(kind, "unknown")
+        return ""
+    return _KINDS.get(kind, "")
+
+
+def label_for(e164: str) -> str | None:
+    """The label a new number takes when nobody chose one: "mobile" for a mobile, "work" for a line of a place or
+    a business (a landline, toll-free, …); None when the number does not say which."""
+    kind = number_type(e164)
+    if not kind or kind == "personal number":
+        return None
+    return "mobile" if kind == "mobile" else "work"
 
 
 PHONE_LIKE = re.compile(r"^[\d\s()+\-./]+$")
