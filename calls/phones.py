@@ -107,16 +107,20 @@ def search_patterns(query: str, region: str | None = None) -> tuple[list[str], l
     """The E.164 prefixes and the endings that a stored number must start or end with to match query.
 
     A number matches from the start of its international form ("+44 20 7946", "0044 20", "44 20 7946"), of its
-    national form ("020 7946", "20 7946" in the default region), or at its end ("0100", "7946 0100"); never in
-    the middle, so "020" does not find a mobile that has "20" somewhere inside. Returns ([], []) when query has
-    fewer than 3 digits.
+    national form ("020 7946", "20 7946" in the default region), or at its end ("0100", "7946 0100"; digits that
+    begin with 00 are tried both ways: "0044 20" and "0040899", the end of +447400040899); never in the middle,
+    so "020" does not find a mobile that has "20" somewhere inside. Returns ([], []) when query has fewer than 3
+    digits.
     """
     text = query.strip()
     digits = "".join(c for c in text if c.isdigit() and c.isascii())
     if len(digits) < 3:
         return [], []
-    if text.startswith("+") or digits.startswith("00"):
-        return [f"+{digits.removeprefix('00')}"], []
+    if text.startswith("+"):
+        return [f"+{digits}"], []
+    if digits.startswith("00"):
+        # 0044 20 7946 is an international prefix; 0040899, the end of +447400040899. Both are tried.
+        return [f"+{digits[2:]}"] if len(digits) > 2 else [], [digits]
     region = (region or settings.DEFAULT_PHONE_REGION).upper()
     metadata = phonenumbers.PhoneMetadata.metadata_for_region(region)
     country = str(metadata.country_code) if metadata else ""
