@@ -83,6 +83,19 @@ class AgentForm(forms.ModelForm):
             numbers = cast("forms.ModelChoiceField[CallbackNumber]", self.fields["default_callback_number"])  # a FK's
             numbers.queryset = CallbackNumber.objects.filter(is_active=True)
 
+    vcc_warning = ""  # set by clean_display_id when VCC could not be asked: said after the save
+
+    def clean_display_id(self) -> str:
+        display_id = str(self.cleaned_data["display_id"]).strip()
+        if display_id and (self.instance.pk is None or display_id != self.instance.display_id):
+            known, self.vcc_warning = agent_known_to_vcc(display_id)
+            if known is False:
+                raise ValidationError(
+                    f"VCC has no agent with the display ID “{display_id}”. Copy the agent's ID from VCC's admin "
+                    "(Users, the agent, Agent ID) and save again; the sync from VCC fills it in for you too."
+                )
+        return display_id
+
     def clean_new_username(self) -> str:
         username = self.cleaned_data["new_username"].strip()
         if username and get_user_model().objects.filter(username__iexact=username).exists():
@@ -120,6 +133,24 @@ class AgentForm(forms.ModelForm):
                 f"{number} is restricted to other agents and groups: allow this agent there, or pick another.",
             )
         return data
+
+
+def agent_known_to_vcc(display_id: str) -> tuple[bool | None, str]:
+    """Whether VCC has an agent with this display ID (GET agents/{id}): True, False, or None with a warning that
+    says why VCC could not be asked (the agent is saved anyway: VCC being down must not stop an admin)."""
+    from calls.vcc import VCCError, get_client
+
+    try:
+        with get_client() as client:
+            client.get_agent(display_id)
+    except VCCError as e:
+        if e.status == 404:
+            return False, ""
+        return None, (
+            f"Saved, but VCC could not be asked whether agent “{display_id}” exists ({e.user_message}). "
+            "Check the display ID in VCC: calls from this agent fail if it is wrong."
+        )
+    return True, ""
 
 
 def current_role(user: User) -> str:
@@ -180,6 +211,8 @@ class AgentAdmin(BoundedSearch, admin.ModelAdmin):
                 last_name=full[1] if len(full) > 1 else "",
             )
         super().save_model(request, obj, form, change)
+        if form.vcc_warning:
+            self.message_user(request, form.vcc_warning, messages.WARNING)
         role = data.get("role") or (roles.AGENT if data.get("new_username") else "")
         if role and obj.user and role != current_role(obj.user):
             roles.assign_role(obj.user, role)
