@@ -57,6 +57,8 @@ def sync_from_vcc(client: UserAdminClient, *, dry_run: bool = False, now: dateti
 
 def _apply(obj: Model, values: dict[str, object], label: str, report: SyncReport) -> None:
     changed = [name for name, value in values.items() if getattr(obj, name) != value]
+    # In words for the preview: "active: yes → no", not the field's name.
+    words = [_change_in_words(obj, name, getattr(obj, name), values[name]) for name in changed]
     for name in changed:
         setattr(obj, name, values[name])
     if obj.pk is None:
@@ -64,7 +66,20 @@ def _apply(obj: Model, values: dict[str, object], label: str, report: SyncReport
         report.created.append(label)
     elif changed:
         obj.save(update_fields=changed)
-        report.updated.append(f"{label} ({', '.join(changed)})")
+        report.updated.append(f"{label} ({'; '.join(words)})")
+
+
+def _change_in_words(obj: Model, name: str, old: object, new: object) -> str:
+    field_name = str(obj._meta.get_field(name).verbose_name)
+
+    def said(value: object) -> str:
+        if isinstance(value, bool):
+            return "yes" if value else "no"
+        if value in (None, ""):
+            return "none"
+        return f"“{value}”"
+
+    return f"{field_name}: {said(old)} → {said(new)}"
 
 
 def _sync_agents(users: list[VCCUser], report: SyncReport) -> dict[str, Agent]:

@@ -397,13 +397,21 @@ class CallbackNumberAdmin(BoundedSearch, admin.ModelAdmin):
             )
         done = queryset.filter(is_default=False, is_active=True).update(is_active=False)
         directory.changed()  # update() sends no signal; the click caches usable numbers
-        self.message_user(request, f"Deactivated {done} number(s): they are no longer offered.", messages.SUCCESS)
+        if done:
+            self.message_user(
+                request, f"Deactivated {done} number{pluralize(done)}: they are no longer offered.", messages.SUCCESS
+            )
+        elif not default:  # a refusal is its one message; no "0 done" beside it
+            self.message_user(request, "The selected numbers were already inactive.", messages.INFO)
 
     @admin.action(description="Activate the selected numbers", permissions=["change"])
     def activate(self, request: HttpRequest, queryset: CallbackNumberQuerySet) -> None:
         done = queryset.filter(is_active=False).update(is_active=True)
         directory.changed()  # update() sends no signal; the click caches usable numbers
-        self.message_user(request, f"Activated {done} number(s).", messages.SUCCESS)
+        if done:
+            self.message_user(request, f"Activated {done} number{pluralize(done)}.", messages.SUCCESS)
+        else:
+            self.message_user(request, "The selected numbers were already active.", messages.INFO)
 
     @admin.action(
         description="Delete the selected numbers (unused ones; others are deactivated)", permissions=["delete"]
