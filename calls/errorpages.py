@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable
+from typing import cast
 
 from asgiref.sync import iscoroutinefunction, markcoroutinefunction, sync_to_async
 from django.conf import settings
@@ -22,6 +23,11 @@ from django.urls import Resolver404, get_resolver, get_urlconf, resolve
 log = logging.getLogger("django.request")
 
 type GetResponse = Callable[[HttpRequest], HttpResponseBase | Awaitable[HttpResponseBase]]
+
+
+def _handler(status: int) -> Callable[..., HttpResponseBase]:
+    """The project's handler for this status (vccweb/urls.py's handler500; Django's page_not_found for 404)."""
+    return get_resolver(get_urlconf()).resolve_error_handler(status)
 
 
 def _active() -> bool:
@@ -77,8 +83,10 @@ class FriendlyErrorPages:
         # As Django's handler does: the test client re-raises from this signal, and the traceback is logged.
         signals.got_request_exception.send(sender=None, request=request)
         log.error("Internal Server Error: %s", request.path, exc_info=exception, extra={"status_code": 500})
-        return get_resolver(get_urlconf()).resolve_error_handler(500)(request)
+        return _handler(500)(request)
 
     @staticmethod
     def _not_found(request: HttpRequest, exception: Http404) -> HttpResponseBase:
-        return get_resolver(get_urlconf()).resolve_error_handler(404)(request, exception)
+        # django-stubs types every error handler as taking the request alone; handler404 takes the exception too.
+        handler = cast("Callable[[HttpRequest, Exception], HttpResponseBase]", _handler(404))
+        return handler(request, exception)

@@ -136,12 +136,14 @@ def _lines(pieces: Iterable[str]) -> Iterator[str]:
         yield from io.StringIO(rest, newline="")
 
 
-codecs.register_error(
-    # The five bytes Windows-1252 leaves undefined read as Latin-1 reads them (control characters), so a Latin-1
-    # file, which differs from Windows-1252 only there, never fails to decode.
-    "vccweb-latin-1",
-    lambda e: (e.object[e.start : e.end].decode("latin-1"), e.end),  # type: ignore[union-attr]
-)
+def _as_latin_1(error: UnicodeError) -> tuple[str, int]:
+    """The five bytes Windows-1252 leaves undefined, read as Latin-1 reads them (control characters): a Latin-1
+    file, which differs from Windows-1252 only there, never fails to decode."""
+    assert isinstance(error, UnicodeDecodeError)  # registered for decoding only
+    return error.object[error.start : error.end].decode("latin-1"), error.end
+
+
+codecs.register_error("vccweb-latin-1", _as_latin_1)
 
 UTF8, UTF16, WINDOWS_1252 = "UTF-8", "UTF-16", "Windows-1252 (Western European, also read as Latin-1)"
 
@@ -173,7 +175,7 @@ def _text(chunks: Iterable[bytes], facts: FileFacts | None = None) -> Iterator[s
             break
     utf16 = first.startswith((b"\xff\xfe", b"\xfe\xff"))
     bom = first.startswith(codecs.BOM_UTF8)
-    decoder = codecs.getincrementaldecoder("utf-16" if utf16 else "utf-8-sig")()
+    decoder: codecs.IncrementalDecoder = codecs.getincrementaldecoder("utf-16" if utf16 else "utf-8-sig")()
     facts.encoding = UTF16 if utf16 else UTF8
     if not utf16 and b"\x00" in first:
         raise ImportFileError(NOT_TEXT)

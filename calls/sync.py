@@ -70,7 +70,7 @@ def _apply(obj: Model, values: dict[str, object], label: str, report: SyncReport
 
 
 def _change_in_words(obj: Model, name: str, old: object, new: object) -> str:
-    field_name = str(obj._meta.get_field(name).verbose_name)
+    field_name = str(getattr(obj._meta.get_field(name), "verbose_name", name))
 
     def said(value: object) -> str:
         if isinstance(value, bool):

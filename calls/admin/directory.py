@@ -88,6 +88,8 @@ class AgentForm(forms.ModelForm):
     def clean_display_id(self) -> str:
         display_id = str(self.cleaned_data["display_id"]).strip()
         if display_id and (self.instance.pk is None or display_id != self.instance.display_id):
+            from calls.calling.syncing import agent_known_to_vcc
+
             known, self.vcc_warning = agent_known_to_vcc(display_id)
             if known is False:
                 raise ValidationError(
@@ -133,24 +135,6 @@ class AgentForm(forms.ModelForm):
                 f"{number} is restricted to other agents and groups: allow this agent there, or pick another.",
             )
         return data
-
-
-def agent_known_to_vcc(display_id: str) -> tuple[bool | None, str]:
-    """Whether VCC has an agent with this display ID (GET agents/{id}): True, False, or None with a warning that
-    says why VCC could not be asked (the agent is saved anyway: VCC being down must not stop an admin)."""
-    from calls.vcc import VCCError, get_client
-
-    try:
-        with get_client() as client:
-            client.get_agent(display_id)
-    except VCCError as e:
-        if e.status == 404:
-            return False, ""
-        return None, (
-            f"Saved, but VCC could not be asked whether agent “{display_id}” exists ({e.user_message}). "
-            "Check the display ID in VCC: calls from this agent fail if it is wrong."
-        )
-    return True, ""
 
 
 def current_role(user: User) -> str:

@@ -91,7 +91,8 @@ class ContactPhoneForm(forms.ModelForm):
         return _refuse_clearing(self, self.user, "This number")
 
     def clean(self) -> dict[str, Any]:
-        data = super().clean()
+        super().clean()
+        data = self.cleaned_data
         # A new number whose label nobody touched is labelled as what it is: a landline is not a "Mobile".
         number = data.get("number")
         if self.instance.pk is None and number and "label" not in self.changed_data:
