@@ -77,3 +77,18 @@ def test_the_test_client_still_sees_the_fault(demo, agent_client, monkeypatch):
 def test_with_the_flag_debug_shows_djangos_technical_page(demo, agent_client):
     demo.DEBUG_TECHNICAL_ERRORS = True
     assert "URLconf" in agent_client.get("/no-such-page/").content.decode()
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_under_asgi_an_unknown_address_shows_the_friendly_404_too(settings):
+    from asgiref.sync import sync_to_async
+    from django.db import connections
+    from django.test import AsyncClient
+
+    settings.DEBUG = True
+    try:
+        response = await AsyncClient().get("/no-such-page/")
+    finally:
+        await sync_to_async(connections.close_all)()
+    assert response.status_code == 404
+    assert "Page not found" in response.content.decode() and "URLconf" not in response.content.decode()
