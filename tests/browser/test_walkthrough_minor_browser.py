@@ -13,7 +13,7 @@ pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
 def test_a_contact_row_on_a_phone_is_dense_with_the_call_button_beside_the_name(browser, live_server, agent_user):
     for i in range(6):
-        contact = Contact.objects.create(name=f"Person {i}", company=f"Company {i}", email=f"p{i}@example.com")
+        contact = Contact.objects.create(name=f"Person {i}", company=f"Co {i}", email=f"p{i}@example.com")
         ContactPhone.objects.create(contact=contact, number=f"+4474001234{i:02d}", is_primary=True)
     context = browser.new_context(viewport={"width": 375, "height": 740}, is_mobile=True, has_touch=True)
     page = context.new_page()
