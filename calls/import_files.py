@@ -192,7 +192,7 @@ def _text(chunks: Iterable[bytes], facts: FileFacts | None = None) -> Iterator[s
         blank = blank and not chunk.strip()
         if not utf16 and b"\x00" in chunk:
             raise ImportFileError(NOT_TEXT)
-        held = len(decoder.getstate()[0])
+        pending = decoder.getstate()[0]  # the start of a character the last chunk cut, if any
         try:
             text = decoder.decode(chunk)
         except UnicodeDecodeError as e:
@@ -200,11 +200,11 @@ def _text(chunks: Iterable[bytes], facts: FileFacts | None = None) -> Iterator[s
                 raise ImportFileError("The file says it is UTF-16 but is not: save it as “CSV UTF-8”.") from None
             if ascii_so_far:  # nothing read so far differs between UTF-8 and Windows-1252
                 decoder, facts.encoding = _windows_1252(), WINDOWS_1252
-                text = decoder.decode(chunk)
+                text = decoder.decode(pending + chunk)
             else:
-                line = lines_before + chunk[: max(0, e.start - held)].count(b"\n") + 1
+                line = lines_before + chunk[: max(0, e.start - len(pending))].count(b"\n") + 1
                 raise ImportFileError(_mixed(line)) from None
-        ascii_so_far = ascii_so_far and chunk.isascii()
+        ascii_so_far = ascii_so_far and text.isascii()
         if utf16 and "\x00" in text:
             raise ImportFileError(NOT_TEXT)
         lines_before += chunk.count(b"\n")
@@ -212,12 +212,16 @@ def _text(chunks: Iterable[bytes], facts: FileFacts | None = None) -> Iterator[s
             yield text
     if blank:
         raise ImportFileError("The file is empty.")
+    pending = decoder.getstate()[0]
     try:
         text = decoder.decode(b"", final=True)
     except UnicodeDecodeError:
         if utf16:
             raise ImportFileError("The file says it is UTF-16 but is not: save it as “CSV UTF-8”.") from None
-        raise ImportFileError(_mixed(lines_before + 1)) from None
+        if not ascii_so_far:
+            raise ImportFileError(_mixed(lines_before + 1)) from None
+        # The file's only other byte is its last (a name ending in é, no line end after it).
+        text, facts.encoding = _windows_1252().decode(pending, final=True), WINDOWS_1252
     if text:
         yield text
 

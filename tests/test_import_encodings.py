@@ -110,3 +110,10 @@ def test_the_confirm_button_is_enabled_with_a_contact_to_import(agent_client):
     imp = started(agent_client, b"Name,Phone\nGood,020 7946 0150\n")
     page = agent_client.get(f"/contacts/import/{imp.pk}/").content.decode()
     assert "nothing-to-import" not in page
+
+
+@pytest.mark.parametrize("chunk", [17, 18, 19, 20, 4096])
+def test_a_windows_letter_cut_by_a_chunk_or_ending_the_file_is_read(chunk):
+    data = "Name,Notes\nAda,fine\nBob,ok\nRené,café".encode("cp1252")  # no line end after the last é
+    rows, encoding = read(data, chunk=chunk)
+    assert rows[-1] == ["René", "café"] and encoding == import_files.WINDOWS_1252
