@@ -85,8 +85,10 @@ def email_wrap(email: str) -> SafeString:
 
 
 def _email_pieces(text: str) -> SafeString:
-    pieces = _BEFORE_A_DOT.split(text)
-    return format_html_join(_WBR, '<span class="email-part">{}</span>', ((piece,) for piece in pieces if piece))
+    pieces = [piece for piece in _BEFORE_A_DOT.split(text) if piece]
+    if len(pieces) == 1:  # "grace@": its half's span is enough
+        return format_html("{}", pieces[0])
+    return format_html_join(_WBR, '<span class="email-part">{}</span>', ((piece,) for piece in pieces))
 
 
 @register.filter
