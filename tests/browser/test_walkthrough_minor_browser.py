@@ -29,3 +29,17 @@ def test_a_contact_row_on_a_phone_is_dense_with_the_call_button_beside_the_name(
     assert row.bounding_box()["height"] < 80
     assert page.evaluate("document.documentElement.scrollWidth") <= 375
     context.close()
+
+
+def test_the_admin_asks_for_no_favicon_that_is_not_there(page, live_server, admin_role_user):
+    failed: list[str] = []
+    page.on("response", lambda r: failed.append(r.url) if r.status >= 400 else None)
+    page.goto(f"{live_server.url}/admin/login/")
+    page.fill("#id_username", "ada")
+    page.fill("#id_password", PASSWORD)
+    page.click("input[type=submit]")
+    page.wait_for_url(f"{live_server.url}/admin/")
+    page.goto(f"{live_server.url}/admin/calls/callbacknumber/")
+    icon = page.locator("link[rel=icon]").get_attribute("href")
+    assert icon and page.request.get(f"{live_server.url}{icon}").status == 200
+    assert failed == [] and page.console_errors == []
