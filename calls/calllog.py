@@ -32,7 +32,7 @@ def filtered_calls(calls: CallQuerySet, data: Mapping[str, Any]) -> CallQuerySet
     if data.get("end"):
         calls = calls.filter(requested_at__lt=day_bounds(data["end"], data["end"])[1])
     if data.get("agent"):
-        calls = calls.filter(from_agent=data["agent"])
+        calls = calls.filter(Q(from_agent=data["agent"]) | Q(answered_by=data["agent"]))
     if data.get("group"):
         calls = calls.filter(from_groups=data["group"])
     if data.get("via") == "agent":
@@ -210,7 +210,7 @@ def export_copy_sql(calls: QuerySet[Call], *, sort: str) -> tuple[str, tuple[Any
         "|| COALESCE(NULLIF(c.error_message, ''), c.error_display) "
         "ELSE COALESCE(NULLIF(c.error_message, ''), c.error_display) END"
     )
-    agent = "fa.name || ' (' || fa.display_id || ')'"
+    agent = "COALESCE(fa.name || ' (' || fa.display_id || ')', aa.name || ' (' || aa.display_id || ')')"
     colleague = "ta.name || ' (' || ta.display_id || ')'"
     groups = (
         "CASE WHEN c.from_agent_id IS NULL AND c.to_agent_id IS NULL THEN"
@@ -239,6 +239,7 @@ def export_copy_sql(calls: QuerySet[Call], *, sort: str) -> tuple[str, tuple[Any
         FROM {call_table} c
         LEFT JOIN {agent_table} fa ON fa.id = c.from_agent_id
         LEFT JOIN {agent_table} ta ON ta.id = c.to_agent_id
+        LEFT JOIN {agent_table} aa ON aa.id = c.answered_by_id
         LEFT JOIN {user_table} u ON u.id = c.created_by_id
         LEFT JOIN {contact_table} ct ON ct.id = c.contact_id
         WHERE c.id IN ({ids_sql})

@@ -84,6 +84,7 @@ OUTCOME_LOOK = {
     "busy": "warn",
     "failed": "danger",
     "unknown": "none",
+    "gone": "none",  # VCC no longer knows the call: how it went is not known
 }
 
 

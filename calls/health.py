@@ -15,11 +15,10 @@ from django.conf import settings
 from django.core.cache import cache
 from django.db.models import QuerySet
 
-from calls.models import VCC_RETENTION, Call, CallbackNumber, SyncRun
+from calls.models import VCC_RETENTION, Call, CallbackNumber, SyncRun, WorkerHeartbeat
 from calls.vcc import VCCConfig
 from calls.vcc import stats as vcc_stats
 
-HEARTBEAT_KEEP = 7 * 24 * 3600  # seconds a heartbeat is kept, so "last ran" survives a long stop
 HEARTBEAT_LATE = timedelta(minutes=5)  # a worker silent for longer is shown as not running
 LIVE_TOO_LONG = timedelta(hours=2)  # calls "live" for longer probably ended without VCC telling us
 UNCONFIRMED_RECENT = VCC_RETENTION  # an unconfirmed call can be checked with VCC only while VCC keeps it
@@ -29,17 +28,14 @@ COUNT_CAP = 1000  # counts stop here: the page never counts a million rows
 WORKERS = {"follow_calls": "Call-following worker"}
 
 
-def _heartbeat_key(name: str) -> str:
-    return f"health:heartbeat:{name}"
-
-
 def record_heartbeat(name: str, now: datetime) -> None:
-    """Note that the worker `name` is alive at `now` (one cache write)."""
-    cache.set(_heartbeat_key(name), now, HEARTBEAT_KEEP)
+    """Note that the worker `name` is alive at `now`: one row in the database, which every process sees whatever
+    the cache is (each process's own memory without Redis, or a Redis that is down)."""
+    WorkerHeartbeat.objects.update_or_create(name=name, defaults={"seen_at": now})
 
 
 def last_heartbeat(name: str) -> datetime | None:
-    return cache.get(_heartbeat_key(name))
+    return WorkerHeartbeat.objects.filter(name=name).values_list("seen_at", flat=True).first()
 
 
 def mask(secret: str) -> str:
@@ -53,7 +49,6 @@ class Worker:
     label: str
     last_seen: datetime | None
     late: bool
-    unknown: bool = False  # its heartbeat lives in Redis, which is not answering
 
 
 @dataclass
@@ -168,8 +163,7 @@ def integration_health(*, now: datetime) -> Health:
     for name, label in WORKERS.items():
         seen = last_heartbeat(name)
         late = seen is None or seen < now - HEARTBEAT_LATE
-        unknown = cache_now.down  # the heartbeat is in Redis
-        workers.append(Worker(name=name, label=label, last_seen=seen, late=late and not unknown, unknown=unknown))
+        workers.append(Worker(name=name, label=label, last_seen=seen, late=late))
     health = Health(
         now=now,
         sandbox=settings.VCC_SANDBOX,

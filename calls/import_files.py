@@ -1,8 +1,9 @@
 """Reading a CSV file of contacts, uploaded or pasted, a piece at a time: the header, then one row after another.
 
-Nothing here holds the whole file: the bytes arrive in chunks (an UploadedFile's `chunks()`), are checked (no NUL,
-UTF-8 or UTF-16) and decoded incrementally, split into lines as the csv module wants them, and read as CSV. A file
-that cannot be imported raises ImportFileError with a message that says what to do.
+Nothing here holds the whole file: the bytes arrive in chunks (an UploadedFile's `chunks()`), are checked (no NUL;
+UTF-8, UTF-16, or Windows-1252 when the start is not UTF-8, detected on the first chunk) and decoded incrementally,
+split into lines as the csv module wants them, and read as CSV. A file that cannot be imported raises
+ImportFileError with a message that says what to do.
 """
 
 from __future__ import annotations
@@ -10,7 +11,9 @@ from __future__ import annotations
 import codecs
 import csv
 import io
+import re
 from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
 
 MAX_BYTES = 20 * 1024 * 1024
 MAX_ROWS = 200_000
@@ -35,10 +38,11 @@ def chunks_of(data: bytes) -> Iterator[bytes]:
         yield bytes(view[start : start + CHUNK])
 
 
-def read_upload(chunks: Iterable[bytes]) -> Iterator[list[str]]:
+def read_upload(chunks: Iterable[bytes], facts: FileFacts | None = None) -> Iterator[list[str]]:
     """The header of a CSV file, then each of its rows (cells stripped), read as the chunks arrive; ImportFileError
-    says why the file cannot be read. Rows are numbered as a spreadsheet numbers them in the messages."""
-    text = _text(chunks)
+    says why the file cannot be read. Rows are numbered as a spreadsheet numbers them in the messages. `facts`, when
+    given, learns the encoding the text was read in (final once the rows are all read)."""
+    text = _text(chunks, facts)
     sample: list[str] = []
     for piece in text:  # the separator is sniffed from the start of the file
         sample.append(piece)
@@ -132,9 +136,37 @@ def _lines(pieces: Iterable[str]) -> Iterator[str]:
         yield from io.StringIO(rest, newline="")
 
 
-def _text(chunks: Iterable[bytes]) -> Iterator[str]:
-    """The file's text, decoded a chunk at a time: UTF-8 (with or without a BOM) or UTF-16 with its BOM. A NUL
-    anywhere, not only near the start, is refused: no text file has one, and PostgreSQL cannot store it."""
+def _as_latin_1(error: UnicodeError) -> tuple[str, int]:
+    """The five bytes Windows-1252 leaves undefined, read as Latin-1 reads them (control characters): a Latin-1
+    file, which differs from Windows-1252 only there, never fails to decode."""
+    assert isinstance(error, UnicodeDecodeError)  # registered for decoding only
+    return error.object[error.start : error.end].decode("latin-1"), error.end
+
+
+codecs.register_error("vccweb-latin-1", _as_latin_1)
+
+UTF8, UTF16, WINDOWS_1252 = "UTF-8", "UTF-16", "Windows-1252 (Western European, also read as Latin-1)"
+
+
+@dataclass
+class FileFacts:
+    """What reading a file found out about it: the encoding its text was read in, in words for the preview."""
+
+    encoding: str = UTF8
+
+
+def _windows_1252() -> codecs.IncrementalDecoder:
+    return codecs.getincrementaldecoder("cp1252")(errors="vccweb-latin-1")
+
+
+def _text(chunks: Iterable[bytes], facts: FileFacts | None = None) -> Iterator[str]:
+    """The file's text, decoded a chunk at a time: UTF-8 (with or without a BOM), UTF-16 with its BOM, or, when
+    the first chunk is not UTF-8 and has no UTF-8 letter either, Windows-1252 (a superset of Latin-1's letters:
+    what Excel on Windows saves as "CSV"). A file read as UTF-8 whose non-UTF-8 bytes come only after plain ASCII
+    switches to Windows-1252 there (the text so far reads the same in both); one that mixes UTF-8 and other bytes
+    is refused. A NUL anywhere, not only near the start, is refused: no text file has one, and PostgreSQL cannot
+    store it."""
+    facts = facts if facts is not None else FileFacts()
     size, blank, first = 0, True, b""
     source = iter(chunks)
     for chunk in source:  # enough of the start to see a byte order mark
@@ -142,8 +174,17 @@ def _text(chunks: Iterable[bytes]) -> Iterator[str]:
         if len(first) >= 2:
             break
     utf16 = first.startswith((b"\xff\xfe", b"\xfe\xff"))
-    decoder = codecs.getincrementaldecoder("utf-16" if utf16 else "utf-8-sig")()
+    bom = first.startswith(codecs.BOM_UTF8)
+    decoder: codecs.IncrementalDecoder = codecs.getincrementaldecoder("utf-16" if utf16 else "utf-8-sig")()
+    facts.encoding = UTF16 if utf16 else UTF8
+    if not utf16 and b"\x00" in first:
+        raise ImportFileError(NOT_TEXT)
+    if not utf16 and not bom and (bad := _not_utf8_at(first)) is not None:
+        if _UTF8_SEQUENCE.search(first):  # UTF-8 letters and other bytes: neither encoding reads it all
+            raise ImportFileError(_mixed(first[:bad].count(b"\n") + 1))
+        decoder, facts.encoding = _windows_1252(), WINDOWS_1252
     lines_before = 0
+    ascii_so_far = not utf16 and not bom
     for chunk in _chain_bytes(first, source):
         size += len(chunk)
         if size > MAX_BYTES:
@@ -151,17 +192,19 @@ def _text(chunks: Iterable[bytes]) -> Iterator[str]:
         blank = blank and not chunk.strip()
         if not utf16 and b"\x00" in chunk:
             raise ImportFileError(NOT_TEXT)
-        held = len(decoder.getstate()[0])
+        pending = decoder.getstate()[0]  # the start of a character the last chunk cut, if any
         try:
             text = decoder.decode(chunk)
         except UnicodeDecodeError as e:
             if utf16:
                 raise ImportFileError("The file says it is UTF-16 but is not: save it as “CSV UTF-8”.") from None
-            line = lines_before + chunk[: max(0, e.start - held)].count(b"\n") + 1
-            raise ImportFileError(
-                f"The file is not UTF-8 text (line {line} has bytes that are not): save it from your spreadsheet as "
-                "“CSV UTF-8 (comma delimited)” and import that."
-            ) from None
+            if ascii_so_far:  # nothing read so far differs between UTF-8 and Windows-1252
+                decoder, facts.encoding = _windows_1252(), WINDOWS_1252
+                text = decoder.decode(pending + chunk)
+            else:
+                line = lines_before + chunk[: max(0, e.start - len(pending))].count(b"\n") + 1
+                raise ImportFileError(_mixed(line)) from None
+        ascii_so_far = ascii_so_far and text.isascii()
         if utf16 and "\x00" in text:
             raise ImportFileError(NOT_TEXT)
         lines_before += chunk.count(b"\n")
@@ -169,17 +212,38 @@ def _text(chunks: Iterable[bytes]) -> Iterator[str]:
             yield text
     if blank:
         raise ImportFileError("The file is empty.")
+    pending = decoder.getstate()[0]
     try:
         text = decoder.decode(b"", final=True)
     except UnicodeDecodeError:
         if utf16:
             raise ImportFileError("The file says it is UTF-16 but is not: save it as “CSV UTF-8”.") from None
-        raise ImportFileError(
-            f"The file is not UTF-8 text (line {lines_before + 1} has bytes that are not): save it from your "
-            "spreadsheet as “CSV UTF-8 (comma delimited)” and import that."
-        ) from None
+        if not ascii_so_far:
+            raise ImportFileError(_mixed(lines_before + 1)) from None
+        # The file's only other byte is its last (a name ending in é, no line end after it).
+        text, facts.encoding = _windows_1252().decode(pending, final=True), WINDOWS_1252
     if text:
         yield text
+
+
+_UTF8_SEQUENCE = re.compile(rb"[\xc2-\xdf][\x80-\xbf]|[\xe0-\xef][\x80-\xbf]{2}|[\xf0-\xf4][\x80-\xbf]{3}")
+
+
+def _not_utf8_at(first: bytes) -> int | None:
+    """Where the first chunk stops reading as UTF-8, or None when it all does (a character cut at its end is
+    allowed: the next chunk ends it)."""
+    try:
+        codecs.getincrementaldecoder("utf-8")().decode(first, final=False)
+    except UnicodeDecodeError as e:
+        return e.start
+    return None
+
+
+def _mixed(line: int) -> str:
+    return (
+        f"The file is not UTF-8 text (line {line} has bytes that are not, though earlier lines are): save it "
+        "from your spreadsheet as “CSV UTF-8 (comma delimited)” and import that."
+    )
 
 
 def _chain_bytes(first: bytes, rest: Iterator[bytes]) -> Iterator[bytes]:

@@ -28,7 +28,7 @@ from django.db.models.functions import Lower
 from django.utils import timezone
 
 from calls import phones
-from calls.import_files import ImportFileError, read_upload
+from calls.import_files import FileFacts, ImportFileError, read_upload
 from calls.import_rows import Row, check_header, dump_row, guess_mapping, load_row, mapping_problems, parse_row
 from calls.models import Contact, ContactImport, ContactImportKey, ContactImportRow, ContactPhone
 from calls.spreadsheet import Line, inert
@@ -59,7 +59,8 @@ def store_upload(*, user: User, filename: str, chunks: Iterable[bytes]) -> Conta
         imp = ContactImport.objects.create(created_by=user, filename=filename[:255])
     try:
         with transaction.atomic():
-            rows = read_upload(chunks)
+            facts = FileFacts()
+            rows = read_upload(chunks, facts)
             header = next(rows)
             check_header(header)
             count = 0
@@ -71,7 +72,10 @@ def store_upload(*, user: User, filename: str, chunks: Iterable[bytes]) -> Conta
                 )
                 count += len(batch)
             imp.header, imp.row_count, imp.mapping = header, count, guess_mapping(header)
-            imp.save(update_fields=["header", "row_count", "mapping", "updated_at"])
+            # Until it is confirmed, `result` holds what reading the file found (the preview names the encoding);
+            # the confirmation adds its counts.
+            imp.result = {"encoding": facts.encoding}
+            imp.save(update_fields=["header", "row_count", "mapping", "result", "updated_at"])
     except BaseException:
         imp.delete()
         raise
@@ -80,6 +84,13 @@ def store_upload(*, user: User, filename: str, chunks: Iterable[bytes]) -> Conta
 
 
 # --- Checking the rows -----------------------------------------------------------------------------------------
+
+
+def problems_of(imp: ContactImport, number: int, cells: list[str]) -> list[str]:
+    """What is still wrong with one row's cells (a correction), as the check would say; none when it is ready."""
+    if mapping_problems(imp.mapping) or not any(cells):
+        return []
+    return parse_row(number, cells, imp.mapping, settings.DEFAULT_PHONE_REGION).problems
 
 
 def problem_cells(imp: ContactImport, numbers: list[int]) -> dict[int, list[str]]:
@@ -305,7 +316,13 @@ def apply(pk: ImportId) -> None:
                 contact_of_row[r.number] = target.pk
                 updated += 1
         problem_rows = imp.report.get("problem_count", 0)
-        imp.result = {"created": created, "updated": updated, "skipped": skipped, "problem_rows": problem_rows}
+        imp.result = {
+            **imp.result,
+            "created": created,
+            "updated": updated,
+            "skipped": skipped,
+            "problem_rows": problem_rows,
+        }
         imp.status, imp.progress = ContactImport.Status.DONE, imp.row_count
         imp.save(update_fields=["result", "status", "progress", "updated_at"])
         # The contacts are saved; the file need not be kept.

@@ -26,6 +26,7 @@ import math
 import threading
 import time
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from django.conf import settings
@@ -117,8 +118,18 @@ def locked_for(username: str, address: str) -> int:
     return math.ceil((until - now()).total_seconds()) if until else 0
 
 
-def record_failure(username: str, address: str) -> datetime | None:
-    """Count a failed login against the account and the address; return until when it is now locked out (or None).
+@dataclass(frozen=True)
+class Failure:
+    """What a failed login led to: until when the account or address is now locked out, or, when the account's
+    next failure would lock it, until when that would be (were it now)."""
+
+    locked_until: datetime | None = None
+    one_more_locks_until: datetime | None = None
+
+
+def record_failure(username: str, address: str) -> Failure:
+    """Count a failed login against the account and the address; say whether it is now locked out, or will be at
+    the account's next failure.
 
     The window slides: a subject is locked out when it has failed its limit of times in the last
     LOGIN_FAILURE_WINDOW_SECONDS, whenever they began. Locking out forgets the subject's failures, so that when the
@@ -140,8 +151,11 @@ def record_failure(username: str, address: str) -> datetime | None:
             .annotate(n=Count("id"))
             .values_list("subject", "n")
         )
+        warn = None
         for subject, kind, name, limit in subjects:
             count = counts.get(subject, 0)
+            if kind == LockOut.Kind.ACCOUNT and count == limit - 1:
+                warn = until
             if count < limit:
                 continue
             LockOut.objects.bulk_create(
@@ -161,7 +175,7 @@ def record_failure(username: str, address: str) -> datetime | None:
                 address,
                 extra={"address": address, "subject": str(kind)},
             )
-    return locked
+    return Failure(locked_until=locked, one_more_locks_until=None if locked else warn)
 
 
 def record_success(username: str) -> None:
@@ -207,13 +221,27 @@ def lockout_message(until: datetime, at: datetime | None = None) -> str:
     else:
         minutes = math.ceil(seconds / 60)
         wait = f"{minutes} minute{'s' if minutes != 1 else ''}"
-    local = timezone.localtime(until)
-    if local.second or local.microsecond:
-        local = local.replace(second=0, microsecond=0) + timedelta(minutes=1)
+    local = _rounded_up(timezone.localtime(until))
     return (
         f"Too many failed logins. For your security, logging in is paused for {wait}, "
         f"until {local:%H:%M} {local.tzname()}: try again then."
     )
+
+
+def last_try_message(until: datetime) -> str:
+    """The warning before the failure that locks the account: what it would do, and until when were it now."""
+    local = _rounded_up(timezone.localtime(until))
+    minutes = math.ceil(settings.LOGIN_LOCKOUT_SECONDS / 60)
+    return (
+        f"One more wrong password locks this account for {minutes} minute{'s' if minutes != 1 else ''} "
+        f"(until {local:%H:%M} {local.tzname()} if it were now). If you are not sure of it, ask an admin to reset it."
+    )
+
+
+def _rounded_up(local: datetime) -> datetime:
+    if local.second or local.microsecond:
+        return local.replace(second=0, microsecond=0) + timedelta(minutes=1)
+    return local
 
 
 _checking = threading.BoundedSemaphore(1)
@@ -256,9 +284,12 @@ class LimitedLogin:
                 cleaned = super().clean()  # type: ignore[misc]
         except ValidationError as error:
             if any(e.code == "invalid_login" for e in error.error_list):
-                until = record_failure(username, address)
-                if until:
-                    raise ValidationError(lockout_message(until), code="locked_out") from None
+                failure = record_failure(username, address)
+                if failure.locked_until:
+                    raise ValidationError(lockout_message(failure.locked_until), code="locked_out") from None
+                if failure.one_more_locks_until:
+                    last = ValidationError(last_try_message(failure.one_more_locks_until), code="last_try")
+                    raise ValidationError([*error.error_list, last]) from None
             raise
         record_success(username)
         return cleaned

@@ -62,24 +62,37 @@ def display(e164: str) -> str:
     return phonenumbers.format_number(number, fmt)
 
 
+_KINDS = {
+    phonenumbers.PhoneNumberType.MOBILE: "mobile",
+    phonenumbers.PhoneNumberType.FIXED_LINE: "landline",
+    phonenumbers.PhoneNumberType.TOLL_FREE: "toll-free",
+    phonenumbers.PhoneNumberType.PREMIUM_RATE: "premium rate",
+    phonenumbers.PhoneNumberType.SHARED_COST: "shared cost",
+    phonenumbers.PhoneNumberType.VOIP: "internet phone",
+    phonenumbers.PhoneNumberType.PERSONAL_NUMBER: "personal number",
+    phonenumbers.PhoneNumberType.UAN: "company number",
+    phonenumbers.PhoneNumberType.PAGER: "pager",
+    phonenumbers.PhoneNumberType.VOICEMAIL: "voicemail",
+}
+
+
 def number_type(e164: str) -> str:
-    """Name the kind of line: mobile, landline, toll-free, premium rate, ..."""
+    """Name the kind of line in plain words (mobile, landline, toll-free, …), or "" when the number does not say:
+    in the US and Canada any number may be a mobile or a landline, which is not worth showing anyone."""
     try:
         kind = phonenumbers.number_type(phonenumbers.parse(e164, None))
     except phonenumbers.NumberParseException:
-        return "unknown"
-    names = {
-        phonenumbers.PhoneNumberType.MOBILE: "mobile",
-        phonenumbers.PhoneNumberType.FIXED_LINE: "landline",
-        phonenumbers.PhoneNumberType.FIXED_LINE_OR_MOBILE: "landline or mobile",
-        phonenumbers.PhoneNumberType.TOLL_FREE: "toll-free",
-        phonenumbers.PhoneNumberType.PREMIUM_RATE: "premium rate",
-        phonenumbers.PhoneNumberType.SHARED_COST: "shared cost",
-        phonenumbers.PhoneNumberType.VOIP: "VoIP",
-        phonenumbers.PhoneNumberType.PERSONAL_NUMBER: "personal",
-        phonenumbers.PhoneNumberType.UAN: "UAN",
-    }
-    return names.get(kind, "unknown")
+        return ""
+    return _KINDS.get(kind, "")
+
+
+def label_for(e164: str) -> str | None:
+    """The label a new number takes when nobody chose one: "mobile" for a mobile, "work" for a line of a place or
+    a business (a landline, toll-free, …); None when the number does not say which."""
+    kind = number_type(e164)
+    if not kind or kind == "personal number":
+        return None
+    return "mobile" if kind == "mobile" else "work"
 
 
 PHONE_LIKE = re.compile(r"^[\d\s()+\-./]+$")
@@ -94,16 +107,20 @@ def search_patterns(query: str, region: str | None = None) -> tuple[list[str], l
     """The E.164 prefixes and the endings that a stored number must start or end with to match query.
 
     A number matches from the start of its international form ("+44 20 7946", "0044 20", "44 20 7946"), of its
-    national form ("020 7946", "20 7946" in the default region), or at its end ("0100", "7946 0100"); never in
-    the middle, so "020" does not find a mobile that has "20" somewhere inside. Returns ([], []) when query has
-    fewer than 3 digits.
+    national form ("020 7946", "20 7946" in the default region), or at its end ("0100", "7946 0100"; digits that
+    begin with 00 are tried both ways: "0044 20" and "0040899", the end of +447400040899); never in the middle,
+    so "020" does not find a mobile that has "20" somewhere inside. Returns ([], []) when query has fewer than 3
+    digits.
     """
     text = query.strip()
     digits = "".join(c for c in text if c.isdigit() and c.isascii())
     if len(digits) < 3:
         return [], []
-    if text.startswith("+") or digits.startswith("00"):
-        return [f"+{digits.removeprefix('00')}"], []
+    if text.startswith("+"):
+        return [f"+{digits}"], []
+    if digits.startswith("00"):
+        # 0044 20 7946 is an international prefix; 0040899, the end of +447400040899. Both are tried.
+        return [f"+{digits[2:]}"] if len(digits) > 2 else [], [digits]
     region = (region or settings.DEFAULT_PHONE_REGION).upper()
     metadata = phonenumbers.PhoneMetadata.metadata_for_region(region)
     country = str(metadata.country_code) if metadata else ""

@@ -27,6 +27,7 @@ from calls.models import Agent, AgentGroup, Call, CallRollup, CallRollupState
 Facet = CallRollup.Facet
 Scope = CallRollup.Scope
 ANSWERED = Q(outcome=Call.Outcome.ANSWERED)
+AGENT = Coalesce(F("from_agent"), F("answered_by"))  # a call's agent: its own, or the one who answered its groups
 HAS_ERROR = Q(error_status__isnull=False) | ~Q(error_message="")
 # Failures by VCC's reason count failed calls only: a call that may have been placed is not a failure.
 FAILED_WITH_ERROR = Q(outcome=Call.Outcome.FAILED) & HAS_ERROR
@@ -67,7 +68,7 @@ def _grouped(calls: QuerySet, facet: str, scope: str) -> QuerySet:
     key, which = _facet_keys()[facet]
     dims: dict[str, Combinable] = {"day": TruncDate("requested_at")}
     if scope != Scope.EVERYONE:
-        dims["agent"] = F("from_agent")
+        dims["agent"] = AGENT
     if scope == Scope.GROUP:
         dims["grp"] = F("from_groups")
         calls = calls.filter(from_groups__isnull=False)
@@ -255,7 +256,7 @@ def _read_live(report: Report, calls: QuerySet) -> None:
             "presented_clid",
             "error_status",
             day=TruncDate("requested_at"),
-            agent=F("from_agent"),
+            agent=AGENT,
             hour=ExtractHour("requested_at"),
             message=Substr("error_message", 1, 280),
         )
@@ -295,7 +296,7 @@ def build_report(
         start, end = day_bounds(live_first, last)
         calls = Call.objects.filter(requested_at__gte=start, requested_at__lt=end)
         if agent is not None:
-            calls = calls.filter(from_agent=agent)
+            calls = calls.filter(Q(from_agent=agent) | Q(answered_by=agent))
         if group is not None:
             calls = calls.filter(from_groups=group)
         _read_live(report, calls)

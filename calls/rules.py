@@ -228,18 +228,39 @@ def is_connected(recording_status: str | None) -> bool:
     return recording_status in CONNECTED_RECORDING
 
 
-def phase(*, state: str, outcome_label: str, recording_status: str, from_agent: bool) -> str:
-    """Where the call is, in words a person reads (and a screen reader announces)."""
+def phase(
+    *,
+    state: str,
+    outcome_label: str,
+    recording_status: str,
+    from_agent: bool,
+    agent_answered: bool = False,
+    lost_since: str = "",
+    gone: bool = False,
+    last_seen: str = "",
+) -> str:
+    """Where the call is, in words a person reads (and a screen reader announces); the call panel and the call bar
+    show the same words.
+
+    `agent_answered`: the agent's phone was answered and VCC now rings the contact; `lost_since`: the time (as
+    shown to the viewer) from which VCC could not be asked about a live call; `gone`: VCC no longer knows the call,
+    last seen at `last_seen`."""
     if state == "requested":
         return "Asking VCC to place the call…"
     if state == "live":
+        if lost_since:
+            return f"Lost contact with VCC: status unknown since {lost_since}"
         if is_connected(recording_status):
             return "Connected"
+        if agent_answered:
+            return "Ringing…"
         return "Ringing your phone…" if from_agent else "Ringing an agent…"
     if state == "failed":
         return "Call not placed"
     if state == "unconfirmed":
         return "Not confirmed: the call may have been placed"
+    if gone:
+        return "Ended: VCC no longer knows this call" + (f" (last seen {last_seen})" if last_seen else "")
     return "Call ended" if outcome_label == "Answered" else f"Call ended: {outcome_label.lower()}"
 
 

@@ -57,6 +57,8 @@ def sync_from_vcc(client: UserAdminClient, *, dry_run: bool = False, now: dateti
 
 def _apply(obj: Model, values: dict[str, object], label: str, report: SyncReport) -> None:
     changed = [name for name, value in values.items() if getattr(obj, name) != value]
+    # In words for the preview: "active: yes → no", not the field's name.
+    words = [_change_in_words(obj, name, getattr(obj, name), values[name]) for name in changed]
     for name in changed:
         setattr(obj, name, values[name])
     if obj.pk is None:
@@ -64,7 +66,20 @@ def _apply(obj: Model, values: dict[str, object], label: str, report: SyncReport
         report.created.append(label)
     elif changed:
         obj.save(update_fields=changed)
-        report.updated.append(f"{label} ({', '.join(changed)})")
+        report.updated.append(f"{label} ({'; '.join(words)})")
+
+
+def _change_in_words(obj: Model, name: str, old: object, new: object) -> str:
+    field_name = str(getattr(obj._meta.get_field(name), "verbose_name", name))
+
+    def said(value: object) -> str:
+        if isinstance(value, bool):
+            return "yes" if value else "no"
+        if value in (None, ""):
+            return "none"
+        return f"“{value}”"
+
+    return f"{field_name}: {said(old)} → {said(new)}"
 
 
 def _sync_agents(users: list[VCCUser], report: SyncReport) -> dict[str, Agent]:
@@ -89,7 +104,7 @@ def _sync_groups(
 ) -> None:
     for group in groups:
         if not group.display_id:
-            report.problems.append(f"group {group.name!r} has no display ID in VCC, so it cannot be called via")
+            report.problems.append(f"group “{group.name}” has no display ID in VCC, so it cannot be called via")
             continue
         row = AgentGroup.objects.filter(display_id=group.display_id).first() or AgentGroup(display_id=group.display_id)
         _apply(
@@ -98,7 +113,7 @@ def _sync_groups(
         wanted = {agents[u.agent_display_id].pk for u in members[group.group_id] if u.agent_display_id in agents}
         if set(row.members.values_list("pk", flat=True)) != wanted:
             row.members.set(wanted)
-            report.updated.append(f"group {group.display_id} members ({len(wanted)})")
+            report.updated.append(f"group {group.display_id} (members: now {len(wanted)})")
 
 
 def _sync_callback_numbers(
@@ -116,7 +131,9 @@ def _sync_callback_numbers(
             try:
                 number = phones.to_e164(item.clid or "")
             except ValidationError:  # VCC's data: reported rather than trusted
-                report.problems.append(f"callback number {item.name!r} has an unreadable CLID {item.clid!r}")
+                report.problems.append(
+                    f"callback number “{item.name}” has a number VCC gives that is not one: “{item.clid}”"
+                )
                 continue
             if user_id in by_user:
                 listed[number].add(by_user[user_id].pk)
@@ -156,5 +173,12 @@ def _sync_listing(listed: dict[str, set[int]], report: SyncReport) -> None:
             continue  # the first listing of a number is not a change worth a line
         added = sorted(display_ids[pk] for pk in wanted - had)
         removed = sorted(display_ids[pk] for pk in had - wanted)
-        change = ", ".join([*(f"+{d}" for d in added), *(f"-{d}" for d in removed)])
-        report.updated.append(f"callback number {row.number} VCC's agents ({change})")
+        change = "; ".join(
+            part
+            for part in (
+                f"now offered to agent{'s' if len(added) > 1 else ''} {', '.join(added)}" if added else "",
+                f"no longer to agent{'s' if len(removed) > 1 else ''} {', '.join(removed)}" if removed else "",
+            )
+            if part
+        )
+        report.updated.append(f"callback number {row.number} (VCC: {change})")

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from django.urls import path
 
-from calls.views import agents, calling, calllog, contacts, health, imports, reports
+from calls.views import agents, calling, calllog, contacts, health, imports, reports, stuck
 
 # In the order README presents the pages: contacts, calling, the call log and reports, integration health.
 urlpatterns = [
@@ -34,6 +34,7 @@ urlpatterns = [
     path("calls/", calllog.call_log, name="call_log"),
     path("calls/export.csv", calllog.call_export, name="call_export"),
     path("calls/<int:pk>/", calllog.call_detail, name="call_detail"),
+    path("calls/<int:pk>/close/", stuck.close_call, name="call_close"),
     path("reports/", reports.reports, name="reports"),
     # Integration health (the admin side: Django's admin is in vccweb/urls.py).
     path("health/", health.integration_health, name="integration_health"),

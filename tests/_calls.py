@@ -32,6 +32,7 @@ SHAPES = {
     },
     "not_confirmed": {"state": "unconfirmed", "error_message": "Read timed out", "error_display": "May be placed."},
     "unknown": {"state": "ended", "result_reason": "Unknown: VCC no longer has this call"},
+    "gone": {"state": "ended", "result_reason": "VCC no longer knows this call"},
     "in_progress": {"state": "live"},
 }
 

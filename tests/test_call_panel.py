@@ -68,8 +68,10 @@ def wrapup(client, call: Call, code: str | None, notes: str = ""):
 # --- Following the call -------------------------------------------------------------------------------
 
 
-def test_it_shows_the_agents_phone_ringing(agent_client, placed, sim):
-    sim.clock.advance(RINGING)
+def test_it_shows_the_agents_phone_ringing_then_the_contacts(agent_client, placed, sim):
+    sim.clock.advance(1)  # the agent's phone rings for 3 s
+    assert shown(poll(agent_client, placed), "Ringing your phone…")
+    sim.clock.advance(RINGING - 1)
 
     response = poll(agent_client, placed)
 
@@ -78,10 +80,12 @@ def test_it_shows_the_agents_phone_ringing(agent_client, placed, sim):
     assert placed.vcc_status == "Active"
     assert placed.recording_status == "Stopped"
     assert placed.connected_at is None
+    assert placed.agent_answered_at is not None
     assert 'data-call-state="live"' in html(response)
-    assert shown(response, "Ringing your phone…")
+    assert shown(response, "Ringing…")
+    assert "Ringing your phone" not in html(response)
+    assert "data-talk-since" not in html(response)
     assert polls(response)
-    assert not changed(response)
 
 
 def test_it_shows_the_call_connected_with_a_pause_button(agent_client, placed, sim):
@@ -167,7 +171,9 @@ def test_it_closes_a_call_vcc_no_longer_has(agent_client, placed, sim):
 
     placed.refresh_from_db()
     assert placed.state == Call.State.ENDED
-    assert placed.result_reason == "Unknown: VCC no longer has this call"
+    assert placed.outcome == Call.Outcome.GONE
+    assert placed.result_reason == "VCC no longer knows this call"
+    assert "Ended: VCC no longer knows this call (last seen " in html(response)
     assert changed(response)
 
 
@@ -351,7 +357,7 @@ def test_a_call_vcc_no_longer_has_can_still_be_wrapped_up(agent_client, placed, 
     response = wrapup(agent_client, placed, "Interested", "Spoke yesterday")
 
     placed.refresh_from_db()
-    assert placed.result_reason == "Unknown: VCC no longer has this call"
+    assert placed.result_reason == "VCC no longer knows this call"
     assert placed.notes == "Spoke yesterday"
     assert placed.disposition_code == "Interested"
     assert placed.wrapped_up_at is not None

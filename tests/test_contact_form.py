@@ -92,3 +92,30 @@ def test_the_list_hides_email_on_phones_and_long_names_wrap(agent_client):
     assert 'class="col-email hide-sm"' in page
     css = (__import__("pathlib").Path(__file__).parent.parent / "static/css/app.css").read_text()
     assert ".list td.hide-sm" in css and "overflow-wrap: anywhere" in css
+
+
+def test_a_new_number_left_with_the_default_label_is_labelled_as_what_it_is(agent_client):
+    rows = [
+        {"label": "mobile", "number": "020 7946 0301", "is_primary": "on"},  # the default, untouched: a landline
+        {"label": "mobile", "number": "07400 123301"},
+        {"label": "home", "number": "020 7946 0302"},  # chosen: kept
+        {"label": "mobile", "number": "+1 312 555 0100"},  # the number does not say: kept
+    ]
+    assert agent_client.post("/contacts/new/", {"name": "Labelled"} | phone_data(*rows)).status_code == 302
+    labels = dict(ContactPhone.objects.filter(contact__name="Labelled").values_list("number", "label"))
+    assert labels == {
+        "+442079460301": "work",
+        "+447400123301": "mobile",
+        "+442079460302": "home",
+        "+13125550100": "mobile",
+    }
+
+
+def test_an_existing_numbers_label_is_left_as_it_was(agent_client, contact):
+    phone = contact.phones.get(number="+442079460123")
+    ContactPhone.objects.filter(pk=phone.pk).update(label="mobile")
+    rows = existing_rows(contact)
+    response = agent_client.post(f"/contacts/{contact.pk}/edit/", {"name": contact.name} | phone_data(*rows, initial=2))
+    assert response.status_code == 302
+    phone.refresh_from_db()
+    assert phone.label == "mobile"

@@ -517,3 +517,25 @@ def test_a_word_no_index_can_find_is_looked_for_further_in_the_order():
     assert search_windows("grace mu") == SHORT_WORD_WINDOWS
     assert search_windows("muhammad") == SEARCH_WINDOWS
     assert search_windows("020") == SEARCH_WINDOWS
+
+
+@pytest.mark.parametrize("query", ["0040899", "00 40 899", "0044 7400 040899"])
+def test_digits_that_begin_with_00_are_tried_as_the_end_of_a_number_too(query):
+    make("Zero Zero", "", "", "+447400040899")
+    make("Elsewhere", "", "", "+40899123456")  # +40 899…: what 0040899 as an international prefix would mean
+    found = names(Contact.objects.search(query))
+    assert "Zero Zero" in found
+
+
+def test_an_international_prefix_typed_with_00_still_finds_its_number(people):
+    assert names(Contact.objects.search("0044 7400 123")) == ["Muhammad Ali"]
+
+
+def test_the_htmx_answer_to_a_search_is_the_lists_fragment_only(agent_client, people):
+    page = agent_client.get("/contacts/", {"q": "brightwater"})
+    fragment = agent_client.get("/contacts/", {"q": "brightwater"}, headers={"HX-Request": "true"})
+    text = fragment.content.decode()
+    assert text.lstrip().startswith('<div id="results"') and text.rstrip().endswith("</div>")
+    assert 'role="search"' not in text and '<nav aria-label="Main' not in text and "<html" not in text
+    assert "Grace Hopper" in text and "Muhammad Ali" in text
+    assert len(fragment.content) < len(page.content) - 2000

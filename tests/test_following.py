@@ -12,7 +12,7 @@ from django.core.management import call_command
 
 from calls import calling, health
 from calls.management.commands.follow_calls import run_worker
-from calls.models import Call
+from calls.models import MISSING_GRACE, MISSING_TRIES, Call
 from tests._sim import fresh_simulator, place_call
 
 pytestmark = pytest.mark.django_db
@@ -87,21 +87,43 @@ def test_one_404_does_not_end_a_live_call(placed, sim):
     assert placed.missing_since is not None
 
 
-def test_a_call_that_keeps_answering_404_for_minutes_is_closed_as_unknown(placed, sim):
-    sim.set_fault("get_call", status=404)
-    reconcile()
-    sim.clock.advance(4 * 60)
-    reconcile()
+def test_a_call_that_keeps_answering_404_is_closed_as_gone_after_bounded_tries_and_time(placed, sim):
+    sim.clock.advance(10)
+    reconcile()  # VCC answers: the call is last seen now
     placed.refresh_from_db()
-    assert placed.state == Call.State.LIVE
+    seen = placed.last_seen_at
+    sim.set_fault("get_call", status=404)
+    for _ in range(MISSING_TRIES - 1):  # each 404 waits 10 s before the next look
+        sim.clock.advance(10)
+        reconcile()
+        placed.refresh_from_db()
+        assert placed.state == Call.State.LIVE
 
-    sim.clock.advance(61)
+    sim.clock.advance(10)
     reconcile()
 
     placed.refresh_from_db()
     assert placed.state == Call.State.ENDED
-    assert placed.outcome == Call.Outcome.UNKNOWN
-    assert placed.result_reason == "Unknown: VCC no longer has this call"
+    assert placed.outcome == Call.Outcome.GONE
+    assert placed.get_outcome_display() == "VCC no longer knows this call"
+    assert placed.result_reason == "VCC no longer knows this call"
+    assert placed.last_seen_at == seen
+    assert placed.missing_count == MISSING_TRIES
+    assert placed.ended_at - placed.missing_since >= MISSING_GRACE
+    assert f"last seen {seen.isoformat(timespec='seconds')}" in placed.events.last().detail
+
+
+def test_a_404_after_vcc_answered_again_starts_the_count_afresh(placed, sim):
+    sim.set_fault("get_call", status=404, count=MISSING_TRIES - 1)
+    for _ in range(MISSING_TRIES - 1):
+        sim.clock.advance(10)
+        reconcile()
+    sim.clock.advance(10)
+    reconcile()  # VCC knows the call again
+
+    placed.refresh_from_db()
+    assert placed.state == Call.State.LIVE
+    assert (placed.missing_count, placed.missing_since) == (0, None)
 
 
 def test_it_closes_a_call_older_than_vccs_24_hours_at_the_first_404(placed, sim):
@@ -110,7 +132,7 @@ def test_it_closes_a_call_older_than_vccs_24_hours_at_the_first_404(placed, sim)
     assert reconcile() == "asked VCC about 1, 1 ended"
 
     placed.refresh_from_db()
-    assert placed.outcome == Call.Outcome.UNKNOWN
+    assert placed.outcome == Call.Outcome.GONE
 
 
 def test_it_leaves_a_call_as_it_was_when_vcc_fails_and_asks_later(placed, sim):

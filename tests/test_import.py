@@ -325,7 +325,7 @@ def test_confirming_twice_imports_once(agent_client):
 @pytest.mark.parametrize(
     ("data", "message"),
     [
-        ("Name,Phone\nJosé,020 7946 0100\n".encode("latin-1"), "not UTF-8"),
+        ("Name,Phone\nJosé,020 7946 0100\n".encode() + "René,020 7946 0101\n".encode("latin-1"), "not UTF-8"),
         (b"PK\x03\x04\x14\x00\x06\x00\x08\x00\x00\x00!\x00" + os.urandom(4000), "not a text file"),
         (b"Colour,Size\nred,large\n", "No column of this file is one vccweb knows"),
         (b"", "empty"),

@@ -395,3 +395,27 @@ def test_other_saves_of_the_user_leave_the_lock_out(agent_user, clock):
     agent_user.first_name = "Alexandra"
     agent_user.save()
     assert log_in("alex", PASSWORD).status_code == 429
+
+
+def test_the_last_try_before_a_lock_out_is_warned_of(agent_user, clock):
+    for _ in range(3):
+        assert "One more wrong password" not in log_in("alex", "wrong").content.decode()
+    page = log_in("alex", "wrong").content.decode()  # the fourth of five
+    assert "didn't match" in page
+    assert "One more wrong password locks this account for 15 minutes (until 13:45 GMT if it were now)" in page
+    page = log_in("alex", "wrong").content.decode()
+    assert "logging in is paused" in page and "One more wrong password" not in page
+
+
+def test_the_warning_on_the_admin_login_too(admin_role_user, clock):
+    for _ in range(3):
+        log_in(admin_role_user.username, "wrong", path="/admin/login/")
+    page = log_in(admin_role_user.username, "wrong", path="/admin/login/").content.decode()
+    assert "One more wrong password locks this account" in page
+
+
+def test_a_right_password_after_the_warning_logs_in_and_starts_the_count_afresh(agent_user, clock):
+    for _ in range(4):
+        log_in("alex", "wrong")
+    assert log_in("alex", PASSWORD).status_code == 302
+    assert "One more wrong password" not in log_in("alex", "wrong").content.decode()

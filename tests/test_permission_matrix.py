@@ -108,6 +108,7 @@ MATRIX: list[Row] = [
     get("/health/",                                    LOGIN,       403,         403,         200,         200),
     get("/calls/",                                     LOGIN,       200,         200,         200,         200),
     get("/calls/{call}/",                              LOGIN,       200,         404,         200,         200),
+    post("/calls/{live_call}/close/",                  LOGIN,       403,         403,         302,         302),
     get("/calls/export.csv",                           LOGIN,       200,         200,         200,         200),
     get("/reports/",                                   LOGIN,       403,         403,         200,         200),
     get("/contacts/export/",                           LOGIN,       403,         403,         200,         200),

@@ -51,6 +51,13 @@ def test_it_displays_home_numbers_nationally_and_others_internationally():
 def test_it_names_the_kind_of_line():
     assert phones.number_type("+447400123456") == "mobile"
     assert phones.number_type("+442079460100") == "landline"
+    assert phones.number_type("+18005550100") == "toll-free"
+
+
+def test_a_number_that_may_be_either_gets_no_kind_rather_than_jargon():
+    assert phones.number_type("+13125550100") == ""  # US: a mobile or a landline, the number does not say
+    assert phones.label_for("+13125550100") is None
+    assert (phones.label_for("+447400123456"), phones.label_for("+442079460100")) == ("mobile", "work")
 
 
 @pytest.mark.django_db

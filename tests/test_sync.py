@@ -109,8 +109,9 @@ def test_it_stores_whom_vcc_lists_each_number_for_and_reports_changes(sim):
         output = sync()
     finally:
         sim.account = account
-    removed = ", ".join(f"-{d}" for d in sorted(before - {"1005"}))
-    assert f"updated callback number +441614960200 VCC's agents ({removed})" in output
+    gone = sorted(before - {"1005"})
+    removed = f"no longer to agent{'s' if len(gone) > 1 else ''} {', '.join(gone)}"
+    assert f"updated callback number +441614960200 (VCC: {removed})" in output
     assert list(manchester.vcc_listed_for.values_list("display_id", flat=True)) == ["1005"]
     offered_to = {
         agent.display_id for agent in Agent.objects.all() if manchester in CallbackNumber.objects.usable_by(agent=agent)

@@ -88,7 +88,8 @@ def test_one_click_places_exactly_one_call_of_each_shape(client, sim, req):
     if req.presented_clid:
         assert placed.presented_clid == req.presented_clid
     if req.from_groups:
-        assert placed.raw["from"]["agentId"] in {"1001", "1002", "1003", "1004"}
+        assert "agentId" not in placed.raw["from"]  # named once an agent of the groups answers
+        assert call.agent_id in {"1001", "1002", "1003", "1004"}
     assert call.application == req.application
     assert (call.regarding or {}).get("reference") == req.reference
 

@@ -104,12 +104,22 @@ class Call:
             return 0.0
         return min(now, self.ended_at) - self.answered_at
 
+    def agent_answered(self, now: float) -> bool:
+        """The agent's phone was answered (VCC then rings the destination)."""
+        return self.outcome.name != "agent_no_answer" and now >= self.placed_at + self.outcome.ring_agent
+
+    def shown_from(self, now: float) -> dict[str, Any]:
+        """`from` as VCC shows it: a group call names the agent who took it (agentId) once that agent answers."""
+        if "groups" in self.from_party and not self.agent_answered(now):
+            return {key: value for key, value in self.from_party.items() if key != "agentId"}
+        return self.from_party
+
     def to_json(self, base_url: str, account_key: str, now: float) -> dict[str, Any]:
         live = self.is_live(now)
         return {
             "id": self.id,
             "links": [{"href": f"{base_url}/V0/{account_key}/Calls/{self.id}", "rel": "_self"}],
-            "from": self.from_party,
+            "from": self.shown_from(now),
             "to": self.to_party,
             "regarding": self.regarding,
             "status": "Active" if live else None,

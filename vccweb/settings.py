@@ -128,6 +128,11 @@ MIDDLEWARE = [
     "calls.middleware.ContentSecurityPolicyMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
 ]
+# vccweb's 404 and 500 pages with DEBUG on too (`make run`, the demo); DEBUG_TECHNICAL_ERRORS=true shows Django's
+# technical pages instead, for whoever is debugging.
+DEBUG_TECHNICAL_ERRORS = env_bool("DEBUG_TECHNICAL_ERRORS", False)
+if DEBUG and not DEBUG_TECHNICAL_ERRORS:
+    MIDDLEWARE.append("calls.errorpages.FriendlyErrorPages")
 # Django's deploy checks W001-W003 want its own class names above; calls.W001 checks for the subclasses instead.
 SILENCED_SYSTEM_CHECKS = ["security.W001", "security.W002", "security.W003"]
 

@@ -83,6 +83,21 @@ class AgentForm(forms.ModelForm):
             numbers = cast("forms.ModelChoiceField[CallbackNumber]", self.fields["default_callback_number"])  # a FK's
             numbers.queryset = CallbackNumber.objects.filter(is_active=True)
 
+    vcc_warning = ""  # set by clean_display_id when VCC could not be asked: said after the save
+
+    def clean_display_id(self) -> str:
+        display_id = str(self.cleaned_data["display_id"]).strip()
+        if display_id and (self.instance.pk is None or display_id != self.instance.display_id):
+            from calls.calling.syncing import agent_known_to_vcc
+
+            known, self.vcc_warning = agent_known_to_vcc(display_id)
+            if known is False:
+                raise ValidationError(
+                    f"VCC has no agent with the display ID “{display_id}”. Copy the agent's ID from VCC's admin "
+                    "(Users, the agent, Agent ID) and save again; the sync from VCC fills it in for you too."
+                )
+        return display_id
+
     def clean_new_username(self) -> str:
         username = self.cleaned_data["new_username"].strip()
         if username and get_user_model().objects.filter(username__iexact=username).exists():
@@ -180,6 +195,8 @@ class AgentAdmin(BoundedSearch, admin.ModelAdmin):
                 last_name=full[1] if len(full) > 1 else "",
             )
         super().save_model(request, obj, form, change)
+        if form.vcc_warning:
+            self.message_user(request, form.vcc_warning, messages.WARNING)
         role = data.get("role") or (roles.AGENT if data.get("new_username") else "")
         if role and obj.user and role != current_role(obj.user):
             roles.assign_role(obj.user, role)
@@ -364,13 +381,21 @@ class CallbackNumberAdmin(BoundedSearch, admin.ModelAdmin):
             )
         done = queryset.filter(is_default=False, is_active=True).update(is_active=False)
         directory.changed()  # update() sends no signal; the click caches usable numbers
-        self.message_user(request, f"Deactivated {done} number(s): they are no longer offered.", messages.SUCCESS)
+        if done:
+            self.message_user(
+                request, f"Deactivated {done} number{pluralize(done)}: they are no longer offered.", messages.SUCCESS
+            )
+        elif not default:  # a refusal is its one message; no "0 done" beside it
+            self.message_user(request, "The selected numbers were already inactive.", messages.INFO)
 
     @admin.action(description="Activate the selected numbers", permissions=["change"])
     def activate(self, request: HttpRequest, queryset: CallbackNumberQuerySet) -> None:
         done = queryset.filter(is_active=False).update(is_active=True)
         directory.changed()  # update() sends no signal; the click caches usable numbers
-        self.message_user(request, f"Activated {done} number(s).", messages.SUCCESS)
+        if done:
+            self.message_user(request, f"Activated {done} number{pluralize(done)}.", messages.SUCCESS)
+        else:
+            self.message_user(request, "The selected numbers were already active.", messages.INFO)
 
     @admin.action(
         description="Delete the selected numbers (unused ones; others are deactivated)", permissions=["delete"]

@@ -40,7 +40,10 @@ class LockOutAdmin(BoundedSearch, admin.ModelAdmin):
     @admin.action(description="Lift the selected lock-outs", permissions=["delete"])
     def lift(self, request: HttpRequest, queryset: QuerySet[LockOut]) -> None:
         count = logins.lift(queryset, by=request.user.get_username())
-        self.message_user(request, f"Lifted {count} lock-out{pluralize(count)}.", messages.SUCCESS)
+        if count:
+            self.message_user(request, f"Lifted {count} lock-out{pluralize(count)}.", messages.SUCCESS)
+        else:
+            self.message_user(request, "The selected lock-outs had already ended or been lifted.", messages.INFO)
 
     def delete_model(self, request: HttpRequest, obj: LockOut) -> None:
         logins.lift(LockOut.objects.filter(pk=obj.pk), by=request.user.get_username())

@@ -7,12 +7,12 @@ import asyncio
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from django.db import transaction
+from django.db import DatabaseError, transaction
 from django.db.models import Q
 
 from calls import health, rules
 from calls.calling.common import Clock, _db, _now, log
-from calls.models import Call
+from calls.models import Agent, Call
 from calls.vcc import AsyncVCCClient, CallDetail, VCCError, get_async_client
 
 FOLLOW_INTERVAL = timedelta(seconds=2)  # VCC is asked about one call at most this often
@@ -58,9 +58,18 @@ async def follow(
     return await _db(_record_follow)(call, detail=detail, error=error, now=clock())
 
 
+def _answerer(call: Call, detail: CallDetail) -> Agent | None:
+    """The agent of a group call's groups who took it (VCC's from.agentId), once known; None for other calls."""
+    if call.from_agent_id or call.answered_by_id or not detail.agent_id:
+        return None
+    return Agent.objects.filter(display_id=detail.agent_id).first()
+
+
 def _record_follow(call: Call, *, detail: CallDetail | None, error: VCCError | None, now: datetime) -> Followed:
     if detail is not None:
         changed = call.record_detail(
+            agent_answered=detail.agent_answered,
+            answered_by=_answerer(call, detail),
             live=detail.is_live,
             recording_status=detail.recording_status or "",
             result=(detail.result_code or "", detail.result_party or "", detail.result_reason or ""),
@@ -149,5 +158,9 @@ def close_abandoned_clicks(*, now: datetime) -> int:
 
 
 async def worker_heartbeat(*, clock: Clock = _now) -> None:
-    """Note that the call-following worker ran (the health page shows it)."""
-    health.record_heartbeat("follow_calls", clock())
+    """Note that the call-following worker ran (the health page shows it, from the database). A database outage
+    must not end the worker: the missing heartbeat then shows on the health page, which is true."""
+    try:
+        await _db(health.record_heartbeat)("follow_calls", clock())
+    except DatabaseError:
+        log.exception("follow_calls: noting the heartbeat failed")

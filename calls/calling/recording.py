@@ -58,11 +58,15 @@ async def wrap_up(*, call: Call, disposition: DispositionCode, notes: str, clock
     """Send the disposition to VCC and store it with the notes; notes are kept even when VCC fails."""
     if call.state != Call.State.ENDED:
         return WrappedUp(error="Wrap up once the call has ended.")
+    if not call.asks_sales_wrap_up and call.wrapped_up_at is None:
+        why = "it was a call to a colleague" if call.to_agent_id else "it never connected"
+        return WrappedUp(error=f"This call needs no wrap-up: {why}.")
     confirmed, remarks, error = True, [], ""
     if call.vcc_call_id:
         try:
             async with get_async_client() as client:
-                agent_id = call.from_agent.display_id if call.from_agent else None
+                agent = call.agent  # for a group call, the agent who answered it
+                agent_id = agent.display_id if agent else None
                 await client.set_disposition(call.vcc_call_id, disposition.code, agent_id)
         except VCCError as exc:
             log.warning("call %s: disposition failed: %s (status %s)", call.pk, exc.message, exc.status)

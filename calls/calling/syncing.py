@@ -1,5 +1,5 @@
 """Keeping in step with VCC's account: the sync from the User Admin API, stored as a run (the admin's button
-and the sync_vcc command)."""
+and the sync_vcc command), and the agent setup page's check that VCC knows an agent's display ID."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 from calls.calling.common import Clock, _now
 from calls.models import SyncRun
 from calls.sync import sync_from_vcc
-from calls.vcc import UserAdminClient, VCCError, get_user_admin_client
+from calls.vcc import UserAdminClient, VCCError, get_client, get_user_admin_client
 
 if TYPE_CHECKING:
     from django.contrib.auth.models import User
@@ -45,3 +45,20 @@ def sync_with_vcc(
     run.finished_at = clock()
     run.save()
     return run
+
+
+def agent_known_to_vcc(display_id: str) -> tuple[bool | None, str]:
+    """Whether VCC has an agent with this display ID (GET agents/{id}), for the agent setup page: True, False, or
+    None with a warning that says why VCC could not be asked (the agent is saved anyway: VCC being down must not
+    stop an admin)."""
+    try:
+        with get_client() as client:
+            client.get_agent(display_id)
+    except VCCError as e:
+        if e.status == 404:
+            return False, ""
+        return None, (
+            f"Saved, but VCC could not be asked whether agent “{display_id}” exists ({e.user_message}). "
+            "Check the display ID in VCC: calls from this agent fail if it is wrong."
+        )
+    return True, ""

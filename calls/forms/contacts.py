@@ -90,6 +90,15 @@ class ContactPhoneForm(forms.ModelForm):
     def clean_do_not_call(self) -> bool:
         return _refuse_clearing(self, self.user, "This number")
 
+    def clean(self) -> dict[str, Any]:
+        super().clean()
+        data = self.cleaned_data
+        # A new number whose label nobody touched is labelled as what it is: a landline is not a "Mobile".
+        number = data.get("number")
+        if self.instance.pk is None and number and "label" not in self.changed_data:
+            data["label"] = phones.label_for(number) or data.get("label")
+        return data
+
     def validate_constraints(self) -> None:
         # One row may take the primary flag from another row of the same save: the formset checks that rule
         # across all rows, and the view saves in an order the database accepts.

@@ -11,7 +11,11 @@ SKIP, UPDATE = "skip", "update"
 
 
 class ImportUploadForm(forms.Form):
-    file = forms.FileField(required=False, label="CSV file", help_text="Comma, semicolon or tab separated; UTF-8.")
+    file = forms.FileField(
+        required=False,
+        label="CSV file",
+        help_text="Comma, semicolon or tab separated; UTF-8 (or Windows-1252, detected).",
+    )
     text = forms.CharField(
         required=False,
         label="Or paste the rows",
@@ -81,19 +85,27 @@ class ImportFixForm(forms.Form):
 
 
 class ImportConfirmForm(forms.Form):
-    """What to do with each duplicate listed, and with those not listed one by one."""
+    """What to do with each duplicate listed, and with those not listed one by one. A row that repeats a saved
+    contact may update it; one that repeats an earlier row of the file may be merged into the contact that row
+    makes (there is no existing contact to update)."""
 
     def __init__(self, *args: Any, duplicates: list[dict[str, Any]], may_update: bool, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        choices = [(SKIP, "Skip this row")]
-        if may_update:
-            choices.append((UPDATE, "Update the existing contact"))
+        skip = (SKIP, "Skip this row")
         for dup in duplicates:
+            choices = [skip]
+            if may_update and dup.get("contact_id"):
+                choices.append((UPDATE, "Update the existing contact"))
+            elif may_update:
+                choices.append((UPDATE, f"Merge it into the contact from row {dup.get('of_row')}"))
             self.fields[f"dup_{dup['row']}"] = forms.ChoiceField(
                 choices=choices, initial=SKIP, widget=forms.RadioSelect, label=f"Row {dup['row']}"
             )
+        rest = [(SKIP, "Skip them")]
+        if may_update:
+            rest.append((UPDATE, "Update the contact (or merge into the row) each one repeats"))
         self.fields["rest"] = forms.ChoiceField(
-            choices=choices, initial=SKIP, required=False, label="Duplicates not listed above"
+            choices=rest, initial=SKIP, required=False, label="Duplicates not listed above"
         )
 
     def decisions(self) -> dict[str, str]:

@@ -10,13 +10,23 @@
 - logins: LoginFailure and LockOut, failed logins and the lock-outs they lead to
 - sync: SyncRun, one run of the sync from VCC
 - reports: CallRollup and CallRollupState, the call log rolled up by day
+- health: WorkerHeartbeat, when each background worker last ran
 
 Every model stays in the app `calls`, so its table (calls_<model>), permissions and migrations are unchanged.
 """
 
 from __future__ import annotations
 
-from calls.models.calls import MISSING_GRACE, VCC_RETENTION, Call, CallEvent, CallQuerySet, outcome_of
+from calls.models.calls import (
+    MIN_CLOSE_REASON,
+    MISSING_GRACE,
+    MISSING_TRIES,
+    VCC_RETENTION,
+    Call,
+    CallEvent,
+    CallQuerySet,
+    outcome_of,
+)
 from calls.models.common import (
     AGENT_ID_PATTERN,
     E164_PATTERN,
@@ -40,6 +50,7 @@ from calls.models.contacts import (
     search_windows,
 )
 from calls.models.directory import Agent, AgentGroup, CallbackNumber, CallbackNumberQuerySet
+from calls.models.health import WorkerHeartbeat
 from calls.models.imports import ContactImport, ContactImportKey, ContactImportRow
 from calls.models.locks import DialLock
 from calls.models.logins import LockOut, LoginFailure
@@ -53,7 +64,9 @@ __all__ = [
     "E164_PATTERN",
     "GROUP_ID_PATTERN",
     "MAX_SEARCH_WORDS",
+    "MIN_CLOSE_REASON",
     "MISSING_GRACE",
+    "MISSING_TRIES",
     "SEARCH_WINDOWS",
     "SHORT_WORD_WINDOWS",
     "VCC_RETENTION",
@@ -80,6 +93,7 @@ __all__ = [
     "LoginFailure",
     "DispositionCode",
     "SyncRun",
+    "WorkerHeartbeat",
     "agent_id_validator",
     "group_id_validator",
     "is_number_search",

@@ -7,23 +7,26 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from django.conf import settings
-from django.db import DatabaseError, connection, models
+from django.db import connection, models
 from django.db.models import F, Q
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from calls import permissions as perms
 from calls import phones
-from calls.models.common import Consent, column_of, concrete_field
+from calls.models.common import Consent, HandWrittenSQL, concrete_field
 
 if TYPE_CHECKING:
-    from collections.abc import Iterable
-
     from django.contrib.auth.models import User
 
+    from calls.models.directory import Agent
 
 VCC_RETENTION = timedelta(hours=24)  # how long VCC keeps a call's detail after it ends
-MISSING_GRACE = timedelta(minutes=5)  # how long a call may answer 404 before it is closed as gone
+# A live call VCC answers 404 "not found" for is closed as gone after MISSING_TRIES such answers in a row that span
+# at least MISSING_GRACE (a single 404 is not the end of a live call, but a call never stays live for ever).
+MISSING_GRACE = timedelta(seconds=20)
+MISSING_TRIES = 3
+MIN_CLOSE_REASON = 10  # characters a supervisor writes to close a stuck call
 
 
 class CallQuerySet(models.QuerySet["Call"]):
@@ -32,10 +35,15 @@ class CallQuerySet(models.QuerySet["Call"]):
         return self if user.has_perm(perms.VIEW_ALL_CALLS) else self.changeable_by(user)
 
     def changeable_by(self, user: User) -> CallQuerySet:
-        """Calls this user may act on (recording, wrap-up): the ones they clicked or that rang their phone.
+        """Calls this user may act on (recording, wrap-up): the ones they clicked or that rang their phone (a group
+        call: the agent who answered it, when they use vccweb; else the person who clicked).
 
         `Call.is_changeable_by` says the same for one row already loaded."""
-        return self.filter(Q(created_by=user) | Q(from_agent__user=user))
+        # A group call answered by an agent who uses vccweb is theirs to wrap up, no longer the clicker's.
+        answerer_has_no_login = Q(answered_by__isnull=True) | Q(answered_by__user__isnull=True)
+        return self.filter(
+            (Q(created_by=user) & answerer_has_no_login) | Q(from_agent__user=user) | Q(answered_by__user=user)
+        )
 
     def blocking(
         self, *, agent_id: int | None, number: str, user_id: int, since: datetime, request_id: str
@@ -71,18 +79,24 @@ class CallQuerySet(models.QuerySet["Call"]):
 
     def with_parties(self) -> CallQuerySet:
         """With the contact, number, agents and clicker that call panels show."""
-        return self.select_related("contact", "phone", "from_agent", "to_agent", "created_by")
+        return self.select_related("contact", "phone", "from_agent", "to_agent", "created_by", "answered_by")
 
     def in_progress(self) -> CallQuerySet:
         """Calls VCC may still be connecting or carrying: asked for, or placed and not yet ended."""
         return self.filter(state__in=Call.IN_PROGRESS)
 
     def to_wrap_up(self) -> CallQuerySet:
-        """Calls that ended without a wrap-up."""
-        return self.filter(state=Call.State.ENDED, wrapped_up_at__isnull=True)
+        """Calls to a contact that connected and ended without a wrap-up (`Call.wrap_up_due`); a call to a colleague
+        or one that never connected asks none."""
+        return self.filter(
+            Q(connected_at__isnull=False) | ~Q(outcome__in=Call.NEVER_CONNECTED),
+            state=Call.State.ENDED,
+            wrapped_up_at__isnull=True,
+            to_agent__isnull=True,
+        )
 
 
-class Call(models.Model):
+class Call(HandWrittenSQL):
     """One click: written before VCC is asked, then updated with the outcome and followed until the call ends.
 
     Its changes of state are the `record_*` methods below; each saves only the fields it changes, so a stale copy
@@ -105,8 +119,12 @@ class Call(models.Model):
         FAILED = "failed", "Failed"
         NOT_CONFIRMED = "not_confirmed", "Not confirmed: may have been placed"
         UNKNOWN = "unknown", "Ended, result unknown"
+        GONE = "gone", "VCC no longer knows this call"
 
     IN_PROGRESS = (State.REQUESTED, State.LIVE)
+    # Outcomes of a call that never connected (no answer, busy, failed): nothing to wrap up. A call whose result
+    # is unknown (VCC forgot it, or a supervisor closed it) may have connected, so it is wrapped up.
+    NEVER_CONNECTED = (Outcome.AGENT_NO_ANSWER, Outcome.NO_ANSWER, Outcome.BUSY, Outcome.FAILED)
 
     request_id = models.UUIDField(default=uuid.uuid4, unique=True, editable=False, help_text="Our idempotency key.")
     created_by = models.ForeignKey(
@@ -117,6 +135,10 @@ class Call(models.Model):
         "calls.Agent", null=True, blank=True, on_delete=models.PROTECT, related_name="calls_from"
     )
     from_groups = models.ManyToManyField("calls.AgentGroup", blank=True, related_name="calls")
+    # Who took a group call: the agent VCC names in the call detail's from.agentId once one of the groups answers.
+    answered_by = models.ForeignKey(
+        "calls.Agent", null=True, blank=True, on_delete=models.PROTECT, related_name="calls_answered"
+    )
     # To: a telephone number, or another agent.
     to_number = models.CharField(max_length=32, blank=True)
     to_agent = models.ForeignKey(
@@ -163,6 +185,13 @@ class Call(models.Model):
     # Following: when VCC is next asked about this call, and since when it has answered 404.
     next_check_at = models.DateTimeField(null=True, blank=True)
     missing_since = models.DateTimeField(null=True, blank=True)
+    missing_count = models.PositiveSmallIntegerField(default=0, db_default=0, help_text="404 answers in a row.")
+    # Honest state: the last good answer from VCC about this call, and since when VCC could not be asked (transport
+    # failure, 5xx, 429, ...); empty once VCC answers again.
+    last_seen_at = models.DateTimeField("last answer from VCC", null=True, blank=True)
+    lost_contact_since = models.DateTimeField(null=True, blank=True)
+    # When the agent's phone was answered and VCC went on to ring the contact (see rules.phase).
+    agent_answered_at = models.DateTimeField(null=True, blank=True)
     # When what reports count last changed (state, outcome, talk time, disposition): the roll-up rebuilds the days
     # of calls changed since its last run (calls/reports.py).
     changed_at = models.DateTimeField(default=timezone.now, db_index=True)
@@ -219,8 +248,31 @@ class Call(models.Model):
 
     def is_changeable_by(self, user: User) -> bool:
         """The rule of `CallQuerySet.changeable_by`, for a row already loaded."""
-        agent = self.from_agent if self.from_agent_id else None
-        return self.created_by_id == user.pk or (agent is not None and agent.user_id == user.pk)
+        agents = [a for a in (self.from_agent, self.answered_by) if a is not None]
+        if any(a.user_id == user.pk for a in agents):
+            return True
+        answerer = self.answered_by if self.answered_by_id else None
+        return self.created_by_id == user.pk and (answerer is None or answerer.user_id is None)
+
+    @property
+    def agent(self) -> Agent | None:
+        """The agent who took the call: the one it was placed from, or the one of its groups who answered."""
+        return self.from_agent or self.answered_by
+
+    @property
+    def is_gone(self) -> bool:
+        return self.outcome == self.Outcome.GONE
+
+    @property
+    def is_stuck_candidate(self) -> bool:
+        """A call a supervisor may close by hand: still asking VCC or live."""
+        return self.state in self.IN_PROGRESS
+
+    @property
+    def asks_sales_wrap_up(self) -> bool:
+        """Whether the wrap-up asks how the call went: a call to a contact that connected. A call to a colleague,
+        or one that never connected, is done when it ends."""
+        return not self.to_agent_id and (self.connected_at is not None or self.outcome not in self.NEVER_CONNECTED)
 
     @property
     def destination(self) -> str:
@@ -236,7 +288,7 @@ class Call(models.Model):
 
     @property
     def wrap_up_due(self) -> bool:
-        return self.state == self.State.ENDED and self.wrapped_up_at is None
+        return self.state == self.State.ENDED and self.wrapped_up_at is None and self.asks_sales_wrap_up
 
     def history(self) -> list[tuple[datetime, str, str]]:
         """Everything that happened to the call, oldest first: (when, what, detail). The milestones come from
@@ -262,40 +314,6 @@ class Call(models.Model):
             )
         items += [(e.at, e.get_kind_display(), e.detail) for e in self.events.all()]
         return sorted(items, key=lambda item: item[0])
-
-    # --- Writing the row: every click and every follow does, so its SQL is built here ---------------------------
-    # Django's save() spent about 1 ms of CPU building each INSERT or UPDATE of this 40-column row, more than
-    # PostgreSQL spent running it. These write the same values (each field's pre_save and get_db_prep_save) and
-    # send no pre_save/post_save signals: nothing listens to Call's, and a test fails if something starts to.
-
-    def insert(self) -> None:
-        """save(force_insert=True): write this new row and take its id."""
-        meta = self._meta
-        fields = [f for f in meta.concrete_fields if not f.primary_key and not f.generated]
-        values = [f.get_db_prep_save(f.pre_save(self, True), connection) for f in fields]
-        quote = connection.ops.quote_name
-        with connection.cursor() as cursor:
-            cursor.execute(
-                f"INSERT INTO {quote(meta.db_table)} ({', '.join(quote(column_of(f)) for f in fields)}) "
-                f"VALUES ({', '.join(['%s'] * len(fields))}) RETURNING {quote(column_of(meta.pk))}",
-                values,
-            )
-            self.pk = cursor.fetchone()[0]
-        self._state.adding, self._state.db = False, connection.alias
-
-    def save_fields(self, fields: Iterable[str]) -> None:
-        """save(update_fields=fields): write these fields of the row."""
-        meta, quote = self._meta, connection.ops.quote_name
-        columns = [concrete_field(type(self), name) for name in fields]
-        values = [f.get_db_prep_save(f.pre_save(self, False), connection) for f in columns]
-        with connection.cursor() as cursor:
-            cursor.execute(
-                f"UPDATE {quote(meta.db_table)} SET {', '.join(f'{quote(column_of(f))} = %s' for f in columns)} "
-                f"WHERE {quote(column_of(meta.pk))} = %s",
-                [*values, self.pk],
-            )
-            if cursor.rowcount != 1:
-                raise DatabaseError("Save with update_fields did not affect any rows.")
 
     # --- Transitions: each writes only the fields it changes ---------------------------------------------
 
@@ -384,14 +402,34 @@ class Call(models.Model):
         disposition_code: str,
         now: datetime,
         next_check_at: datetime | None,
+        agent_answered: bool = False,
+        answered_by: Agent | None = None,
     ) -> bool:
-        """VCC's call detail: where the call is now. Returns whether its phase changed (worth telling the page)."""
-        was = (self.state, self.connected_at is not None, self.recording_status)
-        fields = ["vcc_status", "recording_status", "next_check_at", "missing_since"]
+        """VCC's call detail: where the call is now. Returns whether its phase changed (worth telling the page).
+
+        `agent_answered`: the agent's phone was answered and VCC rings the contact; `answered_by`: the agent of the
+        call's groups VCC says took it."""
+        was = (self.state, self.connected_at is not None, self.recording_status, self.phase_marks)
+        fields = ["vcc_status", "recording_status", "next_check_at", "missing_since", "missing_count", "last_seen_at"]
         self.vcc_status = "Active" if live else ""
         self.recording_status = recording_status
         self.next_check_at = next_check_at if live else None
-        self.missing_since = None
+        self.missing_since, self.missing_count, self.last_seen_at = None, 0, now
+        if self.lost_contact_since is not None:
+            lost, self.lost_contact_since = self.lost_contact_since, None
+            fields.append("lost_contact_since")
+            CallEvent.objects.create(
+                call=self,
+                at=now,
+                kind=CallEvent.Kind.PROGRESS,
+                detail=f"VCC answers again, after {round((now - lost).total_seconds())} s without an answer",
+            )
+        if answered_by is not None and self.answered_by_id is None and not self.from_agent_id:
+            self.answered_by = answered_by
+            fields.append("answered_by")
+        if (agent_answered or connected) and live and self.agent_answered_at is None:
+            self.agent_answered_at = now
+            fields.append("agent_answered_at")
         if disposition_code and not self.disposition_code:
             self.disposition_code = disposition_code
             fields.append("disposition_code")
@@ -416,41 +454,88 @@ class Call(models.Model):
                 "duration_seconds",
                 "changed_at",
             ]
-        changed = was != (self.state, self.connected_at is not None, self.recording_status)
+        changed = was != (self.state, self.connected_at is not None, self.recording_status, self.phase_marks)
         self.save_fields(fields)
         return changed
 
+    @property
+    def phase_marks(self) -> tuple[bool, bool, bool]:
+        """What else changes the words a page shows: the agent answered, who answered, contact lost."""
+        return (
+            self.agent_answered_at is not None,
+            self.answered_by_id is not None,
+            self.lost_contact_since is not None,
+        )
+
     def record_missing(self, *, now: datetime, next_check_at: datetime) -> bool:
-        """VCC answered 404. Only a call older than VCC's retention, or one missing for several minutes, is
-        closed (without a result); a single 404 is not the end of a live call. Returns whether it was closed."""
+        """VCC answered 404. A call older than VCC's retention is closed at once; a live one after MISSING_TRIES
+        such answers in a row over at least MISSING_GRACE (a single 404 is not the end of a live call, but no call
+        stays live for ever). Closed, it ends as "VCC no longer knows this call". Returns whether it was closed."""
         self.missing_since = self.missing_since or now
-        gone = self.requested_at <= now - VCC_RETENTION or self.missing_since <= now - MISSING_GRACE
+        self.missing_count += 1
+        gone = self.requested_at <= now - VCC_RETENTION or (
+            self.missing_count >= MISSING_TRIES and self.missing_since <= now - MISSING_GRACE
+        )
+        # VCC answered: it is reachable, whatever it says about this call.
+        self.lost_contact_since = None
         if not gone:
             self.next_check_at = next_check_at
-            self.save_fields(["missing_since", "next_check_at"])
+            self.save_fields(["missing_since", "missing_count", "next_check_at", "lost_contact_since"])
             return False
-        self.state, self.outcome = self.State.ENDED, self.Outcome.UNKNOWN
+        self.state, self.outcome = self.State.ENDED, self.Outcome.GONE
         self.ended_at = self.ended_at or now
         self.next_check_at = None
-        self.result_reason = self.result_reason or "Unknown: VCC no longer has this call"
+        self.result_reason = self.result_reason or "VCC no longer knows this call"
         self.changed_at = now
+        seen = self.last_seen_at or self.responded_at
         self._save(
-            ["missing_since", "state", "outcome", "ended_at", "next_check_at", "result_reason", "changed_at"],
+            [
+                "missing_since",
+                "missing_count",
+                "lost_contact_since",
+                "state",
+                "outcome",
+                "ended_at",
+                "next_check_at",
+                "result_reason",
+                "changed_at",
+            ],
             CallEvent.Kind.PROGRESS,
-            "closed: VCC no longer has this call",
+            f"closed: VCC no longer knows this call (answered not found {self.missing_count} times"
+            + (f"; last seen {seen.isoformat(timespec='seconds')})" if seen else ")"),
             at=now,
         )
         return True
 
     def record_follow_error(self, *, message: str, status: int | None, now: datetime, next_check_at: datetime) -> None:
-        """Asking VCC about the call failed: try again later; the call stays as it was."""
+        """Asking VCC about the call failed (transport failure, 5xx, 429, ...): the call stays as it was, marked
+        "lost contact" from the first failure until VCC answers again; try again later."""
         self.next_check_at = next_check_at
-        self.save_fields(["next_check_at"])
+        fields = ["next_check_at"]
+        if self.lost_contact_since is None:
+            self.lost_contact_since = now
+            fields.append("lost_contact_since")
+        self.save_fields(fields)
         CallEvent.objects.create(
             call=self,
             at=now,
             kind=CallEvent.Kind.ERROR,
             detail=(f"call detail: HTTP {status}: {message}" if status else f"call detail: {message}")[:2000],
+        )
+
+    def record_closed(self, *, by: User, reason: str, now: datetime) -> None:
+        """A supervisor closed a stuck call (asking VCC, or live) by hand, saying why; VCC is not asked."""
+        self.state, self.outcome = self.State.ENDED, self.Outcome.UNKNOWN
+        self.ended_at = self.ended_at or now
+        self.next_check_at, self.lost_contact_since = None, None
+        self.result_reason = "Closed by a supervisor"
+        self.changed_at = now
+        name = by.get_full_name() or by.get_username()
+        self._save(
+            ["state", "outcome", "ended_at", "next_check_at", "lost_contact_since", "result_reason", "changed_at"],
+            CallEvent.Kind.CLOSED,
+            f"closed by {name}: {reason}",
+            at=now,
         )
 
     def record_recording(self, *, status: str, now: datetime) -> None:
@@ -492,6 +577,7 @@ class CallEvent(models.Model):
         ERROR = "error", "Error asking VCC"
         RECORDING = "recording", "Recording"
         WRAP_UP = "wrap_up", "Wrap-up"
+        CLOSED = "closed", "Closed by hand"
 
     call = models.ForeignKey(Call, on_delete=models.CASCADE, related_name="events")
     at = models.DateTimeField()

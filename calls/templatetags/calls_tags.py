@@ -4,12 +4,15 @@ import functools
 import json
 import re
 import uuid
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
 from django import template
 from django.conf import settings
+from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 from django.utils.safestring import SafeString, mark_safe
+from django.utils.timesince import timesince
 
 from calls import phones
 
@@ -82,8 +85,21 @@ def email_wrap(email: str) -> SafeString:
 
 
 def _email_pieces(text: str) -> SafeString:
-    pieces = _BEFORE_A_DOT.split(text)
-    return format_html_join(_WBR, '<span class="email-part">{}</span>', ((piece,) for piece in pieces if piece))
+    pieces = [piece for piece in _BEFORE_A_DOT.split(text) if piece]
+    if len(pieces) == 1:  # "grace@": its half's span is enough
+        return format_html("{}", pieces[0])
+    return format_html_join(_WBR, '<span class="email-part">{}</span>', ((piece,) for piece in pieces))
+
+
+@register.filter
+def ago(value: datetime | None, now: datetime | None = None) -> str:
+    """How long ago, as people say it: "just now" under a minute (never "0 minutes ago"), else "3 minutes ago"."""
+    if value is None:
+        return ""
+    now = now or timezone.now()
+    if now - value < timedelta(minutes=1):
+        return "just now"
+    return f"{timesince(value, now)} ago"
 
 
 @register.filter

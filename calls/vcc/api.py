@@ -116,7 +116,7 @@ def parse_placed_call(response: httpx.Response) -> PlacedCall:
 
 def parse_call_detail(response: httpx.Response, call_id: str) -> CallDetail:
     body = _ok_body(response)
-    result = _object(body, "result")
+    result, source = _object(body, "result"), _object(body, "from")
     return CallDetail(
         call_id=text(body.get("id")) or call_id,
         status=text(body.get("status")),
@@ -127,7 +127,14 @@ def parse_call_detail(response: httpx.Response, call_id: str) -> CallDetail:
         disposition_code=text(body.get("dispositionCode")),
         presented_clid=_presented_clid(body),
         raw=body,
+        agent_id=text(source.get("agentId")),
+        from_groups=tuple(g for g in (text(item) for item in _list(source.get("groups"))) if g),
+        sandbox_phase=text(_object(body, "simulator").get("phase")),
     )
+
+
+def _list(value: object) -> list[object]:
+    return value if isinstance(value, list) else []
 
 
 def _acknowledged(response: httpx.Response, key: str, sent: str) -> str:

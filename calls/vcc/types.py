@@ -80,6 +80,21 @@ class CallDetail:
     disposition_code: str | None
     presented_clid: str | None
     raw: Json = field(repr=False)
+    agent_id: str | None = None  # from.agentId: for a group call, the agent who took it (absent until one does)
+    from_groups: tuple[str, ...] = ()  # from.groups: the call was placed via these groups
+    sandbox_phase: str | None = None  # vccsim only ("simulator.phase"): real VCC sends no such field
+
+    @property
+    def agent_answered(self) -> bool:
+        """Whether the agent's phone was answered and VCC went on to ring the destination.
+
+        VCC documents no field for it: its status is "Active" and recordingStatus "Stopped" while either phone
+        rings. Two signs are read: a group call's from.agentId, which VCC fills in once an agent of the groups takes
+        the call; and the simulator's own phase. For a call from one agent against real VCC, neither exists, so
+        such a call reads as ringing the agent until it connects."""
+        if self.sandbox_phase is not None:
+            return self.sandbox_phase in ("ringingDestination", "connected")
+        return bool(self.from_groups and self.agent_id)
 
     @property
     def has_ended(self) -> bool:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import functools
 import logging
 from collections.abc import Callable, Coroutine, Sequence
+from datetime import datetime
 from typing import Any, Concatenate
 
 from asgiref.sync import sync_to_async
@@ -20,6 +21,7 @@ from django.core.exceptions import PermissionDenied, SynchronousOnlyOperation
 from django.http import HttpRequest, HttpResponse, HttpResponseBadRequest
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
+from django.utils import formats, timezone
 from django.views.decorators.http import require_GET, require_POST
 from django_htmx.http import trigger_client_event
 
@@ -75,8 +77,19 @@ def base_url(request: HttpRequest) -> str:
 
 
 def panel_context(call: Call, *, user: User, recording_status: str | None = None, **extra: object) -> dict[str, object]:
-    """What the call panel (templates/calls/call_panel.html) shows for this user."""
+    """What the call panel (templates/calls/call_panel.html) shows for this user; the call bar shows its "phase".
+
+    "lost_contact": VCC could not be asked about the live call (its state is unknown, so no pulse and no timer);
+    "talk_since": when the call connected, while it is connected (the talk timer counts from it)."""
+
+    def _clock_time(at: datetime | None) -> str:
+        """A time of day as the viewer reads it (their time zone): 13:39."""
+        return formats.time_format(timezone.localtime(at), "H:i") if at else ""
+
     recording = call.recording_status if recording_status is None else recording_status
+    lost = call.is_live and call.lost_contact_since is not None
+    seen = call.last_seen_at or call.responded_at
+    connected = call.is_live and not lost and rules.is_connected(recording) and call.connected_at is not None
     return {
         "call": call,
         "can_change": call.is_changeable_by(user),
@@ -85,7 +98,13 @@ def panel_context(call: Call, *, user: User, recording_status: str | None = None
             outcome_label=call.get_outcome_display(),
             recording_status=recording,
             from_agent=bool(call.from_agent_id),
+            agent_answered=call.agent_answered_at is not None,
+            lost_since=_clock_time(call.lost_contact_since) if lost else "",
+            gone=call.is_gone,
+            last_seen=_clock_time(seen),
         ),
+        "lost_contact": lost,
+        "talk_since": call.connected_at if connected else None,
         "recording": recording,
         "in_progress": call.in_progress,  # the panel polls, and shows the pulse
         "dispositions": DispositionCode.objects.filter(is_active=True),

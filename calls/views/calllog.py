@@ -23,7 +23,7 @@ from django_htmx.http import push_url
 from calls import calllog
 from calls import permissions as perms
 from calls.forms import CallLogFilter
-from calls.models import Agent, AgentGroup, Call, Contact
+from calls.models import MIN_CLOSE_REASON, Agent, AgentGroup, Call, Contact
 from calls.spreadsheet import Line, csv_download, inert
 from calls.views.calling import panel_context
 from calls.views.http import AuthedRequest, HtmxRequest
@@ -87,7 +87,7 @@ def _log_page(user: User, form: CallLogFilter) -> dict[str, object]:
     """The page of the calls the filters pick out (of those user may see), and the links from it."""
     data = form.cleaned_data
     calls = calllog.filtered_calls(Call.objects.visible_to(user), data)
-    calls = calls.select_related("contact", "from_agent", "to_agent").prefetch_related("from_groups")
+    calls = calls.select_related("contact", "from_agent", "to_agent", "answered_by").prefetch_related("from_groups")
     page = calllog.page_of(calls, sort=data["sort"], after=data["after"], before=data["before"])
     filters = form.filters()
     sort = data["sort"]
@@ -110,12 +110,13 @@ def call_detail(request: AuthedRequest, pk: int) -> HttpResponse:
     """Everything stored about one call, its history, and the call panel (to wrap it up or edit the wrap-up)."""
     call = get_object_or_404(
         Call.objects.visible_to(request.user)
-        .select_related("contact", "phone", "from_agent", "to_agent", "created_by", "callback_number")
+        .select_related("contact", "phone", "from_agent", "to_agent", "created_by", "callback_number", "answered_by")
         .prefetch_related("from_groups"),
         pk=pk,
     )
     context = panel_context(call, user=request.user)
     context["history"] = call.history()
+    context["min_close_reason"] = MIN_CLOSE_REASON
     return render(request, "calls/call_detail.html", context)
 
 
@@ -156,6 +157,7 @@ COLUMNS = [
     "error_message",
     "error_status",
     "error_display",
+    "answered_by_id",  # a group call's agent: the one who answered it
 ]
 
 
@@ -257,7 +259,7 @@ class _Export:
         out = []
         for (
             pk, requested_at, duration, from_agent, to_agent, username, contact, to_number, clid, outcome,
-            disposition, notes, vcc_call_id, error_message, error_status, error_display,
+            disposition, notes, vcc_call_id, error_message, error_status, error_display, answered_by,
         ) in rows:  # fmt: skip
             error = error_message or error_display
             if error_status:
@@ -267,7 +269,7 @@ class _Export:
                     [
                         pk,
                         requested_at.astimezone(tz).isoformat(timespec="seconds"),
-                        inert(agents.get(from_agent, "")),
+                        inert(agents.get(from_agent or answered_by, "")),
                         inert(", ".join(via[pk])) if pk in via else "",
                         inert(username or ""),
                         inert(contact or ""),

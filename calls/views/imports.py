@@ -57,6 +57,14 @@ def import_start(request: AuthedRequest) -> HttpResponse:
     return render(request, "calls/contact_import.html", context, status=status)
 
 
+NOTHING_TO_IMPORT = "No row is ready to import: correct the rows with problems, or choose other columns."
+
+
+def _anything_to_import(report: dict, may_update: bool) -> bool:
+    """Whether confirming could write anything: a ready row, or a duplicate the person may update."""
+    return bool(report.get("ready")) or (may_update and bool(report.get("duplicate_count")))
+
+
 def _preview_context(request: AuthedRequest, imp: ContactImport) -> dict[str, object]:
     report = imp.report or {}
     may_update = request.user.has_perm(perms.CHANGE_CONTACT)
@@ -66,6 +74,10 @@ def _preview_context(request: AuthedRequest, imp: ContactImport) -> dict[str, ob
         "stale": imports.is_stale(imp),
         "progress": imports.current_progress(imp),
         "may_update": may_update,
+        "encoding": (imp.result or {}).get("encoding", ""),
+        "guessed_encoding": (imp.result or {}).get("encoding") == import_files.WINDOWS_1252,
+        "can_confirm": _anything_to_import(report, may_update),
+        "nothing_to_import": NOTHING_TO_IMPORT,
     }
     if imp.status == ContactImport.Status.PREVIEW:
         initial = {k: "" if v is None else str(v) for k, v in imp.mapping.items()}
@@ -130,9 +142,14 @@ def import_fix(request: AuthedRequest, pk: uuid.UUID, row: int) -> HttpResponse:
     if not form.is_valid():
         messages.error(request, f"Row {row}: {first_error(form)}")
         return redirect("contact_import_preview", pk=imp.pk)
-    imp.lines.filter(number=row).update(cells=form.cells())
+    cells = form.cells()
+    imp.lines.filter(number=row).update(cells=cells)
     _recheck(imp)
-    messages.success(request, f"Row {row} corrected and checked again.")
+    # Said now, from the row alone: the check of the whole file may still be running.
+    if still := imports.problems_of(imp, row, cells):
+        messages.error(request, f"Row {row} was saved but still has a problem: {' '.join(still)}")
+    else:
+        messages.success(request, f"Row {row} corrected and checked again.")
     return redirect("contact_import_preview", pk=imp.pk)
 
 
@@ -147,6 +164,9 @@ def import_confirm(request: AuthedRequest, pk: uuid.UUID) -> HttpResponse:
     form = ImportConfirmForm(request.POST, duplicates=imp.report.get("duplicates", []), may_update=may_update)
     if imp.report.get("mapping") or not form.is_valid():
         messages.error(request, "Choose what to do with each duplicate, then confirm again.")
+        return redirect("contact_import_preview", pk=imp.pk)
+    if not _anything_to_import(imp.report, may_update):
+        messages.error(request, NOTHING_TO_IMPORT)
         return redirect("contact_import_preview", pk=imp.pk)
     # Only one confirmation starts the job, however many times the button is pressed.
     started = ContactImport.objects.filter(pk=imp.pk, status=ContactImport.Status.PREVIEW).update(

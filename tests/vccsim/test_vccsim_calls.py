@@ -209,14 +209,30 @@ def test_property_names_are_case_insensitive_and_clids_may_be_national(vcc: http
     assert response.json()["from"]["presentedClid"] == "+441614960200"
 
 
-def test_a_group_call_goes_to_the_first_ready_member(vcc: httpx.Client):
+def test_a_group_call_goes_to_the_first_ready_member_named_once_they_answer(vcc: httpx.Client, sim: Simulator):
     response = place(vcc, {"from": {"groups": ["400", "030"]}, "to": {"telephoneNumber": "+447970303957"}})
 
     assert response.status_code == 201
-    assert response.json()["from"] == {"groups": ["400", "030"], "agentId": "1001", "presentedClid": "+442079460100"}
+    # VCC names the agent who took a group call (from.agentId) only once that agent answers.
+    assert response.json()["from"] == {"groups": ["400", "030"], "presentedClid": "+442079460100"}
+    url = f"{CALLS}{response.json()['id']}"
+    sim.clock.advance(3)  # the agent's phone rings for 3 s
+    assert vcc.get(url).json()["from"] == {
+        "groups": ["400", "030"],
+        "agentId": "1001",
+        "presentedClid": "+442079460100",
+    }
 
 
-def test_a_group_call_picks_a_member_allowed_to_present_the_clid(vcc: httpx.Client):
+def test_a_group_call_nobody_answers_never_names_an_agent(vcc: httpx.Client, sim: Simulator):
+    response = place(vcc, {"from": {"groups": ["030"]}, "to": {"telephoneNumber": "+447970303991"}})  # 91: no answer
+
+    assert response.status_code == 201
+    sim.clock.advance(60)  # past the 30 s the agent's phone rings unanswered: the call has ended
+    assert "agentId" not in vcc.get(f"{CALLS}{response.json()['id']}").json()["from"]
+
+
+def test_a_group_call_picks_a_member_allowed_to_present_the_clid(vcc: httpx.Client, sim: Simulator):
     body = {
         "from": {"groups": ["030", "200"], "presentedCLID": "+441614960200"},
         "to": {"telephoneNumber": "02072068888"},
@@ -224,7 +240,8 @@ def test_a_group_call_picks_a_member_allowed_to_present_the_clid(vcc: httpx.Clie
 
     response = place(vcc, body)
 
-    assert response.json()["from"]["agentId"] == "1002"
+    sim.clock.advance(3)
+    assert vcc.get(f"{CALLS}{response.json()['id']}").json()["from"]["agentId"] == "1002"
 
 
 def test_a_group_call_fails_when_its_ready_members_are_on_calls(vcc: httpx.Client):

@@ -70,7 +70,8 @@ OUTCOMES = [
     (Call.Outcome.FAILED, 3, Call.State.ENDED, "Failure", "Destination", "Failed"),
     (Call.Outcome.FAILED, 8, Call.State.FAILED, "", "", ""),
     (Call.Outcome.NOT_CONFIRMED, 1, Call.State.UNCONFIRMED, "", "", ""),
-    (Call.Outcome.UNKNOWN, 2, Call.State.ENDED, "", "", "Unknown: VCC no longer has this call"),
+    (Call.Outcome.UNKNOWN, 1, Call.State.ENDED, "", "", "Unknown: VCC no longer has this call"),
+    (Call.Outcome.GONE, 1, Call.State.ENDED, "", "", "VCC no longer knows this call"),
 ]
 # VCC's refusals, verbatim as its API words them, with the HTTP status and what the person was shown.
 ERRORS = [
@@ -350,7 +351,7 @@ class Command(BaseCommand):
                             ended = connected + timedelta(seconds=duration)
                         else:
                             ended = responded + rang
-                            duration = None if outcome == Call.Outcome.UNKNOWN else 0
+                            duration = None if outcome in (Call.Outcome.UNKNOWN, Call.Outcome.GONE) else 0
                         # Most calls were wrapped up; the last two days still have some waiting.
                         if age > timedelta(days=2) or r.random() < 0.6:
                             wrapped = ended + timedelta(seconds=r.randrange(10, 300))
