@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import AsyncIterator, Iterator
 
 from asgiref.sync import sync_to_async
@@ -10,13 +11,18 @@ from django.core.handlers.asgi import ASGIRequest
 from django.http import HttpRequest, StreamingHttpResponse
 
 FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+# A phone number in E.164 (+447400123456): a plus and digits only, which no spreadsheet runs, so it stays as it is.
+# (A date or a time in ISO form starts with a digit: never guarded.) The SQL of calls.calllog says the same.
+PHONE_NUMBER = re.compile(r"\+[1-9][0-9]{6,14}")
+PHONE_NUMBER_SQL = r"^\+[1-9][0-9]{6,14}$"
+BOM = "\ufeff"  # first in every download, so Excel reads the file as UTF-8 (Zoë, not ZoÃ«)
 
 
 def inert(value: object) -> str:
     """A cell a spreadsheet will not run as a formula: text starting with = + - @ tab or CR gets a leading
-    apostrophe (OWASP's advice for CSV injection). None is an empty cell."""
+    apostrophe (OWASP's advice for CSV injection), unless it is plainly a phone number. None is an empty cell."""
     text = "" if value is None else str(value)
-    return f"'{text}" if text.startswith(FORMULA_START) else text
+    return f"'{text}" if text.startswith(FORMULA_START) and not PHONE_NUMBER.fullmatch(text) else text
 
 
 def as_typed(cell: str) -> str:
@@ -41,18 +47,44 @@ def csv_download(
     Under ASGI the response is an async iterator that asks for each piece in the request's sync thread (the same
     thread, so the same database connection, each time; nothing of the database is touched in the event loop):
     Django's ASGI handler reads a sync iterator whole before sending a byte, which for 300,000 contacts held the
-    first byte for 36 s and the whole file in memory. Under WSGI the pieces are sent as they come."""
-    content = _pieces(chunks) if isinstance(request, ASGIRequest) else chunks
+    first byte for 36 s and the whole file in memory. Under WSGI the pieces are sent as they come.
+
+    The file starts with a UTF-8 byte order mark (one only: a first piece that has one keeps it)."""
+    pieces = _WithBom(chunks)
+    content = _pieces(pieces) if isinstance(request, ASGIRequest) else pieces
     response = StreamingHttpResponse(content, content_type="text/csv; charset=utf-8")
     response["Content-Disposition"] = f'attachment; filename="{filename}"'
     return response
 
 
-def _next_piece(chunks: Iterator[str] | Iterator[bytes]) -> str | bytes | None:
+class _WithBom:
+    """chunks, its first piece starting with the byte order mark; close() passed on."""
+
+    def __init__(self, chunks: Iterator[str | bytes]) -> None:
+        self.chunks, self.first = chunks, True
+
+    def __iter__(self) -> Iterator[str | bytes]:
+        return self
+
+    def __next__(self) -> str | bytes:
+        piece = next(self.chunks)
+        if self.first:
+            self.first = False
+            if isinstance(piece, bytes):
+                return piece if piece.startswith(BOM.encode()) else BOM.encode() + piece
+            return piece if piece.startswith(BOM) else BOM + piece
+        return piece
+
+    def close(self) -> None:
+        if (close := getattr(self.chunks, "close", None)) is not None:
+            close()
+
+
+def _next_piece(chunks: Iterator[str | bytes]) -> str | bytes | None:
     return next(chunks, None)
 
 
-async def _pieces(chunks: Iterator[str] | Iterator[bytes]) -> AsyncIterator[str | bytes]:
+async def _pieces(chunks: Iterator[str | bytes]) -> AsyncIterator[str | bytes]:
     # A function of one signature: sync_to_async(next) loses the two-argument form of the builtin's overloads.
     read = sync_to_async(_next_piece, thread_sensitive=True)
     try:

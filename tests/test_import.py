@@ -461,9 +461,9 @@ def test_export_streams_every_contact_with_all_their_numbers_made_inert(supervis
     text = b"".join(response.streaming_content).decode()
     rows = list(csv.DictReader(io.StringIO(text.removeprefix("\ufeff"))))
     grace = next(r for r in rows if r["Name"] == "Grace Hopper")
-    assert grace["Mobile"] == "'+447400123456"
-    assert grace["Work phone"] == "'+442079460123"
-    assert grace["Do-not-call numbers"] == "'+442079460123"
+    assert grace["Mobile"] == "+447400123456"  # plainly a phone number: no guard (issue 17)
+    assert grace["Work phone"] == "+442079460123"
+    assert grace["Do-not-call numbers"] == "+442079460123"
     evil = next(r for r in rows if "HYPERLINK" in r["Name"])
     assert evil["Name"].startswith("'=") and evil["Company"] == "'@corp" and evil["Notes"] == "'-1+1"
 

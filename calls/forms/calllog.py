@@ -19,6 +19,7 @@ SORTS = [
     ("-duration", "Longest talk first"),
     ("duration", "Shortest talk first"),
 ]
+DEFAULT_SORT = "-time"
 CURSOR = re.compile(r"^(-1|[0-9]{1,17})_([0-9]{1,18})$")  # in range for datetimes and bigints
 
 
@@ -60,14 +61,15 @@ class _Choosable(forms.CharField):
 class CallLogFilter(forms.Form):
     """The call log's filters, sort and page position, all from the query string."""
 
-    start = forms.DateField(required=False, label="From", widget=forms.DateInput(attrs={"type": "date"}))
-    end = forms.DateField(required=False, label="To", widget=forms.DateInput(attrs={"type": "date"}))
+    # "From date" and "Called from": the log's table has a From column (who called), so the dates say they are dates.
+    start = forms.DateField(required=False, label="From date", widget=forms.DateInput(attrs={"type": "date"}))
+    end = forms.DateField(required=False, label="To date", widget=forms.DateInput(attrs={"type": "date"}))
     agent = forms.ModelChoiceField(Agent.objects.all(), required=False, empty_label="Any agent")
     group = forms.ModelChoiceField(AgentGroup.objects.all(), required=False, empty_label="Any group")
     via = forms.ChoiceField(
         choices=[("", "Agent or group"), ("agent", "From one agent"), ("group", "Via groups")],
         required=False,
-        label="From",
+        label="Called from",
     )
     outcome = forms.ChoiceField(choices=[("", "Any outcome"), *Call.Outcome.choices], required=False)
     disposition = _Choosable(max_length=255, required=False)
@@ -84,12 +86,14 @@ class CallLogFilter(forms.Form):
     hour = forms.IntegerField(min_value=0, max_value=23, required=False, widget=forms.HiddenInput)
     error = forms.CharField(max_length=2000, required=False, widget=forms.HiddenInput)
     error_status = forms.IntegerField(min_value=0, max_value=999, required=False, widget=forms.HiddenInput)
-    sort = forms.ChoiceField(choices=SORTS, required=False)
+    sort = forms.ChoiceField(choices=SORTS, required=False, label="Sort")
     after = forms.CharField(max_length=50, required=False, widget=forms.HiddenInput)
     before = forms.CharField(max_length=50, required=False, widget=forms.HiddenInput)
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
+    def __init__(self, *args: Any, show_agents: bool = True, **kwargs: Any) -> None:
+        """show_agents: whether the agent menu is drawn (an agent sees only their own calls: no menu for them)."""
         super().__init__(*args, **kwargs)
+        self.show_agents = show_agents
         codes = list(DispositionCode.objects.values_list("code", flat=True))
         self.fields["disposition"].widget.choices = self._menu(
             "disposition", [("", "Any disposition"), (NONE, "No disposition"), *((c, c) for c in codes)]
@@ -119,7 +123,7 @@ class CallLogFilter(forms.Form):
             self.add_error("end", "The end date is before the start date.")
         if data.get("after") and data.get("before"):
             raise ValidationError("This page link is damaged: start again from the first page.")
-        data["sort"] = data.get("sort") or "-time"
+        data["sort"] = data.get("sort") or DEFAULT_SORT
         return data
 
     def menus(self) -> list[dict[str, object]]:
@@ -134,6 +138,8 @@ class CallLogFilter(forms.Form):
         out = []
         for bound in self.visible_fields():
             field, name = bound.field, bound.name
+            if name == "agent" and not self.show_agents:
+                continue
             value = self.data.get(name, "") if self.is_bound else ""
             item = {"name": name, "id": bound.id_for_label, "label": bound.label, "value": value}
             if isinstance(field, forms.BooleanField):
@@ -154,6 +160,13 @@ class CallLogFilter(forms.Form):
             out.append(item)
         return out
 
+    def set_count(self) -> int:
+        """How many of the menus are set (the folded filters' summary on a phone says so)."""
+        if not self.is_bound:
+            return 0
+        names = {b.name for b in self.visible_fields()} - {"sort"} - (set() if self.show_agents else {"agent"})
+        return sum(1 for name in names if self.data.get(name))
+
     def filters(self) -> dict[str, object]:
         """The filters that are set (not the sort or page), as query string values: for links and the export."""
         out = {}
@@ -169,3 +182,11 @@ class CallLogFilter(forms.Form):
                 value = "on"
             out[name] = value
         return out
+
+    def query(self, **extra: object) -> dict[str, str]:
+        """The query string of these filters and extra (sort, a page cursor): only what is set, so the address
+        carries no empty `?agent=&group=`, and the default sort is left out."""
+        query = {**self.filters(), **extra}
+        if query.get("sort") == DEFAULT_SORT:
+            del query["sort"]
+        return {k: str(v) for k, v in query.items() if v is not None and v != ""}

@@ -23,6 +23,22 @@ class ReportFilter(forms.Form):
         super().__init__(*args, **kwargs)
         self.today = today
 
+    @staticmethod
+    def presets(today: date) -> list[tuple[str, date, date]]:
+        """The ranges people ask for most, as (label, first day, last day)."""
+        return [
+            ("Today", today, today),
+            ("Yesterday", today - timedelta(days=1), today - timedelta(days=1)),
+            ("Last 7 days", today - timedelta(days=6), today),
+            ("Last 30 days", today - timedelta(days=29), today),
+            ("This month", today.replace(day=1), today),
+        ]
+
+    def show_dates_used(self) -> None:
+        """After a valid clean: the date boxes show the range the report covers, also the default one."""
+        used = {"start": self.cleaned_data["start"].isoformat(), "end": self.cleaned_data["end"].isoformat()}
+        self.data = {**{name: self.data.get(name) for name in self.data}, **used}  # a QueryDict's last values
+
     def clean(self) -> dict[str, Any]:
         super().clean()
         data = self.cleaned_data

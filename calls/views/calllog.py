@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import csv
 import inspect
-from collections.abc import Generator, Iterable, Iterator, Mapping
+from collections.abc import Generator, Iterable, Iterator
 from typing import TYPE_CHECKING
 
 from django.contrib.auth.decorators import login_required, permission_required
@@ -12,16 +12,17 @@ from django.contrib.auth.models import User
 from django.db import connection
 from django.db.models import QuerySet
 from django.http import HttpResponse, StreamingHttpResponse
-from django.shortcuts import get_object_or_404, render
+from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.http import urlencode
 from django.views.decorators.http import require_GET
 from django.views.decorators.vary import vary_on_headers
+from django_htmx.http import push_url
 
 from calls import calllog
 from calls import permissions as perms
-from calls.forms import SORTS, CallLogFilter
+from calls.forms import CallLogFilter
 from calls.models import MIN_CLOSE_REASON, Agent, AgentGroup, Call, Contact
 from calls.spreadsheet import Line, csv_download, inert
 from calls.views.calling import panel_context
@@ -39,9 +40,14 @@ def _wants_fragment(request: HtmxRequest) -> bool:
     return bool(request.htmx) and not request.htmx.boosted and not request.htmx.history_restore_request
 
 
-def _link(filters: Mapping[str, object], **extra: object) -> str:
-    query = {**filters, **{k: v for k, v in extra.items() if v not in (None, "")}}
-    return "?" + urlencode({k: str(v) for k, v in query.items()})  # as urlencode would write each value
+def _link(form: CallLogFilter, **extra: object) -> str:
+    """A link to the log with form's filters and extra (sort, cursor): only the values that are set."""
+    query = form.query(**extra)
+    return "?" + urlencode(query) if query else ""
+
+
+def _has_empty_values(request: AuthedRequest) -> bool:
+    return any(value == "" for _name, values in request.GET.lists() for value in values)
 
 
 @require_GET
@@ -50,18 +56,27 @@ def _link(filters: Mapping[str, object], **extra: object) -> str:
 @vary_on_headers("HX-Request")
 def call_log(request: AuthedRequest) -> HttpResponse:
     """Everyone's calls for supervisors and admins, one's own for agents; filtered, sorted, a page at a time."""
-    form = CallLogFilter(request.GET)
+    form = CallLogFilter(request.GET, show_agents=request.user.has_perm(perms.VIEW_ALL_CALLS))
     fragment = _wants_fragment(request)
     # A call's page is the log's address and its id: spares a reverse() per row (see calls/urls.py).
-    context: dict[str, object] = {"form": form, "log_url": reverse("call_log")}
-    status = 200
+    log_url = reverse("call_log")
+    context: dict[str, object] = {"form": form, "log_url": log_url}
+    status, address = 200, ""
     if form.is_valid():
+        data = form.cleaned_data
+        # The address carries only the filters that are set: a form sends its empty fields too, so a plain
+        # submit is sent on to the same filters without them, and an htmx one is told which address to show.
+        address = log_url + _link(form, sort=data["sort"], after=request.GET.get("after"),
+                                             before=request.GET.get("before"))  # fmt: skip
+        if not fragment and _has_empty_values(request):
+            return redirect(address)
         context |= _log_page(request.user, form)
     else:
         # A full page answers 400 with the errors; an htmx swap shows them in place (htmx swaps only 2xx).
         status = 200 if fragment else 400
     if fragment:
-        return render(request, "calls/call_log.html#results", context, status=status)
+        response = render(request, "calls/call_log.html#results", context, status=status)
+        return push_url(response, address) if address else response
     context["to_wrap_up"] = list(
         Call.objects.changeable_by(request.user).to_wrap_up().select_related("contact", "to_agent")[:WRAP_UP_SHOWN]
     )
@@ -75,16 +90,16 @@ def _log_page(user: User, form: CallLogFilter) -> dict[str, object]:
     calls = calls.select_related("contact", "from_agent", "to_agent", "answered_by").prefetch_related("from_groups")
     page = calllog.page_of(calls, sort=data["sort"], after=data["after"], before=data["before"])
     filters = form.filters()
+    sort = data["sort"]
     return {
         "page": page,
         "filters": filters,
-        "sorts": [(sort, label, _link(filters, sort=sort)) for sort, label in SORTS],
-        "older_link": _link(filters, sort=data["sort"], after=page.older) if page.older else "",
-        "newer_link": _link(filters, sort=data["sort"], before=page.newer) if page.newer else "",
-        "first_link": _link(filters, sort=data["sort"]),
-        "export_link": _link(filters, sort=data["sort"]),
+        "older_link": _link(form, sort=sort, after=page.older) if page.older else "",
+        "newer_link": _link(form, sort=sort, before=page.newer) if page.newer else "",
+        "first_link": _link(form, sort=sort),
+        "export_link": _link(form, sort=sort),
         "contact": Contact.objects.filter(pk=data["contact"]).first() if data.get("contact") else None,
-        "any_contact_link": _link({k: v for k, v in filters.items() if k != "contact"}, sort=data["sort"]),
+        "any_contact_link": _link(form, sort=sort, contact=None),
     }
 
 
@@ -115,6 +130,7 @@ HEADER = [
     "created_by",
     "contact",
     "to_number",
+    "to_agent",
     "presented_clid",
     "outcome",
     "duration_seconds",
@@ -252,12 +268,13 @@ class _Export:
                 write(
                     [
                         pk,
-                        requested_at.astimezone(tz).isoformat(),
+                        requested_at.astimezone(tz).isoformat(timespec="seconds"),
                         inert(agents.get(from_agent or answered_by, "")),
                         inert(", ".join(via[pk])) if pk in via else "",
                         inert(username or ""),
                         inert(contact or ""),
-                        inert(to_number or agents.get(to_agent, "")),
+                        inert(to_number),
+                        inert(agents.get(to_agent, "")),
                         inert(clid),
                         outcomes.get(outcome, outcome),
                         "" if duration is None else duration,

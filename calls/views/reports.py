@@ -37,6 +37,8 @@ class Row(Rates):
     answered_href: str = ""
     talk: int = 0
     note: str = ""
+    look: str = ""  # an outcome's colour (charts.OUTCOME_LOOK)
+    share: float | None = None  # of all the calls in the report
 
 
 class _Links:
@@ -84,9 +86,29 @@ def reports(request: HttpRequest) -> HttpResponse:
         return render(request, "calls/reports.html", {"form": form}, status=400)
     data = form.cleaned_data
     first, last, agent, group = data["start"], data["end"], data.get("agent"), data.get("group")
+    form.show_dates_used()  # the boxes hold the range shown, also when it is the default one
     report = build_report(first=first, last=last, agent=agent, group=group, now=timezone.now())
-    context = {"form": form, "first": first, "last": last, "agent": agent, "group": group, "report": report}
+    context = {
+        "form": form,
+        "first": first,
+        "last": last,
+        "agent": agent,
+        "group": group,
+        "report": report,
+        "presets": _presets(form, today),
+    }
     return render(request, "calls/reports.html", context | _tables_and_charts(report, first, last, agent, group))
+
+
+def _presets(form: ReportFilter, today: date) -> list[tuple[str, str, bool]]:
+    """The usual ranges as links (label, address, whether it is the range shown), keeping the agent or group."""
+    data = form.cleaned_data
+    keep = {name: data[name].pk for name in ("agent", "group") if data.get(name)}
+    return [
+        (label, "?" + urlencode({"start": start.isoformat(), "end": end.isoformat(), **keep}),
+         (start, end) == (data["start"], data["end"]))
+        for label, start, end in ReportFilter.presets(today)
+    ]  # fmt: skip
 
 
 def _tables_and_charts(
@@ -107,7 +129,8 @@ def _tables_and_charts(
         "agents": _agents(report, link, names),
         "heatmap": _heatmap(report, link, names, first, last),
         "per_day": _per_day(report, link, first, last),
-        "outcomes": _outcomes(report, link),
+        "outcomes": (outcomes := _outcomes(report, link)),
+        "outcome_chart": _outcome_chart(outcomes),
         "dispositions": _facet_rows(report, Facet.DISPOSITION, link, "disposition", "No disposition"),
         "clids": _clids(report, link),
         "failures": _failures(report, link),
@@ -171,19 +194,31 @@ def _per_day(report: Report, link: _Links, first: date, last: date) -> SafeStrin
             charts.Bar(day.strftime("%-d %b"), count.calls, href(day, day),
                        f"{day:%a %-d %b %Y}: {count.calls} calls, {count.answered} answered")
         )  # fmt: skip
-    tick = max(1, len(items) // 8)
-    return charts.bars(items, label="Calls per day", tick_every=tick)
+    return charts.bars_for_both_widths(items, label="Calls per day", wide=960)
 
 
 def _outcomes(report: Report, link: _Links) -> list[Row]:
+    """One row per outcome, coloured as its badge is (charts.OUTCOME_LOOK), with its share of the calls."""
     from calls.models import Call
 
     found = report.facets.get(Facet.OUTCOME, {})
+    total = report.total.calls
     return [
-        Row(label, found[value].calls, link(outcome=value), talk=found[value].talk)
+        Row(
+            label,
+            found[value].calls,
+            link(outcome=value),
+            talk=found[value].talk,
+            look=charts.OUTCOME_LOOK.get(value, "none"),
+            share=found[value].calls / total if total else None,
+        )
         for value, label in Call.Outcome.choices
         if value in found
     ]
+
+
+def _outcome_chart(rows: list[Row]) -> SafeString:
+    return charts.shares([charts.Share(r.label, r.calls, r.href, r.look) for r in rows], label="Calls by outcome")
 
 
 def _facet_rows(report: Report, facet: str, link: _Links, param: str, empty: str) -> list[Row]:
@@ -224,4 +259,4 @@ def _hours(report: Report, link: _Links) -> SafeString:
     items = [charts.Bar(f"{h:02d}", found[str(h)].calls if str(h) in found else 0, link(hour=h), "") for h in range(24)]
     for item in items:
         item.title = f"{item.label}:00–{item.label}:59: {item.value} calls"
-    return charts.bars(items, label="Calls by hour of the day", tick_every=3)
+    return charts.bars_for_both_widths(items, label="Calls by hour of the day", wide=400, tick_every=3)

@@ -1,0 +1,145 @@
+"""The call log and reports in Chromium at 1280 and 375 px: folded filters, whole words, report presets."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+from django.utils import timezone
+from playwright.sync_api import expect
+
+from calls.models import Contact
+from tests._calls import make_call
+from tests.browser.conftest import log_in
+from tests.conftest import PASSWORD
+
+pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
+
+DESKTOP = {"width": 1280, "height": 900}
+PHONE = {"width": 375, "height": 740}
+
+
+@pytest.fixture
+def logged_in(browser, live_server, supervisor_user):
+    contexts = []
+
+    def open_at(viewport: dict[str, int]):
+        phone = viewport["width"] < 720
+        context = browser.new_context(viewport=viewport, is_mobile=phone, has_touch=phone)
+        contexts.append(context)
+        page = context.new_page()
+        page.set_default_timeout(10_000)
+        errors: list[str] = []
+        page.on("console", lambda msg: errors.append(msg.text) if msg.type == "error" else None)
+        page.console_errors = errors
+        log_in(page, live_server, supervisor_user.username, PASSWORD)
+        return page
+
+    yield open_at
+    for context in contexts:
+        context.close()
+
+
+@pytest.fixture
+def calls(supervisor_user, agent_user):
+    now = timezone.now()
+    for n, code in enumerate(["Interested", "Callback-requested", "Not-interested-at-this-time"]):
+        make_call(
+            user=supervisor_user,
+            agent=agent_user.agent,
+            at=now - timedelta(hours=n + 1),
+            disposition_code=code,
+            wrapped_up_at=now,
+            # A long name and VCC's long reason make the other columns greedy.
+            contact=Contact.objects.create(name=f"Bartholomew Featherstonehaugh-Cholmondeley {n}"),
+            presented_clid="+442079460100",
+        )
+    make_call(
+        user=supervisor_user,
+        agent=agent_user.agent,
+        outcome="failed",
+        error_message="The agent's device is not registered with the contact centre; check the softphone " * 2,
+        disposition_code="Wrong-number-reported",
+        wrapped_up_at=now,
+    )
+    make_call(user=supervisor_user, agent=agent_user.agent, at=now - timedelta(minutes=5))  # to wrap up
+
+
+@pytest.mark.parametrize(("viewport", "folded"), [(DESKTOP, False), (PHONE, True)])
+def test_filters_fold_on_a_phone_and_show_at_desktop_width(logged_in, live_server, calls, viewport, folded):
+    page = logged_in(viewport)
+    page.goto(f"{live_server.url}/calls/")
+    outcome = page.locator("#id_outcome")
+    summary = page.locator(".filters-fold > summary")
+    if folded:
+        expect(outcome).to_be_hidden()
+        expect(summary).to_be_visible()
+        summary.click()
+        expect(outcome).to_be_visible()
+    else:
+        expect(outcome).to_be_visible()
+        expect(summary).to_be_hidden()
+    # Filtering still works through the (opened) form, and the address carries only what is set.
+    outcome.select_option("busy")
+    page.wait_for_url(f"{live_server.url}/calls/?outcome=busy")
+    overflow = page.evaluate("document.documentElement.scrollWidth") - viewport["width"]
+    assert overflow <= 0, f"the call log scrolls sideways by {overflow}px"
+    assert page.console_errors == []  # includes CSP violations
+
+
+def test_the_wrap_up_and_from_columns_do_not_break_words_at_desktop_width(logged_in, live_server, calls):
+    page = logged_in(DESKTOP)
+    page.goto(f"{live_server.url}/calls/")
+    cells = page.locator("td.wrap-up")
+    expect(cells).to_have_count(5)
+    # Each word of a cell fits its column: the cell is at least as wide as its widest word (and the badge whole).
+    broken = page.evaluate(
+        """() => [...document.querySelectorAll('td.wrap-up, td[data-label="From"]')].filter(td => {
+            const range = document.createRange();
+            range.selectNodeContents(td);
+            const lines = new Set([...range.getClientRects()].map(r => Math.round(r.top)));
+            return td.textContent.trim().split(/\\s+/).length < lines.size;
+        }).map(td => td.textContent.trim())"""
+    )
+    assert broken == []
+
+
+@pytest.mark.parametrize("viewport", [DESKTOP, PHONE])
+def test_report_presets_fill_the_date_boxes(logged_in, live_server, calls, viewport):
+    page = logged_in(viewport)
+    page.goto(f"{live_server.url}/reports/")
+    today = timezone.localdate()
+    # The default range is shown in the boxes, not left empty.
+    expect(page.locator("#id_start")).to_have_value((today - timedelta(days=29)).isoformat())
+    expect(page.locator("#id_end")).to_have_value(today.isoformat())
+    page.get_by_role("link", name="Last 7 days").click()
+    expect(page.locator("#id_start")).to_have_value((today - timedelta(days=6)).isoformat())
+    expect(page.locator("#id_end")).to_have_value(today.isoformat())
+    page.get_by_role("link", name="Yesterday").click()
+    yesterday = (today - timedelta(days=1)).isoformat()
+    expect(page.locator("#id_start")).to_have_value(yesterday)
+    expect(page.locator("#id_end")).to_have_value(yesterday)
+    page.get_by_role("link", name="This month").click()
+    expect(page.locator("#id_start")).to_have_value(today.replace(day=1).isoformat())
+    # The axis labels of the charts shown at this width: readable (9 px or more), apart, inside their chart.
+    charts = page.evaluate(
+        """() => [...document.querySelectorAll('svg.chart:not(.heatmap):not(.shares)')]
+            .filter(svg => svg.getBoundingClientRect().width > 0)
+            .map(svg => {
+                const box = svg.getBoundingClientRect();
+                const ticks = [...svg.querySelectorAll('.chart-tick')].map(t => t.getBoundingClientRect());
+                return {
+                    name: svg.getAttribute('aria-label'),
+                    ticks: ticks.length,
+                    smallest: Math.min(...ticks.map(t => t.height)),
+                    overlaps: ticks.filter((t, i) => i > 0 && t.left < ticks[i - 1].right).length,
+                    outside: ticks.filter(t => t.left < box.left - 0.5 || t.right > box.right + 0.5).length,
+                };
+            })"""
+    )
+    assert [c["name"] for c in charts] == ["Calls per day", "Calls by hour of the day"]
+    for chart in charts:
+        assert chart["ticks"] >= 4, chart
+        assert chart["smallest"] >= 9, chart
+        assert chart["overlaps"] == 0 and chart["outside"] == 0, chart
+    assert page.console_errors == []
