@@ -470,7 +470,7 @@ def export_chunks(contacts: QuerySet[Contact]) -> Iterator[str]:
                 "; ".join(number for _label, number, dnc in numbers.get(pk, ()) if dnc),
                 owner or "",
                 notes,
-                created_at.isoformat(timespec="seconds"),
+                timezone.localtime(created_at).isoformat(timespec="seconds"),
             )
             out.append(writer.writerow([inert(cell) for cell in cells]))
         yield "".join(out)

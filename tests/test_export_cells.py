@@ -113,6 +113,14 @@ def test_the_contacts_export_has_one_bom_and_reimports_its_accents(supervisor_cl
     assert (row["Name"], row["Company"], row["Mobile"]) == ("Zoë Ångström", "Café Müller", "+447400123456")
 
 
+def test_the_contacts_export_writes_when_a_contact_was_created_in_the_viewers_time_zone(supervisor_client, settings):
+    settings.TIME_ZONE = "America/New_York"
+    contact = Contact.objects.create(name="Ada Byron")
+    Contact.objects.filter(pk=contact.pk).update(created_at=datetime(2026, 7, 1, 12, 39, 5, tzinfo=UTC))
+    (row,) = csv.DictReader(io.StringIO(text_of(supervisor_client.get(CONTACTS)).removeprefix("\ufeff")))
+    assert row["Created"] == "2026-07-01T08:39:05-04:00"
+
+
 @pytest.mark.skipif(connection.vendor != "postgresql", reason="PostgreSQL writes the CSV itself (COPY)")
 def test_postgresql_and_python_agree_on_which_cells_are_phone_numbers(supervisor_client, supervisor_user):
     from calls import calllog
