@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
 
-from django.db.models import Case, IntegerField, Q, Sum, Value, When, Window
+from django.db.models import Case, IntegerField, Sum, Value, When, Window
 
 from calls.calling.placing import LIVE_CALL_WINDOW
 from calls.models import Call, DispositionCode
@@ -92,10 +92,10 @@ def bar_calls(user: User, *, now: datetime) -> Bar:
     """The user's own calls going on, and those ended in the last BAR_WINDOW without a wrap-up, newest first."""
     if not user.is_authenticated:
         return Bar()
-    rows = list(
-        Call.objects.changeable_by(user)
+    rows: list[Call] = list(
+        # Going on, or to wrap up, by the model's own rules (Call.objects.in_progress, to_wrap_up).
+        ((Call.objects.in_progress() | Call.objects.to_wrap_up()) & Call.objects.changeable_by(user))
         .filter(requested_at__gte=now - BAR_WINDOW)
-        .filter(Q(state__in=Call.IN_PROGRESS) | Q(state=Call.State.ENDED, wrapped_up_at__isnull=True))
         .with_parties()
         .annotate(
             # How many there are in all, in the same query: a sum of ones over every row the filter keeps.
