@@ -60,14 +60,17 @@ def _refusal(message: str) -> HttpResponse:
 def refusals_as_400(
     view: Callable[Concatenate[AuthedRequest, ...], Coroutine[Any, Any, HttpResponse]],
 ) -> Callable[Concatenate[AuthedRequest, ...], Coroutine[Any, Any, HttpResponse]]:
-    """Refused (by a rule) answers 400 with the reason as plain text; nothing was sent and no row written."""
+    """Refused (by a rule) answers 400 with the reason as plain text; nothing was sent and no row written.
+
+    The page may be behind (a call placed from another tab): `calls-changed` has its call bar and Call buttons
+    catch up."""
 
     @functools.wraps(view)
     async def wrapper(request: AuthedRequest, *args: object, **kwargs: object) -> HttpResponse:
         try:
             return await view(request, *args, **kwargs)
         except Refused as refused:
-            return _refusal(str(refused))
+            return trigger_client_event(_refusal(str(refused)), CALLS_CHANGED)
 
     return wrapper
 

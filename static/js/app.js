@@ -27,7 +27,8 @@ document.addEventListener("keydown", (event) => {
     return;
   }
   if (event.key === "w") {
-    const wrapup = document.querySelector(".wrapup select");
+    // The panel's wrap-up first (the page's own call), else the call bar's.
+    const wrapup = document.querySelector(".wrapup select") || document.querySelector(".bar-wrapup select");
     if (wrapup) {
       event.preventDefault();
       wrapup.scrollIntoView({ block: "center" });
@@ -153,8 +154,16 @@ function applyOnCall() {
     }
   }
 }
-document.addEventListener("DOMContentLoaded", applyOnCall);
-document.addEventListener("htmx:afterSettle", applyOnCall);
+// The bar's wrap-up steps aside where the page shows that call's own panel, which has the full form.
+function placeBarWrapUps() {
+  for (const form of document.querySelectorAll("#call-bar .bar-wrapup")) {
+    form.hidden = Boolean(document.getElementById(`call-panel-${form.dataset.call}`));
+  }
+}
+for (const step of [applyOnCall, placeBarWrapUps]) {
+  document.addEventListener("DOMContentLoaded", step);
+  document.addEventListener("htmx:afterSettle", step);
+}
 
 // A change made from the bar (recording) tells the page, as the panel's answers do: the bar, the timeline and
 // the panels reload. A wrap-up's answer says so itself. A form the server could not read says what to fix.
