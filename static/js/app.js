@@ -182,6 +182,15 @@ document.addEventListener("htmx:afterRequest", (event) => {
   }
 });
 
+// A click that placed a call and did not say so (a colleague's call from the agent directory) tells the bar.
+document.addEventListener("htmx:afterRequest", (event) => {
+  const config = event.detail.requestConfig;
+  const path = (event.detail.pathInfo && event.detail.pathInfo.requestPath) || "";
+  if (!event.detail.successful || !config || config.verb !== "post" || !path.endsWith("/call/")) return;
+  if ((event.detail.xhr.getResponseHeader("HX-Trigger") || "").includes("calls-changed")) return;
+  htmx.trigger(document.body, "calls-changed");
+});
+
 // Panels that no longer poll (the call ended) reload when a call changes elsewhere (the bar, another panel), so
 // the panel, the timeline and the bar agree. A panel someone is typing in is left alone.
 document.addEventListener("calls-changed", (event) => {

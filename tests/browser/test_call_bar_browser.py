@@ -111,6 +111,20 @@ def test_the_contact_page_and_the_bar_agree_when_the_call_ends(demo, page, live_
     assert page.console_errors == []
 
 
+def test_a_call_to_a_colleague_shows_in_the_bar_at_once(demo, page, live_server, sim):  # noqa: F811
+    log_in(page, live_server, "agent", "demo")
+    page.click("nav >> text=Agents")
+    tom = page.locator("tr", has_text="Tom Okafor").locator("button", has_text="Call")
+    expect(page.locator("#ready-1003")).to_have_text("ready")
+
+    tom.click()
+
+    expect(page.locator("#call-bar")).to_contain_text("Tom Okafor")
+    expect(tom).to_be_disabled()
+    expect(tom).to_have_attribute("title", "You are on a call with Tom Okafor (1003).")
+    assert page.console_errors == []
+
+
 # --- Refusals in place, DEBUG on and off --------------------------------------------------------------------------
 
 
