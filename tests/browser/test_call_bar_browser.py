@@ -18,6 +18,12 @@ WIDTHS = [1280, 375]
 TIMER = re.compile(r"^\d+:\d\d$")
 
 
+@pytest.fixture(autouse=True)
+def _uncaught_errors_count_too(page) -> None:
+    """An uncaught script error (a CSP refusal of eval, say) fails the test like a console error."""
+    page.on("pageerror", lambda error: page.console_errors.append(f"uncaught: {error}"))
+
+
 def fits(page) -> bool:
     """The bar, and the page when the bar is all there is to it at the top, are no wider than the window."""
     return page.evaluate(
@@ -27,7 +33,7 @@ def fits(page) -> bool:
 
 
 def csp_errors(page) -> list[str]:
-    return [m for m in page.console_errors if "Content Security Policy" in m or "Refused to" in m]
+    return [m for m in page.console_errors if "Content Security Policy" in m or "Refused to" in m or "uncaught" in m]
 
 
 @pytest.mark.parametrize("width", WIDTHS)
