@@ -24,6 +24,7 @@ urlpatterns = [
     path("contacts/<int:pk>/call/", calling.call_contact, name="call_contact"),
     path("contacts/<int:pk>/dial-preview/", calling.dial_preview, name="dial_preview"),
     path("readiness/", calling.readiness, name="readiness"),
+    path("calls/bar/", calling.call_bar, name="call_bar"),
     path("calls/<int:pk>/panel/", calling.call_panel, name="call_panel"),
     path("calls/<int:pk>/recording/", calling.call_recording, name="call_recording"),
     path("calls/<int:pk>/wrapup/", calling.call_wrapup, name="call_wrapup"),

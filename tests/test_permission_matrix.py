@@ -98,6 +98,8 @@ MATRIX: list[Row] = [
          request_id="{new_id}", call="group:{free_phone}", groups="{group}"),  # via groups: supervisors only
     get("/contacts/{contact}/dial-preview/",           LOGIN,       200,         200,         200,         200),
     get("/readiness/",                                 LOGIN,       200,         200,         200,         200),
+    # The call bar: everyone who is logged in, each with their own calls.
+    get("/calls/bar/",                                 LOGIN,       200,         200,         200,         200),
     get("/calls/{call}/panel/",                        LOGIN,       200,         404,         200,         200),
     # An empty form: the call's own agent gets past the permissions, to the panel saying what to fix (400).
     post("/calls/{live_call}/recording/",              LOGIN,       400,         404,         404,         404),

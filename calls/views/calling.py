@@ -27,6 +27,8 @@ from django_htmx.http import trigger_client_event
 
 from calls import calling, rules
 from calls import permissions as perms
+from calls.calling.bar import Bar, BarItem, bar_calls, holds_phone, on_call_words
+from calls.calling.common import _now
 from calls.forms import DialPreviewForm, NumberClickForm, RecordingForm, WrapUpForm, first_error
 from calls.models import AgentGroup, Call, Contact, DispositionCode
 from calls.rules import Refused
@@ -60,14 +62,17 @@ def _refusal(message: str) -> HttpResponse:
 def refusals_as_400(
     view: Callable[Concatenate[AuthedRequest, ...], Coroutine[Any, Any, HttpResponse]],
 ) -> Callable[Concatenate[AuthedRequest, ...], Coroutine[Any, Any, HttpResponse]]:
-    """Refused (by a rule) answers 400 with the reason as plain text; nothing was sent and no row written."""
+    """Refused (by a rule) answers 400 with the reason as plain text; nothing was sent and no row written.
+
+    The page may be behind (a call placed from another tab): `calls-changed` has its call bar and Call buttons
+    catch up."""
 
     @functools.wraps(view)
     async def wrapper(request: AuthedRequest, *args: object, **kwargs: object) -> HttpResponse:
         try:
             return await view(request, *args, **kwargs)
         except Refused as refused:
-            return _refusal(str(refused))
+            return trigger_client_event(_refusal(str(refused)), CALLS_CHANGED)
 
     return wrapper
 
@@ -117,7 +122,12 @@ def dialer_context(
     user: User, contact: Contact, *, ticked: Sequence[int] | None = None, chosen_clid: int | None = None
 ) -> dict[str, object]:
     dial = calling.dialer(user=user, contact=contact, ticked=ticked, chosen_clid=chosen_clid)
-    return {"contact": contact, "dial": dial, "can_override_dnc": dial.caller.may_override_dnc}
+    return {
+        "contact": contact,
+        "dial": dial,
+        "can_override_dnc": dial.caller.may_override_dnc,
+        "min_dnc_reason": rules.MIN_DNC_REASON,
+    }
 
 
 # --- The click -------------------------------------------------------------------------------------------
@@ -149,7 +159,10 @@ async def call_contact(request: AuthedRequest, pk: int) -> HttpResponse:
     if not request.htmx:
         return redirect(f"{reverse('contact_detail', args=[pk])}?call={calling.regarding_token(call)}")
     template = "calls/contact_list.html#list_call" if request.htmx.target == "list-call" else "calls/call_slot.html"
-    response = await render_panel(request, template, call, user, contact=call.contact, phone=call.phone, can_call=True)
+    on_call = on_call_after_click(call, user)  # the fresh Call button: the context processor may not read here
+    response = await render_panel(
+        request, template, call, user, contact=call.contact, phone=call.phone, can_call=True, on_call=on_call
+    )
     return trigger_client_event(response, CALLS_CHANGED)
 
 
@@ -293,3 +306,52 @@ async def call_wrapup(request: AuthedRequest, pk: int) -> HttpResponse:
         chosen=chosen,
         notes=notes,
     )
+
+
+# --- The call bar -----------------------------------------------------------------------------------------
+
+
+def call_bar_for(user: User) -> Bar:
+    """The bar of every page (calls/context_processors.py), read from the database."""
+    return _words_for(bar_calls(user, now=_now()), user, {})
+
+
+def _words_for(bar: Bar, user: User, recordings: dict[int, str]) -> Bar:
+    """The bar's calls with their words (the panel's phase), and the disposition codes when a wrap-up is due."""
+    now = _now()
+    for call in bar.calls:
+        recording = recordings.get(call.pk, call.recording_status)
+        phase = str(panel_context(call, user=user, recording_status=recording)["phase"])
+        bar.items.append(BarItem(call=call, phase=phase, recording=recording, now=now))
+    if any(call.wrap_up_due for call in bar.calls):
+        bar.dispositions = list(DispositionCode.objects.filter(is_active=True))
+    return bar
+
+
+def on_call_after_click(call: Call, user: User) -> str:
+    """ "You are on a call with …" when the call just placed holds the user's phone, for the fresh Call button."""
+    return on_call_words(call) if holds_phone(call, user, now=_now()) else ""
+
+
+@require_GET
+@login_required
+async def call_bar(request: AuthedRequest) -> HttpResponse:
+    """The call bar, polled while one of the person's calls is going on and reloaded on `calls-changed`.
+
+    A live call is followed (`calling.follow` asks VCC at most once per call every couple of seconds, whoever asks:
+    the bar, a panel or the worker); the rest is read from the database.
+    """
+    user = await _user(request)
+    bar = await sync_to_async(bar_calls)(user, now=_now())
+    changed = False
+    recordings: dict[int, str] = {}
+    for call in bar.calls:
+        if call.is_live:
+            followed = await calling.follow(call=call)
+            changed = changed or followed.changed
+            recordings[call.pk] = await calling.shown_recording(followed.call)
+    if changed:  # a call that ended no longer holds the phone
+        bar.on_call = next((call for call in bar.calls if holds_phone(call, user, now=_now())), None)
+    bar = await sync_to_async(_words_for)(bar, user, recordings)
+    response = await _render(request, "calls/call_bar.html", {"call_bar": bar})
+    return trigger_client_event(response, CALLS_CHANGED) if changed else response

@@ -9,10 +9,12 @@ function isTyping(target) {
 document.addEventListener("keydown", (event) => {
   if (isTyping(event.target) || event.ctrlKey || event.metaKey || event.altKey) return;
   if (event.key === "/") {
+    event.preventDefault();
     const search = document.querySelector("input[type=search]");
     if (search) {
-      event.preventDefault();
       search.focus();
+    } else if (document.body.dataset.searchUrl) {
+      window.location.assign(`${document.body.dataset.searchUrl}#search`);  // the contact list, its box focused
     }
     return;
   }
@@ -25,7 +27,8 @@ document.addEventListener("keydown", (event) => {
     return;
   }
   if (event.key === "w") {
-    const wrapup = document.querySelector(".wrapup select");
+    // The panel's wrap-up first (the page's own call), else the call bar's.
+    const wrapup = document.querySelector(".wrapup select") || document.querySelector(".bar-wrapup select");
     if (wrapup) {
       event.preventDefault();
       wrapup.scrollIntoView({ block: "center" });
@@ -106,3 +109,157 @@ function setUpAddPhone() {
   });
 }
 document.addEventListener("DOMContentLoaded", setUpAddPhone);
+
+// --- The call bar (templates/calls/call_bar.html) -----------------------------------------------------------------
+// Talk timers: every element with data-talk-since (ISO 8601, UTC), in the bar and in call panels, shows the talk
+// time so far as m:ss, or h:mm:ss past an hour, ticking once a second.
+function talkTime(seconds) {
+  const s = Math.max(0, Math.floor(seconds));
+  const hours = Math.floor(s / 3600);
+  const minutes = Math.floor((s % 3600) / 60);
+  const rest = String(s % 60).padStart(2, "0");
+  return hours ? `${hours}:${String(minutes).padStart(2, "0")}:${rest}` : `${minutes}:${rest}`;
+}
+function tickTalkTimers() {
+  const now = Date.now();
+  for (const timer of document.querySelectorAll("[data-talk-since]")) {
+    const since = Date.parse(timer.dataset.talkSince);
+    if (!Number.isNaN(since)) timer.textContent = talkTime((now - since) / 1000);
+  }
+}
+setInterval(tickTalkTimers, 1000);
+document.addEventListener("htmx:afterSettle", tickTalkTimers);
+
+// While the person's own call is going on, every Call button is disabled and says who the call is with, instead of
+// the readiness notice; when it ends they come back. The bar carries the words (data-on-call), and is the one
+// place that knows: pages render the same state, and this keeps them in step as the bar refreshes.
+function applyOnCall() {
+  const bar = document.getElementById("call-bar");
+  if (!bar) return;
+  const words = bar.dataset.onCall || "";
+  document.body.toggleAttribute("data-on-call", Boolean(words));
+  for (const button of document.querySelectorAll("button[data-call-button]")) {
+    button.disabled = Boolean(words);
+    if (words) button.title = words;
+    else if (button.dataset.title) button.title = button.dataset.title;
+    else button.removeAttribute("title");
+  }
+  for (const notice of document.querySelectorAll("[data-on-call-notice]")) {
+    if (words) {
+      notice.textContent = words;
+      notice.className = "notice";
+    } else if (notice.textContent.startsWith("You are on a call with")) {
+      notice.textContent = "";
+      notice.className = "visually-hidden";
+    }
+  }
+}
+// The bar's wrap-up steps aside where the page shows that call's own panel, which has the full form.
+function placeBarWrapUps() {
+  for (const form of document.querySelectorAll("#call-bar .bar-wrapup")) {
+    form.hidden = Boolean(document.getElementById(`call-panel-${form.dataset.call}`));
+  }
+}
+for (const step of [applyOnCall, placeBarWrapUps]) {
+  document.addEventListener("DOMContentLoaded", step);
+  document.addEventListener("htmx:afterSettle", step);
+}
+
+// A change made from the bar (recording) tells the page, as the panel's answers do: the bar, the timeline and
+// the panels reload. A wrap-up's answer says so itself. A form the server could not read says what to fix.
+document.addEventListener("htmx:afterRequest", (event) => {
+  const form = event.detail.elt instanceof Element ? event.detail.elt.closest("[data-bar-action]") : null;
+  if (!form) return;
+  const xhr = event.detail.xhr;
+  if (xhr.status === 400 && xhr.getResponseHeader("X-Form-Errors") === "1") {
+    const answer = new DOMParser().parseFromString(xhr.responseText, "text/html");
+    const alert = answer.querySelector("[role=alert]");
+    flash(alert ? alert.textContent.trim() : "That could not be saved: check the form and try again.");
+    return;
+  }
+  if (event.detail.successful && !(xhr.getResponseHeader("HX-Trigger") || "").includes("calls-changed")) {
+    htmx.trigger(document.body, "calls-changed");
+  }
+});
+
+// A click that placed a call and did not say so (a colleague's call from the agent directory) tells the bar.
+document.addEventListener("htmx:afterRequest", (event) => {
+  const config = event.detail.requestConfig;
+  const path = (event.detail.pathInfo && event.detail.pathInfo.requestPath) || "";
+  if (!event.detail.successful || !config || config.verb !== "post" || !path.endsWith("/call/")) return;
+  if ((event.detail.xhr.getResponseHeader("HX-Trigger") || "").includes("calls-changed")) return;
+  htmx.trigger(document.body, "calls-changed");
+});
+
+// Panels that no longer poll (the call ended) reload when a call changes elsewhere (the bar, another panel), so
+// the panel, the timeline and the bar agree. A panel someone is typing in is left alone.
+document.addEventListener("calls-changed", (event) => {
+  const source = event.target instanceof Element ? event.target.closest(".call-panel") : null;
+  for (const panel of document.querySelectorAll(".call-panel[id^='call-panel-']")) {
+    const state = panel.dataset.callState;
+    if (panel === source || state === "live" || state === "requested" || panel.contains(document.activeElement)) continue;
+    const pk = panel.id.slice("call-panel-".length);
+    htmx.ajax("GET", `/calls/${pk}/panel/`, { target: panel, swap: "outerHTML" });
+  }
+});
+
+// --- Required input, checked before sending (the server checks it again) -------------------------------------------
+// "Call anyway" needs the reason for calling a do-not-call number; "Call via group" needs a ticked group. The
+// checks depend on which button was clicked, so they are made here rather than with `required` on the form.
+const refused = new Set();
+function refuseInput(input, message) {
+  refused.add(input);
+  input.setCustomValidity(message);
+  input.reportValidity();
+  const clear = () => {
+    input.setCustomValidity("");
+    input.removeEventListener("input", clear);
+    input.removeEventListener("change", clear);
+  };
+  input.addEventListener("input", clear);
+  input.addEventListener("change", clear);
+}
+// A click on another button starts afresh: what one button needs must not hold back the others.
+document.addEventListener(
+  "click",
+  (event) => {
+    if (!(event.target instanceof Element) || !event.target.closest("button[type=submit], button:not([type])")) return;
+    for (const input of refused) input.setCustomValidity("");
+    refused.clear();
+  },
+  true,
+);
+document.addEventListener(
+  "submit",
+  (event) => {
+    const button = event.submitter;
+    if (!(button instanceof HTMLButtonElement) || !event.target.contains(button)) return;
+    const form = event.target;
+    if (button.hasAttribute("data-needs-group")) {
+      const groups = [...form.querySelectorAll("input[name=groups]")];
+      if (groups.length && !groups.some((box) => box.checked)) {
+        event.preventDefault();
+        event.stopImmediatePropagation();
+        refuseInput(groups[0], "Tick at least one group to call via.");
+        return;
+      }
+    }
+    const reason = button.dataset.needsReason && document.getElementById(button.dataset.needsReason);
+    if (reason) {
+      const needed = Number(reason.getAttribute("minlength") || 1);
+      if (reason.value.trim().length < needed) {
+        event.preventDefault();
+        event.stopImmediatePropagation();
+        refuseInput(reason, reason.dataset.requiredMessage || "Say why you are calling anyway.");
+      }
+    }
+  },
+  true,
+);
+
+// "/" from another page lands on the contact list with its search box focused.
+document.addEventListener("DOMContentLoaded", () => {
+  if (window.location.hash !== "#search") return;
+  const search = document.querySelector("input[type=search]");
+  if (search) search.focus();
+});
