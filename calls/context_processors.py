@@ -22,6 +22,7 @@ def vccweb(request: HttpRequest) -> dict[str, object]:
         **call_bar(request),
         "sandbox": settings.VCC_SANDBOX,
         "default_region": settings.DEFAULT_PHONE_REGION,
+        "call_poll": f"{settings.CALL_POLL_MS}ms",  # htmx's `every` for the call panel and the call bar
         "can_admin": bool(user and user.is_authenticated and user.is_staff),
         # Checked only when a template asks (the navigation), usually from the permissions the view already loaded.
         "can_see_health": partial(_has_perm, user, perms.VIEW_INTEGRATION_HEALTH),

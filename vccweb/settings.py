@@ -133,6 +133,9 @@ MIDDLEWARE = [
 DEBUG_TECHNICAL_ERRORS = env_bool("DEBUG_TECHNICAL_ERRORS", False)
 if DEBUG and not DEBUG_TECHNICAL_ERRORS:
     MIDDLEWARE.append("calls.errorpages.FriendlyErrorPages")
+# How often an open page asks for the progress of a call going on (the call panel and the call bar, in ms). VCC is
+# asked about a call at most every 2 s whatever this is (calls/calling/following.py); the browser tests shorten it.
+CALL_POLL_MS = 2000
 # Django's deploy checks W001-W003 want its own class names above; calls.W001 checks for the subclasses instead.
 SILENCED_SYSTEM_CHECKS = ["security.W001", "security.W002", "security.W003"]
 

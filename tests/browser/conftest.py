@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import threading
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -25,6 +27,35 @@ def pytest_collection_modifyitems(config, items):
     for item in items:
         if _is_browser_test(item):
             item.add_marker(pytest.mark.skip(reason=reason))
+
+
+@pytest.fixture(autouse=True)
+def quick_polls(request, settings, monkeypatch):
+    """Pages ask for a call's progress every 250 ms instead of 2 s, and VCC may be asked about a call as often: the
+    browser tests wait on polls, and would otherwise spend most of their time waiting out the production pace."""
+    if not _is_browser_test(request.node):
+        return
+    from calls.calling import following
+
+    settings.CALL_POLL_MS = 250
+    monkeypatch.setattr(following, "FOLLOW_INTERVAL", timedelta(milliseconds=250))
+
+
+@pytest.fixture(autouse=True)
+def server_settled(request):
+    """After a browser test, wait for the requests the live server is still answering (a poll the closed page sent
+    just before) to finish: one still reading the database when the test database is flushed can deadlock the flush
+    and fail the tests that follow. The live server answers each connection in a thread of its own."""
+    yield
+    if not _is_browser_test(request.node):
+        return
+    from django.core.servers.basehttp import ThreadedWSGIServer
+
+    for thread in threading.enumerate():
+        # Only the live server's own threads: vccsim's keep connections open to the app's client for ever.
+        server = getattr(getattr(thread, "_target", None), "__self__", None)
+        if isinstance(server, ThreadedWSGIServer) and thread is not threading.current_thread():
+            thread.join(timeout=10)
 
 
 @pytest.fixture(scope="session")
@@ -61,6 +92,7 @@ def page(browser, request):
     if request.node.rep_call.failed if hasattr(request.node, "rep_call") else False:
         ARTIFACTS.mkdir(exist_ok=True)
         page.screenshot(path=str(ARTIFACTS / f"{request.node.name}.png"), full_page=True)
+    page.goto("about:blank")  # stops the page's polls before the test database is flushed
     context.close()
 
 
