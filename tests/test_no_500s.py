@@ -24,7 +24,7 @@ from tests._sim import HTMX, click, primary
 
 sim, world, world_rows = _security.sim, _security.world, _security.world_rows  # fixtures
 
-EXAMPLES = 25
+EXAMPLES = 15
 fuzz = settings(
     max_examples=EXAMPLES,
     deadline=None,
@@ -389,7 +389,7 @@ def test_admin_sync_run_form(clients, action, value):
 # --- The call log, its export, reports, and the contacts' import and export ------------------------------------
 
 
-@fuzz
+@few
 @given(
     start=field("2026-01-01"),
     end=field("2026-12-31"),

@@ -22,7 +22,7 @@ def people(db):
 
 
 def test_an_agent_logs_in_and_finds_a_contact_by_typing_a_number(page, live_server, agent_user, people):
-    log_in(page, live_server, "alex", PASSWORD)
+    log_in(page, live_server, "alex", PASSWORD, via_form=True)
     assert page.locator("text=Sandbox").first.is_visible()
     assert page.locator("#results tbody tr").count() == 2
     page.fill("#q", "020 7946 0123")
