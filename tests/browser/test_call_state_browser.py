@@ -20,7 +20,6 @@ from tests.browser.conftest import log_in
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 ROOT = Path(__file__).resolve().parents[2]
-WIDTHS = [1280, 375]
 
 
 class SimProcess:
@@ -81,11 +80,6 @@ def demo(db) -> None:
     call_command("seed_demo", stdout=open("/dev/null", "w"))  # noqa: SIM115
 
 
-@pytest.fixture(params=WIDTHS, ids=[f"{w}px" for w in WIDTHS])
-def width(request) -> int:
-    return request.param
-
-
 def new_page(browser, width: int):
     context = browser.new_context(viewport={"width": width, "height": 900})
     page = context.new_page()
@@ -99,10 +93,11 @@ def a_contact() -> ContactPhone:
     ).first()
 
 
-def test_the_panel_says_it_lost_contact_while_vcc_is_stopped_then_recovers(demo, browser, width, live_server, sim):
+def test_the_panel_says_it_lost_contact_while_vcc_is_stopped_then_recovers(demo, browser, live_server, sim):
+    """At 1280 px, then at 375 px while contact is lost and after it comes back (one call, both widths)."""
     phone = a_contact()
     sim.control("next-outcome", {"outcome": "answered", "talkSeconds": 3600})
-    context, page = new_page(browser, width)
+    context, page = new_page(browser, 1280)
     try:
         log_in(page, live_server, "agent", "demo")
         page.goto(f"{live_server.url}/contacts/{phone.contact_id}/")
@@ -123,6 +118,8 @@ def test_the_panel_says_it_lost_contact_while_vcc_is_stopped_then_recovers(demo,
         expect(panel.locator("[data-talk-since]")).to_have_count(0)
         call = Call.objects.get()
         assert call.lost_contact_since is not None and call.state == Call.State.LIVE
+        assert page.evaluate("document.documentElement.scrollWidth") <= 1280
+        page.set_viewport_size({"width": 375, "height": 900})  # the same words on a phone
         # It stays said on the following polls (each answered without asking VCC again so soon).
         for _ in range(2):
             with page.expect_response(lambda r: "/panel/" in r.url, timeout=10_000):
@@ -136,15 +133,17 @@ def test_the_panel_says_it_lost_contact_while_vcc_is_stopped_then_recovers(demo,
         call.refresh_from_db()
         assert call.lost_contact_since is None
         assert call.last_seen_at is not None
-        assert page.evaluate("document.documentElement.scrollWidth") <= width
+        assert page.evaluate("document.documentElement.scrollWidth") <= 375
     finally:
         context.close()
 
 
-def test_a_group_call_shows_who_answered_and_that_agent_wraps_it_up(demo, browser, width, live_server, sim):
+def test_a_group_call_shows_who_answered_and_that_agent_wraps_it_up(demo, browser, live_server, sim):
+    """The supervisor clicks on a desktop, the agent who answers wraps up on a phone: both widths in one call."""
+    supervisor_width, agent_width = 1280, 375
     phone = a_contact()
-    supervisor_context, supervisor = new_page(browser, width)
-    agent_context, agent = new_page(browser, width)
+    supervisor_context, supervisor = new_page(browser, supervisor_width)
+    agent_context, agent = new_page(browser, agent_width)
     try:
         log_in(supervisor, live_server, "supervisor", "demo")
         supervisor.goto(f"{live_server.url}/contacts/{phone.contact_id}/")
@@ -183,7 +182,8 @@ def test_a_group_call_shows_who_answered_and_that_agent_wraps_it_up(demo, browse
         supervisor.goto(f"{live_server.url}/calls/{call.pk}/")
         expect(supervisor.locator("body")).to_contain_text("Answered by")
         expect(supervisor.locator(".call-panel")).to_contain_text("Wrapped up: Interested")
-        assert agent.evaluate("document.documentElement.scrollWidth") <= width
+        assert agent.evaluate("document.documentElement.scrollWidth") <= agent_width
+        assert supervisor.evaluate("document.documentElement.scrollWidth") <= supervisor_width
     finally:
         supervisor_context.close()
         agent_context.close()
