@@ -205,3 +205,12 @@ def redis_cache(settings):
     cache.clear()
     yield cache
     cache.clear()
+
+
+@pytest.fixture
+def placed(agent_client, contact, london):
+    """A call the agent placed to the contact from the London number; the test module installs the simulator
+    (`tests._sim.fresh_simulator`)."""
+    from tests._sim import place_call
+
+    return place_call(agent_client, contact)

@@ -13,7 +13,7 @@ from django.utils import timezone
 from calls import calling
 from calls.models import Agent, Call, ContactPhone
 from tests._calls import make_call
-from tests._sim import HTMX, call_agent, fresh_simulator, place_call, poll
+from tests._sim import HTMX, call_agent, fresh_simulator, poll
 
 pytestmark = pytest.mark.django_db
 
@@ -24,11 +24,6 @@ ENDED = 70
 @pytest.fixture(autouse=True)
 def sim(monkeypatch):
     yield from fresh_simulator(monkeypatch)
-
-
-@pytest.fixture
-def placed(agent_client, contact, london) -> Call:
-    return place_call(agent_client, contact)
 
 
 def bar(client) -> str:

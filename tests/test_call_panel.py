@@ -6,7 +6,7 @@ import pytest
 from django.test import Client
 
 from calls.models import Call, ContactPhone, DispositionCode
-from tests._sim import HTMX, click, fresh_simulator, place_call, poll, primary, shown
+from tests._sim import HTMX, click, fresh_simulator, poll, primary, shown
 
 pytestmark = pytest.mark.django_db
 
@@ -18,11 +18,6 @@ ENDED = 70  # the default outcome talks for 60 s
 @pytest.fixture(autouse=True)
 def sim(monkeypatch):
     yield from fresh_simulator(monkeypatch)
-
-
-@pytest.fixture
-def placed(agent_client, contact, london) -> Call:
-    return place_call(agent_client, contact)
 
 
 @pytest.fixture

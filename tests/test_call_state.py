@@ -16,7 +16,7 @@ from django.utils import formats, timezone
 from calls import calling, reports, rules
 from calls.models import Agent, Call, CallEvent, DispositionCode
 from calls.views.calling import panel_context
-from tests._sim import HTMX, call_agent, click, fresh_simulator, only_call, place_call, poll, primary, shown
+from tests._sim import HTMX, call_agent, click, fresh_simulator, only_call, poll, primary, shown
 
 pytestmark = pytest.mark.django_db
 
@@ -27,11 +27,6 @@ ENDED = 70
 @pytest.fixture(autouse=True)
 def sim(monkeypatch):
     yield from fresh_simulator(monkeypatch)
-
-
-@pytest.fixture
-def placed(agent_client, contact, london) -> Call:
-    return place_call(agent_client, contact)
 
 
 def html(response) -> str:

@@ -25,11 +25,6 @@ def sim(monkeypatch):
     yield from fresh_simulator(monkeypatch)
 
 
-@pytest.fixture
-def placed(agent_client, contact, london) -> Call:
-    return place_call(agent_client, contact)
-
-
 def reconcile() -> str:
     """Run one round through the command; return its report ("asked VCC about 1, 1 ended")."""
     out = StringIO()
