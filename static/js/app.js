@@ -84,7 +84,12 @@ document.addEventListener("htmx:responseError", (event) => {
 document.addEventListener("htmx:sendError", () => {
   flash("vccweb could not be reached: check your connection, then try again.");
 });
-document.addEventListener("htmx:beforeRequest", () => {
+// A new action by the person clears the last message; the polls of a call going on (every 2 s) and the reloads
+// other answers set off (calls-changed) leave it, or a refusal would vanish before it is read.
+document.addEventListener("htmx:beforeRequest", (event) => {
+  const config = event.detail.requestConfig || {};
+  const byPerson = config.verb !== "get" || Boolean(config.triggeringEvent && config.triggeringEvent.isTrusted);
+  if (!byPerson) return;
   const box = document.getElementById("flash");
   if (box) box.hidden = true;
 });
@@ -177,7 +182,11 @@ document.addEventListener("htmx:afterRequest", (event) => {
     flash(alert ? alert.textContent.trim() : "That could not be saved: check the form and try again.");
     return;
   }
-  if (event.detail.successful && !(xhr.getResponseHeader("HX-Trigger") || "").includes("calls-changed")) {
+  if (!event.detail.successful) return;
+  // The answer is the call's panel: an error in it (VCC refused the change) is said where the person looks.
+  const refused = new DOMParser().parseFromString(xhr.responseText, "text/html").querySelector("p.error[role=alert]");
+  if (refused) flash(refused.textContent.trim());
+  if (!(xhr.getResponseHeader("HX-Trigger") || "").includes("calls-changed")) {
     htmx.trigger(document.body, "calls-changed");
   }
 });

@@ -69,7 +69,15 @@ def test_the_call_bar_follows_a_call_across_pages_and_wraps_it_up(demo, page, li
     tom = page.locator("tr", has_text="Tom Okafor").locator("button", has_text="Call")
     expect(tom).to_be_disabled()
     expect(tom).to_have_attribute("title", f"You are on a call with {contact.name}.")
+    sim.post("faults/recording", {"status": 503, "count": 1})  # VCC refuses the first change: the bar says so
     bar.locator("button", has_text="Pause recording").click()
+    expect(page.locator("#flash")).to_contain_text("VCC is having a problem")
+    for _ in range(2):  # the bar's next polls leave the message where it is
+        with page.expect_response(lambda r: "/calls/bar/" in r.url):
+            pass
+        expect(page.locator("#flash")).to_be_visible()
+    bar.locator("button", has_text="Pause recording").click()  # a poll in flight must not swallow the click
+    expect(page.locator("#flash")).to_be_hidden()
     expect(bar.locator("button", has_text="Resume recording")).to_be_visible(timeout=10_000)
     page.reload()  # restored after a reload, recording state and all
     expect(bar.locator("button", has_text="Resume recording")).to_be_visible()
