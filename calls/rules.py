@@ -238,11 +238,13 @@ def phase(
     lost_since: str = "",
     gone: bool = False,
     last_seen: str = "",
+    closed: bool = False,
 ) -> str:
     """Where the call is, in words a person reads (and a screen reader announces); the call panel and the call bar
     show the same words.
 
-    `agent_answered`: the agent's phone was answered and VCC now rings the contact; `lost_since`: the time (as
+    `closed`: a supervisor closed it by hand. `agent_answered`: the agent's phone was answered and VCC now rings
+    the contact; `lost_since`: the time (as
     shown to the viewer) from which VCC could not be asked about a live call; `gone`: VCC no longer knows the call,
     last seen at `last_seen`."""
     if state == "requested":
@@ -261,7 +263,11 @@ def phase(
         return "Not confirmed: the call may have been placed"
     if gone:
         return "Ended: VCC no longer knows this call" + (f" (last seen {last_seen})" if last_seen else "")
-    return "Call ended" if outcome_label == "Answered" else f"Call ended: {outcome_label.lower()}"
+    if closed:
+        return "Ended: closed by a supervisor"
+    if outcome_label == "Answered":
+        return "Call ended"
+    return f"Call ended: {outcome_label.lower().removeprefix('ended, ')}"  # "Ended, result unknown": no "ended" twice
 
 
 def visible_groups(groups: Collection[AgentGroup], caller: Caller) -> list[AgentGroup]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import csv
 import io
-from datetime import UTC, date
+from datetime import UTC, date, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -343,3 +343,67 @@ def test_a_group_call_answered_by_an_agent_without_a_login_stays_the_clickers(gr
     assert group_call.is_changeable_by(group_call.created_by)
     assert group_call in Call.objects.changeable_by(group_call.created_by)
     assert not group_call.is_changeable_by(agent_user)
+
+
+# --- What a review of the change found ------------------------------------------------------------------------
+
+
+def test_a_call_a_supervisor_closed_says_so_in_the_panel(supervisor_client, placed):
+    supervisor_client.post(f"/calls/{placed.pk}/close/", {"reason": "VCC support says the call ended at 13:40"})
+    panel = html(supervisor_client.get(f"/calls/{placed.pk}/panel/", headers=HTMX))
+    assert "Ended: closed by a supervisor" in panel
+    assert "ended, result unknown" not in panel.lower()
+
+
+def test_an_answer_from_vcc_that_was_on_its_way_never_undoes_a_close(supervisor_client, placed, sim):
+    from calls.calling.following import _record_follow
+    from calls.vcc import get_client
+
+    stale = Call.objects.get(pk=placed.pk)  # the worker's copy, taken before the close
+    sim.clock.advance(CONNECTED)
+    with get_client() as client:
+        detail = client.get_call(placed.vcc_call_id)  # VCC says: live, connected
+    supervisor_client.post(f"/calls/{placed.pk}/close/", {"reason": "VCC support says the call ended at 13:40"})
+
+    followed = _record_follow(stale, detail=detail, error=None, now=timezone.now())
+
+    placed.refresh_from_db()
+    assert (placed.state, placed.outcome) == (Call.State.ENDED, Call.Outcome.UNKNOWN)
+    assert followed.call.state == Call.State.ENDED and followed.changed  # the page is told to catch up
+
+
+def test_the_bar_shows_no_timer_pulse_or_recording_buttons_while_contact_is_lost(agent_client, placed, sim):
+    sim.clock.advance(CONNECTED)
+    poll(agent_client, placed)
+    sim.set_fault("get_call", status=503)
+    sim.clock.advance(10)
+    poll(agent_client, placed)
+
+    bar = html(agent_client.get("/calls/bar/", headers=HTMX))
+    assert "Lost contact with VCC" in bar
+    assert "data-talk-since" not in bar and 'class="pulse"' not in bar and "Pause recording" not in bar
+
+
+def test_a_group_call_answered_by_ones_own_agent_holds_ones_phone(supervisor_user, agent_user, sales):
+    from calls.calling.bar import holds_phone
+
+    call = Call.objects.create(
+        created_by=agent_user,  # someone else clicked it; the supervisor's own agent answered
+        answered_by=supervisor_user.agent,
+        to_number="+447400123456",
+        state=Call.State.LIVE,
+        outcome=Call.Outcome.IN_PROGRESS,
+    )
+    call.from_groups.set([sales])
+    now = timezone.now()
+
+    assert holds_phone(call, supervisor_user, now=now)
+    assert not holds_phone(call, agent_user, now=now)
+    blocking = Call.objects.blocking(
+        agent_id=supervisor_user.agent.pk,
+        number="+447400999999",
+        user_id=supervisor_user.pk,
+        since=now - timedelta(hours=2),
+        request_id="00000000-0000-0000-0000-000000000001",
+    )
+    assert blocking == call  # a click of theirs is refused before VCC, as for a call from their own agent

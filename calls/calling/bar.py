@@ -35,8 +35,8 @@ def on_call_words(call: Call) -> str:
 
 def holds_phone(call: Call, user: User, *, now: datetime) -> bool:
     """Whether this call, still going on, rings or holds the user's own phone (so another click would be refused)."""
-    agent = call.from_agent if call.from_agent_id else None
-    mine = agent is not None and agent.user_id == user.pk
+    agents = (call.from_agent if call.from_agent_id else None, call.answered_by if call.answered_by_id else None)
+    mine = any(agent is not None and agent.user_id == user.pk for agent in agents)  # theirs, or a group call they took
     return mine and call.in_progress and call.requested_at >= now - LIVE_CALL_WINDOW
 
 
@@ -54,10 +54,17 @@ class BarItem:
         return with_whom(self.call)
 
     @property
+    def lost(self) -> bool:
+        """VCC could not be asked about this live call: its state is unknown (no timer, pulse or recording buttons,
+        as on the panel)."""
+        return self.call.is_live and self.call.lost_contact_since is not None
+
+    @property
     def talk_since(self) -> str:
-        """When talk began, ISO 8601 in UTC, for app.js's timer (data-talk-since); "" before it began."""
+        """When talk began, ISO 8601 in UTC, for app.js's timer (data-talk-since); "" before it began, or while
+        contact with VCC is lost."""
         at = self.call.connected_at
-        if at is None or not self.call.is_live:
+        if at is None or not self.call.is_live or self.lost:
             return ""
         return at.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 

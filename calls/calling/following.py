@@ -66,6 +66,16 @@ def _answerer(call: Call, detail: CallDetail) -> Agent | None:
 
 
 def _record_follow(call: Call, *, detail: CallDetail | None, error: VCCError | None, now: datetime) -> Followed:
+    with transaction.atomic():
+        # What VCC said is recorded only on a call still live: a supervisor may have closed it (or another look
+        # recorded its end) while VCC was being asked, and a stale answer must not undo that.
+        if not Call.objects.select_for_update().filter(pk=call.pk, state=Call.State.LIVE).exists():
+            call.refresh_from_db()
+            return Followed(call, changed=True)
+        return _record_answer(call, detail=detail, error=error, now=now)
+
+
+def _record_answer(call: Call, *, detail: CallDetail | None, error: VCCError | None, now: datetime) -> Followed:
     if detail is not None:
         changed = call.record_detail(
             agent_answered=detail.agent_answered,

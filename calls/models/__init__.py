@@ -18,6 +18,7 @@ Every model stays in the app `calls`, so its table (calls_<model>), permissions 
 from __future__ import annotations
 
 from calls.models.calls import (
+    CLOSED_BY_HAND,
     MIN_CLOSE_REASON,
     MISSING_GRACE,
     MISSING_TRIES,
@@ -65,6 +66,7 @@ __all__ = [
     "GROUP_ID_PATTERN",
     "MAX_SEARCH_WORDS",
     "MIN_CLOSE_REASON",
+    "CLOSED_BY_HAND",
     "MISSING_GRACE",
     "MISSING_TRIES",
     "SEARCH_WINDOWS",

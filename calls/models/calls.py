@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from django.conf import settings
@@ -26,6 +26,7 @@ VCC_RETENTION = timedelta(hours=24)  # how long VCC keeps a call's detail after 
 # at least MISSING_GRACE (a single 404 is not the end of a live call, but a call never stays live for ever).
 MISSING_GRACE = timedelta(seconds=20)
 MISSING_TRIES = 3
+CLOSED_BY_HAND = "Closed by a supervisor"  # the result reason of a call a supervisor closed (record_closed)
 MIN_CLOSE_REASON = 10  # characters a supervisor writes to close a stuck call
 
 
@@ -59,9 +60,9 @@ class CallQuerySet(models.QuerySet["Call"]):
             connection.ops.adapt_datetimefield_value(since),
             concrete_field(self.model, "request_id").get_db_prep_value(request_id, connection),
         ]
-        if agent_id is not None:
-            holds.append("from_agent_id = %s")
-            params.append(agent_id)
+        if agent_id is not None:  # the agent's phone: a call from them, or a group call they answered
+            holds.append("(from_agent_id = %s OR answered_by_id = %s)")
+            params += [agent_id, agent_id]
         if number:
             holds.append("(to_number = %s AND created_by_id IS DISTINCT FROM %s)")
             params += [number, user_id]
@@ -502,7 +503,7 @@ class Call(HandWrittenSQL):
             ],
             CallEvent.Kind.PROGRESS,
             f"closed: VCC no longer knows this call (answered not found {self.missing_count} times"
-            + (f"; last seen {seen.isoformat(timespec='seconds')})" if seen else ")"),
+            + (f"; last seen {seen.astimezone(UTC):%H:%M:%S} UTC)" if seen else ")"),
             at=now,
         )
         return True
@@ -528,7 +529,7 @@ class Call(HandWrittenSQL):
         self.state, self.outcome = self.State.ENDED, self.Outcome.UNKNOWN
         self.ended_at = self.ended_at or now
         self.next_check_at, self.lost_contact_since = None, None
-        self.result_reason = "Closed by a supervisor"
+        self.result_reason = CLOSED_BY_HAND
         self.changed_at = now
         name = by.get_full_name() or by.get_username()
         self._save(

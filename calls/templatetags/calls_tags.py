@@ -160,8 +160,11 @@ def plain_vcc(text: str) -> str:
 
 @register.filter
 def vcc_result(call: Call) -> str:
-    """VCC's result for an ended call (code, party, reason) in plain words."""
-    parts = [_VCC_WORDS.get(v, v) for v in (call.result_code, call.result_party, call.result_reason) if v]
+    """VCC's result for an ended call (code, party, reason) in plain words, without repeating the outcome."""
+    outcome = call.get_outcome_display()
+    parts = [
+        _VCC_WORDS.get(v, v) for v in (call.result_code, call.result_party, call.result_reason) if v and v != outcome
+    ]
     return ", ".join(parts)
 
 

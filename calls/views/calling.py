@@ -30,7 +30,7 @@ from calls import permissions as perms
 from calls.calling.bar import Bar, BarItem, bar_calls, holds_phone, on_call_words
 from calls.calling.common import _now
 from calls.forms import DialPreviewForm, NumberClickForm, RecordingForm, WrapUpForm, first_error
-from calls.models import AgentGroup, Call, Contact, DispositionCode
+from calls.models import CLOSED_BY_HAND, AgentGroup, Call, Contact, DispositionCode
 from calls.rules import Refused
 from calls.views.access import login_required
 from calls.views.http import AuthedRequest
@@ -107,6 +107,7 @@ def panel_context(call: Call, *, user: User, recording_status: str | None = None
             lost_since=_clock_time(call.lost_contact_since) if lost else "",
             gone=call.is_gone,
             last_seen=_clock_time(seen),
+            closed=call.state == Call.State.ENDED and call.result_reason == CLOSED_BY_HAND,
         ),
         "lost_contact": lost,
         "talk_since": call.connected_at if connected else None,

@@ -200,6 +200,22 @@ document.addEventListener("htmx:afterRequest", (event) => {
   htmx.trigger(document.body, "calls-changed");
 });
 
+// A call seen going on and now over (the worker or a supervisor recorded its end, and this page's poll only read
+// it) tells the page once, so that the timeline, the panels and the bar all say it ended.
+const seenStates = new Map();
+const GOING_ON = ["requested", "live"];
+function noteCallStates() {
+  let ended = false;
+  for (const element of document.querySelectorAll(".call-panel[id^='call-panel-'], .bar-call[id^='bar-call-']")) {
+    const state = element.dataset.callState;
+    if (GOING_ON.includes(seenStates.get(element.id)) && !GOING_ON.includes(state)) ended = true;
+    seenStates.set(element.id, state);
+  }
+  if (ended) htmx.trigger(document.body, "calls-changed");
+}
+document.addEventListener("DOMContentLoaded", noteCallStates);
+document.addEventListener("htmx:afterSettle", noteCallStates);
+
 // Panels that no longer poll (the call ended) reload when a call changes elsewhere (the bar, another panel), so
 // the panel, the timeline and the bar agree. A panel someone is typing in is left alone.
 document.addEventListener("calls-changed", (event) => {
