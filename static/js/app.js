@@ -201,17 +201,23 @@ document.addEventListener("htmx:afterRequest", (event) => {
 });
 
 // A call seen going on and now over (the worker or a supervisor recorded its end, and this page's poll only read
-// it) tells the page once, so that the timeline, the panels and the bar all say it ended.
+// it) tells the page once, from the element that showed it, so that the timeline, the other panels and the bar all
+// say it ended; the panel that showed it is not reloaded under the person's hands.
 const seenStates = new Map();
+const announcedEnds = new Set();
 const GOING_ON = ["requested", "live"];
 function noteCallStates() {
-  let ended = false;
+  let source = null;
   for (const element of document.querySelectorAll(".call-panel[id^='call-panel-'], .bar-call[id^='bar-call-']")) {
     const state = element.dataset.callState;
-    if (GOING_ON.includes(seenStates.get(element.id)) && !GOING_ON.includes(state)) ended = true;
+    const callId = element.id.replace(/^(call-panel|bar-call)-/, "");
+    if (GOING_ON.includes(seenStates.get(element.id)) && !GOING_ON.includes(state) && !announcedEnds.has(callId)) {
+      announcedEnds.add(callId);
+      source = source || element;
+    }
     seenStates.set(element.id, state);
   }
-  if (ended) htmx.trigger(document.body, "calls-changed");
+  if (source) htmx.trigger(source, "calls-changed");
 }
 document.addEventListener("DOMContentLoaded", noteCallStates);
 document.addEventListener("htmx:afterSettle", noteCallStates);
