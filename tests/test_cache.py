@@ -7,6 +7,7 @@ is injected: nothing here sleeps; the only waiting is one short socket timeout p
 from __future__ import annotations
 
 import contextlib
+import logging
 import socket
 import threading
 
@@ -170,6 +171,7 @@ def live_redis():
 
 
 def test_when_redis_answers_again_the_breaker_closes(live_redis, caplog):
+    caplog.set_level(logging.INFO, logger="calls.cache")
     clock = Clock()
     cache = make_cache(live_redis, clock, timeout=LIVE_TIMEOUT)
     cache.breaker.failed(ConnectionError("it was down"))

@@ -24,7 +24,7 @@ from tests._sim import HTMX, click, primary
 
 sim, world, world_rows = _security.sim, _security.world, _security.world_rows  # fixtures
 
-EXAMPLES = 15
+EXAMPLES = 10
 fuzz = settings(
     max_examples=EXAMPLES,
     deadline=None,
@@ -32,7 +32,7 @@ fuzz = settings(
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow, HealthCheck.data_too_large],
 )
 
-few = settings(fuzz, max_examples=10)  # for tests that send several requests per example
+few = settings(fuzz, max_examples=6)  # for tests that send several requests per example
 
 HOSTILE = [
     "",
