@@ -229,6 +229,8 @@ document.addEventListener("calls-changed", (event) => {
   for (const panel of document.querySelectorAll(".call-panel[id^='call-panel-']")) {
     const state = panel.dataset.callState;
     if (panel === source || state === "live" || state === "requested" || panel.contains(document.activeElement)) continue;
+    // A wrap-up form may hold what the person typed (or a refusal saying what to fix): never reloaded under them.
+    if (panel.querySelector("form.wrapup")) continue;
     const pk = panel.id.slice("call-panel-".length);
     htmx.ajax("GET", `/calls/${pk}/panel/`, { target: panel, swap: "outerHTML" });
   }
