@@ -33,6 +33,7 @@ from calllog_bench import (  # run as bench/admin_bench.py, bench/ is on the pat
     STARTUP_SECONDS,
     Target,
     free_port,
+    login,
     percentile,
     start_django,
     time_page,
@@ -152,17 +153,6 @@ def capture_sql(pages: list[Target]) -> None:
         page.sql = [(q["sql"], None) for q in captured.captured_queries]
 
 
-def login(client: httpx.Client) -> None:
-    client.get("/login/").raise_for_status()
-    response = client.post(
-        "/login/",
-        data={"csrfmiddlewaretoken": client.cookies["csrftoken"], "username": ADMIN, "password": ADMIN_PASSWORD},
-        headers={"Referer": f"{client.base_url}login/"},
-    )
-    if response.status_code != 302:
-        raise RuntimeError(f"logging in as {ADMIN} failed: HTTP {response.status_code}")
-
-
 def timed(conn: psycopg.Connection, sql: str) -> float:
     started = time.perf_counter()
     conn.execute(sql).fetchall()
@@ -227,7 +217,7 @@ def main(argv: list[str] | None = None) -> int:
                     if time.monotonic() > deadline or server.poll() is not None:
                         raise RuntimeError("uvicorn did not start") from None
                     time.sleep(0.2)
-            login(client)
+            login(client, ADMIN, ADMIN_PASSWORD)
             print(f"\n{'list':46} {'p50 ms':>8} {'p95 ms':>8} {'SQL p50':>8} {'SQL p95':>8} {'queries':>7}  goal")
             for page in pages:
                 time_page(client, page, args.requests)

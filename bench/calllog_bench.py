@@ -220,15 +220,16 @@ def time_page(client: httpx.Client, page: Target, runs: int) -> None:
             page.page_ms.append(elapsed)
 
 
-def login(client: httpx.Client) -> None:
+def login(client: httpx.Client, username: str = SUPERVISOR, password: str = PASSWORD) -> None:
+    """Log the client in through the login form, as a person would (the other benches use it too)."""
     client.get("/login/").raise_for_status()
     response = client.post(
         "/login/",
-        data={"csrfmiddlewaretoken": client.cookies["csrftoken"], "username": SUPERVISOR, "password": PASSWORD},
+        data={"csrfmiddlewaretoken": client.cookies["csrftoken"], "username": username, "password": password},
         headers={"Referer": f"{client.base_url}login/"},
     )
     if response.status_code != 302:
-        raise RuntimeError(f"logging in as {SUPERVISOR} failed: HTTP {response.status_code}")
+        raise RuntimeError(f"logging in as {username} failed: HTTP {response.status_code}")
 
 
 def time_export_sql(conn: psycopg.Connection, sql: str) -> tuple[float, int]:

@@ -25,12 +25,12 @@ from pathlib import Path
 
 import click_bench as cb
 import httpx
+from calllog_bench import login  # run as bench/export_bench.py, bench/ is on the path
 
 sys.path.insert(0, str(cb.ROOT))  # run as a script from anywhere: vccsim lives at the project's root
 
 from vccsim import Clock, Simulator, load_account, start_server  # noqa: E402
 
-SUPERVISOR, PASSWORD = "seedsup1", "seed"  # made by seed_volume (SEED_PASSWORD)
 SAMPLE_SECONDS = 0.01
 
 
@@ -111,17 +111,6 @@ def download(client: httpx.Client, path: str, pid: int) -> Download:
     result.hwm_kib = status_kib(pid, "VmHWM") if reset else 0
     result.rows = newlines - 1  # the header; no seeded cell holds a line break
     return result
-
-
-def login(client: httpx.Client) -> None:
-    client.get("/login/").raise_for_status()
-    response = client.post(
-        "/login/",
-        data={"csrfmiddlewaretoken": client.cookies["csrftoken"], "username": SUPERVISOR, "password": PASSWORD},
-        headers={"Referer": f"{client.base_url}login/"},
-    )
-    if response.status_code != 302:
-        raise RuntimeError(f"logging in as {SUPERVISOR} failed: HTTP {response.status_code}")
 
 
 def print_download(label: str, d: Download) -> None:
