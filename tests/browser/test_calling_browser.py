@@ -151,7 +151,7 @@ def test_a_do_not_call_number_cannot_be_clicked(demo, page, live_server, sim):
     page.goto(f"{live_server.url}/contacts/{contact.pk}/")
     expect(page.locator(".phone.blocked").first).to_contain_text("This contact is marked do not call.")
     assert page.locator("button[name=call]").count() == 0
-    assert page.locator(".call-buttons button").first.is_disabled()
+    expect(page.locator(".call-buttons button").first).to_be_disabled()
     assert sim.state()["callsPlaced"] == 0
 
 
@@ -249,7 +249,7 @@ def test_the_preview_follows_the_choices_and_a_click_keeps_them(demo, page, live
     expect(page.locator("#clid")).to_have_value(str(Call.objects.get().callback_number_id))
     expect(sales).to_be_checked()
     expect(support).to_be_checked()
-    assert page.locator("#request-id").get_attribute("value") != str(Call.objects.get().request_id)
+    expect(page.locator("#request-id")).not_to_have_value(str(Call.objects.get().request_id))
 
 
 def test_an_agent_is_warned_before_calling_when_vcc_does_not_have_them_ready(demo, page, live_server, sim):

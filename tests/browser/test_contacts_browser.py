@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import io
 import itertools
+import re
 
 import pytest
 from django.core.management import call_command
@@ -23,14 +24,14 @@ def people(db):
 
 def test_an_agent_logs_in_and_finds_a_contact_by_typing_a_number(page, live_server, agent_user, people):
     log_in(page, live_server, "alex", PASSWORD, via_form=True)
-    assert page.locator("text=Sandbox").first.is_visible()
-    assert page.locator("#results tbody tr").count() == 2
+    expect(page.locator("text=Sandbox").first).to_be_visible()
+    expect(page.locator("#results tbody tr")).to_have_count(2)
     page.fill("#q", "020 7946 0123")
     expect(page.locator("#results tbody tr")).to_have_count(1)
     assert "q=020" in page.url  # the search is in the address bar, so it can be shared and reloaded
     assert page.locator("#results").inner_text().count("Grace Hopper") == 1
     page.click("text=Grace Hopper")
-    assert page.locator("h1").inner_text().startswith("Grace Hopper")
+    expect(page.locator("h1")).to_have_text(re.compile(r"^Grace Hopper"))
     assert page.console_errors == []  # includes CSP violations: htmx and app.js run under the strict policy
 
 
@@ -60,12 +61,12 @@ def test_creating_a_contact_with_a_bad_number_keeps_what_was_typed(page, live_se
     page.fill("#id_name", "Ada Lovelace")
     page.fill("#id_phones-0-number", "020 7946")
     page.click("button:has-text('Save')")
-    assert page.locator("text=is not a valid phone number").is_visible()
+    expect(page.locator("text=is not a valid phone number")).to_be_visible()  # waits for the answer to the POST
     assert page.input_value("#id_name") == "Ada Lovelace"
     page.fill("#id_phones-0-number", "020 7946 0999")
     page.click("button:has-text('Save')")
     page.wait_for_url("**/contacts/*/")
-    assert page.locator(".number").inner_text() == "020 7946 0999"
+    expect(page.locator(".number")).to_have_text("020 7946 0999")
 
 
 def test_the_timeline_colours_calls_by_outcome_and_shows_older_ones(page, live_server, agent_user, people, monkeypatch):
