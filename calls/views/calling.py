@@ -40,6 +40,15 @@ log = logging.getLogger(__name__)
 CALLS_CHANGED = "calls-changed"  # tells the page's timeline and lists to reload
 
 
+def calls_changed(response: HttpResponse) -> HttpResponse:
+    """Tell the page that a call changed: the timeline, the bar and the panels reload.
+
+    The event is fired on the body, not on the element that asked: a bar form can be swapped away (by the bar's
+    own poll) while its answer is on the way, and an event fired on a detached element reaches no one.
+    """
+    return trigger_client_event(response, CALLS_CHANGED, {"target": "body"})
+
+
 async def _render(request: HttpRequest, template: str, context: dict[str, object]) -> HttpResponse:
     # Rendering may read related objects lazily, which only sync code may do.
     return await sync_to_async(render)(request, template, context)
@@ -72,7 +81,7 @@ def refusals_as_400(
         try:
             return await view(request, *args, **kwargs)
         except Refused as refused:
-            return trigger_client_event(_refusal(str(refused)), CALLS_CHANGED)
+            return calls_changed(_refusal(str(refused)))
 
     return wrapper
 
@@ -164,7 +173,7 @@ async def call_contact(request: AuthedRequest, pk: int) -> HttpResponse:
     response = await render_panel(
         request, template, call, user, contact=call.contact, phone=call.phone, can_call=True, on_call=on_call
     )
-    return trigger_client_event(response, CALLS_CHANGED)
+    return calls_changed(response)
 
 
 @require_GET
@@ -248,7 +257,7 @@ async def _panel(
     response = await render_panel(request, "calls/call_panel.html", call, user, recording_status=recording, **extra)
     if form_errors:  # a 400: the panel again, saying what to fix; app.js has htmx swap it in
         response.status_code, response[FORM_ERRORS_HEADER] = 400, "1"
-    return trigger_client_event(response, CALLS_CHANGED) if changed else response
+    return calls_changed(response) if changed else response
 
 
 @require_GET
@@ -355,4 +364,4 @@ async def call_bar(request: AuthedRequest) -> HttpResponse:
         bar.on_call = next((call for call in bar.calls if holds_phone(call, user, now=_now())), None)
     bar = await sync_to_async(_words_for)(bar, user, recordings)
     response = await _render(request, "calls/call_bar.html", {"call_bar": bar})
-    return trigger_client_event(response, CALLS_CHANGED) if changed else response
+    return calls_changed(response) if changed else response

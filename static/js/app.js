@@ -172,8 +172,11 @@ for (const step of [applyOnCall, placeBarWrapUps]) {
 
 // A change made from the bar (recording) tells the page, as the panel's answers do: the bar, the timeline and
 // the panels reload. A wrap-up's answer says so itself. A form the server could not read says what to fix.
+// The form is the one that asked (requestConfig.elt): the bar's poll may have swapped it away meanwhile, and htmx
+// then tells its nearest ancestor still on the page instead.
 document.addEventListener("htmx:afterRequest", (event) => {
-  const form = event.detail.elt instanceof Element ? event.detail.elt.closest("[data-bar-action]") : null;
+  const asked = (event.detail.requestConfig && event.detail.requestConfig.elt) || event.detail.elt;
+  const form = asked instanceof Element ? asked.closest("[data-bar-action]") : null;
   if (!form) return;
   const xhr = event.detail.xhr;
   if (xhr.status === 400 && xhr.getResponseHeader("X-Form-Errors") === "1") {

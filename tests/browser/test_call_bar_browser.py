@@ -102,6 +102,35 @@ def test_the_call_bar_follows_a_call_across_pages_and_wraps_it_up(demo, page, li
     assert page.console_errors == []  # no CSP violation, nothing else either
 
 
+def test_a_wrap_up_from_the_bar_clears_it_even_when_the_bar_reloaded_meanwhile(demo, page, live_server):  # noqa: F811
+    """The bar can reload (a poll, another panel's answer) while a wrap-up it sent is on the way: the form that
+    sent it is then gone from the page, and the answer's word that the calls changed must still reach the page."""
+    agent = User.objects.get(username="agent")
+    contact = first_contact_with(is_primary=True)
+    now = timezone.now()
+    call = Call.objects.create(
+        contact=contact, to_number=contact.phones.first().number, created_by=agent, from_agent=agent.agent,
+        state=Call.State.ENDED, outcome=Call.Outcome.ANSWERED, connected_at=now, ended_at=now,
+    )  # fmt: skip
+    log_in(page, live_server, "agent", "demo")
+    page.goto(f"{live_server.url}/agents/")
+    bar = page.locator("#call-bar")
+    expect(bar.locator(".bar-wrapup")).to_be_visible()
+    held = []
+    page.route(f"**/calls/{call.pk}/wrapup/", lambda route: held.append(route))  # held until the bar reloaded
+    bar.locator("select").select_option(label="Interested")
+    bar.locator("button", has_text="Save").click()
+    page.wait_for_function("() => document.querySelector('#call-bar .bar-wrapup button').disabled")
+    with page.expect_response(lambda r: "/calls/bar/" in r.url):
+        page.evaluate("htmx.trigger(document.body, 'calls-changed')")  # the form that asked is swapped away
+    assert len(held) == 1
+    held[0].continue_()
+
+    expect(bar).to_be_hidden()  # the answer's calls-changed reached the page: the bar reloaded without the call
+    assert Call.objects.get(pk=call.pk).disposition_code == "Interested"
+    assert page.console_errors == []
+
+
 def test_the_contact_page_and_the_bar_agree_when_the_call_ends(demo, page, live_server, sim):  # noqa: F811
     contact = first_contact_with(is_primary=True, number__startswith="+44")
     log_in(page, live_server, "agent", "demo")
