@@ -13,7 +13,7 @@ PORT ?= 8000
 # (see tests/_redis.py); TEST_WORKERS=0 runs it in one process.
 TEST_WORKERS ?= 2
 
-.PHONY: run test lint check lock serve serve-sim clean
+.PHONY: run test lint check lock serve serve-sim worker clean
 
 $(PY):
 	"$$(sh bin/find-python)" -m venv $(VENV)
@@ -53,9 +53,14 @@ check: $(VENV)/.installed
 	$(PY) manage.py makemigrations --check --dry-run
 
 # As in production: DEBUG off (SECRET_KEY and ALLOWED_HOSTS required), uvicorn with WEB_CONCURRENCY workers
-# (default: one per core), hashed static files, JSON logs, and the call-following worker beside it. See README.
+# (default: one per core), hashed static files, JSON logs, and the worker beside it. See README.
 serve: $(VENV)/.installed
 	PY=$(PY) HOST=$(HOST) PORT=$(PORT) sh bin/serve
+
+# The worker, in the foreground: every background job (calls/tasks.py). Run one per host, or several; needs PostgreSQL
+# (DATABASE_URL). `make run` and `make serve` start one beside the web server.
+worker: $(VENV)/.installed
+	$(PY) manage.py worker
 
 serve-sim: $(VENV)/.installed
 	$(PY) -m vccsim --port 8025

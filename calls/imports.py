@@ -9,20 +9,20 @@ the file. `check` and `apply` run in the background (`start`); the preview polls
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import itertools
 import json
 import logging
-import threading
 import uuid
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Iterable, Iterator
 from datetime import timedelta
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import User
 from django.core.cache import cache
-from django.db import close_old_connections, connection, models, transaction
+from django.db import InterfaceError, OperationalError, connection, models, transaction
 from django.db.models import F, Max, Min, QuerySet, Window
 from django.db.models.functions import Lower
 from django.utils import timezone
@@ -37,7 +37,7 @@ log = logging.getLogger(__name__)
 ImportId = uuid.UUID
 
 SHOWN = 200  # problems and duplicates listed one by one in the preview; the rest are counted
-STALE = timedelta(minutes=10)  # a job that has not written progress for this long died with its process
+STALE = timedelta(minutes=10)  # an upload counted as being checked (AT_ONCE) for this long at most
 BATCH = 2_000  # rows read, checked and written at a time
 AT_ONCE = 2  # a person's imports checked at the same time
 TWO_AT_ONCE = "You have two imports being checked: wait for one to finish, then upload again."
@@ -79,7 +79,7 @@ def store_upload(*, user: User, filename: str, chunks: Iterable[bytes]) -> Conta
     except BaseException:
         imp.delete()
         raise
-    start(check, imp)
+    start("check", imp)
     return imp
 
 
@@ -275,6 +275,32 @@ def progress_key(pk: ImportId) -> str:
     return f"contact-import:{pk}:progress"
 
 
+class _Progress:
+    """Writes how many rows the apply has written where the preview's poll sees it while the apply's transaction is
+    still open: the import's `progress` column through a connection of its own that commits each write (PostgreSQL;
+    the worker and the web server are different processes), and the cache (SQLite, or a shared Redis)."""
+
+    def __init__(self, pk: ImportId) -> None:
+        self.pk, self.conn = pk, None
+        if connection.vendor == "postgresql":
+            import psycopg
+
+            params = {
+                k: v for k, v in connection.get_connection_params().items() if k not in ("cursor_factory", "context")
+            }
+            self.conn = psycopg.connect(**params, autocommit=True)
+
+    def __call__(self, done: int) -> None:
+        cache.set(progress_key(self.pk), done, 3600)
+        if self.conn is not None:
+            table = connection.ops.quote_name(ContactImport._meta.db_table)
+            self.conn.execute(f"UPDATE {table} SET progress = %s, updated_at = now() WHERE id = %s", (done, self.pk))
+
+    def close(self) -> None:
+        if self.conn is not None:
+            self.conn.close()
+
+
 def apply(pk: ImportId) -> None:
     """Write the import: new contacts for ready rows, updates where the person chose so; all or nothing. Reads the
     parsed rows BATCH at a time, twice (new contacts, then the duplicates), and keeps only row number -> id."""
@@ -284,7 +310,8 @@ def apply(pk: ImportId) -> None:
     created = updated = skipped = 0
     contact_of_row: dict[int, int] = {}  # row number -> the contact it made or updated
     duplicates: dict[int, int] = {}  # row number -> a saved contact's id, or minus the earlier row's number
-    with transaction.atomic():
+    progress = _Progress(pk)
+    with contextlib.closing(progress), transaction.atomic():
         # Duplicates are found again (the database may have changed since the preview), among the contacts saved
         # before this import wrote any.
         known = Contact.objects.aggregate(last=Max("pk"))["last"] or 0
@@ -299,7 +326,7 @@ def apply(pk: ImportId) -> None:
                     contact_of_row[r.number] = contact_pk
                 created += len(new)
                 new = []
-                cache.set(progress_key(pk), created, 3600)
+                progress(created)
         for batch in _ready_rows(pk, duplicates):
             for r in batch:
                 found = duplicates.get(r.number)
@@ -378,39 +405,70 @@ def _update(contact: Contact, row: Row) -> None:
 
 # --- Running in the background ---------------------------------------------------------------------------------
 
+JOBS = {"check": check, "apply": apply}
+GONE = "This import's rows are gone (it expired or was deleted before the job ran): nothing was written."
+FAILED = "Something went wrong while importing; nothing was written. Try again, or tell an admin."
 
-def start(job: Callable[[ImportId], None], imp: ContactImport) -> None:
-    """Run check or apply for imp: in a thread of its own (the web worker answers at once), or inline when
-    `CONTACT_IMPORT_BACKGROUND` is off (tests). A job that fails marks the import failed with the reason."""
+
+class ImportGone(Exception):
+    """The import (or its rows) no longer exists: the job cannot do anything, ever."""
+
+
+def start(step: str, imp: ContactImport) -> None:
+    """Have the task engine run `step` ("check" or "apply") of imp (calls/tasks.py), or run it here when
+    `CONTACT_IMPORT_BACKGROUND` is off (tests that look at the result in the same request)."""
     if getattr(settings, "CONTACT_IMPORT_BACKGROUND", True):
-        threading.Thread(target=_run, args=(job, imp.pk), daemon=True, name=f"contact-import-{imp.pk}").start()
+        from calls import tasks
+
+        tasks.enqueue_import(step, imp.pk)
     else:
-        _run(job, imp.pk, close=False)
+        with contextlib.suppress(Exception):  # logged, and the import marked failed: the page says why
+            run(step, imp.pk)
 
 
-def _run(job: Callable[[ImportId], None], pk: ImportId, close: bool = True) -> None:
+def run(step: str, pk: ImportId, *, last_try: bool = True) -> None:
+    """Run one step of an import, as the task engine's job does. A job that fails for good marks the import failed
+    with the reason the person sees; one the engine will try again (a lost database connection before its
+    `last_try`) leaves it working."""
+    imp = ContactImport.objects.filter(pk=pk).first()
+    if imp is None:
+        raise ImportGone(GONE)
+    wanted = ContactImport.Status.CHECKING if step == "check" else ContactImport.Status.IMPORTING
+    if imp.status != wanted:  # done already (a retried job whose first try finished), expired, or re-checked
+        log.info("contact import %s: %s skipped, the import is %s", pk, step, imp.status)
+        return
+    if imp.row_count and not imp.lines.exists():  # the stored file is gone: no try can ever succeed
+        exc = ImportGone(GONE)
+        _fail(pk, str(exc))
+        raise exc
     try:
-        job(pk)
+        JOBS[step](pk)
+    except (OperationalError, InterfaceError):
+        log.exception("contact import %s: %s lost the database%s", pk, step, "" if last_try else "; tried again")
+        if last_try:
+            _fail(pk, FAILED)
+        raise
     except Exception:
-        log.exception("contact import %s failed", pk)
-        ContactImport.objects.filter(pk=pk).update(
-            status=ContactImport.Status.FAILED,
-            error="Something went wrong while importing; nothing was written. Try again, or tell an admin.",
-        )
-    finally:
-        if close:
-            close_old_connections()
-            connection.close()
+        log.exception("contact import %s: %s failed", pk, step)
+        _fail(pk, FAILED)
+        raise
 
 
-def is_stale(imp: ContactImport) -> bool:
-    """A job whose process died (a restart) leaves its import working for ever: say so after a while."""
-    return imp.working and imp.updated_at < timezone.now() - STALE
+def _fail(pk: ImportId, reason: str) -> None:
+    ContactImport.objects.filter(pk=pk).update(status=ContactImport.Status.FAILED, error=reason)
+
+
+WAITING = timedelta(minutes=2)  # a job with no progress for this long is waiting for a worker (or a slow one)
+
+
+def waiting_for_worker(imp: ContactImport) -> bool:
+    """The job is queued (or a worker died and another is yet to take it back): say so, and keep polling."""
+    return imp.working and imp.updated_at < timezone.now() - WAITING and current_progress(imp) == 0
 
 
 def current_progress(imp: ContactImport) -> int:
     if imp.status == ContactImport.Status.IMPORTING:
-        return cache.get(progress_key(imp.pk), 0)
+        return max(imp.progress, cache.get(progress_key(imp.pk), 0))
     return imp.progress
 
 

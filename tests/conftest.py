@@ -40,6 +40,18 @@ def _cached_entries_outlive_a_slow_test(monkeypatch):
 
 
 @pytest.fixture(autouse=True)
+def jobs():
+    """Jobs queued by the code under test wait in memory (procrastinate.testing.InMemoryConnector): a test runs
+    them with tests._jobs.run_jobs, or looks at them (`jobs.jobs`)."""
+    from procrastinate.contrib.django import app
+    from procrastinate.testing import InMemoryConnector
+
+    connector = InMemoryConnector()
+    with app.replace_connector(connector):
+        yield connector
+
+
+@pytest.fixture(autouse=True)
 def _clear_cache():
     cache.clear()
     vcc_stats.reset()  # what this process recorded of VCC requests: kept in memory beside the local cache

@@ -11,6 +11,7 @@ from django.utils import timezone
 from calls import calling
 from calls.models import Agent, AgentGroup, CallbackNumber, SyncRun
 from calls.roles import ADMIN, AGENT, SUPERVISOR, assign_role
+from tests._jobs import queued, run_jobs
 from tests._sim import fresh_simulator
 
 pytestmark = pytest.mark.django_db
@@ -249,20 +250,36 @@ def test_a_dry_run_shows_what_would_change_and_changes_nothing(admin_client, adm
     assert run.dry_run and run.by == admin_role_user and run.created == 12 and run.finished_at
 
 
-def test_applying_the_sync_changes_vccweb_and_stores_the_run(admin_client, admin_role_user, sim):
-    response = admin_client.post(RUN, {"apply": "Apply"})
+def apply_sync(admin_client, jobs, *, follow: bool = False):
+    """Press Apply: the sync is queued, then the worker runs it."""
+    response = admin_client.post(RUN, {"apply": "Apply"}, follow=follow)
+    assert [j["task_name"] for j in queued(jobs)] == ["sync_vcc"]
+    return response
+
+
+def test_applying_the_sync_queues_it_and_the_worker_changes_vccweb_and_stores_the_run(
+    admin_client, admin_role_user, sim, jobs
+):
+    response = apply_sync(admin_client, jobs, follow=True)
+    assert "The sync is queued" in response.content.decode()
+    assert not SyncRun.objects.exists()  # nothing ran in the request
+    admin_client.post(RUN, {"apply": "Apply"})  # pressed again while it waits: not queued twice
+    assert len(queued(jobs)) == 1
+
+    run_jobs(jobs)
+
     run = SyncRun.objects.get()
-    assert response["Location"] == f"/admin/calls/syncrun/{run.pk}/change/"
     assert not run.dry_run and run.by == admin_role_user
     assert "created agent 1001 Alex Morgan" in run.lines
     assert Agent.objects.count() == 6
-    detail = admin_client.get(response["Location"]).content.decode()
+    detail = admin_client.get(f"/admin/calls/syncrun/{run.pk}/change/").content.decode()
     assert "created agent 1001 Alex Morgan" in detail
     assert "Last applied" in admin_client.get(RUN).content.decode()
 
 
-def test_the_sync_stores_whom_vcc_lists_each_number_for(admin_client, sim):
-    admin_client.post(RUN, {"apply": "Apply"})
+def test_the_sync_stores_whom_vcc_lists_each_number_for(admin_client, sim, jobs):
+    apply_sync(admin_client, jobs)
+    run_jobs(jobs)
     chicago = CallbackNumber.objects.get(number="+13125550100")
     assert chicago.vcc_listing_synced_at is not None
     assert chicago.vcc_listed_for.exists()
@@ -270,13 +287,28 @@ def test_the_sync_stores_whom_vcc_lists_each_number_for(admin_client, sim):
     assert everyone <= set(Agent.objects.values_list("display_id", flat=True))
 
 
-def test_a_failed_sync_is_stored_and_said(admin_client, sim):
+def test_a_sync_vcc_cannot_answer_now_is_stored_and_tried_again(admin_client, sim, jobs):
+    from procrastinate.jobs import Job
+
+    from calls import tasks
+
     sim.set_fault("groups", status=503)
-    response = admin_client.post(RUN, {"apply": "Apply"}, follow=True)
+    apply_sync(admin_client, jobs)
+    [job] = queued(jobs)
+    with pytest.raises(tasks.TransientVCCFailure):
+        run_jobs(jobs)
     run = SyncRun.objects.get()
-    assert run.error and not run.ok
-    assert "nothing was changed" in response.content.decode()
-    assert not Agent.objects.exists()
+    assert run.error and not run.ok and not Agent.objects.exists()  # stored, nothing changed
+    # Tried again with back-off (5, 25, 125, 625 s), a bounded number of times.
+    strategy = tasks.sync_vcc.retry_strategy
+    waits = [
+        strategy.get_retry_decision(
+            exception=tasks.TransientVCCFailure("503"), job=Job.from_row({**job, "attempts": n})
+        )
+        for n in range(tasks.SYNC_ATTEMPTS)
+    ]
+    assert [w is not None for w in waits] == [True] * (tasks.SYNC_ATTEMPTS - 1) + [False]
+    assert strategy.get_retry_decision(exception=RuntimeError("refused"), job=Job.from_row(job)) is None
 
 
 def test_a_supervisor_cannot_run_the_sync(supervisor_client, sim):

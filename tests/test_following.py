@@ -1,4 +1,4 @@
-"""Following calls nobody watches: the follow_calls worker, reconcile_calls, and the rules they share."""
+"""Following calls nobody watches: the worker's follow_calls job, reconcile_calls, and the rules they share."""
 
 from __future__ import annotations
 
@@ -10,8 +10,7 @@ import pytest
 from asgiref.sync import async_to_sync
 from django.core.management import call_command
 
-from calls import calling, health
-from calls.management.commands.follow_calls import run_worker
+from calls import calling, health, tasks
 from calls.models import MISSING_GRACE, MISSING_TRIES, Call
 from tests._sim import fresh_simulator, place_call
 
@@ -182,25 +181,23 @@ def test_two_workers_never_take_the_same_call(agent_client, contact, london, sim
 # --- The worker -------------------------------------------------------------------------------------------
 
 
-def run_rounds(rounds: int, sim=None) -> list[float]:
-    """Run the worker for a number of rounds; return the pauses it asked for between them (time moves on by each
-    pause when sim is given)."""
-    pauses: list[float] = []
-
-    async def wait(seconds: float) -> None:
-        pauses.append(seconds)
-        if sim is not None:
-            sim.clock.advance(seconds)
-
-    async_to_sync(run_worker)(batch=10, concurrency=2, rounds=rounds, wait=wait)
-    return pauses
+def ticks(count: int, sim=None) -> list[dict[str, int]]:
+    """Run the worker's follow_calls job as its schedule does, once a second (the simulator's clock moving on a
+    second between ticks when given); return what each tick did."""
+    done = []
+    for i in range(count):
+        if i and sim is not None:
+            sim.clock.advance(1)
+        done.append(async_to_sync(tasks.follow_calls.func)(timestamp=i))
+    return done
 
 
 def test_the_worker_records_a_call_that_ends_while_nobody_watches(placed, sim):
     sim.clock.advance(CALL_LENGTH + 1)
 
-    run_rounds(1)
+    [tick] = ticks(1)
 
+    assert tick == {"asked": 1, "ended": 1, "errors": 0}
     placed.refresh_from_db()
     assert placed.state == Call.State.ENDED
 
@@ -208,22 +205,22 @@ def test_the_worker_records_a_call_that_ends_while_nobody_watches(placed, sim):
 def test_the_worker_backs_off_while_vcc_limits_it(placed, sim):
     sim.set_fault("get_call", status=429, retry_after=7)
 
-    pauses = run_rounds(4, sim)
+    done = ticks(10, sim)  # ten seconds of ticks
 
-    assert pauses[0] >= 7  # the whole worker waits out Retry-After
-    assert sum(pauses) >= 14
-    # Asked at the start and once more after the back-off: never more often than VCC allows.
+    # Asked at the start and once more after Retry-After: never more often than VCC allows, whatever the ticks.
+    assert [tick["asked"] for tick in done].count(1) == 2
+    assert done[0]["asked"] == 1 and not any(tick["asked"] for tick in done[1:7])
     assert placed.events.filter(kind="error").count() == 2
     placed.refresh_from_db()
     assert placed.state == Call.State.LIVE
 
 
-def test_the_worker_idles_when_nothing_is_due(agent_user, sim):
-    assert run_rounds(2) == [1.0]
+def test_a_tick_with_nothing_due_asks_vcc_nothing(agent_user, sim):
+    assert ticks(2, sim) == [{"asked": 0, "ended": 0, "errors": 0}] * 2
 
 
 def test_the_worker_notes_that_it_ran(sim):
-    run_rounds(1)
+    ticks(1)
 
     assert health.last_heartbeat("follow_calls") == calling.common.wall_clock()
 
@@ -231,9 +228,21 @@ def test_the_worker_notes_that_it_ran(sim):
 def test_the_worker_keeps_the_reports_roll_up_current(sim):
     from calls.models import CallRollupState
 
-    run_rounds(1)
+    tasks.rollup_calls.func(timestamp=0)
 
     assert CallRollupState.objects.get().built_at is not None
+
+
+def test_the_worker_closes_abandoned_clicks_in_a_job_of_their_own(agent_user, sim):
+    from django.utils import timezone
+
+    stuck = Call.objects.create(created_by=agent_user, from_agent=agent_user.agent, to_number="+447400123456")
+    Call.objects.filter(pk=stuck.pk).update(requested_at=timezone.now() - calling.ABANDONED_AFTER * 2)
+
+    ticks(1)  # following live calls leaves it
+    assert Call.objects.get(pk=stuck.pk).state == Call.State.REQUESTED
+    assert tasks.close_abandoned_clicks.func(timestamp=0) == 1
+    assert Call.objects.get(pk=stuck.pk).state == Call.State.UNCONFIRMED
 
 
 def test_a_click_whose_answer_was_never_recorded_is_closed_as_not_confirmed(agent_user, supervisor_client):

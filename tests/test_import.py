@@ -9,9 +9,11 @@ import os
 
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
+from procrastinate.jobs import Job
 
-from calls import import_files, import_rows, imports, spreadsheet
-from calls.models import Contact, ContactImport, ContactPhone
+from calls import import_files, import_rows, imports, spreadsheet, tasks
+from calls.models import Contact, ContactImport, ContactImportRow, ContactPhone
+from tests._jobs import queued, run_jobs
 
 pytestmark = pytest.mark.django_db
 
@@ -420,27 +422,93 @@ def test_progress_is_polled_while_working_and_refreshes_when_done(agent_client):
     assert b'hx-trigger="load delay:1s"' in page.content
 
 
-def test_a_job_that_died_with_its_process_says_so(agent_client):
+def test_an_import_nobody_has_picked_up_says_it_waits_for_a_worker(agent_client):
     from datetime import timedelta
 
     from django.utils import timezone
 
     imp = started(agent_client, GOOD)
-    ContactImport.objects.filter(pk=imp.pk).update(status="checking", updated_at=timezone.now() - timedelta(hours=1))
-    assert b"stopped before it finished" in agent_client.get(f"/contacts/import/{imp.pk}/").content
+    ContactImport.objects.filter(pk=imp.pk).update(
+        status="checking", progress=0, updated_at=timezone.now() - timedelta(hours=1)
+    )
+    page = agent_client.get(f"/contacts/import/{imp.pk}/").content.decode()
+    assert "Waiting for a worker to take this import" in page
+    assert 'id="import-progress"' in page  # still polled: it starts when a worker takes it
+    assert "Start again" not in page  # nothing is lost
 
 
-def test_the_background_runner_runs_the_job_in_a_thread(settings, monkeypatch):
-    import threading
+def test_with_the_engine_on_an_upload_and_a_confirmation_each_queue_a_job(agent_client, settings, jobs):
+    settings.CONTACT_IMPORT_BACKGROUND = True
+    imp = started(agent_client, GOOD)
+    [check] = queued(jobs, "check_import")
+    assert check["args"] == {"import_id": str(imp.pk)} and check["queue_name"] == "imports"
+    assert check["lock"] == f"import:{imp.pk}"  # one job of an import runs at a time
+    assert ContactImport.objects.get(pk=imp.pk).status == "checking"  # nothing ran in the request
+
+    tasks.enqueue_import("check", imp.pk)  # a re-check while one waits (a correction saved meanwhile)
+    assert len(queued(jobs, "check_import")) == 1  # the waiting one reads the import afresh: not queued twice
+
+    assert run_jobs(jobs) == ["check_import"]
+    assert ContactImport.objects.get(pk=imp.pk).status == "preview"
+    confirm(agent_client, imp)
+    confirm(agent_client, imp)  # a second click
+    assert [j["task_name"] for j in queued(jobs)] == ["apply_import"]
+    assert run_jobs(jobs) == ["apply_import"]
+    imp.refresh_from_db()
+    assert imp.status == "done" and imp.result["created"] == Contact.objects.count() > 0
+
+
+def test_a_job_run_twice_writes_the_contacts_once(agent_client, settings, jobs):
+    """A worker killed after the apply committed, before the engine heard: the job runs again and does nothing."""
+    settings.CONTACT_IMPORT_BACKGROUND = True
+    imp = started(agent_client, GOOD)
+    run_jobs(jobs)
+    confirm(agent_client, imp)
+    [apply_job] = queued(jobs, "apply_import")
+    run_jobs(jobs)
+    count = Contact.objects.count()
+    apply_job["status"] = "todo"  # the engine retries it
+    run_jobs(jobs)
+    assert Contact.objects.count() == count
+
+
+def test_a_job_whose_rows_are_gone_fails_for_good_and_says_why(agent_client, settings, jobs):
+    settings.CONTACT_IMPORT_BACKGROUND = True
+    imp = started(agent_client, GOOD)
+    ContactImportRow.objects.filter(contact_import_id=imp.pk).delete()  # expired under it, say
+
+    with pytest.raises(imports.ImportGone):
+        run_jobs(jobs)
+
+    imp.refresh_from_db()
+    assert imp.status == "failed" and imp.error == imports.GONE
+    assert "rows are gone" in agent_client.get(f"/contacts/import/{imp.pk}/").content.decode()
+
+
+def test_a_job_that_loses_the_database_is_tried_again_and_fails_the_import_only_at_the_last_try(
+    agent_client, settings, jobs, monkeypatch
+):
+    from django.db import OperationalError
 
     settings.CONTACT_IMPORT_BACKGROUND = True
-    ran = []
-    monkeypatch.setattr(imports, "_run", lambda job, pk, close=True: ran.append((job, pk, threading.current_thread())))
-    imports.start(imports.check, ContactImport(pk="00000000-0000-0000-0000-000000000001"))
-    for thread in threading.enumerate():
-        if thread.name.startswith("contact-import-"):
-            thread.join(timeout=5)
-    assert ran and ran[0][2] is not threading.main_thread()
+    imp = started(agent_client, GOOD)
+
+    def lost(pk):
+        raise OperationalError("server closed the connection unexpectedly")
+
+    monkeypatch.setitem(imports.JOBS, "check", lost)
+    [job] = queued(jobs)
+    for attempt in range(tasks.IMPORT_ATTEMPTS):
+        job["attempts"], job["status"] = attempt, "todo"
+        with pytest.raises(OperationalError):
+            run_jobs(jobs)
+        last = attempt == tasks.IMPORT_ATTEMPTS - 1
+        assert ContactImport.objects.get(pk=imp.pk).status == ("failed" if last else "checking")
+    strategy, first_try = tasks.check_import.retry_strategy, Job.from_row({**job, "attempts": 0})
+    assert strategy.get_retry_decision(exception=OperationalError(), job=first_try).retry_at is not None
+    assert strategy.get_retry_decision(exception=ValueError(), job=first_try) is None  # a bug is not retried
+    last_try = Job.from_row({**job, "attempts": tasks.IMPORT_ATTEMPTS - 1})
+    assert strategy.get_retry_decision(exception=OperationalError(), job=last_try) is None
 
 
 # --- Export ----------------------------------------------------------------------------------------------------

@@ -6,11 +6,9 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from asgiref.sync import async_to_sync
 from django.core.management import call_command
 
-from calls import import_files
-from calls.management.commands.follow_calls import run_worker
+from calls import import_files, tasks
 from calls.models import Contact, ContactImport, ContactImportKey, ContactImportRow
 from tests.test_import import GOOD, confirm, started, upload
 
@@ -159,6 +157,6 @@ def test_the_command_expires_previews(agent_user, capsys):
 
 def test_the_worker_expires_previews(agent_user):
     imp = an_import(agent_user, "preview", T)
-    async_to_sync(run_worker)(batch=10, concurrency=2, rounds=1, rollup=False)
+    tasks.expire_imports.func(timestamp=0)
     imp.refresh_from_db()
     assert imp.status == "expired" and not imp.lines.exists()

@@ -108,6 +108,8 @@ INSTALLED_APPS = [
     "django.contrib.messages",
     "django.contrib.staticfiles",
     "django_htmx",
+    # The task engine (calls/tasks.py, calls/worker.py): its models, migrations and admin-less job tables.
+    "procrastinate.contrib.django",
     "calls",
 ]
 
@@ -243,6 +245,23 @@ else:
     CACHES = {"default": {"BACKEND": "calls.cache.InProcessCache", "LOCATION": "vccweb"}}
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+# --- Background jobs: Procrastinate, in the same PostgreSQL (calls/tasks.py, calls/worker.py, `manage.py worker`) --
+# Off PostgreSQL (a SQLite quick look, the SQLite test run) its tables are not created (calls/routers.py) and no
+# worker can run; `make run` and `make serve` use PostgreSQL.
+JOBS_DATABASE = DATABASES["default"]["ENGINE"] == "calls.dbbackend"
+DATABASE_ROUTERS = ["calls.routers.JobsRouter"]
+PROCRASTINATE_WORKER_DEFAULTS = {
+    # Jobs wait on VCC or PostgreSQL, rarely on the CPU: eight at a time per worker process.
+    "concurrency": env_int("WORKER_CONCURRENCY", 8, minimum=1),
+    # A worker that stops beating for stalled_worker_timeout is dead (kill -9, a lost host): the periodic
+    # retry_stalled_jobs puts its jobs back in the queue.
+    "update_heartbeat_interval": 5.0,
+    "stalled_worker_timeout": 30.0,
+    # Ask for new jobs on LISTEN/NOTIFY at once; poll as a fallback.
+    "fetch_job_polling_interval": 2.0,
+    "shutdown_graceful_timeout": 30.0,
+}
 
 # --- Auth, i18n, static -----------------------------------------------------------------------------
 
@@ -384,6 +403,22 @@ elif not VCC_API_TOKEN:
     raise ImproperlyConfigured("VCC_API_TOKEN must be set when VCC_ACCOUNT_KEY is set")
 VCC_SYNC_ENABLED = bool(VCC_CLIENT_ID and VCC_CLIENT_SECRET)
 
+# How often the worker syncs agents, groups and callback numbers from VCC: "off", or every N minutes ("30m", N
+# dividing 60) or hours ("1h", N dividing 24), as a periodic job (calls/tasks.py). The admin's button enqueues one.
+VCC_SYNC_EVERY = env_str("VCC_SYNC_EVERY", "1h").strip().lower()
+_every = re.fullmatch(r"(\d+)([mh])", VCC_SYNC_EVERY)
+if VCC_SYNC_EVERY == "off":
+    VCC_SYNC_CRON = ""
+elif _every and _every[2] == "m" and int(_every[1]) in (1, 2, 3, 4, 5, 6, 10, 12, 15, 20, 30):
+    VCC_SYNC_CRON = f"*/{int(_every[1])} * * * *"
+elif _every and _every[2] == "h" and int(_every[1]) in (1, 2, 3, 4, 6, 8, 12, 24):
+    VCC_SYNC_CRON = f"0 */{int(_every[1])} * * *" if int(_every[1]) < 24 else "0 0 * * *"
+else:
+    raise ImproperlyConfigured(
+        f"VCC_SYNC_EVERY must be off, or minutes or hours that divide an hour or a day (such as 30m, 1h or 24h), "
+        f"not {VCC_SYNC_EVERY!r}"
+    )
+
 VCC_APPLICATION = env_str("VCC_APPLICATION", "vccweb")
 if not re.fullmatch(r"[A-Za-z0-9]{1,32}", VCC_APPLICATION):
     raise ImproperlyConfigured("VCC_APPLICATION must be 1 to 32 letters or digits (VCC refuses anything else)")
@@ -431,5 +466,8 @@ LOGGING = {
         # calls.observability logs each request once, with its id; Django's own 4xx/5xx lines would repeat it.
         "django.request": {"level": "ERROR"},
         "django.server": {"level": "WARNING"},
+        # Procrastinate logs every job started and finished at INFO (follow_calls runs every second): its warnings
+        # and errors are kept; calls.worker says what the jobs did.
+        "procrastinate": {"level": env_str("PROCRASTINATE_LOG_LEVEL", "WARNING").upper()},
     },
 }

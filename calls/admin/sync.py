@@ -74,6 +74,7 @@ class SyncRunAdmin(BoundedSearch, admin.ModelAdmin):
         from django.conf import settings
 
         from calls.calling import sync_with_vcc
+        from calls.tasks import enqueue_sync
 
         self._allowed(request)
         if request.method not in ("GET", "POST"):
@@ -90,12 +91,18 @@ class SyncRunAdmin(BoundedSearch, admin.ModelAdmin):
             if "preview" in request.POST:
                 context["preview"] = sync_with_vcc(by=request.user, dry_run=True)
             elif "apply" in request.POST:
-                run = sync_with_vcc(by=request.user, dry_run=False)
-                if run.error:
-                    self.message_user(request, f"The sync failed, nothing was changed: {run.error}", messages.ERROR)
+                # The worker runs it (calls/tasks.py): VCC is asked once per active user, which a request should
+                # not wait for; a VCC that is busy is asked again later.
+                if enqueue_sync(by_id=request.user.pk):
+                    self.message_user(
+                        request,
+                        "The sync is queued: the worker runs it within seconds. It shows in this list when it ends; "
+                        "reload to see it.",
+                        messages.SUCCESS,
+                    )
                 else:
-                    self.message_user(request, f"Synced from VCC: {run.summary}.", messages.SUCCESS)
-                return HttpResponseRedirect(reverse("admin:calls_syncrun_change", args=[run.pk]))
+                    self.message_user(request, "A sync is already waiting to run: this list shows it when it ends.")
+                return HttpResponseRedirect(reverse("admin:calls_syncrun_changelist"))
             else:
                 return HttpResponse("Say preview or apply.", status=400)
         return TemplateResponse(request, "admin/calls/syncrun/run.html", context)

@@ -129,8 +129,11 @@ class Round:
     retry_after: float | None = None  # VCC asked us to slow down (429) or is failing (5xx): wait this long
 
 
-async def follow_due(*, clock: Clock = _now, limit: int = 50, concurrency: int = 8) -> Round:
-    """One round of the worker: follow every live call that is due, and close clicks VCC never answered."""
+async def follow_due(
+    *, clock: Clock = _now, limit: int = 50, concurrency: int = 8, close_abandoned: bool = True
+) -> Round:
+    """One round of following: every live call that is due (up to `limit`), and the clicks VCC never answered
+    (unless `close_abandoned` is off: the worker closes those in a job of their own, calls/tasks.py)."""
     now = clock()
     due = await _db(_claim_due)(now=now, limit=limit)
     result = Round(asked=len(due))
@@ -147,7 +150,8 @@ async def follow_due(*, clock: Clock = _now, limit: int = 50, concurrency: int =
                 if followed.error:
                     result.errors += 1
                     result.retry_after = max(result.retry_after or 0, followed.retry_after or 2.0)
-    result.closed_abandoned = await _db(close_abandoned_clicks)(now=now)
+    if close_abandoned:
+        result.closed_abandoned = await _db(close_abandoned_clicks)(now=now)
     return result
 
 

@@ -34,6 +34,7 @@ def sync_with_vcc(
             report = sync_from_vcc(client, dry_run=dry_run, now=run.started_at)
     except VCCError as exc:
         run.error = f"{exc.user_message} ({exc.message})"
+        run.retryable = exc.retryable or exc.status == 429  # the job tries again later (calls/tasks.py)
     except Exception as exc:  # a fault in vccweb: the run still ends, then the error goes on to be reported
         run.error, run.finished_at = f"vccweb failed during the sync: {type(exc).__name__}", clock()
         run.save()

@@ -14,3 +14,20 @@ class WorkerHeartbeat(models.Model):
 
     def __str__(self) -> str:
         return f"{self.name} at {self.seen_at:%Y-%m-%d %H:%M:%S}"
+
+
+class JobError(models.Model):
+    """Why a background job failed (one row per failed attempt): Procrastinate records that a job failed, not why,
+    and the health page shows the reason beside each failed job. Written by the worker (calls/worker.py)."""
+
+    job_id = models.BigIntegerField(db_index=True)
+    task_name = models.CharField(max_length=255)
+    attempt = models.PositiveIntegerField(default=1)
+    error = models.TextField()
+    at = models.DateTimeField(db_index=True)
+
+    class Meta:
+        ordering = ["-at", "-pk"]
+
+    def __str__(self) -> str:
+        return f"job {self.job_id} ({self.task_name}) at {self.at:%Y-%m-%d %H:%M:%S}: {self.error[:80]}"

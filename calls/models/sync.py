@@ -34,6 +34,10 @@ class SyncRun(models.Model):
         permissions = [("view_integration_health", "Can see the integration health page")]
         indexes = [models.Index(fields=["-started_at"], name="syncrun_started_idx")]
 
+    # Not stored: the run failed because VCC could not answer now (busy, failing, unreachable), so trying again
+    # later may succeed (calls/tasks.py's sync_vcc job does).
+    retryable = False
+
     def __str__(self) -> str:
         kind = "Dry run" if self.dry_run else "Sync"
         return f"{kind} {self.started_at:%Y-%m-%d %H:%M}"

@@ -30,7 +30,7 @@ def _recheck(imp: ContactImport) -> None:
     imp.status, imp.progress, imp.report = ContactImport.Status.CHECKING, 0, {}
     imp.save(update_fields=["status", "progress", "report", "mapping", "updated_at"])
     # A job reads the import afresh from the database, so it sees what was just saved.
-    imports.start(imports.check, imp)
+    imports.start("check", imp)
 
 
 def _editable(imp: ContactImport) -> ContactImport:
@@ -71,7 +71,7 @@ def _preview_context(request: AuthedRequest, imp: ContactImport) -> dict[str, ob
     context: dict[str, object] = {
         "imp": imp,
         "report": report,
-        "stale": imports.is_stale(imp),
+        "waiting": imports.waiting_for_worker(imp),
         "progress": imports.current_progress(imp),
         "may_update": may_update,
         "encoding": (imp.result or {}).get("encoding", ""),
@@ -110,7 +110,7 @@ def import_preview(request: AuthedRequest, pk: uuid.UUID) -> HttpResponse:
 def import_progress(request: AuthedRequest, pk: uuid.UUID) -> HttpResponse:
     """What htmx polls while a job runs: the progress bar, or a refresh of the page once it is done."""
     imp = _own_import(request, pk)
-    if not imp.working or imports.is_stale(imp):
+    if not imp.working:
         return HttpResponseClientRefresh()
     return render(request, "calls/contact_import_preview.html#progress", _preview_context(request, imp))
 
@@ -174,7 +174,7 @@ def import_confirm(request: AuthedRequest, pk: uuid.UUID) -> HttpResponse:
     )
     if started:
         imp.refresh_from_db()
-        imports.start(imports.apply, imp)
+        imports.start("apply", imp)
     return redirect("contact_import_preview", pk=imp.pk)
 
 

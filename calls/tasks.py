@@ -1,0 +1,204 @@
+"""Every background job vccweb runs, on Procrastinate's queue in PostgreSQL (README, "Background jobs").
+
+One kind of worker process runs them all (`manage.py worker`, calls/worker.py); any number may run on any host.
+Periodic jobs are deferred by every worker and kept once per tick by the engine; a job that must not run twice at
+once holds a `lock`, and one that must not wait twice in the queue a `queueing_lock`.
+
+| job | when | queue |
+| --- | --- | --- |
+| `check_import`, `apply_import` | an upload, a correction, a confirmation | imports |
+| `follow_calls` | every second: ask VCC about the live calls that are due | calls |
+| `close_abandoned_clicks` | every minute | calls |
+| `rollup_calls` | every minute: the reports' roll-up of finished days | maintenance |
+| `sync_vcc` | `VCC_SYNC_EVERY` (hourly), and the admin's button | vcc |
+| `expire_imports` | hourly | maintenance |
+| `retry_stalled_jobs` | every minute: jobs of a worker that died go back in the queue | maintenance |
+| `prune_jobs` | hourly: finished jobs older than a day are deleted | maintenance |
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from datetime import timedelta
+
+from django.conf import settings
+from django.db import InterfaceError, OperationalError
+from django.utils import timezone
+from procrastinate import JobContext, RetryStrategy
+from procrastinate.contrib.django import app
+from procrastinate.exceptions import AlreadyEnqueued
+
+from calls import imports
+
+log = logging.getLogger("calls.worker")
+
+IMPORTS, CALLS, MAINTENANCE, VCC = "imports", "calls", "maintenance", "vcc"
+QUEUES = (IMPORTS, CALLS, VCC, MAINTENANCE)
+IMPORT_ATTEMPTS = 3  # a lost database connection is tried again; anything else fails for good at once
+SYNC_ATTEMPTS = 5  # VCC busy or failing (429, 5xx, no answer): tried again after 5, 25, 125, 625 s, then failed
+STALLED_AFTER = timedelta(seconds=30)  # a worker silent this long is dead: its running jobs go back in the queue
+KEEP_FINISHED_HOURS = 24
+
+
+class TransientVCCFailure(Exception):
+    """VCC could not answer now (rate limit, 5xx, timeout): the job is tried again with back-off."""
+
+
+# --- Contact imports --------------------------------------------------------------------------------------------
+
+
+def enqueue_import(step: str, pk: object) -> None:
+    """Queue the check or apply of an import. One job per import runs at a time (lock); a check already waiting in
+    the queue reads the import afresh when it runs, so a second one is not queued (queueing lock)."""
+    task = check_import if step == "check" else apply_import
+    try:
+        task.configure(lock=f"import:{pk}", queueing_lock=f"import:{step}:{pk}").defer(import_id=str(pk))
+    except AlreadyEnqueued:
+        log.info("contact import %s: a %s is already waiting in the queue", pk, step)
+
+
+IMPORT_RETRY = RetryStrategy(
+    max_attempts=IMPORT_ATTEMPTS - 1, wait=5, retry_exceptions={OperationalError, InterfaceError}
+)
+
+
+def _import_job(context: JobContext, step: str, import_id: str) -> None:
+    attempts = (context.job.attempts if context.job else 0) + 1
+    imports.run(step, uuid.UUID(import_id), last_try=attempts >= IMPORT_ATTEMPTS)
+
+
+@app.task(name="check_import", queue=IMPORTS, pass_context=True, retry=IMPORT_RETRY)
+def check_import(context: JobContext, import_id: str) -> None:
+    _import_job(context, "check", import_id)
+
+
+@app.task(name="apply_import", queue=IMPORTS, pass_context=True, retry=IMPORT_RETRY)
+def apply_import(context: JobContext, import_id: str) -> None:
+    _import_job(context, "apply", import_id)
+
+
+@app.periodic(cron="17 * * * *", periodic_id="expire_imports")
+@app.task(name="expire_imports", queue=MAINTENANCE, queueing_lock="expire_imports")
+def expire_imports(timestamp: int) -> int:
+    from calls.models import ContactImport
+
+    expired = ContactImport.objects.expire_previews(now=timezone.now())
+    if expired:
+        log.info("expired %s import previews nobody confirmed", expired)
+    return expired
+
+
+# --- Calls --------------------------------------------------------------------------------------------------------
+
+FOLLOW_BATCH = 50
+FOLLOW_CONCURRENCY = 8
+
+
+@app.periodic(cron="* * * * * *", periodic_id="follow_calls")  # every second
+@app.task(name="follow_calls", queue=CALLS, queueing_lock="follow_calls")
+async def follow_calls(timestamp: int) -> dict[str, int]:
+    """Ask VCC about every live call that is due (each at most every couple of seconds, calls.calling.following),
+    a batch at a time while more are due. Several workers share the calls: each claims its own (SKIP LOCKED)."""
+    from calls import calling
+
+    asked = ended = errors = 0
+    while True:
+        result = await calling.follow_due(limit=FOLLOW_BATCH, concurrency=FOLLOW_CONCURRENCY, close_abandoned=False)
+        asked, ended, errors = asked + result.asked, ended + result.ended, errors + result.errors
+        if result.asked < FOLLOW_BATCH or result.errors:
+            break
+    await calling.worker_heartbeat()
+    if asked:
+        log.info("follow_calls: asked %s, ended %s, %s could not be asked", asked, ended, errors)
+    return {"asked": asked, "ended": ended, "errors": errors}
+
+
+@app.periodic(cron="* * * * *", periodic_id="close_abandoned_clicks")
+@app.task(name="close_abandoned_clicks", queue=CALLS, queueing_lock="close_abandoned_clicks")
+def close_abandoned_clicks(timestamp: int) -> int:
+    from calls import calling
+
+    closed = calling.close_abandoned_clicks(now=timezone.now())
+    if closed:
+        log.info("closed %s clicks VCC never answered", closed)
+    return closed
+
+
+@app.periodic(cron="* * * * *", periodic_id="rollup_calls")
+@app.task(name="rollup_calls", queue=MAINTENANCE, lock="rollup_calls", queueing_lock="rollup_calls")
+def rollup_calls(timestamp: int) -> int:
+    """The reports' roll-up of finished days (calls/reports.py), kept current; a full rebuild is `rollup_calls
+    --rebuild`, by hand."""
+    from calls import reports
+
+    return len(reports.refresh_rollup(now=timezone.now()))
+
+
+# --- VCC ------------------------------------------------------------------------------------------------------------
+
+SYNC_RETRY = RetryStrategy(max_attempts=SYNC_ATTEMPTS - 1, exponential_wait=5, retry_exceptions={TransientVCCFailure})
+
+
+@app.task(name="sync_vcc", queue=VCC, lock="sync_vcc", queueing_lock="sync_vcc", retry=SYNC_RETRY)
+def sync_vcc(by_id: int | None = None, dry_run: bool = False) -> int | None:
+    """Sync agents, groups and callback numbers from VCC; the run (failed or not) is stored as a SyncRun. A VCC
+    that cannot answer now is tried again with back-off; one that refuses (credentials) fails the job at once."""
+    from django.contrib.auth import get_user_model
+
+    from calls.calling import sync_with_vcc
+
+    if not settings.VCC_SYNC_ENABLED:
+        log.info("sync_vcc: sync is off (no VCC_CLIENT_ID and VCC_CLIENT_SECRET)")
+        return None
+    by = get_user_model().objects.filter(pk=by_id).first() if by_id else None
+    run = sync_with_vcc(by=by, dry_run=dry_run)
+    if run.error and run.retryable:
+        raise TransientVCCFailure(run.error)
+    if run.error:
+        raise RuntimeError(f"VCC refused the sync: {run.error}")
+    return run.pk
+
+
+if settings.VCC_SYNC_CRON:
+    app.periodic(cron=settings.VCC_SYNC_CRON, periodic_id="sync_vcc")(sync_vcc)
+
+
+def enqueue_sync(*, by_id: int | None, dry_run: bool = False) -> bool:
+    """Queue a sync (the admin's button); False when one is already waiting in the queue."""
+    try:
+        sync_vcc.defer(by_id=by_id, dry_run=dry_run)
+    except AlreadyEnqueued:
+        return False
+    return True
+
+
+# --- The engine's own upkeep ----------------------------------------------------------------------------------------
+
+
+@app.periodic(cron="* * * * *", periodic_id="retry_stalled_jobs")
+@app.task(name="retry_stalled_jobs", queue=MAINTENANCE, pass_context=True, queueing_lock="retry_stalled_jobs")
+async def retry_stalled_jobs(context: JobContext, timestamp: int) -> int:
+    """Jobs left running by a worker that stopped beating (kill -9, a lost host) go back in the queue."""
+    manager = context.app.job_manager
+    stalled = list(await manager.get_stalled_jobs(seconds_since_heartbeat=STALLED_AFTER.total_seconds()))
+    for job in stalled:
+        log.warning("job %s (%s) was left running by a dead worker: queued again", job.id, job.task_name)
+        await manager.retry_job(job)
+    return len(stalled)
+
+
+@app.periodic(cron="41 * * * *", periodic_id="prune_jobs")
+@app.task(name="prune_jobs", queue=MAINTENANCE, pass_context=True, queueing_lock="prune_jobs")
+async def prune_jobs(context: JobContext, timestamp: int) -> None:
+    """Finished jobs older than a day are deleted (follow_calls alone adds one a second); failed ones are kept a
+    week for the health page."""
+    from asgiref.sync import sync_to_async
+
+    from calls.models import JobError
+
+    await context.app.job_manager.delete_old_jobs(nb_hours=KEEP_FINISHED_HOURS)
+    await context.app.job_manager.delete_old_jobs(
+        nb_hours=24 * 7, include_failed=True, include_cancelled=True, include_aborted=True
+    )
+    await sync_to_async(JobError.objects.filter(at__lt=timezone.now() - timedelta(days=7)).delete)()

@@ -1,0 +1,125 @@
+"""The worker process (`manage.py worker`, `make worker`): runs every job of calls/tasks.py, and keeps running.
+
+It is Procrastinate's worker with what a deployment needs around it:
+
+- **It outlives PostgreSQL restarts.** Procrastinate's own worker ends (exit code 0) when its connection is lost;
+  this one opens a fresh connector and starts again, waiting 1, 2, 4 … up to 30 s between tries, and says so in
+  the log. Jobs it was running when the database went away are put back in the queue by `retry_stalled_jobs`.
+- **It records why a job failed** (`JobError`): Procrastinate keeps that a job failed, not the error; the
+  integration health page shows it.
+- **Each sync job gets a fresh database connection** (Django's rule for threads that outlive a request).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+import traceback
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from asgiref.sync import sync_to_async
+from django.db import close_old_connections
+from django.utils import timezone
+from procrastinate import JobContext
+from procrastinate.contrib.django import app
+from procrastinate.contrib.django.django_connector import DjangoConnector
+
+log = logging.getLogger("calls.worker")
+
+MAX_RESTART_WAIT = 30.0
+
+
+def _error_text(exc: BaseException) -> str:
+    """What the health page shows: the exception and where it came from, without the locals of any frame."""
+    lines = traceback.format_exception_only(exc)
+    frames = traceback.extract_tb(exc.__traceback__)[-3:]
+    where = "".join(f"  {f.filename.rsplit('/', 2)[-1]}:{f.lineno} in {f.name}\n" for f in frames)
+    return ("".join(lines).strip() + ("\n" + where if where else ""))[:4000]
+
+
+def _record_error(context: JobContext, exc: BaseException) -> None:
+    from calls.models import JobError
+
+    job = context.job
+    JobError.objects.create(
+        job_id=job.id or 0, task_name=job.task_name, attempt=job.attempts + 1, error=_error_text(exc), at=timezone.now()
+    )
+
+
+async def record_failures(call_next: Callable[[], Awaitable[Any]], context: JobContext, worker: object) -> Any:
+    """Worker middleware: a job that raises leaves its error in JobError, then fails (or is retried) as usual."""
+    try:
+        return await call_next()
+    except Exception as exc:
+        try:
+            await sync_to_async(_record_error, thread_sensitive=False)(context, exc)
+        except Exception:
+            log.exception("could not record why job %s failed", context.job.id if context.job else "?")
+        raise
+
+
+def fresh_connections(call_next: Callable[[], Any], context: JobContext, worker: object) -> Any:
+    """Sync task middleware: the job's thread starts and ends without a stale or broken database connection."""
+    close_old_connections()
+    try:
+        return call_next()
+    finally:
+        close_old_connections()
+
+
+async def run(
+    *,
+    queues: list[str] | None = None,
+    concurrency: int | None = None,
+    name: str | None = None,
+    wait: bool = True,
+    restart: bool = True,
+) -> None:
+    """Run the worker until SIGINT/SIGTERM (or, with `wait` off, until the queues are empty)."""
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        with contextlib.suppress(NotImplementedError, RuntimeError):
+            loop.add_signal_handler(sig, stop.set)
+    options: dict[str, Any] = {
+        "queues": queues or None,
+        "wait": wait,
+        "install_signal_handlers": False,
+        "worker_middleware": [record_failures],
+        "task_middleware": [fresh_connections],
+    }
+    if concurrency:
+        options["concurrency"] = concurrency
+    if name:
+        options["name"] = name
+    pause = 1.0
+    while not stop.is_set():
+        connector = app.connector
+        if isinstance(connector, DjangoConnector):  # the worker needs a pool and LISTEN/NOTIFY of its own
+            connector = connector.get_worker_connector()
+        started = loop.time()
+        try:
+            with app.replace_connector(connector) as worker_app:
+                async with worker_app.open_async():
+                    work = asyncio.create_task(worker_app.run_worker_async(**options))
+                    stopping = asyncio.create_task(stop.wait())
+                    await asyncio.wait({work, stopping}, return_when=asyncio.FIRST_COMPLETED)
+                    if stopping.done() and not work.done():
+                        log.info("worker: stopping, letting running jobs finish")
+                        work.cancel()  # Procrastinate's graceful stop: running jobs get shutdown_graceful_timeout
+                    stopping.cancel()
+                    with contextlib.suppress(asyncio.CancelledError):
+                        await work
+        except Exception:
+            log.exception("worker: stopped by an error")
+        if stop.is_set() or not wait or not restart:
+            return
+        if loop.time() - started > 60:
+            pause = 1.0  # it ran a while: the next failure starts the back-off afresh
+        log.warning("worker: lost the database or its connection; starting again in %.0f s", pause)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), timeout=pause)
+        pause = min(MAX_RESTART_WAIT, pause * 2)
