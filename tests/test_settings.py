@@ -37,6 +37,7 @@ def load(monkeypatch, **env: str) -> dict:
         "DB_CONN_MAX_AGE",
         "LOG_FORMAT",
         "REDIS_TIMEOUT_MS",
+        "VCC_SYNC_EVERY",
     ]:
         monkeypatch.delenv(name, raising=False)
     for name, value in env.items():
@@ -129,6 +130,8 @@ def test_vcc_base_url_overrides_the_region(monkeypatch):
         ({"DEFAULT_PHONE_REGION": "Britain"}, "DEFAULT_PHONE_REGION must be a two-letter"),
         ({"DEFAULT_PHONE_REGION": "XX"}, "DEFAULT_PHONE_REGION must be a two-letter"),
         ({"SECURE_HSTS_SECONDS": "-5"}, "SECURE_HSTS_SECONDS must be at least 0"),
+        ({"VCC_SYNC_EVERY": "45m"}, "VCC_SYNC_EVERY must be off, or minutes or hours that divide"),
+        ({"VCC_SYNC_EVERY": "hourly"}, "VCC_SYNC_EVERY must be off"),
     ],
 )
 def test_it_refuses_malformed_values_with_a_message_naming_the_variable(monkeypatch, env, message):
@@ -146,6 +149,20 @@ def test_production_defaults_apply_without_debug_and_each_can_be_switched_off(mo
     relaxed = load(monkeypatch, **PRODUCTION, SECURE_SSL_REDIRECT="false", SECURE_PROXY_SSL_HEADER="0")
     assert relaxed["SECURE_SSL_REDIRECT"] is False
     assert "SECURE_PROXY_SSL_HEADER" not in relaxed
+
+
+@pytest.mark.parametrize(
+    ("every", "cron"),
+    [(None, "0 */1 * * *"), ("30m", "*/30 * * * *"), ("6h", "0 */6 * * *"), ("24h", "0 0 * * *"), ("OFF", "")],
+)
+def test_the_sync_from_vcc_runs_as_often_as_vcc_sync_every_says(monkeypatch, every, cron):
+    settings = load(monkeypatch, DEBUG="true", **({"VCC_SYNC_EVERY": every} if every else {}))
+    assert settings["VCC_SYNC_CRON"] == cron
+
+
+def test_the_job_queue_is_on_postgres_only(monkeypatch):
+    assert load(monkeypatch, DEBUG="true")["JOBS_DATABASE"] is False
+    assert load(monkeypatch, DEBUG="true", DATABASE_URL="postgres://u@db:5432/x")["JOBS_DATABASE"] is True
 
 
 def test_the_csp_is_strict(monkeypatch):

@@ -1,0 +1,54 @@
+"""The task engine's wiring: which jobs run when, on which queue, and the worker command's refusals. What the jobs
+do is tested beside the code they run (imports, following, reports, sync); tests/test_worker_faults.py runs real
+workers."""
+
+from __future__ import annotations
+
+import pytest
+from django.core.management import CommandError, call_command
+from procrastinate.contrib.django import app
+
+from calls import tasks
+
+
+def test_every_periodic_job_is_scheduled_once_with_its_cadence():
+    schedule = {p.periodic_id: p.cron for p in app.periodic_registry.periodic_tasks.values()}
+    assert schedule == {
+        "follow_calls": "* * * * * *",  # every second
+        "close_abandoned_clicks": "* * * * *",
+        "rollup_calls": "* * * * *",
+        "expire_imports": "17 * * * *",
+        "retry_stalled_jobs": schedule["retry_stalled_jobs"],  # its cadence is a setting (tests use a fast one)
+        "prune_jobs": "41 * * * *",
+        "sync_vcc": "0 */1 * * *",  # VCC_SYNC_EVERY's default, hourly
+    }
+
+
+def test_every_job_is_on_a_queue_a_worker_works():
+    own = {name: task for name, task in app.tasks.items() if task.queue != "builtin"}  # Procrastinate's, unused
+    assert {task.queue for task in own.values()} <= set(tasks.QUEUES)
+    assert own["check_import"].queue == own["apply_import"].queue == tasks.IMPORTS
+    assert own["follow_calls"].queue == tasks.CALLS
+
+
+def test_jobs_that_must_not_pile_up_hold_a_queueing_lock():
+    for name in ["follow_calls", "rollup_calls", "close_abandoned_clicks", "sync_vcc", "retry_stalled_jobs"]:
+        assert app.tasks[name].queueing_lock == name
+
+
+def test_the_admin_cannot_queue_two_syncs(jobs):
+    assert tasks.enqueue_sync(by_id=None) is True
+    assert tasks.enqueue_sync(by_id=None) is False
+    assert [j["task_name"] for j in jobs.jobs.values()] == ["sync_vcc"]
+
+
+def test_the_worker_refuses_sqlite_saying_what_to_set(settings):
+    settings.JOBS_DATABASE = False
+    with pytest.raises(CommandError, match="The worker needs PostgreSQL: set DATABASE_URL=postgres://"):
+        call_command("worker")
+
+
+def test_the_worker_refuses_a_queue_that_does_not_exist(settings):
+    settings.JOBS_DATABASE = True
+    with pytest.raises(CommandError, match="No such queue: imprts. The queues are imports, calls, vcc, maintenance."):
+        call_command("worker", queues="imprts")
