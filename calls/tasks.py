@@ -18,6 +18,7 @@ once holds a `lock`, and one that must not wait twice in the queue a `queueing_l
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import uuid
 from datetime import timedelta
@@ -171,6 +172,29 @@ def enqueue_sync(*, by_id: int | None, dry_run: bool = False) -> bool:
     except AlreadyEnqueued:
         return False
     return True
+
+
+# --- VCC's events (Webhooks API) -------------------------------------------------------------------------------------
+
+
+def enqueue_event_processing() -> None:
+    """Queue the job that applies stored events, unless one is already waiting (it will see these too)."""
+    with contextlib.suppress(AlreadyEnqueued):
+        process_vcc_events.defer()
+
+
+@app.periodic(cron="*/10 * * * * *", periodic_id="process_vcc_events")  # a safety net: the receiver queues it
+@app.task(name="process_vcc_events", queue=CALLS, queueing_lock="process_vcc_events")
+def process_vcc_events(timestamp: int | None = None) -> int:
+    """Apply the events VCC pushed in (calls/calling/events.py), a batch at a time until none is waiting."""
+    from calls.calling import events
+
+    applied = 0
+    while True:
+        done = events.process_pending()
+        applied += done.applied
+        if done.applied + done.late + done.other < events.BATCH:
+            return applied
 
 
 # --- The engine's own upkeep ----------------------------------------------------------------------------------------

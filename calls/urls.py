@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from django.urls import path
 
-from calls.views import agents, calling, calllog, contacts, health, imports, reports, stuck
+from calls.views import agents, calling, calllog, contacts, health, imports, reports, stuck, vcc_events
 
 # In the order README presents the pages: contacts, calling, the call log and reports, integration health.
 urlpatterns = [
@@ -39,4 +39,6 @@ urlpatterns = [
     path("reports/", reports.reports, name="reports"),
     # Integration health (the admin side: Django's admin is in vccweb/urls.py).
     path("health/", health.integration_health, name="integration_health"),
+    # VCC's events (Webhooks API): signed, no login.
+    path("vcc/events/", vcc_events.receive, name="vcc_events"),
 ]

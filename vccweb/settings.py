@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+import binascii
 import os
 import re
 from pathlib import Path
@@ -418,6 +420,23 @@ else:
         f"VCC_SYNC_EVERY must be off, or minutes or hours that divide an hour or a day (such as 30m, 1h or 24h), "
         f"not {VCC_SYNC_EVERY!r}"
     )
+
+# VCC's events (Webhooks API) are accepted at POST /vcc/events/ when signed with one of these secrets: the base64
+# text each subscription was given, comma-separated (two while one is rotated); VCC_WEBHOOK_SECRETS_FILE accepted.
+VCC_WEBHOOK_SECRETS = [text.strip() for text in env_str("VCC_WEBHOOK_SECRETS").split(",") if text.strip()]
+# A live call that had an event within this many seconds is not polled; one without is polled as before.
+EVENT_SILENCE_SECONDS = env_int("EVENT_SILENCE_SECONDS", 60, minimum=5)
+VCC_WEBHOOK_KEYS: list[bytes] = []  # the signing keys: each secret base64-decoded (calls/vcc/events.py)
+for _position, _text in enumerate(VCC_WEBHOOK_SECRETS, start=1):
+    try:
+        _key = base64.b64decode(_text, validate=True)
+    except (binascii.Error, ValueError) as e:
+        raise ImproperlyConfigured(f"secret {_position} of VCC_WEBHOOK_SECRETS is not base64 text") from e
+    if len(_key) < 32:
+        raise ImproperlyConfigured(
+            f"secret {_position} of VCC_WEBHOOK_SECRETS decodes to {len(_key)} bytes: VCC needs at least 32"
+        )
+    VCC_WEBHOOK_KEYS.append(_key)
 
 VCC_APPLICATION = env_str("VCC_APPLICATION", "vccweb")
 if not re.fullmatch(r"[A-Za-z0-9]{1,32}", VCC_APPLICATION):

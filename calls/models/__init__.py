@@ -10,6 +10,7 @@
 - logins: LoginFailure and LockOut, failed logins and the lock-outs they lead to
 - sync: SyncRun, one run of the sync from VCC
 - reports: CallRollup and CallRollupState, the call log rolled up by day
+- events: VccEvent, an event VCC pushed in (Webhooks API), until processed
 - health: WorkerHeartbeat, when each background worker last ran; JobError, why a background job failed
 
 Every model stays in the app `calls`, so its table (calls_<model>), permissions and migrations are unchanged.
@@ -51,6 +52,7 @@ from calls.models.contacts import (
     search_windows,
 )
 from calls.models.directory import Agent, AgentGroup, CallbackNumber, CallbackNumberQuerySet
+from calls.models.events import VccEvent
 from calls.models.health import JobError, WorkerHeartbeat
 from calls.models.imports import ContactImport, ContactImportKey, ContactImportRow
 from calls.models.locks import DialLock
@@ -96,6 +98,7 @@ __all__ = [
     "DispositionCode",
     "SyncRun",
     "WorkerHeartbeat",
+    "VccEvent",
     "JobError",
     "agent_id_validator",
     "group_id_validator",

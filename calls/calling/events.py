@@ -1,0 +1,144 @@
+"""Applying VCC's events (stored by POST /vcc/events/) to the calls they are about: the `process_vcc_events` job.
+
+A channel event is matched to its Call by VCC's call id, the GUID `POST calls/` answered with (`Call.vcc_call_id`).
+Which field of the event's `data` carries it is not in VCC's public docs: INFERRED, we read `interactionId`, then
+`callGuid`, `interactionGuid` or `callId` (vccsim sends `interactionId`; see vccsim/README.md). Likewise the party
+(`party`: `agent` or `external`), the agent (`agentDisplayId`) and an ended call's `result` ({code, party, reason},
+as in V0's call detail) are INFERRED names.
+
+Rules:
+- Events apply in VCC's order (their `time`), and never move a call backwards: once a call has ended, a late
+  `connected` is kept in its history, not applied.
+- An event may arrive before the click's answer from VCC is recorded (VCC rings the agent while vccweb still waits
+  for the answer): an event whose call is not found waits up to WAIT_FOR_CLICK, then is kept as about a call vccweb
+  did not place.
+- Every event applied is a CallEvent in the call's history, saying it came by webhook.
+- A call that had an event is not polled for EVENT_SILENCE (polling resumes on its own if events stop).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from django.conf import settings
+from django.db import transaction
+from django.utils import timezone
+
+from calls.calling.common import log
+from calls.models import Agent, Call, CallEvent, VccEvent
+
+WAIT_FOR_CLICK = timedelta(seconds=30)
+BATCH = 500
+GUID_FIELDS = ("interactionId", "callGuid", "interactionGuid", "callId")
+CHANNEL = ("channel.alerted", "channel.connected", "channel.disconnected", "channel.wrapstarted", "channel.held")
+WORDS = {
+    "channel.alerted": "ringing",
+    "channel.connected": "connected",
+    "channel.disconnected": "disconnected",
+    "channel.wrapstarted": "wrap-up started",
+    "channel.held": "on hold",
+}
+
+
+def event_silence() -> timedelta:
+    return timedelta(seconds=getattr(settings, "EVENT_SILENCE_SECONDS", 60))
+
+
+@dataclass
+class Processed:
+    applied: int = 0
+    late: int = 0  # about a call that had ended: kept in its history, not applied
+    waiting: int = 0  # its call is not known yet: looked at again later
+    other: int = 0  # not about a call of vccweb's, or a type vccweb does not use
+
+
+def _name(event: VccEvent) -> str:
+    head, _, tail = event.type.rpartition(".")
+    return head if head and tail[:1] == "v" and tail[1:].isdigit() else event.type
+
+
+def call_guid(data: dict[str, Any]) -> str:
+    for field in GUID_FIELDS:
+        if isinstance(data.get(field), str) and data[field]:
+            return data[field]
+    return ""
+
+
+def process_pending(*, now: datetime | None = None, limit: int = BATCH) -> Processed:
+    """Apply up to `limit` waiting events, oldest first; several workers may run this at once (SKIP LOCKED)."""
+    now = now or timezone.now()
+    done = Processed()
+    with transaction.atomic():
+        pending = list(
+            VccEvent.objects.select_for_update(skip_locked=True)
+            .filter(processed_at__isnull=True)
+            .order_by("received_at", "id")[:limit]
+        )
+        for event in sorted(pending, key=lambda e: (e.time or e.received_at, e.received_at, e.pk)):
+            _apply(event, now=now, done=done)
+    return done
+
+
+def _apply(event: VccEvent, *, now: datetime, done: Processed) -> None:
+    name = _name(event)
+    if name not in CHANNEL:
+        event.processed_at, event.result = now, "not about a call"
+        event.save(update_fields=["processed_at", "result"])
+        done.other += 1
+        return
+    guid = call_guid(event.data)
+    call = Call.objects.select_for_update().filter(vcc_call_id=guid).first() if guid else None
+    if call is None:
+        if guid and now - event.received_at < WAIT_FOR_CLICK:
+            event.attempts += 1
+            event.save(update_fields=["attempts"])
+            done.waiting += 1
+            return
+        event.processed_at = now
+        event.result = "no call of vccweb's has this id: not placed from vccweb" if guid else "no call id in it"
+        event.save(update_fields=["processed_at", "result"])
+        done.other += 1
+        return
+    at = min(event.time or now, now)
+    words = WORDS.get(name, name)
+    if call.state != Call.State.LIVE:
+        CallEvent.objects.create(
+            call=call,
+            at=at,
+            kind=CallEvent.Kind.PROGRESS,
+            detail=f"VCC said {words} (webhook), after the call ended: not applied",
+        )
+        event.processed_at, event.result, event.call = now, f"late: call {call.pk} had ended", call
+        event.save(update_fields=["processed_at", "result", "call"])
+        done.late += 1
+        return
+    _apply_to_live(call, name, event.data, at=at, now=now)
+    CallEvent.objects.create(call=call, at=at, kind=CallEvent.Kind.PROGRESS, detail=f"VCC: {words} (webhook)")
+    event.processed_at, event.result, event.call = now, f"applied to call {call.pk}", call
+    event.save(update_fields=["processed_at", "result", "call"])
+    done.applied += 1
+    log.info("call %s: %s by webhook", call.pk, words)
+
+
+def _apply_to_live(call: Call, name: str, data: dict[str, Any], *, at: datetime, now: datetime) -> None:
+    party = str(data.get("party") or "").lower()
+    to_contact = party in ("external", "customer", "contact", "callee")
+    agent = None
+    if data.get("agentDisplayId") and not call.from_agent_id:
+        agent = Agent.objects.filter(display_id=str(data["agentDisplayId"])).first()
+    found = data.get("result")
+    result: dict[str, Any] = found if isinstance(found, dict) else {}
+    ended = name == "channel.disconnected" and (to_contact or not party or bool(result))
+    call.record_detail(
+        live=not ended,
+        recording_status=call.recording_status,
+        result=(str(result.get("code") or ""), str(result.get("party") or ""), str(result.get("reason") or "")),
+        connected=name == "channel.connected" and to_contact,
+        disposition_code="",
+        now=at,
+        next_check_at=now + event_silence(),  # polled again only if events stop
+        agent_answered=(name == "channel.alerted" and to_contact) or (name == "channel.connected" and not to_contact),
+        answered_by=agent if name == "channel.connected" else None,
+    )

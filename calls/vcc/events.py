@@ -1,0 +1,130 @@
+"""VCC's events as its Webhooks API delivers them: the signature check and the CloudEvents envelope.
+
+What the public docs say (vcc-api.md §10.3), and what this module does with it:
+
+- FACT: each delivery carries `Vonage-Signature: Bearer <JWT>`. The JWT is signed with the subscription's secret,
+  base64-decoded (Vonage's own sample consumer does `Buffer.from(secret, 'base64')`), and its claim `payload_hash`
+  is the hex SHA-256 of the raw body. INFERRED: the algorithm is HS256 (the sample uses jsonwebtoken's default);
+  only HS256 is accepted, so `alg: none` and any other algorithm are refused by pyjwt.
+- FACT: the body is `application/cloudevents+json`, the event's name in `type`. CloudEvents' batch mode
+  (`application/cloudevents-batch+json`, a JSON array of events) is accepted too, should VCC send it.
+- Two secrets may be valid at once while one is rotated (`VCC_WEBHOOK_SECRETS`).
+
+Nothing here reads or logs the body beyond parsing it; a refusal says why in a sentence.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import jwt
+
+MAX_BODY = 256 * 1024
+SINGLE = "application/cloudevents+json"
+BATCH = "application/cloudevents-batch+json"
+
+
+class Refused(Exception):
+    """The delivery is refused with `status` and a sentence that says what was wrong."""
+
+    def __init__(self, status: int, message: str, reason: str) -> None:
+        super().__init__(message)
+        self.status, self.message, self.reason = status, message, reason
+
+
+@dataclass(frozen=True)
+class Envelope:
+    """One CloudEvent: its unique id, type (`channel.connected.v1`), when it happened, what it is about, its data."""
+
+    id: str
+    type: str
+    source: str
+    subject: str
+    time: datetime | None
+    data: dict[str, Any]
+
+    @property
+    def name(self) -> str:
+        """The type without its version: `channel.connected.v1` -> `channel.connected`."""
+        head, _, tail = self.type.rpartition(".")
+        return head if head and tail[:1] == "v" and tail[1:].isdigit() else self.type
+
+
+def verify(header: str | None, body: bytes, keys: list[bytes]) -> None:
+    """Check `Vonage-Signature` against the raw body, with any of the keys; raise Refused (401) if it fails."""
+    if not keys:
+        raise Refused(
+            401, "vccweb has no webhook secret configured (VCC_WEBHOOK_SECRETS), so it accepts no event.", "no secret"
+        )
+    if not header:
+        raise Refused(401, "The Vonage-Signature header is missing.", "missing")
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise Refused(401, "The Vonage-Signature header must be 'Bearer <JWT>'.", "malformed")
+    claims = None
+    for key in keys:
+        try:
+            claims = jwt.decode(token.strip(), key, algorithms=["HS256"], options={"require": ["payload_hash"]})
+            break
+        except jwt.InvalidSignatureError:
+            continue  # another secret (one being rotated in or out) may have signed it
+        except jwt.MissingRequiredClaimError as exc:
+            raise Refused(401, "The signature has no payload_hash claim.", "no hash") from exc
+        except jwt.InvalidAlgorithmError as exc:
+            raise Refused(401, "The signature must use HS256.", "algorithm") from exc
+        except jwt.InvalidTokenError as exc:
+            raise Refused(401, f"The signature is not a valid JWT ({type(exc).__name__}).", "malformed") from exc
+    if claims is None:
+        raise Refused(401, "The signature was made with a key vccweb does not know.", "wrong key")
+    expected = hashlib.sha256(body).hexdigest()
+    if not hmac.compare_digest(str(claims["payload_hash"]).lower().encode(), expected.encode()):
+        raise Refused(401, "The signature's payload_hash does not match the body.", "wrong hash")
+
+
+def parse(content_type: str, body: bytes) -> list[Envelope]:
+    """The events of a delivery, or Refused (400/415) saying what is wrong."""
+    kind = content_type.split(";")[0].strip().lower()
+    if kind not in (SINGLE, BATCH):
+        raise Refused(415, f"Send events as {SINGLE} (or {BATCH}), not {kind or 'no content type'}.", "content type")
+    try:
+        document = json.loads(body)
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise Refused(400, f"The body is not JSON: {exc}.", "not json") from exc
+    items = document if kind == BATCH else [document]
+    if not isinstance(items, list) or not items:
+        raise Refused(400, "A batch must be a JSON array of one or more events.", "not a batch")
+    return [_envelope(item, position) for position, item in enumerate(items, start=1)]
+
+
+def _envelope(item: object, position: int) -> Envelope:
+    if not isinstance(item, dict):
+        raise Refused(400, f"Event {position} is not a JSON object.", "not an event")
+    missing = [name for name in ("id", "type", "source") if not isinstance(item.get(name), str) or not item[name]]
+    if missing:
+        raise Refused(400, f"Event {position} lacks {', '.join(missing)} (CloudEvents requires them).", "not an event")
+    if len(item["id"]) > 255:
+        raise Refused(400, f"Event {position}'s id is longer than 255 characters.", "not an event")
+    data = item.get("data")
+    if data is not None and not isinstance(data, dict):
+        raise Refused(400, f"Event {position}'s data is not a JSON object.", "not an event")
+    time = None
+    if isinstance(item.get("time"), str):
+        try:
+            time = datetime.fromisoformat(item["time"].replace("Z", "+00:00"))
+        except ValueError as exc:
+            raise Refused(400, f"Event {position}'s time is not an RFC 3339 time.", "not an event") from exc
+        if time.tzinfo is None:
+            raise Refused(400, f"Event {position}'s time has no offset.", "not an event")
+    return Envelope(
+        id=item["id"],
+        type=item["type"][:100],
+        source=item["source"][:255],
+        subject=str(item.get("subject") or "")[:255],
+        time=time,
+        data=data or {},
+    )

@@ -1,0 +1,300 @@
+"""POST /vcc/events/ (VCC's Webhooks API) and the job that applies the events to calls: the signature and its
+refusals, limits, redeliveries, order, matching, and polling stepping aside while events flow."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import uuid
+from datetime import UTC, datetime, timedelta
+
+import jwt
+import pytest
+from django.test import Client
+from django.utils import timezone
+
+from calls import tasks
+from calls.calling import events as applying
+from calls.models import Call, CallEvent, VccEvent
+from calls.views.vcc_events import refused_last_hour
+from tests._jobs import queued, run_jobs
+from tests._sim import fresh_simulator
+
+pytestmark = pytest.mark.django_db
+
+KEY = b"k" * 32
+OLD_KEY = b"o" * 40
+URL = "/vcc/events/"
+CE = "application/cloudevents+json"
+
+
+@pytest.fixture(autouse=True)
+def secrets(settings):
+    settings.VCC_WEBHOOK_KEYS = [KEY]
+
+
+@pytest.fixture
+def sim(monkeypatch):
+    yield from fresh_simulator(monkeypatch)
+
+
+def event(type_: str = "channel.connected.v1", **data) -> dict:
+    return {
+        "specversion": "1.0",
+        "id": str(uuid.uuid4()),
+        "source": "/vcc/sandbox01",
+        "type": type_,
+        "time": datetime.now(UTC).isoformat(),
+        "datacontenttype": "application/json",
+        "data": data,
+    }
+
+
+def sign(body: bytes, key: bytes = KEY, **claims) -> str:
+    token = jwt.encode({"payload_hash": hashlib.sha256(body).hexdigest(), **claims}, key, algorithm="HS256")
+    return f"Bearer {token}"
+
+
+def deliver(payload, *, key: bytes = KEY, signature: str | None = None, content_type: str = CE, client=None):
+    body = payload if isinstance(payload, bytes) else json.dumps(payload).encode()
+    headers = {"Vonage-Signature": signature if signature is not None else sign(body, key)}
+    return (client or Client()).post(URL, body, content_type=content_type, headers=headers)
+
+
+# --- The signature --------------------------------------------------------------------------------------------
+
+
+def test_a_signed_event_is_stored_acknowledged_and_queued(jobs):
+    one = event(interactionId="abc")
+
+    response = deliver(one)
+
+    assert response.status_code == 200 and response.json() == {"received": 1}
+    stored = VccEvent.objects.get()
+    assert (stored.event_id, stored.type, stored.data) == (one["id"], "channel.connected.v1", {"interactionId": "abc"})
+    assert stored.processed_at is None  # applied by the job, not in the request
+    assert [j["task_name"] for j in queued(jobs)] == ["process_vcc_events"]
+
+
+def test_a_redelivery_is_acknowledged_and_changes_nothing(jobs):
+    one = event(interactionId="abc")
+    assert deliver(one).status_code == 200
+    assert deliver(one).status_code == 200
+    assert VccEvent.objects.count() == 1
+    assert len(queued(jobs)) == 1  # one job waiting sees every stored event
+
+
+def test_either_secret_is_accepted_while_one_is_rotated(settings):
+    settings.VCC_WEBHOOK_KEYS = [KEY, OLD_KEY]
+    assert deliver(event(), key=OLD_KEY).status_code == 200
+    assert deliver(event(), key=KEY).status_code == 200
+
+
+@pytest.mark.parametrize(
+    ("make_signature", "says"),
+    [
+        (lambda body: None, "header is missing"),
+        (lambda body: "Token abc", "must be 'Bearer <JWT>'"),
+        (lambda body: "Bearer not-a-jwt", "not a valid JWT"),
+        (lambda body: sign(body, b"w" * 32), "key vccweb does not know"),
+        (lambda body: sign(b"another body"), "payload_hash does not match the body"),
+        (lambda body: "Bearer " + jwt.encode({"iat": 1}, KEY, algorithm="HS256"), "no payload_hash claim"),
+        (
+            lambda body: (
+                "Bearer " + jwt.encode({"payload_hash": hashlib.sha256(body).hexdigest()}, None, algorithm="none")
+            ),
+            "must use HS256",
+        ),
+        (
+            lambda body: (
+                "Bearer " + jwt.encode({"payload_hash": hashlib.sha256(body).hexdigest()}, KEY * 2, algorithm="HS512")
+            ),
+            "must use HS256",
+        ),
+    ],
+    ids=["missing", "not bearer", "malformed", "wrong key", "wrong hash", "no hash", "alg none", "HS512"],
+)
+def test_a_bad_signature_is_refused_401_logged_without_the_body_and_counted(make_signature, says, caplog):
+    payload = event(secretMarker="do-not-log-me")
+    body = json.dumps(payload).encode()
+    signature = make_signature(body)
+    before = refused_last_hour()
+
+    response = Client().post(URL, body, content_type=CE, headers={"Vonage-Signature": signature} if signature else {})
+
+    assert response.status_code == 401
+    assert says in response.content.decode()
+    assert not VccEvent.objects.exists()
+    assert "vcc events: refused 401" in caplog.text and "do-not-log-me" not in caplog.text
+    assert refused_last_hour() == before + 1
+
+
+def test_without_a_configured_secret_nothing_is_accepted(settings):
+    settings.VCC_WEBHOOK_KEYS = []
+    response = deliver(event())
+    assert response.status_code == 401 and "VCC_WEBHOOK_SECRETS" in response.content.decode()
+
+
+# --- What is accepted -------------------------------------------------------------------------------------------
+
+
+def test_a_batch_is_stored_event_by_event():
+    many = [event(interactionId=str(i)) for i in range(3)]
+    response = deliver(many, content_type="application/cloudevents-batch+json")
+    assert response.status_code == 200 and response.json() == {"received": 3}
+    assert VccEvent.objects.count() == 3
+
+
+@pytest.mark.parametrize(
+    ("payload", "content_type", "status", "says"),
+    [
+        (b"x" * (256 * 1024 + 1), CE, 413, "at most 256 KB"),
+        (json.dumps(event()).encode(), "application/json", 415, "Send events as application/cloudevents+json"),
+        (b"{not json", CE, 400, "not JSON"),
+        (json.dumps({"type": "channel.connected.v1"}).encode(), CE, 400, "lacks id, source"),
+        (json.dumps({**event(), "time": "yesterday"}).encode(), CE, 400, "not an RFC 3339 time"),
+        (json.dumps([event()]).encode(), CE, 400, "not a JSON object"),
+    ],
+    ids=["too large", "content type", "not json", "not cloudevents", "bad time", "array as single"],
+)
+def test_what_is_not_an_event_is_refused_with_a_sentence(payload, content_type, status, says):
+    response = deliver(payload, content_type=content_type)
+    assert response.status_code == status
+    assert says in response.content.decode()
+    assert not VccEvent.objects.exists()
+
+
+def test_get_is_refused_405_with_a_sentence():
+    response = Client().get(URL)
+    assert response.status_code == 405 and response["Allow"] == "POST"
+    assert "with POST" in response.content.decode()
+
+
+def test_no_csrf_token_is_needed():
+    assert deliver(event(), client=Client(enforce_csrf_checks=True)).status_code == 200
+
+
+# --- Events move calls ---------------------------------------------------------------------------------------------
+
+
+def stored(type_: str, call: Call, *, at: datetime, **data) -> VccEvent:
+    return VccEvent.objects.create(
+        event_id=str(uuid.uuid4()),
+        type=type_,
+        source="/vcc/sandbox01",
+        time=at,
+        data={"interactionId": call.vcc_call_id, **data},
+        received_at=timezone.now(),
+    )
+
+
+def test_events_move_a_call_and_each_is_in_its_history(placed, sim, jobs):
+    start = timezone.now() - timedelta(minutes=5)  # VCC's times: the past, as the job sees them
+    stored("channel.alerted.v1", placed, at=start + timedelta(seconds=1), party="agent")
+    stored("channel.alerted.v1", placed, at=start + timedelta(seconds=4), party="external")
+    stored("channel.connected.v1", placed, at=start + timedelta(seconds=9), party="external")
+    tasks.enqueue_event_processing()
+
+    assert run_jobs(jobs) == ["process_vcc_events"]
+
+    placed.refresh_from_db()
+    assert placed.state == Call.State.LIVE and placed.connected_at == start + timedelta(seconds=9)
+    assert placed.agent_answered_at is not None
+    assert placed.next_check_at >= timezone.now() + timedelta(seconds=55)  # not polled while events flow
+    history = list(placed.events.values_list("detail", flat=True))
+    assert history == ["VCC: ringing (webhook)", "VCC: ringing (webhook)", "VCC: connected (webhook)"]
+
+    stored(
+        "channel.disconnected.v1",
+        placed,
+        at=start + timedelta(seconds=69),
+        party="external",
+        result={"code": "Success", "party": "", "reason": ""},
+    )
+    tasks.process_vcc_events.func()
+    placed.refresh_from_db()
+    assert placed.state == Call.State.ENDED and placed.outcome == Call.Outcome.ANSWERED
+    assert placed.duration_seconds == 60
+    assert not VccEvent.objects.filter(processed_at__isnull=True).exists()
+
+
+def test_a_late_event_never_moves_an_ended_call_back(placed, sim):
+    start = timezone.now() - timedelta(minutes=5)  # VCC's times: the past, as the job sees them
+    stored("channel.connected.v1", placed, at=start + timedelta(seconds=2), party="external")
+    stored("channel.disconnected.v1", placed, at=start + timedelta(seconds=5), party="external")
+    tasks.process_vcc_events.func()
+    late = stored("channel.connected.v1", placed, at=start + timedelta(seconds=3), party="external")
+
+    tasks.process_vcc_events.func()
+
+    placed.refresh_from_db()
+    assert placed.state == Call.State.ENDED and placed.ended_at == start + timedelta(seconds=5)
+    late.refresh_from_db()
+    assert late.processed_at and late.result.startswith("late")
+    assert placed.events.filter(detail__contains="after the call ended: not applied").count() == 1
+
+
+def test_events_out_of_order_in_one_batch_apply_in_vccs_order(placed, sim):
+    start = timezone.now() - timedelta(minutes=5)  # VCC's times: the past, as the job sees them
+    stored("channel.disconnected.v1", placed, at=start + timedelta(seconds=8), party="external")  # received first
+    stored("channel.connected.v1", placed, at=start + timedelta(seconds=2), party="external")
+
+    tasks.process_vcc_events.func()
+
+    placed.refresh_from_db()
+    assert placed.state == Call.State.ENDED
+    assert placed.connected_at == start + timedelta(seconds=2) and placed.duration_seconds == 6
+
+
+def test_an_event_that_beats_the_clicks_answer_waits_then_is_kept_as_not_ours():
+    early = VccEvent.objects.create(
+        event_id="e1",
+        type="channel.alerted.v1",
+        source="s",
+        data={"interactionId": "not-yet"},
+        received_at=timezone.now(),
+    )
+    assert applying.process_pending().waiting == 1
+    early.refresh_from_db()
+    assert early.processed_at is None and early.attempts == 1
+
+    later = timezone.now() + applying.WAIT_FOR_CLICK + timedelta(seconds=1)
+    assert applying.process_pending(now=later).other == 1
+    early.refresh_from_db()
+    assert early.processed_at and "not placed from vccweb" in early.result
+    assert not CallEvent.objects.exists()
+
+
+def test_an_event_found_its_call_once_the_click_is_recorded(placed, sim):
+    early = stored("channel.alerted.v1", placed, at=timezone.now(), party="agent")
+    vcc_id = placed.vcc_call_id
+    Call.objects.filter(pk=placed.pk).update(vcc_call_id="")  # the click's answer is not recorded yet
+    assert applying.process_pending().waiting == 1
+    Call.objects.filter(pk=placed.pk).update(vcc_call_id=vcc_id)
+    assert applying.process_pending().applied == 1
+    early.refresh_from_db()
+    assert early.call_id == placed.pk
+
+
+def test_events_vccweb_does_not_use_are_marked_and_left():
+    VccEvent.objects.create(event_id="x", type="agent.loggedin.v1", source="s", data={}, received_at=timezone.now())
+    assert applying.process_pending().other == 1
+
+
+def test_the_signing_key_setting_refuses_a_short_or_non_base64_secret(monkeypatch):
+    import runpy
+
+    from django.core.exceptions import ImproperlyConfigured
+
+    from tests.test_settings import SETTINGS
+
+    monkeypatch.setenv("DEBUG", "true")
+    monkeypatch.setenv("VCC_WEBHOOK_SECRETS", base64.b64encode(b"short").decode())
+    with pytest.raises(ImproperlyConfigured, match="secret 1 of VCC_WEBHOOK_SECRETS decodes to 5 bytes"):
+        runpy.run_path(str(SETTINGS))
+    monkeypatch.setenv("VCC_WEBHOOK_SECRETS", f"{base64.b64encode(KEY).decode()}, not base64!")
+    with pytest.raises(ImproperlyConfigured, match="secret 2 of VCC_WEBHOOK_SECRETS is not base64"):
+        runpy.run_path(str(SETTINGS))
+    monkeypatch.setenv("VCC_WEBHOOK_SECRETS", f"{base64.b64encode(KEY).decode()},{base64.b64encode(OLD_KEY).decode()}")
+    assert runpy.run_path(str(SETTINGS))["VCC_WEBHOOK_KEYS"] == [KEY, OLD_KEY]
