@@ -298,3 +298,71 @@ def test_the_signing_key_setting_refuses_a_short_or_non_base64_secret(monkeypatc
         runpy.run_path(str(SETTINGS))
     monkeypatch.setenv("VCC_WEBHOOK_SECRETS", f"{base64.b64encode(KEY).decode()},{base64.b64encode(OLD_KEY).decode()}")
     assert runpy.run_path(str(SETTINGS))["VCC_WEBHOOK_KEYS"] == [KEY, OLD_KEY]
+
+
+# --- Agents' presence ----------------------------------------------------------------------------------------------
+
+
+def presence_event(display_id: str, category: str, *, at: datetime, description: str = "") -> VccEvent:
+    return VccEvent.objects.create(
+        event_id=str(uuid.uuid4()),
+        type="agent.presencechanged.v1",
+        source="/vcc/sandbox01",
+        time=at,
+        data={
+            "agentDisplayId": display_id,
+            "presence": {"category": {"categoryType": category}, "description": description},
+        },
+        received_at=timezone.now(),
+    )
+
+
+def test_presence_events_keep_each_agents_presence_and_never_go_back(agent_user):
+    agent = agent_user.agent
+    now = timezone.now()
+    presence_event(agent.display_id, "Away", at=now - timedelta(seconds=10), description="Lunch")
+    assert applying.process_pending().applied == 1
+    late = presence_event(agent.display_id, "Ready", at=now - timedelta(seconds=30))  # older, delivered later
+
+    assert applying.process_pending().other == 1
+
+    late.refresh_from_db()
+    assert late.result == f"late: agent {agent.display_id} has a newer presence"
+
+    agent.refresh_from_db()
+    assert (agent.presence, agent.presence_detail) == ("Away", "Lunch")
+    assert agent.presence_since == now - timedelta(seconds=10)
+
+
+def test_while_events_flow_readiness_comes_from_presence_without_asking_vcc(agent_user, agent_client, sim):
+    from asgiref.sync import async_to_sync
+
+    from calls import calling
+    from calls.models import AgentGroup
+
+    agent = agent_user.agent
+    group = AgentGroup.objects.create(display_id="030", name="Sales")
+    group.members.add(agent)
+    presence_event(agent.display_id, "Ready", at=timezone.now())
+    applying.process_pending()
+    sim.set_fault("agents", status=500)  # VCC is not asked: this would say "unknown"
+
+    ready, error = async_to_sync(calling.ready_agent_ids)()
+    assert (ready, error) == ({agent.display_id}, "")
+    assert async_to_sync(calling.readiness)(agent=agent, groups=[group]).groups == {group.pk: 1}
+
+    presence_event(agent.display_id, "Away", at=timezone.now())
+    applying.process_pending()
+    from django.core.cache import cache
+
+    cache.clear()
+    assert async_to_sync(calling.ready_agent_ids)()[0] == set()
+
+
+def test_an_agent_on_a_live_call_is_not_counted_ready(placed, sim):
+    from calls.calling.ready import ready_by_presence
+
+    agent = placed.from_agent
+    presence_event(agent.display_id, "Ready", at=timezone.now())
+    applying.process_pending()
+    assert ready_by_presence() == set()

@@ -83,6 +83,13 @@ def process_pending(*, now: datetime | None = None, limit: int = BATCH) -> Proce
 
 def _apply(event: VccEvent, *, now: datetime, done: Processed) -> None:
     name = _name(event)
+    if name == "agent.presencechanged":
+        event.result = _apply_presence(event, now=now)
+        event.processed_at = now
+        event.save(update_fields=["processed_at", "result"])
+        done.applied += event.result.startswith("applied")
+        done.other += not event.result.startswith("applied")
+        return
     if name not in CHANNEL:
         event.processed_at, event.result = now, "not about a call"
         event.save(update_fields=["processed_at", "result"])
@@ -142,3 +149,29 @@ def _apply_to_live(call: Call, name: str, data: dict[str, Any], *, at: datetime,
         agent_answered=(name == "channel.alerted" and to_contact) or (name == "channel.connected" and not to_contact),
         answered_by=agent if name == "channel.connected" else None,
     )
+
+
+def _apply_presence(event: VccEvent, *, now: datetime) -> str:
+    """An agent's presence (INFERRED fields: `agentDisplayId` or `userId`, and `presence` {category: Ready, Away,
+    ExtendedAway, LoggedOut; description}). An older event than the presence kept is ignored."""
+    data = event.data
+    agent = None
+    if data.get("agentDisplayId"):
+        agent = Agent.objects.select_for_update().filter(display_id=str(data["agentDisplayId"])).first()
+    if agent is None and data.get("userId"):
+        agent = Agent.objects.select_for_update().filter(vcc_user_id=str(data["userId"])).first()
+    if agent is None:
+        return "no agent of vccweb's"
+    presence = data.get("presence") if isinstance(data.get("presence"), dict) else {}
+    category = presence.get("category") if isinstance(presence.get("category"), dict) else {}
+    named = presence.get("category") if isinstance(presence.get("category"), str) else data.get("category")
+    kind = str(category.get("categoryType") or named or "")[:32]
+    if not kind:
+        return "no presence in it"
+    at = min(event.time or now, now)
+    if agent.presence_since is not None and at < agent.presence_since:
+        return f"late: agent {agent.display_id} has a newer presence"
+    agent.presence, agent.presence_since = kind, at
+    agent.presence_detail = str(presence.get("description") or category.get("description") or "")[:200]
+    agent.save(update_fields=["presence", "presence_detail", "presence_since"])
+    return f"applied to agent {agent.display_id}: {kind}"

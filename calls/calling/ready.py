@@ -1,15 +1,21 @@
-"""Who is ready: whether VCC has the caller's agent ready for a phone call, and how many are ready per group
-(cached briefly)."""
+"""Who is ready: whether VCC has the caller's agent ready for a phone call, and how many are ready per group.
+
+While VCC's events flow (calls/calling/events.py keeps each agent's presence from `agent.presencechanged`), this is
+read from them: ready means presence Ready and on no live call vccweb knows of. Otherwise VCC is asked (cached
+briefly), as before the events."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 
+from django.conf import settings
 from django.core.cache import cache
+from django.utils import timezone
 
-from calls.calling.common import log
-from calls.models import Agent, AgentGroup
+from calls.calling.common import _db, log
+from calls.models import Agent, AgentGroup, Call, VccEvent
 from calls.vcc import VCCError, get_async_client
 
 READY_SECONDS = 5  # how long VCC's ready-agent answers are reused
@@ -22,8 +28,39 @@ class Readiness:
     error: str = ""
 
 
+PRESENCE_READY = "Ready"
+
+
+def events_flowing(*, now: datetime | None = None) -> bool:
+    """Whether VCC's events arrive (one within EVENT_SILENCE_SECONDS): then presence is read from them, not asked."""
+    now = now or timezone.now()
+    return VccEvent.objects.filter(received_at__gte=now - timedelta(seconds=settings.EVENT_SILENCE_SECONDS)).exists()
+
+
+def ready_by_presence(group: AgentGroup | None = None) -> set[str]:
+    """Agents whose presence (VCC's events) is Ready and who are on no live call vccweb knows of; of one group."""
+    agents = Agent.objects.filter(is_active=True, presence=PRESENCE_READY)
+    if group is not None:
+        agents = agents.filter(groups=group)
+    busy = Call.objects.filter(state__in=Call.IN_PROGRESS)
+    agents = agents.exclude(pk__in=busy.exclude(from_agent=None).values("from_agent"))
+    agents = agents.exclude(pk__in=busy.exclude(answered_by=None).values("answered_by"))
+    return set(agents.values_list("display_id", flat=True))
+
+
+async def _presence_current() -> bool:
+    flowing = await cache.aget("calls:events-flowing")
+    if flowing is None:
+        flowing = await _db(events_flowing)()
+        await cache.aset("calls:events-flowing", flowing, READY_SECONDS)
+    return bool(flowing)
+
+
 async def ready_agent_ids() -> tuple[set[str] | None, str]:
-    """Which agents VCC has ready for a phone call now (cached briefly), or None and why not."""
+    """Which agents are ready for a phone call now: from VCC's presence events while they flow, else asked of VCC
+    (cached briefly); or None and why not."""
+    if await _presence_current():
+        return await _db(ready_by_presence)(), ""
     ready = await cache.aget("calls:ready-agents")
     if ready is not None:
         return ready, ""
@@ -43,7 +80,10 @@ async def readiness(*, agent: Agent | None, groups: Sequence[AgentGroup]) -> Rea
     if agent is not None:
         ready, result.error = await ready_agent_ids()
         result.me = None if ready is None else agent.display_id in ready
-    if groups:
+    if groups and await _presence_current():
+        for group in groups:
+            result.groups[group.pk] = len(await _db(ready_by_presence)(group))
+    elif groups:
         async with get_async_client() as client:
             for group in groups:
                 key = f"calls:ready:{group.display_id}"

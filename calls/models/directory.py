@@ -43,6 +43,10 @@ class Agent(models.Model):
         help_text="Preselected when this agent calls via a group.",
     )
     vcc_user_id = models.CharField("VCC user ID", max_length=64, blank=True, help_text="Set by the sync from VCC.")
+    # Presence as VCC's events say (agent.presencechanged): Ready, Away, ExtendedAway, LoggedOut; since when.
+    presence = models.CharField(max_length=32, blank=True, help_text="From VCC's events; empty until one arrives.")
+    presence_detail = models.CharField(max_length=200, blank=True, help_text="VCC's description (e.g. Lunch).")
+    presence_since = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["name", "display_id"]
