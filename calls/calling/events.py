@@ -162,8 +162,8 @@ def _apply_presence(event: VccEvent, *, now: datetime) -> str:
         agent = Agent.objects.select_for_update().filter(vcc_user_id=str(data["userId"])).first()
     if agent is None:
         return "no agent of vccweb's"
-    presence = data.get("presence") if isinstance(data.get("presence"), dict) else {}
-    category = presence.get("category") if isinstance(presence.get("category"), dict) else {}
+    presence: dict[str, Any] = data["presence"] if isinstance(data.get("presence"), dict) else {}
+    category: dict[str, Any] = presence["category"] if isinstance(presence.get("category"), dict) else {}
     named = presence.get("category") if isinstance(presence.get("category"), str) else data.get("category")
     kind = str(category.get("categoryType") or named or "")[:32]
     if not kind:
