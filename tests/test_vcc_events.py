@@ -247,7 +247,8 @@ def test_events_out_of_order_in_one_batch_apply_in_vccs_order(placed, sim):
     assert placed.connected_at == start + timedelta(seconds=2) and placed.duration_seconds == 6
 
 
-def test_an_event_that_beats_the_clicks_answer_waits_then_is_kept_as_not_ours():
+def test_an_event_that_beats_the_clicks_answer_waits_then_is_kept_as_not_ours(agent_user):
+    Call.objects.create(created_by=agent_user, from_agent=agent_user.agent, to_number="+447400123456")  # asking VCC
     early = VccEvent.objects.create(
         event_id="e1",
         type="channel.alerted.v1",
@@ -263,15 +264,15 @@ def test_an_event_that_beats_the_clicks_answer_waits_then_is_kept_as_not_ours():
     assert applying.process_pending(now=later).other == 1
     early.refresh_from_db()
     assert early.processed_at and "not placed from vccweb" in early.result
-    assert not CallEvent.objects.exists()
+    assert not CallEvent.objects.exists() and Call.objects.count() == 1  # no agent in it: not logged
 
 
 def test_an_event_found_its_call_once_the_click_is_recorded(placed, sim):
     early = stored("channel.alerted.v1", placed, at=timezone.now(), party="agent")
     vcc_id = placed.vcc_call_id
-    Call.objects.filter(pk=placed.pk).update(vcc_call_id="")  # the click's answer is not recorded yet
+    Call.objects.filter(pk=placed.pk).update(vcc_call_id="", state=Call.State.REQUESTED)  # VCC's answer not yet in
     assert applying.process_pending().waiting == 1
-    Call.objects.filter(pk=placed.pk).update(vcc_call_id=vcc_id)
+    Call.objects.filter(pk=placed.pk).update(vcc_call_id=vcc_id, state=Call.State.LIVE)
     assert applying.process_pending().applied == 1
     early.refresh_from_db()
     assert early.call_id == placed.pk
@@ -366,3 +367,70 @@ def test_an_agent_on_a_live_call_is_not_counted_ready(placed, sim):
     presence_event(agent.display_id, "Ready", at=timezone.now())
     applying.process_pending()
     assert ready_by_presence() == set()
+
+
+# --- Calls vccweb did not place ------------------------------------------------------------------------------------
+
+
+def foreign(type_: str, guid: str, *, agent: str, number: str, direction: str = "Outbound", at=None, **extra):
+    far = {"agentDisplayId": None, "telephoneNumber": number}
+    own = {"agentDisplayId": agent, "telephoneNumber": None}
+    data = {
+        "interactionId": guid,
+        "direction": direction,
+        "agentDisplayId": agent,
+        "party": {"role": "Customer", "agentDisplayId": None, "telephoneNumber": number},
+        "from": far if direction == "Inbound" else own,
+        "to": own if direction == "Inbound" else far,
+        **extra,
+    }
+    return VccEvent.objects.create(
+        event_id=str(uuid.uuid4()), type=f"{type_}.v1", source="s", time=at or timezone.now(), data=data,
+        received_at=timezone.now(),
+    )  # fmt: skip
+
+
+def test_a_call_an_agent_dialled_from_their_phone_is_logged_against_the_contact(agent_user, contact, supervisor_client):
+    from calls.models import Contact, ContactPhone
+
+    number = contact.phones.first().number
+    twin = Contact.objects.create(name="Same Number Ltd")
+    ContactPhone.objects.create(contact=twin, number=number)
+    start = timezone.now() - timedelta(minutes=2)
+    foreign("channel.connected", "ext-1", agent=agent_user.agent.display_id, number=number, at=start)
+    foreign(
+        "channel.disconnected", "ext-1", agent=agent_user.agent.display_id, number=number,
+        at=start + timedelta(seconds=30), result={"code": "Success", "party": "Destination", "reason": "Answered"},
+    )  # fmt: skip
+
+    applying.process_pending()
+
+    call = Call.objects.get(vcc_call_id="ext-1")
+    assert call.origin == Call.Origin.AGENT_PHONE and call.from_agent == agent_user.agent
+    assert call.contact == contact and call.also_matches == 1
+    assert call.state == Call.State.ENDED and call.duration_seconds == 30
+    page = supervisor_client.get(f"/calls/{call.pk}/").content.decode()
+    assert "not from vccweb: logged from VCC's events" in page and "also matches 1 other contact" in page
+    assert "Dialled from the agent&#x27;s phone, not from vccweb" in supervisor_client.get("/calls/").content.decode()
+
+
+def test_an_inbound_call_to_a_known_agent_is_logged_from_the_caller(agent_user, contact):
+    number = contact.phones.first().number
+    foreign("channel.alerted", "in-1", agent=agent_user.agent.display_id, number=number, direction="Inbound")
+    applying.process_pending()
+    call = Call.objects.get(vcc_call_id="in-1")
+    assert (call.origin, call.contact, call.to_number) == (Call.Origin.INBOUND, contact, number)
+
+
+def test_a_call_of_an_agent_vccweb_does_not_know_is_not_logged():
+    foreign("channel.connected", "x-1", agent="9999", number="+447400123456")
+    applying.process_pending()
+    assert not Call.objects.exists()
+    assert "not placed from vccweb" in VccEvent.objects.get().result
+
+
+def test_while_a_click_waits_for_vcc_an_unknown_id_waits_too(agent_user):
+    Call.objects.create(created_by=agent_user, from_agent=agent_user.agent, to_number="+447400123456")  # asking VCC
+    foreign("channel.alerted", "maybe-ours", agent=agent_user.agent.display_id, number="+447400123456")
+    assert applying.process_pending().waiting == 1
+    assert Call.objects.count() == 1

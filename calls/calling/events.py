@@ -3,8 +3,8 @@
 A channel event is matched to its Call by VCC's call id, the GUID `POST calls/` answered with (`Call.vcc_call_id`).
 Which field of the event's `data` carries it is not in VCC's public docs: INFERRED, we read `interactionId`, then
 `callGuid`, `interactionGuid` or `callId` (vccsim sends `interactionId`; see vccsim/README.md). Likewise the party
-(`party`: `agent` or `external`), the agent (`agentDisplayId`) and an ended call's `result` ({code, party, reason},
-as in V0's call detail) are INFERRED names.
+(`party`: {role: Agent or Customer, …}), the agent (`agentDisplayId`) and an ended call's `result` ({code, party,
+reason}, as in V0's call detail) are INFERRED names.
 
 Rules:
 - Events apply in VCC's order (their `time`), and never move a call backwards: once a call has ended, a late
@@ -23,11 +23,13 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from django.conf import settings
+from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.utils import timezone
 
+from calls import phones
 from calls.calling.common import log
-from calls.models import Agent, Call, CallEvent, VccEvent
+from calls.models import Agent, Call, CallEvent, ContactPhone, VccEvent
 
 WAIT_FOR_CLICK = timedelta(seconds=30)
 BATCH = 500
@@ -97,6 +99,13 @@ def _apply(event: VccEvent, *, now: datetime, done: Processed) -> None:
         return
     guid = call_guid(event.data)
     call = Call.objects.select_for_update().filter(vcc_call_id=guid).first() if guid else None
+    if call is None and guid and _not_ours_for_sure(event, now=now):
+        call = _call_not_placed_here(guid, event.data, at=min(event.time or now, now))
+        if call is None:
+            event.processed_at, event.result = now, "not placed from vccweb, and not to an agent vccweb knows"
+            event.save(update_fields=["processed_at", "result"])
+            done.other += 1
+            return
     if call is None:
         if guid and now - event.received_at < WAIT_FOR_CLICK:
             event.attempts += 1
@@ -129,9 +138,67 @@ def _apply(event: VccEvent, *, now: datetime, done: Processed) -> None:
     log.info("call %s: %s by webhook", call.pk, words)
 
 
+def _not_ours_for_sure(event: VccEvent, *, now: datetime) -> bool:
+    """A call id vccweb does not know is a call placed elsewhere once no click could still be waiting for VCC's
+    answer (none asking VCC now), or after WAIT_FOR_CLICK."""
+    if now - event.received_at >= WAIT_FOR_CLICK:
+        return True
+    return not Call.objects.filter(state=Call.State.REQUESTED).exists()
+
+
+def _number(end: object) -> str:
+    if isinstance(end, dict):
+        return str(end.get("telephoneNumber") or "")
+    return str(end or "")
+
+
+def _call_not_placed_here(guid: str, data: dict[str, Any], *, at: datetime) -> Call | None:
+    """Log a call VCC's events tell of that vccweb did not place, when it reached an agent vccweb knows: an agent
+    dialling from their phone, or an inbound call. Matched to the contact whose number it is."""
+    agent = Agent.objects.filter(display_id=str(data.get("agentDisplayId") or "")).first()
+    if agent is None:
+        return None
+    inbound = str(data.get("direction") or "").lower() == "inbound"
+    try:
+        number = phones.to_e164(_number(data.get("from") if inbound else data.get("to")))
+    except ValidationError:  # withheld, or not a number
+        return None
+    matches = list(ContactPhone.objects.filter(number=number).select_related("contact").order_by("contact_id")[:50])
+    first = matches[0] if matches else None
+    call = Call.objects.create(
+        vcc_call_id=guid,
+        origin=Call.Origin.INBOUND if inbound else Call.Origin.AGENT_PHONE,
+        from_agent=agent,
+        to_number=number,
+        contact=first.contact if first else None,
+        phone=first,
+        also_matches=len({m.contact_id for m in matches}) - 1 if matches else 0,
+        state=Call.State.LIVE,
+        requested_at=at,
+        responded_at=at,
+        changed_at=at,
+        last_seen_at=at,
+    )
+    log.info("call %s: logged from VCC's events (%s), not placed from vccweb", call.pk, call.origin)
+    return call
+
+
+def is_far_end(data: dict[str, Any]) -> bool:
+    """Whether the event's channel is the far end (the contact, or the colleague called), not the calling agent's
+    own phone. INFERRED shape: `party` is {role: Agent|Customer, agentDisplayId, telephoneNumber} (vccsim), or a
+    word (`agent`, `external`)."""
+    party = data.get("party")
+    if isinstance(party, dict):
+        if str(party.get("role") or "").lower() in ("customer", "external", "contact"):
+            return True
+        own = str(data.get("agentDisplayId") or "")
+        return bool(party.get("agentDisplayId")) and str(party.get("agentDisplayId")) != own
+    return str(party or "").lower() in ("external", "customer", "contact", "callee")
+
+
 def _apply_to_live(call: Call, name: str, data: dict[str, Any], *, at: datetime, now: datetime) -> None:
-    party = str(data.get("party") or "").lower()
-    to_contact = party in ("external", "customer", "contact", "callee")
+    to_contact = is_far_end(data)
+    party = data.get("party")
     agent = None
     if data.get("agentDisplayId") and not call.from_agent_id:
         agent = Agent.objects.filter(display_id=str(data["agentDisplayId"])).first()

@@ -111,6 +111,11 @@ class Call(HandWrittenSQL):
         FAILED = "failed", "Not placed"  # VCC refused it, or it never reached VCC
         UNCONFIRMED = "unconfirmed", "Not confirmed"  # VCC may have placed it; we never learnt its id
 
+    class Origin(models.TextChoices):
+        VCCWEB = "vccweb", "Placed from vccweb"
+        AGENT_PHONE = "agent_phone", "Dialled from the agent's phone, not from vccweb"
+        INBOUND = "inbound", "Inbound, not placed from vccweb"
+
     class Outcome(models.TextChoices):
         IN_PROGRESS = "in_progress", "In progress"
         ANSWERED = "answered", "Answered"
@@ -196,6 +201,10 @@ class Call(HandWrittenSQL):
     # When what reports count last changed (state, outcome, talk time, disposition): the roll-up rebuilds the days
     # of calls changed since its last run (calls/reports.py).
     changed_at = models.DateTimeField(default=timezone.now, db_index=True)
+    # Where it came from: a click in vccweb, or a call VCC's events told of (an agent dialling from their phone, an
+    # inbound call); those are matched to the contact by number, and `also_matches` counts other contacts with it.
+    origin = models.CharField(max_length=12, choices=Origin.choices, default=Origin.VCCWEB, db_default=Origin.VCCWEB)
+    also_matches = models.PositiveSmallIntegerField(default=0, db_default=0)
     # The id of the request that placed the call (calls.observability), to find its log lines.
     trace_id = models.CharField(max_length=64, blank=True, db_index=False)
 
