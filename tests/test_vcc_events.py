@@ -434,3 +434,40 @@ def test_while_a_click_waits_for_vcc_an_unknown_id_waits_too(agent_user):
     foreign("channel.alerted", "maybe-ours", agent=agent_user.agent.display_id, number="+447400123456")
     assert applying.process_pending().waiting == 1
     assert Call.objects.count() == 1
+
+
+# --- Polling steps aside while events flow -------------------------------------------------------------------------
+
+
+def test_while_events_flow_a_call_with_events_is_not_polled_and_polling_resumes_when_they_stop(placed, sim):
+    from asgiref.sync import async_to_sync
+
+    from calls import calling
+
+    start = timezone.now() - timedelta(seconds=20)
+    stored("channel.connected.v1", placed, at=start, party="external")
+    applying.process_pending()
+    placed.refresh_from_db()
+    later = timezone.now() + timedelta(seconds=61)  # past the call's own next look (EVENT_SILENCE_SECONDS)
+
+    other = VccEvent.objects.create(  # events keep flowing (about other calls)
+        event_id="flow", type="agent.presencechanged.v1", source="s", data={}, received_at=later - timedelta(seconds=5)
+    )
+    assert async_to_sync(calling.follow_due)(clock=lambda: later).asked == 0
+
+    other.delete()  # no event within EVENT_SILENCE_SECONDS: VCC is asked again, as before events
+    VccEvent.objects.update(received_at=later - timedelta(seconds=120))
+    assert async_to_sync(calling.follow_due)(clock=lambda: later).asked == 1
+
+
+def test_a_call_no_event_told_of_is_polled_as_before_even_while_events_flow(placed, sim):
+    from asgiref.sync import async_to_sync
+
+    from calls import calling
+
+    VccEvent.objects.create(
+        event_id="flow", type="agent.presencechanged.v1", source="s", data={}, received_at=timezone.now()
+    )
+    now = timezone.now()
+    Call.objects.filter(pk=placed.pk).update(next_check_at=now)
+    assert async_to_sync(calling.follow_due)(clock=lambda: now).asked == 1

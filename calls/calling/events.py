@@ -205,6 +205,8 @@ def _apply_to_live(call: Call, name: str, data: dict[str, Any], *, at: datetime,
     found = data.get("result")
     result: dict[str, Any] = found if isinstance(found, dict) else {}
     ended = name == "channel.disconnected" and (to_contact or not party or bool(result))
+    call.last_event_at = now
+    call.save_fields(["last_event_at"])
     call.record_detail(
         live=not ended,
         recording_status=call.recording_status,

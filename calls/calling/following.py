@@ -7,12 +7,13 @@ import asyncio
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+from django.conf import settings
 from django.db import DatabaseError, transaction
 from django.db.models import Q
 
 from calls import health, rules
 from calls.calling.common import Clock, _db, _now, log
-from calls.models import Agent, Call
+from calls.models import Agent, Call, VccEvent
 from calls.vcc import AsyncVCCClient, CallDetail, VCCError, get_async_client
 
 FOLLOW_INTERVAL = timedelta(seconds=2)  # VCC is asked about one call at most this often
@@ -28,9 +29,16 @@ class Followed:
     retry_after: float | None = None  # VCC asked us to slow down
 
 
+def polled(*, now: datetime) -> Q:
+    """Which live calls are followed by asking VCC: all, unless VCC's events flow (one arrived within
+    EVENT_SILENCE_SECONDS); then only those no event has told of yet. When events stop, polling resumes for all."""
+    flowing = VccEvent.objects.filter(received_at__gte=now - timedelta(seconds=settings.EVENT_SILENCE_SECONDS))
+    return Q(last_event_at__isnull=True) if flowing.exists() else Q()
+
+
 def _claim(call: Call, *, now: datetime, force: bool) -> bool:
     """Take this call's next look at VCC, so that the panel and the workers never ask about it at once."""
-    due = Q() if force else Q(next_check_at__isnull=True) | Q(next_check_at__lte=now)
+    due = Q() if force else (Q(next_check_at__isnull=True) | Q(next_check_at__lte=now)) & polled(now=now)
     return bool(Call.objects.filter(due, pk=call.pk, state=Call.State.LIVE).update(next_check_at=now + FOLLOW_INTERVAL))
 
 
@@ -110,7 +118,7 @@ def _claim_due(*, now: datetime, limit: int) -> list[Call]:
     with transaction.atomic():
         due = list(
             Call.objects.select_for_update(skip_locked=True)
-            .filter(state=Call.State.LIVE, next_check_at__lte=now)
+            .filter(polled(now=now), state=Call.State.LIVE, next_check_at__lte=now)
             .exclude(vcc_call_id="")
             .order_by("next_check_at")[:limit]
         )

@@ -205,6 +205,8 @@ class Call(HandWrittenSQL):
     # inbound call); those are matched to the contact by number, and `also_matches` counts other contacts with it.
     origin = models.CharField(max_length=12, choices=Origin.choices, default=Origin.VCCWEB, db_default=Origin.VCCWEB)
     also_matches = models.PositiveSmallIntegerField(default=0, db_default=0)
+    # The last VCC event applied to it (webhook): while events flow, a call that has them is not polled.
+    last_event_at = models.DateTimeField(null=True, blank=True)
     # The id of the request that placed the call (calls.observability), to find its log lines.
     trace_id = models.CharField(max_length=64, blank=True, db_index=False)
 
