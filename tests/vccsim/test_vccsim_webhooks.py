@@ -563,3 +563,54 @@ def test_a_served_simulator_delivers_on_its_own(receiver: Receiver):
     assert [(event["type"], event["data"]["party"]["role"]) for event in map(verified, receiver.requests)] == (
         ANSWERED_CALL
     )
+
+
+def test_a_call_to_another_agent_has_two_agent_channels_that_both_wrap_up(
+    vcc: httpx.Client, sim: Simulator, clock: Clock, receiver: Receiver
+):
+    sim.subscribe(receiver.url, ["channel.*"], SECRET)
+    place(vcc, {"from": {"agentId": "1001"}, "to": {"agentId": "1002"}})
+
+    live_through(sim, clock, 70)
+
+    events = [verified(request) for request in receiver.requests]
+    assert [(event["type"], event["data"]["party"]["agentDisplayId"]) for event in events] == [
+        ("channel.alerted.v1", "1001"),
+        ("channel.connected.v1", "1001"),
+        ("channel.alerted.v1", "1002"),
+        ("channel.connected.v1", "1002"),
+        ("channel.disconnected.v1", "1002"),
+        ("channel.disconnected.v1", "1001"),
+        ("channel.wrapstarted.v1", "1001"),
+        ("channel.wrapstarted.v1", "1002"),
+    ]
+    assert events[0]["data"]["to"] == {"agentDisplayId": "1002", "telephoneNumber": None}
+    assert len({event["data"]["channelId"] for event in events}) == 2
+
+
+def test_a_group_call_names_the_member_who_took_it(vcc: httpx.Client, sim: Simulator, receiver: Receiver):
+    sim.subscribe(receiver.url, ["channel.alerted.v1"], SECRET)
+    place(vcc, {"from": {"groups": ["030"]}, "to": {"telephoneNumber": "02072068888"}})
+
+    sim.deliver_pending()
+
+    (event,) = (verified(request) for request in receiver.requests)
+    assert event["data"]["agentDisplayId"] == event["data"]["party"]["agentDisplayId"] == "1001"
+    assert event["data"]["groups"] == ["030"]
+
+
+def test_deliveries_can_go_through_an_in_process_transport(sim: Simulator):
+    seen: list[httpx.Request] = []
+    sim.webhook_transport = httpx.MockTransport(lambda request: seen.append(request) or httpx.Response(204))
+    sim.subscribe("https://crm.example.com/vcc/events", ["agent.*"], SECRET)
+
+    sim.set_presence("1001", "LoggedOut")
+    attempts = sim.deliver_pending()
+
+    assert [str(request.url) for request in seen] == ["https://crm.example.com/vcc/events"]
+    signed = {"Vonage-Signature": seen[0].headers["Vonage-Signature"]}
+    assert verified(Received("/vcc/events", signed, seen[0].content))["data"]["presence"] == {
+        "category": "LoggedOut",
+        "description": "Logged Out",
+    }
+    assert [item["outcome"] for item in attempts] == ["delivered"]
