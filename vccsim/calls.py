@@ -44,6 +44,29 @@ def outcome_for(destination: str) -> Outcome:
     return OUTCOMES[OUTCOME_BY_LAST_DIGITS.get(digits[-2:], "answered")]
 
 
+# An inbound call rings only the agent, who is its destination: answered, or not answered by the agent.
+INBOUND_OUTCOMES = {
+    "answered": Outcome("answered", 3, 0, 60, SUCCESS),
+    "agent_no_answer": Outcome(
+        "agent_no_answer", 30, 0, 0, {"code": "Failure", "party": "Destination", "reason": "NoAnswer"}
+    ),
+}
+
+OUTBOUND = "Outbound"
+INBOUND = "Inbound"
+# Who started the call: vccweb through the Calls API, the agent on their own phone, or a caller from outside.
+ORIGINS = ("CallsApi", "AgentPhone", "Caller")
+
+
+@dataclass(frozen=True)
+class ChannelStep:
+    """A moment in a call's life as VCC's webhooks tell it: one channel (leg) alerted, connected, ended, wrapping."""
+
+    at: float
+    event: str  # "alerted", "connected", "disconnected" or "wrapstarted"
+    leg: str  # "agent" (the agent's phone) or "other" (the dialled number, dialled agent or inbound caller)
+
+
 @dataclass
 class Call:
     id: str
@@ -57,6 +80,8 @@ class Call:
     outcome: Outcome
     recording_changes: list[tuple[float, str]] = field(default_factory=list)  # (effective at, status)
     disposition_code: str | None = None
+    direction: str = OUTBOUND
+    origin: str = "CallsApi"  # one of ORIGINS
 
     @property
     def answered_at(self) -> float | None:
@@ -114,6 +139,44 @@ class Call:
             return {key: value for key, value in self.from_party.items() if key != "agentId"}
         return self.from_party
 
+    def channel_steps(self) -> list[ChannelStep]:
+        """The call's channel events in the order they happen (ties keep this order), derived from the outcome."""
+        start, answered, ended = self.placed_at, self.answered_at, self.ended_at
+        if self.direction == INBOUND:
+            # VCC answers the caller and queues them, then rings the agent.
+            steps = [ChannelStep(start, "connected", "other"), ChannelStep(start, "alerted", "agent")]
+            if answered is None:
+                return [
+                    *steps,
+                    ChannelStep(ended, "disconnected", "agent"),
+                    ChannelStep(ended, "disconnected", "other"),
+                ]
+            return [
+                *steps,
+                ChannelStep(answered, "connected", "agent"),
+                ChannelStep(ended, "disconnected", "other"),
+                ChannelStep(ended, "disconnected", "agent"),
+                ChannelStep(ended, "wrapstarted", "agent"),
+            ]
+        steps = [ChannelStep(start, "alerted", "agent")]
+        if self.outcome.name == "agent_no_answer":
+            return [*steps, ChannelStep(ended, "disconnected", "agent")]
+        agent_answered_at = start + self.outcome.ring_agent
+        steps += [
+            ChannelStep(agent_answered_at, "connected", "agent"),
+            ChannelStep(agent_answered_at, "alerted", "other"),
+        ]
+        if answered is not None:
+            steps.append(ChannelStep(answered, "connected", "other"))
+        steps += [
+            ChannelStep(ended, "disconnected", "other"),
+            ChannelStep(ended, "disconnected", "agent"),
+            ChannelStep(ended, "wrapstarted", "agent"),
+        ]
+        if self.dialled_agent_id and answered is not None:
+            steps.append(ChannelStep(ended, "wrapstarted", "other"))
+        return steps
+
     def to_json(self, base_url: str, account_key: str, now: float) -> dict[str, Any]:
         live = self.is_live(now)
         return {
@@ -130,6 +193,8 @@ class Call:
             "simulator": {
                 "phase": self.phase(now),
                 "outcome": self.outcome.name,
+                "direction": self.direction,
+                "origin": self.origin,
                 "placedAt": isoformat(self.placed_at),
                 "answeredAt": isoformat(self.answered_at) if self.answered_at and self.answered_at <= now else None,
                 "endedAt": None if live else isoformat(self.ended_at),

@@ -64,3 +64,8 @@ class Clock:
 def isoformat(timestamp: float) -> str:
     """Format a clock reading as an ISO 8601 UTC timestamp, the way JSON APIs usually do."""
     return datetime.fromtimestamp(timestamp, tz=UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
+
+
+def isoformat_ms(timestamp: float) -> str:
+    """ISO 8601 UTC to the millisecond, for event times: several events can happen within one second."""
+    return datetime.fromtimestamp(timestamp, tz=UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")

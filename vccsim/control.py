@@ -1,10 +1,12 @@
-"""The simulator's own control endpoints under ``/_sim/``: inspect, reset, faults, availability, outcomes, clock."""
+"""The simulator's own control endpoints under ``/_sim/``: inspect, reset, faults, availability and presence,
+outcomes, calls vccweb did not place, webhook faults and deliveries, clock."""
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
 from vccsim.clock import isoformat
+from vccsim.delivery import WebhookFault
 from vccsim.faults import Fault
 from vccsim.wire import SimError, SimRequest, SimResponse, json_response
 
@@ -48,6 +50,59 @@ def set_fair_use(sim: Simulator, request: SimRequest) -> SimResponse:
 def set_availability(sim: Simulator, request: SimRequest, agent_id: str) -> SimResponse:
     sim.set_availability(agent_id, str(_body(request).get("availability")))
     return json_response(200, {"agentId": agent_id, "availability": sim.agent_availability(agent_id)})
+
+
+def set_presence(sim: Simulator, request: SimRequest, agent_id: str) -> SimResponse:
+    body = _body(request)
+    description = body.get("description")
+    if description is not None and not isinstance(description, str):
+        raise SimError(400, "description must be text")
+    sim.set_presence(agent_id, str(body.get("category")), description)
+    category, description = sim.presence[agent_id]
+    return json_response(
+        200,
+        {
+            "agentId": agent_id,
+            "presence": {"category": category, "description": description},
+            "availability": sim.agent_availability(agent_id),
+        },
+    )
+
+
+def start_call(sim: Simulator, request: SimRequest) -> SimResponse:
+    body = _body(request)
+    agent_id, number = body.get("agentId"), body.get("telephoneNumber")
+    direction, outcome, clid = body.get("direction", "Outbound"), body.get("outcome"), body.get("presentedClid")
+    talk_seconds = body.get("talkSeconds")
+    if not (
+        isinstance(agent_id, str)
+        and isinstance(number, str)
+        and isinstance(direction, str)
+        and all(value is None or isinstance(value, str) for value in (outcome, clid))
+        and (talk_seconds is None or (isinstance(talk_seconds, int | float) and not isinstance(talk_seconds, bool)))
+    ):
+        raise SimError(
+            400,
+            'Expected {"direction": "Outbound" or "Inbound", "agentId": "1001", "telephoneNumber": "+44...", '
+            '"presentedClid", "outcome" and "talkSeconds" optional}',
+        )
+    call = sim.start_call(agent_id, number, direction=direction, outcome=outcome, talk_seconds=talk_seconds, clid=clid)
+    return json_response(201, call.to_json(request.base_url, sim.account.account_key, sim.now()))
+
+
+def webhook_state(sim: Simulator, request: SimRequest) -> SimResponse:
+    return json_response(200, sim.webhook_state())
+
+
+def set_webhook_fault(sim: Simulator, request: SimRequest) -> SimResponse:
+    fault = WebhookFault.from_json(_body(request))
+    sim.set_webhook_fault(**vars(fault))
+    return json_response(200, sim.webhook_state())
+
+
+def clear_webhook_fault(sim: Simulator, request: SimRequest) -> SimResponse:
+    sim.clear_webhook_fault()
+    return json_response(200, sim.webhook_state())
 
 
 def force_next_outcome(sim: Simulator, request: SimRequest) -> SimResponse:

@@ -91,6 +91,7 @@ class RunningServer:
         return f"http://{host}:{port}"
 
     def stop(self) -> None:
+        self._server.sim.stop_delivery()
         self._server.shutdown()
         self._server.server_close()
         self._thread.join()
@@ -107,5 +108,10 @@ class RunningServer:
 def start_server(
     sim: Simulator | None = None, *, host: str = "127.0.0.1", port: int = 0, log: bool = False
 ) -> RunningServer:
-    """Serve ``sim`` (a fresh one with the sample account if None) on ``host:port``; port 0 picks a free port."""
-    return RunningServer(_SimServer(sim or Simulator(load_account()), host, port, log))
+    """Serve ``sim`` (a fresh one with the sample account if None) on ``host:port``; port 0 picks a free port.
+
+    The served simulator delivers its webhooks on its own (a background thread), until ``stop()``.
+    """
+    server = _SimServer(sim or Simulator(load_account()), host, port, log)
+    server.sim.start_delivery()
+    return RunningServer(server)

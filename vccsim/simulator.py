@@ -2,23 +2,35 @@
 
 from __future__ import annotations
 
+import json
+import math
 import re
 import secrets
 import threading
+import uuid
 from collections import deque
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from http import HTTPStatus
 from typing import Any
 
-from vccsim import control, gateway, v0
-from vccsim.calls import OUTCOMES, Call, Outcome, outcome_for
+import httpx
+
+from vccsim import control, delivery, events, gateway, v0, webhooks
+from vccsim.calls import INBOUND, INBOUND_OUTCOMES, OUTBOUND, OUTCOMES, Call, Outcome, outcome_for
 from vccsim.clock import Clock, isoformat
+from vccsim.delivery import Deliverer, Delivery, Outbox, WebhookFault
 from vccsim.faults import ALL_ENDPOINTS, Fault, Faults
-from vccsim.state import AVAILABILITIES, Account
+from vccsim.state import AVAILABILITIES, Account, to_e164
+from vccsim.webhooks import Subscription
 from vccsim.wire import INVALID_TOKEN, NOT_FOUND, SimError, SimRequest, SimResponse
 
 Handler = Callable[..., SimResponse]
+
+PRESENCE_DESCRIPTIONS = {"Ready": "Ready", "Away": "Away", "ExtendedAway": "Extended Away", "LoggedOut": "Logged Out"}
+READY = ("Ready", "Ready")
+# An availability set at run time changes the agent's presence too; busy (on a call) is not a presence.
+PRESENCE_OF_AVAILABILITY = {"ready": READY, "away": ("Away", "Away")}
 
 
 @dataclass(frozen=True)
@@ -48,6 +60,11 @@ ROUTES = (
     _route("GET", "/useradmin/groups", "groups", gateway.groups),
     _route("GET", "/useradmin/groups/{group_id}/users", "group_users", gateway.group_users),
     _route("GET", "/useradmin/users/{user_id}/callbackNumbers", "callback_numbers", gateway.callback_numbers),
+    _route("GET", "/webhooks/event-types", "event_types", webhooks.event_types),
+    _route("GET", "/webhooks/subscriptions", "subscriptions", webhooks.list_subscriptions),
+    _route("POST", "/webhooks/subscriptions", "subscribe", webhooks.subscribe),
+    _route("GET", "/webhooks/subscriptions/{subscription_id}", "subscription", webhooks.get_subscription),
+    _route("DELETE", "/webhooks/subscriptions/{subscription_id}", "unsubscribe", webhooks.unsubscribe),
     _route("GET", "/_sim/state", "control", control.state),
     _route("POST", "/_sim/reset", "control", control.reset),
     _route("GET", "/_sim/faults", "control", control.faults),
@@ -56,6 +73,11 @@ ROUTES = (
     _route("DELETE", "/_sim/faults/{endpoint}", "control", control.clear_faults),
     _route("POST", "/_sim/fair-use", "control", control.set_fair_use),
     _route("POST", "/_sim/agents/{agent_id}/availability", "control", control.set_availability),
+    _route("POST", "/_sim/agents/{agent_id}/presence", "control", control.set_presence),
+    _route("POST", "/_sim/calls", "control", control.start_call),
+    _route("GET", "/_sim/webhooks", "control", control.webhook_state),
+    _route("POST", "/_sim/webhooks/fault", "control", control.set_webhook_fault),
+    _route("DELETE", "/_sim/webhooks/fault", "control", control.clear_webhook_fault),
     _route("POST", "/_sim/next-outcome", "control", control.force_next_outcome),
     _route("POST", "/_sim/clock/advance", "control", control.advance_clock),
 )
@@ -77,6 +99,9 @@ class Simulator:
         self.account = account
         self.clock = clock or Clock()
         self._lock = threading.RLock()
+        # Where webhook deliveries go: None sends them over the network; tests may give an in-process transport.
+        self.webhook_transport: httpx.BaseTransport | None = None
+        self._deliverer: Deliverer | None = None
         self.reset()
 
     def reset(self) -> None:
@@ -91,12 +116,22 @@ class Simulator:
             for endpoint, fault in self.account.faults.items():
                 self.faults.set(_endpoint(endpoint), Fault.from_json(fault))
             self.faults.set_fair_use(self.account.fair_use_limit)
+            self.presence = {
+                agent_id: PRESENCE_OF_AVAILABILITY.get(agent.availability, READY)
+                for agent_id, agent in self.account.agents.items()
+            }
+            self.subscriptions: dict[str, Subscription] = {}
+            self.outbox = Outbox()
+            # Calls whose channel events are being followed, with the clock time up to which they were emitted.
+            # Followed only while an enabled subscription exists: without one, no event is built at all.
+            self._following: dict[str, float] = {}
 
     # Front door -------------------------------------------------------------------------------------------------
 
     def handle(self, method: str, url: str, headers: Mapping[str, str], body: bytes) -> SimResponse:
         request = SimRequest.build(method, url, headers, body)
         with self._lock:
+            self._emit_call_events()  # what happened on the clock since the last request, before calls expire
             try:
                 route, params = _match(request)
                 if route.name == "control":
@@ -104,6 +139,8 @@ class Simulator:
                 return self._serve(route, request, params)
             except SimError as error:
                 return error.response()
+            finally:
+                self._emit_call_events()
 
     def _serve(self, route: Route, request: SimRequest, params: dict[str, str]) -> SimResponse:
         now = self.now()
@@ -173,9 +210,225 @@ class Simulator:
     def take_outcome(self, destination: str) -> Outcome:
         return self.next_outcomes.popleft() if self.next_outcomes else outcome_for(destination)
 
-    def add_call(self, call: Call) -> None:
+    def add_call(self, call: Call, *, placed: bool = True) -> None:
+        """Hold a new call; ``placed``: it was placed through the Calls API (and counts in calls_placed)."""
         self.calls[call.id] = call
-        self.calls_placed += 1
+        if placed:
+            self.calls_placed += 1
+        if self._webhooks_on():
+            self._following[call.id] = -math.inf
+
+    def start_call(
+        self,
+        agent_id: str,
+        telephone_number: str,
+        *,
+        direction: str = OUTBOUND,
+        outcome: str | None = None,
+        talk_seconds: float | None = None,
+        clid: str | None = None,
+    ) -> Call:
+        """A call vccweb did not place: the agent dialling from their own phone (outbound), or a caller ringing
+        the agent (inbound, on ``clid``, the number they dialled). Outbound outcomes follow the number's last
+        digits, as for placed calls; inbound calls are answered unless ``outcome`` is ``agent_no_answer``."""
+        with self._lock:
+            if agent_id not in self.account.agents:
+                raise SimError(400, f"Unknown agent {agent_id!r}")
+            if self.agent_availability(agent_id) == "busy":
+                raise SimError(400, f"Agent {agent_id} is busy")
+            if direction not in (OUTBOUND, INBOUND):
+                raise SimError(400, f"direction must be {OUTBOUND} or {INBOUND}")
+            number = to_e164(telephone_number, self.account.default_region)
+            if number is None:
+                raise SimError(400, f"telephoneNumber {telephone_number!r} is not a valid number")
+            usable = [item.clid for item in self.account.callback_numbers if item.allows(agent_id)]
+            if clid is not None and to_e164(clid, self.account.default_region) is None:
+                raise SimError(400, f"presentedClid {clid!r} is not a valid number")
+            line = clid or (usable[0] if usable else None)
+            chosen = self._start_outcome(direction, outcome, telephone_number, talk_seconds)
+            if direction == OUTBOUND:
+                from_party = {"agentId": agent_id, "presentedClid": line}
+                to_party: dict[str, Any] = {"telephoneNumber": telephone_number}
+            else:
+                from_party = {"telephoneNumber": telephone_number}
+                to_party = {"agentId": agent_id, "telephoneNumber": line}
+            call = Call(
+                id=str(uuid.uuid4()),
+                agent_id=agent_id,
+                dialled_agent_id=None,
+                from_party=from_party,
+                to_party=to_party,
+                regarding=None,
+                application=None,
+                placed_at=self.now(),
+                outcome=chosen,
+                direction=direction,
+                origin="AgentPhone" if direction == OUTBOUND else "Caller",
+            )
+            self.add_call(call, placed=False)
+            self._emit_call_events()
+            return call
+
+    def _start_outcome(self, direction: str, outcome: str | None, number: str, talk_seconds: float | None) -> Outcome:
+        choices = OUTCOMES if direction == OUTBOUND else INBOUND_OUTCOMES
+        if outcome is None:
+            chosen = outcome_for(number) if direction == OUTBOUND else INBOUND_OUTCOMES["answered"]
+        elif outcome in choices:
+            chosen = choices[outcome]
+        else:
+            raise SimError(400, f"outcome of an {direction.lower()} call must be one of {list(choices)}")
+        if talk_seconds is not None:
+            if chosen.name != "answered" or talk_seconds <= 0:
+                raise SimError(400, "talkSeconds applies to answered calls and must be positive")
+            chosen = replace(chosen, talk=talk_seconds)
+        return chosen
+
+    # Webhooks ---------------------------------------------------------------------------------------------------
+
+    def _webhooks_on(self) -> bool:
+        return any(subscription.enabled for subscription in self.subscriptions.values())
+
+    def add_subscription(self, subscription: Subscription) -> Subscription:
+        """Subscribe at once (VCC takes up to 30 s): events from now on, none from before."""
+        with self._lock:
+            self._emit_call_events()
+            if subscription.enabled and not self._webhooks_on():
+                now = self.now()
+                self._following = {call.id: now for call in self.calls.values() if call.is_live(now)}
+            self.subscriptions[subscription.id] = subscription
+            return subscription
+
+    def subscribe(
+        self, url: str, events: list[str], secret: str, *, name: str = "vccsim", enabled: bool = True
+    ) -> Subscription:
+        """The Python door to ``POST /webhooks/subscriptions``, with the same validation."""
+        body = {"name": name, "url": url, "events": events, "enabled": enabled, "secret": secret}
+        return self.add_subscription(webhooks.new_subscription(body, self.now()))
+
+    def remove_subscription(self, subscription_id: str) -> None:
+        """Unsubscribe at once; deliveries still queued for it are dropped."""
+        with self._lock:
+            self.subscriptions.pop(subscription_id, None)
+            self.outbox.forget(subscription_id)
+            if not self._webhooks_on():
+                self._following.clear()
+
+    def set_webhook_fault(self, **fault: Any) -> WebhookFault:
+        """Make the next deliveries misbehave; keywords are WebhookFault's fields. Replaces the current fault."""
+        with self._lock:
+            self.outbox.set_fault(WebhookFault(**fault))
+            assert self.outbox.fault is not None
+            return self.outbox.fault
+
+    def clear_webhook_fault(self) -> None:
+        """Deliver normally again; deliveries a reorder fault held are released, last first."""
+        with self._lock:
+            self.outbox.set_fault(None)
+
+    def deliver_pending(self, *, client: httpx.Client | None = None) -> list[dict[str, Any]]:
+        """Send every delivery due on the clock now, one attempt each, and return the log of those attempts.
+
+        Sending happens outside the simulator's lock, so requests are answered meanwhile.
+        """
+        with self._lock:
+            self._emit_call_events()
+            now = self.now()
+            outbox = self.outbox  # a reset() meanwhile replaces it: these deliveries then settle into the old one
+            due = outbox.take_due(now)
+            for item in due:
+                item.attempts += 1
+        if not due:
+            return []
+        owned = client is None
+        client = client or delivery.new_client(self.webhook_transport)
+        try:
+            results = [(item, *delivery.send(client, item)) for item in due]
+        finally:
+            if owned:
+                client.close()
+        with self._lock:
+            now = self.now()
+            return [outbox.settle(item, now, status, error) for item, status, error in results]
+
+    def start_delivery(self, interval: float = 0.05) -> None:
+        """Deliver on a background thread from now on (a served simulator does); idempotent."""
+        with self._lock:
+            if self._deliverer is None:
+                self._deliverer = Deliverer(self, interval)
+
+    def stop_delivery(self) -> None:
+        with self._lock:
+            deliverer, self._deliverer = self._deliverer, None
+        if deliverer is not None:
+            deliverer.stop()
+
+    def _emit_call_events(self) -> None:
+        """Queue the channel events of followed calls that happened on the clock since they were last looked at."""
+        if not self._following:
+            return
+        now = self.now()
+        happened = []
+        for call_id, since in list(self._following.items()):
+            call = self.calls.get(call_id)
+            if call is None:
+                del self._following[call_id]
+                continue
+            for index, step in enumerate(call.channel_steps()):
+                if since < step.at <= now:
+                    happened.append((step.at, call.placed_at, call.id, index, call, step))
+            if now >= call.ended_at:
+                del self._following[call_id]
+            else:
+                self._following[call_id] = now
+        happened.sort(key=lambda item: item[:4])
+        for at, _, _, _, call, step in happened:
+            data = events.channel_data(self.account, call, step)
+            self._emit(f"channel.{step.event}", subject=call.id, at=at, data=data)
+
+    def _emit(self, event_type: str, *, subject: str, at: float, data: dict[str, Any]) -> None:
+        body = events.cloud_event(event_type, source=self._source(), subject=subject, time=at, data=data)
+        envelope = json.loads(body)
+        now = self.now()
+        for subscription in self.subscriptions.values():
+            if subscription.wants(envelope["type"]):
+                self.outbox.add(
+                    Delivery(
+                        seq=self.outbox.next_seq(),
+                        subscription_id=subscription.id,
+                        url=subscription.url,
+                        key=subscription.key(),
+                        event_id=envelope["id"],
+                        event_type=envelope["type"],
+                        body=body,
+                        due_at=now,
+                    ),
+                    now,
+                )
+
+    def _source(self) -> str:
+        return f"/vcc/{self.account.account_key}"
+
+    def set_presence(self, agent_id: str, category: str, description: str | None = None) -> None:
+        """Change an agent's presence (``agent.presencechanged``); Ready makes them ready, anything else away."""
+        if agent_id not in self.account.agents:
+            raise SimError(404, NOT_FOUND)
+        if category not in events.PRESENCE_CATEGORIES:
+            raise SimError(400, f"category must be one of {list(events.PRESENCE_CATEGORIES)}")
+        if description is not None and (not isinstance(description, str) or not description.strip()):
+            raise SimError(400, "description must be non-blank text")
+        with self._lock:
+            self.availability[agent_id] = "ready" if category == "Ready" else "away"
+            self._change_presence(agent_id, (category, description or PRESENCE_DESCRIPTIONS[category]))
+
+    def _change_presence(self, agent_id: str, presence: tuple[str, str]) -> None:
+        previous = self.presence[agent_id]
+        if presence == previous:
+            return
+        self.presence[agent_id] = presence
+        if self._webhooks_on():
+            self._emit_call_events()  # keep the events in the order they happened
+            data = events.presence_data(self.account.agents[agent_id], presence, previous)
+            self._emit("agent.presencechanged", subject=self.account.agents[agent_id].user_id, at=self.now(), data=data)
 
     # Control ----------------------------------------------------------------------------------------------------
 
@@ -201,6 +454,8 @@ class Simulator:
             raise SimError(400, f"availability must be one of {AVAILABILITIES}")
         with self._lock:
             self.availability[agent_id] = availability
+            if availability in PRESENCE_OF_AVAILABILITY:
+                self._change_presence(agent_id, PRESENCE_OF_AVAILABILITY[availability])
 
     def force_next_outcome(self, outcome: str, *, talk_seconds: float | None = None) -> None:
         """Queue the outcome of the next placed call, overriding the dialled number's rule."""
@@ -225,11 +480,28 @@ class Simulator:
                 "callsPlaced": self.calls_placed,
                 "calls": [call.to_json(base_url, key, now) for call in self.calls.values()],
                 "agents": [
-                    {"agentId": agent_id, "name": agent.name, "availability": self.agent_availability(agent_id)}
+                    {
+                        "agentId": agent_id,
+                        "name": agent.name,
+                        "availability": self.agent_availability(agent_id),
+                        "presence": {"category": self.presence[agent_id][0], "description": self.presence[agent_id][1]},
+                    }
                     for agent_id, agent in self.account.agents.items()
                 ],
                 "nextOutcomes": [outcome.name for outcome in self.next_outcomes],
                 "faults": self.faults.to_json(),
+                "webhooks": self.webhook_state(),
+            }
+
+    def webhook_state(self) -> dict[str, Any]:
+        """Subscriptions, the queue, the fault and the latest attempts, for ``GET /_sim/webhooks`` and tests."""
+        with self._lock:
+            return {
+                "subscriptions": [item.to_json() for item in self.subscriptions.values()],
+                "pending": len(self.outbox.pending),
+                "held": len(self.outbox.held),
+                "fault": self.outbox.fault.to_json() if self.outbox.fault else None,
+                "attempts": list(self.outbox.log)[-100:],
             }
 
 

@@ -80,5 +80,7 @@ def sandbox_transport() -> SimTransport:
                 clock = Clock(speed=float(speed))
             except ValueError as error:
                 raise ValueError(f"VCCSIM_SPEED must be a positive number, not {speed!r}") from error
-            _sandbox = SimTransport(Simulator(load_account(), clock=clock))
+            sim = Simulator(load_account(), clock=clock)
+            sim.start_delivery()  # idle until something subscribes to its webhooks
+            _sandbox = SimTransport(sim)
         return _sandbox

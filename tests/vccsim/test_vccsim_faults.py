@@ -225,7 +225,8 @@ def test_control_endpoints_show_state_and_reset_it(vcc: httpx.Client, sim: Simul
 
     assert state["callsPlaced"] == 1
     assert [call["id"] for call in state["calls"]] == [call_id]
-    assert {"agentId": "1001", "name": "Alex Morgan", "availability": "busy"} in state["agents"]
+    alex = {"category": "Ready", "description": "Ready"}  # on a call: busy, yet present and Ready
+    assert {"agentId": "1001", "name": "Alex Morgan", "availability": "busy", "presence": alex} in state["agents"]
     assert reset["callsPlaced"] == 0
     assert reset["calls"] == []
     assert sim.calls_placed == 0
