@@ -67,18 +67,22 @@ class VCCConfig:
 
     @property
     def gateway_token(self) -> TokenSource:
+        return self.gateway_token_for(GATEWAY_SCOPE)
+
+    def gateway_token_for(self, scope: str) -> TokenSource:
+        """A gateway token with `scope` (users:read for the sync, admin:write for the Webhooks API)."""
         return TokenSource(
             url=f"{self.auth_url}/Auth/connect/token",
             form={
                 "grant_type": "client_credentials",
                 "client_id": self.client_id,
                 "client_secret": self.client_secret,
-                "scope": GATEWAY_SCOPE,
+                "scope": scope,
             },
             basic_auth=None,
             default_expires_in=7200,
             lock_wait=self.lock_wait,
-            identity=f"gateway|{self.auth_url}|{self.client_id}|{GATEWAY_SCOPE}",
+            identity=f"gateway|{self.auth_url}|{self.client_id}|{scope}",
         )
 
 

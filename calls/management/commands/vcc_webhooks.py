@@ -1,0 +1,60 @@
+"""See, make and remove VCC's webhook subscriptions: VCC then pushes call and presence events to vccweb."""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.core.management.base import BaseCommand, CommandError, CommandParser
+
+from calls.vcc import VCCError
+from calls.vcc.webhooks import EVENTS, WebhooksClient
+
+MAKE_A_SECRET = "python -c 'import base64, secrets; print(base64.b64encode(secrets.token_bytes(32)).decode())'"
+
+
+class Command(BaseCommand):
+    help = "List, make or remove VCC webhook subscriptions (needs VCC_CLIENT_ID/SECRET allowed admin:write)."
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        actions = parser.add_subparsers(dest="action", required=True)
+        actions.add_parser("list", help="the subscriptions VCC has")
+        actions.add_parser("types", help="the event types VCC offers")
+        subscribe = actions.add_parser("subscribe", help="have VCC push events to this vccweb")
+        subscribe.add_argument("--url", default="", help="where VCC delivers (default SITE_URL + /vcc/events/)")
+        subscribe.add_argument("--name", default="vccweb")
+        unsubscribe = actions.add_parser("unsubscribe", help="stop a subscription")
+        unsubscribe.add_argument("id")
+
+    def handle(self, *args: object, action: str, **options: str) -> None:
+        if not settings.VCC_SYNC_ENABLED:
+            raise CommandError("Set VCC_CLIENT_ID and VCC_CLIENT_SECRET (API credentials allowed admin:write).")
+        try:
+            with WebhooksClient() as client:
+                getattr(self, f"_{action}")(client, **options)
+        except VCCError as exc:
+            raise CommandError(f"VCC refused: {exc.user_message} ({exc.message})") from exc
+
+    def _list(self, client: WebhooksClient, **options: str) -> None:
+        found = client.subscriptions()
+        for sub in found:
+            state = "enabled" if sub.get("enabled", True) else "disabled"
+            self.stdout.write(f"{sub.get('id')}  {sub.get('name')}  {sub.get('url')}  {state}  {sub.get('events')}")
+        self.stdout.write(f"{len(found)} subscription{'s' if len(found) != 1 else ''}.")
+
+    def _types(self, client: WebhooksClient, **options: str) -> None:
+        for item in client.event_types():
+            self.stdout.write(f"{item.get('name')}  {', '.join(map(str, item.get('versions') or []))}")
+
+    def _subscribe(self, client: WebhooksClient, *, url: str, name: str, **options: str) -> None:
+        if not settings.VCC_WEBHOOK_SECRETS:
+            raise CommandError(
+                f"Set VCC_WEBHOOK_SECRETS first (the secret VCC signs with); make one with: {MAKE_A_SECRET}"
+            )
+        url = url or settings.SITE_URL.rstrip("/") + "/vcc/events/"
+        if not url.startswith(("http://", "https://")):
+            raise CommandError(f"The URL must be absolute (https://…/vcc/events/), not {url!r}: set SITE_URL or --url.")
+        made = client.subscribe(name=name, url=url, secret=settings.VCC_WEBHOOK_SECRETS[0], events=EVENTS)
+        self.stdout.write(self.style.SUCCESS(f"Subscribed {made.get('id')}: VCC delivers {', '.join(EVENTS)} to {url}"))
+
+    def _unsubscribe(self, client: WebhooksClient, *, id: str, **options: str) -> None:
+        client.unsubscribe(id)
+        self.stdout.write(self.style.SUCCESS(f"Removed subscription {id}."))

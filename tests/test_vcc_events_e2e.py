@@ -1,0 +1,90 @@
+"""End to end over real sockets: vccsim (its own process) subscribed by `manage.py vcc_webhooks subscribe` delivers
+signed CloudEvents to the running app (pytest-django's live server), and the events alone follow a click to its end;
+no one asks VCC about the call."""
+
+from __future__ import annotations
+
+import base64
+import time
+from collections.abc import Callable
+from io import StringIO
+
+import pytest
+from django.core.management import call_command
+from django.test import Client
+
+from calls.models import Call, Contact, VccEvent
+from tests._jobs import run_jobs
+from tests._sim import click
+from tests.browser.test_calling_browser import Sim, vccsim_server  # noqa: F401  (a real vccsim process)
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+KEY = b"e2e-webhook-secret-of-32-bytes!!"
+
+
+def until(condition: Callable[[], object], what: str, deadline: float = 15.0) -> None:
+    """Wait for something another process does (vccsim delivering), up to a deadline; never a fixed sleep."""
+    give_up = time.monotonic() + deadline
+    while not condition():
+        if time.monotonic() > give_up:
+            raise AssertionError(f"gave up waiting for {what}")
+        time.sleep(0.02)
+
+
+@pytest.fixture
+def sim(vccsim_server, settings) -> Sim:  # noqa: F811
+    settings.VCC_SANDBOX = False
+    settings.VCC_TRANSPORT = ""
+    settings.VCC_BASE_URL = settings.VCC_AUTH_URL = settings.VCC_GATEWAY_URL = vccsim_server
+    settings.VCC_ACCOUNT_KEY = "sandbox01"
+    settings.VCC_API_TOKEN = "sandbox-api-token"
+    settings.VCC_CLIENT_ID, settings.VCC_CLIENT_SECRET, settings.VCC_SYNC_ENABLED = (
+        "sandbox-client",
+        "sandbox-secret",
+        True,
+    )
+    settings.VCC_WEBHOOK_SECRETS = [base64.b64encode(KEY).decode()]
+    settings.VCC_WEBHOOK_KEYS = [KEY]
+    simulator = Sim(vccsim_server)
+    simulator.post("reset")
+    return simulator
+
+
+@pytest.fixture
+def demo(transactional_db):
+    call_command("seed_demo", stdout=StringIO())  # the simulator's sample account (before leaving sandbox mode)
+
+
+def test_vccsim_delivers_signed_events_to_the_running_app_and_they_follow_a_click(demo, sim, live_server, jobs):
+    out = StringIO()
+    call_command("vcc_webhooks", "subscribe", url=f"{live_server.url}/vcc/events/", stdout=out)
+    assert "Subscribed" in out.getvalue()
+    listed = StringIO()
+    call_command("vcc_webhooks", "list", stdout=listed)
+    assert f"{live_server.url}/vcc/events/" in listed.getvalue() and "1 subscription." in listed.getvalue()
+
+    sim.post("next-outcome", {"outcome": "answered", "talkSeconds": 60})
+    agent = Client()
+    agent.login(username="agent", password="demo")
+    phone = Contact.objects.filter(do_not_call=False, phones__is_primary=True).first().phones.get(is_primary=True)
+    assert click(agent, phone).status_code == 200
+    call = Call.objects.get()
+    assert call.state == Call.State.LIVE
+
+    until(lambda: VccEvent.objects.filter(type="channel.alerted.v1").exists(), "the agent's phone ringing")
+    sim.advance(9)  # the agent answers, then the contact
+    until(lambda: VccEvent.objects.filter(type="channel.connected.v1").count() >= 2, "both legs connected")
+    run_jobs(jobs)
+    call.refresh_from_db()
+    assert call.connected_at is not None and call.last_event_at is not None
+
+    sim.advance(61)  # they talk, then hang up
+    until(lambda: VccEvent.objects.filter(type="channel.disconnected.v1").exists(), "the hang-up")
+    run_jobs(jobs)
+
+    call.refresh_from_db()
+    assert call.state == Call.State.ENDED and call.outcome == Call.Outcome.ANSWERED
+    assert call.events.filter(detail__endswith="(webhook)").count() >= 4
+    assert not VccEvent.objects.filter(processed_at__isnull=True).exists()
+    assert set(VccEvent.objects.values_list("call", flat=True)) == {call.pk}
