@@ -148,7 +148,7 @@ def test_a_job_waiting_over_a_minute_is_shown_first_with_a_warning(admin_client)
     assert "Jobs have waited 5 min" in warning[:200]
     assert "No worker may be running" in warning[:400]
     row = page[page.index('data-queue="maintenance"') : page.index("</tr>", page.index('data-queue="maintenance"'))]
-    assert "<td data-waiting>1</td>" in row and '<span class="badge warn">5 min' in row
+    assert '<td data-waiting data-label="Waiting">1</td>' in row and '<span class="badge warn">5 min' in row
 
 
 @postgres_only
