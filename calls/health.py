@@ -48,6 +48,16 @@ PERIODIC_DEFERS_READ = 100  # Procrastinate keeps the latest defer of each perio
 
 log = logging.getLogger("calls.worker")
 
+# Procrastinate's job statuses, as the page says them.
+JOB_STATUS_WORDS = {
+    "todo": "waiting",
+    "doing": "running",
+    "succeeded": "succeeded",
+    "failed": "failed",
+    "cancelled": "cancelled",
+    "aborted": "aborted",
+}
+
 
 def record_heartbeat(name: str, now: datetime) -> None:
     """Note that the worker `name` is alive at `now`: one row in the database, which every process sees whatever
@@ -311,6 +321,10 @@ class PeriodicRun:
     status: str = ""  # the job's status; "" when it was never deferred or has been deleted since
     status_at: datetime | None = None  # when it reached that status (its latest event)
 
+    @property
+    def status_words(self) -> str:
+        return JOB_STATUS_WORDS.get(self.status, self.status)
+
 
 @dataclass
 class Jobs:
@@ -515,7 +529,8 @@ def retry_failed_job(job_id: int, *, now: datetime) -> RetryOutcome:
             return RetryOutcome(False, f"Job {job_id} no longer exists: failed jobs are deleted after a week.")
         name = f"Job {job_id} ({job['task_name']})"
         if job["status"] != "failed":
-            return RetryOutcome(False, f"{name} is {job['status']}, not failed: only a failed job can be queued again.")
+            status = JOB_STATUS_WORDS.get(job["status"], job["status"])
+            return RetryOutcome(False, f"{name} is {status}, not failed: only a failed job can be queued again.")
         try:
             with transaction.atomic():
                 jobs_app.job_manager.retry_job_by_id(job_id, retry_at=now)

@@ -300,11 +300,11 @@ def test_an_admin_queues_a_failed_job_again(admin_client, django_connector):
 
 
 @postgres_only
-@pytest.mark.parametrize("status", ["todo", "doing", "succeeded"])
-def test_a_job_not_failed_is_refused_and_left_as_it_is(admin_client, django_connector, status):
+@pytest.mark.parametrize("status, words", [("todo", "waiting"), ("doing", "running"), ("succeeded", "succeeded")])
+def test_a_job_not_failed_is_refused_and_left_as_it_is(admin_client, django_connector, status, words):
     job = add_job("check_import", tasks.IMPORTS, status=status, attempts=1)
     page = admin_client.post(f"/health/jobs/{job}/retry/", follow=True).content.decode()
-    assert f"Job {job} (check_import) is {status}, not failed: only a failed job can be queued again." in page
+    assert f"Job {job} (check_import) is {words}, not failed: only a failed job can be queued again." in page
     assert status_of(job) == status
 
 
