@@ -425,7 +425,7 @@ def _queue_depths(now: datetime) -> list[QueueDepth]:
         FROM {jobs} j
         WHERE j.status IN ('todo', 'doing')
         GROUP BY j.queue_name
-    """  # noqa: S608 (table names from the models, values as parameters)
+    """  # table names from the models (style.md); values as parameters
     with connection.cursor() as cursor:
         cursor.execute(sql, {"now": now})
         rows = cursor.fetchall()
@@ -473,7 +473,7 @@ def _failed_jobs(now: datetime) -> tuple[list[FailedJob], int]:
                (SELECT e.error FROM {errors} e WHERE e.job_id = failed.id ORDER BY e.at DESC, e.id DESC LIMIT 1)
         FROM failed
         ORDER BY failed.failed_at DESC, failed.id DESC
-    """  # noqa: S608 (table names from the models, values as parameters)
+    """  # table names from the models (style.md); values as parameters
     with connection.cursor() as cursor:
         cursor.execute(sql, {"since": now - FAILED_SINCE, "limit": FAILED_SHOWN})
         rows = cursor.fetchall()
