@@ -39,4 +39,5 @@ urlpatterns = [
     path("reports/", reports.reports, name="reports"),
     # Integration health (the admin side: Django's admin is in vccweb/urls.py).
     path("health/", health.integration_health, name="integration_health"),
+    path("health/jobs/<int:job_id>/retry/", health.retry_job, name="retry_job"),
 ]
