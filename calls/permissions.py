@@ -16,3 +16,4 @@ VIEW_ALL_CALLS = "calls.view_all_calls"
 VIEW_REPORTS = "calls.view_reports"
 VIEW_INTEGRATION_HEALTH = "calls.view_integration_health"
 RUN_SYNC = "calls.add_syncrun"
+RETRY_JOB = "calls.retry_job"  # admins only (they hold every permission of calls: calls/roles.py)

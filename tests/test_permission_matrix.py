@@ -108,6 +108,8 @@ MATRIX: list[Row] = [
     get("/agents/availability/",                       LOGIN,       200,         200,         200,         200),
     post("/agents/{agent}/call/",                      LOGIN,       400,         400,         400,         400),
     get("/health/",                                    LOGIN,       403,         403,         200,         200),
+    # Queue a failed background job again: admins only. No job 1 exists: the admin is sent back with a message.
+    post("/health/jobs/1/retry/",                      LOGIN,       403,         403,         403,         302),
     get("/calls/",                                     LOGIN,       200,         200,         200,         200),
     get("/calls/{call}/",                              LOGIN,       200,         404,         200,         200),
     post("/calls/{live_call}/close/",                  LOGIN,       403,         403,         302,         302),

@@ -28,6 +28,8 @@ class JobError(models.Model):
 
     class Meta:
         ordering = ["-at", "-pk"]
+        # Admins queue a failed job again from the health page (calls/views/health.py).
+        permissions = [("retry_job", "Can queue a failed background job again")]
 
     def __str__(self) -> str:
         return f"job {self.job_id} ({self.task_name}) at {self.at:%Y-%m-%d %H:%M:%S}: {self.error[:80]}"

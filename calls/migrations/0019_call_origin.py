@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('calls', '0017_agent_presence'),
+        ('calls', '0018_agent_presence'),
     ]
 
     operations = [

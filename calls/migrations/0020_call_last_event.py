@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('calls', '0018_call_origin'),
+        ('calls', '0019_call_origin'),
     ]
 
     operations = [

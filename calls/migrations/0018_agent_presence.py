@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('calls', '0016_vcc_events'),
+        ('calls', '0017_vcc_events'),
     ]
 
     operations = [

@@ -7,7 +7,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('calls', '0015_job_error'),
+        ('calls', '0016_joberror_retry_permission'),
     ]
 
     operations = [
