@@ -38,7 +38,7 @@ UNCONFIRMED_RECENT = VCC_RETENTION  # an unconfirmed call can be checked with VC
 SHOWN = 5  # rows listed for each kind of call that needs a look
 COUNT_CAP = 1000  # counts stop here: the page never counts a million rows
 
-WORKERS = {"follow_calls": "Call-following worker"}
+WORKERS = {"follow_calls": "Following calls (the worker's follow_calls job)"}
 
 WAITING_TOO_LONG = timedelta(minutes=1)  # a due job waiting longer: no worker may be running, or all are busy
 FAILED_SINCE = timedelta(hours=24)
