@@ -28,7 +28,7 @@ from procrastinate.contrib.django.models import (
 from procrastinate.exceptions import ConnectorException, UniqueViolation
 
 from calls import tasks
-from calls.models import VCC_RETENTION, Call, CallbackNumber, JobError, SyncRun, WorkerHeartbeat
+from calls.models import VCC_RETENTION, Call, CallbackNumber, JobError, SyncRun, VccEvent, WorkerHeartbeat
 from calls.vcc import VCCConfig
 from calls.vcc import stats as vcc_stats
 
@@ -157,11 +157,41 @@ class Health:
     shared_counts: bool
     cache: CacheState
     jobs: Jobs
+    events: Events
     problems: list[str] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
         return not self.problems
+
+
+@dataclass
+class Events:
+    """VCC's events (POST /vcc/events/): whether they flow, and what the receiver refused."""
+
+    configured: bool  # a signing secret is set (VCC_WEBHOOK_SECRETS)
+    received_last_hour: int
+    last_received: datetime | None
+    waiting: int  # stored, not yet applied
+    refused_last_hour: int
+    flowing: bool  # one arrived within EVENT_SILENCE_SECONDS: calls that had events are not polled
+    url: str  # where VCC should deliver (SITE_URL), or "" when SITE_URL is not set
+
+
+def vcc_events(*, now: datetime) -> Events:
+    from calls.views.vcc_events import refused_last_hour
+
+    last = VccEvent.objects.order_by("-received_at").values_list("received_at", flat=True).first()
+    silence = timedelta(seconds=settings.EVENT_SILENCE_SECONDS)
+    return Events(
+        configured=bool(settings.VCC_WEBHOOK_KEYS),
+        received_last_hour=_capped_count(VccEvent.objects.filter(received_at__gte=now - timedelta(hours=1))),
+        last_received=last,
+        waiting=_capped_count(VccEvent.objects.filter(processed_at__isnull=True)),
+        refused_last_hour=refused_last_hour(),
+        flowing=last is not None and last >= now - silence,
+        url=settings.SITE_URL.rstrip("/") + "/vcc/events/" if settings.SITE_URL else "",
+    )
 
 
 def _request(data: dict[str, Any] | None) -> Request | None:
@@ -230,6 +260,7 @@ def integration_health(*, now: datetime) -> Health:
         shared_counts=vcc_stats.needs_io(cache),
         cache=cache_now,
         jobs=background_jobs(now=now),
+        events=vcc_events(now=now),
     )
     health.problems = _problems(health)
     return health
@@ -251,6 +282,10 @@ def _problems(h: Health) -> list[str]:
         problems.append("The last sync from VCC failed.")
     problems += [f"{w.label}: not running." for w in h.workers if w.late]
     problems += h.jobs.problems()
+    if h.events.refused_last_hour:
+        problems.append(f"{h.events.refused_last_hour} delivery(ies) of VCC events refused in the last hour.")
+    if h.events.waiting >= 1000:
+        problems.append(f"{h.events.waiting}+ VCC events wait to be applied: is the worker running?")
     return problems
 
 

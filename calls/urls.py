@@ -40,6 +40,7 @@ urlpatterns = [
     # Integration health (the admin side: Django's admin is in vccweb/urls.py).
     path("health/", health.integration_health, name="integration_health"),
     path("health/jobs/<int:job_id>/retry/", health.retry_job, name="retry_job"),
+    path("health/vcc-events/subscribe/", health.subscribe_vcc_events, name="subscribe_vcc_events"),
     # VCC's events (Webhooks API): signed, no login.
     path("vcc/events/", vcc_events.receive, name="vcc_events"),
 ]

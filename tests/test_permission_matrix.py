@@ -84,6 +84,7 @@ MATRIX: list[Row] = [
     # VCC's events: no login and no role, whoever asks; the signature is the authentication (tests/test_vcc_events.py).
     get("/vcc/events/",                                405,         405,         405,         405,         405),
     post("/vcc/events/",                               401,         401,         401,         401,         401),
+    post("/health/vcc-events/subscribe/",              LOGIN,       403,         403,         403,         302),
     get("/login/",                                     200,         302,         302,         302,         302),
     post("/login/",                                    200,         302,         302,         302,         302),
     post("/logout/",                                   LOGIN,       LOGIN,       LOGIN,       LOGIN,       LOGIN),

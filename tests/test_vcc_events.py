@@ -471,3 +471,49 @@ def test_a_call_no_event_told_of_is_polled_as_before_even_while_events_flow(plac
     now = timezone.now()
     Call.objects.filter(pk=placed.pk).update(next_check_at=now)
     assert async_to_sync(calling.follow_due)(clock=lambda: now).asked == 1
+
+
+# --- On the integration health page --------------------------------------------------------------------------------
+
+
+def test_the_health_page_shows_events_flowing_and_refusals(admin_client):
+    deliver(event(interactionId="x"))
+    deliver(event(), key=b"w" * 32)  # refused
+    page = admin_client.get("/health/").content.decode()
+    assert "<span data-events-received>1</span> received" in page
+    assert "<span data-events-refused>1</span> delivery" in page
+    assert "calls that had events are followed by them" in page
+    assert "1 delivery(ies) of VCC events refused in the last hour." in page
+
+
+def test_an_admin_subscribes_vccs_events_with_one_button(admin_client, settings, monkeypatch):
+    from calls.vcc import webhooks
+
+    settings.SITE_URL, settings.VCC_SYNC_ENABLED = "https://crm.example.com", True
+    settings.VCC_WEBHOOK_SECRETS = [base64.b64encode(KEY).decode()]
+    made = []
+
+    def subscribe(self, **kwargs):
+        made.append(kwargs)
+        return {"id": "sub-1"}
+
+    monkeypatch.setattr(webhooks.WebhooksClient, "subscribe", subscribe)
+    page = admin_client.get("/health/").content.decode()
+    assert "Subscribe VCC's events to https://crm.example.com/vcc/events/" in page
+
+    response = admin_client.post("/health/vcc-events/subscribe/", follow=True)
+
+    assert made == [
+        {"name": "vccweb", "url": "https://crm.example.com/vcc/events/", "secret": settings.VCC_WEBHOOK_SECRETS[0],
+         "events": webhooks.EVENTS}
+    ]  # fmt: skip
+    assert (
+        "Subscribed (sub-1): VCC delivers its events to https://crm.example.com/vcc/events/"
+        in response.content.decode()
+    )
+
+
+def test_without_site_url_the_page_says_what_to_set(admin_client, settings):
+    settings.SITE_URL = ""
+    page = admin_client.get("/health/").content.decode()
+    assert "To subscribe with one button, set" in page and "SITE_URL" in page

@@ -1,7 +1,9 @@
 """The integration health page: for admins and supervisors, how vccweb's link to VCC is doing; admins may also queue
-a failed background job again from it."""
+a failed background job again from it, and subscribe to VCC's events."""
 
 from __future__ import annotations
+
+import logging
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required, permission_required
@@ -13,6 +15,8 @@ from django.views.decorators.http import require_GET, require_POST
 
 from calls import health
 from calls import permissions as perms
+
+log = logging.getLogger(__name__)
 
 
 @require_GET
@@ -33,3 +37,30 @@ def retry_job(request: HttpRequest, job_id: int) -> HttpResponse:
     else:
         messages.error(request, outcome.message)
     return redirect(reverse("integration_health") + "#jobs-head")
+
+
+@require_POST
+@login_required
+@permission_required(perms.RUN_SYNC, raise_exception=True)
+def subscribe_vcc_events(request: HttpRequest) -> HttpResponse:
+    """Have VCC push its events to SITE_URL/vcc/events/ (the Webhooks API), as `manage.py vcc_webhooks subscribe`."""
+    from django.conf import settings
+
+    from calls.vcc import VCCError
+    from calls.vcc.webhooks import EVENTS, WebhooksClient
+
+    url = health.vcc_events(now=timezone.now()).url
+    if not (settings.VCC_WEBHOOK_SECRETS and url and settings.VCC_SYNC_ENABLED):
+        messages.error(request, "Set VCC_WEBHOOK_SECRETS, SITE_URL and VCC_CLIENT_ID/SECRET first.")
+    else:
+        try:
+            with WebhooksClient() as client:
+                made = client.subscribe(name="vccweb", url=url, secret=settings.VCC_WEBHOOK_SECRETS[0], events=EVENTS)
+        except VCCError as exc:
+            log.warning("subscribing to VCC's events failed: %s (status %s)", exc.message, exc.status)
+            messages.error(request, f"VCC refused the subscription: {exc.user_message}")
+        else:
+            messages.success(
+                request, f"Subscribed ({made.get('id')}): VCC delivers its events to {url} (it may take 30 s to start)."
+            )
+    return redirect(reverse("integration_health") + "#events-head")
