@@ -183,7 +183,7 @@ def enqueue_event_processing() -> None:
         process_vcc_events.defer()
 
 
-@app.periodic(cron="*/10 * * * * *", periodic_id="process_vcc_events")  # a safety net: the receiver queues it
+@app.periodic(cron="* * * * * */10", periodic_id="process_vcc_events")  # a safety net: the receiver queues it
 @app.task(name="process_vcc_events", queue=CALLS, queueing_lock="process_vcc_events")
 def process_vcc_events(timestamp: int | None = None) -> int:
     """Apply the events VCC pushed in (calls/calling/events.py), a batch at a time until none is waiting."""

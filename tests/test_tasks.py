@@ -21,7 +21,7 @@ def test_every_periodic_job_is_scheduled_once_with_its_cadence():
         "retry_stalled_jobs": schedule["retry_stalled_jobs"],  # its cadence is a setting (tests use a fast one)
         "prune_jobs": "41 * * * *",
         "sync_vcc": "0 */1 * * *",  # VCC_SYNC_EVERY's default, hourly
-        "process_vcc_events": "*/10 * * * * *",  # a safety net: each delivery queues it
+        "process_vcc_events": "* * * * * */10",  # a safety net: each delivery queues it
     }
 
 
