@@ -141,9 +141,10 @@ SYNC_RETRY = RetryStrategy(max_attempts=SYNC_ATTEMPTS - 1, exponential_wait=5, r
 
 
 @app.task(name="sync_vcc", queue=VCC, lock="sync_vcc", queueing_lock="sync_vcc", retry=SYNC_RETRY)
-def sync_vcc(by_id: int | None = None, dry_run: bool = False) -> int | None:
+def sync_vcc(by_id: int | None = None, dry_run: bool = False, timestamp: int | None = None) -> int | None:
     """Sync agents, groups and callback numbers from VCC; the run (failed or not) is stored as a SyncRun. A VCC
-    that cannot answer now is tried again with back-off; one that refuses (credentials) fails the job at once."""
+    that cannot answer now is tried again with back-off; one that refuses (credentials) fails the job at once.
+    `timestamp` is the tick, when the schedule (VCC_SYNC_EVERY) queued it."""
     from django.contrib.auth import get_user_model
 
     from calls.calling import sync_with_vcc

@@ -52,3 +52,22 @@ def test_the_worker_refuses_a_queue_that_does_not_exist(settings):
     settings.JOBS_DATABASE = True
     with pytest.raises(CommandError, match="No such queue: imprts. The queues are imports, calls, vcc, maintenance."):
         call_command("worker", queues="imprts")
+
+
+def test_every_periodic_job_takes_the_tick_it_is_queued_with(jobs, settings):
+    """The schedule queues each periodic job with `timestamp`: a job that does not take it fails every tick."""
+    import inspect
+
+    for periodic in app.periodic_registry.periodic_tasks.values():
+        parameters = inspect.signature(periodic.task.func).parameters
+        assert "timestamp" in parameters, f"{periodic.task.name} does not take the tick's timestamp"
+
+
+def test_the_scheduled_sync_runs(jobs, settings, monkeypatch):
+    from calls.calling import syncing
+
+    ran = []
+    monkeypatch.setattr(syncing, "sync_with_vcc", lambda **kw: ran.append(kw) or type("R", (), {"error": "", "pk": 7})())
+    monkeypatch.setattr("calls.calling.sync_with_vcc", syncing.sync_with_vcc)
+    assert tasks.sync_vcc.func(timestamp=1_700_000_000) == 7
+    assert ran == [{"by": None, "dry_run": False}]
