@@ -203,3 +203,11 @@ async def prune_jobs(context: JobContext, timestamp: int) -> None:
         nb_hours=24 * 7, include_failed=True, include_cancelled=True, include_aborted=True
     )
     await sync_to_async(JobError.objects.filter(at__lt=timezone.now() - timedelta(days=7)).delete)()
+
+
+# --- Checks ---------------------------------------------------------------------------------------------------------
+
+
+@app.task(name="ping", queue=MAINTENANCE)
+def ping() -> None:
+    """Do nothing: a job that shows a worker answers, and what the engine itself costs a job (bench/jobs_bench.py)."""
