@@ -209,5 +209,5 @@ async def prune_jobs(context: JobContext, timestamp: int) -> None:
 
 
 @app.task(name="ping", queue=MAINTENANCE)
-def ping() -> None:
+async def ping() -> None:
     """Do nothing: a job that shows a worker answers, and what the engine itself costs a job (bench/jobs_bench.py)."""
