@@ -67,7 +67,9 @@ def test_the_scheduled_sync_runs(jobs, settings, monkeypatch):
     from calls.calling import syncing
 
     ran = []
-    monkeypatch.setattr(syncing, "sync_with_vcc", lambda **kw: ran.append(kw) or type("R", (), {"error": "", "pk": 7})())
+    monkeypatch.setattr(
+        syncing, "sync_with_vcc", lambda **kw: ran.append(kw) or type("R", (), {"error": "", "pk": 7})()
+    )
     monkeypatch.setattr("calls.calling.sync_with_vcc", syncing.sync_with_vcc)
     assert tasks.sync_vcc.func(timestamp=1_700_000_000) == 7
     assert ran == [{"by": None, "dry_run": False}]
