@@ -14,6 +14,7 @@ once holds a `lock`, and one that must not wait twice in the queue a `queueing_l
 | `expire_imports` | hourly | maintenance |
 | `retry_stalled_jobs` | every minute: jobs of a worker that died go back in the queue | maintenance |
 | `prune_jobs` | hourly: finished jobs older than a day are deleted | maintenance |
+| `ping` | by hand: does nothing (a worker answers; what a job costs) | maintenance |
 """
 
 from __future__ import annotations
