@@ -5,6 +5,8 @@ It is Procrastinate's worker with what a deployment needs around it:
 - **It outlives PostgreSQL restarts.** Procrastinate's own worker ends (exit code 0) when its connection is lost;
   this one opens a fresh connector and starts again, waiting 1, 2, 4 … up to 30 s between tries, and says so in
   the log. Jobs it was running when the database went away are put back in the queue by `retry_stalled_jobs`.
+  Django's pooled connections from before are checked then too (`check_pooled_connections`): without that, the
+  first jobs after a restart failed on dead connections ("terminating connection due to administrator command").
 - **It records why a job failed** (`JobError`): Procrastinate keeps that a job failed, not the error; the
   integration health page shows it.
 - **Each sync job gets a fresh database connection** (Django's rule for threads that outlive a request).
@@ -21,7 +23,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from asgiref.sync import sync_to_async
-from django.db import close_old_connections
+from django.db import close_old_connections, connections
 from django.utils import timezone
 from procrastinate import JobContext
 from procrastinate.contrib.django import app
@@ -44,9 +46,17 @@ def _record_error(context: JobContext, exc: BaseException) -> None:
     from calls.models import JobError
 
     job = context.job
-    JobError.objects.create(
-        job_id=job.id or 0, task_name=job.task_name, attempt=job.attempts + 1, error=_error_text(exc), at=timezone.now()
-    )
+    close_old_connections()  # this thread's connection may be from before a restart of PostgreSQL
+    try:
+        JobError.objects.create(
+            job_id=job.id or 0,
+            task_name=job.task_name,
+            attempt=job.attempts + 1,
+            error=_error_text(exc),
+            at=timezone.now(),
+        )
+    finally:
+        close_old_connections()
 
 
 async def record_failures(call_next: Callable[[], Awaitable[Any]], context: JobContext, worker: object) -> Any:
@@ -68,6 +78,20 @@ def fresh_connections(call_next: Callable[[], Any], context: JobContext, worker:
         return call_next()
     finally:
         close_old_connections()
+
+
+def check_pooled_connections() -> None:
+    """Drop the connections Django's pools hold that PostgreSQL has closed (a restart, a failover): psycopg_pool
+    checks a connection when it is given back, not when it is lent, so each would fail one job. Pools not yet made
+    are left alone."""
+    for alias in connections:
+        wrapper = connections[alias]
+        pool = getattr(wrapper, "_connection_pools", {}).get(alias)
+        if pool is not None:
+            try:
+                pool.check()
+            except Exception:
+                log.exception("worker: could not check the pooled connections of database %s", alias)
 
 
 async def run(
@@ -96,7 +120,12 @@ async def run(
     if name:
         options["name"] = name
     pause = 1.0
+    first = True
     while not stop.is_set():
+        if not first:  # starting again: PostgreSQL may have closed the connections kept from before
+            await sync_to_async(close_old_connections)()  # the one of the thread async jobs share goes back
+            await sync_to_async(check_pooled_connections, thread_sensitive=False)()
+        first = False
         connector = app.connector
         if isinstance(connector, DjangoConnector):  # the worker needs a pool and LISTEN/NOTIFY of its own
             connector = connector.get_worker_connector()
