@@ -5,8 +5,8 @@ It is Procrastinate's worker with what a deployment needs around it:
 - **It outlives PostgreSQL restarts.** Procrastinate's own worker ends (exit code 0) when its connection is lost;
   this one opens a fresh connector and starts again, waiting 1, 2, 4 … up to 30 s between tries, and says so in
   the log. Jobs it was running when the database went away are put back in the queue by `retry_stalled_jobs`.
-  Django's pooled connections from before are checked then too (`check_pooled_connections`): without that, the
-  first jobs after a restart failed on dead connections ("terminating connection due to administrator command").
+  Django's pools test each connection before lending it (`check_connections_when_lent`), so no job fails on a
+  connection from before the restart.
 - **It records why a job failed** (`JobError`): Procrastinate keeps that a job failed, not the error; the
   integration health page shows it.
 - **Each sync job gets a fresh database connection** (Django's rule for threads that outlive a request).
@@ -80,18 +80,16 @@ def fresh_connections(call_next: Callable[[], Any], context: JobContext, worker:
         close_old_connections()
 
 
-def check_pooled_connections() -> None:
-    """Drop the connections Django's pools hold that PostgreSQL has closed (a restart, a failover): psycopg_pool
-    checks a connection when it is given back, not when it is lent, so each would fail one job. Pools not yet made
-    are left alone."""
+def check_connections_when_lent() -> None:
+    """Django's pools in the worker test a connection before lending it (CONN_HEALTH_CHECKS: psycopg_pool's check,
+    an empty query): after PostgreSQL restarts, every pooled connection is dead, and without the check each failed
+    a job ("terminating connection due to administrator command"), whether or not Procrastinate's worker noticed
+    the restart. Web processes keep the setting as configured."""
     for alias in connections:
+        connections.settings[alias]["CONN_HEALTH_CHECKS"] = True  # the dict each connection of alias reads
         wrapper = connections[alias]
-        pool = getattr(wrapper, "_connection_pools", {}).get(alias)
-        if pool is not None:
-            try:
-                pool.check()
-            except Exception:
-                log.exception("worker: could not check the pooled connections of database %s", alias)
+        if alias in getattr(wrapper, "_connection_pools", {}):
+            wrapper.close_pool()  # made before this: made again, with the check, when next needed
 
 
 async def run(
@@ -119,13 +117,9 @@ async def run(
         options["concurrency"] = concurrency
     if name:
         options["name"] = name
+    await sync_to_async(check_connections_when_lent)()
     pause = 1.0
-    first = True
     while not stop.is_set():
-        if not first:  # starting again: PostgreSQL may have closed the connections kept from before
-            await sync_to_async(close_old_connections)()  # the one of the thread async jobs share goes back
-            await sync_to_async(check_pooled_connections, thread_sensitive=False)()
-        first = False
         connector = app.connector
         if isinstance(connector, DjangoConnector):  # the worker needs a pool and LISTEN/NOTIFY of its own
             connector = connector.get_worker_connector()
