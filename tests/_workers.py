@@ -123,6 +123,7 @@ class Cluster:
     def __init__(self, bin_dir: Path, base: Path) -> None:
         self.bin, self.port = bin_dir, free_port()
         self.data, self.logfile = base / "data", base / "postgres.log"
+        self.logfile.parent.mkdir(exist_ok=True)
         self.as_user: list[str] = []
         if os.geteuid() == 0:
             self.as_user = ["runuser", "-u", "postgres", "--"]
@@ -130,14 +131,24 @@ class Cluster:
         self._run("initdb", "-D", str(self.data), "-A", "trust", "-U", "postgres", "--no-sync", "-E", "UTF8")
 
     def _run(self, program: str, *args: str) -> None:
-        subprocess.run([*self.as_user, str(self.bin / program), *args], check=True, capture_output=True, timeout=60)
+        # Output to a file, not a pipe: a server that pg_ctl starts keeps what it inherits open.
+        with (self.logfile.parent / "pg_ctl.out").open("ab") as out:
+            subprocess.run(
+                [*self.as_user, str(self.bin / program), *args],
+                check=True,
+                stdin=subprocess.DEVNULL,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                timeout=60,
+            )
 
     def pg_ctl(self, action: str, *args: str) -> None:
         options = f"-p {self.port} -k /tmp -c listen_addresses=127.0.0.1 -c fsync=off"
         try:
             self._run("pg_ctl", action, "-D", str(self.data), "-l", str(self.logfile), "-o", options, "-w", *args)
         except subprocess.SubprocessError as error:
-            log = self.logfile.read_text(errors="replace")[-3000:] if self.logfile.exists() else ""
+            logs = (self.logfile.parent / "pg_ctl.out", self.logfile)
+            log = "".join(path.read_text(errors="replace")[-3000:] for path in logs if path.exists())
             raise RuntimeError(f"pg_ctl {action} failed: {error}\n{log}") from error
 
     def copy_schema(self, source_url: str) -> None:
