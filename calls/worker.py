@@ -88,8 +88,9 @@ def check_connections_when_lent() -> None:
     for alias in connections:
         connections.settings[alias]["CONN_HEALTH_CHECKS"] = True  # the dict each connection of alias reads
         wrapper = connections[alias]
-        if alias in getattr(wrapper, "_connection_pools", {}):
-            wrapper.close_pool()  # made before this: made again, with the check, when next needed
+        close_pool = getattr(wrapper, "close_pool", None)  # PostgreSQL's backend only
+        if close_pool is not None and alias in getattr(wrapper, "_connection_pools", {}):
+            close_pool()  # made before this: made again, with the check, when next needed
 
 
 async def run(
