@@ -12,7 +12,7 @@ once holds a `lock`, and one that must not wait twice in the queue a `queueing_l
 | `rollup_calls` | every minute: the reports' roll-up of finished days | maintenance |
 | `sync_vcc` | `VCC_SYNC_EVERY` (hourly), and the admin's button | vcc |
 | `expire_imports` | hourly | maintenance |
-| `retry_stalled_jobs` | every minute: jobs of a worker that died go back in the queue | maintenance |
+| `retry_stalled_jobs` | every 10 s (JOBS_STALLED_CHECK_CRON): a dead worker's jobs go back in the queue | maintenance |
 | `prune_jobs` | hourly: finished jobs older than a day are deleted | maintenance |
 | `ping` | by hand: does nothing (a worker answers; what a job costs) | maintenance |
 """
@@ -38,7 +38,8 @@ IMPORTS, CALLS, MAINTENANCE, VCC = "imports", "calls", "maintenance", "vcc"
 QUEUES = (IMPORTS, CALLS, VCC, MAINTENANCE)
 IMPORT_ATTEMPTS = 3  # a lost database connection is tried again; anything else fails for good at once
 SYNC_ATTEMPTS = 5  # VCC busy or failing (429, 5xx, no answer): tried again after 5, 25, 125, 625 s, then failed
-STALLED_AFTER = timedelta(seconds=30)  # a worker silent this long is dead: its running jobs go back in the queue
+# A worker silent this long is dead: its running jobs go back in the queue (settings.WORKER_STALLED_SECONDS).
+STALLED_AFTER = timedelta(seconds=settings.WORKER_STALLED_SECONDS)
 KEEP_FINISHED_HOURS = 24
 
 
@@ -178,7 +179,7 @@ def enqueue_sync(*, by_id: int | None, dry_run: bool = False) -> bool:
 # --- The engine's own upkeep ----------------------------------------------------------------------------------------
 
 
-@app.periodic(cron="* * * * *", periodic_id="retry_stalled_jobs")
+@app.periodic(cron=settings.JOBS_STALLED_CHECK_CRON, periodic_id="retry_stalled_jobs")
 @app.task(name="retry_stalled_jobs", queue=MAINTENANCE, pass_context=True, queueing_lock="retry_stalled_jobs")
 async def retry_stalled_jobs(context: JobContext, timestamp: int) -> int:
     """Jobs left running by a worker that stopped beating (kill -9, a lost host) go back in the queue."""
