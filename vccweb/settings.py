@@ -258,8 +258,8 @@ if WORKER_STALLED_SECONDS < 3 * WORKER_HEARTBEAT_SECONDS:
         f"WORKER_STALLED_SECONDS ({WORKER_STALLED_SECONDS}) must be at least three heartbeats "
         f"(3 × WORKER_HEARTBEAT_SECONDS = {3 * WORKER_HEARTBEAT_SECONDS}), or a busy worker is taken for dead"
     )
-# A cron line with seconds first (six fields): every 10 s.
-JOBS_STALLED_CHECK_CRON = env_str("JOBS_STALLED_CHECK_CRON", "*/10 * * * * *")
+# A cron line; a sixth field, last, counts seconds: "* * * * * */10" is every 10 s.
+JOBS_STALLED_CHECK_CRON = env_str("JOBS_STALLED_CHECK_CRON", "* * * * * */10")
 PROCRASTINATE_WORKER_DEFAULTS = {
     # Jobs wait on VCC or PostgreSQL, rarely on the CPU: eight at a time per worker process.
     "concurrency": env_int("WORKER_CONCURRENCY", 8, minimum=1),
