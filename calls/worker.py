@@ -25,9 +25,10 @@ from typing import Any
 from asgiref.sync import sync_to_async
 from django.db import close_old_connections, connections
 from django.utils import timezone
-from procrastinate import JobContext
+from procrastinate import JobContext, PsycopgConnector
 from procrastinate.contrib.django import app
 from procrastinate.contrib.django.django_connector import DjangoConnector
+from procrastinate.contrib.django.utils import connector_params
 
 log = logging.getLogger("calls.worker")
 
@@ -93,6 +94,19 @@ def check_connections_when_lent() -> None:
             close_pool()  # made before this: made again, with the check, when next needed
 
 
+def queue_connector() -> PsycopgConnector:
+    """The worker's own pool for the queue's tables (Procrastinate's fetch, finish, heartbeat, LISTEN).
+
+    Its commits do not wait for the write-ahead log to reach the disk (`synchronous_commit=off`, these connections
+    only): a job's status change is then durable a fraction of a second later. Should PostgreSQL crash in that
+    window, a job that had finished is found running by a dead worker and runs again (`retry_stalled_jobs`), which
+    every job here allows (an import re-checks its status in the transaction that writes; the rest are idempotent).
+    The work jobs do goes through Django's connections, with the database's own setting."""
+    params = connector_params("default")
+    params["options"] = (params.get("options", "") + " -c synchronous_commit=off").strip()
+    return PsycopgConnector(kwargs=params)
+
+
 async def run(
     *,
     queues: list[str] | None = None,
@@ -123,7 +137,7 @@ async def run(
     while not stop.is_set():
         connector = app.connector
         if isinstance(connector, DjangoConnector):  # the worker needs a pool and LISTEN/NOTIFY of its own
-            connector = connector.get_worker_connector()
+            connector = queue_connector()
         started = loop.time()
         try:
             with app.replace_connector(connector) as worker_app:

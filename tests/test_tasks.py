@@ -88,3 +88,11 @@ def test_periodic_jobs_tick_as_often_as_said(job, seconds):
     ticks = croniter(periodic.cron, datetime(2026, 12, 5, 21, 3, 7, tzinfo=UTC))
     times = [ticks.get_next(float) for _ in range(4)]
     assert {round(b - a) for a, b in zip(times, times[1:], strict=False)} == {seconds}
+
+
+def test_the_workers_queue_connections_commit_without_waiting_for_the_disk(settings):
+    """Only the queue's own bookkeeping (fetch, finish, heartbeat): the work a job does keeps the database's setting."""
+    from calls import worker
+
+    connector = worker.queue_connector()
+    assert connector._pool_args["kwargs"]["options"].endswith("-c synchronous_commit=off")
