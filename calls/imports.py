@@ -193,7 +193,7 @@ def check(pk: ImportId) -> None:
     read = ready = problem_count = done = 0
     listed: list[dict] = []
     lines = imp.lines.order_by("number").values_list("pk", "number", "cells")
-    for batch in itertools.batched(lines.iterator(chunk_size=BATCH), BATCH):
+    for batch in _first_small(lines.iterator(chunk_size=BATCH)):
         parsed: list[tuple[int, list | None]] = []
         keys: list[tuple[uuid.UUID, int, int, str]] = []
         for line_pk, number, cells in batch:
@@ -227,6 +227,15 @@ def check(pk: ImportId) -> None:
     }
     imp.status, imp.progress = ContactImport.Status.PREVIEW, imp.row_count
     imp.save(update_fields=["report", "status", "progress", "updated_at"])
+
+
+FIRST_BATCH = 200  # the preview's progress moves within a fraction of a second of the upload, however busy
+
+
+def _first_small[T](items: Iterator[T]) -> Iterator[tuple[T, ...]]:
+    """FIRST_BATCH items, then BATCH at a time."""
+    yield from itertools.batched(itertools.islice(items, FIRST_BATCH), FIRST_BATCH)
+    yield from itertools.batched(items, BATCH)
 
 
 def _insert(model: type[models.Model], columns: list[str], rows: list[tuple]) -> None:

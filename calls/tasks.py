@@ -12,8 +12,9 @@ once holds a `lock`, and one that must not wait twice in the queue a `queueing_l
 | `rollup_calls` | every minute: the reports' roll-up of finished days | maintenance |
 | `sync_vcc` | `VCC_SYNC_EVERY` (hourly), and the admin's button | vcc |
 | `expire_imports` | hourly | maintenance |
-| `retry_stalled_jobs` | every minute: jobs of a worker that died go back in the queue | maintenance |
+| `retry_stalled_jobs` | every 10 s (JOBS_STALLED_CHECK_CRON): a dead worker's jobs go back in the queue | maintenance |
 | `prune_jobs` | hourly: finished jobs older than a day are deleted | maintenance |
+| `ping` | by hand: does nothing (a worker answers; what a job costs) | maintenance |
 """
 
 from __future__ import annotations
@@ -38,7 +39,8 @@ IMPORTS, CALLS, MAINTENANCE, VCC = "imports", "calls", "maintenance", "vcc"
 QUEUES = (IMPORTS, CALLS, VCC, MAINTENANCE)
 IMPORT_ATTEMPTS = 3  # a lost database connection is tried again; anything else fails for good at once
 SYNC_ATTEMPTS = 5  # VCC busy or failing (429, 5xx, no answer): tried again after 5, 25, 125, 625 s, then failed
-STALLED_AFTER = timedelta(seconds=30)  # a worker silent this long is dead: its running jobs go back in the queue
+# A worker silent this long is dead: its running jobs go back in the queue (settings.WORKER_STALLED_SECONDS).
+STALLED_AFTER = timedelta(seconds=settings.WORKER_STALLED_SECONDS)
 KEEP_FINISHED_HOURS = 24
 
 
@@ -142,9 +144,10 @@ SYNC_RETRY = RetryStrategy(max_attempts=SYNC_ATTEMPTS - 1, exponential_wait=5, r
 
 
 @app.task(name="sync_vcc", queue=VCC, lock="sync_vcc", queueing_lock="sync_vcc", retry=SYNC_RETRY)
-def sync_vcc(by_id: int | None = None, dry_run: bool = False) -> int | None:
+def sync_vcc(by_id: int | None = None, dry_run: bool = False, timestamp: int | None = None) -> int | None:
     """Sync agents, groups and callback numbers from VCC; the run (failed or not) is stored as a SyncRun. A VCC
-    that cannot answer now is tried again with back-off; one that refuses (credentials) fails the job at once."""
+    that cannot answer now is tried again with back-off; one that refuses (credentials) fails the job at once.
+    `timestamp` is the tick, when the schedule (VCC_SYNC_EVERY) queued it."""
     from django.contrib.auth import get_user_model
 
     from calls.calling import sync_with_vcc
@@ -200,7 +203,7 @@ def process_vcc_events(timestamp: int | None = None) -> int:
 # --- The engine's own upkeep ----------------------------------------------------------------------------------------
 
 
-@app.periodic(cron="* * * * *", periodic_id="retry_stalled_jobs")
+@app.periodic(cron=settings.JOBS_STALLED_CHECK_CRON, periodic_id="retry_stalled_jobs")
 @app.task(name="retry_stalled_jobs", queue=MAINTENANCE, pass_context=True, queueing_lock="retry_stalled_jobs")
 async def retry_stalled_jobs(context: JobContext, timestamp: int) -> int:
     """Jobs left running by a worker that stopped beating (kill -9, a lost host) go back in the queue."""
@@ -226,3 +229,11 @@ async def prune_jobs(context: JobContext, timestamp: int) -> None:
         nb_hours=24 * 7, include_failed=True, include_cancelled=True, include_aborted=True
     )
     await sync_to_async(JobError.objects.filter(at__lt=timezone.now() - timedelta(days=7)).delete)()
+
+
+# --- Checks ---------------------------------------------------------------------------------------------------------
+
+
+@app.task(name="ping", queue=MAINTENANCE)
+async def ping() -> None:
+    """Do nothing: a job that shows a worker answers, and what the engine itself costs a job (bench/jobs_bench.py)."""

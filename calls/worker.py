@@ -5,6 +5,8 @@ It is Procrastinate's worker with what a deployment needs around it:
 - **It outlives PostgreSQL restarts.** Procrastinate's own worker ends (exit code 0) when its connection is lost;
   this one opens a fresh connector and starts again, waiting 1, 2, 4 … up to 30 s between tries, and says so in
   the log. Jobs it was running when the database went away are put back in the queue by `retry_stalled_jobs`.
+  Django's pools test each connection before lending it (`check_connections_when_lent`), so no job fails on a
+  connection from before the restart.
 - **It records why a job failed** (`JobError`): Procrastinate keeps that a job failed, not the error; the
   integration health page shows it.
 - **Each sync job gets a fresh database connection** (Django's rule for threads that outlive a request).
@@ -21,11 +23,12 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from asgiref.sync import sync_to_async
-from django.db import close_old_connections
+from django.db import close_old_connections, connections
 from django.utils import timezone
-from procrastinate import JobContext
+from procrastinate import JobContext, PsycopgConnector
 from procrastinate.contrib.django import app
 from procrastinate.contrib.django.django_connector import DjangoConnector
+from procrastinate.contrib.django.utils import connector_params
 
 log = logging.getLogger("calls.worker")
 
@@ -44,9 +47,17 @@ def _record_error(context: JobContext, exc: BaseException) -> None:
     from calls.models import JobError
 
     job = context.job
-    JobError.objects.create(
-        job_id=job.id or 0, task_name=job.task_name, attempt=job.attempts + 1, error=_error_text(exc), at=timezone.now()
-    )
+    close_old_connections()  # this thread's connection may be from before a restart of PostgreSQL
+    try:
+        JobError.objects.create(
+            job_id=job.id or 0,
+            task_name=job.task_name,
+            attempt=job.attempts + 1,
+            error=_error_text(exc),
+            at=timezone.now(),
+        )
+    finally:
+        close_old_connections()
 
 
 async def record_failures(call_next: Callable[[], Awaitable[Any]], context: JobContext, worker: object) -> Any:
@@ -68,6 +79,32 @@ def fresh_connections(call_next: Callable[[], Any], context: JobContext, worker:
         return call_next()
     finally:
         close_old_connections()
+
+
+def check_connections_when_lent() -> None:
+    """Django's pools in the worker test a connection before lending it (CONN_HEALTH_CHECKS: psycopg_pool's check,
+    an empty query): after PostgreSQL restarts, every pooled connection is dead, and without the check each failed
+    a job ("terminating connection due to administrator command"), whether or not Procrastinate's worker noticed
+    the restart. Web processes keep the setting as configured."""
+    for alias in connections:
+        connections.settings[alias]["CONN_HEALTH_CHECKS"] = True  # the dict each connection of alias reads
+        wrapper = connections[alias]
+        close_pool = getattr(wrapper, "close_pool", None)  # PostgreSQL's backend only
+        if close_pool is not None and alias in getattr(wrapper, "_connection_pools", {}):
+            close_pool()  # made before this: made again, with the check, when next needed
+
+
+def queue_connector() -> PsycopgConnector:
+    """The worker's own pool for the queue's tables (Procrastinate's fetch, finish, heartbeat, LISTEN).
+
+    Its commits do not wait for the write-ahead log to reach the disk (`synchronous_commit=off`, these connections
+    only): a job's status change is then durable a fraction of a second later. Should PostgreSQL crash in that
+    window, a job that had finished is found running by a dead worker and runs again (`retry_stalled_jobs`), which
+    every job here allows (an import re-checks its status in the transaction that writes; the rest are idempotent).
+    The work jobs do goes through Django's connections, with the database's own setting."""
+    params = connector_params("default")
+    params["options"] = (params.get("options", "") + " -c synchronous_commit=off").strip()
+    return PsycopgConnector(kwargs=params)
 
 
 async def run(
@@ -95,11 +132,12 @@ async def run(
         options["concurrency"] = concurrency
     if name:
         options["name"] = name
+    await sync_to_async(check_connections_when_lent)()
     pause = 1.0
     while not stop.is_set():
         connector = app.connector
         if isinstance(connector, DjangoConnector):  # the worker needs a pool and LISTEN/NOTIFY of its own
-            connector = connector.get_worker_connector()
+            connector = queue_connector()
         started = loop.time()
         try:
             with app.replace_connector(connector) as worker_app:

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import ast
 import importlib.util
+import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+from django.db import connection
 
 BENCH = Path(__file__).resolve().parent.parent / "bench"
 SCRIPTS = sorted(p for p in BENCH.glob("*.py") if not p.name.startswith("_"))
@@ -45,3 +47,23 @@ def test_what_a_script_uses_from_click_bench_exists(path):
     }
     assert used, "the script uses nothing from click_bench"
     assert sorted(name for name in used if not hasattr(click_bench, name)) == []
+
+
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="the bench runs workers on a PostgreSQL job queue")
+def test_the_jobs_bench_runs_real_workers_and_prints_its_three_figures(worker_id):
+    """The quick mode end to end: a scratch database, two `manage.py worker` processes, an upload, pings, a batch."""
+    done = subprocess.run(
+        [sys.executable, str(BENCH / "jobs_bench.py"), "--quick", "--db-name", f"vccweb_jobs_bench_test_{worker_id}"],
+        capture_output=True,
+        text=True,
+        timeout=180,
+        check=False,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    lines = done.stdout.splitlines()
+    for figure in ("1. import progress", "2. defer → start", "3. two workers"):
+        assert any(line.startswith(figure) for line in lines), f"no {figure!r} line in:\n{done.stdout}"
+    assert [line for line in lines if line.startswith("worker-")] == [
+        "worker-1: app log (LOG_LEVEL=WARNING): 0 errors, 0 warnings",
+        "worker-2: app log (LOG_LEVEL=WARNING): 0 errors, 0 warnings",
+    ]

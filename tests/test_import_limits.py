@@ -160,3 +160,18 @@ def test_the_worker_expires_previews(agent_user):
     tasks.expire_imports.func(timestamp=0)
     imp.refresh_from_db()
     assert imp.status == "expired" and not imp.lines.exists()
+
+
+def test_the_check_reports_progress_after_a_small_first_batch(agent_user, monkeypatch):
+    """The preview's bar moves within a fraction of a second: FIRST_BATCH rows, then BATCH at a time."""
+    from calls import imports
+
+    sizes = []
+    store = imports._store_parsed
+    monkeypatch.setattr(imports, "_store_parsed", lambda parsed: sizes.append(len(parsed)) or store(parsed))
+    monkeypatch.setattr(imports, "BATCH", 500)
+    rows = "".join(f"Person {i},+4474001{i:05d}\n" for i in range(1_300))
+    imp = imports.store_upload(user=agent_user, filename="many.csv", chunks=[f"Name,Phone\n{rows}".encode()])
+    imp.refresh_from_db()
+    assert imp.status == "preview" and imp.report["rows"] == 1_300
+    assert sizes == [imports.FIRST_BATCH, 500, 500, 100]

@@ -5,6 +5,7 @@ workers."""
 from __future__ import annotations
 
 import pytest
+from croniter import croniter
 from django.core.management import CommandError, call_command
 from procrastinate.contrib.django import app
 
@@ -18,7 +19,7 @@ def test_every_periodic_job_is_scheduled_once_with_its_cadence():
         "close_abandoned_clicks": "* * * * *",
         "rollup_calls": "* * * * *",
         "expire_imports": "17 * * * *",
-        "retry_stalled_jobs": schedule["retry_stalled_jobs"],  # its cadence is a setting (tests use a fast one)
+        "retry_stalled_jobs": "* * * * * */10",  # JOBS_STALLED_CHECK_CRON's default: every 10 s
         "prune_jobs": "41 * * * *",
         "sync_vcc": "0 */1 * * *",  # VCC_SYNC_EVERY's default, hourly
         "process_vcc_events": "* * * * * */10",  # a safety net: each delivery queues it
@@ -53,3 +54,46 @@ def test_the_worker_refuses_a_queue_that_does_not_exist(settings):
     settings.JOBS_DATABASE = True
     with pytest.raises(CommandError, match="No such queue: imprts. The queues are imports, calls, vcc, maintenance."):
         call_command("worker", queues="imprts")
+
+
+def test_every_periodic_job_takes_the_tick_it_is_queued_with(jobs, settings):
+    """The schedule queues each periodic job with `timestamp`: a job that does not take it fails every tick."""
+    import inspect
+
+    for periodic in app.periodic_registry.periodic_tasks.values():
+        parameters = inspect.signature(periodic.task.func).parameters
+        assert "timestamp" in parameters, f"{periodic.task.name} does not take the tick's timestamp"
+
+
+def test_the_scheduled_sync_runs(jobs, settings, monkeypatch):
+    from calls.calling import syncing
+
+    ran = []
+    monkeypatch.setattr(
+        syncing, "sync_with_vcc", lambda **kw: ran.append(kw) or type("R", (), {"error": "", "pk": 7})()
+    )
+    monkeypatch.setattr("calls.calling.sync_with_vcc", syncing.sync_with_vcc)
+    assert tasks.sync_vcc.func(timestamp=1_700_000_000) == 7
+    assert ran == [{"by": None, "dry_run": False}]
+
+
+@pytest.mark.parametrize(
+    ("job", "seconds"),
+    [("follow_calls", 1), ("retry_stalled_jobs", 10), ("rollup_calls", 60), ("prune_jobs", 3600)],
+)
+def test_periodic_jobs_tick_as_often_as_said(job, seconds):
+    """Cron's sixth field, seconds, comes last: `*/10 * * * * *` would run every second of every tenth minute."""
+    from datetime import UTC, datetime
+
+    [periodic] = [p for p in app.periodic_registry.periodic_tasks.values() if p.periodic_id == job]
+    ticks = croniter(periodic.cron, datetime(2026, 12, 5, 21, 3, 7, tzinfo=UTC))
+    times = [ticks.get_next(float) for _ in range(4)]
+    assert {round(b - a) for a, b in zip(times, times[1:], strict=False)} == {seconds}
+
+
+def test_the_workers_queue_connections_commit_without_waiting_for_the_disk(settings):
+    """Only the queue's own bookkeeping (fetch, finish, heartbeat): the work a job does keeps the database's setting."""
+    from calls import worker
+
+    connector = worker.queue_connector()
+    assert connector._pool_args["kwargs"]["options"].endswith("-c synchronous_commit=off")

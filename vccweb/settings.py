@@ -253,13 +253,24 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 # worker can run; `make run` and `make serve` use PostgreSQL.
 JOBS_DATABASE = DATABASES["default"]["ENGINE"] == "calls.dbbackend"
 DATABASE_ROUTERS = ["calls.routers.JobsRouter"]
+WORKER_HEARTBEAT_SECONDS = env_int("WORKER_HEARTBEAT_SECONDS", 5, minimum=1)
+WORKER_STALLED_SECONDS = env_int("WORKER_STALLED_SECONDS", 30, minimum=1)
+if WORKER_STALLED_SECONDS < 3 * WORKER_HEARTBEAT_SECONDS:
+    raise ImproperlyConfigured(
+        f"WORKER_STALLED_SECONDS ({WORKER_STALLED_SECONDS}) must be at least three heartbeats "
+        f"(3 × WORKER_HEARTBEAT_SECONDS = {3 * WORKER_HEARTBEAT_SECONDS}), or a busy worker is taken for dead"
+    )
+# A cron line; a sixth field, last, counts seconds: "* * * * * */10" is every 10 s.
+JOBS_STALLED_CHECK_CRON = env_str("JOBS_STALLED_CHECK_CRON", "* * * * * */10")
 PROCRASTINATE_WORKER_DEFAULTS = {
     # Jobs wait on VCC or PostgreSQL, rarely on the CPU: eight at a time per worker process.
     "concurrency": env_int("WORKER_CONCURRENCY", 8, minimum=1),
-    # A worker that stops beating for stalled_worker_timeout is dead (kill -9, a lost host): the periodic
-    # retry_stalled_jobs puts its jobs back in the queue.
-    "update_heartbeat_interval": 5.0,
-    "stalled_worker_timeout": 30.0,
+    # A worker beats every WORKER_HEARTBEAT_SECONDS; one silent for WORKER_STALLED_SECONDS is dead (kill -9, a lost
+    # host) and retry_stalled_jobs (every JOBS_STALLED_CHECK_CRON) puts its jobs back in the queue: a dead worker's
+    # job starts again within stalled + check seconds, 30-40 s by default. The stall must be several heartbeats, or a
+    # busy worker is taken for dead and its jobs run twice. The fault tests use 1 s, 3 s and every second.
+    "update_heartbeat_interval": float(WORKER_HEARTBEAT_SECONDS),
+    "stalled_worker_timeout": float(WORKER_STALLED_SECONDS),
     # Ask for new jobs on LISTEN/NOTIFY at once; poll as a fallback.
     "fetch_job_polling_interval": 2.0,
     "shutdown_graceful_timeout": 30.0,
