@@ -14,6 +14,8 @@ once holds a `lock`, and one that must not wait twice in the queue a `queueing_l
 | `expire_imports` | hourly | maintenance |
 | `retry_stalled_jobs` | every 10 s (JOBS_STALLED_CHECK_CRON): a dead worker's jobs go back in the queue | maintenance |
 | `prune_jobs` | hourly: finished jobs older than a day are deleted | maintenance |
+| `process_vcc_events` | each delivery to POST /vcc/events/, and every 10 s: apply VCC's events | calls |
+| `prune_vcc_events` | hourly: applied events older than two days are deleted | maintenance |
 | `ping` | by hand: does nothing (a worker answers; what a job costs) | maintenance |
 """
 
@@ -198,6 +200,29 @@ def process_vcc_events(timestamp: int | None = None) -> int:
         applied += done.applied
         if done.applied + done.late + done.other < events.BATCH:
             return applied
+
+
+KEEP_EVENTS = timedelta(days=2)  # applied events are kept two days (what VCC said, for a doubt about a call)
+PRUNE_BATCH = 10_000
+
+
+@app.periodic(cron="29 * * * *", periodic_id="prune_vcc_events")
+@app.task(name="prune_vcc_events", queue=MAINTENANCE, queueing_lock="prune_vcc_events")
+def prune_vcc_events(timestamp: int | None = None) -> int:
+    """Delete applied events older than KEEP_EVENTS, PRUNE_BATCH at a time (at 1,000 events a second a day is 86
+    million rows: each batch is a short transaction, not one long one). Events never applied are kept."""
+    from calls.models import VccEvent
+
+    cutoff, deleted = timezone.now() - KEEP_EVENTS, 0
+    while True:
+        batch = list(
+            VccEvent.objects.filter(processed_at__isnull=False, received_at__lt=cutoff)
+            .order_by("received_at")
+            .values_list("pk", flat=True)[:PRUNE_BATCH]
+        )
+        if not batch:
+            return deleted
+        deleted += VccEvent.objects.filter(pk__in=batch).delete()[0]
 
 
 # --- The engine's own upkeep ----------------------------------------------------------------------------------------

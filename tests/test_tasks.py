@@ -23,6 +23,7 @@ def test_every_periodic_job_is_scheduled_once_with_its_cadence():
         "prune_jobs": "41 * * * *",
         "sync_vcc": "0 */1 * * *",  # VCC_SYNC_EVERY's default, hourly
         "process_vcc_events": "* * * * * */10",  # a safety net: each delivery queues it
+        "prune_vcc_events": "29 * * * *",
     }
 
 

@@ -517,3 +517,17 @@ def test_without_site_url_the_page_says_what_to_set(admin_client, settings):
     settings.SITE_URL = ""
     page = admin_client.get("/health/").content.decode()
     assert "To subscribe with one button, set" in page and "SITE_URL" in page
+
+
+def test_applied_events_are_pruned_after_two_days_and_waiting_ones_kept(monkeypatch):
+    old = timezone.now() - tasks.KEEP_EVENTS - timedelta(hours=1)
+    for i, processed in enumerate([old, None, timezone.now()]):
+        VccEvent.objects.create(event_id=f"e{i}", type="t", source="s", received_at=old, processed_at=processed)
+    VccEvent.objects.create(
+        event_id="new", type="t", source="s", received_at=timezone.now(), processed_at=timezone.now()
+    )
+    monkeypatch.setattr(tasks, "PRUNE_BATCH", 1)  # batch after batch
+
+    assert tasks.prune_vcc_events.func(timestamp=0) == 2
+
+    assert sorted(VccEvent.objects.values_list("event_id", flat=True)) == ["e1", "new"]
