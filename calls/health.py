@@ -18,6 +18,7 @@ from django.core.cache import cache
 from django.db import connection, transaction
 from django.db.models import Count, OuterRef, QuerySet, Subquery
 from django.db.models.functions import Coalesce
+from django.utils import timezone
 from procrastinate.contrib.django import app as jobs_app
 from procrastinate.contrib.django.models import (
     ProcrastinateEvent,
@@ -559,7 +560,9 @@ def retry_failed_job(job_id: int, *, now: datetime) -> RetryOutcome:
     if not settings.JOBS_DATABASE:
         return RetryOutcome(False, "Background jobs need PostgreSQL: there are none to queue again here.")
     with transaction.atomic():
-        job = ProcrastinateJob.objects.select_for_update().filter(pk=job_id).values("task_name", "status").first()
+        job = (
+            ProcrastinateJob.objects.select_for_update().filter(pk=job_id).values("task_name", "status", "args").first()
+        )
         if job is None:
             return RetryOutcome(False, f"Job {job_id} no longer exists: failed jobs are deleted after a week.")
         name = f"Job {job_id} ({job['task_name']})"
@@ -569,6 +572,7 @@ def retry_failed_job(job_id: int, *, now: datetime) -> RetryOutcome:
         try:
             with transaction.atomic():
                 jobs_app.job_manager.retry_job_by_id(job_id, retry_at=now)
+                _reopen_import(job["task_name"], job["args"])
         except UniqueViolation:
             return RetryOutcome(
                 False, f"{name} was not queued again: another {job['task_name']} job is already waiting in the queue."
@@ -578,3 +582,15 @@ def retry_failed_job(job_id: int, *, now: datetime) -> RetryOutcome:
             return RetryOutcome(False, f"{name} could not be queued again: {error}")
     log.info("job %s (%s) queued again by hand", job_id, job["task_name"])
     return RetryOutcome(True, f"{name} was queued again: a worker runs it next.")
+
+
+def _reopen_import(task_name: str, args: dict[str, Any]) -> None:
+    """A failed import's job queued again: the import is working again (it failed, so nothing was written), or the
+    job would find it failed and do nothing."""
+    from calls.models import ContactImport
+
+    working = {"check_import": ContactImport.Status.CHECKING, "apply_import": ContactImport.Status.IMPORTING}
+    if task_name in working and args.get("import_id"):
+        ContactImport.objects.filter(pk=args["import_id"], status=ContactImport.Status.FAILED).update(
+            status=working[task_name], error="", progress=0, updated_at=timezone.now()
+        )

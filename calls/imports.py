@@ -321,6 +321,9 @@ def apply(pk: ImportId) -> None:
     duplicates: dict[int, int] = {}  # row number -> a saved contact's id, or minus the earlier row's number
     progress = _Progress(pk)
     with contextlib.closing(progress), transaction.atomic():
+        if not _still_to_apply(pk):  # another run of this job (a worker taken for dead) wrote it meanwhile
+            log.warning("contact import %s: already applied by another run; nothing written", pk)
+            return
         # Duplicates are found again (the database may have changed since the preview), among the contacts saved
         # before this import wrote any.
         known = Contact.objects.aggregate(last=Max("pk"))["last"] or 0
@@ -364,6 +367,17 @@ def apply(pk: ImportId) -> None:
         # The contacts are saved; the file need not be kept.
         ContactImportKey.objects.filter(contact_import_id=pk).delete()
         ContactImportRow.objects.filter(contact_import_id=pk).delete()
+
+
+def _still_to_apply(pk: ImportId) -> bool:
+    """Whether the import still waits to be written, asked once this transaction holds the import's own lock (on
+    PostgreSQL, an advisory lock for the transaction): a second run of the apply waits here until the first
+    commits or rolls back, then finds it done, or writes it. Not the row's lock: `_Progress` updates that row from
+    a connection of its own and would wait for ever."""
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))", [f"contact-import:{pk}"])
+    return ContactImport.objects.filter(pk=pk, status=ContactImport.Status.IMPORTING).exists()
 
 
 def _create(rows: list[Row], imp: ContactImport) -> list[int]:

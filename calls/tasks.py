@@ -31,7 +31,8 @@ from django.db import InterfaceError, OperationalError
 from django.utils import timezone
 from procrastinate import JobContext, RetryStrategy
 from procrastinate.contrib.django import app
-from procrastinate.exceptions import AlreadyEnqueued
+from procrastinate.exceptions import AlreadyEnqueued, UniqueViolation
+from procrastinate.jobs import Status
 
 from calls import imports
 
@@ -231,13 +232,28 @@ def prune_vcc_events(timestamp: int | None = None) -> int:
 @app.periodic(cron=settings.JOBS_STALLED_CHECK_CRON, periodic_id="retry_stalled_jobs")
 @app.task(name="retry_stalled_jobs", queue=MAINTENANCE, pass_context=True, queueing_lock="retry_stalled_jobs")
 async def retry_stalled_jobs(context: JobContext, timestamp: int) -> int:
-    """Jobs left running by a worker that stopped beating (kill -9, a lost host) go back in the queue."""
+    """Jobs left running by a worker that stopped beating (kill -9, a lost host) go back in the queue; returns how
+    many. A periodic job whose next tick already waits (its queueing lock) is not needed again: it ends failed,
+    saying so. One job that cannot be put back never keeps the others from it."""
     manager = context.app.job_manager
     stalled = list(await manager.get_stalled_jobs(seconds_since_heartbeat=STALLED_AFTER.total_seconds()))
+    retried = 0
     for job in stalled:
-        log.warning("job %s (%s) was left running by a dead worker: queued again", job.id, job.task_name)
-        await manager.retry_job(job)
-    return len(stalled)
+        try:
+            await manager.retry_job(job)
+        except UniqueViolation:  # procrastinate_jobs_queueing_lock_idx: a tick of the same job waits already
+            log.warning(
+                "job %s (%s) was left running by a dead worker; its next run waits already", job.id, job.task_name
+            )
+            await manager.finish_job(job, status=Status.FAILED, delete_job=False)
+        except Exception:
+            log.exception(
+                "job %s (%s) was left running by a dead worker and could not be queued again", job.id, job.task_name
+            )
+        else:
+            retried += 1
+            log.warning("job %s (%s) was left running by a dead worker: queued again", job.id, job.task_name)
+    return retried
 
 
 @app.periodic(cron="41 * * * *", periodic_id="prune_jobs")

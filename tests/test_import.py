@@ -547,3 +547,49 @@ def test_inert_guards_every_formula_start():
     for start in ("=", "+", "-", "@", "\t", "\r"):
         assert spreadsheet.inert(f"{start}x") == f"'{start}x"
     assert spreadsheet.inert("plain") == "plain" and spreadsheet.inert(None) == ""
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_second_run_of_the_apply_waits_for_the_first_and_then_writes_nothing(agent_client):
+    """A worker taken for dead while its apply still runs: the engine starts the job again elsewhere. The second
+    run waits on the import's lock until the first commits, then finds the import written."""
+    import threading
+    import time
+
+    from django.db import connection, transaction
+
+    if connection.vendor != "postgresql":
+        pytest.skip("the import's lock is PostgreSQL's advisory lock")
+    imp = started(agent_client, GOOD)
+    ContactImport.objects.filter(pk=imp.pk).update(status="importing", decisions={"rest": "skip"})
+    holding, release = threading.Event(), threading.Event()
+
+    def first_run() -> None:  # holds the lock as a running apply does, then commits it done
+        with transaction.atomic(), connection.cursor() as cursor:
+            cursor.execute("SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))", [f"contact-import:{imp.pk}"])
+            holding.set()
+            release.wait(30)
+            ContactImport.objects.filter(pk=imp.pk).update(status="done")
+        connection.close()
+
+    def second_run() -> None:
+        imports.apply(imp.pk)
+        connection.close()
+
+    threads = [threading.Thread(target=first_run), threading.Thread(target=second_run)]
+    threads[0].start()
+    assert holding.wait(30)
+    threads[1].start()
+    deadline = time.monotonic() + 30
+    with connection.cursor() as cursor:  # the second run is waiting on the lock, not writing
+        while True:
+            cursor.execute("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted")
+            if cursor.fetchone()[0] == 1:
+                break
+            assert time.monotonic() < deadline, "the second run never waited for the first"
+            time.sleep(0.01)
+    release.set()
+    for thread in threads:
+        thread.join(30)
+
+    assert Contact.objects.count() == 0  # the first run "wrote" them (here: only the status); the second wrote none

@@ -300,6 +300,22 @@ def test_an_admin_queues_a_failed_job_again(admin_client, django_connector):
 
 
 @postgres_only
+def test_a_failed_import_job_queued_again_reopens_its_import(admin_client, agent_user, django_connector):
+    from calls.models import ContactImport
+
+    imp = ContactImport.objects.create(created_by=agent_user, filename="x.csv", status="failed", error="boom")
+    job = add_job("apply_import", tasks.IMPORTS, status="failed", attempts=3)
+    with connection.cursor() as cursor:
+        cursor.execute("UPDATE procrastinate_jobs SET args = %s WHERE id = %s", [f'{{"import_id": "{imp.pk}"}}', job])
+
+    admin_client.post(f"/health/jobs/{job}/retry/")
+
+    imp.refresh_from_db()
+    assert (imp.status, imp.error) == ("importing", "")  # else the job would find it failed and do nothing
+    assert status_of(job) == "todo"
+
+
+@postgres_only
 @pytest.mark.parametrize("status, words", [("todo", "waiting"), ("doing", "running"), ("succeeded", "succeeded")])
 def test_a_job_not_failed_is_refused_and_left_as_it_is(admin_client, django_connector, status, words):
     job = add_job("check_import", tasks.IMPORTS, status=status, attempts=1)

@@ -98,3 +98,32 @@ def test_the_workers_queue_connections_commit_without_waiting_for_the_disk(setti
 
     connector = worker.queue_connector()
     assert connector._pool_args["kwargs"]["options"].endswith("-c synchronous_commit=off")
+
+
+def test_a_stalled_job_that_cannot_go_back_never_keeps_the_others_from_it():
+    """A stalled follow_calls whose next tick waits already (its queueing lock) ends failed; the stalled import
+    after it is still queued again."""
+    from types import SimpleNamespace
+
+    from asgiref.sync import async_to_sync
+    from procrastinate.exceptions import UniqueViolation
+    from procrastinate.jobs import Status
+
+    tick, apply_job = SimpleNamespace(id=1, task_name="follow_calls"), SimpleNamespace(id=2, task_name="apply_import")
+    done: list[tuple] = []
+
+    class Manager:
+        async def get_stalled_jobs(self, seconds_since_heartbeat):
+            return [tick, apply_job]
+
+        async def retry_job(self, job):
+            if job is tick:
+                raise UniqueViolation(constraint_name="procrastinate_jobs_queueing_lock_idx_v1", queueing_lock="x")
+            done.append(("retried", job.id))
+
+        async def finish_job(self, job, status, delete_job):
+            done.append(("finished", job.id, status))
+
+    context = SimpleNamespace(app=SimpleNamespace(job_manager=Manager()))
+    assert async_to_sync(tasks.retry_stalled_jobs.func)(context, timestamp=0) == 1
+    assert done == [("finished", 1, Status.FAILED), ("retried", 2)]
