@@ -10,7 +10,7 @@ from django.core.cache import cache
 
 from calls.calling.common import log
 from calls.models import Agent, AgentGroup
-from calls.vcc import VCCError, get_async_client
+from calls.vcc import VCCError, budget, get_async_client
 
 READY_SECONDS = 5  # how long VCC's ready-agent answers are reused
 
@@ -28,8 +28,9 @@ async def ready_agent_ids() -> tuple[set[str] | None, str]:
     if ready is not None:
         return ready, ""
     try:
-        async with get_async_client() as client:
-            ready = set((await client.agents_ready(count_only=False)).agent_ids)
+        with budget.priority(budget.READINESS):  # refused when the budget is tight: "unknown" is shown
+            async with get_async_client() as client:
+                ready = set((await client.agents_ready(count_only=False)).agent_ids)
     except VCCError as exc:
         log.warning("agent availability failed: %s (status %s)", exc.message, exc.status)
         return None, exc.user_message
@@ -44,15 +45,16 @@ async def readiness(*, agent: Agent | None, groups: Sequence[AgentGroup]) -> Rea
         ready, result.error = await ready_agent_ids()
         result.me = None if ready is None else agent.display_id in ready
     if groups:
-        async with get_async_client() as client:
-            for group in groups:
-                key = f"calls:ready:{group.display_id}"
-                count = await cache.aget(key)
-                if count is None:
-                    try:
-                        count = (await client.agents_ready([group.display_id])).count
-                        await cache.aset(key, count, READY_SECONDS)
-                    except VCCError as exc:
-                        result.error = exc.user_message
-                result.groups[group.pk] = count
+        with budget.priority(budget.READINESS):
+            async with get_async_client() as client:
+                for group in groups:
+                    key = f"calls:ready:{group.display_id}"
+                    count = await cache.aget(key)
+                    if count is None:
+                        try:
+                            count = (await client.agents_ready([group.display_id])).count
+                            await cache.aset(key, count, READY_SECONDS)
+                        except VCCError as exc:
+                            result.error = exc.user_message
+                    result.groups[group.pk] = count
     return result
