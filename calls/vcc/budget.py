@@ -29,8 +29,10 @@ requests, high enough that an unmarked admin check is not starved by the sync.
 **The window** is a sliding minute, estimated from two fixed minutes (this one, and the last one weighted by the
 part of it still inside the window), so a burst across the turn of a minute cannot send twice the budget.
 
-**A 429 from VCC** stops every priority but clicks for its `Retry-After` (30 s without one, at most 5 minutes),
-in every process: the back-off is kept in Redis, and in the process that saw it.
+**A 429 from VCC** stops every priority but clicks for its `Retry-After` (at most 5 minutes), in every process:
+the back-off is kept in Redis, and in the process that saw it. Without a Retry-After (VCC documents none: "the
+limit will automatically be reset after a short period") it is 10 s: one request to find out costs little, while a
+longer pause leaves every live call's panel saying "lost contact" for as long.
 
 **Where it is kept.** With Redis (`REDIS_URL`), one Lua script checks and counts a request atomically, in one
 round trip, for every process and host (the minutes are numbered by the hosts' clocks, which NTP keeps within a
@@ -82,7 +84,7 @@ SHARE = {CLICK: 1.0, RECORDING: 0.9, FOLLOW: 0.7, READINESS: 0.5, SYNC: 0.3}
 SYNC_WAIT = (
     120.0  # the longest a sync request waits for room before it is refused (past a back-off, two minutes free room)
 )
-BACKOFF_DEFAULT = 30.0  # a 429 without Retry-After
+BACKOFF_DEFAULT = 10.0  # a 429 without Retry-After (see above)
 BACKOFF_MAX = 300.0  # a garbled or huge Retry-After must not stop following calls for hours
 PROCESSES_SEEN_FOR = 300  # a process that drew within this many seconds counts as running
 UNKNOWN_PROCESSES = 2  # the share while Redis is down, for a process that never saw it answer: web and worker
