@@ -39,7 +39,12 @@ round trip, for every process and host (the minutes are numbered by the hosts' c
 fraction of a second). Each process also counts its own requests in memory, and notes how many processes drew in
 the last five minutes. When Redis is down (its breaker open, calls/cache.py), each process goes on alone with its
 share: the budget divided by the processes it last saw (2 if it never saw Redis answer), so together they stay
-within it. Without Redis at all (one process: a quick look, the tests) the process has the whole budget.
+within it. Without Redis at all (one process: a quick look, the tests) the process has the whole budget. The keys
+name the account (a hash of its key), as VCC's limit does. With Redis a request costs one more round trip, in a
+thread for async callers, before it is sent; a click too, since it must be counted.
+
+`snapshot()` gives the health page this minute's requests by priority against the budget, and the 429s of the
+last hour.
 """
 
 from __future__ import annotations
@@ -81,9 +86,8 @@ class Priority(IntEnum):
 CLICK, RECORDING, FOLLOW, READINESS, SYNC = Priority
 DEFAULT = READINESS
 SHARE = {CLICK: 1.0, RECORDING: 0.9, FOLLOW: 0.7, READINESS: 0.5, SYNC: 0.3}
-SYNC_WAIT = (
-    120.0  # the longest a sync request waits for room before it is refused (past a back-off, two minutes free room)
-)
+# The longest a sync request waits for room before it is refused: past a back-off, two minutes always free room.
+SYNC_WAIT = 120.0
 BACKOFF_DEFAULT = 10.0  # a 429 without Retry-After (see above)
 BACKOFF_MAX = 300.0  # a garbled or huge Retry-After must not stop following calls for hours
 PROCESSES_SEEN_FOR = 300  # a process that drew within this many seconds counts as running
