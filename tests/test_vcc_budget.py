@@ -5,13 +5,12 @@ from __future__ import annotations
 
 import pytest
 from asgiref.sync import async_to_sync
-from django.core.cache import cache
 from django.core.exceptions import ImproperlyConfigured
 
 from calls import calling
 from calls.cache import InProcessCache, TolerantRedisCache
 from calls.models import Call
-from calls.vcc import VCCError, budget, get_client
+from calls.vcc import VCCError, budget, core, get_client
 from calls.vcc.budget import CLICK, FOLLOW, READINESS, RECORDING, SYNC, Budget, BudgetExhausted, Memory
 from tests._redis import TEST_REDIS_URL
 from tests._sim import click, fresh_simulator, only_call, primary
@@ -309,7 +308,28 @@ def test_the_budget_is_150_a_minute_unless_set(monkeypatch):
     assert load(monkeypatch, DEBUG="true", VCC_REQUESTS_PER_MINUTE="400")["VCC_REQUESTS_PER_MINUTE"] == 400
 
 
-def test_the_cache_is_untouched_by_a_local_budget():
-    # Without Redis the budget lives in the process's memory, not in the local cache.
-    local_budget(Clock()).draw(FOLLOW)
-    assert cache.get("vcc:budget") is None
+def test_a_sync_request_waits_for_room_and_others_are_refused_at_once():
+    """The core's draw, effect by effect: the sync sleeps until the budget has room (at most SYNC_WAIT)."""
+    full = BudgetExhausted("full", retry_after=25)
+
+    flow = core._draw(SYNC)
+    assert next(flow) == core.Draw(SYNC)
+    assert flow.throw(full) == core.Sleep(25)
+    assert flow.send(None) == core.Draw(SYNC)
+    with pytest.raises(StopIteration):
+        flow.send(None)  # room now: the request goes
+
+    flow = core._draw(SYNC)
+    next(flow)
+    waits = []
+    with pytest.raises(BudgetExhausted):
+        while True:
+            effect = flow.throw(full)
+            waits.append(effect.seconds)
+            next(flow)
+    assert sum(waits) == budget.SYNC_WAIT
+
+    flow = core._draw(FOLLOW)
+    next(flow)
+    with pytest.raises(BudgetExhausted):
+        flow.throw(full)
