@@ -14,6 +14,7 @@ from django.utils.html import escape
 from calls import calling
 from calls.models import Agent, Call, Contact, ContactPhone
 from calls.roles import AGENT
+from calls.vcc import budget
 from vccsim import Clock, Simulator
 from vccsim.transport import sandbox_transport
 
@@ -71,11 +72,14 @@ def call_agent(client: Client, agent: Agent, *, request_id: str | None = None, h
 
 
 def follow_sim_clock(sim: Simulator, monkeypatch) -> None:
-    """Move the app's clock with the simulator's: advancing one advances the other."""
+    """Move the app's clock with the simulator's: advancing one advances the other (the VCC request budget's too:
+    a 429's back-off ends when the simulator's time says so)."""
     app_start, sim_start = timezone.now(), sim.clock.now()
     monkeypatch.setattr(
         calling.common, "wall_clock", lambda: app_start + timedelta(seconds=sim.clock.now() - sim_start)
     )
+    budget_start = budget.wall_clock()
+    monkeypatch.setattr(budget, "wall_clock", lambda: budget_start + sim.clock.now() - sim_start)
 
 
 def poll(client: Client, call: Call):

@@ -11,6 +11,7 @@ from django.test import Client
 
 from calls.models import Agent, AgentGroup, CallbackNumber, Contact, ContactPhone
 from calls.roles import ADMIN, AGENT, SUPERVISOR, assign_role
+from calls.vcc import budget as vcc_budget
 from calls.vcc import stats as vcc_stats
 
 PASSWORD = "correct horse battery staple"
@@ -55,9 +56,11 @@ def jobs():
 def _clear_cache():
     cache.clear()
     vcc_stats.reset()  # what this process recorded of VCC requests: kept in memory beside the local cache
+    vcc_budget.reset()  # and what it drew from the VCC request budget
     yield
     cache.clear()
     vcc_stats.reset()
+    vcc_budget.reset()
 
 
 # The world's people and objects, as plain functions too: module-scoped fixtures (tests/_security.py) build them

@@ -453,6 +453,10 @@ VCC_APPLICATION = env_str("VCC_APPLICATION", "vccweb")
 if not re.fullmatch(r"[A-Za-z0-9]{1,32}", VCC_APPLICATION):
     raise ImproperlyConfigured("VCC_APPLICATION must be 1 to 32 letters or digits (VCC refuses anything else)")
 VCC_API_VERSION = env_int("VCC_API_VERSION", 6, minimum=1)
+# Requests a minute to VCC for the whole deployment, every process and host together (calls/vcc/budget.py): VCC's
+# fair use policy allows about 160 for everything an account asks, and answers 429 past it. At least 10, so each
+# priority's share holds a request or more.
+VCC_REQUESTS_PER_MINUTE = env_int("VCC_REQUESTS_PER_MINUTE", 150, minimum=10)
 VCC_CONNECT_TIMEOUT = 3.0
 VCC_READ_TIMEOUT = 10.0
 

@@ -14,7 +14,7 @@ from django.db.models import Q
 from calls import health, rules
 from calls.calling.common import Clock, _db, _now, log
 from calls.models import Agent, Call, VccEvent
-from calls.vcc import AsyncVCCClient, CallDetail, VCCError, get_async_client
+from calls.vcc import AsyncVCCClient, CallDetail, VCCError, budget, get_async_client
 
 FOLLOW_INTERVAL = timedelta(seconds=2)  # VCC is asked about one call at most this often
 FOLLOW_BACKOFF_MAX = timedelta(seconds=60)
@@ -56,11 +56,13 @@ async def follow(
         return Followed(call)
     detail = error = None
     try:
-        if client is None:
-            async with get_async_client() as own:
-                detail = await own.get_call(call.vcc_call_id)
-        else:
-            detail = await client.get_call(call.vcc_call_id)
+        # A poll refused by the budget (BudgetExhausted) backs the call off as VCC's own 429 would.
+        with budget.priority(budget.FOLLOW):
+            if client is None:
+                async with get_async_client() as own:
+                    detail = await own.get_call(call.vcc_call_id)
+            else:
+                detail = await client.get_call(call.vcc_call_id)
     except VCCError as exc:
         error = exc
     return await _db(_record_follow)(call, detail=detail, error=error, now=clock())

@@ -28,7 +28,7 @@ from calls.calling.preview import NumberRow, _number_plan
 from calls.models import Agent, Call, Contact, ContactPhone
 from calls.observability import current_request_id
 from calls.rules import Caller, DialPlan, Refused
-from calls.vcc import CallRequest, VCCError, get_async_client
+from calls.vcc import CallRequest, VCCError, budget, get_async_client
 from calls.vcc.validation import CONSENT_VERSION, REFERENCE_VERSION
 
 if TYPE_CHECKING:
@@ -303,8 +303,9 @@ async def _send(started: _Started, *, clock: Clock) -> Call:
     placed: PlacedCall | None = None
     error: Exception | None = None
     try:
-        async with get_async_client() as client:
-            placed = await client.place_call(request)
+        with budget.priority(budget.CLICK):  # a click always goes: VCC, not our budget, may refuse it
+            async with get_async_client() as client:
+                placed = await client.place_call(request)
     except Exception as exc:  # expected or not, it must end up on the row
         error = exc
     latency = round((time.monotonic() - began) * 1000)

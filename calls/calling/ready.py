@@ -16,7 +16,7 @@ from django.utils import timezone
 
 from calls.calling.common import _db, log
 from calls.models import Agent, AgentGroup, Call, VccEvent
-from calls.vcc import VCCError, get_async_client
+from calls.vcc import VCCError, budget, get_async_client
 
 READY_SECONDS = 5  # how long VCC's ready-agent answers are reused
 
@@ -65,8 +65,9 @@ async def ready_agent_ids() -> tuple[set[str] | None, str]:
     if ready is not None:
         return ready, ""
     try:
-        async with get_async_client() as client:
-            ready = set((await client.agents_ready(count_only=False)).agent_ids)
+        with budget.priority(budget.READINESS):  # refused when the budget is tight: "unknown" is shown
+            async with get_async_client() as client:
+                ready = set((await client.agents_ready(count_only=False)).agent_ids)
     except VCCError as exc:
         log.warning("agent availability failed: %s (status %s)", exc.message, exc.status)
         return None, exc.user_message
@@ -84,15 +85,16 @@ async def readiness(*, agent: Agent | None, groups: Sequence[AgentGroup]) -> Rea
         for group in groups:
             result.groups[group.pk] = len(await _db(ready_by_presence)(group))
     elif groups:
-        async with get_async_client() as client:
-            for group in groups:
-                key = f"calls:ready:{group.display_id}"
-                count = await cache.aget(key)
-                if count is None:
-                    try:
-                        count = (await client.agents_ready([group.display_id])).count
-                        await cache.aset(key, count, READY_SECONDS)
-                    except VCCError as exc:
-                        result.error = exc.user_message
-                result.groups[group.pk] = count
+        with budget.priority(budget.READINESS):
+            async with get_async_client() as client:
+                for group in groups:
+                    key = f"calls:ready:{group.display_id}"
+                    count = await cache.aget(key)
+                    if count is None:
+                        try:
+                            count = (await client.agents_ready([group.display_id])).count
+                            await cache.aset(key, count, READY_SECONDS)
+                        except VCCError as exc:
+                            result.error = exc.user_message
+                    result.groups[group.pk] = count
     return result

@@ -11,7 +11,7 @@ from django.db.models import Model
 
 from calls.calling.common import Clock, _db, _now, log
 from calls.models import Call, Contact, ContactPhone, DispositionCode
-from calls.vcc import VCCError, get_async_client
+from calls.vcc import VCCError, budget, get_async_client
 
 RECORDING_PENDING = timedelta(seconds=5)  # how long a requested recording change shows before VCC confirms it
 
@@ -21,8 +21,9 @@ async def set_recording(*, call: Call, status: str, clock: Clock = _now) -> str:
     if not call.is_live or not call.vcc_call_id:
         return "The call is not live, so its recording cannot change."
     try:
-        async with get_async_client() as client:
-            await client.set_recording(call.vcc_call_id, status)
+        with budget.priority(budget.RECORDING):
+            async with get_async_client() as client:
+                await client.set_recording(call.vcc_call_id, status)
     except VCCError as exc:
         log.warning("call %s: recording change failed: %s (status %s)", call.pk, exc.message, exc.status)
         return exc.user_message
@@ -64,10 +65,11 @@ async def wrap_up(*, call: Call, disposition: DispositionCode, notes: str, clock
     confirmed, remarks, error = True, [], ""
     if call.vcc_call_id:
         try:
-            async with get_async_client() as client:
-                agent = call.agent  # for a group call, the agent who answered it
-                agent_id = agent.display_id if agent else None
-                await client.set_disposition(call.vcc_call_id, disposition.code, agent_id)
+            with budget.priority(budget.RECORDING):
+                async with get_async_client() as client:
+                    agent = call.agent  # for a group call, the agent who answered it
+                    agent_id = agent.display_id if agent else None
+                    await client.set_disposition(call.vcc_call_id, disposition.code, agent_id)
         except VCCError as exc:
             log.warning("call %s: disposition failed: %s (status %s)", call.pk, exc.message, exc.status)
             if exc.status == 404:

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 from calls.calling.common import Clock, _now
 from calls.models import SyncRun
 from calls.sync import sync_from_vcc
-from calls.vcc import UserAdminClient, VCCError, get_client, get_user_admin_client
+from calls.vcc import UserAdminClient, VCCError, budget, get_client, get_user_admin_client
 
 if TYPE_CHECKING:
     from django.contrib.auth.models import User
@@ -27,11 +27,13 @@ def sync_with_vcc(
     """
     run = SyncRun.objects.create(started_at=clock(), dry_run=dry_run, by=by)
     try:
-        if client is None:
-            with get_user_admin_client() as own:
-                report = sync_from_vcc(own, dry_run=dry_run, now=run.started_at)
-        else:
-            report = sync_from_vcc(client, dry_run=dry_run, now=run.started_at)
+        # The sync's requests wait for room in the budget rather than crowd out clicks and polls.
+        with budget.priority(budget.SYNC):
+            if client is None:
+                with get_user_admin_client() as own:
+                    report = sync_from_vcc(own, dry_run=dry_run, now=run.started_at)
+            else:
+                report = sync_from_vcc(client, dry_run=dry_run, now=run.started_at)
     except VCCError as exc:
         run.error = f"{exc.user_message} ({exc.message})"
         run.retryable = exc.retryable or exc.status == 429  # the job tries again later (calls/tasks.py)
@@ -53,7 +55,8 @@ def agent_known_to_vcc(display_id: str) -> tuple[bool | None, str]:
     None with a warning that says why VCC could not be asked (the agent is saved anyway: VCC being down must not
     stop an admin)."""
     try:
-        with get_client() as client:
+        # An admin waits for this one: readiness's share, refused (not waited for) when the budget is tight.
+        with budget.priority(budget.READINESS), get_client() as client:
             client.get_agent(display_id)
     except VCCError as e:
         if e.status == 404:

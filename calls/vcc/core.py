@@ -1,8 +1,9 @@
 """The I/O-free core shared by the sync and async clients.
 
-Each operation is a *flow*: a generator that yields effects (send this request, read or write this cache key,
-sleep) and receives their results. `run_sync` and `run_async` perform the effects, and are the only code that
-does I/O, so token caching, refresh on 401, the 429 retry and error mapping exist once for both clients.
+Each operation is a *flow*: a generator that yields effects (draw from the request budget, send this request,
+read or write this cache key, sleep) and receives their results. `run_sync` and `run_async` perform the effects,
+and are the only code that does I/O, so token caching, refresh on 401, the 429 retry, the request budget and error
+mapping exist once for both clients.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from typing import Any
 import httpx
 from django.core.cache import BaseCache
 
-from . import stats
+from . import budget, stats
 from .errors import VCCError
 from .types import Json
 
@@ -76,7 +77,22 @@ class Record:
     events: tuple[stats.Event, ...]
 
 
-Effect = Send | CacheGet | CacheAdd | CacheSet | CacheDelete | Sleep | Record
+@dataclass(frozen=True)
+class Draw:
+    """Take one request from the deployment's VCC budget (see `budget`); raises `budget.BudgetExhausted` when
+    this priority has no room now."""
+
+    priority: budget.Priority
+
+
+@dataclass(frozen=True)
+class Limited:
+    """VCC answered 429: hold back every priority but clicks for `seconds` (None: VCC gave no Retry-After)."""
+
+    seconds: float | None
+
+
+Effect = Send | CacheGet | CacheAdd | CacheSet | CacheDelete | Sleep | Record | Draw | Limited
 type Flow[T] = Generator[Effect, Any, T]
 
 
@@ -97,6 +113,10 @@ def run_sync[T](flow: Flow[T], http: httpx.Client, cache: BaseCache) -> T:
                 return time.sleep(seconds)
             case Record(events):
                 return stats.record(cache, events)
+            case Draw(priority):
+                return budget.draw(cache, priority)
+            case Limited(seconds):
+                return budget.limited(cache, seconds)
 
     value: Any = None
     error: Exception | None = None
@@ -128,6 +148,10 @@ async def run_async[T](flow: Flow[T], http: httpx.AsyncClient, cache: BaseCache)
                 return await asyncio.sleep(seconds)
             case Record(events):
                 return await stats.arecord(cache, events)
+            case Draw(priority):
+                return await budget.adraw(cache, priority)
+            case Limited(seconds):
+                return await budget.alimited(cache, seconds)
 
     value: Any = None
     error: Exception | None = None
@@ -237,10 +261,13 @@ def _seconds(value: object) -> float | None:
 def exchange(request: httpx.Request, *, places_call: bool = False) -> Flow[httpx.Response]:
     """Send one request, trying again once when that is safe; turn transport failures into `VCCError`.
 
-    Never logs headers or bodies. A request that never left (connection refused) is always safe to send again;
-    a dropped connection only when the request cannot have placed a call.
+    Each attempt first draws from the deployment's request budget at the caller's priority (`budget.priority`),
+    and a 429 holds the budget back for every process. Never logs headers or bodies. A request that never left
+    (connection refused) is always safe to send again; a dropped connection only when the request cannot have
+    placed a call.
     """
     for attempt in (1, 2):
+        yield from _draw(budget.current())
         started = time.monotonic()
         try:
             response = yield Send(request)
@@ -257,12 +284,29 @@ def exchange(request: httpx.Request, *, places_call: bool = False) -> Flow[httpx
             response.status_code,
             (time.monotonic() - started) * 1000,
         )
+        if response.status_code == 429:
+            yield Limited(retry_after(response))
         failed = response.status_code >= 400
         yield _record(
             request, response.status_code, f"HTTP {response.status_code}: {vcc_message(response)}" if failed else ""
         )
         return response
     raise AssertionError("unreachable")
+
+
+def _draw(priority: budget.Priority) -> Flow[None]:
+    """Draw from the budget; the sync waits for room (up to `budget.SYNC_WAIT`), everything else is refused at once."""
+    waited = 0.0
+    while True:
+        try:
+            yield Draw(priority)
+            return
+        except budget.BudgetExhausted as exc:
+            if priority != budget.SYNC or waited >= budget.SYNC_WAIT:
+                raise
+            delay = min(exc.retry_after or 1.0, budget.SYNC_WAIT - waited)
+            waited += delay
+            yield Sleep(delay)
 
 
 def _record(request: httpx.Request, status: int | None, error: str) -> Record:
