@@ -180,17 +180,17 @@ class Events:
 
 
 def vcc_events(*, now: datetime) -> Events:
+    from calls.calling.following import events_flowing
     from calls.views.vcc_events import refused_last_hour
 
     last = VccEvent.objects.order_by("-received_at").values_list("received_at", flat=True).first()
-    silence = timedelta(seconds=settings.EVENT_SILENCE_SECONDS)
     return Events(
         configured=bool(settings.VCC_WEBHOOK_KEYS),
         received_last_hour=_capped_count(VccEvent.objects.filter(received_at__gte=now - timedelta(hours=1))),
         last_received=last,
         waiting=_capped_count(VccEvent.objects.filter(processed_at__isnull=True)),
         refused_last_hour=refused_last_hour(),
-        flowing=last is not None and last >= now - silence,
+        flowing=events_flowing(now=now),
         url=settings.SITE_URL.rstrip("/") + "/vcc/events/" if settings.SITE_URL else "",
     )
 

@@ -27,6 +27,7 @@ import uuid
 from datetime import timedelta
 
 from django.conf import settings
+from django.core.cache import cache
 from django.db import InterfaceError, OperationalError
 from django.utils import timezone
 from procrastinate import JobContext, RetryStrategy
@@ -184,13 +185,17 @@ def enqueue_sync(*, by_id: int | None, dry_run: bool = False) -> bool:
 
 
 def enqueue_event_processing() -> None:
-    """Queue the job that applies stored events, unless one is already waiting (it will see these too)."""
+    """Queue the job that applies stored events, unless one is already waiting (it will see these too). One job runs
+    at a time (its lock), so events apply in VCC's order; a process asks at most once a second (the cache), not
+    for each of a thousand deliveries a second, and the periodic tick is the safety net."""
+    if not cache.add("vcc-events:queued", 1, 1):
+        return
     with contextlib.suppress(AlreadyEnqueued):
         process_vcc_events.defer()
 
 
 @app.periodic(cron="* * * * * */10", periodic_id="process_vcc_events")  # a safety net: the receiver queues it
-@app.task(name="process_vcc_events", queue=CALLS, queueing_lock="process_vcc_events")
+@app.task(name="process_vcc_events", queue=CALLS, lock="process_vcc_events", queueing_lock="process_vcc_events")
 def process_vcc_events(timestamp: int | None = None) -> int:
     """Apply the events VCC pushed in (calls/calling/events.py), a batch at a time until none is waiting."""
     from calls.calling import events
@@ -199,7 +204,7 @@ def process_vcc_events(timestamp: int | None = None) -> int:
     while True:
         done = events.process_pending()
         applied += done.applied
-        if done.applied + done.late + done.other < events.BATCH:
+        if done.applied + done.late + done.other + done.failed < events.BATCH:
             return applied
 
 

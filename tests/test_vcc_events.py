@@ -219,7 +219,7 @@ def test_events_move_a_call_and_each_is_in_its_history(placed, sim, jobs):
     assert not VccEvent.objects.filter(processed_at__isnull=True).exists()
 
 
-def test_a_late_event_never_moves_an_ended_call_back(placed, sim):
+def test_a_late_event_never_moves_an_ended_call_back(sim, placed):
     start = timezone.now() - timedelta(minutes=5)  # VCC's times: the past, as the job sees them
     stored("channel.connected.v1", placed, at=start + timedelta(seconds=2), party="external")
     stored("channel.disconnected.v1", placed, at=start + timedelta(seconds=5), party="external")
@@ -235,7 +235,7 @@ def test_a_late_event_never_moves_an_ended_call_back(placed, sim):
     assert placed.events.filter(detail__contains="after the call ended: not applied").count() == 1
 
 
-def test_events_out_of_order_in_one_batch_apply_in_vccs_order(placed, sim):
+def test_events_out_of_order_in_one_batch_apply_in_vccs_order(sim, placed):
     start = timezone.now() - timedelta(minutes=5)  # VCC's times: the past, as the job sees them
     stored("channel.disconnected.v1", placed, at=start + timedelta(seconds=8), party="external")  # received first
     stored("channel.connected.v1", placed, at=start + timedelta(seconds=2), party="external")
@@ -267,7 +267,7 @@ def test_an_event_that_beats_the_clicks_answer_waits_then_is_kept_as_not_ours(ag
     assert not CallEvent.objects.exists() and Call.objects.count() == 1  # no agent in it: not logged
 
 
-def test_an_event_found_its_call_once_the_click_is_recorded(placed, sim):
+def test_an_event_found_its_call_once_the_click_is_recorded(sim, placed):
     early = stored("channel.alerted.v1", placed, at=timezone.now(), party="agent")
     vcc_id = placed.vcc_call_id
     Call.objects.filter(pk=placed.pk).update(vcc_call_id="", state=Call.State.REQUESTED)  # VCC's answer not yet in
@@ -360,7 +360,7 @@ def test_while_events_flow_readiness_comes_from_presence_without_asking_vcc(agen
     assert async_to_sync(calling.ready_agent_ids)()[0] == set()
 
 
-def test_an_agent_on_a_live_call_is_not_counted_ready(placed, sim):
+def test_an_agent_on_a_live_call_is_not_counted_ready(sim, placed):
     from calls.calling.ready import ready_by_presence
 
     agent = placed.from_agent
@@ -439,28 +439,62 @@ def test_while_a_click_waits_for_vcc_an_unknown_id_waits_too(agent_user):
 # --- Polling steps aside while events flow -------------------------------------------------------------------------
 
 
-def test_while_events_flow_a_call_with_events_is_not_polled_and_polling_resumes_when_they_stop(placed, sim):
+def test_while_events_flow_a_call_with_events_is_not_polled_and_polling_resumes_when_they_stop(sim, placed):
     from asgiref.sync import async_to_sync
 
     from calls import calling
 
-    start = timezone.now() - timedelta(seconds=20)
-    stored("channel.connected.v1", placed, at=start, party="external")
+    stored("channel.connected.v1", placed, at=timezone.now(), party="external")
     applying.process_pending()
+    start = timezone.now()
+
+    def follow_at(seconds: float, *, flowing: bool = True) -> int:
+        at = start + timedelta(seconds=seconds)
+        VccEvent.objects.filter(event_id="flow").delete()
+        if flowing:  # events keep arriving (about other calls) and are applied
+            VccEvent.objects.create(
+                event_id="flow", type="agent.presencechanged.v1", source="s", data={}, received_at=at, processed_at=at
+            )
+        VccEvent.objects.exclude(event_id="flow").update(received_at=at - timedelta(minutes=5))
+        return async_to_sync(calling.follow_due)(clock=lambda: at).asked
+
+    Call.objects.filter(pk=placed.pk).update(next_check_at=start)  # due, were it polled
+    assert follow_at(30) == 0  # its own events are recent: VCC is not asked
+    sim.clock.advance(90)  # the call ended in VCC, and its hang-up event was lost
+    assert follow_at(90) == 1  # silent for over EVENT_SILENCE_SECONDS: asked once
     placed.refresh_from_db()
-    later = timezone.now() + timedelta(seconds=61)  # past the call's own next look (EVENT_SILENCE_SECONDS)
+    assert placed.state == Call.State.ENDED  # not live for ever
 
-    other = VccEvent.objects.create(  # events keep flowing (about other calls)
-        event_id="flow", type="agent.presencechanged.v1", source="s", data={}, received_at=later - timedelta(seconds=5)
-    )
-    assert async_to_sync(calling.follow_due)(clock=lambda: later).asked == 0
 
-    other.delete()  # no event within EVENT_SILENCE_SECONDS: VCC is asked again, as before events
-    VccEvent.objects.update(received_at=later - timedelta(seconds=120))
+def test_a_silent_call_events_follow_is_asked_about_ever_less_often(sim, placed):
+    from calls.calling.following import SILENT_LOOK_MAX, next_look
+
+    now = timezone.now()
+    VccEvent.objects.create(event_id="f", type="t", source="s", data={}, received_at=now, processed_at=now)
+    placed.last_event_at = now - timedelta(seconds=90)
+    assert next_look(placed, now=now) == now + timedelta(seconds=180)  # twice its silence
+    placed.last_event_at = now - timedelta(seconds=10)
+    assert next_look(placed, now=now) == now + timedelta(seconds=60)  # at least EVENT_SILENCE_SECONDS
+    placed.last_event_at = now - timedelta(hours=1)
+    assert next_look(placed, now=now) == now + SILENT_LOOK_MAX
+    VccEvent.objects.all().delete()  # events stopped: every 2 s, as before events
+    assert next_look(placed, now=now) == now + timedelta(seconds=2)
+
+
+def test_events_stopping_brings_polling_back_for_every_call(sim, placed):
+    from asgiref.sync import async_to_sync
+
+    from calls import calling
+
+    stored("channel.connected.v1", placed, at=timezone.now(), party="external")
+    applying.process_pending()
+    later = timezone.now() + timedelta(seconds=61)
+    VccEvent.objects.update(received_at=later - timedelta(seconds=120))  # nothing within EVENT_SILENCE_SECONDS
+    Call.objects.filter(pk=placed.pk).update(next_check_at=later)
     assert async_to_sync(calling.follow_due)(clock=lambda: later).asked == 1
 
 
-def test_a_call_no_event_told_of_is_polled_as_before_even_while_events_flow(placed, sim):
+def test_a_call_no_event_told_of_is_polled_as_before_even_while_events_flow(sim, placed):
     from asgiref.sync import async_to_sync
 
     from calls import calling
@@ -479,6 +513,7 @@ def test_a_call_no_event_told_of_is_polled_as_before_even_while_events_flow(plac
 def test_the_health_page_shows_events_flowing_and_refusals(admin_client):
     deliver(event(interactionId="x"))
     deliver(event(), key=b"w" * 32)  # refused
+    applying.process_pending()
     page = admin_client.get("/health/").content.decode()
     assert "<span data-events-received>1</span> received" in page
     assert "<span data-events-refused>1</span> delivery" in page
@@ -531,3 +566,32 @@ def test_applied_events_are_pruned_after_two_days_and_waiting_ones_kept(monkeypa
     assert tasks.prune_vcc_events.func(timestamp=0) == 2
 
     assert sorted(VccEvent.objects.values_list("event_id", flat=True)) == ["e1", "new"]
+
+
+def test_an_event_that_cannot_be_applied_is_marked_failed_and_the_others_go_on(sim, placed, monkeypatch):
+    start = timezone.now() - timedelta(minutes=1)
+    bad = stored("channel.alerted.v1", placed, at=start, party="agent")
+    stored("channel.connected.v1", placed, at=start + timedelta(seconds=5), party="external")
+    real = applying._apply_to_live
+
+    def broken_once(call, name, data, **kw):
+        if name == "channel.alerted":
+            raise ValueError("a fault in vccweb")
+        return real(call, name, data, **kw)
+
+    monkeypatch.setattr(applying, "_apply_to_live", broken_once)
+
+    done = applying.process_pending()
+
+    assert (done.failed, done.applied) == (1, 1)
+    bad.refresh_from_db()
+    assert bad.processed_at and bad.result == "failed: ValueError: a fault in vccweb"
+    placed.refresh_from_db()
+    assert placed.connected_at is not None
+
+
+def test_one_job_applies_events_at_a_time_and_a_process_queues_it_at_most_once_a_second(jobs):
+    assert tasks.process_vcc_events.lock == "process_vcc_events"
+    for _ in range(3):
+        deliver(event(interactionId="x"))
+    assert len(queued(jobs)) == 1

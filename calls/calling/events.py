@@ -54,6 +54,7 @@ class Processed:
     late: int = 0  # about a call that had ended: kept in its history, not applied
     waiting: int = 0  # its call is not known yet: looked at again later
     other: int = 0  # not about a call of vccweb's, or a type vccweb does not use
+    failed: int = 0  # could not be applied (a fault in vccweb, or data it cannot store): kept, marked failed
 
 
 def _name(event: VccEvent) -> str:
@@ -79,7 +80,15 @@ def process_pending(*, now: datetime | None = None, limit: int = BATCH) -> Proce
             .order_by("received_at", "id")[:limit]
         )
         for event in sorted(pending, key=lambda e: (e.time or e.received_at, e.received_at, e.pk)):
-            _apply(event, now=now, done=done)
+            try:
+                with transaction.atomic():  # one event that cannot be applied never holds up the others
+                    _apply(event, now=now, done=done)
+            except Exception as exc:
+                log.exception("VCC event %s (%s) could not be applied", event.event_id, event.type)
+                VccEvent.objects.filter(pk=event.pk).update(
+                    processed_at=now, result=f"failed: {type(exc).__name__}: {exc}"[:300]
+                )
+                done.failed += 1
     return done
 
 
@@ -214,7 +223,7 @@ def _apply_to_live(call: Call, name: str, data: dict[str, Any], *, at: datetime,
         connected=name == "channel.connected" and to_contact,
         disposition_code="",
         now=at,
-        next_check_at=now + event_silence(),  # polled again only if events stop
+        next_check_at=now + 2 * event_silence(),  # asked about only if it falls silent (following.next_look)
         agent_answered=(name == "channel.alerted" and to_contact) or (name == "channel.connected" and not to_contact),
         answered_by=agent if name == "channel.connected" else None,
     )

@@ -29,11 +29,37 @@ class Followed:
     retry_after: float | None = None  # VCC asked us to slow down
 
 
+SILENT_LOOK_MAX = timedelta(minutes=10)  # a silent call that had events is asked about at least this often
+
+
+def events_flowing(*, now: datetime) -> bool:
+    """Whether VCC's events flow: one arrived within EVENT_SILENCE_SECONDS and was applied (a receiver that stores
+    events nobody can apply is not a flow)."""
+    since = now - timedelta(seconds=settings.EVENT_SILENCE_SECONDS)
+    return (
+        VccEvent.objects.filter(received_at__gte=since, processed_at__isnull=False)
+        .exclude(result__startswith="failed")
+        .exists()
+    )
+
+
 def polled(*, now: datetime) -> Q:
-    """Which live calls are followed by asking VCC: all, unless VCC's events flow (one arrived within
-    EVENT_SILENCE_SECONDS); then only those no event has told of yet. When events stop, polling resumes for all."""
-    flowing = VccEvent.objects.filter(received_at__gte=now - timedelta(seconds=settings.EVENT_SILENCE_SECONDS))
-    return Q(last_event_at__isnull=True) if flowing.exists() else Q()
+    """Which live calls are followed by asking VCC: all, unless VCC's events flow; then those no event has told of,
+    and those whose own events fell silent for EVENT_SILENCE_SECONDS (a lost `disconnected` must not leave a call
+    live for ever), each at a growing interval (`next_look`). When events stop, polling resumes for all."""
+    if not events_flowing(now=now):
+        return Q()
+    return Q(last_event_at__isnull=True) | Q(last_event_at__lt=now - timedelta(seconds=settings.EVENT_SILENCE_SECONDS))
+
+
+def next_look(call: Call, *, now: datetime) -> datetime:
+    """When VCC is next asked about a live call: FOLLOW_INTERVAL, or for a call events follow (while they flow)
+    twice as long as it has been silent, between EVENT_SILENCE_SECONDS and SILENT_LOOK_MAX: a long talk costs one
+    or two looks, not one every two seconds."""
+    if call.last_event_at is None or not events_flowing(now=now):
+        return now + FOLLOW_INTERVAL
+    silence = timedelta(seconds=settings.EVENT_SILENCE_SECONDS)
+    return now + min(SILENT_LOOK_MAX, max(silence, 2 * (now - call.last_event_at)))
 
 
 def _claim(call: Call, *, now: datetime, force: bool) -> bool:
@@ -96,7 +122,7 @@ def _record_answer(call: Call, *, detail: CallDetail | None, error: VCCError | N
             connected=rules.is_connected(detail.recording_status),
             disposition_code=detail.disposition_code or "",
             now=now,
-            next_check_at=now + FOLLOW_INTERVAL,
+            next_check_at=next_look(call, now=now),
         )
         return Followed(call, changed=changed)
     assert error is not None

@@ -8,14 +8,13 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 
-from django.conf import settings
 from django.core.cache import cache
 from django.utils import timezone
 
 from calls.calling.common import _db, log
-from calls.models import Agent, AgentGroup, Call, VccEvent
+from calls.models import Agent, AgentGroup, Call
 from calls.vcc import VCCError, budget, get_async_client
 
 READY_SECONDS = 5  # how long VCC's ready-agent answers are reused
@@ -31,10 +30,15 @@ class Readiness:
 PRESENCE_READY = "Ready"
 
 
-def events_flowing(*, now: datetime | None = None) -> bool:
-    """Whether VCC's events arrive (one within EVENT_SILENCE_SECONDS): then presence is read from them, not asked."""
-    now = now or timezone.now()
-    return VccEvent.objects.filter(received_at__gte=now - timedelta(seconds=settings.EVENT_SILENCE_SECONDS)).exists()
+def presence_known(*, now: datetime | None = None) -> bool:
+    """Whether readiness is read from VCC's presence events: they flow (calls.calling.following.events_flowing),
+    and every active agent has had one (VCC sends one only on a change: an agent who has not changed since events
+    began is unknown, so VCC is asked)."""
+    from calls.calling.following import events_flowing
+
+    if not events_flowing(now=now or timezone.now()):
+        return False
+    return not Agent.objects.filter(is_active=True, presence_since__isnull=True).exists()
 
 
 def ready_by_presence(group: AgentGroup | None = None) -> set[str]:
@@ -51,7 +55,7 @@ def ready_by_presence(group: AgentGroup | None = None) -> set[str]:
 async def _presence_current() -> bool:
     flowing = await cache.aget("calls:events-flowing")
     if flowing is None:
-        flowing = await _db(events_flowing)()
+        flowing = await _db(presence_known)()
         await cache.aset("calls:events-flowing", flowing, READY_SECONDS)
     return bool(flowing)
 
