@@ -253,7 +253,7 @@ def test_an_event_that_beats_the_clicks_answer_waits_then_is_kept_as_not_ours(ag
         event_id="e1",
         type="channel.alerted.v1",
         source="s",
-        data={"interactionId": "not-yet"},
+        data={"interactionId": "not-yet", "agentDisplayId": agent_user.agent.display_id},
         received_at=timezone.now(),
     )
     assert applying.process_pending().waiting == 1
@@ -268,12 +268,13 @@ def test_an_event_that_beats_the_clicks_answer_waits_then_is_kept_as_not_ours(ag
 
 
 def test_an_event_found_its_call_once_the_click_is_recorded(sim, placed):
-    early = stored("channel.alerted.v1", placed, at=timezone.now(), party="agent")
+    early = stored("channel.alerted.v1", placed, at=timezone.now(), party="agent", agentDisplayId="1001")
     vcc_id = placed.vcc_call_id
     Call.objects.filter(pk=placed.pk).update(vcc_call_id="", state=Call.State.REQUESTED)  # VCC's answer not yet in
     assert applying.process_pending().waiting == 1
     Call.objects.filter(pk=placed.pk).update(vcc_call_id=vcc_id, state=Call.State.LIVE)
-    assert applying.process_pending().applied == 1
+    assert applying.process_pending().applied == 0  # not looked at again at once: the events behind it go on
+    assert applying.process_pending(now=timezone.now() + applying.LOOK_AGAIN).applied == 1
     early.refresh_from_db()
     assert early.call_id == placed.pk
 
@@ -595,3 +596,15 @@ def test_one_job_applies_events_at_a_time_and_a_process_queues_it_at_most_once_a
     for _ in range(3):
         deliver(event(interactionId="x"))
     assert len(queued(jobs)) == 1
+
+
+def test_an_inbound_call_is_logged_at_once_while_another_agent_waits_for_vcc(agent_user, contact, make_user):
+    """Only a click of the same agent (or a group's) can be the call an unknown id names."""
+    from calls.models import Agent
+
+    other = Agent.objects.create(display_id="1002", name="Priya Shah")
+    Call.objects.create(created_by=agent_user, from_agent=other, to_number="+447400123999")  # asking VCC
+    number = contact.phones.first().number
+    foreign("channel.alerted", "in-2", agent=agent_user.agent.display_id, number=number, direction="Inbound")
+    assert applying.process_pending().applied == 1
+    assert Call.objects.get(vcc_call_id="in-2").origin == Call.Origin.INBOUND

@@ -25,6 +25,7 @@ from typing import Any
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import transaction
+from django.db.models import Q
 from django.utils import timezone
 
 from calls import phones
@@ -32,6 +33,7 @@ from calls.calling.common import log
 from calls.models import Agent, Call, CallEvent, ContactPhone, VccEvent
 
 WAIT_FOR_CLICK = timedelta(seconds=30)
+LOOK_AGAIN = timedelta(seconds=2)  # an event waiting for its click's answer is looked at again this much later
 BATCH = 500
 GUID_FIELDS = ("interactionId", "callGuid", "interactionGuid", "callId")
 CHANNEL = ("channel.alerted", "channel.connected", "channel.disconnected", "channel.wrapstarted", "channel.held")
@@ -76,7 +78,7 @@ def process_pending(*, now: datetime | None = None, limit: int = BATCH) -> Proce
     with transaction.atomic():
         pending = list(
             VccEvent.objects.select_for_update(skip_locked=True)
-            .filter(processed_at__isnull=True)
+            .filter(Q(not_before__isnull=True) | Q(not_before__lte=now), processed_at__isnull=True)
             .order_by("received_at", "id")[:limit]
         )
         for event in sorted(pending, key=lambda e: (e.time or e.received_at, e.received_at, e.pk)):
@@ -118,7 +120,8 @@ def _apply(event: VccEvent, *, now: datetime, done: Processed) -> None:
     if call is None:
         if guid and now - event.received_at < WAIT_FOR_CLICK:
             event.attempts += 1
-            event.save(update_fields=["attempts"])
+            event.not_before = now + LOOK_AGAIN  # the events behind it are not held up meanwhile
+            event.save(update_fields=["attempts", "not_before"])
             done.waiting += 1
             return
         event.processed_at = now
@@ -152,7 +155,10 @@ def _not_ours_for_sure(event: VccEvent, *, now: datetime) -> bool:
     answer (none asking VCC now), or after WAIT_FOR_CLICK."""
     if now - event.received_at >= WAIT_FOR_CLICK:
         return True
-    return not Call.objects.filter(state=Call.State.REQUESTED).exists()
+    # A click waiting for VCC's answer by this agent, or by a group (any agent may take it), may be this call.
+    asking = Call.objects.filter(state=Call.State.REQUESTED)
+    agent = str(event.data.get("agentDisplayId") or "")
+    return not asking.filter(Q(from_agent__isnull=True) | Q(from_agent__display_id=agent)).exists()
 
 
 def _number(end: object) -> str:

@@ -18,6 +18,7 @@ class VccEvent(models.Model):
     received_at = models.DateTimeField()
     processed_at = models.DateTimeField(null=True, blank=True)
     attempts = models.PositiveSmallIntegerField(default=0, help_text="Times processing looked at it and waited.")
+    not_before = models.DateTimeField(null=True, blank=True, help_text="Waiting for its call: looked at again then.")
     result = models.CharField(max_length=300, blank=True, help_text="What processing did with it, in words.")
     call = models.ForeignKey("calls.Call", null=True, blank=True, on_delete=models.SET_NULL, related_name="vcc_events")
 
