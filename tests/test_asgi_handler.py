@@ -80,3 +80,39 @@ def test_the_production_application_drops_the_start_receivers_only_when_they_are
     finally:
         signals.request_started.connect(close_old_connections)
         signals.request_started.connect(reset_queries)
+
+
+async def post(app, path: str, chunks: list[bytes], headers: list[tuple[bytes, bytes]]) -> tuple[list[dict], int]:
+    """One POST whose body comes in `chunks`; the messages sent back, and how many chunks the app read."""
+    scope = {
+        "type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "POST", "scheme": "http",
+        "path": path, "raw_path": path.encode(), "query_string": b"", "root_path": "",
+        "headers": [(b"host", b"testserver"), *headers], "client": ("127.0.0.1", 50000), "server": ("testserver", 80),
+    }  # fmt: skip
+    sent: list[dict] = []
+    pending = list(chunks)
+
+    async def receive() -> dict:
+        if pending:
+            chunk = pending.pop(0)
+            return {"type": "http.request", "body": chunk, "more_body": bool(pending)}
+        await asyncio.Event().wait()
+        raise AssertionError("unreachable")
+
+    async def send(message: dict) -> None:
+        sent.append(message)
+
+    await app(scope, receive, send)
+    return sent, len(chunks) - len(pending)
+
+
+def test_an_oversized_event_delivery_is_refused_before_django_reads_it(db):
+    app = get_asgi_application()
+    kb = b"x" * 1024
+    sent, _read = async_to_sync(post)(app, "/vcc/events/", [kb], [(b"content-length", b"300000")])
+    assert sent[0]["status"] == 413 and b"at most 256 KB" in sent[1]["body"]
+    # Chunked, no length: refused once the body read passes the limit, without reading the rest.
+    sent, read = async_to_sync(post)(app, "/vcc/events/", [kb] * 1000, [])
+    assert sent[-2]["status"] == 413 and read == 257
+    sent, _read = async_to_sync(post)(app, "/vcc/events/", [kb], [(b"content-length", b"lots")])
+    assert sent[0]["status"] == 400
