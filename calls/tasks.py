@@ -14,7 +14,7 @@ once holds a `lock`, and one that must not wait twice in the queue a `queueing_l
 | `expire_imports` | hourly | maintenance |
 | `retry_stalled_jobs` | every 10 s (JOBS_STALLED_CHECK_CRON): a dead worker's jobs go back in the queue | maintenance |
 | `prune_jobs` | hourly: finished jobs older than a day are deleted | maintenance |
-| `process_vcc_events` | each delivery to POST /vcc/events/, and every 10 s: apply VCC's events | calls |
+| `process_vcc_events` | every second, and on a delivery to POST /vcc/events/ (once a second a process) | calls |
 | `prune_vcc_events` | hourly: applied events older than two days are deleted | maintenance |
 | `ping` | by hand: does nothing (a worker answers; what a job costs) | maintenance |
 """
@@ -187,14 +187,14 @@ def enqueue_sync(*, by_id: int | None, dry_run: bool = False) -> bool:
 def enqueue_event_processing() -> None:
     """Queue the job that applies stored events, unless one is already waiting (it will see these too). One job runs
     at a time (its lock), so events apply in VCC's order; a process asks at most once a second (the cache), not
-    for each of a thousand deliveries a second, and the periodic tick is the safety net."""
+    for each of a thousand deliveries a second: the tick every second takes what arrived meanwhile."""
     if not cache.add("vcc-events:queued", 1, 1):
         return
     with contextlib.suppress(AlreadyEnqueued):
         process_vcc_events.defer()
 
 
-@app.periodic(cron="* * * * * */10", periodic_id="process_vcc_events")  # a safety net: the receiver queues it
+@app.periodic(cron="* * * * * *", periodic_id="process_vcc_events")  # and each delivery queues it (at most 1/s)
 @app.task(name="process_vcc_events", queue=CALLS, lock="process_vcc_events", queueing_lock="process_vcc_events")
 def process_vcc_events(timestamp: int | None = None) -> int:
     """Apply the events VCC pushed in (calls/calling/events.py), a batch at a time until none is waiting."""

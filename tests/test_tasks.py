@@ -22,7 +22,7 @@ def test_every_periodic_job_is_scheduled_once_with_its_cadence():
         "retry_stalled_jobs": "* * * * * */10",  # JOBS_STALLED_CHECK_CRON's default: every 10 s
         "prune_jobs": "41 * * * *",
         "sync_vcc": "0 */1 * * *",  # VCC_SYNC_EVERY's default, hourly
-        "process_vcc_events": "* * * * * */10",  # a safety net: each delivery queues it
+        "process_vcc_events": "* * * * * *",  # every second; each delivery queues it too
         "prune_vcc_events": "29 * * * *",
     }
 

@@ -534,14 +534,14 @@ def test_an_admin_subscribes_vccs_events_with_one_button(admin_client, settings,
         return {"id": "sub-1"}
 
     monkeypatch.setattr(webhooks.WebhooksClient, "subscribe", subscribe)
+    monkeypatch.setattr(webhooks.WebhooksClient, "subscriptions", lambda self: [{"id": "s", "url": "https://x/"}])
     page = admin_client.get("/health/").content.decode()
     assert "Subscribe VCC's events to https://crm.example.com/vcc/events/" in page
 
     response = admin_client.post("/health/vcc-events/subscribe/", follow=True)
 
     assert made == [
-        {"name": "vccweb", "url": "https://crm.example.com/vcc/events/", "secret": settings.VCC_WEBHOOK_SECRETS[0],
-         "events": webhooks.EVENTS}
+        {"name": "vccweb", "url": "https://crm.example.com/vcc/events/", "secret": settings.VCC_WEBHOOK_SECRETS[0]}
     ]  # fmt: skip
     assert (
         "Subscribed (sub-1): VCC delivers its events to https://crm.example.com/vcc/events/"
@@ -608,3 +608,32 @@ def test_an_inbound_call_is_logged_at_once_while_another_agent_waits_for_vcc(age
     foreign("channel.alerted", "in-2", agent=agent_user.agent.display_id, number=number, direction="Inbound")
     assert applying.process_pending().applied == 1
     assert Call.objects.get(vcc_call_id="in-2").origin == Call.Origin.INBOUND
+
+
+def test_a_second_subscription_to_the_same_url_is_not_made(admin_client, settings, monkeypatch):
+    from calls.vcc import webhooks
+
+    settings.SITE_URL, settings.VCC_SYNC_ENABLED = "https://crm.example.com", True
+    settings.VCC_WEBHOOK_SECRETS = [base64.b64encode(KEY).decode()]
+    listed = [{"id": "sub-1", "url": "https://crm.example.com/vcc/events/"}]
+    monkeypatch.setattr(webhooks.WebhooksClient, "subscriptions", lambda self: listed)
+    monkeypatch.setattr(webhooks.WebhooksClient, "subscribe", lambda self, **kw: pytest.fail("subscribed twice"))
+
+    response = admin_client.post("/health/vcc-events/subscribe/", follow=True)
+
+    assert "Already subscribed (sub-1)" in response.content.decode()
+
+
+@pytest.mark.parametrize(
+    ("url", "allow_http", "says"),
+    [
+        ("crm.example.com/vcc/events/", False, "must be absolute"),
+        ("http://crm.example.com/vcc/events/", False, "only to https"),
+    ],
+)
+def test_vcc_delivers_only_to_an_absolute_https_url(url, allow_http, says):
+    from calls.vcc.webhooks import check_url
+
+    with pytest.raises(ValueError, match=says):
+        check_url(url, allow_http=allow_http)
+    assert check_url("http://127.0.0.1:8000/vcc/events/", allow_http=False)  # a simulator on this machine

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import functools
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import quote, urlsplit
 
 import httpx
 from django.core.cache import cache
@@ -56,6 +56,14 @@ class WebhooksClient:
         body = {"name": name, "url": url, "events": events or EVENTS, "enabled": True, "secret": secret}
         return json_body(self._send("POST", "subscriptions", body))
 
+    def ensure_subscribed(self, *, name: str, url: str, secret: str) -> tuple[Json, bool]:
+        """The subscription delivering to `url`, made unless one exists (VCC would otherwise deliver each event
+        once per subscription); True when made now."""
+        for existing in self.subscriptions():
+            if str(existing.get("url") or "").rstrip("/") == url.rstrip("/"):
+                return existing, False
+        return self.subscribe(name=name, url=url, secret=secret), True
+
     def unsubscribe(self, subscription_id: str) -> None:
         self._send("DELETE", f"subscriptions/{quote(subscription_id, safe='')}")
 
@@ -67,3 +75,14 @@ class WebhooksClient:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def check_url(url: str, *, allow_http: bool) -> str:
+    """Where VCC should deliver, or ValueError saying what to fix: absolute, https (VCC's rule), ending in
+    /vcc/events/. http is allowed in sandbox mode or with DEBUG, and to this machine (a simulator's deliveries)."""
+    if not url.startswith(("https://", "http://")):
+        raise ValueError(f"The URL must be absolute (https://…/vcc/events/), not {url!r}: set SITE_URL or --url.")
+    loopback = urlsplit(url).hostname in ("127.0.0.1", "localhost", "::1")  # a simulator on this machine
+    if url.startswith("http://") and not (allow_http or loopback):
+        raise ValueError(f"VCC delivers only to https: {url!r} is http (allowed in sandbox mode or with DEBUG).")
+    return url

@@ -47,7 +47,7 @@ def subscribe_vcc_events(request: HttpRequest) -> HttpResponse:
     from django.conf import settings
 
     from calls.vcc import VCCError
-    from calls.vcc.webhooks import EVENTS, WebhooksClient
+    from calls.vcc.webhooks import WebhooksClient
 
     url = health.vcc_events(now=timezone.now()).url
     if not (settings.VCC_WEBHOOK_SECRETS and url and settings.VCC_SYNC_ENABLED):
@@ -55,12 +55,16 @@ def subscribe_vcc_events(request: HttpRequest) -> HttpResponse:
     else:
         try:
             with WebhooksClient() as client:
-                made = client.subscribe(name="vccweb", url=url, secret=settings.VCC_WEBHOOK_SECRETS[0], events=EVENTS)
+                made, new = client.ensure_subscribed(name="vccweb", url=url, secret=settings.VCC_WEBHOOK_SECRETS[0])
         except VCCError as exc:
             log.warning("subscribing to VCC's events failed: %s (status %s)", exc.message, exc.status)
             messages.error(request, f"VCC refused the subscription: {exc.user_message}")
         else:
-            messages.success(
-                request, f"Subscribed ({made.get('id')}): VCC delivers its events to {url} (it may take 30 s to start)."
-            )
+            if new:
+                messages.success(
+                    request,
+                    f"Subscribed ({made.get('id')}): VCC delivers its events to {url} (it may take 30 s to start).",
+                )
+            else:
+                messages.info(request, f"Already subscribed ({made.get('id')}): VCC delivers its events to {url}.")
     return redirect(reverse("integration_health") + "#events-head")

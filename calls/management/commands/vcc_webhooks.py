@@ -6,7 +6,7 @@ from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from calls.vcc import VCCError
-from calls.vcc.webhooks import EVENTS, WebhooksClient
+from calls.vcc.webhooks import EVENTS, WebhooksClient, check_url
 
 MAKE_A_SECRET = "python -c 'import base64, secrets; print(base64.b64encode(secrets.token_bytes(32)).decode())'"
 
@@ -50,10 +50,17 @@ class Command(BaseCommand):
                 f"Set VCC_WEBHOOK_SECRETS first (the secret VCC signs with); make one with: {MAKE_A_SECRET}"
             )
         url = url or settings.SITE_URL.rstrip("/") + "/vcc/events/"
-        if not url.startswith(("http://", "https://")):
-            raise CommandError(f"The URL must be absolute (https://…/vcc/events/), not {url!r}: set SITE_URL or --url.")
-        made = client.subscribe(name=name, url=url, secret=settings.VCC_WEBHOOK_SECRETS[0], events=EVENTS)
-        self.stdout.write(self.style.SUCCESS(f"Subscribed {made.get('id')}: VCC delivers {', '.join(EVENTS)} to {url}"))
+        try:
+            check_url(url, allow_http=settings.VCC_SANDBOX or settings.DEBUG)
+        except ValueError as exc:
+            raise CommandError(str(exc)) from exc
+        sub, made = client.ensure_subscribed(name=name, url=url, secret=settings.VCC_WEBHOOK_SECRETS[0])
+        if made:
+            self.stdout.write(
+                self.style.SUCCESS(f"Subscribed {sub.get('id')}: VCC delivers {', '.join(EVENTS)} to {url}")
+            )
+        else:
+            self.stdout.write(f"Already subscribed ({sub.get('id')}): VCC delivers to {url}; nothing changed.")
 
     def _unsubscribe(self, client: WebhooksClient, *, id: str, **options: str) -> None:
         client.unsubscribe(id)
