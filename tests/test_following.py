@@ -47,7 +47,9 @@ def test_it_ends_a_call_that_ended_while_nobody_watched(placed, sim):
         "Asked VCC to place the call",
         "VCC placed the call",
         "Ended: Answered",  # nobody saw it connect: VCC's detail names no connection time
+        "Progress",  # what the look at VCC found, with its source
     ]
+    assert placed.events.get().detail == "VCC: ended (poll)"
 
 
 def test_it_leaves_a_live_call_live_and_notes_the_connection(placed, sim):

@@ -27,6 +27,7 @@ KEY = b"k" * 32
 OLD_KEY = b"o" * 40
 URL = "/vcc/events/"
 CE = "application/cloudevents+json"
+ANSWERED = {"code": "Success", "party": "Destination", "reason": "Answered"}  # V0's call detail `result`
 
 
 @pytest.fixture(autouse=True)
@@ -222,7 +223,7 @@ def test_events_move_a_call_and_each_is_in_its_history(placed, sim, jobs):
 def test_a_late_event_never_moves_an_ended_call_back(sim, placed):
     start = timezone.now() - timedelta(minutes=5)  # VCC's times: the past, as the job sees them
     stored("channel.connected.v1", placed, at=start + timedelta(seconds=2), party="external")
-    stored("channel.disconnected.v1", placed, at=start + timedelta(seconds=5), party="external")
+    stored("channel.disconnected.v1", placed, at=start + timedelta(seconds=5), party="external", result=ANSWERED)
     tasks.process_vcc_events.func()
     late = stored("channel.connected.v1", placed, at=start + timedelta(seconds=3), party="external")
 
@@ -237,7 +238,7 @@ def test_a_late_event_never_moves_an_ended_call_back(sim, placed):
 
 def test_events_out_of_order_in_one_batch_apply_in_vccs_order(sim, placed):
     start = timezone.now() - timedelta(minutes=5)  # VCC's times: the past, as the job sees them
-    stored("channel.disconnected.v1", placed, at=start + timedelta(seconds=8), party="external")  # received first
+    stored("channel.disconnected.v1", placed, at=start + timedelta(seconds=8), party="external", result=ANSWERED)
     stored("channel.connected.v1", placed, at=start + timedelta(seconds=2), party="external")
 
     tasks.process_vcc_events.func()
@@ -409,6 +410,7 @@ def test_a_call_an_agent_dialled_from_their_phone_is_logged_against_the_contact(
     call = Call.objects.get(vcc_call_id="ext-1")
     assert call.origin == Call.Origin.AGENT_PHONE and call.from_agent == agent_user.agent
     assert call.contact == contact and call.also_matches == 1
+    assert [what for _, what, _ in call.history()][:2] == ["VCC's events told of it", "Connected"]
     assert call.state == Call.State.ENDED and call.duration_seconds == 30
     page = supervisor_client.get(f"/calls/{call.pk}/").content.decode()
     assert "not from vccweb: logged from VCC's events" in page and "also matches 1 other contact" in page
@@ -637,3 +639,20 @@ def test_vcc_delivers_only_to_an_absolute_https_url(url, allow_http, says):
     with pytest.raises(ValueError, match=says):
         check_url(url, allow_http=allow_http)
     assert check_url("http://127.0.0.1:8000/vcc/events/", allow_http=False)  # a simulator on this machine
+
+
+def test_a_hang_up_that_does_not_say_how_asks_vcc_once(sim, placed):
+    from asgiref.sync import async_to_sync
+
+    from calls import calling
+
+    stored("channel.connected.v1", placed, at=timezone.now() - timedelta(seconds=30), party="external")
+    stored("channel.disconnected.v1", placed, at=timezone.now(), party="external")  # no result in it
+    applying.process_pending()
+    placed.refresh_from_db()
+    assert placed.state == Call.State.LIVE and placed.last_event_at is None  # not ended "unknown"
+
+    sim.clock.advance(120)  # VCC knows how it ended
+    assert async_to_sync(calling.follow_due)(clock=timezone.now).asked == 1
+    placed.refresh_from_db()
+    assert placed.state == Call.State.ENDED and placed.outcome == Call.Outcome.ANSWERED

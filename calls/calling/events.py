@@ -219,8 +219,12 @@ def _apply_to_live(call: Call, name: str, data: dict[str, Any], *, at: datetime,
         agent = Agent.objects.filter(display_id=str(data["agentDisplayId"])).first()
     found = data.get("result")
     result: dict[str, Any] = found if isinstance(found, dict) else {}
-    ended = name == "channel.disconnected" and (to_contact or not party or bool(result))
-    call.last_event_at = now
+    hung_up = name == "channel.disconnected" and (to_contact or not party or bool(result))
+    # A hang-up that does not say how the call ended (no `result`): VCC is asked once, at once, rather than logging
+    # the outcome as unknown (the call is handed back to polling: no event marks it).
+    ask_how = hung_up and not result
+    ended = hung_up and not ask_how
+    call.last_event_at = None if ask_how else now
     call.save_fields(["last_event_at"])
     call.record_detail(
         live=not ended,
@@ -229,7 +233,7 @@ def _apply_to_live(call: Call, name: str, data: dict[str, Any], *, at: datetime,
         connected=name == "channel.connected" and to_contact,
         disposition_code="",
         now=at,
-        next_check_at=now + 2 * event_silence(),  # asked about only if it falls silent (following.next_look)
+        next_check_at=now if ask_how else now + 2 * event_silence(),  # asked only if silent (following.next_look)
         agent_answered=(name == "channel.alerted" and to_contact) or (name == "channel.connected" and not to_contact),
         answered_by=agent if name == "channel.connected" else None,
     )

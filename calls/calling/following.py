@@ -13,7 +13,7 @@ from django.db.models import Q
 
 from calls import health, rules
 from calls.calling.common import Clock, _db, _now, log
-from calls.models import Agent, Call, VccEvent
+from calls.models import Agent, Call, CallEvent, VccEvent
 from calls.vcc import AsyncVCCClient, CallDetail, VCCError, budget, get_async_client
 
 FOLLOW_INTERVAL = timedelta(seconds=2)  # VCC is asked about one call at most this often
@@ -111,6 +111,14 @@ def _record_follow(call: Call, *, detail: CallDetail | None, error: VCCError | N
         return _record_answer(call, detail=detail, error=error, now=now)
 
 
+def _phase(call: Call) -> str:
+    if call.state == Call.State.ENDED:
+        return "ended"
+    if call.connected_at is not None:
+        return "connected"
+    return "ringing the contact" if call.agent_answered_at is not None else "ringing"
+
+
 def _record_answer(call: Call, *, detail: CallDetail | None, error: VCCError | None, now: datetime) -> Followed:
     if detail is not None:
         changed = call.record_detail(
@@ -124,6 +132,10 @@ def _record_answer(call: Call, *, detail: CallDetail | None, error: VCCError | N
             now=now,
             next_check_at=next_look(call, now=now),
         )
+        if changed:  # in the call's history with its source, as an event's change is (calls/calling/events.py)
+            CallEvent.objects.create(
+                call=call, at=now, kind=CallEvent.Kind.PROGRESS, detail=f"VCC: {_phase(call)} (poll)"
+            )
         return Followed(call, changed=changed)
     assert error is not None
     log.warning("call %s: asking VCC failed: %s (status %s)", call.pk, error.message, error.status)

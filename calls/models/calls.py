@@ -305,10 +305,17 @@ class Call(HandWrittenSQL):
     def history(self) -> list[tuple[datetime, str, str]]:
         """Everything that happened to the call, oldest first: (when, what, detail). The milestones come from
         the row itself, everything else from its CallEvents (one query)."""
-        items = [
-            (self.requested_at, "Asked VCC to place the call", self.clid_reason and f"caller ID: {self.clid_reason}")
-        ]
-        if self.responded_at:
+        if self.origin != self.Origin.VCCWEB:
+            items = [(self.requested_at, "VCC's events told of it", self.get_origin_display())]
+        else:
+            items = [
+                (
+                    self.requested_at,
+                    "Asked VCC to place the call",
+                    self.clid_reason and f"caller ID: {self.clid_reason}",
+                )
+            ]
+        if self.responded_at and self.origin == self.Origin.VCCWEB:
             if self.vcc_call_id:
                 items.append((self.responded_at, "VCC placed the call", f"VCC call {self.vcc_call_id}"))
             else:
