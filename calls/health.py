@@ -31,6 +31,7 @@ from procrastinate.exceptions import ConnectorException, UniqueViolation
 from calls import tasks
 from calls.models import VCC_RETENTION, Call, CallbackNumber, JobError, SyncRun, VccEvent, WorkerHeartbeat
 from calls.vcc import VCCConfig
+from calls.vcc import budget as vcc_budget
 from calls.vcc import stats as vcc_stats
 
 HEARTBEAT_LATE = timedelta(minutes=5)  # a worker silent for longer is shown as not running
@@ -159,6 +160,7 @@ class Health:
     cache: CacheState
     jobs: Jobs
     events: Events
+    budget: Any  # calls.vcc.budget.Snapshot: VCC requests this minute against VCC_REQUESTS_PER_MINUTE, and 429s
     problems: list[str] = field(default_factory=list)
 
     @property
@@ -262,6 +264,7 @@ def integration_health(*, now: datetime) -> Health:
         cache=cache_now,
         jobs=background_jobs(now=now),
         events=vcc_events(now=now),
+        budget=vcc_budget.snapshot(),
     )
     health.problems = _problems(health)
     return health
@@ -283,6 +286,8 @@ def _problems(h: Health) -> list[str]:
         problems.append("The last sync from VCC failed.")
     problems += [f"{w.label}: not running." for w in h.workers if w.late]
     problems += h.jobs.problems()
+    if h.budget.limited_last_hour:
+        problems.append(f"VCC answered 429 (too many requests) {h.budget.limited_last_hour} time(s) in the last hour.")
     if h.events.refused_last_hour:
         problems.append(f"{h.events.refused_last_hour} delivery(ies) of VCC events refused in the last hour.")
     if h.events.waiting >= 1000:

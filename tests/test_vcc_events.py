@@ -656,3 +656,16 @@ def test_a_hang_up_that_does_not_say_how_asks_vcc_once(sim, placed):
     assert async_to_sync(calling.follow_due)(clock=timezone.now).asked == 1
     placed.refresh_from_db()
     assert placed.state == Call.State.ENDED and placed.outcome == Call.Outcome.ANSWERED
+
+
+def test_the_health_page_shows_the_vcc_request_budget_and_429s(admin_client, settings):
+    from django.core.cache import cache
+
+    from calls.vcc import budget
+
+    budget.Budget(cache).limited(None)  # VCC answered 429, without Retry-After
+    page = admin_client.get("/health/").content.decode()
+    assert "VCC request budget" in page and f"of <strong>{settings.VCC_REQUESTS_PER_MINUTE}</strong> requests" in page
+    assert "429s from VCC in the last hour: <span data-budget-429>1</span>" in page
+    assert "holding back" in page
+    assert "VCC answered 429 (too many requests) 1 time(s) in the last hour." in page
