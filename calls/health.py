@@ -29,7 +29,8 @@ from procrastinate.contrib.django.models import (
 from procrastinate.exceptions import ConnectorException, UniqueViolation
 
 from calls import tasks
-from calls.models import VCC_RETENTION, Call, CallbackNumber, JobError, SyncRun, VccEvent, WorkerHeartbeat
+from calls.calling.events import EventsHealth, events_health
+from calls.models import VCC_RETENTION, Call, CallbackNumber, JobError, SyncRun, WorkerHeartbeat
 from calls.vcc import VCCConfig
 from calls.vcc import budget as vcc_budget
 from calls.vcc import stats as vcc_stats
@@ -159,42 +160,13 @@ class Health:
     shared_counts: bool
     cache: CacheState
     jobs: Jobs
-    events: Events
+    events: EventsHealth
     budget: Any  # calls.vcc.budget.Snapshot: VCC requests this minute against VCC_REQUESTS_PER_MINUTE, and 429s
     problems: list[str] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
         return not self.problems
-
-
-@dataclass
-class Events:
-    """VCC's events (POST /vcc/events/): whether they flow, and what the receiver refused."""
-
-    configured: bool  # a signing secret is set (VCC_WEBHOOK_SECRETS)
-    received_last_hour: int
-    last_received: datetime | None
-    waiting: int  # stored, not yet applied
-    refused_last_hour: int
-    flowing: bool  # one arrived within EVENT_SILENCE_SECONDS: calls that had events are not polled
-    url: str  # where VCC should deliver (SITE_URL), or "" when SITE_URL is not set
-
-
-def vcc_events(*, now: datetime) -> Events:
-    from calls.calling.following import events_flowing
-    from calls.views.vcc_events import refused_last_hour
-
-    last = VccEvent.objects.order_by("-received_at").values_list("received_at", flat=True).first()
-    return Events(
-        configured=bool(settings.VCC_WEBHOOK_KEYS),
-        received_last_hour=_capped_count(VccEvent.objects.filter(received_at__gte=now - timedelta(hours=1))),
-        last_received=last,
-        waiting=_capped_count(VccEvent.objects.filter(processed_at__isnull=True)),
-        refused_last_hour=refused_last_hour(),
-        flowing=events_flowing(now=now),
-        url=settings.SITE_URL.rstrip("/") + "/vcc/events/" if settings.SITE_URL else "",
-    )
 
 
 def _request(data: dict[str, Any] | None) -> Request | None:
@@ -263,7 +235,7 @@ def integration_health(*, now: datetime) -> Health:
         shared_counts=vcc_stats.needs_io(cache),
         cache=cache_now,
         jobs=background_jobs(now=now),
-        events=vcc_events(now=now),
+        events=events_health(now=now),
         budget=vcc_budget.snapshot(),
     )
     health.problems = _problems(health)

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 
+import pytest
 from asgiref.sync import async_to_sync
 from django.core import signals
 from django.core.handlers.asgi import ASGIHandler
@@ -106,7 +107,15 @@ async def post(app, path: str, chunks: list[bytes], headers: list[tuple[bytes, b
     return sent, len(chunks) - len(pending)
 
 
-def test_an_oversized_event_delivery_is_refused_before_django_reads_it(db):
+@pytest.fixture
+def receivers_back():
+    """get_asgi_application may disconnect Django's request_started receivers: put them back afterwards."""
+    yield
+    signals.request_started.connect(close_old_connections)
+    signals.request_started.connect(reset_queries)
+
+
+def test_an_oversized_event_delivery_is_refused_before_django_reads_it(db, receivers_back):
     app = get_asgi_application()
     kb = b"x" * 1024
     sent, _read = async_to_sync(post)(app, "/vcc/events/", [kb], [(b"content-length", b"300000")])

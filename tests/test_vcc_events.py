@@ -16,8 +16,8 @@ from django.utils import timezone
 
 from calls import tasks
 from calls.calling import events as applying
+from calls.calling.events import refused_last_hour
 from calls.models import Call, CallEvent, VccEvent
-from calls.views.vcc_events import refused_last_hour
 from tests._jobs import queued, run_jobs
 from tests._sim import fresh_simulator
 

@@ -23,6 +23,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from django.conf import settings
+from django.core.cache import cache
 from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.db.models import Q
@@ -263,3 +264,54 @@ def _apply_presence(event: VccEvent, *, now: datetime) -> str:
     agent.presence_detail = str(presence.get("description") or category.get("description") or "")[:200]
     agent.save(update_fields=["presence", "presence_detail", "presence_since"])
     return f"applied to agent {agent.display_id}: {kind}"
+
+
+# --- What the integration health page shows ---------------------------------------------------------------------
+
+COUNT_CAP = 1000  # counted up to, as the health page's other counts
+
+REFUSALS_KEY = "vcc-events:refused:{hour}"  # deliveries refused per hour (POST /vcc/events/)
+
+
+def refused_last_hour() -> int:
+    """Deliveries refused this hour and the last (what the health page shows)."""
+    hour = int(timezone.now().timestamp() // 3600)
+    return sum(cache.get(REFUSALS_KEY.format(hour=h), 0) for h in (hour - 1, hour))
+
+
+def count_refusal() -> None:
+    """One delivery refused (calls/views/vcc_events.py), counted in the cache for this hour."""
+    key = REFUSALS_KEY.format(hour=int(timezone.now().timestamp() // 3600))
+    if not cache.add(key, 1, 7200):
+        try:
+            cache.incr(key)
+        except ValueError:
+            cache.add(key, 1, 7200)
+
+
+@dataclass
+class EventsHealth:
+    """VCC's events (POST /vcc/events/): whether they flow, and what the receiver refused."""
+
+    configured: bool  # a signing secret is set (VCC_WEBHOOK_SECRETS)
+    received_last_hour: int
+    last_received: datetime | None
+    waiting: int  # stored, not yet applied
+    refused_last_hour: int
+    flowing: bool  # one arrived within EVENT_SILENCE_SECONDS: calls that had events are not polled
+    url: str  # where VCC should deliver (SITE_URL), or "" when SITE_URL is not set
+
+
+def events_health(*, now: datetime) -> EventsHealth:
+    from calls.calling.following import events_flowing
+
+    last = VccEvent.objects.order_by("-received_at").values_list("received_at", flat=True).first()
+    return EventsHealth(
+        configured=bool(settings.VCC_WEBHOOK_KEYS),
+        received_last_hour=VccEvent.objects.filter(received_at__gte=now - timedelta(hours=1))[:COUNT_CAP].count(),
+        last_received=last,
+        waiting=VccEvent.objects.filter(processed_at__isnull=True)[:COUNT_CAP].count(),
+        refused_last_hour=refused_last_hour(),
+        flowing=events_flowing(now=now),
+        url=settings.SITE_URL.rstrip("/") + "/vcc/events/" if settings.SITE_URL else "",
+    )

@@ -5,7 +5,8 @@
 - imports: ContactImport, a CSV import between its steps, with its rows and their keys
 - directory: Agent, AgentGroup, CallbackNumber (VCC's side, as vccweb keeps it)
 - rules: DispositionCode and ConsentRule, what admins set for calls
-- calls: Call (one row per click) and its transitions, CallEvent (its history)
+- calls: Call (one row per click, or per call VCC's events told of) and its transitions
+- history: CallEvent, a call's history beyond its milestones
 - locks: DialLock, a number being dialled
 - logins: LoginFailure and LockOut, failed logins and the lock-outs they lead to
 - sync: SyncRun, one run of the sync from VCC
@@ -25,7 +26,6 @@ from calls.models.calls import (
     MISSING_TRIES,
     VCC_RETENTION,
     Call,
-    CallEvent,
     CallQuerySet,
     outcome_of,
 )
@@ -54,6 +54,7 @@ from calls.models.contacts import (
 from calls.models.directory import Agent, AgentGroup, CallbackNumber, CallbackNumberQuerySet
 from calls.models.events import VccEvent
 from calls.models.health import JobError, WorkerHeartbeat
+from calls.models.history import CallEvent
 from calls.models.imports import ContactImport, ContactImportKey, ContactImportRow
 from calls.models.locks import DialLock
 from calls.models.logins import LockOut, LoginFailure

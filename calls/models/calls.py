@@ -1,4 +1,4 @@
-"""The call log: one row per click (Call), its transitions, and its history (CallEvent)."""
+"""The call log: one row per click (Call) and its transitions; its history is CallEvent (calls/models/history.py)."""
 
 from __future__ import annotations
 
@@ -15,6 +15,7 @@ from django.utils import timezone
 from calls import permissions as perms
 from calls import phones
 from calls.models.common import Consent, HandWrittenSQL, concrete_field
+from calls.models.history import CallEvent
 
 if TYPE_CHECKING:
     from django.contrib.auth.models import User
@@ -585,27 +586,3 @@ def outcome_of(code: str, party: str, reason: str, *, connected: bool) -> str:
     if "noanswer" in reason_.replace(" ", "").replace("_", ""):
         return Call.Outcome.AGENT_NO_ANSWER if party_ == "originator" else Call.Outcome.NO_ANSWER
     return Call.Outcome.FAILED
-
-
-class CallEvent(models.Model):
-    """One entry of a call's history beyond the milestones its row keeps (asked, answered, connected, ended):
-    errors asking VCC, recording changes, wrap-ups and their edits, a call closed without a result."""
-
-    class Kind(models.TextChoices):
-        PROGRESS = "progress", "Progress"
-        ERROR = "error", "Error asking VCC"
-        RECORDING = "recording", "Recording"
-        WRAP_UP = "wrap_up", "Wrap-up"
-        CLOSED = "closed", "Closed by hand"
-
-    call = models.ForeignKey(Call, on_delete=models.CASCADE, related_name="events")
-    at = models.DateTimeField()
-    kind = models.CharField(max_length=12, choices=Kind.choices)
-    detail = models.CharField(max_length=2000, blank=True)
-
-    class Meta:
-        ordering = ["at", "pk"]
-        indexes = [models.Index(fields=["call", "at"], name="callevent_call_idx")]
-
-    def __str__(self) -> str:
-        return f"{self.at:%Y-%m-%d %H:%M:%S} {self.get_kind_display()}: {self.detail}"

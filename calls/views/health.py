@@ -15,6 +15,7 @@ from django.views.decorators.http import require_GET, require_POST
 
 from calls import health
 from calls import permissions as perms
+from calls.calling.events import events_health
 
 log = logging.getLogger(__name__)
 
@@ -49,7 +50,7 @@ def subscribe_vcc_events(request: HttpRequest) -> HttpResponse:
     from calls.vcc import VCCError
     from calls.vcc.webhooks import WebhooksClient
 
-    url = health.vcc_events(now=timezone.now()).url
+    url = events_health(now=timezone.now()).url
     if not (settings.VCC_WEBHOOK_SECRETS and url and settings.VCC_SYNC_ENABLED):
         messages.error(request, "Set VCC_WEBHOOK_SECRETS, SITE_URL and VCC_CLIENT_ID/SECRET first.")
     else:

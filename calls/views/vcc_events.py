@@ -11,23 +11,15 @@ from __future__ import annotations
 import logging
 
 from django.conf import settings
-from django.core.cache import cache
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.utils import timezone
 from django.views.decorators.csrf import csrf_exempt
 
+from calls.calling.events import count_refusal
 from calls.models import VccEvent
 from calls.vcc import events
 
 log = logging.getLogger(__name__)
-
-REFUSALS_KEY = "vcc-events:refused:{hour}"  # deliveries refused per hour, for the health page
-
-
-def refused_last_hour() -> int:
-    """Deliveries refused this hour and the last (what the health page shows)."""
-    hour = int(timezone.now().timestamp() // 3600)
-    return sum(cache.get(REFUSALS_KEY.format(hour=h), 0) for h in (hour - 1, hour))
 
 
 def _refuse(request: HttpRequest, refusal: events.Refused) -> HttpResponse:
@@ -39,12 +31,7 @@ def _refuse(request: HttpRequest, refusal: events.Refused) -> HttpResponse:
         request.headers.get("Content-Length", "?"),
         request.META.get("REMOTE_ADDR", "?"),
     )
-    key = REFUSALS_KEY.format(hour=int(timezone.now().timestamp() // 3600))
-    if not cache.add(key, 1, 7200):
-        try:
-            cache.incr(key)
-        except ValueError:
-            cache.add(key, 1, 7200)
+    count_refusal()
     response = HttpResponse(refusal.message + "\n", status=refusal.status, content_type="text/plain; charset=utf-8")
     if refusal.status == 405:
         response["Allow"] = "POST"
