@@ -493,8 +493,12 @@ def test_events_stopping_brings_polling_back_for_every_call(sim, placed):
     applying.process_pending()
     later = timezone.now() + timedelta(seconds=61)
     VccEvent.objects.update(received_at=later - timedelta(seconds=120))  # nothing within EVENT_SILENCE_SECONDS
-    Call.objects.filter(pk=placed.pk).update(next_check_at=later)
-    assert async_to_sync(calling.follow_due)(clock=lambda: later).asked == 1
+    placed.refresh_from_db()
+    assert placed.next_check_at > later  # its next look was set for a flow that stopped
+    assert async_to_sync(calling.follow_due)(clock=lambda: later).asked == 1  # asked at once all the same
+    placed.refresh_from_db()
+    assert placed.last_event_at is None  # back to plain polling: every 2 s, not every round
+    assert async_to_sync(calling.follow_due)(clock=lambda: later).asked == 0
 
 
 def test_a_call_no_event_told_of_is_polled_as_before_even_while_events_flow(sim, placed):

@@ -43,13 +43,18 @@ def events_flowing(*, now: datetime) -> bool:
     )
 
 
-def polled(*, now: datetime) -> Q:
-    """Which live calls are followed by asking VCC: all, unless VCC's events flow; then those no event has told of,
-    and those whose own events fell silent for EVENT_SILENCE_SECONDS (a lost `disconnected` must not leave a call
-    live for ever), each at a growing interval (`next_look`). When events stop, polling resumes for all."""
-    if not events_flowing(now=now):
-        return Q()
-    return Q(last_event_at__isnull=True) | Q(last_event_at__lt=now - timedelta(seconds=settings.EVENT_SILENCE_SECONDS))
+def polled(*, now: datetime, flowing: bool | None = None) -> Q:
+    """Which live calls are due a look at VCC. While VCC's events flow: those no event has told of, when their
+    next look is due, and those whose own events fell silent for EVENT_SILENCE_SECONDS (a lost `disconnected` must
+    not leave a call live for ever), at a growing interval (`next_look`). When events stop: every call whose next
+    look is due, and at once every call events were following (its next look was set for a flow that stopped)."""
+    if flowing is None:
+        flowing = events_flowing(now=now)
+    due = Q(next_check_at__lte=now)
+    if not flowing:
+        return due | Q(last_event_at__isnull=False)
+    silent = Q(last_event_at__lt=now - timedelta(seconds=settings.EVENT_SILENCE_SECONDS))
+    return due & (Q(last_event_at__isnull=True) | silent)
 
 
 def next_look(call: Call, *, now: datetime) -> datetime:
@@ -64,8 +69,10 @@ def next_look(call: Call, *, now: datetime) -> datetime:
 
 def _claim(call: Call, *, now: datetime, force: bool) -> bool:
     """Take this call's next look at VCC, so that the panel and the workers never ask about it at once."""
-    due = Q() if force else (Q(next_check_at__isnull=True) | Q(next_check_at__lte=now)) & polled(now=now)
-    return bool(Call.objects.filter(due, pk=call.pk, state=Call.State.LIVE).update(next_check_at=now + FOLLOW_INTERVAL))
+    flowing = events_flowing(now=now)
+    due = Q() if force else Q(next_check_at__isnull=True) | polled(now=now, flowing=flowing)
+    taken = {"next_check_at": now + FOLLOW_INTERVAL} | ({} if flowing else {"last_event_at": None})
+    return bool(Call.objects.filter(due, pk=call.pk, state=Call.State.LIVE).update(**taken))
 
 
 async def follow(
@@ -155,14 +162,17 @@ def _record_answer(call: Call, *, detail: CallDetail | None, error: VCCError | N
 
 def _claim_due(*, now: datetime, limit: int) -> list[Call]:
     """Take up to `limit` live calls due a look, skipping ones another worker holds."""
+    flowing = events_flowing(now=now)
     with transaction.atomic():
         due = list(
             Call.objects.select_for_update(skip_locked=True)
-            .filter(polled(now=now), state=Call.State.LIVE, next_check_at__lte=now)
+            .filter(polled(now=now, flowing=flowing), state=Call.State.LIVE)
             .exclude(vcc_call_id="")
             .order_by("next_check_at")[:limit]
         )
-        Call.objects.filter(pk__in=[c.pk for c in due]).update(next_check_at=now + FOLLOW_INTERVAL)
+        # Events stopped: a call they followed is back to plain polling (no longer due at once every round).
+        taken = {"next_check_at": now + FOLLOW_INTERVAL} | ({} if flowing else {"last_event_at": None})
+        Call.objects.filter(pk__in=[c.pk for c in due]).update(**taken)
     return due
 
 
