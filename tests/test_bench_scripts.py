@@ -67,3 +67,26 @@ def test_the_jobs_bench_runs_real_workers_and_prints_its_three_figures(worker_id
         "worker-1: app log (LOG_LEVEL=WARNING): 0 errors, 0 warnings",
         "worker-2: app log (LOG_LEVEL=WARNING): 0 errors, 0 warnings",
     ]
+
+
+@pytest.mark.skipif(
+    connection.vendor != "postgresql", reason="the events bench needs PostgreSQL: the worker's queue lives there"
+)
+def test_the_events_bench_runs_quick_and_loses_nothing(capsys):
+    """bench/events_bench.py --quick, smaller still: the app served by uvicorn, a worker, vccsim delivering. Its
+    figures of time are not checked; that no event is lost or applied twice, and no call is left live, are."""
+    from tests._redis import TEST_REDIS_URL
+
+    events_bench = _load(BENCH / "events_bench.py")
+    database = f"{connection.settings_dict['NAME']}_events_bench"  # one per worktree and xdist worker
+    redis_db = TEST_REDIS_URL.rsplit("/", 1)[-1]
+    options = ["--rate", "50", "--seconds", "2", "--live-calls", "5", "--calls", "4", "--follow-seconds", "20"]
+    status = events_bench.main(["--quick", *options, "--db-name", database, "--redis-db", redis_db])
+
+    out = capsys.readouterr().out
+    assert status == 0, out
+    assert "unique ids sent 109 (one at a time included; +1 redeliveries); stored 109;" in out, out
+    assert "i.e. lost: 0 " in out and "processed 109 (109 applied)" in out, out
+    assert "applied twice: 0 (109 '(webhook)' lines" in out, out
+    assert "placed 4/4 through the app" in out, out
+    assert "left live: 0 " in out, out
