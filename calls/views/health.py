@@ -47,7 +47,7 @@ def subscribe_vcc_events(request: HttpRequest) -> HttpResponse:
     """Have VCC push its events to SITE_URL/vcc/events/ (the Webhooks API), as `manage.py vcc_webhooks subscribe`."""
     from django.conf import settings
 
-    from calls.vcc import VCCError
+    from calls.vcc import VCCError, budget
     from calls.vcc.webhooks import WebhooksClient
 
     url = events_health(now=timezone.now()).url
@@ -55,7 +55,7 @@ def subscribe_vcc_events(request: HttpRequest) -> HttpResponse:
         messages.error(request, "Set VCC_WEBHOOK_SECRETS, SITE_URL and VCC_CLIENT_ID/SECRET first.")
     else:
         try:
-            with WebhooksClient() as client:
+            with budget.priority(budget.CLICK), WebhooksClient() as client:  # a person's request, as a click
                 made, new = client.ensure_subscribed(name="vccweb", url=url, secret=settings.VCC_WEBHOOK_SECRETS[0])
         except VCCError as exc:
             log.warning("subscribing to VCC's events failed: %s (status %s)", exc.message, exc.status)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from calls.vcc import VCCError
+from calls.vcc import VCCError, budget
 from calls.vcc.webhooks import EVENTS, WebhooksClient, check_url
 
 MAKE_A_SECRET = "python -c 'import base64, secrets; print(base64.b64encode(secrets.token_bytes(32)).decode())'"
@@ -28,7 +28,8 @@ class Command(BaseCommand):
         if not settings.VCC_SYNC_ENABLED:
             raise CommandError("Set VCC_CLIENT_ID and VCC_CLIENT_SECRET (API credentials allowed admin:write).")
         try:
-            with WebhooksClient() as client:
+            # A person's few requests: they go like a click, not behind the polls' share of the budget.
+            with budget.priority(budget.CLICK), WebhooksClient() as client:
                 getattr(self, f"_{action}")(client, **options)
         except VCCError as exc:
             raise CommandError(f"VCC refused: {exc.user_message} ({exc.message})") from exc
