@@ -16,7 +16,7 @@ from django.test import Client
 from calls import tasks
 from calls.models import Call, Contact, VccEvent
 from tests._sim import click
-from tests.browser.test_calling_browser import Sim, vccsim_server  # noqa: F401  (a real vccsim process)
+from tests._vccsim_process import Sim, vccsim_server  # noqa: F401  (a real vccsim process)
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

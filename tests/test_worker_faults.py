@@ -9,8 +9,6 @@ The workers run with a 1 s heartbeat, are taken for dead after 3 s and look for 
 from __future__ import annotations
 
 import re
-import subprocess
-import sys
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -25,7 +23,8 @@ from procrastinate.contrib.django.django_connector import DjangoConnector
 
 from calls import imports, tasks
 from calls.models import Contact, ContactImport, ContactPhone, JobError, SyncRun
-from tests._workers import ROOT, Worker, cluster, database_url, postgres_bin, wait_for
+from tests._vccsim_process import start_vccsim
+from tests._workers import Worker, cluster, database_url, postgres_bin, wait_for
 
 pytestmark = [
     pytest.mark.skipif(connection.vendor != "postgresql", reason="the task engine and its workers need PostgreSQL"),
@@ -194,22 +193,8 @@ def test_a_job_that_fails_for_good_says_why_and_the_import_shows_it(start_worker
 
 @pytest.fixture
 def vccsim_server() -> Iterator[str]:
-    """python -m vccsim in its own process on a port it picks (as the browser tests run it)."""
-    process = subprocess.Popen(
-        [sys.executable, "-m", "vccsim", "--port", "0", "--quiet"],
-        cwd=ROOT,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    assert process.stdout is not None
-    found = re.search(r"vccsim serving (\S+)", process.stdout.readline())
-    if found is None:
-        process.kill()
-        raise RuntimeError("vccsim did not start")
-    yield found.group(1)
-    process.terminate()
-    process.wait(timeout=10)
+    """A vccsim process of this test's own (its faults are its own)."""
+    yield from start_vccsim()
 
 
 def test_a_sync_vcc_cannot_answer_is_tried_again_later_and_then_succeeds(start_worker, vccsim_server):

@@ -3,12 +3,6 @@ moved through its control API so each phase of a call is seen."""
 
 from __future__ import annotations
 
-import re
-import subprocess
-import sys
-from pathlib import Path
-
-import httpx
 import pytest
 from django.contrib.auth import get_user_model
 from django.core.management import call_command
@@ -16,51 +10,14 @@ from playwright.sync_api import expect
 
 from calls.models import Agent, Call, Contact, ContactPhone
 from calls.roles import AGENT, assign_role
+from tests._vccsim_process import Sim, vccsim_server  # noqa: F401  (the fixture, for this module and others)
 from tests.browser.conftest import log_in
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
-ROOT = Path(__file__).resolve().parents[2]
-
-
-@pytest.fixture(scope="session")
-def vccsim_server():
-    """python -m vccsim in its own process, on a port it picks; it prints its address once it is serving."""
-    process = subprocess.Popen(
-        [sys.executable, "-m", "vccsim", "--port", "0", "--quiet"],
-        cwd=ROOT,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    first = process.stdout.readline()  # blocks until vccsim serves, or exits
-    found = re.search(r"vccsim serving (\S+)", first)
-    if found is None:
-        process.kill()
-        raise RuntimeError(f"vccsim did not start: {first}{process.stderr.read()}")
-    base = found.group(1)
-    yield base
-    process.terminate()
-    process.wait(timeout=10)
-
-
-class Sim:
-    def __init__(self, base: str) -> None:
-        self.base = base
-
-    def post(self, path: str, body: dict | None = None) -> dict:
-        response = httpx.post(f"{self.base}/_sim/{path}", json=body or {}, timeout=5)
-        response.raise_for_status()
-        return response.json()
-
-    def state(self) -> dict:
-        return httpx.get(f"{self.base}/_sim/state", timeout=5).json()
-
-    def advance(self, seconds: float) -> None:
-        self.post("clock/advance", {"seconds": seconds})
 
 
 @pytest.fixture
-def sim(vccsim_server, settings) -> Sim:
+def sim(vccsim_server, settings) -> Sim:  # noqa: F811  (the fixture imported above)
     """The app talks to the standalone simulator over a real socket, exactly as it would to VCC."""
     settings.VCC_SANDBOX = False
     settings.VCC_TRANSPORT = ""
