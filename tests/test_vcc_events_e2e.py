@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import base64
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from io import StringIO
 
 import pytest
@@ -16,7 +16,7 @@ from django.test import Client
 from calls import tasks
 from calls.models import Call, Contact, VccEvent
 from tests._sim import click
-from tests._vccsim_process import Sim, vccsim_server  # noqa: F401  (a real vccsim process)
+from tests._vccsim_process import Sim, start_vccsim
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -33,7 +33,14 @@ def until(condition: Callable[[], object], what: str, deadline: float = 15.0) ->
 
 
 @pytest.fixture
-def sim(vccsim_server, settings) -> Sim:  # noqa: F811
+def vccsim_server() -> Iterator[str]:
+    """A vccsim process of this test's own: its deliveries keep a connection open to the live server, which would
+    hold up the browser tests' wait for the live server's threads after each test (tests/browser/conftest.py)."""
+    yield from start_vccsim()
+
+
+@pytest.fixture
+def sim(vccsim_server, settings) -> Sim:
     settings.VCC_SANDBOX = False
     settings.VCC_TRANSPORT = ""
     settings.VCC_BASE_URL = settings.VCC_AUTH_URL = settings.VCC_GATEWAY_URL = vccsim_server
