@@ -125,7 +125,10 @@ def test_an_import_whose_worker_is_killed_half_way_is_finished_by_another_once(
     assert Contact.objects.count() == rows
     assert Contact.objects.values("name").distinct().count() == rows
     assert ContactPhone.objects.count() == rows
-    [(status, attempts)] = _rows("SELECT status, attempts FROM procrastinate_jobs WHERE task_name = 'apply_import'")
+    # The job's own end is written just after the import's transaction commits: wait for it too.
+    query = "SELECT status, attempts FROM procrastinate_jobs WHERE task_name = 'apply_import'"
+    wait_for(lambda: _rows(query)[0][0] == "succeeded", "the job marked succeeded", logs=_logs(second))
+    [(status, attempts)] = _rows(query)
     # Two tries: the killed one, put back in the queue by retry_stalled_jobs, and the one that finished.
     assert (status, attempts) == ("succeeded", 2)
     assert "left running by a dead worker: queued again" in second.log()
