@@ -145,6 +145,12 @@ def _record_answer(call: Call, *, detail: CallDetail | None, error: VCCError | N
             )
         return Followed(call, changed=changed)
     assert error is not None
+    if isinstance(error, budget.BudgetExhausted):
+        # Not sent (the request budget had no room): VCC was not asked, so nothing is lost with it; the call keeps
+        # what was last recorded and is looked at again once there is room.
+        wait = max(timedelta(seconds=error.retry_after or 0), FOLLOW_INTERVAL)
+        Call.objects.filter(pk=call.pk).update(next_check_at=now + min(wait, FOLLOW_BACKOFF_MAX))
+        return Followed(call, retry_after=error.retry_after)
     log.warning("call %s: asking VCC failed: %s (status %s)", call.pk, error.message, error.status)
     if error.status == 404:
         closed = call.record_missing(now=now, next_check_at=now + FOLLOW_INTERVAL * 5)
