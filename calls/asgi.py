@@ -18,6 +18,8 @@ from django.core import signals
 from django.core.handlers.asgi import ASGIHandler
 from django.db import close_old_connections, reset_queries
 
+from calls.vcc.events import MAX_BODY
+
 
 def start_receivers_idle() -> bool:
     """Whether Django's request_started receivers have nothing to do (see the module's text)."""
@@ -31,7 +33,7 @@ class Handler(ASGIHandler):
     bound what an unauthenticated client sends. POST /vcc/events/ (no login; VCC's events are small) gets a 413
     from the Content-Length header, or as soon as the body read so far passes the limit (chunked bodies too)."""
 
-    body_limits = {"/vcc/events/": 256 * 1024}
+    body_limits = {"/vcc/events/": MAX_BODY}
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         limit = self.body_limits.get(scope.get("path", "")) if scope.get("type") == "http" else None

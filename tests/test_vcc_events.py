@@ -166,6 +166,11 @@ def test_what_is_not_an_event_is_refused_with_a_sentence(payload, content_type, 
     assert not VccEvent.objects.exists()
 
 
+def test_a_content_length_that_is_not_a_number_is_a_400_not_a_500():
+    response = Client().post(URL, b"{}", content_type=CE, headers={"Content-Length": "lots"})
+    assert response.status_code == 400 and "Content-Length must be a number" in response.content.decode()
+
+
 def test_get_is_refused_405_with_a_sentence():
     response = Client().get(URL)
     assert response.status_code == 405 and response["Allow"] == "POST"

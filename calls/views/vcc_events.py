@@ -43,8 +43,10 @@ def receive(request: HttpRequest) -> HttpResponse:
     try:
         if request.method != "POST":
             raise events.Refused(405, "Deliver VCC's events with POST.", "method")
-        length = int(request.headers.get("Content-Length") or 0)
-        if length > events.MAX_BODY:
+        length = request.headers.get("Content-Length") or "0"
+        if not length.isdigit():
+            raise events.Refused(400, "Content-Length must be a number of bytes.", "bad length")
+        if int(length) > events.MAX_BODY:
             raise events.Refused(413, f"An event delivery may be at most {events.MAX_BODY // 1024} KB.", "too large")
         body = request.read(events.MAX_BODY + 1)
         if len(body) > events.MAX_BODY:
