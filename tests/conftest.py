@@ -41,6 +41,33 @@ def _cached_entries_outlive_a_slow_test(monkeypatch):
 
 
 @pytest.fixture(autouse=True)
+def vcc_waits(monkeypatch):
+    """What the VCC client waits for (a sync waiting for room in the request budget, a 429's Retry-After) passes
+    on the budget's clock instead of the wall clock: the wait is counted in `vcc_waits` (a list of seconds) and
+    the test goes on at once. Waits no longer than a lock poll (50 ms, waiting for another thread) stay real."""
+    import asyncio
+    import time
+
+    from calls.vcc import core
+
+    waited: list[float] = []
+    real_clock = vcc_budget.wall_clock
+    monkeypatch.setattr(vcc_budget, "wall_clock", lambda: real_clock() + sum(waited))
+
+    def sleep(seconds: float) -> None:
+        waited.append(seconds)
+        time.sleep(min(seconds, core.LOCK_POLL))
+
+    async def asleep(seconds: float) -> None:
+        waited.append(seconds)
+        await asyncio.sleep(min(seconds, core.LOCK_POLL))
+
+    monkeypatch.setattr(core, "sleep", sleep)
+    monkeypatch.setattr(core, "asleep", asleep)
+    return waited
+
+
+@pytest.fixture(autouse=True)
 def jobs():
     """Jobs queued by the code under test wait in memory (procrastinate.testing.InMemoryConnector): a test runs
     them with tests._jobs.run_jobs, or looks at them (`jobs.jobs`)."""

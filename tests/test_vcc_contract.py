@@ -239,10 +239,11 @@ def test_a_server_error_on_a_call_request_is_not_retried(client, sim):
     assert sim.calls_placed == 0  # the simulator refused before placing, and the client did not try again
 
 
-def test_a_429_on_a_read_is_waited_out_once(client, sim):
+def test_a_429_on_a_read_is_waited_out_once(client, sim, vcc_waits):
     sim.set_fault("get_call", status=429, retry_after=1, count=1)
     placed = client.place_call(CallRequest(from_agent_id="1001", to_number=NUMBER))
     assert client.get_call(placed.call_id).call_id == placed.call_id
+    assert vcc_waits == [1]  # its Retry-After, waited once
 
 
 def test_a_429_on_a_call_request_is_reported_not_retried(client, sim):

@@ -96,6 +96,17 @@ Effect = Send | CacheGet | CacheAdd | CacheSet | CacheDelete | Sleep | Record | 
 type Flow[T] = Generator[Effect, Any, T]
 
 
+def sleep(seconds: float) -> None:
+    """How a `Sleep` waits in sync code. Tests replace it (and `asleep`) so that no test waits on the wall clock:
+    tests/conftest.py moves the budget's clock on instead."""
+    time.sleep(seconds)
+
+
+async def asleep(seconds: float) -> None:
+    """How a `Sleep` waits in async code (see `sleep`)."""
+    await asyncio.sleep(seconds)
+
+
 def run_sync[T](flow: Flow[T], http: httpx.Client, cache: BaseCache) -> T:
     def perform(effect: Effect) -> Any:
         match effect:
@@ -110,7 +121,7 @@ def run_sync[T](flow: Flow[T], http: httpx.Client, cache: BaseCache) -> T:
             case CacheDelete(key):
                 return cache.delete(key)
             case Sleep(seconds):
-                return time.sleep(seconds)
+                return sleep(seconds)
             case Record(events):
                 return stats.record(cache, events)
             case Draw(priority):
@@ -145,7 +156,7 @@ async def run_async[T](flow: Flow[T], http: httpx.AsyncClient, cache: BaseCache)
             case CacheDelete(key):
                 return await cache.adelete(key)
             case Sleep(seconds):
-                return await asyncio.sleep(seconds)
+                return await asleep(seconds)
             case Record(events):
                 return await stats.arecord(cache, events)
             case Draw(priority):
