@@ -19,6 +19,7 @@ from django.core.handlers.asgi import ASGIHandler
 from django.db import close_old_connections, reset_queries
 
 from calls.vcc.events import MAX_BODY
+from calls.vcc.receiver import Receiver
 
 
 def start_receivers_idle() -> bool:
@@ -27,7 +28,11 @@ def start_receivers_idle() -> bool:
 
 
 class Handler(ASGIHandler):
-    """Django's handler, refusing a body over its path's limit before Django reads it.
+    """Django's handler, with VCC's events taken in the event loop, and a body over its path's limit refused before
+    Django reads it.
+
+    POST /vcc/events/ goes to calls/vcc/receiver.py (VCC sends a thousand a second; that module says why) unless it
+    leaves the request to Django (not PostgreSQL, a host not allowed, plain HTTP under SECURE_SSL_REDIRECT).
 
     Django reads a request's whole body (to memory, then a temporary file) before any view runs, so a view cannot
     bound what an unauthenticated client sends. POST /vcc/events/ (no login; VCC's events are small) gets a 413
@@ -35,7 +40,13 @@ class Handler(ASGIHandler):
 
     body_limits = {"/vcc/events/": MAX_BODY}
 
+    def __init__(self) -> None:
+        super().__init__()
+        self.events = Receiver()
+
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if self.events.handles(scope):
+            return await self.events(scope, receive, send)
         limit = self.body_limits.get(scope.get("path", "")) if scope.get("type") == "http" else None
         if limit is None:
             return await super().__call__(scope, receive, send)
