@@ -87,7 +87,9 @@ def test_vccsim_delivers_signed_events_to_the_running_app_and_they_follow_a_clic
     assert call.connected_at is not None and call.last_event_at is not None
 
     sim.advance(61)  # they talk, then hang up
+    # The hang-up, then the agent's wrap-up: vccsim sends each as a delivery of its own, in that order.
     until(lambda: VccEvent.objects.filter(type="channel.disconnected.v1").exists(), "the hang-up")
+    until(lambda: VccEvent.objects.filter(type="channel.wrapstarted.v1").exists(), "the agent's wrap-up")
     tasks.process_vcc_events.func()  # as the worker's tick, every second
 
     call.refresh_from_db()
