@@ -112,6 +112,8 @@ INSTALLED_APPS = [
     "django_htmx",
     # The task engine (calls/tasks.py, calls/worker.py): its models, migrations and admin-less job tables.
     "procrastinate.contrib.django",
+    # The REST API (calls/api/): its Swagger UI is served from ninja's own static files, not a CDN.
+    "ninja",
     "calls",
 ]
 

@@ -13,12 +13,14 @@
 - reports: CallRollup and CallRollupState, the call log rolled up by day
 - events: VccEvent, an event VCC pushed in (Webhooks API), until processed
 - health: WorkerHeartbeat, when each background worker last ran; JobError, why a background job failed
+- api: ApiToken, a person's token for the REST API; ApiIdempotentRequest, the first answer to an Idempotency-Key
 
 Every model stays in the app `calls`, so its table (calls_<model>), permissions and migrations are unchanged.
 """
 
 from __future__ import annotations
 
+from calls.models.api import ApiIdempotentRequest, ApiToken
 from calls.models.calls import (
     CLOSED_BY_HAND,
     MIN_CLOSE_REASON,
@@ -63,6 +65,8 @@ from calls.models.rules import ConsentRule, DispositionCode
 from calls.models.sync import SyncRun
 
 __all__ = [
+    "ApiIdempotentRequest",
+    "ApiToken",
     "AGENT_ID_PATTERN",
     "CONTACT_SORTS",
     "E164_PATTERN",

@@ -352,6 +352,14 @@ class Contact(models.Model):
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="contacts"
     )
     notes = models.TextField(blank=True)
+    external_id = models.CharField(
+        "external id",
+        max_length=255,
+        null=True,
+        blank=True,
+        unique=True,
+        help_text="Another system's id for this contact (the API upserts by it); unique.",
+    )
     do_not_call = models.BooleanField(
         "do not call", default=False, help_text="No number of this contact may be called."
     )

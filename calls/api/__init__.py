@@ -1,0 +1,36 @@
+"""The REST API at /api/v1/ (django-ninja): contacts, click-to-call and the call log for other systems, with
+tokens (calls/api/auth.py), the same rules as the pages, and errors as RFC 9457 problems (calls/api/errors.py).
+
+One router per area, each in its own module: contacts, calls, directory (agents, groups, callback numbers,
+dispositions). The schema is at /api/v1/openapi.json, the docs at /api/v1/docs (django-ninja's Swagger UI,
+served from its own static files: nothing from a CDN, no inline script)."""
+
+from __future__ import annotations
+
+from ninja import NinjaAPI
+
+from calls.api import errors
+from calls.api.auth import TokenAuth
+
+api = NinjaAPI(
+    title="vccweb API",
+    version="1",
+    description="Contacts, click-to-call and the call log of vccweb. Authenticate with 'Authorization: Bearer "
+    "<token>' (make one on your profile's API tokens page); a token acts as its owner, within its scopes.",
+    auth=TokenAuth(),  # tokens only: no cookie is read, so there is nothing for CSRF to forge
+    urls_namespace="api",
+    docs_url="/docs",
+    openapi_url="/openapi.json",
+)
+errors.install(api)
+
+
+def _routers() -> None:
+    from calls.api import calls, contacts, directory
+
+    api.add_router("/contacts", contacts.router)
+    api.add_router("/calls", calls.router)
+    api.add_router("/", directory.router)
+
+
+_routers()

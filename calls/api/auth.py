@@ -1,0 +1,56 @@
+"""Who is calling the API: `Authorization: Bearer <token>` (calls/models/api.py ApiToken), and what it may do.
+
+The token acts as its owner: `request.user` becomes the token's user, so every rule the pages apply (roles,
+permissions, which calls an agent may see) applies to it unchanged; `request.auth` is the token, whose scopes
+`require` checks. Nothing here logs the header (django-ninja's own HttpBearer logs an unexpected one in DEBUG)."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+from django.http import HttpRequest
+from django.utils import timezone
+from ninja.security.http import HttpBearer
+
+from calls.models.api import LAST_USE_EVERY, ApiToken, digest
+
+
+class Forbidden(Exception):
+    """403: the token lacks a scope, or its owner the role, for what was asked."""
+
+    def __init__(self, detail: str) -> None:
+        super().__init__(detail)
+        self.detail = detail
+
+
+class TokenAuth(HttpBearer):
+    """A usable (not revoked, not expired) token of an active person; None (401) otherwise."""
+
+    def __call__(self, request: HttpRequest) -> Any:
+        scheme, _, token = (request.headers.get(self.header) or "").partition(" ")
+        if scheme.lower() != "bearer" or not token.strip():
+            return None
+        return self.authenticate(request, token.strip())
+
+    def authenticate(self, request: HttpRequest, token: str) -> ApiToken | None:
+        if len(token) > 200 or "\x00" in token:
+            return None
+        now = timezone.now()
+        found = ApiToken.objects.usable(now=now).select_related("user").filter(digest=digest(token)).first()
+        if found is None or not found.user.is_active:
+            return None
+        if found.last_used_at is None or now - found.last_used_at > timedelta(seconds=LAST_USE_EVERY):
+            ApiToken.objects.filter(pk=found.pk).update(last_used_at=now)
+            found.last_used_at = now
+        request.user = found.user
+        return found
+
+
+def require(request: HttpRequest, scope: str, permission: str | None = None) -> None:
+    """Raise Forbidden unless the token has `scope` (and its owner `permission`, when one is named)."""
+    token: ApiToken = request.auth  # type: ignore[attr-defined]
+    if scope not in token.scopes:
+        raise Forbidden(f"This token lacks the scope {scope}; make one that has it on your profile's API tokens page.")
+    if permission and not request.user.has_perm(permission):
+        raise Forbidden("Your role does not allow this (the token acts as you, with your role).")

@@ -1,0 +1,107 @@
+"""Every error of the API as RFC 9457 `application/problem+json`: a `title`, the `status`, and a `detail` sentence
+a developer can act on; validation errors add `errors`, each with where and what."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from django.core.exceptions import PermissionDenied, RequestDataTooBig
+from django.http import Http404, HttpRequest, HttpResponse
+from ninja import NinjaAPI
+from ninja.errors import AuthenticationError, HttpError, ValidationError
+from ninja.errors import ConfigError as _ConfigError  # noqa: F401  (kept importable for ninja's own checks)
+
+from calls.api.auth import Forbidden
+
+log = logging.getLogger(__name__)
+
+PROBLEM = "application/problem+json"
+TITLES = {
+    400: "Bad request",
+    401: "Unauthorized",
+    403: "Forbidden",
+    404: "Not found",
+    405: "Method not allowed",
+    409: "Conflict",
+    413: "Request too large",
+    415: "Unsupported media type",
+    422: "Unprocessable content",
+    429: "Too many requests",
+    500: "Server error",
+    502: "VCC refused",
+    503: "Unavailable",
+}
+
+
+class Problem(Exception):
+    """Answer `status` with `detail` (and any extra members, e.g. VCC's own text)."""
+
+    def __init__(self, status: int, detail: str, **extra: Any) -> None:
+        super().__init__(detail)
+        self.status, self.detail, self.extra = status, detail, extra
+
+
+def problem(api: NinjaAPI, request: HttpRequest, status: int, detail: str, **extra: Any) -> HttpResponse:
+    body = {"type": "about:blank", "title": TITLES.get(status, "Error"), "status": status, "detail": detail, **extra}
+    response = api.create_response(request, body, status=status)
+    response["Content-Type"] = PROBLEM
+    if status == 401:
+        response["WWW-Authenticate"] = 'Bearer realm="vccweb"'
+    return response
+
+
+def _where(error: dict[str, Any]) -> str:
+    return ".".join(str(part) for part in error.get("loc", ()))
+
+
+def install(api: NinjaAPI) -> None:
+    """Register the handlers on `api`."""
+
+    @api.exception_handler(Problem)
+    def on_problem(request: HttpRequest, exc: Problem) -> HttpResponse:
+        return problem(api, request, exc.status, exc.detail, **exc.extra)
+
+    @api.exception_handler(ValidationError)
+    def on_validation(request: HttpRequest, exc: ValidationError) -> HttpResponse:
+        errors = [{"where": _where(e), "what": str(e.get("msg", "invalid"))} for e in exc.errors]
+        if any(e.get("type") == "json_invalid" for e in exc.errors) or any(
+            _where(e) == "body" and "JSON" in str(e.get("msg", "")) for e in exc.errors
+        ):
+            return problem(api, request, 400, "The body is not valid JSON.", errors=errors)
+        first = errors[0] if errors else {"where": "?", "what": "invalid"}
+        return problem(api, request, 422, f"{first['where']}: {first['what']}", errors=errors)
+
+    @api.exception_handler(AuthenticationError)
+    def on_authentication(request: HttpRequest, exc: AuthenticationError) -> HttpResponse:
+        return problem(
+            api,
+            request,
+            401,
+            "Send a valid API token as 'Authorization: Bearer <token>'; it may be missing, revoked or expired.",
+        )
+
+    @api.exception_handler(Forbidden)
+    def on_forbidden(request: HttpRequest, exc: Forbidden) -> HttpResponse:
+        return problem(api, request, 403, exc.detail)
+
+    @api.exception_handler(PermissionDenied)
+    def on_permission(request: HttpRequest, exc: PermissionDenied) -> HttpResponse:
+        return problem(api, request, 403, str(exc) or "Your role does not allow this.")
+
+    @api.exception_handler(Http404)
+    def on_404(request: HttpRequest, exc: Http404) -> HttpResponse:
+        return problem(api, request, 404, str(exc) or "There is nothing here, or not for you.")
+
+    @api.exception_handler(RequestDataTooBig)
+    def on_too_big(request: HttpRequest, exc: RequestDataTooBig) -> HttpResponse:
+        return problem(api, request, 413, "The body may be at most 1 MB.")
+
+    @api.exception_handler(HttpError)
+    def on_http_error(request: HttpRequest, exc: HttpError) -> HttpResponse:
+        return problem(api, request, exc.status_code, str(exc.message))
+
+    @api.exception_handler(Exception)
+    def on_error(request: HttpRequest, exc: Exception) -> HttpResponse:
+        log.exception("API %s %s failed", request.method, request.path)
+        return problem(api, request, 500, "vccweb failed to answer; the error is logged with this request's id.")

@@ -1,0 +1,121 @@
+"""The REST API's frame (calls/api/): tokens as Bearer, scopes, errors as RFC 9457 problems, the schema and the
+docs page. The endpoints' own tests are beside them (tests/test_api_*.py)."""
+
+from __future__ import annotations
+
+import json
+from datetime import timedelta
+
+import pytest
+from django.test import Client
+from django.utils import timezone
+from openapi_spec_validator import validate
+
+from calls.models import ApiToken, DispositionCode
+from tests.conftest import create_user
+
+pytestmark = pytest.mark.django_db
+
+URL = "/api/v1/dispositions"
+
+
+def bearer(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
+
+
+@pytest.fixture
+def agent():
+    return create_user("api-agent", "agent")
+
+
+def test_a_token_reads_with_its_scope_and_its_last_use_is_noted(agent):
+    DispositionCode.objects.create(code="SALE", description="Sold", position=1)
+    row, token = ApiToken.issue(agent, name="helpdesk", scopes=["calls:read"])
+
+    response = Client().get(URL, headers=bearer(token))
+
+    assert response.status_code == 200
+    assert {"code": "SALE", "description": "Sold", "action": "", "active": True} in response.json()
+    row.refresh_from_db()
+    assert row.last_used_at is not None
+    assert token.startswith(row.prefix + "_") and row.digest not in token  # only the hash is kept
+
+
+@pytest.mark.parametrize(
+    "header",
+    [None, "Bearer", "Bearer vcc_nothing", "Basic dXNlcjpwYXNz", "Bearer " + "x" * 300, "Bearer vcc_\x00"],
+    ids=["none", "empty", "unknown", "basic", "long", "nul"],
+)
+def test_without_a_valid_token_it_is_a_401_problem_that_says_what_to_send(header, caplog):
+    headers = {"Authorization": header} if header else {}
+    response = Client().get(URL, headers=headers)
+
+    assert response.status_code == 401
+    assert response["Content-Type"] == "application/problem+json"
+    assert response["WWW-Authenticate"].startswith("Bearer")
+    body = response.json()
+    assert body["status"] == 401 and "Authorization: Bearer <token>" in body["detail"]
+    assert "dXNlcjpwYXNz" not in caplog.text  # a credential sent is never logged
+
+
+def test_a_revoked_an_expired_and_a_deactivated_owners_token_are_refused(agent):
+    revoked, revoked_token = ApiToken.issue(agent, name="old", scopes=["calls:read"])
+    ApiToken.objects.filter(pk=revoked.pk).update(revoked_at=timezone.now())
+    _, expired_token = ApiToken.issue(
+        agent, name="short", scopes=["calls:read"], expires_at=timezone.now() - timedelta(seconds=1)
+    )
+    leaver = create_user("leaver", "agent")
+    _, leaver_token = ApiToken.issue(leaver, name="theirs", scopes=["calls:read"])
+    leaver.is_active = False
+    leaver.save()
+
+    for token in (revoked_token, expired_token, leaver_token):
+        assert Client().get(URL, headers=bearer(token)).status_code == 401
+
+
+def test_a_token_without_the_scope_is_a_403_that_names_it(agent):
+    _, token = ApiToken.issue(agent, name="contacts only", scopes=["contacts:read"])
+
+    response = Client().get(URL, headers=bearer(token))
+
+    assert response.status_code == 403 and response["Content-Type"] == "application/problem+json"
+    assert "calls:read" in response.json()["detail"]
+
+
+def test_a_session_cookie_is_not_a_token(agent, client):
+    client.force_login(agent)
+    assert client.get(URL).status_code == 401
+
+
+def test_issuing_refuses_an_unknown_or_no_scope(agent):
+    with pytest.raises(ValueError, match="contacts:everything"):
+        ApiToken.issue(agent, name="x", scopes=["contacts:everything"])
+    with pytest.raises(ValueError, match="scope"):
+        ApiToken.issue(agent, name="x", scopes=[])
+
+
+def test_the_schema_is_valid_openapi_and_lists_every_route():
+    from calls.api import api
+
+    response = Client().get("/api/v1/openapi.json")
+
+    assert response.status_code == 200
+    schema = response.json()
+    validate(json.loads(json.dumps(schema)))
+    assert schema["openapi"].startswith("3.1")
+    routes = {
+        f"/api/v1{router_prefix.rstrip('/')}{path}".replace("//", "/")
+        for router_prefix, router in api._routers
+        for path in router.path_operations
+    }
+    documented = {p.rstrip("/") or "/" for p in schema["paths"]}
+    assert {r.rstrip("/") for r in routes if r.rstrip("/") != "/api/v1"} <= documented
+
+
+def test_the_docs_page_uses_only_vccwebs_own_files(client):
+    response = client.get("/api/v1/docs")
+
+    assert response.status_code == 200
+    page = response.content.decode()
+    assert "swagger-ui-bundle.js" in page and "cdn" not in page.lower()
+    assert "script-src 'self'" in response["Content-Security-Policy"]
