@@ -119,3 +119,37 @@ def test_the_docs_page_uses_only_vccwebs_own_files(client):
     page = response.content.decode()
     assert "swagger-ui-bundle.js" in page and "cdn" not in page.lower()
     assert "script-src 'self'" in response["Content-Security-Policy"]
+
+
+def test_a_token_over_its_rate_gets_a_429_until_the_next_minute(agent, settings, monkeypatch):
+    from calls.api import limits
+
+    settings.API_RATE_PER_MINUTE = 3
+    now = [1_800_000_000.0 + 15]  # 15 s into a minute
+    monkeypatch.setattr(limits, "clock", lambda: now[0])
+    _, token = ApiToken.issue(agent, name="busy", scopes=["calls:read"])
+    _, other = ApiToken.issue(agent, name="another", scopes=["calls:read"])
+
+    answers = [Client().get(URL, headers=bearer(token)) for _ in range(4)]
+
+    assert [a.status_code for a in answers] == [200, 200, 200, 429]
+    refused = answers[-1]
+    assert refused["Content-Type"] == "application/problem+json" and refused["Retry-After"] == "45"
+    assert "API_RATE_PER_MINUTE" in refused.json()["detail"]
+    assert Client().get(URL, headers=bearer(other)).status_code == 200  # counted per token
+    now[0] += 45
+    assert Client().get(URL, headers=bearer(token)).status_code == 200
+
+
+def test_a_method_a_route_does_not_take_and_an_unknown_path_are_problems_too(agent):
+    _, token = ApiToken.issue(agent, name="x", scopes=["calls:read"])
+
+    # With CSRF checks on, as a browser's request would be: the API takes no cookie, so it needs no CSRF token.
+    wrong_method = Client(enforce_csrf_checks=True).post(
+        URL, {}, content_type="application/json", headers=bearer(token)
+    )
+    nowhere = Client().get("/api/v1/nothing-here", headers=bearer(token))
+
+    assert wrong_method.status_code == 405 and wrong_method["Content-Type"] == "application/problem+json"
+    assert wrong_method["Allow"] == "GET" and "GET" in wrong_method.json()["detail"]
+    assert nowhere.status_code == 404 and nowhere["Content-Type"] == "application/problem+json"

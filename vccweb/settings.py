@@ -434,6 +434,10 @@ else:
         f"not {VCC_SYNC_EVERY!r}"
     )
 
+# The REST API (calls/api/): requests a token may send a minute, in all and placing calls (calls/api/limits.py).
+API_RATE_PER_MINUTE = env_int("API_RATE_PER_MINUTE", 600, minimum=1)
+API_CALL_RATE_PER_MINUTE = env_int("API_CALL_RATE_PER_MINUTE", 60, minimum=1)
+
 # VCC's events (Webhooks API) are accepted at POST /vcc/events/ when signed with one of these secrets: the base64
 # text each subscription was given, comma-separated (two while one is rotated); VCC_WEBHOOK_SECRETS_FILE accepted.
 VCC_WEBHOOK_SECRETS = [text.strip() for text in env_str("VCC_WEBHOOK_SECRETS").split(",") if text.strip()]

@@ -4,7 +4,7 @@ from django.contrib import admin
 from django.contrib.auth import views as auth_views
 from django.urls import include, path
 
-from calls.api import api
+from calls import api
 from calls.logins import LimitedAdminAuthenticationForm, login
 from calls.views import ops
 
@@ -18,7 +18,7 @@ urlpatterns = [
     path("login/", login, name="login"),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("admin/", admin.site.urls),
-    path("api/v1/", api.urls),
+    path("api/v1/", api.urls()),
     path("", include("calls.urls")),
 ]
 

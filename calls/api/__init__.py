@@ -7,9 +7,12 @@ served from its own static files: nothing from a CDN, no inline script)."""
 
 from __future__ import annotations
 
+from typing import Any
+
+from django.urls import URLPattern, path
 from ninja import NinjaAPI
 
-from calls.api import errors
+from calls.api import errors, limits
 from calls.api.auth import TokenAuth
 
 api = NinjaAPI(
@@ -18,6 +21,7 @@ api = NinjaAPI(
     description="Contacts, click-to-call and the call log of vccweb. Authenticate with 'Authorization: Bearer "
     "<token>' (make one on your profile's API tokens page); a token acts as its owner, within its scopes.",
     auth=TokenAuth(),  # tokens only: no cookie is read, so there is nothing for CSRF to forge
+    throttle=[limits.ALL],
     urls_namespace="api",
     docs_url="/docs",
     openapi_url="/openapi.json",
@@ -34,3 +38,17 @@ def _routers() -> None:
 
 
 _routers()
+
+
+def urls() -> tuple[list[Any], str, str]:
+    """The API's URL patterns, answering what django-ninja answers outside an operation as problems too: a method
+    a route does not take (405, with Allow) and a path under /api/v1/ that is none of the API's (404)."""
+    patterns, app_name, namespace = api.urls
+    wrapped = [
+        URLPattern(p.pattern, errors.methods_as_problems(api, p.callback), p.default_args, p.name)
+        if isinstance(p, URLPattern)
+        else p
+        for p in patterns
+    ]
+    wrapped.append(path("<path:rest>", errors.not_an_api_path(api), name="not_found"))
+    return wrapped, app_name, namespace

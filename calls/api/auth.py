@@ -24,10 +24,27 @@ class Forbidden(Exception):
         self.detail = detail
 
 
+MAX_BODY = 1024 * 1024  # an API request's body: 1 MB (413 above, before the body is read)
+
+
+class TooLarge(Exception):
+    """413: the body is over MAX_BODY."""
+
+
+class BadLength(Exception):
+    """400: the Content-Length is not a number."""
+
+
 class TokenAuth(HttpBearer):
-    """A usable (not revoked, not expired) token of an active person; None (401) otherwise."""
+    """A usable (not revoked, not expired) token of an active person; None (401) otherwise. Runs before anything
+    reads the body, so a body over MAX_BODY is refused here by its Content-Length."""
 
     def __call__(self, request: HttpRequest) -> Any:
+        length = request.headers.get("Content-Length") or "0"
+        if not length.isdigit():
+            raise BadLength
+        if int(length) > MAX_BODY:
+            raise TooLarge
         scheme, _, token = (request.headers.get(self.header) or "").partition(" ")
         if scheme.lower() != "bearer" or not token.strip():
             return None

@@ -3,16 +3,18 @@ a developer can act on; validation errors add `errors`, each with where and what
 
 from __future__ import annotations
 
+import functools
 import logging
+from collections.abc import Callable
 from typing import Any
 
+from asgiref.sync import iscoroutinefunction
 from django.core.exceptions import PermissionDenied, RequestDataTooBig
 from django.http import Http404, HttpRequest, HttpResponse
 from ninja import NinjaAPI
-from ninja.errors import AuthenticationError, HttpError, ValidationError
-from ninja.errors import ConfigError as _ConfigError  # noqa: F401  (kept importable for ninja's own checks)
+from ninja.errors import AuthenticationError, HttpError, Throttled, ValidationError
 
-from calls.api.auth import Forbidden
+from calls.api.auth import MAX_BODY, BadLength, Forbidden, TooLarge
 
 log = logging.getLogger(__name__)
 
@@ -49,6 +51,39 @@ def problem(api: NinjaAPI, request: HttpRequest, status: int, detail: str, **ext
     if status == 401:
         response["WWW-Authenticate"] = 'Bearer realm="vccweb"'
     return response
+
+
+def methods_as_problems(api: NinjaAPI, view: Callable[..., Any]) -> Callable[..., Any]:
+    """`view` (a route of the API), with its 405 for a method it does not take answered as a problem."""
+
+    def convert(request: HttpRequest, response: HttpResponse) -> HttpResponse:
+        if response.status_code != 405 or response.get("Content-Type", "").startswith(PROBLEM):
+            return response
+        allowed = response.get("Allow", "")
+        answer = problem(api, request, 405, f"This path takes {allowed or 'other methods'}, not {request.method}.")
+        answer["Allow"] = allowed
+        return answer
+
+    if iscoroutinefunction(view):
+
+        @functools.wraps(view)  # and its csrf_exempt: tokens, not cookies
+        async def aview(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+            return convert(request, await view(request, *args, **kwargs))
+
+        return aview
+
+    @functools.wraps(view)  # and its csrf_exempt: tokens, not cookies
+    def sview(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+        return convert(request, view(request, *args, **kwargs))
+
+    return sview
+
+
+def not_an_api_path(api: NinjaAPI) -> Callable[..., HttpResponse]:
+    def not_found(request: HttpRequest, rest: str) -> HttpResponse:
+        return problem(api, request, 404, "No such path in the API: see /api/v1/docs for the paths there are.")
+
+    return not_found
 
 
 def _where(error: dict[str, Any]) -> str:
@@ -94,8 +129,24 @@ def install(api: NinjaAPI) -> None:
         return problem(api, request, 404, str(exc) or "There is nothing here, or not for you.")
 
     @api.exception_handler(RequestDataTooBig)
-    def on_too_big(request: HttpRequest, exc: RequestDataTooBig) -> HttpResponse:
-        return problem(api, request, 413, "The body may be at most 1 MB.")
+    @api.exception_handler(TooLarge)
+    def on_too_big(request: HttpRequest, exc: Exception) -> HttpResponse:
+        return problem(api, request, 413, f"The body may be at most {MAX_BODY // (1024 * 1024)} MB.")
+
+    @api.exception_handler(Throttled)
+    def on_throttled(request: HttpRequest, exc: Throttled) -> HttpResponse:
+        wait = f" Try again in {int(exc.wait)} s." if exc.wait else ""
+        return problem(
+            api,
+            request,
+            429,
+            f"This token sent more requests this minute than vccweb allows (API_RATE_PER_MINUTE, and "
+            f"API_CALL_RATE_PER_MINUTE for placing calls).{wait}",
+        )
+
+    @api.exception_handler(BadLength)
+    def on_bad_length(request: HttpRequest, exc: BadLength) -> HttpResponse:
+        return problem(api, request, 400, "Content-Length must be a number of bytes.")
 
     @api.exception_handler(HttpError)
     def on_http_error(request: HttpRequest, exc: HttpError) -> HttpResponse:
