@@ -279,14 +279,14 @@ def refused_last_hour() -> int:
     return sum(cache.get(REFUSALS_KEY.format(hour=h), 0) for h in (hour - 1, hour))
 
 
-def count_refusal() -> None:
-    """One delivery refused (calls/views/vcc_events.py), counted in the cache for this hour."""
+def count_refusal(count: int = 1) -> None:
+    """Deliveries refused (calls/views/vcc_events.py, calls/vcc/receiver.py), counted in the cache for this hour."""
     key = REFUSALS_KEY.format(hour=int(timezone.now().timestamp() // 3600))
-    if not cache.add(key, 1, 7200):
+    if not cache.add(key, count, 7200):
         try:
-            cache.incr(key)
+            cache.incr(key, count)
         except ValueError:
-            cache.add(key, 1, 7200)
+            cache.add(key, count, 7200)
 
 
 @dataclass

@@ -86,15 +86,27 @@ def verify(header: str | None, body: bytes, keys: list[bytes]) -> None:
         raise Refused(401, "The signature's payload_hash does not match the body.", "wrong hash")
 
 
+def _not_json(name: str) -> None:
+    raise ValueError(f"{name} is not a JSON number")
+
+
 def parse(content_type: str, body: bytes) -> list[Envelope]:
     """The events of a delivery, or Refused (400/415) saying what is wrong."""
     kind = content_type.split(";")[0].strip().lower()
     if kind not in (SINGLE, BATCH):
         raise Refused(415, f"Send events as {SINGLE} (or {BATCH}), not {kind or 'no content type'}.", "content type")
     try:
-        document = json.loads(body)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        document = json.loads(body, parse_constant=_not_json)
+    except (UnicodeDecodeError, ValueError) as exc:  # JSONDecodeError is a ValueError
         raise Refused(400, f"The body is not JSON: {exc}.", "not json") from exc
+    except RecursionError as exc:
+        raise Refused(400, "The body is nested too deeply to be an event.", "not json") from exc
+    try:  # what PostgreSQL cannot store (a NUL, half of a surrogate pair) would fail a whole write: refused here
+        stored = json.dumps(document, ensure_ascii=False).encode()
+    except (UnicodeEncodeError, ValueError) as exc:
+        raise Refused(400, "The body holds text that is not Unicode (half of a surrogate pair).", "not json") from exc
+    if b"\\u0000" in stored:
+        raise Refused(400, "The body holds a NUL character, which no event needs.", "not json")
     items = document if kind == BATCH else [document]
     if not isinstance(items, list) or not items:
         raise Refused(400, "A batch must be a JSON array of one or more events.", "not a batch")

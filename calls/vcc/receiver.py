@@ -21,14 +21,15 @@ ALLOWED_HOSTS (400) and plain HTTP when SECURE_SSL_REDIRECT is on (the redirect)
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import json
 import logging
 import time
 from collections.abc import Awaitable, Callable
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import psycopg
-from asgiref.sync import sync_to_async
 from django.conf import settings
 from django.db import connections
 from django.http.request import split_domain_port, validate_host
@@ -41,6 +42,7 @@ access = logging.getLogger("vccweb.request")
 
 PATH = "/vcc/events/"
 ENQUEUE_EVERY = 1.0  # seconds between this process's requests to queue the processing job
+COUNT_EVERY = 1.0  # seconds refusals are gathered before they are added to the health page's count
 
 Receive = Callable[[], Awaitable[dict[str, Any]]]
 Send = Callable[[dict[str, Any]], Awaitable[None]]
@@ -50,51 +52,89 @@ class StoreFailed(Exception):
     """The database did not take the events: nothing was acknowledged."""
 
 
+STORE_TIMEOUT = 5.0  # seconds one INSERT may take (a lock, a dead connection) before its deliveries hear 503
+MAX_BATCH = 500  # deliveries written by one INSERT
+MAX_WAITING = 5_000  # deliveries waiting for a write; past it a delivery is answered 503 at once
+
+Waiting = tuple[list[events.Envelope], float, "asyncio.Future[None]"]
+
+
 class Inbox:
     """Stores deliveries' events in PostgreSQL, many deliveries to a commit (see the module's text).
 
     One connection of its own (autocommit: each INSERT is its own transaction), opened on first use and opened
-    again after a failure. `batches` counts the INSERTs, for the tests and the bench."""
+    again after a failure. A write that fails for another reason than the connection is tried again delivery by
+    delivery, so that one the database refuses fails alone. `batches` counts the INSERTs (tests, the bench)."""
 
-    def __init__(self, connect: Callable[[], Awaitable[psycopg.AsyncConnection[Any]]]) -> None:
+    def __init__(
+        self, connect: Callable[[], Awaitable[psycopg.AsyncConnection[Any]]], *, timeout: float = STORE_TIMEOUT
+    ) -> None:
         self._connect = connect
+        self.timeout = timeout
         self._connection: psycopg.AsyncConnection[Any] | None = None
-        self._waiting: list[tuple[list[events.Envelope], float, asyncio.Future[None]]] = []
+        self._waiting: list[Waiting] = []
         self._writer: asyncio.Task[None] | None = None
         self.batches = 0
 
     async def store(self, envelopes: list[events.Envelope], received_at: float) -> None:
         """Return once the events are committed (a redelivery is kept once); raise StoreFailed if they were not."""
+        if len(self._waiting) >= MAX_WAITING:
+            raise StoreFailed(f"{MAX_WAITING} deliveries are already waiting for the database")
         done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._waiting.append((envelopes, received_at, done))
         if self._writer is None or self._writer.done():
-            self._writer = asyncio.create_task(self._write_while_waiting())
+            # A context of its own: the writer serves every request, not the one that happened to start it.
+            self._writer = asyncio.create_task(self._write_while_waiting(), context=contextvars.Context())
         await done
 
     async def _write_while_waiting(self) -> None:
-        while self._waiting:
-            batch, self._waiting = self._waiting, []
-            try:
-                try:
-                    await self._insert(batch)
-                except psycopg.OperationalError:
-                    if self._connection is None or not self._connection.broken:
-                        raise
-                    # A connection lost since the last write (PostgreSQL restarted): once more on a new one. Safe
-                    # even if the lost one had committed: the events are there, and ON CONFLICT keeps them once.
-                    await self._drop_connection()
-                    await self._insert(batch)
-            except Exception as exc:  # every delivery of the batch hears of it, and VCC sends them again
-                await self._drop_connection()
-                for _, _, done in batch:
-                    if not done.done():
-                        done.set_exception(StoreFailed(str(exc) or type(exc).__name__))
-            else:
-                for _, _, done in batch:
-                    if not done.done():
-                        done.set_result(None)
+        try:
+            while self._waiting:
+                batch, self._waiting = self._waiting[:MAX_BATCH], self._waiting[MAX_BATCH:]
+                await self._write(batch)
+        except BaseException:  # cancelled (the server stopping): nobody is left waiting for ever
+            for _, _, done in [*self._waiting]:
+                _fail(done, StoreFailed("the server is stopping"))
+            self._waiting = []
+            raise
 
-    async def _insert(self, batch: list[tuple[list[events.Envelope], float, asyncio.Future[None]]]) -> None:
+    async def _write(self, batch: list[Waiting]) -> None:
+        try:
+            await self._insert_with_reconnect(batch)
+        except psycopg.DataError as exc:
+            if len(batch) == 1:
+                self._failed(batch, exc)
+                return
+            for one in batch:  # one delivery the database refuses must not fail the others
+                await self._write([one])
+            return
+        except Exception as exc:
+            await self._drop_connection()
+            self._failed(batch, exc)
+            return
+        for _, _, done in batch:
+            if not done.done():
+                done.set_result(None)
+
+    def _failed(self, batch: list[Waiting], exc: BaseException) -> None:
+        """Every delivery of the batch hears of it (503), and VCC sends them again; logged once, without data."""
+        why = type(exc).__name__ + (f" ({exc.sqlstate})" if isinstance(exc, psycopg.Error) and exc.sqlstate else "")
+        log.error("vcc events: could not store %s deliveries, answered 503 for VCC to send again: %s", len(batch), why)
+        for _, _, done in batch:
+            _fail(done, StoreFailed(why))
+
+    async def _insert_with_reconnect(self, batch: list[Waiting]) -> None:
+        try:
+            await self._insert(batch)
+        except psycopg.OperationalError:
+            if self._connection is None or not self._connection.broken:
+                raise
+            # A connection lost since the last write (PostgreSQL restarted): once more on a new one. Safe even if
+            # the lost one had committed: the events are there, and ON CONFLICT keeps them once.
+            await self._drop_connection()
+            await self._insert(batch)
+
+    async def _insert(self, batch: list[Waiting]) -> None:
         from calls.models import VccEvent
 
         columns: tuple[list[Any], ...] = ([], [], [], [], [], [], [])
@@ -108,17 +148,18 @@ class Inbox:
                     columns, (e.id, e.type, e.source, e.subject, e.time, json.dumps(e.data), received_at), strict=True
                 ):
                     column.append(value)
-        if self._connection is None or self._connection.closed:
-            self._connection = await self._connect()
-        table = VccEvent._meta.db_table
-        await self._connection.execute(
-            f"INSERT INTO {table} (event_id, type, source, subject, time, data, received_at, attempts, result) "
-            "SELECT id, type, source, subject, time, data, to_timestamp(received), 0, '' "
-            "FROM unnest(%s::text[], %s::text[], %s::text[], %s::text[], %s::timestamptz[], %s::jsonb[], "
-            "%s::float8[]) AS e(id, type, source, subject, time, data, received) "
-            "ON CONFLICT (event_id) DO NOTHING",
-            columns,
-        )
+        async with asyncio.timeout(self.timeout):
+            if self._connection is None or self._connection.closed:
+                self._connection = await self._connect()
+            await self._connection.execute(
+                f"INSERT INTO {VccEvent._meta.db_table} "
+                "(event_id, type, source, subject, time, data, received_at, attempts, result) "
+                "SELECT id, type, source, subject, time, data, to_timestamp(received), 0, '' "
+                "FROM unnest(%s::text[], %s::text[], %s::text[], %s::text[], %s::timestamptz[], %s::jsonb[], "
+                "%s::float8[]) AS e(id, type, source, subject, time, data, received) "
+                "ON CONFLICT (event_id) DO NOTHING",
+                columns,
+            )
         self.batches += 1
 
     async def _drop_connection(self) -> None:
@@ -133,10 +174,25 @@ class Inbox:
         await self._drop_connection()
 
 
+def _fail(done: asyncio.Future[None], exc: Exception) -> None:
+    if not done.done():
+        done.set_exception(exc)
+
+
 async def _connect_default() -> psycopg.AsyncConnection[Any]:
     from procrastinate.contrib.django.utils import connector_params
 
     return await psycopg.AsyncConnection.connect(**connector_params("default"), autocommit=True)
+
+
+def _count_refusals(count: int) -> None:
+    """Add refused deliveries to the health page's count (calls/calling/events.py), on the receiver's thread."""
+    from calls.calling.events import count_refusal
+
+    try:
+        count_refusal(count)
+    except Exception:  # the cache is down: the refusals were answered and logged all the same
+        log.debug("vcc events: could not count %s refusals", count, exc_info=True)
 
 
 def _enqueue_processing() -> None:
@@ -161,20 +217,30 @@ class Receiver:
         inbox: Inbox | None = None,
         *,
         clock: Callable[[], float] = time.time,
+        monotonic: Callable[[], float] = time.monotonic,
         enqueue: Callable[[], None] = _enqueue_processing,
+        count_refusals: Callable[[int], None] | None = None,
     ) -> None:
         self.inbox = inbox or Inbox(_connect_default)
-        self.clock = clock
+        self.clock, self.monotonic = clock, monotonic
         self.enqueue = enqueue
+        self.count_refusals = count_refusals or _count_refusals
+        self._postgresql: bool | None = None
         self._next_enqueue = 0.0
+        self._refused = 0  # refusals not yet added to the health page's count
         self._background: set[asyncio.Future[Any]] = set()
+        # Queueing the job and counting refusals wait on the database and Redis: one thread of their own, so a
+        # flood of refused deliveries cannot take the threads anything else needs (a reconnect's DNS lookup).
+        self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="vcc-events")
 
     def handles(self, scope: dict[str, Any]) -> bool:
         if scope.get("type") != "http" or scope.get("path") != PATH:
             return False
-        if connections["default"].vendor != "postgresql":
+        if self._postgresql is None:
+            self._postgresql = connections["default"].vendor == "postgresql"
+        if not self._postgresql:
             return False
-        headers = dict(scope.get("headers") or [])
+        headers = _headers(scope)
         host = headers.get(b"host", b"").decode("latin-1")
         domain, _port = split_domain_port(host)
         allowed = settings.ALLOWED_HOSTS
@@ -186,7 +252,7 @@ class Receiver:
 
     async def __call__(self, scope: dict[str, Any], receive: Receive, send: Send) -> None:
         started = time.perf_counter()
-        headers = dict(scope.get("headers") or [])
+        headers = _headers(scope)
         request_id = new_request_id(headers.get(REQUEST_ID_HEADER.lower().encode(), b"").decode("latin-1") or None)
         token = _request_id.set(request_id)
         try:
@@ -217,7 +283,7 @@ class Receiver:
         try:
             if scope.get("method") != "POST":
                 raise events.Refused(405, "Deliver VCC's events with POST.", "method")
-            if length and not length.isdigit():
+            if length and not (length.isascii() and length.isdigit()):
                 raise events.Refused(400, "Content-Length must be a number of bytes.", "bad length")
             if length and int(length) > events.MAX_BODY:
                 raise events.Refused(413, _too_large(), "too large")
@@ -231,10 +297,7 @@ class Receiver:
             return refusal.status
         try:
             await self.inbox.store(envelopes, self.clock())
-        except StoreFailed as exc:
-            log.error(
-                "vcc events: could not store %s event(s), answered 503 for VCC to send again: %s", len(envelopes), exc
-            )
+        except StoreFailed:  # logged once for its batch by the inbox
             text = "vccweb could not store the events just now; send them again.\n"
             await _respond(send, 503, text.encode(), b"text/plain; charset=utf-8", request_id, retry_after=True)
             return 503
@@ -251,12 +314,9 @@ class Receiver:
             length,
             address,
         )
-        from calls.calling.events import count_refusal
-
-        try:
-            await sync_to_async(count_refusal, thread_sensitive=False)()
-        except Exception:  # the cache is down: the refusal is still answered and logged
-            log.debug("vcc events: could not count a refusal", exc_info=True)
+        self._refused += 1
+        if self._refused == 1:  # the first since the last count: added to it in a second, with any that follow
+            asyncio.get_running_loop().call_later(COUNT_EVERY, self._count_refused)
         await _respond(
             send,
             refusal.status,
@@ -266,19 +326,37 @@ class Receiver:
             allow=refusal.status == 405,
         )
 
+    def _count_refused(self) -> None:
+        count, self._refused = self._refused, 0
+        self._in_thread(lambda: self.count_refusals(count))
+
     def _maybe_enqueue(self) -> None:
-        now = time.monotonic()
+        now = self.monotonic()
         if now < self._next_enqueue:
             return
         self._next_enqueue = now + ENQUEUE_EVERY
-        future = asyncio.get_running_loop().run_in_executor(None, self.enqueue)
+        self._in_thread(self.enqueue)
+
+    def _in_thread(self, work: Callable[[], None]) -> None:
+        future = asyncio.get_running_loop().run_in_executor(self._thread, work)
         self._background.add(future)
         future.add_done_callback(self._background.discard)
 
     async def settled(self) -> None:
-        """Wait for the processing job requests under way (tests)."""
+        """Count the refusals not yet counted, and wait for the work under way on the thread (tests)."""
+        if self._refused:
+            self._count_refused()
         while self._background:
             await asyncio.gather(*list(self._background))
+
+
+def _headers(scope: dict[str, Any]) -> dict[bytes, bytes]:
+    """The request's headers by lower-case name, a repeated one joined with commas as Django joins it (so a
+    second Host or X-Forwarded-Proto is read here as Django reads it)."""
+    headers: dict[bytes, bytes] = {}
+    for name, value in scope.get("headers") or []:
+        headers[name] = headers[name] + b"," + value if name in headers else value
+    return headers
 
 
 def _too_large() -> str:
