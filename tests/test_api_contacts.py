@@ -492,3 +492,37 @@ def test_upsert_needs_a_name_to_create_and_refuses_what_post_refuses(agent):
     assert problem(agent.send("put", path, {"name": "X", "phones": [{"number": "12"}]}), 422)
     assert problem(agent.send("put", f"{URL}/by-external-id/{'e' * 256}", {"name": "X"}), 422)
     assert not Contact.objects.exists()
+
+
+def test_upsert_changes_the_contact_another_request_created_meanwhile(agent, monkeypatch):
+    from calls.api import contacts as module
+
+    Contact.objects.create(name="Made Meanwhile", external_id="race-1")
+    real, looked = module._contacts, []
+
+    def first_look_misses():
+        looked.append(1)
+        return real().none() if len(looked) == 1 else real()
+
+    monkeypatch.setattr(module, "_contacts", first_look_misses)
+    response = agent.send("put", f"{URL}/by-external-id/race-1", {"name": "Sent Twice", "company": "Co"})
+
+    assert response.status_code == 200
+    assert response.json()["name"] == "Sent Twice" and Contact.objects.get().company == "Co"
+
+
+def test_an_external_id_with_a_nul_is_refused_in_the_path(agent):
+    assert "external_id" in problem(agent.send("put", f"{URL}/by-external-id/a%00b", {"name": "X"}), 422)["detail"]
+
+
+def test_patch_refuses_another_contacts_external_id_and_a_null_name(agent):
+    Contact.objects.create(name="Holder", external_id="taken")
+    contact = create_contact()
+
+    assert problem(agent.send("patch", f"{URL}/{contact.pk}", {"external_id": "taken"}), 409)
+    assert problem(agent.send("patch", f"{URL}/{contact.pk}", {"name": None}), 422)["detail"].startswith(
+        "body.payload.name"
+    )
+    assert problem(agent.get(f"{URL}/abc"), 422)["detail"].startswith("path.contact_id")
+    contact.refresh_from_db()
+    assert contact.external_id is None and contact.name == "Grace Hopper"

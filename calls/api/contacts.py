@@ -11,11 +11,12 @@ the outgoing webhooks send too (`contact_out`)."""
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, NoReturn
 from urllib.parse import urlencode
 
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import User
+from django.core.exceptions import NON_FIELD_ERRORS, ValidationError
 from django.db import IntegrityError, transaction
 from django.db.models import Prefetch
 from django.http import Http404, HttpRequest
@@ -263,17 +264,18 @@ def delete_contact(request: HttpRequest, contact_id: int) -> Status[None]:
     response={200: ContactOut, 201: ContactOut},
     summary="Create or change the contact with your external id",
     description="Creates the contact (201; `name` is then required) when no contact has this `external_id`, "
-    f"otherwise changes it (200) as PATCH does: only the fields sent change. {PHONES_RULE}",
+    f"otherwise changes it (200) as PATCH does: only the fields sent change. {PHONES_RULE} An external id is 1 to "
+    "255 characters and cannot hold a `/` here (percent-encode other reserved characters).",
 )
 def upsert_contact(request: HttpRequest, external_id: str, payload: ContactUpsert) -> Status[ContactOut]:
     if len(external_id) > 255 or not cursors.is_text(external_id) or not external_id.strip():
         raise Problem(422, "path.external_id: an external id is 1 to 255 characters, without NUL bytes.")
     sent = payload.model_fields_set
-    existing = Contact.objects.filter(external_id=external_id).first()
+    existing = _contacts().filter(external_id=external_id).first()
     if existing is None:
         _require(request, perms.ADD_CONTACT, "create contacts")
         if "name" not in sent:
-            raise Problem(422, "body.payload.name: a new contact needs a name.", errors=[_error("name", "required")])
+            _refuse([_error("name", "A new contact needs a name.")])
         fields = payload.model_dump(exclude={"phones"}) | {"external_id": external_id}
         if "owner" not in sent:
             fields["owner"] = request.user.get_username()
@@ -283,7 +285,7 @@ def upsert_contact(request: HttpRequest, external_id: str, payload: ContactUpser
             if problem.status != 409:
                 raise
             # Another request created it in the meantime: change that one, as if it had been there first.
-            existing = Contact.objects.filter(external_id=external_id).first()
+            existing = _contacts().filter(external_id=external_id).first()
             if existing is None:
                 raise
     _require(request, perms.CHANGE_CONTACT, "change contacts")
@@ -308,10 +310,10 @@ def _get(contact_id: int) -> Contact:
 
 
 def _error(field: str, what: str) -> dict[str, str]:
-    return {"where": f"body.payload.{field}", "what": what}
+    return {"where": "body.payload" if field == NON_FIELD_ERRORS else f"body.payload.{field}", "what": what}
 
 
-def _refuse(errors: list[dict[str, str]]) -> None:
+def _refuse(errors: list[dict[str, str]]) -> NoReturn:
     first = errors[0]
     raise Problem(422, f"{first['where']}: {first['what']}", errors=errors)
 
@@ -466,8 +468,6 @@ def _phone_data(contact: Contact | None, numbers: list[PhoneIn]) -> dict[str, An
 
 
 def _e164_or_none(number: str) -> str | None:
-    from django.core.exceptions import ValidationError
-
     try:
         return phones.to_e164(number)
     except ValidationError:
@@ -480,7 +480,7 @@ def _formset_errors(formset: Any) -> list[dict[str, str]]:
     for i, form_errors in enumerate(formset.errors):
         where = f"phones.{items[i]}" if i < len(items) and items[i] is not None else "phones"
         for name, messages in form_errors.items():
-            field = where if name == "__all__" else f"{where}.{name}"
+            field = where if name == NON_FIELD_ERRORS else f"{where}.{name}"
             errors += [_error(field, str(message)) for message in messages]
     errors += [_error("phones", str(message)) for message in formset.non_form_errors()]
     return errors
