@@ -153,3 +153,21 @@ def test_a_method_a_route_does_not_take_and_an_unknown_path_are_problems_too(age
     assert wrong_method.status_code == 405 and wrong_method["Content-Type"] == "application/problem+json"
     assert wrong_method["Allow"] == "GET" and "GET" in wrong_method.json()["detail"]
     assert nowhere.status_code == 404 and nowhere["Content-Type"] == "application/problem+json"
+
+
+def test_a_body_that_is_not_json_is_a_400_that_says_so(agent):
+    _, token = ApiToken.issue(agent, name="writer", scopes=["contacts:write"])
+    response = Client().generic(
+        "POST", "/api/v1/contacts", b'{"name": "Ada",', content_type="application/json", headers=bearer(token)
+    )
+    assert response.status_code == 400 and response["Content-Type"] == "application/problem+json"
+    assert "not valid JSON" in response.json()["detail"]
+
+
+def test_a_body_over_1_mb_is_a_413_before_it_is_read(agent):
+    _, token = ApiToken.issue(agent, name="big", scopes=["contacts:write"])
+    response = Client().generic(
+        "POST", "/api/v1/contacts", b"x" * (1024 * 1024 + 1), content_type="application/json", headers=bearer(token)
+    )
+    assert response.status_code == 413 and response["Content-Type"] == "application/problem+json"
+    assert "1 MB" in response.json()["detail"]

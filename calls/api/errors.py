@@ -100,10 +100,6 @@ def install(api: NinjaAPI) -> None:
     @api.exception_handler(ValidationError)
     def on_validation(request: HttpRequest, exc: ValidationError) -> HttpResponse:
         errors = [{"where": _where(e), "what": str(e.get("msg", "invalid"))} for e in exc.errors]
-        if any(e.get("type") == "json_invalid" for e in exc.errors) or any(
-            _where(e) == "body" and "JSON" in str(e.get("msg", "")) for e in exc.errors
-        ):
-            return problem(api, request, 400, "The body is not valid JSON.", errors=errors)
         first = errors[0] if errors else {"where": "?", "what": "invalid"}
         return problem(api, request, 422, f"{first['where']}: {first['what']}", errors=errors)
 
@@ -150,6 +146,9 @@ def install(api: NinjaAPI) -> None:
 
     @api.exception_handler(HttpError)
     def on_http_error(request: HttpRequest, exc: HttpError) -> HttpResponse:
+        if exc.status_code == 400 and str(exc.message).startswith("Cannot parse request body"):
+            # django-ninja's words for a body its JSON parser refused (with the parser's error in DEBUG)
+            return problem(api, request, 400, "The body is not valid JSON: send one JSON object, UTF-8 encoded.")
         return problem(api, request, exc.status_code, str(exc.message))
 
     @api.exception_handler(Exception)
