@@ -28,7 +28,7 @@ from calls import permissions as perms
 from calls.api.auth import Forbidden, require
 from calls.api.errors import Problem
 from calls.forms import ContactForm, ContactListForm, ContactPhoneFormSet, encode_cursor
-from calls.forms.contacts import MAX_PHONES_PER_CONTACT
+from calls.forms.contacts import MAX_PHONES_PER_CONTACT, save_numbers
 from calls.models import Contact, ContactPhone, is_number_search, search_windows
 
 router = Router(tags=["contacts"])
@@ -351,15 +351,7 @@ def _save(
             saved.external_id = external_id
             saved.save()
             if formset is not None:
-                formset.instance = saved
-                rows = formset.save(commit=False)
-                for phone in formset.deleted_objects:
-                    phone.delete()
-                # Non-primary numbers first, so moving the primary flag never meets the one-primary constraint.
-                for phone in sorted(rows, key=lambda p: p.is_primary):
-                    phone.contact = saved
-                    phone.save()
-                saved.ensure_primary_phone()
+                save_numbers(formset, saved)
     except IntegrityError:
         # Another request wrote the same external id or number between the checks and the save.
         raise Problem(

@@ -231,3 +231,17 @@ def _cursor_fits(values: object, sort: str) -> bool:
         elif not cursors.is_text(value):  # what PostgreSQL can compare (calls/cursors.py)
             return False
     return True
+
+
+def save_numbers(formset: Any, contact: Contact) -> None:
+    """Save a contact's numbers (a valid ContactPhoneFormSet) once the contact itself is saved, inside the caller's
+    transaction: the contact pages and the API (calls/api/contacts.py) both save them this way."""
+    formset.instance = contact
+    rows = formset.save(commit=False)
+    for phone in formset.deleted_objects:
+        phone.delete()
+    # Non-primary numbers first, so moving the primary flag never meets the one-primary constraint.
+    for phone in sorted(rows, key=lambda p: p.is_primary):
+        phone.contact = contact
+        phone.save()
+    contact.ensure_primary_phone()

@@ -17,6 +17,7 @@ from django.views.decorators.vary import vary_on_headers
 from calls import calling, calllog, phones
 from calls import permissions as perms
 from calls.forms import ContactForm, ContactListForm, ContactPhoneFormSet, TimelineForm, encode_cursor
+from calls.forms.contacts import save_numbers
 from calls.models import CONTACT_SORTS, Call, Contact, ContactPhone, is_number_search, search_windows
 from calls.views.calling import dialer_context, panel_context
 from calls.views.http import AuthedRequest, HtmxRequest
@@ -152,15 +153,7 @@ def _save_contact(request: AuthedRequest, contact: Contact | None) -> HttpRespon
     if request.method == "POST" and form.is_valid() and formset.is_valid():
         with transaction.atomic():
             saved = form.save()
-            formset.instance = saved
-            numbers = formset.save(commit=False)
-            for phone in formset.deleted_objects:
-                phone.delete()
-            # Non-primary numbers first, so moving the primary flag never meets the one-primary constraint.
-            for phone in sorted(numbers, key=lambda p: p.is_primary):
-                phone.contact = saved
-                phone.save()
-            saved.ensure_primary_phone()
+            save_numbers(formset, saved)
         messages.success(request, f"Saved {saved.name}.")
         for phone_form in formset.forms:
             if phone_form.has_changed() and phone_form not in formset.deleted_forms:
