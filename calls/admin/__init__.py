@@ -19,7 +19,7 @@ from __future__ import annotations
 from django.contrib import admin
 from procrastinate.contrib.django.models import ProcrastinateJob
 
-from calls.admin import calls, contacts, directory, lockouts, rules, sync, users
+from calls.admin import calls, contacts, directory, lockouts, rules, sync, tokens, users
 from calls.admin.base import SEARCH_MAX_CHARS, BoundedSearch, PhoneNumberField
 
 if admin.site.is_registered(ProcrastinateJob):
@@ -35,5 +35,6 @@ __all__ = [
     "lockouts",
     "rules",
     "sync",
+    "tokens",
     "users",
 ]
