@@ -9,8 +9,10 @@ from io import StringIO
 
 import pytest
 from django.core.management import CommandError, call_command
+from django.db import connection
 from django.http import HttpResponse
 from django.test import Client
+from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from calls.models import ApiToken, DispositionCode
@@ -124,6 +126,19 @@ def test_the_page_lists_the_persons_own_tokens_only_with_their_state(agent_user,
     assert ">active<" in page and ">revoked<" in page and ">expired<" in page
     assert page.count("Revoke…") == 1  # only the active one can be revoked
     assert "Tom&#x27;s warehouse" not in page and theirs.prefix not in page
+
+
+def test_the_page_reads_the_same_queries_for_many_tokens(agent_user, django_assert_num_queries):
+    client = logged_in(agent_user)
+    ApiToken.issue(agent_user, name="First", scopes=["calls:read"])
+    client.get(PAGE)  # the session and the user, cached as they would be
+    with CaptureQueriesContext(connection) as few:
+        client.get(PAGE)
+    for n in range(25):
+        ApiToken.issue(agent_user, name=f"Script {n}", scopes=["calls:write"])
+    with django_assert_num_queries(len(few.captured_queries)):
+        page = client.get(PAGE).content.decode()
+    assert page.count("Revoke…") == 26
 
 
 def test_every_role_has_the_page_and_the_link_to_it(agent_user, supervisor_user, admin_client_):

@@ -9,6 +9,7 @@ here registers its pages.
 - users: users and roles
 - sync: the sync from VCC, its preview and its runs
 - lockouts: current lock-outs after failed logins, and lifting them
+- tokens: everyone's API tokens, to see and revoke
 
 Procrastinate's own job admin is taken out: the integration health page (calls/health.py) shows the queues, the
 failed jobs with their errors and a retry, to the roles allowed to see them.
