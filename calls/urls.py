@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from django.urls import path
 
-from calls.views import agents, calling, calllog, contacts, health, imports, reports, stuck, vcc_events
+from calls.views import agents, calling, calllog, contacts, health, imports, reports, stuck, tokens, vcc_events
 
 # In the order README presents the pages: contacts, calling, the call log and reports, integration health.
 urlpatterns = [
@@ -37,6 +37,9 @@ urlpatterns = [
     path("calls/<int:pk>/", calllog.call_detail, name="call_detail"),
     path("calls/<int:pk>/close/", stuck.close_call, name="call_close"),
     path("reports/", reports.reports, name="reports"),
+    # The person's own API tokens (their profile).
+    path("profile/tokens/", tokens.token_list, name="api_tokens"),
+    path("profile/tokens/<int:pk>/revoke/", tokens.token_revoke, name="api_token_revoke"),
     # Integration health (the admin side: Django's admin is in vccweb/urls.py).
     path("health/", health.integration_health, name="integration_health"),
     path("health/jobs/<int:job_id>/retry/", health.retry_job, name="retry_job"),

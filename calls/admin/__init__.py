@@ -9,6 +9,7 @@ here registers its pages.
 - users: users and roles
 - sync: the sync from VCC, its preview and its runs
 - lockouts: current lock-outs after failed logins, and lifting them
+- tokens: everyone's API tokens, to see and revoke
 
 Procrastinate's own job admin is taken out: the integration health page (calls/health.py) shows the queues, the
 failed jobs with their errors and a retry, to the roles allowed to see them.
@@ -19,7 +20,7 @@ from __future__ import annotations
 from django.contrib import admin
 from procrastinate.contrib.django.models import ProcrastinateJob
 
-from calls.admin import calls, contacts, directory, lockouts, rules, sync, users
+from calls.admin import calls, contacts, directory, lockouts, rules, sync, tokens, users
 from calls.admin.base import SEARCH_MAX_CHARS, BoundedSearch, PhoneNumberField
 
 if admin.site.is_registered(ProcrastinateJob):
@@ -35,5 +36,6 @@ __all__ = [
     "lockouts",
     "rules",
     "sync",
+    "tokens",
     "users",
 ]
