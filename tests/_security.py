@@ -18,6 +18,7 @@ from calls import calling
 from calls.models import (
     Agent,
     AgentGroup,
+    ApiToken,
     Call,
     CallbackNumber,
     ConsentRule,
@@ -51,6 +52,7 @@ class World:
     contact_import: ContactImport
     role_group: Group
     lock_out: LockOut
+    api_token: ApiToken  # the agent's own
 
     def ids(self) -> dict[str, object]:
         """What a matrix path may name in braces: /contacts/{contact}/ and so on."""
@@ -71,6 +73,7 @@ class World:
             "contact_import": self.contact_import.pk,
             "role_group": self.role_group.pk,
             "lock_out": self.lock_out.pk,
+            "api_token": self.api_token.pk,
             "user": self.users["agent"].pk,
             "contact_type": ContentType.objects.get_for_model(Contact).pk,
         }
@@ -128,6 +131,7 @@ def create_world() -> World:
         ),
         # The agent's own import, waiting for a confirmation: nobody else may see or change it.
         contact_import=_an_import(agent_user),
+        api_token=ApiToken.issue(agent_user, name="Helpdesk", scopes=["calls:read"])[0],
     )
 
 
