@@ -4,11 +4,15 @@ placed against the sandbox simulator at the httpx transport, as the click's test
 
 from __future__ import annotations
 
+import asyncio
 import json
 from datetime import timedelta
 
+import httpx
 import pytest
-from django.test import Client
+from asgiref.sync import sync_to_async
+from django.db import connections
+from django.test import AsyncClient, Client
 from django.utils import timezone
 
 from calls import calling
@@ -17,6 +21,7 @@ from calls.models import AgentGroup, ApiIdempotentRequest, ApiToken, Call, Conta
 from calls.roles import SUPERVISOR
 from tests._calls import make_call
 from tests._sim import fresh_simulator, poll, primary
+from vccsim.transport import sandbox_transport
 
 pytestmark = pytest.mark.django_db
 
@@ -157,6 +162,49 @@ def test_the_key_is_taken_before_the_call_is_placed(alex, agent_user, contact, l
 
     assert post(alex, {"to": "+447400123456"}).status_code == 201
     assert seen == [True]
+
+
+class HeldTransport(httpx.AsyncBaseTransport):
+    """The sandbox, but VCC answers a call request only once the test says so."""
+
+    asked: asyncio.Event
+    gate: asyncio.Event
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        if request.method == "POST" and request.url.path.lower().endswith("/calls/"):
+            HeldTransport.asked.set()
+            await HeldTransport.gate.wait()
+        return await sandbox_transport().handle_async_request(request)
+
+
+def held_transport() -> HeldTransport:
+    return HeldTransport()
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_two_requests_with_one_key_at_once_place_one_call(agent_user, contact, london, sim, settings):
+    """The second arrives while VCC has the first in hand: a 409; once the first is answered, its answer."""
+    settings.VCC_TRANSPORT = "tests.test_api_calls.held_transport"
+    HeldTransport.asked, HeldTransport.gate = asyncio.Event(), asyncio.Event()
+    token = await sync_to_async(token_for)(agent_user)
+    headers = bearer(token) | {"Idempotency-Key": "at-once"}
+    body = json.dumps({"to": "+447400123456"})
+
+    def send():
+        return AsyncClient().post(URL, body, content_type="application/json", headers=headers)
+
+    first = asyncio.ensure_future(send())
+    await HeldTransport.asked.wait()  # the first is with VCC
+    second = await send()
+    HeldTransport.gate.set()
+    answered = await first
+    third = await send()
+
+    calls = await sync_to_async(lambda: list(Call.objects.all()))()
+    await sync_to_async(connections.close_all)()  # the executor thread's connection would keep the database open
+    assert second.status_code == 409
+    assert answered.status_code == third.status_code == 201 and third.json() == answered.json()
+    assert len(calls) == 1 and sim.calls_placed == 1
 
 
 def test_a_stored_answer_is_given_again_as_it_was(alex, agent_user, contact, sim):

@@ -116,8 +116,8 @@ def _log_path() -> str:
 
 
 def resource(call: Call, *, log_path: str | None = None) -> dict[str, Any]:
-    """The call as the API shows it (CallOut's fields; `as_json` makes it JSON). The call comes with its agents, its clicker and its groups
-    (select_related / prefetch_related), or they are read here."""
+    """The call as the API shows it (CallOut's fields; `as_json` makes it JSON). The call comes with its agents,
+    its clicker and its groups (select_related / prefetch_related), or they are read here."""
     groups = [g.pk for g in call.from_groups.all()] if not call.from_agent_id and not call.to_agent_id else []
     taker = call.agent
     data: dict[str, Any] = {
