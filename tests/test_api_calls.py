@@ -207,6 +207,17 @@ async def test_two_requests_with_one_key_at_once_place_one_call(agent_user, cont
     assert len(calls) == 1 and sim.calls_placed == 1
 
 
+def test_a_failure_before_any_call_row_frees_the_key(alex, contact, london, sim, monkeypatch):
+    async def broken(**kwargs):
+        raise RuntimeError("a bug")
+
+    monkeypatch.setattr(calling, "place_number_call", broken)
+
+    problem(post(alex, {"to": "+447400123456"}), 500)
+
+    assert not ApiIdempotentRequest.objects.exists() and not Call.objects.exists()
+
+
 def test_a_stored_answer_is_given_again_as_it_was(alex, agent_user, contact, sim):
     body = {"to": "+447400123456"}
     stored = {"id": 7, "state": "live"}
@@ -478,6 +489,7 @@ def test_an_agent_cannot_read_another_agents_calls_by_filter(alex, log_calls, ot
         ({"limit": "²"}, "limit"),
         ({"outcomes": "busy"}, "outcomes"),
         ({"before": "1_1"}, "before"),
+        ({"disposition": "a\x00b"}, "disposition"),
     ],
 )
 def test_a_malformed_filter_or_cursor_is_a_400_naming_it(alex, params, field):

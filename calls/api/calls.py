@@ -10,6 +10,7 @@ worker thread or a database connection.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
 import logging
@@ -211,7 +212,7 @@ def _digest(payload: PlaceCallIn) -> str:
 def _claim(user: Any, key: str, digest: str) -> ApiIdempotentRequest | None:
     """Write the key's row before anything else: None when this request is the first (and places the call), else
     the row of the request that was (the unique constraint decides between two at once)."""
-    while True:
+    for attempt in range(3):
         try:
             with transaction.atomic():
                 ApiIdempotentRequest.objects.create(user=user, key=key, request_digest=digest)
@@ -220,7 +221,10 @@ def _claim(user: Any, key: str, digest: str) -> ApiIdempotentRequest | None:
             earlier = ApiIdempotentRequest.objects.filter(user=user, key=key).first()
             if earlier is not None:
                 return earlier
+            if attempt == 2:
+                raise
             # released meanwhile (the first was refused): try again to be the first
+    raise AssertionError("unreachable")
 
 
 def _replay(earlier: ApiIdempotentRequest, digest: str) -> HttpResponse:
@@ -334,10 +338,10 @@ def _answer_of(pk: int) -> tuple[int, dict[str, Any]]:
 )
 async def place_call(request: HttpRequest, payload: PlaceCallIn) -> HttpResponse:
     await _db(require)(request, "calls:write", perms.VIEW_CONTACT)
-    key, user = _key(request), request.user
-    earlier = await _db(_claim)(user, key, _digest(payload))
+    key, user, digest = _key(request), request.user, _digest(payload)
+    earlier = await _db(_claim)(user, key, digest)
     if earlier is not None:
-        return _replay(earlier, _digest(payload))
+        return _replay(earlier, digest)
     request_id = str(uuid.uuid5(_REQUEST_IDS, f"{user.pk}:{key}"))
     try:
         phone, groups, clid = await _target(user, payload)
@@ -352,18 +356,20 @@ async def place_call(request: HttpRequest, payload: PlaceCallIn) -> HttpResponse
             clid_pk=clid,
             dnc_reason=payload.reason,
         )
+        status, body = await _answer_of(call.pk)
+        await _db(_keep)(user, key, status, body)
     except Refused as refused:
         await _db(_release)(user, key)
         raise Problem(422, str(refused)) from None
     except (Problem, PermissionDenied, Http404):
         await _db(_release)(user, key)
         raise
-    except BaseException:
-        log.exception("placing call %s for the API failed", request_id)
+    except BaseException as exc:
+        # A bug, the database, or the client going away (the call's own request to VCC runs on, shielded).
+        if not isinstance(exc, asyncio.CancelledError):
+            log.exception("placing call %s for the API failed", request_id)
         await _db(_settle)(user, key, request_id)
         raise
-    status, body = await _answer_of(call.pk)
-    await _db(_keep)(user, key, status, body)
     return _json(status, body)
 
 
@@ -438,7 +444,7 @@ def list_calls(request: HttpRequest, filters: Query[CallFilters]) -> dict[str, A
         query = form.query(sort=cleaned["sort"], after=page.older)
         if limit != DEFAULT_LIMIT:
             query["limit"] = str(limit)
-        following = request.build_absolute_uri(f"{request.path}?{urlencode(query)}")
+        following = f"{base_url(request).rstrip('/')}{request.path}?{urlencode(query)}"
     return {"items": [resource(call, log_path=log_path) for call in page.calls], "next": following}
 
 
