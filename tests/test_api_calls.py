@@ -235,6 +235,7 @@ def test_a_token_without_calls_write_is_a_403(agent_user, contact, london, sim):
     token = token_for(agent_user, "calls:read", "contacts:write")
 
     assert "calls:write" in problem(post(token, {"to": "+447400123456"}), 403)["detail"]
+    assert "calls:write" in problem(post(token, {"to": "+447400123456"}, key=None), 403)["detail"]
     assert not Call.objects.exists() and not ApiIdempotentRequest.objects.exists()
 
 

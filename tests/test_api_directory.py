@@ -3,13 +3,14 @@ numbers, dispositions; readiness is read as the pages read it, against the sandb
 
 from __future__ import annotations
 
+import httpx
 import pytest
 from django.core.cache import cache
 from django.test import Client
 
 from calls.models import ApiToken, CallbackNumber, DispositionCode
-from tests import test_click
 from tests._sim import fresh_simulator
+from vccsim.transport import sandbox_transport
 
 pytestmark = pytest.mark.django_db
 
@@ -19,12 +20,30 @@ def sim(monkeypatch):
     yield from fresh_simulator(monkeypatch)
 
 
+SENT: list[httpx.Request] = []
+
+
+class RecordingTransport(httpx.BaseTransport, httpx.AsyncBaseTransport):
+    """The sandbox transport, keeping every request sent to VCC."""
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        SENT.append(request)
+        return sandbox_transport().handle_request(request)
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        SENT.append(request)
+        return await sandbox_transport().handle_async_request(request)
+
+
+def recording_transport() -> RecordingTransport:
+    return RecordingTransport()
+
+
 @pytest.fixture
-def sent(settings):
-    """Every request sent to VCC (the click tests' recording transport)."""
-    test_click.SENT.clear()
-    settings.VCC_TRANSPORT = "tests.test_click.recording_transport"
-    return test_click.SENT
+def sent(settings) -> list[httpx.Request]:
+    SENT.clear()
+    settings.VCC_TRANSPORT = "tests.test_api_directory.recording_transport"
+    return SENT
 
 
 def token_for(user, *scopes: str) -> str:

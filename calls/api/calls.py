@@ -227,6 +227,13 @@ def _claim(user: Any, key: str, digest: str) -> ApiIdempotentRequest | None:
     raise AssertionError("unreachable")
 
 
+def _allowed_and_claimed(request: HttpRequest, digest: str) -> tuple[str, ApiIdempotentRequest | None]:
+    """Check the token may place calls, then take its Idempotency-Key (see _claim): the key, and the earlier row."""
+    require(request, "calls:write", perms.VIEW_CONTACT)
+    key = _key(request)
+    return key, _claim(request.user, key, digest)
+
+
 def _replay(earlier: ApiIdempotentRequest, digest: str) -> HttpResponse:
     if earlier.request_digest != digest:
         raise Problem(
@@ -322,6 +329,14 @@ def _answer(call: Call) -> tuple[int, dict[str, Any]]:
 
 
 @_db
+def _answer_kept(user: Any, key: str, pk: int) -> tuple[int, dict[str, Any]]:
+    """The answer to the click that wrote call pk, kept for the key: one trip to the database."""
+    status, body = _answer(_with_parties(Call.objects.filter(pk=pk)).get())
+    _keep(user, key, status, body)
+    return status, body
+
+
+@_db
 def _answer_of(pk: int) -> tuple[int, dict[str, Any]]:
     return _answer(_with_parties(Call.objects.filter(pk=pk)).get())
 
@@ -337,9 +352,8 @@ def _answer_of(pk: int) -> tuple[int, dict[str, Any]]:
     "refuses or fails, the answer is a 502 problem with VCC's own text in `vcc` and the call's record in `call`.",
 )
 async def place_call(request: HttpRequest, payload: PlaceCallIn) -> HttpResponse:
-    await _db(require)(request, "calls:write", perms.VIEW_CONTACT)
-    key, user, digest = _key(request), request.user, _digest(payload)
-    earlier = await _db(_claim)(user, key, digest)
+    user, digest = request.user, _digest(payload)
+    key, earlier = await _db(_allowed_and_claimed)(request, digest)
     if earlier is not None:
         return _replay(earlier, digest)
     request_id = str(uuid.uuid5(_REQUEST_IDS, f"{user.pk}:{key}"))
@@ -356,8 +370,7 @@ async def place_call(request: HttpRequest, payload: PlaceCallIn) -> HttpResponse
             clid_pk=clid,
             dnc_reason=payload.reason,
         )
-        status, body = await _answer_of(call.pk)
-        await _db(_keep)(user, key, status, body)
+        status, body = await _answer_kept(user, key, call.pk)
     except Refused as refused:
         await _db(_release)(user, key)
         raise Problem(422, str(refused)) from None
