@@ -207,6 +207,18 @@ async def test_two_requests_with_one_key_at_once_place_one_call(agent_user, cont
     assert len(calls) == 1 and sim.calls_placed == 1
 
 
+def test_a_key_whose_row_is_gone_still_never_places_a_second_call(alex, contact, london, sim):
+    first = post(alex, {"to": "+447400123456"}).json()
+    ApiIdempotentRequest.objects.all().delete()  # kept a day
+
+    other = problem(post(alex, {"to": "+442079460123"}), 422)
+    again = post(alex, {"to": "+447400123456"})
+
+    assert again.status_code == 201 and again.json()["id"] == first["id"]
+    assert f"placed call {first['id']} before" in other["detail"]
+    assert Call.objects.count() == 1 and sim.calls_placed == 1
+
+
 def test_a_failure_before_any_call_row_frees_the_key(alex, contact, london, sim, monkeypatch):
     async def broken(**kwargs):
         raise RuntimeError("a bug")

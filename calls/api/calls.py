@@ -370,6 +370,8 @@ async def place_call(request: HttpRequest, payload: PlaceCallIn) -> HttpResponse
             clid_pk=clid,
             dnc_reason=payload.reason,
         )
+        if call.phone_id != phone.pk:  # the key's call, placed before its row here was deleted (kept a day)
+            raise Problem(422, f"This {KEY_HEADER} placed call {call.pk} before; send a new key for a new call.")
         status, body = await _answer_kept(user, key, call.pk)
     except Refused as refused:
         await _db(_release)(user, key)
