@@ -1,7 +1,540 @@
-"""The API's calls endpoints."""
+"""The API's calls: place one (the Call button's use case, behind an `Idempotency-Key`), the call log with its
+filters and keyset pages, one call with its history, and the wrap-up.
+
+Every rule is the pages' own: the click's checks and refusals (calls/calling/placing.py, calls/rules.py), which
+calls a person may see (`Call.objects.visible_to`, as the call log) or change (`changeable_by`, as the call panel),
+the call log's filters and cursor (calls/forms/calllog.py, calls/calllog.py) and the wrap-up (calls/calling/
+recording.py). Placing and wrapping up are async end to end, as the pages' are: VCC is awaited without holding a
+worker thread or a database connection.
+"""
 
 from __future__ import annotations
 
-from ninja import Router
+import asyncio
+import hashlib
+import json
+import logging
+import uuid
+from datetime import datetime
+from typing import Annotated, Any
+
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.db import IntegrityError, transaction
+from django.http import Http404, HttpRequest, HttpResponse, QueryDict
+from django.shortcuts import get_object_or_404
+from django.urls import reverse
+from django.utils.http import urlencode
+from ninja import Field, Query, Router, Schema
+from ninja.responses import NinjaJSONEncoder
+from pydantic import AfterValidator, ConfigDict, StrictInt
+
+from calls import calling, calllog, phones
+from calls import permissions as perms
+from calls.api.auth import require
+from calls.api.errors import PROBLEM, TITLES, Problem
+from calls.calling.common import _db
+from calls.forms import CallLogFilter, WrapUpForm, first_error
+from calls.models import AgentGroup, ApiIdempotentRequest, Call, CallbackNumber, Contact, ContactPhone, DispositionCode
+from calls.rules import Refused
+from calls.views.calling import base_url
+
+log = logging.getLogger(__name__)
 
 router = Router(tags=["calls"])
+
+KEY_HEADER = "Idempotency-Key"
+MAX_KEY = 255  # ApiIdempotentRequest.key
+BIGINT_MAX = 2**63 - 1
+DEFAULT_LIMIT, MAX_LIMIT = 50, 200
+# A click's request id from the person and their key: the same key can never place two calls, even past the
+# idempotency table (the use case answers a repeated request id with the call it placed).
+_REQUEST_IDS = uuid.UUID("0d6c8a44-3b8e-4c59-9d3e-6a1f0e5d2b71")
+
+
+def _no_nul(value: str) -> str:
+    if "\x00" in value:
+        raise ValueError("must not contain NUL characters")
+    return value
+
+
+Text = Annotated[str, AfterValidator(_no_nul)]
+Id = Annotated[StrictInt, Field(ge=1, le=BIGINT_MAX)]
+
+
+# --- The call resource ---------------------------------------------------------------------------------
+
+
+class CallOut(Schema):
+    """A call as the API shows it (outgoing webhooks reuse this shape)."""
+
+    id: int
+    state: str = Field(description="requested, live, ended, failed (not placed) or unconfirmed (may have been placed)")
+    outcome: str = Field(description="in_progress, answered, no_answer, agent_no_answer, busy, failed, …")
+    to: str | None = Field(description="The number called, E.164; null for a call to a colleague")
+    to_agent: str | None = Field(description="The colleague called (agent display id), or null")
+    contact: int | None
+    agent: str | None = Field(description="The agent who took the call (display id): the caller's, or who answered")
+    answered_by: str | None = Field(description="For a call via groups: the agent who answered it, once known")
+    via_groups: list[int] = Field(description="The groups (ids) a call via groups was offered to, in order")
+    caller_id: str | None = Field(description="The number presented to the contact (E.164), or null for VCC's own")
+    placed_by: str | None = Field(description="The username of who placed it")
+    requested_at: datetime
+    connected_at: datetime | None
+    ended_at: datetime | None
+    duration_seconds: int | None
+    disposition: str | None
+    notes: str
+    wrapped_up_at: datetime | None
+    error: str | None = Field(description="What went wrong, in plain words, or null")
+    vcc_call_id: str | None
+    url: str = Field(description="The call's page in vccweb")
+
+
+class HistoryLine(Schema):
+    at: datetime
+    what: str
+    detail: str
+
+
+class CallEventOut(Schema):
+    at: datetime
+    kind: str = Field(description="progress, error, recording, wrap_up or closed")
+    detail: str
+
+
+class CallDetailOut(CallOut):
+    history: list[HistoryLine] = Field(description="Everything that happened, oldest first, as the call's page says")
+    events: list[CallEventOut] = Field(description="The stored events behind the history, oldest first")
+
+
+class CallPage(Schema):
+    items: list[CallOut]
+    next: str | None = Field(description="The next page's address, or null on the last page")
+
+
+def _log_path() -> str:
+    return reverse("call_log")  # a call's page is the log's address and its id (calls/urls.py)
+
+
+def resource(call: Call, *, log_path: str | None = None) -> dict[str, Any]:
+    """The call as the API shows it (CallOut's fields; `as_json` makes it JSON). The call comes with its agents,
+    its clicker and its groups (select_related / prefetch_related), or they are read here."""
+    groups = [g.pk for g in call.from_groups.all()] if not call.from_agent_id and not call.to_agent_id else []
+    taker = call.agent
+    data: dict[str, Any] = {
+        "id": call.pk,
+        "state": call.state,
+        "outcome": call.outcome,
+        "to": call.to_number or None,
+        "to_agent": call.to_agent.display_id if call.to_agent else None,
+        "contact": call.contact_id,
+        "agent": taker.display_id if taker else None,
+        "answered_by": call.answered_by.display_id if call.answered_by else None,
+        "via_groups": groups,
+        "caller_id": call.presented_clid or None,
+        "placed_by": call.created_by.username if call.created_by else None,
+        "requested_at": call.requested_at,
+        "connected_at": call.connected_at,
+        "ended_at": call.ended_at,
+        "duration_seconds": call.duration_seconds,
+        "disposition": call.disposition_code or None,
+        "notes": call.notes,
+        "wrapped_up_at": call.wrapped_up_at,
+        "error": call.error_display or None,
+        "vcc_call_id": call.vcc_call_id or None,
+        "url": f"{log_path or _log_path()}{call.pk}/",
+    }
+    return data
+
+
+def as_json(body: dict[str, Any]) -> dict[str, Any]:
+    """body as the API's responses render it (times as ninja writes them), to keep and answer again."""
+    return json.loads(json.dumps(body, cls=NinjaJSONEncoder))
+
+
+PARTIES = ("contact", "from_agent", "to_agent", "answered_by", "created_by")
+
+
+def _with_parties(calls: Any) -> Any:
+    return calls.select_related(*PARTIES).prefetch_related("from_groups")
+
+
+def _json(status: int, body: dict[str, Any], **headers: str) -> HttpResponse:
+    response = HttpResponse(json.dumps(body), status=status, content_type="application/json")
+    if status >= 400:
+        response["Content-Type"] = PROBLEM
+    for name, value in headers.items():
+        response[name] = value
+    return response
+
+
+def _problem_body(status: int, detail: str, **extra: Any) -> dict[str, Any]:
+    """The same body calls.api.errors gives a raised Problem: kept, to be answered again for a repeated key."""
+    return {"type": "about:blank", "title": TITLES.get(status, "Error"), "status": status, "detail": detail, **extra}
+
+
+# --- Placing a call ----------------------------------------------------------------------------------------
+
+
+class PlaceCallIn(Schema):
+    model_config = ConfigDict(extra="forbid")
+
+    to: Text = Field(max_length=40, description="The number to call, in any format (+44 20 7946 0100, 020 7946 …)")
+    contact: Id | None = Field(None, description="The contact whose number it is; needed when several have it")
+    via_groups: list[Id] | None = Field(
+        None,
+        max_length=50,
+        description="Call via these groups (ids, in order: any ready agent of them takes it) instead of from your "
+        "own phone; needs a role that may call via groups",
+    )
+    caller_id: Text | None = Field(None, max_length=40, description="A callback number to present, in any format")
+    reason: Text = Field("", max_length=500, description="Why you call a do-not-call number anyway (supervisors)")
+
+
+def _key(request: HttpRequest) -> str:
+    key = request.headers.get(KEY_HEADER, "")
+    if not key.strip():
+        raise Problem(
+            400,
+            f"Send an {KEY_HEADER} header: a value unique to this call (a UUID will do). Send the same value again "
+            "to retry safely: the same key never places a second call.",
+        )
+    if len(key) > MAX_KEY or not (key.isascii() and key.isprintable()):
+        raise Problem(400, f"The {KEY_HEADER} must be at most {MAX_KEY} printable ASCII characters (a UUID will do).")
+    return key
+
+
+def _digest(payload: PlaceCallIn) -> str:
+    body = json.dumps(payload.model_dump(), sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(f"POST /calls\n{body}".encode()).hexdigest()
+
+
+def _claim(user: Any, key: str, digest: str) -> ApiIdempotentRequest | None:
+    """Write the key's row before anything else: None when this request is the first (and places the call), else
+    the row of the request that was (the unique constraint decides between two at once)."""
+    for attempt in range(3):
+        try:
+            with transaction.atomic():
+                ApiIdempotentRequest.objects.create(user=user, key=key, request_digest=digest)
+            return None
+        except IntegrityError:
+            earlier = ApiIdempotentRequest.objects.filter(user=user, key=key).first()
+            if earlier is not None:
+                return earlier
+            if attempt == 2:
+                raise
+            # released meanwhile (the first was refused): try again to be the first
+    raise AssertionError("unreachable")
+
+
+def _allowed_and_claimed(request: HttpRequest, digest: str) -> tuple[str, ApiIdempotentRequest | None]:
+    """Check the token may place calls, then take its Idempotency-Key (see _claim): the key, and the earlier row."""
+    require(request, "calls:write", perms.VIEW_CONTACT)
+    key = _key(request)
+    return key, _claim(request.user, key, digest)
+
+
+def _replay(earlier: ApiIdempotentRequest, digest: str) -> HttpResponse:
+    if earlier.request_digest != digest:
+        raise Problem(
+            422,
+            f"This {KEY_HEADER} was sent before with a different body. Send a new key for a new call, or the same "
+            "body to get the first answer again.",
+        )
+    if earlier.status is None or earlier.response is None:
+        raise Problem(
+            409,
+            f"The first request with this {KEY_HEADER} is still under way. Ask again in a moment for its answer.",
+        )
+    return _json(earlier.status, earlier.response, **{"Idempotent-Replayed": "true"})
+
+
+def _keep(user: Any, key: str, status: int, body: dict[str, Any]) -> None:
+    ApiIdempotentRequest.objects.filter(user=user, key=key).update(status=status, response=body)
+
+
+def _release(user: Any, key: str) -> None:
+    """Nothing was placed and no call row written (a refusal, bad input): the key may be used again."""
+    ApiIdempotentRequest.objects.filter(user=user, key=key, status__isnull=True).delete()
+
+
+def _settle(user: Any, key: str, request_id: str) -> None:
+    """The request failed unexpectedly: keep the answer of the call it wrote, if it wrote one, else free the key."""
+    call = _with_parties(Call.objects.filter(request_id=request_id)).first()
+    if call is None:
+        _release(user, key)
+    else:
+        _keep(user, key, *_answer(call))
+
+
+@_db
+def _target(user: Any, payload: PlaceCallIn) -> tuple[ContactPhone, list[int] | None, int | None]:
+    """The contact's number `to` names, the groups (None: from the caller's own phone) and the callback number."""
+    try:
+        number = phones.to_e164(payload.to)
+    except ValidationError as exc:
+        raise Problem(422, f"to: {exc.messages[0]}") from None
+    found = ContactPhone.objects.filter(number=number)
+    if payload.contact is not None:
+        if not Contact.objects.filter(pk=payload.contact).exists():
+            raise Problem(404, f"contact: there is no contact {payload.contact}.")
+        phone = found.filter(contact_id=payload.contact).first()
+        if phone is None:
+            raise Problem(
+                422,
+                f"to: {phones.display(number)} is not a number of contact {payload.contact}. Add it to the contact "
+                "first, or leave contact out to call the contact that has it.",
+            )
+    else:
+        matches = list(found.order_by("pk")[:2])
+        if not matches:
+            raise Problem(
+                422,
+                f"to: no contact has {phones.display(number)}. Add it to a contact first (calls are placed to "
+                "contacts' numbers, with their do-not-call and consent rules).",
+            )
+        if len({p.contact_id for p in matches}) > 1:
+            raise Problem(422, f"to: several contacts have {phones.display(number)}; name the one you mean in contact.")
+        phone = matches[0]
+    groups = None
+    if payload.via_groups is not None:
+        if not user.has_perm(perms.PLACE_GROUP_CALL):
+            raise PermissionDenied("You may not call via groups.")  # as the Call button answers
+        groups = list(dict.fromkeys(payload.via_groups))
+        known = set(AgentGroup.objects.filter(pk__in=groups).values_list("pk", flat=True))
+        if missing := [pk for pk in groups if pk not in known]:
+            raise Problem(422, f"via_groups: there is no group {missing[0]} (GET /api/v1/groups lists them).")
+    clid = None
+    if payload.caller_id is not None:
+        try:
+            presented = phones.to_e164(payload.caller_id)
+        except ValidationError as exc:
+            raise Problem(422, f"caller_id: {exc.messages[0]}") from None
+        clid = CallbackNumber.objects.filter(number=presented).values_list("pk", flat=True).first()
+        if clid is None:
+            raise Problem(
+                422,
+                "caller_id: That caller ID is not one you may present. GET /api/v1/callback-numbers lists them.",
+            )
+    return phone, groups, clid
+
+
+def _answer(call: Call) -> tuple[int, dict[str, Any]]:
+    """The answer to a click, from its row: 201 with the call, or VCC's refusal (or failure) as a problem."""
+    body = as_json(resource(call))
+    if call.state in (Call.State.FAILED, Call.State.UNCONFIRMED):
+        detail = call.error_display or "VCC did not place the call."
+        return 502, _problem_body(502, detail, vcc=call.error_message or None, vcc_status=call.error_status, call=body)
+    return 201, body
+
+
+@_db
+def _answer_kept(user: Any, key: str, pk: int) -> tuple[int, dict[str, Any]]:
+    """The answer to the click that wrote call pk, kept for the key: one trip to the database."""
+    status, body = _answer(_with_parties(Call.objects.filter(pk=pk)).get())
+    _keep(user, key, status, body)
+    return status, body
+
+
+@_db
+def _answer_of(pk: int) -> tuple[int, dict[str, Any]]:
+    return _answer(_with_parties(Call.objects.filter(pk=pk)).get())
+
+
+@router.post(
+    "",
+    response={201: CallOut},
+    summary="Place a call",
+    description=f"Place a call to a contact's number, as the Call button does, with the same checks. Send an "
+    f"`{KEY_HEADER}` header: the same key (and body) never places a second call and answers the first answer "
+    "again; the same key with another body is a 422; while the first is still under way, a 409. A refusal (do "
+    "not call, no group, already on a call, …) is a 4xx problem that says why, and places nothing. When VCC "
+    "refuses or fails, the answer is a 502 problem with VCC's own text in `vcc` and the call's record in `call`.",
+)
+async def place_call(request: HttpRequest, payload: PlaceCallIn) -> HttpResponse:
+    user, digest = request.user, _digest(payload)
+    key, earlier = await _db(_allowed_and_claimed)(request, digest)
+    if earlier is not None:
+        return _replay(earlier, digest)
+    request_id = str(uuid.uuid5(_REQUEST_IDS, f"{user.pk}:{key}"))
+    try:
+        phone, groups, clid = await _target(user, payload)
+        call = await calling.place_number_call(
+            user=user,  # type: ignore[arg-type]  # the token's owner (calls.api.auth)
+            request_id=request_id,
+            base_url=base_url(request),
+            contact_pk=phone.contact_id,
+            phone_pk=phone.pk,
+            via_groups=groups is not None,
+            group_pks=groups or [],
+            clid_pk=clid,
+            dnc_reason=payload.reason,
+        )
+        if call.phone_id != phone.pk:  # the key's call, placed before its row here was deleted (kept a day)
+            raise Problem(422, f"This {KEY_HEADER} placed call {call.pk} before; send a new key for a new call.")
+        status, body = await _answer_kept(user, key, call.pk)
+    except Refused as refused:
+        await _db(_release)(user, key)
+        raise Problem(422, str(refused)) from None
+    except (Problem, PermissionDenied, Http404):
+        await _db(_release)(user, key)
+        raise
+    except BaseException as exc:
+        # A bug, the database, or the client going away (the call's own request to VCC runs on, shielded).
+        if not isinstance(exc, asyncio.CancelledError):
+            log.exception("placing call %s for the API failed", request_id)
+        await _db(_settle)(user, key, request_id)
+        raise
+    return _json(status, body)
+
+
+# --- The call log --------------------------------------------------------------------------------------------
+
+
+class CallFilters(Schema):
+    """The call log's filters (as its page has them), the sort and the page; all optional."""
+
+    start: str | None = Field(None, description="From this day (YYYY-MM-DD), in vccweb's time zone")
+    end: str | None = Field(None, description="To this day, included")
+    agent: str | None = Field(None, description="Calls taken by this agent (id)")
+    group: str | None = Field(None, description="Calls via this group (id)")
+    via: str | None = Field(None, description="agent: from one agent's phone; group: via groups")
+    outcome: str | None = Field(None, description="answered, no_answer, agent_no_answer, busy, failed, …")
+    disposition: str | None = Field(None, description="A disposition code; '-' for none")
+    clid: str | None = Field(None, description="The presented caller ID (E.164); '-' for VCC's default")
+    has_error: str | None = Field(None, description="yes or no")
+    wrap_up: str | None = Field(None, description="on: only calls that wait for a wrap-up")
+    contact: str | None = Field(None, description="Calls to this contact (id)")
+    hour: str | None = Field(None, description="Calls placed in this hour of the day (0-23)")
+    error: str | None = Field(None, description="Calls whose VCC message starts with this")
+    error_status: str | None = Field(None, description="Calls VCC answered with this HTTP status")
+    sort: str | None = Field(None, description="-time (default), time, -duration or duration")
+    after: str | None = Field(None, description="The cursor of the page to read, from a `next` link")
+    limit: str | None = Field(None, description=f"Calls per page, 1 to {MAX_LIMIT} (default {DEFAULT_LIMIT})")
+
+
+FILTER_NAMES = set(CallFilters.model_fields)
+
+
+class _CallLogFilter(CallLogFilter):
+    """The call log page's form without its menus: the API reads values, and draws no menu to read them into."""
+
+    def __init__(self, data: QueryDict) -> None:
+        super(CallLogFilter, self).__init__(data)
+        self.show_agents = True
+
+
+def _limit(raw: str) -> int:
+    if not raw:
+        return DEFAULT_LIMIT
+    if not (raw.isascii() and raw.isdecimal() and len(raw) <= 4 and 1 <= int(raw) <= MAX_LIMIT):
+        raise Problem(400, f"limit: give a whole number from 1 to {MAX_LIMIT} (default {DEFAULT_LIMIT}).")
+    return int(raw)
+
+
+@router.get(
+    "",
+    response=CallPage,
+    summary="The call log",
+    description="The calls the token's owner sees on the call log page (an agent: their own), newest first, with the "
+    "page's filters; follow `next` for the next page (there is no count).",
+)
+def list_calls(request: HttpRequest, filters: Query[CallFilters]) -> dict[str, Any]:
+    require(request, "calls:read", perms.VIEW_CALL)
+    if unknown := sorted(set(request.GET) - FILTER_NAMES):
+        raise Problem(400, f"{unknown[0]}: not a filter of the call log. Known: {', '.join(sorted(FILTER_NAMES))}.")
+    limit = _limit(request.GET.get("limit", ""))
+    data = request.GET.copy()
+    data.pop("limit", None)
+    form = _CallLogFilter(data)
+    if not form.is_valid():
+        errors = [{"where": name, "what": str(m)} for name, messages in form.errors.items() for m in messages]
+        raise Problem(400, f"{errors[0]['where']}: {errors[0]['what']}", errors=errors)
+    cleaned = form.cleaned_data
+    calls = calllog.filtered_calls(Call.objects.visible_to(request.user), cleaned)  # type: ignore[arg-type]
+    page = calllog.page_of(_with_parties(calls), sort=cleaned["sort"], after=cleaned["after"], size=limit)
+    log_path = _log_path()
+    following = None
+    if page.older:
+        query = form.query(sort=cleaned["sort"], after=page.older)
+        if limit != DEFAULT_LIMIT:
+            query["limit"] = str(limit)
+        following = f"{base_url(request).rstrip('/')}{request.path}?{urlencode(query)}"
+    return {"items": [resource(call, log_path=log_path) for call in page.calls], "next": following}
+
+
+def _pk(call_id: int) -> int:
+    if not 1 <= call_id <= BIGINT_MAX:
+        raise Http404("There is no such call, or not one you may see.")
+    return call_id
+
+
+@router.get(
+    "/{call_id}",
+    response=CallDetailOut,
+    summary="One call, with its history",
+    description="404 for a call the token's owner may not see on its page.",
+)
+def get_call(request: HttpRequest, call_id: int) -> dict[str, Any]:
+    require(request, "calls:read", perms.VIEW_CALL)
+    calls = _with_parties(Call.objects.visible_to(request.user)).prefetch_related("events")  # type: ignore[arg-type]
+    call = get_object_or_404(calls, pk=_pk(call_id))
+    return {
+        **resource(call),
+        "history": [{"at": at, "what": what, "detail": detail} for at, what, detail in call.history()],
+        "events": [{"at": e.at, "kind": e.kind, "detail": e.detail} for e in call.events.all()],
+    }
+
+
+# --- The wrap-up ----------------------------------------------------------------------------------------------
+
+
+class WrapUpIn(Schema):
+    model_config = ConfigDict(extra="forbid")
+
+    disposition: Text = Field(max_length=64, description="A disposition code (GET /api/v1/dispositions)")
+    notes: Text = Field("", max_length=5000)
+
+
+class WrappedUpOut(CallOut):
+    changed: list[str] = Field(description="What else the disposition changed, in words (a number marked do not call)")
+
+
+@_db
+def _wrap_up_form(payload: WrapUpIn) -> WrapUpForm:
+    pk = DispositionCode.objects.filter(code=payload.disposition).values_list("pk", flat=True).first()
+    form = WrapUpForm({"disposition": "" if pk is None else str(pk), "notes": payload.notes})
+    form.is_valid()  # reads the active codes: in the sync thread
+    return form
+
+
+@_db
+def _own_call(user: Any, call_id: int) -> Call:
+    """A call this person may change (the call panel's rule), or 404."""
+    return get_object_or_404(Call.objects.changeable_by(user).with_parties(), pk=_pk(call_id))
+
+
+@router.post(
+    "/{call_id}/wrap-up",
+    response={200: WrappedUpOut},
+    summary="Wrap up an ended call",
+    description="Store the disposition and notes and send the disposition to VCC, as the call panel does; the call "
+    "must be the token owner's to change. When VCC fails, the notes are kept and the answer is a 502 problem: "
+    "send the wrap-up again.",
+)
+async def wrap_up(request: HttpRequest, call_id: int, payload: WrapUpIn) -> HttpResponse:
+    await _db(require)(request, "calls:write", perms.VIEW_CALL)
+    call = await _own_call(request.user, call_id)
+    form = await _wrap_up_form(payload)
+    if form.errors:
+        raise Problem(422, first_error(form))
+    done = await calling.wrap_up(
+        call=call, disposition=form.cleaned_data["disposition"], notes=form.cleaned_data["notes"]
+    )
+    _, body = await _answer_of(call.pk)
+    if done.error:
+        # Refused before VCC was asked (the call has not ended, or needs no wrap-up), or VCC failed.
+        sent = call.state == Call.State.ENDED and (call.asks_sales_wrap_up or call.wrapped_up_at is not None)
+        status = 502 if sent else 409
+        raise Problem(status, done.error, call=body)
+    return _json(200, {**body, "changed": list(done.changed)})

@@ -1,14 +1,26 @@
-"""The API's reads of what admins keep: agents, groups (with ready counts), callback numbers, dispositions."""
+"""The API's reads of what admins keep: agents, groups (with ready counts), callback numbers, dispositions.
+
+Readiness is what the pages show, read the way they read it (calls/calling/ready.py): from VCC's presence events
+while they flow, else asked of VCC under the request budget's readiness share and cached for a few seconds, so
+reading these as often as one likes never floods VCC."""
 
 from __future__ import annotations
 
-from django.http import HttpRequest
-from ninja import Router, Schema
+from typing import Any
 
+from django.http import HttpRequest
+from ninja import Field, Router, Schema
+
+from calls import calling, rules
+from calls import permissions as perms
 from calls.api.auth import require
-from calls.models import DispositionCode
+from calls.calling.common import _db
+from calls.models import Agent, AgentGroup, CallbackNumber, DispositionCode
 
 router = Router(tags=["directory"])
+
+VIEW_GROUPS = "calls.view_agentgroup"
+VIEW_CALLBACK_NUMBERS = "calls.view_callbacknumber"
 
 
 class Disposition(Schema):
@@ -26,4 +38,139 @@ def dispositions(request: HttpRequest) -> list[Disposition]:
     return [
         Disposition(code=d.code, description=d.description, action=d.action, active=d.is_active)
         for d in DispositionCode.objects.order_by("position", "code")
+    ]
+
+
+# --- Agents ------------------------------------------------------------------------------------------------
+
+
+class AgentOut(Schema):
+    id: int
+    display_id: str = Field(description="VCC's agent display id")
+    name: str
+    groups: list[int] = Field(description="The groups (ids) the agent is in")
+    ready: bool | None = Field(description="Whether VCC has the agent ready for a call now; null when unknown")
+
+
+class AgentList(Schema):
+    items: list[AgentOut]
+    ready_error: str | None = Field(description="Why readiness is unknown, or null")
+
+
+def _agents() -> list[Agent]:
+    return list(Agent.objects.filter(is_active=True).order_by("name", "pk").prefetch_related("groups"))
+
+
+@router.get(
+    "/agents",
+    response=AgentList,
+    summary="Active agents, with whether each is ready",
+    description="The agent directory page's agents and readiness.",
+)
+async def agents(request: HttpRequest) -> dict[str, Any]:
+    await _db(require)(request, "calls:read", perms.VIEW_AGENT)
+    rows = await _db(_agents)()
+    ready, error = await calling.ready_agent_ids()
+    items = [
+        {
+            "id": a.pk,
+            "display_id": a.display_id,
+            "name": a.name,
+            "groups": sorted(g.pk for g in a.groups.all()),
+            "ready": None if ready is None else a.display_id in ready,
+        }
+        for a in rows
+    ]
+    return {"items": items, "ready_error": error or None}
+
+
+# --- Groups ------------------------------------------------------------------------------------------------
+
+
+class GroupOut(Schema):
+    id: int
+    display_id: str = Field(description="VCC's group display id")
+    name: str
+    members: list[str] = Field(description="The agents in it (display ids)")
+    default_caller_id: str | None = Field(description="The callback number its calls present by default, or null")
+    ready: int | None = Field(
+        description="How many of its agents VCC has ready now, for those who may call via groups (as the contact "
+        "page shows them); null when unknown or not yours to see"
+    )
+
+
+class GroupList(Schema):
+    items: list[GroupOut]
+    ready_error: str | None = Field(description="Why some ready counts are unknown, or null")
+
+
+def _groups(user: Any) -> tuple[list[AgentGroup], list[AgentGroup]]:
+    """Every group, and those whose ready count this person sees (the groups they may call via)."""
+    groups = list(
+        AgentGroup.objects.order_by("name", "pk").select_related("default_callback_number").prefetch_related("members")
+    )
+    return groups, rules.visible_groups(groups, calling.caller_for(user))
+
+
+@router.get(
+    "/groups",
+    response=GroupList,
+    summary="Agent groups, with how many agents are ready in each",
+    description="Ready counts are those the contact page shows a person who may call via groups.",
+)
+async def groups(request: HttpRequest) -> dict[str, Any]:
+    await _db(require)(request, "calls:read", VIEW_GROUPS)
+    everyone, counted = await _db(_groups)(request.user)
+    ready = await calling.readiness(agent=None, groups=counted) if counted else calling.Readiness(me=None, groups={})
+    items = [
+        {
+            "id": g.pk,
+            "display_id": g.display_id,
+            "name": g.name,
+            "members": sorted(a.display_id for a in g.members.all()),
+            "default_caller_id": g.default_callback_number.number if g.default_callback_number else None,
+            "ready": ready.groups.get(g.pk),
+        }
+        for g in everyone
+    ]
+    return {"items": items, "ready_error": ready.error or None}
+
+
+# --- Callback numbers --------------------------------------------------------------------------------------
+
+
+class CallbackNumberOut(Schema):
+    id: int
+    number: str = Field(description="E.164")
+    label: str
+    is_default: bool = Field(description="The account default")
+    local_presence: bool = Field(description="Presented on calls to its own country unless another is chosen")
+    may_present: bool = Field(
+        description="Whether a call from your own phone may present it (as caller_id); via groups, the groups decide"
+    )
+
+
+@router.get(
+    "/callback-numbers",
+    response=list[CallbackNumberOut],
+    summary="The active callback numbers (presented caller IDs)",
+)
+def callback_numbers(request: HttpRequest) -> list[dict[str, Any]]:
+    require(request, "calls:read", VIEW_CALLBACK_NUMBERS)
+    caller = calling.caller_for(request.user)  # type: ignore[arg-type]  # the token's owner (calls.api.auth)
+    usable = (
+        set(CallbackNumber.objects.usable_by(agent=caller.agent).values_list("pk", flat=True))
+        if caller.agent is not None
+        else set()
+    )
+    return [
+        {
+            "id": n.pk,
+            "number": n.number,
+            "label": n.label,
+            "is_default": n.is_default,
+            "local_presence": n.local_presence,
+            "may_present": n.pk in usable,
+        }
+        for n in CallbackNumber.objects.filter(is_active=True).order_by("label", "pk")
     ]
