@@ -171,3 +171,23 @@ def test_a_body_over_1_mb_is_a_413_before_it_is_read(agent):
     )
     assert response.status_code == 413 and response["Content-Type"] == "application/problem+json"
     assert "1 MB" in response.json()["detail"]
+
+
+def test_placing_calls_has_a_rate_of_its_own(settings, monkeypatch):
+    """API_CALL_RATE_PER_MINUTE counts the requests to place a call, refused before anything is placed."""
+    from calls.api import limits
+    from tests.conftest import create_agent_user
+
+    settings.API_CALL_RATE_PER_MINUTE = 2
+    monkeypatch.setattr(limits, "clock", lambda: 1_800_000_000.0)
+    agent = create_agent_user()
+    _, token = ApiToken.issue(agent, name="dialler", scopes=["calls:write", "calls:read"])
+
+    def place(key: str):
+        headers = {**bearer(token), "Idempotency-Key": key}
+        return Client().post("/api/v1/calls", {"to": "+0"}, content_type="application/json", headers=headers)
+
+    answers = [place(f"key-{i}").status_code for i in range(3)]
+
+    assert 429 not in answers[:2] and answers[2] == 429  # the first two were looked at (refused: no such number)
+    assert Client().get(URL, headers=bearer(token)).status_code == 200  # reads still go through

@@ -30,6 +30,7 @@ from pydantic import AfterValidator, ConfigDict, StrictInt
 
 from calls import calling, calllog, phones
 from calls import permissions as perms
+from calls.api import limits
 from calls.api.auth import require
 from calls.api.errors import PROBLEM, TITLES, Problem
 from calls.calling.common import _db
@@ -344,6 +345,7 @@ def _answer_of(pk: int) -> tuple[int, dict[str, Any]]:
 @router.post(
     "",
     response={201: CallOut},
+    throttle=[limits.ALL, limits.PLACING],  # API_RATE_PER_MINUTE, and API_CALL_RATE_PER_MINUTE of them placing
     summary="Place a call",
     description=f"Place a call to a contact's number, as the Call button does, with the same checks. Send an "
     f"`{KEY_HEADER}` header: the same key (and body) never places a second call and answers the first answer "
