@@ -152,6 +152,23 @@ def page_of(
     return page
 
 
+def rows_page(
+    calls: QuerySet[Call, tuple[Any, ...]], *, sort: str, after: tuple[int, int] | None, size: int
+) -> tuple[list[tuple[Any, ...]], str]:
+    """One page of a values_list() of calls (its first columns the id, the time and the talk time) after `after`,
+    and the cursor of the page after it ('' on the last): page_of for the API, without a model per row."""
+    query = _ordered(calls, sort)
+    if after is not None:
+        query = _beyond(query, sort, after)
+    rows = list(query[: size + 1])
+    if len(rows) <= size:
+        return rows, ""
+    rows = rows[:size]
+    pk, requested_at, duration = rows[-1][:3]
+    value = (NO_DURATION if duration is None else duration) if sort.endswith("duration") else _micros(requested_at)
+    return rows, f"{value}_{pk}"
+
+
 def batches(calls: QuerySet[Call, tuple[Any, ...]], *, sort: str, size: int) -> Iterator[list[tuple[Any, ...]]]:
     """Every row of a values_list() of calls (its first columns the id, the time and the talk time) in sort order,
     size rows at a time, each batch one indexed query: memory stays flat however many rows (for exports)."""

@@ -621,3 +621,23 @@ def test_another_agent_cannot_wrap_up_the_call(ended, other_agent_user):
 def test_wrapping_up_needs_calls_write(agent_user, ended):
     token = token_for(agent_user, "calls:read")
     assert "calls:write" in problem(wrap(token, ended.pk, {"disposition": "Interested"}), 403)["detail"]
+
+
+def test_a_page_of_the_log_shows_each_call_as_its_own_resource_does(priya, log_calls, london, sales, other_agent_user):
+    """The log's page is read as rows, not models (for speed): each item must still be what GET /calls/{id} says."""
+    from calls.api.calls import _with_parties, as_json, resource
+
+    mine, group, _ = log_calls
+    group.from_groups.add(AgentGroup.objects.create(display_id="150", name="Alpha"))  # two groups, in their order
+    Call.objects.filter(pk=mine[0].pk).update(
+        presented_clid=london.number, disposition_code="SALE", notes="Keen", error_display="", vcc_call_id="abc"
+    )
+    make_call(user=other_agent_user, agent=other_agent_user.agent, to_number="", to_agent=mine[0].from_agent)
+
+    items = get(priya, params={"limit": 200}).json()["items"]
+
+    expected = {c.pk: as_json(resource(c)) for c in _with_parties(Call.objects.all())}
+    assert len(items) == len(expected) and all(item == expected[item["id"]] for item in items)
+    assert next(i for i in items if i["id"] == group.pk)["via_groups"] == [
+        g.pk for g in AgentGroup.objects.filter(calls=group)
+    ]
