@@ -16,6 +16,7 @@ once holds a `lock`, and one that must not wait twice in the queue a `queueing_l
 | `prune_jobs` | hourly: finished jobs older than a day are deleted | maintenance |
 | `process_vcc_events` | every second, and on a delivery to POST /vcc/events/ (once a second a process) | calls |
 | `prune_vcc_events` | hourly: applied events older than two days are deleted | maintenance |
+| `prune_api_keys` | hourly: the API's Idempotency-Keys older than a day are forgotten | maintenance |
 | `ping` | by hand: does nothing (a worker answers; what a job costs) | maintenance |
 """
 
@@ -229,6 +230,26 @@ def prune_vcc_events(timestamp: int | None = None) -> int:
         if not batch:
             return deleted
         deleted += VccEvent.objects.filter(pk__in=batch).delete()[0]
+
+
+KEEP_API_KEYS = timedelta(days=1)  # an Idempotency-Key's first answer is answered again for a day
+
+
+@app.periodic(cron="47 * * * *", periodic_id="prune_api_keys")
+@app.task(name="prune_api_keys", queue=MAINTENANCE, queueing_lock="prune_api_keys")
+def prune_api_keys(timestamp: int | None = None) -> int:
+    """Forget the API's Idempotency-Keys older than KEEP_API_KEYS (calls/api/calls.py): a repeat after that gets a
+    422 naming the call the key placed, not a second call (the call's request id comes from the key)."""
+    from calls.models import ApiIdempotentRequest
+
+    cutoff, deleted = timezone.now() - KEEP_API_KEYS, 0
+    while True:
+        batch = list(
+            ApiIdempotentRequest.objects.filter(created_at__lt=cutoff).values_list("pk", flat=True)[:PRUNE_BATCH]
+        )
+        if not batch:
+            return deleted
+        deleted += ApiIdempotentRequest.objects.filter(pk__in=batch).delete()[0]
 
 
 # --- The engine's own upkeep ----------------------------------------------------------------------------------------

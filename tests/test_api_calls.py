@@ -207,9 +207,14 @@ async def test_two_requests_with_one_key_at_once_place_one_call(agent_user, cont
     assert len(calls) == 1 and sim.calls_placed == 1
 
 
-def test_a_key_whose_row_is_gone_still_never_places_a_second_call(alex, contact, london, sim):
+def test_a_key_whose_row_is_gone_still_never_places_a_second_call(alex, agent_user, contact, london, sim):
+    from calls import tasks
+
     first = post(alex, {"to": "+447400123456"}).json()
-    ApiIdempotentRequest.objects.all().delete()  # kept a day
+    ApiIdempotentRequest.objects.create(user=agent_user, key="fresh", request_digest="x")
+    ApiIdempotentRequest.objects.exclude(key="fresh").update(created_at=timezone.now() - tasks.KEEP_API_KEYS)
+    assert tasks.prune_api_keys.func(timestamp=0) == 1  # kept a day: the hourly job forgets it
+    assert list(ApiIdempotentRequest.objects.values_list("key", flat=True)) == ["fresh"]
 
     other = problem(post(alex, {"to": "+442079460123"}), 422)
     again = post(alex, {"to": "+447400123456"})

@@ -24,6 +24,7 @@ def test_every_periodic_job_is_scheduled_once_with_its_cadence():
         "sync_vcc": "0 */1 * * *",  # VCC_SYNC_EVERY's default, hourly
         "process_vcc_events": "* * * * * *",  # every second; each delivery queues it too
         "prune_vcc_events": "29 * * * *",
+        "prune_api_keys": "47 * * * *",
     }
 
 
