@@ -330,9 +330,10 @@ def _answer(call: Call) -> tuple[int, dict[str, Any]]:
 
 
 @_db
-def _answer_kept(user: Any, key: str, pk: int) -> tuple[int, dict[str, Any]]:
-    """The answer to the click that wrote call pk, kept for the key: one trip to the database."""
-    status, body = _answer(_with_parties(Call.objects.filter(pk=pk)).get())
+def _answer_kept(user: Any, key: str, call: Call) -> tuple[int, dict[str, Any]]:
+    """The answer to the click that wrote `call` (as the use case left it: its parties are loaded, so no query
+    reads them again), kept for the key."""
+    status, body = _answer(call)
     _keep(user, key, status, body)
     return status, body
 
@@ -374,7 +375,7 @@ async def place_call(request: HttpRequest, payload: PlaceCallIn) -> HttpResponse
         )
         if call.phone_id != phone.pk:  # the key's call, placed before its row here was deleted (kept a day)
             raise Problem(422, f"This {KEY_HEADER} placed call {call.pk} before; send a new key for a new call.")
-        status, body = await _answer_kept(user, key, call.pk)
+        status, body = await _answer_kept(user, key, call)
     except Refused as refused:
         await _db(_release)(user, key)
         raise Problem(422, str(refused)) from None

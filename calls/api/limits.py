@@ -36,13 +36,12 @@ class TokenRate(BaseThrottle):
         if token is None:  # not authenticated: the 401 is answered first
             return True
         key = f"api-rate:{self.kind}:{token.pk}:{int(clock() // 60)}"
-        if cache.add(key, 1, 120):
-            return True
         try:
+            count = cache.incr(key)  # one round trip for every request but the minute's first
+        except ValueError:  # the minute's first request (or another process's came at the same moment)
+            if cache.add(key, 1, 120):
+                return True
             count = cache.incr(key)
-        except ValueError:  # expired between the two: this is the minute's first
-            cache.add(key, 1, 120)
-            return True
         return count <= self.limit()
 
     def wait(self) -> float:
