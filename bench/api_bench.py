@@ -192,8 +192,10 @@ def log_in(client: httpx.Client, username: str = SUPERVISOR, password: str = "se
         data={"csrfmiddlewaretoken": client.cookies["csrftoken"], "username": username, "password": password},
         headers={"Referer": f"{client.base_url}login/"},
     )
-    if response.status_code != 302:
-        raise RuntimeError(f"logging in as {username} failed: HTTP {response.status_code}")
+    if response.status_code != 302 or "/login/" in response.headers.get("location", ""):
+        raise RuntimeError(
+            f"logging in as {username} failed: HTTP {response.status_code} to {response.headers.get('location')}"
+        )
 
 
 def volume_parts(args: argparse.Namespace, tmp: Path, managed: list[cb.Managed]) -> None:
@@ -208,6 +210,9 @@ def volume_parts(args: argparse.Namespace, tmp: Path, managed: list[cb.Managed])
         "STATIC_ROOT": str(tmp / "s2"),
         "API_RATE_PER_MINUTE": "1000000",
     }
+    # Part 1's app cached its own users and permissions in the same Redis database, under the same ids as this
+    # database's: emptied first, or this app would take its supervisor (user 1 here) for part 1's agent (user 1).
+    cb.flush_redis()
     cb.run_python(["manage.py", "migrate", "--no-input"], env=env)
     cb.run_python(["manage.py", "collectstatic", "--no-input", "--verbosity", "0"], env=env)
     key = tokens(env, [SUPERVISOR], ["contacts:read", "calls:read"])[SUPERVISOR]
