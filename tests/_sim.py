@@ -7,6 +7,7 @@ import uuid
 from collections.abc import Iterator
 from datetime import timedelta
 
+import httpx
 from django.test import Client
 from django.utils import timezone
 from django.utils.html import escape
@@ -129,3 +130,31 @@ def assert_refused(response, sim: Simulator, display: str) -> None:
     assert display in response.content.decode()
     assert not Call.objects.exists()
     assert sim.calls_placed == 0
+
+
+# --- Recording what is sent to VCC -------------------------------------------------------------------
+
+SENT: list[httpx.Request] = []
+
+
+class RecordingTransport(httpx.BaseTransport, httpx.AsyncBaseTransport):
+    """The sandbox transport, keeping every request so a test can read the exact bytes sent."""
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        SENT.append(request)
+        return sandbox_transport().handle_request(request)
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        SENT.append(request)
+        return await sandbox_transport().handle_async_request(request)
+
+
+def recording_transport() -> RecordingTransport:
+    return RecordingTransport()
+
+
+def recorded(settings) -> list[httpx.Request]:
+    """Send VCC's requests through the recording transport from now on; the list they are kept in, emptied."""
+    SENT.clear()
+    settings.VCC_TRANSPORT = "tests._sim.recording_transport"
+    return SENT

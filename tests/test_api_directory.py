@@ -9,8 +9,7 @@ from django.core.cache import cache
 from django.test import Client
 
 from calls.models import ApiToken, CallbackNumber, DispositionCode
-from tests._sim import fresh_simulator
-from vccsim.transport import sandbox_transport
+from tests._sim import fresh_simulator, recorded
 
 pytestmark = pytest.mark.django_db
 
@@ -20,30 +19,9 @@ def sim(monkeypatch):
     yield from fresh_simulator(monkeypatch)
 
 
-SENT: list[httpx.Request] = []
-
-
-class RecordingTransport(httpx.BaseTransport, httpx.AsyncBaseTransport):
-    """The sandbox transport, keeping every request sent to VCC."""
-
-    def handle_request(self, request: httpx.Request) -> httpx.Response:
-        SENT.append(request)
-        return sandbox_transport().handle_request(request)
-
-    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
-        SENT.append(request)
-        return await sandbox_transport().handle_async_request(request)
-
-
-def recording_transport() -> RecordingTransport:
-    return RecordingTransport()
-
-
 @pytest.fixture
 def sent(settings) -> list[httpx.Request]:
-    SENT.clear()
-    settings.VCC_TRANSPORT = "tests.test_api_directory.recording_transport"
-    return SENT
+    return recorded(settings)
 
 
 def token_for(user, *scopes: str) -> str:

@@ -19,7 +19,17 @@ from django.utils import timezone
 from calls import calling, locks
 from calls.models import Agent, AgentGroup, Call, CallbackNumber, Contact, ContactPhone
 from calls.roles import SUPERVISOR
-from tests._sim import agent_user, assert_refused, click, fresh_simulator, only_call, primary, request_ids, shown
+from tests._sim import (
+    agent_user,
+    assert_refused,
+    click,
+    fresh_simulator,
+    only_call,
+    primary,
+    recorded,
+    request_ids,
+    shown,
+)
 from vccsim.transport import sandbox_transport
 
 pytestmark = pytest.mark.django_db
@@ -37,24 +47,6 @@ def chicago(db) -> CallbackNumber:
 
 # --- Recording what is sent to VCC -------------------------------------------------------------------
 
-SENT: list[httpx.Request] = []
-
-
-class RecordingTransport(httpx.BaseTransport, httpx.AsyncBaseTransport):
-    """The sandbox transport, keeping every request so a test can read the exact bytes sent."""
-
-    def handle_request(self, request: httpx.Request) -> httpx.Response:
-        SENT.append(request)
-        return sandbox_transport().handle_request(request)
-
-    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
-        SENT.append(request)
-        return await sandbox_transport().handle_async_request(request)
-
-
-def recording_transport() -> RecordingTransport:
-    return RecordingTransport()
-
 
 class ExplodingTransport(httpx.AsyncBaseTransport):
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
@@ -67,9 +59,7 @@ def exploding_transport() -> ExplodingTransport:
 
 @pytest.fixture
 def sent(settings) -> list[httpx.Request]:
-    SENT.clear()
-    settings.VCC_TRANSPORT = "tests.test_click.recording_transport"
-    return SENT
+    return recorded(settings)
 
 
 def sent_call_body(sent: list[httpx.Request]) -> dict:
