@@ -32,6 +32,7 @@ from calls import calling, calllog, phones
 from calls import permissions as perms
 from calls.api import limits
 from calls.api.auth import require
+from calls.api.callrows import ROW, rows_as_items
 from calls.api.errors import PROBLEM, TITLES, Problem
 from calls.calling.common import _db
 from calls.forms import CallLogFilter, WrapUpForm, first_error
@@ -462,105 +463,8 @@ def list_calls(request: HttpRequest, filters: Query[CallFilters]) -> HttpRespons
         if limit != DEFAULT_LIMIT:
             query["limit"] = str(limit)
         following = f"{base_url(request).rstrip('/')}{request.path}?{urlencode(query)}"
-    body = {"items": _items(rows), "next": following}
+    body = {"items": rows_as_items(rows, _log_path()), "next": following}
     return HttpResponse(json.dumps(body), content_type="application/json")  # _items wrote the times as text
-
-
-def _time(at: datetime | None) -> str | None:
-    """A time as the API's JSON writes it (DjangoJSONEncoder's way, which NinjaJSONEncoder uses): milliseconds,
-    and Z for UTC. Written here for the log's pages, whose rows carry four times each."""
-    if at is None:
-        return None
-    text = at.isoformat()
-    if at.microsecond:
-        text = text[:23] + text[26:]
-    return text[:-6] + "Z" if text.endswith("+00:00") else text
-
-
-# A page of the log is read as rows, not models: a whole log read by cursor goes at tens of thousands of calls a
-# second (bench/api_bench.py). The columns give what `resource` gives a call, in CallOut's order.
-ROW = (
-    "id",
-    "requested_at",
-    "duration_seconds",
-    "state",
-    "outcome",
-    "to_number",
-    "to_agent__display_id",
-    "contact_id",
-    "from_agent__display_id",
-    "answered_by__display_id",
-    "presented_clid",
-    "created_by__username",
-    "connected_at",
-    "ended_at",
-    "disposition_code",
-    "notes",
-    "wrapped_up_at",
-    "error_display",
-    "vcc_call_id",
-)
-
-
-def _items(rows: list[tuple[Any, ...]]) -> list[dict[str, Any]]:
-    """The calls of a page, as `resource` shows each (checked against it by the tests)."""
-    via_groups = [row[0] for row in rows if row[6] is None and row[8] is None]
-    groups: dict[int, list[tuple[str, str, int]]] = {}
-    if via_groups:
-        through = Call.from_groups.through.objects.filter(call_id__in=via_groups)
-        for call_id, group_id, name, display_id in through.values_list(
-            "call_id", "agentgroup_id", "agentgroup__name", "agentgroup__display_id"
-        ):
-            groups.setdefault(call_id, []).append((name, display_id, group_id))
-    log_path = _log_path()
-    items = []
-    for (
-        pk,
-        requested_at,
-        duration,
-        state,
-        outcome,
-        to_number,
-        to_agent,
-        contact,
-        from_agent,
-        answered_by,
-        clid,
-        placed_by,
-        connected_at,
-        ended_at,
-        disposition,
-        notes,
-        wrapped_up_at,
-        error,
-        vcc_call_id,
-    ) in rows:
-        items.append(
-            {
-                "id": pk,
-                "state": state,
-                "outcome": outcome,
-                "to": to_number or None,
-                "to_agent": to_agent,
-                "contact": contact,
-                "agent": from_agent or answered_by,
-                "answered_by": answered_by,
-                "via_groups": [g for _, _, g in sorted(groups.get(pk, []))],  # AgentGroup's order: name, id
-                "caller_id": clid or None,
-                "placed_by": placed_by,
-                "requested_at": _time(requested_at),
-                "connected_at": _time(connected_at),
-                "ended_at": _time(ended_at),
-                "duration_seconds": duration,
-                "disposition": disposition or None,
-                "notes": notes,
-                "wrapped_up_at": _time(wrapped_up_at),
-                "error": error or None,
-                "vcc_call_id": vcc_call_id or None,
-                "url": f"{log_path}{pk}/",
-            }
-        )
-    return items
 
 
 def _pk(call_id: int) -> int:
