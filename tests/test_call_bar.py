@@ -4,6 +4,7 @@ up, the Call buttons it disables, and the refusals and checks of the contact pag
 from __future__ import annotations
 
 import json
+import re
 from datetime import timedelta
 
 import pytest
@@ -247,3 +248,24 @@ def test_only_working_shortcuts_are_listed(agent_client, contact):
     assert "<kbd>c</kbd>" in page
     assert "<kbd>g</kbd>" not in page  # an agent has no group call
     assert "Search contacts (from any page)" in page
+
+
+def test_a_poll_that_would_show_the_same_bar_changes_nothing_on_the_page(agent_client, placed, sim):
+    """The bar sends the version it shows (hx-vals v); the same bar again is a 204, which htmx does not swap, so a
+    click on the bar never lands on a form a poll is replacing. The talk time (ticked by app.js) and the forms'
+    CSRF tokens (new each answer) are not part of the version; a change of phase is."""
+    sim.clock.advance(CONNECTED)
+    poll(agent_client, placed)
+    first = bar(agent_client)
+    version = re.search(r'hx-vals=\'\{"v": "([0-9a-f]{16})"\}\'', first).group(1)
+
+    sim.clock.advance(3)  # talked a little longer: the bar would show the same
+    same = agent_client.get("/calls/bar/", {"v": version}, headers=HTMX)
+    stale = agent_client.get("/calls/bar/", {"v": "0" * 16}, headers=HTMX)
+    sim.clock.advance(ENDED)
+    Call.objects.filter(pk=placed.pk).update(next_check_at=None)
+    ended = agent_client.get("/calls/bar/", {"v": version}, headers=HTMX)
+
+    assert same.status_code == 204 and same.content == b""
+    assert stale.status_code == 200 and f'"v": "{version}"' in stale.content.decode()
+    assert ended.status_code == 200 and "Call ended" in ended.content.decode()
