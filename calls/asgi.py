@@ -11,6 +11,7 @@ asgiref and saved no CPU per click when measured alone: bench/README.md, "Privat
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from django.conf import settings
@@ -20,6 +21,10 @@ from django.db import close_old_connections, reset_queries
 
 from calls.vcc.events import MAX_BODY
 from calls.vcc.receiver import Receiver
+
+# The REST API's bodies (calls/api/auth.py MAX_BODY, which a test keeps equal): not imported from there, as calls.api
+# loads models, and this module is imported before Django's apps are ready.
+API_MAX_BODY = 1024 * 1024
 
 
 def start_receivers_idle() -> bool:
@@ -39,6 +44,7 @@ class Handler(ASGIHandler):
     from the Content-Length header, or as soon as the body read so far passes the limit (chunked bodies too)."""
 
     body_limits = {"/vcc/events/": MAX_BODY}
+    prefix_limits = {"/api/v1/": API_MAX_BODY}  # the REST API: refused as a problem (calls/api/errors.py)
 
     def __init__(self) -> None:
         super().__init__()
@@ -47,12 +53,17 @@ class Handler(ASGIHandler):
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         if self.events.handles(scope):
             return await self.events(scope, receive, send)
-        limit = self.body_limits.get(scope.get("path", "")) if scope.get("type") == "http" else None
+        path = scope.get("path", "") if scope.get("type") == "http" else ""
+        limit = self.body_limits.get(path)
+        api = limit is None and path.startswith(tuple(self.prefix_limits))
+        if api:
+            limit = next(size for prefix, size in self.prefix_limits.items() if path.startswith(prefix))
         if limit is None:
             return await super().__call__(scope, receive, send)
         length = dict(scope.get("headers") or []).get(b"content-length")
         if length is not None and (not length.isdigit() or int(length) > limit):
-            return await _plain(send, 400 if not length.isdigit() else 413, _too_big(limit, length))
+            status = 400 if not length.isdigit() else 413
+            return await (_problem(send, status, limit) if api else _plain(send, status, _too_big(limit, length)))
         read, over = 0, False
 
         async def bounded() -> dict[str, Any]:
@@ -67,13 +78,27 @@ class Handler(ASGIHandler):
 
         await super().__call__(scope, bounded, send)
         if over:
-            await _plain(send, 413, _too_big(limit, b"more"))
+            await (_problem(send, 413, limit) if api else _plain(send, 413, _too_big(limit, b"more")))
 
 
 def _too_big(limit: int, length: bytes) -> str:
     if not length.isdigit() and length != b"more":
         return "Content-Length must be a number of bytes.\n"
     return f"An event delivery may be at most {limit // 1024} KB.\n"
+
+
+async def _problem(send: Any, status: int, limit: int) -> None:
+    """The REST API's answer to a body it will not read: an RFC 9457 problem, as its other refusals."""
+    detail = (
+        "Content-Length must be a number of bytes."
+        if status == 400
+        else f"The body may be at most {limit // 2**20} MB."
+    )
+    title = "Bad request" if status == 400 else "Request too large"
+    body = json.dumps({"type": "about:blank", "title": title, "status": status, "detail": detail}).encode()
+    headers = [(b"content-type", b"application/problem+json"), (b"content-length", str(len(body)).encode())]
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.body", "body": body})
 
 
 async def _plain(send: Any, status: int, text: str) -> None:

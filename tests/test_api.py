@@ -191,3 +191,26 @@ def test_placing_calls_has_a_rate_of_its_own(settings, monkeypatch):
 
     assert 429 not in answers[:2] and answers[2] == 429  # the first two were looked at (refused: no such number)
     assert Client().get(URL, headers=bearer(token)).status_code == 200  # reads still go through
+
+
+async def test_a_chunked_body_over_1_mb_is_refused_under_asgi_before_django_reads_it():
+    """No Content-Length to check: the ASGI handler counts the body as it arrives (calls/asgi.py), as for VCC's
+    events, and answers the API's problem."""
+    import httpx
+
+    from calls.api.auth import MAX_BODY
+    from calls.asgi import API_MAX_BODY, Handler
+
+    assert API_MAX_BODY == MAX_BODY
+
+    async def chunks():
+        for _ in range(20):
+            yield b"x" * 64 * 1024  # 1.25 MB in all, sent without a length
+
+    transport = httpx.ASGITransport(app=Handler())
+    async with httpx.AsyncClient(transport=transport, base_url="http://localhost") as http:
+        response = await http.post(
+            "/api/v1/contacts", content=chunks(), headers={**bearer("vcc_any"), "Content-Type": "application/json"}
+        )
+    assert response.status_code == 413 and response.headers["content-type"] == "application/problem+json"
+    assert "1 MB" in response.json()["detail"]

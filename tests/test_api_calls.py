@@ -646,3 +646,55 @@ def test_a_page_of_the_log_shows_each_call_as_its_own_resource_does(priya, log_c
     assert next(i for i in items if i["id"] == group.pk)["via_groups"] == [
         g.pk for g in AgentGroup.objects.filter(calls=group)
     ]
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_a_client_gone_mid_request_finds_the_real_answer_under_its_key(
+    agent_user, contact, london, sim, settings
+):
+    """The client gives up while VCC has the call in hand; the placing runs on, and the same key then answers what
+    VCC said (the call live), never the half-made call of the moment the client left."""
+    settings.VCC_TRANSPORT = "tests.test_api_calls.held_transport"
+    HeldTransport.asked, HeldTransport.gate = asyncio.Event(), asyncio.Event()
+    token = await sync_to_async(token_for)(agent_user)
+    headers = bearer(token) | {"Idempotency-Key": "gone"}
+    body = json.dumps({"to": "+447400123456"})
+
+    def send():
+        return AsyncClient().post(URL, body, content_type="application/json", headers=headers)
+
+    first = asyncio.ensure_future(send())
+    await HeldTransport.asked.wait()
+    first.cancel()  # the client went away
+    HeldTransport.gate.set()
+    for _ in range(500):  # until the placing has finished on its own (at most 5 s)
+        if await ApiIdempotentRequest.objects.filter(key="gone", status__isnull=False).aexists():
+            break
+        await asyncio.sleep(0.01)
+    again = await send()
+
+    call = await Call.objects.aget()
+    await sync_to_async(connections.close_all)()
+    assert again.status_code == 201 and again.headers["Idempotent-Replayed"] == "true"
+    assert again.json()["id"] == call.pk and again.json()["state"] == call.state == "live"
+    assert sim.calls_placed == 1
+
+
+def test_a_key_left_under_way_by_a_dead_process_is_settled_from_what_it_wrote(alex, agent_user, contact, london, sim):
+    """A process killed mid-request leaves its key 'under way'; after two minutes a repeat looks: the call it wrote
+    answers (kept from then on), or, if it wrote none, the key is free and this request places the call."""
+    from calls.api.calls import ABANDONED, PlaceCallIn, _digest
+
+    body = {"to": "+447400123456"}
+    digest = _digest(PlaceCallIn(**body))
+    old = timezone.now() - ABANDONED - timedelta(seconds=1)
+    row = ApiIdempotentRequest.objects.create(user=agent_user, key="key-1", request_digest=digest)
+    ApiIdempotentRequest.objects.filter(pk=row.pk).update(created_at=old)
+
+    placed = post(alex, body)  # nothing was written under it: the key is free, the call placed
+
+    assert placed.status_code == 201 and Call.objects.count() == 1
+    ApiIdempotentRequest.objects.filter(key="key-1").update(status=None, response=None, created_at=old)
+    again = post(alex, body)  # its call is there: answered from it
+    assert again.status_code == 201 and again.json()["id"] == placed.json()["id"] and Call.objects.count() == 1
+    assert ApiIdempotentRequest.objects.get(key="key-1").status == 201

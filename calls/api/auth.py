@@ -41,7 +41,7 @@ class TokenAuth(HttpBearer):
 
     def __call__(self, request: HttpRequest) -> Any:
         length = request.headers.get("Content-Length") or "0"
-        if not length.isdigit():
+        if not (length.isascii() and length.isdigit()):
             raise BadLength
         if int(length) > MAX_BODY:
             raise TooLarge

@@ -15,7 +15,7 @@ import hashlib
 import json
 import logging
 import uuid
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Annotated, Any
 
 from django.core.exceptions import PermissionDenied, ValidationError
@@ -23,6 +23,7 @@ from django.db import IntegrityError, transaction
 from django.http import Http404, HttpRequest, HttpResponse, QueryDict
 from django.shortcuts import get_object_or_404
 from django.urls import reverse
+from django.utils import timezone
 from django.utils.http import urlencode
 from ninja import Field, Query, Router, Schema
 from ninja.responses import NinjaJSONEncoder
@@ -221,12 +222,30 @@ def _claim(user: Any, key: str, digest: str) -> ApiIdempotentRequest | None:
             return None
         except IntegrityError:
             earlier = ApiIdempotentRequest.objects.filter(user=user, key=key).first()
+            if earlier is not None and earlier.status is None and timezone.now() - earlier.created_at > ABANDONED:
+                earlier = _recovered(earlier)  # its process died mid-request: what did it leave?
             if earlier is not None:
                 return earlier
             if attempt == 2:
                 raise
             # released meanwhile (the first was refused): try again to be the first
     raise AssertionError("unreachable")
+
+
+ABANDONED = timedelta(minutes=2)  # a key still "under way" after this was left by a process that died
+
+
+def _recovered(earlier: ApiIdempotentRequest) -> ApiIdempotentRequest | None:
+    """A key whose first request never finished (its process was killed): the answer of the call it wrote, kept
+    now; or, if it wrote none, the key freed (None: this request may place the call)."""
+    request_id = str(uuid.uuid5(_REQUEST_IDS, f"{earlier.user_id}:{earlier.key}"))
+    call = _with_parties(Call.objects.filter(request_id=request_id)).first()
+    if call is None:
+        earlier.delete()
+        return None
+    earlier.status, earlier.response = _answer(call)
+    earlier.save(update_fields=["status", "response"])
+    return earlier
 
 
 def _allowed_and_claimed(request: HttpRequest, digest: str) -> tuple[str, ApiIdempotentRequest | None]:
@@ -360,11 +379,26 @@ async def place_call(request: HttpRequest, payload: PlaceCallIn) -> HttpResponse
     key, earlier = await _db(_allowed_and_claimed)(request, digest)
     if earlier is not None:
         return _replay(earlier, digest)
+    # Once the key is taken the placing runs to its end whatever the client does: a client gone mid-request (a
+    # timeout, a dropped connection) finds the real answer under its key when it asks again, never a half-made one.
+    placing = asyncio.ensure_future(_place_and_keep(request, payload, user, key))
+    placing.add_done_callback(_seen)
+    status, body = await asyncio.shield(placing)
+    return _json(status, body)
+
+
+def _seen(task: asyncio.Future[Any]) -> None:
+    """Read the placing's outcome, so that one whose client went away is not reported as never retrieved."""
+    if not task.cancelled():
+        task.exception()
+
+
+async def _place_and_keep(request: HttpRequest, payload: PlaceCallIn, user: Any, key: str) -> tuple[int, dict]:
     request_id = str(uuid.uuid5(_REQUEST_IDS, f"{user.pk}:{key}"))
     try:
         phone, groups, clid = await _target(user, payload)
         call = await calling.place_number_call(
-            user=user,  # type: ignore[arg-type]  # the token's owner (calls.api.auth)
+            user=user,  # the token's owner (calls.api.auth)
             request_id=request_id,
             base_url=base_url(request),
             contact_pk=phone.contact_id,
@@ -376,20 +410,17 @@ async def place_call(request: HttpRequest, payload: PlaceCallIn) -> HttpResponse
         )
         if call.phone_id != phone.pk:  # the key's call, placed before its row here was deleted (kept a day)
             raise Problem(422, f"This {KEY_HEADER} placed call {call.pk} before; send a new key for a new call.")
-        status, body = await _answer_kept(user, key, call)
+        return await _answer_kept(user, key, call)
     except Refused as refused:
         await _db(_release)(user, key)
         raise Problem(422, str(refused)) from None
     except (Problem, PermissionDenied, Http404):
         await _db(_release)(user, key)
         raise
-    except BaseException as exc:
-        # A bug, the database, or the client going away (the call's own request to VCC runs on, shielded).
-        if not isinstance(exc, asyncio.CancelledError):
-            log.exception("placing call %s for the API failed", request_id)
+    except BaseException:
+        log.exception("placing call %s for the API failed", request_id)
         await _db(_settle)(user, key, request_id)
         raise
-    return _json(status, body)
 
 
 # --- The call log --------------------------------------------------------------------------------------------

@@ -30,6 +30,7 @@ from calls.api.errors import Problem
 from calls.forms import ContactForm, ContactListForm, ContactPhoneFormSet, encode_cursor
 from calls.forms.contacts import MAX_PHONES_PER_CONTACT, save_numbers
 from calls.models import Contact, ContactPhone, is_number_search, search_windows
+from calls.views.calling import base_url
 
 router = Router(tags=["contacts"])
 
@@ -209,7 +210,8 @@ def list_contacts(request: HttpRequest, search: Query[ContactSearch]) -> Contact
     if next_cursor:
         params = {"q": q, "sort": "" if sort == "name" else sort, "limit": "" if limit == DEFAULT_LIMIT else limit}
         params["after"] = encode_cursor(next_cursor)
-        next_url = f"{request.path}?{urlencode({k: v for k, v in params.items() if v})}"
+        # Absolute, as the call log's: the site's own address (SITE_URL, else the request's).
+        next_url = f"{base_url(request).rstrip('/')}{request.path}?{urlencode({k: v for k, v in params.items() if v})}"
     return ContactPage(items=[contact_out(c) for c in rows], next=next_url)
 
 
