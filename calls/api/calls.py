@@ -78,7 +78,7 @@ class CallOut(Schema):
     contact: int | None
     agent: str | None = Field(description="The agent who took the call (display id): the caller's, or who answered")
     answered_by: str | None = Field(description="For a call via groups: the agent who answered it, once known")
-    via_groups: list[int] = Field(description="The groups (ids) a call via groups was offered to, in order")
+    via_groups: list[int] = Field(description="The groups (ids) a call via groups was offered to, by their names")
     caller_id: str | None = Field(description="The number presented to the contact (E.164), or null for VCC's own")
     placed_by: str | None = Field(description="The username of who placed it")
     requested_at: datetime
