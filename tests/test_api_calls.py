@@ -181,17 +181,24 @@ def held_transport() -> HeldTransport:
     return HeldTransport()
 
 
-@pytest.mark.django_db(transaction=True)
-async def test_two_requests_with_one_key_at_once_place_one_call(agent_user, contact, london, sim, settings):
-    """The second arrives while VCC has the first in hand: a 409; once the first is answered, its answer."""
+async def held_sender(user, settings, *, key: str):
+    """VCC held (HeldTransport, fresh events), and a function that sends the same call request with `key`."""
     settings.VCC_TRANSPORT = "tests.test_api_calls.held_transport"
     HeldTransport.asked, HeldTransport.gate = asyncio.Event(), asyncio.Event()
-    token = await sync_to_async(token_for)(agent_user)
-    headers = bearer(token) | {"Idempotency-Key": "at-once"}
+    token = await sync_to_async(token_for)(user)
+    headers = bearer(token) | {"Idempotency-Key": key}
     body = json.dumps({"to": "+447400123456"})
 
     def send():
         return AsyncClient().post(URL, body, content_type="application/json", headers=headers)
+
+    return send
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_two_requests_with_one_key_at_once_place_one_call(agent_user, contact, london, sim, settings):
+    """The second arrives while VCC has the first in hand: a 409; once the first is answered, its answer."""
+    send = await held_sender(agent_user, settings, key="at-once")
 
     first = asyncio.ensure_future(send())
     await HeldTransport.asked.wait()  # the first is with VCC
@@ -654,14 +661,7 @@ async def test_a_client_gone_mid_request_finds_the_real_answer_under_its_key(
 ):
     """The client gives up while VCC has the call in hand; the placing runs on, and the same key then answers what
     VCC said (the call live), never the half-made call of the moment the client left."""
-    settings.VCC_TRANSPORT = "tests.test_api_calls.held_transport"
-    HeldTransport.asked, HeldTransport.gate = asyncio.Event(), asyncio.Event()
-    token = await sync_to_async(token_for)(agent_user)
-    headers = bearer(token) | {"Idempotency-Key": "gone"}
-    body = json.dumps({"to": "+447400123456"})
-
-    def send():
-        return AsyncClient().post(URL, body, content_type="application/json", headers=headers)
+    send = await held_sender(agent_user, settings, key="gone")
 
     first = asyncio.ensure_future(send())
     await HeldTransport.asked.wait()
