@@ -526,3 +526,21 @@ def test_patch_refuses_another_contacts_external_id_and_a_null_name(agent):
     assert problem(agent.get(f"{URL}/abc"), 422)["detail"].startswith("path.contact_id")
     contact.refresh_from_db()
     assert contact.external_id is None and contact.name == "Grace Hopper"
+
+
+def test_a_partial_update_reads_the_contact_locked_in_the_transaction_that_writes_it(agent):
+    """The form writes every field: a PATCH that read the row unlocked could undo a concurrent PATCH of another
+    field. The row is read FOR UPDATE, in the same transaction as the write."""
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    grace = Contact.objects.create(name="Grace Hopper")
+    with CaptureQueriesContext(connection) as queries:
+        response = agent.send("patch", f"{URL}/{grace.pk}", {"notes": "Prefers mornings."})
+
+    assert response.status_code == 200
+    sql = [q["sql"] for q in queries.captured_queries]
+    locked = next(i for i, q in enumerate(sql) if "FOR UPDATE" in q and "calls_contact" in q)
+    written = next(i for i, q in enumerate(sql) if q.startswith('UPDATE "calls_contact"'))
+    assert locked < written
+    assert not any(q.startswith(("COMMIT", "RELEASE SAVEPOINT")) for q in sql[locked:written])

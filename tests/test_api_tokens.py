@@ -343,3 +343,23 @@ def test_the_command_refuses_with_a_sentence(agent_user, args, says):
     with pytest.raises(CommandError, match=says):
         run(*args)
     assert not ApiToken.objects.exists()
+
+
+def test_a_person_has_at_most_twenty_tokens_in_use(agent_user):
+    """The API's rates are per token: a bound on tokens in use keeps one person's requests bounded too. A revoked
+    or expired token does not count."""
+    from calls.forms.tokens import MAX_ACTIVE_TOKENS
+
+    for i in range(MAX_ACTIVE_TOKENS):
+        ApiToken.issue(agent_user, name=f"t{i}", scopes=["calls:read"])
+
+    refused = logged_in(agent_user).post(PAGE, {"name": "One more", "scopes": ["calls:read"]})
+    with pytest.raises(CommandError, match="revoke one you no longer use"):
+        call_command("create_api_token", agent_user.username, "--scopes", "calls:read", stdout=StringIO())
+
+    assert "You have 20 tokens in use" in refused.content.decode()
+    assert 'value="One more"' in refused.content.decode()  # what was typed is kept
+    assert ApiToken.objects.filter(user=agent_user).count() == MAX_ACTIVE_TOKENS
+    ApiToken.objects.filter(user=agent_user, name="t0").update(revoked_at=timezone.now())
+    response = logged_in(agent_user).post(PAGE, {"name": "One more", "scopes": ["calls:read"]})
+    assert 'id="new-token"' in response.content.decode()

@@ -325,7 +325,21 @@ def _save(
 ) -> ContactOut:
     """Create (contact None) or change a contact with the pages' contact form and its numbers' formset, both
     checked before anything is written and saved together, as the contact pages do. `fields` holds the fields to
-    set; `numbers`, when not None, replaces the contact's numbers (see PHONES_RULE)."""
+    set; `numbers`, when not None, replaces the contact's numbers (see PHONES_RULE).
+
+    A change reads the contact locked (SELECT … FOR UPDATE) in the transaction that writes it: the form writes every
+    field, so two partial updates at once (a script setting do_not_call, a helpdesk editing notes) must not each
+    start from the row as it was before the other."""
+    if contact is None:
+        return _write(request, None, fields, numbers)
+    with transaction.atomic():
+        locked = Contact.objects.select_for_update(of=("self",)).get(pk=contact.pk)
+        return _write(request, locked, fields, numbers)
+
+
+def _write(
+    request: HttpRequest, contact: Contact | None, fields: dict[str, Any], numbers: list[PhoneIn] | None
+) -> ContactOut:
     user: User = request.user  # type: ignore[assignment]  # TokenAuth set the token's owner
     form = ContactForm(_contact_data(contact, fields), instance=contact, user=user)
     instance = form.instance

@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from django import forms
 
-from calls.models.api import SCOPES
+from calls.models.api import SCOPES, ApiToken
 
 MAX_EXPIRY_DAYS = 3650  # ten years: past that, leave it empty (no expiry)
+# Tokens a person may have in use at once. The API's rates are per token: without a bound, more tokens would be
+# more requests a minute (calls/api/limits.py).
+MAX_ACTIVE_TOKENS = 20
 
 
 class TokenForm(forms.Form):
@@ -41,3 +46,16 @@ class TokenForm(forms.Form):
         },
     )
     expires_in_days.widget.attrs.update(inputmode="numeric", min="1", max=str(MAX_EXPIRY_DAYS))
+
+    def __init__(self, *args: Any, user: Any = None, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.user = user
+
+    def clean(self) -> dict[str, Any]:
+        cleaned = super().clean() or {}
+        if self.user is not None and ApiToken.objects.usable().filter(user=self.user).count() >= MAX_ACTIVE_TOKENS:
+            raise forms.ValidationError(
+                f"You have {MAX_ACTIVE_TOKENS} tokens in use, the most one person may: revoke one you no longer "
+                "use, then make this one."
+            )
+        return cleaned

@@ -22,11 +22,11 @@ from calls.views.http import AuthedRequest
 def token_list(request: AuthedRequest) -> HttpResponse:
     """The person's tokens and the form for a new one. A token made is shown in the answer to the POST itself,
     not after a redirect: it would have to wait in the session, stored where only its hash should be."""
-    form = TokenForm(request.POST if request.method == "POST" else None)
+    form = TokenForm(request.POST if request.method == "POST" else None, user=request.user)
     new_token = ""
     if form.is_valid():
         _, new_token = tokens.create_token(user=request.user, by=request.user.get_username(), **form.cleaned_data)
-        form = TokenForm()
+        form = TokenForm(user=request.user)
     context = {
         "form": form,
         "new_token": new_token,

@@ -35,7 +35,8 @@ class Command(BaseCommand):
         if user is None or not user.is_active:
             raise CommandError(f"There is no active user {username!r}: give the username of someone who logs in.")
         scopes = [scope.strip() for scope in options["scopes"].split(",") if scope.strip()]
-        form = TokenForm(data={"name": options["name"], "scopes": scopes, "expires_in_days": options["expires_days"]})
+        data = {"name": options["name"], "scopes": scopes, "expires_in_days": options["expires_days"]}
+        form = TokenForm(data=data, user=user)
         if not form.is_valid():
             raise CommandError(" ".join(str(error) for errors in form.errors.values() for error in errors))
         row, token = tokens.create_token(user=user, by="create_api_token", **form.cleaned_data)
