@@ -35,7 +35,7 @@ def test_a_token_reads_with_its_scope_and_its_last_use_is_noted(agent):
     response = Client().get(URL, headers=bearer(token))
 
     assert response.status_code == 200
-    assert {"code": "SALE", "description": "Sold", "action": "", "active": True} in response.json()
+    assert {"code": "SALE", "description": "Sold", "action": "", "active": True} in response.json()["items"]
     row.refresh_from_db()
     assert row.last_used_at is not None
     assert token.startswith(row.prefix + "_") and row.digest not in token  # only the hash is kept

@@ -8,7 +8,7 @@ import pytest
 from django.core.cache import cache
 from django.test import Client
 
-from calls.models import ApiToken, CallbackNumber, DispositionCode
+from calls.models import Agent, AgentGroup, ApiToken, CallbackNumber, DispositionCode
 from tests._sim import fresh_simulator, recorded
 
 pytestmark = pytest.mark.django_db
@@ -28,11 +28,11 @@ def token_for(user, *scopes: str) -> str:
     return ApiToken.issue(user, name="test", scopes=list(scopes or ["calls:read"]))[1]
 
 
-def get(token: str, path: str):
-    return Client().get(f"/api/v1/{path}", headers={"Authorization": f"Bearer {token}"})
+def get(token: str, path: str, params: dict | None = None):
+    return Client().get(f"/api/v1/{path}", params or {}, headers={"Authorization": f"Bearer {token}"})
 
 
-def ok(response) -> dict | list:
+def ok(response) -> dict:
     assert response.status_code == 200, response.content
     return response.json()
 
@@ -134,7 +134,7 @@ def test_group_counts_say_when_vcc_cannot_be_asked(supervisor_user, sales, sim):
 def test_callback_numbers_say_which_the_owner_may_present(agent_user, supervisor_user, london, manchester):
     CallbackNumber.objects.create(number="+13125550100", label="Old Chicago", is_active=False)
 
-    mine = ok(get(token_for(agent_user), "callback-numbers"))
+    mine = ok(get(token_for(agent_user), "callback-numbers"))["items"]
 
     assert [n["number"] for n in mine] == ["+442079460100", "+441614960200"]  # by label; inactive ones left out
     assert mine[0] == {
@@ -147,12 +147,12 @@ def test_callback_numbers_say_which_the_owner_may_present(agent_user, supervisor
     }
     assert mine[1]["may_present"] is False  # restricted to Support
     supervisor_user.agent.groups.add(manchester.allowed_groups.get())
-    assert [n["may_present"] for n in ok(get(token_for(supervisor_user), "callback-numbers"))] == [True, True]
+    assert [n["may_present"] for n in ok(get(token_for(supervisor_user), "callback-numbers"))["items"]] == [True, True]
 
 
 def test_a_person_without_an_agent_may_present_none(make_user, london):
     token = token_for(make_user("noagent", "supervisor"))
-    assert [n["may_present"] for n in ok(get(token, "callback-numbers"))] == [False]
+    assert [n["may_present"] for n in ok(get(token, "callback-numbers"))["items"]] == [False]
 
 
 # --- Scopes and roles -------------------------------------------------------------------------------------------
@@ -180,6 +180,30 @@ def test_every_read_needs_a_token(path):
 def test_dispositions_are_still_read(agent_user):
     DispositionCode.objects.create(code="CALLBACK", description="Call back later", position=99)
 
-    codes = [d["code"] for d in ok(get(token_for(agent_user), "dispositions"))]
+    codes = [d["code"] for d in ok(get(token_for(agent_user), "dispositions"))["items"]]
 
     assert "CALLBACK" in codes
+
+
+@pytest.mark.parametrize("path", ["agents", "groups", "callback-numbers", "dispositions"])
+def test_every_directory_list_pages_by_cursor(agent_user, path, sales):
+    """limit and after as the other lists: each row once, in order, and a damaged cursor or limit a 400."""
+    for i in range(4):
+        DispositionCode.objects.create(code=f"CODE{i}", position=i)
+        AgentGroup.objects.create(display_id=f"7{i}", name=f"Group {i}")
+        Agent.objects.create(display_id=f"80{i}", name=f"Agent {i}")
+        CallbackNumber.objects.create(number=f"+44207946055{i}", label=f"Line {i}")
+    token, key = token_for(agent_user), "code" if path == "dispositions" else "id"
+    whole = ok(get(token, path, {"limit": 200}))["items"]
+    seen, params = [], {"limit": 3}
+    while True:
+        page = ok(get(token, path, params))
+        seen += [row[key] for row in page["items"]]
+        if not page["next"]:
+            break
+        params = {"limit": 3, "after": page["next"].split("after=")[1].split("&")[0]}
+
+    assert len(whole) > 3 and seen == [row[key] for row in whole]  # more than one page, each row once
+    for bad in ({"after": "bm9wZQ"}, {"after": "WzEsIDJd"}, {"limit": "0"}, {"limit": "201"}):
+        response = get(token, path, bad)
+        assert response.status_code == 400 and response["Content-Type"] == "application/problem+json", bad

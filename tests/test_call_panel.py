@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 from django.test import Client
 
@@ -463,3 +465,19 @@ def test_a_malformed_recording_change_is_a_message(agent_client, connected, sim,
     assert response.status_code == 400
 
     assert shown(response, "Choose to pause or resume the recording.")
+
+
+def test_a_refusal_of_a_change_made_from_the_bar_is_told_to_the_whole_page(agent_client, connected, sim):
+    """The bar's forms swap nothing in, and a poll may replace them before the answer comes: what VCC refused is
+    sent as an event on the body (app.js puts it in the message box), not only in the panel's HTML."""
+    sim.set_fault("recording", status=503)
+
+    from_bar = agent_client.post(
+        f"/calls/{connected.pk}/recording/", {"recording": "Paused", "from_bar": "1"}, headers=HTMX
+    )
+    sim.set_fault("recording", status=503)
+    from_panel = recording(agent_client, connected, "Paused")
+
+    told = json.loads(from_bar["HX-Trigger"])["bar-refused"]
+    assert told == {"message": "VCC is having a problem; try again in a moment.", "target": "body"}
+    assert "bar-refused" not in from_panel.headers.get("HX-Trigger", "")  # the panel shows it in place

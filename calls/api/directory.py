@@ -9,11 +9,12 @@ from __future__ import annotations
 from typing import Any
 
 from django.http import HttpRequest
-from ninja import Field, Router, Schema
+from ninja import Field, Query, Router, Schema
 
 from calls import calling, rules
 from calls import permissions as perms
 from calls.api.auth import require
+from calls.api.paging import PageQuery, keyset
 from calls.calling.common import _db
 from calls.models import Agent, AgentGroup, CallbackNumber, DispositionCode
 
@@ -30,15 +31,17 @@ class Disposition(Schema):
     active: bool
 
 
-@router.get(
-    "/dispositions", response=list[Disposition], summary="The wrap-up dispositions, in the order agents see them"
-)
-def dispositions(request: HttpRequest) -> list[Disposition]:
+class DispositionList(Schema):
+    items: list[Disposition]
+    next: str | None = Field(description="The next page's address, or null on the last page")
+
+
+@router.get("/dispositions", response=DispositionList, summary="The wrap-up dispositions, in the order agents see them")
+def dispositions(request: HttpRequest, page: Query[PageQuery]) -> dict[str, Any]:
     require(request, "calls:read")
-    return [
-        Disposition(code=d.code, description=d.description, action=d.action, active=d.is_active)
-        for d in DispositionCode.objects.order_by("position", "code")
-    ]
+    rows, following = keyset(request, DispositionCode.objects.all(), (("position", "int"), ("code", "text")), page)
+    items = [Disposition(code=d.code, description=d.description, action=d.action, active=d.is_active) for d in rows]
+    return {"items": items, "next": following}
 
 
 # --- Agents ------------------------------------------------------------------------------------------------
@@ -55,10 +58,14 @@ class AgentOut(Schema):
 class AgentList(Schema):
     items: list[AgentOut]
     ready_error: str | None = Field(description="Why readiness is unknown, or null")
+    next: str | None = Field(description="The next page's address, or null on the last page")
 
 
-def _agents() -> list[Agent]:
-    return list(Agent.objects.filter(is_active=True).order_by("name", "pk").prefetch_related("groups"))
+BY_NAME = (("name", "text"), ("id", "int"))
+
+
+def _agents(request: HttpRequest, page: PageQuery) -> tuple[list[Agent], str | None]:
+    return keyset(request, Agent.objects.filter(is_active=True).prefetch_related("groups"), BY_NAME, page)
 
 
 @router.get(
@@ -67,9 +74,9 @@ def _agents() -> list[Agent]:
     summary="Active agents, with whether each is ready",
     description="The agent directory page's agents and readiness.",
 )
-async def agents(request: HttpRequest) -> dict[str, Any]:
+async def agents(request: HttpRequest, page: Query[PageQuery]) -> dict[str, Any]:
     await _db(require)(request, "calls:read", perms.VIEW_AGENT)
-    rows = await _db(_agents)()
+    rows, following = await _db(_agents)(request, page)
     ready, error = await calling.ready_agent_ids()
     items = [
         {
@@ -81,7 +88,7 @@ async def agents(request: HttpRequest) -> dict[str, Any]:
         }
         for a in rows
     ]
-    return {"items": items, "ready_error": error or None}
+    return {"items": items, "ready_error": error or None, "next": following}
 
 
 # --- Groups ------------------------------------------------------------------------------------------------
@@ -102,14 +109,15 @@ class GroupOut(Schema):
 class GroupList(Schema):
     items: list[GroupOut]
     ready_error: str | None = Field(description="Why some ready counts are unknown, or null")
+    next: str | None = Field(description="The next page's address, or null on the last page")
 
 
-def _groups(user: Any) -> tuple[list[AgentGroup], list[AgentGroup]]:
-    """Every group, and those whose ready count this person sees (the groups they may call via)."""
-    groups = list(
-        AgentGroup.objects.order_by("name", "pk").select_related("default_callback_number").prefetch_related("members")
-    )
-    return groups, rules.visible_groups(groups, calling.caller_for(user))
+def _groups(request: HttpRequest, page: PageQuery) -> tuple[list[AgentGroup], list[AgentGroup], str | None]:
+    """A page of the groups, those of them whose ready count this person sees (the groups they may call via), and
+    the next page's address."""
+    rows = AgentGroup.objects.select_related("default_callback_number").prefetch_related("members")
+    groups, following = keyset(request, rows, BY_NAME, page)
+    return groups, rules.visible_groups(groups, calling.caller_for(request.user)), following  # type: ignore[arg-type]
 
 
 @router.get(
@@ -118,9 +126,9 @@ def _groups(user: Any) -> tuple[list[AgentGroup], list[AgentGroup]]:
     summary="Agent groups, with how many agents are ready in each",
     description="Ready counts are those the contact page shows a person who may call via groups.",
 )
-async def groups(request: HttpRequest) -> dict[str, Any]:
+async def groups(request: HttpRequest, page: Query[PageQuery]) -> dict[str, Any]:
     await _db(require)(request, "calls:read", VIEW_GROUPS)
-    everyone, counted = await _db(_groups)(request.user)
+    everyone, counted, following = await _db(_groups)(request, page)
     ready = await calling.readiness(agent=None, groups=counted) if counted else calling.Readiness(me=None, groups={})
     items = [
         {
@@ -133,7 +141,7 @@ async def groups(request: HttpRequest) -> dict[str, Any]:
         }
         for g in everyone
     ]
-    return {"items": items, "ready_error": ready.error or None}
+    return {"items": items, "ready_error": ready.error or None, "next": following}
 
 
 # --- Callback numbers --------------------------------------------------------------------------------------
@@ -150,12 +158,17 @@ class CallbackNumberOut(Schema):
     )
 
 
+class CallbackNumberList(Schema):
+    items: list[CallbackNumberOut]
+    next: str | None = Field(description="The next page's address, or null on the last page")
+
+
 @router.get(
     "/callback-numbers",
-    response=list[CallbackNumberOut],
+    response=CallbackNumberList,
     summary="The active callback numbers (presented caller IDs)",
 )
-def callback_numbers(request: HttpRequest) -> list[dict[str, Any]]:
+def callback_numbers(request: HttpRequest, page: Query[PageQuery]) -> dict[str, Any]:
     require(request, "calls:read", VIEW_CALLBACK_NUMBERS)
     caller = calling.caller_for(request.user)  # type: ignore[arg-type]  # the token's owner (calls.api.auth)
     usable = (
@@ -163,7 +176,10 @@ def callback_numbers(request: HttpRequest) -> list[dict[str, Any]]:
         if caller.agent is not None
         else set()
     )
-    return [
+    rows, following = keyset(
+        request, CallbackNumber.objects.filter(is_active=True), (("label", "text"), ("id", "int")), page
+    )
+    items = [
         {
             "id": n.pk,
             "number": n.number,
@@ -172,5 +188,6 @@ def callback_numbers(request: HttpRequest) -> list[dict[str, Any]]:
             "local_presence": n.local_presence,
             "may_present": n.pk in usable,
         }
-        for n in CallbackNumber.objects.filter(is_active=True).order_by("label", "pk")
+        for n in rows
     ]
+    return {"items": items, "next": following}

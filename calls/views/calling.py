@@ -259,7 +259,15 @@ async def _panel(
     response = await render_panel(request, "calls/call_panel.html", call, user, recording_status=recording, **extra)
     if form_errors:  # a 400: the panel again, saying what to fix; app.js has htmx swap it in
         response.status_code, response[FORM_ERRORS_HEADER] = 400, "1"
+    refused = extra.get("action_error")
+    if refused and request.method == "POST" and request.POST.get("from_bar"):
+        # A bar's form swaps nothing in: what VCC refused is said in the page's message box, by an event on the body
+        # (the form may be gone by the time the answer arrives: the bar's poll replaces it).
+        trigger_client_event(response, BAR_REFUSED, {"message": str(refused), "target": "body"})
     return calls_changed(response) if changed else response
+
+
+BAR_REFUSED = "bar-refused"
 
 
 @require_GET

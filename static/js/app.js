@@ -194,6 +194,12 @@ document.addEventListener("htmx:afterRequest", (event) => {
   }
 });
 
+// What VCC refused of a change made from the bar (recording, a wrap-up), told by the answer's HX-Trigger on the
+// body: the bar's form may be gone by then (its poll replaced it), and an event on a detached form reaches no one.
+document.body.addEventListener("bar-refused", (event) => {
+  if (event.detail && event.detail.message) flash(event.detail.message);
+});
+
 // A click that placed a call and did not say so (a colleague's call from the agent directory) tells the bar.
 document.addEventListener("htmx:afterRequest", (event) => {
   const config = event.detail.requestConfig;
