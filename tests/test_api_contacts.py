@@ -544,3 +544,19 @@ def test_a_partial_update_reads_the_contact_locked_in_the_transaction_that_write
     written = next(i for i, q in enumerate(sql) if q.startswith('UPDATE "calls_contact"'))
     assert locked < written
     assert not any(q.startswith(("COMMIT", "RELEASE SAVEPOINT")) for q in sql[locked:written])
+
+
+def test_the_lists_filters_are_the_pages_and_the_next_link_keeps_them(agent):
+    mine = [Contact.objects.create(name=f"Mine {i}", company="Cobalt Dental", owner=agent.user) for i in range(3)]
+    Contact.objects.create(name="Theirs", company="Cobalt Dental")
+    marked = Contact.objects.create(name="Marked", company="Other", owner=agent.user, do_not_call=True)
+
+    first = agent.get(URL, mine="true", company="Cobalt Dental", dnc="hide", limit=2).json()
+    rest = agent.client.get(first["next"]).json()
+    only_marked = agent.get(URL, dnc="only").json()
+    unknown = agent.get(URL, owner="me")
+
+    assert [c["id"] for c in first["items"] + rest["items"]] == [c.pk for c in mine]
+    assert "mine=true" in first["next"] and "company=Cobalt+Dental" in first["next"] and "dnc=hide" in first["next"]
+    assert [c["id"] for c in only_marked["items"]] == [marked.pk]
+    assert unknown.status_code == 400 and unknown.json()["detail"].startswith("owner: not a parameter")

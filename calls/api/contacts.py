@@ -31,6 +31,7 @@ from calls.forms import ContactForm, ContactListForm, ContactPhoneFormSet, encod
 from calls.forms.contacts import MAX_PHONES_PER_CONTACT, save_numbers
 from calls.models import Contact, ContactPhone, is_number_search, search_windows
 from calls.views.calling import base_url
+from calls.views.contacts import list_filters
 
 router = Router(tags=["contacts"])
 
@@ -161,8 +162,14 @@ class ContactUpsert(_ContactFields):
 class ContactSearch(Schema):
     q: Text = Field("", max_length=1000, description="What to search for, as in the contact list's search box.")
     sort: Literal["name", "company", "last_called", "created"] = Field("name", description="As the list sorts.")
+    mine: bool = Field(False, description="Only the contacts the token's owner owns, as the list's Mine only.")
+    dnc: Literal["", "only", "hide"] = Field("", description="Do-not-call: only those marked, or hide them.")
+    company: Text = Field("", max_length=200, description="Only this company (its exact name).")
     limit: int = Field(DEFAULT_LIMIT, ge=1, le=MAX_LIMIT, description="Contacts a page.")
     after: str = Field("", description="The cursor from the previous page's `next`.")
+
+
+SEARCH_NAMES = set(ContactSearch.model_fields)
 
 
 PHONES_RULE = (
@@ -186,6 +193,10 @@ PHONES_RULE = (
 )
 def list_contacts(request: HttpRequest, search: Query[ContactSearch]) -> ContactPage:
     require(request, "contacts:read", perms.VIEW_CONTACT)
+    if unknown := sorted(set(request.GET) - SEARCH_NAMES):
+        raise Problem(
+            400, f"{unknown[0]}: not a parameter of the contact list. Known: {', '.join(sorted(SEARCH_NAMES))}."
+        )
     q, sort, limit = search.q, search.sort, search.limit
     form = ContactListForm({"q": q, "sort": sort, "after": search.after})
     if not form.is_valid():
@@ -195,20 +206,18 @@ def list_contacts(request: HttpRequest, search: Query[ContactSearch]) -> Contact
             )
         raise Problem(422, f"query.q: {form.errors.get('q', ['invalid'])[0]}")  # ContactListForm trims, never refuses
     query = form.cleaned_data["q"]
-    rows, next_cursor = (
-        _contacts()
-        .search(query)
-        .keyset_page(
-            sort=sort,
-            after=form.cleaned_data["after"],
-            size=limit,
-            windows=search_windows(query),
-            number_only=is_number_search(query),
-        )
+    filters = {"mine": search.mine, "dnc": search.dnc, "company": search.company.strip()}
+    rows, next_cursor = list_filters(_contacts().search(query), request.user, filters).keyset_page(  # type: ignore[arg-type]  # the token's owner
+        sort=sort,
+        after=form.cleaned_data["after"],
+        size=limit,
+        windows=search_windows(query),
+        number_only=is_number_search(query),
     )
     next_url = None
     if next_cursor:
         params = {"q": q, "sort": "" if sort == "name" else sort, "limit": "" if limit == DEFAULT_LIMIT else limit}
+        params |= {"mine": "true" if search.mine else "", "dnc": search.dnc, "company": search.company}
         params["after"] = encode_cursor(next_cursor)
         # Absolute, as the call log's: the site's own address (SITE_URL, else the request's).
         next_url = f"{base_url(request).rstrip('/')}{request.path}?{urlencode({k: v for k, v in params.items() if v})}"

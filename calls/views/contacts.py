@@ -18,7 +18,15 @@ from calls import calling, calllog, phones
 from calls import permissions as perms
 from calls.forms import ContactForm, ContactListForm, ContactPhoneFormSet, TimelineForm, encode_cursor
 from calls.forms.contacts import save_numbers
-from calls.models import CONTACT_SORTS, Call, Contact, ContactPhone, is_number_search, search_windows
+from calls.models import (
+    CONTACT_SORTS,
+    Call,
+    Contact,
+    ContactPhone,
+    ContactQuerySet,
+    is_number_search,
+    search_windows,
+)
 from calls.views.calling import dialer_context, panel_context
 from calls.views.http import AuthedRequest, HtmxRequest
 
@@ -72,11 +80,8 @@ def contact_list(request: AuthedRequest) -> HttpResponse:
     return render(request, template, context, status=status)
 
 
-def _contacts_page(
-    user: User, opts: dict[str, Any], query: str, sort: str
-) -> tuple[list[Contact], list[object] | None]:
-    """One page of the contacts that match the search and the filters, each with the number to show."""
-    contacts = Contact.objects.search(query)
+def list_filters(contacts: ContactQuerySet, user: User, opts: dict[str, Any]) -> ContactQuerySet:
+    """The contact list's filters (ContactListForm's cleaned `mine`, `dnc`, `company`): the page's and the API's."""
     if opts.get("mine"):
         contacts = contacts.filter(owner=user)
     if dnc := opts.get("dnc"):
@@ -84,6 +89,14 @@ def _contacts_page(
         contacts = contacts.filter(marked) if dnc == "only" else contacts.exclude(marked)
     if company := opts.get("company"):
         contacts = contacts.filter(company=company)
+    return contacts
+
+
+def _contacts_page(
+    user: User, opts: dict[str, Any], query: str, sort: str
+) -> tuple[list[Contact], list[object] | None]:
+    """One page of the contacts that match the search and the filters, each with the number to show."""
+    contacts = list_filters(Contact.objects.search(query), user, opts)
     contacts = contacts.select_related("last_call").prefetch_related(
         Prefetch("phones", queryset=ContactPhone.objects.order_by("-is_primary", "pk"))
     )
