@@ -35,6 +35,7 @@ from calls.api import limits
 from calls.api.auth import require
 from calls.api.callrows import ROW, rows_as_items
 from calls.api.errors import PROBLEM, TITLES, Problem
+from calls.api.paging import DEFAULT_LIMIT, MAX_LIMIT, limit_of
 from calls.calling.common import _db
 from calls.forms import CallLogFilter, WrapUpForm, first_error
 from calls.models import AgentGroup, ApiIdempotentRequest, Call, CallbackNumber, Contact, ContactPhone, DispositionCode
@@ -48,7 +49,6 @@ router = Router(tags=["calls"])
 KEY_HEADER = "Idempotency-Key"
 MAX_KEY = 255  # ApiIdempotentRequest.key
 BIGINT_MAX = 2**63 - 1
-DEFAULT_LIMIT, MAX_LIMIT = 50, 200
 # A click's request id from the person and their key: the same key can never place two calls, even past the
 # idempotency table (the use case answers a repeated request id with the call it placed).
 _REQUEST_IDS = uuid.UUID("0d6c8a44-3b8e-4c59-9d3e-6a1f0e5d2b71")
@@ -459,14 +459,6 @@ class _CallLogFilter(CallLogFilter):
         self.show_agents = True
 
 
-def _limit(raw: str) -> int:
-    if not raw:
-        return DEFAULT_LIMIT
-    if not (raw.isascii() and raw.isdecimal() and len(raw) <= 4 and 1 <= int(raw) <= MAX_LIMIT):
-        raise Problem(400, f"limit: give a whole number from 1 to {MAX_LIMIT} (default {DEFAULT_LIMIT}).")
-    return int(raw)
-
-
 @router.get(
     "",
     response=CallPage,
@@ -478,7 +470,7 @@ def list_calls(request: HttpRequest, filters: Query[CallFilters]) -> HttpRespons
     require(request, "calls:read", perms.VIEW_CALL)
     if unknown := sorted(set(request.GET) - FILTER_NAMES):
         raise Problem(400, f"{unknown[0]}: not a filter of the call log. Known: {', '.join(sorted(FILTER_NAMES))}.")
-    limit = _limit(request.GET.get("limit", ""))
+    limit = limit_of(request.GET.get("limit", ""))
     data = request.GET.copy()
     data.pop("limit", None)
     form = _CallLogFilter(data)

@@ -4,8 +4,6 @@ is ordered by two columns, the second unique, so a page goes on exactly after th
 
 from __future__ import annotations
 
-import base64
-import json
 from typing import Any
 
 from django.db.models import Model, Q, QuerySet
@@ -15,6 +13,7 @@ from ninja import Field, Schema
 from calls.api.errors import Problem
 from calls.cursors import is_bigint, is_text
 from calls.forms import encode_cursor
+from calls.forms.contacts import decode_cursor
 from calls.views.calling import base_url
 
 DEFAULT_LIMIT, MAX_LIMIT = 50, 200
@@ -25,7 +24,8 @@ class PageQuery(Schema):
     after: str | None = Field(None, description="The cursor of the page to read, from a `next` link")
 
 
-def _limit(raw: str | None) -> int:
+def limit_of(raw: str | None) -> int:
+    """A list's `limit` parameter: 1 to MAX_LIMIT, DEFAULT_LIMIT when left out; a 400 problem otherwise."""
     if not raw:
         return DEFAULT_LIMIT
     if not (raw.isascii() and raw.isdecimal() and len(raw) <= 4 and 1 <= int(raw) <= MAX_LIMIT):
@@ -35,10 +35,9 @@ def _limit(raw: str | None) -> int:
 
 def _after(raw: str, kinds: tuple[str, str]) -> list[Any]:
     damaged = Problem(400, "after: the cursor is damaged; use the `next` link of the page before, or leave it out.")
-    try:
-        values = json.loads(base64.urlsafe_b64decode(raw + "=" * (-len(raw) % 4)))
-    except (ValueError, RecursionError):
-        raise damaged from None
+    values = decode_cursor(raw)
+    if values is None:
+        raise damaged
     checks = {"text": is_text, "int": is_bigint}
     if not (isinstance(values, list) and len(values) == 2):
         raise damaged
@@ -53,7 +52,7 @@ def keyset[M: Model](
     """One page of `rows` in `order` ((column, "text" or "int") twice, the second unique) and the next page's
     address, or None on the last page."""
     (first, first_kind), (second, second_kind) = order
-    limit = _limit(query.limit)
+    limit = limit_of(query.limit)
     if query.after:
         value, tie = _after(query.after, (first_kind, second_kind))
         rows = rows.filter(Q(**{f"{first}__gt": value}) | Q(**{first: value, f"{second}__gt": tie}))

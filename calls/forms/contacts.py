@@ -172,6 +172,14 @@ def encode_cursor(values: list) -> str:
     return base64.urlsafe_b64encode(json.dumps(values, separators=(",", ":")).encode()).decode().rstrip("=")
 
 
+def decode_cursor(raw: str) -> Any:
+    """What encode_cursor wrote (its values still to be checked by the caller), or None if it is not that."""
+    try:
+        return json.loads(base64.urlsafe_b64decode(raw + "=" * (-len(raw) % 4)))
+    except (ValueError, RecursionError):  # RecursionError: [[[[… nested deeper than json reads
+        return None
+
+
 class ContactListForm(forms.Form):
     q = forms.CharField(required=False)
     sort = forms.ChoiceField(
@@ -198,12 +206,9 @@ class ContactListForm(forms.Form):
         raw = self.cleaned_data["after"]
         if not raw:
             return None
-        try:
-            values = json.loads(base64.urlsafe_b64decode(raw + "=" * (-len(raw) % 4)))
-        except (ValueError, RecursionError):  # RecursionError: [[[[… nested deeper than json reads
-            raise ValidationError("That page link is damaged.", code="cursor") from None
+        values = decode_cursor(raw)
         sort = self.cleaned_data.get("sort") or "name"
-        if not _cursor_fits(values, sort):
+        if values is None or not _cursor_fits(values, sort):
             raise ValidationError("That page link is damaged.", code="cursor")
         return values
 
