@@ -193,6 +193,20 @@ def test_placing_calls_has_a_rate_of_its_own(settings, monkeypatch):
     assert Client().get(URL, headers=bearer(token)).status_code == 200  # reads still go through
 
 
+def test_placing_a_call_counts_in_the_tokens_rate_too(settings, monkeypatch):
+    from calls.api import limits
+    from tests.conftest import create_agent_user
+
+    settings.API_RATE_PER_MINUTE = 3
+    monkeypatch.setattr(limits, "clock", lambda: 1_800_000_000.0)
+    _, token = ApiToken.issue(create_agent_user(), name="dialler", scopes=["calls:write", "calls:read"])
+    for key in ("one", "two"):
+        headers = {**bearer(token), "Idempotency-Key": key}
+        Client().post("/api/v1/calls", {"to": "+0"}, content_type="application/json", headers=headers)
+
+    assert [Client().get(URL, headers=bearer(token)).status_code for _ in range(2)] == [200, 429]
+
+
 async def test_a_chunked_body_over_1_mb_is_refused_under_asgi_before_django_reads_it():
     """No Content-Length to check: the ASGI handler counts the body as it arrives (calls/asgi.py), as for VCC's
     events, and answers the API's problem."""

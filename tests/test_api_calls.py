@@ -637,6 +637,7 @@ def test_wrapping_up_needs_calls_write(agent_user, ended):
 
 def test_a_page_of_the_log_shows_each_call_as_its_own_resource_does(priya, log_calls, london, sales, other_agent_user):
     """The log's page is read as rows, not models (for speed): each item must still be what GET /calls/{id} says."""
+    from calls.api.callrows import ROW, rows_as_items
     from calls.api.calls import _with_parties, as_json, resource
 
     mine, group, _ = log_calls
@@ -645,11 +646,21 @@ def test_a_page_of_the_log_shows_each_call_as_its_own_resource_does(priya, log_c
         presented_clid=london.number, disposition_code="SALE", notes="Keen", error_display="", vcc_call_id="abc"
     )
     make_call(user=other_agent_user, agent=other_agent_user.agent, to_number="", to_agent=mine[0].from_agent)
+    whole_second = mine[1].requested_at.replace(microsecond=0)
+    Call.objects.filter(pk=mine[1].pk).update(
+        requested_at=whole_second,  # no fraction written
+        connected_at=whole_second + timedelta(microseconds=500),  # under a millisecond: ".000"
+        ended_at=whole_second + timedelta(seconds=3, microseconds=999_999),  # milliseconds cut, not rounded
+        notes='Zoë said "call me"\n\tat 5 \\ o\'clock',
+    )
 
     items = get(priya, params={"limit": 200}).json()["items"]
 
     expected = {c.pk: as_json(resource(c)) for c in _with_parties(Call.objects.all())}
     assert len(items) == len(expected) and all(item == expected[item["id"]] for item in items)
+    # The rows as Python makes them (where PostgreSQL does not write the JSON) say the same.
+    rows = list(Call.objects.values_list(*ROW))
+    assert {item["id"]: item for item in rows_as_items(rows, "/calls/")} == expected
     assert next(i for i in items if i["id"] == group.pk)["via_groups"] == [
         g.pk for g in AgentGroup.objects.filter(calls=group)
     ]

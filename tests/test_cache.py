@@ -274,3 +274,38 @@ def test_one_cache_client_serves_every_thread_of_a_process(live_redis):
 
     assert seen == [("v", cache._cache)]
     cache.delete("k")
+
+
+def test_count_adds_one_to_each_counter_in_one_round_trip_and_keeps_the_first_lifetime(live_redis, monkeypatch):
+    import redis
+
+    cache = make_cache(live_redis, Clock(), timeout=LIVE_TIMEOUT)
+    raw = cache._cache.get_client(write=True)
+    cache.delete_many(["hits", "places"])
+    trips = []
+    for kind, method in (("pipeline", redis.client.Pipeline.execute), ("command", redis.client.Redis.execute_command)):
+        monkeypatch.setattr(
+            getattr(redis.client, "Pipeline" if kind == "pipeline" else "Redis"),
+            "execute" if kind == "pipeline" else "execute_command",
+            lambda self, *args, _method=method, _kind=kind, **kw: trips.append(_kind) or _method(self, *args, **kw),
+        )
+
+    assert cache.count(["hits", "places"], 120) == [1, 1]
+    assert cache.count(["hits"], 120) == [2]
+    assert trips == ["pipeline", "pipeline"]  # one round trip a count, whatever the number of counters
+    monkeypatch.undo()
+    raw.expire(cache.make_and_validate_key("hits"), 30)
+    assert cache.count(["hits", "places"], 120) == [3, 2]
+
+    assert cache.get("hits") == 3  # a counter reads back as the number it is
+    assert 0 < raw.ttl(cache.make_and_validate_key("hits")) <= 30  # a count does not make it live longer
+    assert 60 < raw.ttl(cache.make_and_validate_key("places")) <= 120
+    cache.delete_many(["hits", "places"])
+
+
+def test_count_answers_one_each_while_redis_is_away(hung):
+    clock = Clock()
+    cache = make_cache(f"redis://127.0.0.1:{hung.port}/0", clock)
+
+    assert cache.count(["a", "b"], 60) == [1, 1]  # unknown: nobody is refused by mistake
+    assert cache.breaker.is_open

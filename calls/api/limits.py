@@ -12,9 +12,10 @@ import math
 import time
 
 from django.conf import settings
-from django.core.cache import cache
 from django.http import HttpRequest
 from ninja.throttling import BaseThrottle
+
+from calls.cache import count
 
 
 def clock() -> float:
@@ -23,30 +24,24 @@ def clock() -> float:
 
 
 class TokenRate(BaseThrottle):
-    """At most `setting` requests a clock minute per token (the setting read at each request)."""
+    """At most so many requests a clock minute per token, for each (kind, setting) given: every kind is counted at
+    each request, in one round trip to the cache (calls/cache.py count); the settings are read at each request."""
 
-    def __init__(self, kind: str, setting: str) -> None:
-        self.kind, self.setting = kind, setting
-
-    def limit(self) -> int:
-        return int(getattr(settings, self.setting))
+    def __init__(self, *kinds: tuple[str, str]) -> None:
+        self.kinds = kinds
 
     def allow_request(self, request: HttpRequest) -> bool:
         token = getattr(request, "auth", None)
         if token is None:  # not authenticated: the 401 is answered first
             return True
-        key = f"api-rate:{self.kind}:{token.pk}:{int(clock() // 60)}"
-        try:
-            count = cache.incr(key)  # one round trip for every request but the minute's first
-        except ValueError:  # the minute's first request (or another process's came at the same moment)
-            if cache.add(key, 1, 120):
-                return True
-            count = cache.incr(key)
-        return count <= self.limit()
+        minute = int(clock() // 60)
+        counts = count([f"api-rate:{kind}:{token.pk}:{minute}" for kind, _ in self.kinds], 120)
+        return all(n <= int(getattr(settings, setting)) for n, (_, setting) in zip(counts, self.kinds, strict=True))
 
     def wait(self) -> float:
         return max(1.0, math.ceil(60 - clock() % 60))
 
 
-ALL = TokenRate("all", "API_RATE_PER_MINUTE")
-PLACING = TokenRate("place", "API_CALL_RATE_PER_MINUTE")
+EVERY = ("all", "API_RATE_PER_MINUTE")
+ALL = TokenRate(EVERY)
+PLACING = TokenRate(EVERY, ("place", "API_CALL_RATE_PER_MINUTE"))  # a call placed counts in both
