@@ -248,7 +248,7 @@ def export_copy_sql(calls: QuerySet[Call], *, sort: str) -> tuple[str, tuple[Any
                {_inert_sql(colleague)},
                {_inert_sql("c.presented_clid")},
                CASE c.outcome {outcomes} ELSE c.outcome END,
-               c.duration_seconds,
+               CASE WHEN c.connected_at IS NULL AND c.duration_seconds = 0 THEN NULL ELSE c.duration_seconds END,
                {_inert_sql("c.disposition_code")},
                {_inert_sql("c.notes")},
                {_inert_sql("c.vcc_call_id")},

@@ -203,6 +203,7 @@ def test_postgresqls_csv_is_the_same_as_pythons(supervisor_client, supervisor_us
     make_call(user=agent_user, agent=tom, outcome="failed", error_message="-bad", error_display="x")
     make_call(user=agent_user, agent=tom, outcome="not_confirmed", error_status=None)
     make_call(user=agent_user, agent=tom, to_number="", to_agent=tom, outcome="no_answer", duration_seconds=12)
+    make_call(user=agent_user, agent=tom, outcome="no_answer")  # never connected: no talk time, not 0
     tom.name, sales.name = "-Tom", "=Sales"
     tom.save()
     sales.save()

@@ -1,6 +1,8 @@
 from __future__ import annotations
 
+import csv
 import html
+import io
 import re
 from datetime import timedelta
 
@@ -304,3 +306,27 @@ def test_query_count_does_not_grow_with_rows(who, supervisor_client, agent_clien
         make_call(user=agent_user, groups=[sales], outcome="busy")
     assert count_queries(client) == one
     assert count_queries(client, {"outcome": "busy", "group": sales.pk}) <= one + 1
+
+
+def talk_cells(response) -> dict[int, str]:
+    """Each call's Talk cell, as text, by call id."""
+    rows = re.findall(r'href="/calls/(\d+)/" class="nowrap".*?<td data-label="Talk"[^>]*>(.*?)</td>', response, re.S)
+    return {int(pk): re.sub(r"<[^>]+>", "", cell) for pk, cell in rows}
+
+
+def test_a_call_that_never_connected_shows_no_talk_time_on_the_page_in_htmx_and_in_the_csv(
+    supervisor_client, agent_user
+):
+    alex = agent_user.agent
+    at = timezone.now() - timedelta(hours=1)
+    never = make_call(user=agent_user, agent=alex, outcome="no_answer", at=at)  # ended: 0 s stored
+    assert never.duration_seconds == 0 and never.connected_at is None
+    talked = make_call(user=agent_user, agent=alex, at=at, connected_at=at + timedelta(seconds=9), duration_seconds=0)
+
+    for response in (supervisor_client.get(URL), supervisor_client.get(URL, headers={"HX-Request": "true"})):
+        cells = talk_cells(response.content.decode())
+        assert cells == {never.pk: "—", talked.pk: "0 s"}  # connected, hung up at once: 0 s is true
+
+    export = supervisor_client.get(reverse("call_export"))
+    rows = list(csv.DictReader(io.StringIO(b"".join(export.streaming_content).decode("utf-8-sig"))))
+    assert {int(row["id"]): row["duration_seconds"] for row in rows} == {never.pk: "", talked.pk: "0"}

@@ -13,6 +13,7 @@ import pytest
 from asgiref.sync import sync_to_async
 from django.core.cache import cache
 from django.db import DatabaseError, IntegrityError, connection, connections
+from django.test import Client
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
@@ -733,8 +734,29 @@ def test_the_list_call_button_shows_the_panel_and_a_fresh_button(agent_client, c
     assert f'id="call-button-{contact.pk}"' in html
     assert 'hx-swap-oob="true"' in html
     assert f"?call={calling.regarding_token(call)}" in html
-    (fresh,) = request_ids(html)
-    assert fresh != request_id
+    assert 'form="list-call-form"' in html  # the fresh button sends the page's one form, with an id made per click
+    assert request_ids(html) == []
+
+
+def test_without_javascript_a_list_call_button_sends_the_pages_one_form(contact, agent_user, london, sim):
+    client = Client(enforce_csrf_checks=True)
+    client.force_login(agent_user)
+    page = client.get("/contacts/").content.decode()
+    (form,) = re.findall(r'<form id="list-call-form" method="post" hidden data-id-per-click>.*?</form>', page)
+    token = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', form).group(1)
+    (request_id,) = request_ids(form)
+    button = re.search(
+        rf'<button form="list-call-form" formaction="([^"]+)"[^>]* value="(me:{primary(contact).pk})"', page
+    )
+    assert button and page.count('name="csrfmiddlewaretoken"') == 2  # the page's: the menu's log-out form and this
+
+    sent = {"csrfmiddlewaretoken": token, "request_id": request_id, "call": button.group(2)}
+    response = client.post(button.group(1), sent)
+
+    assert response.status_code == 302 and response["Location"].startswith(f"/contacts/{contact.pk}/?call=")
+    assert str(only_call().request_id) == request_id
+    client.post(button.group(1), sent)  # the same form sent again (reloaded, or a double click): one call
+    assert Call.objects.count() == 1
 
 
 def test_the_list_call_button_shows_a_refusal(agent_client, contact, london, sim):

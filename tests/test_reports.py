@@ -248,3 +248,21 @@ def test_the_migration_that_changed_the_failures_rule_has_the_roll_up_built_agai
     assert CallRollupState.objects.get().built_through is None
     reports.refresh_rollup(now=local("2026-03-10"))
     assert CallRollupState.objects.get().built_through is not None
+
+
+def test_a_group_call_rolled_up_counts_for_the_agent_who_answered_it(
+    supervisor_client, supervisor_user, other_agent_user, sales
+):
+    make_call(user=supervisor_user, groups=[sales], answered_by=other_agent_user.agent, at=local("2026-03-02", 11),
+              duration_seconds=45)  # fmt: skip
+    reports.rebuild_rollup(now=local("2026-03-10"))
+
+    response = supervisor_client.get(URL, RANGE)
+
+    assert response.context["report"].live_from is None  # read from the roll-up
+    body = response.content.decode()
+    row = re.search(r'<tr><td data-label="Agent">Tom Okafor</td>(.*?)</tr>', body, re.S)
+    assert row, "the answering agent's row is in the per-agent table"
+    numbers = re.findall(r'data-label="(Calls|Answered)"><a href="[^"]*">(\d+)</a>', row.group(1))
+    assert numbers == [("Calls", "1"), ("Answered", "1")]
+    assert "Via groups (any ready agent)" not in body

@@ -285,6 +285,39 @@ def test_an_event_found_its_call_once_the_click_is_recorded(sim, placed):
     assert early.call_id == placed.pk
 
 
+def test_the_first_agent_connected_on_a_group_call_answered_it_and_owns_its_wrap_up(
+    supervisor_user, agent_user, other_agent_user, sales
+):
+    now = timezone.now()
+    call = Call.objects.create(
+        created_by=supervisor_user, to_number="+447400123456", vcc_call_id="group-1", state=Call.State.LIVE,
+        requested_at=now - timedelta(minutes=1), changed_at=now - timedelta(minutes=1),
+    )  # fmt: skip
+    call.from_groups.set([sales])  # via Sales UK: no agent of its own
+    start = now - timedelta(seconds=30)
+
+    def connected(agent, seconds: int, role: str) -> None:
+        party = {"role": role, "agentDisplayId": agent.display_id if role == "Agent" else None}
+        stored("channel.connected.v1", call, at=start + timedelta(seconds=seconds), agentDisplayId=agent.display_id,
+               party=party)  # fmt: skip
+
+    connected(agent_user.agent, 1, "Agent")  # vccsim's shape: Alex's own phone answered
+    connected(agent_user.agent, 5, "Customer")  # then the contact
+    applying.process_pending()
+
+    call.refresh_from_db()
+    assert call.answered_by == agent_user.agent and call.connected_at == start + timedelta(seconds=5)
+    assert call.is_changeable_by(agent_user) and call in Call.objects.changeable_by(agent_user)
+    assert not call.is_changeable_by(supervisor_user) and call in Call.objects.visible_to(supervisor_user)
+
+    connected(other_agent_user.agent, 9, "Agent")  # a later event naming another agent: Alex took the call
+    assert applying.process_pending().applied == 1
+
+    call.refresh_from_db()
+    assert call.answered_by == agent_user.agent
+    assert not call.is_changeable_by(other_agent_user)
+
+
 def test_events_vccweb_does_not_use_are_marked_and_left():
     VccEvent.objects.create(event_id="x", type="agent.loggedin.v1", source="s", data={}, received_at=timezone.now())
     assert applying.process_pending().other == 1

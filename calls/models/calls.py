@@ -273,6 +273,11 @@ class Call(HandWrittenSQL):
         return self.from_agent or self.answered_by
 
     @property
+    def talk_seconds(self) -> int | None:
+        """The talk time to show: none for a call that never connected (stored as 0 s once it ended)."""
+        return None if self.connected_at is None and not self.duration_seconds else self.duration_seconds
+
+    @property
     def is_gone(self) -> bool:
         return self.outcome == self.Outcome.GONE
 

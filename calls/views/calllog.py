@@ -158,6 +158,7 @@ COLUMNS = [
     "error_status",
     "error_display",
     "answered_by_id",  # a group call's agent: the one who answered it
+    "connected_at",  # none: the call never connected, and has no talk time (Call.talk_seconds)
 ]
 
 
@@ -259,7 +260,7 @@ class _Export:
         out = []
         for (
             pk, requested_at, duration, from_agent, to_agent, username, contact, to_number, clid, outcome,
-            disposition, notes, vcc_call_id, error_message, error_status, error_display, answered_by,
+            disposition, notes, vcc_call_id, error_message, error_status, error_display, answered_by, connected_at,
         ) in rows:  # fmt: skip
             error = error_message or error_display
             if error_status:
@@ -277,7 +278,7 @@ class _Export:
                         inert(agents.get(to_agent, "")),
                         inert(clid),
                         outcomes.get(outcome, outcome),
-                        "" if duration is None else duration,
+                        "" if duration is None or (connected_at is None and not duration) else duration,
                         inert(disposition),
                         inert(notes),
                         inert(vcc_call_id),

@@ -144,6 +144,8 @@ function applyOnCall() {
   const words = bar.dataset.onCall || "";
   document.body.toggleAttribute("data-on-call", Boolean(words));
   for (const button of document.querySelectorAll("button[data-call-button]")) {
+    // Its own title is kept in data-title while the call's words stand in (a page drawn during a call has both).
+    if (words && button.dataset.title === undefined) button.dataset.title = button.title;
     button.disabled = Boolean(words);
     if (words) button.title = words;
     else if (button.dataset.title) button.title = button.dataset.title;
@@ -198,6 +200,21 @@ document.addEventListener("htmx:afterRequest", (event) => {
 // body: the bar's form may be gone by then (its poll replaced it), and an event on a detached form reaches no one.
 document.body.addEventListener("bar-refused", (event) => {
   if (event.detail && event.detail.message) flash(event.detail.message);
+});
+
+// The contact list's Call buttons share one form (templates/calls/contact_list.html, data-id-per-click): each
+// click gets an id of its own, so every click is a call of its own (htmx disables the button until the answer, so
+// one click is sent once). Made with getRandomValues: crypto.randomUUID needs HTTPS or localhost.
+function newRequestId() {
+  const bytes = crypto.getRandomValues(new Uint8Array(16));
+  bytes[6] = (bytes[6] & 0x0f) | 0x40; // a version 4 UUID
+  bytes[8] = (bytes[8] & 0x3f) | 0x80;
+  const hex = Array.from(bytes, (byte) => byte.toString(16).padStart(2, "0")).join("");
+  return `${hex.slice(0, 8)}-${hex.slice(8, 12)}-${hex.slice(12, 16)}-${hex.slice(16, 20)}-${hex.slice(20)}`;
+}
+document.addEventListener("htmx:configRequest", (event) => {
+  const form = event.detail.elt && event.detail.elt.form;
+  if (form && form.hasAttribute("data-id-per-click")) event.detail.parameters.request_id = newRequestId();
 });
 
 // A click that placed a call and did not say so (a colleague's call from the agent directory) tells the bar.

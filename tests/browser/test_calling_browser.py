@@ -237,6 +237,22 @@ def test_a_supervisor_is_warned_when_nobody_is_ready_in_the_ticked_groups(demo, 
     expect(page.locator("#groups-ready")).to_contain_text("Nobody is ready in the ticked groups right now")
 
 
+def test_a_click_in_the_list_sends_an_id_of_its_own_and_the_pages_one_form(demo, page, live_server, sim):
+    """The list's Call buttons share one form (its CSRF token and the no-JavaScript id); each click makes its id."""
+    log_in(page, live_server, "agent", "demo")
+    page.goto(f"{live_server.url}/contacts/")
+    page_id = page.locator("#list-call-form input[name=request_id]").input_value()
+    with page.expect_request(lambda r: r.method == "POST" and r.url.endswith("/call/")) as sent:
+        page.locator("table.list button[name=call]:not([disabled])").first.click()
+    expect(page.locator("#list-call .call-panel")).to_have_attribute("data-call-state", "live")
+
+    call = Call.objects.get()
+    body = sent.value.post_data or ""
+    assert f"request_id={call.request_id}" in body and "csrfmiddlewaretoken=" in body
+    assert str(call.request_id) != page_id and call.request_id.version == 4
+    assert page.console_errors == []
+
+
 def test_a_call_placed_from_the_list_is_followed_while_nobody_watches_then_wrapped_up(demo, page, live_server, sim):
     """An agent calls from the contact list and leaves; the worker follows the call to its end; later the agent
     finds it ended on the call log and wraps it up from the call's page."""
