@@ -654,8 +654,11 @@ def test_a_page_of_the_log_shows_each_call_as_its_own_resource_does(priya, log_c
         notes='Zoë said "call me"\n\tat 5 \\ o\'clock',
     )
 
+    Call.objects.filter(pk=group.pk).update(connected_at=None, duration_seconds=0)  # ended, never connected
+
     items = get(priya, params={"limit": 200}).json()["items"]
 
+    assert next(i for i in items if i["id"] == group.pk)["duration_seconds"] is None  # no talk time, as on the page
     expected = {c.pk: as_json(resource(c)) for c in _with_parties(Call.objects.all())}
     assert len(items) == len(expected) and all(item == expected[item["id"]] for item in items)
     # The rows as Python makes them (where PostgreSQL does not write the JSON) say the same.

@@ -102,7 +102,7 @@ def rows_as_items(rows: list[tuple[Any, ...]], log_path: str) -> list[dict[str, 
                 "requested_at": _time(requested_at),
                 "connected_at": _time(connected_at),
                 "ended_at": _time(ended_at),
-                "duration_seconds": duration,
+                "duration_seconds": None if connected_at is None and not duration else duration,  # talk_seconds
                 "disposition": disposition or None,
                 "notes": notes,
                 "wrapped_up_at": _time(wrapped_up_at),
@@ -165,7 +165,9 @@ def json_item(log_path: str) -> Expression:
         "requested_at": _ApiTime("requested_at"),
         "connected_at": _ApiTime("connected_at"),
         "ended_at": _ApiTime("ended_at"),
-        "duration_seconds": F("duration_seconds"),
+        "duration_seconds": Case(  # Call.talk_seconds: none for a call that never connected
+            When(connected_at__isnull=True, duration_seconds=0, then=Value(None)), default=F("duration_seconds")
+        ),
         "disposition": NullIf("disposition_code", Value("")),
         "notes": F("notes"),
         "wrapped_up_at": _ApiTime("wrapped_up_at"),

@@ -84,7 +84,7 @@ class CallOut(Schema):
     requested_at: datetime
     connected_at: datetime | None
     ended_at: datetime | None
-    duration_seconds: int | None
+    duration_seconds: int | None = Field(description="Talk time; null while live, and for a call that never connected")
     disposition: str | None
     notes: str
     wrapped_up_at: datetime | None
@@ -139,7 +139,7 @@ def resource(call: Call, *, log_path: str | None = None) -> dict[str, Any]:
         "requested_at": call.requested_at,
         "connected_at": call.connected_at,
         "ended_at": call.ended_at,
-        "duration_seconds": call.duration_seconds,
+        "duration_seconds": call.talk_seconds,  # none for a call that never connected, as the log shows
         "disposition": call.disposition_code or None,
         "notes": call.notes,
         "wrapped_up_at": call.wrapped_up_at,
