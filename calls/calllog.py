@@ -6,12 +6,12 @@ so the thousandth page costs what the first does, as long as an index ends in th
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from django.db.models import F, Q, QuerySet
+from django.db.models import F, IntegerField, Q, QuerySet
 from django.db.models.functions import Coalesce
 
 from calls.forms import NONE
@@ -84,8 +84,10 @@ def cursor_of(call: Call, sort: str) -> str:
 def _ordered[Row](calls: QuerySet[Call, Row], sort: str, *, reverse: bool = False) -> QuerySet[Call, Row]:
     descending = sort.startswith("-") != reverse
     if sort.endswith("duration"):
-        # The same expression as the call_duration_idx index, so that PostgreSQL pages through it.
-        calls = calls.alias(talk=Coalesce("duration_seconds", NO_DURATION))
+        # The same expression as the call_duration_idx index, so that PostgreSQL pages through it. Signed: as a
+        # PositiveIntegerField (duration_seconds's own), Django answers "nothing" for any lookup of -1 without asking,
+        # and every call without a talk time after the first of them was lost from the pages.
+        calls = calls.alias(talk=Coalesce("duration_seconds", NO_DURATION, output_field=IntegerField()))
         column = "talk"
     else:
         column = "requested_at"
@@ -153,14 +155,20 @@ def page_of(
 
 
 def rows_page(
-    calls: QuerySet[Call, tuple[Any, ...]], *, sort: str, after: tuple[int, int] | None, size: int
+    calls: QuerySet[Call, tuple[Any, ...]],
+    *,
+    sort: str,
+    after: tuple[int, int] | None,
+    size: int,
+    fetch: Callable[[QuerySet[Call, tuple[Any, ...]], str], list[tuple[Any, ...]]] | None = None,
 ) -> tuple[list[tuple[Any, ...]], str]:
     """One page of a values_list() of calls (its first columns the id, the time and the talk time) after `after`,
-    and the cursor of the page after it ('' on the last): page_of for the API, without a model per row."""
+    and the cursor of the page after it ('' on the last): page_of for the API, without a model per row. `fetch`
+    reads the page's query (ordered, sliced) in its own way, given the sort; by default, as it is."""
     query = _ordered(calls, sort)
     if after is not None:
         query = _beyond(query, sort, after)
-    rows = list(query[: size + 1])
+    rows = fetch(query[: size + 1], sort) if fetch else list(query[: size + 1])
     if len(rows) <= size:
         return rows, ""
     rows = rows[:size]

@@ -66,11 +66,16 @@ def test_a_revoked_an_expired_and_a_deactivated_owners_token_are_refused(agent):
     )
     leaver = create_user("leaver", "agent")
     _, leaver_token = ApiToken.issue(leaver, name="theirs", scopes=["calls:read"])
+    _, later_token = ApiToken.issue(
+        agent, name="for an hour", scopes=["calls:read"], expires_at=timezone.now() + timedelta(hours=1)
+    )
+    assert Client().get(URL, headers=bearer(leaver_token)).status_code == 200  # the owner's row is now cached
     leaver.is_active = False
     leaver.save()
 
     for token in (revoked_token, expired_token, leaver_token):
         assert Client().get(URL, headers=bearer(token)).status_code == 401
+    assert Client().get(URL, headers=bearer(later_token)).status_code == 200  # not expired yet
 
 
 def test_a_token_without_the_scope_is_a_403_that_names_it(agent):

@@ -493,6 +493,25 @@ def test_it_filters_as_the_call_log_does(alex, log_calls, params, expected):
     assert ids(get(alex, params=params)) == expected(mine, group)
 
 
+@pytest.mark.parametrize("sort", ["-time", "time", "-duration", "duration"])
+def test_every_sort_reads_the_whole_log_in_its_order_page_by_page(priya, log_calls, sort):
+    """Two calls a page, following `next`: the order is the call log page's, calls without a talk time last."""
+    for seconds, call in zip([30, None, 30, 5, 0, 12, None], Call.objects.order_by("pk"), strict=False):
+        Call.objects.filter(pk=call.pk).update(duration_seconds=seconds)
+    talk = {c.pk: -1 if c.duration_seconds is None else c.duration_seconds for c in Call.objects.all()}
+    key = {"time": lambda c: (c.requested_at, c.pk), "duration": lambda c: (talk[c.pk], c.pk)}[sort.lstrip("-")]
+    expected = [c.pk for c in sorted(Call.objects.all(), key=key, reverse=sort.startswith("-"))]
+
+    seen, response = [], get(priya, params={"sort": sort, "limit": 2})
+    while True:
+        seen += ids(response)
+        if not (following := response.json()["next"]):
+            break
+        response = Client().get(following, headers=bearer(priya))
+
+    assert seen == expected and len(seen) == Call.objects.count() > 4
+
+
 def test_it_filters_by_group(alex, log_calls, sales):
     assert ids(get(alex, params={"group": sales.pk})) == [log_calls[1].pk]
 

@@ -1,21 +1,24 @@
 """The call log's pages for the API, read as rows, not models (calls/api/calls.py `list_calls`). Each row becomes what
 `resource` makes of its call.
 
-On PostgreSQL each call's JSON is written by PostgreSQL itself (`json_item`): Python only joins the texts. Reading
+On PostgreSQL each call's JSON is written by PostgreSQL itself (`json_rows`): Python only joins the texts. Reading
 the whole log by cursor went from 15,000 calls a second (rows made into dicts and encoded in Python, which was still
 three times faster than models) to over 20,000 (bench/api_bench.py). Elsewhere (SQLite) the rows are made into
 dicts here (`rows_as_items`)."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
-from django.contrib.postgres.expressions import ArraySubquery
-from django.db.models import Case, Expression, F, Func, OuterRef, TextField, Value, When
-from django.db.models.functions import Coalesce, Concat, NullIf
+from django.contrib.auth import get_user_model
+from django.core.exceptions import EmptyResultSet
+from django.db import connections
+from django.db.models import QuerySet
 
-from calls.models import Call
+from calls.calllog import NO_DURATION
+from calls.models import Agent, AgentGroup, Call
 
 
 def _time(at: datetime | None) -> str | None:
@@ -117,62 +120,80 @@ def rows_as_items(rows: list[tuple[Any, ...]], log_path: str) -> list[dict[str, 
 # --- PostgreSQL writes each call's JSON -------------------------------------------------------------------------
 
 
-class _ApiTime(Func):
-    """A time column as `_time` writes it: milliseconds unless the time is a whole second, and Z (UTC). Names the
-    column three times: for columns only (no parameters)."""
-
-    template = (
-        "CASE WHEN date_trunc('second', %(expressions)s) = %(expressions)s "
-        """THEN to_char(%(expressions)s AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS"Z"') """
-        """ELSE to_char(%(expressions)s AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"') END"""
-    )
-    output_field = TextField()
-
-
-class _JsonText(Func):
-    """json_build_object(key, value, …) as text (psycopg would parse json into dicts, which is the cost avoided)."""
-
-    function = "json_build_object"
-    template = "%(function)s(%(expressions)s)::text"
-    output_field = TextField()
-
-
-def _via_groups() -> Expression:
-    through = Call.from_groups.through.objects.filter(call_id=OuterRef("pk"))
-    ordered = through.order_by("agentgroup__name", "agentgroup__display_id").values("agentgroup_id")
-    # Only a call with neither agent was placed via groups: no subquery runs for the others.
-    return Case(
-        When(from_agent__isnull=True, to_agent__isnull=True, then=ArraySubquery(ordered)),
-        default=Value([], output_field=ArraySubquery(ordered).output_field),
+def _time_sql(column: str) -> str:
+    """A time column as `_time` writes it: milliseconds unless the time is a whole second, and Z (UTC)."""
+    return (
+        f"CASE WHEN date_trunc('second', {column}) = {column} "
+        f"""THEN to_char({column} AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS"Z"') """
+        f"""ELSE to_char({column} AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"') END"""
     )
 
 
-def json_item(log_path: str) -> Expression:
-    """The expression of one call's JSON text, the same object rows_as_items makes of its row (and `resource` of
-    its call: tests/test_api_calls.py compares them)."""
-    fields: dict[str, Any] = {
-        "id": F("id"),
-        "state": F("state"),
-        "outcome": F("outcome"),
-        "to": NullIf("to_number", Value("")),
-        "to_agent": F("to_agent__display_id"),
-        "contact": F("contact_id"),
-        "agent": Coalesce("from_agent__display_id", "answered_by__display_id"),
-        "answered_by": F("answered_by__display_id"),
-        "via_groups": _via_groups(),
-        "caller_id": NullIf("presented_clid", Value("")),
-        "placed_by": F("created_by__username"),
-        "requested_at": _ApiTime("requested_at"),
-        "connected_at": _ApiTime("connected_at"),
-        "ended_at": _ApiTime("ended_at"),
-        "duration_seconds": Case(  # Call.talk_seconds: none for a call that never connected
-            When(connected_at__isnull=True, duration_seconds=0, then=Value(None)), default=F("duration_seconds")
-        ),
-        "disposition": NullIf("disposition_code", Value("")),
-        "notes": F("notes"),
-        "wrapped_up_at": _ApiTime("wrapped_up_at"),
-        "error": NullIf("error_display", Value("")),
-        "vcc_call_id": NullIf("vcc_call_id", Value("")),
-        "url": Concat(Value(log_path), F("id"), Value("/"), output_field=TextField()),
+def _item_sql() -> str:
+    """json_build_object(...) of call `c` (its agents ta, fa, aa and its clicker u joined): the object rows_as_items
+    makes of the row, key for key (tests/test_api_calls.py compares both with `resource`)."""
+    through = Call.from_groups.through._meta.db_table
+    groups = AgentGroup._meta.db_table
+    fields = {
+        "id": "c.id",
+        "state": "c.state",
+        "outcome": "c.outcome",
+        "to": "NULLIF(c.to_number, '')",
+        "to_agent": "ta.display_id",
+        "contact": "c.contact_id",
+        "agent": "COALESCE(fa.display_id, aa.display_id)",
+        "answered_by": "aa.display_id",
+        # Only a call with neither agent was placed via groups: no subquery runs for the others.
+        "via_groups": "CASE WHEN c.from_agent_id IS NULL AND c.to_agent_id IS NULL THEN ARRAY("
+        f"SELECT g.id FROM {through} t JOIN {groups} g ON g.id = t.agentgroup_id WHERE t.call_id = c.id "
+        "ORDER BY g.name, g.display_id) ELSE '{}' END",
+        "caller_id": "NULLIF(c.presented_clid, '')",
+        "placed_by": "u.username",
+        "requested_at": _time_sql("c.requested_at"),
+        "connected_at": _time_sql("c.connected_at"),
+        "ended_at": _time_sql("c.ended_at"),
+        # Call.talk_seconds: none for a call that never connected
+        "duration_seconds": "CASE WHEN c.connected_at IS NULL AND c.duration_seconds = 0 THEN NULL "
+        "ELSE c.duration_seconds END",
+        "disposition": "NULLIF(c.disposition_code, '')",
+        "notes": "c.notes",
+        "wrapped_up_at": _time_sql("c.wrapped_up_at"),
+        "error": "NULLIF(c.error_display, '')",
+        "vcc_call_id": "NULLIF(c.vcc_call_id, '')",
+        "url": "%s || c.id || '/'",
     }
-    return _JsonText(*(part for key, value in fields.items() for part in (Value(key), value)))
+    return f"json_build_object({', '.join(f"'{key}', {value}" for key, value in fields.items())})::text"
+
+
+_SORTS = {
+    "-time": "page.requested_at DESC, page.id DESC",
+    "time": "page.requested_at, page.id",
+    "-duration": f"COALESCE(page.duration_seconds, {NO_DURATION}) DESC, page.id DESC",
+    "duration": f"COALESCE(page.duration_seconds, {NO_DURATION}), page.id",
+}
+
+
+def json_rows(log_path: str) -> Callable[[QuerySet[Call, tuple[Any, ...]], str], list[tuple[Any, ...]]]:
+    """For calllog.rows_page on PostgreSQL: the page's query (a values_list of id, requested_at, duration_seconds,
+    ordered and sliced) read as those three and each call's JSON text, which PostgreSQL writes. The JSON is built
+    around the page's SQL, not through the ORM: compiling it cost more per page than PostgreSQL spends on it."""
+    agents, users = Agent._meta.db_table, get_user_model()._meta.db_table
+
+    def fetch(page: QuerySet[Call, tuple[Any, ...]], sort: str) -> list[tuple[Any, ...]]:
+        try:
+            inner, params = page.query.sql_with_params()
+        except EmptyResultSet:  # a condition that nothing meets (Django answers no rows without asking)
+            return []
+        sql = (
+            f"SELECT page.id, page.requested_at, page.duration_seconds, {_item_sql()} "
+            f"FROM ({inner}) AS page (id, requested_at, duration_seconds) "
+            f"JOIN {Call._meta.db_table} c ON c.id = page.id "
+            f"LEFT JOIN {agents} ta ON ta.id = c.to_agent_id LEFT JOIN {agents} fa ON fa.id = c.from_agent_id "
+            f"LEFT JOIN {agents} aa ON aa.id = c.answered_by_id LEFT JOIN {users} u ON u.id = c.created_by_id "
+            f"ORDER BY {_SORTS[sort]}"
+        )
+        with connections[page.db].cursor() as cursor:
+            cursor.execute(sql, [log_path, *params])
+            return cursor.fetchall()
+
+    return fetch

@@ -33,7 +33,7 @@ from calls import calling, calllog, phones
 from calls import permissions as perms
 from calls.api import limits
 from calls.api.auth import require
-from calls.api.callrows import ROW, json_item, rows_as_items
+from calls.api.callrows import ROW, json_rows, rows_as_items
 from calls.api.errors import PROBLEM, TITLES, Problem
 from calls.api.paging import DEFAULT_LIMIT, MAX_LIMIT, limit_of
 from calls.calling.common import _db
@@ -505,10 +505,14 @@ def list_calls(request: HttpRequest, filters: Query[CallFilters]) -> HttpRespons
     cleaned = form.cleaned_data
     calls = calllog.filtered_calls(Call.objects.visible_to(request.user), cleaned)  # type: ignore[arg-type]
     in_sql = connections[calls.db].vendor == "postgresql"  # PostgreSQL writes each call's JSON (callrows.py)
-    columns = (
-        calls.annotate(item=json_item(_log_path())).values_list(*ROW[:3], "item") if in_sql else calls.values_list(*ROW)
+    columns = calls.values_list(*ROW[:3]) if in_sql else calls.values_list(*ROW)
+    rows, older = calllog.rows_page(
+        columns,
+        sort=cleaned["sort"],
+        after=cleaned["after"],
+        size=limit,
+        fetch=json_rows(_log_path()) if in_sql else None,
     )
-    rows, older = calllog.rows_page(columns, sort=cleaned["sort"], after=cleaned["after"], size=limit)
     following = None
     if older:
         query = form.query(sort=cleaned["sort"], after=older)
