@@ -9,8 +9,6 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-import pytest
-
 
 @dataclass
 class Received:
@@ -63,9 +61,8 @@ def _handler(receiver: Receiver) -> type[BaseHTTPRequestHandler]:
     return Handler
 
 
-@pytest.fixture
-def receiver(settings) -> Iterator[Receiver]:
-    """A receiver on 127.0.0.1 (allowed: WEBHOOK_ALLOWED_HOSTS)."""
+def serve(settings) -> Iterator[Receiver]:
+    """A receiver on 127.0.0.1 (allowed: WEBHOOK_ALLOWED_HOSTS), for a fixture to yield from."""
     server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(Receiver(0)))
     receiver = Receiver(server.server_address[1])
     server.RequestHandlerClass = _handler(receiver)

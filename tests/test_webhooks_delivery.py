@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import socket
+from collections.abc import Iterator
 from datetime import datetime, timedelta
 
 import pytest
@@ -16,9 +17,14 @@ from calls import tasks
 from calls.models import WebhookAttempt, WebhookDelivery, WebhookEndpoint, WebhookEvent
 from calls.webhooks import delivery, outbox, safety, signing
 from tests._jobs import queued, run_jobs
-from tests._receiver import receiver  # noqa: F401 (a fixture)
+from tests._receiver import Receiver, serve
 
 pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def receiver(settings) -> Iterator[Receiver]:
+    yield from serve(settings)
 
 
 class Clock:
