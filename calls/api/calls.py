@@ -39,7 +39,7 @@ from calls.api.paging import DEFAULT_LIMIT, MAX_LIMIT, limit_of
 from calls.calling.common import _db
 from calls.forms import CallLogFilter, WrapUpForm, first_error
 from calls.models import AgentGroup, ApiIdempotentRequest, Call, CallbackNumber, Contact, ContactPhone, DispositionCode
-from calls.rules import Refused
+from calls.rules import Busy, Refused
 from calls.views.calling import base_url
 
 log = logging.getLogger(__name__)
@@ -438,7 +438,8 @@ async def _place_and_keep(
         return await _answer_kept(user, key, call)
     except Refused as refused:
         await _db(_release)(user, key)
-        raise Problem(422, str(refused)) from None
+        # A call already live (yours, or on this number) is a conflict that ends by itself: a 409, to try again.
+        raise Problem(409 if isinstance(refused, Busy) else 422, str(refused)) from None
     except (Problem, PermissionDenied, Http404):
         await _db(_release)(user, key)
         raise
@@ -598,6 +599,7 @@ async def wrap_up(request: HttpRequest, call_id: int, payload: WrapUpIn) -> Http
     if done.error:
         # Refused before VCC was asked (the call has not ended, or needs no wrap-up), or VCC failed.
         sent = call.state == Call.State.ENDED and (call.asks_sales_wrap_up or call.wrapped_up_at is not None)
-        status = 502 if sent else 409
-        raise Problem(status, done.error, call=body)
+        if sent:
+            raise Problem(502, done.error, vcc=done.vcc or None, vcc_status=done.vcc_status, call=body)
+        raise Problem(409, done.error, call=body)
     return _json(200, {**body, "changed": list(done.changed)})
