@@ -24,6 +24,10 @@ class Refused(Exception):
     """A click we will not send to VCC; the message says what to do instead. No call row is written."""
 
 
+class Busy(Refused):
+    """Refused because a call is live on the caller's phone or on the number (busy_refusal): try again later."""
+
+
 # --- Who may call --------------------------------------------------------------------------------------
 
 

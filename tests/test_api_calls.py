@@ -314,12 +314,12 @@ def test_an_unknown_group_is_named(priya, contact, london, sim):
     assert_refused(post(priya, {"to": "+447400123456", "via_groups": [999]}), sim, "via_groups: there is no group 999")
 
 
-def test_an_agent_on_a_call_is_told_to_finish_it(alex, contact, london, sim):
+def test_an_agent_on_a_call_is_told_to_finish_it_with_a_409(alex, contact, london, sim):
     other = Contact.objects.create(name="Ada Lovelace")
     ContactPhone.objects.create(contact=other, number="+447911123456", is_primary=True)
     assert post(alex, {"to": "+447400123456"}, key="first").status_code == 201
 
-    body = problem(post(alex, {"to": "+447911123456"}, key="second"), 422)
+    body = problem(post(alex, {"to": "+447911123456"}, key="second"), 409)  # a conflict that ends with the call
 
     assert body["detail"] == "You are on a call now: finish it, then call again."
     assert Call.objects.count() == 1 and sim.calls_placed == 1
@@ -640,6 +640,7 @@ def test_a_vcc_failure_keeps_the_notes_and_is_a_502(alex, ended, sim):
     body = problem(wrap(alex, ended.pk, {"disposition": "Interested", "notes": "Call back Tuesday"}), 502)
 
     assert "Your notes are saved; send the outcome again." in body["detail"]
+    assert body["vcc_status"] == 500 and body["vcc"]  # VCC's own text, as placing's 502 carries it
     ended.refresh_from_db()
     assert ended.notes == "Call back Tuesday" and ended.wrapped_up_at is None
     assert body["call"]["notes"] == "Call back Tuesday"

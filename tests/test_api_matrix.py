@@ -71,13 +71,13 @@ OPS = [
     Op("GET", "/api/v1/calls", "calls:read", (200, 200, 200, 200)),  # each sees the calls the call log shows them
     # The call is the agent's: another agent may not see it (404, as its page), supervisors and admins may.
     Op("GET", "/api/v1/calls/{call_id}", "calls:read", (200, 404, 200, 200), fill={"call_id": "call"}),
-    # From one's own phone: the agent is on a live call (422, the page's sentence), the admin has no agent of
+    # From one's own phone: the agent is on a live call (409, the page's sentence), the admin has no agent of
     # their own in VCC (422); the other agent and the supervisor place it.
     Op(
         "POST",
         "/api/v1/calls",
         "calls:write",
-        (422, 201, 201, 422),
+        (409, 201, 201, 422),
         body={"to": "{phone_number}", "contact": "{contact}"},
     ),
     # Via groups: supervisors and admins only (403 for agents), as the Call via group button.

@@ -4,6 +4,7 @@ action (calls/admin/tokens.py), and `manage.py create_api_token`."""
 from __future__ import annotations
 
 import logging
+import re
 from datetime import timedelta
 from io import StringIO
 
@@ -73,6 +74,23 @@ def test_it_makes_a_token_shows_it_once_and_keeps_only_its_hash(agent_user, capl
     # Logged: who, which token, its scopes; never the token itself.
     assert f"API token {row.prefix} (Helpdesk) of alex created by alex; scopes calls:read" in caplog.text
     assert token not in caplog.text
+
+
+def test_the_same_form_sent_twice_makes_one_token(agent_user):
+    """A reload of the answer (which shows the token) sends the form again: it makes no second token."""
+    client = logged_in(agent_user)
+    page = client.get(PAGE).content.decode()
+    once = re.search(r'name="once" value="([0-9a-f-]+)"', page)[1]
+    data = {"name": "Helpdesk", "scopes": ["calls:read"], "once": once}
+
+    first = client.post(PAGE, data)
+    again = client.post(PAGE, data)
+
+    assert ApiToken.objects.filter(user=agent_user).count() == 1
+    assert first.context["new_token"] and not again.context["new_token"]
+    assert "This form was sent already" in again.content.decode()
+    assert client.get(PAGE).content.decode().count('name="once"') == 1  # a fresh form each time the page is read
+    assert re.search(r'name="once" value="([0-9a-f-]+)"', client.get(PAGE).content.decode())[1] != once
 
 
 def test_a_token_can_be_given_an_expiry_in_days(agent_user, caplog):

@@ -15,7 +15,7 @@ import hashlib
 import json
 import logging
 import uuid
-from datetime import datetime, timedelta
+from datetime import timedelta
 from typing import Annotated, Any
 
 from django.core.exceptions import PermissionDenied, ValidationError
@@ -34,12 +34,13 @@ from calls import permissions as perms
 from calls.api import limits
 from calls.api.auth import require
 from calls.api.callrows import ROW, json_rows, rows_as_items
+from calls.api.callschemas import CallDetailOut, CallFilters, CallOut, CallPage
 from calls.api.errors import PROBLEM, TITLES, Problem
-from calls.api.paging import DEFAULT_LIMIT, MAX_LIMIT, limit_of
+from calls.api.paging import DEFAULT_LIMIT, limit_of
 from calls.calling.common import _db
 from calls.forms import CallLogFilter, WrapUpForm, first_error
 from calls.models import AgentGroup, ApiIdempotentRequest, Call, CallbackNumber, Contact, ContactPhone, DispositionCode
-from calls.rules import Refused
+from calls.rules import Busy, Refused
 from calls.views.calling import base_url
 
 log = logging.getLogger(__name__)
@@ -65,54 +66,6 @@ Id = Annotated[StrictInt, Field(ge=1, le=BIGINT_MAX)]
 
 
 # --- The call resource ---------------------------------------------------------------------------------
-
-
-class CallOut(Schema):
-    """A call as the API shows it (outgoing webhooks reuse this shape)."""
-
-    id: int
-    state: str = Field(description="requested, live, ended, failed (not placed) or unconfirmed (may have been placed)")
-    outcome: str = Field(description="in_progress, answered, no_answer, agent_no_answer, busy, failed, …")
-    to: str | None = Field(description="The number called, E.164; null for a call to a colleague")
-    to_agent: str | None = Field(description="The colleague called (agent display id), or null")
-    contact: int | None
-    agent: str | None = Field(description="The agent who took the call (display id): the caller's, or who answered")
-    answered_by: str | None = Field(description="For a call via groups: the agent who answered it, once known")
-    via_groups: list[int] = Field(description="The groups (ids) a call via groups was offered to, by their names")
-    caller_id: str | None = Field(description="The number presented to the contact (E.164), or null for VCC's own")
-    placed_by: str | None = Field(description="The username of who placed it")
-    requested_at: datetime
-    connected_at: datetime | None
-    ended_at: datetime | None
-    duration_seconds: int | None = Field(description="Talk time; null while live, and for a call that never connected")
-    disposition: str | None
-    notes: str
-    wrapped_up_at: datetime | None
-    error: str | None = Field(description="What went wrong, in plain words, or null")
-    vcc_call_id: str | None
-    url: str = Field(description="The call's page in vccweb")
-
-
-class HistoryLine(Schema):
-    at: datetime
-    what: str
-    detail: str
-
-
-class CallEventOut(Schema):
-    at: datetime
-    kind: str = Field(description="progress, error, recording, wrap_up or closed")
-    detail: str
-
-
-class CallDetailOut(CallOut):
-    history: list[HistoryLine] = Field(description="Everything that happened, oldest first, as the call's page says")
-    events: list[CallEventOut] = Field(description="The stored events behind the history, oldest first")
-
-
-class CallPage(Schema):
-    items: list[CallOut]
-    next: str | None = Field(description="The next page's address, or null on the last page")
 
 
 def _log_path() -> str:
@@ -438,7 +391,8 @@ async def _place_and_keep(
         return await _answer_kept(user, key, call)
     except Refused as refused:
         await _db(_release)(user, key)
-        raise Problem(422, str(refused)) from None
+        # A call already live (yours, or on this number) is a conflict that ends by itself: a 409, to try again.
+        raise Problem(409 if isinstance(refused, Busy) else 422, str(refused)) from None
     except (Problem, PermissionDenied, Http404):
         await _db(_release)(user, key)
         raise
@@ -449,28 +403,6 @@ async def _place_and_keep(
 
 
 # --- The call log --------------------------------------------------------------------------------------------
-
-
-class CallFilters(Schema):
-    """The call log's filters (as its page has them), the sort and the page; all optional."""
-
-    start: str | None = Field(None, description="From this day (YYYY-MM-DD), in vccweb's time zone")
-    end: str | None = Field(None, description="To this day, included")
-    agent: str | None = Field(None, description="Calls taken by this agent (id)")
-    group: str | None = Field(None, description="Calls via this group (id)")
-    via: str | None = Field(None, description="agent: from one agent's phone; group: via groups")
-    outcome: str | None = Field(None, description="answered, no_answer, agent_no_answer, busy, failed, …")
-    disposition: str | None = Field(None, description="A disposition code; '-' for none")
-    clid: str | None = Field(None, description="The presented caller ID (E.164); '-' for VCC's default")
-    has_error: str | None = Field(None, description="yes or no")
-    wrap_up: str | None = Field(None, description="on: only calls that wait for a wrap-up")
-    contact: str | None = Field(None, description="Calls to this contact (id)")
-    hour: str | None = Field(None, description="Calls placed in this hour of the day (0-23)")
-    error: str | None = Field(None, description="Calls whose VCC message starts with this")
-    error_status: str | None = Field(None, description="Calls VCC answered with this HTTP status")
-    sort: str | None = Field(None, description="-time (default), time, -duration or duration")
-    after: str | None = Field(None, description="The cursor of the page to read, from a `next` link")
-    limit: str | None = Field(None, description=f"Calls per page, 1 to {MAX_LIMIT} (default {DEFAULT_LIMIT})")
 
 
 FILTER_NAMES = set(CallFilters.model_fields)
@@ -598,6 +530,7 @@ async def wrap_up(request: HttpRequest, call_id: int, payload: WrapUpIn) -> Http
     if done.error:
         # Refused before VCC was asked (the call has not ended, or needs no wrap-up), or VCC failed.
         sent = call.state == Call.State.ENDED and (call.asks_sales_wrap_up or call.wrapped_up_at is not None)
-        status = 502 if sent else 409
-        raise Problem(status, done.error, call=body)
+        if sent:
+            raise Problem(502, done.error, vcc=done.vcc or None, vcc_status=done.vcc_status, call=body)
+        raise Problem(409, done.error, call=body)
     return _json(200, {**body, "changed": list(done.changed)})

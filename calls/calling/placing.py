@@ -27,7 +27,7 @@ from calls.calling.following import follow
 from calls.calling.preview import NumberRow, _number_plan
 from calls.models import Agent, Call, Contact, ContactPhone
 from calls.observability import current_request_id
-from calls.rules import Caller, DialPlan, Refused
+from calls.rules import Busy, Caller, DialPlan, Refused
 from calls.vcc import CallRequest, VCCError, budget, get_async_client
 from calls.vcc.validation import CONSENT_VERSION, REFERENCE_VERSION
 from calls.webhooks import changes
@@ -145,7 +145,7 @@ async def _place(*, user: User, request_id: str, base_url: str, plan: _Plan, dnc
         blocking = (await follow(call=started.call, clock=clock, force=True)).call
         # A call VCC answers 404 for cannot be ringing anyone: it does not hold the phone or the number.
         if blocking.is_live and blocking.missing_since is None:
-            raise Refused(_busy_words(blocking, user))
+            raise Busy(_busy_words(blocking, user))
         async with _click_gate():
             started = await _db(_start)(
                 user=user,
@@ -294,7 +294,7 @@ def _start(
     if dial.number and not locks.acquire_dial_lock(dial.number, owner=request_id):
         words = "Someone else is dialling this number right now. Try again in a moment."
         changes.call_refused(call, words)  # refused before VCC was asked: no row stays behind
-        raise Refused(words)
+        raise Busy(words)
     return _Started(call, request, dial.number)
 
 

@@ -54,6 +54,8 @@ async def shown_recording(call: Call, *, clock: Clock = _now) -> str:
 class WrappedUp:
     error: str = ""  # for people: what to do next (the notes are saved either way)
     changed: tuple[str, ...] = ()  # what else the disposition changed, in words
+    vcc: str = ""  # VCC's own text, when VCC refused or failed (for the log and the API)
+    vcc_status: int | None = None
 
 
 async def wrap_up(*, call: Call, disposition: DispositionCode, notes: str, clock: Clock = _now) -> WrappedUp:
@@ -63,7 +65,7 @@ async def wrap_up(*, call: Call, disposition: DispositionCode, notes: str, clock
     if not call.asks_sales_wrap_up and call.wrapped_up_at is None:
         why = "it was a call to a colleague" if call.to_agent_id else "it never connected"
         return WrappedUp(error=f"This call needs no wrap-up: {why}.")
-    confirmed, remarks, error = True, [], ""
+    confirmed, remarks, error, vcc, vcc_status = True, [], "", "", None
     if call.vcc_call_id:
         try:
             with budget.priority(budget.RECORDING):
@@ -79,8 +81,9 @@ async def wrap_up(*, call: Call, disposition: DispositionCode, notes: str, clock
             else:
                 confirmed = False
                 error = f"{exc.user_message} Your notes are saved; send the outcome again."
+                vcc, vcc_status = exc.message, exc.status
     changed = await _db(_store_wrap_up)(call, disposition=disposition, notes=notes, now=clock(), confirmed=confirmed)
-    return WrappedUp(error=error, changed=tuple(remarks + changed))
+    return WrappedUp(error=error, changed=tuple(remarks + changed), vcc=vcc, vcc_status=vcc_status)
 
 
 def _store_wrap_up(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from typing import Any
 
 from django import forms
@@ -46,6 +47,8 @@ class TokenForm(forms.Form):
         },
     )
     expires_in_days.widget.attrs.update(inputmode="numeric", min="1", max=str(MAX_EXPIRY_DAYS))
+    # This form's own id: the same form sent twice (a reload of the answer, which holds the token) makes one token.
+    once = forms.UUIDField(widget=forms.HiddenInput, initial=uuid.uuid4, required=False)
 
     def __init__(self, *args: Any, user: Any = None, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
