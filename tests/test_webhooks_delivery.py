@@ -399,3 +399,23 @@ def test_a_host_that_no_longer_resolves_is_an_error_and_a_retry(clock, monkeypat
 
     assert WebhookAttempt.objects.get().error == "The host gone.example.com could not be resolved: check its spelling."
     assert statuses(hook) == [("pending", 1)]
+
+
+def test_an_endpoint_deleted_while_its_delivery_was_in_flight_is_let_go(receiver, clock, monkeypatch):
+    hook = endpoint(receiver.url)
+    emit()
+    real_send = delivery.send
+
+    async def deleted_meanwhile(*args, **kwargs):
+        outcome = await real_send(*args, **kwargs)
+        from asgiref.sync import sync_to_async
+
+        await sync_to_async(WebhookEndpoint.objects.filter(pk=hook.pk).delete)()
+        return outcome
+
+    monkeypatch.setattr(delivery, "send", deleted_meanwhile)
+
+    assert deliver(hook) == 1
+
+    assert len(receiver.received) == 1
+    assert not WebhookDelivery.objects.exists() and not WebhookAttempt.objects.exists()

@@ -186,6 +186,8 @@ def record(endpoint: WebhookEndpoint, delivery: WebhookDelivery, outcome: Outcom
     """Write an attempt and what follows from it: delivered, tried again later, given up; the endpoint's run of
     failures, or its end (410, or DISABLE_AFTER of failures)."""
     with transaction.atomic():
+        if not WebhookDelivery.objects.select_for_update().filter(pk=delivery.pk).exists():
+            return  # deleted meanwhile, with its endpoint
         WebhookAttempt.objects.create(
             delivery=delivery,
             at=now,
