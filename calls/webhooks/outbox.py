@@ -42,9 +42,9 @@ def wanted() -> bool:
 
 
 def forget() -> None:
-    """Ask the database again at the next change (tests; an endpoint deleted)."""
-    global _known
-    _known = None
+    """Ask the database again at the next change, and queue the next dispatch at once (tests; an endpoint deleted)."""
+    global _known, _last_kick
+    _known, _last_kick = None, 0.0
 
 
 @receiver(post_save, sender=WebhookEndpoint, dispatch_uid="calls.webhooks.endpoint_saved")
