@@ -23,6 +23,7 @@ from calls import permissions as perms
 from calls.forms.webhooks import DeliveryFilter, EndpointForm, ReplayForm
 from calls.models.webhooks import WebhookAttempt, WebhookDelivery, WebhookEndpoint
 from calls.views.http import AuthedRequest
+from calls.webhooks import delivery as engine
 from calls.webhooks import endpoints
 
 LOG_PAGE = 50  # deliveries a page of the log shows
@@ -189,8 +190,6 @@ def _log(request: AuthedRequest, endpoint: WebhookEndpoint, replay: ReplayForm |
 @admin_only
 def webhook_send_again(request: AuthedRequest, pk: int, delivery_id: int) -> HttpResponse:
     found = get_object_or_404(WebhookDelivery.objects.select_related("event"), pk=delivery_id, endpoint_id=pk)
-    from calls.webhooks import delivery as engine
-
     engine.send_again(found)
     messages.success(request, f"{found.event.type} {found.subject} ({found.event.msg_id}) will be sent again now.")
     return redirect("webhook_detail", pk=pk)
@@ -200,8 +199,6 @@ def webhook_send_again(request: AuthedRequest, pk: int, delivery_id: int) -> Htt
 @login_required
 @admin_only
 def webhook_replay(request: AuthedRequest, pk: int) -> HttpResponse:
-    from calls.webhooks import delivery as engine
-
     endpoint = get_object_or_404(WebhookEndpoint, pk=pk)
     form = ReplayForm(request.POST)
     if not form.is_valid():
@@ -230,8 +227,6 @@ def webhook_replay(request: AuthedRequest, pk: int) -> HttpResponse:
 @login_required
 @admin_only
 def webhook_test(request: AuthedRequest, pk: int) -> HttpResponse:
-    from calls.webhooks import delivery as engine
-
     endpoint = get_object_or_404(WebhookEndpoint, pk=pk)
     sent = engine.send_test_event(endpoint)
     messages.success(request, f"A test event ({sent.event.msg_id}) is on its way: its attempts show below.")
