@@ -227,10 +227,14 @@ def test_the_readmes_receiver_verifies_what_vccweb_signs():
     code = section.split("```python\n", 1)[1].split("```", 1)[0]
     assert len(code.strip().splitlines()) == 5
     secret = signing.new_secret()
-    namespace: dict = {}
-    exec(code.replace("whsec_…", secret), namespace)  # noqa: S102 - README's own example
     body = b'{"type":"contact.created","id":"msg_5","timestamp":"2026-12-06T10:15:42Z","data":{"id":45}}'
     headers = signing.headers(Endpoint(secret), "msg_5", datetime.now(UTC), body)
-    assert namespace["receive"](body, {name.title(): value for name, value in headers.items()})["data"] == {"id": 45}
+
+    def receive(body: bytes, headers: dict[str, str]) -> dict:
+        namespace = {"body": body, "headers": headers}
+        exec(code.replace("whsec_…", secret), namespace)  # noqa: S102 - README's own example
+        return namespace["event"]
+
+    assert receive(body, {name.title(): value for name, value in headers.items()})["data"] == {"id": 45}
     with pytest.raises(WebhookVerificationError):
-        namespace["receive"](body.replace(b"45", b"46"), headers)
+        receive(body.replace(b"45", b"46"), headers)
