@@ -142,6 +142,8 @@ def test_rotating_shows_the_new_secret_once_and_both_sign_for_a_day(admin_client
     endpoint.refresh_from_db()
     assert endpoint.secret != old and endpoint.secret in response.content.decode()
     assert old not in response.content.decode()
+    assert "with the new secret and the previous one, until" in response.content.decode()
+    assert "no-store" in response["Cache-Control"]
     assert endpoint.previous_secret == old
     now = timezone.now()
     assert endpoint.signing_secrets(now) == [endpoint.secret, old]
