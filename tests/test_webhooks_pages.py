@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import itertools
 import logging
+import re
 from datetime import timedelta
 
 import pytest
@@ -152,6 +153,38 @@ def test_rotating_shows_the_new_secret_once_and_both_sign_for_a_day(admin_client
     Webhook(old).verify(b"{}", headers)
     Webhook(endpoint.secret).verify(b"{}", headers)
     assert "secret rotated by ada" in caplog.text and old not in caplog.text and endpoint.secret not in caplog.text
+
+
+def test_the_add_form_sent_twice_adds_one_endpoint(admin_client):
+    """A reload of the answer that shows the new secret sends the form again: nothing more is added."""
+    page = admin_client.get("/integrations/webhooks/new/").content.decode()
+    once = re.search(r'name="once" value="([0-9a-f-]+)"', page)[1]
+    data = {"url": "https://hooks.example.com/a", "event_types": ["call.*"], "description": "", "once": once}
+    before = WebhookEndpoint.objects.count()
+
+    first = admin_client.post("/integrations/webhooks/new/", data)
+    again = admin_client.post("/integrations/webhooks/new/", data, follow=True)
+
+    assert WebhookEndpoint.objects.count() == before + 1
+    assert "whsec_" in first.content.decode() and "whsec_" not in again.content.decode()
+    assert "added already" in again.content.decode()
+
+
+def test_rotating_again_within_a_day_keeps_the_secret_receivers_use(admin_client, endpoint):
+    """A second rotation (or a reload of the first one's answer) replaces only the newest secret: the one from
+    before the first rotation, which receivers may still use, keeps signing until its own 24 hours end."""
+    original = endpoint.secret
+    admin_client.post(f"/integrations/webhooks/{endpoint.pk}/rotate/")
+    endpoint.refresh_from_db()
+    first, until = endpoint.secret, endpoint.previous_secret_until
+
+    admin_client.post(f"/integrations/webhooks/{endpoint.pk}/rotate/")
+
+    endpoint.refresh_from_db()
+    assert endpoint.secret not in (original, first)
+    assert endpoint.previous_secret == original and endpoint.previous_secret_until == until
+    headers = signing.headers(endpoint, "msg_y", timezone.now(), b"{}")
+    Webhook(original).verify(b"{}", headers)
 
 
 def test_delete_takes_the_delivery_log_with_it(admin_client, endpoint, caplog):

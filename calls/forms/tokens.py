@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import uuid
 from typing import Any
 
 from django import forms
 
+from calls.forms.once import SentOnce
 from calls.models.api import SCOPES, ApiToken
 
 MAX_EXPIRY_DAYS = 3650  # ten years: past that, leave it empty (no expiry)
@@ -15,7 +15,7 @@ MAX_EXPIRY_DAYS = 3650  # ten years: past that, leave it empty (no expiry)
 MAX_ACTIVE_TOKENS = 20
 
 
-class TokenForm(forms.Form):
+class TokenForm(SentOnce):  # a reload of the answer (which shows the token) makes no second token
     name = forms.CharField(
         max_length=100,
         strip=True,
@@ -47,8 +47,6 @@ class TokenForm(forms.Form):
         },
     )
     expires_in_days.widget.attrs.update(inputmode="numeric", min="1", max=str(MAX_EXPIRY_DAYS))
-    # This form's own id: the same form sent twice (a reload of the answer, which holds the token) makes one token.
-    once = forms.UUIDField(widget=forms.HiddenInput, initial=uuid.uuid4, required=False)
 
     def __init__(self, *args: Any, user: Any = None, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)

@@ -9,6 +9,7 @@ from django import forms
 from django.core.exceptions import ValidationError
 from django.utils import timezone
 
+from calls.forms.once import SentOnce
 from calls.models.webhooks import WebhookDelivery
 from calls.webhooks import EVENT_TYPES, TEST_EVENT_TYPE, check_event_patterns, safety
 from calls.webhooks.endpoints import EndpointSettings
@@ -22,7 +23,7 @@ EVENT_CHOICES = [
 ]
 
 
-class EndpointForm(forms.Form):
+class EndpointForm(SentOnce):  # a reload of the add answer (which shows the secret) adds nothing
     url = forms.CharField(
         label="URL",
         max_length=safety.MAX_URL_LENGTH,

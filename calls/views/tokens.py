@@ -10,13 +10,12 @@ from django.utils.cache import add_never_cache_headers
 from django.views.decorators.http import require_http_methods, require_POST
 
 from calls import tokens
+from calls.forms.once import first_sending
 from calls.forms.tokens import TokenForm
 from calls.models import ApiToken
 from calls.models.api import SCOPES
 from calls.views.access import login_required
 from calls.views.http import AuthedRequest
-
-SENT_FORMS = "api_token_forms"  # the ids of the last token forms this session sent
 
 
 @require_http_methods(["GET", "POST"])
@@ -27,15 +26,11 @@ def token_list(request: AuthedRequest) -> HttpResponse:
     form = TokenForm(request.POST if request.method == "POST" else None, user=request.user)
     new_token = ""
     if form.is_valid():
-        once = str(form.cleaned_data.pop("once") or "")
-        sent = request.session.get(SENT_FORMS, [])
-        if once and once in sent:
-            form.add_error(None, "This form was sent already and made its token, shown then. Make another below.")
-        else:
-            if once:
-                request.session[SENT_FORMS] = [*sent, once][-20:]
+        if first_sending(request, form):
             _, new_token = tokens.create_token(user=request.user, by=request.user.get_username(), **form.cleaned_data)
             form = TokenForm(user=request.user)
+        else:
+            form.add_error(None, "This form was sent already and made its token, shown then. Make another below.")
     context = {
         "form": form,
         "new_token": new_token,

@@ -21,6 +21,7 @@ from django.utils.cache import add_never_cache_headers
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from calls import permissions as perms
+from calls.forms.once import first_sending
 from calls.forms.webhooks import DeliveryFilter, EndpointForm, ReplayForm
 from calls.models.webhooks import WebhookAttempt, WebhookDelivery, WebhookEndpoint
 from calls.views.http import AuthedRequest
@@ -76,10 +77,13 @@ def webhook_list(request: AuthedRequest) -> HttpResponse:
 @admin_only
 def webhook_add(request: AuthedRequest) -> HttpResponse:
     form = EndpointForm(request.POST if request.method == "POST" else None)
-    if form.is_valid():
+    if form.is_valid() and first_sending(request, form):
         endpoint, secret = endpoints.create(form.chosen(), by_user=request.user, by=_by(request))
         context = {"endpoints": _listed(), "new_secret": secret, "secret_endpoint": endpoint, "added": True}
         return _secret_page(request, "calls/webhooks.html", context)
+    if form.is_bound and not form.errors:  # sent again: a reload of the answer that showed the secret
+        messages.info(request, "That endpoint was added already (its secret was shown then); nothing was added again.")
+        return redirect("webhooks")
     return render(request, "calls/webhook_form.html", {"form": form, "endpoint": None})
 
 

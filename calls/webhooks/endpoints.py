@@ -111,8 +111,11 @@ def rotate(endpoint: WebhookEndpoint, *, by: str, now: datetime | None = None) -
     secret = signing.new_secret()
     with transaction.atomic():
         locked = WebhookEndpoint.objects.select_for_update().get(pk=endpoint.pk)
-        locked.previous_secret = locked.secret
-        locked.previous_secret_until = now + timedelta(hours=PREVIOUS_SECRET_HOURS)
+        if not (locked.previous_secret and locked.previous_secret_until and now < locked.previous_secret_until):
+            locked.previous_secret = locked.secret
+            locked.previous_secret_until = now + timedelta(hours=PREVIOUS_SECRET_HOURS)
+        # else a rotation within the last 24 hours (or a reload of its answer): the secret from before it, which
+        # receivers may still use, keeps signing until its own time; only the newest, never given out, is replaced
         locked.secret = secret
         locked.save(update_fields=["secret", "previous_secret", "previous_secret_until", "updated_at"])
     endpoint.refresh_from_db()

@@ -39,8 +39,8 @@ class Command(BaseCommand):
         form = TokenForm(data=data, user=user)
         if not form.is_valid():
             raise CommandError(" ".join(str(error) for errors in form.errors.values() for error in errors))
-        fields = {k: v for k, v in form.cleaned_data.items() if k != "once"}  # the page's resend guard
-        row, token = tokens.create_token(user=user, by="create_api_token", **fields)
+        form.cleaned_data.pop("once", None)  # the page's guard against a resend (calls/forms/once.py)
+        row, token = tokens.create_token(user=user, by="create_api_token", **form.cleaned_data)
         scope_words = ", ".join(row.scopes)
         expiry = f", expires {row.expires_at:%Y-%m-%d %H:%M} UTC" if row.expires_at else ""
         self.stdout.write(f"Made token {row.prefix}… ({row.name}) for {user.get_username()}: {scope_words}{expiry}.")
