@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import socket
+import threading
 from collections.abc import Iterator
 from datetime import datetime, timedelta
 
@@ -297,6 +298,34 @@ def test_an_endless_answer_is_read_up_to_64_kb(receiver, clock, monkeypatch):
     assert delivery.MAX_BODY <= outcome.received < delivery.MAX_BODY + 70_000
     assert statuses(hook) == [("delivered", 1)]
     assert WebhookAttempt.objects.get().response_snippet == "x" * delivery.SNIPPET
+
+
+def test_an_answer_that_trickles_is_cut_off_at_the_timeout_for_the_whole_attempt(receiver, clock, monkeypatch):
+    """A byte at a time, each well within a read's timeout: the attempt as a whole still ends at TIMEOUT."""
+    stop = threading.Event()
+
+    def trickle(handler) -> None:
+        handler.send_response(500)
+        handler.end_headers()
+        try:
+            while not stop.wait(0.02):  # the test's own pace, until it ends
+                handler.wfile.write(b"x")
+                handler.wfile.flush()
+        except OSError:
+            pass  # the engine hung up
+
+    monkeypatch.setattr(delivery, "TIMEOUT", 0.3)  # seconds: each read gets a byte long before this
+    receiver.answers = [trickle]
+    hook = endpoint(receiver.url)
+    emit()
+    try:
+        deliver(hook)
+    finally:
+        stop.set()
+
+    attempt = WebhookAttempt.objects.get()
+    assert attempt.error == "no answer within 0.3 s"
+    assert statuses(hook) == [("pending", 1)]  # tried again on the schedule
 
 
 def test_a_receiver_that_is_down_is_an_error_and_a_retry(clock, settings):
