@@ -17,7 +17,7 @@ from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 
 from calls import tasks
 from calls.models import WebhookAttempt, WebhookDelivery, WebhookEndpoint, WebhookEvent
-from calls.webhooks import delivery, outbox, safety, signing
+from calls.webhooks import delivery, endpoints, outbox, safety, signing
 from tests._jobs import queued, run_jobs
 from tests._receiver import Receiver, serve
 
@@ -166,7 +166,17 @@ def test_an_endpoint_failing_for_24_hours_is_disabled_and_a_success_ends_a_run_o
     assert hook.disabled_reason == "failed for 24 hours: HTTP 502"
     emit(subject="contact:5")
     delivery.dispatch_all()
-    assert not WebhookDelivery.objects.filter(event__subject="contact:5").exists()  # disabled: none made for it
+    received = len(receiver.received)
+    deliver(hook)
+    waiting = WebhookDelivery.objects.get(event__subject="contact:5")
+    assert waiting.status == "pending" and waiting.attempts == 0  # disabled: it waits, unsent
+    assert len(receiver.received) == received
+
+    receiver.otherwise = 204
+    endpoints.resume(hook, by="ada", now=clock.now)
+    deliver(hook)
+    # Resumed: everything that waited goes at once, each subject in order (no back-off step to wait out).
+    assert set(WebhookDelivery.objects.filter(endpoint=hook).values_list("status", flat=True)) == {"delivered"}
 
 
 def test_410_disables_the_endpoint_at_once(receiver, clock):
@@ -353,10 +363,14 @@ def test_the_jobs_fan_out_then_deliver_per_endpoint(receiver, clock, jobs):
     tasks.dispatch_webhooks.defer()
     run_jobs(jobs)
 
-    assert sorted(WebhookDelivery.objects.values_list("endpoint_id", "event__type")) == sorted(
+    assert sorted(WebhookDelivery.objects.exclude(endpoint=paused).values_list("endpoint_id", "event__type")) == sorted(
         [(calls_only.pk, "call.ended"), (everything.pk, "contact.created"), (everything.pk, "call.ended")]
     )
-    assert not paused.deliveries.exists()
+    # A paused endpoint's deliveries are made, and wait until it is resumed.
+    assert sorted(paused.deliveries.values_list("event__type", "status", "attempts")) == [
+        ("call.ended", "pending", 0),
+        ("contact.created", "pending", 0),
+    ]
     assert len(receiver.received) == 3
     assert WebhookEvent.objects.filter(dispatched_at__isnull=True).count() == 0
 

@@ -71,7 +71,9 @@ def dispatch(*, limit: int = DISPATCH_BATCH) -> tuple[int, set[int]]:
         )
         if not events:
             return 0, set()
-        endpoints = list(WebhookEndpoint.objects.filter(enabled=True).only("id", "event_types"))
+        # Paused and disabled endpoints too: their deliveries wait (see _due) and go on resume, so no change is
+        # missing once a receiver is back (events are kept WEBHOOK_KEEP_DAYS).
+        endpoints = list(WebhookEndpoint.objects.only("id", "event_types", "enabled"))
         rows = [
             WebhookDelivery(event=e, endpoint=p, subject=e.subject, next_attempt_at=now, created_at=now)
             for e in events

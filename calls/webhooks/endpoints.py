@@ -81,7 +81,7 @@ def change(endpoint: WebhookEndpoint, chosen: EndpointSettings, *, by: str) -> l
 
 
 def pause(endpoint: WebhookEndpoint, *, by: str, now: datetime | None = None) -> bool:
-    """Stop sending to the endpoint (events meanwhile are not sent: Replay since … sends them later)."""
+    """Stop sending to the endpoint: events meanwhile wait, and are sent (in order) when it is resumed."""
     now = now or timezone.now()
     updated = WebhookEndpoint.objects.filter(pk=endpoint.pk, enabled=True).update(
         enabled=False, disabled_reason="", disabled_at=now, updated_at=now
@@ -96,12 +96,21 @@ def resume(endpoint: WebhookEndpoint, *, by: str, now: datetime | None = None) -
     """Send to the endpoint again, paused or disabled by the engine; its run of failures starts afresh."""
     now = now or timezone.now()
     was = endpoint.disabled_reason
-    updated = WebhookEndpoint.objects.filter(pk=endpoint.pk, enabled=False).update(
-        enabled=True, disabled_reason="", disabled_at=None, failing_since=None, updated_at=now
-    )
+    with transaction.atomic():
+        updated = WebhookEndpoint.objects.filter(pk=endpoint.pk, enabled=False).update(
+            enabled=True, disabled_reason="", disabled_at=None, failing_since=None, updated_at=now
+        )
+        if updated:  # what waited is due now, with every try before it (a receiver fixed at last gets them at once)
+            WebhookDelivery.objects.filter(endpoint_id=endpoint.pk, status=WebhookDelivery.Status.PENDING).update(
+                next_attempt_at=now, attempts=0
+            )
     endpoint.refresh_from_db()
     if updated:
         log.info("webhook endpoint %s resumed by %s%s", name(endpoint), by, f" (it was disabled: {was})" if was else "")
+        from calls import tasks  # the jobs module imports this one's neighbours
+
+        pk = endpoint.pk
+        transaction.on_commit(lambda: tasks.enqueue_delivery(pk))
     return bool(updated)
 
 
