@@ -184,15 +184,16 @@ class TolerantRedisCache(RedisCache):
 
     def count(self, keys: list[str], timeout: int) -> list[int]:
         """Add one to each counter (made at 1, living `timeout` seconds, when new) in one round trip: Django's incr
-        costs two (EXISTS, INCR) and a new key a third. Unknown while Redis is away: 1 each, as incr answers."""
+        costs two (EXISTS, INCR) and a new key a third. Unknown while Redis is away: 1 each, as incr answers. SET NX
+        then INCR rather than INCR then EXPIRE NX, which needs Redis 7."""
 
         def pipeline() -> list[int]:
             names = [self.make_and_validate_key(key) for key in keys]
             batch = self._cache.get_client(write=True).pipeline(transaction=False)
             for name in names:
+                batch.set(name, 0, ex=timeout, nx=True)  # made, with its lifetime, only when new (any Redis)
                 batch.incr(name)
-                batch.expire(name, timeout, nx=True)
-            return [int(n) for n in batch.execute()[::2]]
+            return [int(n) for n in batch.execute()[1::2]]
 
         return self._guarded("count", [1] * len(keys), pipeline)
 

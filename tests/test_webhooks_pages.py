@@ -67,7 +67,7 @@ def test_an_admin_adds_an_endpoint_and_sees_its_secret_once(admin_client, admin_
     assert endpoint.secret.startswith("whsec_") and endpoint.secret in response.content.decode()
     assert "only time it is shown" in response.content.decode()
     assert "no-store" in response["Cache-Control"]
-    assert f"webhook endpoint #{endpoint.pk} https://hooks.example.com/in added by ada" in caplog.text
+    assert f"webhook endpoint #{endpoint.pk} hooks.example.com added by ada" in caplog.text
     assert endpoint.secret not in caplog.text
     listed = admin_client.get("/integrations/webhooks/").content.decode()
     assert "Helpdesk" in listed and endpoint.secret not in listed
@@ -198,7 +198,7 @@ def test_delete_takes_the_delivery_log_with_it(admin_client, endpoint, caplog):
     assert list(WebhookDelivery.objects.values_list("endpoint", flat=True)) == [other.pk]
     assert list(WebhookAttempt.objects.values_list("delivery__endpoint", flat=True)) == [other.pk]
     assert WebhookEvent.objects.count() == 2  # the events stay: other endpoints may still be sent them
-    assert f"webhook endpoint #{endpoint.pk} https://hooks.example.com/in deleted by ada" in caplog.text
+    assert f"webhook endpoint #{endpoint.pk} hooks.example.com deleted by ada" in caplog.text
 
 
 def delivery(endpoint, type="call.ended", subject="call:1", status=WebhookDelivery.Status.DELIVERED):
@@ -305,3 +305,9 @@ def test_the_health_page_says_which_endpoints_are_disabled_or_failing_and_why(ad
     supervisor.force_login(supervisor_user)
     seen = supervisor.get("/health/").content.decode()
     assert "Webhook endpoint Helpdesk was disabled" in seen and "/integrations/webhooks/" not in seen
+    # An endpoint without a description is named by its host: its path or query may hold the receiver's token.
+    WebhookEndpoint.objects.filter(description="Warehouse").update(
+        description="", url="https://hooks.slack.example/services/T0/B0/s3cr3t?token=abc"
+    )
+    seen = supervisor.get("/health/").content.decode()
+    assert "hooks.slack.example (#" in seen and "s3cr3t" not in seen and "token=abc" not in seen

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from datetime import datetime
 from fnmatch import fnmatchcase
+from urllib.parse import urlsplit
 
 from django.conf import settings
 from django.db import models
@@ -40,6 +41,12 @@ class WebhookEndpoint(models.Model):
 
     def __str__(self) -> str:
         return self.description or self.url
+
+    @property
+    def shown_name(self) -> str:
+        """How pages other than the admins' own and the log name it: its description, else its host only (a
+        receiver's URL often holds its credential, in the path as Slack's do, or in the query)."""
+        return self.description or f"{urlsplit(self.url).hostname or '?'} (#{self.pk})"
 
     def matches(self, event_type: str) -> bool:
         return any(fnmatchcase(event_type, pattern) for pattern in self.event_types or [])

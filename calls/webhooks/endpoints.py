@@ -11,6 +11,7 @@ import logging
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
+from urllib.parse import urlsplit
 
 from django.db import transaction
 from django.utils import timezone
@@ -41,8 +42,8 @@ class EndpointSettings:
 
 
 def name(endpoint: WebhookEndpoint) -> str:
-    """How the log names an endpoint: its id and URL without the query (which may hold a receiver's token)."""
-    return f"#{endpoint.pk} {endpoint.url.split('?', 1)[0]}"
+    """How the log names an endpoint: its id and host (a receiver's URL may hold its token, in the path or query)."""
+    return f"#{endpoint.pk} {urlsplit(endpoint.url).hostname or '?'}"
 
 
 def create(chosen: EndpointSettings, *, by_user: User | None, by: str, secret: str = "") -> tuple[WebhookEndpoint, str]:

@@ -28,9 +28,9 @@ class WebhooksHealth:
         lines = []
         for trouble in self.troubles:
             if trouble.state == "disabled":
-                lines.append(f"Webhook endpoint {trouble.endpoint} was disabled: {trouble.why}")
+                lines.append(f"Webhook endpoint {trouble.endpoint.shown_name} was disabled: {trouble.why}")
             elif trouble.state == "failing":
-                lines.append(f"Webhook endpoint {trouble.endpoint} is failing: {trouble.why}")
+                lines.append(f"Webhook endpoint {trouble.endpoint.shown_name} is failing: {trouble.why}")
         return lines
 
 
