@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import copy
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import timedelta
 
 import pytest
+from django.conf import settings
 from django.contrib.auth.models import Group
 from django.contrib.contenttypes.models import ContentType
 from django.db import transaction
@@ -56,6 +57,16 @@ class World:
     api_token: ApiToken  # the agent's own
     webhook: WebhookEndpoint
     webhook_delivery: WebhookDelivery  # one of the webhook's
+    sessions: dict[str, str] = field(default_factory=dict)  # role -> session key, once logged_in() has run
+
+    def logged_in(self) -> World:
+        """Log each role in once (Django's test client: force_login), keeping the session keys for client()."""
+        for role, user in self.users.items():
+            if user is not None:
+                client = Client()
+                client.force_login(user)
+                self.sessions[role] = client.cookies[settings.SESSION_COOKIE_NAME].value
+        return self
 
     def ids(self) -> dict[str, object]:
         """What a matrix path may name in braces: /contacts/{contact}/ and so on."""
@@ -84,8 +95,11 @@ class World:
         }
 
     def client(self, role: str, **kwargs: object) -> Client:
+        """A new client with the role's session: the one logged_in() made, else a new one (force_login)."""
         client = Client(**kwargs)
-        if self.users[role] is not None:
+        if role in self.sessions:
+            client.cookies[settings.SESSION_COOKIE_NAME] = self.sessions[role]
+        elif self.users[role] is not None:
             client.force_login(self.users[role])
         return client
 
@@ -158,14 +172,17 @@ def _an_import(user: object) -> ContactImport:
 
 @pytest.fixture(scope="module")
 def world_rows(django_db_setup, django_db_blocker):
-    """The world's rows, written once for a test module in a transaction rolled back after its last test.
+    """The world's rows, written once for a test module in a transaction rolled back after its last test, with a
+    session for each role (a test module makes hundreds of clients: logging each in cost more than its requests).
 
-    Each test runs in a savepoint inside it (pytest-django's `db`), so what a test writes is undone as before."""
+    Each test runs in a savepoint inside it (pytest-django's `db`), so what a test writes is undone as before: a
+    logout, a session changed by a request. The sessions live in the database (cached_db), and each test starts with
+    an empty cache, so a test reads them as they were made."""
     with django_db_blocker.unblock():
         outer = transaction.atomic()
         outer.__enter__()
         try:
-            built = create_world()
+            built = create_world().logged_in()
         except BaseException:
             outer.__exit__(*sys.exc_info())
             raise
