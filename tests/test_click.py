@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import html
 import json
 import re
 import uuid
@@ -739,24 +740,33 @@ def test_the_list_call_button_shows_the_panel_and_a_fresh_button(agent_client, c
 
 
 def test_without_javascript_a_list_call_button_sends_the_pages_one_form(contact, agent_user, london, sim):
+    other = Contact.objects.create(name="Ada Lovelace")
+    ContactPhone.objects.create(contact=other, number="+447911123456", is_primary=True)
     client = Client(enforce_csrf_checks=True)
     client.force_login(agent_user)
     page = client.get("/contacts/").content.decode()
     (form,) = re.findall(r'<form id="list-call-form" method="post" hidden data-id-per-click>.*?</form>', page)
     token = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', form).group(1)
-    (request_id,) = request_ids(form)
-    button = re.search(
-        rf'<button form="list-call-form" formaction="([^"]+)"[^>]* value="(me:{primary(contact).pk})"', page
-    )
-    assert button and page.count('name="csrfmiddlewaretoken"') == 2  # the page's: the menu's log-out form and this
+    assert not request_ids(form) and page.count('name="csrfmiddlewaretoken"') == 2  # the menu's log-out, and this
 
-    sent = {"csrfmiddlewaretoken": token, "request_id": request_id, "call": button.group(2)}
-    response = client.post(button.group(1), sent)
+    def button(of):
+        found = re.search(
+            rf'<button form="list-call-form" formaction="([^"]+)"[^>]* value="(me:{primary(of).pk})"', page
+        )
+        return html.unescape(found.group(1)), {"csrfmiddlewaretoken": token, "call": found.group(2)}
+
+    address, sent = button(contact)
+    response = client.post(address, sent)
 
     assert response.status_code == 302 and response["Location"].startswith(f"/contacts/{contact.pk}/?call=")
-    assert str(only_call().request_id) == request_id
-    client.post(button.group(1), sent)  # the same form sent again (reloaded, or a double click): one call
+    assert str(only_call().request_id) == address.split("request_id=")[1]  # the button's own id
+    client.post(address, sent)  # the same button sent again (reloaded, or a double click): one call
     assert Call.objects.count() == 1
+    # Back to the same page (the browser's copy), and another contact's button: another call, not the first again.
+    Call.objects.update(state=Call.State.ENDED, ended_at=timezone.now())
+    address, sent = button(other)
+    response = client.post(address, sent)
+    assert response["Location"].startswith(f"/contacts/{other.pk}/?call=") and Call.objects.count() == 2
 
 
 def test_the_list_call_button_shows_a_refusal(agent_client, contact, london, sim):

@@ -151,7 +151,11 @@ def dialer_context(
 @refusals_as_400
 async def call_contact(request: AuthedRequest, pk: int) -> HttpResponse:
     """Call one of the contact's numbers. The answer is the call panel, for the page's call slot."""
-    form = NumberClickForm(request.POST)
+    data = request.POST
+    if "request_id" not in data and "request_id" in request.GET:  # a list's Call button without JavaScript
+        data = data.copy()
+        data["request_id"] = request.GET["request_id"]
+    form = NumberClickForm(data)
     if not form.is_valid():
         return _refusal(first_error(form))
     user = await _user(request)
