@@ -20,7 +20,7 @@ from django.conf import settings
 from django.contrib.auth.decorators import permission_required
 from django.contrib.auth.models import User
 from django.core.exceptions import PermissionDenied, SynchronousOnlyOperation
-from django.http import HttpRequest, HttpResponse, HttpResponseBadRequest
+from django.http import HttpRequest, HttpResponse, HttpResponseBadRequest, QueryDict
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.utils import formats, timezone
@@ -151,9 +151,9 @@ def dialer_context(
 @refusals_as_400
 async def call_contact(request: AuthedRequest, pk: int) -> HttpResponse:
     """Call one of the contact's numbers. The answer is the call panel, for the page's call slot."""
-    data = request.POST
+    data: QueryDict = request.POST
     if "request_id" not in data and "request_id" in request.GET:  # a list's Call button without JavaScript
-        data = data.copy()
+        data = request.POST.copy()
         data["request_id"] = request.GET["request_id"]
     form = NumberClickForm(data)
     if not form.is_valid():
