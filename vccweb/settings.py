@@ -438,6 +438,10 @@ else:
 API_RATE_PER_MINUTE = env_int("API_RATE_PER_MINUTE", 600, minimum=1)
 API_CALL_RATE_PER_MINUTE = env_int("API_CALL_RATE_PER_MINUTE", 60, minimum=1)
 
+# Outgoing webhooks (calls/webhooks/): hosts, comma-separated, that may be sent to over plain http and may resolve to
+# loopback or private addresses (a receiver inside your network); link-local and metadata addresses never.
+WEBHOOK_ALLOWED_HOSTS = [host.lower().rstrip(".") for host in env_list("WEBHOOK_ALLOWED_HOSTS", [])]
+
 # VCC's events (Webhooks API) are accepted at POST /vcc/events/ when signed with one of these secrets: the base64
 # text each subscription was given, comma-separated (two while one is rotated); VCC_WEBHOOK_SECRETS_FILE accepted.
 VCC_WEBHOOK_SECRETS = [text.strip() for text in env_str("VCC_WEBHOOK_SECRETS").split(",") if text.strip()]

@@ -14,6 +14,7 @@
 - events: VccEvent, an event VCC pushed in (Webhooks API), until processed
 - health: WorkerHeartbeat, when each background worker last ran; JobError, why a background job failed
 - api: ApiToken, a person's token for the REST API; ApiIdempotentRequest, the first answer to an Idempotency-Key
+- webhooks: WebhookEndpoint, WebhookEvent (the outbox), WebhookDelivery, WebhookAttempt: outgoing webhooks
 
 Every model stays in the app `calls`, so its table (calls_<model>), permissions and migrations are unchanged.
 """
@@ -63,6 +64,7 @@ from calls.models.logins import LockOut, LoginFailure
 from calls.models.reports import CallRollup, CallRollupState
 from calls.models.rules import ConsentRule, DispositionCode
 from calls.models.sync import SyncRun
+from calls.models.webhooks import WebhookAttempt, WebhookDelivery, WebhookEndpoint, WebhookEvent
 
 __all__ = [
     "ApiIdempotentRequest",
@@ -104,6 +106,10 @@ __all__ = [
     "SyncRun",
     "WorkerHeartbeat",
     "VccEvent",
+    "WebhookAttempt",
+    "WebhookDelivery",
+    "WebhookEndpoint",
+    "WebhookEvent",
     "JobError",
     "agent_id_validator",
     "group_id_validator",

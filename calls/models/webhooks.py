@@ -1,0 +1,121 @@
+"""Outgoing webhooks (issue 21): the endpoints other systems gave us, the outbox of events written in the same
+transaction as the change they describe, one delivery per (event, endpoint), and each attempt at sending it.
+
+calls/webhooks/outbox.py writes the events, calls/webhooks/delivery.py and the jobs in calls/tasks.py send them."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from fnmatch import fnmatchcase
+
+from django.conf import settings
+from django.db import models
+from django.utils import timezone
+
+
+class WebhookEndpoint(models.Model):
+    """A URL told of the events its patterns match ("call.*", "contact.created", "*"), signed with its secret."""
+
+    url = models.URLField(max_length=2000)
+    description = models.CharField(max_length=255, blank=True)
+    event_types = models.JSONField(default=list, help_text='Patterns of event types: "call.*", "contact.created", "*".')
+    enabled = models.BooleanField(default=True)
+    secret = models.CharField(max_length=100)
+    previous_secret = models.CharField(max_length=100, blank=True)
+    previous_secret_until = models.DateTimeField(null=True, blank=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+    failing_since = models.DateTimeField(
+        null=True, blank=True, help_text="The first failure of the current run of failures."
+    )
+    disabled_reason = models.TextField(blank=True)
+    disabled_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["id"]
+        verbose_name = "webhook endpoint"
+
+    def __str__(self) -> str:
+        return self.description or self.url
+
+    def matches(self, event_type: str) -> bool:
+        return any(fnmatchcase(event_type, pattern) for pattern in self.event_types or [])
+
+    def signing_secrets(self, now: datetime) -> list[str]:
+        """The secrets that sign now: the current one, and the previous one until its 24 hours after a rotation end."""
+        secrets = [self.secret]
+        if self.previous_secret and self.previous_secret_until and now < self.previous_secret_until:
+            secrets.append(self.previous_secret)
+        return secrets
+
+
+class WebhookEvent(models.Model):
+    """The outbox: one row per change, written in the transaction that makes it; `msg_id` is the webhook-id."""
+
+    id = models.BigAutoField(primary_key=True)
+    msg_id = models.CharField(max_length=64, unique=True)
+    type = models.CharField(max_length=64)
+    subject = models.CharField(max_length=64, help_text='"call:123", "contact:45": its deliveries keep their order.')
+    payload = models.JSONField()
+    created_at = models.DateTimeField(default=timezone.now, db_index=True)
+
+    class Meta:
+        ordering = ["id"]
+
+    def __str__(self) -> str:
+        return f"{self.type} {self.subject} ({self.msg_id})"
+
+
+class WebhookDelivery(models.Model):
+    """One event to send to one endpoint, until it is delivered or given up."""
+
+    class Status(models.TextChoices):
+        PENDING = "pending"
+        DELIVERED = "delivered"
+        FAILED = "failed"  # given up after the last retry
+        CANCELLED = "cancelled"
+
+    id = models.BigAutoField(primary_key=True)
+    event = models.ForeignKey(WebhookEvent, on_delete=models.CASCADE, related_name="deliveries")
+    endpoint = models.ForeignKey(WebhookEndpoint, on_delete=models.CASCADE, related_name="deliveries")
+    subject = models.CharField(max_length=64)
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.PENDING)
+    attempts = models.PositiveIntegerField(default=0)
+    next_attempt_at = models.DateTimeField(default=timezone.now)
+    last_attempt_at = models.DateTimeField(null=True, blank=True)
+    delivered_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["id"]
+        verbose_name_plural = "webhook deliveries"
+        indexes = [
+            models.Index(fields=["endpoint", "subject"], name="webhook_delivery_subject_idx"),
+            models.Index(fields=["status", "next_attempt_at"], name="webhook_delivery_due_idx"),
+            models.Index(fields=["endpoint", "status", "id"], name="webhook_delivery_queue_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.event_id} to {self.endpoint_id}: {self.status}"
+
+
+class WebhookAttempt(models.Model):
+    """One try at sending a delivery: what the receiver answered, or why nothing came back."""
+
+    id = models.BigAutoField(primary_key=True)
+    delivery = models.ForeignKey(WebhookDelivery, on_delete=models.CASCADE, related_name="attempt_rows")
+    at = models.DateTimeField(default=timezone.now)
+    status_code = models.PositiveSmallIntegerField(null=True, blank=True)
+    duration_ms = models.PositiveIntegerField(default=0)
+    response_snippet = models.TextField(blank=True, help_text="The first 2 KB of the answer.")
+    error = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["-at", "-id"]
+        indexes = [models.Index(fields=["delivery", "at"], name="webhook_attempt_delivery_idx")]
+
+    def __str__(self) -> str:
+        return f"{self.delivery_id} at {self.at:%Y-%m-%d %H:%M:%S}: {self.status_code or self.error[:40]}"
