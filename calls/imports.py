@@ -32,6 +32,7 @@ from calls.import_files import FileFacts, ImportFileError, read_upload
 from calls.import_rows import Row, check_header, dump_row, guess_mapping, load_row, mapping_problems, parse_row
 from calls.models import Contact, ContactImport, ContactImportKey, ContactImportRow, ContactPhone
 from calls.spreadsheet import Line, inert
+from calls.webhooks import changes
 
 log = logging.getLogger(__name__)
 ImportId = uuid.UUID
@@ -351,7 +352,8 @@ def apply(pk: ImportId) -> None:
                 if target is None:  # skipped, or the earlier row was itself skipped: this one is too
                     skipped += 1
                     continue
-                _update(target, r)
+                with changes.contact_change(target.pk):
+                    _update(target, r)
                 contact_of_row[r.number] = target.pk
                 updated += 1
         problem_rows = imp.report.get("problem_count", 0)
@@ -402,6 +404,7 @@ def _create(rows: list[Row], imp: ContactImport) -> list[int]:
             for i, (label, n, dnc) in enumerate(r.phones)
         ]
     )
+    changes.contacts_created(contact.pk for contact in contacts)  # their events, in one INSERT
     return [contact.pk for contact in contacts]
 
 

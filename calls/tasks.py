@@ -17,6 +17,10 @@ once holds a `lock`, and one that must not wait twice in the queue a `queueing_l
 | `process_vcc_events` | every second, and on a delivery to POST /vcc/events/ (once a second a process) | calls |
 | `prune_vcc_events` | hourly: applied events older than two days are deleted | maintenance |
 | `prune_api_keys` | hourly: the API's Idempotency-Keys older than a day are forgotten | maintenance |
+| `dispatch_webhooks` | every second, and after a change wrote events: fan them out to the endpoints | webhooks |
+| `deliver_webhooks` | per endpoint, after a fan-out or when a retry is due: send its deliveries | webhooks |
+| `retry_webhooks` | every 5 s: queue the delivery of endpoints with retries due | webhooks |
+| `prune_webhooks` | hourly: events and attempts older than WEBHOOK_KEEP_DAYS are deleted | maintenance |
 | `ping` | by hand: does nothing (a worker answers; what a job costs) | maintenance |
 """
 
@@ -40,8 +44,8 @@ from calls import imports
 
 log = logging.getLogger("calls.worker")
 
-IMPORTS, CALLS, MAINTENANCE, VCC = "imports", "calls", "maintenance", "vcc"
-QUEUES = (IMPORTS, CALLS, VCC, MAINTENANCE)
+IMPORTS, CALLS, MAINTENANCE, VCC, WEBHOOKS = "imports", "calls", "maintenance", "vcc", "webhooks"
+QUEUES = (IMPORTS, CALLS, VCC, MAINTENANCE, WEBHOOKS)
 IMPORT_ATTEMPTS = 3  # a lost database connection is tried again; anything else fails for good at once
 SYNC_ATTEMPTS = 5  # VCC busy or failing (429, 5xx, no answer): tried again after 5, 25, 125, 625 s, then failed
 # A worker silent this long is dead: its running jobs go back in the queue (settings.WORKER_STALLED_SECONDS).
@@ -250,6 +254,63 @@ def prune_api_keys(timestamp: int | None = None) -> int:
         if not batch:
             return deleted
         deleted += ApiIdempotentRequest.objects.filter(pk__in=batch).delete()[0]
+
+
+# --- Outgoing webhooks (calls/webhooks/) --------------------------------------------------------------------------
+
+
+def enqueue_dispatch() -> None:
+    """Fan new events out now (a change just committed some), unless a dispatch already waits in the queue."""
+    with contextlib.suppress(AlreadyEnqueued):
+        dispatch_webhooks.defer()
+
+
+@app.periodic(cron="* * * * * *", periodic_id="dispatch_webhooks")  # and after each change that wrote events
+@app.task(name="dispatch_webhooks", queue=WEBHOOKS, lock="dispatch_webhooks", queueing_lock="dispatch_webhooks")
+def dispatch_webhooks(timestamp: int | None = None) -> int:
+    """New events become deliveries for the endpoints that want them; each such endpoint's delivery is queued."""
+    from calls.webhooks import delivery
+
+    endpoints = delivery.dispatch_all()
+    for endpoint_id in sorted(endpoints):
+        enqueue_delivery(endpoint_id)
+    return len(endpoints)
+
+
+def enqueue_delivery(endpoint_id: int) -> None:
+    """Queue the delivery job of one endpoint: one runs at a time per endpoint (its lock), one waits (queueing lock)."""
+    key = f"deliver_webhooks:{endpoint_id}"
+    with contextlib.suppress(AlreadyEnqueued):
+        deliver_webhooks.configure(lock=key, queueing_lock=key).defer(endpoint_id=endpoint_id)
+
+
+@app.task(name="deliver_webhooks", queue=WEBHOOKS)
+async def deliver_webhooks(endpoint_id: int) -> int:
+    """Send the endpoint's due deliveries (calls/webhooks/delivery.py); returns the attempts made."""
+    from calls.webhooks import delivery
+
+    return await delivery.deliver(endpoint_id)
+
+
+@app.periodic(cron="* * * * * */5", periodic_id="retry_webhooks")  # every 5 s: the first retry waits 5 s
+@app.task(name="retry_webhooks", queue=WEBHOOKS, queueing_lock="retry_webhooks")
+def retry_webhooks(timestamp: int | None = None) -> int:
+    """Queue the delivery of every endpoint with a retry (or a "send again") due."""
+    from calls.webhooks import delivery
+
+    endpoints = delivery.endpoints_due()
+    for endpoint_id in endpoints:
+        enqueue_delivery(endpoint_id)
+    return len(endpoints)
+
+
+@app.periodic(cron="53 * * * *", periodic_id="prune_webhooks")
+@app.task(name="prune_webhooks", queue=MAINTENANCE, queueing_lock="prune_webhooks")
+def prune_webhooks(timestamp: int | None = None) -> int:
+    """Delete webhook events (with their deliveries) and attempts older than WEBHOOK_KEEP_DAYS."""
+    from calls.webhooks import delivery
+
+    return delivery.prune()
 
 
 # --- The engine's own upkeep ----------------------------------------------------------------------------------------

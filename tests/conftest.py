@@ -81,6 +81,9 @@ def jobs():
 
 @pytest.fixture(autouse=True)
 def _clear_cache():
+    from calls.webhooks import outbox
+
+    outbox.forget()  # whether a webhook endpoint exists: each test's database starts without one
     cache.clear()
     vcc_stats.reset()  # what this process recorded of VCC requests: kept in memory beside the local cache
     vcc_budget.reset()  # and what it drew from the VCC request budget

@@ -25,6 +25,9 @@ def test_every_periodic_job_is_scheduled_once_with_its_cadence():
         "process_vcc_events": "* * * * * *",  # every second; each delivery queues it too
         "prune_vcc_events": "29 * * * *",
         "prune_api_keys": "47 * * * *",
+        "dispatch_webhooks": "* * * * * *",  # every second; each change that wrote events queues it too
+        "retry_webhooks": "* * * * * */5",
+        "prune_webhooks": "53 * * * *",
     }
 
 
@@ -36,7 +39,15 @@ def test_every_job_is_on_a_queue_a_worker_works():
 
 
 def test_jobs_that_must_not_pile_up_hold_a_queueing_lock():
-    for name in ["follow_calls", "rollup_calls", "close_abandoned_clicks", "sync_vcc", "retry_stalled_jobs"]:
+    for name in [
+        "follow_calls",
+        "rollup_calls",
+        "close_abandoned_clicks",
+        "sync_vcc",
+        "retry_stalled_jobs",
+        "dispatch_webhooks",
+        "retry_webhooks",
+    ]:
         assert app.tasks[name].queueing_lock == name
 
 
@@ -54,7 +65,7 @@ def test_the_worker_refuses_sqlite_saying_what_to_set(settings):
 
 def test_the_worker_refuses_a_queue_that_does_not_exist(settings):
     settings.JOBS_DATABASE = True
-    with pytest.raises(CommandError, match="No such queue: imprts. The queues are imports, calls, vcc, maintenance."):
+    with pytest.raises(CommandError, match="No such queue: imprts. The queues are imports, calls, vcc, maintenance, webhooks."):
         call_command("worker", queues="imprts")
 
 

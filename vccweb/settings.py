@@ -441,6 +441,8 @@ API_CALL_RATE_PER_MINUTE = env_int("API_CALL_RATE_PER_MINUTE", 60, minimum=1)
 # Outgoing webhooks (calls/webhooks/): hosts, comma-separated, that may be sent to over plain http and may resolve to
 # loopback or private addresses (a receiver inside your network); link-local and metadata addresses never.
 WEBHOOK_ALLOWED_HOSTS = [host.lower().rstrip(".") for host in env_list("WEBHOOK_ALLOWED_HOSTS", [])]
+# Outgoing webhooks' events and delivery attempts are kept this many days (the prune_webhooks job).
+WEBHOOK_KEEP_DAYS = env_int("WEBHOOK_KEEP_DAYS", 7, minimum=1)
 
 # VCC's events (Webhooks API) are accepted at POST /vcc/events/ when signed with one of these secrets: the base64
 # text each subscription was given, comma-separated (two while one is rotated); VCC_WEBHOOK_SECRETS_FILE accepted.

@@ -22,6 +22,7 @@ from calls.models import (
     Contact,
     ContactPhone,
 )
+from calls.webhooks import changes
 
 if TYPE_CHECKING:
     from calls.models.contacts import ContactQuerySet
@@ -58,6 +59,23 @@ class ContactAdmin(BigListAdmin, BoundedSearch, admin.ModelAdmin):
     autocomplete_fields = ["owner"]
     inlines = [ContactPhoneInline]
 
+    # Outgoing webhooks: the admin's changes are events too (in the transaction the admin's view holds).
+    def save_model(self, request: HttpRequest, obj: Contact, form: forms.ModelForm, change: bool) -> None:
+        request._contact_dnc_before = changes.dnc_of([obj.pk]) if change else {}  # type: ignore[attr-defined]
+        super().save_model(request, obj, form, change)
+
+    def save_related(self, request: HttpRequest, form: forms.ModelForm, formsets: list, change: bool) -> None:
+        super().save_related(request, form, formsets, change)
+        changes.contacts_saved([form.instance.pk], before=getattr(request, "_contact_dnc_before", {}))
+
+    def delete_model(self, request: HttpRequest, obj: Contact) -> None:
+        with changes.contact_deletion([obj.pk]):
+            super().delete_model(request, obj)
+
+    def delete_queryset(self, request: HttpRequest, queryset: QuerySet[Contact]) -> None:
+        with changes.contact_deletion(list(queryset.values_list("pk", flat=True))):
+            super().delete_queryset(request, queryset)
+
     def get_search_results(
         self, request: HttpRequest, queryset: QuerySet[Contact], search_term: str
     ) -> tuple[QuerySet[Contact], bool]:
@@ -79,6 +97,20 @@ class ContactPhoneAdmin(BigListAdmin, BoundedSearch, admin.ModelAdmin):
     search_help_text = "A number in any format: its start or its end. (Names: search the contacts.)"
     list_select_related = ["contact"]
     autocomplete_fields = ["contact"]
+
+    # Outgoing webhooks: a number's change is its contact's (both contacts', when it moves to another).
+    def save_model(self, request: HttpRequest, obj: ContactPhone, form: forms.ModelForm, change: bool) -> None:
+        was = ContactPhone.objects.filter(pk=obj.pk).values_list("contact_id", flat=True).first() if change else None
+        with changes.contact_change(*{was, obj.contact_id}):
+            super().save_model(request, obj, form, change)
+
+    def delete_model(self, request: HttpRequest, obj: ContactPhone) -> None:
+        with changes.contact_change(obj.contact_id):
+            super().delete_model(request, obj)
+
+    def delete_queryset(self, request: HttpRequest, queryset: QuerySet[ContactPhone]) -> None:
+        with changes.contact_change(*set(queryset.values_list("contact_id", flat=True))):
+            super().delete_queryset(request, queryset)
 
     def get_search_results(
         self, request: HttpRequest, queryset: QuerySet[ContactPhone], search_term: str

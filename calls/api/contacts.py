@@ -32,6 +32,7 @@ from calls.forms.contacts import MAX_PHONES_PER_CONTACT, save_numbers
 from calls.models import Contact, ContactPhone, is_number_search, search_windows
 from calls.views.calling import base_url
 from calls.views.contacts import list_filters
+from calls.webhooks import changes
 
 router = Router(tags=["contacts"])
 
@@ -266,7 +267,9 @@ def update_contact(request: HttpRequest, contact_id: int, payload: ContactPatch)
 )
 def delete_contact(request: HttpRequest, contact_id: int) -> Status[None]:
     _require(request, perms.DELETE_CONTACT, "delete contacts")
-    _get(contact_id).delete()
+    contact = _get(contact_id)
+    with changes.contact_deletion([contact.pk]):
+        contact.delete()
     return Status(204, None)
 
 
@@ -371,12 +374,13 @@ def _write(
     if errors:
         _refuse(errors)
     try:
-        with transaction.atomic():
+        with transaction.atomic(), changes.contact_change(contact.pk if contact else None) as created:
             saved = form.save(commit=False)
             saved.external_id = external_id
             saved.save()
             if formset is not None:
                 save_numbers(formset, saved)
+            created.extend([] if contact else [saved.pk])
     except IntegrityError:
         # Another request wrote the same external id or number between the checks and the save.
         raise Problem(

@@ -32,6 +32,7 @@ from django.utils import timezone
 from calls import phones
 from calls.calling.common import log
 from calls.models import Agent, Call, CallEvent, ContactPhone, VccEvent
+from calls.webhooks import changes
 
 WAIT_FOR_CLICK = timedelta(seconds=30)
 LOOK_AGAIN = timedelta(seconds=2)  # an event waiting for its click's answer is looked at again this much later
@@ -143,7 +144,8 @@ def _apply(event: VccEvent, *, now: datetime, done: Processed) -> None:
         event.save(update_fields=["processed_at", "result", "call"])
         done.late += 1
         return
-    _apply_to_live(call, name, event.data, at=at, now=now)
+    with changes.call_change(call):
+        _apply_to_live(call, name, event.data, at=at, now=now)
     CallEvent.objects.create(call=call, at=at, kind=CallEvent.Kind.PROGRESS, detail=f"VCC: {words} (webhook)")
     event.processed_at, event.result, event.call = now, f"applied to call {call.pk}", call
     event.save(update_fields=["processed_at", "result", "call"])
@@ -181,7 +183,7 @@ def _call_not_placed_here(guid: str, data: dict[str, Any], *, at: datetime) -> C
         return None
     matches = list(ContactPhone.objects.filter(number=number).select_related("contact").order_by("contact_id")[:50])
     first = matches[0] if matches else None
-    call = Call.objects.create(
+    call = Call(
         vcc_call_id=guid,
         origin=Call.Origin.INBOUND if inbound else Call.Origin.AGENT_PHONE,
         from_agent=agent,
@@ -195,6 +197,8 @@ def _call_not_placed_here(guid: str, data: dict[str, Any], *, at: datetime) -> C
         changed_at=at,
         last_seen_at=at,
     )
+    with changes.call_change(call):  # call.placed: it is live at VCC
+        call.save(force_insert=True)
     log.info("call %s: logged from VCC's events (%s), not placed from vccweb", call.pk, call.origin)
     return call
 

@@ -15,6 +15,7 @@ from calls import health, rules
 from calls.calling.common import Clock, _db, _now, log
 from calls.models import Agent, Call, CallEvent, VccEvent
 from calls.vcc import AsyncVCCClient, CallDetail, VCCError, budget, get_async_client
+from calls.webhooks import changes
 
 FOLLOW_INTERVAL = timedelta(seconds=2)  # VCC is asked about one call at most this often
 FOLLOW_BACKOFF_MAX = timedelta(seconds=60)
@@ -115,7 +116,8 @@ def _record_follow(call: Call, *, detail: CallDetail | None, error: VCCError | N
         if not Call.objects.select_for_update().filter(pk=call.pk, state=Call.State.LIVE).exists():
             call.refresh_from_db()
             return Followed(call, changed=True)
-        return _record_answer(call, detail=detail, error=error, now=now)
+        with changes.call_change(call):
+            return _record_answer(call, detail=detail, error=error, now=now)
 
 
 def _phase(call: Call) -> str:
@@ -223,14 +225,15 @@ def close_abandoned_clicks(*, now: datetime) -> int:
     """Clicks whose answer from VCC was never recorded (their process died mid-request): not confirmed."""
     count = 0
     for call in Call.objects.filter(state=Call.State.REQUESTED, requested_at__lt=now - ABANDONED_AFTER):
-        call.record_unconfirmed(
-            message="No answer from VCC was recorded for this click",
-            status=None,
-            display="No answer from VCC was recorded for this click, so the call may have been placed: check your "
-            "phone and the call log before trying again.",
-            latency_ms=None,
-            now=now,
-        )
+        with changes.call_change(call):
+            call.record_unconfirmed(
+                message="No answer from VCC was recorded for this click",
+                status=None,
+                display="No answer from VCC was recorded for this click, so the call may have been placed: check your "
+                "phone and the call log before trying again.",
+                latency_ms=None,
+                now=now,
+            )
         count += 1
     return count
 

@@ -30,6 +30,7 @@ from calls.observability import current_request_id
 from calls.rules import Busy, Caller, DialPlan, Refused
 from calls.vcc import CallRequest, VCCError, budget, get_async_client
 from calls.vcc.validation import CONSENT_VERSION, REFERENCE_VERSION
+from calls.webhooks import changes
 
 if TYPE_CHECKING:
     from django.contrib.auth.models import User
@@ -278,7 +279,7 @@ def _start(
     )
     call.request_body = request.to_json()
     try:
-        with transaction.atomic():
+        with transaction.atomic(), changes.call_change(call):  # call.requested, with the row
             call.insert()
             if dial.groups:
                 Call.from_groups.through.objects.bulk_create(
@@ -291,8 +292,9 @@ def _start(
             raise  # not a repeat of this click: a conflict of another kind, not to be hidden
         return _Started(earlier, None)
     if dial.number and not locks.acquire_dial_lock(dial.number, owner=request_id):
-        call.delete()  # refused before VCC was asked: no row stays behind
-        raise Busy("Someone else is dialling this number right now. Try again in a moment.")
+        words = "Someone else is dialling this number right now. Try again in a moment."
+        changes.call_refused(call, words)  # refused before VCC was asked: no row stays behind
+        raise Busy(words)
     return _Started(call, request, dial.number)
 
 
@@ -381,7 +383,8 @@ def _record_answer(
 ) -> None:
     """Write VCC's answer (`transition`, one of call's record_ methods), note the call on its contact (the list's
     "last called"), and free the number: one trip to the database."""
-    transition(**answer)
+    with changes.call_change(call):
+        transition(**answer)
     if call.contact_id:
         Contact.objects.note_call(call)
     if lock_number:

@@ -12,6 +12,7 @@ from django.db.models import Model
 from calls.calling.common import Clock, _db, _now, log
 from calls.models import Call, Contact, ContactPhone, DispositionCode
 from calls.vcc import VCCError, budget, get_async_client
+from calls.webhooks import changes
 
 RECORDING_PENDING = timedelta(seconds=5)  # how long a requested recording change shows before VCC confirms it
 
@@ -88,15 +89,18 @@ async def wrap_up(*, call: Call, disposition: DispositionCode, notes: str, clock
 def _store_wrap_up(
     call: Call, *, disposition: DispositionCode, notes: str, now: datetime, confirmed: bool
 ) -> list[str]:
-    call.record_wrap_up(code=disposition.code, notes=notes, now=now, confirmed=confirmed)
+    with changes.call_change(call):
+        call.record_wrap_up(code=disposition.code, notes=notes, now=now, confirmed=confirmed)
     if not confirmed:
         return []
     # Anyone may mark a number do-not-call: an opt-out is honoured at once. Only supervisors clear it.
     if disposition.action == DispositionCode.Action.NUMBER_DNC and call.phone_id:
-        ContactPhone.objects.filter(pk=call.phone_id).update(do_not_call=True)
+        with changes.contact_change(_loaded(call.phone).contact_id):
+            ContactPhone.objects.filter(pk=call.phone_id).update(do_not_call=True)
         return [f"{_loaded(call.phone).display} is now marked do not call."]
     if disposition.action == DispositionCode.Action.CONTACT_DNC and call.contact_id:
-        Contact.objects.filter(pk=call.contact_id).update(do_not_call=True)
+        with changes.contact_change(call.contact_id):
+            Contact.objects.filter(pk=call.contact_id).update(do_not_call=True)
         return [f"{_loaded(call.contact).name} is now marked do not call."]
     return []
 

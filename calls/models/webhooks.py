@@ -61,9 +61,14 @@ class WebhookEvent(models.Model):
     subject = models.CharField(max_length=64, help_text='"call:123", "contact:45": its deliveries keep their order.')
     payload = models.JSONField()
     created_at = models.DateTimeField(default=timezone.now, db_index=True)
+    # When the dispatch job fanned it out into deliveries; empty until then (calls/webhooks/delivery.py).
+    dispatched_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["id"]
+        indexes = [
+            models.Index(fields=["id"], condition=models.Q(dispatched_at__isnull=True), name="webhook_event_new_idx")
+        ]
 
     def __str__(self) -> str:
         return f"{self.type} {self.subject} ({self.msg_id})"

@@ -29,6 +29,7 @@ from calls.models import (
 )
 from calls.views.calling import dialer_context, panel_context
 from calls.views.http import AuthedRequest, HtmxRequest
+from calls.webhooks import changes
 
 log = logging.getLogger(__name__)
 
@@ -164,9 +165,10 @@ def _save_contact(request: AuthedRequest, contact: Contact | None) -> HttpRespon
     form = ContactForm(request.POST or None, instance=contact, user=request.user)
     formset = ContactPhoneFormSet(request.POST or None, instance=form.instance, prefix="phones", user=request.user)
     if request.method == "POST" and form.is_valid() and formset.is_valid():
-        with transaction.atomic():
+        with transaction.atomic(), changes.contact_change(contact.pk if contact else None) as created:
             saved = form.save()
             save_numbers(formset, saved)
+            created.extend([] if contact else [saved.pk])
         messages.success(request, f"Saved {saved.name}.")
         for phone_form in formset.forms:
             if phone_form.has_changed() and phone_form not in formset.deleted_forms:
@@ -204,7 +206,8 @@ def contact_delete(request: AuthedRequest, pk: int) -> HttpResponse:
     contact = get_object_or_404(Contact, pk=pk)
     if request.method == "POST":
         name = contact.name
-        contact.delete()
+        with changes.contact_deletion([contact.pk]):
+            contact.delete()
         messages.success(request, f"Deleted {name}. Their call log stays, without the link to the contact.")
         return redirect("contact_list")
     return render(

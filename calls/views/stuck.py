@@ -16,6 +16,7 @@ from calls.forms.stuck import CloseCallForm
 from calls.models import Call
 from calls.views.access import login_required
 from calls.views.http import AuthedRequest
+from calls.webhooks import changes
 
 
 @require_POST
@@ -33,6 +34,7 @@ def close_call(request: AuthedRequest, pk: int) -> HttpResponse:
         if not call.in_progress:
             messages.info(request, "That call has already ended; nothing was changed.")
             return redirect("call_detail", pk)
-        call.record_closed(by=request.user, reason=form.cleaned_data["reason"], now=wall_clock())
+        with changes.call_change(call):
+            call.record_closed(by=request.user, reason=form.cleaned_data["reason"], now=wall_clock())
     messages.success(request, "The call is closed; its history says who closed it and why.")
     return redirect("call_detail", pk)

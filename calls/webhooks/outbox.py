@@ -1,0 +1,110 @@
+"""The outbox of outgoing webhooks: each change writes its event (WebhookEvent) in the transaction that makes it, so a
+change that rolls back sends nothing and one that commits is always sent (the `dispatch_webhooks` job fans events out
+to the endpoints, calls/tasks.py).
+
+Without any endpoint nothing is written: whether one exists is asked at most every ENDPOINTS_TTL seconds per process
+(an endpoint saved in this process is known at once), so a click costs nothing more until webhooks are set up.
+An endpoint added in another process is seen by this one within ENDPOINTS_TTL."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Iterable
+from contextlib import nullcontext
+from datetime import datetime
+from typing import Any
+
+from django.db import transaction
+from django.db.models.signals import post_delete, post_save
+from django.dispatch import receiver
+from django.utils import timezone
+
+from calls.models import WebhookEndpoint, WebhookEvent
+
+ENDPOINTS_TTL = 5.0  # seconds a process trusts what it last learnt about whether any endpoint exists
+KICK_EVERY = 0.25  # seconds: a process queues the dispatch job at most this often (the job also runs every second)
+
+_known: tuple[float, bool] | None = None  # (when, whether an endpoint exists), this process's
+_last_kick = 0.0
+
+
+def wanted() -> bool:
+    """Whether events are worth writing: some endpoint exists (enabled or not: a paused one may replay them)."""
+    global _known
+    now = time.monotonic()
+    if _known is None or now - _known[0] >= ENDPOINTS_TTL:
+        _known = (now, WebhookEndpoint.objects.exists())
+    return _known[1]
+
+
+def forget() -> None:
+    """Ask the database again at the next change (tests; an endpoint deleted)."""
+    global _known
+    _known = None
+
+
+@receiver(post_save, sender=WebhookEndpoint, dispatch_uid="calls.webhooks.endpoint_saved")
+def _endpoint_saved(**kwargs: object) -> None:
+    global _known
+    _known = (time.monotonic(), True)
+
+
+@receiver(post_delete, sender=WebhookEndpoint, dispatch_uid="calls.webhooks.endpoint_deleted")
+def _endpoint_deleted(**kwargs: object) -> None:
+    forget()
+
+
+def atomic() -> Any:
+    """A transaction for a change and its events when events are written; nothing more otherwise (a click without
+    webhooks keeps its autocommit statements). Joins the transaction already open, without a savepoint."""
+    return transaction.atomic(savepoint=False) if wanted() else nullcontext()
+
+
+def new_msg_id() -> str:
+    return f"msg_{uuid.uuid4().hex}"
+
+
+def payload(type: str, msg_id: str, at: datetime, data: dict[str, Any]) -> dict[str, Any]:
+    return {"type": type, "id": msg_id, "timestamp": at.isoformat().replace("+00:00", "Z"), "data": data}
+
+
+def event(type: str, subject: str, data: dict[str, Any], *, at: datetime | None = None) -> WebhookEvent:
+    """An event not yet written (emit_many writes several in one INSERT)."""
+    at = at or timezone.now()
+    msg_id = new_msg_id()
+    return WebhookEvent(
+        msg_id=msg_id, type=type, subject=subject, payload=payload(type, msg_id, at, data), created_at=at
+    )
+
+
+def emit(type: str, subject: str, data: dict[str, Any]) -> None:
+    """Write one event in the current transaction (call it in the transaction that makes the change, after the
+    change); the dispatch job is queued once it commits. Nothing is written when no endpoint exists."""
+    if wanted():
+        emit_many([event(type, subject, data)])
+
+
+def emit_many(events: Iterable[WebhookEvent]) -> int:
+    """Write events in one INSERT (imports write theirs in bulk); returns how many."""
+    rows = list(events)
+    if not rows or not wanted():
+        return 0
+    if len(rows) == 1:
+        rows[0].save(force_insert=True)
+    else:
+        WebhookEvent.objects.bulk_create(rows, batch_size=1000)
+    transaction.on_commit(kick)
+    return len(rows)
+
+
+def kick() -> None:
+    """Queue the dispatch job now rather than at the next tick (at most every KICK_EVERY seconds per process)."""
+    global _last_kick
+    now = time.monotonic()
+    if now - _last_kick < KICK_EVERY:
+        return
+    _last_kick = now
+    from calls import tasks
+
+    tasks.enqueue_dispatch()
