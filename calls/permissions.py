@@ -17,3 +17,5 @@ VIEW_REPORTS = "calls.view_reports"
 VIEW_INTEGRATION_HEALTH = "calls.view_integration_health"
 RUN_SYNC = "calls.add_syncrun"
 RETRY_JOB = "calls.retry_job"  # admins only (they hold every permission of calls: calls/roles.py)
+# The outgoing webhooks' pages (calls/views/webhooks.py): admins only, as they hold every permission of calls.
+MANAGE_WEBHOOKS = "calls.change_webhookendpoint"

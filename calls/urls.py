@@ -2,7 +2,19 @@ from __future__ import annotations
 
 from django.urls import path
 
-from calls.views import agents, calling, calllog, contacts, health, imports, reports, stuck, tokens, vcc_events
+from calls.views import (
+    agents,
+    calling,
+    calllog,
+    contacts,
+    health,
+    imports,
+    reports,
+    stuck,
+    tokens,
+    vcc_events,
+    webhooks,
+)
 
 # In the order README presents the pages: contacts, calling, the call log and reports, integration health.
 urlpatterns = [
@@ -44,6 +56,22 @@ urlpatterns = [
     path("health/", health.integration_health, name="integration_health"),
     path("health/jobs/<int:job_id>/retry/", health.retry_job, name="retry_job"),
     path("health/vcc-events/subscribe/", health.subscribe_vcc_events, name="subscribe_vcc_events"),
+    # Outgoing webhooks (admins): the endpoints and each one's delivery log.
+    path("integrations/webhooks/", webhooks.webhook_list, name="webhooks"),
+    path("integrations/webhooks/new/", webhooks.webhook_add, name="webhook_add"),
+    path("integrations/webhooks/<int:pk>/", webhooks.webhook_detail, name="webhook_detail"),
+    path("integrations/webhooks/<int:pk>/edit/", webhooks.webhook_edit, name="webhook_edit"),
+    path("integrations/webhooks/<int:pk>/pause/", webhooks.webhook_pause, name="webhook_pause"),
+    path("integrations/webhooks/<int:pk>/resume/", webhooks.webhook_resume, name="webhook_resume"),
+    path("integrations/webhooks/<int:pk>/rotate/", webhooks.webhook_rotate, name="webhook_rotate"),
+    path("integrations/webhooks/<int:pk>/delete/", webhooks.webhook_delete, name="webhook_delete"),
+    path("integrations/webhooks/<int:pk>/replay/", webhooks.webhook_replay, name="webhook_replay"),
+    path("integrations/webhooks/<int:pk>/test/", webhooks.webhook_test, name="webhook_test"),
+    path(
+        "integrations/webhooks/<int:pk>/deliveries/<int:delivery_id>/send-again/",
+        webhooks.webhook_send_again,
+        name="webhook_send_again",
+    ),
     # VCC's events (Webhooks API): signed, no login.
     path("vcc/events/", vcc_events.receive, name="vcc_events"),
 ]

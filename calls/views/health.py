@@ -16,6 +16,7 @@ from django.views.decorators.http import require_GET, require_POST
 from calls import health
 from calls import permissions as perms
 from calls.calling.events import events_health
+from calls.webhooks.health import webhooks_health
 
 log = logging.getLogger(__name__)
 
@@ -24,8 +25,11 @@ log = logging.getLogger(__name__)
 @login_required
 @permission_required(perms.VIEW_INTEGRATION_HEALTH, raise_exception=True)
 def integration_health(request: HttpRequest) -> HttpResponse:
-    report = health.integration_health(now=timezone.now())
-    return render(request, "calls/integration_health.html", {"health": report})
+    now = timezone.now()
+    report = health.integration_health(now=now)
+    webhooks = webhooks_health(now=now)
+    report.problems += webhooks.problems()
+    return render(request, "calls/integration_health.html", {"health": report, "webhooks": webhooks})
 
 
 @require_POST

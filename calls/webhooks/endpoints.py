@@ -1,0 +1,132 @@
+"""Webhook endpoints added, changed, paused, resumed, re-keyed and deleted: the one place the pages and
+`manage.py webhook_endpoint` go through, so each is checked the same way (safety.check_url, check_event_patterns)
+and logged the same way (who, which endpoint, what changed; never a secret), as API tokens are (calls/tokens.py).
+
+A paused endpoint has enabled off and no disabled_reason; one the engine disabled (410, a day of failures) has its
+reason. Resuming clears both, and the run of failures."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING
+
+from django.db import transaction
+from django.utils import timezone
+
+from calls.models.webhooks import WebhookEndpoint
+from calls.webhooks import check_event_patterns, safety, signing
+
+if TYPE_CHECKING:
+    from django.contrib.auth.models import User
+
+log = logging.getLogger(__name__)
+
+PREVIOUS_SECRET_HOURS = 24  # after a rotation the old secret signs beside the new one this long
+
+
+@dataclass(frozen=True)
+class EndpointSettings:
+    """What an admin chooses for an endpoint, checked: the URL normalised, the patterns cleaned."""
+
+    url: str
+    event_types: list[str]
+    description: str = ""
+
+    @classmethod
+    def checked(cls, url: str, event_types: list[str], description: str = "") -> EndpointSettings:
+        """Raises ValidationError saying what to fix (the URL first)."""
+        return cls(safety.check_url(url), check_event_patterns(event_types), description.strip())
+
+
+def name(endpoint: WebhookEndpoint) -> str:
+    """How the log names an endpoint: its id and URL without the query (which may hold a receiver's token)."""
+    return f"#{endpoint.pk} {endpoint.url.split('?', 1)[0]}"
+
+
+def create(chosen: EndpointSettings, *, by_user: User | None, by: str, secret: str = "") -> tuple[WebhookEndpoint, str]:
+    """Add an endpoint; return it and its secret (given, or made here), to show once."""
+    secret = signing.check_secret(secret) if secret else signing.new_secret()
+    endpoint = WebhookEndpoint.objects.create(
+        url=chosen.url,
+        event_types=chosen.event_types,
+        description=chosen.description,
+        secret=secret,
+        created_by=by_user,
+    )
+    log.info("webhook endpoint %s added by %s; events %s", name(endpoint), by, ", ".join(endpoint.event_types))
+    return endpoint, secret
+
+
+def change(endpoint: WebhookEndpoint, chosen: EndpointSettings, *, by: str) -> list[str]:
+    """Save the endpoint's new settings; return the names of the fields that changed (logged)."""
+    changed = [
+        field for field in ("url", "event_types", "description") if getattr(endpoint, field) != getattr(chosen, field)
+    ]
+    if changed:
+        before = name(endpoint)
+        for field in changed:
+            setattr(endpoint, field, getattr(chosen, field))
+        endpoint.save(update_fields=[*changed, "updated_at"])
+        log.info(
+            "webhook endpoint %s changed by %s: %s%s; events %s",
+            before,
+            by,
+            ", ".join(changed),
+            f" (now {name(endpoint)})" if "url" in changed else "",
+            ", ".join(endpoint.event_types),
+        )
+    return changed
+
+
+def pause(endpoint: WebhookEndpoint, *, by: str, now: datetime | None = None) -> bool:
+    """Stop sending to the endpoint (events meanwhile are not sent: Replay since … sends them later)."""
+    now = now or timezone.now()
+    updated = WebhookEndpoint.objects.filter(pk=endpoint.pk, enabled=True).update(
+        enabled=False, disabled_reason="", disabled_at=now, updated_at=now
+    )
+    endpoint.refresh_from_db()
+    if updated:
+        log.info("webhook endpoint %s paused by %s", name(endpoint), by)
+    return bool(updated)
+
+
+def resume(endpoint: WebhookEndpoint, *, by: str, now: datetime | None = None) -> bool:
+    """Send to the endpoint again, paused or disabled by the engine; its run of failures starts afresh."""
+    now = now or timezone.now()
+    was = endpoint.disabled_reason
+    updated = WebhookEndpoint.objects.filter(pk=endpoint.pk, enabled=False).update(
+        enabled=True, disabled_reason="", disabled_at=None, failing_since=None, updated_at=now
+    )
+    endpoint.refresh_from_db()
+    if updated:
+        log.info("webhook endpoint %s resumed by %s%s", name(endpoint), by, f" (it was disabled: {was})" if was else "")
+    return bool(updated)
+
+
+def rotate(endpoint: WebhookEndpoint, *, by: str, now: datetime | None = None) -> str:
+    """Give the endpoint a new secret and return it (to show once); the current one keeps signing for 24 hours."""
+    now = now or timezone.now()
+    secret = signing.new_secret()
+    with transaction.atomic():
+        locked = WebhookEndpoint.objects.select_for_update().get(pk=endpoint.pk)
+        locked.previous_secret = locked.secret
+        locked.previous_secret_until = now + timedelta(hours=PREVIOUS_SECRET_HOURS)
+        locked.secret = secret
+        locked.save(update_fields=["secret", "previous_secret", "previous_secret_until", "updated_at"])
+    endpoint.refresh_from_db()
+    log.info(
+        "webhook endpoint %s secret rotated by %s; the previous one signs too until %s UTC",
+        name(endpoint),
+        by,
+        f"{endpoint.previous_secret_until:%Y-%m-%d %H:%M}",
+    )
+    return secret
+
+
+def delete(endpoint: WebhookEndpoint, *, by: str) -> None:
+    """Delete the endpoint with its deliveries and their attempts."""
+    described = name(endpoint)
+    endpoint.delete()
+    log.info("webhook endpoint %s deleted by %s", described, by)

@@ -1,0 +1,266 @@
+"""The outgoing webhooks' pages (calls/views/webhooks.py): admins add, edit, pause, resume, re-key and delete
+endpoints, each change logged; each endpoint's delivery log, filtered, and its three resending buttons."""
+
+from __future__ import annotations
+
+import itertools
+import logging
+from datetime import timedelta
+
+import pytest
+from django.test import Client
+from django.utils import timezone
+from standardwebhooks.webhooks import Webhook
+
+from calls.models.webhooks import WebhookAttempt, WebhookDelivery, WebhookEndpoint, WebhookEvent
+from calls.webhooks import safety, signing
+
+LOGGER = "calls.webhooks.endpoints"
+NUMBERS = itertools.count(1)
+ADDRESSES = {
+    "hooks.example.com": ["93.184.215.14"],
+    "other.example.com": ["93.184.215.15"],
+    "sneaky.example": ["127.0.0.1"],
+}
+
+
+@pytest.fixture(autouse=True)
+def resolver(monkeypatch, settings):
+    settings.DEBUG = False
+    settings.WEBHOOK_ALLOWED_HOSTS = []
+    monkeypatch.setattr(safety, "resolve", lambda host, port: ADDRESSES[host])
+
+
+@pytest.fixture
+def admin_client(admin_role_user) -> Client:
+    client = Client()
+    client.force_login(admin_role_user)
+    return client
+
+
+@pytest.fixture
+def endpoint(admin_role_user) -> WebhookEndpoint:
+    return WebhookEndpoint.objects.create(
+        url="https://hooks.example.com/in",
+        description="Helpdesk",
+        event_types=["call.*"],
+        secret=signing.new_secret(),
+        created_by=admin_role_user,
+    )
+
+
+def add(client: Client, **data: object):
+    return client.post(
+        "/integrations/webhooks/new/", {"url": "https://hooks.example.com/in", "event_types": ["call.*"], **data}
+    )
+
+
+def test_an_admin_adds_an_endpoint_and_sees_its_secret_once(admin_client, admin_role_user, caplog):
+    with caplog.at_level(logging.INFO, logger=LOGGER):
+        response = add(admin_client, description="Helpdesk", event_types=["call.*", "contact.created"])
+    assert response.status_code == 200
+    endpoint = WebhookEndpoint.objects.get()
+    assert endpoint.url == "https://hooks.example.com/in"
+    assert endpoint.event_types == ["call.*", "contact.created"]
+    assert endpoint.enabled and endpoint.created_by == admin_role_user
+    assert endpoint.secret.startswith("whsec_") and endpoint.secret in response.content.decode()
+    assert "only time it is shown" in response.content.decode()
+    assert "no-store" in response["Cache-Control"]
+    assert f"webhook endpoint #{endpoint.pk} https://hooks.example.com/in added by ada" in caplog.text
+    assert endpoint.secret not in caplog.text
+    listed = admin_client.get("/integrations/webhooks/").content.decode()
+    assert "Helpdesk" in listed and endpoint.secret not in listed
+    assert endpoint.secret not in admin_client.get(f"/integrations/webhooks/{endpoint.pk}/").content.decode()
+
+
+@pytest.mark.parametrize(
+    ("url", "events", "says"),
+    [
+        ("http://hooks.example.com/in", ["call.*"], "https://"),
+        ("https://sneaky.example/in", ["call.*"], "127.0.0.1, a loopback address"),
+        ("https://me:pw@hooks.example.com/in", ["call.*"], "user name"),
+        ("https://hooks.example.com/in", [], "Tick at least one event"),
+        ("https://hooks.example.com/in", ["calls.*"], "not an event type"),
+    ],
+)
+def test_the_page_refuses_what_is_unsafe_or_unknown(admin_client, url, events, says):
+    response = add(admin_client, url=url, event_types=events)
+    assert response.status_code == 200
+    assert says in response.content.decode()
+    assert "The endpoint was not added" in response.content.decode()
+    assert not WebhookEndpoint.objects.exists()
+
+
+def test_an_admin_edits_an_endpoint(admin_client, endpoint, caplog):
+    data = {"url": "https://other.example.com/x", "description": "Helpdesk", "event_types": ["*"]}
+    with caplog.at_level(logging.INFO, logger=LOGGER):
+        response = admin_client.post(f"/integrations/webhooks/{endpoint.pk}/edit/", data)
+    assert response.status_code == 302
+    endpoint.refresh_from_db()
+    assert endpoint.url == "https://other.example.com/x" and endpoint.event_types == ["*"]
+    assert "changed by ada: url, event_types" in caplog.text
+    refused = admin_client.post(
+        f"/integrations/webhooks/{endpoint.pk}/edit/", {**data, "url": "https://sneaky.example/"}
+    )
+    assert "loopback" in refused.content.decode()
+    endpoint.refresh_from_db()
+    assert endpoint.url == "https://other.example.com/x"
+
+
+def test_the_edit_form_keeps_a_pattern_the_page_does_not_offer(admin_client, endpoint):
+    endpoint.event_types = ["call.*ed"]
+    endpoint.save()
+    page = admin_client.get(f"/integrations/webhooks/{endpoint.pk}/edit/").content.decode()
+    assert 'value="call.*ed"' in page and "checked" in page
+
+
+def test_pause_and_resume(admin_client, endpoint, caplog):
+    with caplog.at_level(logging.INFO, logger=LOGGER):
+        response = admin_client.post(f"/integrations/webhooks/{endpoint.pk}/pause/")
+    assert response.status_code == 302 and response["Location"] == "/integrations/webhooks/"
+    endpoint.refresh_from_db()
+    assert not endpoint.enabled and endpoint.disabled_reason == "" and endpoint.disabled_at
+    assert "paused by ada" in caplog.text
+    listed = admin_client.get("/integrations/webhooks/").content.decode()
+    assert "paused" in listed and "Resume" in listed
+
+    endpoint.disabled_reason = "410 Gone from the receiver"  # as the engine disables one
+    endpoint.failing_since = timezone.now()
+    endpoint.save()
+    with caplog.at_level(logging.INFO, logger=LOGGER):
+        response = admin_client.post(f"/integrations/webhooks/{endpoint.pk}/resume/", {"next": "detail"})
+    assert response["Location"] == f"/integrations/webhooks/{endpoint.pk}/"
+    endpoint.refresh_from_db()
+    assert endpoint.enabled and not endpoint.disabled_reason and not endpoint.failing_since
+    assert "resumed by ada (it was disabled: 410 Gone from the receiver)" in caplog.text
+
+
+def test_rotating_shows_the_new_secret_once_and_both_sign_for_a_day(admin_client, endpoint, caplog):
+    old = endpoint.secret
+    with caplog.at_level(logging.INFO, logger=LOGGER):
+        response = admin_client.post(f"/integrations/webhooks/{endpoint.pk}/rotate/")
+    endpoint.refresh_from_db()
+    assert endpoint.secret != old and endpoint.secret in response.content.decode()
+    assert old not in response.content.decode()
+    assert endpoint.previous_secret == old
+    now = timezone.now()
+    assert endpoint.signing_secrets(now) == [endpoint.secret, old]
+    assert endpoint.signing_secrets(now + timedelta(hours=25)) == [endpoint.secret]
+    headers = signing.headers(endpoint, "msg_x", now, b"{}")
+    Webhook(old).verify(b"{}", headers)
+    Webhook(endpoint.secret).verify(b"{}", headers)
+    assert "secret rotated by ada" in caplog.text and old not in caplog.text and endpoint.secret not in caplog.text
+
+
+def test_delete(admin_client, endpoint, caplog):
+    with caplog.at_level(logging.INFO, logger=LOGGER):
+        response = admin_client.post(f"/integrations/webhooks/{endpoint.pk}/delete/")
+    assert response.status_code == 302
+    assert not WebhookEndpoint.objects.exists()
+    assert f"webhook endpoint #{endpoint.pk} https://hooks.example.com/in deleted by ada" in caplog.text
+
+
+def delivery(endpoint, type="call.ended", subject="call:1", status=WebhookDelivery.Status.DELIVERED):
+    event = WebhookEvent.objects.create(
+        msg_id=f"msg_{next(NUMBERS):04d}_{type}", type=type, subject=subject, payload={"type": type, "data": {}}
+    )
+    return WebhookDelivery.objects.create(event=event, endpoint=endpoint, subject=subject, status=status, attempts=1)
+
+
+def test_the_delivery_log_shows_attempts_and_filters(admin_client, endpoint):
+    ok = delivery(endpoint, "call.ended", "call:1")
+    WebhookAttempt.objects.create(delivery=ok, status_code=200, duration_ms=42, response_snippet="thanks <b>")
+    bad = delivery(endpoint, "contact.created", "contact:7", WebhookDelivery.Status.FAILED)
+    WebhookAttempt.objects.create(delivery=bad, status_code=None, duration_ms=10000, error="timed out after 10 s")
+    WebhookAttempt.objects.create(delivery=bad, status_code=500, duration_ms=12, response_snippet="boom")
+    page = admin_client.get(f"/integrations/webhooks/{endpoint.pk}/").content.decode()
+    assert "42 ms" in page and "thanks &lt;b&gt;" in page
+    assert "timed out after 10 s" in page and "Earlier attempts (1)" in page
+    assert ok.event.msg_id in page and bad.event.msg_id in page
+
+    def shown(query: str) -> set[str]:
+        page = admin_client.get(f"/integrations/webhooks/{endpoint.pk}/?{query}").content.decode()
+        return {d.event.msg_id for d in (ok, bad) if d.event.msg_id in page}
+
+    assert shown("status=failed") == {bad.event.msg_id}
+    assert shown("type=call.ended") == {ok.event.msg_id}
+    assert shown("subject=contact:7") == {bad.event.msg_id}
+    assert shown("subject=call:99") == set()
+    assert shown("status=nonsense") == {ok.event.msg_id, bad.event.msg_id}  # an unknown value filters nothing
+
+
+def test_the_log_pages_by_fifty(admin_client, endpoint):
+    made = [delivery(endpoint, subject=f"call:{i}") for i in range(52)]
+    page = admin_client.get(f"/integrations/webhooks/{endpoint.pk}/")
+    assert len(page.context["deliveries"]) == 50 and page.context["older"]
+    older = admin_client.get(f"/integrations/webhooks/{endpoint.pk}/?{page.context['older']}")
+    assert [d.pk for d in older.context["deliveries"]] == [made[1].pk, made[0].pk]
+
+
+def test_send_again_replay_and_test_event(admin_client, endpoint, jobs):
+    given_up = delivery(endpoint, status=WebhookDelivery.Status.FAILED)
+    response = admin_client.post(f"/integrations/webhooks/{endpoint.pk}/deliveries/{given_up.pk}/send-again/")
+    assert response.status_code == 302
+    given_up.refresh_from_db()
+    assert given_up.status == WebhookDelivery.Status.PENDING
+
+    response = admin_client.post(f"/integrations/webhooks/{endpoint.pk}/test/")
+    assert response.status_code == 302
+    assert WebhookDelivery.objects.filter(endpoint=endpoint, event__type="webhook.test").count() == 1
+
+    since = timezone.localtime() - timedelta(hours=1)
+    before = WebhookDelivery.objects.filter(endpoint=endpoint).count()
+    response = admin_client.post(f"/integrations/webhooks/{endpoint.pk}/replay/", {"since": f"{since:%Y-%m-%dT%H:%M}"})
+    assert response.status_code == 302
+    assert WebhookDelivery.objects.filter(endpoint=endpoint).count() == before + 1  # the call.ended event again
+
+    future = timezone.localtime() + timedelta(hours=1)
+    refused = admin_client.post(f"/integrations/webhooks/{endpoint.pk}/replay/", {"since": f"{future:%Y-%m-%dT%H:%M}"})
+    assert refused.status_code == 400 and "moment in the past" in refused.content.decode()
+
+
+def test_another_endpoints_delivery_is_not_found(admin_client, endpoint):
+    other = WebhookEndpoint.objects.create(url="https://other.example.com/", event_types=["*"], secret="whsec_x")
+    theirs = delivery(other)
+    response = admin_client.post(f"/integrations/webhooks/{endpoint.pk}/deliveries/{theirs.pk}/send-again/")
+    assert response.status_code == 404
+
+
+@pytest.mark.parametrize("role", ["agent_user", "supervisor_user"])
+def test_only_admins_get_in(request, role, endpoint):
+    client = Client()
+    client.force_login(request.getfixturevalue(role))
+    for path in ("/integrations/webhooks/", "/integrations/webhooks/new/", f"/integrations/webhooks/{endpoint.pk}/"):
+        assert client.get(path).status_code == 403
+    assert client.post(f"/integrations/webhooks/{endpoint.pk}/delete/").status_code == 403
+    assert "/integrations/webhooks/" not in client.get("/contacts/").content.decode()  # no link in the navigation
+    assert WebhookEndpoint.objects.filter(pk=endpoint.pk).exists()
+
+
+def test_the_navigation_links_admins_to_the_page(admin_client):
+    assert 'href="/integrations/webhooks/"' in admin_client.get("/contacts/").content.decode()
+
+
+def test_the_health_page_says_which_endpoints_are_disabled_or_failing_and_why(admin_client, supervisor_user, endpoint):
+    assert "All 1 endpoint on and answering" in admin_client.get("/health/").content.decode()
+    endpoint.enabled = False
+    endpoint.disabled_reason = "failed for 24 hours: 503 Service Unavailable"
+    endpoint.disabled_at = timezone.now()
+    endpoint.save()
+    failing = WebhookEndpoint.objects.create(
+        url="https://other.example.com/", description="Warehouse", event_types=["*"], secret="whsec_x",
+        failing_since=timezone.now() - timedelta(hours=3),
+    )  # fmt: skip
+    attempt_of = delivery(failing, status=WebhookDelivery.Status.PENDING)
+    WebhookAttempt.objects.create(delivery=attempt_of, duration_ms=3, error="connection refused")
+    WebhookEndpoint.objects.create(url="https://other.example.com/p", description="Paused one", event_types=["*"],
+                                   secret="whsec_x", enabled=False)  # fmt: skip
+    page = admin_client.get("/health/").content.decode()
+    assert "Webhook endpoint Helpdesk was disabled: failed for 24 hours: 503 Service Unavailable" in page
+    assert "Webhook endpoint Warehouse is failing: connection refused" in page
+    assert "Paused one" in page and "Webhook endpoint Paused one" not in page  # shown, not a problem
+    assert f'href="/integrations/webhooks/{endpoint.pk}/"' in page
+    supervisor = Client()
+    supervisor.force_login(supervisor_user)
+    seen = supervisor.get("/health/").content.decode()
+    assert "Webhook endpoint Helpdesk was disabled" in seen and "/integrations/webhooks/" not in seen
