@@ -29,6 +29,7 @@ from calls.models import (
     LockOut,
     SyncRun,
 )
+from calls.models.webhooks import WebhookDelivery, WebhookEndpoint, WebhookEvent
 from tests import conftest
 from tests._sim import fresh_simulator
 
@@ -53,6 +54,8 @@ class World:
     role_group: Group
     lock_out: LockOut
     api_token: ApiToken  # the agent's own
+    webhook: WebhookEndpoint
+    webhook_delivery: WebhookDelivery  # one of the webhook's
 
     def ids(self) -> dict[str, object]:
         """What a matrix path may name in braces: /contacts/{contact}/ and so on."""
@@ -74,6 +77,8 @@ class World:
             "role_group": self.role_group.pk,
             "lock_out": self.lock_out.pk,
             "api_token": self.api_token.pk,
+            "webhook": self.webhook.pk,
+            "webhook_delivery": self.webhook_delivery.pk,
             "user": self.users["agent"].pk,
             "contact_type": ContentType.objects.get_for_model(Contact).pk,
         }
@@ -100,6 +105,7 @@ def create_world() -> World:
     call = Call.objects.create(**common, from_agent=agent_user.agent, state=Call.State.ENDED)
     live_call = Call.objects.create(**common, from_agent=agent_user.agent, state=Call.State.LIVE)
     now = timezone.now()
+    webhook = WebhookEndpoint.objects.create(url="https://hooks.example.com/in", event_types=["*"], secret="whsec_x")
     return World(
         users={
             "anonymous": None,
@@ -132,7 +138,14 @@ def create_world() -> World:
         # The agent's own import, waiting for a confirmation: nobody else may see or change it.
         contact_import=_an_import(agent_user),
         api_token=ApiToken.issue(agent_user, name="Helpdesk", scopes=["calls:read"])[0],
+        webhook=webhook,
+        webhook_delivery=_a_delivery(webhook),
     )
+
+
+def _a_delivery(endpoint: WebhookEndpoint) -> WebhookDelivery:
+    event = WebhookEvent.objects.create(msg_id="msg_world", type="call.ended", subject="call:1", payload={})
+    return WebhookDelivery.objects.create(event=event, endpoint=endpoint, subject=event.subject, status="failed")
 
 
 def _an_import(user: object) -> ContactImport:

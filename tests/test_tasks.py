@@ -65,7 +65,8 @@ def test_the_worker_refuses_sqlite_saying_what_to_set(settings):
 
 def test_the_worker_refuses_a_queue_that_does_not_exist(settings):
     settings.JOBS_DATABASE = True
-    with pytest.raises(CommandError, match="No such queue: imprts. The queues are imports, calls, vcc, maintenance, webhooks."):
+    refusal = "No such queue: imprts. The queues are imports, calls, vcc, maintenance, webhooks."
+    with pytest.raises(CommandError, match=refusal):
         call_command("worker", queues="imprts")
 
 

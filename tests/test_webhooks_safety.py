@@ -2,6 +2,7 @@
 
 import base64
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pytest
 from django.core.exceptions import ValidationError
@@ -219,3 +220,21 @@ def test_the_timestamp_is_the_one_signed():
     stale = datetime.now(UTC) - timedelta(minutes=10)
     with pytest.raises(WebhookVerificationError, match="too old"):
         Webhook(secret).verify(b"{}", signing.headers(Endpoint(secret), "msg_4", stale, b"{}"))
+
+
+def test_the_readmes_receiver_verifies_what_vccweb_signs():
+    section = (Path(__file__).resolve().parent.parent / "README.md").read_text().split("\n## Webhooks\n", 1)[1]
+    code = section.split("```python\n", 1)[1].split("```", 1)[0]
+    assert len(code.strip().splitlines()) == 5
+    secret = signing.new_secret()
+    body = b'{"type":"contact.created","id":"msg_5","timestamp":"2026-12-06T10:15:42Z","data":{"id":45}}'
+    headers = signing.headers(Endpoint(secret), "msg_5", datetime.now(UTC), body)
+
+    def receive(body: bytes, headers: dict[str, str]) -> dict:
+        namespace = {"body": body, "headers": headers}
+        exec(code.replace("whsec_…", secret), namespace)  # noqa: S102 - README's own example
+        return namespace["event"]
+
+    assert receive(body, {name.title(): value for name, value in headers.items()})["data"] == {"id": 45}
+    with pytest.raises(WebhookVerificationError):
+        receive(body.replace(b"45", b"46"), headers)

@@ -1,0 +1,62 @@
+"""The Webhooks page in a browser, on a desk (1280 px) and a phone (375 px): an admin adds an endpoint, sees its
+secret once and copies it, then pauses the endpoint; under the strict CSP (no inline script), no console error."""
+
+from __future__ import annotations
+
+import pytest
+
+from calls.models.webhooks import WebhookEndpoint
+from calls.roles import ADMIN
+from calls.webhooks import safety
+from tests.browser.conftest import log_in
+from tests.conftest import PASSWORD, create_user
+
+pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
+
+
+@pytest.mark.parametrize("width", [1280, 375])
+def test_an_admin_adds_an_endpoint_sees_its_secret_once_and_pauses_it(page, live_server, monkeypatch, width):
+    monkeypatch.setattr(safety, "resolve", lambda host, port: {"hooks.example.com": ["93.184.215.14"]}[host])
+    create_user("ada", ADMIN)
+    page.set_viewport_size({"width": width, "height": 900})
+    page.context.grant_permissions(["clipboard-read", "clipboard-write"], origin=live_server.url)
+    log_in(page, live_server, "ada", PASSWORD)
+
+    page.click("header >> text=Webhooks")
+    page.wait_for_url(f"{live_server.url}/integrations/webhooks/")
+    assert "No endpoints yet" in page.locator(".empty").inner_text()
+    page.click("text=Add an endpoint")
+    page.fill("#id_url", "https://hooks.example.com/vccweb")
+    page.fill("#id_description", "Helpdesk")
+    page.check("input[value='call.*']")
+    page.check("input[value='contact.created']")
+    page.click("button:has-text('Add the endpoint')")
+
+    box = page.locator("#new-secret")
+    secret = box.input_value()
+    endpoint = WebhookEndpoint.objects.get()
+    assert secret == endpoint.secret and secret.startswith("whsec_")
+    assert endpoint.event_types == ["call.*", "contact.created"]
+    assert "only time it is shown" in page.locator(".new-token").inner_text()
+    assert page.evaluate("document.documentElement.scrollWidth") <= width  # never scrolls sideways
+    page.click("button[data-copy]")
+    page.wait_for_function("document.querySelector('button[data-copy]').textContent === 'Copied'")
+    assert page.evaluate("navigator.clipboard.readText()") == secret
+
+    page.goto(f"{live_server.url}/integrations/webhooks/")  # shown once: not on the page again
+    assert page.locator("#new-secret").count() == 0 and secret not in page.content()
+    row = page.locator(f"#endpoint-{endpoint.pk}")
+    assert "Helpdesk" in row.inner_text() and "on" in row.locator(".badge").inner_text()
+    row.locator("button:has-text('Pause')").click()
+    page.locator(".messages", has_text="Paused Helpdesk").wait_for()
+    assert "paused" in page.locator(f"#endpoint-{endpoint.pk} .badge").first.inner_text()
+    endpoint.refresh_from_db()
+    assert not endpoint.enabled
+    assert page.locator(f"#endpoint-{endpoint.pk} button:has-text('Resume')").is_visible()
+    assert page.evaluate("document.documentElement.scrollWidth") <= width
+
+    page.click(f"#endpoint-{endpoint.pk} >> text=Log")
+    page.wait_for_url(f"{live_server.url}/integrations/webhooks/{endpoint.pk}/")
+    assert "Nothing sent to it yet" in page.locator(".empty").inner_text()
+    assert page.evaluate("document.documentElement.scrollWidth") <= width
+    assert page.console_errors == []  # a CSP violation is reported as a console error

@@ -1,0 +1,386 @@
+"""Delivering webhooks (calls/webhooks/delivery.py and its jobs) to a receiver over a real socket: signatures,
+the retry schedule on an injected clock, order per subject, disabling, and the safety rules at delivery time."""
+
+from __future__ import annotations
+
+import json
+import socket
+from collections.abc import Iterator
+from datetime import datetime, timedelta
+
+import pytest
+from asgiref.sync import async_to_sync
+from django.utils import timezone
+from standardwebhooks.webhooks import Webhook, WebhookVerificationError
+
+from calls import tasks
+from calls.models import WebhookAttempt, WebhookDelivery, WebhookEndpoint, WebhookEvent
+from calls.webhooks import delivery, outbox, safety, signing
+from tests._jobs import queued, run_jobs
+from tests._receiver import Receiver, serve
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def receiver(settings) -> Iterator[Receiver]:
+    yield from serve(settings)
+
+
+class Clock:
+    """The delivery's clock, moved by the test."""
+
+    def __init__(self) -> None:
+        self.now = timezone.now().replace(microsecond=0)
+
+    def __call__(self) -> datetime:
+        return self.now
+
+    def advance(self, delta: timedelta) -> None:
+        self.now += delta
+
+
+@pytest.fixture
+def clock(monkeypatch) -> Clock:
+    clock = Clock()
+    monkeypatch.setattr(delivery, "clock", clock)
+    return clock
+
+
+def endpoint(url: str, patterns: tuple[str, ...] = ("*",), **fields) -> WebhookEndpoint:
+    return WebhookEndpoint.objects.create(url=url, event_types=list(patterns), secret=signing.new_secret(), **fields)
+
+
+def emit(type: str = "contact.updated", subject: str = "contact:1", **data) -> WebhookEvent:
+    outbox.emit(type, subject, data or {"id": 1})
+    return WebhookEvent.objects.latest("id")
+
+
+def deliver(hook: WebhookEndpoint) -> int:
+    """Fan out what was emitted, then run the endpoint's delivery (as the jobs do)."""
+    delivery.dispatch_all()
+    return async_to_sync(delivery.deliver)(hook.pk)
+
+
+def statuses(hook: WebhookEndpoint) -> list[tuple[str, int]]:
+    return list(hook.deliveries.order_by("id").values_list("status", "attempts"))
+
+
+def test_a_delivery_is_signed_so_the_standard_webhooks_library_verifies_it(receiver, clock):
+    hook = endpoint(receiver.url)
+    event = emit("contact.created", "contact:7", id=7, name="Ada")
+
+    assert deliver(hook) == 1
+
+    (got,) = receiver.received
+    payload = Webhook(hook.secret).verify(got.body, got.headers)
+    assert payload == {
+        "type": "contact.created",
+        "id": event.msg_id,
+        "timestamp": payload["timestamp"],
+        "data": {
+            "id": 7,
+            "name": "Ada",
+        },
+    }
+    assert got.headers["webhook-id"] == event.msg_id
+    assert got.headers["user-agent"] == "vccweb-webhooks/1"
+    assert got.headers["host"] == f"127.0.0.1:{receiver.port}"
+    with pytest.raises(WebhookVerificationError):
+        Webhook(signing.new_secret()).verify(got.body, got.headers)
+    assert statuses(hook) == [("delivered", 1)]
+    (attempt,) = WebhookAttempt.objects.all()
+    assert (attempt.status_code, attempt.response_snippet, attempt.error) == (204, "", "")
+
+
+def test_after_a_rotation_both_secrets_sign_for_a_day(receiver, clock):
+    old = signing.new_secret()
+    hook = endpoint(receiver.url, previous_secret=old, previous_secret_until=clock.now + timedelta(hours=24))
+    emit()
+
+    deliver(hook)
+
+    (got,) = receiver.received
+    assert len(got.headers["webhook-signature"].split(" ")) == 2
+    Webhook(hook.secret).verify(got.body, got.headers)
+    Webhook(old).verify(got.body, got.headers)
+
+
+def test_failures_are_retried_on_the_schedule_then_given_up(receiver, clock):
+    receiver.otherwise = 500
+    hook = endpoint(receiver.url)
+    emit()
+    deliver(hook)
+    waits = []
+    for _ in range(delivery.MAX_ATTEMPTS - 1):
+        (pending,) = WebhookDelivery.objects.all()
+        wait = pending.next_attempt_at - pending.last_attempt_at
+        waits.append(wait)
+        clock.advance(wait - timedelta(seconds=1))
+        assert async_to_sync(delivery.deliver)(hook.pk) == 0  # not due yet
+        assert delivery.endpoints_due(now=clock.now) == []
+        clock.advance(timedelta(seconds=1))
+        assert delivery.endpoints_due(now=clock.now) == [hook.pk]
+        assert async_to_sync(delivery.deliver)(hook.pk) == 1
+
+    assert waits == list(delivery.RETRY_AFTER)  # 5 s, 5 min, 30 min, 2 h, 5 h, 10 h, 10 h
+    assert statuses(hook) == [("failed", 8)]
+    assert len(receiver.received) == 8
+    assert len({r.headers["webhook-id"] for r in receiver.received}) == 1  # the same webhook-id each time
+    hook.refresh_from_db()
+    assert not hook.enabled  # failing for over 24 hours by then
+    assert hook.disabled_reason == "failed for 24 hours: HTTP 500"
+
+
+def test_an_endpoint_failing_for_24_hours_is_disabled_and_a_success_ends_a_run_of_failures(receiver, clock):
+    hook = endpoint(receiver.url)
+    receiver.answers = [503]
+    emit(subject="contact:1")
+    deliver(hook)
+    hook.refresh_from_db()
+    assert hook.failing_since == clock.now and hook.enabled
+
+    clock.advance(timedelta(seconds=5))
+    deliver(hook)  # 204
+    hook.refresh_from_db()
+    assert hook.failing_since is None
+
+    receiver.otherwise = 502
+    emit(subject="contact:2")
+    deliver(hook)
+    started = clock.now
+    clock.advance(timedelta(hours=23, minutes=59))
+    emit(subject="contact:3")
+    deliver(hook)
+    hook.refresh_from_db()
+    assert hook.enabled and hook.failing_since == started
+    clock.advance(timedelta(minutes=1))
+    emit(subject="contact:4")
+    deliver(hook)
+
+    hook.refresh_from_db()
+    assert not hook.enabled
+    assert hook.disabled_at == clock.now
+    assert hook.disabled_reason == "failed for 24 hours: HTTP 502"
+    emit(subject="contact:5")
+    delivery.dispatch_all()
+    assert not WebhookDelivery.objects.filter(event__subject="contact:5").exists()  # disabled: none made for it
+
+
+def test_410_disables_the_endpoint_at_once(receiver, clock):
+    receiver.otherwise = 410
+    hook = endpoint(receiver.url)
+    emit(subject="contact:1")
+    emit(subject="contact:2")
+    emit(subject="contact:3")
+    delivery.CONCURRENCY, was = 1, delivery.CONCURRENCY
+
+    try:
+        deliver(hook)
+    finally:
+        delivery.CONCURRENCY = was
+
+    hook.refresh_from_db()
+    assert not hook.enabled
+    assert hook.disabled_reason == "410 Gone from the receiver"
+    assert hook.disabled_at == clock.now
+    clock.advance(timedelta(days=1))
+    assert async_to_sync(delivery.deliver)(hook.pk) == 0  # nothing more is sent to it
+    assert delivery.endpoints_due(now=clock.now) == []
+
+
+def test_order_per_subject_holds_when_an_earlier_delivery_fails(receiver, clock):
+    """call:1's first event fails: its second waits behind it; call:2's goes meanwhile."""
+    hook = endpoint(receiver.url)
+    receiver.answers = [500]
+    first = emit("call.requested", "call:1")
+    second = emit("call.placed", "call:1")
+    other = emit("call.requested", "call:2")
+
+    deliver(hook)
+
+    assert [r.headers["webhook-id"] for r in receiver.received] == [first.msg_id, other.msg_id]
+    clock.advance(timedelta(seconds=5))
+    deliver(hook)
+    assert [r.headers["webhook-id"] for r in receiver.received][2:] == [first.msg_id, second.msg_id]
+    assert statuses(hook) == [("delivered", 2), ("delivered", 1), ("delivered", 1)]
+
+
+def test_a_host_resolving_to_loopback_is_refused_at_delivery(receiver, clock, monkeypatch):
+    """The name was public when the endpoint was saved; now it resolves to 127.0.0.1 (a DNS rebind)."""
+    hook = endpoint(f"http://hooks.example.com:{receiver.port}/hooks")
+    monkeypatch.setattr(safety, "resolve", lambda host, port: ["127.0.0.1"])
+    emit()
+
+    deliver(hook)
+
+    assert receiver.received == []
+    (attempt,) = WebhookAttempt.objects.all()
+    assert attempt.status_code is None
+    assert "resolves to 127.0.0.1, a loopback address" in attempt.error
+    assert statuses(hook) == [("pending", 1)]
+
+
+def test_metadata_addresses_are_refused_even_for_an_allowed_host(clock, monkeypatch, settings):
+    settings.WEBHOOK_ALLOWED_HOSTS = ["hooks.example.com"]
+    hook = endpoint("http://hooks.example.com/hooks")
+    monkeypatch.setattr(safety, "resolve", lambda host, port: ["169.254.169.254"])
+    emit()
+
+    deliver(hook)
+
+    assert "a cloud metadata address" in WebhookAttempt.objects.get().error
+
+
+def test_the_delivery_connects_to_the_checked_address_with_the_name_as_host(receiver, clock, monkeypatch, settings):
+    settings.WEBHOOK_ALLOWED_HOSTS = ["hooks.internal"]
+    monkeypatch.setattr(safety, "resolve", lambda host, port: ["127.0.0.1"])
+    hook = endpoint(f"http://hooks.internal:{receiver.port}/in")
+    emit()
+
+    deliver(hook)
+
+    (got,) = receiver.received
+    assert got.headers["host"] == f"hooks.internal:{receiver.port}"
+    assert got.path == "/in"
+
+
+def test_no_redirect_is_followed(receiver, clock):
+    def moved(handler) -> None:
+        handler.send_response(307)
+        handler.send_header("location", f"http://127.0.0.1:{receiver.port}/elsewhere")
+        handler.send_header("content-length", "0")
+        handler.end_headers()
+
+    receiver.answers = [moved]
+    hook = endpoint(receiver.url)
+    emit()
+
+    deliver(hook)
+
+    assert [r.path for r in receiver.received] == ["/hooks"]
+    assert WebhookAttempt.objects.get().status_code == 307
+    assert statuses(hook) == [("pending", 1)]  # tried again later, at the URL given
+
+
+def test_an_endless_answer_is_read_up_to_64_kb(receiver, clock, monkeypatch):
+    sent = []
+
+    def endless(handler) -> None:
+        handler.send_response(200)
+        handler.send_header("content-type", "text/plain")
+        handler.end_headers()  # no length: the body goes on until the connection closes
+        try:
+            for _ in range(100_000):  # 1.6 GB if it were all read
+                handler.wfile.write(b"x" * 16384)
+                sent.append(1)
+        except OSError:
+            pass  # the engine hung up
+
+    results = []
+    real_send = delivery.send
+
+    async def watched(*args, **kwargs):
+        outcome = await real_send(*args, **kwargs)
+        results.append(outcome)
+        return outcome
+
+    monkeypatch.setattr(delivery, "send", watched)
+    receiver.answers = [endless]
+    hook = endpoint(receiver.url)
+    emit()
+
+    deliver(hook)
+
+    (outcome,) = results
+    assert delivery.MAX_BODY <= outcome.received < delivery.MAX_BODY + 70_000
+    assert statuses(hook) == [("delivered", 1)]
+    assert WebhookAttempt.objects.get().response_snippet == "x" * delivery.SNIPPET
+
+
+def test_a_receiver_that_is_down_is_an_error_and_a_retry(clock, settings):
+    settings.WEBHOOK_ALLOWED_HOSTS = ["127.0.0.1"]
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]  # closed again: nothing listens there
+    hook = endpoint(f"http://127.0.0.1:{port}/hooks")
+    emit()
+
+    deliver(hook)
+
+    attempt = WebhookAttempt.objects.get()
+    assert attempt.status_code is None and attempt.error.startswith("ConnectError")
+    assert statuses(hook) == [("pending", 1)]
+
+
+def test_the_jobs_fan_out_then_deliver_per_endpoint(receiver, clock, jobs):
+    calls_only = endpoint(receiver.url, ("call.*",))
+    everything = endpoint(receiver.url, ("*",))
+    paused = endpoint(receiver.url, ("*",), enabled=False)
+    emit("contact.created", "contact:1")
+    emit("call.ended", "call:1")
+
+    tasks.dispatch_webhooks.defer()
+    run_jobs(jobs)
+
+    assert sorted(WebhookDelivery.objects.values_list("endpoint_id", "event__type")) == sorted(
+        [(calls_only.pk, "call.ended"), (everything.pk, "contact.created"), (everything.pk, "call.ended")]
+    )
+    assert not paused.deliveries.exists()
+    assert len(receiver.received) == 3
+    assert WebhookEvent.objects.filter(dispatched_at__isnull=True).count() == 0
+
+
+def test_a_delivery_job_waits_once_per_endpoint(jobs):
+    tasks.enqueue_delivery(1)
+    tasks.enqueue_delivery(1)
+    tasks.enqueue_delivery(2)
+    assert [j["args"] for j in queued(jobs, "deliver_webhooks")] == [{"endpoint_id": 1}, {"endpoint_id": 2}]
+
+
+def test_the_retry_job_queues_the_endpoints_with_deliveries_due(receiver, clock, jobs, monkeypatch):
+    receiver.otherwise = 500
+    hook = endpoint(receiver.url)
+    emit()
+    deliver(hook)
+    clock.advance(timedelta(seconds=5))
+
+    tasks.retry_webhooks.func(timestamp=0)
+
+    assert [j["args"] for j in queued(jobs, "deliver_webhooks")] == [{"endpoint_id": hook.pk}]
+
+
+def test_send_again_replay_and_test_event(receiver, clock, jobs):
+    hook = endpoint(receiver.url, ("contact.*",))
+    first = emit("contact.created", "contact:1")
+    emit("call.placed", "call:1")  # not for this endpoint
+    emit("contact.updated", "contact:1")
+    deliver(hook)
+    assert len(receiver.received) == 2
+
+    delivery.send_again(hook.deliveries.get(event=first))
+    assert hook.deliveries.get(event=first).status == "pending"
+    async_to_sync(delivery.deliver)(hook.pk)
+    assert receiver.received[-1].headers["webhook-id"] == first.msg_id
+
+    assert delivery.replay_since(hook, clock.now - timedelta(minutes=1)) == 2
+    async_to_sync(delivery.deliver)(hook.pk)
+    assert [json.loads(r.body)["type"] for r in receiver.received[-2:]] == ["contact.created", "contact.updated"]
+
+    WebhookEndpoint.objects.filter(pk=hook.pk).update(enabled=False)
+    test = delivery.send_test_event(hook)
+    async_to_sync(delivery.deliver)(hook.pk)  # sent even to a paused endpoint
+    test.refresh_from_db()
+    assert test.status == "delivered"
+    got = receiver.received[-1]
+    assert Webhook(hook.secret).verify(got.body, got.headers)["type"] == "webhook.test"
+
+
+def test_old_events_and_attempts_are_pruned(receiver, clock, settings):
+    hook = endpoint(receiver.url)
+    emit()
+    deliver(hook)
+    assert delivery.prune(now=clock.now + timedelta(days=6)) == 0
+
+    assert delivery.prune(now=clock.now + timedelta(days=settings.WEBHOOK_KEEP_DAYS, seconds=1)) == 2
+    assert not WebhookEvent.objects.exists() and not WebhookDelivery.objects.exists()

@@ -1,0 +1,236 @@
+"""The outbox (calls/webhooks/outbox.py, changes.py): every path that changes a call or a contact writes its events
+in the change's transaction, with the API's resource as data; nothing is written without an endpoint; the click's
+cost grows by its event INSERTs only."""
+
+from __future__ import annotations
+
+import json
+from datetime import timedelta
+
+import pytest
+from django.db import connection, transaction
+from django.test.utils import CaptureQueriesContext
+from django.utils import timezone
+
+from calls.api.calls import as_json, resource
+from calls.calling import events as applying
+from calls.models import Call, Contact, ContactImport, WebhookEndpoint, WebhookEvent
+from calls.webhooks import changes, outbox, signing
+from tests._jobs import queued
+from tests._sim import click, fresh_simulator, only_call, poll, primary
+from tests.test_contacts import phone_data
+from tests.test_import import GOOD, confirm, started
+from tests.test_vcc_events import foreign
+
+pytestmark = pytest.mark.django_db
+CONNECTED, ENDED = 9, 70  # simulator seconds after placing (tests/test_call_panel.py)
+
+
+@pytest.fixture
+def sim(monkeypatch):
+    yield from fresh_simulator(monkeypatch)
+
+
+@pytest.fixture
+def hook(db) -> WebhookEndpoint:
+    return WebhookEndpoint.objects.create(
+        url="https://hooks.example.com/in", event_types=["*"], secret=signing.new_secret()
+    )
+
+
+def sent(subject: str | None = None) -> list[str]:
+    events = WebhookEvent.objects.order_by("id")
+    return list((events.filter(subject=subject) if subject else events).values_list("type", flat=True))
+
+
+def last(type: str) -> dict:
+    return WebhookEvent.objects.filter(type=type).latest("id").payload
+
+
+# --- Calls --------------------------------------------------------------------------------------------------------
+
+
+def test_a_call_tells_of_each_step_with_the_apis_call_resource(hook, agent_client, contact, london, sim, settings):
+    settings.CONTACT_IMPORT_BACKGROUND = False
+    click(agent_client, primary(contact))
+    call = only_call()
+    subject = f"call:{call.pk}"
+    assert sent(subject) == ["call.requested", "call.placed"]
+
+    sim.clock.advance(CONNECTED)
+    poll(agent_client, call)
+    sim.clock.advance(ENDED - CONNECTED)
+    poll(agent_client, call)
+    from calls.models import DispositionCode
+
+    agent_client.post(
+        f"/calls/{call.pk}/wrapup/",
+        {"disposition": DispositionCode.objects.get(code="Do not call").pk, "notes": ""},
+        headers={"HX-Request": "true"},
+    )
+
+    assert sent(subject) == [
+        "call.requested",
+        "call.placed",
+        "call.connected",
+        "call.ended",
+        "call.wrapped_up",
+    ]
+    call = Call.objects.select_related("created_by", "from_agent", "to_agent", "answered_by").get()
+    payload = last("call.wrapped_up")
+    assert payload["data"] == as_json(resource(call))
+    assert payload["type"] == "call.wrapped_up" and payload["id"].startswith("msg_")
+    assert payload["id"] == WebhookEvent.objects.filter(type="call.wrapped_up").get().msg_id
+    # The "Do not call" disposition marks the contact: it changed, and its do-not-call with it.
+    assert sent(f"contact:{contact.pk}") == ["contact.updated", "contact.do_not_call_changed"]
+    assert last("contact.do_not_call_changed")["data"]["do_not_call"] is True
+
+
+def test_a_refused_call_tells_it_failed(hook, agent_client, contact, london, sim):
+    sim.set_fault("place_call", status=409)
+    click(agent_client, primary(contact))
+    assert sent() == ["call.requested", "call.failed"]
+    assert last("call.failed")["data"]["state"] == "failed"
+
+
+def test_a_supervisor_closing_a_stuck_call_ends_it(hook, supervisor_client, agent_client, contact, london, sim):
+    click(agent_client, primary(contact))
+    call = only_call()
+    supervisor_client.post(f"/calls/{call.pk}/close/", {"reason": "The agent's phone died mid-call"})
+    assert sent()[-1] == "call.ended"
+
+
+def test_a_call_vcc_tells_of_is_placed_and_connected(hook, agent_user, contact):
+    number = contact.phones.first().number
+    foreign("channel.connected", "in-1", agent=agent_user.agent.display_id, number=number, direction="Inbound")
+    applying.process_pending()
+    call = Call.objects.get(vcc_call_id="in-1")
+    assert sent(f"call:{call.pk}") == ["call.placed", "call.connected"]
+
+
+# --- Contacts -----------------------------------------------------------------------------------------------------
+
+
+def test_the_contact_pages_tell_of_create_change_and_delete(hook, agent_client, supervisor_client):
+    data = {"name": "Ada Lovelace"} | phone_data({"label": "work", "number": "020 7946 0100", "is_primary": "on"})
+    agent_client.post("/contacts/new/", data)
+    contact = Contact.objects.get(name="Ada Lovelace")
+    subject = f"contact:{contact.pk}"
+    assert sent(subject) == ["contact.created"]
+    assert last("contact.created")["data"]["phones"][0]["number"] == "+442079460100"
+
+    rows = [{"id": str(p.pk), "label": p.label, "number": p.number, "is_primary": "on"} for p in contact.phones.all()]
+    agent_client.post(f"/contacts/{contact.pk}/edit/", {"name": "Ada King"} | phone_data(*rows, initial=1))
+    assert sent(subject)[1:] == ["contact.updated"]
+    assert last("contact.updated")["data"]["name"] == "Ada King"
+
+    rows[0]["do_not_call"] = "on"
+    agent_client.post(f"/contacts/{contact.pk}/edit/", {"name": "Ada King"} | phone_data(*rows, initial=1))
+    assert sent(subject)[2:] == ["contact.updated", "contact.do_not_call_changed"]
+
+    supervisor_client.post(f"/contacts/{contact.pk}/delete/")
+    assert sent(subject)[4:] == ["contact.deleted"]
+    assert last("contact.deleted")["data"]["name"] == "Ada King"
+
+
+def test_the_api_tells_of_create_change_and_delete(hook):
+    from tests.conftest import create_user
+    from tests.test_api_contacts import Api
+
+    api = Api(create_user("api-supervisor", "supervisor"))
+    made = api.send("post", "/api/v1/contacts", {"name": "Grace", "phones": [{"number": "+442079460111"}]}).json()
+    api.send("patch", f"/api/v1/contacts/{made['id']}", {"do_not_call": True})
+    api.client.delete(f"/api/v1/contacts/{made['id']}")
+
+    assert sent(f"contact:{made['id']}") == [
+        "contact.created",
+        "contact.updated",
+        "contact.do_not_call_changed",
+        "contact.deleted",
+    ]
+    assert last("contact.created")["data"] == made  # the API's own answer
+
+
+def test_an_import_tells_of_every_contact_it_creates_in_one_insert(hook, agent_client, settings):
+    settings.CONTACT_IMPORT_BACKGROUND = False
+    imp = started(agent_client, GOOD)
+    with CaptureQueriesContext(connection) as queries:
+        confirm(agent_client, imp)
+    assert ContactImport.objects.get(pk=imp.pk).status == "done"
+
+    assert sorted(sent()) == ["contact.created", "contact.created", "contact.do_not_call_changed"]
+    inserts = [q for q in queries.captured_queries if q["sql"].startswith('INSERT INTO "calls_webhookevent"')]
+    assert len(inserts) == 1
+    babbage = Contact.objects.get(name="Charles Babbage")
+    assert sent(f"contact:{babbage.pk}") == ["contact.created", "contact.do_not_call_changed"]
+
+
+def test_the_django_admin_tells_of_changes_too(hook, admin_role_user, contact):
+    from django.test import Client
+
+    client = Client()
+    client.force_login(admin_role_user)
+    phone = primary(contact)
+    response = client.post(
+        f"/admin/calls/contactphone/{phone.pk}/change/",
+        {"contact": contact.pk, "number": phone.number, "label": phone.label, "is_primary": "on", "do_not_call": "on"},
+    )
+    assert response.status_code == 302, response.content.decode()[:3000]
+    assert sent(f"contact:{contact.pk}") == ["contact.updated", "contact.do_not_call_changed"]
+
+    client.post(f"/admin/calls/contact/{contact.pk}/delete/", {"post": "yes"})
+    assert sent(f"contact:{contact.pk}")[-1] == "contact.deleted"
+
+
+# --- The outbox ---------------------------------------------------------------------------------------------------
+
+
+def test_without_an_endpoint_nothing_is_written(agent_client, contact, london, sim):
+    click(agent_client, primary(contact))
+    agent_client.post("/contacts/new/", {"name": "Ada"} | phone_data())
+    assert not WebhookEvent.objects.exists()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_change_that_rolls_back_writes_no_event_and_one_that_commits_does(jobs):
+    WebhookEndpoint.objects.create(url="https://hooks.example.com/in", event_types=["*"], secret="whsec_x")
+    contact = Contact.objects.create(name="Ada")
+
+    with pytest.raises(RuntimeError), transaction.atomic(), changes.contact_change(contact.pk):
+        Contact.objects.filter(pk=contact.pk).update(do_not_call=True)
+        raise RuntimeError("the change fails after its event was written")
+    assert not WebhookEvent.objects.exists()
+    assert not queued(jobs, "dispatch_webhooks")
+
+    with changes.contact_change(contact.pk):
+        Contact.objects.filter(pk=contact.pk).update(do_not_call=True)
+    assert sent() == ["contact.updated", "contact.do_not_call_changed"]
+    assert len(queued(jobs, "dispatch_webhooks")) == 1  # queued once the change committed
+
+
+def test_an_endpoint_made_in_another_process_is_seen_within_the_ttl(monkeypatch):
+    import time
+
+    assert not outbox.wanted()
+    WebhookEndpoint.objects.bulk_create([WebhookEndpoint(url="https://a.example.com/", secret="whsec_x")])  # no signal
+    assert not outbox.wanted()
+    now = time.monotonic()
+    monkeypatch.setattr(time, "monotonic", lambda: now + outbox.ENDPOINTS_TTL)
+    assert outbox.wanted()
+
+
+def test_the_click_costs_only_its_two_event_inserts_more_with_three_endpoints(agent_client, contact, london, sim):
+    agent_client.get(f"/contacts/{contact.pk}/")  # the session is cached, as in production
+    for n in range(3):
+        WebhookEndpoint.objects.create(url=f"https://h{n}.example.com/", event_types=["*"], secret="whsec_x")
+
+    with CaptureQueriesContext(connection) as queries:
+        response = click(agent_client, primary(contact))
+
+    sql = [q["sql"] for q in queries.captured_queries if not q["sql"].startswith(("SAVEPOINT", "RELEASE SAVEPOINT"))]
+    assert 'data-call-state="live"' in response.content.decode()
+    inserts = [s for s in sql if s.startswith('INSERT INTO "calls_webhookevent"')]
+    assert len(inserts) == 2  # call.requested, call.placed
+    assert len(sql) <= 12 + 2, "\n".join(sql)  # tests/test_click.py: at most twelve without webhooks
+    assert json.loads(json.dumps(last("call.placed")))["data"]["state"] == "live"
+    assert timezone.now() - WebhookEvent.objects.earliest("id").created_at < timedelta(minutes=1)
