@@ -52,10 +52,8 @@ UNFINISHED = ("requested", "live")
 ADD_ENDPOINT = """
 import json
 from calls.models import WebhookEndpoint
-from calls.webhooks import signing
-secret = signing.new_secret()
-endpoint = WebhookEndpoint.objects.create(url={url!r}, description="bench", event_types=["*"], secret=secret)
-print(json.dumps(secret))
+WebhookEndpoint.objects.create(url={url!r}, description="bench", event_types=["*"], secret={secret!r})
+print(json.dumps(True))
 """
 
 
@@ -167,8 +165,8 @@ class Receiver:
     def take(self, headers: dict[str, str], body: bytes, at: float) -> int:
         try:
             payload = Webhook(self.secret).verify(body, headers)
-        except WebhookVerificationError as e:
-            self.refused[str(e)] += 1
+        except (WebhookVerificationError, ValueError) as e:  # a signature that does not verify; no secret yet
+            self.refused[f"{type(e).__name__}: {e}"] += 1
             return 400
         data = payload.get("data") or {}
         self.arrivals.append(Arrival(headers["webhook-id"], payload.get("type", ""), data.get("id"), at))
@@ -179,18 +177,19 @@ class Receiver:
 
 
 def add_endpoints(env: dict[str, str], receivers: list[Receiver]) -> str:
-    """Each receiver's endpoint, subscribed to '*', through the management command; its secret kept for checking."""
-    how = "manage.py webhook_endpoint add URL --events '*'"
+    """Each receiver's endpoint, subscribed to '*', through the management command. The secret is made here and
+    given with --secret, so that a receiver knows it before the first delivery can arrive."""
+    how = "manage.py webhook_endpoint add URL --events '*' --secret …"
     for receiver in receivers:
-        command = ["manage.py", "webhook_endpoint", "add", receiver.url, "--events", "*"]
+        receiver.secret = "whsec_" + base64.b64encode(secrets.token_bytes(24)).decode()
+        command = ["manage.py", "webhook_endpoint", "add", receiver.url, "--events", "*", "--secret", receiver.secret]
         try:
-            out = cb.run_python([*command, "--description", f"bench {receiver.name}"], env=env)
-            receiver.secret = out.strip().split()[-1]
+            cb.run_python([*command, "--description", f"bench {receiver.name}"], env=env)
         except RuntimeError as e:
             if "Unknown command" not in str(e):
                 raise
             how = "WebhookEndpoint.objects.create (no webhook_endpoint command in this tree)"
-            receiver.secret = eb.shell(env, ADD_ENDPOINT.format(url=receiver.url))
+            eb.shell(env, ADD_ENDPOINT.format(url=receiver.url, secret=receiver.secret))
     return how
 
 
@@ -288,6 +287,17 @@ def latencies(receiver: Receiver, written: dict[str, Written], ids: range) -> li
     ]
 
 
+def fanout_lags(receivers: list[Receiver], ids: range) -> list[float]:
+    """Seconds from each event written to its delivery row (dispatch_webhooks' fan-out), every receiver's."""
+    rows = eb.query(
+        "SELECT extract(epoch FROM d.created_at - v.created_at) FROM calls_webhookdelivery d "
+        "JOIN calls_webhookendpoint e ON e.id = d.endpoint_id JOIN calls_webhookevent v ON v.id = d.event_id "
+        "WHERE e.url = ANY(%s) AND v.id BETWEEN %s AND %s",
+        ([r.url for r in receivers], ids.start, ids.stop - 1),
+    )
+    return [float(lag) for (lag,) in rows]
+
+
 def out_of_order(receiver: Receiver, written: dict[str, Written]) -> tuple[int, int, str]:
     """Subjects (calls, contacts) whose events first arrived in another order than written: (subjects, bad, example)."""
     seen: dict[str, list[int]] = defaultdict(list)
@@ -367,7 +377,13 @@ async def wait_delivered(receivers: list[Receiver], ready: float, cap: float) ->
 
 
 async def overhead_part(
-    app_url: str, env: dict[str, str], data: dict[str, Any], keys: dict[str, str], receivers: list[Receiver], n: int
+    app_url: str,
+    env: dict[str, str],
+    data: dict[str, Any],
+    keys: dict[str, str],
+    receivers: list[Receiver],
+    n: int,
+    uvicorn: tuple[int, ...],
 ) -> tuple[str, float]:
     """Placing one at a time without endpoints, then with 3: api_bench.py's part 1 twice. Adds the endpoints."""
     side = n + WARMUP
@@ -375,11 +391,15 @@ async def overhead_part(
     with_ = {"users": data["users"][side : 2 * side], "clicks": data["clicks"][side : 2 * side]}
     await api_bench.warm(app_url, without)
     await api_bench.warm(app_url, with_)
+    cpu = cb.cpu_ms(uvicorn)
     before = (await api_bench.place_through_api(app_url, without, keys))[WARMUP:]
+    cpu_before = (cb.cpu_ms(uvicorn) - cpu) / (n + WARMUP)
     how = await asyncio.to_thread(add_endpoints, env, receivers)
     ready = time.time()
     await asyncio.sleep(ENDPOINTS_TTL)  # uvicorn and the worker learn that endpoints exist
+    cpu = cb.cpu_ms(uvicorn)
     after = (await api_bench.place_through_api(app_url, with_, keys))[WARMUP:]
+    cpu_after = (cb.cpu_ms(uvicorn) - cpu) / (n + WARMUP)
     b50, a50 = api_bench.percentile(before, 50), api_bench.percentile(after, 50)
     print(f"\n1. Placing a call through the API, one at a time: {n} with no endpoint, then {n} with 3 endpoints ('*')")
     print(f"   endpoints added with {how}")
@@ -388,17 +408,26 @@ async def overhead_part(
         f"p50 {a50:.1f} ms, p95 {api_bench.percentile(after, 95):.1f} ms; "
         f"more with endpoints, p50: {a50 - b50:+.1f} ms (goal ≤ 1 ms: {verdict(a50 - b50 <= 1)})"
     )
+    print(
+        f"   uvicorn's CPU a call (warm-ups included; less swayed by the machine's other load than the times): "
+        f"{cpu_before:.1f} ms with no endpoint, {cpu_after:.1f} ms with 3 ({cpu_after - cpu_before:+.1f} ms)"
+    )
     return how, ready
 
 
 async def scenario(
-    args: argparse.Namespace, app_url: str, env: dict[str, str], data: dict[str, Any], keys: dict[str, str]
+    args: argparse.Namespace,
+    app_url: str,
+    env: dict[str, str],
+    data: dict[str, Any],
+    keys: dict[str, str],
+    watch: cb.Watch,
 ) -> None:
     receivers = [Receiver(f"r{i}") for i in (1, 2, 3)]
     for receiver in receivers:
         await receiver.start()
     side = args.overhead_calls + WARMUP
-    _, ready = await overhead_part(app_url, env, data, keys, receivers, args.overhead_calls)
+    _, ready = await overhead_part(app_url, env, data, keys, receivers, args.overhead_calls, watch["uvicorn"])
     users, clicks = data["users"][2 * side :], data["clicks"][2 * side :]
     pool = [(keys[u["username"]], c) for u, c in zip(users, clicks, strict=True)]
     while await asyncio.to_thread(unfinished_calls):  # part 1's calls end before the load starts
@@ -411,10 +440,14 @@ async def scenario(
             f"{len(pool)} agents taking turns (vccsim ×{args.speed:g}: an answered call lasts "
             f"{CALL_LIFE / args.speed:.1f} s), 3 receivers up"
         )
-        a_start, started = last_event_id(), time.monotonic()
+        a_start, started, cpu_before = last_event_id(), time.monotonic(), cb.cpu_snapshot(watch)
         load_a = await place_load(client, pool, args.rate, args.minutes * 60, 0)
         a_seconds = time.monotonic() - started
+        cpu = {name: used - cpu_before[name] for name, used in cb.cpu_snapshot(watch).items()}
         print_placed("placed", load_a, a_seconds)
+        busy = cpu.pop(cb.MACHINE) / (a_seconds * 1000 * (os.cpu_count() or 1))
+        shown = ", ".join(f"{name} {used / max(1, len(load_a)):.0f}" for name, used in cpu.items())
+        print(f"   CPU ms a call: {shown}; all cores {busy:.0%} busy (whoever used them)")
         b_start = last_event_id()
         down = receivers[2]
         await down.stop()
@@ -440,6 +473,8 @@ async def scenario(
     every = [x for r in receivers for x in latencies(r, written, in_a)]
     p95 = api_bench.percentile(every, 95)
     print(f"   all 3 receivers: {seconds_text(every)} (goal p95 ≤ 2 s: {verdict(p95 <= 2)})")
+    fanout = await asyncio.to_thread(fanout_lags, receivers, in_a)
+    print(f"   of which the fan-out (event written → its delivery rows, dispatch_webhooks): {seconds_text(fanout)}")
 
     print(f"\n3. Outage: {down.name} down for {args.outage_minutes:g} min (connections refused), the load going on")
     print_placed("placed meanwhile", load_b, b_seconds)
@@ -517,7 +552,8 @@ def run(args: argparse.Namespace, tmp: Path, managed: list[cb.Managed]) -> int:
         time.sleep(0.2)
     out = cb.run_python(["manage.py", "vcc_webhooks", "subscribe", "--url", f"{app_url}/vcc/events/"], env=env)
     print(f"{out.strip()}; uvicorn ×{args.workers}, {args.job_workers} worker process(es)")
-    asyncio.run(scenario(args, app_url, env, data, keys))
+    watch = {"uvicorn": app.worker_pids, "worker": tuple(w.process.pid for w in workers), "bench": (os.getpid(),)}
+    asyncio.run(scenario(args, app_url, env, data, keys, watch))
     print(f"\ncalls by state: {dict(cb.call_rows())}")
     print(f"load average {', '.join(f'{v:.2f}' for v in os.getloadavg())} after")
     cb.print_app_log(app)

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import ast
-import json
 import importlib.util
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -147,7 +147,7 @@ def test_the_webhooks_bench_receiver_verifies_over_a_socket_and_its_checks_find_
         ("msg_1", "call.requested", 1),
         ("msg_3", "call.requested", 2),
     ]
-    assert receiver.refused == {"No matching signature found": 1}
+    assert receiver.refused == {"WebhookVerificationError: No matching signature found": 1}
     written = {
         f"msg_{i}": webhooks_bench.Written(i, subject, "call.requested", 0.0)
         for i, subject in [(1, "call:1"), (2, "call:1"), (3, "call:2"), (4, "call:2")]
