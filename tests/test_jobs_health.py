@@ -130,7 +130,13 @@ def test_every_queue_is_listed_with_what_waits_and_runs_there():
 
     assert list(queues) == list(tasks.QUEUES)  # every queue, in calls.tasks' order, empty ones too
     counts = {name: (q.waiting, q.running, q.later) for name, q in queues.items()}
-    assert counts == {"imports": (0, 1, 0), "calls": (2, 0, 0), "vcc": (0, 0, 1), "maintenance": (0, 0, 0)}
+    assert counts == {
+        "imports": (0, 1, 0),
+        "calls": (2, 0, 0),
+        "vcc": (0, 0, 1),
+        "maintenance": (0, 0, 0),
+        "webhooks": (0, 0, 0),
+    }
     assert queues["calls"].oldest_wait_seconds == 90
     assert queues["calls"].waiting_too_long
     assert queues["vcc"].oldest_wait is None and not queues["vcc"].waiting_too_long

@@ -10,6 +10,7 @@ from datetime import datetime, timedelta
 
 import pytest
 from asgiref.sync import async_to_sync
+from django.core.exceptions import ValidationError
 from django.utils import timezone
 from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 
@@ -384,3 +385,17 @@ def test_old_events_and_attempts_are_pruned(receiver, clock, settings):
 
     assert delivery.prune(now=clock.now + timedelta(days=settings.WEBHOOK_KEEP_DAYS, seconds=1)) == 2
     assert not WebhookEvent.objects.exists() and not WebhookDelivery.objects.exists()
+
+
+def test_a_host_that_no_longer_resolves_is_an_error_and_a_retry(clock, monkeypatch):
+    def nowhere(host, port):
+        raise ValidationError(f"The host {host} could not be resolved: check its spelling.")
+
+    monkeypatch.setattr(safety, "resolve", nowhere)
+    hook = endpoint("https://gone.example.com/hooks")
+    emit()
+
+    deliver(hook)
+
+    assert WebhookAttempt.objects.get().error == "The host gone.example.com could not be resolved: check its spelling."
+    assert statuses(hook) == [("pending", 1)]

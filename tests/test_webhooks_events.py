@@ -234,3 +234,59 @@ def test_the_click_costs_only_its_two_event_inserts_more_with_three_endpoints(ag
     assert len(sql) <= 12 + 2, "\n".join(sql)  # tests/test_click.py: at most twelve without webhooks
     assert json.loads(json.dumps(last("call.placed")))["data"]["state"] == "live"
     assert timezone.now() - WebhookEvent.objects.earliest("id").created_at < timedelta(minutes=1)
+
+
+def test_a_click_vcc_never_answered_is_not_confirmed(hook, agent_user):
+    from calls.calling.following import ABANDONED_AFTER, close_abandoned_clicks
+
+    call = Call.objects.create(created_by=agent_user, from_agent=agent_user.agent, to_number="+447400123456")
+    close_abandoned_clicks(now=call.requested_at + ABANDONED_AFTER + timedelta(seconds=1))
+    assert sent(f"call:{call.pk}") == ["call.not_confirmed"]
+
+
+@pytest.mark.parametrize(
+    ("before", "after", "types"),
+    [
+        (None, ("requested", False, False, False), ["call.requested"]),
+        (None, ("live", False, False, False), ["call.placed"]),  # a call VCC's events tell of
+        (("requested", False, False, False), ("failed", False, False, False), ["call.failed"]),
+        (("requested", False, False, False), ("unconfirmed", False, False, False), ["call.not_confirmed"]),
+        (("live", False, False, False), ("ended", True, True, False), ["call.connected", "call.ended"]),
+        (("live", False, False, False), ("live", False, False, False), []),  # nothing a receiver is told of
+        (("ended", True, True, False), ("ended", True, True, True), ["call.wrapped_up"]),
+    ],
+)
+def test_which_events_a_change_of_a_call_makes(before, after, types):
+    assert changes.call_event_types(before, after) == types
+
+
+def test_the_django_admins_contact_form_tells_of_the_change(hook, admin_role_user, contact):
+    from django.test import Client
+
+    client = Client()
+    client.force_login(admin_role_user)
+    phones = list(contact.phones.order_by("pk"))
+    data = {
+        "name": "Grace Brewster Hopper",
+        "company": contact.company,
+        "email": contact.email,
+        "notes": "",
+        "do_not_call": "on",
+        "phones-TOTAL_FORMS": str(len(phones)),
+        "phones-INITIAL_FORMS": str(len(phones)),
+        "phones-MIN_NUM_FORMS": "0",
+        "phones-MAX_NUM_FORMS": "1000",
+    }
+    for i, phone in enumerate(phones):
+        data |= {
+            f"phones-{i}-id": str(phone.pk),
+            f"phones-{i}-contact": str(contact.pk),
+            f"phones-{i}-number": phone.number,
+            f"phones-{i}-label": phone.label,
+            **({f"phones-{i}-is_primary": "on"} if phone.is_primary else {}),
+        }
+    response = client.post(f"/admin/calls/contact/{contact.pk}/change/", data)
+    assert response.status_code == 302, response.content.decode()[:3000]
+
+    assert sent(f"contact:{contact.pk}") == ["contact.updated", "contact.do_not_call_changed"]
+    assert last("contact.updated")["data"]["name"] == "Grace Brewster Hopper"

@@ -142,6 +142,8 @@ def test_rotating_shows_the_new_secret_once_and_both_sign_for_a_day(admin_client
     endpoint.refresh_from_db()
     assert endpoint.secret != old and endpoint.secret in response.content.decode()
     assert old not in response.content.decode()
+    assert "with the new secret and the previous one, until" in response.content.decode()
+    assert "no-store" in response["Cache-Control"]
     assert endpoint.previous_secret == old
     now = timezone.now()
     assert endpoint.signing_secrets(now) == [endpoint.secret, old]
@@ -152,11 +154,17 @@ def test_rotating_shows_the_new_secret_once_and_both_sign_for_a_day(admin_client
     assert "secret rotated by ada" in caplog.text and old not in caplog.text and endpoint.secret not in caplog.text
 
 
-def test_delete(admin_client, endpoint, caplog):
+def test_delete_takes_the_delivery_log_with_it(admin_client, endpoint, caplog):
+    other = WebhookEndpoint.objects.create(url="https://other.example.com/", event_types=["*"], secret="whsec_x")
+    for each in (endpoint, other):
+        WebhookAttempt.objects.create(delivery=delivery(each), status_code=200)
     with caplog.at_level(logging.INFO, logger=LOGGER):
         response = admin_client.post(f"/integrations/webhooks/{endpoint.pk}/delete/")
     assert response.status_code == 302
-    assert not WebhookEndpoint.objects.exists()
+    assert list(WebhookEndpoint.objects.all()) == [other]
+    assert list(WebhookDelivery.objects.values_list("endpoint", flat=True)) == [other.pk]
+    assert list(WebhookAttempt.objects.values_list("delivery__endpoint", flat=True)) == [other.pk]
+    assert WebhookEvent.objects.count() == 2  # the events stay: other endpoints may still be sent them
     assert f"webhook endpoint #{endpoint.pk} https://hooks.example.com/in deleted by ada" in caplog.text
 
 

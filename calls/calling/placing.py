@@ -383,10 +383,11 @@ def _record_answer(
 ) -> None:
     """Write VCC's answer (`transition`, one of call's record_ methods), note the call on its contact (the list's
     "last called"), and free the number: one trip to the database."""
+    # With webhooks, one transaction writes the answer, its events and the contact's note (one commit, not two).
     with changes.call_change(call):
         transition(**answer)
-    if call.contact_id:
-        Contact.objects.note_call(call)
+        if call.contact_id:
+            Contact.objects.note_call(call)
     if lock_number:
         locks.release_dial_lock(lock_number, owner=owner)
 

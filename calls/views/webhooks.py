@@ -12,7 +12,8 @@ from typing import Any
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required, permission_required
-from django.db.models import Count, Prefetch, Q
+from django.db.models import Count, IntegerField, OuterRef, Prefetch, QuerySet, Subquery
+from django.db.models.functions import Coalesce
 from django.http import HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils import timezone
@@ -42,15 +43,25 @@ def _secret_page(request: AuthedRequest, template: str, context: dict[str, Any])
     return response
 
 
-def _listed() -> Any:
+def _listed() -> QuerySet[WebhookEndpoint]:
+    """The endpoints with their deliveries waiting and given up in the last 24 hours, each counted on the index
+    (endpoint, status, id) rather than by joining a week of deliveries."""
     since = timezone.now() - timedelta(hours=24)
     return WebhookEndpoint.objects.select_related("created_by").annotate(
-        pending=Count("deliveries", filter=Q(deliveries__status=WebhookDelivery.Status.PENDING)),
-        failed_day=Count(
-            "deliveries",
-            filter=Q(deliveries__status=WebhookDelivery.Status.FAILED, deliveries__created_at__gte=since),
-        ),
+        pending=_count(status=WebhookDelivery.Status.PENDING),
+        failed_day=_count(status=WebhookDelivery.Status.FAILED, created_at__gte=since),
     )
+
+
+def _count(**filters: object) -> Coalesce:
+    counted = (
+        WebhookDelivery.objects.filter(endpoint=OuterRef("pk"), **filters)
+        .order_by()
+        .values("endpoint")
+        .annotate(n=Count("id"))
+        .values("n")
+    )
+    return Coalesce(Subquery(counted, output_field=IntegerField()), 0)
 
 
 @require_GET

@@ -22,6 +22,7 @@ from datetime import datetime, timedelta
 
 import httpx
 from django.conf import settings
+from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.db.models import Exists, OuterRef, Q
 from django.utils import timezone
@@ -168,8 +169,8 @@ async def send(client: httpx.AsyncClient, endpoint: WebhookEndpoint, event: Webh
             outcome.snippet = text[:SNIPPET]
         finally:
             await response.aclose()
-    except safety.Unsafe as exc:
-        outcome.error = f"refused: {'; '.join(exc.messages)}"
+    except ValidationError as exc:  # safety.Unsafe (an address refused), or a host that does not resolve
+        outcome.error = f"{'refused: ' if isinstance(exc, safety.Unsafe) else ''}{'; '.join(exc.messages)}"
     except httpx.TimeoutException:
         outcome.error = f"no answer within {TIMEOUT:g} s"
     except httpx.HTTPError as exc:

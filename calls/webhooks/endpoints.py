@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 from django.db import transaction
 from django.utils import timezone
 
-from calls.models.webhooks import WebhookEndpoint
+from calls.models.webhooks import WebhookAttempt, WebhookDelivery, WebhookEndpoint
 from calls.webhooks import check_event_patterns, safety, signing
 
 if TYPE_CHECKING:
@@ -126,7 +126,12 @@ def rotate(endpoint: WebhookEndpoint, *, by: str, now: datetime | None = None) -
 
 
 def delete(endpoint: WebhookEndpoint, *, by: str) -> None:
-    """Delete the endpoint with its deliveries and their attempts."""
+    """Delete the endpoint with its deliveries and their attempts: one DELETE each, where Django's cascade would
+    first read every delivery (a week of a busy endpoint's log is millions of rows)."""
     described = name(endpoint)
-    endpoint.delete()
+    with transaction.atomic():
+        WebhookAttempt.objects.filter(delivery__endpoint_id=endpoint.pk).delete()  # nothing refers to attempts
+        deliveries = WebhookDelivery.objects.filter(endpoint_id=endpoint.pk)
+        deliveries._raw_delete(deliveries.db)  # their attempts are gone: nothing else refers to them
+        endpoint.delete()
     log.info("webhook endpoint %s deleted by %s", described, by)

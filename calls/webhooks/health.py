@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from calls.models.webhooks import WebhookAttempt, WebhookEndpoint
+from calls.models.webhooks import WebhookAttempt, WebhookDelivery, WebhookEndpoint
 
 SHOWN = 20  # endpoints listed at most
 
@@ -49,7 +49,10 @@ def webhooks_health(*, now: datetime) -> WebhooksHealth:
 
 
 def _last_answer(endpoint: WebhookEndpoint) -> str:
-    last = WebhookAttempt.objects.filter(delivery__endpoint=endpoint).order_by("-at", "-id").first()
+    """The last answer to its oldest waiting delivery: what holds its queue up (both read on an index)."""
+    waiting = WebhookDelivery.objects.filter(endpoint=endpoint, status=WebhookDelivery.Status.PENDING).order_by("id")
+    oldest = waiting.only("id").first()
+    last = WebhookAttempt.objects.filter(delivery=oldest).order_by("-at").first() if oldest else None
     if last is None:
         return "no attempt recorded"
     if last.error:

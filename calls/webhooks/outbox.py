@@ -8,6 +8,7 @@ An endpoint added in another process is seen by this one within ENDPOINTS_TTL.""
 
 from __future__ import annotations
 
+import logging
 import time
 import uuid
 from collections.abc import Iterable
@@ -21,6 +22,8 @@ from django.dispatch import receiver
 from django.utils import timezone
 
 from calls.models import WebhookEndpoint, WebhookEvent
+
+log = logging.getLogger("calls.webhooks")
 
 ENDPOINTS_TTL = 5.0  # seconds a process trusts what it last learnt about whether any endpoint exists
 KICK_EVERY = 0.25  # seconds: a process queues the dispatch job at most this often (the job also runs every second)
@@ -107,4 +110,7 @@ def kick() -> None:
     _last_kick = now
     from calls import tasks
 
-    tasks.enqueue_dispatch()
+    try:
+        tasks.enqueue_dispatch()
+    except Exception:  # the change is committed: the tick every second fans its events out all the same
+        log.warning("could not queue the webhooks' dispatch; the next tick will", exc_info=True)
