@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ast
 import importlib.util
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -90,3 +91,66 @@ def test_the_events_bench_runs_quick_and_loses_nothing(capsys):
     assert "applied twice: 0 (109 '(webhook)' lines" in out, out
     assert "placed 4/4 through the app" in out, out
     assert "left live: 0 " in out, out
+
+
+def test_the_webhooks_bench_receiver_verifies_over_a_socket_and_its_checks_find_gaps_and_disorder():
+    """bench/webhooks_bench.py's receiver, over a real socket, with the app's own signing: a delivery signed with
+    the endpoint's secret is recorded, one signed with another is answered 400; stopped, it refuses connections.
+    Its checks then find the event never received and the call whose events arrived out of order."""
+    import asyncio
+    from datetime import UTC, datetime
+
+    import httpx
+
+    from calls.webhooks import signing
+
+    webhooks_bench = _load(BENCH / "webhooks_bench.py")
+    secret, other = signing.new_secret(), signing.new_secret()
+
+    class Endpoint:
+        def __init__(self, secret: str) -> None:
+            self.secret = secret
+
+        def signing_secrets(self, now: datetime) -> list[str]:
+            return [self.secret]
+
+    def delivery(msg_id: str, type: str, call: int, key: str) -> tuple[bytes, dict[str, str]]:
+        body = json.dumps({"type": type, "id": msg_id, "timestamp": "2026-12-06T00:00:00Z", "data": {"id": call}})
+        return body.encode(), signing.headers(Endpoint(key), msg_id, datetime.now(UTC), body.encode())
+
+    async def scenario() -> tuple[list[int], Exception | None]:
+        receiver.secret = secret
+        await receiver.start()
+        statuses = []
+        async with httpx.AsyncClient(trust_env=False) as client:
+            for msg_id, type, call, key in [
+                ("msg_2", "call.placed", 1, secret),  # call 1's second event first
+                ("msg_1", "call.requested", 1, secret),
+                ("msg_3", "call.requested", 2, secret),
+                ("msg_5", "call.requested", 3, other),
+            ]:
+                body, headers = delivery(msg_id, type, call, key)
+                statuses.append((await client.post(receiver.url, content=body, headers=headers)).status_code)
+            await receiver.stop()
+            try:
+                await client.post(receiver.url, content=b"{}")
+            except httpx.ConnectError as e:
+                return statuses, e
+        return statuses, None
+
+    receiver = webhooks_bench.Receiver("t")
+    statuses, refused = asyncio.run(scenario())
+    assert statuses == [204, 204, 204, 400]
+    assert isinstance(refused, httpx.ConnectError)
+    assert [(a.msg_id, a.type, a.call) for a in receiver.arrivals] == [
+        ("msg_2", "call.placed", 1),
+        ("msg_1", "call.requested", 1),
+        ("msg_3", "call.requested", 2),
+    ]
+    assert receiver.refused == {"WebhookVerificationError: No matching signature found": 1}
+    written = {
+        f"msg_{i}": webhooks_bench.Written(i, subject, "call.requested", 0.0)
+        for i, subject in [(1, "call:1"), (2, "call:1"), (3, "call:2"), (4, "call:2")]
+    }
+    assert set(written) - receiver.received() == {"msg_4"}
+    assert webhooks_bench.out_of_order(receiver, written) == (2, 1, "call:1: call.requested, call.requested")
