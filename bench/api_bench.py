@@ -118,7 +118,7 @@ async def click_the_button(app_url: str, data: dict[str, Any]) -> list[float]:
             (await client.get(f"/contacts/{first}/")).raise_for_status()  # the CSRF cookie; caches warm
             outcome = await cb.app_click(client, click, "contact")
             if not outcome.ok:
-                raise RuntimeError(f"the Call button failed: {outcome.error}")
+                raise RuntimeError(f"the Call button failed: {outcome.detail}")
             latencies.append(outcome.latency_ms)
     return latencies
 
@@ -130,7 +130,7 @@ async def place_straight(sim_url: str, agents: list[str], numbers: list[str]) ->
         for agent, number in zip(agents, numbers, strict=False):
             outcome = await cb.direct_call(client, token, agent, number)
             if not outcome.ok:
-                raise RuntimeError(f"vccsim refused a call: {outcome.error}")
+                raise RuntimeError(f"vccsim refused a call: {outcome.detail}")
             latencies.append(outcome.latency_ms)
     return latencies
 
