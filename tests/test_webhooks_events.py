@@ -86,6 +86,27 @@ def test_a_call_tells_of_each_step_with_the_apis_call_resource(hook, agent_clien
     assert last("contact.do_not_call_changed")["data"]["do_not_call"] is True
 
 
+def test_a_look_at_vcc_that_started_before_another_recorded_the_connection_tells_of_it_once(
+    hook, agent_client, contact, london, sim
+):
+    """The follower loaded the call, then asked VCC; meanwhile another look (the panel's poll here, VCC's events in
+    life) recorded the connection. The follower's answer must not announce it again (a second webhook-id)."""
+    from calls.calling import following
+    from calls.vcc import get_client
+
+    click(agent_client, primary(contact))
+    stale = only_call()  # as the follower loaded it, before VCC answered
+    sim.clock.advance(CONNECTED)
+    poll(agent_client, stale)  # the other look records the connection
+    with get_client() as client:
+        detail = client.get_call(stale.vcc_call_id)
+
+    following._record_follow(stale, detail=detail, error=None, now=timezone.now())
+
+    assert sent(f"call:{stale.pk}") == ["call.requested", "call.placed", "call.connected"]
+    assert stale.connected_at == Call.objects.get().connected_at  # read again, not written again
+
+
 def test_a_refused_call_tells_it_failed(hook, agent_client, contact, london, sim):
     sim.set_fault("place_call", status=409)
     click(agent_client, primary(contact))

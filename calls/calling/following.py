@@ -109,12 +109,18 @@ def _answerer(call: Call, detail: CallDetail) -> Agent | None:
     return Agent.objects.filter(display_id=detail.agent_id).first()
 
 
+# A call's columns that are not references to other rows (calls.models.Call).
+_OWN_FIELDS = [f.attname for f in Call._meta.concrete_fields if not f.is_relation and not f.primary_key]
+
+
 def _record_follow(call: Call, *, detail: CallDetail | None, error: VCCError | None, now: datetime) -> Followed:
     with transaction.atomic():
         # What VCC said is recorded only on a call still live: a supervisor may have closed it (or another look
-        # recorded its end) while VCC was being asked, and a stale answer must not undo that.
-        if not Call.objects.select_for_update().filter(pk=call.pk, state=Call.State.LIVE).exists():
-            call.refresh_from_db()
+        # recorded its end) while VCC was being asked, and a stale answer must not undo that. The row's own values
+        # are read again under its lock (its related rows stay as loaded): VCC's events may have recorded more
+        # meanwhile, its connection say, which the answer must neither write again nor announce twice.
+        call.refresh_from_db(fields=_OWN_FIELDS, from_queryset=Call.objects.select_for_update())
+        if call.state != Call.State.LIVE:
             return Followed(call, changed=True)
         with changes.call_change(call):
             return _record_answer(call, detail=detail, error=error, now=now)
