@@ -16,6 +16,7 @@ from django.db.models.functions import Coalesce
 
 from calls.forms import NONE
 from calls.models import Agent, AgentGroup, Call, CallQuerySet, Contact
+from calls.models.calls import TALK_SECONDS_SQL
 from calls.reports import HAS_ERROR, day_bounds
 from calls.spreadsheet import PHONE_NUMBER_SQL
 
@@ -256,7 +257,7 @@ def export_copy_sql(calls: QuerySet[Call], *, sort: str) -> tuple[str, tuple[Any
                {_inert_sql(colleague)},
                {_inert_sql("c.presented_clid")},
                CASE c.outcome {outcomes} ELSE c.outcome END,
-               CASE WHEN c.connected_at IS NULL AND c.duration_seconds = 0 THEN NULL ELSE c.duration_seconds END,
+               {TALK_SECONDS_SQL},
                {_inert_sql("c.disposition_code")},
                {_inert_sql("c.notes")},
                {_inert_sql("c.vcc_call_id")},

@@ -19,6 +19,7 @@ from django.db.models import QuerySet
 
 from calls.calllog import NO_DURATION
 from calls.models import Agent, AgentGroup, Call
+from calls.models.calls import TALK_SECONDS_SQL
 
 
 def _time(at: datetime | None) -> str | None:
@@ -152,9 +153,7 @@ def _item_sql() -> str:
         "requested_at": _time_sql("c.requested_at"),
         "connected_at": _time_sql("c.connected_at"),
         "ended_at": _time_sql("c.ended_at"),
-        # Call.talk_seconds: none for a call that never connected
-        "duration_seconds": "CASE WHEN c.connected_at IS NULL AND c.duration_seconds = 0 THEN NULL "
-        "ELSE c.duration_seconds END",
+        "duration_seconds": TALK_SECONDS_SQL,  # Call.talk_seconds: none for a call that never connected
         "disposition": "NULLIF(c.disposition_code, '')",
         "notes": "c.notes",
         "wrapped_up_at": _time_sql("c.wrapped_up_at"),

@@ -98,6 +98,10 @@ class CallQuerySet(models.QuerySet["Call"]):
         )
 
 
+# Call.talk_seconds in SQL, for a call aliased `c` (the CSV export's COPY, the API's log pages).
+TALK_SECONDS_SQL = "CASE WHEN c.connected_at IS NULL AND c.duration_seconds = 0 THEN NULL ELSE c.duration_seconds END"
+
+
 class Call(HandWrittenSQL):
     """One click: written before VCC is asked, then updated with the outcome and followed until the call ends.
 
@@ -274,7 +278,8 @@ class Call(HandWrittenSQL):
 
     @property
     def talk_seconds(self) -> int | None:
-        """The talk time to show: none for a call that never connected (stored as 0 s once it ended)."""
+        """The talk time to show: none for a call that never connected (stored as 0 s once it ended). In SQL, for a
+        call aliased `c`: TALK_SECONDS_SQL."""
         return None if self.connected_at is None and not self.duration_seconds else self.duration_seconds
 
     @property
