@@ -8,6 +8,7 @@ dicts here (`rows_as_items`)."""
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from datetime import datetime
 from typing import Any
@@ -130,6 +131,7 @@ def _time_sql(column: str) -> str:
     )
 
 
+@functools.cache  # the same text for every page: built once a process
 def _item_sql() -> str:
     """json_build_object(...) of call `c` (its agents ta, fa, aa and its clicker u joined): the object rows_as_items
     makes of the row, key for key (tests/test_api_calls.py compares both with `resource`)."""
