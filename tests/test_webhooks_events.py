@@ -186,6 +186,45 @@ def test_an_import_tells_of_every_contact_it_creates_in_one_insert(hook, agent_c
     assert sent(f"contact:{babbage.pk}") == ["contact.created", "contact.do_not_call_changed"]
 
 
+def _update_all(client, contacts: int) -> list[str]:
+    """An import of one row per saved contact (matched by email), each written as an update: the SQL it ran."""
+    lines = "".join(f"Renamed {i},c{i}@example.com,+4420794602{i:02}\n" for i in range(contacts))
+    imp = started(client, "Name,Email,Phone\n" + lines)
+    decisions = {f"row{i + 2}": "update" for i in range(contacts)}
+    with CaptureQueriesContext(connection) as queries:
+        confirm(client, imp, **decisions)
+    assert ContactImport.objects.get(pk=imp.pk).status == "done"
+    return [q["sql"] for q in queries.captured_queries]
+
+
+def test_an_import_tells_of_every_contact_it_updates_and_its_events_cost_no_statement_a_row(
+    hook, agent_client, settings
+):
+    settings.CONTACT_IMPORT_BACKGROUND = False
+    made = [Contact.objects.create(name=f"Person {i}", email=f"c{i}@example.com") for i in range(6)]
+    Contact.objects.filter(pk=made[0].pk).update(do_not_call=True)
+    few = _update_all(agent_client, 2)
+    assert [sent(f"contact:{c.pk}") for c in made[:2]] == [["contact.updated"], ["contact.updated"]]
+    assert last("contact.updated")["data"]["name"] in {"Renamed 0", "Renamed 1"}
+    WebhookEvent.objects.all().delete()
+
+    many = _update_all(agent_client, 6)
+
+    # One each; no contact.do_not_call_changed: an added number unmarked changes nothing of do-not-call, and an
+    # update never clears the flag Person 0 has.
+    assert sorted(sent()) == ["contact.updated"] * 6
+    assert Contact.objects.get(pk=made[0].pk).do_not_call
+
+    def webhook_statements(sqls: list[str]) -> int:
+        inserts = [q for q in sqls if q.startswith('INSERT INTO "calls_webhookevent"')]
+        assert len(inserts) == 1  # the batch's events in one INSERT
+        return len([q for q in sqls if "calls_contact" in q and q.startswith("SELECT")])
+
+    # Reading the contacts for their events happens once a batch, not once a row: 4 more rows, no more reads of
+    # contacts than the rows' own (the update reads each contact's numbers).
+    assert webhook_statements(many) - webhook_statements(few) <= 4
+
+
 def test_the_django_admin_tells_of_changes_too(hook, admin_role_user, contact):
     from django.test import Client
 

@@ -76,9 +76,10 @@ def _contacts(pks: Iterable[int]) -> list[Contact]:
     return list(with_phones().filter(pk__in=list(pks)).order_by("pk"))
 
 
-def _dnc(contact: Contact) -> tuple[bool, tuple[tuple[int, bool], ...]]:
-    """What do-not-call says of a contact: its own flag, and each number's."""
-    return contact.do_not_call, tuple(sorted((p.pk, p.do_not_call) for p in contact.phones.all()))
+def _dnc(contact: Contact) -> tuple[bool, frozenset[int]]:
+    """What do-not-call says of a contact: its own flag, and which of its numbers are marked (a number added or
+    removed unmarked changes nothing of it)."""
+    return contact.do_not_call, frozenset(p.pk for p in contact.phones.all() if p.do_not_call)
 
 
 def contact_data(contact: Contact) -> dict[str, Any]:
@@ -91,14 +92,9 @@ def contact_data(contact: Contact) -> dict[str, Any]:
 def _events_of(contact: Contact, *, created: bool, dnc_before: object) -> list[WebhookEvent]:
     data, subject = contact_data(contact), f"contact:{contact.pk}"
     events = [outbox.event("contact.created" if created else "contact.updated", subject, data)]
-    if (_dnc_none(contact) if created else dnc_before) != _dnc(contact):
+    if ((False, frozenset()) if created else dnc_before) != _dnc(contact):
         events.append(outbox.event("contact.do_not_call_changed", subject, data))
     return events
-
-
-def _dnc_none(contact: Contact) -> tuple[bool, tuple[tuple[int, bool], ...]]:
-    """A new contact's do-not-call "before": nothing marked."""
-    return False, tuple(sorted((p.pk, False) for p in contact.phones.all()))
 
 
 def dnc_of(pks: Iterable[int]) -> dict[int, object]:
