@@ -14,7 +14,7 @@ from django.utils import timezone
 
 from calls.api.calls import as_json, resource
 from calls.calling import events as applying
-from calls.models import Call, Contact, ContactImport, WebhookEndpoint, WebhookEvent
+from calls.models import Call, Contact, ContactImport, ContactPhone, WebhookEndpoint, WebhookEvent
 from calls.webhooks import changes, outbox, signing
 from tests._jobs import queued
 from tests._sim import click, fresh_simulator, only_call, poll, primary
@@ -249,6 +249,24 @@ def test_without_an_endpoint_nothing_is_written(agent_client, contact, london, s
     click(agent_client, primary(contact))
     agent_client.post("/contacts/new/", {"name": "Ada"} | phone_data())
     assert not WebhookEvent.objects.exists()
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="row locks: SQLite locks the whole database")
+def test_a_change_of_a_contacts_number_locks_the_contact_so_its_events_keep_the_commit_order(hook):
+    """Two changes of one contact's numbers at once (neither updates the contact's row): the second waits for the
+    first to commit before its event is written, so the ids of the contact's events follow their commit order."""
+    import psycopg
+
+    from tests._workers import database_url
+
+    contact = Contact.objects.create(name="Ada")
+    with transaction.atomic(), changes.contact_change(contact.pk):
+        ContactPhone.objects.create(contact=contact, number="+442079460111", do_not_call=True)
+        other = psycopg.connect(database_url(connection.settings_dict), autocommit=True)  # another request's
+        with other, pytest.raises(psycopg.errors.LockNotAvailable):
+            other.execute("SELECT 1 FROM calls_contact WHERE id = %s FOR UPDATE NOWAIT", [contact.pk])
+    assert sent(f"contact:{contact.pk}") == ["contact.updated", "contact.do_not_call_changed"]
 
 
 @pytest.mark.django_db(transaction=True)

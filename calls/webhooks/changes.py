@@ -70,10 +70,14 @@ def call_change(call: Call) -> Iterator[None]:
 # --- Contacts ---------------------------------------------------------------------------------------------------
 
 
-def _contacts(pks: Iterable[int]) -> list[Contact]:
+def _contacts(pks: Iterable[int], *, lock: bool = False) -> list[Contact]:
+    """The contacts with their numbers; `lock`: their rows locked for the rest of the transaction (FOR UPDATE), so
+    that two changes of one contact write their events in the order they commit, even when neither updates the
+    contact's own row (a number's change): the dispatch job sends a subject's events in the order of their ids."""
     from calls.api.contacts import _contacts as with_phones
 
-    return list(with_phones().filter(pk__in=list(pks)).order_by("pk"))
+    contacts = with_phones().filter(pk__in=list(pks)).order_by("pk")
+    return list(contacts.select_for_update(of=("self",)) if lock else contacts)
 
 
 def _dnc(contact: Contact) -> tuple[bool, frozenset[int]]:
@@ -98,8 +102,9 @@ def _events_of(contact: Contact, *, created: bool, dnc_before: object) -> list[W
 
 
 def dnc_of(pks: Iterable[int]) -> dict[int, object]:
-    """The contacts' do-not-call flags as they are now, to compare after a change (contact_saved)."""
-    return {c.pk: _dnc(c) for c in _contacts(pks)} if outbox.wanted() else {}
+    """The contacts' do-not-call flags as they are now, to compare after a change (contact_saved); called in the
+    change's transaction, it locks the contacts until it ends."""
+    return {c.pk: _dnc(c) for c in _contacts(pks, lock=True)} if outbox.wanted() else {}
 
 
 def contacts_saved(pks: Iterable[int], *, before: dict[int, object]) -> None:
@@ -140,7 +145,7 @@ def contact_deletion(pks: Iterable[int]) -> Iterator[None]:
         yield
         return
     with transaction.atomic(savepoint=False):
-        gone = [(c.pk, contact_data(c)) for c in _contacts(pks)]
+        gone = [(c.pk, contact_data(c)) for c in _contacts(pks, lock=True)]
         yield
         outbox.emit_many(outbox.event("contact.deleted", f"contact:{pk}", data) for pk, data in gone)
 
