@@ -281,3 +281,18 @@ def placed(agent_client, contact, london):
     from tests._sim import place_call
 
     return place_call(agent_client, contact)
+
+
+@pytest.fixture(scope="session")
+def django_db_setup(django_db_setup, django_db_blocker):
+    """The test database commits without waiting for its WAL to reach the disk (synchronous_commit off, for this
+    database only): tests that commit (transaction=True, the live server's requests, real workers) otherwise wait
+    for an fsync at each commit. A crash of PostgreSQL could lose the last commits, which a test database can."""
+    from django.db import connection
+
+    if connection.vendor == "postgresql" and os.environ.get("TEST_SYNCHRONOUS_COMMIT", "off") == "off":
+        with django_db_blocker.unblock(), connection.cursor() as cursor:
+            name = connection.ops.quote_name(connection.settings_dict["NAME"])
+            cursor.execute(f"ALTER DATABASE {name} SET synchronous_commit TO off")
+            cursor.execute("SET synchronous_commit TO off")
+    return django_db_setup
