@@ -19,7 +19,7 @@ from datetime import timedelta
 from typing import Annotated, Any
 
 from django.core.exceptions import PermissionDenied, ValidationError
-from django.db import IntegrityError, connection, connections
+from django.db import IntegrityError, connection, connections, transaction
 from django.http import Http404, HttpRequest, HttpResponse, QueryDict
 from django.shortcuts import get_object_or_404
 from django.urls import reverse
@@ -183,10 +183,17 @@ def _claim(user: Any, key: str, digest: str) -> ApiIdempotentRequest | None:
 
 
 def _inserted(user_pk: int, key: str, digest: str) -> bool:
-    """Insert the key's row unless the person has it already: one statement, no transaction to open and close (an
-    IntegrityError would need one, in a savepoint)."""
+    """Insert the key's row unless the person has it already: one statement (an IntegrityError would need a
+    savepoint).
+
+    On PostgreSQL its commit does not wait for the disk (`synchronous_commit = off`, this transaction only): the row
+    is seen by every other request at once, and reaches the disk with the next commit that waits, the call's row,
+    written before VCC is asked (the log is written in order). Should PostgreSQL crash before that, no call was
+    placed with the key either."""
     table = ApiIdempotentRequest._meta.db_table
-    with connection.cursor() as cursor:
+    with transaction.atomic(), connection.cursor() as cursor:
+        if connection.vendor == "postgresql":
+            cursor.execute("SET LOCAL synchronous_commit = off")
         cursor.execute(
             f"INSERT INTO {table} (user_id, key, request_digest, created_at) VALUES (%s, %s, %s, %s) "
             "ON CONFLICT (user_id, key) DO NOTHING",
@@ -374,6 +381,18 @@ async def _place_and_keep(
 ) -> tuple[int, dict]:
     request_id = str(uuid.uuid5(_REQUEST_IDS, f"{user.pk}:{key}"))
     phone, groups, clid = target
+    kept: list[tuple[int, dict[str, Any]]] = []
+
+    def keep(call: Call) -> None:
+        """The answer kept for the key in the transaction that records VCC's (one commit for both)."""
+        try:
+            answer = _answer(call)
+        except Exception:  # never in the way of VCC's answer reaching the row: kept after it instead, below
+            log.exception("answering call %s for the API failed", call.pk)
+            return
+        _keep(user, key, *answer)
+        kept.append(answer)
+
     try:
         call = await calling.place_number_call(
             user=user,  # the token's owner (calls.api.auth)
@@ -385,7 +404,10 @@ async def _place_and_keep(
             group_pks=groups or [],
             clid_pk=clid,
             dnc_reason=payload.reason,
+            on_answer=keep,
         )
+        if kept:
+            return kept[-1]
         if call.phone_id != phone.pk:  # the key's call, placed before its row here was deleted (kept a day)
             raise Problem(422, f"This {KEY_HEADER} placed call {call.pk} before; send a new key for a new call.")
         return await _answer_kept(user, key, call)
