@@ -307,10 +307,13 @@ def test_the_apps_count_goes_through_the_redis_cache_in_one_round_trip(redis_cac
     import redis
 
     trips = []
-    for cls, name in ((redis.client.Pipeline, "execute"), (redis.client.Redis, "execute_command")):
-        monkeypatch.setattr(
-            cls, name, lambda self, *a, _m=getattr(cls, name), _n=name, **kw: trips.append(_n) or _m(self, *a, **kw)
-        )
+
+    def counted(cls: type, name: str) -> None:
+        method = getattr(cls, name)
+        monkeypatch.setattr(cls, name, lambda self, *a, **kw: trips.append(name) or method(self, *a, **kw))
+
+    counted(redis.client.Pipeline, "execute")
+    counted(redis.client.Redis, "execute_command")
 
     assert tolerant.count(["rate:all", "rate:place"], 120) == [1, 1]
     assert tolerant.count(["rate:all", "rate:place"], 120) == [2, 2]
