@@ -316,7 +316,7 @@ def _narrow_ids(words: list[str], after: list | None, limit: int) -> models.Quer
     narrow = ContactSearch.objects.all()
     for word in words:
         narrow = narrow.filter(search_text__contains=word)
-    narrow = _after(narrow, ["name", "id"], after, False)  # type: ignore[arg-type]  # any queryset will do
+    narrow = _after(narrow, ["name", "id"], after, False)
     return narrow.order_by("name", "id").values_list("id", flat=True)[:limit]
 
 
@@ -333,7 +333,7 @@ def _unindexed(field: str) -> models.OrderBy:
     return expression.desc(nulls_last=True) if field.startswith("-") else expression.asc()
 
 
-def _after(qs: ContactQuerySet, fields: list[str], after: list | None, descending: bool) -> ContactQuerySet:
+def _after[QS: models.QuerySet[Any, Any]](qs: QS, fields: list[str], after: list | None, descending: bool) -> QS:
     if after is None:
         return qs
     from django.db.models.fields.tuple_lookups import Tuple, TupleGreaterThan, TupleLessThan
