@@ -11,8 +11,7 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
 from calls.api import callrows
-from tests.test_api_calls import get, log_calls  # noqa: F401  # the fixture, as its module makes it
-from tests.test_api_calls import alex  # noqa: F401
+from tests.test_api_calls import alex, get, log_calls  # noqa: F401  # its fixtures, as that module makes them
 
 pytestmark = [
     pytest.mark.django_db,
