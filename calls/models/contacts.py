@@ -173,7 +173,8 @@ def _ordered_page(
     cluster far away ("muhammad" sorted by name reads every name before M); fetching every match and sorting
     them is the reverse. The planner cannot tell the two apart, so: look for the page among the next 300 rows of
     the order, then the next 3,000 (bounded work: the window's end is read from the index alone), and only then
-    fetch every match and sort them, with an ORDER BY that no index serves so that the planner must.
+    fetch every match and sort them, with an ORDER BY that no index serves so that the planner must. Words alone
+    sorted by name on PostgreSQL are sorted from the narrow search table instead (calls/models/contactsearch.py).
     """
     fields = [f.lstrip("-") for f in order]
     descending = order[0].startswith("-")
