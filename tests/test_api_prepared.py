@@ -30,11 +30,11 @@ def test_a_page_is_prepared_once_a_connection_and_then_executed(alex, log_calls)
     callrows._prepared.clear()
     first, sql = page(alex, {"limit": 2})
     assert sum(s.startswith("PREPARE vccweb_") for s in sql) == 1
-    assert sum(s.startswith("EXECUTE vccweb_") for s in sql) == 1
+    assert sum("EXECUTE vccweb_" in s for s in sql) == 1
 
     again, sql = page(alex, {"limit": 2})
     assert again == first
-    assert not any(s.startswith("PREPARE") for s in sql) and sum(s.startswith("EXECUTE") for s in sql) == 1
+    assert not any(s.startswith("PREPARE") for s in sql) and sum("EXECUTE vccweb_" in s for s in sql) == 1
 
     # The next page (a cursor) and a filter are statements of their own, each prepared once.
     _, sql = page(alex, {"limit": 2, "after": first["next"].split("after=")[1].split("&")[0]})
@@ -52,7 +52,7 @@ def test_the_pages_are_the_same_prepared_or_not(alex, log_calls, monkeypatch):  
     unprepared = []
     for params in ({}, {"limit": 2}, {"outcome": "answered"}, {"sort": "duration"}):
         body, sql = page(alex, params)
-        assert not any(s.startswith(("PREPARE", "EXECUTE")) for s in sql)
+        assert not any("PREPARE" in s or "EXECUTE" in s for s in sql)
         unprepared.append(body)
     assert unprepared == pages
 
@@ -66,5 +66,5 @@ def test_a_page_postgresql_will_not_prepare_is_planned_each_time(alex, log_calls
     with caplog.at_level(logging.WARNING, logger="calls.api.callrows"):
         assert page(alex, {})[0] == expected
         body, sql = page(alex, {})
-    assert body == expected and not any(s.startswith(("PREPARE", "EXECUTE")) for s in sql)
+    assert body == expected and not any("PREPARE" in s or "EXECUTE" in s for s in sql)
     assert "could not be prepared" in caplog.text

@@ -217,9 +217,10 @@ MAX_PREPARED = 64  # a connection's statements; beyond, planned at each page as 
 
 
 def execute_prepared(cursor: CursorWrapper, sql: str, params: list[Any]) -> None:
-    """Run sql (%s placeholders) as a statement this connection prepared (PREPARE, then EXECUTE): PostgreSQL plans a
-    page of the log in about as long as it takes to run it (1.3 to 3.6 ms against 4 to 5 ms), and from the sixth
-    page on a prepared statement runs on the plan it keeps. The same rows: only the planning is saved."""
+    """Run sql (%s placeholders) as a statement this connection prepared (PREPARE, then EXECUTE) on its generic
+    plan: PostgreSQL planned a page of the log in about as long as it took to run it (1.2 to 5 ms against 3 to 6
+    ms at 5 M calls); the generic plan takes 0.03 ms to reuse and reads the sort's index as the custom one did
+    (2.3 ms). The same rows: only the planning is saved."""
     raw = cursor.db.connection
     names = _prepared.setdefault(raw, {})
     name = names.get(sql)
@@ -233,7 +234,11 @@ def execute_prepared(cursor: CursorWrapper, sql: str, params: list[Any]) -> None
             name = ""
         names[sql] = name
     if name:
-        cursor.execute(f"EXECUTE {name}({', '.join(['%s'] * len(params))})", params)
+        # Its generic plan, at once and every time (one round trip: the SET lasts for this statement's transaction).
+        # Left to itself PostgreSQL kept planning each page afresh (a "custom plan"), as fast as the generic one.
+        arguments = ", ".join(["%s"] * len(params))
+        cursor.execute(f"SET LOCAL plan_cache_mode = force_generic_plan; EXECUTE {name}({arguments})", params)
+        cursor.nextset()
     else:
         cursor.execute(sql, params)
 
