@@ -251,8 +251,9 @@ class InProcessCache(LocMemCache):
 def count(keys: list[str], timeout: int) -> list[int]:
     """Add one to each of these counters in the default cache and return them; a counter is made at 1, to live
     `timeout` seconds, when it is new. One round trip to Redis (TolerantRedisCache.count)."""
-    from django.core.cache import cache
+    from django.core.cache import caches
 
+    cache = caches["default"]  # the backend itself: `django.core.cache.cache` is a proxy, never a TolerantRedisCache
     if isinstance(cache, TolerantRedisCache):
         return cache.count(keys, timeout)
     counts = []

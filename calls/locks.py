@@ -2,10 +2,12 @@
 
 The lock is a row in the database (DialLock), not a cache key: the cache degrades when Redis is down or hung
 (calls/cache.py answers `add` with True then) and is per-process without Redis, so it cannot promise that only one
-click holds a number. The database can, and a click needs it anyway (its Call row is written first). Taking
-the lock is one statement and freeing it another, each in its own autocommit transaction: no connection or
-transaction is held while VCC is asked, and a lock whose click died frees itself when it expires. Call them
-outside `transaction.atomic()`, or the row stays invisible to other clicks (and blocks them) until the commit.
+click holds a number. The database can, and a click needs it anyway. Taking the lock is one statement and freeing
+it another. The click takes it in the transaction that writes its Call row and frees it in the one that writes
+VCC's answer (calls/calling/placing.py: one commit each, not two), each committed at once: no connection or
+transaction is held while VCC is asked, and a lock whose click died frees itself when it expires. Do not take it
+in a transaction that goes on to other work: the row stays invisible to other clicks (and blocks them) until the
+commit.
 """
 
 from __future__ import annotations

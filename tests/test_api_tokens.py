@@ -381,3 +381,13 @@ def test_a_person_has_at_most_twenty_tokens_in_use(agent_user):
     ApiToken.objects.filter(user=agent_user, name="t0").update(revoked_at=timezone.now())
     response = logged_in(agent_user).post(PAGE, {"name": "One more", "scopes": ["calls:read"]})
     assert 'id="new-token"' in response.content.decode()
+
+
+def test_a_token_whose_use_was_noted_before_still_works_and_is_noted_again(agent_user):
+    # On SQLite a raw row's time has no zone: comparing it with the aware time now failed every request made with
+    # a token after its first (500).
+    key = ApiToken.issue(agent_user, name="t", scopes=["calls:read"])[1]
+    ApiToken.objects.update(last_used_at=timezone.now() - timedelta(hours=2))
+    for _ in range(2):
+        assert Client().get("/api/v1/calls", headers={"Authorization": f"Bearer {key}"}).status_code == 200
+    assert timezone.now() - ApiToken.objects.get().last_used_at < timedelta(minutes=1)

@@ -303,6 +303,23 @@ def test_count_adds_one_to_each_counter_in_one_round_trip_and_keeps_the_first_li
     cache.delete_many(["hits", "places"])
 
 
+def test_the_apps_count_goes_through_the_redis_cache_in_one_round_trip(redis_cache, monkeypatch):
+    import redis
+
+    trips = []
+
+    def counted(cls: type, name: str) -> None:
+        method = getattr(cls, name)
+        monkeypatch.setattr(cls, name, lambda self, *a, **kw: trips.append(name) or method(self, *a, **kw))
+
+    counted(redis.client.Pipeline, "execute")
+    counted(redis.client.Redis, "execute_command")
+
+    assert tolerant.count(["rate:all", "rate:place"], 120) == [1, 1]
+    assert tolerant.count(["rate:all", "rate:place"], 120) == [2, 2]
+    assert trips == ["execute", "execute"]  # a pipeline each: not EXISTS and INCR for each counter
+
+
 def test_count_answers_one_each_while_redis_is_away(hung):
     clock = Clock()
     cache = make_cache(f"redis://127.0.0.1:{hung.port}/0", clock)

@@ -7,7 +7,7 @@ permissions, which calls an agent may see) applies to it unchanged; `request.aut
 from __future__ import annotations
 
 import json
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from django.db import connection
@@ -90,6 +90,8 @@ def _usable(token_digest: str, now: datetime) -> ApiToken | None:
         return None
     pk, user_id, scopes, last_used_at = row
     scopes = json.loads(scopes) if isinstance(scopes, str) else scopes  # Django reads JSON columns as text
+    if last_used_at is not None and timezone.is_naive(last_used_at):  # SQLite's raw rows: UTC, without a zone
+        last_used_at = timezone.make_aware(last_used_at, UTC)
     return ApiToken(pk=pk, user_id=user_id, scopes=scopes, last_used_at=last_used_at)
 
 

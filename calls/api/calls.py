@@ -374,6 +374,18 @@ async def _place_and_keep(
 ) -> tuple[int, dict]:
     request_id = str(uuid.uuid5(_REQUEST_IDS, f"{user.pk}:{key}"))
     phone, groups, clid = target
+    kept: list[tuple[int, dict[str, Any]]] = []
+
+    def keep(call: Call) -> None:
+        """The answer kept for the key in the transaction that records VCC's (one commit for both)."""
+        try:
+            answer = _answer(call)
+        except Exception:  # never in the way of VCC's answer reaching the row: kept after it instead, below
+            log.exception("answering call %s for the API failed", call.pk)
+            return
+        _keep(user, key, *answer)
+        kept.append(answer)
+
     try:
         call = await calling.place_number_call(
             user=user,  # the token's owner (calls.api.auth)
@@ -385,7 +397,10 @@ async def _place_and_keep(
             group_pks=groups or [],
             clid_pk=clid,
             dnc_reason=payload.reason,
+            on_answer=keep,
         )
+        if kept:
+            return kept[-1]
         if call.phone_id != phone.pk:  # the key's call, placed before its row here was deleted (kept a day)
             raise Problem(422, f"This {KEY_HEADER} placed call {call.pk} before; send a new key for a new call.")
         return await _answer_kept(user, key, call)

@@ -46,6 +46,8 @@ _regarding_signer = signing.Signer(salt="calls.regarding")
 
 # What a click dials, worked out from the database: its plan, the contact's number (None for a colleague), the caller.
 _Plan = Callable[[], tuple[DialPlan, ContactPhone | None, Caller]]
+# Run with the writing of VCC's answer, in its transaction (see place_number_call).
+_OnAnswer = Callable[[Call], None]
 
 _gates: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Semaphore] = weakref.WeakKeyDictionary()
 
@@ -100,8 +102,13 @@ async def place_number_call(
     clid_pk: int | None = None,
     dnc_reason: str = "",
     clock: Clock = _now,
+    on_answer: _OnAnswer | None = None,
 ) -> Call:
-    """Call one of a contact's numbers, from the user's phone or via groups. Raises Refused (no row written)."""
+    """Call one of a contact's numbers, from the user's phone or via groups. Raises Refused (no row written).
+
+    on_answer(call), if given, runs in the transaction that writes VCC's answer (or the failure) on the call's row,
+    when this click was sent to VCC (not for a repeat of an earlier click): what it writes commits with the answer.
+    """
 
     def plan() -> tuple[DialPlan, ContactPhone, Caller]:
         phone = ContactPhone.objects.for_click(phone_pk, contact_pk)
@@ -114,7 +121,13 @@ async def place_number_call(
         return dial, phone, caller
 
     return await _place(
-        user=user, request_id=request_id, base_url=base_url, plan=plan, dnc_reason=dnc_reason, clock=clock
+        user=user,
+        request_id=request_id,
+        base_url=base_url,
+        plan=plan,
+        dnc_reason=dnc_reason,
+        clock=clock,
+        on_answer=on_answer,
     )
 
 
@@ -135,7 +148,16 @@ async def place_agent_call(
     return await _place(user=user, request_id=request_id, base_url=base_url, plan=plan, dnc_reason="", clock=clock)
 
 
-async def _place(*, user: User, request_id: str, base_url: str, plan: _Plan, dnc_reason: str, clock: Clock) -> Call:
+async def _place(
+    *,
+    user: User,
+    request_id: str,
+    base_url: str,
+    plan: _Plan,
+    dnc_reason: str,
+    clock: Clock,
+    on_answer: _OnAnswer | None = None,
+) -> Call:
     async with _click_gate():
         started = await _db(_check_and_start)(
             plan=plan, user=user, request_id=request_id, base_url=base_url, dnc_reason=dnc_reason, clock=clock
@@ -160,7 +182,7 @@ async def _place(*, user: User, request_id: str, base_url: str, plan: _Plan, dnc
         return started.call
     # A browser that goes away mid-click cancels the view, but the phone may already be ringing: the request and
     # the recording of its answer run as their own task, which the cancellation does not reach.
-    task = asyncio.ensure_future(_send(started, clock=clock))
+    task = asyncio.ensure_future(_send(started, clock=clock, on_answer=on_answer))
     _in_flight.add(task)
     task.add_done_callback(_in_flight.discard)
     return await asyncio.shield(task)
@@ -278,6 +300,8 @@ def _start(
         application=settings.VCC_APPLICATION if version >= REFERENCE_VERSION else None,
     )
     call.request_body = request.to_json()
+    # The row, its groups and the number's lock are one transaction, one commit: a click whose number another click
+    # holds leaves nothing behind (no row, no call.requested), and a repeat of this click never takes the lock.
     try:
         with transaction.atomic(), changes.call_change(call):  # call.requested, with the row
             call.insert()
@@ -285,20 +309,24 @@ def _start(
                 Call.from_groups.through.objects.bulk_create(
                     [Call.from_groups.through(call=call, agentgroup=g) for g in dial.groups]
                 )
+            if dial.number and not locks.acquire_dial_lock(dial.number, owner=request_id):
+                raise _NumberTaken
     except IntegrityError:
         # The same click again, saved first by another request or process: that one places the call.
         earlier = _repeat(request_id, user)
         if earlier is None:
             raise  # not a repeat of this click: a conflict of another kind, not to be hidden
         return _Started(earlier, None)
-    if dial.number and not locks.acquire_dial_lock(dial.number, owner=request_id):
-        words = "Someone else is dialling this number right now. Try again in a moment."
-        changes.call_refused(call, words)  # refused before VCC was asked: no row stays behind
-        raise Busy(words)
+    except _NumberTaken:
+        raise Busy("Someone else is dialling this number right now. Try again in a moment.") from None
     return _Started(call, request, dial.number)
 
 
-async def _send(started: _Started, *, clock: Clock) -> Call:
+class _NumberTaken(Exception):
+    """Another click holds the number (calls/locks.py): this click's transaction is rolled back."""
+
+
+async def _send(started: _Started, *, clock: Clock, on_answer: _OnAnswer | None = None) -> Call:
     """Ask VCC to place the call, then record its answer; every failure ends on the row and in front of the person."""
     call, request, began = started.call, started.request, time.monotonic()
     assert request is not None  # _place sends new clicks only
@@ -314,7 +342,7 @@ async def _send(started: _Started, *, clock: Clock) -> Call:
     transition, answer = _answer(call, placed, error, latency_ms=latency, now=clock())
     released = False
     try:
-        await _write(_record_answer, call, transition, answer, started.lock_number, str(call.request_id))
+        await _write(_record_answer, call, transition, answer, started.lock_number, str(call.request_id), on_answer)
         released = True
     finally:
         if started.lock_number and not released:
@@ -379,17 +407,24 @@ def _answer(
 
 
 def _record_answer(
-    call: Call, transition: Callable[..., None], answer: dict[str, Any], lock_number: str, owner: str
+    call: Call,
+    transition: Callable[..., None],
+    answer: dict[str, Any],
+    lock_number: str,
+    owner: str,
+    on_answer: _OnAnswer | None = None,
 ) -> None:
     """Write VCC's answer (`transition`, one of call's record_ methods), note the call on its contact (the list's
-    "last called"), and free the number: one trip to the database."""
-    # With webhooks, one transaction writes the answer, its events and the contact's note (one commit, not two).
-    with changes.call_change(call):
+    "last called"), free the number and run on_answer: one trip to the database, one transaction (one commit, not
+    three or four: each commit waits for the disk). A failure rolls all of it back, to be written again (_write)."""
+    with transaction.atomic(), changes.call_change(call):
         transition(**answer)
         if call.contact_id:
             Contact.objects.note_call(call)
-    if lock_number:
-        locks.release_dial_lock(lock_number, owner=owner)
+        if lock_number:
+            locks.release_dial_lock(lock_number, owner=owner)
+        if on_answer is not None:
+            on_answer(call)
 
 
 async def _write(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> None:

@@ -2,6 +2,7 @@
 
 - common: the ID and number patterns, their validators, the consent choices
 - contacts: Contact and ContactPhone, the contact list's search and pages, the number a click dials
+- contactsearch: ContactSearch, each contact's name and search text in a narrow table PostgreSQL keeps
 - imports: ContactImport, a CSV import between its steps, with its rows and their keys
 - directory: Agent, AgentGroup, CallbackNumber (VCC's side, as vccweb keeps it)
 - rules: DispositionCode and ConsentRule, what admins set for calls
@@ -54,6 +55,7 @@ from calls.models.contacts import (
     refresh_last_calls,
     search_windows,
 )
+from calls.models.contactsearch import ContactSearch
 from calls.models.directory import Agent, AgentGroup, CallbackNumber, CallbackNumberQuerySet
 from calls.models.events import VccEvent
 from calls.models.health import JobError, WorkerHeartbeat
@@ -99,6 +101,7 @@ __all__ = [
     "ContactPhone",
     "ContactPhoneQuerySet",
     "ContactQuerySet",
+    "ContactSearch",
     "DialLock",
     "LockOut",
     "LoginFailure",

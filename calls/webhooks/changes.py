@@ -148,13 +148,3 @@ def contact_deletion(pks: Iterable[int]) -> Iterator[None]:
         gone = [(c.pk, contact_data(c)) for c in _contacts(pks, lock=True)]
         yield
         outbox.emit_many(outbox.event("contact.deleted", f"contact:{pk}", data) for pk, data in gone)
-
-
-def call_refused(call: Call, words: str) -> None:
-    """A click refused after its row was written (its number taken meanwhile): the row is deleted, and receivers
-    told of it, in the same transaction, as failed (they were told it was requested)."""
-    with outbox.atomic():
-        if outbox.wanted():
-            call.state, call.outcome, call.error_display = "failed", "failed", words
-            outbox.emit("call.failed", f"call:{call.pk}", call_data(call))
-        call.delete()
