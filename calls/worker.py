@@ -10,6 +10,9 @@ It is Procrastinate's worker with what a deployment needs around it:
 - **It records why a job failed** (`JobError`): Procrastinate keeps that a job failed, not the error; the
   integration health page shows it.
 - **Each sync job gets a fresh database connection** (Django's rule for threads that outlive a request).
+- **Webhooks have slots of their own.** The `webhooks` queue is worked by a second Procrastinate worker in the same
+  process (`WEBHOOK_WORKER_CONCURRENCY` slots), the other queues by the first (`WORKER_CONCURRENCY`): a burst of
+  deliveries never keeps calls' jobs waiting, nor a long `follow_calls` the webhooks' fan-out.
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from asgiref.sync import sync_to_async
+from django.conf import settings
 from django.db import close_old_connections, connections
 from django.utils import timezone
 from procrastinate import JobContext, PsycopgConnector
@@ -107,6 +111,33 @@ def queue_connector() -> PsycopgConnector:
     return PsycopgConnector(kwargs=params)
 
 
+def workers(queues: list[str] | None, concurrency: int | None) -> list[dict[str, Any]]:
+    """The Procrastinate workers a process runs, as their queues and slots: the webhooks' queue on its own."""
+    from calls import tasks
+
+    wanted = list(queues or tasks.QUEUES)
+    others = [queue for queue in wanted if queue != tasks.WEBHOOKS]
+    found: list[dict[str, Any]] = []
+    if others:
+        found.append({"queues": others, "concurrency": concurrency or None, "suffix": ""})
+    if tasks.WEBHOOKS in wanted:
+        slots = concurrency if concurrency and not others else settings.WEBHOOK_WORKER_CONCURRENCY
+        found.append({"queues": [tasks.WEBHOOKS], "concurrency": slots, "suffix": "-webhooks" if others else ""})
+    return found
+
+
+async def _run_workers(worker_app: Any, options: dict[str, Any], plan: list[dict[str, Any]]) -> None:
+    """Run the planned workers side by side until all end (one ending by an error cancels the others)."""
+    async with asyncio.TaskGroup() as group:
+        for one in plan:
+            each = options | {"queues": one["queues"]}
+            if one["concurrency"]:
+                each["concurrency"] = one["concurrency"]
+            if one["suffix"]:
+                each["name"] = f"{options.get('name') or 'worker'}{one['suffix']}"
+            group.create_task(worker_app.run_worker_async(**each))
+
+
 async def run(
     *,
     queues: list[str] | None = None,
@@ -122,14 +153,12 @@ async def run(
         with contextlib.suppress(NotImplementedError, RuntimeError):
             loop.add_signal_handler(sig, stop.set)
     options: dict[str, Any] = {
-        "queues": queues or None,
         "wait": wait,
         "install_signal_handlers": False,
         "worker_middleware": [record_failures],
         "task_middleware": [fresh_connections],
     }
-    if concurrency:
-        options["concurrency"] = concurrency
+    plan = workers(queues, concurrency)
     if name:
         options["name"] = name
     await sync_to_async(check_connections_when_lent)()
@@ -142,7 +171,7 @@ async def run(
         try:
             with app.replace_connector(connector) as worker_app:
                 async with worker_app.open_async():
-                    work = asyncio.create_task(worker_app.run_worker_async(**options))
+                    work = asyncio.create_task(_run_workers(worker_app, options, plan))
                     stopping = asyncio.create_task(stop.wait())
                     await asyncio.wait({work, stopping}, return_when=asyncio.FIRST_COMPLETED)
                     if stopping.done() and not work.done():
