@@ -1,6 +1,7 @@
 """Every background job vccweb runs, on Procrastinate's queue in PostgreSQL (README, "Background jobs").
 
 One kind of worker process runs them all (`manage.py worker`, calls/worker.py); any number may run on any host.
+The `webhooks` queue has slots of its own in each worker process (WEBHOOK_WORKER_CONCURRENCY), the others share.
 Periodic jobs are deferred by every worker and kept once per tick by the engine; a job that must not run twice at
 once holds a `lock`, and one that must not wait twice in the queue a `queueing_lock`.
 
@@ -18,7 +19,7 @@ once holds a `lock`, and one that must not wait twice in the queue a `queueing_l
 | `prune_vcc_events` | hourly: applied events older than two days are deleted | maintenance |
 | `prune_api_keys` | hourly: the API's Idempotency-Keys older than a day are forgotten | maintenance |
 | `dispatch_webhooks` | every second, and after a change wrote events: fan them out to the endpoints | webhooks |
-| `deliver_webhooks` | per endpoint, after a fan-out or when a retry is due: one pass over its due deliveries | webhooks |
+| `deliver_webhooks` | per endpoint, after a fan-out or a retry falling due: one pass over its deliveries | webhooks |
 | `retry_webhooks` | every 5 s: queue a pass over the endpoints with deliveries (or a probe) due | webhooks |
 | `prune_webhooks` | hourly: events and attempts older than WEBHOOK_KEEP_DAYS are deleted | maintenance |
 | `ping` | by hand: does nothing (a worker answers; what a job costs) | maintenance |
