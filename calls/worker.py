@@ -37,6 +37,7 @@ from procrastinate.contrib.django.utils import connector_params
 log = logging.getLogger("calls.worker")
 
 MAX_RESTART_WAIT = 30.0
+WEBHOOK_POLL_SECONDS = 0.25
 
 
 def _error_text(exc: BaseException) -> str:
@@ -122,7 +123,16 @@ def workers(queues: list[str] | None, concurrency: int | None) -> list[dict[str,
         found.append({"queues": others, "concurrency": concurrency or None, "suffix": ""})
     if tasks.WEBHOOKS in wanted:
         slots = concurrency if concurrency and not others else settings.WEBHOOK_WORKER_CONCURRENCY
-        found.append({"queues": [tasks.WEBHOOKS], "concurrency": slots, "suffix": "-webhooks" if others else ""})
+        found.append(
+            {
+                "queues": [tasks.WEBHOOKS],
+                "concurrency": slots,
+                "suffix": "-webhooks" if others else "",
+                # A pass that ends lets the endpoint's next (queued meanwhile, held by its lock) run; Procrastinate
+                # looks for it at the next NOTIFY or poll only, so this worker polls often.
+                "fetch_job_polling_interval": WEBHOOK_POLL_SECONDS,
+            }
+        )
     return found
 
 
@@ -131,6 +141,8 @@ async def _run_workers(worker_app: Any, options: dict[str, Any], plan: list[dict
     async with asyncio.TaskGroup() as group:
         for one in plan:
             each = options | {"queues": one["queues"]}
+            if "fetch_job_polling_interval" in one:
+                each["fetch_job_polling_interval"] = one["fetch_job_polling_interval"]
             if one["concurrency"]:
                 each["concurrency"] = one["concurrency"]
             if one["suffix"]:

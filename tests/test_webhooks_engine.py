@@ -94,6 +94,20 @@ def test_a_full_pass_queues_the_next_and_a_last_one_does_not(receiver, clock, mo
     assert queued(jobs, "deliver_webhooks") == []
 
 
+def test_a_pass_to_an_endpoint_that_takes_nothing_stops_starting_attempts(receiver, clock, monkeypatch):
+    monkeypatch.setattr(delivery, "CONCURRENCY", 2)
+    receiver.otherwise = 503
+    hook = endpoint(receiver.url)
+    for n in range(20):
+        emit(subject=f"contact:{n}", id=n)
+
+    done = one_pass(hook)
+
+    assert 2 <= done.attempts <= 2 * delivery.CONCURRENCY and not done.more  # not 20
+    hook.refresh_from_db()
+    assert hook.failures == 1 and hook.retry_at == clock.now + delivery.PROBE_AFTER[0]
+
+
 def test_a_pass_is_written_in_the_same_few_statements_whatever_its_size(receiver, clock):
     hook = endpoint(receiver.url)
 
@@ -320,6 +334,19 @@ def test_a_refused_delivery_is_given_up_after_24_hours_and_the_endpoint_disabled
     others = hook.deliveries.exclude(subject="contact:1")
     assert set(others.values_list("status", flat=True)) == {"delivered"}  # none waited on it meanwhile
     assert hook.deliveries.get(event__payload__data__id=11).status == "pending"  # its subject's next: it waits
+
+
+def test_a_failing_endpoints_page_says_when_its_probe_goes(admin_client, receiver, clock):
+    receiver.otherwise = 503
+    hook = endpoint(receiver.url)
+    emit()
+    one_pass(hook)
+    hook.refresh_from_db()
+
+    page = admin_client.get(f"/integrations/webhooks/{hook.pk}/").content.decode()
+
+    assert "failing" in page
+    assert f'deliveries wait for a probe at <time datetime="{hook.retry_at.isoformat()}">' in page
 
 
 # --- Queues and workers -------------------------------------------------------------------------------------------

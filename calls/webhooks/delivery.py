@@ -5,7 +5,9 @@
   the next pass (a full pass queues its own follow-up, a fan-out or the retry tick the others), so an endpoint that
   is down never holds a worker. A pass sends each subject's due deliveries (a call's, a contact's) one after the
   other in id order, stopping at the first that fails; subjects go side by side, CONCURRENCY requests in flight on
-  one client. Every attempt of the pass, and what follows from it, is written at its end in a few statements.
+  one client; once CONCURRENCY attempts have failed and none succeeded, it starts no more (a receiver that does not
+  answer costs a pass about two timeouts). Every attempt of the pass, and what follows from it, is written at its
+  end in a few statements.
 - Each pass resolves the host again and connects to an address `safety.safe_addresses` allows (a DNS rebind after
   the URL was checked cannot reach the inside), follows no redirect, waits TIMEOUT and reads at most MAX_BODY.
 - 2xx is delivered; 410 disables the endpoint at once; anything else is a failure, tried again:
@@ -31,6 +33,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 import httpx
+from asgiref.sync import ThreadSensitiveContext
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import connection, transaction
@@ -296,7 +299,16 @@ async def deliver(endpoint_id: int, *, transport: httpx.AsyncBaseTransport | Non
 
 
 async def deliver_pass(endpoint_id: int, *, transport: httpx.AsyncBaseTransport | None = None) -> Pass:
-    """One pass: send what is due (at most BATCH, or one probe), record it all, say whether more is due at once."""
+    """One pass: send what is due (at most BATCH, or one probe), record it all, say whether more is due at once.
+
+    Its database work runs in a thread of its own (ThreadSensitiveContext), not in the one thread all async jobs of
+    the worker share otherwise (follow_calls keeps that one busy): passes of several endpoints do not queue behind
+    each other or behind calls' jobs. Under async_to_sync (tests) it runs in the caller's thread, as before."""
+    async with ThreadSensitiveContext():
+        return await _pass(endpoint_id, transport)
+
+
+async def _pass(endpoint_id: int, transport: httpx.AsyncBaseTransport | None) -> Pass:
     endpoint, due = await _db(_due)(endpoint_id, clock(), BATCH)
     if endpoint is None or not due:
         return Pass()
@@ -307,9 +319,14 @@ async def deliver_pass(endpoint_id: int, *, transport: httpx.AsyncBaseTransport 
     ) as client:
         gate, addresses = asyncio.Semaphore(CONCURRENCY), Addresses()
 
+        def down() -> bool:  # CONCURRENCY failures and no success: the endpoint fails as a whole, start no more
+            return len(results) >= CONCURRENCY and not any(outcome.delivered for _, outcome in results)
+
         async def subject(deliveries: list[WebhookDelivery], endpoint: WebhookEndpoint = endpoint) -> None:
             for one in deliveries:  # in order; the first failure keeps the rest of its subject for later
                 async with gate:
+                    if down():
+                        return
                     outcome = await send(client, endpoint, one.event, at=clock(), addresses=addresses)
                 results.append((one, outcome))
                 if not outcome.delivered:
