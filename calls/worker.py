@@ -137,17 +137,28 @@ def workers(queues: list[str] | None, concurrency: int | None) -> list[dict[str,
 
 
 async def _run_workers(worker_app: Any, options: dict[str, Any], plan: list[dict[str, Any]]) -> None:
-    """Run the planned workers side by side until all end (one ending by an error cancels the others)."""
-    async with asyncio.TaskGroup() as group:
-        for one in plan:
-            each = options | {"queues": one["queues"]}
-            if "fetch_job_polling_interval" in one:
-                each["fetch_job_polling_interval"] = one["fetch_job_polling_interval"]
-            if one["concurrency"]:
-                each["concurrency"] = one["concurrency"]
-            if one["suffix"]:
-                each["name"] = f"{options.get('name') or 'worker'}{one['suffix']}"
-            group.create_task(worker_app.run_worker_async(**each))
+    """Run the planned workers side by side. Waiting for jobs, all end when one does (a lost database ends
+    Procrastinate's worker: the process starts them again together); until the queues are empty, each ends alone.
+    Cancelled (a stop), each stops gracefully."""
+    running = []
+    for one in plan:
+        each = options | {"queues": one["queues"]}
+        if "fetch_job_polling_interval" in one:
+            each["fetch_job_polling_interval"] = one["fetch_job_polling_interval"]
+        if one["concurrency"]:
+            each["concurrency"] = one["concurrency"]
+        if one["suffix"]:
+            each["name"] = f"{options.get('name') or 'worker'}{one['suffix']}"
+        running.append(asyncio.create_task(worker_app.run_worker_async(**each)))
+    until = asyncio.FIRST_COMPLETED if options["wait"] else asyncio.ALL_COMPLETED
+    try:
+        done, _ = await asyncio.wait(running, return_when=until)
+    finally:
+        for task in running:
+            task.cancel()
+        await asyncio.gather(*running, return_exceptions=True)
+    for task in done:
+        task.result()  # an error ending a worker is the run's
 
 
 async def run(
