@@ -11,8 +11,9 @@ It is Procrastinate's worker with what a deployment needs around it:
   integration health page shows it.
 - **Each sync job gets a fresh database connection** (Django's rule for threads that outlive a request).
 - **Webhooks have slots of their own.** The `webhooks` queue is worked by a second Procrastinate worker in the same
-  process (`WEBHOOK_WORKER_CONCURRENCY` slots), the other queues by the first (`WORKER_CONCURRENCY`): a burst of
-  deliveries never keeps calls' jobs waiting, nor a long `follow_calls` the webhooks' fan-out.
+  process (`WEBHOOK_WORKER_CONCURRENCY` slots, polling every WEBHOOK_POLL_SECONDS), the other queues by the first
+  (`WORKER_CONCURRENCY`): a burst of deliveries never keeps calls' jobs waiting, nor a long `follow_calls` the
+  webhooks' fan-out.
 """
 
 from __future__ import annotations
@@ -128,9 +129,11 @@ def workers(queues: list[str] | None, concurrency: int | None) -> list[dict[str,
                 "queues": [tasks.WEBHOOKS],
                 "concurrency": slots,
                 "suffix": "-webhooks" if others else "",
-                # A pass that ends lets the endpoint's next (queued meanwhile, held by its lock) run; Procrastinate
-                # looks for it at the next NOTIFY or poll only, so this worker polls often.
+                # It polls rather than LISTENs: a pass that ends lets the endpoint's next one (queued meanwhile, held
+                # by its lock) run, which no NOTIFY announces; and a second LISTEN connection per process held up
+                # PostgreSQL's fast shutdown (tests/test_worker_faults.py, restarted under the worker).
                 "fetch_job_polling_interval": WEBHOOK_POLL_SECONDS,
+                "listen_notify": False,
             }
         )
     return found
@@ -143,8 +146,9 @@ async def _run_workers(worker_app: Any, options: dict[str, Any], plan: list[dict
     running = []
     for one in plan:
         each = options | {"queues": one["queues"]}
-        if "fetch_job_polling_interval" in one:
-            each["fetch_job_polling_interval"] = one["fetch_job_polling_interval"]
+        for option in ("fetch_job_polling_interval", "listen_notify"):
+            if option in one:
+                each[option] = one[option]
         if one["concurrency"]:
             each["concurrency"] = one["concurrency"]
         if one["suffix"]:

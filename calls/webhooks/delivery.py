@@ -373,9 +373,11 @@ def record(endpoint: WebhookEndpoint, results: list[tuple[WebhookDelivery, Outco
         return False
     with transaction.atomic():
         ids = [one.pk for one, _ in results]
-        kept = set(WebhookDelivery.objects.select_for_update().filter(pk__in=ids).values_list("pk", flat=True))
+        # FOR NO KEY UPDATE: the fan-out's inserts (their foreign keys' KEY SHARE locks) do not wait on a pass.
+        mine = WebhookDelivery.objects.select_for_update(no_key=True).filter(pk__in=ids)
+        kept = set(mine.values_list("pk", flat=True))
         results = [(one, outcome) for one, outcome in results if one.pk in kept]  # others deleted meanwhile
-        locked = WebhookEndpoint.objects.select_for_update().filter(pk=endpoint.pk).first()
+        locked = WebhookEndpoint.objects.select_for_update(no_key=True).filter(pk=endpoint.pk).first()
         if locked is None or not results:
             return False
         given_up = [(one, outcome) for one, outcome in results if _after(one, outcome, now)]
