@@ -26,6 +26,7 @@ The clock is `clock` (tests replace it: nothing here waits on the wall clock).""
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import functools
 import json
 import ssl
@@ -220,15 +221,21 @@ def _tls() -> ssl.SSLContext:
     return ssl.create_default_context(cafile=certifi.where())
 
 
+# Name lookups of the passes run here, not in the event loop's default executor, where the worker's sync jobs run
+# (Procrastinate's sync_to_async): a pass never waits for a thread behind process_vcc_events or the fan-out.
+_LOOKUPS = concurrent.futures.ThreadPoolExecutor(max_workers=4, thread_name_prefix="webhook-lookup")
+
+
 class Addresses:
     """The endpoint's host resolved and checked once a pass (not once a request), shared by its attempts."""
 
     def __init__(self) -> None:
-        self._found: dict[tuple[str, int], asyncio.Task[list[str]]] = {}
+        self._found: dict[tuple[str, int], asyncio.Future[list[str]]] = {}
 
     async def of(self, host: str, port: int) -> list[str]:
         if (host, port) not in self._found:
-            self._found[(host, port)] = asyncio.ensure_future(asyncio.to_thread(safety.safe_addresses, host, port))
+            loop = asyncio.get_running_loop()
+            self._found[(host, port)] = loop.run_in_executor(_LOOKUPS, safety.safe_addresses, host, port)
         return await asyncio.shield(self._found[(host, port)])
 
 
