@@ -332,10 +332,15 @@ def pending_of(receiver: Receiver) -> str:
         return "no delivery pending"
     waits = [float(w or 0) for _, w in rows]
     tried = Counter(a for a, _ in rows)
+    ((failures, probe),) = eb.query(
+        "SELECT failures, extract(epoch FROM retry_at - now()) FROM calls_webhookendpoint WHERE url = %s",
+        (receiver.url,),
+    )
+    gate = "" if probe is None else f"; the endpoint's next probe in {float(probe):.0f} s ({failures} failed passes)"
     return (
         f"{len(rows):,} deliveries pending (by attempts made: "
         + ", ".join(f"{a}: {n:,}" for a, n in sorted(tried.items()))
-        + f"); next tries due in {min(waits):.0f} s to {max(waits):.0f} s"
+        + f"); their own next tries due in {min(waits):.0f} s to {max(waits):.0f} s{gate}"
     )
 
 

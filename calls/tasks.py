@@ -1,6 +1,7 @@
 """Every background job vccweb runs, on Procrastinate's queue in PostgreSQL (README, "Background jobs").
 
 One kind of worker process runs them all (`manage.py worker`, calls/worker.py); any number may run on any host.
+The `webhooks` queue has slots of its own in each worker process (WEBHOOK_WORKER_CONCURRENCY), the others share.
 Periodic jobs are deferred by every worker and kept once per tick by the engine; a job that must not run twice at
 once holds a `lock`, and one that must not wait twice in the queue a `queueing_lock`.
 
@@ -18,8 +19,8 @@ once holds a `lock`, and one that must not wait twice in the queue a `queueing_l
 | `prune_vcc_events` | hourly: applied events older than two days are deleted | maintenance |
 | `prune_api_keys` | hourly: the API's Idempotency-Keys older than a day are forgotten | maintenance |
 | `dispatch_webhooks` | every second, and after a change wrote events: fan them out to the endpoints | webhooks |
-| `deliver_webhooks` | per endpoint, after a fan-out or when a retry is due: send its deliveries | webhooks |
-| `retry_webhooks` | every 5 s: queue the delivery of endpoints with retries due | webhooks |
+| `deliver_webhooks` | per endpoint, after a fan-out or a retry falling due: one pass over its deliveries | webhooks |
+| `retry_webhooks` | every 5 s: queue a pass over the endpoints with deliveries (or a probe) due | webhooks |
 | `prune_webhooks` | hourly: events and attempts older than WEBHOOK_KEEP_DAYS are deleted | maintenance |
 | `ping` | by hand: does nothing (a worker answers; what a job costs) | maintenance |
 """
@@ -266,7 +267,13 @@ def enqueue_dispatch() -> None:
 
 
 @app.periodic(cron="* * * * * *", periodic_id="dispatch_webhooks")  # and after each change that wrote events
-@app.task(name="dispatch_webhooks", queue=WEBHOOKS, lock="dispatch_webhooks", queueing_lock="dispatch_webhooks")
+@app.task(
+    name="dispatch_webhooks",
+    queue=WEBHOOKS,
+    priority=1,  # before the deliveries waiting in the same queue: they wait on it
+    lock="dispatch_webhooks",
+    queueing_lock="dispatch_webhooks",
+)
 def dispatch_webhooks(timestamp: int | None = None) -> int:
     """New events become deliveries for the endpoints that want them; each such endpoint's delivery is queued."""
     from calls.webhooks import delivery
@@ -278,7 +285,8 @@ def dispatch_webhooks(timestamp: int | None = None) -> int:
 
 
 def enqueue_delivery(endpoint_id: int) -> None:
-    """Queue the delivery job of one endpoint: one runs at a time per endpoint (its lock), one waits (queueing lock)."""
+    """Queue a pass over one endpoint's deliveries: one runs at a time per endpoint (its lock), one waits (queueing
+    lock)."""
     key = f"deliver_webhooks:{endpoint_id}"
     with contextlib.suppress(AlreadyEnqueued):
         deliver_webhooks.configure(lock=key, queueing_lock=key).defer(endpoint_id=endpoint_id)
@@ -286,16 +294,23 @@ def enqueue_delivery(endpoint_id: int) -> None:
 
 @app.task(name="deliver_webhooks", queue=WEBHOOKS)
 async def deliver_webhooks(endpoint_id: int) -> int:
-    """Send the endpoint's due deliveries (calls/webhooks/delivery.py); returns the attempts made."""
+    """One pass over the endpoint's due deliveries (calls/webhooks/delivery.py), then it ends: a full pass, or one
+    whose probe released a backlog, queues the next; a fan-out or the retry tick queue the others. An endpoint that
+    is down thus never holds a worker. Returns the attempts made."""
+    from asgiref.sync import sync_to_async
+
     from calls.webhooks import delivery
 
-    return await delivery.deliver(endpoint_id)
+    done = await delivery.deliver_pass(endpoint_id)
+    if done.more:
+        await sync_to_async(enqueue_delivery)(endpoint_id)
+    return done.attempts
 
 
 @app.periodic(cron="* * * * * */5", periodic_id="retry_webhooks")  # every 5 s: the first retry waits 5 s
-@app.task(name="retry_webhooks", queue=WEBHOOKS, queueing_lock="retry_webhooks")
+@app.task(name="retry_webhooks", queue=WEBHOOKS, priority=1, queueing_lock="retry_webhooks")
 def retry_webhooks(timestamp: int | None = None) -> int:
-    """Queue the delivery of every endpoint with a retry (or a "send again") due."""
+    """Queue a pass over every endpoint with a delivery due (a retry, a probe, a "send again")."""
     from calls.webhooks import delivery
 
     endpoints = delivery.endpoints_due()

@@ -10,6 +10,10 @@ It is Procrastinate's worker with what a deployment needs around it:
 - **It records why a job failed** (`JobError`): Procrastinate keeps that a job failed, not the error; the
   integration health page shows it.
 - **Each sync job gets a fresh database connection** (Django's rule for threads that outlive a request).
+- **Webhooks have slots of their own.** The `webhooks` queue is worked by a second Procrastinate worker in the same
+  process (`WEBHOOK_WORKER_CONCURRENCY` slots, polling every WEBHOOK_POLL_SECONDS), the other queues by the first
+  (`WORKER_CONCURRENCY`): a burst of deliveries never keeps calls' jobs waiting, nor a long `follow_calls` the
+  webhooks' fan-out.
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from asgiref.sync import sync_to_async
+from django.conf import settings
 from django.db import close_old_connections, connections
 from django.utils import timezone
 from procrastinate import JobContext, PsycopgConnector
@@ -33,6 +38,7 @@ from procrastinate.contrib.django.utils import connector_params
 log = logging.getLogger("calls.worker")
 
 MAX_RESTART_WAIT = 30.0
+WEBHOOK_POLL_SECONDS = 0.25
 
 
 def _error_text(exc: BaseException) -> str:
@@ -107,6 +113,58 @@ def queue_connector() -> PsycopgConnector:
     return PsycopgConnector(kwargs=params)
 
 
+def workers(queues: list[str] | None, concurrency: int | None) -> list[dict[str, Any]]:
+    """The Procrastinate workers a process runs, as their queues and slots: the webhooks' queue on its own."""
+    from calls import tasks
+
+    wanted = list(queues or tasks.QUEUES)
+    others = [queue for queue in wanted if queue != tasks.WEBHOOKS]
+    found: list[dict[str, Any]] = []
+    if others:
+        found.append({"queues": others, "concurrency": concurrency or None, "suffix": ""})
+    if tasks.WEBHOOKS in wanted:
+        slots = concurrency if concurrency and not others else settings.WEBHOOK_WORKER_CONCURRENCY
+        found.append(
+            {
+                "queues": [tasks.WEBHOOKS],
+                "concurrency": slots,
+                "suffix": "-webhooks" if others else "",
+                # It polls rather than LISTENs: a pass that ends lets the endpoint's next one (queued meanwhile, held
+                # by its lock) run, which no NOTIFY announces; and a second LISTEN connection per process held up
+                # PostgreSQL's fast shutdown (tests/test_worker_faults.py, restarted under the worker).
+                "fetch_job_polling_interval": WEBHOOK_POLL_SECONDS,
+                "listen_notify": False,
+            }
+        )
+    return found
+
+
+async def _run_workers(worker_app: Any, options: dict[str, Any], plan: list[dict[str, Any]]) -> None:
+    """Run the planned workers side by side. Waiting for jobs, all end when one does (a lost database ends
+    Procrastinate's worker: the process starts them again together); until the queues are empty, each ends alone.
+    Cancelled (a stop), each stops gracefully."""
+    running = []
+    for one in plan:
+        each = options | {"queues": one["queues"]}
+        for option in ("fetch_job_polling_interval", "listen_notify"):
+            if option in one:
+                each[option] = one[option]
+        if one["concurrency"]:
+            each["concurrency"] = one["concurrency"]
+        if one["suffix"]:
+            each["name"] = f"{options.get('name') or 'worker'}{one['suffix']}"
+        running.append(asyncio.create_task(worker_app.run_worker_async(**each)))
+    until = asyncio.FIRST_COMPLETED if options["wait"] else asyncio.ALL_COMPLETED
+    try:
+        done, _ = await asyncio.wait(running, return_when=until)
+    finally:
+        for task in running:
+            task.cancel()
+        await asyncio.gather(*running, return_exceptions=True)
+    for task in done:
+        task.result()  # an error ending a worker is the run's
+
+
 async def run(
     *,
     queues: list[str] | None = None,
@@ -122,14 +180,12 @@ async def run(
         with contextlib.suppress(NotImplementedError, RuntimeError):
             loop.add_signal_handler(sig, stop.set)
     options: dict[str, Any] = {
-        "queues": queues or None,
         "wait": wait,
         "install_signal_handlers": False,
         "worker_middleware": [record_failures],
         "task_middleware": [fresh_connections],
     }
-    if concurrency:
-        options["concurrency"] = concurrency
+    plan = workers(queues, concurrency)
     if name:
         options["name"] = name
     await sync_to_async(check_connections_when_lent)()
@@ -142,7 +198,7 @@ async def run(
         try:
             with app.replace_connector(connector) as worker_app:
                 async with worker_app.open_async():
-                    work = asyncio.create_task(worker_app.run_worker_async(**options))
+                    work = asyncio.create_task(_run_workers(worker_app, options, plan))
                     stopping = asyncio.create_task(stop.wait())
                     await asyncio.wait({work, stopping}, return_when=asyncio.FIRST_COMPLETED)
                     if stopping.done() and not work.done():

@@ -61,9 +61,14 @@ def _handler(receiver: Receiver) -> type[BaseHTTPRequestHandler]:
     return Handler
 
 
+class _Server(ThreadingHTTPServer):
+    # The engine opens up to 16 connections at once; the default backlog of 5 drops some (a ReadError, a retry).
+    request_queue_size = 64
+
+
 def serve(settings) -> Iterator[Receiver]:
     """A receiver on 127.0.0.1 (allowed: WEBHOOK_ALLOWED_HOSTS), for a fixture to yield from."""
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(Receiver(0)))
+    server = _Server(("127.0.0.1", 0), _handler(Receiver(0)))
     receiver = Receiver(server.server_address[1])
     server.RequestHandlerClass = _handler(receiver)
     server.daemon_threads = True

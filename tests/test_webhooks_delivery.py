@@ -211,7 +211,8 @@ def test_order_per_subject_holds_when_an_earlier_delivery_fails(receiver, clock)
 
     deliver(hook)
 
-    assert [r.headers["webhook-id"] for r in receiver.received] == [first.msg_id, other.msg_id]
+    # call:1 and call:2 go side by side: the engine keeps an order within a subject only, not across subjects.
+    assert sorted(r.headers["webhook-id"] for r in receiver.received) == sorted([first.msg_id, other.msg_id])
     clock.advance(timedelta(seconds=5))
     deliver(hook)
     assert [r.headers["webhook-id"] for r in receiver.received][2:] == [first.msg_id, second.msg_id]

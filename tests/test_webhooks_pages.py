@@ -127,12 +127,14 @@ def test_pause_and_resume(admin_client, endpoint, caplog):
 
     endpoint.disabled_reason = "410 Gone from the receiver"  # as the engine disables one
     endpoint.failing_since = timezone.now()
+    endpoint.retry_at, endpoint.failures = timezone.now() + timedelta(minutes=5), 6  # waiting for a probe
     endpoint.save()
     with caplog.at_level(logging.INFO, logger=LOGGER):
         response = admin_client.post(f"/integrations/webhooks/{endpoint.pk}/resume/", {"next": "detail"})
     assert response["Location"] == f"/integrations/webhooks/{endpoint.pk}/"
     endpoint.refresh_from_db()
     assert endpoint.enabled and not endpoint.disabled_reason and not endpoint.failing_since
+    assert endpoint.retry_at is None and endpoint.failures == 0  # its deliveries go at once, not at a probe's time
     assert "resumed by ada (it was disabled: 410 Gone from the receiver)" in caplog.text
 
 

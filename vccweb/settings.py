@@ -264,6 +264,9 @@ if WORKER_STALLED_SECONDS < 3 * WORKER_HEARTBEAT_SECONDS:
     )
 # A cron line; a sixth field, last, counts seconds: "* * * * * */10" is every 10 s.
 JOBS_STALLED_CHECK_CRON = env_str("JOBS_STALLED_CHECK_CRON", "* * * * * */10")
+# The webhooks' queue has a Procrastinate worker of its own in each worker process, with these slots: one pass of
+# an endpoint runs at a time, and the fan-out and retry tick beside them (calls/worker.py).
+WEBHOOK_WORKER_CONCURRENCY = env_int("WEBHOOK_WORKER_CONCURRENCY", 6, minimum=2)
 PROCRASTINATE_WORKER_DEFAULTS = {
     # Jobs wait on VCC or PostgreSQL, rarely on the CPU: eight at a time per worker process.
     "concurrency": env_int("WORKER_CONCURRENCY", 8, minimum=1),

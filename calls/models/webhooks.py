@@ -32,6 +32,10 @@ class WebhookEndpoint(models.Model):
     failing_since = models.DateTimeField(
         null=True, blank=True, help_text="The first failure of the current run of failures."
     )
+    # While it fails as a whole (a pass where every attempt failed), only one delivery, a probe, is tried, at
+    # retry_at; `failures` counts the failed passes of the run, which pick the wait (calls/webhooks/delivery.py).
+    retry_at = models.DateTimeField(null=True, blank=True)
+    failures = models.PositiveIntegerField(default=0)
     disabled_reason = models.TextField(blank=True)
     disabled_at = models.DateTimeField(null=True, blank=True)
 
@@ -98,6 +102,8 @@ class WebhookDelivery(models.Model):
     attempts = models.PositiveIntegerField(default=0)
     next_attempt_at = models.DateTimeField(default=timezone.now)
     last_attempt_at = models.DateTimeField(null=True, blank=True)
+    # The first failure of its current run of failures: 24 hours after it, one more failure gives it up.
+    failing_since = models.DateTimeField(null=True, blank=True)
     delivered_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(default=timezone.now)
 

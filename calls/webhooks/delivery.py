@@ -1,12 +1,24 @@
 """Sending the outbox's events (calls/webhooks/outbox.py) to the endpoints, for the jobs in calls/tasks.py.
 
-- `dispatch`: new events become one WebhookDelivery per enabled endpoint whose patterns match (in bulk).
-- `deliver(endpoint_id)`: sends an endpoint's due deliveries in id order, at most one in flight per subject (an
-  earlier pending delivery of the same call or contact holds the later ones back), several subjects at once. Each
-  attempt resolves the host again and connects to an address `safety.safe_addresses` allows (a DNS rebind after
+- `dispatch`: new events become one WebhookDelivery per endpoint whose patterns match, in one INSERT … SELECT.
+- `deliver(endpoint_id)`: ONE pass over the endpoint's due deliveries (at most BATCH), then it ends: the jobs queue
+  the next pass (a full pass queues its own follow-up, a fan-out or the retry tick the others), so an endpoint that
+  is down never holds a worker. A pass sends each subject's due deliveries (a call's, a contact's) one after the
+  other in id order, stopping at the first that fails; subjects go side by side, CONCURRENCY requests in flight on
+  one client; once CONCURRENCY attempts have failed and none succeeded, it starts no more (a receiver that does not
+  answer costs a pass about two timeouts). Every attempt of the pass, and what follows from it, is written at its
+  end in a few statements.
+- Each pass resolves the host again and connects to an address `safety.safe_addresses` allows (a DNS rebind after
   the URL was checked cannot reach the inside), follows no redirect, waits TIMEOUT and reads at most MAX_BODY.
-  2xx is delivered; 410 disables the endpoint at once; anything else is tried again after RETRY_AFTER, then given
-  up. An endpoint that has failed for DISABLE_AFTER is disabled, saying why; a success ends its run of failures.
+- 2xx is delivered; 410 disables the endpoint at once; anything else is a failure, tried again:
+  - a failed delivery waits its own step of RETRY_AFTER (by its attempts), and keeps its subject's later ones
+    behind it; 24 hours after its first failure, one more gives it up and disables the endpoint, saying why;
+  - a pass where every attempt failed says the endpoint itself is failing: until one succeeds, only a probe is
+    tried (the due delivery with the fewest attempts, the oldest first), one per step of PROBE_AFTER, and the rest
+    wait; the probe's success makes the whole backlog due at once. An endpoint failing for DISABLE_AFTER is
+    disabled. A single delivery the receiver always refuses (a "poison" payload) thus costs the others a probe's
+    wait at most, at each of its own few tries: a probe is another delivery when one is due, and its own back-off
+    is not undone by the release (only deliveries that failed no more often than the endpoint's run are released).
 - `send_again`, `replay_since`, `send_test_event`: the delivery log page's buttons.
 
 The clock is `clock` (tests replace it: nothing here waits on the wall clock)."""
@@ -14,16 +26,21 @@ The clock is `clock` (tests replace it: nothing here waits on the wall clock).""
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
+import functools
 import json
+import ssl
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+import certifi
 import httpx
+from asgiref.sync import ThreadSensitiveContext
 from django.conf import settings
 from django.core.exceptions import ValidationError
-from django.db import transaction
+from django.db import connection, transaction
 from django.db.models import Exists, OuterRef, Q
 from django.utils import timezone
 
@@ -31,6 +48,7 @@ from calls.calling.common import _db, log
 from calls.models import WebhookAttempt, WebhookDelivery, WebhookEndpoint, WebhookEvent
 from calls.webhooks import TEST_EVENT_TYPE, outbox, safety, signing
 
+# A delivery's own waits after each of its failures (issue 21's schedule); the last one repeats.
 RETRY_AFTER = (
     timedelta(seconds=5),
     timedelta(minutes=5),
@@ -40,13 +58,22 @@ RETRY_AFTER = (
     timedelta(hours=10),
     timedelta(hours=10),
 )
-MAX_ATTEMPTS = len(RETRY_AFTER) + 1  # the first try, then one after each wait: 27 h 35 min in all
+MAX_ATTEMPTS = len(RETRY_AFTER) + 1  # alone, a delivery's 8th try is past 24 h of failures (27 h 35 min): given up
+# An endpoint failing as a whole: the waits between probes (one request each); the last one repeats. Shorter than a
+# delivery's own schedule: a receiver that comes back gets its backlog within 5 minutes, for one request in 5 min.
+PROBE_AFTER = (
+    timedelta(seconds=5),
+    timedelta(seconds=30),
+    timedelta(minutes=1),
+    timedelta(minutes=2),
+    timedelta(minutes=5),
+)
 DISABLE_AFTER = timedelta(hours=24)
 TIMEOUT = 10.0  # seconds, for connecting and for each read
 MAX_BODY = 64 * 1024  # bytes of an answer read, at most
 SNIPPET = 2048  # characters of an answer kept in the log
-CONCURRENCY = 10  # deliveries of one endpoint in flight at once (each of another subject)
-BATCH = 100
+CONCURRENCY = 16  # requests of one endpoint in flight at once (each of another subject)
+BATCH = 200  # deliveries in one pass, at most
 DISPATCH_BATCH = 1000
 GONE_REASON = "410 Gone from the receiver"
 
@@ -55,25 +82,57 @@ Pending = WebhookDelivery.Status.PENDING
 clock: Callable[[], datetime] = timezone.now
 
 
+def _step(waits: tuple[timedelta, ...], count: int) -> timedelta:
+    return waits[min(max(count, 1), len(waits)) - 1]
+
+
 # --- Fan-out ------------------------------------------------------------------------------------------------------
+
+# Patterns hold only [a-z_.*] (check_event_patterns): LIKE's "_" is escaped, "*" becomes "%".
+_DISPATCH_SQL = """
+WITH new AS (
+    UPDATE {event} SET dispatched_at = %(now)s
+    WHERE id IN (
+        SELECT id FROM {event} WHERE dispatched_at IS NULL ORDER BY id LIMIT %(limit)s FOR UPDATE SKIP LOCKED
+    )
+    RETURNING id, type, subject
+), made AS (
+    INSERT INTO {delivery} (event_id, endpoint_id, subject, status, attempts, next_attempt_at, created_at)
+    SELECT new.id, p.id, new.subject, %(pending)s, 0, %(now)s, %(now)s
+    FROM new JOIN {endpoint} p ON EXISTS (
+        SELECT 1 FROM jsonb_array_elements_text(p.event_types) AS pattern
+        WHERE new.type LIKE replace(replace(pattern, '_', '\\_'), '*', '%%')
+    )
+    ORDER BY new.id, p.id
+    RETURNING endpoint_id
+)
+SELECT (SELECT count(*) FROM new), ARRAY(SELECT DISTINCT endpoint_id FROM made)
+"""
 
 
 def dispatch(*, limit: int = DISPATCH_BATCH) -> tuple[int, set[int]]:
-    """Fan up to `limit` new events out into deliveries; returns how many events, and the endpoints given some.
-    Several runs at once each take their own events (SKIP LOCKED)."""
+    """Fan up to `limit` new events out into deliveries, in one statement on PostgreSQL; returns how many events,
+    and the endpoints given some. Paused and disabled endpoints too: their deliveries wait (see _pass) and go on
+    resume, so no change is missing once a receiver is back (events are kept WEBHOOK_KEEP_DAYS)."""
     now = clock()
+    if connection.vendor != "postgresql":
+        return _dispatch_orm(now, limit)
+    sql = _DISPATCH_SQL.format(
+        event=WebhookEvent._meta.db_table,
+        delivery=WebhookDelivery._meta.db_table,
+        endpoint=WebhookEndpoint._meta.db_table,
+    )
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute(sql, {"now": now, "limit": limit, "pending": Pending.value})
+        count, endpoints = cursor.fetchone()
+    return count, set(endpoints)
+
+
+def _dispatch_orm(now: datetime, limit: int) -> tuple[int, set[int]]:
+    """dispatch, off PostgreSQL (SQLite: a quick look, no worker)."""
     with transaction.atomic():
-        events = list(
-            WebhookEvent.objects.select_for_update(skip_locked=True)
-            .filter(dispatched_at__isnull=True)
-            .order_by("id")
-            .only("id", "type", "subject")[:limit]
-        )
-        if not events:
-            return 0, set()
-        # Paused and disabled endpoints too: their deliveries wait (see _due) and go on resume, so no change is
-        # missing once a receiver is back (events are kept WEBHOOK_KEEP_DAYS).
-        endpoints = list(WebhookEndpoint.objects.only("id", "event_types", "enabled"))
+        events = list(WebhookEvent.objects.filter(dispatched_at__isnull=True).order_by("id")[:limit])
+        endpoints = list(WebhookEndpoint.objects.only("id", "event_types"))
         rows = [
             WebhookDelivery(event=e, endpoint=p, subject=e.subject, next_attempt_at=now, created_at=now)
             for e in events
@@ -96,19 +155,16 @@ def dispatch_all() -> set[int]:
 
 
 def endpoints_due(*, now: datetime | None = None) -> list[int]:
-    """Endpoints with a pending delivery due now (the retry job queues their delivery)."""
+    """Endpoints with a pending delivery due now that a pass would try (the retry job queues their delivery): not
+    those waiting for their next probe, and only test events for a paused one."""
     now = now or clock()
-    return sorted(
-        set(
-            WebhookDelivery.objects.filter(status=Pending, next_attempt_at__lte=now)
-            .filter(Q(endpoint__enabled=True) | Q(event__type=TEST_EVENT_TYPE))
-            .values_list("endpoint_id", flat=True)
-            .distinct()[:1000]
-        )
-    )
+    due = WebhookDelivery.objects.filter(endpoint_id=OuterRef("pk"), status=Pending, next_attempt_at__lte=now)
+    ready = Q(enabled=True) & (Q(retry_at__isnull=True) | Q(retry_at__lte=now)) & Exists(due)
+    tests = Exists(due.filter(event__type=TEST_EVENT_TYPE))
+    return list(WebhookEndpoint.objects.filter(ready | tests).order_by("id").values_list("id", flat=True)[:1000])
 
 
-# --- Sending ------------------------------------------------------------------------------------------------------
+# --- A pass -------------------------------------------------------------------------------------------------------
 
 
 @dataclass
@@ -118,42 +174,88 @@ class Outcome:
     snippet: str = ""
     error: str = ""
     received: int = 0  # bytes of the answer read
+    at: datetime | None = None  # when the attempt began
 
     @property
     def delivered(self) -> bool:
         return self.status_code is not None and 200 <= self.status_code < 300
 
+    @property
+    def reason(self) -> str:
+        return self.error or f"HTTP {self.status_code}"
+
+
+def _probing(endpoint: WebhookEndpoint, now: datetime) -> bool | None:
+    """Whether a pass sends only a probe (the endpoint failing), or None when nothing may be sent before retry_at."""
+    if endpoint.retry_at is None:
+        return False
+    return True if endpoint.retry_at <= now else None
+
 
 def _due(endpoint_id: int, now: datetime, limit: int) -> tuple[WebhookEndpoint | None, list[WebhookDelivery]]:
-    """The endpoint and its deliveries to send now: due, and each the first pending one of its subject."""
+    """The endpoint and its deliveries to send in this pass. Each is due, and so is every earlier pending one of its
+    subject (all in the list, as ids come in order)."""
     endpoint = WebhookEndpoint.objects.filter(pk=endpoint_id).first()
     if endpoint is None:
         return None, []
-    earlier = WebhookDelivery.objects.filter(
-        endpoint_id=endpoint_id, subject=OuterRef("subject"), status=Pending, id__lt=OuterRef("id")
-    )
-    due = WebhookDelivery.objects.filter(endpoint_id=endpoint_id, status=Pending, next_attempt_at__lte=now).filter(
-        ~Exists(earlier)
-    )
-    if not endpoint.enabled:
-        due = due.filter(event__type=TEST_EVENT_TYPE)  # a paused endpoint may still be sent a test
-    return endpoint, list(due.select_related("event").order_by("id")[:limit])
+    pending = WebhookDelivery.objects.filter(endpoint_id=endpoint_id, status=Pending)
+    earlier = pending.filter(subject=OuterRef("subject"), id__lt=OuterRef("id"))
+    due = pending.filter(next_attempt_at__lte=now).select_related("event")
+    probing = _probing(endpoint, now)
+    if not endpoint.enabled or probing is None:  # paused, or waiting for its next probe: an admin's test goes
+        return endpoint, list(due.filter(event__type=TEST_EVENT_TYPE).order_by("id")[:limit])
+    if probing:  # one delivery, the first of its subject: the one tried least, the oldest first
+        return endpoint, list(due.filter(~Exists(earlier)).order_by("attempts", "id")[:1])
+    blocked = earlier.filter(next_attempt_at__gt=now)  # an earlier one waits its back-off: its subject waits
+    return endpoint, list(due.filter(~Exists(blocked)).order_by("id")[:limit])
 
 
 def body_of(event: WebhookEvent) -> bytes:
     return json.dumps(event.payload, separators=(",", ":"), ensure_ascii=False).encode()
 
 
-async def send(client: httpx.AsyncClient, endpoint: WebhookEndpoint, event: WebhookEvent, *, at: datetime) -> Outcome:
-    """One attempt: resolve, check the addresses, POST to the first allowed one, read at most MAX_BODY."""
+@functools.cache
+def _tls() -> ssl.SSLContext:
+    """The TLS settings of every pass, made once a process: making them (loading the CA bundle) costs about 25 ms
+    of CPU, which a client per pass would spend again and again."""
+    return ssl.create_default_context(cafile=certifi.where())
+
+
+# Name lookups of the passes run here, not in the event loop's default executor, where the worker's sync jobs run
+# (Procrastinate's sync_to_async): a pass never waits for a thread behind process_vcc_events or the fan-out.
+_LOOKUPS = concurrent.futures.ThreadPoolExecutor(max_workers=4, thread_name_prefix="webhook-lookup")
+
+
+class Addresses:
+    """The endpoint's host resolved and checked once a pass (not once a request), shared by its attempts."""
+
+    def __init__(self) -> None:
+        self._found: dict[tuple[str, int], asyncio.Future[list[str]]] = {}
+
+    async def of(self, host: str, port: int) -> list[str]:
+        if (host, port) not in self._found:
+            loop = asyncio.get_running_loop()
+            self._found[(host, port)] = loop.run_in_executor(_LOOKUPS, safety.safe_addresses, host, port)
+        return await asyncio.shield(self._found[(host, port)])
+
+
+async def send(
+    client: httpx.AsyncClient,
+    endpoint: WebhookEndpoint,
+    event: WebhookEvent,
+    *,
+    at: datetime,
+    addresses: Addresses | None = None,
+) -> Outcome:
+    """One attempt: resolve (once a pass), check the addresses, POST to the first allowed one, read at most MAX_BODY."""
     began = time.monotonic()
-    outcome = Outcome()
+    outcome = Outcome(at=at)
     try:
         async with asyncio.timeout(TIMEOUT):  # the whole attempt, however slowly an answer trickles in
             url = httpx.URL(endpoint.url)
             host = url.host
             port = url.port or (443 if url.scheme == "https" else 80)
-            addresses = await asyncio.to_thread(safety.safe_addresses, host, port)
+            found = await (addresses or Addresses()).of(host, port)
             body = body_of(event)
             headers = signing.headers(endpoint, event.msg_id, at, body) | {
                 "host": url.netloc.decode("ascii"),
@@ -161,7 +263,7 @@ async def send(client: httpx.AsyncClient, endpoint: WebhookEndpoint, event: Webh
             }
             request = client.build_request(
                 "POST",
-                url.copy_with(host=addresses[0]),
+                url.copy_with(host=found[0]),
                 content=body,
                 headers=headers,
                 extensions={"sni_hostname": host},
@@ -192,77 +294,171 @@ async def send(client: httpx.AsyncClient, endpoint: WebhookEndpoint, event: Webh
     return outcome
 
 
-def record(endpoint: WebhookEndpoint, delivery: WebhookDelivery, outcome: Outcome, *, now: datetime) -> None:
-    """Write an attempt and what follows from it: delivered, tried again later, given up; the endpoint's run of
-    failures, or its end (410, or DISABLE_AFTER of failures)."""
-    with transaction.atomic():
-        if not WebhookDelivery.objects.select_for_update().filter(pk=delivery.pk).exists():
-            return  # deleted meanwhile, with its endpoint
-        WebhookAttempt.objects.create(
-            delivery=delivery,
-            at=now,
-            status_code=outcome.status_code,
-            duration_ms=outcome.duration_ms,
-            response_snippet=outcome.snippet,
-            error=outcome.error[:2000],
-        )
-        delivery.attempts += 1
-        delivery.last_attempt_at = now
-        fields = ["attempts", "last_attempt_at", "status", "next_attempt_at", "delivered_at"]
-        if outcome.delivered:
-            delivery.status, delivery.delivered_at = WebhookDelivery.Status.DELIVERED, now
-        elif delivery.attempts >= MAX_ATTEMPTS:
-            delivery.status = WebhookDelivery.Status.FAILED
-        else:
-            delivery.next_attempt_at = now + RETRY_AFTER[delivery.attempts - 1]
-        delivery.save(update_fields=fields)
-        _endpoint_after(endpoint, outcome, now=now)
+@dataclass
+class Pass:
+    """What one pass did: attempts made, and whether the endpoint has more to send now (its job queues another)."""
+
+    attempts: int = 0
+    more: bool = False
 
 
-def _endpoint_after(endpoint: WebhookEndpoint, outcome: Outcome, *, now: datetime) -> None:
-    locked = WebhookEndpoint.objects.select_for_update().filter(pk=endpoint.pk).first()
-    if locked is None:
-        return
-    if outcome.delivered:
-        if locked.failing_since is not None:
-            WebhookEndpoint.objects.filter(pk=locked.pk).update(failing_since=None)
-        endpoint.failing_since = None
-        return
-    failing_since = locked.failing_since or now
-    changes: dict[str, object] = {"failing_since": failing_since}
-    if locked.enabled and outcome.status_code == 410:
-        changes |= {"enabled": False, "disabled_at": now, "disabled_reason": GONE_REASON}
-    elif locked.enabled and now - failing_since >= DISABLE_AFTER:
-        last = outcome.error or f"HTTP {outcome.status_code}"
-        changes |= {"enabled": False, "disabled_at": now, "disabled_reason": f"failed for 24 hours: {last}"}
-    if changes.get("enabled") is False:
-        log.warning("webhook endpoint %s disabled: %s", locked.pk, changes["disabled_reason"])
-    WebhookEndpoint.objects.filter(pk=locked.pk).update(**changes)
-    for name, value in changes.items():
-        setattr(endpoint, name, value)
+def _subjects(due: list[WebhookDelivery]) -> list[list[WebhookDelivery]]:
+    """The deliveries by subject, each subject's in id order, subjects in the order of their first delivery."""
+    by_subject: dict[str, list[WebhookDelivery]] = {}
+    for one in due:
+        by_subject.setdefault(one.subject, []).append(one)
+    return list(by_subject.values())
 
 
 async def deliver(endpoint_id: int, *, transport: httpx.AsyncBaseTransport | None = None) -> int:
-    """Send the endpoint's due deliveries until none is due; returns how many attempts were made."""
-    attempts = 0
+    """One pass over the endpoint's due deliveries; returns how many attempts were made."""
+    return (await deliver_pass(endpoint_id, transport=transport)).attempts
+
+
+async def deliver_pass(endpoint_id: int, *, transport: httpx.AsyncBaseTransport | None = None) -> Pass:
+    """One pass: send what is due (at most BATCH, or one probe), record it all, say whether more is due at once.
+
+    Its database work runs in a thread of its own (ThreadSensitiveContext), not in the one thread all async jobs of
+    the worker share otherwise (follow_calls keeps that one busy): passes of several endpoints do not queue behind
+    each other or behind calls' jobs. Under async_to_sync (tests) it runs in the caller's thread, as before."""
+    async with ThreadSensitiveContext():
+        return await _pass(endpoint_id, transport)
+
+
+async def _pass(endpoint_id: int, transport: httpx.AsyncBaseTransport | None) -> Pass:
+    endpoint, due = await _db(_due)(endpoint_id, clock(), BATCH)
+    if endpoint is None or not due:
+        return Pass()
+    results: list[tuple[WebhookDelivery, Outcome]] = []
     limits = httpx.Limits(max_connections=CONCURRENCY, max_keepalive_connections=CONCURRENCY)
     async with httpx.AsyncClient(
-        timeout=TIMEOUT, follow_redirects=False, limits=limits, transport=transport, trust_env=False
+        timeout=TIMEOUT, follow_redirects=False, limits=limits, transport=transport, trust_env=False, verify=_tls()
     ) as client:
-        gate = asyncio.Semaphore(CONCURRENCY)
-        while True:
-            endpoint, due = await _db(_due)(endpoint_id, clock(), BATCH)
-            if endpoint is None or not due:
-                return attempts
+        gate, addresses = asyncio.Semaphore(CONCURRENCY), Addresses()
 
-            async def one(delivery: WebhookDelivery, endpoint: WebhookEndpoint = endpoint) -> None:
+        def down() -> bool:  # CONCURRENCY failures and no success: the endpoint fails as a whole, start no more
+            return len(results) >= CONCURRENCY and not any(outcome.delivered for _, outcome in results)
+
+        async def subject(deliveries: list[WebhookDelivery], endpoint: WebhookEndpoint = endpoint) -> None:
+            for one in deliveries:  # in order; the first failure keeps the rest of its subject for later
                 async with gate:
-                    at = clock()
-                    outcome = await send(client, endpoint, delivery.event, at=at)
-                    await _db(record)(endpoint, delivery, outcome, now=clock())
+                    if down():
+                        return
+                    outcome = await send(client, endpoint, one.event, at=clock(), addresses=addresses)
+                results.append((one, outcome))
+                if not outcome.delivered:
+                    return
 
-            await asyncio.gather(*(one(d) for d in due))
-            attempts += len(due)
+        await asyncio.gather(*(subject(chain) for chain in _subjects(due)))
+    released = await _db(record)(endpoint, results, now=clock())
+    return Pass(attempts=len(results), more=len(due) >= BATCH or released)
+
+
+# --- Recording a pass ---------------------------------------------------------------------------------------------
+
+
+def _after(one: WebhookDelivery, outcome: Outcome, now: datetime) -> bool:
+    """Apply an attempt's outcome to the delivery; True when it was given up (24 hours of its failures)."""
+    one.attempts += 1
+    one.last_attempt_at = outcome.at or now
+    if outcome.delivered:
+        one.status, one.delivered_at, one.failing_since = WebhookDelivery.Status.DELIVERED, now, None
+        return False
+    one.failing_since = one.failing_since or one.last_attempt_at
+    if now - one.failing_since >= DISABLE_AFTER:
+        one.status = WebhookDelivery.Status.FAILED
+        return True
+    one.next_attempt_at = one.last_attempt_at + _step(RETRY_AFTER, one.attempts)
+    return False
+
+
+def record(endpoint: WebhookEndpoint, results: list[tuple[WebhookDelivery, Outcome]], *, now: datetime) -> bool:
+    """Write a pass's attempts and what follows from them: deliveries delivered, waiting their next try, given up;
+    the endpoint's run of failures, its end, or the endpoint disabled. In a handful of statements, whatever the
+    number of attempts. Returns whether a backlog was released (a probe succeeded)."""
+    if not results:
+        return False
+    with transaction.atomic():
+        ids = [one.pk for one, _ in results]
+        # FOR NO KEY UPDATE: the fan-out's inserts (their foreign keys' KEY SHARE locks) do not wait on a pass.
+        mine = WebhookDelivery.objects.select_for_update(no_key=True).filter(pk__in=ids)
+        kept = set(mine.values_list("pk", flat=True))
+        results = [(one, outcome) for one, outcome in results if one.pk in kept]  # others deleted meanwhile
+        locked = WebhookEndpoint.objects.select_for_update(no_key=True).filter(pk=endpoint.pk).first()
+        if locked is None or not results:
+            return False
+        given_up = [(one, outcome) for one, outcome in results if _after(one, outcome, now)]
+        WebhookAttempt.objects.bulk_create(
+            WebhookAttempt(
+                delivery=one,
+                at=outcome.at or now,
+                status_code=outcome.status_code,
+                duration_ms=outcome.duration_ms,
+                response_snippet=outcome.snippet,
+                error=outcome.error[:2000],
+            )
+            for one, outcome in results
+        )
+        fields = ["attempts", "last_attempt_at", "status", "next_attempt_at", "delivered_at", "failing_since"]
+        WebhookDelivery.objects.bulk_update([one for one, _ in results], fields)
+        return _endpoint_after(locked, endpoint, results, given_up, now=now)
+
+
+def _endpoint_after(
+    locked: WebhookEndpoint,
+    endpoint: WebhookEndpoint,
+    results: list[tuple[WebhookDelivery, Outcome]],
+    given_up: list[tuple[WebhookDelivery, Outcome]],
+    *,
+    now: datetime,
+) -> bool:
+    """The endpoint after a pass: a success ends its run of failures (releasing the backlog if it was failing as a
+    whole); a pass of failures alone starts or goes on with one; 410, 24 hours failing or a delivery given up
+    disable it. Returns whether a backlog was released."""
+    changes: dict[str, object] = {}
+    released = False
+    if any(outcome.delivered for _, outcome in results):
+        if locked.retry_at is not None:  # failing as a whole until now: what waited behind the probe is due
+            _release(locked, now)
+            released = True
+        if locked.failing_since or locked.retry_at or locked.failures:
+            changes = {"failing_since": None, "retry_at": None, "failures": 0}
+    else:  # every attempt of the pass failed: the endpoint itself is failing
+        failures = locked.failures + 1
+        changes = {
+            "failing_since": locked.failing_since or now,
+            "failures": failures,
+            "retry_at": now + _step(PROBE_AFTER, failures),
+        }
+    last = results[-1][1]
+    failing_since = changes.get("failing_since", locked.failing_since)
+    if locked.enabled and any(outcome.status_code == 410 for _, outcome in results):
+        changes |= {"enabled": False, "disabled_at": now, "disabled_reason": GONE_REASON}
+    elif locked.enabled and isinstance(failing_since, datetime) and now - failing_since >= DISABLE_AFTER:
+        changes |= {"enabled": False, "disabled_at": now, "disabled_reason": f"failed for 24 hours: {last.reason}"}
+    elif locked.enabled and given_up:
+        one, outcome = given_up[0]
+        reason = f"{one.event.type} of {one.subject} ({one.event.msg_id}) failed for 24 hours: {outcome.reason}"
+        changes |= {"enabled": False, "disabled_at": now, "disabled_reason": reason}
+    if changes.get("enabled") is False:
+        log.warning("webhook endpoint %s disabled: %s", locked.pk, changes["disabled_reason"])
+    if changes:
+        WebhookEndpoint.objects.filter(pk=locked.pk).update(**changes)
+        for name, value in changes.items():
+            setattr(endpoint, name, value)
+    return released
+
+
+def _release(endpoint: WebhookEndpoint, now: datetime) -> int:
+    """A probe succeeded: every pending delivery of the endpoint is due now, but those that failed more often than
+    the endpoint's run did (a delivery failing on its own: it keeps its back-off). Returns how many moved."""
+    return (
+        WebhookDelivery.objects.filter(
+            endpoint_id=endpoint.pk, status=Pending, next_attempt_at__gt=now, attempts__lte=endpoint.failures
+        )
+        .filter(Q(last_attempt_at__gte=endpoint.failing_since) if endpoint.failing_since else Q())
+        .update(next_attempt_at=now)
+    )
 
 
 # --- The delivery log's buttons -----------------------------------------------------------------------------------
@@ -276,7 +472,9 @@ def _queue(endpoint_id: int) -> None:
 
 def send_again(delivery: WebhookDelivery) -> None:
     """Send one delivery again now, with a fresh schedule of retries (delivered or given up, it is pending again)."""
-    WebhookDelivery.objects.filter(pk=delivery.pk).update(status=Pending, attempts=0, next_attempt_at=clock())
+    WebhookDelivery.objects.filter(pk=delivery.pk).update(
+        status=Pending, attempts=0, next_attempt_at=clock(), failing_since=None
+    )
     delivery.refresh_from_db()
     _queue(delivery.endpoint_id)
 

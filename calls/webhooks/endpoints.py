@@ -99,11 +99,17 @@ def resume(endpoint: WebhookEndpoint, *, by: str, now: datetime | None = None) -
     was = endpoint.disabled_reason
     with transaction.atomic():
         updated = WebhookEndpoint.objects.filter(pk=endpoint.pk, enabled=False).update(
-            enabled=True, disabled_reason="", disabled_at=None, failing_since=None, updated_at=now
+            enabled=True,
+            disabled_reason="",
+            disabled_at=None,
+            failing_since=None,
+            retry_at=None,
+            failures=0,
+            updated_at=now,
         )
         if updated:  # what waited is due now, with every try before it (a receiver fixed at last gets them at once)
             WebhookDelivery.objects.filter(endpoint_id=endpoint.pk, status=WebhookDelivery.Status.PENDING).update(
-                next_attempt_at=now, attempts=0
+                next_attempt_at=now, attempts=0, failing_since=None
             )
     endpoint.refresh_from_db()
     if updated:
