@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('calls', '0024_webhook_event_dispatched'),
+        ('calls', '0025_contact_search_table'),
     ]
 
     operations = [
