@@ -21,6 +21,7 @@ once holds a `lock`, and one that must not wait twice in the queue a `queueing_l
 | `dispatch_webhooks` | every second, and after a change wrote events: fan them out to the endpoints | webhooks |
 | `deliver_webhooks` | per endpoint, after a fan-out or a retry falling due: one pass over its deliveries | webhooks |
 | `retry_webhooks` | every 5 s: queue a pass over the endpoints with deliveries (or a probe) due | webhooks |
+| `replay_webhooks` | "Replay since …": the events since then that the endpoint takes become deliveries again | webhooks |
 | `prune_webhooks` | hourly: events and attempts older than WEBHOOK_KEEP_DAYS are deleted | maintenance |
 | `ping` | by hand: does nothing (a worker answers; what a job costs) | maintenance |
 """
@@ -317,6 +318,23 @@ def retry_webhooks(timestamp: int | None = None) -> int:
     for endpoint_id in endpoints:
         enqueue_delivery(endpoint_id)
     return len(endpoints)
+
+
+@app.task(name="replay_webhooks", queue=WEBHOOKS)
+def replay_webhooks(endpoint_id: int, since: str) -> int:
+    """ "Replay since …" of an endpoint's page: every event since `since` (ISO 8601) that the endpoint wants becomes
+    a delivery again, in order (calls/webhooks/delivery.py replay_since); its passes are queued as they are made."""
+    from datetime import datetime
+
+    from calls.models import WebhookEndpoint
+    from calls.webhooks import delivery
+
+    endpoint = WebhookEndpoint.objects.filter(pk=endpoint_id).first()
+    if endpoint is None:
+        return 0  # deleted since: nothing to send
+    made = delivery.replay_since(endpoint, datetime.fromisoformat(since))
+    log.info("webhook endpoint %s: %d event(s) since %s queued to be sent again", endpoint_id, made, since)
+    return made
 
 
 @app.periodic(cron="53 * * * *", periodic_id="prune_webhooks")

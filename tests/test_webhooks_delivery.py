@@ -395,7 +395,7 @@ def test_the_retry_job_queues_the_endpoints_with_deliveries_due(receiver, clock,
     assert [j["args"] for j in queued(jobs, "deliver_webhooks")] == [{"endpoint_id": hook.pk}]
 
 
-def test_send_again_replay_and_test_event(receiver, clock, jobs):
+def test_send_again_replay_and_test_event(receiver, clock, jobs, monkeypatch):
     hook = endpoint(receiver.url, ("contact.*",))
     first = emit("contact.created", "contact:1")
     emit("call.placed", "call:1")  # not for this endpoint
@@ -408,7 +408,9 @@ def test_send_again_replay_and_test_event(receiver, clock, jobs):
     async_to_sync(delivery.deliver)(hook.pk)
     assert receiver.received[-1].headers["webhook-id"] == first.msg_id
 
+    monkeypatch.setattr(delivery, "REPLAY_BATCH", 1)  # one event a statement: the same deliveries, in order
     assert delivery.replay_since(hook, clock.now - timedelta(minutes=1)) == 2
+    assert delivery.replay_since(hook, clock.now + timedelta(minutes=1)) == 0  # none since then
     async_to_sync(delivery.deliver)(hook.pk)
     assert [json.loads(r.body)["type"] for r in receiver.received[-2:]] == ["contact.created", "contact.updated"]
 

@@ -15,6 +15,7 @@ from standardwebhooks.webhooks import Webhook
 
 from calls.models.webhooks import WebhookAttempt, WebhookDelivery, WebhookEndpoint, WebhookEvent
 from calls.webhooks import safety, signing
+from tests._jobs import queued, run_jobs
 
 LOGGER = "calls.webhooks.endpoints"
 NUMBERS = itertools.count(1)
@@ -255,6 +256,12 @@ def test_send_again_replay_and_test_event(admin_client, endpoint, jobs):
     before = WebhookDelivery.objects.filter(endpoint=endpoint).count()
     response = admin_client.post(f"/integrations/webhooks/{endpoint.pk}/replay/", {"since": f"{since:%Y-%m-%dT%H:%M}"})
     assert response.status_code == 302
+    # The replay is a job (a day's events may be millions), not work done in the request.
+    assert WebhookDelivery.objects.filter(endpoint=endpoint).count() == before
+    [job] = queued(jobs, "replay_webhooks")
+    assert job["args"]["endpoint_id"] == endpoint.pk
+    assert "will be sent again" in admin_client.get(response.url).content.decode()
+    run_jobs(jobs, "replay_webhooks")
     assert WebhookDelivery.objects.filter(endpoint=endpoint).count() == before + 1  # the call.ended event again
 
     future = timezone.localtime() + timedelta(hours=1)

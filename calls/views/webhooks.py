@@ -21,6 +21,7 @@ from django.utils.cache import add_never_cache_headers
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from calls import permissions as perms
+from calls import tasks
 from calls.forms.once import first_sending
 from calls.forms.webhooks import DeliveryFilter, EndpointForm, ReplayForm
 from calls.models.webhooks import WebhookAttempt, WebhookDelivery, WebhookEndpoint
@@ -221,20 +222,18 @@ def webhook_replay(request: AuthedRequest, pk: int) -> HttpResponse:
         add_never_cache_headers(response)
         return response
     since = form.cleaned_data["since"]
-    count = engine.replay_since(endpoint, since)
+    tasks.replay_webhooks.defer(endpoint_id=endpoint.pk, since=since.isoformat())
     endpoints.log.info(
-        "webhook endpoint %s: %d event(s) since %s replayed by %s",
+        "webhook endpoint %s: replay of the events since %s asked for by %s",
         endpoints.name(endpoint),
-        count,
         since.isoformat(),
         _by(request),
     )
-    if count:
-        messages.success(
-            request, f"{count} event{'s' if count != 1 else ''} since {since:%d %b %H:%M} will be sent again."
-        )
-    else:
-        messages.info(request, f"No event for {endpoint} since {since:%d %b %H:%M}: nothing to send again.")
+    messages.success(
+        request,
+        f"The events since {since:%d %b %H:%M} that {endpoint} takes will be sent again, in order: they are being "
+        "queued now, and show in the log below as they go.",
+    )
     return redirect("webhook_detail", pk=pk)
 
 
