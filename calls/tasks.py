@@ -21,7 +21,7 @@ once holds a `lock`, and one that must not wait twice in the queue a `queueing_l
 | `dispatch_webhooks` | every second, and after a change wrote events: fan them out to the endpoints | webhooks |
 | `deliver_webhooks` | per endpoint, after a fan-out or a retry falling due: one pass over its deliveries | webhooks |
 | `retry_webhooks` | every 5 s: queue a pass over the endpoints with deliveries (or a probe) due | webhooks |
-| `replay_webhooks` | "Replay since …": the events since then that the endpoint takes become deliveries again | webhooks |
+| `replay_webhooks` | "Replay since …": the events since then that the endpoint takes are sent again | webhooks |
 | `prune_webhooks` | hourly: events and attempts older than WEBHOOK_KEEP_DAYS are deleted | maintenance |
 | `ping` | by hand: does nothing (a worker answers; what a job costs) | maintenance |
 """
