@@ -546,8 +546,11 @@ def test_a_token_without_calls_read_is_a_403(agent_user):
 
 def test_the_lists_queries_do_not_grow_with_rows(alex, agent_user, sales, django_assert_max_num_queries):
     make_call(user=agent_user, agent=agent_user.agent)
+    # Once first: a connection prepares the page's statement at its first page (calls/api/callrows.py), whichever
+    # test that was; what is counted is every page after.
+    get(alex, params={"limit": "200"})
     with django_assert_max_num_queries(6):
-        assert len(ids(get(alex))) == 1
+        assert len(ids(get(alex, params={"limit": "200"}))) == 1
     for n in range(30):
         make_call(user=agent_user, agent=agent_user.agent, contact=Contact.objects.create(name=f"C{n}"))
         make_call(user=agent_user, groups=[sales], outcome="busy")

@@ -28,6 +28,8 @@ def page(token: str, params: dict) -> tuple[dict, list[str]]:
 
 def test_a_page_is_prepared_once_a_connection_and_then_executed(alex, log_calls):  # noqa: F811
     callrows._prepared.clear()
+    with connection.cursor() as cursor:
+        cursor.execute("DEALLOCATE ALL")  # what an earlier test prepared on this connection
     first, sql = page(alex, {"limit": 2})
     assert sum(s.startswith("PREPARE vccweb_") for s in sql) == 1
     assert sum("EXECUTE vccweb_" in s for s in sql) == 1
@@ -35,6 +37,12 @@ def test_a_page_is_prepared_once_a_connection_and_then_executed(alex, log_calls)
     again, sql = page(alex, {"limit": 2})
     assert again == first
     assert not any(s.startswith("PREPARE") for s in sql) and sum("EXECUTE vccweb_" in s for s in sql) == 1
+
+    # This process forgetting what the connection prepared (as the test above did first): PREPARE is refused as a
+    # duplicate, and the statement the connection holds is used, not given up for planning at each page.
+    callrows._prepared.clear()
+    _, sql = page(alex, {"limit": 2})
+    assert sum("EXECUTE vccweb_" in s for s in sql) == 1
 
     # The next page (a cursor) and a filter are statements of their own, each prepared once.
     _, sql = page(alex, {"limit": 2, "after": first["next"].split("after=")[1].split("&")[0]})

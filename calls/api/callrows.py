@@ -229,9 +229,11 @@ def execute_prepared(cursor: CursorWrapper, sql: str, params: list[Any]) -> None
         try:
             with transaction.atomic(using=cursor.db.alias):  # a statement refused leaves any transaction usable
                 cursor.execute(f"PREPARE {name} AS {_numbered(sql)}")
-        except DatabaseError:
-            log.warning("the call log's page could not be prepared; planned at each page instead", exc_info=True)
-            name = ""
+        except DatabaseError as error:
+            # Already prepared on this connection (this process forgot it, the connection did not): use it.
+            if type(error.__cause__).__name__ != "DuplicatePreparedStatement":
+                log.warning("the call log's page could not be prepared; planned at each page instead", exc_info=True)
+                name = ""
         names[sql] = name
     if name:
         # Its generic plan, at once and every time (one round trip: the SET lasts for this statement's transaction).
