@@ -76,3 +76,14 @@ def test_a_page_postgresql_will_not_prepare_is_planned_each_time(alex, log_calls
         body, sql = page(alex, {})
     assert body == expected and not any("PREPARE" in s or "EXECUTE" in s for s in sql)
     assert "could not be prepared" in caplog.text
+
+
+def test_without_the_pool_a_page_is_planned_as_it_comes(alex, log_calls, monkeypatch):  # noqa: F811
+    """DB_POOL=false (behind PgBouncer, whose transaction mode may run an EXECUTE on another server connection than
+    its PREPARE): no statement is prepared, and the page is the same."""
+    with_pool, _ = page(alex, {"limit": 2})
+    options = {k: v for k, v in connection.settings_dict["OPTIONS"].items() if k != "pool"}
+    monkeypatch.setitem(connection.settings_dict, "OPTIONS", options)
+    without, sql = page(alex, {"limit": 2})
+    assert without == with_pool
+    assert not any(s.startswith("PREPARE") or "EXECUTE vccweb_" in s for s in sql)

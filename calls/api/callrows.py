@@ -221,6 +221,11 @@ def execute_prepared(cursor: CursorWrapper, sql: str, params: list[Any]) -> None
     plan: PostgreSQL planned a page of the log in about as long as it took to run it (1.2 to 5 ms against 3 to 6
     ms at 5 M calls); the generic plan takes 0.03 ms to reuse and reads the sort's index as the custom one did
     (2.3 ms). The same rows: only the planning is saved."""
+    if not cursor.db.settings_dict.get("OPTIONS", {}).get("pool"):
+        # Without vccweb's pool (DB_POOL=false: behind PgBouncer, whose transaction mode may run the EXECUTE on
+        # another server connection than the PREPARE; or a connection a request) each page is planned as it comes.
+        cursor.execute(sql, params)
+        return
     raw = cursor.db.connection
     names = _prepared.setdefault(raw, {})
     name = names.get(sql)
