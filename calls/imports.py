@@ -343,10 +343,11 @@ def apply(pk: ImportId) -> None:
         for batch in _ready_rows(pk, duplicates):
             updates = _updates_of(batch, duplicates, contact_of_row, lambda r: decisions.get(str(r.number), default))
             skipped += sum(1 for r in batch if r.number in duplicates) - len(updates)
-            targets = Contact.objects.in_bulk({target_pk for _, target_pk in updates})
             # The batch's contacts' events in one go: their do-not-call read once before, their events written
-            # once after (a contact two rows update gets one contact.updated, as it is after both).
-            with changes.contact_change(*targets):
+            # once after (a contact two rows update gets one contact.updated, as it is after both). The contacts
+            # are read once that has locked them (with webhooks), so a change committed meanwhile is not overwritten.
+            with changes.contact_change(*{target_pk for _, target_pk in updates}):
+                targets = Contact.objects.in_bulk({target_pk for _, target_pk in updates})
                 for r, target_pk in updates:
                     if (target := targets.get(target_pk)) is None:  # deleted since the check: skipped
                         skipped += 1
