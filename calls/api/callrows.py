@@ -18,6 +18,7 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
+import psycopg
 from django.contrib.auth import get_user_model
 from django.core.exceptions import EmptyResultSet
 from django.db import DatabaseError, connections, transaction
@@ -236,7 +237,7 @@ def execute_prepared(cursor: CursorWrapper, sql: str, params: list[Any]) -> None
                 cursor.execute(f"PREPARE {name} AS {_numbered(sql)}")
         except DatabaseError as error:
             # Already prepared on this connection (this process forgot it, the connection did not): use it.
-            if type(error.__cause__).__name__ != "DuplicatePreparedStatement":
+            if not isinstance(error.__cause__, psycopg.errors.DuplicatePreparedStatement):
                 log.warning("the call log's page could not be prepared; planned at each page instead", exc_info=True)
                 name = ""
         names[sql] = name
