@@ -227,7 +227,9 @@ def test_a_sync_vcc_cannot_answer_is_tried_again_later_and_then_succeeds(start_w
 def test_two_workers_never_run_a_job_or_a_periodic_tick_twice(start_worker):
     workers = [start_worker("host-a"), start_worker("host-b")]
     logs = _logs(*workers)
-    wait_for(lambda: _rows("SELECT count(*) FROM procrastinate_workers")[0][0] == 2, "both workers up", logs=logs)
+    # Each `manage.py worker` runs two of Procrastinate's workers: its queues', and the webhooks' (calls/tasks.py).
+    up = "SELECT count(*) FROM procrastinate_workers"
+    wait_for(lambda: _rows(up)[0][0] == 2 * len(workers), "both workers up", logs=logs)
     job_ids = [tasks.check_import.defer(import_id=str(uuid.uuid4())) for _ in range(40)]
     wait_for(lambda: JobError.objects.filter(job_id__in=job_ids).count() >= len(job_ids), "every job run", logs=logs)
     ticks = "SELECT count(*) FROM procrastinate_jobs WHERE task_name = 'follow_calls'"
