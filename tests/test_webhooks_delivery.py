@@ -204,10 +204,22 @@ def test_410_disables_the_endpoint_at_once(receiver, clock):
 def test_order_per_subject_holds_when_an_earlier_delivery_fails(receiver, clock):
     """call:1's first event fails: its second waits behind it; call:2's goes meanwhile."""
     hook = endpoint(receiver.url)
-    receiver.answers = [500]
     first = emit("call.requested", "call:1")
     second = emit("call.placed", "call:1")
     other = emit("call.requested", "call:2")
+    refused: list[str] = []
+
+    def answer(handler) -> None:
+        """500 to call:1's first event, once (not to whichever request comes first: call:2's may), 204 to the rest."""
+        status = 204
+        if handler.headers["webhook-id"] == first.msg_id and not refused:
+            refused.append(first.msg_id)
+            status = 500
+        handler.send_response(status)
+        handler.send_header("content-length", "0")
+        handler.end_headers()
+
+    receiver.otherwise = answer
 
     deliver(hook)
 
