@@ -17,6 +17,11 @@ class CallsConfig(AppConfig):
     def ready(self) -> None:
         from calls import middleware  # noqa: F401 (registers its deploy check)
 
+        # The audit trail: who is acting reaches the triggers through every connection; logins are recorded.
+        from calls import audit
+
+        audit.connect()
+
         # Later migrations add models and permissions; keep the roles' permissions complete after each migrate.
         post_migrate.connect(_sync_roles, sender=self)
         # Giving someone the admin role gives them the admin site, wherever their groups change.
