@@ -120,7 +120,8 @@ class AuditMiddleware:
             markcoroutinefunction(self)
 
     def __call__(self, request: HttpRequest) -> HttpResponseBase | Awaitable[HttpResponseBase]:
-        if iscoroutinefunction(self):
+        is_async = iscoroutinefunction(self)  # not in the `if`: the type guard would narrow self to a function
+        if is_async:
             return self._acall(request)
         token = _request.set(request)
         try:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterator, Mapping
+from typing import Any
 
 from django.db import DatabaseError
 
@@ -26,7 +27,7 @@ class _Rows:
             if index:
                 self.quoted = not self.quoted
             if not self.quoted:
-                self.newlines += part.count(newline)  # type: ignore[arg-type]
+                self.newlines += part.count(newline)
 
 
 class AuditedExport:
@@ -34,7 +35,7 @@ class AuditedExport:
     short: kind, the filters it was asked with and the rows sent. close() is passed on first (a COPY cut short must
     drop its connection before anything else is asked of it)."""
 
-    def __init__(self, chunks: Iterator[str] | Iterator[bytes], *, kind: str, filters: Mapping[str, object]) -> None:
+    def __init__(self, chunks: Iterator[Any], *, kind: str, filters: Mapping[str, object]) -> None:
         self.chunks = chunks
         self.kind = kind
         self.filters = dict(filters)
@@ -42,10 +43,10 @@ class AuditedExport:
         self.rows = _Rows()
         self.recorded = False
 
-    def __iter__(self) -> AuditedExport:
+    def __iter__(self) -> Iterator[Any]:
         return self
 
-    def __next__(self) -> str | bytes:
+    def __next__(self) -> Any:  # str or bytes, as chunks gives
         try:
             piece = next(self.chunks)
         except StopIteration:
@@ -76,8 +77,6 @@ class AuditedExport:
             log.exception("the audit trail could not record an export (%s, %d rows)", self.kind, rows)
 
 
-def audited_export(
-    chunks: Iterator[str] | Iterator[bytes], *, kind: str, filters: Mapping[str, object]
-) -> AuditedExport:
+def audited_export(chunks: Iterator[Any], *, kind: str, filters: Mapping[str, object]) -> AuditedExport:
     """chunks, recorded in the audit trail as an export of kind when the download ends or is cut short."""
     return AuditedExport(chunks, kind=kind, filters=filters)
