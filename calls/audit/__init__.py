@@ -37,6 +37,7 @@ class Actor:
     user_id: int | None = None
     request_id: str = ""
     reason: str = ""
+    username: str = ""  # when known already (the request's user); else `record` looks it up
 
 
 _request: contextvars.ContextVar[HttpRequest | None] = contextvars.ContextVar("audit_request", default=None)
@@ -44,12 +45,13 @@ _acting: contextvars.ContextVar[Actor | None] = contextvars.ContextVar("audit_ac
 _reason: contextvars.ContextVar[str] = contextvars.ContextVar("audit_reason", default="")
 
 
-def _user_id_of(request: HttpRequest | None) -> int | None:
-    """The request's user's id if it is known already (looking it up now would cost queries inside a query)."""
+def _user_of(request: HttpRequest | None) -> tuple[int | None, str]:
+    """The request's user's id and username if they are known already (looking them up now would cost queries
+    inside a query)."""
     user = getattr(request, "user", None)
-    if user is None or getattr(user, "_wrapped", None) is empty:
-        return None
-    return user.pk if user.is_authenticated else None
+    if user is None or getattr(user, "_wrapped", None) is empty or not user.is_authenticated:
+        return None, ""
+    return user.pk, user.get_username()
 
 
 def current() -> Actor:
@@ -58,7 +60,8 @@ def current() -> Actor:
     reason = _reason.get()
     if acting is not None:
         return Actor(acting.user_id, acting.request_id, reason or acting.reason)
-    return Actor(_user_id_of(_request.get()), current_request_id(), reason)
+    user_id, username = _user_of(_request.get())
+    return Actor(user_id, current_request_id(), reason, username)
 
 
 @contextmanager
@@ -90,15 +93,15 @@ def comment(actor: Actor) -> str:
     """The comment the trigger reads (calls/audit/triggers.py): digits, safe letters and hex only, no % or */."""
     request_id = "".join(c for c in actor.request_id[:64] if c in _SAFE)
     user = "" if actor.user_id is None else str(int(actor.user_id))
-    return f"/*audit u={user} r={request_id} w={actor.reason.encode().hex()} */ "
+    return f" /*audit u={user} r={request_id} w={actor.reason.encode().hex()} */"
 
 
 def _annotate(execute: Callable[..., Any], sql: str, params: Any, many: bool, context: dict[str, Any]) -> Any:
-    """The connection's execute wrapper: put who is acting before each write."""
+    """The connection's execute wrapper: say who is acting at the end of each write."""
     if sql.lstrip()[:7].upper().startswith(_WRITES):
         actor = current()
         if actor.user_id is not None or actor.request_id or actor.reason:
-            sql = comment(actor) + sql
+            sql += comment(actor)  # at the end: the statement still starts as it did (logs, tests, pg_stat)
     return execute(sql, params, many, context)
 
 
@@ -155,8 +158,8 @@ def record(
     from calls.models import AuditEntry
 
     actor = actor or current()
-    name = ""
-    if actor.user_id is not None:
+    name = actor.username
+    if actor.user_id is not None and not name:
         model = get_user_model()
         name = model.objects.filter(pk=actor.user_id).values_list(model.USERNAME_FIELD, flat=True).first() or ""
     AuditEntry.objects.create(
@@ -175,7 +178,8 @@ def record(
 
 def on_login(sender: object, request: HttpRequest | None, user: Any, **kwargs: object) -> None:
     """user_logged_in receiver."""
-    record("login", actor=Actor(user.pk, current_request_id()), object_type="user", object_id=user.pk)
+    actor = Actor(user.pk, current_request_id(), username=user.get_username())
+    record("login", actor=actor, object_type="user", object_id=user.pk)
 
 
 def connect() -> None:

@@ -3,8 +3,8 @@
 One PL/pgSQL function, `calls_audit_row`, fires after each row's INSERT, UPDATE (of the columns worth recording,
 and only when one of them changed) or DELETE on the audited tables, and writes one AuditEntry with the columns that
 changed (before → after; whole rows for an insert or a delete). Who and from which request come from the comment
-`calls.audit.context` puts at the start of every write the app sends (`/*audit u=<user id> r=<request id>
-w=<reason, hex> */`), read with `current_query()`: nothing is set on the connection, so nothing can leak from one
+`calls.audit` puts at the end of every write the app sends (`/*audit u=<user id> r=<request id> w=<reason, hex>
+*/`), read with `current_query()`: nothing is set on the connection, so nothing can leak from one
 request to the next through a pooled connection, and no statement is added. A write without that comment (psql,
 another program, a job with nobody behind it) is still recorded, with nobody as its author.
 
@@ -182,7 +182,9 @@ BEGIN
         IF before_ ? k THEN before_ := jsonb_set(before_, ARRAY[k], '"(secret)"'); END IF;
         IF after_ ? k THEN after_ := jsonb_set(after_, ARRAY[k], '"(secret, changed)"'); END IF;
     END LOOP;
-    ctx := regexp_match(left(current_query(), 4200), '^/\\*audit u=([0-9]*) r=([A-Za-z0-9._:-]*) w=([0-9a-f]*) \\*/');
+    ctx := regexp_match(
+        right(current_query(), 4200), '/\\*audit u=([0-9]*) r=([A-Za-z0-9._:-]*) w=([0-9a-f]*) \\*/\\s*$'
+    );
     IF ctx IS NOT NULL THEN
         actor := nullif(ctx[1], '')::integer;
         request_ := ctx[2];

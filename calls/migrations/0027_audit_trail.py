@@ -57,7 +57,9 @@ BEGIN
         IF before_ ? k THEN before_ := jsonb_set(before_, ARRAY[k], '"(secret)"'); END IF;
         IF after_ ? k THEN after_ := jsonb_set(after_, ARRAY[k], '"(secret, changed)"'); END IF;
     END LOOP;
-    ctx := regexp_match(left(current_query(), 4200), '^/\*audit u=([0-9]*) r=([A-Za-z0-9._:-]*) w=([0-9a-f]*) \*/');
+    ctx := regexp_match(
+        right(current_query(), 4200), '/\*audit u=([0-9]*) r=([A-Za-z0-9._:-]*) w=([0-9a-f]*) \*/\s*$'
+    );
     IF ctx IS NOT NULL THEN
         actor := nullif(ctx[1], '')::integer;
         request_ := ctx[2];
