@@ -144,9 +144,28 @@ def place_dnc_clearings(
     `dnc_clearings`, those made after it (and before the call above it); returned are those older than every call of
     the last page (or all, with no calls). `newer_than` is the time of the call above this page, None on the first."""
     found = list(AuditEntry.objects.about_contact(contact_id).dnc_clearings().order_by("-at", "-id")[:200])
+    _name_numbers(found)
     if newer_than is not None:
         found = [entry for entry in found if entry.at <= newer_than]
     for call in calls:
         call.dnc_clearings = [entry for entry in found if entry.at > call.requested_at]
         found = [entry for entry in found if entry.at <= call.requested_at]
     return found if last_page else []
+
+
+def _name_numbers(found: list[AuditEntry]) -> None:
+    """Give each number's entry the number it is about (`entry.number`): a change of the flag alone does not hold it."""
+    from calls.models import ContactPhone
+
+    missing = [e.object_id for e in found if e.object_type == "number" and not _number_in(e)]
+    numbers = dict(
+        ContactPhone.objects.filter(pk__in=[int(pk) for pk in missing if pk.isdigit()]).values_list("pk", "number")
+    )
+    for entry in found:
+        if entry.object_type == "number":
+            in_entry = _number_in(entry)
+            entry.number = in_entry or numbers.get(int(entry.object_id) if entry.object_id.isdigit() else 0, "")  # type: ignore[attr-defined]
+
+
+def _number_in(entry: AuditEntry) -> str:
+    return str((entry.before or {}).get("number") or (entry.after or {}).get("number") or "")
