@@ -99,7 +99,7 @@ def filtered(opts: dict[str, Any]) -> Any:
     if person := opts.get("person"):
         user_model = get_user_model()
         ids = list(user_model.objects.filter(**{user_model.USERNAME_FIELD: person}).values_list("pk", flat=True))
-        entries = entries.filter(actor_id__in=ids) if ids else entries.filter(actor_name=person, actor_id=None)
+        entries = entries.filter(actor_id__in=ids) if ids else entries.none()
     if kind := opts.get("kind"):
         entries = entries.filter(kind=kind)
     if object_type := opts.get("type"):
