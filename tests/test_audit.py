@@ -396,3 +396,19 @@ def test_a_login_and_a_lock_out_are_recorded(agent_user, settings):
         Client().post("/login/", {"username": "alex", "password": "wrong"}, headers={"X-Request-ID": rid})
     lockout = only(kind="lockout")
     assert lockout.request_id == rid and lockout.after["failures"] == 3 and lockout.after["kind"] == "account"
+
+
+def test_the_django_admin_does_not_clear_do_not_call_it_sends_to_the_contact_page(admin_role_user):
+    contact = create_contact()
+    Contact.objects.filter(pk=contact.pk).update(do_not_call=True)
+    phone = contact.phones.order_by("pk").first()
+    ContactPhone.objects.filter(pk=phone.pk).update(do_not_call=True)
+    client = logged_in(admin_role_user)
+    response = client.post(
+        f"/admin/calls/contactphone/{phone.pk}/change/",
+        {"contact": contact.pk, "number": phone.number, "label": phone.label},
+    )
+    assert response.status_code == 200 and "cleared on the contact" in response.content.decode()
+    assert client.get(f"/admin/calls/contactphone/{phone.pk}/delete/").status_code == 403
+    phone.refresh_from_db()
+    assert phone.do_not_call
