@@ -412,3 +412,20 @@ def test_the_django_admin_does_not_clear_do_not_call_it_sends_to_the_contact_pag
     assert client.get(f"/admin/calls/contactphone/{phone.pk}/delete/").status_code == 403
     phone.refresh_from_db()
     assert phone.do_not_call
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_under_asgi_a_change_is_recorded_with_the_person_and_the_request(agent_user):
+    from asgiref.sync import sync_to_async
+    from django.db import connections
+    from django.test import AsyncClient
+
+    contact = await sync_to_async(create_contact)()
+    client = AsyncClient()
+    await client.aforce_login(agent_user)
+    data = await sync_to_async(edit_data)(contact, company="Brightwater")
+    response = await client.post(f"/contacts/{contact.pk}/edit/", data, headers={"X-Request-ID": "req-asgi-000001"})
+    assert response.status_code == 302
+    entry = await AuditEntry.objects.aget(kind="contact.update")
+    assert (entry.actor_name, entry.request_id, entry.after) == ("alex", "req-asgi-000001", {"company": "Brightwater"})
+    await sync_to_async(connections.close_all)()  # asgiref's thread's own connection

@@ -144,3 +144,14 @@ def test_a_calls_history_shows_its_wrap_up_changes(admin_client, agent_user):
         Call.objects.filter(pk=call.pk).update(disposition_code="Interested", notes="Call back on Monday")
     html = page(admin_client, type="call", id=str(call.pk))
     assert "call.update" in html and "Call back on Monday" in html and "req-call-hist-1" in html
+
+
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="the triggers are PostgreSQL's")
+def test_a_role_given_shows_the_roles_name(admin_client, admin_role_user):
+    from calls.roles import SUPERVISOR, assign_role
+    from tests.conftest import create_user
+
+    with audit.acting(user_id=admin_role_user.pk, request_id="req-role-00001"):
+        assign_role(create_user("newbie"), SUPERVISOR)
+    html = page(admin_client, kind="role.create")
+    assert "<dt>role</dt>" in html and "<ins>supervisor</ins>" in html

@@ -169,3 +169,30 @@ def _name_numbers(found: list[AuditEntry]) -> None:
 
 def _number_in(entry: AuditEntry) -> str:
     return str((entry.before or {}).get("number") or (entry.after or {}).get("number") or "")
+
+
+def name_roles(entries: list[AuditEntry]) -> None:
+    """Add the role's name beside a role entry's group id, and the permission's beside its id, for reading."""
+    from django.contrib.auth.models import Group, Permission
+
+    def ids(kind: str, key: str) -> set[int]:
+        return {
+            int(row[key])
+            for e in entries
+            if e.kind.startswith(kind)
+            for row in (e.before, e.after)
+            if row and isinstance(row.get(key), int)
+        }
+
+    groups = dict(Group.objects.filter(pk__in=ids("role", "group_id")).values_list("pk", "name"))
+    permissions = dict(
+        Permission.objects.filter(pk__in=ids("role_permission.", "permission_id")).values_list("pk", "codename")
+    )
+    for entry in entries:
+        for row in (entry.before, entry.after):
+            if not row:
+                continue
+            if entry.kind.startswith("role") and row.get("group_id") in groups:
+                row["role"] = groups[row["group_id"]]
+            if entry.kind.startswith("role_permission.") and row.get("permission_id") in permissions:
+                row["permission"] = permissions[row["permission_id"]]

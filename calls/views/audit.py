@@ -26,6 +26,7 @@ def audit_trail(request: AuthedRequest) -> HttpResponse:
     form.is_valid()  # a damaged filter is dropped (cleaned_data keeps the valid ones), and said
     opts = form.cleaned_data
     result = trail.page(opts)
+    trail.name_roles(result.entries)
     for entry in result.entries:
         pattern = OBJECT_PAGES.get(entry.object_type)
         entry.object_url = pattern.format(entry.object_id) if pattern and entry.object_id.isdigit() else ""  # type: ignore[attr-defined]
