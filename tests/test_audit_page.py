@@ -18,6 +18,7 @@ from tests.conftest import create_contact
 pytestmark = pytest.mark.django_db
 
 URL = "/audit/"
+needs_triggers = pytest.mark.skipif(connection.vendor != "postgresql", reason="the triggers are PostgreSQL's")
 
 
 @pytest.fixture
@@ -50,6 +51,7 @@ def test_agents_and_supervisors_are_refused_and_anonymous_people_sent_to_log_in(
     assert "Audit</a>" not in supervisor_client.get("/contacts/").content.decode()
 
 
+@needs_triggers
 def test_it_shows_who_and_the_values_before_and_after(admin_client, agent_user):
     contact = create_contact()
     with audit.acting(user_id=agent_user.pk, request_id="req-page-000001"):
@@ -64,6 +66,7 @@ def test_it_shows_who_and_the_values_before_and_after(admin_client, agent_user):
     assert f'href="/contacts/{contact.pk}/"' in row
 
 
+@needs_triggers
 def test_it_filters_by_person_kind_object_contact_and_dates(admin_client, agent_user, supervisor_user):
     contact = create_contact()
     other = create_contact()
@@ -137,7 +140,7 @@ def test_the_contact_and_call_pages_link_to_their_history_for_admins(admin_clien
     assert "/audit/" not in agent_client.get(f"/contacts/{contact.pk}/").content.decode()
 
 
-@pytest.mark.skipif(connection.vendor != "postgresql", reason="the triggers are PostgreSQL's")
+@needs_triggers
 def test_a_calls_history_shows_its_wrap_up_changes(admin_client, agent_user):
     call = Call.objects.create(to_number="+447400123456", created_by=agent_user)
     with audit.acting(user_id=agent_user.pk, request_id="req-call-hist-1"):
@@ -146,7 +149,7 @@ def test_a_calls_history_shows_its_wrap_up_changes(admin_client, agent_user):
     assert "call.update" in html and "Call back on Monday" in html and "req-call-hist-1" in html
 
 
-@pytest.mark.skipif(connection.vendor != "postgresql", reason="the triggers are PostgreSQL's")
+@needs_triggers
 def test_a_role_given_shows_the_roles_name(admin_client, admin_role_user):
     from calls.roles import SUPERVISOR, assign_role
     from tests.conftest import create_user
