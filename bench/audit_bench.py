@@ -86,7 +86,14 @@ def main() -> None:
                 admin.execute(f'DROP DATABASE IF EXISTS "{args.database}" WITH (FORCE)')
 
 
-INDEXES = ["audit_at_idx", "audit_actor_idx", "audit_object_idx", "audit_contact_idx", "audit_kind_idx"]
+INDEXES = [
+    "audit_at_idx",
+    "audit_actor_idx",
+    "audit_object_idx",
+    "audit_contact_idx",
+    "audit_kind_idx",
+    "audit_dnc_cleared_idx",
+]
 
 
 def fill(entries: int) -> None:

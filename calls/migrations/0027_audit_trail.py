@@ -181,6 +181,15 @@ class Migration(migrations.Migration):
                         name="audit_contact_idx",
                     ),
                     models.Index(fields=["kind", "at", "id"], name="audit_kind_idx"),
+                    models.Index(
+                        condition=models.Q(
+                            ("kind__endswith", ".dnc_cleared"),
+                            models.Q(("object_type", "number"), models.Q(("reason", ""), _negated=True)),
+                            _connector="OR",
+                        ),
+                        fields=["contact_id", "at", "id"],
+                        name="audit_dnc_cleared_idx",
+                    ),
                 ],
             },
         ),

@@ -11,6 +11,11 @@ from django.db.models import Q
 from django.utils import timezone
 
 
+# Do-not-call taken off a contact or a number: cleared, or (with the reason asked) a do-not-call number deleted or
+# renumbered.
+DNC_CLEARED = Q(kind__endswith=".dnc_cleared") | (Q(object_type="number") & ~Q(reason=""))
+
+
 class AuditEntryQuerySet(models.QuerySet["AuditEntry"]):
     def about_contact(self, contact_id: int) -> AuditEntryQuerySet:
         """Entries about a contact and its numbers (and its calls' wrap-ups)."""
@@ -18,7 +23,7 @@ class AuditEntryQuerySet(models.QuerySet["AuditEntry"]):
 
     def dnc_clearings(self) -> AuditEntryQuerySet:
         """Do-not-call taken off a contact or a number: cleared, or a do-not-call number deleted or renumbered."""
-        return self.filter(Q(kind__endswith=".dnc_cleared") | (Q(object_type="number") & ~Q(reason="")))
+        return self.filter(DNC_CLEARED)
 
 
 class AuditEntry(models.Model):
@@ -53,6 +58,8 @@ class AuditEntry(models.Model):
                 fields=["contact_id", "at", "id"], name="audit_contact_idx", condition=Q(contact_id__isnull=False)
             ),
             models.Index(fields=["kind", "at", "id"], name="audit_kind_idx"),
+            # The contact's timeline: its do-not-call clearings, however many other changes it has had.
+            models.Index(fields=["contact_id", "at", "id"], name="audit_dnc_cleared_idx", condition=DNC_CLEARED),
         ]
 
     def __str__(self) -> str:
