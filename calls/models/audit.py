@@ -10,7 +10,6 @@ from django.db import models
 from django.db.models import Q
 from django.utils import timezone
 
-
 # Do-not-call taken off a contact or a number: cleared, or (with the reason asked) a do-not-call number deleted or
 # renumbered.
 DNC_CLEARED = Q(kind__endswith=".dnc_cleared") | (Q(object_type="number") & ~Q(reason=""))
