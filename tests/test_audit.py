@@ -429,3 +429,31 @@ async def test_under_asgi_a_change_is_recorded_with_the_person_and_the_request(a
     entry = await AuditEntry.objects.aget(kind="contact.update")
     assert (entry.actor_name, entry.request_id, entry.after) == ("alex", "req-asgi-000001", {"company": "Brightwater"})
     await sync_to_async(connections.close_all)()  # asgiref's thread's own connection
+
+
+@pytest.fixture
+def sim(monkeypatch):
+    from tests._sim import fresh_simulator
+
+    yield from fresh_simulator(monkeypatch)
+
+
+def test_a_wrap_up_on_the_call_panel_is_recorded_and_placing_and_following_the_call_are_not(sim, agent_client, placed):
+    from tests._sim import HTMX, poll
+
+    sim.clock.advance(70)  # the call ends
+    poll(agent_client, placed)
+    placed.refresh_from_db()
+    assert placed.state == Call.State.ENDED
+    assert entries(object_type="call") == []  # placing and following it wrote nothing to the trail
+    code = DispositionCode.objects.filter(is_active=True).first()
+    rid = request_id()
+    response = agent_client.post(
+        f"/calls/{placed.pk}/wrapup/",
+        {"disposition": code.pk, "notes": "Wants a quote"},
+        headers={**HTMX, "X-Request-ID": rid},
+    )
+    assert response.status_code == 200
+    entry = only(kind="call.update", object_id=str(placed.pk))
+    assert (entry.actor_name, entry.request_id, entry.contact_id) == ("alex", rid, placed.contact_id)
+    assert entry.after == {"notes": "Wants a quote", "disposition_code": code.code}
