@@ -457,3 +457,30 @@ def test_a_wrap_up_on_the_call_panel_is_recorded_and_placing_and_following_the_c
     entry = only(kind="call.update", object_id=str(placed.pk))
     assert (entry.actor_name, entry.request_id, entry.contact_id) == ("alex", rid, placed.contact_id)
     assert entry.after == {"notes": "Wants a quote", "disposition_code": code.code}
+
+
+def test_an_export_cut_short_is_recorded_as_such_and_quoted_newlines_are_not_rows(supervisor_user):
+    from calls.audit.exports import audited_export
+
+    closed = []
+
+    class Chunks:
+        def __init__(self):
+            self.pieces = iter(['\ufeffName,Notes\r\n"Ada","two\r\nlines"\r\n"Bob', '","x"\r\n', "Cy,z\r\n"])
+
+        def __next__(self):
+            return next(self.pieces)
+
+        def close(self):
+            closed.append(True)
+
+    with audit.acting(user_id=supervisor_user.pk, request_id="req-export-cut-1"):
+        whole = audited_export(Chunks(), kind="export.contacts", filters={"q": "a"})
+    assert "".join(whole).count("\n") == 5
+    cut = audited_export(Chunks(), kind="export.calls", filters={})
+    next(cut)
+    cut.close()
+    done, broken = entries(kind__startswith="export.")
+    assert (done.actor_name, done.request_id) == ("priya", "req-export-cut-1")
+    assert done.after == {"filters": {"q": "a"}, "rows": 3, "complete": True}
+    assert broken.after == {"filters": {}, "rows": 1, "complete": False} and closed == [True]
