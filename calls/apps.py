@@ -15,7 +15,13 @@ class CallsConfig(AppConfig):
     verbose_name = "Click-to-call CRM"
 
     def ready(self) -> None:
-        from calls import middleware  # noqa: F401 (registers its deploy check)
+        from calls import (
+            audit,
+            middleware,  # noqa: F401 (registers its deploy check)
+        )
+
+        # The audit trail: who is acting reaches the triggers through every connection; logins are recorded.
+        audit.connect()
 
         # Later migrations add models and permissions; keep the roles' permissions complete after each migrate.
         post_migrate.connect(_sync_roles, sender=self)

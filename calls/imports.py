@@ -27,7 +27,7 @@ from django.db.models import F, Max, Min, QuerySet, Window
 from django.db.models.functions import Lower
 from django.utils import timezone
 
-from calls import phones
+from calls import audit, phones
 from calls.import_files import FileFacts, ImportFileError, read_upload
 from calls.import_rows import Row, check_header, dump_row, guess_mapping, load_row, mapping_problems, parse_row
 from calls.models import Contact, ContactImport, ContactImportKey, ContactImportRow, ContactPhone
@@ -321,7 +321,9 @@ def apply(pk: ImportId) -> None:
     contact_of_row: dict[int, int] = {}  # row number -> the contact it made or updated
     duplicates: dict[int, int] = {}  # row number -> a saved contact's id, or minus the earlier row's number
     progress = _Progress(pk)
-    with contextlib.closing(progress), transaction.atomic():
+    # The audit trail records the contacts it writes as the person who confirmed, under the import's id.
+    acting = audit.acting(user_id=imp.created_by_id, request_id=f"import:{pk}")
+    with contextlib.closing(progress), acting, transaction.atomic():
         if not _still_to_apply(pk):  # another run of this job (a worker taken for dead) wrote it meanwhile
             log.warning("contact import %s: already applied by another run; nothing written", pk)
             return
@@ -364,6 +366,7 @@ def apply(pk: ImportId) -> None:
         }
         imp.status, imp.progress = ContactImport.Status.DONE, imp.row_count
         imp.save(update_fields=["result", "status", "progress", "updated_at"])
+        audit.record("import", object_type="import", object_id=pk, after={"filename": imp.filename, **imp.result})
         # The contacts are saved; the file need not be kept.
         ContactImportKey.objects.filter(contact_import_id=pk).delete()
         ContactImportRow.objects.filter(contact_import_id=pk).delete()

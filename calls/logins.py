@@ -41,6 +41,7 @@ from django.db.models import Count, QuerySet
 from django.http import HttpRequest, HttpResponse
 from django.utils import timezone
 
+from calls import audit
 from calls.cache import lifetime
 from calls.models import LockOut, LoginFailure
 
@@ -166,6 +167,12 @@ def record_failure(username: str, address: str) -> Failure:
             )
             LoginFailure.objects.filter(subject=subject).delete()
             locked = until
+            audit.record(
+                "lockout",
+                object_type="lockout",
+                object_id=subject[:64],
+                after={"kind": str(kind), "name": name, "until": until.isoformat(), "failures": count},
+            )
             # The address, not the username: enough to see an attack; admins see the account on the lock-outs page.
             log.warning(
                 "logins paused for %d s: %d failed logins for one %s (from %s)",
@@ -190,6 +197,14 @@ def lift(lock_outs: QuerySet[LockOut], *, by: object) -> int:
         subjects = [subject for subject, *_ in lifted]
         LoginFailure.objects.filter(subject__in=subjects).delete()
         LockOut.objects.filter(subject__in=subjects).delete()
+        for subject, kind, name in lifted:
+            audit.record(
+                "lockout.lift",
+                object_type="lockout",
+                object_id=subject[:64],
+                before={"kind": str(kind), "name": name},
+                after={"lifted by": str(by)},
+            )
     cache.delete_many([_cache_key(subject) for subject in subjects])
     for _, kind, name in lifted:
         # As when it began: the address, never the username.

@@ -4,6 +4,7 @@ from django.urls import path
 
 from calls.views import (
     agents,
+    audit,
     calling,
     calllog,
     contacts,
@@ -56,6 +57,8 @@ urlpatterns = [
     path("health/", health.integration_health, name="integration_health"),
     path("health/jobs/<int:job_id>/retry/", health.retry_job, name="retry_job"),
     path("health/vcc-events/subscribe/", health.subscribe_vcc_events, name="subscribe_vcc_events"),
+    # The audit trail (admins): read only.
+    path("audit/", audit.audit_trail, name="audit_trail"),
     # Outgoing webhooks (admins): the endpoints and each one's delivery log.
     path("integrations/webhooks/", webhooks.webhook_list, name="webhooks"),
     path("integrations/webhooks/new/", webhooks.webhook_add, name="webhook_add"),

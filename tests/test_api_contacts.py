@@ -426,9 +426,9 @@ def test_an_agent_marks_do_not_call_but_only_a_supervisor_clears_it(agent, super
     contact.refresh_from_db()
     assert contact.do_not_call and contact.phones.get().do_not_call
 
-    cleared = supervisor.send(
-        "patch", path, {"do_not_call": False, "phones": [{"number": "+447400123456", "do_not_call": False}]}
-    )
+    clearing = {"do_not_call": False, "phones": [{"number": "+447400123456", "do_not_call": False}]}
+    assert "reason" in problem(supervisor.send("patch", path, clearing), 400)["detail"]  # clearing says why
+    cleared = supervisor.send("patch", path, {**clearing, "reason": "Asked to be called again"})
     assert cleared.status_code == 200 and cleared.json()["do_not_call"] is False
     assert cleared.json()["phones"][0]["do_not_call"] is False
 

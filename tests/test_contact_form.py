@@ -77,7 +77,8 @@ def test_empty_added_rows_are_ignored(agent_client):
 
 def test_a_supervisor_may_clear_and_anyone_may_mark(supervisor_client, agent_client):
     contact = Contact.objects.create(name="Marked", do_not_call=True)
-    assert supervisor_client.post(f"/contacts/{contact.pk}/edit/", {"name": "Marked"} | phone_data()).status_code == 302
+    cleared = {"name": "Marked", "dnc_reason": "Opted back in by email"} | phone_data()  # clearing says why
+    assert supervisor_client.post(f"/contacts/{contact.pk}/edit/", cleared).status_code == 302
     contact.refresh_from_db()
     assert not contact.do_not_call
     data = {"name": "Marked", "do_not_call": "on"} | phone_data()

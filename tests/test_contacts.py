@@ -291,7 +291,9 @@ def test_an_agent_cannot_remove_or_renumber_a_do_not_call_number(agent_client):
 
 def test_a_supervisor_can_clear_do_not_call(supervisor_client):
     contact = dnc_contact()
-    response = supervisor_client.post(f"/contacts/{contact.pk}/edit/", edit_data(contact))
+    refused = supervisor_client.post(f"/contacts/{contact.pk}/edit/", edit_data(contact))
+    assert "Say why do-not-call is cleared" in refused.content.decode()  # a reason first
+    response = supervisor_client.post(f"/contacts/{contact.pk}/edit/", edit_data(contact) | {"dnc_reason": "Wrong"})
     assert response.status_code == 302
     contact.refresh_from_db()
     assert not contact.do_not_call

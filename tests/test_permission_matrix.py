@@ -131,6 +131,9 @@ MATRIX: list[Row] = [
     post("/contacts/import/{contact_import}/mapping/", LOGIN,       302,         404,         404,         404),
     post("/contacts/import/{contact_import}/fix/2/",   LOGIN,       302,         404,         404,         404),
     post("/contacts/import/{contact_import}/confirm/", LOGIN,       302,         404,         404,         404),
+    # The audit trail: admins only, and read only (no POST route).
+    get("/audit/",                                     LOGIN,       403,         403,         403,         200),
+    post("/audit/",                                    405,         405,         405,         405,         405),
     # Outgoing webhooks: admins only. Empty forms are shown again with what to fix (200; replay: 400).
     get("/integrations/webhooks/",                     LOGIN,       403,         403,         403,         200),
     get("/integrations/webhooks/new/",                 LOGIN,       403,         403,         403,         200),

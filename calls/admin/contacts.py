@@ -28,6 +28,12 @@ if TYPE_CHECKING:
     from calls.models.contacts import ContactQuerySet
 
 
+# Clearing do-not-call asks for a reason (calls/audit/dnc.py): the contact's own form asks it, the admin does not.
+CLEAR_ON_THE_CONTACT_PAGE = (
+    "Do-not-call is cleared on the contact's page (Edit), which asks why: the reason is kept in the audit trail."
+)
+
+
 class ContactPhoneForm(forms.ModelForm):
     number = PhoneNumberField(
         max_length=phones.MAX_INPUT, help_text="Any format: 020 7946 0123, +44 20 7946 0123. Stored in E.164."
@@ -37,15 +43,43 @@ class ContactPhoneForm(forms.ModelForm):
         model = ContactPhone
         fields = ["contact", "number", "label", "is_primary", "do_not_call"]
 
+    def clean(self) -> dict:
+        data = super().clean() or {}
+        marked = self.instance.pk and self.initial.get("do_not_call")
+        if marked and (not data.get("do_not_call") or data.get("number", self.instance.number) != self.instance.number):
+            raise forms.ValidationError(CLEAR_ON_THE_CONTACT_PAGE, code="dnc_clear")
+        return data
+
+
+class ContactPhoneInlineFormSet(forms.BaseInlineFormSet):
+    def clean(self) -> None:
+        super().clean()
+        if any(form.instance.pk and form.initial.get("do_not_call") for form in self.deleted_forms):
+            raise forms.ValidationError(CLEAR_ON_THE_CONTACT_PAGE, code="dnc_clear")
+
+
+class ContactAdminForm(forms.ModelForm):
+    class Meta:
+        model = Contact
+        fields = ["name", "company", "email", "owner", "do_not_call", "consent_override", "notes", "external_id"]
+
+    def clean_do_not_call(self) -> bool:
+        marked: bool = self.cleaned_data.get("do_not_call", False)
+        if self.instance.pk and self.initial.get("do_not_call") and not marked:
+            raise forms.ValidationError(CLEAR_ON_THE_CONTACT_PAGE, code="dnc_clear")
+        return marked
+
 
 class ContactPhoneInline(admin.TabularInline):
     model = ContactPhone
     form = ContactPhoneForm
+    formset = ContactPhoneInlineFormSet
     extra = 0
 
 
 @admin.register(Contact)
 class ContactAdmin(BigListAdmin, BoundedSearch, admin.ModelAdmin):
+    form = ContactAdminForm
     list_display = ["name", "company", "email", "owner", "do_not_call", "consent_override", "updated_at"]
     # No date_hierarchy: its links are a DISTINCT over the dates of every contact listed; the date filter is a
     # range on the created_at index.
@@ -98,6 +132,17 @@ class ContactPhoneAdmin(BigListAdmin, BoundedSearch, admin.ModelAdmin):
     list_select_related = ["contact"]
     autocomplete_fields = ["contact"]
 
+    def has_delete_permission(self, request: HttpRequest, obj: ContactPhone | None = None) -> bool:
+        # A do-not-call number goes on the contact's page, with a reason (CLEAR_ON_THE_CONTACT_PAGE).
+        return super().has_delete_permission(request, obj) and not (obj is not None and obj.do_not_call)
+
+    def delete_queryset(self, request: HttpRequest, queryset: QuerySet[ContactPhone]) -> None:
+        kept = queryset.filter(do_not_call=True).count()
+        if kept:
+            self.message_user(request, f"{kept} do-not-call numbers kept. {CLEAR_ON_THE_CONTACT_PAGE}", "warning")
+        with changes.contact_change(*set(queryset.values_list("contact_id", flat=True))):
+            super().delete_queryset(request, queryset.filter(do_not_call=False))
+
     # Outgoing webhooks: a number's change is its contact's (both contacts', when it moves to another).
     def save_model(self, request: HttpRequest, obj: ContactPhone, form: forms.ModelForm, change: bool) -> None:
         was = ContactPhone.objects.filter(pk=obj.pk).values_list("contact_id", flat=True).first() if change else None
@@ -107,10 +152,6 @@ class ContactPhoneAdmin(BigListAdmin, BoundedSearch, admin.ModelAdmin):
     def delete_model(self, request: HttpRequest, obj: ContactPhone) -> None:
         with changes.contact_change(obj.contact_id):
             super().delete_model(request, obj)
-
-    def delete_queryset(self, request: HttpRequest, queryset: QuerySet[ContactPhone]) -> None:
-        with changes.contact_change(*set(queryset.values_list("contact_id", flat=True))):
-            super().delete_queryset(request, queryset)
 
     def get_search_results(
         self, request: HttpRequest, queryset: QuerySet[ContactPhone], search_term: str

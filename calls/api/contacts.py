@@ -23,10 +23,11 @@ from django.http import Http404, HttpRequest
 from ninja import Field, Query, Router, Schema, Status
 from pydantic import AfterValidator, ConfigDict
 
-from calls import cursors, phones
+from calls import audit, cursors, phones
 from calls import permissions as perms
 from calls.api.auth import Forbidden, require
 from calls.api.errors import Problem
+from calls.audit import dnc
 from calls.forms import ContactForm, ContactListForm, ContactPhoneFormSet, encode_cursor
 from calls.forms.contacts import MAX_PHONES_PER_CONTACT, save_numbers
 from calls.models import Contact, ContactPhone, is_number_search, search_windows
@@ -144,6 +145,12 @@ class _ContactFields(Schema):
         None, max_length=150, description="A username; null for nobody. When creating, omitted means you."
     )
     phones: list[PhoneIn] = Field([], max_length=MAX_PHONES_PER_CONTACT)
+    reason: Text | None = Field(
+        None,
+        max_length=500,
+        description="Why do-not-call is cleared: required (400 without it) when the change clears do-not-call on the "
+        "contact or a number, or removes or renumbers a do-not-call number. Kept in the audit trail.",
+    )
 
 
 class ContactIn(_ContactFields):
@@ -373,8 +380,15 @@ def _write(
         )
     if errors:
         _refuse(errors)
+    reason = fields.get("reason") or ""
+    if problem := dnc.reason_problem(form, formset, reason):
+        raise Problem(400, problem, errors=[_error("reason", problem)])
     try:
-        with transaction.atomic(), changes.contact_change(contact.pk if contact else None) as created:
+        with (
+            transaction.atomic(),
+            audit.reason(reason),
+            changes.contact_change(contact.pk if contact else None) as created,
+        ):
             saved = form.save(commit=False)
             saved.external_id = external_id
             saved.save()

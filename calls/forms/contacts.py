@@ -49,9 +49,20 @@ class ContactForm(forms.ModelForm):
         field_classes = {"owner": _OwnerField}
         widgets = {"notes": forms.Textarea(attrs={"rows": 4})}
 
+    # Asked of whoever clears do-not-call (calls/audit/dnc.py checks it with the numbers); kept in the audit trail.
+    dnc_reason = forms.CharField(
+        required=False,
+        max_length=500,
+        label="Why do-not-call is cleared",
+        help_text="Needed to clear do-not-call on the contact or a number, or to remove or renumber a do-not-call "
+        "number. Shown on the contact's timeline.",
+    )
+
     def __init__(self, *args: Any, user: User, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.user = user
+        if self.instance.pk is None or not _may_clear_do_not_call(user):
+            del self.fields["dnc_reason"]  # nothing to clear, or not theirs to clear
         consent = self.fields["consent_override"]
         assert isinstance(consent, forms.ChoiceField)  # the model field has choices
         consent.choices = [("", "Country default"), *Consent.choices]

@@ -15,6 +15,7 @@
 - events: VccEvent, an event VCC pushed in (Webhooks API), until processed
 - health: WorkerHeartbeat, when each background worker last ran; JobError, why a background job failed
 - api: ApiToken, a person's token for the REST API; ApiIdempotentRequest, the first answer to an Idempotency-Key
+- audit: AuditEntry, who changed, exported or erased what, from which request
 - webhooks: WebhookEndpoint, WebhookEvent (the outbox), WebhookDelivery, WebhookAttempt: outgoing webhooks
 
 Every model stays in the app `calls`, so its table (calls_<model>), permissions and migrations are unchanged.
@@ -23,6 +24,7 @@ Every model stays in the app `calls`, so its table (calls_<model>), permissions 
 from __future__ import annotations
 
 from calls.models.api import ApiIdempotentRequest, ApiToken
+from calls.models.audit import AuditEntry
 from calls.models.calls import (
     CLOSED_BY_HAND,
     MIN_CLOSE_REASON,
@@ -71,6 +73,7 @@ from calls.models.webhooks import WebhookAttempt, WebhookDelivery, WebhookEndpoi
 __all__ = [
     "ApiIdempotentRequest",
     "ApiToken",
+    "AuditEntry",
     "AGENT_ID_PATTERN",
     "CONTACT_SORTS",
     "E164_PATTERN",

@@ -22,6 +22,7 @@ from django_htmx.http import push_url
 
 from calls import calllog
 from calls import permissions as perms
+from calls.audit.exports import audited_export
 from calls.forms import CallLogFilter
 from calls.models import MIN_CLOSE_REASON, Agent, AgentGroup, Call, Contact
 from calls.spreadsheet import Line, csv_download, inert
@@ -309,4 +310,7 @@ def call_export(request: AuthedRequest) -> HttpResponse | StreamingHttpResponse:
         _CopyExport(calls, data["sort"]) if connection.vendor == "postgresql" else iter(_Export(calls, data["sort"]))
     )
     stamp = timezone.localtime().strftime("%Y%m%d-%H%M")
-    return csv_download(request, export, filename=f"calls-{stamp}.csv")
+    filters = {name: value for name, value in request.GET.items() if value}
+    return csv_download(
+        request, audited_export(export, kind="export.calls", filters=filters), filename=f"calls-{stamp}.csv"
+    )

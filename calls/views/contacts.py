@@ -14,8 +14,9 @@ from django.urls import reverse
 from django.views.decorators.http import require_GET, require_http_methods
 from django.views.decorators.vary import vary_on_headers
 
-from calls import calling, calllog, phones
+from calls import audit, calling, calllog, phones
 from calls import permissions as perms
+from calls.audit import dnc, trail
 from calls.forms import ContactForm, ContactListForm, ContactPhoneFormSet, TimelineForm, encode_cursor
 from calls.forms.contacts import save_numbers
 from calls.models import (
@@ -157,15 +158,25 @@ def _timeline(user: User, contact: Contact, older: tuple[int, int] | None) -> di
     )
     mine = set(Call.objects.changeable_by(user).filter(pk__in=[c.pk for c in page.calls]).values_list("pk", flat=True))
     older_url = f"{reverse('contact_detail', args=[contact.pk])}?older={page.older}" if page.older else ""
-    return {"timeline": page.calls, "mine": mine, "older_url": older_url, "showing_older": older is not None}
+    # Do-not-call taken off the contact or a number: who, when and why, beside the calls (the audit trail's).
+    above = calllog.EPOCH + older[0] * calllog.ONE_MICROSECOND if older else None
+    cleared = trail.place_dnc_clearings(contact.pk, page.calls, newer_than=above, last_page=not page.older)
+    return {
+        "timeline": page.calls,
+        "mine": mine,
+        "older_url": older_url,
+        "showing_older": older is not None,
+        "dnc_cleared_earlier": cleared,
+    }
 
 
 def _save_contact(request: AuthedRequest, contact: Contact | None) -> HttpResponse:
     """Shared by create and edit: a contact form and its numbers, saved together or not at all."""
     form = ContactForm(request.POST or None, instance=contact, user=request.user)
     formset = ContactPhoneFormSet(request.POST or None, instance=form.instance, prefix="phones", user=request.user)
-    if request.method == "POST" and form.is_valid() and formset.is_valid():
-        with transaction.atomic(), changes.contact_change(contact.pk if contact else None) as created:
+    if request.method == "POST" and form.is_valid() and formset.is_valid() and _reason_given(form, formset):
+        reason = audit.reason(form.cleaned_data.get("dnc_reason", ""))
+        with transaction.atomic(), reason, changes.contact_change(contact.pk if contact else None) as created:
             saved = form.save()
             save_numbers(formset, saved)
             created.extend([] if contact else [saved.pk])
@@ -183,6 +194,14 @@ def _save_contact(request: AuthedRequest, contact: Contact | None) -> HttpRespon
             if getattr(phone_form, "cleaned_data", None) and phone_form.has_changed():
                 phone_form.warnings = [f"Also a number of {other}." for other in phone_form.other_contacts()]
     return render(request, "calls/contact_form.html", {"form": form, "formset": formset, "contact": contact})
+
+
+def _reason_given(form: ContactForm, formset: Any) -> bool:
+    """Clearing do-not-call needs a reason: say so on the form if it is missing."""
+    if problem := dnc.reason_problem(form, formset, form.cleaned_data.get("dnc_reason")):
+        form.add_error("dnc_reason" if "dnc_reason" in form.fields else None, problem)
+        return False
+    return True
 
 
 @require_http_methods(["GET", "POST"])

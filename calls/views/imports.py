@@ -12,8 +12,9 @@ from django.utils import timezone
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 from django_htmx.http import HttpResponseClientRefresh
 
-from calls import import_files, imports
+from calls import audit, import_files, imports
 from calls import permissions as perms
+from calls.audit.exports import audited_export
 from calls.forms import ImportConfirmForm, ImportFixForm, ImportMappingForm, ImportUploadForm, first_error
 from calls.import_files import ImportFileError
 from calls.models import Contact, ContactImport
@@ -174,6 +175,7 @@ def import_confirm(request: AuthedRequest, pk: uuid.UUID) -> HttpResponse:
     )
     if started:
         imp.refresh_from_db()
+        audit.record("import.confirm", object_type="import", object_id=imp.pk, after={"filename": imp.filename})
         imports.start("apply", imp)
     return redirect("contact_import_preview", pk=imp.pk)
 
@@ -184,4 +186,5 @@ def import_confirm(request: AuthedRequest, pk: uuid.UUID) -> HttpResponse:
 def contact_export(request: AuthedRequest) -> StreamingHttpResponse:
     """Every contact with all their numbers, as CSV, streamed: a million rows never sit in memory."""
     stamp = timezone.localtime().strftime("%Y-%m-%d")
-    return csv_download(request, imports.export_chunks(Contact.objects.all()), filename=f"contacts-{stamp}.csv")
+    chunks = audited_export(imports.export_chunks(Contact.objects.all()), kind="export.contacts", filters={})
+    return csv_download(request, chunks, filename=f"contacts-{stamp}.csv")
