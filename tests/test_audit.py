@@ -253,6 +253,26 @@ def test_a_raw_sql_update_of_a_call_is_recorded_with_the_person_and_the_request(
     assert (outside.actor_id, outside.actor_name, outside.request_id) == (None, "", "")
 
 
+def test_a_quiet_block_records_nothing_and_the_rest_of_its_transaction_is_recorded_again(agent_user):
+    """Erasure's and retention's own writes (audit.quiet): nothing of what they remove reaches the trail."""
+    from django.db import transaction
+
+    contact = create_contact()
+    call = Call.objects.create(contact=contact, to_number="+447400123456", created_by=agent_user, notes="Secret")
+    AuditEntry.objects.all().delete()
+    with transaction.atomic():
+        with audit.quiet():
+            Call.objects.filter(pk=call.pk).update(notes="")
+            contact.delete()
+        Call.objects.filter(pk=call.pk).update(disposition_code="X")
+    assert [entry.kind for entry in entries()] == ["call.update"]
+    assert only(kind="call.update").after == {"disposition_code": "X"}
+    # The block set it back: the rest of the transaction, on this connection, is recorded.
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT current_setting('calls.audit_quiet', true)")
+        assert cursor.fetchone()[0] in (None, "", "off")
+
+
 def test_following_a_call_records_nothing(agent_user):
     call = Call.objects.create(to_number="+447400123456", created_by=agent_user)
     AuditEntry.objects.all().delete()

@@ -75,6 +75,28 @@ def acting(*, user_id: int | None, request_id: str = "") -> Iterator[None]:
 
 
 @contextmanager
+def quiet() -> Iterator[None]:
+    """Inside the transaction already open, the row triggers record nothing until the block ends: for erasure and
+    retention, whose writes remove personal data the entries would otherwise keep (their values before). They
+    record what they did themselves (`record`), by counts. `SET LOCAL` lasts at most to the transaction's end, so a
+    pooled connection never carries it into another request."""
+    from django.db import connection
+
+    if connection.vendor != "postgresql":  # no triggers
+        yield
+        return
+    if not connection.in_atomic_block:
+        raise RuntimeError("audit.quiet() needs an open transaction (transaction.atomic)")
+    with connection.cursor() as cursor:
+        cursor.execute("SET LOCAL calls.audit_quiet = 'on'")
+    try:
+        yield
+    finally:
+        with connection.cursor() as cursor:
+            cursor.execute("SET LOCAL calls.audit_quiet = 'off'")
+
+
+@contextmanager
 def reason(text: str) -> Iterator[None]:
     """Record text as the reason of what is written meanwhile (clearing do-not-call)."""
     token = _reason.set(text.strip()[:MAX_REASON])

@@ -28,6 +28,9 @@ DECLARE
     why text := '';
     k text;
 BEGIN
+    IF current_setting('calls.audit_quiet', true) = 'on' THEN
+        RETURN NULL;  -- erasure and retention: they record what they did themselves, never the values they remove
+    END IF;
     IF TG_OP <> 'INSERT' THEN old_row := to_jsonb(OLD) - skipped; END IF;
     IF TG_OP <> 'DELETE' THEN new_row := to_jsonb(NEW) - skipped; END IF;
     IF cardinality(kept) > 0 THEN
