@@ -16,6 +16,7 @@
 - health: WorkerHeartbeat, when each background worker last ran; JobError, why a background job failed
 - api: ApiToken, a person's token for the REST API; ApiIdempotentRequest, the first answer to an Idempotency-Key
 - webhooks: WebhookEndpoint, WebhookEvent (the outbox), WebhookDelivery, WebhookAttempt: outgoing webhooks
+- privacy: RetentionPolicy and RetentionRun (how long personal data is kept), ErasedNumber (an erased opt-out)
 
 Every model stays in the app `calls`, so its table (calls_<model>), permissions and migrations are unchanged.
 """
@@ -25,6 +26,7 @@ from __future__ import annotations
 from calls.models.api import ApiIdempotentRequest, ApiToken
 from calls.models.calls import (
     CLOSED_BY_HAND,
+    ERASED_CONTACT,
     MIN_CLOSE_REASON,
     MISSING_GRACE,
     MISSING_TRIES,
@@ -63,6 +65,7 @@ from calls.models.history import CallEvent
 from calls.models.imports import ContactImport, ContactImportKey, ContactImportRow
 from calls.models.locks import DialLock
 from calls.models.logins import LockOut, LoginFailure
+from calls.models.privacy import ErasedNumber, RetentionPolicy, RetentionRun
 from calls.models.reports import CallRollup, CallRollupState
 from calls.models.rules import ConsentRule, DispositionCode
 from calls.models.sync import SyncRun
@@ -78,6 +81,7 @@ __all__ = [
     "MAX_SEARCH_WORDS",
     "MIN_CLOSE_REASON",
     "CLOSED_BY_HAND",
+    "ERASED_CONTACT",
     "MISSING_GRACE",
     "MISSING_TRIES",
     "SEARCH_WINDOWS",
@@ -103,6 +107,9 @@ __all__ = [
     "ContactQuerySet",
     "ContactSearch",
     "DialLock",
+    "ErasedNumber",
+    "RetentionPolicy",
+    "RetentionRun",
     "LockOut",
     "LoginFailure",
     "DispositionCode",
