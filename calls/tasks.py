@@ -23,7 +23,7 @@ once holds a `lock`, and one that must not wait twice in the queue a `queueing_l
 | `retry_webhooks` | every 5 s: queue a pass over the endpoints with deliveries (or a probe) due | webhooks |
 | `replay_webhooks` | "Replay since …": the events since then that the endpoint takes are sent again | webhooks |
 | `prune_webhooks` | hourly: events and attempts older than WEBHOOK_KEEP_DAYS are deleted | maintenance |
-| `apply_retention` | hourly: call notes deleted and numbers masked after the days admins set (calls/privacy/) | maintenance |
+| `apply_retention` | hourly: call notes deleted, numbers masked, after the days admins set (privacy/) | maintenance |
 | `ping` | by hand: does nothing (a worker answers; what a job costs) | maintenance |
 """
 

@@ -107,7 +107,9 @@ def test_erasure_leaves_no_trace_of_the_person_in_any_table_and_reports_stay_equ
 
     # An import creates the person; another, not confirmed yet, holds them again.
     upload = SimpleUploadedFile("people.csv", CSV.encode(), content_type="text/csv")
-    imported = ContactImport.objects.get(pk=supervisor_client.post("/contacts/import/", {"file": upload}).url.split("/")[-2])
+    imported = ContactImport.objects.get(
+        pk=supervisor_client.post("/contacts/import/", {"file": upload}).url.split("/")[-2]
+    )
     supervisor_client.post(f"/contacts/import/{imported.pk}/confirm/")
     contact = Contact.objects.get(name=NAME)
     pending = SimpleUploadedFile("again.csv", CSV.encode(), content_type="text/csv")
@@ -178,7 +180,6 @@ def test_erasure_leaves_no_trace_of_the_person_in_any_table_and_reports_stay_equ
 # --- The pages ------------------------------------------------------------------------------------------------------
 
 
-
 @pytest.fixture
 def person(db, agent_user) -> Contact:
     contact = Contact.objects.create(name=NAME, company="Quill & Co", email=EMAIL, notes="Prefers mornings")
@@ -216,9 +217,10 @@ def test_calls_stay_as_erased_contact_with_agent_times_outcome_and_duration(
     kept = list(Call.objects.order_by("pk").values("pk", "from_agent", "requested_at", "outcome", "duration_seconds"))
     response = erase(supervisor_client, person.pk)
     assert response.status_code == 302 and response.url == "/contacts/"
-    assert list(
-        Call.objects.order_by("pk").values("pk", "from_agent", "requested_at", "outcome", "duration_seconds")
-    ) == kept
+    assert (
+        list(Call.objects.order_by("pk").values("pk", "from_agent", "requested_at", "outcome", "duration_seconds"))
+        == kept
+    )
     assert set(Call.objects.values_list("notes", flat=True)) == {""}
     assert set(Call.objects.values_list("contact", flat=True)) == {None}
     log = supervisor_client.get("/calls/").content.decode()
@@ -254,7 +256,9 @@ def test_erasing_a_contact_that_is_gone_is_a_404(supervisor_client):
 
 
 @pytest.mark.django_db
-def test_the_contact_page_links_to_erase_and_to_their_data_for_supervisors_only(supervisor_client, agent_client, person):
+def test_the_contact_page_links_to_erase_and_to_their_data_for_supervisors_only(
+    supervisor_client, agent_client, person
+):
     page = supervisor_client.get(f"/contacts/{person.pk}/").content.decode()
     assert f"/contacts/{person.pk}/erase/" in page and f"/contacts/{person.pk}/data/" in page
     page = agent_client.get(f"/contacts/{person.pk}/").content.decode()
@@ -373,4 +377,3 @@ def test_agents_may_not_download_a_contacts_data(client, agent_client, person):
 def test_their_data_rejects_post_and_a_missing_contact(supervisor_client, person):
     assert supervisor_client.post(f"/contacts/{person.pk}/data/").status_code == 405
     assert supervisor_client.get("/contacts/999999/data/").status_code == 404
-

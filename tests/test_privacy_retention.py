@@ -251,4 +251,3 @@ def test_masked_numbers_show_as_they_are_in_the_call_log(supervisor_client, agen
     make_call(user=agent_user, agent=agent_user.agent, to_number=mask_number("+442079460100"))
     html = supervisor_client.get("/calls/").content.decode()
     assert "+44 •• •••• •100" in html
-

@@ -6,60 +6,97 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('calls', '0026_webhook_probe'),
+        ("calls", "0026_webhook_probe"),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
     operations = [
         migrations.CreateModel(
-            name='ErasedNumber',
+            name="ErasedNumber",
             fields=[
-                ('digest', models.CharField(max_length=64, primary_key=True, serialize=False)),
-                ('erased_at', models.DateTimeField()),
+                ("digest", models.CharField(max_length=64, primary_key=True, serialize=False)),
+                ("erased_at", models.DateTimeField()),
             ],
             options={
-                'permissions': [('erase_contact', 'Can erase a contact (right to erasure)'), ('export_subject_data', 'Can download everything held about a contact')],
+                "permissions": [
+                    ("erase_contact", "Can erase a contact (right to erasure)"),
+                    ("export_subject_data", "Can download everything held about a contact"),
+                ],
             },
         ),
         migrations.CreateModel(
-            name='RetentionRun',
+            name="RetentionRun",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('started_at', models.DateTimeField(db_index=True)),
-                ('finished_at', models.DateTimeField(blank=True, null=True)),
-                ('notes_cleared', models.PositiveIntegerField(default=0)),
-                ('numbers_masked', models.PositiveIntegerField(default=0)),
-                ('audit_deleted', models.PositiveIntegerField(default=0)),
-                ('batches', models.PositiveIntegerField(default=0)),
-                ('error', models.TextField(blank=True)),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                ("started_at", models.DateTimeField(db_index=True)),
+                ("finished_at", models.DateTimeField(blank=True, null=True)),
+                ("notes_cleared", models.PositiveIntegerField(default=0)),
+                ("numbers_masked", models.PositiveIntegerField(default=0)),
+                ("audit_deleted", models.PositiveIntegerField(default=0)),
+                ("batches", models.PositiveIntegerField(default=0)),
+                ("error", models.TextField(blank=True)),
             ],
             options={
-                'ordering': ['-started_at', '-id'],
+                "ordering": ["-started_at", "-id"],
             },
         ),
         migrations.AddField(
-            model_name='call',
-            name='contact_erased',
+            model_name="call",
+            name="contact_erased",
             field=models.BooleanField(db_default=False, default=False, editable=False),
         ),
         migrations.CreateModel(
-            name='RetentionPolicy',
+            name="RetentionPolicy",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('notes_days', models.PositiveIntegerField(blank=True, help_text='Call notes, wrap-up notes and do-not-call override reasons. Blank: keep them.', null=True, verbose_name='delete call notes after (days)')),
-                ('mask_days', models.PositiveIntegerField(blank=True, help_text='The number in the call log becomes +44 •• •••• •100 (country and last 3 digits). Blank: keep it.', null=True, verbose_name='mask called numbers after (days)')),
-                ('audit_days', models.PositiveIntegerField(blank=True, help_text='Blank: keep them.', null=True, verbose_name='delete audit entries after (days)')),
-                ('notes_done_before', models.DateTimeField(blank=True, editable=False, null=True)),
-                ('masked_done_before', models.DateTimeField(blank=True, editable=False, null=True)),
-                ('updated_at', models.DateTimeField(auto_now=True)),
-                ('updated_by', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to=settings.AUTH_USER_MODEL)),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                (
+                    "notes_days",
+                    models.PositiveIntegerField(
+                        blank=True,
+                        help_text="Call notes, wrap-up notes and do-not-call override reasons. Blank: keep them.",
+                        null=True,
+                        verbose_name="delete call notes after (days)",
+                    ),
+                ),
+                (
+                    "mask_days",
+                    models.PositiveIntegerField(
+                        blank=True,
+                        help_text="The number in the call log becomes +44 •• •••• •100 (country and last 3 digits). Blank: keep it.",
+                        null=True,
+                        verbose_name="mask called numbers after (days)",
+                    ),
+                ),
+                (
+                    "audit_days",
+                    models.PositiveIntegerField(
+                        blank=True,
+                        help_text="Blank: keep them.",
+                        null=True,
+                        verbose_name="delete audit entries after (days)",
+                    ),
+                ),
+                ("notes_done_before", models.DateTimeField(blank=True, editable=False, null=True)),
+                ("masked_done_before", models.DateTimeField(blank=True, editable=False, null=True)),
+                ("updated_at", models.DateTimeField(auto_now=True)),
+                (
+                    "updated_by",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        related_name="+",
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
             ],
             options={
-                'verbose_name': 'retention policy',
-                'verbose_name_plural': 'retention policy',
-                'constraints': [models.CheckConstraint(condition=models.Q(('pk', 1)), name='retentionpolicy_singleton')],
+                "verbose_name": "retention policy",
+                "verbose_name_plural": "retention policy",
+                "constraints": [
+                    models.CheckConstraint(condition=models.Q(("pk", 1)), name="retentionpolicy_singleton")
+                ],
             },
         ),
     ]

@@ -7,16 +7,16 @@ column a report counts is touched, nor `changed_at`), the number masked (+44 •
 
 Where copies live, and what happens to each:
 
-| where | what |
-| --- | --- |
-| calls_contact, calls_contactphone, calls_contactsearch (its trigger) | deleted |
-| calls_call (the contact's calls, and calls to its numbers with no contact) | number masked, notes and override reason blanked, request sent masked, texts scrubbed, contact unlinked |
-| calls_callevent (their history) | texts scrubbed |
-| calls_vccevent (what VCC pushed in, raw) | payloads scrubbed: the calls' own, and unlinked ones that name a number |
-| calls_webhookevent, calls_webhookattempt (the outbox) | the contact's events keep only its id; the calls' events their masked resource; answers recorded blanked |
-| calls_contactimportrow, calls_contactimportkey, calls_contactimport | rows of pending imports that hold it deleted; reports scrubbed |
-| calls_apiidempotentrequest (answers kept for an Idempotency-Key) | the kept answer masked |
-| calls_joberror, calls_callrollup (failure reasons), calls_diallock, django_admin_log | scrubbed or deleted |
+- the contact, its numbers, its row of calls_contactsearch (the trigger): deleted;
+- its calls, and calls to its numbers that have no contact: number masked, notes and override reason blanked,
+  the request sent masked, VCC's texts scrubbed, the contact unlinked and the call marked `contact_erased`;
+- their history (CallEvent): scrubbed; VCC's raw events (VccEvent): the calls' own, and those matched to no call
+  that name a number, scrubbed;
+- the webhook outbox: the contact's events keep only its id, the calls' events their masked resource; the answers
+  receivers gave to them (WebhookAttempt) blanked; the events still to be delivered send these;
+- imports: rows of imports not yet confirmed that hold it deleted, with their keys; imports' reports scrubbed;
+- answers kept for an Idempotency-Key (ApiIdempotentRequest): masked;
+- job errors, the reports' failure reasons (CallRollup keys), dial locks, Django admin's log: scrubbed or deleted.
 
 "Scrubbed": each of the contact's numbers (E.164 with and without +, national and international forms) becomes its
 masked form, and its name and e-mail become "Erased contact". The audit trail keeps that it happened and by whom

@@ -16,6 +16,7 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from django.db import OperationalError, connection, transaction
 from django.utils.dateparse import parse_datetime
@@ -81,7 +82,7 @@ def _walk(run: RetentionRun, notes: _Step, masks: _Step, batch: int) -> None:
     adapt = connection.ops.adapt_datetimefield_value
     position: tuple[datetime, int] | None = (start, 0) if start is not None else None
     while True:
-        where, params = "requested_at < %s", [adapt(end)]
+        where, params = "requested_at < %s", list[Any]([adapt(end)])
         if position is not None:
             where += " AND (requested_at > %s OR (requested_at = %s AND id > %s))"
             params += [adapt(position[0]), adapt(position[0]), position[1]]
@@ -112,7 +113,7 @@ def _window(
     notes: _Step,
     masks: _Step,
     where: str,
-    params: list[object],
+    params: list[Any],
     last: tuple[datetime, int] | None,
     *,
     done: bool,
@@ -136,14 +137,15 @@ def _window(
         except OperationalError as exc:
             if "lock timeout" not in str(exc) or attempt == LOCK_TRIES:
                 raise
-            log.warning("retention: a window waited over %s for its locks (try %s); trying again", LOCK_TIMEOUT, attempt)
+            log.warning(
+                "retention: a window waited over %s for its locks (try %s); trying again", LOCK_TIMEOUT, attempt
+            )
 
 
-def _apply(
-    table: str, where: str, params: list[object], notes: _Step, masks: _Step
-) -> tuple[int, int]:
+def _apply(table: str, where: str, params: list[object], notes: _Step, masks: _Step) -> tuple[int, int]:
     """In the open transaction: the window's calls with something to clear or mask, updated. Returns (notes
     cleared, numbers masked)."""
+    query: list[Any] = [*params, f"%{MASK}%"]
     with connection.cursor() as cursor:
         if connection.vendor == "postgresql":
             cursor.execute(f"SET LOCAL lock_timeout = '{LOCK_TIMEOUT}'")
@@ -151,7 +153,7 @@ def _apply(
             f"SELECT id, requested_at, to_number, notes <> '' OR dnc_override_reason <> '' FROM {table} "
             f"WHERE {where} AND (notes <> '' OR dnc_override_reason <> '' "
             f"OR (to_number <> '' AND to_number NOT LIKE %s))",
-            [*params, f"%{MASK}%"],
+            query,
         )
         rows = cursor.fetchall()
     changes: list[tuple[int, str | None, bool]] = []
@@ -235,7 +237,7 @@ class RetentionHealth:
 
 def retention_health(*, now: datetime) -> RetentionHealth:
     """The policy, the last run and when the next one is due (two queries)."""
-    from croniter import croniter
+    from croniter import croniter  # type: ignore[import-untyped]  # Procrastinate's own dependency
 
     return RetentionHealth(
         policy=RetentionPolicy.current(),

@@ -9,7 +9,7 @@ from typing import Any
 
 from django.db.models import Q, QuerySet
 
-from calls.models import Call, CallEvent, Contact, VccEvent
+from calls.models import Call, Contact, VccEvent
 from calls.privacy import audit
 
 FORMAT = "vccweb-subject-data/1"
@@ -24,12 +24,12 @@ def _calls(contact: Contact) -> QuerySet[Call]:
     return (
         Call.objects.filter(Q(contact=contact) | Q(contact__isnull=True, to_number__in=numbers))
         .select_related("from_agent", "answered_by", "to_agent", "created_by")
-        .prefetch_related("from_groups")
+        .prefetch_related("from_groups", "events")
         .order_by("requested_at", "pk")
     )
 
 
-def _call(call: Call, events: list[CallEvent], vcc_events: list[VccEvent]) -> dict[str, Any]:
+def _call(call: Call, vcc_events: list[VccEvent]) -> dict[str, Any]:
     agent = call.agent
     return {
         "id": call.pk,
@@ -55,7 +55,7 @@ def _call(call: Call, events: list[CallEvent], vcc_events: list[VccEvent]) -> di
         },
         "vcc_call_id": call.vcc_call_id,
         "error": call.error_display or call.error_message,
-        "history": [{"at": _at(at), "what": what, "detail": detail} for at, what, detail in _history(call, events)],
+        "history": [{"at": _at(at), "what": what, "detail": detail} for at, what, detail in call.history()],
         "vcc_events": [
             {"id": e.event_id, "type": e.type, "time": _at(e.time), "received_at": _at(e.received_at), "data": e.data}
             for e in vcc_events
@@ -63,19 +63,11 @@ def _call(call: Call, events: list[CallEvent], vcc_events: list[VccEvent]) -> di
     }
 
 
-def _history(call: Call, events: list[CallEvent]) -> list[tuple[datetime, str, str]]:
-    call._prefetched_objects_cache = {"events": events}  # Call.history reads call.events.all()
-    return call.history()
-
-
 def subject_data(contact: Contact, *, now: datetime, by: str) -> dict[str, Any]:
     """Everything held about the contact, as JSON-ready data."""
     phones = list(contact.phones.all())
     calls = list(_calls(contact))
     pks = [c.pk for c in calls]
-    events: dict[int, list[CallEvent]] = {pk: [] for pk in pks}
-    for event in CallEvent.objects.filter(call_id__in=pks).order_by("at", "pk"):
-        events[event.call_id].append(event)
     vcc: dict[int, list[VccEvent]] = {pk: [] for pk in pks}
     for vcc_event in VccEvent.objects.filter(call_id__in=pks).order_by("received_at", "pk"):
         assert vcc_event.call_id is not None
@@ -107,7 +99,7 @@ def subject_data(contact: Contact, *, now: datetime, by: str) -> dict[str, Any]:
             }
             for p in phones
         ],
-        "calls": [_call(c, events[c.pk], vcc[c.pk]) for c in calls],
+        "calls": [_call(c, vcc[c.pk]) for c in calls],
         "audit_entries": audit.audit_entries_about(
             contact_pk=contact.pk, phone_pks=[p.pk for p in phones], call_pks=pks
         ),

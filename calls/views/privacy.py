@@ -75,4 +75,3 @@ def contact_data(request: AuthedRequest, pk: int) -> HttpResponse:
         response["Content-Disposition"] = f'attachment; filename="contact-{pk}-data.json"'
         return response
     return render(request, "privacy/subject.html", {"contact": contact, "data": data})
-
