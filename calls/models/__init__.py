@@ -26,7 +26,6 @@ from __future__ import annotations
 from calls.models.api import ApiIdempotentRequest, ApiToken
 from calls.models.calls import (
     CLOSED_BY_HAND,
-    ERASED_CONTACT,
     MIN_CLOSE_REASON,
     MISSING_GRACE,
     MISSING_TRIES,
@@ -38,6 +37,7 @@ from calls.models.calls import (
 from calls.models.common import (
     AGENT_ID_PATTERN,
     E164_PATTERN,
+    ERASED_CONTACT,
     GROUP_ID_PATTERN,
     Consent,
     agent_id_validator,

@@ -14,7 +14,7 @@ from django.utils import timezone
 
 from calls import permissions as perms
 from calls import phones
-from calls.models.common import Consent, HandWrittenSQL, concrete_field
+from calls.models.common import ERASED_CONTACT, Consent, HandWrittenSQL, concrete_field
 from calls.models.history import CallEvent
 
 if TYPE_CHECKING:
@@ -27,7 +27,6 @@ VCC_RETENTION = timedelta(hours=24)  # how long VCC keeps a call's detail after 
 # at least MISSING_GRACE (a single 404 is not the end of a live call, but a call never stays live for ever).
 MISSING_GRACE = timedelta(seconds=20)
 MISSING_TRIES = 3
-ERASED_CONTACT = "Erased contact"  # how a call to an erased contact names it (calls/privacy/erasure.py)
 CLOSED_BY_HAND = "Closed by a supervisor"  # the result reason of a call a supervisor closed (record_closed)
 MIN_CLOSE_REASON = 10  # characters a supervisor writes to close a stuck call
 
@@ -157,8 +156,7 @@ class Call(HandWrittenSQL):
         "calls.Agent", null=True, blank=True, on_delete=models.PROTECT, related_name="calls_to"
     )
     contact = models.ForeignKey("calls.Contact", null=True, blank=True, on_delete=models.SET_NULL, related_name="calls")
-    # The contact was erased (calls/privacy/erasure.py): the call stays, its number masked, shown as "Erased contact".
-    contact_erased = models.BooleanField(default=False, db_default=False, editable=False)
+    contact_erased = models.BooleanField(default=False, db_default=False, editable=False)  # calls/privacy/erasure.py
     phone = models.ForeignKey(
         "calls.ContactPhone", null=True, blank=True, on_delete=models.SET_NULL, related_name="calls"
     )
@@ -302,10 +300,8 @@ class Call(HandWrittenSQL):
 
     @property
     def destination(self) -> str:
-        if self.to_agent_id:
-            return str(self.to_agent)
-        number = phones.display(self.to_number)
-        return f"{ERASED_CONTACT} ({number})" if self.contact_erased else number
+        shown = str(self.to_agent) if self.to_agent_id else phones.display(self.to_number)
+        return f"{ERASED_CONTACT} ({shown})" if self.contact_erased else shown
 
     @property
     def in_progress(self) -> bool:

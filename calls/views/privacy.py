@@ -26,7 +26,7 @@ log = logging.getLogger(__name__)
 @permission_required(perms.CHANGE_RETENTION, raise_exception=True)
 def retention_policy(request: AuthedRequest) -> HttpResponse:
     policy = RetentionPolicy.current()
-    form = RetentionForm(request.POST or None, instance=policy)
+    form = RetentionForm(request.POST if request.method == "POST" else None, instance=policy)
     if request.method == "POST":
         if form.is_valid():
             policy = form.save(commit=False)
