@@ -84,8 +84,10 @@ def _walk(run: RetentionRun, notes: _Step, masks: _Step, batch: int) -> None:
     while True:
         where, params = "requested_at < %s", list[Any]([adapt(end)])
         if position is not None:
-            where += " AND (requested_at > %s OR (requested_at = %s AND id > %s))"
-            params += [adapt(position[0]), adapt(position[0]), position[1]]
+            # A row comparison, which PostgreSQL reads as the index's bound: an OR of the two was a filter, and
+            # each window read every call before it again (0.5 s a window a month into a year of 5 M calls).
+            where += " AND (requested_at, id) > (%s, %s)"
+            params += [adapt(position[0]), position[1]]
         with connection.cursor() as cursor:
             # The window's last call, read from the index alone.
             cursor.execute(
@@ -122,8 +124,8 @@ def _window(
     transaction, and note how far each step has got."""
     table, adapt = Call._meta.db_table, connection.ops.adapt_datetimefield_value
     if last is not None:
-        where += " AND (requested_at < %s OR (requested_at = %s AND id <= %s))"
-        params = [*params, adapt(last[0]), adapt(last[0]), last[1]]
+        where += " AND (requested_at, id) <= (%s, %s)"
+        params = [*params, adapt(last[0]), last[1]]
     for attempt in range(1, LOCK_TRIES + 1):
         try:
             with transaction.atomic():
