@@ -48,6 +48,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--database", default=DEFAULT_DATABASE, help="PostgreSQL with seed_volume data")
     parser.add_argument("--days", type=int, default=1, help="the policy's days, for notes and for numbers")
     parser.add_argument("--baseline", type=int, default=60, help="call log reads before the pass")
+    parser.add_argument("--batch", type=int, default=0, help="calls a window (default: the job's, BATCH)")
+    parser.add_argument("--reads-per-second", type=float, default=4.0, help="call log reads during the pass")
     return parser.parse_args(argv)
 
 
@@ -69,22 +71,27 @@ def log_pages(conn: psycopg.Connection) -> list[str]:
 
 
 class Reader(threading.Thread):
-    """Reads the call log pages in turn, one at a time, until told to stop; keeps each read's milliseconds."""
+    """Reads the call log pages in turn, --reads-per-second of them (as people open pages, not back to back, which
+    would take a core of this 2-core machine from the pass), until told to stop; keeps each read's milliseconds."""
 
-    def __init__(self, client: httpx.Client, pages: list[str]) -> None:
+    def __init__(self, client: httpx.Client, pages: list[str], per_second: float) -> None:
         super().__init__(daemon=True)
         self.client, self.pages, self.ms = client, pages, []
         self.stop = threading.Event()
         self.errors = 0
+        self.interval = 1 / per_second
 
     def run(self) -> None:
         n = 0
+        next_at = time.monotonic()
         while not self.stop.is_set():
             started = time.perf_counter()
             response = self.client.get(self.pages[n % len(self.pages)])
             self.ms.append((time.perf_counter() - started) * 1000)
             self.errors += response.status_code != 200
             n += 1
+            next_at += self.interval
+            self.stop.wait(max(0.0, next_at - time.monotonic()))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -99,7 +106,9 @@ def main(argv: list[str] | None = None) -> int:
 
     conn = psycopg.connect(args.database, autocommit=True)
     pg_version = conn.execute("SHOW server_version").fetchone()[0]
-    calls, first, last = conn.execute("SELECT count(*), min(requested_at), max(requested_at) FROM calls_call").fetchone()
+    calls, first, last = conn.execute(
+        "SELECT count(*), min(requested_at), max(requested_at) FROM calls_call"
+    ).fetchone()
     with_notes, masked = conn.execute(
         "SELECT count(*) FILTER (WHERE notes <> '' OR dnc_override_reason <> ''), "
         "count(*) FILTER (WHERE to_number LIKE '%•%') FROM calls_call"
@@ -146,17 +155,18 @@ def main(argv: list[str] | None = None) -> int:
                         raise RuntimeError("uvicorn did not start") from None
                     time.sleep(0.2)
             login(client)
-            baseline = Reader(client, pages)
+            baseline = Reader(client, pages, args.reads_per_second)
             for n in range(args.baseline + len(pages)):  # the first round of each page unmeasured
                 started = time.perf_counter()
                 client.get(pages[n % len(pages)]).raise_for_status()
                 if n >= len(pages):
                     baseline.ms.append((time.perf_counter() - started) * 1000)
 
-            reader = Reader(client, pages)
+            reader = Reader(client, pages, args.reads_per_second)
             reader.start()
             started = time.perf_counter()
-            run = retention.apply_retention(now=timezone.now(), clock=timezone.now)
+            batch = args.batch or retention.BATCH
+            run = retention.apply_retention(now=timezone.now(), clock=timezone.now, batch=batch)
             seconds = time.perf_counter() - started
             reader.stop.set()
             reader.join()
@@ -165,10 +175,11 @@ def main(argv: list[str] | None = None) -> int:
             "SELECT count(*) FROM calls_call WHERE requested_at < %s", [run.started_at - timezone.timedelta(args.days)]
         ).fetchone()[0]
         print(f"\nfirst pass (notes and numbers after {args.days} day(s)): {seconds:.1f} s, {run.batches:,} windows "
-              f"of at most {retention.BATCH:,} calls")  # fmt: skip
+              f"of at most {batch:,} calls")  # fmt: skip
         print(f"  calls walked: {walked:,} = {walked / seconds:,.0f} a second")
         print(f"  notes cleared: {run.notes_cleared:,}; numbers masked: {run.numbers_masked:,}; "
               f"{changed / seconds:,.0f} rows changed a second")  # fmt: skip
+        print(f"  at {args.reads_per_second:g} call log reads a second meanwhile")
         print(f"  a window's transaction (its row locks held): p50 {percentile(windows, 50):.0f} ms, "
               f"p95 {percentile(windows, 95):.0f} ms, max {max(windows):.0f} ms")  # fmt: skip
         for label, ms in (("before the pass", baseline.ms), ("during the pass", reader.ms)):

@@ -228,6 +228,8 @@ def test_calls_stay_as_erased_contact_with_agent_times_outcome_and_duration(
     assert mask_number(MOBILE) in log
     detail = supervisor_client.get(f"/calls/{their_calls[0].pk}/").content.decode()
     assert "Erased contact" in detail and "07400 900461" not in detail
+    export = b"".join(supervisor_client.get("/calls/export.csv").streaming_content).decode("utf-8-sig")
+    assert export.count("Erased contact") == 3 and NAME not in export and MOBILE not in export
     assert not ContactPhone.objects.exists()
 
 

@@ -151,6 +151,8 @@ def _apply(table: str, where: str, params: list[object], notes: _Step, masks: _S
     with connection.cursor() as cursor:
         if connection.vendor == "postgresql":
             cursor.execute(f"SET LOCAL lock_timeout = '{LOCK_TIMEOUT}'")
+            # A window lost to a crash is done again by the next run: its commit need not wait for the disk.
+            cursor.execute("SET LOCAL synchronous_commit = off")
         cursor.execute(
             f"SELECT id, requested_at, to_number, notes <> '' OR dnc_override_reason <> '' FROM {table} "
             f"WHERE {where} AND (notes <> '' OR dnc_override_reason <> '' "
