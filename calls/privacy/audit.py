@@ -19,11 +19,15 @@ def audit_erasure(*, by: User, contact_pk: int, counts: dict[str, int], at: date
     # AUDIT: write the erasure entry (who, when, request id, contact id, counts) once calls/audit/ exists.
 
 
-def scrub_audit_entries_of_contact(*, contact_pk: int, phone_pks: list[int], secrets: list[str]) -> int:
-    """Remove the erased contact's data from the audit entries about the contact and its numbers (their values
-    before and after), keeping that each change happened and by whom; returns the entries changed."""
-    # AUDIT: blank the before/after values of pghistory's events of calls_contact / calls_contactphone rows
-    # contact_pk / phone_pks, and of any entry whose values hold one of `secrets` (names, numbers, e-mail).
+def scrub_audit_entries_of_contact(
+    *, contact_pk: int, phone_pks: list[int], call_pks: list[int], secrets: list[str]
+) -> int:
+    """Remove the erased contact's data from the audit entries about the contact, its numbers and its calls (their
+    values before and after), those the erasure's own statements just made included, keeping that each change
+    happened and by whom; returns the entries changed. Runs in the erasure's transaction, after its deletes."""
+    # AUDIT: blank the before/after values of pghistory's events of calls_contact / calls_contactphone / calls_call
+    # rows contact_pk / phone_pks / call_pks, and of any entry whose values hold one of `secrets` (the name, the
+    # e-mail, each number in its written forms).
     return 0
 
 

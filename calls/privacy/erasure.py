@@ -203,13 +203,15 @@ def erase_contact(*, contact_pk: int, by: User, now: datetime) -> Erasure:
         counts["import_rows"] = _erase_import_rows(numbers, scrub)
         counts["api_answers"] = _scrub_api_answers(call_pks, scrub)
         counts["other"] = _scrub_the_rest(contact_pk, [p.pk for p in phones], numbers, scrub)
-        audit.scrub_audit_entries_of_contact(
-            contact_pk=contact_pk, phone_pks=[p.pk for p in phones], secrets=scrub.secrets
-        )
 
         # The contact itself: its numbers go with it (CASCADE), its search row with it (the trigger).
         ContactPhone.objects.filter(contact_id=contact_pk).delete()
         Contact.objects.filter(pk=contact_pk).delete()
+        # AUDIT: the history triggers fire on this transaction's own UPDATEs and DELETEs too (with the old values):
+        # scrub those as well, or skip tracking for them, so the audit trail keeps the erasure, not the data.
+        audit.scrub_audit_entries_of_contact(
+            contact_pk=contact_pk, phone_pks=[p.pk for p in phones], call_pks=call_pks, secrets=scrub.secrets
+        )
 
         outbox.emit(
             "contact.erased",

@@ -179,6 +179,9 @@ def _apply(table: str, where: str, params: list[object], notes: _Step, masks: _S
 
 def _update(table: str, changes: list[tuple[int, str | None, bool]]) -> None:
     """One UPDATE for the window: the masked number (NULL: kept) and whether the notes go, by id."""
+    # AUDIT: history triggers on calls_call must not copy these rows' old values (the number, the notes) into the
+    # audit trail, or masking keeps what it hides: skip tracking for this statement (pghistory's context) or track
+    # only the columns retention does not touch.
     with connection.cursor() as cursor:
         if connection.vendor == "postgresql":
             cursor.execute(
