@@ -178,7 +178,7 @@ def main(argv: list[str] | None = None) -> int:
               f"of at most {batch:,} calls")  # fmt: skip
         print(f"  calls walked: {walked:,} = {walked / seconds:,.0f} a second")
         print(f"  notes cleared: {run.notes_cleared:,}; numbers masked: {run.numbers_masked:,}; "
-              f"{changed / seconds:,.0f} rows changed a second")  # fmt: skip
+              f"{changed / seconds:,.0f} changes a second (a call's notes and number count as two)")  # fmt: skip
         print(f"  at {args.reads_per_second:g} call log reads a second meanwhile")
         print(f"  a window's transaction (its row locks held): p50 {percentile(windows, 50):.0f} ms, "
               f"p95 {percentile(windows, 95):.0f} ms, max {max(windows):.0f} ms")  # fmt: skip

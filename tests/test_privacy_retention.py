@@ -168,6 +168,17 @@ def test_a_run_killed_half_way_starts_where_it_stopped(year_of_calls, monkeypatc
     assert Call.objects.filter(to_number__contains="•").count() == 5
 
 
+def test_a_window_shrinks_when_its_transaction_is_slow_and_grows_back_when_quick():
+    from calls.privacy.retention import MIN_BATCH, WINDOW_SECONDS, next_size
+
+    assert next_size(5000, WINDOW_SECONDS * 3, 5000) == 2500
+    assert next_size(150, WINDOW_SECONDS * 3, 5000) == MIN_BATCH
+    assert next_size(1000, WINDOW_SECONDS * 0.75, 5000) == 1000
+    assert next_size(1000, 0.0, 5000) == 1501
+    assert next_size(4000, 0.0, 5000) == 5000  # never past the batch
+    assert next_size(3, WINDOW_SECONDS * 3, 3) == 3  # nor past the size it has
+
+
 def test_audit_entries_are_handed_to_the_audit_trail_with_their_cutoff(year_of_calls, monkeypatch):
     asked = []
     monkeypatch.setattr(audit, "delete_audit_entries_before", lambda cutoff: asked.append(cutoff) or 7)
