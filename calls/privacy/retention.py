@@ -94,19 +94,21 @@ def _walk(run: RetentionRun, notes: _Step, masks: _Step, batch: int) -> None:
             where += " AND (requested_at, id) > (%s, %s)"
             params += [adapt(position[0]), position[1]]
         with connection.cursor() as cursor:
-            # The window's last call, read from the index alone.
+            # The window's calls, read from the index alone; their rows are then read by primary key. (Asked for
+            # the window's rows with their conditions at once, PostgreSQL misjudged the row comparisons and read
+            # another index, 0.4 s a window.)
             cursor.execute(
-                f"SELECT requested_at, id FROM {table} WHERE {where} ORDER BY requested_at, id "
-                f"LIMIT 1 OFFSET {int(size) - 1}",
+                f"SELECT requested_at, id FROM {table} WHERE {where} ORDER BY requested_at, id LIMIT {int(size)}",
                 params,
             )
-            last = cursor.fetchone()
-        if last is None:
-            _window(run, notes, masks, where, params, None, done=True)
-            return
-        position = (_aware(last[0]), last[1])
+            keys = cursor.fetchall()
+        done = len(keys) < size
+        last = (_aware(keys[-1][0]), keys[-1][1]) if keys else position
         began = time.monotonic()
-        _window(run, notes, masks, where, params, position, done=False)
+        _window(run, notes, masks, [pk for _, pk in keys], last, done=done)
+        if done:
+            return
+        position = last
         size = next_size(size, time.monotonic() - began, batch)
 
 
@@ -132,22 +134,17 @@ def _window(
     run: RetentionRun,
     notes: _Step,
     masks: _Step,
-    where: str,
-    params: list[Any],
+    pks: list[int],
     last: tuple[datetime, int] | None,
     *,
     done: bool,
 ) -> None:
-    """Clear and mask what is due among the calls after the walk's position up to `last` (None: to the end), in one
-    transaction, and note how far each step has got."""
-    table, adapt = Call._meta.db_table, connection.ops.adapt_datetimefield_value
-    if last is not None:
-        where += " AND (requested_at, id) <= (%s, %s)"
-        params = [*params, adapt(last[0]), last[1]]
+    """Clear and mask what is due among the window's calls `pks` (up to `last`), in one transaction, and note how far
+    each step has got (`done`: to its cutoff)."""
     for attempt in range(1, LOCK_TRIES + 1):
         try:
             with transaction.atomic():
-                cleared, masked = _apply(table, where, params, notes, masks)
+                cleared, masked = _apply(Call._meta.db_table, pks, notes, masks)
                 _advance(notes, masks, last, done)
                 run.notes_cleared += cleared
                 run.numbers_masked += masked
@@ -162,18 +159,26 @@ def _window(
             )
 
 
-def _apply(table: str, where: str, params: list[object], notes: _Step, masks: _Step) -> tuple[int, int]:
+def _apply(table: str, pks: list[int], notes: _Step, masks: _Step) -> tuple[int, int]:
     """In the open transaction: the window's calls with something to clear or mask, updated. Returns (notes
     cleared, numbers masked)."""
-    query: list[Any] = [*params, f"%{MASK}%"]
+    if not pks:
+        return 0, 0
+    id_params: list[Any]
+    if connection.vendor == "postgresql":
+        ids, id_params = "id = ANY(%s)", [pks]
+    else:
+        ids, id_params = f"id IN ({', '.join(['%s'] * len(pks))})", list(pks)
+    query: list[Any] = [*id_params, f"%{MASK}%"]
     with connection.cursor() as cursor:
         if connection.vendor == "postgresql":
             cursor.execute(f"SET LOCAL lock_timeout = '{LOCK_TIMEOUT}'")
             # A window lost to a crash is done again by the next run: its commit need not wait for the disk.
             cursor.execute("SET LOCAL synchronous_commit = off")
+            cursor.execute("SET LOCAL jit = off")  # compiling costs more than these few thousand rows
         cursor.execute(
             f"SELECT id, requested_at, to_number, notes <> '' OR dnc_override_reason <> '' FROM {table} "
-            f"WHERE {where} AND (notes <> '' OR dnc_override_reason <> '' "
+            f"WHERE {ids} AND (notes <> '' OR dnc_override_reason <> '' "
             f"OR (to_number <> '' AND to_number NOT LIKE %s))",
             query,
         )
