@@ -52,6 +52,13 @@ class CallsConfig(AppConfig):
         # A deleted user or group: the user's row and sessions go, and a group's memberships go without m2m_changed.
         for model in (get_user_model(), Group):
             post_delete.connect(permissions_changed, sender=model, dispatch_uid=f"calls.perms.deleted.{model.__name__}")
+        # A number added again after its contact was erased while it was do-not-call is do-not-call at once, by
+        # whatever path adds it (the form, the API, an import's update, the admin; an import's new contacts:
+        # calls/imports.py), and a click to it is refused in any case (calls/calling/placing.py).
+        from calls.models import ContactPhone
+        from calls.privacy.hashing import mark_erased_opt_out
+
+        pre_save.connect(mark_erased_opt_out, sender=ContactPhone, dispatch_uid="calls.privacy.erased_opt_out")
         # The caller's agent, callback numbers and the consent table are cached for the click (calls/directory.py);
         # an admin's change must show at once.
         from calls import directory

@@ -15,7 +15,7 @@ from django.db.models import F, IntegerField, Q, QuerySet
 from django.db.models.functions import Coalesce
 
 from calls.forms import NONE
-from calls.models import Agent, AgentGroup, Call, CallQuerySet, Contact
+from calls.models import ERASED_CONTACT, Agent, AgentGroup, Call, CallQuerySet, Contact
 from calls.models.calls import TALK_SECONDS_SQL
 from calls.reports import HAS_ERROR, day_bounds
 from calls.spreadsheet import PHONE_NUMBER_SQL
@@ -252,7 +252,7 @@ def export_copy_sql(calls: QuerySet[Call], *, sort: str) -> tuple[str, tuple[Any
                {_inert_sql(agent)},
                {_inert_sql(groups, costly=True)},
                {_inert_sql("u.username")},
-               {_inert_sql("ct.name")},
+               {_inert_sql(f"COALESCE(ct.name, CASE WHEN c.contact_erased THEN {_quote(ERASED_CONTACT)} END)")},
                {_inert_sql("c.to_number")},
                {_inert_sql(colleague)},
                {_inert_sql("c.presented_clid")},

@@ -31,6 +31,7 @@ from calls import audit, phones
 from calls.import_files import FileFacts, ImportFileError, read_upload
 from calls.import_rows import Row, check_header, dump_row, guess_mapping, load_row, mapping_problems, parse_row
 from calls.models import Contact, ContactImport, ContactImportKey, ContactImportRow, ContactPhone
+from calls.privacy import hashing as privacy
 from calls.spreadsheet import Line, inert
 from calls.webhooks import changes
 
@@ -416,13 +417,13 @@ def _create(rows: list[Row], imp: ContactImport) -> list[int]:
             for r in rows
         ]
     )
-    ContactPhone.objects.bulk_create(
-        [
-            ContactPhone(contact=contact, label=label, number=n, is_primary=i == 0, do_not_call=dnc)
-            for r, contact in zip(rows, contacts, strict=True)
-            for i, (label, n, dnc) in enumerate(r.phones)
-        ]
-    )
+    phones = [
+        ContactPhone(contact=contact, label=label, number=n, is_primary=i == 0, do_not_call=dnc)
+        for r, contact in zip(rows, contacts, strict=True)
+        for i, (label, n, dnc) in enumerate(r.phones)
+    ]
+    privacy.mark_erased_opt_outs(phones)  # an erased contact's opt-out holds for the number added again
+    ContactPhone.objects.bulk_create(phones)
     changes.contacts_created(contact.pk for contact in contacts)  # their events, in one INSERT
     return [contact.pk for contact in contacts]
 

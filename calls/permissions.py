@@ -19,3 +19,8 @@ RUN_SYNC = "calls.add_syncrun"
 RETRY_JOB = "calls.retry_job"  # admins only (they hold every permission of calls: calls/roles.py)
 # The outgoing webhooks' pages (calls/views/webhooks.py): admins only, as they hold every permission of calls.
 MANAGE_WEBHOOKS = "calls.change_webhookendpoint"
+# Privacy (calls/privacy/): the retention policy is the admins' (they hold every permission of calls); supervisors
+# erase contacts and download a contact's data.
+CHANGE_RETENTION = "calls.change_retentionpolicy"
+ERASE_CONTACT = "calls.erase_contact"
+EXPORT_SUBJECT_DATA = "calls.export_subject_data"

@@ -9,6 +9,7 @@ from django.conf import settings
 from django.core.exceptions import ValidationError
 
 MAX_INPUT = 40
+MASK = "\u2022"  # the bullet that hides a digit of a masked number (calls/privacy/masking.py)
 
 
 def to_e164(raw: str, region: str | None = None) -> str:
@@ -49,6 +50,8 @@ def to_e164(raw: str, region: str | None = None) -> str:
 
 def display(e164: str) -> str:
     """Format an E.164 number for people: national format at home, international elsewhere."""
+    if MASK in e164:  # masked by retention or erasure (calls/privacy/masking.py): shown as it is
+        return e164
     try:
         number = phonenumbers.parse(e164, None)
     except phonenumbers.NumberParseException:

@@ -37,6 +37,8 @@ _SUPERVISOR_PERMS = [
     perms.VIEW_ALL_CALLS,
     perms.VIEW_REPORTS,
     perms.VIEW_INTEGRATION_HEALTH,
+    perms.ERASE_CONTACT,
+    perms.EXPORT_SUBJECT_DATA,
 ]
 
 # Admin gets every permission of these apps (and is_staff, for the Django admin).

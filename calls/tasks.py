@@ -23,6 +23,7 @@ once holds a `lock`, and one that must not wait twice in the queue a `queueing_l
 | `retry_webhooks` | every 5 s: queue a pass over the endpoints with deliveries (or a probe) due | webhooks |
 | `replay_webhooks` | "Replay since …": the events since then that the endpoint takes are sent again | webhooks |
 | `prune_webhooks` | hourly: events and attempts older than WEBHOOK_KEEP_DAYS are deleted | maintenance |
+| `apply_retention` | hourly: call notes deleted, numbers masked, after the days admins set (privacy/) | maintenance |
 | `ping` | by hand: does nothing (a worker answers; what a job costs) | maintenance |
 """
 
@@ -344,6 +345,20 @@ def prune_webhooks(timestamp: int | None = None) -> int:
     from calls.webhooks import delivery
 
     return delivery.prune()
+
+
+# --- Privacy (calls/privacy/) ---------------------------------------------------------------------------------------
+
+
+@app.periodic(cron="23 * * * *", periodic_id="apply_retention")  # calls.privacy.retention.CRON
+@app.task(name="apply_retention", queue=MAINTENANCE, lock="apply_retention", queueing_lock="apply_retention")
+def apply_retention(timestamp: int | None = None) -> dict[str, int]:
+    """Apply the retention policy: a window of at most 5,000 calls a transaction, oldest first, from where the last
+    run stopped (calls/privacy/retention.py). What it did shows on the health page."""
+    from calls.privacy import retention
+
+    run = retention.apply_retention(now=timezone.now(), clock=timezone.now)
+    return {"notes_cleared": run.notes_cleared, "numbers_masked": run.numbers_masked, "batches": run.batches}
 
 
 # --- The engine's own upkeep ----------------------------------------------------------------------------------------

@@ -10,6 +10,7 @@ from calls.views import (
     contacts,
     health,
     imports,
+    privacy,
     reports,
     stuck,
     tokens,
@@ -33,6 +34,10 @@ urlpatterns = [
     path("contacts/import/<uuid:pk>/fix/<int:row>/", imports.import_fix, name="contact_import_fix"),
     path("contacts/import/<uuid:pk>/confirm/", imports.import_confirm, name="contact_import_confirm"),
     path("contacts/export/", imports.contact_export, name="contact_export"),
+    # Privacy: a contact's erasure and everything held about them (supervisors); retention (admins).
+    path("contacts/<int:pk>/erase/", privacy.contact_erase, name="contact_erase"),
+    path("contacts/<int:pk>/data/", privacy.contact_data, name="contact_data"),
+    path("privacy/retention/", privacy.retention_policy, name="retention_policy"),
     # Calling: the click, what it would send, who is ready, the call panel, and colleagues to call.
     path("contacts/<int:pk>/call/", calling.call_contact, name="call_contact"),
     path("contacts/<int:pk>/dial-preview/", calling.dial_preview, name="dial_preview"),

@@ -97,6 +97,11 @@ MATRIX: list[Row] = [
     post("/contacts/{contact}/edit/",                  LOGIN,       200,         200,         200,         200),
     get("/contacts/{contact}/delete/",                 LOGIN,       403,         403,         200,         200),
     post("/contacts/{contact}/delete/",                LOGIN,       403,         403,         302,         302),
+    get("/contacts/{contact}/erase/",                  LOGIN,       403,         403,         200,         200),
+    post("/contacts/{contact}/erase/",                 LOGIN,       403,         403,         302,         302),
+    get("/contacts/{contact}/data/",                   LOGIN,       403,         403,         200,         200),
+    get("/privacy/retention/",                         LOGIN,       403,         403,         403,         200),
+    post("/privacy/retention/",                        LOGIN,       403,         403,         403,         302),
     post("/contacts/{contact}/call/",                  LOGIN,       400,         400,         400,         400),
     post("/contacts/{contact}/call/",                  LOGIN,       403,         403,         302,         302,
          request_id="{new_id}", call="group:{free_phone}", groups="{group}"),  # via groups: supervisors only

@@ -28,6 +28,7 @@ def test_every_periodic_job_is_scheduled_once_with_its_cadence():
         "dispatch_webhooks": "* * * * * *",  # every second; each change that wrote events queues it too
         "retry_webhooks": "* * * * * */5",
         "prune_webhooks": "53 * * * *",
+        "apply_retention": "23 * * * *",  # calls/privacy/retention.py
     }
 
 

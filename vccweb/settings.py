@@ -448,6 +448,10 @@ WEBHOOK_ALLOWED_HOSTS = [host.lower().rstrip(".") for host in env_list("WEBHOOK_
 # Outgoing webhooks' events and delivery attempts are kept this many days (the prune_webhooks job).
 WEBHOOK_KEEP_DAYS = env_int("WEBHOOK_KEEP_DAYS", 7, minimum=1)
 
+# Privacy (calls/privacy/): the key of the salted hash that keeps an erased contact's do-not-call numbers blocked.
+# SECRET_KEY when unset; set it before rotating SECRET_KEY, to the old key, or erased opt-outs are forgotten.
+ERASURE_HASH_KEY = env_str("ERASURE_HASH_KEY")
+
 # VCC's events (Webhooks API) are accepted at POST /vcc/events/ when signed with one of these secrets: the base64
 # text each subscription was given, comma-separated (two while one is rotated); VCC_WEBHOOK_SECRETS_FILE accepted.
 VCC_WEBHOOK_SECRETS = [text.strip() for text in env_str("VCC_WEBHOOK_SECRETS").split(",") if text.strip()]

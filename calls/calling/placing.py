@@ -27,6 +27,7 @@ from calls.calling.following import follow
 from calls.calling.preview import NumberRow, _number_plan
 from calls.models import Agent, Call, Contact, ContactPhone
 from calls.observability import current_request_id
+from calls.privacy.hashing import erased_do_not_call
 from calls.rules import Busy, Caller, DialPlan, Refused
 from calls.vcc import CallRequest, VCCError, budget, get_async_client
 from calls.vcc.validation import CONSENT_VERSION, REFERENCE_VERSION
@@ -114,6 +115,8 @@ async def place_number_call(
         phone = ContactPhone.objects.for_click(phone_pk, contact_pk)
         if phone is None:
             raise Http404("No such number on this contact.")
+        if not phone.blocked_elsewhere and erased_do_not_call(phone.number):
+            phone.blocked_elsewhere = True  # do-not-call on a contact since erased: its opt-out holds
         groups = _ordered_groups(group_pks) if via_groups and user.has_perm(perms.PLACE_GROUP_CALL) else []
         caller, clid_options, consent_table = _click_facts(user, groups)
         row = NumberRow(phone, *_consent(phone, consent_table), blocked=_dnc_reason(phone))

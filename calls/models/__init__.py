@@ -17,6 +17,7 @@
 - api: ApiToken, a person's token for the REST API; ApiIdempotentRequest, the first answer to an Idempotency-Key
 - audit: AuditEntry, who changed, exported or erased what, from which request
 - webhooks: WebhookEndpoint, WebhookEvent (the outbox), WebhookDelivery, WebhookAttempt: outgoing webhooks
+- privacy: RetentionPolicy and RetentionRun (how long personal data is kept), ErasedNumber (an erased opt-out)
 
 Every model stays in the app `calls`, so its table (calls_<model>), permissions and migrations are unchanged.
 """
@@ -38,6 +39,7 @@ from calls.models.calls import (
 from calls.models.common import (
     AGENT_ID_PATTERN,
     E164_PATTERN,
+    ERASED_CONTACT,
     GROUP_ID_PATTERN,
     Consent,
     agent_id_validator,
@@ -65,6 +67,7 @@ from calls.models.history import CallEvent
 from calls.models.imports import ContactImport, ContactImportKey, ContactImportRow
 from calls.models.locks import DialLock
 from calls.models.logins import LockOut, LoginFailure
+from calls.models.privacy import ErasedNumber, RetentionPolicy, RetentionRun
 from calls.models.reports import CallRollup, CallRollupState
 from calls.models.rules import ConsentRule, DispositionCode
 from calls.models.sync import SyncRun
@@ -81,6 +84,7 @@ __all__ = [
     "MAX_SEARCH_WORDS",
     "MIN_CLOSE_REASON",
     "CLOSED_BY_HAND",
+    "ERASED_CONTACT",
     "MISSING_GRACE",
     "MISSING_TRIES",
     "SEARCH_WINDOWS",
@@ -106,6 +110,9 @@ __all__ = [
     "ContactQuerySet",
     "ContactSearch",
     "DialLock",
+    "ErasedNumber",
+    "RetentionPolicy",
+    "RetentionRun",
     "LockOut",
     "LoginFailure",
     "DispositionCode",

@@ -14,7 +14,7 @@ from django.utils import timezone
 
 from calls import permissions as perms
 from calls import phones
-from calls.models.common import Consent, HandWrittenSQL, concrete_field
+from calls.models.common import ERASED_CONTACT, Consent, HandWrittenSQL, concrete_field
 from calls.models.history import CallEvent
 
 if TYPE_CHECKING:
@@ -156,6 +156,7 @@ class Call(HandWrittenSQL):
         "calls.Agent", null=True, blank=True, on_delete=models.PROTECT, related_name="calls_to"
     )
     contact = models.ForeignKey("calls.Contact", null=True, blank=True, on_delete=models.SET_NULL, related_name="calls")
+    contact_erased = models.BooleanField(default=False, db_default=False, editable=False)  # calls/privacy/erasure.py
     phone = models.ForeignKey(
         "calls.ContactPhone", null=True, blank=True, on_delete=models.SET_NULL, related_name="calls"
     )
@@ -299,7 +300,8 @@ class Call(HandWrittenSQL):
 
     @property
     def destination(self) -> str:
-        return str(self.to_agent) if self.to_agent_id else phones.display(self.to_number)
+        shown = str(self.to_agent) if self.to_agent_id else phones.display(self.to_number)
+        return f"{ERASED_CONTACT} ({shown})" if self.contact_erased else shown
 
     @property
     def in_progress(self) -> bool:

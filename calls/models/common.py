@@ -14,6 +14,7 @@ from calls import phones
 AGENT_ID_PATTERN = r"^[0-9]{1,11}$"
 GROUP_ID_PATTERN = r"^[A-Za-z0-9]{1,32}$"
 E164_PATTERN = r"^\+[1-9][0-9]{6,14}$"
+ERASED_CONTACT = "Erased contact"  # how a call to an erased contact names it (calls/privacy/erasure.py)
 
 agent_id_validator = RegexValidator(
     AGENT_ID_PATTERN, "A VCC agent display ID is 1 to 11 digits, nothing else (for example 1234).", code="agent_id"

@@ -16,6 +16,7 @@ from django.views.decorators.http import require_GET, require_POST
 from calls import health
 from calls import permissions as perms
 from calls.calling.events import events_health
+from calls.privacy.retention import retention_health
 from calls.webhooks.health import webhooks_health
 
 log = logging.getLogger(__name__)
@@ -29,7 +30,12 @@ def integration_health(request: HttpRequest) -> HttpResponse:
     report = health.integration_health(now=now)
     webhooks = webhooks_health(now=now)
     report.problems += webhooks.problems()
-    return render(request, "calls/integration_health.html", {"health": report, "webhooks": webhooks})
+    retention = retention_health(now=now)
+    if retention.problem:
+        report.problems.append(retention.problem)
+    return render(
+        request, "calls/integration_health.html", {"health": report, "webhooks": webhooks, "retention": retention}
+    )
 
 
 @require_POST

@@ -22,6 +22,7 @@ EVENT_TYPES = (
     "contact.updated",
     "contact.deleted",
     "contact.do_not_call_changed",
+    "contact.erased",  # data: the id alone (calls/privacy/erasure.py)
 )
 # Sent to one endpoint on an admin's request, whatever it subscribes to.
 TEST_EVENT_TYPE = "webhook.test"

@@ -1,0 +1,204 @@
+"""Time a first retention pass over a year of calls while the call log is read, on a large data set.
+
+The database (DATABASE_URL, or --database; by default `hlbench`) holds `manage.py seed_volume` data: a year of calls.
+The policy is set to delete notes and mask numbers after --days days (1: the whole year but today), with no pass
+made yet; the pass runs here (calls.privacy.retention.apply_retention, as the job runs it) while a thread reads call
+log pages from the app under uvicorn (DEBUG off), as people would. Printed: the pass's duration, calls walked and
+rows changed a second, its windows' durations (each one transaction: how long its row locks are held at most), and
+the call log's p50/p95 before and during the pass. A benchmark, not a test: it prints figures, asserts nothing.
+
+It changes the data for good (numbers masked, notes gone): seed the database again to run it again.
+
+    DATABASE_URL=postgres://postgres@127.0.0.1:5432/hlbench .venv/bin/python manage.py seed_volume \\
+        --contacts 1000000 --calls 5000000      # once, about 13 minutes
+    .venv/bin/python bench/retention_bench.py [--database URL] [--days N] [--baseline N]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import httpx
+import psycopg
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from calllog_bench import (  # noqa: E402  (the bench scripts import each other from bench/)
+    HOST,
+    ROOT,
+    STARTUP_SECONDS,
+    free_port,
+    login,
+    percentile,
+    start_django,
+)
+
+DEFAULT_DATABASE = os.environ.get("DATABASE_URL") or f"postgres://postgres@{HOST}:5432/hlbench"
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--database", default=DEFAULT_DATABASE, help="PostgreSQL with seed_volume data")
+    parser.add_argument("--days", type=int, default=1, help="the policy's days, for notes and for numbers")
+    parser.add_argument("--baseline", type=int, default=60, help="call log reads before the pass")
+    parser.add_argument("--batch", type=int, default=0, help="calls a window (default: the job's, BATCH)")
+    parser.add_argument("--reads-per-second", type=float, default=4.0, help="call log reads during the pass")
+    return parser.parse_args(argv)
+
+
+def log_pages(conn: psycopg.Connection) -> list[str]:
+    """The call log as people read it: the first page, a deep page, one agent's, one outcome's."""
+    from calls.calllog import _micros
+
+    deep_at, deep_id = conn.execute(
+        "SELECT requested_at, id FROM calls_call WHERE requested_at < now() - interval '200 days' "
+        "ORDER BY requested_at DESC, id DESC LIMIT 1"
+    ).fetchone()
+    (agent,) = conn.execute("SELECT min(from_agent_id) FROM calls_call WHERE from_agent_id IS NOT NULL").fetchone()
+    return [
+        "/calls/",
+        f"/calls/?after={_micros(deep_at)}_{deep_id}",
+        f"/calls/?agent={agent}",
+        "/calls/?outcome=busy",
+    ]
+
+
+class Reader(threading.Thread):
+    """Reads the call log pages in turn, --reads-per-second of them (as people open pages, not back to back, which
+    would take a core of this 2-core machine from the pass), until told to stop; keeps each read's milliseconds."""
+
+    def __init__(self, client: httpx.Client, pages: list[str], per_second: float) -> None:
+        super().__init__(daemon=True)
+        self.client, self.pages, self.ms = client, pages, []
+        self.stop = threading.Event()
+        self.errors = 0
+        self.interval = 1 / per_second
+
+    def run(self) -> None:
+        n = 0
+        next_at = time.monotonic()
+        while not self.stop.is_set():
+            started = time.perf_counter()
+            response = self.client.get(self.pages[n % len(self.pages)])
+            self.ms.append((time.perf_counter() - started) * 1000)
+            self.errors += response.status_code != 200
+            n += 1
+            next_at += self.interval
+            self.stop.wait(max(0.0, next_at - time.monotonic()))
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    env = start_django(args.database)
+    import django
+    from django.db import connections
+    from django.utils import timezone
+
+    from calls.models import RetentionPolicy, RetentionRun
+    from calls.privacy import retention
+
+    conn = psycopg.connect(args.database, autocommit=True)
+    pg_version = conn.execute("SHOW server_version").fetchone()[0]
+    calls, first, last = conn.execute(
+        "SELECT count(*), min(requested_at), max(requested_at) FROM calls_call"
+    ).fetchone()
+    with_notes, masked = conn.execute(
+        "SELECT count(*) FILTER (WHERE notes <> '' OR dnc_override_reason <> ''), "
+        "count(*) FILTER (WHERE to_number LIKE '%•%') FROM calls_call"
+    ).fetchone()
+    print(f"vccweb retention bench · {platform.python_implementation()} {platform.python_version()}, "
+          f"Django {django.__version__}, PostgreSQL {pg_version}, {os.cpu_count()} CPUs (shared)")  # fmt: skip
+    print(f"data: {calls:,} calls from {first:%Y-%m-%d} to {last:%Y-%m-%d}; {with_notes:,} with notes, "
+          f"{masked:,} masked already")  # fmt: skip
+    print("load average at the start: {:.1f} {:.1f} {:.1f} (1, 5, 15 min)".format(*os.getloadavg()))
+    pages = log_pages(conn)
+
+    policy = RetentionPolicy.current()
+    policy.notes_days, policy.mask_days, policy.audit_days = args.days, args.days, None
+    policy.notes_done_before = policy.masked_done_before = None  # a first pass
+    policy.save()
+    connections.close_all()
+
+    # Each window's transaction, timed from its start to its commit: the longest a window holds its row locks.
+    windows: list[float] = []
+    real_window = retention._window
+
+    def timed_window(*a, **kw):  # type: ignore[no-untyped-def]
+        started = time.perf_counter()
+        try:
+            return real_window(*a, **kw)
+        finally:
+            windows.append((time.perf_counter() - started) * 1000)
+
+    retention._window = timed_window  # type: ignore[assignment]
+
+    port = free_port()
+    log = open(Path(os.environ.get("TMPDIR", "/tmp")) / f"retention-bench-{port}.log", "wb")  # noqa: SIM115
+    command = [sys.executable, "-m", "uvicorn", "vccweb.asgi:application", "--host", HOST, "--port", str(port)]
+    server = subprocess.Popen([*command, "--no-access-log"], cwd=ROOT, env=env, stdout=log, stderr=log)
+    try:
+        deadline = time.monotonic() + STARTUP_SECONDS
+        with httpx.Client(base_url=f"http://{HOST}:{port}", timeout=60, trust_env=False) as client:
+            while True:
+                try:
+                    client.get("/login/")
+                    break
+                except httpx.HTTPError:
+                    if time.monotonic() > deadline or server.poll() is not None:
+                        raise RuntimeError("uvicorn did not start") from None
+                    time.sleep(0.2)
+            login(client)
+            baseline = Reader(client, pages, args.reads_per_second)
+            for n in range(args.baseline + len(pages)):  # the first round of each page unmeasured
+                started = time.perf_counter()
+                client.get(pages[n % len(pages)]).raise_for_status()
+                if n >= len(pages):
+                    baseline.ms.append((time.perf_counter() - started) * 1000)
+
+            reader = Reader(client, pages, args.reads_per_second)
+            reader.start()
+            started = time.perf_counter()
+            batch = args.batch or retention.BATCH
+            run = retention.apply_retention(now=timezone.now(), clock=timezone.now, batch=batch)
+            seconds = time.perf_counter() - started
+            reader.stop.set()
+            reader.join()
+        changed = run.notes_cleared + run.numbers_masked
+        walked = conn.execute(
+            "SELECT count(*) FROM calls_call WHERE requested_at < %s", [run.started_at - timezone.timedelta(args.days)]
+        ).fetchone()[0]
+        print(f"\nfirst pass (notes and numbers after {args.days} day(s)): {seconds:.1f} s, {run.batches:,} windows "
+              f"of at most {batch:,} calls")  # fmt: skip
+        print(f"  calls walked: {walked:,} = {walked / seconds:,.0f} a second")
+        print(f"  notes cleared: {run.notes_cleared:,}; numbers masked: {run.numbers_masked:,}; "
+              f"{changed / seconds:,.0f} changes a second (a call's notes and number count as two)")  # fmt: skip
+        print(f"  at {args.reads_per_second:g} call log reads a second meanwhile")
+        print(f"  a window's transaction (its row locks held): p50 {percentile(windows, 50):.0f} ms, "
+              f"p95 {percentile(windows, 95):.0f} ms, max {max(windows):.0f} ms")  # fmt: skip
+        for label, ms in (("before the pass", baseline.ms), ("during the pass", reader.ms)):
+            print(f"call log {label}: {len(ms):,} reads, p50 {percentile(ms, 50):.0f} ms, "
+                  f"p95 {percentile(ms, 95):.0f} ms, max {max(ms):.0f} ms")  # fmt: skip
+        if reader.errors:
+            print(f"  {reader.errors} reads answered other than 200")
+        assert RetentionRun.objects.filter(pk=run.pk, error="").exists()
+        print("load average at the end: {:.1f} {:.1f} {:.1f} (1, 5, 15 min)".format(*os.getloadavg()))
+    finally:
+        server.send_signal(signal.SIGTERM)
+        try:
+            server.wait(15)
+        except subprocess.TimeoutExpired:
+            server.kill()
+        log.close()
+        conn.close()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,377 @@
+"""Erasure of a contact (the right to erasure): the contact, its numbers and notes go, and every copy of its name,
+e-mail and numbers that vccweb wrote elsewhere is removed or masked, in one transaction.
+
+What stays: its calls, with their agent, times, outcome, duration and disposition (reports' figures do not move: no
+column a report counts is touched, nor `changed_at`), the number masked (+44 •• •••• •100) and the contact shown as
+"Erased contact"; and, for its do-not-call numbers, a salted hash (ErasedNumber), so the opt-out outlives it.
+
+Where copies live, and what happens to each:
+
+- the contact, its numbers, its row of calls_contactsearch (the trigger): deleted;
+- its calls, and calls to its numbers that have no contact: number masked, notes and override reason blanked,
+  the request sent masked, VCC's texts scrubbed, the contact unlinked and the call marked `contact_erased`;
+- their history (CallEvent): scrubbed; VCC's raw events (VccEvent): the calls' own, and those matched to no call
+  that name a number, scrubbed;
+- the webhook outbox: the contact's events keep only its id, the calls' events their masked resource; the answers
+  receivers gave to them (WebhookAttempt) blanked; the events still to be delivered send these;
+- imports: rows of imports not yet confirmed that hold it deleted, with their keys; imports' reports scrubbed;
+- answers kept for an Idempotency-Key (ApiIdempotentRequest): masked;
+- job errors, the reports' failure reasons (CallRollup keys), dial locks, Django admin's log: scrubbed or deleted.
+
+"Scrubbed": each of the contact's numbers (E.164 with and without +, national and international forms) becomes its
+masked form, and its name and e-mail become "Erased contact". The audit trail keeps that it happened and by whom
+(calls/privacy/audit.py).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+import phonenumbers
+from django.contrib.admin.models import LogEntry
+from django.contrib.contenttypes.models import ContentType
+from django.db import connection, transaction
+from django.db.models import Q
+
+from calls.models import (
+    ERASED_CONTACT,
+    ApiIdempotentRequest,
+    Call,
+    CallEvent,
+    CallRollup,
+    Contact,
+    ContactImport,
+    ContactImportKey,
+    ContactImportRow,
+    ContactPhone,
+    DialLock,
+    ErasedNumber,
+    JobError,
+    VccEvent,
+    WebhookAttempt,
+    WebhookEvent,
+)
+from calls.privacy import audit
+from calls.privacy.hashing import number_digest
+from calls.privacy.masking import mask_number
+from calls.webhooks import outbox
+
+if TYPE_CHECKING:
+    from django.contrib.auth.models import User
+
+log = logging.getLogger("calls.privacy")
+
+BATCH = 1000  # rows written a statement
+
+
+@dataclass
+class ErasurePlan:
+    """What erasing a contact removes and keeps, for the confirm page."""
+
+    contact: Contact
+    numbers: list[str]
+    do_not_call: list[str]
+    calls: int
+
+
+def plan_erasure(contact: Contact) -> ErasurePlan:
+    numbers = [p.number for p in contact.phones.all()]
+    dnc = numbers if contact.do_not_call else [p.number for p in contact.phones.all() if p.do_not_call]
+    return ErasurePlan(contact, numbers, dnc, contact.calls.count())
+
+
+@dataclass
+class Erasure:
+    contact_pk: int
+    counts: dict[str, int] = field(default_factory=dict)
+
+
+# --- Scrubbing text -------------------------------------------------------------------------------------------------
+
+
+def number_forms(e164: str) -> list[str]:
+    """The ways a number is written that a copy may hold: E.164 with and without +, international and national."""
+    forms = {e164, e164.lstrip("+")}
+    try:
+        parsed = phonenumbers.parse(e164, None)
+    except phonenumbers.NumberParseException:
+        return sorted(forms)
+    for fmt in (phonenumbers.PhoneNumberFormat.INTERNATIONAL, phonenumbers.PhoneNumberFormat.NATIONAL):
+        shown = phonenumbers.format_number(parsed, fmt)
+        forms |= {shown, re.sub(r"\D", "", shown) if fmt == phonenumbers.PhoneNumberFormat.NATIONAL else shown}
+    return sorted(f for f in forms if sum(c.isdigit() for c in f) >= 6)
+
+
+class Scrubber:
+    """Replaces every form of the contact's numbers by its mask, and its name and e-mail by "Erased contact"."""
+
+    def __init__(self, *, name: str, email: str, numbers: Iterable[str]) -> None:
+        self.replacements: dict[str, str] = {}
+        for number in numbers:
+            for form in number_forms(number):
+                self.replacements[form.lower()] = mask_number(number)
+        for text in (name.strip(), email.strip()):
+            if len(text) >= 3:  # a name of one or two letters would be found inside every word
+                self.replacements[text.lower()] = ERASED_CONTACT
+        # Longest first: +442079460100 before 442079460100, which it holds.
+        secrets = sorted(self.replacements, key=len, reverse=True)
+        self.pattern = re.compile("|".join(re.escape(s) for s in secrets), re.IGNORECASE) if secrets else None
+
+    @property
+    def secrets(self) -> list[str]:
+        return list(self.replacements)
+
+    def text(self, value: str) -> str:
+        if not value or self.pattern is None:
+            return value
+        return self.pattern.sub(lambda m: self.replacements[m.group(0).lower()], value)
+
+    def json(self, value: Any) -> Any:
+        """A JSON value with every string in it scrubbed (keys too)."""
+        if value is None:
+            return None
+        dumped = json.dumps(value, ensure_ascii=False)
+        scrubbed = self.text(dumped)
+        return value if scrubbed == dumped else json.loads(scrubbed)
+
+    def finds(self, value: object) -> bool:
+        text = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
+        return bool(self.pattern and self.pattern.search(text))
+
+
+def _like_any(column: str, secrets: Sequence[str]) -> tuple[str, list[Any]]:
+    """SQL: the text of column holds one of secrets (case-insensitive); the escape of LIKE is applied."""
+    patterns = ["%" + s.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%" for s in secrets]
+    if connection.vendor == "postgresql":
+        return f"{column}::text ILIKE ANY(%s)", [patterns]
+    return "(" + " OR ".join([f"LOWER({column}) LIKE %s ESCAPE '\\'"] * len(patterns)) + ")", [
+        p.lower() for p in patterns
+    ]
+
+
+def _ids_where_text_has(model: type[Any], column: str, secrets: Sequence[str], extra: str = "") -> list[Any]:
+    if not secrets:
+        return []
+    where, params = _like_any(column, secrets)
+    with connection.cursor() as cursor:
+        cursor.execute(f"SELECT id FROM {model._meta.db_table} WHERE {where}{extra}", params)
+        return [row[0] for row in cursor.fetchall()]
+
+
+def _batched(items: Sequence[Any], size: int = BATCH) -> Iterable[Sequence[Any]]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
+
+# --- Erasing --------------------------------------------------------------------------------------------------------
+
+
+def erase_contact(*, contact_pk: int, by: User, now: datetime) -> Erasure:
+    """Erase the contact and every copy of its personal data (see the module's table), in one transaction; announce
+    `contact.erased`. Raises Contact.DoesNotExist if it is gone (erased meanwhile)."""
+    with transaction.atomic():
+        contact = Contact.objects.select_for_update().get(pk=contact_pk)
+        phones = list(contact.phones.all())
+        numbers = sorted({p.number for p in phones})
+        dnc = sorted(numbers if contact.do_not_call else {p.number for p in phones if p.do_not_call})
+        scrub = Scrubber(name=contact.name, email=contact.email, numbers=numbers)
+        result = Erasure(contact_pk)
+        counts = result.counts
+        counts["numbers"] = len(numbers)
+
+        # The opt-outs outlive the contact, as salted hashes.
+        ErasedNumber.objects.bulk_create(
+            [ErasedNumber(digest=number_digest(n), erased_at=now) for n in dnc], ignore_conflicts=True
+        )
+        counts["do_not_call_kept"] = len(dnc)
+
+        call_pks = list(
+            Call.objects.filter(Q(contact_id=contact_pk) | Q(contact__isnull=True, to_number__in=numbers))
+            .order_by("pk")
+            .values_list("pk", flat=True)
+        )
+        counts["calls"] = _erase_calls(call_pks, contact_pk, scrub)
+        counts["call_events"] = _scrub_call_events(call_pks, scrub)
+        counts["vcc_events"] = _scrub_vcc_events(call_pks, numbers, scrub)
+        counts["webhook_events"] = _scrub_webhook_events(contact_pk, call_pks, scrub)
+        counts["import_rows"] = _erase_import_rows(numbers, scrub)
+        counts["api_answers"] = _scrub_api_answers(call_pks, scrub)
+        counts["other"] = _scrub_the_rest(contact_pk, [p.pk for p in phones], numbers, scrub)
+
+        # The contact itself: its numbers go with it (CASCADE), its search row with it (the trigger).
+        ContactPhone.objects.filter(contact_id=contact_pk).delete()
+        Contact.objects.filter(pk=contact_pk).delete()
+        # AUDIT: the history triggers fire on this transaction's own UPDATEs and DELETEs too (with the old values):
+        # scrub those as well, or skip tracking for them, so the audit trail keeps the erasure, not the data.
+        audit.scrub_audit_entries_of_contact(
+            contact_pk=contact_pk, phone_pks=[p.pk for p in phones], call_pks=call_pks, secrets=scrub.secrets
+        )
+
+        outbox.emit(
+            "contact.erased",
+            f"contact:{contact_pk}",
+            {"id": contact_pk, "erased_at": now.isoformat().replace("+00:00", "Z"), "calls": counts["calls"]},
+        )
+        audit.audit_erasure(by=by, contact_pk=contact_pk, counts=counts, at=now)
+    log.info("contact %s erased by user %s: %s", contact_pk, by.pk, counts)
+    return result
+
+
+_CALL_TEXTS = ("error_message", "error_display", "result_reason", "clid_reason", "consent_reason")
+
+
+def _erase_calls(call_pks: list[int], contact_pk: int, scrub: Scrubber) -> int:
+    """The calls keep agent, times, outcome, duration and disposition; their number is masked, their notes go, and
+    the contact's own calls are shown as "Erased contact". `changed_at` is left alone: reports count the same."""
+    fields = ["to_number", "notes", "dnc_override_reason", "request_body", "contact", "phone", "contact_erased"]
+    fields += _CALL_TEXTS
+    for chunk in _batched(call_pks):
+        calls = list(Call.objects.filter(pk__in=chunk).only("pk", "contact_id", *fields[:4], *_CALL_TEXTS))
+        for call in calls:
+            call.contact_erased = call.contact_erased or call.contact_id == contact_pk
+            call.contact_id, call.phone_id = None, None
+            call.to_number = mask_number(call.to_number)
+            call.notes, call.dnc_override_reason = "", ""
+            call.request_body = _masked_request(call.request_body, scrub)
+            for name in _CALL_TEXTS:
+                setattr(call, name, scrub.text(getattr(call, name)))
+        Call.objects.bulk_update(calls, fields)
+    _scrub_rollup(scrub)
+    return len(call_pks)
+
+
+def _masked_request(body: Any, scrub: Scrubber) -> Any:
+    if not isinstance(body, dict):
+        return scrub.json(body)
+    body = scrub.json(body)
+    target = body.get("to")
+    if isinstance(target, dict) and isinstance(target.get("telephoneNumber"), str):
+        target["telephoneNumber"] = mask_number(target["telephoneNumber"])
+    return body
+
+
+def _scrub_rollup(scrub: Scrubber) -> None:
+    """A failure's reason in VCC's words may quote the number: the reports' roll-up keeps those words as a key."""
+    ids = _ids_where_text_has(CallRollup, '"key"', scrub.secrets, " AND facet = 'error'")
+    rows = list(CallRollup.objects.filter(pk__in=ids))
+    for row in rows:
+        row.key = scrub.text(row.key)
+    CallRollup.objects.bulk_update(rows, ["key"], batch_size=BATCH)
+
+
+def _scrub_call_events(call_pks: list[int], scrub: Scrubber) -> int:
+    changed = 0
+    for chunk in _batched(call_pks):
+        events = [e for e in CallEvent.objects.filter(call_id__in=chunk) if scrub.finds(e.detail)]
+        for event in events:
+            event.detail = scrub.text(event.detail)
+        CallEvent.objects.bulk_update(events, ["detail"], batch_size=BATCH)
+        changed += len(events)
+    return changed
+
+
+def _scrub_vcc_events(call_pks: list[int], numbers: list[str], scrub: Scrubber) -> int:
+    """VCC's raw events: those of the calls, and those matched to no call that name one of the numbers."""
+    pks: set[int] = set()
+    for chunk in _batched(call_pks):
+        pks.update(VccEvent.objects.filter(call_id__in=chunk).values_list("pk", flat=True))
+    forms = [f for n in numbers for f in number_forms(n)]
+    pks.update(_ids_where_text_has(VccEvent, "data", forms, " AND call_id IS NULL"))
+    changed = 0
+    for chunk in _batched(sorted(pks)):
+        events = list(VccEvent.objects.filter(pk__in=chunk))
+        for event in events:
+            event.data, event.subject, event.result = (
+                scrub.json(event.data),
+                scrub.text(event.subject),
+                scrub.text(event.result),
+            )
+        VccEvent.objects.bulk_update(events, ["data", "subject", "result"], batch_size=BATCH)
+        changed += len(events)
+    return changed
+
+
+def _scrub_webhook_events(contact_pk: int, call_pks: list[int], scrub: Scrubber) -> int:
+    """The outbox: the contact's past events keep only its id; its calls' events their masked resource, without
+    notes. Deliveries not yet made send these; the answers receivers gave are blanked (they may echo a payload)."""
+    subjects = [f"contact:{contact_pk}", *(f"call:{pk}" for pk in call_pks)]
+    changed = 0
+    for chunk in _batched(subjects):
+        events = list(WebhookEvent.objects.filter(subject__in=chunk))
+        for event in events:
+            payload = dict(event.payload or {})
+            if event.subject.startswith("contact:"):
+                payload["data"] = {"id": contact_pk, "erased": True}
+            else:
+                data = scrub.json(payload.get("data") or {})
+                data.update(notes="", contact=None)
+                if isinstance(data.get("to"), str):
+                    data["to"] = mask_number(data["to"])
+                payload["data"] = data
+            event.payload = payload
+        WebhookEvent.objects.bulk_update(events, ["payload"], batch_size=BATCH)
+        WebhookAttempt.objects.filter(delivery__event__in=[e.pk for e in events]).update(response_snippet="")
+        changed += len(events)
+    return changed
+
+
+def _erase_import_rows(numbers: list[str], scrub: Scrubber) -> int:
+    """Rows of imports not yet written that hold the contact: deleted with their keys, so confirming the import
+    does not bring the contact back. Imports' reports (problems, duplicates) are scrubbed."""
+    row_pks = set(_ids_where_text_has(ContactImportRow, "cells", scrub.secrets))
+    row_pks.update(_ids_where_text_has(ContactImportRow, "parsed", scrub.secrets))
+    rows = list(ContactImportRow.objects.filter(pk__in=row_pks).values_list("contact_import_id", "number"))
+    for import_id, number in rows:
+        ContactImportKey.objects.filter(contact_import_id=import_id, number=number).delete()
+    ContactImportRow.objects.filter(pk__in=row_pks).delete()
+    keys = [s for s in scrub.secrets if s.startswith("+")] + [s for s in scrub.secrets if "@" in s]
+    ContactImportKey.objects.filter(key__in=keys).delete()
+    for imp in ContactImport.objects.all().only("pk", "report", "result", "error", "decisions"):
+        before = (imp.report, imp.result, imp.error)
+        imp.report, imp.result, imp.error = scrub.json(imp.report), scrub.json(imp.result), scrub.text(imp.error)
+        if (imp.report, imp.result, imp.error) != before:
+            imp.save(update_fields=["report", "result", "error"])
+    return len(row_pks)
+
+
+def _scrub_api_answers(call_pks: list[int], scrub: Scrubber) -> int:
+    """The answers kept for an Idempotency-Key that placed one of the calls: masked; the request's digest (a hash of a
+    body that held the number) dropped, so a repeat of the key is refused rather than matched to it."""
+    changed = 0
+    for chunk in _batched(call_pks):
+        kept = list(ApiIdempotentRequest.objects.filter(response__id__in=list(chunk)))
+        for row in kept:
+            response = scrub.json(row.response) or {}
+            if isinstance(response, dict):
+                response.update(notes="", contact=None)
+                if isinstance(response.get("to"), str):
+                    response["to"] = mask_number(response["to"])
+            row.response, row.request_digest = response, "erased"
+        ApiIdempotentRequest.objects.bulk_update(kept, ["response", "request_digest"], batch_size=BATCH)
+        changed += len(kept)
+    return changed
+
+
+def _scrub_the_rest(contact_pk: int, phone_pks: list[int], numbers: list[str], scrub: Scrubber) -> int:
+    """Job errors that quote it, the numbers' dial locks, and Django admin's log of changes to it."""
+    changed = 0
+    errors = list(JobError.objects.filter(pk__in=_ids_where_text_has(JobError, "error", scrub.secrets)))
+    for error in errors:
+        error.error = scrub.text(error.error)
+    JobError.objects.bulk_update(errors, ["error"], batch_size=BATCH)
+    changed += len(errors)
+    changed += DialLock.objects.filter(number__in=numbers).delete()[0]
+    contact_type = ContentType.objects.get_for_model(Contact)
+    phone_type = ContentType.objects.get_for_model(ContactPhone)
+    entries = LogEntry.objects.filter(
+        Q(content_type=contact_type, object_id=str(contact_pk))
+        | Q(content_type=phone_type, object_id__in=[str(pk) for pk in phone_pks])
+    )
+    changed += entries.update(object_repr=ERASED_CONTACT, change_message="[]")
+    return changed

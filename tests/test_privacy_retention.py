@@ -1,0 +1,264 @@
+"""Retention (calls/privacy/retention.py): the policy's page, the job on an injected clock (notes gone, numbers
+masked, reports' figures equal before and after), and what the health page says of it."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+from django.test import Client
+from django.utils import timezone
+
+from calls import reports
+from calls.models import Agent, Call, CallEvent, RetentionPolicy, RetentionRun
+from calls.privacy import audit, mask_number
+from calls.privacy import retention as retention_module
+from calls.privacy.retention import apply_retention
+from tests._calls import make_call
+
+pytestmark = pytest.mark.django_db
+
+URL = "/privacy/retention/"
+NOW = timezone.make_aware(timezone.datetime(2026, 11, 20, 12, 0))
+
+
+@pytest.fixture
+def admin_client(admin_role_user) -> Client:
+    client = Client()
+    client.force_login(admin_role_user)
+    return client
+
+
+def figures(now):
+    """Every figure a year's report shows (everyone's, and one agent's), as plain data."""
+
+    def plain(report: reports.Report) -> dict:
+        return {
+            "total": report.total,
+            "facets": {facet: dict(keys) for facet, keys in report.facets.items()},
+            "per_day": dict(report.per_day),
+            "per_agent": dict(report.per_agent),
+            "per_agent_day": dict(report.per_agent_day),
+        }
+
+    first, last = (now - timedelta(days=400)).date(), now.date()
+    agent = Agent.objects.order_by("pk").first()
+    return plain(reports.build_report(first=first, last=last, now=now)), plain(
+        reports.build_report(first=first, last=last, agent=agent, now=now)
+    )
+
+
+def policy(**days) -> RetentionPolicy:
+    p = RetentionPolicy.current()
+    for name, value in days.items():
+        setattr(p, name, value)
+    p.save()
+    return p
+
+
+@pytest.fixture
+def year_of_calls(agent_user, other_agent_user):
+    """Calls from 300 days ago to yesterday, each with notes, an override reason and a number, some failed with
+    VCC's reason."""
+    calls = []
+    outcomes = ["answered", "no_answer", "busy", "failed", "answered"]
+    for n, days_ago in enumerate([300, 200, 120, 95, 91, 89, 60, 31, 29, 10, 1]):
+        user = agent_user if n % 2 else other_agent_user
+        call = make_call(
+            user=user,
+            agent=user.agent,
+            outcome=outcomes[n % len(outcomes)],
+            at=NOW - timedelta(days=days_ago, hours=n),
+            to_number=f"+4420794601{n:02d}",
+            notes=f"Spoke to Grace about invoice {n}",
+            dnc_override_reason="She asked us to call back" if n % 3 == 0 else "",
+            disposition_code="Sale" if n % 2 else "Callback",
+            request_body={"from": {"agentId": "1001"}, "to": {"telephoneNumber": f"+4420794601{n:02d}"}},
+        )
+        calls.append(call)
+    reports.refresh_rollup(now=NOW)
+    return calls
+
+
+# --- Masking ------------------------------------------------------------------------------------------------------
+
+
+def test_a_masked_number_keeps_its_country_its_grouping_and_its_last_three_digits():
+    assert mask_number("+442079460100") == "+44 •• •••• •100"
+    assert mask_number("+447400123456") == "+44 •••• •••456"
+    assert mask_number("+16502530000") == "+1 •••-•••-•000"
+    assert mask_number("+44 •• •••• •100") == "+44 •• •••• •100"  # masked already: as it is
+    assert mask_number("") == ""
+    assert mask_number("12345") == "••345"  # not a number: only its last three digits stay
+
+
+# --- The job ------------------------------------------------------------------------------------------------------
+
+
+def test_retention_deletes_old_notes_masks_old_numbers_and_leaves_reports_equal(year_of_calls):
+    before = figures(NOW)
+    policy(notes_days=30, mask_days=90)
+
+    run = apply_retention(now=NOW, batch=3)
+
+    for call in year_of_calls:
+        row = Call.objects.get(pk=call.pk)
+        age = NOW - row.requested_at
+        if age > timedelta(days=30):
+            assert row.notes == "" and row.dnc_override_reason == "", age
+        else:
+            assert row.notes == call.notes and row.dnc_override_reason == call.dnc_override_reason
+        if age > timedelta(days=90):
+            assert row.to_number == mask_number(call.to_number) and "•" in row.to_number
+            assert row.request_body["to"]["telephoneNumber"] == row.to_number
+            assert row.request_body["from"] == {"agentId": "1001"}
+        else:
+            assert row.to_number == call.to_number and row.request_body == call.request_body
+        # What reports count is untouched, and so is the stamp that makes the roll-up rebuild a day.
+        assert (row.outcome, row.duration_seconds, row.disposition_code) == (
+            call.outcome,
+            call.duration_seconds,
+            call.disposition_code,
+        )
+        assert row.changed_at == call.changed_at
+    assert run.notes_cleared == 8 and run.numbers_masked == 5 and run.error == ""
+    assert run.batches == 3  # 3 calls a window at most: the 8 calls older than the later cutoff (30 days)
+    assert figures(NOW) == before
+    assert reports.refresh_rollup(now=NOW) == [] and figures(NOW) == before
+
+
+def test_a_later_run_reads_only_what_aged_since_and_a_blank_keeps_everything(year_of_calls):
+    policy(notes_days=30, mask_days=None)
+    apply_retention(now=NOW)
+    p = RetentionPolicy.current()
+    assert p.notes_done_before == NOW - timedelta(days=30) and p.masked_done_before is None
+    assert not Call.objects.filter(to_number__contains="•").exists()  # blank: numbers kept
+
+    again = apply_retention(now=NOW)
+    assert again.notes_cleared == 0 and again.batches == 0  # nothing aged since: no window read
+
+    # Two days on, the call made 29 days before NOW is due; the one of 10 days ago is not.
+    later = apply_retention(now=NOW + timedelta(days=2))
+    assert later.notes_cleared == 1
+    assert Call.objects.exclude(notes="").count() == 2
+
+
+def test_a_run_killed_half_way_starts_where_it_stopped(year_of_calls, monkeypatch):
+    policy(mask_days=90)
+    windows = 0
+    real = retention_module._apply
+
+    def dies_at_the_third_window(*args, **kwargs):
+        nonlocal windows
+        windows += 1
+        if windows == 3:
+            raise RuntimeError("worker killed")
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(retention_module, "_apply", dies_at_the_third_window)
+    with pytest.raises(RuntimeError):
+        apply_retention(now=NOW, batch=2)
+    failed = RetentionRun.objects.get()
+    assert failed.error == "RuntimeError: worker killed" and failed.numbers_masked == 4
+    assert RetentionPolicy.current().masked_done_before is not None  # the two windows done are remembered
+
+    monkeypatch.setattr(retention_module, "_apply", real)
+    run = apply_retention(now=NOW, batch=2)
+    assert run.numbers_masked == 1  # the fifth old call; the first four are not read again
+    assert Call.objects.filter(to_number__contains="•").count() == 5
+
+
+def test_a_window_shrinks_when_its_transaction_is_slow_and_grows_back_when_quick():
+    from calls.privacy.retention import MIN_BATCH, WINDOW_SECONDS, next_size
+
+    assert next_size(5000, WINDOW_SECONDS * 3, 5000) == 2500
+    assert next_size(150, WINDOW_SECONDS * 3, 5000) == MIN_BATCH
+    assert next_size(1000, WINDOW_SECONDS * 0.75, 5000) == 1000
+    assert next_size(1000, 0.0, 5000) == 1501
+    assert next_size(4000, 0.0, 5000) == 5000  # never past the batch
+    assert next_size(3, WINDOW_SECONDS * 3, 3) == 3  # nor past the size it has
+
+
+def test_audit_entries_are_handed_to_the_audit_trail_with_their_cutoff(year_of_calls, monkeypatch):
+    asked = []
+    monkeypatch.setattr(audit, "delete_audit_entries_before", lambda cutoff: asked.append(cutoff) or 7)
+    policy(audit_days=365)
+    run = apply_retention(now=NOW)
+    assert asked == [NOW - timedelta(days=365)] and run.audit_deleted == 7
+    assert "deleted 7 audit entries" in run.summary
+
+
+def test_call_history_and_wrap_ups_keep_no_free_text_once_notes_are_due(agent_user):
+    call = make_call(user=agent_user, agent=agent_user.agent, at=NOW - timedelta(days=40))
+    call.record_wrap_up(code="Sale", notes="Grace wants the blue one", now=NOW - timedelta(days=40), confirmed=True)
+    policy(notes_days=30)
+    apply_retention(now=NOW)
+    call.refresh_from_db()
+    assert call.notes == "" and call.disposition_code == "Sale"
+    assert "Grace" not in " ".join(CallEvent.objects.values_list("detail", flat=True))
+
+
+def test_the_job_is_periodic_on_the_maintenance_queue():
+    from procrastinate.contrib.django import app
+
+    from calls import tasks
+
+    periodic = {pid: p for (_, pid), p in app.periodic_registry.periodic_tasks.items()}
+    assert periodic["apply_retention"].cron == retention_module.CRON
+    assert tasks.apply_retention.queue == tasks.MAINTENANCE
+
+
+# --- The page -----------------------------------------------------------------------------------------------------
+
+
+def test_admins_set_the_days_on_one_page(admin_client, admin_role_user):
+    page = admin_client.get(URL)
+    assert page.status_code == 200
+    assert "Delete call notes after (days)" in page.content.decode()
+
+    response = admin_client.post(URL, {"notes_days": "30", "mask_days": "90", "audit_days": ""})
+    assert response.status_code == 302
+    p = RetentionPolicy.current()
+    assert (p.notes_days, p.mask_days, p.audit_days) == (30, 90, None)
+    assert p.updated_by == admin_role_user
+
+
+@pytest.mark.parametrize("value", ["0", "-3", "abc", "²", "99999999"])
+def test_a_bad_number_of_days_is_a_400_that_says_what_to_fix(admin_client, value):
+    response = admin_client.post(URL, {"notes_days": value})
+    assert response.status_code == 400
+    assert "Nothing was saved" in response.content.decode()
+    assert RetentionPolicy.current().notes_days is None
+
+
+def test_only_admins_may_see_or_change_it(client, agent_client, supervisor_client):
+    assert client.get(URL).status_code == 302  # to the login page
+    for someone in (agent_client, supervisor_client):
+        assert someone.get(URL).status_code == 403
+        assert someone.post(URL, {"notes_days": "1"}).status_code == 403
+    assert RetentionPolicy.current().notes_days is None
+
+
+def test_it_rejects_other_methods(admin_client):
+    assert admin_client.put(URL).status_code == 405
+
+
+def test_the_health_page_says_what_the_last_run_did_and_when_the_next_is(supervisor_client, year_of_calls):
+    policy(notes_days=30, mask_days=90)
+    apply_retention(now=NOW)
+    html = supervisor_client.get("/health/").content.decode()
+    assert "Retention" in html
+    assert "cleared the notes of 8 calls, masked 5 numbers, deleted 0 audit entries" in html
+    assert "Next run" in html
+
+
+def test_the_health_page_flags_a_failed_run(supervisor_client):
+    RetentionRun.objects.create(started_at=timezone.now(), error="OperationalError: lock timeout")
+    html = supervisor_client.get("/health/").content.decode()
+    assert "The retention job failed: OperationalError: lock timeout" in html
+
+
+def test_masked_numbers_show_as_they_are_in_the_call_log(supervisor_client, agent_user):
+    make_call(user=agent_user, agent=agent_user.agent, to_number=mask_number("+442079460100"))
+    html = supervisor_client.get("/calls/").content.decode()
+    assert "+44 •• •••• •100" in html
