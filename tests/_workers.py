@@ -148,9 +148,7 @@ class Cluster:
         # connection attempt abandoned half-way, as a reconnecting pool may leave behind) lives until this timeout,
         # 60 s by default, as long as pg_ctl waits: restarts under a reconnecting worker then failed now and then.
         # A socket opened silently during a fast shutdown was measured to hold it exactly 60 s.
-        options = (
-            f"-p {self.port} -k /tmp -c listen_addresses=127.0.0.1 -c fsync=off -c authentication_timeout=5s"
-        )
+        options = f"-p {self.port} -k /tmp -c listen_addresses=127.0.0.1 -c fsync=off -c authentication_timeout=5s"
         try:
             self._run("pg_ctl", action, "-D", str(self.data), "-l", str(self.logfile), "-o", options, "-w", *args)
         except subprocess.SubprocessError as error:

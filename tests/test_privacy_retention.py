@@ -84,10 +84,11 @@ def year_of_calls(agent_user, other_agent_user):
 
 
 def test_a_masked_number_keeps_its_country_its_grouping_and_its_last_three_digits():
-    assert mask_number("+442079460100") == "+44 •• •••• •100"
-    assert mask_number("+447400123456") == "+44 •••• •••456"
-    assert mask_number("+16502530000") == "+1 •••-•••-•000"
-    assert mask_number("+44 •• •••• •100") == "+44 •• •••• •100"  # masked already: as it is
+    assert mask_number("+442079460100") == "+44 20 •••• •100"  # a fixed line keeps its area code: a place
+    assert mask_number("+447400123456") == "+44 •••• •••456"  # a mobile has none
+    assert mask_number("+16502530000") == "+1 650-•••-•000"
+    assert mask_number("+4930123456") == "+49 •• •••456"  # too short to keep Berlin's 30 as well
+    assert mask_number("+44 20 •••• •100") == "+44 20 •••• •100"  # masked already: as it is
     assert mask_number("") == ""
     assert mask_number("12345") == "••345"  # not a number: only its last three digits stay
 
@@ -261,4 +262,4 @@ def test_the_health_page_flags_a_failed_run(supervisor_client):
 def test_masked_numbers_show_as_they_are_in_the_call_log(supervisor_client, agent_user):
     make_call(user=agent_user, agent=agent_user.agent, to_number=mask_number("+442079460100"))
     html = supervisor_client.get("/calls/").content.decode()
-    assert "+44 •• •••• •100" in html
+    assert "+44 20 •••• •100" in html

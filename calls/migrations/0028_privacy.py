@@ -63,7 +63,10 @@ class Migration(migrations.Migration):
                     "mask_days",
                     models.PositiveIntegerField(
                         blank=True,
-                        help_text="The number in the call log becomes +44 •• •••• •100 (country and last 3 digits). Blank: keep it.",
+                        help_text=(
+            "The number in the call log becomes +44 20 •••• •100 (country, a fixed line's area code, "
+            "and the last 3 digits). Blank: keep it."
+        ),
                         null=True,
                         verbose_name="mask called numbers after (days)",
                     ),

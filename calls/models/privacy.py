@@ -28,7 +28,10 @@ class RetentionPolicy(models.Model):
         "mask called numbers after (days)",
         null=True,
         blank=True,
-        help_text="The number in the call log becomes +44 •• •••• •100 (country and last 3 digits). Blank: keep it.",
+        help_text=(
+            "The number in the call log becomes +44 20 •••• •100 (country, a fixed line's area code, "
+            "and the last 3 digits). Blank: keep it."
+        ),
     )
     audit_days = models.PositiveIntegerField(
         "delete audit entries after (days)", null=True, blank=True, help_text="Blank: keep them."

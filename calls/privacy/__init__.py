@@ -1,6 +1,6 @@
 """Privacy (issue 22): retention of personal data, erasure of a contact, and a subject's data.
 
-- masking.py: a number masked as the call log keeps it (+44 •• •••• •100)
+- masking.py: a number masked as the call log keeps it (+44 20 •••• •100)
 - hashing.py: the salted hash that keeps an erased contact's do-not-call numbers blocked
 - retention.py: the periodic job that deletes call notes and masks numbers after the days admins set
 - erasure.py: erase a contact, and every copy of their name, numbers, e-mail and notes

@@ -2,7 +2,7 @@
 e-mail and numbers that vccweb wrote elsewhere is removed or masked, in one transaction.
 
 What stays: its calls, with their agent, times, outcome, duration and disposition (reports' figures do not move: no
-column a report counts is touched, nor `changed_at`), the number masked (+44 •• •••• •100) and the contact shown as
+column a report counts is touched, nor `changed_at`), the number masked (+44 20 •••• •100) and the contact shown as
 "Erased contact"; and, for its do-not-call numbers, a salted hash (ErasedNumber), so the opt-out outlives it.
 
 Where copies live, and what happens to each:
@@ -185,30 +185,31 @@ def erase_contact(*, contact_pk: int, by: User, now: datetime) -> Erasure:
         counts = result.counts
         counts["numbers"] = len(numbers)
 
-        # The opt-outs outlive the contact, as salted hashes.
-        ErasedNumber.objects.bulk_create(
-            [ErasedNumber(digest=number_digest(n), erased_at=now) for n in dnc], ignore_conflicts=True
-        )
-        counts["do_not_call_kept"] = len(dnc)
+        # Its own writes are not the trail's row changes: those would keep the values it removes (audit.quiet);
+        # the trail gets one entry saying what was erased, by whom (audit_erasure).
+        with audit.quiet():
+            # The opt-outs outlive the contact, as salted hashes.
+            ErasedNumber.objects.bulk_create(
+                [ErasedNumber(digest=number_digest(n), erased_at=now) for n in dnc], ignore_conflicts=True
+            )
+            counts["do_not_call_kept"] = len(dnc)
 
-        call_pks = list(
-            Call.objects.filter(Q(contact_id=contact_pk) | Q(contact__isnull=True, to_number__in=numbers))
-            .order_by("pk")
-            .values_list("pk", flat=True)
-        )
-        counts["calls"] = _erase_calls(call_pks, contact_pk, scrub)
-        counts["call_events"] = _scrub_call_events(call_pks, scrub)
-        counts["vcc_events"] = _scrub_vcc_events(call_pks, numbers, scrub)
-        counts["webhook_events"] = _scrub_webhook_events(contact_pk, call_pks, scrub)
-        counts["import_rows"] = _erase_import_rows(numbers, scrub)
-        counts["api_answers"] = _scrub_api_answers(call_pks, scrub)
-        counts["other"] = _scrub_the_rest(contact_pk, [p.pk for p in phones], numbers, scrub)
+            call_pks = list(
+                Call.objects.filter(Q(contact_id=contact_pk) | Q(contact__isnull=True, to_number__in=numbers))
+                .order_by("pk")
+                .values_list("pk", flat=True)
+            )
+            counts["calls"] = _erase_calls(call_pks, contact_pk, scrub)
+            counts["call_events"] = _scrub_call_events(call_pks, scrub)
+            counts["vcc_events"] = _scrub_vcc_events(call_pks, numbers, scrub)
+            counts["webhook_events"] = _scrub_webhook_events(contact_pk, call_pks, scrub)
+            counts["import_rows"] = _erase_import_rows(numbers, scrub)
+            counts["api_answers"] = _scrub_api_answers(call_pks, scrub)
+            counts["other"] = _scrub_the_rest(contact_pk, [p.pk for p in phones], numbers, scrub)
 
-        # The contact itself: its numbers go with it (CASCADE), its search row with it (the trigger).
-        ContactPhone.objects.filter(contact_id=contact_pk).delete()
-        Contact.objects.filter(pk=contact_pk).delete()
-        # AUDIT: the history triggers fire on this transaction's own UPDATEs and DELETEs too (with the old values):
-        # scrub those as well, or skip tracking for them, so the audit trail keeps the erasure, not the data.
+            # The contact itself: its numbers go with it (CASCADE), its search row with it (the trigger).
+            ContactPhone.objects.filter(contact_id=contact_pk).delete()
+            Contact.objects.filter(pk=contact_pk).delete()
         audit.scrub_audit_entries_of_contact(
             contact_pk=contact_pk, phone_pks=[p.pk for p in phones], call_pks=call_pks, secrets=scrub.secrets
         )

@@ -1,6 +1,7 @@
-"""A called number masked for the call log: its country code, then its digits grouped as its international format
-groups them, each hidden behind a bullet except the last three (+44 20 7946 0100 becomes +44 •• •••• •100). A masked
-number holds none of its hidden digits, so no search by number finds it by them."""
+"""A called number masked for the call log: its country code and, for a fixed line, its geographic area code (a
+place, not a person), then its other digits grouped as its international format groups them, each hidden behind a
+bullet except the last three (+44 20 7946 0100 becomes +44 20 •••• •100, the mobile +44 7400 123456 becomes
++44 •••• •••456). A masked number holds none of its hidden digits, so no search by number finds it by them."""
 
 from __future__ import annotations
 
@@ -27,17 +28,21 @@ def mask_number(number: str) -> str:
         parsed = phonenumbers.parse(number, None)
         shown = phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.INTERNATIONAL)
         country = f"+{parsed.country_code}"
+        area = phonenumbers.length_of_geographical_area_code(parsed)  # 0 for mobiles and non-geographic numbers
     except phonenumbers.NumberParseException:
-        shown, country = number, ""
+        shown, country, area = number, "", 0
     if not shown.startswith(country):  # the format always starts with it; never keep digits it would not hide
         shown, country = number, ""
     rest = shown[len(country) :]
-    hidden = sum(c.isdigit() for c in rest) - KEEP_LAST
+    digits = sum(c.isdigit() for c in rest)
+    if area and digits - area < KEEP_LAST + 4:  # too short to keep both: keep no area code
+        area = 0
     out = []
+    seen = 0
     for c in rest:
         if c.isdigit():
-            out.append(MASK if hidden > 0 else c)
-            hidden -= 1
+            seen += 1
+            out.append(c if seen <= area or seen > digits - KEEP_LAST else MASK)
         else:
             out.append(c)
     return country + "".join(out)

@@ -2,7 +2,7 @@
 of it.
 
 After the days admins set, (a) call notes, wrap-up notes and do-not-call override reasons are deleted, (b) called
-numbers in the call log are masked (+44 •• •••• •100; the request sent to VCC with them), (c) audit entries are
+numbers in the call log are masked (+44 20 •••• •100; the request sent to VCC with them), (c) audit entries are
 deleted. Calls are walked oldest first by keyset on (requested_at, id) in windows of at most BATCH calls (fewer
 when a window's transaction takes over WINDOW_SECONDS, so its row locks are never held long), each window one short
 transaction that waits at most LOCK_TIMEOUT for a lock (`SET LOCAL lock_timeout`), so the call log,
@@ -202,10 +202,11 @@ def _apply(table: str, pks: list[int], notes: _Step, masks: _Step) -> tuple[int,
 
 def _update(table: str, changes: list[tuple[int, str | None, bool]]) -> None:
     """One UPDATE for the window: the masked number (NULL: kept) and whether the notes go, by id."""
-    # AUDIT: history triggers on calls_call must not copy these rows' old values (the number, the notes) into the
-    # audit trail, or masking keeps what it hides: skip tracking for this statement (pghistory's context) or track
-    # only the columns retention does not touch.
-    with connection.cursor() as cursor:
+    # The row triggers would copy the notes cleared here into the audit trail (audit.quiet); the entries the calls'
+    # wrap-ups made keep that the notes changed, not what they said (strip_notes_of_calls).
+    cleared = [pk for pk, _, clear in changes if clear]
+    with audit.quiet(), connection.cursor() as cursor:
+        audit.strip_notes_of_calls(cleared)
         if connection.vendor == "postgresql":
             cursor.execute(
                 f"""UPDATE {table} c SET
