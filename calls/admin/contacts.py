@@ -133,8 +133,12 @@ class ContactPhoneAdmin(BigListAdmin, BoundedSearch, admin.ModelAdmin):
     autocomplete_fields = ["contact"]
 
     def has_delete_permission(self, request: HttpRequest, obj: ContactPhone | None = None) -> bool:
-        # A do-not-call number goes on the contact's page, with a reason (CLEAR_ON_THE_CONTACT_PAGE).
-        return super().has_delete_permission(request, obj) and not (obj is not None and obj.do_not_call)
+        # A do-not-call number goes on the contact's page, with a reason (CLEAR_ON_THE_CONTACT_PAGE); deleting its
+        # whole contact (the admin asks this of each number the contact's deletion takes along) stays as allowed as
+        # on the contact's page.
+        own_page = (getattr(request.resolver_match, "url_name", "") or "").startswith("calls_contactphone_")
+        refused = own_page and obj is not None and obj.do_not_call
+        return super().has_delete_permission(request, obj) and not refused
 
     def delete_queryset(self, request: HttpRequest, queryset: QuerySet[ContactPhone]) -> None:
         kept = queryset.filter(do_not_call=True).count()

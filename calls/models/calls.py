@@ -71,8 +71,7 @@ class CallQuerySet(models.QuerySet["Call"]):
             return None
         with connection.cursor() as cursor:
             cursor.execute(
-                f"SELECT id FROM {self.model._meta.db_table} WHERE state = %s AND requested_at >= %s "
-                "AND request_id <> %s "
+                f"SELECT id FROM {Call._meta.db_table} WHERE state = %s AND requested_at >= %s AND request_id <> %s "
                 f"AND ({' OR '.join(holds)}) ORDER BY requested_at DESC, id DESC LIMIT 1",
                 params,
             )
@@ -106,8 +105,7 @@ class Call(HandWrittenSQL):
     """One click: written before VCC is asked, then updated with the outcome and followed until the call ends.
 
     Its changes of state are the `record_*` methods below; each saves only the fields it changes, so a stale copy
-    (a slow poll, the worker) never undoes what another process saved meanwhile.
-    """
+    (a slow poll, the worker) never undoes what another process saved meanwhile."""
 
     class State(models.TextChoices):
         REQUESTED = "requested", "Asking VCC"
@@ -139,11 +137,11 @@ class Call(HandWrittenSQL):
 
     request_id = models.UUIDField(default=uuid.uuid4, unique=True, editable=False, help_text="Our idempotency key.")
     created_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="calls_made"
-    )
+        settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="calls_made", db_index=False
+    )  # db_index off here and below: an index of the Meta's starts with the column (one index fewer per write)
     # From: one agent, or any available agent of some groups.
     from_agent = models.ForeignKey(
-        "calls.Agent", null=True, blank=True, on_delete=models.PROTECT, related_name="calls_from"
+        "calls.Agent", null=True, blank=True, on_delete=models.PROTECT, related_name="calls_from", db_index=False
     )
     from_groups = models.ManyToManyField("calls.AgentGroup", blank=True, related_name="calls")
     # Who took a group call: the agent VCC names in the call detail's from.agentId once one of the groups answers.
@@ -155,7 +153,9 @@ class Call(HandWrittenSQL):
     to_agent = models.ForeignKey(
         "calls.Agent", null=True, blank=True, on_delete=models.PROTECT, related_name="calls_to"
     )
-    contact = models.ForeignKey("calls.Contact", null=True, blank=True, on_delete=models.SET_NULL, related_name="calls")
+    contact = models.ForeignKey(
+        "calls.Contact", models.SET_NULL, null=True, blank=True, related_name="calls", db_index=False
+    )
     contact_erased = models.BooleanField(default=False, db_default=False, editable=False)  # calls/privacy/erasure.py
     phone = models.ForeignKey(
         "calls.ContactPhone", null=True, blank=True, on_delete=models.SET_NULL, related_name="calls"
