@@ -59,6 +59,14 @@ class CallsConfig(AppConfig):
         from calls.privacy.hashing import mark_erased_opt_out
 
         pre_save.connect(mark_erased_opt_out, sender=ContactPhone, dispatch_uid="calls.privacy.erased_opt_out")
+        # Deleting a contact keeps its opt-outs as erasing does; clearing a number's do-not-call forgets its own.
+        from django.db.models.signals import pre_delete
+
+        from calls.models import Contact
+        from calls.privacy import hashing
+
+        pre_delete.connect(hashing.keep_opt_outs_of_deleted_contact, sender=Contact, dispatch_uid="calls.privacy.kept")
+        pre_save.connect(hashing.forget_cleared_opt_out, sender=ContactPhone, dispatch_uid="calls.privacy.forget")
         # The caller's agent, callback numbers and the consent table are cached for the click (calls/directory.py);
         # an admin's change must show at once.
         from calls import directory

@@ -10,8 +10,9 @@ from collections.abc import Iterable
 from typing import Any
 
 from django.conf import settings
+from django.utils import timezone
 
-from calls.models import ContactPhone, ErasedNumber
+from calls.models import Contact, ContactPhone, ErasedNumber
 
 _SALT = b"vccweb.erased-do-not-call-number"
 
@@ -51,3 +52,30 @@ def mark_erased_opt_outs(phones: list[ContactPhone]) -> None:
     for phone in phones:
         if phone.number in erased:
             phone.do_not_call = True
+
+
+def keep_opt_outs(numbers: Iterable[str], *, at: Any) -> None:
+    """Keep these do-not-call numbers' opt-outs as hashes: their contact is going (erased or deleted)."""
+    ErasedNumber.objects.bulk_create(
+        [ErasedNumber(digest=number_digest(n), erased_at=at) for n in set(numbers) if n], ignore_conflicts=True
+    )
+
+
+def keep_opt_outs_of_deleted_contact(sender: type[Contact], instance: Contact, **kwargs: Any) -> None:
+    """pre_delete of Contact: deleting a contact, like erasing it, keeps its do-not-call numbers blocked (a number
+    re-imported later is do-not-call at once), so no deletion undoes an opt-out. Numbers removed one at a time on
+    the contact's form are not kept: that form asks why do-not-call is cleared."""
+    phones = ContactPhone.objects.filter(contact_id=instance.pk)
+    if not instance.do_not_call:
+        phones = phones.filter(do_not_call=True)
+    keep_opt_outs(phones.values_list("number", flat=True), at=timezone.now())
+
+
+def forget_cleared_opt_out(sender: type[ContactPhone], instance: ContactPhone, **kwargs: Any) -> None:
+    """pre_save of ContactPhone: a number whose do-not-call someone cleared (with the reason the contact's form asks)
+    is no longer kept blocked for a contact since erased or deleted. One indexed query a save of a number that is
+    not do-not-call; a second only when its opt-out is kept."""
+    if instance._state.adding or instance.do_not_call or not erased_do_not_call(instance.number):
+        return
+    if ContactPhone.objects.filter(pk=instance.pk, do_not_call=True).exists():
+        ErasedNumber.objects.filter(digest=number_digest(instance.number)).delete()

@@ -230,5 +230,11 @@ def contact_delete(request: AuthedRequest, pk: int) -> HttpResponse:
         messages.success(request, f"Deleted {name}. Their call log stays, without the link to the contact.")
         return redirect("contact_list")
     return render(
-        request, "calls/contact_confirm_delete.html", {"contact": contact, "call_count": contact.calls.count()}
+        request,
+        "calls/contact_confirm_delete.html",
+        {
+            "contact": contact,
+            "call_count": contact.calls.count(),
+            "has_dnc": contact.phones.filter(do_not_call=True).exists(),  # kept blocked (calls/privacy/hashing.py)
+        },
     )
