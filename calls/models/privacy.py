@@ -93,9 +93,9 @@ class RetentionRun(models.Model):
 
 
 class ErasedNumber(models.Model):
-    """A do-not-call number of an erased contact, as HMAC-SHA256 of its E.164 (calls/privacy/hashing.py): the opt-out
-    outlives the contact, and the number itself is gone. A click to it is refused; an import or a form that adds it
-    again makes it do-not-call at once."""
+    """A do-not-call number of an erased or deleted contact, as HMAC-SHA256 of its E.164 (calls/privacy/hashing.py):
+    the opt-out outlives the contact, and the number itself is gone. A click to it is refused; an import or a form
+    that adds it again makes it do-not-call at once; clearing that number's do-not-call forgets it."""
 
     digest = models.CharField(max_length=64, primary_key=True)
     erased_at = models.DateTimeField()
