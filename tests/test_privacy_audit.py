@@ -9,7 +9,7 @@ from django.db import connection
 from django.utils import timezone
 
 from calls import audit
-from calls.models import AuditEntry, Call, ContactPhone
+from calls.models import AuditEntry, Call, Contact, ContactPhone
 from calls.privacy import audit as privacy_audit
 from calls.privacy.erasure import erase_contact
 from calls.privacy.retention import apply_retention
@@ -105,3 +105,53 @@ def test_retention_deletes_audit_entries_older_than_its_cutoff_in_batches(db, mo
         AuditEntry.objects.create(kind="login", at=NOW - timedelta(days=days))
     assert privacy_audit.delete_audit_entries_before(NOW - timedelta(days=365)) == 4
     assert sorted((NOW - e.at).days for e in AuditEntry.objects.filter(kind="login")) == [1, 10, 364]
+
+
+# --- What the review of this change found ---------------------------------------------------------------------
+
+
+def test_an_error_inside_a_quiet_block_comes_out_as_itself(db):
+    """Retention retries a window on a lock timeout: the reset of the setting must not replace that error with
+    "current transaction is aborted"."""
+    from django.db import DataError, transaction
+
+    with pytest.raises(DataError), transaction.atomic(), audit.quiet(), connection.cursor() as cursor:
+        cursor.execute("SELECT 1 / 0")
+
+
+def test_erasure_finds_the_numbers_the_contact_had_before(supervisor_user, agent_user):
+    from calls.models import JobError
+
+    contact = create_contact()
+    call = make_call(user=agent_user, agent=agent_user.agent, contact=contact, to_number="+447400900461")
+    JobError.objects.create(job_id=1, task_name="follow_calls", error="VCC: +447400900461 unreachable", at=NOW)
+    erase_contact(contact_pk=contact.pk, by=supervisor_user, now=timezone.now())  # it no longer has that number
+    call.refresh_from_db()
+    assert call.to_number == "+44 •••• •••461"
+    assert JobError.objects.get().error == "VCC: +44 •••• •••461 unreachable"
+
+
+def test_erasing_a_short_name_leaves_other_peoples_words_and_rows(supervisor_user, agent_user):
+    from calls.models import ContactImport, ContactImportRow, JobError
+
+    contact = Contact.objects.create(name="Busy", email="busy@example.org")
+    JobError.objects.create(job_id=1, task_name="place", error="Destination busy, try later", at=NOW)
+    imp = ContactImport.objects.create(created_by=agent_user, filename="leads.csv")
+    theirs = ContactImportRow.objects.create(contact_import=imp, number=2, cells=["Busy", "busy@example.org"])
+    namesake = ContactImportRow.objects.create(contact_import=imp, number=3, cells=["Busy Bee Ltd", "hi@bee.example"])
+    erase_contact(contact_pk=contact.pk, by=supervisor_user, now=timezone.now())
+    assert JobError.objects.get().error == "Destination busy, try later"
+    assert not ContactImportRow.objects.filter(pk=theirs.pk).exists()
+    assert ContactImportRow.objects.filter(pk=namesake.pk).exists()
+
+
+def test_a_subjects_data_holds_their_calls_not_calls_to_their_number_by_nobody(supervisor_client, agent_user):
+    import json
+
+    contact = create_contact()
+    mine = make_call(user=agent_user, agent=agent_user.agent, contact=contact, to_number="+447400123456")
+    stranger = make_call(user=agent_user, agent=agent_user.agent, to_number="+447400123456", notes="Not Grace")
+    data = json.loads(supervisor_client.get(f"/contacts/{contact.pk}/data/?format=json").content)
+    assert [c["id"] for c in data["calls"]] == [mine.pk] and stranger.pk != mine.pk
+    [entry] = AuditEntry.objects.filter(kind="export.subject")
+    assert entry.object_id == str(contact.pk) and entry.actor_name == "priya"

@@ -11,6 +11,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import contextvars
 import logging
 from collections.abc import Awaitable, Callable, Iterator
@@ -80,7 +81,7 @@ def quiet() -> Iterator[None]:
     retention, whose writes remove personal data the entries would otherwise keep (their values before). They
     record what they did themselves (`record`), by counts. `SET LOCAL` lasts at most to the transaction's end, so a
     pooled connection never carries it into another request."""
-    from django.db import connection
+    from django.db import DatabaseError, connection
 
     if connection.vendor != "postgresql":  # no triggers
         yield
@@ -92,7 +93,9 @@ def quiet() -> Iterator[None]:
     try:
         yield
     finally:
-        with connection.cursor() as cursor:
+        # After an error the transaction may refuse every statement: the setting then ends with it, and the reset
+        # must not replace the error (a lock timeout that retention retries) with "current transaction is aborted".
+        with contextlib.suppress(DatabaseError), connection.cursor() as cursor:
             cursor.execute("SET LOCAL calls.audit_quiet = 'off'")
 
 

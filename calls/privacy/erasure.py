@@ -57,6 +57,7 @@ from calls.models import (
     WebhookAttempt,
     WebhookEvent,
 )
+from calls.phones import MASK
 from calls.privacy import audit
 from calls.privacy.hashing import number_digest
 from calls.privacy.masking import mask_number
@@ -112,16 +113,38 @@ class Scrubber:
     """Replaces every form of the contact's numbers by its mask, and its name and e-mail by "Erased contact"."""
 
     def __init__(self, *, name: str, email: str, numbers: Iterable[str]) -> None:
+        self.name, self.email, self.numbers = name.strip(), email.strip(), sorted(set(numbers))
         self.replacements: dict[str, str] = {}
-        for number in numbers:
+        for number in self.numbers:
             for form in number_forms(number):
                 self.replacements[form.lower()] = mask_number(number)
-        for text in (name.strip(), email.strip()):
+        for text in (self.name, self.email):
             if len(text) >= 3:  # a name of one or two letters would be found inside every word
                 self.replacements[text.lower()] = ERASED_CONTACT
-        # Longest first: +442079460100 before 442079460100, which it holds.
+        # Longest first: +442079460100 before 442079460100, which it holds. Whole words and whole numbers only:
+        # erasing "Busy" must not touch "Destination busy", nor a number the digits of a longer one.
+        # A name is matched as it is written (case and all): "Busy" the person, not "Destination busy".
         secrets = sorted(self.replacements, key=len, reverse=True)
-        self.pattern = re.compile("|".join(re.escape(s) for s in secrets), re.IGNORECASE) if secrets else None
+        names = {self.name.lower()} if len(self.name) >= 3 else set()
+        alternatives = [
+            rf"(?<![\w@.+])(?-i:{re.escape(self.name)})(?![\w@])"
+            if s in names
+            else rf"(?<![\w@.+]){re.escape(s)}(?![\w@])"
+            for s in secrets
+        ]
+        self.pattern = re.compile("|".join(alternatives), re.IGNORECASE) if secrets else None
+
+    def numbers_only(self) -> Scrubber:
+        """The same numbers, without the name and e-mail (where a name could be any other words)."""
+        return Scrubber(name="", email="", numbers=self.numbers)
+
+    def holds_them(self, cells: Any) -> bool:
+        """Whether an import row's cells are theirs: a cell that is their whole name or e-mail, or one holding one of
+        their numbers; a namesake's "Sam Jones" is not "Sam"."""
+        values = [str(c).strip().lower() for c in (cells if isinstance(cells, list) else [cells]) if c is not None]
+        whole = {t.lower() for t in (self.name, self.email) if t}
+        numbers = self.numbers_only()
+        return any(v in whole or numbers.finds(v) for v in values)
 
     @property
     def secrets(self) -> list[str]:
@@ -172,14 +195,28 @@ def _batched(items: Sequence[Any], size: int = BATCH) -> Iterable[Sequence[Any]]
 # --- Erasing --------------------------------------------------------------------------------------------------------
 
 
+def _former_numbers(contact_pk: int) -> set[str]:
+    """Numbers the contact had that it has no longer: those its calls went to, those its numbers' audit entries name."""
+    from calls.models import AuditEntry
+
+    called = Call.objects.filter(contact_id=contact_pk).values_list("to_number", flat=True).distinct()
+    found = {n for n in called if n.startswith("+") and MASK not in n}
+    entries = AuditEntry.objects.filter(contact_id=contact_pk, object_type="number").values_list("before", "after")
+    for values in entries:
+        found.update(v["number"] for v in values if isinstance(v, dict) and isinstance(v.get("number"), str))
+    return found
+
+
 def erase_contact(*, contact_pk: int, by: User, now: datetime) -> Erasure:
     """Erase the contact and every copy of its personal data (see the module's table), in one transaction; announce
     `contact.erased`. Raises Contact.DoesNotExist if it is gone (erased meanwhile)."""
     with transaction.atomic():
         contact = Contact.objects.select_for_update().get(pk=contact_pk)
         phones = list(contact.phones.all())
-        numbers = sorted({p.number for p in phones})
-        dnc = sorted(numbers if contact.do_not_call else {p.number for p in phones if p.do_not_call})
+        current = {p.number for p in phones}
+        dnc = sorted(current if contact.do_not_call else {p.number for p in phones if p.do_not_call})
+        # And the numbers it had before (changed or removed since): its calls and the audit trail still name them.
+        numbers = sorted(current | _former_numbers(contact_pk))
         scrub = Scrubber(name=contact.name, email=contact.email, numbers=numbers)
         result = Erasure(contact_pk)
         counts = result.counts
@@ -259,6 +296,7 @@ def _masked_request(body: Any, scrub: Scrubber) -> Any:
 
 def _scrub_rollup(scrub: Scrubber) -> None:
     """A failure's reason in VCC's words may quote the number: the reports' roll-up keeps those words as a key."""
+    scrub = scrub.numbers_only()  # a failure's words may happen to hold the name: reports' keys keep them
     ids = _ids_where_text_has(CallRollup, '"key"', scrub.secrets, " AND facet = 'error'")
     rows = list(CallRollup.objects.filter(pk__in=ids))
     for row in rows:
@@ -325,8 +363,14 @@ def _scrub_webhook_events(contact_pk: int, call_pks: list[int], scrub: Scrubber)
 def _erase_import_rows(numbers: list[str], scrub: Scrubber) -> int:
     """Rows of imports not yet written that hold the contact: deleted with their keys, so confirming the import
     does not bring the contact back. Imports' reports (problems, duplicates) are scrubbed."""
-    row_pks = set(_ids_where_text_has(ContactImportRow, "cells", scrub.secrets))
-    row_pks.update(_ids_where_text_has(ContactImportRow, "parsed", scrub.secrets))
+    found = set(_ids_where_text_has(ContactImportRow, "cells", scrub.secrets))
+    # Only the rows that are theirs (a cell their whole name or e-mail, or one of their numbers): other people's
+    # rows that merely share a word stay.
+    row_pks = {
+        pk
+        for pk, cells in ContactImportRow.objects.filter(pk__in=found).values_list("pk", "cells")
+        if scrub.holds_them(cells)
+    }
     rows = list(ContactImportRow.objects.filter(pk__in=row_pks).values_list("contact_import_id", "number"))
     for import_id, number in rows:
         ContactImportKey.objects.filter(contact_import_id=import_id, number=number).delete()

@@ -7,7 +7,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from django.db.models import Q, QuerySet
+from django.db.models import QuerySet
 
 from calls.models import Call, Contact, VccEvent
 from calls.privacy import audit
@@ -20,9 +20,10 @@ def _at(value: datetime | None) -> str | None:
 
 
 def _calls(contact: Contact) -> QuerySet[Call]:
-    numbers = [p.number for p in contact.phones.all()]
+    # Their calls only: a call to one of their numbers that no contact holds may have reached someone else (a number
+    # passed on), whose notes are not theirs to read.
     return (
-        Call.objects.filter(Q(contact=contact) | Q(contact__isnull=True, to_number__in=numbers))
+        Call.objects.filter(contact=contact)
         .select_related("from_agent", "answered_by", "to_agent", "created_by")
         .prefetch_related("from_groups", "events")
         .order_by("requested_at", "pk")

@@ -12,6 +12,7 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.utils import timezone
 from django.views.decorators.http import require_GET, require_http_methods
 
+from calls import audit
 from calls import permissions as perms
 from calls.forms.privacy import RetentionForm
 from calls.models import Contact, RetentionPolicy
@@ -68,6 +69,9 @@ def contact_data(request: AuthedRequest, pk: int) -> HttpResponse:
     contact = get_object_or_404(Contact.objects.select_related("owner"), pk=pk)
     data = subject.subject_data(contact, now=timezone.now(), by=request.user.get_username())
     log.info("subject data of contact %s downloaded by user %s", pk, request.user.pk)
+    audit.record(
+        "export.subject", object_type="contact", object_id=pk, contact_id=pk, after={"calls": len(data["calls"])}
+    )
     if request.GET.get("format") == "json":
         response = HttpResponse(
             json.dumps(data, indent=2, ensure_ascii=False), content_type="application/json; charset=utf-8"
