@@ -28,11 +28,18 @@ REQUEST_ID_HEADER = "X-Request-ID"
 _WELL_FORMED = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:-]{7,63}")
 
 _request_id: contextvars.ContextVar[str] = contextvars.ContextVar("request_id", default="")
+_request: contextvars.ContextVar[HttpRequest | None] = contextvars.ContextVar("request", default=None)
 
 
 def current_request_id() -> str:
     """Return the id of the request being handled, or "" outside a request (a command, the worker)."""
     return _request_id.get()
+
+
+def current_request() -> HttpRequest | None:
+    """Return the request being handled, or None outside a request: the audit trail asks it who is acting (its
+    user, once authentication has looked them up)."""
+    return _request.get()
 
 
 def new_request_id(incoming: str | None = None) -> str:
@@ -57,25 +64,30 @@ class RequestIdMiddleware:
         is_async = iscoroutinefunction(self)  # not in the `if`: the type guard would narrow self to a function
         if is_async:
             return self._acall(request)
-        token, started = self._start(request)
+        tokens, started = self._start(request)
         try:
             response = self.get_response(request)
         finally:
-            _request_id.reset(token)
+            self._end(tokens)
         return self._finish(request, response, started)
 
     async def _acall(self, request: HttpRequest) -> HttpResponseBase:
-        token, started = self._start(request)
+        tokens, started = self._start(request)
         try:
             response = await self.get_response(request)
         finally:
-            _request_id.reset(token)
+            self._end(tokens)
         return self._finish(request, response, started)
 
-    def _start(self, request: HttpRequest) -> tuple[contextvars.Token, float]:
+    def _start(self, request: HttpRequest) -> tuple[tuple[contextvars.Token, contextvars.Token], float]:
         request_id = new_request_id(request.headers.get(REQUEST_ID_HEADER))
         request.request_id = request_id  # type: ignore[attr-defined]
-        return _request_id.set(request_id), time.perf_counter()
+        return (_request_id.set(request_id), _request.set(request)), time.perf_counter()
+
+    @staticmethod
+    def _end(tokens: tuple[contextvars.Token, contextvars.Token]) -> None:
+        _request_id.reset(tokens[0])
+        _request.reset(tokens[1])
 
     def _finish(self, request: HttpRequest, response: HttpResponseBase, started: float) -> HttpResponseBase:
         request_id = request.request_id  # type: ignore[attr-defined]

@@ -129,7 +129,6 @@ MIDDLEWARE = [
     "calls.middleware.CommonMiddleware",
     "calls.middleware.CsrfViewMiddleware",
     "calls.middleware.AuthenticationMiddleware",
-    "calls.audit.AuditMiddleware",  # who is acting, for the audit trail's triggers
     "calls.middleware.MessageMiddleware",
     "calls.middleware.XFrameOptionsMiddleware",
     "calls.middleware.ContentSecurityPolicyMiddleware",

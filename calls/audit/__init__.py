@@ -2,8 +2,9 @@
 
 - Row changes (contacts, numbers, call wrap-ups, caller IDs, consent rules, dispositions, agents, groups, users,
   roles, API tokens, webhook endpoints) are written by PostgreSQL's triggers (calls/audit/triggers.py), whatever
-  code or SQL makes them. Who and which request reach the trigger in a comment at the start of each write this
-  process sends (`context`), put there by a wrapper on every database connection (`install`).
+  code or SQL makes them. Who and which request reach the trigger in a comment at the end of each write this
+  process sends (`comment`), put there by a wrapper on every database connection (`install`): the request being
+  handled (calls/observability.py keeps it, with its id), or whom a job acts for (`acting`).
 - Exports, imports, logins and lock-outs are written here (`record`), by the code that does them.
 
 `AuditEntry` (calls/models/audit.py) is the one table; `/audit/` (calls/views/audit.py) shows it to admins.
@@ -14,16 +15,15 @@ from __future__ import annotations
 import contextlib
 import contextvars
 import logging
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
-from asgiref.sync import iscoroutinefunction, markcoroutinefunction
-from django.http import HttpRequest, HttpResponseBase
+from django.http import HttpRequest
 from django.utils.functional import empty
 
-from calls.observability import current_request_id
+from calls.observability import current_request, current_request_id
 
 log = logging.getLogger(__name__)
 
@@ -41,7 +41,6 @@ class Actor:
     username: str = ""  # when known already (the request's user); else `record` looks it up
 
 
-_request: contextvars.ContextVar[HttpRequest | None] = contextvars.ContextVar("audit_request", default=None)
 _acting: contextvars.ContextVar[Actor | None] = contextvars.ContextVar("audit_acting", default=None)
 _reason: contextvars.ContextVar[str] = contextvars.ContextVar("audit_reason", default="")
 
@@ -61,7 +60,7 @@ def current() -> Actor:
     reason = _reason.get()
     if acting is not None:
         return Actor(acting.user_id, acting.request_id, reason or acting.reason)
-    user_id, username = _user_of(_request.get())
+    user_id, username = _user_of(current_request())
     return Actor(user_id, current_request_id(), reason, username)
 
 
@@ -134,35 +133,6 @@ def install(sender: object, connection: Any, **kwargs: object) -> None:
     """connection_created receiver: wrap the connection's statements (once: a pooled connection comes back)."""
     if connection.vendor == "postgresql" and _annotate not in connection.execute_wrappers:
         connection.execute_wrappers.append(_annotate)
-
-
-class AuditMiddleware:
-    """Make the request known to the audit trail (its user, once authentication has looked them up)."""
-
-    sync_capable = True
-    async_capable = True
-
-    def __init__(self, get_response: Callable) -> None:
-        self.get_response = get_response
-        if iscoroutinefunction(get_response):
-            markcoroutinefunction(self)
-
-    def __call__(self, request: HttpRequest) -> HttpResponseBase | Awaitable[HttpResponseBase]:
-        is_async = iscoroutinefunction(self)  # not in the `if`: the type guard would narrow self to a function
-        if is_async:
-            return self._acall(request)
-        token = _request.set(request)
-        try:
-            return self.get_response(request)
-        finally:
-            _request.reset(token)
-
-    async def _acall(self, request: HttpRequest) -> HttpResponseBase:
-        token = _request.set(request)
-        try:
-            return await self.get_response(request)
-        finally:
-            _request.reset(token)
 
 
 def record(
