@@ -63,14 +63,16 @@ def scrub_audit_entries_of_contact(
         .update(before=None, after=None, reason="")
     )
     if secrets and connection.vendor == "postgresql":
-        patterns = ["%" + s.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%" for s in secrets]
+        from calls.privacy.erasure import like_any  # erasure imports this module
+
+        holds, params = like_any("(after -> 'filters')", secrets)
         table = AuditEntry._meta.db_table
         with connection.cursor() as cursor:
             # An export's filters may hold the name or a number searched for: the filters go, the row count stays.
             cursor.execute(
                 f"UPDATE {table} SET after = jsonb_set(after, '{{filters}}', '\"(erased)\"') "
-                f"WHERE kind = ANY(%s) AND (after -> 'filters')::text ILIKE ANY(%s)",
-                [list(EXPORTS), patterns],
+                f"WHERE kind = ANY(%s) AND {holds}",
+                [list(EXPORTS), *params],
             )
             changed += cursor.rowcount
     return changed

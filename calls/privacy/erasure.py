@@ -25,6 +25,7 @@ masked form, and its name and e-mail become "Erased contact". The audit trail ke
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import re
@@ -134,8 +135,9 @@ class Scrubber:
         ]
         self.pattern = re.compile("|".join(alternatives), re.IGNORECASE) if secrets else None
 
+    @functools.cached_property
     def numbers_only(self) -> Scrubber:
-        """The same numbers, without the name and e-mail (where a name could be any other words)."""
+        """The same numbers, without the name and e-mail (where a name could be any other words); made once."""
         return Scrubber(name="", email="", numbers=self.numbers)
 
     def holds_them(self, cells: Any) -> bool:
@@ -143,7 +145,7 @@ class Scrubber:
         their numbers; a namesake's "Sam Jones" is not "Sam"."""
         values = [str(c).strip().lower() for c in (cells if isinstance(cells, list) else [cells]) if c is not None]
         whole = {t.lower() for t in (self.name, self.email) if t}
-        numbers = self.numbers_only()
+        numbers = self.numbers_only
         return any(v in whole or numbers.finds(v) for v in values)
 
     @property
@@ -168,7 +170,7 @@ class Scrubber:
         return bool(self.pattern and self.pattern.search(text))
 
 
-def _like_any(column: str, secrets: Sequence[str]) -> tuple[str, list[Any]]:
+def like_any(column: str, secrets: Sequence[str]) -> tuple[str, list[Any]]:
     """SQL: the text of column holds one of secrets (case-insensitive); the escape of LIKE is applied."""
     patterns = ["%" + s.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%" for s in secrets]
     if connection.vendor == "postgresql":
@@ -181,7 +183,7 @@ def _like_any(column: str, secrets: Sequence[str]) -> tuple[str, list[Any]]:
 def _ids_where_text_has(model: type[Any], column: str, secrets: Sequence[str], extra: str = "") -> list[Any]:
     if not secrets:
         return []
-    where, params = _like_any(column, secrets)
+    where, params = like_any(column, secrets)
     with connection.cursor() as cursor:
         cursor.execute(f"SELECT id FROM {model._meta.db_table} WHERE {where}{extra}", params)
         return [row[0] for row in cursor.fetchall()]
@@ -296,7 +298,7 @@ def _masked_request(body: Any, scrub: Scrubber) -> Any:
 
 def _scrub_rollup(scrub: Scrubber) -> None:
     """A failure's reason in VCC's words may quote the number: the reports' roll-up keeps those words as a key."""
-    scrub = scrub.numbers_only()  # a failure's words may happen to hold the name: reports' keys keep them
+    scrub = scrub.numbers_only  # a failure's words may happen to hold the name: reports' keys keep them
     ids = _ids_where_text_has(CallRollup, '"key"', scrub.secrets, " AND facet = 'error'")
     rows = list(CallRollup.objects.filter(pk__in=ids))
     for row in rows:
