@@ -24,3 +24,15 @@ MANAGE_WEBHOOKS = "calls.change_webhookendpoint"
 CHANGE_RETENTION = "calls.change_retentionpolicy"
 ERASE_CONTACT = "calls.erase_contact"
 EXPORT_SUBJECT_DATA = "calls.export_subject_data"
+# Calling hours (admins set them; supervisors may call outside them, giving a reason).
+CHANGE_CALLING_HOURS = "calls.change_callinghours"
+OVERRIDE_CALLING_HOURS = "calls.override_calling_hours"
+# Callbacks: agents promise and keep their own; supervisors see everyone's.
+VIEW_CALLBACK = "calls.view_callback"
+ADD_CALLBACK = "calls.add_callback"
+CHANGE_CALLBACK = "calls.change_callback"
+# Call queues: supervisors make and run them; agents work the ones given to them.
+VIEW_QUEUE = "calls.view_callqueue"
+WORK_QUEUE = "calls.work_callqueue"
+ADD_QUEUE = "calls.add_callqueue"
+CHANGE_QUEUE = "calls.change_callqueue"

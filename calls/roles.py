@@ -27,6 +27,11 @@ _AGENT_PERMS = [
     "calls.view_callbacknumber",
     perms.VIEW_CALL,
     perms.PLACE_CALL,
+    perms.VIEW_CALLBACK,
+    perms.ADD_CALLBACK,
+    perms.CHANGE_CALLBACK,
+    perms.VIEW_QUEUE,
+    perms.WORK_QUEUE,
 ]
 _SUPERVISOR_PERMS = [
     *_AGENT_PERMS,
@@ -39,6 +44,9 @@ _SUPERVISOR_PERMS = [
     perms.VIEW_INTEGRATION_HEALTH,
     perms.ERASE_CONTACT,
     perms.EXPORT_SUBJECT_DATA,
+    perms.OVERRIDE_CALLING_HOURS,
+    perms.ADD_QUEUE,
+    perms.CHANGE_QUEUE,
 ]
 
 # Admin gets every permission of these apps (and is_staff, for the Django admin).

@@ -17,6 +17,9 @@
 - api: ApiToken, a person's token for the REST API; ApiIdempotentRequest, the first answer to an Idempotency-Key
 - audit: AuditEntry, who changed, exported or erased what, from which request
 - webhooks: WebhookEndpoint, WebhookEvent (the outbox), WebhookDelivery, WebhookAttempt: outgoing webhooks
+- hours: CallingHours and Holiday, when each country's numbers may be called
+- callbacks: Callback, a promise to call a contact again at a time
+- queues: CallQueue, QueueEntry, QueueAttempt: lists of contacts agents work through
 - privacy: RetentionPolicy and RetentionRun (how long personal data is kept), ErasedNumber (an erased opt-out)
 
 Every model stays in the app `calls`, so its table (calls_<model>), permissions and migrations are unchanged.
@@ -26,6 +29,7 @@ from __future__ import annotations
 
 from calls.models.api import ApiIdempotentRequest, ApiToken
 from calls.models.audit import AuditEntry
+from calls.models.callbacks import Callback
 from calls.models.calls import (
     CLOSED_BY_HAND,
     MIN_CLOSE_REASON,
@@ -64,10 +68,12 @@ from calls.models.directory import Agent, AgentGroup, CallbackNumber, CallbackNu
 from calls.models.events import VccEvent
 from calls.models.health import JobError, WorkerHeartbeat
 from calls.models.history import CallEvent
-from calls.models.imports import ContactImport, ContactImportKey, ContactImportRow
+from calls.models.hours import CallingHours, Holiday
+from calls.models.imports import ContactImport, ContactImportKey, ContactImportRow, ImportedContact
 from calls.models.locks import DialLock
 from calls.models.logins import LockOut, LoginFailure
 from calls.models.privacy import ErasedNumber, RetentionPolicy, RetentionRun
+from calls.models.queues import CallQueue, QueueAttempt, QueueEntry
 from calls.models.reports import CallRollup, CallRollupState
 from calls.models.rules import ConsentRule, DispositionCode
 from calls.models.sync import SyncRun
@@ -93,6 +99,13 @@ __all__ = [
     "Agent",
     "AgentGroup",
     "Call",
+    "Callback",
+    "CallingHours",
+    "CallQueue",
+    "Holiday",
+    "ImportedContact",
+    "QueueAttempt",
+    "QueueEntry",
     "CallEvent",
     "CallQuerySet",
     "CallRollup",

@@ -169,6 +169,13 @@ class Call(HandWrittenSQL):
     consent = models.CharField(max_length=10, choices=Consent.choices, blank=True)
     consent_reason = models.CharField("why this consent", max_length=200, blank=True)
     dnc_override_reason = models.TextField("do-not-call override reason", blank=True)
+    hours_override_reason = models.TextField(
+        "calling-hours override reason",
+        blank=True,
+        default="",
+        db_default="",
+        help_text="Why it was placed outside calling hours.",
+    )
     regarding = models.CharField("regarding reference", max_length=2000, blank=True)
     application = models.CharField(max_length=32, blank=True)
     request_body = models.JSONField("request sent", null=True, blank=True)
@@ -224,6 +231,7 @@ class Call(HandWrittenSQL):
             ("place_call", "Can place calls as their own agent"),
             ("place_group_call", "Can place calls via agent groups"),
             ("override_do_not_call", "Can call a do-not-call number, giving a reason"),
+            ("override_calling_hours", "Can call outside the callee's calling hours, giving a reason"),
             ("view_all_calls", "Can see everyone's calls"),
             ("view_reports", "Can see call reports"),
         ]

@@ -402,6 +402,17 @@ class Contact(models.Model):
         blank=True,
         help_text="Overrides the country default for recording consent. Blank: use the default.",
     )
+    time_zone = models.CharField(
+        "time zone",
+        max_length=64,
+        blank=True,
+        db_default="",
+        default="",
+        help_text="Where this contact is, for calling hours (such as America/New_York). Blank: from each number.",
+    )
+    priority = models.SmallIntegerField(
+        default=0, db_default=0, help_text="Higher comes first in call queues ordered by priority."
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
     # Kept by Contact.objects.note_call (the calling core) so the list sorts by it at a million rows.

@@ -111,3 +111,19 @@ class ContactImportKey(models.Model):
 
     def __str__(self) -> str:
         return f"{self.key} on row {self.number}"
+
+
+class ImportedContact(models.Model):
+    """A contact an import added or updated: what a call queue made from that import holds."""
+
+    contact_import = models.ForeignKey(ContactImport, on_delete=models.CASCADE, related_name="+")
+    contact = models.ForeignKey("calls.Contact", on_delete=models.CASCADE, related_name="+")
+    row = models.PositiveIntegerField(help_text="Its row in the file (the header is row 1).")
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["contact_import", "contact"], name="importedcontact_once"),
+        ]
+
+    def __str__(self) -> str:
+        return f"Contact {self.contact_id} from row {self.row}"

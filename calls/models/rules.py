@@ -24,6 +24,19 @@ class DispositionCode(models.Model):
     )
     description = models.CharField(max_length=200, blank=True)
     action = models.CharField(max_length=12, choices=Action.choices, blank=True, help_text="Also done when chosen.")
+
+    class QueueEffect(models.TextChoices):
+        REACHED = "reached", "Reached: the contact leaves the queue"
+        RETRY = "retry", "Not reached: back after the queue's wait"
+
+    queue_effect = models.CharField(
+        "in a call queue",
+        max_length=8,
+        choices=QueueEffect.choices,
+        default=QueueEffect.REACHED,
+        db_default=QueueEffect.REACHED,
+        help_text="What choosing it does to the contact in a call queue.",
+    )
     is_active = models.BooleanField("active", default=True)
     position = models.PositiveSmallIntegerField(default=100)
 
