@@ -63,6 +63,12 @@ def filtered_calls(calls: CallQuerySet, data: Mapping[str, Any]) -> CallQuerySet
         calls = calls.filter(contact_id=data["contact"])
     if data.get("hour") is not None:
         calls = calls.filter(requested_at__hour=data["hour"])
+    if data.get("queue"):
+        calls = calls.filter(queue_attempt__queue_id=data["queue"])
+        if data.get("queue_effect"):
+            calls = calls.filter(queue_attempt__effect=data["queue_effect"])
+        if data.get("queue_user"):
+            calls = calls.filter(queue_attempt__user_id=data["queue_user"])
     return calls
 
 

@@ -30,7 +30,7 @@ from django.utils import timezone
 from calls import audit, phones
 from calls.import_files import FileFacts, ImportFileError, read_upload
 from calls.import_rows import Row, check_header, dump_row, guess_mapping, load_row, mapping_problems, parse_row
-from calls.models import Contact, ContactImport, ContactImportKey, ContactImportRow, ContactPhone
+from calls.models import Contact, ContactImport, ContactImportKey, ContactImportRow, ContactPhone, ImportedContact
 from calls.privacy import hashing as privacy
 from calls.spreadsheet import Line, inert
 from calls.webhooks import changes
@@ -357,6 +357,7 @@ def apply(pk: ImportId) -> None:
                         continue
                     _update(target, r)
                     updated += 1
+        _remember_contacts(pk, contact_of_row)
         problem_rows = imp.report.get("problem_count", 0)
         imp.result = {
             **imp.result,
@@ -371,6 +372,22 @@ def apply(pk: ImportId) -> None:
         # The contacts are saved; the file need not be kept.
         ContactImportKey.objects.filter(contact_import_id=pk).delete()
         ContactImportRow.objects.filter(contact_import_id=pk).delete()
+
+
+def _remember_contacts(pk: ImportId, contact_of_row: dict[int, int]) -> None:
+    """Keep which contacts the import added or updated (ImportedContact), each with its first row: a call queue can
+    be made of them later. A contact deleted while the import ran is left out."""
+    first_row: dict[int, int] = {}
+    for number, contact_pk in sorted(contact_of_row.items()):
+        first_row.setdefault(contact_pk, number)
+    if not first_row:
+        return
+    for chunk in itertools.batched(first_row.items(), BATCH):
+        alive = set(Contact.objects.filter(pk__in=[c for c, _ in chunk]).values_list("pk", flat=True))
+        ImportedContact.objects.bulk_create(
+            [ImportedContact(contact_import_id=pk, contact_id=c, row=row) for c, row in chunk if c in alive],
+            ignore_conflicts=True,
+        )
 
 
 def _updates_of(

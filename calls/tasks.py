@@ -361,6 +361,19 @@ def apply_retention(timestamp: int | None = None) -> dict[str, int]:
     return {"notes_cleared": run.notes_cleared, "numbers_masked": run.numbers_masked, "batches": run.batches}
 
 
+# --- Call queues (calls/queues/) ------------------------------------------------------------------------------------
+
+
+@app.periodic(cron="* * * * *", periodic_id="tend_queues")
+@app.task(name="tend_queues", queue=MAINTENANCE, lock="tend_queues", queueing_lock="tend_queues")
+def tend_queues(timestamp: int | None = None) -> dict[str, int]:
+    """Every minute: settle the queue attempts whose call ended or was wrapped up after its agent moved on, and take
+    the new matches of live queues in."""
+    from calls.queues import tend
+
+    return tend(now=timezone.now())
+
+
 # --- The engine's own upkeep ----------------------------------------------------------------------------------------
 
 

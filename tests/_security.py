@@ -22,6 +22,7 @@ from calls.models import (
     ApiToken,
     Call,
     CallbackNumber,
+    CallQueue,
     ConsentRule,
     Contact,
     ContactImport,
@@ -31,6 +32,7 @@ from calls.models import (
     SyncRun,
 )
 from calls.models.webhooks import WebhookDelivery, WebhookEndpoint, WebhookEvent
+from calls.queues import building
 from tests import conftest
 from tests._sim import fresh_simulator
 
@@ -57,6 +59,7 @@ class World:
     api_token: ApiToken  # the agent's own
     webhook: WebhookEndpoint
     webhook_delivery: WebhookDelivery  # one of the webhook's
+    queue: CallQueue  # a call queue of the contact, given to the agent (not the other agent)
     sessions: dict[str, str] = field(default_factory=dict)  # role -> session key, once logged_in() has run
 
     def logged_in(self) -> World:
@@ -90,6 +93,7 @@ class World:
             "api_token": self.api_token.pk,
             "webhook": self.webhook.pk,
             "webhook_delivery": self.webhook_delivery.pk,
+            "queue": self.queue.pk,
             "user": self.users["agent"].pk,
             "contact_type": ContentType.objects.get_for_model(Contact).pk,
         }
@@ -154,7 +158,14 @@ def create_world() -> World:
         api_token=ApiToken.issue(agent_user, name="Helpdesk", scopes=["calls:read"])[0],
         webhook=webhook,
         webhook_delivery=_a_delivery(webhook),
+        queue=_a_queue(supervisor_user, agent_user),
     )
+
+
+def _a_queue(by: object, agent_user: object) -> CallQueue:
+    queue = building.make_queue(user=by, name="World queue", now=timezone.now(), source_filter={}).queue
+    queue.agents.add(agent_user.agent)
+    return queue
 
 
 def _a_delivery(endpoint: WebhookEndpoint) -> WebhookDelivery:

@@ -136,6 +136,21 @@ MATRIX: list[Row] = [
     post("/contacts/import/{contact_import}/mapping/", LOGIN,       302,         404,         404,         404),
     post("/contacts/import/{contact_import}/fix/2/",   LOGIN,       302,         404,         404,         404),
     post("/contacts/import/{contact_import}/confirm/", LOGIN,       302,         404,         404,         404),
+    # Call queues: supervisors make and run them; an agent sees and works the ones given to them (the world's queue
+    # is given to the agent, not the other agent). Empty forms are shown again with what to fix (200).
+    get("/queues/",                                    LOGIN,       200,         200,         200,         200),
+    get("/queues/new/",                                LOGIN,       403,         403,         200,         200),
+    post("/queues/new/",                               LOGIN,       403,         403,         200,         200),
+    get("/queues/{queue}/",                            LOGIN,       200,         404,         200,         200),
+    get("/queues/{queue}/edit/",                       LOGIN,       403,         403,         200,         200),
+    post("/queues/{queue}/edit/",                      LOGIN,       403,         403,         200,         200),
+    post("/queues/{queue}/state/",                     LOGIN,       403,         403,         302,         302),
+    get("/queues/{queue}/contacts/",                   LOGIN,       200,         404,         200,         200),
+    get("/queues/{queue}/export.csv",                  LOGIN,       403,         403,         200,         200),
+    post("/queues/{queue}/next/",                      LOGIN,       302,         404,         302,         302),
+    post("/queues/{queue}/skip/",                      LOGIN,       302,         404,         302,         302),
+    post("/queues/{queue}/stop/",                      LOGIN,       302,         404,         302,         302),
+    get("/queues/{queue}/bar/",                        LOGIN,       286,         404,         286,         286),
     # The audit trail: admins only, and read only (no POST route).
     get("/audit/",                                     LOGIN,       403,         403,         403,         200),
     post("/audit/",                                    405,         405,         405,         405,         405),

@@ -93,6 +93,12 @@ def _store_wrap_up(
         call.record_wrap_up(code=disposition.code, notes=notes, now=now, confirmed=confirmed)
     if not confirmed:
         return []
+    done = _do_not_call_marks(call, disposition)
+    _settle_queue_attempt(call, now=now)
+    return done
+
+
+def _do_not_call_marks(call: Call, disposition: DispositionCode) -> list[str]:
     # Anyone may mark a number do-not-call: an opt-out is honoured at once. Only supervisors clear it.
     if disposition.action == DispositionCode.Action.NUMBER_DNC and call.phone_id:
         with changes.contact_change(_loaded(call.phone).contact_id):
@@ -109,3 +115,10 @@ def _loaded[M: Model](row: M | None) -> M:
     """The row a set foreign key points to (Django returns None only when the key is None)."""
     assert row is not None
     return row
+
+
+def _settle_queue_attempt(call: Call, *, now: datetime) -> None:
+    """A wrap-up ends the call's attempt in a call queue, if it was one (after its do-not-call marks)."""
+    from calls.queues import working  # the queues build on calling, not the other way round
+
+    working.after_wrap_up(call, now=now)

@@ -37,6 +37,11 @@ class Callback(models.Model):
     created_at = models.DateTimeField(auto_now_add=True)
     state = models.CharField(max_length=10, choices=State.choices, default=State.OPEN)
     done_at = models.DateTimeField(null=True, blank=True)
+    # Held by the agent working it from a queue (calls/queues/working.py), like a queue entry.
+    claimed_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+", db_index=False
+    )
+    claimed_at = models.DateTimeField(null=True, blank=True)
     done_by_call = models.ForeignKey(
         "calls.Call", null=True, blank=True, on_delete=models.SET_NULL, related_name="+", db_index=False
     )

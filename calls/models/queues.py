@@ -75,7 +75,8 @@ class QueueEntry(models.Model):
     claimed_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+", db_index=False
     )
-    claimed_at = models.DateTimeField(null=True, blank=True)
+    claimed_at = models.DateTimeField(null=True, blank=True, help_text="The last sign of the agent holding it.")
+    claimed_since = models.DateTimeField(null=True, blank=True, help_text="When the agent holding it took it.")
     is_callback = models.BooleanField(default=False, help_text="Back at a promised time: comes first when due.")
     last_call = models.ForeignKey(
         "calls.Call", null=True, blank=True, on_delete=models.SET_NULL, related_name="+", db_index=False

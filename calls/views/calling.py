@@ -33,6 +33,7 @@ from calls.calling.bar import Bar, BarItem, bar_calls, holds_phone, on_call_word
 from calls.calling.common import _now
 from calls.forms import DialPreviewForm, NumberClickForm, RecordingForm, WrapUpForm, first_error
 from calls.models import CLOSED_BY_HAND, AgentGroup, Call, Contact, DispositionCode
+from calls.queues import working
 from calls.rules import Refused
 from calls.views.access import login_required
 from calls.views.http import AuthedRequest
@@ -176,6 +177,8 @@ async def call_contact(request: AuthedRequest, pk: int) -> HttpResponse:
         group_pks=form.cleaned_data["groups"],
         clid_pk=form.cleaned_data["clid"],
         dnc_reason=form.cleaned_data["dnc_reason"],
+        # Placed from a call queue's bar: the call is the held contact's attempt, written with VCC's answer.
+        on_answer=_queue_attempt(user) if request.POST.get("queue", "").isdigit() else None,
     )
     if not request.htmx:
         return redirect(f"{reverse('contact_detail', args=[pk])}?call={calling.regarding_token(call)}")
@@ -185,6 +188,13 @@ async def call_contact(request: AuthedRequest, pk: int) -> HttpResponse:
         request, template, call, user, contact=call.contact, phone=call.phone, can_call=True, on_call=on_call
     )
     return calls_changed(response)
+
+
+def _queue_attempt(user: User) -> Callable[[Call], None]:
+    def note(call: Call) -> None:
+        working.note_call(call, user=user, now=_now())
+
+    return note
 
 
 @require_GET

@@ -24,7 +24,7 @@ from calls import calllog
 from calls import permissions as perms
 from calls.audit.exports import audited_export
 from calls.forms import CallLogFilter
-from calls.models import MIN_CLOSE_REASON, Agent, AgentGroup, Call, Contact
+from calls.models import MIN_CLOSE_REASON, Agent, AgentGroup, Call, CallQueue, Contact, QueueAttempt
 from calls.spreadsheet import Line, csv_download, inert
 from calls.views.calling import panel_context
 from calls.views.http import AuthedRequest, HtmxRequest
@@ -101,6 +101,9 @@ def _log_page(user: User, form: CallLogFilter) -> dict[str, object]:
         "export_link": _link(form, sort=sort),
         "contact": Contact.objects.filter(pk=data["contact"]).first() if data.get("contact") else None,
         "any_contact_link": _link(form, sort=sort, contact=None),
+        "queue": CallQueue.objects.filter(pk=data["queue"]).first() if data.get("queue") else None,
+        "queue_effect": dict(QueueAttempt.Effect.choices).get(data.get("queue_effect") or "", ""),
+        "any_queue_link": _link(form, sort=sort, queue=None, queue_effect=None, queue_user=None),
     }
 
 

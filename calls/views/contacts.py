@@ -10,6 +10,7 @@ from django.db import transaction
 from django.db.models import Exists, OuterRef, Prefetch, Q
 from django.http import HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
+from django.template.loader import render_to_string
 from django.urls import reverse
 from django.views.decorators.http import require_GET, require_http_methods
 from django.views.decorators.vary import vary_on_headers
@@ -22,12 +23,14 @@ from calls.forms.contacts import save_numbers
 from calls.models import (
     CONTACT_SORTS,
     Call,
+    CallQueue,
     Contact,
     ContactPhone,
     ContactQuerySet,
     is_number_search,
     search_windows,
 )
+from calls.views import queues
 from calls.views.calling import dialer_context, panel_context
 from calls.views.http import AuthedRequest, HtmxRequest
 from calls.webhooks import changes
@@ -73,6 +76,7 @@ def contact_list(request: AuthedRequest) -> HttpResponse:
         "paged": opts.get("after") is not None,
         "next_url": f"?{form.params(after=encode_cursor(next_cursor))}" if next_cursor else "",
         "first_url": f"?{form.params()}",
+        "queue_params": form.params(sort=None),
         "all_companies_url": f"?{form.params(company=None)}",
         "sort_urls": {key: f"?{form.params(sort=key)}" for key in CONTACT_SORTS},
         "can_call": calling.caller_for(request.user).own_phone_problem() == "",
@@ -142,7 +146,16 @@ def contact_detail(request: AuthedRequest, pk: int) -> HttpResponse:
         else:
             context |= panel_context(call, user=request.user)
     context |= dialer_context(request.user, contact)
+    if (queue_pk := request.GET.get("queue", "")).isdigit():
+        context["queue_bar"] = _queue_bar(request, int(queue_pk), contact)
     return render(request, "calls/contact_detail.html", context, status=status)
+
+
+def _queue_bar(request: AuthedRequest, queue_pk: int, contact: Contact) -> str:
+    """The queue bar, when the person holds this contact in that queue (`?queue=<id>`); else nothing."""
+    queue = CallQueue.objects.filter(pk=queue_pk).first()
+    bar = queues.bar_context(request.user, queue, contact.pk) if queue is not None else None
+    return render_to_string("calls/queue_bar.html", bar, request=request) if bar else ""
 
 
 def _timeline(user: User, contact: Contact, older: tuple[int, int] | None) -> dict[str, object]:

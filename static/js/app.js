@@ -322,3 +322,64 @@ document.addEventListener("DOMContentLoaded", () => {
   const search = document.querySelector("input[type=search]");
   if (search) search.focus();
 });
+
+// Call queues: on a contact's page with the queue bar, "n" opens the next contact, "s" goes to the skip reason,
+// "x" stops. Once the call's outcome is settled the bar can open the next contact by itself after 5 s (a
+// choice kept in this browser), which unticking the box or pressing a key stops.
+document.addEventListener("keydown", (event) => {
+  if (isTyping(event.target) || event.ctrlKey || event.metaKey || event.altKey) return;
+  const target = document.querySelector(`#queue-bar [data-shortcut-queue="${event.key}"]`);
+  if (!target) return;
+  event.preventDefault();
+  if (target instanceof HTMLInputElement) {
+    target.focus();
+  } else {
+    stopQueueCountdown();
+    target.click();
+  }
+});
+
+let queueCountdown = null;
+
+function stopQueueCountdown() {
+  if (queueCountdown !== null) {
+    clearInterval(queueCountdown);
+    queueCountdown = null;
+  }
+  const words = document.querySelector("#queue-bar [data-countdown-words]");
+  if (words) words.textContent = "";
+}
+
+function startQueueCountdown() {
+  const bar = document.getElementById("queue-bar");
+  const box = bar && bar.querySelector("[data-auto-next]");
+  if (!box) return;
+  box.checked = localStorage.getItem("vccweb.queueAutoNext") === "on";
+  if (!box.dataset.wired) {
+    box.dataset.wired = "1";
+    box.addEventListener("change", () => {
+      localStorage.setItem("vccweb.queueAutoNext", box.checked ? "on" : "off");
+      if (box.checked) startQueueCountdown(); else stopQueueCountdown();
+    });
+  }
+  if (!box.checked || queueCountdown !== null) return;
+  let left = 5;
+  const say = () => {
+    const words = document.querySelector("#queue-bar [data-countdown-words]");  // the bar is refreshed meanwhile
+    if (words) words.textContent = `Next contact in ${left} s.`;
+  };
+  say();
+  queueCountdown = setInterval(() => {
+    left -= 1;
+    if (left > 0) { say(); return; }
+    stopQueueCountdown();
+    const form = document.getElementById(bar.dataset.nextForm || "");
+    if (form instanceof HTMLFormElement) form.requestSubmit();
+  }, 1000);
+}
+
+document.addEventListener("DOMContentLoaded", startQueueCountdown);
+document.addEventListener("htmx:afterSettle", () => {
+  if (!document.querySelector("#queue-bar [data-auto-next]")) stopQueueCountdown();
+  startQueueCountdown();
+});

@@ -1,0 +1,466 @@
+"""Working a call queue: the next contact for an agent, held by them alone; skipping, stopping; and what each call's
+outcome does to its contact's place in the queue.
+
+Who holds what is on the rows themselves (QueueEntry.claimed_by, Callback.claimed_by), so it outlives a request and
+shows on the queue's page; a claim lapses after CLAIM_IDLE without a sign of its agent (the queue bar's refresh is
+one), and another agent may then take the contact. Taking one is a short transaction that locks candidate rows with
+`FOR UPDATE SKIP LOCKED`: agents pulling "next" at once each lock different rows, never wait on one another, and
+the claim is re-checked on the locked row itself.
+
+The agent's own due callbacks (to them, or to a group they are in) come before the queue's contacts."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING
+
+from django.core.cache import cache
+from django.db import transaction
+from django.db.models import Exists, OuterRef, Q
+
+from calls import permissions as perms
+from calls.calling import hours as calling_hours
+from calls.models import (
+    Agent,
+    Call,
+    Callback,
+    CallQueue,
+    Contact,
+    ContactPhone,
+    DispositionCode,
+    QueueAttempt,
+    QueueEntry,
+)
+
+if TYPE_CHECKING:
+    from django.contrib.auth.models import User
+
+log = logging.getLogger("calls.queues")
+
+CLAIM_IDLE = timedelta(minutes=10)  # a claim with no sign of its agent for this long lapses
+CANDIDATES = 8  # callbacks locked at a time when looking for the agent's next one
+MAX_ROUNDS = 50  # contacts looked at for one "next" (each one closed or gone is moved out of the way)
+WRAP_UP_WAIT = timedelta(hours=1)  # a connected call not wrapped up by then counts as not reached
+UNKNOWN_ZONE = ":"  # QueueEntry.time_zone once looked up and found unknown ("" is: not looked up yet)
+
+
+# --- Who may work which queue -------------------------------------------------------------------------------
+
+
+def queues_for(user: User) -> list[CallQueue]:
+    """The active and paused queues given to the user (to their agent or a group they are in)."""
+    agent = Agent.objects.filter(user=user).first()
+    if agent is None:
+        return []
+    given = Q(agents=agent) | Q(groups__members=agent)
+    return list(CallQueue.objects.exclude(state=CallQueue.State.CLOSED).filter(given).distinct().order_by("name"))
+
+
+def may_work(user: User, queue: CallQueue) -> bool:
+    """Whether the user may take contacts from the queue: it is given to them, or they run queues (supervisors)."""
+    if not user.has_perm(perms.WORK_QUEUE) and not user.has_perm(perms.CHANGE_QUEUE):
+        return False
+    if user.has_perm(perms.CHANGE_QUEUE):
+        return True
+    agent = Agent.objects.filter(user=user).first()
+    if agent is None:
+        return False
+    return queue.agents.filter(pk=agent.pk).exists() or queue.groups.filter(members=agent).exists()
+
+
+# --- What the agent holds -----------------------------------------------------------------------------------
+
+
+@dataclass
+class Held:
+    """What an agent holds in a queue: one queue entry, or one callback of theirs (served first)."""
+
+    queue: CallQueue
+    contact: Contact
+    entry: QueueEntry | None = None
+    callback: Callback | None = None
+
+    @property
+    def attempt(self) -> QueueAttempt | None:
+        """The call made to the held entry since it was taken (the latest), if any: pending until settled."""
+        if self.entry is None or self.entry.claimed_since is None:
+            return None
+        return (
+            self.entry.tries.filter(at__gte=self.entry.claimed_since, call__isnull=False)
+            .select_related("call")
+            .order_by("-pk")
+            .first()
+        )
+
+
+def held(user: User, queue: CallQueue, *, now: datetime) -> Held | None:
+    """The contact the user holds in this queue (a callback first), if the claim is still theirs."""
+    fresh = now - CLAIM_IDLE
+    callback = Callback.objects.select_related("contact", "phone").filter(claimed_by=user, claimed_at__gt=fresh).first()
+    if callback is not None:
+        entry = QueueEntry.objects.filter(queue=queue, contact=callback.contact).first()
+        return Held(queue, callback.contact, entry=entry, callback=callback)
+    entry = (
+        QueueEntry.objects.select_related("contact").filter(queue=queue, claimed_by=user, claimed_at__gt=fresh).first()
+    )
+    return Held(queue, entry.contact, entry=entry) if entry is not None else None
+
+
+def still_here(user: User, *, now: datetime) -> None:
+    """A sign of the agent (the queue bar's refresh): their claims stay theirs for another CLAIM_IDLE."""
+    fresh = now - CLAIM_IDLE
+    QueueEntry.objects.filter(claimed_by=user, claimed_at__gt=fresh).update(claimed_at=now)
+    Callback.objects.filter(claimed_by=user, claimed_at__gt=fresh).update(claimed_at=now)
+
+
+def release(user: User) -> int:
+    """Give back everything the user holds (Stop, or moving on): the contacts keep their place."""
+    with transaction.atomic():
+        n = QueueEntry.objects.filter(claimed_by=user).update(claimed_by=None, claimed_at=None, claimed_since=None)
+        n += Callback.objects.filter(claimed_by=user).update(claimed_by=None, claimed_at=None)
+    return n
+
+
+# --- Taking the next contact --------------------------------------------------------------------------------
+
+
+@dataclass
+class Next:
+    held: Held | None
+    why_none: str = ""  # when there is nobody to call now: why, in words
+
+
+def take_next(*, user: User, queue: CallQueue, now: datetime) -> Next:
+    """The contact the user should call now: what they already hold if its call is not settled (a call going on,
+    or no call yet), else their first due callback, else the queue's next contact within calling hours."""
+    if queue.state != CallQueue.State.ACTIVE:
+        return Next(None, f"This queue is {queue.get_state_display().lower()}.")
+    current = held(user, queue, now=now)
+    if current is not None:
+        attempt = current.attempt
+        if attempt is not None:
+            settle(attempt, now=now)
+            attempt.refresh_from_db()
+        unsettled = attempt is None or attempt.effect == QueueAttempt.Effect.PENDING
+        if current.callback is not None:
+            if not _callback_kept(current.callback) and (current.entry is None or unsettled):
+                return Next(current)
+        elif unsettled:
+            return Next(current)
+    release(user)
+    hours = calling_hours.load_hours()
+    if (callback := _take_callback(user, queue, now=now, hours=hours)) is not None:
+        return Next(callback)
+    if (entry := _take_entry(user, queue, now=now, hours=hours)) is not None:
+        return Next(entry)
+    return Next(None, _why_nobody(queue, now=now))
+
+
+def _callback_kept(callback: Callback) -> bool:
+    callback.refresh_from_db(fields=["state"])
+    return callback.state != Callback.State.OPEN
+
+
+def _groups_of(user: User) -> list[int]:
+    return list(Agent.objects.filter(user=user).values_list("groups", flat=True).exclude(groups=None))
+
+
+def _take_callback(user: User, queue: CallQueue, *, now: datetime, hours: calling_hours.Hours) -> Held | None:
+    """The user's first due callback (to them or a group of theirs) that nobody else holds and whose callee is
+    within calling hours now."""
+    groups = _groups_of(user)
+    mine = Q(assigned_to=user) | (Q(group__in=groups) if groups else Q(pk__in=[]))
+    free = Q(claimed_by__isnull=True) | Q(claimed_by=user) | Q(claimed_at__lte=now - CLAIM_IDLE)
+    with transaction.atomic():
+        for callback in (
+            Callback.objects.select_for_update(skip_locked=True, of=("self",))
+            .select_related("contact", "phone")
+            .filter(mine, free, state=Callback.State.OPEN, due_at__lte=now)
+            .order_by("due_at", "pk")[:CANDIDATES]
+        ):
+            phone = callback.phone or _first_callable(callback.contact)
+            if phone is None:
+                continue
+            key = calling_hours.zone_key(phone.number, callback.contact.time_zone)
+            if not hours.check(key, now).open:
+                continue  # its promise stands: it comes first again once the callee's hours open
+            Callback.objects.filter(pk=callback.pk).update(claimed_by=user, claimed_at=now)
+            entry = QueueEntry.objects.filter(queue=queue, contact=callback.contact).first()
+            return Held(queue, callback.contact, entry=entry, callback=callback)
+    return None
+
+
+def _take_entry(user: User, queue: CallQueue, *, now: datetime, hours: calling_hours.Hours) -> Held | None:
+    """Claim the queue's first contact that is due, free, has no open callback (the callback brings them back) and
+    is within calling hours. One row is locked at a time (SKIP LOCKED), so agents asking together each lock a
+    different one; the time zones known to be closed now are left out in SQL, and a contact whose zone was not looked
+    up yet is checked here (moved to when its hours open if they are closed)."""
+    closed = _closed_zones(queue, now=now, hours=hours)
+    candidates = (
+        QueueEntry.objects.select_for_update(skip_locked=True, of=("self",))
+        .filter(queue=queue, state=QueueEntry.State.WAITING, due_at__lte=now)
+        .filter(Q(claimed_by__isnull=True) | Q(claimed_at__lte=now - CLAIM_IDLE))
+        .exclude(time_zone__in=closed)
+        .exclude(Exists(QueueAttempt.objects.filter(entry=OuterRef("pk"), effect=QueueAttempt.Effect.PENDING)))
+        .exclude(Exists(Callback.objects.filter(contact=OuterRef("contact_id"), state=Callback.State.OPEN)))
+        .order_by("-is_callback", "position")
+        .values_list("pk", "contact_id", "time_zone")
+    )
+    for _ in range(MAX_ROUNDS):
+        with transaction.atomic():
+            row = next(iter(candidates[:1]), None)
+            if row is None:
+                return None
+            entry_id, contact_id, zone = row
+            contact = Contact.objects.filter(pk=contact_id).first()
+            phone = _first_callable(contact) if contact is not None else None
+            if contact is None or phone is None:
+                _finish(entry_id, QueueEntry.State.DO_NOT_CALL, now=now)
+                continue
+            key = zone or (calling_hours.zone_key(phone.number, contact.time_zone) or UNKNOWN_ZONE)
+            local = hours.check("" if key == UNKNOWN_ZONE else key, now)
+            if not local.open:
+                opens = local.opens_at or now + timedelta(hours=1)
+                QueueEntry.objects.filter(pk=entry_id).update(due_at=opens, time_zone=key)
+                continue
+            QueueEntry.objects.filter(pk=entry_id).update(
+                claimed_by=user, claimed_at=now, claimed_since=now, time_zone=key
+            )
+            return Held(queue, contact, entry=QueueEntry.objects.get(pk=entry_id))
+    log.warning("queue %s: no contact found for user %s in %s rounds", queue.pk, user.pk, MAX_ROUNDS)
+    return None
+
+
+def _closed_zones(queue: CallQueue, *, now: datetime, hours: calling_hours.Hours) -> list[str]:
+    """The time zones (QueueEntry.time_zone keys) of the queue's waiting contacts that are outside calling hours
+    now. The zones a queue holds are read at most once a minute (they change only as zones are looked up)."""
+    cache_key = f"calls:queue:{queue.pk}:zones"
+    zones = cache.get(cache_key)
+    if zones is None:
+        zones = list(
+            QueueEntry.objects.filter(queue=queue, state=QueueEntry.State.WAITING)
+            .exclude(time_zone__in=["", UNKNOWN_ZONE])
+            .values_list("time_zone", flat=True)
+            .distinct()
+        )
+        cache.set(cache_key, zones, 60)
+    return [key for key in zones if not hours.check(key, now).open]
+
+
+def fill_zones(*, limit: int = 50_000) -> int:
+    """Look up the time zones of queue contacts not looked up yet (the periodic upkeep), so that "next" can leave
+    closed ones out in SQL. Returns how many were filled."""
+    filled = 0
+    pending = (
+        QueueEntry.objects.filter(state=QueueEntry.State.WAITING, time_zone="")
+        .values_list("pk", "contact_id")
+        .order_by("pk")[:limit]
+    )
+    rows = list(pending)
+    for start in range(0, len(rows), 2000):
+        chunk = rows[start : start + 2000]
+        contacts = {
+            c.pk: c
+            for c in Contact.objects.filter(pk__in=[cid for _, cid in chunk])
+            .only("pk", "time_zone")
+            .prefetch_related("phones")
+        }
+        keys: dict[str, list[int]] = {}
+        for entry_id, contact_id in chunk:
+            contact = contacts.get(contact_id)
+            numbers = sorted(contact.phones.all(), key=lambda p: (not p.is_primary, p.pk)) if contact else []
+            number = next((p.number for p in numbers if not p.do_not_call), "")
+            key = (calling_hours.zone_key(number, contact.time_zone) if contact and number else "") or UNKNOWN_ZONE
+            keys.setdefault(key, []).append(entry_id)
+        with transaction.atomic():
+            for key, ids in keys.items():
+                filled += QueueEntry.objects.filter(pk__in=ids, time_zone="").update(time_zone=key)
+    return filled
+
+
+def _first_callable(contact: Contact) -> ContactPhone | None:
+    """The number a queue calls: the primary one unless it is do-not-call (here or on any contact)."""
+    if contact.do_not_call:
+        return None
+    blocked = ContactPhone.objects.filter(Q(do_not_call=True) | Q(contact__do_not_call=True)).values("number")
+    return contact.phones.exclude(do_not_call=True).exclude(number__in=blocked).order_by("-is_primary", "pk").first()
+
+
+def _why_nobody(queue: CallQueue, *, now: datetime) -> str:
+    waiting = QueueEntry.objects.filter(queue=queue, state=QueueEntry.State.WAITING)
+    if not waiting.exists():
+        return "Everyone in this queue has been dealt with."
+    later = waiting.filter(due_at__gt=now).order_by("due_at").values_list("due_at", flat=True).first()
+    held_by_others = waiting.filter(claimed_by__isnull=False, claimed_at__gt=now - CLAIM_IDLE).count()
+    parts = []
+    if held_by_others:
+        parts.append(f"{held_by_others} being called by colleagues")
+    if later is not None:
+        parts.append(f"the next one is due at {later:%H:%M} UTC (after a wait, or when their calling hours open)")
+    return "Nobody to call right now: " + ("; ".join(parts) or "the rest wait for a callback") + "."
+
+
+def _finish(entry_id: int, state: str, *, now: datetime) -> None:
+    QueueEntry.objects.filter(pk=entry_id).update(
+        state=state, finished_at=now, claimed_by=None, claimed_at=None, claimed_since=None
+    )
+
+
+# --- Skipping ----------------------------------------------------------------------------------------------
+
+
+def skip(*, user: User, queue: CallQueue, reason: str, now: datetime) -> bool:
+    """Put the held contact back after the queue's wait, with the reason (no call, no attempt counted). A held
+    callback keeps its promise and is let go. Returns whether there was something to skip."""
+    current = held(user, queue, now=now)
+    if current is None:
+        return False
+    with transaction.atomic():
+        if current.entry is not None and current.attempt is None:
+            QueueEntry.objects.filter(pk=current.entry.pk).update(
+                due_at=now + timedelta(minutes=queue.retry_minutes),
+                claimed_by=None,
+                claimed_at=None,
+                claimed_since=None,
+                skip_reason=reason,
+                last_outcome=f"Skipped: {reason}",
+            )
+            QueueAttempt.objects.create(
+                queue=queue,
+                entry=current.entry,
+                user=user,
+                at=now,
+                outcome=reason,
+                effect=QueueAttempt.Effect.SKIPPED,
+            )
+        elif current.callback is not None and current.attempt is None:
+            # A promise is not dropped by a skip: it comes back after the queue's wait, the reason kept.
+            Callback.objects.filter(pk=current.callback.pk).update(
+                due_at=now + timedelta(minutes=queue.retry_minutes), claimed_by=None, claimed_at=None
+            )
+        release(user)
+    return True
+
+
+# --- A call from the queue and its outcome -----------------------------------------------------------------
+
+
+def note_call(call: Call, *, user: User, now: datetime) -> QueueAttempt | None:
+    """A call just placed by the user: when it is to the contact they hold in a queue, it is that entry's attempt."""
+    if call.contact_id is None:
+        return None
+    fresh = now - CLAIM_IDLE
+    entry = (
+        QueueEntry.objects.filter(contact_id=call.contact_id, claimed_by=user, claimed_at__gt=fresh)
+        .select_related("queue")
+        .first()
+    )
+    if entry is None:
+        callback = Callback.objects.filter(claimed_by=user, claimed_at__gt=fresh, contact_id=call.contact_id).first()
+        if callback is None:
+            return None
+        entry = QueueEntry.objects.filter(contact_id=call.contact_id, state=QueueEntry.State.WAITING).first()
+        if entry is None:
+            return None
+    with transaction.atomic():
+        if QueueAttempt.objects.filter(call=call).exists():
+            return None
+        QueueEntry.objects.filter(pk=entry.pk).update(
+            attempts=entry.attempts + 1, last_call=call, last_attempt_at=now, claimed_at=now
+        )
+        attempt = QueueAttempt.objects.create(queue_id=entry.queue_id, entry=entry, call=call, user=user, at=now)
+    if call.state in (Call.State.FAILED, Call.State.ENDED, Call.State.UNCONFIRMED):
+        settle(attempt, now=now)
+    return attempt
+
+
+def settle(attempt: QueueAttempt, *, now: datetime) -> str:
+    """Apply a call's outcome to its queue entry once it is known: reached (a final disposition), back after the
+    wait (no answer, busy, a disposition that did not reach them), back at a promised callback, out for good
+    (do-not-call), or unreached (attempts used up). Returns the effect; PENDING while the call or its wrap-up is
+    still to come."""
+    if attempt.effect != QueueAttempt.Effect.PENDING or attempt.call_id is None:
+        return attempt.effect
+    call = Call.objects.select_related("contact", "phone").get(pk=attempt.call_id)
+    effect, outcome = _effect_of(call, now=now)
+    if effect == QueueAttempt.Effect.PENDING:
+        return effect
+    with transaction.atomic():
+        entry = QueueEntry.objects.select_for_update().select_related("queue").get(pk=attempt.entry_id)
+        queue = entry.queue
+        due = now + timedelta(minutes=queue.retry_minutes)
+        promised = Callback.objects.filter(promised_on=call, state=Callback.State.OPEN).order_by("due_at").first()
+        if promised is not None and effect in (QueueAttempt.Effect.RETRY, QueueAttempt.Effect.REACHED):
+            effect, due = QueueAttempt.Effect.CALLBACK, promised.due_at  # "call me back at 3" wins
+        if effect == QueueAttempt.Effect.RETRY and entry.attempts >= queue.max_attempts:
+            effect = QueueAttempt.Effect.UNREACHED
+        # The claim stays: the agent's bar shows the outcome and offers Next (which lets it go).
+        changes: dict[str, object] = {"last_outcome": outcome}
+        if effect in (QueueAttempt.Effect.RETRY, QueueAttempt.Effect.CALLBACK):
+            changes |= {"due_at": due, "is_callback": effect == QueueAttempt.Effect.CALLBACK}
+        else:
+            state = {
+                QueueAttempt.Effect.REACHED: QueueEntry.State.REACHED,
+                QueueAttempt.Effect.DO_NOT_CALL: QueueEntry.State.DO_NOT_CALL,
+                QueueAttempt.Effect.UNREACHED: QueueEntry.State.UNREACHED,
+            }[QueueAttempt.Effect(effect)]
+            changes |= {"state": state, "finished_at": now, "is_callback": False}
+        QueueEntry.objects.filter(pk=entry.pk).update(**changes)
+        QueueAttempt.objects.filter(pk=attempt.pk).update(effect=effect, outcome=outcome)
+    attempt.effect, attempt.outcome = effect, outcome
+    return effect
+
+
+def _effect_of(call: Call, *, now: datetime) -> tuple[str, str]:
+    """What a call's outcome does in a queue, and the words for it (the disposition, or how the call ended). A call
+    that connected and was never wrapped up counts as not reached once WRAP_UP_WAIT has passed."""
+    if call.contact is not None and call.contact.do_not_call:
+        return QueueAttempt.Effect.DO_NOT_CALL, "Do not call"
+    if call.phone is not None and call.phone.do_not_call:
+        return QueueAttempt.Effect.DO_NOT_CALL, "Number marked do not call"
+    if call.state in Call.IN_PROGRESS:
+        return QueueAttempt.Effect.PENDING, ""
+    if call.state in (Call.State.FAILED, Call.State.UNCONFIRMED) or call.outcome in Call.NEVER_CONNECTED:
+        return QueueAttempt.Effect.RETRY, call.get_outcome_display()
+    if call.wrapped_up_at is None or not call.disposition_code:
+        if call.ended_at is not None and call.ended_at <= now - WRAP_UP_WAIT:
+            return QueueAttempt.Effect.RETRY, "Not wrapped up"
+        return QueueAttempt.Effect.PENDING, ""
+    disposition = DispositionCode.objects.filter(code=call.disposition_code).first()
+    if disposition is not None and disposition.action in (
+        DispositionCode.Action.NUMBER_DNC,
+        DispositionCode.Action.CONTACT_DNC,
+    ):
+        return QueueAttempt.Effect.DO_NOT_CALL, call.disposition_code
+    if disposition is not None and disposition.queue_effect == DispositionCode.QueueEffect.RETRY:
+        return QueueAttempt.Effect.RETRY, call.disposition_code
+    return QueueAttempt.Effect.REACHED, call.disposition_code
+
+
+def settle_finished(*, now: datetime, limit: int = 500) -> int:
+    """The periodic catch-up: attempts whose call has ended or been wrapped up since, for agents who moved on."""
+    known = (
+        Q(call__state__in=[Call.State.FAILED, Call.State.UNCONFIRMED])
+        | Q(call__outcome__in=Call.NEVER_CONNECTED)
+        | Q(call__wrapped_up_at__isnull=False)
+        | Q(call__ended_at__lte=now - WRAP_UP_WAIT)
+    )
+    pending = (
+        QueueAttempt.objects.filter(known, effect=QueueAttempt.Effect.PENDING, call__isnull=False)
+        .exclude(call__state__in=Call.IN_PROGRESS)
+        .order_by("pk")[:limit]
+    )
+    done = 0
+    for attempt in pending:
+        if settle(attempt, now=now) != QueueAttempt.Effect.PENDING:
+            done += 1
+    return done
+
+
+def after_wrap_up(call: Call, *, now: datetime) -> None:
+    """Run with a wrap-up: the queue attempt it ends, if any, is settled at once."""
+    attempt = QueueAttempt.objects.filter(call=call, effect=QueueAttempt.Effect.PENDING).first()
+    if attempt is not None:
+        settle(attempt, now=now)

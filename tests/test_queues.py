@@ -1,0 +1,305 @@
+"""Call queues (calls/queues/): making one, taking contacts (each to one agent), skipping, stopping, and what each
+call's outcome does to its contact's place. On an injected clock; contacts are UK numbers, called on a weekday
+morning, inside calling hours."""
+
+from __future__ import annotations
+
+import threading
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from django.db import connection
+
+from calls.models import (
+    Agent,
+    Call,
+    Callback,
+    CallQueue,
+    Contact,
+    ContactImport,
+    ContactPhone,
+    ImportedContact,
+    QueueAttempt,
+    QueueEntry,
+)
+from calls.queues import building, tend, working
+from tests._calls import make_call
+
+NOW = datetime(2026, 12, 8, 11, 0, tzinfo=UTC)  # a Tuesday, 11:00 in London
+
+
+def _contact(name: str, number: str, *, created: datetime | None = None, **fields) -> Contact:
+    contact = Contact.objects.create(name=name, **fields)
+    ContactPhone.objects.create(contact=contact, number=number, is_primary=True)
+    if created is not None:
+        Contact.objects.filter(pk=contact.pk).update(created_at=created)
+    return contact
+
+
+@pytest.fixture
+def leads(db):
+    """Five leads at Acme, made a day apart (Ada oldest), and one elsewhere."""
+    names = ["Ada", "Ben", "Cleo", "Dev", "Eve"]
+    made = [
+        _contact(n, f"+4474001234{i:02d}", created=NOW - timedelta(days=10 - i), company="Acme")
+        for i, n in enumerate(names)
+    ]
+    _contact("Zed", "+447400999000", company="Other")
+    return made
+
+
+@pytest.fixture
+def queue(leads, supervisor_user, agent_user, other_agent_user, sales):
+    made = building.make_queue(
+        user=supervisor_user, name="Acme leads", now=NOW, source_filter={"company": "Acme"}, groups=[sales]
+    )
+    return made.queue
+
+
+def _names(queue: CallQueue) -> list[str]:
+    return list(queue.entries.order_by("position").values_list("contact__name", flat=True))
+
+
+def test_a_queue_holds_the_filters_matches_in_its_order_and_leaves_do_not_call_out(leads, supervisor_user):
+    Contact.objects.filter(name="Cleo").update(do_not_call=True)
+    ContactPhone.objects.filter(contact__name="Dev").update(do_not_call=True)  # his only number
+    made = building.make_queue(user=supervisor_user, name="Q", now=NOW, source_filter={"company": "Acme"})
+    assert made.added == 3 and made.left_out == 2
+    assert _names(made.queue) == ["Ada", "Ben", "Eve"]
+    assert set(made.queue.entries.values_list("state", flat=True)) == {"waiting"}
+
+
+def test_a_queue_can_be_ordered_by_priority_or_by_last_called(leads, supervisor_user):
+    Contact.objects.filter(name="Dev").update(priority=5)
+    Contact.objects.filter(name="Ben").update(priority=9)
+    by_priority = building.make_queue(
+        user=supervisor_user, name="P", now=NOW, source_filter={"company": "Acme"}, sort="priority"
+    )
+    assert _names(by_priority.queue) == ["Ben", "Dev", "Ada", "Cleo", "Eve"]
+    Contact.objects.filter(name="Ada").update(last_called_at=NOW - timedelta(hours=1))
+    Contact.objects.filter(name="Ben").update(last_called_at=NOW - timedelta(days=3))
+    by_last = building.make_queue(
+        user=supervisor_user, name="L", now=NOW, source_filter={"company": "Acme"}, sort="last_called"
+    )
+    assert _names(by_last.queue) == ["Cleo", "Dev", "Eve", "Ben", "Ada"]  # never called first, then longest ago
+
+
+def test_a_queue_made_from_a_search_holds_what_the_contact_list_finds(leads, supervisor_user):
+    made = building.make_queue(user=supervisor_user, name="S", now=NOW, source_filter={"q": "cle"})
+    assert _names(made.queue) == ["Cleo"]
+
+
+def test_a_queue_from_an_import_holds_the_contacts_it_added_or_updated(leads, supervisor_user):
+    imp = ContactImport.objects.create(created_by=supervisor_user, status=ContactImport.Status.DONE)
+    for row, name in [(2, "Eve"), (3, "Ben")]:
+        ImportedContact.objects.create(contact_import=imp, contact=Contact.objects.get(name=name), row=row)
+    made = building.make_queue(user=supervisor_user, name="I", now=NOW, source_import=imp, live=True)
+    assert _names(made.queue) == ["Ben", "Eve"]
+    assert made.queue.live is False  # an import does not grow
+
+
+def test_a_live_queue_takes_new_matches_in_at_its_end_and_a_snapshot_does_not(leads, supervisor_user):
+    live = building.make_queue(user=supervisor_user, name="Live", now=NOW, source_filter={"company": "Acme"}, live=True)
+    snap = building.make_queue(user=supervisor_user, name="Snap", now=NOW, source_filter={"company": "Acme"})
+    _contact("Fay", "+447400123499", company="Acme")
+    _contact("Gus", "+447400123498", company="Elsewhere")
+    assert tend(now=NOW)["joined"] == 1
+    assert _names(live.queue)[-1] == "Fay" and len(_names(live.queue)) == 6
+    assert "Fay" not in _names(snap.queue)
+    assert building.add_new_matches(live.queue, now=NOW) == 0  # looked at already
+
+
+def test_each_agent_gets_the_next_contact_and_keeps_it_until_its_call_is_settled(queue, agent_user, other_agent_user):
+    first = working.take_next(user=agent_user, queue=queue, now=NOW).held
+    second = working.take_next(user=other_agent_user, queue=queue, now=NOW).held
+    assert first.contact.name == "Ada" and second.contact.name == "Ben"
+    # Asking again (a reload, a second tab) gives back the same contact: no call was made yet.
+    assert working.take_next(user=agent_user, queue=queue, now=NOW).held.contact.name == "Ada"
+    entry = QueueEntry.objects.get(queue=queue, contact__name="Ada")
+    assert entry.claimed_by == agent_user and entry.claimed_since == NOW
+
+
+def test_a_claim_lapses_after_ten_idle_minutes_and_a_sign_of_the_agent_keeps_it(queue, agent_user, other_agent_user):
+    working.take_next(user=agent_user, queue=queue, now=NOW)
+    working.still_here(agent_user, now=NOW + timedelta(minutes=8))
+    later = NOW + timedelta(minutes=12)
+    assert working.take_next(user=other_agent_user, queue=queue, now=later).held.contact.name == "Ben"
+    working.release(other_agent_user)
+    much_later = NOW + timedelta(minutes=19)  # 11 minutes after Alex's last sign
+    assert working.take_next(user=other_agent_user, queue=queue, now=much_later).held.contact.name == "Ada"
+
+
+def test_skipping_puts_the_contact_back_after_the_wait_with_the_reason(queue, agent_user):
+    working.take_next(user=agent_user, queue=queue, now=NOW)
+    assert working.skip(user=agent_user, queue=queue, reason="Asked for next week", now=NOW)
+    ada = QueueEntry.objects.get(queue=queue, contact__name="Ada")
+    assert ada.due_at == NOW + timedelta(minutes=queue.retry_minutes) and ada.claimed_by is None
+    assert ada.attempts == 0 and ada.skip_reason == "Asked for next week"
+    assert QueueAttempt.objects.get(entry=ada).effect == "skipped"
+    assert working.take_next(user=agent_user, queue=queue, now=NOW).held.contact.name == "Ben"
+    back = NOW + timedelta(minutes=queue.retry_minutes)
+    working.release(agent_user)
+    assert working.take_next(user=agent_user, queue=queue, now=back).held.contact.name == "Ada"
+
+
+def test_stop_gives_the_contact_back_in_its_place(queue, agent_user, other_agent_user):
+    working.take_next(user=agent_user, queue=queue, now=NOW)
+    working.release(agent_user)
+    assert working.take_next(user=other_agent_user, queue=queue, now=NOW).held.contact.name == "Ada"
+
+
+def test_a_paused_queue_gives_nobody(queue, agent_user):
+    CallQueue.objects.filter(pk=queue.pk).update(state="paused")
+    queue.refresh_from_db()
+    got = working.take_next(user=agent_user, queue=queue, now=NOW)
+    assert got.held is None and "paused" in got.why_none
+
+
+def test_a_contact_marked_do_not_call_since_the_queue_was_made_is_taken_out(queue, agent_user):
+    Contact.objects.filter(name="Ada").update(do_not_call=True)
+    assert working.take_next(user=agent_user, queue=queue, now=NOW).held.contact.name == "Ben"
+    assert QueueEntry.objects.get(queue=queue, contact__name="Ada").state == "dnc"
+
+
+def _work(queue, user, *, outcome="answered", disposition="", now=NOW):
+    """Take the next contact, call them (a call stored as ended with outcome), note it, and wrap it up."""
+    held = working.take_next(user=user, queue=queue, now=now).held
+    agent = Agent.objects.get(user=user)
+    call = make_call(
+        user=user,
+        agent=agent,
+        outcome=outcome,
+        at=now,
+        contact=held.contact,
+        phone=held.contact.phones.first(),
+        disposition_code=disposition,
+        wrapped_up_at=now if disposition else None,
+    )
+    attempt = working.note_call(call, user=user, now=now)
+    working.settle(attempt, now=now)
+    attempt.refresh_from_db()
+    return held, call, attempt
+
+
+def test_a_final_disposition_takes_the_contact_out_as_reached(queue, agent_user):
+    held, call, attempt = _work(queue, agent_user, disposition="Interested")
+    entry = QueueEntry.objects.get(pk=held.entry.pk)
+    assert attempt.effect == "reached" and entry.state == "reached" and entry.finished_at == NOW
+    assert entry.attempts == 1 and entry.last_call == call and entry.last_outcome == "Interested"
+
+
+def test_no_answer_puts_the_contact_back_after_the_wait_and_the_limit_ends_it_unreached(queue, agent_user):
+    CallQueue.objects.filter(pk=queue.pk).update(max_attempts=2, retry_minutes=30)
+    queue.refresh_from_db()
+    held, _, attempt = _work(queue, agent_user, outcome="no_answer")
+    entry = QueueEntry.objects.get(pk=held.entry.pk)
+    assert attempt.effect == "retry" and entry.state == "waiting" and entry.due_at == NOW + timedelta(minutes=30)
+    later = NOW + timedelta(minutes=31)
+    working.release(agent_user)
+    assert working.take_next(user=agent_user, queue=queue, now=later).held.contact == held.contact
+    _, _, second = _work(queue, agent_user, outcome="busy", now=later)
+    entry.refresh_from_db()
+    assert second.effect == "unreached" and entry.state == "unreached" and entry.attempts == 2
+
+
+def test_a_not_reached_disposition_comes_back_and_a_do_not_call_one_takes_the_contact_out_for_good(
+    queue, agent_user, other_agent_user
+):
+    _, _, voicemail = _work(queue, agent_user, disposition="Left voicemail")
+    assert voicemail.effect == "retry"
+    held, call, _ = _work(queue, other_agent_user, disposition="Do not call")
+    Contact.objects.filter(pk=held.contact.pk).update(do_not_call=True)  # what the disposition's action does
+    entry = QueueEntry.objects.get(pk=held.entry.pk)
+    assert entry.state == "dnc"
+
+
+def test_a_promised_callback_brings_the_contact_back_at_that_time_to_the_promiser_first(
+    queue, agent_user, other_agent_user
+):
+    held = working.take_next(user=agent_user, queue=queue, now=NOW).held
+    call = make_call(
+        user=agent_user,
+        agent=Agent.objects.get(user=agent_user),
+        at=NOW,
+        contact=held.contact,
+        phone=held.contact.phones.first(),
+    )
+    attempt = working.note_call(call, user=agent_user, now=NOW)
+    at_three = NOW.replace(hour=15)
+    Callback.objects.create(contact=held.contact, due_at=at_three, assigned_to=agent_user, promised_on=call)
+    Call.objects.filter(pk=call.pk).update(disposition_code="Call back later", wrapped_up_at=NOW)
+    assert working.settle(attempt, now=NOW) == "callback"
+    entry = QueueEntry.objects.get(pk=held.entry.pk)
+    assert entry.due_at == at_three and entry.is_callback
+    # At three, Tom works the queue: the promise is Alex's, so Tom gets Ben; Alex gets his callback first.
+    working.release(agent_user)
+    assert working.take_next(user=other_agent_user, queue=queue, now=at_three).held.contact.name == "Ben"
+    mine = working.take_next(user=agent_user, queue=queue, now=at_three).held
+    assert mine.contact == held.contact and mine.callback is not None
+
+
+def test_an_attempt_settles_later_when_the_agent_moved_on(queue, agent_user):
+    held = working.take_next(user=agent_user, queue=queue, now=NOW).held
+    call = make_call(
+        user=agent_user, agent=Agent.objects.get(user=agent_user), outcome="in_progress", at=NOW, contact=held.contact
+    )
+    attempt = working.note_call(call, user=agent_user, now=NOW)
+    assert attempt.effect == ""
+    # The agent cannot move on while the call goes on: they get the same contact back.
+    assert working.take_next(user=agent_user, queue=queue, now=NOW).held.contact == held.contact
+    Call.objects.filter(pk=call.pk).update(
+        state="ended", outcome="no_answer", ended_at=NOW + timedelta(seconds=40), connected_at=None
+    )
+    assert tend(now=NOW + timedelta(minutes=1))["settled"] == 1
+    assert QueueAttempt.objects.get(pk=attempt.pk).effect == "retry"
+
+
+def test_a_call_not_from_the_queue_is_not_an_attempt(queue, agent_user, contact):
+    call = make_call(user=agent_user, at=NOW, contact=contact)
+    assert working.note_call(call, user=agent_user, now=NOW) is None
+
+
+def test_a_due_callback_of_mine_comes_before_the_queues_contacts(queue, agent_user):
+    outside = _contact("Olga", "+447400555111")
+    Callback.objects.create(contact=outside, due_at=NOW - timedelta(minutes=5), assigned_to=agent_user)
+    got = working.take_next(user=agent_user, queue=queue, now=NOW).held
+    assert got.contact == outside and got.callback is not None and got.entry is None
+
+
+@pytest.mark.django_db(transaction=True)
+def test_agents_pulling_next_at_once_never_get_the_same_contact():
+    """Eight agents, each in their own thread and database connection, pull "next" together, twice: sixteen
+    different contacts (the claims are taken with FOR UPDATE SKIP LOCKED and re-checked on the locked rows)."""
+    from tests.conftest import create_person, create_user
+
+    boss = create_user("boss", "supervisor")
+    users = [create_person(f"agent{i}", "agent", f"Agent {i}", f"{2000 + i}") for i in range(8)]
+    for i in range(20):
+        _contact(f"Lead {i:02d}", f"+4474001230{i:02d}", company="Acme")
+    queue = building.make_queue(
+        user=boss, name="Race", now=NOW, source_filter={"company": "Acme"}, agents=Agent.objects.all()
+    ).queue
+    barrier = threading.Barrier(len(users))
+    got: dict[str, list[int]] = {}
+    errors: list[BaseException] = []
+
+    def pull(user) -> None:
+        try:
+            barrier.wait()
+            first = working.take_next(user=user, queue=queue, now=NOW).held
+            working.skip(user=user, queue=queue, reason="next one", now=NOW)
+            second = working.take_next(user=user, queue=queue, now=NOW).held
+            got[user.username] = [first.contact.pk, second.contact.pk]
+        except BaseException as exc:  # noqa: BLE001 - reported below
+            errors.append(exc)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=pull, args=(u,)) for u in users]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors
+    taken = [pk for pair in got.values() for pk in pair]
+    assert len(taken) == 16 and len(set(taken)) == 16
