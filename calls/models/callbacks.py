@@ -51,6 +51,7 @@ class Callback(models.Model):
         indexes = [
             models.Index(fields=["due_at"], condition=Q(state="open"), name="callback_open_due_idx"),
             models.Index(fields=["contact", "due_at"], condition=Q(state="open"), name="callback_contact_idx"),
+            models.Index(fields=["claimed_by"], condition=Q(claimed_by__isnull=False), name="callback_claimed_idx"),
         ]
 
     def __str__(self) -> str:

@@ -85,7 +85,7 @@ class QueueEntry(models.Model):
     last_outcome = models.CharField(max_length=255, blank=True)
     skip_reason = models.CharField(max_length=200, blank=True)
     # The callee's time zones as calls/calling/hours.py found them, kept so a queue can skip closed hours in SQL.
-    time_zone = models.CharField(max_length=200, blank=True)
+    time_zone = models.TextField(blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
@@ -99,6 +99,8 @@ class QueueEntry(models.Model):
             ),
             models.Index(fields=["queue", "state"], name="queueentry_state_idx"),
             models.Index(fields=["last_call"], condition=Q(last_call__isnull=False), name="queueentry_call_idx"),
+            # What an agent holds: looked up on every "next" and every refresh of the queue bar.
+            models.Index(fields=["claimed_by"], condition=Q(claimed_by__isnull=False), name="queueentry_claimed_idx"),
         ]
 
     def __str__(self) -> str:

@@ -12,18 +12,21 @@ The agent's own due callbacks (to them, or to a group they are in) come before t
 from __future__ import annotations
 
 import logging
+import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from django.core.cache import cache
-from django.db import transaction
+from django.db import connection, transaction
 from django.db.models import Exists, OuterRef, Q
 
 from calls import permissions as perms
 from calls.calling import hours as calling_hours
+from calls.calling.facts import _phones_of
 from calls.models import (
     Agent,
+    AgentGroup,
     Call,
     Callback,
     CallQueue,
@@ -149,8 +152,8 @@ def take_next(*, user: User, queue: CallQueue, now: datetime) -> Next:
                 return Next(current)
         elif unsettled:
             return Next(current)
-    release(user)
-    hours = calling_hours.load_hours()
+        release(user)
+    hours = _hours(now)
     if (callback := _take_callback(user, queue, now=now, hours=hours)) is not None:
         return Next(callback)
     if (entry := _take_entry(user, queue, now=now, hours=hours)) is not None:
@@ -163,21 +166,37 @@ def _callback_kept(callback: Callback) -> bool:
     return callback.state != Callback.State.OPEN
 
 
-def _groups_of(user: User) -> list[int]:
-    return list(Agent.objects.filter(user=user).values_list("groups", flat=True).exclude(groups=None))
+_hours_read: tuple[float, calling_hours.Hours] | None = None
+HOURS_KEPT = 30.0  # seconds a process keeps the calling hours it read (admins' changes show within this)
+
+
+def _hours(now: datetime) -> calling_hours.Hours:
+    """The calling hours, read at most every HOURS_KEPT seconds by this process: "next" is asked hundreds of times
+    a minute, the hours change a few times a year."""
+    global _hours_read
+    at = time.monotonic()
+    if _hours_read is None or at - _hours_read[0] > HOURS_KEPT:
+        _hours_read = (at, calling_hours.load_hours())
+    return _hours_read[1]
+
+
+def _groups_of(user: User) -> Any:
+    """The ids of the user's agent's groups, as a subquery."""
+    return AgentGroup.members.through.objects.filter(agent__user=user).values("agentgroup_id")
 
 
 def _take_callback(user: User, queue: CallQueue, *, now: datetime, hours: calling_hours.Hours) -> Held | None:
     """The user's first due callback (to them or a group of theirs) that nobody else holds and whose callee is
     within calling hours now."""
-    groups = _groups_of(user)
-    mine = Q(assigned_to=user) | (Q(group__in=groups) if groups else Q(pk__in=[]))
+    mine = Q(assigned_to=user) | Q(group__in=_groups_of(user))
     free = Q(claimed_by__isnull=True) | Q(claimed_by=user) | Q(claimed_at__lte=now - CLAIM_IDLE)
+    due = Callback.objects.filter(mine, free, state=Callback.State.OPEN, due_at__lte=now)
+    if not due.exists():  # most of the time: one look, no transaction
+        return None
     with transaction.atomic():
         for callback in (
-            Callback.objects.select_for_update(skip_locked=True, of=("self",))
+            due.select_for_update(skip_locked=True, of=("self",))
             .select_related("contact", "phone")
-            .filter(mine, free, state=Callback.State.OPEN, due_at__lte=now)
             .order_by("due_at", "pk")[:CANDIDATES]
         ):
             phone = callback.phone or _first_callable(callback.contact)
@@ -199,8 +218,7 @@ def _take_entry(user: User, queue: CallQueue, *, now: datetime, hours: calling_h
     up yet is checked here (moved to when its hours open if they are closed)."""
     closed = _closed_zones(queue, now=now, hours=hours)
     candidates = (
-        QueueEntry.objects.select_for_update(skip_locked=True, of=("self",))
-        .filter(queue=queue, state=QueueEntry.State.WAITING, due_at__lte=now)
+        QueueEntry.objects.filter(queue=queue, state=QueueEntry.State.WAITING, due_at__lte=now)
         .filter(Q(claimed_by__isnull=True) | Q(claimed_at__lte=now - CLAIM_IDLE))
         .exclude(time_zone__in=closed)
         .exclude(Exists(QueueAttempt.objects.filter(entry=OuterRef("pk"), effect=QueueAttempt.Effect.PENDING)))
@@ -209,28 +227,57 @@ def _take_entry(user: User, queue: CallQueue, *, now: datetime, hours: calling_h
         .values_list("pk", "contact_id", "time_zone")
     )
     for _ in range(MAX_ROUNDS):
-        with transaction.atomic():
-            row = next(iter(candidates[:1]), None)
-            if row is None:
-                return None
-            entry_id, contact_id, zone = row
-            contact = Contact.objects.filter(pk=contact_id).first()
-            phone = _first_callable(contact) if contact is not None else None
-            if contact is None or phone is None:
-                _finish(entry_id, QueueEntry.State.DO_NOT_CALL, now=now)
-                continue
-            key = zone or (calling_hours.zone_key(phone.number, contact.time_zone) or UNKNOWN_ZONE)
-            local = hours.check("" if key == UNKNOWN_ZONE else key, now)
-            if not local.open:
-                opens = local.opens_at or now + timedelta(hours=1)
-                QueueEntry.objects.filter(pk=entry_id).update(due_at=opens, time_zone=key)
-                continue
-            QueueEntry.objects.filter(pk=entry_id).update(
-                claimed_by=user, claimed_at=now, claimed_since=now, time_zone=key
+        # The claim is one statement (it commits on its own): the row lock lasts only while it runs.
+        claimed = _claim_first(candidates, user=user, now=now)
+        if claimed is None:
+            return None
+        contact = Contact.objects.filter(pk=claimed.contact_id).first()
+        phone = _first_callable(contact) if contact is not None else None
+        if contact is None or phone is None:
+            _finish(claimed.pk, QueueEntry.State.DO_NOT_CALL, now=now)
+            continue
+        zone = claimed.time_zone
+        key = zone or (calling_hours.zone_key(phone.number, contact.time_zone) or UNKNOWN_ZONE)
+        local = hours.check("" if key == UNKNOWN_ZONE else key, now)
+        if not local.open:
+            opens = local.opens_at or now + timedelta(hours=1)
+            QueueEntry.objects.filter(pk=claimed.pk).update(
+                due_at=opens, time_zone=key, claimed_by=None, claimed_at=None, claimed_since=None
             )
-            return Held(queue, contact, entry=QueueEntry.objects.get(pk=entry_id))
+            continue
+        if key != zone:
+            QueueEntry.objects.filter(pk=claimed.pk).update(time_zone=key)
+            claimed.time_zone = key
+        claimed.contact = contact
+        return Held(queue, contact, entry=claimed)
     log.warning("queue %s: no contact found for user %s in %s rounds", queue.pk, user.pk, MAX_ROUNDS)
     return None
+
+
+def _claim_first(candidates: Any, *, user: User, now: datetime) -> QueueEntry | None:
+    """Lock the first candidate (SKIP LOCKED) and claim it for the user, in one statement on PostgreSQL; the entry
+    as it is once claimed."""
+    if connection.vendor != "postgresql":
+        with transaction.atomic():
+            found = next(iter(candidates[:1]), None)
+            if found is None:
+                return None
+            QueueEntry.objects.filter(pk=found[0]).update(claimed_by=user, claimed_at=now, claimed_since=now)
+        return QueueEntry.objects.get(pk=found[0])
+    pick, params = candidates[:1].query.sql_with_params()
+    table = QueueEntry._meta.db_table
+    columns = [f.column for f in QueueEntry._meta.concrete_fields]
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"WITH pick (id, contact_id, time_zone) AS ({pick} FOR UPDATE OF {table} SKIP LOCKED) "
+            f"UPDATE {table} e SET claimed_by_id = %s, claimed_at = %s, claimed_since = %s "
+            f"FROM pick WHERE e.id = pick.id RETURNING {', '.join(f'e.{c}' for c in columns)}",
+            [*params, user.pk, now, now],
+        )
+        row = cursor.fetchone()
+    if row is None:
+        return None
+    return QueueEntry.from_db(connection.alias, [f.attname for f in QueueEntry._meta.concrete_fields], row)
 
 
 def _closed_zones(queue: CallQueue, *, now: datetime, hours: calling_hours.Hours) -> list[str]:
@@ -242,6 +289,7 @@ def _closed_zones(queue: CallQueue, *, now: datetime, hours: calling_hours.Hours
         zones = list(
             QueueEntry.objects.filter(queue=queue, state=QueueEntry.State.WAITING)
             .exclude(time_zone__in=["", UNKNOWN_ZONE])
+            .order_by()
             .values_list("time_zone", flat=True)
             .distinct()
         )
@@ -281,11 +329,12 @@ def fill_zones(*, limit: int = 50_000) -> int:
 
 
 def _first_callable(contact: Contact) -> ContactPhone | None:
-    """The number a queue calls: the primary one unless it is do-not-call (here or on any contact)."""
+    """The number a queue calls: the primary one unless it is do-not-call (here or on any contact: each number is
+    looked up on its index, as the contact page does)."""
     if contact.do_not_call:
         return None
-    blocked = ContactPhone.objects.filter(Q(do_not_call=True) | Q(contact__do_not_call=True)).values("number")
-    return contact.phones.exclude(do_not_call=True).exclude(number__in=blocked).order_by("-is_primary", "pk").first()
+    numbers = sorted(_phones_of(contact), key=lambda p: (not p.is_primary, p.pk))
+    return next((p for p in numbers if not p.do_not_call and not p.blocked_elsewhere), None)
 
 
 def _why_nobody(queue: CallQueue, *, now: datetime) -> str:

@@ -1,0 +1,172 @@
+"""Call queues at volume (issue 23): making a queue of 100,000 contacts out of a million, and 200 agents pulling
+"next" at once, each timed, on PostgreSQL.
+
+The database (--database; by default `hlbench_queue`, a copy of the `seed_volume` data: `createdb -T hlbench
+hlbench_queue`) is changed: --size contacts get the company "Queue bench" (the filter the queue is made from), and
+--agents bench agents are added once. Everything runs in this process through the app's own functions (the ones
+the pages call): `calls.queues.building.make_queue` and, in one thread and one database connection per agent,
+`calls.queues.working.take_next`, all agents released together by a barrier. Printed: the queue's making time, the
+time zones' lookup (the minute job's, for a queue this size), and each round's p50, p95 and worst "next", with a
+check that no two agents got the same contact. A benchmark, not a test: it prints figures, asserts nothing.
+
+    createdb -h 127.0.0.1 -U postgres -T hlbench hlbench_queue
+    .venv/bin/python bench/queue_bench.py [--database URL] [--size 100000] [--agents 200] [--rounds 5]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import secrets
+import statistics
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+COMPANY = "Queue bench"
+
+
+def parse_args() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--database", default="postgres://postgres@127.0.0.1:5432/hlbench_queue")
+    parser.add_argument("--size", type=int, default=100_000, help="contacts in the queue")
+    parser.add_argument("--agents", type=int, default=200, help="agents pulling next at once")
+    parser.add_argument("--rounds", type=int, default=5, help="times the agents pull next together")
+    parser.add_argument("--makes", type=int, default=3, help="queues made (each timed)")
+    return parser.parse_args()
+
+
+def percentile(values: list[float], p: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(p / 100 * (len(ordered) - 1)))]
+
+
+def pull_together(
+    working: Any, queue: Any, users: list[Any], *, now: object, skip: bool
+) -> tuple[list[float], list[int]]:
+    """Each user's "next", all at once (a barrier), each timed; then, if skip, each skips what they got."""
+    from django.db import connection
+
+    barrier = threading.Barrier(len(users))
+    latencies: list[float] = []
+    taken: list[int] = []
+    lock = threading.Lock()
+
+    def pull(user: Any) -> None:
+        try:
+            barrier.wait()
+            started = time.perf_counter()
+            got = working.take_next(user=user, queue=queue, now=now)
+            elapsed = (time.perf_counter() - started) * 1000
+            if skip:
+                working.skip(user=user, queue=queue, reason="bench", now=now)
+            with lock:
+                latencies.append(elapsed)
+                if got.held is not None:
+                    taken.append(got.held.contact.pk)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=pull, args=(u,)) for u in users]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return latencies, taken
+
+
+def main() -> None:
+    args = parse_args()
+    # DEBUG off (no query log kept), as a server runs; the key is this run's own.
+    os.environ.update(
+        DATABASE_URL=args.database,
+        DEBUG="false",
+        SECRET_KEY=secrets.token_urlsafe(50),
+        ALLOWED_HOSTS="localhost",
+        DJANGO_SETTINGS_MODULE="vccweb.settings",
+    )
+    sys.path.insert(0, str(ROOT))
+    import django
+
+    django.setup()
+    from django.contrib.auth import get_user_model
+    from django.db import connection
+    from django.utils import timezone
+
+    from calls.models import Agent, AgentGroup, CallQueue, Contact
+    from calls.queues import building, working
+    from calls.roles import AGENT, assign_role
+
+    contacts = Contact.objects.count()
+    tagged = Contact.objects.filter(company=COMPANY).count()
+    if tagged != args.size:
+        started = time.perf_counter()
+        with connection.cursor() as cursor:
+            cursor.execute("UPDATE calls_contact SET company = '' WHERE company = %s", [COMPANY])
+            cursor.execute(
+                "UPDATE calls_contact SET company = %s WHERE id IN "
+                "(SELECT id FROM calls_contact WHERE NOT do_not_call ORDER BY id DESC LIMIT %s)",
+                [COMPANY, args.size],
+            )
+            cursor.execute("ANALYZE calls_contact")
+        print(f"tagged {args.size:,} of {contacts:,} contacts as {COMPANY!r} in {time.perf_counter() - started:.1f} s")
+    group, _ = AgentGroup.objects.get_or_create(display_id="900", defaults={"name": "Queue bench"})
+    users = get_user_model()
+    for i in range(args.agents):
+        user, made = users.objects.get_or_create(username=f"queue_bench_{i:03d}")
+        if made:
+            assign_role(user, AGENT)
+            Agent.objects.create(display_id=f"9{i:04d}", name=f"Bench agent {i}", user=user)
+    agent_users = list(users.objects.filter(username__startswith="queue_bench_").order_by("username")[: args.agents])
+    group.members.set(Agent.objects.filter(user__in=agent_users))
+    boss = users.objects.filter(is_superuser=True).first() or agent_users[0]
+    print(f"{contacts:,} contacts; {len(agent_users)} agents; PostgreSQL {connection.pg_version}")
+
+    # Making the queue: the contacts matching the filter, in its order, as the page makes it.
+    timings = []
+    queue = None
+    for n in range(args.makes):
+        CallQueue.objects.filter(name__startswith="Queue bench").delete()
+        started = time.perf_counter()
+        made = building.make_queue(
+            user=boss,
+            name=f"Queue bench {n}",
+            now=timezone.now(),
+            source_filter={"company": COMPANY},
+            groups=[group],
+            sort=["oldest", "priority", "last_called"][n % 3],
+        )
+        timings.append(time.perf_counter() - started)
+        queue = made.queue
+        print(
+            f"made a queue of {made.added:,} contacts ({made.left_out:,} left out) ordered by "
+            f"{made.queue.sort}: {timings[-1]:.2f} s"
+        )
+    print(f"making {args.size:,}: best {min(timings):.2f} s, worst {max(timings):.2f} s (goal 5 s)")
+    assert queue is not None
+    started = time.perf_counter()
+    filled = working.fill_zones(limit=args.size)
+    print(f"time zones looked up for {filled:,} contacts (the minute job): {time.perf_counter() - started:.1f} s")
+
+    # 200 agents pulling next at once: each in its own thread, released together, borrowing a connection from the
+    # process's pool (DB_POOL_MAX_SIZE, 10 by default) as a request would: the time includes waiting for one.
+    now = timezone.now()
+    all_taken: list[int] = []
+    for round_ in range(args.rounds):
+        latencies, taken = pull_together(working, queue, agent_users, now=now, skip=round_ < args.rounds - 1)
+        all_taken += taken
+        print(
+            f"round {round_ + 1}: {len(taken)} of {len(agent_users)} got a contact, {len(set(taken))} different; "
+            f"next p50 {statistics.median(latencies):.1f} ms, p95 {percentile(latencies, 95):.1f} ms, "
+            f"worst {max(latencies):.1f} ms (goal p95 100 ms)"
+        )
+    print(f"over {args.rounds} rounds: {len(all_taken)} contacts handed out, {len(set(all_taken))} different")
+    for user in agent_users:
+        working.release(user)
+
+
+if __name__ == "__main__":
+    main()
