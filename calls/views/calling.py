@@ -139,6 +139,8 @@ def dialer_context(
         "dial": dial,
         "can_override_dnc": dial.caller.may_override_dnc,
         "min_dnc_reason": rules.MIN_DNC_REASON,
+        "can_override_hours": dial.caller.may_override_hours,
+        "min_hours_reason": rules.MIN_HOURS_REASON,
     }
 
 
@@ -154,6 +156,22 @@ def _click_data(request: AuthedRequest) -> QueryDict:
     return data
 
 
+async def _place_clicked(request: HttpRequest, form: NumberClickForm, user: User, contact_pk: int) -> Call:
+    """Place the call a valid click on a contact's number asks for (calling.place_number_call)."""
+    return await calling.place_number_call(
+        user=user,
+        request_id=str(form.cleaned_data["request_id"]),
+        base_url=base_url(request),
+        contact_pk=contact_pk,
+        phone_pk=form.phone_pk,
+        via_groups=form.via_groups,
+        group_pks=form.cleaned_data["groups"],
+        clid_pk=form.cleaned_data["clid"],
+        dnc_reason=form.cleaned_data["dnc_reason"],
+        hours_reason=form.cleaned_data["hours_reason"],
+    )
+
+
 @require_POST
 @login_required
 @permission_required(perms.VIEW_CONTACT, raise_exception=True)
@@ -166,17 +184,7 @@ async def call_contact(request: AuthedRequest, pk: int) -> HttpResponse:
     user = await _user(request)
     if form.via_groups and not await sync_to_async(user.has_perm)(perms.PLACE_GROUP_CALL):
         raise PermissionDenied("You may not call via groups.")
-    call = await calling.place_number_call(
-        user=user,
-        request_id=str(form.cleaned_data["request_id"]),
-        base_url=base_url(request),
-        contact_pk=pk,
-        phone_pk=form.phone_pk,
-        via_groups=form.via_groups,
-        group_pks=form.cleaned_data["groups"],
-        clid_pk=form.cleaned_data["clid"],
-        dnc_reason=form.cleaned_data["dnc_reason"],
-    )
+    call = await _place_clicked(request, form, user, pk)
     if not request.htmx:
         return redirect(f"{reverse('contact_detail', args=[pk])}?call={calling.regarding_token(call)}")
     template = "calls/contact_list.html#list_call" if request.htmx.target == "list-call" else "calls/call_slot.html"
