@@ -40,7 +40,7 @@ _LOOK_AHEAD_DAYS = 400  # how far ahead to look for the next opening: past a yea
 class Rule:
     """The hours of one country: open from `opens` until (not at) `closes` on `days` (weekday digits, 0 is Monday).
 
-    `closes` of 00:00 means until midnight (the tests' always-open rule; the admin form wants opens before closes).
+    `closes` of 00:00 or 23:59:59.999999 means until midnight (the tests' and the benches' always-open rules).
     """
 
     opens: time = DEFAULT_OPENS
@@ -48,11 +48,11 @@ class Rule:
     days: str = DEFAULT_DAYS
 
     def open_at(self, clock: time) -> bool:
-        return self.opens <= clock and (self.closes == time(0) or clock < self.closes)
+        return self.opens <= clock and (self.closes in (time(0), time.max) or clock < self.closes)
 
     def window(self) -> str:
         """ "08:00–21:00, Monday to Saturday" """
-        until = "24:00" if self.closes == time(0) else f"{self.closes:%H:%M}"
+        until = "24:00" if self.closes in (time(0), time.max) else f"{self.closes:%H:%M}"
         return f"{self.opens:%H:%M}–{until}, {days_words(self.days)}"
 
 
@@ -100,7 +100,7 @@ def _region_and_zones(number: str) -> tuple[str, tuple[str, ...]]:
     # and, through the number's type and region, on patterns of its first digits and on its length: numbers of the
     # same length that share their first 9 digits after the '+' get the same answer. That is not proven from the
     # metadata: tests/test_calling_hours.py holds the cache to the uncached answer on every example number of every
-    # region and type, with ~60,000 variations of their last digits (8 digits already gives wrong answers).
+    # region and type, and some 30,000 variations of their last 1 to 6 digits (8 digits gives wrong answers).
     if not number.startswith("+") or len(number) <= _CACHED_DIGITS + 1:
         return _lookup(number)
     return _cached_lookup(number[: _CACHED_DIGITS + 1], len(number), number)
