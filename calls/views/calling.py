@@ -39,6 +39,7 @@ from calls.views.http import AuthedRequest
 
 log = logging.getLogger(__name__)
 
+OnAnswer = Callable[[Call], None]  # run with the writing of VCC's answer (calling.place_number_call)
 CALLS_CHANGED = "calls-changed"  # tells the page's timeline and lists to reload
 
 
@@ -156,7 +157,9 @@ def _click_data(request: AuthedRequest) -> QueryDict:
     return data
 
 
-async def _place_clicked(request: HttpRequest, form: NumberClickForm, user: User, contact_pk: int) -> Call:
+async def _place_clicked(
+    request: HttpRequest, form: NumberClickForm, user: User, contact_pk: int, *, on_answer: OnAnswer | None = None
+) -> Call:
     """Place the call a valid click on a contact's number asks for (calling.place_number_call)."""
     return await calling.place_number_call(
         user=user,
@@ -169,6 +172,7 @@ async def _place_clicked(request: HttpRequest, form: NumberClickForm, user: User
         clid_pk=form.cleaned_data["clid"],
         dnc_reason=form.cleaned_data["dnc_reason"],
         hours_reason=form.cleaned_data["hours_reason"],
+        on_answer=on_answer,
     )
 
 
