@@ -37,8 +37,20 @@ def test_a_number_gets_its_country_and_zones_from_phonenumbers():
     assert hours.zone_key(HONOLULU) == "US:Pacific/Honolulu"
     assert hours.zone_key(LONDON) == "GB:Europe/London"
     region, zones = hours.zone_key(AU_MOBILE).split(":")
-    assert region == "AU" and {"Australia/Perth", "Australia/Sydney", "Indian/Cocos"} <= set(zones.split(","))
+    assert region == "AU" and {"Australia/Perth", "Australia/Sydney", "Australia/Lord_Howe"} <= set(zones.split(","))
     assert zones.split(",") == sorted(zones.split(","))
+    # Zones of other countries sharing the calling code are left out: the Cocos Islands (+61), Jersey (+44).
+    assert "Indian/Cocos" not in zones and hours.zone_key("+447400123456") == "GB:Europe/London"
+
+
+def test_a_toll_free_number_is_in_its_own_countrys_zones_and_open_when_all_are():
+    key = hours.zone_key("+18005550100")
+
+    assert key.startswith("US:") and "Pacific/Honolulu" in key and "America/New_York" in key
+    assert "Pacific/Guam" not in key and "America/St_Johns" not in key
+    assert hours.Hours().check(key, utc(2026, 12, 8, 20, 0)).open  # 15:00 in New York, 10:00 in Honolulu
+    closed = hours.Hours().check(key, utc(2026, 12, 8, 12, 0))
+    assert not closed.open and closed.opens_at == utc(2026, 12, 8, 18, 0)  # 08:00 in Honolulu
 
 
 def test_the_contacts_own_zone_wins_and_a_bad_one_is_ignored():
@@ -154,13 +166,12 @@ def test_a_number_in_several_zones_is_open_only_when_open_in_all_of_them():
     # Monday 7 December 2026, 07:30 in Perth (UTC+8) is 10:30 in Sydney (UTC+11).
     morning = check(AU_MOBILE, utc(2026, 12, 6, 23, 30))
     assert not morning.open and morning.words == "7:30 in Perth"
-    # 08:00 in the Cocos Islands (UTC+6:30), which share Australia's numbers, is when every zone is open.
-    assert morning.opens_at == utc(2026, 12, 7, 1, 30)
+    assert morning.opens_at == utc(2026, 12, 7, 0, 0)  # 08:00 in Perth
     # 21:30 in Sydney is 18:30 in Perth: closed in the east.
     evening = check(AU_MOBILE, utc(2026, 12, 7, 10, 30))
     assert not evening.open and evening.place in {"Sydney", "Adelaide", "Lord Howe"}
     midday = check(AU_MOBILE, utc(2026, 12, 7, 4, 0))
-    assert midday.open and midday.place != "Cocos"
+    assert midday.open and midday.words == "15:00 in Sydney"
 
 
 def test_a_contact_zone_decides_alone():

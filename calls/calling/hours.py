@@ -7,6 +7,9 @@ Perth to Lord Howe) is open only when it is open in every one of them. Admins se
 (calls.models.Holiday). `load_hours()` reads them (cached, as the consent table is: calls/directory.py) and
 `Hours.check(key, now)` answers for one number at one moment, with no I/O.
 
+Of the zones phonenumbers gives, those of the number's own country are kept when there are any (an Australian mobile
+is not taken to be on the Cocos Islands, which share its calling code; a US toll-free number is not in Guam).
+
 A number with no known zone (phonenumbers says Etc/Unknown, and the contact has none) is taken as open: refusing
 every such number would stop calls to numbers phonenumbers does not place, and the page says "local time unknown"
 so the person can judge.
@@ -133,8 +136,12 @@ def _lookup(number: str) -> tuple[str, tuple[str, ...]]:
     region = phonenumbers.region_code_for_number(parsed) or ""
     if region == "001":  # non-geographic entities (satellite phones, …)
         region = ""
-    zones = tuple(sorted(z for z in phone_zones.time_zones_for_number(parsed) if valid_zone(z)))
-    return region, zones
+    zones = [z for z in phone_zones.time_zones_for_number(parsed) if valid_zone(z)]
+    # Zones of other countries sharing the calling code go when the number's own country has some: a US toll-free
+    # number is given every zone of +1, from Guam to Newfoundland, where no hour is open in all of them at once.
+    countries = _zone_countries()
+    home = [z for z in zones if countries.get(z) == region]
+    return region, tuple(sorted(home or zones))
 
 
 @functools.lru_cache(maxsize=4096)
