@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 import sys
+from datetime import time
 
 import django
 
@@ -24,7 +25,7 @@ def main() -> None:
     from django.contrib.auth.hashers import make_password
     from django.db import transaction
 
-    from calls.models import Agent, AgentGroup, CallbackNumber, Contact, ContactPhone
+    from calls.models import Agent, AgentGroup, CallbackNumber, CallingHours, Contact, ContactPhone
     from calls.roles import AGENT, assign_role
 
     def login(user) -> str:
@@ -43,6 +44,10 @@ def main() -> None:
     password_hash = make_password(plan["password"])
 
     with transaction.atomic():
+        # The bench clicks at any hour: UK numbers may be called all day, every day (calls/calling/hours.py).
+        CallingHours.objects.update_or_create(
+            country="GB", defaults={"opens_at": time(0), "closes_at": time.max, "days": "0123456"}
+        )
         group = AgentGroup.objects.create(display_id=plan["group"]["display_id"], name=plan["group"]["name"])
         clid = CallbackNumber.objects.create(
             number=plan["clid"]["number"], label=plan["clid"]["label"], is_default=True

@@ -163,12 +163,16 @@ def pct(values: list[float], p: int) -> float:
 
 
 def setup(total: int):
+    import datetime as dt
+
     from django.contrib.auth import get_user_model
 
-    from calls.models import Agent, CallbackNumber, Contact, ContactPhone
+    from calls.models import Agent, CallbackNumber, CallingHours, Contact, ContactPhone
     from calls.roles import AGENT, assign_role
 
     CallbackNumber.objects.create(number="+442079460100", label="London main", is_default=True)
+    # The bench clicks at any hour: UK numbers may be called all day, every day (calls/calling/hours.py).
+    CallingHours.objects.create(country="GB", opens_at=dt.time(0), closes_at=dt.time.max, days="0123456")
     users = []
     for display_id in ("1001", "1003", "1004"):  # ready agents of the simulator's sample account
         user = get_user_model().objects.create_user(f"agent{display_id}", password=secrets.token_urlsafe(12))

@@ -67,12 +67,12 @@ class CallsConfig(AppConfig):
 
         pre_delete.connect(hashing.keep_opt_outs_of_deleted_contact, sender=Contact, dispatch_uid="calls.privacy.kept")
         pre_save.connect(hashing.forget_cleared_opt_out, sender=ContactPhone, dispatch_uid="calls.privacy.forget")
-        # The caller's agent, callback numbers and the consent table are cached for the click (calls/directory.py);
-        # an admin's change must show at once.
+        # The caller's agent, callback numbers, the consent table and the calling hours are cached for the click
+        # (calls/directory.py); an admin's change must show at once.
         from calls import directory
-        from calls.models import Agent, AgentGroup, CallbackNumber, ConsentRule
+        from calls.models import Agent, AgentGroup, CallbackNumber, CallingHours, ConsentRule, Holiday
 
-        for cached in (Agent, AgentGroup, CallbackNumber, ConsentRule):
+        for cached in (Agent, AgentGroup, CallbackNumber, ConsentRule, CallingHours, Holiday):
             post_save.connect(directory.changed, sender=cached, dispatch_uid=f"calls.directory.saved.{cached.__name__}")
             post_delete.connect(
                 directory.changed, sender=cached, dispatch_uid=f"calls.directory.deleted.{cached.__name__}"

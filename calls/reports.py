@@ -1,4 +1,5 @@
-"""Call reports: counts by agent, day, outcome, disposition, CLID, hour and VCC's reason for failures.
+"""Call reports: counts by agent, day, outcome, disposition, CLID, hour and VCC's reason for failures; and speed to
+lead, the time from a contact's creation to its first call, per agent (`time_to_first_call`, read live).
 
 A year of calls is millions of rows, so reports read `CallRollup`: one row per finished day, agent (and group),
 facet and value. `refresh_rollup` keeps it current and is run by a periodic job (`manage.py rollup_calls`, every
@@ -17,12 +18,12 @@ from datetime import date, datetime, time, timedelta
 from typing import Any
 
 from django.db import connection, transaction
-from django.db.models import CharField, Count, F, Q, QuerySet, Sum, Value
+from django.db.models import CharField, Count, F, OuterRef, Q, QuerySet, Subquery, Sum, Value
 from django.db.models.expressions import Combinable
 from django.db.models.functions import Cast, Coalesce, Concat, ExtractHour, Substr, TruncDate
 from django.utils import timezone
 
-from calls.models import Agent, AgentGroup, Call, CallRollup, CallRollupState
+from calls.models import Agent, AgentGroup, Call, CallRollup, CallRollupState, Contact
 
 Facet = CallRollup.Facet
 Scope = CallRollup.Scope
@@ -301,3 +302,93 @@ def build_report(
             calls = calls.filter(from_groups=group)
         _read_live(report, calls)
     return report
+
+
+# --- Speed to lead: time from a contact's creation to its first call ----------------------------------------
+
+
+@dataclass
+class FirstCalls:
+    """The contacts created in a period that have been called, for one agent: how soon their first call came."""
+
+    agent_id: int | None  # the first call's agent (None: a group call nobody answered)
+    contacts: int
+    median: timedelta
+    p90: timedelta
+
+
+def _first_calls_sql() -> str:
+    contacts, calls = Contact._meta.db_table, Call._meta.db_table
+    # Each new contact's first call, found through call_contact_idx (contact, requested_at) one contact at a time;
+    # then the median and the 90th percentile per agent of that call. Inbound calls are not an attempt to reach them.
+    return f"""
+        SELECT f.agent_id, COUNT(*),
+               percentile_cont(0.5) WITHIN GROUP (ORDER BY f.seconds),
+               percentile_cont(0.9) WITHIN GROUP (ORDER BY f.seconds)
+        FROM {contacts} c
+        CROSS JOIN LATERAL (
+            SELECT COALESCE(k.from_agent_id, k.answered_by_id) AS agent_id,
+                   GREATEST(EXTRACT(EPOCH FROM k.requested_at - c.created_at), 0) AS seconds
+            FROM {calls} k
+            WHERE k.contact_id = c.id AND k.origin <> %s
+            ORDER BY k.requested_at, k.id
+            LIMIT 1
+        ) f
+        WHERE c.created_at >= %s AND c.created_at < %s
+        GROUP BY f.agent_id
+    """
+
+
+def _percentile(values: list[float], share: float) -> float:
+    """percentile_cont: linear between the two nearest of the sorted values."""
+    at = (len(values) - 1) * share
+    low = int(at)
+    high = min(low + 1, len(values) - 1)
+    return values[low] + (values[high] - values[low]) * (at - low)
+
+
+def _first_call_seconds(start: datetime, end: datetime) -> list[tuple[int | None, float, float, int]]:
+    """What _first_calls_sql answers, worked out in Python: for databases without percentile_cont (SQLite)."""
+    first = (
+        Call.objects.filter(contact=OuterRef("pk")).exclude(origin=Call.Origin.INBOUND).order_by("requested_at", "pk")
+    )
+    rows = list(
+        Contact.objects.filter(created_at__gte=start, created_at__lt=end)
+        .annotate(first_at=Subquery(first.values("requested_at")[:1]), first_call=Subquery(first.values("pk")[:1]))
+        .filter(first_at__isnull=False)
+        .values_list("created_at", "first_at", "first_call")
+    )
+    agents = dict(Call.objects.filter(pk__in=[r[2] for r in rows]).annotate(a=AGENT).values_list("pk", "a"))
+    per_agent: dict[int | None, list[float]] = defaultdict(list)
+    for created, first_at, call_pk in rows:
+        per_agent[agents.get(call_pk)].append(max((first_at - created).total_seconds(), 0.0))
+    out = []
+    for agent_id, seconds in per_agent.items():
+        seconds.sort()
+        out.append((agent_id, _percentile(seconds, 0.5), _percentile(seconds, 0.9), len(seconds)))
+    return out
+
+
+def time_to_first_call(
+    *, first: date, last: date, agent: Agent | None = None, group: AgentGroup | None = None
+) -> list[FirstCalls]:
+    """For the contacts created on the local days first..last that have been called: how long their first call took,
+    per agent of that call (the median and the 90th percentile), most contacts first. One query on PostgreSQL.
+
+    With an agent, that agent's line only; with a group, the lines of the group's members."""
+    start, end = day_bounds(first, last)
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute(_first_calls_sql(), [Call.Origin.INBOUND, start, end])
+            found = [(a, float(median), float(p90), n) for a, n, median, p90 in cursor.fetchall()]
+    else:
+        found = _first_call_seconds(start, end)
+    if agent is not None:
+        found = [r for r in found if r[0] == agent.pk]
+    elif group is not None:
+        members = set(group.members.values_list("pk", flat=True))
+        found = [r for r in found if r[0] in members]
+    rows = [
+        FirstCalls(a, n, timedelta(seconds=round(median)), timedelta(seconds=round(p90))) for a, median, p90, n in found
+    ]
+    return sorted(rows, key=lambda r: (-r.contacts, r.agent_id or 0))

@@ -6,7 +6,9 @@ Each rule is written once here and given the facts it needs (calls/calling/facts
 - recording consent: the contact's override > the country default admins edit > Unknown;
 - do-not-call: a number is blocked when it, its contact, or the same number on any other contact is marked;
   anyone may mark a number do-not-call, only supervisors may clear it or call it anyway, giving a reason;
-- who may call: your own agent (active, and your role may place calls), or via groups (supervisors).
+- who may call: your own agent (active, and your role may place calls), or via groups (supervisors);
+- calling hours: outside the callee's local hours (calls/calling/hours.py says when) only supervisors may call,
+  giving a reason.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from calls import phones
 from calls.models import Agent, AgentGroup, CallbackNumber, Consent
 
 MIN_DNC_REASON = 5  # characters a supervisor must give to call a do-not-call number
+MIN_HOURS_REASON = 5  # characters a supervisor must give to call outside the callee's calling hours
 
 
 class Refused(Exception):
@@ -39,6 +42,7 @@ class Caller:
     may_call: bool
     may_call_groups: bool
     may_override_dnc: bool
+    may_override_hours: bool = False
 
     def own_phone_problem(self) -> str:
         """Why this person cannot ring their own phone first, or ""."""
@@ -134,6 +138,7 @@ class DialPlan:
     number: str = ""
     to_agent: Agent | None = None
     blocked: str = ""  # why this number may not be called ("" when it may)
+    closed: str = ""  # why it may not be called now, outside its calling hours ("" when within them)
     problems: list[str] = field(default_factory=list)  # why this person may not place this call at all
 
     @property
@@ -157,6 +162,7 @@ def plan_number_call(
     groups: Sequence[AgentGroup] = (),
     via_groups: bool = False,
     chosen_clid: int | None = None,
+    closed: str = "",
 ) -> DialPlan:
     """What calling a number would send: from the caller's agent, or via groups."""
     groups = list(groups)
@@ -177,6 +183,7 @@ def plan_number_call(
         consent_reason=consent[1],
         number=number,
         blocked=dnc_reason,
+        closed=closed,
         problems=problems,
     )
 
@@ -201,8 +208,8 @@ def plan_agent_call(*, caller: Caller, to_agent: Agent, clid_options: Sequence[C
     )
 
 
-def refusal(plan: DialPlan, *, caller: Caller, dnc_reason: str) -> str:
-    """Why this click must not be sent, or "" when it may: the plan's problems, then do-not-call."""
+def refusal(plan: DialPlan, *, caller: Caller, dnc_reason: str, hours_reason: str = "") -> str:
+    """Why this click must not be sent, or "" when it may: the plan's problems, do-not-call, then calling hours."""
     if plan.problems:
         return plan.problems[0]
     if plan.blocked:
@@ -212,6 +219,11 @@ def refusal(plan: DialPlan, *, caller: Caller, dnc_reason: str) -> str:
             return f"{plan.blocked} Only a supervisor can call it, giving a reason."
         if len(dnc_reason.strip()) < MIN_DNC_REASON:
             return f"{plan.blocked} To call anyway, say why (at least {MIN_DNC_REASON} characters)."
+    if plan.closed:
+        if not caller.may_override_hours:
+            return f"{plan.closed} Only a supervisor can call outside calling hours, giving a reason."
+        if len(hours_reason.strip()) < MIN_HOURS_REASON:
+            return f"{plan.closed} To call anyway, say why (at least {MIN_HOURS_REASON} characters)."
     return ""
 
 

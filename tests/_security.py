@@ -22,12 +22,14 @@ from calls.models import (
     ApiToken,
     Call,
     CallbackNumber,
+    CallingHours,
     CallQueue,
     ConsentRule,
     Contact,
     ContactImport,
     ContactPhone,
     DispositionCode,
+    Holiday,
     LockOut,
     SyncRun,
 )
@@ -52,6 +54,8 @@ class World:
     default_number: CallbackNumber
     disposition: DispositionCode
     consent_rule: ConsentRule
+    calling_hours: CallingHours
+    holiday: Holiday
     sync_run: SyncRun
     contact_import: ContactImport
     role_group: Group
@@ -86,6 +90,8 @@ class World:
             "default_number": self.default_number.pk,
             "disposition": self.disposition.pk,
             "consent_rule": self.consent_rule.pk,
+            "calling_hours": self.calling_hours.pk,
+            "holiday": self.holiday.pk,
             "sync_run": self.sync_run.pk,
             "contact_import": self.contact_import.pk,
             "role_group": self.role_group.pk,
@@ -143,6 +149,8 @@ def create_world() -> World:
         disposition=DispositionCode.objects.filter(is_active=True).first()
         or DispositionCode.objects.create(code="SALE"),
         consent_rule=ConsentRule.objects.first() or ConsentRule.objects.create(country="GB", consent="OneParty"),
+        calling_hours=CallingHours.objects.create(country="FR"),
+        holiday=Holiday.objects.create(country="FR", date=now.date() + timedelta(days=400), name="A far holiday"),
         sync_run=SyncRun.objects.create(started_at=now, finished_at=now, lines=["nothing"]),
         role_group=Group.objects.get(name="agent"),
         lock_out=LockOut.objects.create(

@@ -90,6 +90,20 @@ def vcc_waits(monkeypatch):
 
 
 @pytest.fixture(autouse=True)
+def _calls_allowed_at_any_hour(request, monkeypatch):
+    """Numbers without calling hours of their own country may be called at any hour, every day, so that tests
+    placing calls on the wall clock pass whenever they run (a Sunday, at night). Tests marked `calling_hours` keep
+    the real defaults (08:00 to 21:00, Monday to Saturday); rows an admin adds (CallingHours, Holiday) always count.
+    """
+    if request.node.get_closest_marker("calling_hours") is None:
+        import datetime as dt
+
+        from calls.calling import hours
+
+        monkeypatch.setattr(hours, "DEFAULT_RULE", hours.Rule(dt.time(0), dt.time(0), "0123456"))
+
+
+@pytest.fixture(autouse=True)
 def jobs():
     """Jobs queued by the code under test wait in memory (procrastinate.testing.InMemoryConnector): a test runs
     them with tests._jobs.run_jobs, or looks at them (`jobs.jobs`)."""

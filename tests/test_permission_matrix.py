@@ -194,6 +194,8 @@ MATRIX: list[Row] = [
     *admin_model("/admin/calls/call/", "{call}", add=403, delete=403),  # the call log is read-only evidence
     *admin_model("/admin/calls/dispositioncode/", "{disposition}"),
     *admin_model("/admin/calls/consentrule/", "{consent_rule}"),
+    *admin_model("/admin/calls/callinghours/", "{calling_hours}"),
+    *admin_model("/admin/calls/holiday/", "{holiday}"),
     *admin_model("/admin/calls/syncrun/", "{sync_run}", add=403, delete=403),  # runs are records
     *admin_model("/admin/calls/lockout/", "{lock_out}", add=403),  # made by failed logins; deleting one lifts it
     *admin_model("/admin/calls/apitoken/", "{api_token}", add=403, delete=403),  # made by owners; revoked, kept

@@ -303,3 +303,41 @@ def test_agents_pulling_next_at_once_never_get_the_same_contact():
     assert not errors
     taken = [pk for pair in got.values() for pk in pair]
     assert len(taken) == 16 and len(set(taken)) == 16
+
+
+@pytest.mark.calling_hours
+def test_a_queue_skips_contacts_outside_their_calling_hours_and_comes_back_to_them(supervisor_user, agent_user, sales):
+    """At 11:00 in London it is 06:00 in New York: the New York lead waits until 08:00 there (13:00 UTC) and the
+    London one is called first, although the New York one is older."""
+    _contact("Nora NY", "+12125550123", created=NOW - timedelta(days=5), company="Mixed")
+    _contact("Liam London", "+447400123411", created=NOW - timedelta(days=1), company="Mixed")
+    queue = building.make_queue(
+        user=supervisor_user, name="Mixed", now=NOW, source_filter={"company": "Mixed"}, groups=[sales]
+    ).queue
+    assert _names(queue) == ["Nora NY", "Liam London"]
+    got = working.take_next(user=agent_user, queue=queue, now=NOW).held
+    assert got.contact.name == "Liam London"
+    nora = QueueEntry.objects.get(contact__name="Nora NY")
+    assert nora.due_at == datetime(2026, 12, 8, 13, 0, tzinfo=UTC) and nora.time_zone == "US:America/New_York"
+    working.skip(user=agent_user, queue=queue, reason="Voicemail full", now=NOW)
+    nobody = working.take_next(user=agent_user, queue=queue, now=NOW)
+    assert nobody.held is None and "due at 12:00" in nobody.why_none  # Liam, back after the hour's wait
+    at_eight_in_new_york = datetime(2026, 12, 8, 13, 0, tzinfo=UTC)
+    assert working.take_next(user=agent_user, queue=queue, now=at_eight_in_new_york).held.contact.name == "Nora NY"
+
+
+@pytest.mark.calling_hours
+def test_the_zones_job_looks_up_a_queues_contacts_so_next_leaves_closed_ones_out_in_sql(supervisor_user, sales):
+    _contact("Nora NY", "+12125550123", company="Mixed")
+    _contact("Liam London", "+447400123411", company="Mixed")
+    queue = building.make_queue(
+        user=supervisor_user, name="Mixed", now=NOW, source_filter={"company": "Mixed"}, groups=[sales]
+    ).queue
+    assert working.fill_zones() == 2
+    assert dict(queue.entries.values_list("contact__name", "time_zone")) == {
+        "Nora NY": "US:America/New_York",
+        "Liam London": "GB:Europe/London",
+    }
+    from calls.calling import hours
+
+    assert working._closed_zones(queue, now=NOW, hours=hours.load_hours()) == ["US:America/New_York"]

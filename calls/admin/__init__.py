@@ -6,6 +6,7 @@ here registers its pages.
 - directory: agents, agent groups, callback numbers (caller IDs)
 - calls: the call log, read-only
 - rules: wrap-up dispositions, recording consent defaults
+- hours: calling hours per country, and holidays
 - users: users and roles
 - sync: the sync from VCC, its preview and its runs
 - lockouts: current lock-outs after failed logins, and lifting them
@@ -20,7 +21,7 @@ from __future__ import annotations
 from django.contrib import admin
 from procrastinate.contrib.django.models import ProcrastinateJob
 
-from calls.admin import calls, contacts, directory, lockouts, rules, sync, tokens, users
+from calls.admin import calls, contacts, directory, hours, lockouts, rules, sync, tokens, users
 from calls.admin.base import SEARCH_MAX_CHARS, BoundedSearch, PhoneNumberField
 
 if admin.site.is_registered(ProcrastinateJob):
@@ -33,6 +34,7 @@ __all__ = [
     "calls",
     "contacts",
     "directory",
+    "hours",
     "lockouts",
     "rules",
     "sync",

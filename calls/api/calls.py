@@ -145,6 +145,11 @@ class PlaceCallIn(Schema):
     )
     caller_id: Text | None = Field(None, max_length=40, description="A callback number to present, in any format")
     reason: Text = Field("", max_length=500, description="Why you call a do-not-call number anyway (supervisors)")
+    hours_reason: Text = Field(
+        "",
+        max_length=500,
+        description="Why you call outside the number's calling hours anyway (supervisors; at least 5 characters)",
+    )
 
 
 def _key(request: HttpRequest) -> str:
@@ -343,7 +348,8 @@ def _answer_of(pk: int) -> tuple[int, dict[str, Any]]:
     description=f"Place a call to a contact's number, as the Call button does, with the same checks. Send an "
     f"`{KEY_HEADER}` header: the same key (and body) never places a second call and answers the first answer "
     "again; the same key with another body is a 422; while the first is still under way, a 409. A refusal (do "
-    "not call, no group, already on a call, …) is a 4xx problem that says why, and places nothing. When VCC "
+    "not call, outside the number's calling hours, no group, already on a call, …) is a 4xx problem that says "
+    "why, and places nothing; a supervisor calls outside calling hours anyway by giving `hours_reason`. When VCC "
     "refuses or fails, the answer is a 502 problem with VCC's own text in `vcc` and the call's record in `call`.",
 )
 async def place_call(request: HttpRequest, payload: PlaceCallIn) -> HttpResponse:
@@ -397,6 +403,7 @@ async def _place_and_keep(
             group_pks=groups or [],
             clid_pk=clid,
             dnc_reason=payload.reason,
+            hours_reason=payload.hours_reason,
             on_answer=keep,
         )
         if kept:

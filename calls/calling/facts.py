@@ -28,6 +28,7 @@ def _caller(user: User, agent: Agent | None) -> Caller:
         may_call=user.has_perm(perms.PLACE_CALL),
         may_call_groups=user.has_perm(perms.PLACE_GROUP_CALL),
         may_override_dnc=user.has_perm(perms.OVERRIDE_DO_NOT_CALL),
+        may_override_hours=user.has_perm(perms.OVERRIDE_CALLING_HOURS),
     )
 
 

@@ -21,6 +21,7 @@ from django.urls import reverse
 
 from calls import locks, rules
 from calls import permissions as perms
+from calls.calling import hours as calling_hours
 from calls.calling.common import Clock, _db, _now, log
 from calls.calling.facts import _click_facts, _clid_options, _consent, _dnc_reason, _ordered_groups, caller_for
 from calls.calling.following import follow
@@ -102,10 +103,14 @@ async def place_number_call(
     group_pks: Sequence[int] = (),
     clid_pk: int | None = None,
     dnc_reason: str = "",
+    hours_reason: str = "",
     clock: Clock = _now,
     on_answer: _OnAnswer | None = None,
 ) -> Call:
     """Call one of a contact's numbers, from the user's phone or via groups. Raises Refused (no row written).
+
+    Outside the number's calling hours (calls/calling/hours.py, at clock()) the click is refused, unless the user
+    may override them and gives `hours_reason`, which is kept on the call.
 
     on_answer(call), if given, runs in the transaction that writes VCC's answer (or the failure) on the call's row,
     when this click was sent to VCC (not for a repeat of an earlier click): what it writes commits with the answer.
@@ -119,7 +124,8 @@ async def place_number_call(
             phone.blocked_elsewhere = True  # do-not-call on a contact since erased: its opt-out holds
         groups = _ordered_groups(group_pks) if via_groups and user.has_perm(perms.PLACE_GROUP_CALL) else []
         caller, clid_options, consent_table = _click_facts(user, groups)
-        row = NumberRow(phone, *_consent(phone, consent_table), blocked=_dnc_reason(phone))
+        local = calling_hours.for_phone(phone, calling_hours.load_hours(), clock())
+        row = NumberRow(phone, *_consent(phone, consent_table), blocked=_dnc_reason(phone), hours=local)
         dial = _number_plan(caller, row, clid_options, groups=groups if via_groups else None, chosen_clid=clid_pk)
         return dial, phone, caller
 
@@ -129,6 +135,7 @@ async def place_number_call(
         base_url=base_url,
         plan=plan,
         dnc_reason=dnc_reason,
+        hours_reason=hours_reason,
         clock=clock,
         on_answer=on_answer,
     )
@@ -160,10 +167,12 @@ async def _place(
     dnc_reason: str,
     clock: Clock,
     on_answer: _OnAnswer | None = None,
+    hours_reason: str = "",
 ) -> Call:
+    reasons = _Reasons(dnc_reason, hours_reason)
     async with _click_gate():
         started = await _db(_check_and_start)(
-            plan=plan, user=user, request_id=request_id, base_url=base_url, dnc_reason=dnc_reason, clock=clock
+            plan=plan, user=user, request_id=request_id, base_url=base_url, reasons=reasons, clock=clock
         )
     if isinstance(started, _Blocked):
         # Our log may lag behind VCC when nobody has followed that call yet: ask before refusing.
@@ -178,7 +187,7 @@ async def _place(
                 base_url=base_url,
                 dial=started.dial,
                 phone=started.phone,
-                dnc_reason=dnc_reason,
+                reasons=reasons,
                 clock=clock,
             )
     if started.request is None:
@@ -214,6 +223,14 @@ def _repeat(request_id: str, user: User) -> Call | None:
     return call
 
 
+@dataclass(frozen=True)
+class _Reasons:
+    """Why the person calls anyway: a do-not-call number, a number outside its calling hours."""
+
+    dnc: str = ""
+    hours: str = ""
+
+
 @dataclass
 class _Blocked:
     """A live call in our log holds the caller's phone or the number: VCC is asked about it before refusing."""
@@ -224,26 +241,26 @@ class _Blocked:
 
 
 def _check_and_start(
-    *, plan: _Plan, user: User, request_id: str, base_url: str, dnc_reason: str, clock: Clock
+    *, plan: _Plan, user: User, request_id: str, base_url: str, reasons: _Reasons, clock: Clock
 ) -> _Started | _Blocked:
     """The click's database work before VCC, in one step: check it, then write its row (unless a call blocks)."""
-    checked = _check(user=user, request_id=request_id, plan=plan, dnc_reason=dnc_reason, clock=clock)
+    checked = _check(user=user, request_id=request_id, plan=plan, reasons=reasons, clock=clock)
     if isinstance(checked, Call):
         return _Started(checked, None)  # the same click again
     dial, phone, blocking = checked
     if blocking is not None:
         return _Blocked(blocking, dial, phone)
     return _start(
-        user=user, request_id=request_id, base_url=base_url, dial=dial, phone=phone, dnc_reason=dnc_reason, clock=clock
+        user=user, request_id=request_id, base_url=base_url, dial=dial, phone=phone, reasons=reasons, clock=clock
     )
 
 
 def _check(
-    *, user: User, request_id: str, plan: _Plan, dnc_reason: str, clock: Clock
+    *, user: User, request_id: str, plan: _Plan, reasons: _Reasons, clock: Clock
 ) -> Call | tuple[DialPlan, ContactPhone | None, Call | None]:
     """Decide whether the click may be sent; find a live call that would block it. A repeat returns its row."""
     dial, phone, caller = plan()
-    refused = rules.refusal(dial, caller=caller, dnc_reason=dnc_reason)
+    refused = rules.refusal(dial, caller=caller, dnc_reason=reasons.dnc, hours_reason=reasons.hours)
     if refused:
         if (earlier := _repeat(request_id, user)) is not None:
             return earlier
@@ -266,7 +283,7 @@ def _start(
     base_url: str,
     dial: DialPlan,
     phone: ContactPhone | None,
-    dnc_reason: str,
+    reasons: _Reasons,
     clock: Clock,
 ) -> _Started:
     """Write the call row, take the number, and build the request. Nothing is sent yet."""
@@ -284,7 +301,8 @@ def _start(
         consent=dial.consent,
         consent_reason=dial.consent_reason,
         application=settings.VCC_APPLICATION,
-        dnc_override_reason=dnc_reason.strip() if dial.blocked else "",
+        dnc_override_reason=reasons.dnc.strip() if dial.blocked else "",
+        hours_override_reason=reasons.hours.strip() if dial.closed else "",
         requested_at=clock(),
         trace_id=current_request_id(),
     )

@@ -5,9 +5,12 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from typing import TYPE_CHECKING
 
 from calls import rules
+from calls.calling import hours as calling_hours
+from calls.calling.common import _now
 from calls.calling.facts import _clid_options, _consent, _dnc_reason, _phones_of, caller_for, consent_rules
 from calls.models import AgentGroup, Contact, ContactPhone
 from calls.rules import Caller, DialPlan, Refused
@@ -24,6 +27,7 @@ class NumberRow:
     consent: str
     consent_reason: str
     blocked: str
+    hours: calling_hours.LocalTime = calling_hours.UNKNOWN  # its local time, and whether it is within calling hours
 
 
 @dataclass
@@ -39,16 +43,26 @@ class Dialer:
 
 
 def dialer(
-    *, user: User, contact: Contact, ticked: Sequence[int] | None = None, chosen_clid: int | None = None
+    *,
+    user: User,
+    contact: Contact,
+    ticked: Sequence[int] | None = None,
+    chosen_clid: int | None = None,
+    now: datetime | None = None,
 ) -> Dialer:
     """What calling each of the contact's numbers would send, from the user's phone and via the ticked groups.
 
     `ticked` (group pks) defaults to the user's default group; an unusable `chosen_clid` falls back to automatic.
+    Each number's calling hours are checked at `now` (the clock's time when not given).
     """
     caller = caller_for(user)
     phones = _phones_of(contact)
     table = consent_rules()
-    rows = [NumberRow(p, *_consent(p, table), blocked=_dnc_reason(p)) for p in phones]
+    hours, at = calling_hours.load_hours(), now or _now()
+    rows = [
+        NumberRow(p, *_consent(p, table), blocked=_dnc_reason(p), hours=calling_hours.for_phone(p, hours, at))
+        for p in phones
+    ]
     groups = rules.visible_groups(AgentGroup.objects.all(), caller)
     if ticked is None:
         default = caller.agent.default_group_id if caller.agent else None
@@ -94,4 +108,5 @@ def _number_plan(
         groups=groups or (),
         via_groups=groups is not None,
         chosen_clid=chosen_clid,
+        closed=row.hours.refusal,
     )

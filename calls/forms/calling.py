@@ -41,7 +41,8 @@ class ClickForm(forms.Form):
 
 
 class NumberClickForm(ClickForm):
-    """A click on a contact's number: "me:<phone>" or "group:<phone>", the ticked groups, a caller ID, a reason."""
+    """A click on a contact's number: "me:<phone>" or "group:<phone>", the ticked groups, a caller ID, the reasons
+    to call a do-not-call number or outside calling hours anyway."""
 
     call = forms.RegexField(
         r"^(me|group):[0-9]{1,18}\Z",
@@ -56,10 +57,12 @@ class NumberClickForm(ClickForm):
         super().__init__(data, *args, **kwargs)
         # Each number has its own "reason to call anyway" box; read the one of the number clicked.
         self.fields["dnc_reason"] = forms.CharField(required=False, max_length=500, strip=True)
+        self.fields["hours_reason"] = forms.CharField(required=False, max_length=500, strip=True)
         phone = str(data.get("call", "")).partition(":")[2]
         if phone.isascii() and phone.isdecimal():
             own = data.copy()
             own["dnc_reason"] = data.get(f"dnc_reason_{phone}", "")
+            own["hours_reason"] = data.get(f"hours_reason_{phone}", "")
             self.data = own
 
     @property

@@ -12,7 +12,6 @@ The agent's own due callbacks (to them, or to a group they are in) come before t
 from __future__ import annotations
 
 import logging
-import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
@@ -20,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 from django.core.cache import cache
 from django.db import connection, transaction
 from django.db.models import Exists, OuterRef, Q
+from django.utils import timezone
 
 from calls import permissions as perms
 from calls.calling import hours as calling_hours
@@ -153,7 +153,7 @@ def take_next(*, user: User, queue: CallQueue, now: datetime) -> Next:
         elif unsettled:
             return Next(current)
         release(user)
-    hours = _hours(now)
+    hours = calling_hours.load_hours()
     if (callback := _take_callback(user, queue, now=now, hours=hours)) is not None:
         return Next(callback)
     if (entry := _take_entry(user, queue, now=now, hours=hours)) is not None:
@@ -164,20 +164,6 @@ def take_next(*, user: User, queue: CallQueue, now: datetime) -> Next:
 def _callback_kept(callback: Callback) -> bool:
     callback.refresh_from_db(fields=["state"])
     return callback.state != Callback.State.OPEN
-
-
-_hours_read: tuple[float, calling_hours.Hours] | None = None
-HOURS_KEPT = 30.0  # seconds a process keeps the calling hours it read (admins' changes show within this)
-
-
-def _hours(now: datetime) -> calling_hours.Hours:
-    """The calling hours, read at most every HOURS_KEPT seconds by this process: "next" is asked hundreds of times
-    a minute, the hours change a few times a year."""
-    global _hours_read
-    at = time.monotonic()
-    if _hours_read is None or at - _hours_read[0] > HOURS_KEPT:
-        _hours_read = (at, calling_hours.load_hours())
-    return _hours_read[1]
 
 
 def _groups_of(user: User) -> Any:
@@ -347,7 +333,8 @@ def _why_nobody(queue: CallQueue, *, now: datetime) -> str:
     if held_by_others:
         parts.append(f"{held_by_others} being called by colleagues")
     if later is not None:
-        parts.append(f"the next one is due at {later:%H:%M} UTC (after a wait, or when their calling hours open)")
+        at = timezone.localtime(later)
+        parts.append(f"the next one is due at {at:%H:%M} {at:%Z} (after a wait, or when their calling hours open)")
     return "Nobody to call right now: " + ("; ".join(parts) or "the rest wait for a callback") + "."
 
 

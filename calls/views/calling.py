@@ -40,6 +40,7 @@ from calls.views.http import AuthedRequest
 
 log = logging.getLogger(__name__)
 
+OnAnswer = Callable[[Call], None]  # run with the writing of VCC's answer (calling.place_number_call)
 CALLS_CHANGED = "calls-changed"  # tells the page's timeline and lists to reload
 
 
@@ -140,6 +141,8 @@ def dialer_context(
         "dial": dial,
         "can_override_dnc": dial.caller.may_override_dnc,
         "min_dnc_reason": rules.MIN_DNC_REASON,
+        "can_override_hours": dial.caller.may_override_hours,
+        "min_hours_reason": rules.MIN_HOURS_REASON,
     }
 
 
@@ -155,6 +158,25 @@ def _click_data(request: AuthedRequest) -> QueryDict:
     return data
 
 
+async def _place_clicked(
+    request: HttpRequest, form: NumberClickForm, user: User, contact_pk: int, *, on_answer: OnAnswer | None = None
+) -> Call:
+    """Place the call a valid click on a contact's number asks for (calling.place_number_call)."""
+    return await calling.place_number_call(
+        user=user,
+        request_id=str(form.cleaned_data["request_id"]),
+        base_url=base_url(request),
+        contact_pk=contact_pk,
+        phone_pk=form.phone_pk,
+        via_groups=form.via_groups,
+        group_pks=form.cleaned_data["groups"],
+        clid_pk=form.cleaned_data["clid"],
+        dnc_reason=form.cleaned_data["dnc_reason"],
+        hours_reason=form.cleaned_data["hours_reason"],
+        on_answer=on_answer,
+    )
+
+
 @require_POST
 @login_required
 @permission_required(perms.VIEW_CONTACT, raise_exception=True)
@@ -167,19 +189,9 @@ async def call_contact(request: AuthedRequest, pk: int) -> HttpResponse:
     user = await _user(request)
     if form.via_groups and not await sync_to_async(user.has_perm)(perms.PLACE_GROUP_CALL):
         raise PermissionDenied("You may not call via groups.")
-    call = await calling.place_number_call(
-        user=user,
-        request_id=str(form.cleaned_data["request_id"]),
-        base_url=base_url(request),
-        contact_pk=pk,
-        phone_pk=form.phone_pk,
-        via_groups=form.via_groups,
-        group_pks=form.cleaned_data["groups"],
-        clid_pk=form.cleaned_data["clid"],
-        dnc_reason=form.cleaned_data["dnc_reason"],
-        # Placed from a call queue's bar: the call is the held contact's attempt, written with VCC's answer.
-        on_answer=_queue_attempt(user) if request.POST.get("queue", "").isdigit() else None,
-    )
+    # Placed from a call queue's bar: the call is the held contact's attempt, written with VCC's answer.
+    from_queue = _queue_attempt(user) if request.POST.get("queue", "").isdigit() else None
+    call = await _place_clicked(request, form, user, pk, on_answer=from_queue)
     if not request.htmx:
         return redirect(f"{reverse('contact_detail', args=[pk])}?call={calling.regarding_token(call)}")
     template = "calls/contact_list.html#list_call" if request.htmx.target == "list-call" else "calls/call_slot.html"

@@ -19,7 +19,7 @@ from calls import charts, phones
 from calls import permissions as perms
 from calls.forms import NONE, ReportFilter
 from calls.models import Agent, AgentGroup, CallbackNumber, CallRollup
-from calls.reports import Count3, Rates, Report, build_report
+from calls.reports import Count3, Rates, Report, build_report, time_to_first_call
 
 Facet = CallRollup.Facet
 DAILY_UP_TO = 62  # longer ranges show calls per agent per week,
@@ -135,7 +135,30 @@ def _tables_and_charts(
         "clids": _clids(report, link),
         "failures": _failures(report, link),
         "hours": _hours(report, link),
+        "first_calls": _first_calls(first, last, agent, group, names),
     }
+
+
+@dataclass
+class FirstCallRow:
+    label: str
+    contacts: int
+    median: int  # seconds
+    p90: int
+
+
+def _first_calls(
+    first: date, last: date, agent: Agent | None, group: AgentGroup | None, names: dict[int, str]
+) -> list[FirstCallRow]:
+    return [
+        FirstCallRow(
+            names.get(row.agent_id, "?") if row.agent_id else "Via groups (nobody answered)",
+            row.contacts,
+            int(row.median.total_seconds()),
+            int(row.p90.total_seconds()),
+        )
+        for row in time_to_first_call(first=first, last=last, agent=agent, group=group)
+    ]
 
 
 def _agents(report: Report, link: _Links, names: dict[int, str]) -> list[Row]:

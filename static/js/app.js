@@ -303,13 +303,16 @@ document.addEventListener(
         return;
       }
     }
-    const reason = button.dataset.needsReason && document.getElementById(button.dataset.needsReason);
-    if (reason) {
+    // One reason box per override the number needs (do-not-call, calling hours), ids separated by spaces.
+    for (const id of (button.dataset.needsReason || "").split(" ").filter(Boolean)) {
+      const reason = document.getElementById(id);
+      if (!reason) continue;
       const needed = Number(reason.getAttribute("minlength") || 1);
       if (reason.value.trim().length < needed) {
         event.preventDefault();
         event.stopImmediatePropagation();
         refuseInput(reason, reason.dataset.requiredMessage || "Say why you are calling anyway.");
+        return;
       }
     }
   },
