@@ -21,6 +21,7 @@ from calls.models import (
     AgentGroup,
     ApiToken,
     Call,
+    Callback,
     CallbackNumber,
     ConsentRule,
     Contact,
@@ -57,6 +58,7 @@ class World:
     api_token: ApiToken  # the agent's own
     webhook: WebhookEndpoint
     webhook_delivery: WebhookDelivery  # one of the webhook's
+    callback: Callback | None = None  # the agent's own, due in an hour: nobody else's but supervisors' and admins'
     sessions: dict[str, str] = field(default_factory=dict)  # role -> session key, once logged_in() has run
 
     def logged_in(self) -> World:
@@ -90,6 +92,7 @@ class World:
             "api_token": self.api_token.pk,
             "webhook": self.webhook.pk,
             "webhook_delivery": self.webhook_delivery.pk,
+            "callback": self.callback.pk if self.callback else 0,
             "user": self.users["agent"].pk,
             "contact_type": ContentType.objects.get_for_model(Contact).pk,
         }
@@ -154,6 +157,9 @@ def create_world() -> World:
         api_token=ApiToken.issue(agent_user, name="Helpdesk", scopes=["calls:read"])[0],
         webhook=webhook,
         webhook_delivery=_a_delivery(webhook),
+        callback=Callback.objects.create(
+            contact=contact, phone=phone, due_at=now + timedelta(hours=1), assigned_to=agent_user, promised_on=call
+        ),
     )
 
 

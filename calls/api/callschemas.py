@@ -48,9 +48,21 @@ class CallEventOut(Schema):
     detail: str
 
 
+class CallbackOut(Schema):
+    """A callback promised on a call (calls/callbacks.py)."""
+
+    id: int
+    due_at: datetime
+    assigned_to: str | None = Field(description="The username of who is to call back, or null for a group")
+    group: int | None = Field(description="The group (id) to call back, or null")
+    note: str
+    state: str = Field(description="open, done or cancelled")
+
+
 class CallDetailOut(CallOut):
     history: list[HistoryLine] = Field(description="Everything that happened, oldest first, as the call's page says")
     events: list[CallEventOut] = Field(description="The stored events behind the history, oldest first")
+    callbacks: list[CallbackOut] = Field(description="The open callbacks promised at this call's wrap-up")
 
 
 class CallPage(Schema):

@@ -29,7 +29,7 @@ from __future__ import annotations
 
 from calls.models.api import ApiIdempotentRequest, ApiToken
 from calls.models.audit import AuditEntry
-from calls.models.callbacks import Callback
+from calls.models.callbacks import Callback, CallbackQuerySet
 from calls.models.calls import (
     CLOSED_BY_HAND,
     MIN_CLOSE_REASON,
@@ -100,6 +100,7 @@ __all__ = [
     "AgentGroup",
     "Call",
     "Callback",
+    "CallbackQuerySet",
     "CallingHours",
     "CallQueue",
     "Holiday",
