@@ -91,10 +91,9 @@ def keep(call: Call, now: datetime) -> int:
     if agent is not None:
         members |= Q(agent_id=agent.pk)
     groups = AgentGroup.members.through.objects.filter(members).values("agentgroup_id")
-    end_of_day = timezone.make_aware(datetime.combine(timezone.localdate(now) + timedelta(days=1), time()))
     return (
         Callback.objects.open()
-        .filter(contact_id=call.contact_id, due_at__lt=end_of_day)
+        .filter(contact_id=call.contact_id, due_at__lt=end_of_day(now))
         .filter(Q(assigned_to_id__in=people) | Q(group_id__in=groups))
         .exclude(promised_on=call)
         .update(state=Callback.State.DONE, done_at=now, done_by_call=call)
@@ -148,13 +147,13 @@ def with_parties(callbacks: CallbackQuerySet) -> CallbackQuerySet:
 
 
 def due_for(user: User, now: datetime) -> Due:
-    """The person's callbacks (promised to them or a group they are in), by when: one query."""
-    end_of_day = timezone.make_aware(datetime.combine(timezone.localdate(now) + timedelta(days=1), time()))
+    """The person's callbacks (promised to them or a group they are in), by when: two queries."""
+    midnight = end_of_day(now)
     due = Due()
     rows = with_parties(Callback.objects.open().for_person(user)).order_by("due_at", "pk")
-    for callback in rows.filter(due_at__lt=end_of_day):
+    for callback in rows.filter(due_at__lt=midnight):
         (due.overdue if callback.due_at <= now else due.today).append(callback)
-    due.upcoming = list(rows.filter(due_at__gte=end_of_day)[:UPCOMING])
+    due.upcoming = list(rows.filter(due_at__gte=midnight)[:UPCOMING])
     return due
 
 
@@ -170,6 +169,51 @@ def due_count(user: User, now: datetime) -> int:
 def overdue(now: datetime) -> CallbackQuerySet:
     """Everyone's open callbacks whose time has come, oldest first (supervisors' view)."""
     return with_parties(Callback.objects.open().due(now)).order_by("due_at", "pk")
+
+
+def end_of_day(now: datetime) -> datetime:
+    """Midnight after now, in the site's time zone: what "today" means for callbacks."""
+    return timezone.make_aware(datetime.combine(timezone.localdate(now) + timedelta(days=1), time()))
+
+
+@dataclass
+class Page:
+    callbacks: list[Callback]
+    after: str = ""  # the cursor of the next page ("" on the last): the due time in microseconds and the id
+
+
+def page_of(
+    rows: CallbackQuerySet,
+    *,
+    now: datetime,
+    show: str = "",
+    person: User | None = None,
+    group: AgentGroup | None = None,
+    after: tuple[int, int] | None = None,
+    size: int = 50,
+) -> Page:
+    """A page of open callbacks by due time (/callbacks/): show "overdue", "today" or every open one (""), of a
+    person or a group, after a cursor (the keyset: due time, then id)."""
+    from calls.calllog import EPOCH, ONE_MICROSECOND  # the call log's cursor (calls.calllog imports the forms)
+
+    rows = with_parties(rows.open())
+    if show == "overdue":
+        rows = rows.due(now)
+    elif show == "today":
+        rows = rows.filter(due_at__lt=end_of_day(now))
+    if person is not None:
+        rows = rows.filter(assigned_to=person)
+    if group is not None:
+        rows = rows.filter(group=group)
+    if after is not None:
+        bound = EPOCH + after[0] * ONE_MICROSECOND
+        rows = rows.filter(due_at__gte=bound).filter(Q(due_at__gt=bound) | Q(due_at=bound, pk__gt=after[1]))
+    found = list(rows.order_by("due_at", "pk")[: size + 1])
+    page = Page(found[:size])
+    if len(found) > size:
+        last = page.callbacks[-1]
+        page.after = f"{(last.due_at - EPOCH) // ONE_MICROSECOND}_{last.pk}"
+    return page
 
 
 # --- Falling due ---------------------------------------------------------------------------------------------

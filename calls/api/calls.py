@@ -16,7 +16,7 @@ import json
 import logging
 import uuid
 from datetime import timedelta
-from typing import Annotated, Any
+from typing import Any
 
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import IntegrityError, connection, connections
@@ -27,14 +27,24 @@ from django.utils import timezone
 from django.utils.http import urlencode
 from ninja import Field, Query, Router, Schema
 from ninja.responses import NinjaJSONEncoder
-from pydantic import AfterValidator, ConfigDict, StrictInt
+from pydantic import ConfigDict
 
 from calls import calling, calllog, phones
 from calls import permissions as perms
 from calls.api import limits
 from calls.api.auth import require
 from calls.api.callrows import ROW, json_rows, rows_as_items
-from calls.api.callschemas import CallbackOut, CallDetailOut, CallFilters, CallOut, CallPage
+from calls.api.callschemas import (
+    BIGINT_MAX,
+    CallbackIn,
+    CallbackOut,
+    CallDetailOut,
+    CallFilters,
+    CallOut,
+    CallPage,
+    Id,
+    Text,
+)
 from calls.api.errors import PROBLEM, TITLES, Problem
 from calls.api.paging import DEFAULT_LIMIT, limit_of
 from calls.calling.common import _db
@@ -58,20 +68,9 @@ router = Router(tags=["calls"])
 
 KEY_HEADER = "Idempotency-Key"
 MAX_KEY = 255  # ApiIdempotentRequest.key
-BIGINT_MAX = 2**63 - 1
 # A click's request id from the person and their key: the same key can never place two calls, even past the
 # idempotency table (the use case answers a repeated request id with the call it placed).
 _REQUEST_IDS = uuid.UUID("0d6c8a44-3b8e-4c59-9d3e-6a1f0e5d2b71")
-
-
-def _no_nul(value: str) -> str:
-    if "\x00" in value:
-        raise ValueError("must not contain NUL characters")
-    return value
-
-
-Text = Annotated[str, AfterValidator(_no_nul)]
-Id = Annotated[StrictInt, Field(ge=1, le=BIGINT_MAX)]
 
 
 # --- The call resource ---------------------------------------------------------------------------------
@@ -507,34 +506,14 @@ def get_call(request: HttpRequest, call_id: int) -> dict[str, Any]:
 
 
 def _callbacks_promised(call_pk: int) -> list[dict[str, Any]]:
-    """The open callbacks promised on a call (one query)."""
+    """The open callbacks promised on a call (one query), as CallbackOut."""
     rows = Callback.objects.open().filter(promised_on_id=call_pk).select_related("assigned_to").order_by("due_at")
-    return [
-        {
-            "id": c.pk,
-            "due_at": c.due_at,
-            "assigned_to": c.assigned_to.username if c.assigned_to else None,
-            "group": c.group_id,
-            "note": c.note,
-            "state": c.state,
-        }
-        for c in rows
-    ]
+    fields = ("id", "due_at", "note", "state")
+    who = {c.pk: (c.assigned_to.username if c.assigned_to else None, c.group_id) for c in rows}
+    return [{**{f: getattr(c, f) for f in fields}, "assigned_to": who[c.pk][0], "group": who[c.pk][1]} for c in rows]
 
 
 # --- The wrap-up ----------------------------------------------------------------------------------------------
-
-
-class CallbackIn(Schema):
-    model_config = ConfigDict(extra="forbid")
-
-    at: Text = Field(
-        max_length=64,
-        description="When to call back, ISO 8601 (2026-12-07T15:30:00+00:00); without an offset, in the site's time "
-        "zone. From now to 90 days ahead.",
-    )
-    group: Id | None = Field(None, description="A group (id) to call back, or null for the token's owner")
-    note: Text = Field("", max_length=200)
 
 
 class WrapUpIn(Schema):

@@ -3,21 +3,16 @@ Done and Cancel buttons. The rules are calls/callbacks.py's."""
 
 from __future__ import annotations
 
-from datetime import datetime, time, timedelta
-
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required, permission_required
-from django.db.models import Q
 from django.http import HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
-from django.utils import timezone
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_GET, require_POST
 
 from calls import callbacks
 from calls import permissions as perms
 from calls.calling.common import _now
-from calls.calllog import EPOCH, ONE_MICROSECOND
 from calls.forms.callbacks import CallbackListForm
 from calls.models import Callback
 from calls.views.http import AuthedRequest
@@ -36,10 +31,6 @@ def home(request: AuthedRequest) -> HttpResponse:
     return render(request, "calls/home.html", {"due": callbacks.due_for(request.user, now), "now": now})
 
 
-def _micros(moment: datetime) -> int:
-    return (moment - EPOCH) // ONE_MICROSECOND
-
-
 @require_GET
 @login_required
 @permission_required(perms.VIEW_CALLBACK, raise_exception=True)
@@ -48,32 +39,23 @@ def callback_list(request: AuthedRequest) -> HttpResponse:
     a page at a time by keyset."""
     user = request.user
     form = CallbackListForm(request.GET, show_people=user.has_perm(perms.VIEW_ALL_CALLS))
-    context: dict[str, object] = {"form": form, "now": _now()}
+    now = _now()
+    context: dict[str, object] = {"form": form, "now": now}
     if not form.is_valid():
         return render(request, "calls/callbacks.html", context, status=400)
-    data, now = form.cleaned_data, context["now"]
-    assert isinstance(now, datetime)
-    rows = callbacks.with_parties(Callback.objects.open().visible_to(user))
-    if data["show"] == "overdue":
-        rows = rows.due(now)
-    elif data["show"] == "today":
-        end_of_day = timezone.make_aware(datetime.combine(timezone.localdate(now) + timedelta(days=1), time()))
-        rows = rows.filter(due_at__lt=end_of_day)
-    if data.get("person"):
-        rows = rows.filter(assigned_to=data["person"])
-    if data["group"]:
-        rows = rows.filter(group=data["group"])
-    if data["after"] is not None:
-        micros, pk = data["after"]
-        bound = EPOCH + micros * ONE_MICROSECOND
-        rows = rows.filter(due_at__gte=bound).filter(Q(due_at__gt=bound) | Q(due_at=bound, pk__gt=pk))
-    page = list(rows.order_by("due_at", "pk")[: PER_PAGE + 1])
-    more, page = len(page) > PER_PAGE, page[:PER_PAGE]
-    last = page[-1] if page else None
+    data = form.cleaned_data
+    page = callbacks.page_of(
+        Callback.objects.visible_to(user),
+        now=now,
+        show=data["show"],
+        person=data.get("person"),
+        group=data["group"],
+        after=data["after"],
+        size=PER_PAGE,
+    )
     context |= {
-        "callbacks": page,
-        "next_link": form.link(after=f"{_micros(last.due_at)}_{last.pk}") if more and last else "",
-        "first_link": form.link() if data["after"] is not None else "",
+        "callbacks": page.callbacks,
+        "next_link": form.link(after=page.after) if page.after else "",
     }
     return render(request, "calls/callbacks.html", context)
 

@@ -321,21 +321,10 @@ async def call_wrapup(request: AuthedRequest, pk: int) -> HttpResponse:
     user = await _user(request)
     call = await sync_to_async(_own_call)(user, pk)
     form = WrapUpForm(request.POST, user=user, now=_now())
-    chosen, notes = request.POST.get("disposition", ""), request.POST.get("notes", "").replace("\x00", "")  # as typed
-    typed = {name: request.POST.get(name, "").replace("\x00", "") for name in CALLBACK_FIELDS}
+    typed = _as_typed(request.POST)  # shown again when something is to fix
     if not await sync_to_async(form.is_valid)():
         error = first_error(form)
-        return await _panel(
-            request,
-            call,
-            user,
-            form_errors=True,
-            action_error=error,
-            editing=True,
-            chosen=chosen,
-            notes=notes,
-            typed_callback=typed,
-        )
+        return await _panel(request, call, user, form_errors=True, action_error=error, editing=True, typed=typed)
     done = await calling.wrap_up(
         call=call,
         disposition=form.cleaned_data["disposition"],
@@ -351,10 +340,14 @@ async def call_wrapup(request: AuthedRequest, pk: int) -> HttpResponse:
         action_error=done.error,
         changed_lines=done.changed,
         editing=bool(done.error),
-        chosen=chosen,
-        notes=notes,
-        typed_callback=typed if done.error else {},
+        typed=typed,
     )
+
+
+def _as_typed(post: QueryDict) -> dict[str, str]:
+    """The wrap-up as typed: the disposition chosen, the notes, the callback's fields."""
+    typed = {name: post.get(name, "").replace("\x00", "") for name in ("notes", *CALLBACK_FIELDS)}
+    return {**typed, "disposition": post.get("disposition", "")}
 
 
 CALLBACK_FIELDS = ("callback_at", "callback_to", "callback_note")
