@@ -242,6 +242,19 @@ def test_a_wrap_up_promises_a_callback(agent_client, agent_user, ended, sim):
     assert ended.disposition_code == "Call back later"
 
 
+def test_the_bar_wrap_up_promises_a_callback_and_a_bad_one_is_said_in_the_message_box(agent_client, ended, sales):
+    due = common.wall_clock() + timedelta(hours=2)
+    bad = wrapup(agent_client, ended, from_bar="1", callback_at="2020-01-01T09:00", callback_to=str(sales.pk))
+    assert bad.status_code == 400 and "still to come" in bad.headers["HX-Trigger"]
+    assert not Callback.objects.exists()
+
+    response = wrapup(agent_client, ended, from_bar="1", callback_at=local_input(due), callback_to=str(sales.pk))
+
+    assert response.status_code == 200
+    assert Callback.objects.get().group == sales
+    assert "Callback promised for " in response.content.decode() and "to Sales UK (group)." in response.content.decode()
+
+
 def test_a_wrap_up_to_a_group(agent_client, ended, sales):
     due = common.wall_clock() + timedelta(days=1)
     wrapup(agent_client, ended, callback_at=local_input(due), callback_to=str(sales.pk))

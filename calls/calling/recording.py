@@ -11,6 +11,7 @@ from django.core.cache import cache
 from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.db.models import Model
+from django.utils import timezone
 
 from calls import callbacks
 from calls.calling.common import Clock, _db, _now, log
@@ -140,9 +141,11 @@ def _callbacks(
         remarks.append("This call kept the callback that was due." if kept == 1 else f"It kept {kept} callbacks.")
     if callback is not None and user is not None:
         try:
-            callbacks.promise(
+            made = callbacks.promise(
                 call=call, user=user, due_at=callback.due_at, to_group=callback.group, note=callback.note, now=now
             )
+            when = timezone.localtime(made.due_at)
+            remarks.append(f"Callback promised for {when:%a %-d %b, %H:%M}, to {made.to_whom}.")
         except ValidationError as exc:  # the form checked it a moment ago: time has moved on since
             remarks.append(f"The callback was not saved: {' '.join(exc.messages)}")
     return remarks
