@@ -385,7 +385,7 @@ def test_home_lists_the_persons_callbacks_overdue_first_with_done_and_cancel(age
     assert f'id="callback-{overdue.pk}" class="is-overdue"' in html
     assert "Wants a quote" in html and "Grace Hopper" in html and "07400 123456" in html
     assert f'action="/callbacks/{overdue.pk}/done/"' in html and f'action="/callbacks/{overdue.pk}/cancel/"' in html
-    assert "promised by Alex Morgan" in html and "To Sales UK (group)" in html
+    assert "promised by you" in html and "To Sales UK (group) · promised by you" in html
 
 
 def test_home_without_callbacks_points_to_the_contacts(agent_client):
