@@ -157,6 +157,11 @@ def due_for(user: User, now: datetime) -> Due:
     return due
 
 
+def next_due_for(user: User, now: datetime) -> Callback | None:
+    """The person's (or their groups') callback that has been due longest, if any: what a queue offers first."""
+    return with_parties(Callback.objects.open().due(now).for_person(user)).order_by("due_at", "pk").first()
+
+
 DUE_SHOWN = 99  # the call bar counts up to this many due callbacks, then says "99+"
 
 

@@ -176,6 +176,8 @@ def test_due_for_lists_the_persons_and_their_groups_by_when(agent_user, other_ag
     assert callbacks.due_count(agent_user, now) == 1
     assert callbacks.due_count(other_agent_user, now) == 1  # their own; the group's is not due yet
     assert len(callbacks.overdue(now)) == 2  # everyone's
+    assert callbacks.next_due_for(agent_user, now) == overdue
+    assert callbacks.next_due_for(agent_user, now - timedelta(hours=3)) is None
 
 
 def test_an_agent_cannot_close_another_agents_callback_but_a_group_member_and_a_supervisor_can(
@@ -287,6 +289,14 @@ def test_a_bad_callback_is_a_400_that_keeps_everything_typed(agent_client, ended
     assert not Callback.objects.exists()
     ended.refresh_from_db()
     assert ended.wrapped_up_at is None
+
+
+def test_a_do_not_call_wrap_up_promises_no_callback(agent_client, ended):
+    due = local_input(common.wall_clock() + timedelta(hours=2))
+    data = {"disposition": DispositionCode.objects.get(code="Do not call").pk, "callback_at": due}
+    response = agent_client.post(f"/calls/{ended.pk}/wrapup/", data, headers=HTMX)
+    assert response.status_code == 400 and "promise no callback" in response.content.decode()
+    assert not Callback.objects.exists()
 
 
 def test_a_group_the_agent_is_not_in_is_refused(agent_client, ended, support):

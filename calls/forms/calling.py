@@ -130,6 +130,10 @@ class WrapUpForm(forms.Form):
         if self.user is None:
             self.add_error("callback_at", "A callback needs someone to promise it.")
             return data
+        disposition = data.get("disposition")
+        if disposition is not None and disposition.action:
+            self.add_error("callback_at", f"“{disposition.code}” marks them do not call: promise no callback.")
+            return data
         group: AgentGroup | None = None
         if to != "me":
             found = None
