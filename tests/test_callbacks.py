@@ -551,3 +551,17 @@ def test_the_audit_trail_records_a_promise_and_its_close(agent_user, contact):
 
 def test_roles_hold_the_callback_permissions(make_user):
     assert make_user("newagent", AGENT).has_perm("calls.change_callback")
+
+
+def test_the_demo_gives_the_agent_a_day_of_callbacks_once():
+    from io import StringIO
+
+    from django.core.management import call_command
+
+    call_command("seed_demo", stdout=StringIO())
+    agent = Agent.objects.get(display_id="1001").user
+    due = callbacks.due_for(agent, timezone.now())
+    assert len(due.overdue) == 1 and len(due.today) + len(due.upcoming) == 3  # the group's too (Sales UK)
+    made = Callback.objects.count()
+    call_command("seed_demo", stdout=StringIO())
+    assert Callback.objects.count() == made
