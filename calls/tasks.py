@@ -11,6 +11,7 @@ once holds a `lock`, and one that must not wait twice in the queue a `queueing_l
 | `follow_calls` | every second: ask VCC about the live calls that are due | calls |
 | `close_abandoned_clicks` | every minute | calls |
 | `rollup_calls` | every minute: the reports' roll-up of finished days | maintenance |
+| `announce_callbacks` | every minute: callbacks whose time has come are announced once (`callback.due`) | calls |
 | `sync_vcc` | `VCC_SYNC_EVERY` (hourly), and the admin's button | vcc |
 | `expire_imports` | hourly | maintenance |
 | `retry_stalled_jobs` | every 10 s (JOBS_STALLED_CHECK_CRON): a dead worker's jobs go back in the queue | maintenance |
@@ -138,6 +139,18 @@ def close_abandoned_clicks(timestamp: int) -> int:
     if closed:
         log.info("closed %s clicks VCC never answered", closed)
     return closed
+
+
+@app.periodic(cron="* * * * *", periodic_id="announce_callbacks")
+@app.task(name="announce_callbacks", queue=CALLS, queueing_lock="announce_callbacks")
+def announce_callbacks(timestamp: int | None = None) -> int:
+    """Callbacks whose time has come, each announced once: marked, with a `callback.due` webhook event."""
+    from calls import callbacks
+
+    announced = callbacks.announce_due(timezone.now())
+    if announced:
+        log.info("announced %s callbacks falling due", announced)
+    return announced
 
 
 @app.periodic(cron="* * * * *", periodic_id="rollup_calls")

@@ -5,6 +5,7 @@ from django.urls import path
 from calls.views import (
     agents,
     audit,
+    callbacks,
     calling,
     calllog,
     contacts,
@@ -21,8 +22,12 @@ from calls.views import (
 
 # In the order README presents the pages: contacts, calling, the call log and reports, integration health.
 urlpatterns = [
+    # The home page ("Today": the person's callbacks), every open callback, and closing one by hand.
+    path("", callbacks.home, name="home"),
+    path("callbacks/", callbacks.callback_list, name="callback_list"),
+    path("callbacks/<int:pk>/done/", callbacks.callback_done, name="callback_done"),
+    path("callbacks/<int:pk>/cancel/", callbacks.callback_cancel, name="callback_cancel"),
     # Contacts: the list and its search, a contact's page, the form, import and export.
-    path("", contacts.home, name="home"),
     path("contacts/", contacts.contact_list, name="contact_list"),
     path("contacts/new/", contacts.contact_create, name="contact_create"),
     path("contacts/<int:pk>/", contacts.contact_detail, name="contact_detail"),

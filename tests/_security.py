@@ -21,6 +21,7 @@ from calls.models import (
     AgentGroup,
     ApiToken,
     Call,
+    Callback,
     CallbackNumber,
     CallingHours,
     CallQueue,
@@ -64,6 +65,7 @@ class World:
     webhook: WebhookEndpoint
     webhook_delivery: WebhookDelivery  # one of the webhook's
     queue: CallQueue  # a call queue of the contact, given to the agent (not the other agent)
+    callback: Callback | None = None  # the agent's own, due in an hour: nobody else's but supervisors' and admins'
     sessions: dict[str, str] = field(default_factory=dict)  # role -> session key, once logged_in() has run
 
     def logged_in(self) -> World:
@@ -100,6 +102,7 @@ class World:
             "webhook": self.webhook.pk,
             "webhook_delivery": self.webhook_delivery.pk,
             "queue": self.queue.pk,
+            "callback": self.callback.pk if self.callback else 0,
             "user": self.users["agent"].pk,
             "contact_type": ContentType.objects.get_for_model(Contact).pk,
         }
@@ -167,6 +170,9 @@ def create_world() -> World:
         webhook=webhook,
         webhook_delivery=_a_delivery(webhook),
         queue=_a_queue(supervisor_user, agent_user),
+        callback=Callback.objects.create(
+            contact=contact, phone=phone, due_at=now + timedelta(hours=1), assigned_to=agent_user, promised_on=call
+        ),
     )
 
 

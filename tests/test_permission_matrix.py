@@ -88,7 +88,12 @@ MATRIX: list[Row] = [
     get("/login/",                                     200,         302,         302,         302,         302),
     post("/login/",                                    200,         302,         302,         302,         302),
     post("/logout/",                                   LOGIN,       LOGIN,       LOGIN,       LOGIN,       LOGIN),
-    get("/",                                           LOGIN,       302,         302,         302,         302),
+    # Today: the person's callbacks (everyone who may see callbacks; admins too).
+    get("/",                                           LOGIN,       200,         200,         200,         200),
+    # Callbacks: everyone's for supervisors and admins, one's own and one's groups' for agents.
+    get("/callbacks/",                                 LOGIN,       200,         200,         200,         200),
+    post("/callbacks/{callback}/done/",                LOGIN,       302,         404,         302,         302),
+    post("/callbacks/{callback}/cancel/",              LOGIN,       302,         404,         302,         302),
     get("/contacts/",                                  LOGIN,       200,         200,         200,         200),
     get("/contacts/new/",                              LOGIN,       200,         200,         200,         200),
     post("/contacts/new/",                             LOGIN,       200,         200,         200,         200),

@@ -17,6 +17,7 @@ def test_every_periodic_job_is_scheduled_once_with_its_cadence():
     assert schedule == {
         "follow_calls": "* * * * * *",  # every second
         "close_abandoned_clicks": "* * * * *",
+        "announce_callbacks": "* * * * *",
         "rollup_calls": "* * * * *",
         "expire_imports": "17 * * * *",
         "retry_stalled_jobs": "* * * * * */10",  # JOBS_STALLED_CHECK_CRON's default: every 10 s
@@ -44,6 +45,7 @@ def test_jobs_that_must_not_pile_up_hold_a_queueing_lock():
         "follow_calls",
         "rollup_calls",
         "close_abandoned_clicks",
+        "announce_callbacks",
         "sync_vcc",
         "retry_stalled_jobs",
         "dispatch_webhooks",

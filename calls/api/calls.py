@@ -16,7 +16,7 @@ import json
 import logging
 import uuid
 from datetime import timedelta
-from typing import Annotated, Any
+from typing import Any
 
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import IntegrityError, connection, connections
@@ -27,19 +27,38 @@ from django.utils import timezone
 from django.utils.http import urlencode
 from ninja import Field, Query, Router, Schema
 from ninja.responses import NinjaJSONEncoder
-from pydantic import AfterValidator, ConfigDict, StrictInt
+from pydantic import ConfigDict
 
 from calls import calling, calllog, phones
 from calls import permissions as perms
 from calls.api import limits
 from calls.api.auth import require
 from calls.api.callrows import ROW, json_rows, rows_as_items
-from calls.api.callschemas import CallDetailOut, CallFilters, CallOut, CallPage
+from calls.api.callschemas import (
+    BIGINT_MAX,
+    CallbackIn,
+    CallbackOut,
+    CallDetailOut,
+    CallFilters,
+    CallOut,
+    CallPage,
+    Id,
+    Text,
+)
 from calls.api.errors import PROBLEM, TITLES, Problem
 from calls.api.paging import DEFAULT_LIMIT, limit_of
 from calls.calling.common import _db
 from calls.forms import CallLogFilter, WrapUpForm, first_error
-from calls.models import AgentGroup, ApiIdempotentRequest, Call, CallbackNumber, Contact, ContactPhone, DispositionCode
+from calls.models import (
+    AgentGroup,
+    ApiIdempotentRequest,
+    Call,
+    Callback,
+    CallbackNumber,
+    Contact,
+    ContactPhone,
+    DispositionCode,
+)
 from calls.rules import Busy, Refused
 from calls.views.calling import base_url
 
@@ -49,20 +68,9 @@ router = Router(tags=["calls"])
 
 KEY_HEADER = "Idempotency-Key"
 MAX_KEY = 255  # ApiIdempotentRequest.key
-BIGINT_MAX = 2**63 - 1
 # A click's request id from the person and their key: the same key can never place two calls, even past the
 # idempotency table (the use case answers a repeated request id with the call it placed).
 _REQUEST_IDS = uuid.UUID("0d6c8a44-3b8e-4c59-9d3e-6a1f0e5d2b71")
-
-
-def _no_nul(value: str) -> str:
-    if "\x00" in value:
-        raise ValueError("must not contain NUL characters")
-    return value
-
-
-Text = Annotated[str, AfterValidator(_no_nul)]
-Id = Annotated[StrictInt, Field(ge=1, le=BIGINT_MAX)]
 
 
 # --- The call resource ---------------------------------------------------------------------------------
@@ -500,7 +508,16 @@ def get_call(request: HttpRequest, call_id: int) -> dict[str, Any]:
         **resource(call),
         "history": [{"at": at, "what": what, "detail": detail} for at, what, detail in call.history()],
         "events": [{"at": e.at, "kind": e.kind, "detail": e.detail} for e in call.events.all()],
+        "callbacks": _callbacks_promised(call.pk),
     }
+
+
+def _callbacks_promised(call_pk: int) -> list[dict[str, Any]]:
+    """The open callbacks promised on a call (one query), as CallbackOut."""
+    rows = Callback.objects.open().filter(promised_on_id=call_pk).select_related("assigned_to").order_by("due_at")
+    fields = ("id", "due_at", "note", "state")
+    who = {c.pk: (c.assigned_to.username if c.assigned_to else None, c.group_id) for c in rows}
+    return [{**{f: getattr(c, f) for f in fields}, "assigned_to": who[c.pk][0], "group": who[c.pk][1]} for c in rows]
 
 
 # --- The wrap-up ----------------------------------------------------------------------------------------------
@@ -511,16 +528,26 @@ class WrapUpIn(Schema):
 
     disposition: Text = Field(max_length=64, description="A disposition code (GET /api/v1/dispositions)")
     notes: Text = Field("", max_length=5000)
+    callback: CallbackIn | None = Field(None, description="A callback promised to the contact (optional)")
 
 
 class WrappedUpOut(CallOut):
     changed: list[str] = Field(description="What else the disposition changed, in words (a number marked do not call)")
+    callbacks: list[CallbackOut] = Field(description="The open callbacks promised at this call's wrap-up")
 
 
 @_db
-def _wrap_up_form(payload: WrapUpIn) -> WrapUpForm:
+def _wrap_up_form(payload: WrapUpIn, user: Any) -> WrapUpForm:
     pk = DispositionCode.objects.filter(code=payload.disposition).values_list("pk", flat=True).first()
-    form = WrapUpForm({"disposition": "" if pk is None else str(pk), "notes": payload.notes})
+    data = {"disposition": "" if pk is None else str(pk), "notes": payload.notes}
+    if payload.callback is not None:
+        group = payload.callback.group
+        data |= {
+            "callback_at": payload.callback.at,
+            "callback_to": "me" if group is None else str(group),
+            "callback_note": payload.callback.note,
+        }
+    form = WrapUpForm(data, user=user, now=timezone.now())
     form.is_valid()  # reads the active codes: in the sync thread
     return form
 
@@ -536,17 +563,22 @@ def _own_call(user: Any, call_id: int) -> Call:
     response={200: WrappedUpOut},
     summary="Wrap up an ended call",
     description="Store the disposition and notes and send the disposition to VCC, as the call panel does; the call "
-    "must be the token owner's to change. When VCC fails, the notes are kept and the answer is a 502 problem: "
-    "send the wrap-up again.",
+    "must be the token owner's to change. An optional `callback` promises a callback (to the token's owner, or to "
+    "a group), with the panel's checks: a bad time or group is a 422 and nothing is stored. When VCC fails, the "
+    "notes (and the callback) are kept and the answer is a 502 problem: send the wrap-up again.",
 )
 async def wrap_up(request: HttpRequest, call_id: int, payload: WrapUpIn) -> HttpResponse:
     await _db(require)(request, "calls:write", perms.VIEW_CALL)
     call = await _own_call(request.user, call_id)
-    form = await _wrap_up_form(payload)
+    form = await _wrap_up_form(payload, request.user)
     if form.errors:
         raise Problem(422, first_error(form))
     done = await calling.wrap_up(
-        call=call, disposition=form.cleaned_data["disposition"], notes=form.cleaned_data["notes"]
+        call=call,
+        disposition=form.cleaned_data["disposition"],
+        notes=form.cleaned_data["notes"],
+        user=request.user,  # type: ignore[arg-type]
+        callback=form.promise,
     )
     _, body = await _answer_of(call.pk)
     if done.error:
@@ -555,4 +587,5 @@ async def wrap_up(request: HttpRequest, call_id: int, payload: WrapUpIn) -> Http
         if sent:
             raise Problem(502, done.error, vcc=done.vcc or None, vcc_status=done.vcc_status, call=body)
         raise Problem(409, done.error, call=body)
-    return _json(200, {**body, "changed": list(done.changed)})
+    promised = await _db(_callbacks_promised)(call.pk)
+    return _json(200, {**body, "changed": list(done.changed), "callbacks": as_json({"c": promised})["c"]})

@@ -4,10 +4,24 @@ with its history, a page of the log, and the log's filters."""
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Annotated
 
 from ninja import Field, Schema
+from pydantic import AfterValidator, ConfigDict, StrictInt
 
 from calls.api.paging import DEFAULT_LIMIT, MAX_LIMIT
+
+BIGINT_MAX = 2**63 - 1
+
+
+def _no_nul(value: str) -> str:
+    if "\x00" in value:
+        raise ValueError("must not contain NUL characters")
+    return value
+
+
+Text = Annotated[str, AfterValidator(_no_nul)]  # text PostgreSQL can store
+Id = Annotated[StrictInt, Field(ge=1, le=BIGINT_MAX)]  # a database id
 
 
 class CallOut(Schema):
@@ -48,9 +62,35 @@ class CallEventOut(Schema):
     detail: str
 
 
+class CallbackIn(Schema):
+    """A callback promised at a wrap-up (POST /api/v1/calls/{id}/wrap-up), checked as the call panel checks it."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    at: Text = Field(
+        max_length=64,
+        description="When to call back, ISO 8601 (2026-12-07T15:30:00+00:00); without an offset, in the site's time "
+        "zone. From now to 90 days ahead.",
+    )
+    group: Id | None = Field(None, description="A group (id) to call back, or null for the token's owner")
+    note: Text = Field("", max_length=200)
+
+
+class CallbackOut(Schema):
+    """A callback promised on a call (calls/callbacks.py)."""
+
+    id: int
+    due_at: datetime
+    assigned_to: str | None = Field(description="The username of who is to call back, or null for a group")
+    group: int | None = Field(description="The group (id) to call back, or null")
+    note: str
+    state: str = Field(description="open, done or cancelled")
+
+
 class CallDetailOut(CallOut):
     history: list[HistoryLine] = Field(description="Everything that happened, oldest first, as the call's page says")
     events: list[CallEventOut] = Field(description="The stored events behind the history, oldest first")
+    callbacks: list[CallbackOut] = Field(description="The open callbacks promised at this call's wrap-up")
 
 
 class CallPage(Schema):

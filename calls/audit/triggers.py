@@ -101,6 +101,15 @@ AUDITED = [
         skipped=("live_after",),
         update_of=("name", "description", "live", "sort", "max_attempts", "retry_minutes", "state"),
     ),
+    # A promise to call back: who, when, to whom; when it falls due (announced_at) is bookkeeping.
+    Audited(
+        "calls_callback",
+        "callback",
+        "callback",
+        contact_key="contact_id",
+        skipped=("announced_at",),
+        update_of=("due_at", "assigned_to_id", "group_id", "note", "state"),
+    ),
     Audited(
         "calls_agent",
         "agent",

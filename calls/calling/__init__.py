@@ -12,7 +12,7 @@ awaited: a slow VCC never holds a database connection, however many clicks are w
 - preview: what the contact page shows before the click (`dialer`)
 - placing: `place_number_call`, `place_agent_call`, the signed `regarding` link
 - following: `follow`, the worker's `follow_due`, clicks never answered
-- recording: `set_recording`, `shown_recording`, `wrap_up`
+- recording: `set_recording`, `shown_recording`, `wrap_up` (with a `CallbackPromise`: calls/callbacks.py)
 - ready: `readiness`, `ready_agent_ids`
 - syncing: `sync_with_vcc`
 
@@ -43,12 +43,13 @@ from calls.calling.placing import (
 )
 from calls.calling.preview import Dialer, NumberRow, dialer
 from calls.calling.ready import Readiness, readiness, ready_agent_ids
-from calls.calling.recording import WrappedUp, set_recording, shown_recording, wrap_up
+from calls.calling.recording import CallbackPromise, WrappedUp, set_recording, shown_recording, wrap_up
 from calls.calling.syncing import sync_with_vcc
 from calls.rules import Refused
 
 __all__ = [
     "ABANDONED_AFTER",
+    "CallbackPromise",
     "FOLLOW_INTERVAL",
     "Dialer",
     "Followed",

@@ -1,6 +1,7 @@
 """The call bar: the person's calls still going on or waiting for a wrap-up, shown on every page.
 
-Read from the database only (one query, plus the disposition codes when a wrap-up is due): VCC is asked about a
+Read from the database only (one query, one more to count the person's callbacks due, plus the disposition codes
+and the groups a callback may be promised to when a wrap-up is due): VCC is asked about a
 live call by `follow`, which the bar's view calls and which claims at most one look per call per FOLLOW_INTERVAL.
 """
 
@@ -12,8 +13,10 @@ from typing import TYPE_CHECKING
 
 from django.db.models import Case, IntegerField, Sum, Value, When, Window
 
+from calls import callbacks
+from calls import permissions as perms
 from calls.calling.placing import LIVE_CALL_WINDOW
-from calls.models import Call, DispositionCode
+from calls.models import AgentGroup, Call, DispositionCode
 
 if TYPE_CHECKING:
     from django.contrib.auth.models import User
@@ -84,6 +87,8 @@ class Bar:
     on_call: Call | None = None  # the one holding the user's phone now, if any
     items: list[BarItem] = field(default_factory=list)  # the calls with their words, filled by the view
     dispositions: list[DispositionCode] = field(default_factory=list)  # for the wrap-up, when one is due
+    callback_groups: list[AgentGroup] = field(default_factory=list)  # who a wrap-up may promise a callback to
+    callbacks_due: int = 0  # the person's callbacks whose time has come ("N callbacks due")
 
     @property
     def in_progress(self) -> bool:
@@ -113,4 +118,5 @@ def bar_calls(user: User, *, now: datetime) -> Bar:
     )
     total = getattr(rows[0], "bar_total", 0) if rows else 0
     on_call = next((call for call in rows if holds_phone(call, user, now=now)), None)
-    return Bar(calls=rows, more=max(0, total - len(rows)), on_call=on_call)
+    due = callbacks.due_count(user, now) if user.has_perm(perms.VIEW_CALLBACK) else 0
+    return Bar(calls=rows, more=max(0, total - len(rows)), on_call=on_call, callbacks_due=due)

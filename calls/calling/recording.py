@@ -5,14 +5,22 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import TYPE_CHECKING
 
 from django.core.cache import cache
+from django.core.exceptions import ValidationError
+from django.db import transaction
 from django.db.models import Model
+from django.utils import timezone
 
+from calls import callbacks
 from calls.calling.common import Clock, _db, _now, log
-from calls.models import Call, Contact, ContactPhone, DispositionCode
+from calls.models import AgentGroup, Call, Contact, ContactPhone, DispositionCode
 from calls.vcc import VCCError, budget, get_async_client
 from calls.webhooks import changes
+
+if TYPE_CHECKING:
+    from django.contrib.auth.models import User
 
 RECORDING_PENDING = timedelta(seconds=5)  # how long a requested recording change shows before VCC confirms it
 
@@ -50,6 +58,15 @@ async def shown_recording(call: Call, *, clock: Clock = _now) -> str:
     return call.recording_status
 
 
+@dataclass(frozen=True)
+class CallbackPromise:
+    """A callback promised at the wrap-up: when, to the person wrapping up or to a group, and a short note."""
+
+    due_at: datetime
+    group: AgentGroup | None = None
+    note: str = ""
+
+
 @dataclass
 class WrappedUp:
     error: str = ""  # for people: what to do next (the notes are saved either way)
@@ -58,8 +75,17 @@ class WrappedUp:
     vcc_status: int | None = None
 
 
-async def wrap_up(*, call: Call, disposition: DispositionCode, notes: str, clock: Clock = _now) -> WrappedUp:
-    """Send the disposition to VCC and store it with the notes; notes are kept even when VCC fails."""
+async def wrap_up(
+    *,
+    call: Call,
+    disposition: DispositionCode,
+    notes: str,
+    clock: Clock = _now,
+    user: User | None = None,
+    callback: CallbackPromise | None = None,
+) -> WrappedUp:
+    """Send the disposition to VCC and store it with the notes; notes (and a callback promised by `user`) are kept
+    even when VCC fails. Once wrapped up, the call keeps the callbacks it was the callback for (callbacks.keep)."""
     if call.state != Call.State.ENDED:
         return WrappedUp(error="Wrap up once the call has ended.")
     if not call.asks_sales_wrap_up and call.wrapped_up_at is None:
@@ -82,23 +108,52 @@ async def wrap_up(*, call: Call, disposition: DispositionCode, notes: str, clock
                 confirmed = False
                 error = f"{exc.user_message} Your notes are saved; send the outcome again."
                 vcc, vcc_status = exc.message, exc.status
-    changed = await _db(_store_wrap_up)(call, disposition=disposition, notes=notes, now=clock(), confirmed=confirmed)
+    changed = await _db(_store_wrap_up)(
+        call, disposition=disposition, notes=notes, now=clock(), confirmed=confirmed, user=user, callback=callback
+    )
     return WrappedUp(error=error, changed=tuple(remarks + changed), vcc=vcc, vcc_status=vcc_status)
 
 
 def _store_wrap_up(
-    call: Call, *, disposition: DispositionCode, notes: str, now: datetime, confirmed: bool
+    call: Call,
+    *,
+    disposition: DispositionCode,
+    notes: str,
+    now: datetime,
+    confirmed: bool,
+    user: User | None = None,
+    callback: CallbackPromise | None = None,
 ) -> list[str]:
-    with changes.call_change(call):
-        call.record_wrap_up(code=disposition.code, notes=notes, now=now, confirmed=confirmed)
-    if not confirmed:
-        return []
-    done = _do_not_call_marks(call, disposition)
-    _settle_queue_attempt(call, now=now)
-    return done
+    with transaction.atomic():  # the wrap-up, the callbacks it keeps and the one it promises: all or nothing
+        with changes.call_change(call):
+            call.record_wrap_up(code=disposition.code, notes=notes, now=now, confirmed=confirmed)
+        remarks = _callbacks(call, now=now, confirmed=confirmed, user=user, callback=callback)
+        if not confirmed:
+            return remarks
+        remarks += _do_not_call(call, disposition)
+        _settle_queue_attempt(call, now=now)  # after the callback it promised and the do-not-call it marked
+        return remarks
 
 
-def _do_not_call_marks(call: Call, disposition: DispositionCode) -> list[str]:
+def _callbacks(
+    call: Call, *, now: datetime, confirmed: bool, user: User | None, callback: CallbackPromise | None
+) -> list[str]:
+    remarks = []
+    if confirmed and (kept := callbacks.keep(call, now)):
+        remarks.append("This call kept the callback that was due." if kept == 1 else f"It kept {kept} callbacks.")
+    if callback is not None and user is not None:
+        try:
+            made = callbacks.promise(
+                call=call, user=user, due_at=callback.due_at, to_group=callback.group, note=callback.note, now=now
+            )
+            when = timezone.localtime(made.due_at)
+            remarks.append(f"Callback promised for {when:%a %-d %b, %H:%M}, to {made.to_whom}.")
+        except ValidationError as exc:  # the form checked it a moment ago: time has moved on since
+            remarks.append(f"The callback was not saved: {' '.join(exc.messages)}")
+    return remarks
+
+
+def _do_not_call(call: Call, disposition: DispositionCode) -> list[str]:
     # Anyone may mark a number do-not-call: an opt-out is honoured at once. Only supervisors clear it.
     if disposition.action == DispositionCode.Action.NUMBER_DNC and call.phone_id:
         with changes.contact_change(_loaded(call.phone).contact_id):

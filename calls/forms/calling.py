@@ -2,13 +2,20 @@
 
 from __future__ import annotations
 
-from typing import Any
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
 
 from django import forms
 from django.core.exceptions import ValidationError
 from django.http import QueryDict
+from django.utils import timezone
 
-from calls.models import DispositionCode
+from calls import callbacks
+from calls.calling.recording import CallbackPromise
+from calls.models import AgentGroup, DispositionCode
+
+if TYPE_CHECKING:
+    from django.contrib.auth.models import User
 
 # Every POST (and every query parameter that selects something) is read by a form: a malformed value is a
 # message and a 400, never a 500 ("²".isdigit() is true, int("²") raises; PostgreSQL refuses NUL characters).
@@ -100,6 +107,55 @@ class WrapUpForm(forms.Form):
         error_messages={"required": "Choose how the call went.", "invalid_choice": "Choose how the call went."},
     )
     notes = forms.CharField(required=False, max_length=5000, widget=forms.Textarea)
+    # An optional callback: when (the site's time zone, which the form names), to "me" or a group's id, a note.
+    callback_at = forms.DateTimeField(
+        required=False,
+        error_messages={"invalid": "Enter when to call back as a date and a time, such as 2026-12-07 15:30."},
+    )
+    callback_to = forms.CharField(required=False, max_length=20)
+    callback_note = forms.CharField(required=False, max_length=200)
+
+    def __init__(self, *args: Any, user: User | None = None, now: datetime | None = None, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.user, self.now = user, now
+        self.promise: CallbackPromise | None = None
+
+    def clean(self) -> dict[str, Any]:
+        super().clean()
+        data = self.cleaned_data
+        due_at, to, note = data.get("callback_at"), data.get("callback_to") or "me", data.get("callback_note", "")
+        if "callback_at" in self.errors:
+            return data
+        if due_at is None:
+            if note:
+                self.add_error("callback_at", "Say when to call back, or clear the callback's note.")
+            return data
+        if self.user is None:
+            self.add_error("callback_at", "A callback needs someone to promise it.")
+            return data
+        disposition = data.get("disposition")
+        if disposition is not None and disposition.action:
+            self.add_error("callback_at", f"“{disposition.code}” marks them do not call: promise no callback.")
+            return data
+        group: AgentGroup | None = None
+        if to != "me":
+            found = None
+            if to.isascii() and to.isdecimal() and len(to) < 19:
+                found = callbacks.groups_for(self.user).filter(pk=int(to)).first()
+            if found is None:
+                self.add_error("callback_to", "Choose yourself or one of your groups to call back.")
+                return data
+            group = found
+        try:
+            callbacks.check_promise(user=self.user, due_at=due_at, group=group, now=self.now or timezone.now())
+        except ValidationError as exc:
+            self.add_error("callback_to" if exc.code == "group" else "callback_at", exc)
+            return data
+        except OverflowError:
+            self.add_error("callback_at", f"Choose a time to call back within {callbacks.MAX_AHEAD.days} days.")
+            return data
+        self.promise = CallbackPromise(due_at=due_at, group=group, note=note)
+        return data
 
 
 def first_error(form: forms.Form) -> str:

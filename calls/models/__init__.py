@@ -6,7 +6,7 @@
 - imports: ContactImport, a CSV import between its steps, with its rows and their keys
 - directory: Agent, AgentGroup, CallbackNumber (VCC's side, as vccweb keeps it)
 - rules: DispositionCode and ConsentRule, what admins set for calls
-- calls: Call (one row per click, or per call VCC's events told of) and its transitions
+- calls: Call (one row per click, or per call VCC's events told of) and its transitions; outcomes: outcome_of
 - history: CallEvent, a call's history beyond its milestones
 - locks: DialLock, a number being dialled
 - logins: LoginFailure and LockOut, failed logins and the lock-outs they lead to
@@ -29,7 +29,7 @@ from __future__ import annotations
 
 from calls.models.api import ApiIdempotentRequest, ApiToken
 from calls.models.audit import AuditEntry
-from calls.models.callbacks import Callback
+from calls.models.callbacks import Callback, CallbackQuerySet
 from calls.models.calls import (
     CLOSED_BY_HAND,
     MIN_CLOSE_REASON,
@@ -38,7 +38,6 @@ from calls.models.calls import (
     VCC_RETENTION,
     Call,
     CallQuerySet,
-    outcome_of,
 )
 from calls.models.common import (
     AGENT_ID_PATTERN,
@@ -72,6 +71,7 @@ from calls.models.hours import CallingHours, Holiday
 from calls.models.imports import ContactImport, ContactImportKey, ContactImportRow, ImportedContact
 from calls.models.locks import DialLock
 from calls.models.logins import LockOut, LoginFailure
+from calls.models.outcomes import outcome_of
 from calls.models.privacy import ErasedNumber, RetentionPolicy, RetentionRun
 from calls.models.queues import CallQueue, QueueAttempt, QueueEntry
 from calls.models.reports import CallRollup, CallRollupState
@@ -100,6 +100,7 @@ __all__ = [
     "AgentGroup",
     "Call",
     "Callback",
+    "CallbackQuerySet",
     "CallingHours",
     "CallQueue",
     "Holiday",

@@ -16,6 +16,7 @@ from calls import permissions as perms
 from calls import phones
 from calls.models.common import ERASED_CONTACT, Consent, HandWrittenSQL, concrete_field
 from calls.models.history import CallEvent
+from calls.models.outcomes import outcome_of
 
 if TYPE_CHECKING:
     from django.contrib.auth.models import User
@@ -592,17 +593,3 @@ class Call(HandWrittenSQL):
         self._save(
             fields, CallEvent.Kind.WRAP_UP, f"{code}" if confirmed else f"notes saved; {code} not yet sent", at=now
         )
-
-
-def outcome_of(code: str, party: str, reason: str, *, connected: bool) -> str:
-    """How an ended call went, from VCC's result (code, party, reason); VCC documents few values, so be lenient."""
-    code_, party_, reason_ = code.lower(), party.lower(), reason.lower()
-    if code_ == "success" or (not code_ and connected):
-        return Call.Outcome.ANSWERED
-    if not code_ and not reason_:
-        return Call.Outcome.UNKNOWN
-    if "busy" in reason_:
-        return Call.Outcome.BUSY
-    if "noanswer" in reason_.replace(" ", "").replace("_", ""):
-        return Call.Outcome.AGENT_NO_ANSWER if party_ == "originator" else Call.Outcome.NO_ANSWER
-    return Call.Outcome.FAILED

@@ -1,6 +1,6 @@
 """A subject's data: everything vccweb holds about one contact, as one JSON document (and, from the same document,
 a page people can read): the contact, its numbers, its calls with their history and wrap-ups, the webhook events
-and VCC events of those calls, and the audit entries about them."""
+and VCC events of those calls, the callbacks promised to them, and the audit entries about them."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from typing import Any
 
 from django.db.models import QuerySet
 
-from calls.models import Call, Contact, VccEvent
+from calls.models import Call, Callback, Contact, VccEvent
 from calls.privacy import audit
 
 FORMAT = "vccweb-subject-data/1"
@@ -64,6 +64,31 @@ def _call(call: Call, vcc_events: list[VccEvent]) -> dict[str, Any]:
     }
 
 
+def _callbacks(contact: Contact) -> QuerySet[Callback]:
+    return (
+        Callback.objects.filter(contact=contact)
+        .select_related("phone", "assigned_to", "group", "created_by")
+        .order_by("due_at", "pk")
+    )
+
+
+def _callback(callback: Callback) -> dict[str, Any]:
+    return {
+        "id": callback.pk,
+        "due_at": _at(callback.due_at),
+        "number": callback.phone.number if callback.phone else None,
+        "to": callback.assigned_to.get_username() if callback.assigned_to else None,
+        "group": callback.group.display_id if callback.group else None,
+        "note": callback.note,
+        "promised_on_call": callback.promised_on_id,
+        "promised_by": callback.created_by.get_username() if callback.created_by else None,
+        "created_at": _at(callback.created_at),
+        "state": callback.get_state_display(),
+        "closed_at": _at(callback.done_at),
+        "kept_by_call": callback.done_by_call_id,
+    }
+
+
 def subject_data(contact: Contact, *, now: datetime, by: str) -> dict[str, Any]:
     """Everything held about the contact, as JSON-ready data."""
     phones = list(contact.phones.all())
@@ -101,6 +126,7 @@ def subject_data(contact: Contact, *, now: datetime, by: str) -> dict[str, Any]:
             for p in phones
         ],
         "calls": [_call(c, vcc[c.pk]) for c in calls],
+        "callbacks": [_callback(c) for c in _callbacks(contact)],
         "audit_entries": audit.audit_entries_about(
             contact_pk=contact.pk, phone_pks=[p.pk for p in phones], call_pks=pks
         ),

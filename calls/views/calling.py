@@ -27,7 +27,7 @@ from django.utils import formats, timezone
 from django.views.decorators.http import require_GET, require_POST
 from django_htmx.http import trigger_client_event
 
-from calls import calling, rules
+from calls import callbacks, calling, rules
 from calls import permissions as perms
 from calls.calling.bar import Bar, BarItem, bar_calls, holds_phone, on_call_words
 from calls.calling.common import _now
@@ -127,9 +127,15 @@ def panel_context(call: Call, *, user: User, recording_status: str | None = None
         "recording": recording,
         "in_progress": call.in_progress,  # the panel polls, and shows the pulse
         "dispositions": DispositionCode.objects.filter(is_active=True),
+        # Read only when the wrap-up form is drawn (an ended call: its panel renders in the sync thread).
+        "callback_groups": functools.partial(_callback_groups, user),
         "regarding_token": calling.regarding_token(call),
         **extra,
     }
+
+
+def _callback_groups(user: User) -> list[AgentGroup]:
+    return list(callbacks.groups_for(user)) if user.has_perm(perms.ADD_CALLBACK) else []
 
 
 def dialer_context(
@@ -336,15 +342,17 @@ async def call_wrapup(request: AuthedRequest, pk: int) -> HttpResponse:
     """Store the disposition and notes; the disposition goes to VCC, and nothing typed is lost if it fails."""
     user = await _user(request)
     call = await sync_to_async(_own_call)(user, pk)
-    form = WrapUpForm(request.POST)
-    chosen, notes = request.POST.get("disposition", ""), request.POST.get("notes", "").replace("\x00", "")  # as typed
+    form = WrapUpForm(request.POST, user=user, now=_now())
+    typed = _as_typed(request.POST)  # shown again when something is to fix
     if not await sync_to_async(form.is_valid)():
         error = first_error(form)
-        return await _panel(
-            request, call, user, form_errors=True, action_error=error, editing=True, chosen=chosen, notes=notes
-        )
+        return await _panel(request, call, user, form_errors=True, action_error=error, editing=True, typed=typed)
     done = await calling.wrap_up(
-        call=call, disposition=form.cleaned_data["disposition"], notes=form.cleaned_data["notes"]
+        call=call,
+        disposition=form.cleaned_data["disposition"],
+        notes=form.cleaned_data["notes"],
+        user=user,
+        callback=form.promise,
     )
     return await _panel(
         request,
@@ -354,9 +362,17 @@ async def call_wrapup(request: AuthedRequest, pk: int) -> HttpResponse:
         action_error=done.error,
         changed_lines=done.changed,
         editing=bool(done.error),
-        chosen=chosen,
-        notes=notes,
+        typed=typed,
     )
+
+
+def _as_typed(post: QueryDict) -> dict[str, str]:
+    """The wrap-up as typed: the disposition chosen, the notes, the callback's fields."""
+    typed = {name: post.get(name, "").replace("\x00", "") for name in ("notes", *CALLBACK_FIELDS)}
+    return {**typed, "disposition": post.get("disposition", "")}
+
+
+CALLBACK_FIELDS = ("callback_at", "callback_to", "callback_note")
 
 
 # --- The call bar -----------------------------------------------------------------------------------------
@@ -376,6 +392,7 @@ def _words_for(bar: Bar, user: User, recordings: dict[int, str]) -> Bar:
         bar.items.append(BarItem(call=call, phase=phase, recording=recording, now=now))
     if any(call.wrap_up_due for call in bar.calls):
         bar.dispositions = list(DispositionCode.objects.filter(is_active=True))
+        bar.callback_groups = _callback_groups(user)
     return bar
 
 

@@ -41,12 +41,6 @@ CONTACTS_PER_PAGE = 25
 TIMELINE_LENGTH = 50
 
 
-@require_GET
-@login_required
-def home(request: AuthedRequest) -> HttpResponse:
-    return redirect("contact_list")
-
-
 def _wants_fragment(request: HtmxRequest) -> bool:
     # htmx asks for a page when it restores history it no longer holds: that gets the whole page.
     return bool(request.htmx) and not request.htmx.boosted and not request.htmx.history_restore_request

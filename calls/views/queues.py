@@ -86,34 +86,43 @@ def _imports_exist() -> bool:
 @permission_required(perms.ADD_QUEUE, raise_exception=True)
 def queue_new(request: AuthedRequest) -> HttpResponse:
     """Make a queue from the contact list's filter (carried in the query string) or from an import."""
-    initial: dict[str, object] = {k: request.GET.get(k, "") for k in ("q", "company", "dnc")}
-    initial["mine"] = bool(request.GET.get("mine"))
-    initial["name"] = _suggested_name(initial)
-    if "import" in request.GET:
-        initial["source"], initial["source_import"] = "import", request.GET.get("import", "")
-    form = NewQueueForm(request.POST or None, initial=initial)
+    form = NewQueueForm(request.POST or None, initial=_initial(request))
     if request.method == "POST" and form.is_valid():
-        data = form.cleaned_data
-        made = building.make_queue(
-            user=request.user,
-            name=data["name"],
-            description=data["description"],
-            now=_now(),
-            source_filter=form.source_filter() if data["source"] == "filter" else None,
-            source_import=data["source_import"] if data["source"] == "import" else None,
-            live=data["live"],
-            sort=data["sort"],
-            max_attempts=data["max_attempts"],
-            retry_minutes=data["retry_minutes"],
-            agents=data["agents"],
-            groups=data["groups"],
-        )
+        made = _make(request, form)
         words = f"Made {made.queue.name} with {made.added:,} contacts."
         if made.left_out:
             words += f" {made.left_out:,} matching contacts were left out: do-not-call, or no number to call."
         messages.success(request, words)
         return redirect("queue_detail", made.queue.pk)
     return render(request, "calls/queue_form.html", {"form": form, "new": True, "filter_words": _filter_words(form)})
+
+
+def _initial(request: AuthedRequest) -> dict[str, object]:
+    """The new queue form's start: the contact list's filter (or the import) it was opened from."""
+    initial: dict[str, object] = {k: request.GET.get(k, "") for k in ("q", "company", "dnc")}
+    initial["mine"] = bool(request.GET.get("mine"))
+    initial["name"] = _suggested_name(initial)
+    if "import" in request.GET:
+        initial["source"], initial["source_import"] = "import", request.GET.get("import", "")
+    return initial
+
+
+def _make(request: AuthedRequest, form: NewQueueForm) -> building.Made:
+    data = form.cleaned_data
+    return building.make_queue(
+        user=request.user,
+        name=data["name"],
+        description=data["description"],
+        now=_now(),
+        source_filter=form.source_filter() if data["source"] == "filter" else None,
+        source_import=data["source_import"] if data["source"] == "import" else None,
+        live=data["live"],
+        sort=data["sort"],
+        max_attempts=data["max_attempts"],
+        retry_minutes=data["retry_minutes"],
+        agents=data["agents"],
+        groups=data["groups"],
+    )
 
 
 def _suggested_name(filters: dict[str, object]) -> str:
@@ -185,28 +194,24 @@ def queue_detail(request: AuthedRequest, pk: int) -> HttpResponse:
     now = _now()
     if queue.live:
         building.add_new_matches(queue, now=now)
-    report = reports.report(queue, now=now, claim_idle=working.CLAIM_IDLE)
-    links = {
-        "waiting": reports.entries_link(queue, state="waiting"),
-        "reached": reports.entries_link(queue, state="reached"),
-        "unreached": reports.entries_link(queue, state="unreached"),
-        "dnc": reports.entries_link(queue, state="dnc"),
-        "all": reports.entries_link(queue),
-        "calls": reports.calls_link(queue),
-        "reached_calls": reports.calls_link(queue, queue_effect="reached"),
+    context = {
+        "queue": queue,
+        "report": reports.report(queue, now=now, claim_idle=working.CLAIM_IDLE),
+        "links": _report_links(queue),
+        "runs": request.user.has_perm(perms.CHANGE_QUEUE),
+        "may_work": working.may_work(request.user, queue),
+        "source": _source_words(queue),
     }
-    return render(
-        request,
-        "calls/queue_detail.html",
-        {
-            "queue": queue,
-            "report": report,
-            "links": links,
-            "runs": request.user.has_perm(perms.CHANGE_QUEUE),
-            "may_work": working.may_work(request.user, queue),
-            "source": _source_words(queue),
-        },
-    )
+    return render(request, "calls/queue_detail.html", context)
+
+
+def _report_links(queue: CallQueue) -> dict[str, str]:
+    """Where each figure of the report opens: the queue's contacts in a state, or the calls behind it."""
+    links = {state: reports.entries_link(queue, state=state) for state in ("waiting", "reached", "unreached", "dnc")}
+    links["all"] = reports.entries_link(queue)
+    links["calls"] = reports.calls_link(queue)
+    links["reached_calls"] = reports.calls_link(queue, queue_effect="reached")
+    return links
 
 
 def _source_words(queue: CallQueue) -> str:

@@ -23,6 +23,7 @@ EVENT_TYPES = (
     "contact.deleted",
     "contact.do_not_call_changed",
     "contact.erased",  # data: the id alone (calls/privacy/erasure.py)
+    "callback.due",  # a promised callback's time has come (calls/callbacks.py: announce_due)
 )
 # Sent to one endpoint on an admin's request, whatever it subscribes to.
 TEST_EVENT_TYPE = "webhook.test"

@@ -89,7 +89,7 @@ def test_the_call_bar_follows_a_call_across_pages_and_wraps_it_up(demo, page, li
     expect(bar.locator(".bar-phase")).to_contain_text("Call ended", timeout=10_000)
     expect(bar.locator("[data-talk-since]")).to_have_count(0)
     expect(tom).to_be_enabled()  # off the call: the Call buttons come back
-    bar.locator("select").select_option(label="Interested")
+    bar.locator("select[name=disposition]").select_option(label="Interested")
     bar.locator("input[name=notes]").fill("Wants a quote by Friday.")
     bar.locator("button", has_text="Save").click()
     expect(bar).to_be_hidden()
@@ -118,7 +118,7 @@ def test_a_wrap_up_from_the_bar_clears_it_even_when_the_bar_reloaded_meanwhile(d
     expect(bar.locator(".bar-wrapup")).to_be_visible()
     held = []
     page.route(f"**/calls/{call.pk}/wrapup/", lambda route: held.append(route))  # held until the bar reloaded
-    bar.locator("select").select_option(label="Interested")
+    bar.locator("select[name=disposition]").select_option(label="Interested")
     bar.locator("button", has_text="Save").click()
     page.wait_for_function("() => document.querySelector('#call-bar .bar-wrapup button').disabled")
     with page.expect_response(lambda r: "/calls/bar/" in r.url):
@@ -153,7 +153,7 @@ def test_the_contact_page_and_the_bar_agree_when_the_call_ends(demo, page, live_
     expect(page.locator("button[data-shortcut=c]")).to_be_enabled()
     expect(page.locator("#call-bar .bar-wrapup")).to_be_hidden()  # the panel's own wrap-up is on the page
     sim.advance(70)  # VCC takes a disposition once the call has ended there too
-    panel.locator("select").select_option(label="Interested")
+    panel.locator("select[name=disposition]").select_option(label="Interested")
     panel.locator("button", has_text="Save wrap-up").click()
     expect(panel).to_contain_text("Wrapped up: Interested")
     expect(page.locator("#call-bar")).to_be_hidden()  # the bar follows the panel

@@ -6,15 +6,27 @@ It matches vccsim's sample account, so that sandbox calls find the same agents, 
 from __future__ import annotations
 
 import random
+from datetime import timedelta
+from typing import Any
 
 import phonenumbers
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError
 from django.db import transaction
+from django.utils import timezone
 
 from calls.defaults import ensure_defaults
-from calls.models import Agent, AgentGroup, CallbackNumber, ConsentRule, Contact, ContactPhone, DispositionCode
+from calls.models import (
+    Agent,
+    AgentGroup,
+    Callback,
+    CallbackNumber,
+    ConsentRule,
+    Contact,
+    ContactPhone,
+    DispositionCode,
+)
 from calls.roles import ADMIN, AGENT, SUPERVISOR, assign_role, sync_roles
 
 AGENTS = [
@@ -234,3 +246,27 @@ class Command(BaseCommand):
                             "do_not_call": i % 13 == 7 and position == 1,
                         },
                     )
+        self._callbacks(users["agent"], groups["030"])
+
+    def _callbacks(self, agent: Any, sales: AgentGroup) -> None:
+        """A few callbacks for the agent's Today page (once: none are added while the demo has any)."""
+        if Callback.objects.exists():
+            return
+        now = timezone.now()
+        contacts = Contact.objects.filter(do_not_call=False).order_by("pk")[:4]
+        plan = [
+            (timedelta(minutes=-30), agent, None, "Asked to be called after their meeting."),
+            (timedelta(hours=2), agent, None, "Wants the renewal quote."),
+            (timedelta(hours=3), None, sales, "Anyone in sales: pricing for ten seats."),
+            (timedelta(days=1, hours=1), agent, None, ""),
+        ]
+        for contact, (ahead, person, group, note) in zip(contacts, plan, strict=False):
+            Callback.objects.create(
+                contact=contact,
+                phone=contact.phones.filter(is_primary=True).first(),
+                due_at=(now + ahead).replace(second=0, microsecond=0),
+                assigned_to=person,
+                group=group,
+                note=note,
+                created_by=agent,
+            )
