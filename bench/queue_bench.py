@@ -29,14 +29,14 @@ ROOT = Path(__file__).resolve().parent.parent
 COMPANY = "Queue bench"
 
 
-def parse_args() -> argparse.Namespace:
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--database", default="postgres://postgres@127.0.0.1:5432/hlbench_queue")
     parser.add_argument("--size", type=int, default=100_000, help="contacts in the queue")
     parser.add_argument("--agents", type=int, default=200, help="agents pulling next at once")
     parser.add_argument("--rounds", type=int, default=5, help="times the agents pull next together")
     parser.add_argument("--makes", type=int, default=3, help="queues made (each timed)")
-    return parser.parse_args()
+    return parser.parse_args(argv)
 
 
 def percentile(values: list[float], p: float) -> float:

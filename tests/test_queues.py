@@ -341,3 +341,13 @@ def test_the_zones_job_looks_up_a_queues_contacts_so_next_leaves_closed_ones_out
     from calls.calling import hours
 
     assert working._closed_zones(queue, now=NOW, hours=hours.load_hours()) == ["US:America/New_York"]
+
+
+def test_the_minute_job_settles_what_agents_left_behind(queue, agent_user):
+    from calls import tasks
+
+    held = working.take_next(user=agent_user, queue=queue, now=NOW).held
+    call = make_call(user=agent_user, agent=Agent.objects.get(user=agent_user), outcome="busy", contact=held.contact)
+    QueueAttempt.objects.create(queue=queue, entry=held.entry, call=call, user=agent_user, at=NOW)
+    assert tasks.tend_queues() == {"settled": 1, "joined": 0, "zones": 4}  # the 4 contacts not looked up yet
+    assert QueueEntry.objects.get(pk=held.entry.pk).last_outcome == "Line busy"

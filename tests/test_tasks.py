@@ -30,6 +30,7 @@ def test_every_periodic_job_is_scheduled_once_with_its_cadence():
         "retry_webhooks": "* * * * * */5",
         "prune_webhooks": "53 * * * *",
         "apply_retention": "23 * * * *",  # calls/privacy/retention.py
+        "tend_queues": "* * * * *",  # calls/queues/: settle attempts, grow live queues, look up time zones
     }
 
 
@@ -46,6 +47,7 @@ def test_jobs_that_must_not_pile_up_hold_a_queueing_lock():
         "rollup_calls",
         "close_abandoned_clicks",
         "announce_callbacks",
+        "tend_queues",
         "sync_vcc",
         "retry_stalled_jobs",
         "dispatch_webhooks",

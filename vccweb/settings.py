@@ -142,6 +142,7 @@ if DEBUG and not DEBUG_TECHNICAL_ERRORS:
 # How often an open page asks for the progress of a call going on (the call panel and the call bar, in ms). VCC is
 # asked about a call at most every 2 s whatever this is (calls/calling/following.py); the browser tests shorten it.
 CALL_POLL_MS = 2000
+QUEUE_BAR_POLL_MS = 10_000  # the queue bar's refresh: a sign the agent is still there, and the held call's state
 # Django's deploy checks W001-W003 want its own class names above; calls.W001 checks for the subclasses instead.
 SILENCED_SYSTEM_CHECKS = ["security.W001", "security.W002", "security.W003"]
 

@@ -6,6 +6,7 @@ page (`?queue=<id>`), so everything a contact page offers (its numbers, the Call
 
 from __future__ import annotations
 
+from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required, permission_required
 from django.core.exceptions import PermissionDenied
@@ -354,4 +355,5 @@ def bar_context(user: object, queue: CallQueue, contact_pk: int) -> dict[str, ob
         "settled": effect not in (None, ""),
         "effect_words": dict(working.QueueAttempt.Effect.choices).get(effect or "", ""),
         "attempt_number": (current.entry.attempts if current.entry else 0),
+        "bar_poll": f"{settings.QUEUE_BAR_POLL_MS}ms",
     }

@@ -327,8 +327,8 @@ document.addEventListener("DOMContentLoaded", () => {
 });
 
 // Call queues: on a contact's page with the queue bar, "n" opens the next contact, "s" goes to the skip reason,
-// "x" stops. Once the call's outcome is settled the bar can open the next contact by itself after 5 s (a
-// choice kept in this browser), which unticking the box or pressing a key stops.
+// "x" stops. Once the call's outcome is settled the bar opens the next contact by itself after 5 s, unless the
+// agent switched that off (kept in this browser); unticking the box stops the countdown.
 document.addEventListener("keydown", (event) => {
   if (isTyping(event.target) || event.ctrlKey || event.metaKey || event.altKey) return;
   const target = document.querySelector(`#queue-bar [data-shortcut-queue="${event.key}"]`);
@@ -357,7 +357,7 @@ function startQueueCountdown() {
   const bar = document.getElementById("queue-bar");
   const box = bar && bar.querySelector("[data-auto-next]");
   if (!box) return;
-  box.checked = localStorage.getItem("vccweb.queueAutoNext") === "on";
+  box.checked = localStorage.getItem("vccweb.queueAutoNext") !== "off";  // on unless the agent switched it off
   if (!box.dataset.wired) {
     box.dataset.wired = "1";
     box.addEventListener("change", () => {

@@ -1,0 +1,103 @@
+"""Working a call queue in a real browser with the keyboard only: Start, call with "c", wrap up with "w", the next
+contact with "n", skip with "s"; three contacts, vccsim as its own server on its own clock."""
+
+from __future__ import annotations
+
+import pytest
+from django.core.management import call_command
+from django.utils import timezone
+from playwright.sync_api import expect
+
+from calls.models import Agent, Call, CallQueue, Contact, ContactPhone, QueueEntry
+from calls.queues import building
+from tests._vccsim_process import Sim, vccsim_server  # noqa: F401  (the fixture)
+from tests.browser.conftest import log_in
+
+pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
+
+
+@pytest.fixture
+def sim(vccsim_server, settings) -> Sim:  # noqa: F811  (the fixture imported above)
+    settings.VCC_SANDBOX = False
+    settings.VCC_TRANSPORT = ""
+    settings.VCC_BASE_URL = settings.VCC_AUTH_URL = settings.VCC_GATEWAY_URL = vccsim_server
+    settings.VCC_ACCOUNT_KEY = "sandbox01"
+    settings.VCC_API_TOKEN = "sandbox-api-token"
+    settings.QUEUE_BAR_POLL_MS = 300
+    simulator = Sim(vccsim_server)
+    simulator.post("reset")
+    return simulator
+
+
+@pytest.fixture
+def queue(db) -> CallQueue:
+    call_command("seed_demo", stdout=open("/dev/null", "w"))  # noqa: SIM115
+    for i, name in enumerate(["Ada Keys", "Ben Keys", "Cleo Keys"]):
+        contact = Contact.objects.create(name=name, company="Keyboard Ltd")
+        ContactPhone.objects.create(contact=contact, number=f"+4420794601{50 + i}", is_primary=True)
+    made = building.make_queue(
+        user=None,  # type: ignore[arg-type]
+        name="Keyboard leads",
+        now=timezone.now(),
+        source_filter={"company": "Keyboard Ltd"},
+        agents=Agent.objects.filter(user__username="agent"),
+    )
+    return made.queue
+
+
+def tab_to(page, selector: str, limit: int = 60) -> None:
+    """Press Tab until the element matching selector has the focus, as a keyboard user would."""
+    for _ in range(limit):
+        if page.evaluate(f"document.activeElement && document.activeElement.matches({selector!r})"):
+            return
+        page.keyboard.press("Tab")
+    raise AssertionError(f"Tab never reached {selector}")
+
+
+def test_an_agent_works_three_contacts_with_the_keyboard_only(queue, page, live_server, sim):
+    log_in(page, live_server, "agent", "demo")
+    page.goto(f"{live_server.url}/queues/")
+    tab_to(page, "button[data-queue-start]")
+    page.keyboard.press("Enter")
+
+    # Ada: answered, wrapped up "Interested": reached.
+    bar = page.locator("#queue-bar")
+    expect(page.locator("h1")).to_contain_text("Ada Keys")
+    expect(bar).to_contain_text("Contact 1 of 3")
+    sim.post("next-outcome", {"outcome": "answered", "talkSeconds": 20})
+    page.keyboard.press("c")
+    expect(page.locator(".call-panel")).to_have_attribute("data-call-state", "live")
+    sim.advance(9)
+    sim.advance(25)
+    expect(page.locator(".call-panel .phase")).to_have_text("Call ended", timeout=10_000)
+    page.keyboard.press("w")
+    expect(page.locator(".wrapup select[name=disposition]")).to_be_focused()
+    page.keyboard.type("Interested")
+    tab_to(page, ".wrapup button[type=submit]")
+    page.keyboard.press("Enter")
+    expect(bar).to_contain_text("Reached: done.", timeout=10_000)
+    page.keyboard.press("n")
+
+    # Ben: nobody answers: back after the wait, no wrap-up asked.
+    expect(page.locator("h1")).to_contain_text("Ben Keys")
+    expect(bar).to_contain_text("Contact 2 of 3")
+    sim.post("next-outcome", {"outcome": "no_answer"})
+    page.keyboard.press("c")
+    expect(page.locator(".call-panel")).to_have_attribute("data-call-state", "live")
+    sim.advance(40)
+    expect(bar).to_contain_text("Back after the wait.", timeout=10_000)
+    page.keyboard.press("n")
+
+    # Cleo: skipped with a reason, typed after "s".
+    expect(page.locator("h1")).to_contain_text("Cleo Keys")
+    page.keyboard.press("s")
+    expect(page.locator("#queue-skip-reason")).to_be_focused()
+    page.keyboard.type("Asked to be called next week")
+    page.keyboard.press("Enter")
+    expect(page.locator(".messages")).to_contain_text("Nobody to call right now")
+
+    states = dict(QueueEntry.objects.values_list("contact__name", "state"))
+    assert states == {"Ada Keys": "reached", "Ben Keys": "waiting", "Cleo Keys": "waiting"}
+    assert QueueEntry.objects.get(contact__name="Cleo Keys").skip_reason == "Asked to be called next week"
+    assert Call.objects.filter(queue_attempt__queue=queue).count() == 2
+    assert not page.console_errors, page.console_errors
