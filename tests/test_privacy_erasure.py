@@ -215,6 +215,7 @@ def test_calls_stay_as_erased_contact_with_agent_times_outcome_and_duration(
     supervisor_client, supervisor_user, person, their_calls
 ):
     kept = list(Call.objects.order_by("pk").values("pk", "from_agent", "requested_at", "outcome", "duration_seconds"))
+    Call.objects.filter(pk=their_calls[0].pk).update(hours_override_reason="Ann asked for a call at 22:00")
     response = erase(supervisor_client, person.pk)
     assert response.status_code == 302 and response.url == "/contacts/"
     assert (
@@ -222,6 +223,7 @@ def test_calls_stay_as_erased_contact_with_agent_times_outcome_and_duration(
         == kept
     )
     assert set(Call.objects.values_list("notes", flat=True)) == {""}
+    assert set(Call.objects.values_list("hours_override_reason", flat=True)) == {""}
     assert set(Call.objects.values_list("contact", flat=True)) == {None}
     log = supervisor_client.get("/calls/").content.decode()
     assert "Erased contact" in log and NAME not in log and "+44 •••• ••0461" not in log

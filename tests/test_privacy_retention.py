@@ -72,6 +72,7 @@ def year_of_calls(agent_user, other_agent_user):
             to_number=f"+4420794601{n:02d}",
             notes=f"Spoke to Grace about invoice {n}",
             dnc_override_reason="She asked us to call back" if n % 3 == 0 else "",
+            hours_override_reason="She asked for a late call" if n % 4 == 0 else "",
             disposition_code="Sale" if n % 2 else "Callback",
             request_body={"from": {"agentId": "1001"}, "to": {"telephoneNumber": f"+4420794601{n:02d}"}},
         )
@@ -106,9 +107,10 @@ def test_retention_deletes_old_notes_masks_old_numbers_and_leaves_reports_equal(
         row = Call.objects.get(pk=call.pk)
         age = NOW - row.requested_at
         if age > timedelta(days=30):
-            assert row.notes == "" and row.dnc_override_reason == "", age
+            assert row.notes == "" and row.dnc_override_reason == "" and row.hours_override_reason == "", age
         else:
             assert row.notes == call.notes and row.dnc_override_reason == call.dnc_override_reason
+            assert row.hours_override_reason == call.hours_override_reason
         if age > timedelta(days=90):
             assert row.to_number == mask_number(call.to_number) and "•" in row.to_number
             assert row.request_body["to"]["telephoneNumber"] == row.to_number

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import phonenumbers
 import pytest
-from django.contrib.auth import authenticate
+from django.contrib.auth import authenticate, get_user_model
 from django.core.management import CommandError, call_command
 
 from calls.models import Agent, AgentGroup, CallbackNumber, Contact, ContactPhone
@@ -37,6 +37,12 @@ def test_seed_demo_builds_a_workspace_that_looks_real(settings):
     for username in ["admin", "supervisor", "agent"]:
         assert authenticate(username=username, password="s3cret-demo") is not None
     assert Agent.objects.get(user__username="agent").display_id == "1001"
+    # A call queue the demo agent may work (through the sales group), of callable contacts.
+    from calls.queues import working
+
+    (queue,) = working.queues_for(get_user_model().objects.get(username="agent"))
+    assert queue.entries.count() > 0
+    assert not queue.entries.filter(contact__do_not_call=True).exists()
 
 
 def test_seed_demo_is_idempotent():

@@ -46,4 +46,14 @@ class Migration(migrations.Migration):
             model_name='queueentry',
             index=models.Index(condition=models.Q(('claimed_by__isnull', False)), fields=['claimed_by'], name='queueentry_claimed_idx'),
         ),
+        migrations.AlterField(
+            model_name="queueattempt",
+            name="entry",
+            field=models.ForeignKey(
+                null=True,
+                on_delete=django.db.models.deletion.SET_NULL,
+                related_name="tries",
+                to="calls.queueentry",
+            ),
+        ),
     ]

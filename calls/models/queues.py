@@ -120,7 +120,8 @@ class QueueAttempt(models.Model):
         SKIPPED = "skipped", "Skipped"
 
     queue = models.ForeignKey(CallQueue, on_delete=models.CASCADE, related_name="attempts")
-    entry = models.ForeignKey(QueueEntry, on_delete=models.CASCADE, related_name="tries")
+    # An erased or deleted contact's entry goes; its attempts stay (without it), so the queue's report is unchanged.
+    entry = models.ForeignKey(QueueEntry, null=True, on_delete=models.SET_NULL, related_name="tries")
     call = models.OneToOneField(
         "calls.Call", null=True, blank=True, on_delete=models.SET_NULL, related_name="queue_attempt"
     )

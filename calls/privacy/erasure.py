@@ -269,15 +269,15 @@ _CALL_TEXTS = ("error_message", "error_display", "result_reason", "clid_reason",
 def _erase_calls(call_pks: list[int], contact_pk: int, scrub: Scrubber) -> int:
     """The calls keep agent, times, outcome, duration and disposition; their number is masked, their notes go, and
     the contact's own calls are shown as "Erased contact". `changed_at` is left alone: reports count the same."""
-    fields = ["to_number", "notes", "dnc_override_reason", "request_body", "contact", "phone", "contact_erased"]
-    fields += _CALL_TEXTS
+    fields = ["to_number", "notes", "dnc_override_reason", "request_body", "hours_override_reason"]
+    fields += ["contact", "phone", "contact_erased", *_CALL_TEXTS]
     for chunk in _batched(call_pks):
-        calls = list(Call.objects.filter(pk__in=chunk).only("pk", "contact_id", *fields[:4], *_CALL_TEXTS))
+        calls = list(Call.objects.filter(pk__in=chunk).only("pk", "contact_id", *fields[:5], *_CALL_TEXTS))
         for call in calls:
             call.contact_erased = call.contact_erased or call.contact_id == contact_pk
             call.contact_id, call.phone_id = None, None
             call.to_number = mask_number(call.to_number)
-            call.notes, call.dnc_override_reason = "", ""
+            call.notes, call.dnc_override_reason, call.hours_override_reason = "", "", ""
             call.request_body = _masked_request(call.request_body, scrub)
             for name in _CALL_TEXTS:
                 setattr(call, name, scrub.text(getattr(call, name)))

@@ -177,8 +177,8 @@ def _apply(table: str, pks: list[int], notes: _Step, masks: _Step) -> tuple[int,
             cursor.execute("SET LOCAL synchronous_commit = off")
             cursor.execute("SET LOCAL jit = off")  # compiling costs more than these few thousand rows
         cursor.execute(
-            f"SELECT id, requested_at, to_number, notes <> '' OR dnc_override_reason <> '' FROM {table} "
-            f"WHERE {ids} AND (notes <> '' OR dnc_override_reason <> '' "
+            f"SELECT id, requested_at, to_number, {_HAS_TEXT} FROM {table} "
+            f"WHERE {ids} AND ({_HAS_TEXT} "
             f"OR (to_number <> '' AND to_number NOT LIKE %s))",
             query,
         )
@@ -200,6 +200,10 @@ def _apply(table: str, pks: list[int], notes: _Step, masks: _Step) -> tuple[int,
     return cleared, masked
 
 
+# A call's free text that the notes step clears: its notes and the reasons given to override a refusal.
+_HAS_TEXT = "(notes <> '' OR dnc_override_reason <> '' OR hours_override_reason <> '')"
+
+
 def _update(table: str, changes: list[tuple[int, str | None, bool]]) -> None:
     """One UPDATE for the window: the masked number (NULL: kept) and whether the notes go, by id."""
     # The row triggers would copy the notes cleared here into the audit trail (audit.quiet); the entries the calls'
@@ -215,7 +219,8 @@ def _update(table: str, changes: list[tuple[int, str | None, bool]]) -> None:
                           THEN jsonb_set(c.request_body, '{{to,telephoneNumber}}', to_jsonb(v.masked))
                           ELSE c.request_body END,
                       notes = CASE WHEN v.clear THEN '' ELSE c.notes END,
-                      dnc_override_reason = CASE WHEN v.clear THEN '' ELSE c.dnc_override_reason END
+                      dnc_override_reason = CASE WHEN v.clear THEN '' ELSE c.dnc_override_reason END,
+                      hours_override_reason = CASE WHEN v.clear THEN '' ELSE c.hours_override_reason END
                     FROM unnest(%s::bigint[], %s::text[], %s::boolean[]) AS v(id, masked, clear)
                     WHERE c.id = v.id""",
                 [[c[0] for c in changes], [c[1] for c in changes], [c[2] for c in changes]],
@@ -231,7 +236,7 @@ def _update(table: str, changes: list[tuple[int, str | None, bool]]) -> None:
                     body["to"]["telephoneNumber"] = masked
                     fields["request_body"] = body
             if clear:
-                fields.update(notes="", dnc_override_reason="")
+                fields.update(notes="", dnc_override_reason="", hours_override_reason="")
             Call.objects.filter(pk=pk).update(**fields)
 
 

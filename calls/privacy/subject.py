@@ -49,6 +49,7 @@ def _call(call: Call, vcc_events: list[VccEvent]) -> dict[str, Any]:
         "recording_consent": call.consent,
         "recording_consent_why": call.consent_reason,
         "do_not_call_override_reason": call.dnc_override_reason,
+        "calling_hours_override_reason": call.hours_override_reason,
         "wrap_up": {
             "disposition": call.disposition_code,
             "notes": call.notes,

@@ -417,7 +417,7 @@ def settle(attempt: QueueAttempt, *, now: datetime) -> str:
     wait (no answer, busy, a disposition that did not reach them), back at a promised callback, out for good
     (do-not-call), or unreached (attempts used up). Returns the effect; PENDING while the call or its wrap-up is
     still to come."""
-    if attempt.effect != QueueAttempt.Effect.PENDING or attempt.call_id is None:
+    if attempt.effect != QueueAttempt.Effect.PENDING or attempt.call_id is None or attempt.entry_id is None:
         return attempt.effect
     call = Call.objects.select_related("contact", "phone").get(pk=attempt.call_id)
     effect, outcome = _effect_of(call, now=now)

@@ -8,7 +8,7 @@ from django.core.management import call_command
 from django.utils import timezone
 from playwright.sync_api import expect
 
-from calls.models import Agent, Call, CallQueue, Contact, ContactPhone, QueueEntry
+from calls.models import Agent, Call, Callback, CallQueue, Contact, ContactPhone, QueueEntry
 from calls.queues import building
 from tests._vccsim_process import Sim, vccsim_server  # noqa: F401  (the fixture)
 from tests.browser.conftest import log_in
@@ -32,6 +32,7 @@ def sim(vccsim_server, settings) -> Sim:  # noqa: F811  (the fixture imported ab
 @pytest.fixture
 def queue(db) -> CallQueue:
     call_command("seed_demo", stdout=open("/dev/null", "w"))  # noqa: SIM115
+    Callback.objects.all().delete()  # the demo agent's due callbacks would come first (tests/test_queues.py)
     for i, name in enumerate(["Ada Keys", "Ben Keys", "Cleo Keys"]):
         contact = Contact.objects.create(name=name, company="Keyboard Ltd")
         ContactPhone.objects.create(contact=contact, number=f"+4420794601{50 + i}", is_primary=True)
@@ -57,7 +58,7 @@ def tab_to(page, selector: str, limit: int = 60) -> None:
 def test_an_agent_works_three_contacts_with_the_keyboard_only(queue, page, live_server, sim):
     log_in(page, live_server, "agent", "demo")
     page.goto(f"{live_server.url}/queues/")
-    tab_to(page, "button[data-queue-start]")
+    tab_to(page, f"#queue-{queue.pk} button[data-queue-start]")  # the demo has a queue of its own too
     page.keyboard.press("Enter")
 
     # Ada: answered, wrapped up "Interested": reached.
@@ -96,8 +97,27 @@ def test_an_agent_works_three_contacts_with_the_keyboard_only(queue, page, live_
     page.keyboard.press("Enter")
     expect(page.locator(".messages")).to_contain_text("Nobody to call right now")
 
-    states = dict(QueueEntry.objects.values_list("contact__name", "state"))
+    states = dict(QueueEntry.objects.filter(queue=queue).values_list("contact__name", "state"))
     assert states == {"Ada Keys": "reached", "Ben Keys": "waiting", "Cleo Keys": "waiting"}
     assert QueueEntry.objects.get(contact__name="Cleo Keys").skip_reason == "Asked to be called next week"
     assert Call.objects.filter(queue_attempt__queue=queue).count() == 2
+    assert not page.console_errors, page.console_errors
+
+
+def test_on_a_phone_a_supervisor_makes_a_queue_from_the_contact_list_and_reads_its_report(queue, page, live_server):
+    page.set_viewport_size({"width": 375, "height": 800})
+    log_in(page, live_server, "supervisor", "demo")
+    page.goto(f"{live_server.url}/contacts/?company=Keyboard+Ltd")
+    page.locator("[data-make-queue]").click()
+    expect(page.locator(".source-words")).to_contain_text("Every contact at Keyboard Ltd")
+    page.fill("#id_name", "Keyboard callers")
+    page.get_by_label("Sales UK").check()
+    page.locator("button", has_text="Make the queue").click()
+    expect(page.locator(".messages")).to_contain_text("Made Keyboard callers with 3 contacts.")
+    expect(page.locator("#progress-title")).to_be_visible()
+    expect(page.locator("svg.chart")).to_be_visible()  # contacts by attempts
+    assert page.evaluate("document.documentElement.scrollWidth") <= 375  # the report never scrolls sideways
+    page.locator("a", has_text="Every contact in the queue").click()
+    expect(page.locator("main")).to_contain_text("Cleo Keys")
+    assert page.evaluate("document.documentElement.scrollWidth") <= 375
     assert not page.console_errors, page.console_errors

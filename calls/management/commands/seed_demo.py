@@ -22,11 +22,13 @@ from calls.models import (
     AgentGroup,
     Callback,
     CallbackNumber,
+    CallQueue,
     ConsentRule,
     Contact,
     ContactPhone,
     DispositionCode,
 )
+from calls.queues import building
 from calls.roles import ADMIN, AGENT, SUPERVISOR, assign_role, sync_roles
 
 AGENTS = [
@@ -247,6 +249,21 @@ class Command(BaseCommand):
                         },
                     )
         self._callbacks(users["agent"], groups["030"])
+        self._queue(users["supervisor"], groups["030"])
+
+    def _queue(self, supervisor: Any, sales: AgentGroup) -> None:
+        """A call queue of one company's contacts for the sales group (once: none is added while the demo has one)."""
+        if CallQueue.objects.exists():
+            return
+        company = COMPANIES[0]
+        building.make_queue(
+            user=supervisor,
+            name=f"{company}: renewals",
+            description="Every contact at the company, oldest first.",
+            now=timezone.now(),
+            source_filter={"company": company},
+            groups=[sales],
+        )
 
     def _callbacks(self, agent: Any, sales: AgentGroup) -> None:
         """A few callbacks for the agent's Today page (once: none are added while the demo has any)."""
