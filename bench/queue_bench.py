@@ -22,6 +22,7 @@ import statistics
 import sys
 import threading
 import time
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -36,7 +37,21 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--agents", type=int, default=200, help="agents pulling next at once")
     parser.add_argument("--rounds", type=int, default=5, help="times the agents pull next together")
     parser.add_argument("--makes", type=int, default=3, help="queues made (each timed)")
+    parser.add_argument(
+        "--sql-agents", type=int, default=90, help="connections claiming at once with the SQL alone (max_connections)"
+    )
+    parser.add_argument(
+        "--at",
+        default="",
+        help="the moment the agents work at, ISO 8601 (default: next Tuesday 11:00 UTC, inside everyone's calling "
+        "hours in the UK; US numbers are closed then and wait)",
+    )
     return parser.parse_args(argv)
+
+
+def _next_tuesday_eleven() -> datetime:
+    today = datetime.now(UTC).replace(hour=11, minute=0, second=0, microsecond=0)
+    return today + timedelta(days=(1 - today.weekday()) % 7 or 7)
 
 
 def percentile(values: list[float], p: float) -> float:
@@ -44,10 +59,8 @@ def percentile(values: list[float], p: float) -> float:
     return ordered[min(len(ordered) - 1, round(p / 100 * (len(ordered) - 1)))]
 
 
-def pull_together(
-    working: Any, queue: Any, users: list[Any], *, now: object, skip: bool
-) -> tuple[list[float], list[int]]:
-    """Each user's "next", all at once (a barrier), each timed; then, if skip, each skips what they got."""
+def pull_together(working: Any, queue: Any, users: list[Any], *, now: object) -> tuple[list[float], list[int]]:
+    """Each user's "next", all at once (a barrier), each timed from the barrier to its answer."""
     from django.db import connection
 
     barrier = threading.Barrier(len(users))
@@ -61,14 +74,12 @@ def pull_together(
             started = time.perf_counter()
             got = working.take_next(user=user, queue=queue, now=now)
             elapsed = (time.perf_counter() - started) * 1000
-            if skip:
-                working.skip(user=user, queue=queue, reason="bench", now=now)
             with lock:
                 latencies.append(elapsed)
                 if got.held is not None:
                     taken.append(got.held.contact.pk)
         finally:
-            connection.close()
+            connection.close()  # back to the pool, as at the end of a request
 
     threads = [threading.Thread(target=pull, args=(u,)) for u in users]
     for t in threads:
@@ -76,6 +87,40 @@ def pull_together(
     for t in threads:
         t.join()
     return latencies, taken
+
+
+def claim_sql_together(dsn: str, statement: tuple[str, list[Any]], user_ids: list[int]) -> tuple[list[float], int]:
+    """The claim statement alone, from one connection per user (psycopg, no Django), all at once: what PostgreSQL
+    spends, without Python's share. Returns each one's time and how many different entries were claimed."""
+    import psycopg
+
+    sql, params = statement
+    user_at = len(params) - 3  # the statement's parameters end with the user, then the moment twice
+    connections = [psycopg.connect(dsn, autocommit=True) for _ in user_ids]
+    barrier = threading.Barrier(len(user_ids))
+    latencies: list[float] = []
+    claimed: list[int] = []
+    lock = threading.Lock()
+
+    def claim(conn: Any, user_id: int) -> None:
+        mine = [*params[:user_at], user_id, *params[user_at + 1 :]]
+        barrier.wait()
+        started = time.perf_counter()
+        row = conn.execute(sql, mine).fetchone()
+        elapsed = (time.perf_counter() - started) * 1000
+        with lock:
+            latencies.append(elapsed)
+            if row is not None:
+                claimed.append(row[0])
+
+    threads = [threading.Thread(target=claim, args=(c, u)) for c, u in zip(connections, user_ids, strict=True)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    for conn in connections:
+        conn.close()
+    return latencies, len(set(claimed))
 
 
 def main() -> None:
@@ -94,7 +139,6 @@ def main() -> None:
     django.setup()
     from django.contrib.auth import get_user_model
     from django.db import connection
-    from django.utils import timezone
 
     from calls.models import Agent, AgentGroup, CallQueue, Contact
     from calls.queues import building, working
@@ -125,6 +169,8 @@ def main() -> None:
     boss = users.objects.filter(is_superuser=True).first() or agent_users[0]
     print(f"{contacts:,} contacts; {len(agent_users)} agents; PostgreSQL {connection.pg_version}")
 
+    at = datetime.fromisoformat(args.at) if args.at else _next_tuesday_eleven()
+    print(f"working at {at:%a %Y-%m-%d %H:%M} UTC (an injected clock, as the tests' is)")
     # Making the queue: the contacts matching the filter, in its order, as the page makes it.
     timings = []
     queue = None
@@ -134,7 +180,7 @@ def main() -> None:
         made = building.make_queue(
             user=boss,
             name=f"Queue bench {n}",
-            now=timezone.now(),
+            now=at,
             source_filter={"company": COMPANY},
             groups=[group],
             sort=["oldest", "priority", "last_called"][n % 3],
@@ -153,17 +199,42 @@ def main() -> None:
 
     # 200 agents pulling next at once: each in its own thread, released together, borrowing a connection from the
     # process's pool (DB_POOL_MAX_SIZE, 10 by default) as a request would: the time includes waiting for one.
-    now = timezone.now()
+    now = at
+    started = time.perf_counter()
+    for user in agent_users[:20]:
+        working.take_next(user=user, queue=queue, now=now)
+        working.skip(user=user, queue=queue, reason="bench", now=now)
+    one = (time.perf_counter() - started) * 1000 / 20
+    print(f"one agent at a time: next and skip {one:.1f} ms a contact")
     all_taken: list[int] = []
     for round_ in range(args.rounds):
-        latencies, taken = pull_together(working, queue, agent_users, now=now, skip=round_ < args.rounds - 1)
+        latencies, taken = pull_together(working, queue, agent_users, now=now)
         all_taken += taken
         print(
             f"round {round_ + 1}: {len(taken)} of {len(agent_users)} got a contact, {len(set(taken))} different; "
-            f"next p50 {statistics.median(latencies):.1f} ms, p95 {percentile(latencies, 95):.1f} ms, "
-            f"worst {max(latencies):.1f} ms (goal p95 100 ms)"
+            f"next p50 {statistics.median(latencies):.0f} ms, p95 {percentile(latencies, 95):.0f} ms, "
+            f"worst {max(latencies):.0f} ms (goal p95 100 ms)"
         )
+        for user in agent_users:
+            working.skip(user=user, queue=queue, reason="bench", now=now)
     print(f"over {args.rounds} rounds: {len(all_taken)} contacts handed out, {len(set(all_taken))} different")
+    # PostgreSQL's share: the claim statement alone from --sql-agents connections at once.
+    from calls.models import QueueEntry
+
+    hours = working.calling_hours.load_hours()
+    candidates = working._candidates(queue, now=now, closed=working._closed_zones(queue, now=now, hours=hours))
+    statement = working.claim_statement(candidates, user_id=agent_users[0].pk, now=now)
+    ids = [u.pk for u in agent_users[: args.sql_agents]]
+    for round_ in range(args.rounds):
+        latencies, different = claim_sql_together(args.database, statement, ids)
+        print(
+            f"claim SQL alone, {len(ids)} connections at once, round {round_ + 1}: {different} different entries; "
+            f"p50 {statistics.median(latencies):.1f} ms, p95 {percentile(latencies, 95):.1f} ms, "
+            f"worst {max(latencies):.1f} ms"
+        )
+        QueueEntry.objects.filter(queue=queue, claimed_by__in=agent_users).update(
+            state="reached", claimed_by=None, claimed_at=None, claimed_since=None
+        )
     for user in agent_users:
         working.release(user)
 

@@ -1,4 +1,4 @@
-"""The call log's pages run as statements each connection prepared once (calls/api/callrows.py execute_prepared):
+"""The call log's pages run as statements each connection prepared once (calls/prepared.py execute_prepared):
 the same pages, each filter and cursor its own statement, and a statement PostgreSQL will not prepare is planned at
 each page as before."""
 
@@ -10,7 +10,7 @@ import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
-from calls.api import callrows
+from calls import prepared
 from tests.test_api_calls import alex, get, log_calls  # noqa: F401  # its fixtures, as that module makes them
 
 pytestmark = [
@@ -27,7 +27,7 @@ def page(token: str, params: dict) -> tuple[dict, list[str]]:
 
 
 def test_a_page_is_prepared_once_a_connection_and_then_executed(alex, log_calls):  # noqa: F811
-    callrows._prepared.clear()
+    prepared._prepared.clear()
     with connection.cursor() as cursor:
         cursor.execute("DEALLOCATE ALL")  # what an earlier test prepared on this connection
     first, sql = page(alex, {"limit": 2})
@@ -40,7 +40,7 @@ def test_a_page_is_prepared_once_a_connection_and_then_executed(alex, log_calls)
 
     # This process forgetting what the connection prepared (as the test above did first): PREPARE is refused as a
     # duplicate, and the statement the connection holds is used, not given up for planning at each page.
-    callrows._prepared.clear()
+    prepared._prepared.clear()
     _, sql = page(alex, {"limit": 2})
     assert sum("EXECUTE vccweb_" in s for s in sql) == 1
 
@@ -49,14 +49,14 @@ def test_a_page_is_prepared_once_a_connection_and_then_executed(alex, log_calls)
     assert sum(s.startswith("PREPARE") for s in sql) == 1
     _, sql = page(alex, {"outcome": "busy"})
     assert sum(s.startswith("PREPARE") for s in sql) == 1
-    assert len(callrows._prepared[connection.connection]) == 3
+    assert len(prepared._prepared[connection.connection]) == 3
 
 
 def test_the_pages_are_the_same_prepared_or_not(alex, log_calls, monkeypatch):  # noqa: F811
-    callrows._prepared.clear()
+    prepared._prepared.clear()
     pages = [page(alex, params)[0] for params in ({}, {"limit": 2}, {"outcome": "answered"}, {"sort": "duration"})]
-    monkeypatch.setattr(callrows, "MAX_PREPARED", 0)  # none prepared: every page planned as before
-    callrows._prepared.clear()
+    monkeypatch.setattr(prepared, "MAX_PREPARED", 0)  # none prepared: every page planned as before
+    prepared._prepared.clear()
     unprepared = []
     for params in ({}, {"limit": 2}, {"outcome": "answered"}, {"sort": "duration"}):
         body, sql = page(alex, params)
@@ -66,12 +66,12 @@ def test_the_pages_are_the_same_prepared_or_not(alex, log_calls, monkeypatch):  
 
 
 def test_a_page_postgresql_will_not_prepare_is_planned_each_time(alex, log_calls, monkeypatch, caplog):  # noqa: F811
-    callrows._prepared.clear()
+    prepared._prepared.clear()
     expected = page(alex, {})[0]
-    callrows._prepared.clear()
-    monkeypatch.setattr(callrows, "_numbered", lambda sql: "SELECT no_such_column FROM calls_call")
+    prepared._prepared.clear()
+    monkeypatch.setattr(prepared, "_numbered", lambda sql: "SELECT no_such_column FROM calls_call")
 
-    with caplog.at_level(logging.WARNING, logger="calls.api.callrows"):
+    with caplog.at_level(logging.WARNING, logger="calls.prepared"):
         assert page(alex, {})[0] == expected
         body, sql = page(alex, {})
     assert body == expected and not any("PREPARE" in s or "EXECUTE" in s for s in sql)

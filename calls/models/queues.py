@@ -65,7 +65,8 @@ class QueueEntry(models.Model):
         DO_NOT_CALL = "dnc", "Do not call"
         REMOVED = "removed", "Removed"
 
-    queue = models.ForeignKey(CallQueue, on_delete=models.CASCADE, related_name="entries")
+    # No index of its own: the unique (queue, contact) and the indexes below start with it.
+    queue = models.ForeignKey(CallQueue, on_delete=models.CASCADE, related_name="entries", db_index=False)
     contact = models.ForeignKey("calls.Contact", on_delete=models.CASCADE, related_name="queue_entries")
     position = models.BigIntegerField(help_text="The queue's order: lower comes first.")
     state = models.CharField(max_length=10, choices=State.choices, default=State.WAITING)
@@ -100,7 +101,9 @@ class QueueEntry(models.Model):
             models.Index(fields=["queue", "state"], name="queueentry_state_idx"),
             models.Index(fields=["last_call"], condition=Q(last_call__isnull=False), name="queueentry_call_idx"),
             # What an agent holds: looked up on every "next" and every refresh of the queue bar.
-            models.Index(fields=["claimed_by"], condition=Q(claimed_by__isnull=False), name="queueentry_claimed_idx"),
+            models.Index(
+                fields=["claimed_by", "queue"], condition=Q(claimed_by__isnull=False), name="queueentry_claimed_idx"
+            ),
         ]
 
     def __str__(self) -> str:
