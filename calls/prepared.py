@@ -1,6 +1,7 @@
-"""Statements a pooled connection prepares once and runs on their generic plan, for the hot SQL whose planning
-costs as much as running it: the API's call-log pages (calls/api/callrows.py) and a call queue's "next"
-(calls/queues/working.py)."""
+"""Statements a pooled connection prepares once and runs on their generic plan, for hot SQL whose planning costs as
+much as running it: the API's call-log pages (calls/api/callrows.py). Only for SQL whose generic plan is as good as
+its custom one: a query that needs a partial index (`WHERE state = 'waiting'`) loses it when the value is a
+parameter, as a call queue's "next" did (calls/queues/working.py)."""
 
 from __future__ import annotations
 
