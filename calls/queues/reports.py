@@ -157,45 +157,33 @@ def report(queue: CallQueue, *, now: datetime, claim_idle: object) -> Report:
     return Report(made, chart, outcomes, agents)
 
 
-EXPORT_HEADER = [
-    "position",
-    "contact_id",
-    "contact",
-    "company",
-    "state",
-    "attempts",
-    "last_outcome",
-    "last_attempt_at",
-    "due_at",
-    "skip_reason",
-    "contact_added_at",
-    "finished_at",
-]
+# The CSV's columns, each with the QueueEntry field it is read from.
+EXPORT_COLUMNS = {
+    "position": "position",
+    "contact_id": "contact_id",
+    "contact": "contact__name",
+    "company": "contact__company",
+    "state": "state",
+    "attempts": "attempts",
+    "last_outcome": "last_outcome",
+    "last_attempt_at": "last_attempt_at",
+    "due_at": "due_at",
+    "skip_reason": "skip_reason",
+    "contact_added_at": "contact__created_at",
+    "finished_at": "finished_at",
+}
 
 
 def export_rows(queue: CallQueue) -> Iterator[str]:
     """The queue's contacts as CSV, EXPORT_BATCH rows a piece, by position (keyset), each cell made inert."""
     writer = csv.writer(Line())
-    yield writer.writerow(EXPORT_HEADER)
+    yield writer.writerow(list(EXPORT_COLUMNS))
     after = -1
     while True:
         batch = list(
             QueueEntry.objects.filter(queue=queue, position__gt=after)
             .order_by("position")
-            .values_list(
-                "position",
-                "contact_id",
-                "contact__name",
-                "contact__company",
-                "state",
-                "attempts",
-                "last_outcome",
-                "last_attempt_at",
-                "due_at",
-                "skip_reason",
-                "contact__created_at",
-                "finished_at",
-            )[:EXPORT_BATCH]
+            .values_list(*EXPORT_COLUMNS.values())[:EXPORT_BATCH]
         )
         if not batch:
             return

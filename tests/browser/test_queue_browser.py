@@ -10,23 +10,15 @@ from playwright.sync_api import expect
 
 from calls.models import Agent, Call, Callback, CallQueue, Contact, ContactPhone, QueueEntry
 from calls.queues import building
-from tests._vccsim_process import Sim, vccsim_server  # noqa: F401  (the fixture)
 from tests.browser.conftest import log_in
+from tests.browser.test_calling_browser import sim, vccsim_server  # noqa: F401  (the fixtures)
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
 
-@pytest.fixture
-def sim(vccsim_server, settings) -> Sim:  # noqa: F811  (the fixture imported above)
-    settings.VCC_SANDBOX = False
-    settings.VCC_TRANSPORT = ""
-    settings.VCC_BASE_URL = settings.VCC_AUTH_URL = settings.VCC_GATEWAY_URL = vccsim_server
-    settings.VCC_ACCOUNT_KEY = "sandbox01"
-    settings.VCC_API_TOKEN = "sandbox-api-token"
-    settings.QUEUE_BAR_POLL_MS = 300
-    simulator = Sim(vccsim_server)
-    simulator.post("reset")
-    return simulator
+@pytest.fixture(autouse=True)
+def quick_queue_bar(settings):
+    settings.QUEUE_BAR_POLL_MS = 300  # the bar's refresh, as the call panel's is quickened for these tests
 
 
 @pytest.fixture
@@ -55,7 +47,7 @@ def tab_to(page, selector: str, limit: int = 60) -> None:
     raise AssertionError(f"Tab never reached {selector}")
 
 
-def test_an_agent_works_three_contacts_with_the_keyboard_only(queue, page, live_server, sim):
+def test_an_agent_works_three_contacts_with_the_keyboard_only(queue, page, live_server, sim):  # noqa: F811
     log_in(page, live_server, "agent", "demo")
     page.goto(f"{live_server.url}/queues/")
     tab_to(page, f"#queue-{queue.pk} button[data-queue-start]")  # the demo has a queue of its own too
