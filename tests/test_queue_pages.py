@@ -130,6 +130,7 @@ def test_a_call_from_the_queue_bar_is_the_contacts_attempt_and_its_wrap_up_settl
     assert attempt.effect == "reached"
     bar = agent_client.get(f"/queues/{queue.pk}/bar/?contact={acme[0].pk}", headers=HTMX).content.decode()
     assert "Reached: done." in bar and "Next contact" in bar
+    assert "Contact 1 of 3 · 2 remaining" in bar  # still this contact's place, now counted as done
     assert _start(agent_client, queue).startswith(f"/contacts/{acme[1].pk}/")
 
 

@@ -345,12 +345,15 @@ def bar_context(user: object, queue: CallQueue, contact_pk: int) -> dict[str, ob
     working.still_here(user, now=now)  # type: ignore[arg-type]
     attempt = current.attempt
     effect = working.settle(attempt, now=now) if attempt is not None else None
+    if effect and current.entry is not None:
+        current.entry.refresh_from_db(fields=["state", "attempts"])  # as the outcome left it
     made = reports.progress(queue, now=now, claim_idle=working.CLAIM_IDLE)
     return {
         "queue": queue,
         "held": current,
         "progress": made,
-        "position": made.done + 1,
+        # This contact's place: counted among the done once its outcome took it out of the queue.
+        "position": made.done + (0 if current.entry and current.entry.state != QueueEntry.State.WAITING else 1),
         "attempt": attempt,
         "settled": effect not in (None, ""),
         "effect_words": dict(working.QueueAttempt.Effect.choices).get(effect or "", ""),
