@@ -293,7 +293,7 @@ AUTH_PASSWORD_VALIDATORS = [
 # Django's backend, with each user's permissions cached between requests (calls/auth.py).
 AUTHENTICATION_BACKENDS = ["calls.auth.CachedPermissionBackend"]
 LOGIN_URL = "login"
-LOGIN_REDIRECT_URL = "contact_list"
+LOGIN_REDIRECT_URL = "home"  # Today: their callbacks and queues (the contact list for those with neither)
 LOGOUT_REDIRECT_URL = "login"
 
 LANGUAGE_CODE = "en-gb"

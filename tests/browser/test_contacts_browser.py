@@ -24,7 +24,9 @@ def people(db):
 
 def test_an_agent_logs_in_and_finds_a_contact_by_typing_a_number(page, live_server, agent_user, people):
     log_in(page, live_server, "alex", PASSWORD, via_form=True)
+    expect(page.locator("h1")).to_have_text("Today")  # an agent lands on their callbacks and queues
     expect(page.locator("text=Sandbox").first).to_be_visible()
+    page.get_by_role("navigation", name="Main").get_by_role("link", name="Contacts").click()
     expect(page.locator("#results tbody tr")).to_have_count(2)
     page.fill("#q", "020 7946 0123")
     expect(page.locator("#results tbody tr")).to_have_count(1)
