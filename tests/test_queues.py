@@ -351,3 +351,31 @@ def test_the_minute_job_settles_what_agents_left_behind(queue, agent_user):
     QueueAttempt.objects.create(queue=queue, entry=held.entry, call=call, user=agent_user, at=NOW)
     assert tasks.tend_queues() == {"settled": 1, "joined": 0, "zones": 4}  # the 4 contacts not looked up yet
     assert QueueEntry.objects.get(pk=held.entry.pk).last_outcome == "Line busy"
+
+
+def test_a_groups_due_callback_goes_to_one_member_only(queue, agent_user, other_agent_user, sales):
+    outside = _contact("Olga", "+447400555111")
+    Callback.objects.create(contact=outside, due_at=NOW - timedelta(minutes=5), group=sales)
+    first = working.take_next(user=agent_user, queue=queue, now=NOW).held
+    second = working.take_next(user=other_agent_user, queue=queue, now=NOW).held
+    assert first.contact == outside and first.callback is not None
+    assert second.contact.name == "Ada" and second.callback is None  # Tom gets the queue's first contact
+
+
+def test_skipping_a_callback_brings_it_back_after_the_queues_wait(queue, agent_user):
+    outside = _contact("Olga", "+447400555111")
+    callback = Callback.objects.create(contact=outside, due_at=NOW - timedelta(minutes=5), assigned_to=agent_user)
+    assert working.take_next(user=agent_user, queue=queue, now=NOW).held.callback == callback
+    working.skip(user=agent_user, queue=queue, reason="In a meeting", now=NOW)
+    callback.refresh_from_db()
+    assert callback.state == "open" and callback.due_at == NOW + timedelta(minutes=queue.retry_minutes)
+    assert working.take_next(user=agent_user, queue=queue, now=NOW).held.contact.name == "Ada"
+
+
+def test_making_and_changing_a_queue_is_in_the_audit_trail(queue):
+    from calls.models import AuditEntry
+
+    CallQueue.objects.filter(pk=queue.pk).update(state="paused")
+    kinds = list(AuditEntry.objects.filter(object_type="queue", object_id=str(queue.pk)).values_list("kind", "after"))
+    assert ("queue.create", kinds[0][1]) == kinds[0] and kinds[0][1]["name"] == "Acme leads"
+    assert kinds[-1] == ("queue.update", {"state": "paused"})
