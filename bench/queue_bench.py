@@ -222,8 +222,8 @@ def main() -> None:
     from calls.models import QueueEntry
 
     hours = working.calling_hours.load_hours()
-    candidates = working._candidates(queue, now=now, closed=working._closed_zones(queue, now=now, hours=hours))
-    statement = working.claim_statement(candidates, user_id=agent_users[0].pk, now=now)
+    closed = working._closed_zones(queue, now=now, hours=hours)
+    statement = working.claim_statement(queue, user_id=agent_users[0].pk, now=now, closed=closed)
     ids = [u.pk for u in agent_users[: args.sql_agents]]
     for round_ in range(args.rounds):
         latencies, different = claim_sql_together(args.database, statement, ids)
