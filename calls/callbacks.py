@@ -91,13 +91,23 @@ def keep(call: Call, now: datetime) -> int:
     if agent is not None:
         members |= Q(agent_id=agent.pk)
     groups = AgentGroup.members.through.objects.filter(members).values("agentgroup_id")
-    return (
+    kept = (
         Callback.objects.open()
         .filter(contact_id=call.contact_id, due_at__lt=end_of_day(now))
         .filter(Q(assigned_to_id__in=people) | Q(group_id__in=groups))
         .exclude(promised_on=call)
         .update(state=Callback.State.DONE, done_at=now, done_by_call=call)
     )
+    if kept:
+        _queues_know(call.contact_id, reached=True, now=now)
+    return kept
+
+
+def _queues_know(contact_id: int, *, reached: bool, now: datetime) -> None:
+    """A contact's promise closed: the queues waiting for it to call them back are told (calls/queues/)."""
+    from calls.queues import working  # the queues build on callbacks, not the other way round
+
+    working.callback_closed(contact_id, reached=reached, now=now)
 
 
 def _closable(callback_pk: int, user: User) -> Callback:
@@ -118,6 +128,8 @@ def close(callback: Callback, *, user: User, now: datetime, state: str) -> bool:
             return False
         locked.state, locked.done_at = state, now
         locked.save(update_fields=["state", "done_at"])
+        if not Callback.objects.open().filter(contact_id=locked.contact_id).exists():
+            _queues_know(locked.contact_id, reached=state == Callback.State.DONE, now=now)
     callback.state, callback.done_at = locked.state, locked.done_at
     return True
 
@@ -137,6 +149,7 @@ class Due:
     overdue: list[Callback] = field(default_factory=list)
     today: list[Callback] = field(default_factory=list)
     upcoming: list[Callback] = field(default_factory=list)
+    more: bool = False  # more are due today than SHOWN_DUE: the callbacks page lists them all
 
     def __bool__(self) -> bool:
         return bool(self.overdue or self.today or self.upcoming)
@@ -146,12 +159,17 @@ def with_parties(callbacks: CallbackQuerySet) -> CallbackQuerySet:
     return callbacks.select_related("contact", "phone", "assigned_to", "group", "created_by")
 
 
+SHOWN_DUE = 50  # overdue and due today on Today; the rest on the callbacks page
+
+
 def due_for(user: User, now: datetime) -> Due:
     """The person's callbacks (promised to them or a group they are in), by when: two queries."""
     midnight = end_of_day(now)
     due = Due()
     rows = with_parties(Callback.objects.open().for_person(user)).order_by("due_at", "pk")
-    for callback in rows.filter(due_at__lt=midnight):
+    today = list(rows.filter(due_at__lt=midnight)[: SHOWN_DUE + 1])  # a group's backlog is not drawn whole
+    due.more = len(today) > SHOWN_DUE
+    for callback in today[:SHOWN_DUE]:
         (due.overdue if callback.due_at <= now else due.today).append(callback)
     due.upcoming = list(rows.filter(due_at__gte=midnight)[:UPCOMING])
     return due

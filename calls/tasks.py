@@ -380,11 +380,17 @@ def apply_retention(timestamp: int | None = None) -> dict[str, int]:
 @app.periodic(cron="* * * * *", periodic_id="tend_queues")
 @app.task(name="tend_queues", queue=MAINTENANCE, lock="tend_queues", queueing_lock="tend_queues")
 def tend_queues(timestamp: int | None = None) -> dict[str, int]:
-    """Every minute: settle the queue attempts whose call ended or was wrapped up after its agent moved on, and take
-    the new matches of live queues in."""
+    """Every minute, and as soon as a queue is made: settle the queue attempts whose call ended or was wrapped up
+    after its agent moved on, take the new matches of live queues in, and look up new contacts' time zones."""
     from calls.queues import tend
 
     return tend(now=timezone.now())
+
+
+def enqueue_tend() -> None:
+    """Tend the queues now (a queue was just made: its contacts' time zones), unless a run already waits."""
+    with contextlib.suppress(AlreadyEnqueued):
+        tend_queues.defer()
 
 
 # --- The engine's own upkeep ----------------------------------------------------------------------------------------

@@ -208,3 +208,8 @@ def test_agents_see_only_their_queues(agent_client, other_agent_client, supervis
     building.make_queue(user=supervisor_user, name="Not yours", now=_now(), source_filter={})
     page = agent_client.get("/queues/").content.decode()
     assert "Acme" in page and "Not yours" not in page and "data-queue-start" in page
+
+
+def test_odd_ids_in_the_address_are_not_500s(agent_client, queue, acme):
+    assert agent_client.get(f"/queues/{queue.pk}/bar/?contact=²").status_code == 286
+    assert agent_client.get(f"/contacts/{acme[0].pk}/?queue=²").status_code == 200

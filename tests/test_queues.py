@@ -379,3 +379,61 @@ def test_making_and_changing_a_queue_is_in_the_audit_trail(queue):
     kinds = list(AuditEntry.objects.filter(object_type="queue", object_id=str(queue.pk)).values_list("kind", "after"))
     assert ("queue.create", kinds[0][1]) == kinds[0] and kinds[0][1]["name"] == "Acme leads"
     assert kinds[-1] == ("queue.update", {"state": "paused"})
+
+
+def _promise(contact, user, *, at=NOW - timedelta(minutes=5)):
+    return Callback.objects.create(contact=contact, due_at=at, assigned_to=user)
+
+
+def test_a_callback_for_a_queue_contact_not_answered_comes_back_after_the_wait_and_the_agent_moves_on(
+    queue, agent_user
+):
+    ada = Contact.objects.get(name="Ada")
+    callback = _promise(ada, agent_user)
+    held = working.take_next(user=agent_user, queue=queue, now=NOW).held
+    assert held.callback == callback and held.entry.contact == ada
+    call = make_call(
+        user=agent_user, agent=Agent.objects.get(user=agent_user), outcome="no_answer", at=NOW, contact=ada
+    )
+    attempt = working.note_call(call, user=agent_user, now=NOW, queue_id=queue.pk)
+    assert attempt.entry == held.entry and attempt.effect == "retry"  # the bar shows it, and "n" goes on
+    assert working.take_next(user=agent_user, queue=queue, now=NOW).held.contact.name == "Ben"
+    callback.refresh_from_db()
+    assert callback.state == "open" and callback.due_at == NOW + timedelta(minutes=queue.retry_minutes)
+
+
+def test_skipping_a_callback_whose_contact_is_in_the_queue_moves_on(queue, agent_user):
+    callback = _promise(Contact.objects.get(name="Ada"), agent_user)
+    assert working.take_next(user=agent_user, queue=queue, now=NOW).held.callback == callback
+    working.skip(user=agent_user, queue=queue, reason="Driving", now=NOW)
+    assert working.take_next(user=agent_user, queue=queue, now=NOW).held.contact.name == "Ben"
+
+
+def test_a_contact_in_two_queues_goes_to_one_agent_at_a_time(queue, supervisor_user, agent_user, other_agent_user):
+    other = building.make_queue(user=supervisor_user, name="Again", now=NOW, source_filter={"company": "Acme"}).queue
+    assert working.take_next(user=agent_user, queue=queue, now=NOW).held.contact.name == "Ada"
+    assert working.take_next(user=other_agent_user, queue=other, now=NOW).held.contact.name == "Ben"
+
+
+def test_a_callback_kept_outside_the_queue_takes_the_contact_out_as_reached(queue, agent_user):
+    from calls import callbacks
+
+    ada = Contact.objects.get(name="Ada")
+    entry = QueueEntry.objects.get(queue=queue, contact=ada)
+    QueueEntry.objects.filter(pk=entry.pk).update(is_callback=True, due_at=NOW + timedelta(hours=2))
+    _promise(ada, agent_user, at=NOW + timedelta(hours=1))
+    later = make_call(user=agent_user, agent=Agent.objects.get(user=agent_user), at=NOW, contact=ada)
+    assert callbacks.keep(later, NOW) == 1
+    entry.refresh_from_db()
+    assert entry.state == "reached" and entry.last_outcome == "Called back"
+
+
+def test_an_outcome_is_applied_once(queue, agent_user):
+    held, _, attempt = _work(queue, agent_user, outcome="no_answer")
+    due = QueueEntry.objects.get(pk=held.entry.pk).due_at
+    stale = QueueAttempt.objects.get(pk=attempt.pk)
+    QueueAttempt.objects.filter(pk=attempt.pk).update(effect="")  # as a second settler saw it, before the first
+    QueueAttempt.objects.filter(pk=attempt.pk).update(effect="retry")
+    stale.effect = ""
+    assert working.settle(stale, now=NOW + timedelta(minutes=5)) == "retry"
+    assert QueueEntry.objects.get(pk=held.entry.pk).due_at == due  # not pushed again

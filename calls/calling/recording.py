@@ -127,7 +127,7 @@ def _store_wrap_up(
     with transaction.atomic():  # the wrap-up, the callbacks it keeps and the one it promises: all or nothing
         with changes.call_change(call):
             call.record_wrap_up(code=disposition.code, notes=notes, now=now, confirmed=confirmed)
-        remarks = _callbacks(call, now=now, confirmed=confirmed, user=user, callback=callback)
+        remarks = _callbacks(call, now=now, keeps=confirmed, user=user, callback=callback)
         if not confirmed:
             return remarks
         remarks += _do_not_call(call, disposition)
@@ -136,10 +136,10 @@ def _store_wrap_up(
 
 
 def _callbacks(
-    call: Call, *, now: datetime, confirmed: bool, user: User | None, callback: CallbackPromise | None
+    call: Call, *, now: datetime, keeps: bool, user: User | None, callback: CallbackPromise | None
 ) -> list[str]:
     remarks = []
-    if confirmed and (kept := callbacks.keep(call, now)):
+    if keeps and (kept := callbacks.keep(call, now)):
         remarks.append("This call kept the callback that was due." if kept == 1 else f"It kept {kept} callbacks.")
     if callback is not None and user is not None:
         try:

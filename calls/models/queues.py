@@ -104,6 +104,8 @@ class QueueEntry(models.Model):
             models.Index(
                 fields=["claimed_by", "queue"], condition=Q(claimed_by__isnull=False), name="queueentry_claimed_idx"
             ),
+            # The minute job's look-ups: contacts whose time zones are still to be looked up.
+            models.Index(fields=["id"], condition=Q(state="waiting", time_zone=""), name="queueentry_unzoned_idx"),
         ]
 
     def __str__(self) -> str:
@@ -139,7 +141,11 @@ class QueueAttempt(models.Model):
 
     class Meta:
         ordering = ["-at", "-pk"]
-        indexes = [models.Index(fields=["queue", "-at"], name="queueattempt_queue_idx")]
+        indexes = [
+            models.Index(fields=["queue", "-at"], name="queueattempt_queue_idx"),
+            # The minute job's look-ups: attempts whose outcome is still to be applied.
+            models.Index(fields=["id"], condition=Q(effect=""), name="queueattempt_pending_idx"),
+        ]
 
     def __str__(self) -> str:
         return f"Attempt at {self.entry_id} ({self.effect or 'pending'})"

@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from django.contrib.auth import get_user_model
+from django.core.cache import cache
 from django.db.models import Avg, Count, Q, Sum
 from django.urls import reverse
 from django.utils.http import urlencode
@@ -72,6 +73,51 @@ def progress(queue: CallQueue, *, now: datetime, claim_idle: object) -> Progress
         state=Callback.State.OPEN, due_at__lte=now, contact__queue_entries__queue=queue
     ).count()
     return out
+
+
+PROGRESS_KEPT = 5  # seconds the queue bar's figures are kept: 200 agents' bars would each count the whole queue
+LIST_KEPT = 30  # seconds the queue list's figures are kept
+
+
+def _progress_key(queue_id: int) -> str:
+    return f"calls:queue:{queue_id}:progress"
+
+
+def cached_progress(queue: CallQueue, *, now: datetime, claim_idle: object) -> Progress:
+    """The queue's progress as the bar shows it, counted at most every PROGRESS_KEPT seconds (and again as soon as
+    an outcome takes a contact out: `forget_progress`)."""
+    made = cache.get(_progress_key(queue.pk))
+    if made is None:
+        made = progress(queue, now=now, claim_idle=claim_idle)
+        cache.set(_progress_key(queue.pk), made, PROGRESS_KEPT)
+    return made
+
+
+def forget_progress(queue_id: int) -> None:
+    cache.delete(_progress_key(queue_id))
+
+
+def list_counts(queue_ids: list[int]) -> dict[int, dict[str, int]]:
+    """Each queue's contacts: total, waiting and reached, for the queue list; counted at most every LIST_KEPT s."""
+    keys = {f"calls:queue:{pk}:counts": pk for pk in queue_ids}
+    found = {keys[k]: v for k, v in cache.get_many(list(keys)).items()}
+    missing = [pk for pk in queue_ids if pk not in found]
+    if missing:
+        rows = (
+            QueueEntry.objects.filter(queue_id__in=missing)
+            .values("queue_id")
+            .annotate(
+                total=Count("pk"),
+                waiting=Count("pk", filter=Q(state=QueueEntry.State.WAITING)),
+                reached=Count("pk", filter=Q(state=QueueEntry.State.REACHED)),
+            )
+        )
+        fresh = {pk: {"total": 0, "waiting": 0, "reached": 0} for pk in missing}
+        for row in rows:
+            fresh[row["queue_id"]] = {k: row[k] for k in ("total", "waiting", "reached")}
+        cache.set_many({f"calls:queue:{pk}:counts": v for pk, v in fresh.items()}, LIST_KEPT)
+        found |= fresh
+    return found
 
 
 def calls_link(queue: CallQueue, **filters: str | int | None) -> str:

@@ -37,6 +37,7 @@ from calls.models import (
     QueueEntry,
 )
 from calls.prepared import execute_prepared
+from calls.queues import reports
 
 if TYPE_CHECKING:
     from django.contrib.auth.models import User
@@ -149,8 +150,12 @@ def take_next(*, user: User, queue: CallQueue, now: datetime) -> Next:
             attempt.refresh_from_db()
         unsettled = attempt is None or attempt.effect == QueueAttempt.Effect.PENDING
         if current.callback is not None:
-            if not _callback_kept(current.callback) and (current.entry is None or unsettled):
-                return Next(current)
+            kept = _callback_kept(current.callback)
+            tried = _callback_tried(current.callback, user, since=current.callback.claimed_at or now)
+            if not kept and not tried and (current.entry is None or unsettled):
+                return Next(current)  # not called yet: a promise is called or skipped, not passed over
+            if not kept:
+                _callback_later(current.callback, queue, now=now)  # tried, not reached: again after the wait
         elif unsettled:
             return Next(current)
         release(user)
@@ -163,8 +168,24 @@ def take_next(*, user: User, queue: CallQueue, now: datetime) -> Next:
 
 
 def _callback_kept(callback: Callback) -> bool:
-    callback.refresh_from_db(fields=["state"])
+    callback.refresh_from_db(fields=["state", "claimed_at"])
     return callback.state != Callback.State.OPEN
+
+
+def _callback_tried(callback: Callback, user: User, *, since: datetime) -> bool:
+    """Whether the user called the callback's contact since taking it, and that call is over."""
+    return (
+        Call.objects.filter(contact_id=callback.contact_id, created_by=user, requested_at__gte=since)
+        .exclude(state__in=Call.IN_PROGRESS)
+        .exists()
+    )
+
+
+def _callback_later(callback: Callback, queue: CallQueue, *, now: datetime) -> None:
+    """A held callback tried or skipped without being kept: due again after the queue's wait, held by nobody."""
+    Callback.objects.filter(pk=callback.pk, state=Callback.State.OPEN).update(
+        due_at=now + timedelta(minutes=queue.retry_minutes), claimed_by=None, claimed_at=None
+    )
 
 
 def _groups_of(user: User) -> Any:
@@ -180,21 +201,31 @@ def _take_callback(user: User, queue: CallQueue, *, now: datetime, hours: callin
     due = Callback.objects.filter(mine, free, state=Callback.State.OPEN, due_at__lte=now)
     if not due.exists():  # most of the time: one look, no transaction
         return None
-    with transaction.atomic():
-        for callback in (
-            due.select_for_update(skip_locked=True, of=("self",))
-            .select_related("contact", "phone")
-            .order_by("due_at", "pk")[:CANDIDATES]
-        ):
-            phone = callback.phone or _first_callable(callback.contact)
-            if phone is None:
-                continue
-            key = calling_hours.zone_key(phone.number, callback.contact.time_zone)
-            if not hours.check(key, now).open:
-                continue  # its promise stands: it comes first again once the callee's hours open
-            Callback.objects.filter(pk=callback.pk).update(claimed_by=user, claimed_at=now)
-            entry = QueueEntry.objects.filter(queue=queue, contact=callback.contact).first()
-            return Held(queue, callback.contact, entry=entry, callback=callback)
+    after: tuple[datetime, int] | None = None
+    for _ in range(MAX_ROUNDS // 5):  # pages of CANDIDATES: past those whose callee is closed now
+        page = due.order_by("due_at", "pk")
+        if after is not None:
+            page = page.filter(Q(due_at__gt=after[0]) | Q(due_at=after[0], pk__gt=after[1]))
+        with transaction.atomic():
+            callbacks = list(
+                page.select_for_update(skip_locked=True, of=("self",)).select_related("contact", "phone")[:CANDIDATES]
+            )
+            if not callbacks:
+                return None
+            for callback in callbacks:
+                phone = _first_callable(callback.contact)  # the promised number, if it may still be called
+                if callback.phone is not None and phone is not None and not callback.phone.do_not_call:
+                    phone = callback.phone
+                if phone is None:
+                    continue  # do-not-call since the promise: it shows on Today, to be closed there
+                key = calling_hours.zone_key(phone.number, callback.contact.time_zone)
+                if not hours.check(key, now).open:
+                    continue  # its promise stands: it comes first again once the callee's hours open
+                Callback.objects.filter(pk=callback.pk).update(claimed_by=user, claimed_at=now)
+                callback.claimed_at = now
+                entry = QueueEntry.objects.filter(queue=queue, contact=callback.contact).first()
+                return Held(queue, callback.contact, entry=entry, callback=callback)
+        after = (callbacks[-1].due_at, callbacks[-1].pk)
     return None
 
 
@@ -241,6 +272,13 @@ def _candidates(queue: CallQueue, *, now: datetime, closed: list[str]) -> Any:
         .exclude(time_zone__in=closed)
         .exclude(Exists(QueueAttempt.objects.filter(entry=OuterRef("pk"), effect=QueueAttempt.Effect.PENDING)))
         .exclude(Exists(Callback.objects.filter(contact=OuterRef("contact_id"), state=Callback.State.OPEN)))
+        .exclude(
+            Exists(
+                QueueEntry.objects.filter(
+                    contact=OuterRef("contact_id"), claimed_by__isnull=False, claimed_at__gt=now - CLAIM_IDLE
+                ).exclude(pk=OuterRef("pk"))
+            )
+        )
         .order_by("-is_callback", "position")
         .values_list("pk", "contact_id", "time_zone")
     )
@@ -260,6 +298,9 @@ def _claim_sql() -> str:
         f"AND NOT EXISTS (SELECT 1 FROM {attempts} a WHERE a.entry_id = c.id AND a.effect = '') "
         f"AND NOT EXISTS (SELECT 1 FROM {callbacks} b WHERE b.contact_id = c.contact_id "
         f"AND b.state = '{Callback.State.OPEN}') "
+        # Nor a contact someone holds in another queue: one contact, one agent at a time, whatever the queue.
+        f"AND NOT EXISTS (SELECT 1 FROM {entries} o WHERE o.contact_id = c.contact_id AND o.id <> c.id "
+        "AND o.claimed_by_id IS NOT NULL AND o.claimed_at > %s) "
         f"ORDER BY c.is_callback DESC, c.position LIMIT 1 FOR UPDATE OF c SKIP LOCKED) "
         f"UPDATE {entries} e SET claimed_by_id = %s, claimed_at = %s, claimed_since = %s "
         f"FROM pick WHERE e.id = pick.id RETURNING {columns}"
@@ -271,7 +312,7 @@ CLAIM_SQL = _claim_sql()
 
 def claim_statement(queue: CallQueue, *, user_id: int, now: datetime, closed: list[str]) -> tuple[str, list[Any]]:
     """The claim statement and its parameters, for the user in the queue now (closed: the zones closed now)."""
-    return CLAIM_SQL, [queue.pk, now, now - CLAIM_IDLE, closed, user_id, now, now]
+    return CLAIM_SQL, [queue.pk, now, now - CLAIM_IDLE, closed, now - CLAIM_IDLE, user_id, now, now]
 
 
 def _claim_first(
@@ -384,9 +425,18 @@ def _why_nobody(queue: CallQueue, *, now: datetime) -> str:
 
 
 def _finish(entry_id: int, state: str, *, now: datetime) -> None:
+    """Take a contact out without a call (do-not-call since the queue was made, or no number left), and say so in
+    the queue's outcomes."""
+    entry = QueueEntry.objects.filter(pk=entry_id).first()
+    if entry is None:
+        return
     QueueEntry.objects.filter(pk=entry_id).update(
-        state=state, finished_at=now, claimed_by=None, claimed_at=None, claimed_since=None
+        state=state, finished_at=now, claimed_by=None, claimed_at=None, claimed_since=None, last_outcome="Do not call"
     )
+    QueueAttempt.objects.create(
+        queue_id=entry.queue_id, entry=entry, at=now, outcome="Do not call", effect=QueueAttempt.Effect.DO_NOT_CALL
+    )
+    reports.forget_progress(entry.queue_id)
 
 
 # --- Skipping ----------------------------------------------------------------------------------------------
@@ -399,7 +449,14 @@ def skip(*, user: User, queue: CallQueue, reason: str, now: datetime) -> bool:
     if current is None:
         return False
     with transaction.atomic():
-        if current.entry is not None and current.attempt is None:
+        if current.callback is not None:
+            # A promise is not dropped by a skip: it comes back after the queue's wait.
+            _callback_later(current.callback, queue, now=now)
+            if current.entry is not None:
+                QueueAttempt.objects.create(
+                    queue=queue, entry=current.entry, user=user, at=now, outcome=reason, effect="skipped"
+                )
+        elif current.entry is not None and current.attempt is None:
             QueueEntry.objects.filter(pk=current.entry.pk).update(
                 due_at=now + timedelta(minutes=queue.retry_minutes),
                 claimed_by=None,
@@ -416,11 +473,6 @@ def skip(*, user: User, queue: CallQueue, reason: str, now: datetime) -> bool:
                 outcome=reason,
                 effect=QueueAttempt.Effect.SKIPPED,
             )
-        elif current.callback is not None and current.attempt is None:
-            # A promise is not dropped by a skip: it comes back after the queue's wait, the reason kept.
-            Callback.objects.filter(pk=current.callback.pk).update(
-                due_at=now + timedelta(minutes=queue.retry_minutes), claimed_by=None, claimed_at=None
-            )
         release(user)
     return True
 
@@ -428,28 +480,30 @@ def skip(*, user: User, queue: CallQueue, reason: str, now: datetime) -> bool:
 # --- A call from the queue and its outcome -----------------------------------------------------------------
 
 
-def note_call(call: Call, *, user: User, now: datetime) -> QueueAttempt | None:
-    """A call just placed by the user: when it is to the contact they hold in a queue, it is that entry's attempt."""
+def note_call(call: Call, *, user: User, now: datetime, queue_id: int | None = None) -> QueueAttempt | None:
+    """A call just placed by the user from a queue's bar (queue_id): when it is to the contact they hold there (or
+    a callback of theirs whose contact is in that queue), it is that entry's attempt."""
     if call.contact_id is None:
         return None
     fresh = now - CLAIM_IDLE
-    entry = (
-        QueueEntry.objects.filter(contact_id=call.contact_id, claimed_by=user, claimed_at__gt=fresh)
-        .select_related("queue")
-        .first()
-    )
+    entries = QueueEntry.objects.filter(contact_id=call.contact_id)
+    if queue_id is not None:
+        entries = entries.filter(queue_id=queue_id)
+    entry = entries.filter(claimed_by=user, claimed_at__gt=fresh).first()
     if entry is None:
-        callback = Callback.objects.filter(claimed_by=user, claimed_at__gt=fresh, contact_id=call.contact_id).first()
-        if callback is None:
+        held_callback = Callback.objects.filter(claimed_by=user, claimed_at__gt=fresh, contact_id=call.contact_id)
+        if queue_id is None or not held_callback.exists():
             return None
-        entry = QueueEntry.objects.filter(contact_id=call.contact_id, state=QueueEntry.State.WAITING).first()
+        entry = entries.filter(state=QueueEntry.State.WAITING).first()
         if entry is None:
             return None
     with transaction.atomic():
         if QueueAttempt.objects.filter(call=call).exists():
             return None
+        # The agent holds the entry from now: its outcome shows on their bar, as for any contact of the queue.
+        claim = {"claimed_by": user, "claimed_since": entry.claimed_since or now} if entry.claimed_by_id is None else {}
         QueueEntry.objects.filter(pk=entry.pk).update(
-            attempts=entry.attempts + 1, last_call=call, last_attempt_at=now, claimed_at=now
+            attempts=entry.attempts + 1, last_call=call, last_attempt_at=now, claimed_at=now, **claim
         )
         attempt = QueueAttempt.objects.create(queue_id=entry.queue_id, entry=entry, call=call, user=user, at=now)
     if call.state in (Call.State.FAILED, Call.State.ENDED, Call.State.UNCONFIRMED):
@@ -469,6 +523,11 @@ def settle(attempt: QueueAttempt, *, now: datetime) -> str:
     if effect == QueueAttempt.Effect.PENDING:
         return effect
     with transaction.atomic():
+        # Settled once: the bar, "next", the wrap-up and the minute job may all try at the same moment.
+        locked = QueueAttempt.objects.select_for_update().filter(pk=attempt.pk, effect=QueueAttempt.Effect.PENDING)
+        if not locked.exists():
+            attempt.refresh_from_db(fields=["effect", "outcome"])
+            return attempt.effect
         entry = QueueEntry.objects.select_for_update().select_related("queue").get(pk=attempt.entry_id)
         queue = entry.queue
         due = now + timedelta(minutes=queue.retry_minutes)
@@ -490,6 +549,7 @@ def settle(attempt: QueueAttempt, *, now: datetime) -> str:
             changes |= {"state": state, "finished_at": now, "is_callback": False}
         QueueEntry.objects.filter(pk=entry.pk).update(**changes)
         QueueAttempt.objects.filter(pk=attempt.pk).update(effect=effect, outcome=outcome)
+    reports.forget_progress(entry.queue_id)  # the bar shows the contact counted as done at once
     attempt.effect, attempt.outcome = effect, outcome
     return effect
 
@@ -518,6 +578,17 @@ def _effect_of(call: Call, *, now: datetime) -> tuple[str, str]:
     if disposition is not None and disposition.queue_effect == DispositionCode.QueueEffect.RETRY:
         return QueueAttempt.Effect.RETRY, call.disposition_code
     return QueueAttempt.Effect.REACHED, call.disposition_code
+
+
+def callback_closed(contact_id: int, *, reached: bool, now: datetime) -> int:
+    """The contact's callback was kept (or marked done: reached) or cancelled outside the queue: the entries that
+    waited for it are reached, or back in the queue's order. Returns how many entries changed."""
+    waiting = QueueEntry.objects.filter(contact_id=contact_id, state=QueueEntry.State.WAITING, is_callback=True)
+    if reached:
+        return waiting.update(
+            state=QueueEntry.State.REACHED, finished_at=now, is_callback=False, last_outcome="Called back"
+        )
+    return waiting.update(is_callback=False, due_at=now)
 
 
 def settle_finished(*, now: datetime, limit: int = 500) -> int:

@@ -36,7 +36,7 @@ from calls.models import CLOSED_BY_HAND, AgentGroup, Call, Contact, DispositionC
 from calls.queues import working
 from calls.rules import Refused
 from calls.views.access import login_required
-from calls.views.http import AuthedRequest
+from calls.views.http import AuthedRequest, is_id
 
 log = logging.getLogger(__name__)
 
@@ -196,7 +196,8 @@ async def call_contact(request: AuthedRequest, pk: int) -> HttpResponse:
     if form.via_groups and not await sync_to_async(user.has_perm)(perms.PLACE_GROUP_CALL):
         raise PermissionDenied("You may not call via groups.")
     # Placed from a call queue's bar: the call is the held contact's attempt, written with VCC's answer.
-    from_queue = _queue_attempt(user) if request.POST.get("queue", "").isdigit() else None
+    queue_pk = request.POST.get("queue", "")
+    from_queue = _queue_attempt(user, int(queue_pk)) if is_id(queue_pk) else None
     call = await _place_clicked(request, form, user, pk, on_answer=from_queue)
     if not request.htmx:
         return redirect(f"{reverse('contact_detail', args=[pk])}?call={calling.regarding_token(call)}")
@@ -208,9 +209,9 @@ async def call_contact(request: AuthedRequest, pk: int) -> HttpResponse:
     return calls_changed(response)
 
 
-def _queue_attempt(user: User) -> Callable[[Call], None]:
+def _queue_attempt(user: User, queue_pk: int) -> Callable[[Call], None]:
     def note(call: Call) -> None:
-        working.note_call(call, user=user, now=_now())
+        working.note_call(call, user=user, now=_now(), queue_id=queue_pk)
 
     return note
 

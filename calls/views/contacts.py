@@ -32,7 +32,7 @@ from calls.models import (
 )
 from calls.views import queues
 from calls.views.calling import dialer_context, panel_context
-from calls.views.http import AuthedRequest, HtmxRequest
+from calls.views.http import AuthedRequest, HtmxRequest, is_id
 from calls.webhooks import changes
 
 log = logging.getLogger(__name__)
@@ -140,7 +140,7 @@ def contact_detail(request: AuthedRequest, pk: int) -> HttpResponse:
         else:
             context |= panel_context(call, user=request.user)
     context |= dialer_context(request.user, contact)
-    if (queue_pk := request.GET.get("queue", "")).isdigit():
+    if is_id(queue_pk := request.GET.get("queue", "")):
         context["queue_bar"] = _queue_bar(request, int(queue_pk), contact)
     return render(request, "calls/contact_detail.html", context, status=status)
 

@@ -23,3 +23,8 @@ class HtmxRequest(HttpRequest):
 class AuthedRequest(HtmxRequest):
     user: User
     auser: Callable[[], Awaitable[User]]
+
+
+def is_id(text: str) -> bool:
+    """Whether a query or form value is a row id: ASCII digits only ("²".isdigit() is true; int("²") raises)."""
+    return text.isascii() and text.isdecimal() and len(text) <= 18

@@ -10,7 +10,6 @@ from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required, permission_required
 from django.core.exceptions import PermissionDenied
-from django.db.models import Count, Q
 from django.http import Http404, HttpResponse, StreamingHttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
@@ -19,6 +18,7 @@ from django.utils.http import urlencode
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from calls import permissions as perms
+from calls import tasks
 from calls.audit.exports import audited_export
 from calls.calling.common import _now
 from calls.forms import first_error
@@ -26,7 +26,7 @@ from calls.forms.queues import EntryFilter, NewQueueForm, QueueForm, QueueStateF
 from calls.models import CallQueue, ContactImport, QueueEntry
 from calls.queues import building, reports, working
 from calls.spreadsheet import csv_download
-from calls.views.http import AuthedRequest
+from calls.views.http import AuthedRequest, is_id
 
 ENTRIES_PER_PAGE = 50
 
@@ -54,19 +54,10 @@ def queue_list(request: AuthedRequest) -> HttpResponse:
     runs = request.user.has_perm(perms.CHANGE_QUEUE)
     mine = working.queues_for(request.user)
     queues = list(CallQueue.objects.select_related("created_by")[:200]) if runs else mine
-    counts = {
-        row["queue_id"]: row
-        for row in QueueEntry.objects.filter(queue__in=queues)
-        .values("queue_id")
-        .annotate(
-            total=Count("pk"),
-            waiting=Count("pk", filter=Q(state=QueueEntry.State.WAITING)),
-            reached=Count("pk", filter=Q(state=QueueEntry.State.REACHED)),
-        )
-    }
+    counts = reports.list_counts([q.pk for q in queues])
     rows = []
     for queue in queues:
-        row: dict[str, int] = counts.get(queue.pk, {})  # type: ignore[assignment]
+        row = counts.get(queue.pk, {})
         total, waiting = row.get("total", 0), row.get("waiting", 0)
         done = round(100 * (total - waiting) / total) if total else 0
         rows.append({"queue": queue, "waiting": waiting, "reached": row.get("reached", 0), "done_percent": done})
@@ -90,6 +81,7 @@ def queue_new(request: AuthedRequest) -> HttpResponse:
     form = NewQueueForm(request.POST or None, initial=_initial(request))
     if request.method == "POST" and form.is_valid():
         made = _make(request, form)
+        tasks.enqueue_tend()  # its contacts' time zones, looked up in the background at once
         words = f"Made {made.queue.name} with {made.added:,} contacts."
         if made.left_out:
             words += f" {made.left_out:,} matching contacts were left out: do-not-call, or no number to call."
@@ -330,7 +322,7 @@ def queue_bar(request: AuthedRequest, pk: int) -> HttpResponse:
     held contact's state (call going on, wrap-up due, settled: Next)."""
     queue = _visible_queue(request, pk)
     contact_pk = request.GET.get("contact", "")
-    context = bar_context(request.user, queue, int(contact_pk) if contact_pk.isdigit() else 0)
+    context = bar_context(request.user, queue, int(contact_pk) if is_id(contact_pk) else 0)
     if context is None:
         return HttpResponse(status=286)  # htmx: stop polling (the contact is no longer held)
     return render(request, "calls/queue_bar.html", context)
@@ -347,7 +339,7 @@ def bar_context(user: object, queue: CallQueue, contact_pk: int) -> dict[str, ob
     effect = working.settle(attempt, now=now) if attempt is not None else None
     if effect and current.entry is not None:
         current.entry.refresh_from_db(fields=["state", "attempts"])  # as the outcome left it
-    made = reports.progress(queue, now=now, claim_idle=working.CLAIM_IDLE)
+    made = reports.cached_progress(queue, now=now, claim_idle=working.CLAIM_IDLE)
     return {
         "queue": queue,
         "held": current,
