@@ -1,8 +1,8 @@
 """Call queues (issue 23): lists of contacts agents work through, one at a time.
 
 - building: making a queue from the contact list's filter or an import, and a live queue's new matches
-- working: who may work a queue, taking the next contact (claims with SKIP LOCKED), skipping, stopping, and what
-  each call's outcome does to its contact's place
+- working: who may work a queue, taking the next contact (claims with SKIP LOCKED), skipping, stopping
+- outcomes: a call from the queue as its contact's attempt, and what its outcome does to the contact's place
 - reports: a queue's progress, attempts, outcomes and agents, and its CSV
 """
 

@@ -32,22 +32,28 @@ from calls.models import (
     CallQueue,
     Contact,
     ContactPhone,
-    DispositionCode,
     QueueAttempt,
     QueueEntry,
 )
 from calls.prepared import execute_prepared
 from calls.queues import reports
+from calls.queues.outcomes import (  # noqa: F401  (working.settle & co. are the queue's one interface)
+    CLAIM_IDLE,
+    WRAP_UP_WAIT,
+    after_wrap_up,
+    callback_closed,
+    note_call,
+    settle,
+    settle_finished,
+)
 
 if TYPE_CHECKING:
     from django.contrib.auth.models import User
 
 log = logging.getLogger("calls.queues")
 
-CLAIM_IDLE = timedelta(minutes=10)  # a claim with no sign of its agent for this long lapses
 CANDIDATES = 8  # callbacks locked at a time when looking for the agent's next one
 MAX_ROUNDS = 50  # contacts looked at for one "next" (each one closed or gone is moved out of the way)
-WRAP_UP_WAIT = timedelta(hours=1)  # a connected call not wrapped up by then counts as not reached
 UNKNOWN_ZONE = ":"  # QueueEntry.time_zone once looked up and found unknown ("" is: not looked up yet)
 
 
@@ -475,144 +481,3 @@ def skip(*, user: User, queue: CallQueue, reason: str, now: datetime) -> bool:
             )
         release(user)
     return True
-
-
-# --- A call from the queue and its outcome -----------------------------------------------------------------
-
-
-def note_call(call: Call, *, user: User, now: datetime, queue_id: int | None = None) -> QueueAttempt | None:
-    """A call just placed by the user from a queue's bar (queue_id): when it is to the contact they hold there (or
-    a callback of theirs whose contact is in that queue), it is that entry's attempt."""
-    if call.contact_id is None:
-        return None
-    fresh = now - CLAIM_IDLE
-    entries = QueueEntry.objects.filter(contact_id=call.contact_id)
-    if queue_id is not None:
-        entries = entries.filter(queue_id=queue_id)
-    entry = entries.filter(claimed_by=user, claimed_at__gt=fresh).first()
-    if entry is None:
-        held_callback = Callback.objects.filter(claimed_by=user, claimed_at__gt=fresh, contact_id=call.contact_id)
-        if queue_id is None or not held_callback.exists():
-            return None
-        entry = entries.filter(state=QueueEntry.State.WAITING).first()
-        if entry is None:
-            return None
-    with transaction.atomic():
-        if QueueAttempt.objects.filter(call=call).exists():
-            return None
-        # The agent holds the entry from now: its outcome shows on their bar, as for any contact of the queue.
-        claim = {"claimed_by": user, "claimed_since": entry.claimed_since or now} if entry.claimed_by_id is None else {}
-        QueueEntry.objects.filter(pk=entry.pk).update(
-            attempts=entry.attempts + 1, last_call=call, last_attempt_at=now, claimed_at=now, **claim
-        )
-        attempt = QueueAttempt.objects.create(queue_id=entry.queue_id, entry=entry, call=call, user=user, at=now)
-    if call.state in (Call.State.FAILED, Call.State.ENDED, Call.State.UNCONFIRMED):
-        settle(attempt, now=now)
-    return attempt
-
-
-def settle(attempt: QueueAttempt, *, now: datetime) -> str:
-    """Apply a call's outcome to its queue entry once it is known: reached (a final disposition), back after the
-    wait (no answer, busy, a disposition that did not reach them), back at a promised callback, out for good
-    (do-not-call), or unreached (attempts used up). Returns the effect; PENDING while the call or its wrap-up is
-    still to come."""
-    if attempt.effect != QueueAttempt.Effect.PENDING or attempt.call_id is None or attempt.entry_id is None:
-        return attempt.effect
-    call = Call.objects.select_related("contact", "phone").get(pk=attempt.call_id)
-    effect, outcome = _effect_of(call, now=now)
-    if effect == QueueAttempt.Effect.PENDING:
-        return effect
-    with transaction.atomic():
-        # Settled once: the bar, "next", the wrap-up and the minute job may all try at the same moment.
-        locked = QueueAttempt.objects.select_for_update().filter(pk=attempt.pk, effect=QueueAttempt.Effect.PENDING)
-        if not locked.exists():
-            attempt.refresh_from_db(fields=["effect", "outcome"])
-            return attempt.effect
-        entry = QueueEntry.objects.select_for_update().select_related("queue").get(pk=attempt.entry_id)
-        queue = entry.queue
-        due = now + timedelta(minutes=queue.retry_minutes)
-        promised = Callback.objects.filter(promised_on=call, state=Callback.State.OPEN).order_by("due_at").first()
-        if promised is not None and effect in (QueueAttempt.Effect.RETRY, QueueAttempt.Effect.REACHED):
-            effect, due = QueueAttempt.Effect.CALLBACK, promised.due_at  # "call me back at 3" wins
-        if effect == QueueAttempt.Effect.RETRY and entry.attempts >= queue.max_attempts:
-            effect = QueueAttempt.Effect.UNREACHED
-        # The claim stays: the agent's bar shows the outcome and offers Next (which lets it go).
-        changes: dict[str, object] = {"last_outcome": outcome}
-        if effect in (QueueAttempt.Effect.RETRY, QueueAttempt.Effect.CALLBACK):
-            changes |= {"due_at": due, "is_callback": effect == QueueAttempt.Effect.CALLBACK}
-        else:
-            state = {
-                QueueAttempt.Effect.REACHED: QueueEntry.State.REACHED,
-                QueueAttempt.Effect.DO_NOT_CALL: QueueEntry.State.DO_NOT_CALL,
-                QueueAttempt.Effect.UNREACHED: QueueEntry.State.UNREACHED,
-            }[QueueAttempt.Effect(effect)]
-            changes |= {"state": state, "finished_at": now, "is_callback": False}
-        QueueEntry.objects.filter(pk=entry.pk).update(**changes)
-        QueueAttempt.objects.filter(pk=attempt.pk).update(effect=effect, outcome=outcome)
-    reports.forget_progress(entry.queue_id)  # the bar shows the contact counted as done at once
-    attempt.effect, attempt.outcome = effect, outcome
-    return effect
-
-
-def _effect_of(call: Call, *, now: datetime) -> tuple[str, str]:
-    """What a call's outcome does in a queue, and the words for it (the disposition, or how the call ended). A call
-    that connected and was never wrapped up counts as not reached once WRAP_UP_WAIT has passed."""
-    if call.contact is not None and call.contact.do_not_call:
-        return QueueAttempt.Effect.DO_NOT_CALL, "Do not call"
-    if call.phone is not None and call.phone.do_not_call:
-        return QueueAttempt.Effect.DO_NOT_CALL, "Number marked do not call"
-    if call.state in Call.IN_PROGRESS:
-        return QueueAttempt.Effect.PENDING, ""
-    if call.state in (Call.State.FAILED, Call.State.UNCONFIRMED) or call.outcome in Call.NEVER_CONNECTED:
-        return QueueAttempt.Effect.RETRY, call.get_outcome_display()
-    if call.wrapped_up_at is None or not call.disposition_code:
-        if call.ended_at is not None and call.ended_at <= now - WRAP_UP_WAIT:
-            return QueueAttempt.Effect.RETRY, "Not wrapped up"
-        return QueueAttempt.Effect.PENDING, ""
-    disposition = DispositionCode.objects.filter(code=call.disposition_code).first()
-    if disposition is not None and disposition.action in (
-        DispositionCode.Action.NUMBER_DNC,
-        DispositionCode.Action.CONTACT_DNC,
-    ):
-        return QueueAttempt.Effect.DO_NOT_CALL, call.disposition_code
-    if disposition is not None and disposition.queue_effect == DispositionCode.QueueEffect.RETRY:
-        return QueueAttempt.Effect.RETRY, call.disposition_code
-    return QueueAttempt.Effect.REACHED, call.disposition_code
-
-
-def callback_closed(contact_id: int, *, reached: bool, now: datetime) -> int:
-    """The contact's callback was kept (or marked done: reached) or cancelled outside the queue: the entries that
-    waited for it are reached, or back in the queue's order. Returns how many entries changed."""
-    waiting = QueueEntry.objects.filter(contact_id=contact_id, state=QueueEntry.State.WAITING, is_callback=True)
-    if reached:
-        return waiting.update(
-            state=QueueEntry.State.REACHED, finished_at=now, is_callback=False, last_outcome="Called back"
-        )
-    return waiting.update(is_callback=False, due_at=now)
-
-
-def settle_finished(*, now: datetime, limit: int = 500) -> int:
-    """The periodic catch-up: attempts whose call has ended or been wrapped up since, for agents who moved on."""
-    known = (
-        Q(call__state__in=[Call.State.FAILED, Call.State.UNCONFIRMED])
-        | Q(call__outcome__in=Call.NEVER_CONNECTED)
-        | Q(call__wrapped_up_at__isnull=False)
-        | Q(call__ended_at__lte=now - WRAP_UP_WAIT)
-    )
-    pending = (
-        QueueAttempt.objects.filter(known, effect=QueueAttempt.Effect.PENDING, call__isnull=False)
-        .exclude(call__state__in=Call.IN_PROGRESS)
-        .order_by("pk")[:limit]
-    )
-    done = 0
-    for attempt in pending:
-        if settle(attempt, now=now) != QueueAttempt.Effect.PENDING:
-            done += 1
-    return done
-
-
-def after_wrap_up(call: Call, *, now: datetime) -> None:
-    """Run with a wrap-up: the queue attempt it ends, if any, is settled at once."""
-    attempt = QueueAttempt.objects.filter(call=call, effect=QueueAttempt.Effect.PENDING).first()
-    if attempt is not None:
-        settle(attempt, now=now)
