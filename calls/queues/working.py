@@ -23,7 +23,7 @@ from django.utils import timezone
 
 from calls import permissions as perms
 from calls.calling import hours as calling_hours
-from calls.calling.facts import _blocked_elsewhere, _phones_of
+from calls.calling.facts import _blocked_elsewhere
 from calls.models import (
     Agent,
     AgentGroup,
@@ -219,7 +219,7 @@ def _take_callback(user: User, queue: CallQueue, *, now: datetime, hours: callin
             if not callbacks:
                 return None
             for callback in callbacks:
-                phone = _first_callable(callback.contact)  # the promised number, if it may still be called
+                _, phone = _contact_and_number(callback.contact_id)  # the promised number, if it may still be called
                 if callback.phone is not None and phone is not None and not callback.phone.do_not_call:
                     phone = callback.phone
                 if phone is None:
@@ -390,8 +390,8 @@ def fill_zones(*, limit: int = 50_000) -> int:
 
 
 def _contact_and_number(contact_id: int) -> tuple[Contact | None, ContactPhone | None]:
-    """The contact and the number a queue calls, in one query (each number with whether it is do-not-call on any
-    contact); (None, None) for a contact gone or without numbers."""
+    """The contact and the number a queue calls (the primary one unless it is do-not-call, here or on any contact),
+    in one query; (None, None) for a contact gone or without numbers."""
     numbers = list(
         ContactPhone.objects.filter(contact_id=contact_id)
         .select_related("contact")
@@ -404,15 +404,6 @@ def _contact_and_number(contact_id: int) -> tuple[Contact | None, ContactPhone |
     if contact.do_not_call:
         return contact, None
     return contact, next((p for p in numbers if not p.do_not_call and not p.blocked_elsewhere), None)
-
-
-def _first_callable(contact: Contact) -> ContactPhone | None:
-    """The number a queue calls: the primary one unless it is do-not-call (here or on any contact: each number is
-    looked up on its index, as the contact page does)."""
-    if contact.do_not_call:
-        return None
-    numbers = sorted(_phones_of(contact), key=lambda p: (not p.is_primary, p.pk))
-    return next((p for p in numbers if not p.do_not_call and not p.blocked_elsewhere), None)
 
 
 def _why_nobody(queue: CallQueue, *, now: datetime) -> str:
