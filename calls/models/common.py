@@ -3,7 +3,8 @@ of the models whose SQL is written by hand."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import functools
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 from django.core.validators import RegexValidator
@@ -86,3 +87,39 @@ class HandWrittenSQL(models.Model):
             )
             if cursor.rowcount != 1:
                 raise DatabaseError("Save with update_fields did not affect any rows.")
+
+
+# --- Rows read by hand-written SQL, into models as the ORM would build them -------------------------------------
+
+
+def columns_sql(model: type[models.Model], alias: str) -> str:
+    """The model's columns, in order, for a SELECT of the table aliased `alias`."""
+    quote = connection.ops.quote_name
+    return ", ".join(f"{alias}.{quote(column_of(f))}" for f in model._meta.concrete_fields)
+
+
+@functools.cache
+def row_converters(model: type[models.Model], vendor: str) -> list[tuple[Any, list[Callable[..., Any]]]]:
+    """What the ORM does to each column's value as it reads a row of model (SQLite's dates and booleans)."""
+    table = model._meta.db_table
+    out = []
+    for field in model._meta.concrete_fields:
+        column = field.get_col(table)
+        out.append((column, connection.ops.get_db_converters(column) + column.get_db_converters(connection)))
+    return out
+
+
+def from_row[M: models.Model](model: type[M], values: Sequence[Any]) -> M:
+    """A model instance from a row of all its concrete columns, in order, as the ORM would build it."""
+    converted = []
+    for value, (column, converters) in zip(values, row_converters(model, connection.vendor), strict=True):
+        for convert in converters:
+            value = convert(value, column, connection)
+        converted.append(value)
+    return model.from_db(connection.alias, attnames(model), converted)
+
+
+@functools.cache
+def attnames(model: type[models.Model]) -> tuple[str, ...]:
+    """The names of model's concrete fields, in the order of their columns."""
+    return tuple(f.attname for f in model._meta.concrete_fields)
