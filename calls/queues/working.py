@@ -382,30 +382,34 @@ def _closed_zones(queue: CallQueue, *, now: datetime, hours: calling_hours.Hours
     return [key for key in zones if not hours.check(key, now).open]
 
 
+ZONES_BATCH = 2000  # queue contacts whose time zones are looked up a transaction
+
+
 def fill_zones(*, limit: int = 50_000) -> int:
     """Look up the time zones of queue contacts not looked up yet (the periodic upkeep), so that "next" can leave
-    closed ones out in SQL. Returns how many were filled."""
-    filled = 0
-    pending = (
+    closed ones out in SQL. Returns how many were filled. Each batch is one read (the entry, the contact's own zone
+    and the number a queue would call) and one write per zone found."""
+    entries, contacts, phones = QueueEntry._meta.db_table, Contact._meta.db_table, ContactPhone._meta.db_table
+    pending = list(
         QueueEntry.objects.filter(state=QueueEntry.State.WAITING, time_zone="")
-        .values_list("pk", "contact_id")
-        .order_by("pk")[:limit]
+        .order_by("pk")
+        .values_list("pk", flat=True)[:limit]
     )
-    rows = list(pending)
-    for start in range(0, len(rows), 2000):
-        chunk = rows[start : start + 2000]
-        contacts = {
-            c.pk: c
-            for c in Contact.objects.filter(pk__in=[cid for _, cid in chunk])
-            .only("pk", "time_zone")
-            .prefetch_related("phones")
-        }
+    filled = 0
+    for start in range(0, len(pending), ZONES_BATCH):
+        chunk = pending[start : start + ZONES_BATCH]
+        with connection.cursor() as cursor:
+            cursor.execute(
+                f"SELECT e.id, c.time_zone, (SELECT p.number FROM {phones} p WHERE p.contact_id = c.id "
+                "AND NOT p.do_not_call ORDER BY p.is_primary DESC, p.id LIMIT 1) "
+                f"FROM {entries} e JOIN {contacts} c ON c.id = e.contact_id "
+                f"WHERE e.id IN ({', '.join(['%s'] * len(chunk))})",
+                chunk,
+            )
+            rows = cursor.fetchall()
         keys: dict[str, list[int]] = {}
-        for entry_id, contact_id in chunk:
-            contact = contacts.get(contact_id)
-            numbers = sorted(contact.phones.all(), key=lambda p: (not p.is_primary, p.pk)) if contact else []
-            number = next((p.number for p in numbers if not p.do_not_call), "")
-            key = (calling_hours.zone_key(number, contact.time_zone) if contact and number else "") or UNKNOWN_ZONE
+        for entry_id, contact_zone, number in rows:
+            key = (calling_hours.zone_key(number, contact_zone) if number else "") or UNKNOWN_ZONE
             keys.setdefault(key, []).append(entry_id)
         with transaction.atomic():
             for key, ids in keys.items():
