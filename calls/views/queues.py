@@ -6,6 +6,8 @@ page (`?queue=<id>`), so everything a contact page offers (its numbers, the Call
 
 from __future__ import annotations
 
+from typing import Any
+
 from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required, permission_required
@@ -23,7 +25,7 @@ from calls.audit.exports import audited_export
 from calls.calling.common import _now
 from calls.forms import first_error
 from calls.forms.queues import EntryFilter, NewQueueForm, QueueForm, QueueStateForm, SkipForm
-from calls.models import CallQueue, ContactImport, QueueEntry
+from calls.models import CallQueue, ContactImport, QueueAttempt, QueueEntry
 from calls.queues import building, reports, working
 from calls.spreadsheet import csv_download
 from calls.views.http import AuthedRequest, is_id
@@ -126,16 +128,23 @@ def _suggested_name(filters: dict[str, object]) -> str:
 
 def _filter_words(form: NewQueueForm) -> str:
     values = {k: (form[k].value() or "") for k in ("q", "company", "dnc", "mine")}
-    words = []
-    if values["q"]:
-        words.append(f"matching “{values['q']}”")
-    if values["company"]:
-        words.append(f"at {values['company']}")
+    mine = values["mine"] in (True, "True", "on", "1")
+    words = _filter_parts(values, mine=mine, owner="you")
     if values["dnc"] == "only":
-        words.append("marked do not call (they will be left out)")
-    if values["mine"] in (True, "True", "on", "1"):
-        words.append("owned by you")
+        words.insert(bool(values["q"]) + bool(values["company"]), "marked do not call (they will be left out)")
     return "Every contact " + (", ".join(words) if words else "in vccweb")
+
+
+def _filter_parts(filters: dict[str, Any], *, mine: bool, owner: str) -> list[str]:
+    """A contact-list filter in words: the new queue's form and a queue's page say it alike."""
+    parts = []
+    if filters.get("q"):
+        parts.append(f"matching “{filters['q']}”")
+    if filters.get("company"):
+        parts.append(f"at {filters['company']}")
+    if mine:
+        parts.append(f"owned by {owner}")
+    return parts
 
 
 @require_http_methods(["GET", "POST"])
@@ -211,13 +220,7 @@ def _source_words(queue: CallQueue) -> str:
     if queue.source_import_id:
         return f"Made from an import ({queue.source_import})" if queue.source_import else "Made from an import"
     filters = queue.source_filter or {}
-    parts = []
-    if filters.get("q"):
-        parts.append(f"matching “{filters['q']}”")
-    if filters.get("company"):
-        parts.append(f"at {filters['company']}")
-    if filters.get("mine"):
-        parts.append(f"owned by {queue.created_by or 'its maker'}")
+    parts = _filter_parts(filters, mine=bool(filters.get("mine")), owner=str(queue.created_by or "its maker"))
     what = "contacts " + (", ".join(parts) if parts else "in vccweb")
     return f"{'Live: new ' if queue.live else 'A snapshot of '}{what}{' join it' if queue.live else ''}"
 
@@ -348,7 +351,7 @@ def bar_context(user: object, queue: CallQueue, contact_pk: int) -> dict[str, ob
         "position": made.done + (0 if current.entry and current.entry.state != QueueEntry.State.WAITING else 1),
         "attempt": attempt,
         "settled": effect not in (None, ""),
-        "effect_words": dict(working.QueueAttempt.Effect.choices).get(effect or "", ""),
+        "effect_words": dict(QueueAttempt.Effect.choices).get(effect or "", ""),
         "attempt_number": (current.entry.attempts if current.entry else 0),
         "bar_poll": f"{settings.QUEUE_BAR_POLL_MS}ms",
     }
