@@ -7,6 +7,7 @@ from __future__ import annotations
 import pytest
 from croniter import croniter
 from django.core.management import CommandError, call_command
+from django.db import connection
 from procrastinate.contrib.django import app
 
 from calls import tasks
@@ -145,3 +146,26 @@ def test_a_stalled_job_that_cannot_go_back_never_keeps_the_others_from_it():
     context = SimpleNamespace(app=SimpleNamespace(job_manager=Manager()))
     assert async_to_sync(tasks.retry_stalled_jobs.func)(context, timestamp=0) == 1
     assert done == [("finished", 1, Status.FAILED), ("retried", 2)]
+
+
+def _defer_tick(cursor, timestamp: int) -> int | None:
+    cursor.execute(
+        "SELECT procrastinate_defer_periodic_job_v2('calls', NULL, NULL, 'follow_calls', 0, 'follow_calls', %s, %s)",
+        [timestamp, f'{{"timestamp": {timestamp}}}'],
+    )
+    return cursor.fetchone()[0]
+
+
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="Procrastinate's queue is PostgreSQL's")
+@pytest.mark.django_db
+def test_a_worker_behind_another_never_queues_a_periodic_tick_twice():
+    # Worker A queues ticks 100 and 101 (Procrastinate then deletes tick 100's row); worker B, a second behind,
+    # queues 100: migration 0035's trigger refuses it, where Procrastinate alone would queue it again.
+    with connection.cursor() as cursor:
+        assert _defer_tick(cursor, 100) is not None
+        assert _defer_tick(cursor, 101) is not None
+        assert _defer_tick(cursor, 100) is None
+        assert _defer_tick(cursor, 101) is None  # the same tick twice: Procrastinate's own unique row
+        assert _defer_tick(cursor, 102) is not None  # and the next tick goes on as before
+        cursor.execute("SELECT args->>'timestamp' FROM procrastinate_jobs WHERE task_name = 'follow_calls' ORDER BY 1")
+        assert [row[0] for row in cursor.fetchall()] == ["100", "101", "102"]
