@@ -72,6 +72,7 @@ def pull_together(working: Any, queue: Any, users: list[Any], *, now: object) ->
         try:
             barrier.wait()
             started = time.perf_counter()
+            connection.ensure_connection()  # a request holds one from its first query (its session, its user)
             got = working.take_next(user=user, queue=queue, now=now)
             elapsed = (time.perf_counter() - started) * 1000
             with lock:
@@ -94,8 +95,7 @@ def claim_sql_together(dsn: str, statement: tuple[str, list[Any]], user_ids: lis
     spends, without Python's share. Returns each one's time and how many different entries were claimed."""
     import psycopg
 
-    sql, params = statement
-    user_at = len(params) - 3  # the statement's parameters end with the user, then the moment twice
+    sql, params = statement  # its first parameter: the users it claims for (here, one each)
     connections = [psycopg.connect(dsn, autocommit=True) for _ in user_ids]
     barrier = threading.Barrier(len(user_ids))
     latencies: list[float] = []
@@ -103,7 +103,7 @@ def claim_sql_together(dsn: str, statement: tuple[str, list[Any]], user_ids: lis
     lock = threading.Lock()
 
     def claim(conn: Any, user_id: int) -> None:
-        mine = [*params[:user_at], user_id, *params[user_at + 1 :]]
+        mine = [[user_id], *params[1:]]
         barrier.wait()
         started = time.perf_counter()
         row = conn.execute(sql, mine).fetchone()
@@ -111,7 +111,7 @@ def claim_sql_together(dsn: str, statement: tuple[str, list[Any]], user_ids: lis
         with lock:
             latencies.append(elapsed)
             if row is not None:
-                claimed.append(row[0])
+                claimed.append(row[1])  # the entry (row[0] is the user)
 
     threads = [threading.Thread(target=claim, args=(c, u)) for c, u in zip(connections, user_ids, strict=True)]
     for t in threads:
@@ -141,7 +141,7 @@ def main() -> None:
     from django.db import connection
 
     from calls.models import Agent, AgentGroup, CallQueue, Contact
-    from calls.queues import building, working
+    from calls.queues import building, claims, working
     from calls.roles import AGENT, assign_role
 
     contacts = Contact.objects.count()
@@ -222,8 +222,8 @@ def main() -> None:
     from calls.models import QueueEntry
 
     hours = working.calling_hours.load_hours()
-    closed = working._closed_zones(queue, now=now, hours=hours)
-    statement = working.claim_statement(queue, user_id=agent_users[0].pk, now=now, closed=closed)
+    closed = claims.closed_zones(queue, now=now, hours=hours)
+    statement = claims.claim_statement(queue, user_ids=[agent_users[0].pk], now=now, closed=closed)
     ids = [u.pk for u in agent_users[: args.sql_agents]]
     for round_ in range(args.rounds):
         latencies, different = claim_sql_together(args.database, statement, ids)
@@ -232,6 +232,19 @@ def main() -> None:
             f"p50 {statistics.median(latencies):.1f} ms, p95 {percentile(latencies, 95):.1f} ms, "
             f"worst {max(latencies):.1f} ms"
         )
+        QueueEntry.objects.filter(queue=queue, claimed_by__in=agent_users).update(
+            state="reached", claimed_by=None, claimed_at=None, claimed_since=None
+        )
+    # What a batch costs PostgreSQL: the one statement that claims for every agent who asked together.
+    for size in (10, len(agent_users)):
+        batch = [u.pk for u in agent_users[:size]]
+        sql, params = claims.claim_statement(queue, user_ids=batch, check_owes=[True] * size, now=now, closed=closed)
+        with connection.cursor() as cursor:
+            started = time.perf_counter()
+            cursor.execute(sql, params)
+            rows = cursor.fetchall()
+            elapsed = (time.perf_counter() - started) * 1000
+        print(f"one claim statement for {size} agents together: {len({r[0] for r in rows})} served in {elapsed:.1f} ms")
         QueueEntry.objects.filter(queue=queue, claimed_by__in=agent_users).update(
             state="reached", claimed_by=None, claimed_at=None, claimed_since=None
         )

@@ -22,7 +22,7 @@ from calls.models import (
     QueueAttempt,
     QueueEntry,
 )
-from calls.queues import building, tend, working
+from calls.queues import building, claims, tend, working
 from tests._calls import make_call
 
 NOW = datetime(2026, 12, 8, 11, 0, tzinfo=UTC)  # a Tuesday, 11:00 in London
@@ -340,7 +340,7 @@ def test_the_zones_job_looks_up_a_queues_contacts_so_next_leaves_closed_ones_out
     }
     from calls.calling import hours
 
-    assert working._closed_zones(queue, now=NOW, hours=hours.load_hours()) == ["US:America/New_York"]
+    assert claims.closed_zones(queue, now=NOW, hours=hours.load_hours()) == ["US:America/New_York"]
 
 
 def test_the_minute_job_settles_what_agents_left_behind(queue, agent_user):
@@ -437,3 +437,114 @@ def test_an_outcome_is_applied_once(queue, agent_user):
     stale.effect = ""
     assert working.settle(stale, now=NOW + timedelta(minutes=5)) == "retry"
     assert QueueEntry.objects.get(pk=held.entry.pk).due_at == due  # not pushed again
+
+
+@pytest.mark.django_db(transaction=True)
+def test_agents_asking_while_a_claim_runs_are_served_together_in_the_queues_order(monkeypatch):
+    """The first agent's claim is held up while five more ask: the next of them then claims for all five in one
+    statement, the queue's next contacts to them in the order they asked (calls/queues/claims.py)."""
+    from tests.conftest import create_person, create_user
+
+    boss = create_user("boss", "supervisor")
+    users = [create_person(f"agent{i}", "agent", f"Agent {i}", f"{2000 + i}") for i in range(6)]
+    for i in range(10):
+        _contact(f"Lead {i:02d}", f"+4474001230{i:02d}", company="Acme")
+    queue = building.make_queue(
+        user=boss, name="Desk", now=NOW, source_filter={"company": "Acme"}, agents=Agent.objects.all()
+    ).queue
+    desk = claims._desk(queue.pk)
+    first_in, release = threading.Event(), threading.Event()
+    batches: list[list[int]] = []
+    serve = claims._serve
+
+    def held_up_serve(queue, batch, hours):
+        batches.append([ask.user_id for ask in batch])
+        if len(batches) == 1:
+            first_in.set()
+            release.wait()
+        serve(queue, batch, hours)
+
+    monkeypatch.setattr(claims, "_serve", held_up_serve)
+    got: dict[int, int] = {}
+    errors: list[BaseException] = []
+
+    def pull(user) -> None:
+        try:
+            got[user.pk] = working.take_next(user=user, queue=queue, now=NOW).held.entry.position
+        except BaseException as exc:  # noqa: BLE001 - reported below
+            errors.append(exc)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=pull, args=(users[0],))]
+    threads[0].start()
+    first_in.wait()
+    for waiting, user in enumerate(users[1:], start=1):  # one at a time, so that they wait in this order
+        threads.append(threading.Thread(target=pull, args=(user,)))
+        threads[-1].start()
+        with desk.arrived:
+            desk.arrived.wait_for(lambda waiting=waiting: len(desk.waiting) == waiting)
+    release.set()
+    for t in threads:
+        t.join()
+    assert not errors
+    assert batches == [[users[0].pk], [u.pk for u in users[1:]]]
+    positions = sorted(queue.entries.values_list("position", flat=True))
+    assert [got[u.pk] for u in users] == positions[:6]  # first come, first served, in the queue's order
+    claimed = dict(queue.entries.filter(claimed_by__isnull=False).values_list("claimed_by_id", "position"))
+    assert claimed == {u.pk: got[u.pk] for u in users}
+    assert desk.waiting == [] and desk.busy is False
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_claim_that_fails_fails_for_every_agent_waiting_on_it_and_frees_the_desk(monkeypatch):
+    from tests.conftest import create_person, create_user
+
+    boss = create_user("boss", "supervisor")
+    users = [create_person(f"agent{i}", "agent", f"Agent {i}", f"{2000 + i}") for i in range(3)]
+    for i in range(5):
+        _contact(f"Lead {i:02d}", f"+4474001230{i:02d}", company="Acme")
+    queue = building.make_queue(
+        user=boss, name="Desk", now=NOW, source_filter={"company": "Acme"}, agents=Agent.objects.all()
+    ).queue
+    desk = claims._desk(queue.pk)
+    first_in, release = threading.Event(), threading.Event()
+    claim_for = claims._claim_for
+    calls = []
+
+    def failing_claim_for(queue, user_ids, **kwargs):
+        calls.append(user_ids)
+        if len(calls) == 1:
+            first_in.set()
+            release.wait()
+            return claim_for(queue, user_ids, **kwargs)
+        raise RuntimeError("the database went away")
+
+    monkeypatch.setattr(claims, "_claim_for", failing_claim_for)
+    outcome: dict[int, str] = {}
+
+    def pull(user) -> None:
+        try:
+            working.take_next(user=user, queue=queue, now=NOW)
+            outcome[user.pk] = "served"
+        except RuntimeError as exc:
+            outcome[user.pk] = str(exc)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=pull, args=(users[0],))]
+    threads[0].start()
+    first_in.wait()
+    for user in users[1:]:
+        threads.append(threading.Thread(target=pull, args=(user,)))
+        threads[-1].start()
+    with desk.arrived:
+        desk.arrived.wait_for(lambda: len(desk.waiting) == 2)
+    release.set()
+    for t in threads:
+        t.join()
+    failed = "the database went away"
+    assert outcome == {users[0].pk: "served", users[1].pk: failed, users[2].pk: failed}
+    assert desk.busy is False
+    monkeypatch.setattr(claims, "_claim_for", claim_for)
+    assert working.take_next(user=users[1], queue=queue, now=NOW).held is not None  # the desk works again

@@ -486,7 +486,7 @@ def _phone_for_click_sql(vendor: str) -> str:
 @functools.cache
 def _phones_of_contact_sql(vendor: str) -> str:
     return (
-        f"SELECT {columns_sql(ContactPhone, 'p')}, {_BLOCKED_ELSEWHERE_SQL}, {columns_sql(Contact, 'c')} "
+        f"SELECT {phone_columns_sql()} "
         f"FROM {ContactPhone._meta.db_table} p JOIN {Contact._meta.db_table} c ON c.id = p.contact_id "
         "WHERE p.contact_id = %s ORDER BY p.is_primary DESC, p.id"
     )
@@ -505,7 +505,7 @@ class ContactPhoneQuerySet(models.QuerySet["ContactPhone"]):
             row = cursor.fetchone()
         if row is None:
             return None
-        return _phone_from_row(row)
+        return phone_from_row(row)
 
     def of_contact(self, contact_id: int) -> list[ContactPhone]:
         """A contact's numbers, primary first, each with its contact and `blocked_elsewhere`: what a call queue
@@ -513,11 +513,17 @@ class ContactPhoneQuerySet(models.QuerySet["ContactPhone"]):
         with connection.cursor() as cursor:
             cursor.execute(_phones_of_contact_sql(connection.vendor), [contact_id])
             rows = cursor.fetchall()
-        return [_phone_from_row(row) for row in rows]
+        return [phone_from_row(row) for row in rows]
 
 
-def _phone_from_row(row: Sequence[Any]) -> ContactPhone:
-    """A number from a row of its columns, `blocked_elsewhere`, then its contact's columns."""
+def phone_columns_sql() -> str:
+    """The columns phone_from_row reads, for a SELECT of numbers `p` joined to their contacts `c`: the number's,
+    whether it is do-not-call on any contact, the contact's."""
+    return f"{columns_sql(ContactPhone, 'p')}, {_BLOCKED_ELSEWHERE_SQL}, {columns_sql(Contact, 'c')}"
+
+
+def phone_from_row(row: Sequence[Any]) -> ContactPhone:
+    """A number from a row of phone_columns_sql()'s: its columns, `blocked_elsewhere`, then its contact's columns."""
     n = len(ContactPhone._meta.concrete_fields)
     phone = from_row(ContactPhone, row[:n])
     phone.blocked_elsewhere = bool(row[n])  # SQLite answers 0 or 1

@@ -16,7 +16,6 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from django.core.cache import cache
 from django.db import connection, transaction
 from django.db.models import Exists, OuterRef, Q
 from django.utils import timezone
@@ -34,8 +33,7 @@ from calls.models import (
     QueueAttempt,
     QueueEntry,
 )
-from calls.prepared import execute_prepared
-from calls.queues import reports
+from calls.queues import claims
 from calls.queues.outcomes import (  # noqa: F401  (working.settle & co. are the queue's one interface)
     CLAIM_IDLE,
     WRAP_UP_WAIT,
@@ -52,8 +50,6 @@ if TYPE_CHECKING:
 log = logging.getLogger("calls.queues")
 
 CANDIDATES = 8  # callbacks locked at a time when looking for the agent's next one
-MAX_ROUNDS = 50  # contacts looked at for one "next" (each one closed or gone is moved out of the way)
-UNKNOWN_ZONE = ":"  # QueueEntry.time_zone once looked up and found unknown ("" is: not looked up yet)
 
 
 # --- Who may work which queue -------------------------------------------------------------------------------
@@ -148,8 +144,10 @@ def take_next(*, user: User, queue: CallQueue, now: datetime) -> Next:
     if queue.state != CallQueue.State.ACTIVE:
         return Next(None, f"This queue is {queue.get_state_display().lower()}.")
     hours = calling_hours.load_hours()
-    if not _holds_or_owes(user, queue, now=now):  # most "next"s: one look, then straight to the queue
-        return _next_entry(user, queue, now=now, hours=hours)
+    if connection.vendor == "postgresql":  # most "next"s: one look at what the agent holds or owes, one claim
+        got = claims.take(user.pk, queue, now=now, hours=hours, check_owes=True)
+        if got != claims.OWES:
+            return _as_next(queue, got, now=now)  # type: ignore[arg-type]
     current = held(user, queue, now=now)
     if current is not None:
         attempt = current.attempt
@@ -173,31 +171,18 @@ def take_next(*, user: User, queue: CallQueue, now: datetime) -> Next:
 
 
 def _next_entry(user: User, queue: CallQueue, *, now: datetime, hours: calling_hours.Hours) -> Next:
+    if connection.vendor == "postgresql":
+        return _as_next(queue, claims.take(user.pk, queue, now=now, hours=hours, check_owes=False), now=now)  # type: ignore[arg-type]
     if (entry := _take_entry(user, queue, now=now, hours=hours)) is not None:
         return Next(entry)
     return Next(None, _why_nobody(queue, now=now))
 
 
-def _holds_or_owes(user: User, queue: CallQueue, *, now: datetime) -> bool:
-    """Whether the user holds a contact in this queue or a callback, or has a callback due (theirs or a group's that
-    nobody holds): one hand-written look, as "next" is asked hundreds of times a minute (the ORM's three cost 4 ms)."""
-    if connection.vendor != "postgresql":
-        return True  # the long way round: held(), then the callbacks
-    entries, callbacks = QueueEntry._meta.db_table, Callback._meta.db_table
-    members = AgentGroup.members.through._meta.db_table
-    agents = Agent._meta.db_table
-    fresh = now - CLAIM_IDLE
-    with connection.cursor() as cursor:
-        cursor.execute(
-            f"SELECT EXISTS (SELECT 1 FROM {entries} WHERE claimed_by_id = %s AND queue_id = %s AND claimed_at > %s) "
-            f"OR EXISTS (SELECT 1 FROM {callbacks} WHERE claimed_by_id = %s AND claimed_at > %s) "
-            f"OR EXISTS (SELECT 1 FROM {callbacks} b WHERE b.state = '{Callback.State.OPEN}' AND b.due_at <= %s "
-            "AND (b.claimed_by_id IS NULL OR b.claimed_by_id = %s OR b.claimed_at <= %s) "
-            f"AND (b.assigned_to_id = %s OR b.group_id IN (SELECT m.agentgroup_id FROM {members} m "
-            f"JOIN {agents} a ON a.id = m.agent_id WHERE a.user_id = %s)))",
-            [user.pk, queue.pk, fresh, user.pk, fresh, now, user.pk, fresh, user.pk, user.pk],
-        )
-        return bool(cursor.fetchone()[0])
+def _as_next(queue: CallQueue, got: tuple[QueueEntry, Contact] | None, *, now: datetime) -> Next:
+    if got is None:
+        return Next(None, _why_nobody(queue, now=now))
+    entry, contact = got
+    return Next(Held(queue, contact, entry=entry))
 
 
 def _callback_kept(callback: Callback) -> bool:
@@ -235,7 +220,7 @@ def _take_callback(user: User, queue: CallQueue, *, now: datetime, hours: callin
     if not due.exists():  # most of the time: one look, no transaction
         return None
     after: tuple[datetime, int] | None = None
-    for _ in range(MAX_ROUNDS // 5):  # pages of CANDIDATES: past those whose callee is closed now
+    for _ in range(claims.MAX_ROUNDS // 5):  # pages of CANDIDATES: past those whose callee is closed now
         page = due.order_by("due_at", "pk")
         if after is not None:
             page = page.filter(Q(due_at__gt=after[0]) | Q(due_at=after[0], pk__gt=after[1]))
@@ -246,7 +231,7 @@ def _take_callback(user: User, queue: CallQueue, *, now: datetime, hours: callin
             if not callbacks:
                 return None
             for callback in callbacks:
-                _, phone = _contact_and_number(callback.contact_id)  # the promised number, if it may still be called
+                _, phone = claims.number_to_call(ContactPhone.objects.of_contact(callback.contact_id))  # promised one?
                 if callback.phone is not None and phone is not None and not callback.phone.do_not_call:
                     phone = callback.phone
                 if phone is None:
@@ -263,35 +248,19 @@ def _take_callback(user: User, queue: CallQueue, *, now: datetime, hours: callin
 
 
 def _take_entry(user: User, queue: CallQueue, *, now: datetime, hours: calling_hours.Hours) -> Held | None:
-    """Claim the queue's first contact that is due, free, has no open callback (the callback brings them back) and
-    is within calling hours. One row is locked at a time (SKIP LOCKED), so agents asking together each lock a
-    different one; the time zones known to be closed now are left out in SQL, and a contact whose zone was not looked
-    up yet is checked here (moved to when its hours open if they are closed)."""
-    closed = _closed_zones(queue, now=now, hours=hours)
-    for _ in range(MAX_ROUNDS):
-        # The claim is one statement (it commits on its own): the row lock lasts only while it runs.
+    """Elsewhere than PostgreSQL (calls/queues/claims.py claims there): claim the queue's first contact that is due,
+    free, has no open callback (the callback brings them back) and is within calling hours, through the ORM."""
+    closed = claims.closed_zones(queue, now=now, hours=hours)
+    for _ in range(claims.MAX_ROUNDS):
         claimed = _claim_first(queue, user=user, now=now, closed=closed)
         if claimed is None:
             return None
-        contact, phone = _contact_and_number(claimed.contact_id)
-        if contact is None or phone is None:
-            _finish(claimed.pk, QueueEntry.State.DO_NOT_CALL, now=now)
-            continue
-        zone = claimed.time_zone
-        key = zone or (calling_hours.zone_key(phone.number, contact.time_zone) or UNKNOWN_ZONE)
-        local = hours.check("" if key == UNKNOWN_ZONE else key, now)
-        if not local.open:
-            opens = local.opens_at or now + timedelta(hours=1)
-            QueueEntry.objects.filter(pk=claimed.pk).update(
-                due_at=opens, time_zone=key, claimed_by=None, claimed_at=None, claimed_since=None
-            )
-            continue
-        if key != zone:
-            QueueEntry.objects.filter(pk=claimed.pk).update(time_zone=key)
-            claimed.time_zone = key
-        claimed.contact = contact
-        return Held(queue, contact, entry=claimed)
-    log.warning("queue %s: no contact found for user %s in %s rounds", queue.pk, user.pk, MAX_ROUNDS)
+        contact, phone = claims.number_to_call(ContactPhone.objects.of_contact(claimed.contact_id))
+        if claims.offer(claimed, contact, phone, hours=hours, now=now):
+            assert contact is not None
+            claimed.contact = contact
+            return Held(queue, contact, entry=claimed)
+    log.warning("queue %s: no contact found for user %s in %s rounds", queue.pk, user.pk, claims.MAX_ROUNDS)
     return None
 
 
@@ -316,70 +285,14 @@ def _candidates(queue: CallQueue, *, now: datetime, closed: list[str]) -> Any:
     )
 
 
-def _claim_sql() -> str:
-    """The claim on PostgreSQL: lock the queue's first entry that may be offered (as `_candidates` says, SKIP LOCKED)
-    and claim it, returning the entry's row. Written by hand so that the states are literals: a prepared statement's
-    generic plan can then use the partial indexes (`state = 'waiting'`, `'open'`), which it cannot when they are
-    parameters, as the ORM makes them (it sorted the whole queue instead: 150 ms at 100,000 contacts)."""
-    entries, attempts, callbacks = QueueEntry._meta.db_table, QueueAttempt._meta.db_table, Callback._meta.db_table
-    columns = ", ".join(f"e.{f.column}" for f in QueueEntry._meta.concrete_fields)
-    return (
-        f"WITH pick AS (SELECT c.id FROM {entries} c "
-        f"WHERE c.queue_id = %s AND c.state = '{QueueEntry.State.WAITING}' AND c.due_at <= %s "
-        "AND (c.claimed_by_id IS NULL OR c.claimed_at <= %s) AND c.time_zone <> ALL(%s::text[]) "
-        f"AND NOT EXISTS (SELECT 1 FROM {attempts} a WHERE a.entry_id = c.id AND a.effect = '') "
-        f"AND NOT EXISTS (SELECT 1 FROM {callbacks} b WHERE b.contact_id = c.contact_id "
-        f"AND b.state = '{Callback.State.OPEN}') "
-        # Nor a contact someone holds in another queue: one contact, one agent at a time, whatever the queue.
-        f"AND NOT EXISTS (SELECT 1 FROM {entries} o WHERE o.contact_id = c.contact_id AND o.id <> c.id "
-        "AND o.claimed_by_id IS NOT NULL AND o.claimed_at > %s) "
-        f"ORDER BY c.is_callback DESC, c.position LIMIT 1 FOR UPDATE OF c SKIP LOCKED) "
-        f"UPDATE {entries} e SET claimed_by_id = %s, claimed_at = %s, claimed_since = %s "
-        f"FROM pick WHERE e.id = pick.id RETURNING {columns}"
-    )
-
-
-CLAIM_SQL = _claim_sql()
-
-
-def claim_statement(queue: CallQueue, *, user_id: int, now: datetime, closed: list[str]) -> tuple[str, list[Any]]:
-    """The claim statement and its parameters, for the user in the queue now (closed: the zones closed now)."""
-    return CLAIM_SQL, [queue.pk, now, now - CLAIM_IDLE, closed, now - CLAIM_IDLE, user_id, now, now]
-
-
 def _claim_first(queue: CallQueue, *, user: User, now: datetime, closed: list[str]) -> QueueEntry | None:
-    """Claim the first candidate for the user: one statement, prepared once a pooled connection, on PostgreSQL
-    (planning it cost as much as running it: 0.8 ms); the entry as it is once claimed."""
-    if connection.vendor != "postgresql":
-        with transaction.atomic():
-            found = next(iter(_candidates(queue, now=now, closed=closed)[:1]), None)
-            if found is None:
-                return None
-            QueueEntry.objects.filter(pk=found[0]).update(claimed_by=user, claimed_at=now, claimed_since=now)
-        return QueueEntry.objects.get(pk=found[0])
-    with connection.cursor() as cursor:
-        execute_prepared(cursor, *claim_statement(queue, user_id=user.pk, now=now, closed=closed))
-        row = cursor.fetchone()
-    if row is None:
-        return None
-    return QueueEntry.from_db(connection.alias, [f.attname for f in QueueEntry._meta.concrete_fields], row)
-
-
-def _closed_zones(queue: CallQueue, *, now: datetime, hours: calling_hours.Hours) -> list[str]:
-    """The time zones (QueueEntry.time_zone keys) of the queue's waiting contacts that are outside calling hours
-    now. The zones a queue holds are read at most once a minute (they change only as zones are looked up)."""
-    cache_key = f"calls:queue:{queue.pk}:zones"
-    zones = cache.get(cache_key)
-    if zones is None:
-        zones = list(
-            QueueEntry.objects.filter(queue=queue, state=QueueEntry.State.WAITING)
-            .exclude(time_zone__in=["", UNKNOWN_ZONE])
-            .order_by()
-            .values_list("time_zone", flat=True)
-            .distinct()
-        )
-        cache.set(cache_key, zones, 60)
-    return [key for key in zones if not hours.check(key, now).open]
+    """Claim the first candidate for the user, through the ORM (not PostgreSQL)."""
+    with transaction.atomic():
+        found = next(iter(_candidates(queue, now=now, closed=closed)[:1]), None)
+        if found is None:
+            return None
+        QueueEntry.objects.filter(pk=found[0]).update(claimed_by=user, claimed_at=now, claimed_since=now)
+    return QueueEntry.objects.get(pk=found[0])
 
 
 ZONES_BATCH = 2000  # queue contacts whose time zones are looked up a transaction
@@ -409,24 +322,12 @@ def fill_zones(*, limit: int = 50_000) -> int:
             rows = cursor.fetchall()
         keys: dict[str, list[int]] = {}
         for entry_id, contact_zone, number in rows:
-            key = (calling_hours.zone_key(number, contact_zone) if number else "") or UNKNOWN_ZONE
+            key = (calling_hours.zone_key(number, contact_zone) if number else "") or claims.UNKNOWN_ZONE
             keys.setdefault(key, []).append(entry_id)
         with transaction.atomic():
             for key, ids in keys.items():
                 filled += QueueEntry.objects.filter(pk__in=ids, time_zone="").update(time_zone=key)
     return filled
-
-
-def _contact_and_number(contact_id: int) -> tuple[Contact | None, ContactPhone | None]:
-    """The contact and the number a queue calls (the primary one unless it is do-not-call, here or on any contact),
-    in one query; (None, None) for a contact gone or without numbers."""
-    numbers = ContactPhone.objects.of_contact(contact_id)
-    if not numbers:
-        return None, None
-    contact = numbers[0].contact
-    if contact.do_not_call:
-        return contact, None
-    return contact, next((p for p in numbers if not p.do_not_call and not p.blocked_elsewhere), None)
 
 
 def _why_nobody(queue: CallQueue, *, now: datetime) -> str:
@@ -442,21 +343,6 @@ def _why_nobody(queue: CallQueue, *, now: datetime) -> str:
         at = timezone.localtime(later)
         parts.append(f"the next one is due at {at:%H:%M} {at:%Z} (after a wait, or when their calling hours open)")
     return "Nobody to call right now: " + ("; ".join(parts) or "the rest wait for a callback") + "."
-
-
-def _finish(entry_id: int, state: str, *, now: datetime) -> None:
-    """Take a contact out without a call (do-not-call since the queue was made, or no number left), and say so in
-    the queue's outcomes."""
-    entry = QueueEntry.objects.filter(pk=entry_id).first()
-    if entry is None:
-        return
-    QueueEntry.objects.filter(pk=entry_id).update(
-        state=state, finished_at=now, claimed_by=None, claimed_at=None, claimed_since=None, last_outcome="Do not call"
-    )
-    QueueAttempt.objects.create(
-        queue_id=entry.queue_id, entry=entry, at=now, outcome="Do not call", effect=QueueAttempt.Effect.DO_NOT_CALL
-    )
-    reports.forget_progress(entry.queue_id)
 
 
 # --- Skipping ----------------------------------------------------------------------------------------------
