@@ -161,6 +161,13 @@ def test_a_contact_marked_do_not_call_since_the_queue_was_made_is_taken_out(queu
     assert QueueEntry.objects.get(queue=queue, contact__name="Ada").state == "dnc"
 
 
+def test_a_contact_left_without_numbers_is_taken_out_and_the_agent_holds_only_the_next(queue, agent_user):
+    ContactPhone.objects.filter(contact__name="Ada").delete()
+    assert working.take_next(user=agent_user, queue=queue, now=NOW).held.contact.name == "Ben"
+    assert QueueEntry.objects.get(queue=queue, contact__name="Ada").state == "dnc"
+    assert list(QueueEntry.objects.filter(claimed_by=agent_user).values_list("contact__name", flat=True)) == ["Ben"]
+
+
 def _work(queue, user, *, outcome="answered", disposition="", now=NOW):
     """Take the next contact, call them (a call stored as ended with outcome), note it, and wrap it up."""
     held = working.take_next(user=user, queue=queue, now=now).held

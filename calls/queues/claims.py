@@ -256,7 +256,7 @@ def _claim_for(
         owe |= owing
         for user_id, entry in entries.items():
             contact, phone = number_to_call(numbers[user_id])
-            if contact is not None and offer(entry, contact, phone, hours=hours, now=now):
+            if offer(entry, contact, phone, hours=hours, now=now) and contact is not None:  # offered: it has one
                 entry.contact = contact
                 found[user_id] = (entry, contact)
         # Again for those whose entry could not be offered; none claimed for the others: nobody left for them.
