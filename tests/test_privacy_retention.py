@@ -265,3 +265,84 @@ def test_masked_numbers_show_as_they_are_in_the_call_log(supervisor_client, agen
     make_call(user=agent_user, agent=agent_user.agent, to_number=mask_number("+442079460100"))
     html = supervisor_client.get("/calls/").content.decode()
     assert "+44 20 •••• •100" in html
+
+
+# --- Reading ahead: the job's own way on PostgreSQL, outside any transaction ------------------------------------
+
+
+needs_postgres = pytest.mark.skipif(
+    __import__("django.db").db.connection.vendor != "postgresql", reason="the job reads ahead on PostgreSQL only"
+)
+
+
+@needs_postgres
+@pytest.mark.django_db(transaction=True)
+def test_the_job_reads_the_next_window_in_a_thread_while_it_writes_one_and_does_the_same(year_of_calls, monkeypatch):
+    threads = set()
+    changes = retention_module._changes
+
+    def noted(*args, **kwargs):
+        import threading
+
+        threads.add(threading.current_thread().name)
+        return changes(*args, **kwargs)
+
+    monkeypatch.setattr(retention_module, "_changes", noted)
+    before = figures(NOW)
+    policy(notes_days=30, mask_days=90)
+
+    run = apply_retention(now=NOW, batch=3)
+
+    assert threads == {"retention-read-ahead"}  # every window read there, none here
+    assert run.notes_cleared == 8 and run.numbers_masked == 5 and run.batches == 3 and run.error == ""
+    for call in year_of_calls:
+        row = Call.objects.get(pk=call.pk)
+        old = NOW - row.requested_at > timedelta(days=90)
+        assert row.to_number == (mask_number(call.to_number) if old else call.to_number)
+    assert Call.objects.exclude(notes="").count() == 3
+    p = RetentionPolicy.current()
+    assert p.notes_done_before == NOW - timedelta(days=30) and p.masked_done_before == NOW - timedelta(days=90)
+    assert figures(NOW) == before
+
+
+@needs_postgres
+@pytest.mark.django_db(transaction=True)
+def test_an_error_reading_ahead_fails_the_run_after_the_windows_before_it(year_of_calls, monkeypatch):
+    changes = retention_module._changes
+    windows = 0
+
+    def fails_on_the_third(*args, **kwargs):
+        nonlocal windows
+        windows += 1
+        if windows == 3:
+            raise RuntimeError("the read failed")
+        return changes(*args, **kwargs)
+
+    monkeypatch.setattr(retention_module, "_changes", fails_on_the_third)
+    policy(mask_days=90)
+    with pytest.raises(RuntimeError, match="the read failed"):
+        apply_retention(now=NOW, batch=2)
+    failed = RetentionRun.objects.get()
+    assert failed.error == "RuntimeError: the read failed" and failed.numbers_masked == 4 and failed.batches == 2
+    assert Call.objects.filter(to_number__contains="•").count() == 4
+
+
+@needs_postgres
+@pytest.mark.django_db(transaction=True)
+def test_an_error_writing_a_window_stops_the_reading_ahead(year_of_calls, monkeypatch):
+    import threading
+
+    apply = retention_module._apply
+
+    def fails_on_the_second(table, plan):
+        if RetentionRun.objects.get().batches == 1:
+            raise RuntimeError("the write failed")
+        return apply(table, plan)
+
+    monkeypatch.setattr(retention_module, "_apply", fails_on_the_second)
+    policy(mask_days=90)
+    with pytest.raises(RuntimeError, match="the write failed"):
+        apply_retention(now=NOW, batch=1)
+    assert RetentionRun.objects.get().batches == 1
+    assert Call.objects.filter(to_number__contains="•").count() == 1
+    assert "retention-read-ahead" not in {t.name for t in threading.enumerate()}  # the thread has ended

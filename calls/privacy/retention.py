@@ -14,8 +14,10 @@ is written, nor `changed_at`: reports' figures stay as they were.
 from __future__ import annotations
 
 import logging
+import queue
+import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Generator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -77,16 +79,48 @@ def apply_retention(*, now: datetime, batch: int = BATCH, clock: Clock | None = 
     return run
 
 
+@dataclass
+class _Plan:
+    """A window read and worked out, not written yet: its calls `pks` up to `last`, and what changes among them."""
+
+    pks: list[int]
+    last: tuple[datetime, int] | None
+    done: bool  # the walk's last window
+    changes: list[tuple[int, str | None, bool]]  # (call, its masked number or None, whether its notes go)
+    cleared: int
+    masked: int
+
+
 def _walk(run: RetentionRun, notes: _Step, masks: _Step, batch: int) -> None:
+    """Every due window, oldest first. On PostgreSQL outside a transaction (the job), the next window is read and its
+    numbers masked (Python's work, a third of a window's) in a thread of its own while this one is written
+    (PostgreSQL's), so the two cores work together; each window is still written in order, in its own transaction."""
     steps = [s for s in (notes, masks) if s.due]
     starts = [s.done_before for s in steps]
     start = None if any(s is None for s in starts) else min(s for s in starts if s is not None)
     end = max(s.cutoff for s in steps if s.cutoff is not None)
+    size = [batch]  # the next window's size, which each window's writing time sets (next_size)
+    plans = _plans(notes, masks, start, end, lambda: size[0])
+    ahead = connection.vendor == "postgresql" and not connection.in_atomic_block
+    windows = _read_ahead(plans) if ahead else plans
+    try:
+        for plan in windows:
+            began = time.monotonic()
+            _window(run, notes, masks, plan)
+            size[0] = next_size(size[0], time.monotonic() - began, batch)
+    finally:
+        windows.close()  # a window that failed stops the reading ahead at once
+
+
+def _plans(
+    notes: _Step, masks: _Step, start: datetime | None, end: datetime, size: Callable[[], int]
+) -> Generator[_Plan]:
+    """The walk's windows, oldest first, each read and worked out (_changes); the last one has `done` set."""
     table = Call._meta.db_table
     adapt = connection.ops.adapt_datetimefield_value
     position: tuple[datetime, int] | None = (start, 0) if start is not None else None
-    size = batch
     while True:
+        limit = size()
         where, params = "requested_at < %s", list[Any]([adapt(end)])
         if position is not None:
             # A row comparison, which PostgreSQL reads as the index's bound: an OR of the two was a filter, and
@@ -98,18 +132,52 @@ def _walk(run: RetentionRun, notes: _Step, masks: _Step, batch: int) -> None:
             # the window's rows with their conditions at once, PostgreSQL misjudged the row comparisons and read
             # another index, 0.4 s a window.)
             cursor.execute(
-                f"SELECT requested_at, id FROM {table} WHERE {where} ORDER BY requested_at, id LIMIT {int(size)}",
+                f"SELECT requested_at, id FROM {table} WHERE {where} ORDER BY requested_at, id LIMIT {int(limit)}",
                 params,
             )
             keys = cursor.fetchall()
-        done = len(keys) < size
+        done = len(keys) < limit
         last = (_aware(keys[-1][0]), keys[-1][1]) if keys else position
-        began = time.monotonic()
-        _window(run, notes, masks, [pk for _, pk in keys], last, done=done)
+        pks = [pk for _, pk in keys]
+        yield _Plan(pks, last, done, *_changes(table, pks, notes, masks))
         if done:
             return
         position = last
-        size = next_size(size, time.monotonic() - began, batch)
+
+
+_END = object()
+
+
+def _read_ahead(plans: Generator[_Plan]) -> Generator[_Plan]:
+    """plans, each worked out in a thread (with its own database connection) while the one before is written. The
+    thread stays at most one window ahead; an error there is raised here, and one here stops it."""
+    ready: queue.Queue[Any] = queue.Queue(maxsize=1)
+    stop = threading.Event()
+
+    def work() -> None:
+        try:
+            for plan in plans:
+                ready.put(plan)
+                if stop.is_set():
+                    break
+        except Exception as exc:  # raised again where the windows are written
+            ready.put(exc)
+        finally:
+            ready.put(_END)
+            connection.close()  # this thread's
+
+    thread = threading.Thread(target=work, name="retention-read-ahead", daemon=True)
+    thread.start()
+    try:
+        while (item := ready.get()) is not _END:
+            if isinstance(item, Exception):
+                raise item
+            yield item
+    finally:
+        stop.set()
+        while item is not _END:  # let the thread finish: what it puts is dropped
+            item = ready.get()
+        thread.join()
 
 
 def next_size(size: int, seconds: float, batch: int) -> int:
@@ -130,24 +198,15 @@ def _aware(value: datetime | str) -> datetime:
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
 
-def _window(
-    run: RetentionRun,
-    notes: _Step,
-    masks: _Step,
-    pks: list[int],
-    last: tuple[datetime, int] | None,
-    *,
-    done: bool,
-) -> None:
-    """Clear and mask what is due among the window's calls `pks` (up to `last`), in one transaction, and note how far
-    each step has got (`done`: to its cutoff)."""
+def _window(run: RetentionRun, notes: _Step, masks: _Step, plan: _Plan) -> None:
+    """Write a window's changes, in one transaction, and note how far each step has got (`done`: to its cutoff)."""
     for attempt in range(1, LOCK_TRIES + 1):
         try:
             with transaction.atomic():
-                cleared, masked = _apply(Call._meta.db_table, pks, notes, masks)
-                _advance(notes, masks, last, done)
-                run.notes_cleared += cleared
-                run.numbers_masked += masked
+                _apply(Call._meta.db_table, plan)
+                _advance(notes, masks, plan.last, plan.done)
+                run.notes_cleared += plan.cleared
+                run.numbers_masked += plan.masked
                 run.batches += 1
                 run.save(update_fields=["notes_cleared", "numbers_masked", "batches"])
             return
@@ -159,11 +218,26 @@ def _window(
             )
 
 
-def _apply(table: str, pks: list[int], notes: _Step, masks: _Step) -> tuple[int, int]:
-    """In the open transaction: the window's calls with something to clear or mask, updated. Returns (notes
-    cleared, numbers masked)."""
+def _apply(table: str, plan: _Plan) -> None:
+    """In the open transaction: the window's changes written, each lock waited for at most LOCK_TIMEOUT."""
+    if not plan.changes:
+        return
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute(f"SET LOCAL lock_timeout = '{LOCK_TIMEOUT}'")
+            # A window lost to a crash is done again by the next run: its commit need not wait for the disk.
+            cursor.execute("SET LOCAL synchronous_commit = off")
+            cursor.execute("SET LOCAL jit = off")  # compiling costs more than these few thousand rows
+    _update(table, plan.changes)
+
+
+def _changes(
+    table: str, pks: list[int], notes: _Step, masks: _Step
+) -> tuple[list[tuple[int, str | None, bool]], int, int]:
+    """What changes among the window's calls `pks`: (call, its masked number or None, whether its notes go) for
+    each call with something to clear or mask; then how many notes are cleared and numbers masked."""
     if not pks:
-        return 0, 0
+        return [], 0, 0
     id_params: list[Any]
     if connection.vendor == "postgresql":
         ids, id_params = "id = ANY(%s)", [pks]
@@ -171,11 +245,6 @@ def _apply(table: str, pks: list[int], notes: _Step, masks: _Step) -> tuple[int,
         ids, id_params = f"id IN ({', '.join(['%s'] * len(pks))})", list(pks)
     query: list[Any] = [*id_params, f"%{MASK}%"]
     with connection.cursor() as cursor:
-        if connection.vendor == "postgresql":
-            cursor.execute(f"SET LOCAL lock_timeout = '{LOCK_TIMEOUT}'")
-            # A window lost to a crash is done again by the next run: its commit need not wait for the disk.
-            cursor.execute("SET LOCAL synchronous_commit = off")
-            cursor.execute("SET LOCAL jit = off")  # compiling costs more than these few thousand rows
         cursor.execute(
             f"SELECT id, requested_at, to_number, {_HAS_TEXT} FROM {table} "
             f"WHERE {ids} AND ({_HAS_TEXT} "
@@ -195,9 +264,7 @@ def _apply(table: str, pks: list[int], notes: _Step, masks: _Step) -> tuple[int,
             changes.append((pk, mask, clear))
             cleared += clear
             masked += mask is not None
-    if changes:
-        _update(table, changes)
-    return cleared, masked
+    return changes, cleared, masked
 
 
 # A call's free text that the notes step clears: its notes and the reasons given to override a refusal.
