@@ -332,7 +332,15 @@ def test_an_error_reading_ahead_fails_the_run_after_the_windows_before_it(year_o
 def test_an_error_writing_a_window_stops_the_reading_ahead(year_of_calls, monkeypatch):
     import threading
 
-    apply = retention_module._apply
+    apply, changes = retention_module._apply, retention_module._changes
+    read = 0
+
+    def counted(*args, **kwargs):
+        nonlocal read
+        read += 1
+        return changes(*args, **kwargs)
+
+    monkeypatch.setattr(retention_module, "_changes", counted)
 
     def fails_on_the_second(table, plan):
         if RetentionRun.objects.get().batches == 1:
@@ -346,3 +354,6 @@ def test_an_error_writing_a_window_stops_the_reading_ahead(year_of_calls, monkey
     assert RetentionRun.objects.get().batches == 1
     assert Call.objects.filter(to_number__contains="•").count() == 1
     assert "retention-read-ahead" not in {t.name for t in threading.enumerate()}  # the thread has ended
+    # It read the two windows taken and the one after (while the second was written), and no further: the walk has
+    # six (five calls due, one a window, then an empty last one).
+    assert read == 3

@@ -26,6 +26,7 @@ from calls.queues import building, claims, tend, working
 from tests._calls import make_call
 
 NOW = datetime(2026, 12, 8, 11, 0, tzinfo=UTC)  # a Tuesday, 11:00 in London
+needs_postgres = pytest.mark.skipif(connection.vendor != "postgresql", reason="the desk claims on PostgreSQL only")
 
 
 def _contact(name: str, number: str, *, created: datetime | None = None, **fields) -> Contact:
@@ -360,6 +361,22 @@ def test_the_minute_job_settles_what_agents_left_behind(queue, agent_user):
     assert QueueEntry.objects.get(pk=held.entry.pk).last_outcome == "Line busy"
 
 
+@needs_postgres
+def test_one_person_asking_twice_at_once_the_long_way_and_the_short_gets_one_contact_for_both(queue, agent_user):
+    """Two tabs: one ask through take_next (what they owe is looked at), one from its long way (dealt with already).
+    Served in one batch, both get the same contact: the unchecked ask is never told "owes"."""
+    outside = _contact("Out", "+447400555000")
+    Callback.objects.create(contact=outside, due_at=NOW - timedelta(minutes=5), assigned_to=agent_user)  # owed
+    hours = claims.calling_hours.load_hours()
+    asks = [claims._Ask(agent_user.pk, NOW, check_owes=True), claims._Ask(agent_user.pk, NOW, check_owes=False)]
+    claims._serve(queue, asks, hours)
+    assert [a.error for a in asks] == [None, None]
+    assert asks[0].answer == asks[1].answer and asks[0].answer[1].name == "Ada"
+    alone = [claims._Ask(agent_user.pk, NOW, check_owes=True)]  # asked alone, the short way: told what they owe
+    claims._serve(queue, alone, hours)
+    assert alone[0].answer == claims.OWES
+
+
 def test_a_groups_due_callback_goes_to_one_member_only(queue, agent_user, other_agent_user, sales):
     outside = _contact("Olga", "+447400555111")
     Callback.objects.create(contact=outside, due_at=NOW - timedelta(minutes=5), group=sales)
@@ -446,6 +463,7 @@ def test_an_outcome_is_applied_once(queue, agent_user):
     assert QueueEntry.objects.get(pk=held.entry.pk).due_at == due  # not pushed again
 
 
+@needs_postgres
 @pytest.mark.django_db(transaction=True)
 def test_agents_asking_while_a_claim_runs_are_served_together_in_the_queues_order(monkeypatch):
     """The first agent's claim is held up while five more ask: the next of them then claims for all five in one
@@ -468,10 +486,19 @@ def test_agents_asking_while_a_claim_runs_are_served_together_in_the_queues_orde
         batches.append([ask.user_id for ask in batch])
         if len(batches) == 1:
             first_in.set()
-            release.wait()
+            assert release.wait(timeout=60)
         serve(queue, batch, hours)
 
     monkeypatch.setattr(claims, "_serve", held_up_serve)
+    statements: list[list[int]] = []
+    execute = claims.execute_prepared
+
+    def counted(cursor, sql, params):
+        if sql == claims.CLAIM_SQL:
+            statements.append(params[0])  # the users it claims for
+        return execute(cursor, sql, params)
+
+    monkeypatch.setattr(claims, "execute_prepared", counted)
     got: dict[int, int] = {}
     errors: list[BaseException] = []
 
@@ -485,17 +512,18 @@ def test_agents_asking_while_a_claim_runs_are_served_together_in_the_queues_orde
 
     threads = [threading.Thread(target=pull, args=(users[0],))]
     threads[0].start()
-    first_in.wait()
+    assert first_in.wait(timeout=60)
     for waiting, user in enumerate(users[1:], start=1):  # one at a time, so that they wait in this order
         threads.append(threading.Thread(target=pull, args=(user,)))
         threads[-1].start()
         with desk.arrived:
-            desk.arrived.wait_for(lambda waiting=waiting: len(desk.waiting) == waiting)
+            assert desk.arrived.wait_for(lambda waiting=waiting: len(desk.waiting) == waiting, timeout=60)
     release.set()
     for t in threads:
         t.join()
     assert not errors
     assert batches == [[users[0].pk], [u.pk for u in users[1:]]]
+    assert statements == batches  # one claim statement for each batch, for all its agents
     positions = sorted(queue.entries.values_list("position", flat=True))
     assert [got[u.pk] for u in users] == positions[:6]  # first come, first served, in the queue's order
     claimed = dict(queue.entries.filter(claimed_by__isnull=False).values_list("claimed_by_id", "position"))
@@ -503,6 +531,7 @@ def test_agents_asking_while_a_claim_runs_are_served_together_in_the_queues_orde
     assert desk.waiting == [] and desk.busy is False
 
 
+@needs_postgres
 @pytest.mark.django_db(transaction=True)
 def test_a_claim_that_fails_fails_for_every_agent_waiting_on_it_and_frees_the_desk(monkeypatch):
     from tests.conftest import create_person, create_user
@@ -523,7 +552,7 @@ def test_a_claim_that_fails_fails_for_every_agent_waiting_on_it_and_frees_the_de
         calls.append(user_ids)
         if len(calls) == 1:
             first_in.set()
-            release.wait()
+            assert release.wait(timeout=60)
             return claim_for(queue, user_ids, **kwargs)
         raise RuntimeError("the database went away")
 
@@ -541,12 +570,12 @@ def test_a_claim_that_fails_fails_for_every_agent_waiting_on_it_and_frees_the_de
 
     threads = [threading.Thread(target=pull, args=(users[0],))]
     threads[0].start()
-    first_in.wait()
+    assert first_in.wait(timeout=60)
     for user in users[1:]:
         threads.append(threading.Thread(target=pull, args=(user,)))
         threads[-1].start()
     with desk.arrived:
-        desk.arrived.wait_for(lambda: len(desk.waiting) == 2)
+        assert desk.arrived.wait_for(lambda: len(desk.waiting) == 2, timeout=60)
     release.set()
     for t in threads:
         t.join()

@@ -150,14 +150,17 @@ _END = object()
 
 def _read_ahead(plans: Generator[_Plan]) -> Generator[_Plan]:
     """plans, each worked out in a thread (with its own database connection) while the one before is written. The
-    thread stays at most one window ahead; an error there is raised here, and one here stops it."""
-    ready: queue.Queue[Any] = queue.Queue(maxsize=1)
+    thread is at most one window ahead, and reads it once the one before is being written, so each window's size
+    follows the time of the last one written; an error there is raised here, and one here stops it."""
+    ready: queue.Queue[Any] = queue.Queue()
+    taken = threading.Semaphore(0)  # a window taken to be written: the thread may read the next
     stop = threading.Event()
 
     def work() -> None:
         try:
-            for plan in plans:
+            for plan in plans:  # the next is read only once this one is taken (its size set by the one before)
                 ready.put(plan)
+                taken.acquire()
                 if stop.is_set():
                     break
         except Exception as exc:  # raised again where the windows are written
@@ -168,13 +171,16 @@ def _read_ahead(plans: Generator[_Plan]) -> Generator[_Plan]:
 
     thread = threading.Thread(target=work, name="retention-read-ahead", daemon=True)
     thread.start()
+    item: Any = None
     try:
         while (item := ready.get()) is not _END:
             if isinstance(item, Exception):
                 raise item
+            taken.release()
             yield item
     finally:
         stop.set()
+        taken.release()  # a thread waiting to read the next window sees the stop
         while item is not _END:  # let the thread finish: what it puts is dropped
             item = ready.get()
         thread.join()

@@ -210,27 +210,33 @@ def take(
 
 
 def _answer(ask: _Ask) -> Any:
-    if ask.error is not None:
+    if ask.error is not None:  # the same error in each waiting request: a view answers it as it would its own
         raise ask.error
     return ask.answer
 
 
 def _serve(queue: CallQueue, batch: list[_Ask], hours: calling_hours.Hours) -> None:
     """Answer every ask of the batch, each ask's event set whatever happens (an error goes to each of them)."""
+    served = False
     try:
         now = max(ask.now for ask in batch)
-        checks: dict[int, bool] = {}  # the same person twice at once (two tabs): one claim, both told it
+        # The same person twice at once (two tabs): one claim, both told it; what they owe is looked at only if
+        # both asked for it (an ask on working.take_next's long way has dealt with it already).
+        checks: dict[int, bool] = {}
         for ask in batch:
-            checks[ask.user_id] = checks.get(ask.user_id, False) or ask.check_owes
+            checks[ask.user_id] = checks.get(ask.user_id, True) and ask.check_owes
         claimed, owe = _claim_for(queue, checks, now=now, hours=hours)
         for ask in batch:
             ask.answer = OWES if ask.user_id in owe else claimed.get(ask.user_id)
-    except Exception as error:  # each waiting request raises it as its own
+        served = True
+    except Exception as error:
         for ask in batch:
             ask.error = error
         log.exception("queue %s: claiming for %s agents failed", queue.pk, len(batch))
     finally:
         for ask in batch:
+            if not served and ask.error is None:  # interrupted by what is not an Exception: never "nobody"
+                ask.error = RuntimeError("claiming the next contact was interrupted; ask again")
             if not ask.lead:
                 ask.done.set()
 
@@ -262,7 +268,8 @@ def _claim_for(
         # Again for those whose entry could not be offered; none claimed for the others: nobody left for them.
         checks = {u: False for u in users if u in entries and u not in found}
     else:
-        log.warning("queue %s: no contact found for %s agents in %s rounds", queue.pk, len(checks), MAX_ROUNDS)
+        if checks:
+            log.warning("queue %s: no contact found for %s agents in %s rounds", queue.pk, len(checks), MAX_ROUNDS)
     return found, owe
 
 
