@@ -324,6 +324,17 @@ def test_make_serve_refuses_to_start_without_a_real_secret_key_and_says_why():
     assert "Traceback" not in result.stderr
 
 
+@pytest.mark.parametrize("processes", ["0", "two", "-1"])
+def test_make_serve_refuses_a_worker_count_that_is_not_a_whole_number_of_one_or_more(processes):
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("DEBUG", "DJANGO_ALLOW_ASYNC_UNSAFE"))}
+    env |= {"WORKER_PROCESSES": processes, "PY": sys.executable}
+    result = subprocess.run(
+        ["sh", "bin/serve"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL
+    )
+    assert result.returncode == 1
+    assert result.stderr == "make serve: refusing to start: WORKER_PROCESSES must be a whole number, 1 or more\n"
+
+
 @pytest.mark.parametrize(
     ("left_out", "words"),
     [
