@@ -48,6 +48,20 @@ def figures(now):
     )
 
 
+def failing_at_call(n: int, real, message: str):
+    """real, except that its n-th call raises RuntimeError(message): a window's work failing half-way."""
+    calls = 0
+
+    def wrapper(*args, **kwargs):
+        nonlocal calls
+        calls += 1
+        if calls == n:
+            raise RuntimeError(message)
+        return real(*args, **kwargs)
+
+    return wrapper
+
+
 def policy(**days) -> RetentionPolicy:
     p = RetentionPolicy.current()
     for name, value in days.items():
@@ -148,17 +162,8 @@ def test_a_later_run_reads_only_what_aged_since_and_a_blank_keeps_everything(yea
 
 def test_a_run_killed_half_way_starts_where_it_stopped(year_of_calls, monkeypatch):
     policy(mask_days=90)
-    windows = 0
     real = retention_module._apply
-
-    def dies_at_the_third_window(*args, **kwargs):
-        nonlocal windows
-        windows += 1
-        if windows == 3:
-            raise RuntimeError("worker killed")
-        return real(*args, **kwargs)
-
-    monkeypatch.setattr(retention_module, "_apply", dies_at_the_third_window)
+    monkeypatch.setattr(retention_module, "_apply", failing_at_call(3, real, "worker killed"))
     with pytest.raises(RuntimeError):
         apply_retention(now=NOW, batch=2)
     failed = RetentionRun.objects.get()
@@ -308,17 +313,7 @@ def test_the_job_reads_the_next_window_in_a_thread_while_it_writes_one_and_does_
 @needs_postgres
 @pytest.mark.django_db(transaction=True)
 def test_an_error_reading_ahead_fails_the_run_after_the_windows_before_it(year_of_calls, monkeypatch):
-    changes = retention_module._changes
-    windows = 0
-
-    def fails_on_the_third(*args, **kwargs):
-        nonlocal windows
-        windows += 1
-        if windows == 3:
-            raise RuntimeError("the read failed")
-        return changes(*args, **kwargs)
-
-    monkeypatch.setattr(retention_module, "_changes", fails_on_the_third)
+    monkeypatch.setattr(retention_module, "_changes", failing_at_call(3, retention_module._changes, "the read failed"))
     policy(mask_days=90)
     with pytest.raises(RuntimeError, match="the read failed"):
         apply_retention(now=NOW, batch=2)

@@ -274,19 +274,25 @@ def test_a_due_callback_of_mine_comes_before_the_queues_contacts(queue, agent_us
     assert got.contact == outside and got.callback is not None and got.entry is None
 
 
+def _agents_and_queue(*, agents: int, leads: int) -> tuple[list, CallQueue]:
+    """Agents (each a person of their own) and a queue of leads given to them, for tests with a thread each."""
+    from tests.conftest import create_person, create_user
+
+    boss = create_user("boss", "supervisor")
+    users = [create_person(f"agent{i}", "agent", f"Agent {i}", f"{2000 + i}") for i in range(agents)]
+    for i in range(leads):
+        _contact(f"Lead {i:02d}", f"+4474001230{i:02d}", company="Acme")
+    made = building.make_queue(
+        user=boss, name="Race", now=NOW, source_filter={"company": "Acme"}, agents=Agent.objects.all()
+    )
+    return users, made.queue
+
+
 @pytest.mark.django_db(transaction=True)
 def test_agents_pulling_next_at_once_never_get_the_same_contact():
     """Eight agents, each in their own thread and database connection, pull "next" together, twice: sixteen
     different contacts (the claims are taken with FOR UPDATE SKIP LOCKED and re-checked on the locked rows)."""
-    from tests.conftest import create_person, create_user
-
-    boss = create_user("boss", "supervisor")
-    users = [create_person(f"agent{i}", "agent", f"Agent {i}", f"{2000 + i}") for i in range(8)]
-    for i in range(20):
-        _contact(f"Lead {i:02d}", f"+4474001230{i:02d}", company="Acme")
-    queue = building.make_queue(
-        user=boss, name="Race", now=NOW, source_filter={"company": "Acme"}, agents=Agent.objects.all()
-    ).queue
+    users, queue = _agents_and_queue(agents=8, leads=20)
     barrier = threading.Barrier(len(users))
     got: dict[str, list[int]] = {}
     errors: list[BaseException] = []
@@ -468,15 +474,7 @@ def test_an_outcome_is_applied_once(queue, agent_user):
 def test_agents_asking_while_a_claim_runs_are_served_together_in_the_queues_order(monkeypatch):
     """The first agent's claim is held up while five more ask: the next of them then claims for all five in one
     statement, the queue's next contacts to them in the order they asked (calls/queues/claims.py)."""
-    from tests.conftest import create_person, create_user
-
-    boss = create_user("boss", "supervisor")
-    users = [create_person(f"agent{i}", "agent", f"Agent {i}", f"{2000 + i}") for i in range(6)]
-    for i in range(10):
-        _contact(f"Lead {i:02d}", f"+4474001230{i:02d}", company="Acme")
-    queue = building.make_queue(
-        user=boss, name="Desk", now=NOW, source_filter={"company": "Acme"}, agents=Agent.objects.all()
-    ).queue
+    users, queue = _agents_and_queue(agents=6, leads=10)
     desk = claims._desk(queue.pk)
     first_in, release = threading.Event(), threading.Event()
     batches: list[list[int]] = []
@@ -534,15 +532,7 @@ def test_agents_asking_while_a_claim_runs_are_served_together_in_the_queues_orde
 @needs_postgres
 @pytest.mark.django_db(transaction=True)
 def test_a_claim_that_fails_fails_for_every_agent_waiting_on_it_and_frees_the_desk(monkeypatch):
-    from tests.conftest import create_person, create_user
-
-    boss = create_user("boss", "supervisor")
-    users = [create_person(f"agent{i}", "agent", f"Agent {i}", f"{2000 + i}") for i in range(3)]
-    for i in range(5):
-        _contact(f"Lead {i:02d}", f"+4474001230{i:02d}", company="Acme")
-    queue = building.make_queue(
-        user=boss, name="Desk", now=NOW, source_filter={"company": "Acme"}, agents=Agent.objects.all()
-    ).queue
+    users, queue = _agents_and_queue(agents=3, leads=5)
     desk = claims._desk(queue.pk)
     first_in, release = threading.Event(), threading.Event()
     claim_for = claims._claim_for
