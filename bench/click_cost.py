@@ -19,6 +19,7 @@ import statistics
 import sys
 import time
 import uuid
+from datetime import timedelta
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -31,6 +32,17 @@ def main() -> None:
     parser.add_argument("--warmup", type=int, default=30)
     parser.add_argument("--database", default="vccweb_cost", help="PostgreSQL database, dropped and made afresh")
     parser.add_argument("--page", choices=("contact", "list"), default="contact")
+    parser.add_argument(
+        "--endpoints",
+        type=int,
+        default=0,
+        help="webhook endpoints taking every event: each click then writes its events",
+    )
+    parser.add_argument(
+        "--alternate",
+        action="store_true",
+        help="with --endpoints: every other click as if no endpoint existed, the two kinds compared in one run",
+    )
     args = parser.parse_args()
 
     os.environ.update(
@@ -42,6 +54,9 @@ def main() -> None:
         SESSION_COOKIE_SECURE="false",
         CSRF_COOKIE_SECURE="false",
         LOG_LEVEL="WARNING",
+        # Not what is measured: VCC's fair-use budget, which the follower's looks would exhaust after some 50 clicks
+        # (a call not followed stays live, and its agent's next click is refused as on a call).
+        VCC_REQUESTS_PER_MINUTE="1000000",
         LOG_FORMAT="text",
         VCC_ACCOUNT_KEY="",
         DJANGO_SETTINGS_MODULE="vccweb.settings",
@@ -91,6 +106,7 @@ async def measure(args: argparse.Namespace, sim_url: str) -> None:
     from asgiref.sync import sync_to_async
     from django.db.backends.signals import connection_created
     from django.test import AsyncClient
+    from django.utils import timezone
 
     from calls import calling
 
@@ -106,7 +122,7 @@ async def measure(args: argparse.Namespace, sim_url: str) -> None:
 
     connection_created.connect(wrap)
     total = args.warmup + args.clicks
-    users, phones = await sync_to_async(setup)(total)
+    users, phones = await sync_to_async(setup)(total, args.endpoints)
     clients = []
     for user in users:
         client = AsyncClient()
@@ -114,6 +130,9 @@ async def measure(args: argparse.Namespace, sim_url: str) -> None:
         clients.append(client)
     target = "dialer" if args.page == "contact" else "list-call"
     cpu, queries, wall = [], [], []
+    without: list[float] = []  # --alternate: the CPU of the clicks made as if no endpoint existed
+    from calls.webhooks import outbox
+
     profile = os.environ.get("PROFILE")
     for n, phone in enumerate(phones):
         if profile and n == args.warmup:
@@ -122,6 +141,9 @@ async def measure(args: argparse.Namespace, sim_url: str) -> None:
             yappi.set_clock_type("cpu")
             yappi.start()
         client = clients[n % len(clients)]
+        quiet = args.alternate and n % 2 == 1
+        if args.alternate:  # what the outbox believes for the next 5 s: whether any endpoint exists
+            outbox._known = (time.monotonic(), not quiet)
         data = {"call": f"me:{phone.pk}", "request_id": str(uuid.uuid4())}
         before_sql, before_cpu, before_wall = len(statements), time.process_time(), time.perf_counter()
         response = await client.post(
@@ -131,13 +153,15 @@ async def measure(args: argparse.Namespace, sim_url: str) -> None:
         if b'data-call-state="live"' not in response.content:
             raise SystemExit(f"click {n} was not placed: {response.status_code} {response.content[:300]!r}")
         if n >= args.warmup:
-            cpu.append((after_cpu - before_cpu) * 1000)
+            (without if quiet else cpu).append((after_cpu - before_cpu) * 1000)
             wall.append((after_wall - before_wall) * 1000)
             queries.append(after_sql - before_sql)
             last_click = [" ".join(sql.split()) for sql in statements[before_sql:after_sql]]
         # Not measured: the call ends, and the call-following worker's round sees it, as it would beside the app.
         httpx.post(f"{sim_url}/_sim/clock/advance", json={"seconds": 70})
-        await calling.follow_due()
+        # The app's clock 70 s on too: every live call is due (a call asked about less than FOLLOW_INTERVAL ago is
+        # not, and its agent's next click would be refused as on a call).
+        await calling.follow_due(clock=lambda: timezone.now() + timedelta(seconds=70))
     if profile:
         import yappi
 
@@ -148,10 +172,17 @@ async def measure(args: argparse.Namespace, sim_url: str) -> None:
         )
     print(
         f"{args.clicks} clicks on the {args.page} page, one at a time, in-process "
-        "(PostgreSQL; vccsim in its own process)"
+        f"(PostgreSQL; vccsim in its own process; {args.endpoints} webhook endpoint(s))"
     )
     print(f"SQL statements per click: min {min(queries)}, median {statistics.median(queries):.0f}, max {max(queries)}")
     print(f"CPU per click (ms):       p50 {pct(cpu, 50):.1f}, p90 {pct(cpu, 90):.1f}, mean {statistics.mean(cpu):.1f}")
+    if without:
+        print(
+            f"  the other clicks, as if no endpoint existed: p50 {pct(without, 50):.1f}, p90 {pct(without, 90):.1f}, "
+            f"mean {statistics.mean(without):.1f}; the events cost "
+            f"{pct(cpu, 50) - pct(without, 50):+.2f} ms p50, "
+            f"{statistics.mean(cpu) - statistics.mean(without):+.2f} ms mean"
+        )
     if os.environ.get("SHOW_SQL"):
         print("\n".join(s[:140] for s in last_click))
     print(f"Wall per click (ms):      p50 {pct(wall, 50):.1f}, p90 {pct(wall, 90):.1f}  (includes VCC's answer)")
@@ -162,13 +193,19 @@ def pct(values: list[float], p: int) -> float:
     return ordered[min(len(ordered) - 1, max(0, round(p / 100 * len(ordered)) - 1))]
 
 
-def setup(total: int):
+def setup(total: int, endpoints: int = 0):
     import datetime as dt
 
     from django.contrib.auth import get_user_model
 
-    from calls.models import Agent, CallbackNumber, CallingHours, Contact, ContactPhone
+    from calls.models import Agent, CallbackNumber, CallingHours, Contact, ContactPhone, WebhookEndpoint
     from calls.roles import AGENT, assign_role
+    from calls.webhooks import signing
+
+    for n in range(endpoints):  # never delivered here (no worker): what the click itself does is measured
+        WebhookEndpoint.objects.create(
+            url=f"https://hooks{n}.example.com/vccweb", event_types=["*"], secret=signing.new_secret()
+        )
 
     CallbackNumber.objects.create(number="+442079460100", label="London main", is_default=True)
     # The bench clicks at any hour: UK numbers may be called all day, every day (calls/calling/hours.py).

@@ -8,6 +8,7 @@ An endpoint added in another process is seen by this one within ENDPOINTS_TTL.""
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 import uuid
@@ -16,7 +17,7 @@ from contextlib import nullcontext
 from datetime import datetime
 from typing import Any
 
-from django.db import transaction
+from django.db import connection, transaction
 from django.db.models.signals import post_delete, post_save
 from django.dispatch import receiver
 from django.utils import timezone
@@ -93,12 +94,31 @@ def emit_many(events: Iterable[WebhookEvent]) -> int:
     rows = list(events)
     if not rows or not wanted():
         return 0
-    if len(rows) == 1:
-        rows[0].save(force_insert=True)
+    if connection.vendor == "postgresql":
+        for start in range(0, len(rows), INSERT_BATCH):
+            _insert(rows[start : start + INSERT_BATCH])
     else:
-        WebhookEvent.objects.bulk_create(rows, batch_size=1000)
+        WebhookEvent.objects.bulk_create(rows, batch_size=INSERT_BATCH)
     transaction.on_commit(kick)
     return len(rows)
+
+
+INSERT_BATCH = 1000
+
+
+def _insert(rows: list[WebhookEvent]) -> None:
+    """rows in one INSERT, written out: each click writes two events, and the ORM's save cost about 0.25 ms of CPU
+    an event where this costs a tenth of it (bench/click_cost.py --endpoints 3 --alternate)."""
+    values = ", ".join(["(%s, %s, %s, %s::jsonb, %s)"] * len(rows))
+    params: list[Any] = []
+    for row in rows:
+        params += [row.msg_id, row.type, row.subject, json.dumps(row.payload), row.created_at]
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"INSERT INTO {connection.ops.quote_name(WebhookEvent._meta.db_table)} "
+            f"(msg_id, type, subject, payload, created_at) VALUES {values}",
+            params,
+        )
 
 
 def kick() -> None:
