@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
+from django.core.cache import cache
 from django.db import connection, transaction
 
 from calls.calling import hours as calling_hours
@@ -335,8 +336,6 @@ def finish(entry_id: int, state: str, *, now: datetime) -> None:
 def closed_zones(queue: CallQueue, *, now: datetime, hours: calling_hours.Hours) -> list[str]:
     """The time zones (QueueEntry.time_zone keys) of the queue's waiting contacts that are outside calling hours
     now. The zones a queue holds are read at most once a minute (they change only as zones are looked up)."""
-    from django.core.cache import cache
-
     cache_key = f"calls:queue:{queue.pk}:zones"
     zones = cache.get(cache_key)
     if zones is None:

@@ -147,7 +147,7 @@ def take_next(*, user: User, queue: CallQueue, now: datetime) -> Next:
     if connection.vendor == "postgresql":  # most "next"s: one look at what the agent holds or owes, one claim
         got = claims.take(user.pk, queue, now=now, hours=hours, check_owes=True)
         if got != claims.OWES:
-            return _as_next(queue, got, now=now)  # type: ignore[arg-type]
+            return _as_next(queue, got, now=now)
     current = held(user, queue, now=now)
     if current is not None:
         attempt = current.attempt
@@ -172,13 +172,16 @@ def take_next(*, user: User, queue: CallQueue, now: datetime) -> Next:
 
 def _next_entry(user: User, queue: CallQueue, *, now: datetime, hours: calling_hours.Hours) -> Next:
     if connection.vendor == "postgresql":
-        return _as_next(queue, claims.take(user.pk, queue, now=now, hours=hours, check_owes=False), now=now)  # type: ignore[arg-type]
+        got = claims.take(user.pk, queue, now=now, hours=hours, check_owes=False)  # never OWES: not asked
+        return _as_next(queue, got, now=now)
     if (entry := _take_entry(user, queue, now=now, hours=hours)) is not None:
         return Next(entry)
     return Next(None, _why_nobody(queue, now=now))
 
 
-def _as_next(queue: CallQueue, got: tuple[QueueEntry, Contact] | None, *, now: datetime) -> Next:
+def _as_next(queue: CallQueue, got: tuple[QueueEntry, Contact] | str | None, *, now: datetime) -> Next:
+    """claims.take's answer, once OWES is dealt with, as a Next."""
+    assert not isinstance(got, str), got  # OWES, the only text take answers, is dealt with before
     if got is None:
         return Next(None, _why_nobody(queue, now=now))
     entry, contact = got
