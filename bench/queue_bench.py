@@ -36,6 +36,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--size", type=int, default=100_000, help="contacts in the queue")
     parser.add_argument("--agents", type=int, default=200, help="agents pulling next at once")
     parser.add_argument("--rounds", type=int, default=5, help="times the agents pull next together")
+    parser.add_argument(
+        "--processes",
+        type=int,
+        default=1,
+        help="app processes the agents are spread over, each with its own pool and desk (make serve runs "
+        "WEB_CONCURRENCY of them, one per core by default)",
+    )
     parser.add_argument("--makes", type=int, default=3, help="queues made (each timed)")
     parser.add_argument(
         "--sql-agents", type=int, default=90, help="connections claiming at once with the SQL alone (max_connections)"
@@ -59,11 +66,14 @@ def percentile(values: list[float], p: float) -> float:
     return ordered[min(len(ordered) - 1, round(p / 100 * (len(ordered) - 1)))]
 
 
-def pull_together(working: Any, queue: Any, users: list[Any], *, now: object) -> tuple[list[float], list[int]]:
-    """Each user's "next", all at once (a barrier), each timed from the barrier to its answer."""
+def pull_together(
+    working: Any, queue: Any, users: list[Any], *, now: object, gate: Any = None
+) -> tuple[list[float], list[int]]:
+    """Each user's "next", all at once (a barrier), each timed from the barrier to its answer. `gate`: called once
+    every thread waits, before they are released (other processes' agents are released with them)."""
     from django.db import connection
 
-    barrier = threading.Barrier(len(users))
+    barrier = threading.Barrier(len(users) + 1)
     latencies: list[float] = []
     taken: list[int] = []
     lock = threading.Lock()
@@ -85,9 +95,33 @@ def pull_together(working: Any, queue: Any, users: list[Any], *, now: object) ->
     threads = [threading.Thread(target=pull, args=(u,)) for u in users]
     for t in threads:
         t.start()
+    while barrier.n_waiting < len(users):  # every agent ready before they are released together
+        time.sleep(0.001)
+    if gate is not None:
+        gate()
+    barrier.wait()
     for t in threads:
         t.join()
     return latencies, taken
+
+
+def agents_process(user_ids: list[int], queue_id: int, now: datetime, rounds: int, start: Any, results: Any) -> None:
+    """One more app process (--processes): its agents pull "next" in each round, released with every other
+    process's by `start` (a multiprocessing barrier); each round's times and contacts go back on `results`."""
+    sys.path.insert(0, str(ROOT))
+    import django
+
+    django.setup()
+    from django.contrib.auth import get_user_model
+
+    from calls.models import CallQueue
+    from calls.queues import working
+
+    users = list(get_user_model().objects.filter(pk__in=user_ids).order_by("username"))
+    queue = CallQueue.objects.get(pk=queue_id)
+    for _ in range(rounds):
+        results.put(pull_together(working, queue, users, now=now, gate=start.wait))
+        start.wait()  # the round's contacts are skipped by the first process before the next round
 
 
 def claim_sql_together(dsn: str, statement: tuple[str, list[Any]], user_ids: list[int]) -> tuple[list[float], int]:
@@ -97,6 +131,8 @@ def claim_sql_together(dsn: str, statement: tuple[str, list[Any]], user_ids: lis
 
     sql, params = statement  # its first parameter: the users it claims for (here, one each)
     connections = [psycopg.connect(dsn, autocommit=True) for _ in user_ids]
+    for conn in connections:
+        conn.execute("SET jit = off")  # as the desk runs it (claims._execute_claim)
     barrier = threading.Barrier(len(user_ids))
     latencies: list[float] = []
     claimed: list[int] = []
@@ -140,7 +176,7 @@ def main() -> None:
     from django.contrib.auth import get_user_model
     from django.db import connection
 
-    from calls.models import Agent, AgentGroup, CallQueue, Contact
+    from calls.models import Agent, AgentGroup, Callback, CallQueue, Contact, QueueAttempt, QueueEntry
     from calls.queues import building, claims, working
     from calls.roles import AGENT, assign_role
 
@@ -196,6 +232,12 @@ def main() -> None:
     started = time.perf_counter()
     filled = working.fill_zones(limit=args.size)
     print(f"time zones looked up for {filled:,} contacts (the minute job): {time.perf_counter() - started:.1f} s")
+    # What autovacuum does on a server after the queues made and dropped above and the time zones written (this
+    # machine's PostgreSQL runs with it off, /etc/postgresql/15/main/conf.d/90-ci.conf): without it the entries'
+    # dead rows (3 million after a few runs) were read by every look at what an agent holds, 35 to 50 ms a claim.
+    with connection.cursor() as cursor:
+        for model in (QueueEntry, QueueAttempt, Callback):
+            cursor.execute(f"VACUUM (ANALYZE) {model._meta.db_table}")
 
     # 200 agents pulling next at once: each in its own thread, released together, borrowing a connection from the
     # process's pool (DB_POOL_MAX_SIZE, 10 by default) as a request would: the time includes waiting for one.
@@ -207,8 +249,26 @@ def main() -> None:
     one = (time.perf_counter() - started) * 1000 / 20
     print(f"one agent at a time: next and skip {one:.1f} ms a contact")
     all_taken: list[int] = []
+    # --processes: this process keeps its share of the agents, each other process (spawned: a fresh interpreter,
+    # with its own pool and desk, as uvicorn's workers) takes one share.
+    shares = [agent_users[i :: args.processes] for i in range(args.processes)]
+    import multiprocessing
+
+    spawn = multiprocessing.get_context("spawn")
+    start, results = spawn.Barrier(args.processes), spawn.Queue()
+    others = [
+        spawn.Process(target=agents_process, args=([u.pk for u in share], queue.pk, now, args.rounds, start, results))
+        for share in shares[1:]
+    ]
+    for process in others:
+        process.start()
+    if others:
+        print(f"{args.processes} processes, {len(shares[0])} to {len(shares[-1])} agents each")
     for round_ in range(args.rounds):
-        latencies, taken = pull_together(working, queue, agent_users, now=now)
+        latencies, taken = pull_together(working, queue, shares[0], now=now, gate=start.wait)
+        for _ in others:
+            more_latencies, more_taken = results.get()
+            latencies, taken = latencies + more_latencies, taken + more_taken
         all_taken += taken
         print(
             f"round {round_ + 1}: {len(taken)} of {len(agent_users)} got a contact, {len(set(taken))} different; "
@@ -217,10 +277,12 @@ def main() -> None:
         )
         for user in agent_users:
             working.skip(user=user, queue=queue, reason="bench", now=now)
+        if others:
+            start.wait()
+    for process in others:
+        process.join()
     print(f"over {args.rounds} rounds: {len(all_taken)} contacts handed out, {len(set(all_taken))} different")
     # PostgreSQL's share: the claim statement alone from --sql-agents connections at once.
-    from calls.models import QueueEntry
-
     hours = working.calling_hours.load_hours()
     closed = claims.closed_zones(queue, now=now, hours=hours)
     statement = claims.claim_statement(queue, user_ids=[agent_users[0].pk], now=now, closed=closed)
@@ -239,11 +301,9 @@ def main() -> None:
     for size in (10, len(agent_users)):
         batch = [u.pk for u in agent_users[:size]]
         sql, params = claims.claim_statement(queue, user_ids=batch, check_owes=[True] * size, now=now, closed=closed)
-        with connection.cursor() as cursor:
-            started = time.perf_counter()
-            cursor.execute(sql, params)
-            rows = cursor.fetchall()
-            elapsed = (time.perf_counter() - started) * 1000
+        started = time.perf_counter()
+        rows = claims._execute_claim(sql, params)  # as the desk runs it
+        elapsed = (time.perf_counter() - started) * 1000
         print(f"one claim statement for {size} agents together: {len({r[0] for r in rows})} served in {elapsed:.1f} ms")
         QueueEntry.objects.filter(queue=queue, claimed_by__in=agent_users).update(
             state="reached", claimed_by=None, claimed_at=None, claimed_since=None

@@ -1,7 +1,7 @@
 """Statements a pooled connection prepares once and runs on their generic plan, for hot SQL whose planning costs as
-much as running it: the API's call-log pages (calls/api/callrows.py) and a call queue's claim
-(calls/queues/working.py). Only for SQL whose generic plan is as good as its custom one: a query that needs a
-partial index (`WHERE state = 'waiting'`) must carry that value as a literal, not a parameter."""
+much as running it: the API's call-log pages (calls/api/callrows.py). Only for SQL whose generic plan is as good
+as its custom one: a query that needs a partial index (`WHERE state = 'waiting'`) must carry that value as a
+literal, not a parameter. (A call queue's claim is not one: calls/queues/claims.py.)"""
 
 from __future__ import annotations
 

@@ -489,14 +489,14 @@ def test_agents_asking_while_a_claim_runs_are_served_together_in_the_queues_orde
 
     monkeypatch.setattr(claims, "_serve", held_up_serve)
     statements: list[list[int]] = []
-    execute = claims.execute_prepared
+    execute = claims._execute_claim
 
-    def counted(cursor, sql, params):
-        if sql == claims.CLAIM_SQL:
-            statements.append(params[0])  # the users it claims for
-        return execute(cursor, sql, params)
+    def counted(sql, params):
+        assert claims.is_claim(sql)
+        statements.append(params[0])  # the users it claims for
+        return execute(sql, params)
 
-    monkeypatch.setattr(claims, "execute_prepared", counted)
+    monkeypatch.setattr(claims, "_execute_claim", counted)
     got: dict[int, int] = {}
     errors: list[BaseException] = []
 
@@ -527,6 +527,59 @@ def test_agents_asking_while_a_claim_runs_are_served_together_in_the_queues_orde
     claimed = dict(queue.entries.filter(claimed_by__isnull=False).values_list("claimed_by_id", "position"))
     assert claimed == {u.pk: got[u.pk] for u in users}
     assert desk.waiting == [] and desk.busy is False
+
+
+@needs_postgres
+@pytest.mark.django_db(transaction=True)
+def test_more_agents_than_the_pool_has_connections_wait_together_without_holding_one(monkeypatch):
+    """Each agent's thread borrows a connection first, as a request does with its first query. While the first claim
+    is held up, more agents than the pool has connections ask: each gives its connection back while it waits, so
+    all of them reach the desk (holding them, the pool ran out at its size and the rest waited for a connection)
+    and the next claim serves them all, each a different contact."""
+    pool = connection.pool
+    assert pool is not None  # the tests run with the pool, as vccweb does by default
+    waiters = pool.max_size + 5
+    users, queue = _agents_and_queue(agents=waiters + 1, leads=waiters + 1)
+    desk = claims._desk(queue.pk)
+    first_in, release = threading.Event(), threading.Event()
+    batches: list[list[int]] = []
+    serve = claims._serve
+
+    def held_up_serve(queue, batch, hours):
+        batches.append([ask.user_id for ask in batch])
+        if len(batches) == 1:
+            first_in.set()
+            assert release.wait(timeout=60)
+        serve(queue, batch, hours)
+
+    monkeypatch.setattr(claims, "_serve", held_up_serve)
+    got: dict[int, int] = {}
+    errors: list[BaseException] = []
+
+    def pull(user) -> None:
+        try:
+            connection.ensure_connection()
+            got[user.pk] = working.take_next(user=user, queue=queue, now=NOW).held.contact.pk
+        except BaseException as exc:  # noqa: BLE001 - reported below
+            errors.append(exc)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=pull, args=(user,)) for user in users]
+    threads[0].start()
+    assert first_in.wait(timeout=60)
+    for t in threads[1:]:
+        t.start()
+    with desk.arrived:
+        assert desk.arrived.wait_for(lambda: len(desk.waiting) == waiters, timeout=60), len(desk.waiting)
+    stats = pool.get_stats()
+    assert stats["pool_size"] - stats["pool_available"] <= 2  # this test's connection and the claim held up
+    release.set()
+    for t in threads:
+        t.join()
+    assert not errors
+    assert len(batches) == 2 and sorted(batches[1]) == sorted(u.pk for u in users[1:])
+    assert len(got) == len(users) and len(set(got.values())) == len(users)
 
 
 @needs_postgres

@@ -27,7 +27,6 @@ from calls.calling import hours as calling_hours
 from calls.models import Agent, AgentGroup, Callback, CallQueue, Contact, ContactPhone, QueueAttempt, QueueEntry
 from calls.models.common import from_row
 from calls.models.contacts import phone_columns_sql, phone_from_row
-from calls.prepared import execute_prepared
 from calls.queues import reports
 from calls.queues.outcomes import CLAIM_IDLE
 
@@ -47,8 +46,10 @@ def _owes_sql(user: str) -> str:
     entries, callbacks = QueueEntry._meta.db_table, Callback._meta.db_table
     members, agents = AgentGroup.members.through._meta.db_table, Agent._meta.db_table
     return (
-        f"EXISTS (SELECT 1 FROM {entries} WHERE claimed_by_id = {user} AND queue_id = %s AND claimed_at > %s) "
-        f"OR EXISTS (SELECT 1 FROM {callbacks} WHERE claimed_by_id = {user} AND claimed_at > %s) "
+        f"EXISTS (SELECT 1 FROM {entries} WHERE claimed_by_id = {user} AND claimed_by_id IS NOT NULL "
+        "AND queue_id = %s AND claimed_at > %s) "
+        f"OR EXISTS (SELECT 1 FROM {callbacks} WHERE claimed_by_id = {user} AND claimed_by_id IS NOT NULL "
+        "AND claimed_at > %s) "
         f"OR EXISTS (SELECT 1 FROM {callbacks} b WHERE b.state = '{Callback.State.OPEN}' AND b.due_at <= %s "
         f"AND (b.claimed_by_id IS NULL OR b.claimed_by_id = {user} OR b.claimed_at <= %s) "
         f"AND (b.assigned_to_id = {user} OR b.group_id IN (SELECT m.agentgroup_id FROM {members} m "
@@ -61,17 +62,22 @@ _PHONE_COLUMNS = len(ContactPhone._meta.concrete_fields)
 _ROW_COLUMNS = 1 + _ENTRY_COLUMNS + _PHONE_COLUMNS + 1 + len(Contact._meta.concrete_fields) + 1
 
 
-def _claim_sql() -> str:
+def _claim_sql(most: int) -> str:
     """One statement for a batch of agents: those asked about (`check_owes`) who hold or owe something are left
     out and answered as such; each of the others gets one of the queue's first entries that may be offered, the
     first to the first who asked. The entries are locked with SKIP LOCKED and claimed. A row for each agent who owes
     (with no entry), and for each entry claimed, once for each number of its contact (primary first; once with no
     number for a contact without one); the last column says which.
 
-    Written by hand so that the states are literals: a prepared statement's generic plan can then use the partial
-    indexes (`state = 'waiting'`, `'open'`), which it cannot when they are parameters, as the ORM writes them (it
-    sorted the whole queue instead: 150 ms at 100,000 contacts). working._candidates says which entries may be
-    offered through the ORM, for other databases."""
+    Written by hand, in one statement (the ORM took three, and its states as parameters kept a prepared plan off
+    the partial indexes `state = 'waiting'` and `'open'`); the states are literals. working._candidates says which
+    entries may be offered through the ORM, for other databases.
+
+    `most`, a literal, bounds the entries locked (claim_sql: the batch's size rounded up to a power of two; only
+    as many as there are agents free are claimed, the rest are let go when the statement ends). A bound the planner
+    cannot read (the count of those free, as it was) it takes for a tenth of the queue: once PostgreSQL's
+    statistics knew a queue of 100,000, the plan for 200 agents joined the claimed entries by hashing the whole
+    queue and every contact's numbers (1.4 s, bench/README.md)."""
     entries, attempts, callbacks = QueueEntry._meta.db_table, QueueAttempt._meta.db_table, Callback._meta.db_table
     columns = ", ".join(f"e.{f.column}" for f in QueueEntry._meta.concrete_fields)
     phone_id = 2 + _ENTRY_COLUMNS  # positions in the result
@@ -92,7 +98,7 @@ def _claim_sql() -> str:
         # Nor a contact someone holds in another queue: one contact, one agent at a time, whatever the queue.
         f"AND NOT EXISTS (SELECT 1 FROM {entries} o WHERE o.contact_id = c.contact_id AND o.id <> c.id "
         "AND o.claimed_by_id IS NOT NULL AND o.claimed_at > %s) "
-        "ORDER BY c.is_callback DESC, c.position LIMIT (SELECT count(*) FROM free) FOR UPDATE OF c SKIP LOCKED), "
+        f"ORDER BY c.is_callback DESC, c.position LIMIT {int(most)} FOR UPDATE OF c SKIP LOCKED), "
         "numbered AS (SELECT id, row_number() OVER (ORDER BY is_callback DESC, position) AS n FROM pick), "
         f"claimed AS (UPDATE {entries} e SET claimed_by_id = free.user_id, claimed_at = %s, claimed_since = %s "
         "FROM numbered JOIN free ON free.n = numbered.n "
@@ -105,7 +111,20 @@ def _claim_sql() -> str:
     )
 
 
-CLAIM_SQL = _claim_sql()
+_CLAIM_SQL: dict[int, str] = {}
+
+
+def claim_sql(agents: int) -> str:
+    """The claim statement for a batch of this many agents (its bound: the next power of two, so a connection
+    prepares a few statements, not one for each size)."""
+    most = 1 << max(agents - 1, 0).bit_length()
+    if most not in _CLAIM_SQL:
+        _CLAIM_SQL[most] = _claim_sql(most)
+    return _CLAIM_SQL[most]
+
+
+def is_claim(sql: str) -> bool:
+    return sql in _CLAIM_SQL.values()
 
 
 def claim_statement(
@@ -116,7 +135,18 @@ def claim_statement(
     fresh = now - CLAIM_IDLE
     checks = check_owes if check_owes is not None else [False] * len(user_ids)
     owes = [queue.pk, fresh, fresh, now, fresh]
-    return CLAIM_SQL, [user_ids, checks, *owes, queue.pk, now, fresh, closed, fresh, now, now]
+    return claim_sql(len(user_ids)), [user_ids, checks, *owes, queue.pk, now, fresh, closed, fresh, now, now]
+
+
+def _execute_claim(sql: str, params: list[Any]) -> list[tuple[Any, ...]]:
+    """The claim statement's rows. Planned for its values at each run (about 4 ms of PostgreSQL's), never on a
+    generic plan: one made for any queue took the queue's size from the statistics, and once they knew a queue of
+    100,000 entries it sorted the whole queue for one agent (0.6 s a claim, bench/README.md). Without JIT:
+    compiling the plan for 200 agents took 60 to 100 ms, running it 12."""
+    with connection.cursor() as cursor:
+        cursor.execute(f"SET LOCAL jit = off; {sql}", params)  # one round trip; SET LOCAL: this statement's only
+        cursor.nextset()
+        return cursor.fetchall()
 
 
 def _read_claims(
@@ -182,15 +212,19 @@ def take(
     if connection.in_atomic_block:
         _serve(queue, [ask], hours)  # alone: a claim for someone else must not live in this transaction
         return _answer(ask)
-    # The one who serves uses their own connection: an ask that holds one (a request does from its first query) is
-    # preferred, so that the one serving never waits for a connection of the pool that those waiting on it hold.
-    ask.connected = connection.connection is not None
+    # The one who serves uses their own connection. An ask waits without one when it comes from the pool
+    # (_give_back_connection); without a pool, one that holds a connection (a request does from its first query) is
+    # preferred to serve, so that the one serving never waits for a connection that those waiting on it hold.
+    pooled = getattr(connection, "pool", None) is not None  # PostgreSQL's backend only
+    ask.connected = connection.connection is not None and not pooled
     desk = _desk(queue.pk)
     with desk.lock:
         desk.waiting.append(ask)
         lead, desk.busy = not desk.busy, True
         desk.arrived.notify_all()
     if not lead:
+        if pooled:
+            _give_back_connection()
         ask.done.wait()
         if not ask.lead:
             return _answer(ask)
@@ -208,6 +242,16 @@ def take(
             else:
                 desk.busy = False
     return _answer(ask)
+
+
+def _give_back_connection() -> None:
+    """While an ask waits, its thread's pooled connection goes back to the pool (its request borrows one again with
+    its next query; outside a transaction, as take() sees to). Held, no more agents could wait at the desk than the
+    pool has connections (10 a process by default): 200 agents asking at once were served in some 40 batches of at
+    most 9, not one or two of all those waiting. Without a pool (DB_POOL=false) the connection is kept: closing it
+    would end it."""
+    if connection.connection is not None:
+        connection.close()
 
 
 def _answer(ask: _Ask) -> Any:
@@ -256,9 +300,7 @@ def _claim_for(
             break
         users = list(checks)
         statement = claim_statement(queue, user_ids=users, check_owes=list(checks.values()), now=now, closed=closed)
-        with connection.cursor() as cursor:
-            execute_prepared(cursor, *statement)
-            rows = cursor.fetchall()
+        rows = _execute_claim(*statement)
         entries, numbers, owing = _read_claims(rows)
         owe |= owing
         for user_id, entry in entries.items():
