@@ -469,13 +469,9 @@ def test_an_outcome_is_applied_once(queue, agent_user):
     assert QueueEntry.objects.get(pk=held.entry.pk).due_at == due  # not pushed again
 
 
-@needs_postgres
-@pytest.mark.django_db(transaction=True)
-def test_agents_asking_while_a_claim_runs_are_served_together_in_the_queues_order(monkeypatch):
-    """The first agent's claim is held up while five more ask: the next of them then claims for all five in one
-    statement, the queue's next contacts to them in the order they asked (calls/queues/claims.py)."""
-    users, queue = _agents_and_queue(agents=6, leads=10)
-    desk = claims._desk(queue.pk)
+def _hold_up_the_first_batch(monkeypatch) -> tuple[threading.Event, threading.Event, list[list[int]]]:
+    """The desk's first batch waits, once it is in, until `release` is set (`first_in` says it is in); `batches`
+    gets each batch's users as it is served."""
     first_in, release = threading.Event(), threading.Event()
     batches: list[list[int]] = []
     serve = claims._serve
@@ -488,6 +484,17 @@ def test_agents_asking_while_a_claim_runs_are_served_together_in_the_queues_orde
         serve(queue, batch, hours)
 
     monkeypatch.setattr(claims, "_serve", held_up_serve)
+    return first_in, release, batches
+
+
+@needs_postgres
+@pytest.mark.django_db(transaction=True)
+def test_agents_asking_while_a_claim_runs_are_served_together_in_the_queues_order(monkeypatch):
+    """The first agent's claim is held up while five more ask: the next of them then claims for all five in one
+    statement, the queue's next contacts to them in the order they asked (calls/queues/claims.py)."""
+    users, queue = _agents_and_queue(agents=6, leads=10)
+    desk = claims._desk(queue.pk)
+    first_in, release, batches = _hold_up_the_first_batch(monkeypatch)
     statements: list[list[int]] = []
     execute = claims._execute_claim
 
@@ -541,18 +548,7 @@ def test_more_agents_than_the_pool_has_connections_wait_together_without_holding
     waiters = pool.max_size + 5
     users, queue = _agents_and_queue(agents=waiters + 1, leads=waiters + 1)
     desk = claims._desk(queue.pk)
-    first_in, release = threading.Event(), threading.Event()
-    batches: list[list[int]] = []
-    serve = claims._serve
-
-    def held_up_serve(queue, batch, hours):
-        batches.append([ask.user_id for ask in batch])
-        if len(batches) == 1:
-            first_in.set()
-            assert release.wait(timeout=60)
-        serve(queue, batch, hours)
-
-    monkeypatch.setattr(claims, "_serve", held_up_serve)
+    first_in, release, batches = _hold_up_the_first_batch(monkeypatch)
     got: dict[int, int] = {}
     errors: list[BaseException] = []
 
