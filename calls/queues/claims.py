@@ -73,11 +73,11 @@ def _claim_sql(most: int) -> str:
     the partial indexes `state = 'waiting'` and `'open'`); the states are literals. working._candidates says which
     entries may be offered through the ORM, for other databases.
 
-    `most`, a literal, bounds the entries locked (claim_sql: the batch's size rounded up to a power of two; only
-    as many as there are agents free are claimed, the rest are let go when the statement ends). A bound the planner
-    cannot read (the count of those free, as it was) it takes for a tenth of the queue: once PostgreSQL's
-    statistics knew a queue of 100,000, the plan for 200 agents joined the claimed entries by hashing the whole
-    queue and every contact's numbers (1.4 s, bench/README.md)."""
+    `most`, a literal, bounds the entries locked (claim_sql: the batch's size; only as many as there are agents
+    free are claimed, so an entry for each agent who owes something is locked and let go when the statement ends).
+    A bound the planner cannot read (the count of those free, as it was) it takes for a tenth of the queue: once
+    PostgreSQL's statistics knew a queue of 100,000, the plan for 200 agents joined the claimed entries by hashing
+    the whole queue and every contact's numbers (1.4 s, bench/README.md)."""
     entries, attempts, callbacks = QueueEntry._meta.db_table, QueueAttempt._meta.db_table, Callback._meta.db_table
     columns = ", ".join(f"e.{f.column}" for f in QueueEntry._meta.concrete_fields)
     phone_id = 2 + _ENTRY_COLUMNS  # positions in the result
@@ -115,12 +115,10 @@ _CLAIM_SQL: dict[int, str] = {}
 
 
 def claim_sql(agents: int) -> str:
-    """The claim statement for a batch of this many agents (its bound: the next power of two, so a connection
-    prepares a few statements, not one for each size)."""
-    most = 1 << max(agents - 1, 0).bit_length()
-    if most not in _CLAIM_SQL:
-        _CLAIM_SQL[most] = _claim_sql(most)
-    return _CLAIM_SQL[most]
+    """The claim statement for a batch of this many agents (its bound: their number)."""
+    if agents not in _CLAIM_SQL:
+        _CLAIM_SQL[agents] = _claim_sql(agents)
+    return _CLAIM_SQL[agents]
 
 
 def is_claim(sql: str) -> bool:
@@ -139,12 +137,13 @@ def claim_statement(
 
 
 def _execute_claim(sql: str, params: list[Any]) -> list[tuple[Any, ...]]:
-    """The claim statement's rows. Planned for its values at each run (about 4 ms of PostgreSQL's), never on a
+    """The claim statement's rows. Planned for its values at each run (1.3 to 5 ms of PostgreSQL's), never on a
     generic plan: one made for any queue took the queue's size from the statistics, and once they knew a queue of
     100,000 entries it sorted the whole queue for one agent (0.6 s a claim, bench/README.md). Without JIT:
     compiling the plan for 200 agents took 60 to 100 ms, running it 12."""
     with connection.cursor() as cursor:
-        cursor.execute(f"SET LOCAL jit = off; {sql}", params)  # one round trip; SET LOCAL: this statement's only
+        # One round trip. SET LOCAL: for this statement (in a caller's transaction, for the rest of it).
+        cursor.execute(f"SET LOCAL jit = off; {sql}", params)
         cursor.nextset()
         return cursor.fetchall()
 
@@ -209,22 +208,25 @@ def take(
     """The entry claimed for the user, with its contact; None when nobody may be called now; OWES (only when
     check_owes) when the user holds or owes something, which working.take_next deals with first."""
     ask = _Ask(user_id, now, check_owes)
-    if connection.in_atomic_block:
+    if connection.in_atomic_block or not connection.get_autocommit():
         _serve(queue, [ask], hours)  # alone: a claim for someone else must not live in this transaction
         return _answer(ask)
     # The one who serves uses their own connection. An ask waits without one when it comes from the pool
-    # (_give_back_connection); without a pool, one that holds a connection (a request does from its first query) is
-    # preferred to serve, so that the one serving never waits for a connection that those waiting on it hold.
+    # (_give_back_connection), so the next to serve borrows one again: it waits its turn in the pool like any
+    # request, and the pool's timeout (DB_POOL_TIMEOUT) is then the whole batch's error. Without a pool, one that
+    # holds a connection (a request does from its first query) is preferred to serve, so that the one serving never
+    # waits for a connection that those waiting on it hold.
     pooled = getattr(connection, "pool", None) is not None  # PostgreSQL's backend only
     ask.connected = connection.connection is not None and not pooled
     desk = _desk(queue.pk)
     with desk.lock:
         desk.waiting.append(ask)
         lead, desk.busy = not desk.busy, True
-        desk.arrived.notify_all()
     if not lead:
         if pooled:
             _give_back_connection()
+        with desk.lock:
+            desk.arrived.notify_all()  # an ask waiting, without its pooled connection
         ask.done.wait()
         if not ask.lead:
             return _answer(ask)
@@ -251,7 +253,10 @@ def _give_back_connection() -> None:
     most 9, not one or two of all those waiting. Without a pool (DB_POOL=false) the connection is kept: closing it
     would end it."""
     if connection.connection is not None:
-        connection.close()
+        try:
+            connection.close()
+        except Exception:  # the ask is at the desk already: it waits all the same (Django forgets the connection)
+            log.warning("could not give a connection back to the pool while waiting for a claim", exc_info=True)
 
 
 def _answer(ask: _Ask) -> Any:
