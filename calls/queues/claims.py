@@ -45,6 +45,8 @@ def _owes_sql(user: str) -> str:
     or a group's that nobody holds). Parameters: the queue, then the moments fresh, fresh, now, fresh."""
     entries, callbacks = QueueEntry._meta.db_table, Callback._meta.db_table
     members, agents = AgentGroup.members.through._meta.db_table, Agent._meta.db_table
+    # `claimed_by_id IS NOT NULL`, implied by the equality, is written out for a plan that looks for all the batch's
+    # users at once (a hashed subplan): it can then read the small indexes of claimed rows, not the whole queue.
     return (
         f"EXISTS (SELECT 1 FROM {entries} WHERE claimed_by_id = {user} AND claimed_by_id IS NOT NULL "
         "AND queue_id = %s AND claimed_at > %s) "
