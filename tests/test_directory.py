@@ -3,6 +3,8 @@ and any change an admin or the VCC sync makes is seen by the very next click."""
 
 from __future__ import annotations
 
+import threading
+
 import pytest
 from django.core.cache import cache
 from django.test import Client
@@ -162,3 +164,71 @@ def test_without_a_shared_cache_entries_live_five_seconds(agent_user, warm, monk
     directory.changed()
     offered(agent_user)
     assert stored and set(stored) == {5}
+
+
+def _read_held_up(key: str, generation: object, read, results: dict, name: str) -> threading.Thread:
+    """directory.read_once in a thread of its own; what it answers (or raises) goes into results[name]."""
+
+    def run() -> None:
+        try:
+            results[name] = directory.read_once(key, generation, read)
+        except Exception as exc:  # noqa: BLE001 - compared below
+            results[name] = exc
+
+    thread = threading.Thread(target=run)
+    thread.start()
+    return thread
+
+
+def _until(predicate) -> None:
+    with directory._flights_lock:
+        assert directory._flights_lock.wait_for(predicate, timeout=60)
+
+
+def test_threads_missing_the_same_entry_at_once_read_it_once_and_each_get_its_own_copy():
+    """When an entry expires, every request in flight misses it: one reads, the others take its answer."""
+    release, reads, results = threading.Event(), [], {}
+
+    def slow_read():
+        reads.append("first")
+        assert release.wait(timeout=60)
+        return {"GB": ["08:00", "21:00"]}
+
+    first = _read_held_up("hours", 7, slow_read, results, "first")
+    _until(lambda: ("hours", 7) in directory._flights)
+    second = _read_held_up("hours", 7, lambda: reads.append("second") or {}, results, "second")
+    _until(lambda: directory._flights[("hours", 7)].waiting == 1)
+    other_generation = _read_held_up("hours", 8, lambda: reads.append("newer") or {"GB": []}, results, "newer")
+    other_generation.join()  # an admin's change since (another generation) is read, not waited for
+    release.set()
+    first.join()
+    second.join()
+    assert reads == ["first", "newer"]
+    assert results["first"] == results["second"] == {"GB": ["08:00", "21:00"]}
+    assert results["first"] is not results["second"]  # a copy each, as from the cache
+    assert results["newer"] == {"GB": []}
+    assert directory._flights == {}
+
+
+def test_a_thread_waiting_on_a_read_that_fails_reads_for_itself():
+    release, results = threading.Event(), {}
+
+    def failing_read():
+        assert release.wait(timeout=60)
+        raise RuntimeError("the database went away")
+
+    first = _read_held_up("hours", 7, failing_read, results, "first")
+    _until(lambda: ("hours", 7) in directory._flights)
+    second = _read_held_up("hours", 7, lambda: "read again", results, "second")
+    _until(lambda: directory._flights[("hours", 7)].waiting == 1)
+    release.set()
+    first.join()
+    second.join()
+    assert isinstance(results["first"], RuntimeError)
+    assert results["second"] == "read again"
+    assert directory._flights == {}
+
+
+def test_a_read_inside_a_transaction_is_not_shared_with_other_threads():
+    """What a transaction reads may not be committed: no other thread waits for it (this test runs in one)."""
+    assert directory.read_once("hours", 7, lambda: ("hours", 7) not in directory._flights) is True
