@@ -61,8 +61,8 @@ def remembered_many[T](reads: dict[str, Callable[[], T]]) -> dict[str, T]:
 
 @dataclass
 class _Flight:
-    """A read of one entry under way in this process, and its answer (pickled: each thread unpickles its own copy,
-    as it would from the cache)."""
+    """A read of one entry under way in this process, how many threads wait for it, and its answer for them
+    (pickled: each thread unpickles its own copy, as it would from the cache)."""
 
     done: threading.Event = field(default_factory=threading.Event)
     answer: bytes | None = None
@@ -95,9 +95,12 @@ def read_once[T](key: str, generation: object, read: Callable[[], T]) -> T:
         return read()  # it failed, or is slow: read as if alone
     try:
         answer = read()
-        mine.answer = pickle.dumps(answer, pickle.HIGHEST_PROTOCOL)
+        with _flights_lock:  # no one joins once it is gone: those who came are all counted
+            del _flights[flight_key]
+        if mine.waiting:  # a copy for them (pickled once), none for a read alone
+            mine.answer = pickle.dumps(answer, pickle.HIGHEST_PROTOCOL)
         return answer
     finally:
         with _flights_lock:
-            del _flights[flight_key]
+            _flights.pop(flight_key, None)  # a read that failed
         mine.done.set()
