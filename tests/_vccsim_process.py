@@ -41,17 +41,21 @@ def vccsim_server() -> Iterator[str]:
     yield from start_vccsim()
 
 
+# One client for every Sim: httpx.post would make a client, and its TLS context (some 10 ms of CPU), at each call.
+_client = httpx.Client(timeout=5, trust_env=False)
+
+
 class Sim:
     def __init__(self, base: str) -> None:
         self.base = base
 
     def post(self, path: str, body: dict | None = None) -> dict:
-        response = httpx.post(f"{self.base}/_sim/{path}", json=body or {}, timeout=5)
+        response = _client.post(f"{self.base}/_sim/{path}", json=body or {})
         response.raise_for_status()
         return response.json()
 
     def state(self) -> dict:
-        return httpx.get(f"{self.base}/_sim/state", timeout=5).json()
+        return _client.get(f"{self.base}/_sim/state").json()
 
     def advance(self, seconds: float) -> None:
         self.post("clock/advance", {"seconds": seconds})

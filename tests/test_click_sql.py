@@ -110,3 +110,67 @@ def test_call_insert_and_save_fields_write_what_save_would(agent_user, london):
     Call.objects.filter(pk=call.pk).delete()
     with pytest.raises(DatabaseError, match="did not affect any rows"):
         call.save_fields(["vcc_status"])
+
+
+def test_the_bars_sql_and_the_models_rules_agree_on_every_kind_of_call(agent_user, other_agent_user):
+    """calls.calling.bar.bar_call_ids against `(in_progress | to_wrap_up) & changeable_by` and the bar's order, over
+    every mix of who clicked, whose phone rang, who answered (an agent with a login or without) and where the call
+    is (going on, ended with or without a wrap-up due, to a colleague, not placed), inside and outside the window."""
+    from itertools import product
+
+    from django.db.models import Case, Value, When
+
+    from calls.calling.bar import bar_call_ids
+    from calls.models import Agent
+
+    now = timezone.now()
+    mine, theirs = agent_user.agent, other_agent_user.agent
+    no_login = Agent.objects.create(display_id="1009", name="Desk phone")
+    where = {
+        "requested": {"state": Call.State.REQUESTED},
+        "live": {"state": Call.State.LIVE},
+        "live, talking": {"state": Call.State.LIVE, "connected_at": now},
+        "not placed": {"state": Call.State.FAILED, "outcome": Call.Outcome.FAILED},
+        "not confirmed": {"state": Call.State.UNCONFIRMED, "outcome": Call.Outcome.NOT_CONFIRMED},
+        "ended, talked": {"state": Call.State.ENDED, "outcome": Call.Outcome.ANSWERED, "connected_at": now},
+        "ended, wrapped up": {
+            "state": Call.State.ENDED, "outcome": Call.Outcome.ANSWERED, "connected_at": now, "wrapped_up_at": now,
+        },
+        "ended, no answer": {"state": Call.State.ENDED, "outcome": Call.Outcome.NO_ANSWER},
+        "ended, busy but connected": {"state": Call.State.ENDED, "outcome": Call.Outcome.BUSY, "connected_at": now},
+        "ended, to a colleague": {
+            "state": Call.State.ENDED, "outcome": Call.Outcome.ANSWERED, "connected_at": now, "to_agent": theirs,
+        },
+    }  # fmt: skip
+    calls = [
+        Call(
+            created_by=clicker,
+            from_agent=from_agent,
+            answered_by=answered_by,
+            to_number=SHARED,
+            requested_at=now - timedelta(seconds=i) - (timedelta(hours=13) if old else timedelta()),
+            **fields,
+        )  # fmt: skip
+        for i, (clicker, from_agent, answered_by, fields, old) in enumerate(
+            product(
+                [agent_user, other_agent_user],
+                [mine, theirs, no_login, None],
+                [None, mine, theirs, no_login],
+                where.values(),
+                [False, True],
+            )
+        )
+    ]
+    Call.objects.bulk_create(calls)
+    since = now - timedelta(hours=12)
+    for user in (agent_user, other_agent_user):
+        by_rules = list(
+            ((Call.objects.in_progress() | Call.objects.to_wrap_up()) & Call.objects.changeable_by(user))
+            .filter(requested_at__gte=since)
+            .order_by(Case(When(state__in=Call.IN_PROGRESS, then=Value(0)), default=Value(1)), "-requested_at", "-pk")
+            .values_list("pk", flat=True)
+        )
+        assert 10 < len(by_rules) < len(calls) / 4  # the mix has some of each
+        assert bar_call_ids(user.pk, since=since, size=len(calls)) == (by_rules, len(by_rules))
+        assert bar_call_ids(user.pk, since=since) == (by_rules[:3], len(by_rules))
+    assert bar_call_ids(agent_user.pk, since=now + timedelta(seconds=1)) == ([], 0)
