@@ -13,6 +13,24 @@ def test_the_migration_creates_the_three_roles():
     assert set(Group.objects.values_list("name", flat=True)) >= {AGENT, SUPERVISOR, ADMIN}
 
 
+def test_syncing_the_roles_puts_back_what_was_taken_and_names_a_permission_that_does_not_exist(monkeypatch):
+    from django.contrib.auth.models import Permission
+
+    from calls import roles
+
+    agents = Group.objects.get(name=AGENT)
+    agents.permissions.remove(Permission.objects.get(codename="place_call"))
+    Group.objects.filter(name=SUPERVISOR).delete()
+    roles.sync_roles()
+    assert agents.permissions.filter(codename="place_call").exists()
+    assert {p.codename for p in Group.objects.get(name=SUPERVISOR).permissions.all()} == {
+        code.split(".")[1] for code in roles.ROLE_PERMISSIONS[SUPERVISOR]
+    }
+    monkeypatch.setitem(roles.ROLE_PERMISSIONS, AGENT, ["calls.place_call", "calls.fly_to_the_moon"])
+    with pytest.raises(Permission.DoesNotExist, match="calls.fly_to_the_moon"):
+        roles.sync_roles()
+
+
 def test_an_agent_calls_as_themselves_and_sees_their_own_calls(agent_user):
     assert agent_user.has_perm("calls.place_call")
     assert agent_user.has_perm("calls.view_contact")
