@@ -48,6 +48,19 @@ def test_every_write_of_a_contact_is_mirrored_in_its_transaction():
     assert mirrored() == {}
 
 
+def test_manage_py_flush_empties_contacts_and_their_search_table_together():
+    """flush names both tables in one TRUNCATE; the trigger must not truncate the search table a second time."""
+    from django.core.management import call_command
+
+    make("Ada Lovelace", "Analytical", "ada@example.com")
+    with connection.cursor() as cursor:
+        cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")
+    call_command("flush", interactive=False, verbosity=0)  # TRUNCATE … RESTART IDENTITY of every table
+    assert not Contact.objects.exists() and mirrored() == {}
+    make("Grace Hopper", "Cobalt", "grace@example.com")
+    assert mirrored() == expected() and len(mirrored()) == 1
+
+
 def people(count: int = 40) -> None:
     for i in range(count):
         # The matches ("grace") all sort after every other name, as a common first name far down the list does.

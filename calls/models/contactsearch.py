@@ -24,7 +24,10 @@ POSTGRES_SQL = [
     CREATE OR REPLACE FUNCTION {TRIGGER_FUNCTION}() RETURNS trigger LANGUAGE plpgsql AS $$
     BEGIN
         IF TG_OP = 'TRUNCATE' THEN
-            TRUNCATE {TABLE};
+            -- Unless a TRUNCATE that names this table too (manage.py flush) has emptied it: a second would fail.
+            IF EXISTS (SELECT 1 FROM {TABLE}) THEN
+                TRUNCATE {TABLE};
+            END IF;
         ELSIF TG_OP = 'DELETE' THEN
             DELETE FROM {TABLE} WHERE id = OLD.id;
         ELSE
