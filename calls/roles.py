@@ -114,7 +114,7 @@ def sync_roles(group_model: type[Group] | None = None, permission_model: type[Pe
 
     def perms(codes: list[str]) -> list[Permission]:
         """The permissions named `app_label.codename`, in one query (every flush of a test database runs this)."""
-        wanted = [tuple(code.split(".")) for code in codes]
+        wanted = [(app, codename) for app, codename in (code.split(".", 1) for code in codes)]
         rows = permission_model.objects.filter(codename__in=[codename for _, codename in wanted])
         found = {(p.content_type.app_label, p.codename): p for p in rows.select_related("content_type")}
         missing = [f"{app}.{codename}" for app, codename in wanted if (app, codename) not in found]

@@ -253,9 +253,12 @@ class Command(BaseCommand):
         Contact.objects.bulk_create([contact for contact, _ in missing])
         new_phones = []
         for contact, phones in missing:
+            drawn: set[str] = set()
             for phone in phones:
-                phone.contact = contact
-                new_phones.append(phone)
+                if phone.number not in drawn:  # a number drawn twice for one contact is added once
+                    drawn.add(phone.number)
+                    phone.contact = contact
+                    new_phones.append(phone)
         hashing.mark_erased_opt_outs(new_phones)  # as a save would: a number an erased contact opted out stays out
         ContactPhone.objects.bulk_create(new_phones)
 
