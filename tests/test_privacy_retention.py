@@ -329,16 +329,23 @@ def test_an_error_writing_a_window_stops_the_reading_ahead(year_of_calls, monkey
 
     apply, changes = retention_module._apply, retention_module._changes
     read = 0
+    third_read = threading.Event()
 
     def counted(*args, **kwargs):
         nonlocal read
         read += 1
-        return changes(*args, **kwargs)
+        found = changes(*args, **kwargs)
+        if read == 3:
+            third_read.set()
+        return found
 
     monkeypatch.setattr(retention_module, "_changes", counted)
 
     def fails_on_the_second(table, plan):
         if RetentionRun.objects.get().batches == 1:
+            # Once the thread has read the third window (it reads while the second is written): without this wait a
+            # busy machine could fail the write before the thread ran, and the test saw 2 reads instead of 3.
+            assert third_read.wait(timeout=30), "the thread did not read ahead while the second window was written"
             raise RuntimeError("the write failed")
         return apply(table, plan)
 
