@@ -368,3 +368,31 @@ def test_the_django_admins_contact_form_tells_of_the_change(hook, admin_role_use
 
     assert sent(f"contact:{contact.pk}") == ["contact.updated", "contact.do_not_call_changed"]
     assert last("contact.updated")["data"]["name"] == "Grace Brewster Hopper"
+
+
+def test_the_followers_round_reads_the_calls_agents_and_clickers_with_the_calls(
+    hook, agent_client, supervisor_client, contact, london, sim
+):
+    """A round that sees calls connect writes their call.connected with the agents and clickers it loaded with the
+    calls, not with a query for each of them a call."""
+    from asgiref.sync import async_to_sync
+
+    from calls.calling import following
+
+    click(agent_client, primary(contact))
+    other = Contact.objects.create(name="Ada Lovelace")
+    click(supervisor_client, ContactPhone.objects.create(contact=other, number="+442079460999", is_primary=True))
+    sim.clock.advance(CONNECTED)
+    Call.objects.update(next_check_at=timezone.now() - timedelta(seconds=1))  # both due a look
+    with CaptureQueriesContext(connection) as queries:
+        assert async_to_sync(following.follow_due)(close_abandoned=False).asked == 2
+
+    for call in Call.objects.select_related("created_by"):
+        connected = WebhookEvent.objects.get(subject=f"call:{call.pk}", type="call.connected").payload
+        assert connected["data"]["placed_by"] == call.created_by.username
+    one_by_one = [
+        q["sql"]
+        for q in queries.captured_queries
+        if q["sql"].startswith("SELECT") and any(f'FROM "{t}" WHERE' in q["sql"] for t in ("auth_user", "calls_agent"))
+    ]
+    assert one_by_one == []

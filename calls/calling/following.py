@@ -15,7 +15,7 @@ from calls import health, rules
 from calls.calling.common import Clock, _db, _now, log
 from calls.models import Agent, Call, CallEvent, VccEvent
 from calls.vcc import AsyncVCCClient, CallDetail, VCCError, budget, get_async_client
-from calls.webhooks import changes
+from calls.webhooks import changes, outbox
 
 FOLLOW_INTERVAL = timedelta(seconds=2)  # VCC is asked about one call at most this often
 FOLLOW_BACKOFF_MAX = timedelta(seconds=60)
@@ -177,10 +177,12 @@ def _record_answer(call: Call, *, detail: CallDetail | None, error: VCCError | N
 def _claim_due(*, now: datetime, limit: int) -> list[Call]:
     """Take up to `limit` live calls due a look, skipping ones another worker holds."""
     flowing = events_flowing(now=now)
+    calls = Call.objects.select_for_update(skip_locked=True, of=("self",))
+    if outbox.wanted():  # the events of a look that changes a call name its agents and clicker: read them here
+        calls = calls.select_related("from_agent", "to_agent", "answered_by", "created_by")
     with transaction.atomic():
         due = list(
-            Call.objects.select_for_update(skip_locked=True)
-            .filter(polled(now=now, flowing=flowing), state=Call.State.LIVE)
+            calls.filter(polled(now=now, flowing=flowing), state=Call.State.LIVE)
             .exclude(vcc_call_id="")
             .order_by("next_check_at")[:limit]
         )
