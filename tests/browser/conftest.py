@@ -55,6 +55,9 @@ def server_settled(request):
         # Only the live server's own threads: vccsim's keep connections open to the app's client for ever.
         server = getattr(getattr(thread, "_target", None), "__self__", None)
         if isinstance(server, ThreadedWSGIServer) and thread is not threading.current_thread():
+            # enumerate() lists a thread the server is still starting, which join() refuses ("cannot join thread
+            # before it is started": seen once in CI): wait for it to start first.
+            thread._started.wait(timeout=10)
             thread.join(timeout=10)
 
 
