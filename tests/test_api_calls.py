@@ -661,7 +661,7 @@ def test_wrapping_up_needs_calls_write(agent_user, ended):
 def test_a_page_of_the_log_shows_each_call_as_its_own_resource_does(priya, log_calls, london, sales, other_agent_user):
     """The log's page is read as rows, not models (for speed): each item must still be what GET /calls/{id} says."""
     from calls.api.callrows import ROW, rows_as_items
-    from calls.api.calls import _with_parties, as_json, resource
+    from calls.api.calls import with_parties, as_json, resource
 
     mine, group, _ = log_calls
     group.from_groups.add(AgentGroup.objects.create(display_id="150", name="Alpha"))  # two groups, in their order
@@ -682,7 +682,7 @@ def test_a_page_of_the_log_shows_each_call_as_its_own_resource_does(priya, log_c
     items = get(priya, params={"limit": 200}).json()["items"]
 
     assert next(i for i in items if i["id"] == group.pk)["duration_seconds"] is None  # no talk time, as on the page
-    expected = {c.pk: as_json(resource(c)) for c in _with_parties(Call.objects.all())}
+    expected = {c.pk: as_json(resource(c)) for c in with_parties(Call.objects.all())}
     assert len(items) == len(expected) and all(item == expected[item["id"]] for item in items)
     # The rows as Python makes them (where PostgreSQL does not write the JSON) say the same.
     rows = list(Call.objects.values_list(*ROW))

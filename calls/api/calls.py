@@ -119,7 +119,9 @@ def as_json(body: dict[str, Any]) -> dict[str, Any]:
 PARTIES = ("contact", "from_agent", "to_agent", "answered_by", "created_by")
 
 
-def _with_parties(calls: Any) -> Any:
+def with_parties(calls: Any) -> Any:
+    """calls with what `resource` reads of them besides their own columns (the API's answers, the webhooks' events
+    written by the follower's round)."""
     return calls.select_related(*PARTIES).prefetch_related("from_groups")
 
 
@@ -215,7 +217,7 @@ def _recovered(earlier: ApiIdempotentRequest) -> ApiIdempotentRequest | None:
     """A key whose first request never finished (its process was killed): the answer of the call it wrote, kept
     now; or, if it wrote none, the key freed (None: this request may place the call)."""
     request_id = str(uuid.uuid5(_REQUEST_IDS, f"{earlier.user_id}:{earlier.key}"))
-    call = _with_parties(Call.objects.filter(request_id=request_id)).first()
+    call = with_parties(Call.objects.filter(request_id=request_id)).first()
     if call is None:
         earlier.delete()
         return None
@@ -267,7 +269,7 @@ def _release(user: Any, key: str) -> None:
 
 def _settle(user: Any, key: str, request_id: str) -> None:
     """The request failed unexpectedly: keep the answer of the call it wrote, if it wrote one, else free the key."""
-    call = _with_parties(Call.objects.filter(request_id=request_id)).first()
+    call = with_parties(Call.objects.filter(request_id=request_id)).first()
     if call is None:
         _release(user, key)
     else:
@@ -345,7 +347,7 @@ def _answer_kept(user: Any, key: str, call: Call) -> tuple[int, dict[str, Any]]:
 
 @_db
 def _answer_of(pk: int) -> tuple[int, dict[str, Any]]:
-    return _answer(_with_parties(Call.objects.filter(pk=pk)).get())
+    return _answer(with_parties(Call.objects.filter(pk=pk)).get())
 
 
 @router.post(
@@ -502,7 +504,7 @@ def _pk(call_id: int) -> int:
 )
 def get_call(request: HttpRequest, call_id: int) -> dict[str, Any]:
     require(request, "calls:read", perms.VIEW_CALL)
-    calls = _with_parties(Call.objects.visible_to(request.user)).prefetch_related("events")  # type: ignore[arg-type]
+    calls = with_parties(Call.objects.visible_to(request.user)).prefetch_related("events")  # type: ignore[arg-type]
     call = get_object_or_404(calls, pk=_pk(call_id))
     return {
         **resource(call),

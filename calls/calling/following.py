@@ -178,8 +178,10 @@ def _claim_due(*, now: datetime, limit: int) -> list[Call]:
     """Take up to `limit` live calls due a look, skipping ones another worker holds."""
     flowing = events_flowing(now=now)
     calls = Call.objects.select_for_update(skip_locked=True, of=("self",))
-    if outbox.wanted():  # the events of a look that changes a call name its agents and clicker: read them here
-        calls = calls.select_related("from_agent", "to_agent", "answered_by", "created_by")
+    if outbox.wanted():  # the events of a look that changes a call are its API resource: read what that names here
+        from calls.api.calls import with_parties
+
+        calls = with_parties(calls)
     with transaction.atomic():
         due = list(
             calls.filter(polled(now=now, flowing=flowing), state=Call.State.LIVE)
