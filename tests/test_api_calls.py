@@ -661,7 +661,7 @@ def test_wrapping_up_needs_calls_write(agent_user, ended):
 def test_a_page_of_the_log_shows_each_call_as_its_own_resource_does(priya, log_calls, london, sales, other_agent_user):
     """The log's page is read as rows, not models (for speed): each item must still be what GET /calls/{id} says."""
     from calls.api.callrows import ROW, rows_as_items
-    from calls.api.calls import with_parties, as_json, resource
+    from calls.api.calls import as_json, resource, with_parties
 
     mine, group, _ = log_calls
     group.from_groups.add(AgentGroup.objects.create(display_id="150", name="Alpha"))  # two groups, in their order
