@@ -19,7 +19,7 @@ once holds a `lock`, and one that must not wait twice in the queue a `queueing_l
 | `process_vcc_events` | every second, and on a delivery to POST /vcc/events/ (once a second a process) | calls |
 | `prune_vcc_events` | hourly: applied events older than two days are deleted | maintenance |
 | `prune_api_keys` | hourly: the API's Idempotency-Keys older than a day are forgotten | maintenance |
-| `dispatch_webhooks` | every second, and after a change wrote events: fan them out to the endpoints | webhooks |
+| `dispatch_webhooks` | every second, watching until the next: new events fanned out to the endpoints | webhooks |
 | `deliver_webhooks` | per endpoint, after a fan-out or a retry falling due: one pass over its deliveries | webhooks |
 | `retry_webhooks` | every 5 s: queue a pass over the endpoints with deliveries (or a probe) due | webhooks |
 | `replay_webhooks` | "Replay since …": the events since then that the endpoint takes are sent again | webhooks |
@@ -32,7 +32,9 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import time
 import uuid
+from collections.abc import Callable
 from datetime import timedelta
 
 from django.conf import settings
@@ -275,13 +277,14 @@ def prune_api_keys(timestamp: int | None = None) -> int:
 # --- Outgoing webhooks (calls/webhooks/) --------------------------------------------------------------------------
 
 
-def enqueue_dispatch() -> None:
-    """Fan new events out now (a change just committed some), unless a dispatch already waits in the queue."""
-    with contextlib.suppress(AlreadyEnqueued):
-        dispatch_webhooks.defer()
+# The periodic fan-out watches for new events until the next second's takes over, so a change reaches the endpoints'
+# deliveries within WATCH_PAUSE (plus the delivery job's pick-up) while the change itself queues nothing: the click
+# writes its events and no job (bench/click_cost.py --endpoints 3 --alternate).
+WATCH_SECONDS = 0.9
+WATCH_PAUSE = 0.1
 
 
-@app.periodic(cron="* * * * * *", periodic_id="dispatch_webhooks")  # and after each change that wrote events
+@app.periodic(cron="* * * * * *", periodic_id="dispatch_webhooks")
 @app.task(
     name="dispatch_webhooks",
     queue=WEBHOOKS,
@@ -290,13 +293,28 @@ def enqueue_dispatch() -> None:
     queueing_lock="dispatch_webhooks",
 )
 def dispatch_webhooks(timestamp: int | None = None) -> int:
-    """New events become deliveries for the endpoints that want them; each such endpoint's delivery is queued."""
-    from calls.webhooks import delivery
+    """New events become deliveries for the endpoints that want them; each such endpoint's delivery is queued.
+    Deferred by the periodic tick (`timestamp`), it keeps watching for WATCH_SECONDS; deferred by hand, one pass."""
+    return watch_events(WATCH_SECONDS if timestamp is not None else 0.0)
 
-    endpoints = delivery.dispatch_all()
-    for endpoint_id in sorted(endpoints):
-        enqueue_delivery(endpoint_id)
-    return len(endpoints)
+
+def watch_events(
+    seconds: float, *, clock: Callable[[], float] = time.monotonic, pause: Callable[[float], None] = time.sleep
+) -> int:
+    """Fan new events out, then again every WATCH_PAUSE until `seconds` have passed (while some endpoint exists:
+    without one nothing is written to wait for). Returns how many endpoints were given deliveries."""
+    from calls.webhooks import delivery, outbox
+
+    until = clock() + seconds
+    given: set[int] = set()
+    while True:
+        endpoints = delivery.dispatch_all()
+        for endpoint_id in sorted(endpoints):
+            enqueue_delivery(endpoint_id)
+        given |= endpoints
+        if clock() + WATCH_PAUSE > until or not outbox.wanted():
+            return len(given)
+        pause(WATCH_PAUSE)
 
 
 def enqueue_delivery(endpoint_id: int) -> None:

@@ -27,7 +27,7 @@ def test_every_periodic_job_is_scheduled_once_with_its_cadence():
         "process_vcc_events": "* * * * * *",  # every second; each delivery queues it too
         "prune_vcc_events": "29 * * * *",
         "prune_api_keys": "47 * * * *",
-        "dispatch_webhooks": "* * * * * *",  # every second; each change that wrote events queues it too
+        "dispatch_webhooks": "* * * * * *",  # every second, each watching for new events until the next
         "retry_webhooks": "* * * * * */5",
         "prune_webhooks": "53 * * * *",
         "apply_retention": "23 * * * *",  # calls/privacy/retention.py

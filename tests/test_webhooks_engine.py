@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import timedelta
 from fnmatch import fnmatchcase
 
@@ -350,6 +350,54 @@ def test_a_failing_endpoints_page_says_when_its_probe_goes(admin_client, receive
 
 
 # --- Queues and workers -------------------------------------------------------------------------------------------
+
+
+class Watch:
+    """The watching fan-out's clock and pause: each pause moves the clock on, and runs what the test planned for it
+    (a change committed meanwhile)."""
+
+    def __init__(self, during: dict[int, Callable[[], object]] | None = None) -> None:
+        self.now = 1000.0
+        self.pauses: list[float] = []
+        self.during = during or {}
+
+    def clock(self) -> float:
+        return self.now
+
+    def pause(self, seconds: float) -> None:
+        self.pauses.append(seconds)
+        self.now += seconds
+        if action := self.during.get(len(self.pauses)):
+            action()
+
+
+def test_the_fan_out_watches_for_new_events_until_its_time_is_up(receiver, jobs, monkeypatch):
+    monkeypatch.setattr(tasks, "WATCH_PAUSE", 0.25)  # a whole number of pauses in a second, exactly
+    hook = endpoint(receiver.url)
+    emit(subject="contact:1", id=1)
+    # A change commits during the third pause: the same job fans it out, with nothing queued by the change.
+    watch = Watch({3: lambda: emit(subject="contact:2", id=2)})
+
+    given = tasks.watch_events(1.0, clock=watch.clock, pause=watch.pause)
+
+    assert given == 1
+    assert watch.pauses == [0.25] * 4  # five passes: at 0, 0.25, 0.5, 0.75 and 1 s
+    assert sorted(hook.deliveries.values_list("subject", flat=True)) == ["contact:1", "contact:2"]
+    assert not WebhookEvent.objects.filter(dispatched_at__isnull=True).exists()
+    # Each pass that made deliveries queued the endpoint's delivery job; the queueing lock keeps one waiting.
+    assert [j["args"] for j in queued(jobs, "deliver_webhooks")] == [{"endpoint_id": hook.pk}]
+
+
+def test_the_fan_out_does_not_watch_without_an_endpoint_nor_when_asked_by_hand(jobs, monkeypatch):
+    watch = Watch()
+    assert tasks.watch_events(tasks.WATCH_SECONDS, clock=watch.clock, pause=watch.pause) == 0
+    assert watch.pauses == []  # nothing is written to wait for
+
+    seconds: list[float] = []
+    monkeypatch.setattr(tasks, "watch_events", lambda s: seconds.append(s) or 0)
+    tasks.dispatch_webhooks(timestamp=1_700_000_000)  # the periodic tick
+    tasks.dispatch_webhooks()  # deferred by hand: one pass
+    assert seconds == [tasks.WATCH_SECONDS, 0.0]
 
 
 def test_webhook_jobs_have_their_queue_and_a_worker_of_their_own(settings):

@@ -14,7 +14,7 @@ from django.db import transaction
 from calls.webhooks import outbox
 
 if TYPE_CHECKING:
-    from calls.models import Call, Contact, WebhookEvent
+    from calls.models import Call, Contact
 
 _Marks = tuple[str, bool, bool, bool] | None  # state, connected, ended, wrapped up; None before the call exists
 
@@ -47,9 +47,10 @@ def call_event_types(before: _Marks, after: _Marks) -> list[str]:
 
 
 def call_data(call: Call) -> dict[str, Any]:
-    from calls.api.calls import as_json, resource
+    """The call's resource, its times as they are: the event makes it JSON once, when written (outbox.Event)."""
+    from calls.api.calls import resource
 
-    return as_json(resource(call))
+    return resource(call)
 
 
 @contextmanager
@@ -93,7 +94,7 @@ def contact_data(contact: Contact) -> dict[str, Any]:
     return as_json(contact_out(contact).model_dump())
 
 
-def _events_of(contact: Contact, *, created: bool, dnc_before: object) -> list[WebhookEvent]:
+def _events_of(contact: Contact, *, created: bool, dnc_before: object) -> list[outbox.Event]:
     data, subject = contact_data(contact), f"contact:{contact.pk}"
     events = [outbox.event("contact.created" if created else "contact.updated", subject, data)]
     if ((False, frozenset()) if created else dnc_before) != _dnc(contact):
@@ -112,7 +113,7 @@ def contacts_saved(pks: Iterable[int], *, before: dict[int, object]) -> None:
     contact.updated for the others; contact.do_not_call_changed for each whose flags changed."""
     if not outbox.wanted():
         return
-    events: list[WebhookEvent] = []
+    events: list[outbox.Event] = []
     for contact in _contacts(pks):
         events += _events_of(contact, created=contact.pk not in before, dnc_before=before.get(contact.pk))
     outbox.emit_many(events)

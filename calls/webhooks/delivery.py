@@ -562,7 +562,7 @@ def send_test_event(endpoint: WebhookEndpoint) -> WebhookDelivery:
         f"test:{endpoint.pk}",
         {"endpoint": endpoint.pk, "message": "A test event from vccweb: your endpoint receives webhooks."},
         at=now,
-    )
+    ).row()
     event.dispatched_at = now
     event.save(force_insert=True)
     delivery = WebhookDelivery.objects.create(
