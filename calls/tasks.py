@@ -279,9 +279,11 @@ def prune_api_keys(timestamp: int | None = None) -> int:
 
 # The periodic fan-out watches for new events until the next second's takes over, so a change reaches the endpoints'
 # deliveries within WATCH_PAUSE (plus the delivery job's pick-up) while the change itself queues nothing: the click
-# writes its events and no job (bench/click_cost.py --endpoints 3 --alternate).
+# writes its events and no job (bench/click_cost.py --endpoints 3 --alternate). A pass every 0.25 s costs the worker
+# what the kick after each change did (at most every 0.25 s a process); every 0.1 s cost it 15 % of a core more at
+# 500 calls a minute (bench/webhooks_bench.py).
 WATCH_SECONDS = 0.9
-WATCH_PAUSE = 0.1
+WATCH_PAUSE = 0.25
 
 
 @app.periodic(cron="* * * * * *", periodic_id="dispatch_webhooks")
