@@ -38,8 +38,10 @@ lock: $(VENV)/.installed
 run: $(VENV)/.installed
 	PY=$(PY) HOST=$(HOST) PORT=$(PORT) sh bin/run-demo
 
+# The suite runs on PostgreSQL, as CI does: DATABASE_URL when set, else the local one (bin/demo-database).
 test: $(VENV)/.installed
-	$(PY) -m pytest -n $(TEST_WORKERS) $(PYTEST_ARGS)
+	DATABASE_URL="$$($(PY) bin/demo-database vccweb_test 'make test')" && export DATABASE_URL && \
+		$(PY) -m pytest -n $(TEST_WORKERS) $(PYTEST_ARGS)
 
 # mypy (configured in pyproject.toml) imports the settings through django-stubs: DEBUG=true so that needs no
 # SECRET_KEY; no database or Redis is contacted.

@@ -324,6 +324,38 @@ def test_make_serve_refuses_to_start_without_a_real_secret_key_and_says_why():
     assert "Traceback" not in result.stderr
 
 
+def demo_database(*args: str, **env: str) -> subprocess.CompletedProcess:
+    """bin/demo-database, which `make run` and `make test` ask for their DATABASE_URL."""
+    base = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "DEMO_PGPORT")}
+    return subprocess.run(
+        [sys.executable, "bin/demo-database", *args],
+        cwd=ROOT,
+        env=base | env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        stdin=subprocess.DEVNULL,
+    )
+
+
+def test_make_test_runs_on_the_database_url_it_is_given_and_otherwise_says_how_to_get_postgresql():
+    given = demo_database("vccweb_test", "make test", DATABASE_URL="postgres://u@db.example.com:5432/mine")
+    assert (given.returncode, given.stdout) == (0, "postgres://u@db.example.com:5432/mine\n")
+
+    import socket
+
+    with socket.socket() as closed:  # a port nothing listens on
+        closed.bind(("127.0.0.1", 0))
+        port = closed.getsockname()[1]
+    none = demo_database("vccweb_test", "make test", DEMO_PGPORT=str(port))
+    assert none.returncode == 1 and none.stdout == ""
+    assert none.stderr.startswith(
+        f"make test needs PostgreSQL (the job queue lives there), and none let us in at 127.0.0.1:{port}"
+    )
+    assert "DATABASE_URL=postgres://user:password@host:5432/vccweb_test make test" in none.stderr
+    assert "Traceback" not in none.stderr
+
+
 @pytest.mark.parametrize("processes", ["0", "two", "-1"])
 def test_make_serve_refuses_a_worker_count_that_is_not_a_whole_number_of_one_or_more(processes):
     env = {k: v for k, v in os.environ.items() if not k.startswith(("DEBUG", "DJANGO_ALLOW_ASYNC_UNSAFE"))}
