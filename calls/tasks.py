@@ -277,8 +277,9 @@ def prune_api_keys(timestamp: int | None = None) -> int:
 # --- Outgoing webhooks (calls/webhooks/) --------------------------------------------------------------------------
 
 
-# The periodic fan-out watches for new events until the next second's takes over, so a change reaches the endpoints'
-# deliveries within WATCH_PAUSE (plus the delivery job's pick-up) while the change itself queues nothing: the click
+# The periodic fan-out watches for new events until the next second's takes over, so a change becomes deliveries
+# within WATCH_PAUSE, or about 0.5 s when it falls between two jobs (the next one is picked up by the webhooks worker's
+# 0.25 s poll), while the change itself queues nothing: the click
 # writes its events and no job (bench/click_cost.py --endpoints 3 --alternate). A pass every 0.25 s costs the worker
 # what the kick after each change did (at most every 0.25 s a process); every 0.1 s cost it 15 % of a core more at
 # 500 calls a minute (bench/webhooks_bench.py).

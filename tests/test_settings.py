@@ -326,7 +326,7 @@ def test_make_serve_refuses_to_start_without_a_real_secret_key_and_says_why():
 
 def demo_database(*args: str, **env: str) -> subprocess.CompletedProcess:
     """bin/demo-database, which `make run` and `make test` ask for their DATABASE_URL."""
-    base = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "DEMO_PGPORT")}
+    base = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "DEMO_PGHOST", "DEMO_PGPORT")}
     return subprocess.run(
         [sys.executable, "bin/demo-database", *args],
         cwd=ROOT,
