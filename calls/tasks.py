@@ -34,12 +34,12 @@ import contextlib
 import logging
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from datetime import timedelta
 
 from django.conf import settings
 from django.core.cache import cache
-from django.db import InterfaceError, OperationalError
+from django.db import DatabaseError, InterfaceError, OperationalError, connection
 from django.utils import timezone
 from procrastinate import JobContext, RetryStrategy
 from procrastinate.contrib.django import app
@@ -277,14 +277,18 @@ def prune_api_keys(timestamp: int | None = None) -> int:
 # --- Outgoing webhooks (calls/webhooks/) --------------------------------------------------------------------------
 
 
-# The periodic fan-out watches for new events until the next second's takes over, so a change becomes deliveries
-# within WATCH_PAUSE, or about 0.5 s when it falls between two jobs (the next one is picked up by the webhooks worker's
-# 0.25 s poll), while the change itself queues nothing: the click
-# writes its events and no job (bench/click_cost.py --endpoints 3 --alternate). A pass every 0.25 s costs the worker
-# what the kick after each change did (at most every 0.25 s a process); every 0.1 s cost it 15 % of a core more at
-# 500 calls a minute (bench/webhooks_bench.py).
+# The periodic fan-out watches for new events until WATCH_SECONDS after its tick, when the next second's takes over,
+# so a change becomes deliveries within WATCH_PAUSE (or up to about 0.6 s when it falls between two jobs: the next is
+# picked up by the webhooks worker's 0.25 s poll), while the change itself queues nothing: the click writes its
+# events and no job (bench/click_cost.py --endpoints 3 --alternate). A pass every 0.25 s costs the worker what the
+# kick after each change did (at most every 0.25 s a process); every 0.1 s cost it 15 % of a core more at 500 calls
+# a minute (bench/webhooks_bench.py).
 WATCH_SECONDS = 0.9
 WATCH_PAUSE = 0.25
+# One fan-out at a time, across workers: a PostgreSQL advisory lock, held by the watching job's connection. Unlike
+# Procrastinate's `lock` (a row, freed by retry_stalled_jobs 30 to 40 s after a worker dies), PostgreSQL frees it as
+# soon as a dead worker's connection is gone, and the next second's job takes over.
+FANOUT_LOCK = "calls.webhooks.fan-out"
 
 
 @app.periodic(cron="* * * * * *", periodic_id="dispatch_webhooks")
@@ -292,32 +296,51 @@ WATCH_PAUSE = 0.25
     name="dispatch_webhooks",
     queue=WEBHOOKS,
     priority=1,  # before the deliveries waiting in the same queue: they wait on it
-    lock="dispatch_webhooks",
     queueing_lock="dispatch_webhooks",
 )
 def dispatch_webhooks(timestamp: int | None = None) -> int:
     """New events become deliveries for the endpoints that want them; each such endpoint's delivery is queued.
-    Deferred by the periodic tick (`timestamp`), it keeps watching for WATCH_SECONDS; deferred by hand, one pass."""
-    return watch_events(WATCH_SECONDS if timestamp is not None else 0.0)
+    Deferred by the periodic tick (`timestamp`), it keeps watching until WATCH_SECONDS after it; by hand, one pass."""
+    return watch_events(None if timestamp is None else timestamp + WATCH_SECONDS)
 
 
 def watch_events(
-    seconds: float, *, clock: Callable[[], float] = time.monotonic, pause: Callable[[float], None] = time.sleep
+    until: float | None, *, clock: Callable[[], float] = time.time, pause: Callable[[float], None] = time.sleep
 ) -> int:
-    """Fan new events out, then again every WATCH_PAUSE until `seconds` have passed (while some endpoint exists:
-    without one nothing is written to wait for). Returns how many endpoints were given deliveries."""
+    """Fan new events out, then again every WATCH_PAUSE while a whole pause fits before `until` (a Unix time; None:
+    once) and some endpoint exists (without one nothing is written to wait for). Does nothing while another fan-out
+    runs (FANOUT_LOCK). Returns how many endpoints were given deliveries."""
     from calls.webhooks import delivery, outbox
 
-    until = clock() + seconds
     given: set[int] = set()
-    while True:
-        endpoints = delivery.dispatch_all()
-        for endpoint_id in sorted(endpoints):
-            enqueue_delivery(endpoint_id)
-        given |= endpoints
-        if clock() + WATCH_PAUSE > until or not outbox.wanted():
-            return len(given)
-        pause(WATCH_PAUSE)
+    with _fanning_out() as alone:
+        while alone:
+            endpoints = delivery.dispatch_all()
+            for endpoint_id in sorted(endpoints):
+                enqueue_delivery(endpoint_id)
+            given |= endpoints
+            if until is None or clock() + WATCH_PAUSE > until or not outbox.wanted():
+                break
+            pause(WATCH_PAUSE)
+    return len(given)
+
+
+@contextlib.contextmanager
+def _fanning_out() -> Iterator[bool]:
+    """Whether this job holds FANOUT_LOCK (always, off PostgreSQL: no worker runs there), released at the end."""
+    if connection.vendor != "postgresql":
+        yield True
+        return
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_try_advisory_lock(hashtextextended(%s, 0))", [FANOUT_LOCK])
+        held = bool(cursor.fetchone()[0])
+    try:
+        yield held
+    finally:
+        if held:
+            # A connection that failed is closed after the job (calls/worker.py), which frees the lock with it.
+            with contextlib.suppress(DatabaseError), connection.cursor() as cursor:
+                cursor.execute("SELECT pg_advisory_unlock(hashtextextended(%s, 0))", [FANOUT_LOCK])
 
 
 def enqueue_delivery(endpoint_id: int) -> None:
