@@ -39,7 +39,7 @@ from datetime import timedelta
 
 from django.conf import settings
 from django.core.cache import cache
-from django.db import DatabaseError, InterfaceError, OperationalError, connection
+from django.db import DatabaseError, InterfaceError, OperationalError, connection, transaction
 from django.utils import timezone
 from procrastinate import JobContext, RetryStrategy
 from procrastinate.contrib.django import app
@@ -277,18 +277,19 @@ def prune_api_keys(timestamp: int | None = None) -> int:
 # --- Outgoing webhooks (calls/webhooks/) --------------------------------------------------------------------------
 
 
-# The periodic fan-out watches for new events until WATCH_SECONDS after its tick, when the next second's takes over,
-# so a change becomes deliveries within WATCH_PAUSE (or up to about 0.6 s when it falls between two jobs: the next is
-# picked up by the webhooks worker's 0.25 s poll), while the change itself queues nothing: the click writes its
+# The periodic fan-out watches for new events until the next second's takes over, so a change becomes deliveries
+# within WATCH_PAUSE (plus the delivery job's pick-up) while the change itself queues nothing: the click writes its
 # events and no job (bench/click_cost.py --endpoints 3 --alternate). A pass every 0.25 s costs the worker what the
 # kick after each change did (at most every 0.25 s a process); every 0.1 s cost it 15 % of a core more at 500 calls
 # a minute (bench/webhooks_bench.py).
 WATCH_SECONDS = 0.9
 WATCH_PAUSE = 0.25
-# One fan-out at a time, across workers: a PostgreSQL advisory lock, held by the watching job's connection. Unlike
-# Procrastinate's `lock` (a row, freed by retry_stalled_jobs 30 to 40 s after a worker dies), PostgreSQL frees it as
-# soon as a dead worker's connection is gone, and the next second's job takes over.
+# One fan-out at a time, across workers: a PostgreSQL advisory lock, held by the watching job's connection; the next
+# second's job waits for it (at most FANOUT_LOCK_WAIT_MS), then watches in its turn. Unlike Procrastinate's `lock` (a
+# row, freed by retry_stalled_jobs 30 to 40 s after a worker dies), PostgreSQL frees it with a dead worker's
+# connection, and the next job takes over at once.
 FANOUT_LOCK = "calls.webhooks.fan-out"
+FANOUT_LOCK_WAIT_MS = 2000
 
 
 @app.periodic(cron="* * * * * *", periodic_id="dispatch_webhooks")
@@ -300,47 +301,64 @@ FANOUT_LOCK = "calls.webhooks.fan-out"
 )
 def dispatch_webhooks(timestamp: int | None = None) -> int:
     """New events become deliveries for the endpoints that want them; each such endpoint's delivery is queued.
-    Deferred by the periodic tick (`timestamp`), it keeps watching until WATCH_SECONDS after it; by hand, one pass."""
-    return watch_events(None if timestamp is None else timestamp + WATCH_SECONDS)
+    Deferred by the periodic tick (`timestamp`), it keeps watching for WATCH_SECONDS; deferred by hand, one pass."""
+    return watch_events(WATCH_SECONDS if timestamp is not None else 0.0)
 
 
 def watch_events(
-    until: float | None, *, clock: Callable[[], float] = time.time, pause: Callable[[float], None] = time.sleep
+    seconds: float,
+    *,
+    clock: Callable[[], float] = time.monotonic,
+    pause: Callable[[float], None] = time.sleep,
+    lock_wait_ms: int = FANOUT_LOCK_WAIT_MS,
 ) -> int:
-    """Fan new events out, then again every WATCH_PAUSE while a whole pause fits before `until` (a Unix time; None:
-    once) and some endpoint exists (without one nothing is written to wait for). Does nothing while another fan-out
-    runs (FANOUT_LOCK). Returns how many endpoints were given deliveries."""
+    """Fan new events out, then again every WATCH_PAUSE until `seconds` have passed (while some endpoint exists:
+    without one nothing is written to wait for). Waits its turn while another fan-out runs (FANOUT_LOCK), at most
+    `lock_wait_ms` (0: not at all), and does nothing if it does not come. Returns how many endpoints were given
+    deliveries."""
     from calls.webhooks import delivery, outbox
 
     given: set[int] = set()
-    with _fanning_out() as alone:
+    with _fanning_out(lock_wait_ms) as alone:
+        until = clock() + seconds
         while alone:
             endpoints = delivery.dispatch_all()
             for endpoint_id in sorted(endpoints):
                 enqueue_delivery(endpoint_id)
             given |= endpoints
-            if until is None or clock() + WATCH_PAUSE > until or not outbox.wanted():
+            if clock() + WATCH_PAUSE > until or not outbox.wanted():
                 break
             pause(WATCH_PAUSE)
     return len(given)
 
 
 @contextlib.contextmanager
-def _fanning_out() -> Iterator[bool]:
-    """Whether this job holds FANOUT_LOCK (always, off PostgreSQL: no worker runs there), released at the end."""
+def _fanning_out(wait_ms: int) -> Iterator[bool]:
+    """Whether this job took FANOUT_LOCK, waiting at most wait_ms (always, off PostgreSQL: no worker runs there);
+    released at the end."""
     if connection.vendor != "postgresql":
         yield True
         return
-    with connection.cursor() as cursor:
-        cursor.execute("SELECT pg_try_advisory_lock(hashtextextended(%s, 0))", [FANOUT_LOCK])
-        held = bool(cursor.fetchone()[0])
+    key = "hashtextextended(%s, 0)"
+    held = True
+    if wait_ms > 0:
+        try:  # a session's lock, taken in a transaction only for its lock_timeout: it outlives the commit
+            with transaction.atomic(), connection.cursor() as cursor:
+                cursor.execute(f"SET LOCAL lock_timeout = {int(wait_ms)}")
+                cursor.execute(f"SELECT pg_advisory_lock({key})", [FANOUT_LOCK])
+        except OperationalError:  # lock_timeout: another fan-out still runs
+            held = False
+    else:
+        with connection.cursor() as cursor:
+            cursor.execute(f"SELECT pg_try_advisory_lock({key})", [FANOUT_LOCK])
+            held = bool(cursor.fetchone()[0])
     try:
         yield held
     finally:
         if held:
             # A connection that failed is closed after the job (calls/worker.py), which frees the lock with it.
             with contextlib.suppress(DatabaseError), connection.cursor() as cursor:
-                cursor.execute("SELECT pg_advisory_unlock(hashtextextended(%s, 0))", [FANOUT_LOCK])
+                cursor.execute(f"SELECT pg_advisory_unlock({key})", [FANOUT_LOCK])
 
 
 def enqueue_delivery(endpoint_id: int) -> None:

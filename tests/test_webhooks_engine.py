@@ -378,7 +378,7 @@ def test_the_fan_out_watches_for_new_events_until_its_time_is_up(receiver, jobs,
     # A change commits during the third pause: the same job fans it out, with nothing queued by the change.
     watch = Watch({3: lambda: emit(subject="contact:2", id=2)})
 
-    given = tasks.watch_events(watch.now + 1.0, clock=watch.clock, pause=watch.pause)
+    given = tasks.watch_events(1.0, clock=watch.clock, pause=watch.pause)
 
     assert given == 1
     assert watch.pauses == [0.25] * 4  # five passes: at 0, 0.25, 0.5, 0.75 and 1 s
@@ -390,14 +390,14 @@ def test_the_fan_out_watches_for_new_events_until_its_time_is_up(receiver, jobs,
 
 def test_the_fan_out_does_not_watch_without_an_endpoint_nor_when_asked_by_hand(jobs, monkeypatch):
     watch = Watch()
-    assert tasks.watch_events(watch.now + tasks.WATCH_SECONDS, clock=watch.clock, pause=watch.pause) == 0
+    assert tasks.watch_events(tasks.WATCH_SECONDS, clock=watch.clock, pause=watch.pause) == 0
     assert watch.pauses == []  # nothing is written to wait for
 
-    untils: list[float | None] = []
-    monkeypatch.setattr(tasks, "watch_events", lambda until: untils.append(until) or 0)
-    tasks.dispatch_webhooks(timestamp=1_700_000_000)  # the periodic tick: it watches until WATCH_SECONDS after it
+    seconds: list[float] = []
+    monkeypatch.setattr(tasks, "watch_events", lambda s: seconds.append(s) or 0)
+    tasks.dispatch_webhooks(timestamp=1_700_000_000)  # the periodic tick
     tasks.dispatch_webhooks()  # deferred by hand: one pass
-    assert untils == [1_700_000_000 + tasks.WATCH_SECONDS, None]
+    assert seconds == [tasks.WATCH_SECONDS, 0.0]
 
 
 @pytest.mark.skipif(connection.vendor != "postgresql", reason="the lock is PostgreSQL's; no worker runs on SQLite")
@@ -412,10 +412,12 @@ def test_one_fan_out_runs_at_a_time_and_a_dead_workers_lock_goes_with_its_connec
     other = psycopg.connect(database_url(connection.settings_dict), autocommit=True)  # another worker's fan-out
     with other:
         other.execute("SELECT pg_advisory_lock(hashtextextended(%s, 0))", [tasks.FANOUT_LOCK])
-        assert tasks.watch_events(watch.now + 1.0, clock=watch.clock, pause=watch.pause) == 0
-        assert watch.pauses == [] and not hook.deliveries.exists()  # it leaves the fan-out to the other
+        # It waits its turn (here 50 ms, as lock_timeout, PostgreSQL's clock), then leaves the fan-out to the other.
+        assert tasks.watch_events(1.0, clock=watch.clock, pause=watch.pause, lock_wait_ms=50) == 0
+        assert tasks.watch_events(1.0, clock=watch.clock, pause=watch.pause, lock_wait_ms=0) == 0
+        assert watch.pauses == [] and not hook.deliveries.exists()
     # The other worker's connection is gone (it died): the next job takes over at once.
-    assert tasks.watch_events(None, clock=watch.clock, pause=watch.pause) == 1
+    assert tasks.watch_events(0.0, clock=watch.clock, pause=watch.pause) == 1
     assert hook.deliveries.count() == 1
     with connection.cursor() as cursor:  # and lets go of the lock when it ends
         cursor.execute("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND pid = pg_backend_pid()")
