@@ -209,6 +209,7 @@ def test_postgresqls_csv_is_the_same_as_pythons(supervisor_client, supervisor_us
     sales.save()
     make_call(user=agent_user, agent=tom, outcome="answered")
     make_call(user=supervisor_user, groups=[sales], outcome="answered")
+    make_call(user=agent_user, agent=tom, contact=None, contact_erased=True, to_number="+44 •••• •••461")
 
     copied = rows_of(supervisor_client.get(URL, {"sort": sort}))
     calls = calllog.filtered_calls(Call.objects.all(), {})

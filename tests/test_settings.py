@@ -183,7 +183,7 @@ def database_url_for_checks(db) -> str:
     from django.db import connection
 
     url = os.environ.get("DATABASE_URL", "")
-    if not url:
+    if not url or connection.vendor != "postgresql":  # SQLite's test database is in this process's memory
         return ""
     return urlunsplit(urlsplit(url)._replace(path="/" + connection.settings_dict["NAME"]))
 

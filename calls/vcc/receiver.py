@@ -34,6 +34,7 @@ from django.conf import settings
 from django.db import connections
 from django.http.request import split_domain_port, validate_host
 
+from calls.middleware import PRIVATE
 from calls.observability import REQUEST_ID_HEADER, _request_id, new_request_id
 from calls.vcc import events
 
@@ -410,7 +411,7 @@ async def _respond(
     headers = [
         (b"content-type", content_type),
         (b"content-length", str(len(body)).encode()),
-        (b"cache-control", b"no-store"),
+        (b"cache-control", PRIVATE.encode()),  # as every page says (calls.middleware)
         (b"x-content-type-options", b"nosniff"),
         (REQUEST_ID_HEADER.lower().encode(), request_id.encode()),
     ]

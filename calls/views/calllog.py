@@ -24,7 +24,7 @@ from calls import calllog
 from calls import permissions as perms
 from calls.audit.exports import audited_export
 from calls.forms import CallLogFilter
-from calls.models import MIN_CLOSE_REASON, Agent, AgentGroup, Call, CallQueue, Contact, QueueAttempt
+from calls.models import ERASED_CONTACT, MIN_CLOSE_REASON, Agent, AgentGroup, Call, CallQueue, Contact, QueueAttempt
 from calls.spreadsheet import Line, csv_download, inert
 from calls.views.calling import panel_context
 from calls.views.http import AuthedRequest, HtmxRequest
@@ -163,6 +163,7 @@ COLUMNS = [
     "error_display",
     "answered_by_id",  # a group call's agent: the one who answered it
     "connected_at",  # none: the call never connected, and has no talk time (Call.talk_seconds)
+    "contact_erased",  # the contact was erased: named ERASED_CONTACT, as on the log's pages
 ]
 
 
@@ -265,6 +266,7 @@ class _Export:
         for (
             pk, requested_at, duration, from_agent, to_agent, username, contact, to_number, clid, outcome,
             disposition, notes, vcc_call_id, error_message, error_status, error_display, answered_by, connected_at,
+            contact_erased,
         ) in rows:  # fmt: skip
             error = error_message or error_display
             if error_status:
@@ -277,7 +279,7 @@ class _Export:
                         inert(agents.get(from_agent or answered_by, "")),
                         inert(", ".join(via[pk])) if pk in via else "",
                         inert(username or ""),
-                        inert(contact or ""),
+                        inert(contact or (ERASED_CONTACT if contact_erased else "")),
                         inert(to_number),
                         inert(agents.get(to_agent, "")),
                         inert(clid),
