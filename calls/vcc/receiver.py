@@ -34,7 +34,6 @@ from django.conf import settings
 from django.db import connections
 from django.http.request import split_domain_port, validate_host
 
-from calls.middleware import PRIVATE
 from calls.observability import REQUEST_ID_HEADER, _request_id, new_request_id
 from calls.vcc import events
 
@@ -411,7 +410,9 @@ async def _respond(
     headers = [
         (b"content-type", content_type),
         (b"content-length", str(len(body)).encode()),
-        (b"cache-control", PRIVATE.encode()),  # as every page says (calls.middleware)
+        # As every page says (calls.middleware.PRIVATE, which this module cannot import: the ASGI app loads it
+        # before Django is set up, and the middleware's imports need the apps loaded).
+        (b"cache-control", b"private, no-store"),
         (b"x-content-type-options", b"nosniff"),
         (REQUEST_ID_HEADER.lower().encode(), request_id.encode()),
     ]
