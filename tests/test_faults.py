@@ -450,9 +450,9 @@ def test_a_click_racing_another_that_ends_the_agents_last_call_is_not_refused(
     sim.clock.advance(3600)
     real_claim = calling.following._claim
 
-    def claim_after_the_other_request(call, *, now, force):
+    def claim_after_the_other_request(call, *, now, force, flowing=None):
         Call.objects.filter(pk=call.pk).update(state=Call.State.ENDED)  # the other request got there first
-        return real_claim(call, now=now, force=force)
+        return real_claim(call, now=now, force=force, flowing=flowing)
 
     monkeypatch.setattr(calling.following, "_claim", claim_after_the_other_request)
 

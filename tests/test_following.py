@@ -173,8 +173,8 @@ def test_two_workers_never_take_the_same_call(agent_client, contact, london, sim
     sim.clock.advance(10)
     now = calling.common.wall_clock()
 
-    first = calling.following._claim_due(now=now, limit=10)
-    second = calling.following._claim_due(now=now, limit=10)
+    first, _flowing = calling.following._claim_due(now=now, limit=10)
+    second, _flowing = calling.following._claim_due(now=now, limit=10)
 
     assert len(first) == 1
     assert second == []

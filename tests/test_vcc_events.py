@@ -539,17 +539,72 @@ def test_events_stopping_brings_polling_back_for_every_call(sim, placed):
     assert async_to_sync(calling.follow_due)(clock=lambda: later).asked == 0
 
 
-def test_a_call_no_event_told_of_is_polled_as_before_even_while_events_flow(sim, placed):
+def _asked(at: datetime, *, flow_at: datetime | None = None) -> int:
+    """How many calls a round of the follower at `at` asks VCC about, while events flow: an event about something
+    else arrived at `flow_at` (default `at`) and was applied."""
     from asgiref.sync import async_to_sync
 
     from calls import calling
 
+    flow = flow_at or at
+    VccEvent.objects.filter(event_id="flow").delete()
     VccEvent.objects.create(
-        event_id="flow", type="agent.presencechanged.v1", source="s", data={}, received_at=timezone.now()
+        event_id="flow", type="agent.presencechanged.v1", source="s", data={}, received_at=flow, processed_at=flow
     )
+    return async_to_sync(calling.follow_due)(clock=lambda: at).asked
+
+
+def test_a_call_no_event_told_of_is_polled_while_events_flow_once_its_events_had_time_to_come(sim, placed):
     now = timezone.now()
-    Call.objects.filter(pk=placed.pk).update(next_check_at=now)
-    assert async_to_sync(calling.follow_due)(clock=lambda: now).asked == 1
+    Call.objects.filter(pk=placed.pk).update(next_check_at=now, last_event_at=None)
+    assert _asked(now + timedelta(seconds=1)) == 0  # its own events may be on their way
+    assert _asked(now + timedelta(seconds=2)) == 1  # none came within FOLLOW_INTERVAL: VCC is asked, as before
+    placed.refresh_from_db()
+    assert placed.next_check_at == now + timedelta(seconds=4)  # and every 2 s after, while none comes
+    assert _asked(now + timedelta(seconds=3)) == 0
+    assert _asked(now + timedelta(seconds=6)) == 1
+
+
+def test_a_worker_behind_on_applying_events_does_not_ask_vcc_about_the_calls_they_may_be_about(sim, placed):
+    now = timezone.now()
+    Call.objects.filter(pk=placed.pk).update(next_check_at=now, last_event_at=None)
+    behind = VccEvent.objects.create(  # arrived after the call's look fell due; not applied yet
+        event_id="behind", type="channel.alerted.v1", source="s", data={}, received_at=now + timedelta(seconds=1)
+    )
+    at = now + timedelta(seconds=20)
+    assert _asked(at, flow_at=now) == 0  # it may be this call's: wait until it is applied
+    VccEvent.objects.filter(pk=behind.pk).update(received_at=now + timedelta(seconds=3))
+    assert _asked(at, flow_at=now) == 1  # the events that came within 2 s of the look are applied: none was its
+
+    Call.objects.filter(pk=placed.pk).update(next_check_at=now, last_event_at=None)
+    VccEvent.objects.filter(pk=behind.pk).update(received_at=now + timedelta(seconds=1), not_before=at)
+    assert _asked(at - timedelta(seconds=1), flow_at=now) == 1  # an event waiting for its own call holds nothing
+
+    Call.objects.filter(pk=placed.pk).update(next_check_at=now, last_event_at=None)
+    VccEvent.objects.filter(pk=behind.pk).update(not_before=None)  # an event the worker cannot get past
+    assert _asked(now + timedelta(seconds=61), flow_at=now + timedelta(seconds=30)) == 0
+    # Held back EVENT_SILENCE_SECONDS at most, from the look's time and its FOLLOW_INTERVAL.
+    assert _asked(now + timedelta(seconds=62), flow_at=now + timedelta(seconds=30)) == 1
+
+
+def test_whether_events_flow_is_read_from_the_oldest_event_of_the_window(settings):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    from calls.calling.following import events_flowing
+
+    now = timezone.now()
+    for n in range(3):  # applied, then a backlog not applied yet
+        at = now - timedelta(seconds=50 - n)
+        VccEvent.objects.create(
+            event_id=f"e{n}", type="t", source="s", data={}, received_at=at, processed_at=at if n == 0 else None
+        )
+    assert events_flowing(now=now)
+    VccEvent.objects.filter(event_id="e0").update(result="failed: no such call")
+    assert not events_flowing(now=now)  # a failed one is not a flow
+    with CaptureQueriesContext(connection) as queries:
+        events_flowing(now=now)
+    assert "ORDER BY" in queries[0]["sql"] and '"received_at" ASC' in queries[0]["sql"]
 
 
 # --- On the integration health page --------------------------------------------------------------------------------

@@ -228,6 +228,8 @@ def _apply_to_live(call: Call, name: str, data: dict[str, Any], *, at: datetime,
     # A hang-up that does not say how the call ended (no `result`): VCC is asked once, at once, rather than logging
     # the outcome as unknown (the call is handed back to polling: no event marks it).
     ask_how = hung_up and not result
+    from calls.calling.following import FOLLOW_INTERVAL  # here: following imports calls.health, which imports this
+
     ended = hung_up and not ask_how
     call.last_event_at = None if ask_how else now
     call.save_fields(["last_event_at"])
@@ -238,7 +240,9 @@ def _apply_to_live(call: Call, name: str, data: dict[str, Any], *, at: datetime,
         connected=name == "channel.connected" and to_contact,
         disposition_code="",
         now=at,
-        next_check_at=now if ask_how else now + 2 * event_silence(),  # asked only if silent (following.next_look)
+        # Asked only if silent (following.next_look); or at once: a call no event has told of waits FOLLOW_INTERVAL
+        # for its events before VCC is asked (following.polled), and this one's have come.
+        next_check_at=now - FOLLOW_INTERVAL if ask_how else now + 2 * event_silence(),
         agent_answered=(name == "channel.alerted" and to_contact) or (name == "channel.connected" and not to_contact),
         answered_by=agent if name == "channel.connected" else None,
     )

@@ -37,52 +37,83 @@ def events_flowing(*, now: datetime) -> bool:
     """Whether VCC's events flow: one arrived within EVENT_SILENCE_SECONDS and was applied (a receiver that stores
     events nobody can apply is not a flow)."""
     since = now - timedelta(seconds=settings.EVENT_SILENCE_SECONDS)
-    return (
+    # Oldest first: events are applied in the order they arrive, so the first of the window has been applied
+    # unless none has. Newest first (as EXISTS read the time index) walked the whole backlog of events not yet
+    # applied on each call, on every look at a call while the worker was behind.
+    applied = (
         VccEvent.objects.filter(received_at__gte=since, processed_at__isnull=False)
         .exclude(result__startswith="failed")
-        .exists()
+        .order_by("received_at")
+        .values_list("pk", flat=True)[:1]
     )
+    return bool(list(applied))
+
+
+def applied_up_to(*, now: datetime) -> datetime:
+    """The time up to which VCC's events have been applied: when the oldest event still waiting arrived (one that
+    waits for its call, `not_before`, aside), else now; at most EVENT_SILENCE_SECONDS back, so one event that
+    cannot be applied holds nothing back for long."""
+    oldest = (
+        VccEvent.objects.filter(processed_at__isnull=True)
+        .filter(Q(not_before__isnull=True) | Q(not_before__lte=now))
+        .order_by("received_at", "id")
+        .values_list("received_at", flat=True)
+        .first()
+    )
+    floor = now - timedelta(seconds=settings.EVENT_SILENCE_SECONDS)
+    return max(floor, min(now, oldest)) if oldest is not None else now
 
 
 def polled(*, now: datetime, flowing: bool | None = None) -> Q:
-    """Which live calls are due a look at VCC. While VCC's events flow: those no event has told of, when their
-    next look is due, and those whose own events fell silent for EVENT_SILENCE_SECONDS (a lost `disconnected` must
-    not leave a call live for ever), at a growing interval (`next_look`). When events stop: every call whose next
-    look is due, and at once every call events were following (its next look was set for a flow that stopped)."""
+    """Which live calls are due a look at VCC. While VCC's events flow: those no event has told of, once every
+    event that arrived up to FOLLOW_INTERVAL after their look fell due has been applied (`applied_up_to`: the
+    events of a call just placed arrive within a second; a worker behind on applying them must not ask VCC about
+    calls whose events it holds, at a cost to VCC's request budget and to its own catching up), and those whose own
+    events fell silent for EVENT_SILENCE_SECONDS (a lost `disconnected` must not leave a call live for ever), at a
+    growing interval (`next_look`). When events stop: every call whose next look is due, and at once every call
+    events were following (its next look was set for a flow that stopped)."""
     if flowing is None:
         flowing = events_flowing(now=now)
     due = Q(next_check_at__lte=now)
     if not flowing:
         return due | Q(last_event_at__isnull=False)
+    untold = Q(last_event_at__isnull=True, next_check_at__lte=applied_up_to(now=now) - FOLLOW_INTERVAL)
     silent = Q(last_event_at__lt=now - timedelta(seconds=settings.EVENT_SILENCE_SECONDS))
-    return due & (Q(last_event_at__isnull=True) | silent)
+    return untold | (due & silent)
 
 
-def next_look(call: Call, *, now: datetime) -> datetime:
+def next_look(call: Call, *, now: datetime, flowing: bool | None = None) -> datetime:
     """When VCC is next asked about a live call: FOLLOW_INTERVAL, or for a call events follow (while they flow)
     twice as long as it has been silent, between EVENT_SILENCE_SECONDS and SILENT_LOOK_MAX: a long talk costs one
     or two looks, not one every two seconds."""
-    if call.last_event_at is None or not events_flowing(now=now):
+    if call.last_event_at is None or not (events_flowing(now=now) if flowing is None else flowing):
         return now + FOLLOW_INTERVAL
     silence = timedelta(seconds=settings.EVENT_SILENCE_SECONDS)
     return now + min(SILENT_LOOK_MAX, max(silence, 2 * (now - call.last_event_at)))
 
 
-def _claim(call: Call, *, now: datetime, force: bool) -> bool:
+def _claim(call: Call, *, now: datetime, force: bool, flowing: bool | None = None) -> bool:
     """Take this call's next look at VCC, so that the panel and the workers never ask about it at once."""
-    flowing = events_flowing(now=now)
+    if flowing is None:
+        flowing = events_flowing(now=now)
     due = Q() if force else Q(next_check_at__isnull=True) | polled(now=now, flowing=flowing)
     taken = {"next_check_at": now + FOLLOW_INTERVAL} | ({} if flowing else {"last_event_at": None})
     return bool(Call.objects.filter(due, pk=call.pk, state=Call.State.LIVE).update(**taken))
 
 
 async def follow(
-    *, call: Call, clock: Clock = _now, force: bool = False, client: AsyncVCCClient | None = None
+    *,
+    call: Call,
+    clock: Clock = _now,
+    force: bool = False,
+    client: AsyncVCCClient | None = None,
+    flowing: bool | None = None,
 ) -> Followed:
-    """Ask VCC where a live call is (unless someone asked within FOLLOW_INTERVAL) and record it."""
+    """Ask VCC where a live call is (unless someone asked within FOLLOW_INTERVAL) and record it. `flowing`: whether
+    VCC's events flow (events_flowing), when the caller knows; else it is asked."""
     if call.state != Call.State.LIVE or not call.vcc_call_id:
         return Followed(call)
-    if not await _db(_claim)(call, now=clock(), force=force):
+    if not await _db(_claim)(call, now=clock(), force=force, flowing=flowing):
         if force:
             # A forced claim fails only when the call stopped being live meanwhile (another request recorded its
             # end): answer with what was recorded, not the stale copy (a click would be refused as "on a call").
@@ -99,7 +130,7 @@ async def follow(
                 detail = await client.get_call(call.vcc_call_id)
     except VCCError as exc:
         error = exc
-    return await _db(_record_follow)(call, detail=detail, error=error, now=clock())
+    return await _db(_record_follow)(call, detail=detail, error=error, now=clock(), flowing=flowing)
 
 
 def _answerer(call: Call, detail: CallDetail) -> Agent | None:
@@ -113,7 +144,9 @@ def _answerer(call: Call, detail: CallDetail) -> Agent | None:
 _OWN_FIELDS = [f.attname for f in Call._meta.concrete_fields if not f.is_relation and not f.primary_key]
 
 
-def _record_follow(call: Call, *, detail: CallDetail | None, error: VCCError | None, now: datetime) -> Followed:
+def _record_follow(
+    call: Call, *, detail: CallDetail | None, error: VCCError | None, now: datetime, flowing: bool | None = None
+) -> Followed:
     with transaction.atomic():
         # What VCC said is recorded only on a call still live: a supervisor may have closed it (or another look
         # recorded its end) while VCC was being asked, and a stale answer must not undo that. The row's own values
@@ -123,7 +156,7 @@ def _record_follow(call: Call, *, detail: CallDetail | None, error: VCCError | N
         if call.state != Call.State.LIVE:
             return Followed(call, changed=True)
         with changes.call_change(call):
-            return _record_answer(call, detail=detail, error=error, now=now)
+            return _record_answer(call, detail=detail, error=error, now=now, flowing=flowing)
 
 
 def _phase(call: Call) -> str:
@@ -134,7 +167,9 @@ def _phase(call: Call) -> str:
     return "ringing the contact" if call.agent_answered_at is not None else "ringing"
 
 
-def _record_answer(call: Call, *, detail: CallDetail | None, error: VCCError | None, now: datetime) -> Followed:
+def _record_answer(
+    call: Call, *, detail: CallDetail | None, error: VCCError | None, now: datetime, flowing: bool | None = None
+) -> Followed:
     if detail is not None:
         changed = call.record_detail(
             agent_answered=detail.agent_answered,
@@ -145,7 +180,7 @@ def _record_answer(call: Call, *, detail: CallDetail | None, error: VCCError | N
             connected=rules.is_connected(detail.recording_status),
             disposition_code=detail.disposition_code or "",
             now=now,
-            next_check_at=next_look(call, now=now),
+            next_check_at=next_look(call, now=now, flowing=flowing),
         )
         if changed:  # in the call's history with its source, as an event's change is (calls/calling/events.py)
             CallEvent.objects.create(
@@ -174,8 +209,9 @@ def _record_answer(call: Call, *, detail: CallDetail | None, error: VCCError | N
     )
 
 
-def _claim_due(*, now: datetime, limit: int) -> list[Call]:
-    """Take up to `limit` live calls due a look, skipping ones another worker holds."""
+def _claim_due(*, now: datetime, limit: int) -> tuple[list[Call], bool]:
+    """Take up to `limit` live calls due a look, skipping ones another worker holds; and whether VCC's events
+    flow (the round's looks need not ask again)."""
     flowing = events_flowing(now=now)
     calls = Call.objects.select_for_update(skip_locked=True, of=("self",))
     if outbox.wanted():  # the events of a look that changes a call are its API resource: read what that names here
@@ -191,7 +227,7 @@ def _claim_due(*, now: datetime, limit: int) -> list[Call]:
         # Events stopped: a call they followed is back to plain polling (no longer due at once every round).
         taken = {"next_check_at": now + FOLLOW_INTERVAL} | ({} if flowing else {"last_event_at": None})
         Call.objects.filter(pk__in=[c.pk for c in due]).update(**taken)
-    return due
+    return due, flowing
 
 
 @dataclass
@@ -211,7 +247,7 @@ async def follow_due(
     """One round of following: every live call that is due (up to `limit`), and the clicks VCC never answered
     (unless `close_abandoned` is off: the worker closes those in a job of their own, calls/tasks.py)."""
     now = clock()
-    due = await _db(_claim_due)(now=now, limit=limit)
+    due, flowing = await _db(_claim_due)(now=now, limit=limit)
     result = Round(asked=len(due))
     if due:
         gate = asyncio.Semaphore(concurrency)
@@ -219,7 +255,7 @@ async def follow_due(
 
             async def one(call: Call) -> Followed:
                 async with gate:
-                    return await follow(call=call, clock=clock, force=True, client=client)
+                    return await follow(call=call, clock=clock, force=True, client=client, flowing=flowing)
 
             for followed in await asyncio.gather(*(one(c) for c in due)):
                 result.ended += followed.call.state == Call.State.ENDED
