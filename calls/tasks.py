@@ -399,16 +399,16 @@ def retry_webhooks(timestamp: int | None = None) -> int:
 @app.task(name="replay_webhooks", queue=WEBHOOKS)
 def replay_webhooks(endpoint_id: int, since: str) -> int:
     """ "Replay since …" of an endpoint's page: every event since `since` (ISO 8601) that the endpoint wants becomes
-    a delivery again, in order (calls/webhooks/delivery.py replay_since); its passes are queued as they are made."""
+    a delivery again, in order (calls/webhooks/manual.py replay_since); its passes are queued as they are made."""
     from datetime import datetime
 
     from calls.models import WebhookEndpoint
-    from calls.webhooks import delivery
+    from calls.webhooks import manual
 
     endpoint = WebhookEndpoint.objects.filter(pk=endpoint_id).first()
     if endpoint is None:
         return 0  # deleted since: nothing to send
-    made = delivery.replay_since(endpoint, datetime.fromisoformat(since))
+    made = manual.replay_since(endpoint, datetime.fromisoformat(since))
     log.info("webhook endpoint %s: %d event(s) since %s queued to be sent again", endpoint_id, made, since)
     return made
 

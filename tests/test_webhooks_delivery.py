@@ -17,7 +17,7 @@ from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 
 from calls import tasks
 from calls.models import WebhookAttempt, WebhookDelivery, WebhookEndpoint, WebhookEvent
-from calls.webhooks import delivery, endpoints, outbox, safety, signing
+from calls.webhooks import delivery, endpoints, manual, outbox, safety, signing
 from tests._jobs import queued, run_jobs
 from tests._receiver import Receiver, serve
 
@@ -415,19 +415,19 @@ def test_send_again_replay_and_test_event(receiver, clock, jobs, monkeypatch):
     deliver(hook)
     assert len(receiver.received) == 2
 
-    delivery.send_again(hook.deliveries.get(event=first))
+    manual.send_again(hook.deliveries.get(event=first))
     assert hook.deliveries.get(event=first).status == "pending"
     async_to_sync(delivery.deliver)(hook.pk)
     assert receiver.received[-1].headers["webhook-id"] == first.msg_id
 
-    monkeypatch.setattr(delivery, "REPLAY_BATCH", 1)  # one event a statement: the same deliveries, in order
-    assert delivery.replay_since(hook, clock.now - timedelta(minutes=1)) == 2
-    assert delivery.replay_since(hook, clock.now + timedelta(minutes=1)) == 0  # none since then
+    monkeypatch.setattr(manual, "REPLAY_BATCH", 1)  # one event a statement: the same deliveries, in order
+    assert manual.replay_since(hook, clock.now - timedelta(minutes=1)) == 2
+    assert manual.replay_since(hook, clock.now + timedelta(minutes=1)) == 0  # none since then
     async_to_sync(delivery.deliver)(hook.pk)
     assert [json.loads(r.body)["type"] for r in receiver.received[-2:]] == ["contact.created", "contact.updated"]
 
     WebhookEndpoint.objects.filter(pk=hook.pk).update(enabled=False)
-    test = delivery.send_test_event(hook)
+    test = manual.send_test_event(hook)
     async_to_sync(delivery.deliver)(hook.pk)  # sent even to a paused endpoint
     test.refresh_from_db()
     assert test.status == "delivered"

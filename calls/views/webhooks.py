@@ -3,7 +3,7 @@ delivery log (filters, Send again, Replay since …, Send test event). A secret 
 POST that made it (never after a redirect, where it would have to wait in the session).
 
 Every change goes through calls/webhooks/endpoints.py, which checks and logs it; the three resending actions are the
-engine's (calls/webhooks/delivery.py)."""
+engine's (calls/webhooks/manual.py)."""
 
 from __future__ import annotations
 
@@ -26,8 +26,7 @@ from calls.forms.once import first_sending
 from calls.forms.webhooks import DeliveryFilter, EndpointForm, ReplayForm
 from calls.models.webhooks import WebhookAttempt, WebhookDelivery, WebhookEndpoint
 from calls.views.http import AuthedRequest
-from calls.webhooks import delivery as engine
-from calls.webhooks import endpoints
+from calls.webhooks import endpoints, manual
 
 LOG_PAGE = 50  # deliveries a page of the log shows
 ATTEMPTS_SHOWN = 10  # attempts shown per delivery (a delivery has at most 8)
@@ -206,7 +205,7 @@ def _log(request: AuthedRequest, endpoint: WebhookEndpoint, replay: ReplayForm |
 @admin_only
 def webhook_send_again(request: AuthedRequest, pk: int, delivery_id: int) -> HttpResponse:
     found = get_object_or_404(WebhookDelivery.objects.select_related("event"), pk=delivery_id, endpoint_id=pk)
-    engine.send_again(found)
+    manual.send_again(found)
     messages.success(request, f"{found.event.type} {found.subject} ({found.event.msg_id}) will be sent again now.")
     return redirect("webhook_detail", pk=pk)
 
@@ -242,6 +241,6 @@ def webhook_replay(request: AuthedRequest, pk: int) -> HttpResponse:
 @admin_only
 def webhook_test(request: AuthedRequest, pk: int) -> HttpResponse:
     endpoint = get_object_or_404(WebhookEndpoint, pk=pk)
-    sent = engine.send_test_event(endpoint)
+    sent = manual.send_test_event(endpoint)
     messages.success(request, f"A test event ({sent.event.msg_id}) is on its way: its attempts show below.")
     return redirect("webhook_detail", pk=pk)
