@@ -378,7 +378,7 @@ async def deliver_webhooks(endpoint_id: int) -> int:
 
     from calls.webhooks import delivery
 
-    done = await delivery.deliver_pass(endpoint_id)
+    done = await delivery.deliver_pass(endpoint_id, keep=True)  # the worker's loop: its connections are kept
     if done.more:
         await sync_to_async(enqueue_delivery)(endpoint_id)
     return done.attempts

@@ -3,6 +3,7 @@ the retry schedule on an injected clock, order per subject, disabling, and the s
 
 from __future__ import annotations
 
+import asyncio
 import json
 import socket
 import threading
@@ -93,6 +94,31 @@ def test_a_delivery_is_signed_so_the_standard_webhooks_library_verifies_it(recei
     assert statuses(hook) == [("delivered", 1)]
     (attempt,) = WebhookAttempt.objects.all()
     assert (attempt.status_code, attempt.response_snippet, attempt.error) == (204, "", "")
+
+
+def test_the_workers_passes_keep_their_connections_for_the_next_and_a_new_host_gets_a_new_client(receiver, clock):
+    """The worker's passes (keep=True, one event loop) reuse the connection the last pass left open; an endpoint
+    moved to another host gets a client of its own, and the old one is closed."""
+    from asgiref.sync import sync_to_async
+
+    hook = endpoint(receiver.url)
+
+    async def passes() -> list[int]:
+        attempts = []
+        for n in range(3):
+            await sync_to_async(emit)("contact.updated", f"contact:{n}", id=n)
+            await sync_to_async(delivery.dispatch_all)()
+            attempts.append((await delivery.deliver_pass(hook.pk, keep=True)).attempts)
+        kept = delivery._KEPT[asyncio.get_running_loop()][hook.pk][1]
+        await sync_to_async(WebhookEndpoint.objects.filter(pk=hook.pk).update)(
+            url=receiver.url.replace("127.0.0.1", "localhost")
+        )
+        assert await delivery._kept_client(await sync_to_async(WebhookEndpoint.objects.get)(pk=hook.pk)) is not kept
+        assert kept.is_closed  # the old host's client, and its connection, are let go
+        return attempts
+
+    assert async_to_sync(passes)() == [1, 1, 1]
+    assert len({got.peer for got in receiver.received}) == 1  # one connection for the three passes
 
 
 def test_after_a_rotation_both_secrets_sign_for_a_day(receiver, clock):

@@ -27,10 +27,12 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import contextlib
 import functools
 import json
 import ssl
 import time
+import weakref
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -316,25 +318,60 @@ async def deliver(endpoint_id: int, *, transport: httpx.AsyncBaseTransport | Non
     return (await deliver_pass(endpoint_id, transport=transport)).attempts
 
 
-async def deliver_pass(endpoint_id: int, *, transport: httpx.AsyncBaseTransport | None = None) -> Pass:
+async def deliver_pass(
+    endpoint_id: int, *, transport: httpx.AsyncBaseTransport | None = None, keep: bool = False
+) -> Pass:
     """One pass: send what is due (at most BATCH, or one probe), record it all, say whether more is due at once.
+    `keep` (the worker's job): the endpoint's client, and its open connections, are kept for its next pass.
 
     Its database work runs in a thread of its own (ThreadSensitiveContext), not in the one thread all async jobs of
     the worker share otherwise (follow_calls keeps that one busy): passes of several endpoints do not queue behind
     each other or behind calls' jobs. Under async_to_sync (tests) it runs in the caller's thread, as before."""
     async with ThreadSensitiveContext():
-        return await _pass(endpoint_id, transport)
+        return await _pass(endpoint_id, transport, keep)
 
 
-async def _pass(endpoint_id: int, transport: httpx.AsyncBaseTransport | None) -> Pass:
+def _client(transport: httpx.AsyncBaseTransport | None = None) -> httpx.AsyncClient:
+    limits = httpx.Limits(max_connections=CONCURRENCY, max_keepalive_connections=CONCURRENCY)  # idle 5 s at most
+    return httpx.AsyncClient(
+        timeout=TIMEOUT, follow_redirects=False, limits=limits, transport=transport, trust_env=False, verify=_tls()
+    )
+
+
+# The worker's clients, one an endpoint and event loop, kept between passes with the host they were made for: a
+# pass reuses the connections the last one left open (and their TLS sessions) rather than opening one a delivery,
+# which at 1,000 calls a minute was most of a pass. Each connection is to an address a pass checked when it was
+# made (the URL names the address, so one the host now resolves to is a new connection, checked); a client is
+# made again when the endpoint's host changes, so a connection carries only the host its certificate was checked
+# for.
+_KEPT: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[int, tuple[bytes, httpx.AsyncClient]]] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+async def _kept_client(endpoint: WebhookEndpoint) -> httpx.AsyncClient:
+    kept = _KEPT.setdefault(asyncio.get_running_loop(), {})
+    netloc = httpx.URL(endpoint.url).netloc
+    found = kept.get(endpoint.pk)
+    if found is not None and found[0] == netloc and not found[1].is_closed:
+        return found[1]
+    if found is not None:
+        await found[1].aclose()
+    client = _client()
+    kept[endpoint.pk] = (netloc, client)
+    return client
+
+
+async def _pass(endpoint_id: int, transport: httpx.AsyncBaseTransport | None, keep: bool) -> Pass:
     endpoint, due = await _db(_due)(endpoint_id, clock(), BATCH)
     if endpoint is None or not due:
         return Pass()
     results: list[tuple[WebhookDelivery, Outcome]] = []
-    limits = httpx.Limits(max_connections=CONCURRENCY, max_keepalive_connections=CONCURRENCY)
-    async with httpx.AsyncClient(
-        timeout=TIMEOUT, follow_redirects=False, limits=limits, transport=transport, trust_env=False, verify=_tls()
-    ) as client:
+    async with contextlib.AsyncExitStack() as stack:
+        if keep and transport is None:
+            client = await _kept_client(endpoint)
+        else:
+            client = await stack.enter_async_context(_client(transport))
         gate, addresses = asyncio.Semaphore(CONCURRENCY), Addresses()
 
         def down() -> bool:  # CONCURRENCY failures and no success: the endpoint fails as a whole, start no more
