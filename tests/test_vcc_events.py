@@ -560,9 +560,9 @@ def test_a_call_no_event_told_of_is_polled_while_events_flow_once_its_events_had
     assert _asked(now + timedelta(seconds=1)) == 0  # its own events may be on their way
     assert _asked(now + timedelta(seconds=2)) == 1  # none came within FOLLOW_INTERVAL: VCC is asked, as before
     placed.refresh_from_db()
-    assert placed.next_check_at == now + timedelta(seconds=4)  # and every 2 s after, while none comes
+    assert placed.next_check_at == now + timedelta(seconds=2)  # the look's time: `polled` adds the 2 s
     assert _asked(now + timedelta(seconds=3)) == 0
-    assert _asked(now + timedelta(seconds=6)) == 1
+    assert _asked(now + timedelta(seconds=4)) == 1  # every 2 s, as before events, while none comes
 
 
 def test_a_worker_behind_on_applying_events_does_not_ask_vcc_about_the_calls_they_may_be_about(sim, placed):
@@ -750,6 +750,10 @@ def test_a_hang_up_that_does_not_say_how_asks_vcc_once(sim, placed):
     assert placed.state == Call.State.LIVE and placed.last_event_at is None  # not ended "unknown"
 
     sim.clock.advance(120)  # VCC knows how it ended
+    # Asked at once even while the worker is behind: an event about something else waits, received just before.
+    VccEvent.objects.create(
+        event_id="behind", type="t", source="s", data={}, received_at=timezone.now() - timedelta(seconds=30)
+    )
     assert async_to_sync(calling.follow_due)(clock=timezone.now).asked == 1
     placed.refresh_from_db()
     assert placed.state == Call.State.ENDED and placed.outcome == Call.Outcome.ANSWERED

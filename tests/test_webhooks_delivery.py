@@ -98,7 +98,7 @@ def test_a_delivery_is_signed_so_the_standard_webhooks_library_verifies_it(recei
 
 def test_the_workers_passes_keep_their_connections_for_the_next_and_a_new_host_gets_a_new_client(receiver, clock):
     """The worker's passes (keep=True, one event loop) reuse the connection the last pass left open; an endpoint
-    moved to another host gets a client of its own, and the old one is closed."""
+    moved to another host gets a client of its own, and the old one is closed; a deleted one's is closed too."""
     from asgiref.sync import sync_to_async
 
     hook = endpoint(receiver.url)
@@ -115,6 +115,10 @@ def test_the_workers_passes_keep_their_connections_for_the_next_and_a_new_host_g
         )
         assert await delivery._kept_client(await sync_to_async(WebhookEndpoint.objects.get)(pk=hook.pk)) is not kept
         assert kept.is_closed  # the old host's client, and its connection, are let go
+        moved = delivery._KEPT[asyncio.get_running_loop()][hook.pk][1]
+        await sync_to_async(WebhookEndpoint.objects.filter(pk=hook.pk).delete)()
+        assert (await delivery.deliver_pass(hook.pk, keep=True)).attempts == 0
+        assert moved.is_closed and hook.pk not in delivery._KEPT[asyncio.get_running_loop()]  # deleted: let go
         return attempts
 
     assert async_to_sync(passes)() == [1, 1, 1]

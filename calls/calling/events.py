@@ -240,9 +240,10 @@ def _apply_to_live(call: Call, name: str, data: dict[str, Any], *, at: datetime,
         connected=name == "channel.connected" and to_contact,
         disposition_code="",
         now=at,
-        # Asked only if silent (following.next_look); or at once: a call no event has told of waits FOLLOW_INTERVAL
-        # for its events before VCC is asked (following.polled), and this one's have come.
-        next_check_at=now - FOLLOW_INTERVAL if ask_how else now + 2 * event_silence(),
+        # Asked only if silent (following.next_look); or at once: a call no event has told of waits for its events
+        # (FOLLOW_INTERVAL, and the inbox applied up to then, EVENT_SILENCE_SECONDS at most: following.polled),
+        # and this one's have come.
+        next_check_at=now - event_silence() - FOLLOW_INTERVAL if ask_how else now + 2 * event_silence(),
         agent_answered=(name == "channel.alerted" and to_contact) or (name == "channel.connected" and not to_contact),
         answered_by=agent if name == "channel.connected" else None,
     )

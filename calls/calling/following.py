@@ -86,7 +86,12 @@ def next_look(call: Call, *, now: datetime, flowing: bool | None = None) -> date
     """When VCC is next asked about a live call: FOLLOW_INTERVAL, or for a call events follow (while they flow)
     twice as long as it has been silent, between EVENT_SILENCE_SECONDS and SILENT_LOOK_MAX: a long talk costs one
     or two looks, not one every two seconds."""
-    if call.last_event_at is None or not (events_flowing(now=now) if flowing is None else flowing):
+    if flowing is None:
+        flowing = events_flowing(now=now)
+    if call.last_event_at is None:
+        # While events flow, `polled` waits FOLLOW_INTERVAL more for the call's events: every 2 s either way.
+        return now if flowing else now + FOLLOW_INTERVAL
+    if not flowing:
         return now + FOLLOW_INTERVAL
     silence = timedelta(seconds=settings.EVENT_SILENCE_SECONDS)
     return now + min(SILENT_LOOK_MAX, max(silence, 2 * (now - call.last_event_at)))

@@ -332,18 +332,17 @@ async def deliver_pass(
 
 
 def _client(transport: httpx.AsyncBaseTransport | None = None) -> httpx.AsyncClient:
-    limits = httpx.Limits(max_connections=CONCURRENCY, max_keepalive_connections=CONCURRENCY)  # idle 5 s at most
+    limits = httpx.Limits(max_connections=CONCURRENCY, max_keepalive_connections=CONCURRENCY)
     return httpx.AsyncClient(
         timeout=TIMEOUT, follow_redirects=False, limits=limits, transport=transport, trust_env=False, verify=_tls()
     )
 
 
-# The worker's clients, one an endpoint and event loop, kept between passes with the host they were made for: a
-# pass reuses the connections the last one left open (and their TLS sessions) rather than opening one a delivery,
-# which at 1,000 calls a minute was most of a pass. Each connection is to an address a pass checked when it was
-# made (the URL names the address, so one the host now resolves to is a new connection, checked); a client is
-# made again when the endpoint's host changes, so a connection carries only the host its certificate was checked
-# for.
+# The worker's clients, one an endpoint (and event loop: the worker has one), kept between passes with the host
+# they were made for: a pass reuses the connections the last one left open (and their TLS sessions) rather than
+# opening one a delivery. Each connection is to an address a pass checked when it was made (the URL names the
+# address, so one the host now resolves to is a new connection, checked); a client is made again when the
+# endpoint's host changes, so a connection carries only the host its certificate was checked for.
 _KEPT: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[int, tuple[bytes, httpx.AsyncClient]]] = (
     weakref.WeakKeyDictionary()
 )
@@ -364,12 +363,17 @@ async def _kept_client(endpoint: WebhookEndpoint) -> httpx.AsyncClient:
 
 async def _pass(endpoint_id: int, transport: httpx.AsyncBaseTransport | None, keep: bool) -> Pass:
     endpoint, due = await _db(_due)(endpoint_id, clock(), BATCH)
+    if endpoint is None and keep:  # deleted: its kept client and connections go with it
+        kept = _KEPT.get(asyncio.get_running_loop(), {}).pop(endpoint_id, None)
+        if kept is not None:
+            await kept[1].aclose()
     if endpoint is None or not due:
         return Pass()
     results: list[tuple[WebhookDelivery, Outcome]] = []
     async with contextlib.AsyncExitStack() as stack:
         if keep and transport is None:
             client = await _kept_client(endpoint)
+            client.cookies.clear()  # a receiver's cookies last one pass, as with a client per pass
         else:
             client = await stack.enter_async_context(_client(transport))
         gate, addresses = asyncio.Semaphore(CONCURRENCY), Addresses()
