@@ -113,6 +113,15 @@ SELECT (SELECT count(*) FROM new), ARRAY(SELECT DISTINCT endpoint_id FROM made)
 """
 
 
+def with_tables(sql: str) -> str:
+    """SQL naming the webhook tables as {event}, {delivery} and {endpoint}, with their names filled in."""
+    return sql.format(
+        event=WebhookEvent._meta.db_table,
+        delivery=WebhookDelivery._meta.db_table,
+        endpoint=WebhookEndpoint._meta.db_table,
+    )
+
+
 def dispatch(*, limit: int = DISPATCH_BATCH) -> tuple[int, set[int]]:
     """Fan up to `limit` new events out into deliveries, in one statement on PostgreSQL; returns how many events,
     and the endpoints given some. Paused and disabled endpoints too: their deliveries wait (see _pass) and go on
@@ -120,11 +129,7 @@ def dispatch(*, limit: int = DISPATCH_BATCH) -> tuple[int, set[int]]:
     now = clock()
     if connection.vendor != "postgresql":
         return _dispatch_orm(now, limit)
-    sql = _DISPATCH_SQL.format(
-        event=WebhookEvent._meta.db_table,
-        delivery=WebhookDelivery._meta.db_table,
-        endpoint=WebhookEndpoint._meta.db_table,
-    )
+    sql = with_tables(_DISPATCH_SQL)
     with transaction.atomic(), connection.cursor() as cursor:
         cursor.execute(sql, {"now": now, "limit": limit, "pending": Pending.value})
         count, endpoints = cursor.fetchone()

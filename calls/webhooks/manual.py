@@ -58,11 +58,7 @@ def replay_since(endpoint: WebhookEndpoint, since: datetime) -> int:
     is millions): run by the `replay_webhooks` job, not in a request."""
     if connection.vendor != "postgresql":
         return _replay_orm(endpoint, since)
-    sql = _REPLAY_SQL.format(
-        event=WebhookEvent._meta.db_table,
-        delivery=WebhookDelivery._meta.db_table,
-        endpoint=WebhookEndpoint._meta.db_table,
-    )
+    sql = engine.with_tables(_REPLAY_SQL)
     made, after = 0, 0
     while True:
         params: dict[str, Any] = {
