@@ -22,3 +22,24 @@ def for_worker(url: str, worker: str | None) -> str:
 
 
 TEST_REDIS_URL = for_worker(os.environ.get("TEST_REDIS_URL", DEFAULT), os.environ.get("PYTEST_XDIST_WORKER"))
+
+
+def out_of_range(url: str = TEST_REDIS_URL) -> str:
+    """What to fix when this worker's database number is past the Redis server's last one (16 databases, 0 to 15,
+    unless configured otherwise): more workers than the base number leaves room for. "" when it is not, or when no
+    Redis answers (the tests that need one then say so themselves)."""
+    import redis
+
+    try:
+        redis.Redis.from_url(url, socket_connect_timeout=1).ping()
+    except redis.ResponseError as exc:
+        if "out of range" not in str(exc):
+            raise
+        base = os.environ.get("TEST_REDIS_URL", DEFAULT)
+        return (
+            f"Redis has no database {url.rsplit('/', 1)[-1]} ({exc}): worker gwN uses TEST_REDIS_URL's number plus N "
+            f"({base}); with TEST_WORKERS=W, set TEST_REDIS_URL=redis://HOST:PORT/B with B + W at most 16."
+        )
+    except redis.ConnectionError:
+        pass
+    return ""

@@ -274,6 +274,19 @@ def pytest_runtest_makereport(item, call):
     return report
 
 
+def pytest_configure(config):
+    """More xdist workers than TEST_REDIS_URL's number leaves room for: one clear message before any runs, not a
+    failure per Redis test. Checked once, by the process that starts the workers, for the last of them."""
+    from tests._redis import DEFAULT, for_worker, out_of_range
+
+    workers = getattr(config.option, "numprocesses", None)
+    if hasattr(config, "workerinput") or not isinstance(workers, int) or workers < 1:
+        return
+    last = for_worker(os.environ.get("TEST_REDIS_URL", DEFAULT), f"gw{workers - 1}")
+    if problem := out_of_range(last):
+        raise pytest.UsageError(problem)
+
+
 @pytest.fixture
 def redis_cache(settings):
     """Redis as the cache (this xdist worker's own database), emptied before and after."""

@@ -326,3 +326,19 @@ def test_count_answers_one_each_while_redis_is_away(hung):
 
     assert cache.count(["a", "b"], 60) == [1, 1]  # unknown: nobody is refused by mistake
     assert cache.breaker.is_open
+
+
+def test_a_worker_past_the_last_redis_database_is_told_what_to_set():
+    """TEST_WORKERS=4 with the default TEST_REDIS_URL (database 14) gave worker 2 database 16: every Redis test
+    failed "DB index is out of range". The session now stops at once, saying what to set."""
+    import redis
+
+    from tests._redis import out_of_range
+
+    try:
+        redis.Redis.from_url(REDIS_URL, socket_connect_timeout=1).ping()
+    except redis.ConnectionError:
+        pytest.skip(f"Redis is not running at {REDIS_URL} (CI starts one)")
+    assert out_of_range(REDIS_URL) == ""
+    told = out_of_range(REDIS_URL.rsplit("/", 1)[0] + "/99")
+    assert "Redis has no database 99" in told and "B + W at most 16" in told
