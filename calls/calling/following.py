@@ -97,13 +97,14 @@ def next_look(call: Call, *, now: datetime, flowing: bool | None = None) -> date
     return now + min(SILENT_LOOK_MAX, max(silence, 2 * (now - call.last_event_at)))
 
 
-def _claim(call: Call, *, now: datetime, force: bool, flowing: bool | None = None) -> bool:
-    """Take this call's next look at VCC, so that the panel and the workers never ask about it at once."""
+def _claim(call: Call, *, now: datetime, force: bool, flowing: bool | None = None) -> tuple[bool, bool]:
+    """Take this call's next look at VCC, so that the panel and the workers never ask about it at once. Returns
+    whether it was taken, and whether VCC's events flow (asked here unless `flowing` says), for its record."""
     if flowing is None:
         flowing = events_flowing(now=now)
     due = Q() if force else Q(next_check_at__isnull=True) | polled(now=now, flowing=flowing)
     taken = {"next_check_at": now + FOLLOW_INTERVAL} | ({} if flowing else {"last_event_at": None})
-    return bool(Call.objects.filter(due, pk=call.pk, state=Call.State.LIVE).update(**taken))
+    return bool(Call.objects.filter(due, pk=call.pk, state=Call.State.LIVE).update(**taken)), flowing
 
 
 async def follow(
@@ -118,7 +119,8 @@ async def follow(
     VCC's events flow (events_flowing), when the caller knows; else it is asked."""
     if call.state != Call.State.LIVE or not call.vcc_call_id:
         return Followed(call)
-    if not await _db(_claim)(call, now=clock(), force=force, flowing=flowing):
+    taken, flowing = await _db(_claim)(call, now=clock(), force=force, flowing=flowing)
+    if not taken:
         if force:
             # A forced claim fails only when the call stopped being live meanwhile (another request recorded its
             # end): answer with what was recorded, not the stale copy (a click would be refused as "on a call").
