@@ -6,10 +6,14 @@ from __future__ import annotations
 import hashlib
 import secrets
 from datetime import datetime
+from typing import TYPE_CHECKING
 
 from django.conf import settings
 from django.db import models
 from django.utils import timezone
+
+if TYPE_CHECKING:
+    from django.contrib.auth.models import User
 
 SCOPES = {
     "contacts:read": "Read contacts and their numbers",
@@ -63,7 +67,7 @@ class ApiToken(models.Model):
 
     @classmethod
     def issue(
-        cls, user: models.Model, *, name: str, scopes: list[str], expires_at: datetime | None = None
+        cls, user: User, *, name: str, scopes: list[str], expires_at: datetime | None = None
     ) -> tuple[ApiToken, str]:
         """Make a token; return the row and the token itself (shown once, never stored)."""
         unknown = sorted(set(scopes) - set(SCOPES))
