@@ -11,12 +11,17 @@ It changes the data for good (numbers masked, notes gone): seed the database aga
 
     DATABASE_URL=postgres://postgres@127.0.0.1:5432/hlbench .venv/bin/python manage.py seed_volume \\
         --contacts 1000000 --calls 5000000      # once, about 13 minutes
-    .venv/bin/python bench/retention_bench.py [--database URL] [--days N] [--baseline N]
+    .venv/bin/python bench/retention_bench.py [--database URL] [--days N] [--baseline N] [--minutes M]
+
+With --minutes, the pass stops after M minutes and the whole pass's time is worked out from its rate so far: run it
+on a copy of the seeded database (`CREATE DATABASE hl_copy TEMPLATE hlbench`, a minute) to compare two versions of
+the code on the same data at the same point of the pass.
 """
 
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 import platform
 import signal
@@ -40,6 +45,11 @@ from calllog_bench import (  # noqa: E402  (the bench scripts import each other 
     start_django,
 )
 
+
+class Stopped(Exception):
+    """--minutes have passed: the pass stops before its next window."""
+
+
 DEFAULT_DATABASE = os.environ.get("DATABASE_URL") or f"postgres://postgres@{HOST}:5432/hlbench"
 
 
@@ -50,6 +60,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--baseline", type=int, default=60, help="call log reads before the pass")
     parser.add_argument("--batch", type=int, default=0, help="calls a window (default: the job's, BATCH)")
     parser.add_argument("--reads-per-second", type=float, default=4.0, help="call log reads during the pass")
+    parser.add_argument(
+        "--minutes",
+        type=float,
+        default=0,
+        help="stop the pass after this long and print its rate so far, and the whole pass's time at that rate "
+        "(default: the whole pass). Windows done stay done: use a copy of the seeded database "
+        "(CREATE DATABASE copy TEMPLATE hlbench) to compare changes on the same data",
+    )
     parser.add_argument(
         "--vacuum",
         action="store_true",
@@ -151,6 +169,16 @@ def main(argv: list[str] | None = None) -> int:
             windows.append((time.perf_counter() - started) * 1000)
 
     retention._window = timed_window  # type: ignore[assignment]
+    stop_at: float | None = None  # set as the pass starts, with --minutes
+    if args.minutes:
+        logging.getLogger("calls.privacy").setLevel(logging.CRITICAL)  # the stop is no failure to report
+
+    def stopping_window(*a, **kw):  # type: ignore[no-untyped-def]
+        if stop_at is not None and time.monotonic() >= stop_at:
+            raise Stopped
+        return timed_window(*a, **kw)
+
+    retention._window = stopping_window  # type: ignore[assignment]
 
     port = free_port()
     log = open(Path(os.environ.get("TMPDIR", "/tmp")) / f"retention-bench-{port}.log", "wb")  # noqa: SIM115
@@ -179,28 +207,43 @@ def main(argv: list[str] | None = None) -> int:
             reader.start()
             started = time.perf_counter()
             batch = args.batch or retention.BATCH
-            run = retention.apply_retention(now=timezone.now(), clock=timezone.now, batch=batch)
+            now = timezone.now()
+            if args.minutes:
+                stop_at = time.monotonic() + args.minutes * 60
+            try:
+                run = retention.apply_retention(now=now, clock=timezone.now, batch=batch)
+            except Stopped:
+                run = RetentionRun.objects.order_by("-pk").first()
             seconds = time.perf_counter() - started
             reader.stop.set()
             reader.join()
         changed = run.notes_cleared + run.numbers_masked
-        walked = conn.execute(
-            "SELECT count(*) FROM calls_call WHERE requested_at < %s", [run.started_at - timezone.timedelta(args.days)]
-        ).fetchone()[0]
+        cutoff = now - timezone.timedelta(args.days)
+        (due,) = conn.execute("SELECT count(*) FROM calls_call WHERE requested_at < %s", [cutoff]).fetchone()
+        walked = due
+        if stop_at is not None and run.error:  # stopped: the calls before where the windows got to
+            (walked,) = conn.execute(
+                "SELECT count(*) FROM calls_call WHERE requested_at < "
+                "(SELECT masked_done_before FROM calls_retentionpolicy)"
+            ).fetchone()
+            whole = f"{due / walked * seconds / 60:.1f} min" if walked else "(unknown: no window was done)"
+            print(f"\nthe pass was stopped after {seconds:.1f} s (--minutes {args.minutes:g}); at its rate so far the "
+                  f"whole pass ({due:,} calls) would take {whole}")  # fmt: skip
         print(f"\nfirst pass (notes and numbers after {args.days} day(s)): {seconds:.1f} s, {run.batches:,} windows "
               f"of at most {batch:,} calls")  # fmt: skip
         print(f"  calls walked: {walked:,} = {walked / seconds:,.0f} a second")
         print(f"  notes cleared: {run.notes_cleared:,}; numbers masked: {run.numbers_masked:,}; "
               f"{changed / seconds:,.0f} changes a second (a call's notes and number count as two)")  # fmt: skip
         print(f"  at {args.reads_per_second:g} call log reads a second meanwhile")
-        print(f"  a window's transaction (its row locks held): p50 {percentile(windows, 50):.0f} ms, "
-              f"p95 {percentile(windows, 95):.0f} ms, max {max(windows):.0f} ms")  # fmt: skip
+        if windows:
+            print(f"  a window's transaction (its row locks held): p50 {percentile(windows, 50):.0f} ms, "
+                  f"p95 {percentile(windows, 95):.0f} ms, max {max(windows):.0f} ms")  # fmt: skip
         for label, ms in (("before the pass", baseline.ms), ("during the pass", reader.ms)):
             print(f"call log {label}: {len(ms):,} reads, p50 {percentile(ms, 50):.0f} ms, "
                   f"p95 {percentile(ms, 95):.0f} ms, max {max(ms):.0f} ms")  # fmt: skip
         if reader.errors:
             print(f"  {reader.errors} reads answered other than 200")
-        assert RetentionRun.objects.filter(pk=run.pk, error="").exists()
+        assert stop_at is not None or RetentionRun.objects.filter(pk=run.pk, error="").exists()
         print("load average at the end: {:.1f} {:.1f} {:.1f} (1, 5, 15 min)".format(*os.getloadavg()))
     finally:
         server.send_signal(signal.SIGTERM)
