@@ -157,11 +157,14 @@ def main(argv: list[str] | None = None) -> int:
     policy.save()
     connections.close_all()
 
+    stop_at: float | None = None  # set as the pass starts, with --minutes
     # Each window's transaction, timed from its start to its commit: the longest a window holds its row locks.
     windows: list[float] = []
     real_window = retention._window
 
     def timed_window(*a, **kw):  # type: ignore[no-untyped-def]
+        if stop_at is not None and time.monotonic() >= stop_at:  # --minutes
+            raise Stopped
         started = time.perf_counter()
         try:
             return real_window(*a, **kw)
@@ -169,16 +172,8 @@ def main(argv: list[str] | None = None) -> int:
             windows.append((time.perf_counter() - started) * 1000)
 
     retention._window = timed_window  # type: ignore[assignment]
-    stop_at: float | None = None  # set as the pass starts, with --minutes
     if args.minutes:
         logging.getLogger("calls.privacy").setLevel(logging.CRITICAL)  # the stop is no failure to report
-
-    def stopping_window(*a, **kw):  # type: ignore[no-untyped-def]
-        if stop_at is not None and time.monotonic() >= stop_at:
-            raise Stopped
-        return timed_window(*a, **kw)
-
-    retention._window = stopping_window  # type: ignore[assignment]
 
     port = free_port()
     log = open(Path(os.environ.get("TMPDIR", "/tmp")) / f"retention-bench-{port}.log", "wb")  # noqa: SIM115

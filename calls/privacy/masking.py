@@ -62,10 +62,11 @@ _NON_DIGITS = re.compile(r"\D+")
 
 def _area_length(parsed: phonenumbers.PhoneNumber, shown: str) -> int:
     """phonenumbers.length_of_geographical_area_code(parsed), `shown` being parsed in the international format. The
-    library finds the number's region and type again for each of its steps and formats it a second time (a mask took
-    119 to 130 µs of CPU on a 2-core machine, 73 to 104 µs this way with the patterns kept). A number of no geographic type has none; the cases its rules single out by country (a closed dialling
-    plan, a mobile with an area code) and an extension the library answers itself. tests/test_privacy_masking.py
-    holds the two equal over every region's example numbers of every type."""
+    library finds the number's region and type again for each of its steps and formats it a second time (a mask
+    took 119 to 130 µs of CPU on a 2-core machine, 73 to 104 µs this way with the patterns kept). A number of no
+    geographic type has none; the cases its rules single out by country (a closed dialling plan, a mobile with an
+    area code) and an extension the library answers itself. tests/test_privacy_masking.py holds the two equal over
+    every region's example numbers of every type."""
     kind = phonenumbers.number_type(parsed)  # UNKNOWN where no region's metadata knows the number
     if not phonenumbers.is_number_type_geographical(kind, parsed.country_code or 0):
         return 0
