@@ -33,6 +33,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import IO, Any
 
+import _migrated  # bench/_migrated.py: the scripts import each other from bench/
 import django
 import httpx
 import phonenumbers
@@ -360,10 +361,13 @@ def raise_interrupt(signum: int, frame: object) -> None:
 
 
 def reset_database() -> str:
-    """Drop and create the bench database; return the server's version."""
+    """Drop the bench database and make it again, migrated, as a copy of the checkout's template (bench/_migrated.py:
+    the bench's own `migrate` then has nothing to apply); return the server's version."""
+    template = _migrated.template(PG_ADMIN_URL, ROOT)
     with psycopg.connect(PG_ADMIN_URL, autocommit=True, connect_timeout=5) as conn:
         conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(DB_NAME)))
-        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(DB_NAME)))
+        create = sql.SQL("CREATE DATABASE {} TEMPLATE {}")
+        conn.execute(create.format(sql.Identifier(DB_NAME), sql.Identifier(template)))
         return str(conn.execute("SHOW server_version").fetchone()[0]).split()[0]
 
 

@@ -154,3 +154,24 @@ def test_the_webhooks_bench_receiver_verifies_over_a_socket_and_its_checks_find_
     }
     assert set(written) - receiver.received() == {"msg_4"}
     assert webhooks_bench.out_of_order(receiver, written) == (2, 1, "call:1: call.requested, call.requested")
+
+
+def test_the_migrated_templates_name_changes_with_a_migration_or_the_settings(tmp_path):
+    """bench/_migrated.py names its template after what shapes the schema: an edited migration, a new one or a
+    changed settings.py gives another name (a stale template would hand the tests an old schema)."""
+    migrated = _load(BENCH / "_migrated.py")
+    (tmp_path / "calls" / "migrations").mkdir(parents=True)
+    (tmp_path / "vccweb").mkdir()
+    migration = tmp_path / "calls" / "migrations" / "0001_initial.py"
+    migration.write_text("operations = []\n")
+    settings = tmp_path / "vccweb" / "settings.py"
+    settings.write_text("DEBUG = False\n")
+    names = [migrated.key(tmp_path)]
+    assert migrated.key(tmp_path) == names[0]  # the same files, the same name
+    migration.write_text("operations = ['an edit']\n")
+    names.append(migrated.key(tmp_path))
+    (tmp_path / "calls" / "migrations" / "0002_more.py").write_text("operations = []\n")
+    names.append(migrated.key(tmp_path))
+    settings.write_text("DEBUG = True\n")
+    names.append(migrated.key(tmp_path))
+    assert len(set(names)) == 4, names
