@@ -3,7 +3,7 @@ empty database takes about 8 s.
 
 The test databases (tests/conftest.py) and the benches' scratch databases (click_bench.reset_database) start as copies
 of one template, named after a hash of what shapes the schema: the migrations' files, vccweb/settings.py and the
-installed packages' versions. A change to any of them makes a new template; older ones are dropped when it is made.
+installed packages' versions. A change to any of them makes a new template; the newest three are kept.
 It is made once, under an advisory lock (the test processes start together), by `manage.py migrate` into a database
 of its own, renamed to the template's name only once complete: a failed or interrupted migrate leaves no template.
 Whoever copies it still runs `migrate`, which then finds nothing to apply."""
@@ -25,6 +25,7 @@ from psycopg import sql
 ROOT = Path(__file__).resolve().parent.parent
 PREFIX = "vccweb_template_"
 LOCK = 0x7CC7E3  # the advisory lock held while a template is looked for and made
+KEEP = 3  # templates kept, the newest first
 
 
 def key(root: Path = ROOT) -> str:
@@ -78,9 +79,16 @@ def _make(admin: psycopg.Connection, admin_url: str, name: str, root: Path) -> N
         admin.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(building)))
         raise RuntimeError(f"manage.py migrate into {building} failed:\n{done.stdout}{done.stderr}")
     admin.execute(sql.SQL("ALTER DATABASE {} RENAME TO {}").format(sql.Identifier(building), sql.Identifier(name)))
+    prune(admin)
+
+
+def prune(admin: psycopg.Connection, prefix: str = PREFIX, keep: int = KEEP) -> None:
+    """Drop all but the newest `keep` templates: another checkout of another version (a worktree) may be about to
+    copy its own. One being copied refuses the drop, which is fine."""
     older = admin.execute(
-        "SELECT datname FROM pg_database WHERE datname LIKE %s AND datname <> %s", (PREFIX + "%", name)
+        "SELECT datname FROM pg_database WHERE datname LIKE %s AND datname NOT LIKE %s ORDER BY oid DESC OFFSET %s",
+        (prefix.replace("_", r"\_") + "%", r"%\_building", keep),
     ).fetchall()
-    for (old,) in older:  # another checkout's may be in use: a copy being made refuses the drop, which is fine
+    for (old,) in older:
         with contextlib.suppress(psycopg.Error):
             admin.execute(sql.SQL("DROP DATABASE IF EXISTS {}").format(sql.Identifier(old)))

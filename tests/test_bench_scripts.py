@@ -175,3 +175,32 @@ def test_the_migrated_templates_name_changes_with_a_migration_or_the_settings(tm
     settings.write_text("DEBUG = True\n")
     names.append(migrated.key(tmp_path))
     assert len(set(names)) == 4, names
+
+
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="templates are PostgreSQL databases")
+def test_the_newest_templates_are_kept_and_older_ones_dropped():
+    """prune keeps the newest `keep` (another version's checkout may be about to copy its own), drops the rest, and
+    leaves one being made (`…_building`) alone."""
+    import psycopg
+    from psycopg import sql
+
+    migrated = _load(BENCH / "_migrated.py")
+    settings = connection.settings_dict
+    admin_url = f"postgres://{settings['USER']}@{settings['HOST'] or '127.0.0.1'}:{settings['PORT'] or 5432}/postgres"
+    prefix = "vccweb_prunetest_"
+    names = [f"{prefix}{n}" for n in range(4)] + [f"{prefix}9_building"]
+    with psycopg.connect(admin_url, autocommit=True) as admin:
+
+        def left() -> list[str]:
+            rows = admin.execute("SELECT datname FROM pg_database WHERE datname LIKE %s", ("vccweb\\_prunetest\\_%",))
+            return sorted(name for (name,) in rows)
+
+        try:
+            for name in names:  # made in this order: the last ones are the newest
+                admin.execute(sql.SQL("DROP DATABASE IF EXISTS {}").format(sql.Identifier(name)))
+                admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+            migrated.prune(admin, prefix=prefix, keep=2)
+            assert left() == [f"{prefix}2", f"{prefix}3", f"{prefix}9_building"]
+        finally:
+            for name in names:
+                admin.execute(sql.SQL("DROP DATABASE IF EXISTS {}").format(sql.Identifier(name)))
