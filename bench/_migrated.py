@@ -6,7 +6,8 @@ of one template, named after a hash of what shapes the schema: the migrations' f
 installed packages' versions. A change to any of them makes a new template; the newest three are kept.
 It is made once, under an advisory lock (the test processes start together), by `manage.py migrate` into a database
 of its own, renamed to the template's name only once complete: a failed or interrupted migrate leaves no template.
-Whoever copies it still runs `migrate`, which then finds nothing to apply."""
+Whoever copies it still runs `migrate`, which then finds nothing to apply. `shell_env` is what the processes the
+benches start take from the shell."""
 
 from __future__ import annotations
 
@@ -26,6 +27,11 @@ ROOT = Path(__file__).resolve().parent.parent
 PREFIX = "vccweb_template_"
 LOCK = 0x7CC7E3  # the advisory lock held while a template is looked for and made
 KEEP = 3  # templates kept, the newest first
+
+
+def shell_env() -> dict[str, str]:
+    """What a process the benches or the tests start takes from the shell: nothing else leaks in."""
+    return {name: os.environ[name] for name in ("PATH", "HOME", "LANG", "LC_ALL", "TMPDIR") if name in os.environ}
 
 
 def key(root: Path = ROOT) -> str:
@@ -56,8 +62,7 @@ def _make(admin: psycopg.Connection, admin_url: str, name: str, root: Path) -> N
     building = f"{name}_building"
     admin.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(building)))
     admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(building)))
-    env = {name: os.environ[name] for name in ("PATH", "HOME", "LANG", "LC_ALL", "TMPDIR") if name in os.environ}
-    env |= {
+    env = shell_env() | {
         "DJANGO_SETTINGS_MODULE": "vccweb.settings",
         "PYTHONPATH": str(root),
         "DEBUG": "true",  # no SECRET_KEY needed; the schema does not depend on it

@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
 
+import _migrated  # bench/_migrated.py: the scripts import each other from bench/
 import httpx
 import psycopg
 
@@ -48,8 +49,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def server_env(database: str) -> dict[str, str]:
     """Production settings; only TLS is off (plain HTTP on loopback). Nothing leaks in from the shell."""
-    base = {name: os.environ[name] for name in ("PATH", "HOME", "LANG", "LC_ALL", "TMPDIR") if name in os.environ}
-    return base | {
+    return _migrated.shell_env() | {
         "DJANGO_SETTINGS_MODULE": "vccweb.settings",
         "PYTHONPATH": str(ROOT),
         "DEBUG": "false",

@@ -394,9 +394,8 @@ def call_rows() -> Counter[str]:
 
 def app_env(sim_url: str, args: argparse.Namespace) -> dict[str, str]:
     """The production environment, with only what TLS-less loopback needs switched off; nothing leaks from the shell."""
-    base = {name: os.environ[name] for name in ("PATH", "HOME", "LANG", "LC_ALL", "TMPDIR") if name in os.environ}
     return (
-        base
+        _migrated.shell_env()
         | {
             "DJANGO_SETTINGS_MODULE": "vccweb.settings",
             "PYTHONPATH": str(ROOT),
