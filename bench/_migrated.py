@@ -18,7 +18,7 @@ import os
 import subprocess
 import sys
 from pathlib import Path
-from urllib.parse import urlsplit
+from urllib.parse import quote, urlsplit
 
 import psycopg
 from psycopg import sql
@@ -32,6 +32,14 @@ KEEP = 3  # templates kept, the newest first
 def shell_env() -> dict[str, str]:
     """What a process the benches or the tests start takes from the shell: nothing else leaks in."""
     return {name: os.environ[name] for name in ("PATH", "HOME", "LANG", "LC_ALL", "TMPDIR") if name in os.environ}
+
+
+def admin_url(database: dict) -> str:
+    """The postgres:// URL of the `postgres` database on the server of a Django DATABASES entry, as its user."""
+    user = quote(database["USER"], safe="")
+    if database.get("PASSWORD"):
+        user += ":" + quote(database["PASSWORD"], safe="")
+    return f"postgres://{user}@{database['HOST'] or '127.0.0.1'}:{database['PORT'] or 5432}/postgres"
 
 
 def key(root: Path = ROOT) -> str:

@@ -338,7 +338,6 @@ def django_db_modify_db_settings(django_db_modify_db_settings_parallel_suffix):
     finds nothing to apply. TEST_DB_TEMPLATE=off makes them by migrating, as Django does."""
     import importlib.util
     from pathlib import Path
-    from urllib.parse import quote
 
     from django.conf import settings
     from django.db import connections
@@ -350,11 +349,7 @@ def django_db_modify_db_settings(django_db_modify_db_settings_parallel_suffix):
     spec = importlib.util.spec_from_file_location("bench_migrated", path)
     migrated = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(migrated)
-    user = quote(database["USER"], safe="")
-    if database["PASSWORD"]:
-        user += ":" + quote(database["PASSWORD"], safe="")
-    admin_url = f"postgres://{user}@{database['HOST'] or '127.0.0.1'}:{database['PORT'] or 5432}/postgres"
-    database.setdefault("TEST", {})["TEMPLATE"] = migrated.template(admin_url)
+    database.setdefault("TEST", {})["TEMPLATE"] = migrated.template(migrated.admin_url(database))
 
 
 @pytest.fixture(scope="session")

@@ -185,11 +185,9 @@ def test_the_newest_templates_are_kept_and_older_ones_dropped():
     from psycopg import sql
 
     migrated = _load(BENCH / "_migrated.py")
-    settings = connection.settings_dict
-    admin_url = f"postgres://{settings['USER']}@{settings['HOST'] or '127.0.0.1'}:{settings['PORT'] or 5432}/postgres"
     prefix = "vccweb_prunetest_"
     names = [f"{prefix}{n}" for n in range(4)] + [f"{prefix}9_building"]
-    with psycopg.connect(admin_url, autocommit=True) as admin:
+    with psycopg.connect(migrated.admin_url(connection.settings_dict), autocommit=True) as admin:
 
         def left() -> list[str]:
             rows = admin.execute("SELECT datname FROM pg_database WHERE datname LIKE %s", ("vccweb\\_prunetest\\_%",))
