@@ -46,6 +46,37 @@ from calllog_bench import (  # noqa: E402  (the bench scripts import each other 
 )
 
 
+def io_counters(conn: psycopg.Connection) -> dict[str, int]:
+    """PostgreSQL's cumulative counters that say where a pass's writing goes: the write-ahead log's bytes and
+    full-page images, checkpoints, and the blocks of the call table's heap and of each of its indexes read from
+    outside shared_buffers ("read …") and found in them ("hit …")."""
+    wal_bytes, fpi = conn.execute("SELECT wal_bytes, wal_fpi FROM pg_stat_wal").fetchone()
+    timed, requested = conn.execute("SELECT checkpoints_timed, checkpoints_req FROM pg_stat_bgwriter").fetchone()
+    counters = {"wal": int(wal_bytes), "fpi": fpi, "checkpoints": timed + requested}
+    counters["read heap"], counters["hit heap"] = conn.execute(
+        "SELECT heap_blks_read, heap_blks_hit FROM pg_statio_user_tables WHERE relname = 'calls_call'"
+    ).fetchone()
+    for name, read, hit in conn.execute(
+        "SELECT indexrelname, idx_blks_read, idx_blks_hit FROM pg_statio_user_indexes WHERE relname = 'calls_call'"
+    ):
+        counters[f"read {name}"], counters[f"hit {name}"] = read, hit
+    return counters
+
+
+def print_io(before: dict[str, int], after: dict[str, int], rows: int) -> None:
+    """What the pass cost PostgreSQL's log and buffers for each call it changed; then the indexes whose blocks it
+    read most from outside shared_buffers (a key at a random place in a big index: a page seldom in memory)."""
+    delta = {key: after[key] - before.get(key, 0) for key in after}
+    per = max(rows, 1)
+    print(f"  write-ahead log: {delta['wal'] / 2**30:.1f} GB, {delta['wal'] / per / 1024:.1f} KB a call changed; "
+          f"{delta['fpi'] / per:.2f} full-page images a call; {delta['checkpoints']} checkpoints")  # fmt: skip
+    print(f"  blocks a call changed, read / found in shared_buffers: heap {delta['read heap'] / per:.2f} / "
+          f"{delta['hit heap'] / per:.2f}; the indexes that read most:")  # fmt: skip
+    names = [key.removeprefix("read ") for key in delta if key.startswith("read ") and key != "read heap"]
+    for name in sorted(names, key=lambda n: -delta[f"read {n}"])[:8]:
+        print(f"    {name:36} {delta[f'read {name}'] / per:5.2f} / {delta[f'hit {name}'] / per:5.2f}")
+
+
 class Stopped(Exception):
     """--minutes have passed: the pass stops before its next window."""
 
@@ -200,6 +231,7 @@ def main(argv: list[str] | None = None) -> int:
 
             reader = Reader(client, pages, args.reads_per_second)
             reader.start()
+            io_before = io_counters(conn)
             started = time.perf_counter()
             batch = args.batch or retention.BATCH
             now = timezone.now()
@@ -212,6 +244,7 @@ def main(argv: list[str] | None = None) -> int:
             seconds = time.perf_counter() - started
             reader.stop.set()
             reader.join()
+            io_after = io_counters(conn)
         changed = run.notes_cleared + run.numbers_masked
         cutoff = now - timezone.timedelta(args.days)
         (due,) = conn.execute("SELECT count(*) FROM calls_call WHERE requested_at < %s", [cutoff]).fetchone()
@@ -233,6 +266,7 @@ def main(argv: list[str] | None = None) -> int:
         if windows:
             print(f"  a window's transaction (its row locks held): p50 {percentile(windows, 50):.0f} ms, "
                   f"p95 {percentile(windows, 95):.0f} ms, max {max(windows):.0f} ms")  # fmt: skip
+        print_io(io_before, io_after, max(run.notes_cleared, run.numbers_masked))
         for label, ms in (("before the pass", baseline.ms), ("during the pass", reader.ms)):
             print(f"call log {label}: {len(ms):,} reads, p50 {percentile(ms, 50):.0f} ms, "
                   f"p95 {percentile(ms, 95):.0f} ms, max {max(ms):.0f} ms")  # fmt: skip

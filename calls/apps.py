@@ -10,6 +10,20 @@ def _sync_roles(sender: AppConfig, **kwargs: object) -> None:
     sync_roles()
 
 
+def _sqlite_call_keys(sender: AppConfig, using: str = "default", **kwargs: object) -> None:
+    """On SQLite, the triggers that keep the calls' keys (calls/models/callkeys.py), which a later migration that
+    alters the call table drops with the table it makes again."""
+    from django.db import connections
+
+    from calls.models.callkeys import SQLITE_SQL
+
+    connection = connections[using]
+    if connection.vendor == "sqlite" and "calls_callrequestid" in connection.introspection.table_names():
+        with connection.cursor() as cursor:
+            for sql in SQLITE_SQL:
+                cursor.execute(sql)
+
+
 class CallsConfig(AppConfig):
     name = "calls"
     verbose_name = "Click-to-call CRM"
@@ -25,6 +39,7 @@ class CallsConfig(AppConfig):
 
         # Later migrations add models and permissions; keep the roles' permissions complete after each migrate.
         post_migrate.connect(_sync_roles, sender=self)
+        post_migrate.connect(_sqlite_call_keys, sender=self)
         # Giving someone the admin role gives them the admin site, wherever their groups change.
         from django.contrib.auth import get_user_model
 

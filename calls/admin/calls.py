@@ -6,6 +6,8 @@ search and sort it offers is answered through an index of Call (calls/models/cal
 
 from __future__ import annotations
 
+from typing import cast
+
 from django.contrib import admin
 from django.db.models import Q, QuerySet
 from django.http import HttpRequest
@@ -13,7 +15,7 @@ from django.http import HttpRequest
 from calls import phones
 from calls.admin.base import SEARCH_MAX_CHARS, BoundedSearch
 from calls.admin.paging import BigListAdmin
-from calls.models import Call, DispositionCode
+from calls.models import Call, CallQuerySet, DispositionCode
 
 
 class DispositionFilter(admin.SimpleListFilter):
@@ -76,7 +78,7 @@ class CallAdmin(BigListAdmin, BoundedSearch, admin.ModelAdmin):
             for prefix in prefixes:
                 matching |= _prefix_range(prefix)
             return queryset.filter(matching), False
-        return queryset.filter(vcc_call_id=term), False
+        return cast(CallQuerySet, queryset).with_vcc_call_id(term), False  # the model's own manager's
 
     def get_readonly_fields(self, request: HttpRequest, obj: Call | None = None) -> list[str]:
         return [f.name for f in Call._meta.get_fields() if f.concrete]

@@ -217,7 +217,7 @@ def _recovered(earlier: ApiIdempotentRequest) -> ApiIdempotentRequest | None:
     """A key whose first request never finished (its process was killed): the answer of the call it wrote, kept
     now; or, if it wrote none, the key freed (None: this request may place the call)."""
     request_id = str(uuid.uuid5(_REQUEST_IDS, f"{earlier.user_id}:{earlier.key}"))
-    call = with_parties(Call.objects.filter(request_id=request_id)).first()
+    call = with_parties(Call.objects.with_request_id(request_id)).first()
     if call is None:
         earlier.delete()
         return None
@@ -269,7 +269,7 @@ def _release(user: Any, key: str) -> None:
 
 def _settle(user: Any, key: str, request_id: str) -> None:
     """The request failed unexpectedly: keep the answer of the call it wrote, if it wrote one, else free the key."""
-    call = with_parties(Call.objects.filter(request_id=request_id)).first()
+    call = with_parties(Call.objects.with_request_id(request_id)).first()
     if call is None:
         _release(user, key)
     else:

@@ -111,7 +111,7 @@ def _apply(event: VccEvent, *, now: datetime, done: Processed) -> None:
         done.other += 1
         return
     guid = call_guid(event.data)
-    call = Call.objects.select_for_update().filter(vcc_call_id=guid).first() if guid else None
+    call = Call.objects.select_for_update().with_vcc_call_id(guid).first() if guid else None
     if call is None and guid and _not_ours_for_sure(event, now=now):
         call = _call_not_placed_here(guid, event.data, at=min(event.time or now, now))
         if call is None:

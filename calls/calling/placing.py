@@ -217,7 +217,7 @@ def _busy_words(call: Call, user: User) -> str:
 
 def _repeat(request_id: str, user: User) -> Call | None:
     """The row of an earlier click with this id (a double click, a retried request), if it is this user's."""
-    call = Call.objects.with_parties().filter(request_id=request_id).first()
+    call = Call.objects.with_parties().with_request_id(request_id).first()
     if call is not None and call.created_by_id != user.pk:
         raise Refused("That click belongs to someone else. Reload the page and try again.")
     return call

@@ -7,6 +7,7 @@
 - directory: Agent, AgentGroup, CallbackNumber (VCC's side, as vccweb keeps it)
 - rules: DispositionCode and ConsentRule, what admins set for calls
 - calls: Call (one row per click, or per call VCC's events told of) and its transitions; outcomes: outcome_of
+- callkeys: CallRequestId and CallVccId, a call's two unique keys in narrow tables PostgreSQL keeps
 - history: CallEvent, a call's history beyond its milestones
 - locks: DialLock, a number being dialled
 - logins: LoginFailure and LockOut, failed logins and the lock-outs they lead to
@@ -30,6 +31,7 @@ from __future__ import annotations
 from calls.models.api import ApiIdempotentRequest, ApiToken
 from calls.models.audit import AuditEntry
 from calls.models.callbacks import Callback, CallbackQuerySet
+from calls.models.callkeys import CallRequestId, CallVccId
 from calls.models.calls import (
     CLOSED_BY_HAND,
     MIN_CLOSE_REASON,
@@ -122,6 +124,8 @@ __all__ = [
     "ContactPhone",
     "ContactPhoneQuerySet",
     "ContactQuerySet",
+    "CallRequestId",
+    "CallVccId",
     "ContactSearch",
     "DialLock",
     "ErasedNumber",

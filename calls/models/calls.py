@@ -14,6 +14,7 @@ from django.utils import timezone
 
 from calls import permissions as perms
 from calls import phones
+from calls.models.callkeys import FoundByKeys
 from calls.models.common import ERASED_CONTACT, Consent, HandWrittenSQL, concrete_field
 from calls.models.history import CallEvent
 from calls.models.outcomes import outcome_of
@@ -32,7 +33,7 @@ CLOSED_BY_HAND = "Closed by a supervisor"  # the result reason of a call a super
 MIN_CLOSE_REASON = 10  # characters a supervisor writes to close a stuck call
 
 
-class CallQuerySet(models.QuerySet["Call"]):
+class CallQuerySet(FoundByKeys):
     def visible_to(self, user: User) -> CallQuerySet:
         """Everyone's calls for supervisors and admins; an agent's own calls (clicked by them or from them)."""
         return self if user.has_perm(perms.VIEW_ALL_CALLS) else self.changeable_by(user)
@@ -136,7 +137,8 @@ class Call(HandWrittenSQL):
     # is unknown (VCC forgot it, or a supervisor closed it) may have connected, so it is wrapped up.
     NEVER_CONNECTED = (Outcome.AGENT_NO_ANSWER, Outcome.NO_ANSWER, Outcome.BUSY, Outcome.FAILED)
 
-    request_id = models.UUIDField(default=uuid.uuid4, unique=True, editable=False, help_text="Our idempotency key.")
+    # Unique, as VCC's call id below, through a table of its own (calls/models/callkeys.py), not an index here.
+    request_id = models.UUIDField(default=uuid.uuid4, editable=False, help_text="Our idempotency key.")
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="calls_made", db_index=False
     )  # db_index off here and below: an index of the Meta's starts with the column (one index fewer per write)
@@ -158,8 +160,8 @@ class Call(HandWrittenSQL):
         "calls.Contact", models.SET_NULL, null=True, blank=True, related_name="calls", db_index=False
     )
     contact_erased = models.BooleanField(default=False, db_default=False, editable=False)  # calls/privacy/erasure.py
-    phone = models.ForeignKey(
-        "calls.ContactPhone", null=True, blank=True, on_delete=models.SET_NULL, related_name="calls"
+    phone = models.ForeignKey(  # masking a call's number clears it (calls/privacy/retention.py): call_phone_idx
+        "calls.ContactPhone", null=True, blank=True, on_delete=models.SET_NULL, related_name="calls", db_index=False
     )
     # What was sent, and why.
     presented_clid = models.CharField("presented CLID", max_length=32, blank=True)
@@ -237,9 +239,6 @@ class Call(HandWrittenSQL):
             ("view_reports", "Can see call reports"),
         ]
         constraints = [
-            models.UniqueConstraint(
-                fields=["vcc_call_id"], condition=~Q(vcc_call_id=""), name="call_unique_vcc_call_id"
-            ),
             models.CheckConstraint(
                 condition=~(Q(to_number="") & Q(to_agent__isnull=True)), name="call_has_destination"
             ),
@@ -252,6 +251,8 @@ class Call(HandWrittenSQL):
             models.Index(fields=["created_by", "-requested_at", "-id"], name="call_user_idx"),
             models.Index(fields=["contact", "-requested_at", "-id"], name="call_contact_idx"),
             models.Index(fields=["to_number", "-requested_at"], name="call_number_idx"),
+            # A call whose number is masked has no phone: its new row takes no entry here (calls/privacy/retention.py).
+            models.Index(fields=["phone"], condition=Q(phone__isnull=False), name="call_phone_idx"),
             # The call log filters by these and pages by time, so each leads an index that ends in the page order.
             models.Index(fields=["disposition_code", "-requested_at", "-id"], name="call_disposition_time_idx"),
             models.Index(fields=["presented_clid", "-requested_at", "-id"], name="call_clid_time_idx"),

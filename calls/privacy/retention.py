@@ -2,13 +2,14 @@
 of it.
 
 After the days admins set, (a) call notes, wrap-up notes and do-not-call override reasons are deleted, (b) called
-numbers in the call log are masked (+44 20 •••• •100; the request sent to VCC with them), (c) audit entries are
-deleted. Calls are walked oldest first by keyset on (requested_at, id) in windows of at most BATCH calls (fewer
-when a window's transaction takes over WINDOW_SECONDS, so its row locks are never held long), each window one short
-transaction that waits at most LOCK_TIMEOUT for a lock (`SET LOCAL lock_timeout`), so the call log,
-clicks and the follower keep going; the policy's `*_done_before` advance in the same transaction, so a job killed
-half-way starts again where it stopped, and later runs read only the calls that aged since. No column a report counts
-is written, nor `changed_at`: reports' figures stay as they were.
+numbers in the call log are masked (+44 20 •••• •100; the request sent to VCC with them; and the call's link to the
+contact's number, which holds it whole), (c) audit entries are deleted. Calls are walked oldest first by keyset on
+(requested_at, id) in windows of at most BATCH calls (fewer when a window's transaction takes over WINDOW_SECONDS,
+so its row locks are never held long), each window one short transaction that waits at most LOCK_TIMEOUT for a lock
+(`SET LOCAL lock_timeout`), so the call log, clicks and the follower keep going; the policy's `*_done_before`
+advance in the same transaction, so a job killed half-way starts again where it stopped, and later runs read only
+the calls that aged since. No column a report counts is written, nor `changed_at`: reports' figures stay as they
+were.
 """
 
 from __future__ import annotations
@@ -288,6 +289,7 @@ def _update(table: str, changes: list[tuple[int, str | None, bool]]) -> None:
             cursor.execute(
                 f"""UPDATE {table} c SET
                       to_number = COALESCE(v.masked, c.to_number),
+                      phone_id = CASE WHEN v.masked IS NOT NULL THEN NULL ELSE c.phone_id END,
                       request_body = CASE WHEN v.masked IS NOT NULL AND c.request_body -> 'to' ? 'telephoneNumber'
                           THEN jsonb_set(c.request_body, '{{to,telephoneNumber}}', to_jsonb(v.masked))
                           ELSE c.request_body END,
@@ -303,7 +305,7 @@ def _update(table: str, changes: list[tuple[int, str | None, bool]]) -> None:
             call = Call.objects.only("pk", "request_body").get(pk=pk)
             fields: dict[str, object] = {}
             if masked is not None:
-                fields["to_number"] = masked
+                fields["to_number"], fields["phone"] = masked, None
                 body = call.request_body
                 if isinstance(body, dict) and isinstance(body.get("to"), dict) and "telephoneNumber" in body["to"]:
                     body["to"]["telephoneNumber"] = masked

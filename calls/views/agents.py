@@ -25,7 +25,7 @@ def agent_directory(request: AuthedRequest) -> HttpResponse:
     caller = calling.caller_for(request.user)
     context: dict[str, object] = {"agents": agents, "me": caller.agent, "can_call": caller.may_call}
     if (token := request.GET.get("call")) and (request_id := calling.request_id_from_regarding(token)):
-        call = Call.objects.visible_to(request.user).with_parties().filter(request_id=request_id).first()
+        call = Call.objects.visible_to(request.user).with_parties().with_request_id(request_id).first()
         if call is not None and call.to_agent_id:
             context |= panel_context(call, user=request.user)
     return render(request, "calls/agent_directory.html", context)

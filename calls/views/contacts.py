@@ -112,6 +112,15 @@ def _contacts_page(
     return rows, next_cursor
 
 
+def _regarding_call(user: User, contact: Contact, token: str) -> Call | None:
+    """The call of a regarding link (`?call=<signed id>`), if the token is sound and the call is this contact's and
+    the user's to see."""
+    request_id = calling.request_id_from_regarding(token)
+    if not request_id:
+        return None
+    return Call.objects.visible_to(user).with_parties().with_request_id(request_id).filter(contact=contact).first()
+
+
 @require_GET
 @login_required
 @permission_required(perms.VIEW_CONTACT, raise_exception=True)
@@ -129,12 +138,7 @@ def contact_detail(request: AuthedRequest, pk: int) -> HttpResponse:
         part = "timeline" if request.htmx.target == "timeline" else "timeline_items"
         return render(request, f"calls/contact_detail.html#{part}", context, status=status)
     if token := request.GET.get("call"):
-        request_id = calling.request_id_from_regarding(token)
-        call = (
-            Call.objects.visible_to(request.user).with_parties().filter(request_id=request_id, contact=contact).first()
-            if request_id
-            else None
-        )
+        call = _regarding_call(request.user, contact, token)
         if call is None:
             messages.error(request, "That call link is not one you can open: it is damaged, or the call is not yours.")
         else:

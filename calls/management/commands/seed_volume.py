@@ -42,6 +42,7 @@ from calls.models import (
     Contact,
     ContactPhone,
     DispositionCode,
+    callkeys,
     contactsearch,
 )
 from calls.roles import AGENT, SUPERVISOR, assign_role, sync_roles
@@ -262,6 +263,8 @@ class Command(BaseCommand):
             loaded += self._flush(call_rows, group_rows, event_rows)
             self._say(f"{loaded:,} calls loaded; rebuilding indexes…", started)
         self._say("indexes rebuilt", started)
+        _fill_call_keys(first_call)
+        self._say("the calls' keys written", started)
 
     def _flush(self, calls: list, groups: list, events: list) -> int:
         loaded = len(calls)
@@ -397,6 +400,24 @@ def _refill_search_table() -> None:
         for sql in [contactsearch.DROP_INDEX_SQL, *contactsearch.REFILL_SQL, contactsearch.INDEX_SQL]:
             cursor.execute(sql)
         cursor.execute(f"ANALYZE {contactsearch.TABLE}")
+
+
+def _fill_call_keys(first_call: int) -> None:
+    """The keys of the calls loaded (calls/models/callkeys.py), when the load skipped the trigger that writes them
+    (session_replication_role); a load that ran it wrote them already, and each is written once."""
+    if connection.vendor != "postgresql":
+        return
+    with connection.cursor() as cursor:
+        for table, column, where in (
+            (callkeys.REQUEST_TABLE, "request_id", ""),
+            (callkeys.VCC_TABLE, "vcc_call_id", "AND vcc_call_id <> ''"),
+        ):
+            cursor.execute(
+                f"INSERT INTO {table} ({column}, call_id) SELECT {column}, id FROM {Call._meta.db_table} "
+                f"WHERE id >= %s {where} ON CONFLICT DO NOTHING",
+                [first_call],
+            )
+            cursor.execute(f"ANALYZE {table}")
 
 
 def _next_id(model: type[Model]) -> int:
