@@ -105,8 +105,14 @@ def test_no_index_of_the_call_table_holds_either_key_and_the_lookups_go_through_
         cursor.execute("SELECT indexname, indexdef FROM pg_indexes WHERE tablename = %s", [Call._meta.db_table])
         indexes = dict(cursor.fetchall())
     assert not [name for name, sql in indexes.items() if "request_id" in sql or "vcc_call_id" in sql], indexes
-    # The phone's index leaves out masked calls, whose phone is gone.
-    assert "WHERE (phone_id IS NOT NULL)" in indexes["call_phone_idx"]
+    # The phone's index leaves out masked calls, whose phone is gone; the colleague's and the answerer's, the calls
+    # without one (most): a row written again without one takes no entry in them.
+    for name, column in (
+        ("call_phone_idx", "phone_id"),
+        ("call_to_agent_idx", "to_agent_id"),
+        ("call_answered_by_idx", "answered_by_id"),
+    ):
+        assert f"WHERE ({column} IS NOT NULL)" in indexes[name]
     # VCC's call id has its primary key alone: no second index for LIKE, which nothing asks of it.
     cursor_sql = "SELECT indexname FROM pg_indexes WHERE tablename = %s"
     with connection.cursor() as cursor:
@@ -114,17 +120,22 @@ def test_no_index_of_the_call_table_holds_either_key_and_the_lookups_go_through_
         assert [name for (name,) in cursor.fetchall()] == ["calls_callvccid_pkey", "calls_callvccid_call_id_key"]
 
     make_call(user=agent_user, vcc_call_id=GUID)
-    for queryset in (
-        Call.objects.with_vcc_call_id(GUID),
-        Call.objects.with_request_id(uuid.uuid4()),
-        Call.objects.select_for_update().with_vcc_call_id(GUID),
+    agent = agent_user.agent
+    for queryset, index in (
+        (Call.objects.with_vcc_call_id(GUID), "callvccid_pkey"),
+        (Call.objects.with_request_id(uuid.uuid4()), "callrequestid_pkey"),
+        (Call.objects.select_for_update().with_vcc_call_id(GUID), "callvccid_pkey"),
+        # What deleting an agent or a number asks (PROTECT, SET NULL), and an agent's calls: the partial indexes serve.
+        (Call.objects.filter(to_agent__in=[agent]), "call_to_agent_idx"),
+        (Call.objects.filter(answered_by=agent), "call_answered_by_idx"),
+        (Call.objects.filter(phone_id__in=[1, 2]), "call_phone_idx"),
     ):
         with transaction.atomic(), connection.cursor() as cursor:
             cursor.execute("SET LOCAL enable_seqscan = off")  # a table this small is otherwise read whole anyway
             sql, params = queryset.query.sql_with_params()
             cursor.execute(f"EXPLAIN {sql}", params)
             plan = "\n".join(row[0] for row in cursor.fetchall())
-        assert "Seq Scan" not in plan and ("callvccid_pkey" in plan or "callrequestid_pkey" in plan), plan
+        assert "Seq Scan" not in plan and index in plan, plan
 
 
 @pytest.mark.django_db(transaction=True)
