@@ -565,23 +565,34 @@ def test_more_agents_than_the_pool_has_connections_wait_together_without_holding
         finally:
             connection.close()
 
+    lent, lending = [0], threading.Lock()  # connections the pool lent the threads below and has not had back
+    getconn, putconn = pool.getconn, pool.putconn
+
+    def counted_getconn(*args, **kwargs):
+        conn = getconn(*args, **kwargs)
+        with lending:
+            lent[0] += 1
+        return conn
+
+    def counted_putconn(conn):
+        with lending:
+            lent[0] -= 1
+        putconn(conn)
+
+    monkeypatch.setattr(pool, "getconn", counted_getconn)
+    monkeypatch.setattr(pool, "putconn", counted_putconn)
     threads = [threading.Thread(target=pull, args=(user,)) for user in users]
     threads[0].start()
     assert first_in.wait(timeout=60)
     for t in threads[1:]:
         t.start()
 
-    def borrowed() -> int:
-        stats = pool.get_stats()
-        return stats["pool_size"] - stats["pool_available"]
-
-    # Each waiting ask is announced once its connection is back: then only this test's connection and the claim
-    # held up are borrowed.
+    # Each waiting ask is announced once its connection is back: then, of the threads', only the claim held up has
+    # one. (Counted as the pool lends and takes back: its stats count a connection it is still opening, to grow, as
+    # lent, and nothing announces when that one is ready; waiting on them hung this test now and then.)
     with desk.arrived:
-        assert desk.arrived.wait_for(lambda: len(desk.waiting) == waiters and borrowed() <= 2, timeout=60), (
-            len(desk.waiting),
-            borrowed(),
-        )
+        assert desk.arrived.wait_for(lambda: len(desk.waiting) == waiters, timeout=60), len(desk.waiting)
+        assert lent == [1]
     release.set()
     for t in threads:
         t.join()
