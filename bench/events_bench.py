@@ -110,7 +110,7 @@ def shell(env: dict[str, str], code: str) -> Any:
 LIVE_CALLS = """
 import json
 from django.utils import timezone
-from calls.models import Call
+from calls.models import Call, CallVccId
 now = timezone.now()
 calls = Call.objects.bulk_create(
     Call(to_number=number, state=Call.State.LIVE, vcc_call_id=guid, responded_at=now, next_check_at=now)
@@ -123,7 +123,7 @@ import json
 from django.utils import timezone
 from calls.models import Call
 now = timezone.now()
-print(json.dumps(Call.objects.filter(vcc_call_id__in={ids!r}).update(
+print(json.dumps(Call.objects.filter(pk__in=CallVccId.objects.filter(vcc_call_id__in={ids!r}).values("call_id")).update(
     state=Call.State.ENDED, ended_at=now, next_check_at=None, wrapped_up_at=now)))
 """
 
@@ -402,8 +402,8 @@ def receiver_part(
         time.sleep(0.5)
     drained = time.monotonic() - started_drain
     applied_lines = query(
-        "SELECT count(*) FROM calls_callevent e JOIN calls_call c ON c.id = e.call_id "
-        "WHERE c.vcc_call_id = ANY(%s) AND e.detail LIKE %s",
+        "SELECT count(*) FROM calls_callevent e JOIN calls_callvccid k ON k.call_id = e.call_id "
+        "WHERE k.vcc_call_id = ANY(%s) AND e.detail LIKE %s",
         (guids, "VCC: % (webhook)"),
     )[0][0]
     applied_rows, first_received, last_processed = query(

@@ -8,6 +8,7 @@ import pytest
 from django.test import Client
 
 from calls.models import Call, ContactPhone, DispositionCode
+from calls.privacy import mask_number
 from tests._sim import HTMX, click, fresh_simulator, poll, primary, shown
 
 pytestmark = pytest.mark.django_db
@@ -320,6 +321,16 @@ def test_wrong_number_marks_the_number_do_not_call(agent_client, ended, contact)
     contact.refresh_from_db()
     assert not contact.do_not_call
     assert shown(response, "07400 123456 is now marked do not call.")
+
+
+def test_wrong_number_on_a_call_whose_number_was_masked_says_nothing_was_marked(agent_client, ended, contact):
+    """Retention masks an old call's number and drops its link to the contact's number: a late wrap-up says so."""
+    Call.objects.filter(pk=ended.pk).update(to_number=mask_number(ended.to_number), phone=None)
+
+    response = wrapup(agent_client, ended, "Wrong number")
+
+    assert not ContactPhone.objects.filter(do_not_call=True).exists()
+    assert shown(response, "Nothing was marked do not call: this call's number has been masked")
 
 
 def test_do_not_call_marks_the_contact_do_not_call(agent_client, ended, contact):

@@ -3,6 +3,7 @@ masked, reports' figures equal before and after), and what the health page says 
 
 from __future__ import annotations
 
+import threading
 from datetime import timedelta
 
 import pytest
@@ -293,12 +294,17 @@ def test_the_job_reads_the_next_window_in_a_thread_while_it_writes_one_and_does_
         return changes(*args, **kwargs)
 
     monkeypatch.setattr(retention_module, "_changes", noted)
+    lowered = []  # the reading ahead yields the CPU to the process's other threads (the call log's readers, on a host)
+    monkeypatch.setattr(retention_module.os, "setpriority", lambda *args: lowered.append(args), raising=False)
     before = figures(NOW)
     policy(notes_days=30, mask_days=90)
 
     run = apply_retention(now=NOW, batch=3)
 
     assert threads == {"retention-read-ahead"}  # every window read there, none here
+    [(which, who, niceness)] = lowered
+    assert which == getattr(retention_module.os, "PRIO_PROCESS", 0) and niceness == retention_module.NICENESS
+    assert who != threading.get_native_id()  # the thread's own, not the process's (Linux: a thread's id)
     assert run.notes_cleared == 8 and run.numbers_masked == 5 and run.batches == 3 and run.error == ""
     for call in year_of_calls:
         row = Call.objects.get(pk=call.pk)

@@ -1,7 +1,8 @@
 """The call log in Django's admin: read, never edited or deleted.
 
 It opens within a second at 5 million calls: nothing counts the table (calls.admin.paging), and every filter,
-search and sort it offers is answered through an index of Call (calls/models/calls.py) in the order of the page.
+search and sort it offers is answered through an index of Call (calls/models/calls.py) in the order of the page,
+or, for a VCC call ID, through the table of those ids (calls/models/callkeys.py).
 """
 
 from __future__ import annotations

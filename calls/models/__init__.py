@@ -7,7 +7,7 @@
 - directory: Agent, AgentGroup, CallbackNumber (VCC's side, as vccweb keeps it)
 - rules: DispositionCode and ConsentRule, what admins set for calls
 - calls: Call (one row per click, or per call VCC's events told of) and its transitions; outcomes: outcome_of
-- callkeys: CallRequestId and CallVccId, a call's two unique keys in narrow tables PostgreSQL keeps
+- callkeys: CallRequestId and CallVccId, a call's two unique keys in narrow tables a trigger keeps
 - history: CallEvent, a call's history beyond its milestones
 - locks: DialLock, a number being dialled
 - logins: LoginFailure and LockOut, failed logins and the lock-outs they lead to

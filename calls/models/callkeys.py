@@ -8,10 +8,11 @@ again: at 5 M calls they were two of the pass's four costliest indexes (bench/RE
 is written once, when the call gets it, and a pass never touches it; and each key stays unique for good, and finds
 its call however old, as the indexes on the call table did.
 
-Find a call by either key with `Call.objects.with_request_id()` / `with_vcc_call_id()` (calls/models/calls.py),
-never by filtering the call table's column, which no index serves. The triggers mirror an INSERT, and an UPDATE of
-either column; deleting a call deletes its keys (CASCADE). A bulk load that skips triggers
-(`session_replication_role`, seed_volume) writes them after with FILL_SQL.
+Find a call by either key with `Call.objects.with_request_id()` / `with_vcc_call_id()` (FoundByKeys, below), never
+by filtering the call table's column, which no index serves. The triggers mirror an INSERT, and an UPDATE of either
+column; Django deletes a call's keys with it (CASCADE: the call's own foreign keys act in Python, so these cannot act
+in the database; a raw DELETE of a call fails on the key's foreign key). A bulk load that skips triggers
+(`session_replication_role`, seed_volume) writes them after.
 """
 
 from __future__ import annotations
@@ -71,15 +72,6 @@ SQLITE_SQL = [
 ]
 DROP_SQLITE_SQL = [
     f"DROP TRIGGER IF EXISTS {name}" for name in ("call_keys_insert", "call_keys_request", "call_keys_vcc")
-]
-
-# Every call's keys written from the call table (the migration that made these tables; a bulk load after it).
-FILL_SQL = [
-    # "WHERE true": SQLite reads an INSERT … SELECT … ON CONFLICT as a join's ON without a WHERE before it.
-    f"INSERT INTO {REQUEST_TABLE} (request_id, call_id) SELECT request_id, id FROM calls_call WHERE true "
-    "ON CONFLICT DO NOTHING",
-    f"INSERT INTO {VCC_TABLE} (vcc_call_id, call_id) SELECT vcc_call_id, id FROM calls_call WHERE vcc_call_id <> '' "
-    "ON CONFLICT DO NOTHING",
 ]
 
 

@@ -14,7 +14,9 @@ were.
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import os
 import queue
 import threading
 import time
@@ -158,6 +160,7 @@ def _read_ahead(plans: Generator[_Plan]) -> Generator[_Plan]:
     stop = threading.Event()
 
     def work() -> None:
+        _yield_cpu()
         try:
             for plan in plans:  # the next is read only once this one is taken (its size set by the one before)
                 ready.put(plan)
@@ -185,6 +188,16 @@ def _read_ahead(plans: Generator[_Plan]) -> Generator[_Plan]:
         while item is not _END:  # let the thread finish: what it puts is dropped
             item = ready.get()
         thread.join()
+
+
+NICENESS = 10  # the reading ahead's thread yields the CPU to the process's others (Linux: a thread's own nice)
+
+
+def _yield_cpu() -> None:
+    """Lower this thread's CPU priority where the system lets one thread have its own (Linux): its masking is a core's
+    worth of Python while a first pass runs, and the people reading the call log come first."""
+    with contextlib.suppress(AttributeError, OSError):  # no per-thread priority here (macOS, Windows)
+        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), NICENESS)
 
 
 def next_size(size: int, seconds: float, batch: int) -> int:

@@ -414,7 +414,7 @@ def _fill_call_keys(first_call: int) -> None:
         ):
             cursor.execute(
                 f"INSERT INTO {table} ({column}, call_id) SELECT {column}, id FROM {Call._meta.db_table} "
-                f"WHERE id >= %s {where} ON CONFLICT DO NOTHING",
+                f"WHERE id >= %s {where} ON CONFLICT (call_id) DO NOTHING",  # a key another call has: an error
                 [first_call],
             )
             cursor.execute(f"ANALYZE {table}")
