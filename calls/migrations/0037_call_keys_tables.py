@@ -67,30 +67,15 @@ FILL_SQL = [
 ]
 
 
-def postgres_forwards(apps, schema_editor):
-    # Before the old index and constraint go: their DROP holds the call table against reads too, until the commit;
-    # the trigger (writes wait meanwhile) and the copy do not.
-    if schema_editor.connection.vendor == "postgresql":
-        for sql in POSTGRES_SQL + FILL_SQL:
-            schema_editor.execute(sql)
+def on(vendor, statements):
+    """A RunPython step that runs statements on that vendor's database only (0039 runs SQLite's again)."""
 
+    def run(apps, schema_editor):
+        if schema_editor.connection.vendor == vendor:
+            for sql in statements:
+                schema_editor.execute(sql)
 
-def postgres_backwards(apps, schema_editor):
-    if schema_editor.connection.vendor == "postgresql":
-        for sql in DROP_POSTGRES_SQL:
-            schema_editor.execute(sql)
-
-
-def sqlite_forwards(apps, schema_editor):
-    if schema_editor.connection.vendor == "sqlite":
-        for sql in SQLITE_SQL + FILL_SQL:
-            schema_editor.execute(sql)
-
-
-def sqlite_backwards(apps, schema_editor):
-    if schema_editor.connection.vendor == "sqlite":
-        for sql in DROP_SQLITE_SQL:
-            schema_editor.execute(sql)
+    return run
 
 
 class Migration(migrations.Migration):
@@ -128,7 +113,11 @@ class Migration(migrations.Migration):
             ],
             options={"db_table": "calls_callvccid"},
         ),
-        migrations.RunPython(postgres_forwards, postgres_backwards, elidable=False),
+        # PostgreSQL's before the old index and constraint go: their DROP holds the call table against reads too,
+        # until the commit; the trigger (writes wait meanwhile) and the copy do not.
+        migrations.RunPython(
+            on("postgresql", POSTGRES_SQL + FILL_SQL), on("postgresql", DROP_POSTGRES_SQL), elidable=False
+        ),
         migrations.RemoveConstraint(model_name="call", name="call_unique_vcc_call_id"),
         migrations.AlterField(
             model_name="call",
@@ -152,5 +141,5 @@ class Migration(migrations.Migration):
             ),
         ),
         # SQLite's last: it makes a table again to alter it, and its triggers go with the old one.
-        migrations.RunPython(sqlite_forwards, sqlite_backwards, elidable=False),
+        migrations.RunPython(on("sqlite", SQLITE_SQL + FILL_SQL), on("sqlite", DROP_SQLITE_SQL), elidable=False),
     ]

@@ -10,10 +10,7 @@ import django.db.models.deletion
 from django.db import migrations, models
 
 
-def sqlite_triggers(apps, schema_editor):
-    if schema_editor.connection.vendor == "sqlite":
-        for sql in importlib.import_module("calls.migrations.0037_call_keys_tables").SQLITE_SQL:
-            schema_editor.execute(sql)
+KEYS = importlib.import_module("calls.migrations.0037_call_keys_tables")
 
 
 class Migration(migrations.Migration):
@@ -58,5 +55,5 @@ class Migration(migrations.Migration):
                 condition=models.Q(("answered_by__isnull", False)), fields=["answered_by"], name="call_answered_by_idx"
             ),
         ),
-        migrations.RunPython(sqlite_triggers, migrations.RunPython.noop, elidable=False),
+        migrations.RunPython(KEYS.on("sqlite", KEYS.SQLITE_SQL), migrations.RunPython.noop, elidable=False),
     ]
