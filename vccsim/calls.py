@@ -106,12 +106,6 @@ class Call:
     def is_live(self, now: float) -> bool:
         return now < self.ended_at
 
-    def is_expired(self, now: float) -> bool:
-        return now >= self.ended_at + RETENTION
-
-    def involves(self, agent_id: str) -> bool:
-        return agent_id in (self.agent_id, self.dialled_agent_id)
-
     def request_recording(self, status: str, now: float) -> None:
         self.recording_changes.append((now + RECORDING_DELAY, status))
 

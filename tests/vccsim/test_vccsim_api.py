@@ -273,6 +273,23 @@ def test_an_agent_on_a_call_links_to_it_and_keeps_its_guid_afterwards(vcc: httpx
     assert [link["rel"] for link in after["links"]] == ["_self"]
 
 
+def test_a_call_gone_24_hours_after_it_ended_is_no_agents_call_any_more(vcc: httpx.Client, clock: Clock):
+    body = {"from": {"agentId": "1001"}, "to": {"agentId": "1002"}}  # both phones are in it
+    call_id = vcc.post("/v0/sandbox01/calls/", json=body, headers={"Accept": "application/json;version=6"}).json()["id"]
+    clock.advance(10)
+    later = place(vcc, agent_id="1003")  # ends 10 s later, and is forgotten 10 s later
+    clock.advance(3 + 5 + 60 + 24 * 3600 - 10 - 1)  # a second before the first call is forgotten
+    vcc.headers.update(bearer(v0_token(vcc)))
+    kept = [vcc.get(f"/v0/sandbox01/agents/{agent}").json()["currentCallGuid"] for agent in ("1001", "1002", "1003")]
+    clock.advance(2)
+    vcc.headers.update(bearer(v0_token(vcc)))
+    gone = [vcc.get(f"/v0/sandbox01/agents/{agent}").json()["currentCallGuid"] for agent in ("1001", "1002", "1003")]
+
+    assert kept == [call_id, call_id, later]
+    assert gone == [None, None, later]
+    assert vcc.get(f"/v0/sandbox01/calls/{call_id}").status_code == 404
+
+
 def test_an_unknown_agent_is_not_found(vcc: httpx.Client):
     response = vcc.get("/v0/sandbox01/agents/9999")
 
