@@ -307,7 +307,7 @@ def test_query_count_does_not_grow_with_rows(who, supervisor_client, agent_clien
     for n in range(30):
         make_call(user=agent_user, agent=agent_user.agent, contact=Contact.objects.create(name=f"C{n}"))
         make_call(user=agent_user, groups=[sales], outcome="busy")
-        # Every kind of row the page words differently: each reads only what the page loaded (LOG_ROW_FIELDS).
+        # Every kind of row the page words differently: none may cost a query of its own (a party, a column).
         make_call(user=agent_user, groups=[sales], answered_by=agent_user.agent, contact=contact)
         make_call(user=agent_user, agent=agent_user.agent, to_agent=colleague, to_number="")
         make_call(user=agent_user, agent=agent_user.agent, outcome="failed", error_message="No", error_status=400)
