@@ -16,7 +16,7 @@ from django.utils import timezone
 from calls import callbacks
 from calls.calling.common import Clock, _db, _now, log
 from calls.models import AgentGroup, Call, Contact, ContactPhone, DispositionCode
-from calls.phones import MASK
+from calls.privacy.masking import is_masked
 from calls.vcc import VCCError, budget, get_async_client
 from calls.webhooks import changes
 
@@ -162,7 +162,7 @@ def _do_not_call(call: Call, disposition: DispositionCode) -> list[str]:
         return [f"{_loaded(call.phone).display} is now marked do not call."]
     if disposition.action == DispositionCode.Action.NUMBER_DNC:
         # No contact's number to mark: one not in the contacts, or masked since (masking drops the call's link).
-        why = "has been masked: the call no longer knows it" if MASK in call.to_number else "is not a contact's"
+        why = "has been masked: the call no longer knows it" if is_masked(call.to_number) else "is not a contact's"
         return [f"Nothing was marked do not call: this call's number {why}. Mark it on the contact's page."]
     if disposition.action == DispositionCode.Action.CONTACT_DNC and call.contact_id:
         with changes.contact_change(call.contact_id):
