@@ -690,6 +690,70 @@ def test_an_event_that_cannot_be_applied_is_marked_failed_and_the_others_go_on(s
     assert placed.connected_at is not None
 
 
+def test_a_fault_after_changing_the_call_leaves_the_batchs_next_event_the_call_as_stored(sim, placed, monkeypatch):
+    """The batch reads its calls once; an event whose changes rolled back must not leave them in the call the next
+    event of the same call is applied to."""
+    start = timezone.now() - timedelta(minutes=1)
+    bad = stored("channel.alerted.v1", placed, at=start, party="agent")
+    good = stored("channel.connected.v1", placed, at=start + timedelta(seconds=5), party="external")
+    real = applying._apply_to_live
+
+    def ends_it_then_fails(call, name, data, **kw):
+        if name == "channel.alerted":
+            call.state, call.ended_at = Call.State.ENDED, start  # in memory only: the savepoint rolls back
+            raise ValueError("a fault in vccweb")
+        return real(call, name, data, **kw)
+
+    monkeypatch.setattr(applying, "_apply_to_live", ends_it_then_fails)
+
+    done = applying.process_pending()
+
+    assert (done.failed, done.applied, done.late) == (1, 1, 0)
+    good.refresh_from_db()
+    assert good.result == f"applied to call {placed.pk}"
+    placed.refresh_from_db()
+    assert placed.state == Call.State.LIVE and placed.connected_at == start + timedelta(seconds=5)
+    bad.refresh_from_db()
+    assert bad.result == "failed: ValueError: a fault in vccweb"
+
+
+@pytest.mark.parametrize("calls", [2, 6])
+def test_a_batch_reads_its_calls_and_writes_its_events_and_history_in_one_statement_each(agent_user, contact, calls):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    start = timezone.now() - timedelta(minutes=1)
+    live = [
+        Call.objects.create(
+            created_by=agent_user,
+            from_agent=agent_user.agent,
+            to_number="+447400123456",
+            contact=contact,
+            vcc_call_id=f"guid-{i}",
+            state=Call.State.LIVE,
+            requested_at=start,
+        )
+        for i in range(calls)
+    ]
+    for call in live:
+        stored("channel.alerted.v1", call, at=start + timedelta(seconds=1), party="external")
+        stored("channel.connected.v1", call, at=start + timedelta(seconds=2), party="external")
+        stored("channel.disconnected.v1", call, at=start + timedelta(seconds=9), party="external", result=ANSWERED)
+
+    with CaptureQueriesContext(connection) as queries:
+        done = applying.process_pending()
+
+    assert done.applied == 3 * calls
+    statements = [q["sql"] for q in queries.captured_queries]
+    assert sum(sql.startswith('SELECT "calls_call".') for sql in statements) == 1
+    assert sum(sql.startswith('INSERT INTO "calls_callevent"') for sql in statements) == 1
+    assert sum(sql.startswith('UPDATE "calls_vccevent"') for sql in statements) == 1
+    # Each event: its savepoint and release, and one UPDATE of its call.
+    assert len(statements) <= 10 + 3 * 3 * calls
+    assert Call.objects.filter(state=Call.State.ENDED, outcome=Call.Outcome.ANSWERED).count() == calls
+    assert CallEvent.objects.filter(detail__endswith="(webhook)").count() == 3 * calls
+
+
 def test_one_job_applies_events_at_a_time_and_a_process_queues_it_at_most_once_a_second(jobs):
     assert tasks.process_vcc_events.lock == "process_vcc_events"
     for _ in range(3):

@@ -450,15 +450,15 @@ class Call(HandWrittenSQL):
         next_check_at: datetime | None,
         agent_answered: bool = False,
         answered_by: Agent | None = None,
+        also: tuple[str, ...] = (),
     ) -> bool:
         """VCC's call detail: where the call is now. Returns whether its phase changed (worth telling the page).
 
         `agent_answered`: the agent's phone was answered and VCC rings the contact; `answered_by`: the agent of the
-        call's groups VCC says took it."""
+        call's groups VCC says took it; `also`: fields the caller changed, written in the same UPDATE."""
         was = (self.state, self.connected_at is not None, self.recording_status, self.phase_marks)
         fields = ["vcc_status", "recording_status", "next_check_at", "missing_since", "missing_count", "last_seen_at"]
-        self.vcc_status = "Active" if live else ""
-        self.recording_status = recording_status
+        self.vcc_status, self.recording_status = "Active" if live else "", recording_status
         self.next_check_at = next_check_at if live else None
         self.missing_since, self.missing_count, self.last_seen_at = None, 0, now
         if self.lost_contact_since is not None:
@@ -501,7 +501,7 @@ class Call(HandWrittenSQL):
                 "changed_at",
             ]
         changed = was != (self.state, self.connected_at is not None, self.recording_status, self.phase_marks)
-        self.save_fields(fields)
+        self.save_fields([*fields, *also])
         return changed
 
     @property

@@ -89,6 +89,29 @@ class HandWrittenSQL(models.Model):
                 raise DatabaseError("Save with update_fields did not affect any rows.")
 
 
+def update_rows(model: type[models.Model], rows: Sequence[models.Model], fields: dict[str, str]) -> None:
+    """Write these fields of these rows in one UPDATE from arrays (PostgreSQL's unnest); `fields` gives each field's
+    PostgreSQL type. bulk_update (used on other databases) builds a CASE per field and row in Python: an eighth of
+    the worker's CPU at 1,000 calls a minute (py-spy), for a pass's webhook deliveries."""
+    if not rows:
+        return
+    if connection.vendor != "postgresql":
+        model._default_manager.bulk_update(rows, list(fields))
+        return
+    meta, quote = model._meta, connection.ops.quote_name
+    named = {name: concrete_field(model, name) for name in fields}
+    columns = [quote(column_of(field)) for field in named.values()]
+    arrays = ", ".join(f"%s::{kind}[]" for kind in fields.values())
+    pk = quote(column_of(meta.pk))
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"UPDATE {quote(meta.db_table)} t SET {', '.join(f'{c} = v.{c}' for c in columns)} "
+            f"FROM unnest(%s::{meta.pk.db_type(connection)}[], {arrays}) AS v(id, {', '.join(columns)}) "
+            f"WHERE t.{pk} = v.id",
+            [[row.pk for row in rows], *([getattr(row, field.attname) for row in rows] for field in named.values())],
+        )
+
+
 # --- Rows read by hand-written SQL, into models as the ORM would build them -------------------------------------
 
 

@@ -48,7 +48,7 @@ from django.utils import timezone
 
 from calls.calling.common import _db, log
 from calls.models import WebhookAttempt, WebhookDelivery, WebhookEndpoint, WebhookEvent
-from calls.models.common import column_of, concrete_field
+from calls.models.common import update_rows
 from calls.webhooks import TEST_EVENT_TYPE, safety, signing
 
 # A delivery's own waits after each of its failures (issue 21's schedule); the last one repeats.
@@ -446,11 +446,11 @@ def record(endpoint: WebhookEndpoint, results: list[tuple[WebhookDelivery, Outco
             )
             for one, outcome in results
         )
-        _write_deliveries([one for one, _ in results])
+        update_rows(WebhookDelivery, [one for one, _ in results], _WRITTEN)
         return _endpoint_after(locked, endpoint, results, given_up, now=now)
 
 
-# What a pass changes in its deliveries, and their types in PostgreSQL (_write_deliveries).
+# What a pass changes in its deliveries, and their types in PostgreSQL (update_rows).
 _WRITTEN = {
     "attempts": "integer",
     "last_attempt_at": "timestamptz",
@@ -459,23 +459,6 @@ _WRITTEN = {
     "delivered_at": "timestamptz",
     "failing_since": "timestamptz",
 }
-
-
-def _write_deliveries(deliveries: list[WebhookDelivery]) -> None:
-    """One UPDATE of the pass's deliveries from arrays (PostgreSQL's unnest). bulk_update's CASE per field and row
-    took an eighth of the worker's CPU at 1,000 calls a minute (py-spy), building it in Python."""
-    if connection.vendor != "postgresql":
-        WebhookDelivery.objects.bulk_update(deliveries, list(_WRITTEN))
-        return
-    columns = {name: column_of(concrete_field(WebhookDelivery, name)) for name in _WRITTEN}
-    sets = ", ".join(f"{column} = v.{column}" for column in columns.values())
-    arrays = ", ".join(f"%s::{kind}[]" for kind in _WRITTEN.values())
-    with connection.cursor() as cursor:
-        cursor.execute(
-            f"UPDATE {WebhookDelivery._meta.db_table} d SET {sets} "
-            f"FROM unnest(%s::bigint[], {arrays}) AS v(id, {', '.join(columns.values())}) WHERE d.id = v.id",
-            [[one.pk for one in deliveries], *([getattr(one, name) for one in deliveries] for name in _WRITTEN)],
-        )
 
 
 def _endpoint_after(
