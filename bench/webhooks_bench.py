@@ -206,6 +206,7 @@ class Placed:
     latency_ms: float
     status: int | None
     text: str = ""
+    at: float = 0.0  # time.time() when it was sent
 
 
 async def place_load(
@@ -220,7 +221,7 @@ async def place_load(
         key, click = pool[i % len(pool)]
         headers = {"Authorization": f"Bearer {key}", "Idempotency-Key": str(uuid.uuid4())}
         async with gate:
-            started = time.perf_counter()
+            sent, started = time.time(), time.perf_counter()
             try:
                 response = await client.post(
                     "/api/v1/calls", json={"to": click["number"], "contact": click["contact"]}, headers=headers
@@ -228,7 +229,7 @@ async def place_load(
                 status, text = response.status_code, "" if response.status_code == 201 else response.text[:200]
             except httpx.HTTPError as e:
                 status, text = None, cb.error_text(e)
-        placed.append(Placed(cb.elapsed_ms(started), status, text))
+        placed.append(Placed(cb.elapsed_ms(started), status, text, sent))
 
     origin = time.perf_counter()
     tasks = []
@@ -252,6 +253,31 @@ def print_placed(label: str, placed: list[Placed], seconds: float) -> None:
     )
     for text, count in refused.most_common(3):
         print(f"     {count:,} × {text}")
+
+
+def print_by_minute(placed: list[Placed], receiver: Receiver, written: dict[str, Written], ids: range) -> None:
+    """POST p95 and the receiver's delivery p95 in each minute of a phase (by when the call was sent, and when the
+    event was written): whether a slowdown builds up or comes at once."""
+    if not placed:
+        return
+    origin = min(p.at for p in placed)
+    posts: defaultdict[int, list[float]] = defaultdict(list)
+    for p in placed:
+        if p.status == 201:
+            posts[int((p.at - origin) // 60)].append(p.latency_ms)
+    deliveries: defaultdict[int, list[float]] = defaultdict(list)
+    for m, a in first_arrivals(receiver).items():
+        if m in written and written[m].id in ids:
+            deliveries[int((written[m].created - origin) // 60)].append(a.at - written[m].created)
+    minutes = sorted(set(posts) | set(deliveries))
+    if len(minutes) < 2:
+        return
+    shown = "; ".join(
+        f"{m + 1}: {api_bench.percentile(posts[m], 95) if posts[m] else 0:,.0f} ms, "
+        f"{api_bench.percentile(deliveries[m], 95) if deliveries[m] else 0:.2f} s"
+        for m in minutes
+    )
+    print(f"   by minute (POST p95, {receiver.name}'s delivery p95): {shown}")
 
 
 # --- Checks ----------------------------------------------------------------------------------------------------------
@@ -480,12 +506,14 @@ async def scenario(
     print(f"   all 3 receivers: {seconds_text(every)} (goal p95 ≤ 2 s: {verdict(p95 <= 2)})")
     fanout = await asyncio.to_thread(fanout_lags, receivers, in_a)
     print(f"   of which the fan-out (event written → its delivery rows, dispatch_webhooks): {seconds_text(fanout)}")
+    print_by_minute(load_a, receivers[0], written, in_a)
 
     print(f"\n3. Outage: {down.name} down for {args.outage_minutes:g} min (connections refused), the load going on")
     print_placed("placed meanwhile", load_b, b_seconds)
     print(f"   events written meanwhile: {sum(w.id in in_b for w in written.values()):,}")
     for receiver in receivers[:2]:
         print(f"   {receiver.name} (up) meanwhile: {seconds_text(latencies(receiver, written, in_b))}")
+    print_by_minute(load_b, receivers[0], written, in_b)
     print(f"   when {down.name} came back: {backlog}")
     if complete:
         print(

@@ -93,6 +93,27 @@ def test_the_events_bench_runs_quick_and_loses_nothing(capsys):
     assert "left live: 0 " in out, out
 
 
+def test_the_webhooks_bench_shows_each_minutes_post_and_delivery_p95(capsys):
+    """A slowdown that comes late in a long phase is lost in the phase's p95; the line by minute shows when."""
+    wb = _load(BENCH / "webhooks_bench.py")
+    start = 1_000_000.0
+    # Minute 1: fast; minute 2: slow posts and late deliveries; a refused POST does not count.
+    placed = [wb.Placed(50.0, 201, "", start + i) for i in range(60)]
+    placed += [wb.Placed(4000.0, 201, "", start + 60 + i) for i in range(60)]
+    placed += [wb.Placed(9999999.0, 500, "boom", start + 61)]
+    receiver = wb.Receiver("r1")
+    written = {}
+    for i in range(120):
+        written[f"msg_{i}"] = wb.Written(i + 1, f"call:{i}", "call.placed", start + i)
+        late = 0.5 if i < 60 else 9.0
+        receiver.arrivals.append(wb.Arrival(f"msg_{i}", "call.placed", i, start + i + late))
+
+    wb.print_by_minute(placed, receiver, written, range(1, 121))
+
+    line = "   by minute (POST p95, r1's delivery p95): 1: 50 ms, 0.50 s; 2: 4,000 ms, 9.00 s\n"
+    assert capsys.readouterr().out == line
+
+
 def test_the_webhooks_bench_receiver_verifies_over_a_socket_and_its_checks_find_gaps_and_disorder():
     """bench/webhooks_bench.py's receiver, over a real socket, with the app's own signing: a delivery signed with
     the endpoint's secret is recorded, one signed with another is answered 400; stopped, it refuses connections.
