@@ -43,7 +43,7 @@ from asgiref.sync import ThreadSensitiveContext
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import connection, transaction
-from django.db.models import Exists, Min, OuterRef, Q
+from django.db.models import Exists, OuterRef, Q
 from django.utils import timezone
 
 from calls.calling.common import _db, log
@@ -211,37 +211,36 @@ def _due(endpoint_id: int, now: datetime, limit: int) -> tuple[WebhookEndpoint |
     probing = _probing(endpoint, now)
     if not endpoint.enabled or probing is None:  # paused, or waiting for its next probe: an admin's test goes
         return endpoint, list(due.filter(event__type=TEST_EVENT_TYPE).order_by("id")[:limit])
-    # Both questions are asked so that no plan can read the endpoint's backlog once for each delivery (a correlated
-    # NOT EXISTS did, with stale statistics: bench/README.md, "Outgoing webhooks"): the probe in one pass over the
-    # backlog, with no join; "an earlier one waits" by an aggregate, which PostgreSQL keeps a subplan that probes
-    # webhook_delivery_pending_idx by subject.
-    if probing:  # one delivery, the first of its subject: the one tried least, the oldest first
-        probe = _probe(endpoint_id, now)
-        return endpoint, list(due.filter(id=probe)) if probe is not None else []
-    waiting = pending.filter(next_attempt_at__gt=now, subject=OuterRef("subject")).values("subject")
-    blocked = waiting.annotate(first=Min("id")).filter(first__lt=OuterRef("id"))  # its subject waits its back-off
-    return endpoint, list(due.filter(~Exists(blocked)).order_by("id")[:limit])
+    # Which deliveries may go is read in one pass over the endpoint's backlog, with no join: a correlated NOT EXISTS
+    # ("an earlier one of its subject is pending") read the whole backlog for each delivery whenever PostgreSQL's
+    # statistics were stale, and a probe after 8 minutes down ran for minutes (bench/README.md, "Outgoing webhooks").
+    ids = _sendable(endpoint_id, now, limit, probing=probing)
+    return endpoint, list(due.filter(id__in=ids).order_by("id"))
 
 
-def _probe(endpoint_id: int, now: datetime) -> int | None:
-    """The id of the endpoint's next probe: of the due deliveries that are the first pending one of their subject,
-    the one tried least, the oldest first."""
+def _sendable(endpoint_id: int, now: datetime, limit: int, *, probing: bool) -> list[int]:
+    """The ids a pass sends: probing, the due delivery tried least (the oldest first) of those that are the first
+    pending one of their subject; otherwise the first `limit` due deliveries no earlier one of whose subject waits its
+    back-off. Window functions over webhook_delivery_pending_idx (by subject, then id): one pass, whatever the plan."""
     meta, quote = WebhookDelivery._meta, connection.ops.quote_name
-    column = {name: quote(column_of(concrete_field(WebhookDelivery, name))) for name in _PROBE_COLUMNS}
+    c = {name: quote(column_of(concrete_field(WebhookDelivery, name))) for name in _SENDABLE_COLUMNS}
+    earlier = f"PARTITION BY {c['subject']} ORDER BY {c['id']}"
+    pending = (
+        f"SELECT {c['id']} AS id, {c['attempts']} AS attempts, {c['next_attempt_at']} AS next_attempt_at, "
+        f"row_number() OVER ({earlier}) AS n, count(*) FILTER (WHERE {c['next_attempt_at']} > %s) "
+        f"OVER ({earlier} ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING) AS waiting_before "
+        f"FROM {quote(meta.db_table)} WHERE {c['endpoint']} = %s AND {c['status']} = %s"
+    )
+    which = "n = 1 ORDER BY attempts, id LIMIT 1" if probing else "waiting_before = 0 ORDER BY id LIMIT %s"
     with connection.cursor() as cursor:
         cursor.execute(
-            f"SELECT id FROM (SELECT {column['id']} AS id, {column['attempts']} AS attempts, "
-            f"{column['next_attempt_at']} AS next_attempt_at, "
-            f"row_number() OVER (PARTITION BY {column['subject']} ORDER BY {column['id']}) AS n "
-            f"FROM {quote(meta.db_table)} WHERE {column['endpoint']} = %s AND {column['status']} = %s) AS firsts "
-            "WHERE n = 1 AND next_attempt_at <= %s ORDER BY attempts, id LIMIT 1",
-            [endpoint_id, Pending, now],
+            f"SELECT id FROM ({pending}) AS p WHERE next_attempt_at <= %s AND {which}",
+            [now, endpoint_id, Pending, now, *([] if probing else [limit])],
         )
-        row = cursor.fetchone()
-    return row[0] if row else None
+        return [row[0] for row in cursor.fetchall()]
 
 
-_PROBE_COLUMNS = ("id", "attempts", "next_attempt_at", "subject", "endpoint", "status")
+_SENDABLE_COLUMNS = ("id", "attempts", "next_attempt_at", "subject", "endpoint", "status")
 
 
 def body_of(event: WebhookEvent) -> bytes:
