@@ -114,10 +114,8 @@ class WebhookDelivery(models.Model):
             models.Index(fields=["endpoint", "subject"], name="webhook_delivery_subject_idx"),
             models.Index(fields=["status", "next_attempt_at"], name="webhook_delivery_due_idx"),
             models.Index(fields=["endpoint", "status", "id"], name="webhook_delivery_queue_idx"),
-            # A pass's "an earlier one of its subject waits" (calls/webhooks/delivery.py _due), one probe of the
-            # index a delivery. Without it, on a table whose statistics were stale (autovacuum off, or not yet
-            # round), PostgreSQL read every pending delivery of the endpoint for each of them: the probe of a
-            # receiver down 8 minutes (34,000 behind it) ran for minutes, holding a core.
+            # An endpoint's backlog in the order a pass reads it (calls/webhooks/delivery.py _sendable: by subject,
+            # then id), the deliveries already sent left out.
             models.Index(
                 fields=["endpoint", "subject", "id"],
                 name="webhook_delivery_pending_idx",
