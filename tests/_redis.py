@@ -1,7 +1,7 @@
 """The real Redis the shared-state tests use: TEST_REDIS_URL, one database number per pytest-xdist worker.
 
 Those tests empty their database (cache.clear() is FLUSHDB), so two workers must never share one: worker gwN
-uses TEST_REDIS_URL's database number plus N. `make test` runs two workers, so the default uses 14 and 15.
+uses TEST_REDIS_URL's database number plus N. `make test` runs three workers, so the default uses 13, 14 and 15.
 """
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 from urllib.parse import urlsplit, urlunsplit
 
-DEFAULT = "redis://127.0.0.1:6379/14"
+DEFAULT = "redis://127.0.0.1:6379/13"
 
 
 def for_worker(url: str, worker: str | None) -> str:
