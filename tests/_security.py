@@ -210,7 +210,7 @@ def world_rows(django_db_setup, django_db_blocker):
             built = create_world().logged_in()
             # Check the world's foreign keys now, once: left deferred, they would be checked at each test's end
             # (pytest-django's teardown sets them IMMEDIATE), inside the test's savepoint, whose rollback queues
-            # them again for the next test; some 3 ms of PostgreSQL's time a test.
+            # them again for the next test (0.46 ms a test, against 0.006 once checked).
             connection.check_constraints()
         except BaseException:
             outer.__exit__(*sys.exc_info())

@@ -367,12 +367,12 @@ def django_db_setup(django_db_setup, django_db_blocker):
 
     if connection.vendor != "postgresql":
         return django_db_setup
-    settings = {"jit": "off"}
+    parameters = {"jit": "off"}
     if os.environ.get("TEST_SYNCHRONOUS_COMMIT", "off") == "off":
-        settings["synchronous_commit"] = "off"
+        parameters["synchronous_commit"] = "off"
     with django_db_blocker.unblock(), connection.cursor() as cursor:
         name = connection.ops.quote_name(connection.settings_dict["NAME"])
-        for setting, value in settings.items():
+        for setting, value in parameters.items():
             cursor.execute(f"ALTER DATABASE {name} SET {setting} TO {value}")
             cursor.execute(f"SET {setting} TO {value}")
     return django_db_setup
