@@ -359,7 +359,7 @@ def django_db_setup(django_db_setup, django_db_blocker):
     for an fsync at each commit. A crash of PostgreSQL could lose the last commits, which a test database can.
 
     It also plans without JIT compilation (jit off, this database only). Over the tests' few thousand rows the
-    planner still costs some queries above `jit_above_cost` (a contact page's query at 477,654 over the search
+    planner still costs some queries above `jit_above_cost` (a contact search's query at 477,654 over the search
     tests' 10,000 contacts), and each compiled 30 to 40 functions, which took longer than running them: auto_explain
     counted 71 compilations in the search, call log, report, admin list and cursor tests, and PostgreSQL's CPU in
     them went from 19.5 to 16.7 s. JIT changes how a plan runs, never what it returns."""
