@@ -1,7 +1,7 @@
 """A migrated PostgreSQL database to copy: `CREATE DATABASE … TEMPLATE` takes 0.3 s where `manage.py migrate` on an
 empty database takes about 8 s.
 
-The test databases (tests/conftest.py) and the benches' scratch databases (click_bench.reset_database) start as copies
+The test databases (tests/conftest.py) and the benches' scratch databases (_harness.reset_database) start as copies
 of one template, named after a hash of what shapes the schema: the migrations' files, vccweb/settings.py and the
 installed packages' versions. A change to any of them makes a new template; the newest three are kept.
 It is made once, under an advisory lock (the test processes start together), by `manage.py migrate` into a database

@@ -27,12 +27,12 @@ from pathlib import Path
 
 import httpx
 import psycopg
+from _harness import free_port  # run as bench/admin_bench.py, bench/ is on the path
 from calllog_bench import (  # run as bench/admin_bench.py, bench/ is on the path
     HOST,
     ROOT,
     STARTUP_SECONDS,
     Target,
-    free_port,
     login,
     percentile,
     start_django,

@@ -27,11 +27,12 @@ import uuid
 from pathlib import Path
 from typing import Any
 
+import _harness as h
 import click_bench as cb
 import httpx
 import psycopg
 
-DEFAULT_VOLUME = f"postgres://postgres@{cb.HOST}:5432/hlbench"
+DEFAULT_VOLUME = f"postgres://postgres@{h.HOST}:5432/hlbench"
 SUPERVISOR = "seedsup1"  # made by seed_volume
 WARMUP = 3
 TOKENS = """
@@ -55,7 +56,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     add("--volume-db", default=DEFAULT_VOLUME, help="PostgreSQL with seed_volume data; 'none' skips parts 2 and 3")
     add("--requests", type=int, help="measured requests per page (default 30; quick 10)")
     add("--max-calls", type=int, help="calls read by cursor at most (default all; quick 20,000)")
-    add("--workers", type=cb.positive, default=1, help="uvicorn worker processes")
+    add("--workers", type=h.positive, default=1, help="uvicorn worker processes")
     add("--db-name", default="vccweb_api_bench", help="part 1's PostgreSQL database, dropped and created")
     add("--redis-db", metavar="N", type=int, default=13, help="the bench's Redis database, emptied")
     add("--keep", action="store_true", help="keep the bench database and Redis db afterwards")
@@ -63,7 +64,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     args.calls = args.calls or (10 if args.quick else 50)
     args.requests = args.requests or (10 if args.quick else 30)
     args.max_calls = args.max_calls or (20_000 if args.quick else 10**9)
-    # what click_bench's helpers read
+    # what _harness's helpers read
     args.speed, args.db_conn_max_age, args.users, args.sim_faults = 1.0, 0, args.calls, None
     return args
 
@@ -75,7 +76,7 @@ def percentile(values: list[float], p: float) -> float:
 
 def tokens(env: dict[str, str], usernames: list[str], scopes: list[str]) -> dict[str, str]:
     code = TOKENS.format(scopes=scopes, usernames=usernames)
-    output = cb.run_python(["manage.py", "shell", "-c", code], env=env)
+    output = h.run_python(["manage.py", "shell", "-c", code], env=env)
     return json.loads(output.strip().splitlines()[-1])  # the shell may say what it imported first
 
 
@@ -135,22 +136,22 @@ async def place_straight(sim_url: str, agents: list[str], numbers: list[str]) ->
     return latencies
 
 
-def placing_part(args: argparse.Namespace, tmp: Path, managed: list[cb.Managed]) -> None:
+def placing_part(args: argparse.Namespace, tmp: Path, managed: list[h.Managed]) -> None:
     # Each agent places one call: a third through the API, a third with the Call button, a third straight to
     # vccsim; the first WARMUP of each are warm-ups (connections opened, code paths loaded), not counted.
     side = args.calls + WARMUP
-    agents, numbers = cb.agent_ids(3 * side), cb.unique_numbers(3 * side)
-    cb.reset_database()
-    cb.flush_redis()
-    sim, sim_url = cb.start_sim(args, agents, tmp, managed)
-    env = cb.app_env(sim_url, args) | {"STATIC_ROOT": str(tmp / "static")}
-    cb.run_python(["manage.py", "migrate", "--no-input"], env=env)
-    cb.run_python(["manage.py", "collectstatic", "--no-input", "--verbosity", "0"], env=env)
-    data = cb.create_data(env, agents[: 2 * side], numbers[: 2 * side], "x" + uuid.uuid4().hex)
+    agents, numbers = h.agent_ids(3 * side), h.unique_numbers(3 * side)
+    h.reset_database()
+    h.flush_redis()
+    sim, sim_url = h.start_sim(args, agents, tmp, managed)
+    env = h.app_env(sim_url, args) | {"STATIC_ROOT": str(tmp / "static")}
+    h.run_python(["manage.py", "migrate", "--no-input"], env=env)
+    h.run_python(["manage.py", "collectstatic", "--no-input", "--verbosity", "0"], env=env)
+    data = h.create_data(env, agents[: 2 * side], numbers[: 2 * side], "x" + uuid.uuid4().hex)
     api_side = {"users": data["users"][:side], "clicks": data["clicks"][:side]}
     button_side = {"users": data["users"][side:], "clicks": data["clicks"][side:]}
     keys = tokens(env, [u["username"] for u in api_side["users"]], ["calls:write"])
-    app, app_url = cb.start_app(args, env, tmp, managed)
+    app, app_url = h.start_app(args, env, tmp, managed)
     asyncio.run(warm(app_url, api_side))
     api = asyncio.run(place_through_api(app_url, api_side, keys))[WARMUP:]
     button = asyncio.run(click_the_button(app_url, button_side))[WARMUP:]
@@ -164,9 +165,9 @@ def placing_part(args: argparse.Namespace, tmp: Path, managed: list[cb.Managed])
     cost = a50 - s50
     print(f"   the API's cost over vccsim, p50: {cost:.1f} ms (goal ≤ 15 ms: {'PASS' if cost <= 15 else 'MISS'}); "
           f"the Call button's: {b50 - s50:.1f} ms")  # fmt: skip
-    cb.print_app_log(app)
-    cb.stop(app)
-    cb.stop(sim)
+    h.print_app_log(app)
+    h.stop(app)
+    h.stop(sim)
 
 
 # --- 2 and 3. Pages at volume, and the whole log by cursor --------------------------------------------------------
@@ -198,25 +199,25 @@ def log_in(client: httpx.Client, username: str = SUPERVISOR, password: str = "se
         )
 
 
-def volume_parts(args: argparse.Namespace, tmp: Path, managed: list[cb.Managed]) -> None:
+def volume_parts(args: argparse.Namespace, tmp: Path, managed: list[h.Managed]) -> None:
     with psycopg.connect(args.volume_db, autocommit=True) as conn:
         (calls,) = conn.execute("SELECT count(*) FROM calls_call").fetchone()
         (contacts,) = conn.execute("SELECT count(*) FROM calls_contact").fetchone()
         (agent,) = conn.execute("SELECT id FROM calls_agent WHERE display_id = '3001'").fetchone()
     # API_RATE_PER_MINUTE raised for this run: at its default (600 requests a minute, 200 calls each) a token reads
     # at most 2,000 calls a second, and what is measured here is the API's own speed.
-    env = cb.app_env("http://127.0.0.1:9", args) | {
+    env = h.app_env("http://127.0.0.1:9", args) | {
         "DATABASE_URL": args.volume_db,
         "STATIC_ROOT": str(tmp / "s2"),
         "API_RATE_PER_MINUTE": "1000000",
     }
     # Part 1's app cached its own users and permissions in the same Redis database, under the same ids as this
     # database's: emptied first, or this app would take its supervisor (user 1 here) for part 1's agent (user 1).
-    cb.flush_redis()
-    cb.run_python(["manage.py", "migrate", "--no-input"], env=env)
-    cb.run_python(["manage.py", "collectstatic", "--no-input", "--verbosity", "0"], env=env)
+    h.flush_redis()
+    h.run_python(["manage.py", "migrate", "--no-input"], env=env)
+    h.run_python(["manage.py", "collectstatic", "--no-input", "--verbosity", "0"], env=env)
     key = tokens(env, [SUPERVISOR], ["contacts:read", "calls:read"])[SUPERVISOR]
-    app, app_url = cb.start_app(args, env, tmp, managed)
+    app, app_url = h.start_app(args, env, tmp, managed)
     print(f"\n2. Pages at volume: {contacts:,} contacts, {calls:,} calls; {args.requests} requests each")
     headers = {"Authorization": f"Bearer {key}"}
     worst = 0.0
@@ -255,7 +256,7 @@ def volume_parts(args: argparse.Namespace, tmp: Path, managed: list[cb.Managed])
         )
         read, pages, path, started = 0, 0, "/api/v1/calls?limit=200", time.perf_counter()
         backends = postgres_backends(args.volume_db)
-        cpu = cb.cpu_ms(app.worker_pids), cb.cpu_ms(backends), time.process_time()
+        cpu = h.cpu_ms(app.worker_pids), h.cpu_ms(backends), time.process_time()
         while path and read < args.max_calls:
             response = client.get(path)
             response.raise_for_status()
@@ -263,7 +264,7 @@ def volume_parts(args: argparse.Namespace, tmp: Path, managed: list[cb.Managed])
             read, pages = read + len(body["items"]), pages + 1
             path = body.get("next")
         seconds = time.perf_counter() - started
-        app_ms, pg_ms = cb.cpu_ms(app.worker_pids) - cpu[0], cb.cpu_ms(backends) - cpu[1]
+        app_ms, pg_ms = h.cpu_ms(app.worker_pids) - cpu[0], h.cpu_ms(backends) - cpu[1]
         reader_ms = (time.process_time() - cpu[2]) * 1000
         rate = read / seconds if seconds else 0.0
         print(f"   {read:,} calls in {seconds:.1f} s: {rate:,.0f} calls/s (goal ≥ 20,000/s: "
@@ -271,7 +272,7 @@ def volume_parts(args: argparse.Namespace, tmp: Path, managed: list[cb.Managed])
         if pages:  # CPU time, which other load on the machine sways far less than the rate
             print(f"   CPU a page: the app {app_ms / pages:.2f} ms, PostgreSQL {pg_ms / pages:.2f} ms "
                   f"({len(backends)} connections), this reader {reader_ms / pages:.2f} ms")  # fmt: skip
-    cb.print_app_log(app)
+    h.print_app_log(app)
 
 
 def postgres_backends(url: str) -> tuple[int, ...]:
@@ -290,7 +291,7 @@ def postgres_backends(url: str) -> tuple[int, ...]:
     return tuple(found)
 
 
-def run(args: argparse.Namespace, tmp: Path, managed: list[cb.Managed]) -> int:
+def run(args: argparse.Namespace, tmp: Path, managed: list[h.Managed]) -> int:
     print(f"api bench{' (quick)' if args.quick else ''}: {os.cpu_count()} cores, "
           f"load average {os.getloadavg()[0]:.1f} before")  # fmt: skip
     placing_part(args, tmp, managed)
@@ -301,7 +302,7 @@ def run(args: argparse.Namespace, tmp: Path, managed: list[cb.Managed]) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    return cb.run_bench(run, parse_args(argv), prefix="vccweb-api-bench-")
+    return h.run_bench(run, parse_args(argv), prefix="vccweb-api-bench-")
 
 
 if __name__ == "__main__":

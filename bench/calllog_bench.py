@@ -17,9 +17,7 @@ import argparse
 import os
 import platform
 import re
-import secrets
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -27,7 +25,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
 
-import _migrated  # bench/_migrated.py: the scripts import each other from bench/
+import _harness as h  # bench/_harness.py: the scripts import each other from bench/
 import httpx
 import psycopg
 
@@ -49,27 +47,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def server_env(database: str) -> dict[str, str]:
     """Production settings; only TLS is off (plain HTTP on loopback). Nothing leaks in from the shell."""
-    return _migrated.shell_env() | {
-        "DJANGO_SETTINGS_MODULE": "vccweb.settings",
-        "PYTHONPATH": str(ROOT),
-        "DEBUG": "false",
-        "SECRET_KEY": secrets.token_urlsafe(50),
-        "ALLOWED_HOSTS": "127.0.0.1,localhost",
-        "SECURE_SSL_REDIRECT": "false",
-        "SESSION_COOKIE_SECURE": "false",
-        "CSRF_COOKIE_SECURE": "false",
-        "SECURE_HSTS_SECONDS": "0",
-        "SECURE_PROXY_SSL_HEADER": "false",
-        "DATABASE_URL": database,
+    return h.production_env(database) | {
         "DB_CONN_MAX_AGE": "0",  # connections come from the pool (DB_POOL, on by default), as in production
         "LOG_LEVEL": "WARNING",
     }
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind((HOST, 0))
-        return s.getsockname()[1]
 
 
 def status_kib(pid: int, key: str) -> int:
@@ -291,7 +272,7 @@ def main(argv: list[str] | None = None) -> int:
 
     connections.close_all()
 
-    port = free_port()
+    port = h.free_port()
     log = open(Path(os.environ.get("TMPDIR", "/tmp")) / f"calllog-bench-{port}.log", "wb")  # noqa: SIM115
     command = [sys.executable, "-m", "uvicorn", "vccweb.asgi:application", "--host", HOST, "--port", str(port)]
     server = subprocess.Popen([*command, "--no-access-log"], cwd=ROOT, env=env, stdout=log, stderr=log)

@@ -24,31 +24,25 @@ from __future__ import annotations
 import argparse
 import asyncio
 import base64
-import contextlib
-import hashlib
 import json
 import os
 import re
 import secrets
 import sys
 import time
-import uuid
 from collections import Counter
-from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import _harness as h
 import click_bench as cb
 import httpx
-import jwt
 import psycopg
 import uvloop
+from _events_load import IN_FLIGHT, send_events, send_one_at_a_time
 
 FOLLOW_INTERVAL = 2.0  # calls.calling.following.FOLLOW_INTERVAL: a polled call is asked about every 2 s
-SEND_TIMEOUT = 30.0  # seconds an answer may take before the event counts as not answered
-IN_FLIGHT = 64  # connections the generator keeps open, one request on each at a time (VCC's own is not published)
-REDELIVER_EVERY = 100  # one event in a hundred is sent again (a redelivery: same id, same body)
 # vccsim's request log: `127.0.0.1 "GET /v0/sandbox01/calls/<id> HTTP/1.1" 200 -`
 REQUEST_LINE = re.compile(r'"([A-Z]+) (\S+) HTTP/[\d.]+"')
 
@@ -60,7 +54,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     add("--rate", type=int, help="events a second (default 1000; quick 200)")
     add("--seconds", type=float, help="how long events are sent (default 60; quick 5)")
     add("--live-calls", type=int, help="live calls the events are about (default 200; quick 20)")
-    add("--workers", metavar="W", type=cb.positive, default=1, help="uvicorn worker processes (WEB_CONCURRENCY)")
+    add("--workers", metavar="W", type=h.positive, default=1, help="uvicorn worker processes (WEB_CONCURRENCY)")
     add("--calls", type=int, help="calls followed in parts 2 and 3 (default 200; quick 20)")
     add("--follow-seconds", type=float, help="vccsim clock seconds the calls are followed (default 300; quick 40)")
     add("--speed", type=float, help="vccsim clock speed (default 5: 300 clock seconds in 60 s; quick 10)")
@@ -98,13 +92,13 @@ def verdict(met: bool) -> str:
 
 
 def query(sql: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
-    with psycopg.connect(cb.DATABASE_URL, connect_timeout=5, autocommit=True) as conn:
+    with psycopg.connect(h.DATABASE_URL, connect_timeout=5, autocommit=True) as conn:
         return conn.execute(sql, params).fetchall()  # type: ignore[arg-type]
 
 
 def shell(env: dict[str, str], code: str) -> Any:
     """Run Django code in the app (manage.py shell) and return what it printed as JSON."""
-    return json.loads(cb.run_python(["manage.py", "shell", "-c", code], env=env).strip().splitlines()[-1])
+    return json.loads(h.run_python(["manage.py", "shell", "-c", code], env=env).strip().splitlines()[-1])
 
 
 LIVE_CALLS = """
@@ -128,18 +122,18 @@ print(json.dumps(Call.objects.filter(pk__in=CallVccId.objects.filter(vcc_call_id
 """
 
 
-def start_worker(env: dict[str, str], tmp: Path, managed: list[cb.Managed]) -> cb.Managed:
-    worker = cb.start("worker", [sys.executable, "manage.py", "worker"], env, tmp, managed)
-    deadline = time.monotonic() + cb.STARTUP_SECONDS
+def start_worker(env: dict[str, str], tmp: Path, managed: list[h.Managed]) -> h.Managed:
+    worker = h.start("worker", [sys.executable, "manage.py", "worker"], env, tmp, managed)
+    deadline = time.monotonic() + h.STARTUP_SECONDS
     while time.monotonic() < deadline:  # it beats once a second once follow_calls runs
         if worker.process.poll() is not None:
-            raise RuntimeError(f"the worker exited with {worker.process.returncode}:\n{cb.log_tail(worker)}")
+            raise RuntimeError(f"the worker exited with {worker.process.returncode}:\n{h.log_tail(worker)}")
         if query("SELECT count(*) FROM procrastinate_jobs WHERE task_name = 'follow_calls' AND status = 'succeeded'")[
             0
         ][0]:
             return worker
         time.sleep(0.2)
-    raise RuntimeError(f"the worker ran no follow_calls within {cb.STARTUP_SECONDS:.0f} s:\n{cb.log_tail(worker)}")
+    raise RuntimeError(f"the worker ran no follow_calls within {h.STARTUP_SECONDS:.0f} s:\n{h.log_tail(worker)}")
 
 
 def sim_requests(log: Path, start: int, end: int | None = None) -> Counter[str]:
@@ -168,14 +162,14 @@ def sim_requests(log: Path, start: int, end: int | None = None) -> Counter[str]:
     return counts
 
 
-def print_errors(proc: cb.Managed) -> None:
+def print_errors(proc: h.Managed) -> None:
     """The process's error records, alike ones counted together: the first line and the exception of each."""
     proc.log_file.flush()
     lines = proc.log_path.read_text(errors="replace").splitlines()
-    starts = [i for i, line in enumerate(lines) if cb.LOG_RECORD.match(line)] + [len(lines)]
+    starts = [i for i, line in enumerate(lines) if h.LOG_RECORD.match(line)] + [len(lines)]
     kinds: Counter[str] = Counter()
     for a, b in zip(starts, starts[1:], strict=False):
-        if cb.ERROR_RECORD.match(lines[a]):
+        if h.ERROR_RECORD.match(lines[a]):
             first = re.sub(r"^\S+ \S+ |\[\d+\]|\(.*?\)|[0-9a-f-]{36}|\d+(\.\d+)?", "", lines[a])
             raised = [
                 line.strip() for line in lines[a + 1 : b] if re.match(r"^\s*\|?\s*[\w.]+(Error|Exception)\b", line)
@@ -186,161 +180,12 @@ def print_errors(proc: cb.Managed) -> None:
         print(f"  {count} × {kind}")
 
 
-def log_size(proc: cb.Managed) -> int:
+def log_size(proc: h.Managed) -> int:
     proc.log_file.flush()
     return proc.log_path.stat().st_size
 
 
 # --- Part 1: the receiver under load ------------------------------------------------------------------------------
-
-
-@dataclass
-class Sent:
-    event_id: str
-    scheduled: float  # when it should have gone, seconds from the start
-    started: float  # when it went
-    latency_ms: float
-    status: int | None
-    error: str = ""
-
-
-@dataclass
-class Load:
-    sent: list[Sent] = field(default_factory=list)
-    seconds: float = 0.0
-    unique_ids: int = 0
-    redeliveries: int = 0
-
-
-def signed(body: bytes, key: bytes) -> dict[str, str]:
-    token = jwt.encode({"iat": int(time.time()), "payload_hash": hashlib.sha256(body).hexdigest()}, key, "HS256")
-    return {"Content-Type": "application/cloudevents+json", "Vonage-Signature": f"Bearer {token}"}
-
-
-def held_event(guid: str) -> tuple[str, bytes]:
-    now = datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
-    event_id = str(uuid.uuid4())
-    event = {
-        "specversion": "1.0",
-        "id": event_id,
-        "source": f"/vcc/{cb.ACCOUNT_KEY}",
-        "type": "channel.held.v1",
-        "time": now,
-        "subject": guid,
-        "datacontenttype": "application/json",
-        "data": {"interactionId": guid, "callGuid": guid, "party": {"role": "Customer"}},
-    }
-    return event_id, json.dumps(event, separators=(",", ":")).encode()
-
-
-class Connection:
-    """One keep-alive HTTP/1.1 connection to the app, written to and read by hand: a few tens of microseconds of
-    CPU a request, where httpx took about 2 ms (measured: at 1,000 events/s httpx alone needed more than the
-    machine's two cores). VCC sends from its own machines; here the sender shares the app's cores, so it must
-    cost little to leave the receiver what it would have."""
-
-    def __init__(self, host: str, port: int) -> None:
-        self.host, self.port = host, port
-        self.reader: asyncio.StreamReader | None = None
-        self.writer: asyncio.StreamWriter | None = None
-
-    async def post(self, request: bytes) -> tuple[int, bytes]:
-        if self.writer is None or self.reader is None:
-            self.reader, self.writer = await asyncio.open_connection(self.host, self.port)
-        try:
-            self.writer.write(request)
-            head = await self.reader.readuntil(b"\r\n\r\n")
-            lines = head.split(b"\r\n")
-            status = int(lines[0].split(b" ", 2)[1])
-            length = next(
-                (int(line.split(b":", 1)[1]) for line in lines[1:] if line.lower().startswith(b"content-length:")), 0
-            )
-            body = await self.reader.readexactly(length)
-            if any(line.lower() == b"connection: close" for line in lines[1:]):
-                await self.close()
-            return status, body
-        except BaseException:
-            await self.close()
-            raise
-
-    async def close(self) -> None:
-        writer, self.reader, self.writer = self.writer, None, None
-        if writer is not None:
-            writer.close()
-            with contextlib.suppress(OSError):
-                await writer.wait_closed()
-
-
-def raw_request(host: str, body: bytes, headers: dict[str, str]) -> bytes:
-    lines = ["POST /vcc/events/ HTTP/1.1", f"Host: {host}", f"Content-Length: {len(body)}"]
-    lines += [f"{name}: {value}" for name, value in headers.items()]
-    return ("\r\n".join(lines) + "\r\n\r\n").encode() + body
-
-
-async def send_events(app_url: str, guids: list[str], key: bytes, args: argparse.Namespace) -> Load:
-    """POST `rate` events a second for `seconds`, each at its scheduled time, and time each answer."""
-    total = int(args.rate * args.seconds)
-    url = httpx.URL(app_url)
-    host, port = url.host, url.port or 80
-    requests: list[tuple[str, bytes]] = []
-    load = Load()
-    for i in range(total):
-        if i % REDELIVER_EVERY == REDELIVER_EVERY - 1:
-            event_id, request = requests[i - REDELIVER_EVERY // 2]  # an event sent about half a second before
-            load.redeliveries += 1
-        else:
-            event_id, body = held_event(guids[i % len(guids)])
-            request = raw_request(f"{host}:{port}", body, signed(body, key))  # before the clock starts
-            load.unique_ids += 1
-        requests.append((event_id, request))
-
-    # Open loop: each event is put in the queue when it is due; IN_FLIGHT connections take them as they come.
-    due: asyncio.Queue[tuple[int, float] | None] = asyncio.Queue()
-    origin = time.perf_counter()
-
-    async def connection() -> None:
-        conn = Connection(host, port)
-        while (item := await due.get()) is not None:
-            i, scheduled = item
-            event_id, request = requests[i]
-            started = time.perf_counter()
-            try:
-                status, body = await asyncio.wait_for(conn.post(request), SEND_TIMEOUT)
-                error = "" if status == 200 else body.decode(errors="replace")[:200]
-            except (OSError, asyncio.IncompleteReadError, TimeoutError, ValueError) as e:
-                status, error = None, f"{type(e).__name__}: {e}"
-            load.sent.append(
-                Sent(event_id, scheduled, started - origin, (time.perf_counter() - started) * 1000, status, error)
-            )
-        await conn.close()
-
-    senders = [asyncio.create_task(connection()) for _ in range(IN_FLIGHT)]
-    i = 0
-    while i < total:
-        now = int((time.perf_counter() - origin) * args.rate) + 1
-        while i < min(total, now):
-            due.put_nowait((i, i / args.rate))
-            i += 1
-        await asyncio.sleep(0.001)
-    for _ in senders:
-        due.put_nowait(None)
-    await asyncio.gather(*senders)
-    load.seconds = time.perf_counter() - origin  # to the last answer
-    return load
-
-
-async def send_one_at_a_time(app_url: str, guids: list[str], key: bytes, count: int) -> list[Sent]:
-    """The receiver's own latency, with no queue before it: one event at a time, each after the last answer."""
-    sent = []
-    async with httpx.AsyncClient(base_url=app_url, timeout=cb.REQUEST_TIMEOUT, trust_env=False) as client:
-        for i in range(count):
-            event_id, body = held_event(guids[i % len(guids)])
-            headers = signed(body, key)
-            started = time.perf_counter()
-            response = await client.post("/vcc/events/", content=body, headers=headers)
-            latency = (time.perf_counter() - started) * 1000
-            sent.append(Sent(event_id, 0.0, 0.0, latency, response.status_code))
-    return sent
 
 
 def percentile(values: list[float], p: float) -> float:
@@ -369,17 +214,17 @@ def receiver_part(
     agents: list[str],
     key: bytes,
     args: argparse.Namespace,
-    watch: cb.Watch,
+    watch: h.Watch,
 ) -> None:
-    calls = start_live_calls(sim_url, agents, cb.unique_numbers(len(agents)))
+    calls = start_live_calls(sim_url, agents, h.unique_numbers(len(agents)))
     shell(env, LIVE_CALLS.format(calls=calls))
     guids = [guid for guid, _ in calls]
     print(f"\n1. The receiver: {args.rate:,} events/s for {args.seconds:g} s, about {len(guids)} live calls")
     serial = asyncio.run(send_one_at_a_time(app_url, guids, key, 2 * len(guids)))
-    cpu_before = {name: cb.cpu_ms(pids) for name, pids in watch.items()} | {cb.MACHINE: cb.machine_busy_ms()}
+    cpu_before = {name: h.cpu_ms(pids) for name, pids in watch.items()} | {h.MACHINE: h.machine_busy_ms()}
     load = asyncio.run(send_events(app_url, guids, key, args), loop_factory=uvloop.new_event_loop)
-    cpu = {name: cb.cpu_ms(pids) - cpu_before[name] for name, pids in watch.items()}
-    cpu[cb.MACHINE] = cb.machine_busy_ms() - cpu_before[cb.MACHINE]
+    cpu = {name: h.cpu_ms(pids) - cpu_before[name] for name, pids in watch.items()}
+    cpu[h.MACHINE] = h.machine_busy_ms() - cpu_before[h.MACHINE]
     load.unique_ids += len(serial)
     sent = len(load.sent)
     answered = [s for s in load.sent if s.status == 200]
@@ -445,7 +290,7 @@ def receiver_part(
         "   CPU while sending (ms an event): "
         + ", ".join(f"{name} {used / max(sent, 1):.1f}" for name, used in cpu.items())
         + f" (the machine's {os.cpu_count()} cores, whoever used them: "
-        f"{cpu[cb.MACHINE] / 10 / max(load.seconds, 0.001) / (os.cpu_count() or 1):.0f}% busy)"
+        f"{cpu[h.MACHINE] / 10 / max(load.seconds, 0.001) / (os.cpu_count() or 1):.0f}% busy)"
     )
     print(
         f"   unique ids sent {load.unique_ids:,} (one at a time included; +{load.redeliveries:,} redeliveries); "
@@ -479,13 +324,13 @@ async def place_calls(app_url: str, data: dict[str, Any]) -> list[cb.Outcome]:
     gate = asyncio.Semaphore(8)
     clients = []
     for user in data["users"]:
-        client = httpx.AsyncClient(base_url=app_url, timeout=cb.REQUEST_TIMEOUT, trust_env=False, limits=limits)
+        client = httpx.AsyncClient(base_url=app_url, timeout=h.REQUEST_TIMEOUT, trust_env=False, limits=limits)
         client.cookies.set("sessionid", user["session"])
         clients.append(client)
     try:
         await asyncio.gather(
             *(
-                cb.gated_get(gate, client, f"/contacts/{target['contact']}/")
+                h.gated_get(gate, client, f"/contacts/{target['contact']}/")
                 for client, target in zip(clients, data["clicks"], strict=True)
             )
         )
@@ -506,7 +351,7 @@ def live_calls() -> int:
 
 
 def following_part(
-    env: dict[str, str], app_url: str, sim: cb.Managed, sim_url: str, data: dict[str, Any], args: argparse.Namespace
+    env: dict[str, str], app_url: str, sim: h.Managed, sim_url: str, data: dict[str, Any], args: argparse.Namespace
 ) -> None:
     calls = len(data["clicks"])
     window = args.follow_seconds / args.speed  # real seconds
@@ -516,9 +361,9 @@ def following_part(
         f"\n2. Following {calls} calls for {args.follow_seconds:g} s of vccsim's clock (×{args.speed:g}: "
         f"{window:.0f} s real), events flowing (a presence change every {args.tick:g} s)"
     )
-    out = cb.run_python(["manage.py", "vcc_webhooks", "subscribe", "--url", f"{app_url}/vcc/events/"], env=env)
+    out = h.run_python(["manage.py", "vcc_webhooks", "subscribe", "--url", f"{app_url}/vcc/events/"], env=env)
     print(f"   {out.strip()}")
-    presence_agent = json.loads((cb.ROOT / "vccsim" / "sample_account.json").read_text())["agents"][0]["agentId"]
+    presence_agent = json.loads((h.ROOT / "vccsim" / "sample_account.json").read_text())["agents"][0]["agentId"]
     with httpx.Client(base_url=sim_url, timeout=10.0, trust_env=False) as control:
         for _ in range(calls):
             sim_post(control, "next-outcome", {"outcome": "answered", "talkSeconds": talk})
@@ -602,27 +447,27 @@ def following_part(
 # --- Main -----------------------------------------------------------------------------------------------------------
 
 
-def run(args: argparse.Namespace, tmp: Path, managed: list[cb.Managed]) -> int:
-    agents = cb.agent_ids(args.calls + args.live_calls)  # those who click Call, then those on part 1's calls
-    numbers = cb.unique_numbers(args.calls)
+def run(args: argparse.Namespace, tmp: Path, managed: list[h.Managed]) -> int:
+    agents = h.agent_ids(args.calls + args.live_calls)  # those who click Call, then those on part 1's calls
+    numbers = h.unique_numbers(args.calls)
     password = secrets.token_urlsafe(16)
     key = secrets.token_bytes(32)
-    pg_version = cb.reset_database()
-    redis_version = cb.flush_redis()
+    pg_version = h.reset_database()
+    redis_version = h.flush_redis()
     print(
         f"events bench{' (quick)' if args.quick else ''}: PostgreSQL {pg_version}, Redis {redis_version}, "
         f"{os.cpu_count()} cores, load average {os.getloadavg()[0]:.1f} before"
     )
 
     account = tmp / "account.json"
-    cb.write_account(account, agents, args.speed)
-    port = cb.free_port()
-    sim_url = f"http://{cb.HOST}:{port}"
-    command = ["-m", "vccsim", "--host", cb.HOST, "--port", str(port), "--account", str(account)]
-    sim = cb.start("vccsim", [sys.executable, *command, "--speed", str(args.speed)], None, tmp, managed)
-    cb.wait_for(sim, f"{sim_url}/_sim/state", lambda r: r.status_code == 200)
+    h.write_account(account, agents, args.speed)
+    port = h.free_port()
+    sim_url = f"http://{h.HOST}:{port}"
+    command = ["-m", "vccsim", "--host", h.HOST, "--port", str(port), "--account", str(account)]
+    sim = h.start("vccsim", [sys.executable, *command, "--speed", str(args.speed)], None, tmp, managed)
+    h.wait_for(sim, f"{sim_url}/_sim/state", lambda r: r.status_code == 200)
 
-    env = cb.app_env(sim_url, args) | {
+    env = h.app_env(sim_url, args) | {
         "STATIC_ROOT": str(tmp / "static"),
         "VCC_WEBHOOK_SECRETS": base64.b64encode(key).decode(),
         "EVENT_SILENCE_SECONDS": str(args.silence),
@@ -630,23 +475,23 @@ def run(args: argparse.Namespace, tmp: Path, managed: list[cb.Managed]) -> int:
         "VCC_CLIENT_SECRET": "sandbox-secret",
         "WEB_CONCURRENCY": str(args.workers),
     }
-    cb.run_python(["manage.py", "migrate", "--no-input"], env=env)
-    cb.run_python(["manage.py", "collectstatic", "--no-input", "--verbosity", "0"], env=env)
-    data = cb.create_data(env, agents[: args.calls], numbers, password)
-    app, app_url = cb.start_app(args, env, tmp, managed)  # uvicorn --workers W, no access log
+    h.run_python(["manage.py", "migrate", "--no-input"], env=env)
+    h.run_python(["manage.py", "collectstatic", "--no-input", "--verbosity", "0"], env=env)
+    data = h.create_data(env, agents[: args.calls], numbers, password)
+    app, app_url = h.start_app(args, env, tmp, managed)  # uvicorn --workers W, no access log
     worker = start_worker(env, tmp, managed)
 
     watch = {"sender (this script)": (os.getpid(),), "uvicorn": app.worker_pids, "worker": (worker.process.pid,)}
     receiver_part(env, app_url, sim_url, agents[args.calls :], key, args, watch)
     following_part(env, app_url, sim, sim_url, data, args)
     print(f"\nload average {os.getloadavg()[0]:.1f} after")
-    cb.print_app_log(app)
+    h.print_app_log(app)
     print_errors(worker)
     return 0
 
 
 def main(argv: list[str] | None = None) -> int:
-    return cb.run_bench(run, parse_args(argv), prefix="vccweb-events-bench-")
+    return h.run_bench(run, parse_args(argv), prefix="vccweb-events-bench-")
 
 
 if __name__ == "__main__":

@@ -23,11 +23,11 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-import click_bench as cb
+import _harness as h
 import httpx
 from calllog_bench import login  # run as bench/export_bench.py, bench/ is on the path
 
-sys.path.insert(0, str(cb.ROOT))  # run as a script from anywhere: vccsim lives at the project's root
+sys.path.insert(0, str(h.ROOT))  # run as a script from anywhere: vccsim lives at the project's root
 
 from vccsim import Clock, Simulator, load_account, start_server  # noqa: E402
 
@@ -39,15 +39,15 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         description=__doc__.split("\n\n")[0], formatter_class=argparse.ArgumentDefaultsHelpFormatter
     )
     add = parser.add_argument
-    add("--contacts", type=cb.positive, default=300_000, help="contacts to seed (1 or 2 numbers each)")
+    add("--contacts", type=h.positive, default=300_000, help="contacts to seed (1 or 2 numbers each)")
     add("--calls", type=int, default=300_000, help="calls to seed, over the last 365 days")
-    add("--app-root", type=Path, default=cb.ROOT, help="the checkout of vccweb to serve (default: this one)")
+    add("--app-root", type=Path, default=h.ROOT, help="the checkout of vccweb to serve (default: this one)")
     add("--db-name", default="vccweb_export_bench", help="the bench's PostgreSQL database, dropped and created afresh")
     add("--redis-db", metavar="N", type=int, default=12, help="the bench's Redis database, emptied")
     add("--keep", action="store_true", help="keep the bench database and Redis db afterwards")
     add("--reuse", action="store_true", help="export from the database a run with --keep left (no seeding)")
     args = parser.parse_args(argv)
-    # What click_bench's helpers read.
+    # What _harness's helpers read.
     args.db_conn_max_age, args.db_pool_max_size, args.db_pool_timeout = 0, None, None
     return args
 
@@ -133,29 +133,29 @@ def seed(root: Path, args: argparse.Namespace, env: dict[str, str]) -> None:
     print(f"seeded in {time.perf_counter() - started:.0f} s ({done.stdout.strip().splitlines()[-1]})")
 
 
-def run(args: argparse.Namespace, tmp: Path, managed: list[cb.Managed]) -> int:
-    pg_version = cb.reset_database() if not args.reuse else "(reused database)"
-    redis_version = cb.flush_redis()
+def run(args: argparse.Namespace, tmp: Path, managed: list[h.Managed]) -> int:
+    pg_version = h.reset_database() if not args.reuse else "(reused database)"
+    redis_version = h.flush_redis()
     root = args.app_root.resolve()
     print(
         f"vccweb export bench, {time.strftime('%Y-%m-%d %H:%M %Z')}: {args.contacts:,} contacts, {args.calls:,} "
         f"calls; one uvicorn process serving {root}; PostgreSQL {pg_version}, Redis {redis_version}"
     )
     account = tmp / "account.json"
-    cb.write_account(account, [], 1.0)
+    h.write_account(account, [], 1.0)
     with start_server(Simulator(load_account(account), clock=Clock(speed=1.0))) as server:
-        env = cb.app_env(server.base_url, args) | {"STATIC_ROOT": str(tmp / "static"), "PYTHONPATH": str(root)}
+        env = h.app_env(server.base_url, args) | {"STATIC_ROOT": str(tmp / "static"), "PYTHONPATH": str(root)}
         # seed_volume runs only in sandbox mode (no VCC account) or with DEBUG on.
         seed_env = {k: v for k, v in env.items() if k not in ("VCC_ACCOUNT_KEY", "VCC_API_TOKEN")}
-        cb.run_python([str(root / "manage.py"), "migrate", "--no-input"], env=env)
-        cb.run_python([str(root / "manage.py"), "collectstatic", "--no-input", "--verbosity", "0"], env=env)
+        h.run_python([str(root / "manage.py"), "migrate", "--no-input"], env=env)
+        h.run_python([str(root / "manage.py"), "collectstatic", "--no-input", "--verbosity", "0"], env=env)
         if not args.reuse:
             seed(root, args, seed_env)
-        port = cb.free_port()
-        command = [sys.executable, "-m", "uvicorn", "vccweb.asgi:application", "--host", cb.HOST, "--port", str(port)]
-        app = cb.start("uvicorn", [*command, "--no-access-log", "--app-dir", str(root)], env, tmp, managed)
-        base = f"http://{cb.HOST}:{port}"
-        cb.wait_for(app, f"{base}/login/", lambda r: r.status_code == 200)
+        port = h.free_port()
+        command = [sys.executable, "-m", "uvicorn", "vccweb.asgi:application", "--host", h.HOST, "--port", str(port)]
+        app = h.start("uvicorn", [*command, "--no-access-log", "--app-dir", str(root)], env, tmp, managed)
+        base = f"http://{h.HOST}:{port}"
+        h.wait_for(app, f"{base}/login/", lambda r: r.status_code == 200)
         pid = app.process.pid
         with httpx.Client(base_url=base, timeout=60, trust_env=False) as client:
             login(client)
@@ -166,12 +166,12 @@ def run(args: argparse.Namespace, tmp: Path, managed: list[cb.Managed]) -> int:
             calls = download(client, "/calls/export.csv", pid)
             print_download("calls", calls)
         print(f"server peak RSS since start (VmHWM): {status_kib(pid, 'VmHWM') / 1024:.0f} MiB")
-    cb.print_app_log(app, limit=3)
+    h.print_app_log(app, limit=3)
     return 0
 
 
 def main(argv: list[str] | None = None) -> int:
-    return cb.run_bench(run, parse_args(argv), prefix="vccweb-export-bench-")
+    return h.run_bench(run, parse_args(argv), prefix="vccweb-export-bench-")
 
 
 if __name__ == "__main__":

@@ -40,7 +40,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import click_bench as cb  # run as bench/jobs_bench.py, bench/ is on the path
+import _harness as h  # run as bench/jobs_bench.py, bench/ is on the path
 import import_bench
 
 POLL_SECONDS = 0.005  # how often a row or a job is looked at while waiting for it
@@ -54,11 +54,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     add = parser.add_argument
     add("--quick", action="store_true", help="small numbers (1 upload of 2,000 rows, 10 pings, 200 jobs)")
-    add("--rows", type=cb.positive, default=20_000, help="rows in each uploaded file")
-    add("--uploads", type=cb.positive, default=3, help="uploads, one after the other")
-    add("--pings", type=cb.positive, default=200, help="jobs deferred one at a time on an idle worker")
-    add("--jobs", type=cb.positive, default=10_000, help="jobs deferred at once for two workers to drain")
-    add("--concurrency", type=cb.positive, default=8, help="each worker's --concurrency (WORKER_CONCURRENCY's default)")
+    add("--rows", type=h.positive, default=20_000, help="rows in each uploaded file")
+    add("--uploads", type=h.positive, default=3, help="uploads, one after the other")
+    add("--pings", type=h.positive, default=200, help="jobs deferred one at a time on an idle worker")
+    add("--jobs", type=h.positive, default=10_000, help="jobs deferred at once for two workers to drain")
+    add("--concurrency", type=h.positive, default=8, help="each worker's --concurrency (WORKER_CONCURRENCY's default)")
     add("--db-name", default="vccweb_jobs_bench", help="the bench's PostgreSQL database, dropped and created afresh")
     add("--keep", action="store_true", help="keep the bench database afterwards")
     args = parser.parse_args(argv)
@@ -66,14 +66,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         parser.error("--db-name: lower-case letters, digits and underscores")
     if args.quick:
         args.rows, args.uploads, args.pings, args.jobs = 2_000, 1, 10, 200
-    # What click_bench's helpers read; the bench uses no Redis (REDIS_URL is left out of the environment).
-    args.redis_db, args.db_conn_max_age, args.db_pool_max_size, args.db_pool_timeout = cb.REDIS_DB, 0, None, None
+    # What _harness's helpers read; the bench uses no Redis (REDIS_URL is left out of the environment).
+    args.redis_db, args.db_conn_max_age, args.db_pool_max_size, args.db_pool_timeout = h.REDIS_DB, 0, None, None
     return args
 
 
 def worker_env(args: argparse.Namespace) -> dict[str, str]:
-    """click_bench's production environment in sandbox mode (no VCC account, VCC simulated in each process)."""
-    env = cb.app_env("http://127.0.0.1:9", args)
+    """_harness's production environment in sandbox mode (no VCC account, VCC simulated in each process)."""
+    env = h.app_env("http://127.0.0.1:9", args)
     for name in ("VCC_ACCOUNT_KEY", "VCC_API_TOKEN", "VCC_BASE_URL", "VCC_AUTH_URL", "VCC_GATEWAY_URL", "REDIS_URL"):
         env.pop(name, None)
     return env | {"VCC_SYNC_EVERY": "off"}  # the sandbox has no VCC account to sync
@@ -125,15 +125,15 @@ def postgres_pids() -> tuple[int, ...]:
     return tuple(pid for (pid,) in query("SELECT pid FROM pg_stat_activity WHERE datname = current_database()"))
 
 
-def start_worker(name: str, args: argparse.Namespace, env: dict[str, str], tmp: Path, managed: list) -> cb.Managed:
+def start_worker(name: str, args: argparse.Namespace, env: dict[str, str], tmp: Path, managed: list) -> h.Managed:
     """Start `manage.py worker` and wait until it has registered itself (a row in procrastinate_workers)."""
     before = query("SELECT count(*) FROM procrastinate_workers")[0][0]
     command = [sys.executable, "manage.py", "worker", "--concurrency", str(args.concurrency), "--name", name]
-    worker = cb.start(name, command, env, tmp, managed)
+    worker = h.start(name, command, env, tmp, managed)
 
     def registered() -> bool:
         if worker.process.poll() is not None:
-            raise RuntimeError(f"{name} exited with {worker.process.returncode}:\n{cb.log_tail(worker)}")
+            raise RuntimeError(f"{name} exited with {worker.process.returncode}:\n{h.log_tail(worker)}")
         return query("SELECT count(*) FROM procrastinate_workers")[0][0] > before
 
     wait_until(f"{name} to start", registered, START_SECONDS, pause=0.05)
@@ -170,7 +170,7 @@ def import_progress(args: argparse.Namespace) -> list[dict[str, float]]:
         response = client.post("/contacts/import/", {"file": SimpleUploadedFile(f"bench{n}.csv", data, "text/csv")})
         answered = time.time()
         if response.status_code != 302:
-            raise RuntimeError(f"the upload answered {response.status_code}: {cb.page_text(response.text)}")
+            raise RuntimeError(f"the upload answered {response.status_code}: {h.page_text(response.text)}")
         pk = response.url.rstrip("/").rsplit("/", 1)[-1]
 
         def progressed(pk: str = pk) -> bool:
@@ -247,12 +247,12 @@ def print_starts(args: argparse.Namespace, waits: list[float]) -> None:
 # --- 3. Two workers draining a batch ----------------------------------------------------------------------------
 
 
-def drain(args: argparse.Namespace, workers: list[cb.Managed]) -> dict[str, float]:
+def drain(args: argparse.Namespace, workers: list[h.Managed]) -> dict[str, float]:
     from calls import tasks
 
     pids = tuple(w.process.pid for w in workers)
     postgres = postgres_pids()
-    cpu_before, pg_before, busy_before = cb.cpu_ms(pids), cb.cpu_ms(postgres), cb.machine_busy_ms()
+    cpu_before, pg_before, busy_before = h.cpu_ms(pids), h.cpu_ms(postgres), h.machine_busy_ms()
     began = time.time()
     job_ids = tasks.ping.batch_defer(*({} for _ in range(args.jobs)))
     committed = time.time()
@@ -267,8 +267,8 @@ def drain(args: argparse.Namespace, workers: list[cb.Managed]) -> dict[str, floa
     # Looked at four times a second: the end is read from the jobs' events, and counting costs PostgreSQL CPU.
     wait_until(f"{args.jobs:,} jobs to finish", drained, max(120.0, args.jobs / 20), pause=0.25)
     seconds = time.time() - committed
-    cpu, busy = cb.cpu_ms(pids) - cpu_before, cb.machine_busy_ms() - busy_before
-    pg_cpu = cb.cpu_ms(tuple(set(postgres) | set(postgres_pids()))) - pg_before
+    cpu, busy = h.cpu_ms(pids) - cpu_before, h.machine_busy_ms() - busy_before
+    pg_cpu = h.cpu_ms(tuple(set(postgres) | set(postgres_pids()))) - pg_before
     finished = event_times(job_ids, "succeeded")
     first_start = min(event_times(job_ids, "started").values())
     return {
@@ -323,14 +323,14 @@ def header(args: argparse.Namespace, pg_version: str) -> None:
     )
 
 
-def run(args: argparse.Namespace, tmp: Path, managed: list[cb.Managed]) -> int:
-    pg_version = cb.reset_database()
+def run(args: argparse.Namespace, tmp: Path, managed: list[h.Managed]) -> int:
+    pg_version = h.reset_database()
     (tmp / "static").mkdir()  # nothing is served from it; the app only wants it to exist
     env = worker_env(args) | {"STATIC_ROOT": str(tmp / "static")}
-    cb.run_python(["manage.py", "migrate", "--no-input"], env=env)
+    h.run_python(["manage.py", "migrate", "--no-input"], env=env)
     os.environ.clear()  # this process's Django: the same database and settings as the workers', nothing else
     os.environ.update(env)
-    sys.path.insert(0, str(cb.ROOT))
+    sys.path.insert(0, str(h.ROOT))
     import django
 
     django.setup()
@@ -344,16 +344,16 @@ def run(args: argparse.Namespace, tmp: Path, managed: list[cb.Managed]) -> int:
     print_drain(args, drain(args, [first, second]))
     for worker in managed:
         print(f"{worker.name}: ", end="")
-        cb.print_app_log(worker, limit=3)
+        h.print_app_log(worker, limit=3)
     return 0
 
 
-def cleanup(managed: list[cb.Managed], *, keep: bool) -> None:
-    """Stop the workers (SIGTERM, then SIGKILL after click_bench's STOP_SECONDS), then drop the database."""
+def cleanup(managed: list[h.Managed], *, keep: bool) -> None:
+    """Stop the workers (SIGTERM, then SIGKILL after _harness's STOP_SECONDS), then drop the database."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     for worker in managed[::-1]:
         try:
-            cb.stop(worker)
+            h.stop(worker)
         except Exception as e:
             print(f"cleanup: stopping {worker.name} failed: {e}", file=sys.stderr)
     with contextlib.suppress(Exception):
@@ -362,16 +362,16 @@ def cleanup(managed: list[cb.Managed], *, keep: bool) -> None:
         connections.close_all()
     if not keep:
         try:
-            cb.drop_database()
+            h.drop_database()
         except Exception as e:
             print(f"cleanup: dropping the bench database failed: {e}", file=sys.stderr)
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    cb.configure(args)
-    signal.signal(signal.SIGTERM, cb.raise_interrupt)
-    managed: list[cb.Managed] = []
+    h.configure(args)
+    signal.signal(signal.SIGTERM, h.raise_interrupt)
+    managed: list[h.Managed] = []
     status = 1
     with tempfile.TemporaryDirectory(prefix="vccweb-jobs-bench-") as tmp:
         try:
@@ -382,7 +382,7 @@ def main(argv: list[str] | None = None) -> int:
         except (RuntimeError, TimeoutError, subprocess.SubprocessError) as e:
             print(f"\nbench failed: {e}", file=sys.stderr)
             for worker in managed:
-                print(f"--- {worker.name}'s log, last lines:\n{cb.log_tail(worker)}", file=sys.stderr)
+                print(f"--- {worker.name}'s log, last lines:\n{h.log_tail(worker)}", file=sys.stderr)
         finally:
             cleanup(managed, keep=args.keep)
     return status

@@ -25,11 +25,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import _harness as h
 import click_bench as cb
 import httpx
 import psycopg
 
-sys.path.insert(0, str(cb.ROOT))  # run as a script from anywhere: vccsim lives at the project's root
+sys.path.insert(0, str(h.ROOT))  # run as a script from anywhere: vccsim lives at the project's root
 from vccsim import Clock, Simulator, load_account, start_server  # noqa: E402
 
 
@@ -62,9 +63,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         description=__doc__.split("\n\n")[0], formatter_class=argparse.ArgumentDefaultsHelpFormatter
     )
     add = parser.add_argument
-    add("--clicks", type=cb.positive, default=2000, help="distinct clicks")
-    add("--agents", type=cb.positive, default=50, help="simulated agents, each with one click in flight")
-    add("--twice-every", metavar="N", type=cb.positive, default=10, help="every Nth click is sent twice")
+    add("--clicks", type=h.positive, default=2000, help="distinct clicks")
+    add("--agents", type=h.positive, default=50, help="simulated agents, each with one click in flight")
+    add("--twice-every", metavar="N", type=h.positive, default=10, help="every Nth click is sent twice")
     add("--twice-within-ms", metavar="MS", type=float, default=100, help="the second send follows within this")
     add("--token-seconds", metavar="S", type=float, default=30, help="V0 token lifetime in real seconds")
     add(
@@ -73,7 +74,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         default=1000,
         help="vccsim clock speed: each call lasts 9 clock seconds and is remembered for 24 clock hours",
     )
-    add("--workers", type=cb.positive, default=1, help="uvicorn workers in each of the two app processes")
+    add("--workers", type=h.positive, default=1, help="uvicorn workers in each of the two app processes")
     add("--db-name", default="vccweb_load_bench", help="the bench's PostgreSQL database, dropped and created afresh")
     add("--redis-db", metavar="N", type=int, default=14, help="the bench's Redis database, emptied")
     add("--max-seconds", metavar="S", type=float, default=900, help="give up after this long")
@@ -82,7 +83,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     args = parser.parse_args(argv)
     if not re.fullmatch(r"[a-z_][a-z0-9_]*", args.db_name):
         parser.error("--db-name: lower-case letters, digits and underscores")
-    # What click_bench's helpers read.
+    # What _harness's helpers read.
     args.db_conn_max_age, args.db_pool_max_size, args.db_pool_timeout = 0, None, None
     return args
 
@@ -103,7 +104,7 @@ class CountingSimulator(Simulator):
 async def send(client: httpx.AsyncClient, port: int, target: dict[str, Any], request_id: str) -> Sent:
     """POST the contact page's Call button with this request id (as htmx sends it)."""
     contact = target["contact"]
-    page = f"http://{cb.HOST}:{port}/contacts/{contact}/"
+    page = f"http://{h.HOST}:{port}/contacts/{contact}/"
     form = {"call": f"me:{target['phone']}", "request_id": request_id, "clid": ""}
     headers = {
         "HX-Request": "true",
@@ -114,16 +115,16 @@ async def send(client: httpx.AsyncClient, port: int, target: dict[str, Any], req
     }
     started = time.perf_counter()
     try:
-        response = await client.post(f"http://{cb.HOST}:{port}/contacts/{contact}/call/", data=form, headers=headers)
+        response = await client.post(f"http://{h.HOST}:{port}/contacts/{contact}/call/", data=form, headers=headers)
     except httpx.HTTPError as e:
-        return Sent(request_id, port, None, latency_ms=cb.elapsed_ms(started), detail=cb.error_text(e))
-    sent = Sent(request_id, port, response.status_code, latency_ms=cb.elapsed_ms(started))
+        return Sent(request_id, port, None, latency_ms=h.elapsed_ms(started), detail=h.error_text(e))
+    sent = Sent(request_id, port, response.status_code, latency_ms=h.elapsed_ms(started))
     if (state := cb.CALL_STATE.search(response.text)) is not None:
         sent.state = state.group(1)
     if (panel := PANEL_ID.search(response.text)) is not None:
         sent.call_pk = panel.group(1)
     if response.status_code != 200 or sent.state not in ("live", "requested"):
-        sent.detail = f"HTTP {response.status_code}: {cb.page_text(response.text)}"
+        sent.detail = f"HTTP {response.status_code}: {h.page_text(response.text)}"
     return sent
 
 
@@ -160,7 +161,7 @@ async def run_clicks(ports: tuple[int, int], data: dict[str, Any], args: argpars
     users = data["users"]
     limits = httpx.Limits(max_connections=2)
     clients = [
-        {port: httpx.AsyncClient(timeout=cb.REQUEST_TIMEOUT, trust_env=False, limits=limits) for port in ports}
+        {port: httpx.AsyncClient(timeout=h.REQUEST_TIMEOUT, trust_env=False, limits=limits) for port in ports}
         for _ in users
     ]
     try:
@@ -173,12 +174,12 @@ async def run_clicks(ports: tuple[int, int], data: dict[str, Any], args: argpars
             then a contact page, as an agent opens one before clicking, which also sets the CSRF cookie."""
             port, other = ports[i % 2], ports[1 - i % 2]
             for p, client in pair.items():
-                client.base_url = f"http://{cb.HOST}:{p}"
+                client.base_url = f"http://{h.HOST}:{p}"
                 client.cookies.set("sessionid", session)
             async with gate:
                 response = await pair[port].get(f"/contacts/{first}/")
             if response.status_code != 200:
-                raise RuntimeError(f"a contact page: HTTP {response.status_code}: {cb.page_text(response.text)}")
+                raise RuntimeError(f"a contact page: HTTP {response.status_code}: {h.page_text(response.text)}")
             pair[other].cookies.update(pair[port].cookies)
 
         await asyncio.gather(
@@ -207,7 +208,7 @@ def report(
     tally: Tally,
     seconds: float,
     sim: CountingSimulator,
-    apps: list[cb.Managed],
+    apps: list[h.Managed],
     args: argparse.Namespace,
     token_window: tuple[float, float],
 ) -> int:
@@ -237,7 +238,7 @@ def report(
     for kind, n in failures.most_common(5):
         print(f"  {n:>5} × {kind[:200]}")
 
-    rows = call_rows(cb.DATABASE_URL)
+    rows = call_rows(h.DATABASE_URL)
     row_ids = Counter(r[0] for r in rows)
     states = Counter(r[1] for r in rows)
     one_row_each = set(row_ids) == tally.distinct and all(n == 1 for n in row_ids.values())
@@ -273,21 +274,21 @@ def report(
         + (f"; gaps between fetches {', '.join(f'{g:.1f}' for g in gaps)} s" if gaps else "")
     )
     for app in apps:
-        cb.print_app_log(app, limit=3)
+        h.print_app_log(app, limit=3)
     ok = five_xx == 0 and one_row_each and verdict == "OK" and len(requests) <= expected
     return 0 if ok else 1
 
 
 def main(argv: list[str] | None = None) -> int:
-    return cb.run_bench(run, parse_args(argv), prefix="vccweb-load-bench-")
+    return h.run_bench(run, parse_args(argv), prefix="vccweb-load-bench-")
 
 
-def run(args: argparse.Namespace, tmp: Path, managed: list[cb.Managed]) -> int:
-    agents = cb.agent_ids(args.agents)
-    numbers = cb.unique_numbers(args.clicks)
+def run(args: argparse.Namespace, tmp: Path, managed: list[h.Managed]) -> int:
+    agents = h.agent_ids(args.agents)
+    numbers = h.unique_numbers(args.clicks)
     password = secrets.token_urlsafe(16)
-    pg_version = cb.reset_database()
-    redis_version = cb.flush_redis()
+    pg_version = h.reset_database()
+    redis_version = h.flush_redis()
     print(
         f"vccweb load bench, {time.strftime('%Y-%m-%d %H:%M %Z')}: 2 app processes (uvicorn ×{args.workers} each), "
         f"{args.agents} agents, {args.clicks} clicks, every {args.twice_every}th sent twice within "
@@ -295,7 +296,7 @@ def run(args: argparse.Namespace, tmp: Path, managed: list[cb.Managed]) -> int:
         f"PostgreSQL {pg_version}, Redis {redis_version}"
     )
     account = tmp / "account.json"
-    cb.write_account(account, agents, args.speed)
+    h.write_account(account, agents, args.speed)
     data = json.loads(account.read_text())
     data["tokenExpiresIn"] = int(args.token_seconds * args.speed)  # clock seconds; vccsim sends real seconds
     account.write_text(json.dumps(data))
@@ -307,17 +308,17 @@ def run(args: argparse.Namespace, tmp: Path, managed: list[cb.Managed]) -> int:
     for _ in range(args.clicks):
         sim.force_next_outcome("answered", talk_seconds=1)
     with start_server(sim) as server:
-        env = cb.app_env(server.base_url, args) | {"STATIC_ROOT": str(tmp / "static")}
-        cb.run_python(["manage.py", "migrate", "--no-input"], env=env)
-        cb.run_python(["manage.py", "collectstatic", "--no-input", "--verbosity", "0"], env=env)
-        setup = cb.create_data(env, agents, numbers, password)
-        ports = (cb.free_port(), cb.free_port())
+        env = h.app_env(server.base_url, args) | {"STATIC_ROOT": str(tmp / "static")}
+        h.run_python(["manage.py", "migrate", "--no-input"], env=env)
+        h.run_python(["manage.py", "collectstatic", "--no-input", "--verbosity", "0"], env=env)
+        setup = h.create_data(env, agents, numbers, password)
+        ports = (h.free_port(), h.free_port())
         apps = []
         for i, port in enumerate(ports):
-            command = ["-m", "uvicorn", "vccweb.asgi:application", "--host", cb.HOST, "--port", str(port)]
+            command = ["-m", "uvicorn", "vccweb.asgi:application", "--host", h.HOST, "--port", str(port)]
             command += ["--workers", str(args.workers), "--no-access-log"]
-            app = cb.start(f"uvicorn-{i + 1}", [sys.executable, *command], env, tmp, managed)
-            cb.wait_for(app, f"http://{cb.HOST}:{port}/login/", lambda r: r.status_code == 200)
+            app = h.start(f"uvicorn-{i + 1}", [sys.executable, *command], env, tmp, managed)
+            h.wait_for(app, f"http://{h.HOST}:{port}/login/", lambda r: r.status_code == 200)
             apps.append(app)
         tally, seconds = asyncio.run(run_clicks(ports, setup, args))
         window_end = time.monotonic()

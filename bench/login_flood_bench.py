@@ -19,10 +19,10 @@ import time
 from collections import Counter
 from pathlib import Path
 
-import click_bench as cb
+import _harness as h
 import httpx
 
-sys.path.insert(0, str(cb.ROOT))  # run as a script from anywhere: vccsim lives at the project's root
+sys.path.insert(0, str(h.ROOT))  # run as a script from anywhere: vccsim lives at the project's root
 
 from vccsim import Clock, Simulator, load_account, start_server  # noqa: E402
 
@@ -32,16 +32,16 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         description=__doc__.split("\n\n")[0], formatter_class=argparse.ArgumentDefaultsHelpFormatter
     )
     add = parser.add_argument
-    add("--guessers", type=cb.positive, default=20, help="clients guessing at once, each at an account of its own")
+    add("--guessers", type=h.positive, default=20, help="clients guessing at once, each at an account of its own")
     add("--flood-seconds", metavar="S", type=float, default=20, help="how long the guessing goes on")
-    add("--quiet-loads", type=cb.positive, default=40, help="the user's page loads before the flood")
+    add("--quiet-loads", type=h.positive, default=40, help="the user's page loads before the flood")
     add("--page", default="/contacts/", help="the page the other user loads")
-    add("--workers", type=cb.positive, default=2, help="uvicorn worker processes")
+    add("--workers", type=h.positive, default=2, help="uvicorn worker processes")
     add("--db-name", default="vccweb_flood_bench", help="the bench's PostgreSQL database, dropped and created afresh")
     add("--redis-db", metavar="N", type=int, default=13, help="the bench's Redis database, emptied")
     add("--keep", action="store_true", help="keep the bench database and Redis db afterwards")
     args = parser.parse_args(argv)
-    # What click_bench's helpers read.
+    # What _harness's helpers read.
     args.db_conn_max_age, args.db_pool_max_size, args.db_pool_timeout = 0, None, None
     return args
 
@@ -54,7 +54,7 @@ async def load_pages(client: httpx.AsyncClient, page: str, *, count: int | None,
         response = await client.get(page)
         if response.status_code != 200:
             raise RuntimeError(f"{page}: HTTP {response.status_code}")
-        times.append(cb.elapsed_ms(started))
+        times.append(h.elapsed_ms(started))
     return times
 
 
@@ -106,28 +106,28 @@ def summary(label: str, times: list[float]) -> str:
     )
 
 
-def run(args: argparse.Namespace, tmp: Path, managed: list[cb.Managed]) -> int:
-    agents = cb.agent_ids(args.guessers + 1)
+def run(args: argparse.Namespace, tmp: Path, managed: list[h.Managed]) -> int:
+    agents = h.agent_ids(args.guessers + 1)
     password = secrets.token_urlsafe(16)
-    pg_version, redis_version = cb.reset_database(), cb.flush_redis()
+    pg_version, redis_version = h.reset_database(), h.flush_redis()
     print(
         f"vccweb login flood bench, {time.strftime('%Y-%m-%d %H:%M %Z')}: uvicorn ×{args.workers}, "
         f"{args.guessers} guessers for {args.flood_seconds:g} s; "
         f"PostgreSQL {pg_version}, Redis {redis_version}"
     )
     account = tmp / "account.json"
-    cb.write_account(account, agents, 1.0)
+    h.write_account(account, agents, 1.0)
     with start_server(Simulator(load_account(account), clock=Clock(speed=1.0))) as server:
-        env = cb.app_env(server.base_url, args) | {"STATIC_ROOT": str(tmp / "static")}
-        cb.run_python(["manage.py", "migrate", "--no-input"], env=env)
-        cb.run_python(["manage.py", "collectstatic", "--no-input", "--verbosity", "0"], env=env)
-        setup = cb.create_data(env, agents, cb.unique_numbers(50), password)
-        port = cb.free_port()
-        command = ["-m", "uvicorn", "vccweb.asgi:application", "--host", cb.HOST, "--port", str(port)]
+        env = h.app_env(server.base_url, args) | {"STATIC_ROOT": str(tmp / "static")}
+        h.run_python(["manage.py", "migrate", "--no-input"], env=env)
+        h.run_python(["manage.py", "collectstatic", "--no-input", "--verbosity", "0"], env=env)
+        setup = h.create_data(env, agents, h.unique_numbers(50), password)
+        port = h.free_port()
+        command = ["-m", "uvicorn", "vccweb.asgi:application", "--host", h.HOST, "--port", str(port)]
         command += ["--workers", str(args.workers), "--no-access-log"]
-        app = cb.start("uvicorn", [sys.executable, *command], env, tmp, managed)
-        base = f"http://{cb.HOST}:{port}"
-        cb.wait_for(app, f"{base}/login/", lambda r: r.status_code == 200)
+        app = h.start("uvicorn", [sys.executable, *command], env, tmp, managed)
+        base = f"http://{h.HOST}:{port}"
+        h.wait_for(app, f"{base}/login/", lambda r: r.status_code == 200)
         watcher, *targets = setup["users"]
         quiet, during, answers = asyncio.run(measure(base, watcher["session"], [u["username"] for u in targets], args))
     print(summary(f"GET {args.page}, quiet", quiet))
@@ -135,12 +135,12 @@ def run(args: argparse.Namespace, tmp: Path, managed: list[cb.Managed]) -> int:
     hashed = answers[200]  # a wrong password is answered 200 with the form again; a locked-out guess 429
     print(f"guesses answered: {dict(sorted(answers.items()))} (200: checked and wrong; 429: locked out, not checked)")
     print(f"passwords checked during the flood: {hashed}, about {hashed * 0.3:.0f} s of a core at 0.3 s each")
-    cb.print_app_log(app, limit=3)
+    h.print_app_log(app, limit=3)
     return 0
 
 
 def main(argv: list[str] | None = None) -> int:
-    return cb.run_bench(run, parse_args(argv), prefix="vccweb-flood-bench-")
+    return h.run_bench(run, parse_args(argv), prefix="vccweb-flood-bench-")
 
 
 if __name__ == "__main__":

@@ -36,7 +36,8 @@ import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-import click_bench as cb  # noqa: E402  (bench/ is not a package)
+import _harness as h  # noqa: E402  (bench/ is not a package)
+import click_bench as cb  # noqa: E402
 
 PIECES = {  # settings.PRIVATE_PIECES, with what each one is (tests/test_private_names.py has their private names)
     "inloop_middleware": "middleware methods in the event loop (calls/middleware.py)",
@@ -67,10 +68,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         description=__doc__.split("\n\n")[0], formatter_class=argparse.ArgumentDefaultsHelpFormatter
     )
     add = parser.add_argument
-    add("--rounds", type=cb.positive, default=4, help="interleaved rounds")
-    add("--clicks", type=cb.positive, default=16, help="clicks per server per round")
-    add("--pages", type=cb.positive, default=8, help="loads of each page per server per round, one at a time")
-    add("--concurrency", type=cb.positive, default=4, help="clicks in flight within a batch")
+    add("--rounds", type=h.positive, default=4, help="interleaved rounds")
+    add("--clicks", type=h.positive, default=16, help="clicks per server per round")
+    add("--pages", type=h.positive, default=8, help="loads of each page per server per round, one at a time")
+    add("--concurrency", type=h.positive, default=4, help="clicks in flight within a batch")
     add("--warmup", type=int, default=8, help="unmeasured clicks and page loads per server first")
     add(
         "--pieces",
@@ -86,30 +87,30 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     args = parser.parse_args(argv)
     if unknown := set(args.pieces) - set(PIECES):
         parser.error(f"--pieces: no such piece {', '.join(sorted(unknown))}")
-    # What click_bench's helpers read: no faults, the production pool (small: up to eight servers at once).
+    # What _harness's helpers read: no faults, the production pool (small: up to eight servers at once).
     args.sim_faults, args.db_conn_max_age, args.db_pool_max_size, args.db_pool_timeout = None, 0, 4, None
     return args
 
 
-def start_server(name: str, env: dict[str, str], tmp: Path, managed: list[cb.Managed]) -> Server:
-    port = cb.free_port()
-    url = f"http://{cb.HOST}:{port}"
-    command = [sys.executable, "-m", "uvicorn", "vccweb.asgi:application", "--host", cb.HOST, "--port", str(port)]
+def start_server(name: str, env: dict[str, str], tmp: Path, managed: list[h.Managed]) -> Server:
+    port = h.free_port()
+    url = f"http://{h.HOST}:{port}"
+    command = [sys.executable, "-m", "uvicorn", "vccweb.asgi:application", "--host", h.HOST, "--port", str(port)]
     disabled = "" if name in (ALL_ON, CONTROL) else name
-    proc = cb.start(
+    proc = h.start(
         f"uvicorn-{name.replace(' ', '-')}",
         [*command, "--workers", "1", "--no-access-log"],
         env | {"VCCWEB_BENCH_DISABLE": disabled},
         tmp,
         managed,
     )
-    cb.wait_for(proc, f"{url}/login/", lambda r: r.status_code == 200)
+    h.wait_for(proc, f"{url}/login/", lambda r: r.status_code == 200)
     return Server(name, url, proc.process.pid)
 
 
 def client(server: Server, session: str) -> httpx.AsyncClient:
     limits = httpx.Limits(max_connections=1, keepalive_expiry=2)  # see click_bench.app_side
-    made = httpx.AsyncClient(base_url=server.url, timeout=cb.REQUEST_TIMEOUT, trust_env=False, limits=limits)
+    made = httpx.AsyncClient(base_url=server.url, timeout=h.REQUEST_TIMEOUT, trust_env=False, limits=limits)
     made.cookies.set("sessionid", session)
     return made
 
@@ -119,17 +120,17 @@ async def clicks(server: Server, batch: list[tuple[dict[str, Any], dict[str, Any
     clients = [client(server, user["session"]) for user, _ in batch]
     try:
         gate = asyncio.Semaphore(args.concurrency)
-        opened = [cb.gated_get(gate, c, f"/contacts/{t['contact']}/") for c, (_, t) in zip(clients, batch, strict=True)]
+        opened = [h.gated_get(gate, c, f"/contacts/{t['contact']}/") for c, (_, t) in zip(clients, batch, strict=True)]
         await asyncio.gather(*opened)
 
         async def one(c: httpx.AsyncClient, target: dict[str, Any]) -> cb.Outcome:
             async with gate:
                 return await cb.app_click(c, target, "contact")
 
-        before = cb.cpu_ms((server.pid,))
+        before = h.cpu_ms((server.pid,))
         jobs = [one(c, t) for c, (_, t) in zip(clients, batch, strict=True)]
         outcomes = await asyncio.wait_for(asyncio.gather(*jobs), args.max_seconds)
-        server.click_cpu_ms += cb.cpu_ms((server.pid,)) - before
+        server.click_cpu_ms += h.cpu_ms((server.pid,)) - before
         server.clicks += len(outcomes)
         server.failed += [o.detail for o in outcomes if not o.ok]
     finally:
@@ -143,14 +144,14 @@ async def pages(servers: list[Server], viewers: dict[str, httpx.AsyncClient], co
     for _ in range(count):
         for label, path in PAGES.items():
             for server in servers:
-                before = cb.cpu_ms((server.pid,))
+                before = h.cpu_ms((server.pid,))
                 started = time.perf_counter()
                 response = await viewers[server.name].get(path.format(contact=contact))
-                elapsed = cb.elapsed_ms(started)
+                elapsed = h.elapsed_ms(started)
                 if response.status_code != 200:
                     raise RuntimeError(f"{server.name}: GET {path} answered {response.status_code}")
                 server.page_ms.setdefault(label, []).append(elapsed)
-                server.page_cpu_ms[label] = server.page_cpu_ms.get(label, 0.0) + cb.cpu_ms((server.pid,)) - before
+                server.page_cpu_ms[label] = server.page_cpu_ms.get(label, 0.0) + h.cpu_ms((server.pid,)) - before
 
 
 async def measure(servers: list[Server], data: dict[str, Any], args: argparse.Namespace) -> None:
@@ -253,12 +254,12 @@ def verdicts(base: Server, servers: list[Server]) -> list[tuple[str, bool]]:
     return kept
 
 
-def run(args: argparse.Namespace, tmp: Path, managed: list[cb.Managed]) -> int:
+def run(args: argparse.Namespace, tmp: Path, managed: list[h.Managed]) -> int:
     names = [ALL_ON, CONTROL, *args.pieces]
     clicks_needed = len(names) * (args.warmup + args.rounds * args.clicks)
-    agents = cb.agent_ids(clicks_needed + 1)  # one agent per click, and one who only loads pages
-    numbers = cb.unique_numbers(clicks_needed)
-    pg_version, redis_version = cb.reset_database(), cb.flush_redis()
+    agents = h.agent_ids(clicks_needed + 1)  # one agent per click, and one who only loads pages
+    numbers = h.unique_numbers(clicks_needed)
+    pg_version, redis_version = h.reset_database(), h.flush_redis()
     load = ", ".join(f"{v:.2f}" for v in os.getloadavg())
     print(
         f"vccweb private-names bench, {time.strftime('%Y-%m-%d %H:%M %Z')}, {os.cpu_count()} cores (load average "
@@ -266,11 +267,11 @@ def run(args: argparse.Namespace, tmp: Path, managed: list[cb.Managed]) -> int:
         f"{args.rounds} rounds of {args.clicks} clicks ({args.concurrency} in flight) and {args.pages} loads of "
         f"each page per server, after {args.warmup} warm-up"
     )
-    sim, sim_url = cb.start_sim(args, agents, tmp, managed)
-    env = cb.app_env(sim_url, args) | {"STATIC_ROOT": str(tmp / "static")}
-    cb.run_python(["manage.py", "migrate", "--no-input"], env=env)
-    cb.run_python(["manage.py", "collectstatic", "--no-input", "--verbosity", "0"], env=env)
-    data = cb.create_data(env, agents, numbers, secrets.token_urlsafe(16))
+    sim, sim_url = h.start_sim(args, agents, tmp, managed)
+    env = h.app_env(sim_url, args) | {"STATIC_ROOT": str(tmp / "static")}
+    h.run_python(["manage.py", "migrate", "--no-input"], env=env)
+    h.run_python(["manage.py", "collectstatic", "--no-input", "--verbosity", "0"], env=env)
+    data = h.create_data(env, agents, numbers, secrets.token_urlsafe(16))
     servers = [start_server(name, env, tmp, managed) for name in names]
     asyncio.run(measure(servers, data, args))
 
@@ -291,7 +292,7 @@ def run(args: argparse.Namespace, tmp: Path, managed: list[cb.Managed]) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    return cb.run_bench(run, parse_args(argv), prefix="vccweb-private-bench-")
+    return h.run_bench(run, parse_args(argv), prefix="vccweb-private-bench-")
 
 
 if __name__ == "__main__":

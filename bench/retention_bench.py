@@ -35,11 +35,11 @@ import httpx
 import psycopg
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _harness import free_port  # noqa: E402  (the bench scripts import each other from bench/)
 from calllog_bench import (  # noqa: E402  (the bench scripts import each other from bench/)
     HOST,
     ROOT,
     STARTUP_SECONDS,
-    free_port,
     login,
     percentile,
     start_django,

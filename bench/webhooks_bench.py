@@ -32,15 +32,15 @@ import sys
 import time
 import uuid
 from collections import Counter, defaultdict
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import _harness as h
 import api_bench
-import click_bench as cb
 import events_bench as eb
 import httpx
-from standardwebhooks.webhooks import Webhook, WebhookVerificationError
+from _webhook_receiver import Arrival, Receiver
 
 CALL_LIFE = 3 + 5 + 60  # vccsim's answered call in clock seconds: the agent's phone rings, the number rings, talk
 AGENT_MARGIN = 15.0  # real seconds an agent is left after its call ends in vccsim before it places another
@@ -61,14 +61,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     add = parser.add_argument
     add("--quick", action="store_true", help="small numbers, for a try")
-    add("--rate", type=cb.positive, help="calls placed a minute (default 1000; quick 300)")
+    add("--rate", type=h.positive, help="calls placed a minute (default 1000; quick 300)")
     add("--minutes", type=float, help="minutes of load with every receiver up (default 3; quick 0.5)")
     add("--outage-minutes", type=float, help="minutes receiver 3 is down, the load going on (default 10; quick 0.5)")
     add("--drain-minutes", type=float, help="wait at most this long for every event after it is back (default 40)")
     add("--overhead-calls", type=int, help="calls placed one at a time without endpoints, and with (default 50)")
     add("--speed", type=float, help="vccsim's clock speed (default 10: an answered call lasts 6.8 s)")
-    add("--workers", type=cb.positive, default=1, help="uvicorn worker processes")
-    add("--job-workers", type=cb.positive, default=1, help="`manage.py worker` processes")
+    add("--workers", type=h.positive, default=1, help="uvicorn worker processes")
+    add("--job-workers", type=h.positive, default=1, help="`manage.py worker` processes")
     add("--db-name", default="vccweb_webhooks_bench", help="the bench's PostgreSQL database, dropped and created")
     add("--redis-db", metavar="N", type=int, default=5, help="the bench's Redis database, emptied")
     add("--keep", action="store_true", help="keep the bench database and Redis db afterwards")
@@ -85,7 +85,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     for name, value in defaults.items():
         if getattr(args, name) is None:
             setattr(args, name, value)
-    args.db_conn_max_age, args.sim_faults = 0, None  # what click_bench's helpers read
+    args.db_conn_max_age, args.sim_faults = 0, None  # what _harness's helpers read
     return args
 
 
@@ -96,81 +96,6 @@ def verdict(met: bool) -> str:
 def pool_size(args: argparse.Namespace) -> int:
     """Agents taking turns: enough that each one's call has ended (with a margin) before its next turn."""
     return max(4, math.ceil(args.rate / 60 * (CALL_LIFE / args.speed + AGENT_MARGIN)))
-
-
-# --- Receivers -------------------------------------------------------------------------------------------------
-
-
-@dataclass
-class Arrival:
-    msg_id: str
-    type: str
-    call: Any  # the payload's data.id: the call's (or contact's) id
-    at: float  # time.time() when its body was read
-
-
-@dataclass
-class Receiver:
-    """An HTTP/1.1 server on 127.0.0.1 (keep-alive, Content-Length bodies) that verifies and records deliveries."""
-
-    name: str
-    port: int = field(default_factory=cb.free_port)
-    secret: str = ""
-    arrivals: list[Arrival] = field(default_factory=list)
-    refused: Counter[str] = field(default_factory=Counter)  # signatures that did not verify, by why
-    server: asyncio.Server | None = None
-    writers: set[asyncio.StreamWriter] = field(default_factory=set)
-    down_at: float | None = None
-    up_at: float | None = None
-
-    @property
-    def url(self) -> str:
-        return f"http://{cb.HOST}:{self.port}/hooks/{self.name}"
-
-    def received(self) -> set[str]:
-        return {a.msg_id for a in self.arrivals}
-
-    async def start(self) -> None:
-        self.server = await asyncio.start_server(self.serve, cb.HOST, self.port, reuse_address=True)
-
-    async def stop(self) -> None:
-        """Stop listening and drop the open connections: new attempts are refused, as by a host that is down."""
-        if self.server is not None:
-            self.server.close()
-            for writer in list(self.writers):
-                writer.transport.abort()
-            await self.server.wait_closed()
-            self.server = None
-
-    async def serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        self.writers.add(writer)
-        try:
-            while True:
-                head = await reader.readuntil(b"\r\n\r\n")
-                headers = {}
-                for line in head.decode("latin-1").split("\r\n")[1:]:
-                    name, _, value = line.partition(":")
-                    headers[name.strip().lower()] = value.strip()
-                body = await reader.readexactly(int(headers.get("content-length") or 0))
-                status = self.take(headers, body, time.time())
-                writer.write(f"HTTP/1.1 {status} {'No Content' if status == 204 else 'Bad Request'}\r\n".encode())
-                writer.write(b"Content-Length: 0\r\n\r\n")
-                await writer.drain()
-        except (asyncio.IncompleteReadError, ConnectionError, asyncio.LimitOverrunError):
-            pass
-        finally:
-            self.writers.discard(writer)
-            writer.close()
-
-    def take(self, headers: dict[str, str], body: bytes, at: float) -> int:
-        try:
-            payload = Webhook(self.secret).verify(body, headers)
-        except (WebhookVerificationError, ValueError) as e:  # a signature that does not verify; no secret yet
-            self.refused[f"{type(e).__name__}: {e}"] += 1
-            return 400
-        data = payload.get("data") or {}
-        self.arrivals.append(Arrival(headers["webhook-id"], payload.get("type", ""), data.get("id"), at))
-        return 204
 
 
 # --- The app's side ----------------------------------------------------------------------------------------------
@@ -184,7 +109,7 @@ def add_endpoints(env: dict[str, str], receivers: list[Receiver]) -> str:
         receiver.secret = "whsec_" + base64.b64encode(secrets.token_bytes(24)).decode()
         command = ["manage.py", "webhook_endpoint", "add", receiver.url, "--events", "*", "--secret", receiver.secret]
         try:
-            cb.run_python([*command, "--description", f"bench {receiver.name}"], env=env)
+            h.run_python([*command, "--description", f"bench {receiver.name}"], env=env)
         except RuntimeError as e:
             if "Unknown command" not in str(e):
                 raise
@@ -228,8 +153,8 @@ async def place_load(
                 )
                 status, text = response.status_code, "" if response.status_code == 201 else response.text[:200]
             except httpx.HTTPError as e:
-                status, text = None, cb.error_text(e)
-        placed.append(Placed(cb.elapsed_ms(started), status, text, sent))
+                status, text = None, h.error_text(e)
+        placed.append(Placed(h.elapsed_ms(started), status, text, sent))
 
     origin = time.perf_counter()
     tasks = []
@@ -422,15 +347,15 @@ async def overhead_part(
     with_ = {"users": data["users"][side : 2 * side], "clicks": data["clicks"][side : 2 * side]}
     await api_bench.warm(app_url, without)
     await api_bench.warm(app_url, with_)
-    cpu = cb.cpu_ms(uvicorn)
+    cpu = h.cpu_ms(uvicorn)
     before = (await api_bench.place_through_api(app_url, without, keys))[WARMUP:]
-    cpu_before = (cb.cpu_ms(uvicorn) - cpu) / (n + WARMUP)
+    cpu_before = (h.cpu_ms(uvicorn) - cpu) / (n + WARMUP)
     how = await asyncio.to_thread(add_endpoints, env, receivers)
     ready = time.time()
     await asyncio.sleep(ENDPOINTS_TTL)  # uvicorn and the worker learn that endpoints exist
-    cpu = cb.cpu_ms(uvicorn)
+    cpu = h.cpu_ms(uvicorn)
     after = (await api_bench.place_through_api(app_url, with_, keys))[WARMUP:]
-    cpu_after = (cb.cpu_ms(uvicorn) - cpu) / (n + WARMUP)
+    cpu_after = (h.cpu_ms(uvicorn) - cpu) / (n + WARMUP)
     b50, a50 = api_bench.percentile(before, 50), api_bench.percentile(after, 50)
     print(f"\n1. Placing a call through the API, one at a time: {n} with no endpoint, then {n} with 3 endpoints ('*')")
     print(f"   endpoints added with {how}")
@@ -452,7 +377,7 @@ async def scenario(
     env: dict[str, str],
     data: dict[str, Any],
     keys: dict[str, str],
-    watch: cb.Watch,
+    watch: h.Watch,
 ) -> None:
     receivers = [Receiver(f"r{i}") for i in (1, 2, 3)]
     for receiver in receivers:
@@ -471,12 +396,12 @@ async def scenario(
             f"{len(pool)} agents taking turns (vccsim ×{args.speed:g}: an answered call lasts "
             f"{CALL_LIFE / args.speed:.1f} s), 3 receivers up"
         )
-        a_start, started, cpu_before = last_event_id(), time.monotonic(), cb.cpu_snapshot(watch)
+        a_start, started, cpu_before = last_event_id(), time.monotonic(), h.cpu_snapshot(watch)
         load_a = await place_load(client, pool, args.rate, args.minutes * 60, 0)
         a_seconds = time.monotonic() - started
-        cpu = {name: used - cpu_before[name] for name, used in cb.cpu_snapshot(watch).items()}
+        cpu = {name: used - cpu_before[name] for name, used in h.cpu_snapshot(watch).items()}
         print_placed("placed", load_a, a_seconds)
-        busy = cpu.pop(cb.MACHINE) / (a_seconds * 1000 * (os.cpu_count() or 1))
+        busy = cpu.pop(h.MACHINE) / (a_seconds * 1000 * (os.cpu_count() or 1))
         shown = ", ".join(f"{name} {used / max(1, len(load_a)):.0f}" for name, used in cpu.items())
         print(f"   CPU ms a call: {shown}; all cores {busy:.0%} busy (whoever used them)")
         b_start = last_event_id()
@@ -546,11 +471,11 @@ async def scenario(
         await receiver.stop()
 
 
-def run(args: argparse.Namespace, tmp: Path, managed: list[cb.Managed]) -> int:
+def run(args: argparse.Namespace, tmp: Path, managed: list[h.Managed]) -> int:
     side = args.overhead_calls + WARMUP
-    agents = cb.agent_ids(2 * side + pool_size(args))
-    numbers = cb.unique_numbers(len(agents))
-    pg_version, redis_version = cb.reset_database(), cb.flush_redis()
+    agents = h.agent_ids(2 * side + pool_size(args))
+    numbers = h.unique_numbers(len(agents))
+    pg_version, redis_version = h.reset_database(), h.flush_redis()
     uptime = Path("/proc/uptime").read_text().split()[0]
     print(
         f"webhooks bench{' (quick)' if args.quick else ''}: PostgreSQL {pg_version}, Redis {redis_version}, "
@@ -558,45 +483,45 @@ def run(args: argparse.Namespace, tmp: Path, managed: list[cb.Managed]) -> int:
         + ", ".join(f"{v:.2f}" for v in os.getloadavg())
         + " before"
     )
-    sim, sim_url = cb.start_sim(args, agents, tmp, managed)
-    env = cb.app_env(sim_url, args) | {
+    sim, sim_url = h.start_sim(args, agents, tmp, managed)
+    env = h.app_env(sim_url, args) | {
         "STATIC_ROOT": str(tmp / "static"),
         "VCC_WEBHOOK_SECRETS": base64.b64encode(secrets.token_bytes(32)).decode(),
         "VCC_CLIENT_ID": "sandbox-client",
         "VCC_CLIENT_SECRET": "sandbox-secret",
         "WEB_CONCURRENCY": str(args.workers),
-        "WEBHOOK_ALLOWED_HOSTS": cb.HOST,
+        "WEBHOOK_ALLOWED_HOSTS": h.HOST,
         # The bench's own limits are not what is measured: VCC's budget, and the API's per token.
         "VCC_REQUESTS_PER_MINUTE": "1000000",
         "API_RATE_PER_MINUTE": "1000000",
         "API_CALL_RATE_PER_MINUTE": "1000000",
     }
-    cb.run_python(["manage.py", "migrate", "--no-input"], env=env)
-    cb.run_python(["manage.py", "collectstatic", "--no-input", "--verbosity", "0"], env=env)
-    data = cb.create_data(env, agents, numbers, "x" + uuid.uuid4().hex)
+    h.run_python(["manage.py", "migrate", "--no-input"], env=env)
+    h.run_python(["manage.py", "collectstatic", "--no-input", "--verbosity", "0"], env=env)
+    data = h.create_data(env, agents, numbers, "x" + uuid.uuid4().hex)
     keys = api_bench.tokens(env, [u["username"] for u in data["users"]], ["calls:write"])
-    app, app_url = cb.start_app(args, env, tmp, managed)
-    workers = [cb.start(f"worker-{i + 1}", [sys.executable, "manage.py", "worker"], env, tmp, managed)
+    app, app_url = h.start_app(args, env, tmp, managed)
+    workers = [h.start(f"worker-{i + 1}", [sys.executable, "manage.py", "worker"], env, tmp, managed)
                for i in range(args.job_workers)]  # fmt: skip
-    deadline = time.monotonic() + cb.STARTUP_SECONDS
+    deadline = time.monotonic() + h.STARTUP_SECONDS
     while not eb.query("SELECT count(*) FROM procrastinate_jobs WHERE status = 'succeeded'")[0][0]:
         if time.monotonic() > deadline or any(w.process.poll() is not None for w in workers):
-            raise RuntimeError(f"the worker ran no job:\n{cb.log_tail(workers[0])}")
+            raise RuntimeError(f"the worker ran no job:\n{h.log_tail(workers[0])}")
         time.sleep(0.2)
-    out = cb.run_python(["manage.py", "vcc_webhooks", "subscribe", "--url", f"{app_url}/vcc/events/"], env=env)
+    out = h.run_python(["manage.py", "vcc_webhooks", "subscribe", "--url", f"{app_url}/vcc/events/"], env=env)
     print(f"{out.strip()}; uvicorn ×{args.workers}, {args.job_workers} worker process(es)")
     watch = {"uvicorn": app.worker_pids, "worker": tuple(w.process.pid for w in workers), "bench": (os.getpid(),)}
     asyncio.run(scenario(args, app_url, env, data, keys, watch))
-    print(f"\ncalls by state: {dict(cb.call_rows())}")
+    print(f"\ncalls by state: {dict(h.call_rows())}")
     print(f"load average {', '.join(f'{v:.2f}' for v in os.getloadavg())} after")
-    cb.print_app_log(app)
+    h.print_app_log(app)
     for worker in workers:
         eb.print_errors(worker)
     return 0
 
 
 def main(argv: list[str] | None = None) -> int:
-    return cb.run_bench(run, parse_args(argv), prefix="vccweb-webhooks-bench-")
+    return h.run_bench(run, parse_args(argv), prefix="vccweb-webhooks-bench-")
 
 
 if __name__ == "__main__":

@@ -11,7 +11,7 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
 from calls import prepared
-from tests.test_api_calls import alex, get, log_calls  # noqa: F401  # its fixtures, as that module makes them
+from tests._api_calls import alex, get, log_calls  # noqa: F401  # its fixtures, as that module makes them
 
 pytestmark = [
     pytest.mark.django_db,

@@ -36,18 +36,40 @@ def test_each_script_imports_and_has_a_main(path):
         assert module.parse_args([]) is not None  # its options and their defaults build
 
 
-@pytest.mark.parametrize(
-    "path", [p for p in SCRIPTS if "import click_bench as cb" in p.read_text()], ids=lambda p: p.name
-)
-def test_what_a_script_uses_from_click_bench_exists(path):
-    click_bench = _load(BENCH / "click_bench.py")
-    used = {
+def _imports(path: Path, module: str, alias: str) -> bool:
+    """Whether the module has `import module as alias`."""
+    return any(
+        isinstance(node, ast.Import) and any(a.name == module and a.asname == alias for a in node.names)
+        for node in ast.walk(ast.parse(path.read_text()))
+    )
+
+
+def _used(path: Path, alias: str) -> set[str]:
+    """The names a module reads from another imported under alias (`alias.name`)."""
+    return {
         node.attr
         for node in ast.walk(ast.parse(path.read_text()))
-        if isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name) and node.value.id == "cb"
+        if isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name) and node.value.id == alias
     }
+
+
+@pytest.mark.parametrize("path", [p for p in SCRIPTS if _imports(p, "click_bench", "cb")], ids=lambda p: p.name)
+def test_what_a_script_uses_from_click_bench_exists(path):
+    click_bench = _load(BENCH / "click_bench.py")
+    used = _used(path, "cb")
     assert used, "the script uses nothing from click_bench"
     assert sorted(name for name in used if not hasattr(click_bench, name)) == []
+
+
+@pytest.mark.parametrize(
+    "path", [p for p in sorted(BENCH.glob("*.py")) if _imports(p, "_harness", "h")], ids=lambda p: p.name
+)
+def test_what_a_module_uses_from_the_harness_exists(path):
+    """The same for bench/_harness.py, which the scripts and the other libraries in bench/ import as `h`."""
+    harness = _load(BENCH / "_harness.py")
+    used = _used(path, "h")
+    assert used, "the module uses nothing from _harness"
+    assert sorted(name for name in used if not hasattr(harness, name)) == []
 
 
 @pytest.mark.skipif(connection.vendor != "postgresql", reason="the bench runs workers on a PostgreSQL job queue")

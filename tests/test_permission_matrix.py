@@ -81,7 +81,7 @@ def admin_model(base: str, obj: str, *, add=200, change=200, delete=200, history
 MATRIX: list[Row] = [
     get("/healthz",                                    200,         200,         200,         200,         200),
     get("/readyz",                                     200,         200,         200,         200,         200),
-    # VCC's events: no login and no role, whoever asks; the signature is the authentication (tests/test_vcc_events.py).
+    # VCC's events: no login, no role; the signature authenticates (tests/test_vcc_events_receiving.py).
     get("/vcc/events/",                                405,         405,         405,         405,         405),
     post("/vcc/events/",                               401,         401,         401,         401,         401),
     post("/health/vcc-events/subscribe/",              LOGIN,       403,         403,         403,         302),

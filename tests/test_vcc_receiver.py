@@ -19,13 +19,13 @@ from calls.asgi import Handler
 from calls.calling.events import refused_last_hour
 from calls.models import VccEvent
 from calls.vcc import events, receiver
-from tests.test_vcc_events import CE, KEY, OLD_KEY, URL, event, sign
+from tests._vcc_events import CE, KEY, OLD_KEY, URL, event, sign
 
 pytestmark = [
     pytest.mark.django_db(transaction=True),
     pytest.mark.skipif(
         connection.vendor != "postgresql",
-        reason="the receiver serves PostgreSQL only; on SQLite Django's view answers (tests/test_vcc_events.py)",
+        reason="the receiver serves PostgreSQL only; on SQLite Django's view answers (test_vcc_events_receiving.py)",
     ),
 ]
 

@@ -18,9 +18,9 @@ from calls.models import Call, Contact, ContactImport, ContactPhone, WebhookEndp
 from calls.webhooks import changes, outbox, signing
 from tests._jobs import queued
 from tests._sim import click, fresh_simulator, only_call, poll, primary
+from tests._vcc_events import foreign
 from tests.test_contacts import phone_data
 from tests.test_import import GOOD, confirm, started
-from tests.test_vcc_events import foreign
 
 pytestmark = pytest.mark.django_db
 CONNECTED, ENDED = 9, 70  # simulator seconds after placing (tests/test_call_panel.py)
@@ -309,7 +309,7 @@ def test_the_click_costs_only_its_two_event_inserts_more_with_three_endpoints(ag
     assert 'data-call-state="live"' in response.content.decode()
     inserts = [s for s in sql if s.startswith('INSERT INTO "calls_webhookevent"')]
     assert len(inserts) == 2  # call.requested, call.placed
-    assert len(sql) <= 12 + 2, "\n".join(sql)  # tests/test_click.py: at most twelve without webhooks
+    assert len(sql) <= 12 + 2, "\n".join(sql)  # tests/test_click_refusals.py: at most twelve without webhooks
     assert json.loads(json.dumps(last("call.placed")))["data"]["state"] == "live"
     assert timezone.now() - WebhookEvent.objects.earliest("id").created_at < timedelta(minutes=1)
 

@@ -64,7 +64,7 @@ ROW = (
 
 
 def rows_as_items(rows: list[tuple[Any, ...]], log_path: str) -> list[dict[str, Any]]:
-    """The calls of a page, as calls.api.calls.resource shows each (tests/test_api_calls.py checks it)."""
+    """The calls of a page, as calls.api.calls.resource shows each (tests/test_api_calls_log.py checks it)."""
     via_groups = [row[0] for row in rows if row[6] is None and row[8] is None]
     groups: dict[int, list[tuple[str, str, int]]] = {}
     if via_groups:
@@ -138,7 +138,7 @@ def _time_sql(column: str) -> str:
 @functools.cache  # the same text for every page: built once a process
 def _item_sql() -> str:
     """json_build_object(...) of call `c` (its agents ta, fa, aa and its clicker u joined): the object rows_as_items
-    makes of the row, key for key (tests/test_api_calls.py compares both with `resource`)."""
+    makes of the row, key for key (tests/test_api_calls_log.py compares both with `resource`)."""
     through = Call.from_groups.through._meta.db_table
     groups = AgentGroup._meta.db_table
     fields = {

@@ -190,7 +190,8 @@ class _Desk:
 
     def __init__(self) -> None:
         self.lock = threading.Lock()
-        self.arrived = threading.Condition(self.lock)  # told of each ask that waits (tests/test_queues.py watches)
+        # Told of each ask that waits (tests/test_queues_claims.py watches).
+        self.arrived = threading.Condition(self.lock)
         self.waiting: list[_Ask] = []
         self.busy = False
 

@@ -24,7 +24,7 @@ def quick_queue_bar(settings):
 @pytest.fixture
 def queue(db) -> CallQueue:
     call_command("seed_demo", stdout=open("/dev/null", "w"))  # noqa: SIM115
-    Callback.objects.all().delete()  # the demo agent's due callbacks would come first (tests/test_queues.py)
+    Callback.objects.all().delete()  # the demo agent's due callbacks would come first (tests/test_queues_working.py)
     for i, name in enumerate(["Ada Keys", "Ben Keys", "Cleo Keys"]):
         contact = Contact.objects.create(name=name, company="Keyboard Ltd")
         ContactPhone.objects.create(contact=contact, number=f"+4420794601{50 + i}", is_primary=True)

@@ -1,0 +1,249 @@
+"""VCC's events on the integration health page, subscribing them, pruning them, and faults in applying them."""
+
+from __future__ import annotations
+
+import base64
+from datetime import timedelta
+
+import pytest
+from django.utils import timezone
+
+from calls import tasks
+from calls.calling import events as applying
+from calls.models import Call, CallEvent, VccEvent
+from tests import _vcc_events
+from tests._jobs import queued
+from tests._vcc_events import ANSWERED, KEY, deliver, event, foreign, stored
+
+pytestmark = pytest.mark.django_db
+
+secrets, sim = _vcc_events.secrets, _vcc_events.sim  # fixtures (secrets: autouse)
+
+
+# --- On the integration health page --------------------------------------------------------------------------------
+
+
+def test_the_health_page_shows_events_flowing_and_refusals(admin_client):
+    deliver(event(interactionId="x"))
+    deliver(event(), key=b"w" * 32)  # refused
+    applying.process_pending()
+    page = admin_client.get("/health/").content.decode()
+    assert "<span data-events-received>1</span> received" in page
+    assert "<span data-events-refused>1</span> delivery" in page
+    assert "calls that had events are followed by them" in page
+    assert "1 delivery(ies) of VCC events refused in the last hour." in page
+
+
+def test_an_admin_subscribes_vccs_events_with_one_button(admin_client, settings, monkeypatch):
+    from calls.vcc import webhooks
+
+    settings.SITE_URL, settings.VCC_SYNC_ENABLED = "https://crm.example.com", True
+    settings.VCC_WEBHOOK_SECRETS = [base64.b64encode(KEY).decode()]
+    made = []
+
+    def subscribe(self, **kwargs):
+        made.append(kwargs)
+        return {"id": "sub-1"}
+
+    monkeypatch.setattr(webhooks.WebhooksClient, "subscribe", subscribe)
+    monkeypatch.setattr(webhooks.WebhooksClient, "subscriptions", lambda self: [{"id": "s", "url": "https://x/"}])
+    page = admin_client.get("/health/").content.decode()
+    assert "Subscribe VCC's events to https://crm.example.com/vcc/events/" in page
+
+    response = admin_client.post("/health/vcc-events/subscribe/", follow=True)
+
+    assert made == [
+        {"name": "vccweb", "url": "https://crm.example.com/vcc/events/", "secret": settings.VCC_WEBHOOK_SECRETS[0]}
+    ]  # fmt: skip
+    assert (
+        "Subscribed (sub-1): VCC delivers its events to https://crm.example.com/vcc/events/"
+        in response.content.decode()
+    )
+
+
+def test_without_site_url_the_page_says_what_to_set(admin_client, settings):
+    settings.SITE_URL = ""
+    page = admin_client.get("/health/").content.decode()
+    assert "To subscribe with one button, set" in page and "SITE_URL" in page
+
+
+def test_applied_events_are_pruned_after_two_days_and_waiting_ones_kept(monkeypatch):
+    old = timezone.now() - tasks.KEEP_EVENTS - timedelta(hours=1)
+    for i, processed in enumerate([old, None, timezone.now()]):
+        VccEvent.objects.create(event_id=f"e{i}", type="t", source="s", received_at=old, processed_at=processed)
+    VccEvent.objects.create(
+        event_id="new", type="t", source="s", received_at=timezone.now(), processed_at=timezone.now()
+    )
+    monkeypatch.setattr(tasks, "PRUNE_BATCH", 1)  # batch after batch
+
+    assert tasks.prune_vcc_events.func(timestamp=0) == 2
+
+    assert sorted(VccEvent.objects.values_list("event_id", flat=True)) == ["e1", "new"]
+
+
+def test_an_event_that_cannot_be_applied_is_marked_failed_and_the_others_go_on(sim, placed, monkeypatch):
+    start = timezone.now() - timedelta(minutes=1)
+    bad = stored("channel.alerted.v1", placed, at=start, party="agent")
+    stored("channel.connected.v1", placed, at=start + timedelta(seconds=5), party="external")
+    real = applying._apply_to_live
+
+    def broken_once(call, name, data, **kw):
+        if name == "channel.alerted":
+            raise ValueError("a fault in vccweb")
+        return real(call, name, data, **kw)
+
+    monkeypatch.setattr(applying, "_apply_to_live", broken_once)
+
+    done = applying.process_pending()
+
+    assert (done.failed, done.applied) == (1, 1)
+    bad.refresh_from_db()
+    assert bad.processed_at and bad.result == "failed: ValueError: a fault in vccweb"
+    placed.refresh_from_db()
+    assert placed.connected_at is not None
+
+
+def test_a_fault_after_changing_the_call_leaves_the_batchs_next_event_the_call_as_stored(sim, placed, monkeypatch):
+    """The batch reads its calls once; an event whose changes rolled back must not leave them in the call the next
+    event of the same call is applied to."""
+    start = timezone.now() - timedelta(minutes=1)
+    bad = stored("channel.alerted.v1", placed, at=start, party="agent")
+    good = stored("channel.connected.v1", placed, at=start + timedelta(seconds=5), party="external")
+    real = applying._apply_to_live
+
+    def ends_it_then_fails(call, name, data, **kw):
+        if name == "channel.alerted":
+            call.state, call.ended_at = Call.State.ENDED, start  # in memory only: the savepoint rolls back
+            raise ValueError("a fault in vccweb")
+        return real(call, name, data, **kw)
+
+    monkeypatch.setattr(applying, "_apply_to_live", ends_it_then_fails)
+
+    done = applying.process_pending()
+
+    assert (done.failed, done.applied, done.late) == (1, 1, 0)
+    good.refresh_from_db()
+    assert good.result == f"applied to call {placed.pk}"
+    placed.refresh_from_db()
+    assert placed.state == Call.State.LIVE and placed.connected_at == start + timedelta(seconds=5)
+    bad.refresh_from_db()
+    assert bad.result == "failed: ValueError: a fault in vccweb"
+
+
+@pytest.mark.parametrize("calls", [2, 6])
+def test_a_batch_reads_its_calls_and_writes_its_events_and_history_in_one_statement_each(agent_user, contact, calls):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    start = timezone.now() - timedelta(minutes=1)
+    live = [
+        Call.objects.create(
+            created_by=agent_user,
+            from_agent=agent_user.agent,
+            to_number="+447400123456",
+            contact=contact,
+            vcc_call_id=f"guid-{i}",
+            state=Call.State.LIVE,
+            requested_at=start,
+        )
+        for i in range(calls)
+    ]
+    for call in live:
+        stored("channel.alerted.v1", call, at=start + timedelta(seconds=1), party="external")
+        stored("channel.connected.v1", call, at=start + timedelta(seconds=2), party="external")
+        stored("channel.disconnected.v1", call, at=start + timedelta(seconds=9), party="external", result=ANSWERED)
+
+    with CaptureQueriesContext(connection) as queries:
+        done = applying.process_pending()
+
+    assert done.applied == 3 * calls
+    statements = [q["sql"] for q in queries.captured_queries]
+    assert sum(sql.startswith('SELECT "calls_call".') for sql in statements) == 1
+    assert sum(sql.startswith('INSERT INTO "calls_callevent"') for sql in statements) == 1
+    assert sum(sql.startswith('UPDATE "calls_vccevent"') for sql in statements) == 1
+    # Each event: its savepoint and release, and one UPDATE of its call.
+    assert len(statements) <= 10 + 3 * 3 * calls
+    assert Call.objects.filter(state=Call.State.ENDED, outcome=Call.Outcome.ANSWERED).count() == calls
+    assert CallEvent.objects.filter(detail__endswith="(webhook)").count() == 3 * calls
+
+
+def test_one_job_applies_events_at_a_time_and_a_process_queues_it_at_most_once_a_second(jobs):
+    assert tasks.process_vcc_events.lock == "process_vcc_events"
+    for _ in range(3):
+        deliver(event(interactionId="x"))
+    assert len(queued(jobs)) == 1
+
+
+def test_an_inbound_call_is_logged_at_once_while_another_agent_waits_for_vcc(agent_user, contact, make_user):
+    """Only a click of the same agent (or a group's) can be the call an unknown id names."""
+    from calls.models import Agent
+
+    other = Agent.objects.create(display_id="1002", name="Priya Shah")
+    Call.objects.create(created_by=agent_user, from_agent=other, to_number="+447400123999")  # asking VCC
+    number = contact.phones.first().number
+    foreign("channel.alerted", "in-2", agent=agent_user.agent.display_id, number=number, direction="Inbound")
+    assert applying.process_pending().applied == 1
+    assert Call.objects.get(vcc_call_id="in-2").origin == Call.Origin.INBOUND
+
+
+def test_a_second_subscription_to_the_same_url_is_not_made(admin_client, settings, monkeypatch):
+    from calls.vcc import webhooks
+
+    settings.SITE_URL, settings.VCC_SYNC_ENABLED = "https://crm.example.com", True
+    settings.VCC_WEBHOOK_SECRETS = [base64.b64encode(KEY).decode()]
+    listed = [{"id": "sub-1", "url": "https://crm.example.com/vcc/events/"}]
+    monkeypatch.setattr(webhooks.WebhooksClient, "subscriptions", lambda self: listed)
+    monkeypatch.setattr(webhooks.WebhooksClient, "subscribe", lambda self, **kw: pytest.fail("subscribed twice"))
+
+    response = admin_client.post("/health/vcc-events/subscribe/", follow=True)
+
+    assert "Already subscribed (sub-1)" in response.content.decode()
+
+
+@pytest.mark.parametrize(
+    ("url", "allow_http", "says"),
+    [
+        ("crm.example.com/vcc/events/", False, "must be absolute"),
+        ("http://crm.example.com/vcc/events/", False, "only to https"),
+    ],
+)
+def test_vcc_delivers_only_to_an_absolute_https_url(url, allow_http, says):
+    from calls.vcc.webhooks import check_url
+
+    with pytest.raises(ValueError, match=says):
+        check_url(url, allow_http=allow_http)
+    assert check_url("http://127.0.0.1:8000/vcc/events/", allow_http=False)  # a simulator on this machine
+
+
+def test_a_hang_up_that_does_not_say_how_asks_vcc_once(sim, placed):
+    from asgiref.sync import async_to_sync
+
+    from calls import calling
+
+    stored("channel.connected.v1", placed, at=timezone.now() - timedelta(seconds=30), party="external")
+    stored("channel.disconnected.v1", placed, at=timezone.now(), party="external")  # no result in it
+    applying.process_pending()
+    placed.refresh_from_db()
+    assert placed.state == Call.State.LIVE and placed.last_event_at is None  # not ended "unknown"
+
+    sim.clock.advance(120)  # VCC knows how it ended
+    # Asked at once even while the worker is behind: an event about something else waits, received just before.
+    VccEvent.objects.create(
+        event_id="behind", type="t", source="s", data={}, received_at=timezone.now() - timedelta(seconds=30)
+    )
+    assert async_to_sync(calling.follow_due)(clock=timezone.now).asked == 1
+    placed.refresh_from_db()
+    assert placed.state == Call.State.ENDED and placed.outcome == Call.Outcome.ANSWERED
+
+
+def test_the_health_page_shows_the_vcc_request_budget_and_429s(admin_client, settings):
+    from django.core.cache import cache
+
+    from calls.vcc import budget
+
+    budget.Budget(cache).limited(None)  # VCC answered 429, without Retry-After
+    page = admin_client.get("/health/").content.decode()
+    assert "VCC request budget" in page and f"of <strong>{settings.VCC_REQUESTS_PER_MINUTE}</strong> requests" in page
+    assert "429s from VCC in the last hour: <span data-budget-429>1</span>" in page
+    assert "holding back" in page
+    assert "VCC answered 429 (too many requests) 1 time(s) in the last hour." in page
