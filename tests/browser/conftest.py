@@ -109,8 +109,11 @@ def pytest_runtest_makereport(item, call):
     return report
 
 
-def log_in(page, live_server, username: str, password: str, *, via_form: bool = False) -> None:
-    """Log the page in and open the contact list.
+def log_in(
+    page, live_server, username: str, password: str, *, via_form: bool = False, at: str | None = "/contacts/"
+) -> None:
+    """Log the page in and open the page at `at` (a path: the contact list unless the test starts elsewhere; None
+    opens nothing, for a test whose next step opens its first page itself).
 
     Most tests are about what comes after: the session is made by Django's test client (the same password check)
     and handed to the browser as its cookie. `via_form` fills in the login page instead (the tests of logging in),
@@ -130,4 +133,5 @@ def log_in(page, live_server, username: str, password: str, *, via_form: bool = 
     assert client.login(username=username, password=password), f"{username} could not log in"
     cookie = client.cookies[settings.SESSION_COOKIE_NAME]
     page.context.add_cookies([{"name": cookie.key, "value": cookie.value, "url": live_server.url}])
-    page.goto(f"{live_server.url}/contacts/")
+    if at is not None:
+        page.goto(f"{live_server.url}{at}")

@@ -27,8 +27,7 @@ def test_on_a_phone_an_admin_reads_a_change_and_filters_by_person(page, live_ser
         contact.save()
 
     page.set_viewport_size({"width": 375, "height": 800})
-    log_in(page, live_server, "ada", PASSWORD)
-    page.goto(f"{live_server.url}/audit/")
+    log_in(page, live_server, "ada", PASSWORD, at="/audit/")
     row = page.locator("tr", has_text="contact.update")
     row.wait_for()
     assert "alex" in row.inner_text() and "Prefers mornings" in row.inner_text()

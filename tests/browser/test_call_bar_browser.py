@@ -43,8 +43,7 @@ def test_the_call_bar_follows_a_call_across_pages_and_wraps_it_up(demo, page, li
     Callback.objects.all().delete()  # the demo's callbacks due would show in the bar ("N callbacks due")
     contact = first_contact_with(is_primary=True, number__startswith="+44")
     sim.post("next-outcome", {"outcome": "answered", "talkSeconds": 600})
-    log_in(page, live_server, "agent", "demo")
-    page.goto(f"{live_server.url}/contacts/{contact.pk}/")
+    log_in(page, live_server, "agent", "demo", at=f"/contacts/{contact.pk}/")
     expect(page.locator("#call-bar")).to_be_hidden()  # nothing going on
     page.click("button[data-shortcut=c]")
 
@@ -113,8 +112,7 @@ def test_a_wrap_up_from_the_bar_clears_it_even_when_the_bar_reloaded_meanwhile(d
         contact=contact, to_number=contact.phones.first().number, created_by=agent, from_agent=agent.agent,
         state=Call.State.ENDED, outcome=Call.Outcome.ANSWERED, connected_at=now, ended_at=now,
     )  # fmt: skip
-    log_in(page, live_server, "agent", "demo")
-    page.goto(f"{live_server.url}/agents/")
+    log_in(page, live_server, "agent", "demo", at="/agents/")
     bar = page.locator("#call-bar")
     expect(bar.locator(".bar-wrapup")).to_be_visible()
     held = []
@@ -134,8 +132,7 @@ def test_a_wrap_up_from_the_bar_clears_it_even_when_the_bar_reloaded_meanwhile(d
 
 def test_the_contact_page_and_the_bar_agree_when_the_call_ends(demo, page, live_server, sim):  # noqa: F811
     contact = first_contact_with(is_primary=True, number__startswith="+44")
-    log_in(page, live_server, "agent", "demo")
-    page.goto(f"{live_server.url}/contacts/{contact.pk}/")
+    log_in(page, live_server, "agent", "demo", at=f"/contacts/{contact.pk}/")
     page.click("button[data-shortcut=c]")
     expect(page.locator("#call-bar .bar-phase")).to_contain_text("Ringing your phone…")
     page.goto(f"{live_server.url}/contacts/")  # leave during the call, then come back
@@ -196,8 +193,7 @@ def test_calling_while_on_a_call_is_refused_in_place(demo, page, live_server, si
     page.set_viewport_size({"width": width, "height": 900})
     first = first_contact_with(is_primary=True)
     second = ContactPhone.objects.filter(do_not_call=False, contact__do_not_call=False).exclude(contact=first).first()
-    log_in(page, live_server, "agent", "demo")
-    page.goto(f"{live_server.url}/contacts/{first.pk}/")
+    log_in(page, live_server, "agent", "demo", at=f"/contacts/{first.pk}/")
     other = page.context.new_page()  # another tab places a call meanwhile
     other.goto(f"{live_server.url}/contacts/{second.contact_id}/")
     other.click("button[data-shortcut=c]")
@@ -218,8 +214,7 @@ def test_call_anyway_needs_a_reason_before_sending(demo, page, live_server, sim,
     page.set_viewport_size({"width": width, "height": 900})
     phone = ContactPhone.objects.filter(do_not_call=False, contact__do_not_call=False, is_primary=True).first()
     ContactPhone.objects.filter(pk=phone.pk).update(do_not_call=True)
-    log_in(page, live_server, "supervisor", "demo")
-    page.goto(f"{live_server.url}/contacts/{phone.contact_id}/")
+    log_in(page, live_server, "supervisor", "demo", at=f"/contacts/{phone.contact_id}/")
     sent = []
     page.on("request", lambda r: sent.append(r.url) if r.method == "POST" and r.url.endswith("/call/") else None)
     anyway = page.locator("button", has_text="Call anyway")
@@ -250,8 +245,7 @@ def test_call_anyway_needs_a_reason_before_sending(demo, page, live_server, sim,
 def test_call_via_group_needs_a_ticked_group_before_sending(demo, page, live_server, sim, debug, width):  # noqa: F811
     page.set_viewport_size({"width": width, "height": 900})
     contact = first_contact_with(is_primary=True)
-    log_in(page, live_server, "supervisor", "demo")
-    page.goto(f"{live_server.url}/contacts/{contact.pk}/")
+    log_in(page, live_server, "supervisor", "demo", at=f"/contacts/{contact.pk}/")
     expect(page.locator("#group-choices")).to_contain_text("ready")
     for box in page.locator("#group-choices input").all():
         box.uncheck()
@@ -278,8 +272,7 @@ def test_call_via_group_needs_a_ticked_group_before_sending(demo, page, live_ser
 def test_calling_while_vcc_is_unreachable_says_so_in_place(demo, page, live_server, sim, debug, settings, width):  # noqa: F811
     page.set_viewport_size({"width": width, "height": 900})
     contact = first_contact_with(is_primary=True)
-    log_in(page, live_server, "agent", "demo")
-    page.goto(f"{live_server.url}/contacts/{contact.pk}/")
+    log_in(page, live_server, "agent", "demo", at=f"/contacts/{contact.pk}/")
     settings.VCC_BASE_URL = settings.VCC_AUTH_URL = settings.VCC_GATEWAY_URL = "http://127.0.0.1:9"  # nothing listens
 
     page.click("button[data-shortcut=c]")
@@ -292,8 +285,7 @@ def test_calling_while_vcc_is_unreachable_says_so_in_place(demo, page, live_serv
 
 
 def test_slash_jumps_to_contact_search_from_any_page(demo, page, live_server):  # noqa: F811
-    log_in(page, live_server, "agent", "demo")
-    page.goto(f"{live_server.url}/calls/")
+    log_in(page, live_server, "agent", "demo", at="/calls/")
 
     page.keyboard.press("/")
 

@@ -99,8 +99,7 @@ def test_the_panel_says_it_lost_contact_while_vcc_is_stopped_then_recovers(demo,
     sim.control("next-outcome", {"outcome": "answered", "talkSeconds": 3600})
     context, page = new_page(browser, 1280)
     try:
-        log_in(page, live_server, "agent", "demo")
-        page.goto(f"{live_server.url}/contacts/{phone.contact_id}/")
+        log_in(page, live_server, "agent", "demo", at=f"/contacts/{phone.contact_id}/")
         page.click("button[data-shortcut=c]")
         panel = page.locator(".call-panel")
         expect(panel).to_have_attribute("data-call-state", "live")

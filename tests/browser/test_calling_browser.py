@@ -42,8 +42,7 @@ def first_contact_with(**phone_filter) -> Contact:
 def test_an_agent_calls_a_contact_and_wraps_up(demo, page, live_server, sim):
     contact = first_contact_with(is_primary=True, number__startswith="+44")
     sim.post("next-outcome", {"outcome": "answered", "talkSeconds": 600})
-    log_in(page, live_server, "agent", "demo")
-    page.goto(f"{live_server.url}/contacts/{contact.pk}/")
+    log_in(page, live_server, "agent", "demo", at=f"/contacts/{contact.pk}/")
     expect(page.locator(".dial-preview")).to_contain_text("Caller ID: London main")
     page.keyboard.press("c")  # the shortcut for the primary number's Call button
 
@@ -92,8 +91,7 @@ def test_a_busy_agent_sees_vccs_reason(demo, page, live_server, sim):
     assign_role(user, AGENT)
     Agent.objects.filter(display_id="1006").update(user=user)  # 1006 is on a call in the simulator
     contact = first_contact_with(is_primary=True)
-    log_in(page, live_server, "jordan", "jordan-pass-1")
-    page.goto(f"{live_server.url}/contacts/{contact.pk}/")
+    log_in(page, live_server, "jordan", "jordan-pass-1", at=f"/contacts/{contact.pk}/")
     page.click("button[data-shortcut=c]")
     panel = page.locator(".call-panel")
     expect(panel).to_have_attribute("data-call-state", "failed")
@@ -104,8 +102,7 @@ def test_a_busy_agent_sees_vccs_reason(demo, page, live_server, sim):
 
 def test_a_do_not_call_number_cannot_be_clicked(demo, page, live_server, sim):
     contact = Contact.objects.filter(do_not_call=True).first()
-    log_in(page, live_server, "agent", "demo")
-    page.goto(f"{live_server.url}/contacts/{contact.pk}/")
+    log_in(page, live_server, "agent", "demo", at=f"/contacts/{contact.pk}/")
     expect(page.locator(".phone.blocked").first).to_contain_text("This contact is marked do not call.")
     assert page.locator("button[name=call]").count() == 0
     expect(page.locator(".call-buttons button").first).to_be_disabled()
@@ -114,8 +111,7 @@ def test_a_do_not_call_number_cannot_be_clicked(demo, page, live_server, sim):
 
 def test_a_fast_double_click_places_one_call(demo, page, live_server, sim):
     contact = first_contact_with(is_primary=True)
-    log_in(page, live_server, "agent", "demo")
-    page.goto(f"{live_server.url}/contacts/{contact.pk}/")
+    log_in(page, live_server, "agent", "demo", at=f"/contacts/{contact.pk}/")
     clicks = []
     page.on("request", lambda r: clicks.append(r.url) if r.method == "POST" and r.url.endswith("/call/") else None)
     page.dblclick("button[data-shortcut=c]")
@@ -128,8 +124,7 @@ def test_a_fast_double_click_places_one_call(demo, page, live_server, sim):
 
 def test_a_supervisor_calls_via_a_group(demo, page, live_server, sim):
     contact = first_contact_with(is_primary=True)
-    log_in(page, live_server, "supervisor", "demo")
-    page.goto(f"{live_server.url}/contacts/{contact.pk}/")
+    log_in(page, live_server, "supervisor", "demo", at=f"/contacts/{contact.pk}/")
     choices = page.locator("#group-choices")
     expect(choices).to_contain_text("3 ready")  # Sales UK, from VCC's availability query
     expect(choices).to_contain_text("nobody ready")  # Out of hours
@@ -144,8 +139,7 @@ def test_a_supervisor_calls_via_a_group(demo, page, live_server, sim):
 
 def test_a_request_that_fails_says_so_instead_of_doing_nothing(demo, page, live_server, sim):
     contact = first_contact_with(is_primary=True)
-    log_in(page, live_server, "agent", "demo")
-    page.goto(f"{live_server.url}/contacts/{contact.pk}/")
+    log_in(page, live_server, "agent", "demo", at=f"/contacts/{contact.pk}/")
     Contact.objects.filter(pk=contact.pk).delete()  # someone else deletes the contact meanwhile
     page.click("button[data-shortcut=c]")
     expect(page.locator("#flash")).to_have_text("That is no longer there: reload the page.")
@@ -178,8 +172,7 @@ def test_an_agent_calls_a_colleague_from_the_directory(demo, page, live_server, 
 
 def test_the_preview_follows_the_choices_and_a_click_keeps_them(demo, page, live_server, sim):
     contact = first_contact_with(is_primary=True, number__startswith="+44")
-    log_in(page, live_server, "supervisor", "demo")
-    page.goto(f"{live_server.url}/contacts/{contact.pk}/")
+    log_in(page, live_server, "supervisor", "demo", at=f"/contacts/{contact.pk}/")
     preview = page.locator("#dial-preview")
     expect(page.locator("#group-choices")).to_contain_text("ready")  # readiness has loaded
     sales = page.locator("label.group-choice", has_text="Sales UK").locator("input")
@@ -212,8 +205,7 @@ def test_the_preview_follows_the_choices_and_a_click_keeps_them(demo, page, live
 def test_an_agent_is_warned_before_calling_when_vcc_does_not_have_them_ready(demo, page, live_server, sim):
     contact = first_contact_with(is_primary=True)
     sim.post("agents/1001/availability", {"availability": "away"})
-    log_in(page, live_server, "agent", "demo")
-    page.goto(f"{live_server.url}/contacts/{contact.pk}/")
+    log_in(page, live_server, "agent", "demo", at=f"/contacts/{contact.pk}/")
 
     expect(page.locator("#me-ready")).to_contain_text("VCC does not have you ready for a phone call right now")
     expect(page.locator("button[data-shortcut=c]")).to_be_enabled()  # still possible
@@ -226,8 +218,7 @@ def test_an_agent_is_warned_before_calling_when_vcc_does_not_have_them_ready(dem
 
 def test_a_supervisor_is_warned_when_nobody_is_ready_in_the_ticked_groups(demo, page, live_server, sim):
     contact = first_contact_with(is_primary=True)
-    log_in(page, live_server, "supervisor", "demo")
-    page.goto(f"{live_server.url}/contacts/{contact.pk}/")
+    log_in(page, live_server, "supervisor", "demo", at=f"/contacts/{contact.pk}/")
     expect(page.locator("#group-choices")).to_contain_text("nobody ready")
     for label in page.locator("label.group-choice").all():
         label.locator("input").uncheck()
@@ -241,7 +232,6 @@ def test_a_click_in_the_list_sends_an_id_of_its_own_and_the_pages_one_form(demo,
     """The list's Call buttons share one form (its CSRF token); each click makes its id, not the button's own (the
     id in its address, for a browser without JavaScript)."""
     log_in(page, live_server, "agent", "demo")
-    page.goto(f"{live_server.url}/contacts/")
     button = page.locator("table.list button[name=call]:not([disabled])").first
     page_id = (button.get_attribute("formaction") or "").split("request_id=")[1]
     with page.expect_request(lambda r: r.method == "POST" and r.url.endswith("/call/")) as sent:
@@ -271,7 +261,6 @@ def test_a_call_placed_from_the_list_is_followed_while_nobody_watches_then_wrapp
         connections.close_all()
 
     log_in(page, live_server, "agent", "demo")
-    page.goto(f"{live_server.url}/contacts/")
     page.locator("table.list button[name=call]:not([disabled])").first.click()
     expect(page.locator("#list-call .call-panel")).to_have_attribute("data-call-state", "live")
     page.goto("about:blank")  # the agent leaves: no page (nor its call bar) watches the call any more

@@ -29,8 +29,7 @@ def holiday(db):
 def test_a_supervisor_gives_both_reasons_before_calling_anyway(demo, holiday, page, live_server, sim):  # noqa: F811
     phone = first_contact_with(is_primary=True, number__startswith="+44").phones.get(is_primary=True)
     ContactPhone.objects.filter(pk=phone.pk).update(do_not_call=True)
-    log_in(page, live_server, "supervisor", "demo")
-    page.goto(f"{live_server.url}/contacts/{phone.contact_id}/")
+    log_in(page, live_server, "supervisor", "demo", at=f"/contacts/{phone.contact_id}/")
     sent = []
     page.on("request", lambda r: sent.append(r.url) if r.method == "POST" and r.url.endswith("/call/") else None)
     expect(page.locator("#dialer")).to_contain_text("a holiday there (Test day)")
@@ -55,8 +54,7 @@ def test_a_supervisor_gives_both_reasons_before_calling_anyway(demo, holiday, pa
 
 def test_an_agents_call_button_is_disabled_and_says_why(demo, holiday, page, live_server, sim):  # noqa: F811
     contact = first_contact_with(is_primary=True, number__startswith="+44")
-    log_in(page, live_server, "agent", "demo")
-    page.goto(f"{live_server.url}/contacts/{contact.pk}/")
+    log_in(page, live_server, "agent", "demo", at=f"/contacts/{contact.pk}/")
 
     button = page.locator("#dialer li.phone").first.locator("button", has_text="Call").first
     expect(button).to_be_disabled()

@@ -87,8 +87,7 @@ def test_the_timeline_colours_calls_by_outcome_and_shows_older_ones(page, live_s
             state=Call.State.ENDED, outcome=outcome,
         )  # fmt: skip
         Call.objects.filter(pk=call.pk).update(requested_at=timezone.now() - timedelta(minutes=minutes + 1))
-    log_in(page, live_server, "alex", PASSWORD)
-    page.goto(f"{live_server.url}/contacts/{grace.pk}/")
+    log_in(page, live_server, "alex", PASSWORD, at=f"/contacts/{grace.pk}/")
     items = page.locator(".timeline-item")
     expect(items).to_have_count(2)
 

@@ -37,8 +37,7 @@ def test_on_a_phone_an_admin_reads_the_jobs_and_retries_a_failed_one(page, live_
     fail(failed, "sync_vcc", at=now, error=long_error.strip())
 
     page.set_viewport_size({"width": 375, "height": 800})
-    log_in(page, live_server, "ada", PASSWORD)
-    page.goto(f"{live_server.url}/health/")
+    log_in(page, live_server, "ada", PASSWORD, at="/health/")
     section = page.locator("[data-jobs]")
     section.locator("[data-jobs-waiting-too-long]").wait_for()
     assert "No worker may be running" in section.locator("[data-jobs-waiting-too-long]").inner_text()

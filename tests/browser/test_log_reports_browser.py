@@ -32,7 +32,7 @@ def logged_in(browser, live_server, supervisor_user):
         errors: list[str] = []
         page.on("console", lambda msg: errors.append(msg.text) if msg.type == "error" else None)
         page.console_errors = errors
-        log_in(page, live_server, supervisor_user.username, PASSWORD)
+        log_in(page, live_server, supervisor_user.username, PASSWORD, at=None)  # each test opens its page
         return page
 
     yield open_at

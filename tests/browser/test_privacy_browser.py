@@ -28,8 +28,7 @@ def test_on_a_phone_a_supervisor_reads_a_contacts_data_then_erases_them(page, li
     call = make_call(user=priya, contact=contact, to_number="+442079460123", notes="Grace asked for the invoice")
 
     page.set_viewport_size(PHONE)
-    log_in(page, live_server, "priya", PASSWORD)
-    page.goto(f"{live_server.url}/contacts/{contact.pk}/")
+    log_in(page, live_server, "priya", PASSWORD, at=f"/contacts/{contact.pk}/")
     page.locator("a", has_text="Their data").click()
     page.wait_for_url(f"**/contacts/{contact.pk}/data/")
     body = page.locator("main").inner_text()
@@ -59,8 +58,7 @@ def test_on_a_phone_a_supervisor_reads_a_contacts_data_then_erases_them(page, li
 def test_on_a_phone_an_admin_sets_the_retention_days(page, live_server):
     create_user("ada", ADMIN)
     page.set_viewport_size(PHONE)
-    log_in(page, live_server, "ada", PASSWORD)
-    page.goto(f"{live_server.url}/privacy/retention/")
+    log_in(page, live_server, "ada", PASSWORD, at="/privacy/retention/")
     fits(page)
     page.fill("#id_notes_days", "90")
     page.fill("#id_mask_days", "365")

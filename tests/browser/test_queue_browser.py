@@ -48,8 +48,7 @@ def tab_to(page, selector: str, limit: int = 60) -> None:
 
 
 def test_an_agent_works_three_contacts_with_the_keyboard_only(queue, page, live_server, sim):  # noqa: F811
-    log_in(page, live_server, "agent", "demo")
-    page.goto(f"{live_server.url}/queues/")
+    log_in(page, live_server, "agent", "demo", at="/queues/")
     tab_to(page, f"#queue-{queue.pk} button[data-queue-start]")  # the demo has a queue of its own too
     page.keyboard.press("Enter")
 
@@ -98,8 +97,7 @@ def test_an_agent_works_three_contacts_with_the_keyboard_only(queue, page, live_
 
 def test_on_a_phone_a_supervisor_makes_a_queue_from_the_contact_list_and_reads_its_report(queue, page, live_server):
     page.set_viewport_size({"width": 375, "height": 800})
-    log_in(page, live_server, "supervisor", "demo")
-    page.goto(f"{live_server.url}/contacts/?company=Keyboard+Ltd")
+    log_in(page, live_server, "supervisor", "demo", at="/contacts/?company=Keyboard+Ltd")
     page.locator("[data-make-queue]").click()
     expect(page.locator(".source-words")).to_contain_text("Every contact at Keyboard Ltd")
     page.fill("#id_name", "Keyboard callers")
