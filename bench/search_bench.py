@@ -28,6 +28,8 @@ import time
 from pathlib import Path
 from urllib.parse import urlencode
 
+import _harness as h  # bench/_harness.py: the scripts import each other from bench/
+
 ROOT = Path(__file__).resolve().parent.parent
 DB_URL = os.environ.get("SEARCH_BENCH_DATABASE_URL") or "postgres://postgres@127.0.0.1:5432/hcbench"
 PASSWORD = "bench-" + secrets.token_hex(8)
@@ -58,32 +60,18 @@ def prepare(contacts: int, reload: bool) -> None:
         # VACUUM sets the tables' visibility maps (without them a search by number reads each row it finds in
         # the table too, not just the index), as autovacuum would in production; ANALYZE, their statistics.
         psql(
-            *("-c", "VACUUM ANALYZE calls_contact"),
-            *("-c", "VACUUM ANALYZE calls_contactphone"),
-            *("-c", "VACUUM ANALYZE calls_call"),
+            "-c",
+            "VACUUM ANALYZE calls_contact",
+            "-c",
+            "VACUUM ANALYZE calls_contactphone",
+            "-c",
+            "VACUUM ANALYZE calls_call",
         )
         print(f"loaded in {time.monotonic() - started:.0f} s", flush=True)
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def serve(port: int, workers: int) -> subprocess.Popen:
-    env = {
-        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
-        "DATABASE_URL": DB_URL,
-        "DEBUG": "false",
-        "SECRET_KEY": secrets.token_urlsafe(50),
-        "ALLOWED_HOSTS": "127.0.0.1",
-        "SECURE_SSL_REDIRECT": "false",
-        "SESSION_COOKIE_SECURE": "false",
-        "CSRF_COOKIE_SECURE": "false",
-        "SECURE_HSTS_SECONDS": "0",
-        "LOG_LEVEL": "WARNING",
-    }
+    env = h.production_env(DB_URL) | {"LOG_LEVEL": "WARNING"}
     # DEBUG is off: static files are served by their hashed names, which collectstatic writes.
     subprocess.run(
         [sys.executable, "manage.py", "collectstatic", "--no-input", "--verbosity", "0"], cwd=ROOT, env=env, check=True
@@ -240,7 +228,7 @@ def main() -> None:
     local.force_login(user)
     todo = cases()
 
-    port = free_port()
+    port = h.free_port()
     server = serve(port, args.workers)
     rows = []
     try:
