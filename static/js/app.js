@@ -137,11 +137,16 @@ document.addEventListener("htmx:afterSettle", tickTalkTimers);
 
 // While the person's own call is going on, every Call button is disabled and says who the call is with, instead of
 // the readiness notice; when it ends they come back. The bar carries the words (data-on-call), and is the one
-// place that knows: pages render the same state, and this keeps them in step as the bar refreshes.
-function applyOnCall() {
+// place that knows: pages render the same state, and this keeps them in step as the bar refreshes. Until the bar
+// has reloaded after a click, the click's answer says it (calls/call_slot.html): htmx enables the buttons again as the
+// answer comes, and a second click of a quick double click would then be refused as a call of its own.
+function applyOnCall(event) {
   const bar = document.getElementById("call-bar");
   if (!bar) return;
-  const words = bar.dataset.onCall || "";
+  const answers = document.querySelectorAll("[data-on-call-after-click]");
+  if (event && event.target === bar) for (const answer of answers) answer.remove();
+  const answer = event && event.target === bar ? null : answers[answers.length - 1];
+  const words = bar.dataset.onCall || (answer ? answer.dataset.onCallAfterClick : "");
   document.body.toggleAttribute("data-on-call", Boolean(words));
   for (const button of document.querySelectorAll("button[data-call-button]")) {
     // Its own title is kept in data-title while the call's words stand in (a page drawn during a call has both).

@@ -135,3 +135,28 @@ def log_in(
     page.context.add_cookies([{"name": cookie.key, "value": cookie.value, "url": live_server.url}])
     if at is not None:
         page.goto(f"{live_server.url}{at}")
+
+
+class Held:
+    """The page's requests to `url` (a Playwright URL glob), held unanswered until `release()`: what the page does
+    while an answer is still on the way, whatever the machine's speed."""
+
+    def __init__(self, page, url: str) -> None:
+        self.page, self.url = page, url
+        self.routes: list = []
+        page.route(url, lambda route: self.routes.append(route))
+
+    def wait(self, count: int = 1) -> int:
+        """Wait until `count` requests are held, and say how many are. Playwright hands a held request to the test
+        with the messages it sends anyway, so each round trip to the page is enough to see one that was sent."""
+        for _ in range(200):
+            if len(self.routes) >= count:
+                return len(self.routes)
+            self.page.evaluate("0")
+        raise AssertionError(f"the page sent {len(self.routes)} requests to {self.url}, not {count}")
+
+    def release(self) -> None:
+        """Let the held requests through, and the page's later ones straight away."""
+        for route in self.routes:
+            route.continue_()
+        self.page.unroute(self.url)

@@ -3,6 +3,8 @@ moved through its control API so each phase of a call is seen."""
 
 from __future__ import annotations
 
+import re
+
 import pytest
 from django.contrib.auth import get_user_model
 from django.core.management import call_command
@@ -11,7 +13,7 @@ from playwright.sync_api import expect
 from calls.models import Agent, Call, Contact, ContactPhone
 from calls.roles import AGENT, assign_role
 from tests._vccsim_process import Sim, vccsim_server  # noqa: F401  (the fixture, for this module and others)
-from tests.browser.conftest import log_in
+from tests.browser.conftest import Held, log_in
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
@@ -112,14 +114,37 @@ def test_a_do_not_call_number_cannot_be_clicked(demo, page, live_server, sim):
 def test_a_fast_double_click_places_one_call(demo, page, live_server, sim):
     contact = first_contact_with(is_primary=True)
     log_in(page, live_server, "agent", "demo", at=f"/contacts/{contact.pk}/")
-    clicks = []
-    page.on("request", lambda r: clicks.append(r.url) if r.method == "POST" and r.url.endswith("/call/") else None)
+    posts = []
+    page.on("request", lambda r: posts.append(r.url) if r.method == "POST" and r.url.endswith("/call/") else None)
+    held = Held(page, f"**/contacts/{contact.pk}/call/")  # the first click's answer waits for the second click
     page.dblclick("button[data-shortcut=c]")
+    assert held.wait() == 1
+    held.release()
     expect(page.locator(".call-panel")).to_have_attribute("data-call-state", "live")
-    # Both clicks were dispatched before the first answer came back: a second request would have been sent by now.
-    assert len(clicks) == 1
+    assert len(posts) == 1
     assert sim.state()["callsPlaced"] == 1
     assert Call.objects.count() == 1
+
+
+def test_the_call_buttons_stay_disabled_from_the_click_s_answer_on(demo, page, live_server, sim):
+    """htmx enables a Call button again as the click's answer comes. The bar, which says whether the person is on a
+    call, reloads only after it: meanwhile the answer itself keeps the buttons disabled, so that the second click of
+    a double click that came after the answer is not sent (it would be refused, and logged, as a call of its own)."""
+    contact = first_contact_with(is_primary=True)
+    log_in(page, live_server, "agent", "demo", at=f"/contacts/{contact.pk}/")
+    button = page.locator("button[data-shortcut=c]")
+    bar = Held(page, re.compile(r"/calls/bar/"))
+    button.click()
+    expect(page.locator(".call-panel")).to_have_attribute("data-call-state", "live")
+    assert bar.wait() == 1  # the answer asked for the bar, which has not answered yet
+    expect(button).to_be_disabled()
+    expect(button).to_have_attribute("title", re.compile("^You are on a call with "))
+    bar.release()
+    expect(page.locator("#call-bar")).to_have_attribute("data-on-call", re.compile("^You are on a call with "))
+    expect(page.locator("[data-on-call-after-click]")).to_have_count(0)  # the bar says it from now on
+    expect(button).to_be_disabled()
+    assert Call.objects.count() == 1
+    assert page.console_errors == []
 
 
 def test_a_supervisor_calls_via_a_group(demo, page, live_server, sim):
