@@ -177,6 +177,19 @@ for (const step of [applyOnCall, placeBarWrapUps]) {
   document.addEventListener("htmx:afterSettle", step);
 }
 
+// The parts of a page reloaded on calls-changed (data-reloads-on-change: the call bar, the timeline, the queue bar)
+// replace themselves. One asked to reload while its last request is on the way waits behind it (htmx queues it on
+// that element), and htmx drops it once the answer has replaced the element: the new one, drawn from what was true
+// before the change, would then stay as it is (a call over is not polled). So the new one asks again, once.
+const staleParts = new Set();
+document.addEventListener("calls-changed", () => {
+  for (const part of document.querySelectorAll("[data-reloads-on-change].htmx-request")) staleParts.add(part.id);
+});
+document.addEventListener("htmx:afterSettle", (event) => {
+  const part = event.target;
+  if (part instanceof Element && part.id && staleParts.delete(part.id)) htmx.trigger(part, "reload-stale");
+});
+
 // A change made from the bar (recording) tells the page, as the panel's answers do: the bar, the timeline and
 // the panels reload. A wrap-up's answer says so itself. A form the server could not read says what to fix.
 // The form is the one that asked (requestConfig.elt): the bar's poll may have swapped it away meanwhile, and htmx

@@ -138,25 +138,37 @@ def log_in(
 
 
 class Held:
-    """The page's requests to `url` (a Playwright URL glob), held unanswered until `release()`: what the page does
-    while an answer is still on the way, whatever the machine's speed."""
+    """The page's requests to `url` (a Playwright URL pattern), held unanswered until `release()`: what the page does
+    while an answer is still on the way, whatever the machine's speed. With `answered`, each is answered by the app
+    at once and only the answer is held: it then says what was true before whatever the test changes meanwhile."""
 
-    def __init__(self, page, url: str) -> None:
-        self.page, self.url = page, url
-        self.routes: list = []
-        page.route(url, lambda route: self.routes.append(route))
+    def __init__(self, page, url, *, answered: bool = False) -> None:
+        self.page, self.url, self.answered = page, url, answered
+        self.held: list = []  # (route, the app's answer or None)
+        self.released = False
+        page.route(url, self._hold)
+
+    def _hold(self, route) -> None:
+        if self.released:
+            route.continue_()
+        else:
+            self.held.append((route, route.fetch() if self.answered else None))
 
     def wait(self, count: int = 1) -> int:
         """Wait until `count` requests are held, and say how many are. Playwright hands a held request to the test
         with the messages it sends anyway, so each round trip to the page is enough to see one that was sent."""
         for _ in range(200):
-            if len(self.routes) >= count:
-                return len(self.routes)
+            if len(self.held) >= count:
+                return len(self.held)
             self.page.evaluate("0")
-        raise AssertionError(f"the page sent {len(self.routes)} requests to {self.url}, not {count}")
+        raise AssertionError(f"the page sent {len(self.held)} requests to {self.url}, not {count}")
 
     def release(self) -> None:
-        """Let the held requests through, and the page's later ones straight away."""
-        for route in self.routes:
-            route.continue_()
-        self.page.unroute(self.url)
+        """Let the held requests (or answers) through, and the page's later requests straight away."""
+        self.released = True
+        for route, answer in self.held:
+            if answer is None:
+                route.continue_()
+            else:
+                route.fulfill(response=answer)
+        self.page.unroute(self.url, self._hold)

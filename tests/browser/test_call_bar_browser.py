@@ -11,7 +11,7 @@ from django.utils import timezone
 from playwright.sync_api import expect
 
 from calls.models import Call, Callback, Contact, ContactPhone
-from tests.browser.conftest import log_in
+from tests.browser.conftest import Held, log_in
 from tests.browser.test_calling_browser import demo, first_contact_with, sim, vccsim_server  # noqa: F401
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
@@ -115,18 +115,41 @@ def test_a_wrap_up_from_the_bar_clears_it_even_when_the_bar_reloaded_meanwhile(d
     log_in(page, live_server, "agent", "demo", at="/agents/")
     bar = page.locator("#call-bar")
     expect(bar.locator(".bar-wrapup")).to_be_visible()
-    held = []
-    page.route(f"**/calls/{call.pk}/wrapup/", lambda route: held.append(route))  # held until the bar reloaded
+    held = Held(page, f"**/calls/{call.pk}/wrapup/")  # held until the bar reloaded
     bar.locator("select[name=disposition]").select_option(label="Interested")
     bar.locator("button", has_text="Save").click()
-    page.wait_for_function("() => document.querySelector('#call-bar .bar-wrapup button').disabled")
+    assert held.wait() == 1
     with page.expect_response(lambda r: "/calls/bar/" in r.url):
-        page.evaluate("htmx.trigger(document.body, 'calls-changed')")  # the form that asked is swapped away
-    assert len(held) == 1
-    held[0].continue_()
+        page.evaluate("htmx.trigger(document.body, 'calls-changed')")
+    expect(page.locator("#call-bar.htmx-request")).to_have_count(0)  # swapped in: the form that asked is gone
+    held.release()
 
     expect(bar).to_be_hidden()  # the answer's calls-changed reached the page: the bar reloaded without the call
     assert Call.objects.get(pk=call.pk).disposition_code == "Interested"
+    assert page.console_errors == []
+
+
+def test_a_change_made_while_the_bar_reloads_reaches_the_bar(demo, page, live_server):  # noqa: F811
+    """A reload asked for while the bar's last one is on the way waits behind it, and htmx drops it with the bar
+    that answer replaces. The bar drawn from what was true before the change must not stay: it asks again."""
+    agent = User.objects.get(username="agent")
+    contact = first_contact_with(is_primary=True)
+    now = timezone.now()
+    call = Call.objects.create(
+        contact=contact, to_number=contact.phones.first().number, created_by=agent, from_agent=agent.agent,
+        state=Call.State.ENDED, outcome=Call.Outcome.ANSWERED, connected_at=now, ended_at=now,
+    )  # fmt: skip
+    log_in(page, live_server, "agent", "demo", at="/agents/")
+    bar = page.locator("#call-bar")
+    expect(bar.locator(".bar-wrapup")).to_be_visible()
+    before = Held(page, re.compile(r"/calls/bar/"), answered=True)
+    page.evaluate("htmx.trigger(document.body, 'calls-changed')")
+    assert before.wait() == 1  # answered by the app: the call still waits for its wrap-up
+    Call.objects.filter(pk=call.pk).update(disposition_code="Interested", wrapped_up_at=timezone.now())
+    page.evaluate("htmx.trigger(document.body, 'calls-changed')")  # while the first answer is on the way
+    before.release()
+
+    expect(bar.locator(".bar-wrapup")).to_have_count(0)  # the second reload came after all
     assert page.console_errors == []
 
 
