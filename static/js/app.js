@@ -143,10 +143,12 @@ document.addEventListener("htmx:afterSettle", tickTalkTimers);
 function applyOnCall(event) {
   const bar = document.getElementById("call-bar");
   if (!bar) return;
-  const answers = document.querySelectorAll("[data-on-call-after-click]");
-  if (event && event.target === bar) for (const answer of answers) answer.remove();
-  const answer = event && event.target === bar ? null : answers[answers.length - 1];
-  const words = bar.dataset.onCall || (answer ? answer.dataset.onCallAfterClick : "");
+  let answers = [...document.querySelectorAll("[data-on-call-after-click]")];
+  if (event && event.target === bar) {
+    for (const answer of answers) answer.remove();  // the bar has reloaded: it says it from now on
+    answers = [];
+  }
+  const words = bar.dataset.onCall || (answers.length ? answers[answers.length - 1].dataset.onCallAfterClick : "");
   document.body.toggleAttribute("data-on-call", Boolean(words));
   for (const button of document.querySelectorAll("button[data-call-button]")) {
     // Its own title is kept in data-title while the call's words stand in (a page drawn during a call has both).
