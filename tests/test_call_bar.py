@@ -57,7 +57,7 @@ def test_it_shows_the_persons_live_call_with_the_contact_number_and_state(agent_
     assert "Grace Hopper" in html
     assert "07400 123456" in html or "+44 7400 123456" in html
     assert "Ringing your phone…" in html
-    assert 'hx-trigger="every 2000ms, calls-changed from:body"' in html  # polled while the call goes on
+    assert 'hx-trigger="every 2000ms, calls-changed from:body, reload-stale"' in html  # polled while the call goes on
     assert 'data-on-call="You are on a call with Grace Hopper."' in html
 
 
