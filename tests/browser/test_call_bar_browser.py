@@ -102,9 +102,8 @@ def test_the_call_bar_follows_a_call_across_pages_and_wraps_it_up(demo, page, li
     assert page.console_errors == []  # no CSP violation, nothing else either
 
 
-def test_a_wrap_up_from_the_bar_clears_it_even_when_the_bar_reloaded_meanwhile(demo, page, live_server):  # noqa: F811
-    """The bar can reload (a poll, another panel's answer) while a wrap-up it sent is on the way: the form that
-    sent it is then gone from the page, and the answer's word that the calls changed must still reach the page."""
+def a_call_to_wrap_up_in_the_bar(page, live_server):
+    """The agent's call that ended a moment ago, waiting for its wrap-up in the bar of the agent directory."""
     agent = User.objects.get(username="agent")
     contact = first_contact_with(is_primary=True)
     now = timezone.now()
@@ -115,6 +114,13 @@ def test_a_wrap_up_from_the_bar_clears_it_even_when_the_bar_reloaded_meanwhile(d
     log_in(page, live_server, "agent", "demo", at="/agents/")
     bar = page.locator("#call-bar")
     expect(bar.locator(".bar-wrapup")).to_be_visible()
+    return call, bar
+
+
+def test_a_wrap_up_from_the_bar_clears_it_even_when_the_bar_reloaded_meanwhile(demo, page, live_server):  # noqa: F811
+    """The bar can reload (a poll, another panel's answer) while a wrap-up it sent is on the way: the form that
+    sent it is then gone from the page, and the answer's word that the calls changed must still reach the page."""
+    call, bar = a_call_to_wrap_up_in_the_bar(page, live_server)
     held = Held(page, f"**/calls/{call.pk}/wrapup/")  # held until the bar reloaded
     bar.locator("select[name=disposition]").select_option(label="Interested")
     bar.locator("button", has_text="Save").click()
@@ -132,16 +138,7 @@ def test_a_wrap_up_from_the_bar_clears_it_even_when_the_bar_reloaded_meanwhile(d
 def test_a_change_made_while_the_bar_reloads_reaches_the_bar(demo, page, live_server):  # noqa: F811
     """A reload asked for while the bar's last one is on the way waits behind it, and htmx drops it with the bar
     that answer replaces. The bar drawn from what was true before the change must not stay: it asks again."""
-    agent = User.objects.get(username="agent")
-    contact = first_contact_with(is_primary=True)
-    now = timezone.now()
-    call = Call.objects.create(
-        contact=contact, to_number=contact.phones.first().number, created_by=agent, from_agent=agent.agent,
-        state=Call.State.ENDED, outcome=Call.Outcome.ANSWERED, connected_at=now, ended_at=now,
-    )  # fmt: skip
-    log_in(page, live_server, "agent", "demo", at="/agents/")
-    bar = page.locator("#call-bar")
-    expect(bar.locator(".bar-wrapup")).to_be_visible()
+    call, bar = a_call_to_wrap_up_in_the_bar(page, live_server)
     before = Held(page, re.compile(r"/calls/bar/"), answered=True)
     page.evaluate("htmx.trigger(document.body, 'calls-changed')")
     assert before.wait() == 1  # answered by the app: the call still waits for its wrap-up
