@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import threading
+import time
 from datetime import timedelta
 from pathlib import Path
 
@@ -139,12 +140,12 @@ def log_in(
 
 class Held:
     """The page's requests to `url` (a Playwright URL pattern), held unanswered until `release()`: what the page does
-    while an answer is still on the way, whatever the machine's speed. With `answered`, each is answered by the app
-    at once and only the answer is held: it then says what was true before whatever the test changes meanwhile."""
+    while an answer is still on the way, whatever the machine's speed. With `answered`, `wait()` has the app answer
+    each one and only the answer is held: it then says what was true before whatever the test changes meanwhile."""
 
     def __init__(self, page, url, *, answered: bool = False) -> None:
         self.page, self.url, self.answered = page, url, answered
-        self.held: list = []  # (route, the app's answer or None)
+        self.held: list = []  # [route, the app's answer or None]
         self.released = False
         page.route(url, self._hold)
 
@@ -152,16 +153,22 @@ class Held:
         if self.released:
             route.continue_()
         else:
-            self.held.append((route, route.fetch() if self.answered else None))
+            self.held.append([route, None])
 
     def wait(self, count: int = 1) -> int:
         """Wait until `count` requests are held, and say how many are. Playwright hands a held request to the test
-        with the messages it sends anyway, so each round trip to the page is enough to see one that was sent."""
-        for _ in range(200):
-            if len(self.held) >= count:
-                return len(self.held)
+        with the messages it sends anyway, so a round trip to the page or two is enough to see one that was sent
+        (the deadline only bounds a test that is failing)."""
+        deadline = time.monotonic() + 10
+        while len(self.held) < count:
+            if time.monotonic() > deadline:
+                raise AssertionError(f"the page sent {len(self.held)} requests to {self.url}, not {count}")
             self.page.evaluate("0")
-        raise AssertionError(f"the page sent {len(self.held)} requests to {self.url}, not {count}")
+        if self.answered:
+            for entry in self.held:
+                if entry[1] is None:
+                    entry[1] = entry[0].fetch()  # the app answers now; the page is not told yet
+        return len(self.held)
 
     def release(self) -> None:
         """Let the held requests (or answers) through, and the page's later requests straight away."""
