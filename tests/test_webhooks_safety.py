@@ -110,6 +110,36 @@ def test_link_local_and_metadata_are_never_allowed(settings, address):
     assert "WEBHOOK_ALLOWED_HOSTS" not in message  # no advice that would not help
 
 
+@pytest.mark.parametrize(
+    ("address", "kind"),
+    [
+        ("64:ff9b::a9fe:a9fe", "metadata"),  # NAT64 of 169.254.169.254
+        ("64:ff9b:1::a9fe:a9fe", "metadata"),  # local-use NAT64, a /96 prefix
+        ("64:ff9b:1:a9fe:a9:fe00::", "metadata"),  # local-use NAT64, a /48 prefix (RFC 6052's layout)
+        ("2002:a9fe:a9fe::", "metadata"),  # 6to4
+        ("2001:0:4136:e378:8000:63bf:5601:5601", "metadata"),  # Teredo, client 169.254.169.254 (bits inverted)
+        ("64:ff9b::a9fe:101", "link-local"),  # NAT64 of 169.254.1.1
+        ("2002:a9fe:101::1", "link-local"),
+    ],
+)
+def test_link_local_and_metadata_inside_ipv6_are_never_allowed(settings, address, kind):
+    settings.WEBHOOK_ALLOWED_HOSTS = ["hooks.internal.example"]
+    table = resolver({"hooks.internal.example": [address]})
+    with pytest.raises(safety.Unsafe, match=kind) as caught:
+        safety.safe_addresses("hooks.internal.example", 443, resolver=table)
+    assert address in caught.value.messages[0]
+
+
+@pytest.mark.parametrize(
+    ("address", "kind"),
+    [("64:ff9b::a00:5", "private"), ("64:ff9b:1::7f00:1", "loopback"), ("2002:c0a8:101::1", "private")],
+)
+def test_inside_addresses_within_ipv6_are_named_and_refused_unless_allowed(settings, address, kind):
+    assert f"{address}, a {kind} address" in refused("https://hooks.example.com/", {"hooks.example.com": [address]})
+    settings.WEBHOOK_ALLOWED_HOSTS = ["hooks.example.com"]
+    assert safety.safe_addresses("hooks.example.com", 443, resolver=resolver({"hooks.example.com": [address]}))
+
+
 def test_plain_http_only_in_debug_or_for_allowed_hosts(settings):
     message = refused("http://hooks.example.com/", {"hooks.example.com": ["93.184.215.14"]})
     assert "https://" in message

@@ -4,7 +4,8 @@ the two cannot reach it: the engine connects to an address safe_addresses return
 
 Refused: userinfo in the URL; plain http unless settings.DEBUG or the host is in settings.WEBHOOK_ALLOWED_HOSTS; and
 hosts resolving to loopback, private, CGNAT, reserved, multicast or unspecified addresses unless the host is in
-WEBHOOK_ALLOWED_HOSTS. Link-local addresses and the cloud metadata services are refused even then.
+WEBHOOK_ALLOWED_HOSTS. Link-local addresses and the cloud metadata services are refused even then. An IPv6 address
+that carries an IPv4 one (IPv4-mapped, NAT64, 6to4, Teredo) is checked, and so is the IPv4 address it carries.
 """
 
 import ipaddress
@@ -21,6 +22,8 @@ Resolver = Callable[[str, int], list[str]]
 MAX_URL_LENGTH = 2000
 METADATA_ADDRESSES = frozenset({ipaddress.ip_address("169.254.169.254"), ipaddress.ip_address("fd00:ec2::254")})
 CGNAT = ipaddress.ip_network("100.64.0.0/10")
+NAT64 = ipaddress.ip_network("64:ff9b::/96")  # the well-known prefix: the IPv4 address is the last 32 bits
+NAT64_LOCAL = ipaddress.ip_network("64:ff9b:1::/48")  # a network's own prefix, /48 to /96 (RFC 8215)
 
 
 class Unsafe(ValidationError):
@@ -51,10 +54,49 @@ def allowed_host(host: str) -> bool:
     return any(name == entry.lower().rstrip(".").strip("[]") for entry in settings.WEBHOOK_ALLOWED_HOSTS)
 
 
+def carried_ipv4(address: IPAddress) -> ipaddress.IPv4Address | None:
+    """The IPv4 address an IPv6 one carries (IPv4-mapped, NAT64 with a /96 prefix, 6to4, a Teredo client), where a
+    gateway or relay would deliver it; None for an IPv4 address or an IPv6 one that carries none."""
+    if isinstance(address, ipaddress.IPv4Address):
+        return None
+    if address.ipv4_mapped is not None:
+        return address.ipv4_mapped
+    if address.sixtofour is not None:
+        return address.sixtofour
+    if address.teredo is not None:
+        return address.teredo[1]
+    if address in NAT64 or address in NAT64_LOCAL:
+        return ipaddress.IPv4Address(int(address) & 0xFFFFFFFF)
+    return None
+
+
+def _nat64_local_layouts(address: IPAddress) -> list[ipaddress.IPv4Address]:
+    """The IPv4 addresses a local-use NAT64 address carries if its network's prefix is a /48, /56 or /64 (RFC 6052:
+    the IPv4 address follows the prefix, skipping bits 64-71); which one the network uses is not known here."""
+    if address not in NAT64_LOCAL:
+        return []
+    bits = int(address)
+    without_u = (bits >> 64 << 56) | (bits & ((1 << 56) - 1))  # 120 bits, bits 64-71 dropped
+    return [ipaddress.IPv4Address((without_u >> (120 - length - 32)) & 0xFFFFFFFF) for length in (48, 56, 64)]
+
+
 def refusal(address: IPAddress, *, allowed: bool) -> str:
-    """What kind of address this is when webhooks must not go to it ("" when they may)."""
-    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
-        address = address.ipv4_mapped
+    """What kind of address this is, or the IPv4 address it carries, when webhooks must not go to it ("" when they
+    may)."""
+    for one in (carried_ipv4(address), address):
+        kind = _refusal(one, allowed=allowed) if one is not None else ""
+        if kind:
+            return kind
+    # A local-use NAT64 address is private (refused above unless the host is allowed); what it may carry is checked
+    # against the rules that hold even for allowed hosts.
+    for one in _nat64_local_layouts(address):
+        kind = _refusal(one, allowed=True)
+        if kind:
+            return kind
+    return ""
+
+
+def _refusal(address: IPAddress, *, allowed: bool) -> str:
     if address in METADATA_ADDRESSES:
         return "a cloud metadata address"
     if address.is_link_local:
