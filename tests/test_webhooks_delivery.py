@@ -10,6 +10,7 @@ import threading
 from collections.abc import Iterator
 from datetime import datetime, timedelta
 
+import httpx
 import pytest
 from asgiref.sync import async_to_sync
 from django.core.exceptions import ValidationError
@@ -298,6 +299,38 @@ def test_the_delivery_connects_to_the_checked_address_with_the_name_as_host(rece
     (got,) = receiver.received
     assert got.headers["host"] == f"hooks.internal:{receiver.port}"
     assert got.path == "/in"
+
+
+def test_an_allowed_host_with_an_international_name_is_delivered_to(clock, monkeypatch, settings):
+    """Saved (and allowed) as its ASCII name, the host is checked, resolved and named by that name at delivery too."""
+    settings.WEBHOOK_ALLOWED_HOSTS = ["xn--bcher-kva.example"]
+    looked_up = []
+
+    def inside(host: str, port: int) -> list[str]:
+        looked_up.append(host)
+        return ["10.0.0.5"]
+
+    monkeypatch.setattr(safety, "resolve", inside)
+    url = safety.check_url("https://bücher.example/h")
+    assert url == "https://xn--bcher-kva.example/h"
+    hook = endpoint(url)
+    emit()
+    sent: list[httpx.Request] = []
+
+    def receive(request: httpx.Request) -> httpx.Response:
+        sent.append(request)
+        return httpx.Response(204, stream=httpx.ByteStream(b""))  # a stream, as send() reads the answer from one
+
+    delivery.dispatch_all()
+    async_to_sync(delivery.deliver)(hook.pk, transport=httpx.MockTransport(receive))
+
+    assert WebhookAttempt.objects.get().error == ""
+    assert statuses(hook) == [("delivered", 1)]
+    (request,) = sent
+    assert str(request.url) == "https://10.0.0.5/h"
+    assert request.headers["host"] == "xn--bcher-kva.example"
+    assert request.extensions["sni_hostname"] == "xn--bcher-kva.example"
+    assert looked_up == ["xn--bcher-kva.example", "xn--bcher-kva.example"]
 
 
 def test_no_redirect_is_followed(receiver, clock):

@@ -286,7 +286,9 @@ async def send(
     try:
         async with asyncio.timeout(TIMEOUT):  # the whole attempt, however slowly an answer trickles in
             url = httpx.URL(endpoint.url)
-            host = url.host
+            # The name as saved and allowed: an international one in its ASCII form (url.host gives it back in
+            # Unicode, which WEBHOOK_ALLOWED_HOSTS does not list), for the check, the lookup and TLS alike.
+            host = url.raw_host.decode("ascii")
             port = url.port or (443 if url.scheme == "https" else 80)
             found = await (addresses or Addresses()).of(host, port)
             body = body_of(event)
