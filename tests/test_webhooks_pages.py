@@ -11,7 +11,7 @@ from datetime import timedelta
 import pytest
 from django.test import Client
 from django.utils import timezone
-from standardwebhooks.webhooks import Webhook
+from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 
 from calls.models.webhooks import WebhookAttempt, WebhookDelivery, WebhookEndpoint, WebhookEvent
 from calls.webhooks import safety, signing
@@ -173,21 +173,47 @@ def test_the_add_form_sent_twice_adds_one_endpoint(admin_client):
     assert "added already" in again.content.decode()
 
 
-def test_rotating_again_within_a_day_keeps_the_secret_receivers_use(admin_client, endpoint):
-    """A second rotation (or a reload of the first one's answer) replaces only the newest secret: the one from
-    before the first rotation, which receivers may still use, keeps signing until its own 24 hours end."""
+def test_rotating_again_within_a_day_keeps_the_secret_it_replaces_signing_for_a_day(admin_client, endpoint):
+    """A second rotation is one like any other: the secret it replaces, shown at the first and maybe installed
+    already, keeps signing for 24 hours; the one from before the first stops, as the page warned."""
     original = endpoint.secret
     admin_client.post(f"/integrations/webhooks/{endpoint.pk}/rotate/")
     endpoint.refresh_from_db()
-    first, until = endpoint.secret, endpoint.previous_secret_until
+    first = endpoint.secret
+    page = admin_client.get(f"/integrations/webhooks/{endpoint.pk}/").content.decode()
+    assert "Rotating again stops the secret from before the last rotation now" in page
 
-    admin_client.post(f"/integrations/webhooks/{endpoint.pk}/rotate/")
+    response = admin_client.post(f"/integrations/webhooks/{endpoint.pk}/rotate/")
 
     endpoint.refresh_from_db()
-    assert endpoint.secret not in (original, first)
-    assert endpoint.previous_secret == original and endpoint.previous_secret_until == until
-    headers = signing.headers(endpoint, "msg_y", timezone.now(), b"{}")
-    Webhook(original).verify(b"{}", headers)
+    now = timezone.now()
+    assert endpoint.secret not in (original, first) and endpoint.secret in response.content.decode()
+    assert endpoint.previous_secret == first
+    assert endpoint.previous_secret_until > now + timedelta(hours=23)
+    assert endpoint.signing_secrets(now) == [endpoint.secret, first]
+    headers = signing.headers(endpoint, "msg_y", now, b"{}")
+    Webhook(first).verify(b"{}", headers)
+    Webhook(endpoint.secret).verify(b"{}", headers)
+    with pytest.raises(WebhookVerificationError):
+        Webhook(original).verify(b"{}", headers)
+
+
+def test_a_reload_of_the_rotation_answer_rotates_nothing(admin_client, endpoint):
+    """A reload of the answer that shows the new secret sends the form again: the secret shown stays the one."""
+    original = endpoint.secret
+    page = admin_client.get(f"/integrations/webhooks/{endpoint.pk}/").content.decode()
+    once = re.search(r'name="once" value="([0-9a-f-]+)"', page)[1]
+
+    first = admin_client.post(f"/integrations/webhooks/{endpoint.pk}/rotate/", {"once": once})
+    endpoint.refresh_from_db()
+    shown = endpoint.secret
+    again = admin_client.post(f"/integrations/webhooks/{endpoint.pk}/rotate/", {"once": once}, follow=True)
+
+    endpoint.refresh_from_db()
+    assert shown in first.content.decode() and shown not in again.content.decode()
+    assert "rotated already" in again.content.decode()
+    assert (endpoint.secret, endpoint.previous_secret) == (shown, original)
+    Webhook(shown).verify(b"{}", signing.headers(endpoint, "msg_z", timezone.now(), b"{}"))
 
 
 def test_delete_takes_the_delivery_log_with_it(admin_client, endpoint, caplog):

@@ -70,6 +70,10 @@ class EndpointForm(SentOnce):  # a reload of the add answer (which shows the sec
         return EndpointSettings(data["url"], data["event_types"], data["description"])
 
 
+class RotateForm(SentOnce):
+    """Rotating the secret: no field of its own; a reload of the answer (which shows the new secret) rotates nothing."""
+
+
 class ReplayForm(forms.Form):
     since = forms.DateTimeField(
         label="Replay since",

@@ -23,7 +23,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from calls import permissions as perms
 from calls import tasks
 from calls.forms.once import first_sending
-from calls.forms.webhooks import DeliveryFilter, EndpointForm, ReplayForm
+from calls.forms.webhooks import DeliveryFilter, EndpointForm, ReplayForm, RotateForm
 from calls.models.webhooks import WebhookAttempt, WebhookDelivery, WebhookEndpoint
 from calls.views.http import AuthedRequest
 from calls.webhooks import endpoints, manual
@@ -153,8 +153,13 @@ def webhook_delete(request: AuthedRequest, pk: int) -> HttpResponse:
 @admin_only
 def webhook_rotate(request: AuthedRequest, pk: int) -> HttpResponse:
     endpoint = get_object_or_404(WebhookEndpoint, pk=pk)
-    secret = endpoints.rotate(endpoint, by=_by(request))
-    return _secret_page(request, "calls/webhook_detail.html", {**_log(request, endpoint), "new_secret": secret})
+    form = RotateForm(request.POST)
+    if form.is_valid() and first_sending(request, form):
+        secret = endpoints.rotate(endpoint, by=_by(request))
+        return _secret_page(request, "calls/webhook_detail.html", {**_log(request, endpoint), "new_secret": secret})
+    # sent again: a reload of the answer that showed the new secret (a malformed id is one too: nothing to rotate)
+    messages.info(request, "The secret was rotated already (the new one was shown then); it was not rotated again.")
+    return redirect("webhook_detail", pk=endpoint.pk)
 
 
 @require_GET
@@ -196,6 +201,7 @@ def _log(request: AuthedRequest, endpoint: WebhookEndpoint, replay: ReplayForm |
         "filtered": any(chosen.get(name) for name in ("status", "type", "subject")),
         "older": older.urlencode() if more else "",
         "replay": replay or ReplayForm(initial={"since": timezone.localtime() - timedelta(hours=1)}),
+        "rotate": RotateForm(),
         "signing_secrets": len(endpoint.signing_secrets(timezone.now())),
     }
 

@@ -122,16 +122,17 @@ def resume(endpoint: WebhookEndpoint, *, by: str, now: datetime | None = None) -
 
 
 def rotate(endpoint: WebhookEndpoint, *, by: str, now: datetime | None = None) -> str:
-    """Give the endpoint a new secret and return it (to show once); the current one keeps signing for 24 hours."""
+    """Give the endpoint a new secret and return it (to show once); the current one keeps signing for 24 hours.
+
+    Rotated again within 24 hours, the secret from before the last rotation stops signing at once: one previous
+    secret is kept, and it is the one being replaced, shown last time and maybe on the receivers already (the page
+    warns before)."""
     now = now or timezone.now()
     secret = signing.new_secret()
     with transaction.atomic():
         locked = WebhookEndpoint.objects.select_for_update().get(pk=endpoint.pk)
-        if not (locked.previous_secret and locked.previous_secret_until and now < locked.previous_secret_until):
-            locked.previous_secret = locked.secret
-            locked.previous_secret_until = now + timedelta(hours=PREVIOUS_SECRET_HOURS)
-        # else a rotation within the last 24 hours (or a reload of its answer): the secret from before it, which
-        # receivers may still use, keeps signing until its own time; only the newest, never given out, is replaced
+        locked.previous_secret = locked.secret
+        locked.previous_secret_until = now + timedelta(hours=PREVIOUS_SECRET_HOURS)
         locked.secret = secret
         locked.save(update_fields=["secret", "previous_secret", "previous_secret_until", "updated_at"])
     endpoint.refresh_from_db()
