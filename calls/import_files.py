@@ -163,8 +163,8 @@ def _text(chunks: Iterable[bytes], facts: FileFacts | None = None) -> Iterator[s
     """The file's text, decoded a chunk at a time: UTF-8 (with or without a BOM), UTF-16 with its BOM, or, when
     the first chunk is not UTF-8 and has no UTF-8 letter either, Windows-1252 (a superset of Latin-1's letters:
     what Excel on Windows saves as "CSV"). A file read as UTF-8 whose non-UTF-8 bytes come only after plain ASCII
-    switches to Windows-1252 there (the text so far reads the same in both); one that mixes UTF-8 and other bytes
-    is refused. A NUL anywhere, not only near the start, is refused: no text file has one, and PostgreSQL cannot
+    switches to Windows-1252 there (the text so far reads the same in both); one that mixes UTF-8 and other bytes,
+    in any chunk, is refused. A NUL anywhere, not only near the start, is refused: no text file has one, and PostgreSQL cannot
     store it."""
     facts = facts if facts is not None else FileFacts()
     size, blank, first = 0, True, b""
@@ -179,12 +179,15 @@ def _text(chunks: Iterable[bytes], facts: FileFacts | None = None) -> Iterator[s
     facts.encoding = UTF16 if utf16 else UTF8
     if not utf16 and b"\x00" in first:
         raise ImportFileError(NOT_TEXT)
+    other_line: int | None = None  # the line of the first byte that is not UTF-8, once read as Windows-1252
     if not utf16 and not bom and (bad := _not_utf8_at(first)) is not None:
+        other_line = first[:bad].count(b"\n") + 1
         if _UTF8_SEQUENCE.search(first):  # UTF-8 letters and other bytes: neither encoding reads it all
-            raise ImportFileError(_mixed(first[:bad].count(b"\n") + 1))
+            raise ImportFileError(_mixed(other_line))
         decoder, facts.encoding = _windows_1252(), WINDOWS_1252
     lines_before = 0
     ascii_so_far = not utf16 and not bom
+    tail = b""  # the end of the last chunk: a UTF-8 letter may be cut between two chunks
     for chunk in _chain_bytes(first, source):
         size += len(chunk)
         if size > MAX_BYTES:
@@ -198,12 +201,16 @@ def _text(chunks: Iterable[bytes], facts: FileFacts | None = None) -> Iterator[s
         except UnicodeDecodeError as e:
             if utf16:
                 raise ImportFileError("The file says it is UTF-16 but is not: save it as “CSV UTF-8”.") from None
-            if ascii_so_far:  # nothing read so far differs between UTF-8 and Windows-1252
-                decoder, facts.encoding = _windows_1252(), WINDOWS_1252
-                text = decoder.decode(pending + chunk)
-            else:
-                line = lines_before + chunk[: max(0, e.start - len(pending))].count(b"\n") + 1
+            line = lines_before + chunk[: max(0, e.start - len(pending))].count(b"\n") + 1
+            if not ascii_so_far:
                 raise ImportFileError(_mixed(line)) from None
+            # Nothing read so far differs between UTF-8 and Windows-1252.
+            decoder, facts.encoding, other_line = _windows_1252(), WINDOWS_1252, line
+            text = decoder.decode(pending + chunk)
+        # Read as Windows-1252, a UTF-8 letter would become two or three wrong ones: neither encoding reads it all.
+        if other_line is not None and _UTF8_SEQUENCE.search(tail + chunk):
+            raise ImportFileError(_mixed(other_line))
+        tail = chunk[-3:]
         ascii_so_far = ascii_so_far and text.isascii()
         if utf16 and "\x00" in text:
             raise ImportFileError(NOT_TEXT)

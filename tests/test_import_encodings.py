@@ -71,6 +71,21 @@ def test_a_file_mixing_utf_8_and_other_bytes_is_refused_with_the_line():
         read(data, chunk=64)
 
 
+def test_a_file_mixing_utf_8_and_other_bytes_after_its_first_chunk_is_refused_with_the_line():
+    ascii_start = b"Name\n" + b"Ada\n" * (import_files.CHUNK // 4)  # line 1 and the whole first chunk are ASCII
+    data = ascii_start + "Zoë\n".encode() + "René\n".encode("cp1252")  # both in the same, later chunk
+    with pytest.raises(import_files.ImportFileError, match=f"line {import_files.CHUNK // 4 + 3} "):
+        read(data)
+
+
+def test_a_windows_1252_file_with_utf_8_text_after_its_first_chunk_is_refused_with_the_line():
+    data = "Name\nRené\n".encode("cp1252") + b"Ada\n" * (import_files.CHUNK // 4) + "Zoë\n".encode()
+    with pytest.raises(import_files.ImportFileError, match="line 2 "):
+        read(data)
+    with pytest.raises(import_files.ImportFileError, match="line 2 "):  # the letter cut between two chunks
+        read(data, chunk=len(data) - 2)
+
+
 def test_the_preview_of_a_utf_8_file_says_utf_8(agent_client):
     imp = started(agent_client, "Name,Phone\nZoë,020 7946 0100\n".encode())
     page = agent_client.get(f"/contacts/import/{imp.pk}/").content.decode()
