@@ -40,6 +40,8 @@ def filtered_calls(calls: CallQuerySet, data: Mapping[str, Any]) -> CallQuerySet
         calls = calls.filter(from_agent__isnull=False)
     elif data.get("via") == "group":
         calls = calls.filter(from_agent__isnull=True, to_agent__isnull=True)
+    elif data.get("via") == "unanswered":
+        calls = calls.filter(from_agent__isnull=True, answered_by__isnull=True)  # as reports count them
     if data.get("outcome"):
         calls = calls.filter(outcome=data["outcome"])
     if data.get("disposition"):

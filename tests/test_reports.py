@@ -75,7 +75,7 @@ def check_hand_counts(context, agent_user, other_agent_user):
     assert agents == {
         "Alex Morgan": (4, 2, 180),
         "Tom Okafor": (2, 0, 0),
-        "Via groups (any ready agent)": (2, 0, 0),
+        "Via groups (nobody answered)": (2, 0, 0),
     }
     report = context["report"]
     assert {day.isoformat(): c.calls for day, c in report.per_day.items()} == {"2026-03-02": 3, "2026-03-03": 5}
@@ -142,20 +142,40 @@ def test_it_reports_one_agent_or_one_group(supervisor_client, calls, agent_user,
     assert {row.label: row.calls for row in group["outcomes"]} == {"Failed": 1, "Not answered by the agent": 1}
 
 
-def test_every_number_opens_the_calls_behind_it(supervisor_client, calls):
-    body = supervisor_client.get(URL, RANGE).content.decode()
+def assert_every_number_opens_the_calls_behind_it(client, body, *, links_at_least=20, bars_at_least=24):
     links = re.findall(r'<a (?:class="stat" )?href="(/calls/\?[^"]*)">(?:<span class="stat-value">)?(\d+)<', body)
-    assert len(links) > 20
+    assert len(links) > links_at_least
     for link, number in links:
-        log = supervisor_client.get(html.unescape(link)).content.decode()
+        log = client.get(html.unescape(link)).content.decode()
         shown = len(re.findall(r'href="/calls/\d+/" class="nowrap"', log))
         assert shown == int(number), link
     # The charts' bars and cells link too, with their number in the title.
     bars = re.findall(r'<a href="(/calls/\?[^"]*)"><title>[^<]*?: (\d+) calls', body)
-    assert len(bars) > 24
+    assert len(bars) > bars_at_least
     for link, number in bars[:40]:
-        log = supervisor_client.get(html.unescape(link)).content.decode()
+        log = client.get(html.unescape(link)).content.decode()
         assert len(re.findall(r'href="/calls/\d+/" class="nowrap"', log)) == int(number), link
+
+
+def test_every_number_opens_the_calls_behind_it(supervisor_client, calls):
+    assert_every_number_opens_the_calls_behind_it(supervisor_client, supervisor_client.get(URL, RANGE).content.decode())
+
+
+def test_the_group_calls_nobody_answered_open_those_calls_alone(supervisor_client, supervisor_user, agent_user, sales):
+    # Group calls an agent answered count on that agent's row; the rest have a row of their own.
+    make_call(user=supervisor_user, groups=[sales], outcome="agent_no_answer", at=local("2026-03-02", 10))
+    make_call(user=supervisor_user, groups=[sales], answered_by=agent_user.agent, at=local("2026-03-02", 11))
+    make_call(user=supervisor_user, groups=[sales], answered_by=agent_user.agent, at=local("2026-03-03", 12))
+
+    response = supervisor_client.get(URL, RANGE)
+
+    agents = {row.label: row.calls for row in response.context["agents"]}
+    assert agents == {"Alex Morgan": 2, "Via groups (nobody answered)": 1}
+    body = response.content.decode()
+    assert "Via groups, unanswered, 2 Mar: 1 calls" in body  # the heatmap's row
+    assert_every_number_opens_the_calls_behind_it(supervisor_client, body, links_at_least=8, bars_at_least=4)
+    log = supervisor_client.get("/calls/", {"via": "unanswered"}).content.decode()
+    assert '<option value="unanswered" selected>Via groups, nobody answered</option>' in log
 
 
 def test_charts_are_svg_without_inline_styles_or_scripts(supervisor_client, calls):
@@ -265,4 +285,4 @@ def test_a_group_call_rolled_up_counts_for_the_agent_who_answered_it(
     assert row, "the answering agent's row is in the per-agent table"
     numbers = re.findall(r'data-label="(Calls|Answered)"><a href="[^"]*">(\d+)</a>', row.group(1))
     assert numbers == [("Calls", "1"), ("Answered", "1")]
-    assert "Via groups (any ready agent)" not in body
+    assert "Via groups (nobody answered)" not in body

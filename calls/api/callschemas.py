@@ -105,7 +105,9 @@ class CallFilters(Schema):
     end: str | None = Field(None, description="To this day, included")
     agent: str | None = Field(None, description="Calls taken by this agent (id)")
     group: str | None = Field(None, description="Calls via this group (id)")
-    via: str | None = Field(None, description="agent: from one agent's phone; group: via groups")
+    via: str | None = Field(
+        None, description="agent: from one agent's phone; group: via groups; unanswered: via groups, nobody answered"
+    )
     outcome: str | None = Field(None, description="answered, no_answer, agent_no_answer, busy, failed, …")
     disposition: str | None = Field(None, description="A disposition code; '-' for none")
     clid: str | None = Field(None, description="The presented caller ID (E.164); '-' for VCC's default")

@@ -67,7 +67,13 @@ class CallLogFilter(forms.Form):
     agent = forms.ModelChoiceField(Agent.objects.all(), required=False, empty_label="Any agent")
     group = forms.ModelChoiceField(AgentGroup.objects.all(), required=False, empty_label="Any group")
     via = forms.ChoiceField(
-        choices=[("", "Agent or group"), ("agent", "From one agent"), ("group", "Via groups")],
+        choices=[
+            ("", "Agent or group"),
+            ("agent", "From one agent"),
+            ("group", "Via groups"),
+            # The reports' row of group calls: those an agent answered count on the agent's row.
+            ("unanswered", "Via groups, nobody answered"),
+        ],
         required=False,
         label="Called from",
     )

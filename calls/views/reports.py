@@ -164,8 +164,8 @@ def _first_calls(
 def _agents(report: Report, link: _Links, names: dict[int, str]) -> list[Row]:
     rows: list[Row] = []
     for agent_id, count in report.per_agent.items():
-        who = {"agent": agent_id} if agent_id else {"via": "group"}
-        label = names.get(agent_id, "?") if agent_id else "Via groups (any ready agent)"
+        who = {"agent": agent_id} if agent_id else {"via": "unanswered"}
+        label = names.get(agent_id, "?") if agent_id else "Via groups (nobody answered)"
         rows.append(Row(label, count.calls, link(**who), count.answered, link(**who, outcome="answered"), count.talk))
     return sorted(rows, key=lambda r: (-r.calls, r.label))
 
@@ -193,8 +193,8 @@ def _heatmap(report: Report, link: _Links, names: dict[int, str], first: date, l
     counts = report.per_agent_day
     rows = []
     for agent_id in agents:
-        href = link.for_days(**({"agent": agent_id} if agent_id else {"via": "group"}))
-        label = names.get(agent_id, "?") if agent_id else "Via groups"
+        href = link.for_days(**({"agent": agent_id} if agent_id else {"via": "unanswered"}))
+        label = names.get(agent_id, "?") if agent_id else "Via groups, unanswered"
         cells = []
         for start, end, span in spans:
             value = counts.get((agent_id, start), 0)
