@@ -69,6 +69,9 @@ def filtered_calls(calls: CallQuerySet, data: Mapping[str, Any]) -> CallQuerySet
         calls = calls.filter(queue_attempt__queue_id=data["queue"])
         if data.get("queue_effect"):
             calls = calls.filter(queue_attempt__effect=data["queue_effect"])
+        if data.get("queue_outcome"):
+            outcome = data["queue_outcome"]
+            calls = calls.filter(queue_attempt__outcome="" if outcome == NONE else outcome)
         if data.get("queue_user"):
             calls = calls.filter(queue_attempt__user_id=data["queue_user"])
     return calls

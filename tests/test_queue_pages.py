@@ -3,12 +3,16 @@ the contact page (Start, the queue bar, a call placed from it, Skip, Next, Stop)
 
 from __future__ import annotations
 
+import html
+import re
+
 import pytest
 from django.test import Client
 
 from calls.calling.common import _now
 from calls.models import Call, CallQueue, Contact, ContactPhone, DispositionCode, QueueAttempt, QueueEntry
-from calls.queues import building
+from calls.queues import building, claims
+from tests._calls import make_call
 from tests._sim import HTMX, click, fresh_simulator
 
 pytestmark = pytest.mark.django_db
@@ -183,6 +187,26 @@ def test_the_report_counts_and_links_to_the_calls_behind_each_figure(supervisor_
     )
     entries = supervisor_client.get(f"/queues/{queue.pk}/contacts/?attempts=1").content.decode()
     assert "Ada Acme" in entries and "Ben Acme" not in entries
+
+
+def test_each_outcome_row_opens_the_calls_it_counts(supervisor_client, agent_user, queue):
+    busy, no_answer, out = QueueEntry.objects.filter(queue=queue).order_by("position")
+    for entry, outcome in [(busy, "busy"), (no_answer, "no_answer")]:
+        call = make_call(user=agent_user, agent=agent_user.agent, outcome=outcome, contact=entry.contact)
+        QueueAttempt.objects.create(queue=queue, entry=entry, call=call, user=agent_user, at=call.requested_at,
+                                    outcome=call.get_outcome_display(), effect="retry")  # fmt: skip
+    claims.finish(out.pk, QueueEntry.State.DO_NOT_CALL, now=_now())  # out without a call: nothing to open
+
+    page = supervisor_client.get(f"/queues/{queue.pk}/").content.decode()
+
+    rows = dict(re.findall(r'<td data-label="Outcome">([^<]*)</td>.*?<td data-label="Calls">(.*?)</td>', page))
+    assert rows.keys() == {"Line busy", "Not answered by the contact", "Do not call (no call placed)"}
+    assert rows["Do not call (no call placed)"] == "1"
+    for outcome, contact in [("Line busy", busy.contact), ("Not answered by the contact", no_answer.contact)]:
+        href, number = re.fullmatch(r'<a href="([^"]*)">(\d+)</a>', rows[outcome]).groups()
+        log = supervisor_client.get(html.unescape(href))
+        assert [c.contact_id for c in log.context["page"].calls] == [contact.pk] and number == "1"
+        assert f"back after the wait, {outcome}" in log.content.decode()
 
 
 def test_the_queue_exports_as_csv(supervisor_client, queue):

@@ -90,13 +90,15 @@ class CallLogFilter(forms.Form):
     wrap_up = forms.BooleanField(required=False, label="Only calls to wrap up")
     contact = forms.IntegerField(min_value=1, max_value=2**63 - 1, required=False, widget=forms.HiddenInput)
     hour = forms.IntegerField(min_value=0, max_value=23, required=False, widget=forms.HiddenInput)
-    # From a call queue's report: the queue's calls, with an effect in the queue, by one person.
+    # From a call queue's report: the queue's calls, with an effect and outcome in the queue, by one person.
     queue = forms.IntegerField(min_value=1, max_value=2**63 - 1, required=False, widget=forms.HiddenInput)
     queue_effect = forms.ChoiceField(
         choices=[("", ""), *((v, label) for v, label in QueueAttempt.Effect.choices if v)],
         required=False,
         widget=forms.HiddenInput,
     )
+    # The words the queue's report shows for the attempt (a disposition, an outcome's label); NONE for none.
+    queue_outcome = forms.CharField(max_length=255, required=False, widget=forms.HiddenInput)
     queue_user = forms.IntegerField(min_value=1, max_value=2**63 - 1, required=False, widget=forms.HiddenInput)
     error = forms.CharField(max_length=2000, required=False, widget=forms.HiddenInput)
     error_status = forms.IntegerField(min_value=0, max_value=999, required=False, widget=forms.HiddenInput)

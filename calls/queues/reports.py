@@ -11,11 +11,12 @@ from datetime import datetime
 
 from django.contrib.auth import get_user_model
 from django.core.cache import cache
-from django.db.models import Avg, Count, Q, Sum
+from django.db.models import Avg, BooleanField, Count, ExpressionWrapper, Q, Sum
 from django.urls import reverse
 from django.utils.http import urlencode
 
 from calls import charts
+from calls.forms import NONE
 from calls.models import Callback, CallQueue, QueueAttempt, QueueEntry
 from calls.spreadsheet import Line, inert
 
@@ -147,24 +148,28 @@ def report(queue: CallQueue, *, now: datetime, claim_idle: object) -> Report:
         for k in range(top + 1)
     ]
     chart = charts.bars(bars, label="Contacts by number of attempts", fit=480, height=140)
-    # Outcomes: each effect with the calls that had it.
+    # Outcomes: each effect and outcome with the calls that had it; attempts without a call (a skip, a contact
+    # taken out as do-not-call before it was called, a call since deleted) are rows of their own, with no link.
     outcomes = []
     by_outcome = (
         QueueAttempt.objects.filter(queue=queue)
         .exclude(effect=QueueAttempt.Effect.PENDING)
-        .values("effect", "outcome")
+        .values("effect", "outcome", called=ExpressionWrapper(Q(call__isnull=False), output_field=BooleanField()))
         .annotate(n=Count("pk"))
-        .order_by("-n", "outcome")
+        .order_by("-n", "outcome", "effect", "-called")
     )
     labels = dict(QueueAttempt.Effect.choices)
     for row in by_outcome:
-        effect = row["effect"]
+        effect, outcome = row["effect"], row["outcome"]
+        words = outcome or "—"
+        if not row["called"] and effect != QueueAttempt.Effect.SKIPPED:
+            words += " (no call placed)"
         outcomes.append(
             {
                 "effect": labels.get(effect, effect),
-                "outcome": row["outcome"] or "—",
+                "outcome": words,
                 "n": row["n"],
-                "href": calls_link(queue, queue_effect=effect) if effect != QueueAttempt.Effect.SKIPPED else "",
+                "href": calls_link(queue, queue_effect=effect, queue_outcome=outcome or NONE) if row["called"] else "",
             }
         )
     # Per agent: attempts, reached, skipped, talk time.

@@ -5,7 +5,7 @@ from __future__ import annotations
 import csv
 import inspect
 from collections.abc import Generator, Iterable, Iterator
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from django.contrib.auth.decorators import login_required, permission_required
 from django.contrib.auth.models import User
@@ -23,7 +23,7 @@ from django_htmx.http import push_url
 from calls import calllog
 from calls import permissions as perms
 from calls.audit.exports import audited_export
-from calls.forms import CallLogFilter
+from calls.forms import NONE, CallLogFilter
 from calls.models import ERASED_CONTACT, MIN_CLOSE_REASON, Agent, AgentGroup, Call, CallQueue, Contact, QueueAttempt
 from calls.spreadsheet import Line, csv_download, inert
 from calls.views.calling import panel_context
@@ -49,6 +49,13 @@ def _link(form: CallLogFilter, **extra: object) -> str:
 
 def _has_empty_values(request: AuthedRequest) -> bool:
     return any(value == "" for _name, values in request.GET.lists() for value in values)
+
+
+def _queue_effect(data: dict[str, Any]) -> str:
+    """The queue report's row the log shows, in words: "back after the wait, Line busy"."""
+    effect = dict(QueueAttempt.Effect.choices).get(data.get("queue_effect") or "", "").lower()
+    outcome = data.get("queue_outcome") or ""
+    return ", ".join(words for words in (effect, "—" if outcome == NONE else outcome) if words)
 
 
 @require_GET
@@ -102,8 +109,8 @@ def _log_page(user: User, form: CallLogFilter) -> dict[str, object]:
         "contact": Contact.objects.filter(pk=data["contact"]).first() if data.get("contact") else None,
         "any_contact_link": _link(form, sort=sort, contact=None),
         "queue": CallQueue.objects.filter(pk=data["queue"]).first() if data.get("queue") else None,
-        "queue_effect": dict(QueueAttempt.Effect.choices).get(data.get("queue_effect") or "", ""),
-        "any_queue_link": _link(form, sort=sort, queue=None, queue_effect=None, queue_user=None),
+        "queue_effect": _queue_effect(data),
+        "any_queue_link": _link(form, sort=sort, queue=None, queue_effect=None, queue_outcome=None, queue_user=None),
     }
 
 
