@@ -13,6 +13,7 @@ from procrastinate.jobs import Job
 
 from calls import import_files, import_rows, imports, spreadsheet, tasks
 from calls.models import Contact, ContactImport, ContactImportRow, ContactPhone
+from calls.views import imports as views_imports
 from tests._jobs import queued, run_jobs
 
 pytestmark = pytest.mark.django_db
@@ -205,6 +206,30 @@ def test_pasted_rows_with_a_nul_say_so_and_only_that(agent_client):
     page = response.content.decode()
     assert "Null characters are not allowed." in page
     assert "one of the two" not in page  # the rows were pasted: only what is wrong with them is said
+
+
+@pytest.mark.parametrize("step", ["fix/4", "mapping"])
+def test_a_correction_that_a_confirmation_overtook_changes_nothing(agent_client, monkeypatch, step):
+    imp = started(agent_client, BAD)
+    before = list(imp.lines.order_by("number").values_list("cells", flat=True))
+    checked = views_imports._editable
+
+    def confirmed_meanwhile(imp):  # the confirmation lands between the correction's check and its save
+        checked(imp)
+        ContactImport.objects.filter(pk=imp.pk).update(status=ContactImport.Status.IMPORTING)
+        return imp
+
+    monkeypatch.setattr(views_imports, "_editable", confirmed_meanwhile)
+    fix = {"r4-c0": "Bad Number", "r4-c1": "", "r4-c2": "020 7946 0199", "r4-c3": "", "r4-c4": ""}
+    mapping = dict.fromkeys(import_rows.FIELDS, "") | {"name": "0", "phone": "2"}
+    response = agent_client.post(f"/contacts/import/{imp.pk}/{step}/", fix if step != "mapping" else mapping)
+
+    assert response.status_code == 302
+    imp.refresh_from_db()
+    assert imp.status == ContactImport.Status.IMPORTING and imp.report  # the check neither started nor ran
+    assert list(imp.lines.order_by("number").values_list("cells", flat=True)) == before
+    page = agent_client.get(response.url).content.decode()
+    assert "This import was confirmed (or expired) meanwhile: nothing was changed." in page
 
 
 def test_a_row_that_does_not_exist_cannot_be_corrected(agent_client):

@@ -6,6 +6,7 @@ import uuid
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required, permission_required
+from django.db import transaction
 from django.http import Http404, HttpResponse, StreamingHttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils import timezone
@@ -27,11 +28,24 @@ def _own_import(request: AuthedRequest, pk: uuid.UUID) -> ContactImport:
     return get_object_or_404(ContactImport, pk=pk, created_by=request.user)
 
 
-def _recheck(imp: ContactImport) -> None:
+OVERTAKEN = "This import was confirmed (or expired) meanwhile: nothing was changed."
+
+
+def _recheck(imp: ContactImport, *, row: int = 0, cells: list[str] | None = None) -> bool:
+    """Check the import again with its mapping (and row's corrected cells), if it still waits for a confirmation:
+    a confirmation that came first (its job may be writing the contacts) keeps its status and rows."""
+    with transaction.atomic():
+        rechecking = ContactImport.objects.filter(pk=imp.pk, status=ContactImport.Status.PREVIEW).update(
+            status=ContactImport.Status.CHECKING, progress=0, report={}, mapping=imp.mapping, updated_at=timezone.now()
+        )
+        if rechecking and cells is not None:
+            imp.lines.filter(number=row).update(cells=cells)
+    if not rechecking:
+        return False
     imp.status, imp.progress, imp.report = ContactImport.Status.CHECKING, 0, {}
-    imp.save(update_fields=["status", "progress", "report", "mapping", "updated_at"])
     # A job reads the import afresh from the database, so it sees what was just saved.
     imports.start("check", imp)
+    return True
 
 
 def _editable(imp: ContactImport) -> ContactImport:
@@ -128,7 +142,8 @@ def import_mapping(request: AuthedRequest, pk: uuid.UUID) -> HttpResponse:
         )
         return redirect("contact_import_preview", pk=imp.pk)
     imp.mapping = form.mapping()
-    _recheck(imp)
+    if not _recheck(imp):
+        messages.error(request, OVERTAKEN)
     return redirect("contact_import_preview", pk=imp.pk)
 
 
@@ -144,8 +159,9 @@ def import_fix(request: AuthedRequest, pk: uuid.UUID, row: int) -> HttpResponse:
         messages.error(request, f"Row {row}: {first_error(form)}")
         return redirect("contact_import_preview", pk=imp.pk)
     cells = form.cells()
-    imp.lines.filter(number=row).update(cells=cells)
-    _recheck(imp)
+    if not _recheck(imp, row=row, cells=cells):
+        messages.error(request, OVERTAKEN)
+        return redirect("contact_import_preview", pk=imp.pk)
     # Said now, from the row alone: the check of the whole file may still be running.
     if still := imports.problems_of(imp, row, cells):
         messages.error(request, f"Row {row} was saved but still has a problem: {' '.join(still)}")
