@@ -9,12 +9,12 @@ from datetime import UTC, date, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
-from asgiref.sync import async_to_sync
+from asgiref.sync import async_to_sync, sync_to_async
 from django.test import Client
 from django.utils import formats, timezone
 
 from calls import calling, reports, rules
-from calls.models import Agent, Call, CallEvent, DispositionCode
+from calls.models import CLOSED_BY_HAND, Agent, Call, CallEvent, DispositionCode
 from calls.views.calling import panel_context
 from tests._sim import HTMX, call_agent, click, fresh_simulator, only_call, poll, primary, shown
 
@@ -370,6 +370,59 @@ def test_an_answer_from_vcc_that_was_on_its_way_never_undoes_a_close(supervisor_
     placed.refresh_from_db()
     assert (placed.state, placed.outcome) == (Call.State.ENDED, Call.Outcome.UNKNOWN)
     assert followed.call.state == Call.State.ENDED and followed.changed  # the page is told to catch up
+
+
+@pytest.fixture
+def closed_while_vcc_is_asked(supervisor_client, monkeypatch):
+    """A supervisor closes the click as stuck while VCC is still asked to place it."""
+    from calls.vcc import AsyncVCCClient
+
+    real = AsyncVCCClient.place_call
+
+    async def closed_while_asked(self, request):
+        url = f"/calls/{(await Call.objects.aget()).pk}/close/"
+        await sync_to_async(supervisor_client.post)(url, {"reason": "stuck asking VCC, says Alex"})
+        return await real(self, request)
+
+    monkeypatch.setattr(AsyncVCCClient, "place_call", closed_while_asked)
+
+
+def test_vccs_answer_to_a_click_closed_while_vcc_was_asked_undoes_the_close_and_says_why(
+    agent_client, contact, london, sim, closed_while_vcc_is_asked
+):
+    """VCC placed the call after a supervisor closed the click: a phone rings, so the call is live and followed
+    again (not ended at the close's time with 0 s of talk), and its history says what happened."""
+    click(agent_client, primary(contact))
+
+    call = only_call()
+    assert call.vcc_call_id in sim.calls
+    assert (call.state, call.outcome, call.ended_at, call.result_reason) == (
+        Call.State.LIVE, Call.Outcome.IN_PROGRESS, None, "",
+    )  # fmt: skip
+    assert [e.detail for e in call.events.order_by("pk")] == [
+        "closed by Priya Shah: stuck asking VCC, says Alex",
+        "VCC placed the call after it was closed: the close is undone, the call is followed again",
+    ]
+    sim.clock.advance(CONNECTED)
+    poll(agent_client, call)
+    sim.clock.advance(ENDED)
+    poll(agent_client, call)
+    call.refresh_from_db()
+    assert (call.state, call.outcome) == (Call.State.ENDED, Call.Outcome.ANSWERED)
+    assert call.duration_seconds > 0 and call.ended_at > call.connected_at
+
+
+def test_vccs_refusal_of_a_click_closed_while_vcc_was_asked_leaves_it_closed(
+    agent_client, contact, london, sim, closed_while_vcc_is_asked
+):
+    sim.set_fault("place_call", status=503)
+    click(agent_client, primary(contact))
+
+    call = only_call()
+    assert (call.state, call.outcome, call.result_reason) == (Call.State.ENDED, Call.Outcome.UNKNOWN, CLOSED_BY_HAND)
+    assert call.events.order_by("pk").last().detail == (
+        "VCC answered after the call was closed: not placed (HTTP 503: Service Unavailable)"
+    )
 
 
 def test_the_bar_shows_no_timer_pulse_or_recording_buttons_while_contact_is_lost(agent_client, placed, sim):

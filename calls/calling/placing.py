@@ -363,7 +363,9 @@ async def _send(started: _Started, *, clock: Clock, on_answer: _OnAnswer | None 
     transition, answer = _answer(call, placed, error, latency_ms=latency, now=clock())
     released = False
     try:
-        await _write(_record_answer, call, transition, answer, started.lock_number, str(call.request_id), on_answer)
+        call = await _write(
+            _record_answer, call.pk, transition, answer, started.lock_number, str(call.request_id), on_answer
+        )
         released = True
     finally:
         if started.lock_number and not released:
@@ -374,12 +376,13 @@ async def _send(started: _Started, *, clock: Clock, on_answer: _OnAnswer | None 
 def _answer(
     call: Call, placed: PlacedCall | None, error: Exception | None, *, latency_ms: int, now: datetime
 ) -> tuple[Callable[..., None], dict[str, Any]]:
-    """Which transition VCC's answer (or the failure) calls for, with its arguments; logs it before it is written,
-    so that if the database is gone the log still ties VCC's call to our click."""
+    """Which transition VCC's answer (or the failure) calls for (one of Call's record_ methods, unbound: it is
+    applied to the row as _record_answer reads it), with its arguments; logs it before it is written, so that if the
+    database is gone the log still ties VCC's call to our click."""
     ids = f"click {call.request_id} (call {call.pk})"
     if placed is not None:
         log.info("%s: VCC placed call %s", ids, placed.call_id)
-        return call.record_placed, {
+        return Call.record_placed, {
             "vcc_call_id": placed.call_id,
             "vcc_status": placed.status or "",
             "recording_status": placed.recording_status or "",
@@ -389,14 +392,15 @@ def _answer(
     if isinstance(error, VCCError) and error.call_id:
         # VCC said 201 and named the call in Location, but its body was unreadable: follow the call by its id.
         log.warning("%s: VCC placed call %s; reply unreadable: %s", ids, error.call_id, error.message)
-        call.error_message, call.error_status = error.message, error.status
-        return call.record_placed, {
+        return Call.record_placed, {
             "vcc_call_id": error.call_id,
             "vcc_status": "",
             "recording_status": "",
             "latency_ms": latency_ms,
             "now": now,
             "note": "VCC placed the call but its reply could not be read; following it by its id.",
+            "error_message": error.message,
+            "error_status": error.status,
         }
     if isinstance(error, VCCError):
         if error.local:  # our own checks refused what we built: bad data here (an agent ID, a caller ID)
@@ -409,7 +413,7 @@ def _answer(
             error.status,
             error.message,
         )
-        return call.record_unconfirmed if unsure else call.record_failed, {
+        return Call.record_unconfirmed if unsure else Call.record_failed, {
             "message": error.message,
             "status": error.status,
             "display": error.user_message,
@@ -417,7 +421,7 @@ def _answer(
             "now": now,
         }
     log.error("%s: unexpected error talking to VCC", ids, exc_info=error)
-    return call.record_unconfirmed, {
+    return Call.record_unconfirmed, {
         "message": f"{type(error).__name__}: {error}",
         "status": None,
         "display": "Something went wrong on our side while asking VCC, so the call may have been placed: "
@@ -428,36 +432,42 @@ def _answer(
 
 
 def _record_answer(
-    call: Call,
+    call_pk: int,
     transition: Callable[..., None],
     answer: dict[str, Any],
     lock_number: str,
     owner: str,
     on_answer: _OnAnswer | None = None,
-) -> None:
-    """Write VCC's answer (`transition`, one of call's record_ methods), note the call on its contact (the list's
+) -> Call:
+    """Write VCC's answer (`transition`, one of Call's record_ methods), note the call on its contact (the list's
     "last called"), free the number and run on_answer: one trip to the database, one transaction (one commit, not
-    three or four: each commit waits for the disk). A failure rolls all of it back, to be written again (_write)."""
-    with transaction.atomic(), changes.call_change(call):
-        transition(**answer)
-        if call.contact_id:
-            Contact.objects.note_call(call)
-        if lock_number:
-            locks.release_dial_lock(lock_number, owner=owner)
-        if on_answer is not None:
-            on_answer(call)
+    three or four: each commit waits for the disk). A failure rolls all of it back, to be written again (_write).
+    Returns the call as written."""
+    with transaction.atomic():
+        # The row as it is now, locked, not the click's copy from before VCC was asked: meanwhile a supervisor may
+        # have closed the call, or an erasure masked its number and unlinked its contact. The answer is written on
+        # this row, and the events it makes and the API's kept answer (on_answer) are built from it.
+        call = Call.objects.with_parties().select_for_update(of=("self",)).get(pk=call_pk)
+        with changes.call_change(call):
+            if call.awaits_answer:  # else a try whose commit went through although the database said it failed
+                transition(call, **answer)
+            if call.contact_id:
+                Contact.objects.note_call(call)
+            if lock_number:
+                locks.release_dial_lock(lock_number, owner=owner)
+            if on_answer is not None:
+                on_answer(call)
+    return call
 
 
-async def _write(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> None:
+async def _write[T](fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
     """Write VCC's answer, trying again when the database fails: losing it would lose a placed call's id."""
-    for attempt in range(1, DB_WRITE_TRIES + 1):
+    for attempt in range(1, DB_WRITE_TRIES):
         try:
-            await _db(fn)(*args, **kwargs)
-            return
+            return await _db(fn)(*args, **kwargs)
         except DatabaseError:
-            if attempt == DB_WRITE_TRIES:
-                raise
             log.warning(
                 "writing VCC's answer failed (try %s of %s); trying again", attempt, DB_WRITE_TRIES, exc_info=True
             )
             await _sleep(0.2 * 2**attempt)
+    return await _db(fn)(*args, **kwargs)  # the last try: its failure is raised

@@ -326,6 +326,15 @@ class Call(HandWrittenSQL):
         return self.state == self.State.LIVE
 
     @property
+    def awaits_answer(self) -> bool:
+        """Whether the click's answer from VCC may still be written (placing._record_answer): asking VCC; given up on
+        as abandoned before it came (close_abandoned_clicks); or closed by a supervisor before it came (record_closed),
+        which record_placed undoes and the failures leave closed. Any other call has had its answer written."""
+        if self.state == self.State.ENDED:
+            return self.responded_at is None and not self.vcc_call_id
+        return self.state in (self.State.REQUESTED, self.State.UNCONFIRMED) and not self.vcc_call_id
+
+    @property
     def wrap_up_due(self) -> bool:
         return self.state == self.State.ENDED and self.wrapped_up_at is None and self.asks_sales_wrap_up
 
@@ -376,27 +385,41 @@ class Call(HandWrittenSQL):
         latency_ms: int,
         now: datetime,
         note: str = "",
+        error_message: str = "",
+        error_status: int | None = None,
     ) -> None:
-        """VCC placed the call (or named it in Location although its reply was unreadable: `note` says so)."""
+        """VCC placed the call (or named it in Location although its reply was unreadable: `note` says so, and
+        `error_message` and `error_status` are what could not be read).
+
+        On a click a supervisor closed while VCC was asked (`awaits_answer`), the close is undone: a phone rings, so
+        the call is live and followed again, and its history says why."""
+        overtaken = self.state == self.State.ENDED
         self.state, self.outcome = self.State.LIVE, self.Outcome.IN_PROGRESS
         self.vcc_call_id, self.vcc_status, self.recording_status = vcc_call_id, vcc_status, recording_status
         self.responded_at, self.latency_ms, self.next_check_at = now, latency_ms, now
         self.error_display, self.changed_at = note, now
-        self.save_fields(
-            [
-                "state",
-                "outcome",
-                "vcc_call_id",
-                "vcc_status",
-                "recording_status",
-                "responded_at",
-                "latency_ms",
-                "next_check_at",
-                "error_display",
-                "changed_at",
-                *(["error_message", "error_status"] if note else []),
-            ]
-        )
+        fields = [
+            "state",
+            "outcome",
+            "vcc_call_id",
+            "vcc_status",
+            "recording_status",
+            "responded_at",
+            "latency_ms",
+            "next_check_at",
+            "error_display",
+            "changed_at",
+        ]
+        if note:
+            self.error_message, self.error_status = error_message, error_status
+            fields += ["error_message", "error_status"]
+        if overtaken:
+            self.ended_at, self.result_reason = None, ""
+            fields += ["ended_at", "result_reason"]
+        self.save_fields(fields)
+        if overtaken:
+            detail = "VCC placed the call after it was closed: the close is undone, the call is followed again"
+            CallEvent.objects.create(call=self, at=now, kind=CallEvent.Kind.PROGRESS, detail=detail)
 
     def record_failed(
         self, *, message: str, status: int | None, display: str, latency_ms: int | None, now: datetime
@@ -422,6 +445,11 @@ class Call(HandWrittenSQL):
         latency_ms: int | None,
         now: datetime,
     ) -> None:
+        if self.state == self.State.ENDED:  # closed by a supervisor while VCC was asked: nothing rang, it stays closed
+            said = f"HTTP {status}: {message}" if status else message
+            detail = f"VCC answered after the call was closed: {state.label.lower()} ({said})"
+            CallEvent.objects.create(call=self, at=now, kind=CallEvent.Kind.PROGRESS, detail=detail[:2000])
+            return
         self.state, self.outcome = state, outcome
         self.error_message, self.error_status, self.error_display = message, status, display
         self.responded_at, self.latency_ms, self.changed_at = now, latency_ms, now
