@@ -10,6 +10,7 @@ import subprocess
 from datetime import timedelta
 
 import pytest
+from asgiref.sync import sync_to_async
 from django.contrib.admin.models import CHANGE, LogEntry
 from django.contrib.contenttypes.models import ContentType
 from django.core.files.uploadedfile import SimpleUploadedFile
@@ -267,6 +268,58 @@ def test_the_contact_page_links_to_erase_and_to_their_data_for_supervisors_only(
     assert f"/contacts/{person.pk}/erase/" in page and f"/contacts/{person.pk}/data/" in page
     page = agent_client.get(f"/contacts/{person.pk}/").content.decode()
     assert "/erase/" not in page and f"/contacts/{person.pk}/data/" not in page
+
+
+@pytest.fixture
+def erased_while_vcc_is_asked(supervisor_client, person, monkeypatch):
+    """The erasure of the person commits while VCC is asked to place a click."""
+    from calls.vcc import AsyncVCCClient
+
+    real = AsyncVCCClient.place_call
+
+    async def erased_while_asked(self, request):
+        assert (await sync_to_async(erase)(supervisor_client, person.pk)).status_code == 302
+        return await real(self, request)
+
+    monkeypatch.setattr(AsyncVCCClient, "place_call", erased_while_asked)
+
+
+@pytest.mark.django_db
+def test_a_click_vcc_answers_after_an_erasure_announces_and_keeps_only_the_masked_number(
+    agent_user, person, london, sim, erased_while_vcc_is_asked
+):
+    """The events VCC's answer makes, and the answer the API keeps for the key, are written after the erasure, and
+    must not bring the number back."""
+    WebhookEndpoint.objects.create(url="https://hooks.example.com/in", event_types=["*"], secret="whsec_x")
+    token = ApiToken.issue(agent_user, name="crm", scopes=["calls:write"])[1]
+
+    response = Client().post(
+        "/api/v1/calls",
+        json.dumps({"to": MOBILE}),
+        content_type="application/json",
+        headers={"Authorization": f"Bearer {token}", "Idempotency-Key": "k-1"},
+    )
+
+    assert response.status_code == 201, response.content
+    assert response.json()["to"] == mask_number(MOBILE) and response.json()["contact"] is None
+    placed = WebhookEvent.objects.get(type="call.placed")
+    assert placed.payload["data"]["to"] == mask_number(MOBILE) and placed.payload["data"]["contact"] is None
+    kept = json.dumps(list(ApiIdempotentRequest.objects.values_list("response", flat=True)))
+    events = json.dumps(list(WebhookEvent.objects.values_list("payload", flat=True)))
+    assert MOBILE not in kept and MOBILE not in events
+    assert sim.calls_placed == 1
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("target", ["dialer", "list-call"])
+def test_a_click_vcc_answers_after_an_erasure_shows_the_panel_with_the_masked_number(
+    agent_client, person, london, sim, erased_while_vcc_is_asked, target
+):
+    response = click(agent_client, primary(person), target=target)
+
+    assert response.status_code == 200
+    page = response.content.decode()
+    assert mask_number(MOBILE) in page and "900461" not in page.replace(mask_number(MOBILE), "")
 
 
 # --- An erased do-not-call number ----------------------------------------------------------------------------------

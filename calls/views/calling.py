@@ -201,7 +201,9 @@ async def call_contact(request: AuthedRequest, pk: int) -> HttpResponse:
     call = await _place_clicked(request, form, user, pk, on_answer=from_queue)
     if not request.htmx:
         return redirect(f"{reverse('contact_detail', args=[pk])}?call={calling.regarding_token(call)}")
-    template = "calls/contact_list.html#list_call" if request.htmx.target == "list-call" else "calls/call_slot.html"
+    # The list's fragment links to the contact: one erased while VCC was asked has none, and gets the panel alone.
+    in_list = request.htmx.target == "list-call" and call.contact is not None
+    template = "calls/contact_list.html#list_call" if in_list else "calls/call_slot.html"
     on_call = on_call_after_click(call, user)  # the fresh Call button: the context processor may not read here
     response = await render_panel(
         request, template, call, user, contact=call.contact, phone=call.phone, can_call=True, on_call=on_call
