@@ -114,6 +114,33 @@ def test_an_event_found_its_call_once_the_click_is_recorded(sim, placed):
     assert early.call_id == placed.pk
 
 
+def test_an_event_applied_late_is_a_change_the_report_roll_up_sees(agent_user):
+    """An event applied well after VCC's time for it (VCC redelivering after our 503s, a worker down) changes its
+    call now, when the roll-up's refresh looks for changes, though it ended back then."""
+    from calls import reports
+    from calls.models import CallRollup
+    from tests._calls import local
+
+    call = Call.objects.create(
+        created_by=agent_user, from_agent=agent_user.agent, to_number="+447400123456", vcc_call_id="late-1",
+        state=Call.State.LIVE, requested_at=local("2026-03-02", 23, 50), connected_at=local("2026-03-02", 23, 51),
+    )  # fmt: skip
+    reports.rebuild_rollup(now=local("2026-03-03", 0, 10))  # 2 March rolled up, the call still live
+    reports.refresh_rollup(now=local("2026-03-03", 0, 22))
+    hung_up = local("2026-03-03", 0, 15)  # before that refresh; applied 10 minutes after it happened
+    stored("channel.disconnected.v1", call, at=hung_up, party="external", result=ANSWERED)
+
+    assert applying.process_pending(now=hung_up + timedelta(minutes=10)).applied == 1
+
+    call.refresh_from_db()
+    assert call.ended_at == hung_up and call.changed_at == hung_up + timedelta(minutes=10)
+    assert reports.refresh_rollup(now=local("2026-03-03", 0, 30)) == [local("2026-03-02").date()]
+    outcomes = CallRollup.objects.filter(
+        day=local("2026-03-02").date(), scope=CallRollup.Scope.EVERYONE, facet=CallRollup.Facet.OUTCOME
+    )
+    assert dict(outcomes.values_list("key", "calls")) == {Call.Outcome.ANSWERED: 1}
+
+
 def test_the_first_agent_connected_on_a_group_call_answered_it_and_owns_its_wrap_up(
     supervisor_user, agent_user, other_agent_user, sales
 ):
@@ -272,6 +299,17 @@ def test_an_inbound_call_to_a_known_agent_is_logged_from_the_caller(agent_user, 
     applying.process_pending()
     call = Call.objects.get(vcc_call_id="in-1")
     assert (call.origin, call.contact, call.to_number) == (Call.Origin.INBOUND, contact, number)
+
+
+def test_a_call_not_placed_here_logged_late_began_at_vccs_time_and_changed_when_logged(agent_user):
+    now = timezone.now()
+    rang = now - timedelta(minutes=10)
+    foreign("channel.alerted", "late-2", agent=agent_user.agent.display_id, number="+447400123456", at=rang)
+
+    applying.process_pending(now=now)
+
+    call = Call.objects.get(vcc_call_id="late-2")
+    assert (call.requested_at, call.changed_at) == (rang, now)  # the roll-up sees it (calls/reports.py)
 
 
 def test_a_call_of_an_agent_vccweb_does_not_know_is_not_logged():

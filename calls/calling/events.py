@@ -152,7 +152,7 @@ def _apply(
     guid = call_guid(event.data)
     call = calls.get(guid) or (Call.objects.select_for_update().with_vcc_call_id(guid).first() if guid else None)
     if call is None and guid and _not_ours_for_sure(event, now=now):
-        call = _call_not_placed_here(guid, event.data, at=min(event.time or now, now))
+        call = _call_not_placed_here(guid, event.data, at=min(event.time or now, now), now=now)
         if call is None:
             event.processed_at, event.result = now, "not placed from vccweb, and not to an agent vccweb knows"
             done.other += 1
@@ -208,9 +208,10 @@ def _number(end: object) -> str:
     return str(end or "")
 
 
-def _call_not_placed_here(guid: str, data: dict[str, Any], *, at: datetime) -> Call | None:
+def _call_not_placed_here(guid: str, data: dict[str, Any], *, at: datetime, now: datetime) -> Call | None:
     """Log a call VCC's events tell of that vccweb did not place, when it reached an agent vccweb knows: an agent
-    dialling from their phone, or an inbound call. Matched to the contact whose number it is."""
+    dialling from their phone, or an inbound call. Matched to the contact whose number it is. It began `at` (the
+    event's time) and is logged `now`: the roll-up counts what changed since its last run (calls/reports.py)."""
     agent = Agent.objects.filter(display_id=str(data.get("agentDisplayId") or "")).first()
     if agent is None:
         return None
@@ -232,7 +233,7 @@ def _call_not_placed_here(guid: str, data: dict[str, Any], *, at: datetime) -> C
         state=Call.State.LIVE,
         requested_at=at,
         responded_at=at,
-        changed_at=at,
+        changed_at=now,
         last_seen_at=at,
     )
     with changes.call_change(call):  # call.placed: it is live at VCC
@@ -284,6 +285,7 @@ def _apply_to_live(call: Call, name: str, data: dict[str, Any], *, at: datetime,
         agent_answered=(name == "channel.alerted" and to_contact) or (name == "channel.connected" and not to_contact),
         answered_by=agent if name == "channel.connected" else None,
         also=("last_event_at",),
+        applied_at=now,  # the event's time is when it happened, not when the roll-up can see the change
     )
 
 

@@ -479,9 +479,12 @@ class Call(HandWrittenSQL):
         agent_answered: bool = False,
         answered_by: Agent | None = None,
         also: tuple[str, ...] = (),
+        applied_at: datetime | None = None,
     ) -> bool:
         """VCC's call detail: where the call is now. Returns whether its phase changed (worth telling the page).
 
+        `now`: when it happened (an event's time); `applied_at`: when it is written, if later (an event applied
+        late), which `changed_at` takes: the roll-up looks for changes made since its last run (calls/reports.py).
         `agent_answered`: the agent's phone was answered and VCC rings the contact; `answered_by`: the agent of the
         call's groups VCC says took it; `also`: fields the caller changed, written in the same UPDATE."""
         was = (self.state, self.connected_at is not None, self.recording_status, self.phase_marks)
@@ -511,7 +514,7 @@ class Call(HandWrittenSQL):
             self.connected_at = now
             fields.append("connected_at")
         if not live:
-            self.changed_at = now
+            self.changed_at = applied_at or now
             self.result_code, self.result_party, self.result_reason = result
             self.state, self.ended_at = self.State.ENDED, self.ended_at or now
             self.outcome = outcome_of(*result, connected=self.connected_at is not None)
