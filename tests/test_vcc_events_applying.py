@@ -141,6 +141,28 @@ def test_an_event_applied_late_is_a_change_the_report_roll_up_sees(agent_user):
     assert dict(outcomes.values_list("key", "calls")) == {Call.Outcome.ANSWERED: 1}
 
 
+def test_an_event_whose_click_is_answered_while_it_is_looked_up_is_applied_to_that_click(agent_user, monkeypatch):
+    clicked = Call.objects.create(created_by=agent_user, from_agent=agent_user.agent, to_number="+447400123456")
+    ringing = foreign("channel.alerted", "raced-1", agent=agent_user.agent.display_id, number="+447400123456")
+    real = applying._not_ours_for_sure
+
+    def answered_meanwhile(event, *, now):
+        # The click's answer commits after the event's lookup by id found nothing, and before this check runs.
+        Call.objects.get(pk=clicked.pk).record_placed(
+            vcc_call_id="raced-1", vcc_status="", recording_status="", latency_ms=5, now=now
+        )
+        return real(event, now=now)  # no click asking VCC any more: not ours, it says
+
+    monkeypatch.setattr(applying, "_not_ours_for_sure", answered_meanwhile)
+
+    done = applying.process_pending()
+
+    assert (done.applied, done.failed) == (1, 0)
+    ringing.refresh_from_db()
+    assert ringing.call_id == clicked.pk and ringing.result == f"applied to call {clicked.pk}"
+    assert Call.objects.count() == 1 and clicked.events.get().detail == "VCC: ringing (webhook)"
+
+
 def test_the_first_agent_connected_on_a_group_call_answered_it_and_owns_its_wrap_up(
     supervisor_user, agent_user, other_agent_user, sales
 ):

@@ -25,7 +25,7 @@ from typing import Any
 from django.conf import settings
 from django.core.cache import cache
 from django.core.exceptions import ValidationError
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from django.db.models import Q
 from django.utils import timezone
 
@@ -211,7 +211,8 @@ def _number(end: object) -> str:
 def _call_not_placed_here(guid: str, data: dict[str, Any], *, at: datetime, now: datetime) -> Call | None:
     """Log a call VCC's events tell of that vccweb did not place, when it reached an agent vccweb knows: an agent
     dialling from their phone, or an inbound call. Matched to the contact whose number it is. It began `at` (the
-    event's time) and is logged `now`: the roll-up counts what changed since its last run (calls/reports.py)."""
+    event's time) and is logged `now`: the roll-up counts what changed since its last run (calls/reports.py).
+    Returns the click's call instead when a click's answer from VCC names the id meanwhile."""
     agent = Agent.objects.filter(display_id=str(data.get("agentDisplayId") or "")).first()
     if agent is None:
         return None
@@ -236,8 +237,16 @@ def _call_not_placed_here(guid: str, data: dict[str, Any], *, at: datetime, now:
         changed_at=now,
         last_seen_at=at,
     )
-    with changes.call_change(call):  # call.placed: it is live at VCC
-        call.save(force_insert=True)
+    try:
+        with transaction.atomic(), changes.call_change(call):  # call.placed: it is live at VCC
+            call.save(force_insert=True)
+    except IntegrityError:
+        # A click's answer from VCC named this id after the event looked it up (placing._record_answer): the event
+        # is about that click's call, found by the id now.
+        placed = Call.objects.select_for_update().with_vcc_call_id(guid).first()
+        if placed is None:
+            raise
+        return placed
     log.info("call %s: logged from VCC's events (%s), not placed from vccweb", call.pk, call.origin)
     return call
 
