@@ -3,6 +3,8 @@ every process, a process's own share while Redis is down, and the real client ag
 
 from __future__ import annotations
 
+import bisect
+
 import pytest
 from asgiref.sync import async_to_sync
 from django.core.exceptions import ImproperlyConfigured
@@ -78,25 +80,57 @@ def test_each_priority_goes_while_the_minute_holds_less_than_its_share():
 
 def local_peek(b: Budget) -> Budget:
     """The same budget as seen by a throwaway copy of its process's counts: asking does not count."""
-    copy = Memory(minutes={m: counts.copy() for m, counts in b.memory.minutes.items()})
+    copy = Memory(window=b.memory.window.copy())
     return Budget(b.cache, per_minute=b.per_minute, account="acct", memory=copy, clock=b.clock)
 
 
 def test_a_refused_poll_is_told_when_there_is_room_again_and_the_window_slides():
     clock = Clock()
     b = local_budget(clock)
-    clock.advance(50)
     for _ in range(7):
         b.draw(FOLLOW)
+        clock.advance(5)  # one every 5 s, the last at START + 30
     with pytest.raises(BudgetExhausted) as refused:
         b.draw(FOLLOW)
 
-    # This minute's 7 fade out over the next: at 70 % of the budget, one has faded 1/7 of the way through it.
-    assert refused.value.retry_after == 10 + 9
+    # Room comes when the first of the 7, sent at START, is 60 s old; then one every 5 s as the others leave.
+    assert refused.value.retry_after == 25
     clock.advance(refused.value.retry_after - 1)
     assert not drawn(b, FOLLOW)
     clock.advance(1)
     assert drawn(b, FOLLOW)
+    with pytest.raises(BudgetExhausted) as refused:
+        b.draw(FOLLOW)
+    assert refused.value.retry_after == 5
+
+
+def burst_at_the_end_of_a_minute_then_steady_polls(b: Budget, clock: Clock) -> list[float]:
+    """Polls as many as may go in the last half second of a minute (follow_calls asking for 50 claimed calls, or
+    the end of a back-off), then one every 0.1 s for 80 s. Returns when each was sent."""
+    sent = []
+    clock.now = START + 59.5
+    while drawn(b, FOLLOW):
+        sent.append(clock.now)
+    for tenth in range(1, 801):
+        clock.now = START + 59.5 + tenth / 10
+        if drawn(b, FOLLOW):
+            sent.append(clock.now)
+    return sent
+
+
+def most_in_any_60_seconds(sent: list[float]) -> int:
+    return max(bisect.bisect_left(sent, at + 60) - i for i, at in enumerate(sent))
+
+
+def test_a_burst_at_the_end_of_a_minute_does_not_let_the_next_minute_send_its_share_again():
+    clock = Clock()
+    b = local_budget(clock, per_minute=150)
+
+    sent = burst_at_the_end_of_a_minute_then_steady_polls(b, clock)
+
+    assert len([at for at in sent if at == START + 59.5]) == 105  # the whole share at once: nothing else was sent
+    assert most_in_any_60_seconds(sent) == 105  # not 105 again while the burst is still in the last 60 s
+    assert sent[105] == START + 59.5 + 60  # room again once the burst has left the window
 
 
 def test_a_429_holds_back_everything_but_clicks_for_its_retry_after():
@@ -188,6 +222,20 @@ def test_every_process_draws_from_one_budget_in_redis(redis_location):
     assert shown.shared
     assert shown.this_minute["FOLLOW"] == 7 and shown.this_minute["CLICK"] == 1
     assert shown.refused_this_minute["FOLLOW"] == 2
+
+
+def test_a_burst_at_the_end_of_a_minute_does_not_let_the_next_minute_send_its_share_again_in_redis(redis_location):
+    clock = Clock()
+    web, worker = process(redis_location, clock, per_minute=150), process(redis_location, clock, per_minute=150)
+
+    sent = burst_at_the_end_of_a_minute_then_steady_polls(web, clock)
+
+    assert most_in_any_60_seconds(sent) == 105
+    assert sent[105] == START + 59.5 + 60
+    assert web.snapshot().used == 105  # the last 60 s, not two clock minutes
+    with pytest.raises(BudgetExhausted) as refused:
+        worker.draw(FOLLOW)  # the other process counts the same window
+    assert refused.value.retry_after == 40  # the oldest request in it, sent at START + 119.5, leaves at START + 179.5
 
 
 def test_a_429_seen_by_one_process_holds_back_every_process(redis_location):

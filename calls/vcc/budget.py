@@ -7,7 +7,7 @@ account). The core draws before each request (`core.Draw`) and reports each 429 
 
 **Priorities.** The caller says what a request is for with `with budget.priority(budget.FOLLOW): ...` (a context
 variable, so it reaches the token fetch and every request under it, and every task started inside it). A priority
-may go while the requests counted in the last minute, of every priority, stay within its share of the budget:
+may go while the requests sent in the last 60 seconds, of every priority, stay within its share of the budget:
 
 | priority | share | at 150 a minute | why |
 | --- | --- | --- | --- |
@@ -17,7 +17,7 @@ may go while the requests counted in the last minute, of every priority, stay wi
 | READINESS (who is ready, checks) | 50 % | 75 | a hint before a click: "unknown" is acceptable |
 | SYNC (User Admin sync) | 30 % | 45 | can take its time |
 
-So the last 10 % of every minute is kept for clicks, the last 30 % for clicks and people's buttons, and however
+So the last 10 % of every 60 seconds is kept for clicks, the last 30 % for clicks and people's buttons, and however
 busy the background gets, a click finds room. A click is never refused nor made to wait: it is counted and sent,
 even past the budget and during a back-off. Any other request that finds no room is refused at once with
 `BudgetExhausted`, a `VCCError` that says when to try again (`retry_after`), which callers treat as VCC's own 429:
@@ -26,8 +26,10 @@ request): it runs in the worker, nobody watches it, and refusing it would start 
 beginning every time. A request with no priority set counts as READINESS: low enough not to crowd out people's
 requests, high enough that an unmarked admin check is not starved by the sync.
 
-**The window** is a sliding minute, estimated from two fixed minutes (this one, and the last one weighted by the
-part of it still inside the window), so a burst across the turn of a minute cannot send twice the budget.
+**The window** is the last 60 seconds, counted request by request (the time each was sent), not estimated from
+clock minutes: a burst near the end of one minute (following claiming 50 calls at once, the end of a back-off) stays
+counted until it is 60 seconds old, so no 60 seconds ever hold more than a priority's share (clicks apart). A refused
+request is told when the oldest requests it waits on leave the window.
 
 **A 429 from VCC** stops every priority but clicks for its `Retry-After` (at most 5 minutes), in every process:
 the back-off is kept in Redis, and in the process that saw it. Without a Retry-After (VCC documents none: "the
@@ -35,16 +37,17 @@ limit will automatically be reset after a short period") it is 10 s: one request
 longer pause leaves every live call's panel saying "lost contact" for as long.
 
 **Where it is kept.** With Redis (`REDIS_URL`), one Lua script checks and counts a request atomically, in one
-round trip, for every process and host (the minutes are numbered by the hosts' clocks, which NTP keeps within a
-fraction of a second). Each process also counts its own requests in memory, and notes how many processes drew in
+round trip, for every process and host: a sorted set of the requests of the last 60 seconds, scored by the hosts'
+clocks (which NTP keeps within a fraction of a second), trimmed and counted before each request is added. Each
+process also counts its own requests in memory (a queue of their times), and notes how many processes drew in
 the last five minutes. When Redis is down (its breaker open, calls/cache.py), each process goes on alone with its
 share: the budget divided by the processes it last saw (2 if it never saw Redis answer), so together they stay
 within it. Without Redis at all (one process: a quick look, the tests) the process has the whole budget. The keys
 name the account (a hash of its key), as VCC's limit does. With Redis a request costs one more round trip, in a
 thread for async callers, before it is sent; a click too, since it must be counted.
 
-`snapshot()` gives the health page this minute's requests by priority against the budget, and the 429s of the
-last hour.
+`snapshot()` gives the health page the requests of the last 60 seconds against the budget, this clock minute's by
+priority, and the 429s of the last hour.
 """
 
 from __future__ import annotations
@@ -59,7 +62,7 @@ import socket
 import threading
 import time
 import uuid
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import Callable, Iterator
 from contextvars import ContextVar
 from dataclasses import dataclass, field
@@ -93,6 +96,7 @@ BACKOFF_MAX = 300.0  # a garbled or huge Retry-After must not stop following cal
 PROCESSES_SEEN_FOR = 300  # a process that drew within this many seconds counts as running
 UNKNOWN_PROCESSES = 2  # the share while Redis is down, for a process that never saw it answer: web and worker
 LIMITED_WINDOW_MINUTES = 60  # 429s are counted for the last hour
+WINDOW = 60  # seconds: a request counts against the budget until it is this old
 
 _current: ContextVar[Priority] = ContextVar("vcc_priority", default=DEFAULT)
 
@@ -134,7 +138,7 @@ def _now() -> float:
 
 
 def limit_for(per_minute: float, value: Priority) -> float:
-    """How many requests may have been counted in the last minute for a request of this priority to go."""
+    """How many requests may have been sent in the last 60 seconds for a request of this priority to go."""
     return max(1.0, math.floor(per_minute * SHARE[value] + 1e-9))  # 10 * 0.7 is 7.000000000000001
 
 
@@ -142,21 +146,9 @@ def _minute(at: float) -> int:
     return int(at // 60)
 
 
-def _used(current: float, previous: float, at: float) -> float:
-    """The sliding minute's count: this fixed minute, and the part of the last one still inside the window."""
-    return current + previous * (1 - (at % 60) / 60)
-
-
-def _wait_for_room(current: float, previous: float, at: float, limit: float) -> float:
-    """Seconds until the sliding count drops far enough for one more request under `limit`."""
-    room, into = limit - 1, at % 60
-    if current <= room and previous > 0:
-        wait = 60 * (1 - (room - current) / previous) - into
-        if wait < 60 - into:
-            return max(1.0, math.ceil(wait))
-    # Not this minute: once it ends, what it counted fades out over the next one.
-    fade = 60 * (1 - room / current) if current > room else 0.0
-    return max(1.0, math.ceil(60 - into + fade))
+def _wait_for_room(leaves_at: float, at: float) -> float:
+    """Whole seconds (at least 1) until the request whose leaving the window makes room was sent 60 seconds ago."""
+    return max(1.0, math.ceil(leaves_at + WINDOW - at))
 
 
 # --- This process's own counts --------------------------------------------------------------------
@@ -164,22 +156,29 @@ def _wait_for_room(current: float, previous: float, at: float, limit: float) -> 
 
 @dataclass
 class Memory:
-    """What one process counted: every request it sent (by minute and priority), the 429s it saw, its own
-    back-off, and how many processes Redis last said were drawing."""
+    """What one process counted: when it sent each request of the last 60 seconds, what it sent and refused by
+    clock minute and priority (the health page), the 429s it saw, its own back-off, and how many processes Redis
+    last said were drawing."""
 
     process: str = field(default_factory=lambda: f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}")
     lock: threading.Lock = field(default_factory=threading.Lock)
+    window: deque[float] = field(default_factory=deque)  # when each request of the last 60 s was sent, oldest first
+    drawn: int = 0  # requests counted by this process: with `process`, each request's member in Redis's window
     minutes: dict[int, Counter[str]] = field(default_factory=dict)
     refused: dict[int, Counter[str]] = field(default_factory=dict)
     limited: dict[int, int] = field(default_factory=dict)
     backoff_until: float = 0.0
     processes_seen: int | None = None
 
-    def totals(self, at: float) -> tuple[int, int]:
-        minute = _minute(at)
-        return sum(self.minutes.get(minute, Counter()).values()), sum(self.minutes.get(minute - 1, Counter()).values())
+    def in_window(self, at: float) -> deque[float]:
+        """The times of the requests sent in the 60 seconds before `at`, oldest first."""
+        while self.window and self.window[0] <= at - WINDOW:
+            self.window.popleft()
+        return self.window
 
     def count(self, value: Priority, at: float, *, refused: bool = False) -> None:
+        if not refused:
+            self.window.append(at)
         minute = _minute(at)
         (self.refused if refused else self.minutes).setdefault(minute, Counter())[value.name] += 1
         for counts in (self.minutes, self.refused):
@@ -205,31 +204,36 @@ def reset() -> None:
 
 # --- Redis ----------------------------------------------------------------------------------------
 
-# KEYS: this minute's counts, the last minute's, the back-off, the processes drawing, this minute's refusals.
-# ARGV: priority, limit, now, process, always (1: count and go whatever the counts), seconds processes are kept.
-# Returns: went (1/0), this minute's count, the last minute's, seconds of back-off left, processes drawing.
+# KEYS: the window (a sorted set: a member per request sent, scored by when), this minute's counts by priority, the
+# back-off, the processes drawing, this minute's refusals.
+# ARGV: priority, limit, now, process, always (1: count and go whatever the counts), seconds processes are kept,
+# this request's member (unique), the window's seconds.
+# Returns: went (1/0), requests in the window before this one, when the request whose leaving makes room was sent
+# (0 if none), seconds of back-off left, processes drawing.
 _DRAW = """
-local function total(key)
-  local sum = 0
-  for _, v in ipairs(redis.call('HVALS', key)) do sum = sum + tonumber(v) end
-  return sum
-end
-local now = tonumber(ARGV[3])
+local now, window = tonumber(ARGV[3]), tonumber(ARGV[8])
 redis.call('ZADD', KEYS[4], now, ARGV[4])
 redis.call('ZREMRANGEBYSCORE', KEYS[4], '-inf', now - tonumber(ARGV[6]))
 redis.call('EXPIRE', KEYS[4], 2 * tonumber(ARGV[6]))
 local processes = redis.call('ZCARD', KEYS[4])
-local current, previous = total(KEYS[1]), total(KEYS[2])
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now - window)
+local used = redis.call('ZCARD', KEYS[1])
+local limit = math.floor(tonumber(ARGV[2]))
 local backoff = math.max(0, tonumber(redis.call('GET', KEYS[3]) or '0') - now)
-local used = current + previous * (1 - (now % 60) / 60)
-if ARGV[5] ~= '1' and (backoff > 0 or used + 1 > tonumber(ARGV[2])) then
+if ARGV[5] ~= '1' and (backoff > 0 or used + 1 > limit) then
   redis.call('HINCRBY', KEYS[5], ARGV[1], 1)
   redis.call('EXPIRE', KEYS[5], 180)
-  return {0, current, previous, tostring(backoff), processes}
+  local leaves = '0'
+  if used >= limit then
+    leaves = redis.call('ZRANGE', KEYS[1], used - limit, used - limit, 'WITHSCORES')[2]
+  end
+  return {0, used, leaves, tostring(backoff), processes}
 end
-redis.call('HINCRBY', KEYS[1], ARGV[1], 1)
-redis.call('EXPIRE', KEYS[1], 180)
-return {1, current, previous, tostring(backoff), processes}
+redis.call('ZADD', KEYS[1], ARGV[3], ARGV[7])
+redis.call('EXPIRE', KEYS[1], window)
+redis.call('HINCRBY', KEYS[2], ARGV[1], 1)
+redis.call('EXPIRE', KEYS[2], 180)
+return {1, used, '0', tostring(backoff), processes}
 """
 
 # KEYS: the back-off, this minute's 429 count. ARGV: until (seconds since the epoch), seconds to keep the key.
@@ -251,10 +255,10 @@ class Snapshot:
     """The budget now, for the health page."""
 
     per_minute: int  # the budget: VCC_REQUESTS_PER_MINUTE
-    used: int  # requests counted in the sliding minute, every priority (what the budget judges by)
+    used: int  # requests sent in the last 60 seconds, every priority (what the budget judges by)
     this_minute: dict[str, int]  # requests sent in the current clock minute, by priority name
     refused_this_minute: dict[str, int]  # requests held back in the current clock minute, by priority name
-    limits: dict[str, int]  # how many the sliding minute may hold for each priority to go
+    limits: dict[str, int]  # how many the last 60 seconds may hold for each priority to go
     backing_off_for: float  # seconds left of a back-off VCC asked for with a 429 (0: none)
     limited_last_hour: int  # 429s from VCC in the last hour
     shared: bool  # counted in Redis for every process (False: this process's own counts)
@@ -312,6 +316,8 @@ class Budget:
         minute = _minute(now)
         with self.memory.lock:
             backoff = self.memory.backoff_until - now
+            self.memory.drawn += 1
+            member = f"{self.memory.process}:{self.memory.drawn}"
         if backoff > 0 and not always:  # this process saw a 429: no need to ask Redis
             with self.memory.lock:
                 self.memory.count(value, now, refused=True)
@@ -320,27 +326,38 @@ class Budget:
             "draw",
             lambda client: client.register_script(_DRAW)(
                 keys=[
+                    self._key("window"),
                     self._key(f"sent:{minute}"),
-                    self._key(f"sent:{minute - 1}"),
                     self._key("backoff"),
                     self._key("processes"),
                     self._key(f"refused:{minute}"),
                 ],
-                args=[value.name, limit, repr(now), self.memory.process, int(always), PROCESSES_SEEN_FOR],
+                args=[
+                    value.name,
+                    limit,
+                    repr(now),
+                    self.memory.process,
+                    int(always),
+                    PROCESSES_SEEN_FOR,
+                    member,
+                    WINDOW,
+                ],
                 client=client,
             ),
         )
         with self.memory.lock:
+            sent = self.memory.in_window(now)
             if answer is not None:
-                went, current, previous, backoff, processes = answer
+                went, used, leaves_at, backoff, processes = answer
                 self.memory.processes_seen = int(processes)
-                went, backoff = bool(went), float(backoff)
+                went, leaves_at, backoff = bool(went), float(leaves_at), float(backoff)
             else:
                 share = 1 if not self.shared else (self.memory.processes_seen or UNKNOWN_PROCESSES)
                 limit = limit_for(self.per_minute / share, value)
-                current, previous = self.memory.totals(now)
-                backoff = max(0.0, self.memory.backoff_until - now)
-                went = always or (backoff <= 0 and _used(current, previous, now) + 1 <= limit)
+                used, backoff = len(sent), max(0.0, self.memory.backoff_until - now)
+                went = always or (backoff <= 0 and used + 1 <= limit)
+                # Room comes when all but limit - 1 of them have left: when the one after those was sent.
+                leaves_at = sent[used - int(limit)] if not went and used >= limit else 0.0
             self.memory.count(value, now, refused=not went)
         if went:
             return
@@ -348,8 +365,8 @@ class Budget:
             raise _paused(backoff)
         raise BudgetExhausted(
             f"Not sent: the VCC request budget for {value.name.lower()} is used up "
-            f"({_used(current, previous, now):.0f} of {limit:.0f} in the last minute)",
-            retry_after=_wait_for_room(current, previous, now, limit),
+            f"({used} of {limit:.0f} in the last 60 s)",
+            retry_after=_wait_for_room(leaves_at, now),
         )
 
     def limited(self, seconds: float | None) -> float:
@@ -380,8 +397,8 @@ class Budget:
 
         def read(client: Any) -> list[Any]:
             pipe = client.pipeline(transaction=False)
+            pipe.zcount(self._key("window"), f"({now - WINDOW!r}", "+inf")
             pipe.hgetall(self._key(f"sent:{minute}"))
-            pipe.hgetall(self._key(f"sent:{minute - 1}"))
             pipe.hgetall(self._key(f"refused:{minute}"))
             pipe.get(self._key("backoff"))
             minutes = range(minute - LIMITED_WINDOW_MINUTES + 1, minute + 1)
@@ -390,23 +407,22 @@ class Budget:
 
         found = self._ask_redis("snapshot", read)
         if found is not None:
-            sent, before, refused, backoff, limited = found
+            used, sent, refused, backoff, limited = found
             this_minute = {k.decode(): int(v) for k, v in sent.items()}
-            previous = sum(int(v) for v in before.values())
             refused_now = {k.decode(): int(v) for k, v in refused.items()}
             until = max(float(backoff or 0), self.memory.backoff_until)
             limited_count = sum(int(v) for v in limited if v is not None)
         else:
             with self.memory.lock:
+                used = len(self.memory.in_window(now))
                 this_minute = dict(self.memory.minutes.get(minute, Counter()))
-                previous = sum(self.memory.minutes.get(minute - 1, Counter()).values())
                 refused_now = dict(self.memory.refused.get(minute, Counter()))
                 until = self.memory.backoff_until
                 recent = range(minute - LIMITED_WINDOW_MINUTES + 1, minute + 1)
                 limited_count = sum(n for m, n in self.memory.limited.items() if m in recent)
         return Snapshot(
             per_minute=self.per_minute,
-            used=round(_used(sum(this_minute.values()), previous, now)),
+            used=used,
             this_minute={p.name: this_minute.get(p.name, 0) for p in Priority},
             refused_this_minute={p.name: refused_now.get(p.name, 0) for p in Priority},
             limits=limits,
