@@ -1,8 +1,8 @@
 """Bring agents, groups and callback numbers in line with VCC's User Admin API.
 
 VCC is the truth for who exists and which numbers are configured; vccweb keeps its own links (login users,
-defaults, restrictions). Nothing is deleted: calls refer to agents and numbers, so what VCC no longer has is
-marked inactive instead.
+defaults, restrictions). Nothing is deleted: calls refer to agents, groups and numbers, so what VCC no longer has is
+marked inactive instead (and active again when VCC has it again).
 """
 
 from __future__ import annotations
@@ -102,18 +102,24 @@ def _sync_agents(users: list[VCCUser], report: SyncReport) -> dict[str, Agent]:
 def _sync_groups(
     groups: list[VCCGroup], members: dict[str, list[VCCUser]], agents: dict[str, Agent], report: SyncReport
 ) -> None:
+    seen: set[str] = set()
     for group in groups:
         if not group.display_id:
             report.problems.append(f"group “{group.name}” has no display ID in VCC, so it cannot be called via")
             continue
+        seen.add(group.display_id)
         row = AgentGroup.objects.filter(display_id=group.display_id).first() or AgentGroup(display_id=group.display_id)
-        _apply(
-            row, {"name": group.name or row.name, "vcc_group_id": group.group_id}, f"group {group.display_id}", report
-        )
+        values: dict[str, object] = {"name": group.name or row.name, "vcc_group_id": group.group_id, "is_active": True}
+        _apply(row, values, f"group {group.display_id}", report)
         wanted = {agents[u.agent_display_id].pk for u in members[group.group_id] if u.agent_display_id in agents}
         if set(row.members.values_list("pk", flat=True)) != wanted:
             row.members.set(wanted)
             report.updated.append(f"group {group.display_id} (members: now {len(wanted)})")
+    # A call via a group VCC no longer has fails every time: the group is no longer offered (its members are kept).
+    for row in AgentGroup.objects.filter(is_active=True).exclude(display_id__in=seen):
+        row.is_active = False
+        row.save(update_fields=["is_active"])
+        report.deactivated.append(f"group {row.display_id} {row.name} (not in VCC)")
 
 
 def _sync_callback_numbers(

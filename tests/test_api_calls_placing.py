@@ -311,6 +311,14 @@ def test_an_unknown_group_is_named(priya, contact, london, sim):
     assert_refused(post(priya, {"to": "+447400123456", "via_groups": [999]}), sim, "via_groups: there is no group 999")
 
 
+def test_a_group_vcc_no_longer_has_is_refused_saying_so(priya, contact, london, sales, support, sim):
+    AgentGroup.objects.filter(pk=support.pk).update(is_active=False)  # as the sync leaves it
+
+    response = post(priya, {"to": "+447400123456", "via_groups": [sales.pk, support.pk]})
+
+    assert_refused(response, sim, "The group Support (200) no longer exists in VCC")
+
+
 def test_an_agent_on_a_call_is_told_to_finish_it_with_a_409(alex, contact, london, sim):
     other = Contact.objects.create(name="Ada Lovelace")
     ContactPhone.objects.create(contact=other, number="+447911123456", is_primary=True)

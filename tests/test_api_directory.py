@@ -104,6 +104,14 @@ def test_a_supervisor_sees_each_groups_ready_count(supervisor_user, sales, suppo
     assert body["ready_error"] is None
 
 
+def test_a_group_vcc_no_longer_has_is_not_listed(supervisor_user, sales, support, sim):
+    AgentGroup.objects.filter(pk=support.pk).update(is_active=False)  # as the sync leaves it
+
+    body = ok(get(token_for(supervisor_user), "groups"))
+
+    assert [g["display_id"] for g in body["items"]] == ["030"]
+
+
 def test_an_agent_sees_the_groups_without_counts_as_on_the_contact_page(agent_user, sales, sent):
     body = ok(get(token_for(agent_user), "groups"))
 

@@ -28,6 +28,16 @@ def test_it_counts_ready_agents_per_group(supervisor_client, sales, sim):
     assert "Nobody is ready in the ticked groups" not in html
 
 
+def test_a_group_vcc_no_longer_has_is_neither_counted_nor_offered(supervisor_client, contact, sales, support, sim):
+    AgentGroup.objects.filter(pk=support.pk).update(is_active=False)  # as the sync leaves it
+
+    readiness = supervisor_client.get(f"/readiness/?ticked=on&groups={sales.pk}").content.decode()
+    page = supervisor_client.get(f"/contacts/{contact.pk}/").content.decode()
+
+    assert f"ready-group-{sales.pk}" in readiness and f"ready-group-{support.pk}" not in readiness
+    assert "Sales UK" in page and "Support" not in page
+
+
 def test_it_reuses_the_counts_for_a_few_seconds(supervisor_client, sales, sim):
     supervisor_client.get("/readiness/")
     sim.set_availability("1004", "away")

@@ -10,7 +10,7 @@ import pytest
 from django.test import Client
 
 from calls.calling.common import _now
-from calls.models import Call, CallQueue, Contact, ContactPhone, DispositionCode, QueueAttempt, QueueEntry
+from calls.models import AgentGroup, Call, CallQueue, Contact, ContactPhone, DispositionCode, QueueAttempt, QueueEntry
 from calls.queues import building, claims
 from tests._calls import make_call
 from tests._sim import HTMX, click, fresh_simulator
@@ -72,6 +72,18 @@ def test_a_supervisor_makes_a_queue_from_a_filter(supervisor_client, acme, sales
     queue = CallQueue.objects.get(name="Acme renewals")
     assert queue.entries.count() == 3 and queue.source_filter == {"company": "Acme"}
     assert "Made Acme renewals with 3 contacts." in answer.content.decode()
+
+
+def test_a_group_vcc_no_longer_has_is_not_offered_for_a_queue(supervisor_client, acme, sales, support):
+    AgentGroup.objects.filter(pk=support.pk).update(is_active=False)  # as the sync leaves it
+
+    form = supervisor_client.get("/queues/new/?company=Acme").content.decode()
+    data = {"name": "Q", "source": "filter", "sort": "oldest", "max_attempts": "3", "retry_minutes": "60"}
+    answer = supervisor_client.post("/queues/new/", {**data, "groups": [str(support.pk)]})
+
+    assert "Sales UK" in form and "Support" not in form
+    assert answer.status_code == 200 and "A group you ticked no longer exists in VCC" in answer.content.decode()
+    assert not CallQueue.objects.exists()
 
 
 @pytest.mark.parametrize(

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import dataclasses
 import io
 
 import pytest
 from django.core.management import CommandError, call_command
 
 from calls.models import Agent, AgentGroup, CallbackNumber
-from tests._sim import fresh_simulator
+from tests._sim import assert_refused, click, fresh_simulator, only_call, primary
 
 pytestmark = pytest.mark.django_db
 
@@ -63,6 +64,36 @@ def test_what_vcc_no_longer_has_is_deactivated_not_deleted(london):
     assert not gone.is_active
     assert not stale.is_active
     assert "deactivated callback number +441134960000 (not configured in VCC)" in output
+
+
+def test_a_group_vcc_no_longer_has_is_retired_refused_on_a_click_and_back_once_vcc_has_it_again(
+    sim, supervisor_client, admin_client, contact, london
+):
+    sync()
+    account = sim.account
+    sim.account = dataclasses.replace(account, groups={k: g for k, g in account.groups.items() if k != "030"})
+    try:
+        output = sync()
+    finally:
+        sim.account = account
+
+    sales = AgentGroup.objects.get(display_id="030")
+    assert not sales.is_active
+    assert "deactivated group 030 Sales UK (not in VCC)" in output
+    assert "0 created, 0 updated, 1 deactivated, 0 problems" in output
+    assert sales.members.count() == 3  # kept as VCC last had them, for the calls that went via it
+    retired = admin_client.get("/admin/calls/agentgroup/?is_active__exact=0").content.decode()
+    assert "Sales UK" in retired and "Support" not in retired
+    response = click(supervisor_client, primary(contact), via="group", groups=(sales.pk,))
+    assert_refused(response, sim, "The group Sales UK (030) no longer exists in VCC")
+
+    output = sync()
+
+    sales.refresh_from_db()
+    assert sales.is_active
+    assert "updated group 030 (active: no → yes)" in output
+    assert click(supervisor_client, primary(contact), via="group", groups=(sales.pk,)).status_code == 200
+    assert list(only_call().from_groups.all()) == [sales]
 
 
 def test_an_account_default_missing_in_vcc_is_reported_not_switched_off():

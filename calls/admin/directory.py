@@ -223,7 +223,8 @@ class _MemberTotal(TypedDict):
 
 @admin.register(AgentGroup)
 class AgentGroupAdmin(BoundedSearch, admin.ModelAdmin):
-    list_display = ["display_id", "name", "member_count", "default_callback_number"]
+    list_display = ["display_id", "name", "is_active", "member_count", "default_callback_number"]
+    list_filter = ["is_active"]
     search_fields = ["display_id", "name"]
     filter_horizontal = ["members"]
     list_select_related = ["default_callback_number"]

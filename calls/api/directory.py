@@ -115,7 +115,8 @@ class GroupList(Schema):
 def _groups(request: HttpRequest, page: PageQuery) -> tuple[list[AgentGroup], list[AgentGroup], str | None]:
     """A page of the groups, those of them whose ready count this person sees (the groups they may call via), and
     the next page's address."""
-    rows = AgentGroup.objects.select_related("default_callback_number").prefetch_related("members")
+    rows = AgentGroup.objects.filter(is_active=True).select_related("default_callback_number")
+    rows = rows.prefetch_related("members")
     groups, following = keyset(request, rows, BY_NAME, page)
     return groups, rules.visible_groups(groups, calling.caller_for(request.user)), following  # type: ignore[arg-type]
 

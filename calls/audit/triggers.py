@@ -130,7 +130,7 @@ AUDITED = [
         "calls_agentgroup",
         "group",
         "group",
-        update_of=("display_id", "name", "vcc_group_id", "default_callback_number_id"),
+        update_of=("display_id", "name", "vcc_group_id", "default_callback_number_id", "is_active"),
     ),
     Audited(
         "auth_user",

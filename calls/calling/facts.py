@@ -126,5 +126,11 @@ def _read_clid_options(agent: Agent | None, groups: Sequence[AgentGroup]) -> lis
 
 
 def _ordered_groups(pks: Sequence[int]) -> list[AgentGroup]:
-    """The groups, in the order the person ticked them: VCC takes them in order."""
-    return sorted(AgentGroup.objects.filter(pk__in=pks), key=lambda g: list(pks).index(g.pk))
+    """The groups, in the order the person ticked them: VCC takes them in order. Refused if VCC no longer has one."""
+    groups = sorted(AgentGroup.objects.filter(pk__in=pks), key=lambda g: list(pks).index(g.pk))
+    if gone := next((g for g in groups if not g.is_active), None):
+        raise rules.Refused(
+            f"The group {gone} no longer exists in VCC, so a call via it cannot be placed: tick another group, or ask "
+            "an admin to create it again in VCC and run the sync."
+        )
+    return groups

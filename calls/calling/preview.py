@@ -63,11 +63,11 @@ def dialer(
         NumberRow(p, *_consent(p, table), blocked=_dnc_reason(p), hours=calling_hours.for_phone(p, hours, at))
         for p in phones
     ]
-    groups = rules.visible_groups(AgentGroup.objects.all(), caller)
+    groups = rules.visible_groups(AgentGroup.objects.filter(is_active=True), caller)
     if ticked is None:
         default = caller.agent.default_group_id if caller.agent else None
         if caller.agent and default is None:
-            first = caller.agent.groups.order_by("name").first()
+            first = caller.agent.groups.filter(is_active=True).order_by("name").first()
             default = first.pk if first else None
         ticked = [default] if default else []
     ticked_groups = [g for pk in ticked for g in groups if g.pk == pk]

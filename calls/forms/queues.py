@@ -23,10 +23,14 @@ class QueueForm(forms.ModelForm):
         help_text="Agents who may work it.",
     )
     groups = forms.ModelMultipleChoiceField(
-        AgentGroup.objects.order_by("name"),
+        AgentGroup.objects.filter(is_active=True).order_by("name"),
         required=False,
         widget=forms.CheckboxSelectMultiple,
         help_text="Every member of these groups may work it.",
+        error_messages={
+            "invalid_choice": "A group you ticked no longer exists in VCC (the sync retired it): reload the page and "
+            "tick the groups again."
+        },
     )
 
     class Meta:

@@ -72,6 +72,11 @@ class AgentGroup(models.Model):
         "CallbackNumber", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
     vcc_group_id = models.CharField("VCC group ID", max_length=64, blank=True, help_text="Set by the sync from VCC.")
+    is_active = models.BooleanField(
+        "active",
+        default=True,
+        help_text="Cleared by the sync when VCC no longer has the group: it is then not offered for calls or queues.",
+    )
 
     class Meta:
         ordering = ["name", "display_id"]

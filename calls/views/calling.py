@@ -242,7 +242,8 @@ async def readiness(request: AuthedRequest) -> HttpResponse:
         return _refusal(first_error(form))
     user, only_me = await _user(request), form.cleaned_data["only_me"]
     caller = await sync_to_async(calling.caller_for)(user)
-    groups = [g async for g in AgentGroup.objects.all()] if caller.may_call_groups and not only_me else []
+    active = AgentGroup.objects.filter(is_active=True)
+    groups = [g async for g in active] if caller.may_call_groups and not only_me else []
     ready = await calling.readiness(agent=caller.agent, groups=groups)
     ticked = set(form.cleaned_data["groups"])
     context = {
