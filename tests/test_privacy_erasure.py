@@ -26,6 +26,7 @@ from calls.models import (
     CallRollup,
     Contact,
     ContactImport,
+    ContactImportKey,
     ContactImportRow,
     ContactPhone,
     DispositionCode,
@@ -234,6 +235,55 @@ def test_calls_stay_as_erased_contact_with_agent_times_outcome_and_duration(
     export = b"".join(supervisor_client.get("/calls/export.csv").streaming_content).decode("utf-8-sig")
     assert export.count("Erased contact") == 3 and NAME not in export and MOBILE not in export
     assert not ContactPhone.objects.exists()
+
+
+@pytest.mark.django_db
+def test_confirming_an_import_uploaded_before_the_erasure_does_not_bring_the_person_back(
+    supervisor_client, person, settings, django_capture_on_commit_callbacks
+):
+    settings.CONTACT_IMPORT_BACKGROUND = False
+    # A CRM's export: first and last name in columns of their own, the mobile as Excel keeps it (no leading 0);
+    # row 3 is theirs with a problem (no parsed form, only its cells), row 4 someone else.
+    csv = (
+        "First name,Last name,Mobile,Email\n"
+        "Perpetua,Quillfeather,7400900461,\n"
+        "P.,Q.,7400900461,not an email\n"
+        "Somebody,Else,07400 123456,\n"
+    )
+    upload = SimpleUploadedFile("pending.csv", csv.encode(), content_type="text/csv")
+    imp = ContactImport.objects.get(pk=supervisor_client.post("/contacts/import/", {"file": upload}).url.split("/")[-2])
+    assert imp.report["duplicates"][0]["contact_name"] == NAME  # row 2 repeats the contact's number
+
+    with django_capture_on_commit_callbacks(execute=True):
+        assert erase(supervisor_client, person.pk).status_code == 302
+
+    assert list(ContactImportRow.objects.values_list("number", flat=True)) == [4]
+    assert not ContactImportKey.objects.filter(key=MOBILE).exists()
+    imp.refresh_from_db()
+    # Checked again without their rows: nothing in the preview names them, or counts them.
+    assert imp.status == ContactImport.Status.PREVIEW
+    assert (imp.report["rows"], imp.report["ready"], imp.report["duplicates"], imp.report["problems"]) == (1, 1, [], [])
+    assert "Quillfeather" not in json.dumps(imp.report) and "7400" not in json.dumps(imp.report)
+    supervisor_client.post(f"/contacts/import/{imp.pk}/confirm/", {"dup_2": "update", "rest": "update"})
+    assert list(Contact.objects.values_list("name", flat=True)) == ["Somebody Else"]
+    assert not ContactPhone.objects.filter(number=MOBILE).exists()
+
+
+@pytest.mark.django_db
+def test_an_import_left_with_none_of_its_rows_after_an_erasure_has_nothing_to_confirm(
+    supervisor_client, person, settings, django_capture_on_commit_callbacks
+):
+    settings.CONTACT_IMPORT_BACKGROUND = False
+    upload = SimpleUploadedFile("pending.csv", CSV.encode(), content_type="text/csv")
+    imp = ContactImport.objects.get(pk=supervisor_client.post("/contacts/import/", {"file": upload}).url.split("/")[-2])
+
+    with django_capture_on_commit_callbacks(execute=True):
+        erase(supervisor_client, person.pk)
+
+    imp.refresh_from_db()
+    assert imp.status == ContactImport.Status.PREVIEW and imp.report["rows"] == 0 and not imp.error
+    supervisor_client.post(f"/contacts/import/{imp.pk}/confirm/", {"rest": "update"})
+    assert not Contact.objects.exists()
 
 
 @pytest.mark.django_db

@@ -14,13 +14,14 @@ Where copies live, and what happens to each:
   that name a number, scrubbed;
 - the webhook outbox: the contact's events keep only its id, the calls' events their masked resource; the answers
   receivers gave to them (WebhookAttempt) blanked; the events still to be delivered send these;
-- imports: rows of imports not yet confirmed that hold it deleted, with their keys; imports' reports scrubbed;
+- imports: rows of imports not yet confirmed that hold it (its numbers, e-mail or whole name, as the import read
+  them) deleted, with their keys; imports waiting for a confirmation checked again; other imports' reports scrubbed;
 - answers kept for an Idempotency-Key (ApiIdempotentRequest): masked;
 - job errors, the reports' failure reasons (CallRollup keys), dial locks, Django admin's log: scrubbed or deleted.
 
-"Scrubbed": each of the contact's numbers (E.164 with and without +, national and international forms) becomes its
-masked form, and its name and e-mail become "Erased contact". The audit trail keeps that it happened and by whom
-(calls/privacy/audit.py).
+"Scrubbed": each of the contact's numbers (E.164 with and without +, national and international forms, the national
+number without its prefix) becomes its masked form, and its name and e-mail become "Erased contact". The audit trail
+keeps that it happened and by whom (calls/privacy/audit.py).
 """
 
 from __future__ import annotations
@@ -40,6 +41,7 @@ from django.contrib.contenttypes.models import ContentType
 from django.db import connection, transaction
 from django.db.models import Q
 
+from calls import imports
 from calls.models import (
     ERASED_CONTACT,
     ApiIdempotentRequest,
@@ -98,7 +100,8 @@ class Erasure:
 
 
 def number_forms(e164: str) -> list[str]:
-    """The ways a number is written that a copy may hold: E.164 with and without +, international and national."""
+    """The ways a number is written that a copy may hold: E.164 with and without +, international and national, and
+    its national number without the national prefix."""
     forms = {e164, e164.lstrip("+")}
     try:
         parsed = phonenumbers.parse(e164, None)
@@ -107,6 +110,8 @@ def number_forms(e164: str) -> list[str]:
     for fmt in (phonenumbers.PhoneNumberFormat.INTERNATIONAL, phonenumbers.PhoneNumberFormat.NATIONAL):
         shown = phonenumbers.format_number(parsed, fmt)
         forms |= {shown, re.sub(r"\D", "", shown) if fmt == phonenumbers.PhoneNumberFormat.NATIONAL else shown}
+    # As a spreadsheet keeps a number typed without +: its national prefix dropped (7400900461).
+    forms.add(phonenumbers.national_significant_number(parsed))
     return sorted(f for f in forms if sum(c.isdigit() for c in f) >= 6)
 
 
@@ -363,28 +368,61 @@ def _scrub_webhook_events(contact_pk: int, call_pks: list[int], scrub: Scrubber)
 
 
 def _erase_import_rows(numbers: list[str], scrub: Scrubber) -> int:
-    """Rows of imports not yet written that hold the contact: deleted with their keys, so confirming the import
-    does not bring the contact back. Imports' reports (problems, duplicates) are scrubbed."""
+    """Rows of imports not yet written that are theirs: deleted with their keys, so confirming the import does not
+    bring the contact back. A row is theirs when, as the import's check read it, it has one of their numbers or their
+    e-mail, or their whole name (in a Name column, or First and Last name); or, for a row the check could not read
+    (it has a problem), when a cell is their whole name or e-mail or holds one of their numbers. An import waiting
+    for a confirmation that lost rows is checked again, so its preview neither names nor counts them; the other
+    imports' reports (problems, duplicates) and results are scrubbed."""
+    waiting = ContactImport.objects.exclude(status__in=[ContactImport.Status.DONE, ContactImport.Status.EXPIRED])
+    import_pks = list(waiting.values_list("pk", flat=True))
+    keys = [*numbers, *([scrub.email.lower()] if scrub.email else [])]
+    keyed: dict[Any, set[int]] = {}
+    for import_pk, number in ContactImportKey.objects.filter(
+        contact_import_id__in=import_pks, key__in=keys
+    ).values_list("contact_import_id", "number"):
+        keyed.setdefault(import_pk, set()).add(number)
+    theirs = Q(pk__in=[])
+    for import_pk, keyed_rows in keyed.items():
+        theirs |= Q(contact_import_id=import_pk, number__in=keyed_rows)
+    if len(scrub.name) >= 3:
+        theirs |= Q(contact_import_id__in=import_pks, parsed__1__iexact=scrub.name)
     found = set(_ids_where_text_has(ContactImportRow, "cells", scrub.secrets))
     # Only the rows that are theirs (a cell their whole name or e-mail, or one of their numbers): other people's
     # rows that merely share a word stay.
-    row_pks = {
-        pk
-        for pk, cells in ContactImportRow.objects.filter(pk__in=found).values_list("pk", "cells")
-        if scrub.holds_them(cells)
-    }
-    rows = list(ContactImportRow.objects.filter(pk__in=row_pks).values_list("contact_import_id", "number"))
-    for import_id, number in rows:
-        ContactImportKey.objects.filter(contact_import_id=import_id, number=number).delete()
-    ContactImportRow.objects.filter(pk__in=row_pks).delete()
-    keys = [s for s in scrub.secrets if s.startswith("+")] + [s for s in scrub.secrets if "@" in s]
-    ContactImportKey.objects.filter(key__in=keys).delete()
+    theirs |= Q(
+        pk__in=[
+            pk
+            for pk, cells in ContactImportRow.objects.filter(pk__in=found).values_list("pk", "cells")
+            if scrub.holds_them(cells)
+        ]
+    )
+    rows = list(ContactImportRow.objects.filter(theirs).values_list("pk", "contact_import_id", "number"))
+    ContactImportRow.objects.filter(pk__in=[pk for pk, _, _ in rows]).delete()
+    touched: dict[Any, list[int]] = {}
+    for _, import_pk, number in rows:
+        touched.setdefault(import_pk, []).append(number)
+    for import_pk, row_numbers in touched.items():
+        ContactImportKey.objects.filter(contact_import_id=import_pk, number__in=row_numbers).delete()
+    _check_again(ContactImport.objects.filter(pk__in=touched, status=ContactImport.Status.PREVIEW))
     for imp in ContactImport.objects.all().only("pk", "report", "result", "error", "decisions"):
         before = (imp.report, imp.result, imp.error)
         imp.report, imp.result, imp.error = scrub.json(imp.report), scrub.json(imp.result), scrub.text(imp.error)
         if (imp.report, imp.result, imp.error) != before:
             imp.save(update_fields=["report", "result", "error"])
-    return len(row_pks)
+    return len(rows)
+
+
+def _check_again(previews: Iterable[ContactImport]) -> None:
+    """Have imports waiting for a confirmation checked again, their rows changed: the preview waits for the check,
+    which starts once the erasure commits (a job started before would find its rows still there)."""
+    for imp in previews:
+        if not imp.lines.exists():  # none of its rows left: its report, of none, at once
+            imports.check(imp.pk)
+            continue
+        imp.status, imp.progress, imp.report = ContactImport.Status.CHECKING, 0, {}
+        imp.save(update_fields=["status", "progress", "report", "updated_at"])
+        transaction.on_commit(functools.partial(imports.start, "check", imp))
 
 
 def _scrub_api_answers(call_pks: list[int], scrub: Scrubber) -> int:
