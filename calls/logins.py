@@ -282,6 +282,11 @@ def password_check_turn() -> Iterator[None]:
         _checking.release()
 
 
+def _refuse_if_locked_out(username: str, address: str) -> None:
+    if until := locked_until(username, address):
+        raise ValidationError(lockout_message(until), code="locked_out")
+
+
 class LimitedLogin:
     """For a login form: refuse a locked-out account or address before authenticating; count each failure."""
 
@@ -291,11 +296,11 @@ class LimitedLogin:
     def clean(self) -> dict:
         username = self.cleaned_data.get("username") or ""
         address = client_address(self.request)
-        until = locked_until(username, address)
-        if until:
-            raise ValidationError(lockout_message(until), code="locked_out")
+        _refuse_if_locked_out(username, address)
         try:
             with password_check_turn():
+                # Again: the guesses checked while this login waited its turn may have locked them out.
+                _refuse_if_locked_out(username, address)
                 cleaned = super().clean()  # type: ignore[misc]
         except ValidationError as error:
             if any(e.code == "invalid_login" for e in error.error_list):

@@ -3,6 +3,7 @@ password hasher; lock-outs live in the database, admins see and lift them, and a
 
 from __future__ import annotations
 
+import contextlib
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -78,6 +79,26 @@ def test_a_paused_account_is_refused_even_the_right_password_without_checking_it
     response = log_in("alex", PASSWORD, address="192.0.2.99")  # from anywhere
     assert response.status_code == 429
     assert "paused for 14 minutes, until 13:45 GMT" in response.content.decode()
+
+
+def test_a_login_that_waited_its_turn_while_others_locked_the_account_is_refused_unchecked(
+    agent_user, clock, no_hashing, monkeypatch
+):
+    real_turn = logins.password_check_turn
+
+    @contextlib.contextmanager
+    def turn_after_five_guesses():
+        # While this login waited for its turn, five guesses queued before it were checked, and locked the account.
+        for _ in range(5):
+            logins.record_failure("alex", "198.51.100.9")
+        with real_turn():
+            yield
+
+    monkeypatch.setattr(logins, "password_check_turn", turn_after_five_guesses)
+    response = log_in("alex", PASSWORD)
+    assert response.status_code == 429
+    assert "paused for 15 minutes, until 13:45 GMT" in response.content.decode()
+    assert "_auth_user_id" not in response.wsgi_request.session
 
 
 def test_the_pause_ends(agent_user, clock):
