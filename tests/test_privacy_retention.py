@@ -11,7 +11,7 @@ from django.test import Client
 from django.utils import timezone
 
 from calls import reports
-from calls.models import Agent, Call, CallEvent, RetentionPolicy, RetentionRun
+from calls.models import Agent, Call, CallEvent, CallRollup, RetentionPolicy, RetentionRun
 from calls.privacy import audit, mask_number
 from calls.privacy import retention as retention_module
 from calls.privacy.retention import apply_retention
@@ -205,6 +205,50 @@ def test_call_history_and_wrap_ups_keep_no_free_text_once_notes_are_due(agent_us
     call.refresh_from_db()
     assert call.notes == "" and call.disposition_code == "Sale"
     assert "Grace" not in " ".join(CallEvent.objects.values_list("detail", flat=True))
+
+
+def test_a_masked_number_is_masked_where_vccs_words_quote_it_too(agent_user):
+    # VCC's refusal quotes the number verbatim (vccsim: "telephoneNumber '…' is not a valid number"); the history
+    # and the reports' failure reasons keep those words.
+    quoted = "telephoneNumber '+447400123456' is not a valid number"
+    old = make_call(
+        user=agent_user, agent=agent_user.agent, outcome="failed", at=NOW - timedelta(days=40),
+        error_message=quoted, error_status=400, error_display=f"VCC did not accept this number: {quoted}",
+    )  # fmt: skip
+    CallEvent.objects.create(call=old, at=old.requested_at, kind="error", detail=f"HTTP 400: {quoted}")
+    CallEvent.objects.create(call=old, at=old.requested_at, kind="progress", detail="VCC: ringing 07400 123456")
+    recent = make_call(
+        user=agent_user, agent=agent_user.agent, outcome="failed", at=NOW - timedelta(days=10),
+        error_message=quoted, error_status=400, error_display=quoted,
+    )  # fmt: skip
+    reports.refresh_rollup(now=NOW)
+    before = figures(NOW)
+    policy(mask_days=30)
+
+    apply_retention(now=NOW)
+
+    masked = "telephoneNumber '+44 •••• •••456' is not a valid number"
+    old.refresh_from_db()
+    assert old.to_number == "+44 •••• •••456"
+    assert (old.error_message, old.error_display) == (masked, f"VCC did not accept this number: {masked}")
+    assert sorted(old.events.values_list("detail", flat=True)) == [
+        f"HTTP 400: {masked}",
+        "VCC: ringing +44 •••• •••456",
+    ]
+    recent.refresh_from_db()
+    assert recent.error_message == quoted  # not due yet
+    # The reports' failure reasons: the old call's masked, the same counts.
+    keys = dict(CallRollup.objects.filter(facet="error", scope="everyone").values_list("day", "key"))
+    assert keys == {
+        timezone.localdate(old.requested_at): f"400|{masked}",
+        timezone.localdate(recent.requested_at): f"400|{quoted}",
+    }
+    after = figures(NOW)
+    assert {key: n.calls for key, n in before[0]["facets"]["error"].items()} == {f"400|{quoted}": 2}
+    assert {key: n.calls for key, n in after[0]["facets"]["error"].items()} == {f"400|{quoted}": 1, f"400|{masked}": 1}
+    # The roll-up says what the calls say: building it again from them changes nothing.
+    reports.rebuild_rollup(now=NOW)
+    assert figures(NOW) == after
 
 
 def test_the_job_is_periodic_on_the_maintenance_queue():

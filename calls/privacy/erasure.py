@@ -268,23 +268,40 @@ def erase_contact(*, contact_pk: int, by: User, now: datetime) -> Erasure:
     return result
 
 
-_CALL_TEXTS = ("error_message", "error_display", "result_reason", "clid_reason", "consent_reason")
+# A call's texts in VCC's words (and its checks' reasons), which may quote its number: erasure scrubs them, retention
+# masks the number in them when it masks the call's (without_number).
+CALL_TEXTS = ("error_message", "error_display", "result_reason", "clid_reason", "consent_reason")
+
+
+def without_number(text: str, number: str) -> str:
+    """text with every form of number (see number_forms) masked as the call log masks it."""
+    digits = re.sub(r"\D", "", number)
+    # Every form holds the number's digits after its country code (at most 3) in a row, whatever separates them:
+    # the text of most calls has none, and is left without the cost of knowing the number's forms.
+    if not text or not digits or digits[3:] not in re.sub(r"\D", "", text):
+        return text
+    return _scrubber_of(number).text(text)
+
+
+@functools.lru_cache(maxsize=1024)
+def _scrubber_of(number: str) -> Scrubber:
+    return Scrubber(name="", email="", numbers=[number])
 
 
 def _erase_calls(call_pks: list[int], contact_pk: int, scrub: Scrubber) -> int:
     """The calls keep agent, times, outcome, duration and disposition; their number is masked, their notes go, and
     the contact's own calls are shown as "Erased contact". `changed_at` is left alone: reports count the same."""
     fields = ["to_number", "notes", "dnc_override_reason", "request_body", "hours_override_reason"]
-    fields += ["contact", "phone", "contact_erased", *_CALL_TEXTS]
+    fields += ["contact", "phone", "contact_erased", *CALL_TEXTS]
     for chunk in _batched(call_pks):
-        calls = list(Call.objects.filter(pk__in=chunk).only("pk", "contact_id", *fields[:5], *_CALL_TEXTS))
+        calls = list(Call.objects.filter(pk__in=chunk).only("pk", "contact_id", *fields[:5], *CALL_TEXTS))
         for call in calls:
             call.contact_erased = call.contact_erased or call.contact_id == contact_pk
             call.contact_id, call.phone_id = None, None
             call.to_number = mask_number(call.to_number)
             call.notes, call.dnc_override_reason, call.hours_override_reason = "", "", ""
             call.request_body = _masked_request(call.request_body, scrub)
-            for name in _CALL_TEXTS:
+            for name in CALL_TEXTS:
                 setattr(call, name, scrub.text(getattr(call, name)))
         Call.objects.bulk_update(calls, fields)
     _scrub_rollup(scrub)

@@ -2,14 +2,15 @@
 of it.
 
 After the days admins set, (a) call notes, wrap-up notes and do-not-call override reasons are deleted, (b) called
-numbers in the call log are masked (+44 20 •••• •100; the request sent to VCC with them; and the call's link to the
-contact's number, which holds it whole), (c) audit entries are deleted. Calls are walked oldest first by keyset on
+numbers in the call log are masked (+44 20 •••• •100; the request sent to VCC with them; where VCC's words quote
+them: the call's error and reasons, its history, the reports' failure reasons; and the call's link to the contact's
+number, which holds it whole), (c) audit entries are deleted. Calls are walked oldest first by keyset on
 (requested_at, id) in windows of at most BATCH calls (fewer when a window's transaction takes over WINDOW_SECONDS,
 so its row locks are never held long), each window one short transaction that waits at most LOCK_TIMEOUT for a lock
 (`SET LOCAL lock_timeout`), so the call log, clicks and the follower keep going; the policy's `*_done_before`
 advance in the same transaction, so a job killed half-way starts again where it stopped, and later runs read only
 the calls that aged since. No column a report counts is written, nor `changed_at`: reports' figures stay as they
-were.
+were (a failure's reason that quoted a number masked keeps its count, under its masked words).
 """
 
 from __future__ import annotations
@@ -22,15 +23,17 @@ import threading
 import time
 from collections.abc import Callable, Generator
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 from django.db import OperationalError, connection, transaction
+from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
-from calls.models import Call, RetentionPolicy, RetentionRun
+from calls.models import Call, CallEvent, CallRollup, RetentionPolicy, RetentionRun
 from calls.phones import MASK
 from calls.privacy import audit
+from calls.privacy.erasure import CALL_TEXTS, without_number
 from calls.privacy.masking import mask_number
 
 log = logging.getLogger("calls.privacy")
@@ -82,6 +85,11 @@ def apply_retention(*, now: datetime, batch: int = BATCH, clock: Clock | None = 
     return run
 
 
+# A call's change: its id, its masked number (None: kept), whether its notes go, and its CALL_TEXTS with the number
+# masked (None: each kept).
+Change = tuple[int, str | None, bool, tuple[str | None, ...] | None]
+
+
 @dataclass
 class _Plan:
     """A window read and worked out, not written yet: its calls `pks` up to `last`, and what changes among them."""
@@ -89,9 +97,11 @@ class _Plan:
     pks: list[int]
     last: tuple[datetime, int] | None
     done: bool  # the walk's last window
-    changes: list[tuple[int, str | None, bool]]  # (call, its masked number or None, whether its notes go)
+    changes: list[Change]
     cleared: int
     masked: int
+    events: list[tuple[int, str]]  # (history entry, its detail with the number masked)
+    reasons: list[tuple[date, str, str]]  # (day, the reports' failure reason, as it becomes: CallRollup keys)
 
 
 def _walk(run: RetentionRun, notes: _Step, masks: _Step, batch: int) -> None:
@@ -249,15 +259,18 @@ def _apply(table: str, plan: _Plan) -> None:
             cursor.execute("SET LOCAL synchronous_commit = off")
             cursor.execute("SET LOCAL jit = off")  # compiling costs more than these few thousand rows
     _update(table, plan.changes)
+    _scrub_history(plan.events)
+    _scrub_reasons(plan.reasons)
 
 
 def _changes(
     table: str, pks: list[int], notes: _Step, masks: _Step
-) -> tuple[list[tuple[int, str | None, bool]], int, int]:
-    """What changes among the window's calls `pks`: (call, its masked number or None, whether its notes go) for
-    each call with something to clear or mask; then how many notes are cleared and numbers masked."""
+) -> tuple[list[Change], int, int, list[tuple[int, str]], list[tuple[date, str, str]]]:
+    """What changes among the window's calls `pks`: a Change for each call with something to clear or mask; how
+    many notes are cleared and numbers masked; the history entries and the reports' failure reasons that quote a
+    number masked, as they become."""
     if not pks:
-        return [], 0, 0
+        return [], 0, 0, [], []
     id_params: list[Any]
     if connection.vendor == "postgresql":
         ids, id_params = "id = ANY(%s)", [pks]
@@ -266,39 +279,79 @@ def _changes(
     query: list[Any] = [*id_params, f"%{MASK}%"]
     with connection.cursor() as cursor:
         cursor.execute(
-            f"SELECT id, requested_at, to_number, {_HAS_TEXT} FROM {table} "
+            f"SELECT id, requested_at, to_number, {_HAS_TEXT}, error_status, {', '.join(CALL_TEXTS)} FROM {table} "
             f"WHERE {ids} AND ({_HAS_TEXT} "
             f"OR (to_number <> '' AND to_number NOT LIKE %s))",
             query,
         )
         rows = cursor.fetchall()
-    changes: list[tuple[int, str | None, bool]] = []
+    changes: list[Change] = []
+    reasons: set[tuple[date, str, str]] = set()
+    numbers: dict[int, str] = {}  # call -> its number, of the calls whose number is masked
     cleared = masked = 0
-    for pk, at, number, has_notes in rows:
+    for pk, at, number, has_notes, status, *texts in rows:
         at = _aware(at)
         clear = bool(has_notes) and notes.cutoff is not None and at < notes.cutoff
-        mask = None
+        mask = scrubbed = None
         if masks.cutoff is not None and at < masks.cutoff and number and MASK not in number:
-            mask = mask_number(number)
+            mask, numbers[pk] = mask_number(number), number
+            if any(texts):  # most calls have none: a failure's words, a refusal's reason
+                new = [without_number(text, number) for text in texts]
+                if new != texts:
+                    scrubbed = tuple(n if n != t else None for n, t in zip(new, texts, strict=True))
+                    if scrubbed[_MESSAGE] is not None:  # the reports' failure reason (calls/reports.py)
+                        was, becomes = _reason(status, texts[_MESSAGE]), _reason(status, new[_MESSAGE])
+                        reasons.add((timezone.localdate(at), was, becomes))
         if clear or mask is not None:
-            changes.append((pk, mask, clear))
+            changes.append((pk, mask, clear, scrubbed))
             cleared += clear
             masked += mask is not None
-    return changes, cleared, masked
+    return changes, cleared, masked, _history_quoting(numbers), sorted(reasons)
+
+
+_MESSAGE = CALL_TEXTS.index("error_message")
+
+
+def _reason(status: int | None, message: str) -> str:
+    """A failure's reason as the reports' roll-up keys it (calls/reports.py, Facet.ERROR)."""
+    return f"{'' if status is None else status}|{message[:280]}"
+
+
+def _history_quoting(numbers: dict[int, str]) -> list[tuple[int, str]]:
+    """The history entries of these calls that quote their number, each with its detail as it becomes."""
+    if not numbers:
+        return []
+    table = CallEvent._meta.db_table
+    pks = list(numbers)
+    params: list[Any]
+    if connection.vendor == "postgresql":
+        ids, params = "call_id = ANY(%s) AND detail ~ '[0-9]'", [pks]
+    else:
+        ids, params = f"call_id IN ({', '.join(['%s'] * len(pks))}) AND detail <> ''", pks
+    with connection.cursor() as cursor:
+        cursor.execute(f"SELECT id, call_id, detail FROM {table} WHERE {ids}", params)
+        rows = cursor.fetchall()
+    found = []
+    for pk, call_pk, detail in rows:
+        if (new := without_number(detail, numbers[call_pk])) != detail:
+            found.append((pk, new))
+    return found
 
 
 # A call's free text that the notes step clears: its notes and the reasons given to override a refusal.
 _HAS_TEXT = "(notes <> '' OR dnc_override_reason <> '' OR hours_override_reason <> '')"
 
 
-def _update(table: str, changes: list[tuple[int, str | None, bool]]) -> None:
-    """One UPDATE for the window: the masked number (NULL: kept) and whether the notes go, by id."""
+def _update(table: str, changes: list[Change]) -> None:
+    """One UPDATE for the window: the masked number (NULL: kept), whether the notes go, and the texts that quoted
+    the number (NULL: kept), by id."""
     # The row triggers would copy the notes cleared here into the audit trail (audit.quiet); the entries the calls'
     # wrap-ups made keep that the notes changed, not what they said (strip_notes_of_calls).
-    cleared = [pk for pk, _, clear in changes if clear]
+    cleared = [pk for pk, _, clear, _ in changes if clear]
     with audit.quiet(), connection.cursor() as cursor:
         audit.strip_notes_of_calls(cleared)
         if connection.vendor == "postgresql":
+            texts = [[None if c[3] is None else c[3][i] for c in changes] for i in range(len(CALL_TEXTS))]
             cursor.execute(
                 f"""UPDATE {table} c SET
                       to_number = COALESCE(v.masked, c.to_number),
@@ -308,13 +361,15 @@ def _update(table: str, changes: list[tuple[int, str | None, bool]]) -> None:
                           ELSE c.request_body END,
                       notes = CASE WHEN v.clear THEN '' ELSE c.notes END,
                       dnc_override_reason = CASE WHEN v.clear THEN '' ELSE c.dnc_override_reason END,
-                      hours_override_reason = CASE WHEN v.clear THEN '' ELSE c.hours_override_reason END
-                    FROM unnest(%s::bigint[], %s::text[], %s::boolean[]) AS v(id, masked, clear)
+                      hours_override_reason = CASE WHEN v.clear THEN '' ELSE c.hours_override_reason END,
+                      {", ".join(f"{name} = COALESCE(v.{name}, c.{name})" for name in CALL_TEXTS)}
+                    FROM unnest(%s::bigint[], %s::text[], %s::boolean[]{", %s::text[]" * len(CALL_TEXTS)})
+                      AS v(id, masked, clear, {", ".join(CALL_TEXTS)})
                     WHERE c.id = v.id""",
-                [[c[0] for c in changes], [c[1] for c in changes], [c[2] for c in changes]],
+                [[c[0] for c in changes], [c[1] for c in changes], [c[2] for c in changes], *texts],
             )
             return
-        for pk, masked, clear in changes:  # SQLite: the demo and quick tests
+        for pk, masked, clear, scrubbed in changes:  # SQLite: the demo and quick tests
             call = Call.objects.only("pk", "request_body").get(pk=pk)
             fields: dict[str, object] = {}
             if masked is not None:
@@ -325,7 +380,47 @@ def _update(table: str, changes: list[tuple[int, str | None, bool]]) -> None:
                     fields["request_body"] = body
             if clear:
                 fields.update(notes="", dnc_override_reason="", hours_override_reason="")
+            fields.update(
+                {name: text for name, text in zip(CALL_TEXTS, scrubbed or (), strict=False) if text is not None}
+            )
             Call.objects.filter(pk=pk).update(**fields)
+
+
+def _scrub_history(events: list[tuple[int, str]]) -> None:
+    """The history entries that quoted a number masked, written as they become."""
+    if connection.vendor == "postgresql" and events:
+        with connection.cursor() as cursor:
+            cursor.execute(
+                f"UPDATE {CallEvent._meta.db_table} e SET detail = v.detail "
+                "FROM unnest(%s::bigint[], %s::text[]) AS v(id, detail) WHERE e.id = v.id",
+                [[pk for pk, _ in events], [detail for _, detail in events]],
+            )
+        return
+    for pk, detail in events:
+        CallEvent.objects.filter(pk=pk).update(detail=detail)
+
+
+def _scrub_reasons(reasons: list[tuple[date, str, str]]) -> None:
+    """The reports' failure reasons (CallRollup keys) that quoted a number masked, as the calls' own now give them:
+    building the roll-up again from the calls gives the same keys."""
+    scopes = list(CallRollup.Scope.values)  # the index's first column: each day's rows are found through it
+    if connection.vendor == "postgresql" and reasons:
+        with connection.cursor() as cursor:
+            cursor.execute(
+                f"UPDATE {CallRollup._meta.db_table} r SET key = v.becomes "
+                "FROM unnest(%s::date[], %s::text[], %s::text[]) AS v(day, reason, becomes) "
+                "WHERE r.scope = ANY(%s) AND r.day = v.day AND r.facet = %s AND r.key = v.reason",
+                [
+                    [r[0] for r in reasons],
+                    [r[1] for r in reasons],
+                    [r[2] for r in reasons],
+                    scopes,
+                    CallRollup.Facet.ERROR,
+                ],
+            )
+        return
+    for day, reason, becomes in reasons:
+        CallRollup.objects.filter(day=day, facet=CallRollup.Facet.ERROR, key=reason).update(key=becomes)
 
 
 def _advance(notes: _Step, masks: _Step, last: tuple[datetime, int] | None, done: bool) -> None:
