@@ -164,8 +164,8 @@ def _text(chunks: Iterable[bytes], facts: FileFacts | None = None) -> Iterator[s
     the first chunk is not UTF-8 and has no UTF-8 letter either, Windows-1252 (a superset of Latin-1's letters:
     what Excel on Windows saves as "CSV"). A file read as UTF-8 whose non-UTF-8 bytes come only after plain ASCII
     switches to Windows-1252 there (the text so far reads the same in both); one that mixes UTF-8 and other bytes,
-    in any chunk, is refused. A NUL anywhere, not only near the start, is refused: no text file has one, and PostgreSQL cannot
-    store it."""
+    in any chunk, is refused. A NUL anywhere, not only near the start, is refused: no text file has one, and
+    PostgreSQL cannot store it."""
     facts = facts if facts is not None else FileFacts()
     size, blank, first = 0, True, b""
     source = iter(chunks)
