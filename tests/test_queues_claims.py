@@ -8,7 +8,7 @@ from datetime import timedelta
 import pytest
 from django.db import connection
 
-from calls.models import Agent, Callback, CallQueue
+from calls.models import Agent, Callback, CallQueue, QueueEntry
 from calls.queues import building, claims, working
 from tests import _queues
 from tests._queues import NOW, _contact
@@ -111,10 +111,10 @@ def test_agents_asking_while_a_claim_runs_are_served_together_in_the_queues_orde
     statements: list[list[int]] = []
     execute = claims._execute_claim
 
-    def counted(sql, params):
+    def counted(sql, params, take_back):
         assert claims.is_claim(sql)
         statements.append(params[0])  # the users it claims for
-        return execute(sql, params)
+        return execute(sql, params, take_back)
 
     monkeypatch.setattr(claims, "_execute_claim", counted)
     got: dict[int, int] = {}
@@ -255,3 +255,123 @@ def test_a_claim_that_fails_fails_for_every_agent_waiting_on_it_and_frees_the_de
     assert desk.busy is False
     monkeypatch.setattr(claims, "_claim_for", claim_for)
     assert working.take_next(user=users[1], queue=queue, now=NOW).held is not None  # the desk works again
+
+
+def _two_queues_of_the_same_leads(leads: int) -> tuple[list, CallQueue, CallQueue]:
+    """Two agents, and two queues of the same leads given to both."""
+    users, first = _agents_and_queue(agents=2, leads=leads)
+    boss = first.created_by
+    second = building.make_queue(
+        user=boss, name="Again", now=NOW, source_filter={"company": "Acme"}, agents=Agent.objects.all()
+    ).queue
+    return users, first, second
+
+
+def _own_connection():
+    """A connection of its own to the test database (psycopg, outside Django), its transaction left open."""
+    import psycopg
+
+    params = connection.get_connection_params()
+    return psycopg.connect(**{k: v for k, v in params.items() if k not in ("cursor_factory", "context")})
+
+
+def _claim(conn, queue: CallQueue, user) -> tuple[list[int], set[int]]:
+    """What the desk runs, on `conn` (transaction left open): the contacts claimed, and the entries taken back."""
+    sql, params = claims.claim_statement(queue, user_ids=[user.pk], now=NOW, closed=[])
+    rows = conn.execute(sql, params).fetchall()
+    take_back, take_back_params = claims.take_back_statement(queue, user_ids=[user.pk], now=NOW)
+    taken_back = {row[0] for row in conn.execute(take_back, take_back_params).fetchall()}
+    return [row[3] for row in rows], taken_back  # row[3]: the entry's contact_id
+
+
+def _holders() -> dict[int, list[str]]:
+    """Who holds each contact, in which queue."""
+    held: dict[int, list[str]] = {}
+    for queue, contact, user in QueueEntry.objects.filter(claimed_by__isnull=False).values_list(
+        "queue__name", "contact_id", "claimed_by__username"
+    ):
+        held.setdefault(contact, []).append(f"{user} in {queue}")
+    return held
+
+
+@needs_postgres
+@pytest.mark.django_db(transaction=True)
+def test_claims_at_once_in_two_queues_of_the_same_contacts_hand_each_contact_to_one_agent():
+    """Each claim locks its own queue's entry: the first contact's lock makes the second claim skip them, although
+    its entry in the other queue is free and the first claim is not committed yet."""
+    (first_agent, second_agent), first, second = _two_queues_of_the_same_leads(3)
+    c1, c2 = _own_connection(), _own_connection()
+    try:
+        got_first, _ = _claim(c1, first, first_agent)  # running: its transaction is open
+        got_second, taken_back = _claim(c2, second, second_agent)
+        c2.commit()
+        c1.commit()
+    finally:
+        c1.close()
+        c2.close()
+    assert len(got_first) == len(got_second) == 1 and got_first != got_second and not taken_back
+    assert all(len(holders) == 1 for holders in _holders().values())
+
+
+@needs_postgres
+@pytest.mark.django_db(transaction=True)
+def test_a_claim_committed_after_another_claim_started_is_seen_and_the_later_claim_takes_its_contact_back():
+    """The claim statement's snapshot is taken when it starts: a claim of the same contact committed before it locks
+    the contact (its lock gone with its commit) is not in it. The take-back statement that follows, in the same
+    transaction, sees it and lets the contact go. Here the first claim commits between the two statements."""
+    (first_agent, second_agent), first, second = _two_queues_of_the_same_leads(3)
+    lead = first.entries.order_by("position").first()
+    c1, c2 = _own_connection(), _own_connection()
+    try:
+        # The first agent's claim of the first lead, not committed yet, the contact's lock already let go.
+        c1.execute(
+            f"UPDATE {QueueEntry._meta.db_table} SET claimed_by_id = %s, claimed_at = %s, claimed_since = %s "
+            "WHERE id = %s",
+            [first_agent.pk, NOW, NOW, lead.pk],
+        )
+        sql, params = claims.claim_statement(second, user_ids=[second_agent.pk], now=NOW, closed=[])
+        got = [row[3] for row in c2.execute(sql, params).fetchall()]
+        assert got == [lead.contact_id]  # the first claim is not in its snapshot
+        c1.commit()
+        take_back, take_back_params = claims.take_back_statement(second, user_ids=[second_agent.pk], now=NOW)
+        taken_back = [row[0] for row in c2.execute(take_back, take_back_params).fetchall()]
+        c2.commit()
+    finally:
+        c1.close()
+        c2.close()
+    assert taken_back == [second.entries.get(contact_id=lead.contact_id).pk]
+    assert _holders() == {lead.contact_id: [f"{first_agent.username} in {first.name}"]}
+    # The second agent, asking again, gets the next lead.
+    got_next = working.take_next(user=second_agent, queue=second, now=NOW).held
+    assert got_next.contact.pk != lead.contact_id
+
+
+@pytest.mark.skipif(
+    connection.vendor != "postgresql", reason="threads writing at once: SQLite's in-memory test database refuses them"
+)
+@pytest.mark.django_db(transaction=True)
+def test_agents_pulling_next_at_once_in_two_queues_of_the_same_contacts_never_get_the_same_contact():
+    users, first = _agents_and_queue(agents=8, leads=20)
+    second = building.make_queue(
+        user=first.created_by, name="Again", now=NOW, source_filter={"company": "Acme"}, agents=Agent.objects.all()
+    ).queue
+    barrier = threading.Barrier(len(users))
+    got: dict[str, int] = {}
+    errors: list[BaseException] = []
+
+    def pull(user, queue) -> None:
+        try:
+            barrier.wait()
+            got[user.username] = working.take_next(user=user, queue=queue, now=NOW).held.contact.pk
+        except BaseException as exc:  # noqa: BLE001 - reported below
+            errors.append(exc)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=pull, args=(u, (first, second)[i % 2])) for i, u in enumerate(users)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors
+    assert len(got) == 8 and len(set(got.values())) == 8

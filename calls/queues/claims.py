@@ -67,9 +67,9 @@ _ROW_COLUMNS = 1 + _ENTRY_COLUMNS + _PHONE_COLUMNS + 1 + len(Contact._meta.concr
 def _claim_sql(most: int) -> str:
     """One statement for a batch of agents: those asked about (`check_owes`) who hold or owe something are left
     out and answered as such; each of the others gets one of the queue's first entries that may be offered, the
-    first to the first who asked. The entries are locked with SKIP LOCKED and claimed. A row for each agent who owes
-    (with no entry), and for each entry claimed, once for each number of its contact (primary first; once with no
-    number for a contact without one); the last column says which.
+    first to the first who asked. The entries and their contacts are locked with SKIP LOCKED and claimed. A row
+    for each agent who owes (with no entry), and for each entry claimed, once for each number of its contact
+    (primary first; once with no number for a contact without one); the last column says which.
 
     Written by hand, in one statement (the ORM took three, and its states as parameters kept a prepared plan off
     the partial indexes `state = 'waiting'` and `'open'`); the states are literals. working._candidates says which
@@ -81,6 +81,7 @@ def _claim_sql(most: int) -> str:
     PostgreSQL's statistics knew a queue of 100,000, the plan for 200 agents joined the claimed entries by hashing
     the whole queue and every contact's numbers (1.4 s, bench/README.md)."""
     entries, attempts, callbacks = QueueEntry._meta.db_table, QueueAttempt._meta.db_table, Callback._meta.db_table
+    contacts = Contact._meta.db_table
     columns = ", ".join(f"e.{f.column}" for f in QueueEntry._meta.concrete_fields)
     phone_id = 2 + _ENTRY_COLUMNS  # positions in the result
     primary = phone_id + [f.name for f in ContactPhone._meta.concrete_fields].index("is_primary")
@@ -91,16 +92,19 @@ def _claim_sql(most: int) -> str:
         f"owe AS (SELECT u.user_id FROM asking u WHERE u.check_owes AND ({_owes_sql('u.user_id')})), "
         "free AS (SELECT f.user_id, row_number() OVER (ORDER BY f.n) AS n FROM asking f "
         "WHERE NOT EXISTS (SELECT 1 FROM owe WHERE owe.user_id = f.user_id)), "
-        f"pick AS (SELECT c.id, c.is_callback, c.position FROM {entries} c "
+        f"pick AS (SELECT c.id, c.is_callback, c.position FROM {entries} c JOIN {contacts} k ON k.id = c.contact_id "
         f"WHERE c.queue_id = %s AND c.state = '{QueueEntry.State.WAITING}' AND c.due_at <= %s "
         "AND (c.claimed_by_id IS NULL OR c.claimed_at <= %s) AND c.time_zone <> ALL(%s::text[]) "
         f"AND NOT EXISTS (SELECT 1 FROM {attempts} a WHERE a.entry_id = c.id AND a.effect = '') "
         f"AND NOT EXISTS (SELECT 1 FROM {callbacks} b WHERE b.contact_id = c.contact_id "
         f"AND b.state = '{Callback.State.OPEN}') "
-        # Nor a contact someone holds in another queue: one contact, one agent at a time, whatever the queue.
+        # Nor a contact someone holds in another queue: one contact, one agent at a time, whatever the queue. The
+        # contact is locked too, so that a claim of the same contact running in another queue skips it (each
+        # claim would lock only its own queue's entry); TAKE_BACK_SQL deals with a claim committed meanwhile.
         f"AND NOT EXISTS (SELECT 1 FROM {entries} o WHERE o.contact_id = c.contact_id AND o.id <> c.id "
         "AND o.claimed_by_id IS NOT NULL AND o.claimed_at > %s) "
-        f"ORDER BY c.is_callback DESC, c.position LIMIT {int(most)} FOR UPDATE OF c SKIP LOCKED), "
+        f"ORDER BY c.is_callback DESC, c.position LIMIT {int(most)} "
+        "FOR UPDATE OF c SKIP LOCKED FOR NO KEY UPDATE OF k SKIP LOCKED), "
         "numbered AS (SELECT id, row_number() OVER (ORDER BY is_callback DESC, position) AS n FROM pick), "
         f"claimed AS (UPDATE {entries} e SET claimed_by_id = free.user_id, claimed_at = %s, claimed_since = %s "
         "FROM numbered JOIN free ON free.n = numbered.n "
@@ -138,16 +142,41 @@ def claim_statement(
     return claim_sql(len(user_ids)), [user_ids, checks, *owes, queue.pk, now, fresh, closed, fresh, now, now]
 
 
-def _execute_claim(sql: str, params: list[Any]) -> list[tuple[Any, ...]]:
-    """The claim statement's rows. Planned for its values at each run (1.3 to 5 ms of PostgreSQL's), never on a
-    generic plan: one made for any queue took the queue's size from the statistics, and once they knew a queue of
-    100,000 entries it sorted the whole queue for one agent (0.6 s a claim, bench/README.md). Without JIT:
-    compiling the plan for 200 agents took 60 to 100 ms, running it 12."""
+# The entries a claim statement just claimed (for these users, in this queue, at this moment) whose contact
+# another agent holds in another queue, let go again. Run right after the claim, in its transaction: the claim
+# skips a contact whose lock another claim holds, but a claim that has committed holds no lock any more, and the
+# claim statement's snapshot, taken when it started, may not see it. This statement's own snapshot, taken once the
+# claim holds its contacts' locks, does: of two claims of one contact, the second to lock it takes it back.
+TAKE_BACK_SQL = (
+    f"UPDATE {QueueEntry._meta.db_table} e SET claimed_by_id = NULL, claimed_at = NULL, claimed_since = NULL "
+    "WHERE e.queue_id = %s AND e.claimed_by_id = ANY(%s::bigint[]) AND e.claimed_at = %s AND e.claimed_since = %s "
+    f"AND EXISTS (SELECT 1 FROM {QueueEntry._meta.db_table} o WHERE o.contact_id = e.contact_id AND o.id <> e.id "
+    "AND o.claimed_by_id IS NOT NULL AND o.claimed_at > %s) "
+    "RETURNING e.id"
+)
+
+
+def take_back_statement(queue: CallQueue, *, user_ids: list[int], now: datetime) -> tuple[str, list[Any]]:
+    """TAKE_BACK_SQL and its parameters, for a claim_statement with the same queue, users and moment."""
+    return TAKE_BACK_SQL, [queue.pk, user_ids, now, now, now - CLAIM_IDLE]
+
+
+def _execute_claim(
+    sql: str, params: list[Any], take_back: tuple[str, list[Any]]
+) -> tuple[list[tuple[Any, ...]], set[int]]:
+    """The claim statement's rows, and the entries taken back after it (take_back_statement). Planned for its
+    values at each run (1.3 to 5 ms of PostgreSQL's), never on a generic plan: one made for any queue took the
+    queue's size from the statistics, and once they knew a queue of 100,000 entries it sorted the whole queue for
+    one agent (0.6 s a claim, bench/README.md). Without JIT: compiling the plan for 200 agents took 60 to 100 ms,
+    running it 12."""
     with connection.cursor() as cursor:
-        # One round trip. SET LOCAL: for this statement (in a caller's transaction, for the rest of it).
-        cursor.execute(f"SET LOCAL jit = off; {sql}", params)
+        # One round trip, one transaction (the statements of one query string run in one). SET LOCAL: for this
+        # transaction (in a caller's transaction, for the rest of it).
+        cursor.execute(f"SET LOCAL jit = off; {sql}; {take_back[0]}", [*params, *take_back[1]])
         cursor.nextset()
-        return cursor.fetchall()
+        rows = cursor.fetchall()
+        cursor.nextset()
+        return rows, {row[0] for row in cursor.fetchall()}
 
 
 def _read_claims(
@@ -308,10 +337,12 @@ def _claim_for(
             break
         users = list(checks)
         statement = claim_statement(queue, user_ids=users, check_owes=list(checks.values()), now=now, closed=closed)
-        rows = _execute_claim(*statement)
+        rows, taken_back = _execute_claim(*statement, take_back_statement(queue, user_ids=users, now=now))
         entries, numbers, owing = _read_claims(rows)
         owe |= owing
         for user_id, entry in entries.items():
+            if entry.pk in taken_back:
+                continue  # another agent's claim of the contact came first: this agent asks again
             contact, phone = number_to_call(numbers[user_id])
             if offer(entry, contact, phone, hours=hours, now=now) and contact is not None:  # offered: it has one
                 entry.contact = contact
