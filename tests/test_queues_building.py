@@ -72,3 +72,49 @@ def test_making_and_changing_a_queue_is_in_the_audit_trail(queue):
     kinds = list(AuditEntry.objects.filter(object_type="queue", object_id=str(queue.pk)).values_list("kind", "after"))
     assert ("queue.create", kinds[0][1]) == kinds[0] and kinds[0][1]["name"] == "Acme leads"
     assert kinds[-1] == ("queue.update", {"state": "paused"})
+
+
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="two transactions at once: SQLite's test database")
+@pytest.mark.django_db(transaction=True)
+def test_a_live_queue_takes_in_contacts_whose_transaction_commits_after_a_higher_id_was_looked_at():
+    """An import writes its contacts in one long transaction. A contact typed in meanwhile gets a higher id and
+    commits first; the minute job looks past it. The import's contacts, committed later with lower ids, still
+    join at the next look."""
+    import threading
+
+    from django.db import transaction
+
+    from tests.conftest import create_user
+
+    boss = create_user("boss", "supervisor")
+    _contact("First", "+447400123400", company="Acme")
+    queue = building.make_queue(user=boss, name="Live", now=NOW, source_filter={"company": "Acme"}, live=True).queue
+    written, commit = threading.Event(), threading.Event()
+    errors: list[BaseException] = []
+
+    def long_import() -> None:
+        try:
+            with transaction.atomic():
+                _contact("Imported", "+447400123401", company="Acme", created=NOW - timedelta(minutes=2))
+                written.set()
+                assert commit.wait(timeout=60)
+        except BaseException as exc:  # noqa: BLE001 - reported below
+            errors.append(exc)
+        finally:
+            written.set()
+            connection.close()
+
+    thread = threading.Thread(target=long_import)
+    thread.start()
+    assert written.wait(timeout=60)
+    typed = _contact("Typed in", "+447400123402", company="Acme", created=NOW - timedelta(minutes=1))
+    assert building.add_new_matches(queue, now=NOW) == 1  # the minute job: "Typed in"; the import is not committed
+    queue.refresh_from_db()
+    assert queue.live_after == typed.pk
+    commit.set()
+    thread.join()
+    assert not errors
+    assert building.add_new_matches(queue, now=NOW + timedelta(minutes=1)) == 1  # the next minute: "Imported"
+    assert _names(queue) == ["First", "Typed in", "Imported"]
+    assert building.add_new_matches(queue, now=NOW + timedelta(minutes=2)) == 0  # each contact once
+    assert list(queue.entries.order_by("position").values_list("position", flat=True)) == [1, 2, 3]

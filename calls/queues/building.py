@@ -8,11 +8,11 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from django.db import connection, transaction
-from django.db.models import Max
+from django.db.models import Max, Q
 
 from calls.models import CallQueue, Contact, ContactImport, ContactPhone, ImportedContact, QueueEntry
 
@@ -75,17 +75,25 @@ def make_queue(
     return Made(queue, added, left_out)
 
 
+# How long a contact may be written before the transaction writing it commits: an import's apply writes up to
+# 200,000 contacts in one transaction (a minute or a few; bench/README.md).
+LATE_COMMIT = timedelta(hours=1)
+
+
 def add_new_matches(queue: CallQueue, *, now: datetime) -> int:
-    """A live queue's new matches since it last looked (contacts made after it), put at its end. Returns how many."""
+    """A live queue's new matches since it last looked (contacts made after it), put at its end. Returns how many.
+
+    The contacts made in the last LATE_COMMIT are looked at again each time: ids are handed out as rows are
+    written, not as their transactions commit, so an import that commits after a contact typed in meanwhile brings
+    ids lower than the highest already looked at (live_after), which looking past live_after alone would miss."""
     if not queue.live or queue.state == CallQueue.State.CLOSED:
         return 0
     with transaction.atomic():
         locked = CallQueue.objects.select_for_update().get(pk=queue.pk)
         last = Contact.objects.aggregate(last=Max("pk"))["last"] or 0
-        if last <= locked.live_after:
-            return 0
-        added, _ = _add(locked, now=now, after=locked.live_after, up_to=last)
-        CallQueue.objects.filter(pk=queue.pk).update(live_after=last)
+        added, _ = _add(locked, now=now, after=locked.live_after, up_to=last, made_since=now - LATE_COMMIT)
+        if last > locked.live_after:
+            CallQueue.objects.filter(pk=queue.pk).update(live_after=last)
     return added
 
 
@@ -105,10 +113,13 @@ def matching(queue: CallQueue) -> Any:
     return list_filters(contacts, owner, filters)  # type: ignore[arg-type]  # owner is set when "mine" is
 
 
-def _add(queue: CallQueue, *, now: datetime, up_to: int, after: int = 0) -> tuple[int, int]:
-    """Insert the queue's callable matches with ids in (after, up_to], positions after its last; returns (added,
-    left out)."""
-    candidates = matching(queue).filter(pk__gt=after, pk__lte=up_to).values("pk")
+def _add(
+    queue: CallQueue, *, now: datetime, up_to: int, after: int = 0, made_since: datetime | None = None
+) -> tuple[int, int]:
+    """Insert the queue's callable matches not in it yet with ids in (after, up_to] (or made since made_since),
+    positions after its last; returns (added, left out)."""
+    window = Q(pk__gt=after) if made_since is None else Q(pk__gt=after) | Q(created_at__gt=made_since)
+    candidates = matching(queue).filter(window, pk__lte=up_to).values("pk")
     sub_sql, params = candidates.query.sql_with_params()
     entries, contacts, phones = QueueEntry._meta.db_table, Contact._meta.db_table, ContactPhone._meta.db_table
     start = QueueEntry.objects.filter(queue=queue).aggregate(last=Max("position"))["last"] or 0
@@ -122,8 +133,10 @@ def _add(queue: CallQueue, *, now: datetime, up_to: int, after: int = 0) -> tupl
             "last_outcome, skip_reason, time_zone) "
             f"SELECT %s, c.id, %s + row_number() OVER (ORDER BY {order}), %s, %s, 0, FALSE, '', '', '' "
             f"FROM {contacts} c WHERE c.id IN ({sub_sql}) AND {callable_} "
+            f"AND NOT EXISTS (SELECT 1 FROM {entries} x WHERE x.queue_id = %s AND x.contact_id = c.id) "
             "ON CONFLICT (queue_id, contact_id) DO NOTHING",
-            [queue.pk, start, QueueEntry.State.WAITING, connection.ops.adapt_datetimefield_value(now), *params],
+            [queue.pk, start, QueueEntry.State.WAITING, connection.ops.adapt_datetimefield_value(now), *params]
+            + [queue.pk],
         )
         added = cursor.rowcount
         cursor.execute(f"SELECT count(*) FROM {contacts} c WHERE c.id IN ({sub_sql}) AND NOT ({callable_})", [*params])
