@@ -27,7 +27,7 @@ def test_each_agent_gets_the_next_contact_and_keeps_it_until_its_call_is_settled
 
 def test_a_claim_lapses_after_ten_idle_minutes_and_a_sign_of_the_agent_keeps_it(queue, agent_user, other_agent_user):
     working.take_next(user=agent_user, queue=queue, now=NOW)
-    working.still_here(agent_user, now=NOW + timedelta(minutes=8))
+    working.still_here(agent_user, queue, now=NOW + timedelta(minutes=8))
     later = NOW + timedelta(minutes=12)
     assert working.take_next(user=other_agent_user, queue=queue, now=later).held.contact.name == "Ben"
     working.release(other_agent_user)
@@ -302,3 +302,42 @@ def test_an_outcome_is_applied_once(queue, agent_user):
     stale.effect = ""
     assert working.settle(stale, now=NOW + timedelta(minutes=5)) == "retry"
     assert QueueEntry.objects.get(pk=held.entry.pk).due_at == due  # not pushed again
+
+
+def test_start_on_another_queue_gives_back_the_contact_held_in_the_first(
+    queue, supervisor_user, agent_user, other_agent_user
+):
+    """Start on queue B without Stop on queue A: Ada goes back to A at once, and B's bar, refreshing for half an
+    hour, does not keep her (she was held with no time limit, "being called by colleagues" everywhere)."""
+    other = building.make_queue(user=supervisor_user, name="Other", now=NOW, source_filter={"company": "Other"}).queue
+    assert working.take_next(user=agent_user, queue=queue, now=NOW).held.contact.name == "Ada"
+    assert working.take_next(user=agent_user, queue=other, now=NOW).held.contact.name == "Zed"
+    ada = QueueEntry.objects.get(queue=queue, contact__name="Ada")
+    assert ada.claimed_by is None and ada.claimed_at is None
+    for minute in range(1, 31):
+        working.still_here(agent_user, other, now=NOW + timedelta(minutes=minute))
+    later = NOW + timedelta(minutes=30)
+    assert working.take_next(user=other_agent_user, queue=queue, now=later).held.contact.name == "Ada"
+    assert QueueEntry.objects.get(queue=other, contact__name="Zed").claimed_at == later  # B's own, kept
+
+
+def test_start_on_another_queue_applies_the_outcome_of_the_call_made_in_the_first(queue, supervisor_user, agent_user):
+    other = building.make_queue(user=supervisor_user, name="Other", now=NOW, source_filter={"company": "Other"}).queue
+    held = working.take_next(user=agent_user, queue=queue, now=NOW).held
+    call = make_call(user=agent_user, agent=Agent.objects.get(user=agent_user), outcome="busy", contact=held.contact)
+    QueueAttempt.objects.create(queue=queue, entry=held.entry, call=call, user=agent_user, at=NOW)  # not settled yet
+    assert working.take_next(user=agent_user, queue=other, now=NOW).held.contact.name == "Zed"
+    ada = QueueEntry.objects.get(pk=held.entry.pk)
+    assert ada.claimed_by is None and ada.last_outcome == "Line busy" and ada.due_at == NOW + timedelta(hours=1)
+
+
+def test_a_sign_of_the_agent_keeps_only_what_they_hold_in_the_queue_whose_bar_refreshes(
+    queue, supervisor_user, agent_user
+):
+    other = building.make_queue(user=supervisor_user, name="Other", now=NOW, source_filter={"company": "Other"}).queue
+    QueueEntry.objects.filter(contact__name__in=["Ada", "Zed"]).update(
+        claimed_by=agent_user, claimed_at=NOW, claimed_since=NOW
+    )
+    working.still_here(agent_user, other, now=NOW + timedelta(minutes=5))
+    claimed = dict(QueueEntry.objects.filter(claimed_by=agent_user).values_list("contact__name", "claimed_at"))
+    assert claimed == {"Ada": NOW, "Zed": NOW + timedelta(minutes=5)}

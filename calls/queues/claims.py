@@ -41,15 +41,16 @@ OWES = "owes"  # the agent holds a contact or a callback, or a callback is due t
 
 
 def _owes_sql(user: str) -> str:
-    """Whether the user (the SQL `user`) holds a contact in this queue or a callback, or has a callback due (theirs
-    or a group's that nobody holds). Parameters: the queue, then the moments fresh, fresh, now, fresh."""
+    """Whether the user (the SQL `user`) holds a contact in any queue (one held in another is given back on the
+    long way) or a callback, or has a callback due (theirs or a group's that nobody holds). Parameters: the moments
+    fresh, fresh, now, fresh."""
     entries, callbacks = QueueEntry._meta.db_table, Callback._meta.db_table
     members, agents = AgentGroup.members.through._meta.db_table, Agent._meta.db_table
     # `claimed_by_id IS NOT NULL`, implied by the equality, is written out for a plan that looks for all the batch's
     # users at once (a hashed subplan): it can then read the small indexes of claimed rows, not the whole queue.
     return (
         f"EXISTS (SELECT 1 FROM {entries} WHERE claimed_by_id = {user} AND claimed_by_id IS NOT NULL "
-        "AND queue_id = %s AND claimed_at > %s) "
+        "AND claimed_at > %s) "
         f"OR EXISTS (SELECT 1 FROM {callbacks} WHERE claimed_by_id = {user} AND claimed_by_id IS NOT NULL "
         "AND claimed_at > %s) "
         f"OR EXISTS (SELECT 1 FROM {callbacks} b WHERE b.state = '{Callback.State.OPEN}' AND b.due_at <= %s "
@@ -138,7 +139,7 @@ def claim_statement(
     those checked), in the queue now (closed: the time zones closed now)."""
     fresh = now - CLAIM_IDLE
     checks = check_owes if check_owes is not None else [False] * len(user_ids)
-    owes = [queue.pk, fresh, fresh, now, fresh]
+    owes = [fresh, fresh, now, fresh]
     return claim_sql(len(user_ids)), [user_ids, checks, *owes, queue.pk, now, fresh, closed, fresh, now, now]
 
 

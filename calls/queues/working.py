@@ -114,11 +114,24 @@ def held(user: User, queue: CallQueue, *, now: datetime) -> Held | None:
     return Held(queue, entry.contact, entry=entry) if entry is not None else None
 
 
-def still_here(user: User, *, now: datetime) -> None:
-    """A sign of the agent (the queue bar's refresh): their claims stay theirs for another CLAIM_IDLE."""
+def still_here(user: User, queue: CallQueue, *, now: datetime) -> None:
+    """A sign of the agent (the refresh of this queue's bar): what they hold in this queue, and their callback,
+    stay theirs for another CLAIM_IDLE. A contact held in another queue is not kept by it: it lapses."""
     fresh = now - CLAIM_IDLE
-    QueueEntry.objects.filter(claimed_by=user, claimed_at__gt=fresh).update(claimed_at=now)
+    QueueEntry.objects.filter(claimed_by=user, queue=queue, claimed_at__gt=fresh).update(claimed_at=now)
     Callback.objects.filter(claimed_by=user, claimed_at__gt=fresh).update(claimed_at=now)
+
+
+def _let_go_elsewhere(user: User, queue: CallQueue, *, now: datetime) -> None:
+    """Give back what the user holds in other queues (Start here without Stop there), its call's outcome applied
+    first if it is known; a call still going on is settled by the minute job, and keeps its contact from being
+    offered until then."""
+    elsewhere = QueueEntry.objects.filter(claimed_by=user).exclude(queue=queue)
+    for attempt in QueueAttempt.objects.filter(
+        entry__in=elsewhere, effect=QueueAttempt.Effect.PENDING, call__isnull=False
+    ):
+        settle(attempt, now=now)
+    elsewhere.update(claimed_by=None, claimed_at=None, claimed_since=None)
 
 
 def release(user: User) -> int:
@@ -148,6 +161,7 @@ def take_next(*, user: User, queue: CallQueue, now: datetime) -> Next:
         got = claims.take(user.pk, queue, now=now, hours=hours, check_owes=True)
         if got != claims.OWES:
             return _as_next(queue, got, now=now)
+    _let_go_elsewhere(user, queue, now=now)
     current = held(user, queue, now=now)
     if current is not None:
         attempt = current.attempt

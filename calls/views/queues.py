@@ -337,7 +337,7 @@ def bar_context(user: object, queue: CallQueue, contact_pk: int) -> dict[str, ob
     current = working.held(user, queue, now=now)  # type: ignore[arg-type]
     if current is None or current.contact.pk != contact_pk:
         return None
-    working.still_here(user, now=now)  # type: ignore[arg-type]
+    working.still_here(user, queue, now=now)  # type: ignore[arg-type]
     attempt = current.attempt
     effect = working.settle(attempt, now=now) if attempt is not None else None
     if effect and current.entry is not None:
