@@ -115,6 +115,39 @@ def test_no_answer_puts_the_contact_back_after_the_wait_and_the_limit_ends_it_un
     assert second.effect == "unreached" and entry.state == "unreached" and entry.attempts == 2
 
 
+@pytest.mark.parametrize("outcome", ["agent_no_answer", "failed"])
+def test_a_call_that_never_rang_the_contact_puts_them_back_without_using_an_attempt(queue, agent_user, outcome):
+    """The agent did not answer their own phone (VCC rings it first), or VCC did not place the call: the contact's
+    phone never rang, so twice at max_attempts=2 leaves them waiting, attempts unused, not unreached."""
+    CallQueue.objects.filter(pk=queue.pk).update(max_attempts=2, retry_minutes=30)
+    queue.refresh_from_db()
+    held, _, first = _work(queue, agent_user, outcome=outcome)
+    working.release(agent_user)
+    later = NOW + timedelta(minutes=31)
+    again, _, second = _work(queue, agent_user, outcome=outcome, now=later)
+    assert again.contact == held.contact
+    entry = QueueEntry.objects.get(pk=held.entry.pk)
+    assert (first.effect, second.effect) == ("retry", "retry")
+    assert entry.state == "waiting" and entry.attempts == 0 and entry.due_at == later + timedelta(minutes=30)
+
+
+def test_a_call_that_failed_on_the_contacts_line_uses_an_attempt(queue, agent_user):
+    held = working.take_next(user=agent_user, queue=queue, now=NOW).held
+    call = make_call(
+        user=agent_user,
+        agent=Agent.objects.get(user=agent_user),
+        outcome="failed",
+        at=NOW,
+        contact=held.contact,
+        state="ended",
+        ended_at=NOW,
+        result_code="Failure",
+        result_party="Destination",
+    )
+    attempt = working.note_call(call, user=agent_user, now=NOW)
+    assert attempt.effect == "retry" and QueueEntry.objects.get(pk=held.entry.pk).attempts == 1
+
+
 def test_a_not_reached_disposition_comes_back_and_a_do_not_call_one_takes_the_contact_out_for_good(
     queue, agent_user, other_agent_user
 ):

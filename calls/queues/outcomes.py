@@ -75,10 +75,12 @@ def settle(attempt: QueueAttempt, *, now: datetime) -> str:
         promised = Callback.objects.filter(promised_on=call, state=Callback.State.OPEN).order_by("due_at").first()
         if promised is not None and effect in (QueueAttempt.Effect.RETRY, QueueAttempt.Effect.REACHED):
             effect, due = QueueAttempt.Effect.CALLBACK, promised.due_at  # "call me back at 3" wins
-        if effect == QueueAttempt.Effect.RETRY and entry.attempts >= queue.max_attempts:
+        changes: dict[str, object] = {"last_outcome": outcome}
+        if _never_rang(call):
+            changes["attempts"] = max(entry.attempts - 1, 0)  # note_call counted it: not the contact's attempt
+        elif effect == QueueAttempt.Effect.RETRY and entry.attempts >= queue.max_attempts:
             effect = QueueAttempt.Effect.UNREACHED
         # The claim stays: the agent's bar shows the outcome and offers Next (which lets it go).
-        changes: dict[str, object] = {"last_outcome": outcome}
         if effect in (QueueAttempt.Effect.RETRY, QueueAttempt.Effect.CALLBACK):
             changes |= {"due_at": due, "is_callback": effect == QueueAttempt.Effect.CALLBACK}
         else:
@@ -93,6 +95,16 @@ def settle(attempt: QueueAttempt, *, now: datetime) -> str:
     reports.forget_progress(entry.queue_id)  # the bar shows the contact counted as done at once
     attempt.effect, attempt.outcome = effect, outcome
     return effect
+
+
+def _never_rang(call: Call) -> bool:
+    """Whether the call never rang the contact's phone: VCC did not place it (refused it, or it never reached VCC),
+    or the agent's own phone, which VCC rings first, was not answered or failed. It puts the contact back after
+    the wait without using one of their attempts. A call that may have been placed (unconfirmed) counts."""
+    if call.state == Call.State.FAILED:
+        return True
+    agent_side = call.outcome == Call.Outcome.FAILED and call.result_party.lower() == "originator"
+    return call.connected_at is None and (call.outcome == Call.Outcome.AGENT_NO_ANSWER or agent_side)
 
 
 def _effect_of(call: Call, *, now: datetime) -> tuple[str, str]:
