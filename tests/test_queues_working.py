@@ -250,6 +250,27 @@ def test_the_zones_job_looks_up_a_queues_contacts_so_next_leaves_closed_ones_out
     assert claims.closed_zones(queue, now=NOW, hours=hours.load_hours()) == ["US:America/New_York"]
 
 
+@pytest.mark.calling_hours
+def test_a_contact_whose_time_zone_changed_after_the_zones_job_is_not_offered_outside_their_hours(
+    supervisor_user, agent_user, sales
+):
+    """The zones job found Liam in London; he has since moved to Los Angeles, where it is 03:00. The queue goes by
+    where he is now: not offered, back when his hours open there, and his entry's zone is corrected."""
+    _contact("Liam", "+447400123411", company="Mixed")
+    queue = building.make_queue(
+        user=supervisor_user, name="Mixed", now=NOW, source_filter={"company": "Mixed"}, groups=[sales]
+    ).queue
+    assert working.fill_zones() == 1
+    Contact.objects.filter(name="Liam").update(time_zone="America/Los_Angeles")
+    got = working.take_next(user=agent_user, queue=queue, now=NOW)  # 11:00 in London, 03:00 in Los Angeles
+    assert got.held is None
+    liam = QueueEntry.objects.get(queue=queue)
+    assert liam.time_zone == "GB:America/Los_Angeles" and liam.claimed_by is None
+    assert liam.due_at == datetime(2026, 12, 8, 16, 0, tzinfo=UTC)  # 08:00 in Los Angeles
+    at_eight_in_los_angeles = datetime(2026, 12, 8, 16, 0, tzinfo=UTC)
+    assert working.take_next(user=agent_user, queue=queue, now=at_eight_in_los_angeles).held.contact.name == "Liam"
+
+
 def test_the_minute_job_settles_what_agents_left_behind(queue, agent_user):
     from calls import tasks
 

@@ -375,12 +375,15 @@ def offer(
     entry: QueueEntry, contact: Contact | None, phone: ContactPhone | None, *, hours: calling_hours.Hours, now: datetime
 ) -> bool:
     """Whether a claimed entry may be offered now. If not, it is moved out of the way: taken out when its contact
-    may not be called at all, put back for when their calling hours open otherwise. Its time zone is noted."""
+    may not be called at all, put back for when their calling hours open otherwise. Its time zone is noted.
+
+    The zone is worked out again from the contact as they are now (their zone or number may have changed since the
+    entry's was noted: it is only "next"'s filter in SQL), as the click will (zone_key is cheap)."""
     if contact is None or phone is None:
         finish(entry.pk, QueueEntry.State.DO_NOT_CALL, now=now)
         return False
     zone = entry.time_zone
-    key = zone or (calling_hours.zone_key(phone.number, contact.time_zone) or UNKNOWN_ZONE)
+    key = calling_hours.zone_key(phone.number, contact.time_zone) or UNKNOWN_ZONE
     local = hours.check("" if key == UNKNOWN_ZONE else key, now)
     if not local.open:
         opens = local.opens_at or now + timedelta(hours=1)
