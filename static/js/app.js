@@ -153,7 +153,9 @@ function applyOnCall(event) {
   for (const button of document.querySelectorAll("button[data-call-button]")) {
     // Its own title is kept in data-title while the call's words stand in (a page drawn during a call has both).
     if (words && button.dataset.title === undefined) button.dataset.title = button.title;
-    button.disabled = Boolean(words);
+    // A click on its way: htmx disabled its buttons until the answer (hx-disabled-elt, data-disabled-by-htmx). The
+    // bar's reload settling meanwhile must not enable them, or a second click would be queued behind the first.
+    button.disabled = Boolean(words) || button.hasAttribute("data-disabled-by-htmx");
     if (words) button.title = words;
     else if (button.dataset.title) button.title = button.dataset.title;
     else button.removeAttribute("title");

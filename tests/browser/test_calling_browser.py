@@ -126,6 +126,30 @@ def test_a_fast_double_click_places_one_call(demo, page, live_server, sim):
     assert Call.objects.count() == 1
 
 
+def test_the_call_buttons_stay_disabled_while_a_click_is_on_its_way_whatever_reloads_meanwhile(
+    demo, page, live_server, sim
+):
+    """htmx disables the Call buttons while the click is on its way (hx-disabled-elt). The bar reloads every 2 s
+    and as other answers come: its reload, settled before the click's answer, must not enable them, or a second
+    click would be queued behind the first and sent once it is answered."""
+    contact = first_contact_with(is_primary=True)
+    log_in(page, live_server, "agent", "demo", at=f"/contacts/{contact.pk}/")
+    button = page.locator("button[data-shortcut=c]")
+    click = Held(page, f"**/contacts/{contact.pk}/call/")
+    button.click()
+    assert click.wait() == 1
+    expect(button).to_be_disabled()
+    with page.expect_response(re.compile(r"/calls/bar/")):
+        page.evaluate("htmx.trigger(document.body, 'calls-changed')")
+    expect(page.locator("#call-bar.htmx-request")).to_have_count(0)  # the bar's answer has settled
+    page.evaluate("0")  # and the page has run what its settling set off
+    expect(button).to_be_disabled()
+    click.release()
+    expect(page.locator(".call-panel")).to_have_attribute("data-call-state", "live")
+    assert Call.objects.count() == 1
+    assert page.console_errors == []
+
+
 def test_the_call_buttons_stay_disabled_from_the_click_s_answer_on(demo, page, live_server, sim):
     """htmx enables a Call button again as the click's answer comes. The bar, which says whether the person is on a
     call, reloads only after it: meanwhile the answer itself keeps the buttons disabled, so that the second click of
