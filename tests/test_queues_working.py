@@ -74,8 +74,9 @@ def test_a_contact_left_without_numbers_is_taken_out_and_the_agent_holds_only_th
     assert list(QueueEntry.objects.filter(claimed_by=agent_user).values_list("contact__name", flat=True)) == ["Ben"]
 
 
-def _work(queue, user, *, outcome="answered", disposition="", now=NOW):
-    """Take the next contact, call them (a call stored as ended with outcome), note it, and wrap it up."""
+def _work(queue, user, *, outcome="answered", disposition="", now=NOW, **call):
+    """Take the next contact, call them (a call stored as ended with outcome, and the call fields given), note it,
+    and wrap it up."""
     held = working.take_next(user=user, queue=queue, now=now).held
     agent = Agent.objects.get(user=user)
     call = make_call(
@@ -87,6 +88,7 @@ def _work(queue, user, *, outcome="answered", disposition="", now=NOW):
         phone=held.contact.phones.first(),
         disposition_code=disposition,
         wrapped_up_at=now if disposition else None,
+        **call,
     )
     attempt = working.note_call(call, user=user, now=now)
     working.settle(attempt, now=now)
@@ -115,20 +117,47 @@ def test_no_answer_puts_the_contact_back_after_the_wait_and_the_limit_ends_it_un
     assert second.effect == "unreached" and entry.state == "unreached" and entry.attempts == 2
 
 
-@pytest.mark.parametrize("outcome", ["agent_no_answer", "failed"])
-def test_a_call_that_never_rang_the_contact_puts_them_back_without_using_an_attempt(queue, agent_user, outcome):
-    """The agent did not answer their own phone (VCC rings it first), or VCC did not place the call: the contact's
-    phone never rang, so twice at max_attempts=2 leaves them waiting, attempts unused, not unreached."""
+NOBODY_FREE = {"error_status": 400, "error_message": "Unable to place call to Agent. Please try again."}
+INVALID_NUMBER = {"error_status": 400, "error_message": "Unable to place call - number is invalid"}
+
+
+@pytest.mark.parametrize(
+    ("outcome", "call"),
+    [
+        ("agent_no_answer", {}),
+        ("failed", NOBODY_FREE),
+        ("failed", {"error_status": 503, "error_message": "Service Unavailable"}),
+        ("failed", {"error_status": 429, "error_message": "Too Many Requests"}),
+    ],
+    ids=["agent_no_answer", "nobody_free", "vcc_down", "vcc_limiting"],
+)
+def test_a_call_that_never_rang_the_contact_puts_them_back_without_using_an_attempt(queue, agent_user, outcome, call):
+    """The agent did not answer their own phone (VCC rings it first), or VCC refused the call for now: the
+    contact's phone never rang, so twice at max_attempts=2 leaves them waiting, attempts unused, not unreached."""
     CallQueue.objects.filter(pk=queue.pk).update(max_attempts=2, retry_minutes=30)
     queue.refresh_from_db()
-    held, _, first = _work(queue, agent_user, outcome=outcome)
+    held, _, first = _work(queue, agent_user, outcome=outcome, **call)
     working.release(agent_user)
     later = NOW + timedelta(minutes=31)
-    again, _, second = _work(queue, agent_user, outcome=outcome, now=later)
+    again, _, second = _work(queue, agent_user, outcome=outcome, now=later, **call)
     assert again.contact == held.contact
     entry = QueueEntry.objects.get(pk=held.entry.pk)
     assert (first.effect, second.effect) == ("retry", "retry")
     assert entry.state == "waiting" and entry.attempts == 0 and entry.due_at == later + timedelta(minutes=30)
+
+
+@pytest.mark.parametrize("call", [INVALID_NUMBER, {"error_status": None, "error_message": "Not sent: bad agent ID"}])
+def test_a_call_vcc_will_never_place_uses_an_attempt_so_the_contact_is_not_offered_for_ever(queue, agent_user, call):
+    """VCC refused the call for good (the number is invalid), or it was refused here before it was sent: trying
+    again cannot help, so the attempts run out as for a contact who does not answer."""
+    CallQueue.objects.filter(pk=queue.pk).update(max_attempts=2, retry_minutes=30)
+    queue.refresh_from_db()
+    held, _, first = _work(queue, agent_user, outcome="failed", **call)
+    working.release(agent_user)
+    _, _, second = _work(queue, agent_user, outcome="failed", now=NOW + timedelta(minutes=31), **call)
+    entry = QueueEntry.objects.get(pk=held.entry.pk)
+    assert (first.effect, second.effect) == ("retry", "unreached")
+    assert entry.state == "unreached" and entry.attempts == 2
 
 
 def test_a_call_that_failed_on_the_contacts_line_uses_an_attempt(queue, agent_user):

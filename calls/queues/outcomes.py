@@ -13,6 +13,7 @@ from django.db.models import Q
 
 from calls.models import Call, Callback, DispositionCode, QueueAttempt, QueueEntry
 from calls.queues import reports
+from calls.vcc.core import refusal_retryable
 
 if TYPE_CHECKING:
     from django.contrib.auth.models import User
@@ -98,11 +99,14 @@ def settle(attempt: QueueAttempt, *, now: datetime) -> str:
 
 
 def _never_rang(call: Call) -> bool:
-    """Whether the call never rang the contact's phone: VCC did not place it (refused it, or it never reached VCC),
-    or the agent's own phone, which VCC rings first, was not answered or failed. It puts the contact back after
-    the wait without using one of their attempts. A call that may have been placed (unconfirmed) counts."""
+    """Whether the call never rang the contact's phone for a reason not theirs: VCC refused it for now, or the
+    agent's own phone, which VCC rings first, was not answered or failed. It puts the contact back after the wait
+    without using one of their attempts. A call that may have been placed (unconfirmed) counts."""
     if call.state == Call.State.FAILED:
-        return True
+        # VCC refused it: a refusal that may pass (a busy agent, nobody free in the groups, VCC busy or down) is
+        # not the contact's; one that will not (an invalid number) uses an attempt, so the contact is not offered
+        # again and again for ever.
+        return refusal_retryable(call.error_status, call.error_message)
     agent_side = call.outcome == Call.Outcome.FAILED and call.result_party.lower() == "originator"
     return call.connected_at is None and (call.outcome == Call.Outcome.AGENT_NO_ANSWER or agent_side)
 

@@ -387,6 +387,15 @@ _PLACEMENT_FAILURES = {
 }
 
 
+def refusal_retryable(status: int | None, message: str) -> bool:
+    """Whether VCC's refusal of a request (its status and its own message, verbatim) says that trying again later
+    could help: a busy or unavailable agent, a group with nobody free, VCC limiting requests or down. A refusal of
+    the request itself (an invalid number, an unknown agent), or one made here before sending (no status), is not."""
+    if status == 400:
+        return _PLACEMENT_FAILURES.get(message.strip().rstrip(".").lower(), ("", False))[1]
+    return status is not None and (status == 429 or status >= 500)
+
+
 def vcc_message(response: httpx.Response) -> str:
     """VCC's own error text, verbatim; failing that, the start of the body or the status line."""
     try:
@@ -405,9 +414,10 @@ def error_from_response(response: httpx.Response, *, places_call: bool = False) 
     status, message = response.status_code, vcc_message(response)
     retryable, delay, may_have_placed = False, None, False
     if status == 400:
-        user_message, retryable = _PLACEMENT_FAILURES.get(
+        user_message = _PLACEMENT_FAILURES.get(
             message.strip().rstrip(".").lower(), (f"VCC refused the request: {message.strip()}", False)
-        )
+        )[0]
+        retryable = refusal_retryable(status, message)
     elif status == 401:
         user_message = "VCC rejected vccweb's credentials; ask an admin to check the VCC API settings."
     elif status == 403:
