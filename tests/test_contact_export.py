@@ -1,7 +1,6 @@
 """The contacts export: streamed batch by batch under ASGI as under WSGI, the same bytes whatever the batch size, and
-an export imported again gives back exactly the contacts it came from, formula guard and all.
-
-(Who may export, and the cells of one export: tests/test_import.py.)"""
+an export imported again gives back exactly the contacts it came from, formula guard and all; who may export it, and
+its cells made inert."""
 
 from __future__ import annotations
 
@@ -13,7 +12,7 @@ from asgiref.sync import sync_to_async
 from django.db import connections
 from django.test import AsyncClient
 
-from calls import imports
+from calls import imports, spreadsheet
 from calls.models import Contact, ContactPhone, ErasedNumber
 from tests.test_import import confirm, started
 
@@ -134,3 +133,38 @@ def test_an_export_imported_again_gives_back_exactly_the_contacts_it_came_from(s
 def test_the_import_drops_only_the_apostrophe_an_export_added(cell, read):
     row = imports.parse_row(2, [cell], {"name": 0, "company": 0, "notes": 0}, "GB")
     assert (row.name, row.company, row.notes) == (read, read, read)
+
+
+def test_export_needs_the_export_permission(agent_client, supervisor_client, client):
+    assert client.get("/contacts/export/").status_code == 302
+    assert agent_client.get("/contacts/export/").status_code == 403
+    assert supervisor_client.get("/contacts/export/").status_code == 200
+
+
+def test_export_streams_every_contact_with_all_their_numbers_made_inert(supervisor_client, contact):
+    Contact.objects.create(name='=HYPERLINK("http://evil")', company="@corp", notes="-1+1", email="")
+    ContactPhone.objects.filter(number="+442079460123").update(do_not_call=True)
+    response = supervisor_client.get("/contacts/export/")
+    assert response.streaming
+    assert response["Content-Disposition"].startswith('attachment; filename="contacts-')
+    text = b"".join(response.streaming_content).decode()
+    rows = list(csv.DictReader(io.StringIO(text.removeprefix("\ufeff"))))
+    grace = next(r for r in rows if r["Name"] == "Grace Hopper")
+    assert grace["Mobile"] == "+447400123456"  # plainly a phone number: no guard (issue 17)
+    assert grace["Work phone"] == "+442079460123"
+    assert grace["Do-not-call numbers"] == "+442079460123"
+    evil = next(r for r in rows if "HYPERLINK" in r["Name"])
+    assert evil["Name"].startswith("'=") and evil["Company"] == "'@corp" and evil["Notes"] == "'-1+1"
+
+
+def test_an_export_imported_again_finds_every_contact_as_a_duplicate(supervisor_client, contact):
+    exported = b"".join(supervisor_client.get("/contacts/export/").streaming_content)
+    imp = started(supervisor_client, exported)
+    assert imp.report["problem_count"] == 0
+    assert [d["contact_id"] for d in imp.report["duplicates"]] == [contact.pk]
+
+
+def test_inert_guards_every_formula_start():
+    for start in ("=", "+", "-", "@", "\t", "\r"):
+        assert spreadsheet.inert(f"{start}x") == f"'{start}x"
+    assert spreadsheet.inert("plain") == "plain" and spreadsheet.inert(None) == ""

@@ -1,9 +1,8 @@
-"""Importing contacts from CSV (preview, problems, duplicates, mapping, fixes, one transaction, bad files) and
-exporting them."""
+"""Importing contacts from CSV (preview, problems, duplicates, mapping, fixes, one transaction, bad files); the
+export: tests/test_contact_export.py."""
 
 from __future__ import annotations
 
-import csv
 import io
 import os
 
@@ -11,8 +10,8 @@ import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 from procrastinate.jobs import Job
 
-from calls import import_files, import_rows, imports, spreadsheet, tasks
-from calls.models import Contact, ContactImport, ContactImportRow, ContactPhone
+from calls import import_files, import_rows, imports, tasks
+from calls.models import Contact, ContactImport, ContactImportRow
 from calls.views import imports as views_imports
 from tests._jobs import queued, run_jobs
 
@@ -537,41 +536,6 @@ def test_a_job_that_loses_the_database_is_tried_again_and_fails_the_import_only_
 
 
 # --- Export ----------------------------------------------------------------------------------------------------
-
-
-def test_export_needs_the_export_permission(agent_client, supervisor_client, client):
-    assert client.get("/contacts/export/").status_code == 302
-    assert agent_client.get("/contacts/export/").status_code == 403
-    assert supervisor_client.get("/contacts/export/").status_code == 200
-
-
-def test_export_streams_every_contact_with_all_their_numbers_made_inert(supervisor_client, contact):
-    Contact.objects.create(name='=HYPERLINK("http://evil")', company="@corp", notes="-1+1", email="")
-    ContactPhone.objects.filter(number="+442079460123").update(do_not_call=True)
-    response = supervisor_client.get("/contacts/export/")
-    assert response.streaming
-    assert response["Content-Disposition"].startswith('attachment; filename="contacts-')
-    text = b"".join(response.streaming_content).decode()
-    rows = list(csv.DictReader(io.StringIO(text.removeprefix("\ufeff"))))
-    grace = next(r for r in rows if r["Name"] == "Grace Hopper")
-    assert grace["Mobile"] == "+447400123456"  # plainly a phone number: no guard (issue 17)
-    assert grace["Work phone"] == "+442079460123"
-    assert grace["Do-not-call numbers"] == "+442079460123"
-    evil = next(r for r in rows if "HYPERLINK" in r["Name"])
-    assert evil["Name"].startswith("'=") and evil["Company"] == "'@corp" and evil["Notes"] == "'-1+1"
-
-
-def test_an_export_imported_again_finds_every_contact_as_a_duplicate(supervisor_client, contact):
-    exported = b"".join(supervisor_client.get("/contacts/export/").streaming_content)
-    imp = started(supervisor_client, exported)
-    assert imp.report["problem_count"] == 0
-    assert [d["contact_id"] for d in imp.report["duplicates"]] == [contact.pk]
-
-
-def test_inert_guards_every_formula_start():
-    for start in ("=", "+", "-", "@", "\t", "\r"):
-        assert spreadsheet.inert(f"{start}x") == f"'{start}x"
-    assert spreadsheet.inert("plain") == "plain" and spreadsheet.inert(None) == ""
 
 
 @pytest.mark.django_db(transaction=True)
