@@ -372,6 +372,33 @@ def test_a_click_vcc_answers_after_an_erasure_shows_the_panel_with_the_masked_nu
     assert mask_number(MOBILE) in page and "900461" not in page.replace(mask_number(MOBILE), "")
 
 
+@pytest.mark.django_db
+def test_vccs_refusal_of_a_click_after_an_erasure_is_kept_without_the_number_it_quotes(
+    agent_client, supervisor_client, person, london, sim, monkeypatch
+):
+    """VCC's own words are kept verbatim, and may quote the number: written after the erasure, they are masked."""
+    from calls.vcc import AsyncVCCClient, VCCError
+
+    async def erased_then_refused(self, request):
+        assert (await sync_to_async(erase)(supervisor_client, person.pk)).status_code == 302
+        raise VCCError(f"telephoneNumber '{MOBILE}' is not a valid number", status=400, user_message=f"No: {MOBILE}")
+
+    monkeypatch.setattr(AsyncVCCClient, "place_call", erased_then_refused)
+    WebhookEndpoint.objects.create(url="https://hooks.example.com/in", event_types=["*"], secret="whsec_x")
+
+    response = click(agent_client, primary(person))
+
+    assert response.status_code == 200
+    call = Call.objects.get()
+    assert call.state == Call.State.FAILED
+    assert call.error_message == f"telephoneNumber '{mask_number(MOBILE)}' is not a valid number"
+    assert call.error_display == f"No: {mask_number(MOBILE)}"
+    kept = [call.error_message, call.error_display, *call.events.values_list("detail", flat=True)]
+    events = json.dumps(list(WebhookEvent.objects.values_list("payload", flat=True)))
+    assert not any("900461" in text for text in kept) and "900461" not in events
+    assert "900461" not in response.content.decode().replace(mask_number(MOBILE), "")
+
+
 # --- An erased do-not-call number ----------------------------------------------------------------------------------
 
 

@@ -28,6 +28,7 @@ from calls.calling.following import follow
 from calls.calling.preview import NumberRow, _number_plan
 from calls.models import Agent, Call, Contact, ContactPhone
 from calls.observability import current_request_id
+from calls.privacy.erasure import without_number
 from calls.privacy.hashing import erased_do_not_call
 from calls.rules import Busy, Caller, DialPlan, Refused
 from calls.vcc import CallRequest, VCCError, budget, get_async_client
@@ -364,7 +365,14 @@ async def _send(started: _Started, *, clock: Clock, on_answer: _OnAnswer | None 
     released = False
     try:
         call = await _write(
-            _record_answer, call.pk, transition, answer, started.lock_number, str(call.request_id), on_answer
+            _record_answer,
+            call.pk,
+            transition,
+            answer,
+            started.lock_number,
+            str(call.request_id),
+            on_answer,
+            asked=call.to_number,
         )
         released = True
     finally:
@@ -438,16 +446,21 @@ def _record_answer(
     lock_number: str,
     owner: str,
     on_answer: _OnAnswer | None = None,
+    *,
+    asked: str = "",
 ) -> Call:
     """Write VCC's answer (`transition`, one of Call's record_ methods), note the call on its contact (the list's
     "last called"), free the number and run on_answer: one trip to the database, one transaction (one commit, not
     three or four: each commit waits for the disk). A failure rolls all of it back, to be written again (_write).
-    Returns the call as written."""
+    Returns the call as written. `asked`: the number VCC was asked to call, masked in VCC's words (which may quote
+    it) if an erasure masked it on the row meanwhile."""
     with transaction.atomic():
         # The row as it is now, locked, not the click's copy from before VCC was asked: meanwhile a supervisor may
         # have closed the call, or an erasure masked its number and unlinked its contact. The answer is written on
         # this row, and the events it makes and the API's kept answer (on_answer) are built from it.
         call = Call.objects.with_parties().select_for_update(of=("self",)).get(pk=call_pk)
+        if asked and call.contact_erased and call.to_number != asked:
+            answer = {key: without_number(v, asked) if isinstance(v, str) else v for key, v in answer.items()}
         with changes.call_change(call):
             if call.awaits_answer:  # else a try whose commit went through although the database said it failed
                 transition(call, **answer)
