@@ -71,6 +71,7 @@ def test_making_and_changing_a_queue_is_in_the_audit_trail(queue):
     CallQueue.objects.filter(pk=queue.pk).update(state="paused")
     kinds = list(AuditEntry.objects.filter(object_type="queue", object_id=str(queue.pk)).values_list("kind", "after"))
     assert ("queue.create", kinds[0][1]) == kinds[0] and kinds[0][1]["name"] == "Acme leads"
+    assert not {"live_after", "live_seen", "live_seen_xmax"} & set(kinds[0][1])  # bookkeeping, not a change
     assert kinds[-1] == ("queue.update", {"state": "paused"})
 
 
@@ -110,11 +111,16 @@ def test_a_live_queue_takes_in_contacts_whose_transaction_commits_after_a_higher
     typed = _contact("Typed in", "+447400123402", company="Acme", created=NOW - timedelta(minutes=1))
     assert building.add_new_matches(queue, now=NOW) == 1  # the minute job: "Typed in"; the import is not committed
     queue.refresh_from_db()
-    assert queue.live_after == typed.pk
+    assert queue.live_seen == typed.pk and queue.live_after < typed.pk  # seen, not settled: the import goes on
+    assert building.add_new_matches(queue, now=NOW) == 0  # still going on: nothing settled, nothing new
+    queue.refresh_from_db()
+    assert queue.live_after < typed.pk
     commit.set()
     thread.join()
     assert not errors
     assert building.add_new_matches(queue, now=NOW + timedelta(minutes=1)) == 1  # the next minute: "Imported"
     assert _names(queue) == ["First", "Typed in", "Imported"]
     assert building.add_new_matches(queue, now=NOW + timedelta(minutes=2)) == 0  # each contact once
+    queue.refresh_from_db()
+    assert queue.live_after == queue.live_seen == typed.pk  # settled: later looks start above it
     assert list(queue.entries.order_by("position").values_list("position", flat=True)) == [1, 2, 3]

@@ -98,7 +98,7 @@ AUDITED = [
         "calls_callqueue",
         "queue",
         "queue",
-        skipped=("live_after",),
+        skipped=("live_after", "live_seen", "live_seen_xmax"),
         update_of=("name", "description", "live", "sort", "max_attempts", "retry_minutes", "state"),
     ),
     # A promise to call back: who, when, to whom; when it falls due (announced_at) is bookkeeping.

@@ -32,7 +32,15 @@ class CallQueue(models.Model):
     live = models.BooleanField(
         default=False, help_text="New contacts matching the filter join the queue; otherwise it is a snapshot."
     )
-    live_after = models.BigIntegerField(default=0, help_text="The highest contact id looked at for a live queue.")
+    live_after = models.BigIntegerField(
+        default=0, help_text="A live queue's contacts up to this id are settled: its looks start above it."
+    )
+    live_seen = models.BigIntegerField(default=0, help_text="The highest contact id a live queue's last look saw.")
+    live_seen_xmax = models.BigIntegerField(
+        default=0,
+        help_text="PostgreSQL's snapshot xmax as that look ended: once every transaction begun before it has ended, "
+        "every contact up to live_seen is visible, and live_after moves up to it (calls/queues/building.py).",
+    )
     sort = models.CharField("order", max_length=12, choices=Order.choices, default=Order.OLDEST)
     max_attempts = models.PositiveSmallIntegerField(
         "attempts per contact", default=3, help_text="After this many calls without reaching them: unreached."

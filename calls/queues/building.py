@@ -8,11 +8,11 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from django.db import connection, transaction
-from django.db.models import Max, Q
+from django.db.models import Max
 
 from calls.models import CallQueue, Contact, ContactImport, ContactPhone, ImportedContact, QueueEntry
 
@@ -75,26 +75,46 @@ def make_queue(
     return Made(queue, added, left_out)
 
 
-# How long a contact may be written before the transaction writing it commits: an import's apply writes up to
-# 200,000 contacts in one transaction (a minute or a few; bench/README.md).
-LATE_COMMIT = timedelta(hours=1)
-
-
 def add_new_matches(queue: CallQueue, *, now: datetime) -> int:
     """A live queue's new matches since it last looked (contacts made after it), put at its end. Returns how many.
 
-    The contacts made in the last LATE_COMMIT are looked at again each time: ids are handed out as rows are
-    written, not as their transactions commit, so an import that commits after a contact typed in meanwhile brings
-    ids lower than the highest already looked at (live_after), which looking past live_after alone would miss."""
+    Ids are handed out as rows are written, not as their transactions commit: an import still writing holds ids
+    lower than a contact typed in and committed meanwhile, and commits later. So a look does not take the highest id
+    it sees (live_seen) as settled at once. It notes PostgreSQL's snapshot horizon as it ends (live_seen_xmax: no
+    transaction begun after that can hold an id up to live_seen); once every transaction begun before it has ended,
+    every contact up to live_seen is visible, and the next look moves live_after, below which nothing is looked at
+    again, up to it. Each look reads the contacts above live_after: the last minute's or so, more while an import
+    is writing."""
     if not queue.live or queue.state == CallQueue.State.CLOSED:
         return 0
     with transaction.atomic():
         locked = CallQueue.objects.select_for_update().get(pk=queue.pk)
         last = Contact.objects.aggregate(last=Max("pk"))["last"] or 0
-        added, _ = _add(locked, now=now, after=locked.live_after, up_to=last, made_since=now - LATE_COMMIT)
-        if last > locked.live_after:
-            CallQueue.objects.filter(pk=queue.pk).update(live_after=last)
+        horizon = _horizon()
+        after = locked.live_after
+        if horizon is None or horizon[0] >= locked.live_seen_xmax:  # what the last look saw is all visible now
+            after = max(after, locked.live_seen)
+        # From live_after, not `after`: contacts up to live_seen that the last look could not see are visible now.
+        added = _add(locked, now=now, after=locked.live_after, up_to=last)[0] if last > locked.live_after else 0
+        ended = _horizon()  # as the look ends: a transaction that took an id before `last` was read has an xid
+        settled = last if ended is None else after
+        CallQueue.objects.filter(pk=queue.pk).update(
+            live_after=settled, live_seen=last, live_seen_xmax=ended[1] if ended is not None else 0
+        )
     return added
+
+
+def _horizon() -> tuple[int, int] | None:
+    """PostgreSQL's snapshot now: the oldest transaction still running, and the first not yet begun (xid8, which
+    never wraps around); None on another database, where a look settles what it saw at once."""
+    if connection.vendor != "postgresql":
+        return None
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT pg_snapshot_xmin(s)::text::bigint, pg_snapshot_xmax(s)::text::bigint FROM pg_current_snapshot() s"
+        )
+        xmin, xmax = cursor.fetchone()
+    return xmin, xmax
 
 
 def matching(queue: CallQueue) -> Any:
@@ -113,13 +133,10 @@ def matching(queue: CallQueue) -> Any:
     return list_filters(contacts, owner, filters)  # type: ignore[arg-type]  # owner is set when "mine" is
 
 
-def _add(
-    queue: CallQueue, *, now: datetime, up_to: int, after: int = 0, made_since: datetime | None = None
-) -> tuple[int, int]:
-    """Insert the queue's callable matches not in it yet with ids in (after, up_to] (or made since made_since),
-    positions after its last; returns (added, left out)."""
-    window = Q(pk__gt=after) if made_since is None else Q(pk__gt=after) | Q(created_at__gt=made_since)
-    candidates = matching(queue).filter(window, pk__lte=up_to).values("pk")
+def _add(queue: CallQueue, *, now: datetime, up_to: int, after: int = 0) -> tuple[int, int]:
+    """Insert the queue's callable matches not in it yet with ids in (after, up_to], positions after its last;
+    returns (added, left out)."""
+    candidates = matching(queue).filter(pk__gt=after, pk__lte=up_to).values("pk")
     sub_sql, params = candidates.query.sql_with_params()
     entries, contacts, phones = QueueEntry._meta.db_table, Contact._meta.db_table, ContactPhone._meta.db_table
     start = QueueEntry.objects.filter(queue=queue).aggregate(last=Max("position"))["last"] or 0
