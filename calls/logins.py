@@ -297,20 +297,21 @@ class LimitedLogin:
         username = self.cleaned_data.get("username") or ""
         address = client_address(self.request)
         _refuse_if_locked_out(username, address)
-        try:
-            with password_check_turn():
-                # Again: the guesses checked while this login waited its turn may have locked them out.
-                _refuse_if_locked_out(username, address)
+        with password_check_turn():
+            # Again: the guesses checked while this login waited its turn may have locked them out. And a failure is
+            # counted before the turn is given back: the guess waiting behind this one must see the lock-out it makes.
+            _refuse_if_locked_out(username, address)
+            try:
                 cleaned = super().clean()  # type: ignore[misc]
-        except ValidationError as error:
-            if any(e.code == "invalid_login" for e in error.error_list):
-                failure = record_failure(username, address)
-                if failure.locked_until:
-                    raise ValidationError(lockout_message(failure.locked_until), code="locked_out") from None
-                if failure.one_more_locks_until:
-                    last = ValidationError(last_try_message(failure.one_more_locks_until), code="last_try")
-                    raise ValidationError([*error.error_list, last]) from None
-            raise
+            except ValidationError as error:
+                if any(e.code == "invalid_login" for e in error.error_list):
+                    failure = record_failure(username, address)
+                    if failure.locked_until:
+                        raise ValidationError(lockout_message(failure.locked_until), code="locked_out") from None
+                    if failure.one_more_locks_until:
+                        last = ValidationError(last_try_message(failure.one_more_locks_until), code="last_try")
+                        raise ValidationError([*error.error_list, last]) from None
+                raise
         record_success(username)
         return cleaned
 

@@ -101,6 +101,29 @@ def test_a_login_that_waited_its_turn_while_others_locked_the_account_is_refused
     assert "_auth_user_id" not in response.wsgi_request.session
 
 
+def test_the_guess_that_locks_the_account_is_counted_before_the_next_guess_gets_its_turn(
+    agent_user, clock, monkeypatch
+):
+    """The guess queued behind the fifth wrong one takes the turn as it is given back: by then the fifth must be
+    counted and the account locked, or that guess is checked, and a right password logs in."""
+    for _ in range(4):
+        logins.record_failure("alex", "198.51.100.9")
+    locked_as_the_turn_went: list[bool] = []
+    real = logins._checking
+
+    class Turn:
+        def acquire(self, timeout: float | None = None) -> bool:
+            return real.acquire(timeout=timeout)
+
+        def release(self) -> None:
+            locked_as_the_turn_went.append(bool(logins.locked_until("alex", "198.51.100.9")))
+            real.release()
+
+    monkeypatch.setattr(logins, "_checking", Turn())
+    assert log_in("alex", "wrong").status_code == 429  # the fifth: locked out
+    assert locked_as_the_turn_went == [True]
+
+
 def test_the_pause_ends(agent_user, clock):
     for _ in range(5):
         log_in("alex", "wrong")
