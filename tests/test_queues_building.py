@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import contextlib
+import threading
 from datetime import timedelta
 
 import pytest
-from django.db import connection
+from django.db import connection, transaction
 
 from calls.models import CallQueue, Contact, ContactImport, ContactPhone, ImportedContact
 from calls.queues import building, tend
 from tests import _queues
 from tests._queues import NOW, _contact, _names
+from tests.conftest import create_user
 
 leads, queue = _queues.leads, _queues.queue  # fixtures
 
@@ -75,28 +78,17 @@ def test_making_and_changing_a_queue_is_in_the_audit_trail(queue):
     assert kinds[-1] == ("queue.update", {"state": "paused"})
 
 
-@pytest.mark.skipif(connection.vendor != "postgresql", reason="two transactions at once: SQLite's test database")
-@pytest.mark.django_db(transaction=True)
-def test_a_live_queue_takes_in_contacts_whose_transaction_commits_after_a_higher_id_was_looked_at():
-    """An import writes its contacts in one long transaction. A contact typed in meanwhile gets a higher id and
-    commits first; the minute job looks past it. The import's contacts, committed later with lower ids, still
-    join at the next look."""
-    import threading
-
-    from django.db import transaction
-
-    from tests.conftest import create_user
-
-    boss = create_user("boss", "supervisor")
-    _contact("First", "+447400123400", company="Acme")
-    queue = building.make_queue(user=boss, name="Live", now=NOW, source_filter={"company": "Acme"}, live=True).queue
+@contextlib.contextmanager
+def an_import_writing(name: str, number: str):
+    """An import's transaction, in a thread of its own: it has written a contact (its id below any made after it),
+    and commits when the block ends."""
     written, commit = threading.Event(), threading.Event()
     errors: list[BaseException] = []
 
     def long_import() -> None:
         try:
             with transaction.atomic():
-                _contact("Imported", "+447400123401", company="Acme", created=NOW - timedelta(minutes=2))
+                _contact(name, number, company="Acme")
                 written.set()
                 assert commit.wait(timeout=60)
         except BaseException as exc:  # noqa: BLE001 - reported below
@@ -108,19 +100,67 @@ def test_a_live_queue_takes_in_contacts_whose_transaction_commits_after_a_higher
     thread = threading.Thread(target=long_import)
     thread.start()
     assert written.wait(timeout=60)
-    typed = _contact("Typed in", "+447400123402", company="Acme", created=NOW - timedelta(minutes=1))
-    assert building.add_new_matches(queue, now=NOW) == 1  # the minute job: "Typed in"; the import is not committed
-    queue.refresh_from_db()
-    assert queue.live_seen == typed.pk and queue.live_after < typed.pk  # seen, not settled: the import goes on
-    assert building.add_new_matches(queue, now=NOW) == 0  # still going on: nothing settled, nothing new
-    queue.refresh_from_db()
-    assert queue.live_after < typed.pk
-    commit.set()
-    thread.join()
+    try:
+        yield
+    finally:
+        commit.set()
+        thread.join()
     assert not errors
+
+
+POSTGRES_ONLY = pytest.mark.skipif(
+    connection.vendor != "postgresql", reason="two transactions at once: SQLite's test database"
+)
+
+
+@POSTGRES_ONLY
+@pytest.mark.django_db(transaction=True)
+def test_a_live_queue_takes_in_contacts_whose_transaction_commits_after_a_higher_id_was_looked_at():
+    """An import writes its contacts in one long transaction. A contact typed in meanwhile gets a higher id and
+    commits first; the minute job looks past it. The import's contacts, committed later with lower ids, still
+    join at the next look, and what a look saw is settled (never read again) only once the import has ended."""
+    boss = create_user("boss", "supervisor")
+    _contact("First", "+447400123400", company="Acme")
+    queue = building.make_queue(user=boss, name="Live", now=NOW, source_filter={"company": "Acme"}, live=True).queue
+    with an_import_writing("Imported", "+447400123401"):
+        typed = _contact("Typed in", "+447400123402", company="Acme")
+        assert building.add_new_matches(queue, now=NOW) == 1  # the minute job: "Typed in"; the import goes on
+        queue.refresh_from_db()
+        assert queue.live_seen == typed.pk and queue.live_after < typed.pk  # seen, not settled
+        later = _contact("Later", "+447400123403", company="Acme")
+        assert building.add_new_matches(queue, now=NOW) == 1  # "Later"
+        queue.refresh_from_db()
+        # Still the look to settle: a new one each time could wait for ever behind overlapping transactions.
+        assert queue.live_seen == typed.pk and queue.live_after < typed.pk
     assert building.add_new_matches(queue, now=NOW + timedelta(minutes=1)) == 1  # the next minute: "Imported"
-    assert _names(queue) == ["First", "Typed in", "Imported"]
+    assert _names(queue) == ["First", "Typed in", "Later", "Imported"]
+    queue.refresh_from_db()
+    assert queue.live_after == typed.pk and queue.live_seen == later.pk  # settled up to what the first look saw
     assert building.add_new_matches(queue, now=NOW + timedelta(minutes=2)) == 0  # each contact once
     queue.refresh_from_db()
-    assert queue.live_after == queue.live_seen == typed.pk  # settled: later looks start above it
-    assert list(queue.entries.order_by("position").values_list("position", flat=True)) == [1, 2, 3]
+    assert queue.live_after == queue.live_seen == later.pk
+    assert list(queue.entries.order_by("position").values_list("position", flat=True)) == [1, 2, 3, 4]
+
+
+@POSTGRES_ONLY
+@pytest.mark.django_db(transaction=True)
+def test_a_live_queue_made_while_an_import_writes_takes_in_its_contacts_once_it_commits():
+    boss = create_user("boss", "supervisor")
+    _contact("First", "+447400123400", company="Acme")
+    with an_import_writing("Imported", "+447400123401"):
+        _contact("Typed in", "+447400123402", company="Acme")
+        made = building.make_queue(user=boss, name="Live", now=NOW, source_filter={"company": "Acme"}, live=True)
+        assert _names(made.queue) == ["First", "Typed in"]
+        assert building.add_new_matches(made.queue, now=NOW) == 0
+    assert building.add_new_matches(made.queue, now=NOW + timedelta(minutes=1)) == 1
+    assert _names(made.queue) == ["First", "Typed in", "Imported"]
+
+
+@POSTGRES_ONLY
+@pytest.mark.django_db(transaction=True)
+def test_a_live_queue_made_while_nothing_else_writes_settles_what_it_holds_at_once():
+    boss = create_user("boss", "supervisor")
+    first = _contact("First", "+447400123400", company="Acme")
+    made = building.make_queue(user=boss, name="Live", now=NOW, source_filter={"company": "Acme"}, live=True)
+    queue = CallQueue.objects.get(pk=made.queue.pk)
+    assert queue.live_after == queue.live_seen == first.pk

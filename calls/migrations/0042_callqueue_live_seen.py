@@ -48,7 +48,7 @@ class Migration(migrations.Migration):
         migrations.AddField(
             model_name='callqueue',
             name='live_seen_xmax',
-            field=models.BigIntegerField(default=0, help_text="PostgreSQL's snapshot xmax as that look ended: once every transaction begun before it has ended, every contact up to live_seen is visible, and live_after moves up to it (calls/queues/building.py)."),
+            field=models.BigIntegerField(default=0, help_text="One past the newest transaction writing in the database as that look ended (xid8): once every transaction begun before it has ended, every contact up to live_seen is visible, and live_after moves up to it (calls/queues/building.py)."),
         ),
         migrations.AlterField(
             model_name='callqueue',

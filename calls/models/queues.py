@@ -38,7 +38,8 @@ class CallQueue(models.Model):
     live_seen = models.BigIntegerField(default=0, help_text="The highest contact id a live queue's last look saw.")
     live_seen_xmax = models.BigIntegerField(
         default=0,
-        help_text="PostgreSQL's snapshot xmax as that look ended: once every transaction begun before it has ended, "
+        help_text="One past the newest transaction writing in the database as that look ended (xid8): "
+        "once every transaction begun before it has ended, "
         "every contact up to live_seen is visible, and live_after moves up to it (calls/queues/building.py).",
     )
     sort = models.CharField("order", max_length=12, choices=Order.choices, default=Order.OLDEST)

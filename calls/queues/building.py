@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from django.db import connection, transaction
@@ -72,6 +72,10 @@ def make_queue(
         queue.agents.set(agents)
         queue.groups.set(groups)
         added, left_out = _add(queue, now=now, up_to=queue.live_after)
+        if queue.live and (ended := _horizon()) is not None:  # its making is a live queue's first look
+            CallQueue.objects.filter(pk=queue.pk).update(
+                live_after=_visible_below(queue.live_after), live_seen=queue.live_after, live_seen_xmax=ended[1]
+            )
     return Made(queue, added, left_out)
 
 
@@ -80,41 +84,71 @@ def add_new_matches(queue: CallQueue, *, now: datetime) -> int:
 
     Ids are handed out as rows are written, not as their transactions commit: an import still writing holds ids
     lower than a contact typed in and committed meanwhile, and commits later. So a look does not take the highest id
-    it sees (live_seen) as settled at once. It notes PostgreSQL's snapshot horizon as it ends (live_seen_xmax: no
-    transaction begun after that can hold an id up to live_seen); once every transaction begun before it has ended,
-    every contact up to live_seen is visible, and the next look moves live_after, below which nothing is looked at
-    again, up to it. Each look reads the contacts above live_after: the last minute's or so, more while an import
-    is writing."""
+    it saw (live_seen) as settled at once. It notes one past the newest transaction writing as it ends (live_seen_xmax:
+    no transaction begun after that can hold an id up to live_seen); once every transaction begun before it has ended,
+    every contact up to live_seen is visible, and a look moves live_after, below which nothing is looked at again,
+    up to it, and notes itself as the next to settle. Until then the look to settle stays the same one, so that a
+    stream of overlapping transactions cannot hold live_after back for ever. Each look reads the contacts above
+    live_after: since the look before, or since the oldest transaction still writing began."""
     if not queue.live or queue.state == CallQueue.State.CLOSED:
         return 0
     with transaction.atomic():
         locked = CallQueue.objects.select_for_update().get(pk=queue.pk)
         last = Contact.objects.aggregate(last=Max("pk"))["last"] or 0
         horizon = _horizon()
-        after = locked.live_after
-        if horizon is None or horizon[0] >= locked.live_seen_xmax:  # what the last look saw is all visible now
-            after = max(after, locked.live_seen)
-        # From live_after, not `after`: contacts up to live_seen that the last look could not see are visible now.
+        settles = horizon is None or horizon[0] >= locked.live_seen_xmax  # what the look before saw is all visible
         added = _add(locked, now=now, after=locked.live_after, up_to=last)[0] if last > locked.live_after else 0
-        ended = _horizon()  # as the look ends: a transaction that took an id before `last` was read has an xid
-        settled = last if ended is None else after
-        CallQueue.objects.filter(pk=queue.pk).update(
-            live_after=settled, live_seen=last, live_seen_xmax=ended[1] if ended is not None else 0
-        )
+        ended = _horizon()  # as this look ends: a transaction that took an id before `last` was read has an xid now
+        if ended is None:
+            CallQueue.objects.filter(pk=queue.pk).update(live_after=last, live_seen=last, live_seen_xmax=0)
+        elif settles:
+            CallQueue.objects.filter(pk=queue.pk).update(
+                live_after=max(locked.live_after, locked.live_seen), live_seen=last, live_seen_xmax=ended[1]
+            )
     return added
 
 
-def _horizon() -> tuple[int, int] | None:
-    """PostgreSQL's snapshot now: the oldest transaction still running, and the first not yet begun (xid8, which
-    never wraps around); None on another database, where a look settles what it saw at once."""
-    if connection.vendor != "postgresql":
-        return None
+# How far apart the hosts' clocks (a contact's created_at) and PostgreSQL's (a transaction's start) may be.
+CLOCKS = timedelta(minutes=1)
+
+
+def _visible_below(last: int) -> int:
+    """At a live queue's making, the id up to which every contact is visible for sure: `last` when no other
+    transaction that has written anything is going on; else the highest id a contact made (created_at, set as its
+    row is written) a while before the oldest of them began was given, since what that transaction writes, and
+    commits later, has higher ids (they are handed out in order)."""
     with connection.cursor() as cursor:
         cursor.execute(
-            "SELECT pg_snapshot_xmin(s)::text::bigint, pg_snapshot_xmax(s)::text::bigint FROM pg_current_snapshot() s"
+            "SELECT pg_stat_clear_snapshot(); SELECT min(xact_start) FROM pg_stat_activity "
+            "WHERE datname = current_database() AND backend_xid IS NOT NULL AND pid <> pg_backend_pid()"
         )
-        xmin, xmax = cursor.fetchone()
-    return xmin, xmax
+        cursor.nextset()
+        (began,) = cursor.fetchone()
+    if began is None:
+        return last
+    before = Contact.objects.filter(created_at__lt=began - CLOCKS).order_by("-created_at", "-pk")
+    return min(last, before.values_list("pk", flat=True).first() or 0)
+
+
+def _horizon() -> tuple[int, int] | None:
+    """This database's writing transactions now, as xid8 (which never wraps around): the oldest one other than this
+    one, and one past the newest, this one included (the oldest is that when no other is writing); None on another
+    database, where a look settles what it saw at once. Only this database's: contacts are written here, and a long
+    transaction in another must not hold a queue back. Not a snapshot's xmax: that is one past the newest finished
+    transaction, and one still running may have begun after it. Read from pg_stat_activity, afresh (PostgreSQL keeps
+    what a transaction read of it until it ends), which shows other sessions' transactions to a session of the same
+    role, as vccweb's processes are."""
+    if connection.vendor != "postgresql":
+        return None
+    xid8 = "pg_current_xact_id()::text::bigint - age(backend_xid)"  # age is counted back from this transaction's
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"SELECT pg_stat_clear_snapshot(); SELECT min({xid8}) FILTER (WHERE pid <> pg_backend_pid()), "
+            f"max({xid8}) + 1 FROM pg_stat_activity WHERE datname = current_database() AND backend_xid IS NOT NULL"
+        )
+        cursor.nextset()
+        oldest, after_newest = cursor.fetchone()
+    return (after_newest if oldest is None else oldest), after_newest
 
 
 def matching(queue: CallQueue) -> Any:
