@@ -228,7 +228,19 @@ def check(pk: ImportId) -> None:
         "duplicates": duplicates,
     }
     imp.status, imp.progress = ContactImport.Status.PREVIEW, imp.row_count
-    imp.save(update_fields=["report", "status", "progress", "updated_at"])
+    with transaction.atomic():
+        # Its row locked, as an erasure locks it once it has deleted rows of the import (calls/privacy/erasure.py):
+        # rows that went while they were read (an erasure committed meanwhile) must not be named or counted, so the
+        # check starts again. An erasure that comes after this sees the preview, and has it checked again itself.
+        ContactImport.objects.select_for_update().filter(pk=pk).exists()
+        if imp.lines.count() != done:
+            log.info("contact import %s: rows went while it was checked; checking it again", pk)
+            gone = True
+        else:
+            gone = False
+            imp.save(update_fields=["report", "status", "progress", "updated_at"])
+    if gone:
+        check(pk)
 
 
 FIRST_BATCH = 200  # the preview's progress moves within a fraction of a second of the upload, however busy

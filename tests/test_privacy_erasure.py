@@ -270,6 +270,38 @@ def test_confirming_an_import_uploaded_before_the_erasure_does_not_bring_the_per
 
 
 @pytest.mark.django_db
+def test_a_check_that_read_rows_an_erasure_then_deleted_starts_again_and_counts_none_of_them(
+    supervisor_client, supervisor_user, person, settings, monkeypatch
+):
+    """The erasure commits while the import's check is running: the check has read the person's row, and would
+    name and count it in the preview. As it ends it sees that rows went, and checks the import again."""
+    from django.utils import timezone
+
+    from calls import imports
+    from calls.privacy import erasure
+
+    settings.CONTACT_IMPORT_BACKGROUND = False
+    real = imports.with_duplicates
+    erased: list[int] = []
+
+    def erased_meanwhile(pk):
+        if not erased:  # once, while the first check is under way (its status: checking)
+            erased.append(person.pk)
+            erasure.erase_contact(contact_pk=person.pk, by=supervisor_user, now=timezone.now())
+        return real(pk)
+
+    monkeypatch.setattr(imports, "with_duplicates", erased_meanwhile)
+    csv = f"{CSV}Somebody Else,,07400 123456,\n"
+    upload = SimpleUploadedFile("pending.csv", csv.encode(), content_type="text/csv")
+    imp = ContactImport.objects.get(pk=supervisor_client.post("/contacts/import/", {"file": upload}).url.split("/")[-2])
+
+    assert erased == [person.pk]
+    assert imp.status == ContactImport.Status.PREVIEW
+    assert (imp.report["rows"], imp.report["ready"], imp.report["duplicates"]) == (1, 1, [])
+    assert "Quillfeather" not in json.dumps(imp.report) and "900461" not in json.dumps(imp.report)
+
+
+@pytest.mark.django_db
 def test_an_import_left_with_none_of_its_rows_after_an_erasure_has_nothing_to_confirm(
     supervisor_client, person, settings, django_capture_on_commit_callbacks
 ):

@@ -421,7 +421,7 @@ def _erase_import_rows(numbers: list[str], scrub: Scrubber) -> int:
         touched.setdefault(import_pk, []).append(number)
     for import_pk, row_numbers in touched.items():
         ContactImportKey.objects.filter(contact_import_id=import_pk, number__in=row_numbers).delete()
-    _check_again(ContactImport.objects.filter(pk__in=touched, status=ContactImport.Status.PREVIEW))
+    _check_again(touched)
     for imp in ContactImport.objects.all().only("pk", "report", "result", "error", "decisions"):
         before = (imp.report, imp.result, imp.error)
         imp.report, imp.result, imp.error = scrub.json(imp.report), scrub.json(imp.result), scrub.text(imp.error)
@@ -430,10 +430,15 @@ def _erase_import_rows(numbers: list[str], scrub: Scrubber) -> int:
     return len(rows)
 
 
-def _check_again(previews: Iterable[ContactImport]) -> None:
-    """Have imports waiting for a confirmation checked again, their rows changed: the preview waits for the check,
-    which starts once the erasure commits (a job started before would find its rows still there)."""
-    for imp in previews:
+def _check_again(import_pks: Iterable[Any]) -> None:
+    """Have the imports that lost rows and wait for a confirmation checked again: the preview waits for the check,
+    which starts once the erasure commits (a job started before would find its rows still there). Their rows are
+    locked first: a confirmation that came first keeps its import (and its rows go unconfirmed: it is being applied);
+    one that comes later finds the import being checked. A check running now sees, as it ends (it locks the row
+    too), that rows went, and starts again (imports.check)."""
+    for imp in ContactImport.objects.select_for_update().filter(pk__in=list(import_pks)):
+        if imp.status != ContactImport.Status.PREVIEW:
+            continue
         if not imp.lines.exists():  # none of its rows left: its report, of none, at once
             imports.check(imp.pk)
             continue
