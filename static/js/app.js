@@ -170,10 +170,14 @@ function applyOnCall(event) {
     }
   }
 }
-// The bar's wrap-up steps aside where the page shows that call's own panel, which has the full form.
+// The bar's wrap-up steps aside where the page shows that call's own panel, which has the full form; from the
+// start where the page has asked for the panel (data-panel-for), or the page would jump as it comes.
 function placeBarWrapUps() {
   for (const form of document.querySelectorAll("#call-bar .bar-wrapup")) {
-    form.hidden = Boolean(document.getElementById(`call-panel-${form.dataset.call}`));
+    const call = form.dataset.call;
+    form.hidden = Boolean(
+      document.getElementById(`call-panel-${call}`) || document.querySelector(`[data-panel-for="${call}"]`),
+    );
   }
 }
 for (const step of [applyOnCall, placeBarWrapUps]) {

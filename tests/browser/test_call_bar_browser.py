@@ -150,6 +150,23 @@ def test_a_change_made_while_the_bar_reloads_reaches_the_bar(demo, page, live_se
     assert page.console_errors == []
 
 
+def test_on_the_contact_page_of_a_call_to_wrap_up_the_bar_steps_aside_before_the_panel_comes(demo, page, live_server):  # noqa: F811
+    """The page asks for the call's own panel once it has loaded; the bar's wrap-up, which the panel's replaces,
+    steps aside from the start, not when the panel comes: the page would jump under a finger already on a button
+    (the page head moved up by the form's height between a tap's press and its release, and the tap was lost)."""
+    call, bar = a_call_to_wrap_up_in_the_bar(page, live_server)
+    panel = Held(page, re.compile(rf"/calls/{call.pk}/panel/"))
+    page.goto(f"{live_server.url}/contacts/{call.contact_id}/")
+    assert panel.wait() == 1  # the page asked for the panel, which has not come
+    expect(bar.locator(".bar-wrapup")).to_be_hidden()
+    head = page.locator(".page-head").bounding_box()
+    panel.release()
+    expect(page.locator(f"#call-panel-{call.pk}")).to_be_visible()
+    assert page.locator(".page-head").bounding_box() == head  # nothing above it moved
+    expect(bar.locator(".bar-wrapup")).to_be_hidden()
+    assert page.console_errors == []
+
+
 def test_the_contact_page_and_the_bar_agree_when_the_call_ends(demo, page, live_server, sim):  # noqa: F811
     contact = first_contact_with(is_primary=True, number__startswith="+44")
     log_in(page, live_server, "agent", "demo", at=f"/contacts/{contact.pk}/")
