@@ -10,7 +10,6 @@ the file. `check` and `apply` run in the background (`start`); the preview polls
 from __future__ import annotations
 
 import contextlib
-import csv
 import itertools
 import json
 import logging
@@ -23,7 +22,7 @@ from django.contrib.auth import get_user_model
 from django.contrib.auth.models import User
 from django.core.cache import cache
 from django.db import InterfaceError, OperationalError, connection, models, transaction
-from django.db.models import F, Max, Min, QuerySet, Window
+from django.db.models import F, Max, Min, Window
 from django.db.models.functions import Lower
 from django.utils import timezone
 
@@ -32,7 +31,6 @@ from calls.import_files import FileFacts, ImportFileError, read_upload
 from calls.import_rows import Row, check_header, dump_row, guess_mapping, load_row, mapping_problems, parse_row
 from calls.models import Contact, ContactImport, ContactImportKey, ContactImportRow, ContactPhone, ImportedContact
 from calls.privacy import hashing as privacy
-from calls.spreadsheet import Line, inert
 from calls.webhooks import changes
 
 log = logging.getLogger(__name__)
@@ -545,67 +543,3 @@ def current_progress(imp: ContactImport) -> int:
     if imp.status == ContactImport.Status.IMPORTING:
         return max(imp.progress, cache.get(progress_key(imp.pk), 0))
     return imp.progress
-
-
-# --- Export ----------------------------------------------------------------------------------------------------
-
-EXPORT_BATCH = 2_000  # rows read, checked and written at a time
-AT_ONCE = 2  # a person's imports checked at the same time
-TWO_AT_ONCE = "You have two imports being checked: wait for one to finish, then upload again."
-EXPORT_HEADER = [
-    "Name",
-    "Company",
-    "Email",
-    "Mobile",
-    "Work phone",
-    "Home phone",
-    "Other phone",
-    "Do not call",
-    "Do-not-call numbers",
-    "Owner",
-    "Notes",
-    "Created",
-]
-
-
-def export_chunks(contacts: QuerySet[Contact]) -> Iterator[str]:
-    """The CSV of contacts with all their numbers, for calls.spreadsheet.csv_download: the header, then EXPORT_BATCH
-    contacts at a time in id order, each batch two queries (the contacts after the last one sent, and their
-    numbers), so nothing is held between batches and memory stays flat however many contacts there are."""
-    writer = csv.writer(Line())
-    yield "\ufeff" + writer.writerow(EXPORT_HEADER)  # the BOM makes Excel read UTF-8
-    columns = ("pk", "name", "company", "email", "do_not_call", f"owner__{get_user_model().USERNAME_FIELD}")
-    rows = contacts.order_by("pk").values_list(*columns, "notes", "created_at")
-    labels = ContactPhone.Label.values
-    after = None
-    while batch := list((rows if after is None else rows.filter(pk__gt=after))[:EXPORT_BATCH]):
-        after = batch[-1][0]
-        numbers: dict[int, list[tuple[str, str, bool]]] = {}
-        # In the order the contact's page lists them (ContactPhone.Meta.ordering): the primary number first.
-        for contact_id, label, number, dnc in ContactPhone.objects.filter(
-            contact_id__in=[row[0] for row in batch]
-        ).values_list("contact_id", "label", "number", "do_not_call"):
-            numbers.setdefault(contact_id, []).append((label, number, dnc))
-        out = []
-        for pk, name, company, email, do_not_call, owner, notes, created_at in batch:
-            by_label: dict[str, list[str]] = {label: [] for label in labels}
-            for label, number, _dnc in numbers.get(pk, ()):
-                by_label[label].append(number)
-            cells = (
-                name,
-                company,
-                email,
-                "; ".join(by_label["mobile"]),
-                "; ".join(by_label["work"]),
-                "; ".join(by_label["home"]),
-                "; ".join(by_label["other"]),
-                "yes" if do_not_call else "no",
-                "; ".join(number for _label, number, dnc in numbers.get(pk, ()) if dnc),
-                owner or "",
-                notes,
-                timezone.localtime(created_at).isoformat(timespec="seconds"),
-            )
-            out.append(writer.writerow([inert(cell) for cell in cells]))
-        yield "".join(out)
-        if len(batch) < EXPORT_BATCH:
-            return

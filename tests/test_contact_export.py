@@ -12,7 +12,7 @@ from asgiref.sync import sync_to_async
 from django.db import connections
 from django.test import AsyncClient
 
-from calls import imports, spreadsheet
+from calls import contact_csv, imports, spreadsheet
 from calls.models import Contact, ContactPhone, ErasedNumber
 from tests.test_import import confirm, started
 
@@ -41,7 +41,7 @@ def exported(client) -> bytes:
 
 @pytest.mark.django_db(transaction=True)
 async def test_under_asgi_the_export_is_an_async_stream_sent_batch_by_batch(supervisor_user, monkeypatch):
-    monkeypatch.setattr(imports, "EXPORT_BATCH", 2)
+    monkeypatch.setattr(contact_csv, "EXPORT_BATCH", 2)
     await sync_to_async(some_contacts)(5)
     client = AsyncClient()
     await client.aforce_login(supervisor_user)
@@ -64,7 +64,7 @@ def test_the_batch_size_changes_nothing_in_the_file(supervisor_client, monkeypat
     ContactPhone.objects.create(contact=contacts[1], label="mobile", number="+447400999999")
     whole = exported(supervisor_client)
     for size in (1, 2, 5):
-        monkeypatch.setattr(imports, "EXPORT_BATCH", size)
+        monkeypatch.setattr(contact_csv, "EXPORT_BATCH", size)
         assert exported(supervisor_client) == whole
     rows = list(csv.DictReader(io.StringIO(whole.decode().removeprefix("\ufeff"))))
     assert len(rows) == 5
@@ -74,7 +74,7 @@ def test_the_batch_size_changes_nothing_in_the_file(supervisor_client, monkeypat
 
 
 def test_the_export_reads_the_contacts_a_batch_at_a_time(supervisor_client, monkeypatch, django_assert_max_num_queries):
-    monkeypatch.setattr(imports, "EXPORT_BATCH", 10)
+    monkeypatch.setattr(contact_csv, "EXPORT_BATCH", 10)
     some_contacts(30)
     exported(supervisor_client)  # the session and permissions are cached from then on
     with django_assert_max_num_queries(3 * 2 + 2):  # 3 batches of two queries, the empty last one, the session

@@ -13,7 +13,7 @@ from django.utils import timezone
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 from django_htmx.http import HttpResponseClientRefresh
 
-from calls import audit, import_files, imports
+from calls import audit, contact_csv, import_files, imports
 from calls import permissions as perms
 from calls.audit.exports import audited_export
 from calls.forms import ImportConfirmForm, ImportFixForm, ImportMappingForm, ImportUploadForm, first_error
@@ -202,5 +202,5 @@ def import_confirm(request: AuthedRequest, pk: uuid.UUID) -> HttpResponse:
 def contact_export(request: AuthedRequest) -> StreamingHttpResponse:
     """Every contact with all their numbers, as CSV, streamed: a million rows never sit in memory."""
     stamp = timezone.localtime().strftime("%Y-%m-%d")
-    chunks = audited_export(imports.export_chunks(Contact.objects.all()), kind="export.contacts", filters={})
+    chunks = audited_export(contact_csv.export_chunks(Contact.objects.all()), kind="export.contacts", filters={})
     return csv_download(request, chunks, filename=f"contacts-{stamp}.csv")
