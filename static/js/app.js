@@ -66,6 +66,23 @@ document.addEventListener("htmx:beforeSwap", (event) => {
     event.detail.isError = false;
   }
 });
+// A part that polls (a call panel) is not replaced while a press is going on inside it: the release would land on
+// the new part, and the click, on neither, would be lost. Its next poll brings what changed.
+let pressedIn = null;
+document.addEventListener("pointerdown", (event) => { pressedIn = event.target; }, true);
+for (const end of ["click", "pointercancel"]) {
+  document.addEventListener(end, () => { pressedIn = null; }, true);
+}
+document.addEventListener("pointerup", () => {
+  setTimeout(() => { pressedIn = null; }, 0);  // after the click it makes, if any; or at once if it makes none
+}, true);
+document.addEventListener("htmx:beforeSwap", (event) => {
+  const part = event.detail.target;
+  const polls = /\bevery\b/.test(event.detail.elt.getAttribute("hx-trigger") || "");
+  if (polls && pressedIn instanceof Node && part instanceof Element && part.contains(pressedIn)) {
+    event.detail.shouldSwap = false;
+  }
+});
 document.addEventListener("htmx:responseError", (event) => {
   const xhr = event.detail.xhr;
   const status = xhr.status;

@@ -126,6 +126,36 @@ def test_a_fast_double_click_places_one_call(demo, page, live_server, sim):
     assert Call.objects.count() == 1
 
 
+def test_a_poll_answered_while_a_button_of_the_panel_is_pressed_does_not_swallow_the_click(
+    demo, page, live_server, sim
+):
+    """The panel polls while the call goes on, and each answer replaces it. One that came between a press on Pause
+    recording and its release replaced the button under the finger: the release landed on the new one, and the click
+    on neither. The panel is not replaced while a press is going on inside it."""
+    contact = first_contact_with(is_primary=True, number__startswith="+44")
+    sim.post("next-outcome", {"outcome": "answered", "talkSeconds": 600})
+    log_in(page, live_server, "agent", "demo", at=f"/contacts/{contact.pk}/")
+    page.keyboard.press("c")
+    panel = page.locator(".call-panel")
+    sim.advance(9)
+    expect(panel.locator(".phase")).to_contain_text("Connected", timeout=10_000)
+    button = panel.locator("button", has_text="Pause recording")
+    box = button.bounding_box()
+    poll = Held(page, re.compile(r"/calls/\d+/panel/"), answered=True)
+    assert poll.wait() == 1  # the next poll, answered by the app and held
+    page.evaluate(
+        "document.body.addEventListener('htmx:beforeSwap', (event) => {"
+        " if (event.detail.target.classList.contains('call-panel')) setTimeout(() => { window.polled = true; }, 0); })"
+    )
+    page.mouse.move(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
+    page.mouse.down()
+    poll.release()
+    page.wait_for_function("window.polled === true", timeout=10_000)  # its answer came while the button is pressed
+    page.mouse.up()
+    expect(panel).to_contain_text("Recording: paused")
+    assert page.console_errors == []
+
+
 def test_the_call_buttons_stay_disabled_while_a_click_is_on_its_way_whatever_reloads_meanwhile(
     demo, page, live_server, sim
 ):
