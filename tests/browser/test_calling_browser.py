@@ -140,17 +140,19 @@ def test_a_poll_answered_while_a_button_of_the_panel_is_pressed_does_not_swallow
     sim.advance(9)
     expect(panel.locator(".phase")).to_contain_text("Connected", timeout=10_000)
     button = panel.locator("button", has_text="Pause recording")
-    box = button.bounding_box()
     poll = Held(page, re.compile(r"/calls/\d+/panel/"), answered=True)
-    assert poll.wait() == 1  # the next poll, answered by the app and held
+    assert poll.wait() == 1  # the next poll, answered by the app and held: the panel stays as it is meanwhile
+    expect(button).to_be_visible()
+    box = button.bounding_box()
     page.evaluate(
         "document.body.addEventListener('htmx:beforeSwap', (event) => {"
-        " if (event.detail.target.classList.contains('call-panel')) setTimeout(() => { window.polled = true; }, 0); })"
+        " if (event.detail.target.classList.contains('call-panel'))"
+        " setTimeout(() => { document.body.dataset.polled = '1'; }, 0); })"
     )
     page.mouse.move(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
     page.mouse.down()
     poll.release()
-    page.wait_for_function("window.polled === true", timeout=10_000)  # its answer came while the button is pressed
+    expect(page.locator("body")).to_have_attribute("data-polled", "1")  # its answer came while the button is pressed
     page.mouse.up()
     expect(panel).to_contain_text("Recording: paused")
     assert page.console_errors == []
