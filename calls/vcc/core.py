@@ -387,12 +387,17 @@ _PLACEMENT_FAILURES = {
 }
 
 
+def _placement_failure(message: str) -> tuple[str, bool] | None:
+    """What one of VCC's known 400 texts for placing a call means: (user message, retryable); None if unknown."""
+    return _PLACEMENT_FAILURES.get(message.strip().rstrip(".").lower())
+
+
 def refusal_retryable(status: int | None, message: str) -> bool:
     """Whether VCC's refusal of a request (its status and its own message, verbatim) says that trying again later
     could help: a busy or unavailable agent, a group with nobody free, VCC limiting requests or down. A refusal of
     the request itself (an invalid number, an unknown agent), or one made here before sending (no status), is not."""
     if status == 400:
-        return _PLACEMENT_FAILURES.get(message.strip().rstrip(".").lower(), ("", False))[1]
+        return bool((known := _placement_failure(message)) and known[1])
     return status is not None and (status == 429 or status >= 500)
 
 
@@ -414,10 +419,7 @@ def error_from_response(response: httpx.Response, *, places_call: bool = False) 
     status, message = response.status_code, vcc_message(response)
     retryable, delay, may_have_placed = False, None, False
     if status == 400:
-        user_message = _PLACEMENT_FAILURES.get(
-            message.strip().rstrip(".").lower(), (f"VCC refused the request: {message.strip()}", False)
-        )[0]
-        retryable = refusal_retryable(status, message)
+        user_message, retryable = _placement_failure(message) or (f"VCC refused the request: {message.strip()}", False)
     elif status == 401:
         user_message = "VCC rejected vccweb's credentials; ask an admin to check the VCC API settings."
     elif status == 403:
