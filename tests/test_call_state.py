@@ -425,6 +425,43 @@ def test_vccs_refusal_of_a_click_closed_while_vcc_was_asked_leaves_it_closed(
     )
 
 
+def test_a_wrap_up_given_to_a_closed_click_is_asked_again_when_vccs_answer_reopens_it(
+    agent_client, supervisor_client, contact, london, sim, monkeypatch
+):
+    """The agent wrapped up the click a supervisor closed; VCC then placed it: the real call asks for its own wrap-up
+    when it ends (the notes stay, the earlier disposition is not counted for it), and the history says so."""
+    from calls.vcc import AsyncVCCClient
+
+    real = AsyncVCCClient.place_call
+
+    async def closed_and_wrapped_up_while_asked(self, request):
+        url = f"/calls/{(await Call.objects.aget()).pk}"
+        await sync_to_async(supervisor_client.post)(f"{url}/close/", {"reason": "stuck asking VCC, says Alex"})
+        data = {"disposition": (await DispositionCode.objects.aget(code="Interested")).pk, "notes": "Wants chairs"}
+        answer = await sync_to_async(agent_client.post)(f"{url}/wrapup/", data, headers=HTMX)
+        assert answer.status_code == 200, answer.content.decode()[:3000]
+        assert (await Call.objects.aget()).wrapped_up_at is not None, answer.content.decode()[:3000]
+        return await real(self, request)
+
+    monkeypatch.setattr(AsyncVCCClient, "place_call", closed_and_wrapped_up_while_asked)
+    click(agent_client, primary(contact))
+
+    call = only_call()
+    assert (call.state, call.wrapped_up_at, call.disposition_code, call.notes) == (
+        Call.State.LIVE, None, "", "Wants chairs",
+    )  # fmt: skip
+    assert call.events.order_by("pk").last().detail == (
+        "VCC placed the call after it was closed: the close is undone, the call is followed again; "
+        "the wrap-up given meanwhile (Interested) is asked again when it ends"
+    )
+    sim.clock.advance(CONNECTED)
+    poll(agent_client, call)
+    sim.clock.advance(ENDED)
+    assert 'id="wrapup"' in html(poll(agent_client, call))
+    call.refresh_from_db()
+    assert call.wrap_up_due
+
+
 def test_the_bar_shows_no_timer_pulse_or_recording_buttons_while_contact_is_lost(agent_client, placed, sim):
     sim.clock.advance(CONNECTED)
     poll(agent_client, placed)

@@ -325,7 +325,8 @@ class Call(HandWrittenSQL):
         `error_message` and `error_status` are what could not be read).
 
         On a click a supervisor closed while VCC was asked (`awaits_answer`), the close is undone: a phone rings, so
-        the call is live and followed again, and its history says why."""
+        the call is live and followed again, and its history says why; a wrap-up given to it meanwhile is asked again
+        when the call ends."""
         overtaken = self.state == self.State.ENDED
         self.state, self.outcome = self.State.LIVE, self.Outcome.IN_PROGRESS
         self.vcc_call_id, self.vcc_status, self.recording_status = vcc_call_id, vcc_status, recording_status
@@ -346,12 +347,18 @@ class Call(HandWrittenSQL):
         if note:
             self.error_message, self.error_status = error_message, error_status
             fields += ["error_message", "error_status"]
+        detail = "VCC placed the call after it was closed: the close is undone, the call is followed again"
         if overtaken:
             self.ended_at, self.result_reason = None, ""
             fields += ["ended_at", "result_reason"]
+        if overtaken and self.wrapped_up_at is not None:
+            # A wrap-up given to the closed click was about a call that had not happened: the real one asks for its
+            # own when it ends (the notes stay, to start from).
+            detail += f"; the wrap-up given meanwhile ({self.disposition_code}) is asked again when it ends"
+            self.wrapped_up_at, self.disposition_code = None, ""
+            fields += ["wrapped_up_at", "disposition_code"]
         self.save_fields(fields)
         if overtaken:
-            detail = "VCC placed the call after it was closed: the close is undone, the call is followed again"
             CallEvent.objects.create(call=self, at=now, kind=CallEvent.Kind.PROGRESS, detail=detail)
 
     def record_failed(
