@@ -85,3 +85,44 @@ def test_seed_demo_brings_back_missing_defaults_without_touching_edited_ones():
     assert DispositionCode.objects.filter(code="Interested").exists()
     assert DispositionCode.objects.get(code="Wrong number").description == "Edited by an admin"
     assert ConsentRule.objects.get(country="GB").consent == "OneParty"
+
+
+def test_seed_demo_adds_a_call_log_once_when_asked():
+    """`make run` asks for four weeks of calls, so that the call log and the reports show something at once: every
+    call over (none waits in a bar), to callable contacts, each answered group call answered by one of its agents,
+    a wrap-up exactly where a call connected, the contacts added before their first call, the roll-up built."""
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from calls.calling.bar import bar_call_ids
+    from calls.models import Call, CallRollup
+
+    call_command("seed_demo", stdout=io.StringIO())
+    assert not Call.objects.exists()  # only when asked: the tests' own seeding stays without calls
+
+    out = io.StringIO()
+    call_command("seed_demo", "--history-days", "7", stdout=out)
+
+    calls = list(Call.objects.prefetch_related("from_groups__members"))
+    assert len(calls) == 140 and f"{len(calls)} calls over the last 7 days" in out.getvalue()
+    now = timezone.now()
+    assert all(now - timedelta(days=7) <= c.requested_at < now for c in calls)
+    assert not any(c.in_progress for c in calls)
+    assert {c.state for c in calls} <= {Call.State.ENDED, Call.State.FAILED, Call.State.UNCONFIRMED}
+    assert all(c.wrapped_up_at is not None for c in calls if c.state == Call.State.ENDED and c.asks_sales_wrap_up)
+    assert all(c.wrapped_up_at is None and not c.disposition_code for c in calls if not c.asks_sales_wrap_up)
+    assert not any(c.contact.do_not_call or c.phone.do_not_call for c in calls)
+    group_answered = [c for c in calls if c.from_agent_id is None and c.outcome == Call.Outcome.ANSWERED]
+    assert group_answered and all(
+        c.answered_by in {a for g in c.from_groups.all() for a in g.members.all()} for c in group_answered
+    )
+    for contact in Contact.objects.filter(last_call__isnull=False):
+        first = Call.objects.filter(contact=contact).earliest("requested_at")
+        assert contact.created_at < first.requested_at and contact.last_called_at is not None
+    for user in get_user_model().objects.all():
+        assert bar_call_ids(user.pk, since=now - timedelta(days=30)) == ([], 0)
+    assert CallRollup.objects.exists()
+
+    call_command("seed_demo", "--history-days", "7", stdout=io.StringIO())
+    assert Call.objects.count() == 140  # once: not while the demo has calls

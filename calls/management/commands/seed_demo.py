@@ -1,4 +1,6 @@
-"""Create (or bring back) the demo workspace: contacts, agents, groups, callback numbers and three users.
+"""Create (or bring back) the demo workspace: contacts, agents, groups, callback numbers and three users; with
+--history-days (`make run` asks for 28), a call log of that many days, so that the call log, the reports and their
+charts have something to show before the first click.
 
 It matches vccsim's sample account, so that sandbox calls find the same agents, groups and CLIDs.
 """
@@ -6,20 +8,23 @@ It matches vccsim's sample account, so that sandbox calls find the same agents, 
 from __future__ import annotations
 
 import random
+import time
 from datetime import timedelta
 from typing import Any
 
 import phonenumbers
 from django.conf import settings
 from django.contrib.auth import get_user_model
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db import transaction
+from django.db.models import Min
 from django.utils import timezone
 
 from calls.defaults import ensure_defaults
 from calls.models import (
     Agent,
     AgentGroup,
+    Call,
     Callback,
     CallbackNumber,
     CallQueue,
@@ -144,6 +149,7 @@ UK_LANDLINE = ["+4420794600", "+4416149600", "+4411349600", "+4411749600"]
 US = ["+131255501", "+121255501", "+141555501", "+161755501"]
 
 CONTACT_COUNT = 60
+HISTORY_PER_DAY = 20  # calls a day in the demo's call log (--history-days): six agents, some of them part-time
 
 
 def _number(rng: random.Random, prefixes: list[str], length: int) -> str:
@@ -158,15 +164,28 @@ def _number(rng: random.Random, prefixes: list[str], length: int) -> str:
 class Command(BaseCommand):
     help = "Create the demo workspace (idempotent). Runs only with DEBUG on or in sandbox mode."
 
-    def handle(self, *args: object, **options: object) -> None:
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument(
+            "--history-days",
+            type=int,
+            default=0,
+            help=f"add a call log of this many days ({HISTORY_PER_DAY} calls a day on average, fewer at weekends), "
+            "once: not while the demo has calls",
+        )
+
+    def handle(self, *args: object, **options: Any) -> None:
         if not (settings.DEBUG or settings.VCC_SANDBOX):
             raise CommandError("seed_demo only runs with DEBUG=true or in sandbox mode (no VCC_ACCOUNT_KEY).")
+        if options["history_days"] < 0:
+            raise CommandError("--history-days must be 0 (no call log) or more.")
         with transaction.atomic():
             self._seed()
+            calls = self._history(options["history_days"])
         self.stdout.write(
             self.style.SUCCESS(
                 f"Demo workspace ready: {Contact.objects.count()} contacts, {Agent.objects.count()} agents, "
-                f"{AgentGroup.objects.count()} groups, {CallbackNumber.objects.count()} callback numbers."
+                f"{AgentGroup.objects.count()} groups, {CallbackNumber.objects.count()} callback numbers"
+                + (f", {calls} calls over the last {options['history_days']} days." if calls else ".")
             )
         )
 
@@ -261,6 +280,52 @@ class Command(BaseCommand):
                     new_phones.append(phone)
         hashing.mark_erased_opt_outs(new_phones)  # as a save would: a number an erased contact opted out stays out
         ContactPhone.objects.bulk_create(new_phones)
+
+    def _history(self, days: int) -> int:
+        """A call log of the last `days` days by the demo's agents and groups to its contacts (never one marked do
+        not call), every call ended and wrapped up (none waits in an agent's bar), loaded as seed_volume loads its
+        year; each contact called is made to have been added a little before its first call (the "Time to first
+        call" report). Once: nothing is added while the demo has calls. Returns how many calls were added."""
+        if days == 0 or Call.objects.exists():
+            return 0
+        from calls import reports
+        from calls.management.commands.seed_volume import CallHistory
+
+        now = timezone.now()
+        rng = random.Random(20261207)
+        world = {
+            "agents": list(Agent.objects.filter(display_id__in=[a[0] for a in AGENTS]).order_by("display_id")),
+            "supervisors": list(get_user_model().objects.filter(username="supervisor")),
+            "groups": list(AgentGroup.objects.filter(display_id__in=[g[0] for g in GROUPS]).order_by("display_id")),
+            "clids": list(CallbackNumber.objects.filter(is_active=True).order_by("number")),
+            # Not those that mark a number or a contact do not call: the demo's contacts are called again after.
+            "dispositions": list(
+                DispositionCode.objects.filter(is_active=True, action=DispositionCode.Action.NONE).values_list(
+                    "code", flat=True
+                )
+            ),
+        }
+        phones = ContactPhone.objects.filter(is_primary=True, do_not_call=False, contact__do_not_call=False)
+        contacts = [
+            (contact_id, phone_id, number, number.startswith("+1"))
+            for contact_id, phone_id, number in phones.order_by("pk").values_list("contact_id", "pk", "number")
+        ]
+        if not contacts:
+            return 0
+        count = HISTORY_PER_DAY * days
+        history = CallHistory(
+            rng, now, now - timedelta(days=days), lambda text, started: None, live_within=timedelta(0), wrap_all=True
+        )
+        history.load(count, days, 0, world, contacts, time.monotonic())
+        firsts = Call.objects.filter(contact__isnull=False).values("contact").annotate(first=Min("requested_at"))
+        added = [
+            Contact(pk=row["contact"], created_at=row["first"] - timedelta(minutes=rng.randrange(30, 7 * 24 * 60)))
+            for row in firsts
+        ]
+        Contact.objects.bulk_update(added, ["created_at"])
+        Contact.objects.refresh_last_calls()
+        reports.rebuild_rollup(now=now)
+        return count
 
     def _queue(self, supervisor: Any, sales: AgentGroup) -> None:
         """A call queue of one company's contacts for the sales group (once: none is added while the demo has one)."""

@@ -17,6 +17,7 @@ import random
 import time
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from itertools import accumulate
 from typing import Any
@@ -126,7 +127,8 @@ class Command(BaseCommand):
         _refill_search_table()
         self._say(f"{options['contacts']:,} contacts loaded", started)
         self.history_since = self.now - timedelta(days=options["history_days"])
-        self._calls(options["calls"], options["days"], options["busy_contact_calls"], world, contacts, started)
+        history = CallHistory(self.rng, self.now, self.history_since, self._say)
+        history.load(options["calls"], options["days"], options["busy_contact_calls"], world, contacts, started)
         self._say("noting each contact's last call…")
         Contact.objects.refresh_last_calls()
         self._say("rebuilding the report roll-up…")
@@ -237,7 +239,19 @@ class Command(BaseCommand):
 
     # --- Calls -------------------------------------------------------------------------------------
 
-    def _calls(self, count: int, days: int, busy_calls: int, world: dict, contacts: list, started: float) -> None:
+
+@dataclass
+class CallHistory:
+    """Generated calls, loaded in bulk: this command's year of them, and seed_demo's few weeks (--history-days)."""
+
+    rng: random.Random
+    now: datetime  # the calls end before it (those requested within live_within of it are still going on)
+    history_since: datetime  # calls before it get no history (CallEvent rows), to load faster
+    say: Callable[[str, float | None], None]
+    live_within: timedelta = timedelta(minutes=3)
+    wrap_all: bool = False  # every call that asks for a wrap-up has one (else the last two days keep some waiting)
+
+    def load(self, count: int, days: int, busy_calls: int, world: dict, contacts: list, started: float) -> None:
         if not count:
             return
         first_call = _next_id(Call)
@@ -245,7 +259,7 @@ class Command(BaseCommand):
         event_id = _next_id(CallEvent)
         through_id = _next_id(Call.from_groups.through)
         loaded = 0
-        with _bulk_mode([Call, Call.from_groups.through, CallEvent], say=self._say):
+        with _bulk_mode([Call, Call.from_groups.through, CallEvent], say=lambda text: self.say(text, None)):
             for n, row in enumerate(self._generate(count, days, busy_calls, world, contacts)):
                 call_id = first_call + n
                 call, groups, events = row
@@ -259,12 +273,12 @@ class Command(BaseCommand):
                 if len(call_rows) >= COPY_BATCH:
                     loaded += self._flush(call_rows, group_rows, event_rows)
                     if loaded % 500_000 == 0:
-                        self._say(f"{loaded:,} calls loaded", started)
+                        self.say(f"{loaded:,} calls loaded", started)
             loaded += self._flush(call_rows, group_rows, event_rows)
-            self._say(f"{loaded:,} calls loaded; rebuilding indexes…", started)
-        self._say("indexes rebuilt", started)
+            self.say(f"{loaded:,} calls loaded; rebuilding indexes…", started)
+        self.say("indexes rebuilt", started)
         _fill_call_keys(first_call)
-        self._say("the calls' keys written", started)
+        self.say("the calls' keys written", started)
 
     def _flush(self, calls: list, groups: list, events: list) -> int:
         loaded = len(calls)
@@ -283,6 +297,12 @@ class Command(BaseCommand):
         agents = [(a.pk, a.display_id, a.user_id) for a in world["agents"]]
         supervisors = [u.pk for u in world["supervisors"]]
         groups = [(g.pk, g.display_id) for g in world["groups"]]
+        members: dict[int, list[int]] = {}  # who may answer a call via each group
+        through = AgentGroup.members.through.objects.filter(agentgroup__in=[g[0] for g in groups])
+        for group_id, agent_id in through.order_by("agentgroup_id", "agent_id").values_list(
+            "agentgroup_id", "agent_id"
+        ):
+            members.setdefault(group_id, []).append(agent_id)
         clids = [(c.pk, c.number) for c in world["clids"]]
         dispositions = world["dispositions"] or ["Interested"]
         agent_weights = list(accumulate(1 / (i + 3) for i in range(len(agents))))  # some agents call far more
@@ -326,7 +346,7 @@ class Command(BaseCommand):
                 clid_pk, clid_number = r.choice(clids)
                 outcome, _w, state, code, party, reason = r.choices(OUTCOMES, cum_weights=outcome_weights)[0]
                 age = self.now - requested
-                if age < timedelta(minutes=3) and state != Call.State.FAILED:
+                if age < self.live_within and state != Call.State.FAILED:
                     outcome, state, code, party, reason = Call.Outcome.IN_PROGRESS, Call.State.LIVE, "", "", ""
                 latency = r.randrange(120, 900)
                 responded = requested + timedelta(milliseconds=latency)
@@ -337,7 +357,7 @@ class Command(BaseCommand):
                     f'"regarding": {{"reference": "{site}/contacts/{contact_id}/"}}, "application": "vccweb"}}'
                 )
                 vcc_id = error_message = error_display = ""
-                error_status = connected = ended = duration = wrapped = next_check = None
+                error_status = connected = ended = duration = wrapped = next_check = answered_by = None
                 disposition = notes = ""
                 events = []
                 if state in (Call.State.FAILED, Call.State.UNCONFIRMED):
@@ -352,13 +372,17 @@ class Command(BaseCommand):
                         rang = timedelta(seconds=r.randrange(8, 40))
                         if outcome == Call.Outcome.ANSWERED:
                             connected = responded + rang
+                            if via_groups and (able := sorted({a for g in call_groups for a in members.get(g, [])})):
+                                answered_by = r.choice(able)  # a group call is answered by one of its agents
                             duration = int(r.expovariate(1 / 180)) + 5
                             ended = connected + timedelta(seconds=duration)
                         else:
                             ended = responded + rang
                             duration = None if outcome in (Call.Outcome.UNKNOWN, Call.Outcome.GONE) else 0
-                        # Most calls were wrapped up; the last two days still have some waiting.
-                        if age > timedelta(days=2) or r.random() < 0.6:
+                        # Most calls that connected were wrapped up (all, with wrap_all); the last two days still have
+                        # some waiting.
+                        asks = outcome not in Call.NEVER_CONNECTED  # the others have nothing to wrap up
+                        if asks and (self.wrap_all or age > timedelta(days=2) or r.random() < 0.6):
                             wrapped = ended + timedelta(seconds=r.randrange(10, 300))
                             disposition = r.choice(dispositions)
                             notes = r.choice(NOTES)
@@ -374,7 +398,7 @@ class Command(BaseCommand):
                         body, vcc_id, "", "", code, party, reason, disposition, notes, wrapped,
                         state, outcome, error_message, error_status, error_display, requested, responded,
                         connected, ended, latency, duration, next_check, None,
-                        "", wrapped or ended or responded or requested,
+                        "", wrapped or ended or responded or requested, answered_by,
                     ),
                     call_groups,
                     events,
@@ -387,7 +411,7 @@ CALL_COLUMNS = [
     "regarding", "application", "request_body", "vcc_call_id", "vcc_status", "recording_status", "result_code",
     "result_party", "result_reason", "disposition_code", "notes", "wrapped_up_at", "state", "outcome",
     "error_message", "error_status", "error_display", "requested_at", "responded_at", "connected_at", "ended_at",
-    "latency_ms", "duration_seconds", "next_check_at", "missing_since", "trace_id", "changed_at",
+    "latency_ms", "duration_seconds", "next_check_at", "missing_since", "trace_id", "changed_at", "answered_by_id",
 ]  # fmt: skip
 
 
