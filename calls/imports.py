@@ -227,7 +227,7 @@ def check(pk: ImportId) -> None:
     }
     imp.status, imp.progress = ContactImport.Status.PREVIEW, imp.row_count
     with transaction.atomic():
-        # Its row locked, as an erasure locks it once it has deleted rows of the import (calls/privacy/erasure.py):
+        # Its row locked, as an erasure locks it before it deletes rows of the import (calls/privacy/erasure.py):
         # rows that went while they were read (an erasure committed meanwhile) must not be named or counted, so the
         # check starts again. An erasure that comes after this sees the preview, and has it checked again itself.
         ContactImport.objects.select_for_update().filter(pk=pk).exists()
@@ -322,9 +322,30 @@ class _Progress:
             self.conn.close()
 
 
+class _RowsWent(Exception):
+    """Rows of the import went while it was written: an erasure deleted them (calls/privacy/erasure.py)."""
+
+    def __init__(self, count: int) -> None:
+        super().__init__(count)
+        self.count = count
+
+
 def apply(pk: ImportId) -> None:
     """Write the import: new contacts for ready rows, updates where the person chose so; all or nothing. Reads the
-    parsed rows BATCH at a time, twice (new contacts, then the duplicates), and keeps only row number -> id."""
+    parsed rows BATCH at a time, twice (new contacts, then the duplicates), and keeps only row number -> id. An
+    erasure that deletes rows of the import while it is written wins: what was written is rolled back, and the
+    import written again without them (its result counts them as erased)."""
+    erased = 0
+    while True:
+        try:
+            _apply(pk, erased=erased)
+            return
+        except _RowsWent as went:
+            log.info("contact import %s: %s rows erased while it was written; writing it again", pk, went.count)
+            erased += went.count
+
+
+def _apply(pk: ImportId, *, erased: int) -> None:
     imp = ContactImport.objects.select_related("created_by").get(pk=pk)
     decisions = imp.decisions
     default = decisions.get("rest", "skip")
@@ -338,6 +359,8 @@ def apply(pk: ImportId) -> None:
         if not _still_to_apply(pk):  # another run of this job (a worker taken for dead) wrote it meanwhile
             log.warning("contact import %s: already applied by another run; nothing written", pk)
             return
+        ready = imp.lines.filter(parsed__isnull=False)  # the rows it writes from
+        lines = ready.count()
         # Duplicates are found again (the database may have changed since the preview), among the contacts saved
         # before this import wrote any.
         known = Contact.objects.aggregate(last=Max("pk"))["last"] or 0
@@ -367,6 +390,13 @@ def apply(pk: ImportId) -> None:
                         continue
                     _update(target, r)
                     updated += 1
+        # Its row locked, as an erasure locks it before it deletes rows of the import (calls/privacy/erasure.py), and
+        # only now: `_Progress` updates it until the last contact is made. Ready rows that went since they were read
+        # were a person's an erasure removed; nothing read from them may stay, so all of it is rolled back and
+        # written again. An erasure that comes after this waits for the commit, and finds the rows gone.
+        ContactImport.objects.select_for_update().filter(pk=pk).exists()
+        if went := lines - ready.count():
+            raise _RowsWent(went)
         _remember_contacts(pk, contact_of_row)
         problem_rows = imp.report.get("problem_count", 0)
         imp.result = {
@@ -375,6 +405,7 @@ def apply(pk: ImportId) -> None:
             "updated": updated,
             "skipped": skipped,
             "problem_rows": problem_rows,
+            "erased": erased,
         }
         imp.status, imp.progress = ContactImport.Status.DONE, imp.row_count
         imp.save(update_fields=["result", "status", "progress", "updated_at"])

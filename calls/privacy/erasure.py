@@ -14,8 +14,9 @@ Where copies live, and what happens to each:
   that name a number, scrubbed;
 - the webhook outbox: the contact's events keep only its id, the calls' events their masked resource; the answers
   receivers gave to them (WebhookAttempt) blanked; the events still to be delivered send these;
-- imports: rows of imports not yet confirmed that hold it (its numbers, e-mail or whole name, as the import read
-  them) deleted, with their keys; imports waiting for a confirmation checked again; other imports' reports scrubbed;
+- imports: rows of imports not yet written that hold it (its numbers, e-mail or whole name, as the import read
+  them) deleted, with their keys; imports waiting for a confirmation checked again, and an import being
+  written starts again without them; other imports' reports scrubbed;
 - answers kept for an Idempotency-Key (ApiIdempotentRequest): masked;
 - job errors, the reports' failure reasons (CallRollup keys), dial locks, Django admin's log: scrubbed or deleted.
 
@@ -415,10 +416,14 @@ def _erase_import_rows(numbers: list[str], scrub: Scrubber) -> int:
         ]
     )
     rows = list(ContactImportRow.objects.filter(theirs).values_list("pk", "contact_import_id", "number"))
-    ContactImportRow.objects.filter(pk__in=[pk for pk, _, _ in rows]).delete()
     touched: dict[Any, list[int]] = {}
     for _, import_pk, number in rows:
         touched.setdefault(import_pk, []).append(number)
+    # Their imports locked (in one order: two erasures) before the rows go, as a check and an apply lock theirs as
+    # they end (calls/imports.py): one being checked or written ends first (and its rows are gone when this deletes
+    # them), or sees, once this commits, that rows went, and starts again without them.
+    list(ContactImport.objects.select_for_update().filter(pk__in=list(touched)).order_by("pk").values_list("pk"))
+    ContactImportRow.objects.filter(pk__in=[pk for pk, _, _ in rows]).delete()
     for import_pk, row_numbers in touched.items():
         ContactImportKey.objects.filter(contact_import_id=import_pk, number__in=row_numbers).delete()
     _check_again(touched)
@@ -433,9 +438,10 @@ def _erase_import_rows(numbers: list[str], scrub: Scrubber) -> int:
 def _check_again(import_pks: Iterable[Any]) -> None:
     """Have the imports that lost rows and wait for a confirmation checked again: the preview waits for the check,
     which starts once the erasure commits (a job started before would find its rows still there). Their rows are
-    locked first: a confirmation that came first keeps its import (and its rows go unconfirmed: it is being applied);
-    one that comes later finds the import being checked. A check running now sees, as it ends (it locks the row
-    too), that rows went, and starts again (imports.check)."""
+    locked (since before their rows went): a confirmation that came first keeps its import (its apply, as it ends,
+    sees that rows went and writes it again without them: imports.apply); one that comes later finds the import
+    being checked. A check running now sees, as it ends (it locks the row too), that rows went, and starts again
+    (imports.check)."""
     for imp in ContactImport.objects.select_for_update().filter(pk__in=list(import_pks)):
         if imp.status != ContactImport.Status.PREVIEW:
             continue
