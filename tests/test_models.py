@@ -194,3 +194,29 @@ def test_a_wrap_up_on_a_stale_copy_keeps_the_end_another_request_recorded(agent_
 
     stored = Call.objects.get(pk=stale.pk)
     assert (stored.state, stored.outcome, stored.ended_at) == (Call.State.ENDED, Call.Outcome.ANSWERED, now)
+
+
+@pytest.mark.parametrize(
+    ("result", "connected", "outcome"),
+    [
+        (("Success", "", ""), False, Call.Outcome.ANSWERED),
+        (("", "", ""), True, Call.Outcome.ANSWERED),
+        (("", "", ""), False, Call.Outcome.UNKNOWN),
+        (("Failure", "Originator", "NoAnswer"), False, Call.Outcome.AGENT_NO_ANSWER),
+        (("Failure", "Destination", "No Answer"), False, Call.Outcome.NO_ANSWER),
+        (("Failure", "Destination", "Busy"), False, Call.Outcome.BUSY),
+        (("Failure", "Destination", "Rejected"), False, Call.Outcome.FAILED),
+        (("", "Destination", "Rejected"), False, Call.Outcome.FAILED),
+        # VCC documents only "Failure" (vcc-api.md §6.1): another code is no failure it knows of. A call that
+        # connected was answered; one that did not is unknown (wrapped up, counted neither way), never "failed",
+        # which would skip its wrap-up and have a queue ring the contact again.
+        (("Completed", "Destination", "Answered"), True, Call.Outcome.ANSWERED),
+        (("Answered", "", ""), True, Call.Outcome.ANSWERED),
+        (("Completed", "Destination", "Hangup"), False, Call.Outcome.UNKNOWN),
+        (("Completed", "Destination", "Busy"), False, Call.Outcome.BUSY),
+    ],
+)
+def test_the_outcome_read_from_vccs_result(result, connected, outcome):
+    from calls.models.outcomes import outcome_of
+
+    assert outcome_of(*result, connected=connected) == outcome

@@ -16,4 +16,8 @@ def outcome_of(code: str, party: str, reason: str, *, connected: bool) -> str:
         return Call.Outcome.BUSY
     if "noanswer" in reason_.replace(" ", "").replace("_", ""):
         return Call.Outcome.AGENT_NO_ANSWER if party_ == "originator" else Call.Outcome.NO_ANSWER
-    return Call.Outcome.FAILED
+    if not code_ or code_ == "failure":
+        return Call.Outcome.FAILED
+    # A code VCC does not document (only "Failure" is known, vcc-api.md §6.1): no failure we know of. Answered
+    # if the call connected; else unknown, which still asks for a wrap-up and is not counted as failed.
+    return Call.Outcome.ANSWERED if connected else Call.Outcome.UNKNOWN
