@@ -57,13 +57,14 @@ def users(sim: Simulator, request: SimRequest) -> SimResponse:
         raise SimError(400, "include must be one of Active, Archived, All")
     # Every simulated user is active.
     agents = [] if include == "archived" else list(sim.account.agents.values())
-    page, meta = _paginate(request, agents)
-    return json_response(200, {"meta": meta, "users": [_user(agent) for agent in page]})
+    page, meta = _paginate(sim, request, agents)
+    body = {"users": [_user(agent) for agent in page]}
+    return json_response(200, {"meta": meta, **body} if sim.account.users_meta else body)
 
 
 def groups(sim: Simulator, request: SimRequest) -> SimResponse:
     _authorize(sim, request)
-    page, meta = _paginate(request, list(sim.account.groups.values()))
+    page, meta = _paginate(sim, request, list(sim.account.groups.values()))
     body = [
         {
             "groupId": group.group_id,
@@ -82,7 +83,7 @@ def group_users(sim: Simulator, request: SimRequest, group_id: str) -> SimRespon
     group = next((item for item in sim.account.groups.values() if item.group_id.lower() == group_id.lower()), None)
     if group is None:
         raise SimError(404, NOT_FOUND)
-    page, meta = _paginate(request, [sim.account.agents[member] for member in group.members])
+    page, meta = _paginate(sim, request, [sim.account.agents[member] for member in group.members])
     body = [
         {"userId": agent.user_id, "username": agent.username, "name": agent.name, "agentDisplayId": agent.display_id}
         for agent in page
@@ -96,7 +97,7 @@ def callback_numbers(sim: Simulator, request: SimRequest, user_id: str) -> SimRe
     if agent is None:
         raise SimError(404, NOT_FOUND)
     usable = [number for number in sim.account.callback_numbers if number.allows(agent.display_id)]
-    page, meta = _paginate(request, usable)
+    page, meta = _paginate(sim, request, usable)
     body = [
         {
             "callbackNumberId": number.callback_number_id,
@@ -125,16 +126,18 @@ def _version_error(message: str) -> SimError:
     return SimError(400, payload={"statusCode": 400, "error": "Bad Request", "message": message})
 
 
-def _paginate(request: SimRequest, items: Sequence[Any]) -> tuple[Sequence[Any], dict[str, int]]:
-    """One page of ``items`` (``page`` from 1, ``limit`` 1-5000, default 25) and the ``meta`` block."""
+def _paginate(sim: Simulator, request: SimRequest, items: Sequence[Any]) -> tuple[Sequence[Any], dict[str, int]]:
+    """One page of ``items`` (``page`` from the account's first page, 1 or 0; ``limit`` 1-5000, default 25) and the
+    ``meta`` block."""
+    first = sim.account.first_page
     try:
-        page = int(request.query.get("page", "1"))
+        page = int(request.query.get("page", str(first)))
         limit = int(request.query.get("limit", "25"))
     except ValueError:
         raise SimError(400, "page and limit must be whole numbers") from None
-    if page < 1 or not 1 <= limit <= MAX_LIMIT:
-        raise SimError(400, f"page must be at least 1 and limit between 1 and {MAX_LIMIT}")
-    chunk = items[(page - 1) * limit : page * limit]
+    if page < first or not 1 <= limit <= MAX_LIMIT:
+        raise SimError(400, f"page must be at least {first} and limit between 1 and {MAX_LIMIT}")
+    chunk = items[(page - first) * limit : (page - first + 1) * limit]
     meta = {"page": page, "count": len(chunk), "pageCount": math.ceil(len(items) / limit), "totalCount": len(items)}
     return chunk, meta
 

@@ -56,6 +56,10 @@ class Account:
     callback_numbers: tuple[CallbackNumber, ...] = ()
     v0_token_expires_in: int = 3600
     gateway_token_expires_in: int = 7200
+    # How User Admin lists page (vcc-api.md §10.1 leaves both open): the first page's number, 1 or 0, and whether
+    # GET /users sends the `meta` block (its documented reply is `{"users": [...]}` alone).
+    first_page: int = 1
+    users_meta: bool = True
     faults: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
     fair_use_limit: int | None = None
 
@@ -111,9 +115,23 @@ def _account_from_json(data: Mapping[str, Any]) -> Account:
         callback_numbers=tuple(_callback_number(item, agents) for item in data.get("callbackNumbers", [])),
         v0_token_expires_in=int(data.get("tokenExpiresIn", 3600)),
         gateway_token_expires_in=int(gateway.get("tokenExpiresIn", 7200)),
+        first_page=_first_page(gateway.get("firstPage", 1)),
+        users_meta=_flag(gateway.get("usersMeta", True), "gateway.usersMeta"),
         faults=dict(data.get("faults") or {}),
         fair_use_limit=data.get("fairUseLimit"),
     )
+
+
+def _first_page(value: Any) -> int:
+    if value not in (0, 1) or isinstance(value, bool):
+        raise ValueError(f"gateway.firstPage must be 0 or 1, not {value!r}")
+    return int(value)
+
+
+def _flag(value: Any, name: str) -> bool:
+    if not isinstance(value, bool):
+        raise ValueError(f"{name} must be true or false, not {value!r}")
+    return value
 
 
 def _agent(item: Mapping[str, Any]) -> Agent:

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import json
+from dataclasses import replace
+
 import httpx
 import pytest
 
 from vccsim import Clock, Simulator, load_account
+from vccsim.state import SAMPLE_ACCOUNT
 from vccsim.transport import SimTransport
 
 USER_ADMIN = {"Accept": "application/vnd.newvoicemedia.v4+json"}
@@ -179,6 +183,33 @@ def test_it_pages_users(admin: httpx.Client):
 @pytest.mark.parametrize("params", [{"page": 0}, {"limit": 0}, {"limit": 5001}, {"page": "one"}])
 def test_it_refuses_impossible_pages(admin: httpx.Client, params):
     assert admin.get("/useradmin/users", params=params).status_code == 400
+
+
+def test_an_account_can_count_pages_from_zero_and_leave_meta_out_of_users(admin: httpx.Client, sim: Simulator):
+    sim.account = replace(sim.account, first_page=0, users_meta=False)
+
+    first = admin.get("/useradmin/users", params={"limit": 4}).json()
+    page_0 = admin.get("/useradmin/users", params={"limit": 4, "page": 0}).json()
+    page_1 = admin.get("/useradmin/users", params={"limit": 4, "page": 1}).json()
+    groups = admin.get("/useradmin/groups", params={"limit": 2, "page": 1}).json()
+
+    assert first == page_0 == {"users": first["users"]}
+    assert [user["name"] for user in page_1["users"]] == ["Sam Rivera", "Jordan Lee"]
+    assert groups["meta"] == {"page": 1, "count": 1, "pageCount": 2, "totalCount": 3}  # meta stays elsewhere
+    assert admin.get("/useradmin/users", params={"page": -1}).status_code == 400
+
+
+@pytest.mark.parametrize(
+    ("gateway", "message"),
+    [({"firstPage": 2}, "gateway.firstPage must be 0 or 1"), ({"usersMeta": "no"}, "gateway.usersMeta must be")],
+)
+def test_an_account_file_with_other_paging_is_refused(tmp_path, gateway, message):
+    data = json.loads(SAMPLE_ACCOUNT.read_text(encoding="utf-8"))
+    data["gateway"].update(gateway)
+    path = tmp_path / "account.json"
+    path.write_text(json.dumps(data), encoding="utf-8")
+    with pytest.raises(ValueError, match=message):
+        load_account(path)
 
 
 def test_it_lists_groups_with_display_ids_as_strings(admin: httpx.Client):
