@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import dataclasses
+import functools
 import io
 
+import httpx
 import pytest
 from django.core.management import CommandError, call_command
 
 from calls.models import Agent, AgentGroup, CallbackNumber
+from calls.vcc import UserAdminClient
 from tests._sim import assert_refused, click, fresh_simulator, only_call, primary
+from vccsim.transport import sandbox_transport
 
 pytestmark = pytest.mark.django_db
 
@@ -102,6 +106,41 @@ def test_an_account_default_missing_in_vcc_is_reported_not_switched_off():
     default.refresh_from_db()
     assert default.is_active
     assert "problem: the account default Leeds" in output
+
+
+@pytest.mark.parametrize("first_page", [0, 1])
+@pytest.mark.parametrize("users_meta", [False, True])
+def test_it_reads_every_page_of_users_however_vcc_numbers_them(sim, monkeypatch, first_page, users_meta):
+    """vcc-api.md §10.1: GET /users is documented without `meta`, and pages may count from 0 or 1."""
+    sync()
+    monkeypatch.setattr("calls.vcc.gateway.PAGE_SIZE", 4)  # the sample's 6 users on two pages
+    monkeypatch.setattr(sim, "account", dataclasses.replace(sim.account, first_page=first_page, users_meta=users_meta))
+
+    output = sync()
+
+    assert "Synced: 0 created, 0 updated, 0 deactivated, 0 problems" in output
+    assert Agent.objects.filter(is_active=True).count() == 6
+
+
+@pytest.mark.parametrize(
+    "reply",
+    [httpx.Response(503, json={"message": "Service Unavailable"}), httpx.Response(200, json={"message": "Sorry"})],
+)
+def test_a_page_of_users_vcc_does_not_give_deactivates_nobody(monkeypatch, reply):
+    sync()
+    monkeypatch.setattr("calls.vcc.gateway.PAGE_SIZE", 4)
+    sandbox = sandbox_transport()
+
+    def second_page_fails(request: httpx.Request) -> httpx.Response:
+        if request.url.path == "/useradmin/users" and "page" in request.url.params:
+            return reply
+        return sandbox.handle_request(request)
+
+    own_client = functools.partial(UserAdminClient, transport=httpx.MockTransport(second_page_fails))
+    monkeypatch.setattr("calls.calling.syncing.get_user_admin_client", own_client)
+    with pytest.raises(CommandError, match="nothing was changed"):
+        sync()
+    assert Agent.objects.filter(is_active=True).count() == 6
 
 
 def test_a_dry_run_changes_nothing():

@@ -119,11 +119,67 @@ def test_it_follows_zero_based_pages():
     assert fake.pages() == [None, "1"]
 
 
+@pytest.mark.parametrize(("first_page", "pages"), [(0, [None, "1", "2"]), (1, [None, "1", "2", "3"])])
+def test_without_meta_it_asks_for_page_1_to_learn_where_pages_start(first_page, pages):
+    """vcc-api.md §10.1 documents GET /users as {"users": [...]} alone; 250 users at 0-based pages were read as 150."""
+    fake = FakeGateway("users", [user_json(n) for n in range(1, 251)], per_page=100, first_page=first_page, meta=False)
+    users = client_for(fake).users()
+    assert [user.user_id for user in users] == [f"user-{n}" for n in range(1, 251)]
+    assert fake.pages() == pages  # from 1: page 1 is the first page again, dropped
+
+
+@pytest.mark.parametrize(("first_page", "pages"), [(0, [None, "1", "2"]), (1, [None, "1", "2", "3"])])
+def test_without_meta_it_stops_at_an_empty_page_after_full_ones(monkeypatch, first_page, pages):
+    monkeypatch.setattr("calls.vcc.gateway.PAGE_SIZE", 2)
+    fake = FakeGateway("users", [user_json(n) for n in range(1, 5)], per_page=2, first_page=first_page, meta=False)
+    assert len(client_for(fake).users()) == 4
+    assert fake.pages() == pages
+
+
 def test_without_meta_it_stops_at_a_short_page(monkeypatch):
     monkeypatch.setattr("calls.vcc.gateway.PAGE_SIZE", 2)
     fake = FakeGateway("users", [user_json(n) for n in range(1, 4)], per_page=2, meta=False)
     assert len(client_for(fake).users()) == 3
-    assert fake.pages() == [None, "2"]
+    assert fake.pages() == [None, "1", "2"]
+
+
+def test_a_short_first_page_is_the_whole_list():
+    fake = FakeGateway("users", [user_json(1)], meta=False)
+    assert len(client_for(fake).users()) == 1
+    assert fake.pages() == [None]
+
+
+def page_of(*numbers: int, meta: dict | None = None) -> httpx.Response:
+    return httpx.Response(200, json={"users": [user_json(n) for n in numbers], **({"meta": meta} if meta else {})})
+
+
+@pytest.mark.parametrize(
+    "replies",
+    [
+        [page_of(1, 2), page_of(2, 3)],  # page 1 neither repeats the first page nor follows it: the list moved
+        [page_of(1, 2, meta={"page": 1, "pageCount": 3})] * 2,  # a server that ignores `page`
+        [page_of(1, 2), httpx.Response(200, json={"message": "Sorry"})],  # a page without the list
+        [httpx.Response(200, json={"meta": {"page": 1}, "user": []})],
+    ],
+)
+def test_a_list_it_cannot_read_to_its_end_raises_rather_than_coming_back_short(monkeypatch, replies):
+    monkeypatch.setattr("calls.vcc.gateway.PAGE_SIZE", 2)
+    fake = FakeGateway("users", [user_json(n) for n in range(1, 7)])
+    fake.replies.extend(replies)
+    with pytest.raises(VCCError) as caught:
+        client_for(fake).users()
+    assert caught.value.retryable
+    assert caught.value.user_message == "VCC's list could not be read to its end; try again in a moment."
+
+
+def test_it_gives_up_past_max_pages_with_an_error(monkeypatch):
+    monkeypatch.setattr("calls.vcc.gateway.PAGE_SIZE", 2)
+    monkeypatch.setattr("calls.vcc.gateway.MAX_PAGES", 3)
+    fake = FakeGateway("users", [user_json(n) for n in range(1, 10)], per_page=2)
+    with pytest.raises(VCCError, match="more than 3 pages") as caught:
+        client_for(fake).users()
+    assert not caught.value.retryable
+    assert fake.pages() == [None, "2", "3"]
 
 
 def test_it_stops_at_an_empty_page():
@@ -176,9 +232,9 @@ def test_it_reads_a_users_callback_numbers_across_pages():
 
 
 def test_it_reuses_the_gateway_token_and_keeps_it_apart_from_the_v0_token():
-    fake = FakeGateway("groups", [])
+    fake = FakeGateway("users", [])
     client = client_for(fake)
-    client.groups()
+    client.group_members("g-1")
     client.users()
     assert len(fake.token_requests) == 1
     source = client.config.gateway_token

@@ -12,6 +12,7 @@ from django.core.cache import cache
 
 from .config import VCCConfig, http_client
 from .core import Flow, authorized, error_from_response, json_body, run_sync, text
+from .errors import VCCError
 from .types import Json, VCCCallbackNumber, VCCGroup, VCCUser
 
 ACCEPT = "application/vnd.newvoicemedia.v4+json"
@@ -24,16 +25,24 @@ def build_page(config: VCCConfig, token: str, path: str, params: dict[str, Any])
     return httpx.Request("GET", f"{config.gateway_url}/useradmin/{path}", params=params, headers=headers)
 
 
-def all_pages(config: VCCConfig, path: str, key: str, params: dict[str, Any] | None = None) -> Flow[list[Json]]:
-    """Collect `key` from every page of `path`.
+def all_pages(
+    config: VCCConfig, path: str, key: str, id_key: str, params: dict[str, Any] | None = None
+) -> Flow[list[Json]]:
+    """Collect `key` from every page of `path`, or raise: the sync retires whoever a short list leaves out.
 
-    The docs disagree on whether pages count from 0 or 1, so the first request names no page and the reply's
-    `meta.page` says where counting starts. Stops at an empty page, after `meta.pageCount` pages, or (with no
-    `meta`) at a short page.
+    The docs disagree on whether pages count from 0 or 1, and document `GET /users` without `meta`, so the first
+    request names no page. Its `meta.page` says where counting starts; without it page 1 is asked next, and if that
+    repeats the first page's items (by `id_key`) pages count from 1: the repeat is dropped and page 2 follows.
+    Stops at an empty page, after `meta.pageCount` pages, or (without it) at a short page. A reply without the list,
+    or an item seen twice (pages that moved while being read, or a server that ignores `page`), raises.
     """
     items: list[Json] = []
-    page: int | None = None
-    for fetched in range(1, MAX_PAGES + 1):
+    seen: set[str] = set()
+    first: list[str | None] = []
+    page: int | None = None  # None: the server's first page
+    probing = False  # page 1 was asked for after a first page without `meta.page`
+    read = 0  # pages read, a repeated first page not counted
+    while read < MAX_PAGES:
         query = (params or {}) | {"limit": PAGE_SIZE} | ({} if page is None else {"page": page})
         response = yield from authorized(
             config.gateway_token, functools.partial(build_page, config, path=path, params=query)
@@ -42,15 +51,44 @@ def all_pages(config: VCCConfig, path: str, key: str, params: dict[str, Any] | N
             raise error_from_response(response)
         body = json_body(response)
         listed = body.get(key)
-        batch = [item for item in listed if isinstance(item, dict)] if isinstance(listed, list) else []
-        items.extend(batch)
+        if not isinstance(listed, list):
+            raise _unfinished(f"VCC's reply to GET useradmin/{path} has no {key} list", response.status_code)
+        ids = [text(item.get(id_key)) if isinstance(item, dict) else None for item in listed]
+        if page is None:
+            first = ids
+        elif probing and listed and ids == first:
+            page, probing = 2, False  # pages count from 1: that was the first page again
+            continue
+        if repeated := seen.intersection(ids):
+            message = f"GET useradmin/{path} page {page} repeats {id_key} {min(repeated)} of an earlier page"
+            raise _unfinished(message, response.status_code)
+        seen.update(item_id for item_id in ids if item_id is not None)
+        items.extend(item for item in listed if isinstance(item, dict))
+        read += 1
         meta = found if isinstance(found := body.get("meta"), dict) else {}
         page_count = meta.get("pageCount")
-        if not batch or (fetched >= page_count if isinstance(page_count, int) else len(batch) < PAGE_SIZE):
-            break
-        current = meta.get("page")
-        page = (current if isinstance(current, int) else (page if page is not None else 1)) + 1
-    return items
+        # A page is short by what VCC listed, not by what could be read: one odd item does not end the list.
+        if not listed or (read >= page_count if isinstance(page_count, int) else len(listed) < PAGE_SIZE):
+            return items
+        if page is not None:
+            page, probing = page + 1, False
+        elif isinstance(current := meta.get("page"), int):
+            page = current + 1
+        else:
+            page, probing = 1, True
+    raise VCCError(
+        f"GET useradmin/{path} had more than {MAX_PAGES} pages",
+        user_message=f"VCC's list ran past {MAX_PAGES} pages, more than vccweb reads: please report it.",
+    )
+
+
+def _unfinished(message: str, status: int) -> VCCError:
+    return VCCError(
+        message,
+        status=status,
+        user_message="VCC's list could not be read to its end; try again in a moment.",
+        retryable=True,
+    )
 
 
 def parse_user(item: Json) -> VCCUser:
@@ -97,21 +135,22 @@ class UserAdminClient:
         self._http = http_client(self.config, transport)
 
     def _list[T](
-        self, path: str, key: str, parse: Callable[[Json], T], params: dict[str, Any] | None = None
+        self, path: str, key: str, id_key: str, parse: Callable[[Json], T], params: dict[str, Any] | None = None
     ) -> list[T]:
-        return run_sync(_parsed(all_pages(self.config, path, key, params), parse), self._http, cache)
+        return run_sync(_parsed(all_pages(self.config, path, key, id_key, params), parse), self._http, cache)
 
     def users(self, include: str = "Active") -> list[VCCUser]:
-        return self._list("users", "users", parse_user, {"include": include})
+        return self._list("users", "users", "userId", parse_user, {"include": include})
 
     def groups(self) -> list[VCCGroup]:
-        return self._list("groups", "groups", parse_group)
+        return self._list("groups", "groups", "groupId", parse_group)
 
     def group_members(self, group_id: str) -> list[VCCUser]:
-        return self._list(f"groups/{quote(group_id, safe='')}/users", "users", parse_user)
+        return self._list(f"groups/{quote(group_id, safe='')}/users", "users", "userId", parse_user)
 
     def callback_numbers(self, user_id: str) -> list[VCCCallbackNumber]:
-        return self._list(f"users/{quote(user_id, safe='')}/callbackNumbers", "callbackNumbers", parse_callback_number)
+        path = f"users/{quote(user_id, safe='')}/callbackNumbers"
+        return self._list(path, "callbackNumbers", "callbackNumberId", parse_callback_number)
 
     def close(self) -> None:
         self._http.close()
