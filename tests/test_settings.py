@@ -30,6 +30,11 @@ def load(monkeypatch, **env: str) -> dict:
         "REDIS_URL",
         "VCC_ACCOUNT_KEY",
         "VCC_API_TOKEN",
+        "VCC_REGION",
+        "VCC_BASE_URL",
+        "VCC_AUTH_URL",
+        "VCC_GATEWAY_URL",
+        "VCCSIM_URL",
         "DB_POOL",
         "DB_POOL_MIN_SIZE",
         "DB_POOL_MAX_SIZE",
@@ -108,15 +113,46 @@ def test_a_real_account_uses_the_region_hosts(monkeypatch):
     settings = load(monkeypatch, DEBUG="true", VCC_ACCOUNT_KEY="a1b2c3d4e5", VCC_API_TOKEN="t", VCC_REGION="NAM")
     assert settings["VCC_SANDBOX"] is False
     assert settings["VCC_BASE_URL"] == "https://nam.cc.vonage.com"
+    assert settings["VCC_AUTH_URL"] == "https://nam.cc.vonage.com"  # /Auth/connect/token, vcc-api.md §3.2
     assert settings["VCC_GATEWAY_URL"] == "https://nam.api.cc.vonage.com"
     assert settings["VCC_TRANSPORT"] == ""
 
 
-def test_vcc_base_url_overrides_the_region(monkeypatch):
+def test_vcc_base_url_alone_moves_the_token_and_gateway_hosts_with_it(monkeypatch):
     settings = load(
         monkeypatch, DEBUG="true", VCC_ACCOUNT_KEY="k", VCC_API_TOKEN="t", VCC_BASE_URL="http://127.0.0.1:8025/"
     )
     assert settings["VCC_BASE_URL"] == "http://127.0.0.1:8025"
+    assert settings["VCC_AUTH_URL"] == "http://127.0.0.1:8025"
+    assert settings["VCC_GATEWAY_URL"] == "http://127.0.0.1:8025"  # a simulator serves the gateway APIs too
+
+
+@pytest.mark.parametrize(
+    ("base", "gateway"),
+    [
+        ("https://apac.cc.vonage.com", "https://apac.api.cc.vonage.com"),
+        ("https://NAM.cc.vonage.com:443/", "https://nam.api.cc.vonage.com:443"),
+        ("https://emea.newvoicemedia.com", "https://emea.api.newvoicemedia.com"),  # the legacy hosts
+    ],
+)
+def test_a_vcc_base_url_puts_the_gateway_on_its_regions_api_host(monkeypatch, base, gateway):
+    settings = load(monkeypatch, DEBUG="true", VCC_ACCOUNT_KEY="k", VCC_API_TOKEN="t", VCC_BASE_URL=base)
+    assert settings["VCC_AUTH_URL"] == settings["VCC_BASE_URL"] == base.rstrip("/")
+    assert settings["VCC_GATEWAY_URL"] == gateway
+
+
+def test_explicit_token_and_gateway_urls_win_over_the_base_url(monkeypatch):
+    settings = load(
+        monkeypatch,
+        DEBUG="true",
+        VCC_ACCOUNT_KEY="k",
+        VCC_API_TOKEN="t",
+        VCC_BASE_URL="http://127.0.0.1:8025",
+        VCC_AUTH_URL="https://emea.cc.vonage.com/",
+        VCC_GATEWAY_URL="https://emea.api.newvoicemedia.com",
+    )
+    assert settings["VCC_AUTH_URL"] == "https://emea.cc.vonage.com"
+    assert settings["VCC_GATEWAY_URL"] == "https://emea.api.newvoicemedia.com"
 
 
 @pytest.mark.parametrize(

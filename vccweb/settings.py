@@ -7,6 +7,7 @@ import binascii
 import os
 import re
 from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
 
 import dj_database_url
 import phonenumbers
@@ -388,20 +389,29 @@ CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS", [])
 
 # --- VCC -------------------------------------------------------------------------------------------
 
-_REGION_HOSTS = {
-    "emea": ("https://emea.cc.vonage.com", "https://emea.api.cc.vonage.com"),
-    "nam": ("https://nam.cc.vonage.com", "https://nam.api.cc.vonage.com"),
-    "apac": ("https://apac.cc.vonage.com", "https://apac.api.cc.vonage.com"),
-}
-VCC_REGION = env_choice("VCC_REGION", "emea", tuple(_REGION_HOSTS))
+
+def _gateway_url_for(base_url: str) -> str:
+    """The gateway APIs' URL beside a V0 host (vcc-api.md §2): `{region}.api.cc.vonage.com` for
+    `{region}.cc.vonage.com`, `{region}.api.newvoicemedia.com` for the legacy `{region}.newvoicemedia.com`. Any
+    other host (a simulator) serves them itself."""
+    scheme, netloc, path, _, _ = urlsplit(base_url)
+    vcc = re.fullmatch(r"([a-z0-9-]+)\.(cc\.vonage\.com|newvoicemedia\.com)(:\d+)?", netloc.lower())
+    if vcc is None:
+        return base_url
+    return urlunsplit((scheme, f"{vcc[1]}.api.{vcc[2]}{vcc[3] or ''}", path, "", ""))
+
+
+VCC_REGION = env_choice("VCC_REGION", "emea", ("emea", "nam", "apac"))
 VCC_ACCOUNT_KEY = env_str("VCC_ACCOUNT_KEY")
 VCC_API_TOKEN = env_str("VCC_API_TOKEN")
 
 # Sandbox mode: no account key means the app talks to the in-process simulator loaded with the demo account.
 VCC_SANDBOX = not VCC_ACCOUNT_KEY
-VCC_BASE_URL = env_url("VCC_BASE_URL", _REGION_HOSTS[VCC_REGION][0])
-VCC_AUTH_URL = env_url("VCC_AUTH_URL", _REGION_HOSTS[VCC_REGION][0])
-VCC_GATEWAY_URL = env_url("VCC_GATEWAY_URL", _REGION_HOSTS[VCC_REGION][1])
+VCC_BASE_URL = env_url("VCC_BASE_URL", f"https://{VCC_REGION}.cc.vonage.com")
+# The gateway token is served by the V0 host (`{base}/Auth/connect/token`, vcc-api.md §3.2), the gateway APIs by its
+# `api.` neighbour: setting VCC_BASE_URL alone moves all three.
+VCC_AUTH_URL = env_url("VCC_AUTH_URL", VCC_BASE_URL)
+VCC_GATEWAY_URL = env_url("VCC_GATEWAY_URL", _gateway_url_for(VCC_BASE_URL))
 VCC_CLIENT_ID = env_str("VCC_CLIENT_ID")
 VCC_CLIENT_SECRET = env_str("VCC_CLIENT_SECRET")
 # Dotted path to a callable returning an httpx transport, or "" for real sockets. Chosen here, in one place,
