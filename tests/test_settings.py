@@ -155,6 +155,14 @@ def test_explicit_token_and_gateway_urls_win_over_the_base_url(monkeypatch):
     assert settings["VCC_GATEWAY_URL"] == "https://emea.api.newvoicemedia.com"
 
 
+def test_blank_vcc_urls_mean_their_defaults(monkeypatch):
+    """.env.example leaves them blank: a copy with only the account filled in must reach VCC, not the empty URL."""
+    blank = {"VCC_BASE_URL": "", "VCC_AUTH_URL": " ", "VCC_GATEWAY_URL": ""}
+    settings = load(monkeypatch, DEBUG="true", VCC_ACCOUNT_KEY="k", VCC_API_TOKEN="t", VCC_REGION="apac", **blank)
+    assert settings["VCC_BASE_URL"] == settings["VCC_AUTH_URL"] == "https://apac.cc.vonage.com"
+    assert settings["VCC_GATEWAY_URL"] == "https://apac.api.cc.vonage.com"
+
+
 @pytest.mark.parametrize(
     ("env", "message"),
     [

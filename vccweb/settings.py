@@ -72,7 +72,8 @@ def env_choice(name: str, default: str, choices: tuple[str, ...]) -> str:
 
 
 def env_url(name: str, default: str) -> str:
-    value = env_str(name, default).rstrip("/")
+    """Read an http(s) URL without its trailing slash; blank (as `.env.example` leaves them) means the default."""
+    value = (env_str(name) or default).rstrip("/")
     if value and not re.match(r"^https?://[^/\s]+", value):
         raise ImproperlyConfigured(f"{name} must be an http:// or https:// URL, not {value!r}")
     return value
