@@ -360,6 +360,26 @@ def test_a_webhook_endpoint_added_on_its_page_is_recorded_without_its_secret(adm
     assert entry.after["url"] == "https://hooks.example.com/in" and endpoint.secret not in str(entry.after)
 
 
+def test_a_webhook_secret_rotated_on_its_page_is_recorded_without_any_secret(admin_role_user):
+    """Rotated twice: the second rotation's entry says the secret and the previous ones changed, and holds none of
+    the three (nor the previous ones' ends: the list is masked whole)."""
+    endpoint = WebhookEndpoint.objects.create(url="https://hooks.example.com/in", event_types=["*"], secret="whsec_0")
+    client = logged_in(admin_role_user)
+    client.post(f"/integrations/webhooks/{endpoint.pk}/rotate/")
+    first = WebhookEndpoint.objects.get().secret
+    rid = request_id()
+
+    response = client.post(f"/integrations/webhooks/{endpoint.pk}/rotate/", headers={"X-Request-ID": rid})
+    assert response.status_code == 200
+
+    entry = only(kind="webhook.update", request_id=rid)
+    assert (entry.actor_name, entry.object_id) == ("ada", str(endpoint.pk))
+    assert entry.before == {"secret": "(secret)", "previous_secrets": "(secret)"}
+    assert entry.after == {"secret": "(secret, changed)", "previous_secrets": "(secret, changed)"}
+    recorded = str(entry.before) + str(entry.after)
+    assert not [secret for secret in ("whsec_0", first, WebhookEndpoint.objects.get().secret) if secret in recorded]
+
+
 # --- Exports, imports, logins and lock-outs --------------------------------------------------------------------
 
 

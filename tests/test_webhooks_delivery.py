@@ -8,7 +8,7 @@ import json
 import socket
 import threading
 from collections.abc import Iterator
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 import httpx
 import pytest
@@ -128,7 +128,8 @@ def test_the_workers_passes_keep_their_connections_for_the_next_and_a_new_host_g
 
 def test_after_a_rotation_both_secrets_sign_for_a_day(receiver, clock):
     old = signing.new_secret()
-    hook = endpoint(receiver.url, previous_secret=old, previous_secret_until=clock.now + timedelta(hours=24))
+    until = (clock.now + timedelta(hours=24)).isoformat()
+    hook = endpoint(receiver.url, previous_secrets=[{"secret": old, "until": until}])
     emit()
 
     deliver(hook)
@@ -137,6 +138,44 @@ def test_after_a_rotation_both_secrets_sign_for_a_day(receiver, clock):
     assert len(got.headers["webhook-signature"].split(" ")) == 2
     Webhook(hook.secret).verify(got.body, got.headers)
     Webhook(old).verify(got.body, got.headers)
+
+
+def signed_with(got, *secrets: str) -> list[str]:
+    """Which of the secrets signed what the receiver got, in the header's order (checked here, not with verify(),
+    whose 5 minutes' tolerance is the wall clock's, which the test's clock leaves behind)."""
+    at = datetime.fromtimestamp(int(got.headers["webhook-timestamp"]), tz=UTC)
+    signatures = got.headers["webhook-signature"].split(" ")
+    by = {Webhook(secret).sign(got.headers["webhook-id"], at, got.body): secret for secret in secrets}
+    return [by[signature] for signature in signatures if signature in by]
+
+
+def test_secrets_replaced_within_a_day_each_sign_until_their_own_end(receiver, clock):
+    """Rotated twice within 24 hours, the three secrets sign; past the first rotation's 24 hours, the newer two."""
+    hook = endpoint(receiver.url)
+    original = hook.secret
+    endpoints.rotate(hook, by="test", now=clock.now)
+    first = hook.secret
+    clock.advance(timedelta(hours=2))
+    endpoints.rotate(hook, by="test", now=clock.now)
+    secrets = (hook.secret, first, original)
+
+    clock.advance(timedelta(hours=1))
+    emit()
+    deliver(hook)
+    assert signed_with(receiver.received[-1], *secrets) == [hook.secret, first, original]
+
+    clock.advance(timedelta(hours=21))  # 24 hours after the first rotation: the original's end
+    emit()
+    deliver(hook)
+    assert signed_with(receiver.received[-1], *secrets) == [hook.secret, first]
+    assert len(receiver.received[-1].headers["webhook-signature"].split(" ")) == 2
+
+    clock.advance(timedelta(hours=2))  # and the first's
+    emit()
+    deliver(hook)
+    assert signed_with(receiver.received[-1], *secrets) == [hook.secret]
+    assert receiver.received[-1].headers["webhook-signature"].count("v1,") == 1
+    assert statuses(hook) == [("delivered", 1)] * 3
 
 
 def test_failures_are_retried_on_the_schedule_then_given_up(receiver, clock):

@@ -11,7 +11,7 @@ from datetime import timedelta
 import pytest
 from django.test import Client
 from django.utils import timezone
-from standardwebhooks.webhooks import Webhook, WebhookVerificationError
+from standardwebhooks.webhooks import Webhook
 
 from calls.models.webhooks import WebhookAttempt, WebhookDelivery, WebhookEndpoint, WebhookEvent
 from calls.webhooks import safety, signing
@@ -148,14 +148,14 @@ def test_rotating_shows_the_new_secret_once_and_both_sign_for_a_day(admin_client
     assert old not in response.content.decode()
     assert "with the new secret and the previous one, until" in response.content.decode()
     assert "no-store" in response["Cache-Control"]
-    assert endpoint.previous_secret == old
     now = timezone.now()
     assert endpoint.signing_secrets(now) == [endpoint.secret, old]
     assert endpoint.signing_secrets(now + timedelta(hours=25)) == [endpoint.secret]
     headers = signing.headers(endpoint, "msg_x", now, b"{}")
     Webhook(old).verify(b"{}", headers)
     Webhook(endpoint.secret).verify(b"{}", headers)
-    assert "secret rotated by ada" in caplog.text and old not in caplog.text and endpoint.secret not in caplog.text
+    assert "secret rotated by ada; the one it replaced signs too until" in caplog.text
+    assert old not in caplog.text and endpoint.secret not in caplog.text
 
 
 def test_the_add_form_sent_twice_adds_one_endpoint(admin_client):
@@ -173,29 +173,40 @@ def test_the_add_form_sent_twice_adds_one_endpoint(admin_client):
     assert "added already" in again.content.decode()
 
 
-def test_rotating_again_within_a_day_keeps_the_secret_it_replaces_signing_for_a_day(admin_client, endpoint):
+def test_rotating_again_within_a_day_keeps_every_replaced_secret_signing_for_its_own_day(
+    admin_client, endpoint, caplog
+):
     """A second rotation is one like any other: the secret it replaces, shown at the first and maybe installed
-    already, keeps signing for 24 hours; the one from before the first stops, as the page warned."""
+    already, keeps signing for 24 hours, and so does the one from before the first, until its own end."""
     original = endpoint.secret
     admin_client.post(f"/integrations/webhooks/{endpoint.pk}/rotate/")
     endpoint.refresh_from_db()
     first = endpoint.secret
     page = admin_client.get(f"/integrations/webhooks/{endpoint.pk}/").content.decode()
-    assert "Rotating again stops the secret from before the last rotation now" in page
+    assert "The previous one keeps signing until its own end." in page
 
-    response = admin_client.post(f"/integrations/webhooks/{endpoint.pk}/rotate/")
+    with caplog.at_level(logging.INFO, logger=LOGGER):
+        response = admin_client.post(f"/integrations/webhooks/{endpoint.pk}/rotate/")
 
     endpoint.refresh_from_db()
     now = timezone.now()
     assert endpoint.secret not in (original, first) and endpoint.secret in response.content.decode()
-    assert endpoint.previous_secret == first
-    assert endpoint.previous_secret_until > now + timedelta(hours=23)
-    assert endpoint.signing_secrets(now) == [endpoint.secret, first]
+    first_ends, original_ends = endpoint.signing_until(now)
+    assert now + timedelta(hours=23) < original_ends < first_ends <= now + timedelta(hours=24)
+    assert endpoint.signing_secrets(now) == [endpoint.secret, first, original]
     headers = signing.headers(endpoint, "msg_y", now, b"{}")
-    Webhook(first).verify(b"{}", headers)
-    Webhook(endpoint.secret).verify(b"{}", headers)
-    with pytest.raises(WebhookVerificationError):
-        Webhook(original).verify(b"{}", headers)
+    for secret in (endpoint.secret, first, original):
+        Webhook(secret).verify(b"{}", headers)
+    # The page shows each one's end, never a secret; the log says both ends.
+    page = response.content.decode()
+    assert "with the new secret and 2 previous ones, each until its own end" in page
+    assert page.count("<time datetime=", page.index("2 previous ones"), page.index("<dt>Added")) == 2
+    assert first not in page and original not in page
+    assert "the one it replaced signs too until" in caplog.text and ", older ones until " in caplog.text
+    assert not {original, first, endpoint.secret} & set(caplog.text.split())
+    # The original stops at its own end, a day after the first rotation; the first at its own, a day after this one.
+    assert endpoint.signing_secrets(original_ends) == [endpoint.secret, first]
+    assert endpoint.signing_secrets(first_ends) == [endpoint.secret]
 
 
 def test_a_reload_of_the_rotation_answer_rotates_nothing(admin_client, endpoint):
@@ -212,7 +223,7 @@ def test_a_reload_of_the_rotation_answer_rotates_nothing(admin_client, endpoint)
     endpoint.refresh_from_db()
     assert shown in first.content.decode() and shown not in again.content.decode()
     assert "rotated already" in again.content.decode()
-    assert (endpoint.secret, endpoint.previous_secret) == (shown, original)
+    assert endpoint.signing_secrets(timezone.now()) == [shown, original]
     Webhook(shown).verify(b"{}", signing.headers(endpoint, "msg_z", timezone.now(), b"{}"))
 
 

@@ -163,9 +163,9 @@ AUDITED = [
         "calls_webhookendpoint",
         "webhook",
         "webhook",
-        skipped=("updated_at", "failing_since", "failures", "retry_at", "previous_secret_until"),
-        masked=("secret", "previous_secret"),
-        update_of=("url", "description", "event_types", "enabled", "secret", "previous_secret", "disabled_reason"),
+        skipped=("updated_at", "failing_since", "failures", "retry_at"),
+        masked=("secret", "previous_secrets"),  # previous_secrets holds each one's end too: masked whole
+        update_of=("url", "description", "event_types", "enabled", "secret", "previous_secrets", "disabled_reason"),
     ),
 ]
 

@@ -5,13 +5,21 @@ calls/webhooks/outbox.py writes the events, calls/webhooks/delivery.py and the j
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 from fnmatch import fnmatchcase
+from typing import TypedDict
 from urllib.parse import urlsplit
 
 from django.conf import settings
 from django.db import models
 from django.utils import timezone
+
+
+class PreviousSecret(TypedDict):
+    """A secret a rotation replaced, and when it stops signing (ISO 8601, UTC)."""
+
+    secret: str
+    until: str
 
 
 class WebhookEndpoint(models.Model):
@@ -22,8 +30,10 @@ class WebhookEndpoint(models.Model):
     event_types = models.JSONField(default=list, help_text='Patterns of event types: "call.*", "contact.created", "*".')
     enabled = models.BooleanField(default=True)
     secret = models.CharField(max_length=100)
-    previous_secret = models.CharField(max_length=100, blank=True)
-    previous_secret_until = models.DateTimeField(null=True, blank=True)
+    # The secrets rotations replaced, each signing beside the current one until its own end, newest first
+    # (calls/webhooks/endpoints.py rotate). A list on the row rather than a table: every delivery reads the row
+    # anyway, a rotation rewrites it under the row's lock, and the audit trigger masks the column whole.
+    previous_secrets = models.JSONField(default=list, blank=True)
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
@@ -56,11 +66,29 @@ class WebhookEndpoint(models.Model):
         return any(fnmatchcase(event_type, pattern) for pattern in self.event_types or [])
 
     def signing_secrets(self, now: datetime) -> list[str]:
-        """The secrets that sign now: the current one, and the previous one until its 24 hours after a rotation end."""
-        secrets = [self.secret]
-        if self.previous_secret and self.previous_secret_until and now < self.previous_secret_until:
-            secrets.append(self.previous_secret)
-        return secrets
+        """The secrets that sign now: the current one, then each previous one until its end, newest first."""
+        return [self.secret, *(secret for secret, _ in self.previous_signing(now))]
+
+    def previous_signing(self, now: datetime) -> list[tuple[str, datetime]]:
+        """The previous secrets that sign now, with their ends, newest (the latest end) first."""
+        found = []
+        for previous in self.previous_secrets or []:
+            until = datetime.fromisoformat(previous["until"])
+            if now < until:
+                found.append((previous["secret"], until))
+        return sorted(found, key=lambda found: found[1], reverse=True)
+
+    def signing_until(self, now: datetime) -> list[datetime]:
+        """When each previous secret that signs now stops, newest first: what pages and the log show of them."""
+        return [until for _, until in self.previous_signing(now)]
+
+    def rotated(self, secret: str, *, now: datetime, until: datetime) -> None:
+        """Make secret the current one; the one it replaces signs until `until`, those that signed still do, until
+        their own ends; the ones that ended are dropped. Saving is the caller's (under the row's lock)."""
+        kept = [(self.secret, until), *self.previous_signing(now)]
+        previous: list[PreviousSecret] = [{"secret": s, "until": end.astimezone(UTC).isoformat()} for s, end in kept]
+        self.previous_secrets = previous
+        self.secret = secret
 
 
 class WebhookEvent(models.Model):

@@ -202,7 +202,7 @@ def _log(request: AuthedRequest, endpoint: WebhookEndpoint, replay: ReplayForm |
         "older": older.urlencode() if more else "",
         "replay": replay or ReplayForm(initial={"since": timezone.localtime() - timedelta(hours=1)}),
         "rotate": RotateForm(),
-        "signing_secrets": len(endpoint.signing_secrets(timezone.now())),
+        "signing_until": endpoint.signing_until(timezone.now()),  # each previous secret's end, never the secret
     }
 
 

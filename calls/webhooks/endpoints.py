@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
@@ -24,7 +24,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-PREVIOUS_SECRET_HOURS = 24  # after a rotation the old secret signs beside the new one this long
+PREVIOUS_SECRET_HOURS = 24  # after a rotation the secret it replaced signs beside the new one this long
 
 
 @dataclass(frozen=True)
@@ -124,23 +124,22 @@ def resume(endpoint: WebhookEndpoint, *, by: str, now: datetime | None = None) -
 def rotate(endpoint: WebhookEndpoint, *, by: str, now: datetime | None = None) -> str:
     """Give the endpoint a new secret and return it (to show once); the current one keeps signing for 24 hours.
 
-    Rotated again within 24 hours, the secret from before the last rotation stops signing at once: one previous
-    secret is kept, and it is the one being replaced, shown last time and maybe on the receivers already (the page
-    warns before)."""
+    Each secret a rotation replaces signs for its own 24 hours, however many rotations follow within them: each was
+    shown once and may be on the receivers already. The ones whose 24 hours are over are dropped."""
     now = now or timezone.now()
     secret = signing.new_secret()
     with transaction.atomic():
         locked = WebhookEndpoint.objects.select_for_update().get(pk=endpoint.pk)
-        locked.previous_secret = locked.secret
-        locked.previous_secret_until = now + timedelta(hours=PREVIOUS_SECRET_HOURS)
-        locked.secret = secret
-        locked.save(update_fields=["secret", "previous_secret", "previous_secret_until", "updated_at"])
+        locked.rotated(secret, now=now, until=now + timedelta(hours=PREVIOUS_SECRET_HOURS))
+        locked.save(update_fields=["secret", "previous_secrets", "updated_at"])
     endpoint.refresh_from_db()
+    ends = [f"{until.astimezone(UTC):%Y-%m-%d %H:%M}" for until in endpoint.signing_until(now)]
     log.info(
-        "webhook endpoint %s secret rotated by %s; the previous one signs too until %s UTC",
+        "webhook endpoint %s secret rotated by %s; the one it replaced signs too until %s UTC%s",
         name(endpoint),
         by,
-        f"{endpoint.previous_secret_until:%Y-%m-%d %H:%M}",
+        ends[0],
+        f", older ones until {', '.join(ends[1:])} UTC" if ends[1:] else "",
     )
     return secret
 

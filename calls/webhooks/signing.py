@@ -2,8 +2,8 @@
 
 Each delivery carries webhook-id (the event's msg_id, the same on every retry), webhook-timestamp (seconds) and
 webhook-signature: "v1,<base64 HMAC-SHA256 of id.timestamp.body>" for each secret the endpoint signs with, space
-separated (the current one, and the previous one for 24 hours after a rotation, so receivers can switch over).
-"""
+separated (the current one, and each one a rotation replaced for its own 24 hours after, so receivers can switch
+over)."""
 
 import base64
 import binascii
