@@ -13,7 +13,13 @@ from django.test import Client
 from django.utils import timezone
 from standardwebhooks.webhooks import Webhook
 
-from calls.models.webhooks import WebhookAttempt, WebhookDelivery, WebhookEndpoint, WebhookEvent
+from calls.models.webhooks import (
+    MAX_PREVIOUS_SECRETS,
+    WebhookAttempt,
+    WebhookDelivery,
+    WebhookEndpoint,
+    WebhookEvent,
+)
 from calls.webhooks import safety, signing
 from tests._jobs import queued, run_jobs
 
@@ -207,6 +213,29 @@ def test_rotating_again_within_a_day_keeps_every_replaced_secret_signing_for_its
     # The original stops at its own end, a day after the first rotation; the first at its own, a day after this one.
     assert endpoint.signing_secrets(original_ends) == [endpoint.secret, first]
     assert endpoint.signing_secrets(first_ends) == [endpoint.secret]
+
+
+def test_the_page_warns_before_a_rotation_stops_the_oldest_previous_secret(admin_client, endpoint):
+    """Five previous secrets sign at most: the page says so before the rotation that stops the oldest."""
+    warning = "At most 5 previous secrets sign beside the current one: rotating now stops the oldest at once"
+    original = endpoint.secret
+    for _ in range(MAX_PREVIOUS_SECRETS - 1):
+        page = admin_client.post(f"/integrations/webhooks/{endpoint.pk}/rotate/").content.decode()
+        assert warning not in page
+    page = admin_client.post(f"/integrations/webhooks/{endpoint.pk}/rotate/").content.decode()
+    endpoint.refresh_from_db()
+    now = timezone.now()
+    (oldest_ends,) = endpoint.stopped_by_rotation(now)
+    oldest_ends = timezone.localtime(oldest_ends)  # as the page shows it
+    assert endpoint.signing_secrets(now)[-1] == original and len(endpoint.signing_secrets(now)) == 6
+    assert warning in page and f'(it would sign until <time datetime="{oldest_ends:%Y-%m-%dT%H:%M}' in page
+    assert "with the new secret and 5 previous ones" in page
+
+    page = admin_client.post(f"/integrations/webhooks/{endpoint.pk}/rotate/").content.decode()
+
+    endpoint.refresh_from_db()
+    assert original not in endpoint.signing_secrets(timezone.now()) and len(endpoint.signing_secrets(now)) == 6
+    assert warning in page  # the next one would stop the next oldest
 
 
 def test_a_reload_of_the_rotation_answer_rotates_nothing(admin_client, endpoint):

@@ -1,9 +1,10 @@
 """Rotating a webhook endpoint's secret (calls/webhooks/endpoints.py rotate, WebhookEndpoint.previous_secrets): every
-secret a rotation replaced signs until its own end, whatever rotations follow; the ended ones are dropped; and
-migration 0043 carries the one previous secret endpoints had before into the list, and back."""
+secret a rotation replaced signs until its own end, whatever rotations follow, five at most; the ended ones are
+dropped; and migration 0043 carries the one previous secret endpoints had before into the list, and back."""
 
 from __future__ import annotations
 
+import logging
 from datetime import timedelta
 
 import pytest
@@ -11,6 +12,7 @@ from django.db import connection
 from django.utils import timezone
 
 from calls.models import AuditEntry, WebhookEndpoint
+from calls.models.webhooks import MAX_PREVIOUS_SECRETS
 from calls.webhooks import endpoints, signing
 
 pytestmark = pytest.mark.django_db
@@ -53,6 +55,39 @@ def test_a_rotation_drops_the_secrets_that_ended():
     third = hook.secret
     endpoints.rotate(hook, by="test", now=start + timedelta(days=3))  # so are the first's and the second's
     assert [previous["secret"] for previous in hook.previous_secrets] == [third]
+
+
+def test_at_most_five_previous_secrets_sign_and_a_rotation_beyond_stops_the_oldest(caplog):
+    start = timezone.now()
+    hook = new_endpoint()
+    shown = [hook.secret]
+    for hour in range(MAX_PREVIOUS_SECRETS):
+        assert hook.stopped_by_rotation(start + timedelta(hours=hour)) == []
+        endpoints.rotate(hook, by="test", now=start + timedelta(hours=hour))
+        shown.insert(0, hook.secret)
+    now = start + timedelta(hours=MAX_PREVIOUS_SECRETS)
+    assert hook.signing_secrets(now) == shown  # the current one and five before it, newest first
+    assert hook.stopped_by_rotation(now) == [start + timedelta(hours=24)]  # the first replaced: the page warns
+
+    with caplog.at_level(logging.INFO, logger="calls.webhooks.endpoints"):
+        endpoints.rotate(hook, by="test", now=now)
+
+    assert hook.signing_secrets(now) == [hook.secret, *shown[:MAX_PREVIOUS_SECRETS]]
+    assert shown[-1] not in {previous["secret"] for previous in hook.previous_secrets}
+    assert "the oldest, due to sign until" in caplog.text
+    assert "stopped now (at most 5 previous secrets sign)" in caplog.text
+    assert not set(shown) & set(caplog.text.split())
+
+
+def test_no_more_than_five_previous_secrets_sign_whatever_the_row_holds():
+    """Written by something other than a rotation (the admin, a restore), the list still signs six at most."""
+    now = timezone.now()
+    many = [{"secret": signing.new_secret(), "until": (now + timedelta(hours=n)).isoformat()} for n in range(1, 9)]
+    hook = new_endpoint()
+    hook.previous_secrets = many
+    newest = [previous["secret"] for previous in reversed(many)][:MAX_PREVIOUS_SECRETS]
+    assert hook.signing_secrets(now) == [hook.secret, *newest]
+    assert signing.signature_header(hook.signing_secrets(now), "msg_1", now, b"{}").count("v1,") == 6
 
 
 def _migrate(to: tuple[str, str] | None = None):

@@ -14,6 +14,10 @@ from django.conf import settings
 from django.db import models
 from django.utils import timezone
 
+# Previous secrets that sign at once beside the current one: a rotation beyond stops the oldest (the page says so
+# first), so a delivery's webhook-signature header holds at most six signatures, however often admins rotate.
+MAX_PREVIOUS_SECRETS = 5
+
 
 class PreviousSecret(TypedDict):
     """A secret a rotation replaced, and when it stops signing (ISO 8601, UTC)."""
@@ -70,25 +74,34 @@ class WebhookEndpoint(models.Model):
         return [self.secret, *(secret for secret, _ in self.previous_signing(now))]
 
     def previous_signing(self, now: datetime) -> list[tuple[str, datetime]]:
-        """The previous secrets that sign now, with their ends, newest (the latest end) first."""
+        """The previous secrets that sign now, with their ends, newest (the latest end) first; at most
+        MAX_PREVIOUS_SECRETS, whatever the row holds."""
         found = []
         for previous in self.previous_secrets or []:
             until = datetime.fromisoformat(previous["until"])
             if now < until:
                 found.append((previous["secret"], until))
-        return sorted(found, key=lambda found: found[1], reverse=True)
+        return sorted(found, key=lambda found: found[1], reverse=True)[:MAX_PREVIOUS_SECRETS]
 
     def signing_until(self, now: datetime) -> list[datetime]:
         """When each previous secret that signs now stops, newest first: what pages and the log show of them."""
         return [until for _, until in self.previous_signing(now)]
 
-    def rotated(self, secret: str, *, now: datetime, until: datetime) -> None:
+    def stopped_by_rotation(self, now: datetime) -> list[datetime]:
+        """The ends of the previous secrets a rotation now would stop at once, to keep MAX_PREVIOUS_SECRETS: the
+        oldest, when that many sign already."""
+        return self.signing_until(now)[MAX_PREVIOUS_SECRETS - 1 :]
+
+    def rotated(self, secret: str, *, now: datetime, until: datetime) -> list[datetime]:
         """Make secret the current one; the one it replaces signs until `until`, those that signed still do, until
-        their own ends; the ones that ended are dropped. Saving is the caller's (under the row's lock)."""
-        kept = [(self.secret, until), *self.previous_signing(now)]
+        their own ends, but for the oldest beyond MAX_PREVIOUS_SECRETS; the ones that ended are dropped. Return the
+        ends of those stopped early. Saving is the caller's (under the row's lock)."""
+        signing = [(self.secret, until), *self.previous_signing(now)]
+        kept, stopped = signing[:MAX_PREVIOUS_SECRETS], signing[MAX_PREVIOUS_SECRETS:]
         previous: list[PreviousSecret] = [{"secret": s, "until": end.astimezone(UTC).isoformat()} for s, end in kept]
         self.previous_secrets = previous
         self.secret = secret
+        return [end for _, end in stopped]
 
 
 class WebhookEvent(models.Model):

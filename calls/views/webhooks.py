@@ -24,7 +24,7 @@ from calls import permissions as perms
 from calls import tasks
 from calls.forms.once import first_sending
 from calls.forms.webhooks import DeliveryFilter, EndpointForm, ReplayForm, RotateForm
-from calls.models.webhooks import WebhookAttempt, WebhookDelivery, WebhookEndpoint
+from calls.models.webhooks import MAX_PREVIOUS_SECRETS, WebhookAttempt, WebhookDelivery, WebhookEndpoint
 from calls.views.http import AuthedRequest
 from calls.webhooks import endpoints, manual
 
@@ -194,6 +194,7 @@ def _log(request: AuthedRequest, endpoint: WebhookEndpoint, replay: ReplayForm |
     older = request.GET.copy()
     if more:
         older["before"] = str(page[-1].pk)
+    now = timezone.now()
     return {
         "endpoint": endpoint,
         "deliveries": page,
@@ -202,7 +203,9 @@ def _log(request: AuthedRequest, endpoint: WebhookEndpoint, replay: ReplayForm |
         "older": older.urlencode() if more else "",
         "replay": replay or ReplayForm(initial={"since": timezone.localtime() - timedelta(hours=1)}),
         "rotate": RotateForm(),
-        "signing_until": endpoint.signing_until(timezone.now()),  # each previous secret's end, never the secret
+        "signing_until": endpoint.signing_until(now),  # each previous secret's end, never the secret
+        "rotation_stops": endpoint.stopped_by_rotation(now),
+        "max_previous": MAX_PREVIOUS_SECRETS,
     }
 
 

@@ -16,7 +16,7 @@ from urllib.parse import urlsplit
 from django.db import transaction
 from django.utils import timezone
 
-from calls.models.webhooks import WebhookAttempt, WebhookDelivery, WebhookEndpoint
+from calls.models.webhooks import MAX_PREVIOUS_SECRETS, WebhookAttempt, WebhookDelivery, WebhookEndpoint
 from calls.webhooks import check_event_patterns, safety, signing
 
 if TYPE_CHECKING:
@@ -125,23 +125,32 @@ def rotate(endpoint: WebhookEndpoint, *, by: str, now: datetime | None = None) -
     """Give the endpoint a new secret and return it (to show once); the current one keeps signing for 24 hours.
 
     Each secret a rotation replaces signs for its own 24 hours, however many rotations follow within them: each was
-    shown once and may be on the receivers already. The ones whose 24 hours are over are dropped."""
+    shown once and may be on the receivers already. The ones whose 24 hours are over are dropped, and so is the
+    oldest beyond MAX_PREVIOUS_SECRETS (the page warns before)."""
     now = now or timezone.now()
     secret = signing.new_secret()
     with transaction.atomic():
         locked = WebhookEndpoint.objects.select_for_update().get(pk=endpoint.pk)
-        locked.rotated(secret, now=now, until=now + timedelta(hours=PREVIOUS_SECRET_HOURS))
+        stopped = locked.rotated(secret, now=now, until=now + timedelta(hours=PREVIOUS_SECRET_HOURS))
         locked.save(update_fields=["secret", "previous_secrets", "updated_at"])
     endpoint.refresh_from_db()
-    ends = [f"{until.astimezone(UTC):%Y-%m-%d %H:%M}" for until in endpoint.signing_until(now)]
+    ends = [_utc(until) for until in endpoint.signing_until(now)]
     log.info(
-        "webhook endpoint %s secret rotated by %s; the one it replaced signs too until %s UTC%s",
+        "webhook endpoint %s secret rotated by %s; the one it replaced signs too until %s UTC%s%s",
         name(endpoint),
         by,
         ends[0],
         f", older ones until {', '.join(ends[1:])} UTC" if ends[1:] else "",
+        f"; the oldest, due to sign until {', '.join(map(_utc, stopped))} UTC, stopped now (at most "
+        f"{MAX_PREVIOUS_SECRETS} previous secrets sign)"
+        if stopped
+        else "",
     )
     return secret
+
+
+def _utc(at: datetime) -> str:
+    return f"{at.astimezone(UTC):%Y-%m-%d %H:%M}"
 
 
 def delete(endpoint: WebhookEndpoint, *, by: str) -> None:

@@ -1,15 +1,17 @@
 """The Webhooks page in a browser, on a desk (1280 px) and a phone (375 px): an admin adds an endpoint, sees its
-secret once and copies it, then pauses the endpoint; under the strict CSP (no inline script), no console error."""
+secret once and copies it, then pauses the endpoint; rotates a secret that has five previous ones signing, warned
+first; under the strict CSP (no inline script), no console error."""
 
 from __future__ import annotations
 
 import re
 
 import pytest
+from django.utils import timezone
 
-from calls.models.webhooks import WebhookEndpoint
+from calls.models.webhooks import MAX_PREVIOUS_SECRETS, WebhookEndpoint
 from calls.roles import ADMIN
-from calls.webhooks import safety
+from calls.webhooks import endpoints, safety, signing
 from tests.browser.conftest import log_in
 from tests.conftest import PASSWORD, create_user
 
@@ -63,3 +65,34 @@ def test_an_admin_adds_an_endpoint_sees_its_secret_once_and_pauses_it(page, live
     assert "Nothing sent to it yet" in page.locator(".empty").inner_text()
     assert page.evaluate("document.documentElement.scrollWidth") <= width
     assert page.console_errors == []  # a CSP violation is reported as a console error
+
+
+@pytest.mark.parametrize("width", [1280, 375])
+def test_the_rotation_warns_before_it_stops_the_oldest_of_five_previous_secrets(page, live_server, width):
+    """Each previous secret's end is listed; the confirmation says which one the next rotation stops; no sideways
+    scroll on a phone."""
+    create_user("ada", ADMIN)
+    endpoint = WebhookEndpoint.objects.create(
+        url="https://hooks.example.com/vccweb", description="Helpdesk", event_types=["*"], secret=signing.new_secret()
+    )
+    original = endpoint.secret
+    for _ in range(MAX_PREVIOUS_SECRETS):
+        endpoints.rotate(endpoint, by="test")
+    page.set_viewport_size({"width": width, "height": 900})
+    log_in(page, live_server, "ada", PASSWORD)
+
+    page.goto(f"{live_server.url}/integrations/webhooks/{endpoint.pk}/")
+    signing_line = page.locator("dd.signing")
+    assert "5 previous ones" in signing_line.inner_text() and signing_line.locator("time").count() == 5
+    page.click("summary:has-text('Rotate the secret')")
+    warning = page.locator("form[action$='/rotate/'] p")
+    assert "rotating now stops the oldest at once" in warning.inner_text()
+    assert page.evaluate("document.documentElement.scrollWidth") <= width
+    page.click("button:has-text('Make a new secret')")
+
+    shown = page.locator("#new-secret").input_value()
+    endpoint.refresh_from_db()
+    assert shown == endpoint.secret and original not in endpoint.signing_secrets(timezone.now())
+    assert page.locator("dd.signing time").count() == 5
+    assert page.evaluate("document.documentElement.scrollWidth") <= width
+    assert page.console_errors == []
