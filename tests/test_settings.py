@@ -170,6 +170,7 @@ def test_blank_vcc_urls_mean_their_defaults(monkeypatch):
         ({"VCC_ACCOUNT_KEY": "k"}, "VCC_API_TOKEN must be set"),
         ({"VCC_APPLICATION": "my app!"}, "VCC_APPLICATION must be 1 to 32 letters or digits"),
         ({"VCC_API_VERSION": "six"}, "VCC_API_VERSION must be a whole number"),
+        ({"VCC_WEBHOOKS_API_VERSION": "0"}, "VCC_WEBHOOKS_API_VERSION must be at least 1"),
         ({"VCC_BASE_URL": "emea.cc.vonage.com"}, "VCC_BASE_URL must be an http"),
         ({"DEFAULT_PHONE_REGION": "Britain"}, "DEFAULT_PHONE_REGION must be a two-letter"),
         ({"DEFAULT_PHONE_REGION": "XX"}, "DEFAULT_PHONE_REGION must be a two-letter"),

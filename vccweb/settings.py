@@ -484,6 +484,9 @@ VCC_APPLICATION = env_str("VCC_APPLICATION", "vccweb")
 if not re.fullmatch(r"[A-Za-z0-9]{1,32}", VCC_APPLICATION):
     raise ImproperlyConfigured("VCC_APPLICATION must be 1 to 32 letters or digits (VCC refuses anything else)")
 VCC_API_VERSION = env_int("VCC_API_VERSION", 6, minimum=1)
+# The Webhooks API's version, sent as `Accept: application/vnd.newvoicemedia.vN+json` (the gateway's APIs want one;
+# VCC's docs name none for Webhooks, so 1).
+VCC_WEBHOOKS_API_VERSION = env_int("VCC_WEBHOOKS_API_VERSION", 1, minimum=1)
 # Requests a minute to VCC for the whole deployment, every process and host together (calls/vcc/budget.py): VCC's
 # fair use policy allows about 160 for everything an account asks, and answers 429 past it. At least 10, so each
 # priority's share holds a request or more.

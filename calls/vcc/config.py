@@ -26,6 +26,7 @@ class VCCConfig:
     account_key: str
     api_token: str = field(repr=False)
     api_version: int
+    webhooks_api_version: int
     connect_timeout: float
     read_timeout: float
     transport: str
@@ -70,7 +71,8 @@ class VCCConfig:
         return self.gateway_token_for(GATEWAY_SCOPE)
 
     def gateway_token_for(self, scope: str) -> TokenSource:
-        """A gateway token with `scope` (users:read for the sync, admin:write for the Webhooks API)."""
+        """A gateway token with `scope`, scopes separated by spaces (users:read for the sync, admin:read and admin:write
+        for the Webhooks API)."""
         return TokenSource(
             url=f"{self.auth_url}/Auth/connect/token",
             form={

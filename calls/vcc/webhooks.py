@@ -1,10 +1,15 @@
 """VCC's Webhooks API on the regional gateway (vcc-api.md §10.3): the event types, and the subscriptions that make
-VCC push events to POST /vcc/events/. Needs `VCC_CLIENT_ID`/`VCC_CLIENT_SECRET` of a user allowed `admin:write`.
+VCC push events to POST /vcc/events/. Needs `VCC_CLIENT_ID`/`VCC_CLIENT_SECRET` of a user allowed `admin:read` and
+`admin:write` (admins get every scope).
 
 FACT: `GET /webhooks/event-types`, `POST /webhooks/subscriptions` with {name, url (https), events, enabled, secret
-(≥ 32 bytes)}; changes take up to 30 s. INFERRED (vccsim does the same): the list is `GET /webhooks/subscriptions`
-({"subscriptions": [...]}), a subscription is removed with `DELETE /webhooks/subscriptions/{id}`, and the answers'
-shapes.
+(≥ 32 bytes)}; changes take up to 30 s; the scopes are `admin:read` and `admin:write` (which request needs which is
+not said: both are asked for, in one token); the gateway's APIs are versioned with
+`Accept: application/vnd.newvoicemedia.vN+json` (§1.3) and answer 400 without it (§9). INFERRED: the version (1,
+`VCC_WEBHOOKS_API_VERSION`), the list is `GET /webhooks/subscriptions`, a subscription is removed with
+`DELETE /webhooks/subscriptions/{id}`, and the answers' shapes: a list is read as a top-level array or under
+`subscriptions`/`items` (`eventTypes`/`items` for the types), and any 2xx to the POST is a subscription made, with
+or without a body.
 """
 
 from __future__ import annotations
@@ -17,15 +22,16 @@ import httpx
 from django.core.cache import cache
 
 from .config import VCCConfig, http_client
-from .core import authorized, error_from_response, json_body, run_sync
+from .core import authorized, error_from_response, json_body, last_segment, run_sync
 from .types import Json
 
-SCOPE = "admin:write"
+SCOPE = "admin:read admin:write"  # space-separated scopes (§3.2): one token for the reads and the writes
 EVENTS = ["channel.*", "agent.presencechanged.v1"]  # what vccweb uses (calls/calling/events.py)
 
 
 def _build(config: VCCConfig, method: str, path: str, body: Json | None, token: str) -> httpx.Request:
-    headers = {"Authorization": f"Bearer {token}", "Accept": "application/json"}
+    accept = f"application/vnd.newvoicemedia.v{config.webhooks_api_version}+json"
+    headers = {"Authorization": f"Bearer {token}", "Accept": accept}
     return httpx.Request(method, f"{config.gateway_url}/webhooks/{path}", json=body, headers=headers)
 
 
@@ -45,16 +51,24 @@ class WebhooksClient:
         return run_sync(flow(), self._http, cache)
 
     def event_types(self) -> list[Json]:
-        listed = json_body(self._send("GET", "event-types")).get("eventTypes")
-        return [item for item in listed if isinstance(item, dict)] if isinstance(listed, list) else []
+        return _listed(self._send("GET", "event-types"), "eventTypes", "items")
 
     def subscriptions(self) -> list[Json]:
-        listed = json_body(self._send("GET", "subscriptions")).get("subscriptions")
-        return [item for item in listed if isinstance(item, dict)] if isinstance(listed, list) else []
+        return _listed(self._send("GET", "subscriptions"), "subscriptions", "items")
 
     def subscribe(self, *, name: str, url: str, secret: str, events: list[str] | None = None) -> Json:
+        """The subscription made: VCC's answer when it is a JSON object, else what was asked for (never the secret),
+        with the id from `Location` (or None)."""
         body = {"name": name, "url": url, "events": events or EVENTS, "enabled": True, "secret": secret}
-        return json_body(self._send("POST", "subscriptions", body))
+        response = self._send("POST", "subscriptions", body)
+        try:
+            made = response.json()
+        except ValueError:  # no body, or not JSON: the 2xx says it was made
+            made = None
+        if isinstance(made, dict):
+            return made
+        asked = {key: value for key, value in body.items() if key != "secret"}
+        return {"id": last_segment(response.headers.get("Location")), **asked}
 
     def ensure_subscribed(self, *, name: str, url: str, secret: str) -> tuple[Json, bool]:
         """The subscription delivering to `url`, made unless one exists (VCC would otherwise deliver each event
@@ -75,6 +89,19 @@ class WebhooksClient:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def _listed(response: httpx.Response, *keys: str) -> list[Json]:
+    """The objects of a list answer: a top-level array, or the array under the first of `keys` that holds one (none:
+    an empty list); a VCCError when the answer is not JSON."""
+    try:
+        body = response.json()
+    except ValueError:
+        body = None
+    if not isinstance(body, list):
+        found = json_body(response)
+        body = next((found[key] for key in keys if isinstance(found.get(key), list)), [])
+    return [item for item in body if isinstance(item, dict)]
 
 
 def check_url(url: str, *, allow_http: bool) -> str:

@@ -74,7 +74,8 @@ def subscribe_vcc_events(request: HttpRequest) -> HttpResponse:
             if new:
                 messages.success(
                     request,
-                    f"Subscribed ({made.get('id')}): VCC delivers its events to {url} (it may take 30 s to start).",
+                    f"Subscribed ({made.get('id') or 'VCC gave no id'}): VCC delivers its events to {url} "
+                    "(it may take 30 s to start).",
                 )
             else:
                 messages.info(request, f"Already subscribed ({made.get('id')}): VCC delivers its events to {url}.")

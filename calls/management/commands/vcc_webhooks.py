@@ -12,7 +12,7 @@ MAKE_A_SECRET = "python -c 'import base64, secrets; print(base64.b64encode(secre
 
 
 class Command(BaseCommand):
-    help = "List, make or remove VCC webhook subscriptions (needs VCC_CLIENT_ID/SECRET allowed admin:write)."
+    help = "List, make or remove VCC webhook subscriptions (VCC_CLIENT_ID/SECRET allowed admin:read, admin:write)."
 
     def add_arguments(self, parser: CommandParser) -> None:
         actions = parser.add_subparsers(dest="action", required=True)
@@ -26,7 +26,9 @@ class Command(BaseCommand):
 
     def handle(self, *args: object, action: str, **options: str) -> None:
         if not settings.VCC_SYNC_ENABLED:
-            raise CommandError("Set VCC_CLIENT_ID and VCC_CLIENT_SECRET (API credentials allowed admin:write).")
+            raise CommandError(
+                "Set VCC_CLIENT_ID and VCC_CLIENT_SECRET (API credentials allowed admin:read and admin:write)."
+            )
         try:
             # A person's few requests: they go like a click, not behind the polls' share of the budget.
             with budget.priority(budget.CLICK), WebhooksClient() as client:
@@ -58,7 +60,9 @@ class Command(BaseCommand):
         sub, made = client.ensure_subscribed(name=name, url=url, secret=settings.VCC_WEBHOOK_SECRETS[0])
         if made:
             self.stdout.write(
-                self.style.SUCCESS(f"Subscribed {sub.get('id')}: VCC delivers {', '.join(EVENTS)} to {url}")
+                self.style.SUCCESS(
+                    f"Subscribed {sub.get('id') or '(VCC gave no id)'}: VCC delivers {', '.join(EVENTS)} to {url}"
+                )
             )
         else:
             self.stdout.write(f"Already subscribed ({sub.get('id')}): VCC delivers to {url}; nothing changed.")
