@@ -115,11 +115,16 @@ def _authorize(sim: Simulator, request: SimRequest) -> None:
     token = sim.authorize(request, "gateway")
     if "users:read" not in token.scopes and "users:write" not in token.scopes:
         raise SimError(403, "The access token does not have the users:read scope")
+    check_version(request, USER_ADMIN_VERSION)
+
+
+def check_version(request: SimRequest, version: int) -> None:
+    """The gateway's versioning (vcc-api.md §1.3, §9): ``Accept: application/vnd.newvoicemedia.v{version}+json``."""
     match = re.search(r"vnd\.newvoicemedia\.v(\d+)\+json", request.header("accept"), re.IGNORECASE)
     if match is None:
         raise _version_error("Version missing from Accept header!")
-    if int(match.group(1)) != USER_ADMIN_VERSION:
-        raise _version_error(f"Invalid api-version! Valid values: {USER_ADMIN_VERSION}")
+    if int(match.group(1)) != version:
+        raise _version_error(f"Invalid api-version! Valid values: {version}")
 
 
 def _version_error(message: str) -> SimError:

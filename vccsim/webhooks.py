@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from vccsim.clock import isoformat
+from vccsim.gateway import check_version
 from vccsim.wire import NOT_FOUND, SimError, SimRequest, SimResponse, json_response
 
 if TYPE_CHECKING:
@@ -36,6 +37,7 @@ VERSIONS = ("v0", "v1")
 EMITTED_VERSION = "v1"
 KNOWN_TYPES = tuple(f"{name}.{version}" for name in EVENT_TYPES for version in VERSIONS)
 MIN_SECRET_BYTES = 32
+API_VERSION = 1  # Accept: application/vnd.newvoicemedia.v1+json (the version is the simulator's choice)
 MAX_NAME_LENGTH = 255
 LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1")  # http allowed to these: a simulator-only allowance
 _PATTERN = re.compile(r"[a-z0-9*]+(\.[a-z0-9*]+)*")
@@ -177,8 +179,10 @@ def _find(sim: Simulator, subscription_id: str) -> Subscription:
 
 
 def _authorize(sim: Simulator, request: SimRequest, *, write: bool) -> None:
-    """A gateway token with admin:write, or admin:read for reads (admin:write covers reads too)."""
+    """A gateway token with admin:write, or admin:read for reads (admin:write covers reads too: the docs do not say
+    which request needs which scope), then the versioned Accept, as User Admin checks them."""
     token = sim.authorize(request, "gateway")
     wanted = ("admin:write",) if write else ("admin:read", "admin:write")
     if not token.scopes.intersection(wanted):
         raise SimError(403, f"The access token does not have the {wanted[0]} scope")
+    check_version(request, API_VERSION)

@@ -23,6 +23,7 @@ from vccsim.transport import SimTransport
 
 KEY = bytes(range(32))
 SECRET = base64.b64encode(KEY).decode()
+ACCEPT = "application/vnd.newvoicemedia.v1+json"  # the gateway's versioned Accept (vcc-api.md §1.3)
 
 
 @dataclass
@@ -88,7 +89,7 @@ def receiver() -> Iterator[Receiver]:
 
 @contextlib.contextmanager
 def gateway_client(sim: Simulator, scope: str) -> Iterator[httpx.Client]:
-    """A client holding a gateway token with ``scope``."""
+    """A client holding a gateway token with ``scope``, sending the Webhooks API's versioned Accept."""
     with httpx.Client(transport=SimTransport(sim), base_url="http://vccsim.test") as client:
         answer = client.post(
             "/Auth/connect/token",
@@ -96,6 +97,7 @@ def gateway_client(sim: Simulator, scope: str) -> Iterator[httpx.Client]:
             auth=("sandbox-client", "sandbox-secret"),
         )
         client.headers["Authorization"] = f"Bearer {answer.json()['access_token']}"
+        client.headers["Accept"] = ACCEPT
         yield client
 
 

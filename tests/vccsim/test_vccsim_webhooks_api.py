@@ -87,3 +87,27 @@ def test_it_wants_admin_write_to_change_and_admin_read_to_look(sim: Simulator, v
         assert users.get("/webhooks/subscriptions").status_code == 403
     assert vcc.get("/webhooks/subscriptions").status_code == 401  # a V0 token is not a gateway token
     assert httpx.Client(transport=SimTransport(sim)).get("http://vccsim.test/webhooks/event-types").status_code == 401
+
+
+@pytest.mark.parametrize(
+    ("accept", "says"),
+    [
+        (None, "Version missing from Accept header!"),
+        ("application/json", "Version missing from Accept header!"),
+        ("application/vnd.newvoicemedia.v4+json", "Invalid api-version! Valid values: 1"),
+    ],
+)
+def test_it_wants_the_gateways_versioned_accept_as_user_admin_does(admin: httpx.Client, accept, says):
+    headers = {"Accept": accept} if accept else {}
+    if accept is None:
+        del admin.headers["Accept"]
+    body = subscription("https://hooks.example.com/vcc")
+
+    for response in (
+        admin.get("/webhooks/event-types", headers=headers),
+        admin.get("/webhooks/subscriptions", headers=headers),
+        admin.post("/webhooks/subscriptions", json=body, headers=headers),
+        admin.delete("/webhooks/subscriptions/nothing", headers=headers),
+    ):
+        assert response.status_code == 400
+        assert response.json() == {"statusCode": 400, "error": "Bad Request", "message": says}
