@@ -196,6 +196,33 @@ def test_the_first_agent_connected_on_a_group_call_answered_it_and_owns_its_wrap
     assert not call.is_changeable_by(other_agent_user)
 
 
+def test_an_event_of_a_version_other_than_v1_is_kept_and_not_applied(sim, placed):
+    # VCC sends a v0 copy of each event to a subscription that matches it (`channel.*`): its data is not v1's.
+    connected = timezone.now() - timedelta(seconds=30)
+    stored("channel.connected.v1", placed, at=connected, party="external")
+    hang_up = stored("channel.disconnected.v0", placed, at=timezone.now())  # no party: read as v1, a hang-up
+    away = VccEvent.objects.create(
+        event_id="presence-v0",
+        type="agent.presencechanged.v0",
+        source="s",
+        data={"agentDisplayId": placed.from_agent.display_id, "presence": {"category": "Away"}},
+        received_at=timezone.now(),
+    )
+
+    done = applying.process_pending()
+
+    assert (done.applied, done.other) == (1, 2)
+    placed.refresh_from_db()
+    assert placed.state == Call.State.LIVE and placed.last_event_at is not None  # not handed back to polling
+    assert list(placed.events.values_list("detail", flat=True)) == ["VCC: connected (webhook)"]
+    for ignored in (hang_up, away):
+        ignored.refresh_from_db()
+        assert ignored.processed_at is not None and ignored.call is None
+        assert ignored.result == "version v0: vccweb applies v1 events only"
+    placed.from_agent.refresh_from_db()
+    assert placed.from_agent.presence != "Away"
+
+
 def test_events_vccweb_does_not_use_are_marked_and_left():
     VccEvent.objects.create(event_id="x", type="agent.loggedin.v1", source="s", data={}, received_at=timezone.now())
     assert applying.process_pending().other == 1

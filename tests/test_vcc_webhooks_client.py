@@ -3,6 +3,7 @@ versioned Accept, and the answers' shapes it reads (INFERRED, so read leniently)
 
 from __future__ import annotations
 
+import json
 from urllib.parse import parse_qs
 
 import httpx
@@ -107,3 +108,18 @@ def test_a_subscription_answered_2xx_without_a_json_body_is_made(reply):
     assert made["id"] == ("s-9" if "Location" in reply.headers else None)
     post = fake.requests[-1]
     assert (post.method, post.headers["Accept"]) == ("POST", "application/vnd.newvoicemedia.v1+json")
+
+
+def test_it_subscribes_to_the_v1_events_only():
+    fake = FakeWebhooks(httpx.Response(201, json={"id": "s-1"}))
+
+    client_for(fake).subscribe(name="vccweb", url="https://crm.example.com/vcc/events/", secret=SECRET)
+
+    # `channel.*` would match each type's v0 too (vcc-api.md §10.3: every type comes in v0 and v1).
+    assert json.loads(fake.requests[0].content)["events"] == [
+        "channel.alerted.v1",
+        "channel.connected.v1",
+        "channel.disconnected.v1",
+        "channel.wrapstarted.v1",
+        "agent.presencechanged.v1",
+    ]

@@ -14,6 +14,8 @@ Rules:
   did not place.
 - Every event applied is a CallEvent in the call's history, saying it came by webhook.
 - A call that had an event is not polled for EVENT_SILENCE (polling resumes on its own if events stop).
+- Only v1 events apply (APPLIED_VERSIONS): VCC has a v0 of every type, with other data and its own id, sent to a
+  subscription that matches it; one that arrives is kept, marked, and changes nothing.
 """
 
 from __future__ import annotations
@@ -40,6 +42,10 @@ LOOK_AGAIN = timedelta(seconds=2)  # an event waiting for its click's answer is 
 BATCH = 500
 GUID_FIELDS = ("interactionId", "callGuid", "interactionGuid", "callId")
 CHANNEL = ("channel.alerted", "channel.connected", "channel.disconnected", "channel.wrapstarted", "channel.held")
+# VCC sends each event in the version(s) a subscription matches (vcc-api.md §10.3: v0 and v1), each copy with its
+# own id; vccweb subscribes to v1 (calls/vcc/webhooks.py) and applies only v1, and a type without a version (none
+# is documented) as v1.
+APPLIED_VERSIONS = ("v1", "")
 WORDS = {
     "channel.alerted": "ringing",
     "channel.connected": "connected",
@@ -63,8 +69,14 @@ class Processed:
 
 
 def _name(event: VccEvent) -> str:
-    head, _, tail = event.type.rpartition(".")
-    return head if head and tail[:1] == "v" and tail[1:].isdigit() else event.type
+    """The type without its version: `channel.connected.v1` -> `channel.connected`."""
+    return event.type.rpartition(".")[0] if _version(event) else event.type
+
+
+def _version(event: VccEvent) -> str:
+    """The type's version (`v1` of `channel.connected.v1`), or "" when it names none."""
+    tail = event.type.rpartition(".")[2]
+    return tail if tail != event.type and tail[:1] == "v" and tail[1:].isdigit() else ""
 
 
 def call_guid(data: dict[str, Any]) -> str:
@@ -125,7 +137,11 @@ def _locked_calls(events: list[VccEvent]) -> dict[str, Call]:
     an event: building the ORM's statement for the call's 50-odd columns was a fifth of the worker's CPU under load.
     A call not found here (its click's answer recorded since, or the call logged by an earlier event of the batch)
     is looked up by its event."""
-    guids = {guid for event in events if _name(event) in CHANNEL and (guid := call_guid(event.data))}
+    guids = {
+        guid
+        for event in events
+        if _name(event) in CHANNEL and _version(event) in APPLIED_VERSIONS and (guid := call_guid(event.data))
+    }
     if not guids:
         return {}
     keys = dict(CallVccId.objects.filter(vcc_call_id__in=guids).values_list("vcc_call_id", "call_id"))
@@ -139,6 +155,10 @@ def _apply(
     """Apply one event: its call (or agent) and its own fields change, and `history` gets the line for the call's
     history; process_pending writes the event and the line."""
     name = _name(event)
+    if _version(event) not in APPLIED_VERSIONS:  # another version's copy of an event: its data is not v1's
+        event.processed_at, event.result = now, f"version {_version(event)}: vccweb applies v1 events only"
+        done.other += 1
+        return
     if name == "agent.presencechanged":
         event.result = _apply_presence(event, now=now)
         event.processed_at = now
