@@ -1,7 +1,8 @@
 """The CloudEvents vccsim delivers to webhook subscriptions: channel events from calls, presence changes of agents.
 
 VCC does not publish the ``data`` of these events; the payloads here are INFERRED, designed from what a CRM needs
-to follow its calls and log the ones it did not place (see README, "Webhook payloads").
+to follow its calls and log the ones it did not place (see README, "Webhook payloads"). Each event exists in
+versions v0 and v1 (vcc-api.md §10.3); v0's ``data`` is invented to differ from v1's (see ``v0_data``).
 """
 
 from __future__ import annotations
@@ -13,26 +14,39 @@ from typing import Any
 from vccsim.calls import INBOUND, Call, ChannelStep
 from vccsim.clock import isoformat_ms
 from vccsim.state import Account, Agent, to_e164
-from vccsim.webhooks import EMITTED_VERSION
 
 PRESENCE_CATEGORIES = ("Ready", "Away", "ExtendedAway", "LoggedOut")
 # Channel ids are stable per call and leg, so every event of one leg names the same channel.
 _CHANNELS = uuid.UUID("6f1d3c2e-8f5b-4c1a-9d7e-2b4a6c8e0f13")
 
 
-def cloud_event(event_type: str, *, source: str, subject: str, time: float, data: dict[str, Any]) -> bytes:
+def cloud_event(
+    event_type: str, *, version: str, source: str, subject: str, time: float, data: dict[str, Any]
+) -> bytes:
     """A CloudEvent in structured mode (``application/cloudevents+json``), as the exact bytes that are sent."""
     event = {
         "specversion": "1.0",
         "id": str(uuid.uuid4()),
         "source": source,
-        "type": f"{event_type}.{EMITTED_VERSION}",
+        "type": f"{event_type}.{version}",
         "time": isoformat_ms(time),
         "subject": subject,
         "datacontenttype": "application/json",
         "data": data,
     }
     return json.dumps(event, separators=(",", ":")).encode()
+
+
+def v0_data(event_type: str, data: dict[str, Any]) -> dict[str, Any]:
+    """The ``data`` of an event's v0 copy, made from its v1 ``data``. VCC does not publish v0's shape: this one is
+    invented, and deliberately not v1's (the ids of the call, channel and agent, and the state, but no ``party``,
+    ``result`` or ``presence`` object), so that a receiver reading a v0 copy as v1 shows it."""
+    kept: tuple[str, ...]
+    if event_type == "agent.presencechanged":
+        kept, state = ("userId", "agentDisplayId"), data["presence"]["category"]
+    else:
+        kept, state = ("interactionId", "channelId", "direction", "agentDisplayId"), event_type.removeprefix("channel.")
+    return {**{name: data[name] for name in kept}, "state": state}
 
 
 def channel_data(account: Account, call: Call, step: ChannelStep) -> dict[str, Any]:

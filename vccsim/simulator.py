@@ -402,24 +402,29 @@ class Simulator:
             self._emit(f"channel.{step.event}", subject=call.id, at=at, data=data)
 
     def _emit(self, event_type: str, *, subject: str, at: float, data: dict[str, Any]) -> None:
-        body = events.cloud_event(event_type, source=self._source(), subject=subject, time=at, data=data)
-        envelope = json.loads(body)
+        """Queue the event for the subscriptions that want it: a copy per version asked for, each with its own id."""
         now = self.now()
-        for subscription in self.subscriptions.values():
-            if subscription.wants(envelope["type"]):
-                self.outbox.add(
-                    Delivery(
-                        seq=self.outbox.next_seq(),
-                        subscription_id=subscription.id,
-                        url=subscription.url,
-                        key=subscription.key(),
-                        event_id=envelope["id"],
-                        event_type=envelope["type"],
-                        body=body,
-                        due_at=now,
-                    ),
-                    now,
+        for version in webhooks.VERSIONS:
+            wanting = [item for item in self.subscriptions.values() if item.wants(f"{event_type}.{version}")]
+            if not wanting:
+                continue
+            versioned = data if version == "v1" else events.v0_data(event_type, data)
+            body = events.cloud_event(
+                event_type, version=version, source=self._source(), subject=subject, time=at, data=versioned
+            )
+            event_id = json.loads(body)["id"]
+            for subscription in wanting:
+                delivery = Delivery(
+                    seq=self.outbox.next_seq(),
+                    subscription_id=subscription.id,
+                    url=subscription.url,
+                    key=subscription.key(),
+                    event_id=event_id,
+                    event_type=f"{event_type}.{version}",
+                    body=body,
+                    due_at=now,
                 )
+                self.outbox.add(delivery, now)
 
     def _source(self) -> str:
         return f"/vcc/{self.account.account_key}"

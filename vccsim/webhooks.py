@@ -23,8 +23,9 @@ from vccsim.wire import NOT_FOUND, SimError, SimRequest, SimResponse, json_respo
 if TYPE_CHECKING:
     from vccsim.simulator import Simulator
 
-# The event types VCC lists, each in versions v0 and v1. The simulator emits v1 only, and never channel.held
-# (it does not model holding a call); subscribing to the others is accepted, as VCC would, but delivers nothing.
+# The event types VCC lists, each in versions v0 and v1. The simulator emits both versions, each to the subscriptions
+# that ask for it (a copy of its own, with its own id: the v0 data is the simulator's invention, see events.v0_data),
+# and never channel.held (it does not model holding a call); subscribing to it is accepted but delivers nothing.
 EVENT_TYPES = {
     "agent.presencechanged": "An agent's presence changed (Ready, Away, Extended Away, Logged Out).",
     "channel.alerted": "A channel (one party's leg of a call) started ringing.",
@@ -34,7 +35,6 @@ EVENT_TYPES = {
     "channel.held": "A channel was put on hold or taken off hold.",
 }
 VERSIONS = ("v0", "v1")
-EMITTED_VERSION = "v1"
 KNOWN_TYPES = tuple(f"{name}.{version}" for name in EVENT_TYPES for version in VERSIONS)
 MIN_SECRET_BYTES = 32
 API_VERSION = 1  # Accept: application/vnd.newvoicemedia.v1+json (the version is the simulator's choice)

@@ -109,7 +109,7 @@ def admin(sim: Simulator) -> Iterator[httpx.Client]:
 
 def subscription(url: str, events: list[str] | None = None) -> dict[str, Any]:
     """A valid subscription body."""
-    events = ["channel.*", "agent.*"] if events is None else events
+    events = ["channel.*.v1", "agent.*.v1"] if events is None else events
     return {"name": "vccweb", "url": url, "events": events, "enabled": True, "secret": SECRET}
 
 

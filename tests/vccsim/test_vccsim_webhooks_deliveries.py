@@ -87,7 +87,7 @@ def test_a_placed_call_sends_its_events_in_order_signed(
 def test_a_call_the_agent_does_not_answer_ends_on_the_agent_channel(
     vcc: httpx.Client, sim: Simulator, clock: Clock, receiver: Receiver
 ):
-    sim.subscribe(receiver.url, ["channel.*"], SECRET)
+    sim.subscribe(receiver.url, ["channel.*.v1"], SECRET)
     place(vcc, {"from": {"agentId": "1001"}, "to": {"telephoneNumber": "02072068891"}})
 
     live_through(sim, clock, 31)
@@ -108,8 +108,43 @@ def test_it_sends_only_the_types_subscribed_to_and_nothing_to_a_disabled_subscri
 
     live_through(sim, clock, 70)
 
-    assert receiver.types() == ["channel.disconnected.v1", "channel.disconnected.v1"]  # v0 is never emitted
+    assert receiver.types() == ["channel.disconnected.v1", "channel.disconnected.v1", "channel.wrapstarted.v0"]
     assert {request.path for request in receiver.requests} == {"/vcc/events"}
+
+
+def test_a_wildcard_without_a_version_gets_a_v0_copy_of_each_event_with_its_own_id_and_shape(
+    vcc: httpx.Client, sim: Simulator, clock: Clock, receiver: Receiver
+):
+    sim.subscribe(receiver.url, ["channel.*", "agent.presencechanged.v0"], SECRET)
+    call_id = place(vcc, {"from": {"agentId": "1001"}, "to": {"telephoneNumber": "02072068891"}})  # not answered
+    sim.set_presence("1002", "Away")
+
+    live_through(sim, clock, 31)
+
+    events = [verified(request) for request in receiver.requests]
+    assert [event["type"] for event in events] == [
+        "channel.alerted.v0",
+        "channel.alerted.v1",
+        "agent.presencechanged.v0",
+        "channel.disconnected.v0",
+        "channel.disconnected.v1",
+    ]
+    assert len({event["id"] for event in events}) == 5
+    hang_up_v0, hang_up_v1 = events[3], events[4]
+    assert hang_up_v0["subject"] == hang_up_v1["subject"] == call_id
+    assert hang_up_v0["time"] == hang_up_v1["time"]
+    assert hang_up_v0["data"] == {  # v0's shape is the simulator's invention: no party, no result
+        "interactionId": call_id,
+        "channelId": hang_up_v1["data"]["channelId"],
+        "direction": "Outbound",
+        "agentDisplayId": "1001",
+        "state": "disconnected",
+    }
+    assert events[2]["data"] == {
+        "userId": sim.account.agents["1002"].user_id,
+        "agentDisplayId": "1002",
+        "state": "Away",
+    }
 
 
 def test_it_sends_nothing_that_happened_before_the_subscription(
@@ -117,7 +152,7 @@ def test_it_sends_nothing_that_happened_before_the_subscription(
 ):
     place(vcc)
     clock.advance(4)  # the agent has answered; the destination rings
-    sim.subscribe(receiver.url, ["channel.*"], SECRET)
+    sim.subscribe(receiver.url, ["channel.*.v1"], SECRET)
 
     live_through(sim, clock, 70)
 
@@ -156,7 +191,7 @@ def test_it_refuses_an_unknown_presence(admin: httpx.Client):
 def test_calls_vccweb_did_not_place_are_sent_too(
     admin: httpx.Client, vcc: httpx.Client, sim: Simulator, clock: Clock, receiver: Receiver
 ):
-    sim.subscribe(receiver.url, ["channel.*"], SECRET)
+    sim.subscribe(receiver.url, ["channel.*.v1"], SECRET)
 
     dialled = admin.post("/_sim/calls", json={"agentId": "1003", "telephoneNumber": "+441614960321"})
     rung = admin.post(
@@ -211,7 +246,7 @@ def test_it_refuses_a_call_it_cannot_start(admin: httpx.Client, sim: Simulator, 
 
 
 def test_deleting_a_subscription_drops_what_was_queued_for_it(admin: httpx.Client, sim: Simulator, receiver: Receiver):
-    subscribed = sim.subscribe(receiver.url, ["agent.*"], SECRET)
+    subscribed = sim.subscribe(receiver.url, ["agent.*.v1"], SECRET)
     sim.set_presence("1001", "Away")
 
     admin.delete(f"/webhooks/subscriptions/{subscribed.id}")
@@ -222,7 +257,7 @@ def test_deleting_a_subscription_drops_what_was_queued_for_it(admin: httpx.Clien
 
 def test_a_served_simulator_delivers_on_its_own(receiver: Receiver):
     sim = Simulator(load_account(), clock=Clock(speed=60))
-    sim.subscribe(receiver.url, ["channel.*"], SECRET)
+    sim.subscribe(receiver.url, ["channel.*.v1"], SECRET)
     with start_server(sim) as server, httpx.Client(base_url=server.base_url) as client:
         token = client.post(
             "/v0/oauth2/token", data={"grant_type": "client_credentials"}, auth=("sandbox01", "sandbox-api-token")
@@ -239,7 +274,7 @@ def test_a_served_simulator_delivers_on_its_own(receiver: Receiver):
 def test_a_call_to_another_agent_has_two_agent_channels_that_both_wrap_up(
     vcc: httpx.Client, sim: Simulator, clock: Clock, receiver: Receiver
 ):
-    sim.subscribe(receiver.url, ["channel.*"], SECRET)
+    sim.subscribe(receiver.url, ["channel.*.v1"], SECRET)
     place(vcc, {"from": {"agentId": "1001"}, "to": {"agentId": "1002"}})
 
     live_through(sim, clock, 70)
@@ -273,7 +308,7 @@ def test_a_group_call_names_the_member_who_took_it(vcc: httpx.Client, sim: Simul
 def test_deliveries_can_go_through_an_in_process_transport(sim: Simulator):
     seen: list[httpx.Request] = []
     sim.webhook_transport = httpx.MockTransport(lambda request: seen.append(request) or httpx.Response(204))
-    sim.subscribe("https://crm.example.com/vcc/events", ["agent.*"], SECRET)
+    sim.subscribe("https://crm.example.com/vcc/events", ["agent.*.v1"], SECRET)
 
     sim.set_presence("1001", "LoggedOut")
     attempts = sim.deliver_pending()

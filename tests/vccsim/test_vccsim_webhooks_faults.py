@@ -28,7 +28,7 @@ def signature_problem(request: Received) -> str | None:
 
 
 def test_a_delay_holds_deliveries_on_the_clock(admin: httpx.Client, sim: Simulator, clock: Clock, receiver: Receiver):
-    sim.subscribe(receiver.url, ["agent.*"], SECRET)
+    sim.subscribe(receiver.url, ["agent.*.v1"], SECRET)
     admin.post("/_sim/webhooks/fault", json={"delaySeconds": 30, "count": 1})
 
     sim.set_presence("1001", "Away")
@@ -42,7 +42,7 @@ def test_a_delay_holds_deliveries_on_the_clock(admin: httpx.Client, sim: Simulat
 
 
 def test_a_duplicate_sends_the_same_event_twice(sim: Simulator, receiver: Receiver):
-    sim.subscribe(receiver.url, ["agent.*"], SECRET)
+    sim.subscribe(receiver.url, ["agent.*.v1"], SECRET)
     sim.set_webhook_fault(duplicate=True)
 
     sim.set_presence("1001", "Away")
@@ -54,7 +54,7 @@ def test_a_duplicate_sends_the_same_event_twice(sim: Simulator, receiver: Receiv
 
 
 def test_a_reorder_releases_the_held_events_last_first(sim: Simulator, receiver: Receiver):
-    sim.subscribe(receiver.url, ["agent.*"], SECRET)
+    sim.subscribe(receiver.url, ["agent.*.v1"], SECRET)
     sim.set_webhook_fault(reorder=True, count=3)
 
     for agent_id in ("1001", "1002", "1003"):
@@ -67,7 +67,7 @@ def test_a_reorder_releases_the_held_events_last_first(sim: Simulator, receiver:
 
 
 def test_a_reorder_without_a_count_holds_until_cleared(sim: Simulator, receiver: Receiver):
-    sim.subscribe(receiver.url, ["agent.*"], SECRET)
+    sim.subscribe(receiver.url, ["agent.*.v1"], SECRET)
     sim.set_webhook_fault(reorder=True)
     sim.set_presence("1001", "Away")
     sim.set_presence("1002", "Away")
@@ -81,7 +81,7 @@ def test_a_reorder_without_a_count_holds_until_cleared(sim: Simulator, receiver:
 
 
 def test_a_drop_loses_the_event(sim: Simulator, receiver: Receiver):
-    sim.subscribe(receiver.url, ["agent.*"], SECRET)
+    sim.subscribe(receiver.url, ["agent.*.v1"], SECRET)
     sim.set_webhook_fault(drop=True, count=1)
 
     sim.set_presence("1001", "Away")
@@ -103,7 +103,7 @@ def test_a_drop_loses_the_event(sim: Simulator, receiver: Receiver):
     ],
 )
 def test_a_bad_signature_fails_verification(admin: httpx.Client, sim: Simulator, receiver: Receiver, how, problem):
-    sim.subscribe(receiver.url, ["agent.*"], SECRET)
+    sim.subscribe(receiver.url, ["agent.*.v1"], SECRET)
     admin.post("/_sim/webhooks/fault", json={"signature": how, "count": 1})
 
     sim.set_presence("1001", "Away")
@@ -124,7 +124,7 @@ def test_the_control_api_refuses_a_bad_webhook_fault(admin: httpx.Client, sim: S
 def test_a_receiver_that_fails_first_gets_the_event_again_after_a_back_off(
     sim: Simulator, clock: Clock, receiver: Receiver
 ):
-    sim.subscribe(receiver.url, ["agent.*"], SECRET)
+    sim.subscribe(receiver.url, ["agent.*.v1"], SECRET)
     receiver.statuses.extend([503, 500])
 
     sim.set_presence("1001", "Away")
@@ -149,7 +149,7 @@ def test_a_receiver_that_is_down_is_retried_then_given_up(sim: Simulator, clock:
     with socket.socket() as closed:  # a port nobody listens on: connections are refused
         closed.bind(("127.0.0.1", 0))
         port = closed.getsockname()[1]
-    sim.subscribe(f"http://127.0.0.1:{port}/vcc/events", ["agent.*"], SECRET)
+    sim.subscribe(f"http://127.0.0.1:{port}/vcc/events", ["agent.*.v1"], SECRET)
     sim.set_presence("1001", "Away")
 
     attempts = sim.deliver_pending()
