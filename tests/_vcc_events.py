@@ -45,8 +45,8 @@ def event(type_: str = "channel.connected.v1", **data) -> dict:
     }
 
 
-def sign(body: bytes, key: bytes = KEY, **claims) -> str:
-    token = jwt.encode({"payload_hash": hashlib.sha256(body).hexdigest(), **claims}, key, algorithm="HS256")
+def sign(body: bytes, key: bytes = KEY, *, algorithm: str = "HS256", **claims) -> str:
+    token = jwt.encode({"payload_hash": hashlib.sha256(body).hexdigest(), **claims}, key, algorithm=algorithm)
     return f"Bearer {token}"
 
 

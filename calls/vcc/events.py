@@ -4,8 +4,10 @@ What the public docs say (vcc-api.md §10.3), and what this module does with it:
 
 - FACT: each delivery carries `Vonage-Signature: Bearer <JWT>`. The JWT is signed with the subscription's secret,
   base64-decoded (Vonage's own sample consumer does `Buffer.from(secret, 'base64')`), and its claim `payload_hash`
-  is the hex SHA-256 of the raw body. INFERRED: the algorithm is HS256 (the sample uses jsonwebtoken's default);
-  only HS256 is accepted, so `alg: none` and any other algorithm are refused by pyjwt.
+  is the hex SHA-256 of the raw body. The sample verifies with jsonwebtoken's defaults, and this is no stricter:
+  HS256 is INFERRED, so HS384 and HS512 are accepted too (any HMAC; `alg: none` and the others are refused by
+  pyjwt); an `aud` claim is not checked (the sample passes no audience); `iat`, `nbf` and `exp` are allowed LEEWAY
+  for clocks apart. `payload_hash` is required, and must match.
 - FACT: the body is `application/cloudevents+json`, the event's name in `type`. CloudEvents' batch mode
   (`application/cloudevents-batch+json`, a JSON array of events) is accepted too, should VCC send it.
 - Two secrets may be valid at once while one is rotated (`VCC_WEBHOOK_SECRETS`).
@@ -25,6 +27,8 @@ from typing import Any
 import jwt
 
 MAX_BODY = 256 * 1024
+ALGORITHMS = ["HS256", "HS384", "HS512"]
+LEEWAY = 60  # seconds: VCC's clock and ours may be apart
 SINGLE = "application/cloudevents+json"
 BATCH = "application/cloudevents-batch+json"
 
@@ -69,14 +73,20 @@ def verify(header: str | None, body: bytes, keys: list[bytes]) -> None:
     claims = None
     for key in keys:
         try:
-            claims = jwt.decode(token.strip(), key, algorithms=["HS256"], options={"require": ["payload_hash"]})
+            claims = jwt.decode(
+                token.strip(),
+                key,
+                algorithms=ALGORITHMS,
+                leeway=LEEWAY,
+                options={"require": ["payload_hash"], "verify_aud": False},
+            )
             break
         except jwt.InvalidSignatureError:
             continue  # another secret (one being rotated in or out) may have signed it
         except jwt.MissingRequiredClaimError as exc:
             raise Refused(401, "The signature has no payload_hash claim.", "no hash") from exc
         except jwt.InvalidAlgorithmError as exc:
-            raise Refused(401, "The signature must use HS256.", "algorithm") from exc
+            raise Refused(401, "The signature must use HS256, HS384 or HS512.", "algorithm") from exc
         except jwt.InvalidTokenError as exc:
             raise Refused(401, f"The signature is not a valid JWT ({type(exc).__name__}).", "malformed") from exc
     if claims is None:
