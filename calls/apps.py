@@ -31,6 +31,7 @@ class CallsConfig(AppConfig):
     def ready(self) -> None:
         from calls import (
             audit,
+            checks,  # noqa: F401 (registers its checks)
             middleware,  # noqa: F401 (registers its deploy check)
         )
 

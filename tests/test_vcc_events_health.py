@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import base64
 from datetime import timedelta
+from io import StringIO
 
 import pytest
+from django.core import checks
 from django.utils import timezone
 
 from calls import tasks
@@ -247,3 +249,56 @@ def test_the_health_page_shows_the_vcc_request_budget_and_429s(admin_client, set
     assert "429s from VCC in the last hour: <span data-budget-429>1</span>" in page
     assert "holding back" in page
     assert "VCC answered 429 (too many requests) 1 time(s) in the last hour." in page
+
+
+# --- A webhook secret shorter than 32 bytes -------------------------------------------------------------------------
+
+SAMPLE_SECRET = "YqABRE18Vk2zfiVVMV7uag=="  # the secret of Vonage's sample receiver: 16 bytes
+
+
+def test_a_secret_shorter_than_32_bytes_is_a_warning_at_start_not_a_refusal(settings):
+    from django.core.management import call_command
+
+    from calls.checks import webhook_secrets_check
+
+    settings.VCC_WEBHOOK_SECRETS = [base64.b64encode(KEY).decode(), SAMPLE_SECRET]
+    settings.VCC_WEBHOOK_KEYS = [KEY, base64.b64decode(SAMPLE_SECRET)]
+
+    (warning,) = webhook_secrets_check()
+
+    assert warning.id == "calls.W002" and warning.level == checks.WARNING
+    assert "Secret 2 of VCC_WEBHOOK_SECRETS decodes to 16 bytes" in warning.msg
+    out, err = StringIO(), StringIO()
+    call_command("check", stdout=out, stderr=err)  # what `make serve`, runserver and the worker show as they start
+    assert "calls.W002" in err.getvalue()
+    settings.VCC_WEBHOOK_KEYS = [KEY]
+    assert webhook_secrets_check() == []
+
+
+def test_events_signed_with_a_short_secret_are_accepted(settings):
+    settings.VCC_WEBHOOK_KEYS = [base64.b64decode(SAMPLE_SECRET)]
+    assert deliver(event(), key=base64.b64decode(SAMPLE_SECRET)).status_code == 200
+
+
+def test_vccweb_makes_no_subscription_with_a_secret_shorter_than_32_bytes(admin_client, settings, monkeypatch):
+    from django.core.management import call_command
+    from django.core.management.base import CommandError
+
+    from calls.vcc import webhooks
+
+    settings.SITE_URL, settings.VCC_SYNC_ENABLED = "https://crm.example.com", True
+    settings.VCC_WEBHOOK_SECRETS = [SAMPLE_SECRET]
+    monkeypatch.setattr(webhooks.WebhooksClient, "subscriptions", lambda self: [])
+    monkeypatch.setattr(webhooks.WebhooksClient, "_send", lambda self, *a, **kw: pytest.fail("asked VCC"))
+
+    with pytest.raises(CommandError, match="at least 32 bytes; this one decodes to 16.*VCC_WEBHOOK_SECRETS.*secrets"):
+        call_command("vcc_webhooks", "subscribe", stdout=StringIO())
+    response = admin_client.post("/health/vcc-events/subscribe/", follow=True)
+    assert "at least 32 bytes; this one decodes to 16" in response.content.decode()
+
+    # One that exists (made elsewhere with that secret) is left as it is.
+    listed = [{"id": "sub-1", "url": "https://crm.example.com/vcc/events/"}]
+    monkeypatch.setattr(webhooks.WebhooksClient, "subscriptions", lambda self: listed)
+    out = StringIO()
+    call_command("vcc_webhooks", "subscribe", stdout=out)
+    assert "Already subscribed (sub-1)" in out.getvalue()

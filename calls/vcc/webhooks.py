@@ -14,6 +14,7 @@ or without a body.
 
 from __future__ import annotations
 
+import base64
 import functools
 from typing import Any
 from urllib.parse import quote, urlsplit
@@ -23,8 +24,10 @@ from django.core.cache import cache
 
 from .config import VCCConfig, http_client
 from .core import authorized, error_from_response, json_body, last_segment, run_sync
+from .errors import VCCError
 from .types import Json
 
+MIN_SECRET_BYTES = 32  # FACT (§10.3): what VCC asks of a new subscription's secret, decoded
 SCOPE = "admin:read admin:write"  # space-separated scopes (§3.2): one token for the reads and the writes
 # What vccweb uses (calls/calling/events.py), in v1 only: every type also comes in v0 (§10.3), which `channel.*` would
 # match too. Named one by one: the docs allow wildcards without saying how they match. The held state's type is not
@@ -67,7 +70,14 @@ class WebhooksClient:
 
     def subscribe(self, *, name: str, url: str, secret: str, events: list[str] | None = None) -> Json:
         """The subscription made: VCC's answer when it is a JSON object, else what was asked for (never the secret),
-        with the id from `Location` (or None)."""
+        with the id from `Location` (or None). A local VCCError, and nothing sent, for a secret under 32 bytes."""
+        if len(key := base64.b64decode(secret)) < MIN_SECRET_BYTES:  # VCC would refuse it: say why, sending nothing
+            raise VCCError(
+                f"the secret decodes to {len(key)} bytes, fewer than the {MIN_SECRET_BYTES} VCC asks of a subscription",
+                user_message=f"VCC wants a new subscription's secret to decode to at least {MIN_SECRET_BYTES} bytes; "
+                f"this one decodes to {len(key)}: put a longer one first in VCC_WEBHOOK_SECRETS.",
+                local=True,
+            )
         body = {"name": name, "url": url, "events": events or EVENTS, "enabled": True, "secret": secret}
         response = self._send("POST", "subscriptions", body)
         try:

@@ -69,14 +69,13 @@ def subscribe_vcc_events(request: HttpRequest) -> HttpResponse:
                 made, new = client.ensure_subscribed(name="vccweb", url=url, secret=settings.VCC_WEBHOOK_SECRETS[0])
         except VCCError as exc:
             log.warning("subscribing to VCC's events failed: %s (status %s)", exc.message, exc.status)
-            messages.error(request, f"VCC refused the subscription: {exc.user_message}")
+            messages.error(
+                request, exc.user_message if exc.local else f"VCC refused the subscription: {exc.user_message}"
+            )
         else:
+            said = f"({made.get('id') or 'VCC gave no id'}): VCC delivers its events to {url}"
             if new:
-                messages.success(
-                    request,
-                    f"Subscribed ({made.get('id') or 'VCC gave no id'}): VCC delivers its events to {url} "
-                    "(it may take 30 s to start).",
-                )
+                messages.success(request, f"Subscribed {said} (it may take 30 s to start).")
             else:
-                messages.info(request, f"Already subscribed ({made.get('id')}): VCC delivers its events to {url}.")
+                messages.info(request, f"Already subscribed {said}.")
     return redirect(reverse("integration_health") + "#events-head")

@@ -34,6 +34,8 @@ class Command(BaseCommand):
             with budget.priority(budget.CLICK), WebhooksClient() as client:
                 getattr(self, f"_{action}")(client, **options)
         except VCCError as exc:
+            if exc.local:  # refused before asking VCC (a secret too short for a new subscription)
+                raise CommandError(f"{exc.user_message} Make one with: {MAKE_A_SECRET}") from exc
             raise CommandError(f"VCC refused: {exc.user_message} ({exc.message})") from exc
 
     def _list(self, client: WebhooksClient, **options: str) -> None:
