@@ -54,6 +54,26 @@ def test_events_move_a_call_and_each_is_in_its_history(placed, sim, jobs):
     assert not VccEvent.objects.filter(processed_at__isnull=True).exists()
 
 
+def test_an_event_without_a_call_id_in_its_data_is_matched_by_its_subject(sim, placed):
+    # The fields of `data` that name the call are INFERRED; the CloudEvent's subject is the call's id (vccsim's too).
+    event = VccEvent.objects.create(
+        event_id=str(uuid.uuid4()),
+        type="channel.connected.v1",
+        source="/vcc/sandbox01",
+        subject=placed.vcc_call_id,
+        time=timezone.now(),
+        data={"party": "external"},
+        received_at=timezone.now(),
+    )
+
+    assert applying.process_pending().applied == 1
+
+    event.refresh_from_db()
+    assert event.call == placed and event.result == f"applied to call {placed.pk}"
+    placed.refresh_from_db()
+    assert placed.connected_at is not None
+
+
 def test_a_late_event_never_moves_an_ended_call_back(sim, placed):
     start = timezone.now() - timedelta(minutes=5)  # VCC's times: the past, as the job sees them
     stored("channel.connected.v1", placed, at=start + timedelta(seconds=2), party="external")

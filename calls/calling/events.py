@@ -2,7 +2,8 @@
 
 A channel event is matched to its Call by VCC's call id, the GUID `POST calls/` answered with (`Call.vcc_call_id`).
 Which field of the event's `data` carries it is not in VCC's public docs: INFERRED, we read `interactionId`, then
-`callGuid`, `interactionGuid` or `callId` (vccsim sends `interactionId`; see vccsim/README.md). Likewise the party
+`callGuid`, `interactionGuid` or `callId`, and last the CloudEvent's `subject` (vccsim sends `interactionId` and
+`callGuid`, and the same id as `subject`; see vccsim/README.md). Likewise the party
 (`party`: {role: Agent or Customer, …}), the agent (`agentDisplayId`) and an ended call's `result` ({code, party,
 reason}, as in V0's call detail) are INFERRED names.
 
@@ -79,11 +80,12 @@ def _version(event: VccEvent) -> str:
     return tail if tail != event.type and tail[:1] == "v" and tail[1:].isdigit() else ""
 
 
-def call_guid(data: dict[str, Any]) -> str:
+def call_guid(event: VccEvent) -> str:
+    """VCC's id of the call a channel event is about: from `data` (GUID_FIELDS), else the CloudEvent's `subject`."""
     for field in GUID_FIELDS:
-        if isinstance(data.get(field), str) and data[field]:
-            return data[field]
-    return ""
+        if isinstance(event.data.get(field), str) and event.data[field]:
+            return event.data[field]
+    return event.subject
 
 
 def process_pending(*, now: datetime | None = None, limit: int = BATCH) -> Processed:
@@ -107,7 +109,7 @@ def process_pending(*, now: datetime | None = None, limit: int = BATCH) -> Proce
                 with transaction.atomic():  # one event that cannot be applied never holds up the others
                     _apply(event, now=now, done=done, calls=calls, history=lines)
             except Exception as exc:
-                calls.pop(call_guid(event.data), None)  # what it changed in the call rolled back: read it again
+                calls.pop(call_guid(event), None)  # what it changed in the call rolled back: read it again
                 log.exception("VCC event %s (%s) could not be applied", event.event_id, event.type)
                 VccEvent.objects.filter(pk=event.pk).update(
                     processed_at=now, result=f"failed: {type(exc).__name__}: {exc}"[:300]
@@ -140,7 +142,7 @@ def _locked_calls(events: list[VccEvent]) -> dict[str, Call]:
     guids = {
         guid
         for event in events
-        if _name(event) in CHANNEL and _version(event) in APPLIED_VERSIONS and (guid := call_guid(event.data))
+        if _name(event) in CHANNEL and _version(event) in APPLIED_VERSIONS and (guid := call_guid(event))
     }
     if not guids:
         return {}
@@ -169,7 +171,7 @@ def _apply(
         event.processed_at, event.result = now, "not about a call"
         done.other += 1
         return
-    guid = call_guid(event.data)
+    guid = call_guid(event)
     call = calls.get(guid) or (Call.objects.select_for_update().with_vcc_call_id(guid).first() if guid else None)
     if call is None and guid and _not_ours_for_sure(event, now=now):
         call = _call_not_placed_here(guid, event.data, at=min(event.time or now, now), now=now)
