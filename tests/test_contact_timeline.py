@@ -166,3 +166,20 @@ def test_the_contact_page_query_count_does_not_grow_with_calls(
         response = supervisor_client.get(f"/contacts/{contact.pk}/")
 
     assert response.content.decode().count('class="timeline-item') == 21
+
+
+@pytest.mark.parametrize("origin", [Call.Origin.INBOUND, Call.Origin.AGENT_PHONE, Call.Origin.VCCWEB])
+def test_a_call_nobody_clicked_shows_on_the_contact_page_with_its_agent(agent_client, agent_user, contact, origin):
+    """A call VCC's events told of (inbound, or dialled from the agent's phone) has no clicker, nor has a click whose
+    person was deleted since: the page named them through the clicker and answered 500."""
+    from django.contrib.auth import get_user_model
+
+    call = logged_call(contact, agent_user, minutes_ago=5, origin=origin, state=Call.State.ENDED)
+    Call.objects.filter(pk=call.pk).update(created_by=None)
+    get_user_model().objects.create_user("gone", password="x")  # another user, so the page is not the clicker's
+
+    response = agent_client.get(f"/contacts/{contact.pk}/")
+
+    assert response.status_code == 200
+    item = re.search(r'<li class="timeline-item.*?</li>', response.content.decode(), re.S).group(0)
+    assert "Alex Morgan" in item and "from agent 1001" in item
