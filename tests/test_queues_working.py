@@ -424,3 +424,27 @@ def test_a_sign_of_the_agent_keeps_only_what_they_hold_in_the_queue_whose_bar_re
     working.still_here(agent_user, other, now=NOW + timedelta(minutes=5))
     claimed = dict(QueueEntry.objects.filter(claimed_by=agent_user).values_list("contact__name", "claimed_at"))
     assert claimed == {"Ada": NOW, "Zed": NOW + timedelta(minutes=5)}
+
+
+def test_a_wrap_up_of_a_closed_click_that_vcc_then_placed_no_longer_settles_its_attempt(queue, agent_user):
+    """A supervisor closed the click while VCC was asked and the agent wrapped it up ("Interested": reached); VCC
+    then placed it after all (placing._record_answer): the attempt waits for the real call again, and the real call's
+    outcome (no answer) settles it, so the contact comes back after the wait."""
+    from calls.calling.placing import _record_answer
+    from calls.models import CLOSED_BY_HAND
+
+    held, call, attempt = _work(queue, agent_user, outcome="unknown", disposition="Interested", vcc_call_id="")
+    Call.objects.filter(pk=call.pk).update(responded_at=None, result_reason=CLOSED_BY_HAND)
+    assert attempt.effect == "reached" and QueueEntry.objects.get(pk=held.entry.pk).state == "reached"
+
+    answer = {"vcc_call_id": "vcc-late", "vcc_status": "", "recording_status": "", "latency_ms": 9000, "now": NOW}
+    call = _record_answer(call.pk, Call.record_placed, answer, "", "")
+
+    attempt.refresh_from_db()
+    entry = QueueEntry.objects.get(pk=held.entry.pk)
+    assert call.is_live and (attempt.effect, entry.state, entry.finished_at) == ("", "waiting", None)
+    Call.objects.filter(pk=call.pk).update(state="ended", outcome="no_answer", ended_at=NOW + timedelta(minutes=1))
+    later = NOW + timedelta(minutes=2)
+    assert working.settle(attempt, now=later) == "retry"
+    entry.refresh_from_db()
+    assert entry.state == "waiting" and entry.due_at == later + timedelta(minutes=queue.retry_minutes)

@@ -463,7 +463,12 @@ def _record_answer(
             answer = {key: without_number(v, asked) if isinstance(v, str) else v for key, v in answer.items()}
         with changes.call_change(call):
             if call.awaits_answer:  # else a try whose commit went through although the database said it failed
+                closed = call.state == Call.State.ENDED
                 transition(call, **answer)
+                if closed and call.is_live:  # a close VCC's answer undid: a queue attempt waits for this call again
+                    from calls.queues import outcomes  # the queues build on calling, not the other way round
+
+                    outcomes.reopened(call)
             if call.contact_id:
                 Contact.objects.note_call(call)
             if lock_number:

@@ -168,6 +168,20 @@ def settle_finished(*, now: datetime, limit: int = 500) -> int:
     return done
 
 
+def reopened(call: Call) -> None:
+    """A click closed by hand and wrapped up before VCC placed it after all (placing._record_answer): the queue
+    attempt that wrap-up settled waits for the real call's outcome again, and its entry is back to waiting (not
+    offered meanwhile: its attempt is pending)."""
+    attempt = QueueAttempt.objects.filter(call=call).exclude(effect=QueueAttempt.Effect.PENDING).first()
+    if attempt is None:
+        return
+    QueueAttempt.objects.filter(pk=attempt.pk).update(effect=QueueAttempt.Effect.PENDING, outcome="")
+    QueueEntry.objects.filter(pk=attempt.entry_id).update(
+        state=QueueEntry.State.WAITING, finished_at=None, is_callback=False, last_outcome=""
+    )
+    reports.forget_progress(attempt.queue_id)
+
+
 def after_wrap_up(call: Call, *, now: datetime) -> None:
     """Run with a wrap-up: the queue attempt it ends, if any, is settled at once."""
     attempt = QueueAttempt.objects.filter(call=call, effect=QueueAttempt.Effect.PENDING).first()
