@@ -392,3 +392,17 @@ def test_while_a_click_waits_for_vcc_an_unknown_id_waits_too(agent_user):
     foreign("channel.alerted", "maybe-ours", agent=agent_user.agent.display_id, number="+447400123456")
     assert applying.process_pending().waiting == 1
     assert Call.objects.count() == 1
+
+
+def test_a_call_named_only_by_the_events_subject_is_never_logged_as_one_not_placed_here(agent_user, contact):
+    """The subject is the call's id in vccsim; in VCC that is not documented. It may match a call of vccweb's, but an
+    event whose data names no call is never taken for a call dialled from an agent's phone."""
+    event = foreign("channel.alerted", "", agent=agent_user.agent.display_id, number=contact.phones.first().number)
+    VccEvent.objects.filter(pk=event.pk).update(subject="not-a-call-id", data=event.data | {"interactionId": None})
+    later = timezone.now() + applying.WAIT_FOR_CLICK + timedelta(seconds=1)
+
+    applying.process_pending(now=later)
+
+    event.refresh_from_db()
+    assert event.processed_at is not None and not Call.objects.exists()
+    assert event.result == "no call of vccweb's has this id: not placed from vccweb"

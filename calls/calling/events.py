@@ -82,10 +82,16 @@ def _version(event: VccEvent) -> str:
 
 def call_guid(event: VccEvent) -> str:
     """VCC's id of the call a channel event is about: from `data` (GUID_FIELDS), else the CloudEvent's `subject`."""
+    return _guid_in_data(event) or event.subject
+
+
+def _guid_in_data(event: VccEvent) -> str:
+    """The call's id as `data` names it. Only such an id starts a call not placed from vccweb: the subject, which
+    vccsim makes the call's id and VCC's docs do not describe, may only match a call vccweb has."""
     for field in GUID_FIELDS:
         if isinstance(event.data.get(field), str) and event.data[field]:
             return event.data[field]
-    return event.subject
+    return ""
 
 
 def process_pending(*, now: datetime | None = None, limit: int = BATCH) -> Processed:
@@ -173,7 +179,7 @@ def _apply(
         return
     guid = call_guid(event)
     call = calls.get(guid) or (Call.objects.select_for_update().with_vcc_call_id(guid).first() if guid else None)
-    if call is None and guid and _not_ours_for_sure(event, now=now):
+    if call is None and guid and _guid_in_data(event) and _not_ours_for_sure(event, now=now):
         call = _call_not_placed_here(guid, event.data, at=min(event.time or now, now), now=now)
         if call is None:
             event.processed_at, event.result = now, "not placed from vccweb, and not to an agent vccweb knows"
