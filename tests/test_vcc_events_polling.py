@@ -142,6 +142,8 @@ def test_whether_events_flow_is_read_from_the_oldest_event_of_the_window(setting
     assert events_flowing(now=now)
     VccEvent.objects.filter(event_id="e0").update(result="failed: no such call")
     assert not events_flowing(now=now)  # a failed one is not a flow
+    VccEvent.objects.filter(event_id="e0").update(result="version v0: vccweb applies v1 events only")
+    assert not events_flowing(now=now)  # nor one of a version vccweb does not apply
     with CaptureQueriesContext(connection) as queries:
         events_flowing(now=now)
     assert "ORDER BY" in queries[0]["sql"] and '"received_at" ASC' in queries[0]["sql"]

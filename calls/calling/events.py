@@ -47,6 +47,7 @@ CHANNEL = ("channel.alerted", "channel.connected", "channel.disconnected", "chan
 # own id; vccweb subscribes to v1 (calls/vcc/webhooks.py) and applies only v1, and a type without a version (none
 # is documented) as v1.
 APPLIED_VERSIONS = ("v1", "")
+NOT_APPLIED_VERSION = "version "  # how the result of an event of another version starts (not a flow of events)
 WORDS = {
     "channel.alerted": "ringing",
     "channel.connected": "connected",
@@ -164,7 +165,7 @@ def _apply(
     history; process_pending writes the event and the line."""
     name = _name(event)
     if _version(event) not in APPLIED_VERSIONS:  # another version's copy of an event: its data is not v1's
-        event.processed_at, event.result = now, f"version {_version(event)}: vccweb applies v1 events only"
+        event.processed_at, event.result = now, f"{NOT_APPLIED_VERSION}{_version(event)}: vccweb applies v1 events only"
         done.other += 1
         return
     if name == "agent.presencechanged":

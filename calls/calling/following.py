@@ -12,6 +12,7 @@ from django.db import DatabaseError, transaction
 from django.db.models import Q
 
 from calls import health, rules
+from calls.calling import events
 from calls.calling.common import Clock, _db, _now, log
 from calls.models import Agent, Call, CallEvent, VccEvent
 from calls.vcc import AsyncVCCClient, CallDetail, VCCError, budget, get_async_client
@@ -43,6 +44,7 @@ def events_flowing(*, now: datetime) -> bool:
     applied = (
         VccEvent.objects.filter(received_at__gte=since, processed_at__isnull=False)
         .exclude(result__startswith="failed")
+        .exclude(result__startswith=events.NOT_APPLIED_VERSION)
         .order_by("received_at")
         .values_list("pk", flat=True)[:1]
     )
