@@ -214,6 +214,8 @@ def test_a_wrap_up_on_a_stale_copy_keeps_the_end_another_request_recorded(agent_
         (("Answered", "", ""), True, Call.Outcome.ANSWERED),
         (("Completed", "Destination", "Hangup"), False, Call.Outcome.UNKNOWN),
         (("Completed", "Destination", "Busy"), False, Call.Outcome.BUSY),
+        (("Failed", "Destination", "Rejected"), False, Call.Outcome.FAILED),
+        (("Error", "", "Rejected"), False, Call.Outcome.FAILED),
     ],
 )
 def test_the_outcome_read_from_vccs_result(result, connected, outcome):

@@ -16,7 +16,7 @@ def outcome_of(code: str, party: str, reason: str, *, connected: bool) -> str:
         return Call.Outcome.BUSY
     if "noanswer" in reason_.replace(" ", "").replace("_", ""):
         return Call.Outcome.AGENT_NO_ANSWER if party_ == "originator" else Call.Outcome.NO_ANSWER
-    if not code_ or code_ == "failure":
+    if not code_ or code_.startswith("fail") or code_ == "error":  # "Failure" is documented; "Failed", "Error" read so
         return Call.Outcome.FAILED
     # A code VCC does not document (only "Failure" is known, vcc-api.md §6.1): no failure we know of. Answered
     # if the call connected; else unknown, which still asks for a wrap-up and is not counted as failed.
