@@ -18,7 +18,7 @@ from django.utils import timezone
 
 from calls import directory, phones
 from calls.models import Agent, AgentGroup, CallbackNumber
-from calls.vcc import UserAdminClient
+from calls.vcc import UserAdminClient, VCCError
 from calls.vcc.types import VCCCallbackNumber, VCCGroup, VCCUser
 
 
@@ -41,6 +41,13 @@ class SyncReport:
 def sync_from_vcc(client: UserAdminClient, *, dry_run: bool = False, now: datetime | None = None) -> SyncReport:
     """Read everything first (VCC errors raise before anything changes), then apply it in one transaction."""
     users = [u for u in client.users(include="All") if u.agent_display_id]
+    if not users and Agent.objects.filter(is_active=True).exists():
+        # Every agent retired at once is a wrong account or credentials that see nobody, not a company that left.
+        raise VCCError(
+            "no users with an agent display ID",
+            user_message="VCC listed no agents, so every agent would be retired: check the account and the "
+            "credentials' access to its users",
+        )
     groups = client.groups()
     members = {g.group_id: client.group_members(g.group_id) for g in groups}
     numbers = {u.user_id: client.callback_numbers(u.user_id) for u in users if u.active}

@@ -194,3 +194,21 @@ def test_a_dry_run_does_not_store_the_listing(london):
     london.refresh_from_db()
     assert london.vcc_listing_synced_at is None
     assert not london.vcc_listed_for.exists()
+
+
+def test_vcc_listing_no_agents_at_all_retires_nobody(monkeypatch):
+    """A list of users with no agent in it (a wrong account, credentials that see no one) would retire every agent
+    at once: the sync refuses it and changes nothing, saying what to check."""
+    sync()
+    sandbox = sandbox_transport()
+
+    def nobody(request: httpx.Request) -> httpx.Response:
+        if request.url.path == "/useradmin/users":
+            return httpx.Response(200, json={"users": [], "meta": {"page": 1, "pageCount": 1}})
+        return sandbox.handle_request(request)
+
+    own_client = functools.partial(UserAdminClient, transport=httpx.MockTransport(nobody))
+    monkeypatch.setattr("calls.calling.syncing.get_user_admin_client", own_client)
+    with pytest.raises(CommandError, match="nothing was changed: VCC listed no agents"):
+        sync()
+    assert Agent.objects.filter(is_active=True).count() == 6
