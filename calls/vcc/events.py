@@ -52,12 +52,6 @@ class Envelope:
     time: datetime | None
     data: dict[str, Any]
 
-    @property
-    def name(self) -> str:
-        """The type without its version: `channel.connected.v1` -> `channel.connected`."""
-        head, _, tail = self.type.rpartition(".")
-        return head if head and tail[:1] == "v" and tail[1:].isdigit() else self.type
-
 
 def verify(header: str | None, body: bytes, keys: list[bytes]) -> None:
     """Check `Vonage-Signature` against the raw body, with any of the keys; raise Refused (401) if it fails."""
