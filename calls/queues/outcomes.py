@@ -173,7 +173,7 @@ def reopened(call: Call) -> None:
     attempt that wrap-up settled waits for the real call's outcome again, and its entry is back to waiting (not
     offered meanwhile: its attempt is pending)."""
     attempt = QueueAttempt.objects.filter(call=call).exclude(effect=QueueAttempt.Effect.PENDING).first()
-    if attempt is None:
+    if attempt is None or attempt.entry_id is None:  # no attempt, or its entry left the queue since
         return
     QueueAttempt.objects.filter(pk=attempt.pk).update(effect=QueueAttempt.Effect.PENDING, outcome="")
     QueueEntry.objects.filter(pk=attempt.entry_id).update(
