@@ -149,6 +149,12 @@ def _calls(p: dict, c: dict, groups: dict) -> dict:
         user=p["supervisor"], groups=[groups["sales"]], answered_by=p["leaver_agent"], **to
     )
     made["group_nobody"] = make_call(user=p["supervisor"], groups=[groups["retired"]], outcome="no_answer", **to)
+    temp = AgentGroup.objects.create(display_id="098", name="Temp team")  # deleted below, with this number
+    gone_number = CallbackNumber.objects.create(number="+441134960999", label="Temp line")
+    made["deleted_group"] = make_call(user=p["supervisor"], groups=[temp], callback_number=gone_number, **to)
+    Callback.objects.create(contact=contact, due_at=now, group=temp, note="to the temp team")
+    temp.delete()
+    gone_number.delete()
     made["group_live"] = make_call(user=None, groups=[groups["retired"]], outcome="in_progress", **to)
     made["inactive"] = make_call(user=p["inactive"].user, agent=p["inactive"], **to)
     made["deleted_code"] = make_call(
@@ -217,6 +223,12 @@ def _queues(p: dict, calls: dict, groups: dict) -> None:
     retired.queue.groups.add(groups["retired"])
     closed = building.make_queue(user=p["supervisor"], name="Closed", now=now, source_filter={"q": "Grace"}).queue
     CallQueue.objects.filter(pk=closed.pk).update(state=CallQueue.State.CLOSED, closed_at=now)
+    mine = building.make_queue(user=p["leaver"], name="Lee's own, live", now=now, source_filter={"mine": True})
+    CallQueue.objects.filter(pk=mine.queue.pk).update(live=True)  # its maker deleted below
+    imported = building.make_queue(user=p["supervisor"], name="From an import", now=now, source_filter={})
+    CallQueue.objects.filter(pk=imported.queue.pk).update(
+        source_import=ContactImport.objects.filter(filename="zoo.csv").first(), live=True
+    )
     paused = building.make_queue(user=p["agent"], name=LONG[:100], now=now, source_filter={"dnc": "only"}).queue
     CallQueue.objects.filter(pk=paused.pk).update(state=CallQueue.State.PAUSED, description=LONG[:300])
 
@@ -337,8 +349,8 @@ def build_zoo() -> dict:
     contacts = _contacts(people)
     calls = _calls(people, contacts, groups)
     _callbacks(people, contacts, calls, groups)
-    _queues(people, calls, groups)
     _imports(people)
+    _queues(people, calls, groups)
     _webhooks(people)
     _records(people)
     _held(people, contacts)
@@ -403,6 +415,15 @@ def _page_urls() -> list[str]:
         pks = model.objects.values_list("pk", flat=True)
         urls += [f"/calls/?{name}={pk}" for pk in pks] + [f"/reports/?{name}={pk}" for pk in pks]
     urls += [f"/calls/?{query}" for query in LOG_QUERIES]
+    groups = AgentGroup.objects.values_list("pk", flat=True)
+    numbers = CallbackNumber.objects.values_list("pk", flat=True)
+    urls += [f"/readiness/?groups={pk}" for pk in groups]
+    urls += [
+        f"/contacts/{contact}/dial-preview/?groups={group}&clid={number}&ticked=1"
+        for contact in Contact.objects.values_list("pk", flat=True)
+        for group in groups
+        for number in numbers
+    ]
     contacts = Contact.objects.values_list("pk", flat=True)
     urls += [
         f"/queues/{q}/bar/?contact={pk}" for q in CallQueue.objects.values_list("pk", flat=True) for pk in contacts
@@ -512,8 +533,7 @@ def _client(zoo: dict, role: str) -> Client:
 def test_no_page_answers_500_on_odd_data(zoo, small_pages, role):
     client = _client(zoo, role)
     failures = _failures(client, _page_urls(), follow=True)
-    failures += _failures(client, ["/", "/calls/bar/", "/contacts/", "/calls/", "/callbacks/"], **HTMX)
-    failures += _failures(client, [f"/calls/{c.pk}/panel/" for c in Call.objects.all()], **HTMX)
+    failures += _failures(client, _page_urls(), **HTMX)  # the fragments htmx swaps
     contacts = [f"/contacts/{pk}/" for pk in Contact.objects.values_list("pk", flat=True)]
     for target in ("timeline", "timeline-more", "dialer"):
         failures += _failures(client, contacts, **HTMX, **{"HX-Target": target})
