@@ -57,6 +57,9 @@ RTL = "\u202eمرحبا بالعالم\u202c שלום 🙂\u200b"
 LONG = ("Ωmega " + RTL + " ") * 400
 HTMX = {"HX-Request": "true"}
 ROLES = ("agent", "supervisor", "admin", "agentless", "inactive_user")
+# The pages are read as these (an admin has a supervisor's permissions and more; an agentless user is the odd one):
+# every role reads every page of the zoo in tests/test_permission_matrix.py already, over tidy data.
+PAGE_ROLES = ("agent", "admin", "agentless")
 
 
 def _user(username: str, role: str | None = AGENT, **extra):
@@ -415,19 +418,19 @@ def _page_urls() -> list[str]:
         pks = model.objects.values_list("pk", flat=True)
         urls += [f"/calls/?{name}={pk}" for pk in pks] + [f"/reports/?{name}={pk}" for pk in pks]
     urls += [f"/calls/?{query}" for query in LOG_QUERIES]
-    groups = AgentGroup.objects.values_list("pk", flat=True)
-    numbers = CallbackNumber.objects.values_list("pk", flat=True)
+    groups = list(AgentGroup.objects.values_list("pk", flat=True))
+    numbers = list(CallbackNumber.objects.values_list("pk", flat=True))
     urls += [f"/readiness/?groups={pk}" for pk in groups]
+    # Each contact, each group and each number in some preview (not every combination of them: a suite's worth).
+    contacts = list(Contact.objects.values_list("pk", flat=True))
+    count = max(len(contacts), len(groups), len(numbers))
     urls += [
-        f"/contacts/{contact}/dial-preview/?groups={group}&clid={number}&ticked=1"
-        for contact in Contact.objects.values_list("pk", flat=True)
-        for group in groups
-        for number in numbers
+        f"/contacts/{contacts[i % len(contacts)]}/dial-preview/?groups={groups[i % len(groups)]}"
+        f"&clid={numbers[i % len(numbers)]}&ticked=1"
+        for i in range(count)
     ]
-    contacts = Contact.objects.values_list("pk", flat=True)
-    urls += [
-        f"/queues/{q}/bar/?contact={pk}" for q in CallQueue.objects.values_list("pk", flat=True) for pk in contacts
-    ]
+    queues = list(CallQueue.objects.values_list("pk", flat=True))
+    urls += [f"/queues/{queues[i % len(queues)]}/bar/?contact={pk}" for i, pk in enumerate(contacts)]
     return urls
 
 
@@ -446,7 +449,7 @@ def _admin_urls() -> list[str]:
     for model in admin.site._registry:
         base = f"/admin/{model._meta.app_label}/{model._meta.model_name}/"
         urls += [base, f"{base}?q=e", f"{base}add/"]
-        for pk in model._default_manager.values_list("pk", flat=True)[:60]:
+        for pk in model._default_manager.values_list("pk", flat=True)[:12]:
             urls += [f"{base}{pk}/change/", f"{base}{pk}/history/", f"{base}{pk}/delete/"]
     return urls
 
@@ -454,7 +457,7 @@ def _admin_urls() -> list[str]:
 LINK = re.compile(r'(?:href|hx-get|data-url)="(/[^"]*)"')
 HX_LINK = re.compile(r'hx-get="(/[^"]*)"')
 NOT_FOLLOWED = ("/admin/", "/static/", "/logout/")
-VARIANTS = 40  # links followed to one path: its sorts, filters and pages, not every combination of them
+VARIANTS = 5  # links followed to one path: some of its sorts, filters and pages, not every combination of them
 
 
 def _failures(
@@ -529,7 +532,7 @@ def _client(zoo: dict, role: str) -> Client:
     return client
 
 
-@pytest.mark.parametrize("role", ROLES)
+@pytest.mark.parametrize("role", PAGE_ROLES)
 def test_no_page_answers_500_on_odd_data(zoo, small_pages, role):
     client = _client(zoo, role)
     failures = _failures(client, _page_urls(), follow=True)
@@ -552,7 +555,7 @@ def test_no_admin_page_answers_500_on_odd_data(zoo):
     root = get_user_model().objects.create_superuser("root", "root@example.com", "pw")
     client = Client(raise_request_exception=False)
     client.force_login(root)
-    failures = _failures(client, _admin_urls(), follow=True, skip=("/static/", "/admin/logout/", "/logout/"))
+    failures = _failures(client, _admin_urls())
     admin_role = _client(zoo, "admin")
     failures += _failures(admin_role, [u for u in _admin_urls() if u.endswith("/change/") or u.count("/") == 4])
     assert not failures, "\n".join(failures)
