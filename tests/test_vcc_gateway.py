@@ -10,9 +10,9 @@ import pytest
 from django.core.cache import cache
 
 from calls.vcc import UserAdminClient, VCCCallbackNumber, VCCError, VCCGroup, VCCUser
+from tests import _gateway
 
-AUTH = "https://emea.auth.test"
-GATEWAY = "https://emea.api.test"
+AUTH, GATEWAY = _gateway.AUTH, _gateway.GATEWAY
 ACCEPT = "application/vnd.newvoicemedia.v4+json"
 
 
@@ -56,16 +56,7 @@ class FakeGateway:
         return [r.url.params.get("page") for r in self.requests]
 
 
-@pytest.fixture(autouse=True)
-def gateway_settings(settings):
-    settings.VCC_AUTH_URL = AUTH
-    settings.VCC_GATEWAY_URL = GATEWAY
-    settings.VCC_CLIENT_ID = "client-1"
-    settings.VCC_CLIENT_SECRET = "s3cret"
-    settings.VCC_TRANSPORT = ""
-    cache.clear()
-    yield
-    cache.clear()
+gateway_settings = _gateway.gateway_settings  # fixture (autouse)
 
 
 def client_for(fake: FakeGateway) -> UserAdminClient:

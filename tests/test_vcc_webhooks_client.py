@@ -8,12 +8,11 @@ from urllib.parse import parse_qs
 
 import httpx
 import pytest
-from django.core.cache import cache
 
 from calls.vcc.webhooks import WebhooksClient
+from tests import _gateway
 
-AUTH = "https://emea.auth.test"
-GATEWAY = "https://emea.api.test"
+AUTH, GATEWAY = _gateway.AUTH, _gateway.GATEWAY
 SECRET = "a2V5LW9mLXRoaXJ0eS10d28tYnl0ZXMtZm9yLXZjYy0hIQ=="  # 32 bytes
 
 
@@ -34,16 +33,7 @@ class FakeWebhooks:
         return httpx.Response(reply.status_code, headers=reply.headers, content=reply.content)
 
 
-@pytest.fixture(autouse=True)
-def gateway_settings(settings):
-    settings.VCC_AUTH_URL = AUTH
-    settings.VCC_GATEWAY_URL = GATEWAY
-    settings.VCC_CLIENT_ID = "client-1"
-    settings.VCC_CLIENT_SECRET = "s3cret"
-    settings.VCC_TRANSPORT = ""
-    cache.clear()
-    yield
-    cache.clear()
+gateway_settings = _gateway.gateway_settings  # fixture (autouse)
 
 
 def client_for(fake: FakeWebhooks) -> WebhooksClient:
