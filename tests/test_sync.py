@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import io
+from collections.abc import Callable
 
 import httpx
 import pytest
@@ -27,6 +28,19 @@ def sync(*args: str) -> str:
     out = io.StringIO()
     call_command("sync_vcc", *args, stdout=out)
     return out.getvalue()
+
+
+def users_answered(monkeypatch, answer: Callable[[httpx.Request], httpx.Response | None]) -> None:
+    """The sync's client talks to the sandbox, except that `answer` answers its requests for users (None: the
+    sandbox does)."""
+    sandbox = sandbox_transport()
+
+    def handle(request: httpx.Request) -> httpx.Response:
+        answered = answer(request) if request.url.path == "/useradmin/users" else None
+        return answered if answered is not None else sandbox.handle_request(request)
+
+    own_client = functools.partial(UserAdminClient, transport=httpx.MockTransport(handle))
+    monkeypatch.setattr("calls.calling.syncing.get_user_admin_client", own_client)
 
 
 def test_it_creates_agents_groups_and_callback_numbers_from_vcc():
@@ -129,15 +143,7 @@ def test_it_reads_every_page_of_users_however_vcc_numbers_them(sim, monkeypatch,
 def test_a_page_of_users_vcc_does_not_give_deactivates_nobody(monkeypatch, reply):
     sync()
     monkeypatch.setattr("calls.vcc.gateway.PAGE_SIZE", 4)
-    sandbox = sandbox_transport()
-
-    def second_page_fails(request: httpx.Request) -> httpx.Response:
-        if request.url.path == "/useradmin/users" and "page" in request.url.params:
-            return reply
-        return sandbox.handle_request(request)
-
-    own_client = functools.partial(UserAdminClient, transport=httpx.MockTransport(second_page_fails))
-    monkeypatch.setattr("calls.calling.syncing.get_user_admin_client", own_client)
+    users_answered(monkeypatch, lambda request: reply if "page" in request.url.params else None)
     with pytest.raises(CommandError, match="nothing was changed"):
         sync()
     assert Agent.objects.filter(is_active=True).count() == 6
@@ -200,15 +206,8 @@ def test_vcc_listing_no_agents_at_all_retires_nobody(monkeypatch):
     """A list of users with no agent in it (a wrong account, credentials that see no one) would retire every agent
     at once: the sync refuses it and changes nothing, saying what to check."""
     sync()
-    sandbox = sandbox_transport()
-
-    def nobody(request: httpx.Request) -> httpx.Response:
-        if request.url.path == "/useradmin/users":
-            return httpx.Response(200, json={"users": [], "meta": {"page": 1, "pageCount": 1}})
-        return sandbox.handle_request(request)
-
-    own_client = functools.partial(UserAdminClient, transport=httpx.MockTransport(nobody))
-    monkeypatch.setattr("calls.calling.syncing.get_user_admin_client", own_client)
+    nobody = httpx.Response(200, json={"users": [], "meta": {"page": 1, "pageCount": 1}})
+    users_answered(monkeypatch, lambda request: nobody)
     with pytest.raises(CommandError, match="nothing was changed: VCC listed no agents"):
         sync()
     assert Agent.objects.filter(is_active=True).count() == 6
