@@ -9,7 +9,7 @@ from datetime import timedelta
 
 import pytest
 from django.conf import settings
-from django.contrib.auth.models import Group
+from django.contrib.auth.models import Group, User
 from django.contrib.contenttypes.models import ContentType
 from django.db import connection, transaction
 from django.test import Client
@@ -36,6 +36,7 @@ from calls.models import (
 )
 from calls.models.webhooks import WebhookDelivery, WebhookEndpoint, WebhookEvent
 from calls.queues import building
+from calls.vcc import get_client
 from tests import conftest
 from tests._sim import fresh_simulator
 
@@ -120,6 +121,51 @@ class World:
 @pytest.fixture
 def sim():
     yield from fresh_simulator()
+
+
+def assert_security_headers(response, what: str) -> None:
+    csp = response.get("Content-Security-Policy", "")
+    assert csp, f"{what}: no Content-Security-Policy"
+    assert "unsafe-inline" not in csp and "unsafe-eval" not in csp, f"{what}: {csp}"
+    directives = dict((d.strip().split(" ", 1) + [""])[:2] for d in csp.split(";") if d.strip())
+    scripts = directives["script-src"].split()  # the nonce only where the page used it
+    assert scripts[0] == "'self'" and all(s.startswith("'nonce-") for s in scripts[1:]), f"{what}: {csp}"
+    assert directives["default-src"] == "'self'", f"{what}: {csp}"
+    assert directives["object-src"] == "'none'", f"{what}: {csp}"
+    assert directives["base-uri"] == "'none'", f"{what}: {csp}"
+    assert directives["frame-ancestors"] == "'none'", f"{what}: {csp}"
+    assert "*" not in csp, f"{what}: a wildcard source in {csp}"
+    policy = response.get("Permissions-Policy", "")
+    for feature in ("camera=()", "microphone=()", "geolocation=()", "payment=()", "usb=()"):
+        assert feature in policy, f"{what}: Permissions-Policy lacks {feature}: {policy!r}"
+    assert response.get("X-Content-Type-Options") == "nosniff", what
+    assert response.get("Referrer-Policy") == "same-origin", what
+    assert response.get("X-Frame-Options") == "DENY", what
+    assert response.get("Cross-Origin-Opener-Policy") == "same-origin", what
+
+
+def assert_private_and_never_stored(response, what: str) -> None:
+    """Pages and exports show contacts, numbers and calls: no shared or browser cache may keep them."""
+    directives = {d.strip() for d in response.get("Cache-Control", "").split(",")}
+    assert {"private", "no-store"} <= directives, f"{what}: Cache-Control {response.get('Cache-Control')!r}"
+
+
+def secrets_a_page_could_show(user: User, sim: object) -> dict[str, str]:
+    """What no page may show, a V0 bearer token included: one is in the cache, as after any click."""
+    with get_client() as client:
+        client.agents_ready(["030"])
+    bearer_tokens = list(sim.tokens)  # type: ignore[attr-defined]
+    assert bearer_tokens
+    secrets = {
+        "VCC API authentication token": settings.VCC_API_TOKEN,
+        "VCC gateway client secret": settings.VCC_CLIENT_SECRET,
+        "SECRET_KEY": settings.SECRET_KEY,
+        "a password hash": user.password,
+        "a password hash's digest": user.password.rsplit("$", 1)[-1],
+        **{f"bearer token {n}": token for n, token in enumerate(bearer_tokens)},
+    }
+    assert all(len(secret) >= 8 for secret in secrets.values())
+    return secrets
 
 
 def create_world() -> World:

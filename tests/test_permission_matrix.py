@@ -9,6 +9,9 @@ exists that no row names, so a new page must be added here.
   every POST row the test also checks that a POST without a CSRF token is refused (403) for every role, and, when
   no GET row names the same URL, that GET answers 405.
 
+Every answer to a GET is also checked as it comes (`_check_get_answer`): the security headers whoever asked, the
+answer private and never stored for anyone logged in, and no secret on what a supervisor or an admin reads.
+
 Answers: a status code, LOGIN (302 to the app's login page), ADMIN_LOGIN (302 to the admin's login page). A plain
 302 is a redirect elsewhere. Paths name the world's objects in braces (tests/_security.py: `World.ids`).
 """
@@ -234,6 +237,17 @@ def _fill(path: str, ids: dict[str, object]) -> str:
     return path.format(**ids)
 
 
+def _check_get_answer(response, role: str, what: str, secrets: dict[str, str]) -> None:
+    _security.assert_security_headers(response, what)
+    if role != "anonymous":
+        _security.assert_private_and_never_stored(response, what)
+    if role in ("supervisor", "admin"):  # who may read the most: an export is read whole
+        body = b"".join(response.streaming_content) if response.streaming else response.content
+        page = body.decode(errors="replace")
+        for name, secret in secrets.items():
+            assert secret not in page, f"{what}: the {name} is on the page"
+
+
 def _answer(response) -> object:
     if response.status_code == 302:
         target = urlsplit(response["Location"]).path
@@ -270,14 +284,19 @@ def test_the_matrix_lists_each_request_once():
 
 
 @pytest.mark.parametrize("row", MATRIX, ids=lambda row: row.id)
-def test_each_role_gets_the_expected_answer(row, world):
+def test_each_role_gets_the_expected_answer(row, world, sim):
+    """And every answer to a GET, whoever asked, carries the security headers; every one to a person logged in is
+    private and never stored; none a supervisor or an admin reads shows a secret (one request, every check)."""
     path = _fill(row.path, world.ids())
+    secrets = _security.secrets_a_page_could_show(world.users["admin"], sim) if row.method == "GET" else {}
     answers = {}
     for role in ROLES:
         client = world.client(role, raise_request_exception=False)
         with transaction.atomic():  # each role finds the world as it was (a supervisor's delete is undone)
             data = {name: _fill(value, {**world.ids(), "new_id": uuid.uuid4()}) for name, value in row.data}
             response = client.get(path) if row.method == "GET" else client.post(path, data)
+            if row.method == "GET":
+                _check_get_answer(response, role, f"GET {path} as {role} ({response.status_code})", secrets)
             transaction.set_rollback(True)
         answers[role] = _answer(response)
     expected = dict(zip(ROLES, row.expected, strict=True))
