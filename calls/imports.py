@@ -381,9 +381,12 @@ def _apply(pk: ImportId, *, erased: int) -> None:
             skipped += sum(1 for r in batch if r.number in duplicates) - len(updates)
             # The batch's contacts' events in one go: their do-not-call read once before, their events written
             # once after (a contact two rows update gets one contact.updated, as it is after both). The contacts
-            # are read once that has locked them (with webhooks), so a change committed meanwhile is not overwritten.
+            # are read locked (in one order, as contact_change locks them with webhooks), so a change committed
+            # meanwhile is not overwritten, and one deleted meanwhile is skipped: saving a contact read unlocked
+            # and deleted since would insert it again under its old id.
             with changes.contact_change(*{target_pk for _, target_pk in updates}):
-                targets = Contact.objects.in_bulk({target_pk for _, target_pk in updates})
+                targeted = Contact.objects.filter(pk__in={target_pk for _, target_pk in updates}).order_by("pk")
+                targets = {c.pk: c for c in targeted.select_for_update(of=("self",))}
                 for r, target_pk in updates:
                     if (target := targets.get(target_pk)) is None:  # deleted since the check: skipped
                         skipped += 1
