@@ -169,3 +169,17 @@ def test_a_worker_behind_another_never_queues_a_periodic_tick_twice():
         assert _defer_tick(cursor, 102) is not None  # and the next tick goes on as before
         cursor.execute("SELECT args->>'timestamp' FROM procrastinate_jobs WHERE task_name = 'follow_calls' ORDER BY 1")
         assert [row[0] for row in cursor.fetchall()] == ["100", "101", "102"]
+
+
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="Procrastinate's queue is PostgreSQL's")
+@pytest.mark.django_db
+def test_a_tick_queued_by_a_worker_whose_clock_ran_ahead_holds_no_other_tick_back():
+    # A host an hour fast queued its tick (then its clock was put right, or the host went away): the other workers'
+    # ticks still go, rather than none at all for an hour.
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT extract(epoch FROM now())::bigint")
+        now = cursor.fetchone()[0]
+        assert _defer_tick(cursor, now + 3600) is not None
+        assert _defer_tick(cursor, now) is not None
+        assert _defer_tick(cursor, now + 1) is not None
+        assert _defer_tick(cursor, now) is None  # a worker behind the others still never queues a tick twice
