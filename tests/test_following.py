@@ -267,3 +267,38 @@ def test_a_click_whose_answer_was_never_recorded_is_closed_as_not_confirmed(agen
     # It is a call with an error in the log's filter, as its error shows in the export.
     log = supervisor_client.get("/calls/", {"has_error": "yes"}).content.decode()
     assert f'href="/calls/{stuck.pk}/"' in log
+
+
+def test_a_call_whose_answer_cannot_be_recorded_does_not_lose_the_rest_of_the_round(
+    placed, other_agent_user, sim, monkeypatch, caplog
+):
+    from django.db import DataError
+    from django.test import Client
+
+    from calls.models import Contact, ContactPhone
+    from tests._sim import click, primary
+
+    other = Contact.objects.create(name="Ada Lovelace")
+    ContactPhone.objects.create(contact=other, label="mobile", number="+447400123457", is_primary=True)
+    tom = Client()
+    tom.force_login(other_agent_user)
+    click(tom, primary(other))
+    odd = Call.objects.get(contact=other)
+    record_detail = Call.record_detail
+
+    def refused(call: Call, **kwargs) -> bool:  # the database refuses what VCC said of this one call
+        if call.pk == odd.pk:
+            raise DataError("value too long for type character varying(64)")
+        return record_detail(call, **kwargs)
+
+    monkeypatch.setattr(Call, "record_detail", refused)
+    sim.clock.advance(CALL_LENGTH + 1)
+
+    [tick] = ticks(1)
+
+    placed.refresh_from_db()
+    assert placed.state == Call.State.ENDED  # its look was recorded all the same
+    assert tick == {"asked": 2, "ended": 1, "errors": 1}
+    odd.refresh_from_db()
+    assert odd.state == Call.State.LIVE  # as it was: asked again at its next look
+    assert f"call {odd.pk}: recording VCC's answer failed" in caplog.text

@@ -264,7 +264,13 @@ async def follow_due(
 
             async def one(call: Call) -> Followed:
                 async with gate:
-                    return await follow(call=call, clock=clock, force=True, client=client, flowing=flowing)
+                    try:
+                        return await follow(call=call, clock=clock, force=True, client=client, flowing=flowing)
+                    except Exception:
+                        # One call whose look cannot be recorded (a fault here, an answer the database refuses) must
+                        # not lose the looks of the others of the round, nor fail every round: it is asked again.
+                        log.exception("call %s: recording VCC's answer failed", call.pk)
+                        return Followed(call, error="vccweb could not record VCC's answer")
 
             for followed in await asyncio.gather(*(one(c) for c in due)):
                 result.ended += followed.call.state == Call.State.ENDED
