@@ -302,3 +302,26 @@ def test_a_call_whose_answer_cannot_be_recorded_does_not_lose_the_rest_of_the_ro
     odd.refresh_from_db()
     assert odd.state == Call.State.LIVE  # as it was: asked again at its next look
     assert f"call {odd.pk}: recording VCC's answer failed" in caplog.text
+
+
+def test_words_of_vcc_longer_than_their_columns_are_cut_and_the_call_still_ends(placed, sim):
+    """VCC's lists of result codes, parties, reasons and recording statuses are not documented: a long one must not
+    make the write fail (the call would stay live, asked every 2 s, for ever)."""
+    from django.utils import timezone
+
+    long_reason = "CalledPartyUnreachableAfterRepeatedAttemptsOnEveryRoute" * 3
+    placed.record_detail(
+        live=False,
+        recording_status="RecordingStoppedByTheSystemAfterTimeout",
+        result=("FailureOfAKindNobodyDocumentedYet", "DestinationOrSomeThirdParty", long_reason),
+        connected=False,
+        disposition_code="",
+        now=timezone.now(),
+        next_check_at=None,
+    )
+
+    placed.refresh_from_db()
+    assert placed.state == Call.State.ENDED
+    assert placed.result_reason == long_reason[:64]
+    assert placed.result_code == "FailureOfAKindNobodyDocumentedYe"  # 32 characters
+    assert placed.recording_status == "RecordingStoppedByTheSystemAfter"

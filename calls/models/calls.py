@@ -406,6 +406,12 @@ class Call(HandWrittenSQL):
             ]
         )
 
+    @classmethod
+    def _fit(cls, name: str, value: str) -> str:
+        field = cls._meta.get_field(name)
+        assert isinstance(field, models.CharField)
+        return value[: field.max_length]
+
     def record_detail(
         self,
         *,
@@ -428,6 +434,17 @@ class Call(HandWrittenSQL):
         `agent_answered`: the agent's phone was answered and VCC rings the contact; `answered_by`: the agent of the
         call's groups VCC says took it; `also`: fields the caller changed, written in the same UPDATE."""
         was = (self.state, self.connected_at is not None, self.recording_status, self.phase_marks)
+        # VCC's words (their lists are not documented) cut to our columns: a reason longer than one made the write
+        # fail, so the call was never marked ended.
+        recording_status, disposition_code = (
+            self._fit("recording_status", recording_status),
+            self._fit("disposition_code", disposition_code),
+        )
+        result = (
+            self._fit("result_code", result[0]),
+            self._fit("result_party", result[1]),
+            self._fit("result_reason", result[2]),
+        )
         fields = ["vcc_status", "recording_status", "next_check_at", "missing_since", "missing_count", "last_seen_at"]
         self.vcc_status, self.recording_status = "Active" if live else "", recording_status
         self.next_check_at = next_check_at if live else None
