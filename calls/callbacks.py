@@ -80,9 +80,10 @@ def promise(
 
 
 def keep(call: Call, now: datetime) -> int:
-    """A call wrapped up keeps the contact's open callbacks due by the end of today that were promised to its
-    caller (whoever clicked, or the agent who took it) or to a group that agent is in: they are done, by this call.
-    Returns how many. A callback promised on this very call is not kept by it."""
+    """A call wrapped up keeps the contact's open callbacks promised before it was placed and due by the end of its
+    day that were promised to its caller (whoever clicked, or the agent who took it) or to a group that agent is in:
+    they are done, by this call. Returns how many. A callback promised on this very call, or after it was placed (a
+    late wrap-up, an old wrap-up edited), is not kept by it: the call cannot have been the call back."""
     if not call.contact_id:
         return 0
     agent = call.agent
@@ -93,7 +94,8 @@ def keep(call: Call, now: datetime) -> int:
     groups = AgentGroup.members.through.objects.filter(members).values("agentgroup_id")
     kept = (
         Callback.objects.open()
-        .filter(contact_id=call.contact_id, due_at__lt=end_of_day(now))
+        .filter(contact_id=call.contact_id, due_at__lt=end_of_day(call.requested_at))
+        .filter(created_at__lt=call.requested_at)
         .filter(Q(assigned_to_id__in=people) | Q(group_id__in=groups))
         .exclude(promised_on=call)
         .update(state=Callback.State.DONE, done_at=now, done_by_call=call)

@@ -6,7 +6,7 @@ from datetime import datetime, timedelta
 
 from django.utils import timezone
 
-from calls.models import Call
+from calls.models import Call, Callback
 
 # What each outcome looks like when stored: state, VCC's result (code, party, reason) and error fields.
 SHAPES = {
@@ -67,3 +67,10 @@ def make_call(*, user, agent=None, outcome: str = "answered", at: datetime | Non
     if groups:
         call.from_groups.set(groups)
     return call
+
+
+def promised_at(callback: Callback, moment: datetime) -> Callback:
+    """The callback as promised at moment (created_at is the database's clock, not the test's)."""
+    Callback.objects.filter(pk=callback.pk).update(created_at=moment)
+    callback.created_at = moment
+    return callback

@@ -29,7 +29,7 @@ from calls.models import (
 from calls.privacy import subject
 from calls.roles import AGENT
 from calls.webhooks import outbox
-from tests._calls import make_call
+from tests._calls import make_call, promised_at
 from tests._sim import HTMX, fresh_simulator, place_call, poll
 
 pytestmark = pytest.mark.django_db
@@ -55,7 +55,10 @@ def promised(user, contact: Contact, *, hours: float, group: AgentGroup | None =
     """A callback promised an hour ago on a call of user's, due `hours` from now (negative: overdue)."""
     call = a_call(user, contact, minutes_ago=60)
     due = at(hours)
-    return callbacks.promise(call=call, user=user, due_at=due, to_group=group, note=note, now=due - timedelta(hours=1))
+    callback = callbacks.promise(
+        call=call, user=user, due_at=due, to_group=group, note=note, now=due - timedelta(hours=1)
+    )
+    return promised_at(callback, call.ended_at)
 
 
 # --- The use case -------------------------------------------------------------------------------------------------
@@ -147,8 +150,11 @@ def test_the_promising_call_does_not_keep_its_own_promise_nor_one_due_after_toda
     settings.TIME_ZONE = "UTC"
     now = timezone.now().replace(hour=9, minute=0, second=0, microsecond=0)
     call = a_call(agent_user, contact)
-    own = callbacks.promise(call=call, user=agent_user, due_at=now + timedelta(hours=1), now=now)
+    own = promised_at(
+        callbacks.promise(call=call, user=agent_user, due_at=now + timedelta(hours=1), now=now), call.ended_at
+    )
     tomorrow = Callback.objects.create(contact=contact, due_at=now + timedelta(hours=20), assigned_to=agent_user)
+    promised_at(tomorrow, call.ended_at)
 
     assert callbacks.keep(call, now) == 0
     assert callbacks.keep(a_call(agent_user, contact, minutes_ago=1), now) == 1  # today's, not the day after's
@@ -322,6 +328,7 @@ def test_a_wrap_up_keeps_the_callback_it_calls_back(agent_client, agent_user, en
     kept = Callback.objects.create(
         contact=contact, due_at=common.wall_clock() - timedelta(minutes=10), assigned_to=agent_user, promised_on=earlier
     )
+    promised_at(kept, earlier.ended_at)
 
     response = wrapup(agent_client, ended)
 

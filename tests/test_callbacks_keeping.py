@@ -1,0 +1,42 @@
+"""Callbacks kept by a call (calls/callbacks.py: keep): only those the call can have been the call back for."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from calls import callbacks
+from calls.models import Agent, Callback
+from tests._calls import make_call, promised_at
+
+pytestmark = pytest.mark.django_db
+
+
+def test_a_call_keeps_no_callback_promised_after_it_was_placed(agent_user, contact, settings):
+    # An earlier call's wrap-up given late, or edited, is not the call back for a promise made on a later call.
+    settings.TIME_ZONE = "UTC"
+    nine = datetime(2026, 3, 10, 9, tzinfo=UTC)
+    first = make_call(user=agent_user, agent=Agent.objects.get(user=agent_user), contact=contact, at=nine)
+    second = make_call(
+        user=agent_user, agent=Agent.objects.get(user=agent_user), contact=contact, at=nine + timedelta(hours=1)
+    )
+    then = second.ended_at
+    promise = callbacks.promise(call=second, user=agent_user, due_at=then + timedelta(hours=4), now=then)
+    promised_at(promise, then)
+
+    assert callbacks.keep(first, then + timedelta(hours=1)) == 0
+
+    assert Callback.objects.get(pk=promise.pk).state == Callback.State.OPEN
+
+
+def test_an_old_calls_wrap_up_edited_keeps_nothing_due_after_its_day(agent_user, contact, settings):
+    settings.TIME_ZONE = "UTC"
+    monday = datetime(2026, 3, 9, 9, tzinfo=UTC)
+    callback = Callback.objects.create(contact=contact, due_at=monday + timedelta(days=4), assigned_to=agent_user)
+    promised_at(callback, monday - timedelta(days=1))
+    call = make_call(user=agent_user, agent=Agent.objects.get(user=agent_user), contact=contact, at=monday)
+
+    assert callbacks.keep(call, monday + timedelta(days=4, hours=1)) == 0  # its wrap-up edited on Friday
+
+    assert Callback.objects.get(pk=callback.pk).state == Callback.State.OPEN
