@@ -472,6 +472,20 @@ def test_the_list_pages_by_keyset_in_due_order(supervisor_client, agent_user, co
     assert supervisor_client.get("/callbacks/?after=x_1").status_code == 400
 
 
+def test_the_lists_first_page_link_keeps_its_filters(supervisor_client, agent_user, contact, monkeypatch):
+    from calls.views import callbacks as views
+
+    monkeypatch.setattr(views, "PER_PAGE", 1)
+    for hours in (-3, -2):
+        promised(agent_user, contact, hours=hours)
+    filters = f"?show=overdue&person={agent_user.pk}"
+
+    first = supervisor_client.get("/callbacks/" + filters)
+    second = supervisor_client.get("/callbacks/" + first.context["next_link"])
+
+    assert f'href="/callbacks/{filters.replace("&", "&amp;")}">« First page' in second.content.decode()
+
+
 def test_the_contact_page_shows_the_open_promises_overdue_in_red(agent_client, agent_user, contact, sales):
     overdue = promised(agent_user, contact, hours=-1, note="Ring the mobile")
     promised(agent_user, contact, hours=30, group=sales)

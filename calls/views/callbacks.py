@@ -58,6 +58,7 @@ def callback_list(request: AuthedRequest) -> HttpResponse:
     context |= {
         "callbacks": page.callbacks,
         "next_link": form.link(after=page.after) if page.after else "",
+        "first_link": form.link(),  # the filters, without the cursor
     }
     return render(request, "calls/callbacks.html", context)
 
