@@ -323,6 +323,18 @@ def test_wrong_number_marks_the_number_do_not_call(agent_client, ended, contact)
     assert shown(response, "07400 123456 is now marked do not call.")
 
 
+def test_wrong_number_leaves_the_number_corrected_since_the_call_callable(agent_client, ended, contact):
+    """The agent put the right number in place of the one dialled, then wrapped up as "Wrong number"."""
+    ContactPhone.objects.filter(pk=ended.phone_id).update(number="+447400654321")
+
+    response = wrapup(agent_client, ended, "Wrong number")
+
+    assert not ContactPhone.objects.filter(do_not_call=True).exists()
+    assert shown(response, "Nothing was marked do not call: 07400 123456 was changed on the contact since this call.")
+    ended.refresh_from_db()
+    assert ended.disposition_code == "Wrong number"
+
+
 def test_wrong_number_on_a_call_whose_number_was_masked_says_nothing_was_marked(agent_client, ended, contact):
     """Retention masks an old call's number and drops its link to the contact's number: a late wrap-up says so."""
     Call.objects.filter(pk=ended.pk).update(to_number=mask_number(ended.to_number), phone=None)

@@ -13,7 +13,7 @@ from django.db import transaction
 from django.db.models import Model
 from django.utils import timezone
 
-from calls import callbacks
+from calls import callbacks, phones
 from calls.calling.common import Clock, _db, _now, log
 from calls.models import AgentGroup, Call, Contact, ContactPhone, DispositionCode
 from calls.privacy.masking import is_masked
@@ -158,7 +158,13 @@ def _do_not_call(call: Call, disposition: DispositionCode) -> list[str]:
     # Anyone may mark a number do-not-call: an opt-out is honoured at once. Only supervisors clear it.
     if disposition.action == DispositionCode.Action.NUMBER_DNC and call.phone_id:
         with changes.contact_change(_loaded(call.phone).contact_id):
-            ContactPhone.objects.filter(pk=call.phone_id).update(do_not_call=True)
+            # The number dialled, not whatever the contact's row holds now: it may have been corrected since.
+            marked = ContactPhone.objects.filter(pk=call.phone_id, number=call.to_number).update(do_not_call=True)
+        if not marked:
+            return [
+                f"Nothing was marked do not call: {phones.display(call.to_number)} was changed on the contact since "
+                "this call. Mark it on the contact's page if it is still theirs."
+            ]
         return [f"{_loaded(call.phone).display} is now marked do not call."]
     if disposition.action == DispositionCode.Action.NUMBER_DNC:
         # No contact's number to mark: one not in the contacts, or masked since (masking drops the call's link).
