@@ -313,6 +313,27 @@ def test_it_stores_the_wrapup_and_sends_the_disposition_to_vcc(agent_client, end
     assert changed(response)
 
 
+def test_a_wrap_up_form_drawn_before_the_call_was_wrapped_up_elsewhere_changes_nothing(agent_client, ended, sim):
+    """Another tab's bar still asks "How did it go?" for a call wrapped up on the contact's page meanwhile."""
+    assert 'name="first" value="1"' in agent_client.get("/calls/bar/").content.decode()
+    wrapup(agent_client, ended, "Interested", "Wants a quote for six chairs")
+    not_interested = DispositionCode.objects.get(code="Not interested").pk
+
+    stale = agent_client.post(
+        f"/calls/{ended.pk}/wrapup/",
+        {"disposition": not_interested, "notes": "", "from_bar": "1", "first": "1"},
+        headers=HTMX,
+    )
+
+    ended.refresh_from_db()
+    assert ended.disposition_code == "Interested" and ended.notes == "Wants a quote for six chairs"
+    assert sim.calls[ended.vcc_call_id].disposition_code == "Interested"
+    assert stale.status_code == 400 and stale["Content-Type"].startswith("text/plain")
+    assert stale.content.decode().startswith("This call was wrapped up meanwhile, as “Interested”: nothing was")
+    assert "calls-changed" in stale.headers.get("HX-Trigger", "")  # the stale bar reloads
+    assert 'name="first"' not in html(agent_client.get(f"/calls/{ended.pk}/panel/?edit=1", headers=HTMX))
+
+
 def test_wrong_number_marks_the_number_do_not_call(agent_client, ended, contact):
     response = wrapup(agent_client, ended, "Wrong number")
 

@@ -339,13 +339,26 @@ async def call_recording(request: AuthedRequest, pk: int) -> HttpResponse:
     return await _panel(request, call, user, action_error=error)
 
 
+def _call_to_wrap_up(user: User, pk: int, *, first: bool) -> Call:
+    """The user's call to wrap up. A first wrap-up's form drawn before the call was wrapped up elsewhere (another
+    tab, a bar not yet reloaded) is refused: it would replace that wrap-up, and its notes, with its own."""
+    call = _own_call(user, pk)
+    if first and call.wrapped_up_at is not None:
+        raise Refused(
+            f"This call was wrapped up meanwhile, as “{call.disposition_code}”: nothing was changed. "
+            "Reload the page to edit the wrap-up."
+        )
+    return call
+
+
 @require_POST
 @login_required
 @permission_required(perms.VIEW_CALL, raise_exception=True)
+@refusals_as_400
 async def call_wrapup(request: AuthedRequest, pk: int) -> HttpResponse:
     """Store the disposition and notes; the disposition goes to VCC, and nothing typed is lost if it fails."""
     user = await _user(request)
-    call = await sync_to_async(_own_call)(user, pk)
+    call = await sync_to_async(_call_to_wrap_up)(user, pk, first=bool(request.POST.get("first")))
     form = WrapUpForm(request.POST, user=user, now=_now())
     typed = _as_typed(request.POST)  # shown again when something is to fix
     if not await sync_to_async(form.is_valid)():
