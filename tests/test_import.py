@@ -5,11 +5,9 @@ from __future__ import annotations
 
 import io
 import os
-import threading
 
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
-from django.db import OperationalError, connection, transaction
 from procrastinate.jobs import Job
 
 from calls import import_files, import_rows, imports, tasks
@@ -281,41 +279,6 @@ def test_an_update_adds_numbers_and_can_mark_do_not_call_but_never_clears_it(age
     contact.refresh_from_db()
     assert contact.do_not_call  # "no" does not clear it
     assert contact.phones.filter(number="+447400321777", is_primary=False).exists()
-
-
-@pytest.mark.django_db(transaction=True)
-def test_a_contact_an_import_updates_cannot_be_deleted_under_it(agent_client, contact, monkeypatch):
-    """Someone deletes the contact a row updates while the import is written: had the delete committed between the
-    import's read and its save, the save would have found no row and inserted the contact again under its old id.
-    The import holds the contacts it updates until it commits, so the delete waits (NOWAIT: refused here)."""
-    if connection.vendor != "postgresql":
-        pytest.skip("two transactions at once: PostgreSQL")
-    update, deleting = imports._update, []
-
-    def delete_elsewhere(pk: int) -> None:
-        try:
-            with transaction.atomic():
-                list(Contact.objects.select_for_update(nowait=True).filter(pk=pk))
-                Contact.objects.filter(pk=pk).delete()
-            deleting.append("deleted")
-        except OperationalError:
-            deleting.append("had to wait")
-        finally:
-            connection.close()
-
-    def deleted_meanwhile(target, row):
-        thread = threading.Thread(target=delete_elsewhere, args=(target.pk,))
-        thread.start()
-        thread.join(30)  # a guard, not a wait: NOWAIT answers at once
-        update(target, row)
-
-    monkeypatch.setattr(imports, "_update", deleted_meanwhile)
-    imp = started(agent_client, "Name,Phone\nGrace H.,07400 123456\nNew Person,020 7946 0170\n")
-    confirm(agent_client, imp, row2="update")
-    imp.refresh_from_db()
-    assert imp.status == "done", imp.error
-    assert deleting == ["had to wait"]
-    assert sorted(Contact.objects.values_list("name", flat=True)) == ["Grace H.", "New Person"]
 
 
 def test_without_change_permission_duplicates_can_only_be_skipped(client, make_user, contact):
