@@ -39,6 +39,8 @@ from calls.models.common import update_rows
 from calls.webhooks import changes
 
 WAIT_FOR_CLICK = timedelta(seconds=30)
+# A click not confirmed (its request got no answer in time) may be the call an event tells of this long after it.
+UNCONFIRMED_CLICK_WINDOW = timedelta(minutes=2)
 LOOK_AGAIN = timedelta(seconds=2)  # an event waiting for its click's answer is looked at again this much later
 BATCH = 500
 GUID_FIELDS = ("interactionId", "callGuid", "interactionGuid", "callId")
@@ -181,7 +183,10 @@ def _apply(
     guid = call_guid(event)
     call = calls.get(guid) or (Call.objects.select_for_update().with_vcc_call_id(guid).first() if guid else None)
     if call is None and guid and _guid_in_data(event) and _not_ours_for_sure(event, now=now):
-        call = _call_not_placed_here(guid, event.data, at=min(event.time or now, now), now=now)
+        at = min(event.time or now, now)
+        call = _unconfirmed_click(guid, event.data, at=at, now=now) or _call_not_placed_here(
+            guid, event.data, at=at, now=now
+        )
         if call is None:
             event.processed_at, event.result = now, "not placed from vccweb, and not to an agent vccweb knows"
             done.other += 1
@@ -235,6 +240,49 @@ def _number(end: object) -> str:
     if isinstance(end, dict):
         return str(end.get("telephoneNumber") or "")
     return str(end or "")
+
+
+def _unconfirmed_click(guid: str, data: dict[str, Any], *, at: datetime, now: datetime) -> Call | None:
+    """The click this unknown call is, when VCC placed it after all: a click whose request got no answer in time (not
+    confirmed: VCC may have placed it, and never said its id) by this agent, or through groups, to this number, asked
+    within UNCONFIRMED_CLICK_WINDOW before the call began. It is followed from now on, instead of the call being
+    logged a second time as dialled from the agent's phone."""
+    agent = str(data.get("agentDisplayId") or "")
+    if not agent or str(data.get("direction") or "").lower() == "inbound":
+        return None
+    try:
+        number = phones.to_e164(_number(data.get("to")))
+    except ValidationError:
+        return None
+    click = (
+        Call.objects.select_for_update(of=("self",))
+        .filter(state=Call.State.UNCONFIRMED, vcc_call_id="", to_number=number)
+        .filter(requested_at__gte=at - UNCONFIRMED_CLICK_WINDOW, requested_at__lte=at)
+        .filter(Q(from_agent__display_id=agent) | Q(from_agent__isnull=True))
+        .order_by("-requested_at", "-pk")
+        .first()
+    )
+    if click is None:
+        return None
+    with changes.call_change(click):
+        click.record_placed(
+            vcc_call_id=guid,
+            vcc_status="Active",
+            recording_status=click.recording_status,
+            latency_ms=click.latency_ms or 0,
+            now=now,
+            note="VCC's answer never came, but its events name the call: it was placed after all",
+            error_message=click.error_message,
+            error_status=click.error_status,
+        )
+    CallEvent.objects.create(
+        call=click,
+        at=now,
+        kind=CallEvent.Kind.PROGRESS,
+        detail="VCC's events name this call: it was placed after all, and is followed from now on",
+    )
+    log.info("call %s: not confirmed, then named by VCC's events (%s): followed", click.pk, guid)
+    return click
 
 
 def _call_not_placed_here(guid: str, data: dict[str, Any], *, at: datetime, now: datetime) -> Call | None:
