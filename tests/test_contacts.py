@@ -342,3 +342,26 @@ def test_the_list_disables_calling_a_contact_or_number_marked_do_not_call(agent_
     response = agent_client.get("/contacts/", {"q": "grace"})
     assert b'name="call"' not in response.content
     assert b'title="Do not call"' in response.content
+
+
+def test_a_contacts_time_zone_is_set_on_the_form_and_a_typo_says_what_to_fix(agent_client, contact):
+    """Calling hours go by the contact's time zone when set (README, Calling hours): the form sets it, and a name
+    the hours would not know is refused rather than silently ignored."""
+    mobile, work = contact.phones.order_by("pk")
+    data = {"name": contact.name, "time_zone": "America/New_Yrok"}
+    data |= phone_data(
+        {"id": str(mobile.pk), "label": "mobile", "number": mobile.number, "is_primary": "on"},
+        {"id": str(work.pk), "label": "work", "number": work.number},
+        initial=2,
+    )
+    refused = agent_client.post(f"/contacts/{contact.pk}/edit/", data)
+    assert refused.status_code == 200
+    assert "“America/New_Yrok” is not a time zone" in refused.content.decode()
+    contact.refresh_from_db()
+    assert contact.time_zone == ""
+
+    saved = agent_client.post(f"/contacts/{contact.pk}/edit/", data | {"time_zone": "America/New_York"})
+    assert saved.status_code == 302
+    contact.refresh_from_db()
+    assert contact.time_zone == "America/New_York"
+    assert " in New York" in agent_client.get(f"/contacts/{contact.pk}/").content.decode()  # a London number

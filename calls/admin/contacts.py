@@ -61,7 +61,17 @@ class ContactPhoneInlineFormSet(forms.BaseInlineFormSet):
 class ContactAdminForm(forms.ModelForm):
     class Meta:
         model = Contact
-        fields = ["name", "company", "email", "owner", "do_not_call", "consent_override", "notes", "external_id"]
+        fields = [
+            "name",
+            "company",
+            "email",
+            "owner",
+            "do_not_call",
+            "consent_override",
+            "time_zone",
+            "notes",
+            "external_id",
+        ]
 
     def clean_do_not_call(self) -> bool:
         marked: bool = self.cleaned_data.get("do_not_call", False)

@@ -45,7 +45,7 @@ class ContactForm(forms.ModelForm):
 
     class Meta:
         model = Contact
-        fields = ["name", "company", "email", "owner", "do_not_call", "consent_override", "notes"]
+        fields = ["name", "company", "email", "owner", "do_not_call", "consent_override", "time_zone", "notes"]
         field_classes = {"owner": _OwnerField}
         widgets = {"notes": forms.Textarea(attrs={"rows": 4})}
 

@@ -4,9 +4,11 @@ of the models whose SQL is written by hand."""
 from __future__ import annotations
 
 import functools
+import zoneinfo
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
+from django.core.exceptions import ValidationError
 from django.core.validators import RegexValidator
 from django.db import DatabaseError, connection, models
 
@@ -27,6 +29,23 @@ group_id_validator = RegexValidator(
 
 def validate_phone(value: str) -> None:
     phones.to_e164(value)
+
+
+@functools.cache
+def _time_zones() -> frozenset[str]:
+    return frozenset(zoneinfo.available_timezones())
+
+
+def validate_time_zone(value: str) -> None:
+    """A contact's time zone must be one calling hours know: a typo would be ignored there, and the contact called by
+    the zones of their numbers instead."""
+    if value and value not in _time_zones():
+        raise ValidationError(
+            "“%(value)s” is not a time zone: use a name from the IANA list, such as America/New_York or "
+            "Europe/London (the letter case matters), or leave it blank to go by each number.",
+            code="time_zone",
+            params={"value": value},
+        )
 
 
 class Consent(models.TextChoices):

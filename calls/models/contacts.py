@@ -18,7 +18,7 @@ from django.urls import reverse
 
 from calls import phones
 from calls.models.calls import Call
-from calls.models.common import E164_PATTERN, Consent, columns_sql, from_row
+from calls.models.common import E164_PATTERN, Consent, columns_sql, from_row, validate_time_zone
 from calls.models.contactsearch import ContactSearch
 
 if TYPE_CHECKING:
@@ -409,6 +409,7 @@ class Contact(models.Model):
         db_default="",
         default="",
         help_text="Where this contact is, for calling hours (such as America/New_York). Blank: from each number.",
+        validators=[validate_time_zone],
     )
     priority = models.SmallIntegerField(
         default=0, db_default=0, help_text="Higher comes first in call queues ordered by priority."
