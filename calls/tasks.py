@@ -111,6 +111,10 @@ def expire_imports(timestamp: int) -> int:
 
 FOLLOW_BATCH = 50
 FOLLOW_CONCURRENCY = 8
+# Batches one tick asks at most: with many live calls and a budget raised above VCC's (VCC_REQUESTS_PER_MINUTE),
+# full batches could keep coming due (every 2 s each), and the tick would never end, nor write its heartbeat; the
+# next tick takes up where it stopped.
+FOLLOW_BATCHES_PER_TICK = 20
 
 
 @app.periodic(cron="* * * * * *", periodic_id="follow_calls")  # every second
@@ -121,7 +125,7 @@ async def follow_calls(timestamp: int) -> dict[str, int]:
     from calls import calling
 
     asked = ended = errors = 0
-    while True:
+    for _ in range(FOLLOW_BATCHES_PER_TICK):
         result = await calling.follow_due(limit=FOLLOW_BATCH, concurrency=FOLLOW_CONCURRENCY, close_abandoned=False)
         asked, ended, errors = asked + result.asked, ended + result.ended, errors + result.errors
         if result.asked < FOLLOW_BATCH or result.errors:

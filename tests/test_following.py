@@ -227,6 +227,25 @@ def test_the_worker_notes_that_it_ran(sim):
     assert health.last_heartbeat("follow_calls") == calling.common.wall_clock()
 
 
+def test_a_tick_ends_and_notes_that_it_ran_however_many_calls_keep_coming_due(sim, monkeypatch):
+    """With a budget raised above VCC's and hundreds of live calls, full batches could come due for ever."""
+    from calls.calling import following
+
+    batches = []
+
+    async def always_a_full_batch(**kwargs):
+        batches.append(kwargs["limit"])
+        return following.Round(asked=kwargs["limit"] if len(batches) <= 100 else 0)  # 100: the test ends, whatever
+
+    monkeypatch.setattr(calling, "follow_due", always_a_full_batch)
+
+    [tick] = ticks(1)
+
+    assert len(batches) == tasks.FOLLOW_BATCHES_PER_TICK
+    assert tick == {"asked": tasks.FOLLOW_BATCH * tasks.FOLLOW_BATCHES_PER_TICK, "ended": 0, "errors": 0}
+    assert health.last_heartbeat("follow_calls") == calling.common.wall_clock()
+
+
 def test_the_worker_keeps_the_reports_roll_up_current(sim):
     from calls.models import CallRollupState
 
