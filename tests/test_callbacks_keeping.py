@@ -40,3 +40,27 @@ def test_an_old_calls_wrap_up_edited_keeps_nothing_due_after_its_day(agent_user,
     assert callbacks.keep(call, monday + timedelta(days=4, hours=1)) == 0  # its wrap-up edited on Friday
 
     assert Callback.objects.get(pk=callback.pk).state == Callback.State.OPEN
+
+
+def test_editing_a_wrap_up_says_what_callback_the_call_promised(agent_user, contact, settings):
+    """The callback fields of an edited wrap-up are empty (an unchanged past time would be refused): the form says
+    what the call promised, and that leaving them empty keeps it."""
+    from django.test import Client
+
+    from calls.models import Call
+
+    settings.TIME_ZONE = "UTC"
+    call = make_call(user=agent_user, agent=Agent.objects.get(user=agent_user), contact=contact)
+    Call.objects.filter(pk=call.pk).update(wrapped_up_at=call.ended_at, disposition_code="Call back later")
+    due = datetime(2030, 3, 12, 15, 30, tzinfo=UTC)
+    callbacks.promise(call=call, user=agent_user, due_at=due, note="Send the quote", now=due - timedelta(days=1))
+    client = Client()
+    client.force_login(agent_user)
+
+    form = client.get(f"/calls/{call.pk}/panel/?edit=1", headers={"HX-Request": "true"}).content.decode()
+
+    assert "This call promised a callback for Tue 12 Mar, 15:30, to " in form
+    assert "(“Send the quote”)" in form and "leave it empty to keep it as it is" in form
+    Callback.objects.filter(promised_on=call).update(state=Callback.State.DONE)
+    form = client.get(f"/calls/{call.pk}/panel/?edit=1", headers={"HX-Request": "true"}).content.decode()
+    assert "This call promised" not in form  # kept since: nothing to move

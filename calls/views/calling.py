@@ -32,7 +32,7 @@ from calls import permissions as perms
 from calls.calling.bar import Bar, BarItem, bar_calls, holds_phone, on_call_words
 from calls.calling.common import _now
 from calls.forms import DialPreviewForm, NumberClickForm, RecordingForm, WrapUpForm, first_error
-from calls.models import CLOSED_BY_HAND, AgentGroup, Call, Contact, DispositionCode
+from calls.models import CLOSED_BY_HAND, AgentGroup, Call, Callback, Contact, DispositionCode
 from calls.queues import working
 from calls.rules import Refused
 from calls.views.access import login_required
@@ -129,9 +129,17 @@ def panel_context(call: Call, *, user: User, recording_status: str | None = None
         "dispositions": DispositionCode.objects.filter(is_active=True),
         # Read only when the wrap-up form is drawn (an ended call: its panel renders in the sync thread).
         "callback_groups": functools.partial(_callback_groups, user),
+        "promised": functools.partial(_promised, call),  # the editing form says what the call promised
         "regarding_token": calling.regarding_token(call),
         **extra,
     }
+
+
+def _promised(call: Call) -> Callback | None:
+    """The callback this call promised, still open: a wrap-up edited with a callback moves it (callbacks.promise)."""
+    if not call.wrapped_up_at:
+        return None
+    return Callback.objects.open().select_related("group", "assigned_to").filter(promised_on=call).first()
 
 
 def _callback_groups(user: User) -> list[AgentGroup]:
