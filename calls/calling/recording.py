@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
+from asgiref.sync import sync_to_async
 from django.core.cache import cache
 from django.core.exceptions import ValidationError
 from django.db import transaction
@@ -14,6 +15,7 @@ from django.db.models import Model
 from django.utils import timezone
 
 from calls import callbacks, phones
+from calls.cache import count
 from calls.calling.common import Clock, _db, _now, log
 from calls.models import AgentGroup, Call, Contact, ContactPhone, DispositionCode
 from calls.privacy.masking import is_masked
@@ -24,13 +26,33 @@ if TYPE_CHECKING:
     from django.contrib.auth.models import User
 
 RECORDING_PENDING = timedelta(seconds=5)  # how long a requested recording change shows before VCC confirms it
+# Recording changes and wrap-ups one person may send VCC in a clock minute. They draw from the request budget above
+# following calls (budget.RECORDING: "a person pressed a button; rare"): without a limit of their own, one person
+# pressing them again and again (or a script) would take that share from everyone's live calls.
+BUTTONS_PER_MINUTE = 20
 
 
-async def set_recording(*, call: Call, status: str, clock: Clock = _now) -> str:
-    """Pause ("Paused") or resume ("Started") a live call's recording; returns an error for people, or ""."""
+async def _person_may_send(user: User | None, clock: Clock) -> None:
+    """Count a recording change or wrap-up the user is about to send VCC; BudgetExhausted (as the budget's own
+    refusal: the person is told to try again in a moment) past BUTTONS_PER_MINUTE this minute."""
+    if user is None:
+        return
+    at = clock().timestamp()
+    (sent,) = await sync_to_async(count)([f"calls:vcc-buttons:{user.pk}:{int(at // 60)}"], 120)
+    if sent > BUTTONS_PER_MINUTE:
+        raise budget.BudgetExhausted(
+            f"user {user.pk} sent {BUTTONS_PER_MINUTE} recording changes or wrap-ups this minute",
+            retry_after=60 - at % 60,
+        )
+
+
+async def set_recording(*, call: Call, status: str, clock: Clock = _now, user: User | None = None) -> str:
+    """Pause ("Paused") or resume ("Started") a live call's recording; returns an error for people, or "". The
+    changes `user` sends are limited (BUTTONS_PER_MINUTE)."""
     if not call.is_live or not call.vcc_call_id:
         return "The call is not live, so its recording cannot change."
     try:
+        await _person_may_send(user, clock)
         with budget.priority(budget.RECORDING):
             async with get_async_client() as client:
                 await client.set_recording(call.vcc_call_id, status)
@@ -86,7 +108,8 @@ async def wrap_up(
     callback: CallbackPromise | None = None,
 ) -> WrappedUp:
     """Send the disposition to VCC and store it with the notes; notes (and a callback promised by `user`) are kept
-    even when VCC fails. Once wrapped up, the call keeps the callbacks it was the callback for (callbacks.keep)."""
+    even when VCC fails, or `user` sent too many this minute (BUTTONS_PER_MINUTE). Once wrapped up, the call keeps
+    the callbacks it was the callback for (callbacks.keep)."""
     if call.state != Call.State.ENDED:
         return WrappedUp(error="Wrap up once the call has ended.")
     if not call.asks_sales_wrap_up and call.wrapped_up_at is None:
@@ -95,6 +118,7 @@ async def wrap_up(
     confirmed, remarks, error, vcc, vcc_status = True, [], "", "", None
     if call.vcc_call_id:
         try:
+            await _person_may_send(user, clock)
             with budget.priority(budget.RECORDING):
                 async with get_async_client() as client:
                     agent = call.agent  # for a group call, the agent who answered it

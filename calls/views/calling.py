@@ -343,7 +343,7 @@ async def call_recording(request: AuthedRequest, pk: int) -> HttpResponse:
     form = RecordingForm(request.POST)
     if not form.is_valid():
         return await _panel(request, call, user, form_errors=True, action_error=first_error(form))
-    error = await calling.set_recording(call=call, status=form.cleaned_data["recording"])
+    error = await calling.set_recording(call=call, status=form.cleaned_data["recording"], user=user)
     return await _panel(request, call, user, action_error=error)
 
 

@@ -1,0 +1,55 @@
+"""Security probes: what a logged-in agent can make vccweb ask of VCC, spending the account's shared request
+budget (calls/vcc/budget.py), beyond what the pages themselves need."""
+
+from __future__ import annotations
+
+import pytest
+
+from calls.models import Call, DispositionCode
+from calls.vcc import budget
+from tests._sim import HTMX, fresh_simulator, poll
+
+pytestmark = pytest.mark.django_db
+
+CONNECTED = 9
+ENDED = 70
+
+
+@pytest.fixture(autouse=True)
+def sim(monkeypatch):
+    yield from fresh_simulator(monkeypatch)
+
+
+def _sent(priority: str) -> int:
+    return budget.snapshot().this_minute[priority]
+
+
+def test_an_agent_cannot_spend_the_vcc_budget_by_pausing_and_resuming_a_recording_again_and_again(
+    agent_client, placed, sim
+):
+    sim.clock.advance(CONNECTED)
+    poll(agent_client, placed)
+    before = _sent("RECORDING")
+    for i in range(60):
+        agent_client.post(
+            f"/calls/{placed.pk}/recording/", {"recording": "Paused" if i % 2 == 0 else "Started"}, headers=HTMX
+        )
+    assert _sent("RECORDING") - before <= 20
+
+
+def test_an_agent_cannot_spend_the_vcc_budget_by_wrapping_up_a_call_again_and_again(agent_client, placed, sim):
+    sim.clock.advance(ENDED)
+    poll(agent_client, placed)
+    placed.refresh_from_db()
+    assert placed.state == Call.State.ENDED
+    code = DispositionCode.objects.filter(is_active=True, action="").first()
+    before = _sent("RECORDING")
+    for i in range(60):
+        response = agent_client.post(
+            f"/calls/{placed.pk}/wrapup/", {"disposition": code.pk, "notes": f"try {i}"}, headers=HTMX
+        )
+    assert _sent("RECORDING") - before <= 20
+    # Past the limit the person is told to try again, and nothing typed is lost.
+    assert "try again in a moment" in response.content.decode()
+    placed.refresh_from_db()
+    assert placed.notes == "try 59"
