@@ -1,11 +1,13 @@
 """Security probes: what a logged-in agent can make vccweb ask of VCC, spending the account's shared request
-budget (calls/vcc/budget.py), beyond what the pages themselves need."""
+budget (calls/vcc/budget.py), beyond what the pages themselves need; what the call log's filters tell an agent."""
 
 from __future__ import annotations
 
 import pytest
+from django.utils import timezone
 
 from calls.models import Call, DispositionCode
+from calls.queues import building
 from calls.vcc import budget
 from tests._sim import HTMX, fresh_simulator, poll
 
@@ -53,3 +55,22 @@ def test_an_agent_cannot_spend_the_vcc_budget_by_wrapping_up_a_call_again_and_ag
     assert "try again in a moment" in response.content.decode()
     placed.refresh_from_db()
     assert placed.notes == "try 59"
+
+
+# --- The call log's queue filter -----------------------------------------------------------------------------
+
+
+def test_the_call_log_does_not_name_a_queue_the_agent_is_not_given(agent_client, supervisor_user, agent_user):
+    hidden = building.make_queue(user=supervisor_user, name="Hidden queue", now=timezone.now(), source_filter={})
+    given = building.make_queue(user=supervisor_user, name="Given queue", now=timezone.now(), source_filter={})
+    given.queue.agents.add(agent_user.agent)
+
+    assert agent_client.get(f"/queues/{hidden.queue.pk}/").status_code == 404  # its own page is not theirs
+    assert "Hidden queue" not in agent_client.get(f"/calls/?queue={hidden.queue.pk}").content.decode()
+    assert "Given queue" in agent_client.get(f"/calls/?queue={given.queue.pk}").content.decode()
+
+
+def test_the_call_log_names_any_queue_to_those_who_run_queues(supervisor_client, supervisor_user):
+    queue = building.make_queue(user=supervisor_user, name="Any queue", now=timezone.now(), source_filter={})
+
+    assert "Any queue" in supervisor_client.get(f"/calls/?queue={queue.queue.pk}").content.decode()

@@ -25,6 +25,7 @@ from calls import permissions as perms
 from calls.audit.exports import audited_export
 from calls.forms import NONE, CallLogFilter
 from calls.models import ERASED_CONTACT, MIN_CLOSE_REASON, Agent, AgentGroup, Call, CallQueue, Contact, QueueAttempt
+from calls.queues import working
 from calls.spreadsheet import Line, csv_download, inert
 from calls.views.calling import panel_context
 from calls.views.http import AuthedRequest, HtmxRequest
@@ -108,10 +109,19 @@ def _log_page(user: User, form: CallLogFilter) -> dict[str, object]:
         "export_link": _link(form, sort=sort),
         "contact": Contact.objects.filter(pk=data["contact"]).first() if data.get("contact") else None,
         "any_contact_link": _link(form, sort=sort, contact=None),
-        "queue": CallQueue.objects.filter(pk=data["queue"]).first() if data.get("queue") else None,
+        "queue": _shown_queue(user, data["queue"]) if data.get("queue") else None,
         "queue_effect": _queue_effect(data),
         "any_queue_link": _link(form, sort=sort, queue=None, queue_effect=None, queue_outcome=None, queue_user=None),
     }
+
+
+def _shown_queue(user: User, pk: int) -> CallQueue | None:
+    """The queue the log is filtered by, named only to those who may see it, as its own page says who may
+    (calls/views/queues.py): an agent is not told the names of queues not given to them by trying ids."""
+    queue = CallQueue.objects.filter(pk=pk).first()
+    if queue is None or user.has_perm(perms.CHANGE_QUEUE) or working.may_work(user, queue):
+        return queue
+    return None
 
 
 @require_GET
