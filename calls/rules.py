@@ -31,6 +31,14 @@ class Busy(Refused):
     """Refused because a call is live on the caller's phone or on the number (busy_refusal): try again later."""
 
 
+class Throttled(Refused):
+    """Refused because VCC refused so many of the person's clicks this minute: try again in `retry_after` s."""
+
+    def __init__(self, message: str, *, retry_after: int) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
 # --- Who may call --------------------------------------------------------------------------------------
 
 

@@ -59,7 +59,7 @@ from calls.models import (
     ContactPhone,
     DispositionCode,
 )
-from calls.rules import Busy, Refused
+from calls.rules import Busy, Refused, Throttled
 from calls.views.calling import base_url
 
 log = logging.getLogger(__name__)
@@ -424,6 +424,8 @@ async def _place_and_keep(
     except Refused as refused:
         await _db(_release)(user, key)
         # A call already live (yours, or on this number) is a conflict that ends by itself: a 409, to try again.
+        if isinstance(refused, Throttled):
+            raise Problem(429, str(refused), retry_after=refused.retry_after) from None
         raise Problem(409 if isinstance(refused, Busy) else 422, str(refused)) from None
     except (Problem, PermissionDenied, Http404):
         await _db(_release)(user, key)

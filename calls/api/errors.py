@@ -50,6 +50,8 @@ def problem(api: NinjaAPI, request: HttpRequest, status: int, detail: str, **ext
     response["Content-Type"] = PROBLEM
     if status == 401:
         response["WWW-Authenticate"] = 'Bearer realm="vccweb"'
+    if status == 429 and "retry_after" in extra:
+        response["Retry-After"] = str(extra["retry_after"])
     return response
 
 

@@ -12,8 +12,10 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
+from asgiref.sync import sync_to_async
 from django.conf import settings
 from django.core import signing
+from django.core.cache import cache
 from django.db import DatabaseError, IntegrityError, transaction
 from django.http import Http404
 from django.shortcuts import get_object_or_404
@@ -21,6 +23,7 @@ from django.urls import reverse
 
 from calls import locks, rules
 from calls import permissions as perms
+from calls.cache import count
 from calls.calling import hours as calling_hours
 from calls.calling.common import Clock, _db, _now, log
 from calls.calling.facts import _click_facts, _clid_options, _consent, _dnc_reason, _ordered_groups, caller_for
@@ -30,7 +33,7 @@ from calls.models import Agent, Call, Contact, ContactPhone
 from calls.observability import current_request_id
 from calls.privacy.erasure import without_number
 from calls.privacy.hashing import erased_do_not_call
-from calls.rules import Busy, Caller, DialPlan, Refused
+from calls.rules import Busy, Caller, DialPlan, Refused, Throttled
 from calls.vcc import CallRequest, VCCError, budget, get_async_client
 from calls.vcc.validation import CONSENT_VERSION, REFERENCE_VERSION
 from calls.webhooks import changes
@@ -216,6 +219,34 @@ def _busy_words(call: Call, user: User) -> str:
     return rules.busy_refusal(mine=mine, who=who)
 
 
+# Clicks of one person VCC may refuse in a clock minute (an agent not ready or busy, a group with nobody ready):
+# past these, vccweb refuses the person's next clicks itself until the minute ends. A click always goes to VCC
+# whatever the request budget (budget.CLICK), and one VCC refuses holds no phone, so without this one person
+# clicking again and again, or a script, could spend the whole account's fair use of VCC.
+REFUSED_CLICKS_PER_MINUTE = 5
+
+
+def _refusals_key(user_id: int, at: datetime) -> str:
+    return f"calls:vcc-refused-clicks:{user_id}:{int(at.timestamp() // 60)}"
+
+
+def _throttled(user_id: int, at: datetime) -> Throttled | None:
+    refused = cache.get(_refusals_key(user_id, at), 0)
+    if refused < REFUSED_CLICKS_PER_MINUTE:
+        return None
+    wait = max(1, 60 - int(at.timestamp() % 60))
+    return Throttled(
+        f"VCC refused {refused} of your calls this minute, so vccweb waits {wait} s before asking it again. "
+        "Check that your phone is ready: the call log says why VCC refused each one.",
+        retry_after=wait,
+    )
+
+
+async def _count_refusal(user_id: int | None, at: datetime) -> None:
+    if user_id is not None:
+        await sync_to_async(count)([_refusals_key(user_id, at)], 120)
+
+
 def _repeat(request_id: str, user: User) -> Call | None:
     """The row of an earlier click with this id (a double click, a retried request), if it is this user's."""
     call = Call.objects.with_parties().with_request_id(request_id).first()
@@ -262,11 +293,12 @@ def _check(
     """Decide whether the click may be sent; find a live call that would block it. A repeat returns its row."""
     dial, phone, caller = plan()
     refused = rules.refusal(dial, caller=caller, dnc_reason=reasons.dnc, hours_reason=reasons.hours)
-    if refused:
+    throttled = None if refused else _throttled(user.pk, clock())
+    if refused or throttled:
         if (earlier := _repeat(request_id, user)) is not None:
             return earlier
-        log.info("click %s refused before VCC: %s", request_id, refused)
-        raise Refused(refused)
+        log.info("click %s refused before VCC: %s", request_id, refused or throttled)
+        raise throttled or Refused(refused)
     blocking = Call.objects.blocking(
         agent_id=dial.agent.pk if dial.agent and not dial.groups else None,
         number=dial.number,
@@ -362,6 +394,8 @@ async def _send(started: _Started, *, clock: Clock, on_answer: _OnAnswer | None 
         error = exc
     latency = round((time.monotonic() - began) * 1000)
     transition, answer = _answer(call, placed, error, latency_ms=latency, now=clock())
+    if transition == Call.record_failed and isinstance(error, VCCError) and error.status is not None:
+        await _count_refusal(call.created_by_id, clock())  # VCC answered, refusing it: counted (_throttled)
     released = False
     try:
         call = await _write(
