@@ -157,7 +157,7 @@ def _sync_callback_numbers(
             values: dict[str, object] = {
                 "label": row.label or item.name or number,
                 "vcc_callback_number_id": item.callback_number_id,
-                "is_active": True,
+                "is_active": row.is_active or _retired_by_sync(row),
             }
             _apply(row, values, f"callback number {number}", report)
     for row in CallbackNumber.objects.filter(is_active=True).exclude(number__in=seen):
@@ -170,6 +170,12 @@ def _sync_callback_numbers(
     _sync_listing(listed, report)
     CallbackNumber.objects.update(vcc_listing_synced_at=now)
     directory.changed()  # update() sends no signal; the click caches usable numbers
+
+
+def _retired_by_sync(row: CallbackNumber) -> bool:
+    """Whether this inactive number was retired because VCC lacked it (the last sync found VCC lists it for nobody),
+    rather than deactivated by an admin while VCC had it: only the sync's own retirement is undone by the sync."""
+    return row.vcc_listing_synced_at is not None and not row.vcc_listed_for.exists()
 
 
 def _sync_listing(listed: dict[str, set[int]], report: SyncReport) -> None:

@@ -211,3 +211,31 @@ def test_vcc_listing_no_agents_at_all_retires_nobody(monkeypatch):
     with pytest.raises(CommandError, match="nothing was changed: VCC listed no agents"):
         sync()
     assert Agent.objects.filter(is_active=True).count() == 6
+
+
+def test_a_number_an_admin_deactivated_stays_inactive_while_one_vcc_dropped_comes_back(sim, admin_client):
+    """The admin's "Deactivate" stops offering a number VCC still has; the next sync does not undo it. A number
+    the sync retired because VCC no longer had it is active again once VCC has it again."""
+    sync()
+    manchester = CallbackNumber.objects.get(number="+441614960200")
+    response = admin_client.post(
+        "/admin/calls/callbacknumber/", {"action": "deactivate", "_selected_action": [manchester.pk]}
+    )
+    assert response.status_code == 302
+    account = sim.account
+    sim.account = dataclasses.replace(
+        account, callback_numbers=tuple(n for n in account.callback_numbers if n.clid != "+13125550100")
+    )
+    try:
+        sync()
+    finally:
+        sim.account = account
+    assert not CallbackNumber.objects.get(number="+13125550100").is_active
+
+    output = sync()
+
+    manchester.refresh_from_db()
+    assert not manchester.is_active
+    assert "+441614960200" not in output
+    assert CallbackNumber.objects.get(number="+13125550100").is_active
+    assert "updated callback number +13125550100 (active: no → yes" in output
