@@ -6,8 +6,9 @@ from __future__ import annotations
 import pytest
 from django.test import Client
 
+from calls import rules
 from calls.calling import facts
-from calls.models import ConsentRule
+from calls.models import CallbackNumber, ConsentRule
 
 pytestmark = pytest.mark.django_db
 
@@ -35,3 +36,51 @@ def test_a_consent_default_typed_in_lower_case_is_saved_and_used(admin_client):
 
     assert response.status_code == 302, response.content.decode()
     assert facts.consent_rules()["SE"] == "TwoParty"
+
+
+# --- A group's default caller ID ---------------------------------------------------------------------------
+
+GROUPS = "/admin/calls/agentgroup/"
+
+
+def group_form(group, **values: object) -> dict[str, object]:
+    return {
+        "display_id": group.display_id,
+        "name": group.name,
+        "members": [a.pk for a in group.members.all()],
+        "vcc_group_id": group.vcc_group_id,
+        "is_active": "on",
+        **values,
+    }
+
+
+def test_a_groups_default_restricted_to_other_groups_is_refused_saying_what_to_do(admin_client, sales, manchester):
+    """Manchester is for Support: a call via Sales could never present it, so the default would do nothing."""
+    values = group_form(sales, default_callback_number=manchester.pk)
+    response = admin_client.post(f"{GROUPS}{sales.pk}/change/", values)
+
+    assert response.status_code == 200
+    assert f"{manchester} is restricted to other agents and groups: allow this group there" in response.content.decode()
+    sales.refresh_from_db()
+    assert sales.default_callback_number is None
+
+
+def test_a_group_may_default_to_a_number_allowed_to_it_and_its_calls_present_it(
+    admin_client, support, manchester, london
+):
+    response = admin_client.post(
+        f"{GROUPS}{support.pk}/change/", group_form(support, default_callback_number=manchester.pk)
+    )
+
+    assert response.status_code == 302, response.content.decode()
+    support.refresh_from_db()
+    options = list(CallbackNumber.objects.usable_by(groups=[support]))
+    assert rules.resolve_clid(options, agent=None, groups=[support]) == (manchester, "default of group Support")
+
+
+def test_an_inactive_number_is_not_offered_as_a_groups_default(admin_client, sales, london):
+    CallbackNumber.objects.create(number="+441134960000", label="Leeds (retired)", is_active=False)
+
+    page = admin_client.get(f"{GROUPS}{sales.pk}/change/").content.decode()
+
+    assert "Leeds (retired)" not in page and "London main" in page

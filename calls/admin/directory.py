@@ -221,8 +221,35 @@ class _MemberTotal(TypedDict):
     member_total: int  # AgentGroupAdmin.get_queryset's annotation
 
 
+class AgentGroupForm(forms.ModelForm):
+    class Meta:
+        model = AgentGroup
+        fields = ["display_id", "name", "members", "default_callback_number", "vcc_group_id", "is_active"]
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        if "default_callback_number" in self.fields:
+            numbers = cast("forms.ModelChoiceField[CallbackNumber]", self.fields["default_callback_number"])  # a FK's
+            numbers.queryset = CallbackNumber.objects.filter(is_active=True)
+
+    def clean_default_callback_number(self) -> CallbackNumber | None:
+        # A call via groups presents a restricted number only when one of its groups is allowed (usable_by):
+        # another group's number, or an agent's, would never be this group's default.
+        number: CallbackNumber | None = self.cleaned_data.get("default_callback_number")
+        if (
+            number is not None
+            and number.is_restricted
+            and not (self.instance.pk and number.allowed_groups.filter(pk=self.instance.pk).exists())
+        ):
+            raise ValidationError(
+                f"{number} is restricted to other agents and groups: allow this group there, or pick another."
+            )
+        return number
+
+
 @admin.register(AgentGroup)
 class AgentGroupAdmin(BoundedSearch, admin.ModelAdmin):
+    form = AgentGroupForm
     list_display = ["display_id", "name", "is_active", "member_count", "default_callback_number"]
     list_filter = ["is_active"]
     search_fields = ["display_id", "name"]
