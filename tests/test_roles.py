@@ -118,3 +118,34 @@ def test_the_admins_call_list_says_a_call_may_have_been_placed(client, admin_rol
     page = client.get("/admin/calls/call/", {"outcome__exact": "not_confirmed"}).content.decode()
     assert "Not confirmed: may have been placed" in page
     assert "Failed" not in page.split('id="result_list"')[1]  # never shown as a failed call
+
+
+def test_a_roles_permissions_are_not_edited_in_the_admin_since_every_upgrade_sets_them_again(client, admin_role_user):
+    """sync_roles gives each role exactly its permissions after every migrate: a permission an admin took from the
+    supervisors would come back at the next upgrade. The admin shows them, read-only, and says where they come
+    from; a group of the admin's own stays editable."""
+    from django.contrib.auth.models import Permission
+
+    from calls import roles
+
+    supervisors = Group.objects.get(name=SUPERVISOR)
+    place_call = Permission.objects.get(codename="place_call")
+    client.force_login(admin_role_user)
+    page = client.get(f"/admin/auth/group/{supervisors.pk}/change/").content.decode()
+    assert 'name="permissions"' not in page and 'name="name"' not in page
+    assert "set again by every upgrade" in page
+
+    response = client.post(
+        f"/admin/auth/group/{supervisors.pk}/change/", {"name": "team leads", "permissions": [place_call.pk]}
+    )
+
+    assert response.status_code == 302
+    supervisors.refresh_from_db()
+    assert supervisors.name == SUPERVISOR
+    codes = {f"{p.content_type.app_label}.{p.codename}" for p in supervisors.permissions.all()}
+    assert codes == set(roles.ROLE_PERMISSIONS[SUPERVISOR])
+    own = Group.objects.create(name="team leads")
+    values = {"name": "team leads", "permissions": [place_call.pk]}
+    response = client.post(f"/admin/auth/group/{own.pk}/change/", values)
+    assert response.status_code == 302
+    assert list(own.permissions.all()) == [place_call]

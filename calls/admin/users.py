@@ -6,14 +6,14 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from django import forms
-from django.contrib import admin
+from django.contrib import admin, messages
 from django.contrib.auth import get_user_model
 from django.contrib.auth.admin import GroupAdmin, UserAdmin
 from django.contrib.auth.models import Group
 from django.core.exceptions import PermissionDenied
-from django.db.models import QuerySet
+from django.db.models import QuerySet, prefetch_related_objects
 from django.forms.formsets import BaseFormSet
-from django.http import HttpRequest
+from django.http import HttpRequest, HttpResponse
 
 from calls import roles
 from calls.admin.base import BoundedSearch
@@ -41,9 +41,37 @@ class RoleFilter(admin.RelatedFieldListFilter):
         self.title = "role"
 
 
+ROLE_NAMES = (roles.AGENT, roles.SUPERVISOR, roles.ADMIN)
+
+
 @admin.register(Group)
 class VccwebGroupAdmin(BoundedSearch, GroupAdmin):
-    pass
+    def get_readonly_fields(self, request: HttpRequest, obj: Group | None = None) -> list[str]:
+        # The three roles get exactly their permissions from calls/roles.py after every migrate (sync_roles), and
+        # are found by name: a change made here would be undone by the next upgrade, or leave the role behind.
+        fields = list(super().get_readonly_fields(request, obj))
+        if obj is not None and obj.name in ROLE_NAMES:
+            fields += ["name", "permissions"]
+        return fields
+
+    def get_object(self, request: HttpRequest, object_id: str, from_field: str | None = None) -> Group | None:
+        group = super().get_object(request, object_id, from_field)
+        if group is not None:  # a role's permissions shown read-only: their content types in one query, not each
+            prefetch_related_objects([group], "permissions__content_type")
+        return group
+
+    def change_view(
+        self, request: HttpRequest, object_id: str, form_url: str = "", extra_context: dict[str, Any] | None = None
+    ) -> HttpResponse:
+        group = self.get_object(request, object_id)
+        if request.method == "GET" and group is not None and group.name in ROLE_NAMES:
+            self.message_user(
+                request,
+                f"The {group.name} role's permissions are vccweb's own (README, Roles) and are set again by every "
+                "upgrade, so they are not edited here: give people another role, or a group of your own.",
+                messages.INFO,
+            )
+        return super().change_view(request, object_id, form_url, extra_context)
 
 
 @admin.register(User)
