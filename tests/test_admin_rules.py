@@ -1,14 +1,16 @@
 """What admins set for calls in the admin (calls/admin/rules.py, calls/admin/directory.py): values that the calls
-they are meant for will use, or a message that says what to fix."""
+they are meant for will use, or a message that says what to fix; and a group the call log needs is kept."""
 
 from __future__ import annotations
 
 import pytest
+from django.contrib.messages import get_messages
 from django.test import Client
 
 from calls import rules
 from calls.calling import facts
-from calls.models import CallbackNumber, ConsentRule
+from calls.models import AgentGroup, CallbackNumber, ConsentRule
+from tests._calls import make_call
 
 pytestmark = pytest.mark.django_db
 
@@ -41,6 +43,10 @@ def test_a_consent_default_typed_in_lower_case_is_saved_and_used(admin_client):
 # --- A group's default caller ID ---------------------------------------------------------------------------
 
 GROUPS = "/admin/calls/agentgroup/"
+
+
+def said(response) -> list[tuple[str, str]]:
+    return [(m.level_tag, m.message) for m in get_messages(response.wsgi_request)]
 
 
 def group_form(group, **values: object) -> dict[str, object]:
@@ -84,3 +90,22 @@ def test_an_inactive_number_is_not_offered_as_a_groups_default(admin_client, sal
     page = admin_client.get(f"{GROUPS}{sales.pk}/change/").content.decode()
 
     assert "Leeds (retired)" not in page and "London main" in page
+
+
+def test_a_group_calls_went_via_is_not_deleted_and_the_admin_is_told_why(admin_client, supervisor_user, sales, support):
+    """Deleting it would take it off its calls (the call log would say they came from nobody) and delete its
+    reports' roll-ups; a group nobody called via is deleted as before."""
+    call = make_call(user=supervisor_user, groups=[sales])
+
+    page = admin_client.get(f"{GROUPS}{sales.pk}/delete/")
+    response = admin_client.post(f"{GROUPS}{sales.pk}/delete/", {"post": "yes"})
+
+    assert page.status_code == 302 and response.status_code == 302
+    assert said(response)[-1] == (
+        "warning",
+        f"Calls went via {sales}, so it is kept for the call log and the reports; the sync from VCC retires "
+        "it once VCC no longer has it.",
+    )
+    assert list(call.from_groups.all()) == [sales]
+    assert admin_client.post(f"{GROUPS}{support.pk}/delete/", {"post": "yes"}).status_code == 302
+    assert not AgentGroup.objects.filter(pk=support.pk).exists()

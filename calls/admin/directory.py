@@ -29,6 +29,7 @@ from calls.admin.base import BoundedSearch, PhoneNumberField
 from calls.models import (
     Agent,
     AgentGroup,
+    Call,
     CallbackNumber,
 )
 
@@ -264,6 +265,34 @@ class AgentGroupAdmin(BoundedSearch, admin.ModelAdmin):
     @admin.display(description="members", ordering="member_total")
     def member_count(self, group: WithAnnotations[AgentGroup, _MemberTotal]) -> int:
         return group.member_total
+
+    # --- Deleting: a group calls went via is kept --------------------------------------------------
+
+    @staticmethod
+    def _in_use(group: AgentGroup) -> bool:
+        # Deleting it would take it off its calls (the log would say they came from nobody) and delete its roll-ups.
+        return Call.from_groups.through.objects.filter(agentgroup=group).exists()
+
+    def has_delete_permission(self, request: HttpRequest, obj: AgentGroup | None = None) -> bool:
+        if obj is not None and self._in_use(obj):
+            return False
+        return super().has_delete_permission(request, obj)
+
+    def delete_view(
+        self, request: HttpRequest, object_id: str, extra_context: dict[str, Any] | None = None
+    ) -> HttpResponse:
+        group = self.get_object(request, object_id)
+        if group is not None and self._in_use(group):
+            if not self.has_delete_permission(request):
+                raise PermissionDenied
+            self.message_user(
+                request,
+                f"Calls went via {group}, so it is kept for the call log and the reports; the sync from VCC retires "
+                "it once VCC no longer has it.",
+                messages.WARNING,
+            )
+            return HttpResponseRedirect(reverse("admin:calls_agentgroup_change", args=[group.pk]))
+        return super().delete_view(request, object_id, extra_context)
 
 
 # --- Caller IDs ------------------------------------------------------------------------------------
