@@ -344,3 +344,25 @@ def test_a_fault_in_vccweb_during_the_sync_still_ends_the_run(sim, monkeypatch):
         calling.sync_with_vcc(dry_run=False)
     run = SyncRun.objects.get()
     assert run.finished_at and "RuntimeError" in run.error
+
+
+def test_the_agent_page_unlinks_a_login_with_the_role_the_page_showed(admin_client, agent_user):
+    """The role select shows the login's role; clearing "user" to unlink the login leaves it as it was shown, which
+    is no choice of a role for nobody: the agent is saved without a login, and the login keeps its role."""
+    agent = agent_user.agent
+    response = admin_client.post(
+        f"/admin/calls/agent/{agent.pk}/change/", agent_form(display_id="1001", name="Alex Morgan", role=AGENT)
+    )
+    assert response.status_code == 302, response.content.decode()[:3000]
+    agent.refresh_from_db()
+    assert agent.user is None
+    assert set(agent_user.groups.values_list("name", flat=True)) == {AGENT}
+
+
+def test_the_agent_page_still_refuses_a_role_chosen_for_no_login(admin_client, agent_user):
+    agent = agent_user.agent
+    response = admin_client.post(
+        f"/admin/calls/agent/{agent.pk}/change/", agent_form(display_id="1001", name="Alex Morgan", role=SUPERVISOR)
+    )
+    assert response.status_code == 200
+    assert "A role needs a login: choose a user or create one." in response.content.decode()

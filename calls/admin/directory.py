@@ -127,7 +127,8 @@ class AgentForm(forms.ModelForm):
             and not getattr(self.request_user, "is_superuser", False)
         ):
             self.add_error("role", "Only a superuser can change a superuser's role.")
-        if data.get("role") and not (user or username):
+        # The select shows the linked login's role: left as shown while "user" is cleared, it unlinks the login.
+        if data.get("role") and not (user or username) and "role" in self.changed_data:
             self.add_error("role", "A role needs a login: choose a user or create one.")
         number = data.get("default_callback_number")
         if number and not _may_present(number, self.instance, data.get("groups") or []):
