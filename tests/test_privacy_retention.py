@@ -11,7 +11,7 @@ from django.test import Client
 from django.utils import timezone
 
 from calls import reports
-from calls.models import Agent, Call, CallEvent, CallRollup, RetentionPolicy, RetentionRun
+from calls.models import Agent, AuditEntry, Call, CallEvent, CallRollup, RetentionPolicy, RetentionRun
 from calls.privacy import audit, mask_number
 from calls.privacy import retention as retention_module
 from calls.privacy.retention import apply_retention
@@ -274,6 +274,21 @@ def test_admins_set_the_days_on_one_page(admin_client, admin_role_user):
     p = RetentionPolicy.current()
     assert (p.notes_days, p.mask_days, p.audit_days) == (30, 90, None)
     assert p.updated_by == admin_role_user
+
+
+def test_a_change_of_the_policy_is_in_the_audit_trail_with_who_and_what(admin_client, admin_role_user):
+    """Setting audit entries to go after a day deletes the trail: that it was set, by whom, is in the trail."""
+    admin_client.post(URL, {"notes_days": "30", "mask_days": "", "audit_days": ""})
+
+    admin_client.post(URL, {"notes_days": "30", "mask_days": "", "audit_days": "1"})
+    admin_client.post(URL, {"notes_days": "30", "mask_days": "", "audit_days": "1"})  # no change: no entry
+
+    entries = list(AuditEntry.objects.filter(kind="retention.update").order_by("pk"))
+    assert [(e.actor_id, e.before, e.after) for e in entries] == [
+        (admin_role_user.pk, {"notes_days": None}, {"notes_days": 30}),
+        (admin_role_user.pk, {"audit_days": None}, {"audit_days": 1}),
+    ]
+    assert admin_client.get("/audit/", {"kind": "retention.update"}).status_code == 200
 
 
 @pytest.mark.parametrize("value", ["0", "-3", "abc", "²", "99999999"])

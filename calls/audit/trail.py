@@ -24,7 +24,16 @@ from calls.models import AuditEntry
 PAGE_SIZE = 50
 
 # Every kind an entry may have, for the kind filter.
-APP_KINDS = ["export.contacts", "export.calls", "import.confirm", "import", "login", "lockout", "lockout.lift"]
+APP_KINDS = [
+    "export.contacts",
+    "export.calls",
+    "import.confirm",
+    "import",
+    "login",
+    "lockout",
+    "lockout.lift",
+    "retention.update",
+]
 ROW_KINDS = [
     f"{a.kind}.{op}"
     for a in AUDITED
@@ -32,7 +41,7 @@ ROW_KINDS = [
     if not (a.kind == "call" and op == "create")
 ]
 KINDS = sorted({*ROW_KINDS, *APP_KINDS})
-OBJECT_TYPES = sorted({a.object_type for a in AUDITED} | {"import", "lockout"})
+OBJECT_TYPES = sorted({a.object_type for a in AUDITED} | {"import", "lockout", "retention"})
 
 _CURSOR = re.compile(r"(-?[0-9]{1,19})_([0-9]{1,19})")
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)

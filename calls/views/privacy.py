@@ -30,10 +30,16 @@ def retention_policy(request: AuthedRequest) -> HttpResponse:
     form = RetentionForm(request.POST if request.method == "POST" else None, instance=policy)
     if request.method == "POST":
         if form.is_valid():
+            before = {name: form.initial.get(name) for name in form.changed_data}
             policy = form.save(commit=False)
             policy.updated_by = request.user
             policy.save()
             log.info("retention policy changed by user %s", request.user.pk)
+            if form.changed_data:  # no trigger records the policy: what it deletes, the audit entries included
+                after = {name: getattr(policy, name) for name in form.changed_data}
+                audit.record(
+                    "retention.update", object_type="retention", object_id=policy.pk, before=before, after=after
+                )
             messages.success(request, "Saved. The retention job applies it within the hour.")
             return redirect("retention_policy")
         status = 400
