@@ -199,6 +199,14 @@ if settings.VCC_SYNC_CRON:
     app.periodic(cron=settings.VCC_SYNC_CRON, periodic_id="sync_vcc")(sync_vcc)
 
 
+def sync_waiting() -> bool:
+    """Whether a sync or a preview is queued or running (the admin's page says so, and reloads until it ends)."""
+    manager = app.job_manager
+    return bool(
+        manager.list_jobs(queueing_lock="sync_vcc", status="todo") or manager.list_jobs(lock="sync_vcc", status="doing")
+    )
+
+
 def enqueue_sync(*, by_id: int | None, dry_run: bool = False) -> bool:
     """Queue a sync (the admin's button); False when one is already waiting in the queue."""
     try:

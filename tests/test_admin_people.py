@@ -239,15 +239,39 @@ def test_the_sync_page_offers_a_preview(admin_client, sim):
     assert "Run the sync from VCC" in admin_client.get("/admin/calls/syncrun/").content.decode()
 
 
-def test_a_dry_run_shows_what_would_change_and_changes_nothing(admin_client, admin_role_user, sim):
-    page = admin_client.post(RUN, {"preview": "Preview"}).content.decode()
-    assert "Preview: 12 created" in page
+def preview_sync(admin_client, jobs) -> str:
+    """Press Preview: the dry run is queued, the page says the worker is on it (and reloads), the worker runs it;
+    returns the page then."""
+    queued_page = admin_client.post(RUN, {"preview": "Preview"}, follow=True).content.decode()
+    assert "The preview is queued" in queued_page
+    assert "The worker is running a sync or a preview" in queued_page and 'http-equiv="refresh"' in queued_page
+    assert not SyncRun.objects.exists()  # nothing ran in the request
+    run_jobs(jobs)
+    return admin_client.get(RUN).content.decode()
+
+
+def test_a_dry_run_shows_what_would_change_and_changes_nothing(admin_client, admin_role_user, sim, jobs):
+    page = preview_sync(admin_client, jobs)
+    assert ": 12 created" in page and "Preview of " in page
     assert "created agent 1001 Alex Morgan" in page
-    assert 'name="apply"' in page
+    assert 'name="apply"' in page and 'http-equiv="refresh"' not in page
     assert not Agent.objects.exists()
     assert not CallbackNumber.objects.exists()
     run = SyncRun.objects.get()
     assert run.dry_run and run.by == admin_role_user and run.created == 12 and run.finished_at
+
+
+def test_a_preview_is_offered_to_apply_only_to_whoever_made_it_and_until_a_sync_is_applied(
+    admin_client, admin_role_user, make_user, sim, jobs
+):
+    preview_sync(admin_client, jobs)
+    other = Client()
+    other.force_login(make_user("root2", ADMIN))
+    assert "Preview of " not in other.get(RUN).content.decode()  # someone else's preview
+    assert "Preview of " in admin_client.get(RUN).content.decode()
+    apply_sync(admin_client, jobs)
+    run_jobs(jobs)
+    assert "Preview of " not in admin_client.get(RUN).content.decode()  # made before the sync applied: stale
 
 
 def apply_sync(admin_client, jobs, *, follow: bool = False):
@@ -316,8 +340,8 @@ def test_a_supervisor_cannot_run_the_sync(supervisor_client, sim):
     assert not SyncRun.objects.exists()
 
 
-def test_runs_are_read_only(admin_client, sim):
-    admin_client.post(RUN, {"preview": "Preview"})
+def test_runs_are_read_only(admin_client, sim, jobs):
+    preview_sync(admin_client, jobs)
     run = SyncRun.objects.get()
     assert admin_client.post(f"/admin/calls/syncrun/{run.pk}/delete/", {"post": "yes"}).status_code == 403
     assert admin_client.get("/admin/calls/syncrun/add/").status_code == 403

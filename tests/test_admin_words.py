@@ -6,6 +6,7 @@ import pytest
 from django.contrib.messages import get_messages
 
 from calls.models import Agent
+from tests._jobs import run_jobs
 from tests._sim import fresh_simulator
 
 pytestmark = pytest.mark.django_db
@@ -34,12 +35,14 @@ def test_nothing_to_do_is_said_as_information_not_success(admin_client, london, 
     assert said(response) == [("info", "The selected numbers were already active.")]
 
 
-def test_the_sync_preview_says_what_changed_in_words(admin_client):
+def test_the_sync_preview_says_what_changed_in_words(admin_client, jobs):
     sim = fresh_simulator()
     next(sim)
     try:
         Agent.objects.create(display_id="1001", name="Alex M.", is_active=False)
-        page = admin_client.post("/admin/calls/syncrun/run/", {"preview": "Preview"}).content.decode()
+        admin_client.post("/admin/calls/syncrun/run/", {"preview": "Preview"})
+        run_jobs(jobs)
+        page = admin_client.get("/admin/calls/syncrun/run/").content.decode()
     finally:
         sim.close()
     assert "updated agent 1001 Alex Morgan (" in page

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
 from django.contrib import admin, messages
@@ -9,6 +10,7 @@ from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.template.response import TemplateResponse
 from django.urls import URLPattern, path, reverse
+from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 
 from calls import permissions as perms
@@ -19,6 +21,8 @@ from calls.models import (
 
 if TYPE_CHECKING:
     from calls.views.http import AuthedRequest
+
+PREVIEW_SHOWN = timedelta(hours=1)  # a preview older than this is not offered to apply from: VCC may have changed
 
 # A tuple: Django takes a list or a tuple for both, and django-stubs type each list differently (invariant).
 _SHOWN = ("started_at", "finished_at", "kind", "by", "summary", "changes")
@@ -70,39 +74,45 @@ class SyncRunAdmin(BoundedSearch, admin.ModelAdmin):
             raise PermissionDenied
 
     def run_view(self, request: AuthedRequest) -> HttpResponse:
-        """GET: what the sync does; POST preview: a dry run, shown with an Apply button; POST apply: the real run."""
+        """GET: what the sync does, and the person's latest preview (a dry run) with an Apply button; POST preview or
+        apply: queued for the worker, which asks VCC once per group and per active user. A request should not wait
+        for that: at the sync's share of the VCC request budget, 200 agents take minutes."""
         from django.conf import settings
 
-        from calls.calling import sync_with_vcc
-        from calls.tasks import enqueue_sync
+        from calls.tasks import enqueue_sync, sync_waiting
 
         self._allowed(request)
         if request.method not in ("GET", "POST"):
             return HttpResponse(status=405)
+        enabled = settings.VCC_SYNC_ENABLED
+        if request.method == "POST" and enabled:
+            if "preview" not in request.POST and "apply" not in request.POST:
+                return HttpResponse("Say preview or apply.", status=400)
+            dry_run = "preview" in request.POST
+            if enqueue_sync(by_id=request.user.pk, dry_run=dry_run):
+                what, done = ("preview", "this page shows it") if dry_run else ("sync", "this list shows it")
+                self.message_user(
+                    request,
+                    f"The {what} is queued: the worker runs it within seconds, and {done} when it ends.",
+                    messages.SUCCESS,
+                )
+            else:
+                self.message_user(request, "A sync or a preview is already waiting to run: try again once it ends.")
+            here = reverse("admin:calls_syncrun_run" if dry_run else "admin:calls_syncrun_changelist")
+            return HttpResponseRedirect(here)
+        last_applied = SyncRun.objects.filter(dry_run=False).select_related("by").first()
+        previews = SyncRun.objects.filter(
+            dry_run=True, by=request.user, finished_at__isnull=False, started_at__gte=timezone.now() - PREVIEW_SHOWN
+        )
+        if last_applied is not None:
+            previews = previews.filter(started_at__gt=last_applied.started_at)  # older than the last run: stale
         context = {
             **self.admin_site.each_context(request),
             "opts": self.opts,
             "title": "Sync from VCC",
-            "enabled": settings.VCC_SYNC_ENABLED,
-            "last_applied": SyncRun.objects.filter(dry_run=False).select_related("by").first(),
-            "preview": None,
+            "enabled": enabled,
+            "last_applied": last_applied,
+            "preview": previews.order_by("-started_at").first(),
+            "waiting": enabled and sync_waiting(),
         }
-        if request.method == "POST" and context["enabled"]:
-            if "preview" in request.POST:
-                context["preview"] = sync_with_vcc(by=request.user, dry_run=True)
-            elif "apply" in request.POST:
-                # The worker runs it (calls/tasks.py): VCC is asked once per active user, which a request should
-                # not wait for; a VCC that is busy is asked again later.
-                if enqueue_sync(by_id=request.user.pk):
-                    self.message_user(
-                        request,
-                        "The sync is queued: the worker runs it within seconds. It shows in this list when it ends; "
-                        "reload to see it.",
-                        messages.SUCCESS,
-                    )
-                else:
-                    self.message_user(request, "A sync is already waiting to run: this list shows it when it ends.")
-                return HttpResponseRedirect(reverse("admin:calls_syncrun_changelist"))
-            else:
-                return HttpResponse("Say preview or apply.", status=400)
         return TemplateResponse(request, "admin/calls/syncrun/run.html", context)
