@@ -92,6 +92,26 @@ def test_an_inactive_number_is_not_offered_as_a_groups_default(admin_client, sal
     assert "Leeds (retired)" not in page and "London main" in page
 
 
+def test_a_default_number_deactivated_since_stays_when_the_group_is_saved_for_something_else(
+    admin_client, support, manchester
+):
+    """The page offers it, marked deactivated, so that renaming the group does not clear its default unsaid."""
+    support.default_callback_number = manchester
+    support.save()
+    CallbackNumber.objects.filter(pk=manchester.pk).update(is_active=False)
+
+    page = admin_client.get(f"{GROUPS}{support.pk}/change/").content.decode()
+    response = admin_client.post(
+        f"{GROUPS}{support.pk}/change/",
+        group_form(support, name="Support desk", default_callback_number=manchester.pk),
+    )
+
+    assert f'value="{manchester.pk}" selected>{manchester} (deactivated)</option>' in page
+    assert response.status_code == 302, response.content.decode()
+    support.refresh_from_db()
+    assert support.name == "Support desk" and support.default_callback_number == manchester
+
+
 def test_a_group_calls_went_via_is_not_deleted_and_the_admin_is_told_why(admin_client, supervisor_user, sales, support):
     """Deleting it would take it off its calls (the call log would say they came from nobody) and delete its
     reports' roll-ups; a group nobody called via is deleted as before."""

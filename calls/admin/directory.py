@@ -16,7 +16,7 @@ from django.contrib.admin.widgets import FilteredSelectMultiple
 from django.contrib.auth import get_user_model
 from django.contrib.auth.password_validation import validate_password
 from django.core.exceptions import PermissionDenied, ValidationError
-from django.db.models import QuerySet
+from django.db.models import Q, QuerySet
 from django.forms.formsets import BaseFormSet
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.template.defaultfilters import pluralize
@@ -81,8 +81,7 @@ class AgentForm(forms.ModelForm):
         if self.instance.user_id:
             self.fields["role"].initial = current_role(self.instance.user)
         if "default_callback_number" in self.fields:
-            numbers = cast("forms.ModelChoiceField[CallbackNumber]", self.fields["default_callback_number"])  # a FK's
-            numbers.queryset = CallbackNumber.objects.filter(is_active=True)
+            offer_active_numbers(self, self.instance.default_callback_number_id)
 
     vcc_warning = ""  # set by clean_display_id when VCC could not be asked: said after the save
 
@@ -223,6 +222,14 @@ class _MemberTotal(TypedDict):
     member_total: int  # AgentGroupAdmin.get_queryset's annotation
 
 
+def offer_active_numbers(form: forms.ModelForm, current: int | None) -> None:
+    """The default number's menu: active numbers, and the current default even if deactivated since (marked so):
+    left out, it would be cleared, unsaid, by a save of the page made for anything else."""
+    numbers = cast("forms.ModelChoiceField[CallbackNumber]", form.fields["default_callback_number"])  # a FK's
+    numbers.queryset = CallbackNumber.objects.filter(Q(is_active=True) | Q(pk=current or 0))
+    numbers.label_from_instance = lambda n: str(n) if n.is_active else f"{n} (deactivated)"  # type: ignore[method-assign,assignment]
+
+
 class AgentGroupForm(forms.ModelForm):
     class Meta:
         model = AgentGroup
@@ -231,8 +238,7 @@ class AgentGroupForm(forms.ModelForm):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         if "default_callback_number" in self.fields:
-            numbers = cast("forms.ModelChoiceField[CallbackNumber]", self.fields["default_callback_number"])  # a FK's
-            numbers.queryset = CallbackNumber.objects.filter(is_active=True)
+            offer_active_numbers(self, self.instance.default_callback_number_id)
 
     def clean_default_callback_number(self) -> CallbackNumber | None:
         # A call via groups presents a restricted number only when one of its groups is allowed (usable_by):
