@@ -25,8 +25,11 @@ PAGE_SIZE = 50
 
 # Every kind an entry may have, for the kind filter.
 APP_KINDS = [
+    "contact.erased",
     "export.contacts",
     "export.calls",
+    "export.queue",
+    "export.subject",
     "import.confirm",
     "import",
     "login",
