@@ -192,7 +192,7 @@ MATRIX: list[Row] = [
     admin_page("/admin/calls/syncrun/run/",                                                                200),
     post("/admin/calls/syncrun/run/",                  ADMIN_LOGIN, ADMIN_LOGIN, ADMIN_LOGIN, ADMIN_LOGIN, 400),
     admin_page("/admin/auth/user/{user}/password/",                                                        200),
-    *admin_model("/admin/auth/group/", "{role_group}"),
+    *admin_model("/admin/auth/group/", "{role_group}", delete=403),  # a role is never deleted: people lose it
     *admin_model("/admin/auth/user/", "{user}"),
     *admin_model("/admin/calls/contact/", "{contact}"),
     *admin_model("/admin/calls/contactphone/", "{phone}"),

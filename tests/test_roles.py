@@ -149,3 +149,19 @@ def test_a_roles_permissions_are_not_edited_in_the_admin_since_every_upgrade_set
     response = client.post(f"/admin/auth/group/{own.pk}/change/", values)
     assert response.status_code == 302
     assert list(own.permissions.all()) == [place_call]
+
+
+def test_a_role_is_never_deleted_in_the_admin_since_everyone_in_it_would_lose_it(client, admin_role_user, agent_user):
+    client.force_login(admin_role_user)
+    agents = Group.objects.get(name="agent")
+    own = Group.objects.create(name="night shift")
+
+    assert client.post(f"/admin/auth/group/{agents.pk}/delete/", {"post": "yes"}).status_code == 403
+    bulk = {"action": "delete_selected", "_selected_action": [agents.pk, own.pk], "post": "yes"}
+    assert client.post("/admin/auth/group/", bulk).status_code == 403
+
+    assert set(Group.objects.filter(pk__in=[agents.pk, own.pk])) == {agents, own}  # nothing went
+    assert agent_user.groups.filter(name="agent").exists()
+    own_only = {"action": "delete_selected", "_selected_action": [own.pk], "post": "yes"}
+    assert client.post("/admin/auth/group/", own_only).status_code == 302
+    assert not Group.objects.filter(pk=own.pk).exists()

@@ -54,6 +54,12 @@ class VccwebGroupAdmin(BoundedSearch, GroupAdmin):
             fields += ["name", "permissions"]
         return fields
 
+    def has_delete_permission(self, request: HttpRequest, obj: Group | None = None) -> bool:
+        # A role deleted here takes the role from everyone in it (sync_roles makes it again, empty, at the next
+        # upgrade): people change role on their own page instead. Django asks this of each object a bulk delete
+        # selected too, and refuses the whole delete when one is a role.
+        return (obj is None or obj.name not in ROLE_NAMES) and super().has_delete_permission(request, obj)
+
     def get_object(self, request: HttpRequest, object_id: str, from_field: str | None = None) -> Group | None:
         group = super().get_object(request, object_id, from_field)
         if group is not None:  # a role's permissions shown read-only: their content types in one query, not each
