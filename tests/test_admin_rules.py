@@ -9,7 +9,7 @@ from django.test import Client
 
 from calls import rules
 from calls.calling import facts
-from calls.models import AgentGroup, CallbackNumber, ConsentRule
+from calls.models import Agent, AgentGroup, CallbackNumber, ConsentRule
 from tests._calls import make_call
 
 pytestmark = pytest.mark.django_db
@@ -129,3 +129,17 @@ def test_a_group_calls_went_via_is_not_deleted_and_the_admin_is_told_why(admin_c
     assert list(call.from_groups.all()) == [sales]
     assert admin_client.post(f"{GROUPS}{support.pk}/delete/", {"post": "yes"}).status_code == 302
     assert not AgentGroup.objects.filter(pk=support.pk).exists()
+
+
+def test_an_agent_with_calls_is_kept_and_the_admin_told_to_retire_it(admin_client, agent_user, other_agent_user):
+    """Its calls protect it: Django's confirmation page would list each of them (thousands for a busy agent)."""
+    make_call(user=agent_user, agent=agent_user.agent)
+
+    response = admin_client.get(f"/admin/calls/agent/{agent_user.agent.pk}/delete/")
+
+    assert response.status_code == 302
+    assert said(response)[-1][1].startswith(f"{agent_user.agent} has calls in the log, so it is kept with them")
+    assert "delete_selected" not in admin_client.get("/admin/calls/agent/").content.decode()
+    idle = other_agent_user.agent  # no call: deleted as before
+    assert admin_client.post(f"/admin/calls/agent/{idle.pk}/delete/", {"post": "yes"}).status_code == 302
+    assert not Agent.objects.filter(pk=idle.pk).exists()

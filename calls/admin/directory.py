@@ -172,6 +172,35 @@ class AgentAdmin(BoundedSearch, admin.ModelAdmin):
     def get_queryset(self, request: HttpRequest) -> QuerySet[Agent]:
         return super().get_queryset(request).prefetch_related("groups")
 
+    @staticmethod
+    def _in_use(agent: Agent) -> bool:
+        # Its calls protect it (the call log is evidence): Django's confirmation would list every one of them.
+        calls = Call.objects.filter(Q(from_agent=agent) | Q(answered_by=agent) | Q(to_agent=agent))
+        return calls.exists()
+
+    def get_actions(
+        self, request: HttpRequest, action_location: ActionLocation = ActionLocation.CHANGE_LIST
+    ) -> dict[str, Action | None]:
+        actions = super().get_actions(request, action_location=action_location)
+        actions.pop("delete_selected", None)  # agents are retired (untick active, or the sync does), not deleted
+        return actions
+
+    def delete_view(
+        self, request: HttpRequest, object_id: str, extra_context: dict[str, Any] | None = None
+    ) -> HttpResponse:
+        agent = self.get_object(request, object_id)
+        if agent is not None and self._in_use(agent):
+            if not self.has_delete_permission(request):
+                raise PermissionDenied
+            self.message_user(
+                request,
+                f"{agent} has calls in the log, so it is kept with them: untick “active” to retire it (the sync from "
+                "VCC retires it too once VCC no longer has it).",
+                messages.WARNING,
+            )
+            return HttpResponseRedirect(reverse("admin:calls_agent_change", args=[agent.pk]))
+        return super().delete_view(request, object_id, extra_context)
+
     def get_form(
         self, request: HttpRequest, obj: Agent | None = None, change: bool = False, **kwargs: Any
     ) -> type[forms.ModelForm[Agent]]:
