@@ -258,6 +258,7 @@ def phase(
     outcome_label: str,
     recording_status: str,
     from_agent: bool,
+    connected: bool = False,
     agent_answered: bool = False,
     lost_since: str = "",
     gone: bool = False,
@@ -267,16 +268,16 @@ def phase(
     """Where the call is, in words a person reads (and a screen reader announces); the call panel and the call bar
     show the same words.
 
-    `closed`: a supervisor closed it by hand. `agent_answered`: the agent's phone was answered and VCC now rings
-    the contact; `lost_since`: the time (as
-    shown to the viewer) from which VCC could not be asked about a live call; `gone`: VCC no longer knows the call,
-    last seen at `last_seen`."""
+    `closed`: a supervisor closed it by hand. `connected`: the call is known to have connected (VCC's
+    `channel.connected` event, which carries no recording status). `agent_answered`: the agent's phone was answered
+    and VCC now rings the contact; `lost_since`: the time (as shown to the viewer) from which VCC could not be asked
+    about a live call; `gone`: VCC no longer knows the call, last seen at `last_seen`."""
     if state == "requested":
         return "Asking VCC to place the call…"
     if state == "live":
         if lost_since:
             return f"Lost contact with VCC: status unknown since {lost_since}"
-        if is_connected(recording_status):
+        if connected or is_connected(recording_status):
             return "Connected"
         if agent_answered:
             return "Ringing…"

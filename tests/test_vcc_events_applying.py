@@ -14,6 +14,7 @@ from calls.calling import events as applying
 from calls.models import Call, CallEvent, VccEvent
 from tests import _vcc_events
 from tests._jobs import run_jobs
+from tests._sim import HTMX
 from tests._vcc_events import ANSWERED, KEY, OLD_KEY, foreign, stored
 
 pytestmark = pytest.mark.django_db
@@ -52,6 +53,24 @@ def test_events_move_a_call_and_each_is_in_its_history(placed, sim, jobs):
     assert placed.state == Call.State.ENDED and placed.outcome == Call.Outcome.ANSWERED
     assert placed.duration_seconds == 60
     assert not VccEvent.objects.filter(processed_at__isnull=True).exists()
+
+
+def test_a_call_events_say_connected_shows_connected_with_its_timer_on_the_panel_and_the_bar(placed, sim, agent_client):
+    # VCC's events carry no recording status: the call is connected because channel.connected said so.
+    start = timezone.now() - timedelta(seconds=20)
+    stored("channel.alerted.v1", placed, at=start + timedelta(seconds=1), party="agent")
+    stored("channel.alerted.v1", placed, at=start + timedelta(seconds=4), party="external")
+    stored("channel.connected.v1", placed, at=start + timedelta(seconds=9), party="external")
+    tasks.process_vcc_events.func()
+    placed.refresh_from_db()
+    assert placed.connected_at is not None and placed.recording_status not in ("Started", "Paused")
+
+    panel = agent_client.get(f"/calls/{placed.pk}/panel/", headers=HTMX).content.decode()
+    bar = agent_client.get("/calls/bar/", headers=HTMX).content.decode()
+
+    for html in (panel, bar):
+        assert "Connected" in html and "Ringing" not in html
+        assert "data-talk-since" in html
 
 
 def test_an_event_without_a_call_id_in_its_data_is_matched_by_its_subject(sim, placed):

@@ -107,7 +107,7 @@ def panel_context(call: Call, *, user: User, recording_status: str | None = None
     recording = call.recording_status if recording_status is None else recording_status
     lost = call.is_live and call.lost_contact_since is not None
     seen = call.last_seen_at or call.responded_at
-    connected = call.is_live and not lost and rules.is_connected(recording) and call.connected_at is not None
+    connected = call.is_live and not lost and call.connected_at is not None
     return {
         "call": call,
         "can_change": call.is_changeable_by(user),
@@ -116,6 +116,7 @@ def panel_context(call: Call, *, user: User, recording_status: str | None = None
             outcome_label=call.get_outcome_display(),
             recording_status=recording,
             from_agent=bool(call.from_agent_id),
+            connected=call.connected_at is not None,
             agent_answered=call.agent_answered_at is not None,
             lost_since=_clock_time(call.lost_contact_since) if lost else "",
             gone=call.is_gone,
