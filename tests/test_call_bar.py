@@ -13,7 +13,7 @@ from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from calls import calling
-from calls.models import Agent, Call, ContactPhone
+from calls.models import Agent, Call, Callback, ContactPhone
 from tests._calls import make_call
 from tests._sim import HTMX, call_agent, fresh_simulator, poll
 
@@ -155,6 +155,20 @@ def test_many_calls_show_a_few_and_a_link_to_the_rest_in_a_bounded_number_of_que
     assert html.count('class="bar-call ') == 3
     assert "and 9 more" in html
     assert 'href="/calls/?wrap_up=1"' in html
+
+
+def test_the_calls_beyond_the_bar_are_counted_under_the_calls_not_under_the_callbacks_due(
+    agent_client, agent_user, contact
+):
+    agent = Agent.objects.get(user=agent_user)
+    for minutes in range(4):
+        make_call(user=agent_user, agent=agent, contact=contact, at=timezone.now() - timedelta(minutes=minutes + 1))
+    Callback.objects.create(contact=contact, due_at=timezone.now() - timedelta(minutes=5), assigned_to=agent_user)
+
+    html = bar(agent_client)
+
+    # "1 callback due" then "and 1 more" would read as two callbacks due.
+    assert html.index("and 1 more") < html.index("1 callback due")
 
 
 def test_while_on_a_call_the_call_buttons_say_so_instead_of_the_readiness_notice(agent_client, placed, contact, tom):
