@@ -57,6 +57,9 @@ function flash(message) {
   if (!box) return;
   box.textContent = message;
   box.hidden = false;
+  // On a phone the call bar can fill the screen, leaving the box (under it) out of sight: bring it into view, by
+  // as little as it takes (nothing when it is in view), so the form that was sent stays in sight too.
+  box.scrollIntoView({ block: "nearest" });
 }
 // A form that could not be read comes back as a 400 holding the same part of the page with what to fix: show it.
 document.addEventListener("htmx:beforeSwap", (event) => {

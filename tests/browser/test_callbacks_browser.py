@@ -58,3 +58,28 @@ def test_on_a_phone_an_agent_promises_a_callback_from_the_bar_and_closes_it_on_t
     callback.refresh_from_db()
     assert callback.state == Callback.State.DONE
     assert not page.console_errors, page.console_errors
+
+
+def test_on_a_phone_a_callback_time_refused_in_the_bar_is_said_where_it_can_be_read(page, live_server):
+    """Three calls to wrap up fill a phone's screen with the bar: the message saying what to fix comes into view."""
+    alex, contact = create_agent_user(), create_contact()
+    DispositionCode.objects.get_or_create(code="Call back later")  # the migrations' codes are gone after a flush
+    calls = [
+        make_call(user=alex, agent=Agent.objects.get(user=alex), contact=contact, phone=contact.phones.first(),
+                  at=timezone.now() - timedelta(minutes=minutes))
+        for minutes in (10, 20, 30)
+    ]  # fmt: skip
+    page.set_viewport_size({"width": 375, "height": 800})
+    log_in(page, live_server, "alex", PASSWORD)
+
+    bar = page.locator(f"#bar-call-{calls[0].pk}")
+    bar.locator("select[name=disposition]").select_option(label="Call back later")
+    bar.locator("[data-callback-at]").fill("2020-01-01T10:00")  # long past
+    bar.locator("button", has_text="Save").click()
+
+    flash = page.locator("#flash")
+    expect(flash).to_have_text("Choose a time to call back that is still to come.")
+    expect(flash).to_be_in_viewport()
+    expect(bar.locator("button", has_text="Save")).to_be_in_viewport()  # and the form to correct, still in sight
+    assert not Callback.objects.exists()
+    assert [error for error in page.console_errors if "status of 400" not in error] == []  # the 400 is the refusal
