@@ -64,3 +64,27 @@ def test_on_a_phone_a_person_makes_copies_and_revokes_a_token(page, live_server)
     assert Client().get("/api/v1/dispositions", headers={"Authorization": f"Bearer {token}"}).status_code == 401
     assert page.evaluate("document.documentElement.scrollWidth") <= 375
     assert page.console_errors == []  # a CSP violation is reported as a console error
+
+
+def test_on_a_phone_a_tokens_scopes_wrap_after_their_commas_never_before(page, live_server):
+    user = create_user("alex", AGENT)
+    ApiToken.objects.create(
+        user=user, name="Everything", prefix="vcc_0000aaaa", digest="0" * 64,
+        scopes=["calls:read", "calls:write", "contacts:read", "contacts:write"],
+    )  # fmt: skip
+    page.set_viewport_size({"width": 375, "height": 800})
+    log_in(page, live_server, "alex", PASSWORD, at="/profile/tokens/")
+
+    # The scopes take several lines at this width: no line of them may start with the comma of the one before.
+    lines = page.evaluate(
+        """() => {
+          const codes = [...document.querySelectorAll('.scope-list code')];
+          const top = c => c.getClientRects()[0].top;
+          return codes.filter((c, i) => i === 0 || top(c) > top(codes[i - 1]) + 1)  // the first on each line
+            .map(c => getComputedStyle(c, '::before').content + c.textContent);
+        }"""
+    )
+    assert len(lines) > 1, lines
+    assert all(not line.startswith('", ') for line in lines), lines
+    assert page.evaluate("document.documentElement.scrollWidth") <= 375  # and the page never scrolls sideways
+    assert page.console_errors == []
