@@ -54,9 +54,10 @@ lint: $(VENV)/.installed
 	$(VENV)/bin/ruff format --check .
 	DEBUG=true $(VENV)/bin/mypy
 
+# DEBUG=true, as for mypy: the checks need no SECRET_KEY (`make serve` runs the deploy checks with the real settings).
 check: $(VENV)/.installed
-	$(PY) manage.py check
-	$(PY) manage.py makemigrations --check --dry-run
+	DEBUG=true $(PY) manage.py check
+	DEBUG=true $(PY) manage.py makemigrations --check --dry-run
 
 # As in production: DEBUG off (SECRET_KEY and ALLOWED_HOSTS required), uvicorn with WEB_CONCURRENCY workers
 # (default: one per core), hashed static files, JSON logs, and the worker beside it. See README.
