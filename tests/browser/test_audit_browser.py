@@ -40,3 +40,19 @@ def test_on_a_phone_an_admin_reads_a_change_and_filters_by_person(page, live_ser
     page.locator("#results", has_text="login").wait_for()
     assert "contact.update" not in page.locator("#results").inner_text()
     assert page.console_errors == []  # a CSP violation is reported as a console error
+
+
+def test_on_a_phone_an_imports_entry_named_by_its_long_id_wraps_rather_than_widening_the_page(page, live_server):
+    from calls.models import AuditEntry
+
+    create_user("ada", ADMIN)
+    import_id = "0d4767a3-9dbe-42b0-92a4-b8647b2dae39"  # an import is named by its UUID
+    AuditEntry.objects.create(
+        actor_name="ada", request_id=f"import:{import_id}", kind="import", object_type="import", object_id=import_id
+    )
+
+    page.set_viewport_size({"width": 375, "height": 800})
+    log_in(page, live_server, "ada", PASSWORD, at="/audit/")
+    page.locator("td", has_text=f"import {import_id}").wait_for()
+    assert page.evaluate("document.documentElement.scrollWidth") <= 375  # the page itself never scrolls sideways
+    assert page.console_errors == []
