@@ -4,6 +4,7 @@ listed on the home page, /callbacks/ and the contact's page, announced once when
 from __future__ import annotations
 
 import json
+import re
 from datetime import datetime, timedelta
 
 import pytest
@@ -453,6 +454,18 @@ def test_the_list_shows_a_supervisor_everyone_and_an_agent_their_own(
     assert f'id="callback-{groups.pk}"' not in overdue and f'id="callback-{mine.pk}"' in overdue
     assert f'id="callback-{theirs.pk}"' in toms and f'id="callback-{mine.pk}"' not in toms
     assert 'name="person"' not in own  # agents pick no one else
+
+
+def test_the_list_without_a_choice_says_it_shows_all_open_as_it_does(supervisor_client, agent_user, contact):
+    later = promised(agent_user, contact, hours=5)  # not overdue, not necessarily today
+
+    html = supervisor_client.get("/callbacks/").content.decode()
+
+    assert f'id="callback-{later.pk}"' in html
+    shows = re.search(r'<select name="show"[^>]*>(.*?)</select>', html, re.S).group(1)
+    options = re.findall(r"<option[^>]*>([^<]*)</option>", shows)
+    selected = re.findall(r"<option[^>]*selected[^>]*>([^<]*)</option>", shows)
+    assert (selected or options)[0] == "All open"  # a select with none selected shows its first option
 
 
 def test_the_list_pages_by_keyset_in_due_order(supervisor_client, agent_user, contact, monkeypatch):

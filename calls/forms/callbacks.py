@@ -10,7 +10,8 @@ from django.contrib.auth.models import User
 from calls.forms.calllog import _cursor
 from calls.models import AgentGroup
 
-SHOWS = [("overdue", "Overdue"), ("today", "Due today"), ("open", "All open")]
+# "All open" first: what the list shows when nothing is chosen, and what its select then shows (its first option).
+SHOWS = [("open", "All open"), ("overdue", "Overdue"), ("today", "Due today")]
 
 
 class CallbackListForm(forms.Form):
