@@ -12,8 +12,10 @@ MAX_INPUT = 40
 MASK = "\u2022"  # the bullet that hides a digit of a masked number (calls/privacy/masking.py)
 
 
-def to_e164(raw: str, region: str | None = None) -> str:
-    """Return the E.164 form of raw, read in the national format of region, or raise ValidationError."""
+def to_e164(raw: str, region: str | None = None, *, has_notes: bool = True) -> str:
+    """Return the E.164 form of raw, read in the national format of region, or raise ValidationError.
+
+    `has_notes`: what the number belongs to has notes that can keep an extension (a contact; not a caller ID)."""
     text = (raw or "").strip()
     if not text:
         raise ValidationError("Enter a phone number.", code="required")
@@ -30,8 +32,8 @@ def to_e164(raw: str, region: str | None = None) -> str:
         ) from None
     if number.extension:
         raise ValidationError(
-            "%(value)s has an extension (%(ext)s), which VCC cannot dial: enter the number without it and put the "
-            "extension in the notes.",
+            "%(value)s has an extension (%(ext)s), which VCC cannot dial: enter the number without it"
+            + (" and put the extension in the notes." if has_notes else "."),
             code="extension",
             params={"value": text, "ext": number.extension},
         )

@@ -70,3 +70,13 @@ def test_every_admin_page_links_the_favicon(admin_client, url):
 
 def test_the_admin_login_links_the_favicon_too(client):
     assert 'rel="icon"' in client.get("/admin/login/").content.decode()
+
+
+def test_a_callback_number_with_an_extension_is_refused_without_pointing_at_notes_it_has_none(admin_client):
+    response = admin_client.post(
+        f"{NUMBERS}add/", {"number": "0161 496 0999 ext 5", "label": "Sales", "is_active": "on"}
+    )
+
+    page = response.content.decode()
+    assert response.status_code == 200 and "has an extension (5), which VCC cannot dial" in page
+    assert "enter the number without it." in page and "in the notes" not in page

@@ -71,7 +71,12 @@ class BoundedSearch(AdminMixin):
 
 
 class PhoneNumberField(forms.CharField):
-    """A number typed in any format, cleaned to E.164 and shown as people write it."""
+    """A number typed in any format, cleaned to E.164 and shown as people write it. `has_notes`: its record has
+    notes that can keep an extension (phones.to_e164)."""
+
+    def __init__(self, *args: Any, has_notes: bool = True, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.has_notes = has_notes
 
     def prepare_value(self, value: object) -> object:
         if isinstance(value, str) and value.startswith("+"):
@@ -80,4 +85,4 @@ class PhoneNumberField(forms.CharField):
 
     def to_python(self, value: object) -> str | None:
         text = super().to_python(value)
-        return phones.to_e164(text) if text else text
+        return phones.to_e164(text, has_notes=self.has_notes) if text else text

@@ -337,6 +337,7 @@ class AgentGroupAdmin(BoundedSearch, admin.ModelAdmin):
 class CallbackNumberForm(forms.ModelForm):
     number = PhoneNumberField(
         max_length=phones.MAX_INPUT,
+        has_notes=False,
         help_text="Any format: 020 7946 0100, +44 20 7946 0100, +1 312 555 0100. Stored in E.164.",
     )
 

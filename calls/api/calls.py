@@ -315,7 +315,7 @@ def _target(user: Any, payload: PlaceCallIn) -> tuple[ContactPhone, list[int] | 
     clid = None
     if payload.caller_id is not None:
         try:
-            presented = phones.to_e164(payload.caller_id)
+            presented = phones.to_e164(payload.caller_id, has_notes=False)
         except ValidationError as exc:
             raise Problem(422, f"caller_id: {exc.messages[0]}") from None
         clid = CallbackNumber.objects.filter(number=presented).values_list("pk", flat=True).first()
