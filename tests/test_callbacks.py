@@ -4,7 +4,6 @@ listed on the home page, /callbacks/ and the contact's page, announced once when
 from __future__ import annotations
 
 import json
-import re
 from datetime import datetime, timedelta
 
 import pytest
@@ -456,18 +455,6 @@ def test_the_list_shows_a_supervisor_everyone_and_an_agent_their_own(
     assert 'name="person"' not in own  # agents pick no one else
 
 
-def test_the_list_without_a_choice_says_it_shows_all_open_as_it_does(supervisor_client, agent_user, contact):
-    later = promised(agent_user, contact, hours=5)  # not overdue, not necessarily today
-
-    html = supervisor_client.get("/callbacks/").content.decode()
-
-    assert f'id="callback-{later.pk}"' in html
-    shows = re.search(r'<select name="show"[^>]*>(.*?)</select>', html, re.S).group(1)
-    options = re.findall(r"<option[^>]*>([^<]*)</option>", shows)
-    selected = re.findall(r"<option[^>]*selected[^>]*>([^<]*)</option>", shows)
-    assert (selected or options)[0] == "All open"  # a select with none selected shows its first option
-
-
 def test_the_list_pages_by_keyset_in_due_order(supervisor_client, agent_user, contact, monkeypatch):
     from calls.views import callbacks as views
 
@@ -483,20 +470,6 @@ def test_the_list_pages_by_keyset_in_due_order(supervisor_client, agent_user, co
     assert shown == order and third.context["next_link"] == ""
     assert "First page" in third.content.decode()
     assert supervisor_client.get("/callbacks/?after=x_1").status_code == 400
-
-
-def test_the_lists_first_page_link_keeps_its_filters(supervisor_client, agent_user, contact, monkeypatch):
-    from calls.views import callbacks as views
-
-    monkeypatch.setattr(views, "PER_PAGE", 1)
-    for hours in (-3, -2):
-        promised(agent_user, contact, hours=hours)
-    filters = f"?show=overdue&person={agent_user.pk}"
-
-    first = supervisor_client.get("/callbacks/" + filters)
-    second = supervisor_client.get("/callbacks/" + first.context["next_link"])
-
-    assert f'href="/callbacks/{filters.replace("&", "&amp;")}">« First page' in second.content.decode()
 
 
 def test_the_contact_page_shows_the_open_promises_overdue_in_red(agent_client, agent_user, contact, sales):
