@@ -10,6 +10,7 @@ once holds a `lock`, and one that must not wait twice in the queue a `queueing_l
 | `check_import`, `apply_import` | an upload, a correction, a confirmation | imports |
 | `follow_calls` | every second: ask VCC about the live calls that are due | calls |
 | `close_abandoned_clicks` | every minute | calls |
+| `learn_recording` | VCC's events say a call connected: VCC is asked once whether it records (they never say) | calls |
 | `rollup_calls` | every minute: the reports' roll-up of finished days | maintenance |
 | `announce_callbacks` | every minute: callbacks whose time has come are announced once (`callback.due`) | calls |
 | `sync_vcc` | `VCC_SYNC_EVERY` (hourly), and the admin's button | vcc |
@@ -46,7 +47,7 @@ from procrastinate.contrib.django import app
 from procrastinate.exceptions import AlreadyEnqueued, UniqueViolation
 from procrastinate.jobs import Status
 
-from calls import imports
+from calls import imports, rules
 
 log = logging.getLogger("calls.worker")
 
@@ -134,6 +135,20 @@ async def follow_calls(timestamp: int) -> dict[str, int]:
     if asked:
         log.info("follow_calls: asked %s, ended %s, %s could not be asked", asked, ended, errors)
     return {"asked": asked, "ended": ended, "errors": errors}
+
+
+@app.task(name="learn_recording", queue=CALLS)
+async def learn_recording(call_id: int) -> str:
+    """Ask VCC once about a call its events say connected: they never say whether it records, and the call panel and
+    bar offer Pause and Resume only when they know. One request a connected call; none when polling follows it."""
+    from calls import calling
+    from calls.models import Call
+
+    call = await Call.objects.filter(pk=call_id, state=Call.State.LIVE).afirst()
+    if call is None or rules.is_connected(call.recording_status):  # ended, or a look since learnt it
+        return "nothing to learn"
+    followed = await calling.follow(call=call, force=True)
+    return followed.call.recording_status or followed.error or "VCC does not say"
 
 
 @app.periodic(cron="* * * * *", periodic_id="close_abandoned_clicks")

@@ -13,7 +13,7 @@ from calls import tasks
 from calls.calling import events as applying
 from calls.models import Call, CallEvent, VccEvent
 from tests import _vcc_events
-from tests._jobs import run_jobs
+from tests._jobs import queued, run_jobs
 from tests._sim import HTMX
 from tests._vcc_events import ANSWERED, KEY, OLD_KEY, foreign, stored
 
@@ -32,7 +32,8 @@ def test_events_move_a_call_and_each_is_in_its_history(placed, sim, jobs):
     stored("channel.connected.v1", placed, at=start + timedelta(seconds=9), party="external")
     tasks.enqueue_event_processing()
 
-    assert run_jobs(jobs) == ["process_vcc_events"]
+    assert run_jobs(jobs, "process_vcc_events") == ["process_vcc_events"]
+    assert [job["task_name"] for job in queued(jobs)] == ["learn_recording"]  # tests/test_vcc_events_recording.py
 
     placed.refresh_from_db()
     assert placed.state == Call.State.LIVE and placed.connected_at == start + timedelta(seconds=9)

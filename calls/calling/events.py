@@ -32,7 +32,7 @@ from django.db import IntegrityError, transaction
 from django.db.models import Q
 from django.utils import timezone
 
-from calls import phones
+from calls import phones, rules
 from calls.calling.common import log
 from calls.models import Agent, Call, CallEvent, CallVccId, ContactPhone, VccEvent
 from calls.models.common import update_rows
@@ -373,6 +373,11 @@ def _apply_to_live(call: Call, name: str, data: dict[str, Any], *, at: datetime,
         also=("last_event_at",),
         applied_at=now,  # the event's time is when it happened, not when the roll-up can see the change
     )
+    # Whether it records: what VCC said when it was placed (Stopped, before it connected) is out of date.
+    if name == "channel.connected" and to_contact and not ended and not rules.is_connected(call.recording_status):
+        from calls import tasks  # here: the tasks import this module
+
+        tasks.learn_recording.defer(call_id=call.pk)  # committed with the event: the worker asks VCC once
 
 
 def _apply_presence(event: VccEvent, *, now: datetime) -> str:
