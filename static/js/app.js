@@ -37,13 +37,14 @@ document.addEventListener("keydown", (event) => {
   }
 });
 
-// Announce call progress to screen readers: the panel is swapped as a whole, so a steady live region
-// outside it carries the words, and only when they change.
+// Announce call progress to screen readers: the panel is swapped as a whole at each poll and its talk timer ticks, so
+// it is in no live region (it would be read out again and again); a steady one outside it, #call-announcer on each page
+// that shows a panel, carries the words, and only when they change.
 let lastAnnounced = "";
 document.addEventListener("htmx:afterSettle", () => {
-  const announcer = document.getElementById("call-announcer") || document.getElementById("list-call");
+  const announcer = document.getElementById("call-announcer");
   const panel = document.querySelector("[data-announce]");
-  if (!announcer || !panel || announcer.id === "list-call") return;
+  if (!announcer || !panel) return;
   const words = panel.dataset.announce;
   if (words && words !== lastAnnounced) {
     lastAnnounced = words;

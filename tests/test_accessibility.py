@@ -1,0 +1,103 @@
+"""Accessibility of the pages agents, supervisors and admins use daily, read from their HTML (WCAG 2.2 AA): what a
+screen reader is told and when, and what each field is tied to. tests/browser/test_accessibility_browser.py has what
+takes a browser (the keyboard's focus)."""
+
+from __future__ import annotations
+
+from html.parser import HTMLParser
+
+import pytest
+
+from calls.models import Call
+from tests._sim import click, fresh_simulator, poll, primary
+
+pytestmark = pytest.mark.django_db
+
+CONNECTED = 9  # clock seconds after placing: the agent, then the contact, answered
+VOID = {"area", "base", "br", "col", "embed", "hr", "img", "input", "link", "meta", "source", "track", "wbr"}
+
+
+@pytest.fixture(autouse=True)
+def sim(monkeypatch):
+    yield from fresh_simulator(monkeypatch)
+
+
+class Element:
+    def __init__(self, tag: str, attrs: dict[str, str], parent: Element | None) -> None:
+        self.tag, self.attrs, self.parent = tag, attrs, parent
+
+    def ancestors(self):
+        node = self.parent
+        while node is not None:
+            yield node
+            node = node.parent
+
+
+class Tree(HTMLParser):
+    """Every element of a page with its parent: enough to ask what an element sits in."""
+
+    def __init__(self, html: str) -> None:
+        super().__init__()
+        self.elements: list[Element] = []
+        self.open: Element | None = None
+        self.feed(html)
+
+    def handle_starttag(self, tag, attrs):
+        element = Element(tag, {name: value or "" for name, value in attrs}, self.open)
+        self.elements.append(element)
+        if tag not in VOID:
+            self.open = element
+
+    def handle_endtag(self, tag):
+        node = self.open
+        while node is not None and node.tag != tag:
+            node = node.parent
+        if node is not None:
+            self.open = node.parent
+
+    def by_id(self, id_: str) -> Element:
+        (found,) = [e for e in self.elements if e.attrs.get("id") == id_]
+        return found
+
+
+def page(response) -> Tree:
+    assert response.status_code in (200, 400), response.status_code
+    return Tree(response.content.decode())
+
+
+def live_region(element: Element) -> Element | None:
+    """The live region the element is in (itself included), if any: a change inside it is read out."""
+    for node in (element, *element.ancestors()):
+        if node.attrs.get("aria-live", "off") != "off" or node.attrs.get("role") in {"status", "alert", "log"}:
+            return node
+    return None
+
+
+# --- The call panel: polled, its talk timer ticking, so never inside a live region --------------------------------
+
+
+def test_the_polled_call_panel_is_not_read_out_at_each_poll_and_tick(agent_client, contact, london, sim):
+    """The panel is swapped every 2 s and its talk timer changes every second: in a live region a screen reader reads
+    the whole panel again at each poll and the timer at each tick. A steady status region outside it says the phase,
+    once each time it changes (static/js/app.js), on each page the panel appears on."""
+    answer = click(agent_client, primary(contact), target="call-slot")
+    call = Call.objects.get()
+    sim.clock.advance(CONNECTED)
+    panel = page(poll(agent_client, call))
+    assert [e for e in panel.elements if "data-talk-since" in e.attrs]  # connected: the timer ticks
+    for part in (page(answer), panel):
+        for element in part.elements:
+            if "every" in element.attrs.get("hx-trigger", "") or "data-talk-since" in element.attrs:
+                assert live_region(element) is None, element.attrs
+
+    slots = {
+        f"/contacts/{contact.pk}/": "call-slot",  # the contact page's Call buttons answer into these
+        "/contacts/": "list-call",
+        "/agents/": "agent-call",
+    }
+    for url, slot in slots.items():
+        tree = page(agent_client.get(url))
+        assert live_region(tree.by_id(slot)) is None, url
+        announcer = tree.by_id("call-announcer")
+        assert announcer.attrs.get("role") == "status", url
+        assert live_region(announcer.parent) is None, url
