@@ -8,8 +8,10 @@ from html.parser import HTMLParser
 
 import pytest
 
-from calls.models import Call
-from tests._sim import click, fresh_simulator, poll, primary
+from calls.models import Agent, Call
+from tests._calls import make_call
+from tests._sim import HTMX, click, fresh_simulator, poll, primary
+from tests.test_queue_pages import _start, acme, queue  # noqa: F401  (the fixtures)
 
 pytestmark = pytest.mark.django_db
 
@@ -101,3 +103,49 @@ def test_the_polled_call_panel_is_not_read_out_at_each_poll_and_tick(agent_clien
         announcer = tree.by_id("call-announcer")
         assert announcer.attrs.get("role") == "status", url
         assert live_region(announcer.parent) is None, url
+
+
+# --- Polled parts keep the keyboard's focus -----------------------------------------------------------------------
+
+
+def focusable(element: Element) -> bool:
+    tag, attrs = element.tag, element.attrs
+    if tag == "input":
+        return attrs.get("type") != "hidden"
+    return tag in {"button", "select", "textarea", "summary"} or (tag == "a" and "href" in attrs)
+
+
+def lost_on_swap(tree: Tree) -> list[dict[str, str]]:
+    """What can take the focus and would lose it at the part's next swap: htmx gives the focus back to the element
+    of the same id after a swap (or keeps an hx-preserve element, with its id), and to nothing else."""
+    return [
+        element.attrs
+        for element in tree.elements
+        if focusable(element)
+        and "id" not in element.attrs
+        and not any("hx-preserve" in node.attrs and "id" in node.attrs for node in element.ancestors())
+    ]
+
+
+def test_the_parts_that_refresh_themselves_give_the_focus_back(agent_client, agent_user, contact, london, sim):
+    """The call panel and the call bar are swapped every 2 s while a call goes on: a keyboard user on Pause
+    recording, or on the bar's link, lost the focus to the page's top at the next swap."""
+    make_call(user=agent_user, agent=Agent.objects.get(user=agent_user), contact=contact)  # to wrap up, in the bar
+    click(agent_client, primary(contact))
+    call = Call.objects.filter(state="live").get()
+    sim.clock.advance(CONNECTED)
+    panel = page(poll(agent_client, call))
+    bar = page(agent_client.get("/calls/bar/", headers=HTMX))
+    assert [e for e in panel.elements if e.tag == "button" and e.attrs.get("name") == "recording"]
+    assert [e for e in bar.elements if e.tag == "button" and e.attrs.get("name") == "recording"]
+    assert [e for e in bar.elements if e.tag == "select" and e.attrs.get("name") == "disposition"]
+    assert lost_on_swap(panel) == []
+    assert lost_on_swap(bar) == []
+
+
+def test_the_queue_bar_gives_the_focus_back_at_each_refresh(agent_client, queue, acme):  # noqa: F811
+    """The queue bar refreshes itself every 10 s: Next contact, Skip, Stop and the box that opens the next contact."""
+    _start(agent_client, queue)
+    fresh = page(agent_client.get(f"/queues/{queue.pk}/bar/?contact={acme[0].pk}", headers=HTMX))
+    assert [e for e in fresh.elements if e.tag == "button" and "data-shortcut-queue" in e.attrs]
+    assert lost_on_swap(fresh) == []

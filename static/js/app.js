@@ -87,6 +87,27 @@ document.addEventListener("htmx:beforeSwap", (event) => {
     event.detail.shouldSwap = false;
   }
 });
+// htmx gives the focus back to the element of the focused one's id after a swap (a part that polls has ids on what can
+// take the focus). A button disabled while its press is on the way (hx-disabled-elt) has lost the focus by then: the
+// element of its id in what came (Resume recording after Pause) takes it, unless the person has moved it meanwhile.
+let pressedFocus = null;
+document.addEventListener("htmx:beforeRequest", (event) => {
+  const active = document.activeElement;
+  if (active instanceof HTMLElement && active.id && event.detail.elt instanceof Element && event.detail.elt.contains(active)) {
+    pressedFocus = active;
+  }
+});
+document.addEventListener("htmx:afterSettle", () => {
+  if (!pressedFocus) return;
+  if (document.activeElement && document.activeElement !== document.body) {
+    pressedFocus = null;  // the focus is somewhere: htmx kept it, or the person moved it
+    return;
+  }
+  if (pressedFocus.isConnected && pressedFocus.disabled) return;  // its answer is still on the way
+  const again = document.getElementById(pressedFocus.id);
+  pressedFocus = null;
+  if (again instanceof HTMLElement && !again.hasAttribute("disabled")) again.focus({ preventScroll: true });
+});
 document.addEventListener("htmx:responseError", (event) => {
   const xhr = event.detail.xhr;
   const status = xhr.status;

@@ -7,7 +7,7 @@ import pytest
 from playwright.sync_api import expect
 
 from tests.browser.conftest import log_in
-from tests.browser.test_calling_browser import demo, sim, vccsim_server  # noqa: F401
+from tests.browser.test_calling_browser import demo, first_contact_with, sim, vccsim_server  # noqa: F401
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
@@ -21,3 +21,25 @@ def test_a_call_from_the_list_says_its_phase_in_the_status_region(demo, page, li
     sim.advance(9)
     expect(page.locator("#call-announcer")).to_have_text("Connected", timeout=10_000)
     assert page.console_errors == []
+
+
+def test_the_focus_stays_on_pause_recording_as_the_panel_and_the_bar_refresh(demo, page, live_server, sim):  # noqa: F811
+    """The panel and the bar are swapped at each poll (every 250 ms here, 2 s in production): the focus stays on the
+    button, and Enter on Pause recording leaves it on Resume recording."""
+    contact = first_contact_with(is_primary=True, number__startswith="+44")
+    sim.post("next-outcome", {"outcome": "answered", "talkSeconds": 600})
+    log_in(page, live_server, "agent", "demo", at=f"/contacts/{contact.pk}/")
+    page.keyboard.press("c")
+    panel = page.locator(".call-panel")
+    sim.advance(9)
+    expect(panel.locator(".phase")).to_contain_text("Connected", timeout=10_000)
+    for button in (page.locator("#call-bar button[name=recording]"), panel.locator("button[name=recording]")):
+        button.focus()
+        with page.expect_response(lambda r: "/panel/" in r.url or "/calls/bar/" in r.url):
+            pass
+        page.wait_for_timeout(600)  # a few polls of each
+        expect(button).to_be_focused()
+    page.keyboard.press("Enter")
+    expect(panel).to_contain_text("Recording: paused")
+    expect(panel.locator("button[name=recording]")).to_have_text("Resume recording")
+    expect(panel.locator("button[name=recording]")).to_be_focused()
