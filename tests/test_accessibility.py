@@ -11,6 +11,7 @@ import pytest
 from calls.models import Agent, Call
 from tests._calls import make_call
 from tests._sim import HTMX, click, fresh_simulator, poll, primary
+from tests.test_contacts import phone_data
 from tests.test_queue_pages import _start, acme, queue  # noqa: F401  (the fixtures)
 
 pytestmark = pytest.mark.django_db
@@ -27,6 +28,7 @@ def sim(monkeypatch):
 class Element:
     def __init__(self, tag: str, attrs: dict[str, str], parent: Element | None) -> None:
         self.tag, self.attrs, self.parent = tag, attrs, parent
+        self.text = ""
 
     def ancestors(self):
         node = self.parent
@@ -49,6 +51,12 @@ class Tree(HTMLParser):
         self.elements.append(element)
         if tag not in VOID:
             self.open = element
+
+    def handle_data(self, data):
+        node = self.open
+        while node is not None:
+            node.text += data
+            node = node.parent
 
     def handle_endtag(self, tag):
         node = self.open
@@ -149,3 +157,35 @@ def test_the_queue_bar_gives_the_focus_back_at_each_refresh(agent_client, queue,
     fresh = page(agent_client.get(f"/queues/{queue.pk}/bar/?contact={acme[0].pk}", headers=HTMX))
     assert [e for e in fresh.elements if e.tag == "button" and "data-shortcut-queue" in e.attrs]
     assert lost_on_swap(fresh) == []
+
+
+# --- Form fields: their help and their errors tied to them ---------------------------------------------------------
+
+
+def described(tree: Tree, field: Element) -> str:
+    """What a screen reader reads as the field's description: the text of the elements its aria-describedby names."""
+    ids = field.attrs.get("aria-describedby", "").split()
+    found = {e.attrs["id"]: e for e in tree.elements if e.attrs.get("id") in ids}
+    assert sorted(found) == sorted(ids), f"{field.attrs.get('name')} names ids the page lacks: {ids}"
+    return " ".join(found[i].text for i in ids)
+
+
+def test_a_contact_forms_errors_and_help_are_read_with_their_fields(agent_client):
+    """Django marks a field with an error aria-invalid and names its error and help by id in aria-describedby: the
+    form's own markup drew them without those ids, so a screen reader said "invalid" and not what to fix."""
+    data = {"name": "", "email": "", **phone_data({"label": "mobile", "number": "not a number"})}
+    tree = page(agent_client.post("/contacts/new/", data))
+    invalid = {e.attrs["name"]: e for e in tree.elements if e.attrs.get("aria-invalid") == "true"}
+    assert set(invalid) == {"name", "phones-0-number"}
+    assert "required" in described(tree, invalid["name"])
+    assert "number" in described(tree, invalid["phones-0-number"]).lower()
+    assert "do-not-call" in described(tree, tree.by_id("id_do_not_call")).lower()
+
+
+@pytest.mark.parametrize("url", ["/contacts/import/", "/queues/new/"])
+def test_the_import_and_queue_forms_help_is_read_with_its_fields(supervisor_client, url):
+    tree = page(supervisor_client.get(url))
+    fields = [e for e in tree.elements if "aria-describedby" in e.attrs]
+    assert fields
+    for field in fields:
+        assert described(tree, field).strip()
