@@ -140,7 +140,7 @@ def test_the_page_lists_the_persons_own_tokens_only_with_their_state(agent_user,
     page = logged_in(agent_user).get(PAGE).content.decode()
 
     assert "Helpdesk" in page and "Old script" in page and "Trial" in page
-    assert "<code>calls:read</code><code>contacts:read</code>" in page
+    assert "<code>calls:read</code> <code>contacts:read</code> " in page
     assert ">active<" in page and ">revoked<" in page and ">expired<" in page
     assert page.count("Revoke…") == 1  # only the active one can be revoked
     assert "Tom&#x27;s warehouse" not in page and theirs.prefix not in page
