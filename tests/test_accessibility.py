@@ -189,3 +189,24 @@ def test_the_import_and_queue_forms_help_is_read_with_its_fields(supervisor_clie
     assert fields
     for field in fields:
         assert described(tree, field).strip()
+
+
+def test_a_wrap_up_refused_for_a_field_marks_that_field_ties_the_message_to_it_and_focuses_it(
+    agent_client, contact, london, sim
+):
+    """A callback time gone by: the alert at the panel's top says what to fix; the field itself says it is the one
+    (aria-invalid, described by the alert) and takes the focus once htmx swaps the panel in (autofocus)."""
+    from calls.models import DispositionCode
+    from tests._sim import place_call
+
+    call = place_call(agent_client, contact)
+    sim.clock.advance(100)
+    poll(agent_client, call)
+    data = {"disposition": DispositionCode.objects.get(code="Call back later").pk, "callback_at": "2020-01-01T09:00"}
+
+    panel = agent_client.post(f"/calls/{call.pk}/wrapup/", data, headers=HTMX).content.decode()
+
+    assert f'<p class="error" role="alert" id="call-error-{call.pk}">' in panel
+    described = f'aria-invalid="true" aria-describedby="call-error-{call.pk}" autofocus'
+    assert panel.count(described) == 1
+    assert f'name="callback_at" value="2020-01-01T09:00" data-callback-at {described}>' in panel

@@ -372,7 +372,17 @@ async def call_wrapup(request: AuthedRequest, pk: int) -> HttpResponse:
     typed = _as_typed(request.POST)  # shown again when something is to fix
     if not await sync_to_async(form.is_valid)():
         error = first_error(form)
-        return await _panel(request, call, user, form_errors=True, action_error=error, editing=True, typed=typed)
+        invalid = next((name for name in form.errors if name != "__all__"), "")  # marked, described, focused
+        return await _panel(
+            request,
+            call,
+            user,
+            form_errors=True,
+            action_error=error,
+            invalid_field=invalid,
+            editing=True,
+            typed=typed,
+        )
     done = await calling.wrap_up(
         call=call,
         disposition=form.cleaned_data["disposition"],
