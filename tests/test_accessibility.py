@@ -210,3 +210,25 @@ def test_a_wrap_up_refused_for_a_field_marks_that_field_ties_the_message_to_it_a
     described = f'aria-invalid="true" aria-describedby="call-error-{call.pk}" autofocus'
     assert panel.count(described) == 1
     assert f'name="callback_at" value="2020-01-01T09:00" data-callback-at {described}>' in panel
+
+
+def test_a_text_fields_edge_stands_out_from_the_white_it_sits_on():
+    """WCAG 1.4.11: what identifies a field (its border) needs 3:1 against what is beside it; #dde1e8 had 1.31."""
+    import re
+    from pathlib import Path
+
+    from django.conf import settings
+
+    css = (Path(settings.BASE_DIR) / "static" / "css" / "app.css").read_text()
+    rule = re.search(r"^input, select, textarea \{([^}]*)\}", css, re.M).group(1)
+    name = re.search(r"border: 1px solid var\((--[a-z-]+)\)", rule).group(1)
+    colour = re.search(rf"{name}: (#[0-9a-f]{{6}})", css).group(1)
+
+    def luminance(hex_colour: str) -> float:
+        rgb = [int(hex_colour[i : i + 2], 16) / 255 for i in (1, 3, 5)]
+        r, g, b = (c / 12.92 if c <= 0.03928 else ((c + 0.055) / 1.055) ** 2.4 for c in rgb)
+        return 0.2126 * r + 0.7152 * g + 0.0722 * b
+
+    for beside in ("#ffffff", "#f6f7f9"):  # the field and the card; the page's background
+        ratio = (max(luminance(colour), luminance(beside)) + 0.05) / (min(luminance(colour), luminance(beside)) + 0.05)
+        assert ratio >= 3, f"{colour} on {beside}: {ratio:.2f}:1"
