@@ -216,6 +216,19 @@ def plan_agent_call(*, caller: Caller, to_agent: Agent, clid_options: Sequence[C
     )
 
 
+class Refusal(str):
+    """Why a click is refused, in words; `asks`: the reason that would let this caller call anyway, if one would
+    ("dnc": a do-not-call number; "hours": outside calling hours), so the API can name its field."""
+
+    asks = ""
+
+
+def _asking(words: str, asks: str) -> Refusal:
+    found = Refusal(words)
+    found.asks = asks
+    return found
+
+
 def refusal(plan: DialPlan, *, caller: Caller, dnc_reason: str, hours_reason: str = "") -> str:
     """Why this click must not be sent, or "" when it may: the plan's problems, do-not-call, then calling hours."""
     if plan.problems:
@@ -226,12 +239,12 @@ def refusal(plan: DialPlan, *, caller: Caller, dnc_reason: str, hours_reason: st
         if not caller.may_override_dnc:
             return f"{plan.blocked} Only a supervisor can call it, giving a reason."
         if len(dnc_reason.strip()) < MIN_DNC_REASON:
-            return f"{plan.blocked} To call anyway, say why (at least {MIN_DNC_REASON} characters)."
+            return _asking(f"{plan.blocked} To call anyway, say why (at least {MIN_DNC_REASON} characters).", "dnc")
     if plan.closed:
         if not caller.may_override_hours:
             return f"{plan.closed} Only a supervisor can call outside calling hours, giving a reason."
         if len(hours_reason.strip()) < MIN_HOURS_REASON:
-            return f"{plan.closed} To call anyway, say why (at least {MIN_HOURS_REASON} characters)."
+            return _asking(f"{plan.closed} To call anyway, say why (at least {MIN_HOURS_REASON} characters).", "hours")
     return ""
 
 

@@ -281,7 +281,11 @@ def test_an_agent_may_not_call_a_do_not_call_number(alex, contact, london, sim):
 def test_a_supervisor_must_say_why_and_may_then_call_it(priya, contact, london, sim):
     Contact.objects.filter(pk=contact.pk).update(do_not_call=True)
 
-    assert_refused(post(priya, {"to": "+447400123456"}), sim, "This contact is marked do not call. To call anyway")
+    assert_refused(
+        post(priya, {"to": "+447400123456"}),
+        sim,
+        "This contact is marked do not call. To call anyway, send `reason` saying why",
+    )
     response = post(priya, {"to": "+447400123456", "reason": "They asked us to call back"})  # the key was freed
 
     assert response.status_code == 201

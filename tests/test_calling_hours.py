@@ -302,6 +302,8 @@ def test_the_api_refuses_outside_hours_and_a_supervisor_overrides(
     assert refused.json()["detail"].startswith("It is 22:14 in New York: calls to this number are allowed")
     assert not Call.objects.exists() and sim.calls_placed == 0
 
+    unsaid = post(supervisor_user, {"to": NEW_YORK}, "k3").json()["detail"]
+    assert unsaid.endswith("To call anyway, send `hours_reason` saying why (at least 5 characters).")
     placed = post(supervisor_user, {"to": NEW_YORK, "hours_reason": REASON}, "k2")
     assert placed.status_code == 201, placed.content
     assert Call.objects.get().hours_override_reason == REASON

@@ -162,6 +162,14 @@ class PlaceCallIn(Schema):
     )
 
 
+def _in_the_apis_words(refused: Refused) -> str:
+    """The refusal as the Call button's person reads it, with the field that gives the reason named: "say why" is a
+    box on the page, a field of the request here."""
+    words = str(refused)
+    field = {"dnc": "reason", "hours": "hours_reason"}.get(getattr(refused.args[0], "asks", "") if refused.args else "")
+    return words.replace("To call anyway, say why", f"To call anyway, send `{field}` saying why") if field else words
+
+
 def _key(request: HttpRequest) -> str:
     key = request.headers.get(KEY_HEADER, "")
     if not key.strip():
@@ -426,7 +434,7 @@ async def _place_and_keep(
         # A call already live (yours, or on this number) is a conflict that ends by itself: a 409, to try again.
         if isinstance(refused, Throttled):
             raise Problem(429, str(refused), retry_after=refused.retry_after) from None
-        raise Problem(409 if isinstance(refused, Busy) else 422, str(refused)) from None
+        raise Problem(409 if isinstance(refused, Busy) else 422, _in_the_apis_words(refused)) from None
     except (Problem, PermissionDenied, Http404):
         await _db(_release)(user, key)
         raise
