@@ -232,3 +232,24 @@ def test_a_text_fields_edge_stands_out_from_the_white_it_sits_on():
     for beside in ("#ffffff", "#f6f7f9"):  # the field and the card; the page's background
         ratio = (max(luminance(colour), luminance(beside)) + 0.05) / (min(luminance(colour), luminance(beside)) + 0.05)
         assert ratio >= 3, f"{colour} on {beside}: {ratio:.2f}:1"
+
+
+@pytest.mark.parametrize(
+    ("who", "path", "found"),
+    [
+        ("agent", "/contacts/?q=Zzyzx", "No contact matches"),
+        ("supervisor", "/calls/", "No calls match these filters"),
+        ("admin", "/audit/?kind=lockout.lift", "No entries match"),
+    ],
+)
+def test_the_lists_results_are_in_no_live_region_and_carry_a_few_words_for_the_status(
+    who, path, found, agent_client, supervisor_client, admin_role_user
+):
+    from django.test import Client
+
+    clients = {"agent": agent_client, "supervisor": supervisor_client, "admin": Client()}
+    clients["admin"].force_login(admin_role_user)
+    page = clients[who].get(path).content.decode()
+
+    assert '<p id="results-status" class="visually-hidden" role="status"></p>' in page
+    assert f'<div id="results" data-status="{found}">' in page

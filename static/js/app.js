@@ -37,6 +37,17 @@ document.addEventListener("keydown", (event) => {
   }
 });
 
+// Say what a search or a filter found, in a few words: the results are swapped as a whole at each keystroke, so they
+// are in no live region (a screen reader would read the whole table); #results-status, steady, says the count.
+let shownResults = document.getElementById("results"); // the page's own: not announced
+document.addEventListener("htmx:afterSettle", () => {
+  const results = document.getElementById("results");
+  const status = document.getElementById("results-status");
+  if (!results || !status || results === shownResults) return; // other parts (the call bar, a panel) settle too
+  shownResults = results;
+  status.textContent = results.dataset.status || "";
+});
+
 // Announce call progress to screen readers: the panel is swapped as a whole at each poll and its talk timer ticks, so
 // it is in no live region (it would be read out again and again); a steady one outside it, #call-announcer on each page
 // that shows a panel, carries the words, and only when they change.

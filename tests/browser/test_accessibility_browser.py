@@ -3,6 +3,8 @@ screen reader's status region says, and where the keyboard's focus is as htmx sw
 
 from __future__ import annotations
 
+import re
+
 import pytest
 from playwright.sync_api import expect
 
@@ -35,11 +37,28 @@ def test_the_focus_stays_on_pause_recording_as_the_panel_and_the_bar_refresh(dem
     expect(panel.locator(".phase")).to_contain_text("Connected", timeout=10_000)
     for button in (page.locator("#call-bar button[name=recording]"), panel.locator("button[name=recording]")):
         button.focus()
-        with page.expect_response(lambda r: "/panel/" in r.url or "/calls/bar/" in r.url):
-            pass
-        page.wait_for_timeout(600)  # a few polls of each
+        for _ in range(3):  # a few polls of each part, swapped in around the button
+            for part in ("/panel/", "/calls/bar/"):
+                with page.expect_response(lambda r, part=part: part in r.url):
+                    pass
         expect(button).to_be_focused()
     page.keyboard.press("Enter")
     expect(panel).to_contain_text("Recording: paused")
     expect(panel.locator("button[name=recording]")).to_have_text("Resume recording")
     expect(panel.locator("button[name=recording]")).to_be_focused()
+
+
+def test_a_search_says_what_it_found_in_a_few_words_not_the_whole_table(demo, page, live_server):  # noqa: F811
+    """The results are in no live region (each keystroke would have the table read out); #results-status says how
+    many were found, once a search has swapped them in."""
+    contact = first_contact_with(is_primary=True)
+    log_in(page, live_server, "agent", "demo", at="/contacts/")
+    expect(page.locator("#results-status")).to_have_text("")  # the page's own list is not announced
+    with page.expect_response(lambda r: "/contacts/" in r.url and "q=" in r.url):
+        page.fill("#q", contact.name)
+    expect(page.locator("#results-status")).to_have_text(re.compile(r"^[1-9][0-9]* contacts? shown"))
+    with page.expect_response(lambda r: "/contacts/" in r.url and "q=" in r.url):
+        page.fill("#q", "Zzyzx Nobody")
+    expect(page.locator("#results-status")).to_have_text("No contact matches")
+    assert page.locator("#results[aria-live]").count() == 0
+    assert page.console_errors == []
