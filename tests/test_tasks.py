@@ -183,3 +183,6 @@ def test_a_tick_queued_by_a_worker_whose_clock_ran_ahead_holds_no_other_tick_bac
         assert _defer_tick(cursor, now) is not None
         assert _defer_tick(cursor, now + 1) is not None
         assert _defer_tick(cursor, now) is None  # a worker behind the others still never queues a tick twice
+        # And the tick far ahead is gone: kept, it would hold every tick back once real time came near it.
+        cursor.execute("SELECT count(*) FROM procrastinate_periodic_defers WHERE defer_timestamp = %s", [now + 3600])
+        assert cursor.fetchone()[0] == 0

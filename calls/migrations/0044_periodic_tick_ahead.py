@@ -4,8 +4,9 @@
 so once its clock was put right (or it went away), no worker could queue any periodic job (following calls, the
 webhooks' fan-out, retry_stalled_jobs, ...) until real time caught up with its last tick, and restarting the
 workers did not help. A newer tick now holds the others back only if it is not ahead of the database's clock by more
-than AHEAD seconds: workers whose clocks agree keep 0035's guarantee, and a clock that ran ahead costs at most a
-tick queued twice (every periodic job allows it).
+than AHEAD seconds, and one further ahead is deleted as the next tick comes (else it would count again once real time
+came within AHEAD of it): workers whose clocks agree keep 0035's guarantee, and a clock that ran ahead costs at most
+a tick queued twice (every periodic job allows it).
 """
 
 from django.db import migrations
@@ -16,10 +17,14 @@ FORWARD = f"""
 CREATE OR REPLACE FUNCTION calls_periodic_tick_once() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
     PERFORM pg_advisory_xact_lock(hashtext('calls_periodic_tick:' || NEW.task_name || ':' || NEW.periodic_id));
+    -- Gone, not merely passed over: Procrastinate deletes only ticks older than the one it queues, so a tick far
+    -- ahead would be counted again once real time came within AHEAD of it, and hold every tick back then.
+    DELETE FROM procrastinate_periodic_defers
+    WHERE task_name = NEW.task_name AND periodic_id = NEW.periodic_id
+      AND defer_timestamp > extract(epoch FROM now()) + {AHEAD};
     IF EXISTS (
         SELECT 1 FROM procrastinate_periodic_defers
         WHERE task_name = NEW.task_name AND periodic_id = NEW.periodic_id AND defer_timestamp > NEW.defer_timestamp
-          AND defer_timestamp <= extract(epoch FROM now()) + {AHEAD}
     ) THEN
         RETURN NULL;
     END IF;
