@@ -137,17 +137,32 @@ async def follow_calls(timestamp: int) -> dict[str, int]:
     return {"asked": asked, "ended": ended, "errors": errors}
 
 
-@app.task(name="learn_recording", queue=CALLS)
-async def learn_recording(call_id: int) -> str:
+LEARN_TRIES = 3  # learn_recording's tries, 15 s apart, when VCC or the request budget has no room
+LEARN_RETRY = RetryStrategy(max_attempts=LEARN_TRIES, wait=15, retry_exceptions={TransientVCCFailure})
+
+
+@app.task(name="learn_recording", queue=CALLS, retry=LEARN_RETRY, pass_context=True)
+async def learn_recording(context: JobContext, call_id: int) -> str:
     """Ask VCC once about a call its events say connected: they never say whether it records, and the call panel and
-    bar offer Pause and Resume only when they know. One request a connected call; none when polling follows it."""
+    bar offer Pause and Resume only when they know. One request a connected call; none when polling follows it. The
+    call's next look stays when its events set it (a look moves it sooner). Asked again later when VCC, or the
+    request budget, had no room."""
     from calls import calling
     from calls.models import Call
 
     call = await Call.objects.filter(pk=call_id, state=Call.State.LIVE).afirst()
     if call is None or rules.is_connected(call.recording_status):  # ended, or a look since learnt it
         return "nothing to learn"
+    later = call.next_check_at
     followed = await calling.follow(call=call, force=True)
+    if later is not None:
+        await Call.objects.filter(pk=call_id, state=Call.State.LIVE, next_check_at__lt=later).aupdate(
+            next_check_at=later
+        )
+    if followed.retry_after is not None:
+        if context.job.attempts + 1 >= LEARN_TRIES:  # not a failed job: the call's next look learns it
+            return "VCC or the request budget had no room; the call's next look will say"
+        raise TransientVCCFailure(f"call {call_id}: VCC or the request budget had no room; asked again later")
     return followed.call.recording_status or followed.error or "VCC does not say"
 
 

@@ -319,7 +319,8 @@ def test_a_call_whose_answer_cannot_be_recorded_does_not_lose_the_rest_of_the_ro
     assert placed.state == Call.State.ENDED  # its look was recorded all the same
     assert tick == {"asked": 2, "ended": 1, "errors": 1}
     odd.refresh_from_db()
-    assert odd.state == Call.State.LIVE  # as it was: asked again at its next look
+    assert odd.state == Call.State.LIVE  # as it was: asked again at its next look, after the longest back-off
+    assert odd.next_check_at >= calling.common.wall_clock() + calling.following.FOLLOW_BACKOFF_MAX
     assert f"call {odd.pk}: recording VCC's answer failed" in caplog.text
 
 

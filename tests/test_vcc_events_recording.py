@@ -25,10 +25,15 @@ def test_a_call_events_say_connected_is_asked_once_whether_it_records_and_offers
     stored("channel.connected.v1", placed, at=timezone.now(), party="external")
     tasks.enqueue_event_processing()
 
-    assert run_jobs(jobs) == ["process_vcc_events", "learn_recording"]
+    assert run_jobs(jobs, "process_vcc_events") == ["process_vcc_events"]
+    placed.refresh_from_db()
+    next_look = placed.next_check_at  # as the events set it: asked only once they fall silent
+
+    assert run_jobs(jobs) == ["learn_recording"]
 
     placed.refresh_from_db()
     assert placed.state == Call.State.LIVE and placed.recording_status == "Started"
+    assert placed.next_check_at == next_look  # the look learnt the recording; it brought no look sooner
     for page in (f"/calls/{placed.pk}/panel/", "/calls/bar/"):
         assert "Pause recording" in agent_client.get(page, headers=HTMX).content.decode()
     stored("channel.connected.v1", placed, at=timezone.now(), party="external")  # another, the status known
@@ -42,11 +47,30 @@ def test_the_agents_own_phone_connecting_asks_nothing(sim, placed, jobs):
     assert queued(jobs, "learn_recording") == []
 
 
-def test_a_call_that_ended_before_the_job_ran_is_not_asked_about(sim, placed, jobs):
+def test_a_call_that_ended_before_the_job_ran_is_not_asked_about(sim, placed, jobs, monkeypatch):
+    from calls import calling
+
     stored("channel.connected.v1", placed, at=timezone.now(), party="external")
     tasks.process_vcc_events.func()
     Call.objects.filter(pk=placed.pk).update(state=Call.State.ENDED)
+    asked = []
+    monkeypatch.setattr(calling, "follow", lambda **kwargs: asked.append(kwargs))
 
     assert run_jobs(jobs, "learn_recording") == ["learn_recording"]
+    assert asked == []
+
+
+def test_vcc_limiting_us_has_the_job_tried_again_later_then_left_to_the_calls_next_look(sim, placed, jobs):
+    sim.clock.advance(10)
+    stored("channel.connected.v1", placed, at=timezone.now(), party="external")
+    tasks.process_vcc_events.func()
+    sim.set_fault("get_call", status=429, retry_after=20)
+    [job] = queued(jobs, "learn_recording")
+
+    with pytest.raises(tasks.TransientVCCFailure):
+        run_jobs(jobs, "learn_recording")
+    job.update(status="todo", attempts=tasks.LEARN_TRIES - 1)  # its last try
+
+    assert run_jobs(jobs, "learn_recording") == ["learn_recording"]  # not a failed job
     placed.refresh_from_db()
-    assert placed.recording_status == "Stopped"  # as VCC said when it was placed: not asked again
+    assert placed.state == Call.State.LIVE and placed.recording_status == "Stopped"

@@ -218,6 +218,10 @@ def _record_answer(
     )
 
 
+def _back_off(call_pk: int, until: datetime) -> None:
+    Call.objects.filter(pk=call_pk, state=Call.State.LIVE).update(next_check_at=until)
+
+
 def _claim_due(*, now: datetime, limit: int) -> tuple[list[Call], bool]:
     """Take up to `limit` live calls due a look, skipping ones another worker holds; and whether VCC's events
     flow (the round's looks need not ask again)."""
@@ -268,8 +272,10 @@ async def follow_due(
                         return await follow(call=call, clock=clock, force=True, client=client, flowing=flowing)
                     except Exception:
                         # One call whose look cannot be recorded (a fault here, an answer the database refuses) must
-                        # not lose the looks of the others of the round, nor fail every round: it is asked again.
+                        # not lose the looks of the others of the round, nor fail every round: it is asked again,
+                        # after the longest back-off (not every 2 s, a request and a traceback each time).
                         log.exception("call %s: recording VCC's answer failed", call.pk)
+                        await _db(_back_off)(call.pk, clock() + FOLLOW_BACKOFF_MAX)
                         return Followed(call, error="vccweb could not record VCC's answer")
 
             for followed in await asyncio.gather(*(one(c) for c in due)):
