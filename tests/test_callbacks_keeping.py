@@ -64,3 +64,34 @@ def test_editing_a_wrap_up_says_what_callback_the_call_promised(agent_user, cont
     Callback.objects.filter(promised_on=call).update(state=Callback.State.DONE)
     form = client.get(f"/calls/{call.pk}/panel/?edit=1", headers={"HX-Request": "true"}).content.decode()
     assert "This call promised" not in form  # kept since: nothing to move
+
+
+def test_the_bars_wrap_up_of_another_call_says_nothing_of_this_calls_promise(agent_user, contact):
+    """On a call's own page its panel is drawn with what it promised; the bar, drawn beside it, wraps up other calls,
+    which promised nothing."""
+    from django.db import connection
+    from django.test import Client
+    from django.test.utils import CaptureQueriesContext
+    from django.utils import timezone
+
+    from calls.models import Call
+
+    agent = Agent.objects.get(user=agent_user)
+    promising = make_call(user=agent_user, agent=agent, contact=contact, connected_at=timezone.now())
+    Call.objects.filter(pk=promising.pk).update(wrapped_up_at=timezone.now(), disposition_code="Call back later")
+    due = timezone.now() + timedelta(days=1)
+    callbacks.promise(call=promising, user=agent_user, due_at=due, note="PROMISE-OF-A", now=timezone.now())
+    others = [make_call(user=agent_user, agent=agent, contact=contact, connected_at=timezone.now()) for _ in range(3)]
+    client = Client()
+    client.force_login(agent_user)
+
+    page = client.get(f"/calls/{promising.pk}/").content.decode()
+    with CaptureQueriesContext(connection) as queries:
+        panel = client.get(f"/calls/{promising.pk}/panel/?edit=1", headers={"HX-Request": "true"}).content.decode()
+
+    bar = page.split('id="call-bar"', 1)[1].split("</section>", 1)[0]
+    assert all(f'data-call="{call.pk}"' in bar for call in others)  # their wrap-ups are in the bar
+    assert "promised a callback" not in bar and "PROMISE-OF-A" not in bar
+    assert "(“PROMISE-OF-A”)" in panel
+    reads = [q["sql"] for q in queries.captured_queries if 'FROM "calls_callback"' in q["sql"]]
+    assert len(reads) == 1, reads  # read once, not at each of its four mentions
