@@ -6,9 +6,11 @@ import json
 
 import pytest
 from django.test import Client
+from django.utils import timezone
 
 from calls.models import Call, ContactPhone, DispositionCode
 from calls.privacy import mask_number
+from calls.rules import Refused
 from tests._sim import HTMX, click, fresh_simulator, poll, primary, shown
 
 pytestmark = pytest.mark.django_db
@@ -332,6 +334,33 @@ def test_a_wrap_up_form_drawn_before_the_call_was_wrapped_up_elsewhere_changes_n
     assert stale.content.decode().startswith("This call was wrapped up meanwhile, as “Interested”: nothing was")
     assert "calls-changed" in stale.headers.get("HX-Trigger", "")  # the stale bar reloads
     assert 'name="first"' not in html(agent_client.get(f"/calls/{ended.pk}/panel/?edit=1", headers=HTMX))
+
+
+def test_two_first_wrap_ups_at_once_reach_vcc_and_the_row_once(agent_client, ended, sim):
+    """The bar's Save and the panel's, sent within one VCC round trip: the one that claims the call goes on; the
+    other is refused before VCC is told, and one that finds the call wrapped up when it may write changes nothing."""
+    from django.core.cache import cache
+
+    from calls.calling import recording
+
+    not_interested = DispositionCode.objects.get(code="Not interested")
+    first = {"disposition": not_interested.pk, "notes": "from the bar", "from_bar": "1", "first": "1"}
+    cache.set(f"calls:first-wrap-up:{ended.pk}", 1)  # the panel's Save is under way
+
+    refused = agent_client.post(f"/calls/{ended.pk}/wrapup/", first, headers=HTMX)
+
+    assert refused.status_code == 400
+    assert refused.content.decode().startswith("This call is being wrapped up in another tab or window")
+    assert sim.calls[ended.vcc_call_id].disposition_code is None  # VCC was not told
+    ended.refresh_from_db()
+    assert ended.wrapped_up_at is None and ended.notes == ""
+    cache.delete(f"calls:first-wrap-up:{ended.pk}")
+    Call.objects.filter(pk=ended.pk).update(wrapped_up_at=timezone.now(), disposition_code="Interested", notes="API")
+    with pytest.raises(Refused, match="wrapped up meanwhile, as “Interested”"):  # written by the API meanwhile
+        recording._store_wrap_up(ended, disposition=not_interested, notes="late", now=timezone.now(), confirmed=True,
+                                 first=True)  # fmt: skip
+    ended.refresh_from_db()
+    assert (ended.disposition_code, ended.notes) == ("Interested", "API")
 
 
 def test_wrong_number_marks_the_number_do_not_call(agent_client, ended, contact):

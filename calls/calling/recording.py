@@ -19,12 +19,14 @@ from calls.cache import count
 from calls.calling.common import Clock, _db, _now, log
 from calls.models import AgentGroup, Call, Contact, ContactPhone, DispositionCode
 from calls.privacy.masking import is_masked
+from calls.rules import Refused
 from calls.vcc import VCCError, budget, get_async_client
 from calls.webhooks import changes
 
 if TYPE_CHECKING:
     from django.contrib.auth.models import User
 
+FIRST_WRAP_UP_CLAIM = 120  # s: a first wrap-up holds its call this long at most (VCC's answer, then the write)
 RECORDING_PENDING = timedelta(seconds=5)  # how long a requested recording change shows before VCC confirms it
 # Recording changes and wrap-ups one person may send VCC in a clock minute. They draw from the request budget above
 # following calls (budget.RECORDING: "a person pressed a button; rare"): without a limit of their own, one person
@@ -106,15 +108,46 @@ async def wrap_up(
     clock: Clock = _now,
     user: User | None = None,
     callback: CallbackPromise | None = None,
+    first: bool = False,
 ) -> WrappedUp:
     """Send the disposition to VCC and store it with the notes; notes (and a callback promised by `user`) are kept
     even when VCC fails, or `user` sent too many this minute (BUTTONS_PER_MINUTE). Once wrapped up, the call keeps
-    the callbacks it was the callback for (callbacks.keep)."""
+    the callbacks it was the callback for (callbacks.keep).
+
+    `first`: the form was drawn for a call not wrapped up yet. Two of them sent at once (two tabs, the bar and the
+    panel) must not both reach VCC and the row, the later replacing the earlier's outcome and notes: the first to
+    claim the call goes on, the other is refused (Refused), as is one that finds it wrapped up once it may write."""
     if call.state != Call.State.ENDED:
         return WrappedUp(error="Wrap up once the call has ended.")
     if not call.asks_sales_wrap_up and call.wrapped_up_at is None:
         why = "it was a call to a colleague" if call.to_agent_id else "it never connected"
         return WrappedUp(error=f"This call needs no wrap-up: {why}.")
+    if not first:
+        return await _wrap_up(
+            call=call, disposition=disposition, notes=notes, clock=clock, user=user, callback=callback
+        )
+    claim = f"calls:first-wrap-up:{call.pk}"
+    if not await sync_to_async(cache.add)(claim, 1, timeout=FIRST_WRAP_UP_CLAIM):
+        raise Refused("This call is being wrapped up in another tab or window: nothing was changed here. Reload the "
+                      "page to see its wrap-up.")  # fmt: skip
+    try:
+        return await _wrap_up(
+            call=call, disposition=disposition, notes=notes, clock=clock, user=user, callback=callback, first=True
+        )
+    finally:
+        await sync_to_async(cache.delete)(claim)
+
+
+async def _wrap_up(
+    *,
+    call: Call,
+    disposition: DispositionCode,
+    notes: str,
+    clock: Clock,
+    user: User | None,
+    callback: CallbackPromise | None,
+    first: bool = False,
+) -> WrappedUp:
     confirmed, remarks, error, vcc, vcc_status = True, [], "", "", None
     if call.vcc_call_id:
         try:
@@ -134,7 +167,14 @@ async def wrap_up(
                 error = f"{exc.user_message} Your notes are saved; send the outcome again."
                 vcc, vcc_status = exc.message, exc.status
     changed = await _db(_store_wrap_up)(
-        call, disposition=disposition, notes=notes, now=clock(), confirmed=confirmed, user=user, callback=callback
+        call,
+        disposition=disposition,
+        notes=notes,
+        now=clock(),
+        confirmed=confirmed,
+        user=user,
+        callback=callback,
+        first=first,
     )
     return WrappedUp(error=error, changed=tuple(remarks + changed), vcc=vcc, vcc_status=vcc_status)
 
@@ -148,8 +188,16 @@ def _store_wrap_up(
     confirmed: bool,
     user: User | None = None,
     callback: CallbackPromise | None = None,
+    first: bool = False,
 ) -> list[str]:
     with transaction.atomic():  # the wrap-up, the callbacks it keeps and the one it promises: all or nothing
+        if first:  # wrapped up since the form was drawn, by a writer that did not claim it (the API): left as it is
+            done = Call.objects.select_for_update().filter(pk=call.pk).values_list("wrapped_up_at", "disposition_code")
+            if (row := done.first()) is not None and row[0] is not None:
+                raise Refused(
+                    f"This call was wrapped up meanwhile, as “{row[1]}”: nothing was changed here. Reload the page to "
+                    "edit the wrap-up."
+                )
         with changes.call_change(call):
             call.record_wrap_up(code=disposition.code, notes=notes, now=now, confirmed=confirmed)
         remarks = _callbacks(call, now=now, keeps=confirmed, user=user, callback=callback)

@@ -380,7 +380,8 @@ def _call_to_wrap_up(user: User, pk: int, *, first: bool) -> Call:
 async def call_wrapup(request: AuthedRequest, pk: int) -> HttpResponse:
     """Store the disposition and notes; the disposition goes to VCC, and nothing typed is lost if it fails."""
     user = await _user(request)
-    call = await sync_to_async(_call_to_wrap_up)(user, pk, first=bool(request.POST.get("first")))
+    first = bool(request.POST.get("first"))
+    call = await sync_to_async(_call_to_wrap_up)(user, pk, first=first)
     form = WrapUpForm(request.POST, user=user, now=_now())
     typed = _as_typed(request.POST)  # shown again when something is to fix
     if not await sync_to_async(form.is_valid)():
@@ -402,6 +403,7 @@ async def call_wrapup(request: AuthedRequest, pk: int) -> HttpResponse:
         notes=form.cleaned_data["notes"],
         user=user,
         callback=form.promise,
+        first=first,
     )
     return await _panel(
         request,
