@@ -3,10 +3,13 @@ budget (calls/vcc/budget.py), beyond what the pages themselves need; what the ca
 
 from __future__ import annotations
 
+import json
+
 import pytest
+from django.test import Client
 from django.utils import timezone
 
-from calls.models import Call, DispositionCode
+from calls.models import ApiToken, Call, DispositionCode
 from calls.queues import building
 from calls.vcc import budget
 from tests._sim import HTMX, fresh_simulator, poll
@@ -51,10 +54,22 @@ def test_an_agent_cannot_spend_the_vcc_budget_by_wrapping_up_a_call_again_and_ag
             f"/calls/{placed.pk}/wrapup/", {"disposition": code.pk, "notes": f"try {i}"}, headers=HTMX
         )
     assert _sent("RECORDING") - before <= 20
-    # Past the limit the person is told to try again, and nothing typed is lost.
-    assert "try again in a moment" in response.content.decode()
+    # Past the limit the person is told it is their own limit and how long to wait, and nothing typed is lost.
+    assert "You sent 20 recording changes or wrap-ups this minute: wait " in response.content.decode()
     placed.refresh_from_db()
     assert placed.notes == "try 59"
+    # The API says it as a limit to wait out (429, Retry-After), not as VCC refusing (502).
+    token = ApiToken.issue(placed.created_by, name="script", scopes=["calls:read", "calls:write"])[1]
+    answer = Client().post(
+        f"/api/v1/calls/{placed.pk}/wrap-up",
+        json.dumps({"disposition": code.code, "notes": "from the API"}),
+        content_type="application/json",
+        headers={"Authorization": f"Bearer {token}"},
+    )
+    assert answer.status_code == 429, answer.content
+    assert 1 <= int(answer["Retry-After"]) <= 60 and answer.json()["detail"].startswith("You sent 20 recording")
+    placed.refresh_from_db()
+    assert placed.notes == "from the API"
 
 
 # --- The call log's queue filter -----------------------------------------------------------------------------

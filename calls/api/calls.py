@@ -14,6 +14,7 @@ import asyncio
 import hashlib
 import json
 import logging
+import math
 import uuid
 from datetime import timedelta
 from typing import Any
@@ -577,7 +578,9 @@ def _own_call(user: Any, call_id: int) -> Call:
     description="Store the disposition and notes and send the disposition to VCC, as the call panel does; the call "
     "must be the token owner's to change. An optional `callback` promises a callback (to the token's owner, or to "
     "a group), with the panel's checks: a bad time or group is a 422 and nothing is stored. When VCC fails, the "
-    "notes (and the callback) are kept and the answer is a 502 problem: send the wrap-up again.",
+    "notes (and the callback) are kept and the answer is a 502 problem: send the wrap-up again. Past the 20 recording "
+    "changes and wrap-ups a person may send VCC a minute (or while vccweb's VCC request budget is full), nothing is "
+    "sent, the notes are kept, and the answer is a 429 with `Retry-After`.",
 )
 async def wrap_up(request: HttpRequest, call_id: int, payload: WrapUpIn) -> HttpResponse:
     await _db(require)(request, "calls:write", perms.VIEW_CALL)
@@ -596,6 +599,8 @@ async def wrap_up(request: HttpRequest, call_id: int, payload: WrapUpIn) -> Http
     if done.error:
         # Refused before VCC was asked (the call has not ended, or needs no wrap-up), or VCC failed.
         sent = call.state == Call.State.ENDED and (call.asks_sales_wrap_up or call.wrapped_up_at is not None)
+        if done.retry_after is not None:  # not sent: vccweb's own limit or request budget, not VCC refusing it
+            raise Problem(429, done.error, retry_after=math.ceil(done.retry_after), call=body)
         if sent:
             raise Problem(502, done.error, vcc=done.vcc or None, vcc_status=done.vcc_status, call=body)
         raise Problem(409, done.error, call=body)

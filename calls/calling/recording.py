@@ -34,18 +34,30 @@ RECORDING_PENDING = timedelta(seconds=5)  # how long a requested recording chang
 BUTTONS_PER_MINUTE = 20
 
 
+class TooManyPresses(VCCError):
+    """Not sent: the person sent BUTTONS_PER_MINUTE recording changes and wrap-ups this minute (vccweb's limit, not
+    VCC's: the API answers 429 with Retry-After)."""
+
+    def __init__(self, user_id: int, *, wait: int) -> None:
+        super().__init__(
+            f"user {user_id} sent {BUTTONS_PER_MINUTE} recording changes or wrap-ups this minute",
+            user_message=f"You sent {BUTTONS_PER_MINUTE} recording changes or wrap-ups this minute: wait {wait} s, "
+            "then send it again.",
+            retryable=True,
+            retry_after=wait,
+            local=True,
+        )
+
+
 async def _person_may_send(user: User | None, clock: Clock) -> None:
-    """Count a recording change or wrap-up the user is about to send VCC; BudgetExhausted (as the budget's own
-    refusal: the person is told to try again in a moment) past BUTTONS_PER_MINUTE this minute."""
+    """Count a recording change or wrap-up the user is about to send VCC; TooManyPresses past BUTTONS_PER_MINUTE this
+    minute."""
     if user is None:
         return
     at = clock().timestamp()
     (sent,) = await sync_to_async(count)([f"calls:vcc-buttons:{user.pk}:{int(at // 60)}"], 120)
     if sent > BUTTONS_PER_MINUTE:
-        raise budget.BudgetExhausted(
-            f"user {user.pk} sent {BUTTONS_PER_MINUTE} recording changes or wrap-ups this minute",
-            retry_after=60 - at % 60,
-        )
+        raise TooManyPresses(user.pk, wait=max(1, 60 - int(at % 60)))
 
 
 async def set_recording(*, call: Call, status: str, clock: Clock = _now, user: User | None = None) -> str:
@@ -98,6 +110,7 @@ class WrappedUp:
     changed: tuple[str, ...] = ()  # what else the disposition changed, in words
     vcc: str = ""  # VCC's own text, when VCC refused or failed (for the log and the API)
     vcc_status: int | None = None
+    retry_after: float | None = None  # not sent: vccweb's own limit or budget; send again after this many seconds
 
 
 async def wrap_up(
@@ -148,7 +161,7 @@ async def _wrap_up(
     callback: CallbackPromise | None,
     first: bool = False,
 ) -> WrappedUp:
-    confirmed, remarks, error, vcc, vcc_status = True, [], "", "", None
+    confirmed, remarks, error, vcc, vcc_status, retry_after = True, [], "", "", None, None
     if call.vcc_call_id:
         try:
             await _person_may_send(user, clock)
@@ -158,8 +171,13 @@ async def _wrap_up(
                     agent_id = agent.display_id if agent else None
                     await client.set_disposition(call.vcc_call_id, disposition.code, agent_id)
         except VCCError as exc:
-            log.warning("call %s: disposition failed: %s (status %s)", call.pk, exc.message, exc.status)
-            if exc.status == 404:
+            (log.info if exc.local else log.warning)(
+                "call %s: disposition failed: %s (status %s)", call.pk, exc.message, exc.status
+            )
+            if exc.local and exc.retry_after is not None:  # not sent: vccweb's limit or budget, not VCC's refusal
+                confirmed, retry_after = False, exc.retry_after
+                error = f"{exc.user_message} Your notes are saved."
+            elif exc.status == 404:
                 # VCC keeps calls for 24 hours: past that, the outcome can only be kept here.
                 remarks.append("VCC no longer has this call, so the outcome is kept in vccweb only.")
             else:
@@ -176,7 +194,9 @@ async def _wrap_up(
         callback=callback,
         first=first,
     )
-    return WrappedUp(error=error, changed=tuple(remarks + changed), vcc=vcc, vcc_status=vcc_status)
+    return WrappedUp(
+        error=error, changed=tuple(remarks + changed), vcc=vcc, vcc_status=vcc_status, retry_after=retry_after
+    )
 
 
 def _store_wrap_up(
