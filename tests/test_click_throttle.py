@@ -29,7 +29,7 @@ def test_clicks_vcc_keeps_refusing_are_refused_here_until_the_minute_ends(agent_
 
     assert refused.status_code == 400
     assert f"VCC refused {REFUSED_CLICKS_PER_MINUTE} of your calls this minute" in refused.content.decode()
-    assert "Check that your phone is ready" in refused.content.decode()
+    assert "The call log says why VCC refused each one" in refused.content.decode()
     assert Call.objects.count() == REFUSED_CLICKS_PER_MINUTE  # not sent, no row
     sim.set_availability("1001", "ready")
     sim.clock.advance(60)
@@ -63,3 +63,14 @@ def test_the_api_answers_429_with_retry_after(agent_client, agent_user, contact,
 
     assert body["detail"].startswith(f"VCC refused {REFUSED_CLICKS_PER_MINUTE} of your calls this minute")
     assert body["retry_after"] == 45
+
+
+@pytest.mark.parametrize("status", [401, 429, 503])
+def test_vcc_failing_every_click_holds_no_one_back(agent_client, agent_user, contact, sim, status):
+    """VCC down, limiting the account or refusing vccweb's credentials fails everyone's clicks: not the person's."""
+    sim.set_fault("place_call", status=status, retry_after=1 if status == 429 else None)
+    sim.clock.advance(60 - sim.clock.now() % 60)
+    for _ in range(REFUSED_CLICKS_PER_MINUTE + 1):
+        click(agent_client, primary(contact))
+
+    assert Call.objects.count() == REFUSED_CLICKS_PER_MINUTE + 1  # each was sent to VCC, none refused here

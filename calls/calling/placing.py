@@ -219,7 +219,7 @@ def _busy_words(call: Call, user: User) -> str:
     return rules.busy_refusal(mine=mine, who=who)
 
 
-# Clicks of one person VCC may refuse in a clock minute (an agent not ready or busy, a group with nobody ready):
+# Clicks of one person VCC may refuse (400) in a clock minute (an agent not ready or busy, a group with nobody ready):
 # past these, vccweb refuses the person's next clicks itself until the minute ends. A click always goes to VCC
 # whatever the request budget (budget.CLICK), and one VCC refuses holds no phone, so without this one person
 # clicking again and again, or a script, could spend the whole account's fair use of VCC.
@@ -237,7 +237,8 @@ def _throttled(user_id: int, at: datetime) -> Throttled | None:
     wait = max(1, 60 - int(at.timestamp() % 60))
     return Throttled(
         f"VCC refused {refused} of your calls this minute, so vccweb waits {wait} s before asking it again. "
-        "Check that your phone is ready: the call log says why VCC refused each one.",
+        "The call log says why VCC refused each one (a phone not ready or busy, nobody ready in the groups, a number "
+        "it will not call).",
         retry_after=wait,
     )
 
@@ -394,8 +395,10 @@ async def _send(started: _Started, *, clock: Clock, on_answer: _OnAnswer | None 
         error = exc
     latency = round((time.monotonic() - began) * 1000)
     transition, answer = _answer(call, placed, error, latency_ms=latency, now=clock())
-    if transition == Call.record_failed and isinstance(error, VCCError) and error.status is not None:
-        await _count_refusal(call.created_by_id, clock())  # VCC answered, refusing it: counted (_throttled)
+    if transition == Call.record_failed and isinstance(error, VCCError) and error.status == 400:
+        # VCC refused this click (the person's phone, the groups, the number): counted (_throttled). Not VCC down,
+        # limiting the account, or refusing vccweb's credentials: every person's clicks fail then, none of theirs.
+        await _count_refusal(call.created_by_id, clock())
     released = False
     try:
         call = await _write(
