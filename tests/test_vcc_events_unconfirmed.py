@@ -16,12 +16,13 @@ from tests._vcc_events import ANSWERED, foreign
 pytestmark = pytest.mark.django_db
 
 
-def not_confirmed(user, contact, *, ago: timedelta, from_agent=True) -> Call:
+def not_confirmed(user, contact, *, ago: timedelta, from_agent=True, groups=()) -> Call:
     phone = contact.phones.get(is_primary=True)
     click = Call.objects.create(
         contact=contact, phone=phone, to_number=phone.number, created_by=user,
         from_agent=user.agent if from_agent else None, requested_at=timezone.now() - ago,
     )  # fmt: skip
+    click.from_groups.set(groups)
     click.record_unconfirmed(
         message="VCC did not answer within 10 s", status=None, display="Not confirmed", latency_ms=10_000,
         now=click.requested_at + timedelta(seconds=10),
@@ -29,11 +30,19 @@ def not_confirmed(user, contact, *, ago: timedelta, from_agent=True) -> Call:
     return click
 
 
-@pytest.mark.parametrize("by_groups", [False, True], ids=["from-the-agent", "via-groups"])
-def test_events_of_a_call_vcc_placed_after_all_follow_the_click_not_confirmed(agent_user, contact, by_groups):
-    click = not_confirmed(agent_user, contact, ago=timedelta(seconds=40), from_agent=not by_groups)
+@pytest.mark.parametrize(
+    ("by_groups", "began"), [(False, 25), (True, 25), (False, 45)], ids=["from-the-agent", "via-groups", "clocks-apart"]
+)
+def test_events_of_a_call_vcc_placed_after_all_follow_the_click_not_confirmed(
+    agent_user, contact, sales, by_groups, began
+):
+    sales.members.add(agent_user.agent)
+    click = not_confirmed(
+        agent_user, contact, ago=timedelta(seconds=40), from_agent=not by_groups, groups=[sales] if by_groups else []
+    )
     number, agent = click.to_number, agent_user.agent.display_id
-    foreign("channel.connected", "late-1", agent=agent, number=number, at=timezone.now() - timedelta(seconds=25))
+    # "clocks-apart": VCC's clock 5 s behind ours, so the call seems to begin before the click was asked.
+    foreign("channel.connected", "late-1", agent=agent, number=number, at=timezone.now() - timedelta(seconds=began))
     foreign(
         "channel.disconnected", "late-1", agent=agent, number=number, at=timezone.now() - timedelta(seconds=5),
         result=ANSWERED,
@@ -51,12 +60,24 @@ def test_events_of_a_call_vcc_placed_after_all_follow_the_click_not_confirmed(ag
 
 
 @pytest.mark.parametrize(
-    "case", ["another-number", "too-long-before", "another-agent", "inbound"], ids=lambda case: case
+    "case",
+    ["another-number", "too-long-before", "another-agent", "inbound", "an-agent-not-in-its-groups"],
+    ids=lambda case: case,
 )
 def test_a_call_that_cannot_be_that_click_is_logged_as_its_own(agent_user, other_agent_user, contact, case):
-    click = not_confirmed(agent_user, contact, ago=timedelta(minutes=5 if case == "too-long-before" else 1))
+    from calls.models import AgentGroup
+
+    via = case == "an-agent-not-in-its-groups"  # Tom is not in Nights
+    nights = AgentGroup.objects.create(display_id="777", name="Nights")
+    nights.members.add(agent_user.agent)
+    click = not_confirmed(
+        agent_user, contact, ago=timedelta(minutes=5 if case == "too-long-before" else 1),
+        from_agent=not via, groups=[nights] if via else [],
+    )  # fmt: skip
     number = "+447400999888" if case == "another-number" else click.to_number
-    agent = (other_agent_user if case == "another-agent" else agent_user).agent.display_id
+    agent = (
+        other_agent_user if case in ("another-agent", "an-agent-not-in-its-groups") else agent_user
+    ).agent.display_id
     direction = "Inbound" if case == "inbound" else "Outbound"
     foreign("channel.connected", "other-1", agent=agent, number=number, direction=direction)
 

@@ -29,7 +29,7 @@ from django.conf import settings
 from django.core.cache import cache
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
-from django.db.models import Q
+from django.db.models import Exists, OuterRef, Q
 from django.utils import timezone
 
 from calls import phones, rules
@@ -41,6 +41,7 @@ from calls.webhooks import changes
 WAIT_FOR_CLICK = timedelta(seconds=30)
 # A click not confirmed (its request got no answer in time) may be the call an event tells of this long after it.
 UNCONFIRMED_CLICK_WINDOW = timedelta(minutes=2)
+CLOCKS_APART = timedelta(seconds=10)  # how far VCC's clock and ours may be apart, for matching a call to a click
 LOOK_AGAIN = timedelta(seconds=2)  # an event waiting for its click's answer is looked at again this much later
 BATCH = 500
 GUID_FIELDS = ("interactionId", "callGuid", "interactionGuid", "callId")
@@ -254,11 +255,16 @@ def _unconfirmed_click(guid: str, data: dict[str, Any], *, at: datetime, now: da
         number = phones.to_e164(_number(data.get("to")))
     except ValidationError:
         return None
+    # Via groups: the agent VCC gave it to is in one of them.
+    in_its_groups = Exists(
+        Call.from_groups.through.objects.filter(call=OuterRef("pk"), agentgroup__members__display_id=agent)
+    )
     click = (
         Call.objects.select_for_update(of=("self",))
         .filter(state=Call.State.UNCONFIRMED, vcc_call_id="", to_number=number)
-        .filter(requested_at__gte=at - UNCONFIRMED_CLICK_WINDOW, requested_at__lte=at)
-        .filter(Q(from_agent__display_id=agent) | Q(from_agent__isnull=True))
+        # VCC's clock and ours may differ by a few seconds: the call may seem to begin just before the click.
+        .filter(requested_at__gte=at - UNCONFIRMED_CLICK_WINDOW, requested_at__lte=at + CLOCKS_APART)
+        .filter(Q(from_agent__display_id=agent) | Q(in_its_groups, from_agent__isnull=True))
         .order_by("-requested_at", "-pk")
         .first()
     )
