@@ -218,6 +218,8 @@ def sync_vcc(by_id: int | None = None, dry_run: bool = False, timestamp: int | N
         return None
     by = get_user_model().objects.filter(pk=by_id).first() if by_id else None
     run = sync_with_vcc(by=by, dry_run=dry_run)
+    if run.error and dry_run:  # a preview that failed says why on the page: the admin asks again, or applies
+        return run.pk
     if run.error and run.retryable:
         raise TransientVCCFailure(run.error)
     if run.error:

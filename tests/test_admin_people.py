@@ -390,3 +390,12 @@ def test_the_agent_page_still_refuses_a_role_chosen_for_no_login(admin_client, a
     )
     assert response.status_code == 200
     assert "A role needs a login: choose a user or create one." in response.content.decode()
+
+
+def test_a_preview_vcc_refuses_says_so_on_the_page_and_is_not_tried_again(admin_client, sim, jobs):
+    sim.set_fault("groups", status=503)
+
+    page = preview_sync(admin_client, jobs)  # the job ends, not failed, and is not queued again
+
+    assert "VCC refused the sync, nothing would change" in page
+    assert queued(jobs) == [] and SyncRun.objects.get().error
