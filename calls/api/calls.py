@@ -46,7 +46,7 @@ from calls.api.callschemas import (
     Id,
     Text,
 )
-from calls.api.errors import PROBLEM, TITLES, Problem
+from calls.api.errors import PROBLEM, TITLES, Problem, refusal_detail
 from calls.api.paging import DEFAULT_LIMIT, limit_of
 from calls.calling.common import _db
 from calls.forms import CallLogFilter, WrapUpForm, first_error
@@ -161,14 +161,6 @@ class PlaceCallIn(Schema):
         max_length=500,
         description="Why you call outside the number's calling hours anyway (supervisors; at least 5 characters)",
     )
-
-
-def _in_the_apis_words(refused: Refused) -> str:
-    """The refusal as the Call button's person reads it, with the field that gives the reason named: "say why" is a
-    box on the page, a field of the request here."""
-    words = str(refused)
-    field = {"dnc": "reason", "hours": "hours_reason"}.get(getattr(refused.args[0], "asks", "") if refused.args else "")
-    return words.replace("To call anyway, say why", f"To call anyway, send `{field}` saying why") if field else words
 
 
 def _key(request: HttpRequest) -> str:
@@ -435,7 +427,7 @@ async def _place_and_keep(
         # A call already live (yours, or on this number) is a conflict that ends by itself: a 409, to try again.
         if isinstance(refused, Throttled):
             raise Problem(429, str(refused), retry_after=refused.retry_after) from None
-        raise Problem(409 if isinstance(refused, Busy) else 422, _in_the_apis_words(refused)) from None
+        raise Problem(409 if isinstance(refused, Busy) else 422, refusal_detail(refused)) from None
     except (Problem, PermissionDenied, Http404):
         await _db(_release)(user, key)
         raise

@@ -157,3 +157,11 @@ def install(api: NinjaAPI) -> None:
     def on_error(request: HttpRequest, exc: Exception) -> HttpResponse:
         log.exception("API %s %s failed", request.method, request.path)
         return problem(api, request, 500, "vccweb failed to answer; the error is logged with this request's id.")
+
+
+def refusal_detail(refused: Exception) -> str:
+    """The refusal as the Call button's person reads it, with the field that gives the reason named: "say why" is a
+    box on the page, a field of the request here."""
+    words = str(refused)
+    field = {"dnc": "reason", "hours": "hours_reason"}.get(getattr(refused.args[0], "asks", "") if refused.args else "")
+    return words.replace("To call anyway, say why", f"To call anyway, send `{field}` saying why") if field else words
