@@ -385,7 +385,7 @@ async def call_wrapup(request: AuthedRequest, pk: int) -> HttpResponse:
     form = WrapUpForm(request.POST, user=user, now=_now())
     typed = _as_typed(request.POST)  # shown again when something is to fix
     if not await sync_to_async(form.is_valid)():
-        return await _panel(request, call, user, editing=True, typed=typed, **_what_to_fix(form))
+        return await _panel(request, call, user, form_errors=True, editing=True, typed=typed, **_what_to_fix(form))
     data = form.cleaned_data
     done = await calling.wrap_up(
         call=call, disposition=data["disposition"], notes=data["notes"], user=user, callback=form.promise, first=first
@@ -405,7 +405,7 @@ async def call_wrapup(request: AuthedRequest, pk: int) -> HttpResponse:
 def _what_to_fix(form: WrapUpForm) -> dict[str, object]:
     """The panel's words for a wrap-up form with errors: the first one, and its field (marked, described, focused)."""
     invalid = next((name for name in form.errors if name != "__all__"), "")
-    return {"form_errors": True, "action_error": first_error(form), "invalid_field": invalid}
+    return {"action_error": first_error(form), "invalid_field": invalid}
 
 
 def _as_typed(post: QueryDict) -> dict[str, str]:
