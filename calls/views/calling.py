@@ -385,7 +385,10 @@ async def call_wrapup(request: AuthedRequest, pk: int) -> HttpResponse:
     form = WrapUpForm(request.POST, user=user, now=_now())
     typed = _as_typed(request.POST)  # shown again when something is to fix
     if not await sync_to_async(form.is_valid)():
-        return await _panel(request, call, user, form_errors=True, editing=True, typed=typed, **_what_to_fix(form))
+        error, invalid = _what_to_fix(form)
+        return await _panel(
+            request, call, user, form_errors=True, action_error=error, invalid_field=invalid, editing=True, typed=typed
+        )
     data = form.cleaned_data
     done = await calling.wrap_up(
         call=call, disposition=data["disposition"], notes=data["notes"], user=user, callback=form.promise, first=first
@@ -402,10 +405,9 @@ async def call_wrapup(request: AuthedRequest, pk: int) -> HttpResponse:
     )
 
 
-def _what_to_fix(form: WrapUpForm) -> dict[str, object]:
-    """The panel's words for a wrap-up form with errors: the first one, and its field (marked, described, focused)."""
-    invalid = next((name for name in form.errors if name != "__all__"), "")
-    return {"action_error": first_error(form), "invalid_field": invalid}
+def _what_to_fix(form: WrapUpForm) -> tuple[str, str]:
+    """A wrap-up form's first error, in words, and its field (marked, described, focused), if it has one."""
+    return first_error(form), next((name for name in form.errors if name != "__all__"), "")
 
 
 def _as_typed(post: QueryDict) -> dict[str, str]:
