@@ -153,8 +153,31 @@ def _may_present(number: CallbackNumber, agent: Agent, groups: Iterable[AgentGro
     return number.allowed_groups.filter(pk__in=[g.pk for g in groups]).exists()
 
 
+class KeptWhileInUse(admin.ModelAdmin):
+    """The delete page of an object the call log names (`_in_use`): its own page instead, saying why it is kept."""
+
+    @staticmethod
+    def _in_use(obj: Any) -> bool:
+        raise NotImplementedError
+
+    def _kept_words(self, obj: Any) -> str:
+        raise NotImplementedError
+
+    def delete_view(
+        self, request: HttpRequest, object_id: str, extra_context: dict[str, Any] | None = None
+    ) -> HttpResponse:
+        obj = self.get_object(request, object_id)
+        if obj is not None and self._in_use(obj):
+            if not self.has_delete_permission(request):
+                raise PermissionDenied
+            self.message_user(request, self._kept_words(obj), messages.WARNING)
+            page = f"admin:{obj._meta.app_label}_{obj._meta.model_name}_change"
+            return HttpResponseRedirect(reverse(page, args=[obj.pk]))
+        return super().delete_view(request, object_id, extra_context)
+
+
 @admin.register(Agent)
-class AgentAdmin(BoundedSearch, admin.ModelAdmin):
+class AgentAdmin(BoundedSearch, KeptWhileInUse):
     form = AgentForm
     list_display = ["display_id", "name", "user", "is_active", "default_callback_number", "default_group", "group_list"]
     list_filter = ["is_active", "groups"]
@@ -185,21 +208,11 @@ class AgentAdmin(BoundedSearch, admin.ModelAdmin):
         actions.pop("delete_selected", None)  # agents are retired (untick active, or the sync does), not deleted
         return actions
 
-    def delete_view(
-        self, request: HttpRequest, object_id: str, extra_context: dict[str, Any] | None = None
-    ) -> HttpResponse:
-        agent = self.get_object(request, object_id)
-        if agent is not None and self._in_use(agent):
-            if not self.has_delete_permission(request):
-                raise PermissionDenied
-            self.message_user(
-                request,
-                f"{agent} has calls in the log, so it is kept with them: untick “active” to retire it (the sync from "
-                "VCC retires it too once VCC no longer has it).",
-                messages.WARNING,
-            )
-            return HttpResponseRedirect(reverse("admin:calls_agent_change", args=[agent.pk]))
-        return super().delete_view(request, object_id, extra_context)
+    def _kept_words(self, agent: Agent) -> str:
+        return (
+            f"{agent} has calls in the log, so it is kept with them: untick “active” to retire it (the sync from VCC "
+            "retires it too once VCC no longer has it)."
+        )
 
     def get_form(
         self, request: HttpRequest, obj: Agent | None = None, change: bool = False, **kwargs: Any
@@ -285,7 +298,7 @@ class AgentGroupForm(forms.ModelForm):
 
 
 @admin.register(AgentGroup)
-class AgentGroupAdmin(BoundedSearch, admin.ModelAdmin):
+class AgentGroupAdmin(BoundedSearch, KeptWhileInUse):
     form = AgentGroupForm
     list_display = ["display_id", "name", "is_active", "member_count", "default_callback_number"]
     list_filter = ["is_active"]
@@ -314,21 +327,11 @@ class AgentGroupAdmin(BoundedSearch, admin.ModelAdmin):
             return False
         return super().has_delete_permission(request, obj)
 
-    def delete_view(
-        self, request: HttpRequest, object_id: str, extra_context: dict[str, Any] | None = None
-    ) -> HttpResponse:
-        group = self.get_object(request, object_id)
-        if group is not None and self._in_use(group):
-            if not self.has_delete_permission(request):
-                raise PermissionDenied
-            self.message_user(
-                request,
-                f"Calls went via {group}, so it is kept for the call log and the reports; the sync from VCC retires "
-                "it once VCC no longer has it.",
-                messages.WARNING,
-            )
-            return HttpResponseRedirect(reverse("admin:calls_agentgroup_change", args=[group.pk]))
-        return super().delete_view(request, object_id, extra_context)
+    def _kept_words(self, group: AgentGroup) -> str:
+        return (
+            f"Calls went via {group}, so it is kept for the call log and the reports; the sync from VCC retires it "
+            "once VCC no longer has it."
+        )
 
 
 # --- Caller IDs ------------------------------------------------------------------------------------

@@ -9,7 +9,13 @@ import pytest
 from playwright.sync_api import expect
 
 from tests.browser.conftest import log_in
-from tests.browser.test_calling_browser import demo, first_contact_with, sim, vccsim_server  # noqa: F401
+from tests.browser.test_calling_browser import (  # noqa: F401
+    demo,
+    first_contact_with,
+    sim,
+    talking_on_a_contact_page,
+    vccsim_server,
+)
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
@@ -28,13 +34,7 @@ def test_a_call_from_the_list_says_its_phase_in_the_status_region(demo, page, li
 def test_the_focus_stays_on_pause_recording_as_the_panel_and_the_bar_refresh(demo, page, live_server, sim):  # noqa: F811
     """The panel and the bar are swapped at each poll (every 250 ms here, 2 s in production): the focus stays on the
     button, and Enter on Pause recording leaves it on Resume recording."""
-    contact = first_contact_with(is_primary=True, number__startswith="+44")
-    sim.post("next-outcome", {"outcome": "answered", "talkSeconds": 600})
-    log_in(page, live_server, "agent", "demo", at=f"/contacts/{contact.pk}/")
-    page.keyboard.press("c")
-    panel = page.locator(".call-panel")
-    sim.advance(9)
-    expect(panel.locator(".phase")).to_contain_text("Connected", timeout=10_000)
+    panel = talking_on_a_contact_page(page, live_server, sim)
     for button in (page.locator("#call-bar button[name=recording]"), panel.locator("button[name=recording]")):
         button.focus()
         for _ in range(3):  # a few polls of each part, swapped in around the button

@@ -41,6 +41,19 @@ def first_contact_with(**phone_filter) -> Contact:
     return phone.contact
 
 
+def talking_on_a_contact_page(page, live_server, sim: Sim):
+    """The agent on a contact's page, called with the keyboard ("c"), the call connected for ten minutes of talk;
+    returns its panel."""
+    contact = first_contact_with(is_primary=True, number__startswith="+44")
+    sim.post("next-outcome", {"outcome": "answered", "talkSeconds": 600})
+    log_in(page, live_server, "agent", "demo", at=f"/contacts/{contact.pk}/")
+    page.keyboard.press("c")
+    panel = page.locator(".call-panel")
+    sim.advance(9)
+    expect(panel.locator(".phase")).to_contain_text("Connected", timeout=10_000)
+    return panel
+
+
 def test_an_agent_calls_a_contact_and_wraps_up(demo, page, live_server, sim):
     contact = first_contact_with(is_primary=True, number__startswith="+44")
     sim.post("next-outcome", {"outcome": "answered", "talkSeconds": 600})
@@ -132,13 +145,7 @@ def test_a_poll_answered_while_a_button_of_the_panel_is_pressed_does_not_swallow
     """The panel polls while the call goes on, and each answer replaces it. One that came between a press on Pause
     recording and its release replaced the button under the finger: the release landed on the new one, and the click
     on neither. The panel is not replaced while a press is going on inside it."""
-    contact = first_contact_with(is_primary=True, number__startswith="+44")
-    sim.post("next-outcome", {"outcome": "answered", "talkSeconds": 600})
-    log_in(page, live_server, "agent", "demo", at=f"/contacts/{contact.pk}/")
-    page.keyboard.press("c")
-    panel = page.locator(".call-panel")
-    sim.advance(9)
-    expect(panel.locator(".phase")).to_contain_text("Connected", timeout=10_000)
+    panel = talking_on_a_contact_page(page, live_server, sim)
     button = panel.locator("button", has_text="Pause recording")
     poll = Held(page, re.compile(r"/calls/\d+/panel/"), answered=True)
     assert poll.wait() == 1  # the next poll, answered by the app and held: the panel stays as it is meanwhile
