@@ -80,3 +80,12 @@ def test_a_callback_number_with_an_extension_is_refused_without_pointing_at_note
     page = response.content.decode()
     assert response.status_code == 200 and "has an extension (5), which VCC cannot dial" in page
     assert "enter the number without it." in page and "in the notes" not in page
+
+
+def test_the_admin_says_sandbox_as_every_page_does(admin_client, settings):
+    settings.VCC_SANDBOX = True
+    page = admin_client.get("/admin/").content.decode()
+    assert "<strong>Sandbox</strong> — calls go to the built-in VCC simulator" in page
+    assert "css/admin" in page  # its style, in a file: the CSP allows no inline style
+    settings.VCC_SANDBOX = False
+    assert "<strong>Sandbox</strong>" not in admin_client.get("/admin/").content.decode()
