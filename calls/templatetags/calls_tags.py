@@ -104,7 +104,7 @@ def ago(value: datetime | None, now: datetime | None = None) -> str:
 
 @register.filter
 def duration(seconds: int | None) -> str:
-    """Seconds as people say them: 45 s, 3 min 05 s, 1 h 02 min."""
+    """Seconds as people say them: 45 s, 3 min 05 s, 1 h 02 min, 5 d 16 h (a speed to lead of days)."""
     if seconds is None:
         return ""
     seconds = int(seconds)
@@ -114,7 +114,10 @@ def duration(seconds: int | None) -> str:
     if minutes < 60:
         return f"{minutes} min {secs:02d} s"
     hours, minutes = divmod(minutes, 60)
-    return f"{hours} h {minutes:02d} min"
+    if hours < 48:
+        return f"{hours} h {minutes:02d} min"
+    days, hours = divmod(hours, 24)
+    return f"{days} d {hours} h"
 
 
 @register.filter
