@@ -288,6 +288,43 @@ def test_a_click_whose_answer_was_never_recorded_is_closed_as_not_confirmed(agen
     assert f'href="/calls/{stuck.pk}/"' in log
 
 
+@pytest.mark.django_db(transaction=True)
+def test_a_click_whose_answer_is_being_written_is_not_closed_over_it(agent_user):
+    """Its row is locked by whoever writes VCC's answer (placing._record_answer) or by another run: left to them."""
+    import threading
+
+    from django.db import connection, transaction
+    from django.utils import timezone
+
+    if connection.vendor != "postgresql":
+        pytest.skip("two transactions at once: PostgreSQL")
+    now = timezone.now()
+    click = Call.objects.create(created_by=agent_user, from_agent=agent_user.agent, to_number="+447400123456")
+    Call.objects.filter(pk=click.pk).update(requested_at=now - calling.ABANDONED_AFTER - timedelta(seconds=1))
+    held, done = threading.Event(), threading.Event()
+
+    def write_the_answer() -> None:
+        try:
+            with transaction.atomic():
+                list(Call.objects.select_for_update().filter(pk=click.pk))
+                held.set()
+                done.wait(30)  # a guard, not a wait for time: the test sets it
+        finally:
+            connection.close()
+
+    thread = threading.Thread(target=write_the_answer)
+    thread.start()
+    assert held.wait(30)
+    try:
+        assert calling.close_abandoned_clicks(now=now) == 0
+    finally:
+        done.set()
+        thread.join(30)
+    click.refresh_from_db()
+    assert click.state == Call.State.REQUESTED
+    assert calling.close_abandoned_clicks(now=now) == 1  # once nobody holds it
+
+
 def test_a_call_whose_answer_cannot_be_recorded_does_not_lose_the_rest_of_the_round(
     placed, other_agent_user, sim, monkeypatch, caplog
 ):

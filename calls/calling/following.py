@@ -291,16 +291,22 @@ async def follow_due(
 def close_abandoned_clicks(*, now: datetime) -> int:
     """Clicks whose answer from VCC was never recorded (their process died mid-request): not confirmed."""
     count = 0
-    for call in Call.objects.filter(state=Call.State.REQUESTED, requested_at__lt=now - ABANDONED_AFTER):
-        with changes.call_change(call):
-            call.record_unconfirmed(
-                message="No answer from VCC was recorded for this click",
-                status=None,
-                display="No answer from VCC was recorded for this click, so the call may have been placed: check your "
-                "phone and the call log before trying again.",
-                latency_ms=None,
-                now=now,
-            )
+    for pk in Call.objects.filter(state=Call.State.REQUESTED, requested_at__lt=now - ABANDONED_AFTER).values_list(
+        "pk", flat=True
+    ):
+        with transaction.atomic():  # locked, and still asking VCC: not one a late answer or another run just wrote
+            call = Call.objects.select_for_update(skip_locked=True).filter(pk=pk, state=Call.State.REQUESTED).first()
+            if call is None:
+                continue
+            with changes.call_change(call):
+                call.record_unconfirmed(
+                    message="No answer from VCC was recorded for this click",
+                    status=None,
+                    display="No answer from VCC was recorded for this click, so the call may have been placed: check "
+                    "your phone and the call log before trying again.",
+                    latency_ms=None,
+                    now=now,
+                )
         count += 1
     return count
 
