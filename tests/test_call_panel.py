@@ -337,15 +337,16 @@ def test_a_wrap_up_form_drawn_before_the_call_was_wrapped_up_elsewhere_changes_n
 
 
 def test_two_first_wrap_ups_at_once_reach_vcc_and_the_row_once(agent_client, ended, sim):
-    """The bar's Save and the panel's, sent within one VCC round trip: the one that claims the call goes on; the
-    other is refused before VCC is told, and one that finds the call wrapped up when it may write changes nothing."""
-    from django.core.cache import cache
+    """The bar's Save and the panel's, sent within one VCC round trip: the one that holds the call goes on; the
+    other is refused before VCC is told, as is one that finds the call wrapped up once it holds it."""
+    from asgiref.sync import async_to_sync
 
+    from calls import locks
     from calls.calling import recording
 
     not_interested = DispositionCode.objects.get(code="Not interested")
     first = {"disposition": not_interested.pk, "notes": "from the bar", "from_bar": "1", "first": "1"}
-    cache.set(f"calls:first-wrap-up:{ended.pk}", 1)  # the panel's Save is under way
+    assert locks.acquire_dial_lock(f"wrap-up:{ended.pk}", owner="the panel's Save", seconds=120)  # under way
 
     refused = agent_client.post(f"/calls/{ended.pk}/wrapup/", first, headers=HTMX)
 
@@ -354,13 +355,20 @@ def test_two_first_wrap_ups_at_once_reach_vcc_and_the_row_once(agent_client, end
     assert sim.calls[ended.vcc_call_id].disposition_code is None  # VCC was not told
     ended.refresh_from_db()
     assert ended.wrapped_up_at is None and ended.notes == ""
-    cache.delete(f"calls:first-wrap-up:{ended.pk}")
-    Call.objects.filter(pk=ended.pk).update(wrapped_up_at=timezone.now(), disposition_code="Interested", notes="API")
-    with pytest.raises(Refused, match="wrapped up meanwhile, as “Interested”"):  # written by the API meanwhile
+    locks.release_dial_lock(f"wrap-up:{ended.pk}", owner="the panel's Save")
+    # The panel's Save wrote "Interested" after the bar's request had read the call, before it took the call:
+    stale = Call.objects.get(pk=ended.pk)
+    Call.objects.filter(pk=ended.pk).update(wrapped_up_at=timezone.now(), disposition_code="Interested", notes="panel")
+    with pytest.raises(Refused, match="wrapped up meanwhile, as “Interested”: nothing was changed"):
+        async_to_sync(recording.wrap_up)(call=stale, disposition=not_interested, notes="bar", first=True)
+    assert sim.calls[ended.vcc_call_id].disposition_code is None  # still not told
+    ended.refresh_from_db()
+    assert (ended.disposition_code, ended.notes) == ("Interested", "panel")
+    assert locks.acquire_dial_lock(f"wrap-up:{ended.pk}", owner="next", seconds=1)  # the refused one let go
+    # One that holds the call but finds it written by a writer that holds nothing (the API), once VCC was told:
+    with pytest.raises(Refused, match="as “Interested”, which vccweb keeps; VCC was told “Not interested” after it"):
         recording._store_wrap_up(ended, disposition=not_interested, notes="late", now=timezone.now(), confirmed=True,
                                  first=True)  # fmt: skip
-    ended.refresh_from_db()
-    assert (ended.disposition_code, ended.notes) == ("Interested", "API")
 
 
 def test_wrong_number_marks_the_number_do_not_call(agent_client, ended, contact):

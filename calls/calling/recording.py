@@ -3,6 +3,7 @@ with the notes kept here."""
 
 from __future__ import annotations
 
+import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
@@ -14,7 +15,7 @@ from django.db import transaction
 from django.db.models import Model
 from django.utils import timezone
 
-from calls import callbacks, phones
+from calls import callbacks, locks, phones
 from calls.cache import count
 from calls.calling.common import Clock, _db, _now, log
 from calls.models import AgentGroup, Call, Contact, ContactPhone, DispositionCode
@@ -139,16 +140,30 @@ async def wrap_up(
         return await _wrap_up(
             call=call, disposition=disposition, notes=notes, clock=clock, user=user, callback=callback
         )
-    claim = f"calls:first-wrap-up:{call.pk}"
-    if not await sync_to_async(cache.add)(claim, 1, timeout=FIRST_WRAP_UP_CLAIM):
-        raise Refused("This call is being wrapped up in another tab or window: nothing was changed here. Reload the "
-                      "page to see its wrap-up.")  # fmt: skip
+    claim, owner = f"wrap-up:{call.pk}", uuid.uuid4().hex
+    await _db(_claim_first_wrap_up)(call, claim, owner)
     try:
         return await _wrap_up(
             call=call, disposition=disposition, notes=notes, clock=clock, user=user, callback=callback, first=True
         )
     finally:
-        await sync_to_async(cache.delete)(claim)
+        await _db(locks.release_dial_lock)(claim, owner=owner)
+
+
+def _claim_first_wrap_up(call: Call, claim: str, owner: str) -> None:
+    """Hold the call for this first wrap-up (a row in the database, as a click holds a number: a cache key would
+    hold nothing while Redis is down, or across processes without it), then make sure it is not wrapped up already:
+    both before VCC is told anything. Refused otherwise."""
+    if not locks.acquire_dial_lock(claim, owner=owner, seconds=FIRST_WRAP_UP_CLAIM):
+        raise Refused("This call is being wrapped up in another tab or window: nothing was changed here. Reload the "
+                      "page to see its wrap-up.")  # fmt: skip
+    done = Call.objects.filter(pk=call.pk, wrapped_up_at__isnull=False).values_list("disposition_code", flat=True)
+    if (code := done.first()) is not None:
+        locks.release_dial_lock(claim, owner=owner)
+        raise Refused(
+            f"This call was wrapped up meanwhile, as “{code}”: nothing was changed here. Reload the page to edit the "
+            "wrap-up."
+        )
 
 
 async def _wrap_up(
@@ -215,8 +230,8 @@ def _store_wrap_up(
             done = Call.objects.select_for_update().filter(pk=call.pk).values_list("wrapped_up_at", "disposition_code")
             if (row := done.first()) is not None and row[0] is not None:
                 raise Refused(
-                    f"This call was wrapped up meanwhile, as “{row[1]}”: nothing was changed here. Reload the page to "
-                    "edit the wrap-up."
+                    f"This call was wrapped up meanwhile, as “{row[1]}”, which vccweb keeps; VCC was told "
+                    f"“{disposition.code}” after it. Reload the page and save the wrap-up again for VCC to agree."
                 )
         with changes.call_change(call):
             call.record_wrap_up(code=disposition.code, notes=notes, now=now, confirmed=confirmed)

@@ -2,8 +2,14 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 from django.conf import settings
 from django.db import models
+from django.utils import timezone
+
+# A run not ended this long after it started was stopped with its worker: it applies all or nothing (calls/sync.py).
+RUN_AT_MOST = timedelta(hours=1)
 
 
 class SyncRun(models.Model):
@@ -51,7 +57,9 @@ class SyncRun(models.Model):
         if self.error:
             return f"failed: {self.error}"
         if self.finished_at is None:
-            return "running"
+            if timezone.now() - self.started_at < RUN_AT_MOST:
+                return "running"
+            return "stopped before it ended (its worker was stopped): nothing was changed, the next run syncs"
         return (
             f"{self.created} created, {self.updated} updated, {self.deactivated} deactivated, {self.problems} problems"
         )
