@@ -186,3 +186,6 @@ def test_a_tick_queued_by_a_worker_whose_clock_ran_ahead_holds_no_other_tick_bac
         # And the tick far ahead is gone: kept, it would hold every tick back once real time came near it.
         cursor.execute("SELECT count(*) FROM procrastinate_periodic_defers WHERE defer_timestamp = %s", [now + 3600])
         assert cursor.fetchone()[0] == 0
+        # A fast host's deferrers (two a worker process) still queue each of its ticks once.
+        assert _defer_tick(cursor, now + 120) is not None
+        assert _defer_tick(cursor, now + 120) is None

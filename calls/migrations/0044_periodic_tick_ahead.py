@@ -19,9 +19,10 @@ BEGIN
     PERFORM pg_advisory_xact_lock(hashtext('calls_periodic_tick:' || NEW.task_name || ':' || NEW.periodic_id));
     -- Gone, not merely passed over: Procrastinate deletes only ticks older than the one it queues, so a tick far
     -- ahead would be counted again once real time came within AHEAD of it, and hold every tick back then.
+    -- Not this very tick: Procrastinate's ON CONFLICT keeps a tick once, and would not see it gone.
     DELETE FROM procrastinate_periodic_defers
     WHERE task_name = NEW.task_name AND periodic_id = NEW.periodic_id
-      AND defer_timestamp > extract(epoch FROM now()) + {AHEAD};
+      AND defer_timestamp > extract(epoch FROM now()) + {AHEAD} AND defer_timestamp <> NEW.defer_timestamp;
     IF EXISTS (
         SELECT 1 FROM procrastinate_periodic_defers
         WHERE task_name = NEW.task_name AND periodic_id = NEW.periodic_id AND defer_timestamp > NEW.defer_timestamp
