@@ -219,7 +219,8 @@ def _busy_words(call: Call, user: User) -> str:
     return rules.busy_refusal(mine=mine, who=who)
 
 
-# Clicks of one person VCC may refuse (400) in a clock minute (an agent not ready or busy, a group with nobody ready):
+# Clicks of one person VCC may refuse or fail in a clock minute (an agent not ready or busy, nobody ready in the groups,
+# VCC limiting the account or failing):
 # past these, vccweb refuses the person's next clicks itself until the minute ends. A click always goes to VCC
 # whatever the request budget (budget.CLICK), and one VCC refuses holds no phone, so without this one person
 # clicking again and again, or a script, could spend the whole account's fair use of VCC.
@@ -236,9 +237,9 @@ def _throttled(user_id: int, at: datetime) -> Throttled | None:
         return None
     wait = max(1, 60 - int(at.timestamp() % 60))
     return Throttled(
-        f"VCC refused {refused} of your calls this minute, so vccweb waits {wait} s before asking it again. "
-        "The call log says why VCC refused each one (a phone not ready or busy, nobody ready in the groups, a number "
-        "it will not call).",
+        f"VCC refused or failed {refused} of your calls this minute, so vccweb waits {wait} s before asking it "
+        "again. The call log says why for each one (a phone not ready or busy, nobody ready in the groups, a number "
+        "VCC will not call, VCC limiting requests or failing).",
         retry_after=wait,
     )
 
@@ -395,9 +396,10 @@ async def _send(started: _Started, *, clock: Clock, on_answer: _OnAnswer | None 
         error = exc
     latency = round((time.monotonic() - began) * 1000)
     transition, answer = _answer(call, placed, error, latency_ms=latency, now=clock())
-    if transition == Call.record_failed and isinstance(error, VCCError) and error.status == 400:
-        # VCC refused this click (the person's phone, the groups, the number): counted (_throttled). Not VCC down,
-        # limiting the account, or refusing vccweb's credentials: every person's clicks fail then, none of theirs.
+    if transition != Call.record_placed and isinstance(error, VCCError) and error.status is not None:
+        # VCC answered, refusing or failing this click (the person's phone, the groups, the number; VCC limiting the
+        # account, or down): counted (_throttled). A click goes whatever the budget's back-off, so while VCC limits
+        # the account a person clicking again and again would keep it limited for everyone.
         await _count_refusal(call.created_by_id, clock())
     released = False
     try:
