@@ -153,12 +153,12 @@ async def learn_recording(context: JobContext, call_id: int) -> str:
     call = await Call.objects.filter(pk=call_id, state=Call.State.LIVE).afirst()
     if call is None or rules.is_connected(call.recording_status):  # ended, or a look since learnt it
         return "nothing to learn"
-    later = call.next_check_at
+    later, told = call.next_check_at, call.last_event_at
     followed = await calling.follow(call=call, force=True)
-    if later is not None:
-        await Call.objects.filter(pk=call_id, state=Call.State.LIVE, next_check_at__lt=later).aupdate(
-            next_check_at=later
-        )
+    if later is not None:  # unless an event set the next look meanwhile (it may want one sooner: a hang-up)
+        await Call.objects.filter(
+            pk=call_id, state=Call.State.LIVE, next_check_at__lt=later, last_event_at=told
+        ).aupdate(next_check_at=later)
     if followed.retry_after is not None:
         if context.job.attempts + 1 >= LEARN_TRIES:  # not a failed job: the call's next look learns it
             return "VCC or the request budget had no room; the call's next look will say"

@@ -74,3 +74,26 @@ def test_vcc_limiting_us_has_the_job_tried_again_later_then_left_to_the_calls_ne
     assert run_jobs(jobs, "learn_recording") == ["learn_recording"]  # not a failed job
     placed.refresh_from_db()
     assert placed.state == Call.State.LIVE and placed.recording_status == "Stopped"
+
+
+def test_an_event_applied_while_it_asks_keeps_the_next_look_it_set(sim, placed, jobs, monkeypatch):
+    """A hang-up without a result, applied meanwhile, wants VCC asked at once: the job does not put its look back."""
+    from datetime import timedelta
+
+    from calls import calling
+
+    sim.clock.advance(10)
+    stored("channel.connected.v1", placed, at=timezone.now(), party="external")
+    tasks.process_vcc_events.func()
+    follow, soon = calling.follow, timezone.now() - timedelta(seconds=5)
+
+    async def an_event_meanwhile(**kwargs):
+        followed = await follow(**kwargs)
+        await Call.objects.filter(pk=placed.pk).aupdate(last_event_at=None, next_check_at=soon)  # events.py's ask_how
+        return followed
+
+    monkeypatch.setattr(calling, "follow", an_event_meanwhile)
+    run_jobs(jobs, "learn_recording")
+
+    placed.refresh_from_db()
+    assert placed.next_check_at == soon
