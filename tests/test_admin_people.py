@@ -399,3 +399,18 @@ def test_a_preview_vcc_refuses_says_so_on_the_page_and_is_not_tried_again(admin_
 
     assert "VCC refused the sync, nothing would change" in page
     assert queued(jobs) == [] and SyncRun.objects.get().error
+
+
+def test_a_run_its_worker_stopped_is_not_shown_running_for_good(admin_client):
+    """A run applies all or nothing: one not ended an hour after it started was stopped with its worker."""
+    from datetime import timedelta
+
+    from calls.models.sync import RUN_AT_MOST
+
+    now = timezone.now()
+    running = SyncRun.objects.create(started_at=now - timedelta(minutes=5))
+    stopped = SyncRun.objects.create(started_at=now - RUN_AT_MOST - timedelta(minutes=1))
+
+    assert running.summary == "running"
+    assert stopped.summary.startswith("stopped before it ended (its worker was stopped): nothing was changed")
+    assert "stopped before it ended" in admin_client.get("/admin/calls/syncrun/").content.decode()
