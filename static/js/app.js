@@ -110,7 +110,10 @@ document.addEventListener("htmx:beforeRequest", (event) => {
 });
 document.addEventListener("htmx:afterSettle", () => {
   if (!pressedFocus) return;
-  if (document.activeElement && document.activeElement !== document.body) {
+  const active = document.activeElement;
+  // The pressed button, disabled, may still hold the focus for a moment: Chromium lets it go at its next frame, and a
+  // part settling meanwhile (a poll) must not take that for a focus kept somewhere.
+  if (active && active !== document.body && active !== pressedFocus && !active.disabled) {
     pressedFocus = null;  // the focus is somewhere: htmx kept it, or the person moved it
     return;
   }
