@@ -280,6 +280,12 @@ def supervisor_client(supervisor_user) -> Client:
     return _logged_in(supervisor_user)
 
 
+@pytest.fixture
+def admin_role_client(admin_role_user) -> Client:
+    """Logged in with the admin role (pytest-django's own `admin_client` is a superuser's)."""
+    return _logged_in(admin_role_user)
+
+
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_makereport(item, call):
     """In CI a skipped test is a gap, not a pass: report it as a failure."""

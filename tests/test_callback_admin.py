@@ -14,55 +14,48 @@ pytestmark = pytest.mark.django_db
 URL = "/admin/calls/callbacknumber/"
 
 
-@pytest.fixture
-def admin_client(admin_role_user) -> Client:
-    client = Client()
-    client.force_login(admin_role_user)
-    return client
-
-
 def form(**values: object) -> dict[str, object]:
     return {"label": "Leeds", "is_active": "on", **values}
 
 
 @pytest.mark.parametrize("typed", ["0113 496 0000", "+44 113 496 0000", "(0113) 4960000", "00441134960000"])
-def test_it_accepts_any_format_and_stores_e164(admin_client, typed):
-    response = admin_client.post(f"{URL}add/", form(number=typed))
+def test_it_accepts_any_format_and_stores_e164(admin_role_client, typed):
+    response = admin_role_client.post(f"{URL}add/", form(number=typed))
     assert response.status_code == 302, response.content.decode()[:2000]
     assert CallbackNumber.objects.get().number == "+441134960000"
 
 
-def test_it_explains_a_number_it_cannot_read(admin_client):
-    response = admin_client.post(f"{URL}add/", form(number="0113 496"))
+def test_it_explains_a_number_it_cannot_read(admin_role_client):
+    response = admin_role_client.post(f"{URL}add/", form(number="0113 496"))
     assert response.status_code == 200
     assert "not a valid phone number" in response.content.decode()
     assert not CallbackNumber.objects.exists()
 
 
-def test_it_refuses_a_number_already_configured_in_another_format(admin_client, london):
-    response = admin_client.post(f"{URL}add/", form(number="020 7946 0100"))
+def test_it_refuses_a_number_already_configured_in_another_format(admin_role_client, london):
+    response = admin_role_client.post(f"{URL}add/", form(number="020 7946 0100"))
     assert response.status_code == 200
     assert "already exists" in response.content.decode()
 
 
-def test_it_shows_numbers_in_national_form(admin_client, london):
-    list_page = admin_client.get(URL).content.decode()
-    change_page = admin_client.get(f"{URL}{london.pk}/change/").content.decode()
+def test_it_shows_numbers_in_national_form(admin_role_client, london):
+    list_page = admin_role_client.get(URL).content.decode()
+    change_page = admin_role_client.get(f"{URL}{london.pk}/change/").content.decode()
     assert "020\u00a07946\u00a00100" in list_page
     assert 'value="020 7946 0100"' in change_page
 
 
-def test_ticking_default_on_another_number_swaps_it_in_one_save(admin_client, london, manchester):
+def test_ticking_default_on_another_number_swaps_it_in_one_save(admin_role_client, london, manchester):
     values = form(number=manchester.number, label=manchester.label, is_default="on", allowed_groups=[])
-    response = admin_client.post(f"{URL}{manchester.pk}/change/", values)
+    response = admin_role_client.post(f"{URL}{manchester.pk}/change/", values)
     assert response.status_code == 302
     assert list(CallbackNumber.objects.filter(is_default=True)) == [manchester]
 
 
-def test_the_make_default_action_swaps_the_default(admin_client, london, manchester):
+def test_the_make_default_action_swaps_the_default(admin_role_client, london, manchester):
     manchester.is_active = False
     manchester.save()
-    response = admin_client.post(URL, {"action": "make_default", "_selected_action": [manchester.pk]})
+    response = admin_role_client.post(URL, {"action": "make_default", "_selected_action": [manchester.pk]})
     assert response.status_code == 302
     manchester.refresh_from_db()
     london.refresh_from_db()
@@ -70,8 +63,8 @@ def test_the_make_default_action_swaps_the_default(admin_client, london, manches
     assert not london.is_default
 
 
-def test_make_default_wants_exactly_one_number(admin_client, london, manchester):
-    response = admin_client.post(
+def test_make_default_wants_exactly_one_number(admin_role_client, london, manchester):
+    response = admin_role_client.post(
         URL, {"action": "make_default", "_selected_action": [london.pk, manchester.pk]}, follow=True
     )
     assert "Select exactly one number" in response.content.decode()
@@ -84,56 +77,58 @@ def call_presenting(number: CallbackNumber, user, **extra) -> Call:
     )
 
 
-def test_a_number_in_use_is_deactivated_not_deleted(admin_client, manchester, agent_user):
+def test_a_number_in_use_is_deactivated_not_deleted(admin_role_client, manchester, agent_user):
     call_presenting(manchester, agent_user)
-    response = admin_client.post(URL, {"action": "delete_unused", "_selected_action": [manchester.pk]}, follow=True)
+    response = admin_role_client.post(
+        URL, {"action": "delete_unused", "_selected_action": [manchester.pk]}, follow=True
+    )
     manchester.refresh_from_db()
     assert not manchester.is_active
     assert "Deactivated instead of deleted" in response.content.decode()
 
 
-def test_the_default_is_never_deleted(admin_client, london):
-    response = admin_client.post(URL, {"action": "delete_unused", "_selected_action": [london.pk]}, follow=True)
+def test_the_default_is_never_deleted(admin_role_client, london):
+    response = admin_role_client.post(URL, {"action": "delete_unused", "_selected_action": [london.pk]}, follow=True)
     assert CallbackNumber.objects.filter(pk=london.pk, is_active=True).exists()
     assert "make another number the default first" in response.content.decode()
 
 
-def test_an_unused_number_is_deleted_after_confirmation(admin_client, london, manchester):
+def test_an_unused_number_is_deleted_after_confirmation(admin_role_client, london, manchester):
     data = {"action": "delete_unused", "_selected_action": [manchester.pk]}
-    confirm = admin_client.post(URL, data)
+    confirm = admin_role_client.post(URL, data)
     assert confirm.status_code == 200
     assert "Are you sure" in confirm.content.decode()
-    admin_client.post(URL, {**data, "post": "yes"})
+    admin_role_client.post(URL, {**data, "post": "yes"})
     assert not CallbackNumber.objects.filter(pk=manchester.pk).exists()
 
 
-def test_deleting_a_number_in_use_from_its_page_deactivates_it(admin_client, manchester, agent_user):
+def test_deleting_a_number_in_use_from_its_page_deactivates_it(admin_role_client, manchester, agent_user):
     Call.objects.create(created_by=agent_user, to_number="+447400123456", callback_number=manchester, state="failed")
-    page = admin_client.get(f"{URL}{manchester.pk}/delete/")
+    page = admin_role_client.get(f"{URL}{manchester.pk}/delete/")
     assert page.status_code == 302
-    admin_client.post(f"{URL}{manchester.pk}/delete/", {"post": "yes"})
+    admin_role_client.post(f"{URL}{manchester.pk}/delete/", {"post": "yes"})
     manchester.refresh_from_db()
     assert not manchester.is_active
 
 
-def test_deleting_the_default_from_its_page_is_refused(admin_client, london):
-    response = admin_client.post(f"{URL}{london.pk}/delete/", {"post": "yes"}, follow=True)
+def test_deleting_the_default_from_its_page_is_refused(admin_role_client, london):
+    response = admin_role_client.post(f"{URL}{london.pk}/delete/", {"post": "yes"}, follow=True)
     assert CallbackNumber.objects.filter(pk=london.pk, is_default=True, is_active=True).exists()
     assert "make another number the default first" in response.content.decode()
 
 
-def test_the_default_cannot_be_deactivated_by_the_action(admin_client, london, manchester):
-    admin_client.post(URL, {"action": "deactivate", "_selected_action": [london.pk, manchester.pk]})
+def test_the_default_cannot_be_deactivated_by_the_action(admin_role_client, london, manchester):
+    admin_role_client.post(URL, {"action": "deactivate", "_selected_action": [london.pk, manchester.pk]})
     london.refresh_from_db()
     manchester.refresh_from_db()
     assert london.is_active and not manchester.is_active
 
 
-def test_the_list_shows_how_often_and_when_each_number_was_presented(admin_client, london, manchester, agent_user):
+def test_the_list_shows_how_often_and_when_each_number_was_presented(admin_role_client, london, manchester, agent_user):
     for _ in range(3):
         call_presenting(london, agent_user)
     Call.objects.create(created_by=agent_user, to_number="+447400123456", presented_clid=london.number, state="failed")
-    page = admin_client.get(URL).content.decode()
+    page = admin_role_client.get(URL).content.decode()
     assert '<td class="field-presented">3 times, last ' in page
     assert '<td class="field-presented">never</td>' in page
     assert "Support" in page  # who may present Manchester
@@ -145,24 +140,24 @@ def queries_for(client: Client, url: str) -> int:
     return len(captured.captured_queries)
 
 
-def test_the_list_costs_the_same_queries_for_many_numbers(admin_client, london, agent_user):
+def test_the_list_costs_the_same_queries_for_many_numbers(admin_role_client, london, agent_user):
     call_presenting(london, agent_user)
-    queries_for(admin_client, URL)  # the session and permissions are cached from then on
-    one = queries_for(admin_client, URL)
+    queries_for(admin_role_client, URL)  # the session and permissions are cached from then on
+    one = queries_for(admin_role_client, URL)
     for i in range(10):
         number = CallbackNumber.objects.create(number=f"+44113496000{i}", label=f"Leeds {i}")
         number.allowed_agents.add(agent_user.agent)
         number.vcc_listed_for.add(agent_user.agent)
         call_presenting(number, agent_user)
-    assert queries_for(admin_client, URL) == one
+    assert queries_for(admin_role_client, URL) == one
 
 
-def test_make_default_is_also_on_the_numbers_page(admin_client, london, manchester):
-    page = admin_client.get(f"{URL}{manchester.pk}/change/").content.decode()
+def test_make_default_is_also_on_the_numbers_page(admin_role_client, london, manchester):
+    page = admin_role_client.get(f"{URL}{manchester.pk}/change/").content.decode()
     assert 'value="make_default"' in page
 
 
-def test_the_list_says_whom_vcc_lists_a_number_for(admin_client, london, manchester, agent_user):
+def test_the_list_says_whom_vcc_lists_a_number_for(admin_role_client, london, manchester, agent_user):
     from django.utils import timezone
 
     london.vcc_listing_synced_at = timezone.now()
@@ -170,13 +165,13 @@ def test_the_list_says_whom_vcc_lists_a_number_for(admin_client, london, manches
     london.vcc_listed_for.add(agent_user.agent)
     manchester.vcc_listing_synced_at = timezone.now()
     manchester.save()
-    page = admin_client.get(URL).content.decode()
+    page = admin_role_client.get(URL).content.decode()
     assert "Alex Morgan" in page
     assert "nobody: no call can present it" in page
 
 
-def test_local_presence_is_set_in_the_admin(admin_client):
-    admin_client.post(f"{URL}add/", form(number="+1 312 555 0100", local_presence="on"))
+def test_local_presence_is_set_in_the_admin(admin_role_client):
+    admin_role_client.post(f"{URL}add/", form(number="+1 312 555 0100", local_presence="on"))
     number = CallbackNumber.objects.get()
     assert number.local_presence
     assert number.country == "US"
@@ -234,15 +229,15 @@ def test_a_number_knows_its_country(london):
     assert CallbackNumber(number="+80012345678").country is None
 
 
-def test_the_default_and_numbers_in_use_have_no_delete_button(admin_client, london, manchester, agent_user):
-    assert "deletelink" in admin_client.get(f"{URL}{manchester.pk}/change/").content.decode()
+def test_the_default_and_numbers_in_use_have_no_delete_button(admin_role_client, london, manchester, agent_user):
+    assert "deletelink" in admin_role_client.get(f"{URL}{manchester.pk}/change/").content.decode()
     call_presenting(manchester, agent_user)
-    assert "deletelink" not in admin_client.get(f"{URL}{manchester.pk}/change/").content.decode()
-    assert "deletelink" not in admin_client.get(f"{URL}{london.pk}/change/").content.decode()
+    assert "deletelink" not in admin_role_client.get(f"{URL}{manchester.pk}/change/").content.decode()
+    assert "deletelink" not in admin_role_client.get(f"{URL}{london.pk}/change/").content.decode()
 
 
-def test_a_number_of_no_country_cannot_be_local(admin_client):
-    response = admin_client.post(f"{URL}add/", form(number="+800 1234 5678", local_presence="on"))
+def test_a_number_of_no_country_cannot_be_local(admin_role_client):
+    response = admin_role_client.post(f"{URL}add/", form(number="+800 1234 5678", local_presence="on"))
     assert "belongs to no country" in response.content.decode()
 
 
@@ -250,21 +245,21 @@ def test_a_number_of_no_country_cannot_be_local(admin_client):
 
 
 @pytest.mark.parametrize("typed", ["020 7946 0300", "+44 20 7946 0300", "(020) 79460300"])
-def test_the_admin_stores_a_contact_number_typed_in_any_format_in_e164(admin_client, contact, typed):
+def test_the_admin_stores_a_contact_number_typed_in_any_format_in_e164(admin_role_client, contact, typed):
     from calls.models import ContactPhone
 
     data = {"contact": contact.pk, "number": typed, "label": "work"}
-    response = admin_client.post("/admin/calls/contactphone/add/", data)
+    response = admin_role_client.post("/admin/calls/contactphone/add/", data)
 
     assert response.status_code == 302, response.content.decode()[:3000]
     assert ContactPhone.objects.filter(contact=contact, number="+442079460300").exists()
 
 
-def test_the_admin_explains_a_contact_number_it_cannot_read(admin_client, contact):
+def test_the_admin_explains_a_contact_number_it_cannot_read(admin_role_client, contact):
     from calls.models import ContactPhone
 
     before = ContactPhone.objects.count()
-    response = admin_client.post("/admin/calls/contactphone/add/", {"contact": contact.pk, "number": "020 79"})
+    response = admin_role_client.post("/admin/calls/contactphone/add/", {"contact": contact.pk, "number": "020 79"})
 
     assert response.status_code == 200
     page = response.content.decode()

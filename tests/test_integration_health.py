@@ -6,7 +6,6 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 from django.core.cache import cache
-from django.test import Client
 from django.utils import timezone
 
 from calls import health
@@ -17,13 +16,6 @@ from tests._sim import fresh_simulator
 
 pytestmark = pytest.mark.django_db
 URL = "/health/"
-
-
-@pytest.fixture
-def admin_client(admin_role_user) -> Client:
-    client = Client()
-    client.force_login(admin_role_user)
-    return client
 
 
 @pytest.fixture
@@ -49,16 +41,16 @@ def test_supervisors_see_it_and_find_it_in_the_navigation(supervisor_client):
     assert 'href="/health/"' in supervisor_client.get("/contacts/").content.decode()
 
 
-def test_admins_see_it(admin_client):
-    assert admin_client.get(URL).status_code == 200
+def test_admins_see_it(admin_role_client):
+    assert admin_role_client.get(URL).status_code == 200
 
 
-def test_it_rejects_post(admin_client):
-    assert admin_client.post(URL).status_code == 405
+def test_it_rejects_post(admin_role_client):
+    assert admin_role_client.post(URL).status_code == 405
 
 
-def test_it_shows_the_mode_and_hosts_but_no_secret(admin_client, settings):
-    page = admin_client.get(URL).content.decode()
+def test_it_shows_the_mode_and_hosts_but_no_secret(admin_role_client, settings):
+    page = admin_role_client.get(URL).content.decode()
     assert "Sandbox" in page
     assert "http://vccsim.sandbox" in page
     assert "emea" in page
@@ -67,7 +59,7 @@ def test_it_shows_the_mode_and_hosts_but_no_secret(admin_client, settings):
     assert "set (hidden)" in page
 
 
-def test_it_counts_requests_and_shows_the_last_failure_with_its_error(admin_client, sim, settings):
+def test_it_counts_requests_and_shows_the_last_failure_with_its_error(admin_role_client, sim, settings):
     with get_client() as client:
         client.agents_ready(["030"])
         sim.set_fault("agents", status=503, count=1)
@@ -76,7 +68,7 @@ def test_it_counts_requests_and_shows_the_last_failure_with_its_error(admin_clie
     snapshot = vcc_stats.snapshot(cache, timezone.now())
     assert snapshot.requests == 3  # the token, then two availability requests
     assert snapshot.failures == 1
-    page = admin_client.get(URL).content.decode()
+    page = admin_role_client.get(URL).content.decode()
     assert "<span data-requests>3</span>" in page
     assert "<span data-failures>1</span>" in page
     assert "HTTP 503: Service Unavailable" in page
@@ -107,20 +99,20 @@ def test_requests_older_than_an_hour_drop_out():
     assert snapshot.last_failure["path"] == "/v0/{accountKey}/calls/x"
 
 
-def test_it_shows_when_the_v0_token_expires_never_the_token(admin_client, sim):
+def test_it_shows_when_the_v0_token_expires_never_the_token(admin_role_client, sim):
     with get_client() as client:
         client.agents_ready(["030"])
     config = VCCConfig.from_settings()
     token = cache.get(config.v0_token.cache_key)
     report = health.integration_health(now=timezone.now())
     assert report.v0_token_expires is not None
-    page = admin_client.get(URL).content.decode()
+    page = admin_role_client.get(URL).content.decode()
     assert "cached, expires" in page
     assert token not in page
 
 
-def test_without_a_cached_token_it_says_so(admin_client):
-    assert "none cached: fetched with the next request" in admin_client.get(URL).content.decode()
+def test_without_a_cached_token_it_says_so(admin_role_client):
+    assert "none cached: fetched with the next request" in admin_role_client.get(URL).content.decode()
 
 
 def test_it_lists_calls_not_confirmed_and_calls_live_too_long(agent_user, contact):
@@ -149,26 +141,26 @@ def test_it_lists_calls_not_confirmed_and_calls_live_too_long(agent_user, contac
     assert any("live for more than 2 hours" in p for p in report.problems)
 
 
-def test_the_page_shows_calls_that_need_a_look(admin_client, agent_user):
+def test_the_page_shows_calls_that_need_a_look(admin_role_client, agent_user):
     Call.objects.create(
         created_by=agent_user, to_number="+447400123456", state="unconfirmed", error_message="ReadTimeout"
     )
-    page = admin_client.get(URL).content.decode()
+    page = admin_role_client.get(URL).content.decode()
     assert "Not confirmed in the last 24 hours: 1" in page
     assert "ReadTimeout" in page
 
 
-def test_it_lists_caller_ids_vcc_lists_for_nobody(admin_client, london, manchester, agent_user):
+def test_it_lists_caller_ids_vcc_lists_for_nobody(admin_role_client, london, manchester, agent_user):
     london.vcc_listing_synced_at = manchester.vcc_listing_synced_at = timezone.now()
     london.save()
     manchester.save()
     london.vcc_listed_for.add(agent_user.agent)
     report = health.integration_health(now=timezone.now())
     assert report.not_listed == [manchester]
-    assert "Manchester support" in admin_client.get(URL).content.decode()
+    assert "Manchester support" in admin_role_client.get(URL).content.decode()
 
 
-def test_it_says_when_the_sync_and_the_worker_last_ran(admin_client, admin_role_user):
+def test_it_says_when_the_sync_and_the_worker_last_ran(admin_role_client, admin_role_user):
     now = datetime(2026, 11, 29, 12, 0, tzinfo=UTC)
     SyncRun.objects.create(
         started_at=now - timedelta(hours=1), finished_at=now - timedelta(hours=1), by=admin_role_user, created=2
@@ -179,7 +171,7 @@ def test_it_says_when_the_sync_and_the_worker_last_ran(admin_client, admin_role_
     assert report.workers[0].last_seen == now - timedelta(seconds=30)
     assert not report.workers[0].late
     assert health.integration_health(now=now + timedelta(minutes=10)).workers[0].late
-    page = admin_client.get(URL).content.decode()
+    page = admin_role_client.get(URL).content.decode()
     assert "2 created, 0 updated" in page
 
 
@@ -229,7 +221,7 @@ async def test_with_redis_an_async_request_is_recorded_from_a_thread(redis_cache
     assert snapshot.last_success["status"] == 200
 
 
-def test_with_redis_the_page_shows_the_token_expiry_and_counts(redis_cache, admin_client, sim):
+def test_with_redis_the_page_shows_the_token_expiry_and_counts(redis_cache, admin_role_client, sim):
     with get_client() as client:
         client.agents_ready(["030"])
     report = health.integration_health(now=timezone.now())
@@ -272,8 +264,8 @@ def redis_down(settings):
     tolerant._breakers.clear()
 
 
-def test_with_redis_down_the_page_opens_with_an_alert_saying_what_degrades(admin_client, redis_down):
-    response = admin_client.get(URL)
+def test_with_redis_down_the_page_opens_with_an_alert_saying_what_degrades(admin_role_client, redis_down):
+    response = admin_role_client.get(URL)
     assert response.status_code == 200
     page = response.content.decode()
     start = page.index("data-cache-down")
@@ -307,15 +299,15 @@ def test_supervisors_see_the_redis_alert_and_anonymous_people_are_still_sent_to_
     assert response.status_code == 302 and "/login/" in response["Location"]
 
 
-def test_with_redis_answering_the_page_says_so_without_an_alert(redis_cache, admin_client):
-    page = admin_client.get(URL).content.decode()
+def test_with_redis_answering_the_page_says_so_without_an_alert(redis_cache, admin_role_client):
+    page = admin_role_client.get(URL).content.decode()
     assert "data-cache-down" not in page
     assert '<span class="badge ok">answering</span>' in page
     assert not health.integration_health(now=timezone.now()).cache.down
 
 
-def test_without_redis_the_page_says_each_process_keeps_its_own_cache(admin_client):
-    page = admin_client.get(URL).content.decode()
+def test_without_redis_the_page_says_each_process_keeps_its_own_cache(admin_role_client):
+    page = admin_role_client.get(URL).content.decode()
     assert "data-cache-down" not in page
     assert "not configured (<code>REDIS_URL</code> unset)" in page
 

@@ -11,7 +11,6 @@ from datetime import datetime, timedelta
 
 import pytest
 from django.db import connection
-from django.test import Client
 from django.utils import timezone
 from procrastinate.contrib.django import app
 from procrastinate.contrib.django.django_connector import DjangoConnector
@@ -25,13 +24,6 @@ postgres_only = pytest.mark.skipif(
     connection.vendor != "postgresql",
     reason="Procrastinate's tables exist only on PostgreSQL (calls/routers.py); CI runs the suite on PostgreSQL",
 )
-
-
-@pytest.fixture
-def admin_client(admin_role_user) -> Client:
-    client = Client()
-    client.force_login(admin_role_user)
-    return client
 
 
 def add_job(
@@ -98,18 +90,18 @@ def status_of(job_id: int) -> str:
 # --- Off PostgreSQL: the section says jobs need it, and nothing is read ---------------------------------------
 
 
-def test_without_the_jobs_database_the_section_says_jobs_need_postgresql(admin_client, settings):
+def test_without_the_jobs_database_the_section_says_jobs_need_postgresql(admin_role_client, settings):
     settings.JOBS_DATABASE = False
     report = health.background_jobs(now=timezone.now())
     assert not report.available and report.problems() == []
-    response = admin_client.get(URL)
+    response = admin_role_client.get(URL)
     assert response.status_code == 200
     assert "Background jobs need PostgreSQL" in response.content.decode()
 
 
-def test_without_the_jobs_database_retry_says_so_and_changes_nothing(admin_client, settings):
+def test_without_the_jobs_database_retry_says_so_and_changes_nothing(admin_role_client, settings):
     settings.JOBS_DATABASE = False
-    response = admin_client.post("/health/jobs/1/retry/", follow=True)
+    response = admin_role_client.post("/health/jobs/1/retry/", follow=True)
     assert "Background jobs need PostgreSQL" in response.content.decode()
 
 
@@ -143,13 +135,13 @@ def test_every_queue_is_listed_with_what_waits_and_runs_there():
 
 
 @postgres_only
-def test_a_job_waiting_over_a_minute_is_shown_first_with_a_warning(admin_client):
+def test_a_job_waiting_over_a_minute_is_shown_first_with_a_warning(admin_role_client):
     now = timezone.now()
     add_job("expire_imports", tasks.MAINTENANCE, deferred_at=now - timedelta(minutes=5))
     report = health.integration_health(now=now)
     assert any("maintenance queue have waited 5 minutes" in p for p in report.problems)
     assert any("No job worker has been seen" in p for p in report.problems)
-    page = admin_client.get(URL).content.decode()
+    page = admin_role_client.get(URL).content.decode()
     warning = page[page.index("data-jobs-waiting-too-long") :]
     assert "Jobs have waited 5 min" in warning[:200]
     assert "No worker may be running" in warning[:400]
@@ -169,7 +161,7 @@ def test_a_job_queued_again_waits_from_when_it_was_queued_again():
 
 
 @postgres_only
-def test_workers_are_listed_alive_or_dead_with_the_jobs_they_run(admin_client):
+def test_workers_are_listed_alive_or_dead_with_the_jobs_they_run(admin_role_client):
     now = timezone.now()
     alive = add_worker(now - timedelta(seconds=3))
     dead = add_worker(now - tasks.STALLED_AFTER - timedelta(seconds=1))
@@ -182,7 +174,7 @@ def test_workers_are_listed_alive_or_dead_with_the_jobs_they_run(admin_client):
     assert [(w.id, w.dead, w.running) for w in report.workers] == [(alive, False, 2), (dead, True, 0)]
     assert report.live_workers == 1
     assert not any("No job worker" in p for p in report.problems())
-    page = admin_client.get(URL).content.decode()
+    page = admin_role_client.get(URL).content.decode()
     assert f'data-worker="{dead}"' in page and '<span class="badge danger">dead</span>' in page
     assert "running 2 jobs" in page
 
@@ -198,7 +190,7 @@ def test_only_dead_workers_is_a_problem():
 
 
 @postgres_only
-def test_failed_jobs_are_listed_newest_first_with_their_last_error_and_a_count_of_the_rest(admin_client):
+def test_failed_jobs_are_listed_newest_first_with_their_last_error_and_a_count_of_the_rest(admin_role_client):
     now = timezone.now()
     failed = []
     for n in range(health.FAILED_SHOWN + 5):
@@ -219,7 +211,7 @@ def test_failed_jobs_are_listed_newest_first_with_their_last_error_and_a_count_o
     assert (newest.task_name, newest.queue, newest.attempts) == ("sync_vcc", "vcc", 5)
     assert newest.error == "RuntimeError: VCC refused the sync (0)" and newest.failed_at == now
     assert f"{health.FAILED_SHOWN + 5} background job(s) failed in the last 24 hours." in report.problems()
-    page = admin_client.get(URL).content.decode()
+    page = admin_role_client.get(URL).content.decode()
     assert "<span data-failed-count>25</span>" in page
     assert "VCC refused the sync (0)" in page and "Old news" not in page and "lost the connection" not in page
     assert "and 5 more not shown." in page
@@ -239,7 +231,7 @@ def test_supervisors_see_failed_jobs_without_a_retry_button(supervisor_client):
 
 
 @postgres_only
-def test_each_periodic_job_shows_its_last_defer_and_how_its_job_ended(admin_client):
+def test_each_periodic_job_shows_its_last_defer_and_how_its_job_ended(admin_role_client):
     now = timezone.now()
     tick = int(now.timestamp()) - 60
     job = add_job("rollup_calls", tasks.MAINTENANCE, status="succeeded", attempts=1)
@@ -258,7 +250,7 @@ def test_each_periodic_job_shows_its_last_defer_and_how_its_job_ended(admin_clie
     assert (rollup.job_id, rollup.status, int(rollup.deferred_for.timestamp())) == (job, "succeeded", tick)
     assert rollup.status_at is not None
     assert runs["follow_calls"].deferred_for is None
-    page = admin_client.get(URL).content.decode()
+    page = admin_role_client.get(URL).content.decode()
     line = page[page.index('data-periodic-job="rollup_calls"') :]
     assert '<span class="badge ok">succeeded</span>' in line[:600]
     assert "never deferred" in page[page.index('data-periodic-job="follow_calls"') :][:600]
@@ -293,20 +285,20 @@ def django_connector():
 
 
 @postgres_only
-def test_an_admin_queues_a_failed_job_again(admin_client, django_connector):
+def test_an_admin_queues_a_failed_job_again(admin_role_client, django_connector):
     job = add_job("sync_vcc", tasks.VCC, status="failed", attempts=5)
     fail(job, "sync_vcc", at=timezone.now(), error="RuntimeError: VCC refused the sync")
-    response = admin_client.post(f"/health/jobs/{job}/retry/")
+    response = admin_role_client.post(f"/health/jobs/{job}/retry/")
     assert response.status_code == 302 and response["Location"] == "/health/#jobs-head"
     assert status_of(job) == "todo"
     queues = {q.name: q for q in health.background_jobs(now=timezone.now()).queues}
     assert queues["vcc"].waiting == 1  # due now, not later
-    page = admin_client.get(response["Location"]).content.decode()
+    page = admin_role_client.get(response["Location"]).content.decode()
     assert f"Job {job} (sync_vcc) was queued again" in page
 
 
 @postgres_only
-def test_a_failed_import_job_queued_again_reopens_its_import(admin_client, agent_user, django_connector):
+def test_a_failed_import_job_queued_again_reopens_its_import(admin_role_client, agent_user, django_connector):
     from calls.models import ContactImport
 
     imp = ContactImport.objects.create(created_by=agent_user, filename="x.csv", status="failed", error="boom")
@@ -314,7 +306,7 @@ def test_a_failed_import_job_queued_again_reopens_its_import(admin_client, agent
     with connection.cursor() as cursor:
         cursor.execute("UPDATE procrastinate_jobs SET args = %s WHERE id = %s", [f'{{"import_id": "{imp.pk}"}}', job])
 
-    admin_client.post(f"/health/jobs/{job}/retry/")
+    admin_role_client.post(f"/health/jobs/{job}/retry/")
 
     imp.refresh_from_db()
     assert (imp.status, imp.error) == ("importing", "")  # else the job would find it failed and do nothing
@@ -323,24 +315,24 @@ def test_a_failed_import_job_queued_again_reopens_its_import(admin_client, agent
 
 @postgres_only
 @pytest.mark.parametrize("status, words", [("todo", "waiting"), ("doing", "running"), ("succeeded", "succeeded")])
-def test_a_job_not_failed_is_refused_and_left_as_it_is(admin_client, django_connector, status, words):
+def test_a_job_not_failed_is_refused_and_left_as_it_is(admin_role_client, django_connector, status, words):
     job = add_job("check_import", tasks.IMPORTS, status=status, attempts=1)
-    page = admin_client.post(f"/health/jobs/{job}/retry/", follow=True).content.decode()
+    page = admin_role_client.post(f"/health/jobs/{job}/retry/", follow=True).content.decode()
     assert f"Job {job} (check_import) is {words}, not failed: only a failed job can be queued again." in page
     assert status_of(job) == status
 
 
 @postgres_only
-def test_a_job_no_longer_there_is_refused(admin_client, django_connector):
-    page = admin_client.post("/health/jobs/987654/retry/", follow=True).content.decode()
+def test_a_job_no_longer_there_is_refused(admin_role_client, django_connector):
+    page = admin_role_client.post("/health/jobs/987654/retry/", follow=True).content.decode()
     assert "Job 987654 no longer exists" in page
 
 
 @postgres_only
-def test_a_failed_job_whose_kind_already_waits_is_refused(admin_client, django_connector):
+def test_a_failed_job_whose_kind_already_waits_is_refused(admin_role_client, django_connector):
     failed = add_job("expire_imports", tasks.MAINTENANCE, status="failed", attempts=1, queueing_lock="expire_imports")
     add_job("expire_imports", tasks.MAINTENANCE, queueing_lock="expire_imports")  # the next hour's, waiting
-    page = admin_client.post(f"/health/jobs/{failed}/retry/", follow=True).content.decode()
+    page = admin_role_client.post(f"/health/jobs/{failed}/retry/", follow=True).content.decode()
     assert "was not queued again: another expire_imports job is already waiting in the queue" in page
     assert status_of(failed) == "failed"
 

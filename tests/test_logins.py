@@ -363,32 +363,25 @@ def test_a_login_that_waits_too_long_for_its_turn_is_told_to_try_again_uncounted
     assert client.post("/login/", {"username": "alex", "password": PASSWORD}).status_code == 302
 
 
-@pytest.fixture
-def admin_client(admin_role_user) -> Client:
-    client = Client()
-    client.force_login(admin_role_user)
-    return client
-
-
-def test_admins_see_the_current_lock_outs_of_accounts_and_addresses(agent_user, admin_client, clock):
+def test_admins_see_the_current_lock_outs_of_accounts_and_addresses(agent_user, admin_role_client, clock):
     for _ in range(5):
         log_in("alex", "wrong", address="198.51.100.1")
     for n in range(8):
         log_in(f"nobody{n}", "wrong", address="2001:db8:1:2::1")
-    page = admin_client.get("/admin/calls/lockout/").content.decode()
+    page = admin_role_client.get("/admin/calls/lockout/").content.decode()
     assert "alex" in page and "2001:db8:1:2::/64" in page
     assert "15 Jan 2027, 1:30 p.m." in page and "15 Jan 2027, 1:45 p.m." in page  # since, until
     clock[0] += 900
-    page = admin_client.get("/admin/calls/lockout/").content.decode()
+    page = admin_role_client.get("/admin/calls/lockout/").content.decode()
     assert "alex" not in page  # ended: no longer shown
 
 
-def test_an_admin_lifts_a_lock_out(agent_user, admin_client, clock, caplog):
+def test_an_admin_lifts_a_lock_out(agent_user, admin_role_client, clock, caplog):
     for _ in range(5):
         log_in("alex", "wrong")
     assert log_in("alex", PASSWORD).status_code == 429  # noted in the cache too
     lock_out = LockOut.objects.get(name="alex")
-    response = admin_client.post(
+    response = admin_role_client.post(
         "/admin/calls/lockout/", {"action": "lift", "_selected_action": [lock_out.pk]}, follow=True
     )
     assert "Lifted 1 lock-out." in response.content.decode()
@@ -397,26 +390,26 @@ def test_an_admin_lifts_a_lock_out(agent_user, admin_client, clock, caplog):
     assert log_in("alex", PASSWORD).status_code == 302
 
 
-def test_lifting_forgets_the_failures_too(agent_user, admin_client, clock):
+def test_lifting_forgets_the_failures_too(agent_user, admin_role_client, clock):
     for n in range(8):
         log_in(f"nobody{n}", "wrong", address="203.0.113.7")
     logins.lift(LockOut.objects.all(), by="test")
     assert log_in("nobody9", "wrong", address="203.0.113.7").status_code == 200  # counting starts again
 
 
-def test_lock_outs_are_not_added_or_edited_by_hand(admin_client):
-    assert admin_client.get("/admin/calls/lockout/add/").status_code == 403
+def test_lock_outs_are_not_added_or_edited_by_hand(admin_role_client):
+    assert admin_role_client.get("/admin/calls/lockout/add/").status_code == 403
 
 
 def test_an_agent_does_not_see_lock_outs(agent_client):
     assert agent_client.get("/admin/calls/lockout/").status_code == 302  # to the admin's login
 
 
-def test_an_admins_password_reset_lifts_the_accounts_lock_out(agent_user, admin_client, clock):
+def test_an_admins_password_reset_lifts_the_accounts_lock_out(agent_user, admin_role_client, clock):
     for _ in range(5):
         log_in("alex", "wrong")
     new = "a brand new passphrase 42"
-    response = admin_client.post(
+    response = admin_role_client.post(
         f"/admin/auth/user/{agent_user.pk}/password/",
         {"password1": new, "password2": new, "usable_password": "true"},
     )

@@ -7,7 +7,6 @@ import threading
 from datetime import timedelta
 
 import pytest
-from django.test import Client
 from django.utils import timezone
 
 from calls import reports
@@ -21,13 +20,6 @@ pytestmark = pytest.mark.django_db
 
 URL = "/privacy/retention/"
 NOW = timezone.make_aware(timezone.datetime(2026, 11, 20, 12, 0))
-
-
-@pytest.fixture
-def admin_client(admin_role_user) -> Client:
-    client = Client()
-    client.force_login(admin_role_user)
-    return client
 
 
 def figures(now):
@@ -264,36 +256,36 @@ def test_the_job_is_periodic_on_the_maintenance_queue():
 # --- The page -----------------------------------------------------------------------------------------------------
 
 
-def test_admins_set_the_days_on_one_page(admin_client, admin_role_user):
-    page = admin_client.get(URL)
+def test_admins_set_the_days_on_one_page(admin_role_client, admin_role_user):
+    page = admin_role_client.get(URL)
     assert page.status_code == 200
     assert "Delete call notes after (days)" in page.content.decode()
 
-    response = admin_client.post(URL, {"notes_days": "30", "mask_days": "90", "audit_days": ""})
+    response = admin_role_client.post(URL, {"notes_days": "30", "mask_days": "90", "audit_days": ""})
     assert response.status_code == 302
     p = RetentionPolicy.current()
     assert (p.notes_days, p.mask_days, p.audit_days) == (30, 90, None)
     assert p.updated_by == admin_role_user
 
 
-def test_a_change_of_the_policy_is_in_the_audit_trail_with_who_and_what(admin_client, admin_role_user):
+def test_a_change_of_the_policy_is_in_the_audit_trail_with_who_and_what(admin_role_client, admin_role_user):
     """Setting audit entries to go after a day deletes the trail: that it was set, by whom, is in the trail."""
-    admin_client.post(URL, {"notes_days": "30", "mask_days": "", "audit_days": ""})
+    admin_role_client.post(URL, {"notes_days": "30", "mask_days": "", "audit_days": ""})
 
-    admin_client.post(URL, {"notes_days": "30", "mask_days": "", "audit_days": "1"})
-    admin_client.post(URL, {"notes_days": "30", "mask_days": "", "audit_days": "1"})  # no change: no entry
+    admin_role_client.post(URL, {"notes_days": "30", "mask_days": "", "audit_days": "1"})
+    admin_role_client.post(URL, {"notes_days": "30", "mask_days": "", "audit_days": "1"})  # no change: no entry
 
     entries = list(AuditEntry.objects.filter(kind="retention.update").order_by("pk"))
     assert [(e.actor_id, e.before, e.after) for e in entries] == [
         (admin_role_user.pk, {"notes_days": None}, {"notes_days": 30}),
         (admin_role_user.pk, {"audit_days": None}, {"audit_days": 1}),
     ]
-    assert admin_client.get("/audit/", {"kind": "retention.update"}).status_code == 200
+    assert admin_role_client.get("/audit/", {"kind": "retention.update"}).status_code == 200
 
 
 @pytest.mark.parametrize("value", ["0", "-3", "abc", "²", "99999999"])
-def test_a_bad_number_of_days_is_a_400_that_says_what_to_fix(admin_client, value):
-    response = admin_client.post(URL, {"notes_days": value})
+def test_a_bad_number_of_days_is_a_400_that_says_what_to_fix(admin_role_client, value):
+    response = admin_role_client.post(URL, {"notes_days": value})
     assert response.status_code == 400
     assert "Nothing was saved" in response.content.decode()
     assert RetentionPolicy.current().notes_days is None
@@ -307,8 +299,8 @@ def test_only_admins_may_see_or_change_it(client, agent_client, supervisor_clien
     assert RetentionPolicy.current().notes_days is None
 
 
-def test_it_rejects_other_methods(admin_client):
-    assert admin_client.put(URL).status_code == 405
+def test_it_rejects_other_methods(admin_role_client):
+    assert admin_role_client.put(URL).status_code == 405
 
 
 def test_the_health_page_says_what_the_last_run_did_and_when_the_next_is(supervisor_client, year_of_calls):
