@@ -129,24 +129,13 @@ def panel_context(call: Call, *, user: User, recording_status: str | None = None
         "in_progress": call.in_progress,  # the panel polls, and shows the pulse
         "dispositions": DispositionCode.objects.filter(is_active=True),
         # Read only when the wrap-up form is drawn (an ended call: its panel renders in the sync thread).
-        "callback_groups": _once(functools.partial(_callback_groups, user)),
-        "promised": _once(functools.partial(_promised, call)),  # the editing form says what the call promised
+        # Read only if the template draws the part that needs them, and then once: a template calls a callable at each
+        # `{{ x.y }}`, each time a query.
+        "callback_groups": functools.cache(functools.partial(_callback_groups, user)),
+        "promised": functools.cache(functools.partial(_promised, call)),  # the editing form says what it promised
         "regarding_token": calling.regarding_token(call),
         **extra,
     }
-
-
-def _once[T](read: Callable[[], T]) -> Callable[[], T]:
-    """A value the template reads only if it draws the part that needs it, and then once: a template calls a callable
-    at each `{{ x.y }}`, each time a query."""
-    found: list[T] = []
-
-    def value() -> T:
-        if not found:
-            found.append(read())
-        return found[0]
-
-    return value
 
 
 def _promised(call: Call) -> Callback | None:
