@@ -128,9 +128,8 @@ def panel_context(call: Call, *, user: User, recording_status: str | None = None
         "recording": recording,
         "in_progress": call.in_progress,  # the panel polls, and shows the pulse
         "dispositions": DispositionCode.objects.filter(is_active=True),
-        # Read only when the wrap-up form is drawn (an ended call: its panel renders in the sync thread).
-        # Read only if the template draws the part that needs them, and then once: a template calls a callable at each
-        # `{{ x.y }}`, each time a query.
+        # Read only when the wrap-up form is drawn (an ended call: its panel renders in the sync thread), and then
+        # once: a template calls a callable at each `{{ x.y }}`, each time a query.
         "callback_groups": functools.cache(functools.partial(_callback_groups, user)),
         "promised": functools.cache(functools.partial(_promised, call)),  # the editing form says what it promised
         "regarding_token": calling.regarding_token(call),
