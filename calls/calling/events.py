@@ -237,6 +237,19 @@ def _not_ours_for_sure(event: VccEvent, *, now: datetime) -> bool:
     return not asking.filter(Q(from_agent__isnull=True) | Q(from_agent__display_id=agent)).exists()
 
 
+def _inbound(data: dict[str, Any]) -> bool:
+    return str(data.get("direction") or "").lower() == "inbound"
+
+
+def _far_number(data: dict[str, Any]) -> str | None:
+    """The number at the far end of an event's call (the caller of an inbound call, else the one called), in E.164;
+    None when withheld or not a number."""
+    try:
+        return phones.to_e164(_number(data.get("from") if _inbound(data) else data.get("to")))
+    except ValidationError:
+        return None
+
+
 def _number(end: object) -> str:
     if isinstance(end, dict):
         return str(end.get("telephoneNumber") or "")
@@ -249,11 +262,7 @@ def _unconfirmed_click(guid: str, data: dict[str, Any], *, at: datetime, now: da
     within UNCONFIRMED_CLICK_WINDOW before the call began. It is followed from now on, instead of the call being
     logged a second time as dialled from the agent's phone."""
     agent = str(data.get("agentDisplayId") or "")
-    if not agent or str(data.get("direction") or "").lower() == "inbound":
-        return None
-    try:
-        number = phones.to_e164(_number(data.get("to")))
-    except ValidationError:
+    if not agent or _inbound(data) or (number := _far_number(data)) is None:
         return None
     # Via groups: the agent VCC gave it to is in one of them.
     in_its_groups = Exists(
@@ -299,10 +308,8 @@ def _call_not_placed_here(guid: str, data: dict[str, Any], *, at: datetime, now:
     agent = Agent.objects.filter(display_id=str(data.get("agentDisplayId") or "")).first()
     if agent is None:
         return None
-    inbound = str(data.get("direction") or "").lower() == "inbound"
-    try:
-        number = phones.to_e164(_number(data.get("from") if inbound else data.get("to")))
-    except ValidationError:  # withheld, or not a number
+    inbound = _inbound(data)
+    if (number := _far_number(data)) is None:
         return None
     matches = list(ContactPhone.objects.filter(number=number).select_related("contact").order_by("contact_id")[:50])
     first = matches[0] if matches else None
