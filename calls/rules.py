@@ -216,6 +216,9 @@ def plan_agent_call(*, caller: Caller, to_agent: Agent, clid_options: Sequence[C
     )
 
 
+SAY_WHY = "To call anyway, say why"  # the API names the field that says it instead (calls/api/errors.py)
+
+
 class Refusal(str):
     """Why a click is refused, in words; `asks`: the reason that would let this caller call anyway, if one would
     ("dnc": a do-not-call number; "hours": outside calling hours), so the API can name its field."""
@@ -239,12 +242,12 @@ def refusal(plan: DialPlan, *, caller: Caller, dnc_reason: str, hours_reason: st
         if not caller.may_override_dnc:
             return f"{plan.blocked} Only a supervisor can call it, giving a reason."
         if len(dnc_reason.strip()) < MIN_DNC_REASON:
-            return _asking(f"{plan.blocked} To call anyway, say why (at least {MIN_DNC_REASON} characters).", "dnc")
+            return _asking(f"{plan.blocked} {SAY_WHY} (at least {MIN_DNC_REASON} characters).", "dnc")
     if plan.closed:
         if not caller.may_override_hours:
             return f"{plan.closed} Only a supervisor can call outside calling hours, giving a reason."
         if len(hours_reason.strip()) < MIN_HOURS_REASON:
-            return _asking(f"{plan.closed} To call anyway, say why (at least {MIN_HOURS_REASON} characters).", "hours")
+            return _asking(f"{plan.closed} {SAY_WHY} (at least {MIN_HOURS_REASON} characters).", "hours")
     return ""
 
 

@@ -15,6 +15,7 @@ from ninja import NinjaAPI
 from ninja.errors import AuthenticationError, HttpError, Throttled, ValidationError
 
 from calls.api.auth import MAX_BODY, BadLength, Forbidden, TooLarge
+from calls.rules import SAY_WHY
 
 log = logging.getLogger(__name__)
 
@@ -164,4 +165,4 @@ def refusal_detail(refused: Exception) -> str:
     box on the page, a field of the request here."""
     words = str(refused)
     field = {"dnc": "reason", "hours": "hours_reason"}.get(getattr(refused.args[0], "asks", "") if refused.args else "")
-    return words.replace("To call anyway, say why", f"To call anyway, send `{field}` saying why") if field else words
+    return words.replace(SAY_WHY, f"To call anyway, send `{field}` saying why") if field else words
