@@ -178,14 +178,22 @@ def test_secrets_replaced_within_a_day_each_sign_until_their_own_end(receiver, c
     assert statuses(hook) == [("delivered", 1)] * 3
 
 
-def test_failures_are_retried_on_the_schedule_then_given_up(receiver, clock):
-    receiver.otherwise = 500
+def test_a_delivery_refused_while_others_go_is_retried_on_its_schedule_then_given_up(receiver, clock):
+    def refuse_contact_1(handler) -> None:  # the receiver takes every event but contact 1's
+        with receiver.lock:
+            refused = json.loads(receiver.received[-1].body)["data"]["id"] == 1
+        handler.send_response(500 if refused else 204)
+        handler.send_header("content-length", "0")
+        handler.end_headers()
+
+    receiver.otherwise = refuse_contact_1
     hook = endpoint(receiver.url)
-    emit()
+    emit(id=1)
+    emit(subject="contact:0", id=0)
     deliver(hook)
     waits = []
-    for _ in range(delivery.MAX_ATTEMPTS - 1):
-        (pending,) = WebhookDelivery.objects.all()
+    for n in range(delivery.MAX_ATTEMPTS - 1):
+        pending = WebhookDelivery.objects.get(status="pending")
         wait = pending.next_attempt_at - pending.last_attempt_at
         waits.append(wait)
         clock.advance(wait - timedelta(seconds=1))
@@ -193,15 +201,17 @@ def test_failures_are_retried_on_the_schedule_then_given_up(receiver, clock):
         assert delivery.endpoints_due(now=clock.now) == []
         clock.advance(timedelta(seconds=1))
         assert delivery.endpoints_due(now=clock.now) == [hook.pk]
-        assert async_to_sync(delivery.deliver)(hook.pk) == 1
+        emit(subject=f"contact:{100 + n}", id=100 + n)  # others go meanwhile: it fails on its own
+        assert deliver(hook) == 2
 
     assert waits == list(delivery.RETRY_AFTER)  # 5 s, 5 min, 30 min, 2 h, 5 h, 10 h, 10 h
-    assert statuses(hook) == [("failed", 8)]
-    assert len(receiver.received) == 8
-    assert len({r.headers["webhook-id"] for r in receiver.received}) == 1  # the same webhook-id each time
+    refused = hook.deliveries.get(subject="contact:1")
+    assert (refused.status, refused.attempts) == ("failed", 8)
+    assert len({r.headers["webhook-id"] for r in receiver.received if json.loads(r.body)["data"]["id"] == 1}) == 1
     hook.refresh_from_db()
-    assert not hook.enabled  # failing for over 24 hours by then
-    assert hook.disabled_reason == "failed for 24 hours: HTTP 500"
+    assert not hook.enabled  # given up, naming it
+    assert hook.disabled_reason.startswith("contact.updated of contact:1 (msg_")
+    assert hook.disabled_reason.endswith("failed for 24 hours: HTTP 500")
 
 
 def test_an_endpoint_failing_for_24_hours_is_disabled_and_a_success_ends_a_run_of_failures(receiver, clock):

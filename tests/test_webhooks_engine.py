@@ -261,6 +261,32 @@ def test_a_probe_that_succeeds_makes_the_whole_backlog_due_at_once(receiver, clo
     assert [n for n in got if n in (1, 2)][-2:] == [1, 2]  # call:1 in order
 
 
+def test_a_receiver_down_through_a_quiet_night_is_probed_on_schedule_and_gets_its_backlog_when_back(receiver, clock):
+    receiver.otherwise = 503
+    hook = endpoint(receiver.url)
+    emit(subject="call:1", id=1)
+    emit(subject="call:1", id=2)
+    emit(subject="call:2", id=3)
+    one_pass(hook)  # 1 and 3 fail; 2 waits behind 1; then no new event all night
+    started = clock.now
+    while clock.now - started < timedelta(hours=12):
+        hook.refresh_from_db()
+        clock.advance(hook.retry_at - clock.now)
+        assert delivery.endpoints_due(now=clock.now) == [hook.pk]
+        # A probe at each step of PROBE_AFTER, though each delivery's own back-off has grown to hours.
+        assert one_pass(hook).attempts == 1
+    assert hook.deliveries.filter(next_attempt_at__gt=clock.now + delivery.PROBE_AFTER[-1]).exists()
+
+    receiver.otherwise = 204  # the receiver is back: its backlog comes with the next probe, within 5 minutes
+    clock.advance(delivery.PROBE_AFTER[-1])
+    probe = one_pass(hook)
+    assert probe.attempts == 1 and probe.more
+    one_pass(hook)
+    assert set(hook.deliveries.values_list("status", flat=True)) == {"delivered"}
+    got = data_ids(receiver)
+    assert [n for n in got if n in (1, 2)][-2:] == [1, 2]  # call:1 in order
+
+
 # --- A delivery the receiver always refuses ("poison") ------------------------------------------------------------
 
 

@@ -14,7 +14,8 @@
   - a failed delivery waits its own step of RETRY_AFTER (by its attempts), and keeps its subject's later ones
     behind it; 24 hours after its first failure, one more gives it up and disables the endpoint, saying why;
   - a pass where every attempt failed says the endpoint itself is failing: until one succeeds, only a probe is
-    tried (the due delivery with the fewest attempts, the oldest first), one per step of PROBE_AFTER, and the rest
+    tried (the delivery with the fewest attempts, the oldest first, a due one if any, else one still in its own
+    back-off: the probes keep their schedule however quiet the night), one per step of PROBE_AFTER, and the rest
     wait; the probe's success makes the whole backlog due at once. An endpoint failing for DISABLE_AFTER is
     disabled. A single delivery the receiver always refuses (a "poison" payload) thus costs the others a probe's
     wait at most, at each of its own few tries: a probe is another delivery when one is due, and its own back-off
@@ -36,6 +37,7 @@ import weakref
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
 import certifi
 import httpx
@@ -166,8 +168,10 @@ def endpoints_due(*, now: datetime | None = None) -> list[int]:
     """Endpoints with a pending delivery due now that a pass would try (the retry job queues their delivery): not
     those waiting for their next probe, and only test events for a paused one."""
     now = now or clock()
-    due = WebhookDelivery.objects.filter(endpoint_id=OuterRef("pk"), status=Pending, next_attempt_at__lte=now)
-    ready = Q(enabled=True) & (Q(retry_at__isnull=True) | Q(retry_at__lte=now)) & Exists(due)
+    pending = WebhookDelivery.objects.filter(endpoint_id=OuterRef("pk"), status=Pending)
+    due = pending.filter(next_attempt_at__lte=now)
+    # A failing endpoint's probe goes on its own schedule whenever anything waits, due or not (see _sendable).
+    ready = Q(enabled=True) & ((Q(retry_at__isnull=True) & Exists(due)) | (Q(retry_at__lte=now) & Exists(pending)))
     tests = Exists(due.filter(event__type=TEST_EVENT_TYPE))
     return list(WebhookEndpoint.objects.filter(ready | tests).order_by("id").values_list("id", flat=True)[:1000])
 
@@ -215,13 +219,16 @@ def _due(endpoint_id: int, now: datetime, limit: int) -> tuple[WebhookEndpoint |
     # ("an earlier one of its subject is pending") read the whole backlog for each delivery whenever PostgreSQL's
     # statistics were stale, and a probe after 8 minutes down ran for minutes (bench/README.md, "Outgoing webhooks").
     ids = _sendable(endpoint_id, now, limit, probing=probing)
-    return endpoint, list(due.filter(id__in=ids).order_by("id"))
+    return endpoint, list(pending.filter(id__in=ids).select_related("event").order_by("id"))
 
 
 def _sendable(endpoint_id: int, now: datetime, limit: int, *, probing: bool) -> list[int]:
-    """The ids a pass sends: probing, the due delivery tried least (the oldest first) of those that are the first
-    pending one of their subject; otherwise the first `limit` due deliveries no earlier one of whose subject waits its
-    back-off. Window functions over webhook_delivery_pending_idx (by subject, then id): one pass, whatever the plan."""
+    """The ids a pass sends: probing, of the deliveries that are the first pending one of their subject, a due one
+    tried least (the oldest first), else, when none is due, the one tried least even though its own back-off is not
+    over (the probe keeps the endpoint's schedule: a receiver back after a quiet night of failures, whose few
+    deliveries each wait up to 10 hours, gets its backlog within PROBE_AFTER's last step, not hours later);
+    otherwise the first `limit` due deliveries no earlier one of whose subject waits its back-off. Window functions
+    over webhook_delivery_pending_idx (by subject, then id): one pass, whatever the plan."""
     meta, quote = WebhookDelivery._meta, connection.ops.quote_name
     c = {name: quote(column_of(concrete_field(WebhookDelivery, name))) for name in _SENDABLE_COLUMNS}
     earlier = f"PARTITION BY {c['subject']} ORDER BY {c['id']}"
@@ -231,12 +238,13 @@ def _sendable(endpoint_id: int, now: datetime, limit: int, *, probing: bool) -> 
         f"OVER ({earlier} ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING) AS waiting_before "
         f"FROM {quote(meta.db_table)} WHERE {c['endpoint']} = %s AND {c['status']} = %s"
     )
-    which = "n = 1 ORDER BY attempts, id LIMIT 1" if probing else "waiting_before = 0 ORDER BY id LIMIT %s"
+    params: list[Any] = [now]
+    if probing:
+        which = "n = 1 ORDER BY next_attempt_at > %s, attempts, id LIMIT 1"
+    else:
+        which, params = "next_attempt_at <= %s AND waiting_before = 0 ORDER BY id LIMIT %s", [now, limit]
     with connection.cursor() as cursor:
-        cursor.execute(
-            f"SELECT id FROM ({pending}) AS p WHERE next_attempt_at <= %s AND {which}",
-            [now, endpoint_id, Pending, now, *([] if probing else [limit])],
-        )
+        cursor.execute(f"SELECT id FROM ({pending}) AS p WHERE {which}", [now, endpoint_id, Pending, *params])
         return [row[0] for row in cursor.fetchall()]
 
 
