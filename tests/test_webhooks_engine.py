@@ -21,7 +21,7 @@ from django.test.utils import CaptureQueriesContext
 
 from calls import tasks, worker
 from calls.models import WebhookAttempt, WebhookDelivery, WebhookEndpoint, WebhookEvent
-from calls.webhooks import EVENT_TYPES, delivery, outbox
+from calls.webhooks import EVENT_TYPES, delivery, endpoints, outbox
 from tests._jobs import queued
 from tests._receiver import Receiver, serve
 from tests.test_webhooks_delivery import Clock, emit, endpoint
@@ -285,6 +285,33 @@ def test_a_receiver_down_through_a_quiet_night_is_probed_on_schedule_and_gets_it
     assert set(hook.deliveries.values_list("status", flat=True)) == {"delivered"}
     got = data_ids(receiver)
     assert [n for n in got if n in (1, 2)][-2:] == [1, 2]  # call:1 in order
+
+
+def test_a_receiver_down_for_a_day_disables_the_endpoint_and_resume_sends_every_change_in_order(receiver, clock):
+    receiver.otherwise = 503
+    hook = endpoint(receiver.url)
+    emit(subject="call:1", id=1)
+    emit(subject="call:1", id=2)
+    emit(subject="call:2", id=3)
+    one_pass(hook)
+    hook.refresh_from_db()
+    while hook.enabled:  # a probe at each step, for a day
+        clock.advance(hook.retry_at - clock.now)
+        assert one_pass(hook).attempts == 1
+        hook.refresh_from_db()
+
+    assert hook.disabled_reason == "failed for 24 hours: HTTP 503"
+    # Nothing was given up for the receiver being down: every change waits for Resume.
+    assert set(hook.deliveries.values_list("status", flat=True)) == {"pending"}
+    receiver.otherwise = 204
+    endpoints.resume(hook, by="ada", now=clock.now)
+    before = len(receiver.received)
+    one_pass(hook)
+    one_pass(hook)
+    assert set(hook.deliveries.values_list("status", flat=True)) == {"delivered"}
+    assert sorted(data_ids(receiver, before)) == [1, 2, 3]
+    got = data_ids(receiver, before)
+    assert got.index(1) < got.index(2)  # call:1 in order
 
 
 # --- A delivery the receiver always refuses ("poison") ------------------------------------------------------------

@@ -12,14 +12,16 @@
   the URL was checked cannot reach the inside), follows no redirect, waits TIMEOUT and reads at most MAX_BODY.
 - 2xx is delivered; 410 disables the endpoint at once; anything else is a failure, tried again:
   - a failed delivery waits its own step of RETRY_AFTER (by its attempts), and keeps its subject's later ones
-    behind it; 24 hours after its first failure, one more gives it up and disables the endpoint, saying why;
+    behind it; 24 hours after its first failure, one more while others go gives it up and disables the endpoint,
+    saying why;
   - a pass where every attempt failed says the endpoint itself is failing: until one succeeds, only a probe is
     tried (the delivery with the fewest attempts, the oldest first, a due one if any, else one still in its own
     back-off: the probes keep their schedule however quiet the night), one per step of PROBE_AFTER, and the rest
     wait; the probe's success makes the whole backlog due at once. An endpoint failing for DISABLE_AFTER is
-    disabled. A single delivery the receiver always refuses (a "poison" payload) thus costs the others a probe's
-    wait at most, at each of its own few tries: a probe is another delivery when one is due, and its own back-off
-    is not undone by the release (only deliveries that failed no more often than the endpoint's run are released).
+    disabled, and none of its deliveries is given up in a pass where every attempt failed: Resume sends them all.
+    A single delivery the receiver always refuses (a "poison" payload) thus costs the others a probe's wait at most,
+    at each of its own few tries: a probe is another delivery when one is due, and its own back-off is not undone by
+    the release (only deliveries that failed no more often than the endpoint's run are released).
 - The delivery log page's buttons (`send_again`, `replay_since`, `send_test_event`) are in calls/webhooks/manual.py.
 
 The clock is `clock` (tests replace it: nothing here waits on the wall clock)."""
@@ -439,15 +441,16 @@ async def _pass(endpoint_id: int, transport: httpx.AsyncBaseTransport | None, ke
 # --- Recording a pass ---------------------------------------------------------------------------------------------
 
 
-def _after(one: WebhookDelivery, outcome: Outcome, now: datetime) -> bool:
-    """Apply an attempt's outcome to the delivery; True when it was given up (24 hours of its failures)."""
+def _after(one: WebhookDelivery, outcome: Outcome, now: datetime, *, may_give_up: bool) -> bool:
+    """Apply an attempt's outcome to the delivery; True when it was given up (24 hours of its failures, and
+    `may_give_up`: the receiver took others in the same pass, so it fails on its own)."""
     one.attempts += 1
     one.last_attempt_at = outcome.at or now
     if outcome.delivered:
         one.status, one.delivered_at, one.failing_since = WebhookDelivery.Status.DELIVERED, now, None
         return False
     one.failing_since = one.failing_since or one.last_attempt_at
-    if now - one.failing_since >= DISABLE_AFTER:
+    if may_give_up and now - one.failing_since >= DISABLE_AFTER:
         one.status = WebhookDelivery.Status.FAILED
         return True
     one.next_attempt_at = one.last_attempt_at + _step(RETRY_AFTER, one.attempts)
@@ -469,7 +472,11 @@ def record(endpoint: WebhookEndpoint, results: list[tuple[WebhookDelivery, Outco
         locked = WebhookEndpoint.objects.select_for_update(no_key=True).filter(pk=endpoint.pk).first()
         if locked is None or not results:
             return False
-        given_up = [(one, outcome) for one, outcome in results if _after(one, outcome, now)]
+        # A pass where every attempt failed is the endpoint failing (down for a day, say): its deliveries are not
+        # given up but wait, and the endpoint is disabled after 24 hours of it, so that Resume sends them all, each
+        # subject in order, and no change goes missing; only a delivery refused while others go is given up.
+        whole = not any(outcome.delivered for _, outcome in results)
+        given_up = [(one, outcome) for one, outcome in results if _after(one, outcome, now, may_give_up=not whole)]
         WebhookAttempt.objects.bulk_create(
             WebhookAttempt(
                 delivery=one,
