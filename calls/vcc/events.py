@@ -8,6 +8,10 @@ What the public docs say (vcc-api.md §10.3), and what this module does with it:
   HS256 is INFERRED, so HS384 and HS512 are accepted too (any HMAC; `alg: none` and the others are refused by
   pyjwt); an `aud` claim is not checked (the sample passes no audience); `iat`, `nbf` and `exp` are allowed LEEWAY
   for clocks apart. `payload_hash` is required, and must match.
+- The key is VCC's subscription secret, whatever its length: VCC signs with it as it is, so vccweb can neither
+  lengthen it nor refuse HS384 and HS512 (VCC chooses the algorithm). Its length is checked once, at start
+  (calls.W002); pyjwt's check per event (a key shorter than the hash) could only warn about a secret already
+  chosen, so it is given the key zero-padded to 64 bytes, which HMAC makes of it anyway (`_hmac_key`).
 - FACT: the body is `application/cloudevents+json`, the event's name in `type`. CloudEvents' batch mode
   (`application/cloudevents-batch+json`, a JSON array of events) is accepted too, should VCC send it.
 - Two secrets may be valid at once while one is rotated (`VCC_WEBHOOK_SECRETS`).
@@ -27,6 +31,7 @@ from typing import Any
 import jwt
 
 MAX_BODY = 256 * 1024
+HMAC_PADDED = 64  # bytes: SHA-512's digest, the longest pyjwt asks of a key; SHA-256's block
 ALGORITHMS = ["HS256", "HS384", "HS512"]
 LEEWAY = 60  # seconds: VCC's clock and ours may be apart
 SINGLE = "application/cloudevents+json"
@@ -69,7 +74,7 @@ def verify(header: str | None, body: bytes, keys: list[bytes]) -> None:
         try:
             claims = jwt.decode(
                 token.strip(),
-                key,
+                _hmac_key(key),
                 algorithms=ALGORITHMS,
                 leeway=LEEWAY,
                 options={"require": ["payload_hash"], "verify_aud": False},
@@ -88,6 +93,15 @@ def verify(header: str | None, body: bytes, keys: list[bytes]) -> None:
     expected = hashlib.sha256(body).hexdigest()
     if not hmac.compare_digest(str(claims["payload_hash"]).lower().encode(), expected.encode()):
         raise Refused(401, "The signature's payload_hash does not match the body.", "wrong hash")
+
+
+def _hmac_key(key: bytes) -> bytes:
+    """`key` as HMAC uses it with SHA-256, -384 and -512 alike: zero-padded to 64 bytes when shorter.
+
+    HMAC pads a key up to its hash's block (64 bytes for SHA-256, 128 for SHA-384 and SHA-512) with zero bytes
+    (RFC 2104 section 2), so the padded key verifies exactly the signatures the secret made, and no others; a key
+    longer than 64 bytes is left alone (SHA-256 would hash it first, and no hash asks for more)."""
+    return key.ljust(HMAC_PADDED, b"\0")
 
 
 def _not_json(name: str) -> None:
