@@ -4,6 +4,7 @@ of pending imports' rows: tests/test_privacy_erasure.py."""
 
 from __future__ import annotations
 
+import json
 import threading
 
 import pytest
@@ -109,3 +110,35 @@ def test_an_erasure_locks_an_import_before_it_deletes_its_rows(supervisor_client
     deleted = next(i for i, s in enumerate(sql) if s.startswith(f'DELETE FROM "{rows_table}"'))
     assert locked < deleted
     assert list(ContactImportRow.objects.values_list("number", flat=True)) == [3]
+
+
+@pytest.mark.django_db
+def test_an_import_that_renamed_the_contact_just_before_the_erasure_leaves_no_old_name_or_email_behind(
+    supervisor_client, supervisor_user, person, settings, django_capture_on_commit_callbacks
+):
+    """An import confirmed just before the erasure updated the contact (matched by its number) with a new name and
+    e-mail. The erasure finds the ones they replaced too (the audit trail names them): the import's report that
+    quotes the old name is scrubbed, and another import's rows with the old whole name or the old e-mail are theirs,
+    so confirming it does not bring the person back."""
+    settings.CONTACT_IMPORT_BACKGROUND = False
+
+    def uploaded(text: str) -> ContactImport:
+        upload = SimpleUploadedFile("people.csv", (HEADER + text).encode(), content_type="text/csv")
+        return ContactImport.objects.get(
+            pk=supervisor_client.post("/contacts/import/", {"file": upload}).url.split("/")[-2]
+        )
+
+    pending = uploaded(f"{THEIRS}Somebody Old Mail,{EMAIL},07400 555001\n{OTHERS[0]}")
+    renaming = uploaded("P. Q.,pq@example.net,07400 900461\n")
+    supervisor_client.post(f"/contacts/import/{renaming.pk}/confirm/", {"dup_2": "update"})
+    person.refresh_from_db()
+    assert (person.name, person.email) == ("P. Q.", "pq@example.net")
+
+    with django_capture_on_commit_callbacks(execute=True):  # the pending import is checked again
+        erasure.erase_contact(contact_pk=person.pk, by=supervisor_user, now=timezone.now())
+
+    renaming.refresh_from_db()
+    assert NAME not in json.dumps(renaming.report) and EMAIL not in json.dumps(renaming.report)
+    assert list(ContactImportRow.objects.filter(contact_import=pending).values_list("number", flat=True)) == [4]
+    supervisor_client.post(f"/contacts/import/{pending.pk}/confirm/", {"rest": "update"})
+    assert list(Contact.objects.values_list("name", flat=True)) == ["Somebody Else"]

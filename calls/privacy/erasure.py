@@ -21,7 +21,9 @@ Where copies live, and what happens to each:
 - job errors, the reports' failure reasons (CallRollup keys), dial locks, Django admin's log: scrubbed or deleted.
 
 "Scrubbed": each of the contact's numbers (E.164 with and without +, national and international forms, the national
-number without its prefix) becomes its masked form, and its name and e-mail become "Erased contact". The audit trail
+number without its prefix) becomes its masked form, and its names and e-mails become "Erased contact". "Its": those it
+has and those it had, as its calls and the audit trail's entries name them (a form, the API or an import written just
+before may have changed them, and the copies of the old ones stay). The audit trail
 keeps that it happened and by whom (calls/privacy/audit.py).
 """
 
@@ -117,40 +119,45 @@ def number_forms(e164: str) -> list[str]:
 
 
 class Scrubber:
-    """Replaces every form of the contact's numbers by its mask, and its name and e-mail by "Erased contact"."""
+    """Replaces every form of the contact's numbers by its mask, and its names and e-mails (those it has and those it
+    had) by "Erased contact"."""
 
-    def __init__(self, *, name: str, email: str, numbers: Iterable[str]) -> None:
-        self.name, self.email, self.numbers = name.strip(), email.strip(), sorted(set(numbers))
+    def __init__(self, *, names: Iterable[str] = (), emails: Iterable[str] = (), numbers: Iterable[str]) -> None:
+        self.names = sorted({n.strip() for n in names if n.strip()})
+        self.emails = sorted({e.strip() for e in emails if e.strip()})
+        self.numbers = sorted(set(numbers))
         self.replacements: dict[str, str] = {}
         for number in self.numbers:
             for form in number_forms(number):
                 self.replacements[form.lower()] = mask_number(number)
-        for text in (self.name, self.email):
+        for text in (*self.names, *self.emails):
             if len(text) >= 3:  # a name of one or two letters would be found inside every word
                 self.replacements[text.lower()] = ERASED_CONTACT
         # Longest first: +442079460100 before 442079460100, which it holds. Whole words and whole numbers only:
         # erasing "Busy" must not touch "Destination busy", nor a number the digits of a longer one.
         # A name is matched as it is written (case and all): "Busy" the person, not "Destination busy".
         secrets = sorted(self.replacements, key=len, reverse=True)
-        names = {self.name.lower()} if len(self.name) >= 3 else set()
+        cased: dict[str, list[str]] = {}
+        for name in self.names:
+            if len(name) >= 3:
+                cased.setdefault(name.lower(), []).append(name)
         alternatives = [
-            rf"(?<![\w@.+])(?-i:{re.escape(self.name)})(?![\w@])"
-            if s in names
-            else rf"(?<![\w@.+]){re.escape(s)}(?![\w@])"
+            rf"(?<![\w@.+])(?-i:{re.escape(name)})(?![\w@])" if s in cased else rf"(?<![\w@.+]){re.escape(s)}(?![\w@])"
             for s in secrets
+            for name in cased.get(s, [s])
         ]
         self.pattern = re.compile("|".join(alternatives), re.IGNORECASE) if secrets else None
 
     @functools.cached_property
     def numbers_only(self) -> Scrubber:
-        """The same numbers, without the name and e-mail (where a name could be any other words); made once."""
-        return Scrubber(name="", email="", numbers=self.numbers)
+        """The same numbers, without the names and e-mails (where a name could be any other words); made once."""
+        return Scrubber(numbers=self.numbers)
 
     def holds_them(self, cells: Any) -> bool:
-        """Whether an import row's cells are theirs: a cell that is their whole name or e-mail, or one holding one of
-        their numbers; a namesake's "Sam Jones" is not "Sam"."""
+        """Whether an import row's cells are theirs: a cell that is a whole name or e-mail of theirs, or one holding
+        one of their numbers; a namesake's "Sam Jones" is not "Sam"."""
         values = [str(c).strip().lower() for c in (cells if isinstance(cells, list) else [cells]) if c is not None]
-        whole = {t.lower() for t in (self.name, self.email) if t}
+        whole = {t.lower() for t in (*self.names, *self.emails)}
         numbers = self.numbers_only
         return any(v in whole or numbers.finds(v) for v in values)
 
@@ -215,6 +222,22 @@ def _former_numbers(contact_pk: int) -> set[str]:
     return found
 
 
+def _former_names_and_emails(contact_pk: int) -> tuple[set[str], set[str]]:
+    """Names and e-mails the contact had before its last change (by a form, the API or an import that updated it),
+    as the audit trail's entries about it name them: copies of those (an import's rows and report) are theirs too."""
+    from calls.models import AuditEntry
+
+    names: set[str] = set()
+    emails: set[str] = set()
+    entries = AuditEntry.objects.filter(contact_id=contact_pk, object_type="contact").values_list("before", "after")
+    for values in entries:
+        for value in values:
+            if isinstance(value, dict):
+                names.update([value["name"]] if isinstance(value.get("name"), str) else [])
+                emails.update([value["email"]] if isinstance(value.get("email"), str) else [])
+    return names, emails
+
+
 def erase_contact(*, contact_pk: int, by: User, now: datetime) -> Erasure:
     """Erase the contact and every copy of its personal data (see the module's table), in one transaction; announce
     `contact.erased`. Raises Contact.DoesNotExist if it is gone (erased meanwhile)."""
@@ -225,7 +248,10 @@ def erase_contact(*, contact_pk: int, by: User, now: datetime) -> Erasure:
         dnc = sorted(current if contact.do_not_call else {p.number for p in phones if p.do_not_call})
         # And the numbers it had before (changed or removed since): its calls and the audit trail still name them.
         numbers = sorted(current | _former_numbers(contact_pk))
-        scrub = Scrubber(name=contact.name, email=contact.email, numbers=numbers)
+        # And the names and e-mails it had: an import written just before may have changed them, and its report, or
+        # another import's rows, still hold the ones it replaced.
+        names, emails = _former_names_and_emails(contact_pk)
+        scrub = Scrubber(names={contact.name, *names}, emails={contact.email, *emails}, numbers=numbers)
         result = Erasure(contact_pk)
         counts = result.counts
         counts["numbers"] = len(numbers)
@@ -286,7 +312,7 @@ def without_number(text: str, number: str) -> str:
 
 @functools.lru_cache(maxsize=1024)
 def _scrubber_of(number: str) -> Scrubber:
-    return Scrubber(name="", email="", numbers=[number])
+    return Scrubber(numbers=[number])
 
 
 def _erase_calls(call_pks: list[int], contact_pk: int, scrub: Scrubber) -> int:
@@ -394,7 +420,7 @@ def _erase_import_rows(numbers: list[str], scrub: Scrubber) -> int:
     imports' reports (problems, duplicates) and results are scrubbed."""
     waiting = ContactImport.objects.exclude(status__in=[ContactImport.Status.DONE, ContactImport.Status.EXPIRED])
     import_pks = list(waiting.values_list("pk", flat=True))
-    keys = [*numbers, *([scrub.email.lower()] if scrub.email else [])]
+    keys = [*numbers, *(email.lower() for email in scrub.emails)]
     keyed: dict[Any, set[int]] = {}
     for import_pk, number in ContactImportKey.objects.filter(
         contact_import_id__in=import_pks, key__in=keys
@@ -403,8 +429,9 @@ def _erase_import_rows(numbers: list[str], scrub: Scrubber) -> int:
     theirs = Q(pk__in=[])
     for import_pk, keyed_rows in keyed.items():
         theirs |= Q(contact_import_id=import_pk, number__in=keyed_rows)
-    if len(scrub.name) >= 3:
-        theirs |= Q(contact_import_id__in=import_pks, parsed__1__iexact=scrub.name)
+    for name in scrub.names:
+        if len(name) >= 3:
+            theirs |= Q(contact_import_id__in=import_pks, parsed__1__iexact=name)
     found = set(_ids_where_text_has(ContactImportRow, "cells", scrub.secrets))
     # Only the rows that are theirs (a cell their whole name or e-mail, or one of their numbers): other people's
     # rows that merely share a word stay.
