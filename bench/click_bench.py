@@ -140,6 +140,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     add("--db-name", default=h.DB_NAME, help="the bench's PostgreSQL database, dropped and created afresh")
     add("--redis-db", metavar="N", type=int, default=h.REDIS_DB, help="the bench's Redis database, emptied")
     add("--keep", action="store_true", help="keep the bench database and Redis db afterwards")
+    add(
+        "--throttle-reads",
+        metavar="N",
+        type=int,
+        default=5000,
+        help="then time the per-person click throttle's cache read N times with the app's settings, and as many "
+        "times without it (0: not)",
+    )
     args = parser.parse_args(argv)
     if not re.fullmatch(r"[a-z_][a-z0-9_]*", args.db_name):
         parser.error("--db-name: lower-case letters, digits and underscores")
@@ -522,7 +530,34 @@ def run(args: argparse.Namespace, tmp: Path, managed: list[h.Managed]) -> int:
         print("\nThe app does not serve POST /contacts/<pk>/call/ yet (404): app clicks skipped.")
     direct_run = asyncio.run(direct_side(sim_url, agents[: args.users], numbers[per_side:], args, watch))
     report(args, app, sim_url, app_run, direct_run)
+    if args.throttle_reads > 0:
+        print_throttle_cost(args, env, app_run)
     return 0
+
+
+THROTTLE_BLOCK = 100  # throttle reads timed together, then as many loops without them
+
+
+def print_throttle_cost(args: argparse.Namespace, env: dict[str, str], app_run: Side) -> None:
+    """What the per-person click throttle (one cache read a click) adds, timed by bench/_throttle_cost.py with the
+    app's environment (its cache: Redis, as in production) in blocks alternating with and without it."""
+    plan = {"reads": args.throttle_reads, "block": THROTTLE_BLOCK}
+    cost = json.loads(h.run_python(["bench/_throttle_cost.py"], env=env, stdin=json.dumps(plan)))
+    cpu = cost["with_cpu_us"] - cost["without_cpu_us"]
+    wall = cost["with_wall_us"] - cost["without_wall_us"]
+    client = cost["client_cpu_us"] - cost["without_cpu_us"]
+    print(
+        f"click throttle ({cost['reads']} reads, {cost['cache']} at {cost['location']}, in blocks of "
+        f"{THROTTLE_BLOCK} alternating with as many skipped): with {cost['with_cpu_us']:.1f} µs CPU, "
+        f"{cost['with_wall_us']:.1f} µs wall a click; without {cost['without_cpu_us']:.1f}, "
+        f"{cost['without_wall_us']:.1f} µs: the throttle adds {cpu:.1f} µs CPU, {wall:.1f} µs wall; of which "
+        f"Django's RedisCacheClient building a redis.Redis for the read: {client:.1f} µs CPU"
+    )
+    phase = app_run.serial or app_run.loaded
+    if phase is not None and phase.outcomes:
+        click_ms = phase.cpu["uvicorn workers"] / len(phase.outcomes)
+        share = cpu / 10 / click_ms  # µs of ms, in per cent
+        print(f"  that is {share:.2f} % of the uvicorn workers' {click_ms:.1f} ms of CPU a click ({phase.label})")
 
 
 def report(args: argparse.Namespace, app: h.Managed, sim_url: str, app_run: Side, direct_run: Side) -> None:

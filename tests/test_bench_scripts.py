@@ -5,6 +5,7 @@ from __future__ import annotations
 import ast
 import importlib.util
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -245,3 +246,21 @@ def test_the_newest_templates_are_kept_and_older_ones_dropped():
         finally:
             for name in names:
                 admin.execute(sql.SQL("DROP DATABASE IF EXISTS {}").format(sql.Identifier(name)))
+
+
+def test_the_throttle_cost_runs_with_the_apps_settings_and_prints_both_sides():
+    """bench/_throttle_cost.py, which click_bench.py runs with the app's environment: here the suite's, whose cache
+    is the in-process one (no REDIS_URL). Its figures of time are not checked; that it times both sides is."""
+    done = subprocess.run(
+        [sys.executable, str(BENCH / "_throttle_cost.py")],
+        input=json.dumps({"reads": 200, "block": 100}),
+        env={**os.environ, "PYTHONPATH": str(BENCH.parent)},
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    cost = json.loads(done.stdout)
+    assert (cost["cache"], cost["reads"]) == ("calls.cache.InProcessCache", 200)
+    assert {f"{side}_{kind}_us" for side in ("with", "without", "client") for kind in ("cpu", "wall")} <= set(cost)
