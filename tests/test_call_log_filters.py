@@ -85,6 +85,45 @@ def test_a_bad_filter_is_not_redirected_but_explained(supervisor_client):
     assert "Enter a valid date" in response.content.decode()
 
 
+NOT_ON_MENU = "That is not one of the menu's choices (removed, or a mistyped link): choose one."
+
+
+def problems_in(body: str) -> list[str]:
+    alert = body[body.index('<div class="error" role="alert">') :]
+    alert = alert[: alert.index("</div>")]
+    return [html.unescape(m) for m in re.findall(r"<li>([^<]*)</li>", alert)]
+
+
+@pytest.mark.parametrize(
+    ("query", "problem"),
+    [
+        ({"start": "soon"}, "From date: Enter a valid date, as year-month-day (2026-03-02)."),
+        ({"end": "2026-02-30"}, "To date: Enter a valid date, as year-month-day (2026-03-02)."),
+        ({"start": "2026-03-05", "end": "2026-03-01"}, "To date: The end date is before the start date."),
+        ({"has_error": "maybe"}, f"Errors: {NOT_ON_MENU}"),
+        ({"via": "post"}, f"Called from: {NOT_ON_MENU}"),
+        ({"agent": "99999"}, f"Agent: {NOT_ON_MENU}"),
+        ({"after": "garbage"}, "This page link is damaged: start again from the first page."),
+    ],
+)
+def test_a_bad_filter_is_named_by_its_label_with_what_to_fix(supervisor_client, query, problem):
+    for headers in ({}, {"HX-Request": "true"}):
+        assert problems_in(supervisor_client.get(URL, query, headers=headers).content.decode()) == [problem]
+
+
+def test_a_bad_value_a_link_set_is_named_and_the_link_blamed(supervisor_client):
+    [problem] = problems_in(supervisor_client.get(URL, {"hour": "24"}).content.decode())
+    assert problem.startswith("The hour: Ensure this value is less than or equal to 23. The link that set it is")
+    [problem] = problems_in(supervisor_client.get(URL, {"queue_user": "me"}).content.decode())
+    assert problem.startswith("The person in the queue: Enter a whole number. The link that set it is damaged")
+
+
+def test_the_export_names_a_bad_filter_by_its_label(supervisor_client):
+    response = supervisor_client.get("/calls/export.csv", {"start": "soon"})
+    assert response.status_code == 400
+    assert response.content.decode() == "Bad filter: From date: Enter a valid date, as year-month-day (2026-03-02)."
+
+
 def test_page_and_export_links_carry_only_the_filters_that_are_set(supervisor_client, supervisor_user):
     for n in range(calllog.PAGE_SIZE + 1):
         make_call(user=supervisor_user, outcome="busy", at=timezone.now() - timedelta(minutes=n))

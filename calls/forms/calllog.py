@@ -7,7 +7,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from django import forms
-from django.core.exceptions import ValidationError
+from django.core.exceptions import NON_FIELD_ERRORS, ValidationError
 from django.db import models
 
 from calls.models import Agent, AgentGroup, Call, CallbackNumber, DispositionCode, QueueAttempt
@@ -52,6 +52,12 @@ def _check_years(form: forms.Form, data: dict[str, Any]) -> bool:
     return ok
 
 
+DATE_MESSAGES = {"invalid": "Enter a valid date, as year-month-day (2026-03-02)."}
+MENU_MESSAGES = {"invalid_choice": "That is not one of the menu's choices (removed, or a mistyped link): choose one."}
+# Said after the error of a filter a link sets (a report's, a contact's), which a person cannot retype.
+LINK_HINT = "The link that set it is damaged: open the call log from the menu, or go back and follow the link again."
+
+
 class _Choosable(forms.CharField):
     """Free text shown as a menu of known values; a value not on the menu (an old code in a link) still works."""
 
@@ -62,10 +68,18 @@ class CallLogFilter(forms.Form):
     """The call log's filters, sort and page position, all from the query string."""
 
     # "From date" and "Called from": the log's table has a From column (who called), so the dates say they are dates.
-    start = forms.DateField(required=False, label="From date", widget=forms.DateInput(attrs={"type": "date"}))
-    end = forms.DateField(required=False, label="To date", widget=forms.DateInput(attrs={"type": "date"}))
-    agent = forms.ModelChoiceField(Agent.objects.all(), required=False, empty_label="Any agent")
-    group = forms.ModelChoiceField(AgentGroup.objects.all(), required=False, empty_label="Any group")
+    start = forms.DateField(
+        required=False, label="From date", widget=forms.DateInput(attrs={"type": "date"}), error_messages=DATE_MESSAGES
+    )
+    end = forms.DateField(
+        required=False, label="To date", widget=forms.DateInput(attrs={"type": "date"}), error_messages=DATE_MESSAGES
+    )
+    agent = forms.ModelChoiceField(
+        Agent.objects.all(), required=False, empty_label="Any agent", error_messages=MENU_MESSAGES
+    )
+    group = forms.ModelChoiceField(
+        AgentGroup.objects.all(), required=False, empty_label="Any group", error_messages=MENU_MESSAGES
+    )
     via = forms.ChoiceField(
         choices=[
             ("", "Agent or group"),
@@ -76,8 +90,11 @@ class CallLogFilter(forms.Form):
         ],
         required=False,
         label="Called from",
+        error_messages=MENU_MESSAGES,
     )
-    outcome = forms.ChoiceField(choices=[("", "Any outcome"), *Call.Outcome.choices], required=False)
+    outcome = forms.ChoiceField(
+        choices=[("", "Any outcome"), *Call.Outcome.choices], required=False, error_messages=MENU_MESSAGES
+    )
     disposition = _Choosable(max_length=255, required=False)
     clid = _Choosable(max_length=32, required=False, label="Caller ID")
     # The form's metaclass moves declared fields into base_fields, so BaseForm.has_error() stays a method; mypy
@@ -86,25 +103,37 @@ class CallLogFilter(forms.Form):
         choices=[("", "With or without"), ("yes", "With an error"), ("no", "Without an error")],
         required=False,
         label="Errors",
+        error_messages=MENU_MESSAGES,
     )
     wrap_up = forms.BooleanField(required=False, label="Only calls to wrap up")
-    contact = forms.IntegerField(min_value=1, max_value=2**63 - 1, required=False, widget=forms.HiddenInput)
-    hour = forms.IntegerField(min_value=0, max_value=23, required=False, widget=forms.HiddenInput)
+    contact = forms.IntegerField(
+        min_value=1, max_value=2**63 - 1, required=False, label="The contact", widget=forms.HiddenInput
+    )
+    hour = forms.IntegerField(min_value=0, max_value=23, required=False, label="The hour", widget=forms.HiddenInput)
     # From a call queue's report: the queue's calls, with an effect and outcome in the queue, by one person.
-    queue = forms.IntegerField(min_value=1, max_value=2**63 - 1, required=False, widget=forms.HiddenInput)
+    queue = forms.IntegerField(
+        min_value=1, max_value=2**63 - 1, required=False, label="The call queue", widget=forms.HiddenInput
+    )
     queue_effect = forms.ChoiceField(
         choices=[("", ""), *((v, label) for v, label in QueueAttempt.Effect.choices if v)],
         required=False,
+        label="The effect in the queue",
         widget=forms.HiddenInput,
     )
     # The words the queue's report shows for the attempt (a disposition, an outcome's label); NONE for none.
-    queue_outcome = forms.CharField(max_length=255, required=False, widget=forms.HiddenInput)
-    queue_user = forms.IntegerField(min_value=1, max_value=2**63 - 1, required=False, widget=forms.HiddenInput)
-    error = forms.CharField(max_length=2000, required=False, widget=forms.HiddenInput)
-    error_status = forms.IntegerField(min_value=0, max_value=999, required=False, widget=forms.HiddenInput)
-    sort = forms.ChoiceField(choices=SORTS, required=False, label="Sort")
-    after = forms.CharField(max_length=50, required=False, widget=forms.HiddenInput)
-    before = forms.CharField(max_length=50, required=False, widget=forms.HiddenInput)
+    queue_outcome = forms.CharField(
+        max_length=255, required=False, label="The outcome in the queue", widget=forms.HiddenInput
+    )
+    queue_user = forms.IntegerField(
+        min_value=1, max_value=2**63 - 1, required=False, label="The person in the queue", widget=forms.HiddenInput
+    )
+    error = forms.CharField(max_length=2000, required=False, label="The error", widget=forms.HiddenInput)
+    error_status = forms.IntegerField(
+        min_value=0, max_value=999, required=False, label="The error's HTTP status", widget=forms.HiddenInput
+    )
+    sort = forms.ChoiceField(choices=SORTS, required=False, label="Sort", error_messages=MENU_MESSAGES)
+    after = forms.CharField(max_length=50, required=False, label="The page", widget=forms.HiddenInput)
+    before = forms.CharField(max_length=50, required=False, label="The page", widget=forms.HiddenInput)
 
     def __init__(self, *args: Any, show_agents: bool = True, **kwargs: Any) -> None:
         """show_agents: whether the agent menu is drawn (an agent sees only their own calls: no menu for them)."""
@@ -141,6 +170,20 @@ class CallLogFilter(forms.Form):
             raise ValidationError("This page link is damaged: start again from the first page.")
         data["sort"] = data.get("sort") or DEFAULT_SORT
         return data
+
+    def problems(self) -> list[str]:
+        """The errors as a person reads them: each filter named by its label (not its name in the address), with
+        what to do; for one a link set, to follow the link again."""
+        out = []
+        for name, errors in self.errors.items():
+            words = " ".join(str(error) for error in errors)
+            if name in (NON_FIELD_ERRORS, "after", "before"):
+                out.append(words)  # "This page link is damaged: start again from the first page."
+            elif self.fields[name].widget.is_hidden:
+                out.append(f"{self[name].label}: {words} {LINK_HINT}")
+            else:
+                out.append(f"{self[name].label}: {words}")
+        return out
 
     def menus(self) -> list[dict[str, object]]:
         """The visible filters as plain data for the template to draw: Django's widget templates cost ~5 ms a menu,

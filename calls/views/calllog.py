@@ -324,8 +324,8 @@ def call_export(request: AuthedRequest) -> HttpResponse | StreamingHttpResponse:
     """The calls the log shows this person for the same filters, as CSV, streamed."""
     form = CallLogFilter(request.GET)
     if not form.is_valid():
-        errors = "; ".join(f"{name}: {' '.join(str(m) for m in e)}" for name, e in form.errors.items())
-        return HttpResponse(f"Bad filter: {errors}", status=400, content_type="text/plain; charset=utf-8")
+        problems = " ".join(form.problems())
+        return HttpResponse(f"Bad filter: {problems}", status=400, content_type="text/plain; charset=utf-8")
     data = form.cleaned_data
     calls = calllog.filtered_calls(Call.objects.visible_to(request.user), data)
     export = (
