@@ -5,12 +5,23 @@ from __future__ import annotations
 
 import html
 import re
+from datetime import timedelta
 
 import pytest
 from django.test import Client
 
 from calls.calling.common import _now
-from calls.models import AgentGroup, Call, CallQueue, Contact, ContactPhone, DispositionCode, QueueAttempt, QueueEntry
+from calls.models import (
+    AgentGroup,
+    Call,
+    Callback,
+    CallQueue,
+    Contact,
+    ContactPhone,
+    DispositionCode,
+    QueueAttempt,
+    QueueEntry,
+)
 from calls.queues import building, claims
 from tests._calls import make_call
 from tests._sim import HTMX, click, fresh_simulator
@@ -154,6 +165,39 @@ def test_a_call_not_from_the_bar_is_no_attempt(agent_client, queue, acme):
     _start(agent_client, queue)
     click(agent_client, acme[0].phones.get())
     assert not QueueAttempt.objects.exists()
+
+
+@pytest.fixture
+def not_given(acme, supervisor_user, support):
+    """A queue of the same contacts given only to Support, which the agent is not in."""
+    return building.make_queue(
+        user=supervisor_user, name="Acme secret", now=_now(), source_filter={"company": "Acme"}, groups=[support]
+    ).queue
+
+
+def test_a_held_callback_shows_no_bar_of_a_queue_not_given_to_the_agent(
+    agent_client, agent_user, queue, acme, not_given
+):
+    Callback.objects.create(contact=acme[0], due_at=_now() - timedelta(minutes=5), assigned_to=agent_user)
+    assert _start(agent_client, queue) == f"/contacts/{acme[0].pk}/?queue={queue.pk}"  # the callback, held
+
+    page = agent_client.get(f"/contacts/{acme[0].pk}/?queue={not_given.pk}").content.decode()
+
+    assert 'id="queue-bar"' not in page and "Acme secret" not in page
+    assert 'id="queue-bar"' in agent_client.get(f"/contacts/{acme[0].pk}/?queue={queue.pk}").content.decode()
+
+
+def test_a_held_callback_counts_no_attempt_of_a_queue_not_given_to_the_agent(
+    agent_client, agent_user, queue, acme, not_given
+):
+    Callback.objects.create(contact=acme[0], due_at=_now() - timedelta(minutes=5), assigned_to=agent_user)
+    _start(agent_client, queue)
+
+    assert click(agent_client, acme[0].phones.get(), queue=str(not_given.pk)).status_code == 200
+
+    assert Call.objects.count() == 1  # the call is placed, as any call to the contact would be
+    assert not QueueAttempt.objects.filter(queue=not_given).exists()
+    assert QueueEntry.objects.get(queue=not_given, contact=acme[0]).attempts == 0
 
 
 def test_next_before_calling_gives_back_the_same_contact(agent_client, queue, acme):

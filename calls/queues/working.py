@@ -76,6 +76,13 @@ def may_work(user: User, queue: CallQueue) -> bool:
     return queue.agents.filter(pk=agent.pk).exists() or queue.groups.filter(members=agent).exists()
 
 
+def workable(user: User, pk: int) -> CallQueue | None:
+    """The queue of that id, if the user may work it: a page's `?queue=` is anyone's to change, so its bar and the
+    attempts of its calls go only with a queue given to them."""
+    queue = CallQueue.objects.filter(pk=pk).first()
+    return queue if queue is not None and may_work(user, queue) else None
+
+
 # --- What the agent holds -----------------------------------------------------------------------------------
 
 

@@ -205,9 +205,7 @@ async def call_contact(request: AuthedRequest, pk: int) -> HttpResponse:
     user = await _user(request)
     if form.via_groups and not await sync_to_async(user.has_perm)(perms.PLACE_GROUP_CALL):
         raise PermissionDenied("You may not call via groups.")
-    # Placed from a call queue's bar: the call is the held contact's attempt, written with VCC's answer.
-    queue_pk = request.POST.get("queue", "")
-    from_queue = _queue_attempt(user, int(queue_pk)) if is_id(queue_pk) else None
+    from_queue = await _queue_attempt(user, request.POST.get("queue", ""))
     call = await _place_clicked(request, form, user, pk, on_answer=from_queue)
     if not request.htmx:
         return redirect(f"{reverse('contact_detail', args=[pk])}?call={calling.regarding_token(call)}")
@@ -221,9 +219,15 @@ async def call_contact(request: AuthedRequest, pk: int) -> HttpResponse:
     return calls_changed(response)
 
 
-def _queue_attempt(user: User, queue_pk: int) -> Callable[[Call], None]:
+async def _queue_attempt(user: User, queue_pk: str) -> Callable[[Call], None] | None:
+    """Placed from a call queue's bar: the call is the held contact's attempt, written with VCC's answer; only in
+    a queue given to the user (the form's queue id is theirs to change)."""
+    queue = await sync_to_async(working.workable)(user, int(queue_pk)) if is_id(queue_pk) else None
+    if queue is None:
+        return None
+
     def note(call: Call) -> None:
-        working.note_call(call, user=user, now=_now(), queue_id=queue_pk)
+        working.note_call(call, user=user, now=_now(), queue_id=queue.pk)
 
     return note
 

@@ -23,13 +23,13 @@ from calls.forms.contacts import save_numbers
 from calls.models import (
     CONTACT_SORTS,
     Call,
-    CallQueue,
     Contact,
     ContactPhone,
     ContactQuerySet,
     is_number_search,
     search_windows,
 )
+from calls.queues import working
 from calls.views import queues
 from calls.views.calling import dialer_context, panel_context
 from calls.views.http import AuthedRequest, HtmxRequest, is_id
@@ -150,8 +150,8 @@ def contact_detail(request: AuthedRequest, pk: int) -> HttpResponse:
 
 
 def _queue_bar(request: AuthedRequest, queue_pk: int, contact: Contact) -> str:
-    """The queue bar, when the person holds this contact in that queue (`?queue=<id>`); else nothing."""
-    queue = CallQueue.objects.filter(pk=queue_pk).first()
+    """The queue bar, when the person holds this contact in that queue (`?queue=<id>`), given to them; else nothing."""
+    queue = working.workable(request.user, queue_pk)  # not a queue of someone else's, by changing the id
     bar = queues.bar_context(request.user, queue, contact.pk) if queue is not None else None
     return render_to_string("calls/queue_bar.html", bar, request=request) if bar else ""
 
