@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from django.db.models import F, IntegerField, Q, QuerySet
 from django.db.models.functions import Coalesce
@@ -20,10 +20,20 @@ from calls.models.calls import TALK_SECONDS_SQL
 from calls.reports import HAS_ERROR, day_bounds
 from calls.spreadsheet import PHONE_NUMBER_SQL
 
+if TYPE_CHECKING:
+    from django.contrib.auth.models import User
+
 PAGE_SIZE = 50
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 ONE_MICROSECOND = timedelta(microseconds=1)
 NO_DURATION = -1  # the talk time a call without one sorts as: after every call that has one
+
+
+def calls_for(user: User, data: Mapping[str, Any]) -> CallQuerySet:
+    """The calls user may see that a valid CallLogFilter's cleaned data picks out; with `mine`, only those user may
+    act on (their own: the call bar's), even for those who see everyone's."""
+    calls = Call.objects.changeable_by(user) if data.get("mine") else Call.objects.visible_to(user)
+    return filtered_calls(calls, data)
 
 
 def filtered_calls(calls: CallQuerySet, data: Mapping[str, Any]) -> CallQuerySet:

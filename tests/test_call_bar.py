@@ -3,6 +3,7 @@ up, the Call buttons it disables, and the refusals and checks of the contact pag
 
 from __future__ import annotations
 
+import html as html_module
 import json
 import re
 from datetime import timedelta
@@ -154,7 +155,29 @@ def test_many_calls_show_a_few_and_a_link_to_the_rest_in_a_bounded_number_of_que
     assert len(many) == len(few) <= 6
     assert html.count('class="bar-call ') == 3
     assert "and 9 more" in html
-    assert 'href="/calls/?wrap_up=1"' in html
+    assert 'href="/calls/?wrap_up=on&amp;mine=on"' in html
+
+
+def test_a_supervisors_and_n_more_lists_their_own_calls_to_wrap_up_not_everyones(
+    supervisor_client, supervisor_user, agent_user, contact
+):
+    mine = [
+        make_call(
+            user=supervisor_user, agent=supervisor_user.agent, contact=contact, at=timezone.now() - timedelta(minutes=m)
+        )
+        for m in range(1, 6)
+    ]
+    for m in range(1, 4):  # an agent's, which the supervisor sees in the log but does not wrap up
+        make_call(user=agent_user, agent=agent_user.agent, contact=contact, at=timezone.now() - timedelta(minutes=m))
+    html = bar(supervisor_client)
+    assert "and 2 more" in html
+    link = html_module.unescape(re.search(r'<a href="([^"]*)" id="bar-more"', html)[1])
+
+    page = supervisor_client.get(link).content.decode()
+
+    listed = {int(pk) for pk in re.findall(r'href="/calls/(\d+)/#wrapup" class="badge warn"', page)}
+    assert listed == {call.pk for call in mine}
+    assert "Only your calls" in page
 
 
 def test_the_calls_beyond_the_bar_are_counted_under_the_calls_not_under_the_callbacks_due(

@@ -106,6 +106,9 @@ class CallLogFilter(forms.Form):
         error_messages=MENU_MESSAGES,
     )
     wrap_up = forms.BooleanField(required=False, label="Only calls to wrap up")
+    # From the call bar's "and N more": only the calls the person may act on (their own), as the bar counts them,
+    # even for those who see everyone's.
+    mine = forms.BooleanField(required=False, label="Only your calls", widget=forms.HiddenInput)
     contact = forms.IntegerField(
         min_value=1, max_value=2**63 - 1, required=False, label="The contact", widget=forms.HiddenInput
     )

@@ -95,7 +95,7 @@ def call_log(request: AuthedRequest) -> HttpResponse:
 def _log_page(user: User, form: CallLogFilter) -> dict[str, object]:
     """The page of the calls the filters pick out (of those user may see), and the links from it."""
     data = form.cleaned_data
-    calls = calllog.filtered_calls(Call.objects.visible_to(user), data)
+    calls = calllog.calls_for(user, data)
     calls = calls.select_related("contact", "from_agent", "to_agent", "answered_by").prefetch_related("from_groups")
     page = calllog.page_of(calls, sort=data["sort"], after=data["after"], before=data["before"])
     filters = form.filters()
@@ -111,6 +111,7 @@ def _log_page(user: User, form: CallLogFilter) -> dict[str, object]:
         "any_contact_link": _link(form, sort=sort, contact=None),
         "queue": _shown_queue(user, data["queue"]) if data.get("queue") else None,
         "queue_effect": _queue_effect(data),
+        "anyones_link": _link(form, sort=sort, mine=None),
         "any_queue_link": _link(form, sort=sort, queue=None, queue_effect=None, queue_outcome=None, queue_user=None),
     }
 
@@ -327,7 +328,7 @@ def call_export(request: AuthedRequest) -> HttpResponse | StreamingHttpResponse:
         problems = " ".join(form.problems())
         return HttpResponse(f"Bad filter: {problems}", status=400, content_type="text/plain; charset=utf-8")
     data = form.cleaned_data
-    calls = calllog.filtered_calls(Call.objects.visible_to(request.user), data)
+    calls = calllog.calls_for(request.user, data)
     export = (
         _CopyExport(calls, data["sort"]) if connection.vendor == "postgresql" else iter(_Export(calls, data["sort"]))
     )
