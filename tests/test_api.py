@@ -126,6 +126,18 @@ def test_the_docs_page_uses_only_vccwebs_own_files(client):
     assert "script-src 'self'" in response["Content-Security-Policy"]
 
 
+@pytest.mark.parametrize("sandbox", [True, False])
+def test_the_docs_page_says_sandbox_as_every_page_does(client, settings, sandbox):
+    settings.VCC_SANDBOX = sandbox
+
+    page = client.get("/api/v1/docs").content.decode()
+    home = client.get("/login/").content.decode()
+
+    marker = '<div class="sandbox" role="note"><strong>Sandbox</strong>'
+    assert (marker in page) is sandbox and (marker in home) is sandbox
+    assert "/static/css/api_docs.css" in page and 'id="swagger-ui"' in page
+
+
 def test_a_token_over_its_rate_gets_a_429_until_the_next_minute(agent, settings, monkeypatch):
     from calls.api import limits
 

@@ -10,10 +10,17 @@ from __future__ import annotations
 from typing import Any
 
 from django.urls import URLPattern, path
-from ninja import NinjaAPI
+from ninja import NinjaAPI, Swagger
 
 from calls.api import errors, limits
 from calls.api.auth import TokenAuth
+
+
+class _Docs(Swagger):
+    """ninja's Swagger UI page with the Sandbox marker of every other page (templates/calls/api_docs.html)."""
+
+    template = "calls/api_docs.html"
+
 
 api = NinjaAPI(
     title="vccweb API",
@@ -23,6 +30,7 @@ api = NinjaAPI(
     auth=TokenAuth(),  # tokens only: no cookie is read, so there is nothing for CSRF to forge
     throttle=[limits.ALL],
     urls_namespace="api",
+    docs=_Docs(),
     docs_url="/docs",
     openapi_url="/openapi.json",
 )

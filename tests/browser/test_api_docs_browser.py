@@ -21,6 +21,7 @@ def test_the_docs_page_shows_the_api_and_tries_a_call_with_a_token(page, live_se
     page.goto(f"{live_server.url}/api/v1/docs")
 
     page.get_by_text("vccweb API").first.wait_for()
+    assert page.locator(".sandbox").is_visible()  # the tests run in sandbox mode, as every page says
     operation = page.locator(".opblock-summary-path", has_text="/api/v1/dispositions").first
     operation.wait_for()
     page.click("button.authorize")
