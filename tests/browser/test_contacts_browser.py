@@ -8,7 +8,8 @@ import pytest
 from django.core.management import call_command
 from playwright.sync_api import expect
 
-from calls.models import Call, Contact, ContactPhone
+from calls.models import Agent, Call, Contact, ContactPhone
+from tests._calls import make_call
 from tests.browser.conftest import log_in
 from tests.conftest import PASSWORD
 
@@ -165,3 +166,21 @@ def test_on_a_desktop_emails_wrap_only_after_the_at_or_before_a_dot(browser, liv
     overflow = page.evaluate("document.documentElement.scrollWidth") - width
     assert overflow <= 0, f"the contact list scrolls sideways by {overflow}px"
     context.close()
+
+
+def test_a_timeline_number_stays_on_one_line_on_a_phone(page, live_server, agent_user):
+    contact = Contact.objects.create(name="Grace Hopper")
+    phone = ContactPhone.objects.create(contact=contact, number="+447400123456", is_primary=True)
+    # Callers' names of every length, so that for some the line ends where the number is.
+    for n in range(1, 25):
+        agent = Agent.objects.create(display_id=f"2{n:03d}", name="Callum " + "W" * n)
+        make_call(user=None, agent=agent, contact=contact, phone=phone, duration_seconds=n)
+    page.set_viewport_size({"width": 375, "height": 800})
+    log_in(page, live_server, "alex", PASSWORD, at=f"/contacts/{contact.pk}/")
+
+    numbers = page.locator("#timeline .timeline-number")
+    expect(numbers).to_have_count(24)
+    line = page.evaluate("parseFloat(getComputedStyle(document.querySelector('#timeline .muted')).lineHeight)")
+    heights = [box["height"] for box in (numbers.nth(i).bounding_box() for i in range(24))]
+    assert all(height <= line + 1 for height in heights), (line, heights)
+    assert page.evaluate("document.documentElement.scrollWidth") <= 375
