@@ -96,3 +96,35 @@ def test_the_rotation_warns_before_it_stops_the_oldest_of_five_previous_secrets(
     assert page.locator("dd.signing time").count() == 5
     assert page.evaluate("document.documentElement.scrollWidth") <= width
     assert page.console_errors == []
+
+
+def _gap(page, upper: str, lower: str) -> float:
+    """The space between the bottom of the first element `upper` matches and the top of the first `lower` matches."""
+    above = page.locator(upper).first.bounding_box()
+    return page.locator(lower).first.bounding_box()["y"] - (above["y"] + above["height"])
+
+
+def test_an_endpoints_page_is_not_crowded_on_a_phone(page, live_server):
+    """At 375 px: the head's buttons, the endpoint's details and its buttons, the replay's field and its help, the
+    filters and the log each keep some room, and an attempt's "12 ms" or "1 attempt" is not cut in two."""
+    from calls.models.webhooks import WebhookAttempt, WebhookDelivery
+    from tests.test_webhooks_pages import delivery
+
+    create_user("ada", ADMIN)
+    endpoint = WebhookEndpoint.objects.create(
+        url="https://hooks.example.com/vccweb", description="Helpdesk", event_types=["*"], secret=signing.new_secret()
+    )
+    failed = delivery(endpoint, type="contact.created", subject="contact:7", status=WebhookDelivery.Status.FAILED)
+    WebhookAttempt.objects.create(delivery=failed, status_code=500, duration_ms=12, response_snippet="boom")
+    page.set_viewport_size({"width": 375, "height": 900})
+    log_in(page, live_server, "ada", PASSWORD, at=f"/integrations/webhooks/{endpoint.pk}/")
+
+    assert _gap(page, ".page-head .actions", "section[aria-labelledby=endpoint-title]") >= 8
+    assert _gap(page, "dl.details", "summary:has-text('Rotate the secret')") >= 8
+    assert _gap(page, "#id_since", ".replay .field small") >= 0  # the help under the field, not squeezed beside it
+    assert _gap(page, ".log-filters", "table.deliveries") >= 8
+    line = page.evaluate("parseFloat(getComputedStyle(document.querySelector('.deliveries td')).lineHeight)")
+    for words in ("12 ms", "1 attempt"):
+        assert page.locator(".deliveries span.muted", has_text=words).first.bounding_box()["height"] <= line + 1, words
+    assert page.evaluate("document.documentElement.scrollWidth") <= 375
+    assert page.console_errors == []
