@@ -122,6 +122,35 @@ document.addEventListener("htmx:afterSettle", () => {
   pressedFocus = null;
   if (again instanceof HTMLElement && !again.hasAttribute("disabled")) again.focus({ preventScroll: true });
 });
+// The contact page's Call buttons have no id: all of them are disabled while a click is on its way (hx-disabled-elt),
+// which takes the focus from the pressed one, and stay so during the call it placed. The focus goes to the phase of
+// the call's panel, the answer, just above them (it keeps it as the panel polls: it has an id); to the button again
+// when the click was refused (no panel came, only a message, and the button is enabled again).
+let pressedCall = null;
+function focusLostFrom(button) {
+  const active = document.activeElement;
+  return !active || active === document.body || active === button;
+}
+document.addEventListener("htmx:beforeRequest", (event) => {
+  const active = document.activeElement;
+  const form = event.detail.elt;
+  if (form instanceof HTMLFormElement && form.id === "dial-form" && active instanceof HTMLButtonElement && form.contains(active)) {
+    pressedCall = active;
+  }
+});
+document.addEventListener("htmx:afterRequest", (event) => {
+  if (!pressedCall || event.detail.elt !== pressedCall.form || event.detail.successful) return;
+  const button = pressedCall;
+  pressedCall = null;
+  if (button.isConnected && !button.disabled && focusLostFrom(button)) button.focus();
+});
+document.addEventListener("htmx:afterSettle", (event) => {
+  if (!pressedCall || !(event.target instanceof Element) || event.target.id !== "call-slot") return;
+  const button = pressedCall;
+  pressedCall = null;
+  const phase = event.target.querySelector(".call-panel .phase[tabindex]");
+  if (phase instanceof HTMLElement && focusLostFrom(button)) phase.focus();
+});
 document.addEventListener("htmx:responseError", (event) => {
   const xhr = event.detail.xhr;
   const status = xhr.status;

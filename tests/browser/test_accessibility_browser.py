@@ -62,3 +62,32 @@ def test_a_search_says_what_it_found_in_a_few_words_not_the_whole_table(demo, pa
     expect(page.locator("#results-status")).to_have_text("No contact matches")
     assert page.locator("#results[aria-live]").count() == 0
     assert page.console_errors == []
+
+
+def test_the_focus_goes_to_the_calls_phase_after_call_and_stays_as_it_polls(demo, page, live_server, sim):  # noqa: F811
+    """Call, pressed with the keyboard, is disabled until the answer (a double click places one call) and stays so
+    during the call: the focus it held goes to the new panel's phase, which keeps it as the panel polls."""
+    contact = first_contact_with(is_primary=True, number__startswith="+44")
+    log_in(page, live_server, "agent", "demo", at=f"/contacts/{contact.pk}/")
+    page.focus("button[data-shortcut=c]")
+    page.keyboard.press("Enter")
+    phase = page.locator("#call-slot .call-panel .phase")
+    expect(phase).to_be_focused()
+    expect(page.locator("button[data-shortcut=c]")).to_be_disabled()  # on a call now: no second one
+    for _ in range(3):  # a few polls of the panel, swapped in around the focus
+        with page.expect_response(lambda r: "/panel/" in r.url):
+            pass
+    expect(phase).to_be_focused()
+    assert page.console_errors == []
+
+
+def test_the_focus_goes_back_to_call_when_the_click_is_refused(demo, page, live_server):  # noqa: F811
+    """A click refused before VCC is asked brings no panel, only a message: Call, enabled again, has the focus."""
+    contact = first_contact_with(is_primary=True)
+    log_in(page, live_server, "agent", "demo", at=f"/contacts/{contact.pk}/")
+    page.locator("#request-id").evaluate("input => { input.value = 'not-an-id'; }")
+    page.focus("button[data-shortcut=c]")
+    page.keyboard.press("Enter")
+    expect(page.locator("#flash")).to_be_visible()
+    expect(page.locator("button[data-shortcut=c]")).to_be_enabled()
+    expect(page.locator("button[data-shortcut=c]")).to_be_focused()
