@@ -3,6 +3,10 @@
 Colours and sizes come from classes in app.css and SVG presentation attributes, never `style=`. Every bar or
 cell is a link to the calls behind it and carries its number in a <title> (and as text where it fits).
 A year's heat map has thousands of cells, so the markup is built with plain strings, escaping every text.
+
+A chart that holds links is a role="group" named by its aria-label, not role="img": an image's children are
+presentational, and a browser may then hide its links from assistive technology. Each link is named by its
+<title>; the axis labels, which the titles repeat, stay hidden from it (aria-hidden), as they were in an image.
 """
 
 from __future__ import annotations
@@ -20,6 +24,11 @@ class Bar:
     value: int
     href: str
     title: str = ""
+
+
+def _role(parts: list[str]) -> str:
+    """A chart with links is a group of them (an image's children are presentational); one without, an image."""
+    return "group" if any(part.startswith("<a ") for part in parts) else "img"
 
 
 TICK_CHAR = 6.5  # px per character of an axis label at .chart-tick's 11px (digits and short month names)
@@ -46,18 +55,20 @@ def bars(items: list[Bar], *, label: str, fit: int = 960, height: int = 160, tic
             else ""
         )
         tick = (
-            f'<text x="{middle}" y="{height - 4}" class="chart-tick" text-anchor="middle">{escape(item.label)}</text>'
+            f'<text x="{middle}" y="{height - 4}" class="chart-tick" text-anchor="middle" aria-hidden="true">'
+            f"{escape(item.label)}</text>"
             if n % tick_every == 0
             else ""
         )
         title = escape(item.title or f"{item.label}: {item.value}")
         parts.append(
             f'<a href="{escape(item.href)}"><title>{title}</title><rect class="chart-bar" x="{x + 1}" '
-            f'y="{14 + plot - h}" width="{max(1, width_each - 2)}" height="{h}"/>{count}</a>{tick}'
+            f'y="{14 + plot - h}" width="{max(1, width_each - 2)}" height="{h}"/>{count}</a>'
         )
+        parts.append(tick)
     pad = max(0, ceil((widest - width_each) / 2))  # room for the first and last labels, centred under their bars
     return mark_safe(  # every text above went through escape()
-        f'<svg class="chart" viewBox="{-pad} 0 {width + 2 * pad} {height + 14}" role="img" '
+        f'<svg class="chart" viewBox="{-pad} 0 {width + 2 * pad} {height + 14}" role="{_role(parts)}" '
         f'aria-label="{escape(label)}" preserveAspectRatio="xMinYMin meet">{"".join(parts)}</svg>'
     )
 
@@ -111,7 +122,7 @@ def shares(items: list[Share], *, label: str) -> SafeString:
         )
         x += w
     return mark_safe(  # every text above went through escape()
-        f'<svg class="chart shares" viewBox="0 0 1000 20" preserveAspectRatio="none" role="img" '
+        f'<svg class="chart shares" viewBox="0 0 1000 20" preserveAspectRatio="none" role="{_role(parts)}" '
         f'aria-label="{escape(label)}">{"".join(parts)}</svg>'
     )
 
@@ -123,13 +134,13 @@ def heatmap(rows: list[tuple[str, list[Bar]]], columns: list[str], *, label: str
     label_every = max(1, -(-45 // wide))  # a label every ~45 px
     top = max([b.value for _, cells in rows for b in cells] + [1])
     parts = [
-        f'<text x="{left + c * wide}" y="12" class="chart-tick">{escape(name)}</text>'
+        f'<text x="{left + c * wide}" y="12" class="chart-tick" aria-hidden="true">{escape(name)}</text>'
         for c, name in enumerate(columns)
         if c % label_every == 0
     ]
     for r, (name, cells) in enumerate(rows):
         y = head + r * cell
-        parts.append(f'<text x="0" y="{y + cell - 3}" class="chart-tick">{escape(name[:24])}</text>')
+        parts.append(f'<text x="0" y="{y + cell - 3}" class="chart-tick" aria-hidden="true">{escape(name[:24])}</text>')
         for c, bar in enumerate(cells):
             level = 0 if not bar.value else 1 + min(4, 5 * bar.value // (top + 1))
             parts.append(
@@ -140,6 +151,6 @@ def heatmap(rows: list[tuple[str, list[Bar]]], columns: list[str], *, label: str
     return mark_safe(  # every text above went through escape()
         # Drawn at its own size (width and height), not stretched to the box: its labels stay 11 px at every
         # width, and on a phone it scrolls sideways in its .chart-scroll box.
-        f'<svg class="chart heatmap" viewBox="0 0 {width} {tall}" width="{width}" height="{tall}" role="img" '
-        f'aria-label="{escape(label)}">{"".join(parts)}</svg>'
+        f'<svg class="chart heatmap" viewBox="0 0 {width} {tall}" width="{width}" height="{tall}" '
+        f'role="{_role(parts)}" aria-label="{escape(label)}">{"".join(parts)}</svg>'
     )

@@ -131,3 +131,33 @@ def test_outcome_colours_match_the_outcome_in_chart_and_table(supervisor_client,
     in_table = {label: look for look, label in swatches}
     assert in_table == in_chart
     assert '<td data-label="Share">40%</td>' in table  # two answered calls of five
+
+
+def linked_charts() -> dict[str, str]:
+    """Each kind of chart, drawn with links to the calls behind its parts."""
+    bar = charts.Bar("2 Mar", 3, "/calls/?day=2", "Mon 2 Mar: 3 calls")
+    return {
+        "bars": str(charts.bars([bar, charts.Bar("3 Mar", 0, "/calls/?day=3")], label="Calls per day")),
+        "shares": str(charts.shares([charts.Share("Answered", 2, "/calls/?o=a", "ok")], label="Calls by outcome")),
+        "heatmap": str(charts.heatmap([("Alex", [bar])], ["2 Mar"], label="Calls per agent per day")),
+    }
+
+
+@pytest.mark.parametrize("kind", ["bars", "shares", "heatmap"])
+def test_a_chart_with_links_is_a_named_group_not_an_image(kind):
+    """An image's children are presentational: a browser may hide the links of a role="img" chart."""
+    svg = linked_charts()[kind]
+    root = re.match(r"<svg [^>]*>", svg)[0]
+    assert 'role="group"' in root
+    assert re.search(r'aria-label="Calls [a-z ]+"', root)
+    links = re.findall(r'<a href="[^"]+"><title>([^<]+)</title>', svg)
+    assert links and all(links)  # every link is named by its title
+    # The axis labels repeat what the links' titles say: hidden, as they were inside an image.
+    ticks = re.findall(r'<text [^>]*class="chart-tick"[^>]*>', svg)
+    assert all('aria-hidden="true"' in tick for tick in ticks)
+
+
+def test_a_chart_without_links_stays_an_image():
+    svg = str(charts.bars([], label="Calls per day"))
+    assert "<a " not in svg
+    assert re.match(r'<svg [^>]*role="img" aria-label="Calls per day"', svg)
