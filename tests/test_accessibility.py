@@ -4,9 +4,11 @@ takes a browser (the keyboard's focus)."""
 
 from __future__ import annotations
 
+from datetime import timedelta
 from html.parser import HTMLParser
 
 import pytest
+from django.utils import timezone
 
 from calls.models import Agent, Call
 from tests._calls import make_call
@@ -157,6 +159,30 @@ def test_the_queue_bar_gives_the_focus_back_at_each_refresh(agent_client, queue,
     fresh = page(agent_client.get(f"/queues/{queue.pk}/bar/?contact={acme[0].pk}", headers=HTMX))
     assert [e for e in fresh.elements if e.tag == "button" and "data-shortcut-queue" in e.attrs]
     assert lost_on_swap(fresh) == []
+
+
+def test_the_contact_timeline_gives_the_focus_back_when_it_reloads(agent_client, agent_user, contact, monkeypatch):
+    """The timeline reloads itself whenever a call changes (calls-changed): a keyboard user on one of its links (a
+    call's details, the call log, older calls) lost the focus to the page's top. Its links have ids, unique on the
+    page, on the newest calls and on older ones."""
+    from calls.views import contacts
+
+    monkeypatch.setattr(contacts, "TIMELINE_LENGTH", 2)
+    for hours in (1, 2, 3):
+        make_call(user=agent_user, agent=Agent.objects.get(user=agent_user), contact=contact,
+                  at=timezone.now() - timedelta(hours=hours))  # fmt: skip
+    timeline = {"HX-Request": "true", "HX-Target": "timeline"}
+    newest = page(agent_client.get(f"/contacts/{contact.pk}/", headers=timeline))
+    older_url = newest.by_id("timeline-older").attrs["href"]
+    older = page(agent_client.get(older_url, headers=timeline))
+    for part in (newest, older):
+        assert len([e for e in part.elements if e.tag == "a"]) >= 4  # the call log, and each call's own links
+        assert lost_on_swap(part) == []
+    assert older.by_id("timeline-newest")
+    whole = page(agent_client.get(f"/contacts/{contact.pk}/"))
+    ids = [e.attrs["id"] for e in whole.elements if "id" in e.attrs]
+    assert len(ids) == len(set(ids))
+    assert whole.by_id("timeline-log") and whole.by_id("timeline-older")
 
 
 # --- Form fields: their help and their errors tied to them ---------------------------------------------------------

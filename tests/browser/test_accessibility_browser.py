@@ -6,8 +6,11 @@ from __future__ import annotations
 import re
 
 import pytest
+from django.contrib.auth import get_user_model
 from playwright.sync_api import expect
 
+from calls.models import Agent
+from tests._calls import make_call
 from tests.browser.conftest import log_in
 from tests.browser.test_calling_browser import (  # noqa: F401
     demo,
@@ -91,3 +94,19 @@ def test_the_focus_goes_back_to_call_when_the_click_is_refused(demo, page, live_
     expect(page.locator("#flash")).to_be_visible()
     expect(page.locator("button[data-shortcut=c]")).to_be_enabled()
     expect(page.locator("button[data-shortcut=c]")).to_be_focused()
+
+
+def test_the_focus_stays_on_a_timeline_link_as_the_timeline_reloads(demo, page, live_server):  # noqa: F811
+    """The timeline replaces itself when a call changes (calls-changed): the focus stays on the link it was on."""
+    user = get_user_model().objects.get(username="agent")
+    contact = first_contact_with(is_primary=True)
+    call = make_call(user=user, agent=Agent.objects.get(user=user), contact=contact)
+    log_in(page, live_server, "agent", "demo", at=f"/contacts/{contact.pk}/")
+    details = f"#timeline .timeline-links a[href='/calls/{call.pk}/']"
+    page.locator(details).focus()
+    page.locator(details).evaluate("link => { link.dataset.before = 'reload'; }")  # the reload draws a new one
+    with page.expect_response(lambda r: f"/contacts/{contact.pk}/" in r.url and r.request.method == "GET"):
+        page.evaluate("htmx.trigger(document.body, 'calls-changed')")
+    expect(page.locator(f"{details}:not([data-before])")).to_be_focused()
+    expect(page.locator(details)).to_have_id(f"timeline-details-{call.pk}")
+    assert page.console_errors == []
