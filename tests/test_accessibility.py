@@ -4,12 +4,15 @@ takes a browser (the keyboard's focus)."""
 
 from __future__ import annotations
 
+import re
 from datetime import timedelta
 from html.parser import HTMLParser
+from pathlib import Path
 
 import pytest
 from django.utils import timezone
 
+from calls import charts
 from calls.models import Agent, Call
 from tests._calls import make_call
 from tests._sim import HTMX, click, fresh_simulator, poll, primary
@@ -238,26 +241,58 @@ def test_a_wrap_up_refused_for_a_field_marks_that_field_ties_the_message_to_it_a
     assert f'name="callback_at" value="2020-01-01T09:00" data-callback-at {described}>' in panel
 
 
-def test_a_text_fields_edge_stands_out_from_the_white_it_sits_on():
-    """WCAG 1.4.11: what identifies a field (its border) needs 3:1 against what is beside it; #dde1e8 had 1.31."""
-    import re
-    from pathlib import Path
-
+def app_css() -> str:
     from django.conf import settings
 
-    css = (Path(settings.BASE_DIR) / "static" / "css" / "app.css").read_text()
-    rule = re.search(r"^input, select, textarea \{([^}]*)\}", css, re.M).group(1)
-    name = re.search(r"border: 1px solid var\((--[a-z-]+)\)", rule).group(1)
-    colour = re.search(rf"{name}: (#[0-9a-f]{{6}})", css).group(1)
+    return (Path(settings.BASE_DIR) / "static" / "css" / "app.css").read_text()
+
+
+def css_colour(css: str, value: str) -> str:
+    """A colour of app.css as #rrggbb: written as #rgb or #rrggbb, or a custom property of its :root."""
+    if found := re.fullmatch(r"var\((--[a-z-]+)\)", value.strip()):
+        value = re.search(rf"{found[1]}: (#[0-9a-f]+);", css)[1]
+    digits = re.fullmatch(r"#([0-9a-f]{6}|[0-9a-f]{3})", value.strip())[1]
+    return "#" + (digits if len(digits) == 6 else "".join(d * 2 for d in digits))
+
+
+def contrast(one: str, other: str) -> float:
+    """WCAG's contrast ratio of two #rrggbb colours, from their relative luminance."""
 
     def luminance(hex_colour: str) -> float:
         rgb = [int(hex_colour[i : i + 2], 16) / 255 for i in (1, 3, 5)]
         r, g, b = (c / 12.92 if c <= 0.03928 else ((c + 0.055) / 1.055) ** 2.4 for c in rgb)
         return 0.2126 * r + 0.7152 * g + 0.0722 * b
 
+    light, dark = sorted((luminance(one), luminance(other)), reverse=True)
+    return (light + 0.05) / (dark + 0.05)
+
+
+def test_a_text_fields_edge_stands_out_from_the_white_it_sits_on():
+    """WCAG 1.4.11: what identifies a field (its border) needs 3:1 against what is beside it; #dde1e8 had 1.31."""
+    css = app_css()
+    rule = re.search(r"^input, select, textarea \{([^}]*)\}", css, re.M).group(1)
+    name = re.search(r"border: 1px solid var\((--[a-z-]+)\)", rule).group(1)
+    colour = re.search(rf"{name}: (#[0-9a-f]{{6}})", css).group(1)
+
     for beside in ("#ffffff", "#f6f7f9"):  # the field and the card; the page's background
-        ratio = (max(luminance(colour), luminance(beside)) + 0.05) / (min(luminance(colour), luminance(beside)) + 0.05)
+        ratio = contrast(colour, beside)
         assert ratio >= 3, f"{colour} on {beside}: {ratio:.2f}:1"
+
+
+@pytest.mark.parametrize("look", sorted(set(charts.OUTCOME_LOOK.values())))
+def test_each_segment_of_the_outcome_bar_stands_out_from_the_white_card_and_its_swatch_matches(look):
+    """WCAG 1.4.11: each outcome's share is told by its segment, which needs 3:1 against what is beside it: the
+    white card, and the white line that parts it from the next segment. Amber (#d99a16) and grey (#9aa1b0) had 2.4
+    and 2.6. The table's swatch (the legend) has the segment's colour."""
+    css = app_css()
+    rule = dict(re.findall(r"(fill|background): ([^;]+);", re.search(rf"^\.share-{look} \{{([^}}]*)\}}", css, re.M)[1]))
+    segment, swatch = css_colour(css, rule["fill"]), css_colour(css, rule["background"])
+    assert swatch == segment
+    card = css_colour(css, "var(--card)")
+    assert card == "#ffffff"
+    assert contrast(segment, card) >= 3, f"{look}: {segment} on {card}: {contrast(segment, card):.2f}:1"
+    parting = re.search(r"^\.chart\.shares \.share \{([^}]*)\}", css, re.M)[1]
+    assert "stroke: var(--card);" in parting  # so the next segment is not what it is told from
 
 
 @pytest.mark.parametrize(
