@@ -3,7 +3,8 @@ here registers its pages.
 
 - base: `BoundedSearch` (every admin page here), `PhoneNumberField`
 - contacts: contacts and their numbers
-- directory: agents, agent groups, callback numbers (caller IDs)
+- directory: agents, agent groups
+- callbacknumbers: callback numbers (caller IDs)
 - calls: the call log, read-only
 - rules: wrap-up dispositions, recording consent defaults
 - hours: calling hours per country, and holidays
@@ -21,7 +22,7 @@ from __future__ import annotations
 from django.contrib import admin
 from procrastinate.contrib.django.models import ProcrastinateJob
 
-from calls.admin import calls, contacts, directory, hours, lockouts, rules, sync, tokens, users
+from calls.admin import callbacknumbers, calls, contacts, directory, hours, lockouts, rules, sync, tokens, users
 from calls.admin.base import SEARCH_MAX_CHARS, BoundedSearch, PhoneNumberField
 
 if admin.site.is_registered(ProcrastinateJob):
@@ -31,6 +32,7 @@ __all__ = [
     "SEARCH_MAX_CHARS",
     "BoundedSearch",
     "PhoneNumberField",
+    "callbacknumbers",
     "calls",
     "contacts",
     "directory",
