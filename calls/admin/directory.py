@@ -7,6 +7,7 @@ from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any, TypedDict, cast
 
 from django import forms
+from django.conf import settings
 from django.contrib import admin, messages
 from django.contrib.admin.options import ActionLocation
 from django.contrib.admin.widgets import FilteredSelectMultiple
@@ -19,16 +20,17 @@ from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.urls import reverse
 
 from calls import roles
-from calls.admin.base import BoundedSearch
+from calls.admin.base import AdminMixin, BoundedSearch
 from calls.models import (
     Agent,
     AgentGroup,
     Call,
     CallbackNumber,
+    SyncRun,
 )
 
 if TYPE_CHECKING:
-    from django.contrib.admin.options import Action
+    from django.contrib.admin.options import Action, _FieldsetSpec
     from django.contrib.auth.models import AnonymousUser, User
     from django_stubs_ext import WithAnnotations
 
@@ -168,8 +170,41 @@ class KeptWhileInUse(admin.ModelAdmin):
         return super().delete_view(request, object_id, extra_context)
 
 
+class ActiveFromVCC(AdminMixin):
+    """`active` shown, not offered, while the sync from VCC is on: every run sets it from VCC (calls/sync.py), so an
+    admin's tick or untick would be undone within the hour. `vcc_side` says what to do in VCC instead."""
+
+    vcc_side = ""
+
+    def get_exclude(self, request: HttpRequest, obj: Any = None) -> list[str]:
+        excluded = list(super().get_exclude(request, obj) or [])
+        return [*excluded, "is_active"] if settings.VCC_SYNC_ENABLED else excluded
+
+    def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> list[str]:
+        fields = list(super().get_readonly_fields(request, obj))
+        return [*fields, "active_in_vcc"] if settings.VCC_SYNC_ENABLED else fields
+
+    def get_fieldsets(self, request: HttpRequest, obj: Any = None) -> _FieldsetSpec:
+        fieldsets = super().get_fieldsets(request, obj)
+        if not settings.VCC_SYNC_ENABLED or not self.fieldsets:
+            return fieldsets  # without fieldsets of its own, Django puts the read-only field last, as is_active was
+        return [
+            (name, {**options, "fields": ["active_in_vcc" if f == "is_active" else f for f in options["fields"]]})
+            for name, options in fieldsets
+        ]
+
+    @admin.display(description="active")
+    def active_in_vcc(self, obj: Agent | AgentGroup) -> str:
+        state = "Yes" if obj.is_active else "No"
+        run = SyncRun.objects.filter(dry_run=False, error="", finished_at__isnull=False).order_by("-started_at")
+        last = run.values_list("finished_at", flat=True).first()
+        when = f"last run {last:%Y-%m-%d %H:%M} UTC" if last else "it has not run yet"
+        return f"{state}. VCC decides: the sync from VCC sets it ({when}). {self.vcc_side}"
+
+
 @admin.register(Agent)
-class AgentAdmin(BoundedSearch, KeptWhileInUse):
+class AgentAdmin(BoundedSearch, ActiveFromVCC, KeptWhileInUse):
+    vcc_side = "To retire the agent, deactivate or delete the user in VCC; to bring them back, activate them there."
     form = AgentForm
     list_display = ["display_id", "name", "user", "is_active", "default_callback_number", "default_group", "group_list"]
     list_filter = ["is_active", "groups"]
@@ -197,14 +232,15 @@ class AgentAdmin(BoundedSearch, KeptWhileInUse):
         self, request: HttpRequest, action_location: ActionLocation = ActionLocation.CHANGE_LIST
     ) -> dict[str, Action | None]:
         actions = super().get_actions(request, action_location=action_location)
-        actions.pop("delete_selected", None)  # agents are retired (untick active, or the sync does), not deleted
+        actions.pop("delete_selected", None)  # agents are retired (in VCC, or unticked without the sync), not deleted
         return actions
 
     def _kept_words(self, agent: Agent) -> str:
-        return (
-            f"{agent} has calls in the log, so it is kept with them: untick “active” to retire it (the sync from VCC "
-            "retires it too once VCC no longer has it)."
-        )
+        if settings.VCC_SYNC_ENABLED:
+            retire = "deactivate the user in VCC to retire it (the sync from VCC then retires it here)"
+        else:
+            retire = "untick “active” to retire it"
+        return f"{agent} has calls in the log, so it is kept with them: {retire}."
 
     def get_form(
         self, request: HttpRequest, obj: Agent | None = None, change: bool = False, **kwargs: Any
@@ -290,7 +326,8 @@ class AgentGroupForm(forms.ModelForm):
 
 
 @admin.register(AgentGroup)
-class AgentGroupAdmin(BoundedSearch, KeptWhileInUse):
+class AgentGroupAdmin(BoundedSearch, ActiveFromVCC, KeptWhileInUse):
+    vcc_side = "A group is active while VCC has it: to retire it, delete it in VCC."
     form = AgentGroupForm
     list_display = ["display_id", "name", "is_active", "member_count", "default_callback_number"]
     list_filter = ["is_active"]
