@@ -127,6 +127,12 @@ def _sync_groups(
         row.is_active = False
         row.save(update_fields=["is_active"])
         report.deactivated.append(f"group {row.display_id} {row.name} (not in VCC)")
+        if defaulting := list(Agent.objects.filter(default_group=row).values_list("display_id", flat=True)):
+            report.problems.append(
+                f"group {row.display_id} {row.name} is retired but is the default group of agent"
+                f"{'s' if len(defaulting) > 1 else ''} {', '.join(sorted(defaulting))}: their calls via it are "
+                "refused, pick another default group on their admin page"
+            )
 
 
 def _sync_callback_numbers(

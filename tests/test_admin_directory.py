@@ -77,3 +77,66 @@ def test_with_the_sync_off_the_admin_retires_agents_and_groups(settings, admin_r
     sales.refresh_from_db()
     assert not agent.is_active
     assert not sales.is_active
+
+
+# --- A retired group is never made an agent's default -----------------------------------------------
+
+
+def default_group_menu(page: str) -> str:
+    return page[page.index('<select name="default_group"') :].split("</select>", 1)[0]
+
+
+def test_the_agent_page_refuses_a_retired_group_as_default_saying_what_to_fix(admin_role_client, agent_user, support):
+    AgentGroup.objects.filter(pk=support.pk).update(is_active=False)  # as the sync leaves it
+    agent = agent_user.agent
+    page = admin_role_client.get(f"{AGENTS}{agent.pk}/change/").content.decode()
+    assert f'<option value="{support.pk}"' not in default_group_menu(page)
+
+    response = admin_role_client.post(f"{AGENTS}{agent.pk}/change/", agent_form(agent, default_group=support.pk))
+
+    assert response.status_code == 200
+    assert "That group is retired (VCC no longer has it, so a call via it is refused)" in response.content.decode()
+    assert "pick an active group, or leave it empty" in response.content.decode()
+    agent.refresh_from_db()
+    assert agent.default_group is None
+
+
+def test_an_agents_default_group_retired_since_is_marked_and_kept_by_a_save_for_anything_else(
+    admin_role_client, agent_user, sales
+):
+    agent = agent_user.agent
+    Agent.objects.filter(pk=agent.pk).update(default_group=sales)
+    AgentGroup.objects.filter(pk=sales.pk).update(is_active=False)  # the sync retired it since
+
+    page = admin_role_client.get(f"{AGENTS}{agent.pk}/change/").content.decode()
+    assert "Sales UK (030) (retired)" in page
+    assert "Sales UK (030) is retired: VCC no longer has it, so the agent's calls via it are refused." in page
+    assert "(retired: pick another)" in admin_role_client.get(AGENTS).content.decode()
+    response = admin_role_client.post(
+        f"{AGENTS}{agent.pk}/change/", agent_form(agent, name="Alex M.", default_group=sales.pk)
+    )
+
+    assert response.status_code == 302, response.content.decode()[:3000]
+    agent.refresh_from_db()
+    assert (agent.name, agent.default_group) == ("Alex M.", sales)
+
+
+def test_a_retired_groups_page_names_the_agents_who_still_have_it_as_default(admin_role_client, agent_user, sales):
+    Agent.objects.filter(pk=agent_user.agent.pk).update(default_group=sales)
+    page = admin_role_client.get(f"{GROUPS}{sales.pk}/change/").content.decode()
+    assert "Alex Morgan (1001)" in page
+    assert "their calls via it are refused" not in page
+
+    AgentGroup.objects.filter(pk=sales.pk).update(is_active=False)
+
+    page = admin_role_client.get(f"{GROUPS}{sales.pk}/change/").content.decode()
+    assert "Retired, yet the default group of these agents: their calls via it are refused." in page
+    assert f'<a href="{AGENTS}{agent_user.agent.pk}/change/">Alex Morgan (1001)</a>' in page
+
+
+def test_a_retired_groups_name_from_vcc_is_escaped_in_the_warning(admin_role_client, agent_user):
+    group = AgentGroup.objects.create(display_id="040", name="<b>Night</b>", is_active=False)
+    Agent.objects.filter(pk=agent_user.agent.pk).update(default_group=group)
+    page = admin_role_client.get(f"{AGENTS}{agent_user.agent.pk}/change/").content.decode()
+    assert "&lt;b&gt;Night&lt;/b&gt; (040) is retired" in page
+    assert "<b>Night</b>" not in page

@@ -114,6 +114,23 @@ def test_a_group_vcc_no_longer_has_is_retired_refused_on_a_click_and_back_once_v
     assert list(only_call().from_groups.all()) == [sales]
 
 
+def test_retiring_a_group_agents_have_as_default_is_reported_as_a_problem_to_fix(sim):
+    sync()
+    Agent.objects.filter(display_id__in=["1001", "1003"]).update(default_group=AgentGroup.objects.get(display_id="030"))
+    account = sim.account
+    sim.account = dataclasses.replace(account, groups={k: g for k, g in account.groups.items() if k != "030"})
+    try:
+        output = sync()
+    finally:
+        sim.account = account
+
+    assert (
+        "problem: group 030 Sales UK is retired but is the default group of agents 1001, 1003: their calls via it "
+        "are refused, pick another default group on their admin page"
+    ) in output
+    assert "1 deactivated, 1 problems" in output
+
+
 def test_an_account_default_missing_in_vcc_is_reported_not_switched_off():
     default = CallbackNumber.objects.create(number="+441134960000", label="Leeds", is_default=True)
     output = sync()

@@ -18,6 +18,7 @@ from django.db.models import Q, QuerySet
 from django.forms.formsets import BaseFormSet
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.urls import reverse
+from django.utils.html import format_html, format_html_join
 
 from calls import roles
 from calls.admin.base import AdminMixin, BoundedSearch
@@ -76,6 +77,8 @@ class AgentForm(forms.ModelForm):
             self.fields["role"].initial = current_role(self.instance.user)
         if "default_callback_number" in self.fields:
             offer_active_numbers(self, self.instance.default_callback_number_id)
+        if "default_group" in self.fields:
+            offer_active_groups(self, self.instance.default_group)
 
     vcc_warning = ""  # set by clean_display_id when VCC could not be asked: said after the save
 
@@ -206,7 +209,15 @@ class ActiveFromVCC(AdminMixin):
 class AgentAdmin(BoundedSearch, ActiveFromVCC, KeptWhileInUse):
     vcc_side = "To retire the agent, deactivate or delete the user in VCC; to bring them back, activate them there."
     form = AgentForm
-    list_display = ["display_id", "name", "user", "is_active", "default_callback_number", "default_group", "group_list"]
+    list_display = [
+        "display_id",
+        "name",
+        "user",
+        "is_active",
+        "default_callback_number",
+        "default_group_shown",
+        "group_list",
+    ]
     list_filter = ["is_active", "groups"]
     search_fields = ["display_id", "name", "user__username"]
     list_select_related = ["user", "default_callback_number", "default_group"]
@@ -250,6 +261,13 @@ class AgentAdmin(BoundedSearch, ActiveFromVCC, KeptWhileInUse):
         form.request_user = request.user
         return form
 
+    @admin.display(description="default group", ordering="default_group__name")
+    def default_group_shown(self, agent: Agent) -> str:
+        group = agent.default_group
+        if group is None:
+            return "-"
+        return str(group) if group.is_active else format_html("{} <strong>(retired: pick another)</strong>", group)
+
     @admin.display(description="groups")
     def group_list(self, agent: Agent) -> str:
         return ", ".join(g.display_id for g in agent.groups.all())
@@ -288,6 +306,9 @@ class AgentAdmin(BoundedSearch, ActiveFromVCC, KeptWhileInUse):
             )
 
 
+DEFAULT_FOR_SHOWN = 20  # agents named on a group's page as having it for default; the rest counted
+
+
 class _MemberTotal(TypedDict):
     member_total: int  # AgentGroupAdmin.get_queryset's annotation
 
@@ -298,6 +319,26 @@ def offer_active_numbers(form: forms.ModelForm, current: int | None) -> None:
     numbers = cast("forms.ModelChoiceField[CallbackNumber]", form.fields["default_callback_number"])  # a FK's
     numbers.queryset = CallbackNumber.objects.filter(Q(is_active=True) | Q(pk=current or 0))
     numbers.label_from_instance = lambda n: str(n) if n.is_active else f"{n} (deactivated)"  # type: ignore[method-assign,assignment]
+
+
+def offer_active_groups(form: forms.ModelForm, current: AgentGroup | None) -> None:
+    """The default group's menu: active groups, and the current default even if retired since (marked so, and said
+    under the menu): a retired group is never newly chosen (a call via it is refused), and a save of the page made
+    for anything else does not clear it unsaid."""
+    field = cast("forms.ModelChoiceField[AgentGroup]", form.fields["default_group"])  # a FK's
+    field.queryset = AgentGroup.objects.filter(Q(is_active=True) | Q(pk=current.pk if current else 0))
+    field.label_from_instance = lambda g: str(g) if g.is_active else f"{g} (retired)"  # type: ignore[method-assign,assignment]
+    field.error_messages["invalid_choice"] = (
+        "That group is retired (VCC no longer has it, so a call via it is refused) or was deleted: pick an active "
+        "group, or leave it empty (the agent's first group is then preselected)."
+    )
+    if current is not None and not current.is_active:
+        # Django's admin shows help text as HTML; the group's name is VCC's.
+        field.help_text = format_html(
+            "{} is retired: VCC no longer has it, so the agent's calls via it are refused. Pick an active group, or "
+            "leave it empty.",
+            current,
+        )
 
 
 class AgentGroupForm(forms.ModelForm):
@@ -334,6 +375,7 @@ class AgentGroupAdmin(BoundedSearch, ActiveFromVCC, KeptWhileInUse):
     search_fields = ["display_id", "name"]
     filter_horizontal = ["members"]
     list_select_related = ["default_callback_number"]
+    readonly_fields = ["default_for"]
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[AgentGroup]:
         from django.db.models import Count
@@ -343,6 +385,28 @@ class AgentGroupAdmin(BoundedSearch, ActiveFromVCC, KeptWhileInUse):
     @admin.display(description="members", ordering="member_total")
     def member_count(self, group: WithAnnotations[AgentGroup, _MemberTotal]) -> int:
         return group.member_total
+
+    @admin.display(description="default group of")
+    def default_for(self, group: AgentGroup) -> str:
+        agents = (
+            list(Agent.objects.filter(default_group=group).order_by("name")[:DEFAULT_FOR_SHOWN]) if group.pk else []
+        )
+        if not agents:
+            return "No agent"
+        more = (
+            Agent.objects.filter(default_group=group).count() - len(agents) if len(agents) == DEFAULT_FOR_SHOWN else 0
+        )
+        links = format_html_join(
+            ", ", '<a href="{}">{}</a>', ((reverse("admin:calls_agent_change", args=[a.pk]), a) for a in agents)
+        )
+        shown = format_html("{}{}", links, f" and {more} more" if more else "")
+        if group.is_active:
+            return shown
+        return format_html(
+            "<strong>Retired, yet the default group of these agents: their calls via it are refused. Pick another "
+            "default group on each agent's page.</strong><br>{}",
+            shown,
+        )
 
     # --- Deleting: a group calls went via is kept --------------------------------------------------
 
