@@ -236,6 +236,38 @@ def test_the_default_and_numbers_in_use_have_no_delete_button(admin_role_client,
     assert "deletelink" not in admin_role_client.get(f"{URL}{london.pk}/change/").content.decode()
 
 
+def test_a_number_vcc_still_has_is_not_deleted_from_its_page_but_offered_deactivating(
+    admin_role_client, london, manchester, agent_user
+):
+    listed_for(manchester, agent_user.agent)
+    assert "deletelink" not in admin_role_client.get(f"{URL}{manchester.pk}/change/").content.decode()
+
+    page = admin_role_client.get(f"{URL}{manchester.pk}/delete/", follow=True).content.decode()
+
+    assert "VCC still has Manchester support (0161 496 0200), so the next sync from VCC would add it back" in page
+    assert "untick “active” to stop offering it instead" in page
+    admin_role_client.post(f"{URL}{manchester.pk}/delete/", {"post": "yes"})
+    manchester.refresh_from_db()
+    assert not manchester.is_active
+
+
+def test_deleting_numbers_vcc_still_has_deactivates_them_and_deletes_the_others(
+    admin_role_client, london, manchester, agent_user
+):
+    listed_for(manchester, agent_user.agent)
+    gone = CallbackNumber.objects.create(number="+441134960000", label="Leeds")
+    listed_for(gone)  # the last sync found VCC has it for nobody: deleted, it stays deleted
+    data = {"action": "delete_unused", "_selected_action": [manchester.pk, gone.pk]}
+
+    confirm = admin_role_client.post(URL, data, follow=True).content.decode()
+    assert "because VCC still has them and the next sync from VCC would add them back" in confirm
+    admin_role_client.post(URL, {**data, "post": "yes"})
+
+    manchester.refresh_from_db()
+    assert not manchester.is_active
+    assert not CallbackNumber.objects.filter(pk=gone.pk).exists()
+
+
 def test_a_number_of_no_country_cannot_be_local(admin_role_client):
     response = admin_role_client.post(f"{URL}add/", form(number="+800 1234 5678", local_presence="on"))
     assert "belongs to no country" in response.content.decode()

@@ -188,7 +188,8 @@ class CallbackNumberAdmin(BoundedSearch, admin.ModelAdmin):
             self.message_user(request, "The selected numbers were already active.", messages.INFO)
 
     @admin.action(
-        description="Delete the selected numbers (unused ones; others are deactivated)", permissions=["delete"]
+        description="Delete the selected numbers (unused ones VCC no longer has; others are deactivated)",
+        permissions=["delete"],
     )
     def delete_unused(self, request: HttpRequest, queryset: CallbackNumberQuerySet) -> HttpResponse | None:
         kept = self._keep_instead_of_deleting(request, queryset)
@@ -198,30 +199,45 @@ class CallbackNumberAdmin(BoundedSearch, admin.ModelAdmin):
         return None
 
     def _keep_instead_of_deleting(self, request: HttpRequest, queryset: CallbackNumberQuerySet) -> list[int]:
-        """The default and numbers in use are not deleted: say so, and deactivate the ones in use."""
+        """The default, numbers in use and numbers VCC still has are not deleted: say so, and deactivate all but the
+        default."""
         default = list(queryset.filter(is_default=True))
         in_use = list(queryset.filter(is_default=False).in_use())
+        listed = list(queryset.filter(is_default=False).exclude(pk__in=[n.pk for n in in_use]).listed_by_vcc())
         for number in default:
             self.message_user(
                 request,
                 f"{number} is the account default, so it was not deleted: make another number the default first.",
                 messages.ERROR,
             )
-        if in_use:
-            CallbackNumber.objects.filter(pk__in=[n.pk for n in in_use]).update(is_active=False)
+        self._deactivate_instead(request, in_use, "because calls presented them")
+        self._deactivate_instead(
+            request,
+            listed,
+            "because VCC still has them and the next sync from VCC would add them back (a number deactivated here "
+            "stays inactive through the sync; to delete one, remove it in VCC and run the sync first)",
+        )
+        return [n.pk for n in default + in_use + listed]
+
+    def _deactivate_instead(self, request: HttpRequest, numbers: list[CallbackNumber], why: str) -> None:
+        if numbers:
+            CallbackNumber.objects.filter(pk__in=[n.pk for n in numbers]).update(is_active=False)
             directory.changed()  # update() sends no signal; the click caches usable numbers
             self.message_user(
-                request,
-                f"Deactivated instead of deleted, because calls presented them: {', '.join(map(str, in_use))}.",
-                messages.WARNING,
+                request, f"Deactivated instead of deleted, {why}: {', '.join(map(str, numbers))}.", messages.WARNING
             )
-        return [n.pk for n in default + in_use]
 
     # --- Deleting one number from its page ---------------------------------------------------------
 
+    @staticmethod
+    def _kept(number: CallbackNumber) -> bool:
+        """The default, a number calls refer to, and one VCC still has (the sync would add it back) are kept."""
+        one = CallbackNumber.objects.filter(pk=number.pk)
+        return number.is_default or (one.in_use() | one.listed_by_vcc()).exists()
+
     def has_delete_permission(self, request: HttpRequest, obj: CallbackNumber | None = None) -> bool:
-        # No Delete button for the default or a number calls refer to (deleting them is refused below anyway).
-        if obj is not None and (obj.is_default or CallbackNumber.objects.filter(pk=obj.pk).in_use().exists()):
+        # No Delete button for a number kept (deleting it is refused below anyway).
+        if obj is not None and self._kept(obj):
             return False
         return super().has_delete_permission(request, obj)
 
@@ -229,7 +245,7 @@ class CallbackNumberAdmin(BoundedSearch, admin.ModelAdmin):
         self, request: HttpRequest, object_id: str, extra_context: dict[str, Any] | None = None
     ) -> HttpResponse:
         number = self.get_object(request, object_id)
-        if number is not None and (number.is_default or CallbackNumber.objects.filter(pk=number.pk).in_use().exists()):
+        if number is not None and self._kept(number):
             if not self.has_delete_permission(request):
                 raise PermissionDenied
             if request.method == "POST":
@@ -238,10 +254,18 @@ class CallbackNumberAdmin(BoundedSearch, admin.ModelAdmin):
                 self.message_user(
                     request, f"{number} is the account default: make another number the default first.", messages.ERROR
                 )
-            else:
+            elif CallbackNumber.objects.filter(pk=number.pk).in_use().exists():
                 self.message_user(
                     request,
                     f"Calls presented {number}, so it cannot be deleted; untick “active” to stop offering it.",
+                    messages.WARNING,
+                )
+            else:
+                self.message_user(
+                    request,
+                    f"VCC still has {number}, so the next sync from VCC would add it back: untick “active” to stop "
+                    "offering it instead (a number deactivated here stays inactive through the sync), or remove it "
+                    "in VCC and run the sync before deleting it.",
                     messages.WARNING,
                 )
             return HttpResponseRedirect(reverse("admin:calls_callbacknumber_change", args=[number.pk]))

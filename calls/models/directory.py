@@ -120,6 +120,11 @@ class CallbackNumberQuerySet(models.QuerySet["CallbackNumber"]):
             | Exists(Call.objects.filter(presented_clid=OuterRef("number")))
         )
 
+    def listed_by_vcc(self) -> CallbackNumberQuerySet:
+        """Numbers the last sync found VCC lists for an agent: deleted, the next sync would create them again."""
+        listing = CallbackNumber.vcc_listed_for.through.objects.filter(callbacknumber=OuterRef("pk"))
+        return self.filter(Exists(listing))
+
     def usage(self) -> dict[str, tuple[int, datetime | None]]:
         """How often, and when last, each of these numbers was presented on a call VCC was asked to place.
 
