@@ -62,10 +62,14 @@ def sync_from_vcc(client: UserAdminClient, *, dry_run: bool = False, now: dateti
     return report
 
 
+# Bookkeeping saved with a change but not a change of its own to report: "retired by the sync" goes with "active".
+_UNSAID = {"retired_by_sync"}
+
+
 def _apply(obj: Model, values: dict[str, object], label: str, report: SyncReport) -> None:
     changed = [name for name, value in values.items() if getattr(obj, name) != value]
     # In words for the preview: "active: yes → no", not the field's name.
-    words = [_change_in_words(obj, name, getattr(obj, name), values[name]) for name in changed]
+    words = [_change_in_words(obj, name, getattr(obj, name), values[name]) for name in changed if name not in _UNSAID]
     for name in changed:
         setattr(obj, name, values[name])
     if obj.pk is None:
@@ -73,7 +77,8 @@ def _apply(obj: Model, values: dict[str, object], label: str, report: SyncReport
         report.created.append(label)
     elif changed:
         obj.save(update_fields=changed)
-        report.updated.append(f"{label} ({'; '.join(words)})")
+        if words:
+            report.updated.append(f"{label} ({'; '.join(words)})")
 
 
 def _change_in_words(obj: Model, name: str, old: object, new: object) -> str:
@@ -145,6 +150,7 @@ def _sync_callback_numbers(
     """
     seen: set[str] = set()
     listed: dict[str, set[int]] = defaultdict(set)
+    rows = CallbackNumber.objects.in_bulk(field_name="number")  # one query, however many numbers VCC has
     for user_id, user_numbers in numbers.items():
         for item in user_numbers:
             try:
@@ -159,29 +165,25 @@ def _sync_callback_numbers(
             if number in seen:
                 continue
             seen.add(number)
-            row = CallbackNumber.objects.filter(number=number).first() or CallbackNumber(number=number)
+            row = rows.get(number) or CallbackNumber(number=number)
+            # Only the sync's own retirement is undone by the sync: a number an admin deactivated stays inactive.
             values: dict[str, object] = {
                 "label": row.label or item.name or number,
                 "vcc_callback_number_id": item.callback_number_id,
-                "is_active": row.is_active or _retired_by_sync(row),
+                "is_active": row.is_active or row.retired_by_sync,
+                "retired_by_sync": False,
             }
             _apply(row, values, f"callback number {number}", report)
     for row in CallbackNumber.objects.filter(is_active=True).exclude(number__in=seen):
         if row.is_default:
             report.problems.append(f"the account default {row} is not configured in VCC: pick another default")
             continue
-        row.is_active = False
-        row.save(update_fields=["is_active"])
+        row.is_active, row.retired_by_sync = False, True
+        row.save(update_fields=["is_active", "retired_by_sync"])
         report.deactivated.append(f"callback number {row.number} (not configured in VCC)")
     _sync_listing(listed, report)
     CallbackNumber.objects.update(vcc_listing_synced_at=now)
     directory.changed()  # update() sends no signal; the click caches usable numbers
-
-
-def _retired_by_sync(row: CallbackNumber) -> bool:
-    """Whether this inactive number was retired because VCC lacked it (the last sync found VCC lists it for nobody),
-    rather than deactivated by an admin while VCC had it: only the sync's own retirement is undone by the sync."""
-    return row.vcc_listing_synced_at is not None and not row.vcc_listed_for.exists()
 
 
 def _sync_listing(listed: dict[str, set[int]], report: SyncReport) -> None:

@@ -268,6 +268,17 @@ def test_deleting_numbers_vcc_still_has_deactivates_them_and_deletes_the_others(
     assert not CallbackNumber.objects.filter(pk=gone.pk).exists()
 
 
+def test_a_number_the_sync_retired_says_so_and_is_the_admins_once_they_activate_it(admin_role_client, london):
+    leeds = CallbackNumber.objects.create(number="+441134960000", label="Leeds", is_active=False, retired_by_sync=True)
+    assert "retired by the sync: active again once VCC has it" in admin_role_client.get(URL).content.decode()
+
+    response = admin_role_client.post(f"{URL}{leeds.pk}/change/", form(number=leeds.number))
+
+    assert response.status_code == 302, response.content.decode()[:3000]
+    leeds.refresh_from_db()
+    assert leeds.is_active and not leeds.retired_by_sync
+
+
 def test_a_number_of_no_country_cannot_be_local(admin_role_client):
     response = admin_role_client.post(f"{URL}add/", form(number="+800 1234 5678", local_presence="on"))
     assert "belongs to no country" in response.content.decode()

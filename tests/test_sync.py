@@ -10,6 +10,8 @@ from collections.abc import Callable
 import httpx
 import pytest
 from django.core.management import CommandError, call_command
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 
 from calls.models import Agent, AgentGroup, CallbackNumber
 from calls.vcc import UserAdminClient
@@ -256,3 +258,59 @@ def test_a_number_an_admin_deactivated_stays_inactive_while_one_vcc_dropped_come
     assert "+441614960200" not in output
     assert CallbackNumber.objects.get(number="+13125550100").is_active
     assert "updated callback number +13125550100 (active: no → yes" in output
+
+
+def test_a_number_an_admin_deactivated_stays_inactive_when_vcc_drops_it_and_has_it_again(sim, admin_client):
+    """Whether the sync retired a number is stored when it does, not guessed from VCC's listing: an admin's
+    deactivation is kept even after a sync that found VCC lists the number for nobody."""
+    sync()
+    manchester = CallbackNumber.objects.get(number="+441614960200")
+    admin_client.post("/admin/calls/callbacknumber/", {"action": "deactivate", "_selected_action": [manchester.pk]})
+    account = sim.account
+    sim.account = dataclasses.replace(
+        account, callback_numbers=tuple(n for n in account.callback_numbers if n.clid != manchester.number)
+    )
+    try:
+        sync()
+    finally:
+        sim.account = account
+    manchester.refresh_from_db()
+    assert not manchester.vcc_listed_for.exists()
+    assert not manchester.retired_by_sync
+
+    output = sync()
+
+    manchester.refresh_from_db()
+    assert not manchester.is_active
+    assert "callback number +441614960200 (active" not in output
+
+
+def with_numbers(sim, count: int) -> None:
+    """VCC's account with `count` more callback numbers, for every agent."""
+    extra = tuple(
+        dataclasses.replace(sim.account.callback_numbers[0], callback_number_id=f"cb-x{i}", clid=f"+44113496{i:04d}")
+        for i in range(count)
+    )
+    sim.account = dataclasses.replace(sim.account, callback_numbers=(*sim.account.callback_numbers, *extra))
+
+
+def queries_of_a_sync_with_every_number_deactivated() -> int:
+    sync()
+    CallbackNumber.objects.filter(is_default=False).update(is_active=False)  # as the admin's action leaves them
+    with CaptureQueriesContext(connection) as queries:
+        sync()
+    return len(queries)
+
+
+def test_a_sync_asks_as_many_queries_for_many_inactive_numbers_as_for_a_few(sim):
+    account = sim.account
+    try:
+        with_numbers(sim, 2)
+        few = queries_of_a_sync_with_every_number_deactivated()
+        sim.account = account
+        with_numbers(sim, 12)
+        many = queries_of_a_sync_with_every_number_deactivated()
+    finally:
+        sim.account = account
+    assert CallbackNumber.objects.filter(is_active=False).count() >= 12
+    assert many == few

@@ -73,11 +73,11 @@ class CallbackNumberAdmin(BoundedSearch, admin.ModelAdmin):
     search_fields = ["label", "number"]
     filter_horizontal = ["allowed_agents", "allowed_groups"]
     actions = ["make_default", "deactivate", "activate", "delete_unused"]
-    readonly_fields = ["usage_summary", "vcc_listing"]
+    readonly_fields = ["usage_summary", "vcc_listing", "retired_by_sync"]
     fieldsets = [
         (None, {"fields": ["number", "label", "is_active", "is_default", "local_presence"]}),
         ("Who may present it", {"fields": ["allowed_agents", "allowed_groups"]}),
-        ("VCC", {"fields": ["vcc_listing", "vcc_callback_number_id"]}),
+        ("VCC", {"fields": ["vcc_listing", "vcc_callback_number_id", "retired_by_sync"]}),
         ("Use", {"fields": ["usage_summary"]}),
     ]
 
@@ -101,6 +101,8 @@ class CallbackNumberAdmin(BoundedSearch, admin.ModelAdmin):
     @admin.display(description="status")
     def status(self, number: CallbackNumber) -> str:
         words = ["account default" if number.is_default else "active" if number.is_active else "inactive"]
+        if number.retired_by_sync:
+            words.append("retired by the sync: active again once VCC has it")
         if number.local_presence:
             words.append(f"local presence ({number.country or 'no country'})")
         return ", ".join(words)
@@ -169,7 +171,7 @@ class CallbackNumberAdmin(BoundedSearch, admin.ModelAdmin):
             self.message_user(
                 request, f"{default} is the account default: make another number the default first.", messages.ERROR
             )
-        done = queryset.filter(is_default=False, is_active=True).update(is_active=False)
+        done = queryset.filter(is_default=False, is_active=True).update(is_active=False, retired_by_sync=False)
         directory.changed()  # update() sends no signal; the click caches usable numbers
         if done:
             self.message_user(
@@ -180,7 +182,7 @@ class CallbackNumberAdmin(BoundedSearch, admin.ModelAdmin):
 
     @admin.action(description="Activate the selected numbers", permissions=["change"])
     def activate(self, request: HttpRequest, queryset: CallbackNumberQuerySet) -> None:
-        done = queryset.filter(is_active=False).update(is_active=True)
+        done = queryset.filter(is_active=False).update(is_active=True, retired_by_sync=False)
         directory.changed()  # update() sends no signal; the click caches usable numbers
         if done:
             self.message_user(request, f"Activated {done} number{pluralize(done)}.", messages.SUCCESS)
@@ -221,7 +223,8 @@ class CallbackNumberAdmin(BoundedSearch, admin.ModelAdmin):
 
     def _deactivate_instead(self, request: HttpRequest, numbers: list[CallbackNumber], why: str) -> None:
         if numbers:
-            CallbackNumber.objects.filter(pk__in=[n.pk for n in numbers]).update(is_active=False)
+            # The admin's choice from now on: kept inactive even if the sync had retired it and VCC has it again.
+            CallbackNumber.objects.filter(pk__in=[n.pk for n in numbers]).update(is_active=False, retired_by_sync=False)
             directory.changed()  # update() sends no signal; the click caches usable numbers
             self.message_user(
                 request, f"Deactivated instead of deleted, {why}: {', '.join(map(str, numbers))}.", messages.WARNING

@@ -170,6 +170,14 @@ class CallbackNumber(models.Model):
         verbose_name="VCC lists it for",
         help_text="Set by the sync: the agents VCC lets present this number.",
     )
+    retired_by_sync = models.BooleanField(
+        "retired by the sync",
+        default=False,
+        db_default=False,
+        editable=False,
+        help_text="Inactive because the sync found VCC no longer has it: the sync makes it active again once VCC has "
+        "it. A number an admin deactivated stays inactive.",
+    )
     vcc_listing_synced_at = models.DateTimeField(
         "VCC listing read at",
         null=True,
@@ -188,6 +196,9 @@ class CallbackNumber(models.Model):
                 fields=["is_default"], condition=Q(is_default=True), name="callbacknumber_one_account_default"
             ),
             models.CheckConstraint(condition=Q(number__regex=E164_PATTERN), name="callbacknumber_number_e164"),
+            models.CheckConstraint(
+                condition=Q(is_active=False) | Q(retired_by_sync=False), name="callbacknumber_retired_is_inactive"
+            ),
         ]
 
     def __str__(self) -> str:
@@ -205,6 +216,8 @@ class CallbackNumber(models.Model):
             super().save(*args, **kwargs)
 
     def clean(self) -> None:
+        if self.is_active:
+            self.retired_by_sync = False  # made active here: whoever deactivates it next, the sync did not retire it
         if self.is_default and not self.is_active:
             raise ValidationError({"is_default": "The account default must be active."})
         if self.local_presence and self.number and not self.country:
@@ -217,7 +230,7 @@ class CallbackNumber(models.Model):
 
     def make_default(self) -> None:
         """Make this the account default (and active), unsetting the previous default atomically."""
-        self.is_default, self.is_active = True, True
+        self.is_default, self.is_active, self.retired_by_sync = True, True, False
         self.save()
 
     @property
