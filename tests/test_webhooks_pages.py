@@ -249,6 +249,37 @@ def test_a_reload_of_the_rotation_answer_rotates_nothing(admin_role_client, endp
     Webhook(shown).verify(b"{}", signing.headers(endpoint, "msg_z", timezone.now(), b"{}"))
 
 
+def test_messages_and_titles_name_an_endpoint_without_a_description_by_its_host_not_its_url(admin_role_client):
+    """A receiver's URL often holds its token; a message waits in a cookie until shown, a title stays in history."""
+    hook = WebhookEndpoint.objects.create(
+        url="https://hooks.example.com/services/T0/SECRETPATH?key=SECRETKEY", event_types=["*"], secret="whsec_x"
+    )
+    base = f"/integrations/webhooks/{hook.pk}"
+
+    said = [
+        str(message)
+        for path in ("pause", "pause", "resume", "delete")
+        for message in admin_role_client.post(f"{base}/{path}/", follow=True).context["messages"]
+    ]
+
+    assert said == [
+        f"Paused hooks.example.com (#{hook.pk}): nothing is sent to it until you resume it.",
+        f"hooks.example.com (#{hook.pk}) was already paused; nothing changed.",
+        f"Resumed hooks.example.com (#{hook.pk}): new events are sent to it (Replay since … sends what it missed).",
+        f"Deleted hooks.example.com (#{hook.pk}) and its delivery log.",
+    ]
+
+
+def test_the_endpoints_page_titles_it_by_its_host_and_shows_its_url_below(admin_role_client):
+    hook = WebhookEndpoint.objects.create(
+        url="https://hooks.example.com/services/T0/SECRETPATH", event_types=["*"], secret="whsec_x"
+    )
+    page = admin_role_client.get(f"/integrations/webhooks/{hook.pk}/").content.decode()
+    assert re.search(rf"<title>hooks\.example\.com \(#{hook.pk}\): webhooks", page)
+    assert f"<h1>hooks.example.com (#{hook.pk})</h1>" in page
+    assert '<code class="url">https://hooks.example.com/services/T0/SECRETPATH</code>' in page  # asked for here
+
+
 def test_delete_takes_the_delivery_log_with_it(admin_role_client, endpoint, caplog):
     other = WebhookEndpoint.objects.create(url="https://other.example.com/", event_types=["*"], secret="whsec_x")
     for each in (endpoint, other):

@@ -58,12 +58,14 @@ class WebhookEndpoint(models.Model):
         verbose_name = "webhook endpoint"
 
     def __str__(self) -> str:
-        return self.description or self.url
+        # Messages (kept in a cookie until shown), page titles and the browser's history name it this way too.
+        return self.shown_name
 
     @property
     def shown_name(self) -> str:
-        """How pages other than the admins' own and the log name it: its description, else its host only (a
-        receiver's URL often holds its credential, in the path as Slack's do, or in the query)."""
+        """How pages and messages name it: its description, else its host only (a receiver's URL often holds its
+        credential, in the path as Slack's do, or in the query). The admins' own pages show the URL where it is
+        asked for."""
         return self.description or f"{urlsplit(self.url).hostname or '?'} (#{self.pk})"
 
     def matches(self, event_type: str) -> bool:
