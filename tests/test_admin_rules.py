@@ -1,5 +1,5 @@
-"""What admins set for calls in the admin (calls/admin/rules.py, calls/admin/directory.py): values that the calls
-they are meant for will use, or a message that says what to fix; and a group the call log needs is kept."""
+"""What admins set for calls in the admin (calls/admin/rules.py, directory.py, callbacknumbers.py): values that the
+calls they are meant for will use, or a message that says what to fix; and a group the call log needs is kept."""
 
 from __future__ import annotations
 

@@ -308,3 +308,17 @@ def test_the_admin_explains_a_contact_number_it_cannot_read(admin_role_client, c
     page = response.content.decode()
     assert "not a valid phone number" in page and "Constraint" not in page
     assert ContactPhone.objects.count() == before
+
+
+def test_deactivating_a_number_the_sync_retired_makes_it_the_admins(admin_role_client, london):
+    """The action "Deactivate" on a number the sync retired keeps it inactive for good: the sync then no longer
+    brings it back when VCC has it again."""
+    leeds = CallbackNumber.objects.create(number="+441134960000", label="Leeds", is_active=False, retired_by_sync=True)
+
+    response = admin_role_client.post(URL, {"action": "deactivate", "_selected_action": [leeds.pk]}, follow=True)
+
+    leeds.refresh_from_db()
+    assert not leeds.is_active and not leeds.retired_by_sync
+    page = response.content.decode()
+    assert "Made 1 number the sync had retired the admin&#x27;s" in page
+    assert "already inactive" not in page

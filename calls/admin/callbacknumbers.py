@@ -172,12 +172,21 @@ class CallbackNumberAdmin(BoundedSearch, admin.ModelAdmin):
                 request, f"{default} is the account default: make another number the default first.", messages.ERROR
             )
         done = queryset.filter(is_default=False, is_active=True).update(is_active=False, retired_by_sync=False)
+        # One the sync retired is made the admin's: it stays inactive when VCC has it again.
+        kept = queryset.filter(is_active=False, retired_by_sync=True).update(retired_by_sync=False)
         directory.changed()  # update() sends no signal; the click caches usable numbers
         if done:
             self.message_user(
                 request, f"Deactivated {done} number{pluralize(done)}: they are no longer offered.", messages.SUCCESS
             )
-        elif not default:  # a refusal is its one message; no "0 done" beside it
+        if kept:
+            self.message_user(
+                request,
+                f"Made {kept} number{pluralize(kept)} the sync had retired the admin's: "
+                "they stay inactive when VCC has them again.",
+                messages.SUCCESS,
+            )
+        elif not done and not default:  # a refusal is its one message; no "0 done" beside it
             self.message_user(request, "The selected numbers were already inactive.", messages.INFO)
 
     @admin.action(description="Activate the selected numbers", permissions=["change"])
