@@ -209,9 +209,31 @@ def test_skip_needs_a_reason_and_then_opens_the_next_contact(agent_client, queue
     _start(agent_client, queue)
     answer = agent_client.post(f"/queues/{queue.pk}/skip/", {"reason": ""}, follow=True)
     assert "Say why you skip this contact" in answer.content.decode()
-    answer = agent_client.post(f"/queues/{queue.pk}/skip/", {"reason": "Abroad this week"})
+    answer = agent_client.post(f"/queues/{queue.pk}/skip/", {"reason": "Abroad this week", "contact": acme[0].pk})
     assert answer["Location"].startswith(f"/contacts/{acme[1].pk}/")
     assert QueueEntry.objects.get(contact=acme[0]).skip_reason == "Abroad this week"
+
+
+def test_a_second_press_of_skip_does_not_skip_the_contact_it_opened(agent_client, queue, acme):
+    """Skip pressed twice (a double click, or Enter again while the next page loads), or from a stale tab: the
+    second POST names Ada, whom the agent no longer holds, so Ben, whom they never saw, is not skipped with her
+    reason: the agent gets Ben back."""
+    _start(agent_client, queue)
+    form = {"reason": "Abroad this week", "contact": str(acme[0].pk)}
+    assert agent_client.post(f"/queues/{queue.pk}/skip/", form)["Location"].startswith(f"/contacts/{acme[1].pk}/")
+
+    again = agent_client.post(f"/queues/{queue.pk}/skip/", form, follow=True)
+
+    assert again.redirect_chain[0][0] == f"/contacts/{acme[1].pk}/?queue={queue.pk}"
+    assert "was not skipped" in again.content.decode()
+    ben = QueueEntry.objects.get(contact=acme[1])
+    assert ben.skip_reason == "" and ben.claimed_by is not None
+    assert QueueAttempt.objects.filter(effect="skipped").count() == 1
+
+
+def test_the_skip_form_names_the_contact_on_the_page(agent_client, queue, acme):
+    page = agent_client.get(_start(agent_client, queue)).content.decode()
+    assert f'<input type="hidden" name="contact" value="{acme[0].pk}">' in page
 
 
 def test_stop_gives_the_contact_back(agent_client, other_agent_client, queue, acme):

@@ -114,6 +114,13 @@ class SkipForm(forms.Form):
             "min_length": "Say why you skip this contact (3 characters or more).",
         },
     )
+    # The contact the page shows: a second press, or a stale tab, must not skip the one the agent holds now.
+    contact = forms.IntegerField(
+        min_value=1,
+        max_value=2**63 - 1,
+        widget=forms.HiddenInput,
+        error_messages={"required": "This page is out of date: skip from the contact's page again."},
+    )
 
 
 class EntryFilter(forms.Form):

@@ -372,11 +372,13 @@ def _why_nobody(queue: CallQueue, *, now: datetime) -> str:
 # --- Skipping ----------------------------------------------------------------------------------------------
 
 
-def skip(*, user: User, queue: CallQueue, reason: str, now: datetime) -> bool:
+def skip(*, user: User, queue: CallQueue, reason: str, now: datetime, contact_id: int | None = None) -> bool:
     """Put the held contact back after the queue's wait, with the reason (no call, no attempt counted). A held
-    callback keeps its promise and is let go. Returns whether there was something to skip."""
+    callback keeps its promise and is let go. Returns whether it was skipped: not when the user no longer holds that
+    contact (Skip pressed twice, or from a stale tab: the contact held now is one they have not seen). Without
+    contact_id, whatever the user holds (a caller that has just taken it)."""
     current = held(user, queue, now=now)
-    if current is None:
+    if current is None or contact_id not in (None, current.contact.pk):
         return False
     with transaction.atomic():
         if current.callback is not None:

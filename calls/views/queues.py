@@ -302,7 +302,9 @@ def queue_skip(request: AuthedRequest, pk: int) -> HttpResponse:
         messages.error(request, str(first_error(form)))
         current = working.held(request.user, queue, now=_now())
         return redirect(working_url(queue, current.contact.pk) if current else reverse("queue_list"))
-    working.skip(user=request.user, queue=queue, reason=form.cleaned_data["reason"], now=_now())
+    data = form.cleaned_data
+    if not working.skip(user=request.user, queue=queue, reason=data["reason"], now=_now(), contact_id=data["contact"]):
+        messages.warning(request, "That contact was not skipped: you no longer hold them (skipped already?).")
     return _open_next(request, queue)
 
 
