@@ -376,6 +376,26 @@ def test_a_callback_kept_outside_the_queue_takes_the_contact_out_as_reached(queu
     assert entry.state == "reached" and entry.last_outcome == "Called back"
 
 
+def test_a_contact_waiting_for_a_callback_promised_outside_the_queue_leaves_it_as_reached_when_it_is_kept(
+    queue, agent_user, other_agent_user
+):
+    """Ada was promised a callback on a call made before the queue (her entry is no queue callback): the queue
+    leaves her alone while it is open, and once it is kept she is reached, not called again by the queue."""
+    from calls import callbacks
+
+    ada = Contact.objects.get(name="Ada")
+    _promise(ada, agent_user, at=NOW + timedelta(hours=1))
+    assert working.take_next(user=other_agent_user, queue=queue, now=NOW).held.contact.name == "Ben"
+    kept_by = make_call(user=agent_user, agent=Agent.objects.get(user=agent_user), at=NOW, contact=ada)
+    assert callbacks.keep(kept_by, NOW) == 1
+
+    entry = QueueEntry.objects.get(queue=queue, contact=ada)
+    assert entry.state == "reached" and entry.last_outcome == "Called back" and entry.finished_at == NOW
+    working.release(other_agent_user)
+    later = NOW + timedelta(hours=2)
+    assert working.take_next(user=other_agent_user, queue=queue, now=later).held.contact.name == "Ben"
+
+
 def test_an_outcome_is_applied_once(queue, agent_user):
     held, _, attempt = _work(queue, agent_user, outcome="no_answer")
     due = QueueEntry.objects.get(pk=held.entry.pk).due_at

@@ -139,13 +139,15 @@ def _effect_of(call: Call, *, now: datetime) -> tuple[str, str]:
 
 def callback_closed(contact_id: int, *, reached: bool, now: datetime) -> int:
     """The contact's callback was kept (or marked done: reached) or cancelled outside the queue: the entries that
-    waited for it are reached, or back in the queue's order. Returns how many entries changed."""
-    waiting = QueueEntry.objects.filter(contact_id=contact_id, state=QueueEntry.State.WAITING, is_callback=True)
+    waited for it are reached, or back in the queue's order. Every waiting entry of the contact waited for it (none
+    is offered while the contact has an open callback), whether the queue promised it or a call before the queue
+    did. Returns how many entries changed."""
+    waiting = QueueEntry.objects.filter(contact_id=contact_id, state=QueueEntry.State.WAITING)
     if reached:
         return waiting.update(
             state=QueueEntry.State.REACHED, finished_at=now, is_callback=False, last_outcome="Called back"
         )
-    return waiting.update(is_callback=False, due_at=now)
+    return waiting.filter(is_callback=True).update(is_callback=False, due_at=now)
 
 
 def settle_finished(*, now: datetime, limit: int = 500) -> int:
