@@ -161,6 +161,36 @@ def test_a_call_from_the_queue_bar_is_the_contacts_attempt_and_its_wrap_up_settl
     assert _start(agent_client, queue).startswith(f"/contacts/{acme[1].pk}/")
 
 
+def _wrap_up(client: Client, call: Call, code: str) -> None:
+    answer = client.post(
+        f"/calls/{call.pk}/wrapup/",
+        {"disposition": DispositionCode.objects.get(code=code).pk, "notes": ""},
+        headers=HTMX,
+    )
+    assert answer.status_code == 200
+
+
+def test_a_wrap_up_corrected_moves_the_contact_as_the_new_disposition_says(agent_client, queue, acme):
+    """The agent chose "No answer" by mistake and wraps the call up again as "Interested" (README: a call may be
+    wrapped up again): Ada is reached, not called again after the wait; her one call stays one attempt."""
+    _start(agent_client, queue)
+    click(agent_client, acme[0].phones.get(), queue=str(queue.pk))
+    call = Call.objects.get()
+    Call.objects.filter(pk=call.pk).update(state="ended", outcome="answered", connected_at=call.requested_at)
+    _wrap_up(agent_client, call, "No answer")
+    assert QueueAttempt.objects.get().effect == "retry"
+
+    _wrap_up(agent_client, call, "Interested")
+
+    attempt = QueueAttempt.objects.get()
+    ada = QueueEntry.objects.get(contact=acme[0])
+    assert (attempt.effect, attempt.outcome) == ("reached", "Interested")
+    assert (ada.state, ada.attempts, ada.last_outcome) == ("reached", 1, "Interested")
+    bar = agent_client.get(f"/queues/{queue.pk}/bar/?contact={acme[0].pk}", headers=HTMX).content.decode()
+    assert "Reached: done." in bar
+    assert _start(agent_client, queue).startswith(f"/contacts/{acme[1].pk}/")
+
+
 def test_a_call_not_from_the_bar_is_no_attempt(agent_client, queue, acme):
     _start(agent_client, queue)
     click(agent_client, acme[0].phones.get())

@@ -229,6 +229,43 @@ def test_an_attempt_settles_later_when_the_agent_moved_on(queue, agent_user):
     assert QueueAttempt.objects.get(pk=attempt.pk).effect == "retry"
 
 
+def test_a_wrap_up_after_the_minute_job_counted_the_call_as_not_wrapped_up_settles_it_again(queue, agent_user):
+    """An hour after the call, the minute job put Ada back ("Not wrapped up"); the agent then wraps it up as
+    "Interested": she is reached, not called again."""
+    held, call, attempt = _work(queue, agent_user, outcome="answered", connected_at=NOW, ended_at=NOW)
+    assert attempt.effect == ""
+    later = NOW + timedelta(minutes=61)
+    tend(now=later)
+    attempt.refresh_from_db()
+    assert (attempt.effect, attempt.outcome) == ("retry", "Not wrapped up")
+    Call.objects.filter(pk=call.pk).update(disposition_code="Interested", wrapped_up_at=later)
+
+    working.after_wrap_up(Call.objects.get(pk=call.pk), now=later)
+
+    attempt.refresh_from_db()
+    entry = QueueEntry.objects.get(pk=held.entry.pk)
+    assert (attempt.effect, entry.state, entry.attempts) == ("reached", "reached", 1)
+
+
+def test_a_wrap_up_again_of_an_old_call_leaves_a_contact_tried_since_alone(queue, agent_user):
+    """Ada's first call (no answer) is wrapped up again as "Interested" after her second call (busy) was made: the
+    queue goes by her latest attempt, which the old call's wrap-up does not change."""
+    CallQueue.objects.filter(pk=queue.pk).update(retry_minutes=1)
+    queue.refresh_from_db()
+    held, first, _ = _work(queue, agent_user, disposition="Left voicemail")
+    working.release(agent_user)
+    later = NOW + timedelta(minutes=2)
+    _, _, second = _work(queue, agent_user, outcome="busy", now=later)
+    assert second.entry == held.entry
+    Call.objects.filter(pk=first.pk).update(disposition_code="Interested", wrapped_up_at=later)
+
+    working.after_wrap_up(Call.objects.get(pk=first.pk), now=later)
+
+    entry = QueueEntry.objects.get(pk=held.entry.pk)
+    assert (entry.state, entry.attempts, entry.last_outcome) == ("waiting", 2, "Line busy")
+    assert QueueAttempt.objects.get(call=first).effect == "retry"
+
+
 def test_a_call_not_from_the_queue_is_not_an_attempt(queue, agent_user, contact):
     call = make_call(user=agent_user, at=NOW, contact=contact)
     assert working.note_call(call, user=agent_user, now=NOW) is None

@@ -185,7 +185,36 @@ def reopened(call: Call) -> None:
 
 
 def after_wrap_up(call: Call, *, now: datetime) -> None:
-    """Run with a wrap-up: the queue attempt it ends, if any, is settled at once."""
-    attempt = QueueAttempt.objects.filter(call=call, effect=QueueAttempt.Effect.PENDING).first()
-    if attempt is not None:
+    """Run with a wrap-up: the queue attempt it ends, if any, is settled at once. A wrap-up again with another
+    disposition (a mistake corrected), or one made after the minute job counted the call as not wrapped up, settles
+    it again, while it is still its contact's latest attempt."""
+    attempt = QueueAttempt.objects.filter(call=call).first()
+    if attempt is None:
+        return
+    if attempt.effect == QueueAttempt.Effect.PENDING or _unsettle(attempt, call, now=now):
         settle(attempt, now=now)
+
+
+def _unsettle(attempt: QueueAttempt, call: Call, *, now: datetime) -> bool:
+    """Undo what a settled attempt did to its entry, so that settle applies the call's outcome as it is now: only
+    when its outcome changed and nothing happened to the entry since (no later attempt, no callback kept). Returns
+    whether it was undone."""
+    if attempt.entry_id is None or _effect_of(call, now=now)[1] in ("", attempt.outcome):
+        return False
+    with transaction.atomic():
+        locked = QueueAttempt.objects.select_for_update().filter(pk=attempt.pk).first()
+        entry = QueueEntry.objects.select_for_update().filter(pk=attempt.entry_id).first()
+        if locked is None or entry is None or locked.effect == QueueAttempt.Effect.PENDING:
+            return False
+        later = QueueAttempt.objects.filter(entry_id=entry.pk, pk__gt=locked.pk).exists()
+        if later or entry.last_call_id != call.pk or entry.last_outcome != locked.outcome:
+            return False
+        QueueEntry.objects.filter(pk=entry.pk).update(
+            state=QueueEntry.State.WAITING,
+            finished_at=None,
+            # settle takes back the attempt of a call that never rang the contact each time it settles it
+            attempts=entry.attempts + (1 if _never_rang(call) else 0),
+        )
+        QueueAttempt.objects.filter(pk=locked.pk).update(effect=QueueAttempt.Effect.PENDING, outcome="")
+    attempt.effect, attempt.outcome = QueueAttempt.Effect.PENDING, ""
+    return True
