@@ -266,6 +266,25 @@ def test_a_wrap_up_again_of_an_old_call_leaves_a_contact_tried_since_alone(queue
     assert QueueAttempt.objects.get(call=first).effect == "retry"
 
 
+def test_calling_a_contact_again_once_they_are_out_of_the_queue_is_no_attempt(queue, agent_user):
+    """Ada was reached ("Interested"); the agent, still on her page, calls her again (the line dropped) and nobody
+    answers: that call is not an attempt of the queue, so she stays reached rather than being tried again or
+    ending unreached, and the agents' figures count one call."""
+    CallQueue.objects.filter(pk=queue.pk).update(max_attempts=1)
+    queue.refresh_from_db()
+    held, _, attempt = _work(queue, agent_user, disposition="Interested")
+    assert attempt.effect == "reached"
+    again = make_call(
+        user=agent_user, agent=Agent.objects.get(user=agent_user), outcome="no_answer", at=NOW, contact=held.contact
+    )
+
+    assert working.note_call(again, user=agent_user, now=NOW, queue_id=queue.pk) is None
+
+    entry = QueueEntry.objects.get(pk=held.entry.pk)
+    assert (entry.state, entry.attempts, entry.last_outcome) == ("reached", 1, "Interested")
+    assert QueueAttempt.objects.filter(entry=entry).count() == 1
+
+
 def test_a_call_not_from_the_queue_is_not_an_attempt(queue, agent_user, contact):
     call = make_call(user=agent_user, at=NOW, contact=contact)
     assert working.note_call(call, user=agent_user, now=NOW) is None

@@ -24,11 +24,13 @@ WRAP_UP_WAIT = timedelta(hours=1)  # a connected call not wrapped up by then cou
 
 def note_call(call: Call, *, user: User, now: datetime, queue_id: int | None = None) -> QueueAttempt | None:
     """A call just placed by the user from a queue's bar (queue_id): when it is to the contact they hold there (or
-    a callback of theirs whose contact is in that queue), it is that entry's attempt."""
+    a callback of theirs whose contact is in that queue), it is that entry's attempt. A contact the queue is done
+    with (reached, unreached, do not call), still held for the bar to show it, gets no more attempts: a call to
+    them again is theirs alone, and must not turn a reached contact into an unreached one."""
     if call.contact_id is None:
         return None
     fresh = now - CLAIM_IDLE
-    entries = QueueEntry.objects.filter(contact_id=call.contact_id)
+    entries = QueueEntry.objects.filter(contact_id=call.contact_id, state=QueueEntry.State.WAITING)
     if queue_id is not None:
         entries = entries.filter(queue_id=queue_id)
     entry = entries.filter(claimed_by=user, claimed_at__gt=fresh).first()
@@ -36,7 +38,7 @@ def note_call(call: Call, *, user: User, now: datetime, queue_id: int | None = N
         held_callback = Callback.objects.filter(claimed_by=user, claimed_at__gt=fresh, contact_id=call.contact_id)
         if queue_id is None or not held_callback.exists():
             return None
-        entry = entries.filter(state=QueueEntry.State.WAITING).first()
+        entry = entries.first()
         if entry is None:
             return None
     with transaction.atomic():
