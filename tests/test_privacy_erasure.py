@@ -549,3 +549,31 @@ def test_agents_may_not_download_a_contacts_data(client, agent_client, person):
 def test_their_data_rejects_post_and_a_missing_contact(supervisor_client, person):
     assert supervisor_client.post(f"/contacts/{person.pk}/data/").status_code == 405
     assert supervisor_client.get("/contacts/999999/data/").status_code == 404
+
+
+@pytest.mark.django_db
+def test_a_queue_skip_reason_that_names_them_goes_with_them_and_the_queue_keeps_its_count(
+    supervisor_client, supervisor_user, person, their_calls
+):
+    """Their queue entry goes with them (CASCADE); the attempts stay for the queue's report, and a skip's reason is
+    what the agent typed: it may quote their name or number."""
+    from calls.models import CallQueue, QueueAttempt, QueueEntry
+
+    queue = CallQueue.objects.create(name="Renewals")
+    entry = QueueEntry.objects.create(queue=queue, contact=person, position=1, due_at=timezone.now())
+    reason = f"{NAME} is away, try 07400 900461 next week"
+    QueueAttempt.objects.create(queue=queue, entry=entry, at=timezone.now(), outcome=reason, effect="skipped")
+    QueueAttempt.objects.create(
+        queue=queue, entry=entry, call=their_calls[0], at=timezone.now(), outcome="Interested", effect="reached"
+    )
+    other = QueueEntry.objects.create(
+        queue=queue, contact=Contact.objects.create(name="Somebody Else"), position=2, due_at=timezone.now()
+    )
+    QueueAttempt.objects.create(queue=queue, entry=other, at=timezone.now(), outcome="Out of office", effect="skipped")
+
+    assert erase(supervisor_client, person.pk).status_code == 302
+
+    outcomes = sorted(QueueAttempt.objects.filter(queue=queue).values_list("outcome", flat=True))
+    assert QueueAttempt.objects.filter(queue=queue).count() == 3
+    assert not [o for o in outcomes if NAME in o or "07400 900461" in o], outcomes
+    assert "Interested" in outcomes and "Out of office" in outcomes

@@ -18,6 +18,8 @@ Where copies live, and what happens to each:
   them) deleted, with their keys; imports waiting for a confirmation checked again, and an import being
   written starts again without them; other imports' reports scrubbed;
 - answers kept for an Idempotency-Key (ApiIdempotentRequest): masked;
+- its queue entries and callbacks: deleted with it; its queue attempts (kept for the queues' reports): a skip's
+  reason, typed by an agent, scrubbed;
 - job errors, the reports' failure reasons (CallRollup keys), dial locks, Django admin's log: scrubbed or deleted.
 
 "Scrubbed": each of the contact's numbers (E.164 with and without +, national and international forms, the national
@@ -59,6 +61,7 @@ from calls.models import (
     DialLock,
     ErasedNumber,
     JobError,
+    QueueAttempt,
     VccEvent,
     WebhookAttempt,
     WebhookEvent,
@@ -276,6 +279,7 @@ def erase_contact(*, contact_pk: int, by: User, now: datetime) -> Erasure:
             counts["webhook_events"] = _scrub_webhook_events(contact_pk, call_pks, scrub)
             counts["import_rows"] = _erase_import_rows(numbers, scrub)
             counts["api_answers"] = _scrub_api_answers(call_pks, scrub)
+            counts["queue_attempts"] = _scrub_queue_attempts(contact_pk, call_pks, scrub)
             counts["other"] = _scrub_the_rest(contact_pk, [p.pk for p in phones], numbers, scrub)
 
             # The contact itself: its numbers go with it (CASCADE), its search row with it (the trigger).
@@ -496,6 +500,20 @@ def _scrub_api_answers(call_pks: list[int], scrub: Scrubber) -> int:
         ApiIdempotentRequest.objects.bulk_update(kept, ["response", "request_digest"], batch_size=BATCH)
         changed += len(kept)
     return changed
+
+
+def _scrub_queue_attempts(contact_pk: int, call_pks: list[int], scrub: Scrubber) -> int:
+    """Their queue entries go with the contact (CASCADE), their attempts stay for the queue's report: an attempt's
+    outcome is a skip's reason as the agent typed it, which may quote their name or number: scrubbed (the count
+    stays)."""
+    attempts = {a.pk: a for a in QueueAttempt.objects.filter(entry__contact_id=contact_pk).exclude(outcome="")}
+    for chunk in _batched(call_pks):
+        attempts.update((a.pk, a) for a in QueueAttempt.objects.filter(call_id__in=chunk).exclude(outcome=""))
+    changed = [a for a in attempts.values() if scrub.finds(a.outcome)]
+    for attempt in changed:
+        attempt.outcome = scrub.text(attempt.outcome)[: QueueAttempt._meta.get_field("outcome").max_length]
+    QueueAttempt.objects.bulk_update(changed, ["outcome"], batch_size=BATCH)
+    return len(changed)
 
 
 def _scrub_the_rest(contact_pk: int, phone_pks: list[int], numbers: list[str], scrub: Scrubber) -> int:
