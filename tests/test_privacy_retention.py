@@ -416,3 +416,26 @@ def test_an_error_writing_a_window_stops_the_reading_ahead(year_of_calls, monkey
     # It read the two windows taken and the one after (while the second was written), and no further: the walk has
     # six (five calls due, one a window, then an empty last one).
     assert read == 3
+
+
+def test_notes_written_on_an_old_call_after_its_window_was_passed_go_at_the_next_run(agent_user):
+    """A wrap-up can be edited any time after the call (the page and the API): notes written on a call the job has
+    passed already (before `notes_done_before`) go at the next run too, with their audit entries' copies."""
+    old = make_call(user=agent_user, agent=agent_user.agent, at=NOW - timedelta(days=40), notes="Grace, first")
+    untouched = make_call(user=agent_user, agent=agent_user.agent, at=NOW - timedelta(days=50))
+    policy(notes_days=30)
+    apply_retention(now=NOW)
+    assert RetentionPolicy.current().notes_done_before == NOW - timedelta(days=30)
+
+    from calls import audit as trail
+
+    with trail.acting(user_id=agent_user.pk, request_id="req-late"):  # half an hour after that run
+        Call.objects.filter(pk=old.pk).update(notes="Grace's new address is 1 Mill Lane")
+    AuditEntry.objects.filter(request_id="req-late").update(at=NOW + timedelta(minutes=30))
+
+    run = apply_retention(now=NOW + timedelta(hours=1))
+
+    assert Call.objects.get(pk=old.pk).notes == ""
+    assert run.notes_cleared == 1 and run.error == ""
+    assert "Mill Lane" not in str(list(AuditEntry.objects.values_list("before", "after")))
+    assert Call.objects.get(pk=untouched.pk).notes == ""

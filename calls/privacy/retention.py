@@ -30,7 +30,7 @@ from django.db import OperationalError, connection, transaction
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
-from calls.models import Call, CallEvent, CallRollup, RetentionPolicy, RetentionRun
+from calls.models import AuditEntry, Call, CallEvent, CallRollup, RetentionPolicy, RetentionRun
 from calls.phones import MASK
 from calls.privacy import audit
 from calls.privacy.erasure import CALL_TEXTS, without_number
@@ -72,6 +72,7 @@ def apply_retention(*, now: datetime, batch: int = BATCH, clock: Clock | None = 
         masks = _Step(cutoff(now, policy.mask_days), policy.masked_done_before)
         if notes.due or masks.due:
             _walk(run, notes, masks, batch)
+        run.notes_cleared += _clear_late_notes(run, notes)
         if policy.audit_days is not None:
             run.audit_deleted = audit.delete_audit_entries_before(now - timedelta(days=policy.audit_days))
         run.finished_at = (clock or (lambda: now))()
@@ -83,6 +84,42 @@ def apply_retention(*, now: datetime, batch: int = BATCH, clock: Clock | None = 
         raise
     log.info("retention: %s", run.summary)
     return run
+
+
+LATE_MARGIN = timedelta(hours=1)  # an audit entry's time is its transaction's start, which may precede the run's
+
+
+def _clear_late_notes(run: RetentionRun, notes: _Step) -> int:
+    """Notes written since the last run on calls the walk had passed already (`notes.done_before`): a wrap-up can be
+    edited any time (its page, the API), and later runs walk only the calls that aged since. The audit trail names
+    the calls whose notes changed (its triggers, PostgreSQL's) since the last run that ended well; their notes go
+    now, as the walk's do. Returns how many calls' notes went."""
+    if notes.cutoff is None or notes.done_before is None or connection.vendor != "postgresql":
+        return 0
+    previous = (
+        RetentionRun.objects.filter(started_at__lt=run.started_at, finished_at__isnull=False, error="")
+        .order_by("-started_at", "-pk")
+        .values_list("started_at", flat=True)
+        .first()
+    )
+    since = previous - LATE_MARGIN if previous is not None else notes.done_before - LATE_MARGIN
+    changed = (
+        AuditEntry.objects.filter(kind="call.update", at__gte=since).values_list("object_id", flat=True).distinct()
+    )
+    passed = min(notes.done_before, notes.cutoff)
+    pks = list(
+        Call.objects.filter(pk__in=[int(pk) for pk in changed if pk.isdigit()], requested_at__lt=passed)
+        .order_by("pk")
+        .values_list("pk", flat=True)
+    )
+    cleared = 0
+    for start in range(0, len(pks), BATCH):
+        changes, count, *_ = _changes(Call._meta.db_table, pks[start : start + BATCH], notes, _Step(None, None))
+        plan = _Plan([c[0] for c in changes], None, False, changes, count, 0, [], [])
+        with transaction.atomic():
+            _apply(Call._meta.db_table, plan)
+        cleared += count
+    return cleared
 
 
 # A call's change: its id, its masked number (None: kept), whether its notes go, and its CALL_TEXTS with the number
