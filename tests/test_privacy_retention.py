@@ -439,3 +439,23 @@ def test_notes_written_on_an_old_call_after_its_window_was_passed_go_at_the_next
     assert run.notes_cleared == 1 and run.error == ""
     assert "Mill Lane" not in str(list(AuditEntry.objects.values_list("before", "after")))
     assert Call.objects.get(pk=untouched.pk).notes == ""
+
+
+def test_notes_an_agent_wrote_then_removed_go_from_the_audit_trail_once_due(agent_user):
+    """The call's notes are empty now, so it has nothing to clear; its audit entries still hold what they said."""
+    from calls import audit as trail
+
+    call = make_call(user=agent_user, agent=agent_user.agent, at=NOW - timedelta(days=40))
+    recent = make_call(user=agent_user, agent=agent_user.agent, at=NOW - timedelta(days=2))
+    with trail.acting(user_id=agent_user.pk, request_id="req-wrap"):
+        for pk in (call.pk, recent.pk):
+            Call.objects.filter(pk=pk).update(notes="Grace's PIN is 4412")
+            Call.objects.filter(pk=pk).update(notes="")
+    policy(notes_days=30)
+
+    apply_retention(now=NOW)
+
+    old = AuditEntry.objects.filter(object_type="call", object_id=str(call.pk))
+    assert old.count() == 2 and "4412" not in str([(e.before, e.after) for e in old])
+    kept = AuditEntry.objects.filter(object_type="call", object_id=str(recent.pk))
+    assert "4412" in str([(e.before, e.after) for e in kept])  # not due yet

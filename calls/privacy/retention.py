@@ -22,7 +22,7 @@ import queue
 import threading
 import time
 from collections.abc import Callable, Generator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
@@ -115,7 +115,8 @@ def _clear_late_notes(run: RetentionRun, notes: _Step) -> int:
     cleared = 0
     for start in range(0, len(pks), BATCH):
         changes, count, *_ = _changes(Call._meta.db_table, pks[start : start + BATCH], notes, _Step(None, None))
-        plan = _Plan([c[0] for c in changes], None, False, changes, count, 0, [], [])
+        cleared_pks = [c[0] for c in changes if c[2]]
+        plan = _Plan(cleared_pks, None, False, changes, count, 0, [], [], notes_due=cleared_pks)
         with transaction.atomic():
             _apply(Call._meta.db_table, plan)
         cleared += count
@@ -139,6 +140,9 @@ class _Plan:
     masked: int
     events: list[tuple[int, str]]  # (history entry, its detail with the number masked)
     reasons: list[tuple[date, str, str]]  # (day, the reports' failure reason, as it becomes: CallRollup keys)
+    # The calls whose notes are due here: their audit entries keep that the notes changed, not what they said (those
+    # whose notes are empty now too: an agent may have written notes and removed them).
+    notes_due: list[int] = field(default_factory=list)
 
 
 def _walk(run: RetentionRun, notes: _Step, masks: _Step, batch: int) -> None:
@@ -189,7 +193,8 @@ def _plans(
         done = len(keys) < limit
         last = (_aware(keys[-1][0]), keys[-1][1]) if keys else position
         pks = [pk for _, pk in keys]
-        yield _Plan(pks, last, done, *_changes(table, pks, notes, masks))
+        due = [pk for at, pk in keys if notes.due and notes.cutoff is not None and _aware(at) < notes.cutoff]
+        yield _Plan(pks, last, done, *_changes(table, pks, notes, masks), notes_due=due)
         if done:
             return
         position = last
@@ -287,7 +292,7 @@ def _window(run: RetentionRun, notes: _Step, masks: _Step, plan: _Plan) -> None:
 
 def _apply(table: str, plan: _Plan) -> None:
     """In the open transaction: the window's changes written, each lock waited for at most LOCK_TIMEOUT."""
-    if not plan.changes:
+    if not plan.changes and not plan.notes_due:
         return
     if connection.vendor == "postgresql":
         with connection.cursor() as cursor:
@@ -295,6 +300,7 @@ def _apply(table: str, plan: _Plan) -> None:
             # A window lost to a crash is done again by the next run: its commit need not wait for the disk.
             cursor.execute("SET LOCAL synchronous_commit = off")
             cursor.execute("SET LOCAL jit = off")  # compiling costs more than these few thousand rows
+    audit.strip_notes_of_calls(plan.notes_due)
     _update(table, plan.changes)
     _scrub_history(plan.events)
     _scrub_reasons(plan.reasons)
@@ -383,10 +389,10 @@ def _update(table: str, changes: list[Change]) -> None:
     """One UPDATE for the window: the masked number (NULL: kept), whether the notes go, and the texts that quoted
     the number (NULL: kept), by id."""
     # The row triggers would copy the notes cleared here into the audit trail (audit.quiet); the entries the calls'
-    # wrap-ups made keep that the notes changed, not what they said (strip_notes_of_calls).
-    cleared = [pk for pk, _, clear, _ in changes if clear]
+    # wrap-ups made keep that the notes changed, not what they said (strip_notes_of_calls, in _apply).
+    if not changes:
+        return
     with audit.quiet(), connection.cursor() as cursor:
-        audit.strip_notes_of_calls(cleared)
         if connection.vendor == "postgresql":
             texts = [[None if c[3] is None else c[3][i] for c in changes] for i in range(len(CALL_TEXTS))]
             cursor.execute(
