@@ -577,3 +577,32 @@ def test_a_queue_skip_reason_that_names_them_goes_with_them_and_the_queue_keeps_
     assert QueueAttempt.objects.filter(queue=queue).count() == 3
     assert not [o for o in outcomes if NAME in o or "07400 900461" in o], outcomes
     assert "Interested" in outcomes and "Out of office" in outcomes
+
+
+@pytest.mark.django_db
+def test_their_data_holds_the_call_queues_they_are_in_with_each_try_and_skip_reason(
+    supervisor_client, person, their_calls
+):
+    from calls.models import CallQueue, QueueAttempt, QueueEntry
+
+    queue = CallQueue.objects.create(name="Renewals")
+    entry = QueueEntry.objects.create(
+        queue=queue, contact=person, position=1, due_at=timezone.now(), attempts=1, skip_reason="Away until May"
+    )
+    QueueAttempt.objects.create(queue=queue, entry=entry, at=timezone.now(), outcome="Away until May", effect="skipped")
+    QueueAttempt.objects.create(
+        queue=queue, entry=entry, call=their_calls[0], at=timezone.now(), outcome="Interested", effect="reached"
+    )
+
+    data = json.loads(supervisor_client.get(f"/contacts/{person.pk}/data/?format=json").content)
+    html = supervisor_client.get(f"/contacts/{person.pk}/data/").content.decode()
+
+    [held] = data["queues"]
+    assert (held["queue"], held["state"], held["attempts"], held["skip_reason"]) == (
+        "Renewals", "Waiting", 1, "Away until May"
+    )  # fmt: skip
+    assert sorted((t["outcome"], t["call"]) for t in held["tries"]) == [
+        ("Away until May", None),
+        ("Interested", their_calls[0].pk),
+    ]
+    assert "Renewals" in html and "Away until May" in html

@@ -1,15 +1,16 @@
 """A subject's data: everything vccweb holds about one contact, as one JSON document (and, from the same document,
-a page people can read): the contact, its numbers, its calls with their history and wrap-ups, the webhook events
-and VCC events of those calls, the callbacks promised to them, and the audit entries about them."""
+a page people can read): the contact, its numbers, its calls with their history and wrap-ups, VCC's events of those
+calls, the callbacks promised to them, the call queues they are in (each try, and why a try was skipped), and the
+audit entries about them."""
 
 from __future__ import annotations
 
 from datetime import datetime
 from typing import Any
 
-from django.db.models import QuerySet
+from django.db.models import Prefetch, QuerySet
 
-from calls.models import Call, Callback, Contact, VccEvent
+from calls.models import Call, Callback, Contact, QueueAttempt, QueueEntry, VccEvent
 from calls.privacy import audit
 
 FORMAT = "vccweb-subject-data/1"
@@ -90,6 +91,34 @@ def _callback(callback: Callback) -> dict[str, Any]:
     }
 
 
+def _queues(contact: Contact) -> list[dict[str, Any]]:
+    """The call queues they are in: their place's state, and each try (a call, or a skip with the agent's reason)."""
+    tries = Prefetch("tries", queryset=QueueAttempt.objects.select_related("user").order_by("at", "pk"))
+    entries = QueueEntry.objects.filter(contact=contact).select_related("queue").prefetch_related(tries)
+    return [
+        {
+            "queue": entry.queue.name,
+            "state": entry.get_state_display(),
+            "due_at": _at(entry.due_at),
+            "attempts": entry.attempts,
+            "last_outcome": entry.last_outcome,
+            "skip_reason": entry.skip_reason,
+            "finished_at": _at(entry.finished_at),
+            "tries": [
+                {
+                    "at": _at(t.at),
+                    "by": t.user.get_username() if t.user else None,
+                    "call": t.call_id,
+                    "outcome": t.outcome,
+                    "effect": t.get_effect_display(),
+                }
+                for t in entry.tries.all()
+            ],
+        }
+        for entry in entries.order_by("pk")
+    ]
+
+
 def subject_data(contact: Contact, *, now: datetime, by: str) -> dict[str, Any]:
     """Everything held about the contact, as JSON-ready data."""
     phones = list(contact.phones.all())
@@ -128,6 +157,7 @@ def subject_data(contact: Contact, *, now: datetime, by: str) -> dict[str, Any]:
         ],
         "calls": [_call(c, vcc[c.pk]) for c in calls],
         "callbacks": [_callback(c) for c in _callbacks(contact)],
+        "queues": _queues(contact),
         "audit_entries": audit.audit_entries_about(
             contact_pk=contact.pk, phone_pks=[p.pk for p in phones], call_pks=pks
         ),
