@@ -4,7 +4,7 @@ masked, reports' figures equal before and after), and what the health page says 
 from __future__ import annotations
 
 import threading
-from datetime import timedelta
+from datetime import UTC, timedelta
 
 import pytest
 from django.utils import timezone
@@ -459,3 +459,13 @@ def test_notes_an_agent_wrote_then_removed_go_from_the_audit_trail_once_due(agen
     assert old.count() == 2 and "4412" not in str([(e.before, e.after) for e in old])
     kept = AuditEntry.objects.filter(object_type="call", object_id=str(recent.pk))
     assert "4412" in str([(e.before, e.after) for e in kept])  # not due yet
+
+
+def test_the_last_runs_time_is_shown_with_its_own_time_zone_not_called_utc(admin_role_client, settings):
+    settings.TIME_ZONE = "Europe/London"
+    summer = timezone.make_aware(timezone.datetime(2026, 7, 1, 11, 0), timezone=UTC)  # 12:00 in London (BST)
+    RetentionRun.objects.create(started_at=summer, finished_at=summer)
+
+    html = admin_role_client.get(URL).content.decode()
+
+    assert "1 Jul 12:00 BST" in html and "12:00</time> UTC" not in html and "11:00" not in html
