@@ -69,7 +69,7 @@ def test_an_erasure_is_one_entry_by_whom_and_the_earlier_entries_keep_who_and_wh
     assert other.after == {"filters": {"q": "Ada"}, "rows": 1}
 
 
-def test_retention_takes_cleared_notes_out_of_the_wrap_ups_entries_and_records_none_of_its_own(agent_user):
+def test_retention_takes_cleared_notes_out_of_the_wrap_ups_entries_and_records_only_what_it_did(agent_user):
     from calls.models import RetentionPolicy
 
     old = make_call(user=agent_user, agent=agent_user.agent, at=NOW - timedelta(days=40), to_number="+442079460100")
@@ -85,7 +85,11 @@ def test_retention_takes_cleared_notes_out_of_the_wrap_ups_entries_and_records_n
 
     apply_retention(now=NOW)
 
-    assert AuditEntry.objects.count() == entries_before  # its own writes: none recorded
+    # Its own writes are not recorded as row changes; one entry says what the run did, in counts.
+    summary = AuditEntry.objects.get(kind="retention.run")
+    assert AuditEntry.objects.count() == entries_before + 1
+    assert (summary.kind, summary.actor_id, summary.object_type) == ("retention.run", None, "retention")
+    assert summary.after["notes_cleared"] == 1 and summary.after["numbers_masked"] == 1
     old_entries = AuditEntry.objects.filter(object_type="call", object_id=str(old.pk)).order_by("at", "id")
     assert [(e.before, e.after) for e in old_entries] == [
         (
@@ -155,3 +159,21 @@ def test_a_subjects_data_holds_their_calls_not_calls_to_their_number_by_nobody(s
     assert [c["id"] for c in data["calls"]] == [mine.pk] and stranger.pk != mine.pk
     [entry] = AuditEntry.objects.filter(kind="export.subject")
     assert entry.object_id == str(contact.pk) and entry.actor_name == "priya"
+
+
+def test_a_retention_run_that_deleted_audit_entries_leaves_one_entry_saying_so_and_an_idle_one_none(db):
+    from calls.models import RetentionPolicy
+
+    for days in (400, 380, 10):
+        AuditEntry.objects.create(kind="login", at=NOW - timedelta(days=days))
+    policy = RetentionPolicy.current()
+    policy.audit_days = 365
+    policy.save()
+
+    run = apply_retention(now=NOW)
+
+    assert list(AuditEntry.objects.filter(kind="login").values_list("at", flat=True)) == [NOW - timedelta(days=10)]
+    entry = AuditEntry.objects.get(kind="retention.run")
+    assert entry.object_id == str(run.pk) and entry.after["audit_deleted"] == 2 and entry.after["audit_days"] == 365
+    apply_retention(now=NOW + timedelta(hours=1))  # nothing to do: nothing recorded
+    assert AuditEntry.objects.filter(kind="retention.run").count() == 1

@@ -36,6 +36,7 @@ APP_KINDS = [
     "lockout",
     "lockout.lift",
     "retention.update",
+    "retention.run",
 ]
 ROW_KINDS = [
     f"{a.kind}.{op}"

@@ -20,6 +20,8 @@ from calls.models import AuditEntry
 if TYPE_CHECKING:
     from django.contrib.auth.models import User
 
+    from calls.models import RetentionPolicy, RetentionRun
+
 BATCH = 5_000  # entries a transaction when retention deletes them
 EXPORTS = ("export.contacts", "export.calls")
 NOTES_REMOVED = "(removed by retention)"
@@ -38,6 +40,29 @@ def audit_erasure(*, by: User, contact_pk: int, counts: dict[str, int], at: date
         object_id=contact_pk,
         contact_id=contact_pk,
         after={"erased_at": at.isoformat(), **counts},
+    )
+
+
+def audit_retention_run(run: RetentionRun, policy: RetentionPolicy) -> None:
+    """Record what a run of the retention job did (counts, and the days it applied), if it did anything: its own
+    writes are not row changes in the trail, and the entries it deletes would otherwise go without a trace."""
+    if not (run.notes_cleared or run.numbers_masked or run.audit_deleted):
+        return
+    after = {
+        "notes_cleared": run.notes_cleared,
+        "numbers_masked": run.numbers_masked,
+        "audit_deleted": run.audit_deleted,
+        "notes_days": policy.notes_days,
+        "mask_days": policy.mask_days,
+        "audit_days": policy.audit_days,
+        **({"error": run.error} if run.error else {}),
+    }
+    trail.record(
+        "retention.run",
+        actor=trail.Actor(None, f"retention:{run.pk}"),
+        object_type="retention",
+        object_id=run.pk,
+        after=after,
     )
 
 

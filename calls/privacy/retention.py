@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
-from django.db import OperationalError, connection, transaction
+from django.db import DatabaseError, OperationalError, connection, transaction
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
@@ -77,9 +77,12 @@ def apply_retention(*, now: datetime, batch: int = BATCH, clock: Clock | None = 
             run.audit_deleted = audit.delete_audit_entries_before(now - timedelta(days=policy.audit_days))
         run.finished_at = (clock or (lambda: now))()
         run.save()
+        audit.audit_retention_run(run, policy)
     except Exception as exc:
         run.error = f"{type(exc).__name__}: {exc}"[:2000]
         run.save()
+        with contextlib.suppress(DatabaseError):  # the run's own error is the one to raise
+            audit.audit_retention_run(run, policy)
         log.exception("retention: run %s failed; the next run starts where it stopped", run.pk)
         raise
     log.info("retention: %s", run.summary)
