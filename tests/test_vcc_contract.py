@@ -8,7 +8,16 @@ import logging
 import pytest
 from django.core.cache import cache
 
-from calls.vcc import AsyncVCCClient, CallRequest, UserAdminClient, VCCClient, VCCError, get_async_client, get_client
+from calls.vcc import (
+    AsyncVCCClient,
+    CallRequest,
+    UserAdminClient,
+    VCCClient,
+    VCCError,
+    budget,
+    get_async_client,
+    get_client,
+)
 from vccsim import Clock, Simulator, load_account, start_server
 
 NUMBER = "02072068800"  # the simulator answers numbers that don't end in 91-94
@@ -374,6 +383,22 @@ def test_it_syncs_users_groups_members_and_callback_numbers(server, sim):
     assert [number.clid for number in alex_numbers] == ["+442079460100", "+13125550100"]
     assert [number.clid for number in priya_numbers] == ["+442079460100", "+441614960200", "+13125550100"]
     assert sum(token.kind == "gateway" and token.scopes == {"users:read"} for token in sim.tokens.values()) == 1
+
+
+@pytest.mark.parametrize(("retry_after", "waited"), [(None, 10), (1, 1), (30, 30)])
+def test_a_sync_request_limited_by_vcc_waits_out_the_back_off_and_goes_on(server, sim, vcc_waits, retry_after, waited):
+    sim.set_fault("users", status=429, retry_after=retry_after, count=2)  # with or without Retry-After, twice
+    with budget.priority(budget.SYNC), UserAdminClient() as admin:
+        assert len(admin.users()) == 6
+    assert vcc_waits == [waited, waited]  # the back-off each 429 began (10 s without Retry-After), then sent again
+
+
+def test_a_sync_request_gives_up_after_four_429s(server, sim, vcc_waits):
+    sim.set_fault("users", status=429, count=4)
+    with budget.priority(budget.SYNC), UserAdminClient() as admin, pytest.raises(VCCError) as caught:
+        admin.users()
+    assert caught.value.status == 429 and caught.value.retryable  # the sync job tries again later
+    assert vcc_waits == [10, 10, 10]
 
 
 def test_it_reads_every_page_of_users(server, monkeypatch):

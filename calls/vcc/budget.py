@@ -23,7 +23,8 @@ even past the budget and during a back-off. Any other request that finds no room
 `BudgetExhausted`, a `VCCError` that says when to try again (`retry_after`), which callers treat as VCC's own 429:
 following backs the call off, readiness shows "unknown". The sync alone waits for room (up to `SYNC_WAIT` a
 request): it runs in the worker, nobody watches it, and refusing it would start a large account's sync from the
-beginning every time. A request with no priority set counts as READINESS: low enough not to crowd out people's
+beginning every time; for the same reason a sync request VCC answers 429 is sent again once the back-off below is
+over (`core.authorized`). A request with no priority set counts as READINESS: low enough not to crowd out people's
 requests, high enough that an unmarked admin check is not starved by the sync.
 
 **The window** is the last 60 seconds, counted request by request (the time each was sent), not estimated from
