@@ -43,6 +43,17 @@ def test_it_explains_each_placement_failure(text, user_text, retryable):
     assert len(fake.requests) == 1
 
 
+def test_it_reads_vccs_message_whatever_the_case_of_its_name():
+    # ASP.NET Web API's own errors say "Message" unless camel-cased; VCC's docs print "message" (UNCONFIRMED).
+    fake = FakeVCC(httpx.Response(400, json={"Message": "Unable to place call - Agent number busy"}))
+    with pytest.raises(VCCError) as caught:
+        client_for(fake).place_call(CallRequest(from_agent_id="1234", to_number="02072068888"))
+
+    assert caught.value.message == "Unable to place call - Agent number busy"
+    assert caught.value.user_message == "Your phone is busy: finish your current call, then try again."
+    assert caught.value.retryable
+
+
 def test_it_refreshes_the_token_once_on_401_then_succeeds():
     fake = FakeVCC(message(401, "The access token is invalid or has expired"), created())
     placed = client_for(fake).place_call(CallRequest(from_agent_id="1234", to_number="02072068888"))

@@ -9,6 +9,8 @@ Where VCC's docs are silent (UNCONFIRMED in vcc-api.md), the client decides:
   call may have been placed. Recording and disposition accept any 2xx, with or without an echo in the body.
 - After a 5xx other than 503, or a timeout or dropped connection once the request was sent, a call request may have
   been placed (`may_have_placed`), and such errors are not `retryable`.
+- An error's text is its body's `message` (or `error_description`, `error`), the name matched in any case
+  (`Message`, as ASP.NET Web API writes its own errors).
 - A call has ended when it has a `result`, or its status is null or an end word; "Active" means live.
 - Gateway pages: the first request names no page; `meta.page` says where counting starts.
 """

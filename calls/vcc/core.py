@@ -412,15 +412,19 @@ def refusal_retryable(status: int | None, message: str) -> bool:
 
 
 def vcc_message(response: httpx.Response) -> str:
-    """VCC's own error text, verbatim; failing that, the start of the body or the status line."""
+    """VCC's own error text, verbatim; failing that, the start of the body or the status line.
+
+    VCC's docs print `{"message": ...}`; its V0 API looks like ASP.NET Web API, whose own errors (a refused token, a
+    wrong method) say `Message` unless camel-cased, so the names are matched in any case (UNCONFIRMED, §7.1)."""
     try:
         body = response.json()
     except ValueError:
         body = None
     if isinstance(body, dict):
         for key in ("message", "error_description", "error"):
-            if isinstance(body.get(key), str) and body[key].strip():
-                return body[key]
+            found = body.get(key, next((v for k, v in body.items() if str(k).lower() == key), None))
+            if isinstance(found, str) and found.strip():
+                return found
     text = " ".join(response.text.split())[:200]
     return text or f"HTTP {response.status_code} {response.reason_phrase}".strip()
 
