@@ -317,10 +317,14 @@ class FirstCalls:
     p90: timedelta
 
 
+FIRST_CALL_PARAMS = (Call.Origin.INBOUND, Call.Outcome.FAILED)  # what _first_calls_sql leaves out, before its range
+
+
 def _first_calls_sql() -> str:
     contacts, calls = Contact._meta.db_table, Call._meta.db_table
     # Each new contact's first call, found through call_contact_idx (contact, requested_at) one contact at a time;
-    # then the median and the 90th percentile per agent of that call. Inbound calls are not an attempt to reach them.
+    # then the median and the 90th percentile per agent of that call. Inbound calls are not an attempt to reach them,
+    # nor are failed clicks (VCC refused them, or they never reached VCC: nothing rang).
     return f"""
         SELECT f.agent_id, COUNT(*),
                percentile_cont(0.5) WITHIN GROUP (ORDER BY f.seconds),
@@ -330,7 +334,7 @@ def _first_calls_sql() -> str:
             SELECT COALESCE(k.from_agent_id, k.answered_by_id) AS agent_id,
                    GREATEST(EXTRACT(EPOCH FROM k.requested_at - c.created_at), 0) AS seconds
             FROM {calls} k
-            WHERE k.contact_id = c.id AND k.origin <> %s
+            WHERE k.contact_id = c.id AND k.origin <> %s AND k.outcome <> %s
             ORDER BY k.requested_at, k.id
             LIMIT 1
         ) f
@@ -350,7 +354,10 @@ def _percentile(values: list[float], share: float) -> float:
 def _first_call_seconds(start: datetime, end: datetime) -> list[tuple[int | None, float, float, int]]:
     """What _first_calls_sql answers, worked out in Python: for databases without percentile_cont (SQLite)."""
     first = (
-        Call.objects.filter(contact=OuterRef("pk")).exclude(origin=Call.Origin.INBOUND).order_by("requested_at", "pk")
+        Call.objects.filter(contact=OuterRef("pk"))
+        .exclude(origin=Call.Origin.INBOUND)
+        .exclude(outcome=Call.Outcome.FAILED)
+        .order_by("requested_at", "pk")
     )
     rows = list(
         Contact.objects.filter(created_at__gte=start, created_at__lt=end)
@@ -373,13 +380,14 @@ def time_to_first_call(
     *, first: date, last: date, agent: Agent | None = None, group: AgentGroup | None = None
 ) -> list[FirstCalls]:
     """For the contacts created on the local days first..last that have been called: how long their first call took,
-    per agent of that call (the median and the 90th percentile), most contacts first. One query on PostgreSQL.
+    per agent of that call (the median and the 90th percentile), most contacts first. One query on PostgreSQL. An
+    inbound call is not a call to them, nor is a click that failed (nothing rang).
 
     With an agent, that agent's line only; with a group, the lines of the group's members."""
     start, end = day_bounds(first, last)
     if connection.vendor == "postgresql":
         with connection.cursor() as cursor:
-            cursor.execute(_first_calls_sql(), [Call.Origin.INBOUND, start, end])
+            cursor.execute(_first_calls_sql(), [*FIRST_CALL_PARAMS, start, end])
             found = [(a, float(median), float(p90), n) for a, n, median, p90 in cursor.fetchall()]
     else:
         found = _first_call_seconds(start, end)

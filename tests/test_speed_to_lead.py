@@ -100,11 +100,28 @@ def test_the_python_answer_matches_the_sql_one(leads):
         pytest.skip("percentile_cont is PostgreSQL's: the SQL runs there only")
     in_python = sorted(reports._first_call_seconds(start, end), key=str)
     with connection.cursor() as cursor:
-        cursor.execute(reports._first_calls_sql(), [Call.Origin.INBOUND, start, end])
+        cursor.execute(reports._first_calls_sql(), [*reports.FIRST_CALL_PARAMS, start, end])
         in_sql = sorted(((a, float(m), float(p), n) for a, n, m, p in cursor.fetchall()), key=str)
     for mine, theirs in zip(in_python, in_sql, strict=True):
         assert mine[0] == theirs[0] and mine[3] == theirs[3]
         assert mine[1] == pytest.approx(theirs[1]) and mine[2] == pytest.approx(theirs[2])
+
+
+def test_a_click_that_failed_is_not_the_first_call(agent_user, other_agent_user):
+    """VCC refused it (the agent's phone was not ready): nothing rang, so the contact has not been called yet."""
+    alex, tom = agent_user.agent, other_agent_user.agent
+    start = local(DAY, 9)
+    lead = added("Refused first", start)
+    make_call(user=agent_user, agent=alex, contact=lead, outcome="failed", at=start + timedelta(minutes=1))
+    make_call(user=other_agent_user, agent=tom, contact=lead, outcome="no_answer", at=start + timedelta(minutes=45))
+    only_failed = added("Only refused", start)
+    make_call(user=agent_user, agent=alex, contact=only_failed, outcome="failed", at=start + timedelta(minutes=2))
+
+    rows = reports.time_to_first_call(first=date(2026, 3, 2), last=date(2026, 3, 2))
+
+    assert [(r.agent_id, r.contacts, r.median) for r in rows] == [(tom.pk, 1, timedelta(minutes=45))]
+    start_, end = reports.day_bounds(date(2026, 3, 2), date(2026, 3, 2))
+    assert [(a, n) for a, _median, _p90, n in reports._first_call_seconds(start_, end)] == [(tom.pk, 1)]
 
 
 def test_the_reports_page_shows_time_to_first_call(supervisor_client, leads):
