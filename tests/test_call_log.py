@@ -192,6 +192,18 @@ def test_it_filters_calls_to_wrap_up_and_lists_the_agents_own(agent_client, agen
     assert f'href="/calls/{due.pk}/#wrapup"' in body
 
 
+def test_the_box_of_ones_own_calls_to_wrap_up_links_to_all_of_them_and_no_one_elses(
+    supervisor_client, supervisor_user, agent_user
+):
+    mine = make_call(user=supervisor_user, agent=supervisor_user.agent)
+    make_call(user=agent_user, agent=agent_user.agent)  # Alex's to wrap up: the supervisor sees it, but not as theirs
+    body = supervisor_client.get(URL).content.decode()
+    box = body[body.index("Your calls to wrap up") :]
+    box = box[: box.index("</section>")]
+    [link] = re.findall(r'<a href="(/calls/\?wrap_up=on[^"]*)">', box)
+    assert ids_in(supervisor_client.get(html.unescape(link))) == [mine.pk]
+
+
 # --- Sorting and pages ---------------------------------------------------------------------------------
 
 
