@@ -349,4 +349,4 @@ def test_a_call_that_never_connected_shows_no_talk_time_on_the_page_in_htmx_and_
 
     export = supervisor_client.get(reverse("call_export"))
     rows = list(csv.DictReader(io.StringIO(b"".join(export.streaming_content).decode("utf-8-sig"))))
-    assert {int(row["id"]): row["duration_seconds"] for row in rows} == {never.pk: "", talked.pk: "0"}
+    assert {int(row["Call ID"]): row["Talk time (seconds)"] for row in rows} == {never.pk: "", talked.pk: "0"}

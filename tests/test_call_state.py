@@ -278,7 +278,7 @@ def test_the_csv_and_the_reports_count_a_group_call_for_the_agent_who_answered(g
     response = supervisor_client.get("/calls/export.csv")
     body = b"".join(response.streaming_content).decode("utf-8-sig")
     rows = list(csv.DictReader(io.StringIO(body)))
-    assert [row["agent"] for row in rows] == ["Alex Morgan (1001)"]
+    assert [row["Agent"] for row in rows] == ["Alex Morgan (1001)"]
 
     today = timezone.localdate()
     report = reports.build_report(first=today, last=today, agent=group_call.answered_by, now=timezone.now())

@@ -62,9 +62,9 @@ def test_the_call_export_keeps_phone_numbers_unguarded_and_names_guarded(supervi
     make_call(user=agent_user, agent=agent_user.agent, to_number="+447400123456", presented_clid=london.number,
               notes="-2+3")  # fmt: skip
     (row,) = rows_of(supervisor_client.get(CALLS))
-    assert row["to_number"] == "+447400123456"
-    assert row["presented_clid"] == london.number
-    assert row["notes"] == "'-2+3"
+    assert row["Number called"] == "+447400123456"
+    assert row["Caller ID"] == london.number
+    assert row["Notes"] == "'-2+3"
 
 
 @pytest.mark.parametrize("time_zone", ["Europe/London", "America/New_York", "Asia/Kolkata"])
@@ -77,7 +77,7 @@ def test_call_times_are_iso_in_the_viewers_time_zone(supervisor_client, supervis
         "America/New_York": "2026-07-01T08:39:00-04:00",
         "Asia/Kolkata": "2026-07-01T18:09:00+05:30",
     }[time_zone]
-    assert row["requested_at"] == expected
+    assert row["When"] == expected
 
 
 @pytest.mark.skipif(connection.vendor != "postgresql", reason="also the Python export, which other databases use")
@@ -88,7 +88,7 @@ def test_the_python_export_writes_the_same_times(supervisor_user, settings):
     settings.TIME_ZONE = "America/New_York"
     make_call(user=supervisor_user, at=datetime(2026, 7, 1, 12, 39, 5, 250_000, tzinfo=UTC))
     rows = list(csv.DictReader(io.StringIO("".join(_Export(calllog.filtered_calls(Call.objects.all(), {}), "-time")))))
-    assert rows[0]["requested_at"] == "2026-07-01T08:39:05-04:00"
+    assert rows[0]["When"] == "2026-07-01T08:39:05-04:00"
 
 
 def test_a_call_to_a_colleague_has_a_number_column_and_a_colleague_column(supervisor_client, agent_user):
@@ -97,7 +97,7 @@ def test_a_call_to_a_colleague_has_a_number_column_and_a_colleague_column(superv
     make_call(user=agent_user, agent=agent_user.agent, to_number="+447400555111", to_agent=tom, outcome="no_answer")
     make_call(user=agent_user, agent=agent_user.agent, to_number="+447400123456")
     rows = rows_of(supervisor_client.get(CALLS, {"sort": "time"}))
-    assert [(r["to_number"], r["to_agent"]) for r in rows] == [
+    assert [(r["Number called"], r["Colleague called"]) for r in rows] == [
         ("", "Tom Field (1077)"),
         ("+447400555111", "Tom Field (1077)"),  # the colleague's number, when it is known
         ("+447400123456", ""),
@@ -133,7 +133,7 @@ def test_postgresql_and_python_agree_on_which_cells_are_phone_numbers(supervisor
     copied = rows_of(supervisor_client.get(CALLS, {"sort": "time"}))
     python = list(csv.DictReader(io.StringIO("".join(_Export(calllog.filtered_calls(Call.objects.all(), {}), "time")))))
     expected = [inert(cell) for cell in cells]
-    assert [r["to_number"] for r in copied] == [r["to_number"] for r in python] == expected
-    assert [r["notes"] for r in copied] == [r["notes"] for r in python] == expected
+    assert [r["Number called"] for r in copied] == [r["Number called"] for r in python] == expected
+    assert [r["Notes"] for r in copied] == [r["Notes"] for r in python] == expected
     unguarded = {"+447400123456", "+1234567", "+123456789012345"}  # E.164: 7 to 15 digits, the first not 0
     assert [e for e in expected if not e.startswith("'")] == [c for c in cells if c in unguarded]

@@ -144,22 +144,23 @@ def call_detail(request: AuthedRequest, pk: int) -> HttpResponse:
 
 # --- CSV export -------------------------------------------------------------------------------------------
 
+# The columns as a spreadsheet user reads them, in the page's words where it has them ("Caller ID", "Talk").
 HEADER = [
-    "id",
-    "requested_at",
-    "agent",
-    "group",
-    "created_by",
-    "contact",
-    "to_number",
-    "to_agent",
-    "presented_clid",
-    "outcome",
-    "duration_seconds",
-    "disposition",
-    "notes",
-    "vcc_call_id",
-    "error",
+    "Call ID",
+    "When",  # ISO 8601 with its offset, in the local time zone
+    "Agent",
+    "Via groups",
+    "Placed by",
+    "Contact",
+    "Number called",
+    "Colleague called",
+    "Caller ID",
+    "Outcome",
+    "Talk time (seconds)",  # empty for a call that never connected (Call.talk_seconds)
+    "Disposition",
+    "Notes",
+    "VCC call ID",
+    "Error",
 ]
 # The export's columns, read as tuples; batches() expects the id, the time and the talk time first.
 COLUMNS = [
