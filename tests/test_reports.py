@@ -286,3 +286,16 @@ def test_a_group_call_rolled_up_counts_for_the_agent_who_answered_it(
     numbers = re.findall(r'data-label="(Calls|Answered)"><a href="[^"]*">(\d+)</a>', row.group(1))
     assert numbers == [("Calls", "1"), ("Answered", "1")]
     assert "Via groups (nobody answered)" not in body
+
+
+@pytest.mark.parametrize("words", ["  Destination unreachable", "Trunk busy  "])
+def test_a_failures_link_opens_its_calls_whatever_spaces_vccs_words_have(supervisor_client, supervisor_user, words):
+    """The failures' links carry VCC's words as they are: the call log's filter must not trim them, or a reason that
+    begins with a space opens no call."""
+    make_call(user=supervisor_user, outcome="failed", at=local("2026-03-02", 11), error_message=words, error_status=502)
+    page = supervisor_client.get(URL, RANGE).content.decode()
+    links = [html.unescape(link) for link in re.findall(r'href="(/calls/\?[^"]*error=[^"]*)"', page)]
+    assert links
+    for link in links:
+        log = supervisor_client.get(link).content.decode()
+        assert len(re.findall(r'href="/calls/\d+/" class="nowrap"', log)) == 1, link

@@ -130,7 +130,8 @@ class CallLogFilter(forms.Form):
     queue_user = forms.IntegerField(
         min_value=1, max_value=2**63 - 1, required=False, label="The person in the queue", widget=forms.HiddenInput
     )
-    error = forms.CharField(max_length=2000, required=False, label="The error", widget=forms.HiddenInput)
+    # VCC's words as the report's link carries them, spaces and all: the log finds the calls that begin with them.
+    error = forms.CharField(max_length=2000, required=False, strip=False, label="The error", widget=forms.HiddenInput)
     error_status = forms.IntegerField(
         min_value=0, max_value=999, required=False, label="The error's HTTP status", widget=forms.HiddenInput
     )
