@@ -103,8 +103,9 @@ def ago(value: datetime | None, now: datetime | None = None) -> str:
 
 
 @register.filter
-def duration(seconds: int | None) -> str:
-    """Seconds as people say them: 45 s, 3 min 05 s, 1 h 02 min, 5 d 16 h (a speed to lead of days)."""
+def duration(seconds: int | None, largest: str = "d") -> str:
+    """Seconds as people say them: 45 s, 3 min 05 s, 1 h 02 min, 5 d 16 h (a speed to lead of days). `|duration:"h"`
+    counts in hours however long (a month's talk time reads 8,000 h 20 min, not 333 d 8 h)."""
     if seconds is None:
         return ""
     seconds = int(seconds)
@@ -114,8 +115,8 @@ def duration(seconds: int | None) -> str:
     if minutes < 60:
         return f"{minutes} min {secs:02d} s"
     hours, minutes = divmod(minutes, 60)
-    if hours < 48:
-        return f"{hours} h {minutes:02d} min"
+    if hours < 48 or largest == "h":
+        return f"{hours:,} h {minutes:02d} min"
     days, hours = divmod(hours, 24)
     return f"{days} d {hours} h"
 
