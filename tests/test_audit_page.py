@@ -3,6 +3,7 @@ filters by person, object, kind and dates, keyset pages; read only; the contact'
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -178,3 +179,13 @@ def test_an_erasure_is_found_by_its_kind(admin_role_client):
     page = admin_role_client.get(URL, {"kind": "contact.erased"}).content.decode()
 
     assert "contact.erased" in page and "Select a valid choice" not in page
+
+
+def test_a_filter_that_cannot_be_read_is_named_by_its_label_with_what_to_do(admin_role_client):
+    response = admin_role_client.get(URL, {"since": "2026-13-45", "kind": "nothing.such", "contact": "x"})
+    assert response.status_code == 400
+    problems = re.findall(r"<li>([^<]*)</li>", response.content.decode())
+    assert any(p.startswith("From: Enter a valid date") for p in problems), problems
+    assert any(p.startswith("What: Select a valid choice") for p in problems), problems
+    assert any(p.startswith("Contact: ") and "follow it again" in p for p in problems), problems
+    assert not any(p.startswith(("since:", "kind:", "contact:")) for p in problems)

@@ -13,12 +13,13 @@ from urllib.parse import urlencode
 
 from django import forms
 from django.contrib.auth import get_user_model
-from django.core.exceptions import ValidationError
+from django.core.exceptions import NON_FIELD_ERRORS, ValidationError
 from django.db.models import Q
 from django.utils import timezone
 
 from calls import cursors
 from calls.audit.triggers import AUDITED
+from calls.forms.problems import NamedProblems
 from calls.models import AuditEntry
 
 PAGE_SIZE = 50
@@ -56,12 +57,17 @@ def cursor_of(entry: AuditEntry) -> str:
     return f"{micros}_{entry.pk}"
 
 
-class AuditFilter(forms.Form):
+class AuditFilter(NamedProblems):
+    link_hint = "The link that set it is damaged: open the audit trail from the menu, or go back and follow it again."
+    whole_errors = (NON_FIELD_ERRORS, "after")  # "That page link is damaged."
+
     person = forms.CharField(required=False, max_length=150, label="Person (username)")
-    kind = forms.ChoiceField(required=False, choices=[("", "Any"), *((k, k) for k in KINDS)])
+    kind = forms.ChoiceField(required=False, label="What", choices=[("", "Any"), *((k, k) for k in KINDS)])
     type = forms.ChoiceField(required=False, label="Object", choices=[("", "Any"), *((t, t) for t in OBJECT_TYPES)])
     id = forms.CharField(required=False, max_length=64, label="Object id")
-    contact = forms.IntegerField(required=False, min_value=1, max_value=2**63 - 1, widget=forms.HiddenInput)
+    contact = forms.IntegerField(
+        required=False, min_value=1, max_value=2**63 - 1, label="Contact", widget=forms.HiddenInput
+    )
     since = forms.DateField(required=False, label="From", widget=forms.DateInput(attrs={"type": "date"}))
     until = forms.DateField(required=False, label="To", widget=forms.DateInput(attrs={"type": "date"}))
     after = forms.CharField(required=False, max_length=60, widget=forms.HiddenInput)

@@ -10,6 +10,7 @@ from django import forms
 from django.core.exceptions import NON_FIELD_ERRORS, ValidationError
 from django.db import models
 
+from calls.forms.problems import NamedProblems
 from calls.models import Agent, AgentGroup, Call, CallbackNumber, DispositionCode, QueueAttempt
 
 NONE = "-"  # a filter value meaning "none": no disposition, no CLID (no real value is a single dash)
@@ -64,8 +65,16 @@ class _Choosable(forms.CharField):
     widget = forms.Select
 
 
-class CallLogFilter(forms.Form):
-    """The call log's filters, sort and page position, all from the query string."""
+class CallLogFilter(NamedProblems):
+    """The call log's filters, sort and page position, all from the query string. `problems()` names the filters
+    that cannot be read by their labels."""
+
+    link_hint = LINK_HINT
+    whole_errors = (
+        NON_FIELD_ERRORS,
+        "after",
+        "before",
+    )  # "This page link is damaged: start again from the first page."
 
     # "From date" and "Called from": the log's table has a From column (who called), so the dates say they are dates.
     start = forms.DateField(
@@ -174,20 +183,6 @@ class CallLogFilter(forms.Form):
             raise ValidationError("This page link is damaged: start again from the first page.")
         data["sort"] = data.get("sort") or DEFAULT_SORT
         return data
-
-    def problems(self) -> list[str]:
-        """The errors as a person reads them: each filter named by its label (not its name in the address), with
-        what to do; for one a link set, to follow the link again."""
-        out = []
-        for name, errors in self.errors.items():
-            words = " ".join(str(error) for error in errors)
-            if name in (NON_FIELD_ERRORS, "after", "before"):
-                out.append(words)  # "This page link is damaged: start again from the first page."
-            elif self.fields[name].widget.is_hidden:
-                out.append(f"{self[name].label}: {words} {LINK_HINT}")
-            else:
-                out.append(f"{self[name].label}: {words}")
-        return out
 
     def menus(self) -> list[dict[str, object]]:
         """The visible filters as plain data for the template to draw: Django's widget templates cost ~5 ms a menu,
