@@ -70,8 +70,13 @@ def progress(queue: CallQueue, *, now: datetime, claim_idle: object) -> Progress
             out.removed += n
     waiting = QueueEntry.objects.filter(queue=queue, state=QueueEntry.State.WAITING)
     out.held = waiting.filter(claimed_by__isnull=False, claimed_at__gt=now - claim_idle).count()  # type: ignore[operator]
+    # Of the contacts still waiting in the queue: one it is done with (reached, unreached, do not call) may have a
+    # callback due, but the queue waits for it no more. One filter() call: the queue and the state of one entry.
     out.callbacks_due = Callback.objects.filter(
-        state=Callback.State.OPEN, due_at__lte=now, contact__queue_entries__queue=queue
+        state=Callback.State.OPEN,
+        due_at__lte=now,
+        contact__queue_entries__queue=queue,
+        contact__queue_entries__state=QueueEntry.State.WAITING,
     ).count()
     return out
 
