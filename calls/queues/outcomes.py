@@ -9,7 +9,7 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
 from django.db import transaction
-from django.db.models import Q
+from django.db.models import Exists, OuterRef, Q
 
 from calls.models import Call, Callback, DispositionCode, QueueAttempt, QueueEntry
 from calls.queues import reports
@@ -83,6 +83,9 @@ def settle(attempt: QueueAttempt, *, now: datetime) -> str:
             changes["attempts"] = max(entry.attempts - 1, 0)  # note_call counted it: not the contact's attempt
         elif effect == QueueAttempt.Effect.RETRY and entry.attempts >= queue.max_attempts:
             effect = QueueAttempt.Effect.UNREACHED
+        if entry.state == QueueEntry.State.REACHED and effect != QueueAttempt.Effect.DO_NOT_CALL:
+            # Its callback was kept while this call was pending (callback_closed): reached, as its entry counts.
+            effect = QueueAttempt.Effect.REACHED
         # The claim stays: the agent's bar shows the outcome and offers Next (which lets it go).
         if effect in (QueueAttempt.Effect.RETRY, QueueAttempt.Effect.CALLBACK):
             changes |= {"due_at": due, "is_callback": effect == QueueAttempt.Effect.CALLBACK}
@@ -139,17 +142,55 @@ def _effect_of(call: Call, *, now: datetime) -> tuple[str, str]:
     return QueueAttempt.Effect.REACHED, call.disposition_code
 
 
+CALLED_BACK = "Called back"  # a contact's promised callback kept (or marked done): reached, the queue's outcome
+
+
 def callback_closed(contact_id: int, *, reached: bool, now: datetime) -> int:
     """The contact's callback was kept (or marked done: reached) or cancelled outside the queue: the entries that
     waited for it are reached, or back in the queue's order. Every waiting entry of the contact waited for it (none
     is offered while the contact has an open callback), whether the queue promised it or a call before the queue
-    did. Returns how many entries changed."""
+    did. Returns how many entries changed.
+
+    A contact reached so is an attempt of its queue, reached, as any other (the report's outcomes and agents count
+    attempts, its progress entries): with the call that kept the callback, when one did and it is no queue's attempt
+    yet, by its caller. An entry whose own call from the queue is still to be settled (a held callback called from
+    the bar) gets none: that call is its attempt, and settles as reached."""
     waiting = QueueEntry.objects.filter(contact_id=contact_id, state=QueueEntry.State.WAITING)
-    if reached:
-        return waiting.update(
-            state=QueueEntry.State.REACHED, finished_at=now, is_callback=False, last_outcome="Called back"
-        )
-    return waiting.filter(is_callback=True).update(is_callback=False, due_at=now)
+    if not reached:
+        return waiting.filter(is_callback=True).update(is_callback=False, due_at=now)
+    keeper = _keeping_call(contact_id, now=now)
+    caller = keeper.created_by_id if keeper is not None else None
+    call = keeper if keeper is not None and not QueueAttempt.objects.filter(call=keeper).exists() else None
+    pending = QueueAttempt.objects.filter(entry=OuterRef("pk"), effect=QueueAttempt.Effect.PENDING)
+    with transaction.atomic():
+        entries = list(waiting.select_for_update().annotate(pending=Exists(pending)).order_by("pk"))
+        for entry in entries:
+            linked = call if call is not None and not entry.pending else None
+            call = None if linked is not None else call  # a call is one queue's attempt (QueueAttempt.call)
+            tried = {"attempts": entry.attempts + 1, "last_call": linked, "last_attempt_at": now} if linked else {}
+            QueueEntry.objects.filter(pk=entry.pk).update(
+                state=QueueEntry.State.REACHED, finished_at=now, is_callback=False, last_outcome=CALLED_BACK, **tried
+            )
+            if not entry.pending:
+                QueueAttempt.objects.create(
+                    queue_id=entry.queue_id,
+                    entry=entry,
+                    call=linked,
+                    user_id=caller,
+                    at=now,
+                    outcome=CALLED_BACK,
+                    effect=QueueAttempt.Effect.REACHED,
+                )
+    for queue_id in {entry.queue_id for entry in entries}:
+        reports.forget_progress(queue_id)
+    return len(entries)
+
+
+def _keeping_call(contact_id: int, *, now: datetime) -> Call | None:
+    """The call that kept the contact's callback just now (callbacks.keep), if one did (not marked done by hand)."""
+    kept = Callback.objects.filter(contact_id=contact_id, state=Callback.State.DONE, done_at=now)
+    call_id = kept.exclude(done_by_call=None).order_by("-pk").values_list("done_by_call_id", flat=True).first()
+    return Call.objects.filter(pk=call_id).first() if call_id is not None else None
 
 
 def settle_finished(*, now: datetime, limit: int = 500) -> int:
@@ -176,7 +217,9 @@ def reopened(call: Call) -> None:
     """A click closed by hand and wrapped up before VCC placed it after all (placing._record_answer): the queue
     attempt that wrap-up settled waits for the real call's outcome again, and its entry is back to waiting (not
     offered meanwhile: its attempt is pending)."""
-    attempt = QueueAttempt.objects.filter(call=call).exclude(effect=QueueAttempt.Effect.PENDING).first()
+    # Not the attempt a kept callback made of it (callback_closed): the callback stays kept, the contact reached.
+    attempts = QueueAttempt.objects.filter(call=call).exclude(outcome=CALLED_BACK, effect=QueueAttempt.Effect.REACHED)
+    attempt = attempts.exclude(effect=QueueAttempt.Effect.PENDING).first()
     if attempt is None or attempt.entry_id is None:  # no attempt, or its entry left the queue since
         return
     QueueAttempt.objects.filter(pk=attempt.pk).update(effect=QueueAttempt.Effect.PENDING, outcome="")

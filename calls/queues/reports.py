@@ -21,6 +21,7 @@ from calls.models import Callback, CallQueue, QueueAttempt, QueueEntry
 from calls.spreadsheet import Line, inert
 
 EXPORT_BATCH = 5000
+NO_ONE = "(no one: a callback marked done, or a deleted user)"  # the agents table's attempts without a user
 
 
 @dataclass
@@ -167,7 +168,9 @@ def report(queue: CallQueue, *, now: datetime, claim_idle: object) -> Report:
     for row in by_outcome:
         effect, outcome = row["effect"], row["outcome"]
         words = outcome or "—"
-        if not row["called"] and effect != QueueAttempt.Effect.SKIPPED:
+        if not row["called"] and effect == QueueAttempt.Effect.REACHED:
+            words += " (no call from this queue)"  # a callback kept by another queue's call, or marked done
+        elif not row["called"] and effect != QueueAttempt.Effect.SKIPPED:
             words += " (no call placed)"
         outcomes.append(
             {
@@ -198,7 +201,7 @@ def report(queue: CallQueue, *, now: datetime, claim_idle: object) -> Report:
         user = users.get(person["user_id"])
         agents.append(
             {
-                "name": (user.get_full_name() or user.get_username()) if user else "(deleted user)",
+                "name": (user.get_full_name() or user.get_username()) if user else NO_ONE,
                 "calls": person["calls"],
                 "reached": person["reached"],
                 "skipped": person["skipped"],
