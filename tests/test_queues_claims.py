@@ -111,10 +111,10 @@ def test_agents_asking_while_a_claim_runs_are_served_together_in_the_queues_orde
     statements: list[list[int]] = []
     execute = claims._execute_claim
 
-    def counted(sql, params, take_back):
+    def counted(sql, params, take_back, let_go=None):
         assert claims.is_claim(sql)
         statements.append(params[0])  # the users it claims for
-        return execute(sql, params, take_back)
+        return execute(sql, params, take_back, let_go)
 
     monkeypatch.setattr(claims, "_execute_claim", counted)
     got: dict[int, int] = {}

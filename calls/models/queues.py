@@ -101,7 +101,15 @@ class QueueEntry(models.Model):
     class Meta:
         ordering = ["queue", "position"]
         verbose_name_plural = "queue entries"
-        constraints = [models.UniqueConstraint(fields=["queue", "contact"], name="queueentry_once_per_queue")]
+        constraints = [
+            models.UniqueConstraint(fields=["queue", "contact"], name="queueentry_once_per_queue"),
+            # One contact of a queue held by an agent at a time, whatever the timing of their "next"s (a double
+            # press): a lapsed claim is let go before another is taken (calls/queues/claims.py). Also the index of
+            # what an agent holds, looked up on every "next" and every refresh of the queue bar.
+            models.UniqueConstraint(
+                fields=["claimed_by", "queue"], condition=Q(claimed_by__isnull=False), name="queueentry_one_held"
+            ),
+        ]
         indexes = [
             # "Next": the waiting entries of a queue in its order (callbacks first).
             models.Index(
@@ -109,10 +117,6 @@ class QueueEntry(models.Model):
             ),
             models.Index(fields=["queue", "state"], name="queueentry_state_idx"),
             models.Index(fields=["last_call"], condition=Q(last_call__isnull=False), name="queueentry_call_idx"),
-            # What an agent holds: looked up on every "next" and every refresh of the queue bar.
-            models.Index(
-                fields=["claimed_by", "queue"], condition=Q(claimed_by__isnull=False), name="queueentry_claimed_idx"
-            ),
             # The minute job's look-ups: contacts whose time zones are still to be looked up.
             models.Index(fields=["id"], condition=Q(state="waiting", time_zone=""), name="queueentry_unzoned_idx"),
         ]

@@ -16,12 +16,13 @@ from __future__ import annotations
 
 import logging
 import threading
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
 from django.core.cache import cache
-from django.db import connection, transaction
+from django.db import IntegrityError, connection, transaction
 
 from calls.calling import hours as calling_hours
 from calls.models import Agent, AgentGroup, Callback, CallQueue, Contact, ContactPhone, QueueAttempt, QueueEntry
@@ -90,7 +91,11 @@ def _claim_sql(most: int) -> str:
     return (
         "WITH asking AS (SELECT a.user_id, a.check_owes, a.n "
         "FROM unnest(%s::bigint[], %s::boolean[]) WITH ORDINALITY AS a (user_id, check_owes, n)), "
-        f"owe AS (SELECT u.user_id FROM asking u WHERE u.check_owes AND ({_owes_sql('u.user_id')})), "
+        # Whoever holds a contact of this queue already is answered so too, checked or not: a second "next" of
+        # theirs (a double press) may have claimed it since the first let go of the last (working.take_next).
+        f"owe AS (SELECT u.user_id FROM asking u WHERE (u.check_owes AND ({_owes_sql('u.user_id')})) "
+        f"OR EXISTS (SELECT 1 FROM {entries} h WHERE h.claimed_by_id = u.user_id AND h.queue_id = %s "
+        "AND h.claimed_at > %s)), "
         "free AS (SELECT f.user_id, row_number() OVER (ORDER BY f.n) AS n FROM asking f "
         "WHERE NOT EXISTS (SELECT 1 FROM owe WHERE owe.user_id = f.user_id)), "
         f"pick AS (SELECT c.id, c.is_callback, c.position FROM {entries} c JOIN {contacts} k ON k.id = c.contact_id "
@@ -139,7 +144,7 @@ def claim_statement(
     those checked), in the queue now (closed: the time zones closed now)."""
     fresh = now - CLAIM_IDLE
     checks = check_owes if check_owes is not None else [False] * len(user_ids)
-    owes = [fresh, fresh, now, fresh]
+    owes = [fresh, fresh, now, fresh, queue.pk, fresh]
     return claim_sql(len(user_ids)), [user_ids, checks, *owes, queue.pk, now, fresh, closed, fresh, now, now]
 
 
@@ -162,19 +167,45 @@ def take_back_statement(queue: CallQueue, *, user_ids: list[int], now: datetime)
     return TAKE_BACK_SQL, [queue.pk, user_ids, now, now, now - CLAIM_IDLE]
 
 
+# The lapsed claims of a claim statement's users in its queue (theirs still, though anyone may take them), let go
+# first, in its transaction: an agent holds one entry of a queue at most (the unique queueentry_one_held), so the
+# claim of another would fail on it. In the entries' order, so that two claims letting go at once cannot deadlock.
+LET_GO_LAPSED_SQL = (
+    f"UPDATE {QueueEntry._meta.db_table} SET claimed_by_id = NULL, claimed_at = NULL, claimed_since = NULL "
+    f"WHERE id IN (SELECT id FROM {QueueEntry._meta.db_table} WHERE queue_id = %s "
+    "AND claimed_by_id = ANY(%s::bigint[]) AND claimed_at <= %s ORDER BY id FOR UPDATE)"
+)
+
+
+def let_go_lapsed_statement(queue: CallQueue, *, user_ids: list[int], now: datetime) -> tuple[str, list[Any]]:
+    """LET_GO_LAPSED_SQL and its parameters, for a claim_statement with the same queue, users and moment."""
+    return LET_GO_LAPSED_SQL, [queue.pk, user_ids, now - CLAIM_IDLE]
+
+
 def _execute_claim(
-    sql: str, params: list[Any], take_back: tuple[str, list[Any]]
+    sql: str,
+    params: list[Any],
+    take_back: tuple[str, list[Any]],
+    let_go: tuple[str, list[Any]] | None = None,
 ) -> tuple[list[tuple[Any, ...]], set[int]]:
-    """The claim statement's rows, and the entries taken back after it (take_back_statement). Planned for its
-    values at each run (1.3 to 5 ms of PostgreSQL's), never on a generic plan: one made for any queue took the
-    queue's size from the statistics, and once they knew a queue of 100,000 entries it sorted the whole queue for
-    one agent (0.6 s a claim, bench/README.md). Without JIT: compiling the plan for 200 agents took 60 to 100 ms,
-    running it 12."""
-    with connection.cursor() as cursor:
-        # One round trip, one transaction (the statements of one query string run in one). SET LOCAL: for this
-        # transaction (in a caller's transaction, for the rest of it).
-        cursor.execute(f"SET LOCAL jit = off; {sql}; {take_back[0]}", [*params, *take_back[1]])
-        cursor.nextset()
+    """The claim statement's rows, and the entries taken back after it (take_back_statement), the agents' lapsed
+    claims let go first (let_go_lapsed_statement). IntegrityError when the claim would have given one of its agents
+    a second entry of the queue (a claim for them committed while this one ran: the unique queueentry_one_held
+    refused it); nothing of this claim is kept, and a claim again sees theirs.
+
+    Planned for its values at each run (1.3 to 5 ms of PostgreSQL's), never on a generic plan: one made for any
+    queue took the queue's size from the statistics, and once they knew a queue of 100,000 entries it sorted the
+    whole queue for one agent (0.6 s a claim, bench/README.md). Without JIT: compiling the plan for 200 agents took
+    60 to 100 ms, running it 12."""
+    first = [let_go] if let_go is not None else []
+    # One round trip, one transaction (the statements of one query string run in one). SET LOCAL: for this
+    # transaction (in a caller's transaction, for the rest of it, where a savepoint keeps a refusal to this claim).
+    text = "; ".join(["SET LOCAL jit = off", *(s for s, _ in first), sql, take_back[0]])
+    values = [*(v for _, p in first for v in p), *params, *take_back[1]]
+    with transaction.atomic() if connection.in_atomic_block else nullcontext(), connection.cursor() as cursor:
+        cursor.execute(text, values)
+        for _ in range(1 + len(first)):
+            cursor.nextset()
         rows = cursor.fetchall()
         cursor.nextset()
         return rows, {row[0] for row in cursor.fetchall()}
@@ -238,8 +269,9 @@ def _desk(queue_id: int) -> _Desk:
 def take(
     user_id: int, queue: CallQueue, *, now: datetime, hours: calling_hours.Hours, check_owes: bool
 ) -> tuple[QueueEntry, Contact] | str | None:
-    """The entry claimed for the user, with its contact; None when nobody may be called now; OWES (only when
-    check_owes) when the user holds or owes something, which working.take_next deals with first."""
+    """The entry claimed for the user, with its contact; None when nobody may be called now; OWES when the user
+    holds or owes something (when check_owes), or holds an entry of this queue already (whatever check_owes: a
+    second "next" of theirs claimed it meanwhile), which working.take_next deals with."""
     ask = _Ask(user_id, now, check_owes)
     if connection.in_atomic_block or not connection.get_autocommit():
         _serve(queue, [ask], hours)  # alone: a claim for someone else must not live in this transaction
@@ -338,7 +370,12 @@ def _claim_for(
             break
         users = list(checks)
         statement = claim_statement(queue, user_ids=users, check_owes=list(checks.values()), now=now, closed=closed)
-        rows, taken_back = _execute_claim(*statement, take_back_statement(queue, user_ids=users, now=now))
+        let_go = let_go_lapsed_statement(queue, user_ids=users, now=now)
+        try:
+            rows, taken_back = _execute_claim(*statement, take_back_statement(queue, user_ids=users, now=now), let_go)
+        except IntegrityError:
+            log.info("queue %s: a claim for one of %s agents came first; claiming again", queue.pk, len(users))
+            continue  # the same agents again: who has an entry of the queue now is told so (the owe check)
         entries, numbers, owing = _read_claims(rows)
         owe |= owing
         for user_id, entry in entries.items():

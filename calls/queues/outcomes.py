@@ -46,6 +46,10 @@ def note_call(call: Call, *, user: User, now: datetime, queue_id: int | None = N
             return None
         # The agent holds the entry from now: its outcome shows on their bar, as for any contact of the queue.
         claim = {"claimed_by": user, "claimed_since": entry.claimed_since or now} if entry.claimed_by_id is None else {}
+        if claim:  # one entry of a queue an agent (queueentry_one_held): any other of this queue is let go
+            QueueEntry.objects.filter(queue_id=entry.queue_id, claimed_by=user).exclude(pk=entry.pk).update(
+                claimed_by=None, claimed_at=None, claimed_since=None
+            )
         QueueEntry.objects.filter(pk=entry.pk).update(
             attempts=entry.attempts + 1, last_call=call, last_attempt_at=now, claimed_at=now, **claim
         )

@@ -193,7 +193,9 @@ def take_next(*, user: User, queue: CallQueue, now: datetime) -> Next:
 
 def _next_entry(user: User, queue: CallQueue, *, now: datetime, hours: calling_hours.Hours) -> Next:
     if connection.vendor == "postgresql":
-        got = claims.take(user.pk, queue, now=now, hours=hours, check_owes=False)  # never OWES: not asked
+        got = claims.take(user.pk, queue, now=now, hours=hours, check_owes=False)
+        if got == claims.OWES:  # another "next" of theirs claimed a contact since this one let go: that one
+            return Next(current) if (current := held(user, queue, now=now)) else Next(None, _why_nobody(queue, now=now))
         return _as_next(queue, got, now=now)
     if (entry := _take_entry(user, queue, now=now, hours=hours)) is not None:
         return Next(entry)
@@ -310,8 +312,13 @@ def _candidates(queue: CallQueue, *, now: datetime, closed: list[str]) -> Any:
 
 
 def _claim_first(queue: CallQueue, *, user: User, now: datetime, closed: list[str]) -> QueueEntry | None:
-    """Claim the first candidate for the user, through the ORM (not PostgreSQL)."""
+    """Claim the first candidate for the user, through the ORM (not PostgreSQL); the one they hold in the queue if
+    another "next" of theirs claimed it meanwhile (one entry of a queue an agent, queueentry_one_held)."""
     with transaction.atomic():
+        mine = QueueEntry.objects.filter(queue=queue, claimed_by=user)
+        mine.filter(claimed_at__lte=now - CLAIM_IDLE).update(claimed_by=None, claimed_at=None, claimed_since=None)
+        if (holding := mine.first()) is not None:
+            return holding
         found = next(iter(_candidates(queue, now=now, closed=closed)[:1]), None)
         if found is None:
             return None
