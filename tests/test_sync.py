@@ -196,7 +196,7 @@ def test_it_stores_whom_vcc_lists_each_number_for_and_reports_changes(sim):
     assert before and manchester.vcc_listing_synced_at is not None
     account = sim.account
     narrowed = tuple(
-        dataclasses.replace(n, agent_ids=("1005",)) if n.clid == manchester.number else n
+        dataclasses.replace(n, agent_ids=("1005",)) if n == account.callback_number(manchester.number) else n
         for n in account.callback_numbers
     )
     sim.account = dataclasses.replace(account, callback_numbers=narrowed)
@@ -268,7 +268,8 @@ def test_a_number_an_admin_deactivated_stays_inactive_when_vcc_drops_it_and_has_
     admin_client.post("/admin/calls/callbacknumber/", {"action": "deactivate", "_selected_action": [manchester.pk]})
     account = sim.account
     sim.account = dataclasses.replace(
-        account, callback_numbers=tuple(n for n in account.callback_numbers if n.clid != manchester.number)
+        account,
+        callback_numbers=tuple(n for n in account.callback_numbers if n != account.callback_number(manchester.number)),
     )
     try:
         sync()

@@ -36,7 +36,7 @@ class AgentGroup:
 class CallbackNumber:
     callback_number_id: str
     name: str
-    clid: str
+    clid: str  # as the account lists it: E.164 or national format (VCC's docs show both)
     agent_ids: tuple[str, ...] | None = None  # None: every agent may present it
 
     def allows(self, agent_id: str) -> bool:
@@ -64,9 +64,16 @@ class Account:
     fair_use_limit: int | None = None
 
     def callback_number(self, clid: str) -> CallbackNumber | None:
-        """Find the callback number a presented CLID refers to, whatever format it was written in."""
+        """Find the callback number a presented CLID refers to, whatever format either is written in.
+
+        VCC does not document whether it compares presentedCLID as a string or as a number: the simulator compares
+        numbers, so a request in either form is accepted."""
         wanted = to_e164(clid, self.default_region)
-        return next((number for number in self.callback_numbers if number.clid == wanted), None)
+        if wanted is None:
+            return None
+        return next(
+            (number for number in self.callback_numbers if to_e164(number.clid, self.default_region) == wanted), None
+        )
 
     def user(self, user_id: str) -> Agent | None:
         return next((agent for agent in self.agents.values() if agent.user_id.lower() == user_id.lower()), None)
@@ -103,16 +110,17 @@ def _account_from_json(data: Mapping[str, Any]) -> Account:
     agents = {str(item["agentId"]): _agent(item) for item in data.get("agents", [])}
     groups = {str(item["groupDisplayId"]): _group(item, agents) for item in data.get("groups", [])}
     gateway = data.get("gateway", {})
+    region = str(data.get("defaultRegion", "GB"))
     return Account(
         account_key=str(data["accountKey"]),
         api_token=str(data["apiToken"]),
         gateway_client_id=str(gateway.get("clientId", "")),
         gateway_client_secret=str(gateway.get("clientSecret", "")),
         ccxml_enabled=bool(data.get("ccxmlEnabled", True)),
-        default_region=str(data.get("defaultRegion", "GB")),
+        default_region=region,
         agents=agents,
         groups=groups,
-        callback_numbers=tuple(_callback_number(item, agents) for item in data.get("callbackNumbers", [])),
+        callback_numbers=tuple(_callback_number(item, agents, region) for item in data.get("callbackNumbers", [])),
         v0_token_expires_in=int(data.get("tokenExpiresIn", 3600)),
         gateway_token_expires_in=int(gateway.get("tokenExpiresIn", 7200)),
         first_page=_first_page(gateway.get("firstPage", 1)),
@@ -156,13 +164,13 @@ def _group(item: Mapping[str, Any], agents: Mapping[str, Agent]) -> AgentGroup:
     return AgentGroup(str(item["groupDisplayId"]), item["groupId"], item["name"], members)
 
 
-def _callback_number(item: Mapping[str, Any], agents: Mapping[str, Agent]) -> CallbackNumber:
+def _callback_number(item: Mapping[str, Any], agents: Mapping[str, Agent], region: str) -> CallbackNumber:
     agent_ids = item.get("agents")
     if agent_ids is not None:
         agent_ids = tuple(str(agent_id) for agent_id in agent_ids)
         unknown = [agent_id for agent_id in agent_ids if agent_id not in agents]
         if unknown:
             raise ValueError(f"callback number {item['clid']}: unknown agents {unknown}")
-    if not str(item["clid"]).startswith("+"):
-        raise ValueError(f"callback number {item['clid']}: clid must be in E.164 format")
+    if to_e164(str(item["clid"]), region) is None:
+        raise ValueError(f"callback number {item['clid']}: clid must be a valid number, E.164 or {region} national")
     return CallbackNumber(item["callbackNumberId"], item["name"], item["clid"], agent_ids)

@@ -212,6 +212,16 @@ def test_an_account_file_with_other_paging_is_refused(tmp_path, gateway, message
         load_account(path)
 
 
+@pytest.mark.parametrize("clid", ["12345", "+44", "Manchester"])
+def test_an_account_file_with_a_callback_number_that_is_no_number_is_refused(tmp_path, clid):
+    data = json.loads(SAMPLE_ACCOUNT.read_text(encoding="utf-8"))
+    data["callbackNumbers"][0]["clid"] = clid
+    path = tmp_path / "account.json"
+    path.write_text(json.dumps(data), encoding="utf-8")
+    with pytest.raises(ValueError, match="clid must be a valid number, E.164 or GB national"):
+        load_account(path)
+
+
 def test_it_lists_groups_with_display_ids_as_strings(admin: httpx.Client):
     body = admin.get("/useradmin/groups", params={"limit": 2}).json()
 

@@ -206,7 +206,22 @@ def test_property_names_are_case_insensitive_and_clids_may_be_national(vcc: http
     response = place(vcc, body)
 
     assert response.status_code == 201
-    assert response.json()["from"]["presentedClid"] == "+441614960200"
+    assert response.json()["from"]["presentedClid"] == "01614960200"  # as the account lists it
+
+
+@pytest.mark.parametrize("presented", ["01614960200", "+441614960200", "+44 161 496 0200"])
+def test_a_callback_number_held_in_national_format_may_be_presented_in_either_form(
+    vcc: httpx.Client, sim: Simulator, presented: str
+):
+    """The account holds Manchester support as 01614960200 (VCC's docs show national and E.164 forms); whether VCC
+    compares presentedCLID as a string is not documented, so the simulator compares the numbers."""
+    assert [n.clid for n in sim.account.callback_numbers if n.name == "Manchester support"] == ["01614960200"]
+    body = {"from": {"agentId": "1002", "presentedCLID": presented}, "to": {"telephoneNumber": "02072068888"}}
+
+    response = place(vcc, body)
+
+    assert response.status_code == 201, response.text
+    assert response.json()["from"]["presentedClid"] == "01614960200"
 
 
 def test_a_group_call_goes_to_the_first_ready_member_named_once_they_answer(vcc: httpx.Client, sim: Simulator):
