@@ -170,6 +170,8 @@ def _sync_callback_numbers(
             values: dict[str, object] = {
                 "label": row.label or item.name or number,
                 "vcc_callback_number_id": item.callback_number_id,
+                # VCC's own form, sent back as presentedCLID: whether VCC compares it as a string is not known.
+                "vcc_clid": item.clid.strip(),
                 "is_active": row.is_active or row.retired_by_sync,
                 "retired_by_sync": False,
             }

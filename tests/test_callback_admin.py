@@ -45,6 +45,34 @@ def test_it_shows_numbers_in_national_form(admin_role_client, london):
     assert 'value="020 7946 0100"' in change_page
 
 
+def test_its_page_shows_the_number_as_vcc_lists_it_read_only(admin_role_client, london):
+    before = admin_role_client.get(f"{URL}{london.pk}/change/").content.decode()
+    london.vcc_clid = "02079460100"
+    london.save()
+    page = admin_role_client.get(f"{URL}{london.pk}/change/").content.decode()
+
+    assert "the sync from VCC has not read this number, so calls send +442079460100" in before
+    assert "02079460100: sent to VCC as the presented CLID, exactly as VCC lists it" in page
+    assert 'name="vcc_clid"' not in page
+
+
+def test_changing_the_number_forgets_vccs_form_of_the_old_one(admin_role_client, london):
+    london.vcc_clid = "02079460100"
+    london.save()
+    same = form(number="020 7946 0100", label=london.label)
+    assert admin_role_client.post(f"{URL}{london.pk}/change/", same).status_code == 302
+    london.refresh_from_db()
+    assert london.vcc_clid == "02079460100"  # the same number typed another way: VCC's form still holds
+
+    response = admin_role_client.post(f"{URL}{london.pk}/change/", form(number="0113 496 0000", label="Leeds"))
+
+    assert response.status_code == 302
+    london.refresh_from_db()
+    assert london.number == "+441134960000"
+    assert london.vcc_clid == ""
+    assert london.presented_clid == "+441134960000"
+
+
 def test_ticking_default_on_another_number_swaps_it_in_one_save(admin_role_client, london, manchester):
     values = form(number=manchester.number, label=manchester.label, is_default="on", allowed_groups=[])
     response = admin_role_client.post(f"{URL}{manchester.pk}/change/", values)

@@ -215,6 +215,26 @@ def test_it_refuses_a_restricted_clid_chosen_by_someone_outside_it(agent_client,
     )
 
 
+@pytest.mark.parametrize(
+    ("vcc_clid", "sent_as"),
+    [("02079460100", "02079460100"), ("+44 20 7946 0100", "+44 20 7946 0100"), ("", "+442079460100")],
+)
+def test_it_presents_the_callback_number_as_vcc_lists_it(agent_client, contact, london, sim, sent, vcc_clid, sent_as):
+    """VCC may compare presentedCLID as the string it holds: the form the sync read is sent, else (a number an
+    admin typed, never synced) E.164. The call log keeps the E.164 number either way."""
+    london.vcc_clid = vcc_clid
+    london.save()
+
+    click(agent_client, primary(contact))
+
+    call = only_call()
+    assert call.state == Call.State.LIVE
+    assert call.request_body["from"]["presentedCLID"] == sent_as
+    assert sent_call_body(sent)["from"]["presentedCLID"] == sent_as
+    assert call.presented_clid == "+442079460100"
+    assert call.callback_number == london
+
+
 def test_the_contact_page_never_offers_a_restricted_clid(agent_client, contact, london, chicago, manchester):
     html = agent_client.get(f"/contacts/{contact.pk}/").content.decode()
 

@@ -75,6 +75,32 @@ def test_it_keeps_what_vccweb_adds(agent_user, london):
     assert CallbackNumber.objects.get(number=london.number).label == "London main"
 
 
+def test_it_keeps_each_callback_number_as_vcc_lists_it(sim, london):
+    """VCC lists Manchester support in national format (01614960200): matched as +441614960200, kept as VCC wrote it,
+    to be sent back as the presented CLID."""
+    output = sync()
+
+    forms = dict(CallbackNumber.objects.values_list("number", "vcc_clid"))
+    assert forms == {"+442079460100": "+442079460100", "+441614960200": "01614960200", "+13125550100": "+13125550100"}
+    assert CallbackNumber.objects.count() == 3  # matched by number: no second row for VCC's form
+    assert "as VCC lists it: none → “+442079460100”)" in output  # the admin's number, now synced
+    account = sim.account
+    sim.account = dataclasses.replace(
+        account,
+        callback_numbers=tuple(
+            dataclasses.replace(n, clid="020 7946 0100") if n.clid == london.number else n
+            for n in account.callback_numbers
+        ),
+    )
+    try:
+        output = sync()
+    finally:
+        sim.account = account
+    london.refresh_from_db()
+    assert london.vcc_clid == "020 7946 0100"
+    assert "updated callback number +442079460100 (as VCC lists it: “+442079460100” → “020 7946 0100”)" in output
+
+
 def test_what_vcc_no_longer_has_is_deactivated_not_deleted(london):
     gone = Agent.objects.create(display_id="9999", name="Left the company")
     stale = CallbackNumber.objects.create(number="+441134960000", label="Leeds (removed in VCC)")

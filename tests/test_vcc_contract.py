@@ -7,7 +7,10 @@ import logging
 
 import pytest
 from django.core.cache import cache
+from django.test import Client
 
+from calls.models import Call, CallbackNumber
+from calls.sync import sync_from_vcc
 from calls.vcc import (
     AsyncVCCClient,
     CallRequest,
@@ -18,6 +21,7 @@ from calls.vcc import (
     get_async_client,
     get_client,
 )
+from tests._sim import agent_user, click, only_call, primary
 from vccsim import Clock, Simulator, load_account, start_server
 
 NUMBER = "02072068800"  # the simulator answers numbers that don't end in 91-94
@@ -384,6 +388,26 @@ def test_it_syncs_users_groups_members_and_callback_numbers(server, sim):
     # As VCC lists them: the sample account holds Manchester in national format.
     assert [number.clid for number in priya_numbers] == ["+442079460100", "01614960200", "+13125550100"]
     assert sum(token.kind == "gateway" and token.scopes == {"users:read"} for token in sim.tokens.values()) == 1
+
+
+@pytest.mark.django_db
+def test_a_click_presenting_a_number_vcc_lists_in_national_format_is_placed(server, sim, make_user, contact):
+    """VCC lists Manchester support as 01614960200: the sync reads it, and the click sends that form back."""
+    priya = agent_user(make_user, "priya", "1002", "Priya Shah")
+    with UserAdminClient() as admin:
+        sync_from_vcc(admin)
+    manchester = CallbackNumber.objects.get(number="+441614960200")
+    browser = Client()
+    browser.force_login(priya)
+
+    response = click(browser, primary(contact), clid=manchester.pk)
+
+    assert response.status_code == 200
+    call = only_call()
+    assert call.state == Call.State.LIVE and call.vcc_call_id in sim.calls
+    assert call.request_body["from"]["presentedCLID"] == "01614960200"
+    assert sim.calls[call.vcc_call_id].from_party["presentedClid"] == "01614960200"
+    assert call.presented_clid == "+441614960200" and call.callback_number == manchester
 
 
 @pytest.mark.parametrize(("retry_after", "waited"), [(None, 10), (1, 1), (30, 30)])

@@ -50,6 +50,12 @@ class CallbackNumberForm(forms.ModelForm):
             "vcc_callback_number_id",
         ]
 
+    def clean(self) -> dict[str, Any] | None:
+        cleaned = super().clean()
+        if "number" in self.changed_data:
+            self.instance.vcc_clid = ""  # VCC's form of the old number: the next sync reads the new one's
+        return cleaned
+
 
 class _Usage(TypedDict):
     usage: tuple[int, datetime | None]  # set on each number of the page by CallbackNumberChangeList
@@ -73,11 +79,11 @@ class CallbackNumberAdmin(BoundedSearch, admin.ModelAdmin):
     search_fields = ["label", "number"]
     filter_horizontal = ["allowed_agents", "allowed_groups"]
     actions = ["make_default", "deactivate", "activate", "delete_unused"]
-    readonly_fields = ["usage_summary", "vcc_listing", "retired_by_sync"]
+    readonly_fields = ["usage_summary", "vcc_listing", "vcc_form", "retired_by_sync"]
     fieldsets = [
         (None, {"fields": ["number", "label", "is_active", "is_default", "local_presence"]}),
         ("Who may present it", {"fields": ["allowed_agents", "allowed_groups"]}),
-        ("VCC", {"fields": ["vcc_listing", "vcc_callback_number_id", "retired_by_sync"]}),
+        ("VCC", {"fields": ["vcc_listing", "vcc_form", "vcc_callback_number_id", "retired_by_sync"]}),
         ("Use", {"fields": ["usage_summary"]}),
     ]
 
@@ -138,6 +144,12 @@ class CallbackNumberAdmin(BoundedSearch, admin.ModelAdmin):
         if not listed:
             return f"Nobody ({when}): VCC would refuse every call presenting it."
         return format_html("{} ({})", ", ".join(str(a) for a in sorted(listed, key=lambda a: a.name)), when)
+
+    @admin.display(description="as VCC lists it")
+    def vcc_form(self, number: CallbackNumber) -> str:
+        if not number.vcc_clid:
+            return f"Not known yet: the sync from VCC has not read this number, so calls send {number.number or 'it'}."
+        return f"{number.vcc_clid}: sent to VCC as the presented CLID, exactly as VCC lists it"
 
     @admin.display(description="presented on calls")
     def usage_summary(self, number: CallbackNumber) -> str:

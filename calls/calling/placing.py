@@ -348,7 +348,8 @@ def _start(
         # Without groups the plan has the caller's agent (rules.refusal refuses a click without one).
         from_agent_id=dial.agent.display_id if dial.agent is not None and not dial.groups else None,
         from_groups=tuple(g.display_id for g in dial.groups),
-        presented_clid=dial.clid.number if dial.clid else None,
+        # VCC's own form of the number when the sync read it (VCC may compare it as a string), else E.164.
+        presented_clid=dial.clid.presented_clid if dial.clid else None,
         consent=(dial.consent or None) if version >= CONSENT_VERSION else None,
         to_number=dial.number or None,
         to_agent_id=dial.to_agent.display_id if dial.to_agent else None,

@@ -158,6 +158,19 @@ class CallbackNumber(models.Model):
         AgentGroup, blank=True, related_name="restricted_callback_numbers", help_text="Members of these groups."
     )
     vcc_callback_number_id = models.CharField("VCC callback number ID", max_length=64, blank=True)
+    # VCC lists it as callbackNumberClid, in whatever form it holds it ("+48600000000", "01256636451"). Whether VCC
+    # compares presentedCLID as a string or as a number is not documented (vcc-api.md §5.2, §7.3), so a call sends
+    # it back in VCC's own form; everything else here (matching, uniqueness, reports) uses `number`.
+    vcc_clid = models.CharField(
+        "as VCC lists it",
+        max_length=64,
+        blank=True,
+        default="",
+        db_default="",  # old processes still inserting during a deploy leave it empty
+        editable=False,
+        help_text="Set by the sync: the number as VCC lists it, sent as the presented CLID. Empty: not synced, "
+        "so calls send the E.164 number.",
+    )
     local_presence = models.BooleanField(
         "local presence",
         default=False,
@@ -241,6 +254,11 @@ class CallbackNumber(models.Model):
     @property
     def display(self) -> str:
         return phones.display(self.number)
+
+    @property
+    def presented_clid(self) -> str:
+        """What a call presenting this number sends VCC as presentedCLID: VCC's own form if the sync read it."""
+        return self.vcc_clid or self.number
 
     @property
     def is_restricted(self) -> bool:
