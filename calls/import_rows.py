@@ -11,7 +11,7 @@ from django.core.validators import validate_email
 
 from calls import phones
 from calls.import_files import ImportFileError
-from calls.models import ContactPhone
+from calls.models import Contact, ContactPhone
 from calls.spreadsheet import as_typed
 
 # The fields a column can feed, in the order the mapping form shows them.
@@ -32,6 +32,7 @@ FIELDS: dict[str, str] = {
     "notes": "Notes",
 }
 PHONE_FIELDS = ("phone", "mobile", "work", "home", "other", "dnc_numbers")
+EMAIL_LENGTH = Contact._meta.get_field("email").max_length or 254
 MAX_NUMBERS = 20  # numbers in one row: more is not one person (and would let a batch of rows hold a whole file)
 
 # Header names people use, compared without case, spaces or punctuation.
@@ -125,7 +126,10 @@ def parse_row(number: int, cells: list[str], mapping: dict[str, int | None], reg
     if len(row.company) > 200:
         row.problems.append("The company is longer than 200 characters.")
     row.email = cell("email")
-    if row.email:
+    if len(row.email) > EMAIL_LENGTH:
+        # A valid address may have 320 characters; the column holds 254, and one longer failed the whole import.
+        row.problems.append(f"The email is longer than {EMAIL_LENGTH} characters.")
+    elif row.email:
         try:
             validate_email(row.email)
         except ValidationError:

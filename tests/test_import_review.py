@@ -1,0 +1,29 @@
+"""Imports as an admin meets them with real files: what would fail at the confirmation is a row's problem in the
+preview, the preview says which columns are left out, and the export comes back as it went."""
+
+from __future__ import annotations
+
+import pytest
+
+from calls.models import Contact, ContactImport
+from tests.test_import import confirm, started
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture(autouse=True)
+def _inline_jobs(settings):
+    settings.CONTACT_IMPORT_BACKGROUND = False
+
+
+def test_an_email_too_long_to_store_is_a_problem_of_its_row_not_a_failed_import(agent_client):
+    # A valid address (up to 320 characters) longer than the column's 254 made the whole import fail at the
+    # confirmation with "Something went wrong", after the preview had said every row was ready.
+    long_email = "a" * 250 + "@example.com"
+    imp = started(agent_client, f"Name,Email\nLong Mail,{long_email}\nBo Brown,bo@example.com\n")
+    assert imp.report["problems"] == [{"row": 2, "messages": ["The email is longer than 254 characters."]}]
+    assert imp.report["ready"] == 1
+    confirm(agent_client, imp)
+    imp.refresh_from_db()
+    assert imp.status == ContactImport.Status.DONE
+    assert list(Contact.objects.values_list("name", flat=True)) == ["Bo Brown"]
