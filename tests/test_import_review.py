@@ -27,3 +27,18 @@ def test_an_email_too_long_to_store_is_a_problem_of_its_row_not_a_failed_import(
     imp.refresh_from_db()
     assert imp.status == ContactImport.Status.DONE
     assert list(Contact.objects.values_list("name", flat=True)) == ["Bo Brown"]
+
+
+def test_the_preview_names_the_columns_it_leaves_out_and_opens_the_mapping(agent_client):
+    # A French spreadsheet: only Name is known, and the preview said "1 ready to add" without a word about the
+    # numbers and company it would drop.
+    data = "Name;Société;Téléphone;Portable;\r\nZoë Müller;Café;020 7946 0100;07400 123456;\r\n".encode("cp1252")
+    imp = started(agent_client, data)
+    page = agent_client.get(f"/contacts/import/{imp.pk}/").content.decode()
+    assert "Not imported: Société, Téléphone, Portable. If they hold details of the contacts" in page
+    assert '<details class="card mapping" open>' in page
+    # Once each column feeds a field, nothing is said.
+    mapping = {"name": "0", "company": "1", "phone": "2", "mobile": "3"}
+    agent_client.post(f"/contacts/import/{imp.pk}/mapping/", mapping)
+    page = agent_client.get(f"/contacts/import/{imp.pk}/").content.decode()
+    assert "Not imported" not in page and '<details class="card mapping">' in page

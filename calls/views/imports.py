@@ -93,6 +93,7 @@ def _preview_context(request: AuthedRequest, imp: ContactImport) -> dict[str, ob
         "guessed_encoding": (imp.result or {}).get("encoding") == import_files.WINDOWS_1252,
         "can_confirm": _anything_to_import(report, may_update),
         "nothing_to_import": NOTHING_TO_IMPORT,
+        "left_out": _left_out(imp),
     }
     if imp.status == ContactImport.Status.PREVIEW:
         initial = {k: "" if v is None else str(v) for k, v in imp.mapping.items()}
@@ -109,6 +110,12 @@ def _preview_context(request: AuthedRequest, imp: ContactImport) -> dict[str, ob
         context["problems"] = problems
         context["unlisted_duplicates"] = report.get("duplicate_count", 0) - len(report.get("duplicates", []))
     return context
+
+
+def _left_out(imp: ContactImport) -> list[str]:
+    """The named columns of the file that feed no field: their cells are not imported, which the preview says."""
+    mapped = {i for i in imp.mapping.values() if i is not None}
+    return [name for i, name in enumerate(imp.header) if name and i not in mapped]
 
 
 @require_GET
