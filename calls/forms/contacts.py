@@ -4,6 +4,7 @@ sort, filters and page, all in the URL."""
 from __future__ import annotations
 
 import base64
+import hashlib
 import json
 from typing import Any
 from urllib.parse import urlencode
@@ -12,6 +13,7 @@ from django import forms
 from django.contrib.auth.models import User
 from django.core.exceptions import ValidationError
 from django.forms import BaseInlineFormSet, inlineformset_factory
+from django.http import QueryDict
 
 from calls import cursors, phones
 from calls import permissions as perms
@@ -40,6 +42,23 @@ class _OwnerField(forms.ModelChoiceField):
         return obj.get_full_name() or obj.username
 
 
+OVERTAKEN = (
+    "Someone else saved this contact after you opened it, so your changes were not saved. They are still in the "
+    "form below: open the contact in another tab to see what changed, then Save again to keep yours (they replace "
+    "what the other person saved)."
+)
+GONE = "This contact was deleted after you opened it: nothing was saved."
+
+
+def contact_version(contact: Contact) -> str:
+    """A digest of what the contact's form shows, as saved (its fields and numbers): two people who open the form
+    get the same one, and a save by either changes it for the other."""
+    fields = [getattr(contact, name) for name in ContactForm.Meta.fields if name != "owner"] + [contact.owner_id]
+    numbers = ContactPhone.objects.filter(contact_id=contact.pk).order_by("pk")
+    rows = list(numbers.values_list("pk", "label", "number", "is_primary", "do_not_call"))
+    return hashlib.sha256(json.dumps([fields, rows], default=str).encode()).hexdigest()[:32]
+
+
 class ContactForm(forms.ModelForm):
     instance: Contact
 
@@ -58,9 +77,14 @@ class ContactForm(forms.ModelForm):
         "number. Shown on the contact's timeline.",
     )
 
+    # The contact as the form was opened (contact_version): a save over someone else's since is refused once.
+    version = forms.CharField(required=False, widget=forms.HiddenInput, max_length=64)
+
     def __init__(self, *args: Any, user: User, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.user = user
+        if self.instance.pk is not None and not self.is_bound:
+            self.initial["version"] = contact_version(self.instance)
         if self.instance.pk is None or not _may_clear_do_not_call(user):
             del self.fields["dnc_reason"]  # nothing to clear, or not theirs to clear
         consent = self.fields["consent_override"]
@@ -72,6 +96,25 @@ class ContactForm(forms.ModelForm):
 
     def clean_do_not_call(self) -> bool:
         return _refuse_clearing(self, self.user, "This contact")
+
+    def overtaken(self) -> str:
+        """In the saving transaction, before saving: why the save must not go on (someone else saved the contact
+        since this form was opened, or deleted it), else "". The contact stays locked until the save commits. The
+        form then carries the contact's new version: saving again, knowingly, replaces the other person's save."""
+        opened = self.cleaned_data.get("version")
+        if self.instance.pk is None or not opened:  # a new contact, or a client that sends no version (the API)
+            return ""
+        current = Contact.objects.select_for_update().filter(pk=self.instance.pk).first()
+        if current is None:
+            return GONE
+        now = contact_version(current)
+        if now == opened:
+            return ""
+        data = QueryDict(mutable=True)
+        data.update(self.data)
+        data[self.add_prefix("version")] = now
+        self.data = data
+        return OVERTAKEN
 
 
 class ContactPhoneForm(forms.ModelForm):

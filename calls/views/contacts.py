@@ -185,12 +185,8 @@ def _save_contact(request: AuthedRequest, contact: Contact | None) -> HttpRespon
     """Shared by create and edit: a contact form and its numbers, saved together or not at all."""
     form = ContactForm(request.POST or None, instance=contact, user=request.user)
     formset = ContactPhoneFormSet(request.POST or None, instance=form.instance, prefix="phones", user=request.user)
-    if request.method == "POST" and form.is_valid() and formset.is_valid() and _reason_given(form, formset):
-        reason = audit.reason(form.cleaned_data.get("dnc_reason", ""))
-        with transaction.atomic(), reason, changes.contact_change(contact.pk if contact else None) as created:
-            saved = form.save()
-            save_numbers(formset, saved)
-            created.extend([] if contact else [saved.pk])
+    valid = request.method == "POST" and form.is_valid() and formset.is_valid() and _reason_given(form, formset)
+    if valid and (saved := _saved(form, formset, contact)) is not None:
         messages.success(request, f"Saved {saved.name}.")
         for phone_form in formset.forms:
             if phone_form.has_changed() and phone_form not in formset.deleted_forms:
@@ -205,6 +201,21 @@ def _save_contact(request: AuthedRequest, contact: Contact | None) -> HttpRespon
             if getattr(phone_form, "cleaned_data", None) and phone_form.has_changed():
                 phone_form.warnings = [f"Also a number of {other}." for other in phone_form.other_contacts()]
     return render(request, "calls/contact_form.html", {"form": form, "formset": formset, "contact": contact})
+
+
+def _saved(form: ContactForm, formset: Any, contact: Contact | None) -> Contact | None:
+    """Save a valid contact form and its numbers together, unless someone else saved the contact since the form was
+    opened (ContactForm.overtaken): then nothing, and the form says so."""
+    with transaction.atomic():
+        if problem := form.overtaken():
+            form.add_error(None, problem)
+            return None
+        reason = audit.reason(form.cleaned_data.get("dnc_reason", ""))
+        with reason, changes.contact_change(contact.pk if contact else None) as created:
+            saved = form.save()
+            save_numbers(formset, saved)
+            created.extend([] if contact else [saved.pk])
+    return saved
 
 
 def _reason_given(form: ContactForm, formset: Any) -> bool:
