@@ -1,5 +1,6 @@
 """The contacts export (Contacts → Export CSV): every contact with all their numbers, streamed in batches, each cell
-made inert; an export imported again gives back the contacts it came from (calls/imports.py)."""
+made inert; an export imported again gives back the contacts it came from (calls/imports.py): their fields, owner,
+time zone, consent and priority, and their numbers with labels, do-not-call and which one is primary."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from django.contrib.auth import get_user_model
 from django.db.models import QuerySet
 from django.utils import timezone
 
-from calls.models import Contact, ContactPhone
+from calls.models import Consent, Contact, ContactPhone
 from calls.spreadsheet import Line, inert
 
 EXPORT_BATCH = 2_000  # contacts read and written at a time
@@ -22,9 +23,13 @@ EXPORT_HEADER = [
     "Work phone",
     "Home phone",
     "Other phone",
+    "Primary phone",
     "Do not call",
     "Do-not-call numbers",
     "Owner",
+    "Time zone",
+    "Recording consent",
+    "Priority",
     "Notes",
     "Created",
 ]
@@ -37,7 +42,9 @@ def export_chunks(contacts: QuerySet[Contact]) -> Iterator[str]:
     writer = csv.writer(Line())
     yield "\ufeff" + writer.writerow(EXPORT_HEADER)  # the BOM makes Excel read UTF-8
     columns = ("pk", "name", "company", "email", "do_not_call", f"owner__{get_user_model().USERNAME_FIELD}")
-    rows = contacts.order_by("pk").values_list(*columns, "notes", "created_at")
+    rows = contacts.order_by("pk").values_list(
+        *columns, "time_zone", "consent_override", "priority", "notes", "created_at"
+    )
     labels = ContactPhone.Label.values
     after = None
     while batch := list((rows if after is None else rows.filter(pk__gt=after))[:EXPORT_BATCH]):
@@ -49,7 +56,7 @@ def export_chunks(contacts: QuerySet[Contact]) -> Iterator[str]:
         ).values_list("contact_id", "label", "number", "do_not_call"):
             numbers.setdefault(contact_id, []).append((label, number, dnc))
         out = []
-        for pk, name, company, email, do_not_call, owner, notes, created_at in batch:
+        for pk, name, company, email, do_not_call, owner, time_zone, consent, priority, notes, created_at in batch:
             by_label: dict[str, list[str]] = {label: [] for label in labels}
             for label, number, _dnc in numbers.get(pk, ()):
                 by_label[label].append(number)
@@ -61,9 +68,13 @@ def export_chunks(contacts: QuerySet[Contact]) -> Iterator[str]:
                 "; ".join(by_label["work"]),
                 "; ".join(by_label["home"]),
                 "; ".join(by_label["other"]),
+                next((number for _label, number, _dnc in numbers.get(pk, ())), ""),  # the primary is listed first
                 "yes" if do_not_call else "no",
                 "; ".join(number for _label, number, dnc in numbers.get(pk, ()) if dnc),
                 owner or "",
+                time_zone,
+                Consent(consent).label if consent else "",
+                priority,
                 notes,
                 timezone.localtime(created_at).isoformat(timespec="seconds"),
             )

@@ -1,17 +1,22 @@
 """What a row of a contacts file means: which column feeds which field (guessed from the header, corrected by the
-person), and a row parsed into a contact's fields and numbers, with its problems. No database here."""
+person), and a row parsed into a contact's fields and numbers, with its problems. No database here, but for the
+owners the rows name (owners_of, check_owners: one query a batch)."""
 
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 
+from django.contrib.auth import get_user_model
 from django.core.exceptions import ValidationError
 from django.core.validators import validate_email
+from django.db.models.functions import Lower
 
 from calls import phones
 from calls.import_files import ImportFileError
-from calls.models import Contact, ContactPhone
+from calls.models import Consent, Contact, ContactPhone
+from calls.models.common import validate_time_zone
 from calls.spreadsheet import as_typed
 
 # The fields a column can feed, in the order the mapping form shows them.
@@ -29,6 +34,10 @@ FIELDS: dict[str, str] = {
     "label": "Label of Phone",
     "do_not_call": "Do not call (the contact)",
     "dnc_numbers": "Numbers marked do not call",
+    "owner": "Owner (a username; an empty cell: no owner)",
+    "time_zone": "Time zone",
+    "consent": "Recording consent",
+    "priority": "Priority",
     "notes": "Notes",
 }
 PHONE_FIELDS = ("phone", "mobile", "work", "home", "other", "dnc_numbers")
@@ -50,6 +59,10 @@ SYNONYMS: dict[str, tuple[str, ...]] = {
     "label": ("label", "phonelabel", "phonetype", "numbertype", "type"),
     "do_not_call": ("donotcall", "dnc", "nocall", "dontcall", "optout", "optedout"),
     "dnc_numbers": ("donotcallnumbers", "dncnumbers", "numbersmarkeddonotcall"),
+    "owner": ("owner", "contactowner", "ownedby", "assignedto", "accountowner"),
+    "time_zone": ("timezone", "tz"),
+    "consent": ("recordingconsent", "consent"),
+    "priority": ("priority",),
     "notes": ("notes", "note", "comments", "comment", "description", "remarks"),
 }
 LABEL_WORDS = {
@@ -58,6 +71,12 @@ LABEL_WORDS = {
     ContactPhone.Label.HOME: ("home", "landline", "h"),
     ContactPhone.Label.OTHER: ("other", "o", "main", "fax"),
 }
+CONSENTS = {
+    _k: c.value
+    for c in Consent
+    for _k in (re.sub(r"[^a-z]", "", c.value.lower()), re.sub(r"[^a-z]", "", c.label.lower()))
+}
+PRIORITY = (-32768, 32767)  # what the column (a SmallIntegerField) holds
 YES = {"yes", "y", "true", "1", "x", "dnc", "donotcall"}
 NO = {"no", "n", "false", "0", ""}
 
@@ -103,6 +122,10 @@ class Row:
     do_not_call: bool = False
     phones: list[tuple[str, str, bool]] = field(default_factory=list)  # (label, E.164, do not call)
     problems: list[str] = field(default_factory=list)
+    owner: str = ""  # a username, as the cell gives it (check_owners: a user's); empty: none, or see _create
+    time_zone: str = ""
+    consent: str = ""  # a Consent value; empty: the country default
+    priority: int | None = None  # None: not given
 
     @property
     def keys(self) -> list[str]:
@@ -140,11 +163,28 @@ def parse_row(number: int, cells: list[str], mapping: dict[str, int | None], reg
         row.do_not_call = True
     elif dnc not in NO:
         row.problems.append(f"Do not call is “{cell('do_not_call')}”: use yes or no.")
+    row.owner, row.time_zone = cell("owner"), cell("time_zone")
+    try:
+        validate_time_zone(row.time_zone)
+    except ValidationError as e:
+        row.problems.append(e.messages[0])
+    consent = cell("consent")
+    row.consent = CONSENTS.get(re.sub(r"[^a-z]", "", consent.lower()), "") if consent else ""
+    if consent and not row.consent:
+        row.problems.append(
+            f"Recording consent is “{consent}”: use {', '.join(c.label for c in Consent)}, or leave it empty."
+        )
+    priority = cell("priority")
+    if re.fullmatch(r"[+-]?[0-9]{1,6}", priority) and PRIORITY[0] <= int(priority) <= PRIORITY[1]:
+        row.priority = int(priority)
+    elif priority:
+        row.problems.append(f"The priority is “{priority}”: use a whole number ({PRIORITY[0]:,} to {PRIORITY[1]:,}).")
     label_text = _key(cell("label"))
     phone_label = next((label for label, words in LABEL_WORDS.items() if label_text in words), None)
     if label_text and phone_label is None:
         row.problems.append(f"The label “{cell('label')}” is not one of mobile, work, home or other.")
     seen: dict[str, int] = {}
+    guessed: set[int] = set()  # where in row.phones a number's label was guessed from its kind
     given = {source: _numbers_in(cell(source)) for source in PHONE_FIELDS}
     if sum(map(len, given.values())) > MAX_NUMBERS:
         row.problems.append(f"The row has more than {MAX_NUMBERS} numbers: a contact may have at most {MAX_NUMBERS}.")
@@ -163,13 +203,53 @@ def parse_row(number: int, cells: list[str], mapping: dict[str, int | None], reg
             else:
                 label = source
             if e164 in seen:
+                i = seen[e164]
                 if source == "dnc_numbers":
-                    i = seen[e164]
                     row.phones[i] = (row.phones[i][0], e164, True)
+                elif i in guessed and source != "phone":
+                    # The Phone column gives the first (primary) number, its label guessed; a labelled column that
+                    # repeats it says what it is (an export's Primary phone and Home phone).
+                    row.phones[i] = (label, e164, row.phones[i][2])
+                    guessed.discard(i)
                 continue
+            if source == "phone" and phone_label is None:
+                guessed.add(len(row.phones))
             seen[e164] = len(row.phones)
             row.phones.append((label, e164, source == "dnc_numbers"))
     return row
+
+
+def owners_of(names: Iterable[str]) -> dict[str, int]:
+    """The users these owner cells name, by username (in any letter case when only one user has it): cell -> id."""
+    names = {n for n in names if n}
+    if not names:
+        return {}
+    user_model = get_user_model()
+    found = user_model.objects.annotate(lowered=Lower(user_model.USERNAME_FIELD))
+    users = list(found.filter(lowered__in={n.lower() for n in names}).values_list(user_model.USERNAME_FIELD, "pk"))
+    exact = dict(users)
+    by_case: dict[str, list[int]] = {}
+    for username, pk in users:
+        by_case.setdefault(username.lower(), []).append(pk)
+    matched = {}
+    for name in names:
+        if name in exact:
+            matched[name] = exact[name]
+        elif len(same := by_case.get(name.lower(), [])) == 1:
+            matched[name] = same[0]
+    return matched
+
+
+def check_owners(rows: Iterable[Row]) -> None:
+    """A problem for each row whose owner is not a user's username."""
+    rows = [r for r in rows if r.owner]
+    known = owners_of(r.owner for r in rows)
+    for r in rows:
+        if r.owner not in known:
+            r.problems.append(
+                f"The owner “{r.owner}” is not anyone's username: correct it, or empty the cell for no owner. "
+                "With no column chosen for Owner, whoever imports owns the contacts."
+            )
 
 
 def _numbers_in(text: str) -> list[str]:
@@ -179,9 +259,14 @@ def _numbers_in(text: str) -> list[str]:
 
 
 def dump_row(row: Row) -> list:
-    return [row.number, row.name, row.company, row.email, row.notes, row.do_not_call, row.phones]
+    fields = [row.name, row.company, row.email, row.notes, row.do_not_call, row.phones]
+    return [row.number, *fields, row.owner, row.time_zone, row.consent, row.priority]
 
 
 def load_row(data: list) -> Row:
-    number, name, company, email, notes, dnc, numbers = data
-    return Row(number, name, company, email, notes, dnc, [tuple(p) for p in numbers])
+    # A row checked before owners, time zones, consent and priority were read has only the first seven.
+    number, name, company, email, notes, dnc, numbers, *more = data
+    owner, time_zone, consent, priority = more or ("", "", "", None)
+    row = Row(number, name, company, email, notes, dnc, [tuple(p) for p in numbers])
+    row.owner, row.time_zone, row.consent, row.priority = owner, time_zone, consent, priority
+    return row

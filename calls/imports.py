@@ -26,7 +26,7 @@ from django.db.models import F, Max, Min, Window
 from django.db.models.functions import Lower
 from django.utils import timezone
 
-from calls import audit, phones
+from calls import audit, import_rows, phones
 from calls.import_files import FileFacts, ImportFileError, read_upload
 from calls.import_rows import Row, check_header, dump_row, guess_mapping, load_row, mapping_problems, parse_row
 from calls.models import Contact, ContactImport, ContactImportKey, ContactImportRow, ContactPhone, ImportedContact
@@ -90,7 +90,9 @@ def problems_of(imp: ContactImport, number: int, cells: list[str]) -> list[str]:
     """What is still wrong with one row's cells (a correction), as the check would say; none when it is ready."""
     if mapping_problems(imp.mapping) or not any(cells):
         return []
-    return parse_row(number, cells, imp.mapping, settings.DEFAULT_PHONE_REGION).problems
+    row = parse_row(number, cells, imp.mapping, settings.DEFAULT_PHONE_REGION)
+    import_rows.check_owners([row])
+    return row.problems
 
 
 def problem_cells(imp: ContactImport, numbers: list[int]) -> dict[int, list[str]]:
@@ -196,8 +198,9 @@ def check(pk: ImportId) -> None:
     for batch in _first_small(lines.iterator(chunk_size=BATCH)):
         parsed: list[tuple[int, list | None]] = []
         keys: list[tuple[uuid.UUID, int, int, str]] = []
-        for line_pk, number, cells in batch:
-            row = parse_row(number, cells, imp.mapping, region) if any(cells) else None
+        rows = [(line, n, parse_row(n, cells, imp.mapping, region) if any(cells) else None) for line, n, cells in batch]
+        import_rows.check_owners(row for _, _, row in rows if row is not None)  # one query a batch
+        for line_pk, number, row in rows:
             read += row is not None
             if row is not None and row.problems:
                 problem_count += 1
@@ -387,11 +390,12 @@ def _apply(pk: ImportId, *, erased: int) -> None:
             with changes.contact_change(*{target_pk for _, target_pk in updates}):
                 targeted = Contact.objects.filter(pk__in={target_pk for _, target_pk in updates}).order_by("pk")
                 targets = {c.pk: c for c in targeted.select_for_update(of=("self",))}
+                owners = import_rows.owners_of(r.owner for r, _ in updates)
                 for r, target_pk in updates:
                     if (target := targets.get(target_pk)) is None:  # deleted since the check: skipped
                         skipped += 1
                         continue
-                    _update(target, r)
+                    _update(target, r, owners)
                     updated += 1
         # Its row locked, as an erasure locks it before it deletes rows of the import (calls/privacy/erasure.py), and
         # only now: `_Progress` updates it until the last contact is made. Ready rows that went since they were read
@@ -465,6 +469,10 @@ def _still_to_apply(pk: ImportId) -> bool:
 
 def _create(rows: list[Row], imp: ContactImport) -> list[int]:
     """New contacts for these rows, with their numbers (the first one primary): their ids."""
+    # Whoever imports owns the contacts of a file without an Owner column; with one, an empty cell is no owner (as
+    # the export writes it), and an owner deleted since the check is whoever imports.
+    owners = import_rows.owners_of(r.owner for r in rows)
+    unowned = imp.created_by_id if imp.mapping.get("owner") is None else None
     contacts = Contact.objects.bulk_create(
         [
             Contact(
@@ -473,7 +481,10 @@ def _create(rows: list[Row], imp: ContactImport) -> list[int]:
                 email=r.email,
                 notes=r.notes,
                 do_not_call=r.do_not_call,
-                owner=imp.created_by,
+                owner_id=owners.get(r.owner, imp.created_by_id) if r.owner else unowned,
+                time_zone=r.time_zone,
+                consent_override=r.consent,
+                priority=r.priority or 0,
             )
             for r in rows
         ]
@@ -489,11 +500,14 @@ def _create(rows: list[Row], imp: ContactImport) -> list[int]:
     return [contact.pk for contact in contacts]
 
 
-def _update(contact: Contact, row: Row) -> None:
+def _update(contact: Contact, row: Row, owners: dict[str, int]) -> None:
     """Fill the contact from the row: non-empty fields replace, new numbers are added, do-not-call is only set."""
-    for name in ("name", "company", "email", "notes"):
-        if value := getattr(row, name):
+    given: dict[str, object] = {"name": row.name, "company": row.company, "email": row.email, "notes": row.notes}
+    given |= {"time_zone": row.time_zone, "consent_override": row.consent, "owner_id": owners.get(row.owner)}
+    for name, value in given.items():
+        if value:
             setattr(contact, name, value)
+    contact.priority = contact.priority if row.priority is None else row.priority
     contact.do_not_call = contact.do_not_call or row.do_not_call
     contact.save()
     have = {p.number: p for p in contact.phones.all()}

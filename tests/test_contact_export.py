@@ -168,3 +168,69 @@ def test_inert_guards_every_formula_start():
     for start in ("=", "+", "-", "@", "\t", "\r"):
         assert spreadsheet.inert(f"{start}x") == f"'{start}x"
     assert spreadsheet.inert("plain") == "plain" and spreadsheet.inert(None) == ""
+
+
+def test_every_field_comes_back_owner_time_zone_consent_priority_and_the_primary_number(
+    supervisor_client, supervisor_user, agent_user
+):
+    # Re-imported, every contact was owned by whoever imported, lost its time zone, recording consent and priority,
+    # and had its first mobile made primary whatever was.
+    ada = Contact.objects.create(
+        name="Ada", owner=agent_user, time_zone="America/New_York", consent_override="TwoParty", priority=5
+    )
+    ContactPhone.objects.create(contact=ada, label="home", number="+442079460100", is_primary=True)
+    ContactPhone.objects.create(contact=ada, label="mobile", number="+447400123450")
+    ContactPhone.objects.create(contact=ada, label="work", number="+442079460101", do_not_call=True)
+    bob = Contact.objects.create(name="Bob", consent_override="OneParty", priority=-3)
+    ContactPhone.objects.create(contact=bob, label="other", number="+12125550100", is_primary=True)
+    Contact.objects.create(name="Cy", owner=supervisor_user)
+
+    def everyone() -> list[tuple]:
+        return sorted(
+            (c.name, c.owner_id, c.time_zone, c.consent_override, c.priority)
+            + tuple((p.label, p.number, p.is_primary, p.do_not_call) for p in c.phones.order_by("-is_primary", "pk"))
+            for c in Contact.objects.prefetch_related("phones")
+        )
+
+    before = everyone()
+    data = exported(supervisor_client)
+    Contact.objects.all().delete()
+    ErasedNumber.objects.all().delete()
+    imp = started(supervisor_client, data)
+    assert imp.report["problem_count"] == 0, imp.report
+    confirm(supervisor_client, imp)
+    assert everyone() == before
+
+
+@pytest.mark.parametrize(
+    ("cells", "problem"),
+    [
+        (["Nobody", "", "", ""], "The owner “Nobody” is not anyone's username"),
+        (["", "Europe/Londn", "", ""], "“Europe/Londn” is not a time zone"),
+        (["", "", "Maybe", ""], "Recording consent is “Maybe”: use Unknown, One party, Two party"),
+        (["", "", "", "high"], "The priority is “high”: use a whole number"),
+        (["", "", "", "99999"], "The priority is “99999”"),
+    ],
+)
+def test_an_owner_time_zone_consent_or_priority_that_cannot_be_stored_says_what_to_fix(
+    supervisor_client, cells, problem
+):
+    imp = started(supervisor_client, "Name,Owner,Time zone,Recording consent,Priority\nAda," + ",".join(cells) + "\n")
+    assert problem in " ".join(imp.report["problems"][0]["messages"])
+
+
+def test_an_owner_is_found_in_any_letter_case_and_an_update_takes_the_files_fields(
+    supervisor_client, agent_user, contact
+):
+    header = "Name,Mobile,Owner,Time zone,Recording consent,Priority"
+    text = f"{header}\nGrace,+447400123456,{agent_user.username.upper()},Europe/Paris,two party,2\n"
+    imp = started(supervisor_client, text)
+    assert imp.report["problem_count"] == 0, imp.report
+    confirm(supervisor_client, imp, row2="update")
+    contact.refresh_from_db()
+    assert (contact.owner, contact.time_zone, contact.consent_override, contact.priority) == (
+        agent_user,
+        "Europe/Paris",
+        "TwoParty",
+        2,
+    )

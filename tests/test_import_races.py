@@ -38,11 +38,11 @@ def test_a_contact_an_import_updates_cannot_be_deleted_under_it(agent_client, co
         finally:
             connection.close()
 
-    def deleted_meanwhile(target, row):
+    def deleted_meanwhile(target, row, *more):
         thread = threading.Thread(target=delete_elsewhere, args=(target.pk,))
         thread.start()
         thread.join(30)  # a guard, not a wait: NOWAIT answers at once
-        update(target, row)
+        update(target, row, *more)
 
     monkeypatch.setattr(imports, "_update", deleted_meanwhile)
     imp = started(agent_client, "Name,Phone\nGrace H.,07400 123456\nNew Person,020 7946 0170\n")
