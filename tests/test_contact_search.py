@@ -562,3 +562,10 @@ def test_a_row_of_the_list_is_light_what_every_row_shares_is_in_the_page_once(ag
     assert len(fragment.encode()) / len(rows) < 1400
     assert "csrfmiddlewaretoken" not in fragment and 'name="request_id"' not in fragment
     assert page.count('id="list-call-form"') == 1 and page.count("?request_id=") == len(rows)
+
+
+@pytest.mark.parametrize("typed", ["+44 (0)20 7946 0123", "+44(0)2079460123", "0044 (0) 20 7946 0123"])
+def test_a_number_typed_with_its_trunk_zero_in_brackets_is_found(agent_client, contact, typed):
+    # As letterheads and e-mail signatures write it; the contact form reads it, the search found nothing.
+    page = agent_client.get("/contacts/", {"q": typed}).content.decode()
+    assert "Grace Hopper" in page

@@ -6,6 +6,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+import re
 from typing import Any
 from urllib.parse import urlencode
 
@@ -234,6 +235,9 @@ def decode_cursor(raw: str) -> Any:
         return None
 
 
+TRUNK_IN_BRACKETS = re.compile(r"^((?:\+|00)\s*[1-9][0-9]{0,3}[\s.-]*)\(0\)")
+
+
 class ContactListForm(forms.Form):
     q = forms.CharField(required=False)
     sort = forms.ChoiceField(
@@ -250,7 +254,10 @@ class ContactListForm(forms.Form):
     after = forms.CharField(required=False, max_length=2000, widget=forms.HiddenInput)
 
     def clean_q(self) -> str:
-        return self.cleaned_data["q"].strip()[:100]  # a pasted paragraph is searched by its start, not refused
+        query = self.cleaned_data["q"].strip()[:100]  # a pasted paragraph is searched by its start, not refused
+        # "+44 (0)20 7946 0100", as letterheads write a number: the (0) is dialled only at home, and no stored number
+        # has it, so the search found nothing. (The number forms read it so; calls.phones.to_e164 drops it too.)
+        return TRUNK_IN_BRACKETS.sub(r"\1", query) if phones.looks_like_number(query) else query
 
     def clean_sort(self) -> str:
         return self.cleaned_data["sort"] or "name"
