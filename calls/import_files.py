@@ -20,6 +20,7 @@ MAX_ROWS = 200_000
 MAX_COLUMNS = 100  # cells in any row; a row may be wider than the first (unnamed columns, trailing empty cells)
 MAX_CELL = 5_000
 CHUNK = 64 * 1024
+SEPARATOR_HINT = re.compile(r'sep=(?P<separator>[^\r\n"])[ \t]*(?:\r\n|\n|\r)', re.IGNORECASE)
 
 NOT_TEXT = (
     "This is not a text file (a spreadsheet saved as .xlsx, or a picture?). "
@@ -49,7 +50,11 @@ def read_upload(chunks: Iterable[bytes], facts: FileFacts | None = None) -> Iter
         if sum(map(len, sample)) >= 8192:
             break
     head = "".join(sample)
-    dialect = _separator(head[:8192])
+    # "sep=;" on a line of its own, first: the hint Excel reads (and tools write for it), naming the separator.
+    if hint := SEPARATOR_HINT.match(head):
+        head, dialect = head[hint.end() :], {"delimiter": hint["separator"]}
+    else:
+        dialect = _separator(head[:8192])
     delimiter = str(dialect.get("delimiter", ","))
     records = 0  # rows the csv reader has given so far
     at_record_start = True

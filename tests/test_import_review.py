@@ -42,3 +42,12 @@ def test_the_preview_names_the_columns_it_leaves_out_and_opens_the_mapping(agent
     agent_client.post(f"/contacts/import/{imp.pk}/mapping/", mapping)
     page = agent_client.get(f"/contacts/import/{imp.pk}/").content.decode()
     assert "Not imported" not in page and '<details class="card mapping">' in page
+
+
+def test_a_separator_hint_line_that_excel_reads_names_the_separator_and_is_not_the_header(agent_client):
+    # The file was refused: "sep=;" was taken for the header, which named no known column.
+    imp = started(agent_client, "sep=;\r\nName;Mobile;Notes\r\nZoë Müller;07400 123456;a, b\r\n".encode("cp1252"))
+    assert imp.header == ["Name", "Mobile", "Notes"]
+    confirm(agent_client, imp)
+    zoe = Contact.objects.get()
+    assert (zoe.name, zoe.notes, zoe.phones.get().number) == ("Zoë Müller", "a, b", "+447400123456")
