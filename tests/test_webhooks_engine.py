@@ -314,6 +314,29 @@ def test_a_receiver_down_for_a_day_disables_the_endpoint_and_resume_sends_every_
     assert got.index(1) < got.index(2)  # call:1 in order
 
 
+def test_a_delivery_refused_while_nothing_else_waits_is_given_up_at_24_hours_naming_it(receiver, clock):
+    # The only pending delivery, always refused (its subject's next waiting behind it): kept, it disabled the endpoint
+    # after 24 hours without naming it, and Resume tried it alone again, day after day, the subject held for ever.
+    answer_by_body(receiver, poison=1)
+    hook = endpoint(receiver.url)
+    emit("contact.updated", "contact:1", id=1)
+    emit("contact.updated", "contact:1", id=11)
+    one_pass(hook)
+    hook.refresh_from_db()
+    while hook.enabled:
+        clock.advance(hook.retry_at - clock.now)
+        one_pass(hook)
+        hook.refresh_from_db()
+
+    poison = hook.deliveries.get(event__payload__data__id=1)
+    assert poison.status == "failed"
+    assert hook.disabled_reason.startswith("contact.updated of contact:1 (msg_")
+    assert hook.disabled_reason.endswith("failed for 24 hours: HTTP 400")
+    endpoints.resume(hook, by="ada", now=clock.now)
+    one_pass(hook)
+    assert hook.deliveries.get(event__payload__data__id=11).status == "delivered"  # its subject goes on
+
+
 # --- A delivery the receiver always refuses ("poison") ------------------------------------------------------------
 
 

@@ -18,7 +18,10 @@
     tried (the delivery with the fewest attempts, the oldest first, a due one if any, else one still in its own
     back-off: the probes keep their schedule however quiet the night), one per step of PROBE_AFTER, and the rest
     wait; the probe's success makes the whole backlog due at once. An endpoint failing for DISABLE_AFTER is
-    disabled, and none of its deliveries is given up in a pass where every attempt failed: Resume sends them all.
+    disabled, and none of its deliveries is given up in a pass where every attempt failed: Resume sends them all;
+    but one that was all the endpoint had to send (no other call's or contact's pending) is given up at 24 hours
+    as one refused on its own would be, naming it (else it would disable the endpoint daily, and hold its subject
+    back, for ever); Send again brings it back.
     A single delivery the receiver always refuses (a "poison" payload) thus costs the others a probe's wait at most,
     at each of its own few tries: a probe is another delivery when one is due, and its own back-off is not undone by
     the release (only deliveries that failed no more often than the endpoint's run are released).
@@ -475,7 +478,11 @@ def record(endpoint: WebhookEndpoint, results: list[tuple[WebhookDelivery, Outco
         # A pass where every attempt failed is the endpoint failing (down for a day, say): its deliveries are not
         # given up but wait, and the endpoint is disabled after 24 hours of it, so that Resume sends them all, each
         # subject in order, and no change goes missing; only a delivery refused while others go is given up.
-        whole = not any(outcome.delivered for _, outcome in results)
+        # But a delivery that was all the receiver could be offered (nothing of another call or contact waits) tells
+        # the two apart no better in a day than in a pass: kept, it would disable the endpoint every day and, resumed,
+        # be tried again alone for ever, holding its subject back. It is given up, naming it, and Send again brings
+        # it back once the receiver takes it.
+        whole = not any(outcome.delivered for _, outcome in results) and not _alone(endpoint, results, now)
         given_up = [(one, outcome) for one, outcome in results if _after(one, outcome, now, may_give_up=not whole)]
         WebhookAttempt.objects.bulk_create(
             WebhookAttempt(
@@ -490,6 +497,17 @@ def record(endpoint: WebhookEndpoint, results: list[tuple[WebhookDelivery, Outco
         )
         update_rows(WebhookDelivery, [one for one, _ in results], _WRITTEN)
         return _endpoint_after(locked, endpoint, results, given_up, now=now)
+
+
+def _alone(endpoint: WebhookEndpoint, results: list[tuple[WebhookDelivery, Outcome]], now: datetime) -> bool:
+    """Whether a pass's deliveries failing for DISABLE_AFTER were all the endpoint had to send: no pending delivery of
+    another subject waits (read only when one of them is that old)."""
+    old = any(one.failing_since is not None and now - one.failing_since >= DISABLE_AFTER for one, _ in results)
+    if not old:
+        return False
+    subjects = {one.subject for one, _ in results}
+    others = WebhookDelivery.objects.filter(endpoint_id=endpoint.pk, status=Pending).exclude(subject__in=subjects)
+    return not others.exists()
 
 
 # What a pass changes in its deliveries, and their types in PostgreSQL (update_rows).
@@ -533,12 +551,12 @@ def _endpoint_after(
     failing_since = changes.get("failing_since", locked.failing_since)
     if locked.enabled and any(outcome.status_code == 410 for _, outcome in results):
         changes |= {"enabled": False, "disabled_at": now, "disabled_reason": GONE_REASON}
-    elif locked.enabled and isinstance(failing_since, datetime) and now - failing_since >= DISABLE_AFTER:
-        changes |= {"enabled": False, "disabled_at": now, "disabled_reason": f"failed for 24 hours: {last.reason}"}
-    elif locked.enabled and given_up:
+    elif locked.enabled and given_up:  # named, even when the endpoint failed as a whole too (it alone was tried)
         one, outcome = given_up[0]
         reason = f"{one.event.type} of {one.subject} ({one.event.msg_id}) failed for 24 hours: {outcome.reason}"
         changes |= {"enabled": False, "disabled_at": now, "disabled_reason": reason}
+    elif locked.enabled and isinstance(failing_since, datetime) and now - failing_since >= DISABLE_AFTER:
+        changes |= {"enabled": False, "disabled_at": now, "disabled_reason": f"failed for 24 hours: {last.reason}"}
     if changes.get("enabled") is False:
         log.warning("webhook endpoint %s disabled: %s", locked.pk, changes["disabled_reason"])
     if changes:
