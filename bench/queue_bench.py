@@ -303,7 +303,8 @@ def main() -> None:
         sql, params = claims.claim_statement(queue, user_ids=batch, check_owes=[True] * size, now=now, closed=closed)
         started = time.perf_counter()
         take_back = claims.take_back_statement(queue, user_ids=batch, now=now)
-        rows, _ = claims._execute_claim(sql, params, take_back)  # as the desk runs it
+        let_go = claims.let_go_lapsed_statement(queue, user_ids=batch, now=now)
+        rows, _ = claims._execute_claim(sql, params, take_back, let_go)  # as the desk runs it
         elapsed = (time.perf_counter() - started) * 1000
         print(f"one claim statement for {size} agents together: {len({r[0] for r in rows})} served in {elapsed:.1f} ms")
         QueueEntry.objects.filter(queue=queue, claimed_by__in=agent_users).update(
