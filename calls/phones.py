@@ -108,16 +108,21 @@ def looks_like_number(query: str) -> bool:
     return bool(PHONE_LIKE.match(query)) and sum(c.isdigit() for c in query) >= 3
 
 
+# "+44 (0)20 7946 0100", as letterheads write a number: the (0) is dialled only at home, and no stored number has it.
+TRUNK_IN_BRACKETS = re.compile(r"^((?:\+|00)\s*[1-9][0-9]{0,3}[\s.-]*)\(0\)")
+
+
 def search_patterns(query: str, region: str | None = None) -> tuple[list[str], list[str]]:
     """The E.164 prefixes and the endings that a stored number must start or end with to match query.
 
-    A number matches from the start of its international form ("+44 20 7946", "0044 20", "44 20 7946"), of its
+    A number matches from the start of its international form ("+44 20 7946", "0044 20", "44 20 7946", and
+    "+44 (0)20 7946" as letterheads write it, the bracketed trunk zero dropped as to_e164 drops it), of its
     national form ("020 7946", "20 7946" in the default region), or at its end ("0100", "7946 0100"; digits that
     begin with 00 are tried both ways: "0044 20" and "0040899", the end of +447400040899); never in the middle,
     so "020" does not find a mobile that has "20" somewhere inside. Returns ([], []) when query has fewer than 3
     digits.
     """
-    text = query.strip()
+    text = TRUNK_IN_BRACKETS.sub(r"\1", query.strip())
     digits = "".join(c for c in text if c.isdigit() and c.isascii())
     if len(digits) < 3:
         return [], []

@@ -104,6 +104,13 @@ def test_a_search_finds_what_the_pages_search_finds(agent):
     assert agent.get(URL, q="7946").json()["items"] == []  # never in the middle of a number
 
 
+@pytest.mark.parametrize("typed", ["+44 (0)20 7946 0123", "0044 (0) 20 7946"])
+def test_a_number_typed_with_its_trunk_zero_in_brackets_is_found_as_on_the_page(agent, typed):
+    grace = create_contact()
+    body = agent.get(URL, q=typed).json()
+    assert [item["id"] for item in body["items"]] == [grace.pk]
+
+
 def test_a_search_pages_by_cursor_too(agent):
     for n in range(5):
         Contact.objects.create(name=f"Hopper {n}")

@@ -43,6 +43,14 @@ def test_it_refuses_what_is_not_a_valid_number_saying_why(raw, message):
     assert message in " ".join(excinfo.value.messages)
 
 
+@pytest.mark.parametrize(
+    ("typed", "prefix"),
+    [("+44 (0)20 7946", "+44207946"), ("+44(0)207946", "+44207946"), ("0044 (0) 20 7946", "+44207946")],
+)
+def test_a_search_drops_the_trunk_zero_in_brackets_after_the_country_code(typed, prefix):
+    assert phones.search_patterns(typed)[0] == [prefix]
+
+
 def test_it_displays_home_numbers_nationally_and_others_internationally():
     assert phones.display("+442079460100") == "020 7946 0100"
     assert phones.display("+13125550100") == "+1 312-555-0100"

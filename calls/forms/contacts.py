@@ -6,7 +6,6 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
-import re
 from typing import Any
 from urllib.parse import urlencode
 
@@ -235,9 +234,6 @@ def decode_cursor(raw: str) -> Any:
         return None
 
 
-TRUNK_IN_BRACKETS = re.compile(r"^((?:\+|00)\s*[1-9][0-9]{0,3}[\s.-]*)\(0\)")
-
-
 class ContactListForm(forms.Form):
     q = forms.CharField(required=False)
     sort = forms.ChoiceField(
@@ -254,10 +250,9 @@ class ContactListForm(forms.Form):
     after = forms.CharField(required=False, max_length=2000, widget=forms.HiddenInput)
 
     def clean_q(self) -> str:
-        query = self.cleaned_data["q"].strip()[:100]  # a pasted paragraph is searched by its start, not refused
-        # "+44 (0)20 7946 0100", as letterheads write a number: the (0) is dialled only at home, and no stored number
-        # has it, so the search found nothing. (The number forms read it so; calls.phones.to_e164 drops it too.)
-        return TRUNK_IN_BRACKETS.sub(r"\1", query) if phones.looks_like_number(query) else query
+        # A pasted paragraph is searched by its start, not refused. A number's "+44 (0)20" is read by the search
+        # itself (calls.phones.search_patterns), for every caller of Contact.objects.search.
+        return self.cleaned_data["q"].strip()[:100]
 
     def clean_sort(self) -> str:
         return self.cleaned_data["sort"] or "name"
