@@ -111,6 +111,17 @@ def test_a_number_typed_with_its_trunk_zero_in_brackets_is_found_as_on_the_page(
     assert [item["id"] for item in body["items"]] == [grace.pk]
 
 
+@pytest.mark.parametrize("typed", ["Hopper, Grace", "hopper;grace", "Cobalt, Hopper"])
+def test_commas_and_semicolons_between_words_are_spaces_as_on_the_page(agent, typed):
+    grace = create_contact()
+    Contact.objects.create(name="Grace Lovelace")
+    page = Client()
+    page.force_login(agent.user)
+
+    found = [item["id"] for item in agent.get(URL, q=typed).json()["items"]]
+    assert found == [grace.pk] == [c.pk for c in page.get("/contacts/", {"q": typed}).context["contacts"]]
+
+
 def test_a_search_pages_by_cursor_too(agent):
     for n in range(5):
         Contact.objects.create(name=f"Hopper {n}")

@@ -582,3 +582,13 @@ def test_every_search_of_contacts_reads_the_bracketed_trunk_zero(people, typed):
     found = list(Contact.objects.search(typed).prefetch_related("phones"))
     assert [c.name for c in found] == ["Grace Hopper"]
     assert found[0].phone_matching(typed).number == "+442079460123"
+
+
+@pytest.mark.parametrize("typed", ["Hopper, Grace", "hopper;grace", "Hopper,Grace", "Brightwater; Hopper, 0123"])
+def test_commas_and_semicolons_between_words_are_spaces(agent_client, people, typed):
+    # "Last, First" pasted from another system: the comma stayed on "hopper," and nobody matched.
+    response = agent_client.get("/contacts/", {"q": typed})
+    assert [c.name for c in response.context["contacts"]] == ["Grace Hopper"]
+    # A call queue made of the list, and the next page, search as the list did.
+    assert "Grace Hopper" in [c.name for c in Contact.objects.search(response.context["form"].cleaned_data["q"])]
+    assert "%2C" not in response.context["queue_params"] and "%3B" not in response.context["queue_params"]
