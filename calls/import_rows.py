@@ -1,6 +1,7 @@
 """What a row of a contacts file means: which column feeds which field (guessed from the header, corrected by the
 person), and a row parsed into a contact's fields and numbers, with its problems. No database here, but for the
-owners the rows name (owners_of, check_owners: one query a batch)."""
+owners the rows name (owners_of, check_owners: one query a batch) and the saved contacts they repeat
+(saved_contacts_with, check_saved_contacts: a query a batch, or two)."""
 
 from __future__ import annotations
 
@@ -250,6 +251,64 @@ def check_owners(rows: Iterable[Row]) -> None:
                 f"The owner “{r.owner}” is not anyone's username: correct it, or empty the cell for no owner. "
                 "With no column chosen for Owner, whoever imports owns the contacts."
             )
+
+
+Saved = dict[str, list[tuple[int, str]]]  # a number or (lower-cased) email -> the saved contacts (id, name) with it
+
+
+def saved_contacts_with(keys: set[str], up_to: int | None = None) -> Saved:
+    """Saved contacts (with an id up to `up_to`, when given) having any of these numbers or (lower-cased) emails."""
+    found: Saved = {}
+    numbers = sorted(k for k in keys if k.startswith("+"))
+    emails = sorted(k for k in keys if not k.startswith("+"))
+    phones_qs = ContactPhone.objects.all() if up_to is None else ContactPhone.objects.filter(contact_id__lte=up_to)
+    contacts = Contact.objects.all() if up_to is None else Contact.objects.filter(pk__lte=up_to)
+    for i in range(0, len(numbers), 1000):
+        chunk = numbers[i : i + 1000]
+        for number, pk, name in phones_qs.filter(number__in=chunk).values_list("number", "contact_id", "contact__name"):
+            found.setdefault(number, []).append((pk, name))
+    for i in range(0, len(emails), 1000):
+        chunk = emails[i : i + 1000]
+        for email, pk, name in (
+            contacts.annotate(email_lower=Lower("email"))
+            .filter(email_lower__in=chunk)
+            .values_list("email_lower", "pk", "name")
+        ):
+            found.setdefault(email, []).append((pk, name))
+    return found
+
+
+def saved_match(row: Row, saved: Saved) -> tuple[str, int, str] | None:
+    """(key, contact id, name): the saved contact a row repeats, by the first of its keys that one has, preferring
+    a contact that has all the row's saved keys; None when no saved contact has any."""
+    matched = [k for k in row.keys if k in saved]
+    if not matched:
+        return None
+    common = set.intersection(*({pk for pk, _ in saved[k]} for k in matched))
+    pk, name = next((c for c in saved[matched[0]] if c[0] in common), saved[matched[0]][0])
+    return matched[0], pk, name
+
+
+def check_saved_contacts(rows: list[Row]) -> None:
+    """A problem for each row whose number is one saved contact's and whose email (or another number) another's:
+    an update of either would give it the other's (two contacts with one email), and only a person can tell
+    which of them the row is."""
+    saved = saved_contacts_with({key for r in rows for key in r.keys})
+    for r in rows:
+        if (match := saved_match(r, saved)) is None:
+            continue
+        key, pk, name = match
+        other = next((k for k in r.keys if saved.get(k) and all(c[0] != pk for c in saved[k])), None)
+        if other is not None:
+            r.problems.append(
+                f"The row matches two different contacts: its {describe(key)} is {name}'s and its "
+                f"{describe(other)} is {saved[other][0][1]}'s. Correct or empty the cell that is not this "
+                "person's, so that the row matches one contact."
+            )
+
+
+def describe(key: str) -> str:
+    return f"number {phones.display(key)}" if key.startswith("+") else f"email {key}"
 
 
 def _numbers_in(text: str) -> list[str]:

@@ -23,10 +23,9 @@ from django.contrib.auth.models import User
 from django.core.cache import cache
 from django.db import InterfaceError, OperationalError, connection, models, transaction
 from django.db.models import F, Max, Min, Window
-from django.db.models.functions import Lower
 from django.utils import timezone
 
-from calls import audit, import_rows, phones
+from calls import audit, import_rows
 from calls.import_files import FileFacts, ImportFileError, read_upload
 from calls.import_rows import Row, check_header, dump_row, guess_mapping, load_row, mapping_problems, parse_row
 from calls.models import Contact, ContactImport, ContactImportKey, ContactImportRow, ContactPhone, ImportedContact
@@ -92,6 +91,7 @@ def problems_of(imp: ContactImport, number: int, cells: list[str]) -> list[str]:
         return []
     row = parse_row(number, cells, imp.mapping, settings.DEFAULT_PHONE_REGION)
     import_rows.check_owners([row])
+    import_rows.check_saved_contacts([row])
     return row.problems
 
 
@@ -139,44 +139,16 @@ def with_duplicates(pk: ImportId, *, contacts_up_to: int | None = None) -> Itera
     earlier = _earlier_rows(pk)
     pending = next(earlier, None)
     for batch in _ready_rows(pk):
-        saved = _saved_contacts_with({key for row in batch for key in row.keys}, contacts_up_to)
+        saved = import_rows.saved_contacts_with({key for row in batch for key in row.keys}, contacts_up_to)
         for row in batch:
             while pending is not None and pending[0] < row.number:
                 pending = next(earlier, None)
             dup: tuple | None = None
             if pending is not None and pending[0] == row.number:
                 dup = ("row", pending[1], pending[2])
-            match = next((key for key in row.keys if key in saved), None)
-            if match:
-                dup = ("contact", saved[match][0], match, saved[match][1])
+            if match := import_rows.saved_match(row, saved):
+                dup = ("contact", match[1], match[0], match[2])
             yield row, dup
-
-
-def _saved_contacts_with(keys: set[str], up_to: int | None = None) -> dict[str, tuple[int, str]]:
-    """Saved contacts (with an id up to `up_to`, when given) having any of these numbers or (lower-cased) emails:
-    key -> (contact id, name)."""
-    found: dict[str, tuple[int, str]] = {}
-    numbers = sorted(k for k in keys if k.startswith("+"))
-    emails = sorted(k for k in keys if not k.startswith("+"))
-    phones_qs = ContactPhone.objects.all() if up_to is None else ContactPhone.objects.filter(contact_id__lte=up_to)
-    contacts = Contact.objects.all() if up_to is None else Contact.objects.filter(pk__lte=up_to)
-    for i in range(0, len(numbers), 1000):
-        chunk = numbers[i : i + 1000]
-        for number, pk, name in phones_qs.filter(number__in=chunk).values_list("number", "contact_id", "contact__name"):
-            found.setdefault(number, (pk, name))
-    for i in range(0, len(emails), 1000):
-        chunk = emails[i : i + 1000]
-        for email, pk, name in (
-            contacts.annotate(email_lower=Lower("email"))
-            .filter(email_lower__in=chunk)
-            .values_list("email_lower", "pk", "name")
-        ):
-            found.setdefault(email, (pk, name))
-    return found
-
-
-def _describe(key: str) -> str:
-    return f"number {phones.display(key)}" if key.startswith("+") else f"email {key}"
 
 
 def check(pk: ImportId) -> None:
@@ -200,6 +172,7 @@ def check(pk: ImportId) -> None:
         keys: list[tuple[uuid.UUID, int, int, str]] = []
         rows = [(line, n, parse_row(n, cells, imp.mapping, region) if any(cells) else None) for line, n, cells in batch]
         import_rows.check_owners(row for _, _, row in rows if row is not None)  # one query a batch
+        import_rows.check_saved_contacts([row for _, _, row in rows if row is not None])  # a few a batch
         for line_pk, number, row in rows:
             read += row is not None
             if row is not None and row.problems:
@@ -288,8 +261,8 @@ def _store_parsed(parsed: list[tuple[int, list | None]]) -> None:
 
 def _duplicate_entry(number: int, dup: tuple) -> dict:
     if dup[0] == "row":
-        return {"row": number, "of_row": dup[1], "match": _describe(dup[2])}
-    return {"row": number, "contact_id": dup[1], "contact_name": dup[3], "match": _describe(dup[2])}
+        return {"row": number, "of_row": dup[1], "match": import_rows.describe(dup[2])}
+    return {"row": number, "contact_id": dup[1], "contact_name": dup[3], "match": import_rows.describe(dup[2])}
 
 
 # --- Writing ---------------------------------------------------------------------------------------------------

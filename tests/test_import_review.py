@@ -51,3 +51,49 @@ def test_a_separator_hint_line_that_excel_reads_names_the_separator_and_is_not_t
     confirm(agent_client, imp)
     zoe = Contact.objects.get()
     assert (zoe.name, zoe.notes, zoe.phones.get().number) == ("Zoë Müller", "a, b", "+447400123456")
+
+
+TWO_CONTACTS = (
+    "The row matches two different contacts: its number 07400 123456 is Grace Hopper's and its email "
+    "ada@example.org is Ada Lovelace's. Correct or empty the cell that is not this person's, so that the row "
+    "matches one contact."
+)
+
+
+def test_a_row_that_is_one_contacts_number_and_anothers_email_is_a_problem_not_an_update(agent_client, contact):
+    # The preview named Grace alone (her number), and "update" wrote Ada's email onto Grace: two contacts, one email.
+    ada = Contact.objects.create(name="Ada Lovelace", email="Ada@Example.org")
+    imp = started(agent_client, "Name,Email,Mobile\nGrace Hopper,ada@example.org,07400 123456\nBo Brown,,\n")
+    assert imp.report["problems"] == [{"row": 2, "messages": [TWO_CONTACTS]}]
+    assert imp.report["duplicates"] == [] and imp.report["ready"] == 1
+    page = agent_client.get(f"/contacts/import/{imp.pk}/").content.decode()
+    assert "The row matches two different contacts: its number 07400 123456 is Grace Hopper&#x27;s" in page
+
+    confirm(agent_client, imp, row2="update")
+
+    contact.refresh_from_db()
+    ada.refresh_from_db()
+    assert (contact.email, ada.email) == ("grace@example.com", "Ada@Example.org")
+    assert sorted(Contact.objects.values_list("name", flat=True)) == ["Ada Lovelace", "Bo Brown", "Grace Hopper"]
+
+
+def test_a_row_matching_two_contacts_is_corrected_in_the_preview_to_update_one(agent_client, contact):
+    Contact.objects.create(name="Ada Lovelace", email="ada@example.org")
+    imp = started(agent_client, "Name,Email,Mobile\nGrace Hopper,ada@example.org,07400 123456\n")
+    # A correction that still matches both says so at once; one that matches Grace alone is her duplicate.
+    still = {"r2-c0": "Grace Hopper", "r2-c1": "ADA@example.org", "r2-c2": "07400 123456"}
+    page = agent_client.post(f"/contacts/import/{imp.pk}/fix/2/", still, follow=True).content.decode()
+    assert "Row 2 was saved but still has a problem: The row matches two different contacts" in page
+    agent_client.post(f"/contacts/import/{imp.pk}/fix/2/", {**still, "r2-c1": ""})
+    imp.refresh_from_db()
+    assert imp.report["problems"] == []
+    assert [(d["row"], d["contact_id"]) for d in imp.report["duplicates"]] == [(2, contact.pk)]
+
+
+def test_a_row_whose_keys_are_all_on_one_contact_is_that_contacts_duplicate(agent_client, contact):
+    # Ada shares Grace's number (a switchboard): the row is Grace's, whose number and email it has.
+    ada = Contact.objects.create(name="Ada Lovelace", email="ada@example.org")
+    ada.phones.create(number="+447400123456", label="work", is_primary=True)
+    imp = started(agent_client, "Name,Email,Mobile\nGrace H.,grace@example.com,07400 123456\n")
+    assert imp.report["problems"] == []
+    assert [(d["row"], d["contact_id"]) for d in imp.report["duplicates"]] == [(2, contact.pk)]
