@@ -15,6 +15,7 @@ from django.core.validators import validate_email
 from django.db.models.functions import Lower
 
 from calls import phones
+from calls.forms.contacts import MAX_PHONES_PER_CONTACT
 from calls.import_files import ImportFileError
 from calls.models import Consent, Contact, ContactPhone
 from calls.models.common import validate_time_zone
@@ -43,7 +44,9 @@ FIELDS: dict[str, str] = {
 }
 PHONE_FIELDS = ("phone", "mobile", "work", "home", "other", "dnc_numbers")
 EMAIL_LENGTH = Contact._meta.get_field("email").max_length or 254
-MAX_NUMBERS = 20  # numbers in one row: more is not one person (and would let a batch of rows hold a whole file)
+# Numbers in one row: more is not one person (and would let a batch of rows hold a whole file); the contact's form
+# takes no more either, nor does an update (check_saved_contacts, and imports._update at the confirmation).
+MAX_NUMBERS = MAX_PHONES_PER_CONTACT
 
 # Header names people use, compared without case, spaces or punctuation.
 SYNONYMS: dict[str, tuple[str, ...]] = {
@@ -292,10 +295,17 @@ def saved_match(row: Row, saved: Saved) -> tuple[str, int, str] | None:
 def check_saved_contacts(rows: list[Row]) -> None:
     """A problem for each row whose number is one saved contact's and whose email (or another number) another's:
     an update of either would give it the other's (two contacts with one email), and only a person can tell
-    which of them the row is."""
+    which of them the row is. And for each row whose update would give its contact more numbers than the
+    contact's form takes (which could then never be saved)."""
     saved = saved_contacts_with({key for r in rows for key in r.keys})
+    matches = {r.number: match for r in rows if (match := saved_match(r, saved))}
+    numbers: dict[int, set[str]] = {}
+    if matches:
+        targets = ContactPhone.objects.filter(contact_id__in={pk for _, pk, _ in matches.values()})
+        for pk, number in targets.values_list("contact_id", "number"):
+            numbers.setdefault(pk, set()).add(number)
     for r in rows:
-        if (match := saved_match(r, saved)) is None:
+        if (match := matches.get(r.number)) is None:
             continue
         key, pk, name = match
         other = next((k for k in r.keys if saved.get(k) and all(c[0] != pk for c in saved[k])), None)
@@ -304,6 +314,14 @@ def check_saved_contacts(rows: list[Row]) -> None:
                 f"The row matches two different contacts: its {describe(key)} is {name}'s and its "
                 f"{describe(other)} is {saved[other][0][1]}'s. Correct or empty the cell that is not this "
                 "person's, so that the row matches one contact."
+            )
+            continue
+        have = numbers.get(pk, set())
+        if (new := {n for _, n, _ in r.phones} - have) and len(have) + len(new) > MAX_PHONES_PER_CONTACT:
+            r.problems.append(
+                f"An update of {name} with this row would give them {len(have) + len(new)} numbers: a contact may "
+                f"have at most {MAX_PHONES_PER_CONTACT}. Leave out {len(have) + len(new) - MAX_PHONES_PER_CONTACT} "
+                f"of the row's new numbers, or remove some of {name}'s first."
             )
 
 

@@ -325,7 +325,7 @@ def _apply(pk: ImportId, *, erased: int) -> None:
     imp = ContactImport.objects.select_related("created_by").get(pk=pk)
     decisions = imp.decisions
     default = decisions.get("rest", "skip")
-    created = updated = skipped = 0
+    created = updated = skipped = numbers_left_out = 0
     contact_of_row: dict[int, int] = {}  # row number -> the contact it made or updated
     duplicates: dict[int, int] = {}  # row number -> a saved contact's id, or minus the earlier row's number
     progress = _Progress(pk)
@@ -368,7 +368,7 @@ def _apply(pk: ImportId, *, erased: int) -> None:
                     if (target := targets.get(target_pk)) is None:  # deleted since the check: skipped
                         skipped += 1
                         continue
-                    _update(target, r, owners)
+                    numbers_left_out += _update(target, r, owners)
                     updated += 1
         # Its row locked, as an erasure locks it before it deletes rows of the import (calls/privacy/erasure.py), and
         # only now: `_Progress` updates it until the last contact is made. Ready rows that went since they were read
@@ -386,6 +386,7 @@ def _apply(pk: ImportId, *, erased: int) -> None:
             "skipped": skipped,
             "problem_rows": problem_rows,
             "erased": erased,
+            "numbers_left_out": numbers_left_out,
         }
         imp.status, imp.progress = ContactImport.Status.DONE, imp.row_count
         imp.save(update_fields=["result", "status", "progress", "updated_at"])
@@ -473,8 +474,10 @@ def _create(rows: list[Row], imp: ContactImport) -> list[int]:
     return [contact.pk for contact in contacts]
 
 
-def _update(contact: Contact, row: Row, owners: dict[str, int]) -> None:
-    """Fill the contact from the row: non-empty fields replace, new numbers are added, do-not-call is only set."""
+def _update(contact: Contact, row: Row, owners: dict[str, int]) -> int:
+    """Fill the contact from the row: non-empty fields replace, new numbers are added, do-not-call is only set.
+    Returns how many new numbers were left out: a contact has at most MAX_NUMBERS, as its form takes (the check
+    refused a row that would pass it; two rows updating one contact, or one merged into a new contact, can)."""
     given: dict[str, object] = {"name": row.name, "company": row.company, "email": row.email, "notes": row.notes}
     given |= {"time_zone": row.time_zone, "consent_override": row.consent, "owner_id": owners.get(row.owner)}
     for name, value in given.items():
@@ -485,16 +488,21 @@ def _update(contact: Contact, row: Row, owners: dict[str, int]) -> None:
     contact.save()
     have = {p.number: p for p in contact.phones.all()}
     has_primary = any(p.is_primary for p in have.values())
+    left_out = 0
     for label, number, dnc in row.phones:
         if number in have:
             if dnc and not have[number].do_not_call:
                 have[number].do_not_call = True
                 have[number].save(update_fields=["do_not_call"])
             continue
+        if len(have) >= import_rows.MAX_NUMBERS:
+            left_out += 1
+            continue
         have[number] = ContactPhone.objects.create(
             contact=contact, label=label, number=number, do_not_call=dnc, is_primary=not has_primary
         )
         has_primary = True
+    return left_out
 
 
 # --- Running in the background ---------------------------------------------------------------------------------

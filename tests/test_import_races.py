@@ -42,7 +42,7 @@ def test_a_contact_an_import_updates_cannot_be_deleted_under_it(agent_client, co
         thread = threading.Thread(target=delete_elsewhere, args=(target.pk,))
         thread.start()
         thread.join(30)  # a guard, not a wait: NOWAIT answers at once
-        update(target, row, *more)
+        return update(target, row, *more)
 
     monkeypatch.setattr(imports, "_update", deleted_meanwhile)
     imp = started(agent_client, "Name,Phone\nGrace H.,07400 123456\nNew Person,020 7946 0170\n")

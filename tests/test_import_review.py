@@ -97,3 +97,40 @@ def test_a_row_whose_keys_are_all_on_one_contact_is_that_contacts_duplicate(agen
     imp = started(agent_client, "Name,Email,Mobile\nGrace H.,grace@example.com,07400 123456\n")
     assert imp.report["problems"] == []
     assert [(d["row"], d["contact_id"]) for d in imp.report["duplicates"]] == [(2, contact.pk)]
+
+
+def _mobiles(first: int, count: int) -> str:
+    return ";".join(f"07400 2000{i:02d}" for i in range(first, first + count))
+
+
+def test_a_row_whose_update_would_give_its_contact_more_than_20_numbers_is_a_problem(agent_client, contact):
+    # Grace has 2 numbers; the update gave her 21, and then her own form (at most 20) could not be saved.
+    imp = started(agent_client, f"Name,Mobile,Work phone\nGrace Hopper,{_mobiles(0, 19)},07400 123456\n")
+    assert imp.report["problems"] == [
+        {
+            "row": 2,
+            "messages": [
+                "An update of Grace Hopper with this row would give them 21 numbers: a contact may have at most 20. "
+                "Leave out 1 of the row's new numbers, or remove some of Grace Hopper's first."
+            ],
+        }
+    ]
+    confirm(agent_client, imp, row2="update")
+    assert contact.phones.count() == 2
+    # One number fewer is an update to 20, which the form takes.
+    imp = started(agent_client, f"Name,Mobile,Work phone\nGrace Hopper,{_mobiles(0, 18)},07400 123456\n")
+    assert imp.report["problems"] == []
+    confirm(agent_client, imp, row2="update")
+    assert contact.phones.count() == 20
+
+
+def test_updates_that_together_pass_20_numbers_add_only_up_to_20_and_say_so(agent_client, contact):
+    # Each row alone fits (2 + 10 numbers), but both update Grace: the confirmation stops at 20.
+    rows = [f"Grace Hopper,{_mobiles(first, 10)},07400 123456" for first in (0, 10)]
+    imp = started(agent_client, "Name,Mobile,Work phone\n" + "\n".join(rows) + "\n")
+    assert imp.report["problems"] == [] and imp.report["duplicate_count"] == 2
+    confirm(agent_client, imp, row2="update", row3="update")
+    imp.refresh_from_db()
+    assert contact.phones.count() == 20 and imp.result["numbers_left_out"] == 2
+    page = agent_client.get(f"/contacts/import/{imp.pk}/").content.decode()
+    assert "2 numbers of updates not added: their contacts already had as many numbers as a contact may have." in page
