@@ -232,13 +232,20 @@ def test_while_an_endpoint_fails_only_a_probe_is_tried_on_its_schedule(receiver,
     assert hook.deliveries.filter(status="pending").count() == 3 + len(waits)
 
 
-def test_a_probe_that_succeeds_makes_the_whole_backlog_due_at_once(receiver, clock):
+def down_with_a_backlog(receiver: Receiver) -> WebhookEndpoint:
+    """An endpoint whose receiver answers 503, after a first pass over three changes: call:1's first and call:2's
+    fail, call:1's second waits behind its first."""
     receiver.otherwise = 503
     hook = endpoint(receiver.url)
     emit(subject="call:1", id=1)
     emit(subject="call:1", id=2)
     emit(subject="call:2", id=3)
-    one_pass(hook)  # 1 and 3 fail; 2 waits behind 1
+    one_pass(hook)
+    return hook
+
+
+def test_a_probe_that_succeeds_makes_the_whole_backlog_due_at_once(receiver, clock):
+    hook = down_with_a_backlog(receiver)
     for _ in range(4):  # no new event: the probes come back to the same deliveries, whose own back-off grows
         clock.advance(delivery.PROBE_AFTER[-1])
         assert one_pass(hook).attempts == 1
@@ -262,12 +269,7 @@ def test_a_probe_that_succeeds_makes_the_whole_backlog_due_at_once(receiver, clo
 
 
 def test_a_receiver_down_through_a_quiet_night_is_probed_on_schedule_and_gets_its_backlog_when_back(receiver, clock):
-    receiver.otherwise = 503
-    hook = endpoint(receiver.url)
-    emit(subject="call:1", id=1)
-    emit(subject="call:1", id=2)
-    emit(subject="call:2", id=3)
-    one_pass(hook)  # 1 and 3 fail; 2 waits behind 1; then no new event all night
+    hook = down_with_a_backlog(receiver)  # then no new event all night
     started = clock.now
     while clock.now - started < timedelta(hours=12):
         hook.refresh_from_db()
@@ -288,12 +290,7 @@ def test_a_receiver_down_through_a_quiet_night_is_probed_on_schedule_and_gets_it
 
 
 def test_a_receiver_down_for_a_day_disables_the_endpoint_and_resume_sends_every_change_in_order(receiver, clock):
-    receiver.otherwise = 503
-    hook = endpoint(receiver.url)
-    emit(subject="call:1", id=1)
-    emit(subject="call:1", id=2)
-    emit(subject="call:2", id=3)
-    one_pass(hook)
+    hook = down_with_a_backlog(receiver)
     hook.refresh_from_db()
     while hook.enabled:  # a probe at each step, for a day
         clock.advance(hook.retry_at - clock.now)
