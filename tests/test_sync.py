@@ -32,6 +32,16 @@ def sync(*args: str) -> str:
     return out.getvalue()
 
 
+def sync_while(sim, **changes: object) -> str:
+    """A sync while VCC's account has `changes` (dataclasses.replace of the simulator's account); then as it was."""
+    account = sim.account
+    sim.account = dataclasses.replace(account, **changes)
+    try:
+        return sync()
+    finally:
+        sim.account = account
+
+
 def users_answered(monkeypatch, answer: Callable[[httpx.Request], httpx.Response | None]) -> None:
     """The sync's client talks to the sandbox, except that `answer` answers its requests for users (None: the
     sandbox does)."""
@@ -84,18 +94,13 @@ def test_it_keeps_each_callback_number_as_vcc_lists_it(sim, london):
     assert forms == {"+442079460100": "+442079460100", "+441614960200": "01614960200", "+13125550100": "+13125550100"}
     assert CallbackNumber.objects.count() == 3  # matched by number: no second row for VCC's form
     assert "as VCC lists it: none → “+442079460100”)" in output  # the admin's number, now synced
-    account = sim.account
-    sim.account = dataclasses.replace(
-        account,
+    output = sync_while(
+        sim,
         callback_numbers=tuple(
             dataclasses.replace(n, clid="020 7946 0100") if n.clid == london.number else n
-            for n in account.callback_numbers
+            for n in sim.account.callback_numbers
         ),
     )
-    try:
-        output = sync()
-    finally:
-        sim.account = account
     london.refresh_from_db()
     assert london.vcc_clid == "020 7946 0100"
     assert "updated callback number +442079460100 (as VCC lists it: “+442079460100” → “020 7946 0100”)" in output
@@ -116,12 +121,7 @@ def test_a_group_vcc_no_longer_has_is_retired_refused_on_a_click_and_back_once_v
     sim, supervisor_client, admin_client, contact, london
 ):
     sync()
-    account = sim.account
-    sim.account = dataclasses.replace(account, groups={k: g for k, g in account.groups.items() if k != "030"})
-    try:
-        output = sync()
-    finally:
-        sim.account = account
+    output = sync_while(sim, groups={k: g for k, g in sim.account.groups.items() if k != "030"})
 
     sales = AgentGroup.objects.get(display_id="030")
     assert not sales.is_active
@@ -145,12 +145,7 @@ def test_a_group_vcc_no_longer_has_is_retired_refused_on_a_click_and_back_once_v
 def test_retiring_a_group_agents_have_as_default_is_reported_as_a_problem_to_fix(sim):
     sync()
     Agent.objects.filter(display_id__in=["1001", "1003"]).update(default_group=AgentGroup.objects.get(display_id="030"))
-    account = sim.account
-    sim.account = dataclasses.replace(account, groups={k: g for k, g in account.groups.items() if k != "030"})
-    try:
-        output = sync()
-    finally:
-        sim.account = account
+    output = sync_while(sim, groups={k: g for k, g in sim.account.groups.items() if k != "030"})
 
     assert (
         "problem: group 030 Sales UK is retired but is the default group of agents 1001, 1003: their calls via it "
@@ -267,14 +262,7 @@ def test_a_number_an_admin_deactivated_stays_inactive_while_one_vcc_dropped_come
         "/admin/calls/callbacknumber/", {"action": "deactivate", "_selected_action": [manchester.pk]}
     )
     assert response.status_code == 302
-    account = sim.account
-    sim.account = dataclasses.replace(
-        account, callback_numbers=tuple(n for n in account.callback_numbers if n.clid != "+13125550100")
-    )
-    try:
-        sync()
-    finally:
-        sim.account = account
+    sync_while(sim, callback_numbers=tuple(n for n in sim.account.callback_numbers if n.clid != "+13125550100"))
     assert not CallbackNumber.objects.get(number="+13125550100").is_active
 
     output = sync()
@@ -292,15 +280,12 @@ def test_a_number_an_admin_deactivated_stays_inactive_when_vcc_drops_it_and_has_
     sync()
     manchester = CallbackNumber.objects.get(number="+441614960200")
     admin_client.post("/admin/calls/callbacknumber/", {"action": "deactivate", "_selected_action": [manchester.pk]})
-    account = sim.account
-    sim.account = dataclasses.replace(
-        account,
-        callback_numbers=tuple(n for n in account.callback_numbers if n != account.callback_number(manchester.number)),
+    sync_while(
+        sim,
+        callback_numbers=tuple(
+            n for n in sim.account.callback_numbers if n != sim.account.callback_number(manchester.number)
+        ),
     )
-    try:
-        sync()
-    finally:
-        sim.account = account
     manchester.refresh_from_db()
     assert not manchester.vcc_listed_for.exists()
     assert not manchester.retired_by_sync
