@@ -246,6 +246,7 @@ def export_copy_sql(calls: QuerySet[Call], *, sort: str) -> tuple[str, tuple[Any
     user_table = Call._meta.get_field("created_by").related_model._meta.db_table
     ids_sql, params = ordered.values("pk").query.sql_with_params()
     outcomes = " ".join(f"WHEN {_quote(value)} THEN {_quote(label)}" for value, label in Call.Outcome.choices)
+    origins = " ".join(f"WHEN {_quote(value)} THEN {_quote(label)}" for value, label in Call.Origin.choices)
     direction = "DESC" if sort.startswith("-") or not sort else "ASC"
     order = (
         f"COALESCE(c.duration_seconds, {NO_DURATION}) {direction}, c.id {direction}"
@@ -282,7 +283,8 @@ def export_copy_sql(calls: QuerySet[Call], *, sort: str) -> tuple[str, tuple[Any
                {_inert_sql("c.disposition_code")},
                {_inert_sql("c.notes")},
                {_inert_sql("c.vcc_call_id")},
-               {_inert_sql(error)}
+               {_inert_sql(error)},
+               CASE c.origin {origins} ELSE c.origin END
         FROM {call_table} c
         LEFT JOIN {agent_table} fa ON fa.id = c.from_agent_id
         LEFT JOIN {agent_table} ta ON ta.id = c.to_agent_id

@@ -42,14 +42,15 @@ def test_it_exports_a_header_then_one_row_per_call(supervisor_client, agent_user
         duration_seconds=75,
     )
     via = make_call(user=agent_user, groups=[sales], outcome="failed")
+    inbound = make_call(user=agent_user, agent=agent_user.agent, contact=contact, origin="inbound")
     header, *rows = rows_of(supervisor_client.get(URL))
     # In words a spreadsheet user reads, as the page says them: no column names from the code.
     assert header == [
         "Call ID", "When", "Agent", "Via groups", "Placed by", "Contact", "Number called", "Colleague called",
-        "Caller ID", "Outcome", "Talk time (seconds)", "Disposition", "Notes", "VCC call ID", "Error",
+        "Caller ID", "Outcome", "Talk time (seconds)", "Disposition", "Notes", "VCC call ID", "Error", "Origin",
     ]  # fmt: skip
     by_id = {int(r[0]): dict(zip(header, r, strict=True)) for r in rows}
-    assert set(by_id) == {call.pk, via.pk}
+    assert set(by_id) == {call.pk, via.pk, inbound.pk}
     row = by_id[call.pk]
     assert row["Agent"] == "Alex Morgan (1001)"
     assert row["Contact"] == "Grace Hopper"
@@ -67,6 +68,9 @@ def test_it_exports_a_header_then_one_row_per_call(supervisor_client, agent_user
     assert failed["Outcome"] == "Failed"
     assert failed["Error"] == "HTTP 409: Agent is not available"
     assert failed["Talk time (seconds)"] == ""
+    # Where each call came from, in the words of the log's badge: inbound calls apart from outbound ones.
+    assert row["Origin"] == failed["Origin"] == "Placed from vccweb"
+    assert by_id[inbound.pk]["Origin"] == "Inbound, not placed from vccweb"
 
 
 @pytest.mark.parametrize(
@@ -211,10 +215,14 @@ def test_postgresqls_csv_is_the_same_as_pythons(supervisor_client, supervisor_us
     make_call(user=agent_user, agent=tom, outcome="answered")
     make_call(user=supervisor_user, groups=[sales], outcome="answered")
     make_call(user=agent_user, agent=tom, contact=None, contact_erased=True, to_number="+44 •••• •••461")
+    make_call(user=agent_user, agent=tom, contact=contact, origin="inbound")
+    make_call(user=agent_user, agent=tom, origin="agent_phone")
 
     copied = rows_of(supervisor_client.get(URL, {"sort": sort}))
     calls = calllog.filtered_calls(Call.objects.all(), {})
     python = list(csv.reader(io.StringIO("".join(_Export(calls, sort)))))
 
     assert [row[:1] + row[2:] for row in copied] == [row[:1] + row[2:] for row in python]
+    assert {row[-1] for row in copied[1:]} == {"Placed from vccweb", "Inbound, not placed from vccweb",
+                                                "Dialled from the agent's phone, not from vccweb"}  # fmt: skip
     assert [row[1][:19] for row in copied] == [row[1][:19] for row in python]  # the time, to the second

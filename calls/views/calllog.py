@@ -161,6 +161,7 @@ HEADER = [
     "Notes",
     "VCC call ID",
     "Error",
+    "Origin",  # placed from vccweb, dialled from the agent's phone, or inbound (the log's badge, Call.origin)
 ]
 # The export's columns, read as tuples; batches() expects the id, the time and the talk time first.
 COLUMNS = [
@@ -183,6 +184,7 @@ COLUMNS = [
     "answered_by_id",  # a group call's agent: the one who answered it
     "connected_at",  # none: the call never connected, and has no talk time (Call.talk_seconds)
     "contact_erased",  # the contact was erased: named ERASED_CONTACT, as on the log's pages
+    "origin",
 ]
 
 
@@ -260,6 +262,7 @@ class _Export:
         }
         self.groups = dict(AgentGroup.objects.values_list("pk", "name"))
         self.outcomes = dict(Call.Outcome.choices)
+        self.origins = dict(Call.Origin.choices)
         self.tz = timezone.get_current_timezone()
         self.through = Call.from_groups.through.objects
         self.batches = calllog.batches(calls.values_list(*COLUMNS), sort=sort, size=EXPORT_BATCH)
@@ -280,12 +283,12 @@ class _Export:
                 "call_id", "agentgroup_id"
             ):
                 via.setdefault(call_id, []).append(self.groups.get(group_id, ""))
-        write, agents, outcomes, tz = self.writer.writerow, self.agents, self.outcomes, self.tz
+        write, agents, outcomes, origins, tz = self.writer.writerow, self.agents, self.outcomes, self.origins, self.tz
         out = []
         for (
             pk, requested_at, duration, from_agent, to_agent, username, contact, to_number, clid, outcome,
             disposition, notes, vcc_call_id, error_message, error_status, error_display, answered_by, connected_at,
-            contact_erased,
+            contact_erased, origin,
         ) in rows:  # fmt: skip
             error = error_message or error_display
             if error_status:
@@ -308,6 +311,7 @@ class _Export:
                         inert(notes),
                         inert(vcc_call_id),
                         inert(error),
+                        origins.get(origin, origin),
                     ]
                 )
             )
