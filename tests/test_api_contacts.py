@@ -169,11 +169,23 @@ def test_a_damaged_cursor_is_a_400_problem(agent, after):
     assert "after" in body["detail"]
 
 
-@pytest.mark.parametrize("params", [{"limit": 0}, {"limit": 201}, {"limit": "ten"}, {"q": "a\x00b"}, {"sort": "x"}])
-def test_bad_list_parameters_are_a_422(agent, params):
-    body = problem(agent.get(URL, **params), 422)
+@pytest.mark.parametrize(("params", "where"), [({"q": "a\x00b"}, "query.q"), ({"sort": "x"}, "query.sort")])
+def test_bad_list_parameters_are_a_400_naming_them(agent, params, where):
+    """Malformed query parameters are a 400, as README says and as the call log answers them (422 is for bodies)."""
+    body = problem(agent.get(URL, **params), 400)
 
-    assert body["errors"]
+    assert body["detail"].startswith(f"{where}: ")
+    assert body["errors"][0]["where"] == where
+
+
+@pytest.mark.parametrize("path", [URL, "/api/v1/calls"])
+@pytest.mark.parametrize("limit", ["0", "201", "ten", "²", "-1", "1.5"])
+def test_a_bad_limit_is_the_same_400_on_the_contacts_and_the_call_log(path, limit):
+    api = Api(create_user("two-lists", "agent"), scopes=("contacts:read", "calls:read"))
+
+    body = problem(api.get(path, limit=limit), 400)
+
+    assert body["detail"] == "limit: give a whole number from 1 to 200 (default 50)."
 
 
 def test_the_limit_defaults_to_50_and_goes_to_200(agent):

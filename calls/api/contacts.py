@@ -27,6 +27,7 @@ from calls import audit, cursors, phones
 from calls import permissions as perms
 from calls.api.auth import Forbidden, require
 from calls.api.errors import Problem
+from calls.api.paging import DEFAULT_LIMIT, MAX_LIMIT, limit_of
 from calls.audit import dnc
 from calls.forms import ContactForm, ContactListForm, ContactPhoneFormSet, encode_cursor
 from calls.forms.contacts import MAX_PHONES_PER_CONTACT, save_numbers
@@ -36,9 +37,6 @@ from calls.views.contacts import list_filters
 from calls.webhooks import changes
 
 router = Router(tags=["contacts"])
-
-DEFAULT_LIMIT = 50
-MAX_LIMIT = 200
 
 
 def _storable(value: str) -> str:
@@ -173,7 +171,8 @@ class ContactSearch(Schema):
     mine: bool = Field(False, description="Only the contacts the token's owner owns, as the list's Mine only.")
     dnc: Literal["", "only", "hide"] = Field("", description="Do-not-call: only those marked, or hide them.")
     company: Text = Field("", max_length=200, description="Only this company (its exact name).")
-    limit: int = Field(DEFAULT_LIMIT, ge=1, le=MAX_LIMIT, description="Contacts a page.")
+    # A string read by limit_of, as every list's: a bad limit is the same 400 with the same words everywhere.
+    limit: str | None = Field(None, description=f"Contacts a page, 1 to {MAX_LIMIT} (default {DEFAULT_LIMIT}).")
     after: str = Field("", description="The cursor from the previous page's `next`.")
 
 
@@ -205,14 +204,14 @@ def list_contacts(request: HttpRequest, search: Query[ContactSearch]) -> Contact
         raise Problem(
             400, f"{unknown[0]}: not a parameter of the contact list. Known: {', '.join(sorted(SEARCH_NAMES))}."
         )
-    q, sort, limit = search.q, search.sort, search.limit
+    q, sort, limit = search.q, search.sort, limit_of(search.limit)
     form = ContactListForm({"q": q, "sort": sort, "after": search.after})
     if not form.is_valid():
         if "after" in form.errors:
             raise Problem(
                 400, "The cursor `after` is damaged: use the `next` link of the page before, or leave it out."
             )
-        raise Problem(422, f"query.q: {form.errors.get('q', ['invalid'])[0]}")  # ContactListForm trims, never refuses
+        raise Problem(400, f"query.q: {form.errors.get('q', ['invalid'])[0]}")  # ContactListForm trims, never refuses
     query = form.cleaned_data["q"]
     filters = {"mine": search.mine, "dnc": search.dnc, "company": search.company.strip()}
     rows, next_cursor = list_filters(_contacts().search(query), request.user, filters).keyset_page(  # type: ignore[arg-type]  # the token's owner

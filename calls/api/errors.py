@@ -104,7 +104,10 @@ def install(api: NinjaAPI) -> None:
     def on_validation(request: HttpRequest, exc: ValidationError) -> HttpResponse:
         errors = [{"where": _where(e), "what": str(e.get("msg", "invalid"))} for e in exc.errors]
         first = errors[0] if errors else {"where": "?", "what": "invalid"}
-        return problem(api, request, 422, f"{first['where']}: {first['what']}", errors=errors)
+        # A malformed query parameter is a 400, as the lists' own checks answer it (paging.limit_of, the call
+        # log's filters); 422 is for a body or path that is well formed but not acceptable.
+        in_query = bool(errors) and all(e["where"].startswith("query.") for e in errors)
+        return problem(api, request, 400 if in_query else 422, f"{first['where']}: {first['what']}", errors=errors)
 
     @api.exception_handler(AuthenticationError)
     def on_authentication(request: HttpRequest, exc: AuthenticationError) -> HttpResponse:
