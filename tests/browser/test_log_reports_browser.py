@@ -143,3 +143,51 @@ def test_report_presets_fill_the_date_boxes(logged_in, live_server, calls, viewp
         assert chart["smallest"] >= 9, chart
         assert chart["overlaps"] == 0 and chart["outside"] == 0, chart
     assert page.console_errors == []
+
+
+# Of the pixels of a focused segment, those whose colour changed by 3:1 or more (WCAG's contrast ratio) from
+# before it had the focus: the browser decodes both screenshots and counts.
+CHANGED_BY_3_TO_1 = """async ([before, after]) => {
+    const pixels = async (b64) => {
+        const bytes = Uint8Array.from(atob(b64), c => c.charCodeAt(0));
+        const image = await createImageBitmap(new Blob([bytes], {type: 'image/png'}));
+        const canvas = new OffscreenCanvas(image.width, image.height);
+        const context = canvas.getContext('2d');
+        context.drawImage(image, 0, 0);
+        return context.getImageData(0, 0, image.width, image.height).data;
+    };
+    const linear = c => (c /= 255) <= 0.04045 ? c / 12.92 : ((c + 0.055) / 1.055) ** 2.4;
+    const luminance = (d, i) => 0.2126 * linear(d[i]) + 0.7152 * linear(d[i + 1]) + 0.0722 * linear(d[i + 2]);
+    const [a, b] = [await pixels(before), await pixels(after)];
+    let changed = 0;
+    for (let i = 0; i < a.length; i += 4) {
+        const [x, y] = [luminance(a, i), luminance(b, i)];
+        if ((Math.max(x, y) + 0.05) / (Math.min(x, y) + 0.05) >= 3) changed++;
+    }
+    return changed;
+}"""
+
+
+@pytest.mark.parametrize("viewport", [DESKTOP, PHONE])
+def test_the_share_bar_shows_clearly_which_segment_has_the_keyboard_focus(logged_in, live_server, calls, viewport):
+    """A focused segment of the outcome share bar was only made a little paler (opacity .8), which nobody sees
+    (WCAG 2.4.7): its focus indicator changes at least a 2 px ring of it by a contrast of 3:1 or more."""
+    import base64
+
+    page = logged_in(viewport)
+    page.goto(f"{live_server.url}/reports/")
+    for n, segment in enumerate(page.locator("svg.chart.shares a").all()):
+        segment.scroll_into_view_if_needed()
+        box = segment.locator("rect").bounding_box()
+        assert box is not None
+        clip = {key: box[key] for key in ("x", "y", "width", "height")}
+        before = page.screenshot(clip=clip)
+        segment.focus()
+        assert page.evaluate("document.activeElement.matches(':focus-visible')")
+        after = page.screenshot(clip=clip)
+        changed = page.evaluate(
+            CHANGED_BY_3_TO_1, [base64.b64encode(before).decode(), base64.b64encode(after).decode()]
+        )
+        ring = 2 * (2 * int(box["width"]) + 2 * int(box["height"])) - 16  # 2 px inside its edges
+        assert changed >= ring, (n, changed, ring)
+    assert page.console_errors == []
