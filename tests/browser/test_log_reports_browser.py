@@ -121,6 +121,8 @@ def test_report_presets_fill_the_date_boxes(logged_in, live_server, calls, viewp
     expect(page.locator("#id_end")).to_have_value(yesterday)
     page.get_by_role("link", name="This month").click()
     expect(page.locator("#id_start")).to_have_value(today.replace(day=1).isoformat())
+    # The boxes come before the charts in the page: the new page may still be being read when they show its range.
+    page.wait_for_load_state("domcontentloaded")
     # The axis labels of the charts shown at this width: readable (9 px or more), apart, inside their chart.
     charts = page.evaluate(
         """() => [...document.querySelectorAll('svg.chart:not(.heatmap):not(.shares)')]
