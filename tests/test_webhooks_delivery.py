@@ -12,7 +12,7 @@ from datetime import UTC, datetime, timedelta
 
 import httpx
 import pytest
-from asgiref.sync import async_to_sync
+from asgiref.sync import async_to_sync, sync_to_async
 from django.core.exceptions import ValidationError
 from django.utils import timezone
 from standardwebhooks.webhooks import Webhook, WebhookVerificationError
@@ -313,7 +313,7 @@ def test_order_per_subject_holds_when_an_earlier_delivery_fails(receiver, clock)
 
 def test_a_host_resolving_to_loopback_is_refused_at_delivery(receiver, clock, monkeypatch):
     """The name was public when the endpoint was saved; now it resolves to 127.0.0.1 (a DNS rebind)."""
-    hook = endpoint(f"http://hooks.example.com:{receiver.port}/hooks")
+    hook = endpoint(f"https://hooks.example.com:{receiver.port}/hooks")
     monkeypatch.setattr(safety, "resolve", lambda host, port: ["127.0.0.1"])
     emit()
 
@@ -578,8 +578,6 @@ def test_an_endpoint_deleted_while_its_delivery_was_in_flight_is_let_go(receiver
 
     async def deleted_meanwhile(*args, **kwargs):
         outcome = await real_send(*args, **kwargs)
-        from asgiref.sync import sync_to_async
-
         await sync_to_async(WebhookEndpoint.objects.filter(pk=hook.pk).delete)()
         return outcome
 
@@ -589,3 +587,13 @@ def test_an_endpoint_deleted_while_its_delivery_was_in_flight_is_let_go(receiver
 
     assert len(receiver.received) == 1
     assert not WebhookDelivery.objects.exists() and not WebhookAttempt.objects.exists()
+
+
+def test_an_http_endpoint_saved_with_debug_on_is_not_sent_in_clear_once_it_is_off(receiver, clock):
+    """A delivery (DEBUG off, as in the tests) checks the scheme again, first, and says what to do."""
+    hook = endpoint(receiver.url.replace("127.0.0.1", "localhost"))  # saved with DEBUG on; not an allowed host
+    emit()
+    deliver(hook)
+    (attempt,) = WebhookAttempt.objects.all()
+    assert attempt.error.startswith("Use an https:// URL") and receiver.received == []
+    assert statuses(hook) == [("pending", 1)]

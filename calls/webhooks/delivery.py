@@ -302,6 +302,7 @@ async def send(
             # The name as saved and allowed: an international one in its ASCII form (url.host gives it back in
             # Unicode, which WEBHOOK_ALLOWED_HOSTS does not list), for the check, the lookup and TLS alike.
             host = url.raw_host.decode("ascii")
+            safety.check_scheme(url.scheme, host)  # saved with DEBUG on, or a host since taken off the allowed list
             port = url.port or (443 if url.scheme == "https" else 80)
             found = await (addresses or Addresses()).of(host, port)
             body = body_of(event)

@@ -144,6 +144,15 @@ def safe_addresses(host: str, port: int, *, resolver: Resolver | None = None) ->
     return addresses
 
 
+def check_scheme(scheme: str, host: str) -> None:
+    """Plain http only with DEBUG on or to a host in WEBHOOK_ALLOWED_HOSTS, else ValidationError saying what to do:
+    when a URL is saved, and again at each delivery (one saved with DEBUG on is not sent in clear once it is off)."""
+    if scheme.lower() == "http" and not (settings.DEBUG or allowed_host(host)):
+        raise ValidationError(
+            "Use an https:// URL: plain http is allowed only for hosts in WEBHOOK_ALLOWED_HOSTS (or with DEBUG on)."
+        )
+
+
 def check_url(url: str, *, resolver: Resolver | None = None) -> str:
     """The URL normalised (scheme and host in lower case, no fragment), or ValidationError saying what to fix."""
     url = url.strip()
@@ -166,11 +175,7 @@ def check_url(url: str, *, resolver: Resolver | None = None) -> str:
     if not parts.hostname:
         raise ValidationError("The URL has no host: write it as https://host/path.")
     host = _ascii_host(parts.hostname)
-    allowed = allowed_host(host)
-    if scheme == "http" and not (settings.DEBUG or allowed):
-        raise ValidationError(
-            "Use an https:// URL: plain http is allowed only for hosts in WEBHOOK_ALLOWED_HOSTS (or with DEBUG on)."
-        )
+    check_scheme(scheme, host)
     safe_addresses(host, port or (443 if scheme == "https" else 80), resolver=resolver)
     netloc = f"[{host}]" if ":" in host else host
     if port is not None and port != (443 if scheme == "https" else 80):
