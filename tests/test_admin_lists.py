@@ -140,6 +140,13 @@ def test_the_contact_search_is_the_contacts_page_search(root_client):
     assert list(root_client.get(PHONES + "?q=hopper").context["cl"].result_list) == []  # names: the contacts list
 
 
+@pytest.mark.parametrize("typed", ["Hopper, Grace 1", "hopper;grace;1", "1, Hopper"])
+def test_the_contact_search_reads_commas_and_semicolons_as_spaces(root_client, typed):
+    _add_contacts(0, 3)
+    found = root_client.get(CONTACTS, {"q": typed}).context["cl"].result_list
+    assert [c.name for c in found] == ["Grace Hopper 1"]
+
+
 def test_an_unfiltered_big_list_shows_the_tables_estimate_as_an_estimate_and_pages_to_the_cap(
     root_client, admin_role_user, monkeypatch
 ):

@@ -6,7 +6,6 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
-import re
 from typing import Any
 from urllib.parse import urlencode
 
@@ -235,11 +234,6 @@ def decode_cursor(raw: str) -> Any:
         return None
 
 
-# "Hopper, Grace", as other systems write a name, or words pasted from a list with ";": the comma stayed on the
-# word ("hopper,"), which no contact has, so the search found nobody. A comma or semicolon is a space.
-BETWEEN_WORDS = re.compile(r"\s*[,;]+\s*")
-
-
 class ContactListForm(forms.Form):
     q = forms.CharField(required=False)
     sort = forms.ChoiceField(
@@ -256,11 +250,10 @@ class ContactListForm(forms.Form):
     after = forms.CharField(required=False, max_length=2000, widget=forms.HiddenInput)
 
     def clean_q(self) -> str:
-        # A pasted paragraph is searched by its start, not refused. A number's "+44 (0)20" is read by the search
-        # itself (calls.phones.search_patterns), for every caller of Contact.objects.search.
-        query = self.cleaned_data["q"].strip()[:100]
-        # Read so here, the page, the API, the next page's link and a call queue made of the list all search alike.
-        return BETWEEN_WORDS.sub(" ", query).strip()
+        # A pasted paragraph is searched by its start, not refused. A number's "+44 (0)20", and "Hopper, Grace"'s
+        # comma, are read by the search itself (calls.phones.search_patterns, calls.models.contacts._words), for every
+        # caller of Contact.objects.search: the page, the API, the admin and a call queue made of the list.
+        return self.cleaned_data["q"].strip()[:100]
 
     def clean_sort(self) -> str:
         return self.cleaned_data["sort"] or "name"

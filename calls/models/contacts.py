@@ -29,13 +29,24 @@ if TYPE_CHECKING:
     from django.db.models.sql.compiler import SQLCompiler
 
 
+# "Hopper, Grace", as other systems write a name, or words pasted from a list with ";": the comma stayed on the
+# word ("hopper,"), which no contact has, so the search found nobody. A comma or semicolon is a space, here, so that
+# every caller of the search (the list, the API, the admin, a call queue) reads it so.
+_BETWEEN_WORDS = str.maketrans(",;", "  ")
+
+
+def _spaced(query: str) -> str:
+    """query with each comma or semicolon read as a space, trimmed."""
+    return query.translate(_BETWEEN_WORDS).strip()
+
+
 def _words(query: str) -> list[str]:
-    return query.lower().split()[:MAX_SEARCH_WORDS]
+    return _spaced(query).lower().split()[:MAX_SEARCH_WORDS]
 
 
 def _number_parts(query: str) -> list[str]:
     """The parts of a search read as phone numbers: all of it when it looks like one, else its words of digits."""
-    query = query.strip()
+    query = _spaced(query)
     if phones.looks_like_number(query):
         return [query]
     return [w for w in _words(query) if w.isdigit() and len(w) >= 3]
@@ -61,7 +72,7 @@ class ContactQuerySet(models.QuerySet["Contact"]):
         and the other words match the text. On PostgreSQL each part has an index made for it: a trigram index on
         `search_text`, and prefix indexes on the number and on its reverse (for endings).
         """
-        query = query.strip()
+        query = _spaced(query)
         if not query:
             return self
         if phones.looks_like_number(query):
@@ -153,7 +164,7 @@ def search_windows(query: str) -> tuple[int, ...]:
 
 def is_number_search(query: str) -> bool:
     """Whether this search is for a number alone, whose pages PostgreSQL plans differently (see _ordered_page)."""
-    return phones.looks_like_number(query.strip())
+    return phones.looks_like_number(_spaced(query))
 
 
 def _ordered_page(
