@@ -325,6 +325,22 @@ def check_saved_contacts(rows: list[Row]) -> None:
             )
 
 
+def may_take_email(row: Row, contact: Contact, saved: Saved) -> bool:
+    """Whether an update may give contact the row's email: no other contact has it, saved (`saved`, as
+    saved_contacts_with read it for the batch) or written earlier by the import. The check ran before the
+    confirmation, and two rows of a file that update two contacts each pass it alone: written, both contacts would
+    have the email. When it may, notes the email as contact's (and contact's old one as no longer its)."""
+    key = row.email.lower()
+    if not key or key == contact.email.lower():
+        return True
+    if any(pk != contact.pk for pk, _ in saved.get(key, [])):
+        return False
+    if old := saved.get(contact.email.lower()):
+        old[:] = [c for c in old if c[0] != contact.pk]
+    saved.setdefault(key, []).append((contact.pk, contact.name))
+    return True
+
+
 def describe(key: str) -> str:
     return f"number {phones.display(key)}" if key.startswith("+") else f"email {key}"
 

@@ -326,6 +326,7 @@ def _apply(pk: ImportId, *, erased: int) -> None:
     decisions = imp.decisions
     default = decisions.get("rest", "skip")
     created = updated = skipped = numbers_left_out = 0
+    emails_left_out: list[int] = []  # rows whose email was already another contact's when written
     contact_of_row: dict[int, int] = {}  # row number -> the contact it made or updated
     duplicates: dict[int, int] = {}  # row number -> a saved contact's id, or minus the earlier row's number
     progress = _Progress(pk)
@@ -364,10 +365,14 @@ def _apply(pk: ImportId, *, erased: int) -> None:
                 targeted = Contact.objects.filter(pk__in={target_pk for _, target_pk in updates}).order_by("pk")
                 targets = {c.pk: c for c in targeted.select_for_update(of=("self",))}
                 owners = import_rows.owners_of(r.owner for r, _ in updates)
+                emails = import_rows.saved_contacts_with({r.email.lower() for r, _ in updates if r.email})
                 for r, target_pk in updates:
                     if (target := targets.get(target_pk)) is None:  # deleted since the check: skipped
                         skipped += 1
                         continue
+                    if not import_rows.may_take_email(r, target, emails):  # another contact's: the rest is written
+                        emails_left_out.append(r.number)
+                        r.email = ""
                     numbers_left_out += _update(target, r, owners)
                     updated += 1
         # Its row locked, as an erasure locks it before it deletes rows of the import (calls/privacy/erasure.py), and
@@ -387,6 +392,8 @@ def _apply(pk: ImportId, *, erased: int) -> None:
             "problem_rows": problem_rows,
             "erased": erased,
             "numbers_left_out": numbers_left_out,
+            "emails_left_out": len(emails_left_out),
+            "email_rows_left_out": emails_left_out[:SHOWN],
         }
         imp.status, imp.progress = ContactImport.Status.DONE, imp.row_count
         imp.save(update_fields=["result", "status", "progress", "updated_at"])

@@ -134,3 +134,48 @@ def test_updates_that_together_pass_20_numbers_add_only_up_to_20_and_say_so(agen
     assert contact.phones.count() == 20 and imp.result["numbers_left_out"] == 2
     page = agent_client.get(f"/contacts/import/{imp.pk}/").content.decode()
     assert "2 numbers of updates not added: their contacts already had as many numbers as a contact may have." in page
+
+
+def test_an_email_two_rows_give_two_contacts_is_written_onto_the_first_only_and_the_result_says_so(
+    agent_client, contact
+):
+    # Row 2 gives Grace a new email, row 3 gives Bo the same one: each passed the check alone, and both contacts
+    # ended up with it.
+    bo = Contact.objects.create(name="Bo Brown", email="bo@example.com")
+    bo.phones.create(number="+442079460170", is_primary=True)
+    data = "Name,Email,Phone\nGrace Hopper,new@example.com,07400 123456\nBo Brown,New@Example.com,020 7946 0170\n"
+    imp = started(agent_client, data)
+    assert imp.report["problems"] == [] and imp.report["duplicate_count"] == 2
+    confirm(agent_client, imp, row2="update", row3="update")
+    imp.refresh_from_db()
+    assert imp.status == ContactImport.Status.DONE and imp.result["updated"] == 2
+    assert Contact.objects.get(pk=contact.pk).email == "new@example.com"
+    bo.refresh_from_db()
+    assert (bo.email, bo.name) == ("bo@example.com", "Bo Brown")
+    assert imp.result["emails_left_out"] == 1 and imp.result["email_rows_left_out"] == [3]
+    page = agent_client.get(f"/contacts/import/{imp.pk}/").content.decode()
+    assert "1 email not written, as it was already another contact's (row 3); the rest of its row was written." in page
+
+
+def test_an_email_given_to_another_contact_after_the_preview_is_not_written_twice(agent_client, contact):
+    imp = started(agent_client, "Name,Email,Phone,Company\nGrace Hopper,new@example.com,07400 123456,Brightwater\n")
+    assert imp.report["problems"] == [] and imp.report["duplicate_count"] == 1
+    bo = Contact.objects.create(name="Bo Brown", email="NEW@example.com")  # between the preview and the confirmation
+    confirm(agent_client, imp, row2="update")
+    imp.refresh_from_db()
+    grace = Contact.objects.get(pk=contact.pk)
+    assert (grace.email, grace.company) == ("grace@example.com", "Brightwater")  # the rest of the row is written
+    assert Contact.objects.get(pk=bo.pk).email == "NEW@example.com"
+    assert imp.result["emails_left_out"] == 1 and imp.result["email_rows_left_out"] == [2]
+
+
+def test_an_email_a_contact_gives_up_in_the_same_file_may_go_to_another(agent_client, contact):
+    # Row 2 gives Grace an email, row 3 gives her another: the first is nobody's by row 4, which gives it to Bo.
+    bo = Contact.objects.create(name="Bo Brown")
+    bo.phones.create(number="+442079460170", is_primary=True)
+    rows = ["Grace Hopper,x@example.com,07400 123456", "Grace Hopper,y@example.com,07400 123456"]
+    imp = started(agent_client, "Name,Email,Phone\n" + "\n".join([*rows, "Bo Brown,x@example.com,020 7946 0170\n"]))
+    confirm(agent_client, imp, row2="update", row3="update", row4="update")
+    imp.refresh_from_db()
+    assert imp.result["emails_left_out"] == 0
+    assert [Contact.objects.get(pk=c.pk).email for c in (contact, bo)] == ["y@example.com", "x@example.com"]
