@@ -9,7 +9,8 @@
   answer costs a pass about two timeouts). Every attempt of the pass, and what follows from it, is written at its
   end in a few statements.
 - Each pass resolves the host again and connects to an address `safety.safe_addresses` allows (a DNS rebind after
-  the URL was checked cannot reach the inside), follows no redirect, waits TIMEOUT and reads at most MAX_BODY.
+  the URL was checked cannot reach the inside; calls/webhooks/addresses.py), follows no redirect, waits TIMEOUT and
+  reads at most MAX_BODY.
 - 2xx is delivered; 410 disables the endpoint at once; anything else is a failure, tried again:
   - a failed delivery waits its own step of RETRY_AFTER (by its attempts), and keeps its subject's later ones
     behind it; 24 hours after its first failure, one more while others go gives it up and disables the endpoint,
@@ -32,7 +33,6 @@ The clock is `clock` (tests replace it: nothing here waits on the wall clock).""
 from __future__ import annotations
 
 import asyncio
-import concurrent.futures
 import contextlib
 import functools
 import json
@@ -57,6 +57,7 @@ from calls.calling.common import _db, log
 from calls.models import WebhookAttempt, WebhookDelivery, WebhookEndpoint, WebhookEvent
 from calls.models.common import column_of, concrete_field, update_rows
 from calls.webhooks import TEST_EVENT_TYPE, safety, signing
+from calls.webhooks.addresses import Addresses
 
 # A delivery's own waits after each of its failures (issue 21's schedule); the last one repeats.
 RETRY_AFTER = (
@@ -265,24 +266,6 @@ def _tls() -> ssl.SSLContext:
     """The TLS settings of every pass, made once a process: making them (loading the CA bundle) costs about 25 ms
     of CPU, which a client per pass would spend again and again."""
     return ssl.create_default_context(cafile=certifi.where())
-
-
-# Name lookups of the passes run here, not in the event loop's default executor, where the worker's sync jobs run
-# (Procrastinate's sync_to_async): a pass never waits for a thread behind process_vcc_events or the fan-out.
-_LOOKUPS = concurrent.futures.ThreadPoolExecutor(max_workers=4, thread_name_prefix="webhook-lookup")
-
-
-class Addresses:
-    """The endpoint's host resolved and checked once a pass (not once a request), shared by its attempts."""
-
-    def __init__(self) -> None:
-        self._found: dict[tuple[str, int], asyncio.Future[list[str]]] = {}
-
-    async def of(self, host: str, port: int) -> list[str]:
-        if (host, port) not in self._found:
-            loop = asyncio.get_running_loop()
-            self._found[(host, port)] = loop.run_in_executor(_LOOKUPS, safety.safe_addresses, host, port)
-        return await asyncio.shield(self._found[(host, port)])
 
 
 async def send(
