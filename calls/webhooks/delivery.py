@@ -276,7 +276,7 @@ async def send(
     at: datetime,
     addresses: Addresses | None = None,
 ) -> Outcome:
-    """One attempt: resolve (once a pass), check the addresses, POST to the first allowed one, read at most MAX_BODY."""
+    """One attempt: resolve (once a pass), check the addresses, POST to one (addresses.py), read at most MAX_BODY."""
     began = time.monotonic()
     outcome = Outcome(at=at)
     try:
@@ -286,21 +286,12 @@ async def send(
             # Unicode, which WEBHOOK_ALLOWED_HOSTS does not list), for the check, the lookup and TLS alike.
             host = url.raw_host.decode("ascii")
             safety.check_scheme(url.scheme, host)  # saved with DEBUG on, or a host since taken off the allowed list
-            port = url.port or (443 if url.scheme == "https" else 80)
-            found = await (addresses or Addresses()).of(host, port)
             body = body_of(event)
             headers = signing.headers(endpoint, event.msg_id, at, body) | {
                 "host": url.netloc.decode("ascii"),
                 "accept-encoding": "identity",  # the 64 KB read and the 2 KB kept are of the answer as written
             }
-            request = client.build_request(
-                "POST",
-                url.copy_with(host=found[0]),
-                content=body,
-                headers=headers,
-                extensions={"sni_hostname": host},
-            )
-            response = await client.send(request, stream=True, follow_redirects=False)
+            response = await (addresses or Addresses()).post(client, url, host, content=body, headers=headers)
             try:
                 outcome.status_code = response.status_code
                 chunks = []
