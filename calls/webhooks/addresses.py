@@ -46,7 +46,7 @@ class Addresses:
     ) -> httpx.Response:
         """POST to the host's checked addresses in turn, the next only when connecting to one failed; the response
         is streamed (the caller reads and closes it). `host` is the name as saved, in ASCII, for TLS (SNI)."""
-        port = url.port or (443 if url.scheme == "https" else 80)
+        port = url.port or safety.default_port(url.scheme)
         tried = (await self.of(host, port))[:MAX_TRIED]
         timeout = client.timeout
         sooner = httpx.Timeout(

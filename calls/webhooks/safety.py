@@ -144,6 +144,11 @@ def safe_addresses(host: str, port: int, *, resolver: Resolver | None = None) ->
     return addresses
 
 
+def default_port(scheme: str) -> int:
+    """The port a URL of this scheme (http or https) means when it names none."""
+    return 443 if scheme == "https" else 80
+
+
 def check_scheme(scheme: str, host: str) -> None:
     """Plain http only with DEBUG on or to a host in WEBHOOK_ALLOWED_HOSTS, else ValidationError saying what to do:
     when a URL is saved, and again at each delivery (one saved with DEBUG on is not sent in clear once it is off)."""
@@ -176,9 +181,9 @@ def check_url(url: str, *, resolver: Resolver | None = None) -> str:
         raise ValidationError("The URL has no host: write it as https://host/path.")
     host = _ascii_host(parts.hostname)
     check_scheme(scheme, host)
-    safe_addresses(host, port or (443 if scheme == "https" else 80), resolver=resolver)
+    safe_addresses(host, port or default_port(scheme), resolver=resolver)
     netloc = f"[{host}]" if ":" in host else host
-    if port is not None and port != (443 if scheme == "https" else 80):
+    if port is not None and port != default_port(scheme):
         netloc += f":{port}"
     return urlunsplit((scheme, netloc, parts.path or "/", parts.query, ""))
 
