@@ -62,6 +62,8 @@ def test_a_public_https_url_is_normalised():
         ("fd00:ec2::254", "metadata"),
         ("::ffff:127.0.0.1", "loopback"),
         ("::ffff:169.254.169.254", "metadata"),
+        ("fec0::1", "site-local"),
+        ("168.63.129.16", "metadata"),  # public, yet Azure's platform service on every VM
     ],
 )
 def test_every_inside_address_is_refused(address, kind):
@@ -101,7 +103,20 @@ def test_an_allowed_host_may_be_inside_and_plain_http(settings):
     assert safety.check_url("https://inside.example/", resolver=loopback) == "https://inside.example/"
 
 
-@pytest.mark.parametrize("address", ["169.254.169.254", "fd00:ec2::254", "169.254.10.10", "fe80::2"])
+@pytest.mark.parametrize(
+    "address",
+    [
+        "169.254.169.254",
+        "fd00:ec2::254",
+        "169.254.10.10",
+        "fe80::2",
+        # Metadata services outside link-local: an allowed host re-pointed to one must not reach it either.
+        "fd20:ce::254",
+        "100.100.100.200",
+        "192.0.0.192",
+        "168.63.129.16",
+    ],
+)
 def test_link_local_and_metadata_are_never_allowed(settings, address):
     settings.WEBHOOK_ALLOWED_HOSTS = ["metadata.internal"]
     settings.DEBUG = True

@@ -3,9 +3,9 @@
 the two cannot reach it: the engine connects to an address safe_addresses returned, not to the name.
 
 Refused: userinfo in the URL; plain http unless settings.DEBUG or the host is in settings.WEBHOOK_ALLOWED_HOSTS; and
-hosts resolving to loopback, private, CGNAT, reserved, multicast or unspecified addresses unless the host is in
-WEBHOOK_ALLOWED_HOSTS. Link-local addresses and the cloud metadata services are refused even then. An IPv6 address
-that carries an IPv4 one (IPv4-mapped, NAT64, 6to4, Teredo) is checked, and so is the IPv4 address it carries.
+hosts resolving to loopback, private (site-local too), CGNAT, reserved, multicast or unspecified addresses unless the
+host is in WEBHOOK_ALLOWED_HOSTS. Link-local addresses and the cloud metadata services are refused even then. An IPv6
+address that carries an IPv4 one (IPv4-mapped, NAT64, 6to4, Teredo) is checked, and so is the IPv4 address it carries.
 """
 
 import ipaddress
@@ -20,7 +20,19 @@ IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 Resolver = Callable[[str, int], list[str]]
 
 MAX_URL_LENGTH = 2000
-METADATA_ADDRESSES = frozenset({ipaddress.ip_address("169.254.169.254"), ipaddress.ip_address("fd00:ec2::254")})
+# The clouds' instance metadata and platform services, which hand out credentials and configuration to whatever on
+# the machine asks. Some are outside link-local: allowing a host (WEBHOOK_ALLOWED_HOSTS) must not reach them.
+METADATA_ADDRESSES = frozenset(
+    ipaddress.ip_address(address)
+    for address in (
+        "169.254.169.254",  # AWS, Google Cloud, Azure, Oracle Cloud, DigitalOcean, …
+        "fd00:ec2::254",  # AWS, over IPv6
+        "fd20:ce::254",  # Google Cloud, over IPv6
+        "168.63.129.16",  # Azure's platform address (WireServer), a public one
+        "100.100.100.200",  # Alibaba Cloud
+        "192.0.0.192",  # Oracle Cloud Classic
+    )
+)
 CGNAT = ipaddress.ip_network("100.64.0.0/10")
 NAT64 = ipaddress.ip_network("64:ff9b::/96")  # the well-known prefix: the IPv4 address is the last 32 bits
 NAT64_LOCAL = ipaddress.ip_network("64:ff9b:1::/48")  # a network's own prefix, /48 to /96 (RFC 8215)
@@ -113,6 +125,8 @@ def _refusal(address: IPAddress, *, allowed: bool) -> str:
         return "a carrier-grade NAT address"
     if address.is_reserved:
         return "a reserved address"
+    if isinstance(address, ipaddress.IPv6Address) and address.is_site_local:
+        return "a site-local address"  # fec0::/10: deprecated, yet routed inside some networks, and "global" to Python
     if address.is_private or not address.is_global:
         return "a private address"
     return ""
