@@ -172,8 +172,9 @@ def test_what_is_not_an_event_is_refused_with_a_sentence(payload, content_type, 
     assert not VccEvent.objects.exists()
 
 
-def test_a_content_length_that_is_not_a_number_is_a_400_not_a_500():
-    response = Client().post(URL, b"{}", content_type=CE, headers={"Content-Length": "lots"})
+@pytest.mark.parametrize("length", ["lots", "²"])  # a superscript two (latin-1, as headers are): isdigit() is true
+def test_a_content_length_that_is_not_a_number_is_a_400_not_a_500(length):
+    response = Client().post(URL, b"{}", content_type=CE, headers={"Content-Length": length})
     assert response.status_code == 400 and "Content-Length must be a number" in response.content.decode()
 
 

@@ -44,7 +44,7 @@ def receive(request: HttpRequest) -> HttpResponse:
         if request.method != "POST":
             raise events.Refused(405, "Deliver VCC's events with POST.", "method")
         length = request.headers.get("Content-Length") or "0"
-        if not length.isdigit():
+        if not (length.isascii() and length.isdigit()):  # "²".isdigit(), and int("²") raises
             raise events.Refused(400, "Content-Length must be a number of bytes.", "bad length")
         if int(length) > events.MAX_BODY:
             raise events.Refused(413, f"An event delivery may be at most {events.MAX_BODY // 1024} KB.", "too large")
