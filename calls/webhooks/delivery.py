@@ -314,6 +314,9 @@ async def send(
         log.exception("webhook %s to endpoint %s", event.msg_id, endpoint.pk)
         outcome.error = f"{type(exc).__name__}: {exc}"
     outcome.duration_ms = round((time.monotonic() - began) * 1000)
+    # The receiver's bytes go into text columns, where PostgreSQL refuses a NUL: a binary answer (an image, a
+    # protocol buffer) failed the whole pass, recorded nothing and was sent again at every pass, for ever.
+    outcome.snippet, outcome.error = outcome.snippet.replace("\x00", "\ufffd"), outcome.error.replace("\x00", "\ufffd")
     return outcome
 
 
