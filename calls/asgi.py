@@ -19,6 +19,7 @@ from django.core import signals
 from django.core.handlers.asgi import ASGIHandler
 from django.db import close_old_connections, reset_queries
 
+from calls.import_files import MAX_BYTES as IMPORT_MAX_BYTES
 from calls.vcc.events import MAX_BODY
 from calls.vcc.receiver import Receiver
 
@@ -40,11 +41,16 @@ class Handler(ASGIHandler):
     leaves the request to Django (not PostgreSQL, a host not allowed, plain HTTP under SECURE_SSL_REDIRECT).
 
     Django reads a request's whole body (to memory, then a temporary file) before any view runs, so a view cannot
-    bound what an unauthenticated client sends. POST /vcc/events/ (no login; VCC's events are small) gets a 413
-    from the Content-Length header, or as soon as the body read so far passes the limit (chunked bodies too)."""
+    bound what an unauthenticated client sends: a POST of any size to the login page filled the disk before its 403.
+    POST /vcc/events/ (no login; VCC's events are small) gets a 413 from the Content-Length header, or as soon as the
+    body read so far passes the limit (chunked bodies too); so does every other path, at its own limit: the contact
+    import's upload (twice its file's limit, so that a file a little over it still reaches the form, which says by
+    how much), the REST API, and everything else at DATA_UPLOAD_MAX_MEMORY_SIZE and a margin for a form's framing
+    (Django refuses more than that once it has read it all, as no other form takes a file)."""
 
-    body_limits = {"/vcc/events/": MAX_BODY}
+    body_limits = {"/vcc/events/": MAX_BODY, "/contacts/import/": 2 * IMPORT_MAX_BYTES}
     prefix_limits = {"/api/v1/": API_MAX_BODY}  # the REST API: refused as a problem (calls/api/errors.py)
+    FORM_FRAMING = 64 * 1024  # bytes a multipart form's boundaries and headers may add to its fields
 
     def __init__(self) -> None:
         super().__init__()
@@ -58,12 +64,14 @@ class Handler(ASGIHandler):
         api = limit is None and path.startswith(tuple(self.prefix_limits))
         if api:
             limit = next(size for prefix, size in self.prefix_limits.items() if path.startswith(prefix))
+        if limit is None and path and settings.DATA_UPLOAD_MAX_MEMORY_SIZE is not None:
+            limit = settings.DATA_UPLOAD_MAX_MEMORY_SIZE + self.FORM_FRAMING
         if limit is None:
             return await super().__call__(scope, receive, send)
         length = dict(scope.get("headers") or []).get(b"content-length")
         if length is not None and (not length.isdigit() or int(length) > limit):
             status = 400 if not length.isdigit() else 413
-            return await (_problem(send, status, limit) if api else _plain(send, status, _too_big(limit, length)))
+            return await (_problem(send, status, limit) if api else _plain(send, status, _too_big(path, limit, length)))
         read, over = 0, False
 
         async def bounded() -> dict[str, Any]:
@@ -78,13 +86,17 @@ class Handler(ASGIHandler):
 
         await super().__call__(scope, bounded, send)
         if over:
-            await (_problem(send, 413, limit) if api else _plain(send, 413, _too_big(limit, b"more")))
+            await (_problem(send, 413, limit) if api else _plain(send, 413, _too_big(path, limit, b"more")))
 
 
-def _too_big(limit: int, length: bytes) -> str:
+def _too_big(path: str, limit: int, length: bytes) -> str:
     if not length.isdigit() and length != b"more":
         return "Content-Length must be a number of bytes.\n"
-    return f"An event delivery may be at most {limit // 1024} KB.\n"
+    if path == "/vcc/events/":
+        return f"An event delivery may be at most {limit // 1024} KB.\n"
+    if path == "/contacts/import/":
+        return f"The file is larger than {IMPORT_MAX_BYTES // 2**20} MB: split it and import each part.\n"
+    return f"What was sent is larger than the {limit / 2**20:.1f} MB vccweb takes here: send less.\n"
 
 
 async def _problem(send: Any, status: int, limit: int) -> None:

@@ -125,3 +125,24 @@ def test_an_oversized_event_delivery_is_refused_before_django_reads_it(db, recei
     assert sent[-2]["status"] == 413 and read == 257
     sent, _read = async_to_sync(post)(app, "/vcc/events/", [kb], [(b"content-length", b"lots")])
     assert sent[0]["status"] == 400
+
+
+def test_a_body_of_any_size_to_any_other_page_is_refused_before_django_reads_it_whole(db, receivers_back):
+    """Django reads the whole body before any view or login check: an anonymous POST of gigabytes to the login page
+    filled the disk before its 403. Every path now has a limit: DATA_UPLOAD_MAX_MEMORY_SIZE and a form's framing."""
+    app = get_asgi_application()
+    mb = b"x" * 2**20
+    form = [(b"content-type", b"application/x-www-form-urlencoded")]
+    sent, read = async_to_sync(post)(app, "/login/", [mb] * 30, form)  # chunked: no length to check
+    assert sent[0]["status"] == 413 and b"larger than the 2.6 MB" in sent[1]["body"]
+    assert read == 3
+    sent, read = async_to_sync(post)(app, "/contacts/", [mb], [*form, (b"content-length", str(2**40).encode())])
+    assert sent[0]["status"] == 413 and read == 0
+    # The import's upload takes its file (20 MB) and more, so that the form can say by how much it is over.
+    sent, read = async_to_sync(post)(app, "/contacts/import/", [mb] * 25, [(b"content-type", b"multipart/form-data")])
+    assert sent[0]["status"] != 413 and read == 25
+    sent, read = async_to_sync(post)(app, "/contacts/import/", [mb] * 50, [(b"content-type", b"multipart/form-data")])
+    assert sent[0]["status"] == 413 and b"larger than 20 MB: split it" in sent[1]["body"] and read == 41
+    # A body within the limit is Django's, as before (no CSRF cookie: its 403).
+    sent, _read = async_to_sync(post)(app, "/login/", [b"username=a&password=b"], form)
+    assert sent[0]["status"] == 403
