@@ -71,7 +71,9 @@ def main() -> None:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
-    sim = subprocess.Popen([sys.executable, "-m", "vccsim", "--port", str(port), "--quiet"], cwd=ROOT)
+    # Nor VCC's fair-use limit, which 300 clicks in a few seconds would meet (the app's own budget is lifted too).
+    command = [sys.executable, "-m", "vccsim", "--port", str(port), "--fair-use-limit", "off", "--quiet"]
+    sim = subprocess.Popen(command, cwd=ROOT)
     sim_url = f"http://127.0.0.1:{port}"
     for _ in range(100):
         try:

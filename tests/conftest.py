@@ -144,10 +144,20 @@ def _clear_cache():
     cache.clear()
     vcc_stats.reset()  # what this process recorded of VCC requests: kept in memory beside the local cache
     vcc_budget.reset()  # and what it drew from the VCC request budget
+    _fresh_vcc_minute()
     yield
     cache.clear()
     vcc_stats.reset()
     vcc_budget.reset()
+
+
+def _fresh_vcc_minute() -> None:
+    """The sandbox simulator counts requests against VCC's fair-use limit (about 160 a minute) as VCC would; each
+    test starts on a minute of its own, as it starts with an empty budget, so tests run in a row do not share it."""
+    from vccsim.transport import sandbox_transport
+
+    sim = sandbox_transport().sim
+    sim.set_fair_use(sim.account.fair_use_limit)
 
 
 # The world's people and objects, as plain functions too: module-scoped fixtures (tests/_security.py) build them

@@ -11,6 +11,8 @@ from typing import Any
 from vccsim.wire import Drop, SimError
 
 ALL_ENDPOINTS = "*"
+# VCC's fair-use limit: "around 160 requests per minute", shared by every VCC API an account uses (vcc-api.md §3.3).
+FAIR_USE_LIMIT = 160
 DROPS = ("before", "after")
 BODIES = ("truncated", "empty")
 

@@ -10,6 +10,8 @@ from typing import Any
 
 import phonenumbers
 
+from vccsim.faults import FAIR_USE_LIMIT
+
 SAMPLE_ACCOUNT = Path(__file__).with_name("sample_account.json")
 AVAILABILITIES = ("ready", "away", "busy")
 
@@ -61,7 +63,7 @@ class Account:
     first_page: int = 1
     users_meta: bool = True
     faults: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
-    fair_use_limit: int | None = None
+    fair_use_limit: int | None = FAIR_USE_LIMIT  # requests per 60 clock seconds, as VCC; None: no limit
 
     def callback_number(self, clid: str) -> CallbackNumber | None:
         """Find the callback number a presented CLID refers to, whatever format either is written in.
@@ -126,7 +128,7 @@ def _account_from_json(data: Mapping[str, Any]) -> Account:
         first_page=_first_page(gateway.get("firstPage", 1)),
         users_meta=_flag(gateway.get("usersMeta", True), "gateway.usersMeta"),
         faults=dict(data.get("faults") or {}),
-        fair_use_limit=data.get("fairUseLimit"),
+        fair_use_limit=_fair_use_limit(data.get("fairUseLimit", FAIR_USE_LIMIT)),
     )
 
 
@@ -134,6 +136,12 @@ def _first_page(value: Any) -> int:
     if value not in (0, 1) or isinstance(value, bool):
         raise ValueError(f"gateway.firstPage must be 0 or 1, not {value!r}")
     return int(value)
+
+
+def _fair_use_limit(value: Any) -> int | None:
+    if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 0):
+        raise ValueError(f"fairUseLimit must be a whole number of requests a minute, or null for none, not {value!r}")
+    return value
 
 
 def _flag(value: Any, name: str) -> bool:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import subprocess
 import sys
@@ -10,6 +11,7 @@ import httpx
 import pytest
 
 from vccsim import Clock, Simulator, load_account, start_server
+from vccsim import __main__ as vccsim_main
 from vccsim.transport import SimTransport, sandbox_transport
 
 TOKEN_FORM = {"grant_type": "client_credentials"}
@@ -143,6 +145,26 @@ def test_the_command_line_serves_until_stopped_and_never_prints_the_token():
     assert "demo42" in line
     assert "hush" not in line
     assert token.status_code == 200
+
+
+def test_the_command_line_sets_the_fair_use_limit_or_keeps_vccs():
+    process = subprocess.Popen(
+        [sys.executable, "-m", "vccsim", "--port", "0", "--fair-use-limit", "1", "--quiet"],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        base_url = process.stdout.readline().split()[2]
+        with httpx.Client(base_url=base_url, timeout=5) as client:
+            statuses = [client.post("/v0/oauth2/token", data=TOKEN_FORM, auth=CREDENTIALS).status_code for _ in "ab"]
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
+
+    assert statuses == [200, 429]
+    assert vccsim_main._fair_use_limit("off") is None
+    with pytest.raises(argparse.ArgumentTypeError, match="whole number"):
+        vccsim_main._fair_use_limit("-1")
 
 
 def test_a_fast_clock_runs_calls_faster_than_real_time():

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import json
 from dataclasses import replace
 
 import httpx
@@ -10,6 +11,7 @@ import pytest
 
 from tests.vccsim.conftest import log_in
 from vccsim import Clock, Simulator, load_account
+from vccsim.state import SAMPLE_ACCOUNT
 from vccsim.transport import SimTransport
 from vccsim.wire import SimError
 
@@ -167,6 +169,40 @@ def test_fair_use_zero_refuses_everything_including_tokens(vcc: httpx.Client, si
     assert vcc.post("/v0/oauth2/token", data={"grant_type": "client_credentials"}).status_code == 429
     sim.set_fair_use(None)
     assert vcc.get("/v0/sandbox01/agents/1001").status_code == 200
+
+
+def test_the_sample_account_limits_requests_as_vcc_does(vcc: httpx.Client, sim: Simulator, clock: Clock):
+    # About 160 requests a minute for everything the account asks (vcc-api.md §3.3); the token fetched is one.
+    statuses = [vcc.get("/v0/sandbox01/agents/1001").status_code for _ in range(160)]
+    clock.advance(60)
+    later = vcc.get("/v0/sandbox01/agents/1001")
+
+    assert statuses.count(200) == 159
+    assert statuses[-1] == 429
+    assert later.status_code == 200
+
+
+@pytest.mark.parametrize(("written", "limit"), [(None, None), (40, 40), ("absent", 160)])
+def test_an_account_file_sets_the_fair_use_limit_or_gets_vccs(tmp_path, clock: Clock, written, limit):
+    data = json.loads(SAMPLE_ACCOUNT.read_text(encoding="utf-8"))
+    if written == "absent":
+        del data["fairUseLimit"]
+    else:
+        data["fairUseLimit"] = written
+    path = tmp_path / "account.json"
+    path.write_text(json.dumps(data), encoding="utf-8")
+
+    assert Simulator(load_account(path), clock=clock).faults.fair_use_limit == limit
+
+
+@pytest.mark.parametrize("written", [-1, "lots", 1.5, True])
+def test_an_account_file_with_an_impossible_fair_use_limit_is_refused(tmp_path, written):
+    data = json.loads(SAMPLE_ACCOUNT.read_text(encoding="utf-8"))
+    data["fairUseLimit"] = written
+    path = tmp_path / "account.json"
+    path.write_text(json.dumps(data), encoding="utf-8")
+    with pytest.raises(ValueError, match="fairUseLimit must be"):
+        load_account(path)
 
 
 def test_faults_from_the_account_file_apply_from_start_up_and_after_a_reset(clock: Clock):
