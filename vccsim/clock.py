@@ -56,6 +56,11 @@ class Clock:
             return math.ceil(seconds)
         return max(1, math.ceil(seconds / self.speed))
 
+    @property
+    def seconds_per_real_second(self) -> float:
+        """Clock seconds in a real one: ``speed``, or 1 for a manual clock (whose seconds are the test's)."""
+        return 1.0 if self.manual else self.speed
+
     def __repr__(self) -> str:
         mode = "manual" if self.manual else f"speed={self.speed}"
         return f"<Clock {mode} at {isoformat(self.now())}>"

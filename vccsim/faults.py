@@ -101,16 +101,20 @@ class Faults:
                 del self.rules[name]
         return fault
 
-    def fair_use_retry_after(self, now: float) -> int | None:
-        """Count a request against the fair-use limit; seconds to wait when it is over the limit."""
+    def fair_use_retry_after(self, now: float, speed: float = 1.0) -> int | None:
+        """Count a request against the fair-use limit; clock seconds to wait when it is over the limit.
+
+        The window is one of real time (``fair_use_window`` real seconds, ``speed`` clock seconds each): VCC limits
+        what an account asks in a real minute, and a sped-up clock must not let a client ask 60 times as much."""
         if self.fair_use_limit is None:
             return None
-        if now >= self._window_start + self.fair_use_window:
+        window = self.fair_use_window * speed
+        if now >= self._window_start + window:
             self._window_start, self._window_used = now, 0
         self._window_used += 1
         if self._window_used <= self.fair_use_limit:
             return None
-        return max(1, math.ceil(self._window_start + self.fair_use_window - now))
+        return max(1, math.ceil(self._window_start + window - now))
 
     def to_json(self) -> dict[str, Any]:
         return {

@@ -151,7 +151,7 @@ class Simulator:
     def _serve(self, route: Route, request: SimRequest, params: dict[str, str]) -> SimResponse:
         now = self.now()
         self._expire(now)
-        retry_after = self.faults.fair_use_retry_after(now)
+        retry_after = self.faults.fair_use_retry_after(now, self.clock.seconds_per_real_second)
         if retry_after is not None:
             headers = {"Retry-After": str(self.clock.real_seconds(retry_after))}
             raise SimError(429, "Too Many Requests", headers=headers)

@@ -63,7 +63,7 @@ class Account:
     first_page: int = 1
     users_meta: bool = True
     faults: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
-    fair_use_limit: int | None = FAIR_USE_LIMIT  # requests per 60 clock seconds, as VCC; None: no limit
+    fair_use_limit: int | None = FAIR_USE_LIMIT  # requests a real minute, as VCC; None: no limit
 
     def callback_number(self, clid: str) -> CallbackNumber | None:
         """Find the callback number a presented CLID refers to, whatever format either is written in.

@@ -182,6 +182,25 @@ def test_the_sample_account_limits_requests_as_vcc_does(vcc: httpx.Client, sim: 
     assert later.status_code == 200
 
 
+def test_a_fast_clock_does_not_widen_the_fair_use_limit():
+    # VCC counts what an account asks in a real minute: at 60 times real speed, a clock minute is a real second.
+    real = [0.0]
+    sim = Simulator(load_account(), clock=Clock(speed=60, real=lambda: real[0]))
+    with httpx.Client(transport=SimTransport(sim), base_url="http://vccsim.test") as client:
+        token = {"grant_type": "client_credentials"}
+        auth = ("sandbox01", "sandbox-api-token")
+        first = [client.post("/v0/oauth2/token", data=token, auth=auth).status_code for _ in range(161)]
+        real[0] = 2.0  # two clock minutes later
+        still = client.post("/v0/oauth2/token", data=token, auth=auth)
+        real[0] = 60.0
+        later = client.post("/v0/oauth2/token", data=token, auth=auth)
+
+    assert first.count(200) == 160 and first[-1] == 429
+    assert still.status_code == 429
+    assert still.headers["Retry-After"] == "58"  # real seconds
+    assert later.status_code == 200
+
+
 @pytest.mark.parametrize(("written", "limit"), [(None, None), (40, 40), ("absent", 160)])
 def test_an_account_file_sets_the_fair_use_limit_or_gets_vccs(tmp_path, clock: Clock, written, limit):
     data = json.loads(SAMPLE_ACCOUNT.read_text(encoding="utf-8"))
