@@ -117,14 +117,15 @@ def json_object(value: Any) -> dict[str, Any]:
 
 
 def text_field(value: Any) -> str | None:
-    """A string field; numbers are read as text, blanks as absent."""
+    """A string field; numbers are read as text, blanks as absent, anything else as sent: VCC's rules (digits only,
+    alphanumeric, one of the consent words) leave no room for a space around the value."""
     if value is None:
         return None
     if isinstance(value, int | float) and not isinstance(value, bool):
         value = str(value)
     if not isinstance(value, str):
         raise SimError(400, INVALID_REQUEST)
-    return value.strip() or None
+    return value if value.strip() else None
 
 
 def _groups(value: Any) -> tuple[str, ...]:

@@ -57,6 +57,8 @@ def test_it_counts_only_calls_it_placed(vcc: httpx.Client, sim: Simulator):
         (agent_call(number="0" * 31), "Telephone number exceeds 30 characters"),
         (agent_call(agent_id="123456789012"), "Agent Id exceeds 11 digits"),
         (agent_call(agent_id="12a4"), "Agent Id must contain digits only"),
+        (agent_call(agent_id=" 1001"), "Agent Id must contain digits only"),
+        ({"from": {"agentId": "1001"}, "to": {"agentId": "1002 "}}, "Agent Id must contain digits only"),
         ({"from": {"agentId": "1001"}, "to": {"agentId": "10x"}}, "Agent Id must contain digits only"),
         (
             {"from": {"agentId": "1001", "telephoneNumber": "02072068888"}, "to": {"telephoneNumber": "02072068888"}},
@@ -78,6 +80,12 @@ def test_it_counts_only_calls_it_placed(vcc: httpx.Client, sim: Simulator):
         (agent_call(regarding={"reference": "not a url!"}), "Reference contained invalid characters"),
         (agent_call(application="a" * 33), "Application exceeded 32 characters"),
         (agent_call(application="my-app"), "Application contains non-alphanumeric characters"),
+        (agent_call(application="vccweb "), "Application contains non-alphanumeric characters"),
+        (agent_call(regarding={"reference": " https://crm.example.com/c/1"}), "Reference contained invalid characters"),
+        (
+            {"from": {"agentId": "1001", "consent": "OneParty "}, "to": {"telephoneNumber": "02072068888"}},
+            "Consent must be one of Unknown, OneParty, TwoParty",
+        ),
         (
             {"from": {"agentId": "1001", "consent": "Maybe"}, "to": {"telephoneNumber": "02072068888"}},
             "Consent must be one of Unknown, OneParty, TwoParty",
@@ -390,11 +398,13 @@ def test_recording_control_refuses_ended_calls_bad_values_and_unknown_calls(vcc:
     call_id = place(vcc, agent_call()).json()["id"]
 
     bad = recording(vcc, call_id, "Stopped")
+    padded = recording(vcc, call_id, " Paused")
     clock.advance(600)
     ended = recording(vcc, call_id, "Paused")
     unknown = recording(vcc, "94e5928c-7f7e-4645-ad72-61010f906449", "Paused")
 
     assert (bad.status_code, message(bad)) == (400, "Recording status must be Paused or Started")
+    assert (padded.status_code, message(padded)) == (400, "Recording status must be Paused or Started")
     assert (ended.status_code, message(ended)) == (400, "Unable to control recording - call is not active")
     assert (unknown.status_code, message(unknown)) == (404, "The requested resource was not found.")
 
