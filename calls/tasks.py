@@ -271,7 +271,9 @@ def process_vcc_events(timestamp: int | None = None) -> int:
     while True:
         done = events.process_pending()
         applied += done.applied
-        if done.applied + done.late + done.other + done.failed < events.BATCH:
+        # A full batch means more may wait, whatever its events did: one waiting for its click counts too (it is
+        # not taken again until its `not_before`), else a storm with such events was applied a batch a second.
+        if done.applied + done.late + done.other + done.failed + done.waiting < events.BATCH:
             return applied
 
 

@@ -302,3 +302,24 @@ def test_vccweb_makes_no_subscription_with_a_secret_shorter_than_32_bytes(admin_
     out = StringIO()
     call_command("vcc_webhooks", "subscribe", stdout=out)
     assert "Already subscribed (sub-1)" in out.getvalue()
+
+
+def test_a_batch_with_an_event_waiting_for_its_click_does_not_end_the_jobs_run(agent_user):
+    """In a storm some event always waits for its click's answer; the job went on only after a batch with none, so
+    it applied one batch a second, whatever arrived."""
+    import uuid
+
+    Call.objects.create(created_by=agent_user, from_agent=agent_user.agent, to_number="+447400123456")  # asking VCC
+    now = timezone.now()
+    VccEvent.objects.create(
+        event_id="waits", type="channel.alerted.v1", source="s", received_at=now - timedelta(seconds=1),
+        data={"interactionId": "not-yet", "agentDisplayId": agent_user.agent.display_id},
+    )  # fmt: skip
+    VccEvent.objects.bulk_create(
+        VccEvent(event_id=str(uuid.uuid4()), type="channel.alerted.v1", source="s", data={}, received_at=now)
+        for _ in range(applying.BATCH)
+    )
+
+    tasks.process_vcc_events.func()
+
+    assert list(VccEvent.objects.filter(processed_at__isnull=True).values_list("event_id", flat=True)) == ["waits"]
