@@ -426,3 +426,20 @@ def test_a_call_named_only_by_the_events_subject_is_never_logged_as_one_not_plac
     event.refresh_from_db()
     assert event.processed_at is not None and not Call.objects.exists()
     assert event.result == "no call of vccweb's has this id: not placed from vccweb"
+
+
+def test_a_connection_told_after_the_end_it_came_before_gives_the_call_its_talk_time(sim, placed):
+    """VCC delivering `connected` again (our 503 under load) after the `disconnected` behind it got through."""
+    start = timezone.now() - timedelta(minutes=5)  # VCC's times: the past, as the job sees them
+    stored("channel.disconnected.v1", placed, at=start + timedelta(seconds=8), party="external", result=ANSWERED)
+    tasks.process_vcc_events.func()
+    late = stored("channel.connected.v1", placed, at=start + timedelta(seconds=2), party="external")
+
+    assert applying.process_pending().applied == 1
+
+    placed.refresh_from_db()
+    assert placed.state == Call.State.ENDED and placed.ended_at == start + timedelta(seconds=8)
+    assert placed.connected_at == start + timedelta(seconds=2) and placed.talk_seconds == 6
+    assert placed.changed_at > start + timedelta(minutes=1)  # the roll-up counts its talk time again
+    late.refresh_from_db()
+    assert late.result == f"applied to call {placed.pk}, after its end"

@@ -9,7 +9,8 @@ reason}, as in V0's call detail) are INFERRED names.
 
 Rules:
 - Events apply in VCC's order (their `time`), and never move a call backwards: once a call has ended, a late
-  `connected` is kept in its history, not applied.
+  event is kept in its history, not applied; but the far end's `connected` that happened before the end it
+  arrived after gives the call its connection and talk time (the call stays ended).
 - An event may arrive before the click's answer from VCC is recorded (VCC rings the agent while vccweb still waits
   for the answer): an event whose call is not found waits up to WAIT_FOR_CLICK, then is kept as about a call vccweb
   did not place.
@@ -35,7 +36,9 @@ from django.utils import timezone
 from calls import phones, rules
 from calls.calling.common import log
 from calls.models import Agent, Call, CallEvent, CallVccId, ContactPhone, VccEvent
+from calls.models.calls import CLOSED_BY_HAND
 from calls.models.common import update_rows
+from calls.models.outcomes import outcome_of
 from calls.webhooks import changes
 
 WAIT_FOR_CLICK = timedelta(seconds=30)
@@ -207,6 +210,12 @@ def _apply(
     at = min(event.time or now, now)
     words = WORDS.get(name, name)
     if call.state != Call.State.LIVE:
+        if name == "channel.connected" and is_far_end(event.data) and _connected_before_its_end(call, at=at, now=now):
+            detail = "VCC: connected (webhook), told after the call's end"
+            history.append(CallEvent(call=call, at=at, kind=CallEvent.Kind.PROGRESS, detail=detail))
+            event.processed_at, event.result, event.call = now, f"applied to call {call.pk}, after its end", call
+            done.applied += 1
+            return
         history.append(
             CallEvent(
                 call=call,
@@ -224,6 +233,28 @@ def _apply(
     event.processed_at, event.result, event.call = now, f"applied to call {call.pk}", call
     done.applied += 1
     log.info("call %s: %s by webhook", call.pk, words)
+
+
+def _connected_before_its_end(call: Call, *, at: datetime, now: datetime) -> bool:
+    """A far end's `connected` that arrives once the call has ended (VCC delivering it again after a failed try, when
+    the `disconnected` behind it got through first): the call did connect, and talked until its end. Recorded,
+    with the talk time and outcome it makes, unless the call had a connection, or its end was not VCC's (a
+    supervisor's close, VCC no longer knowing the call). Its time is at most the end's: both are VCC's times cut
+    to when they were applied (`_apply`), which, VCC's clock being ahead, may put them the wrong way round."""
+    if (
+        call.connected_at is not None
+        or call.ended_at is None
+        or call.outcome == Call.Outcome.GONE
+        or call.result_reason == CLOSED_BY_HAND
+    ):
+        return False
+    # changed now: the roll-up counts it again (calls/reports.py)
+    call.connected_at, call.changed_at = min(at, call.ended_at), now
+    call.duration_seconds = max(0, round((call.ended_at - at).total_seconds()))
+    call.outcome = outcome_of(call.result_code, call.result_party, call.result_reason, connected=True)
+    call.save_fields(["connected_at", "duration_seconds", "outcome", "changed_at"])
+    log.info("call %s: connected, told by webhook after its end", call.pk)
+    return True
 
 
 def _not_ours_for_sure(event: VccEvent, *, now: datetime) -> bool:
