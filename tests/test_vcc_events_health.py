@@ -202,6 +202,28 @@ def test_a_second_subscription_to_the_same_url_is_not_made(admin_client, setting
     assert "Already subscribed (sub-1)" in response.content.decode()
 
 
+def test_a_subscription_vcc_has_disabled_is_not_taken_for_one_that_delivers(admin_client, settings, monkeypatch):
+    """A subscription to vccweb's URL that VCC lists disabled delivers nothing: the button said "Already subscribed"
+    and events stayed stopped."""
+    from calls.vcc import webhooks
+
+    settings.SITE_URL, settings.VCC_SYNC_ENABLED = "https://crm.example.com", True
+    settings.VCC_WEBHOOK_SECRETS = [base64.b64encode(KEY).decode()]
+    listed = [{"id": "sub-1", "url": "https://crm.example.com/vcc/events/", "enabled": False}]
+    monkeypatch.setattr(webhooks.WebhooksClient, "subscriptions", lambda self: listed)
+    monkeypatch.setattr(webhooks.WebhooksClient, "subscribe", lambda self, **kw: {"id": "sub-2", **kw})
+
+    page = admin_client.post("/health/vcc-events/subscribe/", follow=True).content.decode()
+
+    assert "Subscribed (sub-2)" in page and "Already subscribed" not in page
+    assert "VCC also had sub-1 to this URL, disabled" in page and "vcc_webhooks unsubscribe" in page
+    out = StringIO()
+    from django.core.management import call_command
+
+    call_command("vcc_webhooks", "subscribe", stdout=out)
+    assert "Subscribed sub-2" in out.getvalue() and "VCC also had sub-1" in out.getvalue()
+
+
 @pytest.mark.parametrize(
     ("url", "allow_http", "says"),
     [

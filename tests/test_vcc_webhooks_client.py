@@ -89,7 +89,7 @@ def test_it_reads_the_subscriptions_as_an_array_or_under_subscriptions_or_items(
 def test_a_subscription_answered_2xx_without_a_json_body_is_made(reply):
     fake = FakeWebhooks(httpx.Response(200, json={"subscriptions": []}), reply)
 
-    made, new = client_for(fake).ensure_subscribed(
+    made, new, _ = client_for(fake).ensure_subscribed(
         name="vccweb", url="https://crm.example.com/vcc/events/", secret=SECRET
     )
 

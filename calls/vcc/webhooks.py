@@ -89,13 +89,19 @@ class WebhooksClient:
         asked = {key: value for key, value in body.items() if key != "secret"}
         return {"id": last_segment(response.headers.get("Location")), **asked}
 
-    def ensure_subscribed(self, *, name: str, url: str, secret: str) -> tuple[Json, bool]:
-        """The subscription delivering to `url`, made unless one exists (VCC would otherwise deliver each event
-        once per subscription); True when made now."""
+    def ensure_subscribed(self, *, name: str, url: str, secret: str) -> tuple[Json, bool, list[str]]:
+        """The subscription delivering to `url`, made unless an enabled one exists (VCC would otherwise deliver each
+        event once per subscription); True when made now; and the ids of the disabled ones to `url`, which deliver
+        nothing (no update endpoint is documented to enable one again: a new one is made beside them)."""
+        disabled = []
         for existing in self.subscriptions():
-            if str(existing.get("url") or "").rstrip("/") == url.rstrip("/"):
-                return existing, False
-        return self.subscribe(name=name, url=url, secret=secret), True
+            if str(existing.get("url") or "").rstrip("/") != url.rstrip("/"):
+                continue
+            if existing.get("enabled", True) is False:
+                disabled.append(str(existing.get("id")))
+                continue
+            return existing, False, disabled
+        return self.subscribe(name=name, url=url, secret=secret), True, disabled
 
     def unsubscribe(self, subscription_id: str) -> None:
         self._send("DELETE", f"subscriptions/{quote(subscription_id, safe='')}")
@@ -108,6 +114,16 @@ class WebhooksClient:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def disabled_note(ids: list[str]) -> str:
+    """What to say of the disabled subscriptions to vccweb's URL that ensure_subscribed found, if any."""
+    if not ids:
+        return ""
+    return (
+        f" VCC also had {', '.join(ids)} to this URL, disabled (it delivered nothing): remove it with "
+        "manage.py vcc_webhooks unsubscribe ID."
+    )
 
 
 def _listed(response: httpx.Response, *keys: str) -> list[Json]:

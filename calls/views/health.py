@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 
+from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required, permission_required
 from django.http import HttpRequest, HttpResponse
@@ -55,10 +56,8 @@ def retry_job(request: HttpRequest, job_id: int) -> HttpResponse:
 @permission_required(perms.RUN_SYNC, raise_exception=True)
 def subscribe_vcc_events(request: HttpRequest) -> HttpResponse:
     """Have VCC push its events to SITE_URL/vcc/events/ (the Webhooks API), as `manage.py vcc_webhooks subscribe`."""
-    from django.conf import settings
-
     from calls.vcc import VCCError, budget
-    from calls.vcc.webhooks import WebhooksClient
+    from calls.vcc.webhooks import WebhooksClient, disabled_note
 
     url = events_health(now=timezone.now()).url
     if not (settings.VCC_WEBHOOK_SECRETS and url and settings.VCC_SYNC_ENABLED):
@@ -66,7 +65,9 @@ def subscribe_vcc_events(request: HttpRequest) -> HttpResponse:
     else:
         try:
             with budget.priority(budget.CLICK), WebhooksClient() as client:  # a person's request, as a click
-                made, new = client.ensure_subscribed(name="vccweb", url=url, secret=settings.VCC_WEBHOOK_SECRETS[0])
+                made, new, disabled = client.ensure_subscribed(
+                    name="vccweb", url=url, secret=settings.VCC_WEBHOOK_SECRETS[0]
+                )
         except VCCError as exc:
             log.warning("subscribing to VCC's events failed: %s (status %s)", exc.message, exc.status)
             messages.error(
@@ -75,7 +76,7 @@ def subscribe_vcc_events(request: HttpRequest) -> HttpResponse:
         else:
             said = f"({made.get('id') or 'VCC gave no id'}): VCC delivers its events to {url}"
             if new:
-                messages.success(request, f"Subscribed {said} (it may take 30 s to start).")
+                messages.success(request, f"Subscribed {said} (it may take 30 s to start).{disabled_note(disabled)}")
             else:
                 messages.info(request, f"Already subscribed {said}.")
     return redirect(reverse("integration_health") + "#events-head")

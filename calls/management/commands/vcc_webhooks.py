@@ -6,7 +6,7 @@ from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from calls.vcc import VCCError, budget
-from calls.vcc.webhooks import EVENTS, WebhooksClient, check_url
+from calls.vcc.webhooks import EVENTS, WebhooksClient, check_url, disabled_note
 
 MAKE_A_SECRET = "python -c 'import base64, secrets; print(base64.b64encode(secrets.token_bytes(32)).decode())'"
 
@@ -59,11 +59,12 @@ class Command(BaseCommand):
             check_url(url, allow_http=settings.VCC_SANDBOX or settings.DEBUG)
         except ValueError as exc:
             raise CommandError(str(exc)) from exc
-        sub, made = client.ensure_subscribed(name=name, url=url, secret=settings.VCC_WEBHOOK_SECRETS[0])
+        sub, made, disabled = client.ensure_subscribed(name=name, url=url, secret=settings.VCC_WEBHOOK_SECRETS[0])
         if made:
             self.stdout.write(
                 self.style.SUCCESS(
-                    f"Subscribed {sub.get('id') or '(VCC gave no id)'}: VCC delivers {', '.join(EVENTS)} to {url}"
+                    f"Subscribed {sub.get('id') or '(VCC gave no id)'}: VCC delivers {', '.join(EVENTS)} to {url}."
+                    + disabled_note(disabled)
                 )
             )
         else:
