@@ -319,6 +319,22 @@ def test_presence_events_keep_each_agents_presence_and_never_go_back(agent_user)
     assert agent.presence_since == now - timedelta(seconds=10)
 
 
+def test_presence_events_keep_vccs_order_when_its_clock_is_ahead_of_ours(agent_user):
+    """VCC's clock 20 s ahead (within the signature's leeway): its times were cut to when each was applied, so an
+    older presence delivered again after a newer one had its later time, and replaced it."""
+    agent = agent_user.agent
+    ours = timezone.now()
+    ahead = ours + timedelta(seconds=20)  # VCC's clock when ours says `ours`
+    presence_event(agent.display_id, "Away", at=ahead + timedelta(seconds=2), description="Lunch")
+    assert applying.process_pending(now=ours + timedelta(seconds=3)).applied == 1
+    presence_event(agent.display_id, "Ready", at=ahead + timedelta(seconds=1))  # older, delivered again later
+
+    assert applying.process_pending(now=ours + timedelta(seconds=6)).other == 1
+
+    agent.refresh_from_db()
+    assert agent.presence == "Away"
+
+
 def test_while_events_flow_readiness_comes_from_presence_without_asking_vcc(agent_user, agent_client, sim):
     from asgiref.sync import async_to_sync
 

@@ -39,6 +39,7 @@ from calls.models import Agent, Call, CallEvent, CallVccId, ContactPhone, VccEve
 from calls.models.calls import CLOSED_BY_HAND
 from calls.models.common import update_rows
 from calls.models.outcomes import outcome_of
+from calls.vcc.events import LEEWAY
 from calls.webhooks import changes
 
 WAIT_FOR_CLICK = timedelta(seconds=30)
@@ -441,7 +442,9 @@ def _apply_presence(event: VccEvent, *, now: datetime) -> str:
     kind = str(category.get("categoryType") or named or "")[:32]
     if not kind:
         return "no presence in it"
-    at = min(event.time or now, now)
+    # VCC's time, which orders its events (cut to now, VCC's clock being ahead, an older one delivered later would
+    # seem newer); at most the signature's leeway ahead, so that no time from the future holds later ones back.
+    at = min(event.time or now, now + timedelta(seconds=LEEWAY))
     if agent.presence_since is not None and at < agent.presence_since:
         return f"late: agent {agent.display_id} has a newer presence"
     agent.presence, agent.presence_since = kind, at
