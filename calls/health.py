@@ -262,6 +262,8 @@ def _problems(h: Health) -> list[str]:
         problems.append(f"VCC answered 429 (too many requests) {h.budget.limited_last_hour} time(s) in the last hour.")
     if h.events.refused_last_hour:
         problems.append(f"{h.events.refused_last_hour} delivery(ies) of VCC events refused in the last hour.")
+    if h.events.problem():
+        problems.append(h.events.problem())
     if h.events.waiting >= 1000:
         problems.append(f"{h.events.waiting}+ VCC events wait to be applied: is the worker running?")
     return problems

@@ -36,6 +36,27 @@ def test_the_health_page_shows_events_flowing_and_refusals(admin_client):
     assert "1 delivery(ies) of VCC events refused in the last hour." in page
 
 
+def test_when_events_stop_while_calls_are_placed_the_health_page_lists_it_as_a_problem(admin_client, agent_user):
+    """VCC dropped the subscription: the page said only "Flowing: no", as on any quiet minute."""
+    now = timezone.now()
+    VccEvent.objects.create(
+        event_id="last", type="channel.disconnected.v1", source="s", received_at=now - timedelta(minutes=10),
+        processed_at=now - timedelta(minutes=10), result="applied",
+    )  # fmt: skip
+    says = "VCC&#x27;s events have stopped: the last came"
+    assert says not in admin_client.get("/health/").content.decode()  # quiet: nobody called since
+
+    Call.objects.create(
+        created_by=agent_user, from_agent=agent_user.agent, to_number="+447400123456", vcc_call_id="c-1",
+        state=Call.State.LIVE, requested_at=now - timedelta(minutes=3),
+    )  # fmt: skip
+    page = admin_client.get("/health/").content.decode()
+
+    assert says in page and "1 call(s) placed since had none" in page and "vcc_webhooks list" in page
+    VccEvent.objects.create(event_id="again", type="channel.alerted.v1", source="s", received_at=now)
+    assert says not in admin_client.get("/health/").content.decode()
+
+
 def test_an_admin_subscribes_vccs_events_with_one_button(admin_client, settings, monkeypatch):
     from calls.vcc import webhooks
 

@@ -23,7 +23,7 @@ Rules:
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from django.conf import settings
@@ -487,6 +487,37 @@ class EventsHealth:
     refused_last_hour: int
     flowing: bool  # one arrived within EVENT_SILENCE_SECONDS: calls that had events are not polled
     url: str  # where VCC should deliver (SITE_URL), or "" when SITE_URL is not set
+    # Calls VCC placed for vccweb in the last hour, more than EVENT_SILENCE_SECONDS ago, since the last event came:
+    # each would have had its events within a second, so they have stopped (a subscription VCC dropped or disabled,
+    # a secret rotated away). No call, no such sign: a quiet hour is not a fault.
+    untold_calls: int = 0
+
+    def problem(self) -> str:
+        """What the health page's list of problems says of events that stopped, or ""."""
+        if not self.untold_calls:
+            return ""
+        if self.last_received is None:
+            said = f"No event has come from VCC: {self.untold_calls} call(s) placed in the last hour had none."
+        else:
+            said = (
+                f"VCC's events have stopped: the last came {self.last_received.astimezone(UTC):%d %b %H:%M} UTC, and "
+                f"{self.untold_calls} call(s) placed since had none."
+            )
+        return said + (
+            " Check VCC's subscription (manage.py vcc_webhooks list; Subscribe on this page makes one if VCC dropped "
+            "it) and the refusals below; meanwhile calls are followed by asking VCC, and calls not placed from "
+            "vccweb are not logged."
+        )
+
+
+def _untold_calls(*, last: datetime | None, now: datetime) -> int:
+    if not settings.VCC_WEBHOOK_KEYS:
+        return 0  # events are not used
+    since = now - timedelta(hours=1) if last is None else max(last, now - timedelta(hours=1))
+    placed = Call.objects.filter(
+        requested_at__gt=since, requested_at__lte=now - event_silence(), origin=Call.Origin.VCCWEB
+    )
+    return placed.exclude(vcc_call_id="")[:COUNT_CAP].count()
 
 
 def events_health(*, now: datetime) -> EventsHealth:
@@ -501,4 +532,5 @@ def events_health(*, now: datetime) -> EventsHealth:
         refused_last_hour=refused_last_hour(),
         flowing=events_flowing(now=now),
         url=settings.SITE_URL.rstrip("/") + "/vcc/events/" if settings.SITE_URL else "",
+        untold_calls=_untold_calls(last=last, now=now),
     )
