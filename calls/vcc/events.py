@@ -86,6 +86,20 @@ def verify(header: str | None, body: bytes, keys: list[bytes]) -> None:
             raise Refused(401, "The signature has no payload_hash claim.", "no hash") from exc
         except jwt.InvalidAlgorithmError as exc:
             raise Refused(401, "The signature must use HS256, HS384 or HS512.", "algorithm") from exc
+        except jwt.ExpiredSignatureError as exc:
+            raise Refused(
+                401,
+                f"The signature expired (exp) more than {LEEWAY} s before this server's time: an old delivery sent "
+                "again, or clocks apart; check this server's clock (NTP).",
+                "expired",
+            ) from exc
+        except jwt.ImmatureSignatureError as exc:
+            raise Refused(
+                401,
+                f"The signature is dated (iat or nbf) more than {LEEWAY} s after this server's time: clocks apart; "
+                "check this server's clock (NTP).",
+                "clock",
+            ) from exc
         except jwt.InvalidTokenError as exc:
             raise Refused(401, f"The signature is not a valid JWT ({type(exc).__name__}).", "malformed") from exc
     if claims is None:
