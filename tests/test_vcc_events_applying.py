@@ -459,3 +459,25 @@ def test_a_connection_told_after_the_end_it_came_before_gives_the_call_its_talk_
     assert placed.changed_at > start + timedelta(minutes=1)  # the roll-up counts its talk time again
     late.refresh_from_db()
     assert late.result == f"applied to call {placed.pk}, after its end"
+
+
+def test_vccs_time_of_a_connection_replaces_a_polls_later_one(sim, placed):
+    """Events held up for a minute (VCC behind, our receiver refusing): polling took over, and its first look after
+    the recording started counted the call connected then; the events, once come, did not move it, and a minute's
+    talk was logged as six seconds."""
+    start = timezone.now() - timedelta(minutes=5)
+    Call.objects.filter(pk=placed.pk).update(connected_at=start + timedelta(seconds=61))  # a poll noticed it then
+    stored("channel.connected.v1", placed, at=start + timedelta(seconds=8), party="external")
+    stored("channel.disconnected.v1", placed, at=start + timedelta(seconds=68), party="external", result=ANSWERED)
+
+    assert applying.process_pending().applied == 2
+
+    placed.refresh_from_db()
+    assert placed.connected_at == start + timedelta(seconds=8) and placed.talk_seconds == 60
+
+    # Ended by polls too, the connection told after the end gives the talk time all the same.
+    Call.objects.filter(pk=placed.pk).update(connected_at=start + timedelta(seconds=61), duration_seconds=7)
+    stored("channel.connected.v1", placed, at=start + timedelta(seconds=8), party="external")
+    assert applying.process_pending().applied == 1
+    placed.refresh_from_db()
+    assert placed.connected_at == start + timedelta(seconds=8) and placed.talk_seconds == 60

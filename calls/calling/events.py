@@ -239,11 +239,12 @@ def _apply(
 def _connected_before_its_end(call: Call, *, at: datetime, now: datetime) -> bool:
     """A far end's `connected` that arrives once the call has ended (VCC delivering it again after a failed try, when
     the `disconnected` behind it got through first): the call did connect, and talked until its end. Recorded,
-    with the talk time and outcome it makes, unless the call had a connection, or its end was not VCC's (a
-    supervisor's close, VCC no longer knowing the call). Its time is at most the end's: both are VCC's times cut
-    to when they were applied (`_apply`), which, VCC's clock being ahead, may put them the wrong way round."""
+    with the talk time and outcome it makes, unless the call had a connection as early (a poll's is when it noticed
+    it), or its end was not VCC's (a supervisor's close, VCC no longer knowing the call). Its time is at most the
+    end's: both are VCC's times cut to when they were applied (`_apply`), which, VCC's clock being ahead, may put
+    them the wrong way round."""
     if (
-        call.connected_at is not None
+        (call.connected_at is not None and call.connected_at <= at)
         or call.ended_at is None
         or call.outcome == Call.Outcome.GONE
         or call.result_reason == CLOSED_BY_HAND
@@ -251,7 +252,7 @@ def _connected_before_its_end(call: Call, *, at: datetime, now: datetime) -> boo
         return False
     # changed now: the roll-up counts it again (calls/reports.py)
     call.connected_at, call.changed_at = min(at, call.ended_at), now
-    call.duration_seconds = max(0, round((call.ended_at - at).total_seconds()))
+    call.duration_seconds = max(0, round((call.ended_at - call.connected_at).total_seconds()))
     call.outcome = outcome_of(call.result_code, call.result_party, call.result_reason, connected=True)
     call.save_fields(["connected_at", "duration_seconds", "outcome", "changed_at"])
     log.info("call %s: connected, told by webhook after its end", call.pk)

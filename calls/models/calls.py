@@ -467,7 +467,8 @@ class Call(HandWrittenSQL):
         if disposition_code and not self.disposition_code:
             self.disposition_code = disposition_code
             fields.append("disposition_code")
-        if live and connected and self.connected_at is None:
+        # An event's time for it is VCC's; a poll's, when the poll noticed it: the earliest is kept.
+        if live and connected and (self.connected_at is None or now < self.connected_at):
             self.connected_at = now
             fields.append("connected_at")
         if not live:
