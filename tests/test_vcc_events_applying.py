@@ -405,6 +405,37 @@ def test_an_inbound_call_to_a_known_agent_is_logged_from_the_caller(agent_user, 
     assert (call.origin, call.contact, call.to_number) == (Call.Origin.INBOUND, contact, number)
 
 
+def test_an_inbound_call_talks_once_the_agent_answers_not_when_vcc_queues_the_caller(agent_user, contact, jobs):
+    """VCC answers an inbound caller to queue them, then rings the agent: that `connected` of the caller's channel
+    showed "Connected" with a talk timer while the agent's phone rang, and a missed call was logged with its
+    ringing as talk time and asked for a sales wrap-up."""
+    number, agent = contact.phones.first().number, agent_user.agent.display_id
+    start = timezone.now() - timedelta(minutes=5)
+    own = {"role": "Agent", "agentDisplayId": agent}
+
+    def inbound(guid: str, type_: str, seconds: int, **extra) -> None:
+        at = start + timedelta(seconds=seconds)
+        foreign(type_, guid, agent=agent, number=number, direction="Inbound", at=at, **extra)
+
+    inbound("in-1", "channel.connected", 0)  # the caller's channel: VCC answered and queued them
+    inbound("in-1", "channel.alerted", 0, party=own)
+    applying.process_pending()
+    call = Call.objects.get(vcc_call_id="in-1")
+    assert call.state == Call.State.LIVE and call.connected_at is None and not queued(jobs)
+
+    inbound("in-1", "channel.connected", 20, party=own)  # the agent answers
+    applying.process_pending()
+    call.refresh_from_db()
+    assert call.connected_at == start + timedelta(seconds=20)
+
+    missed = {"code": "Failure", "party": "Destination", "reason": "NoAnswer"}
+    inbound("in-2", "channel.connected", 0)
+    inbound("in-2", "channel.disconnected", 25, party=own, result=missed)
+    applying.process_pending()
+    call = Call.objects.get(vcc_call_id="in-2")
+    assert call.state == Call.State.ENDED and call.talk_seconds is None and not call.asks_sales_wrap_up
+
+
 def test_a_call_not_placed_here_logged_late_began_at_vccs_time_and_changed_when_logged(agent_user):
     now = timezone.now()
     rang = now - timedelta(minutes=10)

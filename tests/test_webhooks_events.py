@@ -123,7 +123,9 @@ def test_a_supervisor_closing_a_stuck_call_ends_it(hook, supervisor_client, agen
 
 def test_a_call_vcc_tells_of_is_placed_and_connected(hook, agent_user, contact):
     number = contact.phones.first().number
-    foreign("channel.connected", "in-1", agent=agent_user.agent.display_id, number=number, direction="Inbound")
+    agent = agent_user.agent.display_id
+    party = {"role": "Agent", "agentDisplayId": agent}  # the agent answered (the caller's channel: queued, ringing)
+    foreign("channel.connected", "in-1", agent=agent, number=number, direction="Inbound", party=party)
     applying.process_pending()
     call = Call.objects.get(vcc_call_id="in-1")
     assert sent(f"call:{call.pk}") == ["call.placed", "call.connected"]

@@ -211,7 +211,7 @@ def _apply(
     at = min(event.time or now, now)
     words = WORDS.get(name, name)
     if call.state != Call.State.LIVE:
-        if name == "channel.connected" and is_far_end(event.data) and _connected_before_its_end(call, at=at, now=now):
+        if name == "channel.connected" and _talks(call, event.data) and _connected_before_its_end(call, at=at, now=now):
             detail = "VCC: connected (webhook), told after the call's end"
             history.append(CallEvent(call=call, at=at, kind=CallEvent.Kind.PROGRESS, detail=detail))
             event.processed_at, event.result, event.call = now, f"applied to call {call.pk}, after its end", call
@@ -387,8 +387,15 @@ def is_far_end(data: dict[str, Any]) -> bool:
     return str(party or "").lower() in ("external", "customer", "contact", "callee")
 
 
+def _talks(call: Call, data: dict[str, Any]) -> bool:
+    """Whether this channel's `connected` starts the talk: the far end's on a call made out (the agent's phone rang
+    first), the agent's on an inbound call (VCC answered the caller already, to queue them: ringing, not talking)."""
+    return is_far_end(data) != (call.origin == Call.Origin.INBOUND)
+
+
 def _apply_to_live(call: Call, name: str, data: dict[str, Any], *, at: datetime, now: datetime) -> None:
     to_contact = is_far_end(data)
+    talks = name == "channel.connected" and _talks(call, data)
     party = data.get("party")
     agent = None
     if data.get("agentDisplayId") and not call.from_agent_id:
@@ -407,7 +414,7 @@ def _apply_to_live(call: Call, name: str, data: dict[str, Any], *, at: datetime,
         live=not ended,
         recording_status=call.recording_status,
         result=(str(result.get("code") or ""), str(result.get("party") or ""), str(result.get("reason") or "")),
-        connected=name == "channel.connected" and to_contact,
+        connected=talks,
         disposition_code="",
         now=at,
         # Asked only if silent (following.next_look); or at once: a call no event has told of waits for its events
@@ -420,7 +427,7 @@ def _apply_to_live(call: Call, name: str, data: dict[str, Any], *, at: datetime,
         applied_at=now,  # the event's time is when it happened, not when the roll-up can see the change
     )
     # Whether it records: what VCC said when it was placed (Stopped, before it connected) is out of date.
-    if name == "channel.connected" and to_contact and not ended and not rules.is_connected(call.recording_status):
+    if talks and not ended and not rules.is_connected(call.recording_status):
         from calls import tasks  # here: the tasks import this module
 
         tasks.learn_recording.defer(call_id=call.pk)  # committed with the event: the worker asks VCC once
