@@ -18,7 +18,7 @@ from calls.models import Call, Contact, ContactImport, ContactPhone, WebhookEndp
 from calls.webhooks import changes, outbox, signing
 from tests._jobs import queued
 from tests._sim import click, fresh_simulator, only_call, poll, primary
-from tests._vcc_events import foreign
+from tests._vcc_events import ANSWERED, foreign, stored
 from tests.test_contacts import phone_data
 from tests.test_import import GOOD, confirm, started
 
@@ -129,6 +129,22 @@ def test_a_call_vcc_tells_of_is_placed_and_connected(hook, agent_user, contact):
     applying.process_pending()
     call = Call.objects.get(vcc_call_id="in-1")
     assert sent(f"call:{call.pk}") == ["call.placed", "call.connected"]
+
+
+def test_a_connection_told_after_the_calls_end_tells_receivers_of_its_talk_time(hook, sim, placed):
+    """VCC delivering `connected` again after the `disconnected` behind it (calls/calling/events.py): the call did
+    talk, and a receiver that had `call.ended` with no talk time hears of the connection with the call as it is now."""
+    start = timezone.now() - timedelta(minutes=5)
+    stored("channel.disconnected.v1", placed, at=start + timedelta(seconds=8), party="external", result=ANSWERED)
+    applying.process_pending()
+    assert sent(f"call:{placed.pk}")[-1] == "call.ended"
+    stored("channel.connected.v1", placed, at=start + timedelta(seconds=2), party="external")
+
+    assert applying.process_pending().applied == 1
+
+    assert sent(f"call:{placed.pk}")[-2:] == ["call.ended", "call.connected"]
+    data = last("call.connected")["data"]
+    assert data["state"] == "ended" and data["duration_seconds"] == 6 and data["outcome"] == "answered"
 
 
 # --- Contacts -----------------------------------------------------------------------------------------------------
