@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import os
 import platform
+import re
 import signal
 import subprocess
 import sys
@@ -137,8 +138,9 @@ def make_admin() -> None:
     user.save()
 
 
-def capture_sql(pages: list[Target]) -> None:
-    """Fetch each list once through Django in this process and keep the SQL it ran."""
+def capture_sql(pages: list[Target]) -> list[Target]:
+    """Fetch each list once through Django in this process and keep the SQL it ran; return the lists the data has
+    (a page past the last, in a smaller seed, is the admin's redirect to the list's first page)."""
     from django.contrib.auth import get_user_model
     from django.db import connection
     from django.test import Client
@@ -146,11 +148,17 @@ def capture_sql(pages: list[Target]) -> None:
 
     client = Client(HTTP_HOST=HOST)
     client.force_login(get_user_model().objects.get(username=ADMIN))
+    found = []
     for page in pages:
         with CaptureQueriesContext(connection) as captured:
             response = client.get(page.path)
-            assert response.status_code == 200, (page.path, response.status_code)
+        if response.status_code == 302 and client.get(re.sub(r"[?&]p=\d+", "", page.path)).status_code == 200:
+            print(f"{page.label}: skipped, this data has no such page")  # a smaller seed than 5 M calls
+            continue
+        assert response.status_code == 200, (page.path, response.status_code)
         page.sql = [(q["sql"], None) for q in captured.captured_queries]
+        found.append(page)
+    return found
 
 
 def timed(conn: psycopg.Connection, sql: str) -> float:
@@ -196,7 +204,7 @@ def main(argv: list[str] | None = None) -> int:
     print("load average at the start: {:.1f} {:.1f} {:.1f} (1, 5, 15 min)".format(*os.getloadavg()))
     make_admin()
     pages = [p for p in targets(conn) if not args.only or p.label.startswith(tuple(args.only))]
-    capture_sql(pages)
+    pages = capture_sql(pages)
     from django.db import connections
 
     connections.close_all()
