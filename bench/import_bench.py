@@ -125,6 +125,7 @@ def main() -> None:
     path, size = f.name, len(data)
     del data
     times: dict[str, tuple[float, float, int]] = {}  # step -> (wall s, this process's CPU s, peak growth kB)
+    load_before = os.getloadavg()[0]
 
     def step(name: str, work, *a: object) -> object:
         before = reset_peak()
@@ -149,7 +150,7 @@ def main() -> None:
 
     print(
         f"{rows:,} rows, {size / MB:.1f} MB; {connection.vendor} ({settings.DATABASES['default'].get('NAME')}); "
-        f"{Contact.objects.count():,} contacts after; load average {os.getloadavg()[0]:.1f} before"
+        f"{Contact.objects.count():,} contacts after; load average {load_before:.1f} before"
     )
     print(
         f"preview: {report['ready']:,} ready, {report['problem_count']:,} with problems, "
