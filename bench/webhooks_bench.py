@@ -193,7 +193,10 @@ def print_by_minute(placed: list[Placed], receiver: Receiver, written: dict[str,
     deliveries: defaultdict[int, list[float]] = defaultdict(list)
     for m, a in first_arrivals(receiver).items():
         if m in written and written[m].id in ids:
-            deliveries[int((written[m].created - origin) // 60)].append(a.at - written[m].created)
+            # An event of the phase written before its first POST (a call of the phase before ending) is the first
+            # minute's: not a minute before it, which has no POST ("0: 0 ms").
+            minute = max(0, int((written[m].created - origin) // 60))
+            deliveries[minute].append(a.at - written[m].created)
     minutes = sorted(set(posts) | set(deliveries))
     if len(minutes) < 2:
         return

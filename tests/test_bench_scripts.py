@@ -125,13 +125,15 @@ def test_the_webhooks_bench_shows_each_minutes_post_and_delivery_p95(capsys):
     placed += [wb.Placed(4000.0, 201, "", start + 60 + i) for i in range(60)]
     placed += [wb.Placed(9999999.0, 500, "boom", start + 61)]
     receiver = wb.Receiver("r1")
-    written = {}
+    # An event of the phase written 2 s before its first POST (a call of the phase before it ending): minute 1's.
+    written = {"msg_early": wb.Written(0, "call:0", "call.ended", start - 2)}
+    receiver.arrivals.append(wb.Arrival("msg_early", "call.ended", 0, start - 1.5))
     for i in range(120):
         written[f"msg_{i}"] = wb.Written(i + 1, f"call:{i}", "call.placed", start + i)
         late = 0.5 if i < 60 else 9.0
         receiver.arrivals.append(wb.Arrival(f"msg_{i}", "call.placed", i, start + i + late))
 
-    wb.print_by_minute(placed, receiver, written, range(1, 121))
+    wb.print_by_minute(placed, receiver, written, range(121))
 
     line = "   by minute (POST p95, r1's delivery p95): 1: 50 ms, 0.50 s; 2: 4,000 ms, 9.00 s\n"
     assert capsys.readouterr().out == line
