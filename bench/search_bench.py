@@ -5,9 +5,10 @@
     .venv/bin/python bench/search_bench.py --reload        # drop the data and load it again
     .venv/bin/python bench/search_bench.py --contacts 100000
 
-Needs PostgreSQL on 127.0.0.1:5432 (user postgres, trust auth). Uses the database `hcbench` only: migrates it and,
-when it does not hold --contacts contacts, fills it with bench/_search_data.sql (1 million contacts, ~1.33 million
-numbers, ~600,000 calls) and `Contact.objects.refresh_last_calls()`. Then serves the app with uvicorn, DEBUG off, and
+Needs PostgreSQL on 127.0.0.1:5432 (user postgres, trust auth). Uses the database `hcbench` only, or the one
+SEARCH_BENCH_DATABASE_URL names: migrates it and, when it does not hold --contacts contacts, fills it with
+bench/_search_data.sql (1 million contacts, ~1.33 million numbers, ~600,000 calls) and
+`Contact.objects.refresh_last_calls()`. Then serves the app with uvicorn, DEBUG off, and
 for each case times `GET /contacts/?...` as htmx sends it while someone types (the results fragment), and runs the
 same SQL that request ran with EXPLAIN ANALYZE (planning + execution time of each query the view sends about
 contacts, numbers and calls, summed). Prints median and p95 of both, and their ratio. Nothing here passes or fails.
@@ -32,11 +33,12 @@ import _harness as h  # bench/_harness.py: the scripts import each other from be
 
 ROOT = Path(__file__).resolve().parent.parent
 DB_URL = os.environ.get("SEARCH_BENCH_DATABASE_URL") or "postgres://postgres@127.0.0.1:5432/hcbench"
+DB_NAME = DB_URL.rsplit("/", 1)[-1]  # made, filled and counted: the database DB_URL names
 PASSWORD = "bench-" + secrets.token_hex(8)
 USERNAME = "searchbench"
 
 
-def psql(*args: str, db: str = "hcbench") -> str:
+def psql(*args: str, db: str = DB_NAME) -> str:
     cmd = ["psql", "-h", "127.0.0.1", "-U", "postgres", "-v", "ON_ERROR_STOP=1", "-qAt", db, *args]
     done = subprocess.run(cmd, capture_output=True, text=True)
     if done.returncode:
@@ -45,13 +47,13 @@ def psql(*args: str, db: str = "hcbench") -> str:
 
 
 def prepare(contacts: int, reload: bool) -> None:
-    if not psql("-c", "SELECT 1 FROM pg_database WHERE datname = 'hcbench'", db="postgres"):
-        psql("-c", "CREATE DATABASE hcbench", db="postgres")
+    if not psql("-c", f"SELECT 1 FROM pg_database WHERE datname = '{DB_NAME}'", db="postgres"):
+        psql("-c", f'CREATE DATABASE "{DB_NAME}"', db="postgres")
     env = {**os.environ, "DATABASE_URL": DB_URL, "DEBUG": "true"}
     subprocess.run([sys.executable, "manage.py", "migrate", "-v0"], cwd=ROOT, env=env, check=True)
     have = int(psql("-c", "SELECT count(*) FROM calls_contact"))
     if have != contacts or reload:
-        print(f"loading {contacts:,} contacts into hcbench (have {have:,})…", flush=True)
+        print(f"loading {contacts:,} contacts into {DB_NAME} (have {have:,})…", flush=True)
         started = time.monotonic()
         psql("-v", f"contacts={contacts}", "-f", str(ROOT / "bench" / "_search_data.sql"))
         from calls.models import Contact
@@ -203,7 +205,10 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=1, help="uvicorn workers (requests go one at a time)")
     args = parser.parse_args()
 
-    os.environ.update({"DATABASE_URL": DB_URL, "DEBUG": "true", "DJANGO_SETTINGS_MODULE": "vccweb.settings"})
+    # LOG_LEVEL: the in-process requests that capture each case's SQL log no line between the dots.
+    os.environ.update(
+        {"DATABASE_URL": DB_URL, "DEBUG": "true", "LOG_LEVEL": "WARNING", "DJANGO_SETTINGS_MODULE": "vccweb.settings"}
+    )
     sys.path.insert(0, str(ROOT))
     import django
 
@@ -251,7 +256,7 @@ def main() -> None:
                     assert response.status_code == 200, (label, response.status_code)
                     if i >= 3:
                         app.append(elapsed)
-                found = response.text.count("<tr>") - 1
+                found = response.text.count('<td data-label="Name">')  # a row each (none: no table, no header)
                 statements = sql_of(local, params)
                 sql = [explain_ms(statements) for _ in range(args.runs)]
                 rows.append((label, found, app, sql, sum(1 for q in statements if not q.startswith("SET"))))
@@ -272,7 +277,7 @@ def main() -> None:
         " || (SELECT count(*) FROM calls_contactphone) || ' numbers, '"
         " || (SELECT count(*) FROM calls_call) || ' calls'",
     )
-    print(f"hcbench: {counts}; uvicorn x{args.workers}, DEBUG off; {args.runs} requests per case, one at a time")
+    print(f"{DB_NAME}: {counts}; uvicorn x{args.workers}, DEBUG off; {args.runs} requests per case, one at a time")
     head = ("rows", "app p50", "app p95", "SQL p50", "SQL p95", "app/SQL", "app-SQL", "queries")
     print(f"{'case':44} {head[0]:>4} " + " ".join(f"{h:>8}" for h in head[1:5]) + "".join(f" {h:>7}" for h in head[5:]))
     worst, within = 0.0, 0
