@@ -242,11 +242,12 @@ def main() -> None:
     # 200 agents pulling next at once: each in its own thread, released together, borrowing a connection from the
     # process's pool (DB_POOL_MAX_SIZE, 10 by default) as a request would: the time includes waiting for one.
     now = at
+    alone = agent_users[:20]
     started = time.perf_counter()
-    for user in agent_users[:20]:
+    for user in alone:
         working.take_next(user=user, queue=queue, now=now)
         working.skip(user=user, queue=queue, reason="bench", now=now)
-    one = (time.perf_counter() - started) * 1000 / 20
+    one = (time.perf_counter() - started) * 1000 / len(alone)
     print(f"one agent at a time: next and skip {one:.1f} ms a contact")
     all_taken: list[int] = []
     # --processes: this process keeps its share of the agents, each other process (spawned: a fresh interpreter,
@@ -298,7 +299,7 @@ def main() -> None:
             state="reached", claimed_by=None, claimed_at=None, claimed_since=None
         )
     # What a batch costs PostgreSQL: the one statement that claims for every agent who asked together.
-    for size in (10, len(agent_users)):
+    for size in sorted({min(10, len(agent_users)), len(agent_users)}):
         batch = [u.pk for u in agent_users[:size]]
         sql, params = claims.claim_statement(queue, user_ids=batch, check_owes=[True] * size, now=now, closed=closed)
         started = time.perf_counter()
