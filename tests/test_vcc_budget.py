@@ -319,6 +319,29 @@ def test_follow_polls_are_throttled_while_a_click_gets_through(
 
 
 @pytest.mark.django_db
+def test_a_click_asks_about_the_callers_last_call_even_when_the_polls_share_is_used(
+    settings, sim, frozen_budget_clock, agent_client, contact, london
+):
+    """An agent's last call is still live in the log but over at VCC (nobody followed it since): their next click
+    asks VCC before refusing. That look is the click's own, so it goes when the polls' share is used up, as a click
+    does, and the click is placed, not refused "You are on a call now"."""
+    settings.VCC_REQUESTS_PER_MINUTE = 10
+    click(agent_client, primary(contact))  # a token and the call: 2 of the 7 that polls may use
+    first = only_call()
+    for _ in range(5):  # the other 5
+        assert async_to_sync(calling.follow)(call=first, force=True).retry_after is None
+    sim.clock.advance(70)  # over at VCC: 3 s ringing the agent, 5 s the number, 60 s talking
+
+    response = click(agent_client, contact.phones.get(label="work"))
+
+    assert response.status_code == 200, response.content.decode()
+    first.refresh_from_db()
+    assert first.state == Call.State.ENDED
+    assert sim.calls_placed == 2
+    assert Call.objects.get(state=Call.State.LIVE).to_number == contact.phones.get(label="work").number
+
+
+@pytest.mark.django_db
 def test_a_429_from_vcc_holds_back_polls_for_its_retry_after(settings, sim, frozen_budget_clock):
     sim.set_fault("agent", status=429, retry_after=12, count=1)
 

@@ -116,9 +116,11 @@ async def follow(
     force: bool = False,
     client: AsyncVCCClient | None = None,
     flowing: bool | None = None,
+    priority: budget.Priority = budget.FOLLOW,
 ) -> Followed:
     """Ask VCC where a live call is (unless someone asked within FOLLOW_INTERVAL) and record it. `flowing`: whether
-    VCC's events flow (events_flowing), when the caller knows; else it is asked."""
+    VCC's events flow (events_flowing), when the caller knows; else it is asked. `priority`: what the look is for in
+    the VCC request budget (a click's look at the call that would block it is the click's own)."""
     if call.state != Call.State.LIVE or not call.vcc_call_id:
         return Followed(call)
     taken, flowing = await _db(_claim)(call, now=clock(), force=force, flowing=flowing)
@@ -131,7 +133,7 @@ async def follow(
     detail = error = None
     try:
         # A poll refused by the budget (BudgetExhausted) backs the call off as VCC's own 429 would.
-        with budget.priority(budget.FOLLOW):
+        with budget.priority(priority):
             if client is None:
                 async with get_async_client() as own:
                     detail = await own.get_call(call.vcc_call_id)

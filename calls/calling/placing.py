@@ -179,8 +179,10 @@ async def _place(
             plan=plan, user=user, request_id=request_id, base_url=base_url, reasons=reasons, clock=clock
         )
     if isinstance(started, _Blocked):
-        # Our log may lag behind VCC when nobody has followed that call yet: ask before refusing.
-        blocking = (await follow(call=started.call, clock=clock, force=True)).call
+        # Our log may lag behind VCC when nobody has followed that call yet: ask before refusing. The look is part
+        # of the click, with its priority: refused with the polls' share used up, it left the call live and the
+        # click refused "You are on a call now" (budget.py: a click is never refused for the budget).
+        blocking = (await follow(call=started.call, clock=clock, force=True, priority=budget.CLICK)).call
         # A call VCC answers 404 for cannot be ringing anyone: it does not hold the phone or the number.
         if blocking.is_live and blocking.missing_since is None:
             raise Busy(_busy_words(blocking, user))
