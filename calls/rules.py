@@ -251,8 +251,11 @@ def refusal(plan: DialPlan, *, caller: Caller, dnc_reason: str, hours_reason: st
     return ""
 
 
-def busy_refusal(*, mine: bool, who: str) -> str:
-    """Why a click is refused because a call is already live: the caller's own phone, or the number."""
+def busy_refusal(*, mine: bool, who: str, unasked: str = "") -> str:
+    """Why a click is refused because a call is already live: the caller's own phone, or the number. `unasked`:
+    why VCC could not be asked whether that call has ended (following.Followed.error), when it could not."""
+    if unasked:
+        return f"{'Your last call' if mine else f"{who}'s call with this number"} still shows as live. {unasked}"
     if mine:
         return "You are on a call now: finish it, then call again."
     return f"{who} is on a call with this number now. Try again when it ends."

@@ -335,3 +335,20 @@ def test_a_click_while_my_own_phone_is_on_a_call_is_refused_with_no_row(agent_cl
     assert "You are on a call now" in response.content.decode()
     assert Call.objects.count() == 1  # only the first click's row: a refusal is not a failed call
     assert sim.calls_placed == 1
+
+
+def test_a_click_refused_for_a_call_vcc_could_not_be_asked_about_says_so(agent_client, contact, sim):
+    """The caller's last call still shows as live and VCC fails the look that would tell whether it has ended: the
+    refusal says that VCC could not be asked, and what to do, not that they are on a call (it may have ended)."""
+    click(agent_client, primary(contact))
+    sim.set_fault("get_call", status=503, count=5)
+    other = Contact.objects.create(name="Someone Else")
+    phone = ContactPhone.objects.create(contact=other, number="+442079460999", is_primary=True)
+
+    response = click(agent_client, phone)
+
+    assert response.status_code == 400
+    text = response.content.decode()
+    assert text.startswith("Your last call still shows as live. Couldn't get the latest status from VCC: ")
+    assert "VCC is having a problem; try again in a moment." in text
+    assert sim.calls_placed == 1

@@ -182,10 +182,11 @@ async def _place(
         # Our log may lag behind VCC when nobody has followed that call yet: ask before refusing. The look is part
         # of the click, with its priority: refused with the polls' share used up, it left the call live and the
         # click refused "You are on a call now" (budget.py: a click is never refused for the budget).
-        blocking = (await follow(call=started.call, clock=clock, force=True, priority=budget.CLICK)).call
+        followed = await follow(call=started.call, clock=clock, force=True, priority=budget.CLICK)
+        blocking = followed.call
         # A call VCC answers 404 for cannot be ringing anyone: it does not hold the phone or the number.
         if blocking.is_live and blocking.missing_since is None:
-            raise Busy(_busy_words(blocking, user))
+            raise Busy(_busy_words(blocking, user, unasked=followed.error))
         async with _click_gate():
             started = await _db(_start)(
                 user=user,
@@ -215,10 +216,10 @@ async def finish_in_flight() -> None:
         await asyncio.gather(*list(_in_flight), return_exceptions=True)
 
 
-def _busy_words(call: Call, user: User) -> str:
+def _busy_words(call: Call, user: User, *, unasked: str = "") -> str:
     mine = call.created_by_id == user.pk or (call.from_agent is not None and call.from_agent.user_id == user.pk)
     who = (call.created_by.get_full_name() or call.created_by.username) if call.created_by else "Someone"
-    return rules.busy_refusal(mine=mine, who=who)
+    return rules.busy_refusal(mine=mine, who=who, unasked=unasked)
 
 
 # Clicks of one person VCC may refuse or fail in a clock minute (an agent not ready or busy, nobody ready in the groups,
