@@ -164,6 +164,23 @@ def test_blank_vcc_urls_mean_their_defaults(monkeypatch):
 
 
 @pytest.mark.parametrize(
+    ("name", "default"),
+    [
+        ("TIME_ZONE", "Europe/London"),
+        ("JOBS_STALLED_CHECK_CRON", "* * * * * */10"),
+        ("VCC_SYNC_EVERY", "1h"),
+        ("VCC_APPLICATION", "vccweb"),
+        ("DEFAULT_PHONE_REGION", "GB"),
+        ("DEMO_PASSWORD", "demo"),
+    ],
+)
+def test_a_blank_text_setting_means_its_default(monkeypatch, name, default):
+    """A copy of .env.example with `TIME_ZONE=` emptied passed every check, then each page showing a time failed
+    (ZoneInfo("")); a blank cron stopped the worker's periodic jobs."""
+    assert load(monkeypatch, DEBUG="true", **{name: " "})[name] == default
+
+
+@pytest.mark.parametrize(
     ("env", "message"),
     [
         ({"VCC_REGION": "mars"}, "VCC_REGION must be one of emea, nam, apac"),

@@ -22,14 +22,15 @@ _FALSE = {"false", "0"}
 
 
 def env_str(name: str, default: str = "") -> str:
-    """Read a string, preferring the file named by NAME_FILE (for secrets mounted as files)."""
+    """Read a string, preferring the file named by NAME_FILE (for secrets mounted as files). Blank means the default,
+    as for every other kind: `TIME_ZONE=` left empty in a copy of `.env.example` is Europe/London, not ""."""
     path = os.environ.get(f"{name}_FILE")
     if path:
         try:
             return Path(path).read_text().strip()
         except OSError as e:
             raise ImproperlyConfigured(f"{name}_FILE: cannot read {path!r}: {e.strerror}") from e
-    return os.environ.get(name, default).strip()
+    return os.environ.get(name, "").strip() or default
 
 
 def env_bool(name: str, default: bool) -> bool:
