@@ -11,6 +11,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 import dj_database_url
 import phonenumbers
+from croniter import croniter  # type: ignore[import-untyped]  # Procrastinate's own dependency
 from dj_database_url import DBConfig
 from django.core.exceptions import ImproperlyConfigured
 from django.utils.csp import CSP
@@ -268,6 +269,12 @@ if WORKER_STALLED_SECONDS < 3 * WORKER_HEARTBEAT_SECONDS:
     )
 # A cron line; a sixth field, last, counts seconds: "* * * * * */10" is every 10 s.
 JOBS_STALLED_CHECK_CRON = env_str("JOBS_STALLED_CHECK_CRON", "* * * * * */10")
+# Checked here: Procrastinate reads it only in the worker, whose periodic jobs then stop at each start, forever.
+if not croniter.is_valid(JOBS_STALLED_CHECK_CRON):
+    raise ImproperlyConfigured(
+        f"JOBS_STALLED_CHECK_CRON must be a cron line of 5 fields, or 6 with seconds last (such as '* * * * * */10', "
+        f"every 10 s), not {JOBS_STALLED_CHECK_CRON!r}"
+    )
 # The webhooks' queue has a Procrastinate worker of its own in each worker process, with these slots: one pass of
 # an endpoint runs at a time, and the fan-out and retry tick beside them (calls/worker.py).
 WEBHOOK_WORKER_CONCURRENCY = env_int("WEBHOOK_WORKER_CONCURRENCY", 6, minimum=2)
