@@ -194,6 +194,7 @@ def test_a_blank_text_setting_means_its_default(monkeypatch, name, default):
         ({"SECURE_HSTS_SECONDS": "-5"}, "SECURE_HSTS_SECONDS must be at least 0"),
         ({"VCC_SYNC_EVERY": "45m"}, "VCC_SYNC_EVERY must be off, or minutes or hours that divide"),
         ({"VCC_SYNC_EVERY": "hourly"}, "VCC_SYNC_EVERY must be off"),
+        ({"PROCRASTINATE_LOG_LEVEL": "verbose"}, "PROCRASTINATE_LOG_LEVEL must be one of debug, info, warning"),
         ({"JOBS_STALLED_CHECK_CRON": "every 10s"}, "JOBS_STALLED_CHECK_CRON must be a cron line"),
         ({"JOBS_STALLED_CHECK_CRON": "* * * * * 70"}, "JOBS_STALLED_CHECK_CRON must be a cron line"),
     ],

@@ -515,7 +515,10 @@ DEMO_PASSWORD = env_str("DEMO_PASSWORD", "demo")
 # json: one JSON object a line (production); text: for people reading a terminal. Every line carries the
 # request id (calls/observability.py); calls.observability logs one line per request.
 LOG_FORMAT = env_choice("LOG_FORMAT", "text" if DEBUG else "json", ("json", "text"))
-LOG_LEVEL = env_choice("LOG_LEVEL", "info", ("debug", "info", "warning", "error", "critical")).upper()
+_LEVELS = ("debug", "info", "warning", "error", "critical")
+LOG_LEVEL = env_choice("LOG_LEVEL", "info", _LEVELS).upper()
+# Procrastinate's own lines: a line for every job started and ended at INFO (follow_calls runs every second).
+PROCRASTINATE_LOG_LEVEL = env_choice("PROCRASTINATE_LOG_LEVEL", "warning", _LEVELS).upper()
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
@@ -541,6 +544,6 @@ LOGGING = {
         "django.server": {"level": "WARNING"},
         # Procrastinate logs every job started and finished at INFO (follow_calls runs every second): its warnings
         # and errors are kept; calls.worker says what the jobs did.
-        "procrastinate": {"level": env_str("PROCRASTINATE_LOG_LEVEL", "WARNING").upper()},
+        "procrastinate": {"level": PROCRASTINATE_LOG_LEVEL},
     },
 }
