@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import runpy
 import subprocess
 import sys
@@ -451,3 +452,20 @@ def test_the_silenced_middleware_checks_are_still_asked_of_the_subclasses(settin
     (warning,) = missing()
     assert warning.id == "calls.W001"
     assert words in warning.msg
+
+
+# Read by bin/serve, bin/sandbox-sim or uvicorn rather than the settings.
+SERVING = ("WEB_CONCURRENCY", "WORKER_PROCESSES", "HOST", "PORT", "FORWARDED_ALLOW_IPS", "SIM_PORT", "VCCSIM_SPEED")
+BENCH_ONLY = {"VCCWEB_BENCH_DISABLE"}  # bench/private_bench.py's, not for running vccweb
+
+
+def test_env_example_and_readme_name_every_variable_the_app_reads():
+    """README says .env.example lists them all: API_RATE_PER_MINUTE, the worker's heartbeat and stall, and
+    LOGIN_CHECK_WAIT_SECONDS were read and listed nowhere there, CSRF_TRUSTED_ORIGINS explained nowhere in README."""
+    read = set(re.findall(r'env_(?:str|bool|int|list|choice|url)\(\s*"([A-Z0-9_]+)"', SETTINGS.read_text()))
+    assert {"SECRET_KEY", "TIME_ZONE", "WORKER_STALLED_SECONDS"} <= read  # the pattern still finds them
+    example = (ROOT / ".env.example").read_text()
+    readme = (ROOT / "README.md").read_text()
+    wanted = sorted((read | set(SERVING)) - BENCH_ONLY)
+    assert [name for name in wanted if not re.search(rf"^(# ?)?{name}=", example, re.MULTILINE)] == []
+    assert [name for name in wanted if not re.search(rf"`{name}[`=]", readme)] == []
