@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import re
 import runpy
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -390,6 +391,24 @@ def test_make_serve_refuses_to_start_without_a_real_secret_key_and_says_why():
     assert "Traceback" not in result.stderr
 
 
+def test_make_serve_reads_the_database_url_from_a_file_as_the_settings_do(tmp_path, database_url_for_checks):
+    """README: secrets can be read from files (NAME_FILE). DATABASE_URL holds the database's password, but make
+    serve looked at $DATABASE_URL itself and refused DATABASE_URL_FILE as "not PostgreSQL"."""
+    if not database_url_for_checks:
+        pytest.skip("make serve needs PostgreSQL: the suite runs on SQLite")
+    # PostgreSQL's own maintenance database: it answers, and is not migrated.
+    url = urlunsplit(urlsplit(database_url_for_checks)._replace(path="/postgres"))
+    (tmp_path / "db").write_text(url + "\n")
+    drop = ("DEBUG", "DATABASE_URL", "SECURE_", "SESSION_", "CSRF_", "DJANGO_ALLOW_ASYNC_UNSAFE")
+    env = {k: v for k, v in os.environ.items() if not k.startswith(drop)}
+    env |= PRODUCTION | {"PY": sys.executable, "DB_POOL": "false", "DATABASE_URL_FILE": str(tmp_path / "db")}
+    result = subprocess.run(
+        ["sh", "bin/serve"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL
+    )
+    assert result.returncode == 1
+    assert result.stderr.startswith("make serve: the database is not migrated (or not reachable)"), result.stderr
+
+
 def demo_database(*args: str, **env: str) -> subprocess.CompletedProcess:
     """bin/demo-database, which `make run` and `make test` ask for their DATABASE_URL."""
     base = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "DEMO_PGHOST", "DEMO_PGPORT")}
@@ -407,8 +426,6 @@ def demo_database(*args: str, **env: str) -> subprocess.CompletedProcess:
 def test_make_test_runs_on_the_database_url_it_is_given_and_otherwise_says_how_to_get_postgresql():
     given = demo_database("vccweb_test", "make test", DATABASE_URL="postgres://u@db.example.com:5432/mine")
     assert (given.returncode, given.stdout) == (0, "postgres://u@db.example.com:5432/mine\n")
-
-    import socket
 
     with socket.socket() as closed:  # a port nothing listens on
         closed.bind(("127.0.0.1", 0))
