@@ -486,3 +486,26 @@ def test_env_example_and_readme_name_every_variable_the_app_reads():
     wanted = sorted((read | set(SERVING)) - BENCH_ONLY)
     assert [name for name in wanted if not re.search(rf"^(# ?)?{name}=", example, re.MULTILINE)] == []
     assert [name for name in wanted if not re.search(rf"`{name}[`=]", readme)] == []
+
+
+def test_the_sandbox_simulator_refuses_a_port_something_else_answers_on():
+    """bin/sandbox-sim (make run, make serve) waited until its port answered: with another server already there, it
+    reported that one as the simulator (its own had failed to listen), and every click went to it."""
+    env = {k: v for k, v in os.environ.items() if k not in ("VCC_ACCOUNT_KEY", "VCCSIM_URL")}
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = subprocess.run(
+            ["sh", "bin/sandbox-sim"],
+            cwd=ROOT,
+            env=env | {"PY": sys.executable, "SIM_PORT": str(port)},
+            capture_output=True,
+            text=True,
+            timeout=60,
+            stdin=subprocess.DEVNULL,
+        )
+    assert (result.returncode, result.stdout) == (1, "")
+    assert (
+        result.stderr == f"port {port} is in use: the VCC simulator cannot listen there; set SIM_PORT to a free port\n"
+    )
