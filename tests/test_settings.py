@@ -409,6 +409,24 @@ def test_make_serve_reads_the_database_url_from_a_file_as_the_settings_do(tmp_pa
     assert result.stderr.startswith("make serve: the database is not migrated (or not reachable)"), result.stderr
 
 
+def test_make_serve_says_in_one_line_that_the_database_is_not_answering():
+    """With PostgreSQL down at start, make serve printed "manage.py check --deploy says:" and a page of tracebacks
+    and connection-pool warnings (the deploy checks' model checks connect)."""
+    with socket.socket() as closed:  # a port nothing listens on
+        closed.bind(("127.0.0.1", 0))
+        port = closed.getsockname()[1]
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("DEBUG", "DATABASE_URL", "DJANGO_ALLOW"))}
+    env |= PRODUCTION | {"PY": sys.executable, "DATABASE_URL": f"postgres://vccweb:hunter2@127.0.0.1:{port}/vccweb"}
+    result = subprocess.run(
+        ["sh", "bin/serve"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL
+    )
+    assert result.returncode == 1
+    (line,) = result.stderr.splitlines()
+    assert line.startswith("make serve: refusing to start: the database (DATABASE_URL) is not answering: "), line
+    assert f"port {port} failed: Connection refused" in line
+    assert "hunter2" not in line
+
+
 def demo_database(*args: str, **env: str) -> subprocess.CompletedProcess:
     """bin/demo-database, which `make run` and `make test` ask for their DATABASE_URL."""
     base = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "DEMO_PGHOST", "DEMO_PGPORT")}
