@@ -22,6 +22,7 @@ import asyncio
 import contextlib
 import logging
 import signal
+import time
 import traceback
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -64,6 +65,32 @@ def _record_error(context: JobContext, exc: BaseException) -> None:
         )
     finally:
         close_old_connections()
+
+
+# The jobs this process is running (by their context), as a stop names them: name, id, and when each started.
+_running: dict[int, tuple[str, float]] = {}
+
+
+async def note_running(call_next: Callable[[], Awaitable[Any]], context: JobContext, worker: object) -> Any:
+    """Worker middleware: keep the running jobs in `_running` while they run, for `stopping_line`."""
+    job = context.job
+    _running[id(context)] = (f"{job.task_name} (job {job.id})", time.monotonic())
+    try:
+        return await call_next()
+    finally:
+        _running.pop(id(context), None)
+
+
+def stopping_line(now: float) -> str:
+    """What a stop logs: which jobs it waits for. An async job still running after the graceful timeout is cancelled
+    (its work is taken up again: the next tick, the call's next look); a sync one is not, and runs to its end."""
+    if not _running:
+        return "worker: stopping; no job running"
+    jobs = ", ".join(f"{name} running {now - since:.0f} s" for name, since in _running.values())
+    return (
+        f"worker: stopping; waiting for {len(_running)} running job(s) to finish (an import's check or apply, "
+        f"retention or a sync runs to its end, however long): {jobs}"
+    )
 
 
 async def record_failures(call_next: Callable[[], Awaitable[Any]], context: JobContext, worker: object) -> Any:
@@ -182,7 +209,7 @@ async def run(
     options: dict[str, Any] = {
         "wait": wait,
         "install_signal_handlers": False,
-        "worker_middleware": [record_failures],
+        "worker_middleware": [note_running, record_failures],
         "task_middleware": [fresh_connections],
     }
     plan = workers(queues, concurrency)
@@ -202,13 +229,15 @@ async def run(
                     stopping = asyncio.create_task(stop.wait())
                     await asyncio.wait({work, stopping}, return_when=asyncio.FIRST_COMPLETED)
                     if stopping.done() and not work.done():
-                        log.info("worker: stopping, letting running jobs finish")
+                        log.info(stopping_line(time.monotonic()))
                         work.cancel()  # Procrastinate's graceful stop: running jobs get shutdown_graceful_timeout
                     stopping.cancel()
                     with contextlib.suppress(asyncio.CancelledError):
                         await work
         except Exception:
             log.exception("worker: stopped by an error")
+        if stop.is_set():
+            log.info("worker: stopped")
         if stop.is_set() or not wait or not restart:
             return
         if loop.time() - started > 60:
