@@ -12,11 +12,13 @@ the job's last run is at most one run behind.
 
 from __future__ import annotations
 
+import logging
 from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 from typing import Any
 
+from django.conf import settings
 from django.db import connection, transaction
 from django.db.models import CharField, Count, F, OuterRef, Q, QuerySet, Subquery, Sum, Value
 from django.db.models.expressions import Combinable
@@ -25,6 +27,7 @@ from django.utils import timezone
 
 from calls.models import Agent, AgentGroup, Call, CallRollup, CallRollupState, Contact
 
+log = logging.getLogger("calls.reports")
 Facet = CallRollup.Facet
 Scope = CallRollup.Scope
 ANSWERED = Q(outcome=Call.Outcome.ANSWERED)
@@ -136,6 +139,7 @@ def rebuild_rollup(*, now: datetime) -> int:
             _build_days(start, yesterday)
             days = (yesterday - start).days + 1
         state.built_through, state.changes_seen_at, state.built_at = yesterday, now, now
+        state.time_zone = settings.TIME_ZONE
         state.save()
     return days
 
@@ -145,7 +149,14 @@ def refresh_rollup(*, now: datetime) -> list[date]:
     yesterday = timezone.localdate(now) - timedelta(days=1)
     with transaction.atomic():
         state = _state()
-        if state.built_through is None:
+        if state.built_through is not None and state.time_zone != settings.TIME_ZONE:
+            # Its days are another zone's: a call at 02:00 UTC is yesterday's in New York, not today's as in London.
+            log.warning(
+                "reports: TIME_ZONE is now %s, the roll-up's days were counted in %s: rolling every day up again",
+                settings.TIME_ZONE,
+                state.time_zone or "an unknown one",
+            )
+        if state.built_through is None or state.time_zone != settings.TIME_ZONE:
             rebuild_rollup(now=now)
             return []
         days: set[date] = set()

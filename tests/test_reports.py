@@ -9,7 +9,7 @@ from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 
 from calls import reports
-from calls.models import Call, CallRollup
+from calls.models import Call, CallRollup, CallRollupState
 from tests._calls import local, make_call
 
 pytestmark = pytest.mark.django_db
@@ -110,6 +110,23 @@ def test_half_rolled_up_and_half_live_gives_the_same_numbers(supervisor_client, 
     response = supervisor_client.get(URL, RANGE)
     assert response.context["report"].live_from.isoformat() == "2026-03-03"
     check_hand_counts(response.context, agent_user, other_agent_user)
+
+
+def rolled_up_hours() -> set[str]:
+    rows = CallRollup.objects.filter(scope=CallRollup.Scope.EVERYONE, facet=CallRollup.Facet.HOUR)
+    return set(rows.values_list("key", flat=True))
+
+
+def test_a_new_time_zone_rolls_every_day_up_again(calls, settings):
+    """The roll-up's days and hours were those of the TIME_ZONE it was built in: a team that set TIME_ZONE after
+    going live (London is the default) got reports whose finished days still counted London's hours and days."""
+    reports.rebuild_rollup(now=local("2026-03-10", 10))
+    assert rolled_up_hours() == {"9", "10", "11", "14", "16"}
+    settings.TIME_ZONE = "America/New_York"  # UTC-5 in early March: London's 9:30 is New York's 4:30
+
+    assert reports.refresh_rollup(now=local("2026-03-10", 12)) == []
+    assert rolled_up_hours() == {"4", "5", "6", "9", "11"}
+    assert CallRollupState.objects.get().time_zone == "America/New_York"
 
 
 def test_the_periodic_job_rolls_up_a_changed_call_again(supervisor_client, calls):

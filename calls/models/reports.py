@@ -56,6 +56,8 @@ class CallRollupState(models.Model):
     built_through = models.DateField(null=True, blank=True)
     changes_seen_at = models.DateTimeField(null=True, blank=True)
     built_at = models.DateTimeField(null=True, blank=True)
+    # The TIME_ZONE its days and hours were counted in: another one rolls every day up again (calls/reports.py).
+    time_zone = models.CharField(max_length=64, blank=True, default="")
 
     def __str__(self) -> str:
         return f"Roll-up through {self.built_through}"
