@@ -32,3 +32,20 @@ def webhook_secrets_check(
         for position, key in enumerate(settings.VCC_WEBHOOK_KEYS, start=1)
         if len(key) < MIN_SECRET_BYTES
     ]
+
+
+@checks.register(checks.Tags.caches, deploy=True)
+def shared_cache_check(app_configs: Sequence[AppConfig] | None = None, **kwargs: object) -> list[checks.CheckMessage]:
+    """Warn of production without REDIS_URL: there is always more than one process (the worker beside the web
+    server), and each then spends the whole VCC request budget alone."""
+    if settings.DEBUG or settings.REDIS_URL:
+        return []
+    return [
+        checks.Warning(
+            "REDIS_URL is not set: each app process (every web process and every worker, on every host) counts VCC's "
+            f"request budget alone, with all of it ({settings.VCC_REQUESTS_PER_MINUTE} a minute), so together they "
+            "ask VCC for more than it allows and it answers 429 (to clicks too); each also fetches its own VCC token.",
+            hint="Set REDIS_URL (redis://host:6379/0), one Redis for every host.",
+            id="calls.W003",
+        )
+    ]

@@ -256,7 +256,7 @@ def database_url_for_checks(db) -> str:
 
 
 def check_deploy(database_url: str, **extra: str) -> subprocess.CompletedProcess:
-    drop = ("DEBUG", "SECURE_", "SESSION_", "CSRF_", "DJANGO_ALLOW_ASYNC_UNSAFE", "DATABASE_URL")
+    drop = ("DEBUG", "SECURE_", "SESSION_", "CSRF_", "DJANGO_ALLOW_ASYNC_UNSAFE", "DATABASE_URL", "REDIS_URL")
     env = {k: v for k, v in os.environ.items() if not k.startswith(drop)}
     # No pool (its first connection is preceded by a direct one with a 2 s timeout) and a long connect timeout: a
     # loaded machine can keep PostgreSQL from answering within a few seconds, and these tests are about settings.
@@ -274,9 +274,18 @@ def check_deploy(database_url: str, **extra: str) -> subprocess.CompletedProcess
 
 
 def test_check_deploy_reports_no_issues_with_production_settings(database_url_for_checks):
-    result = check_deploy(database_url_for_checks)
+    result = check_deploy(database_url_for_checks, REDIS_URL="redis://127.0.0.1:6379/0")  # not asked: not connected
     assert result.returncode == 0, result.stdout + result.stderr
     assert "no issues" in result.stdout
+
+
+def test_check_deploy_warns_of_production_without_redis(database_url_for_checks):
+    """Without Redis each process (the worker beside each web process) spent VCC's whole request budget alone, and
+    make serve warned only with several web processes, of "login counts" (kept in PostgreSQL now)."""
+    result = check_deploy(database_url_for_checks)
+    assert result.returncode == 1
+    assert "(calls.W003) REDIS_URL is not set: each app process" in result.stderr
+    assert "with all of it (150 a minute)" in result.stderr
 
 
 def test_check_deploy_still_sees_the_settings_the_middleware_subclasses_depend_on(database_url_for_checks):
@@ -402,6 +411,7 @@ def test_make_serve_reads_the_database_url_from_a_file_as_the_settings_do(tmp_pa
     drop = ("DEBUG", "DATABASE_URL", "SECURE_", "SESSION_", "CSRF_", "DJANGO_ALLOW_ASYNC_UNSAFE")
     env = {k: v for k, v in os.environ.items() if not k.startswith(drop)}
     env |= PRODUCTION | {"PY": sys.executable, "DB_POOL": "false", "DATABASE_URL_FILE": str(tmp_path / "db")}
+    env["REDIS_URL"] = "redis://127.0.0.1:6379/0"  # or the deploy checks' warning comes first
     result = subprocess.run(
         ["sh", "bin/serve"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL
     )
