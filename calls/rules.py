@@ -82,6 +82,8 @@ def resolve_clid(
     by_pk = {n.pk: n for n in options}
     if chosen is not None:
         if chosen not in by_pk:
+            if groups:
+                raise Refused("That caller ID is not one you may present via these groups: pick another, or Automatic.")
             raise Refused("That caller ID is not one you may present. Pick one from the list.")
         return by_pk[chosen], "you chose it for this call"
     country = phones.country(number)

@@ -12,7 +12,7 @@ from django.db import connections
 from calls import calling
 from calls.models import Agent, Call, CallbackNumber
 from tests import _click
-from tests._sim import agent_user, assert_refused, click, only_call, primary, shown
+from tests._sim import HTMX, agent_user, assert_refused, click, only_call, primary, shown
 from vccsim.transport import sandbox_transport
 
 pytestmark = pytest.mark.django_db
@@ -203,6 +203,25 @@ def test_a_group_call_refuses_a_caller_id_the_groups_may_not_present(supervisor_
     response = click(supervisor_client, primary(contact), via="group", groups=(sales.pk,), clid=chicago.pk)
 
     assert_refused(response, sim, "That caller ID is not one you may present")
+
+
+def test_the_preview_says_a_group_call_refuses_a_caller_id_the_groups_may_not_present(
+    supervisor_client, contact, london, sales, sim
+):
+    """The page's Caller ID menu lists the supervisor's own numbers; via groups the click refuses one of them that the
+    groups may not present, and the preview says so rather than naming a caller ID the click will not send."""
+    chicago = CallbackNumber.objects.create(number="+13125550100", label="Chicago")
+    chicago.allowed_agents.add(Agent.objects.get(display_id="1002"))
+    choices = {"groups": [sales.pk], "ticked": "on", "clid": chicago.pk}
+
+    preview = supervisor_client.get(f"/contacts/{contact.pk}/dial-preview/", choices, headers=HTMX).content.decode()
+    response = click(supervisor_client, primary(contact), via="group", groups=(sales.pk,), clid=chicago.pk)
+
+    refused = "That caller ID is not one you may present via these groups: pick another, or Automatic."
+    assert f"<strong>Call via group:</strong> {refused}" in preview
+    assert "London main" not in preview.split("Call via group")[1]  # not the caller ID of a call that is not sent
+    assert "Caller ID: <strong>Chicago</strong>" in preview  # from the supervisor's phone, it may be presented
+    assert_refused(response, sim, refused)
 
 
 def test_a_group_call_presents_the_caller_id_picked_for_it(supervisor_client, contact, london, sales, sim):

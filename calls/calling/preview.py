@@ -83,11 +83,10 @@ def dialer(
             options = _clid_options(user, caller, ticked_groups)
             try:
                 group_plan = _number_plan(caller, first_row, options, groups=ticked_groups, chosen_clid=chosen_clid)
-            except Refused:
+            except Refused as refused:
+                # The click refuses it too (rules.resolve_clid): say so here, never a caller ID it will not send.
                 group_plan = _number_plan(caller, first_row, options, groups=ticked_groups)
-                group_plan.clid_reason = (
-                    f"the caller ID you picked is not allowed via these groups, so {group_plan.clid_reason}"
-                )
+                group_plan.problems.append(str(refused))
     return Dialer(rows, me, group_plan, groups, {g.pk for g in ticked_groups}, caller)
 
 
