@@ -420,12 +420,27 @@ def test_a_vcc_failure_keeps_the_notes_and_does_not_mark_the_call_wrapped(agent_
     assert ended.notes == "They were very cross"
     assert ended.disposition_code == ""
     assert ended.wrapped_up_at is None
-    assert not ContactPhone.objects.get(pk=ended.phone_id).do_not_call
-    assert shown(response, "Your notes are saved; send the outcome again.")
+    assert ContactPhone.objects.get(pk=ended.phone_id).do_not_call  # the opt-out does not wait for VCC
+    assert shown(response, "Your notes are saved; send the outcome again. 07400 123456 is now marked do not call.")
     assert "They were very cross</textarea>" in html(response)
     chosen = DispositionCode.objects.get(code="Wrong number").pk
     assert f'value="{chosen}" selected' in html(response)
     assert not changed(response)
+
+
+@pytest.mark.parametrize("fault", [{"status": 500}, {"status": 429}])
+def test_do_not_call_marks_the_contact_at_once_whatever_vcc_answers(agent_client, ended, contact, sim, fault):
+    """Asked not to be called again, the agent wraps up as "Do not call" while VCC fails or limits the account:
+    nobody may call them meanwhile, whether or not the agent sends the outcome again."""
+    sim.set_fault("disposition", **fault)
+
+    response = wrapup(agent_client, ended, "Do not call", "Asked us never to call again")
+
+    contact.refresh_from_db()
+    assert contact.do_not_call
+    assert shown(response, "Grace Hopper is now marked do not call.")
+    ended.refresh_from_db()
+    assert ended.wrapped_up_at is None and ended.notes == "Asked us never to call again"  # VCC still to be told
 
 
 def test_a_call_vcc_no_longer_has_can_still_be_wrapped_up(agent_client, placed, sim):

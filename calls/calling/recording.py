@@ -209,6 +209,8 @@ async def _wrap_up(
         callback=callback,
         first=first,
     )
+    if error and changed:  # shown with the error, in place of the wrap-up's lines (the form stays open)
+        error = f"{error} {' '.join(changed)}"
     return WrappedUp(
         error=error, changed=tuple(remarks + changed), vcc=vcc, vcc_status=vcc_status, retry_after=retry_after
     )
@@ -236,10 +238,11 @@ def _store_wrap_up(
         with changes.call_change(call):
             call.record_wrap_up(code=disposition.code, notes=notes, now=now, confirmed=confirmed)
         remarks = _callbacks(call, now=now, keeps=confirmed, user=user, callback=callback)
-        if not confirmed:
-            return remarks
+        # An opt-out is honoured at once, whether or not VCC has the disposition yet: the person asked not to be
+        # called, and nobody may be sent back to the wrap-up.
         remarks += _do_not_call(call, disposition)
-        _settle_queue_attempt(call, now=now)  # after the callback it promised and the do-not-call it marked
+        if confirmed:
+            _settle_queue_attempt(call, now=now)  # after the callback it promised and the do-not-call it marked
         return remarks
 
 
