@@ -91,6 +91,20 @@ def number_type(e164: str) -> str:
     return _KINDS.get(kind, "")
 
 
+def undiallable(e164: str) -> str:
+    """Why nobody may dial this number from vccweb, in words, or "": a premium-rate line (the account pays its
+    charges), or a number that is not valid (stored before a check, or ranges withdrawn since)."""
+    try:
+        number = phonenumbers.parse(e164, None)
+    except phonenumbers.NumberParseException:
+        number = None
+    if number is None or not phonenumbers.is_valid_number(number):
+        return "This is not a valid phone number, so VCC cannot call it: correct it on the contact's form."
+    if phonenumbers.number_type(number) == phonenumbers.PhoneNumberType.PREMIUM_RATE:
+        return "This is a premium-rate number, which vccweb does not call: ask the contact for another number."
+    return ""
+
+
 def label_for(e164: str) -> str | None:
     """The label a new number takes when nobody chose one: "mobile" for a mobile, "work" for a line of a place or
     a business (a landline, toll-free, …); None when the number does not say which."""

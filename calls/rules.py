@@ -148,6 +148,7 @@ class DialPlan:
     number: str = ""
     to_agent: Agent | None = None
     blocked: str = ""  # why this number may not be called ("" when it may)
+    barred: str = ""  # why nobody may dial it at all: premium rate, not a valid number (phones.undiallable)
     closed: str = ""  # why it may not be called now, outside its calling hours ("" when within them)
     problems: list[str] = field(default_factory=list)  # why this person may not place this call at all
 
@@ -173,6 +174,7 @@ def plan_number_call(
     via_groups: bool = False,
     chosen_clid: int | None = None,
     closed: str = "",
+    barred: str = "",
 ) -> DialPlan:
     """What calling a number would send: from the caller's agent, or via groups."""
     groups = list(groups)
@@ -193,6 +195,7 @@ def plan_number_call(
         consent_reason=consent[1],
         number=number,
         blocked=dnc_reason,
+        barred=barred,
         closed=closed,
         problems=problems,
     )
@@ -235,9 +238,12 @@ def _asking(words: str, asks: str) -> Refusal:
 
 
 def refusal(plan: DialPlan, *, caller: Caller, dnc_reason: str, hours_reason: str = "") -> str:
-    """Why this click must not be sent, or "" when it may: the plan's problems, do-not-call, then calling hours."""
+    """Why this click must not be sent, or "" when it may: the plan's problems, a number nobody may dial,
+    do-not-call, then calling hours."""
     if plan.problems:
         return plan.problems[0]
+    if plan.barred:
+        return plan.barred
     if plan.blocked:
         if plan.to_agent is not None:
             return plan.blocked

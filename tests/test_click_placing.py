@@ -13,7 +13,7 @@ from django.test import Client
 from django.utils import timezone
 
 from calls import calling
-from calls.models import Agent, AgentGroup, Call, CallbackNumber, Contact, ContactPhone
+from calls.models import Agent, AgentGroup, Call, CallbackNumber, CallingHours, Contact, ContactPhone
 from tests import _click
 from tests._sim import assert_refused, click, only_call, primary, recorded, request_ids, shown
 
@@ -308,6 +308,35 @@ def test_a_supervisor_may_call_a_do_not_call_number_giving_a_reason(supervisor_c
     assert call.dnc_override_reason == reason
     assert call.request_body["from"]["agentId"] == "1002"
     assert sim.calls_placed == 1
+
+
+# --- Numbers nobody may dial -------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("number", "why"),
+    [
+        ("+449098790000", "This is a premium-rate number, which vccweb does not call"),  # UK 09 premium rate
+        ("+19005550100", "This is a premium-rate number, which vccweb does not call"),  # US 900
+        ("+4412345678", "This is not a valid phone number, so VCC cannot call it"),  # stored before any check
+    ],
+)
+def test_a_premium_rate_or_invalid_number_is_refused_with_words_for_everyone(
+    supervisor_client, london, sales, sim, number, why
+):
+    person = Contact.objects.create(name="Ada Lovelace")
+    phone = ContactPhone.objects.create(contact=person, number=number, is_primary=True, do_not_call=True)
+    CallingHours.objects.bulk_create([CallingHours(country=country, days="") for country in ("GB", "US")])  # closed
+
+    page = supervisor_client.get(f"/contacts/{person.pk}/").content.decode()
+    mine = click(supervisor_client, phone, **{f"hours_reason_{phone.pk}": "they asked", f"dnc_reason_{phone.pk}": "ok"})
+    assert_refused(mine, sim, why)
+    assert_refused(click(supervisor_client, phone, via="group", groups=(sales.pk,)), sim, why)
+
+    assert f'<p class="blocked-reason">{html.escape(why)}' in page
+    assert f'<button type="button" disabled title="{html.escape(why)}' in page  # Call, and Call via group
+    assert f'value="me:{phone.pk}"' not in page and f'value="group:{phone.pk}"' not in page
+    assert "Reason to call" not in page  # no reason lets anyone call it
 
 
 # --- The contact list's call button --------------------------------------------------------------

@@ -3,12 +3,13 @@ what calling it would send, from the user's phone and via groups (the dial previ
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING
 
-from calls import rules
+from calls import phones, rules
 from calls.calling import hours as calling_hours
 from calls.calling.common import _now
 from calls.calling.facts import _clid_options, _consent, _dnc_reason, _phones_of, caller_for, consent_rules
@@ -28,6 +29,11 @@ class NumberRow:
     consent_reason: str
     blocked: str
     hours: calling_hours.LocalTime = calling_hours.UNKNOWN  # its local time, and whether it is within calling hours
+
+    @functools.cached_property
+    def barred(self) -> str:
+        """Why nobody may dial this number (premium rate, not valid), or ""."""
+        return phones.undiallable(self.phone.number)
 
 
 @dataclass
@@ -108,4 +114,5 @@ def _number_plan(
         via_groups=groups is not None,
         chosen_clid=chosen_clid,
         closed=row.hours.refusal,
+        barred=row.barred,
     )
