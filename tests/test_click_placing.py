@@ -235,6 +235,29 @@ def test_it_presents_the_callback_number_as_vcc_lists_it(agent_client, contact, 
     assert call.callback_number == london
 
 
+def test_the_preview_names_the_caller_id_each_number_would_present(supervisor_client, london, sales, sim):
+    """A contact with a UK and a US number, and a local-presence Chicago number: the preview names the first
+    number's caller ID, and the US number's own, which its click presents, from the phone and via groups."""
+    CallbackNumber.objects.create(number="+13125550100", label="Chicago", local_presence=True)
+    person = Contact.objects.create(name="Ada Lovelace")
+    ContactPhone.objects.create(contact=person, number="+447400123456", is_primary=True)
+    us = ContactPhone.objects.create(contact=person, number="+13125550123")
+    chicago = "To +1 312-555-0123: <strong>Chicago</strong> +1 312-555-0100 — local presence: a US number for a US"
+
+    page = supervisor_client.get(f"/contacts/{person.pk}/").content.decode()
+    preview = f"/contacts/{person.pk}/dial-preview/"
+    ticked = supervisor_client.get(preview, {"groups": sales.pk, "ticked": "on"}).content.decode()
+    chosen = supervisor_client.get(preview, {"groups": sales.pk, "ticked": "on", "clid": london.pk}).content.decode()
+    click(supervisor_client, us, via="group", groups=(sales.pk,))
+
+    mine = page.split('id="dial-preview"')[1].split("Call via group")[0]
+    via_groups = ticked.split("Call via group")[1]
+    assert "Caller ID: <strong>London main</strong>" in mine and chicago in mine
+    assert "Caller ID: <strong>London main</strong>" in via_groups and chicago in via_groups
+    assert "To +1 312" not in chosen  # a caller ID picked goes to every number
+    assert only_call().presented_clid == "+13125550100"
+
+
 def test_the_contact_page_never_offers_a_restricted_clid(agent_client, contact, london, chicago, manchester):
     html = agent_client.get(f"/contacts/{contact.pk}/").content.decode()
 

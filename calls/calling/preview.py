@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING
 
@@ -46,6 +46,10 @@ class Dialer:
     groups: list[AgentGroup]
     ticked: set[int]
     caller: Caller
+    # The numbers after the first whose caller ID is not the first's (a local-presence number of their country):
+    # the plans name the first number's, and a click on these sends their own.
+    me_others: list[tuple[NumberRow, DialPlan]] = field(default_factory=list)
+    group_others: list[tuple[NumberRow, DialPlan]] = field(default_factory=list)
 
 
 def dialer(
@@ -77,23 +81,44 @@ def dialer(
             default = first.pk if first else None
         ticked = [default] if default else []
     ticked_groups = [g for pk in ticked for g in groups if g.pk == pk]
-    me = group_plan = None
+    found = Dialer(rows, None, None, groups, {g.pk for g in ticked_groups}, caller)
     if rows:
         first_row = rows[0]
         options = _clid_options(user, caller, [])
         try:
-            me = _number_plan(caller, first_row, options, chosen_clid=chosen_clid)
+            found.me = _number_plan(caller, first_row, options, chosen_clid=chosen_clid)
+            found.me_others = _others(found.me, caller, rows, options, chosen_clid=chosen_clid)
         except Refused:
-            me = _number_plan(caller, first_row, options)
+            found.me = _number_plan(caller, first_row, options)
+            found.me_others = _others(found.me, caller, rows, options)
         if groups:
             options = _clid_options(user, caller, ticked_groups)
             try:
-                group_plan = _number_plan(caller, first_row, options, groups=ticked_groups, chosen_clid=chosen_clid)
+                found.group_plan = _number_plan(
+                    caller, first_row, options, groups=ticked_groups, chosen_clid=chosen_clid
+                )
+                found.group_others = _others(
+                    found.group_plan, caller, rows, options, groups=ticked_groups, chosen_clid=chosen_clid
+                )
             except Refused as refused:
                 # The click refuses it too (rules.resolve_clid): say so here, never a caller ID it will not send.
-                group_plan = _number_plan(caller, first_row, options, groups=ticked_groups)
-                group_plan.problems.append(str(refused))
-    return Dialer(rows, me, group_plan, groups, {g.pk for g in ticked_groups}, caller)
+                found.group_plan = _number_plan(caller, first_row, options, groups=ticked_groups)
+                found.group_plan.problems.append(str(refused))
+    return found
+
+
+def _others(
+    first: DialPlan,
+    caller: Caller,
+    rows: Sequence[NumberRow],
+    options: Sequence[CallbackNumber],
+    *,
+    groups: Sequence[AgentGroup] | None = None,
+    chosen_clid: int | None = None,
+) -> list[tuple[NumberRow, DialPlan]]:
+    """The numbers after the first that a click would present another caller ID to, with their plans."""
+    plans = [(row, _number_plan(caller, row, options, groups=groups, chosen_clid=chosen_clid)) for row in rows[1:]]
+    return [(row, plan) for row, plan in plans if plan.clid != first.clid]
 
 
 def _number_plan(
