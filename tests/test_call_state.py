@@ -497,3 +497,20 @@ def test_a_group_call_answered_by_ones_own_agent_holds_ones_phone(supervisor_use
         request_id="00000000-0000-0000-0000-000000000001",
     )
     assert blocking == call  # a click of theirs is refused before VCC, as for a call from their own agent
+
+
+def test_a_click_by_the_agent_who_answered_a_group_call_says_they_are_on_a_call(group_call, agent_user, london, sim):
+    """Alex answered Priya's group call: Alex's click on another contact is refused because Alex's own phone is on
+    that call, not because Priya is on a call with the number Alex clicked."""
+    from calls.models import Contact, ContactPhone
+
+    other = Contact.objects.create(name="Ada Lovelace")
+    phone = ContactPhone.objects.create(contact=other, number="+447911123456", is_primary=True)
+    alex = Client()
+    alex.force_login(agent_user)
+
+    response = click(alex, phone)
+
+    assert response.status_code == 400
+    assert response.content.decode() == "You are on a call now: finish it, then call again."
+    assert not Call.objects.filter(created_by=agent_user).exists()

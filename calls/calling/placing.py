@@ -186,7 +186,7 @@ async def _place(
         blocking = followed.call
         # A call VCC answers 404 for cannot be ringing anyone: it does not hold the phone or the number.
         if blocking.is_live and blocking.missing_since is None:
-            raise Busy(_busy_words(blocking, user, unasked=followed.error))
+            raise Busy(_busy_words(blocking, user, started.dial, unasked=followed.error))
         async with _click_gate():
             started = await _db(_start)(
                 user=user,
@@ -216,8 +216,10 @@ async def finish_in_flight() -> None:
         await asyncio.gather(*list(_in_flight), return_exceptions=True)
 
 
-def _busy_words(call: Call, user: User, *, unasked: str = "") -> str:
-    mine = call.created_by_id == user.pk or (call.from_agent is not None and call.from_agent.user_id == user.pk)
+def _busy_words(call: Call, user: User, dial: DialPlan, *, unasked: str = "") -> str:
+    # The caller's phone is on it: they clicked it, it rang them first, or they answered it (a group call).
+    on_my_phone = dial.agent is not None and dial.agent.pk in (call.from_agent_id, call.answered_by_id)
+    mine = call.created_by_id == user.pk or on_my_phone
     who = (call.created_by.get_full_name() or call.created_by.username) if call.created_by else "Someone"
     return rules.busy_refusal(mine=mine, who=who, unasked=unasked)
 
