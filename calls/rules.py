@@ -259,13 +259,17 @@ def refusal(plan: DialPlan, *, caller: Caller, dnc_reason: str, hours_reason: st
     return ""
 
 
-def busy_refusal(*, mine: bool, who: str, unasked: str = "") -> str:
-    """Why a click is refused because a call is already live: the caller's own phone, or the number. `unasked`:
-    why VCC could not be asked whether that call has ended (following.Followed.error), when it could not."""
+def busy_refusal(*, mine: bool, who: str, other_number: bool = False, unasked: str = "") -> str:
+    """Why a click is refused because a call is already live: the caller's own phone, the number, or another
+    number of the same contact (`other_number`). `unasked`: why VCC could not be asked whether that call has ended
+    (following.Followed.error), when it could not."""
     if unasked:
-        return f"{'Your last call' if mine else f"{who}'s call with this number"} still shows as live. {unasked}"
+        whose = "Your last call" if mine else f"{who}'s call with this {'contact' if other_number else 'number'}"
+        return f"{whose} still shows as live. {unasked}"
     if mine:
         return "You are on a call now: finish it, then call again."
+    if other_number:
+        return f"{who} is on a call with this contact now, on another of their numbers. Try again when it ends."
     return f"{who} is on a call with this number now. Try again when it ends."
 
 

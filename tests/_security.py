@@ -49,7 +49,7 @@ class World:
     contact: Contact
     phone: ContactPhone
     call: Call  # the agent's own call, ended and not wrapped up
-    live_call: Call  # the agent's own call, still live
+    live_call: Call  # the agent's own call, still live, to another contact
     agent: Agent  # the other agent: someone to call agent to agent
     group: AgentGroup
     number: CallbackNumber  # not the default, presented by no call: its delete page is Django's confirmation
@@ -176,7 +176,15 @@ def create_world() -> World:
     phone = contact.phones.get(is_primary=True)
     common = {"contact": contact, "phone": phone, "to_number": phone.number, "created_by": agent_user}
     call = Call.objects.create(**common, from_agent=agent_user.agent, state=Call.State.ENDED)
-    live_call = Call.objects.create(**common, from_agent=agent_user.agent, state=Call.State.LIVE)
+    # To someone else: while it is live, nobody else may call the contact (calling.placing), and the matrices do.
+    elsewhere = ContactPhone.objects.create(
+        contact=Contact.objects.create(name="Ada Lovelace"), number="+447911123456", is_primary=True
+    )
+    live_call = Call.objects.create(
+        **{**common, "contact": elsewhere.contact, "phone": elsewhere, "to_number": elsewhere.number},
+        from_agent=agent_user.agent,
+        state=Call.State.LIVE,
+    )
     now = timezone.now()
     webhook = WebhookEndpoint.objects.create(url="https://hooks.example.com/in", event_types=["*"], secret="whsec_x")
     return World(

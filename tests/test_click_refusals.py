@@ -143,6 +143,27 @@ def test_a_second_person_cannot_call_a_number_on_a_live_call(agent_client, other
     assert sim.calls_placed == 1
 
 
+def test_a_second_person_cannot_call_another_number_of_a_contact_on_a_live_call(
+    agent_client, other_agent_user, contact, london, sim
+):
+    """Alex is calling Grace's mobile; Tom clicks her work number: one person is not called by two at once."""
+    click(agent_client, primary(contact))
+    agent_client.force_login(other_agent_user)
+    work = contact.phones.get(is_primary=False)
+
+    response = click(agent_client, work)
+
+    assert response.status_code == 400
+    assert response.content.decode() == (
+        "Alex Morgan is on a call with this contact now, on another of their numbers. Try again when it ends."
+    )
+    assert not Call.objects.filter(created_by=other_agent_user).exists()
+    assert sim.calls_placed == 1
+    sim.clock.advance(70)  # the call ends: Grace may be called again
+    assert click(agent_client, work).status_code == 200
+    assert Call.objects.get(created_by=other_agent_user).to_number == work.number
+
+
 def test_a_second_person_can_call_once_the_first_call_has_ended(
     agent_client, agent_user, other_agent_user, contact, london, sim
 ):

@@ -76,6 +76,13 @@ def test_blocking_finds_the_live_call_that_holds_the_phone_or_the_number(agent_u
     assert blocking(agent_id=None) == theirs_to_number
     assert blocking(agent_id=None, request_id=str(theirs_to_number.request_id)) is None  # the same click
     assert blocking(since=now) is None  # older than the window
+    grace, hers = Contact.objects.create(name="Grace"), {"agent_id": None, "number": "+447400999999"}
+    assert blocking(**hers, contact_id=grace.pk) is None
+    to_her_other_number = live(created_by=other_agent_user, to_number="+447400999998", contact=grace)
+    assert blocking(**hers, contact_id=grace.pk) == to_her_other_number  # one person, called by one at a time
+    assert blocking(**hers) is None
+    assert blocking(**hers, contact_id=grace.pk, user_id=other_agent_user.pk) is None  # by its own clicker
+    to_her_other_number.delete()
     Call.objects.filter(pk__in=[on_my_phone.pk, theirs_to_number.pk]).update(state=Call.State.ENDED)
     assert blocking() is None
     assert mine_to_number.state == Call.State.LIVE

@@ -11,7 +11,7 @@ from django.core.exceptions import ImproperlyConfigured
 
 from calls import calling
 from calls.cache import InProcessCache, TolerantRedisCache
-from calls.models import Call
+from calls.models import Call, Contact, ContactPhone
 from calls.vcc import VCCError, budget, core, get_client
 from calls.vcc.budget import CLICK, FOLLOW, READINESS, RECORDING, SYNC, Budget, BudgetExhausted, Memory
 from tests._redis import TEST_REDIS_URL
@@ -307,7 +307,8 @@ def test_follow_polls_are_throttled_while_a_click_gets_through(
     assert call.next_check_at is not None  # looked at again once there is room
     assert call.lost_contact_since is None and not call.events.filter(kind="error").exists()  # not "lost contact"
 
-    click(supervisor_client, contact.phones.get(label="work"))
+    other = Contact.objects.create(name="Ada Lovelace")  # not Grace: she is on a call
+    click(supervisor_client, ContactPhone.objects.create(contact=other, number="+447911123456", is_primary=True))
     assert sim.calls_placed == 2  # the click went, past the polls' share
     assert Call.objects.filter(state=Call.State.LIVE).count() == 2
 

@@ -221,7 +221,8 @@ def _busy_words(call: Call, user: User, dial: DialPlan, *, unasked: str = "") ->
     on_my_phone = dial.agent is not None and dial.agent.pk in (call.from_agent_id, call.answered_by_id)
     mine = call.created_by_id == user.pk or on_my_phone
     who = (call.created_by.get_full_name() or call.created_by.username) if call.created_by else "Someone"
-    return rules.busy_refusal(mine=mine, who=who, unasked=unasked)
+    other_number = call.to_number != dial.number
+    return rules.busy_refusal(mine=mine, who=who, other_number=other_number, unasked=unasked)
 
 
 # Clicks of one person VCC may refuse or fail in a clock minute (an agent not ready or busy, nobody ready in the groups,
@@ -312,6 +313,7 @@ def _check(
         user_id=user.pk,
         since=clock() - LIVE_CALL_WINDOW,
         request_id=request_id,
+        contact_id=phone.contact_id if phone is not None else None,
     )
     return dial, phone, blocking
 
