@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
+from os.path import commonprefix
 
 from calls import phones
 from calls.models import Agent, AgentGroup, CallbackNumber, Consent
@@ -90,7 +91,10 @@ def resolve_clid(
     if country:
         local = [n for n in options if n.local_presence and n.country == country]
         if local:
-            return local[0], f"local presence: a {country} number for a {country} number"
+            # Of several (New York, Chicago), the one nearest the number: the most first digits in common (its
+            # area code), the first listed of those equally near.
+            nearest = max(local, key=lambda n: len(commonprefix([n.number, number])))
+            return nearest, f"local presence: a {country} number for a {country} number"
     if not groups and agent is not None and agent.default_callback_number_id in by_pk:
         return by_pk[agent.default_callback_number_id], "your default caller ID"
     for group in groups:

@@ -77,6 +77,19 @@ def test_local_presence_presents_a_number_of_the_dialled_country():
     assert rules.resolve_clid([LONDON, chicago], agent=me, groups=[], number="+447400123456")[0] == LONDON
 
 
+def test_local_presence_presents_the_number_nearest_the_dialled_one():
+    """Several local numbers of one country: the one of the dialled number's area, not the first by label."""
+    boston = CallbackNumber(pk=3, number="+16175550100", label="Boston", local_presence=True)
+    chicago = CallbackNumber(pk=2, number="+13125550100", label="Chicago", local_presence=True)
+
+    def presented(number: str) -> CallbackNumber | None:
+        return rules.resolve_clid([boston, chicago, LONDON], agent=ALEX, groups=[], number=number)[0]
+
+    assert presented("+13125550123") == chicago
+    assert presented("+16175550123") == boston
+    assert presented("+12125550123") == boston  # New York: neither is nearer, the first listed
+
+
 # --- Consent ------------------------------------------------------------------------------------------
 
 TABLE = {"GB": "OneParty", "US": "TwoParty"}
