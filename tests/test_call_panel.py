@@ -8,7 +8,7 @@ import pytest
 from django.test import Client
 from django.utils import timezone
 
-from calls.models import Call, ContactPhone, DispositionCode
+from calls.models import Call, Contact, ContactPhone, DispositionCode
 from calls.privacy import mask_number
 from calls.rules import Refused
 from tests._sim import HTMX, click, fresh_simulator, poll, primary, shown
@@ -426,6 +426,17 @@ def test_a_vcc_failure_keeps_the_notes_and_does_not_mark_the_call_wrapped(agent_
     chosen = DispositionCode.objects.get(code="Wrong number").pk
     assert f'value="{chosen}" selected' in html(response)
     assert not changed(response)
+
+
+def test_do_not_call_on_a_call_whose_contact_was_deleted_keeps_the_numbers_opt_out(agent_client, ended, contact):
+    """Grace's contact was deleted while Alex was on the call with her; she asked never to be called again."""
+    contact.delete()
+
+    response = wrapup(agent_client, ended, "Do not call")
+
+    assert shown(response, "07400 123456 is kept as do not call: this call's contact was deleted since.")
+    readded = Contact.objects.create(name="Grace Hopper")
+    assert ContactPhone.objects.create(contact=readded, number="+447400123456").do_not_call  # as soon as added
 
 
 @pytest.mark.parametrize("fault", [{"status": 500}, {"status": 429}])

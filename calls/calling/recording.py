@@ -19,6 +19,7 @@ from calls import callbacks, locks, phones
 from calls.cache import count
 from calls.calling.common import Clock, _db, _now, log
 from calls.models import AgentGroup, Call, Contact, ContactPhone, DispositionCode
+from calls.privacy import hashing
 from calls.privacy.masking import is_masked
 from calls.rules import Refused
 from calls.vcc import VCCError, budget, get_async_client
@@ -240,7 +241,7 @@ def _store_wrap_up(
         remarks = _callbacks(call, now=now, keeps=confirmed, user=user, callback=callback)
         # An opt-out is honoured at once, whether or not VCC has the disposition yet: the person asked not to be
         # called, and nobody may be sent back to the wrap-up.
-        remarks += _do_not_call(call, disposition)
+        remarks += _do_not_call(call, disposition, now=now)
         if confirmed:
             _settle_queue_attempt(call, now=now)  # after the callback it promised and the do-not-call it marked
         return remarks
@@ -264,7 +265,7 @@ def _callbacks(
     return remarks
 
 
-def _do_not_call(call: Call, disposition: DispositionCode) -> list[str]:
+def _do_not_call(call: Call, disposition: DispositionCode, *, now: datetime) -> list[str]:
     # Anyone may mark a number do-not-call: an opt-out is honoured at once. Only supervisors clear it.
     if disposition.action == DispositionCode.Action.NUMBER_DNC and call.phone_id:
         with changes.contact_change(_loaded(call.phone).contact_id):
@@ -284,6 +285,13 @@ def _do_not_call(call: Call, disposition: DispositionCode) -> list[str]:
         with changes.contact_change(call.contact_id):
             Contact.objects.filter(pk=call.contact_id).update(do_not_call=True)
         return [f"{_loaded(call.contact).name} is now marked do not call."]
+    if disposition.action == DispositionCode.Action.CONTACT_DNC:
+        # The contact was deleted (or erased) since the call: the number dialled keeps the opt-out, as a deleted
+        # do-not-call contact's numbers do, so a contact given it later is do-not-call at once.
+        if not call.to_number or is_masked(call.to_number):
+            return ["Nothing was marked do not call: this call's contact and number are no longer kept."]
+        hashing.keep_opt_outs([call.to_number], at=now)
+        return [f"{phones.display(call.to_number)} is kept as do not call: this call's contact was deleted since."]
     return []
 
 
