@@ -40,6 +40,15 @@ class Throttled(Refused):
         self.retry_after = retry_after
 
 
+class Reused(Refused):
+    """Refused because the click's id placed a call to another number before (`call_id`): a page kept from before
+    its click, or an API key sent again with another number."""
+
+    def __init__(self, message: str, *, call_id: int) -> None:
+        super().__init__(message)
+        self.call_id = call_id
+
+
 # --- Who may call --------------------------------------------------------------------------------------
 
 

@@ -116,6 +116,24 @@ def test_the_same_click_twice_places_one_call(agent_client, contact, london, sim
         assert 'data-call-state="live"' in second.content.decode()
 
 
+def test_a_page_kept_from_before_its_click_does_not_answer_another_number_with_that_call(
+    agent_client, contact, london, sim
+):
+    """Without JavaScript a click loads the page again; Back shows the page before it, with the id that placed the
+    call: its click on another number must not answer with the first call as if it were this one."""
+    request_id = str(uuid.uuid4())
+    click(agent_client, primary(contact), request_id=request_id, target=None)
+    sim.clock.advance(70)  # that call has ended
+
+    response = click(agent_client, contact.phones.get(is_primary=False), request_id=request_id, target=None)
+
+    assert response.status_code == 400
+    assert response.content.decode() == (
+        "This page is out of date: it already placed a call to another number. Reload it and click again."
+    )
+    assert only_call().to_number == primary(contact).number and sim.calls_placed == 1
+
+
 def test_a_conflict_on_writing_the_row_that_is_not_the_same_click_again_is_raised_not_hidden(
     agent_client, contact, london, sim, monkeypatch
 ):

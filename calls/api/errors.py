@@ -15,7 +15,7 @@ from ninja import NinjaAPI
 from ninja.errors import AuthenticationError, HttpError, Throttled, ValidationError
 
 from calls.api.auth import MAX_BODY, BadLength, Forbidden, TooLarge
-from calls.rules import SAY_WHY
+from calls.rules import SAY_WHY, Reused
 
 log = logging.getLogger(__name__)
 
@@ -166,6 +166,8 @@ def install(api: NinjaAPI) -> None:
 def refusal_detail(refused: Exception) -> str:
     """The refusal as the Call button's person reads it, with the field that gives the reason named: "say why" is a
     box on the page, a field of the request here."""
+    if isinstance(refused, Reused):  # the key sent again with another number: the page's words name a page
+        return f"This Idempotency-Key placed call {refused.call_id} before; send a new key for a new call."
     words = str(refused)
     field = {"dnc": "reason", "hours": "hours_reason"}.get(getattr(refused.args[0], "asks", "") if refused.args else "")
     return words.replace(SAY_WHY, f"To call anyway, send `{field}` saying why") if field else words

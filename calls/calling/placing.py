@@ -33,7 +33,7 @@ from calls.models import Agent, Call, Contact, ContactPhone
 from calls.observability import current_request_id
 from calls.privacy.erasure import without_number
 from calls.privacy.hashing import erased_do_not_call
-from calls.rules import Busy, Caller, DialPlan, Refused, Throttled
+from calls.rules import Busy, Caller, DialPlan, Refused, Reused, Throttled
 from calls.vcc import CallRequest, VCCError, budget, get_async_client
 from calls.vcc.validation import CONSENT_VERSION, REFERENCE_VERSION
 from calls.webhooks import changes
@@ -255,11 +255,18 @@ async def _count_refusal(user_id: int | None, at: datetime) -> None:
         await sync_to_async(count)([_refusals_key(user_id, at)], 120)
 
 
-def _repeat(request_id: str, user: User) -> Call | None:
-    """The row of an earlier click with this id (a double click, a retried request), if it is this user's."""
+def _repeat(request_id: str, user: User, phone: ContactPhone | None = None) -> Call | None:
+    """The row of an earlier click with this id (a double click, a retried request), if it is this user's and was
+    for this number (`phone`; a number deleted since is not compared)."""
     call = Call.objects.with_parties().with_request_id(request_id).first()
     if call is not None and call.created_by_id != user.pk:
         raise Refused("That click belongs to someone else. Reload the page and try again.")
+    if call is not None and phone is not None and call.phone_id not in (None, phone.pk):
+        # A page kept from before its click (Back, a lost answer): its id placed a call to another number.
+        raise Reused(
+            "This page is out of date: it already placed a call to another number. Reload it and click again.",
+            call_id=call.pk,
+        )
     return call
 
 
@@ -303,7 +310,7 @@ def _check(
     refused = rules.refusal(dial, caller=caller, dnc_reason=reasons.dnc, hours_reason=reasons.hours)
     throttled = None if refused else _throttled(user.pk, clock())
     if refused or throttled:
-        if (earlier := _repeat(request_id, user)) is not None:
+        if (earlier := _repeat(request_id, user, phone)) is not None:
             return earlier
         log.info("click %s refused before VCC: %s", request_id, refused or throttled)
         raise throttled or Refused(refused)
@@ -377,7 +384,7 @@ def _start(
                 raise _NumberTaken
     except IntegrityError:
         # The same click again, saved first by another request or process: that one places the call.
-        earlier = _repeat(request_id, user)
+        earlier = _repeat(request_id, user, phone)
         if earlier is None:
             raise  # not a repeat of this click: a conflict of another kind, not to be hidden
         return _Started(earlier, None)
