@@ -324,3 +324,7 @@ def test_an_older_api_version_gets_only_the_fields_it_knows(agent_client, contac
     assert call.state == Call.State.LIVE
     assert set(call.request_body) == {"from", "to"}
     assert "consent" not in call.request_body["from"]
+    # Kept as it was sent (none), not as the country's rule would have it, on the row and on the contact's page:
+    not_sent = "not sent: VCC takes it from API version 6, VCC_API_VERSION is 3"
+    assert (call.consent, call.consent_reason) == ("", not_sent)
+    assert f"recording consent {not_sent}" in agent_client.get(f"/contacts/{contact.pk}/").content.decode()

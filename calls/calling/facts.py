@@ -6,12 +6,14 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, cast
 
+from django.conf import settings
 from django.db.models import Exists, OuterRef, Q
 
 from calls import directory, rules
 from calls import permissions as perms
 from calls.models import Agent, AgentGroup, CallbackNumber, ConsentRule, Contact, ContactPhone
 from calls.rules import Caller
+from calls.vcc.validation import CONSENT_VERSION
 
 if TYPE_CHECKING:
     from django.contrib.auth.models import User
@@ -104,6 +106,11 @@ def _dnc_reason(phone: ContactPhone) -> str:
 
 
 def _consent(phone: ContactPhone, consent_table: dict[str, str] | None = None) -> tuple[str, str]:
+    if settings.VCC_API_VERSION < CONSENT_VERSION:  # the click sends none (calls/calling/placing.py): none is kept
+        return (
+            "",
+            f"not sent: VCC takes it from API version {CONSENT_VERSION}, VCC_API_VERSION is {settings.VCC_API_VERSION}",
+        )
     override = phone.contact.consent_override
     return rules.resolve_consent(
         override=override, number=phone.number, rules={} if override else (consent_table or consent_rules())
