@@ -12,7 +12,7 @@ from django.db import DatabaseError, IntegrityError, connection
 from django.test.utils import CaptureQueriesContext
 
 from calls import calling, locks
-from calls.models import Agent, Call, Contact, ContactPhone
+from calls.models import Agent, Call, Contact, ContactPhone, DialLock
 from calls.roles import SUPERVISOR
 from tests import _click
 from tests._sim import assert_refused, click, only_call, primary, shown
@@ -217,6 +217,37 @@ def test_a_number_being_dialled_by_another_click_is_refused(agent_client, contac
     locks.acquire_dial_lock(primary(contact).number, owner=str(uuid.uuid4()))  # another click is asking VCC now
 
     assert_refused(click(agent_client, primary(contact)), sim, "Someone else is dialling this number right now")
+
+
+def test_a_contact_being_dialled_on_another_number_by_another_click_is_refused(
+    agent_client, other_agent_user, contact, london, sim
+):
+    """Alex's click on Grace's mobile and Tom's on her work number at the same moment: each is checked before the
+    other's row is written (no live call found), and their numbers' locks differ; both went, and Grace was called by
+    two agents at once. The click holds the contact too while VCC is asked."""
+    work = contact.phones.get(is_primary=False)
+    click(agent_client, primary(contact))  # placed: its row, then its locks freed
+    Call.objects.update(state=Call.State.ENDED)
+    locks.acquire_dial_lock(f"contact:{contact.pk}", owner=str(uuid.uuid4()))  # another click is asking VCC now
+    agent_client.force_login(other_agent_user)
+
+    response = click(agent_client, work)
+
+    assert response.status_code == 400
+    assert response.content.decode() == (
+        "This contact is being dialled right now, on another of their numbers. Try again in a moment."
+    )
+    assert not Call.objects.filter(created_by=other_agent_user).exists()
+    assert not DialLock.objects.filter(number=work.number).exists()  # rolled back with the row
+    assert sim.calls_placed == 1
+
+
+def test_the_number_and_the_contact_are_free_again_after_a_click(agent_client, contact, london, sim):
+    click(agent_client, primary(contact))
+    click(agent_client, contact.phones.get(is_primary=False))  # refused: the agent's phone is on the first call
+
+    assert not DialLock.objects.exists()
+    assert sim.calls_placed == 1
 
 
 def test_the_number_is_free_again_after_a_click(agent_client, contact, london, sim):

@@ -86,6 +86,20 @@ def test_taking_and_freeing_are_one_statement_each(db, clock, django_assert_num_
         release_dial_lock(NUMBER, owner="click-1")
 
 
+def test_a_click_takes_its_number_and_its_contact_in_one_statement(db, clock, django_assert_num_queries):
+    """A number and a contact (calls/calling/placing.py): what another click holds is named, the rest is taken (the
+    click's transaction rolls it back), and freeing is one statement too."""
+    acquire_dial_lock("contact:7", owner="click-1")
+
+    with django_assert_num_queries(1):
+        taken = locks.acquire_dial_locks([NUMBER, "contact:7"], owner="click-2")
+    assert taken == ["contact:7"]
+    assert locks.acquire_dial_locks(["+442079460124", "contact:8"], owner="click-3") == []
+    with django_assert_num_queries(1):
+        locks.release_dial_locks(["+442079460124", "contact:8", "contact:7"], owner="click-3")
+    assert dict(DialLock.objects.values_list("number", "owner")) == {NUMBER: "click-2", "contact:7": "click-1"}
+
+
 @pytest.mark.django_db(transaction=True)
 def test_of_many_clicks_at_the_same_moment_exactly_one_gets_the_number(cache_down):
     """Real concurrent connections racing for one number (PostgreSQL: SQLite's test database is one connection)."""

@@ -75,7 +75,7 @@ def _click_gate() -> asyncio.Semaphore:
 class _Started:
     call: Call
     request: CallRequest | None  # None: a repeat of an earlier click, nothing to send
-    lock_number: str = ""
+    held: tuple[str, ...] = ()  # the locks it holds while VCC is asked: the number, the contact (calls/locks.py)
 
 
 def regarding_token(call: Call) -> str:
@@ -371,8 +371,9 @@ def _start(
         application=settings.VCC_APPLICATION if version >= REFERENCE_VERSION else None,
     )
     call.request_body = request.to_json()
-    # The row, its groups and the number's lock are one transaction, one commit: a click whose number another click
-    # holds leaves nothing behind (no row, no call.requested), and a repeat of this click never takes the lock.
+    held = _locks_for(dial, phone)
+    # The row, its groups and the locks are one transaction, one commit: a click whose number (or contact) another
+    # click holds leaves nothing behind (no row, no call.requested), and a repeat of this click never takes the lock.
     try:
         with transaction.atomic(), changes.call_change(call):  # call.requested, with the row
             call.insert()
@@ -380,21 +381,33 @@ def _start(
                 Call.from_groups.through.objects.bulk_create(
                     [Call.from_groups.through(call=call, agentgroup=g) for g in dial.groups]
                 )
-            if dial.number and not locks.acquire_dial_lock(dial.number, owner=request_id):
-                raise _NumberTaken
+            if held and (taken := locks.acquire_dial_locks(held, owner=request_id)):
+                raise _NumberTaken(taken[0])
     except IntegrityError:
         # The same click again, saved first by another request or process: that one places the call.
         earlier = _repeat(request_id, user, phone)
         if earlier is None:
             raise  # not a repeat of this click: a conflict of another kind, not to be hidden
         return _Started(earlier, None)
-    except _NumberTaken:
-        raise Busy("Someone else is dialling this number right now. Try again in a moment.") from None
-    return _Started(call, request, dial.number)
+    except _NumberTaken as taken:
+        if taken.args[0] == dial.number:
+            raise Busy("Someone else is dialling this number right now. Try again in a moment.") from None
+        raise Busy(
+            "This contact is being dialled right now, on another of their numbers. Try again in a moment."
+        ) from None
+    return _Started(call, request, held)
+
+
+def _locks_for(dial: DialPlan, phone: ContactPhone | None) -> tuple[str, ...]:
+    """What a click holds while VCC is asked (calls/locks.py), the number first: the number, and the contact.
+
+    The contact's lock stops two people's clicks on two of their numbers at the same moment, each checked before
+    the other's row was written (Call.objects.blocking): one person would be called by two at once."""
+    return tuple(key for key in (dial.number, f"contact:{phone.contact_id}" if phone else "") if key)
 
 
 class _NumberTaken(Exception):
-    """Another click holds the number (calls/locks.py): this click's transaction is rolled back."""
+    """Another click holds the number, or the contact (calls/locks.py): this click's transaction is rolled back."""
 
 
 async def _send(started: _Started, *, clock: Clock, on_answer: _OnAnswer | None = None) -> Call:
@@ -423,15 +436,15 @@ async def _send(started: _Started, *, clock: Clock, on_answer: _OnAnswer | None 
             call.pk,
             transition,
             answer,
-            started.lock_number,
+            started.held,
             str(call.request_id),
             on_answer,
             asked=call.to_number,
         )
         released = True
     finally:
-        if started.lock_number and not released:
-            await _db(locks.release_dial_lock)(started.lock_number, owner=str(call.request_id))
+        if started.held and not released:
+            await _db(locks.release_dial_locks)(started.held, owner=str(call.request_id))
     return call
 
 
@@ -497,17 +510,17 @@ def _record_answer(
     call_pk: int,
     transition: Callable[..., None],
     answer: dict[str, Any],
-    lock_number: str,
+    held: Sequence[str],
     owner: str,
     on_answer: _OnAnswer | None = None,
     *,
     asked: str = "",
 ) -> Call:
     """Write VCC's answer (`transition`, one of Call's record_ methods), note the call on its contact (the list's
-    "last called"), free the number and run on_answer: one trip to the database, one transaction (one commit, not
-    three or four: each commit waits for the disk). A failure rolls all of it back, to be written again (_write).
-    Returns the call as written. `asked`: the number VCC was asked to call, masked in VCC's words (which may quote
-    it) if an erasure masked it on the row meanwhile."""
+    "last called"), free the number and the contact (`held`) and run on_answer: one trip to the database, one
+    transaction (one commit, not three or four: each commit waits for the disk). A failure rolls all of it back, to
+    be written again (_write). Returns the call as written. `asked`: the number VCC was asked to call, masked in
+    VCC's words (which may quote it) if an erasure masked it on the row meanwhile."""
     with transaction.atomic():
         # The row as it is now, locked, not the click's copy from before VCC was asked: meanwhile a supervisor may
         # have closed the call, or an erasure masked its number and unlinked its contact. The answer is written on
@@ -525,8 +538,7 @@ def _record_answer(
                     outcomes.reopened(call)
             if call.contact_id:
                 Contact.objects.note_call(call)
-            if lock_number:
-                locks.release_dial_lock(lock_number, owner=owner)
+            locks.release_dial_locks(held, owner=owner)
             if on_answer is not None:
                 on_answer(call)
     return call
