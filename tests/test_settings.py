@@ -519,7 +519,7 @@ def test_env_example_and_readme_name_every_variable_the_app_reads():
 def test_the_sandbox_simulator_refuses_a_port_something_else_answers_on():
     """bin/sandbox-sim (make run, make serve) waited until its port answered: with another server already there, it
     reported that one as the simulator (its own had failed to listen), and every click went to it."""
-    env = {k: v for k, v in os.environ.items() if k not in ("VCC_ACCOUNT_KEY", "VCCSIM_URL")}
+    env = {k: v for k, v in os.environ.items() if k not in ("VCC_ACCOUNT_KEY", "VCC_ACCOUNT_KEY_FILE", "VCCSIM_URL")}
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))
         taken.listen()
@@ -537,3 +537,25 @@ def test_the_sandbox_simulator_refuses_a_port_something_else_answers_on():
     assert (
         result.stderr == f"port {port} is in use: the VCC simulator cannot listen there; set SIM_PORT to a free port\n"
     )
+
+
+def test_the_sandbox_simulator_is_not_started_beside_an_account_key_read_from_a_file(tmp_path):
+    """The settings read VCC_ACCOUNT_KEY_FILE as the key (a live account), but bin/sandbox-sim looked at
+    VCC_ACCOUNT_KEY only: make run then started a simulator beside the live account and asked that account to send its
+    events to the demo's http://127.0.0.1:8000 (8f2e20e taught make serve, not make run)."""
+    env = {k: v for k, v in os.environ.items() if k not in ("VCC_ACCOUNT_KEY", "VCC_ACCOUNT_KEY_FILE", "VCCSIM_URL")}
+    key = tmp_path / "key"
+    key.write_text("AC1234")
+    with socket.socket() as taken:  # were it to start one, it would say so: the port is in use
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        result = subprocess.run(
+            ["sh", "bin/sandbox-sim"],
+            cwd=ROOT,
+            env=env | {"PY": sys.executable, "SIM_PORT": str(taken.getsockname()[1]), "VCC_ACCOUNT_KEY_FILE": str(key)},
+            capture_output=True,
+            text=True,
+            timeout=60,
+            stdin=subprocess.DEVNULL,
+        )
+    assert (result.returncode, result.stdout, result.stderr) == (0, "", "")
