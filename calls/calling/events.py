@@ -211,7 +211,7 @@ def _apply(
     at = min(event.time or now, now)
     words = WORDS.get(name, name)
     if call.state != Call.State.LIVE:
-        if name == "channel.connected" and _talks(call, event.data) and _told_connected_late(call, at=at, now=now):
+        if name == "channel.connected" and _talks(call, event.data) and _connected_before_its_end(call, at=at, now=now):
             detail = "VCC: connected (webhook), told after the call's end"
             history.append(CallEvent(call=call, at=at, kind=CallEvent.Kind.PROGRESS, detail=detail))
             event.processed_at, event.result, event.call = now, f"applied to call {call.pk}, after its end", call
@@ -250,20 +250,15 @@ def _connected_before_its_end(call: Call, *, at: datetime, now: datetime) -> boo
         or call.result_reason == CLOSED_BY_HAND
     ):
         return False
-    # changed now: the roll-up counts it again (calls/reports.py)
-    call.connected_at, call.changed_at = min(at, call.ended_at), now
-    call.duration_seconds = max(0, round((call.ended_at - call.connected_at).total_seconds()))
-    call.outcome = outcome_of(call.result_code, call.result_party, call.result_reason, connected=True)
-    call.save_fields(["connected_at", "duration_seconds", "outcome", "changed_at"])
+    # changed now: the roll-up counts it again (calls/reports.py). A webhook receiver that had `call.ended` with no
+    # talk time gets `call.connected`, with the call as it is now (calls/webhooks/changes.py).
+    with changes.call_change(call):
+        call.connected_at, call.changed_at = min(at, call.ended_at), now
+        call.duration_seconds = max(0, round((call.ended_at - call.connected_at).total_seconds()))
+        call.outcome = outcome_of(call.result_code, call.result_party, call.result_reason, connected=True)
+        call.save_fields(["connected_at", "duration_seconds", "outcome", "changed_at"])
     log.info("call %s: connected, told by webhook after its end", call.pk)
     return True
-
-
-def _told_connected_late(call: Call, *, at: datetime, now: datetime) -> bool:
-    """`_connected_before_its_end`, telling webhook receivers (calls/webhooks/changes.py): one that had `call.ended`
-    with no talk time gets `call.connected`, with the call as it is now (its talk time, its outcome)."""
-    with changes.call_change(call):
-        return _connected_before_its_end(call, at=at, now=now)
 
 
 def _not_ours_for_sure(event: VccEvent, *, now: datetime) -> bool:
